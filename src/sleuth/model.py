@@ -1,0 +1,172 @@
+"""Domain types shared by every room: frozen, slotted dataclasses and Enums.
+
+These are the words of DESIGN.md §1 in code: a ``TrialSpec`` says what to run, the runner turns
+it into a ``TrialResult`` (a workload's failure is data), an oracle judges it into a ``Judgement``
+and the engine pairs both into a ``Trial``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "NAME_RE",
+    "MetricSpec",
+    "MetricValue",
+    "Outcome",
+    "Stream",
+    "Trial",
+    "TrialResult",
+    "TrialSpec",
+    "check_name",
+]
+
+#: names that reach file paths (cells, run names, candidates' directories) must match this
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+MetricValue = float | tuple[float, ...]
+
+
+def check_name(name: str) -> bool:
+    """True when ``name`` is safe as one path component (DESIGN §3)."""
+    return bool(NAME_RE.match(name)) and name not in {".", ".."}
+
+
+class Outcome(Enum):
+    """What an oracle says of one trial."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    #: untestable: the build failed, the workload exited 125
+    SKIP = "skip"
+    #: infrastructure: could not start, killed by the backend, environment broken
+    ERROR = "error"
+
+
+class Stream(Enum):
+    """Which output stream a regex looks at."""
+
+    STDOUT = "stdout"
+    STDERR = "stderr"
+    BOTH = "both"
+
+    def names(self) -> tuple[str, ...]:
+        """The stream names this selection covers, in reading order."""
+        return ("stdout", "stderr") if self is Stream.BOTH else (self.value,)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricSpec:
+    """Extract a number from a trial's output: the regex's first group (or whole match)."""
+
+    name: str
+    pattern: re.Pattern[str]
+    #: True: every match as a series; False: the last match
+    series: bool = False
+    stream: Stream = Stream.BOTH
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrialSpec:
+    """What to run for one trial.  ``argv`` is never passed through a shell."""
+
+    argv: tuple[str, ...]
+    #: the complete environment of the child (not a delta)
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    timeout_s: float | None = None
+    #: seconds between SIGTERM and SIGKILL when a trial is stopped
+    kill_grace_s: float = 5.0
+    label: str = ""
+    metrics: tuple[MetricSpec, ...] = ()
+
+    def with_env(self, extra: Mapping[str, str]) -> TrialSpec:
+        """A copy with ``extra`` laid over the environment."""
+        return _replace(self, env={**self.env, **extra})
+
+    def with_argv(self, argv: tuple[str, ...]) -> TrialSpec:
+        """A copy running ``argv`` instead."""
+        return _replace(self, argv=argv)
+
+    def with_cwd(self, cwd: str | None) -> TrialSpec:
+        """A copy running in ``cwd``."""
+        return _replace(self, cwd=cwd)
+
+
+def _replace(spec: TrialSpec, **changes: Any) -> TrialSpec:
+    from dataclasses import replace
+
+    return replace(spec, **changes)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrialResult:
+    """What happened when one ``TrialSpec`` ran.  Paths point into the trial's directory."""
+
+    spec: TrialSpec
+    trial_dir: Path
+    rc: int | None
+    signal: int | None
+    timed_out: bool
+    started_at: float
+    wall_s: float
+    stdout_path: Path
+    stderr_path: Path
+    #: the last few KiB of each stream, for signatures and reports
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    metrics: Mapping[str, MetricValue] = field(default_factory=dict)
+    host: str = ""
+    #: set when the trial could not run at all (command not found, environment broken)
+    error: str | None = None
+    #: the GPU (or other device) this trial was given, if any
+    device: str | None = None
+
+    @property
+    def id(self) -> str:
+        """The trial's id: the name of its directory."""
+        return self.trial_dir.name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Trial:
+    """A judged trial: the result plus the oracle's outcome and the failure signature."""
+
+    result: TrialResult
+    outcome: Outcome
+    signature: str | None = None
+    reason: str = ""
+
+    @property
+    def id(self) -> str:
+        """The trial's id."""
+        return self.result.id
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form used in ``result.json``, journals and ``--json`` output."""
+        r = self.result
+        return {
+            "id": r.id,
+            "label": r.spec.label,
+            "outcome": self.outcome.value,
+            "rc": r.rc,
+            "signal": r.signal,
+            "timed_out": r.timed_out,
+            "started_at": r.started_at,
+            "wall_s": round(r.wall_s, 6),
+            "metrics": {k: list(v) if isinstance(v, tuple) else v for k, v in r.metrics.items()},
+            "signature": self.signature,
+            "reason": self.reason,
+            "error": r.error,
+            "device": r.device,
+            "host": r.host,
+            "argv": list(r.spec.argv),
+            "cwd": r.spec.cwd,
+            "stdout": r.stdout_path.name,
+            "stderr": r.stderr_path.name,
+        }
