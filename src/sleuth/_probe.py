@@ -1,0 +1,212 @@
+"""The in-interpreter half of an environment snapshot; stdlib only, runnable as a script.
+
+``python /path/to/_probe.py [--deep] [--package NAME]...`` prints one JSON document (one line) on
+stdout describing the interpreter that runs it: ``python`` (version, executable, implementation,
+prefixes), ``packages`` (name -> version, ``None`` when absent), ``env`` (selected variables,
+secrets redacted) and, with ``--deep``, ``torch`` and ``jax`` build information.  Because it
+imports nothing from sleuth and spawns nothing, ``sleuth.snapshot`` can run it with any Python
+(a venv's interpreter) through the runner, or call :func:`probe` in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from typing import Any
+
+__all__ = ["DEFAULT_PACKAGES", "ENV_PREFIXES", "REDACTED", "probe", "redact_env"]
+
+#: packages always looked up (absent ones are recorded as ``None``)
+DEFAULT_PACKAGES = (
+    "torch",
+    "jax",
+    "jaxlib",
+    "numpy",
+    "triton",
+    "transformer-engine",
+    "nvidia-nccl-cu11",
+    "nvidia-nccl-cu12",
+    "nvidia-nccl-cu13",
+)
+#: installed distributions whose name matches this are recorded too (nccl/rccl wheels, GPU plugins)
+_EXTRA_DIST_RE = re.compile(r"nccl|rccl|rocm|transformer[-_.]engine|jax[-_.](cuda|rocm)|pytorch[-_.]triton")
+ENV_PREFIXES = (
+    "NCCL_",
+    "RCCL_",
+    "CUDA_",
+    "HIP_",
+    "HSA_",
+    "ROCR_",
+    "TORCH_",
+    "PYTORCH_",
+    "XLA_",
+    "JAX_",
+    "TF_",
+    "OMP_",
+)
+REDACTED = "<redacted>"
+_SECRET_NAME_RE = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+_URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]+:[^/@\s]*@")
+_TOKEN_PREFIX_RE = re.compile(
+    r"^(ghp_|gho_|ghs_|github_pat_|glpat-|hf_|sk-|xox[abprs]-|AKIA|ASIA)[A-Za-z0-9_-]{8,}"
+)
+_TOKEN_LIKE_RE = re.compile(r"^[A-Za-z0-9_+/=.-]{32,}$")
+#: device UUIDs (``GPU-8f3a...``, ``MIG-...``) are long but not secret
+_UUID_LIKE_RE = re.compile(r"^([A-Za-z]+-)?[0-9a-fA-F-]+$")
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _looks_like_token(value: str) -> bool:
+    if _TOKEN_PREFIX_RE.match(value):
+        return True
+    # long, unbroken, mixed-case alphanumerics: an API key; hex UUIDs and paths do not qualify
+    return (
+        bool(_TOKEN_LIKE_RE.match(value))
+        and not value.startswith(("/", ".", "~"))
+        and not _UUID_LIKE_RE.match(value)
+        and any(c.isupper() for c in value)
+        and any(c.islower() for c in value)
+        and any(c.isdigit() for c in value)
+    )
+
+
+def redact_value(name: str, value: str) -> str:
+    """``value`` with secrets hidden: all of it for secret names or token-like values, else URL passwords."""
+    if _SECRET_NAME_RE.search(name) or _looks_like_token(value):
+        return REDACTED
+    return _URL_CREDENTIALS_RE.sub(lambda m: f"{m['scheme']}{REDACTED}@", value)
+
+
+def redact_env(env: Mapping[str, str], prefixes: Iterable[str] = ENV_PREFIXES) -> dict[str, str]:
+    """The variables of ``env`` starting with one of ``prefixes``, sorted, with secrets redacted."""
+    pre = tuple(prefixes)
+    return {k: redact_value(k, v) for k, v in sorted(env.items()) if k.startswith(pre)}
+
+
+def _packages(extra: Iterable[str]) -> dict[str, str | None]:
+    wanted: dict[str, str] = {}
+    for name in (*DEFAULT_PACKAGES, *extra):
+        wanted.setdefault(_normalize(name), name)
+    for dist in metadata.distributions():
+        dname = dist.metadata["Name"] or ""
+        if dname and _EXTRA_DIST_RE.search(_normalize(dname)):
+            wanted.setdefault(_normalize(dname), dname)
+    found: dict[str, str | None] = {}
+    for key, name in sorted(wanted.items()):
+        try:
+            found[key] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[key] = None
+    return found
+
+
+def _python() -> dict[str, Any]:
+    return {
+        "version": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "prefix": sys.prefix,
+        "base_prefix": sys.base_prefix,
+        "in_venv": sys.prefix != sys.base_prefix,
+    }
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+
+
+def _torch() -> dict[str, Any]:
+    try:
+        import torch  # type: ignore[import-not-found, unused-ignore]
+    except Exception as exc:  # a broken install is information, not a crash
+        return {"importable": False, "error": _error(exc)}
+    info: dict[str, Any] = {"importable": True, "version": str(torch.__version__)}
+    version = getattr(torch, "version", None)
+    info["cuda"] = getattr(version, "cuda", None)
+    info["hip"] = getattr(version, "hip", None)
+    info["git_version"] = getattr(version, "git_version", None)
+    try:
+        info["cudnn"] = torch.backends.cudnn.version()
+    except Exception as exc:
+        info["cudnn"] = _error(exc)
+    try:
+        info["cuda_available"] = bool(torch.cuda.is_available())
+        info["device_count"] = int(torch.cuda.device_count())
+        info["devices"] = [str(torch.cuda.get_device_name(i)) for i in range(info["device_count"])]
+    except Exception as exc:
+        info["cuda_error"] = _error(exc)
+    try:
+        nccl = torch.cuda.nccl.version()
+        info["nccl"] = ".".join(map(str, nccl)) if isinstance(nccl, tuple) else str(nccl)
+    except Exception:
+        info["nccl"] = None
+    return info
+
+
+def _jax() -> dict[str, Any]:
+    try:
+        import jax  # type: ignore[import-not-found, unused-ignore]
+    except Exception as exc:
+        return {"importable": False, "error": _error(exc)}
+    info: dict[str, Any] = {"importable": True, "version": str(jax.__version__)}
+    try:
+        info["backend"] = str(jax.default_backend())
+        info["devices"] = [str(d) for d in jax.devices()]
+    except Exception as exc:
+        info["backend_error"] = _error(exc)
+    return info
+
+
+def probe(*, deep: bool = False, packages: Iterable[str] = ()) -> dict[str, Any]:
+    """Describe this interpreter: python, packages, redacted env vars and, when ``deep``, torch/jax."""
+    result: dict[str, Any] = {
+        "python": _python(),
+        "packages": _packages(packages),
+        "env": redact_env(os.environ),
+    }
+    if deep:
+        # only import what is installed: a failed import of an absent package is noise
+        result["torch"] = _torch() if result["packages"].get("torch") else {"importable": False}
+        jax_present = result["packages"].get("jax")
+        result["jax"] = _jax() if jax_present else {"importable": False}
+    return result
+
+
+def _main(argv: list[str]) -> int:
+    deep = False
+    packages: list[str] = []
+    it = iter(argv)
+    for arg in it:
+        if arg == "--deep":
+            deep = True
+        elif arg == "--package":
+            packages.append(next(it, ""))
+        elif arg.startswith("--package="):
+            packages.append(arg.split("=", 1)[1])
+        else:
+            sys.stderr.write(f"_probe.py: unknown argument {arg!r}\n")
+            return 2
+    # deep imports (torch, jax) may write to fd 1; keep stdout for the one JSON line
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        data = probe(deep=deep, packages=[p for p in packages if p])
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+    sys.stdout.write(json.dumps(data, sort_keys=True) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))

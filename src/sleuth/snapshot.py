@@ -1,0 +1,225 @@
+"""Environment fingerprint (OS, CPU, memory, Python, packages, GPU tools, env vars) and its diff.
+
+API (stable; bisect, matrix and the run dir use it):
+
+* :func:`collect` ``(*, deep=False, packages=(), python=None) -> dict`` — a JSON-able snapshot::
+
+      {"schema": 1, "taken_at": "2025-01-01T00:00:00Z",
+       "os": {"system", "kernel", "kernel_version", "machine", "distro", "hostname"},
+       "cpu": {"model", "count"}, "memory": {"total_bytes"},
+       "python": {"version", "implementation", "executable", "prefix", "base_prefix", "in_venv"},
+       "packages": {normalized name: version or None},
+       "env": {NAME: value (secrets -> "<redacted>")},
+       "gpu": {"nvidia_smi": {"present", "driver_version", "cuda_version",
+                              "gpus": [{"name", "memory_total"}]},
+               "rocm_smi": {"present", "driver_version", "gpus": [{"name", "memory_total"}]}},
+       "torch": {...}, "jax": {...}}          # only with deep=True
+
+  ``python=None`` probes this interpreter in-process; a path runs ``_probe.py`` with that interpreter
+  (a venv's python) through :func:`sleuth.runner.run_tool`.  ``deep`` imports torch/jax (seconds):
+  ``sleuth env`` uses it, run dirs do not.  Missing tools are ``{"present": False}``, never errors.
+* :func:`diff` ``(a, b) -> list[Change]`` — flattened key paths (``packages.torch``,
+  ``gpu.nvidia_smi.gpus[0].name``) that were added, removed or changed; volatile keys
+  (:data:`VOLATILE`) are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from sleuth import _probe
+from sleuth.errors import InfrastructureError
+
+__all__ = ["SCHEMA", "VOLATILE", "Change", "ChangeKind", "collect", "diff", "flatten"]
+
+SCHEMA = 1
+#: key paths that differ between any two snapshots and say nothing about the environment
+VOLATILE = frozenset({"taken_at"})
+_TOOL_TIMEOUT_S = 60.0
+
+
+class ChangeKind(Enum):
+    """How one key path differs between two snapshots."""
+
+    ADDED = "added"
+    REMOVED = "removed"
+    CHANGED = "changed"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One difference: ``old`` is ``None`` when added, ``new`` is ``None`` when removed."""
+
+    path: str
+    kind: ChangeKind
+    old: Any = None
+    new: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form used by ``sleuth env diff --json``."""
+        return {"path": self.path, "kind": self.kind.value, "old": self.old, "new": self.new}
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _os_info() -> dict[str, Any]:
+    uname = platform.uname()
+    distro = None
+    for line in _read("/etc/os-release").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            distro = line.split("=", 1)[1].strip().strip('"')
+    return {
+        "system": uname.system,
+        "kernel": uname.release,
+        "kernel_version": uname.version,
+        "machine": uname.machine,
+        "distro": distro or (platform.mac_ver()[0] and f"macOS {platform.mac_ver()[0]}") or None,
+        "hostname": uname.node,
+    }
+
+
+def _cpu_info() -> dict[str, Any]:
+    model = None
+    for line in _read("/proc/cpuinfo").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "Hardware", "cpu model") and value.strip():
+            model = value.strip()
+            break
+    return {"model": model or platform.processor() or None, "count": os.cpu_count()}
+
+
+def _memory_info() -> dict[str, Any]:
+    for line in _read("/proc/meminfo").splitlines():
+        if line.startswith("MemTotal:"):
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                return {"total_bytes": int(parts[1]) * 1024}
+    return {"total_bytes": None}
+
+
+def _tool(argv: Sequence[str]) -> str | None:
+    """stdout of a GPU tool, or ``None`` when it is absent or fails."""
+    from sleuth.runner import run_tool
+
+    try:
+        res = run_tool(argv, timeout_s=_TOOL_TIMEOUT_S)
+    except InfrastructureError:
+        return None
+    return res.stdout if res.ok else None
+
+
+def _nvidia_smi() -> dict[str, Any]:
+    if shutil.which("nvidia-smi") is None:
+        return {"present": False}
+    query = ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"]
+    out = _tool(query)
+    if out is None:
+        return {"present": True, "error": "nvidia-smi --query-gpu failed"}
+    gpus: list[dict[str, Any]] = []
+    drivers: set[str] = set()
+    for line in out.splitlines():
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) >= 3 and fields[0]:
+            gpus.append({"name": fields[0], "memory_total": fields[2]})
+            drivers.add(fields[1])
+    cuda = None
+    for line in (_tool(["nvidia-smi"]) or "").splitlines():
+        if "CUDA Version:" in line:
+            cuda = line.split("CUDA Version:", 1)[1].split()[0].strip("|")
+    driver = ",".join(sorted(drivers)) or None
+    return {"present": True, "driver_version": driver, "cuda_version": cuda, "gpus": gpus}
+
+
+def _rocm_smi() -> dict[str, Any]:
+    if shutil.which("rocm-smi") is None:
+        return {"present": False}
+    out = _tool(["rocm-smi", "--showproductname", "--showdriverversion", "--showmeminfo", "vram", "--json"])
+    try:
+        data = json.loads(out or "")
+    except json.JSONDecodeError:
+        return {"present": True, "error": "rocm-smi --json gave no JSON", "raw": (out or "")[:2000]}
+    gpus: list[dict[str, Any]] = []
+    driver = None
+    for key, card in sorted(data.items()) if isinstance(data, dict) else ():
+        if not isinstance(card, dict):
+            continue
+        if key.startswith("card"):
+            name = card.get("Card Series") or card.get("Card series") or card.get("Card SKU")
+            gpus.append({"name": name, "memory_total": card.get("VRAM Total Memory (B)")})
+        driver = driver or card.get("Driver version")
+    return {"present": True, "driver_version": driver, "gpus": gpus}
+
+
+def _probe_other(python: str, deep: bool, packages: Iterable[str]) -> dict[str, Any]:
+    from sleuth.runner import run_tool
+
+    argv = [python, _probe.__file__, *(["--deep"] if deep else [])]
+    for name in packages:
+        argv += ["--package", name]
+    res = run_tool(argv, timeout_s=300.0)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    if not res.ok or not lines:
+        raise InfrastructureError(f"could not probe the interpreter {python}: {res.brief()}")
+    data: dict[str, Any] = json.loads(lines[-1])
+    return data
+
+
+def collect(*, deep: bool = False, packages: Iterable[str] = (), python: str | None = None) -> dict[str, Any]:
+    """Snapshot this machine plus the interpreter ``python`` (default: this one); see the module doc."""
+    packages = tuple(packages)
+    if python is None:
+        inner = _probe.probe(deep=deep, packages=packages)
+    else:
+        inner = _probe_other(python, deep, packages)
+    snap: dict[str, Any] = {
+        "schema": SCHEMA,
+        "taken_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "os": _os_info(),
+        "cpu": _cpu_info(),
+        "memory": _memory_info(),
+        "gpu": {"nvidia_smi": _nvidia_smi(), "rocm_smi": _rocm_smi()},
+    }
+    snap.update(inner)
+    return snap
+
+
+def flatten(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Leaf ``(path, value)`` pairs: dict keys joined by ``.``, list items as ``[i]``."""
+    if isinstance(data, dict) and data:
+        for key in sorted(data, key=str):
+            yield from flatten(data[key], f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(data, list) and data:
+        for i, item in enumerate(data):
+            yield from flatten(item, f"{prefix}[{i}]")
+    else:
+        yield prefix, data
+
+
+def diff(a: dict[str, Any], b: dict[str, Any], *, ignore: Iterable[str] = VOLATILE) -> list[Change]:
+    """What differs from snapshot ``a`` to ``b``, by flattened key path, sorted by path."""
+    skip = set(ignore)
+    fa = {k: v for k, v in flatten(a) if k.split(".")[0] not in skip and k not in skip}
+    fb = {k: v for k, v in flatten(b) if k.split(".")[0] not in skip and k not in skip}
+    changes: list[Change] = []
+    for path in sorted(fa.keys() | fb.keys()):
+        if path not in fb:
+            changes.append(Change(path, ChangeKind.REMOVED, old=fa[path]))
+        elif path not in fa:
+            changes.append(Change(path, ChangeKind.ADDED, new=fb[path]))
+        elif fa[path] != fb[path]:
+            changes.append(Change(path, ChangeKind.CHANGED, old=fa[path], new=fb[path]))
+    return changes

@@ -1,0 +1,190 @@
+"""sleuth.snapshot: real interpreters (this one and a fresh venv), fake GPU tools on PATH, redaction, diff."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sleuth import _probe
+from sleuth.snapshot import SCHEMA, Change, ChangeKind, collect, diff, flatten
+
+
+@pytest.fixture(scope="module")
+def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real, empty virtual environment (no pip, no network)."""
+    root = tmp_path_factory.mktemp("venv") / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    return root / "bin" / "python"
+
+
+def _tool(bin_dir: Path, name: str, body: str) -> None:
+    path = bin_dir / name
+    path.write_text(f"#!{sys.executable}\nimport sys\n{body}\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+@pytest.fixture
+def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A directory put first on PATH for fake GPU tools."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    return bin_dir
+
+
+def test_in_process_snapshot_has_every_section() -> None:
+    snap = collect(packages=["click"])
+    assert snap["schema"] == SCHEMA
+    assert snap["taken_at"].endswith("Z")
+    assert {"os", "cpu", "memory", "python", "packages", "env", "gpu"} <= snap.keys()
+    assert snap["python"]["executable"] == sys.executable
+    assert snap["python"]["prefix"] == sys.prefix
+    assert snap["cpu"]["count"] == os.cpu_count()
+    assert snap["packages"]["click"]
+    assert snap["packages"]["numpy"]
+    assert "torch" in snap["packages"]
+    assert "nvidia-nccl-cu12" in snap["packages"]
+    assert "torch" not in snap  # shallow: build info only when asked
+    json.dumps(snap)  # JSON-able
+
+
+def test_other_interpreter_sees_its_own_prefix(venv_python: Path) -> None:
+    snap = collect(python=str(venv_python), packages=["click", "no-such-package-xyz"])
+    venv_root = venv_python.parent.parent
+    assert Path(snap["python"]["prefix"]).resolve() == venv_root.resolve()
+    assert snap["python"]["in_venv"] is True
+    assert snap["python"]["executable"] == str(venv_python)
+    # the empty venv has none of this interpreter's packages
+    assert snap["packages"]["numpy"] is None
+    assert snap["packages"]["click"] is None
+    assert snap["packages"]["no-such-package-xyz"] is None
+
+
+def test_deep_probe_records_absent_frameworks(venv_python: Path) -> None:
+    snap = collect(python=str(venv_python), deep=True)
+    assert snap["torch"] == {"importable": False}
+    assert snap["jax"] == {"importable": False}
+
+
+def test_missing_gpu_tools_are_absent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing there
+    snap = collect()
+    assert snap["gpu"] == {"nvidia_smi": {"present": False}, "rocm_smi": {"present": False}}
+
+
+def test_nvidia_smi_output_is_parsed(fake_bin: Path) -> None:
+    _tool(
+        fake_bin,
+        "nvidia-smi",
+        "if any(a.startswith('--query-gpu') for a in sys.argv):\n"
+        "    print('NVIDIA H100 80GB HBM3, 550.54.15, 81559 MiB')\n"
+        "    print('NVIDIA H100 80GB HBM3, 550.54.15, 81559 MiB')\n"
+        "else:\n"
+        "    print('| NVIDIA-SMI 550.54.15   Driver Version: 550.54.15   CUDA Version: 12.4     |')\n",
+    )
+    nv = collect()["gpu"]["nvidia_smi"]
+    assert nv == {
+        "present": True,
+        "driver_version": "550.54.15",
+        "cuda_version": "12.4",
+        "gpus": [{"name": "NVIDIA H100 80GB HBM3", "memory_total": "81559 MiB"}] * 2,
+    }
+
+
+def test_failing_nvidia_smi_is_recorded_not_raised(fake_bin: Path) -> None:
+    _tool(fake_bin, "nvidia-smi", "print('NVIDIA-SMI has failed', file=sys.stderr)\nsys.exit(9)")
+    nv = collect()["gpu"]["nvidia_smi"]
+    assert nv["present"] is True
+    assert "error" in nv
+
+
+def test_rocm_smi_json_is_parsed(fake_bin: Path) -> None:
+    doc = {
+        "card0": {"Card Series": "AMD Instinct MI300X", "VRAM Total Memory (B)": "205822885888"},
+        "system": {"Driver version": "6.7.0"},
+    }
+    _tool(fake_bin, "rocm-smi", f"print({json.dumps(json.dumps(doc))})")
+    rocm = collect()["gpu"]["rocm_smi"]
+    assert rocm == {
+        "present": True,
+        "driver_version": "6.7.0",
+        "gpus": [{"name": "AMD Instinct MI300X", "memory_total": "205822885888"}],
+    }
+
+
+SECRET_ENV = {
+    "NCCL_SOCKET_IFNAME": "eth0",
+    "XLA_FLAGS": "--xla_gpu_enable_triton_gemm=false --xla_dump_to=/tmp/x",
+    "CUDA_VISIBLE_DEVICES": "GPU-8f3a2c1e-4b5d-6e7f-8a9b-0c1d2e3f4a5b",
+    "CUDA_API_KEY": "hunter2",
+    "TORCH_HUB_TOKEN": "abc",
+    "HF_TOKEN": "hf_never_recorded_at_all",
+    "TORCH_HOME_URL": "https://alice:s3cret@mirror.example.com/torch",
+    "JAX_REMOTE": "ghp_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+    "OMP_OPAQUE": "Zx8Q2mVb7LkP4nRt9WcY3hJs6GdF1aEu",
+}
+
+
+@pytest.mark.parametrize("where", ["in-process", "venv"])
+def test_env_vars_are_filtered_and_redacted(
+    where: str, venv_python: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in SECRET_ENV.items():
+        monkeypatch.setenv(key, value)
+    env = collect(python=None if where == "in-process" else str(venv_python))["env"]
+    assert env["NCCL_SOCKET_IFNAME"] == "eth0"
+    assert env["XLA_FLAGS"] == SECRET_ENV["XLA_FLAGS"]
+    assert env["CUDA_VISIBLE_DEVICES"] == SECRET_ENV["CUDA_VISIBLE_DEVICES"]
+    assert env["CUDA_API_KEY"] == _probe.REDACTED
+    assert env["TORCH_HUB_TOKEN"] == _probe.REDACTED
+    assert "HF_TOKEN" not in env  # not one of the recorded prefixes
+    assert env["TORCH_HOME_URL"] == "https://<redacted>@mirror.example.com/torch"
+    assert env["JAX_REMOTE"] == _probe.REDACTED
+    assert env["OMP_OPAQUE"] == _probe.REDACTED
+    text = json.dumps(env)
+    assert "hunter2" not in text
+    assert "s3cret" not in text
+
+
+def test_probe_script_prints_one_json_line(venv_python: Path) -> None:
+    out = subprocess.run(
+        [str(venv_python), _probe.__file__, "--package", "foo"], capture_output=True, text=True, check=True
+    ).stdout
+    assert len(out.splitlines()) == 1
+    assert json.loads(out)["packages"]["foo"] is None
+
+
+def test_flatten_paths() -> None:
+    data = {"a": {"b": 1, "c": [{"d": 2}, 3]}, "e": {}, "f": None}
+    assert dict(flatten(data)) == {"a.b": 1, "a.c[0].d": 2, "a.c[1]": 3, "e": {}, "f": None}
+
+
+def test_diff_reports_changed_added_removed_and_ignores_volatile() -> None:
+    a: dict[str, Any] = collect(packages=["click"])
+    assert diff(a, copy.deepcopy(a)) == []
+    b = copy.deepcopy(a)
+    b["taken_at"] = "1999-01-01T00:00:00Z"
+    assert diff(a, b) == []
+    b["packages"]["numpy"] = "0.0.1"
+    b["env"]["NCCL_P2P_DISABLE"] = "1"
+    del b["packages"]["click"]
+    b["gpu"]["nvidia_smi"] = {"present": True, "gpus": [{"name": "X"}]}
+    changes = {c.path: c for c in diff(a, b)}
+    assert changes["packages.numpy"] == Change(
+        "packages.numpy", ChangeKind.CHANGED, old=a["packages"]["numpy"], new="0.0.1"
+    )
+    assert changes["env.NCCL_P2P_DISABLE"].kind is ChangeKind.ADDED
+    assert changes["packages.click"].kind is ChangeKind.REMOVED
+    assert changes["packages.click"].old == a["packages"]["click"]
+    assert changes["gpu.nvidia_smi.present"].kind is ChangeKind.CHANGED
+    assert changes["gpu.nvidia_smi.gpus[0].name"].new == "X"
+    assert "taken_at" not in changes
+    assert changes["packages.numpy"].to_dict()["kind"] == "changed"
