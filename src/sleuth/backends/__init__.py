@@ -1,0 +1,36 @@
+"""Backends dispatch trials: ``local`` (embedded default); ``slurm`` and ``ray`` later.
+
+The contract (DESIGN §3): ``slots()`` says how many trials may run at once, ``submit(spec,
+trial_dir)`` returns a future of the ``TrialResult``, ``cancel_all()`` stops everything running,
+``close()`` releases the workers.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Protocol
+
+from sleuth.model import TrialResult, TrialSpec
+
+__all__ = ["Backend"]
+
+
+class Backend(Protocol):
+    """How trials are dispatched."""
+
+    def slots(self) -> int:
+        """How many trials may run at once."""
+        ...
+
+    def submit(self, spec: TrialSpec, trial_dir: Path) -> Future[TrialResult]:
+        """Start (or queue) one trial; its result arrives through the future."""
+        ...
+
+    def cancel_all(self) -> None:
+        """Stop every running trial and drop the queued ones."""
+        ...
+
+    def close(self) -> None:
+        """Release the workers (waits for nothing)."""
+        ...

@@ -1,0 +1,113 @@
+"""The ``sleuth`` command line: a thin click group whose verbs load lazily.
+
+``main(argv) -> int`` is the console script.  Errors sleuth raises on purpose (``SleuthError``)
+and click's usage errors print one line and return their exit code; anything else is our bug
+and keeps its traceback.  Verbs live in ``sleuth.cli.<verb>`` modules exposing ``command``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+
+import click
+
+from sleuth import __version__
+from sleuth.errors import ExitCode, SleuthError
+
+__all__ = ["main"]
+
+#: verb -> (module, one-line help); modules are imported only when the verb is used
+VERBS: dict[str, tuple[str, str]] = {
+    "run": ("sleuth.cli.run", "Run a command k times, judge each trial, keep every log."),
+    "bisect": ("sleuth.cli.bisect", "Find the first bad commit, release, image or list entry."),
+    "matrix": ("sleuth.cli.matrix", "Mitigations x environments x trials, with honest statistics."),
+    "env": ("sleuth.cli.env", "Snapshot the environment, or diff two snapshots."),
+    "schema": ("sleuth.cli.schema", "Print the JSON Schema of a config file."),
+    "mitigations": ("sleuth.cli.mitigations", "List the known mitigations and where they come from."),
+    "environments": ("sleuth.cli.environments", "List the known environment kinds."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a verb's module only when that verb runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [v for v, (mod, _) in VERBS.items() if _available(mod)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = VERBS.get(cmd_name)
+        if entry is None:
+            return None
+        try:
+            module = import_module(entry[0])
+        except ModuleNotFoundError as exc:
+            if exc.name == entry[0]:
+                return None
+            raise
+        cmd: click.Command = module.command
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(v, VERBS[v][1]) for v in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _available(module: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(module) is not None
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"sleuth {__version__}")
+        ctx.exit(0)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Print the version and exit.")
+def cli() -> None:
+    """sleuth finds out why an ML/GPU workload fails or got slower.
+
+    Exit codes: 0 answer found / all passed, 1 failed or regressed, 2 usage or config error,
+    3 inconclusive, 4 infrastructure error, 130 interrupted.
+    """
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    path = exc.ctx.command_path if exc.ctx is not None else "sleuth"
+    msg = exc.format_message().strip().replace("\n", " ")
+    if msg and msg[0].isupper() and not msg[:2].isupper():
+        msg = msg[0].lower() + msg[1:]
+    return f"{path}: {msg} (see '{path} --help')"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        rv = cli.main(args=args, prog_name="sleuth", standalone_mode=False)
+    except click.UsageError as exc:
+        click.echo(f"error: {_usage_line(exc)}", err=True)
+        return int(ExitCode.USAGE)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        return int(ExitCode.INTERRUPTED)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        return int(ExitCode.USAGE)
+    except SleuthError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        return 0
+    return rv if isinstance(rv, int) else 0

@@ -1,0 +1,75 @@
+"""Rendering helpers shared by the verbs: consoles, JSON output, outcome colours, options."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sleuth.model import Outcome
+
+__all__ = ["OUTCOME_STYLE", "console", "err_console", "output_option", "print_json", "fmt_rate", "fmt_s"]
+
+OUTCOME_STYLE = {
+    Outcome.PASS: "green",
+    Outcome.FAIL: "bold red",
+    Outcome.SKIP: "yellow",
+    Outcome.ERROR: "magenta",
+}
+
+
+def console() -> Any:
+    """A rich console on stdout (imported lazily: start-up time)."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def err_console() -> Any:
+    """A rich console on stderr, for progress and notes."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def print_json(obj: Any) -> None:
+    """One JSON document on stdout."""
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def output_option(func: Any) -> Any:
+    """``--output DIR``: where run dirs go (default ``$SLEUTH_OUTPUT`` or ``./sleuth-runs``)."""
+    return click.option(
+        "--output",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=lambda: Path(os.environ.get("SLEUTH_OUTPUT", "sleuth-runs")),
+        show_default="$SLEUTH_OUTPUT or ./sleuth-runs",
+        help="Root folder for run dirs.",
+    )(func)
+
+
+def fmt_s(seconds: float | None) -> str:
+    """Seconds for people: 0.042s, 3.1s, 2m05s."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.3f}s"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s"
+
+
+def fmt_rate(rate: float | None, ci: list[float] | tuple[float, float] | None) -> str:
+    """``33.3% [95% CI 12.1-64.6%]``."""
+    if rate is None:
+        return "n/a (no judged trials)"
+    text = f"{100 * rate:.1f}%"
+    if ci is not None:
+        text += f" [95% CI {100 * ci[0]:.1f}-{100 * ci[1]:.1f}%]"
+    return text

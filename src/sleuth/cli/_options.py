@@ -1,0 +1,175 @@
+"""Flags shared by the verbs that run workloads (run, bisect, matrix's shim), declared once.
+
+Each ``parse_*`` turns raw flag values into core types and raises ``UsageError`` naming the
+flag, the bad value and how to fix it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+from sleuth.errors import UsageError
+from sleuth.model import MetricSpec, Stream
+from sleuth.oracle import OracleConfig, Threshold
+
+__all__ = [
+    "oracle_options",
+    "parse_env",
+    "parse_gpus",
+    "parse_metrics",
+    "parse_oracle",
+    "parse_timeout",
+    "workload_options",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(func: F) -> F:
+        for d in reversed(decorators):
+            func = d(func)
+        return func
+
+    return apply
+
+
+def oracle_options(func: F) -> F:
+    """``--skip-exit --fail-regex --stream --metric --metric-series --fail-above --fail-below --oracle``."""
+    return _stack(
+        click.option("--skip-exit", "skip_exit", multiple=True, type=int, metavar="CODE",
+                     help="An exit code meaning 'untestable' (SKIP), e.g. 125. Repeatable."),
+        click.option("--fail-regex", metavar="RE", help="FAIL when this regex matches the output, even on exit 0."),
+        click.option("--stream", type=click.Choice(["stdout", "stderr", "both"]), default="both", show_default=True,
+                     help="Which output --fail-regex reads."),
+        click.option("--metric", "metric", multiple=True, metavar="NAME=REGEX",
+                     help="Extract a number (first group of the last match). Repeatable."),
+        click.option("--metric-series", "metric_series", multiple=True, metavar="NAME=REGEX",
+                     help="Extract every match as a series. Repeatable."),
+        click.option("--fail-above", multiple=True, metavar="NAME=X", help="FAIL when metric NAME > X."),
+        click.option("--fail-below", multiple=True, metavar="NAME=X", help="FAIL when metric NAME < X."),
+        click.option("--oracle", "oracle_ref", metavar="MODULE:FUNC",
+                     help="A Python callable judging the TrialResult (returns Outcome, bool or None)."),
+    )(func)
+
+
+def workload_options(func: F) -> F:
+    """``--env --cwd --timeout --kill-grace``."""
+    return _stack(
+        click.option("--env", "env", multiple=True, metavar="K=V", help="Set a variable for the workload. Repeatable."),
+        click.option("--cwd", type=click.Path(file_okay=False), help="Working directory of the workload."),
+        click.option("--timeout", "timeout", type=float, metavar="S",
+                     help="Stop a trial after S seconds (whole process tree); counts as FAIL."),
+        click.option("--kill-grace", type=float, default=5.0, show_default=True, metavar="S",
+                     help="Seconds between SIGTERM and SIGKILL when a trial is stopped."),
+    )(func)
+
+
+def _split(flag: str, value: str, what: str) -> tuple[str, str]:
+    key, sep, rest = value.partition("=")
+    if not sep or not key:
+        raise UsageError(f"{flag} {value!r}: expected {what}")
+    return key, rest
+
+
+def parse_env(values: Iterable[str], flag: str = "--env") -> dict[str, str]:
+    """``K=V`` pairs; K must be a valid variable name."""
+    out: dict[str, str] = {}
+    for v in values:
+        key, val = _split(flag, v, "K=V, e.g. --env NCCL_DEBUG=INFO")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise UsageError(f"{flag} {v!r}: {key!r} is not a valid variable name (letters, digits, '_')")
+        out[key] = val
+    return out
+
+
+def compile_regex(flag: str, pattern: str) -> re.Pattern[str]:
+    """Compile with MULTILINE (``^``/``$`` match at lines) or raise a UsageError naming the flag."""
+    try:
+        return re.compile(pattern, re.MULTILINE)
+    except re.error as exc:
+        raise UsageError(f"{flag} {pattern!r}: invalid regex: {exc}") from exc
+
+
+def parse_metrics(last: Iterable[str], series: Iterable[str]) -> tuple[MetricSpec, ...]:
+    """``NAME=REGEX`` for --metric (last match) and --metric-series (every match)."""
+    out: list[MetricSpec] = []
+    seen: set[str] = set()
+    for flag, values, is_series in (("--metric", last, False), ("--metric-series", series, True)):
+        for v in values:
+            name, pattern = _split(flag, v, "NAME=REGEX, e.g. --metric 'loss=loss=([0-9.]+)'")
+            if name in seen:
+                raise UsageError(f"{flag} {v!r}: metric {name!r} defined twice")
+            seen.add(name)
+            rx = compile_regex(flag, pattern)
+            out.append(MetricSpec(name=name, pattern=rx, series=is_series, stream=Stream.BOTH))
+    return tuple(out)
+
+
+def _thresholds(values: Sequence[str], flag: str, above: bool) -> list[Threshold]:
+    out = []
+    for v in values:
+        name, num = _split(flag, v, "NAME=NUMBER, e.g. --fail-above loss=2.5")
+        try:
+            limit = float(num)
+        except ValueError:
+            raise UsageError(f"{flag} {v!r}: {num!r} is not a number") from None
+        if math.isnan(limit):
+            raise UsageError(f"{flag} {v!r}: the limit must be a number, not NaN")
+        out.append(Threshold(name=name, limit=limit, above=above))
+    return out
+
+
+def parse_oracle(
+    *,
+    skip_exit: Sequence[int],
+    fail_regex: str | None,
+    stream: str,
+    fail_above: Sequence[str],
+    fail_below: Sequence[str],
+    oracle_ref: str | None,
+    metrics: Sequence[MetricSpec] = (),
+    default_skip: Sequence[int] = (),
+) -> OracleConfig:
+    """The oracle flags as an ``OracleConfig`` (the callable is imported later by ``build_oracle``)."""
+    for code in skip_exit:
+        if not 0 < code < 256:
+            raise UsageError(f"--skip-exit {code}: an exit code lies in 1..255")
+    thresholds = _thresholds(fail_above, "--fail-above", True) + _thresholds(fail_below, "--fail-below", False)
+    return OracleConfig(
+        skip_exit=tuple(skip_exit) or tuple(default_skip),
+        fail_regex=compile_regex("--fail-regex", fail_regex) if fail_regex is not None else None,
+        stream=Stream(stream),
+        thresholds=tuple(thresholds),
+        callable_ref=oracle_ref,
+    )
+
+
+def parse_timeout(timeout: float | None, kill_grace: float) -> tuple[float | None, float]:
+    """Validate ``--timeout`` (> 0) and ``--kill-grace`` (>= 0)."""
+    if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
+        raise UsageError(f"--timeout {timeout:g}: must be a positive number of seconds")
+    if not (kill_grace >= 0 and math.isfinite(kill_grace)):
+        raise UsageError(f"--kill-grace {kill_grace:g}: must be zero or a positive number of seconds")
+    return timeout, kill_grace
+
+
+def parse_gpus(value: str | None) -> tuple[str, ...]:
+    """``0,1,3`` -> ("0", "1", "3"); device ids are non-negative integers or GPU UUIDs."""
+    if value is None:
+        return ()
+    ids = tuple(p.strip() for p in value.split(","))
+    for i in ids:
+        if not (i.isdigit() or re.fullmatch(r"(GPU|MIG)-[0-9A-Za-z-]+", i)):
+            raise UsageError(
+                f"--gpus {value!r}: {i!r} is not a device id",
+                hint="give a comma-separated list like --gpus 0,1 (or GPU-UUIDs)",
+            )
+    if len(set(ids)) != len(ids):
+        raise UsageError(f"--gpus {value!r}: a device is listed twice")
+    return ids

@@ -1,0 +1,162 @@
+"""Run directories, the append-only journal, and atomic writes.
+
+A run dir is ``<output>/<verb>/<name>/<UTC timestamp>[-N]/``.  The leaf is claimed with a plain
+``mkdir`` (never ``exist_ok``), so two sleuth processes started in the same second get two
+directories.  ``journal.jsonl`` gets one JSON object per line, flushed on every append,
+so a ``kill -9`` loses at most the line being written (``fsync=True`` also survives a power loss,
+at a few ms per event); :func:`read_journal` drops a torn last line.
+Files that must be whole (``summary.json``, ``result.json``) go through :func:`atomic_write_text`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sleuth.errors import UsageError
+from sleuth.model import check_name
+
+__all__ = [
+    "Journal",
+    "RunDir",
+    "atomic_write_json",
+    "atomic_write_text",
+    "read_journal",
+]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+class Journal:
+    """Append-only JSON-lines event log.  Thread-safe; every append is flushed to the OS."""
+
+    def __init__(self, path: Path, *, fsync: bool = False) -> None:
+        self.path = path
+        self._fsync = fsync
+        self._lock = threading.Lock()
+        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def append(self, event: str, **data: Any) -> None:
+        """Append one event ``{"event": ..., "t": unix time, **data}``."""
+        line = json.dumps({"event": event, "t": round(time.time(), 6), **data}, default=str)
+        with self._lock:
+            self._fh.write(line + "\n")
+            self._fh.flush()
+            if self._fsync:
+                os.fdatasync(self._fh.fileno())
+
+    def close(self) -> None:
+        """Close the file; further appends raise."""
+        with self._lock:
+            self._fh.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """Every complete event of a journal; a torn (unterminated or unparsable) last line is dropped."""
+    events: list[dict[str, Any]] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return events
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i >= len(lines) - 2:  # the last written line was cut by a crash
+                break
+            raise
+    return events
+
+
+class RunDir:
+    """The on-disk record of one sleuth invocation."""
+
+    def __init__(self, path: Path, *, fsync: bool = False) -> None:
+        self.path = path
+        self.journal = Journal(path / "journal.jsonl", fsync=fsync)
+
+    @classmethod
+    def create(cls, output: Path, verb: str, name: str, *, fsync: bool = False) -> RunDir:
+        """Claim a new ``<output>/<verb>/<name>/<UTC timestamp>[-N]`` directory."""
+        if not check_name(name):
+            raise UsageError(
+                f"run name {name!r} cannot be used as a directory name",
+                hint="use letters, digits, '_', '.', '-' (not starting with '.' or '-')",
+            )
+        parent = output / verb / name
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--output {output}: cannot create {parent}: {exc.strerror}") from exc
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        for n in range(10_000):
+            leaf = parent / (stamp if n == 0 else f"{stamp}-{n}")
+            try:
+                leaf.mkdir()
+            except FileExistsError:
+                continue
+            return cls(leaf, fsync=fsync)
+        raise UsageError(f"--output {output}: too many runs named {name!r} in one second")
+
+    @classmethod
+    def open(cls, path: Path, *, fsync: bool = False) -> RunDir:
+        """Reopen an existing run dir (to resume it)."""
+        if not (path / "journal.jsonl").is_file():
+            raise UsageError(f"{path}: not a sleuth run dir (no journal.jsonl)", hint="pass the run dir printed by the run")
+        return cls(path, fsync=fsync)
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event journaled so far."""
+        return read_journal(self.journal.path)
+
+    def trial_dir(self, trial_id: str, subdir: str = "trials") -> Path:
+        """Create (fresh) and return ``<run dir>/<subdir>/<trial_id>``."""
+        d = self.path / subdir / trial_id
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def write_json(self, relpath: str, obj: Any) -> Path:
+        """Atomically write ``obj`` as JSON at ``relpath`` inside the run dir."""
+        p = self.path / relpath
+        atomic_write_json(p, obj)
+        return p
+
+    def write_text(self, relpath: str, text: str) -> Path:
+        """Atomically write ``text`` at ``relpath`` inside the run dir."""
+        p = self.path / relpath
+        atomic_write_text(p, text)
+        return p
+
+    def close(self) -> None:
+        """Close the journal."""
+        self.journal.close()

@@ -1,0 +1,248 @@
+"""Oracles judge a ``TrialResult`` into an ``Outcome``; failure signatures name the bug.
+
+The built-in oracle combines, in order: an infrastructure error (ERROR), a skip exit code (SKIP),
+a timeout / signal / non-zero exit (FAIL), a ``--fail-regex`` match in the chosen stream (FAIL, even
+on exit 0) and metric thresholds (FAIL).  A user callable (``module:function`` or
+``path/to/file.py:function``) sees the ``TrialResult`` and may override the verdict.
+
+A *signature* is the normalized identity of a failure: ``exit 1: ValueError: loss is <n>``,
+``signal SIGSEGV``, ``timeout``.  Numbers, hex addresses, paths, UUIDs and timestamps become
+placeholders so two runs of the same bug share a signature.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+import re
+import signal as _signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from sleuth.errors import UsageError
+from sleuth.model import Outcome, Stream, TrialResult
+from sleuth.scan import find_first_line
+
+__all__ = [
+    "Judgement",
+    "Oracle",
+    "OracleConfig",
+    "StandardOracle",
+    "Threshold",
+    "build_oracle",
+    "error_line",
+    "head_of",
+    "load_callable",
+    "normalize_line",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """An oracle's verdict on one trial."""
+
+    outcome: Outcome
+    signature: str | None = None
+    reason: str = ""
+
+
+class Oracle(Protocol):
+    """Anything that judges a trial."""
+
+    def judge(self, result: TrialResult) -> Judgement:
+        """The verdict on ``result``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Threshold:
+    """FAIL when metric ``name`` is above (``above=True``) or below ``limit``."""
+
+    name: str
+    limit: float
+    above: bool
+
+    def describe(self) -> str:
+        """``loss > 2.5`` style text."""
+        return f"{self.name} {'>' if self.above else '<'} {self.limit:g}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OracleConfig:
+    """Everything the built-in oracle needs; built from CLI flags or a recipe."""
+
+    skip_exit: tuple[int, ...] = ()
+    fail_regex: re.Pattern[str] | None = None
+    stream: Stream = Stream.BOTH
+    thresholds: tuple[Threshold, ...] = ()
+    #: ``module:function`` or ``file.py:function``; loaded by :func:`build_oracle`
+    callable_ref: str | None = None
+    #: a non-zero exit code is a FAIL (False: only the regex/thresholds/callable decide)
+    nonzero_fails: bool = True
+
+
+# --- signatures -------------------------------------------------------------------------------
+
+_NORMALIZERS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"), "<ts>"),
+    (re.compile(r"\b\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\b"), "<ts>"),
+    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<uuid>"),
+    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
+    (re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{8,}\b"), "<hex>"),
+    (re.compile(r"(?:~|\.{1,2})?(?:/[\w.@+%=~-]+)+/?|\b[\w.-]+(?:/[\w.@+%=~-]+)+"), "<path>"),
+    (re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w])"), "<n>"),
+)
+_WS = re.compile(r"\s+")
+
+_EXC_LINE = re.compile(
+    r"^\s*((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Failure|Fault))(?::.*)?$",
+    re.MULTILINE,
+)
+_ERR_WORDS = re.compile(
+    r"^.*(?:\b(?:error|fatal|panic|abort(?:ed)?|assert(?:ion)?|exception|failed|failure|nan)\b"
+    r"|segmentation fault|core dumped|illegal memory access).*$",
+    re.MULTILINE | re.IGNORECASE,
+)
+
+
+def normalize_line(line: str, limit: int = 200) -> str:
+    """Replace run-specific parts (numbers, addresses, paths, times) with placeholders."""
+    text = line.strip()
+    for pattern, repl in _NORMALIZERS:
+        text = pattern.sub(repl, text)
+    text = _WS.sub(" ", text)
+    return text[:limit]
+
+
+def error_line(result: TrialResult) -> str | None:
+    """The line that best names the error: the last Python exception line, else the first error-ish line."""
+    for text in (result.stderr_tail, result.stdout_tail):
+        matches = list(_EXC_LINE.finditer(text))
+        if matches:
+            return matches[-1].group(0).strip()
+    for text in (result.stderr_tail, result.stdout_tail):
+        m = _ERR_WORDS.search(text)
+        if m:
+            return m.group(0).strip()
+    return None
+
+
+def head_of(result: TrialResult) -> str:
+    """``timeout``, ``signal SIGSEGV`` or ``exit N``."""
+    if result.timed_out:
+        return "timeout"
+    if result.signal is not None:
+        try:
+            return f"signal {_signal.Signals(result.signal).name}"
+        except ValueError:
+            return f"signal {result.signal}"
+    return f"exit {result.rc}"
+
+
+def _signature(head: str, line: str | None) -> str:
+    return f"{head}: {normalize_line(line)}" if line else head
+
+
+# --- the built-in oracle ----------------------------------------------------------------------
+
+
+def load_callable(ref: str) -> Callable[[TrialResult], Any]:
+    """Import ``module:function`` or ``path/file.py:function``; UsageError naming ``--oracle`` if it fails."""
+    mod_name, sep, func_name = ref.rpartition(":")
+    if not sep or not mod_name or not func_name:
+        raise UsageError(f"--oracle {ref!r}: expected module:function or path/to/file.py:function")
+    try:
+        if mod_name.endswith(".py"):
+            path = Path(mod_name)
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            if spec is None or spec.loader is None or not path.is_file():
+                raise UsageError(f"--oracle {ref!r}: file {mod_name} not found")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(mod_name)
+    except UsageError:
+        raise
+    except Exception as exc:
+        raise UsageError(f"--oracle {ref!r}: cannot import {mod_name}: {exc}") from exc
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise UsageError(f"--oracle {ref!r}: {mod_name} has no callable {func_name!r}")
+    return func  # type: ignore[no-any-return]
+
+
+def _coerce(value: Any, base: Judgement, result: TrialResult) -> Judgement:
+    if value is None:
+        return base
+    if isinstance(value, Judgement):
+        return value
+    if isinstance(value, bool):
+        value = Outcome.PASS if value else Outcome.FAIL
+    if isinstance(value, str):
+        try:
+            value = Outcome(value.lower())
+        except ValueError:
+            return Judgement(Outcome.ERROR, None, f"oracle returned unknown outcome {value!r}")
+    if isinstance(value, Outcome):
+        if value is base.outcome:
+            return base
+        sig = _signature(head_of(result), error_line(result)) if value is Outcome.FAIL else None
+        return Judgement(value, sig, "custom oracle")
+    return Judgement(Outcome.ERROR, None, f"oracle returned {type(value).__name__}, expected Outcome/bool/None")
+
+
+@dataclass(frozen=True, slots=True)
+class StandardOracle:
+    """The built-in oracle (see the module docstring for the order of rules)."""
+
+    config: OracleConfig
+    custom: Callable[[TrialResult], Any] | None = None
+
+    def _streams(self, r: TrialResult) -> list[Path]:
+        return [r.stdout_path if n == "stdout" else r.stderr_path for n in self.config.stream.names()]
+
+    def judge(self, result: TrialResult) -> Judgement:
+        """Apply the rules, then the custom callable."""
+        base = self._judge(result)
+        if self.custom is None or base.outcome is Outcome.ERROR:
+            return base
+        try:
+            value = self.custom(result)
+        except Exception as exc:  # a user's oracle must not crash the run
+            return Judgement(Outcome.ERROR, None, f"oracle raised {type(exc).__name__}: {exc}")
+        return _coerce(value, base, result)
+
+    def _judge(self, r: TrialResult) -> Judgement:
+        cfg = self.config
+        if r.error is not None:
+            return Judgement(Outcome.ERROR, None, r.error)
+        if r.rc is not None and r.rc in cfg.skip_exit:
+            return Judgement(Outcome.SKIP, None, f"exit {r.rc} means skip")
+        head = head_of(r)
+        if r.timed_out:
+            return Judgement(Outcome.FAIL, "timeout", f"timed out after {r.spec.timeout_s:g}s")
+        if cfg.fail_regex is not None:
+            line = find_first_line(self._streams(r), cfg.fail_regex)
+            if line is not None:
+                return Judgement(
+                    Outcome.FAIL, _signature("output", line), f"--fail-regex matched: {line.strip()[:200]}"
+                )
+        if r.signal is not None or (cfg.nonzero_fails and r.rc != 0):
+            return Judgement(Outcome.FAIL, _signature(head, error_line(r)), head)
+        for t in cfg.thresholds:
+            value = r.metrics.get(t.name)
+            if value is None:
+                return Judgement(Outcome.FAIL, f"metric missing: {t.name}", f"metric {t.name} not found")
+            worst = (max(value) if t.above else min(value)) if isinstance(value, tuple) else value
+            if math.isnan(worst) or (worst > t.limit if t.above else worst < t.limit):
+                return Judgement(Outcome.FAIL, f"metric {t.describe()}", f"{t.name}={worst:g} ({t.describe()})")
+        return Judgement(Outcome.PASS, None, "")
+
+
+def build_oracle(config: OracleConfig) -> StandardOracle:
+    """The oracle for ``config``; loads the custom callable now so a bad reference fails early."""
+    custom = load_callable(config.callable_ref) if config.callable_ref else None
+    return StandardOracle(config, custom)

@@ -1,0 +1,248 @@
+"""THE one place that spawns processes.
+
+* argv lists only, never a shell;
+* every child gets its own session/process group and ``stdin=/dev/null``;
+* a timeout or a cancel stops the whole group: SIGTERM, then SIGKILL after ``kill_grace_s``;
+  grandchildren do not survive their trial (the group is swept when the leader exits);
+* stdout/stderr go straight to files, so memory stays bounded whatever the workload prints;
+  only small tails are read back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sleuth.errors import InfrastructureError
+from sleuth.model import TrialResult, TrialSpec
+from sleuth.scan import metrics_from_files, read_metrics_json, tail
+
+__all__ = ["ToolResult", "kill_all", "run_tool", "run_trial"]
+
+_HOST = socket.gethostname()
+_live: dict[int, subprocess.Popen[bytes]] = {}
+_live_lock = threading.Lock()
+_cancelled = threading.Event()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stop_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM the group, wait up to ``grace_s`` for it to empty, then SIGKILL what is left."""
+    pgid = proc.pid
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None and not _group_alive(pgid):
+            return
+        time.sleep(0.02)
+    _signal_group(pgid, signal.SIGKILL)
+    proc.wait()
+
+
+def _spawn_error(argv: Sequence[str], cwd: str | None, exc: OSError) -> str:
+    if cwd is not None and not os.path.isdir(cwd):
+        return f"working directory not found: {cwd}"
+    if isinstance(exc, FileNotFoundError):
+        return f"command not found: {argv[0]}"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {argv[0]} (is it executable?)"
+    return f"could not start {argv[0]}: {exc.strerror or exc}"
+
+
+def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) -> TrialResult:
+    """Run one trial to completion (or timeout) with its output in ``trial_dir``.
+
+    A workload failure is data in the result; only a spawn failure sets ``error``.
+    """
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    out_path, err_path = trial_dir / "stdout", trial_dir / "stderr"
+    env = dict(spec.env)
+    env["SLEUTH_TRIAL_DIR"] = str(trial_dir)
+    env["SLEUTH_TRIAL_ID"] = trial_dir.name
+    if device is not None:
+        env["CUDA_VISIBLE_DEVICES"] = device
+        env["HIP_VISIBLE_DEVICES"] = device
+    started_at = time.time()
+    t0 = time.monotonic()
+    rc: int | None = None
+    sig: int | None = None
+    timed_out = False
+    error: str | None = None
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        if _cancelled.is_set():
+            error = "cancelled before start"
+        else:
+            try:
+                proc = subprocess.Popen(
+                    list(spec.argv),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    cwd=spec.cwd,
+                    env=env,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            except OSError as exc:
+                error = _spawn_error(spec.argv, spec.cwd, exc)
+            else:
+                with _live_lock:
+                    _live[proc.pid] = proc
+                try:
+                    try:
+                        proc.wait(timeout=spec.timeout_s)
+                    except subprocess.TimeoutExpired:
+                        timed_out = True
+                        _stop_group(proc, spec.kill_grace_s)
+                    if _group_alive(proc.pid):  # stragglers: grandchildren left behind
+                        _signal_group(proc.pid, signal.SIGKILL)
+                finally:
+                    with _live_lock:
+                        _live.pop(proc.pid, None)
+                code = proc.returncode
+                if code is not None and code < 0:
+                    sig = -code
+                else:
+                    rc = code
+    wall = time.monotonic() - t0
+    metrics = metrics_from_files(spec.metrics, out_path, err_path) if spec.metrics else {}
+    file_metrics, _problem = read_metrics_json(trial_dir / "metrics.json")
+    metrics = {**file_metrics, **metrics}
+    return TrialResult(
+        spec=spec,
+        trial_dir=trial_dir,
+        rc=rc,
+        signal=sig,
+        timed_out=timed_out,
+        started_at=started_at,
+        wall_s=wall,
+        stdout_path=out_path,
+        stderr_path=err_path,
+        stdout_tail=tail(out_path),
+        stderr_tail=tail(err_path),
+        metrics=metrics,
+        host=_HOST,
+        error=error,
+        device=device,
+    )
+
+
+def kill_all(grace_s: float = 2.0) -> int:
+    """Stop every running trial's process group (Ctrl-C); no new trial starts afterwards.
+
+    Returns how many trials were running.
+    """
+    _cancelled.set()
+    with _live_lock:
+        procs = list(_live.values())
+    for p in procs:
+        _signal_group(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for p in procs:
+        while time.monotonic() < deadline and (p.poll() is None or _group_alive(p.pid)):
+            time.sleep(0.02)
+        _signal_group(p.pid, signal.SIGKILL)
+    return len(procs)
+
+
+def reset_cancel() -> None:
+    """Allow trials to start again after :func:`kill_all` (tests, long-lived services)."""
+    _cancelled.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """A finished infrastructure command (git, uv, nvidia-smi), output captured in memory."""
+
+    argv: tuple[str, ...]
+    rc: int
+    stdout: str
+    stderr: str
+    wall_s: float
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when the command exited 0."""
+        return self.rc == 0 and not self.timed_out
+
+    def brief(self, limit: int = 300) -> str:
+        """The last line(s) of stderr (or stdout), for one-line error messages."""
+        text = (self.stderr.strip() or self.stdout.strip()).splitlines()
+        last = text[-1] if text else f"exit {self.rc}"
+        return last[:limit]
+
+
+def run_tool(
+    argv: Sequence[str],
+    *,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float | None = None,
+    input_text: str | None = None,
+) -> ToolResult:
+    """Run an infrastructure command and capture its output.
+
+    Raises ``InfrastructureError`` when the program does not exist; a non-zero exit is returned.
+    """
+    exe = argv[0]
+    if os.sep not in exe and shutil.which(exe, path=(env or os.environ).get("PATH")) is None:
+        raise InfrastructureError(f"command not found: {exe}", hint=f"install {exe} or put it on PATH")
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise InfrastructureError(_spawn_error(argv, str(cwd) if cwd else None, exc)) from exc
+    with _live_lock:
+        _live[proc.pid] = proc  # type: ignore[assignment]
+    timed_out = False
+    try:
+        try:
+            out, err = proc.communicate(input=input_text.encode() if input_text else None, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _stop_group(proc, 2.0)  # type: ignore[arg-type]
+            out, err = proc.communicate()
+    finally:
+        with _live_lock:
+            _live.pop(proc.pid, None)
+    return ToolResult(
+        argv=tuple(argv),
+        rc=proc.returncode if proc.returncode is not None else -1,
+        stdout=out.decode("utf-8", "replace"),
+        stderr=err.decode("utf-8", "replace"),
+        wall_s=time.monotonic() - t0,
+        timed_out=timed_out,
+    )

@@ -1,0 +1,60 @@
+"""Shared fixtures: paths to the fake workloads and a runner for the real ``sleuth`` CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROGRAMS = Path(__file__).parent / "programs"
+
+
+def program(name: str) -> str:
+    """Absolute path of a fake workload in tests/programs."""
+    return str(PROGRAMS / name)
+
+
+@dataclass
+class CliResult:
+    rc: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def programs() -> Path:
+    return PROGRAMS
+
+
+@pytest.fixture
+def sleuth_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for CLI subprocesses: run dirs and caches under tmp_path."""
+    env = dict(os.environ)
+    env["SLEUTH_OUTPUT"] = str(tmp_path / "runs")
+    env.setdefault("SLEUTH_CACHE", str(tmp_path / "cache"))
+    env["COLUMNS"] = "200"
+    return env
+
+
+@pytest.fixture
+def sleuth(tmp_path: Path, sleuth_env: dict[str, str]) -> Callable[..., CliResult]:
+    """Run ``python -m sleuth ARGS`` as a real subprocess in tmp_path."""
+
+    def run(*args: str | Path, timeout: float = 120, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> CliResult:
+        argv: Sequence[str] = [sys.executable, "-m", "sleuth", *map(str, args)]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              env={**sleuth_env, **(env or {})}, cwd=cwd or tmp_path, stdin=subprocess.DEVNULL)
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return run

@@ -1,0 +1,131 @@
+"""The runner against real processes: exit codes, signals, timeouts that kill whole trees, big output."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sleuth.model import MetricSpec, Stream, TrialSpec
+from sleuth.runner import run_tool, run_trial
+from sleuth.errors import InfrastructureError
+from tests.conftest import program
+
+import re
+
+
+def spec(*argv: str, **kw: object) -> TrialSpec:
+    return TrialSpec(argv=tuple(argv), env=dict(os.environ), **kw)  # type: ignore[arg-type]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie counts as dead
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_exit_code_and_output_files(tmp_path: Path) -> None:
+    r = run_trial(spec(sys.executable, program("exit_with.py"), "3", "hello", "world"), tmp_path / "t1")
+    assert r.rc == 3 and r.signal is None and not r.timed_out and r.error is None
+    assert r.stdout_path.read_text() == "hello world\n"
+    assert "stderr line" in r.stderr_tail
+    assert r.wall_s > 0 and r.started_at > 0
+
+
+def test_signal_is_reported(tmp_path: Path) -> None:
+    r = run_trial(spec(sys.executable, program("segv.py")), tmp_path / "t")
+    assert r.rc is None and r.signal == signal.SIGSEGV
+
+
+def test_command_not_found_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    r = run_trial(spec("definitely-not-a-command-xyz"), tmp_path / "t")
+    assert r.error == "command not found: definitely-not-a-command-xyz"
+    assert r.rc is None
+
+
+def test_missing_cwd_is_named(tmp_path: Path) -> None:
+    r = run_trial(spec("true", cwd=str(tmp_path / "nope")), tmp_path / "t")
+    assert r.error is not None and "working directory not found" in r.error
+
+
+@pytest.mark.parametrize("stubborn", [False, True])
+def test_timeout_kills_the_whole_tree(tmp_path: Path, stubborn: bool) -> None:
+    pidfile = tmp_path / "pids"
+    args = [sys.executable, program("hang.py"), str(pidfile)] + (["stubborn"] if stubborn else [])
+    r = run_trial(spec(*args, timeout_s=1.5, kill_grace_s=0.5), tmp_path / "t")
+    assert r.timed_out
+    parent, grandchild = map(int, pidfile.read_text().split())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (pid_alive(parent) or pid_alive(grandchild)):
+        time.sleep(0.05)
+    assert not pid_alive(parent), "the workload survived its timeout"
+    assert not pid_alive(grandchild), "a grandchild survived its trial's timeout"
+    assert r.signal in (signal.SIGTERM, signal.SIGKILL)
+
+
+def test_grandchildren_left_behind_are_swept(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    script = (
+        "import subprocess,sys;"
+        f"p=subprocess.Popen([sys.executable,'-c','import time; time.sleep(600)']);"
+        f"open({str(pidfile)!r},'w').write(str(p.pid))"
+    )
+    r = run_trial(spec(sys.executable, "-c", script), tmp_path / "t")
+    assert r.rc == 0
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and pid_alive(pid):
+        time.sleep(0.05)
+    assert not pid_alive(pid)
+
+
+def test_big_output_goes_to_disk_with_bounded_tails(tmp_path: Path) -> None:
+    metric = MetricSpec(name="m", pattern=re.compile(r"metric=([0-9.]+)"), stream=Stream.STDOUT)
+    r = run_trial(spec(sys.executable, program("spew.py"), "200", metrics=(metric,)), tmp_path / "t")
+    assert r.rc == 0
+    assert r.stdout_path.stat().st_size > 200 * 1_000_000
+    assert len(r.stdout_tail) <= 8192
+    assert r.stdout_tail.endswith("FATAL: done spewing\n")
+    assert r.metrics == {"m": 42.5}
+
+
+def test_metrics_last_match_series_and_metrics_json(tmp_path: Path) -> None:
+    script = (
+        "import json,os\n"
+        "for i in range(3): print(f'loss={i}.5')\n"
+        "json.dump({'tput': 7, 'curve': [1, 2]}, open(os.path.join(os.environ['SLEUTH_TRIAL_DIR'],'metrics.json'),'w'))\n"
+    )
+    ms = (
+        MetricSpec(name="last", pattern=re.compile(r"loss=([0-9.]+)")),
+        MetricSpec(name="all", pattern=re.compile(r"loss=([0-9.]+)"), series=True),
+    )
+    r = run_trial(spec(sys.executable, "-c", script, metrics=ms), tmp_path / "t")
+    assert r.metrics == {"last": 2.5, "all": (0.5, 1.5, 2.5), "tput": 7.0, "curve": (1.0, 2.0)}
+
+
+def test_device_env(tmp_path: Path) -> None:
+    r = run_trial(spec(sys.executable, "-c", "import os;print(os.environ['CUDA_VISIBLE_DEVICES'],"
+                       "os.environ['HIP_VISIBLE_DEVICES'])"), tmp_path / "t", device="3")
+    assert r.stdout_path.read_text().strip() == "3 3"
+    assert r.device == "3"
+
+
+def test_run_tool_captures_and_names_missing_programs(tmp_path: Path) -> None:
+    t = run_tool([sys.executable, "-c", "import sys; print('out'); print('bad thing', file=sys.stderr); sys.exit(2)"])
+    assert (t.rc, t.stdout, t.ok) == (2, "out\n", False)
+    assert t.brief() == "bad thing"
+    with pytest.raises(InfrastructureError, match="command not found: no-such-tool-xyz"):
+        run_tool(["no-such-tool-xyz"])
+    slow = run_tool([sys.executable, "-c", "import time; time.sleep(30)"], timeout_s=0.5)
+    assert slow.timed_out and not slow.ok
