@@ -1,0 +1,188 @@
+"""The matrix recipe, schema v1: pydantic models (strict, unknown keys rejected) and loading.
+
+Shape checks (types, unknown keys, positive numbers, one environment kind) live in the models;
+checks that need the registry or the whole recipe (unknown or conflicting mitigations, duplicate
+cell names, the baseline) live in :mod:`sleuth.matrix.plan`.  Every error is one line naming the
+file and the key path, e.g. ``recipe.yaml: cells[2].trials: Input should be greater than 0``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sleuth.errors import ConfigError
+from sleuth.registry import (
+    EnvironmentField,
+    InlineEnvironment,
+    MitigationEntry,
+    format_validation_error,
+    load_data_file,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CellSpec",
+    "ConfoundSpec",
+    "OracleSpec",
+    "Recipe",
+    "StatisticsSpec",
+    "StepTimeSpec",
+    "WorkloadSpec",
+    "load_recipe",
+    "parse_recipe",
+    "recipe_schema",
+]
+
+SCHEMA_VERSION = 1
+
+PositiveInt = Annotated[int, Field(gt=0, strict=True)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Env = dict[str, str]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_regex(pattern: str | None, what: str) -> None:
+    if pattern is None:
+        return
+    try:
+        compiled = re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{what} {pattern!r} is not a valid regular expression: {exc}") from None
+    if what == "step_time.regex" and compiled.groups > 1:
+        raise ValueError(f"{what} {pattern!r}: use at most one capturing group (the number)")
+
+
+class OracleSpec(_Strict):
+    """How a trial is judged: ``exit_code`` (non-zero fails) or ``regex`` (a pattern in the output)."""
+
+    kind: Literal["exit_code", "regex"] = "exit_code"
+    pattern: str | None = None
+    stream: Literal["stdout", "stderr", "both"] = "both"
+    #: exit codes meaning "could not test" (SKIP)
+    skip_exit: list[int] = []
+    #: with ``kind: regex``: whether a non-zero exit also fails (as another failure signature)
+    nonzero_fails: bool = True
+    #: ``module:function`` or ``file.py:function`` that may override the verdict
+    callable: str | None = None
+
+    @model_validator(mode="after")
+    def _pattern(self) -> OracleSpec:
+        if self.kind == "regex" and not self.pattern:
+            raise ValueError("kind regex needs a pattern")
+        if self.kind == "exit_code" and self.pattern is not None:
+            raise ValueError("pattern is only used with kind: regex")
+        _check_regex(self.pattern, "pattern")
+        return self
+
+
+class StepTimeSpec(_Strict):
+    """Where a trial's step time comes from: a regex over the output, or a metric of metrics.json."""
+
+    regex: str | None = None
+    metric: str | None = None
+    stream: Literal["stdout", "stderr", "both"] = "both"
+
+    @model_validator(mode="after")
+    def _one(self) -> StepTimeSpec:
+        if (self.regex is None) == (self.metric is None):
+            raise ValueError("give exactly one of regex, metric")
+        _check_regex(self.regex, "step_time.regex")
+        return self
+
+
+class WorkloadSpec(_Strict):
+    """What every cell runs."""
+
+    #: names the run directory; default: the script's or the program's name
+    name: str | None = None
+    #: an argv list, or one string run by ``/bin/sh -c``
+    command: Annotated[list[str], Field(min_length=1)] | Annotated[str, Field(min_length=1)]
+    #: working directory; default: the recipe file's directory
+    cwd: str | None = None
+    env: Env = {}
+    timeout: PositiveFloat | None = None
+    oracle: OracleSpec = OracleSpec()
+    step_time: StepTimeSpec | None = None
+
+
+class ConfoundSpec(_Strict):
+    """Speed-confound check: flag a cell whose median step-time ratio's CI lies above ``threshold``."""
+
+    threshold: PositiveFloat = 1.15
+    baseline_cell: str | None = None
+
+
+class StatisticsSpec(_Strict):
+    """Decision parameters."""
+
+    #: significance level of Fisher's exact test (two-sided)
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    #: the smallest relative change in failure rate worth detecting (0.5: halving), for
+    #: ``no_effect`` and the trials-needed estimate
+    min_effect: Annotated[float, Field(gt=0, le=1)] = 0.5
+    #: a cell with at least this error rate is marked unreliable
+    unreliable_error_rate: Annotated[float, Field(gt=0, le=1)] = 0.10
+
+
+class CellSpec(_Strict):
+    """One row of the matrix: stacked mitigations in one environment."""
+
+    name: str
+    mitigations: list[str] = ["none"]
+    environment: EnvironmentField = "host"
+    extra_env: Env = {}
+    trials: PositiveInt | None = None
+
+
+class Recipe(_Strict):
+    """A matrix recipe, schema version 1."""
+
+    schema_version: Literal[1]
+    ticket: str | None = None
+    #: seeds the interleaved trial order (and the bootstrap); drawn and recorded when absent
+    seed: int | None = None
+    workload: WorkloadSpec
+    trials: PositiveInt = 10
+    #: stop a cell early only at a group-sequential look where the result is already significant
+    until_decided: bool = False
+    confound: ConfoundSpec = ConfoundSpec()
+    statistics: StatisticsSpec = StatisticsSpec()
+    #: laid over every cell (under each cell's ``extra_env``)
+    extra_env: Env = {}
+    #: mitigations defined by this recipe (``recipe.resolved.yaml`` inlines those from sidecar files)
+    mitigations: dict[str, MitigationEntry] = {}
+    #: environment aliases defined by this recipe: ``name: {docker: IMAGE}``
+    environments: dict[str, InlineEnvironment] = {}
+    cells: Annotated[list[CellSpec], Field(min_length=1)]
+
+
+def parse_recipe(data: Any, source: str) -> Recipe:
+    """Validate already-parsed data; ConfigError ``SOURCE: key.path: message`` on the first problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def load_recipe(path: Path) -> Recipe:
+    """Read and validate a YAML or JSON recipe file."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: recipe file not found")
+    return parse_recipe(load_data_file(path), str(path))
+
+
+def recipe_schema() -> dict[str, Any]:
+    """The JSON Schema of the recipe (``sleuth schema matrix``)."""
+    schema = Recipe.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "sleuth matrix recipe (schema_version 1)"
+    return schema
