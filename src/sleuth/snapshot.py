@@ -18,6 +18,8 @@ API (stable; bisect, matrix and the run dir use it):
   ``python=None`` probes this interpreter in-process; a path runs ``_probe.py`` with that interpreter
   (a venv's python) through :func:`sleuth.runner.run_tool`.  ``deep`` imports torch/jax (seconds):
   ``sleuth env`` uses it, run dirs do not.  Missing tools are ``{"present": False}``, never errors.
+* :func:`probe_via` ``(prefix, *, probe_path=None, deep=False, packages=())`` — only the in-interpreter
+  part (python, packages, env), probed through any argv prefix (used for container images).
 * :func:`diff` ``(a, b) -> list[Change]`` — flattened key paths (``packages.torch``,
   ``gpu.nvidia_smi.gpus[0].name``) that were added, removed or changed; volatile keys
   (:data:`VOLATILE`) are ignored.
@@ -39,7 +41,7 @@ from typing import Any
 from sleuth import _probe
 from sleuth.errors import InfrastructureError
 
-__all__ = ["SCHEMA", "VOLATILE", "Change", "ChangeKind", "collect", "diff", "flatten"]
+__all__ = ["SCHEMA", "VOLATILE", "Change", "ChangeKind", "collect", "diff", "flatten", "probe_via"]
 
 SCHEMA = 1
 #: key paths that differ between any two snapshots and say nothing about the environment
@@ -164,17 +166,32 @@ def _rocm_smi() -> dict[str, Any]:
     return {"present": True, "driver_version": driver, "gpus": gpus}
 
 
-def _probe_other(python: str, deep: bool, packages: Iterable[str]) -> dict[str, Any]:
+def probe_via(
+    prefix: Sequence[str],
+    *,
+    probe_path: str | None = None,
+    deep: bool = False,
+    packages: Iterable[str] = (),
+    timeout_s: float = 300.0,
+) -> dict[str, Any]:
+    """Run ``prefix + [probe_path, flags]`` (an interpreter, or ``docker run ... IMG python3``) and parse it.
+
+    ``probe_path`` defaults to this file's ``_probe.py``; a container passes where it mounted it.
+    Raises ``InfrastructureError`` when the probe does not print its JSON line.
+    """
     from sleuth.runner import run_tool
 
-    argv = [python, _probe.__file__, *(["--deep"] if deep else [])]
+    argv = [*prefix, probe_path or _probe.__file__, *(["--deep"] if deep else [])]
     for name in packages:
         argv += ["--package", name]
-    res = run_tool(argv, timeout_s=300.0)
+    res = run_tool(argv, timeout_s=timeout_s)
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
     if not res.ok or not lines:
-        raise InfrastructureError(f"could not probe the interpreter {python}: {res.brief()}")
-    data: dict[str, Any] = json.loads(lines[-1])
+        raise InfrastructureError(f"could not probe with {' '.join(prefix)}: {res.brief()}")
+    try:
+        data: dict[str, Any] = json.loads(lines[-1])
+    except json.JSONDecodeError as exc:
+        raise InfrastructureError(f"probe with {' '.join(prefix)} printed bad JSON: {exc}") from None
     return data
 
 
@@ -184,7 +201,7 @@ def collect(*, deep: bool = False, packages: Iterable[str] = (), python: str | N
     if python is None:
         inner = _probe.probe(deep=deep, packages=packages)
     else:
-        inner = _probe_other(python, deep, packages)
+        inner = probe_via([python], deep=deep, packages=packages)
     snap: dict[str, Any] = {
         "schema": SCHEMA,
         "taken_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

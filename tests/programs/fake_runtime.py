@@ -1,0 +1,152 @@
+"""A fake container runtime: ``fake_runtime.py TOOL ARGS...``, TOOL one of docker, podman, srun, skopeo.
+
+Tests install it on a tmp PATH under those names through a shell shim.  It appends
+``{"tool", "argv", "cwd"}`` to the JSONL file named by ``$FAKE_RUNTIME_LOG`` and then:
+
+* ``docker|podman run [OPTIONS] IMAGE CMD...`` and ``srun [OPTIONS] --container-image=IMAGE CMD...``
+  execute CMD on the host, simulating the container: mount destinations in CMD, in ``-e`` values and
+  in the workdir are mapped back to their host sources; docker/podman give CMD only ``PATH`` and the
+  ``-e`` variables (``-e NAME`` takes the value from this process, skipped when unset); srun keeps the
+  whole environment.  ``FAKE_CONTAINER_IMAGE`` tells CMD which image it "runs in".
+* ``manifest inspect IMG`` / ``image inspect IMG`` / ``image exists IMG`` / ``skopeo inspect docker://IMG``
+  exit 0 when IMG is listed in ``$FAKE_RUNTIME_IMAGES`` (remote) or ``$FAKE_RUNTIME_LOCAL_IMAGES``
+  (local; comma- or space-separated), else 1.  ``run`` of an unlisted image exits 125 when
+  ``$FAKE_RUNTIME_IMAGES`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+DOCKER_VALUE_FLAGS = {
+    *("-e", "--env", "-v", "--volume", "--mount", "-w", "--workdir", "--gpus", "--device"),
+    *("--group-add", "--shm-size", "--security-opt", "--ipc", "--network", "--name", "-u", "--user"),
+    *("--entrypoint", "--ulimit", "--cap-add", "--runtime", "--platform", "--pull"),
+}
+DOCKER_BOOL_FLAGS = {"--rm", "-i", "--init", "--privileged", "-t", "--read-only"}
+SRUN_VALUE_FLAGS = {"-n", "-N", "-p", "-t", "-G", "-A", "-q", "-c", "-J"}
+
+
+def _images(var: str) -> set[str]:
+    return set(os.environ.get(var, "").replace(",", " ").split())
+
+
+def _known(image: str, *, local_too: bool = True) -> bool:
+    names = {image, image.replace("#", "/", 1)}
+    known = _images("FAKE_RUNTIME_IMAGES") | (_images("FAKE_RUNTIME_LOCAL_IMAGES") if local_too else set())
+    return bool(names & known)
+
+
+def _map(value: str, mounts: list[tuple[str, str]]) -> str:
+    for src, dst in sorted(mounts, key=lambda m: -len(m[1])):
+        if value == dst or value.startswith(dst + "/"):
+            return src + value[len(dst) :]
+        value = value.replace(f"={dst}/", f"={src}/").replace(f"={dst}", f"={src}")
+    return value
+
+
+Mounts = list[tuple[str, str]]
+
+
+def _exec(image: str, cmd: list[str], env: dict[str, str], workdir: str | None, mounts: Mounts) -> int:
+    if not cmd:
+        sys.stderr.write("fake runtime: no command\n")
+        return 125
+    if os.environ.get("FAKE_RUNTIME_IMAGES") is not None and not _known(image):
+        sys.stderr.write(f"Unable to find image '{image}'\n")
+        return 125
+    env = {k: _map(v, mounts) for k, v in env.items()}
+    env["FAKE_CONTAINER_IMAGE"] = image
+    if workdir:
+        os.chdir(_map(workdir, mounts))
+    argv = [_map(a, mounts) for a in cmd]
+    try:
+        os.execvpe(argv[0], argv, env)
+    except FileNotFoundError:
+        sys.stderr.write(f"exec: {argv[0]}: not found\n")
+        return 127
+
+
+def _docker_run(args: list[str]) -> int:
+    env = {"PATH": os.environ.get("PATH", os.defpath)}
+    mounts: list[tuple[str, str]] = []
+    workdir = None
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        flag, _, inline = args[i].partition("=")
+        if flag in DOCKER_BOOL_FLAGS and not inline:
+            i += 1
+            continue
+        if flag not in DOCKER_VALUE_FLAGS:
+            sys.stderr.write(f"unknown flag: {flag}\n")
+            return 125
+        value = inline if inline else args[i + 1]
+        i += 1 if inline else 2
+        if flag in ("-e", "--env"):
+            name, eq, val = value.partition("=")
+            if eq:
+                env[name] = val
+            elif name in os.environ:
+                env[name] = os.environ[name]
+        elif flag in ("-v", "--volume"):
+            src, dst = value.split(":")[:2]
+            mounts.append((src, dst))
+        elif flag == "--mount":
+            fields = dict(f.partition("=")[::2] for f in value.split(","))
+            mounts.append((fields.get("src") or fields["source"], fields.get("dst") or fields["target"]))
+        elif flag in ("-w", "--workdir"):
+            workdir = value
+    if i >= len(args):
+        sys.stderr.write("run: no image\n")
+        return 125
+    return _exec(args[i], args[i + 1 :], env, workdir, mounts)
+
+
+def _srun(args: list[str]) -> int:
+    image = workdir = None
+    mounts: list[tuple[str, str]] = []
+    env = dict(os.environ)
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        flag, _, value = args[i].partition("=")
+        i += 1
+        if flag in SRUN_VALUE_FLAGS and not value:
+            i += 1
+        elif flag == "--container-image":
+            image = value
+        elif flag == "--container-mounts":
+            mounts += [(m.split(":")[0], m.split(":")[1]) for m in value.split(",")]
+        elif flag == "--container-workdir":
+            workdir = value
+        elif flag == "--export":
+            env.update(dict(kv.partition("=")[::2] for kv in value.split(",") if "=" in kv))
+    if image is None:  # plain srun: run the command as it is
+        os.execvp(args[i], args[i:])
+    return _exec(image, args[i:], env, workdir, mounts)
+
+
+def main(argv: list[str]) -> int:
+    tool, args = argv[0], argv[1:]
+    log = os.environ.get("FAKE_RUNTIME_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"tool": tool, "argv": args, "cwd": os.getcwd()}) + "\n")
+    if tool == "srun":
+        return _srun(args)
+    if tool == "skopeo":
+        ref = args[-1].removeprefix("docker://")
+        return 0 if args[:1] == ["inspect"] and _known(ref, local_too=False) else 1
+    if args[:2] == ["manifest", "inspect"]:
+        return 0 if _known(args[2], local_too=False) else 1
+    if args[:2] in (["image", "inspect"], ["image", "exists"]):
+        return 0 if args[2] in _images("FAKE_RUNTIME_LOCAL_IMAGES") else 1
+    if args[:1] == ["run"]:
+        return _docker_run(args[1:])
+    sys.stderr.write(f"fake {tool}: unsupported: {' '.join(args)}\n")
+    return 125
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

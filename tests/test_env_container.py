@@ -1,0 +1,327 @@
+"""Container environments (docker, podman, pyxis) against a fake runtime on a tmp PATH.
+
+No container engine runs here: ``tests/programs/fake_runtime.py`` records each call and, for
+``run``/``srun``, executes the wrapped command on the host with mount paths mapped back, so the
+argv we build is checked exactly and a trial runs end to end through the real runner.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sleuth.environments.container import (
+    ContainerEnvironment,
+    Mount,
+    Runtime,
+    image_exists,
+    resolve_runtime,
+)
+from sleuth.environments.pyxis import PyxisEnvironment
+from sleuth.errors import EnvironmentBuildError, UsageError
+from sleuth.model import TrialSpec
+from sleuth.runner import run_trial
+
+FAKE = Path(__file__).parent / "programs" / "fake_runtime.py"
+RUNNER_FORWARDED = ["-e", "SLEUTH_TRIAL_ID", "-e", "CUDA_VISIBLE_DEVICES", "-e", "HIP_VISIBLE_DEVICES"]
+OUTPUT_VARS = ["-e", "SLEUTH_OUTPUT_DIR=/sleuth-output", "-e", "SLEUTH_TRIAL_DIR=/sleuth-output"]
+
+
+class FakeRuntimes:
+    """Shims named like runtimes in a tmp bin dir first on PATH; ``calls()`` reads what they saw."""
+
+    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.bin = root / "bin"
+        self.bin.mkdir()
+        self.log = root / "calls.jsonl"
+        self.monkeypatch = monkeypatch
+        monkeypatch.setenv("FAKE_RUNTIME_LOG", str(self.log))
+        monkeypatch.delenv("FAKE_RUNTIME_IMAGES", raising=False)
+        monkeypatch.delenv("FAKE_RUNTIME_LOCAL_IMAGES", raising=False)
+        # only the shims and the system's basics: a real docker client must never be found
+        monkeypatch.setenv("PATH", f"{self.bin}{os.pathsep}/usr/bin{os.pathsep}/bin")
+
+    def install(self, *tools: str) -> FakeRuntimes:
+        """Put a shim for each tool on PATH."""
+        for tool in tools:
+            shim = self.bin / tool
+            shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" {tool} "$@"\n')
+            shim.chmod(0o755)
+        return self
+
+    def images(self, remote: str = "", local: str = "") -> None:
+        """Which tags the registry (remote) and the local store hold."""
+        self.monkeypatch.setenv("FAKE_RUNTIME_IMAGES", remote)
+        self.monkeypatch.setenv("FAKE_RUNTIME_LOCAL_IMAGES", local)
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Every recorded call, in order."""
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeRuntimes:
+    return FakeRuntimes(tmp_path, monkeypatch)
+
+
+def test_docker_argv_is_exact(fake: FakeRuntimes, tmp_path: Path) -> None:
+    fake.install("docker")
+    data = tmp_path / "data"
+    env = ContainerEnvironment(
+        image="rocm/pytorch:latest",
+        mounts=(Mount.parse(f"{data}:/data:ro"),),
+        forward_env={"NCCL_P2P_DISABLE": "1"},
+        workdir="/data",
+        gpus=True,
+        shm_size="8g",
+        extra_args=("--ipc", "host"),
+    )
+    prepared = env.prepare()
+    spec = TrialSpec(
+        argv=("python", "train.py"),
+        env={
+            "PATH": "/usr/bin",
+            "HOME": "/root",
+            "SECRET": "s",
+            "SLEUTH_CANDIDATE": "c",
+            "SLEUTH_TRIAL_DIR": "/h",
+        },
+    )
+    out = tmp_path / "out"
+    wrapped = prepared.wrap(spec, output_dir=out, extra_env={"FOO": "bar"})
+    assert wrapped.argv == (
+        str(fake.bin / "docker"),
+        *("run", "--rm"),
+        *("--mount", f"type=bind,src={data},dst=/data,readonly"),
+        *("--mount", f"type=bind,src={out},dst=/sleuth-output"),
+        *("-e", "NCCL_P2P_DISABLE", "-e", "FOO", "-e", "SLEUTH_CANDIDATE"),
+        *RUNNER_FORWARDED,
+        *OUTPUT_VARS,
+        *("-w", "/data", "--gpus", "all", "--shm-size", "8g", "--ipc", "host"),
+        "rocm/pytorch:latest",
+        *("python", "train.py"),
+    )
+    # values travel in the client's environment, never in argv
+    assert wrapped.env["NCCL_P2P_DISABLE"] == "1"
+    assert wrapped.env["FOO"] == "bar"
+    assert out.is_dir()
+    assert env.name == "docker:rocm/pytorch:latest"
+    assert fake.calls() == []  # preparing and wrapping run nothing
+
+
+def test_podman_gpu_and_rocm_flags(fake: FakeRuntimes) -> None:
+    fake.install("podman")
+    prepared = ContainerEnvironment(image="img", runtime=Runtime.PODMAN, gpus=True, rocm=True).prepare()
+    wrapped = prepared.wrap(TrialSpec(argv=("true",)))
+    assert wrapped.argv == (
+        str(fake.bin / "podman"),
+        *("run", "--rm", *RUNNER_FORWARDED),
+        *("--device", "nvidia.com/gpu=all"),
+        *("--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video"),
+        *("img", "true"),
+    )
+
+
+def test_pyxis_argv_is_exact(fake: FakeRuntimes, tmp_path: Path) -> None:
+    fake.install("srun")
+    env = PyxisEnvironment(
+        image="nvcr.io#nvidia/pytorch:24.01-py3",
+        mounts=(Mount.parse(f"{tmp_path}:/ws"), Mount.parse("/scratch:/scratch:ro")),
+        workdir="/ws",
+        writable=True,
+        srun_args=("--gpus=1", "-n", "1"),
+        forward_env={"NCCL_DEBUG": "INFO"},
+    )
+    out = tmp_path / "o"
+    wrapped = env.prepare().wrap(TrialSpec(argv=("python", "t.py"), env={"A": "1"}), output_dir=out)
+    assert wrapped.argv == (
+        str(fake.bin / "srun"),
+        *("--gpus=1", "-n", "1"),
+        "--container-image=nvcr.io#nvidia/pytorch:24.01-py3",
+        f"--container-mounts={tmp_path}:/ws,/scratch:/scratch:ro,{out}:/sleuth-output",
+        "--no-container-mount-home",
+        "--container-writable",
+        "--container-workdir=/ws",
+        "--export=ALL,SLEUTH_OUTPUT_DIR=/sleuth-output,SLEUTH_TRIAL_DIR=/sleuth-output",
+        *("python", "t.py"),
+    )
+    assert dict(wrapped.env) == {"A": "1", "NCCL_DEBUG": "INFO"}
+
+
+@pytest.mark.parametrize("text", ["nodst", ":/x", "a:relative", "a:/b:rx", "a,b:/c", "a:/b:ro:x"])
+def test_bad_mounts_are_usage_errors(text: str) -> None:
+    with pytest.raises(UsageError, match="--mount"):
+        Mount.parse(text)
+
+
+def test_mount_parse() -> None:
+    assert Mount.parse("/a:/b:ro") == Mount("/a", "/b", readonly=True)
+    assert Mount.parse("rel:/b").src == os.path.abspath("rel")
+
+
+def test_runtime_names() -> None:
+    assert Runtime.parse("Docker") is Runtime.DOCKER
+    assert Runtime.PYXIS.executable == "srun"
+    with pytest.raises(UsageError, match="unknown container runtime 'lxc'"):
+        Runtime.parse("lxc")
+    with pytest.raises(UsageError, match="pyxis"):
+        ContainerEnvironment(image="x", runtime=Runtime.PYXIS)
+    with pytest.raises(UsageError, match="empty image"):
+        ContainerEnvironment(image=" ")
+
+
+@pytest.mark.parametrize("runtime", ["docker", "podman", "pyxis"])
+def test_missing_runtime_is_one_line_build_error(fake: FakeRuntimes, runtime: str) -> None:
+    with pytest.raises(EnvironmentBuildError, match="not found on PATH") as err:
+        resolve_runtime(runtime)
+    assert "\n" not in str(err.value)
+    env = (
+        PyxisEnvironment(image="x")
+        if runtime == "pyxis"
+        else ContainerEnvironment(image="x", runtime=Runtime(runtime))
+    )
+    with pytest.raises(EnvironmentBuildError):
+        env.prepare()
+
+
+@pytest.mark.parametrize("runtime", ["docker", "podman"])
+def test_image_exists_never_pulls(fake: FakeRuntimes, runtime: str) -> None:
+    fake.install(runtime)
+    fake.images(remote="reg/img:2024-01-02", local="mine:dev")
+    assert image_exists(runtime, "reg/img:2024-01-02")
+    assert image_exists(runtime, "mine:dev")
+    assert not image_exists(runtime, "reg/img:2024-01-03")
+    subcommands = {tuple(c["argv"][:2]) for c in fake.calls()}
+    local = ("image", "inspect") if runtime == "docker" else ("image", "exists")
+    assert subcommands == {local, ("manifest", "inspect")}
+
+
+def test_pyxis_image_check_prefers_skopeo(fake: FakeRuntimes, tmp_path: Path) -> None:
+    fake.install("skopeo", "docker")
+    fake.images(remote="nvcr.io/nvidia/pytorch:24.01-py3")
+    assert image_exists("pyxis", "nvcr.io#nvidia/pytorch:24.01-py3")
+    assert image_exists("pyxis", "me@nvcr.io#nvidia/pytorch:24.01-py3")
+    assert not image_exists("pyxis", "nvcr.io#nvidia/pytorch:23.01-py3")
+    assert {c["tool"] for c in fake.calls()} == {"skopeo"}
+    assert fake.calls()[0]["argv"] == ["inspect", "--raw", "docker://nvcr.io/nvidia/pytorch:24.01-py3"]
+    sqsh = tmp_path / "image.sqsh"
+    assert not image_exists("pyxis", str(sqsh))
+    sqsh.write_bytes(b"")
+    assert image_exists("pyxis", str(sqsh))
+
+
+def test_pyxis_image_check_falls_back(
+    fake: FakeRuntimes, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.images(remote="a/b:1")
+    with caplog.at_level(logging.WARNING):
+        assert image_exists("pyxis", "a/b:never")  # nothing to ask: assumed, with a warning
+    assert "assuming it does" in caplog.text
+    fake.install("podman")
+    assert not image_exists("pyxis", "a/b:never")
+    assert fake.calls()[-1] == {
+        "tool": "podman",
+        "argv": ["manifest", "inspect", "a/b:never"],
+        "cwd": os.getcwd(),
+    }
+
+
+def test_check_image_on_prepare(fake: FakeRuntimes) -> None:
+    fake.install("docker")
+    fake.images(remote="a:1")
+    ContainerEnvironment(image="a:1", check_image=True).prepare()
+    with pytest.raises(EnvironmentBuildError, match="image a:2 not found"):
+        ContainerEnvironment(image="a:2", check_image=True).prepare()
+
+
+WORKLOAD = """
+import json, os, pathlib, sys
+print("FOO=" + os.environ.get("FOO", "-"))
+print("HOST_ONLY=" + os.environ.get("HOST_ONLY", "-"))
+print("IMAGE=" + os.environ["FAKE_CONTAINER_IMAGE"])
+print("CWD=" + os.getcwd())
+print("DATA=" + pathlib.Path(sys.argv[1]).read_text().strip())  # a path inside the "container"
+pathlib.Path(os.environ["SLEUTH_TRIAL_DIR"], "metrics.json").write_text(json.dumps({"loss": 0.5}))
+sys.exit(int(os.environ.get("EXIT", "0")))
+"""
+
+
+@pytest.mark.parametrize("kind", ["docker", "podman", "pyxis"])
+def test_trial_runs_end_to_end(fake: FakeRuntimes, tmp_path: Path, kind: str) -> None:
+    fake.install("docker", "podman", "srun")
+    fake.images(remote="img:1")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "input.txt").write_text("hello\n")
+    mounts = (Mount.parse(f"{data}:/data:ro"),)
+    env: ContainerEnvironment | PyxisEnvironment
+    if kind == "pyxis":
+        env = PyxisEnvironment(image="img:1", mounts=mounts, workdir="/data", forward_env={"FOO": "x"})
+    else:
+        env = ContainerEnvironment(
+            image="img:1", runtime=Runtime(kind), mounts=mounts, workdir="/data", forward_env={"FOO": "x"}
+        )
+    prepared = env.prepare()
+    spec = TrialSpec(
+        argv=(sys.executable, "-c", WORKLOAD, "/data/input.txt"), env={**os.environ, "HOST_ONLY": "1"}
+    )
+    trial_dir = tmp_path / "trials" / "0001"
+    result = run_trial(prepared.wrap(spec, output_dir=trial_dir, extra_env={"EXIT": "3"}), trial_dir)
+    assert result.error is None
+    assert result.rc == 3, result.stderr_tail
+    out = result.stdout_tail
+    assert "FOO=x" in out
+    assert "IMAGE=img:1" in out
+    assert f"CWD={data}" in out
+    assert "DATA=hello" in out
+    # docker/podman pass only forwarded variables; srun exports the whole environment
+    assert ("HOST_ONLY=1" if kind == "pyxis" else "HOST_ONLY=-") in out
+    assert result.metrics == {"loss": 0.5}
+    tool = "srun" if kind == "pyxis" else kind
+    assert [c["tool"] for c in fake.calls()] == [tool]
+
+
+def test_missing_image_fails_the_trial_not_sleuth(fake: FakeRuntimes, tmp_path: Path) -> None:
+    fake.install("docker")
+    fake.images(remote="img:1")
+    prepared = ContainerEnvironment(image="img:404").prepare()
+    result = run_trial(prepared.wrap(TrialSpec(argv=("true",), env=dict(os.environ))), tmp_path / "t")
+    assert result.rc == 125
+    assert "Unable to find image" in result.stderr_tail
+
+
+@pytest.mark.parametrize("kind", ["docker", "pyxis"])
+def test_snapshot_probes_inside_the_image(
+    fake: FakeRuntimes, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.install("docker", "srun")
+    fake.images(remote="img:1")
+    monkeypatch.setenv("NCCL_DEBUG", "WARN")
+    env = PyxisEnvironment(image="img:1") if kind == "pyxis" else ContainerEnvironment(image="img:1")
+    snap = env.prepare().snapshot()
+    assert snap["container"]["image"] == "img:1"
+    assert snap["python"]["version"]
+    assert "numpy" in snap["packages"]
+    if kind == "docker":  # only forwarded variables exist inside, and NCCL_DEBUG was not one
+        assert "NCCL_DEBUG" not in snap["env"]
+    broken = PyxisEnvironment(image="gone:1") if kind == "pyxis" else ContainerEnvironment(image="gone:1")
+    snap = broken.prepare().snapshot()
+    assert "probe_error" in snap
+    assert "python" not in snap
+
+
+def test_describe_is_json(fake: FakeRuntimes) -> None:
+    env = ContainerEnvironment(image="i", mounts=(Mount("/a", "/b", readonly=True),), forward_env={"K": "V"})
+    desc = env.describe()
+    assert json.loads(json.dumps(desc)) == desc
+    assert desc["kind"] == "docker"
+    assert desc["mounts"] == ["/a:/b:ro"]
+    assert PyxisEnvironment(image="i").describe()["kind"] == "pyxis"
