@@ -20,6 +20,7 @@ from sleuth.environments.container import (
     ContainerEnvironment,
     Mount,
     Runtime,
+    container_environment,
     image_exists,
     resolve_runtime,
 )
@@ -325,3 +326,11 @@ def test_describe_is_json(fake: FakeRuntimes) -> None:
     assert desc["kind"] == "docker"
     assert desc["mounts"] == ["/a:/b:ro"]
     assert PyxisEnvironment(image="i").describe()["kind"] == "pyxis"
+
+
+def test_container_environment_factory(fake: FakeRuntimes) -> None:
+    assert isinstance(container_environment("pyxis", "i"), PyxisEnvironment)
+    env = container_environment("podman", "i", forward_env={"K": "V"}, workdir="/w")
+    assert isinstance(env, ContainerEnvironment)
+    assert env.runtime is Runtime.PODMAN
+    assert env.describe()["forward_env"] == {"K": "V"}

@@ -9,7 +9,8 @@ API (stable; bisect ``images`` and matrix ``docker``/``podman`` cells use it):
 * ``PreparedContainer.wrap(spec, *, output_dir=None, extra_env=None) -> TrialSpec``: argv becomes
   ``RUNTIME run --rm [--mount ...] [-e NAME ...] [-w DIR] [--gpus all] [--device ...] [--shm-size S]
   [EXTRA...] IMAGE ARGV...``.
-* :func:`resolve_runtime`, :func:`image_exists` (checks a tag without pulling it).
+* :func:`resolve_runtime`, :func:`image_exists` (checks a tag without pulling it),
+  :func:`container_environment` (``--runtime docker|podman|pyxis`` -> the right environment).
 
 **Which variables enter the container.** ``spec.env`` is the complete host environment of the
 runtime client; the container must not inherit it (host PATH, HOME, secrets).  Only these are
@@ -38,10 +39,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sleuth.errors import EnvironmentBuildError, InfrastructureError, UsageError
 from sleuth.model import TrialSpec
+
+if TYPE_CHECKING:
+    from sleuth.environments.pyxis import PyxisEnvironment
 
 __all__ = [
     "OUTPUT_MOUNT",
@@ -49,6 +53,7 @@ __all__ = [
     "Mount",
     "PreparedContainer",
     "Runtime",
+    "container_environment",
     "forwarded_env",
     "image_exists",
     "make_output_dir",
@@ -181,6 +186,31 @@ def make_output_dir(output_dir: str | Path | None) -> str | None:
     path = Path(output_dir).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     return str(path)
+
+
+def container_environment(
+    runtime: str | Runtime,
+    image: str,
+    *,
+    mounts: tuple[Mount, ...] = (),
+    forward_env: Mapping[str, str] | None = None,
+    workdir: str | None = None,
+    check_image: bool = False,
+) -> ContainerEnvironment | PyxisEnvironment:
+    """docker/podman: a ``ContainerEnvironment``; pyxis: a ``PyxisEnvironment``; same common options."""
+    rt = Runtime.parse(runtime)
+    common: dict[str, Any] = {
+        "image": image,
+        "mounts": mounts,
+        "forward_env": dict(forward_env or {}),
+        "workdir": workdir,
+        "check_image": check_image,
+    }
+    if rt is Runtime.PYXIS:
+        from sleuth.environments.pyxis import PyxisEnvironment
+
+        return PyxisEnvironment(**common)
+    return ContainerEnvironment(runtime=rt, **common)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
