@@ -36,7 +36,7 @@ class Engine:
 
     def submit(self, spec: TrialSpec, trial_id: str, subdir: str = "trials", **extra: Any) -> None:
         """Queue one trial; ``extra`` is copied into its journal event (e.g. ``cell=...``)."""
-        trial_dir = self.run_dir.trial_dir(trial_id, subdir)
+        trial_dir = self.run_dir.path / subdir / trial_id  # the runner creates it
         fut = self.backend.submit(spec, trial_dir)
         self._pending[fut] = (trial_id, subdir, extra)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sleuth.errors import InfrastructureError
 from sleuth.model import TrialResult, TrialSpec
-from sleuth.scan import metrics_from_files, read_metrics_json, tail
+from sleuth.scan import fd_tail, metrics_from_files, read_metrics_json
 
 __all__ = ["ToolResult", "kill_all", "run_tool", "run_trial"]
 
@@ -92,7 +92,7 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
     sig: int | None = None
     timed_out = False
     error: str | None = None
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+    with open(out_path, "w+b") as out, open(err_path, "w+b") as err:
         if _cancelled.is_set():
             error = "cancelled before start"
         else:
@@ -128,7 +128,9 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
                     sig = -code
                 else:
                     rc = code
-    wall = time.monotonic() - t0
+        wall = time.monotonic() - t0
+        # read the tails back through the open descriptors: no extra opens on the hot path
+        out_tail, err_tail = fd_tail(out), fd_tail(err)
     metrics = metrics_from_files(spec.metrics, out_path, err_path) if spec.metrics else {}
     file_metrics, _problem = read_metrics_json(trial_dir / "metrics.json")
     metrics = {**file_metrics, **metrics}
@@ -142,8 +144,8 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
         wall_s=wall,
         stdout_path=out_path,
         stderr_path=err_path,
-        stdout_tail=tail(out_path),
-        stderr_tail=tail(err_path),
+        stdout_tail=out_tail,
+        stderr_tail=err_tail,
         metrics=metrics,
         host=_HOST,
         error=error,

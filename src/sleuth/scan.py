@@ -8,13 +8,15 @@ a 200 MB log scans in well under a second per pattern.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from sleuth.model import MetricSpec, MetricValue
 
-__all__ = ["find_first_line", "iter_chunks", "metrics_from_files", "read_metrics_json", "tail"]
+__all__ = ["fd_tail", "find_first_line", "iter_chunks", "metrics_from_files", "read_metrics_json", "tail"]
 
 CHUNK = 4 * 1024 * 1024
 #: one line longer than this is cut (a binary blob in a log must not blow memory)
@@ -116,12 +118,18 @@ def tail(path: Path, nbytes: int = 8192) -> str:
     """The last ``nbytes`` of a file as text (starting at a line boundary when possible)."""
     try:
         with open(path, "rb") as fh:
-            fh.seek(0, 2)
-            size = fh.tell()
-            fh.seek(max(0, size - nbytes))
-            data = fh.read()
+            return fd_tail(fh, nbytes)
     except FileNotFoundError:
         return ""
+
+
+def fd_tail(fh: BinaryIO, nbytes: int = 8192) -> str:
+    """The last ``nbytes`` of an open binary file (read through its descriptor, any position)."""
+    size = os.fstat(fh.fileno()).st_size
+    if size == 0:
+        return ""
+    fh.seek(max(0, size - nbytes))
+    data = fh.read()
     if size > nbytes:
         nl = data.find(b"\n")
         if 0 <= nl < len(data) - 1:

@@ -26,7 +26,7 @@ def console() -> Any:
     """A rich console on stdout (imported lazily: start-up time)."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    return Console(highlight=False, soft_wrap=True)
 
 
 def err_console() -> Any:

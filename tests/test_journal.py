@@ -1,0 +1,53 @@
+"""Run dirs, journals and atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from sleuth.errors import UsageError
+from sleuth.journal import RunDir, atomic_write_json, read_journal
+
+
+def test_run_dirs_are_claimed_once_even_in_the_same_second(tmp_path: Path) -> None:
+    dirs = [RunDir.create(tmp_path, "run", "job") for _ in range(5)]
+    paths = {d.path for d in dirs}
+    assert len(paths) == 5
+    assert all(p.parent == tmp_path / "run" / "job" for p in paths)
+    for d in dirs:
+        d.close()
+
+
+@pytest.mark.parametrize("bad", ["..", ".hidden", "a/b", "", "-x", "sp ace"])
+def test_bad_names_are_refused(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(UsageError):
+        RunDir.create(tmp_path, "run", bad)
+    assert not (tmp_path / "run" / bad).exists() or bad in ("",)
+
+
+def test_journal_appends_and_survives_a_torn_last_line(tmp_path: Path) -> None:
+    rd = RunDir.create(tmp_path, "run", "j")
+    rd.journal.append("start", config={"a": 1})
+    rd.journal.append("trial", trial={"id": "0001"})
+    rd.close()
+    with open(rd.path / "journal.jsonl", "a") as fh:
+        fh.write('{"event": "trial", "tri')  # kill -9 in the middle of a write
+    events = read_journal(rd.path / "journal.jsonl")
+    assert [e["event"] for e in events] == ["start", "trial"]
+    assert events[1]["trial"] == {"id": "0001"}
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "summary.json"
+    atomic_write_json(target, {"x": 1})
+    atomic_write_json(target, {"x": 2})
+    assert json.loads(target.read_text()) == {"x": 2}
+    assert os.listdir(target.parent) == ["summary.json"]
+
+
+def test_open_requires_a_journal(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="not a sleuth run dir"):
+        RunDir.open(tmp_path)
