@@ -10,11 +10,18 @@ imports nothing from sleuth and spawns nothing, ``sleuth.snapshot`` can run it w
 
 from __future__ import annotations
 
-import json
 import os
+import sys
+
+# run as a script, this file's directory (sleuth's package, with ``bisect/`` and friends) is
+# sys.path[0] and would shadow the standard library: drop it before importing anything else
+if __name__ == "__main__":
+    _here = os.path.realpath(os.path.dirname(os.path.abspath(__file__)))
+    sys.path[:] = [p for p in sys.path if not p or os.path.realpath(p) != _here]
+
+import json
 import platform
 import re
-import sys
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from typing import Any
