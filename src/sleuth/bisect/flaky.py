@@ -1,0 +1,271 @@
+"""Flake-aware Bayesian bisection: a posterior over "candidate f is the first bad".
+
+Model (one-sided noise, a Z-channel): a good candidate always passes; a bad one fails with an
+unknown probability ``p``.  ``p`` has a Beta(a, b) prior and is integrated out, so for hypothesis
+f with ``F`` fails and ``P`` passes observed at candidates ``>= f`` the likelihood is
+``B(a+F, b+P) / B(a, b)``, and zero when any candidate ``< f`` failed.  Suffix sums make one
+update O(n).
+
+Probes maximise the expected information gain.  One probe at a candidate whose prior CDF is C
+gains ``h(p C) - C h(p)`` bits (h the binary entropy).  A batch of k probes (k free slots, or
+probes already out) maximises the joint mutual information, found by coordinate ascent over the
+CDF levels of the candidates; the outcome patterns of k probes are enumerated (2^k <= 256).
+
+Invariants: SKIP candidates are never proposed; hypotheses that only skipped candidates separate
+are pooled into one block, and the search stops when one block holds ``confidence`` of the
+posterior (or after ``max_tests``).  The answer is the block; its mass is the reported confidence.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import betaln
+
+from sleuth.bisect.strategies import Query, SearchResult, SearchStatus
+from sleuth.model import Outcome
+
+__all__ = ["FlakyBisection", "binary_entropy", "z_channel_capacity"]
+
+_MAX_BATCH = 8
+_GRID = 160
+
+
+def binary_entropy(p: float) -> float:
+    """h(p) in bits."""
+    if p <= 0.0 or p >= 1.0:
+        return 0.0
+    return -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+
+
+def z_channel_capacity(p: float) -> float:
+    """Bits per test when a bad candidate fails with probability ``p`` and a good one never does."""
+    if p >= 1.0:
+        return 1.0
+    if p <= 0.0:
+        return 0.0
+    eps = 1.0 - p
+    return math.log2(1.0 + (1.0 - eps) * eps ** (eps / (1.0 - eps)))
+
+
+def _h(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    x = np.clip(x, 1e-15, 1 - 1e-15)
+    return np.asarray(-(x * np.log2(x) + (1 - x) * np.log2(1 - x)))
+
+
+@lru_cache(maxsize=64)
+def _patterns(k: int, p: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``M[s, y]`` = P(outcome pattern y | f lies in segment s) and the count of noisy probes per s."""
+    ys = (np.arange(2**k)[:, None] >> np.arange(k)[None, :]) & 1  # (2^k, k): 1 = FAIL, sorted probes
+    seg = np.arange(k + 1)
+    below = np.arange(k)[None, :] < seg[:, None]  # probe j lies below segment s: it must PASS
+    valid = ~np.any(below[:, None, :] & (ys[None, :, :] == 1), axis=2)
+    fails = ys.sum(axis=1)[None, :]
+    noisy = (k - seg)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = np.where(valid, p**fails * (1 - p) ** (noisy - fails), 0.0)
+    return np.nan_to_num(m), (k - seg).astype(float)
+
+
+def _batch_mi(levels: NDArray[np.float64], p: float) -> NDArray[np.float64]:
+    """Mutual information (bits) between f and the outcomes of probes at CDF ``levels`` (G, k)."""
+    g, k = levels.shape
+    srt = np.sort(levels, axis=1)
+    edges = np.concatenate([np.zeros((g, 1)), srt, np.ones((g, 1))], axis=1)
+    masses = np.clip(np.diff(edges, axis=1), 0.0, 1.0)
+    m, noisy = _patterns(k, round(p, 4))
+    py = masses @ m
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hy = -np.sum(np.where(py > 0, py * np.log2(py), 0.0), axis=1)
+    return np.asarray(hy - (masses @ noisy) * binary_entropy(p))
+
+
+class FlakyBisection:
+    """Bayesian bisection for tests whose bad candidates fail only sometimes."""
+
+    def __init__(
+        self,
+        n: int,
+        *,
+        prior: tuple[float, float] = (1.0, 2.0),
+        confidence: float = 0.95,
+        max_tests: int | None = None,
+        end_fails: int = 0,
+    ) -> None:
+        if n < 2:
+            raise ValueError("a bisection needs at least two candidates (a good and a bad end)")
+        if not 0.5 <= confidence < 1.0:
+            raise ValueError("confidence must be in [0.5, 1)")
+        self.n = n
+        self.a, self.b = prior
+        self.confidence = confidence
+        self.max_tests = max_tests
+        self.end_fails = end_fails
+        self.fails = np.zeros(n)
+        self.passes = np.zeros(n)
+        self._skip = np.zeros(n, dtype=bool)
+        self.pending: dict[int, Query] = {}
+        self.contradictions: list[int] = []
+        self._seq = 0
+        self._tests = 0
+        self._post: NDArray[np.float64] | None = None
+
+    @property
+    def tests(self) -> int:
+        """How many outcomes were observed."""
+        return self._tests
+
+    def posterior(self) -> NDArray[np.float64]:
+        """P(first bad = f) for f in 0..n-1 (entry 0 is always 0: the good end was checked)."""
+        if self._post is None:
+            fsuf = np.cumsum(self.fails[::-1])[::-1]
+            psuf = np.cumsum(self.passes[::-1])[::-1]
+            failed = np.flatnonzero(self.fails[1:]) + 1
+            limit = int(failed[0]) if failed.size else self.n - 1
+            logl = betaln(self.a + fsuf, self.b + psuf)
+            logl[0] = -np.inf
+            logl[limit + 1 :] = -np.inf
+            w = np.exp(logl - logl.max())
+            self._post = w / w.sum()
+        return self._post
+
+    def p_estimate(self) -> float:
+        """Posterior mean of the probability that a bad candidate fails."""
+        fsuf = np.cumsum(self.fails[::-1])[::-1]
+        psuf = np.cumsum(self.passes[::-1])[::-1]
+        per_f = (self.a + fsuf) / (self.a + self.b + fsuf + psuf)
+        return float(np.dot(self.posterior(), per_f))
+
+    @property
+    def skipped(self) -> set[int]:
+        """Candidates that could not be tested."""
+        return {int(i) for i in np.flatnonzero(self._skip)}
+
+    def _best_block(self) -> tuple[tuple[int, int], float]:
+        """The block of hypotheses with the most mass: a testable candidate and the skips below it."""
+        cum = np.concatenate([[0.0], np.cumsum(self.posterior())])
+        testable = ~self._skip
+        testable[-1] = True
+        ends = np.flatnonzero(testable[1:]) + 1
+        starts = np.concatenate([[1], ends[:-1] + 1])
+        masses = cum[ends + 1] - cum[starts]
+        j = int(np.argmax(masses))
+        return (int(starts[j]), int(ends[j])), float(masses[j])
+
+    @property
+    def done(self) -> bool:
+        """True at the requested confidence, or when the test budget is spent."""
+        if self.pending:
+            return False
+        if self.max_tests is not None and self._tests >= self.max_tests:
+            return True
+        return self._best_block()[1] >= self.confidence
+
+    def propose(self, k: int) -> list[Query]:
+        """Up to ``k`` probes with the most expected information, given the probes still out."""
+        if k <= 0 or self._best_block()[1] >= self.confidence:
+            return []
+        if self.max_tests is not None and self._tests + len(self.pending) >= self.max_tests:
+            return []
+        cdf = np.cumsum(self.posterior())
+        eligible = np.flatnonzero(~self._skip)
+        p = min(max(self.p_estimate(), 0.02), 1.0)
+        end = self.n - 1
+        out = []
+        out_at_end = sum(q.index == end for q in self.pending.values())
+        end_runs = self.fails[end] + self.passes[end] + out_at_end
+        # rerun the known-bad end until it failed ``end_fails`` times (at most 5x that many runs):
+        # a good estimate of p is what keeps the posterior honest
+        while k > 0 and self.fails[end] + out_at_end < self.end_fails and end_runs < 5 * self.end_fails:
+            out.append(self._hand_out(end))
+            out_at_end += 1
+            end_runs += 1
+            k -= 1
+        fixed = [float(cdf[q.index]) for q in self.pending.values() if q.index != end]
+        k = min(k, _MAX_BATCH - len(fixed))
+        if k <= 0:
+            return out
+        if not fixed and k == 1:
+            c = cdf[eligible]
+            gain = _h(p * c) - c * binary_entropy(p)
+            picks = [int(eligible[int(np.argmax(gain))])]
+        else:
+            picks = self._batch(cdf, eligible, p, fixed, k)
+        return out + [self._hand_out(i) for i in picks]
+
+    def _hand_out(self, index: int) -> Query:
+        q = Query(self._seq, index)
+        self._seq += 1
+        self.pending[q.seq] = q
+        return q
+
+    def _batch(
+        self, cdf: NDArray[np.float64], eligible: NDArray[np.int64], p: float, fixed: list[float], k: int
+    ) -> list[int]:
+        """Coordinate ascent over the candidates' CDF levels for ``k`` new probes."""
+        levels_all = cdf[eligible]
+        _, first = np.unique(np.round(levels_all, 6), return_index=True)
+        cand = eligible[first]
+        if cand.size > _GRID:
+            targets = np.linspace(0, 1, _GRID)
+            near = np.unique(np.searchsorted(cdf[cand], targets).clip(0, cand.size - 1))
+            cand = cand[near]
+        grid = cdf[cand]
+        chosen = [int(cand[int(np.argmin(np.abs(grid - (j + 1) / (k + 1))))]) for j in range(k)]
+        for _ in range(3):
+            changed = False
+            for j in range(k):
+                others = fixed + [float(cdf[c]) for t, c in enumerate(chosen) if t != j]
+                lv = np.column_stack([np.tile(others, (grid.size, 1)), grid]) if others else grid[:, None]
+                best = int(cand[int(np.argmax(_batch_mi(lv, p)))])
+                if best != chosen[j]:
+                    chosen[j], changed = best, True
+            if not changed:
+                break
+        return sorted(chosen)
+
+    def observe(self, query: Query, outcome: Outcome) -> None:
+        """Add one outcome; a SKIP (or ERROR) removes the candidate from the probes."""
+        self.pending.pop(query.seq, None)
+        self._seq = max(self._seq, query.seq + 1)
+        self._tests += 1
+        i = query.index
+        if outcome in (Outcome.SKIP, Outcome.ERROR):
+            if self.fails[i] + self.passes[i] == 0 and 0 < i < self.n - 1:
+                self._skip[i] = True
+            return
+        if outcome is Outcome.FAIL and i == 0:
+            self.contradictions.append(i)  # the good end failed: the model has no room for it
+            return
+        if outcome is Outcome.FAIL:
+            self.fails[i] += 1
+        else:
+            self.passes[i] += 1
+        self._post = None
+
+    def evidence(self) -> dict[int, tuple[int, int]]:
+        """``{candidate: (fails, passes)}`` for every candidate tested."""
+        idx = np.flatnonzero(self.fails + self.passes)
+        return {int(i): (int(self.fails[i]), int(self.passes[i])) for i in idx}
+
+    def result(self) -> SearchResult:
+        """The most probable block of first-bad hypotheses and its posterior mass."""
+        (a, b), mass = self._best_block()
+        last_good = a - 1  # the block starts right above a testable candidate (or the good end)
+        if mass < self.confidence:
+            status, note = SearchStatus.INCONCLUSIVE, f"stopped after {self._tests} tests below confidence"
+        elif a == b:
+            status, note = SearchStatus.FOUND, ""
+        else:
+            status, note = SearchStatus.AMBIGUOUS, "only skipped candidates separate good from bad"
+        return SearchResult(
+            status=status,
+            first_bad=b,
+            last_good=last_good,
+            suspects=tuple(range(a, b + 1)),
+            confidence=round(mass, 4),
+            note=note,
+        )
