@@ -47,14 +47,20 @@ def main() -> None:
         json_many = timed([*SLEUTH, "run", "--json", "--trials", str(n), "--jobs", "1", "--", "true"], env)
         json_per = (json_many - one) / (n - 1)
         start = statistics.median(timed([*SLEUTH, "--version"], env) for _ in range(args.repeats))
-        script = statistics.median(timed(["sleuth", "--version"], env) for _ in range(args.repeats)) \
-            if any(os.access(os.path.join(p, "sleuth"), os.X_OK) for p in os.environ.get("PATH", "").split(":")) \
+        script = (
+            statistics.median(timed(["sleuth", "--version"], env) for _ in range(args.repeats))
+            if any(
+                os.access(os.path.join(p, "sleuth"), os.X_OK) for p in os.environ.get("PATH", "").split(":")
+            )
             else float("nan")
+        )
         py = statistics.median(timed([sys.executable, "-c", "pass"], env) for _ in range(args.repeats))
     print(f"{'measure':<44}{'value':>12}{'anchor':>12}{'ratio':>8}")
     print(f"{'bare subprocess.run(true), ms/trial':<44}{bare * 1e3:>12.2f}{'':>12}{'':>8}")
-    print(f"{f'sleuth run --trials {n} -- true, ms/trial':<44}{per * 1e3:>12.2f}{bare * 1e3:>12.2f}"
-          f"{per / bare:>8.2f}")
+    print(
+        f"{f'sleuth run --trials {n} -- true, ms/trial':<44}{per * 1e3:>12.2f}{bare * 1e3:>12.2f}"
+        f"{per / bare:>8.2f}"
+    )
     print(f"{'  overhead over bare, ms/trial (target <= 3)':<44}{(per - bare) * 1e3:>12.2f}")
     print(f"{'  same with --json, overhead ms/trial':<44}{(json_per - bare) * 1e3:>12.2f}")
     print(f"{'sleuth run --trials 1 (whole command), s':<44}{one:>12.3f}")

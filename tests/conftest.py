@@ -16,6 +16,31 @@ import pytest
 PROGRAMS = Path(__file__).parent / "programs"
 
 
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting to be reaped counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def wait_dead(pid: int, timeout: float = 5.0) -> bool:
+    """Wait until ``pid`` is gone; True if it died in time."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return not pid_alive(pid)
+
+
 def program(name: str) -> str:
     """Absolute path of a fake workload in tests/programs."""
     return str(PROGRAMS / name)
@@ -50,11 +75,19 @@ def sleuth_env(tmp_path: Path) -> dict[str, str]:
 def sleuth(tmp_path: Path, sleuth_env: dict[str, str]) -> Callable[..., CliResult]:
     """Run ``python -m sleuth ARGS`` as a real subprocess in tmp_path."""
 
-    def run(*args: str | Path, timeout: float = 120, env: dict[str, str] | None = None,
-            cwd: Path | None = None) -> CliResult:
+    def run(
+        *args: str | Path, timeout: float = 120, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> CliResult:
         argv: Sequence[str] = [sys.executable, "-m", "sleuth", *map(str, args)]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              env={**sleuth_env, **(env or {})}, cwd=cwd or tmp_path, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**sleuth_env, **(env or {})},
+            cwd=cwd or tmp_path,
+            stdin=subprocess.DEVNULL,
+        )
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run

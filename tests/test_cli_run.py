@@ -23,8 +23,21 @@ def run_dirs(tmp_path: Path) -> list[Path]:
 
 
 def test_flaky_run_summary_and_run_dir(sleuth, tmp_path: Path) -> None:
-    res = sleuth("run", "--trials", "12", "--jobs", "2", "--json", "--metric", r"step=step_time_ms=([0-9.]+)",
-                 "--", PY, program("flaky.py"), "0.5", "seed1")
+    res = sleuth(
+        "run",
+        "--trials",
+        "12",
+        "--jobs",
+        "2",
+        "--json",
+        "--metric",
+        r"step=step_time_ms=([0-9.]+)",
+        "--",
+        PY,
+        program("flaky.py"),
+        "0.5",
+        "seed1",
+    )
     assert res.rc == 1, res.stderr
     doc = res.json()
     s = doc["summary"]
@@ -34,7 +47,10 @@ def test_flaky_run_summary_and_run_dir(sleuth, tmp_path: Path) -> None:
     assert lo < s["failure_rate"] < hi
     # every failure of this bug shares one signature despite random steps and addresses
     assert s["signatures"] == {"exit 1: FloatingPointError: loss is nan at step <n> (<hex>)": s["fail"]}
-    assert s["metrics"]["step"]["n"] == 12 and 10 <= s["metrics"]["step"]["min"] <= s["metrics"]["step"]["max"] <= 20
+    assert (
+        s["metrics"]["step"]["n"] == 12
+        and 10 <= s["metrics"]["step"]["min"] <= s["metrics"]["step"]["max"] <= 20
+    )
     assert set(s["wall_s"]) == {"median", "p90"}
     t0 = doc["trials"][0]
     assert set(t0) >= {"id", "outcome", "rc", "signal", "timed_out", "wall_s", "metrics", "signature"}
@@ -77,8 +93,18 @@ def test_skip_exit_and_fail_regex_stream(sleuth) -> None:
 
 def test_metric_thresholds_and_series(sleuth) -> None:
     cmd = [PY, "-c", "[print(f'loss={x}') for x in (3.0, 2.0, 1.5)]; print('tput=80')"]
-    res = sleuth("run", "--json", "--metric-series", r"loss=loss=([0-9.]+)", "--metric", r"tput=tput=(\d+)",
-                 "--fail-below", "tput=100", "--", *cmd)
+    res = sleuth(
+        "run",
+        "--json",
+        "--metric-series",
+        r"loss=loss=([0-9.]+)",
+        "--metric",
+        r"tput=tput=(\d+)",
+        "--fail-below",
+        "tput=100",
+        "--",
+        *cmd,
+    )
     t = res.json()["trials"][0]
     assert t["metrics"] == {"loss": [3.0, 2.0, 1.5], "tput": 80.0}
     assert t["outcome"] == "fail" and t["signature"] == "metric tput < 100"
@@ -88,16 +114,35 @@ def test_metric_thresholds_and_series(sleuth) -> None:
 
 def test_custom_oracle_module(sleuth, tmp_path: Path) -> None:
     (tmp_path / "myjudge.py").write_text("def judge(r):\n    return 'slow' not in r.stdout_tail\n")
-    res = sleuth("run", "--json", "--oracle", "myjudge:judge", "--", PY, "-c", "print('too slow')",
-                 env={"PYTHONPATH": str(tmp_path)})
+    res = sleuth(
+        "run",
+        "--json",
+        "--oracle",
+        "myjudge:judge",
+        "--",
+        PY,
+        "-c",
+        "print('too slow')",
+        env={"PYTHONPATH": str(tmp_path)},
+    )
     assert res.json()["trials"][0]["outcome"] == "fail"
 
 
 def test_env_and_cwd(sleuth, tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    res = sleuth("run", "--json", "--env", "FOO=bar=baz", "--cwd", work, "--", PY, "-c",
-                 "import os; assert os.environ['FOO']=='bar=baz' and os.getcwd()==os.path.realpath('.'); print(os.getcwd())")
+    res = sleuth(
+        "run",
+        "--json",
+        "--env",
+        "FOO=bar=baz",
+        "--cwd",
+        work,
+        "--",
+        PY,
+        "-c",
+        "import os; assert os.environ['FOO']=='bar=baz' and os.getcwd()==os.path.realpath('.'); print(os.getcwd())",
+    )
     assert res.rc == 0, res.stdout
     rd = Path(res.json()["run_dir"])
     rd = rd if rd.is_absolute() else tmp_path / rd
@@ -106,7 +151,9 @@ def test_env_and_cwd(sleuth, tmp_path: Path) -> None:
 
 def test_timeout_through_cli_kills_grandchildren(sleuth, tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
-    res = sleuth("run", "--json", "--timeout", "1", "--kill-grace", "0.5", "--", PY, program("hang.py"), pidfile)
+    res = sleuth(
+        "run", "--json", "--timeout", "1", "--kill-grace", "0.5", "--", PY, program("hang.py"), pidfile
+    )
     t = res.json()["trials"][0]
     assert res.rc == 1 and t["timed_out"] and t["signature"] == "timeout"
     for pid in map(int, pidfile.read_text().split()):
@@ -116,16 +163,18 @@ def test_timeout_through_cli_kills_grandchildren(sleuth, tmp_path: Path) -> None
 def test_gpus_each_running_trial_gets_its_own_device(sleuth, tmp_path: Path) -> None:
     log = tmp_path / "gpulog"
     log.mkdir()
-    script = ("import os,time; t=time.time(); time.sleep(0.3); "
-              f"open(os.path.join({str(log)!r}, os.environ['SLEUTH_TRIAL_ID']),'w')"
-              ".write(f\"{os.environ['CUDA_VISIBLE_DEVICES']} {os.environ['HIP_VISIBLE_DEVICES']} {t} {time.time()}\")")
+    script = (
+        "import os,time; t=time.time(); time.sleep(0.3); "
+        f"open(os.path.join({str(log)!r}, os.environ['SLEUTH_TRIAL_ID']),'w')"
+        ".write(f\"{os.environ['CUDA_VISIBLE_DEVICES']} {os.environ['HIP_VISIBLE_DEVICES']} {t} {time.time()}\")"
+    )
     res = sleuth("run", "-n", "6", "--gpus", "0,1", "--json", "--", PY, "-c", script)
     assert res.rc == 0, res.stderr
     rows = [f.read_text().split() for f in log.iterdir()]
     assert len(rows) == 6 and all(r[0] == r[1] and r[0] in ("0", "1") for r in rows)
     spans = [(r[0], float(r[2]), float(r[3])) for r in rows]
     for i, (d1, s1, e1) in enumerate(spans):
-        for d2, s2, e2 in spans[i + 1:]:
+        for d2, s2, e2 in spans[i + 1 :]:
             if d1 == d2:
                 assert e1 <= s2 or e2 <= s1, "two trials overlapped on one device"
     assert {r[0] for r in rows} == {"0", "1"}
@@ -159,7 +208,9 @@ def test_command_not_found_is_an_error_outcome(sleuth) -> None:
         (["--trials", "x", "--", "true"], "--trials"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_and_leaves_nothing(sleuth, tmp_path: Path, args: list[str], needle: str) -> None:
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(
+    sleuth, tmp_path: Path, args: list[str], needle: str
+) -> None:
     res = sleuth("run", *args)
     assert res.rc == 2, (res.stdout, res.stderr)
     lines = res.stderr.strip().splitlines()
@@ -170,10 +221,18 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(sleuth, tmp_path: Path,
 
 def test_ctrl_c_kills_children_and_keeps_partial_summary(sleuth_env, tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
-    script = ("import os,sys,time; i=os.environ['SLEUTH_TRIAL_ID']; "
-              f"open({str(pidfile)!r}+i,'w').write(str(os.getpid())); time.sleep(0 if i=='0001' else 600)")
-    proc = subprocess.Popen([PY, "-m", "sleuth", "run", "-n", "3", "--json", "--", PY, "-c", script],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=sleuth_env, cwd=tmp_path)
+    script = (
+        "import os,sys,time; i=os.environ['SLEUTH_TRIAL_ID']; "
+        f"open({str(pidfile)!r}+i,'w').write(str(os.getpid())); time.sleep(0 if i=='0001' else 600)"
+    )
+    proc = subprocess.Popen(
+        [PY, "-m", "sleuth", "run", "-n", "3", "--json", "--", PY, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=sleuth_env,
+        cwd=tmp_path,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not Path(str(pidfile) + "0002").exists():
         time.sleep(0.05)
@@ -195,11 +254,18 @@ def test_resume_after_kill_9_runs_only_missing_trials(sleuth, sleuth_env, tmp_pa
     counter.mkdir()
     block = tmp_path / "block"
     block.touch()
-    script = ("import os,time; i=os.environ['SLEUTH_TRIAL_ID']; "
-              f"open(os.path.join({str(counter)!r}, i + '-' + str(os.getpid())),'w'); "
-              f"time.sleep(600 if int(i) > 3 and os.path.exists({str(block)!r}) else 0.05)")
-    proc = subprocess.Popen([PY, "-m", "sleuth", "run", "-n", "5", "--json", "--", PY, "-c", script],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=sleuth_env, cwd=tmp_path)
+    script = (
+        "import os,time; i=os.environ['SLEUTH_TRIAL_ID']; "
+        f"open(os.path.join({str(counter)!r}, i + '-' + str(os.getpid())),'w'); "
+        f"time.sleep(600 if int(i) > 3 and os.path.exists({str(block)!r}) else 0.05)"
+    )
+    proc = subprocess.Popen(
+        [PY, "-m", "sleuth", "run", "-n", "5", "--json", "--", PY, "-c", script],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=sleuth_env,
+        cwd=tmp_path,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not any(p.name.startswith("0004-") for p in counter.iterdir()):
         time.sleep(0.05)

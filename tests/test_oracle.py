@@ -12,15 +12,35 @@ from sleuth.model import Outcome, Stream, TrialResult, TrialSpec
 from sleuth.oracle import OracleConfig, Threshold, build_oracle, error_line, normalize_line
 
 
-def result(tmp_path: Path, *, rc: int | None = 0, signal: int | None = None, timed_out: bool = False,
-           stdout: str = "", stderr: str = "", metrics: dict | None = None, error: str | None = None) -> TrialResult:
+def result(
+    tmp_path: Path,
+    *,
+    rc: int | None = 0,
+    signal: int | None = None,
+    timed_out: bool = False,
+    stdout: str = "",
+    stderr: str = "",
+    metrics: dict | None = None,
+    error: str | None = None,
+) -> TrialResult:
     tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "stdout").write_text(stdout)
     (tmp_path / "stderr").write_text(stderr)
-    return TrialResult(spec=TrialSpec(argv=("x",), timeout_s=3.0), trial_dir=tmp_path, rc=rc, signal=signal,
-                       timed_out=timed_out, started_at=0.0, wall_s=0.1, stdout_path=tmp_path / "stdout",
-                       stderr_path=tmp_path / "stderr", stdout_tail=stdout, stderr_tail=stderr,
-                       metrics=metrics or {}, error=error)
+    return TrialResult(
+        spec=TrialSpec(argv=("x",), timeout_s=3.0),
+        trial_dir=tmp_path,
+        rc=rc,
+        signal=signal,
+        timed_out=timed_out,
+        started_at=0.0,
+        wall_s=0.1,
+        stdout_path=tmp_path / "stdout",
+        stderr_path=tmp_path / "stderr",
+        stdout_tail=stdout,
+        stderr_tail=stderr,
+        metrics=metrics or {},
+        error=error,
+    )
 
 
 def judge(cfg: OracleConfig, r: TrialResult) -> tuple[Outcome, str | None]:
@@ -40,8 +60,10 @@ def test_exit_codes(tmp_path: Path) -> None:
 
 def test_python_traceback_signature_is_stable_across_runs(tmp_path: Path) -> None:
     def tb(step: int, addr: str, path: str) -> str:
-        return (f"Traceback (most recent call last):\n  File \"{path}/train.py\", line {step}, in <module>\n"
-                f"FloatingPointError: loss is nan at step {step} (tensor at {addr})\n")
+        return (
+            f'Traceback (most recent call last):\n  File "{path}/train.py", line {step}, in <module>\n'
+            f"FloatingPointError: loss is nan at step {step} (tensor at {addr})\n"
+        )
 
     a = judge(OracleConfig(), result(tmp_path / "a", rc=1, stderr=tb(137, "0x7f3a2c", "/home/a/job")))
     b = judge(OracleConfig(), result(tmp_path / "b", rc=1, stderr=tb(4012, "0x55aa10ff", "/scratch/b")))
@@ -83,23 +105,37 @@ def test_custom_oracle_from_file(tmp_path: Path) -> None:
     cfg = OracleConfig(callable_ref=f"{f}:judge")
     assert judge(cfg, result(tmp_path / "1", rc=0, stdout="bad\n"))[0] is Outcome.FAIL
     assert judge(cfg, result(tmp_path / "2", rc=0, stdout="skip me\n"))[0] is Outcome.SKIP
-    assert judge(cfg, result(tmp_path / "3", rc=3, stdout="fine\n"))[0] is Outcome.FAIL  # None keeps the rules
+    assert (
+        judge(cfg, result(tmp_path / "3", rc=3, stdout="fine\n"))[0] is Outcome.FAIL
+    )  # None keeps the rules
     j = build_oracle(cfg).judge(result(tmp_path / "4", rc=0, stdout="explode\n"))
     assert j.outcome is Outcome.ERROR and "RuntimeError: oops" in j.reason
 
 
 def test_error_line_prefers_the_last_exception() -> None:
-    r = TrialResult(spec=TrialSpec(argv=("x",)), trial_dir=Path("/t"), rc=1, signal=None, timed_out=False,
-                    started_at=0, wall_s=0, stdout_path=Path("/t/o"), stderr_path=Path("/t/e"),
-                    stderr_tail="warning: foo\nKeyError: 'a'\n\nDuring handling...\nValueError: bad value 3\n")
+    r = TrialResult(
+        spec=TrialSpec(argv=("x",)),
+        trial_dir=Path("/t"),
+        rc=1,
+        signal=None,
+        timed_out=False,
+        started_at=0,
+        wall_s=0,
+        stdout_path=Path("/t/o"),
+        stderr_path=Path("/t/e"),
+        stderr_tail="warning: foo\nKeyError: 'a'\n\nDuring handling...\nValueError: bad value 3\n",
+    )
     assert error_line(r) == "ValueError: bad value 3"
 
 
-@given(st.integers(min_value=0, max_value=10**12), st.integers(min_value=0, max_value=2**48),
-       st.sampled_from(["/tmp/x/y.py", "/home/user/run_12/log.txt", "./data/shard-0003.bin"]))
+@given(
+    st.integers(min_value=0, max_value=10**12),
+    st.integers(min_value=0, max_value=2**48),
+    st.sampled_from(["/tmp/x/y.py", "/home/user/run_12/log.txt", "./data/shard-0003.bin"]),
+)
 def test_normalize_hides_run_specific_parts(n: int, addr: int, path: str) -> None:
     a = normalize_line(f"2026-11-25T10:00:{n % 60:02d}Z rank {n}: illegal access at 0x{addr:x} in {path}")
-    b = normalize_line(f"2025-01-01T23:59:59Z rank 7: illegal access at 0x1 in /other/place.py")
+    b = normalize_line("2025-01-01T23:59:59Z rank 7: illegal access at 0x1 in /other/place.py")
     assert a == b == "<ts> rank <n>: illegal access at <hex> in <path>"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import time
@@ -10,29 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from sleuth.errors import InfrastructureError
 from sleuth.model import MetricSpec, Stream, TrialSpec
 from sleuth.runner import run_tool, run_trial
-from sleuth.errors import InfrastructureError
-from tests.conftest import program
-
-import re
+from tests.conftest import pid_alive, program
 
 
 def spec(*argv: str, **kw: object) -> TrialSpec:
     return TrialSpec(argv=tuple(argv), env=dict(os.environ), **kw)  # type: ignore[arg-type]
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie counts as dead
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_exit_code_and_output_files(tmp_path: Path) -> None:
@@ -115,14 +101,23 @@ def test_metrics_last_match_series_and_metrics_json(tmp_path: Path) -> None:
 
 
 def test_device_env(tmp_path: Path) -> None:
-    r = run_trial(spec(sys.executable, "-c", "import os;print(os.environ['CUDA_VISIBLE_DEVICES'],"
-                       "os.environ['HIP_VISIBLE_DEVICES'])"), tmp_path / "t", device="3")
+    r = run_trial(
+        spec(
+            sys.executable,
+            "-c",
+            "import os;print(os.environ['CUDA_VISIBLE_DEVICES'],os.environ['HIP_VISIBLE_DEVICES'])",
+        ),
+        tmp_path / "t",
+        device="3",
+    )
     assert r.stdout_path.read_text().strip() == "3 3"
     assert r.device == "3"
 
 
 def test_run_tool_captures_and_names_missing_programs(tmp_path: Path) -> None:
-    t = run_tool([sys.executable, "-c", "import sys; print('out'); print('bad thing', file=sys.stderr); sys.exit(2)"])
+    t = run_tool(
+        [sys.executable, "-c", "import sys; print('out'); print('bad thing', file=sys.stderr); sys.exit(2)"]
+    )
     assert (t.rc, t.stdout, t.ok) == (2, "out\n", False)
     assert t.brief() == "bad thing"
     with pytest.raises(InfrastructureError, match="command not found: no-such-tool-xyz"):

@@ -54,7 +54,9 @@ def _hypergeom_two_sided(a: int, n1: int, c: int, n2: int) -> float:
     return sum(prob(x) for x in range(max(0, k - n2), min(k, n1) + 1) if prob(x) <= p_obs * (1 + 1e-7))
 
 
-@pytest.mark.parametrize(("a", "n1", "c", "n2"), [(0, 20, 7, 20), (1, 10, 9, 10), (3, 20, 5, 20), (0, 5, 0, 5)])
+@pytest.mark.parametrize(
+    ("a", "n1", "c", "n2"), [(0, 20, 7, 20), (1, 10, 9, 10), (3, 20, 5, 20), (0, 5, 0, 5)]
+)
 def test_fisher_matches_explicit_hypergeometric_sum(a: int, n1: int, c: int, n2: int) -> None:
     assert stats.fisher_exact(a, n1, c, n2) == pytest.approx(_hypergeom_two_sided(a, n1, c, n2), rel=1e-9)
 

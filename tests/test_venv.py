@@ -19,15 +19,27 @@ def _index_reachable() -> bool:
         return False
 
 
-network = pytest.mark.skipif(not _index_reachable(), reason="the Python package index (pypi.org) is unreachable")
+network = pytest.mark.skipif(
+    not _index_reachable(), reason="the Python package index (pypi.org) is unreachable"
+)
 
 
 @pytest.mark.network
 @network
 def test_run_in_venv_builds_once_and_reuses(sleuth, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    args = ["run", "--json", "--environment", "venv", "--with", "six==1.16.0", "--", "python", "-c",
-            "import six, sys; print(six.__version__, sys.prefix)"]
+    args = [
+        "run",
+        "--json",
+        "--environment",
+        "venv",
+        "--with",
+        "six==1.16.0",
+        "--",
+        "python",
+        "-c",
+        "import six, sys; print(six.__version__, sys.prefix)",
+    ]
     first = sleuth(*args, env={"SLEUTH_CACHE": str(cache)})
     assert first.rc == 0, first.stderr
     (venv,) = (p for p in (cache / "venvs").iterdir() if p.is_dir())
@@ -47,8 +59,16 @@ def test_run_in_venv_builds_once_and_reuses(sleuth, tmp_path: Path) -> None:
 @network
 def test_unknown_pin_is_an_infrastructure_error_with_nothing_left(sleuth, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    res = sleuth("run", "--environment", "venv", "--with", "no-such-package-sleuth-xyz==1.0", "--", "true",
-                 env={"SLEUTH_CACHE": str(cache)})
+    res = sleuth(
+        "run",
+        "--environment",
+        "venv",
+        "--with",
+        "no-such-package-sleuth-xyz==1.0",
+        "--",
+        "true",
+        env={"SLEUTH_CACHE": str(cache)},
+    )
     assert res.rc == 4, res.stderr
     assert "uv pip install failed" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert not any(p.is_dir() for p in (cache / "venvs").iterdir())

@@ -91,8 +91,12 @@ class RunConfig:
             jobs=d["jobs"],
             gpus=tuple(d["gpus"]),
             metrics=tuple(
-                MetricSpec(name=m["name"], pattern=re.compile(m["regex"], re.M), series=m["series"],
-                           stream=Stream(m["stream"]))
+                MetricSpec(
+                    name=m["name"],
+                    pattern=re.compile(m["regex"], re.M),
+                    series=m["series"],
+                    stream=Stream(m["stream"]),
+                )
                 for m in d["metrics"]
             ),
             oracle=OracleConfig(
@@ -141,7 +145,7 @@ class RunSummary:
 
 def summarize(records: Iterable[Mapping[str, Any]], *, interrupted: bool = False) -> RunSummary:
     """Summary of trial records (``Trial.to_dict()`` form), ordered by id."""
-    trials = tuple(sorted(records, key=lambda r: r["id"]))
+    trials = tuple(dict(r) for r in sorted(records, key=lambda r: r["id"]))
     counts = Counter(r["outcome"] for r in trials)
     n_pass, n_fail = counts[Outcome.PASS.value], counts[Outcome.FAIL.value]
     judged = n_pass + n_fail
@@ -165,8 +169,10 @@ def summarize(records: Iterable[Mapping[str, Any]], *, interrupted: bool = False
         "error": counts[Outcome.ERROR.value],
         "failure_rate": (n_fail / judged) if judged else None,
         "failure_rate_ci": [lo, hi],
-        "wall_s": {"median": stats.percentile(walls, 50) if walls else None,
-                   "p90": stats.percentile(walls, 90) if walls else None},
+        "wall_s": {
+            "median": stats.percentile(walls, 50) if walls else None,
+            "p90": stats.percentile(walls, 90) if walls else None,
+        },
         "metrics": metrics,
         "signatures": dict(sigs.most_common()),
     }
@@ -221,8 +227,10 @@ def execute(
     if snap:
         run_dir.write_json("host_env.json", snap)
     summary = summarize(records.values(), interrupted=interrupted)
-    run_dir.write_json("summary.json", {"run_dir": str(run_dir.path), "summary": summary.data,
-                                        "trials": list(summary.trials)})
+    run_dir.write_json(
+        "summary.json",
+        {"run_dir": str(run_dir.path), "summary": summary.data, "trials": list(summary.trials)},
+    )
     run_dir.journal.append("end", summary=summary.data)
     return summary
 

@@ -132,7 +132,9 @@ class RunDir:
     def open(cls, path: Path, *, fsync: bool = False) -> RunDir:
         """Reopen an existing run dir (to resume it)."""
         if not (path / "journal.jsonl").is_file():
-            raise UsageError(f"{path}: not a sleuth run dir (no journal.jsonl)", hint="pass the run dir printed by the run")
+            raise UsageError(
+                f"{path}: not a sleuth run dir (no journal.jsonl)", hint="pass the run dir printed by the run"
+            )
         return cls(path, fsync=fsync)
 
     def events(self) -> list[dict[str, Any]]:

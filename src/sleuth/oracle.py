@@ -89,7 +89,10 @@ class OracleConfig:
 _NORMALIZERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"), "<ts>"),
     (re.compile(r"\b\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\b"), "<ts>"),
-    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<uuid>"),
+    (
+        re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+        "<uuid>",
+    ),
     (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
     (re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{8,}\b"), "<hex>"),
     (re.compile(r"(?:~|\.{1,2})?(?:/[\w.@+%=~-]+)+/?|\b[\w.-]+(?:/[\w.@+%=~-]+)+"), "<path>"),
@@ -191,7 +194,9 @@ def _coerce(value: Any, base: Judgement, result: TrialResult) -> Judgement:
             return base
         sig = _signature(head_of(result), error_line(result)) if value is Outcome.FAIL else None
         return Judgement(value, sig, "custom oracle")
-    return Judgement(Outcome.ERROR, None, f"oracle returned {type(value).__name__}, expected Outcome/bool/None")
+    return Judgement(
+        Outcome.ERROR, None, f"oracle returned {type(value).__name__}, expected Outcome/bool/None"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +243,9 @@ class StandardOracle:
                 return Judgement(Outcome.FAIL, f"metric missing: {t.name}", f"metric {t.name} not found")
             worst = (max(value) if t.above else min(value)) if isinstance(value, tuple) else value
             if math.isnan(worst) or (worst > t.limit if t.above else worst < t.limit):
-                return Judgement(Outcome.FAIL, f"metric {t.describe()}", f"{t.name}={worst:g} ({t.describe()})")
+                return Judgement(
+                    Outcome.FAIL, f"metric {t.describe()}", f"{t.name}={worst:g} ({t.describe()})"
+                )
         return Judgement(Outcome.PASS, None, "")
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -44,10 +45,8 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _stop_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
@@ -228,14 +227,14 @@ def run_tool(
     except OSError as exc:
         raise InfrastructureError(_spawn_error(argv, str(cwd) if cwd else None, exc)) from exc
     with _live_lock:
-        _live[proc.pid] = proc  # type: ignore[assignment]
+        _live[proc.pid] = proc
     timed_out = False
     try:
         try:
             out, err = proc.communicate(input=input_text.encode() if input_text else None, timeout=timeout_s)
         except subprocess.TimeoutExpired:
             timed_out = True
-            _stop_group(proc, 2.0)  # type: ignore[arg-type]
+            _stop_group(proc, 2.0)
             out, err = proc.communicate()
     finally:
         with _live_lock:

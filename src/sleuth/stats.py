@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 __all__ = [
-    "Distribution",
     "SPRT",
+    "Distribution",
     "bootstrap_ratio_ci",
     "clopper_pearson",
     "describe",

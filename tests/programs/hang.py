@@ -10,7 +10,11 @@ import time
 pidfile = sys.argv[1]
 stubborn = len(sys.argv) > 2 and sys.argv[2] == "stubborn"
 child = subprocess.Popen(
-    [sys.executable, "-c", "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"]
+    [
+        sys.executable,
+        "-c",
+        "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)",
+    ]
 )
 with open(pidfile + ".tmp", "w") as fh:
     fh.write(f"{os.getpid()} {child.pid}\n")

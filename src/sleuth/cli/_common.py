@@ -12,7 +12,7 @@ import click
 
 from sleuth.model import Outcome
 
-__all__ = ["OUTCOME_STYLE", "console", "err_console", "output_option", "print_json", "fmt_rate", "fmt_s"]
+__all__ = ["OUTCOME_STYLE", "console", "err_console", "fmt_rate", "fmt_s", "output_option", "print_json"]
 
 OUTCOME_STYLE = {
     Outcome.PASS: "green",
@@ -61,7 +61,7 @@ def fmt_s(seconds: float | None) -> str:
         return f"{seconds:.3f}s"
     if seconds < 120:
         return f"{seconds:.1f}s"
-    m, s = divmod(int(round(seconds)), 60)
+    m, s = divmod(round(seconds), 60)
     return f"{m}m{s:02d}s"
 
 

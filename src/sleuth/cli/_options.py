@@ -42,31 +42,71 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
 def oracle_options(func: F) -> F:
     """``--skip-exit --fail-regex --stream --metric --metric-series --fail-above --fail-below --oracle``."""
     return _stack(
-        click.option("--skip-exit", "skip_exit", multiple=True, type=int, metavar="CODE",
-                     help="An exit code meaning 'untestable' (SKIP), e.g. 125. Repeatable."),
-        click.option("--fail-regex", metavar="RE", help="FAIL when this regex matches the output, even on exit 0."),
-        click.option("--stream", type=click.Choice(["stdout", "stderr", "both"]), default="both", show_default=True,
-                     help="Which output --fail-regex reads."),
-        click.option("--metric", "metric", multiple=True, metavar="NAME=REGEX",
-                     help="Extract a number (first group of the last match). Repeatable."),
-        click.option("--metric-series", "metric_series", multiple=True, metavar="NAME=REGEX",
-                     help="Extract every match as a series. Repeatable."),
+        click.option(
+            "--skip-exit",
+            "skip_exit",
+            multiple=True,
+            type=int,
+            metavar="CODE",
+            help="An exit code meaning 'untestable' (SKIP), e.g. 125. Repeatable.",
+        ),
+        click.option(
+            "--fail-regex", metavar="RE", help="FAIL when this regex matches the output, even on exit 0."
+        ),
+        click.option(
+            "--stream",
+            type=click.Choice(["stdout", "stderr", "both"]),
+            default="both",
+            show_default=True,
+            help="Which output --fail-regex reads.",
+        ),
+        click.option(
+            "--metric",
+            "metric",
+            multiple=True,
+            metavar="NAME=REGEX",
+            help="Extract a number (first group of the last match). Repeatable.",
+        ),
+        click.option(
+            "--metric-series",
+            "metric_series",
+            multiple=True,
+            metavar="NAME=REGEX",
+            help="Extract every match as a series. Repeatable.",
+        ),
         click.option("--fail-above", multiple=True, metavar="NAME=X", help="FAIL when metric NAME > X."),
         click.option("--fail-below", multiple=True, metavar="NAME=X", help="FAIL when metric NAME < X."),
-        click.option("--oracle", "oracle_ref", metavar="MODULE:FUNC",
-                     help="A Python callable judging the TrialResult (returns Outcome, bool or None)."),
+        click.option(
+            "--oracle",
+            "oracle_ref",
+            metavar="MODULE:FUNC",
+            help="A Python callable judging the TrialResult (returns Outcome, bool or None).",
+        ),
     )(func)
 
 
 def workload_options(func: F) -> F:
     """``--env --cwd --timeout --kill-grace``."""
     return _stack(
-        click.option("--env", "env", multiple=True, metavar="K=V", help="Set a variable for the workload. Repeatable."),
+        click.option(
+            "--env", "env", multiple=True, metavar="K=V", help="Set a variable for the workload. Repeatable."
+        ),
         click.option("--cwd", type=click.Path(file_okay=False), help="Working directory of the workload."),
-        click.option("--timeout", "timeout", type=float, metavar="S",
-                     help="Stop a trial after S seconds (whole process tree); counts as FAIL."),
-        click.option("--kill-grace", type=float, default=5.0, show_default=True, metavar="S",
-                     help="Seconds between SIGTERM and SIGKILL when a trial is stopped."),
+        click.option(
+            "--timeout",
+            "timeout",
+            type=float,
+            metavar="S",
+            help="Stop a trial after S seconds (whole process tree); counts as FAIL.",
+        ),
+        click.option(
+            "--kill-grace",
+            type=float,
+            default=5.0,
+            show_default=True,
+            metavar="S",
+            help="Seconds between SIGTERM and SIGKILL when a trial is stopped.",
+        ),
     )(func)
 
 
@@ -140,7 +180,9 @@ def parse_oracle(
     for code in skip_exit:
         if not 0 < code < 256:
             raise UsageError(f"--skip-exit {code}: an exit code lies in 1..255")
-    thresholds = _thresholds(fail_above, "--fail-above", True) + _thresholds(fail_below, "--fail-below", False)
+    thresholds = _thresholds(fail_above, "--fail-above", True) + _thresholds(
+        fail_below, "--fail-below", False
+    )
     return OracleConfig(
         skip_exit=tuple(skip_exit) or tuple(default_skip),
         fail_regex=compile_regex("--fail-regex", fail_regex) if fail_regex is not None else None,

@@ -30,7 +30,9 @@ def _environment(kind: str, pins: tuple[str, ...], python: str | None) -> dict[s
             raise UsageError("--with/--python need --environment venv")
         return {"kind": "host"}
     if not pins:
-        raise UsageError("--environment venv needs at least one --with REQUIREMENT", hint="e.g. --with 'numpy==2.1.0'")
+        raise UsageError(
+            "--environment venv needs at least one --with REQUIREMENT", hint="e.g. --with 'numpy==2.1.0'"
+        )
     return {"kind": "venv", "pins": list(pins), "python": python}
 
 
@@ -46,18 +48,29 @@ def _prepare(desc: dict[str, Any]) -> Any:
 
 @click.command(context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False})
 @click.option("--trials", "-n", type=int, default=1, show_default=True, help="How many trials.")
-@click.option("--jobs", "-j", type=int, default=None, help="Trials at a time (default 1, or one per --gpus device).")
+@click.option(
+    "--jobs", "-j", type=int, default=None, help="Trials at a time (default 1, or one per --gpus device)."
+)
 @oracle_options
 @workload_options
 @click.option("--gpus", metavar="IDS", help="Comma-separated devices; each running trial gets its own.")
-@click.option("--environment", type=click.Choice(["host", "venv"]), default="host", show_default=True,
-              help="Where trials run.")
+@click.option(
+    "--environment",
+    type=click.Choice(["host", "venv"]),
+    default="host",
+    show_default=True,
+    help="Where trials run.",
+)
 @click.option("--with", "pins", multiple=True, metavar="REQ", help="A requirement for the venv. Repeatable.")
 @click.option("--python", metavar="X.Y|PATH", help="Interpreter for the venv (default: this one).")
 @click.option("--name", help="Run name (default: from the command).")
 @output_option
-@click.option("--resume", "resume", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Finish an interrupted run dir (runs only the trials it lacks).")
+@click.option(
+    "--resume",
+    "resume",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Finish an interrupted run dir (runs only the trials it lacks).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
 def command(**kw: Any) -> int:
@@ -106,7 +119,9 @@ def _config(kw: dict[str, Any]) -> Any:
 
     cmd = tuple(kw["cmd"])
     if not cmd:
-        raise UsageError("no command given", hint="put it after --, e.g. sleuth run --trials 5 -- python train.py")
+        raise UsageError(
+            "no command given", hint="put it after --, e.g. sleuth run --trials 5 -- python train.py"
+        )
     if kw["trials"] < 1:
         raise UsageError(f"--trials {kw['trials']}: must be at least 1")
     gpus = parse_gpus(kw["gpus"])
@@ -114,12 +129,20 @@ def _config(kw: dict[str, Any]) -> Any:
     if jobs < 1:
         raise UsageError(f"--jobs {jobs}: must be at least 1")
     if gpus and jobs > len(gpus):
-        raise UsageError(f"--jobs {jobs} exceeds the {len(gpus)} device(s) of --gpus",
-                         hint="each running trial gets its own device")
+        raise UsageError(
+            f"--jobs {jobs} exceeds the {len(gpus)} device(s) of --gpus",
+            hint="each running trial gets its own device",
+        )
     timeout, grace = parse_timeout(kw["timeout"], kw["kill_grace"])
     metrics = parse_metrics(kw["metric"], kw["metric_series"])
-    oracle = parse_oracle(skip_exit=kw["skip_exit"], fail_regex=kw["fail_regex"], stream=kw["stream"],
-                          fail_above=kw["fail_above"], fail_below=kw["fail_below"], oracle_ref=kw["oracle_ref"])
+    oracle = parse_oracle(
+        skip_exit=kw["skip_exit"],
+        fail_regex=kw["fail_regex"],
+        stream=kw["stream"],
+        fail_above=kw["fail_above"],
+        fail_below=kw["fail_below"],
+        oracle_ref=kw["oracle_ref"],
+    )
     if kw["oracle_ref"]:
         from sleuth.oracle import load_callable
 
@@ -162,11 +185,19 @@ class _View:
 
         self.con = console()
         cmd = " ".join(self.config.argv)
-        self.con.print(f"[bold]sleuth run[/] {self.config.trials} trial(s) of [cyan]{cmd}[/], "
-                       f"{self.config.jobs} at a time -> {self.run_dir}")
+        self.con.print(
+            f"[bold]sleuth run[/] {self.config.trials} trial(s) of [cyan]{cmd}[/], "
+            f"{self.config.jobs} at a time -> {self.run_dir}"
+        )
         self.con.print(f"[dim]{'trial':>6}  {'outcome':<7} {'rc':>5} {'wall':>9}  metrics / signature[/]")
-        self.progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(), console=self.con, transient=True)
+        self.progress = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.con,
+            transient=True,
+        )
         self.task = self.progress.add_task("trials", total=self.config.trials, completed=already)
         self.progress.start()
 
@@ -175,8 +206,9 @@ class _View:
             return
         r = trial.result
         rc = str(r.rc) if r.rc is not None else (f"sig{r.signal}" if r.signal else "-")
-        extra = " ".join(f"{k}={v if not isinstance(v, tuple) else f'[{len(v)} values]'}"
-                         for k, v in r.metrics.items())
+        extra = " ".join(
+            f"{k}={v if not isinstance(v, tuple) else f'[{len(v)} values]'}" for k, v in r.metrics.items()
+        )
         note = trial.signature or trial.reason or ""
         style = OUTCOME_STYLE[trial.outcome]
         from rich.markup import escape
@@ -200,13 +232,17 @@ class _View:
         t.add_column(style="bold")
         t.add_column()
         counts = "  ".join(f"[{OUTCOME_STYLE[o]}]{d[o.value]} {o.value}[/]" for o in OUTCOME_STYLE)
-        t.add_row("trials", f"{d['trials']}: {counts}" + ("  [bold yellow](interrupted)[/]" if d.get("interrupted")
-                                                            else ""))
+        t.add_row(
+            "trials",
+            f"{d['trials']}: {counts}" + ("  [bold yellow](interrupted)[/]" if d.get("interrupted") else ""),
+        )
         t.add_row("failure rate", fmt_rate(d["failure_rate"], d["failure_rate_ci"]))
         t.add_row("wall time", f"median {fmt_s(d['wall_s']['median'])}  p90 {fmt_s(d['wall_s']['p90'])}")
         for name, m in d["metrics"].items():
-            t.add_row(f"metric {escape(name)}", f"median {m['median']:g}  p90 {m['p90']:g}  "
-                                                f"min {m['min']:g}  max {m['max']:g}  (n={m['n']})")
+            t.add_row(
+                f"metric {escape(name)}",
+                f"median {m['median']:g}  p90 {m['p90']:g}  min {m['min']:g}  max {m['max']:g}  (n={m['n']})",
+            )
         for sig, count in d["signatures"].items():
             t.add_row("signature", f"{count} x {escape(sig)}")
         t.add_row("run dir", str(self.run_dir))

@@ -92,7 +92,9 @@ class VenvEnvironment:
         for pin in self.pins:
             if not pin.strip():
                 raise UsageError("--with '': an empty requirement", hint="give e.g. --with 'numpy==2.1.0'")
-        blob = json.dumps({"pins": sorted(p.strip() for p in self.pins), "python": self.python or sys.version})
+        blob = json.dumps(
+            {"pins": sorted(p.strip() for p in self.pins), "python": self.python or sys.version}
+        )
         object.__setattr__(self, "_key", hashlib.sha256(blob.encode()).hexdigest()[:16])
 
     @property
@@ -131,7 +133,9 @@ class VenvEnvironment:
                     timeout_s=self.build_timeout_s,
                 )
                 if not inst.ok:
-                    raise EnvironmentBuildError(f"venv {' '.join(self.pins)}: uv pip install failed: {inst.brief()}")
+                    raise EnvironmentBuildError(
+                        f"venv {' '.join(self.pins)}: uv pip install failed: {inst.brief()}"
+                    )
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise
