@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -51,8 +52,10 @@ def test_run_in_venv_builds_once_and_reuses(sleuth, tmp_path: Path) -> None:
     rd = Path(second.json()["run_dir"])
     out = ((rd if rd.is_absolute() else tmp_path / rd) / "trials" / "0001" / "stdout").read_text().split()
     assert out[0] == "1.16.0" and Path(out[1]).resolve() == venv.resolve()
-    host_env = (rd if rd.is_absolute() else tmp_path / rd) / "host_env.json"
-    assert host_env.is_file()
+    rd = rd if rd.is_absolute() else tmp_path / rd
+    assert json.loads((rd / "host_env.json").read_text())["python"]["in_venv"] is not None
+    venv_env = json.loads((rd / "environment_env.json").read_text())
+    assert Path(venv_env["python"]["prefix"]).resolve() == venv.resolve()
 
 
 @pytest.mark.network

@@ -203,8 +203,10 @@ def execute(
 ) -> RunSummary:
     """Run the trials not yet ``done``; KeyboardInterrupt stops the children and keeps the partial summary."""
     records: dict[str, dict[str, Any]] = {r["id"]: dict(r) for r in done}
-    snap: dict[str, Any] = {}
-    snap_thread = threading.Thread(target=_snapshot_into, args=(prepared, snap), daemon=True)
+    snaps: dict[str, dict[str, Any]] = {"host_env.json": {}}
+    if config.environment.get("kind", "host") != "host":
+        snaps["environment_env.json"] = {}
+    snap_thread = threading.Thread(target=_snapshots_into, args=(prepared, snaps), daemon=True)
     snap_thread.start()
     oracle = build_oracle(config.oracle)
     engine = Engine(LocalBackend(config.jobs, config.gpus), oracle, run_dir)
@@ -224,8 +226,9 @@ def execute(
     finally:
         engine.close()
     snap_thread.join(timeout=30)
-    if snap:
-        run_dir.write_json("host_env.json", snap)
+    for filename, snap in snaps.items():
+        if snap:
+            run_dir.write_json(filename, snap)
     summary = summarize(records.values(), interrupted=interrupted)
     run_dir.write_json(
         "summary.json",
@@ -235,11 +238,17 @@ def execute(
     return summary
 
 
-def _snapshot_into(prepared: Prepared, out: dict[str, Any]) -> None:
-    try:
-        out.update(prepared.snapshot())
-    except Exception as exc:  # a snapshot must never cost the run
-        out["error"] = f"{type(exc).__name__}: {exc}"
+def _snapshots_into(prepared: Prepared, out: dict[str, dict[str, Any]]) -> None:
+    """Fill ``host_env.json`` (always) and ``environment_env.json`` (venv etc.); never raises."""
+    from sleuth import snapshot
+
+    for filename, take in (("host_env.json", snapshot.collect), ("environment_env.json", prepared.snapshot)):
+        if filename not in out:
+            continue
+        try:
+            out[filename].update(take())
+        except Exception as exc:  # a snapshot must never cost the run
+            out[filename]["error"] = f"{type(exc).__name__}: {exc}"
 
 
 def default_name(argv: tuple[str, ...]) -> str:

@@ -1,0 +1,64 @@
+"""The top-level CLI: version, help, unknown verbs, python -m sleuth."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from sleuth import __version__
+from sleuth.cli import VERBS, main
+from sleuth.errors import ExitCode
+
+
+def test_version_and_module_entry(sleuth) -> None:
+    res = sleuth("--version")
+    assert (res.rc, res.stdout.strip()) == (0, f"sleuth {__version__}")
+
+
+def test_console_script_exists() -> None:
+    exe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import shutil,sys,os;print(shutil.which('sleuth', path=os.path.dirname(sys.executable)))",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert exe != "None"
+    assert subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.startswith("sleuth ")
+
+
+def test_help_lists_the_verbs(sleuth) -> None:
+    res = sleuth("--help")
+    assert res.rc == 0
+    for verb in ("run", "env"):
+        assert verb in res.stdout
+    assert "Exit codes" in res.stdout
+
+
+def test_unknown_verb_is_one_line_usage_error(sleuth) -> None:
+    res = sleuth("frobnicate")
+    assert res.rc == 2
+    assert res.stderr.count("\n") == 1 and "frobnicate" in res.stderr
+
+
+def test_main_returns_exit_codes_in_process(capsys) -> None:
+    assert main(["--version"]) == 0
+    assert main(["run", "--trials", "-3", "--", "true"]) == ExitCode.USAGE
+    assert "--trials -3" in capsys.readouterr().err
+
+
+def test_every_verb_module_exposes_a_command() -> None:
+    from importlib import import_module
+    from importlib.util import find_spec
+
+    import click
+
+    for module, _help in VERBS.values():
+        if find_spec(module) is not None:
+            assert isinstance(import_module(module).command, click.Command), module
+
+
+def test_exit_codes_are_documented() -> None:
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4, 130]
