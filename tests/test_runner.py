@@ -124,3 +124,29 @@ def test_run_tool_captures_and_names_missing_programs(tmp_path: Path) -> None:
         run_tool(["no-such-tool-xyz"])
     slow = run_tool([sys.executable, "-c", "import time; time.sleep(30)"], timeout_s=0.5)
     assert slow.timed_out and not slow.ok
+
+
+def test_kill_all_stops_running_trials_and_blocks_new_ones_until_reset(tmp_path: Path) -> None:
+    import threading
+
+    from sleuth import runner
+
+    pidfile = tmp_path / "pids"
+    box: dict[str, object] = {}
+    th = threading.Thread(
+        target=lambda: box.update(
+            r=run_trial(spec(sys.executable, program("hang.py"), str(pidfile)), tmp_path / "a")
+        )
+    )
+    th.start()
+    deadline = time.monotonic() + 10
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert runner.kill_all(grace_s=0.5) == 1
+    th.join(10)
+    r = box["r"]
+    assert r.signal in (signal.SIGTERM, signal.SIGKILL)  # type: ignore[attr-defined]
+    blocked = run_trial(spec("true"), tmp_path / "b")
+    assert blocked.error == "cancelled before start"
+    runner.reset_cancel()
+    assert run_trial(spec("true"), tmp_path / "c").rc == 0

@@ -31,6 +31,7 @@ class LocalBackend:
                 hint="each running trial gets its own device: lower --jobs or list more --gpus",
             )
         self._jobs = jobs
+        runner.reset_cancel()  # a new backend is new work, even after an earlier Ctrl-C in this process
         self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="sleuth-trial")
         self._devices: queue.Queue[str] | None = None
         if gpus:
