@@ -180,7 +180,7 @@ def _baseline(recipe: Recipe, cells: tuple[CellPlan, ...], source: str) -> tuple
         return wanted, "confound.baseline_cell"
     for c in cells:
         if c.name == "baseline" or c.name.startswith("baseline-"):
-            return c.name, "the first baseline-* cell"
+            return c.name, "the first cell named baseline or baseline-*"
     for c in cells:
         if all(m == "none" for m in c.mitigations):
             return c.name, "the first cell with mitigations [none]"
