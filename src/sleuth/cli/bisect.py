@@ -1,0 +1,303 @@
+"""``sleuth bisect git|pypi|images|list ... -- CMD`` and ``sleuth bisect resume RUN_DIR``."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sleuth.cli._common import OUTCOME_STYLE, console, err_console, output_option, print_json
+from sleuth.cli._options import (
+    oracle_options,
+    parse_env,
+    parse_metrics,
+    parse_oracle,
+    parse_timeout,
+    workload_options,
+)
+from sleuth.errors import ExitCode, Interrupted, UsageError
+
+__all__ = ["command"]
+
+_CTX: dict[str, Any] = {}
+
+
+def _search_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for deco in reversed(
+        [
+            click.option(
+                "--jobs", "-j", type=int, default=1, show_default=True, help="Candidates tested at once."
+            ),
+            click.option(
+                "--flaky",
+                default="auto",
+                show_default=True,
+                metavar="auto|off|P",
+                help="auto: rerun the bad end and switch to the Bayesian search if it ever passes; "
+                "off: one run per candidate; P: bad candidates fail with probability P.",
+            ),
+            click.option(
+                "--confidence", type=float, default=0.95, show_default=True, help="Flaky search stop."
+            ),
+            click.option("--any-failure", is_flag=True, help="Count a FAIL with another signature as bad."),
+            click.option("--skip-precondition-checks", is_flag=True, help="Do not test the two ends first."),
+            click.option("--max-tests", type=int, default=None, help="Test budget of the flaky search."),
+            click.option("--name", help="Run name (default: the source kind)."),
+            output_option,
+            click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document."),
+            oracle_options,
+            workload_options,
+        ]
+    ):
+        func = deco(func)
+    return func
+
+
+def _cmd_arg(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.argument("cmd", nargs=-1, type=click.UNPROCESSED)(func)
+
+
+@click.group(name="bisect")
+def command() -> None:
+    """Find the first bad commit, release, image or list entry.
+
+    Exit codes: 0 found, 3 ambiguous / inconclusive / not found, 2 usage, 4 infrastructure.
+    """
+
+
+@command.command(name="list", context_settings=_CTX)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@_search_options
+@_cmd_arg
+def list_cmd(file: Path, **kw: Any) -> int:
+    """Bisect the lines of FILE (oldest first); the line is in $SLEUTH_CANDIDATE."""
+    from sleuth.bisect.candidates import ListSource
+
+    if not file.is_file():
+        raise UsageError(f"sleuth bisect list {file}: no such file")
+    return _start(ListSource(str(file.resolve())), kw)
+
+
+@command.command(name="git", context_settings=_CTX)
+@click.option("--repo", required=True, help="The repository (its working tree is never touched).")
+@click.option("--good", required=True, metavar="REF", help="A commit where the test passes.")
+@click.option("--bad", required=True, metavar="REF", help="A later commit where it fails.")
+@click.option("--build", metavar="CMD", help="Shell command run in each checkout first; failure = SKIP.")
+@click.option("--first-parent", is_flag=True, help="Follow only the first parent of merges.")
+@_search_options
+@_cmd_arg
+def git_cmd(repo: str, good: str, bad: str, build: str | None, first_parent: bool, **kw: Any) -> int:
+    """Bisect commits GOOD..BAD; the test runs in a worktree of each commit (exit 125 = skip)."""
+    from sleuth.bisect.candidates import GitSource
+
+    if "=" in repo or "=" in good or "=" in bad:
+        raise UsageError(
+            "--repo NAME=PATH (several repositories) is not supported yet", hint="give one --repo"
+        )
+    if not os.path.isdir(repo):
+        raise UsageError(f"--repo {repo}: no such directory")
+    kw.setdefault("default_skip", (125,))
+    src = GitSource(os.path.abspath(repo), good, bad, build=build, first_parent=first_parent)
+    return _start(src, kw, default_skip=(125,))
+
+
+@command.command(name="pypi", context_settings=_CTX)
+@click.argument("package")
+@click.option("--good", metavar="VER", help="A release that passes (default: the oldest).")
+@click.option("--bad", metavar="VER", help="A later release that fails (default: the newest).")
+@click.option("--python", metavar="X.Y", help="Interpreter of the venvs (default: this one).")
+@click.option("--with", "pins", multiple=True, metavar="REQ", help="Extra requirement in every venv.")
+@click.option("--pre", is_flag=True, help="Include pre-releases.")
+@_search_options
+@_cmd_arg
+def pypi_cmd(package: str, good: str | None, bad: str | None, python: str | None, pins: tuple[str, ...],
+             pre: bool, **kw: Any) -> int:  # fmt: skip
+    """Bisect the released versions of PACKAGE, each in a cached uv venv ($SLEUTH_CANDIDATE=VER)."""
+    from sleuth.bisect.candidates import PypiSource
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", package):
+        raise UsageError(f"sleuth bisect pypi {package!r}: not a package name")
+    return _start(PypiSource(package, good, bad, python=python, pins=pins, pre=pre), kw)
+
+
+@command.command(name="images", context_settings=_CTX)
+@click.option(
+    "--template", required=True, help="Image name with {date}, e.g. 'ghcr.io/x/jax:nightly-{date}'."
+)
+@click.option("--end-date", required=True, metavar="YYYY-MM-DD", help="A date whose image fails.")
+@click.option("--start-date", metavar="YYYY-MM-DD", help="A date whose image passes (default: search back).")
+@click.option(
+    "--runtime", type=click.Choice(["docker", "podman", "pyxis"]), default="docker", show_default=True
+)
+@click.option("--mount", "mounts", multiple=True, metavar="SRC:DST", help="Bind mount. Repeatable.")
+@click.option("--date-format", default="%Y-%m-%d", show_default=True, help="strftime format of {date}.")
+@_search_options
+@_cmd_arg
+def images_cmd(template: str, end_date: str, start_date: str | None, runtime: str, mounts: tuple[str, ...],
+               date_format: str, **kw: Any) -> int:  # fmt: skip
+    """Bisect dated images; the command runs inside each (output dir at /sleuth-output)."""
+    from sleuth.bisect.candidates import ImageSource, parse_date
+    from sleuth.environments.container import Mount
+
+    parse_date(end_date, "--end-date")
+    if start_date:
+        parse_date(start_date, "--start-date")
+    for m in mounts:
+        Mount.parse(m)
+    src = ImageSource(
+        template, start_date or "", end_date, runtime=runtime, mounts=mounts, date_format=date_format
+    )
+    return _start(src, kw)
+
+
+@command.command(name="resume")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
+def resume_cmd(run_dir: Path, as_json: bool) -> int:
+    """Continue an interrupted bisection: journaled tests are replayed, never re-run."""
+    from sleuth.bisect.candidates import source_from_config
+    from sleuth.journal import RunDir
+
+    rd = RunDir.open(run_dir)
+    events = rd.events()
+    start = next((e for e in events if e["event"] == "start"), None)
+    if start is None:
+        raise UsageError(f"{run_dir}: no start event in the journal", hint="is this a sleuth bisect run dir?")
+    if any(e["event"] == "end" for e in events):
+        rd.journal.append("resume", finished=True)
+    labels = next((e["labels"] for e in events if e["event"] == "candidates"), None)
+    tests = [e for e in events if e["event"] == "test"]
+    kw = dict(start["flags"])
+    kw["as_json"] = as_json
+    rd.journal.append("resume", replayed=len(tests))
+    return _execute(source_from_config(start["source"]), kw, rd, replay=tests, labels=labels,
+                    default_skip=tuple(start.get("default_skip", ())))  # fmt: skip
+
+
+def _start(source: Any, kw: dict[str, Any], default_skip: tuple[int, ...] = ()) -> int:
+    from sleuth.journal import RunDir
+
+    kw.pop("default_skip", None)
+    cmd = tuple(kw["cmd"])
+    if not cmd:
+        raise UsageError(
+            "no test command given", hint="put it after --, e.g. sleuth bisect list L -- ./test.sh"
+        )
+    _spec_and_options(kw, default_skip)  # validate every flag before a run dir exists
+    name = kw["name"] or source.kind
+    rd = RunDir.create(Path(kw["output"]), "bisect", name)
+    flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if k != "as_json"}
+    flags["output"] = str(kw["output"])
+    rd.journal.append("start", source=source.config(), flags=flags, default_skip=list(default_skip))
+    return _execute(source, kw, rd, default_skip=default_skip)
+
+
+def _spec_and_options(kw: dict[str, Any], default_skip: tuple[int, ...]) -> tuple[Any, Any, Any]:
+    from sleuth.bisect.driver import Options
+    from sleuth.bisect.policy import parse_flaky
+    from sleuth.model import TrialSpec
+    from sleuth.oracle import build_oracle
+
+    if kw["jobs"] < 1:
+        raise UsageError(f"--jobs {kw['jobs']}: must be at least 1")
+    if not 0.5 <= kw["confidence"] < 1:
+        raise UsageError(f"--confidence {kw['confidence']}: must be in [0.5, 1), e.g. 0.95")
+    if kw["max_tests"] is not None and kw["max_tests"] < 1:
+        raise UsageError(f"--max-tests {kw['max_tests']}: must be at least 1")
+    timeout, grace = parse_timeout(kw["timeout"], kw["kill_grace"])
+    cfg = parse_oracle(
+        skip_exit=kw["skip_exit"],
+        fail_regex=kw["fail_regex"],
+        stream=kw["stream"],
+        fail_above=kw["fail_above"],
+        fail_below=kw["fail_below"],
+        oracle_ref=kw["oracle_ref"],
+        default_skip=default_skip,
+    )
+    cwd = kw["cwd"]
+    if cwd is not None and not os.path.isdir(cwd):
+        raise UsageError(f"--cwd {cwd}: no such directory")
+    spec = TrialSpec(
+        argv=tuple(kw["cmd"]),
+        env={**os.environ, **parse_env(kw["env"])},
+        cwd=os.path.abspath(cwd) if cwd else None,
+        timeout_s=timeout,
+        kill_grace_s=grace,
+        metrics=parse_metrics(kw["metric"], kw["metric_series"]),
+    )
+    opts = Options(
+        jobs=kw["jobs"],
+        flaky=parse_flaky(kw["flaky"]),
+        confidence=kw["confidence"],
+        any_failure=kw["any_failure"],
+        check_ends=not kw["skip_precondition_checks"],
+        max_tests=kw["max_tests"],
+    )
+    return spec, build_oracle(cfg), opts
+
+
+def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None = None,
+             labels: list[str] | None = None, default_skip: tuple[int, ...] = ()) -> int:  # fmt: skip
+    from sleuth.bisect.driver import Driver
+    from sleuth.bisect.report import exit_code, summarize, write_outputs
+
+    spec, oracle, opts = _spec_and_options(kw, default_skip)
+    quiet = kw.get("as_json", False)
+    con = err_console()
+    if not quiet:
+        con.print(f"[bold]sleuth bisect {source.kind}[/] -> {rd.path}")
+
+    def show(ev: Any) -> None:
+        if not quiet:
+            style = OUTCOME_STYLE[ev.outcome]
+            note = ev.signature or ev.reason or ""
+            counted = "" if ev.counted is ev.outcome else f" (counted {ev.counted.value})"
+            con.print(f"{ev.seq:>4} {ev.phase:<16} {ev.label[:48]:<48} [{style}]{ev.outcome.name}[/]{counted} "
+                      f"[dim]{note[:80]}[/]", markup=True, highlight=False)  # fmt: skip
+
+    driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels)
+    old = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        result, _ = driver.run()
+    except KeyboardInterrupt:
+        from sleuth.runner import kill_all
+
+        kill_all()
+        rd.journal.append("interrupted")
+        raise Interrupted(f"interrupted; resume with: sleuth bisect resume {rd.path}") from None
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    summary = summarize(driver, result)
+    write_outputs(driver, summary)
+    rd.close()
+    if quiet:
+        print_json(summary)
+    else:
+        _render(summary)
+    return int(exit_code(summary["status"]))
+
+
+def _raise_interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _render(s: dict[str, Any]) -> None:
+    con = console()
+    if s["status"] == "found":
+        con.print(
+            f"[bold green]first bad[/] {s['first_bad']['label']}  (last good {s['last_good']['label']})"
+        )
+    elif s["suspects"]:
+        con.print(f"[bold yellow]{s['status']}[/]: the first bad is one of: {', '.join(s['suspects'])}")
+    else:
+        con.print(f"[bold yellow]{s['status']}[/]")
+    if s["note"]:
+        con.print(f"note: {s['note']}")
+    con.print(f"{s['tests']} tests over {s['candidates']} candidates, confidence {s['confidence']:.3f}; "
+              f"report: {s['run_dir']}/report.md")  # fmt: skip
+    _ = ExitCode
