@@ -54,7 +54,7 @@ def _search_options(func: Callable[..., Any]) -> Callable[..., Any]:
             workload_options,
         ]
     ):
-        func = deco(func)
+        func = deco(func)  # type: ignore[operator]
     return func
 
 
@@ -115,7 +115,7 @@ def git_cmd(repo: str, good: str, bad: str, build: str | None, first_parent: boo
 @click.option("--pre", is_flag=True, help="Include pre-releases.")
 @_search_options
 @_cmd_arg
-def pypi_cmd(package: str, good: str | None, bad: str | None, python: str | None, pins: tuple[str, ...],
+def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | None, pins: tuple[str, ...],
              pre: bool, **kw: Any) -> int:  # fmt: skip
     """Bisect the released versions of PACKAGE, each in a cached uv venv ($SLEUTH_CANDIDATE=VER)."""
     from sleuth.bisect.candidates import PypiSource
@@ -138,7 +138,7 @@ def pypi_cmd(package: str, good: str | None, bad: str | None, python: str | None
 @click.option("--date-format", default="%Y-%m-%d", show_default=True, help="strftime format of {date}.")
 @_search_options
 @_cmd_arg
-def images_cmd(template: str, end_date: str, start_date: str | None, runtime: str, mounts: tuple[str, ...],
+def images_cmd(*, template: str, end_date: str, start_date: str | None, runtime: str, mounts: tuple[str, ...],
                date_format: str, **kw: Any) -> int:  # fmt: skip
     """Bisect dated images; the command runs inside each (output dir at /sleuth-output)."""
     from sleuth.bisect.candidates import ImageSource, parse_date
@@ -257,7 +257,7 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
             style = OUTCOME_STYLE[ev.outcome]
             note = ev.signature or ev.reason or ""
             counted = "" if ev.counted is ev.outcome else f" (counted {ev.counted.value})"
-            con.print(f"{ev.seq:>4} {ev.phase:<16} {ev.label[:48]:<48} [{style}]{ev.outcome.name}[/]{counted} "
+            con.print(f"{ev.seq:>4} {ev.phase:<16} {ev.label[:48]:<48} [{style}]{ev.outcome.name}[/]{counted} "  # noqa: E501
                       f"[dim]{note[:80]}[/]", markup=True, highlight=False)  # fmt: skip
 
     driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels)
