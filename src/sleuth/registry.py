@@ -40,6 +40,7 @@ __all__ = [
     "format_validation_error",
     "load_data_file",
     "load_registry",
+    "sidecar_schema",
 ]
 
 ENTRY_POINT_MITIGATIONS = "sleuth.mitigations"
@@ -362,3 +363,11 @@ def load_registry(mitigation_files: Iterable[Path] = (), *, entry_points: bool =
     for path in mitigation_files:
         reg.add_sidecar(path)
     return reg
+
+
+def sidecar_schema() -> dict[str, Any]:
+    """The JSON Schema of a ``--mitigations-file`` (``sleuth schema mitigations``)."""
+    schema = SidecarFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "sleuth mitigations file (version 1)"
+    return schema

@@ -219,7 +219,10 @@ def test_baseline_resolution_order() -> None:
     ]
     data = mutate(cells=cells, confound={})
     plan = plan_of(data)
-    assert (plan.baseline, plan.baseline_reason) == ("baseline-rocm", "the first cell named baseline or baseline-*")
+    assert (plan.baseline, plan.baseline_reason) == (
+        "baseline-rocm",
+        "the first cell named baseline or baseline-*",
+    )
     data["cells"] = cells[:2]
     assert plan_of(data).baseline == "plain"
     data["cells"] = cells[:1]

@@ -313,7 +313,6 @@ def resume_command(run_dir: Path, jobs: int, gpus: str | None, as_json: bool) ->
         raise UsageError(f"{run_dir}: no such run dir")
 
     def call(p: _Progress) -> Any:
-        p.start(run_dir)
-        return driver.resume(run_dir, jobs=jobs, gpus=ids, on_trial=p.trial)
+        return driver.resume(run_dir, jobs=jobs, gpus=ids, on_trial=p.trial, on_start=p.start)
 
     return _execute(call, as_json)

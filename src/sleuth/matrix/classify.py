@@ -60,7 +60,10 @@ class Decision:
 
 
 def _needed(p_base: float, p_cell: float, min_effect: float, alpha: float) -> int | None:
-    target = p_cell if p_cell != p_base else p_base * (1 - min_effect)
+    """Trials per cell that would settle it: to separate the observed rates when they differ by at
+    least the smallest effect of interest, else to detect that effect (fixed, or no_effect)."""
+    smallest = p_base * min_effect
+    target = p_cell if abs(p_cell - p_base) >= smallest else p_base - smallest
     return stats.trials_to_separate(p_base, target, alpha=alpha)
 
 

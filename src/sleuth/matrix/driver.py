@@ -149,7 +149,12 @@ def run(
 
 
 def resume(
-    path: Path, *, jobs: int = 1, gpus: Sequence[str] = (), on_trial: OnTrial | None = None
+    path: Path,
+    *,
+    jobs: int = 1,
+    gpus: Sequence[str] = (),
+    on_trial: OnTrial | None = None,
+    on_start: Callable[[Path], None] | None = None,
 ) -> MatrixResult:
     """Finish the matrix in run dir ``path``: replay its journal, run the trials it lacks."""
     from sleuth.errors import UsageError
@@ -160,6 +165,8 @@ def resume(
     recipe = load_recipe(path / RESOLVED)
     loaded = load(recipe, str(path / RESOLVED), base_dir=path)
     run_dir.journal.append("resume", jobs=jobs)
+    if on_start is not None:
+        on_start(run_dir.path)
     return _execute(loaded.plan, loaded.registry, run_dir, jobs=jobs, gpus=gpus, on_trial=on_trial)
 
 

@@ -36,24 +36,12 @@ def build_environment(env: EnvPlan, registry: Registry, *, cwd: str) -> Any:
         from sleuth.environments.venv import VenvEnvironment
 
         return VenvEnvironment(pins=tuple(spec["venv"]), name=env.key)
-    if env.kind in ("docker", "podman"):
-        from sleuth.environments.container import ContainerEnvironment, Mount, Runtime
+    if env.kind in ("docker", "podman", "pyxis"):
+        from sleuth.environments.container import Mount, container_environment
 
-        return ContainerEnvironment(
-            image=str(spec[env.kind]),
-            runtime=Runtime(env.kind),
-            mounts=(Mount(cwd, cwd),),
-            workdir=cwd,
-            check_image=True,
-            name=env.key,
-        )
-    if env.kind == "pyxis":
-        from sleuth.environments.container import Mount
-        from sleuth.environments.pyxis import PyxisEnvironment
-
-        return PyxisEnvironment(
-            image=str(spec["pyxis"]), mounts=(Mount(cwd, cwd),), workdir=cwd, check_image=True, name=env.key
-        )
+        mount = (Mount(cwd, cwd),)
+        image = str(spec[env.kind])
+        return container_environment(env.kind, image, mounts=mount, workdir=cwd, check_image=True)
     definition = registry.environments[str(spec["plugin"])]
     if definition.factory is None:
         raise SleuthError(f"environment {env.key!r} has no factory")

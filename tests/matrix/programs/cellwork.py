@@ -1,6 +1,7 @@
 """A matrix test workload driven by environment variables, deterministic given WORK_SEED.
 
 WORK_FAIL_P: chance of 'loss is nan' (exit 1); WORK_OOM=1: always die with MemoryError instead;
+WORK_SLEEP: seconds to sleep first;
 WORK_STEP: step time printed (step_time_ms=...), multiplied by WORK_SLOW; WORK_SEED plus
 SLEUTH_CELL and SLEUTH_TRIAL_ID seed the draw (random when WORK_SEED is unset).
 """
@@ -8,12 +9,14 @@ SLEUTH_CELL and SLEUTH_TRIAL_ID seed the draw (random when WORK_SEED is unset).
 import os
 import random
 import sys
+import time
 
 seed = os.environ.get("WORK_SEED")
 key = f"{seed}:{os.environ.get('SLEUTH_CELL')}:{os.environ.get('SLEUTH_TRIAL_ID')}"
 rng = random.Random(key if seed is not None else None)
 slow = float(os.environ.get("WORK_SLOW", "1"))
 base = float(os.environ.get("WORK_STEP", "10"))
+time.sleep(float(os.environ.get("WORK_SLEEP", "0")))
 for step in range(3):
     print(f"step {step} step_time_ms={base * slow * rng.uniform(0.95, 1.05):.3f}")
 if os.environ.get("WORK_OOM") == "1":

@@ -1,0 +1,305 @@
+"""``sleuth matrix`` end to end through ``python -m sleuth`` subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.matrix.conftest import CELLWORK, recipe_data
+
+JSON_CELL_KEYS = {
+    "name", "failure_rate", "failure_rate_ci", "error_rate", "classification", "p_value",
+    "step_time_median", "step_time_ratio", "step_time_ratio_ci", "confound",
+}  # fmt: skip
+
+
+def one_line_error(res: Any, *fragments: str) -> str:
+    assert res.rc == 2, (res.rc, res.stdout, res.stderr)
+    err = res.stderr.strip()
+    assert "\n" not in err, err
+    assert "Traceback" not in err
+    for f in fragments:
+        assert f in err, err
+    return str(err)
+
+
+def trial_events(run_dir: Path) -> list[dict[str, Any]]:
+    lines = (run_dir / "journal.jsonl").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e["event"] == "trial"]
+
+
+def test_recipe_run_json_and_artifacts(sleuth: Callable[..., Any], write_recipe: Callable[..., Path],
+                                       tmp_path: Path) -> None:  # fmt: skip
+    data = recipe_data()
+    data["cells"].append({"name": "nocmd", "extra_env": {"PATH": "/nonexistent"}})
+    data["workload"]["command"] = ["python3", str(CELLWORK)]
+    res = sleuth("matrix", "--recipe", write_recipe(data), "--jobs", "2", "--json")
+    assert res.rc == 0, res.stderr
+    doc = res.json()
+    assert doc["baseline"] == "baseline"
+    cells = {c["name"]: c for c in doc["cells"]}
+    for c in cells.values():
+        assert set(c) >= JSON_CELL_KEYS
+    assert cells["baseline"]["classification"] == "baseline"
+    assert cells["baseline"]["failure_rate"] == 1.0
+    assert cells["fix"]["classification"] == "fixed"
+    assert cells["fix"]["p_value"] == pytest.approx(2 / 924, rel=1e-4)  # 0/6 vs 6/6: 2 / C(12, 6)
+    assert cells["fix"]["confound"] is None
+    assert cells["slow"]["classification"] == "fixed"
+    assert cells["slow"]["confound"].startswith("speed (+")
+    assert cells["slow"]["step_time_ratio"] == pytest.approx(4.0, rel=0.1)
+    assert cells["slow"]["step_time_ratio_ci"][0] > 1.15
+    assert cells["noop"]["classification"] in {"no_effect", "inconclusive"}
+    assert cells["noop"]["env"] == {"NCCL_P2P_DISABLE": "1"}
+    assert cells["nocmd"]["classification"] == "error"
+    assert cells["nocmd"]["error_rate"] == 1.0
+    assert "command not found" in cells["nocmd"]["note"]
+    run_dir = Path(doc["run_dir"])
+    assert run_dir.parent == tmp_path / "runs" / "T-1" / "cellwork"
+    for rel in ("matrix.md", "matrix.json", "recipe.resolved.yaml", "host_env.json", "environments/host/env.json",
+                "cells/fix/trials/0006/stdout", "cells/fix/trials/0006/result.json"):  # fmt: skip
+        assert (run_dir / rel).is_file(), rel
+    assert json.loads((run_dir / "matrix.json").read_text())["cells"] == doc["cells"]
+    assert "| fix |" in (run_dir / "matrix.md").read_text()
+    # the trials were interleaved: not all of one cell before the next
+    order = [e["cell"] for e in trial_events(run_dir)]
+    assert len(order) == 30
+    assert order[:5] != ["baseline"] * 5
+
+
+def test_resolved_recipe_runs_the_same_matrix(
+    sleuth: Callable[..., Any], write_recipe: Callable[..., Path]
+) -> None:
+    res = sleuth("matrix", "--recipe", write_recipe(), "--json")
+    run_dir = Path(res.json()["run_dir"])
+    again = sleuth("matrix", "--recipe", run_dir / "recipe.resolved.yaml", "--dry-run", "--json")
+    assert again.rc == 0, again.stderr
+    plan = again.json()
+    first = sleuth("matrix", "--recipe", write_recipe(), "--dry-run", "--json").json()
+    assert plan["cells"] == first["cells"]
+    assert plan["seed"] == first["seed"] == 3
+    assert plan["baseline"] == "baseline"
+
+
+def test_dry_run_writes_nothing(
+    sleuth: Callable[..., Any], write_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    res = sleuth("matrix", "--recipe", write_recipe(), "--dry-run")
+    assert res.rc == 0, res.stderr
+    assert "dry run" in res.stdout
+    assert "nothing written" in res.stdout
+    assert not (tmp_path / "runs").exists()
+    doc = sleuth("matrix", "--recipe", write_recipe(), "--dry-run", "--json").json()
+    assert doc["trials_total"] == 24
+    assert doc["run_dir_parent"].endswith("runs/T-1/cellwork")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragments"),
+    [
+        (lambda d: d["cells"][2].update(mitigations=["x"]),
+         ["recipe.yaml: cells[2].mitigations: unknown mitigation 'x' (see sleuth mitigations)"]),
+        (lambda d: d["cells"][1].update(name="baseline"), ["cells[1].name: duplicate cell name 'baseline'"]),
+        (lambda d: d.update(schema_version=9), ["schema_version: unsupported version 9"]),
+        (lambda d: d.update(colour="red"), ["colour: unknown key"]),
+        (lambda d: d["cells"][3].update(mitigations=["nccl_algo_ring", "nccl_algo_tree"]),
+         ["cells[3].mitigations:", "set NCCL_ALGO to different values"]),
+        (lambda d: d["cells"][0].update(trials=0), ["cells[0].trials: Input should be greater than 0"]),
+        (lambda d: d.update(confound={"threshold": -1}), ["confound.threshold: Input should be greater than 0"]),
+        (lambda d: d.update(confound={"baseline_cell": "nope"}), ["confound.baseline_cell: no cell named 'nope'"]),
+        (lambda d: d["cells"][1].update(environment="mars"), ["cells[1].environment: unknown environment 'mars'"]),
+        (lambda d: d["cells"][1].update(name="bad name"), ["cells[1].name: 'bad name' is not a valid cell name"]),
+        (lambda d: d["cells"][1].update(name="all"), ["cells[1].name: 'all' is reserved"]),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_bad_recipes_are_one_line_exit_2_and_write_nothing(  # noqa: PLR0917
+    sleuth: Callable[..., Any], write_recipe: Callable[..., Path], tmp_path: Path,
+    mutate: Callable[[dict[str, Any]], None], fragments: list[str], dry_run: bool,
+) -> None:  # fmt: skip
+    data = recipe_data()
+    mutate(data)
+    path = write_recipe(data)
+    res = sleuth("matrix", "--recipe", path, *(["--dry-run"] if dry_run else []))
+    err = one_line_error(res, *fragments)
+    assert err.startswith(f"error: {path}: ")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_usage_errors(sleuth: Callable[..., Any], write_recipe: Callable[..., Path], tmp_path: Path) -> None:
+    path = write_recipe()
+    one_line_error(
+        sleuth("matrix", "--recipe", path, "--trials", "3"), "--recipe cannot be mixed with --trials"
+    )
+    one_line_error(sleuth("matrix", "--recipe", path, "--jobs", "0"), "--jobs 0: must be at least 1")
+    one_line_error(
+        sleuth("matrix", "--recipe", tmp_path / "missing.yaml"), "missing.yaml: recipe file not found"
+    )
+    one_line_error(sleuth("matrix"), "give --recipe FILE, or --workload-cmd")
+    one_line_error(sleuth("matrix", "--workload-cmd", "true", "--mitigation-axis", "nope"),
+                   "--mitigation-axis: unknown mitigation 'nope'")  # fmt: skip
+    one_line_error(sleuth("matrix", "--workload-cmd", "true", "--environment-axis", "docker"),
+                   "docker needs a value")  # fmt: skip
+    one_line_error(sleuth("matrix", "resume", tmp_path / "nowhere"), "no such run dir")
+    one_line_error(sleuth("matrix", "resume", tmp_path), "not a sleuth run dir")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_flag_shim_with_a_sidecar_file(sleuth: Callable[..., Any], tmp_path: Path) -> None:
+    side = tmp_path / "mine.yaml"
+    side.write_text("version: 1\nmitigations:\n  work_fix: {env: {WORK_FAIL_P: '0'}, description: the fix}\n")
+    res = sleuth(
+        "matrix", "--workload-cmd", f"{sys.executable} {CELLWORK}", "--mitigation-axis", "work_fix,nccl_p2p_off",
+        "--environment-axis", "host", "--trials", "5", "--fail-regex", "loss is nan",
+        "--step-time-regex", "step_time_ms=([0-9.]+)", "--mitigations-file", side, "--seed", "1", "--json",
+        env={"WORK_FAIL_P": "1", "WORK_SEED": "2"},
+    )  # fmt: skip
+    assert res.rc == 0, res.stderr
+    doc = res.json()
+    assert [c["name"] for c in doc["cells"]] == ["baseline", "work_fix", "nccl_p2p_off"]
+    assert doc["baseline"] == "baseline"
+    cells = {c["name"]: c for c in doc["cells"]}
+    assert cells["work_fix"]["classification"] == "fixed"
+    run_dir = Path(doc["run_dir"])
+    assert run_dir.parent == tmp_path / "runs" / "_no_ticket_" / "cellwork"
+    assert (run_dir / "sidecars" / "00-mine.yaml").read_text() == side.read_text()
+    resolved = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text())
+    assert resolved["mitigations"]["work_fix"]["env"] == {"WORK_FAIL_P": "0"}
+    # self-contained: loads without the sidecar file
+    again = sleuth("matrix", "--recipe", run_dir / "recipe.resolved.yaml", "--dry-run", "--json")
+    assert again.rc == 0, again.stderr
+    # and names both sources when the sidecar is given again
+    clash = sleuth(
+        "matrix", "--recipe", run_dir / "recipe.resolved.yaml", "--mitigations-file", side, "--dry-run"
+    )
+    one_line_error(clash, f"mitigation 'work_fix' is defined twice: by file {side} and by recipe")
+
+
+def test_shim_crosses_mitigations_and_environments(sleuth: Callable[..., Any]) -> None:
+    res = sleuth("matrix", "--workload-cmd", "python3 train.py", "--mitigation-axis", "tf32_off,nccl_p2p_off+nccl_ib_off",
+                 "--environment-axis", "host,venv:numpy==2.1.0 scipy", "--dry-run", "--json")  # fmt: skip
+    assert res.rc == 0, res.stderr
+    cells = res.json()["cells"]
+    assert len(cells) == 6
+    names = [c["name"] for c in cells]
+    assert names[:3] == ["baseline.host", "tf32_off.host", "nccl_p2p_off-nccl_ib_off.host"]
+    assert cells[3]["environment_spec"] == {"venv": ["numpy==2.1.0", "scipy"]}
+    assert cells[2]["env"] == {"NCCL_P2P_DISABLE": "1", "NCCL_IB_DISABLE": "1"}
+    assert res.json()["baseline"] == "baseline.host"
+
+
+def test_until_decided_stops_a_clear_cell_early(
+    sleuth: Callable[..., Any], write_recipe: Callable[..., Path]
+) -> None:
+    data = recipe_data(trials=40)
+    data["cells"] = data["cells"][:2]
+    res = sleuth("matrix", "--recipe", write_recipe(data), "--until-decided", "--json")
+    assert res.rc == 0, res.stderr
+    doc = res.json()
+    assert "group-sequential" in doc["sequential_rule"]
+    fix = doc["cells"][1]
+    assert fix["classification"] == "fixed"
+    assert fix["counts"]["total"] == 10  # decided at the first look (25% of 40)
+    assert fix["stopped_early_at_alpha"] == pytest.approx(0.005)
+    assert doc["cells"][0]["counts"]["total"] == 40  # the baseline always runs in full
+    assert "Early stopping" in (Path(doc["run_dir"]) / "matrix.md").read_text()
+
+
+def test_resume_runs_only_missing_trials(
+    sleuth: Callable[..., Any], write_recipe: Callable[..., Path]
+) -> None:
+    res = sleuth("matrix", "--recipe", write_recipe(), "--json")
+    run_dir = Path(res.json()["run_dir"])
+    journal = run_dir / "journal.jsonl"
+    lines = journal.read_text().splitlines()
+    trial_lines = [i for i, ln in enumerate(lines) if json.loads(ln)["event"] == "trial"]
+    keep = lines[: trial_lines[9] + 1]  # as if killed after ten trials
+    journal.write_text("\n".join(keep) + "\n")
+    (run_dir / "matrix.json").unlink()
+    again = sleuth("matrix", "resume", run_dir, "--json")
+    assert again.rc == 0, again.stderr
+    doc = again.json()
+    assert [c["counts"]["total"] for c in doc["cells"]] == [6, 6, 6, 6]
+    assert len(trial_events(run_dir)) == 24  # ten replayed, fourteen new
+    assert [c["classification"] for c in doc["cells"]] == [c["classification"] for c in res.json()["cells"]]
+
+
+def test_interrupt_keeps_partial_results_and_resume_finishes(
+    sleuth_env: dict[str, str], write_recipe: Callable[..., Path], tmp_path: Path, sleuth: Callable[..., Any]
+) -> None:
+    data = recipe_data(trials=4)
+    data["workload"]["env"]["WORK_SLEEP"] = "0.3"
+    argv = [sys.executable, "-m", "sleuth", "matrix", "--recipe", str(write_recipe(data)), "--json"]
+    proc = subprocess.Popen(argv, env=sleuth_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    journal = None
+    while time.monotonic() < deadline:
+        found = list((tmp_path / "runs").glob("*/*/*/journal.jsonl"))
+        if found and '"event": "trial"' in found[0].read_text():
+            journal = found[0]
+            break
+        time.sleep(0.05)
+    assert journal is not None
+    proc.send_signal(signal.SIGINT)
+    out, _err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    doc = json.loads(out)
+    assert doc["interrupted"] is True
+    run_dir = journal.parent
+    assert json.loads((run_dir / "matrix.json").read_text())["interrupted"] is True
+    done = len(trial_events(run_dir))
+    assert 1 <= done < 16
+    res = sleuth("matrix", "resume", run_dir, "--json")
+    assert res.rc == 0, res.stderr
+    assert [c["counts"]["total"] for c in res.json()["cells"]] == [4, 4, 4, 4]
+
+
+def test_schema_and_listings(sleuth: Callable[..., Any], tmp_path: Path) -> None:
+    res = sleuth("schema", "matrix")
+    assert res.rc == 0
+    schema = res.json()
+    assert schema["title"].startswith("sleuth matrix recipe")
+    assert {"schema_version", "workload", "cells", "confound"} <= set(schema["properties"])
+    assert sleuth("schema", "mitigations").json()["properties"]["version"]
+    one_line_error(sleuth("schema", "nope"), "unknown schema 'nope'")
+    mits = sleuth("mitigations", "--json").json()["mitigations"]
+    assert len(mits) >= 25
+    assert all(m["description"] and m["docs"] and m["source"] == "built-in" for m in mits)
+    one = sleuth("mitigations", "tf32_off", "--json").json()["mitigations"]
+    assert one == [m for m in mits if m["name"] == "tf32_off"]
+    table = sleuth("mitigations")
+    assert table.rc == 0
+    assert "NCCL_P2P_DISABLE=1" in table.stdout
+    envs = {e["name"]: e for e in sleuth("environments", "--json").json()["environments"]}
+    assert {"host", "venv", "docker", "podman", "pyxis"} <= set(envs)
+    assert envs["pyxis"]["takes_value"] is True
+    side = tmp_path / "e.yaml"
+    side.write_text("version: 1\nenvironments:\n  rocm: {docker: 'rocm/pytorch:6.4'}\n")
+    listed = sleuth("environments", "--mitigations-file", side, "--json").json()["environments"]
+    assert {"name": "rocm", "kind": "alias", "source": f"file {side}"}.items() <= next(
+        e for e in listed if e["name"] == "rocm"
+    ).items()
+
+
+def test_entry_point_plugins_are_listed_with_their_source(sleuth: Callable[..., Any], tmp_path: Path) -> None:
+    from tests.matrix.test_registry import make_plugin
+
+    plug = make_plugin(tmp_path / "plug") if (tmp_path / "plug").mkdir() is None else None
+    assert plug is not None
+    env = {"PYTHONPATH": os.pathsep.join([str(plug), os.environ.get("PYTHONPATH", "")])}
+    mits = {m["name"]: m for m in sleuth("mitigations", "--json", env=env).json()["mitigations"]}
+    assert mits["vendor_fix"]["source"].startswith("entry point vendor = fakeplug:MITIGATIONS")
+    envs = {e["name"]: e for e in sleuth("environments", "--json", env=env).json()["environments"]}
+    assert envs["vendor-cluster"]["kind"] == "plugin"

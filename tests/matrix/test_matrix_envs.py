@@ -1,0 +1,98 @@
+"""Matrix cells in other environments: a uv venv, and docker/podman/pyxis through the fake runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.matrix.conftest import recipe_data
+
+FAKE = Path(__file__).parents[1] / "programs" / "fake_runtime.py"
+
+
+def fake_path(tmp_path: Path, *tools: str) -> str:
+    """A PATH with shims for ``tools`` (and the system basics, never a real container client)."""
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool in tools:
+        shim = bin_dir / tool
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" {tool} "$@"\n')
+        shim.chmod(0o755)
+    return f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin"
+
+
+@pytest.mark.parametrize("kind", ["docker", "podman", "pyxis"])
+def test_container_cells_and_a_missing_image_error_row(
+    sleuth: Callable[..., Any], write_recipe: Callable[..., Path], tmp_path: Path, kind: str
+) -> None:
+    data = recipe_data(trials=4)
+    data["cells"] = [
+        {"name": "baseline"},
+        {"name": "img-fix", "environment": {kind: "lab/img:1"}, "extra_env": {"WORK_FAIL_P": "0"}},
+        {"name": "gone", "environment": {kind: "lab/missing:1"}},
+    ]
+    log = tmp_path / "calls.jsonl"
+    env = {
+        "PATH": fake_path(tmp_path, "docker", "podman", "srun"),
+        "FAKE_RUNTIME_LOG": str(log),
+        "FAKE_RUNTIME_IMAGES": "lab/img:1",
+    }
+    res = sleuth("matrix", "--recipe", write_recipe(data), "--json", env=env)
+    assert res.rc == 0, res.stderr
+    doc = res.json()
+    cells = {c["name"]: c for c in doc["cells"]}
+    assert cells["img-fix"]["counts"] == {"pass": 4, "fail": 0, "target_fail": 0, "other_fail": 0,
+                                          "error": 0, "skip": 0, "total": 4}  # fmt: skip
+    assert cells["gone"]["classification"] == "error"
+    assert "lab/missing:1 not found" in cells["gone"]["note"]
+    assert cells["gone"]["counts"]["total"] == 0
+    key = cells["img-fix"]["environment"]
+    assert key.startswith(f"{kind}-")
+    run_dir = Path(doc["run_dir"])
+    assert (
+        json.loads((run_dir / "environments" / key / "env.json").read_text())["container"]["image"]
+        == "lab/img:1"
+    )
+    missing = json.loads((run_dir / "environments" / cells["gone"]["environment"] / "env.json").read_text())
+    assert missing["placeholder"] is True
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    runs = [c["argv"] for c in calls if "run" in c["argv"][:1] or c["tool"] == "srun"]
+    trial_runs = [a for a in runs if any(str(x).endswith("cellwork.py") for x in a)]
+    assert len(trial_runs) == 4
+    argv = trial_runs[0]
+    if kind == "pyxis":
+        assert "--container-image=lab/img:1" in argv
+    else:
+        assert "lab/img:1" in argv
+        assert "WORK_FAIL_P" in argv  # the cell's variables enter the container by name
+        assert "SLEUTH_CELL" in argv
+
+
+def test_venv_cell_runs_in_its_own_interpreter(
+    sleuth: Callable[..., Any], write_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    data = recipe_data(trials=2)
+    data["workload"]["command"] = ["python", data["workload"]["command"][1]]
+    data["cells"] = [{"name": "baseline"}, {"name": "in-venv", "environment": {"venv": []}}]
+    res = sleuth(
+        "matrix",
+        "--recipe",
+        write_recipe(data),
+        "--json",
+        env={"PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin"},
+    )
+    assert res.rc in (0, 3), res.stderr
+    doc = res.json()
+    cells = {c["name"]: c for c in doc["cells"]}
+    if cells["in-venv"]["classification"] == "error" and "uv" in cells["in-venv"]["note"]:
+        pytest.skip(f"uv could not build a venv here: {cells['in-venv']['note']}")
+    assert cells["in-venv"]["counts"]["total"] == 2
+    run_dir = Path(doc["run_dir"])
+    snap = json.loads((run_dir / "environments" / cells["in-venv"]["environment"] / "env.json").read_text())
+    assert str(tmp_path / "cache") in json.dumps(snap["python"])
