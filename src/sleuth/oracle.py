@@ -152,17 +152,17 @@ def _signature(head: str, line: str | None) -> str:
 # --- the built-in oracle ----------------------------------------------------------------------
 
 
-def load_callable(ref: str) -> Callable[[TrialResult], Any]:
-    """Import ``module:function`` or ``path/file.py:function``; UsageError naming ``--oracle`` if it fails."""
+def load_callable(ref: str, source: str = "--oracle") -> Callable[[TrialResult], Any]:
+    """Import ``module:function`` or ``path/file.py:function``; a UsageError naming ``source`` if it fails."""
     mod_name, sep, func_name = ref.rpartition(":")
     if not sep or not mod_name or not func_name:
-        raise UsageError(f"--oracle {ref!r}: expected module:function or path/to/file.py:function")
+        raise UsageError(f"{source} {ref!r}: expected module:function or path/to/file.py:function")
     try:
         if mod_name.endswith(".py"):
             path = Path(mod_name)
             spec = importlib.util.spec_from_file_location(path.stem, path)
             if spec is None or spec.loader is None or not path.is_file():
-                raise UsageError(f"--oracle {ref!r}: file {mod_name} not found")
+                raise UsageError(f"{source} {ref!r}: file {mod_name} not found")
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
         else:
@@ -170,10 +170,10 @@ def load_callable(ref: str) -> Callable[[TrialResult], Any]:
     except UsageError:
         raise
     except Exception as exc:
-        raise UsageError(f"--oracle {ref!r}: cannot import {mod_name}: {exc}") from exc
+        raise UsageError(f"{source} {ref!r}: cannot import {mod_name}: {exc}") from exc
     func = getattr(module, func_name, None)
     if not callable(func):
-        raise UsageError(f"--oracle {ref!r}: {mod_name} has no callable {func_name!r}")
+        raise UsageError(f"{source} {ref!r}: {mod_name} has no callable {func_name!r}")
     return func  # type: ignore[no-any-return]
 
 

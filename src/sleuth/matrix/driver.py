@@ -91,7 +91,7 @@ def oracle_config(plan: MatrixPlan) -> OracleConfig:
 
     o = plan.recipe.workload.oracle
     if o.callable is not None:
-        load_callable(o.callable)
+        load_callable(o.callable, source=f"{plan.source}: workload.oracle.callable")
     return OracleConfig(
         skip_exit=tuple(o.skip_exit),
         fail_regex=re.compile(o.pattern, re.MULTILINE) if o.pattern else None,
