@@ -1,34 +1,36 @@
-"""The bisection driver: end checks, strategy loop, journal, resume by replay.
+"""The bisection driver: end checks, the strategy loop, performance sampling, multi-repo blame.
 
 The driver owns the loop of DESIGN §3: it asks the strategy for as many probes as there are free
-slots, prepares and runs each in a worker thread (checkout/build/venv/image, then the runner and
-the oracle), and tells the strategy every outcome as it arrives.  Every test is journaled as a
-``test`` event before the strategy sees it.
+slots, runs each through :class:`~sleuth.bisect.trials.TestPool`, and tells the strategy every
+outcome as it arrives.  Resume replays: the driver runs the same logic again and the pool serves
+journaled results, so a deterministic search ends where the uninterrupted one would have.
 
-Resume replays: the driver runs the same logic again, and a test whose candidate already has an
-unused journaled result takes that result instead of running (results are served in journal
-order), so completed tests never run twice and a deterministic search ends where the
-uninterrupted one would have.
+Performance mode (``Options.perf``) samples both ends first, then reruns a probed candidate while
+:func:`~sleuth.bisect.perf.classify` says AMBIGUOUS; the strategy only sees the verdict (BAD =
+FAIL).  With several repositories, a FOUND stage is settled by a blame probe (see
+:mod:`sleuth.bisect.git`): a pass blames the stage's primary, a fail starts the next stage.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict, deque
+import math
+from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-from sleuth.bisect.candidates import Candidate, ImageSource, Source, candidate_key, parse_date
+from sleuth.bisect.candidates import Source, parse_date
 from sleuth.bisect.flaky import FlakyBisection
-from sleuth.bisect.policy import AUTO_RERUNS, FlakyMode, choose_strategy
+from sleuth.bisect.git import MultiGitSource
+from sleuth.bisect.packaged import ImageSource
+from sleuth.bisect.perf import Verdict, check_ends, classify
+from sleuth.bisect.policy import AUTO_RERUNS, choose_strategy
 from sleuth.bisect.strategies import Bisection, Query, SearchResult, SearchStatus, Strategy
+from sleuth.bisect.trials import Options, TestEvent, TestPool
 from sleuth.errors import InfrastructureError
 from sleuth.journal import RunDir
-from sleuth.model import Outcome, Trial, TrialSpec
+from sleuth.model import Outcome, TrialSpec
 from sleuth.oracle import Oracle
 
 __all__ = ["Driver", "Options", "TestEvent"]
@@ -37,54 +39,7 @@ log = logging.getLogger(__name__)
 _GALLOP_DAYS = 512
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Options:
-    """How to search (the CLI's flags, validated)."""
-
-    jobs: int = 1
-    flaky: FlakyMode = field(default_factory=lambda: FlakyMode(auto=True))
-    confidence: float = 0.95
-    any_failure: bool = False
-    check_ends: bool = True
-    max_tests: int | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TestEvent:
-    """One judged test of one candidate, as journaled."""
-
-    seq: int
-    index: int
-    label: str
-    run: int
-    phase: str
-    outcome: Outcome
-    #: what the search counted: an other-signature FAIL counts as SKIP unless --any-failure
-    counted: Outcome
-    signature: str | None
-    reason: str
-    trial_dir: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """The journal form."""
-        return {
-            "seq": self.seq,
-            "index": self.index,
-            "label": self.label,
-            "run": self.run,
-            "phase": self.phase,
-            "outcome": self.outcome.value,
-            "counted": self.counted.value,
-            "signature": self.signature,
-            "reason": self.reason,
-            "trial_dir": self.trial_dir,
-        }
-
-
-_Raw = tuple[Outcome, str | None, str]
-
-
-class Driver:
+class Driver(TestPool):
     """Run one bisection over a source's candidates."""
 
     def __init__(
@@ -99,114 +54,18 @@ class Driver:
         on_test: Callable[[TestEvent], None] | None = None,
         labels: list[str] | None = None,
     ) -> None:
-        self.source = source
-        self.spec = spec
-        self.oracle = oracle
-        self.run_dir = run_dir
-        self.opt = options
-        self.on_test = on_test
+        super().__init__(source, spec, oracle, run_dir, options, replay=replay, on_test=on_test)
         self.labels: list[str] = []
         self._known_labels = labels
-        self.events: list[TestEvent] = []
-        self.signature: str | None = None
         self.rounds = 0
-        self._seq = 0
-        self._runs: dict[str, int] = defaultdict(int)
-        self._cache: dict[str, deque[tuple[int, _Raw]]] = defaultdict(deque)
-        for pos, ev in enumerate(replay or []):
-            raw = (Outcome(ev["outcome"]), ev.get("signature"), ev.get("reason", ""))
-            self._cache[ev["label"]].append((pos, raw))
-        self._pool = ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="sleuth-bisect")
-        self._futures: dict[Future[_Raw], tuple[Query, str, str, int, str]] = {}
-        self._ready: list[tuple[int, _Raw, tuple[Query, str, str, int, str]]] = []
         self._alias: dict[int, Query] = {}
         self.strategy: Strategy | None = None
-
-    # -- running tests -------------------------------------------------------------------------
-
-    def _submit(self, index: int, label: str, phase: str) -> Query:
-        q = Query(self._seq, index)
-        self._seq += 1
-        self._runs[label] += 1
-        run = self._runs[label]
-        key = candidate_key(Candidate(index, label)) if index >= 0 else f"probe-{label}"[:60]
-        key = key.replace("/", "_").replace(":", "_")
-        meta = (q, label, phase, run, f"candidates/{key}/run-{run}")
-        if self._cache[label]:
-            pos, raw = self._cache[label].popleft()
-            self._ready.append((pos, raw, meta))
-        else:
-            fut = self._pool.submit(self._execute, Candidate(index, label), self.run_dir.path / meta[4])
-            self._futures[fut] = meta
-        return q
-
-    def _execute(self, cand: Candidate, trial_dir: Path) -> _Raw:
-        cand_dir = trial_dir.parent
-        cand_dir.mkdir(parents=True, exist_ok=True)
-        from sleuth.runner import run_trial
-
-        try:
-            prepared = self.source.prepare(cand, self.spec, cand_dir)
-        except InfrastructureError as exc:
-            return (Outcome.ERROR, None, str(exc))
-        if prepared.spec is None:
-            return (Outcome.SKIP, None, prepared.skip_reason)
-        result = run_trial(prepared.spec.with_env({"SLEUTH_TRIAL_ID": trial_dir.name}), trial_dir)
-        j = self.oracle.judge(result)
-        trial = Trial(result=result, outcome=j.outcome, signature=j.signature, reason=j.reason)
-        self.run_dir.write_json(
-            str(trial_dir.relative_to(self.run_dir.path) / "result.json"), trial.to_dict()
-        )
-        return (j.outcome, j.signature, j.reason)
-
-    @property
-    def inflight(self) -> int:
-        """Tests submitted and not yet collected."""
-        return len(self._futures) + len(self._ready)
-
-    def _next(self) -> TestEvent:
-        if self._ready:
-            self._ready.sort(key=lambda r: r[0])
-            _, raw, meta = self._ready.pop(0)
-        else:
-            done, _ = wait(list(self._futures), return_when=FIRST_COMPLETED)
-            fut = min(done, key=lambda f: self._futures[f][0].seq)
-            meta = self._futures.pop(fut)
-            raw = fut.result()
-        (q, label, phase, run, tdir) = meta
-        outcome, sig, reason = raw
-        counted = Outcome.SKIP if outcome is Outcome.ERROR else outcome
-        if outcome is Outcome.FAIL and self.signature and sig != self.signature and not self.opt.any_failure:
-            counted = Outcome.SKIP
-        ev = TestEvent(
-            seq=q.seq,
-            index=q.index,
-            label=label,
-            run=run,
-            phase=phase,
-            outcome=outcome,
-            counted=counted,
-            signature=sig,
-            reason=reason,
-            trial_dir=tdir,
-        )
-        self.run_dir.journal.append("test", **ev.to_dict())
-        self.events.append(ev)
-        if self.on_test is not None:
-            self.on_test(ev)
-        return ev
-
-    def _run_now(self, items: list[tuple[int, str]], phase: str) -> list[TestEvent]:
-        """Run a batch (up to ``jobs`` at a time) and return its events in submission order."""
-        out = []
-        pending = list(items)
-        while pending or self.inflight:
-            while pending and self.inflight < max(1, self.opt.jobs):
-                self._submit(*pending.pop(0), phase)
-            out.append(self._next())
-        return sorted(out, key=lambda e: e.seq)
-
-    # -- the search ----------------------------------------------------------------------------
+        #: performance mode: metric samples and the verdict per label
+        self.samples: dict[str, list[float]] = defaultdict(list)
+        self.verdicts: dict[str, Verdict] = {}
+        self._ends: tuple[str, str] = ("", "")
+        #: multi-repo: ``{"culprit_repo", "first_bad", "last_good"}`` (composite labels) once settled
+        self.blame: dict[str, str] | None = None
 
     def _gallop(self, src: ImageSource) -> list[TestEvent]:
         """No known-good date: step back 1, 2, 4 ... days from the end until one passes."""
@@ -215,7 +74,7 @@ class Driver:
         step = 1
         while step <= _GALLOP_DAYS:
             day = end - timedelta(days=step)
-            (ev,) = self._run_now([(-1, src.tag(day))], "gallop")
+            (ev,) = self.run_now([(-1, src.tag(day))], "gallop")
             found.append(ev)
             if ev.counted is Outcome.PASS:
                 src.start = day.isoformat()
@@ -226,15 +85,18 @@ class Driver:
     def run(self) -> tuple[SearchResult, Strategy | None]:
         """Search; return the result and the strategy (None when the ends did not behave)."""
         try:
-            return self._search()
+            res, strat = self._search()
+            if isinstance(self.source, MultiGitSource) and strat is not None:
+                res = self._settle_blame(self.source, res, strat)
+            return res, self.strategy if strat is not None else None
         finally:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self.shutdown()
 
     def _search(self) -> tuple[SearchResult, Strategy | None]:
         src = self.source
         gallop: list[TestEvent] = []
         if isinstance(src, ImageSource) and not src.start:
-            bad = self._run_now([(-1, src.tag(parse_date(src.end, "--end-date")))], "bad end")[0]
+            bad = self.run_now([(-1, src.tag(parse_date(src.end, "--end-date")))], "bad end")[0]
             if bad.outcome is not Outcome.FAIL:
                 return self._ends_failed(None, bad), None
             self.signature = bad.signature
@@ -249,6 +111,8 @@ class Driver:
         n = len(self.labels)
         if n < 2:
             return _not_found("fewer than two candidates in the range"), None
+        if self.opt.perf is not None:
+            return self._perf_ends(n)
         ends: list[Outcome] = []
         seen: list[tuple[int, Outcome]] = []
         if gallop:  # the gallop already found a passing start and a failing end
@@ -256,43 +120,83 @@ class Driver:
             seen = [(0, Outcome.PASS)]
             seen += [(self.labels.index(e.label), e.counted) for e in gallop[:-1] if e.label in self.labels]
         elif self.opt.check_ends:
-            items = [(0, self.labels[0]), (n - 1, self.labels[-1])]
-            good, bad = self._run_now(items, "end check")
+            good, bad = self.run_now([(0, self.labels[0]), (n - 1, self.labels[-1])], "end check")
             if good.outcome is not Outcome.PASS or bad.outcome is not Outcome.FAIL:
                 return self._ends_failed(good, bad), None
             self.signature = bad.signature
             ends = [bad.counted]
             seen = [(0, Outcome.PASS)]
         if self.opt.flaky.auto and ends:
-            reruns = self._run_now([(n - 1, self.labels[-1])] * AUTO_RERUNS, "flakiness check")
+            reruns = self.run_now([(n - 1, self.labels[-1])] * AUTO_RERUNS, "flakiness check")
             ends += [e.counted for e in reruns if e.counted is not Outcome.SKIP]
         strat = choose_strategy(
             n, self.opt.flaky, ends, confidence=self.opt.confidence, max_tests=self.opt.max_tests
         )
         self.run_dir.journal.append("strategy", kind=type(strat).__name__, flaky=self.opt.flaky.describe())
         seen += [(n - 1, o) for o in ends]
+        return self._seeded(strat, seen), strat
+
+    def _seeded(self, strat: Strategy, seen: list[tuple[int, Outcome]]) -> SearchResult:
         for i, o in seen:
             strat.observe(Query(self._seq, i), o)
             self._seq += 1
-        return self._loop(strat, seen), strat
+        return self._loop(strat, seen)
+
+    def _perf_ends(self, n: int) -> tuple[SearchResult, Strategy | None]:
+        """Sample both ends; they must differ beyond the threshold; then bisect by verdicts."""
+        assert self.opt.perf is not None
+        k = self.opt.perf.end_samples
+        self._ends = (self.labels[0], self.labels[-1])
+        for ev in self.run_now([(0, self.labels[0])] * k + [(n - 1, self.labels[-1])] * k, "end samples"):
+            if ev.value is not None:
+                self.samples[ev.label].append(ev.value)
+        why = check_ends(self.opt.perf, self.samples[self.labels[0]], self.samples[self.labels[-1]])
+        if why is not None and self.opt.check_ends:
+            return _not_found(why), None
+        strat = Bisection(n)
+        self.run_dir.journal.append("strategy", kind="Bisection", flaky="perf")
+        return self._seeded(strat, [(0, Outcome.PASS), (n - 1, Outcome.FAIL)]), strat
+
+    def _perf_outcome(self, ev: TestEvent) -> Outcome | None:
+        """The verdict as PASS/FAIL, SKIP without a value, None while ambiguous."""
+        assert self.opt.perf is not None
+        if ev.value is None:
+            return Outcome.SKIP
+        self.samples[ev.label].append(ev.value)
+        good, bad = (self.samples[x] for x in self._ends)
+        v = classify(self.opt.perf, good, bad, self.samples[ev.label])
+        if v is Verdict.AMBIGUOUS:
+            return None
+        self.verdicts[ev.label] = v
+        return Outcome.FAIL if v.is_bad else Outcome.PASS
 
     def _loop(self, strat: Strategy, seen: list[tuple[int, Outcome]]) -> SearchResult:
         while True:
             free = max(1, self.opt.jobs) - self.inflight
             if free > 0 and not strat.done:
                 qs = strat.propose(free)
-                if qs:
-                    self.rounds += 1
+                self.rounds += bool(qs)
                 for q in qs:
-                    sub = self._submit(q.index, self.labels[q.index], "search")
-                    self._alias[sub.seq] = q
+                    self._alias[self.submit(q.index, self.labels[q.index], "search").seq] = q
             if not self.inflight:
                 break
-            ev = self._next()
+            ev = self.next_event()
             q = self._alias.pop(ev.seq)
-            strat.observe(q, ev.counted)
-            seen.append((ev.index, ev.counted))
-            if isinstance(strat, Bisection) and strat.contradictions and self.opt.flaky.auto:
+            counted = ev.counted
+            if self.opt.perf is not None:
+                verdict = self._perf_outcome(ev)
+                if verdict is None:  # ambiguous: one more sample of the same candidate
+                    self._alias[self.submit(q.index, ev.label, "search").seq] = q
+                    continue
+                counted = verdict
+            strat.observe(q, counted)
+            seen.append((ev.index, counted))
+            if (
+                isinstance(strat, Bisection)
+                and strat.contradictions
+                and self.opt.flaky.auto
+                and not self.opt.perf
+            ):
                 strat = self._to_flaky(strat, seen)
         self.strategy = strat
         return strat.result()
@@ -308,6 +212,50 @@ class Driver:
             assert isinstance(new, FlakyBisection)
             new.pending[q.seq] = q
         return new
+
+    def _probe(self, label: str, strat: Strategy) -> Outcome:
+        """Judge one candidate outside the list: sampled in perf mode, rerun when the test is flaky."""
+        if self.opt.perf is not None:
+            while True:
+                (ev,) = self.run_now([(-1, label)], "blame")
+                got = self._perf_outcome(ev)
+                if got is not None:
+                    return got
+        runs = 1
+        if isinstance(strat, FlakyBisection):  # a bad one passes all r runs with <= 1 - confidence
+            p = min(max(strat.p_estimate(), 0.1), 0.99)
+            runs = min(10, math.ceil(math.log(1 - self.opt.confidence) / math.log(1 - p)))
+        outcome = Outcome.SKIP
+        for _ in range(runs):
+            (ev,) = self.run_now([(-1, label)], "blame")
+            if ev.counted is Outcome.FAIL:
+                return Outcome.FAIL
+            if ev.counted is Outcome.PASS:
+                outcome = Outcome.PASS
+        return outcome
+
+    def _settle_blame(self, src: MultiGitSource, res: SearchResult, strat: Strategy) -> SearchResult:
+        """Test the older primary with the newer others; pass blames it, fail moves to the next repo."""
+        k = 0
+        while res.status is SearchStatus.FOUND and res.first_bad is not None and res.last_good is not None:
+            lo, hi = self.labels[res.last_good], self.labels[res.first_bad]
+            probe = src.blame_probe(k, lo, hi)
+            got = Outcome.PASS if probe is None else self._probe(probe, strat)
+            if got is Outcome.PASS:
+                self.blame = {"culprit_repo": src.repos[k].name, "first_bad": hi, "last_good": lo}
+                break
+            if got is not Outcome.FAIL or probe is None:
+                return SearchResult(status=SearchStatus.INCONCLUSIVE, first_bad=res.first_bad,
+                                    last_good=res.last_good, suspects=res.suspects, confidence=0.0,
+                                    note=f"the blame probe {probe} could not be tested")  # fmt: skip
+            k, self.labels = src.next_stage(k, lo, probe)
+            self.run_dir.journal.append("candidates", labels=self.labels, stage=k, primary=src.repos[k].name)
+            n = len(self.labels)
+            flaky = isinstance(strat, FlakyBisection)
+            strat = choose_strategy(n, self.opt.flaky, [Outcome.FAIL, *([Outcome.PASS] if flaky else [])],
+                                    confidence=self.opt.confidence, max_tests=self.opt.max_tests)  # fmt: skip
+            res = self._seeded(strat, [(0, Outcome.PASS), (n - 1, Outcome.FAIL)])
+        return res
 
     def _ends_failed(self, good: TestEvent | None, bad: TestEvent) -> SearchResult:
         if good is not None and good.outcome is not Outcome.PASS:

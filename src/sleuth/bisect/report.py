@@ -42,7 +42,7 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
         {ev.label for ev in driver.events if ev.outcome is Outcome.FAIL and ev.counted is Outcome.SKIP}
     )
     strat = driver.strategy
-    return {
+    doc: dict[str, Any] = {
         "status": result.status.value,
         "first_bad": _cand(driver, result.first_bad),
         "last_good": _cand(driver, result.last_good),
@@ -62,6 +62,42 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
         "source": driver.source.kind,
         "run_dir": str(driver.run_dir.path),
     }
+    if driver.blame is not None:
+        _add_blame(doc, driver.blame)
+    if driver.opt.perf is not None:
+        doc["perf"] = _perf(driver, doc)
+    return doc
+
+
+def _add_blame(doc: dict[str, Any], blame: dict[str, str]) -> None:
+    """Multi-repo: the culprit repository's SHAs as labels, the first bad's commits as components."""
+    from sleuth.bisect.git import decode
+
+    repo = blame["culprit_repo"]
+    doc["culprit_repo"] = repo
+    doc["components"] = decode(blame["first_bad"])
+    for key in ("first_bad", "last_good"):
+        if doc[key] is not None:
+            doc[key] = {**doc[key], "label": decode(blame[key])[repo], "candidate": blame[key]}
+
+
+def _perf(driver: Driver, doc: dict[str, Any]) -> dict[str, Any]:
+    """Metric means at the ends and at the answer, and the verdict on every candidate sampled."""
+    spec = driver.opt.perf
+    assert spec is not None
+
+    def mean(label: str | None) -> float | None:
+        xs = driver.samples.get(label or "", [])
+        return round(sum(xs) / len(xs), 6) if xs else None
+
+    ends = driver.labels[:1] + driver.labels[-1:]
+    fb, lg = (doc[k]["candidate"] if doc[k] and "candidate" in doc[k] else (doc[k] or {}).get("label")
+              for k in ("first_bad", "last_good"))  # fmt: skip
+    return {"metric": spec.name, "direction": spec.direction.value, "threshold_pct": spec.threshold,
+            "good_mean": mean(ends[0] if ends else None), "bad_mean": mean(ends[-1] if ends else None),
+            "first_bad_mean": mean(fb), "last_good_mean": mean(lg),
+            "verdicts": {k: v.value for k, v in driver.verdicts.items()},
+            "samples": {k: len(v) for k, v in driver.samples.items()}}  # fmt: skip
 
 
 def _link(run_dir: Path, name: str, target: dict[str, Any] | None) -> None:
@@ -89,6 +125,15 @@ def render_markdown(driver: Driver, s: dict[str, Any]) -> str:
     lines = [f"# sleuth bisect {s['source']}: {s['status']}", ""]
     if s["status"] == "found":
         lines.append(f"First bad: `{s['first_bad']['label']}`; last good: `{s['last_good']['label']}`.")
+        if "culprit_repo" in s:
+            refs = ", ".join(f"{k} `{v}`" for k, v in s["components"].items())
+            lines.append(f"Culprit repository: {s['culprit_repo']}; the first bad combination: {refs}.")
+        if "perf" in s:
+            m = s["perf"]
+            lines.append(
+                f"Metric `{m['metric']}` ({m['direction']} is better): good end {m['good_mean']}, "
+                f"bad end {m['bad_mean']}, last good {m['last_good_mean']}, first bad {m['first_bad_mean']}."
+            )
     elif s["suspects"]:
         lines.append("The first bad is one of: " + ", ".join(f"`{x}`" for x in s["suspects"]) + ".")
     if s["note"]:

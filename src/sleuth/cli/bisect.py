@@ -47,6 +47,19 @@ def _search_options(func: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--any-failure", is_flag=True, help="Count a FAIL with another signature as bad."),
             click.option("--skip-precondition-checks", is_flag=True, help="Do not test the two ends first."),
             click.option("--max-tests", type=int, default=None, help="Test budget of the flaky search."),
+            click.option(
+                "--direction",
+                type=click.Choice(["lower", "higher"]),
+                default=None,
+                help="Performance mode (--metric NAME): which way is better [default: lower].",
+            ),
+            click.option(
+                "--threshold",
+                type=float,
+                default=None,
+                metavar="PCT",
+                help="Performance mode: regression = worse than the good end by > PCT %% [default: 5].",
+            ),
             click.option("--name", help="Run name (default: the source kind)."),
             output_option,
             click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document."),
@@ -84,26 +97,75 @@ def list_cmd(file: Path, **kw: Any) -> int:
 
 
 @command.command(name="git", context_settings=_CTX)
-@click.option("--repo", required=True, help="The repository (its working tree is never touched).")
-@click.option("--good", required=True, metavar="REF", help="A commit where the test passes.")
-@click.option("--bad", required=True, metavar="REF", help="A later commit where it fails.")
+@click.option(
+    "--repo",
+    "repos",
+    multiple=True,
+    required=True,
+    metavar="[NAME=]PATH",
+    help="The repository (never touched); NAME=PATH repeated for co-varying repositories.",
+)
+@click.option(
+    "--good", "goods", multiple=True, required=True, metavar="[NAME=]REF", help="A commit that passes."
+)
+@click.option(
+    "--bad", "bads", multiple=True, required=True, metavar="[NAME=]REF", help="A later commit that fails."
+)
 @click.option("--build", metavar="CMD", help="Shell command run in each checkout first; failure = SKIP.")
 @click.option("--first-parent", is_flag=True, help="Follow only the first parent of merges.")
 @_search_options
 @_cmd_arg
-def git_cmd(repo: str, good: str, bad: str, build: str | None, first_parent: bool, **kw: Any) -> int:
-    """Bisect commits GOOD..BAD; the test runs in a worktree of each commit (exit 125 = skip)."""
-    from sleuth.bisect.candidates import GitSource
+def git_cmd(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...], build: str | None,
+            first_parent: bool, **kw: Any) -> int:  # fmt: skip
+    """Bisect commits GOOD..BAD; the test runs in a worktree of each commit (exit 125 = skip).
 
-    if "=" in repo or "=" in good or "=" in bad:
-        raise UsageError(
-            "--repo NAME=PATH (several repositories) is not supported yet", hint="give one --repo"
+    Several repositories: --repo NAME=PATH --good NAME=REF --bad NAME=REF for each; candidates follow
+    the first one, the others aligned by commit time; each checkout is in $SLEUTH_REPO_<NAME>.
+    """
+    from sleuth.bisect.git import GitSource, MultiGitSource
+
+    if len(repos) == 1 and "=" not in repos[0]:
+        for flag, vals in (("--good", goods), ("--bad", bads)):
+            if len(vals) != 1:
+                raise UsageError(f"{flag} {' '.join(vals)}: give exactly one REF with a single --repo PATH")
+        if not os.path.isdir(repos[0]):
+            raise UsageError(f"--repo {repos[0]}: no such directory")
+        src: Any = GitSource(
+            os.path.abspath(repos[0]), goods[0], bads[0], build=build, first_parent=first_parent
         )
-    if not os.path.isdir(repo):
-        raise UsageError(f"--repo {repo}: no such directory")
-    kw.setdefault("default_skip", (125,))
-    src = GitSource(os.path.abspath(repo), good, bad, build=build, first_parent=first_parent)
+    else:
+        src = MultiGitSource(_repo_specs(repos, goods, bads), build=build, first_parent=first_parent)
     return _start(src, kw, default_skip=(125,))
+
+
+def _pairs(flag: str, values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        name, sep, rest = v.partition("=")
+        if not sep or not rest or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise UsageError(
+                f"{flag} {v!r}: expected NAME=VALUE with several repositories, e.g. {flag} xla=HEAD~9"
+            )
+        if name in out:
+            raise UsageError(f"{flag} {v!r}: {name} given twice")
+        out[name] = rest
+    return out
+
+
+def _repo_specs(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...]) -> tuple[Any, ...]:
+    from sleuth.bisect.git import RepoSpec
+
+    paths, good, bad = _pairs("--repo", repos), _pairs("--good", goods), _pairs("--bad", bads)
+    for flag, refs in (("--good", good), ("--bad", bad)):
+        if set(refs) != set(paths):
+            missing = sorted(set(paths) - set(refs)) or sorted(set(refs) - set(paths))
+            raise UsageError(
+                f"{flag}: needs NAME=REF for each --repo NAME (not matching: {', '.join(missing)})"
+            )
+    for name, path in paths.items():
+        if not os.path.isdir(path):
+            raise UsageError(f"--repo {name}={path}: no such directory")
+    return tuple(RepoSpec(n, os.path.abspath(p), good[n], bad[n]) for n, p in paths.items())
 
 
 @command.command(name="pypi", context_settings=_CTX)
@@ -118,7 +180,7 @@ def git_cmd(repo: str, good: str, bad: str, build: str | None, first_parent: boo
 def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | None, pins: tuple[str, ...],
              pre: bool, **kw: Any) -> int:  # fmt: skip
     """Bisect the released versions of PACKAGE, each in a cached uv venv ($SLEUTH_CANDIDATE=VER)."""
-    from sleuth.bisect.candidates import PypiSource
+    from sleuth.bisect.packaged import PypiSource
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", package):
         raise UsageError(f"sleuth bisect pypi {package!r}: not a package name")
@@ -141,7 +203,8 @@ def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | N
 def images_cmd(*, template: str, end_date: str, start_date: str | None, runtime: str, mounts: tuple[str, ...],
                date_format: str, **kw: Any) -> int:  # fmt: skip
     """Bisect dated images; the command runs inside each (output dir at /sleuth-output)."""
-    from sleuth.bisect.candidates import ImageSource, parse_date
+    from sleuth.bisect.candidates import parse_date
+    from sleuth.bisect.packaged import ImageSource
     from sleuth.environments.container import Mount
 
     parse_date(end_date, "--end-date")
@@ -149,6 +212,8 @@ def images_cmd(*, template: str, end_date: str, start_date: str | None, runtime:
         parse_date(start_date, "--start-date")
     for m in mounts:
         Mount.parse(m)
+    if not start_date and any("=" not in m for m in kw["metric"]):
+        raise UsageError("--metric NAME (performance mode) needs --start-date with sleuth bisect images")
     src = ImageSource(
         template, start_date or "", end_date, runtime=runtime, mounts=mounts, date_format=date_format
     )
@@ -228,7 +293,7 @@ def _spec_and_options(kw: dict[str, Any], default_skip: tuple[int, ...]) -> tupl
         cwd=os.path.abspath(cwd) if cwd else None,
         timeout_s=timeout,
         kill_grace_s=grace,
-        metrics=parse_metrics(kw["metric"], kw["metric_series"]),
+        metrics=parse_metrics([m for m in kw["metric"] if "=" in m], kw["metric_series"]),
     )
     opts = Options(
         jobs=kw["jobs"],
@@ -237,8 +302,30 @@ def _spec_and_options(kw: dict[str, Any], default_skip: tuple[int, ...]) -> tupl
         any_failure=kw["any_failure"],
         check_ends=not kw["skip_precondition_checks"],
         max_tests=kw["max_tests"],
+        perf=_perf_spec(kw),
     )
     return spec, build_oracle(cfg), opts
+
+
+def _perf_spec(kw: dict[str, Any]) -> Any:
+    """``--metric NAME`` (no ``=``) with ``--direction`` / ``--threshold``: the performance mode."""
+    from sleuth.bisect.perf import Direction, PerfSpec
+
+    names = [m for m in kw["metric"] if "=" not in m]
+    if len(names) > 1:
+        raise UsageError(f"--metric {names[1]}: only one performance metric per bisection")
+    if not names:
+        for flag in ("direction", "threshold"):
+            if kw.get(flag) is not None:
+                raise UsageError(f"--{flag} needs a performance metric: add --metric NAME")
+        return None
+    name = names[0]
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name):
+        raise UsageError(f"--metric {name!r}: not a metric name")
+    threshold = 5.0 if kw.get("threshold") is None else kw["threshold"]
+    if not 0 <= threshold < 1000:
+        raise UsageError(f"--threshold {threshold}: must be a percentage in [0, 1000), e.g. 5")
+    return PerfSpec(name=name, direction=Direction(kw.get("direction") or "lower"), threshold=threshold)
 
 
 def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None = None,
