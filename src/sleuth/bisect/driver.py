@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from sleuth.bisect.auto import AutoBisection
 from sleuth.bisect.candidates import Source, parse_date
 from sleuth.bisect.flaky import FlakyBisection
 from sleuth.bisect.git import MultiGitSource
@@ -191,27 +192,8 @@ class Driver(TestPool):
                 counted = verdict
             strat.observe(q, counted)
             seen.append((ev.index, counted))
-            if (
-                isinstance(strat, Bisection)
-                and strat.contradictions
-                and self.opt.flaky.auto
-                and not self.opt.perf
-            ):
-                strat = self._to_flaky(strat, seen)
         self.strategy = strat
         return strat.result()
-
-    def _to_flaky(self, old: Bisection, seen: list[tuple[int, Outcome]]) -> Strategy:
-        """A contradiction under ``--flaky auto``: replay everything into the Bayesian search."""
-        log.info("contradicting outcomes: switching to the flaky search")
-        self.run_dir.journal.append("strategy", kind="FlakyBisection", flaky="auto", why="contradiction")
-        new = choose_strategy(old.n, self.opt.flaky, [Outcome.PASS], confidence=self.opt.confidence)
-        for j, (i, o) in enumerate(seen):
-            new.observe(Query(j, i), o)
-        for q in list(old.pending.values()):
-            assert isinstance(new, FlakyBisection)
-            new.pending[q.seq] = q
-        return new
 
     def _probe(self, label: str, strat: Strategy) -> Outcome:
         """Judge one candidate outside the list: sampled in perf mode, rerun when the test is flaky."""
@@ -222,8 +204,9 @@ class Driver(TestPool):
                 if got is not None:
                     return got
         runs = 1
-        if isinstance(strat, FlakyBisection):  # a bad one passes all r runs with <= 1 - confidence
-            p = min(max(strat.p_estimate(), 0.1), 0.99)
+        inner = strat.inner if isinstance(strat, AutoBisection) else strat
+        if isinstance(inner, FlakyBisection):  # a bad one passes all r runs with <= 1 - confidence
+            p = min(max(inner.p_estimate(), 0.1), 0.99)
             runs = min(10, math.ceil(math.log(1 - self.opt.confidence) / math.log(1 - p)))
         outcome = Outcome.SKIP
         for _ in range(runs):
@@ -251,7 +234,7 @@ class Driver(TestPool):
             k, self.labels = src.next_stage(k, lo, probe)
             self.run_dir.journal.append("candidates", labels=self.labels, stage=k, primary=src.repos[k].name)
             n = len(self.labels)
-            flaky = isinstance(strat, FlakyBisection)
+            flaky = isinstance(strat.inner if isinstance(strat, AutoBisection) else strat, FlakyBisection)
             strat = choose_strategy(n, self.opt.flaky, [Outcome.FAIL, *([Outcome.PASS] if flaky else [])],
                                     confidence=self.opt.confidence, max_tests=self.opt.max_tests)  # fmt: skip
             res = self._seeded(strat, [(0, Outcome.PASS), (n - 1, Outcome.FAIL)])

@@ -94,6 +94,7 @@ class FlakyBisection:
         confidence: float = 0.95,
         max_tests: int | None = None,
         end_fails: int = 0,
+        end_runs: int = 0,
     ) -> None:
         if n < 2:
             raise ValueError("a bisection needs at least two candidates (a good and a bad end)")
@@ -104,6 +105,7 @@ class FlakyBisection:
         self.confidence = confidence
         self.max_tests = max_tests
         self.end_fails = end_fails
+        self.end_runs = end_runs
         self.fails = np.zeros(n)
         self.passes = np.zeros(n)
         self._skip = np.zeros(n, dtype=bool)
@@ -177,9 +179,14 @@ class FlakyBisection:
         out = []
         out_at_end = sum(q.index == end for q in self.pending.values())
         end_runs = self.fails[end] + self.passes[end] + out_at_end
-        # rerun the known-bad end until it failed ``end_fails`` times (at most 5x that many runs):
-        # a good estimate of p is what keeps the posterior honest
-        while k > 0 and self.fails[end] + out_at_end < self.end_fails and end_runs < 5 * self.end_fails:
+        # rerun the known-bad end until it failed ``end_fails`` times and ran ``end_runs`` times (at
+        # most 5 * end_fails runs): a good estimate of p is what keeps the posterior honest
+        cap = max(5 * self.end_fails, self.end_runs)
+        while (
+            k > 0
+            and end_runs < cap
+            and (self.fails[end] + out_at_end < self.end_fails or end_runs < self.end_runs)
+        ):
             out.append(self._hand_out(end))
             out_at_end += 1
             end_runs += 1

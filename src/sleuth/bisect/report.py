@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from sleuth.bisect.auto import AutoBisection
 from sleuth.bisect.candidates import Candidate, candidate_key
 from sleuth.bisect.driver import Driver
 from sleuth.bisect.flaky import FlakyBisection
@@ -41,7 +42,7 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
     other = sorted(
         {ev.label for ev in driver.events if ev.outcome is Outcome.FAIL and ev.counted is Outcome.SKIP}
     )
-    strat = driver.strategy
+    strat = driver.strategy.inner if isinstance(driver.strategy, AutoBisection) else driver.strategy
     doc: dict[str, Any] = {
         "status": result.status.value,
         "first_bad": _cand(driver, result.first_bad),
