@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<22} {found[:12]:<14} {'yes' if found == truth else 'NO':<4} {tests:>5} {wall:>7.2f}s "
               f"{wall / git_wall:>6.2f}")  # fmt: skip
     print(
-        "# target: sleuth --flaky off / git bisect run wall ratio <= 1.3 (auto adds 3 reruns of the bad end)"
+        "# target: sleuth --flaky off / git bisect run wall ratio <= 1.3 (auto adds 3 reruns of the bad end and 2 of the last good)"
     )
     return 0
 

@@ -1,0 +1,131 @@
+"""Parsing the flags of ``sleuth bisect`` that are specific to it (several repositories, performance mode).
+
+Pure functions: they turn raw flag values into sources, specs and options, or raise a
+``UsageError`` that names the flag; the CLI module only wires them to click (the shared workload
+and oracle flags are parsed by ``sleuth.cli._options``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from sleuth.bisect.git import GitSource, MultiGitSource, RepoSpec
+from sleuth.bisect.perf import Direction, PerfSpec
+from sleuth.cli._options import parse_env, parse_metrics, parse_oracle, parse_timeout
+from sleuth.errors import UsageError
+
+__all__ = ["git_source", "perf_spec", "spec_and_options"]
+
+
+def git_source(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...], *, build: str | None,
+               first_parent: bool) -> GitSource | MultiGitSource:  # fmt: skip
+    """One ``--repo PATH`` (plain refs) or several ``--repo NAME=PATH`` (``NAME=REF`` refs)."""
+    if len(repos) == 1 and "=" not in repos[0]:
+        for flag, vals in (("--good", goods), ("--bad", bads)):
+            if len(vals) != 1:
+                raise UsageError(f"{flag} {' '.join(vals)}: give exactly one REF with a single --repo PATH")
+        if not os.path.isdir(repos[0]):
+            raise UsageError(f"--repo {repos[0]}: no such directory")
+        src: GitSource | MultiGitSource = GitSource(
+            os.path.abspath(repos[0]), goods[0], bads[0], build=build, first_parent=first_parent
+        )
+    else:
+        src = MultiGitSource(_repo_specs(repos, goods, bads), build=build, first_parent=first_parent)
+    return src
+
+
+def _pairs(flag: str, values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        name, sep, rest = v.partition("=")
+        if not sep or not rest or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise UsageError(
+                f"{flag} {v!r}: expected NAME=VALUE with several repositories, e.g. {flag} xla=HEAD~9"
+            )
+        if name in out:
+            raise UsageError(f"{flag} {v!r}: {name} given twice")
+        out[name] = rest
+    return out
+
+
+def _repo_specs(
+    repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...]
+) -> tuple[RepoSpec, ...]:
+    paths, good, bad = _pairs("--repo", repos), _pairs("--good", goods), _pairs("--bad", bads)
+    for flag, refs in (("--good", good), ("--bad", bad)):
+        if set(refs) != set(paths):
+            missing = sorted(set(paths) - set(refs)) or sorted(set(refs) - set(paths))
+            raise UsageError(
+                f"{flag}: needs NAME=REF for each --repo NAME (not matching: {', '.join(missing)})"
+            )
+    for name, path in paths.items():
+        if not os.path.isdir(path):
+            raise UsageError(f"--repo {name}={path}: no such directory")
+    return tuple(RepoSpec(n, os.path.abspath(p), good[n], bad[n]) for n, p in paths.items())
+
+
+def perf_spec(kw: dict[str, Any]) -> PerfSpec | None:
+    """``--metric NAME`` (no ``=``) with ``--direction`` / ``--threshold``: the performance mode."""
+    names = [m for m in kw["metric"] if "=" not in m]
+    if len(names) > 1:
+        raise UsageError(f"--metric {names[1]}: only one performance metric per bisection")
+    if not names:
+        for flag in ("direction", "threshold"):
+            if kw.get(flag) is not None:
+                raise UsageError(f"--{flag} needs a performance metric: add --metric NAME")
+        return None
+    name = names[0]
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name):
+        raise UsageError(f"--metric {name!r}: not a metric name")
+    threshold = 5.0 if kw.get("threshold") is None else kw["threshold"]
+    if not 0 <= threshold < 1000:
+        raise UsageError(f"--threshold {threshold}: must be a percentage in [0, 1000), e.g. 5")
+    return PerfSpec(name=name, direction=Direction(kw.get("direction") or "lower"), threshold=threshold)
+
+
+def spec_and_options(kw: dict[str, Any], default_skip: tuple[int, ...]) -> tuple[Any, Any, Any]:
+    """The workload spec, the oracle and the search options from the CLI's keyword arguments."""
+    from sleuth.bisect.driver import Options
+    from sleuth.bisect.policy import parse_flaky
+    from sleuth.model import TrialSpec
+    from sleuth.oracle import build_oracle
+
+    if kw["jobs"] < 1:
+        raise UsageError(f"--jobs {kw['jobs']}: must be at least 1")
+    if not 0.5 <= kw["confidence"] < 1:
+        raise UsageError(f"--confidence {kw['confidence']}: must be in [0.5, 1), e.g. 0.95")
+    if kw["max_tests"] is not None and kw["max_tests"] < 1:
+        raise UsageError(f"--max-tests {kw['max_tests']}: must be at least 1")
+    timeout, grace = parse_timeout(kw["timeout"], kw["kill_grace"])
+    cfg = parse_oracle(
+        skip_exit=kw["skip_exit"],
+        fail_regex=kw["fail_regex"],
+        stream=kw["stream"],
+        fail_above=kw["fail_above"],
+        fail_below=kw["fail_below"],
+        oracle_ref=kw["oracle_ref"],
+        default_skip=default_skip,
+    )
+    cwd = kw["cwd"]
+    if cwd is not None and not os.path.isdir(cwd):
+        raise UsageError(f"--cwd {cwd}: no such directory")
+    spec = TrialSpec(
+        argv=tuple(kw["cmd"]),
+        env={**os.environ, **parse_env(kw["env"])},
+        cwd=os.path.abspath(cwd) if cwd else None,
+        timeout_s=timeout,
+        kill_grace_s=grace,
+        metrics=parse_metrics([m for m in kw["metric"] if "=" in m], kw["metric_series"]),
+    )
+    opts = Options(
+        jobs=kw["jobs"],
+        flaky=parse_flaky(kw["flaky"]),
+        confidence=kw["confidence"],
+        any_failure=kw["any_failure"],
+        check_ends=not kw["skip_precondition_checks"],
+        max_tests=kw["max_tests"],
+        perf=perf_spec(kw),
+    )
+    return spec, build_oracle(cfg), opts
