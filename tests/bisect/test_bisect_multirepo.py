@@ -128,9 +128,10 @@ def test_cli_culprit_in_the_primary(tmp_path: Path) -> None:
     assert "Culprit repository: jax" in Path(tmp_path, d["run_dir"], "report.md").read_text()
 
 
-def test_cli_culprit_in_the_secondary(tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", [(), ("--flaky", "auto", "-j", "3")])
+def test_cli_culprit_in_the_secondary(tmp_path: Path, extra: tuple[str, ...]) -> None:
     jax, xla = pair(tmp_path, None, 5)
-    rc, d = bisect(tmp_path, jax, xla)
+    rc, d = bisect(tmp_path, jax, xla, *extra)
     assert rc == 0, d
     assert d["culprit_repo"] == "xla-lib"
     assert d["first_bad"]["label"] == xla[5] and d["last_good"]["label"] == xla[4]

@@ -111,6 +111,13 @@ def test_cli_finds_the_step_time_jump(tmp_path: Path) -> None:
     assert perf["metric"] == "step" and perf["good_mean"] < 110 and perf["bad_mean"] > 120
     assert perf["verdicts"]["v17"] in ("bad", "forced_bad")
     assert all(n >= 3 for n in perf["samples"].values())
+    runs = len((tmp_path / "count").read_text())
+    again = subprocess.run([sys.executable, "-m", "sleuth", "bisect", "resume", str(tmp_path / d["run_dir"]),
+                            "--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    r = json.loads(again.stdout)
+    assert r["first_bad"]["label"] == "v17" and r["tests"] == d["tests"]  # replayed, none re-run
+    assert r["perf"]["samples"] == perf["samples"]
+    assert len((tmp_path / "count").read_text()) == runs
 
 
 def test_cli_perf_ends_without_a_regression_are_not_found(tmp_path: Path) -> None:
