@@ -270,3 +270,30 @@ def test_pypi_releases_in_real_venvs(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     d = doc(res)
     assert d["first_bad"]["label"] == "1.15.0" and d["last_good"]["label"] == "1.14.0"
+
+
+def test_a_bad_end_that_passes_once_is_retried_under_flaky_modes(tmp_path: Path, listing: Path) -> None:
+    # the bad end (v60) passes on its first run only; every candidate from v30 on fails after that
+    t = script(
+        tmp_path / "t.sh",
+        'n=${SLEUTH_CANDIDATE#v}; [ "$n" -lt 30 ] && exit 0\n'
+        'if [ "$n" = 60 ] && [ ! -e first-done ]; then touch first-done; exit 0; fi\n'
+        'echo "Error: nan" >&2; exit 1\n',
+    )
+    off = sleuth(
+        "bisect", "list", str(listing), "--flaky", "off", "--output", "out", "--json", "--", t, cwd=tmp_path
+    )
+    assert off.returncode == 3
+    assert doc(off)["status"] == "not_found" and "did not fail" in doc(off)["note"]
+    (tmp_path / "first-done").unlink()
+    res = sleuth("bisect", "list", str(listing), "--output", "out", "--json", "--", t, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    d = doc(res)
+    assert d["status"] == "found" and d["first_bad"]["label"] == "v30"
+    # the pass of the bad end was evidence of flakiness: the Bayesian search took over
+    assert d["strategy"] == "FlakyBisection", d
+    phases = [
+        json.loads(line).get("phase")
+        for line in (tmp_path / d["run_dir"] / "journal.jsonl").read_text().splitlines()
+    ]
+    assert "bad end retry" in phases

@@ -26,7 +26,7 @@ from sleuth.bisect.flaky import FlakyBisection
 from sleuth.bisect.git import MultiGitSource
 from sleuth.bisect.packaged import ImageSource
 from sleuth.bisect.perf import Verdict, check_ends, classify
-from sleuth.bisect.policy import AUTO_RERUNS, choose_strategy
+from sleuth.bisect.policy import AUTO_RERUNS, BAD_END_RETRIES, choose_strategy
 from sleuth.bisect.strategies import Bisection, Query, SearchResult, SearchStatus, Strategy
 from sleuth.bisect.trials import Options, TestEvent, TestPool
 from sleuth.errors import InfrastructureError
@@ -122,10 +122,15 @@ class Driver(TestPool):
             seen += [(self.labels.index(e.label), e.counted) for e in gallop[:-1] if e.label in self.labels]
         elif self.opt.check_ends:
             good, bad = self.run_now([(0, self.labels[0]), (n - 1, self.labels[-1])], "end check")
-            if good.outcome is not Outcome.PASS or bad.outcome is not Outcome.FAIL:
-                return self._ends_failed(good, bad), None
-            self.signature = bad.signature
-            ends = [bad.counted]
+            bad_runs = [bad]
+            if good.outcome is Outcome.PASS and bad.outcome is Outcome.PASS:
+                bad_runs += self._retry_bad_end(n)
+            failing = next((e for e in bad_runs if e.outcome is Outcome.FAIL), None)
+            if good.outcome is not Outcome.PASS or failing is None:
+                return self._ends_failed(good, bad, runs=len(bad_runs)), None
+            self.signature = failing.signature
+            # passes of the bad end are evidence of flakiness: they go to the strategy as observations
+            ends = [e.outcome for e in bad_runs if e.outcome in (Outcome.PASS, Outcome.FAIL)]
             seen = [(0, Outcome.PASS)]
         if self.opt.flaky.auto and ends:
             reruns = self.run_now([(n - 1, self.labels[-1])] * AUTO_RERUNS, "flakiness check")
@@ -136,6 +141,27 @@ class Driver(TestPool):
         self.run_dir.journal.append("strategy", kind=type(strat).__name__, flaky=self.opt.flaky.describe())
         seen += [(n - 1, o) for o in ends]
         return self._seeded(strat, seen), strat
+
+    def _retry_bad_end(self, n: int) -> list[TestEvent]:
+        """Rerun a bad end that passed until it fails (flaky modes only; ``--flaky off`` trusts one run).
+
+        The user says it is bad: with a flaky test one pass proves nothing.  The number of reruns makes
+        a miss unlikely (< 1% for the given p; 0.4% at p = 0.5 under auto).
+        """
+        mode = self.opt.flaky
+        if mode.auto:
+            budget = BAD_END_RETRIES
+        elif mode.p is not None and mode.p < 1.0:
+            budget = min(30, math.ceil(math.log(0.01) / math.log1p(-mode.p)) - 1)
+        else:
+            return []
+        out: list[TestEvent] = []
+        while len(out) < budget:
+            batch = min(max(1, self.opt.jobs), budget - len(out))
+            out += self.run_now([(n - 1, self.labels[-1])] * batch, "bad end retry")
+            if any(e.outcome is Outcome.FAIL for e in out):
+                break
+        return out
 
     def _seeded(self, strat: Strategy, seen: list[tuple[int, Outcome]]) -> SearchResult:
         for i, o in seen:
@@ -240,7 +266,7 @@ class Driver(TestPool):
             res = self._seeded(strat, [(0, Outcome.PASS), (n - 1, Outcome.FAIL)])
         return res
 
-    def _ends_failed(self, good: TestEvent | None, bad: TestEvent) -> SearchResult:
+    def _ends_failed(self, good: TestEvent | None, bad: TestEvent, runs: int = 1) -> SearchResult:
         if good is not None and good.outcome is not Outcome.PASS:
             what, ev = "the good end", good
         else:
@@ -248,8 +274,9 @@ class Driver(TestPool):
         if ev.outcome is Outcome.ERROR:
             raise InfrastructureError(f"{what} {ev.label} could not be tested: {ev.reason}")
         want = "pass" if what == "the good end" else "fail"
+        times = f" in {runs} runs" if what == "the bad end" and runs > 1 else ""
         return _not_found(
-            f"{what} {ev.label} did not {want} ({ev.outcome.value}: {ev.reason or 'no detail'})"
+            f"{what} {ev.label} did not {want}{times} ({ev.outcome.value}: {ev.reason or 'no detail'})"
         )
 
 

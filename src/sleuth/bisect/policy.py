@@ -19,7 +19,14 @@ from sleuth.bisect.strategies import Bisection, Strategy
 from sleuth.errors import UsageError
 from sleuth.model import Outcome
 
-__all__ = ["AUTO_RERUNS", "FlakyMode", "choose_strategy", "default_max_tests", "parse_flaky"]
+__all__ = [
+    "AUTO_RERUNS",
+    "BAD_END_RETRIES",
+    "FlakyMode",
+    "choose_strategy",
+    "default_max_tests",
+    "parse_flaky",
+]
 
 #: extra runs of the known-bad end under ``--flaky auto``
 AUTO_RERUNS = 3
@@ -27,6 +34,8 @@ AUTO_RERUNS = 3
 END_FAILS = 4
 #: pseudo-counts that pin p near a value given with ``--flaky P``
 _PIN = 200.0
+#: under ``--flaky auto``, reruns of a bad end whose first run passed before giving up (0.5^8 < 0.4%)
+BAD_END_RETRIES = 7
 
 
 @dataclass(frozen=True, slots=True)
