@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sleuth.errors import UsageError
+from sleuth.errors import InfrastructureError, UsageError
 from sleuth.journal import RunDir, atomic_write_json, read_journal
 
 
@@ -51,3 +51,24 @@ def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
 def test_open_requires_a_journal(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not a sleuth run dir"):
         RunDir.open(tmp_path)
+
+
+def test_reopening_a_journal_with_a_torn_last_line_keeps_it_readable(tmp_path: Path) -> None:
+    """kill -9 mid-write, then resume appends: the fragment must not swallow the next event."""
+    rd = RunDir.create(tmp_path, "run", "j")
+    rd.journal.append("start", config={"a": 1})
+    rd.close()
+    with open(rd.path / "journal.jsonl", "a") as fh:
+        fh.write('{"event": "trial", "tri')
+    again = RunDir.open(rd.path)
+    again.journal.append("resume")
+    again.journal.append("trial", trial={"id": "0002"})
+    again.close()
+    assert [e["event"] for e in again.events()] == ["start", "resume", "trial"]
+
+
+def test_a_corrupt_line_in_the_middle_is_named_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    path.write_text('{"event": "start"}\n{"event": "tr\n{"event": "end"}\n')
+    with pytest.raises(InfrastructureError, match=r"journal.jsonl: line 2 is not a JSON event"):
+        read_journal(path)

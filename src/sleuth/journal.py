@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sleuth.errors import UsageError
+from sleuth.errors import InfrastructureError, UsageError
 from sleuth.model import check_name
 
 __all__ = [
@@ -55,6 +55,7 @@ class Journal:
         self.path = path
         self._fsync = fsync
         self._lock = threading.Lock()
+        _drop_torn_tail(path)
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def append(self, event: str, **data: Any) -> None:
@@ -78,8 +79,40 @@ class Journal:
         self.close()
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Cut an unterminated last line (a write cut by ``kill -9``) before appending to ``path``.
+
+    Appending after it would glue the next event onto the fragment, and the journal could no
+    longer be read.
+    """
+    try:
+        fh = open(path, "r+b")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return
+    with fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        pos, keep = size, 0
+        while pos > 0 and not keep:
+            start = max(0, pos - 65536)
+            fh.seek(start)
+            block = fh.read(pos - start)
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                keep = start + nl + 1
+            pos = start
+        fh.truncate(keep)
+
+
 def read_journal(path: Path) -> list[dict[str, Any]]:
-    """Every complete event of a journal; a torn (unterminated or unparsable) last line is dropped."""
+    """Every complete event of a journal; a torn (unterminated or unparsable) last line is dropped.
+
+    A corrupt line anywhere else is an ``InfrastructureError`` naming the file and the line.
+    """
     events: list[dict[str, Any]] = []
     try:
         text = path.read_text(encoding="utf-8")
@@ -94,7 +127,10 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             if i >= len(lines) - 2:  # the last written line was cut by a crash
                 break
-            raise
+            raise InfrastructureError(
+                f"{path}: line {i + 1} is not a JSON event (the journal is corrupt)",
+                hint="remove or repair that line, then resume again",
+            ) from None
     return events
 
 
