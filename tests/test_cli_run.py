@@ -112,6 +112,43 @@ def test_metric_thresholds_and_series(sleuth) -> None:
     assert ok.rc == 0
 
 
+def test_nan_and_inf_metrics_keep_the_json_strict(sleuth, tmp_path: Path) -> None:
+    """A NaN loss is exactly what users extract; --json, summary.json and the journal stay JSON."""
+    script = (
+        "import json,os; print('loss=nan'); print('lr=1e-3 lr=inf lr=2e-3'); "
+        "json.dump({'gn': float('-inf')}, open(os.path.join(os.environ['SLEUTH_TRIAL_DIR'], 'metrics.json'), 'w'))"
+    )
+    res = sleuth(
+        "run",
+        "--json",
+        "--metric",
+        r"loss=loss=(\S+)",
+        "--metric-series",
+        r"lr=lr=(\S+)",
+        "--",
+        PY,
+        "-c",
+        script,
+    )
+
+    def strict(text: str) -> object:
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+
+    doc = strict(res.stdout)
+    assert isinstance(doc, dict)
+    assert doc["trials"][0]["metrics"] == {"gn": "-inf", "loss": "nan", "lr": [0.001, "inf", 0.002]}
+    m = doc["summary"]["metrics"]
+    assert m["loss"] == {"median": None, "p90": None, "min": None, "max": None, "n": 0, "nonfinite": 1}
+    assert m["lr"]["n"] == 2 and m["lr"]["max"] == 0.002 and m["lr"]["nonfinite"] == 1
+    rd = Path(doc["run_dir"]) if Path(doc["run_dir"]).is_absolute() else tmp_path / doc["run_dir"]
+    strict((rd / "summary.json").read_text())
+    strict((rd / "trials" / "0001" / "result.json").read_text())
+    for line in (rd / "journal.jsonl").read_text().splitlines():
+        strict(line)
+    human = sleuth("run", "--metric", r"loss=loss=(\S+)", "--", PY, "-c", script)
+    assert "no finite value" in human.stdout and "+1 nan/inf" in human.stdout
+
+
 def test_custom_oracle_module(sleuth, tmp_path: Path) -> None:
     (tmp_path / "myjudge.py").write_text("def judge(r):\n    return 'slow' not in r.stdout_tail\n")
     res = sleuth(

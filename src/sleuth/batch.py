@@ -8,6 +8,7 @@ The CLI parses flags into a :class:`RunConfig`; :func:`execute` runs the trials 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -154,12 +155,17 @@ def summarize(records: Iterable[Mapping[str, Any]], *, interrupted: bool = False
     series: dict[str, list[float]] = {}
     for r in trials:
         for name, v in r["metrics"].items():
-            series.setdefault(name, []).extend(v if isinstance(v, list) else [v])
-    metrics = {}
+            series.setdefault(name, []).extend(float(x) for x in (v if isinstance(v, list) else [v]))
+    metrics: dict[str, dict[str, Any]] = {}
     for name, values in sorted(series.items()):
-        d = stats.describe(values)
+        finite = [x for x in values if math.isfinite(x)]
+        d = stats.describe(finite)
+        m: dict[str, Any] = {"median": None, "p90": None, "min": None, "max": None, "n": 0}
         if d is not None:
-            metrics[name] = {"median": d.median, "p90": d.p90, "min": d.min, "max": d.max, "n": d.n}
+            m = {"median": d.median, "p90": d.p90, "min": d.min, "max": d.max, "n": d.n}
+        if len(finite) < len(values):  # NaN/inf values are counted, not averaged
+            m["nonfinite"] = len(values) - len(finite)
+        metrics[name] = m
     sigs = Counter(r["signature"] for r in trials if r["outcome"] == Outcome.FAIL.value and r["signature"])
     data: dict[str, Any] = {
         "trials": len(trials),

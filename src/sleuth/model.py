@@ -7,6 +7,7 @@ and the engine pairs both into a ``Trial``.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -98,6 +99,13 @@ class TrialSpec:
         return _replace(self, cwd=cwd)
 
 
+def _json_number(x: float) -> float | str:
+    """``x``, or ``"nan"``/``"inf"``/``"-inf"`` for what JSON cannot hold (a NaN loss is evidence)."""
+    if math.isfinite(x):
+        return x
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
 def _replace(spec: TrialSpec, **changes: Any) -> TrialSpec:
     from dataclasses import replace
 
@@ -148,7 +156,11 @@ class Trial:
         return self.result.id
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form used in ``result.json``, journals and ``--json`` output."""
+        """The JSON form used in ``result.json``, journals and ``--json`` output.
+
+        Metric values that JSON cannot hold (NaN, infinities) are the strings ``"nan"``, ``"inf"``,
+        ``"-inf"``, so every document sleuth writes stays strict JSON.
+        """
         r = self.result
         return {
             "id": r.id,
@@ -159,7 +171,10 @@ class Trial:
             "timed_out": r.timed_out,
             "started_at": r.started_at,
             "wall_s": round(r.wall_s, 6),
-            "metrics": {k: list(v) if isinstance(v, tuple) else v for k, v in r.metrics.items()},
+            "metrics": {
+                k: [_json_number(x) for x in v] if isinstance(v, tuple) else _json_number(v)
+                for k, v in r.metrics.items()
+            },
             "signature": self.signature,
             "reason": self.reason,
             "error": r.error,

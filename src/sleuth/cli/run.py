@@ -239,10 +239,15 @@ class _View:
         t.add_row("failure rate", fmt_rate(d["failure_rate"], d["failure_rate_ci"]))
         t.add_row("wall time", f"median {fmt_s(d['wall_s']['median'])}  p90 {fmt_s(d['wall_s']['p90'])}")
         for name, m in d["metrics"].items():
-            t.add_row(
-                f"metric {escape(name)}",
-                f"median {m['median']:g}  p90 {m['p90']:g}  min {m['min']:g}  max {m['max']:g}  (n={m['n']})",
-            )
+            text = "no finite value"
+            if m["n"]:
+                text = (
+                    f"median {m['median']:g}  p90 {m['p90']:g}  min {m['min']:g}  max {m['max']:g}"
+                    f"  (n={m['n']})"
+                )
+            if m.get("nonfinite"):
+                text += f"  [bold yellow]+{m['nonfinite']} nan/inf[/]"
+            t.add_row(f"metric {escape(name)}", text)
         for sig, count in d["signatures"].items():
             t.add_row("signature", f"{count} x {escape(sig)}")
         t.add_row("run dir", str(self.run_dir))
