@@ -67,6 +67,10 @@ def test_auto_is_accurate_on_a_flaky_test_that_looked_deterministic() -> None:
         rng = random.Random(seed)
         f = rng.randint(1, 199)
         s = start(200)
-        drive(s, lambda i, f=f, rng=rng: Outcome.FAIL if i >= f and rng.random() < 0.9 else Outcome.PASS)
+
+        def test(i: int, f: int = f, rng: random.Random = rng) -> Outcome:
+            return Outcome.FAIL if i >= f and rng.random() < 0.9 else Outcome.PASS
+
+        drive(s, test)
         hits += s.result().first_bad == f
     assert hits >= 36

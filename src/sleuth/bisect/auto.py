@@ -45,6 +45,11 @@ class AutoBisection:
         return isinstance(self.inner, FlakyBisection)
 
     @property
+    def verifying(self) -> bool:
+        """True while the probes handed out are reruns of the last good (not bisection steps)."""
+        return not self.flaky and self.inner.done
+
+    @property
     def tests(self) -> int:
         """How many outcomes were observed."""
         return len(self.log)

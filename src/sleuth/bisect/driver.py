@@ -132,7 +132,9 @@ class Driver(TestPool):
             # passes of the bad end are evidence of flakiness: they go to the strategy as observations
             ends = [e.outcome for e in bad_runs if e.outcome in (Outcome.PASS, Outcome.FAIL)]
             seen = [(0, Outcome.PASS)]
-        if self.opt.flaky.auto and ends:
+        # two candidates (and one repository): the ends are the answer, flaky or not
+        needs_check = n > 2 or isinstance(src, MultiGitSource)
+        if self.opt.flaky.auto and ends and needs_check:
             reruns = self.run_now([(n - 1, self.labels[-1])] * AUTO_RERUNS, "flakiness check")
             ends += [e.counted for e in reruns if e.counted is not Outcome.SKIP]
         strat = choose_strategy(
@@ -164,9 +166,9 @@ class Driver(TestPool):
         return out
 
     def _seeded(self, strat: Strategy, seen: list[tuple[int, Outcome]]) -> SearchResult:
-        for i, o in seen:
-            strat.observe(Query(self._seq, i), o)
-            self._seq += 1
+        # the strategy numbers its own queries; the test numbers (``self._seq``) count real tests only
+        for j, (i, o) in enumerate(seen):
+            strat.observe(Query(j, i), o)
         return self._loop(strat, seen)
 
     def _perf_ends(self, n: int) -> tuple[SearchResult, Strategy | None]:
@@ -203,8 +205,11 @@ class Driver(TestPool):
             if free > 0 and not strat.done:
                 qs = strat.propose(free)
                 self.rounds += bool(qs)
+                phase = (
+                    "last-good check" if isinstance(strat, AutoBisection) and strat.verifying else "search"
+                )
                 for q in qs:
-                    self._alias[self.submit(q.index, self.labels[q.index], "search").seq] = q
+                    self._alias[self.submit(q.index, self.labels[q.index], phase).seq] = q
             if not self.inflight:
                 break
             ev = self.next_event()

@@ -37,8 +37,10 @@ class PypiSource:
         """Versions from the index's JSON API, sorted, cut to ``good..bad``."""
         from packaging.version import InvalidVersion, Version
 
+        self.check()
         data = _fetch_json(f"{self.index_url}/{self.package}/json")
         versions: list[Version] = []
+        files_of: dict[str, list[dict[str, Any]]] = {}
         for text, files in data.get("releases", {}).items():
             try:
                 v = Version(text)
@@ -47,13 +49,79 @@ class PypiSource:
             if not files or all(f.get("yanked") for f in files) or (v.is_prerelease and not self.pre):
                 continue
             versions.append(v)
+            files_of[str(v)] = [f for f in files if not f.get("yanked")]
         versions.sort()
         labels = [str(v) for v in versions]
-        lo = self._find(labels, self.good, "--good") if self.good else 0
+        lo = (
+            self._find(labels, self.good, "--good")
+            if self.good
+            else self._oldest_installable(labels, files_of)
+        )
         hi = self._find(labels, self.bad, "--bad") if self.bad else len(labels) - 1
         if lo >= hi:
             raise UsageError(f"--good {labels[lo]} is not older than --bad {labels[hi]}")
         return labels[lo : hi + 1]
+
+    def check(self) -> None:
+        """The flags that need no index: versions, ``--with`` requirements, ``--python``."""
+        from packaging.requirements import InvalidRequirement, Requirement
+        from packaging.version import InvalidVersion, Version
+
+        for flag, ver in (("--good", self.good), ("--bad", self.bad)):
+            try:
+                if ver is not None:
+                    Version(ver)
+            except InvalidVersion:
+                raise UsageError(f"{flag} {ver!r}: not a version", hint="e.g. --good 1.2.0") from None
+        for pin in self.pins:
+            try:
+                Requirement(pin)
+            except InvalidRequirement:
+                raise UsageError(f"--with {pin!r}: not a requirement", hint="e.g. --with 'numpy<2'") from None
+        if self.python is not None:
+            from sleuth.environments.venv import uv_bin
+            from sleuth.runner import run_tool
+
+            found = run_tool(
+                [str(uv_bin()), "python", "find", "--no-python-downloads", self.python], timeout_s=60
+            )
+            if not found.ok:
+                raise UsageError(
+                    f"--python {self.python}: no such interpreter here", hint="e.g. --python 3.11, or a path"
+                )
+
+    def _oldest_installable(self, labels: list[str], files_of: dict[str, list[dict[str, Any]]]) -> int:
+        """The default good end: the oldest release with a wheel for the venvs' Python.
+
+        A package that ships no wheel at all: the oldest whose ``Requires-Python`` admits it.  An
+        interpreter given by path or name (not ``X.Y``) is not inspected: the oldest release.
+        """
+        import re
+        import sys
+
+        from packaging.tags import compatible_tags, cpython_tags, sys_tags
+        from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+        if self.python is None:
+            version, tags = ".".join(map(str, sys.version_info[:3])), set(sys_tags())
+        elif m := re.fullmatch(r"(\d+)\.(\d+)(\.\d+)?", self.python):
+            pv = (int(m[1]), int(m[2]))
+            version, tags = self.python, {*cpython_tags(pv), *compatible_tags(pv)}
+        else:
+            return 0
+
+        def wheel_fits(f: dict[str, Any]) -> bool:
+            try:
+                return bool(parse_wheel_filename(f.get("filename", ""))[3] & tags)
+            except InvalidWheelFilename:
+                return False
+
+        def ok(lab: str, need_wheel: bool) -> bool:
+            fs = [f for f in files_of[lab] if _admits(f.get("requires_python"), version)]
+            return any(wheel_fits(f) for f in fs) if need_wheel else bool(fs)
+
+        wheels = any(f.get("packagetype") == "bdist_wheel" for fs in files_of.values() for f in fs)
+        return next((i for i, lab in enumerate(labels) if ok(lab, wheels)), 0)
 
     def _find(self, labels: list[str], version: str, flag: str) -> int:
         from packaging.version import Version
@@ -91,6 +159,18 @@ class PypiSource:
             "pre": self.pre,
             "index_url": self.index_url,
         }
+
+
+def _admits(requires_python: str | None, version: str) -> bool:
+    """Whether a file's ``Requires-Python`` admits ``version`` (no or an unparsable one does)."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    if not requires_python:
+        return True
+    try:
+        return SpecifierSet(requires_python).contains(version, prereleases=True)
+    except InvalidSpecifier:
+        return True
 
 
 def _fetch_json(url: str) -> Any:

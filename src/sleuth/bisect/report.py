@@ -40,7 +40,8 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
         key=lambda lab: driver.labels.index(lab) if lab in driver.labels else -1,
     )
     other = sorted(
-        {ev.label for ev in driver.events if ev.outcome is Outcome.FAIL and ev.counted is Outcome.SKIP}
+        {ev.label for ev in driver.events if ev.outcome is Outcome.FAIL and ev.counted is Outcome.SKIP},
+        key=lambda lab: driver.labels.index(lab) if lab in driver.labels else -1,
     )
     strat = driver.strategy.inner if isinstance(driver.strategy, AutoBisection) else driver.strategy
     doc: dict[str, Any] = {
@@ -142,15 +143,21 @@ def render_markdown(driver: Driver, s: dict[str, Any]) -> str:
     lines += [
         "",
         f"{s['candidates']} candidates, {s['tests']} tests, confidence {s['confidence']:.3f}, "
-        f"flaky mode `{s['flaky']}` ({s['strategy'] or 'no search'}"
-        + (f", p = {s['p_estimate']:.2f}" if s["p_estimate"] is not None else "")
-        + ").",
+        + (
+            f"performance mode on `{s['perf']['metric']}` (bisection on sampled verdicts)."
+            if "perf" in s
+            else f"flaky mode `{s['flaky']}` ({s['strategy'] or 'no search'}"
+            + (f", p = {s['p_estimate']:.2f}" if s["p_estimate"] is not None else "")
+            + ")."
+        ),
     ]
     if s["signature"]:
         lines.append(f"Failure signature of the bad end: `{s['signature']}`.")
     lines += ["", "| # | phase | candidate | outcome | counted as | detail |", "|---|---|---|---|---|---|"]
     for ev in driver.events:
         detail = (ev.signature or ev.reason or "").replace("|", "\\|")[:120]
+        if ev.value is not None:
+            detail = f"{s['perf']['metric']} = {ev.value:g}" + (f"; {detail}" if detail else "")
         lines.append(
             f"| {ev.seq} | {ev.phase} | `{ev.label}` | {ev.outcome.value} | {ev.counted.value} | {detail} |"
         )

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from sleuth.cli._common import OUTCOME_STYLE, console, err_console, output_option, print_json
 from sleuth.cli._options import oracle_options, workload_options
@@ -180,7 +181,7 @@ def resume_cmd(run_dir: Path, as_json: bool) -> int:
     from sleuth.bisect.candidates import source_from_config
     from sleuth.journal import RunDir
 
-    rd = RunDir.open(run_dir)
+    rd = RunDir.open(run_dir.resolve())
     events = rd.events()
     start = next((e for e in events if e["event"] == "start"), None)
     if start is None:
@@ -207,12 +208,46 @@ def _start(source: Any, kw: dict[str, Any], default_skip: tuple[int, ...] = ()) 
             "no test command given", hint="put it after --, e.g. sleuth bisect list L -- ./test.sh"
         )
     spec_and_options(kw, default_skip)  # validate every flag before a run dir exists
+    labels = _candidates(source)  # so do the refs, the file, the versions
     name = kw["name"] or source.kind
-    rd = RunDir.create(Path(kw["output"]), "bisect", name)
+    rd = RunDir.create(Path(kw["output"]).resolve(), "bisect", name)  # summary.json: an absolute run_dir
     flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if k != "as_json"}
     flags["output"] = str(kw["output"])
     rd.journal.append("start", source=source.config(), flags=flags, default_skip=list(default_skip))
-    return _execute(source, kw, rd, default_skip=default_skip)
+    if labels is not None:
+        rd.journal.append("candidates", labels=labels, source=source.config())
+    return _execute(source, kw, rd, labels=labels, default_skip=default_skip)
+
+
+def _candidates(source: Any) -> list[str] | None:
+    """The candidates, resolved before the run dir exists: a bad ref or file is a usage error.
+
+    None for images without ``--start-date`` (the range is only known after the gallop).
+    """
+    if source.kind == "images" and not source.start:
+        return None
+    labels: list[str] = source.resolve()
+    if len(labels) < 2:
+        cfg = source.config()
+        if cfg["kind"] == "list":
+            why, hint = (
+                f"sleuth bisect list {cfg['path']}: {len(labels)} line(s)",
+                "list one candidate per line, oldest first",
+            )
+        elif cfg["kind"] == "git":
+            why, hint = (
+                f"--good {cfg['good']} and --bad {cfg['bad']} are the same commit",
+                "give a --good older than --bad",
+            )
+        elif cfg["kind"] == "multigit":
+            first = cfg["repos"][0]
+            ref = f"{first['name']}={first['good']} and --bad {first['name']}={first['bad']}"
+            why = f"--good {ref} are the same commit"
+            hint = "give first the --repo that changed"
+        else:
+            why, hint = f"{len(labels)} candidate(s)", "widen the range"
+        raise UsageError(f"{why}: a bisection needs at least two candidates", hint=hint)
+    return labels
 
 
 def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None = None,
@@ -231,9 +266,13 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
         if not quiet:
             style = OUTCOME_STYLE[ev.outcome]
             note = ev.signature or ev.reason or ""
+            if ev.value is not None:
+                note = f"{ev.value:g}" + (f"; {note}" if note else "")
             counted = "" if ev.counted is ev.outcome else f" (counted {ev.counted.value})"
-            con.print(f"{ev.seq:>4} {ev.phase:<16} {ev.label[:48]:<48} [{style}]{ev.outcome.name}[/]{counted} "  # noqa: E501
-                      f"[dim]{note[:80]}[/]", markup=True, highlight=False)  # fmt: skip
+            # one line per test however narrow the terminal (a log must stay greppable)
+            label, note = escape(ev.label[:48].ljust(48)), escape(note[:80])
+            line = f"{ev.seq:>4} {ev.phase:<16} {label} [{style}]{ev.outcome.name}[/]{counted} [dim]{note}[/]"
+            con.print(line, markup=True, highlight=False, soft_wrap=True)
 
     driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels)
     old = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -264,15 +303,15 @@ def _raise_interrupt(_signum: int, _frame: Any) -> None:
 def _render(s: dict[str, Any]) -> None:
     con = console()
     if s["status"] == "found":
-        con.print(
-            f"[bold green]first bad[/] {s['first_bad']['label']}  (last good {s['last_good']['label']})"
-        )
+        con.print(f"[bold green]first bad[/] {escape(s['first_bad']['label'])}  "
+                  f"(last good {escape(s['last_good']['label'])})", soft_wrap=True)  # fmt: skip
     elif s["suspects"]:
-        con.print(f"[bold yellow]{s['status']}[/]: the first bad is one of: {', '.join(s['suspects'])}")
+        one_of = escape(", ".join(s["suspects"]))
+        con.print(f"[bold yellow]{s['status']}[/]: the first bad is one of: {one_of}", soft_wrap=True)
     else:
         con.print(f"[bold yellow]{s['status']}[/]")
     if s["note"]:
-        con.print(f"note: {s['note']}")
+        con.print(f"note: {escape(s['note'])}", soft_wrap=True)
     con.print(f"{s['tests']} tests over {s['candidates']} candidates, confidence {s['confidence']:.3f}; "
-              f"report: {s['run_dir']}/report.md")  # fmt: skip
+              f"report: {escape(s['run_dir'])}/report.md", soft_wrap=True)  # fmt: skip
     _ = ExitCode

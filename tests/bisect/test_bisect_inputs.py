@@ -1,0 +1,155 @@
+"""``sleuth bisect`` from a user's seat: bad inputs, what the terminal shows, the journal's numbering."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sleuth.bisect.packaged import PypiSource
+from tests.bisect.test_bisect_cli import TEST, doc, make_repo, script, sleuth
+
+
+def _one_line_usage_error(res: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert res.returncode == 2, res.stderr
+    err = res.stderr
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: ")
+    for n in needles:
+        assert n in err, err
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--repo", "plain", "--good", "a", "--bad", "b"], ["--repo", "not a git repository"]),
+        (["--repo", "repo", "--good", "nope", "--bad", "main"], ["--good nope"]),
+        (["--repo", "repo", "--good", "main", "--bad", "nope"], ["--bad nope"]),
+        (["--repo", "repo", "--good", "main", "--bad", "main~2"], ["ancestor"]),
+        (["--repo", "repo", "--good", "main", "--bad", "main"], ["--good main", "--bad main", "same commit"]),
+    ],
+)
+def test_git_input_errors_leave_no_run_dir(tmp_path: Path, args: list[str], needles: list[str]) -> None:
+    make_repo(tmp_path, 4, 2)
+    (tmp_path / "plain").mkdir()
+    res = sleuth("bisect", "git", *args, "--output", "out", "--", "true", cwd=tmp_path)
+    _one_line_usage_error(res, *needles)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [("a\nb\na\n", "listed twice"), ("only\n", "1 line"), ("\n\n# nothing\n", "0 line")],
+)
+def test_list_input_errors_leave_no_run_dir(tmp_path: Path, text: str, needle: str) -> None:
+    (tmp_path / "l.txt").write_text(text)
+    res = sleuth("bisect", "list", "l.txt", "--output", "out", "--", "true", cwd=tmp_path)
+    _one_line_usage_error(res, "l.txt", needle)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--good", "abc"], "--good 'abc'"),
+        (["--with", "x y z"], "--with 'x y z'"),
+        (["--python", "nope9"], "--python"),
+    ],
+)
+def test_pypi_input_errors_need_no_index(tmp_path: Path, args: list[str], needle: str) -> None:
+    # checked before the index is asked: the index URL is never reached in this test
+    res = sleuth("bisect", "pypi", "six", *args, "--output", "out", "--", "true", cwd=tmp_path)
+    _one_line_usage_error(res, needle)
+    assert not (tmp_path / "out").exists()
+
+
+def test_pypi_default_good_is_the_oldest_release_with_a_wheel_for_this_python() -> None:
+    me = f"cp{sys.version_info[0]}{sys.version_info[1]}"
+    files = {
+        "0.1": [{"filename": "p-0.1.tar.gz", "packagetype": "sdist"}],
+        "0.2": [{"filename": "p-0.2-cp27-cp27m-manylinux1_x86_64.whl", "packagetype": "bdist_wheel"}],
+        "0.3": [
+            {"filename": "p-0.3-py3-none-any.whl", "packagetype": "bdist_wheel", "requires_python": "<3"}
+        ],
+        "0.4": [{"filename": f"p-0.4-{me}-none-any.whl", "packagetype": "bdist_wheel"}],
+        "0.5": [{"filename": "p-0.5-py3-none-any.whl", "packagetype": "bdist_wheel"}],
+    }
+    src = PypiSource("p")
+    assert src._oldest_installable(list(files), files) == 3
+    sdists = {k: v for k, v in files.items() if k == "0.1"} | {"0.6": [{"filename": "p-0.6.tar.gz"}]}
+    assert src._oldest_installable(list(sdists), sdists) == 0  # no wheels at all: Requires-Python only
+
+
+def test_terminal_lines_stay_whole_and_labels_are_not_markup(tmp_path: Path) -> None:
+    labels = [f"[bold]build-{i}" for i in range(8)]
+    (tmp_path / "l.txt").write_text("\n".join(labels) + "\n")
+    t = script(
+        tmp_path / "t.sh",
+        'case "$SLEUTH_CANDIDATE" in *-[5-7]) echo "RuntimeError: a long failure message that does not fit" >&2;'
+        " exit 1;; esac\n",
+    )
+    res = sleuth("bisect", "list", "l.txt", "--output", "o", "--flaky", "off", "--", t, cwd=tmp_path,
+                 env={"COLUMNS": "60"})  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "first bad [bold]build-5  (last good [bold]build-4)" in res.stdout
+    tests = [ln for ln in res.stderr.splitlines() if ln[:4].strip().isdigit()]
+    (run,) = (tmp_path / "o").glob("bisect/list/*")
+    assert len(tests) == json.loads((run / "summary.json").read_text())["tests"]
+    fails = [ln for ln in tests if "FAIL" in ln]
+    assert fails and all("[bold]build-" in ln and "RuntimeError: a long failure" in ln for ln in fails)
+
+
+def test_journal_numbers_tests_without_gaps_and_names_the_last_good_check(tmp_path: Path) -> None:
+    make_repo(tmp_path, 20, 13)
+    res = sleuth("bisect", "git", "--repo", "repo", "--good", "main~19", "--bad", "main", "--output", "o",
+                 "--json", "--", "sh", "-c", TEST, cwd=tmp_path)  # fmt: skip
+    d = doc(res)
+    assert d["status"] == "found"
+    events = [json.loads(ln) for ln in Path(d["run_dir"], "journal.jsonl").read_text().splitlines()]
+    tests = [e for e in events if e["event"] == "test"]
+    assert [e["seq"] for e in tests] == list(range(d["tests"]))
+    checks = [e for e in tests if e["phase"] == "last-good check"]
+    assert len(checks) == 2 and {e["label"] for e in checks} == {d["last_good"]["label"]}
+    assert "| 9 | last-good check |" in Path(d["run_dir"], "report.md").read_text()
+
+
+def test_two_candidates_need_no_flakiness_reruns(tmp_path: Path) -> None:
+    make_repo(tmp_path, 2, 1)
+    res = sleuth("bisect", "git", "--repo", "repo", "--good", "main~1", "--bad", "main", "--output", "o",
+                 "--json", "--", "sh", "-c", TEST, cwd=tmp_path)  # fmt: skip
+    d = doc(res)
+    assert d["status"] == "found" and d["tests"] == 2
+
+
+def test_other_failures_are_listed_oldest_first_and_resume_reports_an_absolute_run_dir(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "l.txt").write_text("\n".join(str(i) for i in range(1, 201)) + "\n")
+    t = script(
+        tmp_path / "t.sh",
+        'c=$SLEUTH_CANDIDATE\n[ $c -ge 60 ] && [ $c -lt 120 ] && { echo "ImportError: x" >&2; exit 1; }\n'
+        '[ $c -ge 137 ] && { echo "RuntimeError: nan" >&2; exit 1; }\nexit 0\n',
+    )
+    d = doc(
+        sleuth("bisect", "list", "l.txt", "--flaky", "off", "--output", "o", "--json", "--", t, cwd=tmp_path)
+    )
+    assert d["first_bad"]["label"] == "137" and len(d["other_failures"]) >= 2
+    assert d["other_failures"] == sorted(d["other_failures"], key=int)
+    rel = Path(d["run_dir"]).relative_to(tmp_path)
+    again = doc(sleuth("bisect", "resume", str(rel), "--json", cwd=tmp_path))
+    assert again["run_dir"] == d["run_dir"] and again["first_bad"] == d["first_bad"]
+
+
+def test_perf_report_names_the_mode_and_shows_each_value(tmp_path: Path) -> None:
+    (tmp_path / "l.txt").write_text("\n".join(str(i) for i in range(1, 21)) + "\n")
+    t = script(tmp_path / "t.sh", 'b=100; [ $SLEUTH_CANDIDATE -ge 13 ] && b=150\necho "step_time=$b.$$"\n')
+    res = sleuth("bisect", "list", "l.txt", "--metric", r"step=step_time=([0-9.]+)", "--metric", "step",
+                 "--output", "o", "--json", "--", t, cwd=tmp_path)  # fmt: skip
+    d = doc(res)
+    assert d["first_bad"]["label"] == "13"
+    report = Path(d["run_dir"], "report.md").read_text()
+    assert "performance mode on `step`" in report and "flaky mode" not in report
+    assert "| step = 15" in report and "| step = 10" in report
