@@ -320,6 +320,40 @@ def test_resume_after_kill_9_runs_only_missing_trials(sleuth, sleuth_env, tmp_pa
     assert res.json()["summary"]["trials"] == 5
 
 
+def test_resume_from_another_directory_runs_where_the_run_started(sleuth_env, sleuth, tmp_path: Path) -> None:
+    """A relative command (`python job.py`) and a relative --oracle file must still resolve."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "job.py").write_text(
+        "import os, time\n"
+        "if os.environ['SLEUTH_TRIAL_ID'] != '0001' and os.path.exists('block'):\n"
+        "    time.sleep(600)\n"
+    )
+    (work / "block").touch()
+    (work / "judge.py").write_text("def judge(r):\n    return None\n")
+    proc = subprocess.Popen(
+        [PY, "-m", "sleuth", "run", "-n", "3", "--oracle", "judge.py:judge", "--json", "--", PY, "job.py"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=sleuth_env,
+        cwd=work,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list(work.glob("../runs/run/job/*/trials/0002")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 130
+    (work / "block").unlink()
+    (rd,) = run_dirs(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    res = sleuth("run", "--resume", rd, "--json", cwd=elsewhere)
+    assert res.rc == 0, res.stdout + res.stderr
+    doc = res.json()
+    assert doc["summary"]["pass"] == 3
+    assert {t["cwd"] for t in doc["trials"]} == {str(work)}
+
+
 def test_200mb_of_output_keeps_sleuth_memory_bounded(sleuth_env, tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [

@@ -144,3 +144,18 @@ def test_normalize_keeps_words() -> None:
         "NCCL error: unhandled system error (run with NCCL_DEBUG=INFO)"
     )
     assert normalize_line("loss  is   nan") == "loss is nan"
+
+
+def test_module_oracle_is_found_in_the_current_directory(tmp_path: Path, monkeypatch) -> None:
+    """The console script does not put the current directory on sys.path; --oracle mod:f must
+    still find ./mod.py (the README's `--oracle module:function`)."""
+    import sys
+
+    from sleuth.oracle import load_callable
+
+    (tmp_path / "qa_here_judge.py").write_text("def judge(r):\n    return True\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    func = load_callable("qa_here_judge:judge")
+    assert func(None) is True
+    assert str(tmp_path) not in sys.path  # borrowed for the import only

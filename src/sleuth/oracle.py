@@ -12,11 +12,14 @@ placeholders so two runs of the same bug share a signature.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import math
+import os
 import re
 import signal as _signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +155,23 @@ def _signature(head: str, line: str | None) -> str:
 # --- the built-in oracle ----------------------------------------------------------------------
 
 
+def _import_here_too(name: str) -> Any:
+    """Import ``name``; like ``python -m``, a module in the current directory is found too (the
+    ``sleuth`` console script does not put the current directory on ``sys.path``)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        here = os.getcwd()
+        if exc.name != name.partition(".")[0] or here in sys.path:
+            raise
+    sys.path.insert(0, here)
+    try:
+        return importlib.import_module(name)
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(here)
+
+
 def load_callable(ref: str, source: str = "--oracle") -> Callable[[TrialResult], Any]:
     """Import ``module:function`` or ``path/file.py:function``; a UsageError naming ``source`` if it fails."""
     mod_name, sep, func_name = ref.rpartition(":")
@@ -166,7 +186,7 @@ def load_callable(ref: str, source: str = "--oracle") -> Callable[[TrialResult],
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
         else:
-            module = importlib.import_module(mod_name)
+            module = _import_here_too(mod_name)
     except UsageError:
         raise
     except Exception as exc:

@@ -135,18 +135,22 @@ def _config(kw: dict[str, Any]) -> Any:
         )
     timeout, grace = parse_timeout(kw["timeout"], kw["kill_grace"])
     metrics = parse_metrics(kw["metric"], kw["metric_series"])
+    oracle_ref = kw["oracle_ref"]
+    if oracle_ref:
+        from sleuth.oracle import load_callable
+
+        load_callable(oracle_ref)  # a bad reference fails now, before any trial runs
+        path, sep, func = oracle_ref.rpartition(":")
+        if path.endswith(".py"):  # --resume from another directory must find the same file
+            oracle_ref = f"{os.path.abspath(path)}{sep}{func}"
     oracle = parse_oracle(
         skip_exit=kw["skip_exit"],
         fail_regex=kw["fail_regex"],
         stream=kw["stream"],
         fail_above=kw["fail_above"],
         fail_below=kw["fail_below"],
-        oracle_ref=kw["oracle_ref"],
+        oracle_ref=oracle_ref,
     )
-    if kw["oracle_ref"]:
-        from sleuth.oracle import load_callable
-
-        load_callable(kw["oracle_ref"])  # a bad reference fails now, before any trial runs
     cwd = kw["cwd"]
     if cwd is not None and not os.path.isdir(cwd):
         raise UsageError(f"--cwd {cwd}: no such directory")
@@ -154,7 +158,8 @@ def _config(kw: dict[str, Any]) -> Any:
     return batch.RunConfig(
         argv=cmd,
         env=parse_env(kw["env"]),
-        cwd=os.path.abspath(cwd) if cwd else None,
+        # recorded absolute: `--resume` from another directory runs the trials where they started
+        cwd=os.path.abspath(cwd) if cwd else os.getcwd(),
         timeout_s=timeout,
         kill_grace_s=grace,
         trials=kw["trials"],
