@@ -17,13 +17,14 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from sleuth.bisect.auto import AutoBisection
 from sleuth.bisect.candidates import Source, parse_date
 from sleuth.bisect.flaky import FlakyBisection
-from sleuth.bisect.git import MultiGitSource
+from sleuth.bisect.git import GitSource, MultiGitSource
 from sleuth.bisect.packaged import ImageSource
 from sleuth.bisect.perf import Verdict, check_ends, classify
 from sleuth.bisect.policy import AUTO_RERUNS, BAD_END_RETRIES, choose_strategy
@@ -89,6 +90,8 @@ class Driver(TestPool):
             res, strat = self._search()
             if isinstance(self.source, MultiGitSource) and strat is not None:
                 res = self._settle_blame(self.source, res, strat)
+            if isinstance(self.source, GitSource) and not self.source.first_parent and strat is not None:
+                res = self._descend_merges(self.source, res, strat)
             return res, self.strategy if strat is not None else None
         finally:
             self.shutdown()
@@ -226,11 +229,47 @@ class Driver(TestPool):
         self.strategy = strat
         return strat.result()
 
-    def _probe(self, label: str, strat: Strategy) -> Outcome:
+    def _descend_merges(self, src: GitSource, res: SearchResult, strat: Strategy) -> SearchResult:
+        """A first bad merge whose first parent passes: search the merged branch that fails.
+
+        The merged parents are tested in order; the first that fails is searched along its own
+        first parents from its merge base (a new stage, journaled like the first).  When every
+        parent passes, the merge itself is the first bad.
+        """
+        while res.status is SearchStatus.FOUND and res.first_bad is not None and res.last_good is not None:
+            merge, first = self.labels[res.first_bad], self.labels[res.last_good]
+            others = src.parents(merge)[1:]
+            if not others:
+                break
+            failing, untested = None, []
+            for q in others:
+                got = self._probe(q, strat, "merged parent")
+                if got is Outcome.FAIL:
+                    failing = q
+                    break
+                if got is not Outcome.PASS:
+                    untested.append(q)
+            if failing is None:
+                if untested:
+                    why = f"merge {merge}: its merged parent {untested[0]} could not be tested"
+                    return replace(res, status=SearchStatus.AMBIGUOUS, confidence=0.0, note=why)
+                return replace(
+                    res, note=f"every parent of the merge {merge} passes: the merge itself is the first bad"
+                )
+            self.labels = src.merged_branch(first, failing)
+            self.run_dir.journal.append("candidates", labels=self.labels, merge=merge)
+            n = len(self.labels)
+            flaky = isinstance(strat.inner if isinstance(strat, AutoBisection) else strat, FlakyBisection)
+            strat = choose_strategy(n, self.opt.flaky, [Outcome.FAIL, *([Outcome.PASS] if flaky else [])],
+                                    confidence=self.opt.confidence, max_tests=self.opt.max_tests)  # fmt: skip
+            res = self._seeded(strat, [(0, Outcome.PASS), (n - 1, Outcome.FAIL)])
+        return res
+
+    def _probe(self, label: str, strat: Strategy, phase: str = "blame") -> Outcome:
         """Judge one candidate outside the list: sampled in perf mode, rerun when the test is flaky."""
         if self.opt.perf is not None:
             while True:
-                (ev,) = self.run_now([(-1, label)], "blame")
+                (ev,) = self.run_now([(-1, label)], phase)
                 got = self._perf_outcome(ev)
                 if got is not None:
                     return got
@@ -241,7 +280,7 @@ class Driver(TestPool):
             runs = min(10, math.ceil(math.log(1 - self.opt.confidence) / math.log(1 - p)))
         outcome = Outcome.SKIP
         for _ in range(runs):
-            (ev,) = self.run_now([(-1, label)], "blame")
+            (ev,) = self.run_now([(-1, label)], phase)
             if ev.counted is Outcome.FAIL:
                 return Outcome.FAIL
             if ev.counted is Outcome.PASS:

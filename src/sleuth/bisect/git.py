@@ -115,8 +115,22 @@ class GitSource:
     kind: str = "git"
 
     def resolve(self) -> list[str]:
-        """``[good, ...commits after good..., bad]``."""
-        return [sha for sha, _ in history(self.repo, self.good, self.bad, self.first_parent)]
+        """``[good, ...first-parent commits after good..., bad]``.
+
+        Always the first-parent chain: a linearized DAG is not monotone (a good commit of one branch
+        can come after a bad one of another).  Without ``--first-parent`` the driver then descends
+        into the merged branch of a first bad merge (:meth:`merged_branch`).
+        """
+        return [sha for sha, _ in history(self.repo, self.good, self.bad, True)]
+
+    def parents(self, sha: str) -> list[str]:
+        """The commit's parents, first parent first."""
+        return _git(self.repo, "rev-list", "--parents", "-n", "1", sha).split()[1:]
+
+    def merged_branch(self, first_parent: str, other: str) -> list[str]:
+        """The first-parent chain of a merged parent ``other`` from its merge base with ``first_parent``."""
+        base = _git(self.repo, "merge-base", first_parent, other).strip()
+        return [sha for sha, _ in history(self.repo, base, other, True)]
 
     def prepare(self, cand: Candidate, spec: TrialSpec, cand_dir: Path) -> Prepared:
         """Check the commit out in its worktree, run ``--build`` there; a failed build is a SKIP."""
@@ -167,9 +181,9 @@ class MultiGitSource:
 
     def history(self, name: str) -> list[tuple[str, int]]:
         """One repository's ``good..bad`` commits with their times (asked of git once)."""
-        if name not in self._hist:
+        if name not in self._hist:  # first parents only: a linearized DAG is not monotone
             r = next(x for x in self.repos if x.name == name)
-            self._hist[name] = history(r.path, r.good, r.bad, self.first_parent, name)
+            self._hist[name] = history(r.path, r.good, r.bad, True, name)
         return self._hist[name]
 
     def timeline(self, k: int, lo: dict[str, str], hi: dict[str, str]) -> list[str]:
