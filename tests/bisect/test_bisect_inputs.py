@@ -153,3 +153,18 @@ def test_perf_report_names_the_mode_and_shows_each_value(tmp_path: Path) -> None
     report = Path(d["run_dir"], "report.md").read_text()
     assert "performance mode on `step`" in report and "flaky mode" not in report
     assert "| step = 15" in report and "| step = 10" in report
+
+
+def test_rounds_count_waves_of_parallel_tests_end_checks_included(tmp_path: Path) -> None:
+    (tmp_path / "l.txt").write_text("\n".join(str(i) for i in range(1, 101)) + "\n")
+    t = script(
+        tmp_path / "t.sh", '[ $SLEUTH_CANDIDATE -ge 64 ] && { echo "Error: x" >&2; exit 1; }; exit 0\n'
+    )
+    one = doc(sleuth("bisect", "list", "l.txt", "--output", "o", "--json", "--", t, cwd=tmp_path))
+    assert one["first_bad"]["label"] == "64" and one["rounds"] == one["tests"]
+    three = doc(
+        sleuth("bisect", "list", "l.txt", "--jobs", "3", "--output", "o", "--json", "--", t, cwd=tmp_path)
+    )
+    assert three["first_bad"]["label"] == "64"
+    # ends (1 round), flakiness reruns (1), about log4(100) search waves, the last-good reruns (1)
+    assert three["rounds"] < three["tests"] and three["rounds"] <= 8

@@ -59,7 +59,6 @@ class Driver(TestPool):
         super().__init__(source, spec, oracle, run_dir, options, replay=replay, on_test=on_test)
         self.labels: list[str] = []
         self._known_labels = labels
-        self.rounds = 0
         self._alias: dict[int, Query] = {}
         self.strategy: Strategy | None = None
         #: performance mode: metric samples and the verdict per label
@@ -207,7 +206,6 @@ class Driver(TestPool):
             free = max(1, self.opt.jobs) - self.inflight
             if free > 0 and not strat.done:
                 qs = strat.propose(free)
-                self.rounds += bool(qs)
                 phase = (
                     "last-good check" if isinstance(strat, AutoBisection) and strat.verifying else "search"
                 )

@@ -69,7 +69,8 @@ class TestEvent:
 
 #: (outcome, signature, reason, metric value)
 Raw = tuple[Outcome, str | None, str, float | None]
-_Meta = tuple[Query, str, str, int, str]
+#: (query, label, phase, run, trial dir, round)
+_Meta = tuple[Query, str, str, int, str, int]
 
 
 class TestPool:
@@ -94,6 +95,9 @@ class TestPool:
             self._cache[ev["label"]].append((pos, raw))
         self._pool = ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="sleuth-bisect")
         self._futures: dict[Future[Raw], _Meta] = {}
+        #: the round of the latest-starting test collected so far (see :attr:`rounds`)
+        self._round_done = 0
+        self.rounds = 0
         self._ready: list[tuple[int, Raw, _Meta]] = []
 
     def submit(self, index: int, label: str, phase: str) -> Query:
@@ -108,7 +112,7 @@ class TestPool:
             else "probe-" + candidate_key(Candidate(0, label))
         )
         key = key.replace("/", "_").replace(":", "_")
-        meta = (q, label, phase, run, f"candidates/{key}/run-{run}")
+        meta = (q, label, phase, run, f"candidates/{key}/run-{run}", self._round_done + 1)
         if self._cache[label]:
             pos, raw = self._cache[label].popleft()
             self._ready.append((pos, raw, meta))
@@ -158,7 +162,11 @@ class TestPool:
             fut = min(done, key=lambda f: self._futures[f][0].seq)
             meta = self._futures.pop(fut)
             raw = fut.result()
-        (q, label, phase, run, tdir) = meta
+        (q, label, phase, run, tdir, rnd) = meta
+        # rounds: a test starts one round after the latest round whose result it could have used,
+        # so tests of equal duration take ``rounds`` test-times of wall time (the bench's unit)
+        self._round_done = max(self._round_done, rnd)
+        self.rounds = max(self.rounds, rnd)
         outcome, sig, reason, value = raw
         counted = Outcome.SKIP if outcome is Outcome.ERROR else outcome
         if outcome is Outcome.FAIL and self.signature and sig != self.signature and not self.opt.any_failure:
