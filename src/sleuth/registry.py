@@ -16,13 +16,22 @@ sources: there is no winner.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Tag, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
 from sleuth.errors import ConfigError
 from sleuth.model import check_name
@@ -30,6 +39,7 @@ from sleuth.model import check_name
 __all__ = [
     "ENTRY_POINT_ENVIRONMENTS",
     "ENTRY_POINT_MITIGATIONS",
+    "EnvVars",
     "EnvironmentDef",
     "EnvironmentField",
     "InlineEnvironment",
@@ -57,14 +67,33 @@ KINDS: dict[str, str] = {
 
 # --- file and entry-point formats (pydantic, strict) -----------------------------------------
 
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _var_name(name: str) -> str:
+    if not _VAR_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a valid variable name (letters, digits, '_'; not a digit first)")
+    return name
+
+
+def _var_value(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("a variable's value cannot contain a NUL byte")
+    return value
+
+
+#: a mapping of environment variables, names and values checked (a bad name would only fail
+#: when the first trial starts, with a traceback)
+EnvVars = dict[Annotated[str, AfterValidator(_var_name)], Annotated[str, AfterValidator(_var_value)]]
+
 
 class MitigationEntry(BaseModel):
     """One mitigation as written in a data file, a sidecar file, an entry point or a recipe."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    env: dict[str, str] = {}
-    append: dict[str, str] = {}
+    env: EnvVars = {}
+    append: EnvVars = {}
     description: str = ""
     docs: str = ""
 
@@ -133,12 +162,16 @@ class SidecarFile(BaseModel):
 _TAGS = {"registered-name", "inline-spec", "function-after[_one_kind(), InlineEnvironment]"}
 
 
+#: what pydantic puts in an error's location for a union member or a dict key: not a key path
+_TAG_RE = re.compile(r"(?:list|dict|set|tuple)\[.*\]|constrained-\w+|function-\w+\[.*\]|\[key\]")
+
+
 def _path(loc: Iterable[int | str]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part not in _TAGS:
+        elif part not in _TAGS and not _TAG_RE.fullmatch(part):
             out += f".{part}" if out else str(part)
     return out or "(top level)"
 
@@ -158,6 +191,41 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return f"{source}: {_path(first['loc'])}: {msg}{more}"
 
 
+class _DuplicateKey(ValueError):
+    """A mapping names one key twice (YAML and JSON would silently keep the last)."""
+
+
+def _no_duplicate_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _strict_yaml_loader() -> Any:
+    """A ``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    dup = key in seen
+                except TypeError:  # an unhashable key: let PyYAML report it
+                    continue
+                if dup:
+                    line = key_node.start_mark.line + 1
+                    raise _DuplicateKey(f"duplicate key {key!r} (line {line})")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
+
+
 def load_data_file(path: Path) -> Any:
     """Parse a YAML or JSON file; ConfigError naming the file on any read or syntax problem."""
     import yaml
@@ -168,8 +236,10 @@ def load_data_file(path: Path) -> Any:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     try:
         if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
+            return json.loads(text, object_pairs_hook=_no_duplicate_pairs)
+        return yaml.load(text, Loader=_strict_yaml_loader())
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}: {exc}", hint="each key may appear once; merge the two") from None
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         where = str(exc).splitlines()
         detail = " ".join(line.strip() for line in where if line.strip())[:200]

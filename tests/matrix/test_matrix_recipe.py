@@ -305,3 +305,68 @@ def test_schema_names_every_top_level_key() -> None:
         "cells",
     }
     assert schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("where", ["workload", "recipe", "cell"])
+def test_variable_names_are_checked_up_front(where: str) -> None:
+    """A bad name used to pass validation and crash the first trial with a traceback."""
+    data = copy.deepcopy(BASE)
+    if where == "workload":
+        data["workload"]["env"] = {"1A=B": "x"}
+        path = "workload.env.1A=B"
+    elif where == "recipe":
+        data["extra_env"] = {"A B": "x"}
+        path = "extra_env.A B"
+    else:
+        data["cells"][1]["extra_env"] = {"": "x"}
+        path = "cells[1].extra_env."
+    assert error_of(data).startswith(f"r.yaml: {path}: ")
+    assert "is not a valid variable name" in error_of(data)
+
+
+def test_skip_exit_codes_lie_in_1_to_255() -> None:
+    data = copy.deepcopy(BASE)
+    data["workload"]["oracle"]["skip_exit"] = [300]
+    assert error_of(data).startswith("r.yaml: workload.oracle.skip_exit[0]: Input should be less than")
+
+
+def test_infinite_timeout_and_threshold_are_refused() -> None:
+    data = copy.deepcopy(BASE)
+    data["workload"]["timeout"] = float("inf")
+    assert error_of(data).startswith("r.yaml: workload.timeout: ")
+    assert error_of(mutate(confound={"threshold": float("nan")})).startswith("r.yaml: confound.threshold: ")
+
+
+@pytest.mark.parametrize("command", [[], "", "  ", [""]])
+def test_empty_command_names_the_key_not_pydantic_internals(command: Any) -> None:
+    data = copy.deepcopy(BASE)
+    data["workload"]["command"] = command
+    msg = error_of(data)
+    assert msg.startswith("r.yaml: workload.command: give a non-empty argv list"), msg
+    assert "list[str]" not in msg and "more)" not in msg
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "where"),
+    [
+        (
+            "r.yaml",
+            "schema_version: 1\nworkload: {command: [a]}\nworkload: {command: [b]}\ncells: [{name: a}]\n",
+            "line 3",
+        ),
+        (
+            "r.yaml",
+            "schema_version: 1\nworkload: {command: [a]}\ncells: [{name: a, trials: 1, trials: 2}]\n",
+            "line 3",
+        ),
+        ("r.json", '{"schema_version": 1, "trials": 1, "trials": 2}', ""),
+    ],
+)
+def test_a_key_given_twice_is_an_error(tmp_path: Path, name: str, text: str, where: str) -> None:
+    """YAML and JSON parsers silently keep the last value; a recipe must not."""
+    f = tmp_path / name
+    f.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_recipe(f)
+    msg = str(info.value)
+    assert msg.startswith(f"{f}: duplicate key ") and where in msg and "\n" not in msg

@@ -117,6 +117,15 @@ def test_two_sidecars_clashing(tmp_path: Path) -> None:
             "mitigations.x.env.A: Input should be a valid string",
         ),
         ("version: 1\nmitigations:\n  x: {envs: {}}\n", "mitigations.x.envs: unknown key"),
+        (
+            "version: 1\nmitigations:\n  x: {env: {A B: '1'}}\n",
+            "mitigations.x.env.A B: 'A B' is not a valid variable",
+        ),
+        (
+            "version: 1\nmitigations:\n  x: {append: {'X=1': a}}\n",
+            "mitigations.x.append.X=1: 'X=1' is not a valid",
+        ),
+        ("version: 1\nmitigations: {x: {}}\nmitigations: {y: {}}\n", "duplicate key 'mitigations' (line 3)"),
         ("version: 1\nmitigations:\n  'bad name': {}\n", "mitigation name 'bad name' is not a valid name"),
         (
             "version: 1\nenvironments:\n  e: {docker: ''}\n",

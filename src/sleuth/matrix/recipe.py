@@ -12,11 +12,12 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sleuth.errors import ConfigError
 from sleuth.registry import (
     EnvironmentField,
+    EnvVars,
     InlineEnvironment,
     MitigationEntry,
     format_validation_error,
@@ -40,8 +41,9 @@ __all__ = [
 SCHEMA_VERSION = 1
 
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-Env = dict[str, str]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Env = EnvVars
+ExitCode = Annotated[int, Field(ge=1, le=255, strict=True)]
 
 
 class _Strict(BaseModel):
@@ -66,7 +68,7 @@ class OracleSpec(_Strict):
     pattern: str | None = None
     stream: Literal["stdout", "stderr", "both"] = "both"
     #: exit codes meaning "could not test" (SKIP)
-    skip_exit: list[int] = []
+    skip_exit: list[ExitCode] = []
     #: with ``kind: regex``: whether a non-zero exit also fails (as another failure signature)
     nonzero_fails: bool = True
     #: ``module:function`` or ``file.py:function`` that may override the verdict
@@ -103,13 +105,20 @@ class WorkloadSpec(_Strict):
     #: names the run directory; default: the script's or the program's name
     name: str | None = None
     #: an argv list, or one string run by ``/bin/sh -c``
-    command: Annotated[list[str], Field(min_length=1)] | Annotated[str, Field(min_length=1)]
+    command: list[str] | str
     #: working directory; default: the recipe file's directory
     cwd: str | None = None
     env: Env = {}
     timeout: PositiveFloat | None = None
     oracle: OracleSpec = OracleSpec()
     step_time: StepTimeSpec | None = None
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, v: list[str] | str) -> list[str] | str:
+        if (isinstance(v, str) and not v.strip()) or (isinstance(v, list) and (not v or not v[0].strip())):
+            raise ValueError("give a non-empty argv list, e.g. [python, train.py], or a command string")
+        return v
 
 
 class ConfoundSpec(_Strict):
