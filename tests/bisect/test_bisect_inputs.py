@@ -166,5 +166,5 @@ def test_rounds_count_waves_of_parallel_tests_end_checks_included(tmp_path: Path
         sleuth("bisect", "list", "l.txt", "--jobs", "3", "--output", "o", "--json", "--", t, cwd=tmp_path)
     )
     assert three["first_bad"]["label"] == "64"
-    # ends (1 round), flakiness reruns (1), about log4(100) search waves, the last-good reruns (1)
-    assert three["rounds"] < three["tests"] and three["rounds"] <= 8
+    # the two ends and the three flakiness reruns share rounds whatever the timing
+    assert three["rounds"] <= three["tests"] - 3
