@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -168,3 +169,39 @@ def test_rounds_count_waves_of_parallel_tests_end_checks_included(tmp_path: Path
     assert three["first_bad"]["label"] == "64"
     # the two ends and the three flakiness reruns share rounds whatever the timing
     assert three["rounds"] <= three["tests"] - 3
+
+
+def test_the_users_worktrees_and_working_tree_are_left_alone(tmp_path: Path) -> None:
+    shas = make_repo(tmp_path, 8, 5)
+    repo = tmp_path / "repo"
+    subprocess.run(
+        ["git", "-C", str(repo), "worktree", "add", "-q", str(tmp_path / "mine"), shas[2]], check=True
+    )
+    shutil.rmtree(tmp_path / "mine")  # the user's worktree on a disk that is not mounted now
+    (repo / "value").write_text("edited\n")
+    (repo / "untracked").write_text("x\n")
+    args = (
+        "bisect",
+        "git",
+        "--repo",
+        "repo",
+        "--good",
+        shas[0],
+        "--bad",
+        shas[-1],
+        "--output",
+        "o",
+        "--json",
+    )
+    for _ in range(2):  # the second time with the cached worktrees deleted
+        d = doc(sleuth(*args, "--", "sh", "-c", TEST, cwd=tmp_path))
+        assert d["first_bad"]["label"] == shas[5]
+        shutil.rmtree(tmp_path / "cache")
+    listed = subprocess.run(
+        ["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True
+    ).stdout
+    assert str(tmp_path / "mine") in listed
+    status = subprocess.run(
+        ["git", "-C", str(repo), "status", "--short"], capture_output=True, text=True
+    ).stdout
+    assert status.split() == ["M", "value", "??", "untracked"]

@@ -86,7 +86,8 @@ def worktree(repo: str, sha: str, cache: str | None) -> Path:
     with _WORKTREE_LOCK:  # git locks its worktree list: one add at a time
         if not (path / ".git").exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            _git(repo, "worktree", "prune")
+            # no ``worktree prune``: it would drop the user's own worktrees that are missing right
+            # now (an unmounted disk); ``--force`` reuses our path if its directory was deleted
             _git(repo, "worktree", "add", "--force", "--detach", str(path), sha)
     return path
 
