@@ -57,6 +57,9 @@ def test_bug_on_a_merged_branch_is_found_on_that_branch(tmp_path: Path) -> None:
     d = bisect(tmp_path, c)
     assert d["status"] == "found"
     assert d["first_bad"]["label"] == c["f3"] and d["last_good"]["label"] == c["f2"]  # type: ignore[index]
+    assert d["first_bad"]["title"].startswith("f3 (t, ")  # type: ignore[index]
+    assert d["candidates"] == 10  # m2..m6 on first parents, m2 f1..f4 on the branch
+    assert "First bad: `" + c["f3"] + "` f3 (t, " in Path(str(d["run_dir"]), "report.md").read_text()
     events = [json.loads(ln) for ln in Path(str(d["run_dir"]), "journal.jsonl").read_text().splitlines()]
     assert [e["label"] for e in events if e.get("phase") == "merged parent"] == [c["f4"]]
     # --first-parent stops at the merge that brought the bug in

@@ -58,6 +58,8 @@ class Driver(TestPool):
     ) -> None:
         super().__init__(source, spec, oracle, run_dir, options, replay=replay, on_test=on_test)
         self.labels: list[str] = []
+        #: every candidate of every stage (merged branches, later repositories), in order
+        self.seen_labels: dict[str, None] = {}
         self._known_labels = labels
         self._alias: dict[int, Query] = {}
         self.strategy: Strategy | None = None
@@ -111,6 +113,7 @@ class Driver(TestPool):
         else:
             self.labels = src.resolve()
             self.run_dir.journal.append("candidates", labels=self.labels, source=src.config())
+        self.seen_labels.update(dict.fromkeys(self.labels))
         n = len(self.labels)
         if n < 2:
             return _not_found("fewer than two candidates in the range"), None
@@ -168,6 +171,7 @@ class Driver(TestPool):
         return out
 
     def _seeded(self, strat: Strategy, seen: list[tuple[int, Outcome]]) -> SearchResult:
+        self.seen_labels.update(dict.fromkeys(self.labels))
         # the strategy numbers its own queries; the test numbers (``self._seq``) count real tests only
         for j, (i, o) in enumerate(seen):
             strat.observe(Query(j, i), o)

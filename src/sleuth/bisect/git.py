@@ -124,6 +124,10 @@ class GitSource:
         """
         return [sha for sha, _ in history(self.repo, self.good, self.bad, True)]
 
+    def title(self, sha: str) -> str:
+        """``subject (author, date)`` of a commit, for the summary and the report."""
+        return _git(self.repo, "log", "-1", "--date=short", "--format=%s (%an, %ad)", sha).strip()
+
     def parents(self, sha: str) -> list[str]:
         """The commit's parents, first parent first."""
         return _git(self.repo, "rev-list", "--parents", "-n", "1", sha).split()[1:]

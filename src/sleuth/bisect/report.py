@@ -11,6 +11,7 @@ from sleuth.bisect.auto import AutoBisection
 from sleuth.bisect.candidates import Candidate, candidate_key
 from sleuth.bisect.driver import Driver
 from sleuth.bisect.flaky import FlakyBisection
+from sleuth.bisect.git import GitSource
 from sleuth.bisect.strategies import SearchResult, SearchStatus
 from sleuth.errors import ExitCode
 from sleuth.model import Outcome
@@ -27,7 +28,10 @@ def _cand(driver: Driver, index: int | None) -> dict[str, Any] | None:
     if index is None or not driver.labels:
         return None
     label = driver.labels[index]
-    return {"label": label, "index": index, "dir": f"candidates/{candidate_key(Candidate(index, label))}"}
+    out = {"label": label, "index": index, "dir": f"candidates/{candidate_key(Candidate(index, label))}"}
+    if isinstance(driver.source, GitSource):  # a SHA alone tells a reader nothing
+        out["title"] = driver.source.title(label)
+    return out
 
 
 def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
@@ -49,7 +53,7 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
         "first_bad": _cand(driver, result.first_bad),
         "last_good": _cand(driver, result.last_good),
         "suspects": [driver.labels[i] for i in result.suspects] if driver.labels else [],
-        "candidates": len(driver.labels),
+        "candidates": len(driver.seen_labels),
         "tests": len(driver.events),
         "rounds": driver.rounds,
         "confidence": result.confidence,
@@ -126,7 +130,9 @@ def render_markdown(driver: Driver, s: dict[str, Any]) -> str:
     """The story of the search, in the order it happened."""
     lines = [f"# sleuth bisect {s['source']}: {s['status']}", ""]
     if s["status"] == "found":
-        lines.append(f"First bad: `{s['first_bad']['label']}`; last good: `{s['last_good']['label']}`.")
+        for key, what in (("first_bad", "First bad"), ("last_good", "Last good")):
+            title = f" {s[key]['title']}" if s[key].get("title") else ""
+            lines.append(f"{what}: `{s[key]['label']}`{title}.  ")
         if "culprit_repo" in s:
             refs = ", ".join(f"{k} `{v}`" for k, v in s["components"].items())
             lines.append(f"Culprit repository: {s['culprit_repo']}; the first bad combination: {refs}.")

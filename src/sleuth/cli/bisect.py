@@ -305,6 +305,8 @@ def _render(s: dict[str, Any]) -> None:
     if s["status"] == "found":
         con.print(f"[bold green]first bad[/] {escape(s['first_bad']['label'])}  "
                   f"(last good {escape(s['last_good']['label'])})", soft_wrap=True)  # fmt: skip
+        if s["first_bad"].get("title"):
+            con.print(f"  {escape(s['first_bad']['title'])}", soft_wrap=True, highlight=False)
     elif s["suspects"]:
         one_of = escape(", ".join(s["suspects"]))
         con.print(f"[bold yellow]{s['status']}[/]: the first bad is one of: {one_of}", soft_wrap=True)
