@@ -214,6 +214,49 @@ def test_until_decided_stops_a_clear_cell_early(
     assert fix["stopped_early_at_alpha"] == pytest.approx(0.005)
     assert doc["cells"][0]["counts"]["total"] == 40  # the baseline always runs in full
     assert "Early stopping" in (Path(doc["run_dir"]) / "matrix.md").read_text()
+    # the table says so too (resuming a finished matrix runs nothing and prints the report)
+    human = sleuth("matrix", "resume", doc["run_dir"])
+    assert human.rc == 0, human.stderr
+    assert "fix: stopped early at a look with alpha 0.005 after 10 of 40 trials" in human.stdout
+    (row,) = [ln for ln in human.stdout.splitlines() if ln.startswith("fix ")]
+    assert "fixed" in row and "0% [0-" in row  # one line per cell
+
+
+def test_shim_flag_errors_name_the_flag(sleuth: Callable[..., Any], tmp_path: Path) -> None:
+    """Not the recipe key the flag turns into (`command line: trials: Input should be ...`)."""
+    shim = ("matrix", "--workload-cmd", "true")
+    for extra, fragment in [
+        (("--trials", "0"), "error: --trials 0: must be at least 1"),
+        (("--timeout", "-1"), "error: --timeout -1: must be a positive number"),
+        (("--confound-threshold", "0"), "error: --confound-threshold 0: must be a positive number"),
+        (("--fail-regex", "("), "error: --fail-regex '(': invalid regex"),
+        (
+            ("--step-time-regex", "(a)(b)"),
+            "error: --step-time-regex '(a)(b)': use at most one capturing group",
+        ),
+        (("--ticket", "a/b"), "error: --ticket 'a/b': cannot name a directory"),
+        (("--name", ".x"), "error: --name '.x': cannot name a directory"),
+    ]:
+        err = one_line_error(sleuth(*shim, *extra), fragment)
+        assert "command line:" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_dry_run_prints_the_baseline_reason_verbatim(
+    sleuth: Callable[..., Any], write_recipe: Callable[..., Path]
+) -> None:
+    data = recipe_data()
+    data["cells"][0]["name"] = "ref"  # no baseline-* name: the first [none] cell is the baseline
+    res = sleuth("matrix", "--recipe", write_recipe(data), "--dry-run")
+    assert res.rc == 0, res.stderr
+    assert "baseline ref (the first cell with mitigations [none])" in res.stdout  # not eaten as markup
+
+
+def test_tables_are_not_folded_to_80_columns_in_a_pipe(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    code = "from sleuth.cli._common import console; print(console().width)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert int(out.stdout) >= 200
 
 
 def test_resume_runs_only_missing_trials(

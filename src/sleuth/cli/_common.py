@@ -22,11 +22,19 @@ OUTCOME_STYLE = {
 }
 
 
+#: the width tables are laid out for when stdout is a pipe or a file (rich's default is 80, which
+#: folds every cell of a wide table into a column of fragments in logs and CI output)
+PIPE_WIDTH = 200
+
+
 def console() -> Any:
     """A rich console on stdout (imported lazily: start-up time)."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    con = Console(highlight=False, soft_wrap=True)
+    if not con.is_terminal and "COLUMNS" not in os.environ:
+        con.width = max(con.width, PIPE_WIDTH)
+    return con
 
 
 def err_console() -> Any:

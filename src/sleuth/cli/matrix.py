@@ -127,15 +127,22 @@ def _render(doc: dict[str, Any]) -> None:
     from rich.table import Table
 
     con = console()
-    t = Table(title=f"matrix: {doc['workload']}  (baseline {doc['baseline']})", title_justify="left")
+    t = Table(
+        title=f"matrix: {escape(doc['workload'])}  (baseline {escape(doc['baseline'])})",
+        title_justify="left",
+        box=None,
+        pad_edge=False,
+        header_style="bold",
+    )
+    # two-line headers keep the table within ~145 columns, so a 150-column terminal shows one line per cell
     for col in (
         "cell",
         "mitigations @ env",
         "pass/fail/err",
-        "failure rate [95% CI]",
+        "failure rate\n[95% CI]",
         "vs baseline",
         "p",
-        "step x baseline [95% CI]",
+        "step x baseline\n[95% CI]",
         "confound",
     ):
         t.add_column(col, overflow="fold")
@@ -165,6 +172,14 @@ def _render(doc: dict[str, Any]) -> None:
     for c in doc["cells"]:
         if c["note"]:
             con.print(f"  {escape(c['name'])}: {escape(c['note'])}")
+        if c.get("stopped_early_at_alpha") is not None:
+            late = (
+                f"; {c['after_stop']} trial(s) already running were left out" if c.get("after_stop") else ""
+            )
+            con.print(
+                f"  {escape(c['name'])}: stopped early at a look with alpha {c['stopped_early_at_alpha']:g}"
+                f" after {c['counts']['total']} of {c['trials_planned']} trials{late}"
+            )
     if doc.get("sequential_rule"):
         con.print(f"  early stopping: {escape(doc['sequential_rule'])}")
     con.print(
@@ -280,7 +295,7 @@ def _dry_run(loaded: Any, kw: dict[str, Any]) -> int:
     con = console()
     con.print(
         f"[bold]dry run[/]: {doc['trials_total']} trials of [cyan]{escape(' '.join(plan.argv))}[/] "
-        f"in {escape(plan.cwd)}; baseline [bold]{plan.baseline}[/] ({plan.baseline_reason})"
+        f"in {escape(plan.cwd)}; baseline [bold]{escape(plan.baseline)}[/] ({escape(plan.baseline_reason)})"
     )
     t = Table(show_header=True)
     for col in ("cell", "mitigations", "environment", "trials", "variables"):

@@ -9,6 +9,7 @@ names registered environments or spells one out (``venv:`` takes space-separated
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import shlex
 from collections.abc import Collection
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sleuth.errors import UsageError
+from sleuth.model import check_name
 from sleuth.registry import KINDS
 
 __all__ = ["ShimFlags", "build_recipe"]
@@ -66,10 +68,35 @@ def _env_entry(item: str, environments: Collection[str]) -> tuple[str | dict[str
     return spec, f"{kind}-{slug}-{digest}" if slug else f"{kind}-{digest}"
 
 
+def _check_values(flags: ShimFlags) -> None:
+    """Check the scalar flags here, so an error names the flag (not the recipe key it becomes)."""
+    if flags.trials is not None and flags.trials < 1:
+        raise UsageError(f"--trials {flags.trials}: must be at least 1")
+    for flag, value in (("--timeout", flags.timeout), ("--confound-threshold", flags.threshold)):
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise UsageError(f"{flag} {value:g}: must be a positive number")
+    for flag, pattern in (("--fail-regex", flags.fail_regex), ("--step-time-regex", flags.step_time_regex)):
+        if pattern is None:
+            continue
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise UsageError(f"{flag} {pattern!r}: invalid regex: {exc}") from None
+        if flag == "--step-time-regex" and compiled.groups > 1:
+            raise UsageError(f"{flag} {pattern!r}: use at most one capturing group (the number)")
+    for flag, name in (("--ticket", flags.ticket), ("--name", flags.name)):
+        if name is not None and not check_name(name):
+            raise UsageError(
+                f"{flag} {name!r}: cannot name a directory",
+                hint="use letters, digits, '_', '.', '-', not starting with '.' or '-'",
+            )
+
+
 def build_recipe(
     flags: ShimFlags, *, mitigations: Collection[str], environments: Collection[str], seed: int | None
 ) -> dict[str, Any]:
     """The recipe data the flags describe (validated later like a file); UsageError naming the flag."""
+    _check_values(flags)
     if not flags.workload_cmd:
         raise UsageError(
             "give --recipe FILE, or --workload-cmd CMD with the axes", hint="see sleuth matrix --help"
