@@ -219,3 +219,28 @@ def test_group_sequential_keeps_the_false_decision_rate_under_alpha() -> None:
                 decided += 1
                 break
     assert decided / sims <= 0.05
+
+
+def test_error_and_skip_trials_have_no_step_time() -> None:
+    """A trial that could not start (0.002 s) must not make a cell look faster."""
+
+    def rec(i: int, outcome: Outcome, wall: float) -> TrialRecord:
+        return TrialRecord(
+            cell="c", index=i, outcome=outcome, signature=None, status="x", wall_s=wall, step_time=wall
+        )
+
+    records = [rec(1, Outcome.PASS, 2.0), rec(2, Outcome.FAIL, 3.0), rec(3, Outcome.ERROR, 0.002)]
+    records.append(rec(4, Outcome.SKIP, 0.01))
+    s = aggregate("c", records, None, False)
+    assert s.step_times == (2.0, 3.0)
+    d = s.step()
+    assert d is not None and d.median == 2.5
+
+
+def test_a_baseline_that_could_not_run_says_why() -> None:
+    base = CellStats(name="base", n_pass=0, n_target=0, n_other=0, n_error=3, n_skip=0, step_times=(),
+                     errors=("command not found: x",))  # fmt: skip
+    d = classify(base, base)
+    assert d.classification is Classification.BASELINE
+    assert d.note == "the baseline could not run: command not found: x"
+    assert classify(cell("base", 3, 1), cell("base", 3, 1)).note == ""

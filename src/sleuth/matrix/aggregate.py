@@ -175,7 +175,13 @@ def aggregate(name: str, records: Sequence[TrialRecord], target: str | None, reg
         n_other=n_other,
         n_error=n_error,
         n_skip=n_skip,
-        step_times=tuple(r.step_time for r in records if r.step_time is not None),
+        # error and skip trials did not run the workload: their wall time (a failed start, an exit
+        # 125) says nothing about its speed and would drag the median down
+        step_times=tuple(
+            r.step_time
+            for r in records
+            if r.step_time is not None and r.outcome in (Outcome.PASS, Outcome.FAIL)
+        ),
         status_counts=dict(Counter(r.status for r in records).most_common()),
         signature_counts=dict(
             Counter(

@@ -70,6 +70,9 @@ def _needed(p_base: float, p_cell: float, min_effect: float, alpha: float) -> in
 def classify(cell: CellStats, base: CellStats, *, alpha: float = 0.05, min_effect: float = 0.5) -> Decision:
     """Classify ``cell`` against ``base`` (see the module docstring)."""
     if cell.name == base.name:
+        if cell.n_judged == 0:  # say why nothing else could be decided (exit code 4)
+            why = cell.errors[0] if cell.errors else "no trial passed or failed"
+            return Decision(classification=Classification.BASELINE, note=f"the baseline could not run: {why}")
         return Decision(classification=Classification.BASELINE)
     if cell.n_judged == 0:
         why = cell.errors[0] if cell.errors else "no trial passed or failed"
