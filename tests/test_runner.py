@@ -150,3 +150,20 @@ def test_kill_all_stops_running_trials_and_blocks_new_ones_until_reset(tmp_path:
     assert blocked.error == "cancelled before start"
     runner.reset_cancel()
     assert run_trial(spec("true"), tmp_path / "c").rc == 0
+
+
+def test_brief_names_the_error_not_a_trailing_hint() -> None:
+    """uv ends with 'hint: ... retry on a newer uv'; the one-line error must carry the 'error:' line."""
+    from sleuth.runner import ToolResult
+
+    t = ToolResult(
+        argv=("uv",),
+        rc=2,
+        stdout="",
+        stderr="error: No interpreter found for Python 9.9\n\nhint: uv embeds available Python downloads\n",
+        wall_s=0.1,
+    )
+    assert t.brief() == "error: No interpreter found for Python 9.9"
+    only_hint = ToolResult(argv=("x",), rc=1, stdout="", stderr="hint: only this\n", wall_s=0.1)
+    assert only_hint.brief() == "hint: only this"
+    assert ToolResult(argv=("x",), rc=3, stdout="", stderr="", wall_s=0.1).brief() == "exit 3"

@@ -192,10 +192,12 @@ class ToolResult:
         return self.rc == 0 and not self.timed_out
 
     def brief(self, limit: int = 300) -> str:
-        """The last line(s) of stderr (or stdout), for one-line error messages."""
-        text = (self.stderr.strip() or self.stdout.strip()).splitlines()
-        last = text[-1] if text else f"exit {self.rc}"
-        return last[:limit]
+        """The last line of stderr (or stdout), for one-line error messages; trailing ``hint:``/
+        ``help:``/``note:`` lines (uv, cargo-style tools) are skipped for the line that names the error."""
+        text = [ln for ln in (self.stderr.strip() or self.stdout.strip()).splitlines() if ln.strip()]
+        lines = [ln for ln in text if not ln.lstrip().lower().startswith(("hint:", "help:", "note:"))]
+        last = (lines or text)[-1] if text else f"exit {self.rc}"
+        return last.strip()[:limit]
 
 
 def run_tool(
