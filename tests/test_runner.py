@@ -167,3 +167,30 @@ def test_brief_names_the_error_not_a_trailing_hint() -> None:
     only_hint = ToolResult(argv=("x",), rc=1, stdout="", stderr="hint: only this\n", wall_s=0.1)
     assert only_hint.brief() == "hint: only this"
     assert ToolResult(argv=("x",), rc=3, stdout="", stderr="", wall_s=0.1).brief() == "exit 3"
+
+
+def test_a_cancel_while_a_trial_is_being_spawned_still_stops_it(tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C landing between the cancel check and the child's registration used to leave the child
+    running: kill_all() did not see it, and sleuth hung at exit waiting for the trial's thread."""
+    import subprocess
+
+    from sleuth import runner
+
+    real_popen = subprocess.Popen
+
+    def popen_then_ctrl_c(*args, **kwargs):  # type: ignore[no-untyped-def]
+        proc = real_popen(*args, **kwargs)
+        assert runner.kill_all(grace_s=0.5) == 0  # the new child is not registered yet
+        return proc
+
+    monkeypatch.setattr(runner.subprocess, "Popen", popen_then_ctrl_c)
+    spec = TrialSpec(
+        argv=(sys.executable, "-c", "import time; time.sleep(600)"), timeout_s=60, kill_grace_s=1
+    )
+    try:
+        res = run_trial(spec, tmp_path / "t")
+    finally:
+        runner.reset_cancel()
+    assert not res.timed_out  # stopped by the cancel, not by the 60 s timeout
+    assert res.signal == signal.SIGTERM
+    assert res.error == "cancelled"

@@ -111,7 +111,13 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
             else:
                 with _live_lock:
                     _live[proc.pid] = proc
+                    # kill_all() sets the flag before it looks at _live: a child spawned while it ran
+                    # (Ctrl-C between our check above and this line) is stopped here, not left running
+                    cancelled = _cancelled.is_set()
                 try:
+                    if cancelled:
+                        _stop_group(proc, spec.kill_grace_s)
+                        error = "cancelled"
                     try:
                         proc.wait(timeout=spec.timeout_s)
                     except subprocess.TimeoutExpired:
@@ -230,8 +236,11 @@ def run_tool(
         raise InfrastructureError(_spawn_error(argv, str(cwd) if cwd else None, exc)) from exc
     with _live_lock:
         _live[proc.pid] = proc
+        cancelled = _cancelled.is_set()
     timed_out = False
     try:
+        if cancelled:  # Ctrl-C landed while this tool was being spawned
+            _stop_group(proc, 2.0)
         try:
             out, err = proc.communicate(input=input_text.encode() if input_text else None, timeout=timeout_s)
         except subprocess.TimeoutExpired:
