@@ -279,6 +279,7 @@ def test_ctrl_c_kills_children_and_keeps_partial_summary(sleuth_env, tmp_path: P
     assert proc.returncode == 130, err
     doc = json.loads(out)
     assert doc["summary"]["interrupted"] is True and doc["summary"]["pass"] == 1
+    assert doc["summary"]["planned"] == 3 and doc["summary"]["trials"] == 1
     child = int(Path(str(pidfile) + "0002").read_text())
     assert wait_dead(child), "Ctrl-C left a trial running"
     rd = Path(doc["run_dir"])

@@ -72,3 +72,10 @@ def test_a_corrupt_line_in_the_middle_is_named_not_a_traceback(tmp_path: Path) -
     path.write_text('{"event": "start"}\n{"event": "tr\n{"event": "end"}\n')
     with pytest.raises(InfrastructureError, match=r"journal.jsonl: line 2 is not a JSON event"):
         read_journal(path)
+
+
+def test_atomic_writes_are_as_readable_as_any_new_file(tmp_path: Path) -> None:
+    atomic_write_json(tmp_path / "summary.json", {})
+    (tmp_path / "plain").write_text("")
+    mode = (tmp_path / "summary.json").stat().st_mode & 0o777
+    assert mode == (tmp_path / "plain").stat().st_mode & 0o777

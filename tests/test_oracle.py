@@ -159,3 +159,9 @@ def test_module_oracle_is_found_in_the_current_directory(tmp_path: Path, monkeyp
     func = load_callable("qa_here_judge:judge")
     assert func(None) is True
     assert str(tmp_path) not in sys.path  # borrowed for the import only
+
+
+def test_normalize_paths_only_where_a_path_starts() -> None:
+    assert normalize_line('File "/a/b/train.py", line 3') == 'File "<path>", line <n>'
+    assert normalize_line("cwd=/scratch/job7 rank=3") == "cwd=<path> rank=<n>"
+    assert normalize_line("[bold]x[/bold] failed") == "[bold]x[/bold] failed"

@@ -144,7 +144,9 @@ class RunSummary:
         return 0
 
 
-def summarize(records: Iterable[Mapping[str, Any]], *, interrupted: bool = False) -> RunSummary:
+def summarize(
+    records: Iterable[Mapping[str, Any]], *, interrupted: bool = False, planned: int | None = None
+) -> RunSummary:
     """Summary of trial records (``Trial.to_dict()`` form), ordered by id."""
     trials = tuple(dict(r) for r in sorted(records, key=lambda r: r["id"]))
     counts = Counter(r["outcome"] for r in trials)
@@ -184,6 +186,7 @@ def summarize(records: Iterable[Mapping[str, Any]], *, interrupted: bool = False
     }
     if interrupted:
         data["interrupted"] = True
+        data["planned"] = planned if planned is not None else len(trials)
     return RunSummary(data, trials)
 
 
@@ -235,7 +238,7 @@ def execute(
     for filename, snap in snaps.items():
         if snap:
             run_dir.write_json(filename, snap)
-    summary = summarize(records.values(), interrupted=interrupted)
+    summary = summarize(records.values(), interrupted=interrupted, planned=config.trials)
     run_dir.write_json(
         "summary.json",
         {"run_dir": str(run_dir.path), "summary": summary.data, "trials": list(summary.trials)},

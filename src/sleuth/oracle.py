@@ -98,7 +98,11 @@ _NORMALIZERS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
     (re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{8,}\b"), "<hex>"),
-    (re.compile(r"(?:~|\.{1,2})?(?:/[\w.@+%=~-]+)+/?|\b[\w.-]+(?:/[\w.@+%=~-]+)+"), "<path>"),
+    # a path starts a word: after the line start, a space, a quote, a bracket or '=' / ':' / ','
+    (
+        re.compile(r"(?<![^\s\"'(=:,])(?:(?:~|\.{1,2})?(?:/[\w.@+%=~-]+)+/?|[\w.-]+(?:/[\w.@+%=~-]+)+)"),
+        "<path>",
+    ),
     (re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w])"), "<n>"),
 )
 _WS = re.compile(r"\s+")

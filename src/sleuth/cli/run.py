@@ -239,7 +239,9 @@ class _View:
         counts = "  ".join(f"[{OUTCOME_STYLE[o]}]{d[o.value]} {o.value}[/]" for o in OUTCOME_STYLE)
         t.add_row(
             "trials",
-            f"{d['trials']}: {counts}" + ("  [bold yellow](interrupted)[/]" if d.get("interrupted") else ""),
+            (f"{d['trials']} of {d['planned']}" if d.get("interrupted") else f"{d['trials']}")
+            + f": {counts}"
+            + ("  [bold yellow](interrupted)[/]" if d.get("interrupted") else ""),
         )
         t.add_row("failure rate", fmt_rate(d["failure_rate"], d["failure_rate_ci"]))
         t.add_row("wall time", f"median {fmt_s(d['wall_s']['median'])}  p90 {fmt_s(d['wall_s']['p90'])}")
