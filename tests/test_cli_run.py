@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import program, wait_dead
+from tests.conftest import pid_alive, program, wait_dead
 
 PY = sys.executable
 
@@ -307,15 +306,19 @@ def test_resume_after_kill_9_runs_only_missing_trials(sleuth, sleuth_env, tmp_pa
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not any(p.name.startswith("0004-") for p in counter.iterdir()):
         time.sleep(0.05)
-    proc.kill()  # kill -9: no cleanup at all
+    proc.kill()  # kill -9: no cleanup at all; trial 4 is left sleeping as an orphan
     proc.wait()
-    for p in counter.iterdir():  # the orphaned trial 4 is still sleeping; end it like a reboot would
-        if p.name.startswith("0004-"):
-            os.killpg(int(p.name.split("-")[1]), signal.SIGKILL)
+    (orphan,) = (int(p.name.split("-")[1]) for p in counter.iterdir() if p.name.startswith("0004-"))
+    assert pid_alive(orphan)
     block.unlink()
     (rd,) = run_dirs(tmp_path)
     res = sleuth("run", "--resume", rd, "--json")
     assert res.rc == 0, res.stderr
+    assert wait_dead(orphan), "resume left the killed run's trial running beside its rerun"
+    events = [json.loads(line) for line in (rd / "journal.jsonl").read_text().splitlines()]
+    assert {"event": "reaped", "process_groups": 1}.items() <= next(
+        e for e in events if e["event"] == "reaped"
+    ).items()
     names = sorted(p.name.split("-")[0] for p in counter.iterdir())
     assert names.count("0001") == names.count("0002") == names.count("0003") == 1
     assert res.json()["summary"]["trials"] == 5

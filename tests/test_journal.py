@@ -79,3 +79,12 @@ def test_atomic_writes_are_as_readable_as_any_new_file(tmp_path: Path) -> None:
     (tmp_path / "plain").write_text("")
     mode = (tmp_path / "summary.json").stat().st_mode & 0o777
     assert mode == (tmp_path / "plain").stat().st_mode & 0o777
+
+
+def test_a_run_dir_in_use_cannot_be_opened_twice(tmp_path: Path) -> None:
+    rd = RunDir.create(tmp_path, "run", "busy")
+    with pytest.raises(UsageError, match="in use by another sleuth process"):
+        RunDir.open(rd.path)
+    rd.close()
+    again = RunDir(rd.path)  # released on close (and by the kernel when a process dies)
+    again.close()

@@ -10,6 +10,7 @@ Files that must be whole (``summary.json``, ``result.json``) go through :func:`a
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -151,6 +152,16 @@ class RunDir:
 
     def __init__(self, path: Path, *, fsync: bool = False) -> None:
         self.path = path
+        # one sleuth process per run dir: resuming a run that is still going would run trials twice
+        # (the lock dies with its process, so a kill -9 never leaves the run dir locked)
+        self._lock = open(path / ".lock", "a")  # noqa: SIM115 - closed in close()
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.close()
+            raise UsageError(
+                f"{path}: in use by another sleuth process", hint="wait for it to end, or stop it first"
+            ) from None
         self.journal = Journal(path / "journal.jsonl", fsync=fsync)
 
     @classmethod
@@ -208,5 +219,6 @@ class RunDir:
         return p
 
     def close(self) -> None:
-        """Close the journal."""
+        """Close the journal and release the run dir."""
         self.journal.close()
+        self._lock.close()

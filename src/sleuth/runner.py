@@ -26,7 +26,7 @@ from sleuth.errors import InfrastructureError
 from sleuth.model import TrialResult, TrialSpec
 from sleuth.scan import fd_tail, metrics_from_files, read_metrics_json
 
-__all__ = ["ToolResult", "kill_all", "run_tool", "run_trial"]
+__all__ = ["ToolResult", "kill_all", "reap_orphans", "reset_cancel", "run_tool", "run_trial"]
 
 _HOST = socket.gethostname()
 _live: dict[int, subprocess.Popen[bytes]] = {}
@@ -80,7 +80,7 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
     trial_dir.mkdir(parents=True, exist_ok=True)
     out_path, err_path = trial_dir / "stdout", trial_dir / "stderr"
     env = dict(spec.env)
-    env["SLEUTH_TRIAL_DIR"] = str(trial_dir)
+    env["SLEUTH_TRIAL_DIR"] = os.path.abspath(trial_dir)
     env["SLEUTH_TRIAL_ID"] = trial_dir.name
     if device is not None:
         env["CUDA_VISIBLE_DEVICES"] = device
@@ -174,6 +174,37 @@ def kill_all(grace_s: float = 2.0) -> int:
             time.sleep(0.02)
         _signal_group(p.pid, signal.SIGKILL)
     return len(procs)
+
+
+def reap_orphans(run_dir: Path) -> int:
+    """SIGKILL the process groups of trials of ``run_dir`` left running by a sleuth that died (kill -9).
+
+    A trial is recognised by ``SLEUTH_TRIAL_DIR`` inside ``run_dir`` in its environment (the runner
+    sets it for every child, and grandchildren inherit it), so no other process is ever touched.
+    Call it only while holding the run dir (``RunDir`` locks it).  Linux only (``/proc``); returns
+    how many process groups were killed.
+    """
+    prefixes = tuple(
+        f"SLEUTH_TRIAL_DIR={p}{os.sep}".encode() for p in {os.path.abspath(run_dir), str(run_dir.resolve())}
+    )
+    groups: set[int] = set()
+    me = os.getpgid(0)
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                environ = fh.read()
+            pgid = os.getpgid(pid)
+        except OSError:  # gone, or not ours to read
+            continue
+        if pgid != me and any(v.startswith(prefixes) for v in environ.split(b"\0")):
+            groups.add(pgid)
+    for pgid in groups:
+        _signal_group(pgid, signal.SIGKILL)
+    return len(groups)
 
 
 def reset_cancel() -> None:

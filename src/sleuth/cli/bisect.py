@@ -180,8 +180,12 @@ def resume_cmd(run_dir: Path, as_json: bool) -> int:
     """Continue an interrupted bisection: journaled tests are replayed, never re-run."""
     from sleuth.bisect.candidates import source_from_config
     from sleuth.journal import RunDir
+    from sleuth.runner import reap_orphans
 
     rd = RunDir.open(run_dir.resolve())
+    reaped = reap_orphans(rd.path)  # tests a killed sleuth left running would run twice
+    if reaped:
+        rd.journal.append("reaped", process_groups=reaped)
     events = rd.events()
     start = next((e for e in events if e["event"] == "start"), None)
     if start is None:

@@ -81,11 +81,15 @@ def command(**kw: Any) -> int:
     """
     from sleuth import batch
     from sleuth.journal import RunDir
+    from sleuth.runner import reap_orphans
 
     if kw["resume"] is not None:
         if kw["cmd"]:
             raise UsageError("--resume takes no command: the run dir knows it")
         run_dir = RunDir.open(kw["resume"])
+        reaped = reap_orphans(run_dir.path)  # trials a killed sleuth left running would run twice
+        if reaped:
+            run_dir.journal.append("reaped", process_groups=reaped)
         config, done = batch.resume_config(run_dir)
         prepared = _prepare(dict(config.environment))
     else:

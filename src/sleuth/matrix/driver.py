@@ -30,6 +30,7 @@ from sleuth.matrix.result import MatrixResult, analyze, step_source
 from sleuth.model import MetricSpec, Stream, TrialSpec
 from sleuth.oracle import OracleConfig
 from sleuth.registry import Registry, load_registry
+from sleuth.runner import reap_orphans
 
 __all__ = ["NO_TICKET", "Loaded", "OnTrial", "load", "load_file", "resume", "run", "run_parent"]
 
@@ -160,6 +161,9 @@ def resume(
     from sleuth.errors import UsageError
 
     run_dir = RunDir.open(path)
+    reaped = reap_orphans(run_dir.path)  # trials a killed sleuth left running would run twice
+    if reaped:
+        run_dir.journal.append("reaped", process_groups=reaped)
     if not (path / RESOLVED).is_file():
         raise UsageError(f"{path}: not a sleuth matrix run dir (no {RESOLVED})")
     recipe = load_recipe(path / RESOLVED)
