@@ -262,7 +262,7 @@ def test_tables_are_not_folded_to_80_columns_in_a_pipe(tmp_path: Path) -> None:
 def test_resume_runs_only_missing_trials(
     sleuth: Callable[..., Any], write_recipe: Callable[..., Path]
 ) -> None:
-    res = sleuth("matrix", "--recipe", write_recipe(), "--json")
+    res = sleuth("matrix", "--recipe", write_recipe(), "--json", "--jobs", "2")
     run_dir = Path(res.json()["run_dir"])
     journal = run_dir / "journal.jsonl"
     lines = journal.read_text().splitlines()
@@ -275,6 +275,8 @@ def test_resume_runs_only_missing_trials(
     doc = again.json()
     assert [c["counts"]["total"] for c in doc["cells"]] == [6, 6, 6, 6]
     assert len(trial_events(run_dir)) == 24  # ten replayed, fourteen new
+    events = [json.loads(ln) for ln in journal.read_text().splitlines()]
+    assert next(e for e in events if e["event"] == "resume")["jobs"] == 2  # as the run started
     assert [c["classification"] for c in doc["cells"]] == [c["classification"] for c in res.json()["cells"]]
 
 

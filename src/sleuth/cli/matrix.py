@@ -316,14 +316,18 @@ def _dry_run(loaded: Any, kw: dict[str, Any]) -> int:
 
 @command.command("resume")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Trials at a time.")
-@click.option("--gpus", metavar="IDS", help="Comma-separated devices; each running trial gets its own.")
+@click.option("--jobs", "-j", type=int, default=None, help="Trials at a time (default: as the run started).")
+@click.option("--gpus", metavar="IDS", help="Comma-separated devices (default: as the run started).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
-def resume_command(run_dir: Path, jobs: int, gpus: str | None, as_json: bool) -> int:
+def resume_command(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool) -> int:
     """Finish an interrupted matrix: run only the trials RUN_DIR lacks, then report the whole matrix."""
     from sleuth.matrix import driver
 
-    ids = _check_jobs(jobs, gpus)
+    ids: tuple[str, ...] | None = None
+    if jobs is not None or gpus is not None:
+        ids = _check_jobs(jobs if jobs is not None else 1, gpus)
+        if gpus is None:
+            ids = None
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: no such run dir")
 

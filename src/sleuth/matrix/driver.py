@@ -142,6 +142,7 @@ def run(
         baseline=plan.baseline,
         seed=plan.seed,
         jobs=jobs,
+        gpus=list(gpus),
         cells=[c.name for c in plan.cells],
     )
     if on_start is not None:
@@ -152,12 +153,15 @@ def run(
 def resume(
     path: Path,
     *,
-    jobs: int = 1,
-    gpus: Sequence[str] = (),
+    jobs: int | None = None,
+    gpus: Sequence[str] | None = None,
     on_trial: OnTrial | None = None,
     on_start: Callable[[Path], None] | None = None,
 ) -> MatrixResult:
-    """Finish the matrix in run dir ``path``: replay its journal, run the trials it lacks."""
+    """Finish the matrix in run dir ``path``: replay its journal, run the trials it lacks.
+
+    ``jobs``/``gpus`` default to what the run started with.
+    """
     from sleuth.errors import UsageError
 
     run_dir = RunDir.open(path)
@@ -168,6 +172,11 @@ def resume(
         raise UsageError(f"{path}: not a sleuth matrix run dir (no {RESOLVED})")
     recipe = load_recipe(path / RESOLVED)
     loaded = load(recipe, str(path / RESOLVED), base_dir=path)
+    start = next((e for e in run_dir.events() if e["event"] == "start"), {})
+    if gpus is None:
+        gpus = tuple(start.get("gpus", ()))
+    if jobs is None:
+        jobs = min(int(start.get("jobs", 1)), len(gpus)) if gpus else int(start.get("jobs", 1))
     run_dir.journal.append("resume", jobs=jobs)
     if on_start is not None:
         on_start(run_dir.path)
