@@ -16,20 +16,25 @@ from sleuth import runner
 from sleuth.errors import UsageError
 from sleuth.model import TrialResult, TrialSpec
 
-__all__ = ["LocalBackend"]
+__all__ = ["LocalBackend", "check_slots"]
+
+
+def check_slots(jobs: int, gpus: Sequence[str] = ()) -> None:
+    """``--jobs`` is at least 1 and, with ``--gpus``, at most one running trial per device."""
+    if jobs < 1:
+        raise UsageError(f"--jobs {jobs}: must be at least 1")
+    if gpus and jobs > len(gpus):
+        raise UsageError(
+            f"--jobs {jobs} exceeds the {len(gpus)} device(s) of --gpus",
+            hint="each running trial gets its own device: lower --jobs or list more --gpus",
+        )
 
 
 class LocalBackend:
     """Run trials on this machine, ``jobs`` at a time."""
 
     def __init__(self, jobs: int = 1, gpus: Sequence[str] = ()) -> None:
-        if jobs < 1:
-            raise UsageError(f"--jobs {jobs}: must be at least 1")
-        if gpus and jobs > len(gpus):
-            raise UsageError(
-                f"--jobs {jobs} exceeds the {len(gpus)} device(s) of --gpus",
-                hint="each running trial gets its own device: lower --jobs or list more --gpus",
-            )
+        check_slots(jobs, gpus)
         self._jobs = jobs
         runner.reset_cancel()  # a new backend is new work, even after an earlier Ctrl-C in this process
         self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="sleuth-trial")

@@ -7,8 +7,9 @@ flag, the bad value and how to fix it.
 from __future__ import annotations
 
 import math
+import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -18,6 +19,8 @@ from sleuth.model import MetricSpec, Stream
 from sleuth.oracle import OracleConfig, Threshold
 
 __all__ = [
+    "check_cwd",
+    "oracle_from_flags",
     "oracle_options",
     "parse_env",
     "parse_gpus",
@@ -215,3 +218,27 @@ def parse_gpus(value: str | None) -> tuple[str, ...]:
     if len(set(ids)) != len(ids):
         raise UsageError(f"--gpus {value!r}: a device is listed twice")
     return ids
+
+
+def oracle_from_flags(
+    kw: Mapping[str, Any], *, oracle_ref: str | None = None, default_skip: Sequence[int] = ()
+) -> OracleConfig:
+    """The :func:`oracle_options` flags of a verb, as click passed them, as an ``OracleConfig``."""
+    return parse_oracle(
+        skip_exit=kw["skip_exit"],
+        fail_regex=kw["fail_regex"],
+        stream=kw["stream"],
+        fail_above=kw["fail_above"],
+        fail_below=kw["fail_below"],
+        oracle_ref=oracle_ref if oracle_ref is not None else kw["oracle_ref"],
+        default_skip=default_skip,
+    )
+
+
+def check_cwd(cwd: str | None) -> str | None:
+    """``--cwd`` as an absolute path (recorded so a resume elsewhere runs in the same place)."""
+    if cwd is None:
+        return None
+    if not os.path.isdir(cwd):
+        raise UsageError(f"--cwd {cwd}: no such directory")
+    return os.path.abspath(cwd)

@@ -115,7 +115,7 @@ def git_cmd(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...
     Several repositories: --repo NAME=PATH --good NAME=REF --bad NAME=REF for each; candidates follow
     the first one, the others aligned by commit time; each checkout is in $SLEUTH_REPO_<NAME>.
     """
-    from sleuth.bisect.flags import git_source
+    from sleuth.cli._bisect_flags import git_source
 
     src = git_source(repos, goods, bads, build=build, first_parent=first_parent)
     return _start(src, kw, default_skip=(125,))
@@ -202,7 +202,7 @@ def resume_cmd(run_dir: Path, as_json: bool) -> int:
 
 
 def _start(source: Any, kw: dict[str, Any], default_skip: tuple[int, ...] = ()) -> int:
-    from sleuth.bisect.flags import spec_and_options
+    from sleuth.cli._bisect_flags import spec_and_options
     from sleuth.journal import RunDir
 
     kw.pop("default_skip", None)
@@ -257,8 +257,8 @@ def _candidates(source: Any) -> list[str] | None:
 def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None = None,
              labels: list[str] | None = None, default_skip: tuple[int, ...] = ()) -> int:  # fmt: skip
     from sleuth.bisect.driver import Driver
-    from sleuth.bisect.flags import spec_and_options
     from sleuth.bisect.report import exit_code, summarize, write_outputs
+    from sleuth.cli._bisect_flags import spec_and_options
 
     spec, oracle, opts = spec_and_options(kw, default_skip)
     quiet = kw.get("as_json", False)

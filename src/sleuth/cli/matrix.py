@@ -75,13 +75,11 @@ def _loaded(kw: dict[str, Any]) -> Any:
 
 
 def _check_jobs(jobs: int, gpus: str | None) -> tuple[str, ...]:
+    from sleuth.backends.local import check_slots
     from sleuth.cli._options import parse_gpus
 
     ids = parse_gpus(gpus)
-    if jobs < 1:
-        raise UsageError(f"--jobs {jobs}: must be at least 1")
-    if ids and jobs > len(ids):
-        raise UsageError(f"--jobs {jobs} exceeds the {len(ids)} device(s) of --gpus")
+    check_slots(jobs, ids)
     return ids
 
 

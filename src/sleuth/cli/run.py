@@ -9,13 +9,15 @@ from typing import Any
 
 import click
 
+from sleuth.backends.local import check_slots
 from sleuth.cli._common import OUTCOME_STYLE, console, fmt_rate, fmt_s, output_option, print_json
 from sleuth.cli._options import (
+    check_cwd,
+    oracle_from_flags,
     oracle_options,
     parse_env,
     parse_gpus,
     parse_metrics,
-    parse_oracle,
     parse_timeout,
     workload_options,
 )
@@ -130,13 +132,7 @@ def _config(kw: dict[str, Any]) -> Any:
         raise UsageError(f"--trials {kw['trials']}: must be at least 1")
     gpus = parse_gpus(kw["gpus"])
     jobs = kw["jobs"] if kw["jobs"] is not None else max(1, len(gpus))
-    if jobs < 1:
-        raise UsageError(f"--jobs {jobs}: must be at least 1")
-    if gpus and jobs > len(gpus):
-        raise UsageError(
-            f"--jobs {jobs} exceeds the {len(gpus)} device(s) of --gpus",
-            hint="each running trial gets its own device",
-        )
+    check_slots(jobs, gpus)
     timeout, grace = parse_timeout(kw["timeout"], kw["kill_grace"])
     metrics = parse_metrics(kw["metric"], kw["metric_series"])
     oracle_ref = kw["oracle_ref"]
@@ -147,23 +143,14 @@ def _config(kw: dict[str, Any]) -> Any:
         path, sep, func = oracle_ref.rpartition(":")
         if path.endswith(".py"):  # --resume from another directory must find the same file
             oracle_ref = f"{os.path.abspath(path)}{sep}{func}"
-    oracle = parse_oracle(
-        skip_exit=kw["skip_exit"],
-        fail_regex=kw["fail_regex"],
-        stream=kw["stream"],
-        fail_above=kw["fail_above"],
-        fail_below=kw["fail_below"],
-        oracle_ref=oracle_ref,
-    )
-    cwd = kw["cwd"]
-    if cwd is not None and not os.path.isdir(cwd):
-        raise UsageError(f"--cwd {cwd}: no such directory")
+    oracle = oracle_from_flags(kw, oracle_ref=oracle_ref)
+    cwd = check_cwd(kw["cwd"])
     name = kw["name"] or batch.default_name(cmd)
     return batch.RunConfig(
         argv=cmd,
         env=parse_env(kw["env"]),
         # recorded absolute: `--resume` from another directory runs the trials where they started
-        cwd=os.path.abspath(cwd) if cwd else os.getcwd(),
+        cwd=cwd or os.getcwd(),
         timeout_s=timeout,
         kill_grace_s=grace,
         trials=kw["trials"],

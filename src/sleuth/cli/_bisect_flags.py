@@ -13,7 +13,7 @@ from typing import Any
 
 from sleuth.bisect.git import GitSource, MultiGitSource, RepoSpec
 from sleuth.bisect.perf import Direction, PerfSpec
-from sleuth.cli._options import parse_env, parse_metrics, parse_oracle, parse_timeout
+from sleuth.cli._options import check_cwd, oracle_from_flags, parse_env, parse_metrics, parse_timeout
 from sleuth.errors import UsageError
 
 __all__ = ["git_source", "perf_spec", "spec_and_options"]
@@ -99,22 +99,12 @@ def spec_and_options(kw: dict[str, Any], default_skip: tuple[int, ...]) -> tuple
     if kw["max_tests"] is not None and kw["max_tests"] < 1:
         raise UsageError(f"--max-tests {kw['max_tests']}: must be at least 1")
     timeout, grace = parse_timeout(kw["timeout"], kw["kill_grace"])
-    cfg = parse_oracle(
-        skip_exit=kw["skip_exit"],
-        fail_regex=kw["fail_regex"],
-        stream=kw["stream"],
-        fail_above=kw["fail_above"],
-        fail_below=kw["fail_below"],
-        oracle_ref=kw["oracle_ref"],
-        default_skip=default_skip,
-    )
-    cwd = kw["cwd"]
-    if cwd is not None and not os.path.isdir(cwd):
-        raise UsageError(f"--cwd {cwd}: no such directory")
+    cfg = oracle_from_flags(kw, default_skip=default_skip)
+    cwd = check_cwd(kw["cwd"])
     spec = TrialSpec(
         argv=tuple(kw["cmd"]),
         env={**os.environ, **parse_env(kw["env"])},
-        cwd=os.path.abspath(cwd) if cwd else None,
+        cwd=cwd,
         timeout_s=timeout,
         kill_grace_s=grace,
         metrics=parse_metrics([m for m in kw["metric"] if "=" in m], kw["metric_series"]),
