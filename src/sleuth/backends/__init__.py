@@ -7,6 +7,7 @@ trial_dir)`` returns a future of the ``TrialResult``, ``cancel_all()`` stops eve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Protocol
@@ -23,8 +24,14 @@ class Backend(Protocol):
         """How many trials may run at once."""
         ...
 
-    def submit(self, spec: TrialSpec, trial_dir: Path) -> Future[TrialResult]:
-        """Start (or queue) one trial; its result arrives through the future."""
+    def submit(
+        self, spec: TrialSpec, trial_dir: Path, *, prepare: Callable[[Path], TrialSpec] | None = None
+    ) -> Future[TrialResult]:
+        """Start (or queue) one trial; its result arrives through the future.
+
+        ``prepare(trial_dir)``, when given, runs in the worker before the trial (a checkout, a
+        build) and returns the spec to run instead of ``spec``; what it raises, the future raises.
+        """
         ...
 
     def cancel_all(self) -> None:

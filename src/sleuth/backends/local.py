@@ -2,13 +2,13 @@
 
 With ``gpus``, each running trial borrows one device id from a pool and gets it as
 ``CUDA_VISIBLE_DEVICES``/``HIP_VISIBLE_DEVICES``; a trial waits for a free device, so two running
-trials never share one.
+trials never share one.  A trial's ``prepare`` step runs in its worker before it takes a device.
 """
 
 from __future__ import annotations
 
 import queue
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -49,7 +49,11 @@ class LocalBackend:
         """How many trials run at once."""
         return self._jobs
 
-    def _run(self, spec: TrialSpec, trial_dir: Path) -> TrialResult:
+    def _run(
+        self, spec: TrialSpec, trial_dir: Path, prepare: Callable[[Path], TrialSpec] | None
+    ) -> TrialResult:
+        if prepare is not None:  # before taking a device: a build does not hold a GPU
+            spec = prepare(trial_dir)
         if self._devices is None:
             return runner.run_trial(spec, trial_dir)
         device = self._devices.get()
@@ -58,9 +62,11 @@ class LocalBackend:
         finally:
             self._devices.put(device)
 
-    def submit(self, spec: TrialSpec, trial_dir: Path) -> Future[TrialResult]:
-        """Queue one trial."""
-        fut = self._pool.submit(self._run, spec, trial_dir)
+    def submit(
+        self, spec: TrialSpec, trial_dir: Path, *, prepare: Callable[[Path], TrialSpec] | None = None
+    ) -> Future[TrialResult]:
+        """Queue one trial (``prepare``: see :class:`~sleuth.backends.Backend`)."""
+        fut = self._pool.submit(self._run, spec, trial_dir, prepare)
         self._futures.add(fut)
         fut.add_done_callback(self._futures.discard)
         return fut
