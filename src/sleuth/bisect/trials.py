@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from sleuth.backends.local import LocalBackend
 from sleuth.bisect.candidates import Candidate, Source, candidate_key
 from sleuth.bisect.perf import PerfSpec
 from sleuth.bisect.policy import FlakyMode
 from sleuth.bisect.strategies import Query
-from sleuth.errors import InfrastructureError
+from sleuth.engine import Engine, Untestable
 from sleuth.journal import RunDir
 from sleuth.model import Outcome, Trial, TrialSpec
 from sleuth.oracle import Oracle
@@ -33,6 +34,8 @@ class Options:
     """How to search (the CLI's flags, validated)."""
 
     jobs: int = 1
+    #: device ids: each running test gets one as CUDA_VISIBLE_DEVICES/HIP_VISIBLE_DEVICES
+    gpus: tuple[str, ...] = ()
     flaky: FlakyMode = field(default_factory=lambda: FlakyMode(auto=True))
     confidence: float = 0.95
     any_failure: bool = False
@@ -93,8 +96,9 @@ class TestPool:
         for pos, ev in enumerate(replay or []):
             raw = (Outcome(ev["outcome"]), ev.get("signature"), ev.get("reason", ""), ev.get("value"))
             self._cache[ev["label"]].append((pos, raw))
-        self._pool = ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="sleuth-bisect")
-        self._futures: dict[Future[Raw], _Meta] = {}
+        self.engine = Engine(LocalBackend(max(1, options.jobs), options.gpus), oracle, run_dir)
+        #: trial dir -> what the engine's trial is the test of
+        self._running: dict[Path, _Meta] = {}
         #: the round of the latest-starting test collected so far (see :attr:`rounds`)
         self._round_done = 0
         self.rounds = 0
@@ -117,51 +121,44 @@ class TestPool:
             pos, raw = self._cache[label].popleft()
             self._ready.append((pos, raw, meta))
         else:
-            fut = self._pool.submit(self._execute, Candidate(index, label), self.run_dir.path / meta[4])
-            self._futures[fut] = meta
+            self._running[self.run_dir.path / meta[4]] = meta
+            prepare = partial(self._prepare, Candidate(index, label))
+            self.engine.submit(self.spec, f"run-{run}", f"candidates/{key}", prepare=prepare, test=q.seq)
         return q
 
-    def _execute(self, cand: Candidate, trial_dir: Path) -> Raw:
+    def _prepare(self, cand: Candidate, trial_dir: Path) -> TrialSpec:
+        """In the worker: make ``cand`` ready (its directory holds the build, the runs beneath)."""
         cand_dir = trial_dir.parent
         cand_dir.mkdir(parents=True, exist_ok=True)
-        from sleuth.runner import run_trial
-
-        try:
-            prepared = self.source.prepare(cand, self.spec, cand_dir)
-        except InfrastructureError as exc:
-            return (Outcome.ERROR, None, str(exc), None)
+        prepared = self.source.prepare(cand, self.spec, cand_dir)  # InfrastructureError: ERROR
         if prepared.spec is None:
-            return (Outcome.SKIP, None, prepared.skip_reason, None)
-        result = run_trial(prepared.spec.with_env({"SLEUTH_TRIAL_ID": trial_dir.name}), trial_dir)
-        j = self.oracle.judge(result)
-        trial = Trial(result=result, outcome=j.outcome, signature=j.signature, reason=j.reason)
-        self.run_dir.write_json(
-            str(trial_dir.relative_to(self.run_dir.path) / "result.json"), trial.to_dict()
-        )
+            raise Untestable(prepared.skip_reason)
+        return prepared.spec
+
+    def _raw(self, trial: Trial) -> Raw:
         value: float | None = None
         if self.opt.perf is not None:
-            got = result.metrics.get(self.opt.perf.name)
+            got = trial.result.metrics.get(self.opt.perf.name)
             if isinstance(got, tuple):
                 value = float(got[-1]) if got else None
             elif got is not None:
                 value = float(got)
-        return (j.outcome, j.signature, j.reason, value)
+        return (trial.outcome, trial.signature, trial.reason, value)
 
     @property
     def inflight(self) -> int:
         """Tests submitted and not yet collected."""
-        return len(self._futures) + len(self._ready)
+        return self.engine.pending + len(self._ready)
 
     def next_event(self) -> TestEvent:
-        """The next finished test (journal replays first, then the lowest finished sequence number)."""
+        """The next finished test (journal replays first, then in completion order; ties by number)."""
         if self._ready:
             self._ready.sort(key=lambda r: r[0])
             _, raw, meta = self._ready.pop(0)
         else:
-            done, _ = wait(list(self._futures), return_when=FIRST_COMPLETED)
-            fut = min(done, key=lambda f: self._futures[f][0].seq)
-            meta = self._futures.pop(fut)
-            raw = fut.result()
+            trial = self.engine.next_completed()
+            meta = self._running.pop(trial.result.trial_dir)
+            raw = self._raw(trial)
         (q, label, phase, run, tdir, rnd) = meta
         # rounds: a test starts one round after the latest round whose result it could have used,
         # so tests of equal duration take ``rounds`` test-times of wall time (the bench's unit)
@@ -202,4 +199,4 @@ class TestPool:
 
     def shutdown(self) -> None:
         """Stop the workers (tests still running are abandoned)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.engine.close()

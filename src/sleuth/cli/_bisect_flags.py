@@ -11,9 +11,17 @@ import os
 import re
 from typing import Any
 
+from sleuth.backends.local import check_slots
 from sleuth.bisect.git import GitSource, MultiGitSource, RepoSpec
 from sleuth.bisect.perf import Direction, PerfSpec
-from sleuth.cli._options import check_cwd, oracle_from_flags, parse_env, parse_metrics, parse_timeout
+from sleuth.cli._options import (
+    check_cwd,
+    oracle_from_flags,
+    parse_env,
+    parse_gpus,
+    parse_metrics,
+    parse_timeout,
+)
 from sleuth.errors import UsageError
 
 __all__ = ["git_source", "perf_spec", "spec_and_options"]
@@ -92,8 +100,9 @@ def spec_and_options(kw: dict[str, Any], default_skip: tuple[int, ...]) -> tuple
     from sleuth.model import TrialSpec
     from sleuth.oracle import build_oracle
 
-    if kw["jobs"] < 1:
-        raise UsageError(f"--jobs {kw['jobs']}: must be at least 1")
+    gpus = parse_gpus(kw.get("gpus"))  # a run dir journaled before --gpus existed has no "gpus"
+    jobs = kw["jobs"] if kw["jobs"] is not None else max(1, len(gpus))
+    check_slots(jobs, gpus)
     if not 0.5 <= kw["confidence"] < 1:
         raise UsageError(f"--confidence {kw['confidence']}: must be in [0.5, 1), e.g. 0.95")
     if kw["max_tests"] is not None and kw["max_tests"] < 1:
@@ -110,7 +119,8 @@ def spec_and_options(kw: dict[str, Any], default_skip: tuple[int, ...]) -> tuple
         metrics=parse_metrics([m for m in kw["metric"] if "=" in m], kw["metric_series"]),
     )
     opts = Options(
-        jobs=kw["jobs"],
+        jobs=jobs,
+        gpus=gpus,
         flaky=parse_flaky(kw["flaky"]),
         confidence=kw["confidence"],
         any_failure=kw["any_failure"],

@@ -24,7 +24,14 @@ def _search_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for deco in reversed(
         [
             click.option(
-                "--jobs", "-j", type=int, default=1, show_default=True, help="Candidates tested at once."
+                "--jobs",
+                "-j",
+                type=int,
+                default=None,
+                help="Tests run at once (default 1, or one per --gpus device).",
+            ),
+            click.option(
+                "--gpus", metavar="IDS", help="Comma-separated devices; each running test gets its own."
             ),
             click.option(
                 "--flaky",
