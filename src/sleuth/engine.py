@@ -48,8 +48,9 @@ class Engine:
         self.backend = backend
         self.oracle = oracle
         self.run_dir = run_dir
-        #: future -> (trial id, subdir, journal extras, spec, trial dir), in submission order
-        self._pending: dict[Future[TrialResult], tuple[str, str, dict[str, Any], TrialSpec, Path]] = {}
+        #: future -> (submission number, trial id, subdir, journal extras, spec, trial dir)
+        self._pending: dict[Future[TrialResult], tuple[int, str, str, dict[str, Any], TrialSpec, Path]] = {}
+        self._submitted = 0
         #: finished futures not yet yielded, in submission order
         self._done: deque[Future[TrialResult]] = deque()
 
@@ -67,7 +68,8 @@ class Engine:
         """
         trial_dir = self.run_dir.path / subdir / trial_id  # the runner creates it
         fut = self.backend.submit(spec, trial_dir, prepare=prepare)
-        self._pending[fut] = (trial_id, subdir, extra, spec, trial_dir)
+        self._pending[fut] = (self._submitted, trial_id, subdir, extra, spec, trial_dir)
+        self._submitted += 1
 
     def judge(self, result: TrialResult) -> Trial:
         """Apply the oracle."""
@@ -90,9 +92,9 @@ class Engine:
         while self._pending:
             if not self._done:
                 done, _ = wait(list(self._pending), return_when=FIRST_COMPLETED)
-                self._done.extend(f for f in self._pending if f in done)  # submission order
+                self._done.extend(sorted(done, key=lambda f: self._pending[f][0]))  # submission order
             fut = self._done.popleft()
-            trial_id, subdir, extra, spec, trial_dir = self._pending.pop(fut)
+            _, trial_id, subdir, extra, spec, trial_dir = self._pending.pop(fut)
             if fut.cancelled():
                 continue
             try:
