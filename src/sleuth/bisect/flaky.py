@@ -11,6 +11,14 @@ gains ``h(p C) - C h(p)`` bits (h the binary entropy).  A batch of k probes (k f
 probes already out) maximises the joint mutual information, found by coordinate ascent over the
 CDF levels of the candidates; the outcome patterns of k probes are enumerated (2^k <= 256).
 
+With ``p`` estimated (``p_quantile`` set) the stop uses a second, pessimistic posterior too: the
+posterior over f with p fixed at the ``p_quantile`` quantile of p's posterior (a grid over p).  The
+marginal posterior is calibrated only on average over the Beta prior; at a given low p the search
+stops when the data happen to make p look high (a pass then looks conclusive), so it was
+over-confident (p = 0.2: 0.97 reported, 93.5% right).  The reported confidence is the smaller of
+the two masses.  The first ``given_fails`` FAILs of the bad end are the reason it is the bad end
+(the search is started only once it failed) and are not counted as evidence about p.
+
 Invariants: SKIP candidates are never proposed; hypotheses that only skipped candidates separate
 are pooled into one block, and the search stops when one block holds ``confidence`` of the
 posterior (or after ``max_tests``).  The answer is the block; its mass is the reported confidence.
@@ -32,6 +40,8 @@ __all__ = ["FlakyBisection", "binary_entropy", "z_channel_capacity"]
 
 _MAX_BATCH = 8
 _GRID = 160
+#: grid over p for the pessimistic posterior
+_P_GRID = np.linspace(0.0025, 0.9975, 200)
 
 
 def binary_entropy(p: float) -> float:
@@ -95,6 +105,8 @@ class FlakyBisection:
         max_tests: int | None = None,
         end_fails: int = 0,
         end_runs: int = 0,
+        given_fails: int = 0,
+        p_quantile: float | None = None,
     ) -> None:
         if n < 2:
             raise ValueError("a bisection needs at least two candidates (a good and a bad end)")
@@ -106,6 +118,8 @@ class FlakyBisection:
         self.max_tests = max_tests
         self.end_fails = end_fails
         self.end_runs = end_runs
+        self.given_fails = given_fails
+        self.p_quantile = p_quantile
         self.fails = np.zeros(n)
         self.passes = np.zeros(n)
         self._skip = np.zeros(n, dtype=bool)
@@ -114,19 +128,28 @@ class FlakyBisection:
         self._seq = 0
         self._tests = 0
         self._post: NDArray[np.float64] | None = None
+        self._block: tuple[tuple[int, int], float] | None = None
 
     @property
     def tests(self) -> int:
         """How many outcomes were observed."""
         return self._tests
 
+    def _suffix_counts(self) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
+        """Fails and passes at candidates >= f (the evidence about p under hypothesis f), and the
+        largest f still possible (the first candidate that failed)."""
+        fails = self.fails.copy()
+        fails[-1] = max(0.0, fails[-1] - self.given_fails)
+        fsuf = np.cumsum(fails[::-1])[::-1]
+        psuf = np.cumsum(self.passes[::-1])[::-1]
+        failed = np.flatnonzero(self.fails[1:]) + 1
+        limit = int(failed[0]) if failed.size else self.n - 1
+        return fsuf, psuf, limit
+
     def posterior(self) -> NDArray[np.float64]:
         """P(first bad = f) for f in 0..n-1 (entry 0 is always 0: the good end was checked)."""
         if self._post is None:
-            fsuf = np.cumsum(self.fails[::-1])[::-1]
-            psuf = np.cumsum(self.passes[::-1])[::-1]
-            failed = np.flatnonzero(self.fails[1:]) + 1
-            limit = int(failed[0]) if failed.size else self.n - 1
+            fsuf, psuf, limit = self._suffix_counts()
             logl = betaln(self.a + fsuf, self.b + psuf)
             logl[0] = -np.inf
             logl[limit + 1 :] = -np.inf
@@ -134,10 +157,24 @@ class FlakyBisection:
             self._post = w / w.sum()
         return self._post
 
+    def pessimistic_posterior(self) -> NDArray[np.float64]:
+        """P(first bad = f) with p fixed at the ``p_quantile`` quantile of its posterior."""
+        if self.p_quantile is None:
+            return self.posterior()
+        fsuf, psuf, limit = self._suffix_counts()
+        lp, lq = np.log(_P_GRID), np.log1p(-_P_GRID)
+        logl = np.outer(fsuf, lp) + np.outer(psuf, lq) + ((self.a - 1) * lp + (self.b - 1) * lq)[None, :]
+        logl[0] = -np.inf
+        logl[limit + 1 :] = -np.inf
+        w = np.exp(logl - logl.max())
+        p_post = w.sum(axis=0)
+        j = int(np.searchsorted(np.cumsum(p_post) / p_post.sum(), self.p_quantile))
+        col = w[:, min(j, _P_GRID.size - 1)]
+        return np.asarray(col / col.sum())
+
     def p_estimate(self) -> float:
         """Posterior mean of the probability that a bad candidate fails."""
-        fsuf = np.cumsum(self.fails[::-1])[::-1]
-        psuf = np.cumsum(self.passes[::-1])[::-1]
+        fsuf, psuf, _ = self._suffix_counts()
         per_f = (self.a + fsuf) / (self.a + self.b + fsuf + psuf)
         return float(np.dot(self.posterior(), per_f))
 
@@ -146,16 +183,27 @@ class FlakyBisection:
         """Candidates that could not be tested."""
         return {int(i) for i in np.flatnonzero(self._skip)}
 
-    def _best_block(self) -> tuple[tuple[int, int], float]:
-        """The block of hypotheses with the most mass: a testable candidate and the skips below it."""
-        cum = np.concatenate([[0.0], np.cumsum(self.posterior())])
+    def _blocks(
+        self, post: NDArray[np.float64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+        cum = np.concatenate([[0.0], np.cumsum(post)])
         testable = ~self._skip
         testable[-1] = True
         ends = np.flatnonzero(testable[1:]) + 1
         starts = np.concatenate([[1], ends[:-1] + 1])
-        masses = cum[ends + 1] - cum[starts]
-        j = int(np.argmax(masses))
-        return (int(starts[j]), int(ends[j])), float(masses[j])
+        return starts, ends, cum[ends + 1] - cum[starts]
+
+    def _best_block(self) -> tuple[tuple[int, int], float]:
+        """The block of hypotheses with the most mass (a testable candidate and the skips below it)
+        and its confidence: its mass, or its pessimistic mass when that is smaller."""
+        if self._block is None:
+            starts, ends, masses = self._blocks(self.posterior())
+            j = int(np.argmax(masses))
+            mass = float(masses[j])
+            if self.p_quantile is not None and mass >= self.confidence:
+                mass = min(mass, float(self._blocks(self.pessimistic_posterior())[2][j]))
+            self._block = (int(starts[j]), int(ends[j])), mass
+        return self._block
 
     @property
     def done(self) -> bool:
@@ -243,6 +291,7 @@ class FlakyBisection:
         if outcome in (Outcome.SKIP, Outcome.ERROR):
             if self.fails[i] + self.passes[i] == 0 and 0 < i < self.n - 1:
                 self._skip[i] = True
+                self._block = None
             return
         if outcome is Outcome.FAIL and i == 0:
             self.contradictions.append(i)  # the good end failed: the model has no room for it
@@ -252,6 +301,7 @@ class FlakyBisection:
         else:
             self.passes[i] += 1
         self._post = None
+        self._block = None
 
     def evidence(self) -> dict[int, tuple[int, int]]:
         """``{candidate: (fails, passes)}`` for every candidate tested."""

@@ -22,6 +22,7 @@ from sleuth.model import Outcome
 __all__ = [
     "AUTO_RERUNS",
     "BAD_END_RETRIES",
+    "P_QUANTILE",
     "FlakyMode",
     "choose_strategy",
     "default_max_tests",
@@ -32,6 +33,8 @@ __all__ = [
 AUTO_RERUNS = 3
 #: the Bayesian search reruns the bad end until it failed this often (estimating p)
 END_FAILS = 4
+#: under ``--flaky auto`` the search stops only when confident with p at this quantile of its posterior
+P_QUANTILE = 0.1
 #: pseudo-counts that pin p near a value given with ``--flaky P``
 _PIN = 200.0
 #: under ``--flaky auto``, reruns of a bad end whose first run passed before giving up (0.5^8 < 0.4%)
@@ -86,17 +89,25 @@ def choose_strategy(
     flaky_seen = Outcome.PASS in end_outcomes
     if mode.p == 1.0:
         return Bisection(n)
-    stop = confidence
     if mode.auto:
-        # p is estimated: stop at half the error budget (measured: the estimated-p posterior is
-        # over-confident when the bad end ran only a few times, p = 0.2 gave 87% at a 0.95 stop)
-        prior, end_fails, stop = (1.0, 2.0), END_FAILS, 1.0 - (1.0 - confidence) / 2
+        # p is estimated: the stop also asks for the confidence at a low quantile of p's posterior
+        # (the marginal posterior alone was over-confident at low p), and the first FAIL of the bad
+        # end, the one that made it the bad end, is not evidence about p
+        prior, end_fails, given, quantile = (1.0, 2.0), END_FAILS, 1, P_QUANTILE
     else:
         p = mode.p if mode.p is not None else 0.5
-        prior, end_fails = (p * _PIN, (1.0 - p) * _PIN), 0
+        prior, end_fails, given, quantile = (p * _PIN, (1.0 - p) * _PIN), 0, 0, None
 
     def flaky() -> FlakyBisection:
         budget = max_tests if max_tests is not None else default_max_tests(n)
-        return FlakyBisection(n, prior=prior, confidence=stop, max_tests=budget, end_fails=end_fails)
+        return FlakyBisection(
+            n,
+            prior=prior,
+            confidence=confidence,
+            max_tests=budget,
+            end_fails=end_fails,
+            given_fails=given,
+            p_quantile=quantile,
+        )
 
     return AutoBisection(n, flaky) if mode.auto and not flaky_seen else flaky()
