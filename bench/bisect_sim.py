@@ -14,12 +14,15 @@ methods
   bound          the information limit log2(N-1) / capacity(p) (+2 end checks), no confidence margin
 
 Tests and rounds include the end checks.  A round is one batch of ``jobs`` parallel tests of equal
-duration.  Run: ``python bench/bisect_sim.py [--seeds 200] [--quick]``.
+duration.  Run: ``python bench/bisect_sim.py [--seeds 200] [--quick]``; one cell with more seeds and
+the reported confidence against the hit rate: ``--n 1000 --p 0.2 --jobs 1 --method auto --seeds 800
+--calibration``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import random
 import sys
@@ -40,6 +43,12 @@ def _oracle(rng: random.Random, f: int, p: float) -> Oracle:
     return lambda i: Outcome.FAIL if i >= f and rng.random() < p else Outcome.PASS
 
 
+#: reported confidence of each sleuth search in the current row (for ``--calibration``)
+CONFIDENCES: list[float] = []
+#: calibration tables waiting to be printed
+CALIBRATION: list[str] = []
+
+
 def run_sleuth(n: int, test: Oracle, mode: FlakyMode, jobs: int) -> tuple[int, int, int | None]:
     """(tests, rounds, answer) for one search as the driver runs it."""
     ends = [Outcome.PASS, Outcome.FAIL]  # the end checks pass (conditioned on by the simulation)
@@ -58,6 +67,7 @@ def run_sleuth(n: int, test: Oracle, mode: FlakyMode, jobs: int) -> tuple[int, i
         for q in batch:
             strat.observe(q, test(q.index))
     res = strat.result()
+    CONFIDENCES.append(res.confidence)
     return strat.tests, rounds, res.first_bad
 
 
@@ -82,9 +92,16 @@ def rerun_k(p: float) -> int:
     return 1 if p >= 1 else math.ceil(math.log(0.01) / math.log(1 - p))
 
 
-def measure(n: int, p: float, seeds: int, fn: Callable[[Oracle], tuple[int, int, int | None]]) -> str:
+def measure(
+    n: int,
+    p: float,
+    seeds: int,
+    fn: Callable[[Oracle], tuple[int, int, int | None]],
+    calibration: bool = False,
+) -> str:
     """Mean/p90 tests, accuracy and mean rounds over ``seeds`` simulated culprits."""
-    tests, rounds, hits = [], [], 0
+    tests, rounds, hits, right = [], [], 0, []
+    CONFIDENCES.clear()
     for seed in range(seeds):
         rng = random.Random(seed * 7919 + n)
         f = rng.randint(1, n - 1)
@@ -92,10 +109,27 @@ def measure(n: int, p: float, seeds: int, fn: Callable[[Oracle], tuple[int, int,
         tests.append(t)
         rounds.append(r)
         hits += got == f
+        right.append(got == f)
     arr = np.array(tests)
-    return (
-        f"{arr.mean():7.1f} {np.percentile(arr, 90):6.0f} {100 * hits / seeds:6.1f}% {np.mean(rounds):7.1f}"
-    )
+    row = f"{arr.mean():7.1f} {np.percentile(arr, 90):6.0f} {100 * hits / seeds:6.1f}% {np.mean(rounds):7.1f}"
+    if calibration and len(CONFIDENCES) == seeds:
+        CALIBRATION.append(calibration_table(np.array(CONFIDENCES), np.array(right)))
+    return row
+
+
+def calibration_table(conf: np.ndarray, right: np.ndarray) -> str:
+    """Searches binned by the confidence they reported, with the fraction that was right."""
+    lines = ["#   reported confidence   searches   right   mean reported"]
+    edges = [0.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99, 0.999, 1.0001]
+    for lo, hi in itertools.pairwise(edges):
+        m = (conf >= lo) & (conf < hi)
+        if m.any():
+            rate = 100 * right[m].mean()
+            lines.append(
+                f"#   [{lo:.3f}, {min(hi, 1):.3f})  {m.sum():>9} {rate:6.1f}%   {conf[m].mean():.4f}"
+            )
+    lines.append(f"#   all: mean reported {conf.mean():.4f}, right {100 * right.mean():.1f}%")
+    return "\n".join(lines)
 
 
 Method = Callable[[Oracle], tuple[int, int, int | None]]
@@ -123,8 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=200)
     ap.add_argument("--seeds-10k", type=int, default=40, help="seeds per row at N=10000 (slow rows)")
     ap.add_argument("--quick", action="store_true", help="N=1000 only")
+    ap.add_argument("--n", type=int, action="append", help="only this N (repeatable)")
+    ap.add_argument("--p", type=float, action="append", help="only this p (repeatable)")
+    ap.add_argument("--jobs", type=int, action="append", help="only this jobs (repeatable)")
+    ap.add_argument("--method", action="append", help="only methods whose name contains this (repeatable)")
+    ap.add_argument("--calibration", action="store_true", help="reported confidence vs. right, per row")
     args = ap.parse_args(argv)
-    sizes = [1000] if args.quick else [100, 1000, 10000]
+    sizes = args.n or ([1000] if args.quick else [100, 1000, 10000])
     print(
         f"{'N':>6} {'p':>4} {'jobs':>4}  {'method':<13} {'tests':>7} {'p90':>6} {'acc':>7} {'rounds':>7} {'seeds':>6}"
     )
@@ -132,15 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     for n in sizes:
         seeds = args.seeds_10k if n >= 10000 else args.seeds
         bound = math.log2(n - 1)
-        for p in (1.0, 0.9, 0.5, 0.2):
-            for jobs in (1, 3, 7):
+        for p in args.p or (1.0, 0.9, 0.5, 0.2):
+            for jobs in args.jobs or (1, 3, 7):
                 rows = methods(n, p, jobs)
                 for name, fn in rows:
-                    print(
-                        f"{n:>6} {p:>4g} {jobs:>4}  {name:<13} {measure(n, p, seeds, fn)} {seeds:>6}",
-                        flush=True,
-                    )
-                if jobs == 1:
+                    if args.method and not any(m in name for m in args.method):
+                        continue
+                    row = measure(n, p, seeds, fn, args.calibration)
+                    print(f"{n:>6} {p:>4g} {jobs:>4}  {name:<13} {row} {seeds:>6}", flush=True)
+                    while CALIBRATION:
+                        print(CALIBRATION.pop(), flush=True)
+                if jobs == 1 and not args.method:
                     cap = z_channel_capacity(p)
                     print(f"{n:>6} {p:>4g} {jobs:>4}  {'bound':<13} {bound / cap + 2:7.1f}")
     print("# targets: p=1 'sleuth off' <= ceil(log2 N)+2 tests; N=1000 p=0.5: acc >= 95% with <= 33 tests;")
