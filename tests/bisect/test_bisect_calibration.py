@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+from sleuth.bisect.flaky import FlakyBisection
 from sleuth.bisect.policy import AUTO_RERUNS, FlakyMode, choose_strategy
 from sleuth.bisect.strategies import Query, SearchStatus
 from sleuth.model import Outcome
@@ -39,3 +40,24 @@ def test_auto_accuracy_matches_its_confidence_at_low_p() -> None:
     # and the confidence it reports is not above what it achieves
     reported = sum(c for _, c in runs) / seeds
     assert reported <= accuracy + slack
+
+
+def test_the_bad_ends_first_fail_is_not_evidence_about_p() -> None:
+    s = FlakyBisection(100, prior=(1.0, 2.0), given_fails=1)
+    s.observe(Query(0, 99), Outcome.FAIL)
+    assert abs(s.p_estimate() - 1 / 3) < 1e-9  # still the prior mean
+    s.observe(Query(1, 99), Outcome.FAIL)
+    assert s.p_estimate() > 1 / 3
+
+
+def test_the_stop_asks_for_confidence_at_a_low_p_too() -> None:
+    def run(quantile: float | None) -> FlakyBisection:
+        s = FlakyBisection(64, prior=(1.0, 2.0), p_quantile=quantile)
+        for j, (i, o) in enumerate([(63, Outcome.FAIL)] * 3 + [(31, Outcome.FAIL), (30, Outcome.PASS)] * 2):
+            s.observe(Query(j, i), o)
+        return s
+
+    plain, careful = run(None), run(0.1)
+    top = int(plain.posterior().argmax())
+    assert careful.pessimistic_posterior()[top] < plain.posterior()[top]
+    assert careful.result().confidence <= plain.result().confidence

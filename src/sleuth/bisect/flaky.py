@@ -195,7 +195,8 @@ class FlakyBisection:
 
     def _best_block(self) -> tuple[tuple[int, int], float]:
         """The block of hypotheses with the most mass (a testable candidate and the skips below it)
-        and its confidence: its mass, or its pessimistic mass when that is smaller."""
+        and its confidence: its mass, or its pessimistic mass when that is smaller (worked out only
+        when the mass reaches ``confidence``: below it the search goes on either way)."""
         if self._block is None:
             starts, ends, masses = self._blocks(self.posterior())
             j = int(np.argmax(masses))
@@ -309,8 +310,11 @@ class FlakyBisection:
         return {int(i): (int(self.fails[i]), int(self.passes[i])) for i in idx}
 
     def result(self) -> SearchResult:
-        """The most probable block of first-bad hypotheses and its posterior mass."""
+        """The most probable block of first-bad hypotheses and its confidence (see _best_block)."""
         (a, b), mass = self._best_block()
+        if self.p_quantile is not None and mass < self.confidence:
+            pess = self._blocks(self.pessimistic_posterior())[2]
+            mass = min(mass, float(pess[int(np.searchsorted(self._blocks(self.posterior())[1], b))]))
         last_good = a - 1  # the block starts right above a testable candidate (or the good end)
         if mass < self.confidence:
             status, note = SearchStatus.INCONCLUSIVE, f"stopped after {self._tests} tests below confidence"
