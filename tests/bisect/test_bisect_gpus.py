@@ -98,3 +98,38 @@ def test_bad_gpus_are_usage_errors(tmp_path: Path, listing: Path, args: list[str
     res = sleuth("bisect", "list", str(listing), "--output", "o", *args, "--", "true", cwd=tmp_path)
     assert res.returncode == 2 and needle in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "o").exists()  # rejected before a run dir exists
+
+
+def test_resume_can_move_to_other_devices(tmp_path: Path, listing: Path) -> None:
+    import signal
+    import time
+
+    block = tmp_path / "block"
+    block.touch()
+    log = tmp_path / "log"
+    body = (
+        "import os,sys,time; e=os.environ; c=int(e['SLEUTH_CANDIDATE'][1:]); "
+        f"p=os.path.join({str(log)!r}, e['SLEUTH_TRIAL_DIR'].replace(os.sep, '_')); "
+        "open(p,'w').write(e['CUDA_VISIBLE_DEVICES']); "
+        f"time.sleep(600 if c not in (1, 12) and os.path.exists({str(block)!r}) else 0); sys.exit(int(c >= 6))"
+    )
+    argv = [PY, "-m", "sleuth", "bisect", "list", str(listing), "--output", "o", "--flaky", "off",
+            "--gpus", "0,1", "--", PY, "-c", body]  # fmt: skip
+    env = {**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(list(log.iterdir())) < 3:  # both ends done, a probe hangs
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    block.unlink()
+    (run_dir,) = (tmp_path / "o" / "bisect").glob("*/*")
+    before = {f.name for f in log.iterdir()}
+    bad = sleuth("bisect", "resume", str(run_dir), "--gpus", "x", cwd=tmp_path)
+    assert bad.returncode == 2 and "--gpus 'x'" in bad.stderr
+    res = sleuth("bisect", "resume", str(run_dir), "--gpus", "4,5", "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    d = json.loads(res.stdout)
+    assert d["first_bad"]["label"] == "v6"
+    after = {f.name: f.read_text() for f in log.iterdir() if f.name not in before}
+    assert after and set(after.values()) <= {"4", "5"}, after

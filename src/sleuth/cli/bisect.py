@@ -182,13 +182,24 @@ def images_cmd(*, template: str, end_date: str, start_date: str | None, runtime:
 
 @command.command(name="resume")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--jobs", "-j", type=int, default=None, help="Tests run at once (default: as the run started).")
+@click.option("--gpus", metavar="IDS", help="Comma-separated devices (default: as the run started).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
-def resume_cmd(run_dir: Path, as_json: bool) -> int:
-    """Continue an interrupted bisection: journaled tests are replayed, never re-run."""
+def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool) -> int:
+    """Continue an interrupted bisection: journaled tests are replayed, never re-run.
+
+    The remaining tests may run with other --jobs/--gpus (a different machine); the answer does not
+    depend on them for a deterministic test.
+    """
+    from sleuth.backends.local import check_slots
     from sleuth.bisect.candidates import source_from_config
+    from sleuth.cli._options import parse_gpus
     from sleuth.journal import RunDir
     from sleuth.runner import reap_orphans
 
+    if jobs is not None or gpus is not None:  # bad flags fail before the run dir is touched
+        ids = parse_gpus(gpus)
+        check_slots(jobs if jobs is not None else max(1, len(ids)), ids)
     rd = RunDir.open(run_dir.resolve())
     reaped = reap_orphans(rd.path)  # tests a killed sleuth left running would run twice
     if reaped:
@@ -203,6 +214,11 @@ def resume_cmd(run_dir: Path, as_json: bool) -> int:
     tests = [e for e in events if e["event"] == "test"]
     kw = dict(start["flags"])
     kw["as_json"] = as_json
+    if gpus is not None:
+        kw["gpus"] = gpus
+        kw["jobs"] = None  # one per device unless --jobs says otherwise
+    if jobs is not None:
+        kw["jobs"] = jobs
     rd.journal.append("resume", replayed=len(tests))
     return _execute(source_from_config(start["source"]), kw, rd, replay=tests, labels=labels,
                     default_skip=tuple(start.get("default_skip", ())))  # fmt: skip
