@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
@@ -394,3 +395,43 @@ def test_200mb_of_output_keeps_sleuth_memory_bounded(sleuth_env, tmp_path: Path)
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     # and the workload each stayed far below the 200 MB they moved through files
     assert peak_kib < 150 * 1024, f"peak RSS {peak_kib} KiB"
+
+
+def test_secret_env_values_stay_out_of_the_journal_and_resume_restores_them(
+    sleuth, sleuth_env, tmp_path: Path
+) -> None:
+    sleuth_env.pop("HF_TOKEN", None)  # the shell of this test must not hold the value
+    token = "hf_" + "Ab3" * 12
+    # the script checks a digest of the value, so the token itself appears only in the --env flag
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    script = (
+        "import hashlib, os; "
+        f"print(hashlib.sha256(os.environ['HF_TOKEN'].encode()).hexdigest() == {digest!r}, os.environ['NCCL_DEBUG'])"
+    )
+    res = sleuth(
+        "run", "--json", "--env", f"HF_TOKEN={token}", "--env", "NCCL_DEBUG=INFO", "--", PY, "-c", script
+    )
+    assert res.rc == 0, res.stderr
+    rd = Path(res.json()["run_dir"])
+    rd = rd if rd.is_absolute() else tmp_path / rd
+    journal = (rd / "journal.jsonl").read_text()
+    assert token not in journal and "NCCL_DEBUG" in journal
+    assert (rd / "trials" / "0001" / "stdout").read_text().split() == ["True", "INFO"]
+    secrets = rd / "secrets.json"
+    assert json.loads(secrets.read_text()) == {"HF_TOKEN": token}
+    assert secrets.stat().st_mode & 0o777 == 0o600
+    # resume restores the value: cut the journal back to its start event, as if killed before any trial
+    lines = journal.splitlines()
+    (rd / "journal.jsonl").write_text(lines[0] + "\n")
+    (rd / "trials" / "0001" / "stdout").unlink()
+    again = sleuth("run", "--resume", rd, "--json")
+    assert again.rc == 0, again.stderr
+    assert (rd / "trials" / "0001" / "stdout").read_text().split() == ["True", "INFO"]
+    # a shared run dir has no secrets.json: resume names what it needs, or takes it from the shell
+    (rd / "journal.jsonl").write_text(lines[0] + "\n")
+    secrets.unlink()
+    missing = sleuth("run", "--resume", rd)
+    assert missing.rc == 2 and "HF_TOKEN" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    from_shell = sleuth("run", "--resume", rd, "--json", env={"HF_TOKEN": token})
+    assert from_shell.rc == 0, from_shell.stderr
+    assert (rd / "trials" / "0001" / "stdout").read_text().split() == ["True", "INFO"]

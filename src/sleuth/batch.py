@@ -8,6 +8,7 @@ The CLI parses flags into a :class:`RunConfig`; :func:`execute` runs the trials 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -26,7 +27,7 @@ from sleuth.journal import RunDir
 from sleuth.model import MetricSpec, Outcome, Stream, Trial, TrialSpec
 from sleuth.oracle import OracleConfig, Threshold, build_oracle
 
-__all__ = ["RunConfig", "RunSummary", "execute", "resume_config", "summarize"]
+__all__ = ["SECRETS", "RunConfig", "RunSummary", "execute", "record_start", "resume_config", "summarize"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,6 +191,50 @@ def summarize(
     return RunSummary(data, trials)
 
 
+#: the ``--env`` values that look secret, kept out of the journal (a run dir gets shared in bug reports)
+SECRETS = "secrets.json"
+
+
+def record_start(config: RunConfig, run_dir: RunDir) -> None:
+    """Journal the ``start`` event; ``--env`` values that look secret go to a 0600 ``secrets.json``."""
+    from sleuth._probe import REDACTED, redact_value
+
+    public = config.to_dict()
+    secret = {k: v for k, v in config.env.items() if redact_value(k, v) != v}
+    if secret:
+        public["env"] = {k: REDACTED if k in secret else v for k, v in config.env.items()}
+        public["redacted_env"] = sorted(secret)
+        run_dir.write_json(SECRETS, secret, mode=0o600)
+    run_dir.journal.append("start", config=public)
+
+
+def _restore_secrets(run_dir: RunDir, config: dict[str, Any]) -> dict[str, Any]:
+    from sleuth.errors import UsageError
+
+    names = config.get("redacted_env") or []
+    if not names:
+        return config
+    try:
+        kept = json.loads((run_dir.path / SECRETS).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        kept = {}
+    env = dict(config["env"])
+    missing = []
+    for name in names:
+        if name in kept:
+            env[name] = kept[name]
+        elif name in os.environ:  # a shared run dir has no secrets.json: take the caller's value
+            env[name] = os.environ[name]
+        else:
+            missing.append(name)
+    if missing:
+        raise UsageError(
+            f"{run_dir.path}: the redacted --env value(s) {', '.join(missing)} are not in {SECRETS}",
+            hint="export them in this shell before resuming",
+        )
+    return {**config, "env": env}
+
+
 def resume_config(run_dir: RunDir) -> tuple[RunConfig, list[dict[str, Any]]]:
     """The config a run started with, and the trial records it already finished."""
     from sleuth.errors import UsageError
@@ -199,7 +244,7 @@ def resume_config(run_dir: RunDir) -> tuple[RunConfig, list[dict[str, Any]]]:
     if start is None or "config" not in start:
         raise UsageError(f"{run_dir.path}: no 'start' event in journal.jsonl; this is not a sleuth run dir")
     done = [e["trial"] for e in events if e["event"] == "trial"]
-    return RunConfig.from_dict(start["config"]), done
+    return RunConfig.from_dict(_restore_secrets(run_dir, start["config"])), done
 
 
 def execute(

@@ -42,12 +42,16 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
+def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one.
+
+    ``mode`` (e.g. 0o600 for secrets) is set before any byte is written; default: as the umask allows.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a report is as readable as any new file
+        # mkstemp makes 0600; a report is as readable as any new file
+        os.fchmod(fd, mode if mode is not None else 0o666 & ~_UMASK)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
@@ -56,9 +60,9 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
+def atomic_write_json(path: Path, obj: Any, *, mode: int | None = None) -> None:
     """Atomically write ``obj`` as indented JSON."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", mode=mode)
 
 
 class Journal:
@@ -206,10 +210,10 @@ class RunDir:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def write_json(self, relpath: str, obj: Any) -> Path:
+    def write_json(self, relpath: str, obj: Any, *, mode: int | None = None) -> Path:
         """Atomically write ``obj`` as JSON at ``relpath`` inside the run dir."""
         p = self.path / relpath
-        atomic_write_json(p, obj)
+        atomic_write_json(p, obj, mode=mode)
         return p
 
     def write_text(self, relpath: str, text: str) -> Path:

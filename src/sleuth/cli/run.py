@@ -99,7 +99,7 @@ def command(**kw: Any) -> int:
         prepared = _prepare(dict(config.environment))  # a broken environment leaves no run dir behind
         run_dir = RunDir.create(kw["output"], "run", config.name)
         done = []
-        run_dir.journal.append("start", config=config.to_dict())
+        batch.record_start(config, run_dir)
     view = _View(config, run_dir.path, quiet=kw["as_json"])
     view.start(len(done))
     old = signal.signal(signal.SIGTERM, _raise_interrupt)
