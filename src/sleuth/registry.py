@@ -303,6 +303,18 @@ class EnvironmentDef:
         }
 
 
+def _add(table: dict[str, Any], kind: str, item: Mitigation | EnvironmentDef) -> None:
+    if not check_name(item.name):
+        raise ConfigError(f"{item.source}: {kind} name {item.name!r} is not a valid name")
+    old = table.get(item.name)
+    if old is not None:
+        raise ConfigError(
+            f"{kind} {item.name!r} is defined twice: by {old.source} and by {item.source}",
+            hint="rename one of them",
+        )
+    table[item.name] = item
+
+
 class Registry:
     """Every mitigation and environment name known to this run."""
 
@@ -312,27 +324,11 @@ class Registry:
 
     def add_mitigation(self, m: Mitigation) -> None:
         """Register ``m``; ConfigError naming both sources when the name is taken."""
-        if not check_name(m.name):
-            raise ConfigError(f"{m.source}: mitigation name {m.name!r} is not a valid name")
-        old = self.mitigations.get(m.name)
-        if old is not None:
-            raise ConfigError(
-                f"mitigation {m.name!r} is defined twice: by {old.source} and by {m.source}",
-                hint="rename one of them",
-            )
-        self.mitigations[m.name] = m
+        _add(self.mitigations, "mitigation", m)
 
     def add_environment(self, e: EnvironmentDef) -> None:
         """Register ``e``; ConfigError naming both sources when the name is taken."""
-        if not check_name(e.name):
-            raise ConfigError(f"{e.source}: environment name {e.name!r} is not a valid name")
-        old = self.environments.get(e.name)
-        if old is not None:
-            raise ConfigError(
-                f"environment {e.name!r} is defined twice: by {old.source} and by {e.source}",
-                hint="rename one of them",
-            )
-        self.environments[e.name] = e
+        _add(self.environments, "environment", e)
 
     def add_mitigations(self, entries: Mapping[str, Any], source: str) -> None:
         """Validate and register ``name -> {env, append, description, docs}`` from ``source``."""

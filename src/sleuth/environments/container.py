@@ -114,6 +114,10 @@ class Mount:
             raise UsageError(f"--mount {text!r}: paths with commas cannot be mounted")
         return cls(os.path.abspath(os.path.expanduser(parts[0])), parts[1], parts[2:] == ["ro"])
 
+    def spec(self) -> str:
+        """The ``SRC:DST[:ro]`` form that :meth:`parse` reads."""
+        return f"{self.src}:{self.dst}{':ro' if self.readonly else ''}"
+
 
 def resolve_runtime(name: str | Runtime) -> str:
     """The absolute path of the runtime's executable; ``EnvironmentBuildError`` when not on PATH."""
@@ -244,7 +248,7 @@ class ContainerEnvironment:
         return {
             "kind": self.runtime.value,
             "image": self.image,
-            "mounts": [f"{m.src}:{m.dst}{':ro' if m.readonly else ''}" for m in self.mounts],
+            "mounts": [m.spec() for m in self.mounts],
             "forward_env": dict(self.forward_env),
             "workdir": self.workdir,
             "gpus": self.gpus,

@@ -67,7 +67,7 @@ class PyxisEnvironment:
         return {
             "kind": "pyxis",
             "image": self.image,
-            "mounts": [f"{m.src}:{m.dst}{':ro' if m.readonly else ''}" for m in self.mounts],
+            "mounts": [m.spec() for m in self.mounts],
             "forward_env": dict(self.forward_env),
             "workdir": self.workdir,
             "writable": self.writable,
@@ -104,7 +104,7 @@ class PreparedPyxis:
         mounts = [*e.mounts, *([Mount(out, OUTPUT_MOUNT)] if out else [])]
         args = [self.executable, *e.srun_args, f"--container-image={e.image}"]
         if mounts:
-            spec_mounts = ",".join(f"{m.src}:{m.dst}{':ro' if m.readonly else ''}" for m in mounts)
+            spec_mounts = ",".join(m.spec() for m in mounts)
             args.append(f"--container-mounts={spec_mounts}")
         args.append("--container-mount-home" if e.mount_home else "--no-container-mount-home")
         if e.writable:

@@ -50,15 +50,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _check_regex(pattern: str | None, what: str) -> None:
-    if pattern is None:
-        return
+def regex_problem(pattern: str, *, one_group: bool = False) -> tuple[bool, str] | None:
+    """What is wrong with ``pattern``, as ``(is_syntax_error, detail)``; None when fine.
+
+    ``one_group``: a regex that extracts one number may have at most one capturing group.
+    """
     try:
         compiled = re.compile(pattern)
     except re.error as exc:
-        raise ValueError(f"{what} {pattern!r} is not a valid regular expression: {exc}") from None
-    if what == "step_time.regex" and compiled.groups > 1:
-        raise ValueError(f"{what} {pattern!r}: use at most one capturing group (the number)")
+        return (True, str(exc))
+    if one_group and compiled.groups > 1:
+        return (False, "use at most one capturing group (the number)")
+    return None
+
+
+def _check_regex(pattern: str | None, what: str) -> None:
+    if pattern is None:
+        return
+    problem = regex_problem(pattern, one_group=what == "step_time.regex")
+    if problem is not None:
+        syntax, detail = problem
+        sep = " is not a valid regular expression: " if syntax else ": "
+        raise ValueError(f"{what} {pattern!r}{sep}{detail}")
 
 
 class OracleSpec(_Strict):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sleuth.errors import UsageError
+from sleuth.matrix.recipe import regex_problem
 from sleuth.model import check_name
 from sleuth.registry import KINDS
 
@@ -76,14 +77,10 @@ def _check_values(flags: ShimFlags) -> None:
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise UsageError(f"{flag} {value:g}: must be a positive number")
     for flag, pattern in (("--fail-regex", flags.fail_regex), ("--step-time-regex", flags.step_time_regex)):
-        if pattern is None:
-            continue
-        try:
-            compiled = re.compile(pattern)
-        except re.error as exc:
-            raise UsageError(f"{flag} {pattern!r}: invalid regex: {exc}") from None
-        if flag == "--step-time-regex" and compiled.groups > 1:
-            raise UsageError(f"{flag} {pattern!r}: use at most one capturing group (the number)")
+        problem = None if pattern is None else regex_problem(pattern, one_group=flag == "--step-time-regex")
+        if problem is not None:
+            syntax, detail = problem
+            raise UsageError(f"{flag} {pattern!r}: {'invalid regex: ' if syntax else ''}{detail}")
     for flag, name in (("--ticket", flags.ticket), ("--name", flags.name)):
         if name is not None and not check_name(name):
             raise UsageError(
