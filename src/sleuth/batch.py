@@ -8,7 +8,6 @@ The CLI parses flags into a :class:`RunConfig`; :func:`execute` runs the trials 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -27,7 +26,7 @@ from sleuth.journal import RunDir
 from sleuth.model import MetricSpec, Outcome, Stream, Trial, TrialSpec
 from sleuth.oracle import OracleConfig, Threshold, build_oracle
 
-__all__ = ["SECRETS", "RunConfig", "RunSummary", "execute", "record_start", "resume_config", "summarize"]
+__all__ = ["RunConfig", "RunSummary", "execute", "record_start", "resume_config", "summarize"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -191,48 +190,25 @@ def summarize(
     return RunSummary(data, trials)
 
 
-#: the ``--env`` values that look secret, kept out of the journal (a run dir gets shared in bug reports)
-SECRETS = "secrets.json"
-
-
 def record_start(config: RunConfig, run_dir: RunDir) -> None:
     """Journal the ``start`` event; ``--env`` values that look secret go to a 0600 ``secrets.json``."""
-    from sleuth._probe import REDACTED, redact_value
+    from sleuth.secrets import Secrets
 
     public = config.to_dict()
-    secret = {k: v for k, v in config.env.items() if redact_value(k, v) != v}
+    secret = Secrets.of(config.env)
     if secret:
-        public["env"] = {k: REDACTED if k in secret else v for k, v in config.env.items()}
-        public["redacted_env"] = sorted(secret)
-        run_dir.write_json(SECRETS, secret, mode=0o600)
+        public = secret.scrub(public)
+        public["env"] = secret.public_env(config.env)
+        public["redacted_env"] = secret.names
+        secret.save(run_dir.path)
     run_dir.journal.append("start", config=public)
 
 
 def _restore_secrets(run_dir: RunDir, config: dict[str, Any]) -> dict[str, Any]:
-    from sleuth.errors import UsageError
+    from sleuth.secrets import Secrets
 
-    names = config.get("redacted_env") or []
-    if not names:
-        return config
-    try:
-        kept = json.loads((run_dir.path / SECRETS).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        kept = {}
-    env = dict(config["env"])
-    missing = []
-    for name in names:
-        if name in kept:
-            env[name] = kept[name]
-        elif name in os.environ:  # a shared run dir has no secrets.json: take the caller's value
-            env[name] = os.environ[name]
-        else:
-            missing.append(name)
-    if missing:
-        raise UsageError(
-            f"{run_dir.path}: the redacted --env value(s) {', '.join(missing)} are not in {SECRETS}",
-            hint="export them in this shell before resuming",
-        )
-    return {**config, "env": env}
+    secret = Secrets.load(run_dir.path, list(config.get("redacted_env") or []))
+    return {**config, "env": secret.restore_env(config["env"])} if secret else config
 
 
 def resume_config(run_dir: RunDir) -> tuple[RunConfig, list[dict[str, Any]]]:

@@ -40,6 +40,7 @@ __all__ = [
     "head_of",
     "load_callable",
     "normalize_line",
+    "same_failure",
 ]
 
 
@@ -150,6 +151,15 @@ def head_of(result: TrialResult) -> str:
         except ValueError:
             return f"signal {result.signal}"
     return f"exit {result.rc}"
+
+
+def same_failure(a: str | None, b: str | None) -> bool:
+    """True when two signatures name the same failure, as a person reading them would judge.
+
+    Every room compares signatures through this (bisect's "other failure", matrix's target
+    signature), never with ``==``.
+    """
+    return a is not None and b is not None and a == b
 
 
 def _signature(head: str, line: str | None) -> str:

@@ -24,7 +24,7 @@ from sleuth.bisect.strategies import Query
 from sleuth.engine import Engine, Untestable
 from sleuth.journal import RunDir
 from sleuth.model import Outcome, Trial, TrialSpec
-from sleuth.oracle import Oracle
+from sleuth.oracle import Oracle, same_failure
 
 __all__ = ["Options", "TestEvent", "TestPool"]
 
@@ -43,6 +43,10 @@ class Options:
     max_tests: int | None = None
     #: performance mode: classify candidates by this metric instead of the exit code
     perf: PerfSpec | None = None
+    #: search for the first candidate where the failure goes away (the old end fails, the new passes)
+    find_fix: bool = False
+    #: labels known to be untestable (``--skip REV``): never tested, counted as SKIP
+    skip: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,7 +170,8 @@ class TestPool:
         self.rounds = max(self.rounds, rnd)
         outcome, sig, reason, value = raw
         counted = Outcome.SKIP if outcome is Outcome.ERROR else outcome
-        if outcome is Outcome.FAIL and self.signature and sig != self.signature and not self.opt.any_failure:
+        if (outcome is Outcome.FAIL and self.signature and not same_failure(sig, self.signature)
+                and not self.opt.any_failure):  # fmt: skip
             counted = Outcome.SKIP
         ev = TestEvent(
             seq=q.seq,

@@ -1,0 +1,153 @@
+"""One redaction rule for every verb: what is secret, where it is kept, how it is hidden.
+
+A value is *secret* when the name of the variable (or key) that carries it says so (``TOKEN``,
+``SECRET``, ``KEY``, ``PASSWORD``, ``CREDENTIAL``, ``AUTH`` ...) or when the value looks like a
+token (``hf_...``, ``ghp_...``, ``sk-...``, ``AKIA...``, long mixed-case alphanumerics).  Inside any
+other value, URL credentials (``scheme://user:pass@host``) and token-shaped words are hidden.
+
+Invariant: a secret reaches no file of a run dir except ``secrets.json`` (mode 0600, kept for
+resume) and no output except the workload's own.  Everything else a verb writes or prints
+(journal events, resolved recipes, ``summary.json``, reports, ``--json`` and ``--dry-run``) goes
+through :meth:`Secrets.scrub` first.  A run dir can then be attached to a bug report as it is;
+resume takes the values back from ``secrets.json`` or, when that file was not shared, from the
+caller's environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sleuth._probe import REDACTED, redact_value
+from sleuth.errors import UsageError
+
+__all__ = ["REDACTED", "SECRETS_FILE", "Secrets", "is_secret", "scrub_text"]
+
+#: the file of a run dir that keeps the secret values (mode 0600)
+SECRETS_FILE = "secrets.json"
+
+#: token-shaped words anywhere in a text (not only whole values)
+_TOKEN_WORD_RE = re.compile(
+    r"(?<![A-Za-z0-9])(?:ghp_|gho_|ghs_|ghu_|github_pat_|glpat-|hf_|sk-|xox[abprs]-|AKIA|ASIA)[A-Za-z0-9_-]{8,}"
+)
+_URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]+:[^/@\s]*@")
+
+
+def is_secret(name: str, value: str) -> bool:
+    """True when ``value`` must be kept out of every file but ``secrets.json``."""
+    return value != REDACTED and redact_value(name, value) != value
+
+
+def scrub_text(text: str, values: tuple[str, ...] = ()) -> str:
+    """``text`` with the given secret ``values``, URL credentials and token-shaped words hidden."""
+    for v in values:
+        if v:
+            text = text.replace(v, REDACTED)
+    text = _URL_CREDENTIALS_RE.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
+    return _TOKEN_WORD_RE.sub(REDACTED, text)
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    """The secret values of one run, by the name that carried them."""
+
+    values: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, *envs: Mapping[str, str]) -> Secrets:
+        """The secret entries of one or more name -> value mappings (``--env``, recipe ``extra_env``)."""
+        found: dict[str, str] = {}
+        for env in envs:
+            found.update({k: v for k, v in env.items() if is_secret(k, v)})
+        return cls(found)
+
+    def __bool__(self) -> bool:
+        return bool(self.values)
+
+    @property
+    def names(self) -> list[str]:
+        """The names whose values are secret, sorted."""
+        return sorted(self.values)
+
+    def merged(self, other: Secrets) -> Secrets:
+        """Both sets of secrets."""
+        return Secrets({**self.values, **other.values})
+
+    def public_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        """``env`` with each secret value replaced by ``<redacted>`` (names kept)."""
+        return {k: (REDACTED if k in self.values else scrub_text(v, self._vals())) for k, v in env.items()}
+
+    def _vals(self) -> tuple[str, ...]:
+        # longest first: a secret that contains another is hidden whole
+        return tuple(sorted({v for v in self.values.values() if v}, key=len, reverse=True))
+
+    def scrub(self, obj: Any) -> Any:
+        """A copy of a JSON-like ``obj`` with every secret hidden, in keys' values and in strings."""
+        vals = self._vals()
+
+        def walk(x: Any, key: str | None) -> Any:
+            if isinstance(x, str):
+                if key is not None and key in self.values and x == self.values[key]:
+                    return REDACTED
+                return scrub_text(x, vals)
+            if isinstance(x, Mapping):
+                return {k: walk(v, str(k)) for k, v in x.items()}
+            if isinstance(x, list | tuple):
+                return [walk(v, None) for v in x]
+            return x
+
+        return walk(obj, None)
+
+    def save(self, run_dir: Path) -> None:
+        """Write ``secrets.json`` (0600) into ``run_dir`` when there is anything to keep."""
+        if not self.values:
+            return
+        from sleuth.journal import atomic_write_json
+
+        path = run_dir / SECRETS_FILE
+        kept: dict[str, str] = {}
+        try:
+            kept = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            kept = {}
+        atomic_write_json(path, {**kept, **self.values}, mode=0o600)
+
+    @classmethod
+    def load(cls, run_dir: Path, names: list[str], environ: Mapping[str, str] | None = None) -> Secrets:
+        """The values of ``names`` from ``secrets.json``, else from ``environ`` (the caller's shell).
+
+        A name found in neither is a ``UsageError`` that says how to resume anyway.
+        """
+        if not names:
+            return cls({})
+        env = os.environ if environ is None else environ
+        try:
+            kept = json.loads((run_dir / SECRETS_FILE).read_text(encoding="utf-8"))
+            if not isinstance(kept, dict):
+                kept = {}
+        except (OSError, ValueError):
+            kept = {}
+        found: dict[str, str] = {}
+        missing = []
+        for name in names:
+            if isinstance(kept.get(name), str):
+                found[name] = kept[name]
+            elif name in env:  # a shared run dir has no secrets.json: take the caller's value
+                found[name] = env[name]
+            else:
+                missing.append(name)
+        if missing:
+            raise UsageError(
+                f"{run_dir}: the redacted value(s) of {', '.join(missing)} are not in {SECRETS_FILE}",
+                hint="export them in this shell before resuming",
+            )
+        return cls(found)
+
+    def restore_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        """``env`` (as journaled) with ``<redacted>`` values put back."""
+        return {k: (self.values[k] if v == REDACTED and k in self.values else v) for k, v in env.items()}
