@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "MAX_TRIALS",
+    "NAME_MAX",
     "NAME_RE",
     "MetricSpec",
     "MetricValue",
@@ -29,13 +31,17 @@ __all__ = [
 
 #: names that reach file paths (cells, run names, candidates' directories) must match this
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+#: and be at most this long (a path component is limited to 255 bytes; ids and suffixes are added)
+NAME_MAX = 100
+#: the most trials one run, cell or candidate may ask for (an absurd count is a usage error)
+MAX_TRIALS = 1_000_000
 
 MetricValue = float | tuple[float, ...]
 
 
 def check_name(name: str) -> bool:
-    """True when ``name`` is safe as one path component (DESIGN §3)."""
-    return bool(NAME_RE.match(name)) and name not in {".", ".."}
+    """True when ``name`` is safe as one path component (DESIGN §3), at most ``NAME_MAX`` long."""
+    return len(name) <= NAME_MAX and bool(NAME_RE.match(name)) and name not in {".", ".."}
 
 
 class Outcome(Enum):
