@@ -250,11 +250,11 @@ CASES: list[Case] = [
         for t in ("test_one", "test_two")
     ),
     # segfaults: bare signal, faulthandler's report, and a shell's report (pid differs per run)
-    *(Case(f"segv-py{p}-plain", "segv-plain", p, (), SEGV) for p in ("3.11", "3.12")),
+    *(Case(f"segv-py{p}-plain", "segv-signal", p, (), SEGV) for p in ("3.11", "3.12")),
     *(
         Case(
             f"segv-py{p}-faulthandler",
-            "segv-faulthandler",
+            "segv-signal",
             p,
             (),
             argv=("{py}", "-X", "faulthandler", "-c", SEGV),
