@@ -8,35 +8,42 @@ A signature reads ``HEAD[: KIND][: MESSAGE]``:
   ``FAILED <node id>``; absent for a plain error line (``Fatal Python error: Segmentation fault``);
 * MESSAGE: the exception's message, normalized.
 
-The message is the text after ``Type:`` of the last traceback, joined with its next lines up to a
-blank line (pydantic's details, scikit-learn's ``ImportError:`` whose text starts on the next line),
-without the boilerplate lines a library adds to every error of a family (CUDA's "kernel errors might
-be asynchronously reported", pydantic's "For further information visit").  Normalizing replaces what
-changes between runs and releases: versions as a whole (``2.0.3``, ``2.0.0rc1``, ``v1.2``) become
-``<ver>``, URLs ``<url>``, numbers ``<n>``, sizes ``<size>``, paths, hex, UUIDs and timestamps too;
-it removes the interpreter's hints (``Did you mean: 'float16'?``, ``Did you forget to import``,
-``Perhaps you forgot a comma?``), PyTorch's per-process memory report and trailing punctuation.
+The message is the first line after ``Type:`` of the last traceback; when that line is empty
+(scikit-learn's ``ImportError:`` whose text starts on the next line) or ends with a colon, the next
+meaningful line joins it, skipping the boilerplate a library adds to every error of a family (CUDA's
+"kernel errors might be asynchronously reported", pydantic's "For further information visit").
+Later lines are detail (data, advice, a C++ stack) and left out: pydantic's ``1 validation error for
+M`` is named by that summary, not by the field below it.  Normalizing replaces what changes between
+runs and releases: versions as a whole (``1.26.4``, ``2.0.0rc1``, ``v1.2``) become ``<ver>`` (a bare
+``2.0`` reads as a number, ``<n>``, and the two compare equal), URLs ``<url>``, sizes ``<size>``,
+numbers ``<n>``, and paths, hex, UUIDs and timestamps; it removes the interpreter's hints (``Did you
+mean: 'float16'?``, ``Did you forget to import 'sys'?``, ``Perhaps you forgot a comma?``), PyTorch's
+per-process memory report and trailing punctuation, and keeps at most 200 characters (cut at a word).
 
 Two signatures are :func:`same_failure` when their heads are equal, their kinds name the same type
 (the class name: ``numpy.core._exceptions._UFuncNoLoopError`` and ``numpy._core...`` are one type)
 and their messages are equal after normalization, or near-identical: the shorter message's tokens
 appear in order in the longer one (only insertions: a qualifier ``A.f()`` for ``f()``, a hint or a
-sentence added), the longer has at most half as many tokens again (token ratio
+clause added), the longer has at most half as many tokens again (token ratio
 ``2*short/(short+long) >= 0.8``) and no more negations (``not``, ``no``, ``cannot``...).
 A replaced token is never near: names of modules, attributes, keys and tests are the identity of a
 failure, so ``No module named 'a'`` and ``No module named 'b'`` differ, as do different exception
-types and different heads (``exit 1`` and ``signal SIGSEGV``).  Examples::
+types and different heads (``exit 139`` and ``signal SIGSEGV``).  A head alone matches only itself,
+except a bare signal, which says no more than its name: ``signal SIGSEGV`` is also
+``signal SIGSEGV: Fatal Python error: Segmentation fault``.  Examples::
 
-    exit 1: AttributeError: `np.float_` was removed in the NumPy <ver> release. Use `np.float64` instead
+    exit 1: AttributeError: `np.float_` was removed in the NumPy <n> release. Use `np.float64` instead
         numpy 2.0.0 (with "Did you mean: 'float16'?") and 2.1.0 (without): the same signature
-    exit 1: TypeError: f() takes <n> positional arguments but <n> were given
-    exit 1: TypeError: A.f() takes <n> positional arguments but <n> were given      same (qualifier)
-    exit 1: TypeError: g() takes <n> positional arguments but <n> were given        different (name)
+    exit 1: TypeError: f() takes <n> positional arguments but <n> were given        (Python 3.9)
+    exit 1: TypeError: A.f() takes <n> positional arguments but <n> were given      same (3.10+)
+    exit 1: TypeError: A.g() takes <n> positional arguments but <n> were given      different (name)
     exit 1: KeyError: 'a'   /   exit 1: KeyError: 'b'                               different
+    exit 1: ImportError   /   exit 1: ImportError: cannot import name 'x' from 'y'  different
 
 Not seen: a difference past the first 200 characters of a message, and a reworded message (PyTorch's
 "total capacty" fixed to "total capacity", or ``RuntimeError`` becoming ``torch.cuda.OutOfMemoryError``):
-those stay different failures (``--any-failure`` counts every failure as bad).
+those stay different failures (``--any-failure`` counts every failure as bad).  The corpus of real
+messages in ``tests/data/signatures/`` shows where the line falls.
 """
 
 from __future__ import annotations
