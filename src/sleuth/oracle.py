@@ -6,8 +6,8 @@ on exit 0) and metric thresholds (FAIL).  A user callable (``module:function`` o
 ``path/to/file.py:function``) sees the ``TrialResult`` and may override the verdict.
 
 A *signature* is the normalized identity of a failure: ``exit 1: ValueError: loss is <n>``,
-``signal SIGSEGV``, ``timeout``.  Numbers, hex addresses, paths, UUIDs and timestamps become
-placeholders so two runs of the same bug share a signature.
+``signal SIGSEGV``, ``timeout``; compare two only with :func:`same_failure`.  How signatures are made
+and compared (versions, paths, hints, near-identical messages) is in :mod:`sleuth.signature`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from sleuth.errors import UsageError
 from sleuth.model import Outcome, Stream, TrialResult
 from sleuth.scan import find_first_line
+from sleuth.signature import error_text, group_signatures, make_signature, normalize_line, same_failure
 
 __all__ = [
     "Judgement",
@@ -37,6 +38,7 @@ __all__ = [
     "Threshold",
     "build_oracle",
     "error_line",
+    "group_signatures",
     "head_of",
     "load_callable",
     "normalize_line",
@@ -88,57 +90,13 @@ class OracleConfig:
     nonzero_fails: bool = True
 
 
-# --- signatures -------------------------------------------------------------------------------
-
-_NORMALIZERS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"), "<ts>"),
-    (re.compile(r"\b\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\b"), "<ts>"),
-    (
-        re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
-        "<uuid>",
-    ),
-    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
-    (re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{8,}\b"), "<hex>"),
-    # a path starts a word: after the line start, a space, a quote, a bracket or '=' / ':' / ','
-    (
-        re.compile(r"(?<![^\s\"'(=:,])(?:(?:~|\.{1,2})?(?:/[\w.@+%=~-]+)+/?|[\w.-]+(?:/[\w.@+%=~-]+)+)"),
-        "<path>",
-    ),
-    (re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w])"), "<n>"),
-)
-_WS = re.compile(r"\s+")
-
-_EXC_LINE = re.compile(
-    r"^\s*((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt|Failure|Fault))(?::.*)?$",
-    re.MULTILINE,
-)
-_ERR_WORDS = re.compile(
-    r"^.*(?:\b(?:error|fatal|panic|abort(?:ed)?|assert(?:ion)?|exception|failed|failure|nan)\b"
-    r"|segmentation fault|core dumped|illegal memory access).*$",
-    re.MULTILINE | re.IGNORECASE,
-)
-
-
-def normalize_line(line: str, limit: int = 200) -> str:
-    """Replace run-specific parts (numbers, addresses, paths, times) with placeholders."""
-    text = line.strip()
-    for pattern, repl in _NORMALIZERS:
-        text = pattern.sub(repl, text)
-    text = _WS.sub(" ", text)
-    return text[:limit]
+# --- signatures (the rule lives in sleuth.signature) --------------------------------------------
 
 
 def error_line(result: TrialResult) -> str | None:
-    """The line that best names the error: the last Python exception line, else the first error-ish line."""
-    for text in (result.stderr_tail, result.stdout_tail):
-        matches = list(_EXC_LINE.finditer(text))
-        if matches:
-            return matches[-1].group(0).strip()
-    for text in (result.stderr_tail, result.stdout_tail):
-        m = _ERR_WORDS.search(text)
-        if m:
-            return m.group(0).strip()
-    return None
+    """The line that best names the error: pytest's failed test, the last exception with its message,
+    else the first error-ish line (stderr before stdout)."""
+    return error_text(result.stderr_tail, result.stdout_tail)
 
 
 def head_of(result: TrialResult) -> str:
@@ -153,17 +111,8 @@ def head_of(result: TrialResult) -> str:
     return f"exit {result.rc}"
 
 
-def same_failure(a: str | None, b: str | None) -> bool:
-    """True when two signatures name the same failure, as a person reading them would judge.
-
-    Every room compares signatures through this (bisect's "other failure", matrix's target
-    signature), never with ``==``.
-    """
-    return a is not None and b is not None and a == b
-
-
 def _signature(head: str, line: str | None) -> str:
-    return f"{head}: {normalize_line(line)}" if line else head
+    return make_signature(head, line)
 
 
 # --- the built-in oracle ----------------------------------------------------------------------
