@@ -148,7 +148,7 @@ def test_broken_workload_python_is_one_line_with_a_hint(tmp_path: Path) -> None:
 
 
 def test_env_table(tmp_path: Path) -> None:
-    proc = sleuth("env", "--shallow", "--package", "click", env={"CUDA_API_KEY": "hunter2"})
+    proc = sleuth("env", "--shallow", "--package", "click", env={"CUDA_API_KEY": "hunter2", **HERE_FIRST})
     assert proc.returncode == 0, proc.stderr
     for word in ("section", "python", "packages", "click", "CUDA_API_KEY", "<redacted>", "nvidia_smi"):
         assert word in proc.stdout

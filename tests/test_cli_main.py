@@ -81,5 +81,5 @@ def test_bare_group_prints_its_help(sleuth) -> None:
         assert f"  {source} " in res.stdout
     assert "error" not in res.stderr and res.stderr == ""
     # a group that runs by itself is not affected: `sleuth env` takes a snapshot
-    env = sleuth("env", "--json", "--shallow")
+    env = sleuth("env", "--json", "--shallow", "--python", sys.executable)
     assert env.rc == 0 and env.json()["schema"] == 1
