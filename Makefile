@@ -31,7 +31,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench .ci/smoke .ci/check_imports.py
 	$(BIN)/mypy
 
 bench: $(STAMP)

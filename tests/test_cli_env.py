@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -29,10 +30,14 @@ def sleuth(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     )
 
 
+#: this interpreter's bin dir first on PATH, so the workload's `python` is the test venv's
+HERE_FIRST = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 @pytest.fixture(scope="module")
 def snapshot_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A snapshot written by ``sleuth env --json``."""
-    proc = sleuth("env", "--json", "--package", "click", env={"NCCL_DEBUG": "INFO"})
+    proc = sleuth("env", "--json", "--package", "click", env={"NCCL_DEBUG": "INFO", **HERE_FIRST})
     assert proc.returncode == 0, proc.stderr
     path = tmp_path_factory.mktemp("snap") / "a.json"
     path.write_text(proc.stdout)
@@ -45,11 +50,105 @@ def test_env_json_is_one_document(snapshot_file: Path) -> None:
     assert snap["packages"]["click"]
     assert snap["env"]["NCCL_DEBUG"] == "INFO"
     assert snap["python"]["executable"] == sys.executable
+    assert snap["interpreter"] == {
+        "path": sys.executable,
+        "version": platform.python_version(),
+        "chosen_by": "first python on PATH",
+    }
     assert snap["torch"]["importable"] in (True, False)  # deep by default
 
 
+@pytest.fixture(scope="module")
+def other_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real venv (no pip) that is not sleuth's: its python sees none of sleuth's packages."""
+    root = tmp_path_factory.mktemp("workload") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    return root
+
+
+def _bin_with(dir_: Path, **shims: Path) -> Path:
+    """``dir_`` holding executables NAME that run the interpreter TARGET (as pyenv's shims do)."""
+    dir_.mkdir()
+    for name, target in shims.items():
+        (dir_ / name).write_text(f'#!/bin/sh\nexec "{target}" "$@"\n')
+        (dir_ / name).chmod(0o755)
+    return dir_
+
+
+def test_env_describes_the_workloads_python_by_default(tmp_path: Path, other_venv: Path) -> None:
+    """Not sleuth's own venv: the python a workload started as `python ...` would run."""
+    bin_dir = _bin_with(tmp_path / "bin", python=other_venv / "bin" / "python")
+    proc = sleuth("env", "--json", "--shallow", env={"PATH": str(bin_dir)})
+    assert proc.returncode == 0, proc.stderr
+    snap = json.loads(proc.stdout)
+    assert snap["interpreter"]["path"] == str(bin_dir / "python")
+    assert snap["interpreter"]["chosen_by"] == "first python on PATH"
+    assert Path(snap["python"]["prefix"]).resolve() == other_venv.resolve()
+    assert snap["packages"]["numpy"] is None  # the workload's venv, not sleuth's (which has numpy)
+
+
+def test_python_wins_over_an_earlier_python3(tmp_path: Path, other_venv: Path) -> None:
+    first = _bin_with(tmp_path / "a", python3=Path(sys.executable))
+    second = _bin_with(tmp_path / "b", python=other_venv / "bin" / "python")
+    proc = sleuth("env", "--json", "--shallow", env={"PATH": f"{first}{os.pathsep}{second}"})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["interpreter"]["path"] == str(second / "python")
+
+
+def test_env_falls_back_to_python3(tmp_path: Path, other_venv: Path) -> None:
+    bin_dir = _bin_with(tmp_path / "bin", python3=other_venv / "bin" / "python")
+    proc = sleuth("env", "--json", "--shallow", env={"PATH": str(bin_dir)})
+    assert proc.returncode == 0, proc.stderr
+    snap = json.loads(proc.stdout)
+    assert snap["interpreter"]["path"] == str(bin_dir / "python3")
+    assert snap["interpreter"]["chosen_by"] == "first python3 on PATH"
+    assert Path(snap["python"]["prefix"]).resolve() == other_venv.resolve()
+    assert snap["packages"]["numpy"] is None  # the workload's venv, not sleuth's (which has numpy)
+
+
+def test_env_without_python_on_path_says_it_describes_its_own(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    proc = sleuth("env", "--json", "--shallow", env={"PATH": str(tmp_path / "empty")})
+    assert proc.returncode == 0, proc.stderr
+    snap = json.loads(proc.stdout)
+    assert snap["interpreter"]["path"] == sys.executable
+    assert snap["interpreter"]["chosen_by"] == "sleuth's own (no python or python3 on PATH)"
+
+
+def test_env_table_names_the_interpreter(tmp_path: Path, other_venv: Path) -> None:
+    bin_dir = _bin_with(tmp_path / "bin", python=other_venv / "bin" / "python")
+    proc = sleuth("env", "--shallow", env={"PATH": str(bin_dir)})
+    assert proc.returncode == 0, proc.stderr
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith(f"python described: {bin_dir / 'python'} -> {other_venv / 'bin' / 'python'} ")
+    assert first.endswith(f"(Python {platform.python_version()}, first python on PATH)")
+
+
+def test_env_python_flag_wins(tmp_path: Path, other_venv: Path) -> None:
+    bin_dir = _bin_with(tmp_path / "bin", python=Path(sys.executable))
+    proc = sleuth("env", "--json", "--shallow", "--python", str(other_venv / "bin" / "python"),
+                  env={"PATH": str(bin_dir)})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    snap = json.loads(proc.stdout)
+    assert snap["interpreter"]["chosen_by"] == "--python"
+    assert snap["interpreter"]["path"] == str(other_venv / "bin" / "python")
+
+
+def test_broken_workload_python_is_one_line_with_a_hint(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").write_text("#!/bin/sh\necho 'python: broken' >&2\nexit 1\n")
+    (bin_dir / "python").chmod(0o755)
+    proc = sleuth("env", "--json", "--shallow", env={"PATH": str(bin_dir)})
+    assert proc.returncode == 4
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert str(bin_dir / "python") in proc.stderr
+    assert "--python PATH" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_env_table(tmp_path: Path) -> None:
-    proc = sleuth("env", "--shallow", "--package", "click", env={"CUDA_API_KEY": "hunter2"})
+    proc = sleuth("env", "--shallow", "--package", "click", env={"CUDA_API_KEY": "hunter2", **HERE_FIRST})
     assert proc.returncode == 0, proc.stderr
     for word in ("section", "python", "packages", "click", "CUDA_API_KEY", "<redacted>", "nvidia_smi"):
         assert word in proc.stdout

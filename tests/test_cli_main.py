@@ -62,3 +62,24 @@ def test_every_verb_module_exposes_a_command() -> None:
 
 def test_exit_codes_are_documented() -> None:
     assert [int(c) for c in ExitCode] == [0, 1, 2, 3, 4, 130]
+
+
+def test_bare_sleuth_prints_the_whole_help_and_exits_2(sleuth) -> None:
+    res = sleuth()
+    assert res.rc == ExitCode.USAGE  # no command ran, as git and click (>= 8.2) say too
+    assert res.stdout == sleuth("--help").stdout  # the same help, on stdout so it pages
+    assert res.stderr == ""
+    for verb in VERBS:
+        assert verb in res.stdout
+
+
+def test_bare_group_prints_its_help(sleuth) -> None:
+    res = sleuth("bisect")
+    assert res.rc == ExitCode.USAGE
+    assert res.stdout.startswith("Usage: sleuth bisect")
+    for source in ("git", "pypi", "images", "list", "resume"):
+        assert f"  {source} " in res.stdout
+    assert "error" not in res.stderr and res.stderr == ""
+    # a group that runs by itself is not affected: `sleuth env` takes a snapshot
+    env = sleuth("env", "--json", "--shallow", "--python", sys.executable)
+    assert env.rc == 0 and env.json()["schema"] == 1

@@ -28,32 +28,28 @@ from sleuth.environments.pyxis import PyxisEnvironment
 from sleuth.errors import EnvironmentBuildError, UsageError
 from sleuth.model import TrialSpec
 from sleuth.runner import run_trial
+from tests.fakebin import RUNTIMES, install_fake, isolated_path
 
-FAKE = Path(__file__).parent / "programs" / "fake_runtime.py"
 RUNNER_FORWARDED = ["-e", "SLEUTH_TRIAL_ID", "-e", "CUDA_VISIBLE_DEVICES", "-e", "HIP_VISIBLE_DEVICES"]
 OUTPUT_VARS = ["-e", "SLEUTH_OUTPUT_DIR=/sleuth-output", "-e", "SLEUTH_TRIAL_DIR=/sleuth-output"]
 
 
 class FakeRuntimes:
-    """Shims named like runtimes in a tmp bin dir first on PATH; ``calls()`` reads what they saw."""
+    """Shims named like runtimes in a tmp bin dir that is the whole PATH; ``calls()`` reads what they saw."""
 
     def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.bin = root / "bin"
-        self.bin.mkdir()
         self.log = root / "calls.jsonl"
         self.monkeypatch = monkeypatch
         monkeypatch.setenv("FAKE_RUNTIME_LOG", str(self.log))
         monkeypatch.delenv("FAKE_RUNTIME_IMAGES", raising=False)
         monkeypatch.delenv("FAKE_RUNTIME_LOCAL_IMAGES", raising=False)
-        # only the shims and the system's basics: a real docker client must never be found
-        monkeypatch.setenv("PATH", f"{self.bin}{os.pathsep}/usr/bin{os.pathsep}/bin")
+        # a PATH of its own: the host's docker, podman, srun or skopeo must never be found
+        monkeypatch.setenv("PATH", isolated_path(self.bin))
 
     def install(self, *tools: str) -> FakeRuntimes:
         """Put a shim for each tool on PATH."""
-        for tool in tools:
-            shim = self.bin / tool
-            shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" {tool} "$@"\n')
-            shim.chmod(0o755)
+        install_fake(self.bin, *tools)
         return self
 
     def images(self, remote: str = "", local: str = "") -> None:
@@ -71,6 +67,37 @@ class FakeRuntimes:
 @pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeRuntimes:
     return FakeRuntimes(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def host_runtimes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Decoy docker/podman/srun/skopeo first on the PATH the suite started with, as on a loaded host."""
+    decoys = tmp_path / "host-bin"
+    decoys.mkdir()
+    for tool in RUNTIMES:
+        (decoys / tool).write_text(f"#!/bin/sh\necho host {tool} >&2\nexit 99\n")
+        (decoys / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{decoys}{os.pathsep}{os.environ.get('PATH', '')}")
+    return decoys
+
+
+def test_fake_path_never_finds_the_hosts_runtimes(
+    host_runtimes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeRuntimes(tmp_path / "fake", monkeypatch)
+    for runtime in ("docker", "podman", "pyxis"):
+        with pytest.raises(EnvironmentBuildError, match="not found on PATH"):
+            resolve_runtime(runtime)
+    with caplog.at_level(logging.WARNING):
+        assert image_exists("pyxis", "a/b:1")  # nothing to ask, so not the decoy skopeo
+    assert "assuming it does" in caplog.text
+    fake.install("podman")
+    assert resolve_runtime("podman") == str(fake.bin / "podman")
+    # what the code spawns by name is there, and runs this interpreter
+    assert {p.name for p in fake.bin.iterdir()} == {"sh", "python", "python3", "true", "env", "podman"}
+    out = run_trial(TrialSpec(argv=("python3", "-c", "import sys; print(sys.prefix)"), env=dict(os.environ)),
+                    tmp_path / "t")  # fmt: skip
+    assert out.stdout_tail.strip() == sys.prefix
 
 
 def test_docker_argv_is_exact(fake: FakeRuntimes, tmp_path: Path) -> None:

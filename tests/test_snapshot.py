@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from sleuth import _probe
-from sleuth.snapshot import SCHEMA, Change, ChangeKind, collect, diff, flatten
+from sleuth.snapshot import SCHEMA, Change, ChangeKind, collect, diff, flatten, workload_python
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +188,68 @@ def test_diff_reports_changed_added_removed_and_ignores_volatile() -> None:
     assert changes["gpu.nvidia_smi.gpus[0].name"].new == "X"
     assert "taken_at" not in changes
     assert changes["packages.numpy"].to_dict()["kind"] == "changed"
+
+
+#: TensorFlow's documented variables: recorded
+TENSORFLOW_ENV = {
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TF_CPP_MAX_VLOG_LEVEL": "1",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+    "TF_GPU_ALLOCATOR": "cuda_malloc_async",
+    "TF_GPU_THREAD_MODE": "gpu_private",
+    "TF_XLA_FLAGS": "--tf_xla_auto_jit=2",
+    "TF_CUDNN_DETERMINISTIC": "1",
+    "TF_NUM_INTEROP_THREADS": "4",
+    "TF_NUM_INTRAOP_THREADS": "8",
+    "TF_DETERMINISTIC_OPS": "1",
+    "TF_USE_LEGACY_KERAS": "1",
+    "TF2_BEHAVIOR": "1",
+}
+#: Terraform's: not recorded (another tool's settings; TF_TOKEN_* and TF_VAR_* may hold secrets)
+TERRAFORM_ENV = {
+    "TF_VAR_region": "eu-west-1",
+    "TF_VAR_db_password": "hunter2",
+    "TF_LOG": "DEBUG",
+    "TF_LOG_PATH": "/tmp/tf.log",
+    "TF_CLI_ARGS": "-no-color",
+    "TF_CLI_ARGS_plan": "-refresh=false",
+    "TF_TOKEN_app_terraform_io": "abc.atlasv1.secret",
+    "TF_DATA_DIR": "/tmp/.terraform",
+    "TF_WORKSPACE": "prod",
+    "TF_IN_AUTOMATION": "1",
+    "TF_INPUT": "0",
+    "TF_PLUGIN_CACHE_DIR": "/tmp/plugins",
+}
+
+
+@pytest.mark.parametrize("where", ["in-process", "venv"])
+def test_tensorflow_variables_are_recorded_terraforms_are_not(
+    where: str, venv_python: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in {**TENSORFLOW_ENV, **TERRAFORM_ENV}.items():
+        monkeypatch.setenv(key, value)
+    env = collect(python=None if where == "in-process" else str(venv_python))["env"]
+    assert {k: v for k, v in env.items() if k.startswith(("TF_", "TF2_"))} == TENSORFLOW_ENV
+    assert "hunter2" not in json.dumps(env)
+
+
+def test_workload_python_is_the_first_python_then_python3(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d, names in ((a, ["python3"]), (b, ["python", "python3"])):
+        d.mkdir()
+        for name in names:
+            _tool(d, name, "")
+    assert workload_python(f"{a}{os.pathsep}{b}") == (str(b / "python"), "python")
+    assert workload_python(str(a)) == (str(a / "python3"), "python3")
+    assert workload_python(str(tmp_path / "nowhere")) is None
+
+
+def test_collect_records_how_the_interpreter_was_chosen(venv_python: Path) -> None:
+    snap = collect(python=str(venv_python), chosen_by="--python")
+    assert snap["interpreter"] == {
+        "path": str(venv_python),
+        "version": snap["python"]["version"],
+        "chosen_by": "--python",
+    }
+    assert "interpreter" not in collect()  # run dirs' snapshots are unchanged

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from importlib import metadata
 from typing import Any
 
-__all__ = ["DEFAULT_PACKAGES", "ENV_PREFIXES", "REDACTED", "probe", "redact_env"]
+__all__ = ["DEFAULT_PACKAGES", "ENV_PREFIXES", "REDACTED", "TF_PREFIXES", "probe", "redact_env"]
 
 #: packages always looked up (absent ones are recorded as ``None``)
 DEFAULT_PACKAGES = (
@@ -42,6 +42,18 @@ DEFAULT_PACKAGES = (
 )
 #: installed distributions whose name matches this are recorded too (nccl/rccl wheels, GPU plugins)
 _EXTRA_DIST_RE = re.compile(r"nccl|rccl|rocm|transformer[-_.]engine|jax[-_.](cuda|rocm)|pytorch[-_.]triton")
+#: TensorFlow's variables, by family (not a bare ``TF_``: Terraform's TF_VAR_*, TF_LOG, TF_CLI_ARGS,
+#: TF_TOKEN_*, TF_DATA_DIR, TF_WORKSPACE are configuration of another tool, and TF_TOKEN_* a secret).
+#: TF_CPP_MIN_LOG_LEVEL/TF_CPP_MAX_VLOG_LEVEL/TF_CPP_VMODULE (logging), TF_ENABLE_ONEDNN_OPTS,
+#: TF_FORCE_GPU_ALLOW_GROWTH, TF_GPU_ALLOCATOR/TF_GPU_THREAD_MODE/TF_GPU_THREAD_COUNT, TF_XLA_FLAGS,
+#: TF_CUDNN_DETERMINISTIC/TF_CUDNN_USE_AUTOTUNE, TF_NUM_INTEROP_THREADS/TF_NUM_INTRAOP_THREADS,
+#: TF_USE_LEGACY_KERAS, TF_DETERMINISTIC_OPS, TF_AUTOTUNE_THRESHOLD, TF_DISABLE_MKL, TF2_BEHAVIOR ...
+TF_PREFIXES = (
+    *("TF_CPP_", "TF_ENABLE_", "TF_FORCE_", "TF_GPU_", "TF_XLA_", "TF_CUDNN_", "TF_CUDA_", "TF_ROCM_"),
+    *("TF_NUM_", "TF_USE_", "TF_ONEDNN_", "TF_DISABLE_", "TF_AUTOTUNE", "TF_AUTO_MIXED_PRECISION"),
+    *("TF_DETERMINISTIC_OPS", "TF_KERAS", "TF_DUMP_GRAPH_PREFIX", "TF2_BEHAVIOR"),
+)
+#: variables recorded in a snapshot: those starting with one of these
 ENV_PREFIXES = (
     "NCCL_",
     "RCCL_",
@@ -53,7 +65,7 @@ ENV_PREFIXES = (
     "PYTORCH_",
     "XLA_",
     "JAX_",
-    "TF_",
+    *TF_PREFIXES,
     "OMP_",
 )
 REDACTED = "<redacted>"

@@ -18,6 +18,10 @@ API (stable; bisect, matrix and the run dir use it):
   ``python=None`` probes this interpreter in-process; a path runs ``_probe.py`` with that interpreter
   (a venv's python) through :func:`sleuth.runner.run_tool`.  ``deep`` imports torch/jax (seconds):
   ``sleuth env`` uses it, run dirs do not.  Missing tools are ``{"present": False}``, never errors.
+  With ``chosen_by`` (how the interpreter was picked, e.g. ``"first python on PATH"``) the snapshot
+  also holds ``"interpreter": {"path", "version", "chosen_by"}``, the line ``sleuth env`` shows.
+* :func:`workload_python` ``(path=None) -> (path, name) | None`` — the interpreter a workload's
+  ``python`` runs: the first ``python``, then ``python3``, on PATH (what ``sleuth env`` describes).
 * :func:`probe_via` ``(prefix, *, probe_path=None, deep=False, packages=())`` — only the in-interpreter
   part (python, packages, env), probed through any argv prefix (used for container images).
 * :func:`diff` ``(a, b) -> list[Change]`` — flattened key paths (``packages.torch``,
@@ -41,7 +45,17 @@ from typing import Any
 from sleuth import _probe
 from sleuth.errors import InfrastructureError
 
-__all__ = ["SCHEMA", "VOLATILE", "Change", "ChangeKind", "collect", "diff", "flatten", "probe_via"]
+__all__ = [
+    "SCHEMA",
+    "VOLATILE",
+    "Change",
+    "ChangeKind",
+    "collect",
+    "diff",
+    "flatten",
+    "probe_via",
+    "workload_python",
+]
 
 SCHEMA = 1
 #: key paths that differ between any two snapshots and say nothing about the environment
@@ -195,7 +209,27 @@ def probe_via(
     return data
 
 
-def collect(*, deep: bool = False, packages: Iterable[str] = (), python: str | None = None) -> dict[str, Any]:
+def workload_python(path: str | None = None) -> tuple[str, str] | None:
+    """``(path, name)`` of the first ``python``, else ``python3``, on ``path`` (default ``$PATH``).
+
+    That is the interpreter a workload started as ``python ...`` runs (the runner looks commands up
+    the same way), not necessarily sleuth's own; ``None`` when neither name is on PATH.
+    """
+    search = os.environ.get("PATH", os.defpath) if path is None else path
+    for name in ("python", "python3"):
+        found = shutil.which(name, path=search)
+        if found is not None:
+            return found, name
+    return None
+
+
+def collect(
+    *,
+    deep: bool = False,
+    packages: Iterable[str] = (),
+    python: str | None = None,
+    chosen_by: str | None = None,
+) -> dict[str, Any]:
     """Snapshot this machine plus the interpreter ``python`` (default: this one); see the module doc."""
     packages = tuple(packages)
     if python is None:
@@ -211,6 +245,12 @@ def collect(*, deep: bool = False, packages: Iterable[str] = (), python: str | N
         "gpu": {"nvidia_smi": _nvidia_smi(), "rocm_smi": _rocm_smi()},
     }
     snap.update(inner)
+    if chosen_by is not None:
+        snap["interpreter"] = {
+            "path": python or inner["python"]["executable"],
+            "version": inner["python"]["version"],
+            "chosen_by": chosen_by,
+        }
     return snap
 
 

@@ -11,20 +11,13 @@ from typing import Any
 
 import pytest
 
+from tests.fakebin import isolated_path
 from tests.matrix.conftest import recipe_data
-
-FAKE = Path(__file__).parents[1] / "programs" / "fake_runtime.py"
 
 
 def fake_path(tmp_path: Path, *tools: str) -> str:
-    """A PATH with shims for ``tools`` (and the system basics, never a real container client)."""
-    bin_dir = tmp_path / "fakebin"
-    bin_dir.mkdir(exist_ok=True)
-    for tool in tools:
-        shim = bin_dir / tool
-        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" {tool} "$@"\n')
-        shim.chmod(0o755)
-    return f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin"
+    """A PATH of its own: shims for ``tools`` and the basics, never a real docker/podman/srun/skopeo."""
+    return isolated_path(tmp_path / "fakebin", fakes=tools)
 
 
 @pytest.mark.parametrize("kind", ["docker", "podman", "pyxis"])

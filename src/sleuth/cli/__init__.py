@@ -79,8 +79,9 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 def cli() -> None:
     """sleuth finds out why an ML/GPU workload fails or got slower.
 
-    Exit codes: 0 answer found / all passed, 1 failed or regressed, 2 usage or config error,
-    3 inconclusive, 4 infrastructure error, 130 interrupted.
+    Exit codes: 0 answer found / all passed, 1 failed or regressed, 2 usage or config error
+    (also: a command group without its subcommand prints its help and exits 2, as git and
+    click do), 3 inconclusive, 4 infrastructure error, 130 interrupted.
     """
 
 
@@ -97,6 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         rv = cli.main(args=args, prog_name="sleuth", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # `sleuth` or `sleuth bisect` alone: the person wants the help, whole and readable (on
+        # stdout, so it pages); still exit 2, since no command ran (git exits 1, click 2)
+        click.echo(exc.ctx.get_help())
+        return int(ExitCode.USAGE)
     except click.UsageError as exc:
         click.echo(f"error: {_usage_line(exc)}", err=True)
         return int(ExitCode.USAGE)

@@ -22,26 +22,35 @@ OUTCOME_STYLE = {
 }
 
 
-#: the width tables are laid out for when stdout is a pipe or a file (rich's default is 80, which
+#: the width tables are laid out for when the stream is a pipe or a file (rich's default is 80, which
 #: folds every cell of a wide table into a column of fragments in logs and CI output)
 PIPE_WIDTH = 200
 
 
-def console() -> Any:
-    """A rich console on stdout (imported lazily: start-up time)."""
+def _console(*, stderr: bool) -> Any:
+    """A rich console; when its stream is not a terminal, lines are never wrapped or cut.
+
+    On a terminal rich keeps its own behaviour (the terminal's width).  Piped or in a CI log
+    there is no width to respect: text is printed on one line however long (``soft_wrap``: a
+    long run dir or path stays whole and greppable) and tables are laid out for ``PIPE_WIDTH``
+    columns, unless ``COLUMNS`` says otherwise.
+    """
     from rich.console import Console
 
-    con = Console(highlight=False, soft_wrap=True)
+    con = Console(stderr=stderr, highlight=False, soft_wrap=True)
     if not con.is_terminal and "COLUMNS" not in os.environ:
         con.width = max(con.width, PIPE_WIDTH)
     return con
 
 
-def err_console() -> Any:
-    """A rich console on stderr, for progress and notes."""
-    from rich.console import Console
+def console() -> Any:
+    """A rich console on stdout (imported lazily: start-up time); see :func:`_console`."""
+    return _console(stderr=False)
 
-    return Console(stderr=True, highlight=False)
+
+def err_console() -> Any:
+    """A rich console on stderr, for progress and notes; same width rules as :func:`console`."""
+    return _console(stderr=True)
 
 
 def print_json(obj: Any) -> None:

@@ -10,15 +10,10 @@ from typing import Any
 
 import click
 
+from sleuth.cli._common import console as _console
 from sleuth.errors import UsageError
 
 __all__ = ["command"]
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(highlight=False)
 
 
 def _show(value: Any) -> str:
@@ -26,9 +21,20 @@ def _show(value: Any) -> str:
 
 
 def _render_snapshot(snap: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from sleuth.snapshot import flatten
+
+    console = _console()
+    interp = snap.get("interpreter")
+    if isinstance(interp, dict):
+        exe = (snap.get("python") or {}).get("executable")
+        real = f" -> {exe}" if exe and exe != interp.get("path") else ""  # a pyenv shim, a symlink
+        console.print(
+            f"[bold]python described:[/] {escape(str(interp.get('path')))}{escape(real)} "
+            f"(Python {escape(str(interp.get('version')))}, {escape(str(interp.get('chosen_by')))})"
+        )
 
     table = Table(title=f"environment snapshot (schema {snap.get('schema')}, {snap.get('taken_at')})")
     for col in ("section", "key", "value"):
@@ -39,7 +45,7 @@ def _render_snapshot(snap: dict[str, Any]) -> None:
             key = path.removeprefix(section).lstrip(".") or "-"
             table.add_row(section if first else "", key, "absent" if value is None else _show(value))
             first = False
-    _console().print(table)
+    console.print(table)
 
 
 def _check_python(python: str) -> str:
@@ -49,23 +55,51 @@ def _check_python(python: str) -> str:
     return found
 
 
+def _interpreter(python: str | None) -> tuple[str | None, str]:
+    """Which interpreter to describe (``None``: sleuth's own, in-process) and how it was chosen."""
+    if python:
+        return _check_python(python), "--python"
+    from sleuth.snapshot import workload_python
+
+    found = workload_python()
+    if found is None:
+        return None, "sleuth's own (no python or python3 on PATH)"
+    return found[0], f"first {found[1]} on PATH"
+
+
 @click.group(name="env", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--package", "packages", multiple=True, metavar="NAME", help="Also record this package.")
-@click.option("--python", "python", metavar="PATH", help="Snapshot this interpreter (e.g. a venv's python).")
+@click.option(
+    "--python",
+    "python",
+    metavar="PATH",
+    help="Describe this interpreter (default: the workload's, the first python, then python3, on PATH).",
+)
 @click.option("--shallow", is_flag=True, help="Do not import torch/jax for build info (faster).")
 @click.pass_context
 def command(
     ctx: click.Context, as_json: bool, packages: tuple[str, ...], python: str | None, shallow: bool
 ) -> None:
-    """Snapshot OS, CPU, memory, Python, packages, GPU driver and env vars (secrets redacted)."""
+    """Snapshot OS, CPU, memory, Python, packages, GPU driver and env vars (secrets redacted).
+
+    The Python described is the one a workload started as `python ...` runs (the first python,
+    then python3, on PATH), not sleuth's own; --python PATH describes another.
+    """
     ctx.ensure_object(dict)
     ctx.obj["json"] = as_json
     if ctx.invoked_subcommand is not None:
         return
+    from sleuth.errors import InfrastructureError
     from sleuth.snapshot import collect
 
-    snap = collect(deep=not shallow, packages=packages, python=_check_python(python) if python else None)
+    exe, chosen_by = _interpreter(python)
+    try:
+        snap = collect(deep=not shallow, packages=packages, python=exe, chosen_by=chosen_by)
+    except InfrastructureError as exc:
+        if python:
+            raise
+        raise InfrastructureError(exc.message, hint="describe another one with --python PATH") from None
     if as_json:
         click.echo(json.dumps(snap, indent=2, sort_keys=True))
     else:
@@ -110,6 +144,6 @@ def diff_command(ctx: click.Context, a: str, b: str, as_json: bool) -> None:
                 line = f"[green]+ {escape(c.path)}[/]: {escape(_show(c.new))}"
             else:
                 line = f"[red]- {escape(c.path)}[/]: {escape(_show(c.old))}"
-            console.print(line, soft_wrap=True)
-        console.print(f"{len(changes)} difference(s)" if changes else "identical", soft_wrap=True)
+            console.print(line)
+        console.print(f"{len(changes)} difference(s)" if changes else "identical")
     ctx.exit(1 if changes else 0)
