@@ -32,10 +32,10 @@ from typing import IO
 
 from sleuth.errors import InfrastructureError
 
-__all__ = ["Checkouts", "git_env", "run_git"]
+__all__ = ["GIT_REDIRECTS", "Checkouts", "git_env", "run_git"]
 
 #: variables that would point our git commands at another repository (a user's hook or shell)
-_GIT_REDIRECTS = (
+GIT_REDIRECTS = (
     "GIT_DIR",
     "GIT_WORK_TREE",
     "GIT_INDEX_FILE",
@@ -49,7 +49,7 @@ _GIT_REDIRECTS = (
 
 def git_env() -> dict[str, str]:
     """This process's environment without the variables that redirect git, and no prompts."""
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_REDIRECTS}
+    env = {k: v for k, v in os.environ.items() if k not in GIT_REDIRECTS}
     env["GIT_TERMINAL_PROMPT"] = "0"
     return env
 

@@ -21,13 +21,13 @@ from __future__ import annotations
 import re
 import threading
 from bisect import bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 from sleuth.bisect.candidates import Candidate, Prepared, with_candidate
-from sleuth.bisect.checkouts import Checkouts, git_env, run_git
+from sleuth.bisect.checkouts import GIT_REDIRECTS, Checkouts, git_env, run_git
 from sleuth.errors import UsageError
 from sleuth.model import TrialSpec
 
@@ -108,6 +108,12 @@ def _touching(repo: str, span: str, fp: list[str], paths: tuple[str, ...],
             hint="check the spelling (paths are relative to the repository's top)",
         )
     return [*kept, rows[-1]]
+
+
+def _in_checkout(spec: TrialSpec, cand: Candidate, path: Path, **extra: str) -> TrialSpec:
+    """The test's spec in a checkout: cwd there, and no ``GIT_DIR`` that would point at the user's repo."""
+    env = {k: v for k, v in spec.env.items() if k not in GIT_REDIRECTS}
+    return with_candidate(replace(spec, env=env), cand, **extra).with_cwd(str(path))
 
 
 def _build(spec: TrialSpec, build: str | None, cand_dir: Path) -> Prepared:
@@ -212,7 +218,7 @@ class GitSource:
         co = self.checkouts()
         path = co.cached(cand.label) if self.build else co.checkout(cand.label)
         extra = {"SLEUTH_REPO": str(path), env_name(Path(self.repo).resolve().name): str(path)}
-        return _build(with_candidate(spec, cand, **extra).with_cwd(str(path)), self.build, cand_dir)
+        return _build(_in_checkout(spec, cand, path, **extra), self.build, cand_dir)
 
     def close(self) -> None:
         """Let other processes use the checkouts this one held."""
@@ -330,8 +336,8 @@ class MultiGitSource:
             co = self._checkouts_of(r)
             paths[r.name] = co.cached(vec[r.name]) if self.build else co.checkout(vec[r.name])
         extra = {env_name(n): str(p) for n, p in paths.items()}
-        first = str(paths[self.repos[0].name])
-        spec = with_candidate(spec, cand, SLEUTH_REPO=first, **extra).with_cwd(first)
+        first = paths[self.repos[0].name]
+        spec = _in_checkout(spec, cand, first, SLEUTH_REPO=str(first), **extra)
         return _build(spec, self.build, cand_dir)
 
     def close(self) -> None:
