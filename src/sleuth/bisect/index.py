@@ -76,11 +76,13 @@ def _open(url: str, accept: str) -> tuple[bytes, str]:
         netloc = parts.hostname or ""
         netloc += f":{parts.port}" if parts.port else ""
         url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    shown = scrub_text(url)
     if parts.scheme == "file":
         path = urllib.request.url2pathname(parts.path)
+        if not os.path.exists(path):
+            raise UsageError(f"{shown}: no such package on the index")
         if os.path.isdir(path):
             url = urllib.parse.urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/index.html"))
-    shown = scrub_text(url)
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as resp:
             return resp.read(), resp.headers.get("Content-Type", "") or ""

@@ -107,9 +107,14 @@ class ScrubbedRunDir(RunDir):
         return super().write_text(relpath, str(self.secrets.scrub(text)))
 
 
-def scrubbed(rd: RunDir, secrets: Secrets) -> RunDir:
-    """``rd`` itself when there is nothing to hide, else a :class:`ScrubbedRunDir` over it."""
-    return ScrubbedRunDir(rd, secrets) if secrets and not isinstance(rd, ScrubbedRunDir) else rd
+def scrubbed(rd: RunDir, secrets: Secrets, hide: bool = False) -> RunDir:
+    """``rd`` itself when there is nothing to hide, else a :class:`ScrubbedRunDir` over it.
+
+    ``hide``: scrub even without named secrets (URL credentials are hidden by the rule alone).
+    """
+    if (secrets or hide) and not isinstance(rd, ScrubbedRunDir):
+        return ScrubbedRunDir(rd, secrets)
+    return rd
 
 
 def _put(doc: dict[str, Any], where: str, value: str) -> None:
@@ -148,4 +153,4 @@ def restore_start(
 
 def public(obj: Any, secrets: Secrets) -> Any:
     """``obj`` scrubbed (what a terminal or ``--json`` may show)."""
-    return secrets.scrub(obj) if secrets else obj
+    return secrets.scrub(obj)

@@ -314,7 +314,7 @@ def _start(source: Any, kw: dict[str, Any], default_skip: tuple[int, ...] = ()) 
     flags["output"] = str(kw["output"])
     secrets, originals, where = hidden(flags, source.config())
     # summary.json holds an absolute run_dir; every write through it is scrubbed
-    rd = scrubbed(RunDir.create(Path(kw["output"]).resolve(), "bisect", name), secrets)
+    rd = scrubbed(RunDir.create(Path(kw["output"]).resolve(), "bisect", name), secrets, bool(originals))
     if originals:
         from sleuth.secrets import Secrets
 
@@ -414,8 +414,8 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
     if replay is not None:
         source = _resumed_secrets(source, kw, rd)
     flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if k != "as_json"}
-    secrets = hidden(flags, source.config())[0]
-    rd = scrubbed(rd, secrets)
+    secrets, originals, _ = hidden(flags, source.config())
+    rd = scrubbed(rd, secrets, bool(originals))
     spec, oracle, opts = spec_and_options(kw, default_skip)
     quiet = kw.get("as_json", False)
     con = err_console()
