@@ -28,7 +28,7 @@ __all__ = ["JOBS_MAX", "git_source", "perf_spec", "resolve_skip", "spec_and_opti
 
 
 #: the most tests one bisection may run at once (each is a process, a checkout, maybe a venv)
-JOBS_MAX = 256
+JOBS_MAX = 1024
 
 
 def git_source(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...], *, build: str | None,
