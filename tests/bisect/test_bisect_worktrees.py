@@ -168,3 +168,24 @@ def test_each_running_test_has_its_own_checkout(tmp_path: Path, jobs: str) -> No
     assert d["first_bad"]["label"] == shas[20], d
     events = [json.loads(x) for x in Path(d["run_dir"], "journal.jsonl").read_text().splitlines()]
     assert not any("shared checkout" in (e.get("signature") or "") for e in events if e["event"] == "test")
+
+
+def test_a_relative_test_script_is_the_callers_unless_the_repository_tracks_it(tmp_path: Path) -> None:
+    shas = make_repo(tmp_path, 12, 7)
+    repo = tmp_path / "repo"
+    script(tmp_path / "outside.sh", TEST)  # the caller's file, next to the repository
+    res = sleuth("bisect", "git", "--repo", "repo", "--good", shas[0], "--bad", "main", "--flaky", "off",
+                 "--json", "--output", "o", "--", "./outside.sh", cwd=tmp_path)  # fmt: skip
+    assert doc(res)["first_bad"]["label"] == shas[7], res.stderr
+    # a script the repository tracks: each checkout runs its own copy (the last commit breaks it)
+    (repo / "ci").mkdir()
+    script(repo / "ci" / "check.sh", "exit 0\n")
+    git(repo, "add", "ci")
+    git(repo, "commit", "-q", "-m", "ci: the check")
+    script(repo / "ci" / "check.sh", 'echo "Error: the new check fails everything" >&2; exit 1\n')
+    git(repo, "commit", "-q", "-am", "ci: a stricter check")
+    res = sleuth("bisect", "git", "--repo", ".", "--good", "main~1", "--bad", "main", "--flaky", "off",
+                 "--json", "--output", str(tmp_path / "o"), "--", "./ci/check.sh", cwd=repo)  # fmt: skip
+    d = doc(res)
+    assert d["first_bad"]["title"].startswith("ci: a stricter check"), d
+    assert Path(d["run_dir"], "candidates").is_dir()

@@ -18,6 +18,7 @@ order the repositories were given.  The blame rule lives in :meth:`MultiGitSourc
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from bisect import bisect_right
@@ -89,6 +90,29 @@ def history(repo: str, old: str, new: str, first_parent: bool, name: str = "", *
     if paths and rows:
         rows = _touching(repo, f"{g}..{b}", fp, paths, rows)
     return [(first[0], int(first[1])), *rows]
+
+
+def program_path(repo: str, program: str, cwd: str | None = None) -> str:
+    """Where the test's ``program`` (``./test.sh``) is found, since the test runs in a checkout.
+
+    A relative path with a slash is the user's file, taken from ``cwd``: made absolute, unless the
+    repository tracks it, then made relative to the repository's top so each checkout runs its own
+    copy (as ``git bisect run`` would).  Names without a slash and absolute paths stay.
+    """
+    if os.sep not in program or os.path.isabs(program):
+        return program
+    path = Path(cwd or os.getcwd(), program).resolve()
+    if not path.is_file():
+        return program
+    top = Path(repo).resolve()
+    if path.is_relative_to(top):
+        rel = str(path.relative_to(top))
+        from sleuth.runner import run_tool
+
+        tracked = run_tool(["git", "-C", repo, "ls-files", "--error-unmatch", "--", rel], env=git_env())
+        if tracked.ok:
+            return "./" + rel
+    return str(path)
 
 
 def _touching(repo: str, span: str, fp: list[str], paths: tuple[str, ...],

@@ -308,6 +308,11 @@ def _start(source: Any, kw: dict[str, Any], default_skip: tuple[int, ...] = ()) 
         raise UsageError("no test command given", hint=f"put it after --, e.g. {_example(source)}")
     spec_and_options(kw, default_skip)  # validate every flag before a run dir exists
     labels = _candidates(source)  # so do the refs, the file, the versions
+    if source.kind == "git":  # the test runs in a checkout: ./test.sh means the caller's file
+        from sleuth.bisect.git import program_path
+
+        first = source.repos[0].path if hasattr(source, "repos") else source.repo
+        kw["cmd"] = (program_path(first, kw["cmd"][0], kw.get("cwd")), *kw["cmd"][1:])
     kw["skip"] = list(resolve_skip(source, labels, tuple(kw.get("skip") or ())))
     name = kw["name"] or source.kind
     flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if k != "as_json"}
