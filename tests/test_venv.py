@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from sleuth.environments.venv import VenvEnvironment
-from sleuth.errors import EnvironmentBuildError
+from sleuth.environments.venv import VenvEnvironment, find_python
+from sleuth.errors import EnvironmentBuildError, UsageError
 
 
 def _index_reachable() -> bool:
@@ -89,6 +92,98 @@ def test_cache_key_depends_on_pins_not_order(tmp_path: Path) -> None:
 
 def test_broken_interpreter_fails_cleanly(tmp_path: Path) -> None:
     env = VenvEnvironment(pins=(), python=str(tmp_path / "no-python"), cache=tmp_path)
+    with pytest.raises(UsageError, match="no-python: not a working Python interpreter"):
+        env.prepare()
+    assert not env.path.exists()
+    # an interpreter that starts but cannot make a venv is the environment's failure
+    fake = tmp_path / "fake" / "python"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\n[ "$1" = -c ] && echo 3 99 && exit 0\nexit 1\n')
+    fake.chmod(0o755)
+    env = VenvEnvironment(pins=(), python=str(fake), cache=tmp_path)
     with pytest.raises(EnvironmentBuildError, match="uv venv failed"):
         env.prepare()
     assert not env.path.exists()
+
+
+REAL = os.path.realpath(sys.executable)
+XY = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+@pytest.fixture
+def layouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """PATH with a broken pyenv shim for pythonX.Y (uv's lookup trips on it), a pyenv root with X.Y.
+
+    The pyenv version is a symlink to this interpreter; uv's own managed pythons and the project's
+    ``.venv`` (uv looks in the working directory) are out of sight.
+    """
+    monkeypatch.chdir(tmp_path)
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    for name in (f"python{XY}", "python3", "python"):
+        shim = shims / name
+        shim.write_text(f'#!/bin/sh\necho "pyenv: {name}: command not found" >&2\nexit 127\n')
+        shim.chmod(0o755)
+    root = tmp_path / "pyenv"
+    for patch in ("1", "99"):
+        (root / "versions" / f"{XY}.{patch}" / "bin").mkdir(parents=True)
+    (root / "versions" / f"{XY}.99" / "bin" / "python").symlink_to(REAL)
+    (root / "versions" / f"{XY}.1" / "bin" / "python").symlink_to(tmp_path / "gone")  # a broken install
+    (tmp_path / "uv-pythons").mkdir()
+    return {"PATH": str(shims), "PYENV_ROOT": str(root), "HOME": str(tmp_path),
+            "UV_PYTHON_INSTALL_DIR": str(tmp_path / "uv-pythons")}  # fmt: skip
+
+
+def test_uv_alone_trips_on_the_broken_shim(layouts: dict[str, str]) -> None:
+    from sleuth.environments.venv import uv_bin
+
+    res = subprocess.run([uv_bin(), "python", "find", "--no-python-downloads", XY], env=layouts,
+                         capture_output=True, text=True, cwd=layouts["HOME"])  # fmt: skip
+    assert res.returncode != 0  # what users saw: "no such interpreter"
+
+
+def test_find_python_looks_past_the_shim_into_pyenv(layouts: dict[str, str], tmp_path: Path) -> None:
+    got = find_python(XY, environ=layouts)
+    assert got == str(tmp_path / "pyenv" / "versions" / f"{XY}.99" / "bin" / "python")
+    assert find_python(f"python{XY}", environ=layouts) == got
+    # a working pythonX.Y on PATH comes before pyenv
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / f"python{XY}").symlink_to(REAL)
+    on_path = {**layouts, "PATH": f"{layouts['PATH']}{os.pathsep}{good}"}
+    assert find_python(XY, environ=on_path) == str(good / f"python{XY}")
+
+
+def test_find_python_says_where_it_looked(layouts: dict[str, str], tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as info:
+        find_python("2.1", environ=layouts)
+    msg = str(info.value)
+    assert msg.startswith("--python 2.1: no such interpreter here")
+    assert (
+        "uv's discovery" in msg and "python2.1 on PATH" in msg and f"{tmp_path}/pyenv/versions/2.1.*" in msg
+    )
+    with pytest.raises(UsageError, match="not a working Python interpreter"):
+        find_python(str(tmp_path / "shims" / f"python{XY}"), environ=layouts)
+    assert find_python(REAL, environ=layouts) == REAL
+
+
+def test_cli_finds_the_pyenv_interpreter(layouts: dict[str, str], tmp_path: Path) -> None:
+    from tests.bisect.test_bisect_pypi_index import wheel
+
+    env = {**layouts, "SLEUTH_CACHE": str(tmp_path / "cache"), "SLEUTH_OUTPUT": str(tmp_path / "runs"),
+           "UV_CACHE_DIR": str(tmp_path / "uv-cache"), "UV_OFFLINE": "1"}  # fmt: skip
+    whl = wheel(tmp_path, "tinypkg", "1.0")
+    run = [sys.executable, "-m", "sleuth"]
+    res = subprocess.run([*run, "run", "--json", "--environment", "venv", "--python", XY, "--with", str(whl), "--",
+                          "python", "-c", "import sys, tinypkg; print(sys.version_info[:2], tinypkg.VERSION)"],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    # bisect pypi checks --python before it asks the index (an empty file:// index here)
+    (tmp_path / "empty").mkdir()
+    res = subprocess.run([*run, "bisect", "pypi", "tinypkg", "--python", XY, "--index-url",
+                          (tmp_path / "empty").as_uri(), "--", "true"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 2 and "no such package" in res.stderr, res.stderr
+    res = subprocess.run([*run, "bisect", "pypi", "tinypkg", "--python", "2.1", "--", "true"], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 2 and "looked in" in res.stderr and len(res.stderr.splitlines()) == 1

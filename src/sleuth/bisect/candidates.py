@@ -21,6 +21,7 @@ from sleuth.errors import UsageError
 from sleuth.model import TrialSpec
 
 __all__ = [
+    "LABEL_MAX",
     "Candidate",
     "ListSource",
     "Prepared",
@@ -30,6 +31,10 @@ __all__ = [
     "source_from_config",
     "with_candidate",
 ]
+
+
+#: the longest candidate label a list file may hold (labels reach the journal and the terminal)
+LABEL_MAX = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,16 +92,46 @@ class ListSource:
     kind: str = "list"
 
     def resolve(self) -> list[str]:
-        """The file's lines."""
+        """The file's lines (UTF-8 text; each at most :data:`LABEL_MAX` characters, none twice)."""
+        where = f"sleuth bisect list {self.path}"
         try:
-            text = Path(self.path).read_text(encoding="utf-8")
+            data = Path(self.path).read_bytes()
         except OSError as exc:
-            raise UsageError(f"sleuth bisect list {self.path}: cannot read it ({exc.strerror})") from exc
-        labels = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-        if len(set(labels)) != len(labels):
-            dup = next(x for x in labels if labels.count(x) > 1)
-            raise UsageError(f"sleuth bisect list {self.path}: {dup!r} is listed twice")
+            raise UsageError(f"{where}: cannot read it ({exc.strerror})") from exc
+        if b"\0" in data:
+            raise UsageError(
+                f"{where}: a binary file, not text", hint="list one candidate per line, oldest first"
+            )
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise UsageError(f"{where}: line {line} is not UTF-8 text (byte 0x{data[exc.start]:02x})",
+                             hint="save the file as UTF-8") from None  # fmt: skip
+        labels: list[str] = []
+        seen: dict[str, int] = {}
+        for no, ln in enumerate(text.splitlines(), 1):
+            label = ln.strip()
+            if not label or label.startswith("#"):
+                continue
+            if len(label) > LABEL_MAX:
+                raise UsageError(f"{where}: line {no} is {len(label)} characters long (at most {LABEL_MAX})",
+                                 hint="list one short label per line")  # fmt: skip
+            if label in seen:
+                raise UsageError(f"{where}: {label!r} is listed twice (lines {seen[label]} and {no})")
+            seen[label] = no
+            labels.append(label)
         return labels
+
+    def resolve_skip(self, values: tuple[str, ...], labels: list[str]) -> tuple[str, ...]:
+        """``--skip LINE``: lines strictly between the first and the last."""
+        out: list[str] = []
+        for v in values:
+            if v not in labels[1:-1]:
+                raise UsageError(f"--skip {v!r}: not a line between the first and the last of {self.path}")
+            if v not in out:
+                out.append(v)
+        return tuple(out)
 
     def prepare(self, cand: Candidate, spec: TrialSpec, cand_dir: Path) -> Prepared:
         """``$SLEUTH_CANDIDATE`` is the line."""

@@ -1,8 +1,11 @@
 """Git candidates: one repository (:class:`GitSource`) or several co-varying ones (:class:`MultiGitSource`).
 
-Every candidate commit is checked out in its own worktree under the cache dir (created once and
-reused; the user's working tree is never touched).  ``--build`` runs in the checkout first and a
-build that fails makes the candidate a SKIP.
+The user's repository is only read: every candidate is checked out in the cache, in a worktree of
+a shared clone (:mod:`sleuth.bisect.checkouts`): one reusable checkout per running test, or with
+``--build`` one per commit so that a revisit reuses its build.  ``--build`` runs in the checkout
+first and a build that fails makes the candidate a SKIP.  ``--path`` keeps only the commits that
+change those paths (relative to their first parent), like ``git bisect start -- PATH``; the two
+ends always stay.  With ``--find-fix`` the failing ``--bad`` end is the older one.
 
 Several repositories (like JAX + XLA) are searched in *stages*.  Stage ``k`` varies repository
 ``k`` (the primary) over its commits between the stage's ends; repositories before it are pinned,
@@ -15,31 +18,27 @@ order the repositories were given.  The blame rule lives in :meth:`MultiGitSourc
 
 from __future__ import annotations
 
-import hashlib
+import os
 import re
 import threading
 from bisect import bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 from sleuth.bisect.candidates import Candidate, Prepared, with_candidate
-from sleuth.errors import InfrastructureError, UsageError
+from sleuth.bisect.checkouts import GIT_REDIRECTS, Checkouts, git_env, run_git
+from sleuth.errors import UsageError
 from sleuth.model import TrialSpec
 
 __all__ = ["GitSource", "MultiGitSource", "RepoSpec", "decode", "encode", "env_name"]
 
-_WORKTREE_LOCK = threading.Lock()
+_CHECKOUTS_LOCK = threading.Lock()
 
 
 def _git(repo: str, *args: str) -> str:
-    from sleuth.runner import run_tool
-
-    res = run_tool(["git", "-C", repo, *args], timeout_s=600)
-    if not res.ok:
-        raise InfrastructureError(f"git {' '.join(args)} in {repo}: {res.brief()}")
-    return res.stdout
+    return run_git(repo, *args)
 
 
 def env_name(name: str) -> str:
@@ -50,46 +49,95 @@ def env_name(name: str) -> str:
 def _rev(repo: str, ref: str, flag: str, shown: str) -> str:
     from sleuth.runner import run_tool
 
-    res = run_tool(["git", "-C", repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"])
+    if not ref or ref.startswith("-") or "\n" in ref or "\0" in ref:
+        raise UsageError(f"{flag} {shown!r}: not a commit in {repo}", hint="give a SHA, tag or branch")
+    res = run_tool(["git", "-C", repo, "rev-parse", "--verify", "--quiet", "--end-of-options",
+                    f"{ref}^{{commit}}"], env=git_env())  # fmt: skip
     if not res.ok:
         raise UsageError(f"{flag} {shown}: not a commit in {repo}", hint="give a SHA, tag or branch")
     return res.stdout.strip()
 
 
-def history(repo: str, good: str, bad: str, first_parent: bool, name: str = "") -> list[tuple[str, int]]:
-    """``[(sha, committer time)]`` from ``good`` to ``bad`` inclusive, oldest first."""
+def is_repository(repo: str) -> bool:
+    """Whether ``repo`` is the top of a git repository (a work tree or a bare one)."""
+    return (Path(repo) / ".git").exists() or Path(repo, "HEAD").is_file()
+
+
+def history(repo: str, old: str, new: str, first_parent: bool, name: str = "", *,
+            flags: tuple[str, str] = ("--good", "--bad"),
+            paths: tuple[str, ...] = ()) -> list[tuple[str, int]]:  # fmt: skip
+    """``[(sha, committer time)]`` from ``old`` to ``new`` inclusive, oldest first.
+
+    ``flags`` name the flags that gave ``old`` and ``new`` (``--bad``, ``--good`` with
+    ``--find-fix``); with ``paths``, only the commits between that change one of them stay.
+    """
     pre = f"{name}=" if name else ""
-    if not (Path(repo) / ".git").exists() and not Path(repo, "HEAD").is_file():
+    if not is_repository(repo):
         raise UsageError(f"--repo {pre}{repo}: not a git repository")
-    g, b = _rev(repo, good, "--good", pre + good), _rev(repo, bad, "--bad", pre + bad)
+    g, b = _rev(repo, old, flags[0], pre + old), _rev(repo, new, flags[1], pre + new)
     from sleuth.runner import run_tool
 
-    if not run_tool(["git", "-C", repo, "merge-base", "--is-ancestor", g, b]).ok:
+    if not run_tool(["git", "-C", repo, "merge-base", "--is-ancestor", g, b], env=git_env()).ok:
         raise UsageError(
-            f"--good {pre}{good} is not an ancestor of --bad {pre}{bad}",
-            hint="swap them, or pick a good commit on the bad one's history",
+            f"{flags[0]} {pre}{old} is not an ancestor of {flags[1]} {pre}{new}",
+            hint="swap them, or pick a commit on the other one's history"
+            + (" (with --find-fix the failing --bad end is the older one)" if flags[0] == "--bad" else ""),
         )
     fp = ["--first-parent"] if first_parent else []
     out = _git(repo, "log", "--format=%H %ct", "--reverse", *fp, f"{g}..{b}")
     first = _git(repo, "log", "-1", "--format=%H %ct", g).split()
     rows = [(sha, int(ts)) for sha, ts in (ln.split() for ln in out.splitlines() if ln.strip())]
+    if paths and rows:
+        rows = _touching(repo, f"{g}..{b}", fp, paths, rows)
     return [(first[0], int(first[1])), *rows]
 
 
-def worktree(repo: str, sha: str, cache: str | None) -> Path:
-    """The cached worktree of ``sha`` (created on first use)."""
-    from sleuth.environments import cache_dir
+def program_path(repo: str, program: str, cwd: str | None = None) -> str:
+    """Where the test's ``program`` (``./test.sh``) is found, since the test runs in a checkout.
 
-    root = Path(cache) if cache else cache_dir() / "bisect-worktrees"
-    repo_id = hashlib.sha256(str(Path(repo).resolve()).encode()).hexdigest()[:12]
-    path = root / repo_id / sha
-    with _WORKTREE_LOCK:  # git locks its worktree list: one add at a time
-        if not (path / ".git").exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # no ``worktree prune``: it would drop the user's own worktrees that are missing right
-            # now (an unmounted disk); ``--force`` reuses our path if its directory was deleted
-            _git(repo, "worktree", "add", "--force", "--detach", str(path), sha)
-    return path
+    A relative path with a slash is the user's file, taken from ``cwd``: made absolute, unless the
+    repository tracks it, then made relative to the repository's top so each checkout runs its own
+    copy (as ``git bisect run`` would).  Names without a slash and absolute paths stay.
+    """
+    if os.sep not in program or os.path.isabs(program):
+        return program
+    path = Path(cwd or os.getcwd(), program).resolve()
+    if not path.is_file():
+        return program
+    top = Path(repo).resolve()
+    if path.is_relative_to(top):
+        rel = str(path.relative_to(top))
+        from sleuth.runner import run_tool
+
+        tracked = run_tool(["git", "-C", repo, "ls-files", "--error-unmatch", "--", rel], env=git_env())
+        if tracked.ok:
+            return "./" + rel
+    return str(path)
+
+
+def _touching(repo: str, span: str, fp: list[str], paths: tuple[str, ...],
+              rows: list[tuple[str, int]]) -> list[tuple[str, int]]:  # fmt: skip
+    """The commits of ``rows`` that change one of ``paths``, and the last one (the bad end)."""
+    from sleuth.runner import run_tool
+
+    res = run_tool(["git", "-C", repo, "log", "--format=%H", *fp, span, "--", *paths], env=git_env())
+    if not res.ok:
+        why = (res.stderr.strip().splitlines() or ["git log failed"])[-1].removeprefix("fatal: ")
+        raise UsageError(f"--path {' '.join(paths)}: {why}", hint="give paths inside the repository")
+    touching = set(res.stdout.split())
+    kept = [r for r in rows[:-1] if r[0] in touching]
+    if not kept and len(rows) > 1:
+        raise UsageError(
+            f"--path {' '.join(paths)}: no commit between the ends changes it",
+            hint="check the spelling (paths are relative to the repository's top)",
+        )
+    return [*kept, rows[-1]]
+
+
+def _in_checkout(spec: TrialSpec, cand: Candidate, path: Path, **extra: str) -> TrialSpec:
+    """The test's spec in a checkout: cwd there, and no ``GIT_DIR`` that would point at the user's repo."""
+    env = {k: v for k, v in spec.env.items() if k not in GIT_REDIRECTS}
+    return with_candidate(replace(spec, env=env), cand, **extra).with_cwd(str(path))
 
 
 def _build(spec: TrialSpec, build: str | None, cand_dir: Path) -> Prepared:
@@ -105,7 +153,7 @@ def _build(spec: TrialSpec, build: str | None, cand_dir: Path) -> Prepared:
 
 @dataclass(slots=True)
 class GitSource:
-    """Commits ``good..bad`` of one repository, each tested in its own cached worktree."""
+    """Commits ``good..bad`` of one repository (``bad..good`` with ``find_fix``), checked out in the cache."""
 
     repo: str
     good: str
@@ -113,20 +161,65 @@ class GitSource:
     build: str | None = None
     first_parent: bool = False
     cache: str | None = None
+    #: only commits that change one of these paths (the ends always stay)
+    paths: tuple[str, ...] = ()
+    #: the failing ``bad`` end is the older one: search for the first commit that passes
+    find_fix: bool = False
     kind: str = "git"
+    _checkouts: Checkouts | None = field(default=None, init=False, repr=False)
+
+    @property
+    def ends(self) -> tuple[str, str]:
+        """(older ref, newer ref)."""
+        return (self.bad, self.good) if self.find_fix else (self.good, self.bad)
+
+    @property
+    def end_flags(self) -> tuple[str, str]:
+        """The flags that gave the older and the newer end."""
+        return ("--bad", "--good") if self.find_fix else ("--good", "--bad")
 
     def resolve(self) -> list[str]:
-        """``[good, ...first-parent commits after good..., bad]``.
+        """``[older end, ...first-parent commits between..., newer end]``.
 
         Always the first-parent chain: a linearized DAG is not monotone (a good commit of one branch
         can come after a bad one of another).  Without ``--first-parent`` the driver then descends
         into the merged branch of a first bad merge (:meth:`merged_branch`).
         """
-        return [sha for sha, _ in history(self.repo, self.good, self.bad, True)]
+        old, new = self.ends
+        rows = history(self.repo, old, new, True, flags=self.end_flags, paths=self.paths)
+        return [sha for sha, _ in rows]
+
+    def resolve_skip(self, revs: tuple[str, ...], labels: list[str]) -> tuple[str, ...]:
+        """``--skip REV``: full SHAs of commits strictly between the ends (a UsageError otherwise)."""
+        from sleuth.runner import run_tool
+
+        out: list[str] = []
+        for rev in revs:
+            sha = _rev(self.repo, rev, "--skip", rev)
+            if sha in (labels[0], labels[-1]):
+                which = "older" if sha == labels[0] else "newer"
+                raise UsageError(f"--skip {rev}: that is the {which} end of the range",
+                                 hint="skip only commits between the ends")  # fmt: skip
+            inside = sha in labels or all(
+                run_tool(["git", "-C", self.repo, "merge-base", "--is-ancestor", a, b], env=git_env()).ok
+                for a, b in ((labels[0], sha), (sha, labels[-1]))
+            )
+            if not inside:
+                raise UsageError(f"--skip {rev}: {sha[:12]} is not between the ends of the range",
+                                 hint="skip only commits between --good and --bad")  # fmt: skip
+            if sha not in out:
+                out.append(sha)
+        return tuple(out)
 
     def title(self, sha: str) -> str:
         """``subject (author, date)`` of a commit, for the summary and the report."""
         return _git(self.repo, "log", "-1", "--date=short", "--format=%s (%an, %ad)", sha).strip()
+
+    def between(self, old: str, new: str, limit: int = 200) -> list[tuple[str, str]]:
+        """``[(sha, title)]`` of the commits in ``old..new`` (merged ones too), oldest first."""
+        out = _git(self.repo, "log", "--reverse", "--date=short", "--format=%H %s (%an, %ad)",
+                   f"-{limit}", f"{old}..{new}")  # fmt: skip
+        return [(ln[:40], ln[41:]) for ln in out.splitlines() if ln.strip()]
 
     def parents(self, sha: str) -> list[str]:
         """The commit's parents, first parent first."""
@@ -137,16 +230,30 @@ class GitSource:
         base = _git(self.repo, "merge-base", first_parent, other).strip()
         return [sha for sha, _ in history(self.repo, base, other, True)]
 
+    def checkouts(self) -> Checkouts:
+        """The cache's checkouts of this repository (made on first use)."""
+        with _CHECKOUTS_LOCK:
+            if self._checkouts is None:
+                self._checkouts = Checkouts(self.repo, Path(self.cache) if self.cache else None)
+            return self._checkouts
+
     def prepare(self, cand: Candidate, spec: TrialSpec, cand_dir: Path) -> Prepared:
-        """Check the commit out in its worktree, run ``--build`` there; a failed build is a SKIP."""
-        path = worktree(self.repo, cand.label, self.cache)
+        """Check the commit out in the cache, run ``--build`` there; a failed build is a SKIP."""
+        co = self.checkouts()
+        path = co.cached(cand.label) if self.build else co.checkout(cand.label)
         extra = {"SLEUTH_REPO": str(path), env_name(Path(self.repo).resolve().name): str(path)}
-        return _build(with_candidate(spec, cand, **extra).with_cwd(str(path)), self.build, cand_dir)
+        return _build(_in_checkout(spec, cand, path, **extra), self.build, cand_dir)
+
+    def close(self) -> None:
+        """Let other processes use the checkouts this one held."""
+        if self._checkouts is not None:
+            self._checkouts.close()
 
     def config(self) -> dict[str, Any]:
         """The flags that rebuild it."""
         return {"kind": self.kind, "repo": str(Path(self.repo).resolve()), "good": self.good, "bad": self.bad,
-                "build": self.build, "first_parent": self.first_parent, "cache": self.cache}  # fmt: skip
+                "build": self.build, "first_parent": self.first_parent, "cache": self.cache,
+                "paths": list(self.paths), "find_fix": self.find_fix}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +286,7 @@ class MultiGitSource:
     cache: str | None = None
     kind: str = "git"
     _hist: dict[str, list[tuple[str, int]]] = field(default_factory=dict, repr=False)
+    _co: dict[str, Checkouts] = field(default_factory=dict, init=False, repr=False)
 
     def names(self) -> list[str]:
         """Repository names in the order given."""
@@ -238,14 +346,28 @@ class MultiGitSource:
         j = next(i for i in range(k + 1, len(self.repos)) if a[self.repos[i].name] != b[self.repos[i].name])
         return j, self.timeline(j, a, b)
 
+    def _checkouts_of(self, r: RepoSpec) -> Checkouts:
+        with _CHECKOUTS_LOCK:
+            if r.name not in self._co:
+                self._co[r.name] = Checkouts(r.path, Path(self.cache) if self.cache else None)
+            return self._co[r.name]
+
     def prepare(self, cand: Candidate, spec: TrialSpec, cand_dir: Path) -> Prepared:
-        """A worktree per repository (``$SLEUTH_REPO_<NAME>``); the test runs in the first one's."""
+        """A checkout per repository (``$SLEUTH_REPO_<NAME>``); the test runs in the first one's."""
         vec = decode(cand.label)
-        paths = {r.name: worktree(r.path, vec[r.name], self.cache) for r in self.repos}
+        paths = {}
+        for r in self.repos:
+            co = self._checkouts_of(r)
+            paths[r.name] = co.cached(vec[r.name]) if self.build else co.checkout(vec[r.name])
         extra = {env_name(n): str(p) for n, p in paths.items()}
-        first = str(paths[self.repos[0].name])
-        spec = with_candidate(spec, cand, SLEUTH_REPO=first, **extra).with_cwd(first)
+        first = paths[self.repos[0].name]
+        spec = _in_checkout(spec, cand, first, SLEUTH_REPO=str(first), **extra)
         return _build(spec, self.build, cand_dir)
+
+    def close(self) -> None:
+        """Let other processes use the checkouts this one held."""
+        for co in self._co.values():
+            co.close()
 
     def config(self) -> dict[str, Any]:
         """The flags that rebuild it."""

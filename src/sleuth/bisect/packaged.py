@@ -7,17 +7,22 @@ from a template with ``{date}``; a tag that does not exist (checked without pull
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from sleuth.bisect.candidates import Candidate, Prepared, parse_date, with_candidate
-from sleuth.errors import EnvironmentBuildError, InfrastructureError, UsageError
+from sleuth.bisect.index import PYPI, is_pypi, list_releases
+from sleuth.errors import EnvironmentBuildError, UsageError
 from sleuth.model import TrialSpec
+from sleuth.secrets import scrub_text
 
 __all__ = ["ImageSource", "PypiSource"]
+
+
+#: how many releases the default older end may step over when it does not install
+STEP_MAX = 5
 
 
 @dataclass(slots=True)
@@ -30,18 +35,28 @@ class PypiSource:
     python: str | None = None
     pins: tuple[str, ...] = ()
     pre: bool = False
-    index_url: str = "https://pypi.org/pypi"
+    index_url: str = PYPI
+    #: the failing ``bad`` release is the older one: search for the first release that passes
+    find_fix: bool = False
     kind: str = "pypi"
+    #: releases the default older end stepped over: ``[{"version", "reason"}]`` (journaled)
+    stepped: list[dict[str, str]] = field(default_factory=list, repr=False)
+
+    @property
+    def _ends(self) -> tuple[tuple[str | None, str], tuple[str | None, str]]:
+        """((older version, its flag), (newer version, its flag))."""
+        if self.find_fix:
+            return (self.bad, "--bad"), (self.good, "--good")
+        return (self.good, "--good"), (self.bad, "--bad")
 
     def resolve(self) -> list[str]:
-        """Versions from the index's JSON API, sorted, cut to ``good..bad``."""
+        """Versions from the index, sorted, cut to the ends (the default older end must install)."""
         from packaging.version import InvalidVersion, Version
 
         self.check()
-        data = _fetch_json(f"{self.index_url}/{self.package}/json")
         versions: list[Version] = []
         files_of: dict[str, list[dict[str, Any]]] = {}
-        for text, files in data.get("releases", {}).items():
+        for text, files in list_releases(self.index_url, self.package).items():
             try:
                 v = Version(text)
             except InvalidVersion:
@@ -52,15 +67,31 @@ class PypiSource:
             files_of[str(v)] = [f for f in files if not f.get("yanked")]
         versions.sort()
         labels = [str(v) for v in versions]
-        lo = (
-            self._find(labels, self.good, "--good")
-            if self.good
-            else self._oldest_installable(labels, files_of)
-        )
-        hi = self._find(labels, self.bad, "--bad") if self.bad else len(labels) - 1
+        if not labels:
+            raise UsageError(f"{self.package}: no releases on {scrub_text(self.index_url)}",
+                             hint="check the name, or pass --pre for pre-releases")  # fmt: skip
+        (old, old_flag), (new, new_flag) = self._ends
+        lo = self._find(labels, old, old_flag) if old else self._oldest_installable(labels, files_of)
+        hi = self._find(labels, new, new_flag) if new else len(labels) - 1
         if lo >= hi:
-            raise UsageError(f"--good {labels[lo]} is not older than --bad {labels[hi]}")
+            raise UsageError(f"{old_flag} {labels[lo]} is not older than {new_flag} {labels[hi]}",
+                             hint="with --find-fix the failing --bad release is the older one"
+                             if self.find_fix else "give an older --good")  # fmt: skip
+        if not old:
+            lo = self._step_to_installable(labels, lo, hi)
         return labels[lo : hi + 1]
+
+    def _step_to_installable(self, labels: list[str], lo: int, hi: int) -> int:
+        """The default older end, or up to :data:`STEP_MAX` releases later when it does not install."""
+        self.stepped.clear()
+        while lo < hi - 1 and len(self.stepped) < STEP_MAX:
+            try:
+                self._venv(labels[lo]).prepare()
+                break
+            except EnvironmentBuildError as exc:
+                self.stepped.append({"version": labels[lo], "reason": scrub_text(exc.message[:300])})
+                lo += 1
+        return lo
 
     def check(self) -> None:
         """The flags that need no index: versions, ``--with`` requirements, ``--python``."""
@@ -73,28 +104,24 @@ class PypiSource:
                     Version(ver)
             except InvalidVersion:
                 raise UsageError(f"{flag} {ver!r}: not a version", hint="e.g. --good 1.2.0") from None
+        if self.good and self.bad and Version(self.good) == Version(self.bad):
+            raise UsageError(f"--good {self.good} and --bad {self.bad} are the same release",
+                             hint="a bisection needs two different releases")  # fmt: skip
         for pin in self.pins:
             try:
                 Requirement(pin)
             except InvalidRequirement:
                 raise UsageError(f"--with {pin!r}: not a requirement", hint="e.g. --with 'numpy<2'") from None
         if self.python is not None:
-            from sleuth.environments.venv import uv_bin
-            from sleuth.runner import run_tool
+            from sleuth.environments.venv import find_python
 
-            found = run_tool(
-                [str(uv_bin()), "python", "find", "--no-python-downloads", self.python], timeout_s=60
-            )
-            if not found.ok:
-                raise UsageError(
-                    f"--python {self.python}: no such interpreter here", hint="e.g. --python 3.11, or a path"
-                )
+            find_python(self.python)
 
     def _oldest_installable(self, labels: list[str], files_of: dict[str, list[dict[str, Any]]]) -> int:
-        """The default good end: the oldest release with a wheel for the venvs' Python.
+        """The default older end: the oldest release with a wheel for the venvs' Python.
 
         A package that ships no wheel at all: the oldest whose ``Requires-Python`` admits it.  An
-        interpreter given by path or name (not ``X.Y``) is not inspected: the oldest release.
+        interpreter that cannot be asked its version: the oldest release.
         """
         import re
         import sys
@@ -104,11 +131,18 @@ class PypiSource:
 
         if self.python is None:
             version, tags = ".".join(map(str, sys.version_info[:3])), set(sys_tags())
-        elif m := re.fullmatch(r"(\d+)\.(\d+)(\.\d+)?", self.python):
-            pv = (int(m[1]), int(m[2]))
-            version, tags = self.python, {*cpython_tags(pv), *compatible_tags(pv)}
         else:
-            return 0
+            m = re.fullmatch(r"(?:python)?(\d+)\.(\d+)(\.\d+)?", self.python)
+            if m is None:
+                from sleuth.environments.venv import find_python, python_version
+
+                got = python_version(find_python(self.python))
+                if got is None:
+                    return 0
+                m = re.fullmatch(r"(\d+)\.(\d+)", f"{got[0]}.{got[1]}")
+                assert m is not None
+            pv = (int(m[1]), int(m[2]))
+            version, tags = f"{pv[0]}.{pv[1]}", {*cpython_tags(pv), *compatible_tags(pv)}
 
         def wheel_fits(f: dict[str, Any]) -> bool:
             try:
@@ -134,17 +168,39 @@ class PypiSource:
             f"{flag} {version}: no such release of {self.package}", hint="see pip index versions"
         )
 
-    def prepare(self, cand: Candidate, spec: TrialSpec, cand_dir: Path) -> Prepared:
-        """Build (or reuse) the venv with PACKAGE==VERSION; one that does not install is a SKIP."""
+    def resolve_skip(self, values: tuple[str, ...], labels: list[str]) -> tuple[str, ...]:
+        """``--skip VER``: releases strictly between the ends."""
+        from packaging.version import InvalidVersion, Version
+
+        out: list[str] = []
+        for v in values:
+            try:
+                want = Version(v)
+            except InvalidVersion:
+                raise UsageError(f"--skip {v!r}: not a version", hint="e.g. --skip 1.2.0") from None
+            lab = next((x for x in labels[1:-1] if Version(x) == want), None)
+            if lab is None:
+                raise UsageError(f"--skip {v}: not a release between {labels[0]} and {labels[-1]}")
+            if lab not in out:
+                out.append(lab)
+        return tuple(out)
+
+    def _venv(self, version: str) -> Any:
         from sleuth.environments.venv import VenvEnvironment
 
-        env = VenvEnvironment(pins=(f"{self.package}=={cand.label}", *self.pins), python=self.python)
+        index = None if is_pypi(self.index_url) else self.index_url
+        return VenvEnvironment(
+            pins=(f"{self.package}=={version}", *self.pins), python=self.python, index_url=index
+        )
+
+    def prepare(self, cand: Candidate, spec: TrialSpec, cand_dir: Path) -> Prepared:
+        """Build (or reuse) the venv with PACKAGE==VERSION; one that does not install is a SKIP."""
         try:
-            prepared = env.prepare()
+            prepared = self._venv(cand.label).prepare()
         except EnvironmentBuildError as exc:
             cand_dir.mkdir(parents=True, exist_ok=True)
-            (cand_dir / "build.log").write_text(str(exc) + "\n", encoding="utf-8")
-            return Prepared(None, f"does not install: {exc.message[:200]}")
+            (cand_dir / "build.log").write_text(scrub_text(str(exc)) + "\n", encoding="utf-8")
+            return Prepared(None, f"does not install: {scrub_text(exc.message[:200])}")
         return Prepared(prepared.wrap(with_candidate(spec, cand)))
 
     def config(self) -> dict[str, Any]:
@@ -158,6 +214,7 @@ class PypiSource:
             "pins": list(self.pins),
             "pre": self.pre,
             "index_url": self.index_url,
+            "find_fix": self.find_fix,
         }
 
 
@@ -171,21 +228,6 @@ def _admits(requires_python: str | None, version: str) -> bool:
         return SpecifierSet(requires_python).contains(version, prereleases=True)
     except InvalidSpecifier:
         return True
-
-
-def _fetch_json(url: str) -> Any:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            return json.load(resp)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            raise UsageError(f"{url}: no such package on the index") from exc
-        raise InfrastructureError(f"{url}: HTTP {exc.code}") from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise InfrastructureError(f"{url}: the package index is unreachable ({exc})") from exc
 
 
 @dataclass(slots=True)
@@ -202,7 +244,16 @@ class ImageSource:
 
     def __post_init__(self) -> None:
         if "{date}" not in self.template:
-            raise UsageError(f"--template {self.template!r}: needs a {{date}} placeholder")
+            raise UsageError(f"--template {self.template!r}: needs a {{date}} placeholder",
+                             hint="e.g. --template 'ghcr.io/org/image:nightly-{date}'")  # fmt: skip
+        day = date(2024, 2, 28)
+        try:
+            same = self.tag(day) == self.tag(day + timedelta(days=1))
+        except ValueError as exc:
+            raise UsageError(f"--date-format {self.date_format!r}: {exc}", hint="e.g. %Y-%m-%d") from None
+        if same:
+            raise UsageError(f"--date-format {self.date_format!r}: gives two days the same tag",
+                             hint="e.g. %Y-%m-%d or %Y%m%d")  # fmt: skip
 
     def tag(self, day: date) -> str:
         """The image for one day."""
@@ -214,6 +265,20 @@ class ImageSource:
         if a >= b:
             raise UsageError(f"--start-date {self.start} must be before --end-date {self.end}")
         return [self.tag(a + timedelta(days=i)) for i in range((b - a).days + 1)]
+
+    def resolve_skip(self, values: tuple[str, ...], labels: list[str]) -> tuple[str, ...]:
+        """``--skip DATE`` or ``--skip TAG``: images strictly between the ends."""
+        out: list[str] = []
+        for v in values:
+            tag = v
+            if len(v) == 10 and v[4:5] == "-":
+                tag = self.tag(parse_date(v, "--skip"))
+            if tag not in labels[1:-1]:
+                raise UsageError(f"--skip {v}: not an image between {labels[0]} and {labels[-1]}",
+                                 hint="give a date (YYYY-MM-DD) or a tag inside the range")  # fmt: skip
+            if tag not in out:
+                out.append(tag)
+        return tuple(out)
 
     def prepare(self, cand: Candidate, spec: TrialSpec, cand_dir: Path) -> Prepared:
         """Check the tag exists (no pull), then wrap the spec to run inside it."""

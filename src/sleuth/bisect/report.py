@@ -48,6 +48,7 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
         key=lambda lab: driver.labels.index(lab) if lab in driver.labels else -1,
     )
     strat = driver.strategy.inner if isinstance(driver.strategy, AutoBisection) else driver.strategy
+    found = result.status is SearchStatus.FOUND
     doc: dict[str, Any] = {
         "status": result.status.value,
         "first_bad": _cand(driver, result.first_bad),
@@ -56,7 +57,11 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
         "candidates": len(driver.seen_labels),
         "tests": len(driver.events),
         "rounds": driver.rounds,
-        "confidence": result.confidence,
+        # not_found is no answer: there is nothing a confidence could be about
+        "confidence": None if result.status is SearchStatus.NOT_FOUND else result.confidence,
+        #: --find-fix: first_bad is the first candidate that passes, last_good the last that fails
+        "find_fix": driver.opt.find_fix,
+        "skip_requested": list(driver.opt.skip),
         "skipped": skipped,
         "other_failures": other,
         "signature": driver.signature,
@@ -68,6 +73,11 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
         "source": driver.source.kind,
         "run_dir": str(driver.run_dir.path),
     }
+    if found and isinstance(driver.source, GitSource) and doc["first_bad"] and doc["last_good"]:
+        a, b = sorted((doc["last_good"], doc["first_bad"]), key=lambda c: c["index"])
+        doc["commits_between"] = [
+            {"sha": sha, "title": title} for sha, title in driver.source.between(a["label"], b["label"])
+        ]
     if driver.blame is not None:
         _add_blame(doc, driver.blame)
     if driver.opt.perf is not None:
@@ -126,11 +136,50 @@ def write_outputs(driver: Driver, summary: dict[str, Any]) -> None:
     rd.journal.append("end", summary=summary)
 
 
+def _words(s: dict[str, Any]) -> tuple[str, str]:
+    """("First bad", "Last good"), or ("First fixed", "Last failing") for ``--find-fix``."""
+    return ("First fixed", "Last failing") if s.get("find_fix") else ("First bad", "Last good")
+
+
+def _cell(text: str) -> str:
+    """Text that stays inside one table cell (pipes escaped, newlines as ``<br>``)."""
+    return text.replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
+
+
+def _command_lines(s: dict[str, Any]) -> list[str]:
+    import shlex
+
+    cmd = s.get("command")
+    if not cmd:
+        return []
+    lines = ["", "## Command", "", "```", shlex.join(cmd["argv"]), "```", ""]
+    if cmd.get("cwd"):
+        lines.append(f"Working directory: {cmd['cwd']}.  ")
+    if cmd.get("env"):
+        lines.append("Set on top of the caller's environment: "
+                     + ", ".join(f"`{k}={v}`" for k, v in cmd["env"].items()) + ".")  # fmt: skip
+    return lines
+
+
+def _outcome(driver: Driver, ev: Any, s: dict[str, Any]) -> str:
+    """The outcome column: in performance mode the metric's verdict (good / bad), else pass / fail."""
+    if "perf" not in s or ev.value is None:
+        return str(ev.outcome.value)
+    verdict = s["perf"]["verdicts"].get(ev.label)
+    if verdict is None and driver.labels:
+        if ev.label == driver.labels[0]:
+            verdict = "good (end)"
+        elif ev.label == driver.labels[-1]:
+            verdict = "bad (end)"
+    return str(verdict or "sampled").replace("_", " ")
+
+
 def render_markdown(driver: Driver, s: dict[str, Any]) -> str:
-    """The story of the search, in the order it happened."""
+    """The story of the search: the answer, the command, the commits in between, every test in order."""
+    first, last = _words(s)
     lines = [f"# sleuth bisect {s['source']}: {s['status']}", ""]
     if s["status"] == "found":
-        for key, what in (("first_bad", "First bad"), ("last_good", "Last good")):
+        for key, what in (("first_bad", first), ("last_good", last)):
             title = f" {s[key]['title']}" if s[key].get("title") else ""
             lines.append(f"{what}: `{s[key]['label']}`{title}.  ")
         if "culprit_repo" in s:
@@ -143,12 +192,13 @@ def render_markdown(driver: Driver, s: dict[str, Any]) -> str:
                 f"bad end {m['bad_mean']}, last good {m['last_good_mean']}, first bad {m['first_bad_mean']}."
             )
     elif s["suspects"]:
-        lines.append("The first bad is one of: " + ", ".join(f"`{x}`" for x in s["suspects"]) + ".")
+        lines.append(f"The {first.lower()} is one of: " + ", ".join(f"`{x}`" for x in s["suspects"]) + ".")
     if s["note"]:
         lines.append(f"Note: {s['note']}.")
+    conf = "no answer, so no confidence" if s["confidence"] is None else f"confidence {s['confidence']:.3f}"
     lines += [
         "",
-        f"{s['candidates']} candidates, {s['tests']} tests, confidence {s['confidence']:.3f}, "
+        f"{s['candidates']} candidates, {s['tests']} tests, {conf}, "
         + (
             f"performance mode on `{s['perf']['metric']}` (bisection on sampled verdicts)."
             if "perf" in s
@@ -157,16 +207,24 @@ def render_markdown(driver: Driver, s: dict[str, Any]) -> str:
             + ")."
         ),
     ]
+    if s.get("skip_requested"):
+        lines.append("Skipped on request (--skip): " + ", ".join(f"`{x}`" for x in s["skip_requested"]) + ".")
     if s["signature"]:
-        lines.append(f"Failure signature of the bad end: `{s['signature']}`.")
-    lines += ["", "| # | phase | candidate | outcome | counted as | detail |", "|---|---|---|---|---|---|"]
-    for ev in driver.events:
-        detail = (ev.signature or ev.reason or "").replace("|", "\\|")[:120]
+        lines += ["", "Failure signature of the bad end:", "", "```", s["signature"], "```"]
+    lines += _command_lines(s)
+    between = s.get("commits_between") or []
+    if between:
+        lines += ["", f"## Commits from {last.lower()} (exclusive) to {first.lower()}", ""]
+        lines += [f"- `{c['sha'][:12]}` {c['title']}" for c in between]
+    metric = s["perf"]["metric"] if "perf" in s else None
+    lines += ["", "## Tests", "", "| # | phase | candidate | outcome | counted as | detail |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    for ev in sorted(driver.events, key=lambda e: e.seq):
+        detail = _cell(ev.signature or ev.reason or "")
         if ev.value is not None:
-            detail = f"{s['perf']['metric']} = {ev.value:g}" + (f"; {detail}" if detail else "")
-        lines.append(
-            f"| {ev.seq} | {ev.phase} | `{ev.label}` | {ev.outcome.value} | {ev.counted.value} | {detail} |"
-        )
+            detail = f"{metric or 'value'} = {ev.value:g}" + (f"; {detail}" if detail else "")
+        lines.append(f"| {ev.seq} | {ev.phase} | `{_cell(ev.label)}` | {_outcome(driver, ev, s)} | "
+                     f"{ev.counted.value} | {detail} |")  # fmt: skip
     if s["other_failures"]:
         lines += ["", "Failures with another signature (counted as skip): " + ", ".join(s["other_failures"])]
     return "\n".join(lines) + "\n"

@@ -24,24 +24,51 @@ from sleuth.cli._options import (
 )
 from sleuth.errors import UsageError
 
-__all__ = ["git_source", "perf_spec", "spec_and_options"]
+__all__ = ["JOBS_MAX", "git_source", "perf_spec", "resolve_skip", "spec_and_options"]
+
+
+#: the most tests one bisection may run at once (each is a process, a checkout, maybe a venv)
+JOBS_MAX = 1024
 
 
 def git_source(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...], *, build: str | None,
-               first_parent: bool) -> GitSource | MultiGitSource:  # fmt: skip
+               first_parent: bool, paths: tuple[str, ...] = (), find_fix: bool = False,
+               skip: tuple[str, ...] = ()) -> GitSource | MultiGitSource:  # fmt: skip
     """One ``--repo PATH`` (plain refs) or several ``--repo NAME=PATH`` (``NAME=REF`` refs)."""
+    if build is not None and not build.strip():
+        raise UsageError("--build '': an empty command", hint="give a shell command, e.g. --build 'make -j8'")
+    for p in paths:
+        if not p.strip() or "\0" in p:
+            raise UsageError(f"--path {p!r}: not a path", hint="e.g. --path src/kernels")
     if len(repos) == 1 and "=" not in repos[0]:
         for flag, vals in (("--good", goods), ("--bad", bads)):
             if len(vals) != 1:
                 raise UsageError(f"{flag} {' '.join(vals)}: give exactly one REF with a single --repo PATH")
-        if not os.path.isdir(repos[0]):
-            raise UsageError(f"--repo {repos[0]}: no such directory")
+        if not repos[0].strip() or not os.path.isdir(repos[0]):
+            raise UsageError(f"--repo {repos[0]!r}: no such directory")
         src: GitSource | MultiGitSource = GitSource(
-            os.path.abspath(repos[0]), goods[0], bads[0], build=build, first_parent=first_parent
-        )
+            os.path.abspath(repos[0]), goods[0], bads[0], build=build, first_parent=first_parent,
+            paths=paths, find_fix=find_fix,
+        )  # fmt: skip
     else:
+        for flag, used in (("--path", bool(paths)), ("--find-fix", find_fix), ("--skip", bool(skip))):
+            if used:
+                raise UsageError(f"{flag} works with a single --repo PATH",
+                                 hint="bisect the repository that changed on its own")  # fmt: skip
         src = MultiGitSource(_repo_specs(repos, goods, bads), build=build, first_parent=first_parent)
     return src
+
+
+def resolve_skip(source: Any, labels: list[str] | None, values: tuple[str, ...]) -> tuple[str, ...]:
+    """``--skip`` values as candidate labels (full SHAs, versions, tags, lines) inside the range."""
+    if not values:
+        return ()
+    if labels is None:
+        raise UsageError(
+            "--skip needs --start-date with sleuth bisect images", hint="the range is known only then"
+        )
+    resolved: tuple[str, ...] = source.resolve_skip(tuple(values), labels)
+    return resolved
 
 
 def _pairs(flag: str, values: tuple[str, ...]) -> dict[str, str]:
@@ -97,16 +124,26 @@ def spec_and_options(kw: dict[str, Any], default_skip: tuple[int, ...]) -> tuple
     """The workload spec, the oracle and the search options from the CLI's keyword arguments."""
     from sleuth.bisect.driver import Options
     from sleuth.bisect.policy import parse_flaky
-    from sleuth.model import TrialSpec
+    from sleuth.model import MAX_TRIALS, TrialSpec
     from sleuth.oracle import build_oracle
 
     gpus = parse_gpus(kw.get("gpus"))  # a run dir journaled before --gpus existed has no "gpus"
     jobs = kw["jobs"] if kw["jobs"] is not None else max(1, len(gpus))
     check_slots(jobs, gpus)
+    if jobs > JOBS_MAX:
+        raise UsageError(f"--jobs {jobs}: at most {JOBS_MAX} tests at once", hint="e.g. --jobs 4")
     if not 0.5 <= kw["confidence"] < 1:
         raise UsageError(f"--confidence {kw['confidence']}: must be in [0.5, 1), e.g. 0.95")
-    if kw["max_tests"] is not None and kw["max_tests"] < 1:
-        raise UsageError(f"--max-tests {kw['max_tests']}: must be at least 1")
+    if kw["max_tests"] is not None and not 1 <= kw["max_tests"] <= MAX_TRIALS:
+        raise UsageError(f"--max-tests {kw['max_tests']}: must be in 1..{MAX_TRIALS}")
+    if kw.get("name") is not None:
+        from sleuth.model import NAME_MAX, check_name
+
+        name = kw["name"]
+        if not check_name(name):
+            shown = repr(name[:40]) + ("..." if len(name) > 40 else "")
+            hint = f"letters, digits, '_', '.', '-', at most {NAME_MAX} characters"
+            raise UsageError(f"--name {shown}: not a run name ({len(name)} characters)", hint=hint)
     timeout, grace = parse_timeout(kw["timeout"], kw["kill_grace"])
     cfg = oracle_from_flags(kw, default_skip=default_skip)
     cwd = check_cwd(kw["cwd"])
@@ -127,5 +164,7 @@ def spec_and_options(kw: dict[str, Any], default_skip: tuple[int, ...]) -> tuple
         check_ends=not kw["skip_precondition_checks"],
         max_tests=kw["max_tests"],
         perf=perf_spec(kw),
+        find_fix=bool(kw.get("find_fix")),
+        skip=tuple(kw.get("skip") or ()),
     )
     return spec, build_oracle(cfg), opts

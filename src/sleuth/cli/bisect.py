@@ -20,6 +20,26 @@ __all__ = ["command"]
 _CTX: dict[str, Any] = {}
 
 
+class _Folder(click.ParamType):  # type: ignore[type-arg]
+    """A folder path that is not empty (``--output ''`` would mean the current directory)."""
+
+    name = "directory"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        if isinstance(value, Path):
+            return value
+        text = str(value)
+        if not text.strip() or "\0" in text:
+            self.fail(f"{text!r} is not a folder; give one such as ./sleuth-runs", param, ctx)
+        return Path(text)
+
+
+def _output_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = output_option(func)
+    getattr(func, "__click_params__")[-1].type = _Folder()  # noqa: B009 - click's own attribute
+    return func
+
+
 def _search_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for deco in reversed(
         [
@@ -48,6 +68,20 @@ def _search_options(func: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--skip-precondition-checks", is_flag=True, help="Do not test the two ends first."),
             click.option("--max-tests", type=int, default=None, help="Test budget of the flaky search."),
             click.option(
+                "--skip",
+                "skip",
+                multiple=True,
+                metavar="REV",
+                help="A candidate known to be untestable (a commit, release, date or line): never "
+                "tested, counted as a skip. Repeatable.",
+            ),
+            click.option(
+                "--find-fix",
+                is_flag=True,
+                help="Search for the first candidate where the failure goes away: the failing --bad end "
+                "is the older one (the first line of a list fails, the last passes).",
+            ),
+            click.option(
                 "--direction",
                 type=click.Choice(["lower", "higher"]),
                 default=None,
@@ -58,10 +92,10 @@ def _search_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 type=float,
                 default=None,
                 metavar="PCT",
-                help="Performance mode: regression = worse than the good end by > PCT %% [default: 5].",
+                help="Performance mode: regression = worse than the good end by > PCT % [default: 5].",
             ),
             click.option("--name", help="Run name (default: the source kind)."),
-            output_option,
+            _output_option,
             click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document."),
             oracle_options,
             workload_options,
@@ -75,12 +109,15 @@ def _cmd_arg(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.argument("cmd", nargs=-1, type=click.UNPROCESSED)(func)
 
 
-@click.group(name="bisect")
-def command() -> None:
+@click.group(name="bisect", invoke_without_command=True)
+@click.pass_context
+def command(ctx: click.Context) -> None:
     """Find the first bad commit, release, image or list entry.
 
     Exit codes: 0 found, 3 ambiguous / inconclusive / not found, 2 usage, 4 infrastructure.
     """
+    if ctx.invoked_subcommand is None:  # ``sleuth bisect`` alone: the help, as ``--help`` prints it
+        click.echo(ctx.get_help())
 
 
 @command.command(name="list", context_settings=_CTX)
@@ -103,56 +140,90 @@ def list_cmd(file: Path, **kw: Any) -> int:
     multiple=True,
     required=True,
     metavar="[NAME=]PATH",
-    help="The repository (never touched); NAME=PATH repeated for co-varying repositories.",
+    help="The repository (only read: checkouts live in the cache); NAME=PATH repeated for "
+    "co-varying repositories.",
 )
 @click.option(
     "--good", "goods", multiple=True, required=True, metavar="[NAME=]REF", help="A commit that passes."
 )
 @click.option(
-    "--bad", "bads", multiple=True, required=True, metavar="[NAME=]REF", help="A later commit that fails."
+    "--bad",
+    "bads",
+    multiple=True,
+    required=True,
+    metavar="[NAME=]REF",
+    help="A later commit that fails (an older one with --find-fix).",
 )
 @click.option("--build", metavar="CMD", help="Shell command run in each checkout first; failure = SKIP.")
 @click.option("--first-parent", is_flag=True, help="Follow only the first parent of merges.")
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    metavar="PATH",
+    help="Consider only commits that change PATH (like git bisect start -- PATH). Repeatable.",
+)
 @_search_options
 @_cmd_arg
-def git_cmd(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...], build: str | None,
-            first_parent: bool, **kw: Any) -> int:  # fmt: skip
-    """Bisect commits GOOD..BAD; the test runs in a worktree of each commit (exit 125 = skip).
+def git_cmd(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...], *, build: str | None,
+            first_parent: bool, paths: tuple[str, ...], **kw: Any) -> int:  # fmt: skip
+    """Bisect commits GOOD..BAD; the test runs in a checkout of each commit (exit 125 = skip).
 
-    Several repositories: --repo NAME=PATH --good NAME=REF --bad NAME=REF for each; candidates follow
-    the first one, the others aligned by commit time; each checkout is in $SLEUTH_REPO_<NAME>.
+    Each checkout is made in the cache (a clone that borrows the repository's objects), never in
+    the repository itself.  Several repositories: --repo NAME=PATH --good NAME=REF --bad NAME=REF
+    for each; candidates follow the first one, the others aligned by commit time; each checkout is
+    in $SLEUTH_REPO_<NAME>.
     """
     from sleuth.cli._bisect_flags import git_source
 
-    src = git_source(repos, goods, bads, build=build, first_parent=first_parent)
+    src = git_source(repos, goods, bads, build=build, first_parent=first_parent, paths=paths,
+                     find_fix=kw["find_fix"], skip=kw["skip"])  # fmt: skip
     return _start(src, kw, default_skip=(125,))
 
 
 @command.command(name="pypi", context_settings=_CTX)
 @click.argument("package")
-@click.option("--good", metavar="VER", help="A release that passes (default: the oldest).")
+@click.option("--good", metavar="VER", help="A release that passes (default: the oldest that installs).")
 @click.option("--bad", metavar="VER", help="A later release that fails (default: the newest).")
-@click.option("--python", metavar="X.Y", help="Interpreter of the venvs (default: this one).")
+@click.option("--python", metavar="X.Y|PATH", help="Interpreter of the venvs (default: this one).")
 @click.option("--with", "pins", multiple=True, metavar="REQ", help="Extra requirement in every venv.")
 @click.option("--pre", is_flag=True, help="Include pre-releases.")
+@click.option(
+    "--index-url",
+    metavar="URL",
+    help="The package index (default: $UV_DEFAULT_INDEX, $UV_INDEX_URL, $PIP_INDEX_URL, else PyPI).",
+)
 @_search_options
 @_cmd_arg
 def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | None, pins: tuple[str, ...],
-             pre: bool, **kw: Any) -> int:  # fmt: skip
+             pre: bool, index_url: str | None, **kw: Any) -> int:  # fmt: skip
     """Bisect the released versions of PACKAGE, each in a cached uv venv ($SLEUTH_CANDIDATE=VER)."""
+    from sleuth.bisect.index import index_from_env
     from sleuth.bisect.packaged import PypiSource
 
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", package):
-        raise UsageError(f"sleuth bisect pypi {package!r}: not a package name")
-    return _start(PypiSource(package, good, bad, python=python, pins=pins, pre=pre), kw)
+    if len(package) > 200 or not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", package):
+        raise UsageError(f"sleuth bisect pypi {package[:60]!r}: not a package name", hint="e.g. numpy")
+    index, _ = index_from_env(index_url)
+    src = PypiSource(package, good, bad, python=python, pins=pins, pre=pre, index_url=index,
+                     find_fix=kw["find_fix"])  # fmt: skip
+    return _start(src, kw)
 
 
 @command.command(name="images", context_settings=_CTX)
 @click.option(
     "--template", required=True, help="Image name with {date}, e.g. 'ghcr.io/x/jax:nightly-{date}'."
 )
-@click.option("--end-date", required=True, metavar="YYYY-MM-DD", help="A date whose image fails.")
-@click.option("--start-date", metavar="YYYY-MM-DD", help="A date whose image passes (default: search back).")
+@click.option(
+    "--end-date",
+    required=True,
+    metavar="YYYY-MM-DD",
+    help="A date whose image fails (passes with --find-fix).",
+)
+@click.option(
+    "--start-date",
+    metavar="YYYY-MM-DD",
+    help="A date whose image passes (fails with --find-fix; default: search back).",
+)
 @click.option(
     "--runtime", type=click.Choice(["docker", "podman", "pyxis"]), default="docker", show_default=True
 )
@@ -174,6 +245,8 @@ def images_cmd(*, template: str, end_date: str, start_date: str | None, runtime:
         Mount.parse(m)
     if not start_date and any("=" not in m for m in kw["metric"]):
         raise UsageError("--metric NAME (performance mode) needs --start-date with sleuth bisect images")
+    if not start_date and kw["find_fix"]:
+        raise UsageError("--find-fix needs --start-date with sleuth bisect images (a date whose image fails)")
     src = ImageSource(
         template, start_date or "", end_date, runtime=runtime, mounts=mounts, date_format=date_format
     )
@@ -225,25 +298,55 @@ def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool)
 
 
 def _start(source: Any, kw: dict[str, Any], default_skip: tuple[int, ...] = ()) -> int:
-    from sleuth.cli._bisect_flags import spec_and_options
+    from sleuth.bisect.secrecy import hidden, scrubbed
+    from sleuth.cli._bisect_flags import resolve_skip, spec_and_options
     from sleuth.journal import RunDir
 
     kw.pop("default_skip", None)
     cmd = tuple(kw["cmd"])
     if not cmd:
-        raise UsageError(
-            "no test command given", hint="put it after --, e.g. sleuth bisect list L -- ./test.sh"
-        )
+        raise UsageError("no test command given", hint=f"put it after --, e.g. {_example(source)}")
     spec_and_options(kw, default_skip)  # validate every flag before a run dir exists
     labels = _candidates(source)  # so do the refs, the file, the versions
+    if source.kind == "git":  # the test runs in a checkout: ./test.sh means the caller's file
+        from sleuth.bisect.git import program_path
+
+        first = source.repos[0].path if hasattr(source, "repos") else source.repo
+        kw["cmd"] = (program_path(first, kw["cmd"][0], kw.get("cwd")), *kw["cmd"][1:])
+    kw["skip"] = list(resolve_skip(source, labels, tuple(kw.get("skip") or ())))
     name = kw["name"] or source.kind
-    rd = RunDir.create(Path(kw["output"]).resolve(), "bisect", name)  # summary.json: an absolute run_dir
     flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if k != "as_json"}
     flags["output"] = str(kw["output"])
-    rd.journal.append("start", source=source.config(), flags=flags, default_skip=list(default_skip))
+    secrets, originals, where = hidden(flags, source.config())
+    # summary.json holds an absolute run_dir; every write through it is scrubbed
+    rd = scrubbed(RunDir.create(Path(kw["output"]).resolve(), "bisect", name), secrets, bool(originals))
+    if originals:
+        from sleuth.secrets import Secrets
+
+        Secrets(originals).save(rd.path)
+    extra = {"redacted": where} if where else {}
+    rd.journal.append("start", source=source.config(), flags=flags, default_skip=list(default_skip), **extra)
     if labels is not None:
         rd.journal.append("candidates", labels=labels, source=source.config())
+    if getattr(source, "stepped", None):
+        rd.journal.append("default end", stepped=source.stepped, used=labels[0] if labels else None)
     return _execute(source, kw, rd, labels=labels, default_skip=default_skip)
+
+
+def _example(source: Any) -> str:
+    """A whole command line for the subcommand in use (the hint of a missing test command)."""
+    cfg = source.config()
+    kind = cfg["kind"]
+    if kind == "list":
+        return f"sleuth bisect list {cfg['path']} -- ./test.sh"
+    if kind == "git":
+        return f"sleuth bisect git --repo {cfg['repo']} --good {cfg['good']} --bad {cfg['bad']} -- ./test.sh"
+    if kind == "multigit":
+        return "sleuth bisect git --repo jax=../jax --repo xla=../xla --good ... --bad ... -- ./test.sh"
+    if kind == "pypi":
+        pkg = cfg["package"]
+        return f"sleuth bisect pypi {pkg} -- python -c 'import {re.sub(r'[^A-Za-z0-9_]', '_', pkg)}'"
+    return f"sleuth bisect images --template '{cfg['template']}' --end-date {cfg['end']} -- ./test.sh"
 
 
 def _candidates(source: Any) -> list[str] | None:
@@ -264,7 +367,7 @@ def _candidates(source: Any) -> list[str] | None:
         elif cfg["kind"] == "git":
             why, hint = (
                 f"--good {cfg['good']} and --bad {cfg['bad']} are the same commit",
-                "give a --good older than --bad",
+                "give two different commits",
             )
         elif cfg["kind"] == "multigit":
             first = cfg["repos"][0]
@@ -277,29 +380,63 @@ def _candidates(source: Any) -> list[str] | None:
     return labels
 
 
+def _resumed_secrets(source: Any, kw: dict[str, Any], rd: Any) -> Any:
+    """A resumed run: its hidden flag values back in ``kw`` (in place); the source rebuilt with its own.
+
+    Whatever ``resume`` passed (the journaled, scrubbed flags, or flags it already restored with
+    :func:`sleuth.bisect.secrecy.restore_start`), the run continues with the real values.
+    """
+    from sleuth.bisect.candidates import source_from_config
+    from sleuth.bisect.secrecy import restore_start
+
+    start = next((e for e in rd.events() if e["event"] == "start"), None)
+    if start is None or not start.get("redacted"):
+        return source
+    full = restore_start(rd.path, start)
+    for key, value in full["flags"].items():
+        if key in kw and kw[key] == start["flags"].get(key):  # not overridden by resume's own flags
+            kw[key] = value
+    if any(p.startswith("source.") for p in start["redacted"].values()):
+        source = source_from_config(full["source"])
+    return source
+
+
+def _command(kw: dict[str, Any], source: Any) -> dict[str, Any]:
+    """What was tested: argv, working directory, the variables set on top of the caller's."""
+    from sleuth.cli._options import parse_env
+
+    cwd = kw.get("cwd") or ("the checkout of each commit" if source.kind == "git" else None)
+    return {"argv": list(kw["cmd"]), "cwd": cwd, "env": parse_env(kw.get("env") or ())}
+
+
 def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None = None,
              labels: list[str] | None = None, default_skip: tuple[int, ...] = ()) -> int:  # fmt: skip
     from sleuth.bisect.driver import Driver
     from sleuth.bisect.report import exit_code, summarize, write_outputs
+    from sleuth.bisect.secrecy import hidden, public, scrubbed
     from sleuth.cli._bisect_flags import spec_and_options
 
+    if replay is not None:
+        source = _resumed_secrets(source, kw, rd)
+    flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if k != "as_json"}
+    secrets, originals, _ = hidden(flags, source.config())
+    rd = scrubbed(rd, secrets, bool(originals))
     spec, oracle, opts = spec_and_options(kw, default_skip)
     quiet = kw.get("as_json", False)
     con = err_console()
     if not quiet:
-        con.print(f"[bold]sleuth bisect {source.kind}[/] -> {rd.path}")
+        con.print(f"[bold]sleuth bisect {source.kind}[/] -> {escape(str(rd.path))}", soft_wrap=True)
+        for step in getattr(source, "stepped", None) or []:
+            why = escape(public(step["reason"], secrets))
+            con.print(f"note: {escape(step['version'])} does not install, the older end moves on: {why}",
+                      soft_wrap=True, highlight=False)  # fmt: skip
+    metric = opts.perf.name if opts.perf is not None else None
 
     def show(ev: Any) -> None:
         if not quiet:
-            style = OUTCOME_STYLE[ev.outcome]
-            note = ev.signature or ev.reason or ""
-            if ev.value is not None:
-                note = f"{ev.value:g}" + (f"; {note}" if note else "")
-            counted = "" if ev.counted is ev.outcome else f" (counted {ev.counted.value})"
-            # one line per test however narrow the terminal (a log must stay greppable)
-            label, note = escape(ev.label[:48].ljust(48)), escape(note[:80])
-            line = f"{ev.seq:>4} {ev.phase:<16} {label} [{style}]{ev.outcome.name}[/]{counted} [dim]{note}[/]"
-            con.print(line, markup=True, highlight=False, soft_wrap=True)
+            width = con.width if con.is_terminal else None
+            con.print(_test_line(ev, public(ev.signature or ev.reason or "", secrets), metric, width),
+                      markup=True, highlight=False, soft_wrap=True)  # fmt: skip
 
     driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels)
     old = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -313,9 +450,13 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
         raise Interrupted(f"interrupted; resume with: sleuth bisect resume {rd.path}") from None
     finally:
         signal.signal(signal.SIGTERM, old)
+        if hasattr(source, "close"):
+            source.close()
     summary = summarize(driver, result)
+    summary["command"] = public(_command(kw, source), secrets)
     write_outputs(driver, summary)
     rd.close()
+    summary = public(summary, secrets)
     if quiet:
         print_json(summary)
     else:
@@ -327,20 +468,43 @@ def _raise_interrupt(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _test_line(ev: Any, note: str, metric: str | None, width: int | None) -> str:
+    """One line per test: whole in a log (greppable), fitted to ``width`` on a terminal."""
+    note = " ".join(note.split())  # a multi-line reason stays on the test's line
+    if ev.value is not None:
+        note = f"{metric or 'value'}={ev.value:g}" + (f"; {note}" if note else "")
+    label = ev.label
+    if width is not None:  # a terminal: labels up to 48 columns, the note takes what is left
+        label = label if len(label) <= 48 else label[:47] + "…"
+        room = max(20, width - 4 - 1 - 16 - 1 - max(len(label), 24) - 1 - 6 - 2)
+        note = note if len(note) <= room else note[: room - 1] + "…"
+    counted = "" if ev.counted is ev.outcome else f" (counted {ev.counted.value})"
+    outcome = f"[{OUTCOME_STYLE[ev.outcome]}]{ev.outcome.name}[/]"
+    if metric is not None and ev.value is not None and ev.outcome.name == "PASS":
+        outcome = "[cyan]SAMPLE[/]"  # performance mode: the metric, not the exit code, decides
+    return f"{ev.seq:>4} {ev.phase:<16} {escape(label):<24} {outcome}{counted} [dim]{escape(note)}[/]"
+
+
 def _render(s: dict[str, Any]) -> None:
     con = console()
+    fix = bool(s.get("find_fix"))
+    first, last = ("first fixed", "last failing") if fix else ("first bad", "last good")
     if s["status"] == "found":
-        con.print(f"[bold green]first bad[/] {escape(s['first_bad']['label'])}  "
-                  f"(last good {escape(s['last_good']['label'])})", soft_wrap=True)  # fmt: skip
+        con.print(f"[bold green]{first}[/] {escape(s['first_bad']['label'])}  "
+                  f"({last} {escape(s['last_good']['label'])})", soft_wrap=True)  # fmt: skip
         if s["first_bad"].get("title"):
             con.print(f"  {escape(s['first_bad']['title'])}", soft_wrap=True, highlight=False)
+        between = s.get("commits_between") or []
+        if len(between) > 1:
+            con.print(f"  {len(between)} commits between them (see the report)", soft_wrap=True)
     elif s["suspects"]:
         one_of = escape(", ".join(s["suspects"]))
-        con.print(f"[bold yellow]{s['status']}[/]: the first bad is one of: {one_of}", soft_wrap=True)
+        con.print(f"[bold yellow]{s['status']}[/]: the {first} is one of: {one_of}", soft_wrap=True)
     else:
         con.print(f"[bold yellow]{s['status']}[/]")
     if s["note"]:
         con.print(f"note: {escape(s['note'])}", soft_wrap=True)
-    con.print(f"{s['tests']} tests over {s['candidates']} candidates, confidence {s['confidence']:.3f}; "
+    conf = "no answer, so no confidence" if s["confidence"] is None else f"confidence {s['confidence']:.3f}"
+    con.print(f"{s['tests']} tests over {s['candidates']} candidates, {conf}; "
               f"report: {escape(s['run_dir'])}/report.md", soft_wrap=True)  # fmt: skip
     _ = ExitCode

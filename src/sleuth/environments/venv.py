@@ -4,6 +4,12 @@
 lock, so parallel sleuth processes build it once), marks it complete, and reuses it on every later
 call.  A failed build leaves nothing behind.  Trials run with the venv's ``bin`` first on PATH and
 ``VIRTUAL_ENV`` set, so ``python`` and console scripts resolve inside it.
+
+``--python X.Y`` is found the way users expect (:func:`find_python`): uv's discovery, then
+``pythonX.Y`` on PATH, then pyenv's versions directory; each candidate is run once to check that
+it starts and is X.Y (a pyenv shim for a version that is not installed does not count).  An
+``index_url`` (``--index-url``, ``$UV_DEFAULT_INDEX``, ``$UV_INDEX_URL``, ``$PIP_INDEX_URL``) is
+passed to uv and is part of the cache key.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -20,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from sleuth.environments import cache_dir
-from sleuth.errors import EnvironmentBuildError, UsageError
+from sleuth.errors import EnvironmentBuildError, InfrastructureError, UsageError
 from sleuth.model import TrialSpec
 from sleuth.runner import run_tool
 
-__all__ = ["PreparedVenv", "VenvEnvironment", "uv_bin"]
+__all__ = ["PreparedVenv", "VenvEnvironment", "find_python", "python_version", "uv_bin"]
 
 _MARKER = ".sleuth-venv.json"
 
@@ -40,6 +47,64 @@ def uv_bin() -> str:
         if found is None:
             raise EnvironmentBuildError("uv not found", hint="pip install uv") from None
         return found
+
+
+def python_version(python: str) -> tuple[int, int] | None:
+    """``(major, minor)`` of an interpreter that starts, else None (a broken shim, not a python)."""
+    try:
+        res = run_tool([python, "-c", "import sys; print(*sys.version_info[:2])"], timeout_s=30)
+    except InfrastructureError:  # does not start: not an interpreter
+        return None
+    parts = res.stdout.split() if res.ok else []
+    return (int(parts[0]), int(parts[1])) if len(parts) == 2 and all(p.isdigit() for p in parts) else None
+
+
+def _pyenv_root(environ: dict[str, str]) -> Path:
+    return Path(environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+
+
+def _patch(p: Path) -> tuple[int, ...]:
+    return tuple(int(x) if x.isdigit() else -1 for x in re.split(r"[.]", p.name)[:3])
+
+
+def find_python(spec: str, flag: str = "--python", environ: dict[str, str] | None = None) -> str:
+    """The interpreter for ``--python`` (``X.Y``, a name, or a path); a UsageError says where it looked.
+
+    Order: a path as given; uv's discovery; ``pythonX.Y`` in every PATH directory; pyenv's
+    ``$PYENV_ROOT/versions/X.Y.*/bin/python`` (newest patch first).  Each is run once to check it.
+    """
+    env = dict(os.environ if environ is None else environ)
+    if not spec.strip() or "\0" in spec or "\n" in spec:
+        raise UsageError(f"{flag} {spec!r}: not an interpreter", hint="e.g. --python 3.11, or a path")
+    if os.sep in spec:
+        if os.path.isfile(spec) and os.access(spec, os.X_OK) and python_version(spec) is not None:
+            return os.path.abspath(spec)
+        raise UsageError(f"{flag} {spec}: not a working Python interpreter", hint="give an executable python")
+    m = re.fullmatch(r"(?:python)?(\d+)\.(\d+)", spec)
+    want = (int(m[1]), int(m[2])) if m else None
+    looked = ["uv's discovery"]
+    found = run_tool([uv_bin(), "python", "find", "--no-python-downloads", spec], env=env, timeout_s=60)
+    path = found.stdout.strip().splitlines()[-1] if found.ok and found.stdout.strip() else ""
+    got = python_version(path) if path else None
+    if got is not None and (want is None or got == want):
+        return path
+    if want is not None:
+        name = f"python{want[0]}.{want[1]}"
+        looked.append(f"{name} on PATH")
+        for d in env.get("PATH", os.defpath).split(os.pathsep):
+            cand = os.path.join(d or ".", name)
+            if os.path.isfile(cand) and os.access(cand, os.X_OK) and python_version(cand) == want:
+                return cand
+        root = _pyenv_root(env)
+        looked.append(f"{root}/versions/{want[0]}.{want[1]}.*")
+        for v in sorted(root.glob(f"versions/{want[0]}.{want[1]}.*"), key=_patch, reverse=True):
+            cand = str(v / "bin" / "python")
+            if python_version(cand) == want:
+                return cand
+    raise UsageError(
+        f"{flag} {spec}: no such interpreter here (looked in: {', '.join(looked)})",
+        hint="install it (e.g. uv python install, pyenv install) or give its path",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +151,21 @@ class VenvEnvironment:
     cache: Path | None = None
     name: str = "venv"
     build_timeout_s: float = 1800.0
+    #: the package index (None: uv's own configuration)
+    index_url: str | None = None
     _key: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
         for pin in self.pins:
             if not pin.strip():
                 raise UsageError("--with '': an empty requirement", hint="give e.g. --with 'numpy==2.1.0'")
-        blob = json.dumps(
-            {"pins": sorted(p.strip() for p in self.pins), "python": self.python or sys.version}
-        )
+        key: dict[str, Any] = {
+            "pins": sorted(p.strip() for p in self.pins),
+            "python": self.python or sys.version,
+        }
+        if self.index_url:  # another index may serve other files under the same versions
+            key["index"] = self.index_url
+        blob = json.dumps(key)
         object.__setattr__(self, "_key", hashlib.sha256(blob.encode()).hexdigest()[:16])
 
     @property
@@ -103,8 +174,11 @@ class VenvEnvironment:
         return (self.cache or cache_dir()) / "venvs" / self._key
 
     def describe(self) -> dict[str, Any]:
-        """``{"kind": "venv", "pins": [...], "python": ...}``."""
-        return {"kind": "venv", "pins": list(self.pins), "python": self.python}
+        """``{"kind": "venv", "pins": [...], "python": ...}`` (and ``index_url`` when one is set)."""
+        out: dict[str, Any] = {"kind": "venv", "pins": list(self.pins), "python": self.python}
+        if self.index_url:
+            out["index_url"] = self.index_url
+        return out
 
     def prepare(self) -> PreparedVenv:
         """Build the venv unless a complete one is cached."""
@@ -121,14 +195,24 @@ class VenvEnvironment:
         uv = uv_bin()
         env = {**os.environ, "VIRTUAL_ENV": ""}
         env.pop("VIRTUAL_ENV")
-        python = self.python or sys.executable
+        python = find_python(self.python) if self.python else sys.executable
+        index = ["--default-index", self.index_url] if self.index_url else []
         try:
             made = run_tool([uv, "venv", "--quiet", "--python", python, str(path)], env=env, timeout_s=600)
             if not made.ok:
                 raise EnvironmentBuildError(f"venv for python {python}: uv venv failed: {made.brief()}")
             if self.pins:
                 inst = run_tool(
-                    [uv, "pip", "install", "--quiet", "--python", str(path / "bin" / "python"), *self.pins],
+                    [
+                        uv,
+                        "pip",
+                        "install",
+                        "--quiet",
+                        *index,
+                        "--python",
+                        str(path / "bin" / "python"),
+                        *self.pins,
+                    ],
                     env=env,
                     timeout_s=self.build_timeout_s,
                 )

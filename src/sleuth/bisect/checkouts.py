@@ -1,0 +1,182 @@
+"""Checkouts of a user's repository that never touch it: a cache clone and reusable worktrees.
+
+The user's repository is only read (``rev-parse``, ``log``, and as the origin of a clone).  Per
+repository, ``<cache>/bisect-git/<id>/clone`` is a bare ``git clone --shared`` of it: it borrows
+the user's objects through ``objects/info/alternates`` (nothing is copied) and holds its branches
+and tags, fetched again once per process so that ``git describe`` in a build sees today's tags.
+Every checkout is a worktree registered in that clone, never in the user's repository:
+
+* ``slot-K``: one per running test (per worker thread), switched per candidate with
+  ``git checkout --force --detach`` and ``git clean -ffdq`` (files a test left behind are removed,
+  ignored ones such as ``__pycache__`` stay, as with ``git bisect``).  This costs about what
+  ``git bisect``'s in-place checkout costs (``bench/git_prepare_cost.py``).
+* ``commit-<sha>[-K]`` (with ``--build``): one per commit, kept so that a revisit reuses its build;
+  ``-K`` when the first is in use by a test running now.
+
+A checkout is held (an ``flock`` on ``locks/<name>``) by the worker thread that prepared it until
+that thread prepares its next candidate.  The backends run a test's prepare step and the test in
+the same worker thread, so a checkout never changes under a running test, and two sleuth
+processes never share one.  A kill -9 releases the locks; a checkout it left half-switched is
+forced clean on its next use.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import IO
+
+from sleuth.errors import InfrastructureError
+
+__all__ = ["GIT_REDIRECTS", "Checkouts", "git_env", "run_git"]
+
+#: variables that would point our git commands at another repository (a user's hook or shell)
+GIT_REDIRECTS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+)
+
+
+def git_env() -> dict[str, str]:
+    """This process's environment without the variables that redirect git, and no prompts."""
+    env = {k: v for k, v in os.environ.items() if k not in GIT_REDIRECTS}
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    return env
+
+
+def run_git(repo: str | Path, *args: str, check: bool = True, timeout_s: float = 600) -> str:
+    """``git -C repo ARGS``; its stdout, or an ``InfrastructureError`` naming the command."""
+    from sleuth.runner import run_tool
+
+    res = run_tool(["git", "-C", str(repo), *args], env=git_env(), timeout_s=timeout_s)
+    if check and not res.ok:
+        raise InfrastructureError(f"git {' '.join(args)} in {repo}: {res.brief()}")
+    return res.stdout if res.ok else ""
+
+
+class Checkouts:
+    """The checkouts of one user repository, kept under the cache dir."""
+
+    def __init__(self, repo: str, root: Path | None = None) -> None:
+        from sleuth.environments import cache_dir
+
+        self.repo = repo
+        common = run_git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip()
+        repo_id = hashlib.sha256(os.path.realpath(common).encode()).hexdigest()[:12]
+        self.dir = (root or cache_dir() / "bisect-git") / repo_id
+        self.clone = self.dir / "clone"
+        self._mutex = threading.Lock()
+        self._fetched = False
+        #: worker thread -> (checkout name, its open lock file)
+        self._held: dict[int, tuple[str, IO[str]]] = {}
+
+    def _locked_dir(self) -> IO[str]:
+        """The lock of the clone itself (creating, fetching, adding worktrees), held until closed."""
+        (self.dir / "locks").mkdir(parents=True, exist_ok=True)
+        fh = open(self.dir / "locks" / "clone", "a")  # noqa: SIM115 - closed by the caller
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        return fh
+
+    def _ensure_clone(self) -> None:
+        """The bare shared clone exists and, once per process, has the user's current refs."""
+        if self._fetched:
+            return
+        with self._locked_dir():
+            if not (self.clone / "objects" / "info" / "alternates").is_file():
+                self._reclone()
+            else:
+                try:
+                    run_git(self.clone, "fetch", "--quiet", "--force", "--prune", "origin",
+                            "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")  # fmt: skip
+                except InfrastructureError:  # the user rewrote history and pruned what we referenced
+                    self._reclone()
+        self._fetched = True
+
+    def _reclone(self) -> None:
+        tmp = self.dir / "clone.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        run_git(self.dir, "clone", "--quiet", "--bare", "--shared", os.path.abspath(self.repo), str(tmp))
+        shutil.rmtree(self.clone, ignore_errors=True)
+        os.replace(tmp, self.clone)
+
+    def _try_hold(self, name: str) -> IO[str] | None:
+        fh = open(self.dir / "locks" / name, "a")  # noqa: SIM115 - kept open while held
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            return None
+        return fh
+
+    def _release(self, tid: int) -> None:
+        held = self._held.pop(tid, None)
+        if held is not None:
+            held[1].close()
+
+    def _hold(self, prefix: str, keep: bool) -> str:
+        """Hold the first free checkout named ``prefix``, ``prefix-1``, ... for this thread."""
+        tid = threading.get_ident()
+        with self._mutex:
+            held = self._held.get(tid)
+            if held is not None and keep and held[0].startswith(prefix):
+                return held[0]
+            self._release(tid)
+            for k in range(10_000):
+                name = prefix if k == 0 and not keep else f"{prefix}{k}" if keep else f"{prefix}-{k}"
+                fh = self._try_hold(name)
+                if fh is not None:
+                    self._held[tid] = (name, fh)
+                    return name
+        raise InfrastructureError(f"{self.dir}: no free checkout slot")
+
+    def _switch(self, path: Path, sha: str, clean: bool) -> None:
+        """Check ``sha`` out in the worktree ``path`` (added to the clone on first use)."""
+        gitfile = path / ".git"
+        if gitfile.is_file():
+            # a kill -9 during a checkout leaves the index locked; this thread holds the checkout
+            gitdir = gitfile.read_text(encoding="utf-8").partition("gitdir:")[2].strip()
+            if gitdir:
+                (Path(gitdir) / "index.lock").unlink(missing_ok=True)
+            try:
+                run_git(path, "checkout", "--quiet", "--force", "--detach", sha)
+                if clean:
+                    run_git(path, "clean", "-ffdq")
+                return
+            except InfrastructureError:  # not a worktree of the clone any more (the clone was rebuilt)
+                pass
+        shutil.rmtree(path, ignore_errors=True)
+        with self._locked_dir():
+            run_git(self.clone, "worktree", "prune")  # our clone only: the user's list is never pruned
+            run_git(self.clone, "worktree", "add", "--quiet", "--force", "--detach", str(path), sha)
+
+    def checkout(self, sha: str) -> Path:
+        """This thread's reusable checkout, switched to ``sha``."""
+        self._ensure_clone()
+        path = self.dir / self._hold("slot-", keep=True)
+        self._switch(path, sha, clean=True)
+        return path
+
+    def cached(self, sha: str) -> Path:
+        """A checkout kept for ``sha`` alone (its build outputs are reused when it is tested again)."""
+        self._ensure_clone()
+        path = self.dir / self._hold(f"commit-{sha}", keep=False)
+        head = run_git(path, "rev-parse", "HEAD", check=False).strip() if (path / ".git").is_file() else ""
+        if head != sha:
+            self._switch(path, sha, clean=False)
+        return path
+
+    def close(self) -> None:
+        """Release every checkout this process holds."""
+        with self._mutex:
+            for tid in list(self._held):
+                self._release(tid)

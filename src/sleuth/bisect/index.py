@@ -1,0 +1,173 @@
+"""Listing a package's releases from the index the user configured, as pip and uv would.
+
+The index is ``--index-url``, else ``$UV_DEFAULT_INDEX``, ``$UV_INDEX_URL``, ``$PIP_INDEX_URL``, else
+PyPI (:func:`index_from_env`).  On pypi.org the JSON API answers (it has every file's
+``requires_python``); any other index is asked for the PEP 691 JSON simple page and, when it
+serves HTML, read as a PEP 503 page (``data-requires-python``, ``data-yanked``).  ``file://``
+indexes work too (``<index>/<name>/index.html``).  Credentials in the URL become a basic-auth
+header and never appear in a message.
+
+Every listing is returned as ``{version text: [file dicts]}`` with the JSON API's keys
+(``filename``, ``packagetype``, ``requires_python``, ``yanked``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from html.parser import HTMLParser
+from typing import Any
+
+from sleuth.errors import InfrastructureError, UsageError
+from sleuth.secrets import scrub_text
+
+__all__ = ["PYPI", "index_from_env", "list_releases"]
+
+PYPI = "https://pypi.org/simple"
+#: where the index may come from, in the order uv and then pip read it
+INDEX_VARS = ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL")
+_ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+
+
+def index_from_env(flag: str | None, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """``(index URL, where it came from)``: ``--index-url``, then the variables, then PyPI."""
+    env = os.environ if environ is None else environ
+    if flag is not None:
+        return check_url(flag, "--index-url"), "--index-url"
+    for var in INDEX_VARS:
+        if env.get(var, "").strip():
+            return check_url(env[var].strip(), f"${var}"), f"${var}"
+    return PYPI, "default"
+
+
+def check_url(url: str, flag: str) -> str:
+    """An ``http(s)://`` or ``file://`` URL (trailing slash dropped), or a UsageError naming ``flag``."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.hostname):
+        shown = scrub_text(url)
+        raise UsageError(f"{flag} {shown!r}: not an index URL", hint="e.g. https://pypi.org/simple")
+    return url.rstrip("/")
+
+
+def is_pypi(url: str) -> bool:
+    """The public PyPI (its JSON API is richer than the simple index)."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    return host in ("pypi.org", "pypi.python.org")
+
+
+def normalize(name: str) -> str:
+    """PEP 503 name normalization."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _open(url: str, accept: str) -> tuple[bytes, str]:
+    """GET ``url`` (credentials in it as basic auth); the body and its content type."""
+    parts = urllib.parse.urlsplit(url)
+    headers = {"Accept": accept, "User-Agent": "sleuth"}
+    if parts.username is not None:
+        cred = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
+        netloc = parts.hostname or ""
+        netloc += f":{parts.port}" if parts.port else ""
+        url = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    shown = scrub_text(url)
+    if parts.scheme == "file":
+        path = urllib.request.url2pathname(parts.path)
+        if not os.path.exists(path):
+            raise UsageError(f"{shown}: no such package on the index")
+        if os.path.isdir(path):
+            url = urllib.parse.urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/index.html"))
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as resp:
+            return resp.read(), resp.headers.get("Content-Type", "") or ""
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise UsageError(f"{shown}: no such package on the index") from None
+        raise InfrastructureError(f"{shown}: HTTP {exc.code}") from None
+    except FileNotFoundError:
+        raise UsageError(f"{shown}: no such package on the index") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        why = getattr(exc, "reason", exc)
+        raise InfrastructureError(f"{shown}: the package index is unreachable ({why})") from None
+
+
+class _Links(HTMLParser):
+    """The anchors of a PEP 503 page: (text, attributes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, dict[str, str | None]]] = []
+        self._open: dict[str, str | None] | None = None
+        self._text = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._open, self._text = dict(attrs), ""
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None:
+            self._text += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._open is not None:
+            self.links.append((self._text.strip(), self._open))
+            self._open = None
+
+
+def _version_of(filename: str, package: str) -> tuple[str, str] | None:
+    """``(version, packagetype)`` of a wheel or sdist file name, None for anything else."""
+    from packaging.utils import (
+        InvalidSdistFilename,
+        InvalidWheelFilename,
+        parse_sdist_filename,
+        parse_wheel_filename,
+    )
+
+    try:
+        if filename.endswith(".whl"):
+            name, ver, *_ = parse_wheel_filename(filename)
+            kind = "bdist_wheel"
+        else:
+            name, ver = parse_sdist_filename(filename)
+            kind = "sdist"
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+    return (str(ver), kind) if normalize(str(name)) == normalize(package) else None
+
+
+def _from_files(files: list[dict[str, Any]], package: str) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for f in files:
+        got = _version_of(f["filename"], package)
+        if got is not None:
+            out.setdefault(got[0], []).append({**f, "packagetype": got[1]})
+    return out
+
+
+def list_releases(index: str, package: str) -> dict[str, list[dict[str, Any]]]:
+    """``{version: [files]}`` of ``package`` on ``index`` (see the module docstring)."""
+    if is_pypi(index):
+        body, _ = _open(f"https://pypi.org/pypi/{normalize(package)}/json", "application/json")
+        releases: dict[str, list[dict[str, Any]]] = json.loads(body).get("releases", {})
+        return releases
+    body, ctype = _open(f"{index}/{normalize(package)}/", _ACCEPT)
+    if "json" in ctype:
+        page = json.loads(body)
+        files = [{"filename": f.get("filename", ""), "requires_python": f.get("requires-python"),
+                  "yanked": bool(f.get("yanked"))} for f in page.get("files", [])]  # fmt: skip
+        return _from_files(files, package)
+    parser = _Links()
+    parser.feed(body.decode("utf-8", errors="replace"))
+    files = []
+    for text, attrs in parser.links:
+        href = attrs.get("href") or ""
+        name = text or urllib.parse.unquote(href.split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1])
+        files.append({"filename": name, "requires_python": attrs.get("data-requires-python"),
+                      "yanked": "data-yanked" in attrs})  # fmt: skip
+    return _from_files(files, package)

@@ -1,0 +1,156 @@
+"""Secrets of a bisection: which flag values hide, a run dir that writes none, and resume's restore.
+
+The rule is :mod:`sleuth.secrets`'s.  A string of the journaled flags or source (an ``--env``
+entry, an argument of the command, ``--build``, an index URL with credentials) that the rule would
+change is kept whole in the run dir's 0600 ``secrets.json`` under a readable name (``--env
+HF_TOKEN``, ``argument 3 of the command``, ``--build``); the start event journals the scrubbed
+flags and ``redacted``: ``{name: where}``.  Everything else written through the run dir (journal
+events, each test's ``result.json``, ``summary.json``, ``report.md``) is scrubbed on the way out
+by :class:`ScrubbedRunDir`.  :func:`restore_start` puts the values back for a resume; a run dir
+shared without ``secrets.json`` takes ``--env`` values from the resuming shell.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from sleuth.journal import Journal, RunDir
+from sleuth.secrets import Secrets, is_secret
+
+__all__ = ["ScrubbedRunDir", "hidden", "public", "restore_start", "scrubbed"]
+
+
+def _leaves(obj: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    if isinstance(obj, str):
+        yield path, obj
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            yield from _leaves(v, (*path, str(k)))
+    elif isinstance(obj, list | tuple):
+        for i, v in enumerate(obj):
+            yield from _leaves(v, (*path, i))
+
+
+def _name(path: tuple[str | int, ...], value: str) -> str:
+    """A name for people: ``--env HF_TOKEN``, ``argument 2 of the command``, ``--build``."""
+    if path[:2] == ("flags", "env"):
+        return f"--env {value.partition('=')[0]}"
+    if path[:2] == ("flags", "cmd") and len(path) == 3:
+        return f"argument {int(path[2]) + 1} of the command"
+    last = path[-1]
+    if isinstance(last, int):
+        return f"--{str(path[-2]).replace('_', '-')} #{last + 1}"
+    return f"--{last.replace('_', '-')}"
+
+
+def hidden(
+    flags: Mapping[str, Any], source: Mapping[str, Any]
+) -> tuple[Secrets, dict[str, str], dict[str, str]]:
+    """(the rule's secrets, ``{name: original string}``, ``{name: "flags.cmd.2"}``) of a bisection.
+
+    The secrets scrub; the originals are what ``secrets.json`` keeps for resume.
+    """
+    doc = {"flags": dict(flags), "source": dict(source)}
+    env = dict(e.partition("=")[::2] for e in flags.get("env") or [] if isinstance(e, str))
+    values = dict(Secrets.of(env).values)
+    leaves = list(_leaves(doc))
+    for path, s in leaves:  # a whole argument that looks like a token (no name tells it is one)
+        if is_secret("", s) and Secrets().scrub(s) == s:
+            values[".".join(map(str, path))] = s
+    secrets = Secrets(values)
+    originals: dict[str, str] = {}
+    where: dict[str, str] = {}
+    for path, s in leaves:
+        if secrets.scrub(s) != s:
+            name = _name(path, s)
+            if name in where:
+                name += f" ({'.'.join(map(str, path))})"
+            originals[name], where[name] = s, ".".join(map(str, path))
+    return secrets, originals, where
+
+
+class _ScrubbedJournal(Journal):
+    """Appends to another journal with every secret hidden."""
+
+    def __init__(self, inner: Journal, secrets: Secrets) -> None:  # no file of its own
+        self.path = inner.path
+        self._inner = inner
+        self._secrets = secrets
+
+    def append(self, event: str, **data: Any) -> None:
+        """Append ``data`` scrubbed."""
+        self._inner.append(event, **self._secrets.scrub(data))
+
+    def close(self) -> None:
+        """Close the journal underneath."""
+        self._inner.close()
+
+
+class ScrubbedRunDir(RunDir):
+    """The same run dir (its lock, its journal) whose every write is scrubbed."""
+
+    def __init__(self, inner: RunDir, secrets: Secrets) -> None:  # takes no lock again
+        self.__dict__.update(inner.__dict__)
+        self.secrets = secrets
+        self.journal = _ScrubbedJournal(inner.journal, secrets)
+
+    def write_json(self, relpath: str, obj: Any, *, mode: int | None = None) -> Path:
+        """Write ``obj`` scrubbed."""
+        return super().write_json(relpath, self.secrets.scrub(obj), mode=mode)
+
+    def write_text(self, relpath: str, text: str) -> Path:
+        """Write ``text`` scrubbed."""
+        return super().write_text(relpath, str(self.secrets.scrub(text)))
+
+
+def scrubbed(rd: RunDir, secrets: Secrets, hide: bool = False) -> RunDir:
+    """``rd`` itself when there is nothing to hide, else a :class:`ScrubbedRunDir` over it.
+
+    ``hide``: scrub even without named secrets (URL credentials are hidden by the rule alone).
+    """
+    if (secrets or hide) and not isinstance(rd, ScrubbedRunDir):
+        return ScrubbedRunDir(rd, secrets)
+    return rd
+
+
+def _put(doc: dict[str, Any], where: str, value: str) -> None:
+    *parents, last = where.split(".")
+    node: Any = doc
+    for p in parents:
+        node = node[int(p)] if isinstance(node, list) else node[p]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def restore_start(
+    run_dir: Path, start: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The ``start`` event with its hidden values back (``secrets.json``, else ``--env`` from ``environ``).
+
+    A value found in neither is a ``UsageError`` that names it and says how to resume anyway.
+    """
+    out = {k: copy.deepcopy(v) for k, v in start.items() if k != "redacted"}
+    where: dict[str, str] = dict(start.get("redacted") or {})
+    if not where:
+        return out
+    env = os.environ if environ is None else environ
+    fallback = {}
+    for name in where:  # a run dir shared without secrets.json: the resuming shell has the variable
+        var = name.removeprefix("--env ")
+        if name.startswith("--env ") and var in env:
+            fallback[name] = f"{var}={env[var]}"
+    kept = Secrets.load(run_dir, list(where), environ=fallback)
+    for name, path in where.items():
+        _put(out, path, kept.values[name])
+    return out
+
+
+def public(obj: Any, secrets: Secrets) -> Any:
+    """``obj`` scrubbed (what a terminal or ``--json`` may show)."""
+    return secrets.scrub(obj)

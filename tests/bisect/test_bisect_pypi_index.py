@@ -1,0 +1,210 @@
+"""``bisect pypi`` against the index the user configured: a local index served by a thread, no network.
+
+Tiny wheels are built here; the index is served as PEP 503 HTML, as PEP 691 JSON, or read from
+``file://``.  uv installs from it, so the venvs are real.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import json
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sleuth.bisect.index import PYPI, index_from_env, list_releases
+from sleuth.errors import UsageError
+from tests.bisect.test_bisect_cli import doc, sleuth
+
+
+def wheel(root: Path, name: str, version: str, *, body: str = "", requires: str = "") -> Path:
+    """A valid pure-Python wheel of ``name`` ``version`` whose module sets ``VERSION`` (plus ``body``)."""
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f"VERSION = {version!r}\n{body}",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        + (f"Requires-Dist: {requires}\n" if requires else ""),
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: sleuth-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    files[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
+    out = root / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(out, "w") as zf:
+        for path, text in files.items():
+            zf.writestr(path, text)
+    return out
+
+
+def build_index(root: Path, versions: dict[str, dict[str, Any]], name: str = "tinypkg") -> Path:
+    """``root/simple/<name>/index.html`` (PEP 503) and ``index.json`` (PEP 691); wheels in ``root/files``."""
+    from html import escape
+
+    (root / "files").mkdir(parents=True)
+    page = root / "simple" / name
+    page.mkdir(parents=True)
+    links, files = [], []
+    for v, opts in versions.items():
+        w = wheel(root / "files", name, v, body=opts.get("body", ""), requires=opts.get("requires", ""))
+        rp, yanked = opts.get("requires_python"), bool(opts.get("yanked"))
+        attrs = (f' data-requires-python="{escape(rp)}"' if rp else "") + (
+            ' data-yanked=""' if yanked else ""
+        )
+        links.append(f'<a href="../../files/{w.name}"{attrs}>{w.name}</a><br/>')
+        files.append({"filename": w.name, "url": f"../../files/{w.name}", "hashes": {}, "requires-python": rp,
+                      "yanked": yanked})  # fmt: skip
+    (page / "index.html").write_text(
+        "<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n"
+    )
+    (page / "index.json").write_text(
+        json.dumps({"meta": {"api-version": "1.0"}, "name": name, "files": files})
+    )
+    return root
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves the directory; a project page as PEP 691 JSON when asked for it and ``json_api`` is on."""
+
+    json_api = False
+
+    def do_GET(self) -> None:  # http.server's name
+        parts = self.path.strip("/").split("/")
+        wants_json = "vnd.pypi.simple.v1+json" in self.headers.get("Accept", "")
+        if self.json_api and wants_json and len(parts) == 2 and parts[0] == "simple":
+            page = Path(self.directory, "simple", parts[1], "index.json")
+            if page.is_file():
+                body = page.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+        super().do_GET()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start(root: Path, json_api: bool = False) -> str:
+        handler = type("H", (_Handler,), {"json_api": json_api})
+
+        def make(*a: Any, **k: Any) -> Any:
+            return handler(*a, directory=str(root), **k)
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+        return f"http://127.0.0.1:{srv.server_address[1]}/simple"
+
+    yield start
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+VERSIONS: dict[str, dict[str, Any]] = {
+    "0.9": {"requires_python": "<3"},  # not for this Python
+    "1.0": {},
+    "1.1": {"yanked": True},
+    "1.2": {},
+    "1.3": {"body": "BROKEN = True\n"},
+    "1.4": {"body": "BROKEN = True\n"},
+    "2.0rc1": {"body": "BROKEN = True\n"},
+}
+
+
+@pytest.mark.parametrize("how", ["html", "json", "file"])
+def test_listing_reads_each_kind_of_index(tmp_path: Path, serve: Any, how: str) -> None:
+    root = build_index(tmp_path / "idx", VERSIONS)
+    url = (root / "simple").as_uri() if how == "file" else serve(root, json_api=how == "json")
+    got = list_releases(url, "TinyPkg")  # names are normalized
+    assert set(got) == set(VERSIONS)
+    assert got["0.9"][0]["requires_python"] == "<3"
+    assert got["1.1"][0]["yanked"] and not got["1.0"][0]["yanked"]
+    assert all(f["packagetype"] == "bdist_wheel" for fs in got.values() for f in fs)
+    with pytest.raises(UsageError, match="no such package"):
+        list_releases(url, "nothere")
+
+
+def test_the_index_comes_from_the_flag_then_uv_then_pip(tmp_path: Path) -> None:
+    env = {"PIP_INDEX_URL": "https://pip.example/simple", "UV_INDEX_URL": "https://uv.example/simple/"}
+    assert index_from_env(None, {}) == (PYPI, "default")
+    assert index_from_env(None, {"PIP_INDEX_URL": env["PIP_INDEX_URL"]})[0] == "https://pip.example/simple"
+    assert index_from_env(None, env) == ("https://uv.example/simple", "$UV_INDEX_URL")
+    both = {**env, "UV_DEFAULT_INDEX": "https://default.example/simple"}
+    assert index_from_env(None, both)[1] == "$UV_DEFAULT_INDEX"
+    assert index_from_env("https://flag.example/simple", both)[1] == "--index-url"
+    with pytest.raises(UsageError, match=r"\$PIP_INDEX_URL"):
+        index_from_env(None, {"PIP_INDEX_URL": "not a url"})
+
+
+TEST = ["--", "python", "-c", "import sys, tinypkg; sys.exit(1 if getattr(tinypkg, 'BROKEN', 0) else 0)"]
+
+
+def test_bisect_over_a_local_index_given_by_flag_or_environment(tmp_path: Path, serve: Any) -> None:
+    url = serve(build_index(tmp_path / "idx", VERSIONS))
+    res = sleuth("bisect", "pypi", "tinypkg", "--index-url", url, "--flaky", "off", "--json", "--output", "o",
+                 *TEST, cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    d = doc(res)
+    assert (d["first_bad"]["label"], d["last_good"]["label"]) == ("1.3", "1.2")
+    journal = Path(d["run_dir"], "journal.jsonl").read_text().splitlines()
+    labels = next(json.loads(x)["labels"] for x in journal if '"candidates"' in x)
+    # 0.9 needs Python 2 (not the default good end), 1.1 is yanked, 2.0rc1 is a pre-release
+    assert labels == ["1.0", "1.2", "1.3", "1.4"]
+    # the same through $PIP_INDEX_URL, as pip users configure it
+    res = sleuth("bisect", "pypi", "tinypkg", "--flaky", "off", "--json", "--output", "o", *TEST, cwd=tmp_path,
+                 env={"PIP_INDEX_URL": url, "UV_INDEX_URL": "", "UV_DEFAULT_INDEX": ""})  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert doc(res)["first_bad"]["label"] == "1.3"
+
+
+def test_a_default_good_end_that_does_not_install_steps_to_the_next(tmp_path: Path, serve: Any) -> None:
+    versions = {
+        "1.0": {"requires": "no-such-dependency-anywhere>=1"},  # resolves nowhere: uv fails
+        "1.1": {},
+        "1.2": {},
+        "1.3": {"body": "BROKEN = True\n"},
+    }
+    url = serve(build_index(tmp_path / "idx", versions))
+    res = sleuth("bisect", "pypi", "tinypkg", "--index-url", url, "--flaky", "off", "--output", "o", *TEST,
+                 cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "note: 1.0 does not install, the older end moves on" in res.stderr
+    assert "first bad 1.3  (last good 1.2)" in res.stdout
+    (run,) = (tmp_path / "o").glob("bisect/pypi/*")
+    events = [json.loads(x) for x in (run / "journal.jsonl").read_text().splitlines()]
+    (step,) = [e for e in events if e["event"] == "default end"]
+    assert [s["version"] for s in step["stepped"]] == ["1.0"] and step["used"] == "1.1"
+    # a --good given by the user is never moved
+    res = sleuth("bisect", "pypi", "tinypkg", "--index-url", url, "--good", "1.0", "--flaky", "off",
+                 "--json", "--output", "o", *TEST, cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 3 and doc(res)["status"] == "not_found"
+
+
+def test_index_credentials_stay_out_of_the_run_dir(tmp_path: Path, serve: Any) -> None:
+    from tests.badinput import assert_no_secret
+
+    url = serve(build_index(tmp_path / "idx", VERSIONS))
+    secret = "IndexPassw0rdPlanted"
+    with_cred = url.replace("http://", f"http://alice:{secret}@")
+    res = sleuth("bisect", "pypi", "tinypkg", "--index-url", with_cred, "--good", "1.2", "--bad", "1.4",
+                 "--flaky", "off", "--json", "--output", "o", *TEST, cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert doc(res)["first_bad"]["label"] == "1.3"
+    assert_no_secret(secret, res.stdout, res.stderr, roots=[tmp_path / "o"])
+    (run,) = (tmp_path / "o").glob("bisect/pypi/*")
+    assert secret in (run / "secrets.json").read_text()

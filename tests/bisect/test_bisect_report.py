@@ -1,0 +1,102 @@
+"""``report.md`` of a bisection: tests in order, the command, the commits between, whole signatures."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.bisect.test_bisect_cli import TEST, doc, git, make_repo, script, sleuth
+
+
+def rows(report: str) -> list[list[str]]:
+    """The cells of the tests table."""
+    out = []
+    for ln in report.split("## Tests", 1)[1].splitlines():
+        if ln.startswith("| ") and not ln.startswith("| #"):
+            out.append([c.strip() for c in re.split(r"(?<!\\)\|", ln)[1:-1]])
+    return out
+
+
+def test_rows_are_in_test_order_and_the_command_is_there(tmp_path: Path) -> None:
+    (tmp_path / "l.txt").write_text("\n".join(str(i) for i in range(1, 101)) + "\n")
+    # later candidates finish first, so completion order differs from test order
+    t = script(tmp_path / "t.sh", 'sleep 0.$((100 - SLEUTH_CANDIDATE))\n'
+               '[ $SLEUTH_CANDIDATE -ge 64 ] && { echo "Error: x" >&2; exit 1; }; exit 0\n')  # fmt: skip
+    res = sleuth("bisect", "list", "l.txt", "-j", "3", "--env", "MODE=fast", "--cwd", str(tmp_path),
+                 "--output", "o", "--json", "--", t, "--flag", "a b", cwd=tmp_path)  # fmt: skip
+    d = doc(res)
+    report = Path(d["run_dir"], "report.md").read_text()
+    seqs = [int(r[0]) for r in rows(report)]
+    assert seqs == list(range(d["tests"]))
+    assert f"{t} --flag 'a b'" in report  # the argv, quoted as a shell would need it
+    assert f"Working directory: {tmp_path}" in report
+    assert "`MODE=fast`" in report
+    assert d["command"] == {"argv": [t, "--flag", "a b"], "cwd": str(tmp_path), "env": {"MODE": "fast"}}
+
+
+def test_the_commits_between_and_the_whole_signature(tmp_path: Path) -> None:
+    shas = make_repo(tmp_path, 10, 6)
+    repo = tmp_path / "repo"
+    # a merge brings three commits; the second of them adds the bug
+    git(repo, "checkout", "-q", "-b", "side", shas[9])
+    for i, title in enumerate(("side: refactor", "side: the change that breaks it", "side: docs")):
+        (repo / "side").write_text(f"{i}\n")
+        if i == 1:
+            (repo / "bug").write_text("2\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", title)
+    git(repo, "checkout", "-q", "main")
+    (repo / "other").write_text("x\n")
+    git(repo, "add", "other")
+    git(repo, "commit", "-q", "-m", "main: unrelated")
+    git(repo, "merge", "-q", "--no-ff", "side", "-m", "Merge branch side")
+    (repo / "more").write_text("y\n")
+    git(repo, "add", "more")
+    git(repo, "commit", "-q", "-m", "main: after the merge")
+    long = "ValueError: " + "the tensor shapes (3, 4) and (4, 5) do not line up for the fused kernel " * 3
+    test = f'test "$(cat bug)" = 2 && {{ echo "{long.strip()}" >&2; exit 1; }}; exit 0\n'
+    res = sleuth("bisect", "git", "--repo", "repo", "--good", shas[9], "--bad", "main", "--first-parent",
+                 "--flaky", "off", "--json", "--output", "o", "--", "sh", "-c", test, cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    d = doc(res)
+    assert d["first_bad"]["title"].startswith("Merge branch side")
+    titles = [c["title"].split(" (")[0] for c in d["commits_between"]]
+    assert titles == ["side: refactor", "side: the change that breaks it", "side: docs", "Merge branch side"]
+    report = Path(d["run_dir"], "report.md").read_text()
+    section = report.split("## Commits from last good (exclusive) to first bad", 1)[1].split("##", 1)[0]
+    assert "side: the change that breaks it" in section and "main: unrelated" not in section
+    assert d["signature"] and len(d["signature"]) > 120
+    assert d["signature"] in report  # whole, not cut at 120 characters
+    fails = [r for r in rows(report) if r[3] == "fail"]
+    assert fails and all(d["signature"] in r[5] for r in fails)
+
+
+def test_performance_rows_say_good_or_bad_by_the_metric(tmp_path: Path) -> None:
+    (tmp_path / "l.txt").write_text("\n".join(str(i) for i in range(1, 21)) + "\n")
+    t = script(tmp_path / "t.sh", 'b=100; [ $SLEUTH_CANDIDATE -ge 13 ] && b=150\necho "step_time=$b.$$"\n')
+    res = sleuth("bisect", "list", "l.txt", "--metric", r"step=step_time=([0-9.]+)", "--metric", "step",
+                 "--output", "o", "--json", "--", t, cwd=tmp_path)  # fmt: skip
+    d = doc(res)
+    assert d["first_bad"]["label"] == "13"
+    table = rows(Path(d["run_dir"], "report.md").read_text())
+    outcomes = {r[2].strip("`"): r[3] for r in table}
+    assert "pass" not in outcomes.values()
+    assert outcomes["1"] == "good (end)" and outcomes["20"] == "bad (end)"
+    assert outcomes["13"] == "bad" and outcomes["12"] == "good"
+    # the terminal shows the sampled value, not PASS
+    plain = sleuth("bisect", "list", "l.txt", "--metric", r"step=step_time=([0-9.]+)", "--metric", "step",
+                   "--output", "o", "--", t, cwd=tmp_path)  # fmt: skip
+    lines = [ln for ln in plain.stderr.splitlines() if ln[:4].strip().isdigit()]
+    assert lines and all("SAMPLE" in ln and "step=1" in ln and "PASS" not in ln for ln in lines)
+
+
+def test_a_test_that_is_not_found_still_tells_the_command(tmp_path: Path) -> None:
+    make_repo(tmp_path, 4, 2)
+    res = sleuth("bisect", "git", "--repo", "repo", "--good", "main~3", "--bad", "main", "--json", "--output",
+                 "o", "--", "sh", "-c", "exit 0", cwd=tmp_path)  # fmt: skip
+    d = doc(res)
+    assert d["status"] == "not_found"
+    report = Path(d["run_dir"], "report.md").read_text()
+    assert "sh -c 'exit 0'" in report and "the checkout of each commit" in report
+    assert "Commits from" not in report
+    _ = TEST
