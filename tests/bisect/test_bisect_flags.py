@@ -183,8 +183,8 @@ def test_multi_repo_rejects_single_repo_flags(tmp_path: Path) -> None:
 
 
 def test_bisect_alone_prints_its_help(tmp_path: Path) -> None:
-    res = sleuth("bisect", cwd=tmp_path)
-    assert res.returncode == 0 and not res.stderr
+    res = sleuth("bisect", cwd=tmp_path)  # the whole help on stdout; exit 2 as for every bare group
+    assert res.returncode == 2 and not res.stderr
     assert res.stdout.startswith("Usage: sleuth bisect") and "resume" in res.stdout and "pypi" in res.stdout
     assert res.stdout == sleuth("bisect", "--help", cwd=tmp_path).stdout
 

@@ -109,15 +109,12 @@ def _cmd_arg(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.argument("cmd", nargs=-1, type=click.UNPROCESSED)(func)
 
 
-@click.group(name="bisect", invoke_without_command=True)
-@click.pass_context
-def command(ctx: click.Context) -> None:
+@click.group(name="bisect")
+def command() -> None:
     """Find the first bad commit, release, image or list entry.
 
     Exit codes: 0 found, 3 ambiguous / inconclusive / not found, 2 usage, 4 infrastructure.
     """
-    if ctx.invoked_subcommand is None:  # ``sleuth bisect`` alone: the help, as ``--help`` prints it
-        click.echo(ctx.get_help())
 
 
 @command.command(name="list", context_settings=_CTX)
