@@ -146,7 +146,7 @@ def test_usage_errors(sleuth: Callable[..., Any], write_recipe: Callable[..., Pa
     one_line_error(
         sleuth("matrix", "--recipe", tmp_path / "missing.yaml"), "missing.yaml: recipe file not found"
     )
-    one_line_error(sleuth("matrix"), "give --recipe FILE, or --workload-cmd")
+    one_line_error(sleuth("matrix"), "give --recipe FILE, or the command after --")
     one_line_error(sleuth("matrix", "--workload-cmd", "true", "--mitigation-axis", "nope"),
                    "--mitigation-axis: unknown mitigation 'nope'")  # fmt: skip
     one_line_error(sleuth("matrix", "--workload-cmd", "true", "--environment-axis", "docker"),
@@ -226,7 +226,7 @@ def test_shim_flag_errors_name_the_flag(sleuth: Callable[..., Any], tmp_path: Pa
     """Not the recipe key the flag turns into (`command line: trials: Input should be ...`)."""
     shim = ("matrix", "--workload-cmd", "true")
     for extra, fragment in [
-        (("--trials", "0"), "error: --trials 0: must be at least 1"),
+        (("--trials", "0"), "error: --trials 0: must be between 1 and 1000000"),
         (("--timeout", "-1"), "error: --timeout -1: must be a positive number"),
         (("--confound-threshold", "0"), "error: --confound-threshold 0: must be a positive number"),
         (("--fail-regex", "("), "error: --fail-regex '(': invalid regex"),
