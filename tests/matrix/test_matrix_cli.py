@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.matrix.conftest import CELLWORK, recipe_data
+from tests.matrix.conftest import CELLWORK, default_signals, recipe_data
 
 JSON_CELL_KEYS = {
     "name", "failure_rate", "failure_rate_ci", "error_rate", "classification", "p_value",
@@ -286,7 +286,7 @@ def test_interrupt_keeps_partial_results_and_resume_finishes(
     data = recipe_data(trials=4)
     data["workload"]["env"]["WORK_SLEEP"] = "0.3"
     argv = [sys.executable, "-m", "sleuth", "matrix", "--recipe", str(write_recipe(data)), "--json"]
-    proc = subprocess.Popen(argv, env=sleuth_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(default_signals(argv), env=sleuth_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)  # fmt: skip
     deadline = time.monotonic() + 60
     journal = None

@@ -142,7 +142,7 @@ def _blocks(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], width: in
             if not cell.text:
                 continue
             label = f"{INDENT}{col.short or col.header}: "
-            for k, piece in enumerate(_words(cell.text, max(20, width - len(label)))):
+            for k, piece in enumerate(_words(cell.text, max(8, width - len(label)))):
                 out.append([Cell(label if k == 0 else " " * len(label), "dim"), Cell(piece, cell.style)])
     return out
 
