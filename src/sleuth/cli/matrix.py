@@ -16,7 +16,7 @@ import click
 
 from sleuth.cli._common import console, err_console, output_option, print_json
 from sleuth.cli._layout import Cell, Column, render
-from sleuth.errors import UsageError
+from sleuth.errors import ConfigError, UsageError
 
 __all__ = ["command"]
 
@@ -112,7 +112,33 @@ def _loaded(kw: dict[str, Any], cmd: tuple[str, ...]) -> Any:
         updates["until_decided"] = True
     if kw["seed"] is not None:
         updates["seed"] = kw["seed"]
-    return driver.load(recipe.model_copy(update=updates), source, base_dir=base_dir, mitigation_files=files)
+    recipe = recipe.model_copy(update=updates)
+    try:
+        return driver.load(recipe, source, base_dir=base_dir, mitigation_files=files)
+    except ConfigError as exc:
+        if source != "command line":
+            raise
+        raise UsageError(_flag_of(exc.message), hint=exc.hint) from None
+
+
+#: recipe key paths the shim writes -> the flag they came from (an error names what the user typed)
+_FLAGS = [
+    (r"command line: cells\[\d+\]\.mitigations", "--mitigation-axis"),
+    (r"command line: cells\[\d+\]\.environment", "--environment-axis"),
+    (r"command line: cells\[\d+\]\.name", "--mitigation-axis"),
+    (r"command line: environments", "--environment-axis"),
+    (r"command line: workload\.env", "--env"),
+    (r"command line: workload\.command", "the command"),
+    (r"command line: workload\.cwd", "the working directory"),
+]
+
+
+def _flag_of(message: str) -> str:
+    import re
+
+    for pattern, flag in _FLAGS:
+        message = re.sub(pattern, flag, message)
+    return message
 
 
 def _check_jobs(jobs: int, gpus: str | None) -> tuple[str, ...]:

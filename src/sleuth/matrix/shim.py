@@ -22,7 +22,7 @@ from typing import Any
 
 from sleuth.errors import UsageError
 from sleuth.matrix.plan import RESERVED, name_problem, short_name
-from sleuth.matrix.recipe import regex_problem
+from sleuth.matrix.recipe import MAX_TIMEOUT_S, regex_problem
 from sleuth.model import MAX_TRIALS
 from sleuth.registry import KINDS
 
@@ -128,6 +128,8 @@ def _check_values(flags: ShimFlags) -> None:
     for flag, value in (("--timeout", flags.timeout), ("--confound-threshold", flags.threshold)):
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise UsageError(f"{flag} {value:g}: must be a positive number")
+    if flags.timeout is not None and flags.timeout > MAX_TIMEOUT_S:
+        raise UsageError(f"--timeout {flags.timeout:g}: at most {MAX_TIMEOUT_S:g} seconds (a year)")
     for flag, pattern in (("--fail-regex", flags.fail_regex), ("--step-time-regex", flags.step_time_regex)):
         problem = None if pattern is None else regex_problem(pattern, one_group=flag == "--step-time-regex")
         if problem is not None:
