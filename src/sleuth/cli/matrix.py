@@ -50,6 +50,9 @@ class _MatrixGroup(click.Group):
             args = args[:i]
         return super().parse_args(ctx, args)
 
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return ["[OPTIONS]", "[-- CMD [ARGS]...]", "|", "resume", "RUN_DIR"]
+
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
