@@ -132,3 +132,28 @@ def test_resume_puts_the_secrets_back(sleuth: Callable[..., Any], tmp_path: Path
     assert missing.rc == 2
     assert "the redacted value(s) of" in missing.stderr and "secrets.json" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_a_short_secret_is_hidden_under_its_name_only(sleuth: Callable[..., Any], tmp_path: Path) -> None:
+    """``USE_AUTH=0`` is secret by its name; hiding every "0" of every text would wreck the report."""
+    data = recipe_data(trials=2)
+    data["cells"] = [{"name": "baseline"}, {"name": "tf32", "mitigations": ["tf32_off"]}]
+    data["extra_env"] = {"USE_AUTH": "0"}
+    data["workload"]["env"]["WORK_SHOW_SHA"] = "USE_AUTH"
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(data))
+    dry = sleuth("matrix", "--recipe", path, "--dry-run", "--json").json()
+    assert dry["cells"][1]["env"] == {"NVIDIA_TF32_OVERRIDE": "0", "USE_AUTH": "<redacted>"}
+    res = sleuth("matrix", "--recipe", path, "--json")
+    doc = res.json()
+    run_dir = Path(doc["run_dir"])
+    assert run_dir.is_dir()  # the path (full of 0s) is intact
+    assert doc["cells"][1]["env"]["NVIDIA_TF32_OVERRIDE"] == "0"
+    resolved = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text())
+    assert resolved["extra_env"] == {"USE_AUTH": "<redacted>"}
+    journal = run_dir / "journal.jsonl"
+    journal.write_text("\n".join(journal.read_text().splitlines()[:1]) + "\n")  # killed before any trial
+    again = sleuth("matrix", "resume", run_dir, "--json")
+    assert again.rc == res.rc, again.stderr
+    for out in run_dir.glob("cells/*/trials/*/stdout"):
+        assert f"sha USE_AUTH={sha('0')}" in out.read_text()  # resume put the value back

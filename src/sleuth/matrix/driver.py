@@ -99,7 +99,10 @@ def load(
         if d is not None and d.spec is not None and d.source.startswith("file "):
             inline["environments"][d.name] = d.spec.plain()
     paths = secret_paths(resolved_recipe_data(plan, inline))
-    secrets = Secrets(paths).merged(Secrets.of(*(c.env for c in plan.cells)))
+    # by key path (to restore each field on resume) and by variable name (so a short value, hidden
+    # only under its name, is hidden in every env mapping printed or written)
+    by_name = Secrets.of(plan.recipe.workload.env, *(c.env for c in plan.cells))
+    secrets = Secrets(paths).merged(by_name)
     return Loaded(
         plan=replace(plan, secrets=secrets),
         registry=registry,
