@@ -14,20 +14,11 @@ from typing import Any
 
 import click
 
-from sleuth.cli._common import console, err_console, output_option, print_json
-from sleuth.cli._layout import Cell, Column, render
+from sleuth.cli._common import err_console, output_option, print_json
 from sleuth.errors import ConfigError, UsageError
 
 __all__ = ["command"]
 
-_STYLE = {
-    "baseline": "bold",
-    "fixed": "bold green",
-    "worse": "bold red",
-    "no_effect": "dim",
-    "inconclusive": "yellow",
-    "error": "magenta",
-}
 _CMD_KEY = "sleuth.matrix.cmd"
 
 
@@ -182,136 +173,8 @@ class _Watch:
             self.progress.stop()
 
 
-def _rate(c: dict[str, Any]) -> str:
-    if c["failure_rate"] is None:
-        return "-"
-    lo, hi = c["failure_rate_ci"]
-    return f"{100 * c['failure_rate']:.0f}% [{100 * lo:.0f}-{100 * hi:.0f}]"
-
-
-def _ratio(c: dict[str, Any]) -> str:
-    text = "-" if c["step_time_ratio"] is None else f"{c['step_time_ratio']:.2f}"
-    if c["step_time_ratio_ci"]:
-        text += f" [{c['step_time_ratio_ci'][0]:.2f}-{c['step_time_ratio_ci'][1]:.2f}]"
-    return text
-
-
-def _verdict(c: dict[str, Any]) -> Cell:
-    text = c["classification"] + (" (unreliable)" if c.get("unreliable") else "")
-    if c["trials_needed"]:
-        text += f" (~{c['trials_needed']} trials)"
-    return Cell(text, _STYLE.get(c["classification"], ""))
-
-
-def _p(c: dict[str, Any]) -> str:
-    return "-" if c["p_value"] is None else f"{c['p_value']:.2g}"
-
-
-_MAIN = [
-    Column("cell"),
-    Column("mitigations @ env"),
-    Column("pass/fail/err", "p/f/e", right=True),
-    Column("failure rate [95% CI]", "fail% [CI]"),
-    Column("vs baseline", "vs base"),
-    Column("p"),
-    Column("step x baseline [95% CI]", "step x [CI]"),
-    Column("confound"),
-]
-#: narrow terminals: names on one line, the numbers below (in one line, then in two)
-_MAIN_FOLDS = [[[0, 1], [2, 3, 4, 5, 6, 7]], [[0, 1], [2, 3, 4, 5], [6, 7]]]
-
-
-def _render(doc: dict[str, Any]) -> None:
-    con = console()
-    several = len(doc.get("environment_baselines") or {}) > 1
-    title = f"matrix: {doc['workload']}  (baseline {doc['baseline']}"
-    title += ", each cell against its environment's baseline)" if several else ")"
-    rows = []
-    for c in doc["cells"]:
-        n = c["counts"]
-        rows.append(
-            [
-                Cell(c["name"], "bold" if c.get("role", "cell") != "cell" else ""),
-                Cell(f"{'+'.join(c['mitigations'])} @ {c['environment']}"),
-                Cell(f"{n['pass']}/{n['fail']}/{n['error'] + n['skip']}"),
-                Cell(_rate(c)),
-                _verdict(c),
-                Cell(_p(c)),
-                Cell(_ratio(c)),
-                Cell(c["confound"] or "", "bold yellow"),
-            ]
-        )
-    render(con, _MAIN, rows, layouts=_MAIN_FOLDS, title=title)
-    effects = doc.get("environment_effects") or []
-    if effects:
-        ref = doc["reference_environment"]
-        con.print(
-            f"environments: each environment's baseline against {doc['baseline']} @ {ref}",
-            markup=False,
-            soft_wrap=True,
-        )
-        cols = [
-            Column("environment"),
-            Column("baseline cell", "baseline"),
-            Column("failure rate [95% CI]", "fail% [CI]"),
-            Column(f"vs {ref}", "vs ref"),
-            Column("p"),
-            Column(f"step x {ref} [95% CI]", "step x [CI]"),
-            Column("confound"),
-        ]
-        rows = [
-            [
-                Cell(e["environment"]),
-                Cell(e["baseline_cell"]),
-                Cell(_rate(e)),
-                _verdict(e),
-                Cell(_p(e)),
-                Cell(_ratio(e)),
-                Cell(e["confound"] or "", "bold yellow"),
-            ]
-            for e in effects
-        ]
-        render(con, cols, rows, layouts=[[[0, 1], [2, 3, 4, 5, 6]], [[0, 1], [2, 3, 4], [5, 6]]])
-    _notes(con, doc)
-
-
-def _say(con: Any, text: str, style: str | None = None) -> None:
-    """A note line: never wrapped by us (a terminal folds it; a log keeps it whole), never markup."""
-    con.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
-
-
-def _notes(con: Any, doc: dict[str, Any]) -> None:
-    for name in doc.get("added_cells") or []:
-        _say(con, f"  {name}: added by sleuth, the baseline of its environment (each needs its own)")
-    for c in doc["cells"]:
-        if c["note"]:
-            _say(con, f"  {c['name']}: {c['note']}")
-        if c.get("stopped_early_at_alpha") is not None and c["counts"]["total"] < c["trials_planned"]:
-            late = (
-                f"; {c['after_stop']} trial(s) already running were left out" if c.get("after_stop") else ""
-            )
-            _say(
-                con,
-                f"  {c['name']}: stopped early at a look with alpha {c['stopped_early_at_alpha']:g}"
-                f" after {c['counts']['total']} of {c['trials_planned']} trials{late}",
-            )
-    for e in doc.get("environment_effects") or []:
-        if e["note"]:
-            _say(con, f"  environment {e['environment']}: {e['note']}")
-    if doc.get("sequential_rule"):
-        _say(con, f"  early stopping: {doc['sequential_rule']}")
-    _say(con, f"  target signature: {doc['target_signature']};  step time from {doc['step_time_source']}")
-    if doc.get("interrupted"):
-        _say(
-            con,
-            f"  interrupted: `sleuth matrix resume {shlex.quote(str(doc['run_dir']))}` "
-            "runs the missing trials",
-            "bold yellow",
-        )
-    _say(con, f"  run dir: {doc['run_dir']}")
-
-
 def _execute(call: Callable[[_Watch], Any], as_json: bool) -> int:
+    from sleuth.cli._matrix_render import render_result, say
     from sleuth.matrix.output import to_json
 
     watch = _Watch(as_json)
@@ -323,13 +186,11 @@ def _execute(call: Callable[[_Watch], Any], as_json: bool) -> int:
         watch.stop()
     doc = to_json(result)
     if result.already_finished and not as_json:
-        _say(
-            err_console(), f"{doc['run_dir']}: this matrix has finished; nothing to run (the report follows)"
-        )
+        say(err_console(), f"{doc['run_dir']}: this matrix has finished; nothing to run (the report follows)")
     if as_json:
         print_json({**doc, "already_finished": True} if result.already_finished else doc)
     else:
-        _render(doc)
+        render_result(doc)
     return int(result.exit_code)
 
 
@@ -412,6 +273,7 @@ def command(ctx: click.Context, /, **kw: Any) -> int | None:
 
 
 def _dry_run(loaded: Any, kw: dict[str, Any]) -> int:
+    from sleuth.cli._matrix_render import render_plan
     from sleuth.matrix import driver
     from sleuth.matrix.output import plan_dict
 
@@ -420,36 +282,7 @@ def _dry_run(loaded: Any, kw: dict[str, Any]) -> int:
     if kw["as_json"]:
         print_json(doc)
         return 0
-    con = console()
-    _say(
-        con,
-        f"dry run: {doc['trials_total']} trials of {shlex.join(doc['command'])} in {doc['cwd']}; "
-        f"baseline {doc['baseline']} ({doc['baseline_reason']})",
-    )
-    if len(doc["environment_baselines"]) > 1:
-        pairs = ", ".join(f"{k}: {v}" for k, v in doc["environment_baselines"].items())
-        _say(con, f"each cell is compared with the baseline of its environment ({pairs})")
-    cols = [
-        Column("cell"),
-        Column("mitigations"),
-        Column("environment", "env"),
-        Column("trials", right=True),
-        Column("variables", "vars"),
-    ]
-    rows = [
-        [
-            Cell(c["name"], "bold" if c["role"] != "cell" else ""),
-            Cell("+".join(c["mitigations"])),
-            Cell(c["environment"]),
-            Cell(str(c["trials"])),
-            Cell(" ".join(f"{k}={v}" for k, v in c["env"].items())),
-        ]
-        for c in doc["cells"]
-    ]
-    render(con, cols, rows, layouts=[[[0, 1, 2, 3], [4]]])
-    for name in doc["added_cells"]:
-        _say(con, f"  {name}: would be added by sleuth, the baseline of its environment (each needs its own)")
-    _say(con, f"would write under {doc['run_dir_parent']}/ (nothing written)")
+    render_plan(doc)
     return 0
 
 
@@ -463,16 +296,16 @@ def resume_command(run_dir: Path, jobs: int | None, gpus: str | None, as_json: b
 
     A matrix that has finished is reported as it is: nothing runs, nothing is written.
     """
-    from sleuth.matrix import driver
+    from sleuth.matrix import resume
 
     ids: tuple[str, ...] | None = None
     if jobs is not None or gpus is not None:
         ids = _check_jobs(jobs if jobs is not None else 1, gpus)
         if gpus is None:
             ids = None
-    ready = driver.open_resume(run_dir)  # every check before anything is opened or written
+    ready = resume.open_resume(run_dir)  # every check before anything is opened or written
 
     def call(w: _Watch) -> Any:
-        return driver.resume(ready, jobs=jobs, gpus=ids, on_trial=w.trial, on_start=w.start)
+        return resume.resume(ready, jobs=jobs, gpus=ids, on_trial=w.trial, on_start=w.start)
 
     return _execute(call, as_json)
