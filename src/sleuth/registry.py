@@ -226,26 +226,79 @@ def _strict_yaml_loader() -> Any:
     return StrictLoader
 
 
-def load_data_file(path: Path) -> Any:
-    """Parse a YAML or JSON file; ConfigError naming the file on any read or syntax problem."""
-    import yaml
+#: a recipe or mitigations file larger than this is refused (a real one is a few KiB)
+MAX_FILE_BYTES = 4 * 1024 * 1024
+#: values a file may hold once YAML aliases are expanded (a "billion laughs" file holds 10**9)
+MAX_NODES = 200_000
+#: how deeply mappings and lists may nest
+MAX_DEPTH = 64
 
+
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; "
+            "this is not a recipe or mitigations file"
+        )
     try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text, object_pairs_hook=_no_duplicate_pairs)
-        return yaml.load(text, Loader=_strict_yaml_loader())
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = raw[exc.start : exc.start + 1].hex()
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{bad} at offset {exc.start})",
+            hint="save the file as UTF-8",
+        ) from None
+
+
+def _check_size(data: Any, path: Path) -> None:
+    """Refuse data that nests too deeply or expands (through YAML aliases) to too many values."""
+    budget = MAX_NODES
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        obj, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise ConfigError(f"{path}: holds more than {MAX_NODES} values (YAML aliases included)")
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{path}: nested more than {MAX_DEPTH} levels deep")
+        if isinstance(obj, dict):
+            stack.extend((v, depth + 1) for v in obj.values())
+            stack.extend((k, depth + 1) for k in obj if not isinstance(k, str))
+        elif isinstance(obj, list | tuple):
+            stack.extend((v, depth + 1) for v in obj)
+
+
+def load_data_file(path: Path) -> Any:
+    """Parse a YAML or JSON file; ConfigError naming the file on any read, encoding or syntax problem.
+
+    The file is bounded: at most :data:`MAX_FILE_BYTES`, UTF-8, at most :data:`MAX_NODES` values
+    once aliases are expanded, at most :data:`MAX_DEPTH` levels deep.
+    """
+    import yaml
+
+    text = _read_text(path)
+    is_json = path.suffix.lower() == ".json"
+    try:
+        if is_json:
+            data = json.loads(text, object_pairs_hook=_no_duplicate_pairs)
+        else:
+            data = yaml.load(text, Loader=_strict_yaml_loader())
     except _DuplicateKey as exc:
         raise ConfigError(f"{path}: {exc}", hint="each key may appear once; merge the two") from None
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+    except RecursionError:
+        raise ConfigError(f"{path}: nested more than {MAX_DEPTH} levels deep") from None
+    except (ValueError, OverflowError, TypeError, yaml.YAMLError) as exc:
+        # ValueError: JSON syntax, an impossible YAML date (2024-13-45), an integer of 5000 digits
         where = str(exc).splitlines()
         detail = " ".join(line.strip() for line in where if line.strip())[:200]
-        raise ConfigError(
-            f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {detail}"
-        ) from exc
+        raise ConfigError(f"{path}: not valid {'JSON' if is_json else 'YAML'}: {detail}") from None
+    _check_size(data, path)
+    return data
 
 
 # --- registered things --------------------------------------------------------------------------

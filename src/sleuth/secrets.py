@@ -30,6 +30,8 @@ __all__ = ["REDACTED", "SECRETS_FILE", "Secrets", "is_secret", "scrub_text"]
 
 #: the file of a run dir that keeps the secret values (mode 0600)
 SECRETS_FILE = "secrets.json"
+#: secret values at least this long are also hidden wherever they appear inside another text
+MIN_HIDDEN_IN_TEXT = 8
 
 #: token-shaped words anywhere in a text (not only whole values)
 _TOKEN_WORD_RE = re.compile(
@@ -83,8 +85,11 @@ class Secrets:
         return {k: (REDACTED if k in self.values else scrub_text(v, self._vals())) for k, v in env.items()}
 
     def _vals(self) -> tuple[str, ...]:
-        # longest first: a secret that contains another is hidden whole
-        return tuple(sorted({v for v in self.values.values() if v}, key=len, reverse=True))
+        # longest first: a secret that contains another is hidden whole.  A short value (USE_AUTH=0)
+        # is hidden under its name only: replaced inside every text it would eat every "0"
+        return tuple(
+            sorted({v for v in self.values.values() if len(v) >= MIN_HIDDEN_IN_TEXT}, key=len, reverse=True)
+        )
 
     def scrub(self, obj: Any) -> Any:
         """A copy of a JSON-like ``obj`` with every secret hidden, in keys' values and in strings."""

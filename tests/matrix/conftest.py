@@ -51,3 +51,14 @@ def write_recipe(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+def default_signals(argv: list[str]) -> list[str]:
+    """``argv`` started with SIGINT and SIGTERM at their defaults, whatever the suite was started with
+    (``nohup``, ``&`` from a script ignore SIGINT, and Python then installs no KeyboardInterrupt
+    handler).  A disposition set to default survives ``exec``; no ``preexec_fn`` (unsafe with threads)."""
+    code = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "signal.signal(signal.SIGTERM, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    return [sys.executable, "-c", code, *argv]

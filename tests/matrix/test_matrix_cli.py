@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.matrix.conftest import CELLWORK, recipe_data
+from tests.matrix.conftest import CELLWORK, default_signals, recipe_data
 
 JSON_CELL_KEYS = {
     "name", "failure_rate", "failure_rate_ci", "error_rate", "classification", "p_value",
@@ -146,7 +146,7 @@ def test_usage_errors(sleuth: Callable[..., Any], write_recipe: Callable[..., Pa
     one_line_error(
         sleuth("matrix", "--recipe", tmp_path / "missing.yaml"), "missing.yaml: recipe file not found"
     )
-    one_line_error(sleuth("matrix"), "give --recipe FILE, or --workload-cmd")
+    one_line_error(sleuth("matrix"), "give --recipe FILE, or the command after --")
     one_line_error(sleuth("matrix", "--workload-cmd", "true", "--mitigation-axis", "nope"),
                    "--mitigation-axis: unknown mitigation 'nope'")  # fmt: skip
     one_line_error(sleuth("matrix", "--workload-cmd", "true", "--environment-axis", "docker"),
@@ -226,7 +226,7 @@ def test_shim_flag_errors_name_the_flag(sleuth: Callable[..., Any], tmp_path: Pa
     """Not the recipe key the flag turns into (`command line: trials: Input should be ...`)."""
     shim = ("matrix", "--workload-cmd", "true")
     for extra, fragment in [
-        (("--trials", "0"), "error: --trials 0: must be at least 1"),
+        (("--trials", "0"), "error: --trials 0: must be between 1 and 1000000"),
         (("--timeout", "-1"), "error: --timeout -1: must be a positive number"),
         (("--confound-threshold", "0"), "error: --confound-threshold 0: must be a positive number"),
         (("--fail-regex", "("), "error: --fail-regex '(': invalid regex"),
@@ -286,7 +286,7 @@ def test_interrupt_keeps_partial_results_and_resume_finishes(
     data = recipe_data(trials=4)
     data["workload"]["env"]["WORK_SLEEP"] = "0.3"
     argv = [sys.executable, "-m", "sleuth", "matrix", "--recipe", str(write_recipe(data)), "--json"]
-    proc = subprocess.Popen(argv, env=sleuth_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(default_signals(argv), env=sleuth_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)  # fmt: skip
     deadline = time.monotonic() + 60
     journal = None

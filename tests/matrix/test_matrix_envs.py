@@ -42,10 +42,18 @@ def test_container_cells_and_a_missing_image_error_row(
     cells = {c["name"]: c for c in doc["cells"]}
     assert cells["img-fix"]["counts"] == {"pass": 4, "fail": 0, "target_fail": 0, "other_fail": 0,
                                           "error": 0, "skip": 0, "total": 4}  # fmt: skip
+    # the image had no baseline of its own (img-fix sets a variable): sleuth added one, and the
+    # fix is judged against it
+    key = cells["img-fix"]["environment"]
+    assert doc["environment_baselines"][key] == f"baseline.{key}" == cells["img-fix"]["baseline_cell"]
+    assert doc["added_cells"] == [f"baseline.{key}"]
+    assert cells[f"baseline.{key}"]["counts"]["target_fail"] == 4
+    assert cells["img-fix"]["classification"] == "fixed"
+    # gone (none @ the missing image) is its environment's baseline, and an error row
+    assert doc["environment_baselines"][cells["gone"]["environment"]] == "gone"
     assert cells["gone"]["classification"] == "error"
     assert "lab/missing:1 not found" in cells["gone"]["note"]
     assert cells["gone"]["counts"]["total"] == 0
-    key = cells["img-fix"]["environment"]
     assert key.startswith(f"{kind}-")
     run_dir = Path(doc["run_dir"])
     assert (
@@ -57,7 +65,7 @@ def test_container_cells_and_a_missing_image_error_row(
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     runs = [c["argv"] for c in calls if "run" in c["argv"][:1] or c["tool"] == "srun"]
     trial_runs = [a for a in runs if any(str(x).endswith("cellwork.py") for x in a)]
-    assert len(trial_runs) == 4
+    assert len(trial_runs) == 8  # img-fix and the image's baseline
     argv = trial_runs[0]
     if kind == "pyxis":
         assert "--container-image=lab/img:1" in argv

@@ -73,7 +73,17 @@ def with_cell(i: int, **changes: Any) -> dict[str, Any]:
 
 def test_issue_example_resolves() -> None:
     plan = plan_of(BASE)
-    assert [c.name for c in plan.cells] == ["baseline", "no-p2p", "tf32-off-venv", "img"]
+    venv, docker = plan.cell("tf32-off-venv").environment.key, plan.cell("img").environment.key
+    # the venv and the image have no baseline of their own: one is added before their first cell
+    # (img sets FOO, so it is not the image's baseline)
+    added = [f"baseline.{venv}", f"baseline.{docker}"]
+    assert [c.name for c in plan.cells] == ["baseline", "no-p2p", added[0], "tf32-off-venv", added[1], "img"]
+    assert plan.added == tuple(added)
+    assert plan.baselines == {"host": "baseline", venv: added[0], docker: added[1]}
+    assert plan.cell(added[0]).mitigations == ("none",)
+    assert plan.cell(added[0]).trials == 20
+    assert plan.baseline_of("img") == added[1]
+    assert plan.baseline_of("no-p2p") == "baseline"
     assert plan.baseline == "baseline"
     assert plan.cell("no-p2p").env == {"NCCL_P2P_DISABLE": "1"}
     assert plan.cell("tf32-off-venv").trials == 40
@@ -246,6 +256,7 @@ def test_cwd_defaults_to_the_recipe_directory(tmp_path: Path) -> None:
     assert plan_of(BASE, tmp_path).cwd == str(tmp_path.resolve())
     data = copy.deepcopy(BASE)
     data["workload"]["cwd"] = "sub"
+    (tmp_path / "sub").mkdir()
     assert plan_of(data, tmp_path).cwd == str((tmp_path / "sub").resolve())
 
 
@@ -260,13 +271,13 @@ def test_shell_string_command() -> None:
 def test_trial_order_is_seeded_interleaved_round_robin() -> None:
     plan = plan_of(mutate(seed=7))
     order = trial_order(plan.cells, plan.seed)
-    assert len(order) == 20 * 3 + 40
+    assert len(order) == 20 * 5 + 40 == plan.trials_total  # two environment baselines were added
     assert order == trial_order(plan.cells, 7)
     assert order != trial_order(plan.cells, 8)
     # every round holds each cell once, before any cell's next trial
     for r in range(20):
-        assert sorted(name for name, i in order[4 * r : 4 * r + 4]) == sorted(c.name for c in plan.cells)
-    firsts = {order[4 * r][0] for r in range(20)}
+        assert sorted(name for name, i in order[6 * r : 6 * r + 6]) == sorted(c.name for c in plan.cells)
+    firsts = {order[6 * r][0] for r in range(20)}
     assert len(firsts) > 1  # the order within rounds is shuffled, not fixed
     assert [i for name, i in order if name == "tf32-off-venv"] == list(range(40))
 

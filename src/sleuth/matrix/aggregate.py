@@ -82,21 +82,39 @@ def _step_time(metrics: Mapping[str, Any], wall_s: float, source: str) -> float 
     return None
 
 
+NO_SIGNATURE = "(no signature)"
+
+
+def _same(a: str, b: str) -> bool:
+    from sleuth.oracle import same_failure
+
+    return a == b == NO_SIGNATURE or same_failure(a, b)
+
+
 def dominant_signature(records: Iterable[TrialRecord]) -> str | None:
-    """The most common failure signature (ties: alphabetically first); None without failures."""
-    counts = Counter(r.signature or "(no signature)" for r in records if r.outcome is Outcome.FAIL)
+    """The most common failure (signatures that name the same failure count together, under the
+    alphabetically first of their most frequent spelling); None without failures."""
+    counts = Counter(r.signature or NO_SIGNATURE for r in records if r.outcome is Outcome.FAIL)
     if not counts:
         return None
-    return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+    groups: list[list[tuple[str, int]]] = []
+    for sig, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        group = next((g for g in groups if _same(g[0][0], sig)), None)
+        if group is None:
+            groups.append([(sig, n)])
+        else:
+            group.append((sig, n))
+    best = max(groups, key=lambda g: sum(n for _, n in g))  # first of the largest: stable
+    return best[0][0]
 
 
 def is_target(record: TrialRecord, target: str | None, regex_oracle: bool) -> bool:
-    """Whether a FAIL record has the target signature."""
+    """Whether a FAIL record has the target signature (compared as ``sleuth.oracle.same_failure`` does)."""
     if record.outcome is not Outcome.FAIL:
         return False
     if regex_oracle:
         return (record.signature or "").startswith(REGEX_SIGNATURE_PREFIX)
-    return target is None or (record.signature or "(no signature)") == target
+    return target is None or _same(record.signature or NO_SIGNATURE, target)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,9 +202,7 @@ def aggregate(name: str, records: Sequence[TrialRecord], target: str | None, reg
         ),
         status_counts=dict(Counter(r.status for r in records).most_common()),
         signature_counts=dict(
-            Counter(
-                r.signature or "(no signature)" for r in records if r.outcome is Outcome.FAIL
-            ).most_common()
+            Counter(r.signature or NO_SIGNATURE for r in records if r.outcome is Outcome.FAIL).most_common()
         ),
         errors=tuple(dict.fromkeys(r.error for r in records if r.error)),
     )

@@ -1,5 +1,10 @@
 """Render a :class:`MatrixResult`: ``matrix.json`` (every number) and ``matrix.md`` (people first),
-and the resolved recipe (strictly loadable, so running it again runs the same matrix)."""
+and the resolved recipe (strictly loadable, so running it again runs the same matrix).
+
+Every document rendered here goes through the plan's ``Secrets.scrub``: a recipe's secret values
+never reach a file or the terminal (``recipe.resolved.yaml`` holds ``<redacted>``; resume takes
+the values from ``secrets.json``).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,16 @@ from typing import Any
 
 from sleuth.matrix.classify import Classification
 from sleuth.matrix.plan import MatrixPlan
-from sleuth.matrix.result import CellResult, MatrixResult, step_source
+from sleuth.matrix.result import CellResult, EnvironmentEffect, MatrixResult, step_source
 
-__all__ = ["SCHEMA", "plan_dict", "resolved_recipe_yaml", "to_json", "to_markdown"]
+__all__ = [
+    "SCHEMA",
+    "plan_dict",
+    "resolved_recipe_data",
+    "resolved_recipe_yaml",
+    "to_json",
+    "to_markdown",
+]
 
 SCHEMA = "sleuth.matrix/1"
 
@@ -29,6 +41,8 @@ def _cell_json(c: CellResult, plan: MatrixPlan) -> dict[str, Any]:
         "name": c.name,
         "mitigations": list(cp.mitigations),
         "environment": cp.environment.key,
+        "role": _role(plan, c.name),
+        "baseline_cell": c.baseline,
         "env": dict(cp.env),
         "trials_planned": cp.trials,
         "counts": {
@@ -75,8 +89,40 @@ def _cell_json(c: CellResult, plan: MatrixPlan) -> dict[str, Any]:
     }
 
 
+def _role(plan: MatrixPlan, name: str) -> str:
+    if name == plan.baseline:
+        return "reference_baseline"
+    if plan.is_baseline(name):
+        return "environment_baseline"
+    return "cell"
+
+
+def _effect_json(e: EnvironmentEffect, result: MatrixResult) -> dict[str, Any]:
+    d, cf = e.decision, e.confound
+    st = result.cell(e.cell).stats
+    return {
+        "environment": e.environment,
+        "baseline_cell": e.cell,
+        "reference": e.reference,
+        "failure_rate": _num(st.failure_rate),
+        "failure_rate_ci": [_num(x) for x in st.failure_rate_ci()] if st.n_judged else None,
+        "classification": d.classification.value,
+        "p_value": _num(d.p_value, 8),
+        "trials_needed": d.trials_needed,
+        "note": d.note,
+        "step_time_ratio": _num(cf.ratio, 4),
+        "step_time_ratio_ci": [_num(x, 4) for x in cf.ci] if cf.ci else None,
+        "confound": cf.label,
+    }
+
+
 def to_json(result: MatrixResult) -> dict[str, Any]:
-    """The ``matrix.json`` / ``--json`` document."""
+    """The ``matrix.json`` / ``--json`` document (secrets hidden)."""
+    doc: dict[str, Any] = result.plan.secrets.scrub(_to_json(result))
+    return doc
+
+
+def _to_json(result: MatrixResult) -> dict[str, Any]:
     plan = result.plan
     return {
         "schema": SCHEMA,
@@ -87,6 +133,9 @@ def to_json(result: MatrixResult) -> dict[str, Any]:
         "run_dir": result.run_dir,
         "baseline": plan.baseline,
         "baseline_reason": plan.baseline_reason,
+        "reference_environment": plan.reference_env,
+        "environment_baselines": dict(plan.baselines),
+        "added_cells": list(plan.added),
         "target_signature": result.target,
         "alpha": result.alpha,
         "sequential_rule": result.rule,
@@ -98,11 +147,17 @@ def to_json(result: MatrixResult) -> dict[str, Any]:
         "rerun": f"sleuth matrix --recipe {result.run_dir}/recipe.resolved.yaml" if result.run_dir else None,
         "environments": {k: dict(v) for k, v in result.environments.items()},
         "cells": [_cell_json(c, plan) for c in result.cells],
+        "environment_effects": [_effect_json(e, result) for e in result.effects],
     }
 
 
-def plan_dict(plan: MatrixPlan, *, order_len: int, run_parent: str) -> dict[str, Any]:
-    """What a dry run prints: the resolved plan, nothing run."""
+def plan_dict(plan: MatrixPlan, *, run_parent: str) -> dict[str, Any]:
+    """What a dry run prints: the resolved plan, nothing run (secrets hidden)."""
+    doc: dict[str, Any] = plan.secrets.scrub(_plan_dict(plan, run_parent=run_parent))
+    return doc
+
+
+def _plan_dict(plan: MatrixPlan, *, run_parent: str) -> dict[str, Any]:
     return {
         "dry_run": True,
         "ticket": plan.recipe.ticket,
@@ -111,9 +166,12 @@ def plan_dict(plan: MatrixPlan, *, order_len: int, run_parent: str) -> dict[str,
         "cwd": plan.cwd,
         "baseline": plan.baseline,
         "baseline_reason": plan.baseline_reason,
+        "reference_environment": plan.reference_env,
+        "environment_baselines": dict(plan.baselines),
+        "added_cells": list(plan.added),
         "seed": plan.seed,
         "until_decided": plan.recipe.until_decided,
-        "trials_total": order_len,
+        "trials_total": plan.trials_total,
         "run_dir_parent": run_parent,
         "step_time_source": step_source(plan),
         "cells": [
@@ -122,6 +180,8 @@ def plan_dict(plan: MatrixPlan, *, order_len: int, run_parent: str) -> dict[str,
                 "mitigations": list(c.mitigations),
                 "environment": c.environment.key,
                 "environment_spec": dict(c.environment.spec),
+                "role": _role(plan, c.name),
+                "baseline_cell": plan.baseline_of(c.name),
                 "env": dict(c.env),
                 "trials": c.trials,
             }
@@ -130,11 +190,12 @@ def plan_dict(plan: MatrixPlan, *, order_len: int, run_parent: str) -> dict[str,
     }
 
 
-def resolved_recipe_yaml(plan: MatrixPlan, inline: dict[str, Any]) -> str:
+def resolved_recipe_data(plan: MatrixPlan, inline: dict[str, Any]) -> dict[str, Any]:
     """The recipe with every default and derived value written out; ``inline`` adds definitions
-    (mitigations and environment aliases from sidecar files) so the file stands alone."""
-    import yaml
+    (mitigations and environment aliases from sidecar files) so the file stands alone.
 
+    Secrets are still in: :func:`resolved_recipe_yaml` hides them.
+    """
     data = plan.recipe.model_dump(mode="json", exclude_none=True)
     data["workload"]["name"] = plan.workload
     data["workload"]["cwd"] = plan.cwd
@@ -143,6 +204,14 @@ def resolved_recipe_yaml(plan: MatrixPlan, inline: dict[str, Any]) -> str:
         cell.setdefault("trials", plan.cell(cell["name"]).trials)
     for key in ("mitigations", "environments"):
         data[key] = {**data.get(key, {}), **inline.get(key, {})}
+    return data
+
+
+def resolved_recipe_yaml(plan: MatrixPlan, inline: dict[str, Any]) -> str:
+    """``recipe.resolved.yaml``: :func:`resolved_recipe_data` with secrets hidden."""
+    import yaml
+
+    data = plan.secrets.scrub(resolved_recipe_data(plan, inline))
     head = "# written by sleuth matrix: `sleuth matrix --recipe THIS_FILE` runs the same matrix again\n"
     return head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
@@ -172,19 +241,60 @@ def _row(c: CellResult, plan: MatrixPlan) -> str:
 
 
 def to_markdown(result: MatrixResult) -> str:
-    """``matrix.md``: the table, then the notes that explain it."""
+    """``matrix.md``: the table, then the notes that explain it (secrets hidden)."""
+    text: str = result.plan.secrets.scrub(_markdown(result))
+    return text
+
+
+def _effect_row(e: EnvironmentEffect, result: MatrixResult) -> str:
+    st = result.cell(e.cell).stats
+    lo, hi = st.failure_rate_ci()
+    rate = "-" if st.failure_rate is None else f"{_pct(st.failure_rate)} [{_pct(lo)}, {_pct(hi)}]"
+    d, cf = e.decision, e.confound
+    p = "-" if d.p_value is None else f"{d.p_value:.3g}"
+    ratio = "-" if cf.ratio is None else f"{cf.ratio:.2f}x"
+    if cf.ci:
+        ratio += f" [{cf.ci[0]:.2f}, {cf.ci[1]:.2f}]"
+    cls = d.classification.value
+    return f"| {e.environment} | {e.cell} | {rate} | {cls} | {p} | {ratio} | {cf.label or ''} |"
+
+
+def _markdown(result: MatrixResult) -> str:
     plan = result.plan
     title = f"# sleuth matrix: {plan.workload}" + (f" ({plan.recipe.ticket})" if plan.recipe.ticket else "")
+    several = len(plan.baselines) > 1
     lines = [
         title,
         "",
         f"Command: `{' '.join(plan.argv)}` in `{plan.cwd}`.",
-        f"Baseline: **{plan.baseline}** ({plan.baseline_reason}).",
+        f"Baseline: **{plan.baseline}** ({plan.baseline_reason})"
+        + (
+            "; each cell is compared with the baseline of its own environment "
+            f"({', '.join(f'{k}: {v}' for k, v in plan.baselines.items())})."
+            if several
+            else "."
+        ),
+    ]
+    if plan.added:
+        lines.append(f"Added by sleuth (each environment needs its own baseline): {', '.join(plan.added)}.")
+    lines += [
         "",
         "| cell | mitigations | environment | pass/fail(target+other)/error | failure rate [95% CI] "
         "| vs baseline | Fisher p | step time (median) | ratio [95% CI] | confound |",
         "|---|---|---|---|---|---|---|---|---|---|",
         *(_row(c, plan) for c in result.cells),
+    ]
+    if result.effects:
+        lines += [
+            "",
+            f"## Environments: each environment's baseline against {plan.baseline} ({plan.reference_env})",
+            "",
+            "| environment | baseline cell | failure rate [95% CI] | vs reference | Fisher p "
+            "| ratio [95% CI] | confound |",
+            "|---|---|---|---|---|---|---|",
+            *(_effect_row(e, result) for e in result.effects),
+        ]
+    lines += [
         "",
         "## Notes",
         "",
@@ -199,9 +309,8 @@ def to_markdown(result: MatrixResult) -> str:
     if result.rule:
         lines.append(f"- Early stopping (--until-decided): {result.rule}.")
     if result.interrupted:
-        lines.append(
-            "- **Interrupted**: the numbers cover the trials that finished; `sleuth matrix resume` goes on."
-        )
+        resume = f"`sleuth matrix resume {result.run_dir}`" if result.run_dir else "`sleuth matrix resume`"
+        lines.append(f"- **Interrupted**: the numbers cover the trials that finished; {resume} goes on.")
     for c in result.cells:
         lines.extend(_cell_notes(c))
     if result.run_dir:
@@ -222,7 +331,10 @@ def _cell_notes(c: CellResult) -> list[str]:
     if c.unreliable:
         out.append(f"- **{c.name}**: error rate {_pct(c.stats.error_rate)} - unreliable.")
     if c.stopped_at_alpha is not None:
-        out.append(f"- **{c.name}**: stopped early at a look with alpha {c.stopped_at_alpha:g}.")
+        out.append(
+            f"- **{c.name}**: stopped early at a look with alpha {c.stopped_at_alpha:g}, "
+            f"after {c.stats.n_total} of {c.trials_planned} trials."
+        )
     sigs = ", ".join(f"{n} x `{sig}`" for sig, n in c.stats.signature_counts.items())
     if sigs:
         out.append(f"- **{c.name}** failure signatures: {sigs}.")

@@ -4,25 +4,45 @@ variables, their environment, their trial counts, the baseline, and the interlea
 Everything a dry run checks happens here, so ``--dry-run`` and a real run fail the same way.
 Variable precedence, lowest first: the inherited environment < ``workload.env`` < mitigations
 (``append`` pieces join the value below them with a space) < recipe ``extra_env`` < cell ``extra_env``.
+
+Baselines: the *reference* baseline is chosen by :func:`_baseline`; its environment is the
+reference environment.  Every other environment gets a baseline of its own: the first cell there
+with the reference baseline's mitigations and ``extra_env`` (normally ``none @ env``).  When an
+environment has none, one is added (named ``<baseline>.<env>``) and listed in ``MatrixPlan.added``,
+so each cell is compared with the baseline of its own environment and each environment's baseline
+with the reference baseline (the environment's own effect).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sleuth.errors import ConfigError
 from sleuth.matrix.recipe import CellSpec, Recipe
-from sleuth.model import check_name
+from sleuth.model import NAME_MAX, check_name
 from sleuth.registry import KINDS, InlineEnvironment, Mitigation, Registry
+from sleuth.secrets import Secrets
 
-__all__ = ["RESERVED", "CellPlan", "EnvPlan", "MatrixPlan", "resolve", "trial_order", "workload_name"]
+__all__ = [
+    "RESERVED",
+    "CellPlan",
+    "EnvPlan",
+    "MatrixPlan",
+    "iter_trial_order",
+    "name_problem",
+    "resolve",
+    "short_name",
+    "trial_order",
+    "workload_name",
+]
 
 #: cell names sleuth keeps for itself (names starting with ``_`` are reserved too)
 RESERVED = frozenset({"all", "none"})
@@ -67,6 +87,13 @@ class MatrixPlan:
     cwd: str
     seed: int
     mitigations: Mapping[str, Mitigation] = field(default_factory=dict)
+    #: environment key -> the name of its baseline cell (the reference environment included)
+    baselines: Mapping[str, str] = field(default_factory=dict)
+    #: baseline cells sleuth added because their environment had none
+    added: tuple[str, ...] = ()
+    #: the secret values of the recipe (by key path) and of the cells' variables: every document
+    #: rendered from this plan goes through ``secrets.scrub``
+    secrets: Secrets = field(default_factory=Secrets)
 
     def cell(self, name: str) -> CellPlan:
         """The cell called ``name``."""
@@ -77,6 +104,41 @@ class MatrixPlan:
         """The distinct environments, by key, in first-use order."""
         return {c.environment.key: c.environment for c in self.cells}
 
+    @property
+    def reference_env(self) -> str:
+        """The environment of the reference baseline."""
+        return self.cell(self.baseline).environment.key
+
+    def baseline_of(self, name: str) -> str:
+        """The baseline cell that cell ``name`` is compared with (its environment's)."""
+        return self.baselines.get(self.cell(name).environment.key, self.baseline)
+
+    def is_baseline(self, name: str) -> bool:
+        """True for the reference baseline and every environment's baseline."""
+        return name in self.baselines.values() or name == self.baseline
+
+    @property
+    def trials_total(self) -> int:
+        """Every planned trial (computed, never listed: a plan of a million trials stays small)."""
+        return sum(c.trials for c in self.cells)
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a directory, or None when it can."""
+    if check_name(name):
+        return None
+    if len(name) > NAME_MAX:
+        return f"is {len(name)} characters long (at most {NAME_MAX})"
+    return "cannot name a directory"
+
+
+def short_name(name: str) -> str:
+    """``name`` cut to :data:`~sleuth.model.NAME_MAX` with a digest of the whole, when it is longer."""
+    if len(name) <= NAME_MAX:
+        return name
+    digest = hashlib.blake2b(name.encode(), digest_size=4).hexdigest()
+    return f"{name[: NAME_MAX - len(digest) - 1].rstrip('.-')}-{digest}"
+
 
 def workload_name(recipe: Recipe) -> str:
     """``workload.name``, else the script's stem (``train.py`` -> ``train``), else the program's name."""
@@ -84,10 +146,10 @@ def workload_name(recipe: Recipe) -> str:
         return recipe.workload.name
     cmd = recipe.workload.command
     argv = cmd.split() if isinstance(cmd, str) else cmd
-    pick = next((a for a in argv[1:] if a.endswith((".py", ".sh"))), argv[0])
+    pick = next((a for a in argv[1:] if a.endswith((".py", ".sh"))), argv[0] if argv else "")
     stem = Path(pick).stem or "workload"
     cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", stem).lstrip(".-")
-    return cleaned or "workload"
+    return short_name(cleaned) if cleaned else "workload"
 
 
 def _env_plan(cell: CellSpec, i: int, reg: Registry, source: str) -> EnvPlan:
@@ -150,18 +212,22 @@ def _stack(cell: CellSpec, i: int, reg: Registry, source: str, base: Mapping[str
     return env
 
 
+def _shown(name: str) -> str:
+    return repr(name) if len(name) <= 60 else repr(name[:40] + "...")
+
+
 def _check_names(recipe: Recipe, source: str) -> None:
-    if recipe.ticket is not None and not check_name(recipe.ticket):
-        raise ConfigError(f"{source}: ticket: {recipe.ticket!r} cannot name a directory", hint=_NAME_HINT)
-    if recipe.workload.name is not None and not check_name(recipe.workload.name):
-        raise ConfigError(
-            f"{source}: workload.name: {recipe.workload.name!r} cannot name a directory", hint=_NAME_HINT
-        )
+    for key, name in (("ticket", recipe.ticket), ("workload.name", recipe.workload.name)):
+        problem = None if name is None else name_problem(name)
+        if name is not None and problem is not None:
+            raise ConfigError(f"{source}: {key}: {_shown(name)} {problem}", hint=_NAME_HINT)
     first: dict[str, int] = {}
     for i, cell in enumerate(recipe.cells):
         where = f"{source}: cells[{i}].name"
-        if not check_name(cell.name):
-            raise ConfigError(f"{where}: {cell.name!r} is not a valid cell name", hint=_NAME_HINT)
+        problem = name_problem(cell.name)
+        if problem is not None:
+            why = "is not a valid cell name" if len(cell.name) <= NAME_MAX else problem
+            raise ConfigError(f"{where}: {_shown(cell.name)} {why}", hint=_NAME_HINT)
         if cell.name in RESERVED or cell.name.startswith("_"):
             raise ConfigError(f"{where}: {cell.name!r} is reserved", hint="pick another name")
         if cell.name in first:
@@ -192,6 +258,93 @@ def _baseline(recipe: Recipe, cells: tuple[CellPlan, ...], source: str) -> tuple
     )
 
 
+def _cell_plan(
+    spec: CellSpec, i: int, recipe: Recipe, registry: Registry, *, source: str, base: Mapping[str, str]
+) -> CellPlan:
+    env = _stack(spec, i, registry, source, base)
+    env.update(recipe.extra_env)
+    env.update(spec.extra_env)
+    return CellPlan(
+        name=spec.name,
+        mitigations=tuple(spec.mitigations),
+        env=env,
+        environment=_env_plan(spec, i, registry, source),
+        trials=spec.trials or recipe.trials,
+    )
+
+
+def _same_treatment(a: CellSpec, b: CellSpec) -> bool:
+    """Same mitigations (``none`` aside, in any order) and the same cell variables."""
+    return sorted(m for m in a.mitigations if m != "none") == sorted(
+        m for m in b.mitigations if m != "none"
+    ) and dict(a.extra_env) == dict(b.extra_env)
+
+
+def _fresh_name(wanted: list[str], taken: set[str]) -> str:
+    for name in wanted:
+        name = short_name(name)
+        if check_name(name) and name not in taken and name not in RESERVED:
+            return name
+    stem = short_name(wanted[-1])[: NAME_MAX - 6]
+    return next(f"{stem}-{n}" for n in itertools.count(2) if f"{stem}-{n}" not in taken)
+
+
+def _env_baselines(
+    recipe: Recipe, cells: list[CellPlan], reference: str
+) -> tuple[Recipe, dict[str, str], tuple[str, ...]]:
+    """Find each environment's baseline; add ``<reference>.<env>`` cells where one is missing.
+
+    Returns the recipe (with the added cells, each placed before the first cell of its
+    environment), environment key -> baseline cell, and the names of the added cells.
+    """
+    specs = list(recipe.cells)
+    ref_i = next(i for i, c in enumerate(cells) if c.name == reference)
+    ref_spec, ref_env = specs[ref_i], cells[ref_i].environment.key
+    baselines: dict[str, str] = {ref_env: reference}
+    first_of: dict[str, int] = {}
+    for i, (spec, plan) in enumerate(zip(specs, cells, strict=True)):
+        key = plan.environment.key
+        first_of.setdefault(key, i)
+        if key not in baselines and _same_treatment(spec, ref_spec):
+            baselines[key] = spec.name
+    taken = {c.name for c in cells}
+    added: list[tuple[int, CellSpec]] = []
+    for key, i in first_of.items():
+        if key in baselines:
+            continue
+        name = _fresh_name([f"{reference}.{key}", f"baseline.{key}"], taken)
+        taken.add(name)
+        baselines[key] = name
+        added.append(
+            (
+                i,
+                ref_spec.model_copy(
+                    update={
+                        "name": name,
+                        "environment": specs[i].environment,
+                        "trials": cells[ref_i].trials,
+                    }
+                ),
+            )
+        )
+    if not added:
+        return recipe, baselines, ()
+    for i, spec in sorted(added, key=lambda t: t[0], reverse=True):
+        specs.insert(i, spec)
+    return recipe.model_copy(update={"cells": specs}), baselines, tuple(s.name for _, s in added)
+
+
+def _cwd(recipe: Recipe, base_dir: Path, source: str) -> Path:
+    cwd = Path(recipe.workload.cwd) if recipe.workload.cwd else base_dir
+    cwd = (base_dir / cwd).resolve() if not cwd.is_absolute() else cwd
+    if not cwd.is_dir():
+        why = "is not a directory" if cwd.exists() else "no such directory"
+        raise ConfigError(
+            f"{source}: workload.cwd: {cwd}: {why}", hint="give the directory the command runs in"
+        )
+    return cwd
+
+
 def resolve(
     recipe: Recipe,
     registry: Registry,
@@ -205,25 +358,18 @@ def resolve(
     registry.add_mitigations(recipe.mitigations, f"recipe {source}")
     registry.add_environments(recipe.environments, f"recipe {source}")
     base = {**environ, **recipe.workload.env}
-    cells: list[CellPlan] = []
-    for i, spec in enumerate(recipe.cells):
-        env = _stack(spec, i, registry, source, base)
-        env.update(recipe.extra_env)
-        env.update(spec.extra_env)
-        cells.append(
-            CellPlan(
-                name=spec.name,
-                mitigations=tuple(spec.mitigations),
-                env=env,
-                environment=_env_plan(spec, i, registry, source),
-                trials=spec.trials or recipe.trials,
-            )
-        )
+
+    def plans(r: Recipe) -> list[CellPlan]:
+        return [_cell_plan(c, i, r, registry, source=source, base=base) for i, c in enumerate(r.cells)]
+
+    cells = plans(recipe)
     baseline, why = _baseline(recipe, tuple(cells), source)
+    recipe, baselines, added = _env_baselines(recipe, cells, baseline)
+    if added:
+        cells = plans(recipe)
     cmd = recipe.workload.command
     argv = ("/bin/sh", "-c", cmd) if isinstance(cmd, str) else tuple(cmd)
-    cwd = Path(recipe.workload.cwd) if recipe.workload.cwd else base_dir
-    cwd = (base_dir / cwd).resolve() if not cwd.is_absolute() else cwd
+    cwd = _cwd(recipe, base_dir, source)
     seed = recipe.seed if recipe.seed is not None else random.SystemRandom().randrange(2**31)
     used = {m for c in cells for m in c.mitigations}
     return MatrixPlan(
@@ -237,19 +383,24 @@ def resolve(
         cwd=str(cwd),
         seed=seed,
         mitigations={name: registry.mitigations[name] for name in sorted(used)},
+        baselines=baselines,
+        added=added,
     )
 
 
-def trial_order(cells: tuple[CellPlan, ...], seed: int) -> list[tuple[str, int]]:
+def iter_trial_order(cells: tuple[CellPlan, ...], seed: int) -> Iterator[tuple[str, int]]:
     """Seeded random round-robin: round r runs trial r of every cell that has one, in shuffled order.
 
     Drift (warm caches, thermals, a neighbour's job) then spreads over all cells instead of lining
-    up with one of them.
+    up with one of them.  Lazy: memory does not grow with the number of planned trials.
     """
     rng = random.Random(seed)
-    order: list[tuple[str, int]] = []
     for r in range(max(c.trials for c in cells)):
         round_cells = [c.name for c in cells if c.trials > r]
         rng.shuffle(round_cells)
-        order.extend((name, r) for name in round_cells)
-    return order
+        yield from ((name, r) for name in round_cells)
+
+
+def trial_order(cells: tuple[CellPlan, ...], seed: int) -> list[tuple[str, int]]:
+    """:func:`iter_trial_order` as a list (for small plans and tests)."""
+    return list(iter_trial_order(cells, seed))

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sleuth.errors import ConfigError
+from sleuth.model import MAX_TRIALS
 from sleuth.registry import (
     EnvironmentField,
     EnvVars,
@@ -40,10 +41,17 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 
-PositiveInt = Annotated[int, Field(gt=0, strict=True)]
+#: a trial count: at least 1, at most ``sleuth.model.MAX_TRIALS`` (an absurd count is an error, not a plan)
+TrialCount = Annotated[int, Field(gt=0, le=MAX_TRIALS, strict=True)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Env = EnvVars
 ExitCode = Annotated[int, Field(ge=1, le=255, strict=True)]
+#: the largest seed (numpy's generators take non-negative seeds; 63 bits is plenty)
+MAX_SEED = 2**63 - 1
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED, strict=True)]
+#: a trial timeout above a year is a typo, not a plan
+MAX_TIMEOUT_S = 366 * 24 * 3600.0
+Timeout = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
@@ -122,7 +130,7 @@ class WorkloadSpec(_Strict):
     #: working directory; default: the recipe file's directory
     cwd: str | None = None
     env: Env = {}
-    timeout: PositiveFloat | None = None
+    timeout: Timeout | None = None
     oracle: OracleSpec = OracleSpec()
     step_time: StepTimeSpec | None = None
 
@@ -160,7 +168,7 @@ class CellSpec(_Strict):
     mitigations: list[str] = ["none"]
     environment: EnvironmentField = "host"
     extra_env: Env = {}
-    trials: PositiveInt | None = None
+    trials: TrialCount | None = None
 
 
 class Recipe(_Strict):
@@ -169,9 +177,9 @@ class Recipe(_Strict):
     schema_version: Literal[1]
     ticket: str | None = None
     #: seeds the interleaved trial order (and the bootstrap); drawn and recorded when absent
-    seed: int | None = None
+    seed: Seed | None = None
     workload: WorkloadSpec
-    trials: PositiveInt = 10
+    trials: TrialCount = 10
     #: stop a cell early only at a group-sequential look where the result is already significant
     until_decided: bool = False
     confound: ConfoundSpec = ConfoundSpec()
@@ -187,6 +195,8 @@ class Recipe(_Strict):
 
 def parse_recipe(data: Any, source: str) -> Recipe:
     """Validate already-parsed data; ConfigError ``SOURCE: key.path: message`` on the first problem."""
+    if data is None:
+        raise ConfigError(f"{source}: the file is empty", hint="see sleuth schema matrix")
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     try:

@@ -1,9 +1,13 @@
-"""The flag shim: ``--workload-cmd --mitigation-axis --environment-axis --trials ...`` build the same
-recipe a file would (one cell per mitigation stack x environment), validated by the same models.
+"""The flag shim: ``--mitigation-axis --environment-axis --trials ... -- CMD`` build the same recipe a
+file would (one cell per mitigation stack x environment), validated by the same models.
 
 ``--mitigation-axis a,b+c`` gives the stacks ``[a]`` and ``[b, c]``; ``none`` (the baseline) is
-added first when missing.  ``--environment-axis host,venv:PIN PIN,docker:IMAGE,pyxis:IMAGE,NAME``
-names registered environments or spells one out (``venv:`` takes space-separated pins).
+added first when missing, so every environment has its own baseline.
+``--environment-axis host,venv:PIN PIN,docker:IMAGE,pyxis:IMAGE,NAME`` names registered
+environments or spells one out (``venv:`` takes space-separated pins; it becomes an alias named
+``venv-<pins>-<digest>`` in the recipe).  The command comes after ``--`` (an argv, as ``sleuth
+run`` takes it) or as ``--workload-cmd 'CMD'`` (split like a shell would).  Every mistake names
+the flag, never the recipe key it turns into.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sleuth.errors import UsageError
-from sleuth.matrix.recipe import regex_problem
-from sleuth.model import check_name
+from sleuth.matrix.plan import RESERVED, name_problem, short_name
+from sleuth.matrix.recipe import MAX_TIMEOUT_S, regex_problem
+from sleuth.model import MAX_TRIALS
 from sleuth.registry import KINDS
 
 __all__ = ["ShimFlags", "build_recipe"]
@@ -29,6 +34,10 @@ class ShimFlags:
     """The recipe-content flags of ``sleuth matrix``."""
 
     workload_cmd: str | None = None
+    #: the command given after ``--``
+    command: tuple[str, ...] = ()
+    #: ``--env NAME=VALUE`` pairs, for every cell (``workload.env``)
+    env: tuple[tuple[str, str], ...] = ()
     mitigation_axis: tuple[str, ...] = ()
     environment_axis: tuple[str, ...] = ()
     trials: int | None = None
@@ -42,21 +51,64 @@ class ShimFlags:
 
     def given(self) -> list[str]:
         """The flags that were set, as ``--flag-name``."""
-        return [f"--{k.replace('_', '-')}" for k in self.__slots__ if getattr(self, k) not in (None, ())]
+        given = [k for k in self.__slots__ if getattr(self, k) not in (None, ())]
+        return [
+            "a command after --"
+            if k == "command"
+            else f"--{k.replace('_', '-')}".replace("threshold", "confound-threshold")
+            for k in given
+        ]
 
 
-def _items(values: tuple[str, ...]) -> list[str]:
-    return [item.strip() for v in values for item in v.split(",") if item.strip()]
+def _items(flag: str, values: tuple[str, ...]) -> list[str]:
+    """The comma-separated items of a repeatable flag; an empty item is an error naming the flag."""
+    items: list[str] = []
+    for v in values:
+        for item in v.split(","):
+            if not item.strip():
+                raise UsageError(
+                    f"{flag} {v!r}: an empty item",
+                    hint="separate names with single commas, e.g. "
+                    + (
+                        "tf32_off,nccl_p2p_off+nccl_ib_off"
+                        if flag == "--mitigation-axis"
+                        else "host,venv:PIN"
+                    ),
+                )
+            items.append(item.strip())
+    return items
 
 
-def _env_entry(item: str, environments: Collection[str]) -> tuple[str | dict[str, Any], str]:
+def _stacks(flags: ShimFlags, mitigations: Collection[str]) -> list[list[str]]:
+    stacks: list[list[str]] = []
+    for item in _items("--mitigation-axis", flags.mitigation_axis):
+        parts = [m.strip() for m in item.split("+")]
+        if not all(parts):
+            raise UsageError(
+                f"--mitigation-axis {item!r}: an empty name in a stack",
+                hint="stack with a+b, e.g. tf32_off+nccl_p2p_off",
+            )
+        for m in parts:
+            if m not in mitigations:
+                raise UsageError(f"--mitigation-axis: unknown mitigation {m!r} (see sleuth mitigations)")
+        if len(set(parts)) != len(parts):
+            raise UsageError(f"--mitigation-axis {item!r}: a mitigation is stacked twice")
+        stack = [m for m in parts if m != "none"] or ["none"]
+        if any(sorted(stack) == sorted(s) for s in stacks):
+            raise UsageError(f"--mitigation-axis: the stack {item!r} is given twice")
+        stacks.append(stack)
+    return stacks
+
+
+def _env_entry(item: str, environments: Collection[str]) -> tuple[dict[str, Any] | None, str]:
+    """(the spec to register under the label, or None for a registered name; the label)."""
     kind, sep, value = item.partition(":")
     if not sep:
         if item in KINDS:
             raise UsageError(f"--environment-axis {item!r}: {item} needs a value, e.g. {item}:IMAGE")
         if item not in environments:
             raise UsageError(f"--environment-axis: unknown environment {item!r} (see sleuth environments)")
-        return item, item
+        return None, item
     if kind not in KINDS:
         raise UsageError(
             f"--environment-axis {item!r}: unknown kind {kind!r} (use one of {', '.join(KINDS)})"
@@ -71,32 +123,41 @@ def _env_entry(item: str, environments: Collection[str]) -> tuple[str | dict[str
 
 def _check_values(flags: ShimFlags) -> None:
     """Check the scalar flags here, so an error names the flag (not the recipe key it becomes)."""
-    if flags.trials is not None and flags.trials < 1:
-        raise UsageError(f"--trials {flags.trials}: must be at least 1")
+    if flags.trials is not None and not 1 <= flags.trials <= MAX_TRIALS:
+        raise UsageError(f"--trials {flags.trials}: must be between 1 and {MAX_TRIALS}")
     for flag, value in (("--timeout", flags.timeout), ("--confound-threshold", flags.threshold)):
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise UsageError(f"{flag} {value:g}: must be a positive number")
+    if flags.timeout is not None and flags.timeout > MAX_TIMEOUT_S:
+        raise UsageError(f"--timeout {flags.timeout:g}: at most {MAX_TIMEOUT_S:g} seconds (a year)")
     for flag, pattern in (("--fail-regex", flags.fail_regex), ("--step-time-regex", flags.step_time_regex)):
         problem = None if pattern is None else regex_problem(pattern, one_group=flag == "--step-time-regex")
         if problem is not None:
             syntax, detail = problem
             raise UsageError(f"{flag} {pattern!r}: {'invalid regex: ' if syntax else ''}{detail}")
     for flag, name in (("--ticket", flags.ticket), ("--name", flags.name)):
-        if name is not None and not check_name(name):
+        why = None if name is None else name_problem(name)
+        if name is not None and why is not None:
+            shown = repr(name) if len(name) <= 60 else repr(name[:40] + "...")
             raise UsageError(
-                f"{flag} {name!r}: cannot name a directory",
+                f"{flag} {shown}: {why}",
                 hint="use letters, digits, '_', '.', '-', not starting with '.' or '-'",
             )
 
 
-def build_recipe(
-    flags: ShimFlags, *, mitigations: Collection[str], environments: Collection[str], seed: int | None
-) -> dict[str, Any]:
-    """The recipe data the flags describe (validated later like a file); UsageError naming the flag."""
-    _check_values(flags)
-    if not flags.workload_cmd:
+def _command(flags: ShimFlags) -> list[str]:
+    if flags.command and flags.workload_cmd is not None:
+        raise UsageError("give the command once: after -- or with --workload-cmd, not both")
+    if flags.command:
+        if not flags.command[0].strip():
+            raise UsageError(
+                "the command after -- is empty", hint="e.g. sleuth matrix ... -- python train.py"
+            )
+        return list(flags.command)
+    if flags.workload_cmd is None:
         raise UsageError(
-            "give --recipe FILE, or --workload-cmd CMD with the axes", hint="see sleuth matrix --help"
+            "give --recipe FILE, or the command after -- with the axes",
+            hint="e.g. sleuth matrix --mitigation-axis tf32_off --trials 20 -- python train.py",
         )
     try:
         command = shlex.split(flags.workload_cmd)
@@ -104,29 +165,54 @@ def build_recipe(
         raise UsageError(f"--workload-cmd {flags.workload_cmd!r}: {exc}") from None
     if not command:
         raise UsageError("--workload-cmd: empty command")
-    stacks: list[list[str]] = []
-    for item in _items(flags.mitigation_axis):
-        stack = [m.strip() for m in item.split("+") if m.strip()]
-        for m in stack:
-            if m not in mitigations:
-                raise UsageError(f"--mitigation-axis: unknown mitigation {m!r} (see sleuth mitigations)")
-        stacks.append(stack)
+    return command
+
+
+def _cell_name(stack: list[str], label: str | None, taken: set[str]) -> str:
+    base = "baseline" if stack == ["none"] else "-".join(stack)
+    name = short_name(base if label is None else f"{base}.{label}")
+    if name in taken or name in RESERVED:
+        raise UsageError(f"--mitigation-axis: two cells would be named {name!r}")
+    taken.add(name)
+    return name
+
+
+def build_recipe(
+    flags: ShimFlags, *, mitigations: Collection[str], environments: Collection[str], seed: int | None
+) -> dict[str, Any]:
+    """The recipe data the flags describe (validated later like a file); UsageError naming the flag."""
+    _check_values(flags)
+    command = _command(flags)
+    if flags.mitigation_axis and not "".join(flags.mitigation_axis).strip():
+        raise UsageError(
+            "--mitigation-axis '': no mitigation given",
+            hint="name at least one, e.g. --mitigation-axis tf32_off (see sleuth mitigations)",
+        )
+    stacks = _stacks(flags, mitigations)
     if ["none"] not in stacks:
         stacks.insert(0, ["none"])
-    env_items = _items(flags.environment_axis) or ["host"]
+    if flags.environment_axis and not "".join(flags.environment_axis).strip():
+        raise UsageError("--environment-axis '': no environment given", hint="e.g. --environment-axis host")
+    env_items = _items("--environment-axis", flags.environment_axis) or ["host"]
+    if len(set(env_items)) != len(env_items):
+        dup = next(e for e in env_items if env_items.count(e) > 1)
+        raise UsageError(f"--environment-axis: {dup!r} is given twice")
     envs = [_env_entry(item, environments) for item in env_items]
-    cells = []
-    for spec, label in envs:
+    aliases = {label: spec for spec, label in envs if spec is not None}
+    cells: list[dict[str, Any]] = []
+    taken: set[str] = set()
+    for _, label in envs:
         for stack in stacks:
-            base = "baseline" if stack == ["none"] else "-".join(stack)
-            name = base if len(envs) == 1 else f"{base}.{label}"
-            cells.append({"name": name, "mitigations": stack, "environment": spec})
+            name = _cell_name(stack, label if len(envs) > 1 else None, taken)
+            cells.append({"name": name, "mitigations": stack, "environment": label})
     oracle: dict[str, Any] = {"kind": "exit_code"}
     if flags.fail_regex is not None:
         oracle = {"kind": "regex", "pattern": flags.fail_regex, "stream": flags.stream or "both"}
     elif flags.stream is not None:
         raise UsageError("--stream needs --fail-regex")
     workload: dict[str, Any] = {"command": command, "oracle": oracle}
+    if flags.env:
+        workload["env"] = dict(flags.env)
     if flags.step_time_regex is not None:
         workload["step_time"] = {"regex": flags.step_time_regex}
     if flags.timeout is not None:
@@ -134,6 +220,8 @@ def build_recipe(
     if flags.name is not None:
         workload["name"] = flags.name
     data: dict[str, Any] = {"schema_version": 1, "workload": workload, "cells": cells}
+    if aliases:
+        data["environments"] = aliases
     if flags.ticket is not None:
         data["ticket"] = flags.ticket
     if flags.trials is not None:
