@@ -44,10 +44,19 @@ class Untestable(Exception):
 class Engine:
     """Submit trials; iterate over judged trials as they complete."""
 
-    def __init__(self, backend: Backend, oracle: Oracle, run_dir: RunDir) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        oracle: Oracle,
+        run_dir: RunDir,
+        *,
+        scrub: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
         self.backend = backend
         self.oracle = oracle
         self.run_dir = run_dir
+        #: applied to each trial record before it is written (``Secrets.scrub``: argv may hold a token)
+        self._scrub = scrub
         #: future -> (submission number, trial id, subdir, journal extras, spec, trial dir)
         self._pending: dict[Future[TrialResult], tuple[int, str, str, dict[str, Any], TrialSpec, Path]] = {}
         self._submitted = 0
@@ -103,7 +112,7 @@ class Engine:
                 trial = _unrun(spec, trial_dir, Outcome.SKIP, exc.reason)
             except InfrastructureError as exc:
                 trial = _unrun(spec, trial_dir, Outcome.ERROR, str(exc))
-            record = trial.to_dict()
+            record = trial.to_dict() if self._scrub is None else self._scrub(trial.to_dict())
             self.run_dir.write_json(f"{subdir}/{trial_id}/result.json", record)
             self.run_dir.journal.append("trial", subdir=subdir, **extra, trial=record)
             return trial
