@@ -206,7 +206,7 @@ def _execute(
         run_dir.close()
     if as_json:
         view.json_document(summary)
-    else:
+    elif not summary.data.get("stopped"):
         view.summary(summary.data)
     if summary.data.get("stopped"):
         raise UsageError(summary.data["stopped"], hint=f"nothing more ran; what did is in {run_dir.path}")
@@ -254,7 +254,7 @@ def _check_metric_regexes(metrics: Any) -> None:
             flag = "--metric-series" if m.series else "--metric"
             raise UsageError(
                 f"{flag} {m.name}={m.pattern.pattern}: {problem}",
-                hint=f"capture the number with a group, e.g. {flag} '{m.name}={m.pattern.pattern}=([0-9.]+)'",
+                hint=f"capture the number in a group, e.g. {flag} '{m.name}=step_ms=([0-9.]+)'",
             )
 
 
