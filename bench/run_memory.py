@@ -46,7 +46,10 @@ def main() -> None:
             for n in args.counts:
                 kib, wall = peak_kib(n, args.jobs, out)
                 peaks[n].append(kib)
-                print(f"round {r + 1}: --trials {n:>7}: peak RSS {kib / 1024:7.1f} MiB  ({wall:.1f} s)", flush=True)
+                print(
+                    f"round {r + 1}: --trials {n:>7}: peak RSS {kib / 1024:7.1f} MiB  ({wall:.1f} s)",
+                    flush=True,
+                )
     base = statistics.median(peaks[args.counts[0]])
     print(f"\n{'trials':>8} {'median MiB':>11} {'min-max MiB':>15} {'ratio':>6}")
     for n, ks in peaks.items():

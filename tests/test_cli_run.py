@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import pid_alive, program, wait_dead
+from tests.signals import sleuth_proc
 
 PY = sys.executable
 
@@ -24,17 +25,6 @@ PY = sys.executable
 def run_dirs(tmp_path: Path) -> list[Path]:
     root = tmp_path / "runs"
     return sorted(p for p in root.glob("run/*/*") if p.is_dir()) if root.exists() else []
-
-
-def default_signals() -> None:
-    """In the child: SIGINT/SIGTERM as a shell would give them (the suite may run with SIGINT ignored)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def sleuth_proc(args: list[str], env: dict[str, str], cwd: Path, **kw: object) -> subprocess.Popen:
-    """A real ``python -m sleuth`` with default signal dispositions."""
-    return subprocess.Popen([PY, "-m", "sleuth", *args], env=env, cwd=cwd, preexec_fn=default_signals, **kw)  # type: ignore[call-overload]
 
 
 @pytest.fixture
@@ -314,23 +304,21 @@ def test_ctrl_c_kills_children_and_keeps_partial_summary(sleuth_env, tmp_path: P
     assert json.loads((rd / "summary.json").read_text())["summary"]["interrupted"] is True
 
 
-def test_sigterm_works_when_sleuth_starts_with_sigint_ignored(sleuth_env, tmp_path: Path, reap_pids: Path) -> None:
+def test_sigterm_works_when_sleuth_starts_with_sigint_ignored(
+    sleuth_env, tmp_path: Path, reap_pids: Path
+) -> None:
     """Started with `&` from a script or nohup, SIGINT is ignored: sleuth keeps it so, and SIGTERM still stops it."""
     pidfile = reap_pids / "pid"
 
-    def ignore_sigint() -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
     script = f"import os,time; open({str(pidfile)!r},'w').write(str(os.getpid())); time.sleep(600)"
-    proc = subprocess.Popen(
-        [PY, "-m", "sleuth", "run", "-n", "2", "--json", "--", PY, "-c", script],
+    proc = sleuth_proc(
+        ["run", "-n", "2", "--json", "--", PY, "-c", script],
+        sleuth_env,
+        tmp_path,
+        sigint="ignore",
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=sleuth_env,
-        cwd=tmp_path,
-        preexec_fn=ignore_sigint,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (pidfile.exists() and pidfile.read_text()):
@@ -378,7 +366,9 @@ def test_a_signal_at_any_moment_ends_the_run_with_its_summary(sleuth_env, tmp_pa
     assert doc["summary"]["interrupted"] is True and events[-1]["event"] == "end"
 
 
-def test_resume_after_kill_9_runs_only_missing_trials(sleuth, sleuth_env, tmp_path: Path, reap_pids: Path) -> None:
+def test_resume_after_kill_9_runs_only_missing_trials(
+    sleuth, sleuth_env, tmp_path: Path, reap_pids: Path
+) -> None:
     counter = tmp_path / "count"
     counter.mkdir()
     block = tmp_path / "block"

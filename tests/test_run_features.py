@@ -24,7 +24,9 @@ def _rd(doc: dict) -> Path:
 
 
 def test_until_fail_stops_at_the_first_failure_and_says_where_its_logs_are(sleuth) -> None:
-    res = sleuth("run", "--until-fail", "--max-trials", "50", "--", PY, "-c", FAILS_ON, env={"FAILS": "0004 0009"})
+    res = sleuth(
+        "run", "--until-fail", "--max-trials", "50", "--", PY, "-c", FAILS_ON, env={"FAILS": "0004 0009"}
+    )
     assert res.rc == 1, res.stderr
     m = re.search(r"reproduced: trial 0004 failed after 4 trial\(s\)", res.stdout)
     assert m, res.stdout
@@ -73,7 +75,20 @@ def test_warmup_trials_run_first_and_are_not_counted(sleuth) -> None:
         "print('step_ms=', 1000 if w else 1); sys.exit(1 if w else 0)"
     )
     res = sleuth(
-        "run", "-n", "3", "--warmup", "2", "-j", "2", "--json", "--metric", r"step=step_ms= (\d+)", "--", PY, "-c", script
+        "run",
+        "-n",
+        "3",
+        "--warmup",
+        "2",
+        "-j",
+        "2",
+        "--json",
+        "--metric",
+        r"step=step_ms= (\d+)",
+        "--",
+        PY,
+        "-c",
+        script,
     )
     assert res.rc == 0, res.stderr
     doc = res.json()
@@ -88,13 +103,27 @@ def test_warmup_trials_run_first_and_are_not_counted(sleuth) -> None:
     counted = [e for e in events if e["event"] == "trial" and e["subdir"] == "trials"]
     assert len(warm) == 2 and all(e["warmup"] is True for e in warm) and len(counted) == 3
     last_warm_end = max(e["trial"]["started_at"] + e["trial"]["wall_s"] for e in warm)
-    assert all(e["trial"]["started_at"] >= last_warm_end for e in counted), "a counted trial started during warm-up"
+    assert all(e["trial"]["started_at"] >= last_warm_end for e in counted), (
+        "a counted trial started during warm-up"
+    )
     assert [t["id"] for t in doc["warmup_trials"]] == ["0001", "0002"]
 
 
-def test_report_md_has_command_counts_interval_statistics_signatures_and_trials(sleuth, tmp_path: Path) -> None:
+def test_report_md_has_command_counts_interval_statistics_signatures_and_trials(
+    sleuth, tmp_path: Path
+) -> None:
     res = sleuth(
-        "run", "-n", "6", "--json", "--metric", r"step=step_ms=(\d+)", "--", PY, "-c", FAILS_ON, env={"FAILS": "0002 0005"}
+        "run",
+        "-n",
+        "6",
+        "--json",
+        "--metric",
+        r"step=step_ms=(\d+)",
+        "--",
+        PY,
+        "-c",
+        FAILS_ON,
+        env={"FAILS": "0002 0005"},
     )
     assert res.rc == 1
     rd = _rd(res.json())
@@ -119,8 +148,22 @@ def test_report_md_of_many_trials_lists_the_failing_ones(sleuth) -> None:
     assert len(rows) == 1 and rows[0].startswith("| 0033 | FAIL |")
 
 
-def test_a_threshold_on_a_metric_no_trial_produces_stops_after_the_first_trial(sleuth, tmp_path: Path) -> None:
-    res = sleuth("run", "-n", "5", "--metric", r"step=step_ms=(\d+)", "--fail-above", "nope=3", "--", PY, "-c", FAILS_ON)
+def test_a_threshold_on_a_metric_no_trial_produces_stops_after_the_first_trial(
+    sleuth, tmp_path: Path
+) -> None:
+    res = sleuth(
+        "run",
+        "-n",
+        "5",
+        "--metric",
+        r"step=step_ms=(\d+)",
+        "--fail-above",
+        "nope=3",
+        "--",
+        PY,
+        "-c",
+        FAILS_ON,
+    )
     assert res.rc == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in res.stderr
@@ -153,7 +196,9 @@ def test_metrics_from_metrics_json_count_as_produced(sleuth) -> None:
 
 def test_the_metric_check_waits_for_a_trial_that_ran_to_completion(sleuth) -> None:
     """A crash before the metric is printed says nothing about a typo."""
-    script = "import os, sys; i = os.environ['SLEUTH_TRIAL_ID']; sys.exit(3) if i == '0001' else print('loss=0.5')"
+    script = (
+        "import os, sys; i = os.environ['SLEUTH_TRIAL_ID']; sys.exit(3) if i == '0001' else print('loss=0.5')"
+    )
     res = sleuth("run", "-n", "3", "--json", "--metric", r"loss=loss=([0-9.]+)", "--", PY, "-c", script)
     assert res.rc == 1, res.stderr
     assert res.json()["summary"]["trials"] == 3
@@ -162,7 +207,16 @@ def test_the_metric_check_waits_for_a_trial_that_ran_to_completion(sleuth) -> No
 def test_piped_output_keeps_long_lines_whole(sleuth, tmp_path: Path) -> None:
     out = tmp_path / ("o" * 120) / ("p" * 120)
     res = sleuth(
-        "run", "-n", "2", "--output", out, "--", PY, "-c", "print('x')", env={"COLUMNS": "", "SLEUTH_PROGRESS_INTERVAL": "0"}
+        "run",
+        "-n",
+        "2",
+        "--output",
+        out,
+        "--",
+        PY,
+        "-c",
+        "print('x')",
+        env={"COLUMNS": "", "SLEUTH_PROGRESS_INTERVAL": "0"},
     )
     assert res.rc == 0, res.stderr
     (rd,) = (out / "run").glob("*/*")
@@ -175,7 +229,14 @@ def test_piped_output_keeps_long_lines_whole(sleuth, tmp_path: Path) -> None:
 
 def test_piped_output_shows_a_heartbeat(sleuth) -> None:
     res = sleuth(
-        "run", "-n", "3", "--", PY, "-c", "import time; time.sleep(0.4)", env={"SLEUTH_PROGRESS_INTERVAL": "0.2"}
+        "run",
+        "-n",
+        "3",
+        "--",
+        PY,
+        "-c",
+        "import time; time.sleep(0.4)",
+        env={"SLEUTH_PROGRESS_INTERVAL": "0.2"},
     )
     assert res.rc == 0
     assert re.search(r"^trials \d/3 \(\d+%\), 0:0\d elapsed$", res.stdout, re.M), res.stdout

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.signals import sleuth_proc
+
 PY = sys.executable
 TRIALS = 24
 
@@ -30,20 +32,8 @@ SCRIPT = (
 )
 
 
-def _default_signals() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def _start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [PY, "-m", "sleuth", "run", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        cwd=cwd,
-        preexec_fn=_default_signals,
-    )
+    return sleuth_proc(["run", *args], env, cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _events(rd: Path) -> list[dict]:
@@ -213,7 +203,9 @@ def test_resuming_an_interrupted_until_fail_run_stops_at_its_failure(sleuth, tmp
     assert res.rc == 1
     rd = Path(res.json()["run_dir"])
     lines = (rd / "journal.jsonl").read_text().splitlines()
-    (rd / "journal.jsonl").write_text("\n".join(line for line in lines if '"event": "end"' not in line) + "\n")
+    (rd / "journal.jsonl").write_text(
+        "\n".join(line for line in lines if '"event": "end"' not in line) + "\n"
+    )
     again = sleuth("run", "--resume", rd, "--json", env=env)
     assert again.rc == 1 and again.json()["summary"]["until_fail"]["first_fail"] == "0003"
     assert _marks(marks) == Counter({"0001": 1, "0002": 1, "0003": 1}), "resume ran trials past the failure"

@@ -47,7 +47,14 @@ def test_counts_rate_metrics_and_first_trial_of_each_signature() -> None:
     assert (s["trials"], s["pass"], s["fail"], s["error"], s["skip"]) == (5, 1, 3, 1, 0)
     assert s["failure_rate"] == pytest.approx(0.75)
     assert s["wall_s"]["max"] == 5.0, "an ERROR trial's wall time is not a measurement"
-    assert s["metrics"]["loss"] == {"median": 0.2, "p90": 0.44, "min": 0.1, "max": 0.5, "n": 3, "nonfinite": 2}
+    assert s["metrics"]["loss"] == {
+        "median": 0.2,
+        "p90": 0.44,
+        "min": 0.1,
+        "max": 0.5,
+        "n": 3,
+        "nonfinite": 2,
+    }
     assert s["signatures"] == {"exit 1: boom": 2, "timeout": 1}
     assert s["signature_first"] == {"exit 1: boom": "0003", "timeout": "0006"}
     assert t.first_fail == 3 and t.done(5) and not t.done(4) and t.outcome_of(2) == "error"

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from sleuth.environments import Prepared
 from sleuth.errors import UsageError
 from sleuth.expect import check_metrics, ran_to_completion, wanted_metrics
 from sleuth.journal import RunDir
-from sleuth.model import MAX_TRIALS, MetricSpec, Stream, Trial, TrialSpec
+from sleuth.model import MAX_TRIALS, MetricSpec, Outcome, Stream, Trial, TrialSpec
 from sleuth.oracle import OracleConfig, Threshold, build_oracle
 from sleuth.run_secrets import RunSecrets
 from sleuth.run_state import RunState, TrialIndex, read_state
@@ -50,6 +51,7 @@ __all__ = [
 
 #: trials at a time (each is a thread and a process; more is a typo, not a machine)
 MAX_JOBS = 1024
+OUTCOMES = frozenset(o.value for o in Outcome)
 #: --until-fail without --max-trials
 DEFAULT_MAX_TRIALS = 100
 
@@ -275,10 +277,14 @@ def adopt_and_clean(run_dir: RunDir, config: RunConfig, state: RunState) -> tupl
                 continue
             try:
                 record = json.loads((Path(entry.path) / "result.json").read_text(encoding="utf-8"))
-                ok = isinstance(record, dict) and record.get("id") == entry.name
+                ok = (
+                    isinstance(record, dict)
+                    and record.get("id") == entry.name
+                    and record.get("outcome") in OUTCOMES
+                )
             except (OSError, ValueError):
                 ok = False
-            if ok and not (config.until_fail and subdir == "trials" and state.tally.first_fail):
+            if ok:
                 extra = {"warmup": True} if subdir == "warmup" else {}
                 run_dir.journal.append("trial", subdir=subdir, adopted=True, **extra, trial=record)
                 tally.add(n, record)
@@ -310,10 +316,14 @@ class _Loop:
 
     def run(self) -> None:
         """Submit as slots free until every trial is done or a stop condition holds."""
-        window = self.config.jobs + min(self.config.jobs, 8)
+        wanted = wanted_metrics(self.config.metrics, self.config.oracle)
         todo = self.todo()
         nxt = next(todo, None)
         while True:
+            # a few queued beyond the slots keep them busy; not while the next result may stop the
+            # run (--until-fail, the metric check): a queued trial would start, only to be killed
+            careful = self.config.until_fail or (wanted and not self.state.completed_ok)
+            window = self.config.jobs + (0 if careful else min(self.config.jobs, 8))
             while nxt is not None and self.stopped is None and len(self.in_flight) < window:
                 subdir, n = nxt
                 if self._until_fail_done() or (
@@ -431,7 +441,10 @@ def execute(
         run_dir.journal.append("interrupted", completed=sum(state.tally.counts.values()))
     if loop.stopped is not None:
         run_dir.journal.append("stopped", reason=loop.stopped)
-    snap_thread.join(timeout=0.5 if interrupted else 30)
+    # the snapshot may still run (nvidia-smi can be slow): wait for it, but never past a signal
+    deadline = time.monotonic() + (0.5 if interrupted else 30.0)
+    while snap_thread.is_alive() and time.monotonic() < deadline and not gate.caught:
+        snap_thread.join(timeout=0.1)
     for filename, snap in snaps.items():
         if snap:
             run_dir.write_json(filename, secrets.scrub(dict(snap)) if secrets else dict(snap))

@@ -82,6 +82,7 @@ class TrialIndex:
     def records(self, path: Path, subdir: str, numbers: Iterator[int] | None = None) -> Iterator[bytes]:
         """The JSON text of each indexed trial record of ``subdir``, in trial-number order."""
         arr = self.offsets[subdir]
+        fast: bool | None = None  # the first line shows whether the record is the event's last key
         with open(path, "rb") as fh:
             for n in numbers if numbers is not None else range(1, len(arr) + 1):
                 off = arr[n - 1]
@@ -89,7 +90,10 @@ class TrialIndex:
                     continue
                 fh.seek(off)
                 line = fh.readline()
-                text = record_text(line)
+                text = record_text(line) if fast is not False else None
+                if fast is None:
+                    fast = text is not None and json.loads(text) == json.loads(line)["trial"]
+                    text = text if fast else None
                 yield text if text is not None else json.dumps(json.loads(line)["trial"]).encode()
 
 

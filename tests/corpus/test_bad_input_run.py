@@ -109,7 +109,9 @@ def _check(here: Path, args: list[str], mentions: list[str], capfd: pytest.Captu
 
 
 @pytest.mark.parametrize(("flags", "mentions"), FLAG_CASES, ids=[" ".join(c[0])[:40] for c in FLAG_CASES])
-def test_bad_flag(here: Path, capfd: pytest.CaptureFixture[str], flags: list[str], mentions: list[str]) -> None:
+def test_bad_flag(
+    here: Path, capfd: pytest.CaptureFixture[str], flags: list[str], mentions: list[str]
+) -> None:
     _check(here, [*flags, "--", "true"], mentions, capfd)
 
 
@@ -127,7 +129,9 @@ def test_output_that_is_a_file(here: Path, capfd: pytest.CaptureFixture[str]) ->
     _check(here, ["--output", str(here / "afile"), "--", "true"], ["--output"], capfd)
 
 
-@pytest.mark.xfail(strict=True, reason="needs engine branch: --output '' is read as '.' before sleuth sees it")
+@pytest.mark.xfail(
+    strict=True, reason="needs engine branch: --output '' is read as '.' before sleuth sees it"
+)
 def test_empty_output(here: Path, capfd: pytest.CaptureFixture[str]) -> None:
     _check(here, ["--output", "", "--", "true"], ["--output"], capfd)
 
@@ -163,11 +167,21 @@ RESUME_CASES: list[tuple[str, bytes | None, dict[str, bytes], list[str]]] = [
     ("not a run dir", None, {"notes.txt": b"hello"}, ["journal.jsonl"]),
     ("empty journal", b"", {}, ["journal.jsonl", "start"]),
     ("non-utf8 journal", b'\xff\xfe\xfa {"event": "start"}\n', {}, ["journal.jsonl", "line 1", "UTF-8"]),
-    ("non-utf8 after start", _start(_CONFIG) + b"\xff\xfe\xfa garbage\n", {}, ["journal.jsonl", "line 2", "UTF-8"]),
+    (
+        "non-utf8 after start",
+        _start(_CONFIG) + b"\xff\xfe\xfa garbage\n",
+        {},
+        ["journal.jsonl", "line 2", "UTF-8"],
+    ),
     ("latin-1 journal", _start({**_CONFIG, "name": "caf\u00e9"}).replace(b"\\u00e9", b"\xe9"), {}, ["UTF-8"]),
     ("binary journal", bytes(range(256)) * 4 + b"\n", {}, ["journal.jsonl"]),
     ("json, not events", b"[1, 2, 3]\n", {}, ["journal.jsonl", "event"]),
-    ("corrupt middle line", _start(_CONFIG) + b"{not json\n" + _start(_CONFIG), {}, ["journal.jsonl", "line 2"]),
+    (
+        "corrupt middle line",
+        _start(_CONFIG) + b"{not json\n" + _start(_CONFIG),
+        {},
+        ["journal.jsonl", "line 2"],
+    ),
     ("start without config", b'{"event": "start", "t": 1}\n', {}, ["journal.jsonl", "config"]),
     ("config not an object", _start([1, 2]), {}, ["journal.jsonl", "config"]),
     ("config without oracle", _start(_without("oracle")), {}, ["journal.jsonl", "oracle"]),
@@ -184,7 +198,8 @@ RESUME_CASES: list[tuple[str, bytes | None, dict[str, bytes], list[str]]] = [
     ),
     (
         "trial event outside the plan",
-        _start(_CONFIG) + b'{"event": "trial", "subdir": "trials", "trial": {"id": "0099", "outcome": "pass"}}\n',
+        _start(_CONFIG)
+        + b'{"event": "trial", "subdir": "trials", "trial": {"id": "0099", "outcome": "pass"}}\n',
         {},
         ["journal.jsonl", "line 2"],
     ),
@@ -221,10 +236,13 @@ RESUME_CASES: list[tuple[str, bytes | None, dict[str, bytes], list[str]]] = [
 ]
 
 
-@pytest.mark.parametrize(("name", "journal", "files", "mentions"), RESUME_CASES, ids=[c[0] for c in RESUME_CASES])
+@pytest.mark.parametrize(
+    ("name", "journal", "files", "mentions"), RESUME_CASES, ids=[c[0] for c in RESUME_CASES]
+)
 def test_bad_resume(
     here: Path,
     capfd: pytest.CaptureFixture[str],
+    *,
     name: str,
     journal: bytes | None,
     files: dict[str, bytes],
@@ -264,7 +282,11 @@ def test_resume_with_what_the_run_dir_knows(
 
 @pytest.mark.parametrize(
     "args",
-    [["--trials", HUGE, "--", "true"], ["--metric", "a=step", "--", "true"], ["--name", "n" * 300, "--", "true"]],
+    [
+        ["--trials", HUGE, "--", "true"],
+        ["--metric", "a=step", "--", "true"],
+        ["--name", "n" * 300, "--", "true"],
+    ],
 )
 def test_the_installed_command_says_the_same(tmp_path: Path, args: list[str]) -> None:
     """Through a real ``python -m sleuth``: one line, exit 2, no run dir (not even an empty parent)."""
@@ -277,7 +299,9 @@ def test_the_installed_command_says_the_same(tmp_path: Path, args: list[str]) ->
         timeout=60,
         stdin=subprocess.DEVNULL,
     )
-    assert_usage_error(proc.returncode, proc.stdout, proc.stderr, args[0], before=before, after=tree_state(tmp_path))
+    assert_usage_error(
+        proc.returncode, proc.stdout, proc.stderr, args[0], before=before, after=tree_state(tmp_path)
+    )
 
 
 def test_corpus_is_large_enough() -> None:

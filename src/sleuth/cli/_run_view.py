@@ -6,6 +6,7 @@ nothing secret is printed: every text that comes from the command or its output 
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ class View:
         self.con = console()
         from rich.markup import escape
 
-        cmd = escape(self._public(" ".join(c.argv)))
+        cmd = escape(self._public(shlex.join(c.argv)))
         what = (
             f"until the first failure, at most {c.trials} trial(s)"
             if c.until_fail

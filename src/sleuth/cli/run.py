@@ -106,8 +106,13 @@ def command(ctx: click.Context, /, **kw: Any) -> int:
 
     Exit codes: 0 every trial passed (or skipped), 1 a trial failed, 2 a flag is wrong (also when
     the first trial shows that a metric a flag names is never produced), 4 trials could not run,
-    130 interrupted.  Examples: sleuth run --trials 20 --jobs 2 -- python train.py;
-    sleuth run --until-fail --max-trials 500 -- pytest -x tests/test_flaky.py
+    130 interrupted.
+
+    \b
+    Examples:
+      sleuth run --trials 20 --jobs 2 -- python train.py
+      sleuth run --until-fail --max-trials 500 -- pytest -x tests/test_flaky.py
+      sleuth run --resume sleuth-runs/run/train/20250101T120000Z
     """
     if kw["resume"] is not None:
         return _resume(ctx, kw)
