@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -45,10 +46,12 @@ def test_a_regex_that_may_yield_a_number_is_left_to_the_first_trial(pattern: str
 @given(st.text(alphabet="ab1.=+-*?[]()\\ds", max_size=12))
 def test_a_regex_named_as_hopeless_never_yields_a_number(pattern: str) -> None:
     """Soundness: whatever a flagged regex matches, its value is not a number."""
-    try:
-        rx = re.compile(pattern)
-    except re.error:
-        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "possible nested set": a random pattern, not ours
+        try:
+            rx = re.compile(pattern)
+        except re.error:
+            return
     if metric_regex_problem(pattern) is None:
         return
     for text in ("1", "12.5", "step=12", "a1", "1s", "ab", "-3", "1e5", "nan"):

@@ -97,7 +97,7 @@ def test_warmup_trials_run_first_and_are_not_counted(sleuth) -> None:
     assert s["metrics"]["step"]["max"] == 1 and s["metrics"]["step"]["n"] == 3
     assert s["warmup"] == {"trials": 2, "pass": 0, "fail": 2, "skip": 0, "error": 0, "planned": 2}
     rd = _rd(doc)
-    assert sorted(p.name for p in (rd / "warmup").iterdir()) == ["0001", "0002"]
+    assert sorted(p.name for p in (rd / "warmup").iterdir()) == ["w0001", "w0002"]
     events = [json.loads(x) for x in (rd / "journal.jsonl").read_text().splitlines()]
     warm = [e for e in events if e["event"] == "trial" and e["subdir"] == "warmup"]
     counted = [e for e in events if e["event"] == "trial" and e["subdir"] == "trials"]
@@ -106,7 +106,7 @@ def test_warmup_trials_run_first_and_are_not_counted(sleuth) -> None:
     assert all(e["trial"]["started_at"] >= last_warm_end for e in counted), (
         "a counted trial started during warm-up"
     )
-    assert [t["id"] for t in doc["warmup_trials"]] == ["0001", "0002"]
+    assert [t["id"] for t in doc["warmup_trials"]] == ["w0001", "w0002"]
 
 
 def test_report_md_has_command_counts_interval_statistics_signatures_and_trials(

@@ -209,3 +209,24 @@ def test_resuming_an_interrupted_until_fail_run_stops_at_its_failure(sleuth, tmp
     again = sleuth("run", "--resume", rd, "--json", env=env)
     assert again.rc == 1 and again.json()["summary"]["until_fail"]["first_fail"] == "0003"
     assert _marks(marks) == Counter({"0001": 1, "0002": 1, "0003": 1}), "resume ran trials past the failure"
+
+
+def test_an_interrupted_warm_up_resumes_with_its_own_ids(sleuth, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = {"MARKS": str(marks), "FAILS": ""}
+    rd = Path(
+        sleuth("run", "-n", "2", "--warmup", "2", "--json", "--", "sh", "-c", SCRIPT, env=env).json()[
+            "run_dir"
+        ]
+    )
+    lines = (rd / "journal.jsonl").read_text().splitlines()
+    (rd / "journal.jsonl").write_text("\n".join(lines[:2]) + "\n")  # start, warm-up w0001
+    (rd / "warmup" / "w0002" / "result.json").unlink()  # w0002 was running
+    shutil.rmtree(rd / "trials")
+    res = sleuth("run", "--resume", rd, "--json", env=env)
+    assert res.rc == 0, res.stderr
+    assert _marks(marks) == Counter({"w0001": 1, "w0002": 2, "0001": 2, "0002": 2})
+    doc = res.json()
+    assert doc["summary"]["warmup"]["trials"] == 2 and doc["summary"]["trials"] == 2
+    assert [t["id"] for t in doc["warmup_trials"]] == ["w0001", "w0002"]

@@ -135,7 +135,8 @@ def adopt_and_clean(run_dir: RunDir, config: RunConfig, state: RunState) -> tupl
         if not base.is_dir():
             continue
         for entry in os.scandir(base):
-            n = int(entry.name) if entry.name.isdigit() else 0
+            digits = entry.name[1:] if subdir == "warmup" and entry.name.startswith("w") else entry.name
+            n = int(digits) if digits.isdigit() and config.trial_id(int(digits), subdir) == entry.name else 0
             if not entry.is_dir() or not 0 < n <= tally.planned or tally.done(n):
                 continue
             try:
@@ -193,7 +194,7 @@ class _Loop:
                     subdir == "trials" and any(s == "warmup" for s, _ in self.in_flight)
                 ):
                     break  # warm-ups finish before the first counted trial starts
-                tid = self.config.trial_id(n)
+                tid = self.config.trial_id(n, subdir)
                 spec = self.prepared.wrap(self.config.spec(tid))
                 if subdir == "warmup":
                     self.engine.submit(spec, tid, subdir, warmup=True)
@@ -211,7 +212,7 @@ class _Loop:
 
     def _count(self, trial: Trial) -> None:
         subdir = trial.result.trial_dir.parent.name
-        n = int(trial.id)
+        n = int(trial.id.lstrip("w"))
         self.in_flight.discard((subdir, n))
         tally = self.state.warmup if subdir == "warmup" else self.state.tally
         tally.add(n, trial.to_dict())
@@ -225,7 +226,7 @@ class _Loop:
     def drop_unfinished(self, run_dir: Path) -> None:
         """Remove the directories of trials stopped before they finished (no result, no event)."""
         for subdir, n in self.in_flight:
-            shutil.rmtree(run_dir / subdir / self.config.trial_id(n), ignore_errors=True)
+            shutil.rmtree(run_dir / subdir / self.config.trial_id(n, subdir), ignore_errors=True)
 
 
 class SignalGate:

@@ -57,9 +57,10 @@ class RunConfig:
         """Digits of a trial id (at least four)."""
         return max(4, len(str(self.trials)), len(str(self.warmup)))
 
-    def trial_id(self, n: int) -> str:
-        """``0001``, ``0002``, ... for trial number ``n``."""
-        return f"{n:0{self.width}d}"
+    def trial_id(self, n: int, subdir: str = "trials") -> str:
+        """``0001``, ``0002``, ... for trial number ``n``; ``w0001`` ... for warm-up trials (so
+        ``$SLEUTH_TRIAL_ID`` never repeats within a run)."""
+        return f"{'w' if subdir == 'warmup' else ''}{n:0{self.width}d}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (for the journal and resume)."""

@@ -165,8 +165,12 @@ def _cell(x: Any) -> str:
     return str(x).replace("|", "\\|").replace("\n", " ")
 
 
-def _num(x: Any, unit: str = "") -> str:
-    return "-" if x is None else f"{x:.4g}{unit}"
+def _num(x: Any) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def _secs(x: Any) -> str:
+    return "-" if x is None else (f"{x:.3f}s" if x < 10 else f"{x:.1f}s")
 
 
 def _rate(d: Mapping[str, Any]) -> str:
@@ -238,8 +242,8 @@ def render_report(
     ]
     w = d["wall_s"]
     n_wall = d["trials"] - d["error"]
-    lines.append(f"| wall time | {n_wall} | {_num(w['median'], 's')} | {_num(w['p90'], 's')} | "
-                 f"{_num(w.get('min'), 's')} | {_num(w.get('max'), 's')} | |")  # fmt: skip
+    lines.append(f"| wall time | {n_wall} | {_secs(w['median'])} | {_secs(w['p90'])} | "
+                 f"{_secs(w.get('min'))} | {_secs(w.get('max'))} | |")  # fmt: skip
     for name, m in d["metrics"].items():
         stat = " | ".join(_num(m[k]) for k in ("median", "p90", "min", "max"))
         lines.append(f"| {_cell(name)} | {m['n']} | {stat} | {m.get('nonfinite', '')} |")
@@ -270,7 +274,7 @@ def _row(r: Mapping[str, Any]) -> str:
     note = r.get("signature") or r.get("reason") or r.get("error") or ""
     return (
         f"| {_cell(r.get('id'))} | {_cell(str(r.get('outcome', '')).upper())} | {_cell(rc)} | "
-        f"{_num(r.get('wall_s'), 's')} | {_cell(metrics)} | {_cell(note)} |"
+        f"{_secs(r.get('wall_s'))} | {_cell(metrics)} | {_cell(note)} |"
     )
 
 

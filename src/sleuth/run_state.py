@@ -24,7 +24,7 @@ __all__ = ["SUBDIRS", "RunState", "TrialIndex", "iter_lines", "read_state", "rec
 
 #: where counted trials and warm-up trials live, relative to the run dir
 SUBDIRS = ("trials", "warmup")
-_FAST_ID = re.compile(rb'^\{"event": "trial", [^{]*?"subdir": "(\w+)"[^{]*"trial": \{"id": "(\d+)"')
+_FAST_ID = re.compile(rb'^\{"event": "trial", [^{]*?"subdir": "(\w+)"[^{]*"trial": \{"id": "w?(\d+)"')
 
 
 def iter_lines(path: Path, start: int = 0) -> Iterator[tuple[int, int, bytes]]:
@@ -76,7 +76,7 @@ class TrialIndex:
                 self.put(m[1].decode(), int(m[2]), offset)
             elif raw.startswith(b'{"event": "trial"'):
                 ev = json.loads(raw)
-                self.put(str(ev.get("subdir", "trials")), int(ev["trial"]["id"]), offset)
+                self.put(str(ev.get("subdir", "trials")), int(str(ev["trial"]["id"]).lstrip("w")), offset)
         self.scanned = end
 
     def records(self, path: Path, subdir: str, numbers: Iterator[int] | None = None) -> Iterator[bytes]:
@@ -182,15 +182,14 @@ def read_state(run_dir: Path, sizes_of: Any) -> RunState:
         if ev["event"] != "trial":
             continue
         rec = ev.get("trial")
-        sub = ev.get("subdir", "trials")
-        try:
-            number = int(rec["id"]) if isinstance(rec, dict) and str(rec["id"]).isdigit() else 0
-        except (KeyError, ValueError):
-            number = 0
+        sub = str(ev.get("subdir", "trials"))
+        tid = str(rec.get("id", "")) if isinstance(rec, dict) else ""
+        digits = tid.removeprefix("w") if sub == "warmup" else tid
+        number = int(digits) if digits.isdigit() else 0
         if (
             not isinstance(rec, dict)
             or not isinstance(rec.get("outcome"), str)
-            or not state.index.put(str(sub), number, offset)
+            or not state.index.put(sub, number, offset)
         ):
             raise _fail(journal, f"line {lineno}: a trial event outside this run's plan ({sub}/{number})")
         tally = state.tally if sub == "trials" else state.warmup
@@ -206,7 +205,7 @@ def read_state(run_dir: Path, sizes_of: Any) -> RunState:
         for sub, tally in (("trials", state.tally), ("warmup", state.warmup)):
             for text in state.index.records(journal, sub):
                 rec = json.loads(text)
-                _add(tally, int(rec["id"]), rec, journal, 0)
+                _add(tally, int(str(rec["id"]).lstrip("w")), rec, journal, 0)
         state.replayed = sum(state.tally.counts.values()) + sum(state.warmup.counts.values())
     state.extra["width"] = width
     return state

@@ -70,7 +70,7 @@ class View:
             f"{k}={v if not isinstance(v, tuple) else f'[{len(v)} values]'}" for k, v in r.metrics.items()
         )
         note = self._public(trial.signature or trial.reason or "")
-        tid = ("w" if warmup else "") + trial.id
+        tid = trial.id  # warm-up ids start with "w"
         if not self.con.is_terminal:  # a log: plain text, fast (no markup to render)
             sep = "  " if extra and note else ""
             sys.stdout.write(
@@ -142,7 +142,7 @@ class View:
         rows.append(("report", escape(str(self.run_dir / "report.md"))))
         con.print("[bold]summary[/]")
         for key, value in rows:
-            con.print(f"  [bold]{key:<14}[/]{value}", soft_wrap=True)
+            con.print(f"  [bold]{key:<13}[/] {value}", soft_wrap=True)
         uf = d.get("until_fail")
         if uf is not None:
             self._until_fail(con, d, uf)
