@@ -37,6 +37,8 @@ def _start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[
 
 
 def _events(rd: Path) -> list[dict]:
+    if not (rd / "journal.jsonl").exists():  # killed between the run dir's mkdir and its journal
+        return []
     return [json.loads(line) for line in (rd / "journal.jsonl").read_text().splitlines() if line.strip()]
 
 
