@@ -39,7 +39,11 @@ def _start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[
 def _events(rd: Path) -> list[dict]:
     if not (rd / "journal.jsonl").exists():  # killed between the run dir's mkdir and its journal
         return []
-    return [json.loads(line) for line in (rd / "journal.jsonl").read_text().splitlines() if line.strip()]
+    text = (rd / "journal.jsonl").read_text()
+    lines = text.split("\n")
+    complete, torn = lines[:-1], lines[-1]  # a kill -9 may cut the last line: it is not an event
+    assert not torn or text.endswith(torn), "only the last line may be cut"
+    return [json.loads(line) for line in complete if line.strip()]
 
 
 def _with_result(rd: Path) -> dict[str, str]:
