@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import pid_alive, program, wait_dead
+from tests.signals import sleuth_proc
 
 PY = sys.executable
 
@@ -20,6 +25,18 @@ PY = sys.executable
 def run_dirs(tmp_path: Path) -> list[Path]:
     root = tmp_path / "runs"
     return sorted(p for p in root.glob("run/*/*") if p.is_dir()) if root.exists() else []
+
+
+@pytest.fixture
+def reap_pids(tmp_path: Path):
+    """Kill, after the test whatever happened, every process whose pid a trial wrote under ``pids/``."""
+    d = tmp_path / "pids"
+    d.mkdir()
+    yield d
+    for f in d.iterdir():
+        for word in f.read_text().split():
+            with contextlib.suppress(ProcessLookupError, ValueError, PermissionError):
+                os.kill(int(word), signal.SIGKILL)
 
 
 def test_flaky_run_summary_and_run_dir(sleuth, tmp_path: Path) -> None:
@@ -51,7 +68,7 @@ def test_flaky_run_summary_and_run_dir(sleuth, tmp_path: Path) -> None:
         s["metrics"]["step"]["n"] == 12
         and 10 <= s["metrics"]["step"]["min"] <= s["metrics"]["step"]["max"] <= 20
     )
-    assert set(s["wall_s"]) == {"median", "p90"}
+    assert set(s["wall_s"]) == {"median", "p90", "min", "max"}
     t0 = doc["trials"][0]
     assert set(t0) >= {"id", "outcome", "rc", "signal", "timed_out", "wall_s", "metrics", "signature"}
     rd = Path(doc["run_dir"])
@@ -256,19 +273,19 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(
     assert run_dirs(tmp_path) == []
 
 
-def test_ctrl_c_kills_children_and_keeps_partial_summary(sleuth_env, tmp_path: Path) -> None:
-    pidfile = tmp_path / "pids"
+def test_ctrl_c_kills_children_and_keeps_partial_summary(sleuth_env, tmp_path: Path, reap_pids: Path) -> None:
+    pidfile = reap_pids / "pid"
     script = (
         "import os,sys,time; i=os.environ['SLEUTH_TRIAL_ID']; "
         f"open({str(pidfile)!r}+i,'w').write(str(os.getpid())); time.sleep(0 if i=='0001' else 600)"
     )
-    proc = subprocess.Popen(
-        [PY, "-m", "sleuth", "run", "-n", "3", "--json", "--", PY, "-c", script],
+    proc = sleuth_proc(
+        ["run", "-n", "3", "--json", "--", PY, "-c", script],
+        sleuth_env,
+        tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=sleuth_env,
-        cwd=tmp_path,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not Path(str(pidfile) + "0002").exists():
@@ -287,7 +304,71 @@ def test_ctrl_c_kills_children_and_keeps_partial_summary(sleuth_env, tmp_path: P
     assert json.loads((rd / "summary.json").read_text())["summary"]["interrupted"] is True
 
 
-def test_resume_after_kill_9_runs_only_missing_trials(sleuth, sleuth_env, tmp_path: Path) -> None:
+def test_sigterm_works_when_sleuth_starts_with_sigint_ignored(
+    sleuth_env, tmp_path: Path, reap_pids: Path
+) -> None:
+    """Started with `&` from a script or nohup, SIGINT is ignored: sleuth keeps it so, and SIGTERM still stops it."""
+    pidfile = reap_pids / "pid"
+
+    script = f"import os,time; open({str(pidfile)!r},'w').write(str(os.getpid())); time.sleep(600)"
+    proc = sleuth_proc(
+        ["run", "-n", "2", "--json", "--", PY, "-c", script],
+        sleuth_env,
+        tmp_path,
+        sigint="ignore",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (pidfile.exists() and pidfile.read_text()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    assert proc.poll() is None, "sleuth started with SIGINT ignored reacted to SIGINT"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert json.loads(out)["summary"]["interrupted"] is True
+    assert wait_dead(int(pidfile.read_text())), "SIGTERM left a trial running"
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_signal_at_any_moment_ends_the_run_with_its_summary(sleuth_env, tmp_path: Path, seed: int) -> None:
+    """SIGINT or SIGTERM at a random moment (start-up, trials, the summary): sleuth ends, exit 130,
+    and a run dir, if one was made, holds a summary that agrees with its journal."""
+    rng = random.Random(seed)
+    sig = rng.choice([signal.SIGINT, signal.SIGTERM])
+    proc = sleuth_proc(
+        ["run", "-n", "100000", "-j", "2", "--kill-grace", "1", "--", "true"],
+        sleuth_env,
+        tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(rng.uniform(0.05, 2.5))
+    proc.send_signal(sig)
+    try:
+        rc = proc.wait(timeout=60)  # a hang detector, not a timing claim
+    finally:
+        proc.kill()
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    runs = run_dirs(tmp_path)
+    if not runs:  # the signal came during interpreter start-up, before sleuth installed its handlers
+        assert rc in (130, -sig), (rc, err)
+        return
+    assert rc == 130, (rc, err)
+    (rd,) = runs
+    doc = json.loads((rd / "summary.json").read_text())
+    events = [json.loads(line) for line in (rd / "journal.jsonl").read_text().splitlines()]
+    trial_ids = [e["trial"]["id"] for e in events if e["event"] == "trial"]
+    assert len(trial_ids) == len(set(trial_ids)) == doc["summary"]["trials"] == len(doc["trials"])
+    assert doc["summary"]["interrupted"] is True and events[-1]["event"] == "end"
+
+
+def test_resume_after_kill_9_runs_only_missing_trials(
+    sleuth, sleuth_env, tmp_path: Path, reap_pids: Path
+) -> None:
     counter = tmp_path / "count"
     counter.mkdir()
     block = tmp_path / "block"
@@ -295,14 +376,15 @@ def test_resume_after_kill_9_runs_only_missing_trials(sleuth, sleuth_env, tmp_pa
     script = (
         "import os,time; i=os.environ['SLEUTH_TRIAL_ID']; "
         f"open(os.path.join({str(counter)!r}, i + '-' + str(os.getpid())),'w'); "
+        f"open(os.path.join({str(reap_pids)!r}, i), 'w').write(str(os.getpid())); "
         f"time.sleep(600 if int(i) > 3 and os.path.exists({str(block)!r}) else 0.05)"
     )
-    proc = subprocess.Popen(
-        [PY, "-m", "sleuth", "run", "-n", "5", "--json", "--", PY, "-c", script],
+    proc = sleuth_proc(
+        ["run", "-n", "5", "--json", "--", PY, "-c", script],
+        sleuth_env,
+        tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=sleuth_env,
-        cwd=tmp_path,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not any(p.name.startswith("0004-") for p in counter.iterdir()):
@@ -325,23 +407,26 @@ def test_resume_after_kill_9_runs_only_missing_trials(sleuth, sleuth_env, tmp_pa
     assert res.json()["summary"]["trials"] == 5
 
 
-def test_resume_from_another_directory_runs_where_the_run_started(sleuth_env, sleuth, tmp_path: Path) -> None:
+def test_resume_from_another_directory_runs_where_the_run_started(
+    sleuth_env, sleuth, tmp_path: Path, reap_pids: Path
+) -> None:
     """A relative command (`python job.py`) and a relative --oracle file must still resolve."""
     work = tmp_path / "work"
     work.mkdir()
     (work / "job.py").write_text(
         "import os, time\n"
+        f"open(os.path.join({str(reap_pids)!r}, os.environ['SLEUTH_TRIAL_ID']), 'w').write(str(os.getpid()))\n"
         "if os.environ['SLEUTH_TRIAL_ID'] != '0001' and os.path.exists('block'):\n"
         "    time.sleep(600)\n"
     )
     (work / "block").touch()
     (work / "judge.py").write_text("def judge(r):\n    return None\n")
-    proc = subprocess.Popen(
-        [PY, "-m", "sleuth", "run", "-n", "3", "--oracle", "judge.py:judge", "--json", "--", PY, "job.py"],
+    proc = sleuth_proc(
+        ["run", "-n", "3", "--oracle", "judge.py:judge", "--json", "--", PY, "job.py"],
+        sleuth_env,
+        work,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=sleuth_env,
-        cwd=work,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not list(work.glob("../runs/run/job/*/trials/0002")):
@@ -423,12 +508,13 @@ def test_secret_env_values_stay_out_of_the_journal_and_resume_restores_them(
     # resume restores the value: cut the journal back to its start event, as if killed before any trial
     lines = journal.splitlines()
     (rd / "journal.jsonl").write_text(lines[0] + "\n")
-    (rd / "trials" / "0001" / "stdout").unlink()
+    shutil.rmtree(rd / "trials")
     again = sleuth("run", "--resume", rd, "--json")
     assert again.rc == 0, again.stderr
     assert (rd / "trials" / "0001" / "stdout").read_text().split() == ["True", "INFO"]
     # a shared run dir has no secrets.json: resume names what it needs, or takes it from the shell
     (rd / "journal.jsonl").write_text(lines[0] + "\n")
+    shutil.rmtree(rd / "trials")
     secrets.unlink()
     missing = sleuth("run", "--resume", rd)
     assert missing.rc == 2 and "HF_TOKEN" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1

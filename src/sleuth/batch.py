@@ -2,225 +2,259 @@
 
 The CLI parses flags into a :class:`RunConfig`; :func:`execute` runs the trials through the
 :class:`~sleuth.engine.Engine` and returns a :class:`RunSummary`.  The config is journaled first
-(``start`` event), so :func:`resume_config` can rebuild it and :func:`execute` skips trials whose
-``trial`` event is already in the journal.
+(``start`` event, secrets redacted), so :func:`load_resume` can rebuild it.  The journal is the
+truth, once: a resume replays its ``trial`` events by trial id (never re-appending them), journals
+the results a kill -9 left unjournaled (``result.json`` written, event not), and runs only the rest.
+
+Trials are submitted as slots free (``jobs`` plus a small lookahead), and only compact per-trial
+data is kept (:class:`~sleuth.run_tally.Tally`), so memory does not grow with ``--trials``.
 """
 
 from __future__ import annotations
 
-import math
+import json
 import os
 import re
+import shutil
 import threading
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sleuth import stats
 from sleuth.backends.local import LocalBackend
 from sleuth.engine import Engine
 from sleuth.environments import Prepared
+from sleuth.errors import UsageError
+from sleuth.expect import check_metrics, ran_to_completion, wanted_metrics
 from sleuth.journal import RunDir
-from sleuth.model import MetricSpec, Outcome, Stream, Trial, TrialSpec
-from sleuth.oracle import OracleConfig, Threshold, build_oracle
+from sleuth.model import Outcome, Trial
+from sleuth.oracle import build_oracle
+from sleuth.run_config import DEFAULT_MAX_TRIALS, MAX_JOBS, RunConfig, check_counts
+from sleuth.run_secrets import RunSecrets
+from sleuth.run_state import RunState, TrialIndex, read_state
+from sleuth.run_tally import Tally, exit_code_of
 
-__all__ = ["RunConfig", "RunSummary", "execute", "record_start", "resume_config", "summarize"]
+__all__ = [
+    "DEFAULT_MAX_TRIALS",
+    "MAX_JOBS",
+    "RunConfig",
+    "RunSummary",
+    "SignalGate",
+    "adopt_and_clean",
+    "check_counts",
+    "default_name",
+    "execute",
+    "load_resume",
+    "new_state",
+    "record_start",
+]
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunConfig:
-    """Everything ``sleuth run`` was asked to do; JSON round-trips through the journal."""
-
-    argv: tuple[str, ...]
-    env: Mapping[str, str] = field(default_factory=dict)
-    cwd: str | None = None
-    timeout_s: float | None = None
-    kill_grace_s: float = 5.0
-    trials: int = 1
-    jobs: int = 1
-    gpus: tuple[str, ...] = ()
-    metrics: tuple[MetricSpec, ...] = ()
-    oracle: OracleConfig = field(default_factory=OracleConfig)
-    environment: Mapping[str, Any] = field(default_factory=lambda: {"kind": "host"})
-    name: str = "run"
-
-    def trial_ids(self) -> list[str]:
-        """``0001``, ``0002``, ... (at least four digits)."""
-        width = max(4, len(str(self.trials)))
-        return [f"{i:0{width}d}" for i in range(1, self.trials + 1)]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (for the journal and resume)."""
-        o = self.oracle
-        return {
-            "argv": list(self.argv),
-            "env": dict(self.env),
-            "cwd": self.cwd,
-            "timeout_s": self.timeout_s,
-            "kill_grace_s": self.kill_grace_s,
-            "trials": self.trials,
-            "jobs": self.jobs,
-            "gpus": list(self.gpus),
-            "metrics": [
-                {"name": m.name, "regex": m.pattern.pattern, "series": m.series, "stream": m.stream.value}
-                for m in self.metrics
-            ],
-            "oracle": {
-                "skip_exit": list(o.skip_exit),
-                "fail_regex": o.fail_regex.pattern if o.fail_regex else None,
-                "stream": o.stream.value,
-                "thresholds": [{"name": t.name, "limit": t.limit, "above": t.above} for t in o.thresholds],
-                "callable": o.callable_ref,
-            },
-            "environment": dict(self.environment),
-            "name": self.name,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> RunConfig:
-        """Inverse of :meth:`to_dict`."""
-        o = d["oracle"]
-        return cls(
-            argv=tuple(d["argv"]),
-            env=dict(d["env"]),
-            cwd=d["cwd"],
-            timeout_s=d["timeout_s"],
-            kill_grace_s=d["kill_grace_s"],
-            trials=d["trials"],
-            jobs=d["jobs"],
-            gpus=tuple(d["gpus"]),
-            metrics=tuple(
-                MetricSpec(
-                    name=m["name"],
-                    pattern=re.compile(m["regex"], re.M),
-                    series=m["series"],
-                    stream=Stream(m["stream"]),
-                )
-                for m in d["metrics"]
-            ),
-            oracle=OracleConfig(
-                skip_exit=tuple(o["skip_exit"]),
-                fail_regex=re.compile(o["fail_regex"], re.M) if o["fail_regex"] else None,
-                stream=Stream(o["stream"]),
-                thresholds=tuple(Threshold(**t) for t in o["thresholds"]),
-                callable_ref=o["callable"],
-            ),
-            environment=dict(d["environment"]),
-            name=d["name"],
-        )
-
-    def spec(self, label: str) -> TrialSpec:
-        """The trial spec (host view; an environment wraps it)."""
-        return TrialSpec(
-            argv=self.argv,
-            env={**os.environ, **self.env},
-            cwd=self.cwd,
-            timeout_s=self.timeout_s,
-            kill_grace_s=self.kill_grace_s,
-            label=label,
-            metrics=self.metrics,
-        )
+OUTCOMES = frozenset(o.value for o in Outcome)
 
 
 @dataclass(frozen=True, slots=True)
 class RunSummary:
-    """Counts, rates with their interval, timing and metric statistics, signatures."""
+    """The summary data of a run (``summary.json``'s ``summary``) and where its records are."""
 
     data: dict[str, Any]
-    trials: tuple[dict[str, Any], ...]
+    run_dir: Path
+    index: TrialIndex
 
     @property
     def exit_code(self) -> int:
-        """0 all passed (skips allowed), 1 any FAIL, 4 only infrastructure errors, 130 interrupted."""
-        d = self.data
-        if d.get("interrupted"):
-            return 130
-        if d["fail"]:
-            return 1
-        if d["error"]:
-            return 4
-        return 0
+        """0 all passed (skips allowed), 1 any FAIL, 2 stopped by a usage error, 4 only infrastructure
+        errors, 130 interrupted."""
+        return exit_code_of(self.data)
 
 
-def summarize(
-    records: Iterable[Mapping[str, Any]], *, interrupted: bool = False, planned: int | None = None
-) -> RunSummary:
-    """Summary of trial records (``Trial.to_dict()`` form), ordered by id."""
-    trials = tuple(dict(r) for r in sorted(records, key=lambda r: r["id"]))
-    counts = Counter(r["outcome"] for r in trials)
-    n_pass, n_fail = counts[Outcome.PASS.value], counts[Outcome.FAIL.value]
-    judged = n_pass + n_fail
-    lo, hi = stats.wilson(n_fail, judged)
-    walls = [r["wall_s"] for r in trials if r["outcome"] != Outcome.ERROR.value]
-    series: dict[str, list[float]] = {}
-    for r in trials:
-        for name, v in r["metrics"].items():
-            series.setdefault(name, []).extend(float(x) for x in (v if isinstance(v, list) else [v]))
-    metrics: dict[str, dict[str, Any]] = {}
-    for name, values in sorted(series.items()):
-        finite = [x for x in values if math.isfinite(x)]
-        d = stats.describe(finite)
-        m: dict[str, Any] = {"median": None, "p90": None, "min": None, "max": None, "n": 0}
-        if d is not None:
-            m = {"median": d.median, "p90": d.p90, "min": d.min, "max": d.max, "n": d.n}
-        if len(finite) < len(values):  # NaN/inf values are counted, not averaged
-            m["nonfinite"] = len(values) - len(finite)
-        metrics[name] = m
-    sigs = Counter(r["signature"] for r in trials if r["outcome"] == Outcome.FAIL.value and r["signature"])
-    data: dict[str, Any] = {
-        "trials": len(trials),
-        "pass": n_pass,
-        "fail": n_fail,
-        "skip": counts[Outcome.SKIP.value],
-        "error": counts[Outcome.ERROR.value],
-        "failure_rate": (n_fail / judged) if judged else None,
-        "failure_rate_ci": [lo, hi],
-        "wall_s": {
-            "median": stats.percentile(walls, 50) if walls else None,
-            "p90": stats.percentile(walls, 90) if walls else None,
-        },
-        "metrics": metrics,
-        "signatures": dict(sigs.most_common()),
-    }
-    if interrupted:
-        data["interrupted"] = True
-        data["planned"] = planned if planned is not None else len(trials)
-    return RunSummary(data, trials)
+def record_start(config: RunConfig, run_dir: RunDir) -> tuple[RunSecrets, dict[str, Any]]:
+    """Journal the ``start`` event; secrets (``--env`` values, tokens in argv) go to a 0600 ``secrets.json``.
 
-
-def record_start(config: RunConfig, run_dir: RunDir) -> None:
-    """Journal the ``start`` event; ``--env`` values that look secret go to a 0600 ``secrets.json``."""
-    from sleuth.secrets import Secrets
-
-    public = config.to_dict()
-    secret = Secrets.of(config.env)
-    if secret:
-        public = secret.scrub(public)
-        public["env"] = secret.public_env(config.env)
-        public["redacted_env"] = secret.names
-        secret.save(run_dir.path)
+    Returns the run's secrets and its config as journaled (secrets hidden).
+    """
+    secrets = RunSecrets.of(config.env, config.argv)
+    public = secrets.public_config(config.to_dict(), run_dir.path)
     run_dir.journal.append("start", config=public)
+    return secrets, public
 
 
-def _restore_secrets(run_dir: RunDir, config: dict[str, Any]) -> dict[str, Any]:
-    from sleuth.secrets import Secrets
+def new_state(config: RunConfig, public: dict[str, Any]) -> RunState:
+    """The state of a run that has not run a trial yet (``public``: its config as journaled)."""
+    return RunState(
+        public,
+        Tally(config.trials),
+        Tally(config.warmup),
+        TrialIndex({"trials": config.trials, "warmup": config.warmup}),
+    )
 
-    secret = Secrets.load(run_dir.path, list(config.get("redacted_env") or []))
-    return {**config, "env": secret.restore_env(config["env"])} if secret else config
+
+def _sizes(d: dict[str, Any]) -> tuple[int, int]:
+    config = RunConfig.from_dict(d)
+    check_counts(trials=config.trials, warmup=config.warmup, jobs=config.jobs)
+    return config.trials, config.warmup
 
 
-def resume_config(run_dir: RunDir) -> tuple[RunConfig, list[dict[str, Any]]]:
-    """The config a run started with, and the trial records it already finished."""
-    from sleuth.errors import UsageError
+def load_resume(path: Path) -> tuple[RunConfig, RunState, RunSecrets]:
+    """Read and check the run dir ``path`` for ``--resume`` without touching it.
 
-    events = run_dir.events()
-    start = next((e for e in events if e["event"] == "start"), None)
-    if start is None or "config" not in start:
-        raise UsageError(f"{run_dir.path}: no 'start' event in journal.jsonl; this is not a sleuth run dir")
-    done = [e["trial"] for e in events if e["event"] == "trial"]
-    return RunConfig.from_dict(_restore_secrets(run_dir, start["config"])), done
+    A journal sleuth run did not write (another verb's, an edited one, not UTF-8) and redacted
+    values that can be found nowhere are ``UsageError`` s naming the file.
+    """
+
+    def sizes(d: dict[str, Any]) -> tuple[int, int]:
+        try:
+            return _sizes(d)
+        except (KeyError, TypeError, ValueError, AttributeError, re.error) as exc:
+            what = f"lacks {exc}" if isinstance(exc, KeyError) else f"is malformed ({exc})"
+            raise UsageError(
+                f"{path / 'journal.jsonl'}: the start event's config {what}",
+                hint="this journal was not written by this version of sleuth run",
+            ) from None
+        except UsageError as exc:
+            raise UsageError(f"{path / 'journal.jsonl'}: the start event's config: {exc.message}") from None
+
+    state = read_state(path, sizes)
+    secrets = RunSecrets.load(path, state.config)
+    restored = secrets.restore_config(state.config)
+    return RunConfig.from_dict(restored), state, secrets.for_run(restored)
+
+
+def adopt_and_clean(run_dir: RunDir, config: RunConfig, state: RunState) -> tuple[int, int]:
+    """After a kill -9: journal results whose event was lost, and clear trial dirs that have none.
+
+    A trial that finished (``result.json`` written) before its event was appended is not run again;
+    a trial that was running has no ``result.json``: its directory is removed so its rerun starts
+    with fresh ``stdout``/``stderr`` (a stray process of the killed run cannot write into them).
+    Returns (adopted, cleared).
+    """
+    adopted = cleared = 0
+    for subdir, tally in (("trials", state.tally), ("warmup", state.warmup)):
+        base = run_dir.path / subdir
+        if not base.is_dir():
+            continue
+        for entry in os.scandir(base):
+            digits = entry.name[1:] if subdir == "warmup" and entry.name.startswith("w") else entry.name
+            n = int(digits) if digits.isdigit() and config.trial_id(int(digits), subdir) == entry.name else 0
+            if not entry.is_dir() or not 0 < n <= tally.planned or tally.done(n):
+                continue
+            try:
+                record = json.loads((Path(entry.path) / "result.json").read_text(encoding="utf-8"))
+                ok = (
+                    isinstance(record, dict)
+                    and record.get("id") == entry.name
+                    and record.get("outcome") in OUTCOMES
+                )
+            except (OSError, ValueError):
+                ok = False
+            if ok:
+                extra = {"warmup": True} if subdir == "warmup" else {}
+                run_dir.journal.append("trial", subdir=subdir, adopted=True, **extra, trial=record)
+                tally.add(n, record)
+                adopted += 1
+            else:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                cleared += 1
+    return adopted, cleared
+
+
+@dataclass(slots=True)
+class _Loop:
+    """The submission loop of one :func:`execute` call."""
+
+    config: RunConfig
+    state: RunState
+    engine: Engine
+    prepared: Prepared
+    on_trial: Callable[[Trial, bool], None] | None
+    in_flight: set[tuple[str, int]] = field(default_factory=set)
+    stopped: str | None = None
+
+    def todo(self) -> Iterator[tuple[str, int]]:
+        """Trials not yet done, warm-ups first."""
+        for subdir, tally in (("warmup", self.state.warmup), ("trials", self.state.tally)):
+            for n in range(1, tally.planned + 1):
+                if not tally.done(n):
+                    yield subdir, n
+
+    def run(self) -> None:
+        """Submit as slots free until every trial is done or a stop condition holds."""
+        wanted = wanted_metrics(self.config.metrics, self.config.oracle)
+        todo = self.todo()
+        nxt = next(todo, None)
+        while True:
+            # a few queued beyond the slots keep them busy; not while the next result may stop the
+            # run (--until-fail, the metric check): a queued trial would start, only to be killed
+            careful = self.config.until_fail or (wanted and not self.state.completed_ok)
+            window = self.config.jobs + (0 if careful else min(self.config.jobs, 8))
+            while nxt is not None and self.stopped is None and len(self.in_flight) < window:
+                subdir, n = nxt
+                if self._until_fail_done() or (
+                    subdir == "trials" and any(s == "warmup" for s, _ in self.in_flight)
+                ):
+                    break  # warm-ups finish before the first counted trial starts
+                tid = self.config.trial_id(n, subdir)
+                spec = self.prepared.wrap(self.config.spec(tid))
+                if subdir == "warmup":
+                    self.engine.submit(spec, tid, subdir, warmup=True)
+                else:
+                    self.engine.submit(spec, tid, subdir)
+                self.in_flight.add(nxt)
+                nxt = next(todo, None)
+            if not self.in_flight or self.stopped is not None or self._until_fail_done():
+                return
+            trial = self.engine.next_completed()
+            self._count(trial)
+
+    def _until_fail_done(self) -> bool:
+        return self.config.until_fail and self.state.tally.first_fail is not None
+
+    def _count(self, trial: Trial) -> None:
+        subdir = trial.result.trial_dir.parent.name
+        n = int(trial.id.lstrip("w"))
+        self.in_flight.discard((subdir, n))
+        tally = self.state.warmup if subdir == "warmup" else self.state.tally
+        tally.add(n, trial.to_dict())
+        if self.on_trial is not None:
+            self.on_trial(trial, subdir == "warmup")
+        if not self.state.completed_ok and ran_to_completion(trial.result):
+            self.state.completed_ok = True
+            seen = self.state.tally.metric_names | self.state.warmup.metric_names
+            self.stopped = check_metrics(seen, wanted_metrics(self.config.metrics, self.config.oracle))
+
+    def drop_unfinished(self, run_dir: Path) -> None:
+        """Remove the directories of trials stopped before they finished (no result, no event)."""
+        for subdir, n in self.in_flight:
+            shutil.rmtree(run_dir / subdir / self.config.trial_id(n, subdir), ignore_errors=True)
+
+
+class SignalGate:
+    """Turns SIGINT/SIGTERM into KeyboardInterrupt only while trials run (the CLI installs :meth:`handle`).
+
+    Held (the default), a signal is only noted: creating the run dir and writing the summary are
+    short and must not be cut; :meth:`release` raises the noted one, so it still stops the run.
+    """
+
+    def __init__(self) -> None:
+        self._held = True
+        self.caught = False
+
+    def handle(self, _signum: int, _frame: object) -> None:
+        """The signal handler."""
+        self.caught = True
+        if not self._held:
+            raise KeyboardInterrupt
+
+    def hold(self) -> None:
+        """Note signals from now on."""
+        self._held = True
+
+    def release(self) -> None:
+        """Let signals interrupt again; raise KeyboardInterrupt for one noted meanwhile."""
+        self._held = False
+        if self.caught:
+            raise KeyboardInterrupt
 
 
 def execute(
@@ -228,48 +262,62 @@ def execute(
     run_dir: RunDir,
     prepared: Prepared,
     *,
-    done: Iterable[Mapping[str, Any]] = (),
-    on_trial: Callable[[Trial], None] | None = None,
+    state: RunState,
+    secrets: RunSecrets,
+    on_trial: Callable[[Trial, bool], None] | None = None,
+    gate: SignalGate | None = None,
 ) -> RunSummary:
-    """Run the trials not yet ``done``; KeyboardInterrupt stops the children and keeps the partial summary."""
-    records: dict[str, dict[str, Any]] = {r["id"]: dict(r) for r in done}
-    snaps: dict[str, dict[str, Any]] = {"host_env.json": {}}
-    if config.environment.get("kind", "host") != "host":
-        snaps["environment_env.json"] = {}
+    """Run the trials ``state`` lacks; KeyboardInterrupt stops the children and keeps the partial summary.
+
+    With a ``gate``, signals interrupt only the loop: once it ends (normally or not), they are
+    held, so the summary (short, bounded work) is always written.
+    """
+    gate = gate if gate is not None else SignalGate()
+    from sleuth.run_report import finish
+
+    snaps: dict[str, dict[str, Any]] = {}
+    if not (run_dir.path / "host_env.json").exists():  # a resume keeps the first run's snapshot
+        snaps["host_env.json"] = {}
+        if config.environment.get("kind", "host") != "host":
+            snaps["environment_env.json"] = {}
     snap_thread = threading.Thread(target=_snapshots_into, args=(prepared, snaps), daemon=True)
     snap_thread.start()
     oracle = build_oracle(config.oracle)
-    engine = Engine(LocalBackend(config.jobs, config.gpus), oracle, run_dir)
+    scrub = secrets.scrub if secrets else None
+    engine = Engine(LocalBackend(config.jobs, config.gpus), oracle, run_dir, scrub=scrub)
+    loop = _Loop(config, state, engine, prepared, on_trial)
     interrupted = False
     try:
-        for tid in config.trial_ids():
-            if tid not in records:
-                engine.submit(prepared.wrap(config.spec(tid)), tid)
-        for trial in engine.completed():
-            records[trial.id] = trial.to_dict()
-            if on_trial is not None:
-                on_trial(trial)
-    except KeyboardInterrupt:
-        interrupted = True
-        engine.cancel_all()
-        run_dir.journal.append("interrupted", completed=len(records))
+        try:
+            gate.release()
+            loop.run()
+        except KeyboardInterrupt:
+            gate.hold()
+            interrupted = True
+        gate.hold()
+        if interrupted or loop.stopped is not None or loop.in_flight:
+            engine.cancel_all()
+        if loop.stopped is not None or (loop.in_flight and not interrupted):
+            loop.drop_unfinished(run_dir.path)
     finally:
         engine.close()
-    snap_thread.join(timeout=30)
+    if interrupted:
+        run_dir.journal.append("interrupted", completed=sum(state.tally.counts.values()))
+    if loop.stopped is not None:
+        run_dir.journal.append("stopped", reason=loop.stopped)
+    # the snapshot may still run (nvidia-smi can be slow): wait for it, but never past a signal
+    deadline = time.monotonic() + (0.5 if interrupted else 30.0)
+    while snap_thread.is_alive() and time.monotonic() < deadline and not gate.caught:
+        snap_thread.join(timeout=0.1)
     for filename, snap in snaps.items():
         if snap:
-            run_dir.write_json(filename, snap)
-    summary = summarize(records.values(), interrupted=interrupted, planned=config.trials)
-    run_dir.write_json(
-        "summary.json",
-        {"run_dir": str(run_dir.path), "summary": summary.data, "trials": list(summary.trials)},
-    )
-    run_dir.journal.append("end", summary=summary.data)
-    return summary
+            run_dir.write_json(filename, secrets.scrub(dict(snap)) if secrets else dict(snap))
+    data = finish(config, run_dir, state, secrets, interrupted=interrupted, stopped=loop.stopped)
+    return RunSummary(data, run_dir.path, state.index)
 
 
 def _snapshots_into(prepared: Prepared, out: dict[str, dict[str, Any]]) -> None:
-    """Fill ``host_env.json`` (always) and ``environment_env.json`` (venv etc.); never raises."""
+    """Fill ``host_env.json`` and ``environment_env.json`` (venv etc.) when asked; never raises."""
     from sleuth import snapshot
 
     for filename, take in (("host_env.json", snapshot.collect), ("environment_env.json", prepared.snapshot)):

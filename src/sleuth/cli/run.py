@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from sleuth.backends.local import check_slots
-from sleuth.cli._common import OUTCOME_STYLE, console, fmt_rate, fmt_s, output_option, print_json
+from sleuth.cli._common import output_option
 from sleuth.cli._options import (
     check_cwd,
     oracle_from_flags,
@@ -24,6 +26,10 @@ from sleuth.cli._options import (
 from sleuth.errors import UsageError
 
 __all__ = ["command"]
+
+#: a trial's --timeout and --kill-grace beyond these are typos (and overflow the clock's arithmetic)
+MAX_TIMEOUT_S = 30 * 86400.0
+MAX_KILL_GRACE_S = 3600.0
 
 
 def _environment(kind: str, pins: tuple[str, ...], python: str | None) -> dict[str, Any]:
@@ -39,7 +45,7 @@ def _environment(kind: str, pins: tuple[str, ...], python: str | None) -> dict[s
 
 
 def _prepare(desc: dict[str, Any]) -> Any:
-    if desc["kind"] == "venv":
+    if desc.get("kind") == "venv":
         from sleuth.environments.venv import VenvEnvironment
 
         return VenvEnvironment(pins=tuple(desc["pins"]), python=desc.get("python")).prepare()
@@ -49,7 +55,26 @@ def _prepare(desc: dict[str, Any]) -> Any:
 
 
 @click.command(context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False})
-@click.option("--trials", "-n", type=int, default=1, show_default=True, help="How many trials.")
+@click.option("--trials", "-n", type=int, default=None, help="How many trials.  [default: 1]")
+@click.option(
+    "--until-fail",
+    is_flag=True,
+    help="Run until the first FAIL (at most --max-trials) and say where its logs are: exit 1 when "
+    "reproduced, 0 when every trial passed (with the failure rate's upper bound).",
+)
+@click.option(
+    "--max-trials",
+    type=int,
+    metavar="N",
+    help="With --until-fail: the most trials to run.  [default: 100]",
+)
+@click.option(
+    "--warmup",
+    type=int,
+    default=0,
+    metavar="N",
+    help="Run N warm-up trials first (kept in warmup/, journaled, left out of every statistic).",
+)
 @click.option(
     "--jobs", "-j", type=int, default=None, help="Trials at a time (default 1, or one per --gpus device)."
 )
@@ -71,80 +96,207 @@ def _prepare(desc: dict[str, Any]) -> Any:
     "--resume",
     "resume",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Finish an interrupted run dir (runs only the trials it lacks).",
+    help="Finish an interrupted run dir (runs only the trials it lacks; a finished one is left as it is).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
-def command(**kw: Any) -> int:
-    """Run CMD --trials times and report each trial and the summary.
+@click.pass_context
+def command(ctx: click.Context, /, **kw: Any) -> int:
+    """Run CMD --trials times and report each trial and the summary (also in RUN_DIR/report.md).
 
-    Exit codes: 0 every trial passed (or skipped), 1 a trial failed, 4 trials could not run,
-    130 interrupted.  Example: sleuth run --trials 20 --jobs 2 -- python train.py
+    Exit codes: 0 every trial passed (or skipped), 1 a trial failed, 2 a flag is wrong (also when
+    the first trial shows that a metric a flag names is never produced), 4 trials could not run,
+    130 interrupted.
+
+    \b
+    Examples:
+      sleuth run --trials 20 --jobs 2 -- python train.py
+      sleuth run --until-fail --max-trials 500 -- pytest -x tests/test_flaky.py
+      sleuth run --resume sleuth-runs/run/train/20250101T120000Z
     """
+    if kw["resume"] is not None:
+        return _resume(ctx, kw)
+    from sleuth import batch
+    from sleuth.journal import RunDir
+
+    config = _config(kw)
+    prepared = _prepare(dict(config.environment))  # a broken environment leaves no run dir behind
+    gate = batch.SignalGate()
+    with _handlers(gate):
+        run_dir = RunDir.create(Path(kw["output"]).absolute(), "run", config.name)
+        secrets, public = batch.record_start(config, run_dir)
+        state = batch.new_state(config, public)
+        return _execute(config, run_dir, prepared, state, secrets=secrets, gate=gate, as_json=kw["as_json"])
+
+
+def _resume(ctx: click.Context, kw: dict[str, Any]) -> int:
     from sleuth import batch
     from sleuth.journal import RunDir
     from sleuth.runner import reap_orphans
 
-    if kw["resume"] is not None:
-        if kw["cmd"]:
-            raise UsageError("--resume takes no command: the run dir knows it")
-        run_dir = RunDir.open(kw["resume"])
+    if kw["cmd"]:
+        raise UsageError("--resume takes no command: the run dir knows it")
+    given = [
+        p.opts[0]
+        for p in ctx.command.params
+        if p.name not in ("resume", "as_json", "cmd")
+        and ctx.get_parameter_source(p.name or "") is click.core.ParameterSource.COMMANDLINE
+    ]
+    if given:
+        raise UsageError(f"--resume takes no {given[0]}: the run dir knows how it was started")
+    path: Path = kw["resume"].resolve()
+    if not (path / "journal.jsonl").is_file():
+        RunDir.open(path)  # says what is wrong with a directory that is not a run dir
+    config, state, secrets = batch.load_resume(path)
+    if state.finished is not None:
+        return _already_finished(path, state.finished, as_json=kw["as_json"])
+    prepared = _prepare(dict(config.environment))
+    gate = batch.SignalGate()
+    with _handlers(gate):
+        run_dir = RunDir.open(path)
+        if run_dir.journal.path.stat().st_size != state.index.scanned:  # appended to since we read it
+            config, state, secrets = batch.load_resume(path)
         reaped = reap_orphans(run_dir.path)  # trials a killed sleuth left running would run twice
         if reaped:
             run_dir.journal.append("reaped", process_groups=reaped)
-        config, done = batch.resume_config(run_dir)
-        prepared = _prepare(dict(config.environment))
-    else:
-        config = _config(kw)
-        prepared = _prepare(dict(config.environment))  # a broken environment leaves no run dir behind
-        run_dir = RunDir.create(kw["output"], "run", config.name)
-        done = []
-        batch.record_start(config, run_dir)
-    view = _View(config, run_dir.path, quiet=kw["as_json"])
-    view.start(len(done))
-    old = signal.signal(signal.SIGTERM, _raise_interrupt)
+        adopted, cleared = batch.adopt_and_clean(run_dir, config, state)
+        run_dir.journal.append("resume", replayed=state.replayed, adopted=adopted, cleared=cleared)
+        return _execute(config, run_dir, prepared, state, secrets=secrets, gate=gate, as_json=kw["as_json"])
+
+
+def _already_finished(path: Path, summary: dict[str, Any], *, as_json: bool) -> int:
+    from sleuth.run_tally import exit_code_of
+
+    text = (path / "summary.json").read_bytes() if (path / "summary.json").is_file() else b""
+    if as_json and text:
+        sys.stdout.buffer.write(text)
+        sys.stdout.flush()
+    counts = ", ".join(f"{summary.get(k, 0)} {k}" for k in ("pass", "fail", "skip", "error"))
+    trials = summary.get("trials", 0)
+    click.echo(f"sleuth run: {path} already finished ({trials} trials: {counts}); nothing to do", err=True)
+    return exit_code_of(summary)
+
+
+class _handlers:
+    """SIGTERM (and SIGINT, unless sleuth was started with it ignored) go through the gate."""
+
+    def __init__(self, gate: Any) -> None:
+        self.gate = gate
+        self.old: dict[int, Any] = {}
+
+    def __enter__(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if sig == signal.SIGINT and signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # started in the background (`&`, nohup): Ctrl-C is not meant for it
+            self.old[sig] = signal.signal(sig, self.gate.handle)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
+
+
+def _execute(
+    config: Any, run_dir: Any, prepared: Any, state: Any, *, secrets: Any, gate: Any, as_json: bool
+) -> int:
+    from sleuth import batch
+    from sleuth.cli._run_view import View
+
+    view = View(config, run_dir.path, secrets, as_json=as_json)
+    view.start(sum(state.tally.counts.values()) + sum(state.warmup.counts.values()))
     try:
-        summary = batch.execute(config, run_dir, prepared, done=done, on_trial=view.trial)
+        summary = batch.execute(config, run_dir, prepared, state=state, secrets=secrets, on_trial=view.trial,
+                                gate=gate)  # fmt: skip
     finally:
-        signal.signal(signal.SIGTERM, old)
         view.stop()
         run_dir.close()
-    if kw["as_json"]:
-        print_json({"run_dir": str(run_dir.path), "summary": summary.data, "trials": list(summary.trials)})
-    else:
+    if as_json:
+        view.json_document(summary)
+    elif not summary.data.get("stopped"):
         view.summary(summary.data)
-    return summary.exit_code
+    if summary.data.get("stopped"):
+        raise UsageError(summary.data["stopped"], hint=f"nothing more ran; what did is in {run_dir.path}")
+    # a signal while the summary was written: the run is complete, but the caller asked to stop
+    return 130 if gate.caught else summary.exit_code
 
 
-def _raise_interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
+def _check_limits(kw: dict[str, Any]) -> tuple[int, int]:
+    from sleuth import batch
+
+    if kw["until_fail"]:
+        if kw["trials"] is not None:
+            raise UsageError(
+                "--trials does not go with --until-fail", hint="bound the search with --max-trials N"
+            )
+        trials, flag = (
+            kw["max_trials"] if kw["max_trials"] is not None else batch.DEFAULT_MAX_TRIALS,
+            "--max-trials",
+        )
+    else:
+        if kw["max_trials"] is not None:
+            raise UsageError("--max-trials needs --until-fail", hint="to run a fixed number, use --trials N")
+        trials, flag = (kw["trials"] if kw["trials"] is not None else 1), "--trials"
+    gpus = parse_gpus(kw["gpus"])
+    jobs = kw["jobs"] if kw["jobs"] is not None else max(1, len(gpus))
+    batch.check_counts(trials=trials, warmup=kw["warmup"], jobs=jobs, trials_flag=flag)
+    check_slots(jobs, gpus)
+    for flag_name, value, top in (
+        ("--timeout", kw["timeout"], MAX_TIMEOUT_S),
+        ("--kill-grace", kw["kill_grace"], MAX_KILL_GRACE_S),
+    ):
+        if value is not None and math.isfinite(value) and value > top:
+            raise UsageError(f"{flag_name} {value:g}: at most {top:g} seconds")
+    return trials, jobs
+
+
+def _check_metric_regexes(metrics: Any) -> None:
+    from sleuth.expect import metric_regex_problem
+
+    for m in metrics:
+        if m.pattern.groups:
+            continue
+        problem = metric_regex_problem(m.pattern.pattern)
+        if problem:
+            flag = "--metric-series" if m.series else "--metric"
+            raise UsageError(
+                f"{flag} {m.name}={m.pattern.pattern}: {problem}",
+                hint=f"capture the number in a group, e.g. {flag} '{m.name}=step_ms=([0-9.]+)'",
+            )
 
 
 def _config(kw: dict[str, Any]) -> Any:
     from sleuth import batch
+    from sleuth.model import NAME_MAX, check_name
 
     cmd = tuple(kw["cmd"])
     if not cmd:
         raise UsageError(
             "no command given", hint="put it after --, e.g. sleuth run --trials 5 -- python train.py"
         )
-    if kw["trials"] < 1:
-        raise UsageError(f"--trials {kw['trials']}: must be at least 1")
-    gpus = parse_gpus(kw["gpus"])
-    jobs = kw["jobs"] if kw["jobs"] is not None else max(1, len(gpus))
-    check_slots(jobs, gpus)
+    trials, jobs = _check_limits(kw)
     timeout, grace = parse_timeout(kw["timeout"], kw["kill_grace"])
     metrics = parse_metrics(kw["metric"], kw["metric_series"])
+    _check_metric_regexes(metrics)
     oracle_ref = kw["oracle_ref"]
     if oracle_ref:
         from sleuth.oracle import load_callable
 
-        load_callable(oracle_ref)  # a bad reference fails now, before any trial runs
+        dont_write = sys.dont_write_bytecode
+        sys.dont_write_bytecode = True  # checking a flag leaves no __pycache__ behind
+        try:
+            load_callable(oracle_ref)  # a bad reference fails now, before any trial runs
+        finally:
+            sys.dont_write_bytecode = dont_write
         path, sep, func = oracle_ref.rpartition(":")
         if path.endswith(".py"):  # --resume from another directory must find the same file
             oracle_ref = f"{os.path.abspath(path)}{sep}{func}"
     oracle = oracle_from_flags(kw, oracle_ref=oracle_ref)
     cwd = check_cwd(kw["cwd"])
+    if kw["name"] is not None and not check_name(kw["name"]):
+        shown = kw["name"] if len(kw["name"]) <= 40 else kw["name"][:40] + "..."
+        raise UsageError(
+            f"--name {shown!r}: not usable as a directory name",
+            hint=f"use at most {NAME_MAX} letters, digits, '_', '.', '-' (not starting with '.' or '-')",
+        )
     name = kw["name"] or batch.default_name(cmd)
     return batch.RunConfig(
         argv=cmd,
@@ -153,100 +305,13 @@ def _config(kw: dict[str, Any]) -> Any:
         cwd=cwd or os.getcwd(),
         timeout_s=timeout,
         kill_grace_s=grace,
-        trials=kw["trials"],
+        trials=trials,
+        warmup=kw["warmup"],
+        until_fail=kw["until_fail"],
         jobs=jobs,
-        gpus=gpus,
+        gpus=parse_gpus(kw["gpus"]),
         metrics=metrics,
         oracle=oracle,
         environment=_environment(kw["environment"], tuple(kw["pins"]), kw["python"]),
         name=name,
     )
-
-
-class _View:
-    """Live rows and a progress bar while trials run; the summary table after."""
-
-    def __init__(self, config: Any, run_dir: Path, *, quiet: bool) -> None:
-        self.config = config
-        self.run_dir = run_dir
-        self.quiet = quiet
-        self.progress: Any = None
-        self.task: Any = None
-        self.con: Any = None
-
-    def start(self, already: int) -> None:
-        if self.quiet:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.con = console()
-        cmd = " ".join(self.config.argv)
-        self.con.print(
-            f"[bold]sleuth run[/] {self.config.trials} trial(s) of [cyan]{cmd}[/], "
-            f"{self.config.jobs} at a time -> {self.run_dir}"
-        )
-        self.con.print(f"[dim]{'trial':>6}  {'outcome':<7} {'rc':>5} {'wall':>9}  metrics / signature[/]")
-        self.progress = Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=self.con,
-            transient=True,
-        )
-        self.task = self.progress.add_task("trials", total=self.config.trials, completed=already)
-        self.progress.start()
-
-    def trial(self, trial: Any) -> None:
-        if self.quiet:
-            return
-        r = trial.result
-        rc = str(r.rc) if r.rc is not None else (f"sig{r.signal}" if r.signal else "-")
-        extra = " ".join(
-            f"{k}={v if not isinstance(v, tuple) else f'[{len(v)} values]'}" for k, v in r.metrics.items()
-        )
-        note = trial.signature or trial.reason or ""
-        style = OUTCOME_STYLE[trial.outcome]
-        from rich.markup import escape
-
-        self.progress.console.print(
-            f"{trial.id:>6}  [{style}]{trial.outcome.name:<7}[/] {rc:>5} {fmt_s(r.wall_s):>9}  "
-            f"{escape(extra)}{'  ' if extra and note else ''}[dim]{escape(note)}[/]"
-        )
-        self.progress.advance(self.task)
-
-    def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def summary(self, d: dict[str, Any]) -> None:
-        from rich.markup import escape
-        from rich.table import Table
-
-        con = self.con or console()
-        t = Table(title="summary", show_header=False, title_justify="left", box=None, pad_edge=False)
-        t.add_column(style="bold")
-        t.add_column()
-        counts = "  ".join(f"[{OUTCOME_STYLE[o]}]{d[o.value]} {o.value}[/]" for o in OUTCOME_STYLE)
-        t.add_row(
-            "trials",
-            (f"{d['trials']} of {d['planned']}" if d.get("interrupted") else f"{d['trials']}")
-            + f": {counts}"
-            + ("  [bold yellow](interrupted)[/]" if d.get("interrupted") else ""),
-        )
-        t.add_row("failure rate", fmt_rate(d["failure_rate"], d["failure_rate_ci"]))
-        t.add_row("wall time", f"median {fmt_s(d['wall_s']['median'])}  p90 {fmt_s(d['wall_s']['p90'])}")
-        for name, m in d["metrics"].items():
-            text = "no finite value"
-            if m["n"]:
-                text = (
-                    f"median {m['median']:g}  p90 {m['p90']:g}  min {m['min']:g}  max {m['max']:g}"
-                    f"  (n={m['n']})"
-                )
-            if m.get("nonfinite"):
-                text += f"  [bold yellow]+{m['nonfinite']} nan/inf[/]"
-            t.add_row(f"metric {escape(name)}", text)
-        for sig, count in d["signatures"].items():
-            t.add_row("signature", f"{count} x {escape(sig)}")
-        t.add_row("run dir", str(self.run_dir))
-        con.print(t)
