@@ -72,7 +72,7 @@ def test_a_trial_is_counted_once() -> None:
 def test_distinct_signatures_are_bounded() -> None:
     t = Tally(1000)
     for n in range(1, 1001):
-        t.add(n, _rec("fail", sig=f"exit 1: error {n} of a kind"))
+        t.add(n, _rec("fail", sig=f"exit 1: error mod_{n}x of a kind"))
     s = t.summary(4)
     assert len(s["signatures"]) == 200 and sum(s["signatures"].values()) == 1000
     assert s["signatures"][OTHER] == 801
