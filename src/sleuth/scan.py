@@ -41,8 +41,10 @@ __all__ = [
 CHUNK = 4 * 1024 * 1024
 #: a match up to this many characters long is never missed or cut at a window edge
 OVERLAP = 64 * 1024
-#: a line returned by :func:`find_first_line` is cut to about this many characters around the match
+#: a line returned by :func:`find_first_line` is cut to this many characters, starting at most
+#: ``LINE_BEFORE`` before the match (so a one-line reason that shows the line's head shows the match)
 LINE_MAX = 8192
+LINE_BEFORE = 100
 
 
 def _windows(path: Path, chunk_size: int, overlap: int) -> Iterator[tuple[str, int, int, int]]:
@@ -109,7 +111,7 @@ def find_first_line(
             start = text.rfind("\n", 0, m.start()) + 1
             end = text.find("\n", m.end())
             end = len(text) if end < 0 else end
-            start = max(start, m.start() - LINE_MAX // 8)
+            start = max(start, m.start() - LINE_BEFORE)
             return text[start : min(end, max(start + LINE_MAX, m.end()))]
     return None
 
