@@ -166,3 +166,40 @@ def test_a_tree_that_dies_at_the_first_sigterm_does_not_wait_out_the_grace(tmp_p
     )
     assert r.timed_out and r.signal is not None
     assert time.monotonic() - t0 < 30, "the kill waited for the grace although the tree was gone"
+
+
+@pytest.mark.parametrize("then", ["exit", "hang"])
+def test_sleuth_run_leaves_no_survivor_of_any_shape(tmp_path: Path, sleuth, then: str) -> None:  # type: ignore[no-untyped-def]
+    """Through the CLI, every shape at once (trial N takes shape N), four trials at a time, with
+    normal exits and with ``--timeout 2``."""
+    for tool in set(NEEDS.values()):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+    pidfile = tmp_path / "pids"
+    timeout = ["--timeout", "2"] if then == "hang" else []
+    args = ["run", "--json", "--trials", str(len(SHAPES)), "--jobs", "4", "--kill-grace", "1", *timeout]
+    res = sleuth(*args, "--", sys.executable, program("escape.py"), "by-trial-id", pidfile, then)
+    assert res.rc == (1 if then == "hang" else 0), res.stderr  # timeouts are failures
+    doc = res.json()
+    assert [t["timed_out"] for t in doc["trials"]] == [then == "hang"] * len(SHAPES)
+    run_dir = Path(doc["run_dir"])
+    pids = [p for i in range(1, len(SHAPES) + 1) for p in _pids(Path(f"{pidfile}.{i}"))]
+    assert len(pids) == len(SHAPES) + 1  # session-forks-again leaves two
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (any(map(_exists, pids)) or _marked_under(run_dir)):
+        time.sleep(0.05)
+    assert [p for p in pids if _exists(p)] == [] and _marked_under(run_dir) == []
+
+
+def _marked_under(run_dir: Path) -> list[int]:
+    prefix = f"SLEUTH_TRIAL_DIR={run_dir}/".encode()
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/environ", "rb") as fh:
+                    if any(e.startswith(prefix) for e in fh.read().split(b"\0")):
+                        out.append(int(name))
+            except OSError:
+                continue
+    return out

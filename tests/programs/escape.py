@@ -1,6 +1,8 @@
 """Leave a process behind that escapes the trial's process group, then exit 0 or hang.
 
 usage: escape.py SHAPE PIDFILE [exit|hang]
+       escape.py by-trial-id PIDFILE [exit|hang]   (trial N of ``sleuth run`` takes the N-th shape
+       and writes PIDFILE.N)
 
 Every process left behind appends its own pid to PIDFILE (one a line) before this program goes on,
 so a test knows exactly what must not survive.  Shapes: see SHAPES.
@@ -15,6 +17,9 @@ import sys
 import time
 
 SHAPE, PIDFILE = sys.argv[1], sys.argv[2]
+if SHAPE == "by-trial-id":
+    _n = int(os.environ["SLEUTH_TRIAL_ID"])
+    SHAPE, PIDFILE = "", f"{PIDFILE}.{_n}"
 THEN = sys.argv[3] if len(sys.argv) > 3 else "exit"
 # a shell line that records the pid of the shell, then becomes the sleeper (exec keeps the pid)
 RECORD_THEN_SLEEP = f'echo $$ >> "{PIDFILE}"; exec sleep 1000'
@@ -109,7 +114,8 @@ SHAPES = {
 
 
 def main() -> None:
-    expected = SHAPES[SHAPE]()
+    shape = SHAPE or list(SHAPES)[(int(os.environ["SLEUTH_TRIAL_ID"]) - 1) % len(SHAPES)]
+    expected = SHAPES[shape]()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # every escapee has said who it is
         try:
