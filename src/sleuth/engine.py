@@ -26,7 +26,7 @@ from typing import Any
 
 from sleuth.backends import Backend
 from sleuth.errors import InfrastructureError
-from sleuth.journal import RunDir
+from sleuth.journal import RunDir, atomic_write_text
 from sleuth.model import Outcome, Trial, TrialResult, TrialSpec
 from sleuth.oracle import Oracle
 
@@ -67,6 +67,7 @@ class Engine:
         self.backend = backend
         self.oracle = oracle
         self.run_dir = run_dir
+        self._root = str(run_dir.path)
         #: submission number -> what to write and journal when it finishes
         self._pending: dict[int, _Pending] = {}
         self._submitted = 0
@@ -92,7 +93,7 @@ class Engine:
         With ``prepare``, the worker runs ``prepare(trial_dir)`` first and then the spec it returns
         (``spec`` only describes a trial that never ran); see the module docstring.
         """
-        trial_dir = self.run_dir.path / subdir / trial_id  # the runner creates it
+        trial_dir = Path(f"{self._root}/{subdir}/{trial_id}")  # the runner creates it
         seq = self._submitted
         self._submitted += 1
         fut = self.backend.submit(spec, trial_dir, prepare=prepare)
@@ -166,7 +167,7 @@ class Engine:
                 trial = _unrun(p.spec, p.trial_dir, Outcome.ERROR, str(exc))
             record = trial.to_dict()
             encoded = json.dumps(record, default=str)  # once, for both files (the C encoder)
-            self.run_dir.write_text(f"{p.subdir}/{p.trial_id}/result.json", encoded + "\n")
+            atomic_write_text(f"{p.trial_dir}/result.json", encoded + "\n")
             self.run_dir.journal.append_encoded("trial", {"trial": encoded}, subdir=p.subdir, **p.extra)
             return trial
         return None

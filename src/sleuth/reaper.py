@@ -132,16 +132,25 @@ def _has_marker(pid: int, markers: Collection[bytes]) -> bool:
     return bool(environ) and any(entry in markers for entry in environ.split(b"\0"))
 
 
-def escapees(markers: Collection[bytes], owned: Callable[[int], bool]) -> list[int]:
+def escapees(
+    markers: Collection[bytes], owned: Callable[[int], bool], children: list[int] | None = None
+) -> list[int]:
     """Live processes of the trials marked ``markers`` that left their trial: our adopted children
-    carrying one of the markers (and not ``owned`` by a waiting Popen), with their subtrees."""
+    carrying one of the markers (and not ``owned`` by a waiting Popen), with their subtrees.
+    ``children``: :func:`adopted`, when the caller has just read it."""
     if not markers:
         return []
-    roots = [pid for pid in adopted() if not owned(pid) and _has_marker(pid, markers)]
+    kids = adopted() if children is None else children
+    roots = [pid for pid in kids if not owned(pid) and _has_marker(pid, markers)]
     return [pid for pid in subtree(roots) if alive(pid)] if roots else []
 
 
-def reap_zombies(owned: Callable[[int], bool], *, allowed: Callable[[], bool] = lambda: True) -> int:
+def reap_zombies(
+    owned: Callable[[int], bool],
+    *,
+    allowed: Callable[[], bool] = lambda: True,
+    children: list[int] | None = None,
+) -> int:
     """``waitpid`` the adopted orphans that have exited; returns how many.
 
     Only zombies in another session than ours (every trial runs in its own) and not ``owned``
@@ -150,7 +159,7 @@ def reap_zombies(owned: Callable[[int], bool], *, allowed: Callable[[], bool] = 
     """
     n = 0
     me = os.getsid(0)
-    for pid in adopted():
+    for pid in adopted() if children is None else children:
         if owned(pid):
             continue
         st = stat(pid)
@@ -210,9 +219,11 @@ def stop(
     # re-parented to us by then, so the scan sees them
     finished = done()
     live_groups = [g for g in groups if group_alive(g)]
-    found = escapees(markers, owned)
-    if not found and not live_groups and finished:
-        reap_zombies(owned, allowed=reap_allowed)
+    children = adopted()
+    found = escapees(markers, owned, children)
+    if not found and not live_groups and finished:  # the common case: one read of /proc, no more
+        if any(not owned(p) for p in children):
+            reap_zombies(owned, allowed=reap_allowed, children=children)
         return
     for g in live_groups:
         _signal_group(g, signal.SIGTERM)

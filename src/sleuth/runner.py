@@ -80,6 +80,24 @@ def _spawn(argv: Sequence[str], marker: bytes | None, grace_s: float, **kw: obje
     return proc, cancelled
 
 
+_found: dict[tuple[str, str], str] = {}
+
+
+def _executable(name: str, env: Mapping[str, str]) -> str | None:
+    """``name`` looked up on the child's PATH, as exec would, remembered: Popen would otherwise
+    join every PATH entry with it for each trial.  None for a path or a name not found."""
+    if os.sep in name:
+        return None
+    key = (name, env.get("PATH", os.defpath))
+    hit = _found.get(key)
+    if hit is None:
+        hit = shutil.which(name, path=key[1])
+        if hit is None or not os.path.isabs(hit):  # a relative PATH entry depends on the trial's cwd
+            return None
+        _found[key] = hit
+    return hit
+
+
 def _forget(pid: int) -> None:
     with _live_lock:
         _live.pop(pid, None)
@@ -152,17 +170,21 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
         if _cancelled.is_set():
             error = "cancelled before start"
         else:
+            exe = _executable(spec.argv[0], env) if spec.argv else None
             try:
-                proc, cancelled = _spawn(
-                    spec.argv,
-                    marker,
-                    grace,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out_fd,
-                    stderr=err_fd,
-                    cwd=spec.cwd,
-                    env=env,
-                )
+                try:
+                    proc, cancelled = _spawn(
+                        spec.argv, marker, grace, executable=exe,
+                        stdin=subprocess.DEVNULL, stdout=out_fd, stderr=err_fd, cwd=spec.cwd, env=env,
+                    )  # fmt: skip
+                except FileNotFoundError:
+                    if exe is None:
+                        raise
+                    _found.pop((spec.argv[0], env.get("PATH", os.defpath)), None)  # moved since
+                    proc, cancelled = _spawn(
+                        spec.argv, marker, grace,
+                        stdin=subprocess.DEVNULL, stdout=out_fd, stderr=err_fd, cwd=spec.cwd, env=env,
+                    )  # fmt: skip
             except OSError as exc:
                 error = _spawn_error(spec.argv, spec.cwd, exc)
             else:
@@ -194,7 +216,10 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
     series: dict[str, SeriesSummary] = {}
     if spec.metrics:
         metrics, series = metrics_from_files(spec.metrics, out_path, err_path, series_dir=trial_dir)
-    file_metrics, file_series, _problem = read_metrics_json(trial_dir / "metrics.json")
+    file_metrics: dict[str, MetricValue] = {}
+    file_series: dict[str, SeriesSummary] = {}
+    if os.path.exists(f"{tdir}/metrics.json"):  # a stat, not a raised FileNotFoundError per trial
+        file_metrics, file_series, _problem = read_metrics_json(trial_dir / "metrics.json")
     for name, value in file_metrics.items():  # a regex metric of the same name wins
         if name not in metrics:
             metrics[name] = value
