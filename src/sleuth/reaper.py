@@ -190,6 +190,48 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
+#: processes we signalled as escapees; reaped when they are our zombies (now, or once re-parented)
+_doomed: set[int] = set()
+_doomed_lock = threading.Lock()
+_sweeper: threading.Thread | None = None
+
+
+def _doom(pids: Iterable[int], owned: Callable[[int], bool], allowed: Callable[[], bool]) -> None:
+    """Remember ``pids`` until they are reaped; a daemon thread finishes what a stop could not
+    (a SIGKILLed process that took long to die, a child re-parented to us later)."""
+    global _sweeper
+    with _doomed_lock:
+        _doomed.update(pids)
+        if _sweeper is None and _doomed:
+            _sweeper = threading.Thread(
+                target=_sweep_forever, args=(owned, allowed), name="sleuth-reaper", daemon=True
+            )
+            _sweeper.start()
+
+
+def _sweep_doomed(owned: Callable[[int], bool], allowed: Callable[[], bool]) -> None:
+    me = os.getpid()
+    with _doomed_lock:
+        pids = list(_doomed)
+    for pid in pids:
+        st = stat(pid)
+        if st is None:
+            with _doomed_lock:
+                _doomed.discard(pid)
+            continue
+        if st[0] != "Z" or st[1] != me or owned(pid) or not allowed():
+            continue  # alive, or not ours (yet): its parent dies too and we adopt it
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def _sweep_forever(owned: Callable[[int], bool], allowed: Callable[[], bool]) -> None:
+    while True:
+        time.sleep(0.2)
+        if _doomed:
+            _sweep_doomed(owned, allowed)
+
+
 def _signal(pids: Iterable[int], sig: int) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -228,6 +270,7 @@ def stop(
     for g in live_groups:
         _signal_group(g, signal.SIGTERM)
     _signal(found, signal.SIGTERM)
+    _doom(found, owned, reap_allowed)
     deadline = time.monotonic() + grace_s
     delay = 0.001
     while True:
@@ -237,6 +280,7 @@ def stop(
         found = [p for p in found if alive(p)]
         fresh = [p for p in escapees(markers, owned) if p not in found]
         _signal(fresh, signal.SIGTERM)
+        _doom(fresh, owned, reap_allowed)
         found += fresh
         if not live_groups and not found and finished:
             reap_zombies(owned, allowed=reap_allowed)
@@ -255,7 +299,9 @@ def stop(
             _signal_group(g, signal.SIGKILL)
         found = escapees(markers, owned)
         _signal(found, signal.SIGKILL)
+        _doom(found, owned, reap_allowed)
         reap_zombies(owned, allowed=reap_allowed)
+        _sweep_doomed(owned, reap_allowed)
         if (not found and not live_groups) or time.monotonic() >= until:
             return
         time.sleep(0.005)

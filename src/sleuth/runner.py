@@ -272,6 +272,10 @@ def kill_all(grace_s: float | None = None) -> int:
 
 def _kill_at_exit() -> None:
     # sleuth ending for any reason (an exception, a second Ctrl-C) leaves nothing running
+    _cancelled.set()
+    deadline = time.monotonic() + 2.0
+    while _spawning and time.monotonic() < deadline:  # a child spawned, its pid not registered yet
+        time.sleep(0.005)
     with _live_lock:
         any_live = bool(_live)
     if any_live:
