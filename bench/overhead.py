@@ -41,6 +41,25 @@ POOL = (
     "with ThreadPoolExecutor(8) as ex:\n"
     "    list(ex.map(lambda _: subprocess.run(['true']), range(int(sys.argv[1]))))\n"
 )
+#: the pool again, each trial also doing the files sleuth keeps (its directory, stdout, stderr, an
+#: atomic result.json, a journal line): the floor for a tool that keeps every log
+POOL_FILES = (
+    "import json, os, subprocess, sys\nfrom concurrent.futures import ThreadPoolExecutor\n"
+    "root = sys.argv[2]\nos.makedirs(root, exist_ok=True)\n"
+    "jfd = os.open(root + '/journal.jsonl', os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)\n"
+    "def one(i):\n"
+    "    d = f'{root}/{i:05d}'\n    os.mkdir(d)\n"
+    "    o = os.open(d + '/stdout', os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)\n"
+    "    e = os.open(d + '/stderr', os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)\n"
+    "    subprocess.run(['true'], stdout=o, stderr=e, stdin=subprocess.DEVNULL, start_new_session=True)\n"
+    "    os.close(o)\n    os.close(e)\n"
+    "    rec = json.dumps({'id': i, 'outcome': 'pass', 'argv': ['true']})\n"
+    "    t = d + '/.result.json.tmp'\n"
+    "    f = os.open(t, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)\n"
+    "    os.write(f, rec.encode())\n    os.close(f)\n    os.rename(t, d + '/result.json')\n"
+    "    os.write(jfd, (rec + '\\n').encode())\n"
+    "with ThreadPoolExecutor(8) as ex:\n    list(ex.map(one, range(int(sys.argv[1]))))\n"
+)
 BARE = "import subprocess, sys\nfor _ in range(int(sys.argv[1])):\n    subprocess.run(['true'])\n"
 PEAK = (
     "import resource, signal, subprocess, sys, time\n"
@@ -175,6 +194,10 @@ def main() -> None:
     b.add("runN", timed("runN", [*sl, "--trials", str(n), "--", "true"]))
     b.add("runN-json", timed("runNjson", [*sl, "--json", "--trials", str(n), "--", "true"]))
     b.add("pool", timed("pool", [sys.executable, "-c", POOL, str(pool_n)]))
+    b.add(
+        "pool-files",
+        timed("poolfiles", [sys.executable, "-c", POOL_FILES, str(pool_n), os.path.join(tmp, "pf")]),
+    )
     b.add("run-j8", timed("runj8", [*sl, "--jobs", "8", "--trials", str(pool_n), "--", "true"]))
     b.add(
         "run-j8-json",
@@ -279,6 +302,14 @@ def main() -> None:
         f"{pool:.3f}",
         f"{j8 / pool:.2f}x",
         target="<= 1.3x (anchor less python -c pass)",
+    )
+    row(
+        "  --json against the pool writing the same files, s",
+        f"{b.med('runj8json.wall'):.3f}",
+        "",
+        f"{b.med('poolfiles.wall'):.3f}",
+        f"{b.med('runj8json.wall') / b.med('poolfiles.wall'):.2f}x",
+        target="(anchor: pool + dir, stdout, stderr, result.json, journal line per trial)",
     )
     row(
         f"  anchor: 8-thread pool of subprocess.run x{pool_n}, s",

@@ -81,6 +81,15 @@ def _spawn(argv: Sequence[str], marker: bytes | None, grace_s: float, **kw: obje
 
 
 _found: dict[tuple[str, str], str] = {}
+_devnull: int | None = None
+
+
+def _stdin() -> int:
+    """One ``/dev/null`` descriptor for every trial's stdin (Popen would open one per trial)."""
+    global _devnull
+    if _devnull is None:
+        _devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    return _devnull
 
 
 def _executable(name: str, env: Mapping[str, str]) -> str | None:
@@ -175,7 +184,7 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
                 try:
                     proc, cancelled = _spawn(
                         spec.argv, marker, grace, executable=exe,
-                        stdin=subprocess.DEVNULL, stdout=out_fd, stderr=err_fd, cwd=spec.cwd, env=env,
+                        stdin=_stdin(), stdout=out_fd, stderr=err_fd, cwd=spec.cwd, env=env,
                     )  # fmt: skip
                 except FileNotFoundError:
                     if exe is None:
@@ -183,7 +192,7 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
                     _found.pop((spec.argv[0], env.get("PATH", os.defpath)), None)  # moved since
                     proc, cancelled = _spawn(
                         spec.argv, marker, grace,
-                        stdin=subprocess.DEVNULL, stdout=out_fd, stderr=err_fd, cwd=spec.cwd, env=env,
+                        stdin=_stdin(), stdout=out_fd, stderr=err_fd, cwd=spec.cwd, env=env,
                     )  # fmt: skip
             except OSError as exc:
                 error = _spawn_error(spec.argv, spec.cwd, exc)
