@@ -153,6 +153,12 @@ def test_stream_submits_as_slots_free_and_reads_its_source_lazily(run_dir: RunDi
             assert pulled <= len(ids) + 3  # never read ahead of the window
     assert sorted(ids) == [f"{i:04d}" for i in range(60)]
     assert max(in_flight) <= 3
+    with engine(run_dir) as e:
+        (t,) = e.stream([(TrialSpec(argv=("true",)), "x", {"cell": "c1"})], "cells", index=7)
+    (ev,) = [
+        ev for ev in read_journal(run_dir.journal.path) if ev["event"] == "trial" and ev["trial"]["id"] == "x"
+    ]
+    assert (ev["subdir"], ev["cell"], ev["index"], t.id) == ("cells", "c1", 7, "x")
     assert all((run_dir.path / "trials" / i / "result.json").is_file() for i in ids)
 
 

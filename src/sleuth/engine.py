@@ -18,7 +18,7 @@ import heapq
 import json
 import queue
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,13 +103,16 @@ class Engine:
 
     def stream(
         self,
-        trials: Iterable[tuple[TrialSpec, str]],
+        trials: Iterable[tuple[TrialSpec, str] | tuple[TrialSpec, str, Mapping[str, Any]]],
         subdir: str = "trials",
         *,
         window: int | None = None,
         **extra: Any,
     ) -> Iterator[Trial]:
         """Run ``(spec, trial_id)`` pairs, submitting as slots free, and yield them as they finish.
+
+        An item may carry its own journal extras as a third element (``(spec, id, {"cell": c})``),
+        laid over ``extra``.
 
         At most ``window`` (default: twice the backend's slots, so no worker waits for the next
         submission) are in flight; ``trials`` is read lazily, so it may be a generator of any length.
@@ -123,7 +126,8 @@ class Engine:
                 if item is None:
                     exhausted = True
                     break
-                self.submit(item[0], item[1], subdir, **extra)
+                own = item[2] if len(item) > 2 else {}
+                self.submit(item[0], item[1], subdir, **{**extra, **own})
             trial = self._next()
             if trial is None:
                 return
