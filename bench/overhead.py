@@ -17,7 +17,11 @@ same run: a bare ``subprocess.run`` loop, a plain 8-thread pool of ``subprocess.
   * kill latency: a tree that dies at the first SIGTERM, ``--timeout 0.5 --kill-grace 2``: the
     time from the timeout to the trial's end (target: far below the grace).
 
-Usage: python bench/overhead.py [--quick] [--rounds 5] [--trials 300]
+Every trial writes files (its directory, stdout, stderr, result.json, a journal line): on a busy
+disk those dominate, which the "pool writing the same files" anchor shows; ``--tmp /dev/shm``
+takes the disk out.
+
+Usage: python bench/overhead.py [--quick] [--rounds 5] [--trials 300] [--tmp DIR]
 """
 
 from __future__ import annotations
@@ -144,12 +148,13 @@ def main() -> None:
     ap.add_argument(
         "--rss-seconds", type=float, default=None, help="how long --trials 100000 runs (default 8)"
     )
+    ap.add_argument("--tmp", default=None, help="where the run dirs go (default: the system's temp dir)")
     args = ap.parse_args()
     rounds = args.rounds or (3 if args.quick else 5)
     n = args.trials or (60 if args.quick else 300)
     pool_n = 200 if args.quick else 1000
     rss_s = args.rss_seconds or (3.0 if args.quick else 8.0)
-    tmp = tempfile.mkdtemp(prefix="sleuth-bench-")
+    tmp = tempfile.mkdtemp(prefix="sleuth-bench-", dir=args.tmp)
     env = {**os.environ, "SLEUTH_OUTPUT": tmp, "COLUMNS": "120", "TERM": os.environ.get("TERM", "xterm")}
     sl = [*SLEUTH, "run", "--name", "bench"]
 
