@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,3 +114,103 @@ def test_trials_released_together_each_come_out_once(run_dir: RunDir) -> None:
         gate.set()
         ids = [t.id for t in e.completed()]
     assert sorted(ids) == ["a", "b", "c", "d"]
+
+
+def test_trials_that_finished_together_come_out_in_submission_order(run_dir: RunDir) -> None:
+    gate = threading.Event()
+
+    def held(_d: Path) -> TrialSpec:
+        gate.wait(10)
+        return TrialSpec(argv=("true",))
+
+    with engine(run_dir, jobs=4) as e:
+        for tid in ("d", "c", "b", "a"):
+            e.submit(FALSE, tid, prepare=held)
+        gate.set()
+        deadline = time.monotonic() + 30
+        while e._finished.qsize() < 4 and time.monotonic() < deadline:  # all four done, none taken
+            time.sleep(0.01)
+        assert [t.id for t in e.completed()] == ["d", "c", "b", "a"]
+    events = [ev["trial"]["id"] for ev in read_journal(run_dir.journal.path) if ev["event"] == "trial"]
+    assert events == ["d", "c", "b", "a"]  # journaled (and written) before each was yielded
+
+
+def test_stream_submits_as_slots_free_and_reads_its_source_lazily(run_dir: RunDir) -> None:
+    pulled = 0
+    in_flight: list[int] = []
+
+    def source() -> Iterator[tuple[TrialSpec, str]]:
+        nonlocal pulled
+        for i in range(60):
+            pulled += 1
+            yield TrialSpec(argv=("true",)), f"{i:04d}"
+
+    with engine(run_dir, jobs=2) as e:
+        ids = []
+        for trial in e.stream(source(), window=3):
+            ids.append(trial.id)
+            in_flight.append(e.pending)
+            assert pulled <= len(ids) + 3  # never read ahead of the window
+    assert sorted(ids) == [f"{i:04d}" for i in range(60)]
+    assert max(in_flight) <= 3
+    with engine(run_dir) as e:
+        (t,) = e.stream([(TrialSpec(argv=("true",)), "x", {"cell": "c1"})], "cells", index=7)
+    (ev,) = [
+        ev for ev in read_journal(run_dir.journal.path) if ev["event"] == "trial" and ev["trial"]["id"] == "x"
+    ]
+    assert (ev["subdir"], ev["cell"], ev["index"], t.id) == ("cells", "c1", 7, "x")
+    assert all((run_dir.path / "trials" / i / "result.json").is_file() for i in ids)
+
+
+def test_nothing_of_a_yielded_trial_stays_in_the_engine_or_backend(run_dir: RunDir) -> None:
+    """Memory is O(in flight): after each yield, only the trials still in flight are referenced."""
+    import gc
+
+    from sleuth.model import TrialResult
+
+    def live_results() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if type(o) is TrialResult)
+
+    base = live_results()
+    with engine(run_dir, jobs=2) as e:
+        backend = e.backend
+        seen = []
+        for n, trial in enumerate(
+            e.stream(((TrialSpec(argv=("true",)), f"{i:04d}") for i in range(40)), window=4)
+        ):
+            del trial
+            if n % 10 == 9:
+                seen.append(live_results() - base)
+        assert e.pending == 0 and not backend._futures  # type: ignore[attr-defined]
+    assert max(seen) <= 4 + 1, seen  # the window (+ the one just yielded)
+
+
+def test_exit_does_not_wait_for_a_running_trial_and_leaves_nothing_running(tmp_path: Path) -> None:
+    """The workers are daemon threads and the runner stops what is left at exit: a program that
+    closes its engine with a 600 s trial still running ends at once, and so does the trial."""
+    import subprocess
+    import sys
+
+    pidfile = tmp_path / "pid"
+    script = f"""
+import os, sys, time
+from pathlib import Path
+from sleuth.backends.local import LocalBackend
+from sleuth.engine import Engine
+from sleuth.journal import RunDir
+from sleuth.model import TrialSpec
+from sleuth.oracle import OracleConfig, build_oracle
+rd = RunDir.create(Path({str(tmp_path)!r}), "t", "exit")
+e = Engine(LocalBackend(1), build_oracle(OracleConfig()), rd)
+e.submit(TrialSpec(argv=("sh", "-c", "echo $$ > {pidfile}; exec sleep 600"), env=dict(os.environ)), "a")
+while not os.path.exists({str(pidfile)!r}) or not open({str(pidfile)!r}).read().strip():
+    time.sleep(0.01)
+e.close()
+"""
+    proc = subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    pid = int(pidfile.read_text())
+    from tests.conftest import wait_dead
+
+    assert wait_dead(pid, 10), "the trial outlived the program that ran it"

@@ -14,16 +14,19 @@ a trial never ran, has no output files, and is written and journaled like any ot
 
 from __future__ import annotations
 
+import heapq
+import json
+import queue
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sleuth.backends import Backend
 from sleuth.errors import InfrastructureError
-from sleuth.journal import RunDir
+from sleuth.journal import RunDir, atomic_write_text
 from sleuth.model import Outcome, Trial, TrialResult, TrialSpec
 from sleuth.oracle import Oracle
 
@@ -41,8 +44,24 @@ class Untestable(Exception):
         self.reason = reason
 
 
+@dataclass(slots=True)
+class _Pending:
+    future: Future[TrialResult]
+    trial_id: str
+    subdir: str
+    extra: dict[str, Any]
+    spec: TrialSpec
+    trial_dir: Path
+
+
 class Engine:
-    """Submit trials; iterate over judged trials as they complete."""
+    """Submit trials; iterate over judged trials as they complete.
+
+    Its bookkeeping is O(trials in flight): nothing is kept of a trial once it is yielded, and a
+    completion costs O(log in-flight) (each future's done-callback puts its number on a queue).
+    Submit as slots free (:meth:`stream`, or ``while engine.pending < engine.slots: submit``) and
+    memory does not depend on the number of trials.
+    """
 
     def __init__(
         self,
@@ -57,16 +76,24 @@ class Engine:
         self.run_dir = run_dir
         #: applied to each trial's record before it is written and journaled (``Secrets.scrub``)
         self.scrub = scrub
-        #: future -> (submission number, trial id, subdir, journal extras, spec, trial dir)
-        self._pending: dict[Future[TrialResult], tuple[int, str, str, dict[str, Any], TrialSpec, Path]] = {}
+        self._root = str(run_dir.path)
+        #: submission number -> what to write and journal when it finishes
+        self._pending: dict[int, _Pending] = {}
         self._submitted = 0
-        #: finished futures not yet yielded, in submission order
-        self._done: deque[Future[TrialResult]] = deque()
+        #: submission numbers of finished futures, put by the done-callbacks (any thread)
+        self._finished: queue.SimpleQueue[int] = queue.SimpleQueue()
+        #: finished and not yet yielded, smallest submission number first
+        self._ready: list[int] = []
 
     @property
     def pending(self) -> int:
         """Trials submitted and not yet yielded."""
         return len(self._pending)
+
+    @property
+    def slots(self) -> int:
+        """How many trials the backend runs at once."""
+        return self.backend.slots()
 
     def submit(self, spec: TrialSpec, trial_id: str, subdir: str = "trials", *,
                prepare: Prepare | None = None, **extra: Any) -> None:  # fmt: skip
@@ -75,10 +102,45 @@ class Engine:
         With ``prepare``, the worker runs ``prepare(trial_dir)`` first and then the spec it returns
         (``spec`` only describes a trial that never ran); see the module docstring.
         """
-        trial_dir = self.run_dir.path / subdir / trial_id  # the runner creates it
-        fut = self.backend.submit(spec, trial_dir, prepare=prepare)
-        self._pending[fut] = (self._submitted, trial_id, subdir, extra, spec, trial_dir)
+        trial_dir = Path(f"{self._root}/{subdir}/{trial_id}")  # the runner creates it
+        seq = self._submitted
         self._submitted += 1
+        fut = self.backend.submit(spec, trial_dir, prepare=prepare)
+        self._pending[seq] = _Pending(fut, trial_id, subdir, extra, spec, trial_dir)
+        put = self._finished.put
+        fut.add_done_callback(lambda _f: put(seq))
+
+    def stream(
+        self,
+        trials: Iterable[tuple[TrialSpec, str] | tuple[TrialSpec, str, Mapping[str, Any]]],
+        subdir: str = "trials",
+        *,
+        window: int | None = None,
+        **extra: Any,
+    ) -> Iterator[Trial]:
+        """Run ``(spec, trial_id)`` pairs, submitting as slots free, and yield them as they finish.
+
+        An item may carry its own journal extras as a third element (``(spec, id, {"cell": c})``),
+        laid over ``extra``.
+
+        At most ``window`` (default: twice the backend's slots, so no worker waits for the next
+        submission) are in flight; ``trials`` is read lazily, so it may be a generator of any length.
+        """
+        limit = window if window is not None else 2 * max(1, self.slots)
+        source = iter(trials)
+        exhausted = False
+        while True:
+            while not exhausted and len(self._pending) < limit:
+                item = next(source, None)
+                if item is None:
+                    exhausted = True
+                    break
+                own = item[2] if len(item) > 2 else {}
+                self.submit(item[0], item[1], subdir, **{**extra, **own})
+            trial = self._next()
+            if trial is None:
+                return
+            yield trial
 
     def judge(self, result: TrialResult) -> Trial:
         """Apply the oracle."""
@@ -99,33 +161,38 @@ class Engine:
 
     def _next(self) -> Trial | None:
         while self._pending:
-            if not self._done:
-                done, _ = wait(list(self._pending), return_when=FIRST_COMPLETED)
-                self._done.extend(sorted(done, key=lambda f: self._pending[f][0]))  # submission order
-            fut = self._done.popleft()
-            _, trial_id, subdir, extra, spec, trial_dir = self._pending.pop(fut)
-            if fut.cancelled():
+            if not self._ready:
+                # blocks in C; a signal handler's exception (Ctrl-C) leaves no lock held behind
+                heapq.heappush(self._ready, self._finished.get())
+            while True:  # several finished together: yield them in submission order
+                try:
+                    heapq.heappush(self._ready, self._finished.get_nowait())
+                except queue.Empty:
+                    break
+            p = self._pending.pop(heapq.heappop(self._ready), None)
+            if p is None or p.future.cancelled():  # dropped by cancel_all
                 continue
             try:
-                trial = self.judge(fut.result())
+                trial = self.judge(p.future.result())
             except Untestable as exc:
-                trial = _unrun(spec, trial_dir, Outcome.SKIP, exc.reason)
+                trial = _unrun(p.spec, p.trial_dir, Outcome.SKIP, exc.reason)
             except InfrastructureError as exc:
-                trial = _unrun(spec, trial_dir, Outcome.ERROR, str(exc))
+                trial = _unrun(p.spec, p.trial_dir, Outcome.ERROR, str(exc))
             record = trial.to_dict() if self.scrub is None else self.scrub(trial.to_dict())
-            self.run_dir.write_json(f"{subdir}/{trial_id}/result.json", record)
-            self.run_dir.journal.append("trial", subdir=subdir, **extra, trial=record)
+            encoded = json.dumps(record, default=str)  # once, for both files (the C encoder)
+            atomic_write_text(f"{p.trial_dir}/result.json", encoded + "\n")
+            self.run_dir.journal.append_encoded("trial", {"trial": encoded}, subdir=p.subdir, **p.extra)
             return trial
         return None
 
     def cancel_all(self) -> None:
-        """Stop running trials, drop queued ones."""
-        self.backend.cancel_all()
+        """Stop running trials (within their kill grace), drop queued ones; never blocks longer."""
         self._pending.clear()
-        self._done.clear()
+        self._ready.clear()
+        self.backend.cancel_all()
 
     def close(self) -> None:
-        """Release the backend."""
+        """Release the backend (waits for nothing)."""
         self.backend.close()
 
     def __enter__(self) -> Engine:

@@ -11,22 +11,24 @@ Files that must be whole (``summary.json``, ``result.json``) go through :func:`a
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
-import tempfile
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from sleuth.errors import InfrastructureError, UsageError
-from sleuth.model import check_name
+from sleuth.model import NAME_MAX, check_name
 
 __all__ = [
     "Journal",
     "RunDir",
     "atomic_write_json",
     "atomic_write_text",
+    "output_root",
     "read_journal",
 ]
 
@@ -42,19 +44,43 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None:
+_tmp_names = itertools.count()
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def atomic_write_text(path: Path | str, text: str, *, mode: int | None = None) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the whole new one.
 
     ``mode`` (e.g. 0o600 for secrets) is set before any byte is written; default: as the umask allows.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    target = os.fspath(path)
+    folder, name = os.path.split(target)
+    data = text.encode("utf-8")
+    while True:
+        # a name of our own (pid, counter): no random draws on this hot path (one per trial)
+        tmp = os.path.join(folder, f".{name}.{os.getpid()}.{next(_tmp_names)}.tmp")
+        try:
+            fd = os.open(tmp, _CREATE, 0o666 if mode is None else mode & 0o666)
+        except FileExistsError:  # left by a dead process that had our pid
+            continue
+        except FileNotFoundError:
+            os.makedirs(folder or ".", exist_ok=True)
+            continue
+        break
     try:
-        # mkstemp makes 0600; a report is as readable as any new file
-        os.fchmod(fd, mode if mode is not None else 0o666 & ~_UMASK)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -66,28 +92,41 @@ def atomic_write_json(path: Path, obj: Any, *, mode: int | None = None) -> None:
 
 
 class Journal:
-    """Append-only JSON-lines event log.  Thread-safe; every append is flushed to the OS."""
+    """Append-only JSON-lines event log.  Thread-safe; every append reaches the OS (one write)."""
 
     def __init__(self, path: Path, *, fsync: bool = False) -> None:
         self.path = path
         self._fsync = fsync
         self._lock = threading.Lock()
         _drop_torn_tail(path)
-        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
 
     def append(self, event: str, **data: Any) -> None:
         """Append one event ``{"event": ..., "t": unix time, **data}``."""
-        line = json.dumps({"event": event, "t": round(time.time(), 6), **data}, default=str)
+        self._write(json.dumps({"event": event, "t": round(time.time(), 6), **data}, default=str))
+
+    def append_encoded(self, event: str, encoded: Mapping[str, str], **data: Any) -> None:
+        """Like :meth:`append`, with the values of ``encoded`` already JSON text (encoded once,
+        e.g. for ``result.json`` too); they come last in the event."""
+        head = json.dumps({"event": event, "t": round(time.time(), 6), **data}, default=str)
+        tail = "".join(f", {json.dumps(k)}: {v}" for k, v in encoded.items())
+        self._write(f"{head[:-1]}{tail}}}")
+
+    def _write(self, line: str) -> None:
+        data = (line + "\n").encode("utf-8")
         with self._lock:
-            self._fh.write(line + "\n")
-            self._fh.flush()
+            if self._fd is None:
+                raise ValueError(f"{self.path}: journal is closed")
+            _write_all(self._fd, data)
             if self._fsync:
-                os.fdatasync(self._fh.fileno())
+                os.fdatasync(self._fd)
 
     def close(self) -> None:
         """Close the file; further appends raise."""
         with self._lock:
-            self._fh.close()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def __enter__(self) -> Journal:
         return self
@@ -125,23 +164,63 @@ def _drop_torn_tail(path: Path) -> None:
         fh.truncate(keep)
 
 
+def output_root(output: Path | str) -> Path:
+    """``--output`` as a directory; an empty value is a usage error (not the current directory)."""
+    if isinstance(output, str) and not output.strip():
+        raise UsageError(
+            f"--output {output!r}: an empty path", hint="give a directory, e.g. --output sleuth-runs"
+        )
+    return Path(output)
+
+
+def _remove_empty(dirs: Sequence[Path]) -> None:
+    """Remove the directories we made (deepest first) if they are still empty."""
+    for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+        try:
+            d.rmdir()
+        except OSError:
+            continue
+
+
 def read_journal(path: Path) -> list[dict[str, Any]]:
     """Every complete event of a journal; a torn (unterminated or unparsable) last line is dropped.
 
     A corrupt line anywhere else is an ``InfrastructureError`` naming the file and the line.
     """
-    events: list[dict[str, Any]] = []
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
-        return events
+        return []
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the journal: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # a kill -9 may cut the last line inside a character: that line is torn anyway
+        last_nl = raw.rfind(b"\n")
+        if 0 <= last_nl < exc.start:
+            return read_lines(path, raw[: last_nl + 1].decode("utf-8", "replace"))
+        raise UsageError(
+            f"{path}: not a sleuth journal (not UTF-8 text at byte {exc.start})",
+            hint="pass the run dir printed by the run",
+        ) from None
+    return read_lines(path, text)
+
+
+def read_lines(path: Path, text: str) -> list[dict[str, Any]]:
+    """The events in ``text`` (the contents of journal ``path``); see :func:`read_journal`."""
+    events: list[dict[str, Any]] = []
     lines = text.split("\n")
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            events.append(json.loads(line))
+            event = json.loads(line)
         except json.JSONDecodeError:
+            event = None
+        if isinstance(event, dict):
+            events.append(event)
+        else:
             if i >= len(lines) - 2:  # the last written line was cut by a crash
                 break
             raise InfrastructureError(
@@ -158,7 +237,10 @@ class RunDir:
         self.path = path
         # one sleuth process per run dir: resuming a run that is still going would run trials twice
         # (the lock dies with its process, so a kill -9 never leaves the run dir locked)
-        self._lock = open(path / ".lock", "a")  # noqa: SIM115 - closed in close()
+        try:
+            self._lock = open(path / ".lock", "a")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot lock the run dir: {exc.strerror or exc}") from None
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -166,21 +248,34 @@ class RunDir:
             raise UsageError(
                 f"{path}: in use by another sleuth process", hint="wait for it to end, or stop it first"
             ) from None
-        self.journal = Journal(path / "journal.jsonl", fsync=fsync)
+        try:
+            self.journal = Journal(path / "journal.jsonl", fsync=fsync)
+        except OSError as exc:
+            self._lock.close()
+            raise UsageError(f"{path}: cannot open journal.jsonl: {exc.strerror or exc}") from None
 
     @classmethod
-    def create(cls, output: Path, verb: str, name: str, *, fsync: bool = False) -> RunDir:
-        """Claim a new ``<output>/<verb>/<name>/<UTC timestamp>[-N]`` directory."""
-        if not check_name(name):
-            raise UsageError(
-                f"run name {name!r} cannot be used as a directory name",
-                hint="use letters, digits, '_', '.', '-' (not starting with '.' or '-')",
-            )
-        parent = output / verb / name
+    def create(cls, output: Path | str, verb: str, name: str, *, fsync: bool = False) -> RunDir:
+        """Claim a new ``<output>/<verb>/<name>/<UTC timestamp>[-N]`` directory.
+
+        Every check comes first: a usage error leaves nothing behind (not even an empty parent).
+        """
+        root = output_root(output)
+        for what, part in (("run name", name), ("run kind", verb)):
+            if not check_name(part):
+                raise UsageError(
+                    f"{what} {part!r} cannot be used as a directory name",
+                    hint=f"use at most {NAME_MAX} letters, digits, '_', '.', '-' "
+                    "(not starting with '.' or '-')",
+                )
+        parent = root / verb / name
+        made = [d for d in (root, root / verb, parent) if not d.exists()]
         try:
-            parent.mkdir(parents=True, exist_ok=True)
+            for d in made:
+                d.mkdir(parents=True)
         except OSError as exc:
-            raise UsageError(f"--output {output}: cannot create {parent}: {exc.strerror}") from exc
+            _remove_empty(made)
+            raise UsageError(f"--output {root}: cannot create {parent}: {exc.strerror or exc}") from None
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         for n in range(10_000):
             leaf = parent / (stamp if n == 0 else f"{stamp}-{n}")
@@ -188,16 +283,57 @@ class RunDir:
                 leaf.mkdir()
             except FileExistsError:
                 continue
-            return cls(leaf, fsync=fsync)
-        raise UsageError(f"--output {output}: too many runs named {name!r} in one second")
+            except OSError as exc:
+                _remove_empty(made)
+                raise UsageError(f"--output {root}: cannot create {leaf}: {exc.strerror or exc}") from None
+            try:
+                return cls(leaf, fsync=fsync)
+            except BaseException:
+                for f in (leaf / "journal.jsonl", leaf / ".lock"):
+                    f.unlink(missing_ok=True)
+                _remove_empty([*made, leaf])
+                raise
+        _remove_empty(made)
+        raise UsageError(f"--output {root}: too many runs named {name!r} in one second")
 
     @classmethod
-    def open(cls, path: Path, *, fsync: bool = False) -> RunDir:
-        """Reopen an existing run dir (to resume it)."""
-        if not (path / "journal.jsonl").is_file():
+    def open(
+        cls,
+        path: Path,
+        *,
+        fsync: bool = False,
+        kind: str = "sleuth",
+        start_key: str | None = None,
+        requires: Sequence[str] = (),
+    ) -> RunDir:
+        """Reopen an existing run dir (to resume it).
+
+        Checked before anything is created in it (not even ``.lock``): ``journal.jsonl`` exists and
+        reads as a journal, each of ``requires`` exists, and with ``start_key`` the journal's
+        ``start`` event has that key (``config`` for a run, ...).  ``kind`` names the run dir
+        expected in the error (``"sleuth run"``).
+        """
+        journal = path / "journal.jsonl"
+        if not path.is_dir():
+            raise UsageError(f"{path}: not a directory", hint=f"pass the {kind} run dir printed by the run")
+        if not journal.is_file():
             raise UsageError(
-                f"{path}: not a sleuth run dir (no journal.jsonl)", hint="pass the run dir printed by the run"
+                f"{path}: not a {kind} run dir (no journal.jsonl)", hint="pass the run dir printed by the run"
             )
+        missing = [r for r in requires if not (path / r).exists()]
+        if missing:
+            raise UsageError(
+                f"{path}: not a {kind} run dir (no {missing[0]})", hint="pass the run dir printed by the run"
+            )
+        if start_key is not None:
+            start = next((e for e in read_journal(journal) if e.get("event") == "start"), None)
+            if start is None or start_key not in start:
+                raise UsageError(
+                    f"{path}: not a {kind} run dir (its journal has no start event with {start_key!r})",
+                    hint="pass the run dir printed by the run",
+                )
+        else:
+            read_journal(journal)  # a journal that cannot be read is named now, not after the lock
         return cls(path, fsync=fsync)
 
     def events(self) -> list[dict[str, Any]]:

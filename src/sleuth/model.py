@@ -19,9 +19,11 @@ __all__ = [
     "MAX_TRIALS",
     "NAME_MAX",
     "NAME_RE",
+    "SERIES_KEEP",
     "MetricSpec",
     "MetricValue",
     "Outcome",
+    "SeriesSummary",
     "Stream",
     "Trial",
     "TrialResult",
@@ -36,7 +38,15 @@ NAME_MAX = 100
 #: the most trials one run, cell or candidate may ask for (an absurd count is a usage error)
 MAX_TRIALS = 1_000_000
 
+#: a metric: the last match, or a series (every match; at most ``SERIES_KEEP`` + 5 values kept, see
+#: :class:`SeriesSummary`)
 MetricValue = float | tuple[float, ...]
+#: how many values of a series a ``TrialResult`` (and ``result.json``, the journal) keeps; the full
+#: series is in its own file in the trial dir.  The values kept are an even sample in order
+#: (every k-th value) plus the first, the last, the smallest, the largest and the first non-finite
+#: one, so ``min``/``max``/``[-1]`` of the kept tuple are those of the whole series and its median
+#: is that of the sample.
+SERIES_KEEP = 1000
 
 
 def check_name(name: str) -> bool:
@@ -76,6 +86,40 @@ class MetricSpec:
     #: True: every match as a series; False: the last match
     series: bool = False
     stream: Stream = Stream.BOTH
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeriesSummary:
+    """A metric series in numbers that stay small whatever its length."""
+
+    #: values in the whole series
+    n: int
+    #: values kept in ``TrialResult.metrics`` (``n`` when the whole series fits)
+    kept: int
+    first: float
+    last: float
+    #: over the finite values; None when there is none
+    min: float | None
+    max: float | None
+    mean: float | None
+    #: NaN and infinite values (counted, not averaged)
+    nonfinite: int = 0
+    #: the whole series, relative to the trial dir (one value a line, or ``metrics.json``)
+    file: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (non-finite numbers as strings, like every metric)."""
+        return {
+            "n": self.n,
+            "kept": self.kept,
+            "first": _json_number(self.first),
+            "last": _json_number(self.last),
+            "min": self.min,
+            "max": self.max,
+            "mean": self.mean,
+            "nonfinite": self.nonfinite,
+            "file": self.file,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,6 +179,8 @@ class TrialResult:
     stdout_tail: str = ""
     stderr_tail: str = ""
     metrics: Mapping[str, MetricValue] = field(default_factory=dict)
+    #: for each series in ``metrics``: its length and summary over all of it, where it is in full
+    series: Mapping[str, SeriesSummary] = field(default_factory=dict)
     host: str = ""
     #: set when the trial could not run at all (command not found, environment broken)
     error: str | None = None
@@ -181,6 +227,7 @@ class Trial:
                 k: [_json_number(x) for x in v] if isinstance(v, tuple) else _json_number(v)
                 for k, v in r.metrics.items()
             },
+            "series": {k: v.to_dict() for k, v in r.series.items()},
             "signature": self.signature,
             "reason": self.reason,
             "error": r.error,

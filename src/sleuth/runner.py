@@ -3,14 +3,16 @@
 * argv lists only, never a shell;
 * every child gets its own session/process group and ``stdin=/dev/null``;
 * a timeout or a cancel stops the whole group: SIGTERM, then SIGKILL after ``kill_grace_s``;
-  grandchildren do not survive their trial (the group is swept when the leader exits);
+  nothing a trial started survives it: the group is swept when the leader exits, and descendants
+  that left the group (``setsid``, double forks, daemons) are found through :mod:`sleuth.reaper`
+  (sleuth is their subreaper) and stopped the same way, then reaped;
 * stdout/stderr go straight to files, so memory stays bounded whatever the workload prints;
   only small tails are read back.
 """
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import os
 import shutil
 import signal
@@ -22,43 +24,106 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sleuth import reaper
 from sleuth.errors import InfrastructureError
-from sleuth.model import TrialResult, TrialSpec
+from sleuth.model import MetricValue, SeriesSummary, TrialResult, TrialSpec
 from sleuth.scan import fd_tail, metrics_from_files, read_metrics_json
 
-__all__ = ["ToolResult", "kill_all", "reap_orphans", "reset_cancel", "run_tool", "run_trial"]
+__all__ = ["ToolResult", "cancel", "kill_all", "reap_orphans", "reset_cancel", "run_tool", "run_trial"]
 
 _HOST = socket.gethostname()
-_live: dict[int, subprocess.Popen[bytes]] = {}
+_OUT_FLAGS = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+
+
+@dataclass(slots=True)
+class _Live:
+    proc: subprocess.Popen[bytes]
+    #: ``SLEUTH_TRIAL_DIR=<dir>`` (what marks the trial's descendants), None for a tool
+    marker: bytes | None
+    grace_s: float
+
+
+_live: dict[int, _Live] = {}
 _live_lock = threading.Lock()
+#: spawns whose pid is not registered in ``_live`` yet: no zombie may be reaped meanwhile
+_spawning = 0
 _cancelled = threading.Event()
 
 
-def _group_alive(pgid: int) -> bool:
+def _owned(pid: int) -> bool:
+    return pid in _live
+
+
+def _no_spawn_in_flight() -> bool:
+    return _spawning == 0
+
+
+def _spawn(argv: Sequence[str], marker: bytes | None, grace_s: float, **kw: object) -> tuple[
+    subprocess.Popen[bytes], bool]:  # fmt: skip
+    """Popen in a new session, registered in ``_live``; returns (proc, cancelled meanwhile)."""
+    global _spawning
+    reaper.enable()
+    with _live_lock:
+        _spawning += 1
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        proc = subprocess.Popen(list(argv), start_new_session=True, **kw)  # type: ignore[call-overload]
+    except BaseException:
+        with _live_lock:
+            _spawning -= 1
+        raise
+    with _live_lock:
+        _spawning -= 1
+        _live[proc.pid] = _Live(proc, marker, grace_s)
+        # kill_all() sets the flag before it looks at _live: a child spawned while it ran
+        # (Ctrl-C between the caller's check and this line) is stopped by the caller, not left running
+        cancelled = _cancelled.is_set()
+    return proc, cancelled
 
 
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+_found: dict[tuple[str, str], str] = {}
+_devnull: int | None = None
 
 
-def _stop_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
-    """SIGTERM the group, wait up to ``grace_s`` for it to empty, then SIGKILL what is left."""
-    pgid = proc.pid
-    _signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None and not _group_alive(pgid):
-            return
-        time.sleep(0.02)
-    _signal_group(pgid, signal.SIGKILL)
+def _stdin() -> int:
+    """One ``/dev/null`` descriptor for every trial's stdin (Popen would open one per trial)."""
+    global _devnull
+    if _devnull is None:
+        _devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    return _devnull
+
+
+def _executable(name: str, env: Mapping[str, str]) -> str | None:
+    """``name`` looked up on the child's PATH, as exec would, remembered: Popen would otherwise
+    join every PATH entry with it for each trial.  None for a path or a name not found."""
+    if os.sep in name:
+        return None
+    key = (name, env.get("PATH", os.defpath))
+    hit = _found.get(key)
+    if hit is None:
+        hit = shutil.which(name, path=key[1])
+        if hit is None or not os.path.isabs(hit):  # a relative PATH entry depends on the trial's cwd
+            return None
+        _found[key] = hit
+    return hit
+
+
+def _forget(pid: int) -> None:
+    with _live_lock:
+        _live.pop(pid, None)
+
+
+def _stop(proc: subprocess.Popen[bytes], marker: bytes | None, grace_s: float) -> None:
+    """Stop the trial's group and its escapees: SIGTERM, up to ``grace_s``, SIGKILL; returns as soon
+    as all of it is gone (zombies are reaped, not waited on)."""
+    markers = (marker,) if marker is not None else ()
+    reaper.stop(
+        (proc.pid,),
+        markers,
+        grace_s,
+        owned=_owned,
+        reap_allowed=_no_spawn_in_flight,
+        done=lambda: proc.poll() is not None,
+    )
     proc.wait()
 
 
@@ -72,62 +137,78 @@ def _spawn_error(argv: Sequence[str], cwd: str | None, exc: OSError) -> str:
     return f"could not start {argv[0]}: {exc.strerror or exc}"
 
 
+def _mkdir(path: str) -> None:
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+
+
 def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) -> TrialResult:
     """Run one trial to completion (or timeout) with its output in ``trial_dir``.
 
-    A workload failure is data in the result; only a spawn failure sets ``error``.
+    A workload failure is data in the result; only a spawn failure sets ``error``.  When it
+    returns, nothing the trial started is left running (see the module docstring).
     """
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    out_path, err_path = trial_dir / "stdout", trial_dir / "stderr"
+    tdir = os.path.abspath(trial_dir)
+    _mkdir(tdir)
+    out_name, err_name = f"{tdir}/stdout", f"{tdir}/stderr"
     env = dict(spec.env)
-    env["SLEUTH_TRIAL_DIR"] = os.path.abspath(trial_dir)
+    env["SLEUTH_TRIAL_DIR"] = tdir
     env["SLEUTH_TRIAL_ID"] = trial_dir.name
     if device is not None:
         env["CUDA_VISIBLE_DEVICES"] = device
         env["HIP_VISIBLE_DEVICES"] = device
+    marker = b"SLEUTH_TRIAL_DIR=" + os.fsencode(tdir)
+    grace = spec.kill_grace_s
     started_at = time.time()
     t0 = time.monotonic()
     rc: int | None = None
     sig: int | None = None
     timed_out = False
     error: str | None = None
-    with open(out_path, "w+b") as out, open(err_path, "w+b") as err:
+    out_fd = os.open(out_name, _OUT_FLAGS, 0o666)
+    try:
+        err_fd = os.open(err_name, _OUT_FLAGS, 0o666)
+    except BaseException:
+        os.close(out_fd)
+        raise
+    try:
         if _cancelled.is_set():
             error = "cancelled before start"
         else:
+            exe = _executable(spec.argv[0], env) if spec.argv else None
             try:
-                proc = subprocess.Popen(
-                    list(spec.argv),
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    cwd=spec.cwd,
-                    env=env,
-                    start_new_session=True,
-                    close_fds=True,
-                )
+                try:
+                    proc, cancelled = _spawn(
+                        spec.argv, marker, grace, executable=exe,
+                        stdin=_stdin(), stdout=out_fd, stderr=err_fd, cwd=spec.cwd, env=env,
+                    )  # fmt: skip
+                except FileNotFoundError:
+                    if exe is None:
+                        raise
+                    _found.pop((spec.argv[0], env.get("PATH", os.defpath)), None)  # moved since
+                    proc, cancelled = _spawn(
+                        spec.argv, marker, grace,
+                        stdin=_stdin(), stdout=out_fd, stderr=err_fd, cwd=spec.cwd, env=env,
+                    )  # fmt: skip
             except OSError as exc:
                 error = _spawn_error(spec.argv, spec.cwd, exc)
             else:
-                with _live_lock:
-                    _live[proc.pid] = proc
-                    # kill_all() sets the flag before it looks at _live: a child spawned while it ran
-                    # (Ctrl-C between our check above and this line) is stopped here, not left running
-                    cancelled = _cancelled.is_set()
                 try:
                     if cancelled:
-                        _stop_group(proc, spec.kill_grace_s)
+                        _stop(proc, marker, grace)
                         error = "cancelled"
                     try:
                         proc.wait(timeout=spec.timeout_s)
                     except subprocess.TimeoutExpired:
                         timed_out = True
-                        _stop_group(proc, spec.kill_grace_s)
-                    if _group_alive(proc.pid):  # stragglers: grandchildren left behind
-                        _signal_group(proc.pid, signal.SIGKILL)
+                    # what is left (the group after a timeout, stragglers, escaped daemons) stops now
+                    _stop(proc, marker, grace)
                 finally:
-                    with _live_lock:
-                        _live.pop(proc.pid, None)
+                    _forget(proc.pid)
                 code = proc.returncode
                 if code is not None and code < 0:
                     sig = -code
@@ -135,10 +216,24 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
                     rc = code
         wall = time.monotonic() - t0
         # read the tails back through the open descriptors: no extra opens on the hot path
-        out_tail, err_tail = fd_tail(out), fd_tail(err)
-    metrics = metrics_from_files(spec.metrics, out_path, err_path) if spec.metrics else {}
-    file_metrics, _problem = read_metrics_json(trial_dir / "metrics.json")
-    metrics = {**file_metrics, **metrics}
+        out_tail, err_tail = fd_tail(out_fd), fd_tail(err_fd)
+    finally:
+        os.close(out_fd)
+        os.close(err_fd)
+    out_path, err_path = trial_dir / "stdout", trial_dir / "stderr"
+    metrics: dict[str, MetricValue] = {}
+    series: dict[str, SeriesSummary] = {}
+    if spec.metrics:
+        metrics, series = metrics_from_files(spec.metrics, out_path, err_path, series_dir=trial_dir)
+    file_metrics: dict[str, MetricValue] = {}
+    file_series: dict[str, SeriesSummary] = {}
+    if os.path.exists(f"{tdir}/metrics.json"):  # a stat, not a raised FileNotFoundError per trial
+        file_metrics, file_series, _problem = read_metrics_json(trial_dir / "metrics.json")
+    for name, value in file_metrics.items():  # a regex metric of the same name wins
+        if name not in metrics:
+            metrics[name] = value
+            if name in file_series:
+                series[name] = file_series[name]
     return TrialResult(
         spec=spec,
         trial_dir=trial_dir,
@@ -152,32 +247,55 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
         stdout_tail=out_tail,
         stderr_tail=err_tail,
         metrics=metrics,
+        series=series,
         host=_HOST,
         error=error,
         device=device,
     )
 
 
-def kill_all(grace_s: float = 2.0) -> int:
-    """Stop every running trial's process group (Ctrl-C); no new trial starts afterwards.
+def kill_all(grace_s: float | None = None) -> int:
+    """Stop every running trial and tool (Ctrl-C); no new trial starts afterwards.
 
-    Returns how many trials were running.
+    SIGTERM to every group and escaped descendant, SIGKILL after ``grace_s`` (default: the
+    largest ``kill_grace_s`` of the running trials) to what is left; returns as soon as all of it
+    is gone, so a Ctrl-C ends sleuth within the grace.  Returns how many were running.
     """
     _cancelled.set()
     with _live_lock:
-        procs = list(_live.values())
-    for p in procs:
-        _signal_group(p.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    for p in procs:
-        while time.monotonic() < deadline and (p.poll() is None or _group_alive(p.pid)):
-            time.sleep(0.02)
-        _signal_group(p.pid, signal.SIGKILL)
-    return len(procs)
+        lives = list(_live.values())
+    if not lives:
+        return 0
+    grace = grace_s if grace_s is not None else max(lv.grace_s for lv in lives)
+    reaper.stop(
+        [lv.proc.pid for lv in lives],
+        [lv.marker for lv in lives if lv.marker is not None],
+        grace,
+        owned=_owned,
+        reap_allowed=_no_spawn_in_flight,
+        # the leaders are reaped by the threads waiting for them; here "exited" is enough
+        done=lambda: not any(reaper.alive(lv.proc.pid) for lv in lives),
+    )
+    return len(lives)
+
+
+def _kill_at_exit() -> None:
+    # sleuth ending for any reason (an exception, a second Ctrl-C) leaves nothing running
+    _cancelled.set()
+    deadline = time.monotonic() + 2.0
+    while _spawning and time.monotonic() < deadline:  # a child spawned, its pid not registered yet
+        time.sleep(0.005)
+    with _live_lock:
+        any_live = bool(_live)
+    if any_live:
+        kill_all(grace_s=1.0)
+
+
+atexit.register(_kill_at_exit)
 
 
 def reap_orphans(run_dir: Path) -> int:
-    """SIGKILL the process groups of trials of ``run_dir`` left running by a sleuth that died (kill -9).
+    """SIGKILL the processes of trials of ``run_dir`` left running by a sleuth that died (kill -9).
 
     A trial is recognised by ``SLEUTH_TRIAL_DIR`` inside ``run_dir`` in its environment (the runner
     sets it for every child, and grandchildren inherit it), so no other process is ever touched.
@@ -188,12 +306,13 @@ def reap_orphans(run_dir: Path) -> int:
         f"SLEUTH_TRIAL_DIR={p}{os.sep}".encode() for p in {os.path.abspath(run_dir), str(run_dir.resolve())}
     )
     groups: set[int] = set()
+    pids: list[int] = []
     me = os.getpgid(0)
     try:
-        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+        candidates = [int(p) for p in os.listdir("/proc") if p.isdigit()]
     except OSError:
         return 0
-    for pid in pids:
+    for pid in candidates:
         try:
             with open(f"/proc/{pid}/environ", "rb") as fh:
                 environ = fh.read()
@@ -202,9 +321,17 @@ def reap_orphans(run_dir: Path) -> int:
             continue
         if pgid != me and any(v.startswith(prefixes) for v in environ.split(b"\0")):
             groups.add(pgid)
+            pids.append(pid)
     for pgid in groups:
-        _signal_group(pgid, signal.SIGKILL)
+        reaper._signal_group(pgid, signal.SIGKILL)
+    reaper._signal(pids, signal.SIGKILL)  # and those that left their group
+    reaper.reap_zombies(_owned, allowed=_no_spawn_in_flight)
     return len(groups)
+
+
+def cancel() -> None:
+    """No trial starts from now on (until :func:`reset_cancel`); running ones are left alone."""
+    _cancelled.set()
 
 
 def reset_cancel() -> None:
@@ -254,33 +381,30 @@ def run_tool(
         raise InfrastructureError(f"command not found: {exe}", hint=f"install {exe} or put it on PATH")
     t0 = time.monotonic()
     try:
-        proc = subprocess.Popen(
-            list(argv),
+        proc, cancelled = _spawn(
+            argv,
+            None,
+            2.0,
             stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=cwd,
             env=dict(env) if env is not None else None,
-            start_new_session=True,
         )
     except OSError as exc:
         raise InfrastructureError(_spawn_error(argv, str(cwd) if cwd else None, exc)) from exc
-    with _live_lock:
-        _live[proc.pid] = proc
-        cancelled = _cancelled.is_set()
     timed_out = False
     try:
         if cancelled:  # Ctrl-C landed while this tool was being spawned
-            _stop_group(proc, 2.0)
+            _stop(proc, None, 2.0)
         try:
             out, err = proc.communicate(input=input_text.encode() if input_text else None, timeout=timeout_s)
         except subprocess.TimeoutExpired:
             timed_out = True
-            _stop_group(proc, 2.0)
+            _stop(proc, None, 2.0)
             out, err = proc.communicate()
     finally:
-        with _live_lock:
-            _live.pop(proc.pid, None)
+        _forget(proc.pid)
     return ToolResult(
         argv=tuple(argv),
         rc=proc.returncode if proc.returncode is not None else -1,

@@ -1,15 +1,21 @@
-"""The local backend: a thread pool over :func:`sleuth.runner.run_trial`.
+"""The local backend: ``jobs`` worker threads over :func:`sleuth.runner.run_trial`.
 
 With ``gpus``, each running trial borrows one device id from a pool and gets it as
 ``CUDA_VISIBLE_DEVICES``/``HIP_VISIBLE_DEVICES``; a trial waits for a free device, so two running
 trials never share one.  A trial's ``prepare`` step runs in its worker before it takes a device.
+
+The workers are daemon threads fed by a C queue: interpreter exit never waits for them (a Ctrl-C
+ends sleuth once :meth:`cancel_all` has stopped the children), and the main thread takes no lock
+a worker needs, so a signal landing anywhere cannot leave a worker blocked (``concurrent.futures``'
+pool joins its workers at exit, and ``wait()`` holds every future's lock while it registers).
 """
 
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 from sleuth import runner
@@ -17,6 +23,9 @@ from sleuth.errors import UsageError
 from sleuth.model import TrialResult, TrialSpec
 
 __all__ = ["LocalBackend", "check_slots"]
+
+_Prepare = Callable[[Path], TrialSpec]
+_Item = tuple[Future[TrialResult], TrialSpec, Path, _Prepare | None]
 
 
 def check_slots(jobs: int, gpus: Sequence[str] = ()) -> None:
@@ -37,21 +46,22 @@ class LocalBackend:
         check_slots(jobs, gpus)
         self._jobs = jobs
         runner.reset_cancel()  # a new backend is new work, even after an earlier Ctrl-C in this process
-        self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="sleuth-trial")
-        self._devices: queue.Queue[str] | None = None
+        self._work: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self._devices: queue.SimpleQueue[str] | None = None
         if gpus:
-            self._devices = queue.Queue()
+            self._devices = queue.SimpleQueue()
             for g in gpus:
                 self._devices.put(g)
+        #: futures queued or running (dropped when done): cancel_all's reach, O(in flight)
         self._futures: set[Future[TrialResult]] = set()
 
     def slots(self) -> int:
         """How many trials run at once."""
         return self._jobs
 
-    def _run(
-        self, spec: TrialSpec, trial_dir: Path, prepare: Callable[[Path], TrialSpec] | None
-    ) -> TrialResult:
+    def _run(self, spec: TrialSpec, trial_dir: Path, prepare: _Prepare | None) -> TrialResult:
         if prepare is not None:  # before taking a device: a build does not hold a GPU
             spec = prepare(trial_dir)
         if self._devices is None:
@@ -62,21 +72,58 @@ class LocalBackend:
         finally:
             self._devices.put(device)
 
+    def _worker(self) -> None:
+        while (item := self._work.get()) is not None:
+            fut, spec, trial_dir, prepare = item
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(self._run(spec, trial_dir, prepare))
+            except BaseException as exc:  # the future raises it in the consumer
+                fut.set_exception(exc)
+            del item, fut  # nothing of a finished trial stays referenced here
+
     def submit(
-        self, spec: TrialSpec, trial_dir: Path, *, prepare: Callable[[Path], TrialSpec] | None = None
+        self, spec: TrialSpec, trial_dir: Path, *, prepare: _Prepare | None = None
     ) -> Future[TrialResult]:
         """Queue one trial (``prepare``: see :class:`~sleuth.backends.Backend`)."""
-        fut = self._pool.submit(self._run, spec, trial_dir, prepare)
+        if self._closed:
+            raise RuntimeError("LocalBackend is closed")
+        fut: Future[TrialResult] = Future()
         self._futures.add(fut)
         fut.add_done_callback(self._futures.discard)
+        self._work.put((fut, spec, trial_dir, prepare))
+        if len(self._threads) < self._jobs:
+            t = threading.Thread(target=self._worker, name=f"sleuth-trial_{len(self._threads)}", daemon=True)
+            t.start()
+            self._threads.append(t)
         return fut
 
     def cancel_all(self) -> None:
-        """Drop queued trials and stop running ones (SIGTERM, then SIGKILL)."""
-        for fut in list(self._futures):
-            fut.cancel()
+        """Drop queued trials and stop running ones (SIGTERM, then SIGKILL after their grace)."""
+        runner.cancel()  # first: a worker taking a queued trial now finds it cancelled
+        self._drop_queued()
         runner.kill_all()
 
+    def _drop_queued(self) -> None:
+        sentinels = 0
+        while True:
+            try:
+                item = self._work.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                sentinels += 1
+            else:
+                item[0].cancel()
+        for _ in range(sentinels):  # close()'s: keep them for the workers
+            self._work.put(None)
+
     def close(self) -> None:
-        """Shut the pool down without waiting."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Let the workers end once the queue is done; waits for nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self._drop_queued()
+        for _ in self._threads:
+            self._work.put(None)

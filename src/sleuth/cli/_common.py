@@ -59,11 +59,19 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def _output_root(_ctx: click.Context, _param: click.Parameter, value: str | Path) -> Path:
+    from sleuth.journal import output_root
+
+    return output_root(value)
+
+
 def output_option(func: Any) -> Any:
     """``--output DIR``: where run dirs go (default ``$SLEUTH_OUTPUT`` or ``./sleuth-runs``)."""
     return click.option(
         "--output",
-        type=click.Path(file_okay=False, path_type=Path),
+        # a str, not a Path: Path('') is '.', and an empty --output must stay visible to be refused
+        type=click.Path(file_okay=False),
+        callback=_output_root,
         default=lambda: Path(os.environ.get("SLEUTH_OUTPUT", "sleuth-runs")),
         show_default="$SLEUTH_OUTPUT or ./sleuth-runs",
         help="Root folder for run dirs.",
