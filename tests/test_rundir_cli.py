@@ -24,7 +24,7 @@ def test_an_empty_output_is_a_usage_error_naming_it(tmp_path: Path, sleuth: Call
 def test_a_300_character_name_creates_nothing(tmp_path: Path, sleuth: Callable[..., CliResult]) -> None:
     out = tmp_path / "sleuth-runs"
     res = sleuth("run", "--output", out, "--name", "n" * 300, "--", "true")
-    assert res.rc == 2 and "run name" in res.stderr and "Traceback" not in res.stderr
+    assert res.rc == 2 and "--name" in res.stderr and "Traceback" not in res.stderr
     assert not out.exists()
 
 

@@ -178,7 +178,8 @@ class Engine:
                 trial = _unrun(p.spec, p.trial_dir, Outcome.SKIP, exc.reason)
             except InfrastructureError as exc:
                 trial = _unrun(p.spec, p.trial_dir, Outcome.ERROR, str(exc))
-            record = trial.to_dict() if self.scrub is None else self.scrub(trial.to_dict())
+            scrub = self.scrub or self.run_dir.scrub  # result.json is written here, not through the run dir
+            record = trial.to_dict() if scrub is None else scrub(trial.to_dict())
             encoded = json.dumps(record, default=str)  # once, for both files (the C encoder)
             atomic_write_text(f"{p.trial_dir}/result.json", encoded + "\n")
             self.run_dir.journal.append_encoded("trial", {"trial": encoded}, subdir=p.subdir, **p.extra)

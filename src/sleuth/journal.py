@@ -16,7 +16,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,10 @@ def atomic_write_json(path: Path, obj: Any, *, mode: int | None = None) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", mode=mode)
 
 
+#: a function that hides secrets in a JSON-like value (``sleuth.secrets.Secrets.scrub``)
+Scrub = Callable[[Any], Any]
+
+
 class Journal:
     """Append-only JSON-lines event log.  Thread-safe; every append reaches the OS (one write)."""
 
@@ -98,16 +102,23 @@ class Journal:
         self.path = path
         self._fsync = fsync
         self._lock = threading.Lock()
+        #: hides secrets in every event before it is written (set by :meth:`RunDir.hide`)
+        self.scrub: Scrub | None = None
         _drop_torn_tail(path)
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
 
     def append(self, event: str, **data: Any) -> None:
         """Append one event ``{"event": ..., "t": unix time, **data}``."""
+        if self.scrub is not None:
+            data = self.scrub(data)
         self._write(json.dumps({"event": event, "t": round(time.time(), 6), **data}, default=str))
 
     def append_encoded(self, event: str, encoded: Mapping[str, str], **data: Any) -> None:
         """Like :meth:`append`, with the values of ``encoded`` already JSON text (encoded once,
         e.g. for ``result.json`` too); they come last in the event."""
+        if self.scrub is not None:
+            data = self.scrub(data)
+            encoded = {k: json.dumps(self.scrub(json.loads(v)), default=str) for k, v in encoded.items()}
         head = json.dumps({"event": event, "t": round(time.time(), 6), **data}, default=str)
         tail = "".join(f", {json.dumps(k)}: {v}" for k, v in encoded.items())
         self._write(f"{head[:-1]}{tail}}}")
@@ -346,16 +357,29 @@ class RunDir:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
+    #: hides secrets in everything written through the run dir (see :meth:`hide`)
+    scrub: Scrub | None = None
+
+    def hide(self, scrub: Scrub) -> None:
+        """From now on, pass every journal event, JSON document and text written through this run
+        dir (and the engine's trial records) through ``scrub`` (``sleuth.secrets.Secrets.scrub``).
+
+        The one place a verb's secrets are kept out of its run dir; ``secrets.json`` is written by
+        :meth:`sleuth.secrets.Secrets.save`, around it.
+        """
+        self.scrub = scrub
+        self.journal.scrub = scrub
+
     def write_json(self, relpath: str, obj: Any, *, mode: int | None = None) -> Path:
-        """Atomically write ``obj`` as JSON at ``relpath`` inside the run dir."""
+        """Atomically write ``obj`` as JSON at ``relpath`` inside the run dir (scrubbed, see :meth:`hide`)."""
         p = self.path / relpath
-        atomic_write_json(p, obj, mode=mode)
+        atomic_write_json(p, obj if self.scrub is None else self.scrub(obj), mode=mode)
         return p
 
     def write_text(self, relpath: str, text: str) -> Path:
-        """Atomically write ``text`` at ``relpath`` inside the run dir."""
+        """Atomically write ``text`` at ``relpath`` inside the run dir (scrubbed, see :meth:`hide`)."""
         p = self.path / relpath
-        atomic_write_text(p, text)
+        atomic_write_text(p, text if self.scrub is None else str(self.scrub(text)))
         return p
 
     def close(self) -> None:

@@ -129,9 +129,6 @@ def test_output_that_is_a_file(here: Path, capfd: pytest.CaptureFixture[str]) ->
     _check(here, ["--output", str(here / "afile"), "--", "true"], ["--output"], capfd)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs engine branch: --output '' is read as '.' before sleuth sees it"
-)
 def test_empty_output(here: Path, capfd: pytest.CaptureFixture[str]) -> None:
     _check(here, ["--output", "", "--", "true"], ["--output"], capfd)
 

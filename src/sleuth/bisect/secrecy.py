@@ -6,7 +6,7 @@ change is kept whole in the run dir's 0600 ``secrets.json`` under a readable nam
 HF_TOKEN``, ``argument 3 of the command``, ``--build``); the start event journals the scrubbed
 flags and ``redacted``: ``{name: where}``.  Everything else written through the run dir (journal
 events, each test's ``result.json``, ``summary.json``, ``report.md``) is scrubbed on the way out
-by :class:`ScrubbedRunDir`.  :func:`restore_start` puts the values back for a resume; a run dir
+by :meth:`sleuth.journal.RunDir.hide`.  :func:`restore_start` puts the values back for a resume; a run dir
 shared without ``secrets.json`` takes ``--env`` values from the resuming shell.
 """
 
@@ -18,10 +18,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from sleuth.journal import Journal, RunDir
+from sleuth.journal import RunDir
 from sleuth.secrets import Secrets, is_secret
 
-__all__ = ["ScrubbedRunDir", "hidden", "public", "restore_start", "scrubbed"]
+__all__ = ["hidden", "public", "restore_start", "scrubbed"]
 
 
 def _leaves(obj: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
@@ -73,47 +73,13 @@ def hidden(
     return secrets, originals, where
 
 
-class _ScrubbedJournal(Journal):
-    """Appends to another journal with every secret hidden."""
-
-    def __init__(self, inner: Journal, secrets: Secrets) -> None:  # no file of its own
-        self.path = inner.path
-        self._inner = inner
-        self._secrets = secrets
-
-    def append(self, event: str, **data: Any) -> None:
-        """Append ``data`` scrubbed."""
-        self._inner.append(event, **self._secrets.scrub(data))
-
-    def close(self) -> None:
-        """Close the journal underneath."""
-        self._inner.close()
-
-
-class ScrubbedRunDir(RunDir):
-    """The same run dir (its lock, its journal) whose every write is scrubbed."""
-
-    def __init__(self, inner: RunDir, secrets: Secrets) -> None:  # takes no lock again
-        self.__dict__.update(inner.__dict__)
-        self.secrets = secrets
-        self.journal = _ScrubbedJournal(inner.journal, secrets)
-
-    def write_json(self, relpath: str, obj: Any, *, mode: int | None = None) -> Path:
-        """Write ``obj`` scrubbed."""
-        return super().write_json(relpath, self.secrets.scrub(obj), mode=mode)
-
-    def write_text(self, relpath: str, text: str) -> Path:
-        """Write ``text`` scrubbed."""
-        return super().write_text(relpath, str(self.secrets.scrub(text)))
-
-
 def scrubbed(rd: RunDir, secrets: Secrets, hide: bool = False) -> RunDir:
-    """``rd`` itself when there is nothing to hide, else a :class:`ScrubbedRunDir` over it.
+    """``rd``, its every write scrubbed (:meth:`RunDir.hide`) when there is something to hide.
 
     ``hide``: scrub even without named secrets (URL credentials are hidden by the rule alone).
     """
-    if (secrets or hide) and not isinstance(rd, ScrubbedRunDir):
-        return ScrubbedRunDir(rd, secrets)
+    if secrets or hide:
+        rd.hide(secrets.scrub)
     return rd
 
 
