@@ -110,7 +110,7 @@ class CatalogVerdict:
     root: Finding | None
     rule: str
     #: how the root was ordered: ``timestamp`` or ``log order`` (None without a root)
-    ordering: str | None
+    ordering: str | None = None
     advice: tuple[str, ...] = ()
 
 
