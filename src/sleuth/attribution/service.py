@@ -112,6 +112,7 @@ class _BodyLimit:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
+            await self._drain(receive, int(length))
             await self._reject(send)
             return
         seen = 0
@@ -128,7 +129,19 @@ class _BodyLimit:
         try:
             await self.app(scope, counted, send)
         except _TooLarge:
+            await self._drain(receive, 4 * self.limit)
             await self._reject(send)
+
+    async def _drain(self, receive: Callable[[], Awaitable[Any]], cap: int) -> None:
+        """Read (and drop) the rest of the body, so the client reads our 413 instead of a reset."""
+        seen = 0
+        while seen <= 4 * self.limit and seen <= cap:
+            msg = await receive()
+            if msg.get("type") != "http.request":
+                return
+            seen += len(msg.get("body", b""))
+            if not msg.get("more_body"):
+                return
 
     async def _reject(self, send: Any) -> None:
         body = f'{{"detail": "request body larger than {self.limit} bytes"}}'.encode()
