@@ -66,8 +66,14 @@ def evaluate(corpus: Path) -> dict[str, Any]:
         got_root = report.root.signature if report.root else None
         root_ok += want_root == got_root
         if want != got or want_root != got_root:
-            misses.append({"id": case["id"], "expected": [want, want_root], "got": [got, got_root],
-                           "reason": report.decision.reason})
+            misses.append(
+                {
+                    "id": case["id"],
+                    "expected": [want, want_root],
+                    "got": [got, got_root],
+                    "reason": report.decision.reason,
+                }
+            )
     n = len(cases)
     not_stop = sum(matrix[e][a] for e in ("RESTART", "UNKNOWN") for a in ACTIONS)
     false_stop = matrix["RESTART"]["STOP"] + matrix["UNKNOWN"]["STOP"]
@@ -92,8 +98,10 @@ def print_eval(res: dict[str, Any]) -> None:
     for e in ACTIONS:
         print(f"  {e:<10}" + "".join(f"{res['confusion'][e][a]:>9}" for a in ACTIONS))
     print(f"action accuracy {res['action_accuracy']:.1%}, root-cause accuracy {res['root_accuracy']:.1%}")
-    print(f"false-STOP rate {res['false_stop_rate']:.1%} ({res['false_stops']} false STOPs), "
-          f"missed STOPs {res['missed_stops']}")
+    print(
+        f"false-STOP rate {res['false_stop_rate']:.1%} ({res['false_stops']} false STOPs), "
+        f"missed STOPs {res['missed_stops']}"
+    )
     for m in res["mismatches"]:
         print(f"  mismatch {m['id']}: expected {m['expected']}, got {m['got']} ({m['reason'][:120]})")
 
@@ -184,12 +192,18 @@ def throughput(size_mb: int, repeats: int) -> dict[str, Any]:
     pats.write_text("\n".join(to_ere(s.pattern.pattern, s.ignore_case) for s in catalog.signatures) + "\n")
     env = {**os.environ, "LC_ALL": "C"}
     matcher = Matcher(catalog, max_findings=10**9)
-    times: dict[str, list[float]] = {"grep -E -c": [], "sleuth scan (in-process)": [], "sleuth attribute (CLI)": []}
+    times: dict[str, list[float]] = {
+        "grep -E -c": [],
+        "sleuth scan (in-process)": [],
+        "sleuth attribute (CLI)": [],
+    }
     counts: dict[str, int] = {}
     try:
         for _ in range(repeats):
             t = time.monotonic()
-            g = subprocess.run(["grep", "-E", "-c", "-f", str(pats), str(log)], capture_output=True, text=True, env=env)
+            g = subprocess.run(
+                ["grep", "-E", "-c", "-f", str(pats), str(log)], capture_output=True, text=True, env=env
+            )
             times["grep -E -c"].append(time.monotonic() - t)
             counts["grep"] = int(g.stdout.strip() or 0)
             t = time.monotonic()
@@ -197,7 +211,9 @@ def throughput(size_mb: int, repeats: int) -> dict[str, Any]:
             times["sleuth scan (in-process)"].append(time.monotonic() - t)
             counts["sleuth"] = len({f.line for f in res.findings})
             t = time.monotonic()
-            subprocess.run([sys.executable, "-m", "sleuth", "attribute", str(log), "--json"], capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "sleuth", "attribute", str(log), "--json"], capture_output=True
+            )
             times["sleuth attribute (CLI)"].append(time.monotonic() - t)
     finally:
         log.unlink(missing_ok=True)
@@ -206,25 +222,42 @@ def throughput(size_mb: int, repeats: int) -> dict[str, Any]:
     base = statistics.median(times["grep -E -c"])
     rows = {
         name: {
-            "median_s": statistics.median(ts), "min_s": min(ts), "max_s": max(ts),
-            "mb_per_s": size_mb / statistics.median(ts), "ratio_to_grep": statistics.median(ts) / base,
+            "median_s": statistics.median(ts),
+            "min_s": min(ts),
+            "max_s": max(ts),
+            "mb_per_s": size_mb / statistics.median(ts),
+            "ratio_to_grep": statistics.median(ts) / base,
         }
         for name, ts in times.items()
     }
-    return {"size_mb": size_mb, "lines": nlines, "generate_s": gen_s, "repeats": repeats, "engine": engine_name(),
-            "signatures": len(catalog), "matching_lines": counts, "runs": rows}
+    return {
+        "size_mb": size_mb,
+        "lines": nlines,
+        "generate_s": gen_s,
+        "repeats": repeats,
+        "engine": engine_name(),
+        "signatures": len(catalog),
+        "matching_lines": counts,
+        "runs": rows,
+    }
 
 
 def print_throughput(res: dict[str, Any]) -> None:
     """The timing table, for people."""
-    print(f"\nthroughput: {res['size_mb']} MB log, {res['lines']:,} lines, {res['signatures']} signatures, "
-          f"prefilter engine {res['engine']}, {res['repeats']} interleaved rounds (median [min-max])")
+    print(
+        f"\nthroughput: {res['size_mb']} MB log, {res['lines']:,} lines, {res['signatures']} signatures, "
+        f"prefilter engine {res['engine']}, {res['repeats']} interleaved rounds (median [min-max])"
+    )
     for name, r in res["runs"].items():
-        print(f"  {name:<26} {r['median_s']:7.2f}s [{r['min_s']:.2f}-{r['max_s']:.2f}]  "
-              f"{r['mb_per_s']:7.0f} MB/s  {r['ratio_to_grep']:5.2f}x grep")
+        print(
+            f"  {name:<26} {r['median_s']:7.2f}s [{r['min_s']:.2f}-{r['max_s']:.2f}]  "
+            f"{r['mb_per_s']:7.0f} MB/s  {r['ratio_to_grep']:5.2f}x grep"
+        )
     c = res["matching_lines"]
-    print(f"  matching lines: grep {c.get('grep')}, sleuth {c.get('sleuth')}"
-          + ("" if c.get("grep") == c.get("sleuth") else "  (differ: see the ERE translation)"))
+    print(
+        f"  matching lines: grep {c.get('grep')}, sleuth {c.get('sleuth')}"
+        + ("" if c.get("grep") == c.get("sleuth") else "  (differ: see the ERE translation)")
+    )
 
 
 def main() -> int:

@@ -16,6 +16,7 @@ counts.  Loopback only; every loop is bounded in count and time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -40,9 +41,28 @@ def start(port: int, db: Path, port_file: Path, log: Path) -> subprocess.Popen[b
     """``sleuth serve`` on 127.0.0.1 (port 0: any), waiting until it answers."""
     port_file.unlink(missing_ok=True)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sleuth", "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db),
-         "--port-file", str(port_file), "--gather", "0", "--max-body-mb", "1", "--workers", "2"],
-        stdout=subprocess.DEVNULL, stderr=open(log, "ab"),
+        [
+            sys.executable,
+            "-m",
+            "sleuth",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--db",
+            str(db),
+            "--port-file",
+            str(port_file),
+            "--gather",
+            "0",
+            "--max-body-mb",
+            "1",
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "ab"),  # noqa: SIM115 - the child keeps it
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -50,7 +70,9 @@ def start(port: int, db: Path, port_file: Path, log: Path) -> subprocess.Popen[b
             raise SystemExit(f"sleuth serve exited {proc.returncode}; see {log}")
         if port_file.exists():
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port_file.read_text().strip()}/healthz", timeout=2):
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port_file.read_text().strip()}/healthz", timeout=2
+                ):
                     return proc
             except OSError:
                 pass
@@ -75,8 +97,9 @@ class Load:
     def request(self, kind: str, method: str, path: str, data: bytes | None) -> int:
         """One request, retried while the server is down (bounded); its status code (0: gave up)."""
         while time.monotonic() < self.deadline:
-            req = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+            req = urllib.request.Request(
+                self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+            )
             t = time.monotonic()
             try:
                 with urllib.request.urlopen(req, timeout=30) as resp:
@@ -84,10 +107,8 @@ class Load:
                     code = resp.status
             except urllib.error.HTTPError as exc:
                 code = exc.code
-                try:
+                with contextlib.suppress(OSError):
                     exc.read()
-                except OSError:
-                    pass
             except OSError:  # refused or reset while the server restarts
                 with self.lock:
                     self.retries += 1
@@ -106,7 +127,11 @@ class Load:
         r = rnd.random()
         if r < 0.80:
             job, cycle = f"job{i % 97}", f"c{i}"
-            body = {"job_id": job, "cycle_id": cycle, "logs": [{"name": "rank0.log", "text": f"step {i}\n" + LINE}]}
+            body = {
+                "job_id": job,
+                "cycle_id": cycle,
+                "logs": [{"name": "rank0.log", "text": f"step {i}\n" + LINE}],
+            }
             if self.request("post", "POST", "/v1/attributions", json.dumps(body).encode()) == 202:
                 with self.lock:
                     self.accepted.append((job, cycle))
@@ -174,29 +199,52 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     five_xx = sum(n for k, n in load.codes.items() if k.split()[1].startswith("5"))
-    unexpected = {k: n for k, n in load.codes.items()
-                  if k not in ("post 202", "malformed 422", "oversize 413", "get 200")}
+    unexpected = {
+        k: n
+        for k, n in load.codes.items()
+        if k not in ("post 202", "malformed 422", "oversize 413", "get 200")
+    }
     out: dict[str, Any] = {
-        "requests": a.requests, "clients": a.clients, "wall_s": round(wall, 2), "killed_after": killed_at,
-        "restart_s": round(restart_s, 2), "accepted": len(load.accepted), "lost": len(lost), "five_xx": five_xx,
-        "unexpected": unexpected, "gave_up": load.gave_up, "connection_retries": load.retries,
+        "requests": a.requests,
+        "clients": a.clients,
+        "wall_s": round(wall, 2),
+        "killed_after": killed_at,
+        "restart_s": round(restart_s, 2),
+        "accepted": len(load.accepted),
+        "lost": len(lost),
+        "five_xx": five_xx,
+        "unexpected": unexpected,
+        "gave_up": load.gave_up,
+        "connection_retries": load.retries,
         "codes": dict(load.codes),
         "latency_ms": {
-            k: {"n": len(v), "p50": 1000 * pct(v, 0.5), "p90": 1000 * pct(v, 0.9), "p99": 1000 * pct(v, 0.99),
-                "max": 1000 * max(v) if v else float("nan"), "mean": 1000 * statistics.fmean(v) if v else float("nan")}
+            k: {
+                "n": len(v),
+                "p50": 1000 * pct(v, 0.5),
+                "p90": 1000 * pct(v, 0.9),
+                "p99": 1000 * pct(v, 0.99),
+                "max": 1000 * max(v) if v else float("nan"),
+                "mean": 1000 * statistics.fmean(v) if v else float("nan"),
+            }
             for k, v in load.lat.items()
         },
     }
     if a.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"serve load: {a.requests} requests from {a.clients} clients in {wall:.1f}s; server killed -9 after "
-              f"{killed_at} and restarted in {restart_s:.1f}s ({load.retries} connection retries)")
-        print(f"  accepted {len(load.accepted)}, lost {len(lost)}, 5xx {five_xx}, unexpected {unexpected or 'none'},"
-              f" gave up {load.gave_up}")
+        print(
+            f"serve load: {a.requests} requests from {a.clients} clients in {wall:.1f}s; server killed -9 after "
+            f"{killed_at} and restarted in {restart_s:.1f}s ({load.retries} connection retries)"
+        )
+        print(
+            f"  accepted {len(load.accepted)}, lost {len(lost)}, 5xx {five_xx}, unexpected {unexpected or 'none'},"
+            f" gave up {load.gave_up}"
+        )
         for k, v in out["latency_ms"].items():
-            print(f"  {k:<10} n={v['n']:<5} p50 {v['p50']:7.1f} ms  p90 {v['p90']:7.1f} ms  p99 {v['p99']:7.1f} ms  "
-                  f"max {v['max']:7.1f} ms")
+            print(
+                f"  {k:<10} n={v['n']:<5} p50 {v['p50']:7.1f} ms  p90 {v['p90']:7.1f} ms  p99 {v['p99']:7.1f} ms  "
+                f"max {v['max']:7.1f} ms"
+            )
     for p in sorted(tmp.iterdir()):
         p.unlink()
     tmp.rmdir()

@@ -26,8 +26,9 @@ class Served:
 
     def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:
                 return resp.status, json.loads(resp.read())
@@ -51,8 +52,23 @@ def start_server(tmp: Path, *args: str, db: Path | None = None, name: str = "ser
     port_file.unlink(missing_ok=True)
     err = tmp / f"{name}.stderr"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sleuth", "serve", "--port", "0", "--port-file", str(port_file), "--db", str(db), *args],
-        stdout=subprocess.DEVNULL, stderr=open(err, "ab"), cwd=tmp, env={**os.environ, "COLUMNS": "200"},
+        [
+            sys.executable,
+            "-m",
+            "sleuth",
+            "serve",
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--db",
+            str(db),
+            *args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(err, "ab"),  # noqa: SIM115 - the child keeps it
+        cwd=tmp,
+        env={**os.environ, "COLUMNS": "200"},
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

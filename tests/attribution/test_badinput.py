@@ -32,7 +32,9 @@ FILES: dict[str, str | bytes] = {
     "broken.log.gz": b"\x1f\x8b\x08\x00garbage-not-deflate" * 4,
     "badyaml.yaml": "version: 1\nsignatures: [\n",
     "regex.yaml": GOOD_CATALOG.replace("'weka: stale handle'\n", "'weka: (stale'\n"),
-    "fixture.yaml": GOOD_CATALOG.replace("match: ['weka: stale handle on /data']", "match: ['weka stale handle']"),
+    "fixture.yaml": GOOD_CATALOG.replace(
+        "match: ['weka: stale handle on /data']", "match: ['weka stale handle']"
+    ),
     "dup.yaml": GOOD_CATALOG.replace("site.flake", "cuda.oom"),
     "unknown.yaml": GOOD_CATALOG.replace("    role: root\n", "    role: root\n    colour: red\n"),
     "v7.yaml": GOOD_CATALOG.replace("version: 1", "version: 7"),
@@ -108,8 +110,22 @@ CASES: list[tuple[list[str], str | list[str]]] = [
     (["supervise", "--max-restarts", "-1", "--", "true"], "--max-restarts"),
     (["supervise", "--decision-timeout", "0", "--", "true"], "--decision-timeout"),
     (["supervise", "--nodes", "2", "--", "true"], "--service"),
-    (["supervise", "--nodes", "2", "--node-rank", "5", "--service", "http://127.0.0.1:1", "--job-id", "j", "--",
-      "true"], "--node-rank"),
+    (
+        [
+            "supervise",
+            "--nodes",
+            "2",
+            "--node-rank",
+            "5",
+            "--service",
+            "http://127.0.0.1:1",
+            "--job-id",
+            "j",
+            "--",
+            "true",
+        ],
+        "--node-rank",
+    ),
     (["supervise", "--nodes", "2", "--service", "http://127.0.0.1:1", "--", "true"], "--job-id"),
     (["supervise", "--job-id", "bad id!", "--", "true"], "--job-id"),
     (["supervise", "--service", "ftp://x", "--", "true"], "--service"),
@@ -126,7 +142,9 @@ def test_corpus_is_big_enough() -> None:
 
 
 @pytest.mark.parametrize(("args", "mentions"), CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
-def test_bad_input(sleuth: Callable[..., object], files: Path, args: list[str], mentions: str | list[str]) -> None:
+def test_bad_input(
+    sleuth: Callable[..., object], files: Path, args: list[str], mentions: str | list[str]
+) -> None:
     before = tree_state(files)
     res = sleuth(*args, cwd=files)
     assert_usage_error(res.rc, res.stdout, res.stderr, mentions, before=before, after=tree_state(files))

@@ -13,12 +13,23 @@ BENCH = Path(__file__).parents[2] / "bench"
 
 
 def test_evaluation_corpus_confusion_matrix() -> None:
-    out = subprocess.run([sys.executable, str(BENCH / "attribution_eval.py"), "--no-throughput", "--json"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "attribution_eval.py"), "--no-throughput", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)["eval"]
-    print(json.dumps({k: res[k] for k in ("cases", "confusion", "action_accuracy", "root_accuracy",
-                                          "false_stop_rate")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: res[k]
+                for k in ("cases", "confusion", "action_accuracy", "root_accuracy", "false_stop_rate")
+            },
+            indent=1,
+        )
+    )
     assert res["cases"] >= 60
     assert sum(sum(row.values()) for row in res["confusion"].values()) == res["cases"]
     assert res["false_stops"] == 0, res["mismatches"]  # the costly error
@@ -26,8 +37,12 @@ def test_evaluation_corpus_confusion_matrix() -> None:
 
 
 def test_throughput_bench_runs_and_agrees_with_grep() -> None:
-    out = subprocess.run([sys.executable, str(BENCH / "attribution_eval.py"), "--size-mb", "8", "--repeats", "1",
-                          "--json"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "attribution_eval.py"), "--size-mb", "8", "--repeats", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     tp = json.loads(out.stdout)["throughput"]
     assert tp["matching_lines"]["grep"] == tp["matching_lines"]["sleuth"] > 0
@@ -36,8 +51,9 @@ def test_throughput_bench_runs_and_agrees_with_grep() -> None:
 
 @pytest.mark.slow
 def test_serve_load_with_kill_9() -> None:
-    out = subprocess.run([sys.executable, str(BENCH / "serve_load.py"), "--json"], capture_output=True, text=True,
-                         timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "serve_load.py"), "--json"], capture_output=True, text=True, timeout=600
+    )
     res = json.loads(out.stdout)
     print(json.dumps({k: res[k] for k in ("wall_s", "accepted", "lost", "five_xx", "latency_ms")}, indent=1))
     assert out.returncode == 0, out.stderr[-2000:]

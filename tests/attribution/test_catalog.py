@@ -23,7 +23,9 @@ CASES = [(s.id, line, True) for s in CATALOG.signatures for line in s.match] + [
 ]
 
 
-@pytest.mark.parametrize(("sig_id", "line", "must_match"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("sig_id", "line", "must_match"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
+)
 def test_every_fixture_through_the_scanner(sig_id: str, line: str, must_match: bool) -> None:
     # end to end: prefilter + full regex, inside a log with noise around the line
     log = LogInput.memory("rank0.log", f"iteration 1 | loss 2.3\n{line}\niteration 2 | loss 2.2\n")
@@ -44,13 +46,37 @@ def test_required_coverage() -> None:
     for code in (13, 31, 43, 48, 63, 64, 74, 79, 92, 94, 95, 119, 120):
         assert f"nvidia.xid.{code}" in ids
     for needed in (
-        "cuda.oom", "cuda.illegal_address", "cuda.device_assert", "cuda.ecc_uncorrectable", "cuda.launch_failure",
-        "nccl.watchdog_timeout", "nccl.ib_completion_error", "nccl.remote_error", "nccl.warn_previous_error",
-        "torch.store_timeout", "torch.child_failed", "torch.address_in_use", "py.shape_mismatch",
-        "py.state_dict_keys", "py.import_error", "py.permission_denied", "py.file_not_found",
-        "num.loss_nonfinite", "num.grad_nonfinite", "linux.oom_kill", "linux.segfault", "slurm.preempted",
-        "slurm.node_fail", "slurm.time_limit", "slurm.cancelled_by_user", "amd.memory_access_fault",
-        "amd.gpu_reset_begin", "amd.ring_timeout", "amd.ras_uncorrectable", "amd.ras_xgmi", "amd.vm_page_fault",
+        "cuda.oom",
+        "cuda.illegal_address",
+        "cuda.device_assert",
+        "cuda.ecc_uncorrectable",
+        "cuda.launch_failure",
+        "nccl.watchdog_timeout",
+        "nccl.ib_completion_error",
+        "nccl.remote_error",
+        "nccl.warn_previous_error",
+        "torch.store_timeout",
+        "torch.child_failed",
+        "torch.address_in_use",
+        "py.shape_mismatch",
+        "py.state_dict_keys",
+        "py.import_error",
+        "py.permission_denied",
+        "py.file_not_found",
+        "num.loss_nonfinite",
+        "num.grad_nonfinite",
+        "linux.oom_kill",
+        "linux.segfault",
+        "slurm.preempted",
+        "slurm.node_fail",
+        "slurm.time_limit",
+        "slurm.cancelled_by_user",
+        "amd.memory_access_fault",
+        "amd.gpu_reset_begin",
+        "amd.ring_timeout",
+        "amd.ras_uncorrectable",
+        "amd.ras_xgmi",
+        "amd.vm_page_fault",
     ):
         assert needed in ids, needed
 
@@ -85,7 +111,10 @@ def test_builtin_files_validate_against_the_published_schema(tmp_path: Path) -> 
 
 def test_keyword_derivation() -> None:
     assert derive_keywords(r"NVRM: Xid \([^)]*\): 79\b") == ("NVRM: Xid (",)
-    assert set(derive_keywords(r"(?:ModuleNotFoundError|ImportError): ")) == {"ModuleNotFoundError", "ImportError"}
+    assert set(derive_keywords(r"(?:ModuleNotFoundError|ImportError): ")) == {
+        "ModuleNotFoundError",
+        "ImportError",
+    }
     assert derive_keywords(r"\d+ ab") == ()
 
 
@@ -129,7 +158,9 @@ def test_user_catalog_adds_signatures(tmp_path: Path) -> None:
         (("    docs: [https://example.org/runbook]\n", ""), "docs"),
     ],
 )
-def test_bad_user_catalogs_are_refused_with_the_key(tmp_path: Path, edit: tuple[str, str], message: str) -> None:
+def test_bad_user_catalogs_are_refused_with_the_key(
+    tmp_path: Path, edit: tuple[str, str], message: str
+) -> None:
     body = GOOD.replace(*edit)
     assert body != GOOD
     with pytest.raises(ConfigError) as info:
@@ -153,7 +184,10 @@ def test_entry_point_plugin_catalog(tmp_path: Path) -> None:
     env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
         [sys.executable, "-m", "sleuth", "attribute", "--list-signatures", "--json"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     rows = {r["id"]: r for r in json.loads(out.stdout)}

@@ -12,8 +12,10 @@ from typing import Any
 from tests.badinput import assert_no_secret
 
 XID = "2024-05-01T12:00:07Z NVRM: Xid (PCI:0000:3b:00): 79, pid=2231, GPU has fallen off the bus.\n"
-WATCHDOG = ("2024-05-01T12:10:00Z [Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=5, "
-            "OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for 600021 milliseconds before timing out.\n")
+WATCHDOG = (
+    "2024-05-01T12:10:00Z [Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=5, "
+    "OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for 600021 milliseconds before timing out.\n"
+)
 IAM = "RuntimeError: CUDA error: an illegal memory access was encountered\n"
 
 
@@ -50,13 +52,17 @@ def test_history_is_updated_and_stops_a_repeating_root(sleuth: Callable[..., Any
     assert second.rc == 1 and second.json()["decision"]["rule"] == "retry-budget"
     lines = [json.loads(x) for x in hist.read_text().splitlines()]
     assert [(x["cycle"], x["root"], x["action"]) for x in lines] == [
-        (0, "cuda.illegal_address", "RESTART"), (1, "cuda.illegal_address", "STOP")]
+        (0, "cuda.illegal_address", "RESTART"),
+        (1, "cuda.illegal_address", "STOP"),
+    ]
 
 
 def test_config_block_and_flags_over_it(sleuth: Callable[..., Any], tmp_path: Path) -> None:
     (tmp_path / "r.log").write_text(XID)
     analyzer = tmp_path / "analyzer.py"
-    analyzer.write_text("import json,sys; sys.stdin.read(); print(json.dumps({'action':'STOP','reason':'llm says no'}))\n")
+    analyzer.write_text(
+        "import json,sys; sys.stdin.read(); print(json.dumps({'action':'STOP','reason':'llm says no'}))\n"
+    )
     (tmp_path / "c.yaml").write_text(
         "attribution:\n  mode: enforce\n  aggregation: any\n  sources:\n"
         f"    - command: [{json.dumps(sys.executable)}, {json.dumps(str(analyzer))}]\n      name: llm\n"
@@ -69,7 +75,9 @@ def test_config_block_and_flags_over_it(sleuth: Callable[..., Any], tmp_path: Pa
 
 def test_secrets_never_reach_output_or_history(sleuth: Callable[..., Any], tmp_path: Path) -> None:
     token = "hf_" + "SeCrEtToKeN1234567890ab"
-    (tmp_path / "r.log").write_text(f"RuntimeError: CUDA error: an illegal memory access was encountered {token}\n")
+    (tmp_path / "r.log").write_text(
+        f"RuntimeError: CUDA error: an illegal memory access was encountered {token}\n"
+    )
     hist = tmp_path / "h.jsonl"
     res = sleuth("attribute", "r.log", "--history", hist, "--json")
     assert res.rc == 0 and "<redacted>" in res.stdout

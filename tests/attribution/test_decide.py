@@ -21,11 +21,28 @@ from sleuth.attribution.model import (
 POLICY = Policy()
 
 
-def f(sig: str, role: Role = Role.ROOT, cls: SignatureClass = SignatureClass.HARDWARE,
-      action: CatalogAction = CatalogAction.RESTART, *, file: str = "a.log", line: int = 1,
-      ts: float | None = None, rank: int | None = None) -> Finding:
-    return Finding(file=file, line=line, rank=rank, timestamp=ts, signature=sig, cls=cls, role=role,
-                   action=action, text=sig)
+def f(
+    sig: str,
+    role: Role = Role.ROOT,
+    cls: SignatureClass = SignatureClass.HARDWARE,
+    action: CatalogAction = CatalogAction.RESTART,
+    *,
+    file: str = "a.log",
+    line: int = 1,
+    ts: float | None = None,
+    rank: int | None = None,
+) -> Finding:
+    return Finding(
+        file=file,
+        line=line,
+        rank=rank,
+        timestamp=ts,
+        signature=sig,
+        cls=cls,
+        role=role,
+        action=action,
+        text=sig,
+    )
 
 
 def test_cascade_first_in_one_file_is_not_the_root() -> None:
@@ -37,7 +54,9 @@ def test_cascade_first_in_one_file_is_not_the_root() -> None:
 
 
 def test_earliest_root_by_timestamp_else_log_order() -> None:
-    late = f("cuda.oom", cls=SignatureClass.SOFTWARE, action=CatalogAction.STOP, file="a.log", line=1, ts=20.0)
+    late = f(
+        "cuda.oom", cls=SignatureClass.SOFTWARE, action=CatalogAction.STOP, file="a.log", line=1, ts=20.0
+    )
     early = f("nvidia.xid.48", cls=SignatureClass.GPU_MEMORY, file="b.log", line=9, ts=10.0)
     assert choose_root([late, early]) == (early, "timestamp")
     no_ts = f("nvidia.xid.48", file="b.log", line=9)
@@ -73,7 +92,9 @@ def test_restart_once_then_stop_on_recurrence_unless_progress() -> None:
 def test_no_progress_cycles_stop() -> None:
     hw = f("nvidia.xid.79", action=CatalogAction.EXCLUDE_NODE)
     other = f("nvidia.xid.74", cls=SignatureClass.FABRIC)
-    hist = [CycleRecord(cycle=i, root=["a", "b"][i % 2], progress=False, action=Action.RESTART) for i in range(2)]
+    hist = [
+        CycleRecord(cycle=i, root=["a", "b"][i % 2], progress=False, action=Action.RESTART) for i in range(2)
+    ]
     cat = catalog_verdict([hw, other], hist, POLICY, False)
     assert cat.verdict.action is Action.STOP and cat.rule == "no-progress"
     assert catalog_verdict([hw], hist, POLICY, None).verdict.action is Action.RESTART  # unknown progress
@@ -88,7 +109,9 @@ def test_only_cascades_and_nothing() -> None:
 
 
 def test_confirmation_stands_in_only_without_a_root() -> None:
-    conf = f("linux.oom_kill", Role.CONFIRMATION, SignatureClass.INFRASTRUCTURE, CatalogAction.RESTART_ONCE, line=1)
+    conf = f(
+        "linux.oom_kill", Role.CONFIRMATION, SignatureClass.INFRASTRUCTURE, CatalogAction.RESTART_ONCE, line=1
+    )
     root = f("nvidia.xid.79", line=5)
     assert choose_root([conf, root])[0] == root
     assert choose_root([conf])[0] == conf
@@ -141,13 +164,16 @@ verdict = st.builds(
     reason=st.just("r"),
     status=st.sampled_from(list(SourceStatus)),
 )
-aggregation = st.sampled_from(["any", "all", "priority", "quorum:1", "quorum:2", "quorum:3"]).map(Aggregation.parse)
+aggregation = st.sampled_from(["any", "all", "priority", "quorum:1", "quorum:2", "quorum:3"]).map(
+    Aggregation.parse
+)
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(finding, max_size=12), st.lists(record, max_size=6), st.one_of(st.none(), st.booleans()))
-def test_root_is_never_a_cascade_or_diagnostic(findings: list[Finding], history: list[CycleRecord],
-                                               progress: bool | None) -> None:
+def test_root_is_never_a_cascade_or_diagnostic(
+    findings: list[Finding], history: list[CycleRecord], progress: bool | None
+) -> None:
     cat = catalog_verdict(findings, history, POLICY, progress)
     if cat.root is not None:
         assert cat.root.role in (Role.ROOT, Role.CONFIRMATION)
@@ -158,8 +184,9 @@ def test_root_is_never_a_cascade_or_diagnostic(findings: list[Finding], history:
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(finding, max_size=12), st.lists(record, max_size=6), st.one_of(st.none(), st.booleans()))
-def test_stop_only_for_the_listed_reasons(findings: list[Finding], history: list[CycleRecord],
-                                          progress: bool | None) -> None:
+def test_stop_only_for_the_listed_reasons(
+    findings: list[Finding], history: list[CycleRecord], progress: bool | None
+) -> None:
     cat = catalog_verdict(findings, history, POLICY, progress)
     if cat.verdict.action is Action.STOP:
         assert cat.rule in ("deterministic-class", "retry-budget", "no-progress")
@@ -173,15 +200,26 @@ def test_stop_only_for_the_listed_reasons(findings: list[Finding], history: list
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(finding, max_size=8), st.lists(record, max_size=4), st.lists(verdict, max_size=4), aggregation,
-       st.one_of(st.none(), st.booleans()))
-def test_mode_changes_only_the_effective_action(findings: list[Finding], history: list[CycleRecord],
-                                                external: list[SourceVerdict], agg: Aggregation,
-                                                progress: bool | None) -> None:
-    shadow, _ = decide(findings, history, POLICY, progress=progress, external=external, aggregation=agg,
-                       mode=Mode.SHADOW)
-    enforce, _ = decide(findings, history, POLICY, progress=progress, external=external, aggregation=agg,
-                        mode=Mode.ENFORCE)
+@given(
+    st.lists(finding, max_size=8),
+    st.lists(record, max_size=4),
+    st.lists(verdict, max_size=4),
+    aggregation,
+    st.one_of(st.none(), st.booleans()),
+)
+def test_mode_changes_only_the_effective_action(
+    findings: list[Finding],
+    history: list[CycleRecord],
+    external: list[SourceVerdict],
+    agg: Aggregation,
+    progress: bool | None,
+) -> None:
+    shadow, _ = decide(
+        findings, history, POLICY, progress=progress, external=external, aggregation=agg, mode=Mode.SHADOW
+    )
+    enforce, _ = decide(
+        findings, history, POLICY, progress=progress, external=external, aggregation=agg, mode=Mode.ENFORCE
+    )
     assert shadow.action is enforce.action and shadow.decided_by == enforce.decided_by
     assert shadow.effective_action is Action.RESTART
     assert (enforce.effective_action is Action.STOP) == (enforce.action is Action.STOP)

@@ -109,4 +109,6 @@ def test_tail_of_plain_and_gzip(tmp_path: Path) -> None:
     p.write_text(text)
     g.write_bytes(gzip.compress(text.encode()))
     assert LogInput.file(p).tail(100) == LogInput.file(g).tail(100)
-    assert LogInput.file(p).tail(100).endswith("line 4999\n") and LogInput.file(p).tail(100).startswith("line ")
+    assert LogInput.file(p).tail(100).endswith("line 4999\n") and LogInput.file(p).tail(100).startswith(
+        "line "
+    )

@@ -5,15 +5,18 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tests.attribution.conftest import Served
 
 OOM = "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB\n"
 XID = "NVRM: Xid (PCI:0000:3b:00): 79, pid=1, GPU has fallen off the bus.\n"
-WATCHDOG = ("[Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=5, OpType=ALLREDUCE, NumelIn=1, "
-            "NumelOut=1, Timeout(ms)=600000) ran for 600021 milliseconds before timing out.\n")
+WATCHDOG = (
+    "[Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=5, OpType=ALLREDUCE, NumelIn=1, "
+    "NumelOut=1, Timeout(ms)=600000) ran for 600021 milliseconds before timing out.\n"
+)
 
 
 def post(s: Served, job: str, cycle: Any, logs: list[tuple[str, str]], **kw: Any) -> tuple[int, Any]:
@@ -75,8 +78,12 @@ def test_limits_and_malformed_requests(serve: Callable[..., Served]) -> None:
     assert s.call("POST", "/v1/attributions", raw=b"{not json")[0] == 422
     assert post(s, "j", 1, [])[0] == 422
     assert post(s, "bad job id!", 1, [("a", "z")])[0] == 422
-    assert s.call("POST", "/v1/attributions", {"job_id": "j", "cycle_id": 1, "logs": [], "extra": 1})[0] == 422
-    code, body = s.call("POST", "/v1/attributions", {"job_id": "j", "cycle_id": 1, "paths": ["/etc/hostname"]})
+    assert (
+        s.call("POST", "/v1/attributions", {"job_id": "j", "cycle_id": 1, "logs": [], "extra": 1})[0] == 422
+    )
+    code, body = s.call(
+        "POST", "/v1/attributions", {"job_id": "j", "cycle_id": 1, "paths": ["/etc/hostname"]}
+    )
     assert code == 422 and "log-root" in body["detail"]
     assert s.call("GET", "/healthz")[1]["records"] == {}  # nothing was accepted
 
@@ -84,8 +91,17 @@ def test_limits_and_malformed_requests(serve: Callable[..., Served]) -> None:
 def test_kill_9_loses_no_accepted_request(serve: Callable[..., Served], tmp_path: Path) -> None:
     slow = tmp_path / "slow.py"
     slow.write_text("import time, sys; sys.stdin.read(); time.sleep(60)\n")
-    s = serve("--gather", "0", "--workers", "1", "--command-source", f"{sys.executable} {slow}",
-              "--source-timeout", "120", name="first")
+    s = serve(
+        "--gather",
+        "0",
+        "--workers",
+        "1",
+        "--command-source",
+        f"{sys.executable} {slow}",
+        "--source-timeout",
+        "120",
+        name="first",
+    )
     for i in range(5):
         assert post(s, "job", i, [(f"r{i}.log", OOM if i % 2 else XID)])[0] == 202
     time.sleep(0.5)
@@ -111,7 +127,17 @@ def test_history_across_cycles_stops_a_repeating_root(serve: Callable[..., Serve
 def test_secrets_are_scrubbed_before_storage(serve: Callable[..., Served]) -> None:
     s = serve("--gather", "0")
     token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0"
-    post(s, "sj", 0, [("r.log", f"export GITHUB_TOKEN={token}\n{OOM}{token} in the same line as CUDA out of memory. Tried to allocate\n")])
+    post(
+        s,
+        "sj",
+        0,
+        [
+            (
+                "r.log",
+                f"export GITHUB_TOKEN={token}\n{OOM}{token} in the same line as CUDA out of memory. Tried to allocate\n",
+            )
+        ],
+    )
     rec = s.call("GET", "/v1/attributions/sj/0?wait=30")[1]
     assert rec["status"] == "done"
     s.stop()

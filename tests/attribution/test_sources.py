@@ -70,8 +70,12 @@ def test_http_source_answers_and_abstentions(http_source: str) -> None:
     ok = consult_one(SourceSpec(http=f"{http_source}/stop"), EXCERPT, 5)
     assert (ok.action, ok.status, ok.reason) == (Action.STOP, SourceStatus.OK, "LLM: config error")
     assert _Handler.seen[-1]["excerpt"] == "the excerpt"
-    for path, status in (("garbage", SourceStatus.ERROR), ("bad-action", SourceStatus.ERROR),
-                         ("500", SourceStatus.ERROR), ("slow", SourceStatus.TIMEOUT)):
+    for path, status in (
+        ("garbage", SourceStatus.ERROR),
+        ("bad-action", SourceStatus.ERROR),
+        ("500", SourceStatus.ERROR),
+        ("slow", SourceStatus.TIMEOUT),
+    ):
         got = consult_one(SourceSpec(http=f"{http_source}/{path}"), EXCERPT, 1.0)
         assert got.status is status and not got.votes, (path, got)
     refused = consult_one(SourceSpec(http="http://127.0.0.1:9/x"), EXCERPT, 2)

@@ -8,8 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tests.attribution.conftest import Served
 from tests.conftest import wait_dead
@@ -19,15 +20,23 @@ OOM = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB."
 XID = "NVRM: Xid (PCI:0000:3b:00): 79, pid=1, GPU has fallen off the bus."
 
 
-def supervise(tmp: Path, *args: str, timeout: float = 120, log_dir: str = "sup") -> subprocess.CompletedProcess[str]:
+def supervise(
+    tmp: Path, *args: str, timeout: float = 120, log_dir: str = "sup"
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sleuth", "supervise", "--log-dir", str(tmp / log_dir), *args],
-        capture_output=True, text=True, timeout=timeout, cwd=tmp, env={**os.environ, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp,
+        env={**os.environ, "COLUMNS": "200"},
     )
 
 
 def cycles(d: Path) -> list[dict[str, Any]]:
-    return [e for e in map(json.loads, (d / "cycles.jsonl").read_text().splitlines()) if e["event"] == "cycle"]
+    return [
+        e for e in map(json.loads, (d / "cycles.jsonl").read_text().splitlines()) if e["event"] == "cycle"
+    ]
 
 
 def events(d: Path) -> list[dict[str, Any]]:
@@ -36,11 +45,27 @@ def events(d: Path) -> list[dict[str, Any]]:
 
 def test_restarts_until_success_with_cycle_env_and_logs(tmp_path: Path) -> None:
     env_log = tmp_path / "env.jsonl"
-    r = supervise(tmp_path, "--max-restarts", "4", "--", sys.executable, str(W / "cycler.py"), "--until", "2",
-                  "--line", XID, "--env-log", str(env_log))
+    r = supervise(
+        tmp_path,
+        "--max-restarts",
+        "4",
+        "--",
+        sys.executable,
+        str(W / "cycler.py"),
+        "--until",
+        "2",
+        "--line",
+        XID,
+        "--env-log",
+        str(env_log),
+    )
     assert r.returncode == 0, r.stderr
     seen = [json.loads(x) for x in env_log.read_text().splitlines()]
-    assert seen == [{"cycle": 0, "restarts_left": 4}, {"cycle": 1, "restarts_left": 3}, {"cycle": 2, "restarts_left": 2}]
+    assert seen == [
+        {"cycle": 0, "restarts_left": 4},
+        {"cycle": 1, "restarts_left": 3},
+        {"cycle": 2, "restarts_left": 2},
+    ]
     got = cycles(tmp_path / "sup")
     assert [c["outcome"] for c in got] == ["restart", "restart", "done"]
     assert got[0]["attribution"]["root"]["signature"] == "nvidia.xid.79"
@@ -52,7 +77,9 @@ def test_restarts_until_success_with_cycle_env_and_logs(tmp_path: Path) -> None:
 
 
 def test_enforce_stops_on_a_deterministic_failure(tmp_path: Path) -> None:
-    r = supervise(tmp_path, "--mode", "enforce", "--", sys.executable, str(W / "cycler.py"), "--line", OOM, "--rc", "7")
+    r = supervise(
+        tmp_path, "--mode", "enforce", "--", sys.executable, str(W / "cycler.py"), "--line", OOM, "--rc", "7"
+    )
     assert r.returncode == 7, r.stderr
     got = cycles(tmp_path / "sup")
     assert len(got) == 1 and got[0]["outcome"] == "stop" and got[0]["decided_by"] == "catalog"
@@ -70,26 +97,71 @@ def test_shadow_records_stop_and_restarts_until_the_budget(tmp_path: Path) -> No
 
 
 def test_stops_after_cycles_without_progress(tmp_path: Path) -> None:
-    r = supervise(tmp_path, "--max-restarts", "10", "--progress-regex", r"iteration \d+", "--max-no-progress-cycles",
-                  "2", "--", sys.executable, str(W / "cycler.py"), "--line", "Segmentation fault (core dumped)")
+    r = supervise(
+        tmp_path,
+        "--max-restarts",
+        "10",
+        "--progress-regex",
+        r"iteration \d+",
+        "--max-no-progress-cycles",
+        "2",
+        "--",
+        sys.executable,
+        str(W / "cycler.py"),
+        "--line",
+        "Segmentation fault (core dumped)",
+    )
     assert r.returncode == 1
     got = cycles(tmp_path / "sup")
     assert [c["outcome"] for c in got] == ["restart", "stop"] and got[-1]["progress"] is False
     assert "without progress" in got[-1]["reason"]
     # with progress every cycle, the same failure keeps restarting (each retry budget starts over)
-    r = supervise(tmp_path, "--max-restarts", "3", "--progress-regex", r"iteration \d+", "--max-no-progress-cycles",
-                  "2", "--", sys.executable, str(W / "cycler.py"), "--line", XID, "--progress", log_dir="sup2")
+    r = supervise(
+        tmp_path,
+        "--max-restarts",
+        "3",
+        "--progress-regex",
+        r"iteration \d+",
+        "--max-no-progress-cycles",
+        "2",
+        "--",
+        sys.executable,
+        str(W / "cycler.py"),
+        "--line",
+        XID,
+        "--progress",
+        log_dir="sup2",
+    )
     assert [c["outcome"] for c in cycles(tmp_path / "sup2")] == ["restart", "restart", "restart", "stop"]
     assert "restart budget exhausted" in cycles(tmp_path / "sup2")[-1]["reason"]
 
 
 def test_decision_timeout_restarts_and_a_late_stop_is_dropped(tmp_path: Path) -> None:
     slow = tmp_path / "slow.py"
-    slow.write_text("import json, sys, time\nsys.stdin.read()\ntime.sleep(4)\n"
-                    "print(json.dumps({'action': 'STOP', 'reason': 'slow analyzer'}))\n")
-    r = supervise(tmp_path, "--mode", "enforce", "--decision-timeout", "1", "--source-timeout", "30",
-                  "--command-source", f"{sys.executable} {slow}", "--",
-                  sys.executable, str(W / "cycler.py"), "--until", "1", "--line", XID, "--sleep", "8")
+    slow.write_text(
+        "import json, sys, time\nsys.stdin.read()\ntime.sleep(4)\n"
+        "print(json.dumps({'action': 'STOP', 'reason': 'slow analyzer'}))\n"
+    )
+    r = supervise(
+        tmp_path,
+        "--mode",
+        "enforce",
+        "--decision-timeout",
+        "1",
+        "--source-timeout",
+        "30",
+        "--command-source",
+        f"{sys.executable} {slow}",
+        "--",
+        sys.executable,
+        str(W / "cycler.py"),
+        "--until",
+        "1",
+        "--line",
+        XID,
+        "--sleep",
+        "8",
+    )
     assert r.returncode == 0, r.stderr
     evs = events(tmp_path / "sup")
     got = [e for e in evs if e["event"] == "cycle"]
@@ -103,9 +175,23 @@ def test_decision_timeout_restarts_and_a_late_stop_is_dropped(tmp_path: Path) ->
 def _forwarding(tmp_path: Path, sig: int) -> None:
     pid_file, got_file = tmp_path / "pid", tmp_path / "got"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sleuth", "supervise", "--log-dir", str(tmp_path / "sup"), "--",
-         sys.executable, str(W / "sleeper.py"), str(pid_file), str(got_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "sleuth",
+            "supervise",
+            "--log-dir",
+            str(tmp_path / "sup"),
+            "--",
+            sys.executable,
+            str(W / "sleeper.py"),
+            str(pid_file),
+            str(got_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while not pid_file.exists() and time.monotonic() < deadline:
@@ -129,12 +215,24 @@ def test_sigint_is_forwarded_to_the_workload(tmp_path: Path) -> None:
 
 
 def test_service_unreachable_means_the_safe_default(tmp_path: Path) -> None:
-    r = supervise(tmp_path, "--service", "http://127.0.0.1:9", "--decision-timeout", "2", "--",
-                  sys.executable, str(W / "cycler.py"), "--until", "1", "--line", OOM)
+    r = supervise(
+        tmp_path,
+        "--service",
+        "http://127.0.0.1:9",
+        "--decision-timeout",
+        "2",
+        "--",
+        sys.executable,
+        str(W / "cycler.py"),
+        "--until",
+        "1",
+        "--line",
+        OOM,
+    )
     assert r.returncode == 0, r.stderr
     evs = events(tmp_path / "sup")
     assert any(e["event"] == "note" and "unreachable at trigger time" in e["text"] for e in evs)
-    first = [e for e in evs if e["event"] == "cycle"][0]
+    first = next(e for e in evs if e["event"] == "cycle")
     assert first["outcome"] == "restart" and "unreachable at read time" in first["reason"]
 
 
@@ -142,13 +240,41 @@ def test_four_nodes_follow_the_leader(tmp_path: Path, serve: Callable[..., Serve
     s = serve("--gather", "1")
     procs = []
     for rank in range(4):
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "sleuth", "supervise", "--nodes", "4", "--node-rank", str(rank),
-             "--service", s.url, "--job-id", "job4", "--mode", "enforce", "--max-restarts", "10",
-             "--decision-timeout", "20", "--log-dir", str(tmp_path / f"node{rank}"), "--",
-             sys.executable, str(W / "node_job.py"), str(rank), "4"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "sleuth",
+                    "supervise",
+                    "--nodes",
+                    "4",
+                    "--node-rank",
+                    str(rank),
+                    "--service",
+                    s.url,
+                    "--job-id",
+                    "job4",
+                    "--mode",
+                    "enforce",
+                    "--max-restarts",
+                    "10",
+                    "--decision-timeout",
+                    "20",
+                    "--log-dir",
+                    str(tmp_path / f"node{rank}"),
+                    "--",
+                    sys.executable,
+                    str(W / "node_job.py"),
+                    str(rank),
+                    "4",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=tmp_path,
+            )
+        )
     results = [p.communicate(timeout=240) for p in procs]
     outcomes = []
     for rank, p in enumerate(procs):

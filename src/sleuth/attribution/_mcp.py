@@ -22,15 +22,18 @@ __all__ = ["call_tool"]
 @asynccontextmanager
 async def _stdio_streams(command: str) -> AsyncIterator[tuple[Any, Any]]:
     import anyio
-    import mcp.types as types
+    from mcp import types
     from mcp.shared.message import SessionMessage
 
     from sleuth.runner import spawn_group
 
     argv = shlex.split(command)
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "TMPDIR")}
+    env = {
+        k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "TMPDIR")
+    }
     group = spawn_group(argv, env=env, pipes=True)
-    assert group.stdin is not None and group.stdout is not None
+    assert group.stdin is not None
+    assert group.stdout is not None
     stdin, stdout = group.stdin, group.stdout
     read_send, read_recv = anyio.create_memory_object_stream[Any](16)
     write_send, write_recv = anyio.create_memory_object_stream[Any](16)

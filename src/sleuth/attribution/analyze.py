@@ -39,7 +39,9 @@ class Report:
     def record(self, cycle: int) -> CycleRecord:
         """This attribution as a history record."""
         return CycleRecord(
-            cycle=cycle, root=self.root.signature if self.root else None, progress=self.progress,
+            cycle=cycle,
+            root=self.root.signature if self.root else None,
+            progress=self.progress,
             action=self.decision.action,
         )
 
@@ -78,7 +80,7 @@ class Attributor:
         progress: bool | None = None,
         secrets: tuple[str, ...] = (),
     ) -> Report:
-        """Scan, consult the sources, decide.  ``progress`` (when known from elsewhere) wins over the regex."""
+        """Scan, consult the sources, decide; a known ``progress`` wins over the progress regex."""
         s = self.settings
         scan = self.scan(logs)
         findings = [replace(f, text=scrub_text(f.text, secrets)) for f in scan.findings]
@@ -89,16 +91,26 @@ class Attributor:
         verdicts: list[SourceVerdict] = []
         if s.sources:
             excerpt = build_excerpt(
-                logs, findings, cat.root,
-                {"action": cat.verdict.action.value, "reason": cat.verdict.reason},
-                s.excerpt_bytes, secrets,
+                logs,
+                findings,
+                cat.root,
+                catalog={"action": cat.verdict.action.value, "reason": cat.verdict.reason},
+                limit=s.excerpt_bytes,
+                secrets=secrets,
             )
             verdicts = consult_all(s.sources, excerpt, s.source_timeout)
             decision, cat = decide(
-                findings, history, s.policy, progress=seen_progress, external=verdicts,
-                aggregation=s.aggregation, mode=s.mode,
+                findings,
+                history,
+                s.policy,
+                progress=seen_progress,
+                external=verdicts,
+                aggregation=s.aggregation,
+                mode=s.mode,
             )
-        return _report(decision, cat, findings, verdicts, seen_progress, scan, len(self.catalog))
+        return _report(
+            decision, cat, findings, verdicts, progress=seen_progress, scan=scan, signatures=len(self.catalog)
+        )
 
 
 def _report(
@@ -106,6 +118,7 @@ def _report(
     cat: CatalogVerdict,
     findings: list[Finding],
     verdicts: list[SourceVerdict],
+    *,
     progress: bool | None,
     scan: ScanResult,
     signatures: int,

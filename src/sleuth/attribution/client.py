@@ -64,7 +64,11 @@ class ServiceClient:
     ) -> Any:
         """POST the logs of one node for (job, cycle); the record."""
         body = {
-            "job_id": job_id, "cycle_id": cycle_id, "node": node, "nodes": nodes, "progress": progress,
+            "job_id": job_id,
+            "cycle_id": cycle_id,
+            "node": node,
+            "nodes": nodes,
+            "progress": progress,
             "logs": [{"name": n, "text": t} for n, t in logs],
         }
         return self._call("POST", "/v1/attributions", body)
@@ -72,10 +76,14 @@ class ServiceClient:
     def get(self, job_id: str, cycle_id: str, wait_s: float = 0.0) -> Any:
         """The record (None when the service has none), after waiting up to ``wait_s`` for its decision."""
         return self._call(
-            "GET", f"/v1/attributions/{self._key(job_id, cycle_id)}?wait={wait_s:g}", timeout_s=wait_s + self.timeout_s
+            "GET",
+            f"/v1/attributions/{self._key(job_id, cycle_id)}?wait={wait_s:g}",
+            timeout_s=wait_s + self.timeout_s,
         )
 
-    def put_outcome(self, job_id: str, cycle_id: str, action: str, decided_by: str, reason: str, node: str) -> Any:
+    def put_outcome(
+        self, job_id: str, cycle_id: str, *, action: str, decided_by: str, reason: str, node: str
+    ) -> Any:
         """Record the leader's outcome; the stored one (which may be an earlier one)."""
         body = {"action": action, "decided_by": decided_by[:200], "reason": reason[:2000], "node": node}
         return self._call("PUT", f"/v1/attributions/{self._key(job_id, cycle_id)}/outcome", body)

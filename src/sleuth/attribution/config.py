@@ -41,7 +41,9 @@ class SourceSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     http: str | None = Field(default=None, description="URL that receives the excerpt (POST JSON)")
-    command: str | list[str] | None = Field(default=None, description="argv (or a shell-like string) fed the excerpt")
+    command: str | list[str] | None = Field(
+        default=None, description="argv (or a shell-like string) fed the excerpt"
+    )
     mcp: str | None = Field(default=None, description="MCP server: a command (stdio) or an http(s) URL")
     tool: str = Field(default="attribute", description="the MCP tool to call")
     name: str | None = Field(default=None, description="name shown in the output (default: kind and target)")
@@ -87,7 +89,9 @@ class PolicyBlock(BaseModel):
     deterministic_classes: list[SignatureClass] = Field(
         default_factory=lambda: [SignatureClass.SOFTWARE, SignatureClass.USER]
     )
-    budgets: dict[CatalogAction, int] = Field(default_factory=dict, description="same-root retries per action")
+    budgets: dict[CatalogAction, int] = Field(
+        default_factory=dict, description="same-root retries per action"
+    )
     max_no_progress_cycles: int = Field(default=3, ge=0, le=1000)
 
     @field_validator("budgets")
@@ -116,7 +120,9 @@ class AttributionBlock(BaseModel):
     mode: Mode = Mode.SHADOW
     aggregation: str = "any"
     source_timeout: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=3600)
-    catalogs: list[str] = Field(default_factory=list, description="extra catalog files (relative to this file)")
+    catalogs: list[str] = Field(
+        default_factory=list, description="extra catalog files (relative to this file)"
+    )
     progress_regex: str | None = None
     history: str | None = Field(default=None, description="history file (relative to this file)")
     policy: PolicyBlock = Field(default_factory=PolicyBlock)
@@ -189,7 +195,9 @@ def load_settings(path: Path | None) -> Settings:
         raise ConfigError(f"{path}: is a directory, not a config file")
     data = load_data_file(path)
     if not isinstance(data, dict) or "attribution" not in data:
-        raise ConfigError(f"{path}: no `attribution:` block", hint="put the settings under a top-level attribution: key")
+        raise ConfigError(
+            f"{path}: no `attribution:` block", hint="put the settings under a top-level attribution: key"
+        )
     try:
         block = _File.model_validate(data).attribution
     except ValidationError as exc:
@@ -229,5 +237,3 @@ def config_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "sleuth attribution settings (the attribution: block)"
     return schema
-
-

@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 CATALOG_SOURCE = "catalog"
+_ANY = Aggregation("any")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,7 +54,9 @@ class Policy:
     """When the catalog recommends STOP."""
 
     #: classes whose STOP action is trusted at once (a restart repeats them)
-    deterministic_classes: frozenset[SignatureClass] = frozenset({SignatureClass.SOFTWARE, SignatureClass.USER})
+    deterministic_classes: frozenset[SignatureClass] = frozenset(
+        {SignatureClass.SOFTWARE, SignatureClass.USER}
+    )
     #: same-root retries allowed per catalog action, counted over cycles without progress
     budgets: Mapping[CatalogAction, int] = field(
         default_factory=lambda: {
@@ -88,7 +91,12 @@ class CycleRecord:
 
     def to_json(self) -> dict[str, Any]:
         """One history line."""
-        return {"cycle": self.cycle, "root": self.root, "progress": self.progress, "action": self.action.value}
+        return {
+            "cycle": self.cycle,
+            "root": self.root,
+            "progress": self.progress,
+            "action": self.action.value,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CycleRecord:
@@ -174,7 +182,9 @@ def catalog_verdict(
     if root is None:
         cascades = [f for f in findings if f.role is Role.CASCADE]
         if limit and stalled >= limit:
-            return out(Action.STOP, f"{stalled} cycles in a row without progress (limit {limit})", "no-progress")
+            return out(
+                Action.STOP, f"{stalled} cycles in a row without progress (limit {limit})", "no-progress"
+            )
         if cascades:
             first = cascades[0]
             return out(
@@ -203,7 +213,9 @@ def catalog_verdict(
             **kw,
         )
     if limit and stalled >= limit:
-        return out(Action.STOP, f"{stalled} cycles in a row without progress (limit {limit})", "no-progress", **kw)
+        return out(
+            Action.STOP, f"{stalled} cycles in a row without progress (limit {limit})", "no-progress", **kw
+        )
     advice: tuple[str, ...] = ()
     if root.action is CatalogAction.EXCLUDE_NODE:
         who = f"rank {root.rank}" if root.rank is not None else root.file
@@ -258,7 +270,7 @@ def decide(
     *,
     progress: bool | None = None,
     external: Sequence[SourceVerdict] = (),
-    aggregation: Aggregation = Aggregation("any"),
+    aggregation: Aggregation = _ANY,
     mode: Mode = Mode.SHADOW,
 ) -> tuple[Decision, CatalogVerdict]:
     """The whole decision: the catalog's verdict, the sources' verdicts aggregated, the mode applied.

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sleuth.attribution.signatures import Catalog, Signature
 from sleuth.attribution.logs import LogInput, parse_rank_prefix, parse_timestamp, rank_from_name
 from sleuth.attribution.model import Finding
+from sleuth.attribution.signatures import Catalog, Signature
 
 try:  # RE2: linear-time alternation over many keywords; optional (Python's re is the fallback)
     import re2 as _re2
@@ -78,7 +78,9 @@ class Matcher:
         self.catalog = catalog
         self.signatures: Sequence[Signature] = catalog.signatures
         self._prefilter = _compile_prefilter(_prefilter_source(self.signatures))
-        self._progress = re.compile(progress.pattern.encode(), progress.flags & re.IGNORECASE) if progress else None
+        self._progress = (
+            re.compile(progress.pattern.encode(), progress.flags & re.IGNORECASE) if progress else None
+        )
         self._max = max_findings
         self._cased = [(k, s) for s in self.signatures if not s.ignore_case for k in s.keywords]
         self._folded = [(k.lower(), s) for s in self.signatures if s.ignore_case for k in s.keywords]

@@ -145,7 +145,13 @@ class _BodyLimit:
 
     async def _reject(self, send: Any) -> None:
         body = f'{{"detail": "request body larger than {self.limit} bytes"}}'.encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -179,7 +185,8 @@ class _Worker:
         """Seconds until the record may be analysed (0: now)."""
         if len(rec["posted_nodes"]) >= rec["nodes"]:
             return 0.0
-        return max(0.0, rec["created"] + self.config.gather_s - time.time())
+        created: float = rec["created"]
+        return max(0.0, created + self.config.gather_s - time.time())
 
     def _loop(self) -> None:
         while True:
@@ -206,7 +213,9 @@ class _Worker:
             history = [
                 CycleRecord(
                     cycle=i,
-                    root=(h["result"] or {}).get("root", {}).get("signature") if (h["result"] or {}).get("root") else None,
+                    root=(h["result"] or {}).get("root", {}).get("signature")
+                    if (h["result"] or {}).get("root")
+                    else None,
                     progress=h["progress"],
                     action=Action((h["result"] or {}).get("decision", {}).get("action", "UNKNOWN")),
                 )
@@ -241,7 +250,9 @@ def _public(rec: dict[str, Any]) -> dict[str, Any]:
 
 def _read_paths(paths: list[str], roots: tuple[Path, ...], max_bytes: int) -> list[tuple[str, str]]:
     if not roots:
-        raise HTTPException(422, "paths are not accepted by this service (start it with --log-root DIR); send logs")
+        raise HTTPException(
+            422, "paths are not accepted by this service (start it with --log-root DIR); send logs"
+        )
     out = []
     for p in paths:
         path = Path(p).resolve()
@@ -284,22 +295,30 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
         if not req.logs and not req.paths:
             raise HTTPException(422, "give logs: [{name, text}] or paths: [...]")
         if len(req.logs) + len(req.paths) > config.max_logs:
-            raise HTTPException(422, f"{len(req.logs) + len(req.paths)} logs: at most {config.max_logs} per request")
+            raise HTTPException(
+                422, f"{len(req.logs) + len(req.paths)} logs: at most {config.max_logs} per request"
+            )
         for item in req.logs:
             if len(item.text.encode("utf-8", "replace")) > config.max_log_bytes:
                 raise HTTPException(413, f"log {item.name}: larger than {config.max_log_bytes} bytes")
             if "\x00" in item.text[:65536]:
                 raise HTTPException(422, f"log {item.name}: contains NUL bytes (binary?)")
         texts = [(i.name, scrub_text(i.text)) for i in req.logs]
-        texts += [(n, scrub_text(t)) for n, t in _read_paths(req.paths, config.log_roots, config.max_log_bytes)] if (
-            req.paths
-        ) else []
-        rec, created = store.submit(req.job_id, req.cycle_id, req.node, req.nodes, req.progress, texts)
+        texts += (
+            [(n, scrub_text(t)) for n, t in _read_paths(req.paths, config.log_roots, config.max_log_bytes)]
+            if (req.paths)
+            else []
+        )
+        rec, created = store.submit(
+            req.job_id, req.cycle_id, node=req.node, nodes=req.nodes, progress=req.progress, texts=texts
+        )
         if created or rec["status"] == PENDING:
             worker.queue.put((req.job_id, req.cycle_id))
         return {**_public(rec), "deduplicated": not created}
 
-    async def _wait_for(job_id: str, cycle_id: str, wait: float, ready: Callable[[dict[str, Any]], bool]) -> Any:
+    async def _wait_for(
+        job_id: str, cycle_id: str, wait: float, ready: Callable[[dict[str, Any]], bool]
+    ) -> Any:
         deadline = time.monotonic() + min(max(wait, 0.0), config.max_wait_s)
         while True:
             rec = store.get(job_id, cycle_id)
@@ -320,11 +339,15 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
         if stored is None:
             raise HTTPException(404, f"no attribution for job {job_id} cycle {cycle_id}")
         if not now and stored.get("action") != req.action:
-            return JSONResponse(status_code=409, content={"detail": "outcome already recorded", "outcome": stored})
+            return JSONResponse(
+                status_code=409, content={"detail": "outcome already recorded", "outcome": stored}
+            )
         return {"outcome": stored, "recorded": now}
 
     @app.get("/v1/attributions/{job_id}/{cycle_id}/outcome")
-    async def get_outcome(job_id: str, cycle_id: str, wait: float = Query(0.0, ge=0, le=3600)) -> dict[str, Any]:
+    async def get_outcome(
+        job_id: str, cycle_id: str, wait: float = Query(0.0, ge=0, le=3600)
+    ) -> dict[str, Any]:
         rec = await _wait_for(job_id, cycle_id, wait, lambda r: r["outcome"] is not None)
         return {"outcome": rec["outcome"]}
 

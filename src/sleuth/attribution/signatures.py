@@ -16,7 +16,7 @@ prefilter of :mod:`sleuth.attribution.match`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -148,7 +148,7 @@ def _best(options: list[tuple[str, ...]]) -> tuple[str, ...]:
 
 
 def derive_keywords(regex: str) -> tuple[str, ...]:
-    """Literals one of which every match of ``regex`` contains (each 3+ characters); () when there are none."""
+    """Literals one of which every match of ``regex`` contains (3+ characters each); () if none."""
     from re import _parser  # type: ignore[attr-defined]
 
     return tuple(dict.fromkeys(_best(_options(_parser.parse(regex)))))
@@ -192,7 +192,7 @@ def _compile(entry: SignatureEntry, where: str) -> Signature:
         description=" ".join(entry.description.split()),
         docs=tuple(entry.docs),
         inferred=entry.inferred,
-        source=where.split(": signatures[")[0],
+        source=where.split(": signatures[", maxsplit=1)[0],
         match=tuple(entry.match),
         no_match=tuple(entry.no_match),
     )
@@ -224,7 +224,9 @@ class Catalog:
 def _builtin_files() -> list[tuple[str, str]]:
     root = resources.files("sleuth.attribution").joinpath("catalog")
     return sorted(
-        (f"built-in {p.name}", p.read_text(encoding="utf-8")) for p in root.iterdir() if p.name.endswith(".yaml")
+        (f"built-in {p.name}", p.read_text(encoding="utf-8"))
+        for p in root.iterdir()
+        if p.name.endswith(".yaml")
     )
 
 

@@ -55,6 +55,7 @@ def build_excerpt(
     logs: Sequence[LogInput],
     findings: Sequence[Finding],
     root: Finding | None,
+    *,
     catalog: dict[str, str],
     limit: int,
     secrets: tuple[str, ...] = (),
@@ -144,7 +145,9 @@ def consult_one(spec: SourceSpec, excerpt: Excerpt, default_timeout_s: float) ->
     )
 
 
-def consult_all(specs: Sequence[SourceSpec], excerpt: Excerpt, default_timeout_s: float) -> list[SourceVerdict]:
+def consult_all(
+    specs: Sequence[SourceSpec], excerpt: Excerpt, default_timeout_s: float
+) -> list[SourceVerdict]:
     """Every source at once, in daemon threads; the verdicts in the order of ``specs``.
 
     A source still running after its timeout (plus a second of grace) is reported as timed out

@@ -105,7 +105,9 @@ class Store:
         """One record, or None."""
         with self.engine.connect() as c:
             r = c.execute(
-                select(attributions).where(attributions.c.job_id == job_id, attributions.c.cycle_id == cycle_id)
+                select(attributions).where(
+                    attributions.c.job_id == job_id, attributions.c.cycle_id == cycle_id
+                )
             ).first()
         return _row(r) if r is not None else None
 
@@ -113,6 +115,7 @@ class Store:
         self,
         job_id: str,
         cycle_id: str,
+        *,
         node: str,
         nodes: int,
         progress: bool | None,
@@ -126,17 +129,31 @@ class Store:
         now = time.time()
         with self._lock, self.engine.begin() as c:
             r = c.execute(
-                select(attributions).where(attributions.c.job_id == job_id, attributions.c.cycle_id == cycle_id)
+                select(attributions).where(
+                    attributions.c.job_id == job_id, attributions.c.cycle_id == cycle_id
+                )
             ).first()
             created = r is None
             if created:
                 c.execute(
                     insert(attributions).values(
-                        job_id=job_id, cycle_id=cycle_id, status=PENDING, created=now, updated=now, nodes=nodes,
-                        progress=None if progress is None else int(progress), posted_nodes="[]", late_nodes="[]",
+                        job_id=job_id,
+                        cycle_id=cycle_id,
+                        status=PENDING,
+                        created=now,
+                        updated=now,
+                        nodes=nodes,
+                        progress=None if progress is None else int(progress),
+                        posted_nodes="[]",
+                        late_nodes="[]",
                     )
                 )
-                rec: dict[str, Any] = {"status": PENDING, "posted_nodes": [], "late_nodes": [], "progress": progress}
+                rec: dict[str, Any] = {
+                    "status": PENDING,
+                    "posted_nodes": [],
+                    "late_nodes": [],
+                    "progress": progress,
+                }
             else:
                 rec = _row(r)
             if node in rec["posted_nodes"] or node in rec["late_nodes"]:
@@ -145,9 +162,15 @@ class Store:
                 if texts:
                     c.execute(
                         insert(logs),
-                        [{"job_id": job_id, "cycle_id": cycle_id, "node": node, "name": n, "text": t} for n, t in texts],
+                        [
+                            {"job_id": job_id, "cycle_id": cycle_id, "node": node, "name": n, "text": t}
+                            for n, t in texts
+                        ],
                     )
-                values: dict[str, Any] = {"posted_nodes": json.dumps([*rec["posted_nodes"], node]), "updated": now}
+                values: dict[str, Any] = {
+                    "posted_nodes": json.dumps([*rec["posted_nodes"], node]),
+                    "updated": now,
+                }
                 if rec["progress"] is None and progress is not None:
                     values["progress"] = int(progress)
                 elif progress is True:  # any node that advanced means the job advanced
@@ -203,8 +226,10 @@ class Store:
             )
             c.execute(delete(logs).where(logs.c.job_id == job_id, logs.c.cycle_id == cycle_id))
 
-    def set_outcome(self, job_id: str, cycle_id: str, outcome: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
-        """Record the leader's outcome once; ``(stored outcome, stored now)``; (None, False) without a record."""
+    def set_outcome(
+        self, job_id: str, cycle_id: str, outcome: dict[str, Any]
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """Record the leader's outcome once: ``(stored outcome, stored now)``, (None, False) if no record."""
         with self._lock, self.engine.begin() as c:
             r = c.execute(
                 select(attributions.c.outcome).where(
@@ -251,5 +276,7 @@ class Store:
         from sqlalchemy import func
 
         with self.engine.connect() as c:
-            rows = c.execute(select(attributions.c.status, func.count()).group_by(attributions.c.status)).all()
+            rows = c.execute(
+                select(attributions.c.status, func.count()).group_by(attributions.c.status)
+            ).all()
         return {r[0]: int(r[1]) for r in rows}

@@ -203,14 +203,20 @@ class Supervisor:
         """Start the attribution without waiting for it."""
         if self.c.attributor is not None:
             attributor, history = self.c.attributor, list(self.history)
-            return _Pending(lambda: attributor.attribute([LogInput.file(log)], history=history, progress=progress))
+            return _Pending(
+                lambda: attributor.attribute([LogInput.file(log)], history=history, progress=progress)
+            )
         if self.client is not None:
             text = scrub_text(LogInput.file(log).tail(SERVICE_LOG_BYTES))
             name = f"node{self.c.node_rank}/cycle-{cycle:03d}.log"
             try:
                 self.client.submit(
-                    self.c.job_id, str(cycle), [(name, text)], progress=progress,
-                    node=str(self.c.node_rank), nodes=self.c.nodes,
+                    self.c.job_id,
+                    str(cycle),
+                    [(name, text)],
+                    progress=progress,
+                    node=str(self.c.node_rank),
+                    nodes=self.c.nodes,
                 )
             except ServiceUnavailable as exc:
                 self.note(f"cycle {cycle}: service unreachable at trigger time ({exc}); going on")
@@ -259,8 +265,14 @@ class Supervisor:
                         action = (rec.get("decision") or {}).get("action")
             if action is not None:
                 self._append(
-                    {"event": "late_decision", "cycle": cycle, "action": action, "dropped": True,
-                     "t": round(time.time(), 3), "why": "the cycle had already been restarted"}
+                    {
+                        "event": "late_decision",
+                        "cycle": cycle,
+                        "action": action,
+                        "dropped": True,
+                        "t": round(time.time(), 3),
+                        "why": "the cycle had already been restarted",
+                    }
                 )
 
         threading.Thread(target=wait_late, name=f"sleuth-late-{cycle}", daemon=True).start()
@@ -308,9 +320,14 @@ class Supervisor:
         deadline = time.monotonic() + self.c.decision_timeout + self.c.follow_margin_s
         while time.monotonic() < deadline:
             try:
-                got = self.client.get_outcome(self.c.job_id, str(cycle), wait_s=min(5.0, self.c.decision_timeout))
+                got = self.client.get_outcome(
+                    self.c.job_id, str(cycle), wait_s=min(5.0, self.c.decision_timeout)
+                )
             except ServiceUnavailable as exc:
-                out.reason, out.decided_by = f"service unreachable at read time ({exc}): RESTART (safe default)", "default"
+                out.reason, out.decided_by = (
+                    f"service unreachable at read time ({exc}): RESTART (safe default)",
+                    "default",
+                )
                 return out
             if got is not None:
                 out.outcome = "stop" if got.get("action") == "STOP" else "restart"
@@ -326,18 +343,31 @@ class Supervisor:
             return
         action = "STOP" if out.outcome == "stop" else "RESTART"
         try:
-            stored = self.client.put_outcome(self.c.job_id, str(cycle), action, out.decided_by, out.reason,
-                                             str(self.c.node_rank))
+            stored = self.client.put_outcome(
+                self.c.job_id,
+                str(cycle),
+                action=action,
+                decided_by=out.decided_by,
+                reason=out.reason,
+                node=str(self.c.node_rank),
+            )
         except ServiceUnavailable as exc:
             self.note(f"cycle {cycle}: could not record the outcome on the service ({exc})")
             return
         if stored is None:
             # no node's logs reached the service: create the record so followers can read the outcome
             try:
-                self.client.submit(self.c.job_id, str(cycle), [("none", "")], node=str(self.c.node_rank),
-                                   nodes=self.c.nodes)
-                self.client.put_outcome(self.c.job_id, str(cycle), action, out.decided_by, out.reason,
-                                        str(self.c.node_rank))
+                self.client.submit(
+                    self.c.job_id, str(cycle), [("none", "")], node=str(self.c.node_rank), nodes=self.c.nodes
+                )
+                self.client.put_outcome(
+                    self.c.job_id,
+                    str(cycle),
+                    action=action,
+                    decided_by=out.decided_by,
+                    reason=out.reason,
+                    node=str(self.c.node_rank),
+                )
             except ServiceUnavailable as exc:
                 self.note(f"cycle {cycle}: could not record the outcome on the service ({exc})")
 
@@ -364,11 +394,23 @@ class Supervisor:
             progress = self._saw_progress(log)
             base: dict[str, Any] = {"rc": rc, "signal": sig, "started": started, "progress": progress}
             if self._signalled is not None:
-                out = CycleOutcome(cycle=cycle, rc=rc, signal=sig, failed_here=rc != 0, outcome="signalled",
-                                   reason=f"supervisor got signal {self._signalled}; forwarded to the workload")
+                out = CycleOutcome(
+                    cycle=cycle,
+                    rc=rc,
+                    signal=sig,
+                    failed_here=rc != 0,
+                    outcome="signalled",
+                    reason=f"supervisor got signal {self._signalled}; forwarded to the workload",
+                )
             elif rc == 0 and not interrupted:
-                out = CycleOutcome(cycle=cycle, rc=0, signal=None, failed_here=False, outcome="done",
-                                   reason="the workload succeeded")
+                out = CycleOutcome(
+                    cycle=cycle,
+                    rc=0,
+                    signal=None,
+                    failed_here=False,
+                    outcome="done",
+                    reason="the workload succeeded",
+                )
             else:
                 pending = self._trigger(cycle, log, progress)
                 if self.c.restart_delay > 0:
@@ -382,9 +424,18 @@ class Supervisor:
                 out.failed_here = not interrupted
             out.progress, out.started, out.ended = progress, started, time.time()
             self._append(
-                {**base, "event": "cycle", "cycle": cycle, "log": str(log), "ended": out.ended,
-                 "failed_here": out.failed_here, "outcome": out.outcome, "reason": out.reason,
-                 "decided_by": out.decided_by, "attribution": _brief(out.attribution)}
+                {
+                    **base,
+                    "event": "cycle",
+                    "cycle": cycle,
+                    "log": str(log),
+                    "ended": out.ended,
+                    "failed_here": out.failed_here,
+                    "outcome": out.outcome,
+                    "reason": out.reason,
+                    "decided_by": out.decided_by,
+                    "attribution": _brief(out.attribution),
+                }
             )
             if on_cycle is not None:
                 on_cycle(out)

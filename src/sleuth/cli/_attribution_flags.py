@@ -28,38 +28,66 @@ def attribution_options(*, mode_default_help: str = "shadow") -> Callable[[F], F
     def apply(func: F) -> F:
         options = [
             click.option(
-                "--config", "config", type=click.Path(path_type=Path), metavar="FILE",
+                "--config",
+                "config",
+                type=click.Path(path_type=Path),
+                metavar="FILE",
                 help="YAML/JSON file with an attribution: block (flags win over it).",
             ),
             click.option(
-                "--catalog", "catalogs", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+                "--catalog",
+                "catalogs",
+                multiple=True,
+                type=click.Path(path_type=Path),
+                metavar="FILE",
                 help="An extra signature catalog file. Repeatable.",
             ),
             click.option(
-                "--mode", type=click.Choice([m.value for m in Mode]), default=None,
-                help=f"shadow: record STOP, restart anyway; enforce: act on STOP (default {mode_default_help}).",
+                "--mode",
+                type=click.Choice([m.value for m in Mode]),
+                default=None,
+                help="shadow: record a STOP, restart anyway; enforce: act on it"
+                f" (default {mode_default_help}).",
             ),
-            click.option("--progress-regex", metavar="RE", help="A line that shows progress (iteration, checkpoint)."),
             click.option(
-                "--max-no-progress-cycles", type=int, default=None, metavar="N",
+                "--progress-regex", metavar="RE", help="A line that shows progress (iteration, checkpoint)."
+            ),
+            click.option(
+                "--max-no-progress-cycles",
+                type=int,
+                default=None,
+                metavar="N",
                 help="STOP after N cycles in a row without progress (0: never; default 3).",
             ),
-            click.option("--http-source", multiple=True, metavar="URL", help="POST the excerpt here. Repeatable."),
             click.option(
-                "--command-source", multiple=True, metavar="CMD",
+                "--http-source", multiple=True, metavar="URL", help="POST the excerpt here. Repeatable."
+            ),
+            click.option(
+                "--command-source",
+                multiple=True,
+                metavar="CMD",
                 help="Run CMD with the excerpt on stdin, JSON verdict on stdout. Repeatable.",
             ),
             click.option(
-                "--mcp-source", multiple=True, metavar="CMD|URL",
+                "--mcp-source",
+                multiple=True,
+                metavar="CMD|URL",
                 help="An MCP server (stdio command or http URL) whose tool gives a verdict. Repeatable.",
             ),
-            click.option("--mcp-tool", default=None, metavar="NAME", help="The MCP tool to call (default attribute)."),
             click.option(
-                "--source-timeout", type=float, default=None, metavar="S",
+                "--mcp-tool", default=None, metavar="NAME", help="The MCP tool to call (default attribute)."
+            ),
+            click.option(
+                "--source-timeout",
+                type=float,
+                default=None,
+                metavar="S",
                 help="Seconds each source may take; a late source abstains (default 30).",
             ),
             click.option(
-                "--aggregation", default=None, metavar="any|all|quorum:K|priority",
+                "--aggregation",
+                default=None,
+                metavar="any|all|quorum:K|priority",
                 help="How source verdicts combine (default any: STOP if any source says STOP).",
             ),
         ]
@@ -75,7 +103,9 @@ def _sources(kw: dict[str, Any]) -> tuple[SourceSpec, ...]:
     tool = kw.get("mcp_tool") or "attribute"
     for url in kw.get("http_source") or ():
         if not re.match(r"^https?://[^\s/]+", url):
-            raise UsageError(f"--http-source {url!r}: not an http(s) URL", hint="e.g. http://127.0.0.1:9000/verdict")
+            raise UsageError(
+                f"--http-source {url!r}: not an http(s) URL", hint="e.g. http://127.0.0.1:9000/verdict"
+            )
         specs.append(SourceSpec(http=url))
     for cmd in kw.get("command_source") or ():
         if not cmd.strip():

@@ -44,7 +44,8 @@ def _render(report: Any) -> None:
     d = report.decision
     style = _STYLE.get(d.action.value, "")
     con.print(
-        f"[{style}]{d.action.value}[/] (effective: [{_STYLE[d.effective_action.value]}]{d.effective_action.value}[/],"
+        f"[{style}]{d.action.value}[/] (effective: "
+        f"[{_STYLE[d.effective_action.value]}]{d.effective_action.value}[/],"
         f" mode {d.mode.value}) decided by {d.decided_by}",
         markup=True,
     )
@@ -67,7 +68,10 @@ def _render(report: Any) -> None:
     if len(report.sources) > 1:
         con.print("  sources:", markup=False)
         for v in report.sources:
-            con.print(f"    {v.name:<30} {v.action.value:<8} {v.status.value:<8} {v.seconds:.2f}s {v.reason}", markup=False)
+            con.print(
+                f"    {v.name:<30} {v.action.value:<8} {v.status.value:<8} {v.seconds:.2f}s {v.reason}",
+                markup=False,
+            )
     if report.progress is not None:
         con.print(f"  progress this cycle: {'yes' if report.progress else 'no'}", markup=False)
 
@@ -76,7 +80,9 @@ def _render(report: Any) -> None:
 @click.argument("logs", nargs=-1, type=click.Path(path_type=Path))
 @attribution_options(mode_default_help="shadow")
 @click.option(
-    "--history", type=click.Path(path_type=Path), metavar="FILE",
+    "--history",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
     help="History of earlier cycles (read, then this cycle is appended).",
 )
 @click.option("--list-signatures", is_flag=True, help="List the catalog's signatures and exit.")

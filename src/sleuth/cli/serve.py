@@ -30,19 +30,30 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default)."
+)
 @click.option("--port", type=int, default=8642, show_default=True, help="Port (0: any free port).")
 @click.option(
-    "--db", type=click.Path(path_type=Path), default=Path("sleuth-attribution.db"), show_default=True,
+    "--db",
+    type=click.Path(path_type=Path),
+    default=Path("sleuth-attribution.db"),
+    show_default=True,
     help="SQLite file that keeps every accepted request.",
 )
-@click.option("--port-file", type=click.Path(path_type=Path), help="Write the bound port here once listening.")
+@click.option(
+    "--port-file", type=click.Path(path_type=Path), help="Write the bound port here once listening."
+)
 @click.option("--max-body-mb", type=float, default=32.0, show_default=True, help="Largest request body.")
 @click.option("--max-logs", type=int, default=64, show_default=True, help="Most logs per request.")
 @click.option("--max-log-mb", type=float, default=16.0, show_default=True, help="Largest single log.")
-@click.option("--gather", type=float, default=2.0, show_default=True, help="Seconds to wait for other nodes' logs.")
+@click.option(
+    "--gather", type=float, default=2.0, show_default=True, help="Seconds to wait for other nodes' logs."
+)
 @click.option("--workers", type=int, default=2, show_default=True, help="Analyses at a time.")
-@click.option("--log-root", "log_roots", multiple=True, type=click.Path(path_type=Path), help="Allow `paths` under DIR.")
+@click.option(
+    "--log-root", "log_roots", multiple=True, type=click.Path(path_type=Path), help="Allow `paths` under DIR."
+)
 @attribution_options(mode_default_help="shadow")
 def command(**kw: Any) -> int:
     """Serve attributions over HTTP: POST /v1/attributions, GET /v1/attributions/{job}/{cycle}?wait=S."""
@@ -92,7 +103,8 @@ def command(**kw: Any) -> int:
     app = wrap_limits(build_app(config, attributor), config)
     click.echo(
         f"sleuth serve: listening on http://{host}:{port} (db {db}, mode {settings.mode.value}, "
-        f"{len(attributor.catalog)} signatures)" + ("" if loopback else " -- NOT loopback: reachable from the network"),
+        f"{len(attributor.catalog)} signatures)"
+        + ("" if loopback else " -- NOT loopback: reachable from the network"),
         err=True,
     )
     if kw["port_file"]:

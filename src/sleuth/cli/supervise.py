@@ -55,16 +55,33 @@ def _is_url(v: str | None) -> bool:
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "allow_interspersed_args": False})
 @click.option("--max-restarts", type=int, default=3, show_default=True, help="Restarts allowed in all.")
 @click.option(
-    "--attribution", metavar="FILE|URL",
+    "--attribution",
+    metavar="FILE|URL",
     help="A file with an attribution: block (local analysis) or a sleuth serve URL.",
 )
-@click.option("--decision-timeout", type=float, default=60.0, show_default=True,
-              help="Seconds to wait for a decision; none in time means RESTART.")
-@click.option("--restart-delay", type=float, default=0.0, show_default=True,
-              help="Seconds spent preparing a restart (overlaps the analysis).")
-@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where cycle logs and cycles.jsonl go (default ./sleuth-supervise/<job-id or 'job'>).")
-@click.option("--nodes", type=int, default=1, show_default=True, help="Nodes of the job (each runs a supervisor).")
+@click.option(
+    "--decision-timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for a decision; none in time means RESTART.",
+)
+@click.option(
+    "--restart-delay",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds spent preparing a restart (overlaps the analysis).",
+)
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where cycle logs and cycles.jsonl go (default ./sleuth-supervise/<job-id or 'job'>).",
+)
+@click.option(
+    "--nodes", type=int, default=1, show_default=True, help="Nodes of the job (each runs a supervisor)."
+)
 @click.option("--node-rank", type=int, default=0, show_default=True, help="This node's rank.")
 @click.option("--service", metavar="URL", help="The attribution service the nodes share.")
 @click.option("--job-id", default=None, help="The job's id on the service (same on every node).")

@@ -21,7 +21,9 @@ a = p.parse_args()
 cycle = int(os.environ["SLEUTH_CYCLE"])
 if a.env_log:
     with open(a.env_log, "a") as fh:
-        fh.write(json.dumps({"cycle": cycle, "restarts_left": int(os.environ["SLEUTH_RESTARTS_LEFT"])}) + "\n")
+        fh.write(
+            json.dumps({"cycle": cycle, "restarts_left": int(os.environ["SLEUTH_RESTARTS_LEFT"])}) + "\n"
+        )
 print(f"cycle {cycle} starting", flush=True)
 if a.progress:
     print(f"iteration {cycle * 10} | lm loss 2.0", flush=True)

@@ -11,7 +11,7 @@ cycle = int(os.environ["SLEUTH_CYCLE"])
 print(f"node {rank} cycle {cycle} restarts_left {os.environ['SLEUTH_RESTARTS_LEFT']}", flush=True)
 if cycle % nodes == rank:
     time.sleep(0.3)
-    now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    now = datetime.datetime.now(datetime.UTC).isoformat()
     print(f"{now} NVRM: Xid (PCI:0000:3b:00): 79, pid={os.getpid()}, GPU has fallen off the bus.", flush=True)
     sys.exit(1)
 time.sleep(120)
