@@ -109,25 +109,56 @@ def print_eval(res: dict[str, Any]) -> None:
 # --- throughput --------------------------------------------------------------------------------
 
 
+_CLASS_ESC = {"d": "0-9", "s": "[:space:]", "w": "[:alnum:]_", "n": "", "t": "\t"}
+_ESC = {"d": "[0-9]", "n": ""}
+
+
+def _bracket(regex: str, i: int) -> tuple[str, int]:
+    """A Python character class starting at ``regex[i] == '['`` as an ERE bracket expression."""
+    j = i + 1
+    negate = regex.startswith("^", j)
+    j += negate
+    items: list[str] = []
+    close = False
+    while j < len(regex) and not (regex[j] == "]" and (items or close)):
+        if regex[j] == "\\" and j + 1 < len(regex):
+            nxt = regex[j + 1]
+            if nxt == "]":
+                close = True
+            else:
+                items.append(_CLASS_ESC.get(nxt, nxt))
+            j += 2
+            continue
+        if regex[j] == "]":
+            close = True
+        else:
+            items.append(regex[j])
+        j += 1
+    body = ("]" if close else "") + "".join(items)
+    if negate and not body:
+        return ".", j + 1  # [^\n]: any character of a line
+    return "[" + ("^" if negate else "") + body + "]", j + 1
+
+
 def to_ere(regex: str, ignore_case: bool) -> str:
     """A Python regex of the catalog as POSIX ERE for GNU grep (case folded by [aA] classes)."""
-    out, i, in_class = [], 0, False
+    out, i = [], 0
     while i < len(regex):
         ch = regex[i]
         if ch == "\\" and i + 1 < len(regex):
             nxt = regex[i + 1]
-            out.append({"d": "[0-9]"}.get(nxt, "\\" + nxt) if not in_class or nxt != "d" else "0-9")
+            out.append(_ESC.get(nxt, "\\" + nxt))
             i += 2
             continue
-        if ch == "[" and not in_class:
-            in_class = True
-        elif ch == "]" and in_class:
-            in_class = False
-        elif regex.startswith("(?:", i) and not in_class:
+        if ch == "[":
+            part, i = _bracket(regex, i)
+            out.append(part)
+            continue
+        if regex.startswith("(?:", i):
             out.append("(")
             i += 3
             continue
-        elif regex.startswith("(?!", i) and not in_class:
+        if regex.startswith("(?!", i):
             # ERE has no lookahead: drop it (grep then matches a superset of those lines)
             depth, j = 1, i + 3
             while j < len(regex) and depth:
@@ -135,9 +166,7 @@ def to_ere(regex: str, ignore_case: bool) -> str:
                 j += 1
             i = j
             continue
-        elif ignore_case and ch.isalpha() and not in_class:
-            ch = f"[{ch.lower()}{ch.upper()}]"
-        out.append(ch)
+        out.append(f"[{ch.lower()}{ch.upper()}]" if ignore_case and ch.isalpha() else ch)
         i += 1
     return "".join(out)
 
