@@ -35,25 +35,69 @@ def engine_name() -> str:
     return "re2" if _re2 is not None else "re"
 
 
-def _prefilter_source(signatures: Iterable[Signature]) -> str:
+def _keywords(signatures: Iterable[Signature], *, fold_all: bool) -> str:
     parts: dict[str, None] = {}
     for s in signatures:
         for k in s.keywords:
-            parts[f"(?i:{re.escape(k)})" if s.ignore_case else re.escape(k)] = None
+            if fold_all:
+                parts[re.escape(k.lower())] = None
+            else:
+                parts[f"(?i:{re.escape(k)})" if s.ignore_case else re.escape(k)] = None
     # longest first: an alternation tries its branches in order
     return "|".join(sorted(parts, key=len, reverse=True))
 
 
-def _compile_prefilter(source: str) -> Any:
-    data = source.encode()
-    if _re2 is not None:
-        opts = _re2.Options()
-        opts.max_mem = 64 << 20
-        try:
-            return _re2.compile(data, opts)
-        except Exception:  # an RE2 limit: fall back to re, which always works
-            pass
-    return re.compile(data)
+def _trie(words: Sequence[bytes]) -> bytes:
+    """One regex for a set of literals with common prefixes factored out (``re`` tries far fewer
+    branches per position than with a flat alternation)."""
+    root: dict[int, Any] = {}
+    for w in words:
+        node = root
+        for b in w:
+            node = node.setdefault(b, {})
+        node[-1] = {}  # end of a word
+
+    def emit(node: dict[int, Any]) -> bytes:
+        if -1 in node:  # a shorter word is a prefix of longer ones: the shorter one suffices
+            return b""
+        alts = [re.escape(bytes([b])) + emit(child) for b, child in sorted(node.items())]
+        return alts[0] if len(alts) == 1 else b"(?:" + b"|".join(alts) + b")"
+
+    return emit(root)
+
+
+class _Prefilter:
+    """``search(chunk, pos)`` finds the next keyword hit in a byte chunk.
+
+    On RE2 one alternation (with case-insensitive groups) runs as a DFA.  Python's ``re`` is slow
+    on case-insensitive alternations, so the fallback lowers each chunk once (ASCII, same length)
+    and searches lower-cased keywords case-sensitively: a few extra candidate lines, which the
+    full regexes then reject.
+    """
+
+    def __init__(self, signatures: Sequence[Signature]) -> None:
+        self.folded = True
+        self._chunk: bytes | None = None
+        self._lower = b""
+        if _re2 is not None:
+            opts = _re2.Options()
+            opts.max_mem = 64 << 20
+            try:
+                self._pattern: Any = _re2.compile(_keywords(signatures, fold_all=False).encode(), opts)
+                self.folded = False
+                return
+            except Exception:  # an RE2 limit: fall back to re, which always works
+                pass
+        words = sorted({k.lower().encode() for sig in signatures for k in sig.keywords})
+        self._pattern = re.compile(_trie(words))
+
+    def search(self, chunk: bytes, pos: int) -> Any:
+        """The next hit at or after ``pos`` (its ``start()``/``end()`` index ``chunk``), or None."""
+        if not self.folded:
+            return self._pattern.search(chunk, pos)
+        if chunk is not self._chunk:
+            self._chunk, self._lower = chunk, chunk.lower()
+        return self._pattern.search(self._lower, pos)
 
 
 @dataclass(slots=True)
@@ -77,7 +121,7 @@ class Matcher:
     ) -> None:
         self.catalog = catalog
         self.signatures: Sequence[Signature] = catalog.signatures
-        self._prefilter = _compile_prefilter(_prefilter_source(self.signatures))
+        self._prefilter = _Prefilter(self.signatures)
         self._progress = (
             re.compile(progress.pattern.encode(), progress.flags & re.IGNORECASE) if progress else None
         )
