@@ -9,13 +9,14 @@ secrets were scrubbed before they reached the source.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
 from mcp.server.mcpserver import MCPServer
 
 server = MCPServer("sleuth-test-analyzer")
-seen = sys.argv[1] if len(sys.argv) > 1 else ""
+seen = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] != "-" else ""
 delay = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
 
 
@@ -38,4 +39,8 @@ def broken(excerpt: str) -> str:
 
 
 if __name__ == "__main__":
-    server.run("stdio")
+    port = os.environ.get("SLEUTH_TEST_MCP_PORT")
+    if port:  # the streamable-HTTP transport, on loopback
+        server.run("streamable-http", host="127.0.0.1", port=int(port))
+    else:
+        server.run("stdio")

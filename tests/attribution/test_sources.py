@@ -112,6 +112,37 @@ def test_mcp_source_over_stdio(tmp_path: Path) -> None:
     assert slow.status is SourceStatus.TIMEOUT and slow.seconds < 15
 
 
+def test_mcp_source_over_streamable_http(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path / "mcp.log"
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "mcp_server.py"), "-"],
+        env={**os.environ, "SLEUTH_TEST_MCP_PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "wb"),  # noqa: SIM115 - the child keeps it
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        got = consult_one(
+            SourceSpec(mcp=f"http://127.0.0.1:{port}/mcp"), Excerpt("HIP out of memory", None, [], {}), 60
+        )
+        assert (got.action, got.status) == (Action.STOP, SourceStatus.OK), (got, log.read_text()[-2000:])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_sources_run_concurrently_each_with_its_timeout(http_source: str) -> None:
     specs = [SourceSpec(http=f"{http_source}/slow", timeout=1.0), SourceSpec(http=f"{http_source}/restart")]
     t0 = time.monotonic()
