@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -29,7 +30,17 @@ from sleuth.errors import InfrastructureError
 from sleuth.model import MetricValue, SeriesSummary, TrialResult, TrialSpec
 from sleuth.scan import fd_tail, metrics_from_files, read_metrics_json
 
-__all__ = ["ToolResult", "cancel", "kill_all", "reap_orphans", "reset_cancel", "run_tool", "run_trial"]
+__all__ = [
+    "ProcessGroup",
+    "ToolResult",
+    "cancel",
+    "kill_all",
+    "reap_orphans",
+    "reset_cancel",
+    "run_tool",
+    "run_trial",
+    "spawn_group",
+]
 
 _HOST = socket.gethostname()
 _OUT_FLAGS = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
@@ -413,3 +424,86 @@ def run_tool(
         wall_s=time.monotonic() - t0,
         timed_out=timed_out,
     )
+
+
+class ProcessGroup:
+    """A long-lived child in its own process group, from :func:`spawn_group`.
+
+    ``wait``/``poll`` reap the leader; ``signal`` reaches the whole group (forwarding a Ctrl-C or a
+    SIGTERM); ``terminate`` stops the group SIGTERM then SIGKILL; ``kill_group`` SIGKILLs what is left.
+    With ``pipes=True``, ``stdin``/``stdout`` are the child's pipes (binary).
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self._proc = proc
+        self.pid = proc.pid
+        self.stdin = proc.stdin
+        self.stdout = proc.stdout
+
+    def poll(self) -> int | None:
+        """The leader's return code (negative: killed by that signal), or None while it runs."""
+        return self._proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait up to ``timeout`` seconds for the leader; its return code, or None when it still runs."""
+        try:
+            return self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to every process of the group (gone processes are ignored)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def terminate(self, grace_s: float = 5.0) -> int:
+        """SIGTERM the group, SIGKILL it after ``grace_s``; the leader's return code."""
+        _stop(self._proc, None, grace_s)
+        self.kill_group()
+        return self._proc.returncode
+
+    def kill_group(self) -> None:
+        """SIGKILL stragglers (grandchildren) still in the group; forget the child."""
+        if reaper.group_alive(self.pid):
+            self.signal(signal.SIGKILL)
+        _forget(self.pid)
+        for pipe in (self._proc.stdin, self._proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+
+
+def spawn_group(
+    argv: Sequence[str],
+    *,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    output: Path | None = None,
+    pipes: bool = False,
+) -> ProcessGroup:
+    """Start ``argv`` in its own process group and return at once (``sleuth supervise``, MCP servers).
+
+    stdout and stderr go, interleaved, to ``output`` (appended) or, with ``pipes``, stdout to a pipe
+    and stderr to ``output`` (or /dev/null); stdin is a pipe with ``pipes``, else /dev/null.  The
+    child counts as running for :func:`kill_all` until ``terminate``/``kill_group`` is called.
+    Raises ``InfrastructureError`` when it cannot start.
+    """
+    out = open(output, "ab") if output is not None else None  # noqa: SIM115 - closed below
+    try:
+        proc, _ = _spawn(
+            argv,
+            None,
+            5.0,
+            stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if pipes else (out if out is not None else subprocess.DEVNULL),
+            stderr=out if out is not None else subprocess.DEVNULL,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            close_fds=True,
+        )
+    except OSError as exc:
+        raise InfrastructureError(_spawn_error(argv, str(cwd) if cwd else None, exc)) from exc
+    finally:
+        if out is not None:
+            out.close()  # the child holds its own descriptor
+    return ProcessGroup(proc)

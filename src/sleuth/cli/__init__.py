@@ -27,6 +27,9 @@ VERBS: dict[str, tuple[str, str]] = {
     "schema": ("sleuth.cli.schema", "Print the JSON Schema of a config file."),
     "mitigations": ("sleuth.cli.mitigations", "List the known mitigations and where they come from."),
     "environments": ("sleuth.cli.environments", "List the known environment kinds."),
+    "attribute": ("sleuth.cli.attribute", "Which failure ended a job, and should it restart (RESTART/STOP)."),
+    "serve": ("sleuth.cli.serve", "Run the HTTP attribution service for launchers on many nodes."),
+    "supervise": ("sleuth.cli.supervise", "Run a workload, attribute each failure, restart or stop."),
 }
 
 

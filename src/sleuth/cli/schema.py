@@ -16,6 +16,11 @@ __all__ = ["SCHEMAS", "command"]
 SCHEMAS: dict[str, tuple[str, str]] = {
     "matrix": ("sleuth.matrix.recipe:recipe_schema", "a sleuth matrix recipe (--recipe)"),
     "mitigations": ("sleuth.registry:sidecar_schema", "a mitigations/environments file (--mitigations-file)"),
+    "attribution": (
+        "sleuth.attribution.config:config_schema",
+        "a file with an attribution: block (--config)",
+    ),
+    "catalog": ("sleuth.attribution.signatures:catalog_schema", "a signature catalog file (--catalog)"),
 }
 
 

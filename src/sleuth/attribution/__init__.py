@@ -1,0 +1,9 @@
+"""Failure attribution: which failure ended a job, and whether restarting it can help.
+
+``catalog`` (versioned signature data), ``match`` (scanning logs), ``decide`` (the pure decision),
+``sources`` (HTTP, command and MCP analyzers beside the catalog), ``analyze`` (one attribution
+end to end), ``service`` + ``store`` (the HTTP attribution service), ``supervise`` (restarting a
+workload on the decision).
+"""
+
+from __future__ import annotations

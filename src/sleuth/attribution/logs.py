@@ -1,0 +1,214 @@
+"""Reading logs for attribution: plain or gzip files, or texts given in memory; ranks and timestamps.
+
+A log is read in chunks that end at a newline, so memory stays at a few MiB whatever its size.
+Before anything is scanned, each log's head (its first 64 KiB, decompressed) is checked: a NUL
+byte means a binary file, bytes that are not UTF-8 mean another encoding; both are refused with a
+one-line ``UsageError`` naming the file.  Further on, a stray invalid byte is replaced, not fatal
+(a 500 MB log is not refused for one byte in its middle).
+
+Ranks come from a line's prefix (``[rank3]:``, ``[default3]:``, ``3: `` as ``srun -l`` writes it,
+``[1,3]<stderr>:`` from ``mpirun --tag-output``) or, for a one-file-per-rank layout, from the file
+name (``rank3.log``, ``worker_rank-3.txt``).  Timestamps are read where a line carries a wall-clock
+time (ISO 8601, ``2024-05-01 12:00:00,123``, syslog ``Oct  7 12:58:23``); dmesg's seconds since
+boot are not wall-clock times and are ignored.
+"""
+
+from __future__ import annotations
+
+import calendar
+import gzip
+import re
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sleuth.errors import UsageError
+
+__all__ = ["HEAD_BYTES", "LogInput", "parse_rank_prefix", "parse_timestamp", "rank_from_name"]
+
+HEAD_BYTES = 64 * 1024
+CHUNK = 4 * 1024 * 1024
+#: a single line longer than this is cut into pieces (a binary blob in a log must not blow memory)
+MAX_LINE = 1024 * 1024
+
+_PREFIX_RE = re.compile(r"^(?:\[(?:rank|default)(\d+)\]:\s?|(\d{1,6}): |\[\d+,(\d+)\]<std(?:out|err)>:\s?)")
+_INLINE_RANK_RE = re.compile(r"\[(?:rank|default|Rank )(\d+)\]:?")
+_NAME_RANK_RE = re.compile(r"rank[_-]?(\d+)", re.IGNORECASE)
+_ISO_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?(?![\d])"
+)
+_SYSLOG_RE = re.compile(
+    r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(\d{1,2}) (\d{2}):(\d{2}):(\d{2})\b"
+)
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], start=1
+    )
+}
+
+
+def parse_rank_prefix(line: str) -> tuple[int | None, str]:
+    """``(rank, line without its rank prefix)``; ``(None, line)`` when the line has none."""
+    m = _PREFIX_RE.match(line)
+    if not m:
+        inline = _INLINE_RANK_RE.search(line, 0, 120)  # after a timestamp: "<time> [rank3]: ..."
+        return (int(inline.group(1)), line) if inline else (None, line)
+    digits = m.group(1) or m.group(2) or m.group(3)
+    return int(digits), line[m.end() :]
+
+
+def rank_from_name(name: str) -> int | None:
+    """The rank a one-file-per-rank log's name carries (``rank3.log`` -> 3), or None."""
+    m = _NAME_RANK_RE.search(Path(name).name)
+    return int(m.group(1)) if m else None
+
+
+def parse_timestamp(line: str) -> float | None:
+    """Seconds since the epoch of the first wall-clock time in ``line`` (naive times read as UTC), or None."""
+    m = _ISO_RE.search(line)
+    if m:
+        y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
+        if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 61):
+            return None
+        frac = float("0." + m.group(7)) if m.group(7) else 0.0
+        t = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) + frac
+        tz = m.group(8)
+        if tz and tz != "Z":
+            sign = 1 if tz[0] == "+" else -1
+            digits = tz[1:].replace(":", "")
+            t -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+        return t
+    m = _SYSLOG_RE.match(line)
+    if m:
+        # syslog has no year: this year, which orders lines of one job correctly
+        year = time.gmtime().tm_year
+        mon = _MONTHS[m.group(1)]
+        d, h, mi, s = (int(m.group(i)) for i in range(2, 6))
+        return float(calendar.timegm((year, mon, d, h, mi, s, 0, 0, 0)))
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class LogInput:
+    """One log to attribute: a file on disk (plain or gzip) or a text held in memory."""
+
+    name: str
+    path: Path | None = None
+    text: str | None = None
+
+    @classmethod
+    def file(cls, path: Path) -> LogInput:
+        """A log file named by its path."""
+        return cls(str(path), path=path)
+
+    @classmethod
+    def memory(cls, name: str, text: str) -> LogInput:
+        """A log given as text (the service's ``logs: [{name, text}]``)."""
+        return cls(name, text=text)
+
+    def _raw_chunks(self) -> Iterator[bytes]:
+        if self.text is not None:
+            data = self.text.encode("utf-8", "replace")
+            for i in range(0, len(data), CHUNK):
+                yield data[i : i + CHUNK]
+            return
+        assert self.path is not None
+        with open(self.path, "rb") as fh:
+            magic = fh.read(2)
+            fh.seek(0)
+            if magic == b"\x1f\x8b":
+                with gzip.GzipFile(fileobj=fh) as gz:
+                    while block := gz.read(CHUNK):
+                        yield block
+            else:
+                while block := fh.read(CHUNK):
+                    yield block
+
+    def check(self) -> None:
+        """Refuse a missing, unreadable, binary or non-UTF-8 log with a one-line ``UsageError``."""
+        if self.text is not None:
+            if "\x00" in self.text[:HEAD_BYTES]:
+                raise UsageError(f"log {self.name}: contains NUL bytes (a binary file?)")
+            return
+        assert self.path is not None
+        p = self.path
+        if not p.exists():
+            raise UsageError(f"log {p}: not found", hint="check the path")
+        if p.is_dir():
+            raise UsageError(f"log {p}: is a directory, not a log file")
+        head = b""
+        try:
+            for block in self._raw_chunks():
+                head += block
+                if len(head) >= HEAD_BYTES:
+                    break
+        except PermissionError:
+            raise UsageError(f"log {p}: cannot read: permission denied") from None
+        except (OSError, EOFError, zlib.error) as exc:
+            if isinstance(exc, gzip.BadGzipFile | EOFError | zlib.error):
+                raise UsageError(f"log {p}: not a valid gzip file ({exc})") from None
+            raise UsageError(f"log {p}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+        head = head[:HEAD_BYTES]
+        if b"\x00" in head:
+            raise UsageError(f"log {p}: contains NUL bytes (a binary file, not a text log)")
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:  # a multibyte character cut by the 64 KiB boundary is fine
+                raise UsageError(
+                    f"log {p}: not UTF-8 text (invalid byte at offset {exc.start})",
+                    hint="convert it first, e.g. iconv -f latin1 -t utf-8",
+                ) from None
+
+    def chunks(self) -> Iterator[bytes]:
+        """The log's bytes in chunks that end at a newline (the last one may not)."""
+        carry = b""
+        for block in self._raw_chunks():
+            data = carry + block
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                if len(data) > MAX_LINE:
+                    yield data + b"\n"
+                    carry = b""
+                else:
+                    carry = data
+                continue
+            yield data[: cut + 1]
+            carry = data[cut + 1 :]
+        if carry:
+            yield carry
+
+    def size_hint(self) -> int:
+        """Bytes on disk (or in memory), for progress and limits."""
+        if self.text is not None:
+            return len(self.text)
+        assert self.path is not None
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
+    def tail(self, nbytes: int) -> str:
+        """The last ``nbytes`` of the (decompressed) log as text, starting at a line boundary."""
+        if self.text is not None:
+            data = self.text.encode("utf-8", "replace")[-nbytes:]
+        else:
+            assert self.path is not None
+            with open(self.path, "rb") as fh:
+                gz = fh.read(2) == b"\x1f\x8b"
+                if not gz:
+                    size = fh.seek(0, 2)
+                    fh.seek(max(0, size - nbytes))
+                    data = fh.read()
+            if gz:
+                buf = b""
+                for block in self._raw_chunks():
+                    buf = (buf + block)[-nbytes:]
+                data = buf
+        nl = data.find(b"\n")
+        if 0 <= nl < len(data) - 1 and len(data) >= nbytes:
+            data = data[nl + 1 :]
+        return data.decode("utf-8", "replace")

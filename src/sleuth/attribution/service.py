@@ -1,0 +1,359 @@
+"""The HTTP attribution service (FastAPI): accept logs from many nodes, analyse in the background.
+
+* ``POST /v1/attributions`` ``{job_id, cycle_id, logs: [{name, text}] | paths: [...], progress, node,
+  nodes}`` answers 202 once the request is committed to SQLite; the same (job_id, cycle_id) posted
+  again returns the existing record (a node that already posted is not stored twice).  The
+  analysis starts when ``nodes`` distinct nodes have posted or ``gather_s`` after the first post.
+* ``GET /v1/attributions/{job_id}/{cycle_id}?wait=S``: the record (``status`` pending, running,
+  done or error, with the report when done) after waiting at most S seconds for it to finish.
+* ``PUT/GET /v1/attributions/{job_id}/{cycle_id}/outcome``: the leader's recorded outcome (written
+  once; a different second write is 409).
+* ``GET /healthz``; OpenAPI at ``/openapi.json``.
+
+Limits: a body over ``max_body`` bytes is 413, more than ``max_logs`` logs is 422, one log over
+``max_log_bytes`` is 413, a malformed body 422, each with a message.  ``paths`` are read only under
+the ``log_roots`` the service was started with (422 otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sleuth.attribution.analyze import Attributor
+from sleuth.attribution.decide import CycleRecord
+from sleuth.attribution.logs import LogInput
+from sleuth.attribution.model import Action
+from sleuth.attribution.store import DONE, ERROR, PENDING, Store
+from sleuth.errors import SleuthError
+from sleuth.secrets import scrub_text
+
+__all__ = ["ServiceConfig", "build_app"]
+
+log = logging.getLogger("sleuth.serve")
+_KEY = r"^[A-Za-z0-9_.:-]{1,128}$"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceConfig:
+    """Limits and behaviour of one service."""
+
+    db: Path
+    max_body: int = 32 * 1024 * 1024
+    max_logs: int = 64
+    max_log_bytes: int = 16 * 1024 * 1024
+    max_wait_s: float = 120.0
+    gather_s: float = 2.0
+    workers: int = 2
+    log_roots: tuple[Path, ...] = ()
+
+
+class LogText(BaseModel):
+    """One log sent inline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=256)
+    text: str
+
+
+class AttributionRequest(BaseModel):
+    """``POST /v1/attributions``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str = Field(pattern=_KEY)
+    cycle_id: str = Field(pattern=_KEY)
+    logs: list[LogText] = Field(default_factory=list)
+    paths: list[str] = Field(default_factory=list)
+    progress: bool | None = None
+    node: str = Field(default="0", pattern=_KEY)
+    nodes: int = Field(default=1, ge=1, le=100_000)
+
+    @field_validator("cycle_id", mode="before")
+    @classmethod
+    def _cycle_str(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+class OutcomeRequest(BaseModel):
+    """``PUT .../outcome``: what the leader decided for the cycle."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["RESTART", "STOP"]
+    decided_by: str = Field(default="", max_length=200)
+    reason: str = Field(default="", max_length=2000)
+    node: str = Field(default="0", pattern=_KEY)
+
+
+class _BodyLimit:
+    """ASGI middleware: 413 for a body over ``limit`` bytes, by Content-Length or as it streams in."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await self._drain(receive, int(length))
+            await self._reject(send)
+            return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            msg = await receive()
+            if msg.get("type") == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return msg
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._drain(receive, 4 * self.limit)
+            await self._reject(send)
+
+    async def _drain(self, receive: Callable[[], Awaitable[Any]], cap: int) -> None:
+        """Read (and drop) the rest of the body, so the client reads our 413 instead of a reset."""
+        seen = 0
+        while seen <= 4 * self.limit and seen <= cap:
+            msg = await receive()
+            if msg.get("type") != "http.request":
+                return
+            seen += len(msg.get("body", b""))
+            if not msg.get("more_body"):
+                return
+
+    async def _reject(self, send: Any) -> None:
+        body = f'{{"detail": "request body larger than {self.limit} bytes"}}'.encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Worker:
+    """Background analysis: a queue of (job, cycle) keys and a few threads."""
+
+    def __init__(self, store: Store, attributor: Attributor, config: ServiceConfig) -> None:
+        self.store, self.attributor, self.config = store, attributor, config
+        self.queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self.done = threading.Condition()
+        self.threads = [
+            threading.Thread(target=self._loop, name=f"sleuth-serve-{i}", daemon=True)
+            for i in range(config.workers)
+        ]
+
+    def start(self) -> None:
+        for key in self.store.unfinished():  # accepted before a crash: analyse them now
+            self.queue.put(key)
+        for t in self.threads:
+            t.start()
+
+    def stop(self) -> None:
+        for _ in self.threads:
+            self.queue.put(None)
+
+    def _ready(self, rec: dict[str, Any]) -> float:
+        """Seconds until the record may be analysed (0: now)."""
+        if len(rec["posted_nodes"]) >= rec["nodes"]:
+            return 0.0
+        created: float = rec["created"]
+        return max(0.0, created + self.config.gather_s - time.time())
+
+    def _loop(self) -> None:
+        while True:
+            key = self.queue.get()
+            if key is None:
+                return
+            rec = self.store.get(*key)
+            if rec is None or rec["status"] not in (PENDING, "running"):
+                continue
+            wait = self._ready(rec)
+            if wait > 0:
+                time.sleep(min(wait, 0.2))
+                self.queue.put(key)
+                continue
+            self._analyse(key, rec)
+            with self.done:
+                self.done.notify_all()
+
+    def _analyse(self, key: tuple[str, str], rec: dict[str, Any]) -> None:
+        texts = self.store.claim(*key)
+        if texts is None:
+            return
+        try:
+            history = [
+                CycleRecord(
+                    cycle=i,
+                    root=(h["result"] or {}).get("root", {}).get("signature")
+                    if (h["result"] or {}).get("root")
+                    else None,
+                    progress=h["progress"],
+                    action=Action((h["result"] or {}).get("decision", {}).get("action", "UNKNOWN")),
+                )
+                for i, h in enumerate(self.store.history(key[0], rec["created"]))
+            ]
+            logs = [LogInput.memory(f"{node}/{name}", text) for node, name, text in texts]
+            report = self.attributor.attribute(logs, history=history, progress=rec["progress"])
+            self.store.finish(*key, report.to_json(), None)
+        except SleuthError as exc:
+            self.store.finish(*key, None, str(exc))
+        except Exception as exc:  # one bad record must not stop the worker; it is stored as an error
+            log.exception("attribution of %s/%s failed", *key)
+            self.store.finish(*key, None, f"{type(exc).__name__}: {exc}")
+
+
+def _public(rec: dict[str, Any]) -> dict[str, Any]:
+    result = rec.get("result") or {}
+    return {
+        "job_id": rec["job_id"],
+        "cycle_id": rec["cycle_id"],
+        "status": rec["status"],
+        "nodes": rec["nodes"],
+        "posted_nodes": rec["posted_nodes"],
+        "late_nodes": rec["late_nodes"],
+        "progress": rec["progress"],
+        "created": rec["created"],
+        "error": rec.get("error"),
+        "outcome": rec.get("outcome"),
+        **{k: result.get(k) for k in ("decision", "root", "findings", "sources", "scan")},
+    }
+
+
+def _read_paths(paths: list[str], roots: tuple[Path, ...], max_bytes: int) -> list[tuple[str, str]]:
+    if not roots:
+        raise HTTPException(
+            422, "paths are not accepted by this service (start it with --log-root DIR); send logs"
+        )
+    out = []
+    for p in paths:
+        path = Path(p).resolve()
+        if not any(path.is_relative_to(r.resolve()) for r in roots):
+            raise HTTPException(422, f"path {p} is outside the service's log roots")
+        if not path.is_file():
+            raise HTTPException(422, f"path {p}: not a file")
+        if path.stat().st_size > max_bytes:
+            raise HTTPException(413, f"path {p}: larger than {max_bytes} bytes")
+        try:
+            LogInput.file(path).check()
+        except SleuthError as exc:
+            raise HTTPException(422, str(exc)) from None
+        out.append((path.name, path.read_bytes().decode("utf-8", "replace")))
+    return out
+
+
+def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
+    """The FastAPI application with its store and workers (started and stopped with the app)."""
+    store = Store(config.db)
+    worker = _Worker(store, attributor, config)
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        worker.start()
+        yield
+        worker.stop()
+        store.close()
+
+    app = FastAPI(title="sleuth attribution service", version="1", lifespan=lifespan)
+    app.state.store = store
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "records": store.counts(), "signatures": len(attributor.catalog)}
+
+    @app.post("/v1/attributions", status_code=202)
+    def submit(req: AttributionRequest) -> dict[str, Any]:
+        if not req.logs and not req.paths:
+            raise HTTPException(422, "give logs: [{name, text}] or paths: [...]")
+        if len(req.logs) + len(req.paths) > config.max_logs:
+            raise HTTPException(
+                422, f"{len(req.logs) + len(req.paths)} logs: at most {config.max_logs} per request"
+            )
+        for item in req.logs:
+            if len(item.text.encode("utf-8", "replace")) > config.max_log_bytes:
+                raise HTTPException(413, f"log {item.name}: larger than {config.max_log_bytes} bytes")
+            if "\x00" in item.text[:65536]:
+                raise HTTPException(422, f"log {item.name}: contains NUL bytes (binary?)")
+        texts = [(i.name, scrub_text(i.text)) for i in req.logs]
+        texts += (
+            [(n, scrub_text(t)) for n, t in _read_paths(req.paths, config.log_roots, config.max_log_bytes)]
+            if (req.paths)
+            else []
+        )
+        rec, created = store.submit(
+            req.job_id, req.cycle_id, node=req.node, nodes=req.nodes, progress=req.progress, texts=texts
+        )
+        if created or rec["status"] == PENDING:
+            worker.queue.put((req.job_id, req.cycle_id))
+        return {**_public(rec), "deduplicated": not created}
+
+    async def _wait_for(
+        job_id: str, cycle_id: str, wait: float, ready: Callable[[dict[str, Any]], bool]
+    ) -> Any:
+        deadline = time.monotonic() + min(max(wait, 0.0), config.max_wait_s)
+        while True:
+            rec = store.get(job_id, cycle_id)
+            if rec is None:
+                raise HTTPException(404, f"no attribution for job {job_id} cycle {cycle_id}")
+            if ready(rec) or time.monotonic() >= deadline:
+                return rec
+            await asyncio.sleep(0.05)
+
+    @app.get("/v1/attributions/{job_id}/{cycle_id}")
+    async def read(job_id: str, cycle_id: str, wait: float = Query(0.0, ge=0, le=3600)) -> dict[str, Any]:
+        rec = await _wait_for(job_id, cycle_id, wait, lambda r: r["status"] in (DONE, ERROR))
+        return _public(rec)
+
+    @app.put("/v1/attributions/{job_id}/{cycle_id}/outcome")
+    def put_outcome(job_id: str, cycle_id: str, req: OutcomeRequest) -> Any:
+        stored, now = store.set_outcome(job_id, cycle_id, {**req.model_dump(), "t": time.time()})
+        if stored is None:
+            raise HTTPException(404, f"no attribution for job {job_id} cycle {cycle_id}")
+        if not now and stored.get("action") != req.action:
+            return JSONResponse(
+                status_code=409, content={"detail": "outcome already recorded", "outcome": stored}
+            )
+        return {"outcome": stored, "recorded": now}
+
+    @app.get("/v1/attributions/{job_id}/{cycle_id}/outcome")
+    async def get_outcome(
+        job_id: str, cycle_id: str, wait: float = Query(0.0, ge=0, le=3600)
+    ) -> dict[str, Any]:
+        rec = await _wait_for(job_id, cycle_id, wait, lambda r: r["outcome"] is not None)
+        return {"outcome": rec["outcome"]}
+
+    return app
+
+
+def wrap_limits(app: FastAPI, config: ServiceConfig) -> Any:
+    """The ASGI app with the body-size limit in front."""
+    return _BodyLimit(app, config.max_body)

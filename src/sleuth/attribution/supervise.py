@@ -1,0 +1,451 @@
+"""``sleuth supervise``'s library half: run a workload, and on each failure attribute, restart or stop.
+
+One *cycle* is one run of the workload (``SLEUTH_CYCLE``; ``SLEUTH_RESTARTS_LEFT`` says how many
+restarts remain).  Its output goes to ``<log_dir>/cycle-NNN/output.log`` and one line per cycle to
+``<log_dir>/cycles.jsonl`` (appended, flushed).  On a failure the attribution is *triggered*
+without blocking (a local analysis thread, or a POST to the service), the restart is prepared
+(``restart_delay``), then the decision is read with ``decision_timeout``; no decision in time
+means RESTART (the safe default).  A decision that arrives later is logged to ``cycles.jsonl``
+as ``late_decision`` and dropped, never acted on.
+
+The supervisor stops on a STOP under ``enforce`` (shadow records it and restarts), on an
+exhausted restart budget, or after ``max_no_progress_cycles`` failed cycles in a row whose logs
+showed no progress (``progress_regex``).  SIGTERM/SIGINT are forwarded to the workload's
+process group and end supervision; the exit status is the workload's last (128+N for signal N).
+
+Several nodes (``service`` + ``job_id`` + ``nodes``): every node posts its own logs for the cycle
+(the service dedupes); only the leader reads the decision and records the cycle's outcome on the
+service; the others follow it.  While its workload runs, the leader watches for a failure posted
+by any node, and followers watch for the leader's outcome; either ends the local workload, so
+the whole job moves to the next cycle together.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from sleuth.attribution.analyze import Attributor, Report
+from sleuth.attribution.client import ServiceClient, ServiceUnavailable
+from sleuth.attribution.decide import CycleRecord, effective_action
+from sleuth.attribution.logs import LogInput
+from sleuth.attribution.model import Action, Mode
+from sleuth.runner import ProcessGroup, spawn_group
+from sleuth.secrets import scrub_text
+
+__all__ = ["CycleOutcome", "SuperviseConfig", "Supervisor"]
+
+#: the most of a cycle's log (its tail) sent to the service
+SERVICE_LOG_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SuperviseConfig:
+    """What to run and how to react to its failures."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    cwd: Path | None = None
+    log_dir: Path
+    max_restarts: int = 3
+    decision_timeout: float = 60.0
+    restart_delay: float = 0.0
+    mode: Mode = Mode.SHADOW
+    progress_regex: str | None = None
+    max_no_progress_cycles: int = 3
+    #: local attribution (None with a service)
+    attributor: Attributor | None = None
+    service: str | None = None
+    job_id: str = "job"
+    nodes: int = 1
+    node_rank: int = 0
+    leader: bool = True
+    poll_s: float = 0.5
+    kill_grace_s: float = 5.0
+    #: how long a follower waits for the leader's outcome beyond the decision timeout
+    follow_margin_s: float = 30.0
+
+
+@dataclass(slots=True)
+class CycleOutcome:
+    """How one cycle ended and what was decided."""
+
+    cycle: int
+    rc: int | None
+    signal: int | None
+    failed_here: bool
+    outcome: str  # done | restart | stop | signalled
+    reason: str
+    decided_by: str = ""
+    attribution: dict[str, Any] | None = None
+    progress: bool | None = None
+    started: float = 0.0
+    ended: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> int:
+        """The workload's exit status as a shell reports it."""
+        if self.rc is not None:
+            return self.rc
+        return 128 + (self.signal or 0)
+
+
+class _Pending:
+    """A decision being computed in the background (local attribution)."""
+
+    def __init__(self, fn: Callable[[], Report]) -> None:
+        self.report: Report | None = None
+        self.error: str | None = None
+        self._done = threading.Event()
+
+        def run() -> None:
+            try:
+                self.report = fn()
+            except Exception as exc:  # the safe default applies; the error is recorded
+                self.error = f"{type(exc).__name__}: {exc}"
+            finally:
+                self._done.set()
+
+        threading.Thread(target=run, name="sleuth-attribute", daemon=True).start()
+
+    def wait(self, timeout: float | None) -> bool:
+        return self._done.wait(timeout)
+
+
+class Supervisor:
+    """Runs cycles until the workload succeeds or a stop condition holds."""
+
+    def __init__(self, config: SuperviseConfig) -> None:
+        self.c = config
+        self.client = ServiceClient(config.service) if config.service else None
+        self._progress = re.compile(config.progress_regex.encode()) if config.progress_regex else None
+        self._group: ProcessGroup | None = None
+        self._signalled: int | None = None
+        self._lock = threading.Lock()
+        self.history: list[CycleRecord] = []
+        self.cycles_path = config.log_dir / "cycles.jsonl"
+        self.notes: list[str] = []
+
+    # --- records ---------------------------------------------------------------------------------
+
+    def _append(self, obj: dict[str, Any]) -> None:
+        line = json.dumps(obj, default=str)
+        with self._lock, open(self.cycles_path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+
+    def note(self, text: str) -> None:
+        """Keep a line for the CLI (printed as progress) and the cycles file."""
+        self.notes.append(text)
+        self._append({"event": "note", "t": round(time.time(), 3), "text": text})
+
+    # --- signals ---------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._signalled = signum
+        group = self._group
+        if group is not None:
+            group.signal(signum)
+
+    # --- one cycle -------------------------------------------------------------------------------
+
+    def _watch(self, cycle: int) -> bool:
+        """True when the job moved on without this node (a failure elsewhere, or the leader's outcome)."""
+        if self.client is None or self.c.nodes <= 1:
+            return False
+        try:
+            if self.c.leader:
+                return self.client.get(self.c.job_id, str(cycle)) is not None
+            return self.client.get_outcome(self.c.job_id, str(cycle)) is not None
+        except ServiceUnavailable:
+            return False
+
+    def _run_workload(self, cycle: int, log: Path) -> tuple[int | None, int | None, bool]:
+        env = {
+            **self.c.env,
+            "SLEUTH_CYCLE": str(cycle),
+            "SLEUTH_RESTARTS_LEFT": str(max(0, self.c.max_restarts - cycle)),
+        }
+        group = spawn_group(self.c.argv, cwd=self.c.cwd, env=env, output=log)
+        self._group = group
+        interrupted = False
+        try:
+            while True:
+                code = group.wait(self.c.poll_s)
+                if code is not None:
+                    break
+                if self._signalled is None and self._watch(cycle):
+                    interrupted = True
+                    code = group.terminate(self.c.kill_grace_s)
+                    break
+        finally:
+            group.kill_group()
+            self._group = None
+        if code < 0:
+            return None, -code, interrupted
+        return code, None, interrupted
+
+    def _saw_progress(self, log: Path) -> bool | None:
+        if self._progress is None:
+            return None
+        return any(self._progress.search(chunk) for chunk in LogInput.file(log).chunks())
+
+    def _trigger(self, cycle: int, log: Path, progress: bool | None) -> _Pending | None:
+        """Start the attribution without waiting for it."""
+        if self.c.attributor is not None:
+            attributor, history = self.c.attributor, list(self.history)
+            return _Pending(
+                lambda: attributor.attribute([LogInput.file(log)], history=history, progress=progress)
+            )
+        if self.client is not None:
+            text = scrub_text(LogInput.file(log).tail(SERVICE_LOG_BYTES))
+            name = f"node{self.c.node_rank}/cycle-{cycle:03d}.log"
+            try:
+                self.client.submit(
+                    self.c.job_id,
+                    str(cycle),
+                    [(name, text)],
+                    progress=progress,
+                    node=str(self.c.node_rank),
+                    nodes=self.c.nodes,
+                )
+            except ServiceUnavailable as exc:
+                self.note(f"cycle {cycle}: service unreachable at trigger time ({exc}); going on")
+        return None
+
+    def _read_decision(self, cycle: int, pending: _Pending | None) -> tuple[dict[str, Any] | None, str]:
+        """The attribution's report (as JSON) within the decision timeout, or (None, why not)."""
+        timeout = self.c.decision_timeout
+        if pending is not None:
+            if not pending.wait(timeout):
+                return None, f"no decision within {timeout:g}s"
+            if pending.report is None:
+                return None, f"attribution failed: {pending.error}"
+            return pending.report.to_json(), ""
+        if self.client is None:
+            return None, "no attribution configured"
+        try:
+            rec = self.client.get(self.c.job_id, str(cycle), wait_s=timeout)
+        except ServiceUnavailable as exc:
+            return None, f"service unreachable at read time ({exc})"
+        if rec is None:
+            return None, "the service has no record of this cycle"
+        if rec.get("status") == "error":
+            return None, f"attribution failed on the service: {rec.get('error')}"
+        if rec.get("status") != "done":
+            return None, f"no decision within {timeout:g}s"
+        return rec, ""
+
+    def _watch_late(self, cycle: int, pending: _Pending | None) -> None:
+        """Log (and drop) a decision that arrives after the cycle was already restarted."""
+
+        def wait_late() -> None:
+            deadline = time.monotonic() + max(300.0, 10 * self.c.decision_timeout)
+            action = None
+            if pending is not None:
+                if pending.wait(max(0.0, deadline - time.monotonic())) and pending.report is not None:
+                    action = pending.report.decision.action.value
+            elif self.client is not None:
+                while time.monotonic() < deadline and action is None:
+                    try:
+                        rec = self.client.get(self.c.job_id, str(cycle), wait_s=5.0)
+                    except ServiceUnavailable:
+                        time.sleep(1.0)
+                        continue
+                    if rec and rec.get("status") == "done":
+                        action = (rec.get("decision") or {}).get("action")
+            if action is not None:
+                self._append(
+                    {
+                        "event": "late_decision",
+                        "cycle": cycle,
+                        "action": action,
+                        "dropped": True,
+                        "t": round(time.time(), 3),
+                        "why": "the cycle had already been restarted",
+                    }
+                )
+
+        threading.Thread(target=wait_late, name=f"sleuth-late-{cycle}", daemon=True).start()
+
+    def _decide(self, cycle: int, pending: _Pending | None, progress: bool | None) -> CycleOutcome:
+        report, why = self._read_decision(cycle, pending)
+        restarts_left = self.c.max_restarts - cycle
+        out = CycleOutcome(cycle=cycle, rc=None, signal=None, failed_here=True, outcome="restart", reason="")
+        out.attribution = report
+        stalled = 0
+        if progress is False:
+            stalled = 1
+            for rec in reversed(self.history):
+                if rec.progress is not False:
+                    break
+                stalled += 1
+        if report is None:
+            out.reason, out.decided_by = f"{why}: RESTART (safe default)", "default"
+            self._watch_late(cycle, pending)
+            action = Action.RESTART
+        else:
+            d = report.get("decision") or {}
+            action = Action(d.get("action", "UNKNOWN"))
+            out.decided_by = str(d.get("decided_by", ""))
+            out.reason = str(d.get("reason", ""))
+        if effective_action(action, self.c.mode) is Action.STOP:
+            out.outcome = "stop"
+        elif action is Action.STOP and "shadow mode" not in out.reason:
+            out.reason += " [shadow mode: STOP recorded, restarting anyway]"
+        if out.outcome != "stop" and restarts_left <= 0:
+            out.outcome, out.reason = "stop", f"restart budget exhausted ({self.c.max_restarts} restarts)"
+            out.decided_by = "budget"
+        limit = self.c.max_no_progress_cycles
+        if out.outcome != "stop" and limit and stalled >= limit:
+            out.outcome, out.reason = "stop", f"{stalled} cycles in a row without progress (limit {limit})"
+            out.decided_by = "no-progress"
+        root = ((report or {}).get("root") or {}).get("signature")
+        self.history.append(CycleRecord(cycle=cycle, root=root, progress=progress, action=action))
+        return out
+
+    def _follow(self, cycle: int) -> CycleOutcome:
+        """A follower's outcome: the leader's, or RESTART when it cannot be had in time."""
+        assert self.client is not None
+        out = CycleOutcome(cycle=cycle, rc=None, signal=None, failed_here=True, outcome="restart", reason="")
+        deadline = time.monotonic() + self.c.decision_timeout + self.c.follow_margin_s
+        while time.monotonic() < deadline:
+            try:
+                got = self.client.get_outcome(
+                    self.c.job_id, str(cycle), wait_s=min(5.0, self.c.decision_timeout)
+                )
+            except ServiceUnavailable as exc:
+                out.reason, out.decided_by = (
+                    f"service unreachable at read time ({exc}): RESTART (safe default)",
+                    "default",
+                )
+                return out
+            if got is not None:
+                out.outcome = "stop" if got.get("action") == "STOP" else "restart"
+                out.reason = f"leader: {got.get('reason', '')}"
+                out.decided_by = f"leader ({got.get('decided_by', '')})"
+                return out
+        out.reason, out.decided_by = "no outcome from the leader in time: RESTART (safe default)", "default"
+        return out
+
+    def _record_outcome(self, cycle: int, out: CycleOutcome) -> None:
+        """The leader writes the cycle's outcome on the service (first write wins)."""
+        if self.client is None or self.c.nodes <= 1:
+            return
+        action = "STOP" if out.outcome == "stop" else "RESTART"
+        try:
+            stored = self.client.put_outcome(
+                self.c.job_id,
+                str(cycle),
+                action=action,
+                decided_by=out.decided_by,
+                reason=out.reason,
+                node=str(self.c.node_rank),
+            )
+        except ServiceUnavailable as exc:
+            self.note(f"cycle {cycle}: could not record the outcome on the service ({exc})")
+            return
+        if stored is None:
+            # no node's logs reached the service: create the record so followers can read the outcome
+            try:
+                self.client.submit(
+                    self.c.job_id, str(cycle), [("none", "")], node=str(self.c.node_rank), nodes=self.c.nodes
+                )
+                self.client.put_outcome(
+                    self.c.job_id,
+                    str(cycle),
+                    action=action,
+                    decided_by=out.decided_by,
+                    reason=out.reason,
+                    node=str(self.c.node_rank),
+                )
+            except ServiceUnavailable as exc:
+                self.note(f"cycle {cycle}: could not record the outcome on the service ({exc})")
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def run(self, on_cycle: Callable[[CycleOutcome], None] | None = None) -> int:
+        """Supervise until done; the workload's final exit status."""
+        self.c.log_dir.mkdir(parents=True, exist_ok=True)
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return self._loop(on_cycle)
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def _loop(self, on_cycle: Callable[[CycleOutcome], None] | None) -> int:
+        cycle = 0
+        while True:
+            cycle_dir = self.c.log_dir / f"cycle-{cycle:03d}"
+            cycle_dir.mkdir(parents=True, exist_ok=True)
+            log = cycle_dir / "output.log"
+            started = time.time()
+            rc, sig, interrupted = self._run_workload(cycle, log)
+            progress = self._saw_progress(log)
+            base: dict[str, Any] = {"rc": rc, "signal": sig, "started": started, "progress": progress}
+            if self._signalled is not None:
+                out = CycleOutcome(
+                    cycle=cycle,
+                    rc=rc,
+                    signal=sig,
+                    failed_here=rc != 0,
+                    outcome="signalled",
+                    reason=f"supervisor got signal {self._signalled}; forwarded to the workload",
+                )
+            elif rc == 0 and not interrupted:
+                out = CycleOutcome(
+                    cycle=cycle,
+                    rc=0,
+                    signal=None,
+                    failed_here=False,
+                    outcome="done",
+                    reason="the workload succeeded",
+                )
+            else:
+                pending = self._trigger(cycle, log, progress)
+                if self.c.restart_delay > 0:
+                    time.sleep(self.c.restart_delay)  # preparing the restart overlaps the analysis
+                if self.client is not None and self.c.nodes > 1 and not self.c.leader:
+                    out = self._follow(cycle)
+                else:
+                    out = self._decide(cycle, pending, progress)
+                    self._record_outcome(cycle, out)
+                out.rc, out.signal = rc, sig
+                out.failed_here = not interrupted
+            out.progress, out.started, out.ended = progress, started, time.time()
+            self._append(
+                {
+                    **base,
+                    "event": "cycle",
+                    "cycle": cycle,
+                    "log": str(log),
+                    "ended": out.ended,
+                    "failed_here": out.failed_here,
+                    "outcome": out.outcome,
+                    "reason": out.reason,
+                    "decided_by": out.decided_by,
+                    "attribution": _brief(out.attribution),
+                }
+            )
+            if on_cycle is not None:
+                on_cycle(out)
+            if out.outcome != "restart":
+                return out.status
+            cycle += 1
+
+
+def _brief(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The parts of a report worth a cycles.jsonl line."""
+    if report is None:
+        return None
+    return {k: report.get(k) for k in ("decision", "root", "sources")}

@@ -1,0 +1,114 @@
+"""``sleuth serve [--host 127.0.0.1] [--port 8642] [--db PATH]``: the HTTP attribution service."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sleuth.cli._attribution_flags import attribution_options, settings_from_flags
+from sleuth.errors import UsageError
+
+__all__ = ["command"]
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"--host {host} --port {port}: cannot listen: {exc.strerror or exc}") from None
+    sock.listen(512)
+    sock.set_inheritable(True)
+    return sock
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default)."
+)
+@click.option("--port", type=int, default=8642, show_default=True, help="Port (0: any free port).")
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    default=Path("sleuth-attribution.db"),
+    show_default=True,
+    help="SQLite file that keeps every accepted request.",
+)
+@click.option(
+    "--port-file", type=click.Path(path_type=Path), help="Write the bound port here once listening."
+)
+@click.option("--max-body-mb", type=float, default=32.0, show_default=True, help="Largest request body.")
+@click.option("--max-logs", type=int, default=64, show_default=True, help="Most logs per request.")
+@click.option("--max-log-mb", type=float, default=16.0, show_default=True, help="Largest single log.")
+@click.option(
+    "--gather", type=float, default=2.0, show_default=True, help="Seconds to wait for other nodes' logs."
+)
+@click.option("--workers", type=int, default=2, show_default=True, help="Analyses at a time.")
+@click.option(
+    "--log-root", "log_roots", multiple=True, type=click.Path(path_type=Path), help="Allow `paths` under DIR."
+)
+@attribution_options(mode_default_help="shadow")
+def command(**kw: Any) -> int:
+    """Serve attributions over HTTP: POST /v1/attributions, GET /v1/attributions/{job}/{cycle}?wait=S."""
+    import uvicorn
+
+    from sleuth.attribution.analyze import Attributor
+    from sleuth.attribution.service import ServiceConfig, build_app, wrap_limits
+    from sleuth.journal import atomic_write_text
+
+    if not 0 <= kw["port"] <= 65535:
+        raise UsageError(f"--port {kw['port']}: must be between 0 and 65535")
+    for flag in ("max_body_mb", "max_log_mb"):
+        if not 0 < kw[flag] <= 4096:
+            raise UsageError(f"--{flag.replace('_', '-')} {kw[flag]:g}: must be > 0 and <= 4096")
+    if not 1 <= kw["max_logs"] <= 10_000:
+        raise UsageError(f"--max-logs {kw['max_logs']}: must be between 1 and 10000")
+    if not 1 <= kw["workers"] <= 64:
+        raise UsageError(f"--workers {kw['workers']}: must be between 1 and 64")
+    if not 0 <= kw["gather"] <= 600:
+        raise UsageError(f"--gather {kw['gather']:g}: must be between 0 and 600 seconds")
+    for root in kw["log_roots"]:
+        if not root.is_dir():
+            raise UsageError(f"--log-root {root}: not a directory")
+    db: Path = kw["db"]
+    if db.is_dir():
+        raise UsageError(f"--db {db}: is a directory; give a file path")
+    if not db.parent.is_dir():
+        raise UsageError(f"--db {db}: folder {db.parent} does not exist")
+    settings = settings_from_flags(kw)
+    attributor = Attributor(settings)
+    config = ServiceConfig(
+        db=db,
+        max_body=int(kw["max_body_mb"] * 1024 * 1024),
+        max_logs=kw["max_logs"],
+        max_log_bytes=int(kw["max_log_mb"] * 1024 * 1024),
+        gather_s=kw["gather"],
+        workers=kw["workers"],
+        log_roots=tuple(kw["log_roots"]),
+    )
+    host = kw["host"]
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    sock = _bind(host, kw["port"])
+    port = sock.getsockname()[1]
+    app = wrap_limits(build_app(config, attributor), config)
+    click.echo(
+        f"sleuth serve: listening on http://{host}:{port} (db {db}, mode {settings.mode.value}, "
+        f"{len(attributor.catalog)} signatures)"
+        + ("" if loopback else " -- NOT loopback: reachable from the network"),
+        err=True,
+    )
+    if kw["port_file"]:
+        atomic_write_text(kw["port_file"], f"{port}\n")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    server.run(sockets=[sock])
+    return 0

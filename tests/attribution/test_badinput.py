@@ -1,0 +1,150 @@
+"""Bad input to attribute, serve and supervise: exit 2, one line naming the file/key/flag, nothing written."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.badinput import assert_usage_error, tree_state
+
+GOOD_CATALOG = """version: 1
+name: site
+revision: 1
+signatures:
+  - id: site.flake
+    regex: 'weka: stale handle'
+    class: infrastructure
+    role: root
+    action: RESTART
+    description: a flake
+    docs: [https://example.org/runbook]
+    match: ['weka: stale handle on /data']
+    no_match: ['weka mounted']
+"""
+
+FILES: dict[str, str | bytes] = {
+    "ok.log": "NVRM: Xid (PCI:0000:3b:00): 79, pid=1, GPU has fallen off the bus.\n",
+    "binary.log": b"\x7fELF\x00\x00\x01\x02" * 64,
+    "latin1.log": "caf\xe9 cr\xe8me: CUDA out of memory\n".encode("latin-1"),
+    "broken.log.gz": b"\x1f\x8b\x08\x00garbage-not-deflate" * 4,
+    "badyaml.yaml": "version: 1\nsignatures: [\n",
+    "regex.yaml": GOOD_CATALOG.replace("'weka: stale handle'\n", "'weka: (stale'\n"),
+    "fixture.yaml": GOOD_CATALOG.replace(
+        "match: ['weka: stale handle on /data']", "match: ['weka stale handle']"
+    ),
+    "dup.yaml": GOOD_CATALOG.replace("site.flake", "cuda.oom"),
+    "unknown.yaml": GOOD_CATALOG.replace("    role: root\n", "    role: root\n    colour: red\n"),
+    "v7.yaml": GOOD_CATALOG.replace("version: 1", "version: 7"),
+    "noblock.yaml": "gate:\n  x: 1\n",
+    "cfg-unknown.yaml": "attribution:\n  bogus: 1\n",
+    "cfg-mode.yaml": "attribution:\n  mode: loud\n",
+    "cfg-agg.yaml": "attribution:\n  aggregation: most\n",
+    "cfg-src.yaml": "attribution:\n  sources:\n    - http: http://127.0.0.1:1/x\n      command: echo\n",
+    "cfg-regex.yaml": "attribution:\n  progress_regex: '(iteration'\n",
+    "cfg-dup.yaml": "attribution:\n  mode: shadow\n  mode: enforce\n",
+    "cfg-budget.yaml": "attribution:\n  policy:\n    budgets:\n      RESTART: -2\n",
+    "cfg-timeout.yaml": "attribution:\n  sources:\n    - command: echo\n      timeout: 0\n",
+    "history.bad": "this is not a history file\nneither is this\n",
+}
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    for name, content in FILES.items():
+        p = tmp_path / name
+        p.write_bytes(content) if isinstance(content, bytes) else p.write_text(content)
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "gz.log.gz").write_bytes(gzip.compress(b"fine\n"))
+    return tmp_path
+
+
+CASES: list[tuple[list[str], str | list[str]]] = [
+    (["attribute"], "no LOG"),
+    (["attribute", "nope.log"], "nope.log"),
+    (["attribute", "adir"], ["adir", "directory"]),
+    (["attribute", "binary.log"], ["binary.log", "NUL"]),
+    (["attribute", "latin1.log"], ["latin1.log", "UTF-8"]),
+    (["attribute", "broken.log.gz"], ["broken.log.gz", "gzip"]),
+    (["attribute", "ok.log", "nope.log"], "nope.log"),
+    (["attribute", "ok.log", "--catalog", "missing.yaml"], "--catalog missing.yaml"),
+    (["attribute", "ok.log", "--catalog", "badyaml.yaml"], ["badyaml.yaml", "YAML"]),
+    (["attribute", "ok.log", "--catalog", "regex.yaml"], ["regex.yaml", "signatures[0]", "compile"]),
+    (["attribute", "ok.log", "--catalog", "fixture.yaml"], ["fixture.yaml", "match[0]"]),
+    (["attribute", "ok.log", "--catalog", "dup.yaml"], ["cuda.oom", "twice"]),
+    (["attribute", "ok.log", "--catalog", "unknown.yaml"], ["unknown.yaml", "colour"]),
+    (["attribute", "ok.log", "--catalog", "v7.yaml"], ["v7.yaml", "version"]),
+    (["attribute", "ok.log", "--catalog", "adir"], ["adir", "directory"]),
+    (["attribute", "ok.log", "--config", "missing.yaml"], "missing.yaml"),
+    (["attribute", "ok.log", "--config", "noblock.yaml"], ["noblock.yaml", "attribution"]),
+    (["attribute", "ok.log", "--config", "cfg-unknown.yaml"], ["cfg-unknown.yaml", "attribution.bogus"]),
+    (["attribute", "ok.log", "--config", "cfg-mode.yaml"], ["cfg-mode.yaml", "attribution.mode"]),
+    (["attribute", "ok.log", "--config", "cfg-agg.yaml"], ["cfg-agg.yaml", "attribution.aggregation"]),
+    (["attribute", "ok.log", "--config", "cfg-src.yaml"], ["cfg-src.yaml", "attribution.sources[0]"]),
+    (["attribute", "ok.log", "--config", "cfg-regex.yaml"], ["cfg-regex.yaml", "progress_regex"]),
+    (["attribute", "ok.log", "--config", "cfg-dup.yaml"], ["cfg-dup.yaml", "duplicate key"]),
+    (["attribute", "ok.log", "--config", "cfg-budget.yaml"], ["cfg-budget.yaml", "budgets"]),
+    (["attribute", "ok.log", "--config", "cfg-timeout.yaml"], ["cfg-timeout.yaml", "timeout"]),
+    (["attribute", "ok.log", "--mode", "loud"], "--mode"),
+    (["attribute", "ok.log", "--aggregation", "quorum:0"], "--aggregation"),
+    (["attribute", "ok.log", "--aggregation", "most"], "--aggregation"),
+    (["attribute", "ok.log", "--progress-regex", "(iter"], "--progress-regex"),
+    (["attribute", "ok.log", "--source-timeout", "0"], "--source-timeout"),
+    (["attribute", "ok.log", "--http-source", "ftp://x"], "--http-source"),
+    (["attribute", "ok.log", "--mcp-tool", "x"], "--mcp-tool"),
+    (["attribute", "ok.log", "--history", "history.bad"], ["--history", "history.bad", "line 1"]),
+    (["attribute", "ok.log", "--history", "adir"], ["--history", "directory"]),
+    (["attribute", "ok.log", "--max-no-progress-cycles", "-1"], "--max-no-progress-cycles"),
+    (["attribute", "ok.log", "--bogus"], "--bogus"),
+    (["serve", "--port", "70000"], "--port 70000"),
+    (["serve", "--db", "adir"], ["--db", "directory"]),
+    (["serve", "--db", "no/such/dir/x.db"], ["--db", "does not exist"]),
+    (["serve", "--max-logs", "0"], "--max-logs"),
+    (["serve", "--workers", "0"], "--workers"),
+    (["serve", "--log-root", "nowhere"], "--log-root"),
+    (["serve", "--config", "cfg-mode.yaml"], "attribution.mode"),
+    (["serve", "--catalog", "regex.yaml"], ["regex.yaml", "compile"]),
+    (["supervise"], "no command"),
+    (["supervise", "--max-restarts", "-1", "--", "true"], "--max-restarts"),
+    (["supervise", "--decision-timeout", "0", "--", "true"], "--decision-timeout"),
+    (["supervise", "--nodes", "2", "--", "true"], "--service"),
+    (
+        [
+            "supervise",
+            "--nodes",
+            "2",
+            "--node-rank",
+            "5",
+            "--service",
+            "http://127.0.0.1:1",
+            "--job-id",
+            "j",
+            "--",
+            "true",
+        ],
+        "--node-rank",
+    ),
+    (["supervise", "--nodes", "2", "--service", "http://127.0.0.1:1", "--", "true"], "--job-id"),
+    (["supervise", "--job-id", "bad id!", "--", "true"], "--job-id"),
+    (["supervise", "--service", "ftp://x", "--", "true"], "--service"),
+    (["supervise", "--attribution", "missing.yaml", "--", "true"], "missing.yaml"),
+    (["supervise", "--attribution", "cfg-agg.yaml", "--", "true"], "attribution.aggregation"),
+    (["supervise", "--mode", "loud", "--", "true"], "--mode"),
+    (["supervise", "--catalog", "fixture.yaml", "--", "true"], "fixture.yaml"),
+    (["schema", "catalogue"], "catalogue"),
+]
+
+
+def test_corpus_is_big_enough() -> None:
+    assert len(CASES) >= 40
+
+
+@pytest.mark.parametrize(("args", "mentions"), CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
+def test_bad_input(
+    sleuth: Callable[..., object], files: Path, args: list[str], mentions: str | list[str]
+) -> None:
+    before = tree_state(files)
+    res = sleuth(*args, cwd=files)
+    assert_usage_error(res.rc, res.stdout, res.stderr, mentions, before=before, after=tree_state(files))

@@ -1,0 +1,92 @@
+"""sleuth attribute end to end, as a subprocess: JSON shape, exit codes, history, config, secrets."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.badinput import assert_no_secret
+
+XID = "2024-05-01T12:00:07Z NVRM: Xid (PCI:0000:3b:00): 79, pid=2231, GPU has fallen off the bus.\n"
+WATCHDOG = (
+    "2024-05-01T12:10:00Z [Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=5, "
+    "OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for 600021 milliseconds before timing out.\n"
+)
+IAM = "RuntimeError: CUDA error: an illegal memory access was encountered\n"
+
+
+def test_json_shape_and_cascade_attribution(sleuth: Callable[..., Any], tmp_path: Path) -> None:
+    (tmp_path / "rank0.log").write_text("2024-05-01T12:00:00Z iteration 1\n" + WATCHDOG)
+    (tmp_path / "rank3.log.gz").write_bytes(gzip.compress(XID.encode()))
+    res = sleuth("attribute", "rank0.log", "rank3.log.gz", "--json")
+    assert res.rc == 0, res.stderr
+    doc = res.json()
+    assert set(doc) >= {"decision", "root", "findings", "sources"}
+    assert set(doc["decision"]) >= {"action", "effective_action", "reason", "decided_by"}
+    assert doc["decision"]["action"] == "RESTART" and doc["decision"]["decided_by"] == "catalog"
+    assert doc["root"]["signature"] == "nvidia.xid.79" and doc["root"]["rank"] == 3
+    assert {f["signature"] for f in doc["findings"]} == {"nvidia.xid.79", "nccl.watchdog_timeout"}
+    assert [s["name"] for s in doc["sources"]] == ["catalog"]
+    assert set(doc["sources"][0]) >= {"name", "action", "status", "seconds"}
+
+
+def test_exit_codes(sleuth: Callable[..., Any], tmp_path: Path) -> None:
+    (tmp_path / "oom.log").write_text("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1 GiB\n")
+    (tmp_path / "clean.log").write_text("iteration 1\niteration 2\n")
+    assert sleuth("attribute", "oom.log").rc == 0  # shadow: recommended STOP, restarts anyway
+    enforce = sleuth("attribute", "oom.log", "--mode", "enforce")
+    assert enforce.rc == 1 and "STOP" in enforce.stdout
+    assert sleuth("attribute", "clean.log").rc == 3  # UNKNOWN
+
+
+def test_history_is_updated_and_stops_a_repeating_root(sleuth: Callable[..., Any], tmp_path: Path) -> None:
+    (tmp_path / "r.log").write_text(IAM)
+    hist = tmp_path / "h.jsonl"
+    first = sleuth("attribute", "r.log", "--history", hist, "--json", "--mode", "enforce")
+    assert first.rc == 0 and first.json()["decision"]["action"] == "RESTART"
+    second = sleuth("attribute", "r.log", "--history", hist, "--json", "--mode", "enforce")
+    assert second.rc == 1 and second.json()["decision"]["rule"] == "retry-budget"
+    lines = [json.loads(x) for x in hist.read_text().splitlines()]
+    assert [(x["cycle"], x["root"], x["action"]) for x in lines] == [
+        (0, "cuda.illegal_address", "RESTART"),
+        (1, "cuda.illegal_address", "STOP"),
+    ]
+
+
+def test_config_block_and_flags_over_it(sleuth: Callable[..., Any], tmp_path: Path) -> None:
+    (tmp_path / "r.log").write_text(XID)
+    analyzer = tmp_path / "analyzer.py"
+    analyzer.write_text(
+        "import json,sys; sys.stdin.read(); print(json.dumps({'action':'STOP','reason':'llm says no'}))\n"
+    )
+    (tmp_path / "c.yaml").write_text(
+        "attribution:\n  mode: enforce\n  aggregation: any\n  sources:\n"
+        f"    - command: [{json.dumps(sys.executable)}, {json.dumps(str(analyzer))}]\n      name: llm\n"
+    )
+    doc = sleuth("attribute", "r.log", "--config", "c.yaml", "--json")
+    assert doc.rc == 1 and doc.json()["decision"]["decided_by"] == "llm"
+    over = sleuth("attribute", "r.log", "--config", "c.yaml", "--aggregation", "all", "--json")
+    assert over.rc == 0 and over.json()["decision"]["action"] == "RESTART"
+
+
+def test_secrets_never_reach_output_or_history(sleuth: Callable[..., Any], tmp_path: Path) -> None:
+    token = "hf_" + "SeCrEtToKeN1234567890ab"
+    (tmp_path / "r.log").write_text(
+        f"RuntimeError: CUDA error: an illegal memory access was encountered {token}\n"
+    )
+    hist = tmp_path / "h.jsonl"
+    res = sleuth("attribute", "r.log", "--history", hist, "--json")
+    assert res.rc == 0 and "<redacted>" in res.stdout
+    human = sleuth("attribute", "r.log")
+    assert_no_secret(token, res.stdout, res.stderr, human.stdout, roots=[hist.parent / "runs"])
+    assert token not in hist.read_text()
+
+
+def test_list_signatures(sleuth: Callable[..., Any]) -> None:
+    res = sleuth("attribute", "--list-signatures", "--json")
+    rows = res.json()
+    assert res.rc == 0 and len(rows) >= 45 and all(r["docs"] for r in rows)

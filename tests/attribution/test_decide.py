@@ -1,0 +1,239 @@
+"""The decision as a pure function: unit cases and properties over random findings and histories."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sleuth.attribution.decide import CycleRecord, Policy, aggregate, catalog_verdict, choose_root, decide
+from sleuth.attribution.model import (
+    Action,
+    Aggregation,
+    CatalogAction,
+    Finding,
+    Mode,
+    Role,
+    SignatureClass,
+    SourceStatus,
+    SourceVerdict,
+)
+
+POLICY = Policy()
+
+
+def f(
+    sig: str,
+    role: Role = Role.ROOT,
+    cls: SignatureClass = SignatureClass.HARDWARE,
+    action: CatalogAction = CatalogAction.RESTART,
+    *,
+    file: str = "a.log",
+    line: int = 1,
+    ts: float | None = None,
+    rank: int | None = None,
+) -> Finding:
+    return Finding(
+        file=file,
+        line=line,
+        rank=rank,
+        timestamp=ts,
+        signature=sig,
+        cls=cls,
+        role=role,
+        action=action,
+        text=sig,
+    )
+
+
+def test_cascade_first_in_one_file_is_not_the_root() -> None:
+    cascade = f("nccl.watchdog_timeout", Role.CASCADE, SignatureClass.CASCADE, file="rank0.log", ts=100.0)
+    root = f("nvidia.xid.79", file="rank3.log", ts=50.0, action=CatalogAction.EXCLUDE_NODE, rank=3)
+    cat = catalog_verdict([cascade, root], [], POLICY, None)
+    assert cat.root == root and cat.verdict.action is Action.RESTART and cat.ordering == "timestamp"
+    assert cat.advice and "rank 3" in cat.advice[0]
+
+
+def test_earliest_root_by_timestamp_else_log_order() -> None:
+    late = f(
+        "cuda.oom", cls=SignatureClass.SOFTWARE, action=CatalogAction.STOP, file="a.log", line=1, ts=20.0
+    )
+    early = f("nvidia.xid.48", cls=SignatureClass.GPU_MEMORY, file="b.log", line=9, ts=10.0)
+    assert choose_root([late, early]) == (early, "timestamp")
+    no_ts = f("nvidia.xid.48", file="b.log", line=9)
+    assert choose_root([late, no_ts]) == (late, "log order")
+
+
+def test_deterministic_class_stops_at_once() -> None:
+    oom = f("cuda.oom", cls=SignatureClass.SOFTWARE, action=CatalogAction.STOP)
+    cat = catalog_verdict([oom], [], POLICY, None)
+    assert cat.verdict.action is Action.STOP and cat.rule == "deterministic-class"
+
+
+def test_stop_action_of_a_non_deterministic_class_is_bounded_not_immediate() -> None:
+    weird = f("site.x", cls=SignatureClass.INFRASTRUCTURE, action=CatalogAction.STOP)
+    assert catalog_verdict([weird], [], POLICY, None).verdict.action is Action.RESTART
+    again = [CycleRecord(cycle=0, root="site.x", progress=None, action=Action.RESTART)]
+    assert catalog_verdict([weird], again, POLICY, None).rule == "retry-budget"
+
+
+def test_restart_once_then_stop_on_recurrence_unless_progress() -> None:
+    iam = f("cuda.illegal_address", cls=SignatureClass.AMBIGUOUS, action=CatalogAction.RESTART_ONCE)
+    assert catalog_verdict([iam], [], POLICY, None).verdict.action is Action.RESTART
+    hist = [CycleRecord(cycle=0, root="cuda.illegal_address", progress=None, action=Action.RESTART)]
+    cat = catalog_verdict([iam], hist, POLICY, None)
+    assert cat.verdict.action is Action.STOP and cat.rule == "retry-budget"
+    # the job advanced in this cycle before failing again: the streak starts over
+    assert catalog_verdict([iam], hist, POLICY, True).verdict.action is Action.RESTART
+    # a different root in between breaks the streak
+    mixed = [*hist, CycleRecord(cycle=1, root="nvidia.xid.79", progress=None, action=Action.RESTART)]
+    assert catalog_verdict([iam], mixed, POLICY, None).verdict.action is Action.RESTART
+
+
+def test_no_progress_cycles_stop() -> None:
+    hw = f("nvidia.xid.79", action=CatalogAction.EXCLUDE_NODE)
+    other = f("nvidia.xid.74", cls=SignatureClass.FABRIC)
+    hist = [
+        CycleRecord(cycle=i, root=["a", "b"][i % 2], progress=False, action=Action.RESTART) for i in range(2)
+    ]
+    cat = catalog_verdict([hw, other], hist, POLICY, False)
+    assert cat.verdict.action is Action.STOP and cat.rule == "no-progress"
+    assert catalog_verdict([hw], hist, POLICY, None).verdict.action is Action.RESTART  # unknown progress
+
+
+def test_only_cascades_and_nothing() -> None:
+    c = f("nccl.remote_error", Role.CASCADE, SignatureClass.CASCADE)
+    cat = catalog_verdict([c], [], POLICY, None)
+    assert cat.root is None and cat.verdict.action is Action.RESTART and cat.rule == "cascade-only"
+    cat = catalog_verdict([f("py.traceback", Role.DIAGNOSTIC, SignatureClass.SOFTWARE)], [], POLICY, None)
+    assert cat.verdict.action is Action.UNKNOWN and cat.rule == "no-match"
+
+
+def test_confirmation_stands_in_only_without_a_root() -> None:
+    conf = f(
+        "linux.oom_kill", Role.CONFIRMATION, SignatureClass.INFRASTRUCTURE, CatalogAction.RESTART_ONCE, line=1
+    )
+    root = f("nvidia.xid.79", line=5)
+    assert choose_root([conf, root])[0] == root
+    assert choose_root([conf])[0] == conf
+
+
+def v(name: str, action: Action, status: SourceStatus = SourceStatus.OK) -> SourceVerdict:
+    return SourceVerdict(name=name, action=action, reason=f"{name} says {action.value}", status=status)
+
+
+def test_aggregations() -> None:
+    votes = [v("llm", Action.STOP), v("http", Action.RESTART), v("catalog", Action.RESTART)]
+    assert aggregate(votes, Aggregation.parse("any"))[:2] == (Action.STOP, "llm")
+    assert aggregate(votes, Aggregation.parse("all"))[0] is Action.RESTART
+    assert aggregate(votes, Aggregation.parse("quorum:2"))[0] is Action.RESTART
+    assert aggregate([*votes, v("x", Action.STOP)], Aggregation.parse("quorum:2"))[0] is Action.STOP
+    assert aggregate(votes, Aggregation.parse("priority"))[:2] == (Action.STOP, "llm")
+    timed_out = [v("llm", Action.STOP, SourceStatus.TIMEOUT), v("catalog", Action.RESTART)]
+    assert aggregate(timed_out, Aggregation.parse("any"))[:2] == (Action.RESTART, "catalog")
+    assert aggregate(timed_out, Aggregation.parse("priority"))[:2] == (Action.RESTART, "catalog")
+    assert aggregate([v("a", Action.UNKNOWN)], Aggregation.parse("any"))[0] is Action.UNKNOWN
+
+
+# --- properties ----------------------------------------------------------------------------------
+
+ROLES = st.sampled_from(list(Role))
+CLASSES = st.sampled_from(list(SignatureClass))
+ACTIONS = st.sampled_from(list(CatalogAction))
+finding = st.builds(
+    f,
+    st.sampled_from(["s.a", "s.b", "s.c", "s.d"]),
+    ROLES,
+    CLASSES,
+    ACTIONS,
+    file=st.sampled_from(["r0.log", "r1.log", "r2.log"]),
+    line=st.integers(1, 500),
+    ts=st.one_of(st.none(), st.floats(0, 1e6)),
+    rank=st.one_of(st.none(), st.integers(0, 7)),
+)
+record = st.builds(
+    CycleRecord,
+    cycle=st.integers(0, 50),
+    root=st.one_of(st.none(), st.sampled_from(["s.a", "s.b", "s.c", "s.d"])),
+    progress=st.one_of(st.none(), st.booleans()),
+    action=st.sampled_from(list(Action)),
+)
+verdict = st.builds(
+    SourceVerdict,
+    name=st.sampled_from(["h1", "h2", "c1", "m1"]),
+    action=st.sampled_from(list(Action)),
+    reason=st.just("r"),
+    status=st.sampled_from(list(SourceStatus)),
+)
+aggregation = st.sampled_from(["any", "all", "priority", "quorum:1", "quorum:2", "quorum:3"]).map(
+    Aggregation.parse
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(finding, max_size=12), st.lists(record, max_size=6), st.one_of(st.none(), st.booleans()))
+def test_root_is_never_a_cascade_or_diagnostic(
+    findings: list[Finding], history: list[CycleRecord], progress: bool | None
+) -> None:
+    cat = catalog_verdict(findings, history, POLICY, progress)
+    if cat.root is not None:
+        assert cat.root.role in (Role.ROOT, Role.CONFIRMATION)
+        if any(x.role is Role.ROOT for x in findings):
+            assert cat.root.role is Role.ROOT
+        assert cat.root in findings
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(finding, max_size=12), st.lists(record, max_size=6), st.one_of(st.none(), st.booleans()))
+def test_stop_only_for_the_listed_reasons(
+    findings: list[Finding], history: list[CycleRecord], progress: bool | None
+) -> None:
+    cat = catalog_verdict(findings, history, POLICY, progress)
+    if cat.verdict.action is Action.STOP:
+        assert cat.rule in ("deterministic-class", "retry-budget", "no-progress")
+        if cat.rule == "deterministic-class":
+            assert cat.root is not None and cat.root.action is CatalogAction.STOP
+            assert cat.root.cls in POLICY.deterministic_classes
+        if cat.rule == "no-progress":
+            assert progress is False
+    else:
+        assert cat.rule in ("restart", "cascade-only", "no-match")
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(finding, max_size=8),
+    st.lists(record, max_size=4),
+    st.lists(verdict, max_size=4),
+    aggregation,
+    st.one_of(st.none(), st.booleans()),
+)
+def test_mode_changes_only_the_effective_action(
+    findings: list[Finding],
+    history: list[CycleRecord],
+    external: list[SourceVerdict],
+    agg: Aggregation,
+    progress: bool | None,
+) -> None:
+    shadow, _ = decide(
+        findings, history, POLICY, progress=progress, external=external, aggregation=agg, mode=Mode.SHADOW
+    )
+    enforce, _ = decide(
+        findings, history, POLICY, progress=progress, external=external, aggregation=agg, mode=Mode.ENFORCE
+    )
+    assert shadow.action is enforce.action and shadow.decided_by == enforce.decided_by
+    assert shadow.effective_action is Action.RESTART
+    assert (enforce.effective_action is Action.STOP) == (enforce.action is Action.STOP)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(verdict, max_size=6), aggregation)
+def test_abstentions_never_decide(verdicts: list[SourceVerdict], agg: Aggregation) -> None:
+    action, by, _ = aggregate(verdicts, agg)
+    voters = [x for x in verdicts if x.status is SourceStatus.OK and x.action is not Action.UNKNOWN]
+    if not voters:
+        assert action is Action.UNKNOWN
+    else:
+        assert action in (Action.RESTART, Action.STOP)
+        assert all(name in {x.name for x in voters} for name in by.split(", "))
+        if agg.kind == "any":
+            assert (action is Action.STOP) == any(x.action is Action.STOP for x in voters)

@@ -1,0 +1,114 @@
+"""Reading and scanning logs: ranks, timestamps, gzip, chunk boundaries, bounds, engine fallback."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from sleuth.attribution import logs as logs_mod
+from sleuth.attribution import match as match_mod
+from sleuth.attribution.logs import LogInput, parse_rank_prefix, parse_timestamp, rank_from_name
+from sleuth.attribution.match import Matcher
+from sleuth.attribution.signatures import load_catalog
+
+CATALOG = load_catalog(entry_points=False)
+XID = "NVRM: Xid (PCI:0000:3b:00): 79, pid=1, GPU has fallen off the bus."
+OOM = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB."
+
+
+@pytest.mark.parametrize(
+    ("line", "rank", "rest"),
+    [
+        ("[rank3]: boom", 3, "boom"),
+        ("[default12]:boom", 12, "boom"),
+        ("7: boom", 7, "boom"),
+        ("[1,5]<stderr>: boom", 5, "boom"),
+        ("2024-05-01T12:00:00Z [rank2]: boom", 2, "2024-05-01T12:00:00Z [rank2]: boom"),
+        ("step 12: loss 2", None, "step 12: loss 2"),
+    ],
+)
+def test_rank_prefixes(line: str, rank: int | None, rest: str) -> None:
+    assert parse_rank_prefix(line) == (rank, rest)
+
+
+def test_rank_from_file_name() -> None:
+    assert rank_from_name("/x/worker_rank-3.log") == 3 and rank_from_name("rank12.txt") == 12
+    assert rank_from_name("node1.log") is None
+
+
+def test_timestamps() -> None:
+    assert parse_timestamp("2024-05-01T12:00:00Z x") == 1714564800.0
+    assert parse_timestamp("2024-05-01 14:00:00,500+02:00 x") == 1714564800.5
+    assert parse_timestamp("[ 1234.5678] amdgpu: dmesg uptime") is None
+    assert parse_timestamp("Oct  7 12:58:23 host kernel: x") is not None
+    assert parse_timestamp("no time here") is None
+
+
+def scan(*logs: LogInput) -> list[tuple[str, str, int, int | None]]:
+    return [(f.signature, f.file, f.line, f.rank) for f in Matcher(CATALOG).scan(list(logs)).findings]
+
+
+def test_gzip_and_plain_give_the_same_findings(tmp_path: Path) -> None:
+    text = "\n".join(["noise"] * 1000 + ["[rank4]: " + XID] + ["noise"] * 10 + [OOM]) + "\n"
+    plain, gz = tmp_path / "a.log", tmp_path / "b.log.gz"
+    plain.write_text(text)
+    gz.write_bytes(gzip.compress(text.encode()))
+    a = [(s, ln, r) for s, _, ln, r in scan(LogInput.file(plain))]
+    b = [(s, ln, r) for s, _, ln, r in scan(LogInput.file(gz))]
+    assert a == b == [("nvidia.xid.79", 1001, 4), ("cuda.oom", 1012, None)]
+
+
+def test_line_numbers_across_chunk_boundaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logs_mod, "CHUNK", 97)  # many chunks, lines cut anywhere
+    lines = [f"line {i} " + "x" * (i % 37) for i in range(400)]
+    for n in (17, 18, 250, 399):
+        lines[n] = f"{n}: " + XID
+    p = tmp_path / "r.log"
+    p.write_text("\n".join(lines))  # no final newline
+    got = scan(LogInput.file(p))
+    assert [(ln, r) for _, _, ln, r in got] == [(18, 17), (19, 18), (251, 250), (400, 399)]
+
+
+def test_findings_are_bounded_and_counted() -> None:
+    log = LogInput.memory("r.log", (XID + "\n") * 50)
+    res = Matcher(CATALOG, max_findings=10).scan([log])
+    assert len(res.findings) == 10 and res.dropped == 40
+
+
+def test_progress_regex() -> None:
+    import re
+
+    m = Matcher(CATALOG, progress=re.compile(r"iteration \d+"))
+    assert m.scan([LogInput.memory("a", "iteration 12 | loss 2\n" + XID)]).progress is True
+    assert m.scan([LogInput.memory("a", XID)]).progress is False
+    assert Matcher(CATALOG).scan([LogInput.memory("a", XID)]).progress is None
+
+
+def test_python_re_fallback_finds_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "\n".join(line for s in CATALOG.signatures for line in s.match)
+    with_engine = scan(LogInput.memory("r.log", text))
+    monkeypatch.setattr(match_mod, "_re2", None)
+    assert match_mod.engine_name() == "re"
+    assert scan(LogInput.memory("r.log", text)) == with_engine
+    assert len(with_engine) >= len(CATALOG)
+
+
+def test_overlong_line_does_not_blow_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logs_mod, "MAX_LINE", 4096)
+    monkeypatch.setattr(logs_mod, "CHUNK", 1024)
+    p = tmp_path / "blob.log"
+    p.write_text("A" * 50_000 + "\n" + XID + "\n")
+    assert [s for s, *_ in scan(LogInput.file(p))] == ["nvidia.xid.79"]
+
+
+def test_tail_of_plain_and_gzip(tmp_path: Path) -> None:
+    text = "".join(f"line {i}\n" for i in range(5000))
+    p, g = tmp_path / "a.log", tmp_path / "a.log.gz"
+    p.write_text(text)
+    g.write_bytes(gzip.compress(text.encode()))
+    assert LogInput.file(p).tail(100) == LogInput.file(g).tail(100)
+    assert LogInput.file(p).tail(100).endswith("line 4999\n") and LogInput.file(p).tail(100).startswith(
+        "line "
+    )

@@ -1,0 +1,145 @@
+"""The attribution service for real: uvicorn in a subprocess on an ephemeral loopback port."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.attribution.conftest import Served
+
+OOM = "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB\n"
+XID = "NVRM: Xid (PCI:0000:3b:00): 79, pid=1, GPU has fallen off the bus.\n"
+WATCHDOG = (
+    "[Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=5, OpType=ALLREDUCE, NumelIn=1, "
+    "NumelOut=1, Timeout(ms)=600000) ran for 600021 milliseconds before timing out.\n"
+)
+
+
+def post(s: Served, job: str, cycle: Any, logs: list[tuple[str, str]], **kw: Any) -> tuple[int, Any]:
+    body = {"job_id": job, "cycle_id": cycle, "logs": [{"name": n, "text": t} for n, t in logs], **kw}
+    return s.call("POST", "/v1/attributions", body)
+
+
+def test_submit_wait_and_decide(serve: Callable[..., Served]) -> None:
+    s = serve("--gather", "0", "--mode", "enforce")
+    code, rec = post(s, "job1", 0, [("rank0.log", OOM)])
+    assert code == 202 and rec["status"] in ("pending", "running", "done") and not rec["deduplicated"]
+    code, rec = s.call("GET", "/v1/attributions/job1/0?wait=30")
+    assert code == 200 and rec["status"] == "done"
+    assert rec["decision"]["action"] == "STOP" and rec["decision"]["effective_action"] == "STOP"
+    assert rec["root"]["signature"] == "cuda.oom"
+    assert s.call("GET", "/v1/attributions/job1/99")[0] == 404
+    code, health = s.call("GET", "/healthz")
+    assert code == 200 and health["records"] == {"done": 1}
+    code, api = s.call("GET", "/openapi.json")
+    assert code == 200 and "/v1/attributions" in api["paths"]
+
+
+def test_dedupe_and_gather_across_nodes(serve: Callable[..., Served]) -> None:
+    s = serve("--gather", "10")
+    # the cascade arrives first, from node 0; the root from node 2
+    assert post(s, "j", 3, [("rank0.log", WATCHDOG)], node="0", nodes=2)[0] == 202
+    code, again = post(s, "j", 3, [("rank0.log", WATCHDOG)], node="0", nodes=2)
+    assert code == 202 and again["deduplicated"] and again["posted_nodes"] == ["0"]
+    assert s.call("GET", "/v1/attributions/j/3?wait=0.5")[1]["status"] == "pending"  # waiting for node 2
+    assert post(s, "j", 3, [("rank3.log", XID)], node="2", nodes=2)[0] == 202
+    rec = s.call("GET", "/v1/attributions/j/3?wait=30")[1]
+    assert rec["status"] == "done" and rec["root"]["signature"] == "nvidia.xid.79"
+    assert rec["posted_nodes"] == ["0", "2"]
+    late = post(s, "j", 3, [("rank1.log", WATCHDOG)], node="1", nodes=2)[1]
+    assert late["late_nodes"] == ["1"] and late["status"] == "done"
+
+
+def test_outcome_written_once(serve: Callable[..., Served]) -> None:
+    s = serve("--gather", "0")
+    post(s, "j", "c1", [("a", XID)])
+    assert s.call("GET", "/v1/attributions/j/c1/outcome")[1] == {"outcome": None}
+    code, got = s.call("PUT", "/v1/attributions/j/c1/outcome", {"action": "RESTART", "decided_by": "catalog"})
+    assert code == 200 and got["recorded"]
+    code, got = s.call("PUT", "/v1/attributions/j/c1/outcome", {"action": "STOP"})
+    assert code == 409 and got["outcome"]["action"] == "RESTART"
+    assert s.call("GET", "/v1/attributions/j/c1/outcome?wait=1")[1]["outcome"]["action"] == "RESTART"
+    assert s.call("PUT", "/v1/attributions/nope/1/outcome", {"action": "STOP"})[0] == 404
+
+
+def test_limits_and_malformed_requests(serve: Callable[..., Served]) -> None:
+    s = serve("--max-body-mb", "1", "--max-logs", "3", "--max-log-mb", "0.25")
+    big = "x" * (2 * 1024 * 1024)
+    code, body = post(s, "j", 1, [("a", big)])
+    assert code == 413 and "larger than" in body["detail"]
+    code, body = post(s, "j", 1, [("a", "y" * 300_000)])
+    assert code == 413 and "log a" in body["detail"]
+    code, body = post(s, "j", 1, [(f"l{i}", "z") for i in range(4)])
+    assert code == 422 and "at most 3" in body["detail"]
+    assert s.call("POST", "/v1/attributions", raw=b"{not json")[0] == 422
+    assert post(s, "j", 1, [])[0] == 422
+    assert post(s, "bad job id!", 1, [("a", "z")])[0] == 422
+    assert (
+        s.call("POST", "/v1/attributions", {"job_id": "j", "cycle_id": 1, "logs": [], "extra": 1})[0] == 422
+    )
+    code, body = s.call(
+        "POST", "/v1/attributions", {"job_id": "j", "cycle_id": 1, "paths": ["/etc/hostname"]}
+    )
+    assert code == 422 and "log-root" in body["detail"]
+    assert s.call("GET", "/healthz")[1]["records"] == {}  # nothing was accepted
+
+
+def test_kill_9_loses_no_accepted_request(serve: Callable[..., Served], tmp_path: Path) -> None:
+    slow = tmp_path / "slow.py"
+    slow.write_text("import time, sys; sys.stdin.read(); time.sleep(60)\n")
+    s = serve(
+        "--gather",
+        "0",
+        "--workers",
+        "1",
+        "--command-source",
+        f"{sys.executable} {slow}",
+        "--source-timeout",
+        "120",
+        name="first",
+    )
+    for i in range(5):
+        assert post(s, "job", i, [(f"r{i}.log", OOM if i % 2 else XID)])[0] == 202
+    time.sleep(0.5)
+    s.stop(signal.SIGKILL)  # mid-analysis: every record is pending or running
+    assert s.proc.returncode == -signal.SIGKILL
+    again = serve("--gather", "0", db=s.db, name="second")  # same database, no slow source
+    for i in range(5):
+        rec = again.call("GET", f"/v1/attributions/job/{i}?wait=60")[1]
+        assert rec["status"] == "done", rec
+        assert rec["root"]["signature"] == ("cuda.oom" if i % 2 else "nvidia.xid.79")
+
+
+def test_history_across_cycles_stops_a_repeating_root(serve: Callable[..., Served]) -> None:
+    s = serve("--gather", "0", "--mode", "enforce")
+    iam = "RuntimeError: CUDA error: an illegal memory access was encountered\n"
+    actions = []
+    for cycle in range(2):
+        post(s, "hjob", cycle, [("r.log", iam)], progress=False)
+        actions.append(s.call("GET", f"/v1/attributions/hjob/{cycle}?wait=30")[1]["decision"]["action"])
+    assert actions == ["RESTART", "STOP"]
+
+
+def test_secrets_are_scrubbed_before_storage(serve: Callable[..., Served]) -> None:
+    s = serve("--gather", "0")
+    token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0"
+    post(
+        s,
+        "sj",
+        0,
+        [
+            (
+                "r.log",
+                f"export GITHUB_TOKEN={token}\n{OOM}{token} in the same line as CUDA out of memory. Tried to allocate\n",
+            )
+        ],
+    )
+    rec = s.call("GET", "/v1/attributions/sj/0?wait=30")[1]
+    assert rec["status"] == "done"
+    s.stop()
+    for p in s.db.parent.glob(s.db.name + "*"):
+        assert token.encode() not in p.read_bytes(), p

@@ -1,0 +1,292 @@
+"""sleuth supervise with real subprocess workloads: restarts, stops, signals, timeouts, four nodes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.attribution.conftest import Served
+from tests.conftest import wait_dead
+
+W = Path(__file__).parent / "workloads"
+OOM = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB."
+XID = "NVRM: Xid (PCI:0000:3b:00): 79, pid=1, GPU has fallen off the bus."
+
+
+def supervise(
+    tmp: Path, *args: str, timeout: float = 120, log_dir: str = "sup"
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sleuth", "supervise", "--log-dir", str(tmp / log_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def cycles(d: Path) -> list[dict[str, Any]]:
+    return [
+        e for e in map(json.loads, (d / "cycles.jsonl").read_text().splitlines()) if e["event"] == "cycle"
+    ]
+
+
+def events(d: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (d / "cycles.jsonl").read_text().splitlines()]
+
+
+def test_restarts_until_success_with_cycle_env_and_logs(tmp_path: Path) -> None:
+    env_log = tmp_path / "env.jsonl"
+    r = supervise(
+        tmp_path,
+        "--max-restarts",
+        "4",
+        "--",
+        sys.executable,
+        str(W / "cycler.py"),
+        "--until",
+        "2",
+        "--line",
+        XID,
+        "--env-log",
+        str(env_log),
+    )
+    assert r.returncode == 0, r.stderr
+    seen = [json.loads(x) for x in env_log.read_text().splitlines()]
+    assert seen == [
+        {"cycle": 0, "restarts_left": 4},
+        {"cycle": 1, "restarts_left": 3},
+        {"cycle": 2, "restarts_left": 2},
+    ]
+    got = cycles(tmp_path / "sup")
+    assert [c["outcome"] for c in got] == ["restart", "restart", "done"]
+    assert got[0]["attribution"]["root"]["signature"] == "nvidia.xid.79"
+    for i in range(3):
+        text = (tmp_path / "sup" / f"cycle-{i:03d}" / "output.log").read_text()
+        assert f"cycle {i} starting" in text
+    assert "fallen off the bus" in (tmp_path / "sup" / "cycle-000" / "output.log").read_text()
+    assert "fallen off the bus" not in (tmp_path / "sup" / "cycle-002" / "output.log").read_text()
+
+
+def test_enforce_stops_on_a_deterministic_failure(tmp_path: Path) -> None:
+    r = supervise(
+        tmp_path, "--mode", "enforce", "--", sys.executable, str(W / "cycler.py"), "--line", OOM, "--rc", "7"
+    )
+    assert r.returncode == 7, r.stderr
+    got = cycles(tmp_path / "sup")
+    assert len(got) == 1 and got[0]["outcome"] == "stop" and got[0]["decided_by"] == "catalog"
+    assert got[0]["attribution"]["decision"]["action"] == "STOP"
+
+
+def test_shadow_records_stop_and_restarts_until_the_budget(tmp_path: Path) -> None:
+    r = supervise(tmp_path, "--max-restarts", "2", "--", sys.executable, str(W / "cycler.py"), "--line", OOM)
+    assert r.returncode == 1, r.stderr
+    got = cycles(tmp_path / "sup")
+    assert [c["outcome"] for c in got] == ["restart", "restart", "stop"]
+    assert all(c["attribution"]["decision"]["action"] == "STOP" for c in got)
+    assert all(c["attribution"]["decision"]["effective_action"] == "RESTART" for c in got)
+    assert "restart budget exhausted" in got[-1]["reason"]
+
+
+def test_stops_after_cycles_without_progress(tmp_path: Path) -> None:
+    r = supervise(
+        tmp_path,
+        "--max-restarts",
+        "10",
+        "--progress-regex",
+        r"iteration \d+",
+        "--max-no-progress-cycles",
+        "2",
+        "--",
+        sys.executable,
+        str(W / "cycler.py"),
+        "--line",
+        "Segmentation fault (core dumped)",
+    )
+    assert r.returncode == 1
+    got = cycles(tmp_path / "sup")
+    assert [c["outcome"] for c in got] == ["restart", "stop"] and got[-1]["progress"] is False
+    assert "without progress" in got[-1]["reason"]
+    # with progress every cycle, the same failure keeps restarting (each retry budget starts over)
+    r = supervise(
+        tmp_path,
+        "--max-restarts",
+        "3",
+        "--progress-regex",
+        r"iteration \d+",
+        "--max-no-progress-cycles",
+        "2",
+        "--",
+        sys.executable,
+        str(W / "cycler.py"),
+        "--line",
+        XID,
+        "--progress",
+        log_dir="sup2",
+    )
+    assert [c["outcome"] for c in cycles(tmp_path / "sup2")] == ["restart", "restart", "restart", "stop"]
+    assert "restart budget exhausted" in cycles(tmp_path / "sup2")[-1]["reason"]
+
+
+def test_decision_timeout_restarts_and_a_late_stop_is_dropped(tmp_path: Path) -> None:
+    slow = tmp_path / "slow.py"
+    slow.write_text(
+        "import json, sys, time\nsys.stdin.read()\ntime.sleep(4)\n"
+        "print(json.dumps({'action': 'STOP', 'reason': 'slow analyzer'}))\n"
+    )
+    r = supervise(
+        tmp_path,
+        "--mode",
+        "enforce",
+        "--decision-timeout",
+        "1",
+        "--source-timeout",
+        "30",
+        "--command-source",
+        f"{sys.executable} {slow}",
+        "--",
+        sys.executable,
+        str(W / "cycler.py"),
+        "--until",
+        "1",
+        "--line",
+        XID,
+        "--sleep",
+        "8",
+    )
+    assert r.returncode == 0, r.stderr
+    evs = events(tmp_path / "sup")
+    got = [e for e in evs if e["event"] == "cycle"]
+    assert got[0]["outcome"] == "restart" and got[0]["decided_by"] == "default"
+    assert "no decision within 1s" in got[0]["reason"]
+    late = [e for e in evs if e["event"] == "late_decision"]
+    assert late and late[0]["cycle"] == 0 and late[0]["action"] == "STOP" and late[0]["dropped"]
+    assert got[-1]["outcome"] == "done"
+
+
+def _forwarding(tmp_path: Path, sig: int) -> None:
+    pid_file, got_file = tmp_path / "pid", tmp_path / "got"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sleuth",
+            "supervise",
+            "--log-dir",
+            str(tmp_path / "sup"),
+            "--",
+            sys.executable,
+            str(W / "sleeper.py"),
+            str(pid_file),
+            str(got_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    assert got_file.read_text() == signal.Signals(sig).name
+    assert wait_dead(child)
+    got = cycles(tmp_path / "sup")
+    assert len(got) == 1 and got[0]["outcome"] == "signalled" and got[0]["signal"] == sig
+
+
+def test_sigterm_is_forwarded_to_the_workload(tmp_path: Path) -> None:
+    _forwarding(tmp_path, signal.SIGTERM)
+
+
+def test_sigint_is_forwarded_to_the_workload(tmp_path: Path) -> None:
+    _forwarding(tmp_path, signal.SIGINT)
+
+
+def test_service_unreachable_means_the_safe_default(tmp_path: Path) -> None:
+    r = supervise(
+        tmp_path,
+        "--service",
+        "http://127.0.0.1:9",
+        "--decision-timeout",
+        "2",
+        "--",
+        sys.executable,
+        str(W / "cycler.py"),
+        "--until",
+        "1",
+        "--line",
+        OOM,
+    )
+    assert r.returncode == 0, r.stderr
+    evs = events(tmp_path / "sup")
+    assert any(e["event"] == "note" and "unreachable at trigger time" in e["text"] for e in evs)
+    first = next(e for e in evs if e["event"] == "cycle")
+    assert first["outcome"] == "restart" and "unreachable at read time" in first["reason"]
+
+
+def test_four_nodes_follow_the_leader(tmp_path: Path, serve: Callable[..., Served]) -> None:
+    s = serve("--gather", "1")
+    procs = []
+    for rank in range(4):
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "sleuth",
+                    "supervise",
+                    "--nodes",
+                    "4",
+                    "--node-rank",
+                    str(rank),
+                    "--service",
+                    s.url,
+                    "--job-id",
+                    "job4",
+                    "--mode",
+                    "enforce",
+                    "--max-restarts",
+                    "10",
+                    "--decision-timeout",
+                    "20",
+                    "--log-dir",
+                    str(tmp_path / f"node{rank}"),
+                    "--",
+                    sys.executable,
+                    str(W / "node_job.py"),
+                    str(rank),
+                    "4",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=tmp_path,
+            )
+        )
+    results = [p.communicate(timeout=240) for p in procs]
+    outcomes = []
+    for rank, p in enumerate(procs):
+        got = cycles(tmp_path / f"node{rank}")
+        outcomes.append([c["outcome"] for c in got])
+        # each node failed in exactly one cycle: its own (cycle == rank); elsewhere it was stopped by the job
+        assert [c["failed_here"] for c in got] == [c["cycle"] == rank for c in got], results[rank][1]
+    # Xid 79 is EXCLUDE_NODE with a same-root budget of 3: three restarts, then STOP, taken by all four
+    assert outcomes == [["restart", "restart", "restart", "stop"]] * 4, outcomes
+    assert procs[3].returncode == 1  # its own workload failed last
+    assert [p.returncode for p in procs[:3]] == [128 + signal.SIGTERM] * 3
+    for cycle in range(4):
+        rec = s.call("GET", f"/v1/attributions/job4/{cycle}")[1]
+        assert rec["outcome"]["action"] == ("STOP" if cycle == 3 else "RESTART")
+        assert rec["root"]["signature"] == "nvidia.xid.79" and rec["root"]["file"].startswith(f"{cycle}/")
