@@ -126,7 +126,6 @@ class Driver:
         self._ready: deque[tuple[str, TrialRecord]] = deque()
         self._locks: dict[str, threading.Lock] = {}
         self._t0 = time.monotonic()
-        self._steps: dict[str, int] = {}
         self._step_rx = {
             a.name: re.compile(a.spec.step_regex) for a in plan.axes if getattr(a.spec, "step_regex", None)
         }
@@ -284,7 +283,7 @@ class Driver:
                 "phase": "baseline",
                 "axis": None,
                 "hash": cand.key,
-                "values": self._render(point),
+                "values": self._render(point, brief=True),
                 "trials": len(records),
                 "outcomes": [r.label() for r in records],
                 "signature": self.target,
@@ -318,12 +317,12 @@ class Driver:
 
     def _note_step(self, step: int) -> None:
         for name in self._step_rx:
-            self._steps[name] = step
+            self.reduction.hint_axis(name, step)
 
     # --- the search ---------------------------------------------------------------------------
 
-    def _render(self, point: Mapping[str, Any]) -> dict[str, Any]:
-        return {a.name: a.render(point[a.name]) for a in self.plan.axes}
+    def _render(self, point: Mapping[str, Any], *, brief: bool = False) -> dict[str, Any]:
+        return {a.name: a.brief(point[a.name]) if brief else a.render(point[a.name]) for a in self.plan.axes}
 
     def _over_budget(self) -> str | None:
         if self.trials_used >= self.budget.max_trials:
@@ -367,7 +366,7 @@ class Driver:
                 "round": q.round,
                 "axis": q.axis,
                 "hash": key,
-                "values": {q.axis: self.plan.axis(q.axis).render(q.value)},
+                "values": {q.axis: self.plan.axis(q.axis).brief(q.value)},
                 "trials": 0 if ev.cache_hit else len(ev.trials),
                 "outcomes": [t.label() for t in ev.trials],
                 "signature": sig,
@@ -410,9 +409,6 @@ class Driver:
         while True:
             self.stopped = self.stopped or self._over_budget()
             if self.stopped is None:
-                axis = self.reduction.current_axis
-                if axis in self._steps:
-                    self.reduction.hint_axis(axis, self._steps[axis])
                 # more trials for candidates under test first, then new candidates
                 for key, ev in list(self._evals.items()):
                     if ev.running == 0 and len(ev.trials) >= self.rate.per_candidate:

@@ -108,6 +108,7 @@ class Reduction:
     _seq: int = 0
     _seconds: dict[str, list[float]] = field(default_factory=dict)
     _done: bool = False
+    _hints: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.point = {a.name: a.initial for a in self.axes}
@@ -160,6 +161,8 @@ class Reduction:
                 self._clean.add(name)
                 continue
             self._strategy, self._axis = strat, name
+            if name in self._hints:
+                strat.hint(self._hints[name])
             return True
 
     def _reorder(self) -> list[str]:
@@ -221,7 +224,8 @@ class Reduction:
             strat.hint(step)
 
     def hint_axis(self, axis: str, step: int) -> None:
-        """A failure was logged at ``step``: tell the search of ``axis`` if it is running."""
+        """A failure was logged at ``step``: tell the search of ``axis`` now, or when it starts."""
+        self._hints[axis] = step
         if self._axis == axis and self._strategy is not None:
             self._strategy.hint(step)
 

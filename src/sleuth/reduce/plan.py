@@ -75,6 +75,16 @@ class RuntimeAxis:
         """The value as people read it: a number, a choice, a window, or the kept items."""
         if self.kind in ("file_lines", "file_set", "env_set", "arg_set"):
             return [self.items[i] for i in value]
+        return self.plain(value)
+
+    def brief(self, value: Any) -> Any:
+        """Like :meth:`render`, but a long list as ``{"kept", "of", "ranges"}`` (the trace)."""
+        if self.kind in ("file_lines", "file_set", "env_set", "arg_set") and len(value) > 20:
+            return {"kept": len(value), "of": len(self.items), "ranges": _ranges(value)}
+        return self.render(value)
+
+    def plain(self, value: Any) -> Any:
+        """A scalar axis's value as people read it."""
         if self.choices:
             return self.choices[value]
         if self.kind == "window":
@@ -126,6 +136,19 @@ class Candidate:
     def short(self) -> str:
         """The first 12 hex digits of the key (names the candidate's directory)."""
         return self.key[:12]
+
+
+def _ranges(kept: Any) -> str:
+    """``0-136,138,140-499``: kept indices as ranges."""
+    out: list[str] = []
+    for i in kept:
+        if out and "-" not in out[-1].split(",")[-1] and int(out[-1]) == i - 1:
+            out[-1] = f"{out[-1]}-{i}"
+        elif out and "-" in out[-1] and int(out[-1].split("-")[1]) == i - 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{i}"
+        else:
+            out.append(str(i))
+    return ",".join(out)
 
 
 def _fail(source: str, where: str, msg: str, hint: str | None = None) -> ConfigError:

@@ -11,9 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sleuth.errors import UsageError
-from sleuth.secrets import REDACTED, Secrets
+from sleuth.secrets import REDACTED, Secrets, scrub_text
 
-__all__ = ["Scrubber", "compile_patterns"]
+__all__ = ["MIN_SECRET_LEN", "Scrubber", "compile_patterns"]
+
+#: a secret value shorter than this is hidden where its variable is named, not inside every text
+#: (``TOKENIZERS_PARALLELISM=1`` is secret by its name; hiding every "1" would destroy the bundle)
+MIN_SECRET_LEN = 6
 
 
 def compile_patterns(
@@ -45,25 +49,28 @@ class Scrubber:
 
     def text(self, text: str) -> str:
         """``text`` with every secret and every pattern match hidden."""
-        out: str = self.secrets.scrub(text)
+        values = sorted(
+            {v for v in self.secrets.values.values() if len(v) >= MIN_SECRET_LEN}, key=len, reverse=True
+        )
+        out = scrub_text(text, tuple(values))
         for rx in self.patterns:
             out = rx.sub(REDACTED, out)
         return out
 
     def obj(self, obj: Any) -> Any:
         """A copy of JSON-like ``obj`` with every string scrubbed (and secret-named values hidden)."""
-        data = self.secrets.scrub(obj)
+        secret = self.secrets.values
 
-        def walk(x: Any) -> Any:
+        def walk(x: Any, key: str | None) -> Any:
             if isinstance(x, str):
-                return self.text(x)
+                return REDACTED if key is not None and secret.get(key) == x else self.text(x)
             if isinstance(x, dict):
-                return {k: walk(v) for k, v in x.items()}
-            if isinstance(x, list):
-                return [walk(v) for v in x]
+                return {k: walk(v, str(k)) for k, v in x.items()}
+            if isinstance(x, list | tuple):
+                return [walk(v, None) for v in x]
             return x
 
-        return walk(data)
+        return walk(obj, None)
 
     def hides(self, text: str) -> bool:
         """True when ``text`` holds something to hide."""

@@ -30,7 +30,7 @@ from sleuth.secrets import Secrets
 
 __all__ = ["Loaded", "Result", "load", "resume", "start"]
 
-_SCRUB_KEY = "SLEUTH_REDUCE_SCRUB"
+SCRUB_KEY = "SLEUTH_REDUCE_SCRUB"
 _CONFIG = "reduce.json"
 
 
@@ -206,7 +206,7 @@ def start(
     sc = loaded.scrubber
     sc.secrets.save(run_dir.path)
     if sc.patterns:
-        Secrets({_SCRUB_KEY: json.dumps([p.pattern for p in sc.patterns])}).save(run_dir.path)
+        Secrets({SCRUB_KEY: json.dumps([p.pattern for p in sc.patterns])}).save(run_dir.path)
     config = {
         "spec": str(loaded.spec_path),
         "spec_sha256": hashlib.sha256(loaded.plan.spec_text.encode()).hexdigest(),
@@ -262,8 +262,8 @@ def resume(
             )
         patterns: tuple[str, ...] = ()
         if config.get("scrub_patterns"):
-            kept = Secrets.load(path, [_SCRUB_KEY], environ={})
-            patterns = tuple(json.loads(kept.values[_SCRUB_KEY]))
+            kept = Secrets.load(path, [SCRUB_KEY], environ={})
+            patterns = tuple(json.loads(kept.values[SCRUB_KEY]))
         output = Path(config["output"])
         loaded = load(spec_path, output=output, name=config["name"], scrub=patterns)
         replay = run_dir.events()
