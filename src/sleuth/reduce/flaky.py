@@ -14,11 +14,14 @@ rate's lower confidence bound is reported too, so a user sees how much the estim
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from sleuth.stats import wilson
 
-__all__ = ["MAX_PER_CANDIDATE", "RateTracker", "trials_for"]
+__all__ = ["MAX_PER_CANDIDATE", "RateTracker", "evaluate", "reduce_in_process", "trials_for"]
 
 #: the most trials one candidate gets (a rate near 0 would ask for thousands)
 MAX_PER_CANDIDATE = 60
@@ -86,3 +89,36 @@ class RateTracker:
             "miss_probability": round(at_rate, 6),
             "miss_probability_at_low_rate": round(at_low, 6),
         }
+
+
+def evaluate(trial: Callable[[], bool], tracker: RateTracker) -> tuple[bool, int]:
+    """One candidate judged by the rule of the module docstring, one trial at a time, in process.
+
+    Returns (reproduced, trials used); the driver applies the same rule with trials in parallel.
+    """
+    n = tracker.per_candidate
+    for k in range(1, n + 1):
+        if trial():
+            tracker.accepted(k)
+            return True, k
+    return False, n
+
+
+def reduce_in_process(reduction: Any, trial: Callable[[dict[str, Any]], bool], tracker: RateTracker,
+                      *, max_trials: int = 100_000) -> tuple[dict[str, Any], int, int]:  # fmt: skip
+    """Drive a :class:`~sleuth.reduce.fixpoint.Reduction` with an in-process trial function.
+
+    Returns (final point, candidates tested, trials); candidates are cached by point, as the
+    driver caches them by content hash.  For tests, simulations and the benchmark.
+    """
+    cache: dict[str, bool] = {}
+    calls = trials = 0
+    while not reduction.done and trials < max_trials:
+        for q in reduction.propose(1):
+            key = repr(sorted(q.point.items()))
+            if key not in cache:
+                calls += 1
+                cache[key], used = evaluate(partial(trial, dict(q.point)), tracker)
+                trials += used
+            reduction.observe(q, cache[key])
+    return reduction.result(), calls, trials
