@@ -190,3 +190,13 @@ def test_passes_count_their_work() -> None:
     o = OneMinimal((1, 2, 3))
     result, asked = drive(o, lambda kept: 2 in kept)
     assert result == (2,) and o.sweeps >= 1
+
+
+def test_confirm_mode_checks_just_below_first() -> None:
+    """A later fixpoint round: one probe when the boundary still holds, a full search when not."""
+    s = NumericShrink(37, 1, "unknown", confirm=True)
+    result, asked = drive(s, lambda n: n >= 37)
+    assert (result, asked) == (37, [36])
+    s = NumericShrink(37, 1, "unknown", confirm=True)
+    result, asked = drive(s, lambda n: n >= 20)
+    assert result == 20 and asked[0] == 36

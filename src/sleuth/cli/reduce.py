@@ -43,6 +43,8 @@ class _Watch:
             return
         if kind == "trial":
             p.advance(data["trials_used"] - p.completed)
+            if data.get("axis"):
+                p.what = f"trials (reducing {data['axis']})"
             return
         best = data.get("best") or {}
         for axis, value in best.items():

@@ -251,6 +251,7 @@ class Driver:
         if 0 < hits < len(records):  # flaky: measure the rate on twice as many runs
             records += [self._rejudge(r) for r in self._batch(cand.key, n)]
         self._evals.pop(cand.key)
+        self._drop_work(cand)
         judged = [r for r in records if r.outcome in (Outcome.PASS, Outcome.FAIL)]
         hits = sum(r.reproduced for r in judged)
         if not judged and records:
@@ -293,6 +294,7 @@ class Driver:
             }
         )
         self.run_dir.journal.append("baseline", **self.scrub.obj(info))
+        self.on_event("baseline", {"best": self._render(point), "trials_used": self.trials_used})
         return info
 
     def _batch(self, key: str, count: int) -> list[TrialRecord]:
@@ -384,8 +386,12 @@ class Driver:
                 "candidate",
                 {**rec, "best": self._render(self.reduction.result()), "trials_used": self.trials_used},
             )
-        if key and ev.cand.files:
-            shutil.rmtree(self.run_dir.path / "candidates" / ev.cand.short / "work", ignore_errors=True)
+        self._drop_work(ev.cand)
+
+    def _drop_work(self, cand: Candidate) -> None:
+        """A judged candidate's scratch copy is not needed again (the bundle writes its own)."""
+        if cand.files:
+            shutil.rmtree(self.run_dir.path / "candidates" / cand.short / "work", ignore_errors=True)
 
     def _take(self, key: str, rec: TrialRecord) -> None:
         ev = self._evals.get(key)

@@ -48,7 +48,7 @@ class AxisPlan:
         """A set/line axis: its value is a tuple of kept indices."""
         return self.kind in ("file_lines", "file_set", "env_set", "arg_set")
 
-    def strategy(self, value: Any, *, one_minimal: bool) -> Strategy | None:
+    def strategy(self, value: Any, *, one_minimal: bool, revisit: bool = False) -> Strategy | None:
         """A fresh search from ``value``; None when nothing smaller exists."""
         if self.is_list:
             return ListShrink(tuple(value), one_minimal=one_minimal) if value else None
@@ -60,7 +60,9 @@ class AxisPlan:
         if self.kind == "window":
             s, e = value
             return WindowShrink(s, e, mono) if e - s > 1 else None
-        return NumericShrink(int(value), self.floor, mono) if value > self.floor else None
+        if value <= self.floor:
+            return None
+        return NumericShrink(int(value), self.floor, mono, confirm=revisit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +158,7 @@ class Reduction:
             plan = self._plan(name)
             if plan.pinned or name in self._clean:
                 continue
-            strat = plan.strategy(self.point[name], one_minimal=self.one_minimal)
+            strat = plan.strategy(self.point[name], one_minimal=self.one_minimal, revisit=self.round > 1)
             if strat is None:
                 self._clean.add(name)
                 continue

@@ -56,22 +56,32 @@ class NumericShrink:
     reproduce (so with a monotone predicate the result is the exact boundary).
     """
 
-    def __init__(self, initial: int, floor: int, monotone: Monotone = "unknown") -> None:
+    def __init__(
+        self, initial: int, floor: int, monotone: Monotone = "unknown", *, confirm: bool = False
+    ) -> None:
         self.best = initial
         self.floor = min(floor, initial)
         self.monotone = monotone
         self.tested: dict[int, bool] = {initial: True}
         self._pending: set[int] = set()
-        self._priority: list[int] = []
+        self._priority: list[int] = [initial - 1] if confirm and initial > self.floor else []
         self._gallop: Gallop | None = None
         self._gbase = 0
-        self._checked: set[int] = set()
+        #: confirm mode (a later fixpoint round): when ``initial - 1`` does not reproduce, stop there
+        self._confirm = confirm
+        self._initial = initial
+        self._checked: set[int] = {initial} if confirm else set()
         #: counters, for the trace and the tests
         self.proposed = 0
         self.stale = 0
 
     def _fresh(self, v: int) -> bool:
         return self.floor <= v < self.best and v not in self.tested and v not in self._pending
+
+    def _floor_due(self) -> bool:
+        if self._confirm and self.best == self._initial:  # the boundary may hold: check it first
+            return False
+        return self._fresh(self.floor)
 
     def _boundary(self) -> bool:
         return self.best == self.floor or self.tested.get(self.best - 1) is False
@@ -104,10 +114,10 @@ class NumericShrink:
         self._priority = [v for v in self._priority if self._fresh(v)]
         while self._priority and len(out) < n:
             out.append(self._priority.pop(0))
-        if len(out) < n and self._fresh(self.floor):
+        if len(out) < n and self._floor_due():
             out.append(self.floor)
         self._pending.update(out)
-        if not self._boundary():
+        if not self._boundary() and not self._priority and not (self._confirm and self.best == self._initial):
             g = self._frame()
             while len(out) < n:
                 ks = g.propose(1)
@@ -153,7 +163,7 @@ class NumericShrink:
     @property
     def done(self) -> bool:
         """No pending probe and nothing left to propose."""
-        if self._pending or any(self._fresh(v) for v in self._priority) or self._fresh(self.floor):
+        if self._pending or any(self._fresh(v) for v in self._priority) or self._floor_due():
             return False
         return self._boundary() and not self._check_list()
 
