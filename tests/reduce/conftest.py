@@ -34,7 +34,13 @@ def knobs_spec(tmp_path: Path, **over: Any) -> Path:
         "oracle": {"kind": "signature"},
         "budget": {"baseline_trials": 2},
         "axes": [
-            {"name": "STEPS", "kind": "param", "initial": 400, "floor": 1, "step_regex": r"boom at step (\d+)"},
+            {
+                "name": "STEPS",
+                "kind": "param",
+                "initial": 400,
+                "floor": 1,
+                "step_regex": r"boom at step (\d+)",
+            },
             {"name": "SIZE", "kind": "env", "initial": 300, "floor": 0},
             {"name": "LINES", "kind": "file_lines", "path": "lines.txt"},
             {"name": "ENVS", "kind": "env_set"},

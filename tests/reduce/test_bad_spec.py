@@ -13,7 +13,10 @@ from sleuth.cli import main
 from tests.badinput import assert_usage_error, tree_state
 
 GOOD: dict = {
-    "workload": {"command": [sys.executable, "w.py", "--steps", "{STEPS}", "{FILE}"], "env": {"A": "1", "B": "2"}},
+    "workload": {
+        "command": [sys.executable, "w.py", "--steps", "{STEPS}", "{FILE}"],
+        "env": {"A": "1", "B": "2"},
+    },
     "oracle": {"kind": "regex", "pattern": "boom"},
     "axes": [
         {"name": "STEPS", "kind": "param", "initial": 100, "floor": 1},
@@ -106,7 +109,11 @@ def test_bad_spec_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, capsys, 
 RAW: list[tuple[str, str, list[str]]] = [
     ("spec.yaml", "workload: [\n", ["spec.yaml", "not valid YAML"]),
     ("spec.yaml", "- a\n- b\n", ["spec.yaml", "mapping"]),
-    ("spec.yaml", "workload: {command: [x]}\nworkload: {command: [y]}\naxes: []\n", ["spec.yaml", "duplicate key"]),
+    (
+        "spec.yaml",
+        "workload: {command: [x]}\nworkload: {command: [y]}\naxes: []\n",
+        ["spec.yaml", "duplicate key"],
+    ),
     ("spec.json", '{"workload": ', ["spec.json", "not valid JSON"]),
 ]
 

@@ -37,7 +37,10 @@ def test_multi_axis_reaches_the_known_minimum() -> None:
 
 def test_interacting_axes_need_a_second_round() -> None:
     # dropping list item 3 is only possible once B is small: the fixpoint revisits L
-    ax = [AxisPlan(name="L", kind="file_lines", initial=tuple(range(8))), AxisPlan(name="B", kind="int", initial=100)]
+    ax = [
+        AxisPlan(name="L", kind="file_lines", initial=tuple(range(8))),
+        AxisPlan(name="B", kind="int", initial=100),
+    ]
 
     def pred(p: dict) -> bool:
         return 1 in p["L"] and (3 in p["L"] or p["B"] < 50) and p["B"] >= 10
@@ -57,7 +60,9 @@ def test_pinned_axis_never_moves() -> None:
 @settings(max_examples=60, deadline=None)
 @given(s=st.integers(1, 200), b=st.integers(1, 200), needles=st.sets(st.integers(0, 49), max_size=4),
        slots=st.integers(1, 4), seed=st.integers(0, 20))  # fmt: skip
-def test_fixpoint_result_reproduces_and_is_minimal(s: int, b: int, needles: set[int], slots: int, seed: int) -> None:
+def test_fixpoint_result_reproduces_and_is_minimal(
+    s: int, b: int, needles: set[int], slots: int, seed: int
+) -> None:
     ax = [AxisPlan(name="S", kind="int", initial=200, floor=1), AxisPlan(name="B", kind="int", initial=200),
           AxisPlan(name="L", kind="file_lines", initial=tuple(range(50)))]  # fmt: skip
     pred = lambda p: p["S"] >= s and p["B"] >= b and needles <= set(p["L"])  # noqa: E731

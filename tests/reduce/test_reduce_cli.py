@@ -45,7 +45,9 @@ def test_example_end_to_end(cli, tmp_path: Path) -> None:
     trace = [json.loads(line) for line in (run / "reduction_trace.jsonl").read_text().splitlines()]
     assert trace[0]["phase"] == "baseline" and len(trace) == d["oracle_calls"] + d["cache_hits"]
     for rec in trace[1:]:
-        assert {"axis", "values", "hash", "trials", "outcomes", "signature", "cache_hit", "seconds"} <= set(rec)
+        assert {"axis", "values", "hash", "trials", "outcomes", "signature", "cache_hit", "seconds"} <= set(
+            rec
+        )
 
     # run_repro.sh from a clean directory, away from the run dir and the example
     clean = tmp_path / "clean"
@@ -147,8 +149,13 @@ def test_budget_exhausted_still_writes_the_best_so_far(cli, tmp_path: Path) -> N
 def test_other_failures_are_never_accepted(cli, tmp_path: Path) -> None:
     """A candidate without "omega" crashes differently (KeyError): recorded, never progress."""
     spec = knobs_spec(tmp_path)
-    script = (tmp_path / "knobs.py").read_text().replace(
-        'for step in range(steps):', 'if "omega" not in lines:\n    raise KeyError("omega")\nfor step in range(steps):'
+    script = (
+        (tmp_path / "knobs.py")
+        .read_text()
+        .replace(
+            "for step in range(steps):",
+            'if "omega" not in lines:\n    raise KeyError("omega")\nfor step in range(steps):',
+        )
     )
     (tmp_path / "knobs.py").write_text(script)
     d = doc(cli("reduce", "--spec", spec, "--json"))

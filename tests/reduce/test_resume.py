@@ -67,7 +67,9 @@ def test_kill_9_then_resume_gives_the_uninterrupted_result(cli, tmp_path: Path, 
 
 def test_resume_errors_are_one_line(cli, tmp_path: Path) -> None:
     res = cli("reduce", "resume", tmp_path / "nope")
-    assert res.returncode == 2 and "no such run dir" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert (
+        res.returncode == 2 and "no such run dir" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    )
     (tmp_path / "empty").mkdir()
     res = cli("reduce", "resume", tmp_path / "empty")
     assert res.returncode == 2 and "not a sleuth reduce run dir" in res.stderr

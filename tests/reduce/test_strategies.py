@@ -90,7 +90,12 @@ def test_numeric_monotone_finds_the_exact_boundary(initial: int, floor: int, t: 
 
 
 @settings(max_examples=200)
-@given(initial=st.integers(1, 400), bits=st.integers(0, 2**400 - 1), slots=st.integers(1, 3), seed=st.integers(0, 5))
+@given(
+    initial=st.integers(1, 400),
+    bits=st.integers(0, 2**400 - 1),
+    slots=st.integers(1, 3),
+    seed=st.integers(0, 5),
+)
 def test_numeric_any_predicate_result_reproduces(initial: int, bits: int, slots: int, seed: int) -> None:
     pred = lambda n: n == initial or bool(bits >> n & 1)  # noqa: E731
     s = NumericShrink(initial, 0, "unknown")
@@ -153,7 +158,9 @@ def test_def_use_chain_keeps_definitions_in_order() -> None:
 @settings(max_examples=150)
 @given(n=st.integers(0, 60), needles=st.sets(st.integers(0, 59), max_size=6), slots=st.integers(1, 4),
        seed=st.integers(0, 9))  # fmt: skip
-def test_list_monotone_result_is_exactly_the_needles(n: int, needles: set[int], slots: int, seed: int) -> None:
+def test_list_monotone_result_is_exactly_the_needles(
+    n: int, needles: set[int], slots: int, seed: int
+) -> None:
     needles = {x for x in needles if x < n}
     calls: list[tuple[int, ...]] = []
 

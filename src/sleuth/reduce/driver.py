@@ -144,9 +144,8 @@ class Driver:
                     (work / ".sleuth-ready").touch()
             cwd = work
         env = {**self.environ, **cand.env}
-        ws = self.plan.world_size
-        if ws is not None:
-            env[WORLD_SIZE_VAR] = next((a for a in cand.argv if a.isdigit()), "0")
+        if cand.world_size is not None:
+            env[WORLD_SIZE_VAR] = str(cand.world_size)
         argv = cand.argv
         shown = tuple(self.scrub.text(a) for a in argv)
         if shown != argv:  # the engine journals argv: start through a trampoline that hides it

@@ -131,6 +131,8 @@ class Candidate:
     #: relative path -> text (file_lines) or tuple of kept relative file paths (file_set)
     files: Mapping[str, str | tuple[str, ...]]
     key: str
+    #: ranks the launcher starts (a world_size axis), else None
+    world_size: int | None = None
 
     @property
     def short(self) -> str:
@@ -363,7 +365,8 @@ def materialize(plan: Plan, point: Mapping[str, Any]) -> Candidate:
         ),
     }
     key = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
-    return Candidate(argv=tuple(argv), env=env, files=files, key=key)
+    size = int(point[ws.name]) if ws is not None else None
+    return Candidate(argv=tuple(argv), env=env, files=files, key=key, world_size=size)
 
 
 def build_workdir(plan: Plan, cand: Candidate, work: Path) -> None:

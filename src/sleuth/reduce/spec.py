@@ -40,8 +40,9 @@ __all__ = [
 ]
 
 #: ``world_size`` axes run the command under this launcher; ``{N}`` is the number of ranks.
-#: ``--tee 3`` prefixes every line with its rank, so the oracle can judge each rank.
-DEFAULT_LAUNCHER = ["torchrun", "--standalone", "--nproc-per-node", "{N}", "--tee", "3"]
+#: ``--tee 3`` prefixes every line with its rank, so the oracle can judge each rank; ``--no-python``
+#: runs the command as it is (an argv, like every other workload).
+DEFAULT_LAUNCHER = ["torchrun", "--standalone", "--nproc-per-node", "{N}", "--tee", "3", "--no-python"]
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 AxisName = Annotated[str, Field(pattern=_NAME, max_length=64)]
