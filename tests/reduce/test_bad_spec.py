@@ -94,8 +94,9 @@ CASES: list[tuple[str, object, list[str]]] = [
 
 
 @pytest.mark.parametrize(("path", "value", "mentions"), CASES, ids=[f"{p}={v!r}"[:60] for p, v, _ in CASES])
-def test_bad_spec_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, capsys, monkeypatch, path: str,
-                                                        value: object, mentions: list[str]) -> None:  # fmt: skip
+def test_bad_spec_is_one_line_exit_2_and_writes_nothing(
+    tmp_path: Path, capsys, monkeypatch, *, path: str, value: object, mentions: list[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "lines.txt").write_text("a\nb\n")
     spec = tmp_path / "spec.yaml"

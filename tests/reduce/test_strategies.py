@@ -78,8 +78,9 @@ def test_monotone_unknown_checks_below_the_boundary() -> None:
 @settings(max_examples=200)
 @given(initial=st.integers(1, 3000), floor=st.integers(0, 3000), t=st.integers(0, 3000), slots=st.integers(1, 4),
        seed=st.integers(0, 5), mono=st.sampled_from(["true", "unknown", "false"]))  # fmt: skip
-def test_numeric_monotone_finds_the_exact_boundary(initial: int, floor: int, t: int, slots: int, seed: int,
-                                                  mono: str) -> None:  # fmt: skip
+def test_numeric_monotone_finds_the_exact_boundary(
+    *, initial: int, floor: int, t: int, slots: int, seed: int, mono: str
+) -> None:
     floor = min(floor, initial)
     t = min(max(t, floor), initial)
     s = NumericShrink(initial, floor, mono)  # type: ignore[arg-type]
@@ -184,7 +185,7 @@ def test_list_any_predicate_one_minimal(n: int, table: int, slots: int, seed: in
             return True
         return bool(hash((kept, table)) % 3 == 0)
 
-    result, asked = drive(ListShrink(full, one_minimal=True), pred, slots=slots, seed=seed)
+    result, _ = drive(ListShrink(full, one_minimal=True), pred, slots=slots, seed=seed)
     assert pred(tuple(result))
     for i in range(len(result)):
         assert not pred(tuple(result[:i]) + tuple(result[i + 1 :])), "not 1-minimal"
@@ -195,7 +196,7 @@ def test_passes_count_their_work() -> None:
     drive(b, lambda kept: {10, 90} <= set(kept))
     assert b.needed == 2 and b.searches >= 2
     o = OneMinimal((1, 2, 3))
-    result, asked = drive(o, lambda kept: 2 in kept)
+    result, _ = drive(o, lambda kept: 2 in kept)
     assert result == (2,) and o.sweeps >= 1
 
 
