@@ -124,6 +124,9 @@ def _jobs(jobs: int, gpus: str | None) -> tuple[str, ...]:
 @click.option(
     "--spec", type=click.Path(dir_okay=False, path_type=Path), help="The reduce spec (YAML or JSON)."
 )
+@click.option(
+    "--workload", metavar="NAME", help="A wrapped workload: entry point sleuth.workloads, or module:Class."
+)
 @click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Trials at a time.")
 @click.option("--gpus", metavar="IDS", help="Comma-separated devices; each running trial gets its own.")
 @click.option("--one-minimal", is_flag=True, help="Finish list axes with a 1-minimality sweep.")
@@ -142,15 +145,18 @@ def command(ctx: click.Context, /, **kw: Any) -> int | None:
     reproduce, 4 infrastructure error, 130 interrupted.
     """
     if ctx.invoked_subcommand is not None:
-        if kw["spec"] is not None or kw["dry_run"]:
+        if kw["spec"] is not None or kw["workload"] is not None or kw["dry_run"]:
             raise UsageError(f"'sleuth reduce {ctx.invoked_subcommand}' takes its own options only")
         return None
-    if kw["spec"] is None:
-        raise UsageError("--spec FILE is required", hint="see `sleuth schema reduce` for its format")
+    if (kw["spec"] is None) == (kw["workload"] is None):
+        raise UsageError(
+            "give --spec FILE or --workload NAME (one of them)", hint="see `sleuth schema reduce`"
+        )
     from sleuth.reduce import session
 
     gpus = _jobs(kw["jobs"], kw["gpus"])
-    loaded = session.load(kw["spec"], output=kw["output"], name=kw["name"], scrub=tuple(kw["scrub"]))
+    loaded = session.load(kw["spec"], output=kw["output"], name=kw["name"], scrub=tuple(kw["scrub"]),
+                          workload=kw["workload"])  # fmt: skip
     if kw["dry_run"]:
         doc = session.plan_doc(loaded, kw["output"])
         if kw["as_json"]:

@@ -39,10 +39,14 @@ class Loaded:
     """A spec checked and resolved, ready to run."""
 
     plan: Plan
-    spec_path: Path
+    #: the spec file, or None for a wrapped workload (``--workload``)
+    spec_path: Path | None
     scrubber: Scrubber
     environment: Any
     oracle_config: OracleConfig
+    #: a wrapped workload's reference and predicate
+    workload: str | None = None
+    custom: Any = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,12 +129,26 @@ def _oracle_config(spec: ReduceSpec, base_dir: Path) -> OracleConfig:
     )
 
 
-def load(spec_path: Path, *, output: Path, name: str | None = None, scrub: tuple[str, ...] = ()) -> Loaded:
-    """Check the spec, its files, names and patterns; nothing is written."""
+def load(spec_path: Path | None, *, output: Path, name: str | None = None, scrub: tuple[str, ...] = (),
+         workload: str | None = None) -> Loaded:  # fmt: skip
+    """Check the spec (or the wrapped workload), its files, names and patterns; nothing is written."""
     patterns = compile_patterns(scrub)
-    spec, text = load_spec(spec_path)
-    source = str(spec_path)
-    base_dir = spec_path.resolve().parent
+    custom = None
+    if workload is not None:
+        from sleuth.reduce.spec import parse_spec
+        from sleuth.reduce.workloads import load_workload
+
+        wrapped = load_workload(workload)
+        source, text, base_dir = f"workload {workload}", wrapped.text, Path.cwd()
+        spec, custom = parse_spec(wrapped.data, source), wrapped.predicate
+    elif spec_path is not None:
+        spec, text = load_spec(spec_path)
+        source = str(spec_path)
+        base_dir = spec_path.resolve().parent
+    else:
+        raise UsageError(
+            "give --spec FILE or --workload NAME", hint="see `sleuth schema reduce` for the spec"
+        )
     if name is not None and not name.strip():
         raise UsageError("--name '': give a run name")
     plan = resolve(
@@ -138,7 +156,9 @@ def load(spec_path: Path, *, output: Path, name: str | None = None, scrub: tuple
     )
     env = _environment(spec, source, plan.cwd, output)
     oc = _oracle_config(spec, base_dir)
-    if oc.callable_ref:
+    if custom is not None:
+        oc = OracleConfig(skip_exit=oc.skip_exit, fail_regex=oc.fail_regex, stream=oc.stream)
+    elif oc.callable_ref:
         try:
             build_oracle(oc)
         except UsageError as exc:
@@ -146,10 +166,12 @@ def load(spec_path: Path, *, output: Path, name: str | None = None, scrub: tuple
     secrets = Secrets.of(spec.workload.env)
     return Loaded(
         plan=plan,
-        spec_path=spec_path.resolve(),
+        spec_path=spec_path.resolve() if spec_path else None,
         scrubber=Scrubber(secrets, patterns),
         environment=env,
         oracle_config=oc,
+        workload=workload,
+        custom=custom,
     )
 
 
@@ -159,7 +181,7 @@ def plan_doc(loaded: Loaded, output: Path) -> dict[str, Any]:
     cand = materialize(plan, plan.initial_point())
     doc: dict[str, Any] = loaded.scrubber.obj(
         {
-            "spec": str(loaded.spec_path),
+            "spec": str(loaded.spec_path) if loaded.spec_path else f"workload {loaded.workload}",
             "name": plan.name,
             "cwd": str(plan.cwd),
             "argv": list(cand.argv),
@@ -184,7 +206,10 @@ def plan_doc(loaded: Loaded, output: Path) -> dict[str, Any]:
 
 
 def _oracle(loaded: Loaded) -> Oracle:
-    inner = build_oracle(loaded.oracle_config)
+    from sleuth.oracle import StandardOracle
+
+    custom = loaded.custom
+    inner = StandardOracle(loaded.oracle_config, custom) if custom else build_oracle(loaded.oracle_config)
     ws = loaded.plan.world_size
     if ws is None:
         return inner
@@ -208,7 +233,8 @@ def start(
     if sc.patterns:
         Secrets({SCRUB_KEY: json.dumps([p.pattern for p in sc.patterns])}).save(run_dir.path)
     config = {
-        "spec": str(loaded.spec_path),
+        "spec": str(loaded.spec_path) if loaded.spec_path else None,
+        "workload": loaded.workload,
         "spec_sha256": hashlib.sha256(loaded.plan.spec_text.encode()).hexdigest(),
         "name": loaded.plan.name,
         "output": str(output.resolve()),
@@ -252,20 +278,21 @@ def resume(
     try:
         reap_orphans(path)
         config = json.loads((path / _CONFIG).read_text(encoding="utf-8"))
-        spec_path = Path(config["spec"])
-        if not spec_path.is_file():
+        spec_path = Path(config["spec"]) if config.get("spec") else None
+        if spec_path is not None and not spec_path.is_file():
             raise UsageError(f"{path}: its spec {spec_path} is gone", hint="put it back to resume")
-        if hashlib.sha256(spec_path.read_bytes()).hexdigest() != config["spec_sha256"]:
-            raise UsageError(
-                f"{path}: its spec {spec_path} changed since the run started",
-                hint="restore it, or start a new reduction",
-            )
         patterns: tuple[str, ...] = ()
         if config.get("scrub_patterns"):
             kept = Secrets.load(path, [SCRUB_KEY], environ={})
             patterns = tuple(json.loads(kept.values[SCRUB_KEY]))
         output = Path(config["output"])
-        loaded = load(spec_path, output=output, name=config["name"], scrub=patterns)
+        loaded = load(
+            spec_path, output=output, name=config["name"], scrub=patterns, workload=config.get("workload")
+        )
+        if hashlib.sha256(loaded.plan.spec_text.encode()).hexdigest() != config["spec_sha256"]:
+            what = spec_path or f"workload {config.get('workload')}"
+            raise UsageError(f"{path}: its spec {what} changed since the run started",
+                             hint="restore it, or start a new reduction")  # fmt: skip
         replay = run_dir.events()
         run_dir.journal.append("resume")
     except BaseException:
