@@ -154,6 +154,20 @@ class Driver:
             env["SLEUTH_EXEC_ARGV"] = json.dumps(list(argv))
             argv = (sys.executable, "-m", "sleuth.reduce._exec", *shown)
         spec = TrialSpec(argv=argv, env=env, cwd=str(cwd), timeout_s=self.timeout, label=cand.short)
+        from dataclasses import replace
+
+        from sleuth.environments.container import PreparedContainer
+        from sleuth.environments.pyxis import PreparedPyxis
+
+        p = self.prepared
+        extra = {k: env[k] for k in (*cand.env, *(k for k in env if k.startswith("SLEUTH_")))}
+        # a container sees only the variables named, and starts in the candidate's scratch copy
+        if isinstance(p, PreparedContainer):
+            inside = replace(p, env=replace(p.env, workdir=str(cwd)))
+            return inside.wrap(spec, output_dir=trial_dir, extra_env=extra)
+        if isinstance(p, PreparedPyxis):
+            on_node = replace(p, env=replace(p.env, workdir=str(cwd)))
+            return on_node.wrap(spec, output_dir=trial_dir, extra_env=extra)
         wrapped: TrialSpec = self.prepared.wrap(spec)
         return wrapped
 
