@@ -86,6 +86,30 @@ def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     return run
 
 
+def run_detached(
+    argv: list[str], *, cwd: Path, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` as an orphan (``setsid --fork``) and wait for it through files.
+
+    The pytest worker never waits for it, so its memory (torchrun's ranks import torch: ~250 MB
+    each) does not enter the worker's RUSAGE_CHILDREN, which other tests measure.
+    """
+    import shlex
+    import time
+
+    out, err, rc = cwd / ".detached.out", cwd / ".detached.err", cwd / ".detached.rc"
+    script = f"{shlex.join(argv)} >{shlex.quote(str(out))} 2>{shlex.quote(str(err))}; echo $? >{shlex.quote(str(rc))}.tmp; mv {shlex.quote(str(rc))}.tmp {shlex.quote(str(rc))}"
+    subprocess.run(
+        ["setsid", "--fork", "sh", "-c", script], cwd=cwd, env=env, check=True, stdin=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + timeout
+    while not rc.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{argv} did not finish in {timeout}s")
+        time.sleep(0.2)
+    return subprocess.CompletedProcess(argv, int(rc.read_text()), out.read_text(), err.read_text())
+
+
 def doc(res: subprocess.CompletedProcess[str]) -> Any:
     assert res.stdout.strip(), res.stderr
     return json.loads(res.stdout)

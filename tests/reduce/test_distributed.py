@@ -14,7 +14,7 @@ import yaml
 from sleuth.model import Outcome, Stream, TrialResult, TrialSpec
 from sleuth.oracle import OracleConfig, StandardOracle
 from sleuth.reduce.ranks import WORLD_SIZE_VAR, RankOracle, split_ranks
-from tests.reduce.conftest import PROGRAMS, doc
+from tests.reduce.conftest import PROGRAMS, doc, env_with_path, run_detached
 
 PREFIX = re.compile(r"^\[default(\d+)\]:", re.MULTILINE)
 TRACE = "[default{r}]:[rank{r}]: Traceback (most recent call last):\n[default{r}]:[rank{r}]: RuntimeError: {msg}\n"
@@ -82,7 +82,7 @@ TORCH = importlib.util.find_spec("torch") is not None and bool(
 @pytest.mark.skipif(
     not TORCH, reason="PyTorch (torchrun) is not installed in this venv; .ci/run installs the CPU build"
 )
-def test_collective_failing_from_three_ranks_reduces_to_three(cli, tmp_path: Path) -> None:
+def test_collective_failing_from_three_ranks_reduces_to_three(tmp_path: Path) -> None:
     (tmp_path / "collective.py").write_text((PROGRAMS / "collective.py").read_text())
     spec = {
         "name": "collective",
@@ -95,7 +95,8 @@ def test_collective_failing_from_three_ranks_reduces_to_three(cli, tmp_path: Pat
         "axes": [{"name": "RANKS", "kind": "world_size", "initial": 4, "floor": 1}],
     }
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
-    res = cli("reduce", "--spec", tmp_path / "spec.yaml", "--json", timeout=900)
+    argv = [sys.executable, "-m", "sleuth", "reduce", "--spec", str(tmp_path / "spec.yaml"), "--json"]
+    res = run_detached(argv, cwd=tmp_path, env=env_with_path(tmp_path), timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     d = doc(res)
     assert d["final"]["axes"] == {"RANKS": 3}
