@@ -193,3 +193,35 @@ def test_python_oracle_and_choice_axis(cli, tmp_path: Path) -> None:
     assert d["final"]["axes"]["SIZE"] == "20"
     assert d["final"]["axes"]["LINES"] == ["alpha", "omega"]
     assert os.path.isfile(Path(d["run_dir"]) / "shrunken" / "recipe.yaml")
+
+
+def test_file_set_and_window_axes(cli, tmp_path: Path) -> None:
+    """Shards of a directory (the originals untouched) and a step window, through the real CLI."""
+    shards = tmp_path / "data"
+    shards.mkdir()
+    for i in range(12):
+        (shards / f"shard_{i:02d}.jsonl").write_text("nan\n" if i == 9 else "1.0\n")
+    (tmp_path / "job.py").write_text(
+        "import os, sys\n"
+        "d, start, end = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])\n"
+        "names = sorted(os.listdir(d))\n"
+        "bad = any(open(os.path.join(d, n)).read().strip() == 'nan' for n in names)\n"
+        "if bad and 'shard_03.jsonl' in names and start <= 40 < end:\n"
+        "    print('loss is nan at step 40'); sys.exit(1)\n"
+    )
+    spec = {
+        "name": "shards",
+        "workload": {"command": [sys.executable, "job.py", "{SHARDS}", "{W_START}", "{W_END}"]},
+        "oracle": {"kind": "regex", "pattern": "loss is nan"},
+        "budget": {"baseline_trials": 1},
+        "axes": [{"name": "SHARDS", "kind": "file_set", "path": "data"},
+                 {"name": "W", "kind": "window", "start": 0, "end": 1000, "step_regex": r"at step (\d+)"}],
+    }  # fmt: skip
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    d = doc(cli("reduce", "--spec", tmp_path / "spec.yaml", "--json"))
+    assert d["final"]["axes"] == {"SHARDS": ["shard_03.jsonl", "shard_09.jsonl"], "W": [40, 41]}
+    assert len(list(shards.iterdir())) == 12
+    inputs = Path(d["run_dir"]) / "shrunken" / "inputs" / "data"
+    assert sorted(p.name for p in inputs.iterdir()) == ["shard_03.jsonl", "shard_09.jsonl"]
+    out = sh(Path(d["run_dir"]) / "shrunken" / "run_repro.sh", cwd=tmp_path, tmp_path=tmp_path)
+    assert out.returncode == 1 and "loss is nan" in out.stdout
