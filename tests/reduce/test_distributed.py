@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
+import os
 import re
-import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import yaml
 from sleuth.model import Outcome, Stream, TrialResult, TrialSpec
 from sleuth.oracle import OracleConfig, StandardOracle
 from sleuth.reduce.ranks import WORLD_SIZE_VAR, RankOracle, split_ranks
+from sleuth.reduce.spec import DEFAULT_LAUNCHER
 from tests.reduce.conftest import PROGRAMS, doc, env_with_path, run_detached
 
 PREFIX = re.compile(r"^\[default(\d+)\]:", re.MULTILINE)
@@ -72,27 +73,40 @@ def test_regex_oracle_per_rank_and_no_prefix_fallback(tmp_path: Path) -> None:
     assert plain.signature == "exit 1: ValueError: x"  # another launcher: judged as one output
 
 
-TORCH = importlib.util.find_spec("torch") is not None and bool(
-    shutil.which("torchrun", path=str(Path(sys.executable).parent))
-)
+REPO = Path(__file__).parents[2]
+
+
+def torch_python() -> str | None:
+    """An interpreter with PyTorch: $SLEUTH_TORCH_PYTHON, .venv-torch (what .ci/run builds), or this one.
+
+    Looked up without importing torch (find_spec), so no ~250 MB child enters the worker's rusage.
+    """
+    for cand in (
+        os.environ.get("SLEUTH_TORCH_PYTHON"),
+        str(REPO / ".venv-torch" / "bin" / "python"),
+        sys.executable,
+    ):
+        if not cand or not Path(cand).is_file() or not (Path(cand).parent / "torchrun").is_file():
+            continue
+        probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)"
+        if subprocess.run([cand, "-c", probe], check=False).returncode == 0:
+            return cand
+    return None
 
 
 @pytest.mark.torch
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not TORCH, reason="PyTorch (torchrun) is not installed in this venv; .ci/run installs the CPU build"
-)
 def test_collective_failing_from_three_ranks_reduces_to_three(tmp_path: Path) -> None:
+    py = torch_python()
+    if py is None:
+        pytest.skip("no PyTorch: set SLEUTH_TORCH_PYTHON, or build .venv-torch as .ci/run does")
     (tmp_path / "collective.py").write_text((PROGRAMS / "collective.py").read_text())
+    launcher = [str(Path(py).parent / "torchrun"), *DEFAULT_LAUNCHER[1:]]
     spec = {
         "name": "collective",
-        "workload": {
-            "command": [sys.executable, "collective.py"],
-            "timeout": 240,
-            "env": {"OMP_NUM_THREADS": "1"},
-        },
+        "workload": {"command": [py, "collective.py"], "timeout": 240, "env": {"OMP_NUM_THREADS": "1"}},
         "budget": {"baseline_trials": 2},
-        "axes": [{"name": "RANKS", "kind": "world_size", "initial": 4, "floor": 1}],
+        "axes": [{"name": "RANKS", "kind": "world_size", "initial": 4, "floor": 1, "launcher": launcher}],
     }
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     argv = [sys.executable, "-m", "sleuth", "reduce", "--spec", str(tmp_path / "spec.yaml"), "--json"]
