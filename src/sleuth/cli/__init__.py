@@ -23,6 +23,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "run": ("sleuth.cli.run", "Run a command k times, judge each trial, keep every log."),
     "bisect": ("sleuth.cli.bisect", "Find the first bad commit, release, image or list entry."),
     "matrix": ("sleuth.cli.matrix", "Mitigations x environments x trials, with honest statistics."),
+    "reduce": ("sleuth.cli.reduce", "Shrink a failing workload to a minimal, shippable reproducer."),
+    "bundle": ("sleuth.cli.bundle", "Pack a reduction's reproducer into one .tar.gz."),
     "env": ("sleuth.cli.env", "Snapshot the environment, or diff two snapshots."),
     "schema": ("sleuth.cli.schema", "Print the JSON Schema of a config file."),
     "mitigations": ("sleuth.cli.mitigations", "List the known mitigations and where they come from."),

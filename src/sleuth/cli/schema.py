@@ -15,6 +15,7 @@ __all__ = ["SCHEMAS", "command"]
 #: NAME -> ("module:function" returning the schema dict, what the file is)
 SCHEMAS: dict[str, tuple[str, str]] = {
     "matrix": ("sleuth.matrix.recipe:recipe_schema", "a sleuth matrix recipe (--recipe)"),
+    "reduce": ("sleuth.reduce.spec:reduce_schema", "a sleuth reduce spec (--spec)"),
     "mitigations": ("sleuth.registry:sidecar_schema", "a mitigations/environments file (--mitigations-file)"),
     "attribution": (
         "sleuth.attribution.config:config_schema",

@@ -1,0 +1,236 @@
+"""The shippable reproducer: ``shrunken/`` with its inputs, scripts, spec, matrix recipe and snapshot.
+
+``shrunken/run_repro.sh`` needs nothing but a POSIX shell and the workload's own interpreter: it
+exports the variables the workload sets, enters ``inputs/`` (the workload's cwd, with the reduced
+files as real files) and runs the final argv.  ``verify.sh N`` runs it N times and reports the
+reproduction rate.  ``spec.yaml`` is the input spec at the final values (reducible again from
+``shrunken/``), ``recipe.yaml`` a ``sleuth matrix`` recipe with one baseline cell.  Secret values
+are never written: a redacted variable is taken from the caller's shell by ``run_repro.sh``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sleuth.journal import atomic_write_json, atomic_write_text
+from sleuth.reduce.plan import Candidate, Plan
+from sleuth.reduce.scrub import Scrubber
+from sleuth.secrets import REDACTED
+from sleuth.signature import parse_signature
+
+__all__ = ["INPUTS_LIMIT", "write_shrunken"]
+
+#: the most bytes of the workload's cwd copied into ``inputs/``; above, only the files it names
+INPUTS_LIMIT = 200 * 1024 * 1024
+_SKIP = {
+    ".git",
+    ".hg",
+    ".svn",
+    "__pycache__",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".venv",
+    "sleuth-runs",
+}
+
+
+def _tree_size(root: Path, skip: set[Path]) -> int:
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in _SKIP and Path(dirpath, d).resolve() not in skip]
+        total += sum(Path(dirpath, f).stat().st_size for f in filenames if Path(dirpath, f).is_file())
+        if total > INPUTS_LIMIT:
+            break
+    return total
+
+
+def copy_inputs(plan: Plan, cand: Candidate, dest: Path, *, output_root: Path) -> str:
+    """The workload's cwd as real files, axis files at their final content; returns a note."""
+    skip = {output_root.resolve()}
+    note = "the workload's directory"
+    if _tree_size(plan.cwd, skip) <= INPUTS_LIMIT:
+
+        def ignore(d: str, names: list[str]) -> set[str]:
+            return {n for n in names if n in _SKIP or Path(d, n).resolve() in skip or n.endswith(".pyc")}
+
+        shutil.copytree(plan.cwd, dest, ignore=ignore, symlinks=False, ignore_dangling_symlinks=True)
+    else:  # a large repository: only what the command names
+        dest.mkdir(parents=True)
+        for arg in cand.argv:
+            src = plan.cwd / arg
+            if not os.path.isabs(arg) and src.is_file():
+                (dest / arg).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest / arg)
+        note = f"only the files the command names (the workload's directory is over {INPUTS_LIMIT >> 20} MiB)"
+    for rel, content in cand.files.items():
+        target = dest / rel
+        if isinstance(content, str):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content, encoding="utf-8")
+        else:
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True)
+            for f in content:
+                (target / f).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(plan.cwd / rel / f, target / f)
+    return note
+
+
+def _exports(env: Mapping[str, str], scrubber: Scrubber) -> list[str]:
+    lines = []
+    for k, v in env.items():
+        shown = scrubber.text(v)
+        if REDACTED in shown or k in scrubber.secrets.values:
+            lines.append(f'export {k}="${{{k}:?{k} was redacted from this bundle: export it first}}"')
+        else:
+            lines.append(f"export {k}={shlex.quote(v)}")
+    return lines
+
+
+def _check(plan: Plan, target: str | None) -> str:
+    """A shell condition on ``$rc`` and the captured ``$out`` files: the failure reproduced."""
+    o = plan.spec.oracle
+    if o.kind == "regex":
+        files = {"stdout": '"$out/stdout"', "stderr": '"$out/stderr"', "both": '"$out/stdout" "$out/stderr"'}
+        py = (
+            "import re,sys; t=''.join(open(f,errors='replace').read() for f in sys.argv[2:]); "
+            "sys.exit(0 if re.search(sys.argv[1], t, re.M) else 1)"
+        )
+        return f"python3 -c {shlex.quote(py)} {shlex.quote(o.pattern or '')} {files[o.stream]}"
+    parts = parse_signature(target or "")
+    head = parts.head
+    cond = '[ "$rc" -ne 0 ]'
+    if head.startswith("exit "):
+        cond = f'[ "$rc" -eq {int(head.split()[1]) & 255} ]'
+    kind = parts.kind_key
+    if kind and not kind.startswith(("FAILED ", "ERROR ")):
+        cond += f' && grep -qF {shlex.quote(kind)} "$out/stdout" "$out/stderr"'
+    return cond
+
+
+def write_shrunken(
+    plan: Plan,
+    cand: Candidate,
+    final: Mapping[str, Any],
+    run_path: Path,
+    *,
+    output_root: Path,
+    scrubber: Scrubber,
+    target: str | None,
+    timeout: float | None,
+    snapshot: dict[str, Any],
+    header: list[str],
+) -> dict[str, Any]:
+    """Write ``shrunken/`` for candidate ``cand`` (the point ``final``); returns notes for SHIP.md."""
+    out = run_path / "shrunken"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir()
+    note = copy_inputs(plan, cand, out / "inputs", output_root=output_root)
+    argv = list(cand.argv)
+    comments = "".join(f"# {scrubber.text(h)}\n" for h in header)
+    repro = (
+        "#!/bin/sh\n# Minimal reproducer written by sleuth reduce.\n" + comments + "set -u\n"
+        'here=$(cd "$(dirname "$0")" && pwd)\ncd "$here/inputs" || exit 2\n'
+        + "".join(line + "\n" for line in _exports(cand.env, scrubber))
+        + f"exec {scrubber.text(shlex.join(argv))}\n"
+    )
+    atomic_write_text(out / "run_repro.sh", repro, mode=0o755)
+    verify = (
+        "#!/bin/sh\n# Run run_repro.sh N times (default 10); report how often the failure reproduced.\n"
+        f"# The failure: {scrubber.text(target or f'output matches {plan.spec.oracle.pattern!r}')}\n"
+        "set -u\n"
+        'here=$(cd "$(dirname "$0")" && pwd)\nn=${1:-10}\nhits=0\ni=0\nout=$(mktemp -d)\n'
+        'while [ "$i" -lt "$n" ]; do\n  i=$((i + 1))\n'
+        '  sh "$here/run_repro.sh" >"$out/stdout" 2>"$out/stderr"\n  rc=$?\n'
+        f"  if {_check(plan, target)}; then hits=$((hits + 1)); fi\ndone\n"
+        'rm -rf "$out"\necho "reproduced $hits/$n"\n[ "$hits" -gt 0 ]\n'
+    )
+    atomic_write_text(out / "verify.sh", verify, mode=0o755)
+    atomic_write_text(
+        out / "spec.yaml", yaml.safe_dump(scrubber.obj(final_spec(plan, final)), sort_keys=False)
+    )
+    atomic_write_text(
+        out / "recipe.yaml", yaml.safe_dump(scrubber.obj(recipe(plan, cand, timeout)), sort_keys=False)
+    )
+    env_doc = {"argv": argv, "workload_env": dict(cand.env), "cwd": "inputs", "snapshot": snapshot}
+    atomic_write_json(out / "env.json", scrubber.obj(env_doc))
+    return {"inputs": note}
+
+
+def final_spec(plan: Plan, final: Mapping[str, Any]) -> dict[str, Any]:
+    """The input spec with every axis at its final value, its cwd the bundle's ``inputs/``."""
+    data: dict[str, Any] = plan.spec.model_dump(mode="json", exclude_defaults=True)
+    data.setdefault("workload", {})["cwd"] = "inputs"
+    data["name"] = plan.name
+    env = dict(plan.spec.workload.env)
+    axes = []
+    for raw, a in zip(data["axes"], plan.axes, strict=True):
+        v = final[a.name]
+        if a.kind == "env_set":
+            dropped = {a.items[i] for i in range(len(a.items))} - {a.items[i] for i in v}
+            env = {k: x for k, x in env.items() if k not in dropped}
+        elif a.kind == "arg_set":
+            raw["values"] = [a.items[i] for i in v] or raw["values"][:0]
+        elif a.kind == "window":
+            raw["start"], raw["end"] = v
+        elif a.kind in ("param", "env", "world_size"):
+            raw["initial"] = a.choices[v] if a.choices else v
+        axes.append(raw)
+    data["workload"]["env"] = env
+    keep: list[dict[str, Any]] = []
+    for x, a in zip(axes, plan.axes, strict=True):
+        empty = not final[a.name] if a.kind in ("arg_set", "file_set") else False
+        if a.kind == "env_set":
+            empty = not [k for k in env if k not in x.get("keep", []) and k not in _env_axes(plan)]
+        if not empty:
+            keep.append(x)
+        elif a.kind == "arg_set":  # its placeholder goes with it
+            token = "{" + a.name + "}"
+            cmd = data["workload"]["command"]
+            data["workload"]["command"] = (
+                cmd.replace(token, "") if isinstance(cmd, str) else [c for c in cmd if c != token]
+            )
+    data["axes"] = keep
+    return data
+
+
+def _env_axes(plan: Plan) -> set[str]:
+    return {a.name for a in plan.axes if a.kind == "env"}
+
+
+def recipe(plan: Plan, cand: Candidate, timeout: float | None) -> dict[str, Any]:
+    """A ``sleuth matrix`` recipe (schema 1) for the reproducer: one baseline cell."""
+    o = plan.spec.oracle
+    oracle: dict[str, Any] = (
+        {"kind": "regex", "pattern": o.pattern, "stream": o.stream}
+        if o.kind == "regex"
+        else {"kind": "exit_code"}
+    )
+    if o.kind == "python":
+        oracle["callable"] = o.callable
+    if o.skip_exit:
+        oracle["skip_exit"] = list(o.skip_exit)
+    env = {k: v for k, v in cand.env.items() if k not in plan.mitigation_env}
+    workload: dict[str, Any] = {
+        "name": plan.name,
+        "command": list(cand.argv),
+        "cwd": "inputs",
+        "env": env,
+        "oracle": oracle,
+    }
+    if timeout is not None:
+        workload["timeout"] = round(timeout, 3)
+    environment = plan.spec.environment
+    cell: dict[str, Any] = {"name": "baseline", "mitigations": list(plan.spec.mitigations) or ["none"]}
+    if environment != "host":
+        cell["environment"] = environment if isinstance(environment, str) else environment.plain()
+    return {"schema_version": 1, "workload": workload, "trials": 10, "cells": [cell]}

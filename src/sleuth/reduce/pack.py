@@ -1,0 +1,43 @@
+"""``sleuth bundle RUN_DIR``: the run's reproducer as one scrubbed ``.tar.gz`` (see :mod:`.ship`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sleuth.errors import UsageError
+from sleuth.reduce.scrub import Scrubber, compile_patterns
+from sleuth.reduce.session import SCRUB_KEY, summary_of
+from sleuth.reduce.ship import pack
+from sleuth.secrets import Secrets
+
+__all__ = ["pack_run"]
+
+
+def run_scrubber(run_dir: Path, extra: tuple[str, ...] = ()) -> Scrubber:
+    """The run's own scrub rule (its secrets and ``--scrub`` patterns), plus ``extra`` patterns."""
+    try:
+        config = json.loads((run_dir / "reduce.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UsageError(f"{run_dir}: not a sleuth reduce run dir (no reduce.json)") from None
+    names = list(config.get("redacted_env") or [])
+    want = names + ([SCRUB_KEY] if config.get("scrub_patterns") else [])
+    found = Secrets.load(run_dir, want, environ={}) if want else Secrets({})
+    patterns = json.loads(found.values[SCRUB_KEY]) if SCRUB_KEY in found.values else []
+    secrets = Secrets({k: v for k, v in found.values.items() if k != SCRUB_KEY})
+    return Scrubber(secrets, compile_patterns([*patterns, *extra]))
+
+
+def pack_run(
+    run_dir: Path, *, extra_scrub: tuple[str, ...] = (), dest: Path | None = None
+) -> tuple[Path, list[tuple[str, int, str]]]:
+    """Write the archive; returns its path and its members (path, bytes, sha256)."""
+    summary = dict(summary_of(run_dir))
+    if not (run_dir / "shrunken").is_dir():
+        raise UsageError(f"{run_dir}: no shrunken/ to pack (status {summary.get('status')})")
+    scrubber = run_scrubber(run_dir, extra_scrub)
+    target = dest if dest is not None else run_dir / f"{summary.get('name', 'reproducer')}-repro.tar.gz"
+    if not target.parent.is_dir():
+        raise UsageError(f"--out {target}: no such directory {target.parent}")
+    members = pack(run_dir, scrubber, target, summary)
+    return target, members

@@ -1,0 +1,385 @@
+"""The library half of ``sleuth reduce``: load a spec, run or resume a reduction, write the bundle.
+
+:func:`load` checks everything a run needs and writes nothing (``--dry-run`` stops there);
+:func:`start` claims a run dir and runs; :func:`resume` reopens one after a crash.  Both end in
+:func:`_finish`: the bundle (``shrunken/``, ``SHIP.md``, ``reduction_trace.jsonl``,
+``summary.json``) is written whatever happened, then every text file of the run dir is scrubbed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sleuth.errors import ConfigError, ExitCode, UsageError
+from sleuth.journal import RunDir, atomic_write_json, atomic_write_text
+from sleuth.model import Stream
+from sleuth.oracle import Oracle, OracleConfig, build_oracle
+from sleuth.reduce.driver import Driver, Options
+from sleuth.reduce.plan import Plan, materialize, resolve
+from sleuth.reduce.ranks import RankOracle
+from sleuth.reduce.scrub import Scrubber, compile_patterns
+from sleuth.reduce.spec import ReduceSpec, load_spec, parse_duration
+from sleuth.secrets import Secrets
+
+__all__ = ["Loaded", "Result", "load", "resume", "start"]
+
+SCRUB_KEY = "SLEUTH_REDUCE_SCRUB"
+_CONFIG = "reduce.json"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Loaded:
+    """A spec checked and resolved, ready to run."""
+
+    plan: Plan
+    #: the spec file, or None for a wrapped workload (``--workload``)
+    spec_path: Path | None
+    scrubber: Scrubber
+    environment: Any
+    oracle_config: OracleConfig
+    #: a wrapped workload's reference and predicate
+    workload: str | None = None
+    custom: Any = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Result:
+    """What a reduction ended with; ``doc`` is the ``--json`` document."""
+
+    doc: dict[str, Any]
+    exit_code: ExitCode
+    run_dir: Path
+
+
+def _mitigation_env(spec: ReduceSpec, source: str) -> dict[str, str]:
+    from sleuth.registry import load_registry
+
+    reg = load_registry()
+    env: dict[str, str] = {}
+    pieces: dict[str, list[str]] = {}
+    for i, name in enumerate(spec.mitigations):
+        m = reg.mitigations.get(name)
+        if m is None:
+            raise ConfigError(
+                f"{source}: mitigations[{i}]: unknown mitigation {name!r} (see sleuth mitigations)"
+            )
+        env.update(m.env)
+        for var, piece in m.append.items():
+            pieces.setdefault(var, []).append(piece)
+    for var, extra in pieces.items():
+        below = spec.workload.env.get(var, os.environ.get(var, ""))
+        env[var] = " ".join([below, *extra]) if below else " ".join(extra)
+    return env
+
+
+def _environment(spec: ReduceSpec, source: str, cwd: Path, output: Path) -> Any:
+    """The core environment object for ``spec.environment`` (nothing built yet)."""
+    from sleuth.registry import InlineEnvironment, load_registry
+
+    value = spec.environment
+    if isinstance(value, str):
+        reg = load_registry()
+        d = reg.environments.get(value)
+        if d is None:
+            raise ConfigError(
+                f"{source}: environment: unknown environment {value!r} (see sleuth environments)"
+            )
+        if d.kind == "host":
+            from sleuth.environments.host import HostEnvironment
+
+            return HostEnvironment()
+        if d.kind == "plugin" and d.factory is not None:
+            return d.factory()
+        if d.spec is None:
+            raise ConfigError(f"{source}: environment: {value!r} needs a value, e.g. {{{value}: ...}}")
+        value = d.spec
+    assert isinstance(value, InlineEnvironment)
+    if value.kind == "venv":
+        from sleuth.environments.venv import VenvEnvironment
+
+        return VenvEnvironment(pins=tuple(value.value))
+    from sleuth.environments.container import Mount, container_environment
+
+    out = str(output.resolve())
+    mounts = (Mount(str(cwd), str(cwd)), Mount(out, out))
+    return container_environment(
+        value.kind, str(value.value), mounts=mounts, workdir=str(cwd), check_image=True
+    )
+
+
+def _oracle_config(spec: ReduceSpec, base_dir: Path) -> OracleConfig:
+    o = spec.oracle
+    ref = o.callable
+    if ref is not None:
+        mod, _, func = ref.rpartition(":")
+        if mod.endswith(".py") and not Path(mod).is_absolute():
+            ref = f"{(base_dir / mod).resolve()}:{func}"
+    return OracleConfig(
+        skip_exit=tuple(o.skip_exit),
+        fail_regex=re.compile(o.pattern, re.MULTILINE) if o.pattern else None,
+        stream=Stream(o.stream),
+        callable_ref=ref,
+    )
+
+
+def load(spec_path: Path | None, *, output: Path, name: str | None = None, scrub: tuple[str, ...] = (),
+         workload: str | None = None) -> Loaded:  # fmt: skip
+    """Check the spec (or the wrapped workload), its files, names and patterns; nothing is written."""
+    patterns = compile_patterns(scrub)
+    custom = None
+    if workload is not None:
+        from sleuth.reduce.spec import parse_spec
+        from sleuth.reduce.workloads import load_workload
+
+        wrapped = load_workload(workload)
+        source, text, base_dir = f"workload {workload}", wrapped.text, Path.cwd()
+        spec, custom = parse_spec(wrapped.data, source), wrapped.predicate
+    elif spec_path is not None:
+        spec, text = load_spec(spec_path)
+        source = str(spec_path)
+        base_dir = spec_path.resolve().parent
+    else:
+        raise UsageError(
+            "give --spec FILE or --workload NAME", hint="see `sleuth schema reduce` for the spec"
+        )
+    if name is not None and not name.strip():
+        raise UsageError("--name '': give a run name")
+    plan = resolve(
+        spec, source, text, base_dir=base_dir, mitigation_env=_mitigation_env(spec, source), name=name
+    )
+    env = _environment(spec, source, plan.cwd, output)
+    oc = _oracle_config(spec, base_dir)
+    if custom is not None:
+        oc = OracleConfig(skip_exit=oc.skip_exit, fail_regex=oc.fail_regex, stream=oc.stream)
+    elif oc.callable_ref:
+        try:
+            build_oracle(oc)
+        except UsageError as exc:
+            raise ConfigError(f"{source}: oracle.callable: {exc.message}") from None
+    secrets = Secrets.of(spec.workload.env)
+    return Loaded(
+        plan=plan,
+        spec_path=spec_path.resolve() if spec_path else None,
+        scrubber=Scrubber(secrets, patterns),
+        environment=env,
+        oracle_config=oc,
+        workload=workload,
+        custom=custom,
+    )
+
+
+def plan_doc(loaded: Loaded, output: Path) -> dict[str, Any]:
+    """What a run would do (``--dry-run``), scrubbed."""
+    plan = loaded.plan
+    cand = materialize(plan, plan.initial_point())
+    doc: dict[str, Any] = loaded.scrubber.obj(
+        {
+            "spec": str(loaded.spec_path) if loaded.spec_path else f"workload {loaded.workload}",
+            "name": plan.name,
+            "cwd": str(plan.cwd),
+            "argv": list(cand.argv),
+            "env": dict(cand.env),
+            "oracle": plan.spec.oracle.model_dump(mode="json"),
+            "budget": plan.spec.budget.model_dump(mode="json"),
+            "axes": [
+                {
+                    "name": a.name,
+                    "kind": a.kind,
+                    "initial": a.render(a.search().initial),
+                    "items": len(a.items) if a.items else None,
+                    "pinned": a.search().pinned,
+                }
+                for a in plan.axes
+            ],
+            "environment": loaded.environment.describe(),
+            "run_dir_parent": str(output / "reduce" / plan.name),
+        }
+    )
+    return doc
+
+
+def _oracle(loaded: Loaded) -> Oracle:
+    from sleuth.oracle import StandardOracle
+
+    custom = loaded.custom
+    inner = StandardOracle(loaded.oracle_config, custom) if custom else build_oracle(loaded.oracle_config)
+    ws = loaded.plan.world_size
+    if ws is None:
+        return inner
+    return RankOracle(inner, re.compile(ws.spec.rank_prefix, re.MULTILINE), ws.spec.aggregate)
+
+
+def start(
+    loaded: Loaded,
+    *,
+    output: Path,
+    jobs: int,
+    gpus: tuple[str, ...],
+    one_minimal: bool,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    on_start: Callable[[Path], None] | None = None,
+) -> Result:
+    """Claim a run dir and reduce."""
+    run_dir = RunDir.create(output, "reduce", loaded.plan.name)
+    sc = loaded.scrubber
+    sc.secrets.save(run_dir.path)
+    if sc.patterns:
+        Secrets({SCRUB_KEY: json.dumps([p.pattern for p in sc.patterns])}).save(run_dir.path)
+    config = {
+        "spec": str(loaded.spec_path) if loaded.spec_path else None,
+        "workload": loaded.workload,
+        "spec_sha256": hashlib.sha256(loaded.plan.spec_text.encode()).hexdigest(),
+        "name": loaded.plan.name,
+        "output": str(output.resolve()),
+        "jobs": jobs,
+        "gpus": list(gpus),
+        "one_minimal": one_minimal,
+        "redacted_env": sc.secrets.names,
+        "scrub_patterns": len(sc.patterns),
+    }
+    run_dir.write_json(_CONFIG, config)
+    atomic_write_text(run_dir.path / "spec.yaml", sc.text(loaded.plan.spec_text))
+    run_dir.journal.append("start", **sc.obj(config))
+    return _run(
+        loaded,
+        run_dir,
+        output=output,
+        jobs=jobs,
+        gpus=gpus,
+        one_minimal=one_minimal,
+        replay=None,
+        on_event=on_event,
+        on_start=on_start,
+    )
+
+
+def resume(
+    path: Path,
+    *,
+    jobs: int | None,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    on_start: Callable[[Path], None] | None = None,
+) -> Result:
+    """Continue an interrupted reduction from its journal; journaled trials are not run again."""
+    from sleuth.runner import reap_orphans
+
+    if not (path / _CONFIG).is_file():
+        raise UsageError(
+            f"{path}: not a sleuth reduce run dir (no {_CONFIG})", hint="pass the run dir printed by the run"
+        )
+    run_dir = RunDir.open(path)
+    try:
+        reap_orphans(path)
+        config = json.loads((path / _CONFIG).read_text(encoding="utf-8"))
+        spec_path = Path(config["spec"]) if config.get("spec") else None
+        if spec_path is not None and not spec_path.is_file():
+            raise UsageError(f"{path}: its spec {spec_path} is gone", hint="put it back to resume")
+        patterns: tuple[str, ...] = ()
+        if config.get("scrub_patterns"):
+            kept = Secrets.load(path, [SCRUB_KEY], environ={})
+            patterns = tuple(json.loads(kept.values[SCRUB_KEY]))
+        output = Path(config["output"])
+        loaded = load(
+            spec_path, output=output, name=config["name"], scrub=patterns, workload=config.get("workload")
+        )
+        if hashlib.sha256(loaded.plan.spec_text.encode()).hexdigest() != config["spec_sha256"]:
+            what = spec_path or f"workload {config.get('workload')}"
+            raise UsageError(f"{path}: its spec {what} changed since the run started",
+                             hint="restore it, or start a new reduction")  # fmt: skip
+        replay = run_dir.events()
+        run_dir.journal.append("resume")
+    except BaseException:
+        run_dir.close()
+        raise
+    return _run(
+        loaded,
+        run_dir,
+        output=output,
+        jobs=jobs or int(config["jobs"]),
+        gpus=tuple(config["gpus"]),
+        one_minimal=bool(config["one_minimal"]),
+        replay=replay,
+        on_event=on_event,
+        on_start=on_start,
+    )
+
+
+def _run(
+    loaded: Loaded,
+    run_dir: RunDir,
+    *,
+    output: Path,
+    jobs: int,
+    gpus: tuple[str, ...],
+    one_minimal: bool,
+    replay: list[dict[str, Any]] | None,
+    on_event: Callable[[str, dict[str, Any]], None] | None,
+    on_start: Callable[[Path], None] | None,
+) -> Result:
+    from sleuth.reduce.finish import finish
+
+    if on_start is not None:
+        on_start(run_dir.path)
+    wall = loaded.plan.spec.budget.max_wall_clock
+    opts = Options(
+        jobs=jobs, gpus=gpus, one_minimal=one_minimal, max_wall_s=parse_duration(wall) if wall else None
+    )
+    driver: Driver | None = None
+    prepared: Any = None
+    status = "interrupted"
+    try:
+        try:
+            prepared = loaded.environment.prepare()
+            driver = Driver(
+                loaded.plan,
+                run_dir,
+                _oracle(loaded),
+                opts,
+                environ=os.environ,
+                scrubber=loaded.scrubber,
+                prepared=prepared,
+                replay=replay,
+                on_event=on_event,
+            )
+            info = driver.baseline()
+            if info["reproduced"] == 0:
+                status = "not_reproducible"
+            else:
+                driver.search()
+                status = "budget_exhausted" if driver.stopped else "done"
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop the trials, keep the best so far
+            if driver is not None:
+                driver.engine.cancel_all()
+    except BaseException:
+        if driver is not None:
+            driver.engine.cancel_all()
+            driver.close()
+        run_dir.close()
+        raise
+    if driver is not None:
+        driver.close()
+    return finish(loaded, run_dir, driver, status, output=output, prepared=prepared)
+
+
+def summary_of(path: Path) -> Mapping[str, Any]:
+    """The ``summary.json`` of a finished run dir."""
+    try:
+        data: Mapping[str, Any] = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UsageError(
+            f"{path}: no summary.json: not a finished sleuth reduce run dir",
+            hint="resume it first: sleuth reduce resume RUN_DIR",
+        ) from None
+    return data
+
+
+def save_summary(path: Path, doc: dict[str, Any]) -> None:
+    """Write ``summary.json``."""
+    atomic_write_json(path / "summary.json", doc)

@@ -1,0 +1,170 @@
+"""What leaves the machine: the scrub pass, ``SHIP.md``, and the ``.tar.gz`` of ``sleuth bundle``.
+
+:func:`scrub_tree` rewrites every text file of a directory with the run's :class:`Scrubber`
+(``secrets.json`` and the lock excepted); binary files are left alone.  :func:`ship_md` lists what
+would be shared, file by file with size and sha256, the scrub rules (patterns, never matches) and
+the commands.  :func:`pack` copies ``shrunken/`` and ``SHIP.md`` into one archive after scrubbing
+them again (with any extra patterns), the archive's own ``SHIP.md`` listing every member.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sleuth.journal import atomic_write_text
+from sleuth.reduce.scrub import Scrubber
+from sleuth.secrets import SECRETS_FILE
+
+__all__ = ["file_rows", "pack", "scrub_tree", "ship_md"]
+
+_KEEP = {SECRETS_FILE, ".lock"}
+#: text files larger than this are not rewritten (they are named in SHIP.md as unscrubbed)
+_TEXT_LIMIT = 64 * 1024 * 1024
+
+
+def _is_text(data: bytes) -> bool:
+    if b"\x00" in data[:8192]:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def scrub_tree(root: Path, scrubber: Scrubber, *, skip: Iterable[Path] = ()) -> list[str]:
+    """Scrub every text file under ``root`` in place (atomically); returns files too large to scrub."""
+    skipped = {p.resolve() for p in skip}
+    large: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if Path(dirpath, d).resolve() not in skipped]
+        for name in filenames:
+            p = Path(dirpath, name)
+            if name in _KEEP or p.is_symlink() or p.resolve() in skipped:
+                continue
+            if p.stat().st_size > _TEXT_LIMIT:
+                large.append(str(p.relative_to(root)))
+                continue
+            data = p.read_bytes()
+            if not _is_text(data):
+                continue
+            text = data.decode("utf-8")
+            clean = scrubber.text(text)
+            if clean != text:
+                atomic_write_text(p, clean, mode=p.stat().st_mode & 0o7777)
+    return large
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_rows(root: Path, top: str) -> list[tuple[str, int, str]]:
+    """(path, bytes, sha256) of every file under ``root/top``, sorted."""
+    rows = []
+    for p in sorted((root / top).rglob("*")):
+        if p.is_file() and not p.is_symlink():
+            rows.append((str(p.relative_to(root)), p.stat().st_size, _sha256(p)))
+    return rows
+
+
+def ship_md(root: Path, scrubber: Scrubber, summary: dict[str, Any], *, notes: Iterable[str] = ()) -> str:
+    """The text of SHIP.md for the files under ``root/shrunken``."""
+    rows = file_rows(root, "shrunken")
+    total = sum(r[1] for r in rows)
+    lines = [
+        f"# Reproducer: {summary.get('name', '')}",
+        "",
+        f"Status: **{summary.get('status')}**. {summary.get('note', '')}".rstrip(),
+        "",
+        "## Final point",
+        "",
+        "| axis | initial | final |",
+        "|---|---|---|",
+    ]
+    for name, row in summary.get("axes", {}).items():
+        lines.append(f"| {name} | {_short(row.get('initial'))} | {_short(row.get('final'))} |")
+    stuck = [(n, r) for n, r in summary.get("axes", {}).items() if not r.get("moved")]
+    if stuck:
+        lines += ["", "## Axes that did not move", ""]
+        lines += [f"- {n}: {r.get('why', '')}" for n, r in stuck]
+    lines += [
+        "",
+        f"## Files ({len(rows)} files, {total} bytes): `sleuth bundle RUN_DIR` packs them",
+        "",
+        "| file | bytes | sha256 |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {p} | {n} | {h} |" for p, n, h in rows]
+    names = scrubber.secrets.names
+    lines += [
+        "",
+        "## Scrubbed",
+        "",
+        f"- secret variables (values never written; `run_repro.sh` takes them from your shell): "
+        f"{', '.join(names) if names else 'none'}",
+        "- token-shaped words (hf_..., ghp_..., sk-..., AKIA...) and URL credentials, everywhere",
+        f"- `--scrub` patterns: {', '.join(f'`{p.pattern}`' for p in scrubber.patterns) or 'none'}",
+    ]
+    lines += [f"- {n}" for n in notes]
+    lines += [
+        "",
+        "## Commands",
+        "",
+        "```sh",
+        "sh shrunken/run_repro.sh            # reproduce once",
+        "sh shrunken/verify.sh 10            # the reproduction rate over 10 runs",
+        "sleuth matrix --recipe shrunken/recipe.yaml   # try mitigations on the reproducer",
+        "sleuth reduce --spec shrunken/spec.yaml       # reduce further",
+        "```",
+        "",
+    ]
+    return scrubber.text("\n".join(lines))
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    if isinstance(value, list) and len(text) > 80:
+        text = f"{len(value)} items"
+    return text.replace("|", "\\|")
+
+
+def pack(
+    run_dir: Path, scrubber: Scrubber, dest: Path, summary: dict[str, Any]
+) -> list[tuple[str, int, str]]:
+    """``shrunken/`` + ``SHIP.md`` into ``dest`` (.tar.gz), scrubbed again; returns the members."""
+    top = f"{summary.get('name', 'reproducer')}-repro"
+    with tempfile.TemporaryDirectory(prefix=".sleuth-pack-", dir=run_dir) as tmp:
+        stage = Path(tmp) / top
+        shutil.copytree(run_dir / "shrunken", stage / "shrunken", symlinks=False)
+        scrub_tree(stage, scrubber)
+        atomic_write_text(stage / "SHIP.md", ship_md(stage, scrubber, summary))
+        members = file_rows(Path(tmp), top)
+        fd, part = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+        try:
+            with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+                for path in sorted(Path(tmp, top).rglob("*")):
+                    info = tar.gettarinfo(str(path), arcname=str(path.relative_to(tmp)))
+                    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+                    if info.isfile():
+                        with open(path, "rb") as fh:
+                            tar.addfile(info, io.BytesIO(fh.read()))
+                    else:
+                        tar.addfile(info)
+            os.replace(part, dest)
+        except BaseException:
+            Path(part).unlink(missing_ok=True)
+            raise
+    return members

@@ -1,0 +1,83 @@
+"""kill -9 at seeded random moments, then ``sleuth reduce resume``: the same final result as an
+uninterrupted run of the same deterministic workload, and no journaled trial is run again."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.reduce.conftest import KNOBS_MINIMUM, doc, env_with_path, knobs_spec
+
+
+def journal_trials(run: Path) -> list[tuple[str, str]]:
+    events = [json.loads(x) for x in (run / "journal.jsonl").read_text().splitlines() if x.endswith("}")]
+    return [(e["subdir"], e["trial"]["id"]) for e in events if e.get("event") == "trial"]
+
+
+def kill_after(spec: Path, tmp_path: Path, n_trials: int) -> Path:
+    """Start a reduction, SIGKILL it once its journal holds ``n_trials`` trials; its run dir."""
+    env = env_with_path(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "sleuth", "reduce", "--spec", str(spec), "--json"], cwd=tmp_path,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    runs = tmp_path / "runs" / "reduce" / "knobs"
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            dirs = sorted(runs.glob("*")) if runs.is_dir() else []
+            if dirs and (dirs[-1] / "journal.jsonl").is_file() and len(journal_trials(dirs[-1])) >= n_trials:
+                break
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
+    return sorted(runs.glob("*"))[-1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [3, 11])
+def test_kill_9_then_resume_gives_the_uninterrupted_result(cli, tmp_path: Path, seed: int) -> None:
+    spec = knobs_spec(tmp_path)
+    full = doc(cli("reduce", "--spec", spec, "--json", "--name", "full"))
+    assert full["final"]["axes"] == KNOBS_MINIMUM
+    n = random.Random(seed).randrange(2, full["trials"] - 2)
+    run = kill_after(spec, tmp_path, n)
+    before = journal_trials(run)
+    assert len(before) >= min(n, 2)
+    res = cli("reduce", "resume", run, "--json")
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = doc(res)
+    assert got["final"]["axes"] == full["final"]["axes"]
+    assert got["trials"] == full["trials"] and got["oracle_calls"] == full["oracle_calls"]
+    after = journal_trials(run)
+    assert len(after) == len(set(after)), "a journaled trial ran again"
+    assert after[: len(before)] == before
+    assert len(after) == full["trials"]
+    trace = [json.loads(x) for x in (run / "reduction_trace.jsonl").read_text().splitlines()]
+    assert any(r.get("replayed") for r in trace[1:]) or len(before) <= 2
+
+
+def test_resume_errors_are_one_line(cli, tmp_path: Path) -> None:
+    res = cli("reduce", "resume", tmp_path / "nope")
+    assert (
+        res.returncode == 2 and "no such run dir" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    )
+    (tmp_path / "empty").mkdir()
+    res = cli("reduce", "resume", tmp_path / "empty")
+    assert res.returncode == 2 and "not a sleuth reduce run dir" in res.stderr
+
+
+def test_resume_refuses_a_changed_spec(cli, tmp_path: Path) -> None:
+    spec = knobs_spec(tmp_path, budget={"baseline_trials": 1, "max_trials": 3})
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    spec.write_text(spec.read_text() + "\n# edited\n")
+    res = cli("reduce", "resume", d["run_dir"], "--json")
+    assert res.returncode == 2 and "changed since the run started" in res.stderr
