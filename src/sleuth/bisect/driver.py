@@ -301,7 +301,9 @@ class Driver(TestPool):
             if ends:
                 self._submit_ends(end, strat, jobs, first_wave)
             free = jobs - self.inflight
-            if free > 0 and not strat.done and (self.signature is not None or first_wave or not ends):
+            # results that finished together are all told before anything is proposed
+            searching = self.signature is not None or first_wave or not ends
+            if free > 0 and searching and not self.finished and not strat.done:
                 phase = "last-good check" if getattr(strat, "verifying", False) else "search"
                 for q in strat.propose(free):
                     at_end = q.index == len(self.labels) - 1
@@ -342,10 +344,9 @@ class Driver(TestPool):
                 self._alias[self._submit(q.index, "search")] = q
                 return
             counted = verdict
-        if counted is Outcome.PASS and q.index > 0:
-            end.passed = True
-        if counted is not Outcome.SKIP:
-            end.searched += 1
+        if 0 < q.index < len(self.labels) - 1:  # a probe between the ends (not a rerun of one)
+            end.passed |= counted is Outcome.PASS
+            end.searched += counted is not Outcome.SKIP
         strat.observe(q, counted)
 
     def _recount(self, ev: TestEvent) -> TestEvent:

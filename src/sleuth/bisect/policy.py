@@ -44,6 +44,8 @@ END_FAILS = 4
 P_QUANTILE = 0.1
 #: under ``--flaky auto``, the prior probability that the test is deterministic (p = 1)
 DETERMINISM = 0.5
+#: the Beta(1, b) prior on p under auto
+PRIOR_B = 2.0
 #: pseudo-counts that pin p near a value given with ``--flaky P``
 _PIN = 200.0
 #: under ``--flaky auto``, reruns of a bad end whose first run passed before giving up (0.5^8 < 0.4%)
@@ -95,7 +97,7 @@ def auto_model() -> Model:
     """
     from sleuth.bisect.posterior import Model
 
-    return Model(a=1.0, b=2.0, determinism=DETERMINISM, given_fails=1, p_quantile=P_QUANTILE)
+    return Model(a=1.0, b=PRIOR_B, determinism=DETERMINISM, given_fails=1, p_quantile=P_QUANTILE)
 
 
 def make_strategy(

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sleuth.bisect.candidates import ListSource
 from sleuth.bisect.driver import Driver
-from sleuth.bisect.trials import Options, TestEvent
+from sleuth.bisect.trials import Options
 from sleuth.journal import RunDir
 from sleuth.model import TrialResult, TrialSpec
 from sleuth.oracle import OracleConfig, StandardOracle
@@ -35,14 +35,24 @@ __all__ = ["SimBackend", "SimResult", "simulate"]
 
 
 class SimBackend:
-    """Trials of one time unit on ``slots`` virtual workers; ``fails(index)`` draws each outcome."""
+    """Trials on ``slots`` virtual workers; ``fails(index)`` draws each outcome, ``duration()`` its length.
 
-    def __init__(self, slots: int, fails: Callable[[int], bool]) -> None:
+    A trial's future is resolved only when virtual time reaches its finish (:meth:`advance`, which
+    the pool calls before it would block), so the driver sees results in finishing order; trials that
+    finish at the same time finish together.
+    """
+
+    def __init__(
+        self, slots: int, fails: Callable[[int], bool], duration: Callable[[], float] | None = None
+    ) -> None:
         self._slots = slots
         self._fails = fails
+        self._duration = duration or (lambda: 1.0)
         self._free = [0.0] * slots  # when each worker is next free (a heap)
-        self._finish: dict[str, float] = {}
-        #: the virtual time: the finishing time of the latest result the driver collected
+        #: (finish, submission number, future, result) of the trials still running
+        self._running: list[tuple[float, int, Future[TrialResult], TrialResult | Exception]] = []
+        self._n = 0
+        #: the virtual time: when the latest finished trial finished
         self.now = 0.0
 
     def slots(self) -> int:
@@ -52,40 +62,46 @@ class SimBackend:
     def submit(
         self, spec: TrialSpec, trial_dir: Path, *, prepare: Callable[[Path], TrialSpec] | None = None
     ) -> Future[TrialResult]:
-        """Start the trial when a worker is free; its result is known now, collected in order."""
+        """Start the trial now, or when a worker frees; its outcome is drawn now, delivered at its finish."""
         fut: Future[TrialResult] = Future()
         start = max(self.now, heapq.heappop(self._free))
-        heapq.heappush(self._free, start + 1.0)
-        self._finish[str(trial_dir)] = start + 1.0
+        wall = self._duration()
+        heapq.heappush(self._free, start + wall)
+        got: TrialResult | Exception
         try:
             spec = prepare(trial_dir) if prepare is not None else spec
         except Exception as exc:  # an untestable candidate: the engine makes it a SKIP
-            fut.set_exception(exc)
-            return fut
-        fail = self._fails(int(spec.env["SLEUTH_CANDIDATE_INDEX"]))
-        fut.set_result(
-            TrialResult(
-                spec=spec,
-                trial_dir=trial_dir,
-                rc=1 if fail else 0,
-                signal=None,
-                timed_out=False,
-                started_at=start,
-                wall_s=1.0,
-                stdout_path=trial_dir / "stdout",
-                stderr_path=trial_dir / "stderr",
-                stderr_tail="AssertionError: bug\n" if fail else "",
-                host="sim",
-            )
-        )
+            got = exc
+        else:
+            fail = self._fails(int(spec.env["SLEUTH_CANDIDATE_INDEX"]))
+            got = TrialResult(spec=spec, trial_dir=trial_dir, rc=1 if fail else 0, signal=None,
+                              timed_out=False, started_at=start, wall_s=wall, host="sim",
+                              stdout_path=trial_dir / "stdout", stderr_path=trial_dir / "stderr",
+                              stderr_tail="AssertionError: bug\n" if fail else "")  # fmt: skip
+        heapq.heappush(self._running, (start + wall, self._n, fut, got))
+        self._n += 1
         return fut
 
-    def collected(self, trial_dir: Path) -> None:
-        """The driver took this result: the clock moves to its finishing time."""
-        self.now = max(self.now, self._finish.pop(str(trial_dir), self.now))
+    def advance(self) -> int:
+        """Run virtual time to the next finish; resolve every trial finishing then.  How many."""
+        if not self._running:
+            return 0
+        self.now = max(self.now, self._running[0][0])
+        done = 0
+        while self._running and self._running[0][0] <= self.now:
+            _, _, fut, got = heapq.heappop(self._running)
+            if isinstance(got, Exception):
+                fut.set_exception(got)
+            else:
+                fut.set_result(got)
+            done += 1
+        return done
 
     def cancel_all(self) -> None:
-        """Nothing runs for real."""
+        """Drop the running trials."""
+        for _, _, fut, _ in self._running:
+            fut.cancel()
+        self._running.clear()
 
     def close(self) -> None:
         """Nothing to release."""
@@ -116,12 +132,13 @@ class SimResult:
 
 
 def simulate(n: int, p: float, options: Options, seed: int, root: Path, *, culprit: int | None = None,
-             fix: bool = False, keep: bool = False) -> SimResult:  # fmt: skip
+             fix: bool = False, jitter: float = 0.0, keep: bool = False) -> SimResult:  # fmt: skip
     """Run the real driver on ``n`` candidates whose bad ones fail with probability ``p``.
 
     The culprit is drawn from 1..n-1 with ``seed`` unless given; with ``fix`` the candidates before
-    it fail instead (a ``find_fix`` search).  The run dir goes under ``root`` and is removed unless
-    ``keep``.
+    it fail instead (a ``find_fix`` search).  ``jitter`` spreads test durations uniformly over
+    1 +- jitter (0: every test takes one unit, so tests started together finish together).  The
+    run dir goes under ``root`` and is removed unless ``keep``.
     """
     rng = random.Random(seed)
     f = culprit if culprit is not None else rng.randint(1, n - 1)
@@ -129,16 +146,15 @@ def simulate(n: int, p: float, options: Options, seed: int, root: Path, *, culpr
     def fails(i: int) -> bool:
         return (i < f if fix else i >= f) and rng.random() < p
 
-    backend = SimBackend(max(1, options.jobs), fails)
+    def duration() -> float:
+        return 1.0 + jitter * (2 * rng.random() - 1)
+
+    backend = SimBackend(max(1, options.jobs), fails, duration if jitter else None)
     run_dir = RunDir.create(root, "bisect", "sim")
-
-    def on_test(ev: TestEvent) -> None:
-        backend.collected(run_dir.path / ev.trial_dir)
-
     labels = [str(i) for i in range(n)]
     oracle = StandardOracle(OracleConfig())
     driver = Driver(ListSource("simulated"), TrialSpec(argv=("simulated-test",)), oracle, run_dir, options,
-                    on_test=on_test, labels=labels, backend=backend)  # fmt: skip
+                    labels=labels, backend=backend)  # fmt: skip
     try:
         res, strat = driver.run()
     finally:

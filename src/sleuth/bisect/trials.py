@@ -21,8 +21,10 @@ injected (``backend=``) for simulation; by default it is the local process pool.
 from __future__ import annotations
 
 import json
+import threading
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -142,7 +144,8 @@ class TestPool:
             from sleuth.backends.local import LocalBackend
 
             backend = LocalBackend(max(1, options.jobs), options.gpus)
-        self.engine = Engine(backend, oracle, run_dir)
+        self._backend = _Counted(backend)
+        self.engine = Engine(self._backend, oracle, run_dir)
         #: trial dir -> what the engine's trial is the test of
         self._running: dict[Path, _Meta] = {}
         #: the round of the latest-starting test collected so far (see :attr:`rounds`)
@@ -215,6 +218,11 @@ class TestPool:
         """Tests submitted and not yet collected."""
         return self.engine.pending + len(self._ready)
 
+    @property
+    def finished(self) -> bool:
+        """A test finished and was not collected yet (results that arrive together are used together)."""
+        return self._backend.finished > 0
+
     def count(self, outcome: Outcome, signature: str | None) -> Outcome:
         """What the search counts: ERROR is SKIP; a FAIL with another signature is SKIP (not with
         --any-failure, nor before the bad end's signature is known)."""
@@ -231,7 +239,9 @@ class TestPool:
             self._ready.sort(key=lambda r: r[0])
             _, raw, meta, old = self._ready.pop(0)
         else:
+            self._backend.ensure_finished()
             trial = self.engine.next_completed()
+            self._backend.collected()
             meta = self._running.pop(trial.result.trial_dir)
             raw, old = self._raw(trial), None
         # rounds: a test starts one round after the latest round whose result it could have used,
@@ -270,7 +280,67 @@ class TestPool:
         self.engine.cancel_all()
         self._running.clear()
         self._ready.clear()
+        self._backend.reset()
 
     def shutdown(self) -> None:
         """Stop the workers (tests still running are abandoned)."""
         self.engine.close()
+
+
+class _Counted:
+    """The backend, counting trials that finished and were not collected yet.
+
+    A simulated backend (one with ``advance()``) finishes trials only when asked: before the pool
+    blocks for a result it lets virtual time run to the next finish.
+    """
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self._lock = threading.Lock()
+        self._done = 0
+        self._taken = 0
+
+    @property
+    def finished(self) -> int:
+        """Finished and not collected."""
+        with self._lock:
+            return self._done - self._taken
+
+    def _one_done(self, _fut: Future[Any]) -> None:
+        with self._lock:
+            self._done += 1
+
+    def slots(self) -> int:
+        """The backend's slots."""
+        return self.inner.slots()
+
+    def submit(self, spec: TrialSpec, trial_dir: Path, *,
+               prepare: Callable[[Path], TrialSpec] | None = None) -> Future[Any]:  # fmt: skip
+        """Submit to the backend and count the trial when it finishes."""
+        fut = self.inner.submit(spec, trial_dir, prepare=prepare)
+        fut.add_done_callback(self._one_done)
+        return fut
+
+    def ensure_finished(self) -> None:
+        """A simulated backend: run virtual time to the next finish if nothing is finished."""
+        advance = getattr(self.inner, "advance", None)
+        if advance is not None and self.finished == 0:
+            advance()
+
+    def collected(self) -> None:
+        """The engine handed one finished trial over."""
+        with self._lock:
+            self._taken += 1
+
+    def reset(self) -> None:
+        """After a cancel: nothing is pending."""
+        with self._lock:
+            self._taken = self._done
+
+    def cancel_all(self) -> None:
+        """Cancel in the backend."""
+        self.inner.cancel_all()
+
+    def close(self) -> None:
+        """Close the backend."""
+        self.inner.close()
