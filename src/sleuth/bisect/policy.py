@@ -41,9 +41,9 @@ __all__ = [
 #: the Bayesian search reruns the bad end until it failed this often (estimating p)
 END_FAILS = 4
 #: under ``--flaky auto`` the search stops only when confident with p at this quantile of its posterior
-P_QUANTILE = 0.1
+P_QUANTILE = 0.05
 #: under ``--flaky auto``, the prior probability that the test is deterministic (p = 1)
-DETERMINISM = 0.5
+DETERMINISM = 0.0
 #: the Beta(1, b) prior on p under auto
 PRIOR_B = 2.0
 #: pseudo-counts that pin p near a value given with ``--flaky P``
