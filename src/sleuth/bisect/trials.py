@@ -10,12 +10,14 @@ journal is the truth about it, once:
   directory already has a journaled result from the journal, keyed by that directory (never by
   order), and does not journal it again;
 * a test whose ``result.json`` was written but whose ``test`` event was not (a kill in between) is
-  taken from ``result.json`` and journaled then, once;
+  journaled when the pool starts (phase ``recovered``), once, and served like the others;
 * new tests continue the numbering: ``seq`` after the largest journaled one, ``run-N`` per candidate.
 
-Because the search is deterministic given the order of its observations, replayed results are
-served in journal order, so a resumed search retraces the interrupted one.  The backend is
-injected (``backend=``) for simulation; by default it is the local process pool.
+The search is deterministic given the order of its observations, so replayed results are served
+in journal order and a resumed search retraces the interrupted one (with ``--jobs`` > 1 it may
+branch off where results that finished together were told together; journaled results are still
+served whenever their trial comes up, and the answer of a deterministic test is the same).  The
+backend is injected (``backend=``) for simulation; by default it is the local process pool.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,7 +132,6 @@ class TestPool:
         self.events: list[TestEvent] = []
         self.signature: str | None = None
         self._runs: dict[str, int] = defaultdict(int)
-        self._resuming = replay is not None
         #: trial dir -> (journal position, journaled event), for tests not served yet
         self._journaled: dict[str, tuple[int, dict[str, Any]]] = {}
         for pos, ev in enumerate(replay or []):
@@ -153,6 +154,36 @@ class TestPool:
         self.rounds = 0
         #: served without running: (journal position, result, meta, journaled event or None)
         self._ready: list[tuple[int, Raw, _Meta, dict[str, Any] | None]] = []
+        if replay is not None:
+            self._recover()
+
+    def _recover(self) -> None:
+        """Journal the tests that finished before a kill but were never journaled (``result.json``
+        written, ``test`` event not): once, now, so the journal holds every test that ran."""
+        for path in sorted(self.run_dir.path.glob("candidates/*/run-*/result.json")):
+            tdir = path.parent.relative_to(self.run_dir.path).as_posix()
+            if tdir in self._journaled:
+                continue
+            try:
+                rec = json.loads(path.read_text(encoding="utf-8"))
+                outcome = Outcome(rec["outcome"])
+                run = int(path.parent.name.removeprefix("run-"))
+                cand = path.parent.parent.name
+                index = -1 if cand.startswith("probe-") else int(cand.partition("-")[0])
+                label = rec["label"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # not one of ours (or torn): it runs again if the search asks for it
+            if not isinstance(label, str) or not label:
+                continue
+            counted = Outcome.SKIP if outcome is Outcome.ERROR else outcome
+            ev = {"seq": self._next_seq, "index": index, "label": label, "run": run, "phase": "recovered",
+                  "outcome": outcome.value, "counted": counted.value, "signature": rec.get("signature"),
+                  "reason": rec.get("reason", ""), "trial_dir": tdir,
+                  "value": self._value(rec.get("metrics") or {})}  # fmt: skip
+            self._next_seq += 1
+            self.run_dir.journal.append("test", **ev)
+            self._last_pos += 1
+            self._journaled[tdir] = (self._last_pos, ev)
 
     def submit(self, index: int, label: str, phase: str) -> int:
         """Start one test of ``label`` (``index`` -1 for a candidate outside the list); its ticket."""
@@ -173,25 +204,10 @@ class TestPool:
             raw = (Outcome(ev["outcome"]), ev.get("signature"), ev.get("reason", ""), ev.get("value"))
             self._ready.append((pos, raw, meta, ev))
             return ticket
-        recovered = self._recover(meta.trial_dir) if self._resuming else None
-        if recovered is not None:
-            self._last_pos += 1
-            self._ready.append((self._last_pos, recovered, meta, None))
-            return ticket
         self._running[self.run_dir.path / meta.trial_dir] = meta
         prepare = partial(self._prepare, Candidate(index, label))
         self.engine.submit(self.spec, f"run-{run}", f"candidates/{key}", prepare=prepare, test=ticket)
         return ticket
-
-    def _recover(self, trial_dir: str) -> Raw | None:
-        """The result of a test that finished before a kill but was never journaled as a test."""
-        path = self.run_dir.path / trial_dir / "result.json"
-        try:
-            rec = json.loads(path.read_text(encoding="utf-8"))
-            outcome = Outcome(rec["outcome"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # never finished (or torn): it runs again, in the same directory
-        return (outcome, rec.get("signature"), rec.get("reason", ""), self._value(rec.get("metrics") or {}))
 
     def _prepare(self, cand: Candidate, trial_dir: Path) -> TrialSpec:
         """In the worker: make ``cand`` ready (its directory holds the build, the runs beneath)."""
@@ -200,7 +216,7 @@ class TestPool:
         prepared = self.source.prepare(cand, self.spec, cand_dir)  # InfrastructureError: ERROR
         if prepared.spec is None:
             raise Untestable(prepared.skip_reason)
-        return prepared.spec
+        return replace(prepared.spec, label=cand.label)  # result.json names the candidate
 
     def _value(self, metrics: Any) -> float | None:
         if self.opt.perf is None:
