@@ -303,7 +303,7 @@ class Driver(TestPool):
             free = jobs - self.inflight
             # results that finished together are all told before anything is proposed
             searching = self.signature is not None or first_wave or not ends
-            if free > 0 and searching and not self.finished and not strat.done:
+            if free > 0 and searching and not self.more and not strat.done:
                 phase = "last-good check" if getattr(strat, "verifying", False) else "search"
                 for q in strat.propose(free):
                     at_end = q.index == len(self.labels) - 1

@@ -84,6 +84,9 @@ class TestEvent:
     trial_dir: str
     #: the performance metric of this run (performance mode only)
     value: float | None = None
+    #: another test had finished when this one was collected: the search hears both before it
+    #: proposes (journaled, so a resume proposes at the same points)
+    more: bool = False
     #: the pool's number for the submission this answers (not journaled)
     ticket: int = -1
     #: served from the journal of an interrupted run, not run again (not journaled)
@@ -97,7 +100,7 @@ class TestEvent:
 
 
 _JOURNALED = ("seq", "index", "label", "run", "phase", "outcome", "counted", "signature", "reason",
-              "trial_dir", "value")  # fmt: skip
+              "trial_dir", "value", "more")  # fmt: skip
 
 #: (outcome, signature, reason, metric value)
 Raw = tuple[Outcome, str | None, str, float | None]
@@ -235,9 +238,9 @@ class TestPool:
         return self.engine.pending + len(self._ready)
 
     @property
-    def finished(self) -> bool:
-        """A test finished and was not collected yet (results that arrive together are used together)."""
-        return self._backend.finished > 0
+    def more(self) -> bool:
+        """When the last test was collected, another had finished too (see :attr:`TestEvent.more`)."""
+        return bool(self.events) and self.events[-1].more
 
     def count(self, outcome: Outcome, signature: str | None) -> Outcome:
         """What the search counts: ERROR is SKIP; a FAIL with another signature is SKIP (not with
@@ -266,13 +269,17 @@ class TestPool:
         self.rounds = max(self.rounds, meta.round)
         outcome, sig, reason, value = raw
         if old is not None:
-            seq, phase = int(old.get("seq", -1)), str(old.get("phase", meta.phase))
+            seq, phase, more = (
+                int(old.get("seq", -1)),
+                str(old.get("phase", meta.phase)),
+                bool(old.get("more")),
+            )
         else:
-            seq, phase = self._next_seq, meta.phase
+            seq, phase, more = self._next_seq, meta.phase, self._backend.finished > 0
             self._next_seq += 1
         ev = TestEvent(seq=seq, index=meta.index, label=meta.label, run=meta.run, phase=phase,
                        outcome=outcome, counted=self.count(outcome, sig), signature=sig, reason=reason,
-                       trial_dir=meta.trial_dir, value=value, ticket=meta.ticket,
+                       trial_dir=meta.trial_dir, value=value, more=more, ticket=meta.ticket,
                        replayed=old is not None)  # fmt: skip
         if old is None:
             self.run_dir.journal.append("test", **ev.to_dict())
