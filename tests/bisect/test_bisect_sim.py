@@ -53,14 +53,15 @@ def test_auto_on_a_deterministic_test_is_right_and_never_certain(root: Path) -> 
 @pytest.mark.parametrize("p", [0.9, 0.5])
 def test_no_flaky_answer_is_reported_certain(root: Path, p: float) -> None:
     for mode in (AUTO, FlakyMode(False, p)):
-        for r in runs(root, 48, p, mode, range(25)):
+        for r in runs(root, 32, p, mode, range(15)):
             assert r.confidence < 1.0
 
 
+@pytest.mark.slow
 def test_auto_earns_the_confidence_it_reports_at_p_half(root: Path) -> None:
     # the failure: a flaky bisect trusted a deterministic-looking record ("found, 1.0") and
     # was wrong; now the answer carries the flaky model's confidence and is right that often
-    rs = runs(root, 32, 0.5, AUTO, range(150))
+    rs = runs(root, 24, 0.5, AUTO, range(100))
     found = [r for r in rs if r.status == "found"]
     hits = sum(r.hit for r in found)
     conf = sum(r.confidence for r in found) / len(found)
@@ -86,7 +87,7 @@ def test_parallel_flaky_search_cuts_rounds(root: Path) -> None:
 def test_a_bad_end_whose_first_run_passes_is_retried(root: Path) -> None:
     # p = 0.5: about half the searches see the bad end pass first; none may end not_found for that
     # unless all eight runs passed (0.4%)
-    rs = runs(root, 40, 0.5, AUTO, range(40))
+    rs = runs(root, 24, 0.5, AUTO, range(30))
     assert sum(r.status == "not_found" for r in rs) <= 1
 
 
