@@ -27,7 +27,6 @@ FAIL).  With several repositories, a FOUND stage is settled by a blame probe (se
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import defaultdict
 from collections.abc import Callable
@@ -52,7 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Driver", "Options", "TestEvent"]
 
-log = logging.getLogger(__name__)
 _GALLOP_DAYS = 512
 #: roles of the end checks in the loop
 _GOOD, _BAD = "good", "bad"
