@@ -73,9 +73,13 @@ class Cell:
 _ROOT: Path | None = None
 
 
-def _init(root: str) -> None:
+def _init(root: str, determinism: float | None) -> None:
     global _ROOT
     _ROOT = Path(tempfile.mkdtemp(prefix="sim-", dir=root))
+    if determinism is not None:  # the prior mass at p = 1 that auto does not use (see flaky.py)
+        from sleuth.bisect import policy
+
+        policy.DETERMINISM = determinism
 
 
 def _one(task: tuple[Cell, int]) -> tuple[Cell, SimResult, float]:
@@ -87,13 +91,15 @@ def _one(task: tuple[Cell, int]) -> tuple[Cell, SimResult, float]:
     return cell, res, time.perf_counter() - t0
 
 
-def run(cells: Sequence[Cell], procs: int, root: str) -> dict[Cell, list[SimResult]]:
+def run(
+    cells: Sequence[Cell], procs: int, root: str, determinism: float | None = None
+) -> dict[Cell, list[SimResult]]:
     """Every seed of every cell, spread over ``procs`` processes; prints the cost per test."""
     tasks = [(c, s) for c in cells for s in range(c.seeds)]
     out: dict[Cell, list[SimResult]] = {c: [] for c in cells}
     spent, tests = 0.0, 0
     t0 = time.perf_counter()
-    with Pool(procs, initializer=_init, initargs=(root,)) as pool:
+    with Pool(procs, initializer=_init, initargs=(root, determinism)) as pool:
         for cell, res, dt in pool.imap_unordered(_one, tasks, chunksize=4):
             out[cell].append(res)
             spent += dt
@@ -258,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--method", action="append", choices=("off", "auto", "given"), help="(repeatable)")
     ap.add_argument("--jitter", type=float, default=0.0, help="test durations uniform in 1 +- JITTER")
     ap.add_argument("--calibration", action="store_true", help="reported confidence vs hit rate, per row")
+    ap.add_argument("--determinism", type=float, help="auto's prior mass at p = 1 (default 0; see flaky.py)")
     ap.add_argument("--procs", type=int, default=os.cpu_count() or 1)
     default_root = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     ap.add_argument("--root", default=default_root or tempfile.gettempdir(), help="where run dirs go")
@@ -270,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = [Cell(n, p, j, m, seeds, args.jitter) for n in args.n or [1000] for p in args.p or [1.0, 0.9, 0.5, 0.2]
                  for j in args.jobs or [1, 7] for m in args.method or ["auto", "given"]
                  if not (m == "given" and p == 1.0)]  # fmt: skip
-        res = run(cells, args.procs, root)
+        res = run(cells, args.procs, root, args.determinism)
         print(HEADER)
         for c in cells:
             print(line(c, summarize(res[c])))

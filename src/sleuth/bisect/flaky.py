@@ -19,9 +19,16 @@ over-confident (p = 0.2: 0.97 reported, 93.5% right).  The reported confidence i
 the two masses.  The first ``given_fails`` FAILs of the bad end are the reason it is the bad end
 (the search is started only once it failed) and are not counted as evidence about p.
 
+``determinism`` adds a point mass at p = 1 to the prior (a hypothesis with no pass at or above it
+then keeps that mass).  ``--flaky auto`` does not use it: it made deterministic tests cheap but
+trusted deterministic-looking records of flaky tests (p = 0.5) at 0.97-0.99 that were right about
+60% of the time (``bench/bisect_sim.py --determinism 0.5 --calibration`` shows it).
+
 Invariants: SKIP candidates are never proposed; hypotheses that only skipped candidates separate
 are pooled into one block, and the search stops when one block holds ``confidence`` of the
-posterior (or after ``max_tests``).  The answer is the block; its mass is the reported confidence.
+posterior (or after ``max_tests``).  The answer is the block; its mass is the reported confidence,
+floored to four decimals and never 1.  numpy is imported when a search is made, not with this module
+(``log B`` comes from a running sum of logs: no scipy).
 """
 
 from __future__ import annotations
