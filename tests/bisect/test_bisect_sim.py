@@ -113,3 +113,14 @@ def test_skipped_labels_are_never_tested_and_can_make_the_answer_one_of(root: Pa
     assert not any((run_dir / "candidates").glob("004[0-5]-*"))
     r = simulate(100, 1.0, Options(flaky=OFF, skip=skip), 1, root, culprit=70)
     assert r.right
+
+
+def test_the_bad_end_is_rerun_only_after_it_passed(root: Path) -> None:
+    for seed in range(12):
+        simulate(60, 0.5, Options(jobs=3, flaky=AUTO), seed, root, keep=True)
+    for run_dir in root.glob("bisect/sim/*"):
+        events = [json.loads(x) for x in (run_dir / "journal.jsonl").read_text().splitlines()]
+        tests = [e for e in events if e["event"] == "test"]
+        retries = [i for i, e in enumerate(tests) if e["phase"] == "bad end retry"]
+        passes = [i for i, e in enumerate(tests) if e["index"] == 59 and e["outcome"] == "pass"]
+        assert not retries or (passes and passes[0] < retries[0]), tests[:6]

@@ -300,7 +300,9 @@ class Driver(TestPool):
                 self._submit_ends(end, strat, jobs, first_wave)
             free = jobs - self.inflight
             # results that finished together are all told before anything is proposed
-            searching = self.signature is not None or first_wave or not ends
+            # before the bad end's first result, free slots carry probes (their FAILs wait for
+            # its signature); after a pass of it, only its reruns until one fails
+            searching = self.signature is not None or not ends or end.bad_runs == 0
             if free > 0 and searching and not self.more and not strat.done:
                 phase = "last-good check" if getattr(strat, "verifying", False) else "search"
                 for q in strat.propose(free):
@@ -328,9 +330,16 @@ class Driver(TestPool):
                 continue
             q = self._alias.pop(ev.ticket)
             if ends and self.signature is None and ev.outcome is Outcome.FAIL:
-                held.append((q, ev))  # counted once the bad end says which failure is "bad"
-                continue
+                if q.index != len(self.labels) - 1:
+                    held.append((q, ev))  # counted once the bad end says which failure is "bad"
+                    continue
+                self.signature = ev.signature  # a rerun of the bad end failed first
+                ev = self._recount(ev)
             self._observe(strat, q, ev, end)
+            if self.signature is not None and held:
+                for hq, old in held:
+                    self._observe(strat, hq, self._recount(old), end)
+                held.clear()
         self.strategy = strat
         return strat.result()
 
@@ -365,7 +374,7 @@ class Driver(TestPool):
                 end.good_out = True
                 self._end_check(strat, _GOOD)
             return
-        if self.signature is None:  # the bad end passed so far: rerun it in the free slots
+        if self.signature is None and end.bad_runs:  # the bad end passed so far: rerun it
             free = jobs - self.inflight
             while free > 0 and end.bad_runs + end.bad_out < end.budget:
                 end.bad_out += 1
