@@ -117,7 +117,7 @@ def test_skipped_labels_are_never_tested_and_can_make_the_answer_one_of(root: Pa
 
 def test_the_bad_end_is_rerun_only_after_it_passed(root: Path) -> None:
     for seed in range(12):
-        simulate(60, 0.5, Options(jobs=3, flaky=AUTO), seed, root, keep=True)
+        simulate(60, 0.5, Options(jobs=3, flaky=AUTO), seed, root, jitter=0.5, keep=True)
     for run_dir in root.glob("bisect/sim/*"):
         events = [json.loads(x) for x in (run_dir / "journal.jsonl").read_text().splitlines()]
         tests = [e for e in events if e["event"] == "test"]
