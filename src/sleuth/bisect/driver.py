@@ -299,10 +299,10 @@ class Driver(TestPool):
             if ends:
                 self._submit_ends(end, strat, jobs, first_wave)
             free = jobs - self.inflight
-            # results that finished together are all told before anything is proposed
-            # before the bad end's first result, free slots carry probes (their FAILs wait for
-            # its signature); after a pass of it, only its reruns until one fails
+            # before the bad end's first result, free slots carry probes (their FAILs wait for its
+            # signature); after a pass of it, only its reruns until one fails
             searching = self.signature is not None or not ends or end.bad_runs == 0
+            # results that finished together are all told before anything is proposed (``more``)
             if free > 0 and searching and not self.more and not strat.done:
                 phase = "last-good check" if getattr(strat, "verifying", False) else "search"
                 for q in strat.propose(free):
