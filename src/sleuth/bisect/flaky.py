@@ -20,9 +20,9 @@ the two masses.  The first ``given_fails`` FAILs of the bad end are the reason i
 (the search is started only once it failed) and are not counted as evidence about p.
 
 ``determinism`` adds a point mass at p = 1 to the prior (a hypothesis with no pass at or above it
-then keeps that mass).  ``--flaky auto`` does not use it: it made deterministic tests cheap but
-trusted deterministic-looking records of flaky tests (p = 0.5) at 0.97-0.99 that were right about
-60% of the time (``bench/bisect_sim.py --determinism 0.5 --calibration`` shows it).
+then keeps that mass).  ``--flaky auto`` does not use it: it made deterministic tests cheaper, but
+the answers of a p = 0.5 test that it reported at 0.98 or more were mostly wrong (see docs/bisect.md,
+``bench/bisect_sim.py --determinism D --calibration``).
 
 Invariants: SKIP candidates are never proposed; hypotheses that only skipped candidates separate
 are pooled into one block, and the search stops when one block holds ``confidence`` of the
