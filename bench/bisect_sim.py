@@ -1,22 +1,25 @@
-"""Simulated bisection: tests, accuracy and rounds of sleuth's search against the usual baselines.
+"""The bisection as users run it, simulated: the real driver, strategies, engine and journal; only the process is fake.
 
-A culprit f is drawn uniformly from 1..N-1; a bad candidate (index >= f) fails with probability p,
-a good one never fails.  Every method starts from the same end checks a user would run.
+Each search runs :class:`sleuth.bisect.driver.Driver` over N list candidates with
+:class:`sleuth.bisect.sim.SimBackend`: every test takes one unit of virtual time, ``--jobs`` of them
+at once, and the driver refills slots as results arrive, exactly as with processes (results that
+finish together are told together).  The culprit f is uniform in 1..N-1; a run of a bad candidate
+(index >= f) fails with probability p, a good one never, so the bad end's first run may pass; p is
+known to the search only with ``--flaky P`` (method ``given``).  Trial files and the journal are
+written for real under ``--root`` (a tmpfs by default; the per-test cost is printed).
 
 methods
-  sleuth off     ``--flaky off``: good end, bad end, deterministic bisection (multisection with jobs)
-  sleuth auto    ``--flaky auto`` (default): the bad end 1+3 times, then (if it never passed)
-                 bisection that reruns its last good twice and turns Bayesian when the test proves
-                 flaky, else the Bayesian search with p estimated (it reruns the bad end more)
-  sleuth p=P     ``--flaky P``: the Bayesian search with the failure probability given
-  plain          git-bisect style, one run per probe (jobs=1 only)
-  rerun<=k       each probe rerun up to k times, FAIL at the first failure (jobs=1 only)
-  bound          the information limit log2(N-1) / capacity(p) (+2 end checks), no confidence margin
+  off     ``--flaky off``: one run per candidate, as ``git bisect run``
+  auto    ``--flaky auto`` (the default)
+  given   ``--flaky P`` with the true p
 
-Tests and rounds include the end checks.  A round is one batch of ``jobs`` parallel tests of equal
-duration.  Run: ``python bench/bisect_sim.py [--seeds 200] [--quick]``; one cell with more seeds and
-the reported confidence against the hit rate: ``--n 1000 --p 0.2 --jobs 1 --method auto --seeds 800
---calibration``.
+Columns: right = found and right (Wilson 95% interval), wrong = found or ambiguous but not the
+culprit, other = inconclusive or not_found (the bad end never failed), tests = mean tests per search
+(end checks included), p90, rounds = mean virtual time in test durations.
+
+  python bench/bisect_sim.py --targets            # every target of issue 9, side by side (slow: 2000 seeds)
+  python bench/bisect_sim.py --targets --quick    # the same with 300 seeds
+  python bench/bisect_sim.py --n 1000 --p 0.5 --jobs 7 --method auto --seeds 400 [--calibration]
 """
 
 from __future__ import annotations
@@ -24,169 +27,265 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import random
+import os
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Callable
-
-import numpy as np
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
 
 from sleuth.bisect.flaky import z_channel_capacity
-from sleuth.bisect.policy import AUTO_RERUNS, FlakyMode, choose_strategy
-from sleuth.bisect.strategies import Bisection, Query, Strategy
-from sleuth.model import Outcome
+from sleuth.bisect.policy import FlakyMode
+from sleuth.bisect.sim import SimResult, simulate
+from sleuth.bisect.trials import Options
 
-Oracle = Callable[[int], Outcome]
-
-
-def _oracle(rng: random.Random, f: int, p: float) -> Oracle:
-    return lambda i: Outcome.FAIL if i >= f and rng.random() < p else Outcome.PASS
+#: confidence bins of the calibration tables
+BINS = (0.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0001)
 
 
-#: reported confidence of each sleuth search in the current row (for ``--calibration``)
-CONFIDENCES: list[float] = []
-#: calibration tables waiting to be printed
-CALIBRATION: list[str] = []
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One row: a method at (N, p, jobs)."""
+
+    n: int
+    p: float
+    jobs: int
+    method: str
+    seeds: int
+    jitter: float = 0.0
+
+    def mode(self) -> FlakyMode:
+        """The --flaky of this method."""
+        if self.method == "off":
+            return FlakyMode(auto=False, p=1.0)
+        if self.method == "given":
+            return FlakyMode(auto=False, p=self.p)
+        return FlakyMode(auto=True)
+
+    def name(self) -> str:
+        """How the row is labelled."""
+        return f"p={self.p:g}" if self.method == "given" else self.method
 
 
-def run_sleuth(n: int, test: Oracle, mode: FlakyMode, jobs: int) -> tuple[int, int, int | None]:
-    """(tests, rounds, answer) for one search as the driver runs it."""
-    ends = [Outcome.PASS, Outcome.FAIL]  # the end checks pass (conditioned on by the simulation)
-    extra = AUTO_RERUNS if mode.auto else 0
-    ends_bad = [Outcome.FAIL] + [test(n - 1) for _ in range(extra)]
-    rounds = math.ceil((2 + extra) / jobs)
-    strat: Strategy = choose_strategy(n, mode, ends_bad)
-    strat.observe(Query(0, 0), ends[0])
-    for j, o in enumerate(ends_bad):
-        strat.observe(Query(1 + j, n - 1), o)
-    while not strat.done:
-        batch = strat.propose(jobs)
-        if not batch:
-            break
-        rounds += 1
-        for q in batch:
-            strat.observe(q, test(q.index))
-    res = strat.result()
-    CONFIDENCES.append(res.confidence)
-    return strat.tests, rounds, res.first_bad
+_ROOT: Path | None = None
 
 
-def run_rerun(n: int, test: Oracle, k: int) -> tuple[int, int, int | None]:
-    """Bisection where each probe is rerun up to ``k`` times and FAILs at the first failure."""
-    s = Bisection(n)
-    tests = 2
-    while not s.done:
-        (q,) = s.propose(1)
-        outcome = Outcome.PASS
-        for _ in range(k):
-            tests += 1
-            if test(q.index) is Outcome.FAIL:
-                outcome = Outcome.FAIL
-                break
-        s.observe(q, outcome)
-    return tests, tests, s.result().first_bad
+def _init(root: str, determinism: float | None) -> None:
+    global _ROOT
+    _ROOT = Path(tempfile.mkdtemp(prefix="sim-", dir=root))
+    if determinism is not None:  # the prior mass at p = 1 that auto does not use (see flaky.py)
+        from sleuth.bisect import policy
+
+        policy.DETERMINISM = determinism
 
 
-def rerun_k(p: float) -> int:
-    """Reruns so that a bad candidate passes every one with probability <= 1%."""
-    return 1 if p >= 1 else math.ceil(math.log(0.01) / math.log(1 - p))
+def _one(task: tuple[Cell, int]) -> tuple[Cell, SimResult, float]:
+    cell, seed = task
+    assert _ROOT is not None
+    t0 = time.perf_counter()
+    res = simulate(cell.n, cell.p, Options(jobs=cell.jobs, flaky=cell.mode()), seed * 7919 + cell.n, _ROOT,
+                   jitter=cell.jitter)  # fmt: skip
+    return cell, res, time.perf_counter() - t0
 
 
-def measure(
-    n: int,
-    p: float,
-    seeds: int,
-    fn: Callable[[Oracle], tuple[int, int, int | None]],
-    calibration: bool = False,
-) -> str:
-    """Mean/p90 tests, accuracy and mean rounds over ``seeds`` simulated culprits."""
-    tests, rounds, hits, right = [], [], 0, []
-    CONFIDENCES.clear()
-    for seed in range(seeds):
-        rng = random.Random(seed * 7919 + n)
-        f = rng.randint(1, n - 1)
-        t, r, got = fn(_oracle(rng, f, p))
-        tests.append(t)
-        rounds.append(r)
-        hits += got == f
-        right.append(got == f)
-    arr = np.array(tests)
-    row = f"{arr.mean():7.1f} {np.percentile(arr, 90):6.0f} {100 * hits / seeds:6.1f}% {np.mean(rounds):7.1f}"
-    if calibration and len(CONFIDENCES) == seeds:
-        CALIBRATION.append(calibration_table(np.array(CONFIDENCES), np.array(right)))
-    return row
+def run(
+    cells: Sequence[Cell], procs: int, root: str, determinism: float | None = None
+) -> dict[Cell, list[SimResult]]:
+    """Every seed of every cell, spread over ``procs`` processes; prints the cost per test."""
+    tasks = [(c, s) for c in cells for s in range(c.seeds)]
+    out: dict[Cell, list[SimResult]] = {c: [] for c in cells}
+    spent, tests = 0.0, 0
+    t0 = time.perf_counter()
+    with Pool(procs, initializer=_init, initargs=(root, determinism)) as pool:
+        for cell, res, dt in pool.imap_unordered(_one, tasks, chunksize=4):
+            out[cell].append(res)
+            spent += dt
+            tests += res.tests
+    wall = time.perf_counter() - t0
+    print(f"# {len(tasks)} searches, {tests} tests in {wall:.0f}s on {procs} processes: "
+          f"{1000 * spent / max(tests, 1):.2f} ms per test (driver, strategy, engine, journal and "
+          f"result files on {root})", flush=True)  # fmt: skip
+    return out
 
 
-def calibration_table(conf: np.ndarray, right: np.ndarray) -> str:
-    """Searches binned by the confidence they reported, with the fraction that was right."""
-    lines = ["#   reported confidence   searches   right   mean reported"]
-    edges = [0.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99, 0.999, 1.0001]
-    for lo, hi in itertools.pairwise(edges):
-        m = (conf >= lo) & (conf < hi)
-        if m.any():
-            rate = 100 * right[m].mean()
-            lines.append(
-                f"#   [{lo:.3f}, {min(hi, 1):.3f})  {m.sum():>9} {rate:6.1f}%   {conf[m].mean():.4f}"
-            )
-    lines.append(f"#   all: mean reported {conf.mean():.4f}, right {100 * right.mean():.1f}%")
-    return "\n".join(lines)
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of k successes in n."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    mid = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, mid - half), min(1.0, mid + half)
 
 
-Method = Callable[[Oracle], tuple[int, int, int | None]]
+@dataclass(frozen=True, slots=True)
+class Row:
+    """The summary of one cell."""
+
+    right: float
+    right_ci: tuple[float, float]
+    wrong: float
+    other: float
+    tests: float
+    p90: float
+    rounds: float
+    max_conf: float
 
 
-def methods(n: int, p: float, jobs: int) -> list[tuple[str, Method]]:
-    """The rows of one (N, p, jobs) cell."""
-    rows: list[tuple[str, Method]] = []
-    if p == 1.0:
-        rows.append(("sleuth off", lambda t: run_sleuth(n, t, FlakyMode(False, 1.0), jobs)))
-    rows.append(("sleuth auto", lambda t: run_sleuth(n, t, FlakyMode(True), jobs)))
-    if p < 1.0:
-        rows.append((f"sleuth p={p:g}", lambda t: run_sleuth(n, t, FlakyMode(False, p), jobs)))
-    if jobs == 1:
-        rows.append(("plain", lambda t: run_rerun(n, t, 1)))
-        if p < 1.0:
-            k = rerun_k(p)
-            rows.append((f"rerun<={k}", lambda t: run_rerun(n, t, k)))
-    return rows
+def summarize(rs: list[SimResult]) -> Row:
+    """Accuracy, cost and the highest confidence reported."""
+    m = len(rs)
+    right = sum(r.right for r in rs)
+    wrong = sum(r.status in ("found", "ambiguous") and not r.hit for r in rs)
+    tests = sorted(r.tests for r in rs)
+    return Row(right=right / m, right_ci=wilson(right, m), wrong=wrong / m, other=(m - right - wrong) / m,
+               tests=sum(tests) / m, p90=tests[min(m - 1, int(0.9 * m))], rounds=sum(r.rounds for r in rs) / m,
+               max_conf=max(r.confidence for r in rs))  # fmt: skip
+
+
+HEADER = (f"{'N':>6} {'p':>4} {'jobs':>4}  {'method':<7} {'right':>6} {'(95% CI)':>15} {'wrong':>6} "
+          f"{'other':>6} {'tests':>7} {'p90':>5} {'rounds':>7} {'seeds':>6}")  # fmt: skip
+
+
+def line(cell: Cell, row: Row) -> str:
+    """One table line."""
+    lo, hi = row.right_ci
+    return (f"{cell.n:>6} {cell.p:>4g} {cell.jobs:>4}  {cell.name():<7} {100 * row.right:5.1f}% "
+            f"({100 * lo:5.1f}-{100 * hi:5.1f}%) {100 * row.wrong:5.1f}% {100 * row.other:5.1f}% "
+            f"{row.tests:7.1f} {row.p90:5.0f} {row.rounds:7.2f} {cell.seeds:>6}")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Bin:
+    """Searches whose reported confidence fell in [lo, hi)."""
+
+    lo: float
+    hi: float
+    count: int
+    hits: int
+    mean_conf: float
+
+    @property
+    def ok(self) -> bool:
+        """The target: hit rate >= mean reported confidence - 2 points."""
+        return self.hits / self.count >= self.mean_conf - 0.02
+
+
+def calibration(rs: Iterable[SimResult]) -> list[Bin]:
+    """Searches binned by reported confidence; a hit is an answer naming the culprit."""
+    out = []
+    rs = list(rs)
+    for lo, hi in itertools.pairwise(BINS):
+        sel = [r for r in rs if lo <= r.confidence < hi]
+        if sel:
+            out.append(Bin(lo, min(hi, 1.0), len(sel), sum(r.hit for r in sel),
+                           sum(r.confidence for r in sel) / len(sel)))  # fmt: skip
+    return out
+
+
+def print_calibration(bins: list[Bin]) -> bool:
+    """The table; True when every bin meets the target."""
+    print(
+        "#   reported confidence   searches   hit rate (95% CI)        mean reported   target hit >= mean - 2"
+    )
+    for b in bins:
+        lo, hi = wilson(b.hits, b.count)
+        verdict = "ok" if b.ok else ("MISSED" if hi < b.mean_conf - 0.02 else "missed (within noise)")
+        print(f"#   [{b.lo:.2f}, {b.hi:.2f})  {b.count:>11}   {100 * b.hits / b.count:6.1f}% "
+              f"({100 * lo:5.1f}-{100 * hi:5.1f}%)   {b.mean_conf:.4f}          {verdict}")  # fmt: skip
+    return all(b.ok for b in bins)
+
+
+def bound(n: int, p: float) -> float:
+    """Tests the information limit needs: log2(N-1) / capacity(p), before any confidence margin."""
+    return math.log2(n - 1) / z_channel_capacity(p)
+
+
+def targets(seeds: int, procs: int, root: str) -> int:
+    """Every target of issue 9 that the simulation measures, with the measured figure beside it."""
+    cal_ps = (1.0, 0.9, 0.5, 0.2, 0.1)
+    cells = [Cell(1000, p, 1, "auto", seeds) for p in cal_ps]
+    cells += [Cell(1000, 0.5, 1, "given", seeds), Cell(1000, 1.0, 1, "off", seeds)]
+    cells += [Cell(1000, 0.5, 7, m, max(100, seeds // 4)) for m in ("given", "auto")]
+    cells += [Cell(1000, 0.5, 7, m, max(100, seeds // 4), jitter=0.2) for m in ("given", "auto")]
+    res = run(cells, procs, root)
+    print(HEADER)
+    for c in cells:
+        jit = f"   (durations 1 +- {c.jitter:g})" if c.jitter else ""
+        print(line(c, summarize(res[c])) + jit)
+    print(f"# information bound at N=1000: p=0.5 {bound(1000, 0.5):.1f} tests, p=0.2 {bound(1000, 0.2):.1f}, "
+          f"p=0.1 {bound(1000, 0.1):.1f} (+ confidence margin; end checks not counted)")  # fmt: skip
+    checks: list[tuple[str, str, bool]] = []
+    calibrated = True
+    for p in cal_ps:
+        c = Cell(1000, p, 1, "auto", seeds)
+        print(f"# calibration, auto, p = {p:g}, N = 1000, jobs 1, {seeds} seeds:")
+        calibrated &= print_calibration(calibration(res[c]))
+    checks.append(("calibration: every bin, every p in {1, .9, .5, .2, .1}: hit >= mean conf - 2 pt", "see tables",
+                   calibrated))  # fmt: skip
+    certain = [(c, r.confidence) for c in cells if c.method != "off" for r in res[c] if r.confidence >= 1.0]
+    checks.append(("no confidence 1.0 while flakiness is possible (auto, given)", f"{len(certain)} answers",
+                   not certain))  # fmt: skip
+    a5 = summarize(res[Cell(1000, 0.5, 1, "auto", seeds)])
+    checks.append(("p = 0.5, auto: right >= 96% with <= 48 tests", f"{100 * a5.right:.1f}% with {a5.tests:.1f}",
+                   a5.right >= 0.96 and a5.tests <= 48))  # fmt: skip
+    a1 = summarize(res[Cell(1000, 0.1, 1, "auto", seeds)])
+    checks.append(("p = 0.1, auto: right >= 95% or says inconclusive (wrong <= 5%)",
+                   f"right {100 * a1.right:.1f}%, wrong {100 * a1.wrong:.1f}%, other {100 * a1.other:.1f}%",
+                   a1.wrong <= 0.05))  # fmt: skip
+    g7 = summarize(res[Cell(1000, 0.5, 7, "given", max(100, seeds // 4))])
+    u7 = summarize(res[Cell(1000, 0.5, 7, "auto", max(100, seeds // 4))])
+    checks.append(("jobs 7, p = 0.5: <= 9 rounds with p given", f"{g7.rounds:.2f}", g7.rounds <= 9))
+    checks.append(("jobs 7, p = 0.5: <= 11 rounds with auto", f"{u7.rounds:.2f}", u7.rounds <= 11))
+    d1 = summarize(res[Cell(1000, 1.0, 1, "auto", seeds)])
+    off = summarize(res[Cell(1000, 1.0, 1, "off", seeds)])
+    checks.append(("(cost) deterministic test, auto vs off vs git's ceil(log2 999) = 10",
+                   f"auto {d1.tests:.1f}, off {off.tests:.1f}", True))  # fmt: skip
+    print(
+        "\n# target                                                                  measured                 met"
+    )
+    for what, got, ok in checks:
+        print(f"  {what:<72} {got:<24} {'yes' if ok else 'NO'}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the table."""
+    """Print the tables."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=200)
-    ap.add_argument("--seeds-10k", type=int, default=40, help="seeds per row at N=10000 (slow rows)")
-    ap.add_argument("--quick", action="store_true", help="N=1000 only")
-    ap.add_argument("--n", type=int, action="append", help="only this N (repeatable)")
-    ap.add_argument("--p", type=float, action="append", help="only this p (repeatable)")
-    ap.add_argument("--jobs", type=int, action="append", help="only this jobs (repeatable)")
-    ap.add_argument("--method", action="append", help="only methods whose name contains this (repeatable)")
-    ap.add_argument("--calibration", action="store_true", help="reported confidence vs. right, per row")
+    ap.add_argument("--targets", action="store_true", help="every issue-9 target, side by side")
+    ap.add_argument("--quick", action="store_true", help="with --targets: 300 seeds instead of 2000")
+    ap.add_argument("--seeds", type=int, default=None)
+    ap.add_argument("--n", type=int, action="append", help="candidates (repeatable; default 1000)")
+    ap.add_argument("--p", type=float, action="append", help="failure probability (repeatable)")
+    ap.add_argument("--jobs", type=int, action="append", help="parallel tests (repeatable)")
+    ap.add_argument("--method", action="append", choices=("off", "auto", "given"), help="(repeatable)")
+    ap.add_argument("--jitter", type=float, default=0.0, help="test durations uniform in 1 +- JITTER")
+    ap.add_argument("--calibration", action="store_true", help="reported confidence vs hit rate, per row")
+    ap.add_argument("--determinism", type=float, help="auto's prior mass at p = 1 (default 0; see flaky.py)")
+    ap.add_argument("--procs", type=int, default=os.cpu_count() or 1)
+    default_root = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    ap.add_argument("--root", default=default_root or tempfile.gettempdir(), help="where run dirs go")
     args = ap.parse_args(argv)
-    sizes = args.n or ([1000] if args.quick else [100, 1000, 10000])
-    print(
-        f"{'N':>6} {'p':>4} {'jobs':>4}  {'method':<13} {'tests':>7} {'p90':>6} {'acc':>7} {'rounds':>7} {'seeds':>6}"
-    )
-    t0 = time.perf_counter()
-    for n in sizes:
-        seeds = args.seeds_10k if n >= 10000 else args.seeds
-        bound = math.log2(n - 1)
-        for p in args.p or (1.0, 0.9, 0.5, 0.2):
-            for jobs in args.jobs or (1, 3, 7):
-                rows = methods(n, p, jobs)
-                for name, fn in rows:
-                    if args.method and not any(m in name for m in args.method):
-                        continue
-                    row = measure(n, p, seeds, fn, args.calibration)
-                    print(f"{n:>6} {p:>4g} {jobs:>4}  {name:<13} {row} {seeds:>6}", flush=True)
-                    while CALIBRATION:
-                        print(CALIBRATION.pop(), flush=True)
-                if jobs == 1 and not args.method:
-                    cap = z_channel_capacity(p)
-                    print(f"{n:>6} {p:>4g} {jobs:>4}  {'bound':<13} {bound / cap + 2:7.1f}")
-    print("# targets: p=1 'sleuth off' <= ceil(log2 N)+2 tests; N=1000 p=0.5: acc >= 95% with <= 33 tests;")
-    print(f"# jobs=7 p=0.5: <= 10 rounds.  seeds per row in the last column; {time.perf_counter() - t0:.0f}s")
-    return 0
+    root = tempfile.mkdtemp(prefix="sleuth-bisect-sim-", dir=args.root)
+    try:
+        if args.targets:
+            return targets(args.seeds or (300 if args.quick else 2000), args.procs, root)
+        seeds = args.seeds or 200
+        cells = [Cell(n, p, j, m, seeds, args.jitter) for n in args.n or [1000] for p in args.p or [1.0, 0.9, 0.5, 0.2]
+                 for j in args.jobs or [1, 7] for m in args.method or ["auto", "given"]
+                 if not (m == "given" and p == 1.0)]  # fmt: skip
+        res = run(cells, args.procs, root, args.determinism)
+        print(HEADER)
+        for c in cells:
+            print(line(c, summarize(res[c])))
+            if args.calibration:
+                print_calibration(calibration(res[c]))
+        return 0
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

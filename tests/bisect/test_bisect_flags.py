@@ -16,8 +16,6 @@ import pytest
 
 from tests.bisect.test_bisect_cli import TEST, doc, git, make_repo, script, sleuth
 
-NEEDS_DRIVER = pytest.mark.xfail(strict=True, reason="needs bisect-search branch")
-
 
 def events(run_dir: str | Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in Path(run_dir, "journal.jsonl").read_text().splitlines() if x.strip()]
@@ -104,7 +102,6 @@ def test_skip_outside_the_range_is_a_usage_error(tmp_path: Path) -> None:
     assert res.returncode == 2 and "is not between the ends" in res.stderr, res.stderr
 
 
-@NEEDS_DRIVER
 def test_skipped_commits_are_never_tested(tmp_path: Path) -> None:
     shas = make_repo(tmp_path, 30, 17)
     res = sleuth("bisect", "git", "--repo", "repo", "--good", shas[0], "--bad", "main", "--skip", shas[17],
@@ -125,7 +122,6 @@ def _fixed_list(tmp_path: Path) -> tuple[Path, str]:
     return tmp_path / "l.txt", t
 
 
-@NEEDS_DRIVER
 def test_find_fix_finds_the_first_list_entry_that_passes(tmp_path: Path) -> None:
     listing, t = _fixed_list(tmp_path)
     res = sleuth("bisect", "list", str(listing), "--find-fix", "--flaky", "off", "--output", "o", "--", t,
@@ -140,7 +136,6 @@ def test_find_fix_finds_the_first_list_entry_that_passes(tmp_path: Path) -> None
     assert "First fixed: `v23`" in report and "Last failing: `v22`" in report and "First bad" not in report
 
 
-@NEEDS_DRIVER
 def test_find_fix_on_git_takes_the_older_failing_end_as_bad(tmp_path: Path) -> None:
     shas = make_repo(tmp_path, 20, 0)  # every commit has the bug ...
     repo = tmp_path / "repo"

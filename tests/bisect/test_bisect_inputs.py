@@ -113,8 +113,8 @@ def test_journal_numbers_tests_without_gaps_and_names_the_last_good_check(tmp_pa
     tests = [e for e in events if e["event"] == "test"]
     assert [e["seq"] for e in tests] == list(range(d["tests"]))
     checks = [e for e in tests if e["phase"] == "last-good check"]
-    assert len(checks) == 2 and {e["label"] for e in checks} == {d["last_good"]["label"]}
-    assert "| 9 | last-good check |" in Path(d["run_dir"], "report.md").read_text()
+    assert checks and {e["label"] for e in checks} == {d["last_good"]["label"]}
+    assert f"| {checks[0]['seq']} | last-good check |" in Path(d["run_dir"], "report.md").read_text()
 
 
 def test_two_candidates_need_no_flakiness_reruns(tmp_path: Path) -> None:

@@ -189,10 +189,14 @@ def test_a_default_good_end_that_does_not_install_steps_to_the_next(tmp_path: Pa
     events = [json.loads(x) for x in (run / "journal.jsonl").read_text().splitlines()]
     (step,) = [e for e in events if e["event"] == "default end"]
     assert [s["version"] for s in step["stepped"]] == ["1.0"] and step["used"] == "1.1"
-    # a --good given by the user is never moved
+    # a --good given by the user is never moved (no "default end" step); the search still answers,
+    # since 1.2 passes and 1.3 fails without the good end itself having to install
     res = sleuth("bisect", "pypi", "tinypkg", "--index-url", url, "--good", "1.0", "--flaky", "off",
-                 "--json", "--output", "o", *TEST, cwd=tmp_path)  # fmt: skip
-    assert res.returncode == 3 and doc(res)["status"] == "not_found"
+                 "--json", "--output", "o2", *TEST, cwd=tmp_path)  # fmt: skip
+    (run2,) = (tmp_path / "o2").glob("bisect/pypi/*")
+    assert not [x for x in (run2 / "journal.jsonl").read_text().splitlines() if '"default end"' in x]
+    d = doc(res)
+    assert d["first_bad"]["label"] == "1.3" and d["last_good"]["label"] == "1.2", d
 
 
 def test_index_credentials_stay_out_of_the_run_dir(tmp_path: Path, serve: Any) -> None:

@@ -1,48 +1,75 @@
-"""``--flaky auto`` after the bad end never passed: bisection that checks its own boundary.
+"""``--flaky auto``: bisection while the test looks deterministic, the Bayesian search once it does not.
 
 A bad candidate that passes by chance misleads plain bisection without ever contradicting it:
 every later probe lies above it.  But when the answer is wrong, the last good is always a bad
 candidate (the first bad found fails, so it is at or after the culprit; if it is after, its
-neighbour below is bad too).  So when the bisection is done, :class:`AutoBisection` reruns the
-last good :data:`VERIFY_RUNS` times.  If a rerun fails, or any outcome contradicts the bisection,
-the test is flaky: every observation so far is replayed into the Bayesian search
-(:class:`~sleuth.bisect.flaky.FlakyBisection` with ``p`` estimated), which takes over, probes
-still out included.  A deterministic test pays :data:`VERIFY_RUNS` extra runs for that check.
+neighbour below is bad too).  So :class:`AutoBisection` bisects, reruns the last good
+:data:`VERIFY_RUNS` times, and then trusts the answer only if the flaky model, given every outcome
+so far, puts at least ``confidence`` on it (:func:`sleuth.bisect.posterior.block_confidence`, with p
+pessimistic as in the Bayesian search).  That is also the confidence it reports: never 1, since a
+deterministic-looking record is what a flaky test shows too, now and then.
+
+If a rerun fails, any outcome contradicts the bisection, or the model is not confident enough,
+every observation so far is replayed into the Bayesian search
+(:class:`~sleuth.bisect.flaky.FlakyBisection`, made by ``make_flaky``), which takes over, probes
+still out included.  The check itself runs nothing and needs no numpy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from sleuth.bisect.flaky import FlakyBisection
+from sleuth.bisect.flaky import report_confidence
+from sleuth.bisect.posterior import Model, block_confidence
 from sleuth.bisect.strategies import Bisection, Query, SearchResult, Strategy
 from sleuth.model import Outcome
 
+if TYPE_CHECKING:
+    from sleuth.bisect.flaky import FlakyBisection
+
 __all__ = ["VERIFY_RUNS", "AutoBisection"]
 
-#: reruns of the last good before a deterministic answer is trusted
-VERIFY_RUNS = 2
+#: reruns of the last good before the model is asked whether to trust a deterministic answer
+VERIFY_RUNS = 1
+#: reruns of the bad end before bisecting (evidence about p; a pass turns the search Bayesian)
+RERUNS = 3
 
 
 class AutoBisection:
-    """Deterministic bisection plus a boundary check; turns into the Bayesian search when flaky."""
+    """Deterministic bisection plus a model check; turns into the Bayesian search when flaky."""
 
     def __init__(
-        self, n: int, make_flaky: Callable[[], FlakyBisection], verify_runs: int = VERIFY_RUNS
+        self,
+        n: int,
+        make_flaky: Callable[[], FlakyBisection],
+        *,
+        model: Model,
+        confidence: float = 0.95,
+        verify_runs: int | None = None,
+        reruns: int | None = None,
     ) -> None:
         self.n = n
         self.inner: Bisection | FlakyBisection = Bisection(n)
         self._make_flaky = make_flaky
-        self.verify_runs = verify_runs
+        self.model = model
+        self.confidence = confidence
+        self.verify_runs = VERIFY_RUNS if verify_runs is None else verify_runs
+        self.reruns = RERUNS if reruns is None else reruns
+        self._extra: dict[int, Query] = {}
         self.log: list[tuple[int, Outcome]] = []
+        self._excluded: list[int] = []
         self._verify: dict[int, Query] = {}
         self._verified: dict[int, int] = {}
         self._seq = 0
+        #: the model's confidence in the bisection's answer, once it was trusted
+        self.trusted: float | None = None
 
     @property
     def flaky(self) -> bool:
         """True once the Bayesian search took over."""
-        return isinstance(self.inner, FlakyBisection)
+        return not isinstance(self.inner, Bisection)
 
     @property
     def verifying(self) -> bool:
@@ -57,7 +84,11 @@ class AutoBisection:
     @property
     def pending(self) -> dict[int, Query]:
         """Queries handed out and not observed yet."""
-        return {**self.inner.pending, **self._verify}
+        return {**self.inner.pending, **self._verify, **self._extra}
+
+    def expect(self, query: Query) -> None:
+        """A test the driver runs on its own (an end check) is in flight."""
+        self.inner.expect(query)
 
     def _to_verify(self) -> int | None:
         inner = self.inner
@@ -67,21 +98,64 @@ class AutoBisection:
             return None  # ambiguous (skips) or the checked good end: nothing to verify
         return inner.lo if self._verified.get(inner.lo, 0) < self.verify_runs else None
 
+    def counts(self) -> dict[int, tuple[int, int]]:
+        """``{candidate: (fails, passes)}`` of every outcome so far (a good end's fail is no evidence)."""
+        out: dict[int, tuple[int, int]] = {}
+        for i, o in self.log:
+            if o is Outcome.PASS or (o is Outcome.FAIL and i > 0):
+                f, p = out.get(i, (0, 0))
+                out[i] = (f + (o is Outcome.FAIL), p + (o is Outcome.PASS))
+        return out
+
+    def _settle(self) -> None:
+        """Bisection and reruns finished: trust the answer, or hand over to the Bayesian search."""
+        inner = self.inner
+        if not isinstance(inner, Bisection) or self.trusted is not None or self._verify:
+            return
+        if not inner.done or self._to_verify() is not None or self._extra:
+            return
+        if inner.contradictions:
+            self._switch()
+            return
+        conf = block_confidence(self.n, self.counts(), inner.lo, inner.hi, self.model)
+        if conf >= self.confidence:
+            self.trusted = conf
+        else:
+            self._switch()
+
     @property
     def done(self) -> bool:
-        """The inner search is done and, if deterministic, its last good was rerun."""
-        if self._verify or not self.inner.done:
-            return False
-        return self._to_verify() is None
+        """The Bayesian search is done, or the bisection's answer was checked and trusted."""
+        self._settle()
+        if self.flaky:
+            return self.inner.done
+        return self.trusted is not None
+
+    def exclude(self, indices: list[int]) -> None:
+        """Candidates never to test (``--skip``)."""
+        self._excluded += indices
+        self.inner.exclude(indices)
 
     def propose(self, k: int) -> list[Query]:
-        """The inner search's probes, then the reruns of the last good."""
-        if not self.inner.done:
-            out = self.inner.propose(k)
-            self._seq = max([self._seq, *(q.seq + 1 for q in out)])
-            return out
+        """Reruns of the bad end, the inner search's probes, then the reruns of the last good."""
+        self._settle()
+        out: list[Query] = []
+        if not self.flaky:
+            end = self.n - 1
+            runs = sum(i == end for i, o in self.log if o is not Outcome.SKIP)
+            runs += sum(q.index == end for q in self.pending.values())
+            while len(out) < k and runs < 1 + self.reruns:
+                q = Query(self._seq, end)
+                self._seq += 1
+                self._extra[q.seq] = q
+                out.append(q)
+                runs += 1
+            k -= len(out)
+        if self.flaky or not self.inner.done:
+            more = self.inner.propose(k) if k > 0 else []
+            self._seq = max([self._seq, *(q.seq + 1 for q in more)])
+            return out + more
         lo = self._to_verify()
-        out = []
         while (
             lo is not None
             and len(out) < k
@@ -97,6 +171,7 @@ class AutoBisection:
         """Record one outcome; a failing rerun or a contradiction hands over to the Bayesian search."""
         self._seq = max(self._seq, query.seq + 1)
         self.log.append((query.index, outcome))
+        self._extra.pop(query.seq, None)
         if query.seq in self._verify:
             del self._verify[query.seq]
             self._verified[query.index] = self._verified.get(query.index, 0) + 1
@@ -110,17 +185,22 @@ class AutoBisection:
     def _switch(self) -> None:
         old = self.inner
         new = self._make_flaky()
+        new.exclude(self._excluded)
         for j, (i, o) in enumerate(self.log):
             new.observe(Query(j, i), o)
         new._seq = max(new._seq, self._seq)
-        for q in [*old.pending.values(), *self._verify.values()]:
+        for q in [*old.pending.values(), *self._verify.values(), *self._extra.values()]:
             new.pending[q.seq] = q
         self._verify.clear()
+        self._extra.clear()
         self.inner = new
 
     def result(self) -> SearchResult:
-        """The inner search's answer."""
-        return self.inner.result()
+        """The Bayesian search's answer, or the bisection's with the model's confidence."""
+        res = self.inner.result()
+        if self.flaky or self.trusted is None:
+            return res
+        return replace(res, confidence=report_confidence(self.trusted))
 
 
 def _check(s: AutoBisection) -> Strategy:

@@ -1,9 +1,23 @@
 """The bisection driver: end checks, the strategy loop, performance sampling, multi-repo blame.
 
-The driver owns the loop of DESIGN §3: it asks the strategy for as many probes as there are free
-slots, runs each through :class:`~sleuth.bisect.trials.TestPool`, and tells the strategy every
-outcome as it arrives.  Resume replays: the driver runs the same logic again and the pool serves
-journaled results, so a deterministic search ends where the uninterrupted one would have.
+The driver owns the loop of DESIGN §3: whenever a slot is free it asks the strategy for as many
+probes as there are free slots (the strategy knows the probes still out), runs each through
+:class:`~sleuth.bisect.trials.TestPool`, and tells the strategy every outcome as it arrives.
+Resume replays: the driver runs the same logic again and the pool serves journaled results, so a
+deterministic search ends where the uninterrupted one would have.
+
+End checks are observations like any other, run where they cost least (see :meth:`Driver._loop`):
+the bad end first (it must fail; its failure signature defines "bad"), the good end beside it when
+``--jobs`` > 1, and with one slot only when it matters: when no search probe passed after the first
+one (a test that always fails is caught after three tests) or when the answer's last good is the
+good end.  Free slots of the first wave carry search probes at once (and, under ``auto``, reruns of
+the bad end); a result that arrives before the bad end's signature is known waits for it.
+
+``Options.find_fix`` searches for the first candidate where the failure goes away: the strategy
+sees the candidates newest first, so the old end (which must fail, and whose signature is the
+target) is its bad end and the first fixed candidate is its last good; outcomes keep their
+meaning and the flaky model its one-sided noise.  ``Options.skip`` labels are never tested: the
+strategy treats them as untestable from the start.
 
 Performance mode (``Options.perf``) samples both ends first, then reruns a probed candidate while
 :func:`~sleuth.bisect.perf.classify` says AMBIGUOUS; the strategy only sees the verdict (BAD =
@@ -13,32 +27,48 @@ FAIL).  With several repositories, a FOUND stage is settled by a blame probe (se
 
 from __future__ import annotations
 
-import logging
 import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sleuth.bisect.auto import AutoBisection
 from sleuth.bisect.candidates import Source, parse_date
-from sleuth.bisect.flaky import FlakyBisection
-from sleuth.bisect.git import GitSource, MultiGitSource
-from sleuth.bisect.packaged import ImageSource
-from sleuth.bisect.perf import Verdict, check_ends, classify
-from sleuth.bisect.policy import AUTO_RERUNS, BAD_END_RETRIES, choose_strategy
-from sleuth.bisect.strategies import Bisection, Query, SearchResult, SearchStatus, Strategy
+from sleuth.bisect.policy import BAD_END_RETRIES, choose_strategy, make_strategy
+from sleuth.bisect.strategies import Query, SearchResult, SearchStatus, Strategy
 from sleuth.bisect.trials import Options, TestEvent, TestPool
-from sleuth.errors import InfrastructureError
+from sleuth.errors import InfrastructureError, UsageError
 from sleuth.journal import RunDir
 from sleuth.model import Outcome, TrialSpec
 from sleuth.oracle import Oracle
 
+if TYPE_CHECKING:
+    from sleuth.backends import Backend
+    from sleuth.bisect.git import GitSource, MultiGitSource
+    from sleuth.bisect.packaged import ImageSource
+    from sleuth.bisect.perf import Verdict
+
 __all__ = ["Driver", "Options", "TestEvent"]
 
-log = logging.getLogger(__name__)
 _GALLOP_DAYS = 512
+#: roles of the end checks in the loop
+_GOOD, _BAD = "good", "bad"
+
+
+def _is(source: object, module: str, name: str) -> bool:
+    """``isinstance`` without importing the source modules a search does not use."""
+    import sys
+
+    mod = sys.modules.get(f"sleuth.bisect.{module}")
+    return mod is not None and isinstance(source, getattr(mod, name))
+
+
+def _flaky_inner(strat: Strategy) -> bool:
+    from sleuth.bisect.auto import AutoBisection
+    from sleuth.bisect.strategies import Bisection
+
+    return not isinstance(strat.inner if isinstance(strat, AutoBisection) else strat, Bisection)
 
 
 class Driver(TestPool):
@@ -55,13 +85,18 @@ class Driver(TestPool):
         replay: list[dict[str, Any]] | None = None,
         on_test: Callable[[TestEvent], None] | None = None,
         labels: list[str] | None = None,
+        backend: Backend | None = None,
     ) -> None:
-        super().__init__(source, spec, oracle, run_dir, options, replay=replay, on_test=on_test)
+        super().__init__(
+            source, spec, oracle, run_dir, options, replay=replay, on_test=on_test, backend=backend
+        )
         self.labels: list[str] = []
         #: every candidate of every stage (merged branches, later repositories), in order
         self.seen_labels: dict[str, None] = {}
         self._known_labels = labels
+        #: ticket -> the strategy's query, or the role of an end check
         self._alias: dict[int, Query] = {}
+        self._roles: dict[int, tuple[str, Query]] = {}
         self.strategy: Strategy | None = None
         #: performance mode: metric samples and the verdict per label
         self.samples: dict[str, list[float]] = defaultdict(list)
@@ -69,6 +104,28 @@ class Driver(TestPool):
         self._ends: tuple[str, str] = ("", "")
         #: multi-repo: ``{"culprit_repo", "first_bad", "last_good"}`` (composite labels) once settled
         self.blame: dict[str, str] | None = None
+        #: the strategy sees candidates newest first (``find_fix``)
+        self._flip = False
+        self._told = -1
+        self._ends_misbehaved = False
+
+    # --- candidates in the strategy's order ------------------------------------------------------
+
+    def _pos(self, i: int) -> int:
+        """The position in :attr:`labels` of the strategy's candidate ``i``."""
+        return len(self.labels) - 1 - i if self._flip else i
+
+    def _tell(self, strat: Strategy, index: int, outcome: Outcome) -> None:
+        """An observation the strategy did not ask for (a given end)."""
+        strat.observe(Query(self._told, index), outcome)
+        self._told -= 1
+
+    def _end_check(self, strat: Strategy, role: str, phase: str = "end check") -> None:
+        """Start a test of an end; the strategy knows it is in flight."""
+        q = Query(self._told, 0 if role == _GOOD else len(self.labels) - 1)
+        self._told -= 1
+        strat.expect(q)
+        self._roles[self._submit(q.index, phase)] = (role, q)
 
     def _gallop(self, src: ImageSource) -> list[TestEvent]:
         """No known-good date: step back 1, 2, 4 ... days from the end until one passes."""
@@ -89,10 +146,12 @@ class Driver(TestPool):
         """Search; return the result and the strategy (None when the ends did not behave)."""
         try:
             res, strat = self._search()
-            if isinstance(self.source, MultiGitSource) and strat is not None:
-                res = self._settle_blame(self.source, res, strat)
-            if isinstance(self.source, GitSource) and not self.source.first_parent and strat is not None:
-                res = self._descend_merges(self.source, res, strat)
+            res = self.result_in_order(res)
+            if strat is not None and _is(self.source, "git", "MultiGitSource"):
+                res = self._settle_blame(self.source, res, strat)  # type: ignore[arg-type]
+            elif (strat is not None and _is(self.source, "git", "GitSource") and not self.opt.find_fix
+                  and not self.source.first_parent):  # type: ignore[attr-defined]  # fmt: skip
+                res = self._descend_merges(self.source, res, strat)  # type: ignore[arg-type]
             return res, self.strategy if strat is not None else None
         finally:
             self.shutdown()
@@ -100,7 +159,12 @@ class Driver(TestPool):
     def _search(self) -> tuple[SearchResult, Strategy | None]:
         src = self.source
         gallop: list[TestEvent] = []
-        if isinstance(src, ImageSource) and not src.start:
+        if src.kind == "images" and not getattr(src, "start", "x"):
+            from sleuth.bisect.packaged import ImageSource
+
+            assert isinstance(src, ImageSource)
+            if self.opt.find_fix:
+                raise UsageError("--find-fix needs --start-date with sleuth bisect images")
             bad = self.run_now([(-1, src.tag(parse_date(src.end, "--end-date")))], "bad end")[0]
             if bad.outcome is not Outcome.FAIL:
                 return self._ends_failed(None, bad), None
@@ -117,68 +181,60 @@ class Driver(TestPool):
         n = len(self.labels)
         if n < 2:
             return _not_found("fewer than two candidates in the range"), None
+        self._check_modes()
+        self._flip = self.opt.find_fix
+        skip = self._skipped(n)
         if self.opt.perf is not None:
-            return self._perf_ends(n)
-        ends: list[Outcome] = []
-        seen: list[tuple[int, Outcome]] = []
+            return self._perf_ends(n, skip)
+        strat = make_strategy(n, self.opt.flaky, confidence=self.opt.confidence, max_tests=self.opt.max_tests)
+        strat.exclude(skip)
+        self.run_dir.journal.append("strategy", kind=type(strat).__name__, flaky=self.opt.flaky.describe(),
+                                    find_fix=self.opt.find_fix)  # fmt: skip
         if gallop:  # the gallop already found a passing start and a failing end
-            ends = [Outcome.FAIL]
-            seen = [(0, Outcome.PASS)]
-            seen += [(self.labels.index(e.label), e.counted) for e in gallop[:-1] if e.label in self.labels]
-        elif self.opt.check_ends:
-            good, bad = self.run_now([(0, self.labels[0]), (n - 1, self.labels[-1])], "end check")
-            bad_runs = [bad]
-            if good.outcome is Outcome.PASS and bad.outcome is Outcome.PASS:
-                bad_runs += self._retry_bad_end(n)
-            failing = next((e for e in bad_runs if e.outcome is Outcome.FAIL), None)
-            if good.outcome is not Outcome.PASS or failing is None:
-                return self._ends_failed(good, bad, runs=len(bad_runs)), None
-            self.signature = failing.signature
-            # passes of the bad end are evidence of flakiness: they go to the strategy as observations
-            ends = [e.outcome for e in bad_runs if e.outcome in (Outcome.PASS, Outcome.FAIL)]
-            seen = [(0, Outcome.PASS)]
-        # two candidates (and one repository): the ends are the answer, flaky or not
-        needs_check = n > 2 or isinstance(src, MultiGitSource)
-        if self.opt.flaky.auto and ends and needs_check:
-            reruns = self.run_now([(n - 1, self.labels[-1])] * AUTO_RERUNS, "flakiness check")
-            ends += [e.counted for e in reruns if e.counted is not Outcome.SKIP]
-        strat = choose_strategy(
-            n, self.opt.flaky, ends, confidence=self.opt.confidence, max_tests=self.opt.max_tests
-        )
-        self.run_dir.journal.append("strategy", kind=type(strat).__name__, flaky=self.opt.flaky.describe())
-        seen += [(n - 1, o) for o in ends]
-        return self._seeded(strat, seen), strat
+            self._tell(strat, 0, Outcome.PASS)
+            self._tell(strat, n - 1, Outcome.FAIL)
+            for e in gallop[:-1]:
+                if e.label in self.labels:
+                    self._tell(strat, self.labels.index(e.label), e.counted)
+            return self._loop(strat), strat
+        if not self.opt.check_ends:
+            return self._seeded(strat, [(0, Outcome.PASS), (n - 1, Outcome.FAIL)]), strat
+        res = self._loop(strat, ends=True)
+        return res, (None if self._ends_misbehaved else strat)
 
-    def _retry_bad_end(self, n: int) -> list[TestEvent]:
-        """Rerun a bad end that passed until it fails (flaky modes only; ``--flaky off`` trusts one run).
+    def _check_modes(self) -> None:
+        """Combinations the driver cannot search (the CLI rejects them before a run dir exists)."""
+        if self.opt.find_fix and self.opt.perf is not None:
+            raise UsageError("--find-fix does not combine with performance mode (--metric NAME)")
+        if self.opt.find_fix and _is(self.source, "git", "MultiGitSource"):
+            raise UsageError("--find-fix works with one repository: give a single --repo PATH")
 
-        The user says it is bad: with a flaky test one pass proves nothing.  The number of reruns makes
-        a miss unlikely (< 1% for the given p; 0.4% at p = 0.5 under auto).
-        """
-        mode = self.opt.flaky
-        if mode.auto:
-            budget = BAD_END_RETRIES
-        elif mode.p is not None and mode.p < 1.0:
-            budget = min(30, math.ceil(math.log(0.01) / math.log1p(-mode.p)) - 1)
-        else:
-            return []
-        out: list[TestEvent] = []
-        while len(out) < budget:
-            batch = min(max(1, self.opt.jobs), budget - len(out))
-            out += self.run_now([(n - 1, self.labels[-1])] * batch, "bad end retry")
-            if any(e.outcome is Outcome.FAIL for e in out):
-                break
+    def _skipped(self, n: int) -> list[int]:
+        """``--skip`` labels as the strategy's indices (unknown labels are ignored; ends refused)."""
+        where = {label: i for i, label in enumerate(self.labels)}
+        out = []
+        for label in self.opt.skip:
+            i = where.get(label)
+            if i is None:
+                continue
+            if i in (0, n - 1):
+                end = "good" if (i == 0) != self.opt.find_fix else "bad"
+                raise UsageError(f"--skip {label}: that is the {end} end, which the search needs to test")
+            out.append(self._pos(i))
         return out
 
-    def _seeded(self, strat: Strategy, seen: list[tuple[int, Outcome]]) -> SearchResult:
+    def _seeded(self, strat: Strategy, given: list[tuple[int, Outcome]]) -> SearchResult:
+        """Search with the ends' outcomes given (not tested)."""
         self.seen_labels.update(dict.fromkeys(self.labels))
-        # the strategy numbers its own queries; the test numbers (``self._seq``) count real tests only
-        for j, (i, o) in enumerate(seen):
-            strat.observe(Query(j, i), o)
-        return self._loop(strat, seen)
+        for i, o in given:
+            self._tell(strat, i, o)
+        return self._loop(strat)
 
-    def _perf_ends(self, n: int) -> tuple[SearchResult, Strategy | None]:
+    def _perf_ends(self, n: int, skip: list[int]) -> tuple[SearchResult, Strategy | None]:
         """Sample both ends; they must differ beyond the threshold; then bisect by verdicts."""
+        from sleuth.bisect.perf import check_ends
+        from sleuth.bisect.strategies import Bisection
+
         assert self.opt.perf is not None
         k = self.opt.perf.end_samples
         self._ends = (self.labels[0], self.labels[-1])
@@ -189,11 +245,14 @@ class Driver(TestPool):
         if why is not None and self.opt.check_ends:
             return _not_found(why), None
         strat = Bisection(n)
+        strat.exclude(skip)
         self.run_dir.journal.append("strategy", kind="Bisection", flaky="perf")
         return self._seeded(strat, [(0, Outcome.PASS), (n - 1, Outcome.FAIL)]), strat
 
     def _perf_outcome(self, ev: TestEvent) -> Outcome | None:
         """The verdict as PASS/FAIL, SKIP without a value, None while ambiguous."""
+        from sleuth.bisect.perf import Verdict, classify
+
         assert self.opt.perf is not None
         if ev.value is None:
             return Outcome.SKIP
@@ -205,31 +264,156 @@ class Driver(TestPool):
         self.verdicts[ev.label] = v
         return Outcome.FAIL if v.is_bad else Outcome.PASS
 
-    def _loop(self, strat: Strategy, seen: list[tuple[int, Outcome]]) -> SearchResult:
+    # --- the loop -----------------------------------------------------------------------------------
+
+    def _submit(self, i: int, phase: str) -> int:
+        """Submit a test of the strategy's candidate ``i``; its ticket."""
+        p = self._pos(i)
+        return self.submit(p, self.labels[p], phase)
+
+    def _bad_end_budget(self) -> int:
+        """Runs of a bad end that passed before giving up (``--flaky off`` trusts one run).
+
+        The user says it is bad: with a flaky test one pass proves nothing.  The number of runs makes
+        a miss unlikely (< 1% for the given p; 0.4% at p = 0.5 under auto).
+        """
+        mode = self.opt.flaky
+        if mode.auto:
+            return 1 + BAD_END_RETRIES
+        if mode.p is not None and mode.p < 1.0:
+            return 1 + min(30, math.ceil(math.log(0.01) / math.log1p(-mode.p)) - 1)
+        return 1
+
+    def _loop(self, strat: Strategy, ends: bool = False) -> SearchResult:
+        """Propose into free slots, collect, tell, until the strategy is done (see the module docstring).
+
+        With ``ends``, the end checks run here: the bad end at once (and rerun while it passes, up to
+        :meth:`_bad_end_budget` runs), the good end beside it or when it matters.  A misbehaving end
+        stops everything with ``not_found``.
+        """
+        jobs = max(1, self.opt.jobs)
+        end = _Ends(budget=self._bad_end_budget() if ends else 0, checked=not ends)
+        held: list[tuple[Query, TestEvent]] = []
+        first_wave = True
         while True:
-            free = max(1, self.opt.jobs) - self.inflight
-            if free > 0 and not strat.done:
-                qs = strat.propose(free)
-                phase = (
-                    "last-good check" if isinstance(strat, AutoBisection) and strat.verifying else "search"
-                )
-                for q in qs:
-                    self._alias[self.submit(q.index, self.labels[q.index], phase).seq] = q
+            if ends:
+                self._submit_ends(end, strat, jobs, first_wave)
+            free = jobs - self.inflight
+            # before the bad end's first result, free slots carry probes (their FAILs wait for its
+            # signature); after a pass of it, only its reruns until one fails
+            searching = self.signature is not None or not ends or end.bad_runs == 0
+            # results that finished together are all told before anything is proposed (``more``)
+            if free > 0 and searching and not self.more and not strat.done:
+                phase = "last-good check" if getattr(strat, "verifying", False) else "search"
+                for q in strat.propose(free):
+                    at_end = q.index == len(self.labels) - 1
+                    self._alias[self._submit(q.index, "flakiness check" if at_end else phase)] = q
+            first_wave = False
             if not self.inflight:
+                if ends and end.good is None and not end.good_out and _needs_good_end(strat, end):
+                    end.good_out = True
+                    self._end_check(strat, _GOOD)
+                    continue
                 break
             ev = self.next_event()
-            q = self._alias.pop(ev.seq)
-            counted = ev.counted
-            if self.opt.perf is not None:
-                verdict = self._perf_outcome(ev)
-                if verdict is None:  # ambiguous: one more sample of the same candidate
-                    self._alias[self.submit(q.index, ev.label, "search").seq] = q
+            role = self._roles.pop(ev.ticket, None)
+            if role is not None:
+                stop = self._end_result(role, ev, end, strat)
+                if stop is not None:
+                    self.cancel()
+                    self._ends_misbehaved = True
+                    return stop
+                if self.signature is not None and held:
+                    for q, old in held:
+                        self._observe(strat, q, self._recount(old), end)
+                    held.clear()
+                continue
+            q = self._alias.pop(ev.ticket)
+            if ends and self.signature is None and ev.outcome is Outcome.FAIL:
+                if q.index != len(self.labels) - 1:
+                    held.append((q, ev))  # counted once the bad end says which failure is "bad"
                     continue
-                counted = verdict
-            strat.observe(q, counted)
-            seen.append((ev.index, counted))
+                self.signature = ev.signature  # a rerun of the bad end failed first
+                ev = self._recount(ev)
+            self._observe(strat, q, ev, end)
+            if self.signature is not None and held:
+                for hq, old in held:
+                    self._observe(strat, hq, self._recount(old), end)
+                held.clear()
         self.strategy = strat
         return strat.result()
+
+    def _observe(self, strat: Strategy, q: Query, ev: TestEvent, end: _Ends) -> None:
+        counted = ev.counted
+        if self.opt.perf is not None:
+            verdict = self._perf_outcome(ev)
+            if verdict is None:  # ambiguous: one more sample of the same candidate
+                self._alias[self._submit(q.index, "search")] = q
+                return
+            counted = verdict
+        if 0 < q.index < len(self.labels) - 1:  # a probe between the ends (not a rerun of one)
+            end.passed |= counted is Outcome.PASS
+            end.searched += counted is not Outcome.SKIP
+        strat.observe(q, counted)
+
+    def _recount(self, ev: TestEvent) -> TestEvent:
+        """A result that arrived before the signature, counted now that it is known."""
+        counted = self.count(ev.outcome, ev.signature)
+        if counted is ev.counted:
+            return ev
+        new = replace(ev, counted=counted)
+        self.events[self.events.index(ev)] = new
+        return new
+
+    def _submit_ends(self, end: _Ends, strat: Strategy, jobs: int, first_wave: bool) -> None:
+        """Start the end checks that are due (see :meth:`_loop`)."""
+        if first_wave:
+            end.bad_out += 1
+            self._end_check(strat, _BAD)
+            if jobs >= 2:
+                end.good_out = True
+                self._end_check(strat, _GOOD)
+            return
+        if self.signature is None and end.bad_runs:  # the bad end passed so far: rerun it
+            free = jobs - self.inflight
+            while free > 0 and end.bad_runs + end.bad_out < end.budget:
+                end.bad_out += 1
+                self._end_check(strat, _BAD, "bad end retry")
+                free -= 1
+        # no probe passed yet: a test that always fails stops here, after three tests
+        if end.good is None and not end.good_out and end.searched and not end.passed and self.inflight < jobs:
+            end.good_out = True
+            self._end_check(strat, _GOOD)
+
+    def _end_result(
+        self, role: tuple[str, Query], ev: TestEvent, end: _Ends, strat: Strategy
+    ) -> SearchResult | None:
+        """Judge one end check; a result when the ends misbehave (the search stops)."""
+        what, q = role
+        if what == _GOOD:
+            end.good_out = False
+            end.good = ev
+            if ev.outcome is not Outcome.PASS:
+                return self._ends_failed(ev, None)
+            strat.observe(q, Outcome.PASS)
+            return None
+        end.bad_out -= 1
+        end.bad_runs += 1
+        if ev.outcome is Outcome.FAIL and self.signature is None:
+            self.signature = ev.signature
+            ev = self._recount(ev)
+        if ev.outcome is Outcome.ERROR:
+            return self._ends_failed(None, ev)
+        if ev.counted is Outcome.PASS and not self.opt.flaky.auto and self.opt.flaky.p == 1.0:
+            return self._ends_failed(None, ev)
+        strat.observe(q, ev.counted)  # passes of the bad end are evidence of flakiness
+        if self.signature is None and not end.bad_out and end.bad_runs >= end.budget:
+            return self._ends_failed(None, ev, runs=end.bad_runs)
+        if self.signature is None and ev.outcome is not Outcome.PASS:
+            return self._ends_failed(None, ev)  # a skip or an untestable bad end
+        return None
+
+    # --- after the search: merges, several repositories ----------------------------------------------
 
     def _descend_merges(self, src: GitSource, res: SearchResult, strat: Strategy) -> SearchResult:
         """A first bad merge whose first parent passes: search the merged branch that fails.
@@ -260,12 +444,16 @@ class Driver(TestPool):
                 )
             self.labels = src.merged_branch(first, failing)
             self.run_dir.journal.append("candidates", labels=self.labels, merge=merge)
-            n = len(self.labels)
-            flaky = isinstance(strat.inner if isinstance(strat, AutoBisection) else strat, FlakyBisection)
-            strat = choose_strategy(n, self.opt.flaky, [Outcome.FAIL, *([Outcome.PASS] if flaky else [])],
-                                    confidence=self.opt.confidence, max_tests=self.opt.max_tests)  # fmt: skip
-            res = self._seeded(strat, [(0, Outcome.PASS), (n - 1, Outcome.FAIL)])
+            strat = self._next_stage(strat)
+            res = self._seeded(strat, [(0, Outcome.PASS), (len(self.labels) - 1, Outcome.FAIL)])
         return res
+
+    def _next_stage(self, strat: Strategy) -> Strategy:
+        """The strategy of a new stage: flaky (p estimated anew) if the last one was."""
+        flaky = _flaky_inner(strat)
+        ends = [Outcome.FAIL, *([Outcome.PASS] if flaky else [])]
+        return choose_strategy(len(self.labels), self.opt.flaky, ends, confidence=self.opt.confidence,
+                               max_tests=self.opt.max_tests)  # fmt: skip
 
     def _probe(self, label: str, strat: Strategy, phase: str = "blame") -> Outcome:
         """Judge one candidate outside the list: sampled in perf mode, rerun when the test is flaky."""
@@ -276,8 +464,10 @@ class Driver(TestPool):
                 if got is not None:
                     return got
         runs = 1
-        inner = strat.inner if isinstance(strat, AutoBisection) else strat
-        if isinstance(inner, FlakyBisection):  # a bad one passes all r runs with <= 1 - confidence
+        if _flaky_inner(strat):  # a bad one passes all r runs with <= 1 - confidence
+            from sleuth.bisect.auto import AutoBisection
+
+            inner: Any = strat.inner if isinstance(strat, AutoBisection) else strat
             p = min(max(inner.p_estimate(), 0.1), 0.99)
             runs = min(10, math.ceil(math.log(1 - self.opt.confidence) / math.log(1 - p)))
         outcome = Outcome.SKIP
@@ -305,25 +495,60 @@ class Driver(TestPool):
                                     note=f"the blame probe {probe} could not be tested")  # fmt: skip
             k, self.labels = src.next_stage(k, lo, probe)
             self.run_dir.journal.append("candidates", labels=self.labels, stage=k, primary=src.repos[k].name)
-            n = len(self.labels)
-            flaky = isinstance(strat.inner if isinstance(strat, AutoBisection) else strat, FlakyBisection)
-            strat = choose_strategy(n, self.opt.flaky, [Outcome.FAIL, *([Outcome.PASS] if flaky else [])],
-                                    confidence=self.opt.confidence, max_tests=self.opt.max_tests)  # fmt: skip
-            res = self._seeded(strat, [(0, Outcome.PASS), (n - 1, Outcome.FAIL)])
+            strat = self._next_stage(strat)
+            res = self._seeded(strat, [(0, Outcome.PASS), (len(self.labels) - 1, Outcome.FAIL)])
         return res
 
-    def _ends_failed(self, good: TestEvent | None, bad: TestEvent, runs: int = 1) -> SearchResult:
+    def _ends_failed(self, good: TestEvent | None, bad: TestEvent | None, runs: int = 1) -> SearchResult:
+        names = ("the new end", "the old end") if self._flip else ("the good end", "the bad end")
         if good is not None and good.outcome is not Outcome.PASS:
-            what, ev = "the good end", good
+            what, ev, want = names[0], good, "pass"
         else:
-            what, ev = "the bad end", bad
+            assert bad is not None
+            what, ev, want = names[1], bad, "fail"
         if ev.outcome is Outcome.ERROR:
             raise InfrastructureError(f"{what} {ev.label} could not be tested: {ev.reason}")
-        want = "pass" if what == "the good end" else "fail"
-        times = f" in {runs} runs" if what == "the bad end" and runs > 1 else ""
+        times = f" in {runs} runs" if want == "fail" and runs > 1 else ""
         return _not_found(
             f"{what} {ev.label} did not {want}{times} ({ev.outcome.value}: {ev.reason or 'no detail'})"
         )
+
+    def result_in_order(self, res: SearchResult) -> SearchResult:
+        """``res`` with the strategy's indices turned into positions in :attr:`labels`.
+
+        Under ``find_fix`` the strategy searched newest first: its last good is the first fixed
+        candidate (reported as ``first_bad``: the first candidate showing the change) and its first
+        bad the last failing one (``last_good``).
+        """
+        if not self._flip or res.first_bad is None or res.last_good is None:
+            return res
+        n = len(self.labels)
+        return replace(res, first_bad=n - 1 - res.last_good, last_good=n - 1 - res.first_bad,
+                       suspects=tuple(sorted(n - s for s in res.suspects)))  # fmt: skip
+
+
+class _Ends:
+    """Where the end checks of one loop stand."""
+
+    __slots__ = ("bad_out", "bad_runs", "budget", "good", "good_out", "passed", "searched")
+
+    def __init__(self, *, budget: int, checked: bool) -> None:
+        self.budget = budget
+        self.bad_out = 0
+        self.bad_runs = 0
+        self.good: TestEvent | None = None
+        self.good_out = checked
+        #: a search probe above the good end passed / how many search outcomes counted
+        self.passed = False
+        self.searched = 0
+
+
+def _needs_good_end(strat: Strategy, end: _Ends) -> bool:
+    """The good end must be checked: no probe passed, or the answer rests on it."""
+    if not end.passed:
+        return True
+    res = strat.result()
+    return res.last_good == 0
 
 
 def _not_found(note: str) -> SearchResult:

@@ -19,29 +19,50 @@ over-confident (p = 0.2: 0.97 reported, 93.5% right).  The reported confidence i
 the two masses.  The first ``given_fails`` FAILs of the bad end are the reason it is the bad end
 (the search is started only once it failed) and are not counted as evidence about p.
 
+``determinism`` adds a point mass at p = 1 to the prior (a hypothesis with no pass at or above it
+then keeps that mass).  ``--flaky auto`` does not use it: it made deterministic tests cheaper, but
+the answers of a p = 0.5 test that it reported at 0.98 or more were mostly wrong (see docs/bisect.md,
+``bench/bisect_sim.py --determinism D --calibration``).
+
 Invariants: SKIP candidates are never proposed; hypotheses that only skipped candidates separate
 are pooled into one block, and the search stops when one block holds ``confidence`` of the
-posterior (or after ``max_tests``).  The answer is the block; its mass is the reported confidence.
+posterior (or after ``max_tests``).  The answer is the block; its mass is the reported confidence,
+floored to four decimals and never 1.  numpy is imported when a search is made, not with this module
+(``log B`` comes from a running sum of logs: no scipy).
 """
 
 from __future__ import annotations
 
 import math
 from functools import lru_cache
-
-import numpy as np
-from numpy.typing import NDArray
-from scipy.special import betaln
+from typing import TYPE_CHECKING
 
 from sleuth.bisect.strategies import Query, SearchResult, SearchStatus
 from sleuth.model import Outcome
 
-__all__ = ["FlakyBisection", "binary_entropy", "z_channel_capacity"]
+if TYPE_CHECKING:  # numpy is imported when a Bayesian search starts, not with this module
+    import numpy as np
+    from numpy.typing import NDArray
+
+__all__ = ["FlakyBisection", "binary_entropy", "report_confidence", "z_channel_capacity"]
 
 _MAX_BATCH = 8
 _GRID = 160
-#: grid over p for the pessimistic posterior
-_P_GRID = np.linspace(0.0025, 0.9975, 200)
+#: points of the grid over p for the pessimistic posterior (midpoints of 200 equal cells of [0, 1])
+_P_POINTS = 200
+#: a reported confidence is floored to this many decimals and never reaches 1 (flakiness is possible)
+_DECIMALS = 4
+
+
+def report_confidence(mass: float) -> float:
+    """``mass`` as reported: floored to 4 decimals, at most 0.9999 (never a certainty)."""
+    scale = float(10**_DECIMALS)
+    return min(math.floor(mass * scale) / scale, 1 - 1 / scale)
+
+
+def p_grid() -> list[float]:
+    """The grid over p of the pessimistic posterior (shared with :mod:`sleuth.bisect.posterior`)."""
+    return [(j + 0.5) / _P_POINTS for j in range(_P_POINTS)]
 
 
 def binary_entropy(p: float) -> float:
@@ -61,7 +82,31 @@ def z_channel_capacity(p: float) -> float:
     return math.log2(1.0 + (1.0 - eps) * eps ** (eps / (1.0 - eps)))
 
 
+def lbeta(a: float, b: float) -> float:
+    """log B(a, b)."""
+    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+
+def _lgamma_plus(c: float, k: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``lgamma(c + k)`` for an array of whole numbers ``k >= 0`` (a running sum of logs: no scipy)."""
+    import numpy as np
+
+    idx = k.astype(np.int64)
+    top = int(idx.max()) if idx.size else 0
+    table = math.lgamma(c) + np.concatenate([[0.0], np.cumsum(np.log(c + np.arange(top)))])
+    return np.asarray(table[idx])
+
+
+def betaln_counts(
+    a: float, b: float, fails: NDArray[np.float64], passes: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """``log B(a + fails, b + passes)`` for whole-number counts."""
+    return _lgamma_plus(a, fails) + _lgamma_plus(b, passes) - _lgamma_plus(a + b, fails + passes)
+
+
 def _h(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    import numpy as np
+
     x = np.clip(x, 1e-15, 1 - 1e-15)
     return np.asarray(-(x * np.log2(x) + (1 - x) * np.log2(1 - x)))
 
@@ -69,6 +114,8 @@ def _h(x: NDArray[np.float64]) -> NDArray[np.float64]:
 @lru_cache(maxsize=64)
 def _patterns(k: int, p: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """``M[s, y]`` = P(outcome pattern y | f lies in segment s) and the count of noisy probes per s."""
+    import numpy as np
+
     ys = (np.arange(2**k)[:, None] >> np.arange(k)[None, :]) & 1  # (2^k, k): 1 = FAIL, sorted probes
     seg = np.arange(k + 1)
     below = np.arange(k)[None, :] < seg[:, None]  # probe j lies below segment s: it must PASS
@@ -82,6 +129,8 @@ def _patterns(k: int, p: float) -> tuple[NDArray[np.float64], NDArray[np.float64
 
 def _batch_mi(levels: NDArray[np.float64], p: float) -> NDArray[np.float64]:
     """Mutual information (bits) between f and the outcomes of probes at CDF ``levels`` (G, k)."""
+    import numpy as np
+
     g, k = levels.shape
     srt = np.sort(levels, axis=1)
     edges = np.concatenate([np.zeros((g, 1)), srt, np.ones((g, 1))], axis=1)
@@ -107,11 +156,16 @@ class FlakyBisection:
         end_runs: int = 0,
         given_fails: int = 0,
         p_quantile: float | None = None,
+        determinism: float = 0.0,
     ) -> None:
+        import numpy as np
+
         if n < 2:
             raise ValueError("a bisection needs at least two candidates (a good and a bad end)")
         if not 0.5 <= confidence < 1.0:
             raise ValueError("confidence must be in [0.5, 1)")
+        if not 0.0 <= determinism < 1.0:
+            raise ValueError("determinism must be in [0, 1)")
         self.n = n
         self.a, self.b = prior
         self.confidence = confidence
@@ -120,6 +174,8 @@ class FlakyBisection:
         self.end_runs = end_runs
         self.given_fails = given_fails
         self.p_quantile = p_quantile
+        #: prior probability that the test is deterministic (p = 1): a point mass beside Beta(a, b)
+        self.determinism = determinism
         self.fails = np.zeros(n)
         self.passes = np.zeros(n)
         self._skip = np.zeros(n, dtype=bool)
@@ -138,6 +194,8 @@ class FlakyBisection:
     def _suffix_counts(self) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
         """Fails and passes at candidates >= f (the evidence about p under hypothesis f), and the
         largest f still possible (the first candidate that failed)."""
+        import numpy as np
+
         fails = self.fails.copy()
         fails[-1] = max(0.0, fails[-1] - self.given_fails)
         fsuf = np.cumsum(fails[::-1])[::-1]
@@ -146,46 +204,90 @@ class FlakyBisection:
         limit = int(failed[0]) if failed.size else self.n - 1
         return fsuf, psuf, limit
 
+    def _components(self) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
+        """Log-likelihood per f under the flaky part (p ~ Beta, weighted by 1 - determinism) and
+        under the deterministic part (p = 1: no pass at or above f), and the largest possible f."""
+        import numpy as np
+
+        fsuf, psuf, limit = self._suffix_counts()
+        det = self.determinism
+        flaky = betaln_counts(self.a, self.b, fsuf, psuf) - lbeta(self.a, self.b)
+        if det > 0:
+            flaky += math.log1p(-det)
+            exact = np.where(psuf == 0, math.log(det), -np.inf)
+        else:
+            exact = np.full(self.n, -np.inf)
+        for arr in (flaky, exact):
+            arr[0] = -np.inf
+            arr[limit + 1 :] = -np.inf
+        return flaky, exact, limit
+
     def posterior(self) -> NDArray[np.float64]:
         """P(first bad = f) for f in 0..n-1 (entry 0 is always 0: the good end was checked)."""
+        import numpy as np
+
         if self._post is None:
-            fsuf, psuf, limit = self._suffix_counts()
-            logl = betaln(self.a + fsuf, self.b + psuf)
-            logl[0] = -np.inf
-            logl[limit + 1 :] = -np.inf
+            flaky, exact, _ = self._components()
+            logl = np.logaddexp(flaky, exact)
             w = np.exp(logl - logl.max())
             self._post = w / w.sum()
         return self._post
 
     def pessimistic_posterior(self) -> NDArray[np.float64]:
         """P(first bad = f) with p fixed at the ``p_quantile`` quantile of its posterior."""
+        import numpy as np
+
         if self.p_quantile is None:
             return self.posterior()
         fsuf, psuf, limit = self._suffix_counts()
-        lp, lq = np.log(_P_GRID), np.log1p(-_P_GRID)
-        logl = np.outer(fsuf, lp) + np.outer(psuf, lq) + ((self.a - 1) * lp + (self.b - 1) * lq)[None, :]
-        logl[0] = -np.inf
-        logl[limit + 1 :] = -np.inf
-        w = np.exp(logl - logl.max())
+        grid = np.asarray(p_grid())
+        lp, lq = np.log(grid), np.log1p(-grid)
+        # the Beta density on the grid, times the cell width: the flaky part integrates to 1 - det
+        prior = (self.a - 1) * lp + (self.b - 1) * lq - lbeta(self.a, self.b) - math.log(_P_POINTS)
+        det = self.determinism
+        logl = np.outer(fsuf, lp) + np.outer(psuf, lq) + prior[None, :]
+        if det > 0:
+            logl += math.log1p(-det)
+        exact = np.where(psuf == 0, math.log(det), -np.inf) if det > 0 else np.full(self.n, -np.inf)
+        for arr in (logl, exact):
+            arr[0] = -np.inf
+            arr[limit + 1 :] = -np.inf
+        top = max(float(logl.max()), float(exact.max()))
+        w, we = np.exp(logl - top), np.exp(exact - top)
         p_post = w.sum(axis=0)
-        j = int(np.searchsorted(np.cumsum(p_post) / p_post.sum(), self.p_quantile))
-        col = w[:, min(j, _P_GRID.size - 1)]
-        return np.asarray(col / col.sum())
+        cdf = np.cumsum(p_post) / (p_post.sum() + we.sum())
+        j = int(np.searchsorted(cdf, self.p_quantile))
+        col = we if j >= grid.size else w[:, j]  # past the grid: the quantile is p = 1 itself
+        total = float(col.sum())
+        return np.asarray(col / total) if total > 0 else self.posterior()
 
     def p_estimate(self) -> float:
         """Posterior mean of the probability that a bad candidate fails."""
+        import numpy as np
+
         fsuf, psuf, _ = self._suffix_counts()
         per_f = (self.a + fsuf) / (self.a + self.b + fsuf + psuf)
+        if self.determinism > 0:
+            flaky, exact, _ = self._components()
+            top = np.maximum(flaky, exact)
+            top[~np.isfinite(top)] = 0.0
+            wf, we = np.exp(flaky - top), np.exp(exact - top)
+            with np.errstate(invalid="ignore"):
+                per_f = np.nan_to_num((wf * per_f + we) / (wf + we))
         return float(np.dot(self.posterior(), per_f))
 
     @property
     def skipped(self) -> set[int]:
         """Candidates that could not be tested."""
+        import numpy as np
+
         return {int(i) for i in np.flatnonzero(self._skip)}
 
     def _blocks(
         self, post: NDArray[np.float64]
     ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+        import numpy as np
+
         cum = np.concatenate([[0.0], np.cumsum(post)])
         testable = ~self._skip
         testable[-1] = True
@@ -197,6 +299,8 @@ class FlakyBisection:
         """The block of hypotheses with the most mass (a testable candidate and the skips below it)
         and its confidence: its mass, or its pessimistic mass when that is smaller (worked out only
         when the mass reaches ``confidence``: below it the search goes on either way)."""
+        import numpy as np
+
         if self._block is None:
             starts, ends, masses = self._blocks(self.posterior())
             j = int(np.argmax(masses))
@@ -215,8 +319,21 @@ class FlakyBisection:
             return True
         return self._best_block()[1] >= self.confidence
 
+    def exclude(self, indices: list[int]) -> None:
+        """Candidates never to test (``--skip``): treated as skipped, no test counted."""
+        for i in indices:
+            if 0 < i < self.n - 1:
+                self._skip[i] = True
+        self._block = None
+
+    def expect(self, query: Query) -> None:
+        """A test the search did not propose (an end check) is in flight."""
+        self.pending[query.seq] = query
+
     def propose(self, k: int) -> list[Query]:
         """Up to ``k`` probes with the most expected information, given the probes still out."""
+        import numpy as np
+
         if k <= 0 or self._best_block()[1] >= self.confidence:
             return []
         if self.max_tests is not None and self._tests + len(self.pending) >= self.max_tests:
@@ -262,6 +379,8 @@ class FlakyBisection:
         self, cdf: NDArray[np.float64], eligible: NDArray[np.int64], p: float, fixed: list[float], k: int
     ) -> list[int]:
         """Coordinate ascent over the candidates' CDF levels for ``k`` new probes."""
+        import numpy as np
+
         levels_all = cdf[eligible]
         _, first = np.unique(np.round(levels_all, 6), return_index=True)
         cand = eligible[first]
@@ -306,11 +425,15 @@ class FlakyBisection:
 
     def evidence(self) -> dict[int, tuple[int, int]]:
         """``{candidate: (fails, passes)}`` for every candidate tested."""
+        import numpy as np
+
         idx = np.flatnonzero(self.fails + self.passes)
         return {int(i): (int(self.fails[i]), int(self.passes[i])) for i in idx}
 
     def result(self) -> SearchResult:
         """The most probable block of first-bad hypotheses and its confidence (see _best_block)."""
+        import numpy as np
+
         (a, b), mass = self._best_block()
         if self.p_quantile is not None and mass < self.confidence:
             pess = self._blocks(self.pessimistic_posterior())[2]
@@ -327,6 +450,6 @@ class FlakyBisection:
             first_bad=b,
             last_good=last_good,
             suspects=tuple(range(a, b + 1)),
-            confidence=round(mass, 4),
+            confidence=report_confidence(mass),
             note=note,
         )

@@ -21,8 +21,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
-
-import numpy as np
+from statistics import fmean, variance
 
 __all__ = ["Direction", "PerfSpec", "Verdict", "check_ends", "classify", "welch_p"]
 
@@ -72,8 +71,8 @@ def welch_p(x: Sequence[float], y: Sequence[float]) -> float:
     """One-sided Welch p-value for "mean(x) > mean(y)" (1.0 when it cannot be computed)."""
     if len(x) < 2 or len(y) < 2:
         return 1.0
-    mx, my = float(np.mean(x)), float(np.mean(y))
-    vx, vy = float(np.var(x, ddof=1)) / len(x), float(np.var(y, ddof=1)) / len(y)
+    mx, my = fmean(x), fmean(y)
+    vx, vy = variance(x) / len(x), variance(y) / len(y)
     if vx + vy == 0.0:
         return 0.0 if mx > my else 1.0
     from scipy.stats import t as student_t
@@ -84,7 +83,7 @@ def welch_p(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 def _margin(spec: PerfSpec, good: Sequence[float]) -> float:
-    return abs(float(np.mean(good))) * spec.threshold / 100.0
+    return abs(fmean(good)) * spec.threshold / 100.0
 
 
 def check_ends(spec: PerfSpec, good: Sequence[float], bad: Sequence[float]) -> str | None:
@@ -92,8 +91,8 @@ def check_ends(spec: PerfSpec, good: Sequence[float], bad: Sequence[float]) -> s
     if len(good) < 2 or len(bad) < 2:
         return f"metric {spec.name!r} was measured fewer than twice at an end"
     g, b = spec.worse(good), spec.worse(bad)
-    gap = float(np.mean(b) - np.mean(g))
-    pct = 100.0 * gap / abs(float(np.mean(g))) if np.mean(g) else math.inf
+    gap = fmean(b) - fmean(g)
+    pct = 100.0 * gap / abs(fmean(g)) if fmean(g) else math.inf
     if gap <= _margin(spec, g):
         return (
             f"the bad end is {pct:+.1f}% on {spec.name!r} ({spec.direction.value} is better), "
@@ -109,7 +108,7 @@ def classify(spec: PerfSpec, good: Sequence[float], bad: Sequence[float], cand: 
     g, b, c = spec.worse(good), spec.worse(bad), spec.worse(cand)
     if not c:
         return Verdict.AMBIGUOUS
-    mg, mb, mc = float(np.mean(g)), float(np.mean(b)), float(np.mean(c))
+    mg, mb, mc = fmean(g), fmean(b), fmean(c)
     nearer_bad = abs(mc - mb) < abs(mc - mg)
     if len(c) >= spec.min_samples:
         if nearer_bad and mc - mg > _margin(spec, g) and welch_p(c, g) < spec.alpha:

@@ -1,10 +1,14 @@
-"""Which strategy a bisection uses, decided from the end checks (shared by the driver and the bench).
+"""Which strategy a bisection uses, and the model behind ``--flaky auto`` (for the driver and the bench).
 
 ``--flaky off`` trusts one run per candidate; ``--flaky P`` runs the Bayesian search with the
-failure probability pinned near P; ``--flaky auto`` (the default) reruns the known-bad end
-:data:`AUTO_RERUNS` more times and runs the Bayesian search, with ``p`` estimated, if one of those
-runs passed; otherwise :class:`~sleuth.bisect.auto.AutoBisection`, which bisects, reruns its last
-good and turns Bayesian (replaying every outcome) if the test shows itself flaky after all.
+failure probability pinned near P; ``--flaky auto`` (the default) bisects while the test looks
+deterministic (:class:`~sleuth.bisect.auto.AutoBisection`) and turns Bayesian, replaying every
+outcome, when a bad end passes, an outcome contradicts the bisection, or the flaky model is not
+confident in the bisection's answer.  Under ``auto`` p has the prior :func:`auto_model`: a point
+mass :data:`DETERMINISM` at p = 1 beside Beta(1, 2).
+
+The strategy modules are imported here only when a strategy is made: ``--flaky off`` never loads
+the Bayesian search (nor numpy).
 """
 
 from __future__ import annotations
@@ -12,29 +16,36 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sleuth.bisect.auto import AutoBisection
-from sleuth.bisect.flaky import FlakyBisection
-from sleuth.bisect.strategies import Bisection, Strategy
 from sleuth.errors import UsageError
 from sleuth.model import Outcome
 
+if TYPE_CHECKING:
+    from sleuth.bisect.flaky import FlakyBisection
+    from sleuth.bisect.posterior import Model
+    from sleuth.bisect.strategies import Strategy
+
 __all__ = [
-    "AUTO_RERUNS",
     "BAD_END_RETRIES",
+    "DETERMINISM",
     "P_QUANTILE",
     "FlakyMode",
+    "auto_model",
     "choose_strategy",
     "default_max_tests",
+    "make_strategy",
     "parse_flaky",
 ]
 
-#: extra runs of the known-bad end under ``--flaky auto``
-AUTO_RERUNS = 3
 #: the Bayesian search reruns the bad end until it failed this often (estimating p)
 END_FAILS = 4
 #: under ``--flaky auto`` the search stops only when confident with p at this quantile of its posterior
-P_QUANTILE = 0.1
+P_QUANTILE = 0.05
+#: under ``--flaky auto``, the prior probability that the test is deterministic (p = 1)
+DETERMINISM = 0.0
+#: the Beta(1, b) prior on p under auto
+PRIOR_B = 2.0
 #: pseudo-counts that pin p near a value given with ``--flaky P``
 _PIN = 200.0
 #: under ``--flaky auto``, reruns of a bad end whose first run passed before giving up (0.5^8 < 0.4%)
@@ -77,6 +88,52 @@ def default_max_tests(n: int) -> int:
     return 40 * max(1, math.ceil(math.log2(max(n, 2)))) + 60
 
 
+def auto_model() -> Model:
+    """The flaky model of ``--flaky auto``: p ~ DETERMINISM at 1 + Beta(1, 2), pessimistic stop.
+
+    The first FAIL of the bad end, the one that made it the bad end, is not evidence about p; the
+    stop also asks for the confidence at a low quantile of p's posterior (the posterior alone is
+    calibrated only on average over the prior, and was over-confident at low p).
+    """
+    from sleuth.bisect.posterior import Model
+
+    return Model(a=1.0, b=PRIOR_B, determinism=DETERMINISM, given_fails=1, p_quantile=P_QUANTILE)
+
+
+def make_strategy(
+    n: int, mode: FlakyMode, *, confidence: float = 0.95, max_tests: int | None = None
+) -> Strategy:
+    """The strategy for ``n`` candidates before anything was run (the end checks are observations)."""
+    if mode.p == 1.0:
+        from sleuth.bisect.strategies import Bisection
+
+        return Bisection(n)
+    budget = max_tests if max_tests is not None else default_max_tests(n)
+    if not mode.auto:
+        from sleuth.bisect.flaky import FlakyBisection
+
+        p = mode.p if mode.p is not None else 0.5
+        return FlakyBisection(n, prior=(p * _PIN, (1.0 - p) * _PIN), confidence=confidence, max_tests=budget)
+    from sleuth.bisect.auto import AutoBisection
+
+    model = auto_model()
+
+    def flaky() -> FlakyBisection:
+        from sleuth.bisect.flaky import FlakyBisection
+
+        return FlakyBisection(
+            n,
+            prior=(model.a, model.b),
+            confidence=confidence,
+            max_tests=budget,
+            end_fails=END_FAILS,
+            given_fails=model.given_fails,
+            p_quantile=model.p_quantile,
+        )
+
+    return AutoBisection(n, flaky, model=model, confidence=confidence)
+
+
 def choose_strategy(
     n: int,
     mode: FlakyMode,
@@ -85,29 +142,15 @@ def choose_strategy(
     confidence: float = 0.95,
     max_tests: int | None = None,
 ) -> Strategy:
-    """The strategy for ``n`` candidates given the outcomes seen at the bad end (oldest first)."""
-    flaky_seen = Outcome.PASS in end_outcomes
-    if mode.p == 1.0:
-        return Bisection(n)
-    if mode.auto:
-        # p is estimated: the stop also asks for the confidence at a low quantile of p's posterior
-        # (the marginal posterior alone was over-confident at low p), and the first FAIL of the bad
-        # end, the one that made it the bad end, is not evidence about p
-        prior, end_fails, given, quantile = (1.0, 2.0), END_FAILS, 1, P_QUANTILE
-    else:
-        p = mode.p if mode.p is not None else 0.5
-        prior, end_fails, given, quantile = (p * _PIN, (1.0 - p) * _PIN), 0, 0, None
+    """:func:`make_strategy`, already Bayesian under ``auto`` when the bad end passed in ``end_outcomes``.
 
-    def flaky() -> FlakyBisection:
-        budget = max_tests if max_tests is not None else default_max_tests(n)
-        return FlakyBisection(
-            n,
-            prior=prior,
-            confidence=confidence,
-            max_tests=budget,
-            end_fails=end_fails,
-            given_fails=given,
-            p_quantile=quantile,
-        )
+    The outcomes are not observed here (the caller tells them to the strategy).
+    """
+    strat = make_strategy(n, mode, confidence=confidence, max_tests=max_tests)
+    if mode.auto and Outcome.PASS in end_outcomes:
+        from sleuth.bisect.auto import AutoBisection
 
-    return AutoBisection(n, flaky) if mode.auto and not flaky_seen else flaky()
+        assert isinstance(strat, AutoBisection)
+        strat._switch()
+        return strat.inner
+    return strat

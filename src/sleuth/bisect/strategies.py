@@ -87,6 +87,14 @@ class Strategy(Protocol):
         """Up to ``k`` queries to run now (fewer, or none, when nothing useful is left)."""
         ...
 
+    def exclude(self, indices: list[int]) -> None:
+        """Candidates never to test (``--skip``): untestable from the start, no test counted."""
+        ...
+
+    def expect(self, query: Query) -> None:
+        """A test the strategy did not propose (an end check) is in flight; :meth:`observe` ends it."""
+        ...
+
     def observe(self, query: Query, outcome: Outcome) -> None:
         """Record the outcome of a query handed out before (or replayed from a journal)."""
         ...
@@ -158,6 +166,14 @@ class Bisection:
         if self.pending:
             return False
         return not any(self._open(i, set()) for i in range(self.lo + 1, self.hi))
+
+    def exclude(self, indices: list[int]) -> None:
+        """Candidates never to test (``--skip``): skipped from the start, no test counted."""
+        self.skipped.update(i for i in indices if 0 < i < self.n - 1)
+
+    def expect(self, query: Query) -> None:
+        """A test the strategy did not propose is in flight (it counts as busy)."""
+        self.pending[query.seq] = query
 
     def propose(self, k: int) -> list[Query]:
         """Evenly spaced probes over the unknown range, each snapped to the nearest testable candidate."""

@@ -259,7 +259,8 @@ def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool)
     """Continue an interrupted bisection: journaled tests are replayed, never re-run.
 
     The remaining tests may run with other --jobs/--gpus (a different machine); the answer does not
-    depend on them for a deterministic test.
+    depend on them for a deterministic test.  A finished run is not touched: its answer is printed
+    again with its exit code.
     """
     from sleuth.backends.local import check_slots
     from sleuth.bisect.candidates import source_from_config
@@ -270,19 +271,19 @@ def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool)
     if jobs is not None or gpus is not None:  # bad flags fail before the run dir is touched
         ids = parse_gpus(gpus)
         check_slots(jobs if jobs is not None else max(1, len(ids)), ids)
-    rd = RunDir.open(run_dir.resolve())
+    path = run_dir.resolve()
+    events = _journal_of(path)  # read before anything is written: a wrong dir stays as it was
+    start = _bisect_start(path, events)
+    end = next((e for e in reversed(events) if e["event"] == "end"), None)
+    if end is not None and isinstance(end.get("summary"), dict):
+        return _finished(end["summary"], as_json)
+    rd = RunDir.open(path)
     reaped = reap_orphans(rd.path)  # tests a killed sleuth left running would run twice
     if reaped:
         rd.journal.append("reaped", process_groups=reaped)
-    events = rd.events()
-    start = next((e for e in events if e["event"] == "start"), None)
-    if start is None:
-        raise UsageError(f"{run_dir}: no start event in the journal", hint="is this a sleuth bisect run dir?")
-    if any(e["event"] == "end" for e in events):
-        rd.journal.append("resume", finished=True)
     labels = next((e["labels"] for e in events if e["event"] == "candidates"), None)
     tests = [e for e in events if e["event"] == "test"]
-    kw = dict(start["flags"])
+    kw = _restore_env(path, start, dict(start["flags"]))
     kw["as_json"] = as_json
     if gpus is not None:
         kw["gpus"] = gpus
@@ -292,6 +293,62 @@ def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool)
     rd.journal.append("resume", replayed=len(tests))
     return _execute(source_from_config(start["source"]), kw, rd, replay=tests, labels=labels,
                     default_skip=tuple(start.get("default_skip", ())))  # fmt: skip
+
+
+def _journal_of(path: Path) -> list[dict[str, Any]]:
+    """The events of ``path/journal.jsonl``, read without creating anything."""
+    from sleuth.journal import read_journal
+
+    journal = path / "journal.jsonl"
+    if not journal.is_file():
+        raise UsageError(
+            f"{path}: not a sleuth run dir (no journal.jsonl)", hint="pass the run dir printed by the run"
+        )
+    try:
+        return read_journal(journal)
+    except UnicodeDecodeError:
+        raise UsageError(f"{journal}: not UTF-8 text, so not a sleuth journal") from None
+
+
+def _bisect_start(path: Path, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``start`` event of a bisection, or a usage error naming the verb that resumes this dir."""
+    start = next((e for e in events if e["event"] == "start"), None)
+    if start is None:
+        raise UsageError(f"{path}: no start event in the journal", hint="is this a sleuth bisect run dir?")
+    if "flags" in start and "source" in start:
+        return start
+    if start.get("verb") == "matrix":
+        raise UsageError(f"{path}: a sleuth matrix run dir; resume it with: sleuth matrix resume {path}")
+    if "config" in start:
+        raise UsageError(f"{path}: a sleuth run run dir; resume it with: sleuth run --resume {path}")
+    raise UsageError(f"{path}: not a sleuth bisect run dir (its start event has no flags)")
+
+
+def _restore_env(path: Path, start: dict[str, Any], kw: dict[str, Any]) -> dict[str, Any]:
+    """``--env`` values journaled as redacted, put back from ``secrets.json`` (or the caller's shell)."""
+    names = start.get("redacted_env") or kw.pop("redacted_env", None)
+    if not names:
+        return kw
+    from sleuth.secrets import Secrets
+
+    secret = Secrets.load(path, list(names))
+    pairs = [str(x).partition("=") for x in kw.get("env") or ()]
+    restored = secret.restore_env({k: v for k, _, v in pairs})
+    kw["env"] = [f"{k}={v}" for k, v in restored.items()]
+    return kw
+
+
+def _finished(summary: dict[str, Any], as_json: bool) -> int:
+    """A finished run resumed: its answer again, nothing run or written (not even a journal event)."""
+    from sleuth.bisect.report import exit_code
+
+    if as_json:
+        print_json(summary)
+    else:
+        where = escape(str(summary.get("run_dir", "")))
+        err_console().print(f"[bold]sleuth bisect[/]: {where} is finished; nothing to resume", soft_wrap=True)
+        _render(summary)
+    return int(exit_code(str(summary.get("status", ""))))
 
 
 def _start(source: Any, kw: dict[str, Any], default_skip: tuple[int, ...] = ()) -> int:

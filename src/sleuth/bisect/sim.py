@@ -1,0 +1,167 @@
+"""The real bisection loop on a simulated test: only the process is replaced.
+
+:class:`SimBackend` is a :class:`~sleuth.backends.Backend` whose trials take one unit of virtual
+time each.  A discrete-event clock decides when each starts (at the time the driver submits it, or
+when a slot frees) and finishes, and the driver sees results in finishing order, one at a time,
+refilling a slot after each, exactly as with processes.  The outcome of a run of candidate i is
+drawn from a seeded model: the culprit f, a bad candidate (i >= f; i < f for a fix search) fails with
+probability p, a good one never; so the bad end's first run may pass, and p is unknown to the search
+unless ``--flaky P`` gives it.  Everything else is real: :class:`~sleuth.bisect.driver.Driver`, its
+end checks and strategies, :class:`~sleuth.engine.Engine`, the oracle, the journal and the trial
+files (put ``root`` on a tmpfs such as /dev/shm to keep it fast).
+
+:func:`simulate` runs one search and reports what a user would see plus the truth; it is what
+``bench/bisect_sim.py`` and the seeded property tests call.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import shutil
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+from sleuth.bisect.candidates import ListSource
+from sleuth.bisect.driver import Driver
+from sleuth.bisect.trials import Options
+from sleuth.journal import RunDir
+from sleuth.model import TrialResult, TrialSpec
+from sleuth.oracle import OracleConfig, StandardOracle
+
+__all__ = ["SimBackend", "SimResult", "simulate"]
+
+
+class SimBackend:
+    """Trials on ``slots`` virtual workers; ``fails(index)`` draws each outcome, ``duration()`` its length.
+
+    A trial's future is resolved only when virtual time reaches its finish (:meth:`advance`, which
+    the pool calls before it would block), so the driver sees results in finishing order; trials that
+    finish at the same time finish together.
+    """
+
+    def __init__(
+        self, slots: int, fails: Callable[[int], bool], duration: Callable[[], float] | None = None
+    ) -> None:
+        self._slots = slots
+        self._fails = fails
+        self._duration = duration or (lambda: 1.0)
+        self._free = [0.0] * slots  # when each worker is next free (a heap)
+        #: (finish, submission number, future, result) of the trials still running
+        self._running: list[tuple[float, int, Future[TrialResult], TrialResult | Exception]] = []
+        self._n = 0
+        #: the virtual time: when the latest finished trial finished
+        self.now = 0.0
+
+    def slots(self) -> int:
+        """How many trials run at once."""
+        return self._slots
+
+    def submit(
+        self, spec: TrialSpec, trial_dir: Path, *, prepare: Callable[[Path], TrialSpec] | None = None
+    ) -> Future[TrialResult]:
+        """Start the trial now, or when a worker frees; its outcome is drawn now, delivered at its finish."""
+        fut: Future[TrialResult] = Future()
+        start = max(self.now, heapq.heappop(self._free))
+        wall = self._duration()
+        heapq.heappush(self._free, start + wall)
+        got: TrialResult | Exception
+        try:
+            spec = prepare(trial_dir) if prepare is not None else spec
+        except Exception as exc:  # an untestable candidate: the engine makes it a SKIP
+            got = exc
+        else:
+            fail = self._fails(int(spec.env["SLEUTH_CANDIDATE_INDEX"]))
+            got = TrialResult(spec=spec, trial_dir=trial_dir, rc=1 if fail else 0, signal=None,
+                              timed_out=False, started_at=start, wall_s=wall, host="sim",
+                              stdout_path=trial_dir / "stdout", stderr_path=trial_dir / "stderr",
+                              stderr_tail="AssertionError: bug\n" if fail else "")  # fmt: skip
+        heapq.heappush(self._running, (start + wall, self._n, fut, got))
+        self._n += 1
+        return fut
+
+    def advance(self) -> int:
+        """Run virtual time to the next finish; resolve every trial finishing then.  How many."""
+        if not self._running:
+            return 0
+        self.now = max(self.now, self._running[0][0])
+        done = 0
+        while self._running and self._running[0][0] <= self.now:
+            _, _, fut, got = heapq.heappop(self._running)
+            if isinstance(got, Exception):
+                fut.set_exception(got)
+            else:
+                fut.set_result(got)
+            done += 1
+        return done
+
+    def cancel_all(self) -> None:
+        """Drop the running trials."""
+        for _, _, fut, _ in self._running:
+            fut.cancel()
+        self._running.clear()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimResult:
+    """One simulated search: what it said, the truth, and what it cost."""
+
+    status: str
+    first_bad: int | None
+    confidence: float
+    culprit: int
+    tests: int
+    #: virtual time: test durations of wall time, end checks included
+    rounds: float
+    strategy: str
+
+    @property
+    def hit(self) -> bool:
+        """The answer names the culprit (whatever its status)."""
+        return self.first_bad == self.culprit
+
+    @property
+    def right(self) -> bool:
+        """Found, and right."""
+        return self.status == "found" and self.hit
+
+
+def simulate(n: int, p: float, options: Options, seed: int, root: Path, *, culprit: int | None = None,
+             fix: bool = False, jitter: float = 0.0, keep: bool = False) -> SimResult:  # fmt: skip
+    """Run the real driver on ``n`` candidates whose bad ones fail with probability ``p``.
+
+    The culprit is drawn from 1..n-1 with ``seed`` unless given; with ``fix`` the candidates before
+    it fail instead (a ``find_fix`` search).  ``jitter`` spreads test durations uniformly over
+    1 +- jitter (0: every test takes one unit, so tests started together finish together).  The
+    run dir goes under ``root`` and is removed unless ``keep``.
+    """
+    rng = random.Random(seed)
+    f = culprit if culprit is not None else rng.randint(1, n - 1)
+
+    def fails(i: int) -> bool:
+        return (i < f if fix else i >= f) and rng.random() < p
+
+    def duration() -> float:
+        return 1.0 + jitter * (2 * rng.random() - 1)
+
+    backend = SimBackend(max(1, options.jobs), fails, duration if jitter else None)
+    run_dir = RunDir.create(root, "bisect", "sim")
+    labels = [str(i) for i in range(n)]
+    oracle = StandardOracle(OracleConfig())
+    driver = Driver(ListSource("simulated"), TrialSpec(argv=("simulated-test",)), oracle, run_dir, options,
+                    labels=labels, backend=backend)  # fmt: skip
+    try:
+        res, strat = driver.run()
+    finally:
+        run_dir.close()
+        if not keep:
+            shutil.rmtree(run_dir.path, ignore_errors=True)
+    inner = getattr(strat, "inner", strat)
+    return SimResult(status=res.status.value, first_bad=res.first_bad, confidence=res.confidence, culprit=f,
+                     tests=len(driver.events), rounds=backend.now,
+                     strategy=type(inner).__name__ if inner is not None else "")  # fmt: skip
