@@ -27,6 +27,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "schema": ("sleuth.cli.schema", "Print the JSON Schema of a config file."),
     "mitigations": ("sleuth.cli.mitigations", "List the known mitigations and where they come from."),
     "environments": ("sleuth.cli.environments", "List the known environment kinds."),
+    "gate": ("sleuth.cli.gate", "Benchmark history: graduation, budgets, regressions, change points."),
 }
 
 

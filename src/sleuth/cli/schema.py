@@ -16,6 +16,7 @@ __all__ = ["SCHEMAS", "command"]
 SCHEMAS: dict[str, tuple[str, str]] = {
     "matrix": ("sleuth.matrix.recipe:recipe_schema", "a sleuth matrix recipe (--recipe)"),
     "mitigations": ("sleuth.registry:sidecar_schema", "a mitigations/environments file (--mitigations-file)"),
+    "gate-policy": ("sleuth.gate.policy:policy_schema", "a sleuth gate check policy (--policy)"),
 }
 
 

@@ -220,6 +220,19 @@ class Incremental:
         del self.positions[:start]
         return [cp]
 
+    @classmethod
+    def start(
+        cls, series: Sequence[float], settings: Settings = Settings()
+    ) -> tuple[Incremental, list[ChangePoint]]:
+        """A detector that has seen ``series`` (one offline pass), and the change points it holds."""
+        found = detect(series, settings)
+        det = cls(settings=settings, change_points=list(found), seen=len(series))
+        values, where = _finite(series)
+        start = where.index(found[-1].index) if found else 0
+        start = max(start, len(values) - settings.window)
+        det.values, det.positions = values[start:], where[start:]
+        return det, found
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form of the state (settings included, so a resumed detector answers the same)."""
         s = self.settings

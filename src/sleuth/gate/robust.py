@@ -48,7 +48,8 @@ def binom_half_cdf(k: int, n: int) -> float:
         return 0.0
     if k >= n:
         return 1.0
-    return sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    total: int = sum(math.comb(n, i) for i in range(k + 1))
+    return total / (1 << n)
 
 
 def order_stat_rank(n: int, conf: float) -> int | None:
