@@ -109,8 +109,11 @@ def match(found: list[int], truth: list[int], margin: int = MARGIN) -> int:
     return hits
 
 
+SETTINGS = changepoint.Settings()
+
+
 def ours(x: np.ndarray) -> list[int]:
-    return [cp.index for cp in changepoint.detect(x.tolist())]
+    return [cp.index for cp in changepoint.detect(x.tolist(), SETTINGS)]
 
 
 def contenders() -> dict[str, Detector]:
@@ -137,24 +140,35 @@ def contenders() -> dict[str, Detector]:
     return found
 
 
-def null_study(dets: dict[str, Detector], seeds: int, spa_cap: dict[int, int]) -> dict[str, dict[str, float]]:
-    """False change points per 1000 null points, per detector and family."""
+def null_study(
+    dets: dict[str, Detector], seeds: int, spa_cap: dict[int, int]
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[int, float]]]:
+    """False change points per 1000 null points: per detector and family (all lengths pooled by
+    points), and per detector and length (all families pooled)."""
     out: dict[str, dict[str, float]] = {d: {} for d in dets}
+    by_len = {d: {n: [0, 0] for n in LENGTHS} for d in dets}
     for fam in FAMILIES:
         false = dict.fromkeys(dets, 0)
         points = dict.fromkeys(dets, 0)
         for n in LENGTHS:
-            for s in range(seeds):
+            # short series are cheap and noisy: more of them, so every length weighs in
+            for s in range(seeds * max(1, 300 // n)):
                 rng = np.random.default_rng([1, FAMILIES.index(fam), n, s])
                 x = series(fam, n, CVS[s % len(CVS)], [], rng)
                 for name, det in dets.items():
                     if name == "spa" and s >= spa_cap.get(n, seeds):
                         continue
-                    false[name] += len(det(x))
+                    k = len(det(x))
+                    false[name] += k
                     points[name] += n
+                    by_len[name][n][0] += k
+                    by_len[name][n][1] += n
         for name in dets:
             out[name][fam] = 1000.0 * false[name] / points[name] if points[name] else math.nan
-    return out
+    per_len = {
+        d: {n: 1000.0 * f / p if p else math.nan for n, (f, p) in v.items()} for d, v in by_len.items()
+    }
+    return out, per_len
 
 
 def change_study(
@@ -242,20 +256,29 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="few seeds (about a minute)")
     ap.add_argument("--seeds", type=int, default=None, help="series per cell (default 4 quick, 20 full)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    ap.add_argument("--alpha", type=float, default=None, help="sleuth's alpha (default: its own default)")
+    ap.add_argument("--only-sleuth", action="store_true", help="skip the contenders (tuning runs)")
     args = ap.parse_args()
+    global SETTINGS
+    if args.alpha is not None:
+        SETTINGS = changepoint.Settings(alpha=args.alpha)
     seeds = args.seeds or (4 if args.quick else 20)
     # SPA is quadratic (about 2 s per series at T=1000): cap its series at the long lengths
     spa_cap = {300: max(2, seeds // 2), 1000: 1 if args.quick else max(2, seeds // 5)}
-    dets = contenders()
+    dets = {"sleuth": ours} if args.only_sleuth else contenders()
     t0 = time.perf_counter()
     print(f"seeds per cell: {seeds}; SPA capped at {spa_cap} series per cell; matching +/-{MARGIN} points")
 
-    nulls = null_study(dets, seeds, spa_cap)
-    print("\nfalse change points per 1000 null points (target <= 1 in every family)")
+    nulls, per_len = null_study(dets, seeds, spa_cap)
+    print("\nfalse change points per 1000 null points, by family (target <= 1 in every family)")
     print(f"{'detector':<10}" + "".join(f"{f:>10}" for f in FAMILIES) + f"{'worst':>10}")
     for name, row in nulls.items():
         worst = max(row.values())
         print(f"{name:<10}" + "".join(f"{row[f]:>10.2f}" for f in FAMILIES) + f"{worst:>10.2f}")
+    print("false change points per 1000 null points, by series length (families pooled)")
+    print(f"{'detector':<10}" + "".join(f"{f'T={n}':>10}" for n in LENGTHS))
+    for name, row in per_len.items():
+        print(f"{name:<10}" + "".join(f"{row[n]:>10.2f}" for n in LENGTHS))
 
     changes = change_study(dets, seeds, spa_cap)
     print("\nprecision / recall / F1 by step size (all families pooled)")
@@ -303,6 +326,7 @@ def main() -> int:
                 {
                     "seeds": seeds,
                     "null_per_1000": nulls,
+                    "null_per_1000_by_length": per_len,
                     "changes": {d: {str(s): v for s, v in by.items()} for d, by in changes.items()},
                     "runtime_ms": {k: [t * 1e3 for t in v] for k, v in times.items()},
                     "cold_ms": cold * 1e3,

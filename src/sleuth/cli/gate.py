@@ -334,7 +334,7 @@ def _graduation_table(suite: str, results: list[Any], mode: str, n: int) -> None
     for r in results:
 
         def pct(x: float | None) -> str:
-            return "-" if x is None else f"{x:.3%}"
+            return "-" if x is None else ("unbounded" if math.isinf(x) else f"{x:.3%}")
 
         needed = "-" if r.verdict.value == "OK" else ("?" if r.needed is None else str(r.needed))
         t.add_row(

@@ -102,7 +102,7 @@ def _windows(values: Sequence[float], settings: Settings) -> list[int]:
     found: list[int] = []
     n = len(values)
     for width in (4 * settings.min_segment, 8 * settings.min_segment, 16 * settings.min_segment):
-        if width >= n:
+        if 2 * width > n:  # a window must leave room for others: short series are tested whole
             break
         stride = max(1, width // 4)
         starts = list(range(0, n - width + 1, stride))

@@ -23,6 +23,7 @@ verdict is its worst component (FAIL > INCONCLUSIVE > INSUFFICIENT > PASS).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -211,7 +212,8 @@ def _regression_data(
         "baseline_median": ref,
         "recent_median": median(recent),
         "shift": shift.estimate,
-        "shift_interval": [shift.lower, shift.upper],
+        # JSON has no infinity: an interval too wide to bound is null on that side
+        "shift_interval": [x if math.isfinite(x) else None for x in (shift.lower, shift.upper)],
         "interval_confidence": shift.conf,
         "relative_shift": rel,
         "min_effect": str(tol),
@@ -225,13 +227,13 @@ def _regression_finding(data: _RegressionData | int, q: float | None, spec: Regr
     if isinstance(data, int):
         total = spec.baseline_runs + spec.recent_runs
         return Finding("regression", Verdict.INSUFFICIENT, f"needs {total} runs with this metric", {}, data)
+    assert q is not None
     d = {**data.details, "q_value": q}
     rel = d["relative_shift"]
     shift = f"{rel:+.2%}" if rel is not None else f"{d['shift']:+g}"
-    lo, hi = d["shift_interval"]
-    text = f"shift {shift} [{lo:+.4g}, {hi:+.4g}], p={data.p:.3g} q={q:.3g}"
+    lo, hi = (f"{x:+.4g}" if x is not None else "unbounded" for x in d["shift_interval"])
+    text = f"shift {shift} [{lo}, {hi}], p={data.p:.3g} q={q:.3g}"
     big = data.worse_by > 0 and data.worse_by >= data.limit
-    assert q is not None
     if big and q <= spec.alpha:
         return Finding("regression", Verdict.FAIL, f"regressed: {text}", d)
     if big:

@@ -47,7 +47,7 @@ class GraduationResult:
             "runs": self.runs,
             "mean": self.mean,
             "cv": self.cv,
-            "cv_upper": self.upper,
+            "cv_upper": self.upper if self.upper is None or math.isfinite(self.upper) else None,
             "target_cv": self.target,
             "confidence": self.conf,
             "runs_needed": self.needed,

@@ -43,7 +43,9 @@ def _cell(text: Any) -> str:
 
 
 def _pct(x: float | None) -> str:
-    return "-" if x is None or math.isnan(x) else f"{x:.3%}"
+    if x is None or math.isnan(x):
+        return "-"
+    return "unbounded" if math.isinf(x) else f"{x:.3%}"
 
 
 def graduation_markdown(suite: str, results: Sequence[GraduationResult], *, mode: str, last: int) -> str:
