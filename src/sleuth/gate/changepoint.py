@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sleuth.gate.cpnull import p_value, studentised_max
+from sleuth.gate.cpnull import midranks, p_value, studentised_max
 
 __all__ = ["ChangePoint", "Incremental", "Settings", "detect", "segment_test"]
 
@@ -73,13 +73,10 @@ def segment_test(values: Sequence[float], settings: Settings = Settings()) -> tu
 
     ``(0, 1.0)`` when the segment is shorter than ``2 * min_segment`` or constant.
     """
-    import numpy as np
-    from scipy.stats import rankdata
-
     m = settings.min_segment
     if len(values) < 2 * m:
         return (0, 1.0)
-    ranks = rankdata(np.asarray(values, dtype=np.float64))
+    ranks = midranks(values)
     stat, kstar = studentised_max(ranks[None, :], m)
     if stat[0] <= 0:
         return (0, 1.0)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["DEFAULT_MIN_SEGMENT", "TABLE_LEVELS", "grid_length", "p_value", "studentised_max"]
+__all__ = ["DEFAULT_MIN_SEGMENT", "TABLE_LEVELS", "grid_length", "midranks", "p_value", "studentised_max"]
 
 #: the ``min_segment`` the shipped table was built for
 DEFAULT_MIN_SEGMENT = 5
@@ -42,6 +42,22 @@ RUNTIME_PERMUTATIONS = 999
 _EXACT_UP_TO = 40
 #: an estimated AR(1) coefficient above this is clipped (a long-run variance of 19)
 _MAX_RHO = 0.9
+
+
+def midranks(values: Sequence[float]) -> NDArray[np.float64]:
+    """Ranks 1..n, ties sharing their average rank (what ``scipy.stats.rankdata`` gives; numpy only,
+    so a CI job does not pay for importing scipy.stats)."""
+    import numpy as np
+
+    x = np.asarray(values, dtype=np.float64)
+    n = x.size
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    starts = np.flatnonzero(np.concatenate(([True], xs[1:] != xs[:-1])))
+    ends = np.concatenate((starts[1:], [n]))
+    ranks = np.empty(n, dtype=np.float64)
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    return ranks
 
 
 def grid_length(n: int) -> int:
