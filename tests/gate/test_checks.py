@@ -240,3 +240,14 @@ def test_worst_component_decides() -> None:
     _, res = _one(series("m", vals), {"budget": {"max": 50, "rule": "median"}})
     assert _finding(res, "regression").verdict is Verdict.PASS
     assert res.verdict is Verdict.FAIL
+
+
+def test_policy_runs_needed_covers_every_window() -> None:
+    pol = _policy(
+        {
+            "a": {"budget": {"max": 1, "runs": 12}, "regression": None},
+            "b": {"regression": {"baseline_runs": 20, "recent_runs": 3}, "confirmations": 2},
+            "c": {"kind": "counter", "baseline_runs": 5},
+        }
+    )
+    assert pol.runs_needed() == 24

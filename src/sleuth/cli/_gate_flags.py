@@ -13,13 +13,19 @@ import click
 from sleuth.errors import UsageError
 
 __all__ = [
+    "CTX",
     "Outputs",
+    "check_db",
     "check_name_flag",
     "db_option",
+    "open_store",
     "outputs_options",
     "parse_fraction",
     "parse_percent",
+    "statuses",
 ]
+
+CTX = {"help_option_names": ["-h", "--help"]}
 
 
 def db_option(func: Any) -> Any:
@@ -122,3 +128,25 @@ class Outputs:
             print_json(data)
         else:
             table()
+
+
+def open_store(db: str | None, *, create: bool) -> Any:
+    """The store ``--db`` names (default: ``$SLEUTH_GATE_DB`` or the SQLite file)."""
+    from sleuth.gate.store import default_url
+    from sleuth.gate.store import open_store as _open_store
+
+    return _open_store(db or default_url(), create=create)
+
+
+def check_db(db: str | None) -> None:
+    """Parse ``--db`` early: a bad URL is a usage error before anything is read or written."""
+    from sleuth.gate.store import default_url, parse_url
+
+    parse_url(db or default_url())
+
+
+def statuses(include_failed: bool) -> Any:
+    """``--successful-only`` / ``include_failed: false`` as a store filter (None: every status)."""
+    from sleuth.gate.model import RunStatus
+
+    return None if include_failed else [RunStatus.SUCCESS]

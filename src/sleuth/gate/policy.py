@@ -174,6 +174,18 @@ class Policy(_Strict):
     fdr: Probability = 0.05
     metrics: dict[str, MetricPolicy] = Field(min_length=1)
 
+    def runs_needed(self) -> int:
+        """The most recent runs any metric's checks can look at (confirmations included)."""
+        most = 1
+        for pol in self.metrics.values():
+            window = pol.baseline_runs + 1 if pol.kind == "counter" else 1
+            if pol.budget is not None:
+                window = max(window, pol.budget.runs)
+            if pol.kind == "time" and pol.regression is not None:
+                window = max(window, pol.regression.baseline_runs + pol.regression.recent_runs)
+            most = max(most, window + pol.confirmations - 1)
+        return most
+
     def for_metric(self, name: str) -> MetricPolicy | None:
         """The policy of ``name``: its exact key, else the first glob key that matches, else None."""
         if name in self.metrics:
