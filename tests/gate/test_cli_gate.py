@@ -225,32 +225,25 @@ def test_default_store_is_sqlite_under_dot_sleuth(sleuth: Callable, tmp_path: Pa
 
 
 def test_record_defaults_from_github_actions_and_provenance(sleuth: Callable, tmp_path: Path) -> None:
+    from tests.badinput import assert_no_secret
+
+    token = "ghp_abcdefghijklmnopqrstuvwxyz123456"
     env = {
         "GITHUB_RUN_ID": "777",
         "GITHUB_RUN_ATTEMPT": "2",
         "GITHUB_SHA": "abc123",
         "GITHUB_REF_NAME": "main",
-        "RUNNER_NAME": "gpu-runner-1",
-        "GITHUB_TOKEN": "ghp_abcdefghijklmnopqrstuvwxyz123456",
+        "RUNNER_NAME": f"gpu-runner-1 {token}",
+        "GITHUB_TOKEN": token,
     }
-    r = sleuth(
-        "gate",
-        "record",
-        "--suite",
-        "s",
-        GO,
-        "--status",
-        "failure",
-        "--db",
-        f"dir://{tmp_path / 'd'}",
-        env=env,
-    )
+    db = f"dir://{tmp_path / 'd'}"
+    r = sleuth("gate", "record", "--suite", "s", GO, "--status", "failure", "--db", db, env=env)
     assert r.rc == 0, r.stderr
     doc = json.loads((tmp_path / "d" / "s" / "777-2.json").read_text())
     assert (doc["commit"], doc["branch"], doc["status"]) == ("abc123", "main", "failure")
-    assert doc["provenance"]["runner"]["RUNNER_NAME"] == "gpu-runner-1"
+    assert doc["provenance"]["runner"]["RUNNER_NAME"].startswith("gpu-runner-1 ")  # kept, the token hidden
     assert "gpu" in doc["provenance"] and "host" in doc["provenance"]
-    assert "ghp_abcdefghij" not in (tmp_path / "d" / "s" / "777-2.json").read_text()
+    assert_no_secret(token, r.stdout, r.stderr, roots=[tmp_path / "d"])
 
 
 def test_record_counts_garbage_and_keeps_a_run_without_samples(sleuth: Callable, tmp_path: Path) -> None:
