@@ -32,6 +32,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "attribute": ("sleuth.cli.attribute", "Which failure ended a job, and should it restart (RESTART/STOP)."),
     "serve": ("sleuth.cli.serve", "Run the HTTP attribution service for launchers on many nodes."),
     "supervise": ("sleuth.cli.supervise", "Run a workload, attribute each failure, restart or stop."),
+    "gate": ("sleuth.cli.gate", "Benchmark history: graduation, budgets, regressions, change points."),
 }
 
 

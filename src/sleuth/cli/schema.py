@@ -22,6 +22,7 @@ SCHEMAS: dict[str, tuple[str, str]] = {
         "a file with an attribution: block (--config)",
     ),
     "catalog": ("sleuth.attribution.signatures:catalog_schema", "a signature catalog file (--catalog)"),
+    "gate-policy": ("sleuth.gate.policy:policy_schema", "a sleuth gate check policy (--policy)"),
 }
 
 

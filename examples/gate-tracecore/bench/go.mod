@@ -1,0 +1,3 @@
+module example.com/detectors
+
+go 1.19

@@ -1,0 +1,152 @@
+"""Flags and output plumbing the ``sleuth gate`` subcommands share (parsing only; no decisions)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sleuth.errors import UsageError
+
+__all__ = [
+    "CTX",
+    "Outputs",
+    "check_db",
+    "check_name_flag",
+    "db_option",
+    "open_store",
+    "outputs_options",
+    "parse_fraction",
+    "parse_percent",
+    "statuses",
+]
+
+CTX = {"help_option_names": ["-h", "--help"]}
+
+
+def db_option(func: Any) -> Any:
+    """``--db URL``: the history (default ``$SLEUTH_GATE_DB`` or ``sqlite:///.sleuth/history.db``)."""
+    return click.option(
+        "--db",
+        metavar="URL",
+        default=None,
+        help="History store: sqlite:///PATH, postgresql://USER@HOST/DB or dir://PATH "
+        "[default: $SLEUTH_GATE_DB or sqlite:///.sleuth/history.db].",
+    )(func)
+
+
+def outputs_options(func: Any) -> Any:
+    """``--json``, ``--markdown FILE`` and ``--junit FILE``."""
+    func = click.option(
+        "--junit", type=click.Path(path_type=Path), default=None, help="Write JUnit XML here."
+    )(func)
+    func = click.option(
+        "--markdown",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Write a markdown summary here (also appended to $GITHUB_STEP_SUMMARY when that is set).",
+    )(func)
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")(
+        func
+    )
+
+
+def check_name_flag(flag: str, value: str) -> str:
+    """A suite or run id that can be a file name in every store."""
+    from sleuth.model import check_name
+
+    if not check_name(value):
+        raise UsageError(
+            f"{flag} {value!r}: not a valid name",
+            hint="use letters, digits, '_', '.', '-' (not starting with '.' or '-'), at most 100 characters",
+        )
+    return value
+
+
+def parse_percent(flag: str, text: str) -> float:
+    """``1%`` or ``1`` (percent) -> 0.01; must lie in (0, 100) percent."""
+    raw = text.strip().removesuffix("%")
+    try:
+        v = float(raw)
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: not a percentage", hint="e.g. 1% or 0.5%") from None
+    if not math.isfinite(v) or not 0 < v < 100:
+        raise UsageError(f"{flag} {text!r}: must be between 0% and 100% (exclusive)")
+    return v / 100.0
+
+
+def parse_fraction(flag: str, value: float, lo: float = 0.0, hi: float = 1.0) -> float:
+    """A probability-like flag strictly inside (lo, hi)."""
+    if not math.isfinite(value) or not lo < value < hi:
+        raise UsageError(f"{flag} {value}: must lie strictly between {lo:g} and {hi:g}")
+    return value
+
+
+def _check_out_path(flag: str, path: Path | None) -> None:
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory", hint="give a file path")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise UsageError(f"{flag} {path}: {parent} is not a directory")
+
+
+class Outputs:
+    """Where a subcommand's results go: stdout (JSON or tables), a markdown file, a JUnit file."""
+
+    def __init__(self, as_json: bool, markdown: Path | None, junit: Path | None) -> None:
+        _check_out_path("--markdown", markdown)
+        _check_out_path("--junit", junit)
+        self.as_json = as_json
+        self.markdown = markdown
+        self.junit = junit
+
+    def write(
+        self, *, data: dict[str, Any], table: Callable[[], None], md: str, junit: Callable[[], str] | None
+    ) -> None:
+        """JSON or the table on stdout; the markdown and JUnit files when asked for."""
+        from sleuth.cli._common import print_json
+        from sleuth.journal import atomic_write_text
+
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if self.markdown is not None:
+            if summary and Path(summary).resolve() == self.markdown.resolve():
+                pass  # written once below, appended like any other step's summary
+            else:
+                atomic_write_text(self.markdown, md)
+            if summary:
+                with open(summary, "a", encoding="utf-8") as fh:
+                    fh.write(md + "\n")
+        if self.junit is not None and junit is not None:
+            atomic_write_text(self.junit, junit())
+        if self.as_json:
+            print_json(data)
+        else:
+            table()
+
+
+def open_store(db: str | None, *, create: bool) -> Any:
+    """The store ``--db`` names (default: ``$SLEUTH_GATE_DB`` or the SQLite file)."""
+    from sleuth.gate.store import default_url
+    from sleuth.gate.store import open_store as _open_store
+
+    return _open_store(db or default_url(), create=create)
+
+
+def check_db(db: str | None) -> None:
+    """Parse ``--db`` early: a bad URL is a usage error before anything is read or written."""
+    from sleuth.gate.store import default_url, parse_url
+
+    parse_url(db or default_url())
+
+
+def statuses(include_failed: bool) -> Any:
+    """``--successful-only`` / ``include_failed: false`` as a store filter (None: every status)."""
+    from sleuth.gate.model import RunStatus
+
+    return None if include_failed else [RunStatus.SUCCESS]

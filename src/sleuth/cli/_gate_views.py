@@ -1,0 +1,142 @@
+"""Rich tables of the ``sleuth gate`` subcommands (rendering only)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import click
+
+from sleuth.cli._common import console
+
+__all__ = ["STYLE", "baseline_table", "check_table", "cp_table", "graduation_table", "show_record"]
+
+STYLE = {
+    "OK": "green",
+    "PASS": "green",
+    "OVER": "bold red",
+    "FAIL": "bold red",
+    "INSUFFICIENT": "yellow",
+    "INCONCLUSIVE": "yellow",
+}
+
+
+def show_record(res: Any, as_json: bool, display: str) -> None:
+    if as_json:
+        from sleuth.cli._common import print_json
+
+        print_json({"db": display, **res.to_dict()})
+        return
+    for r in res.recorded:
+        note = f", {r['skipped_lines']} line(s) skipped" if r["skipped_lines"] else ""
+        empty = "  (no samples: recorded so the run is not lost)" if not r["metrics"] else ""
+        click.echo(
+            f"recorded {r['suite']}/{r['run_id']} ({r['status']}): {r['metrics']} metric(s), "
+            f"{r['samples']} sample(s) [{', '.join(r['formats']) or 'no format'}]{note}{empty}"
+        )
+    for a in res.already:
+        click.echo(f"already recorded {a} (--replace overwrites)")
+    for path, why in res.skipped:
+        click.echo(f"skipped {path}: {why}")
+    click.echo(
+        f"{len(res.recorded)} recorded, {len(res.already)} already there, {len(res.skipped)} skipped"
+        f", {res.garbage} garbage line(s) -> {display}"
+    )
+
+
+def graduation_table(suite: str, results: list[Any], mode: str, n: int) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    con = console()
+    if not results:
+        con.print(f"[yellow]INSUFFICIENT[/]: no runs recorded for suite {escape(suite)} yet ({mode} mode)")
+        return
+    t = Table(title=f"graduation of {suite} ({n} runs, {mode} mode)", title_justify="left")
+    for col in ("metric", "verdict", "runs", "CV", "upper bound", "target", "runs needed", "why"):
+        t.add_column(col, overflow="fold")
+    for r in results:
+
+        def pct(x: float | None) -> str:
+            return "-" if x is None else ("unbounded" if math.isinf(x) else f"{x:.3%}")
+
+        needed = "-" if r.verdict.value == "OK" else ("?" if r.needed is None else str(r.needed))
+        t.add_row(
+            escape(r.metric),
+            f"[{STYLE[r.verdict.value]}]{r.verdict.value}[/]",
+            str(r.runs),
+            pct(r.cv),
+            pct(r.upper),
+            pct(r.target),
+            needed,
+            escape(r.reason),
+        )
+    con.print(t)
+
+
+def check_table(report: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    con = console()
+    if not report.results:
+        con.print(f"[yellow]INSUFFICIENT[/]: no recorded runs of {escape(report.suite)} match the policy yet")
+        return
+    t = Table(title=f"check of {report.suite} ({report.runs} runs)", title_justify="left")
+    for col in ("metric", "verdict", "mode", "runs", "findings"):
+        t.add_column(col, overflow="fold")
+    for r in report.results:
+        found = "\n".join(
+            f"{f.check}: [{STYLE[f.verdict.value]}]{f.verdict.value}[/] {escape(f.summary)}"
+            for f in r.findings
+        )
+        t.add_row(
+            escape(r.metric), f"[{STYLE[r.verdict.value]}]{r.verdict.value}[/]", r.mode, str(r.runs), found
+        )
+    con.print(t)
+
+
+def cp_table(title: str, data: dict[str, Any], found: list[Any], labels: tuple[str, ...]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    con = console()
+    if data["verdict"] == "INSUFFICIENT":
+        con.print(
+            f"[yellow]INSUFFICIENT[/]: {escape(title)} has {data['n']} point(s); "
+            f"{data['runs_needed']} more needed"
+        )
+        return
+    if not found:
+        con.print(f"no change point in {escape(title)} ({data['n']} points)")
+        return
+    t = Table(title=f"change points of {title} ({data['n']} points)", title_justify="left")
+    for col in ("index", "run", "before", "after", "change", "p-value"):
+        t.add_column(col)
+    for cp in found:
+        change = f"{cp.after / cp.before - 1:+.2%}" if cp.before else "-"
+        label = labels[cp.index] if cp.index < len(labels) else "-"
+        t.add_row(
+            str(cp.index), escape(label), f"{cp.before:g}", f"{cp.after:g}", change, f"{cp.p_value:.3g}"
+        )
+    con.print(t)
+
+
+def baseline_table(rows: list[Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title="baseline diff", title_justify="left")
+    for col in ("metric", "status", "committed", "now", "change", "tolerance"):
+        t.add_column(col, overflow="fold")
+    style = {"same": "dim", "moved": "bold yellow", "new": "cyan", "gone": "magenta"}
+    for r in rows:
+        t.add_row(
+            escape(r.metric),
+            f"[{style[r.status]}]{r.status}[/]",
+            "-" if r.old is None else f"{r.old:g}",
+            "-" if r.new is None else f"{r.new:g}",
+            "-" if r.change is None else f"{r.change:+.2%}",
+            r.tolerance or "-",
+        )
+    console().print(t)

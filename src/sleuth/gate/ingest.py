@@ -1,0 +1,202 @@
+"""From files to runs: one CI run's output files, a producing job's metadata, a tree of CI artifacts.
+
+``read_files`` parses the files of one run (a missing or unreadable file is a usage error; garbage
+inside a file is counted).  The producing job writes a small metadata file next to its raw output
+(``write_metadata``, what ``sleuth gate record --emit-metadata DIR`` does), uploads the folder as
+an artifact, and the gating job downloads the last N artifacts (``gh run download`` leaves one
+folder per artifact) and reads them all (``scan_artifacts``): a folder without metadata, with
+unreadable metadata, or without the files it lists is skipped and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sleuth.errors import UsageError
+from sleuth.gate.formats import Parsed, parse
+from sleuth.gate.model import Run, RunStatus, Sample
+from sleuth.model import check_name
+
+__all__ = [
+    "METADATA_FILE",
+    "Artifact",
+    "ArtifactScan",
+    "Ingested",
+    "read_files",
+    "scan_artifacts",
+    "write_metadata",
+]
+
+#: the metadata file a producing job writes next to its raw benchmark output
+METADATA_FILE = "sleuth-gate.json"
+#: files larger than this are read only up to it (a runaway log must not eat the gating job's memory)
+_MAX_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """The samples of one run's files, merged (a metric in two files keeps both files' samples)."""
+
+    samples: tuple[Sample, ...]
+    files: tuple[dict[str, Any], ...]
+
+    @property
+    def skipped(self) -> int:
+        """Lines or entries skipped as garbage, over all files."""
+        return sum(int(f["skipped"]) for f in self.files)
+
+    def source(self) -> dict[str, Any]:
+        """The ``source`` record stored with the run."""
+        return {"files": [dict(f) for f in self.files], "skipped": self.skipped}
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(_MAX_BYTES)
+    except FileNotFoundError:
+        raise UsageError(f"{what} {path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(
+            f"{what} {path}: is a directory", hint="pass the files inside it, or use --from-dir"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot read: {exc.strerror}") from None
+    return data.decode("utf-8", errors="replace")
+
+
+def merge(parsed: Sequence[tuple[str, Parsed]]) -> Ingested:
+    """Merge per-file results into one run's samples, keeping first-seen metric order."""
+    values: dict[str, list[float]] = {}
+    units: dict[str, str] = {}
+    files = []
+    for name, p in parsed:
+        files.append({"file": name, "format": p.format, "metrics": len(p.samples), "skipped": p.skipped})
+        for s in p.samples:
+            values.setdefault(s.metric, []).extend(s.values)
+            units.setdefault(s.metric, s.unit)
+    samples = tuple(Sample(m, tuple(v), units[m]) for m, v in values.items())
+    return Ingested(samples=samples, files=tuple(files))
+
+
+def read_files(paths: Sequence[Path], fmt: str = "auto", *, what: str = "FILE") -> Ingested:
+    """Parse every file of one run; UsageError naming a file that cannot be read."""
+    texts = [(p, _read_text(p, what)) for p in paths]  # read all first: a bad path fails before any work
+    return merge([(p.name, parse(text, fmt)) for p, text in texts])
+
+
+def write_metadata(directory: Path, meta: Mapping[str, Any], files: Sequence[Path]) -> Path:
+    """Copy ``files`` into ``directory`` (unless already there) and write its metadata file."""
+    from sleuth.journal import atomic_write_json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    names = []
+    for f in files:
+        dest = directory / f.name
+        if not dest.exists() or not dest.samefile(f):
+            shutil.copyfile(f, dest)
+        names.append(f.name)
+    path = directory / METADATA_FILE
+    atomic_write_json(path, {**meta, "schema": 1, "files": names})
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """One artifact folder that holds a run: its metadata and the files it lists."""
+
+    folder: Path
+    meta: Mapping[str, Any]
+    files: tuple[Path, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactScan:
+    """What a tree of artifacts holds: usable runs, and the folders skipped (with why)."""
+
+    artifacts: tuple[Artifact, ...]
+    skipped: tuple[tuple[str, str], ...] = field(default=())
+
+
+def _meta_problem(meta: Any) -> str | None:
+    if not isinstance(meta, dict):
+        return "metadata is not a JSON object"
+    for key in ("suite", "run_id"):
+        if not isinstance(meta.get(key), str) or not check_name(meta[key]):
+            return f"metadata key {key!r} missing or not a valid name"
+    if meta.get("status", "success") not in {s.value for s in RunStatus}:
+        return f"metadata key 'status' is {meta.get('status')!r}"
+    if not isinstance(meta.get("files", []), list):
+        return "metadata key 'files' is not a list"
+    return None
+
+
+def scan_artifacts(root: Path) -> ArtifactScan:
+    """Every run under ``root`` (any depth); folders without usable metadata are skipped and counted.
+
+    A metadata file whose listed files are all missing is a run whose artifact is incomplete:
+    skipped.  A folder holding files but no metadata is skipped too (it cannot be attributed to
+    a run).  An empty folder is a download that left nothing: skipped.
+    """
+    if not root.is_dir():
+        raise UsageError(f"--from-dir {root}: not a directory")
+    artifacts: list[Artifact] = []
+    skipped: list[tuple[str, str]] = []
+    metas = sorted(root.rglob(METADATA_FILE))
+    claimed = {m.parent for m in metas}
+    for meta_path in metas:
+        folder = meta_path.parent
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8", errors="replace"))
+        except (OSError, json.JSONDecodeError) as exc:
+            skipped.append((str(folder), f"unreadable {METADATA_FILE}: {str(exc)[:80]}"))
+            continue
+        problem = _meta_problem(meta)
+        if problem:
+            skipped.append((str(folder), problem))
+            continue
+        listed = meta.get("files") or [
+            p.name for p in sorted(folder.iterdir()) if p.is_file() and p.name != METADATA_FILE
+        ]
+        files = [folder / str(name) for name in listed if (folder / str(name)).is_file()]
+        if listed and not files:
+            skipped.append(
+                (str(folder), f"none of the listed files is there ({', '.join(map(str, listed))[:80]})")
+            )
+            continue
+        artifacts.append(Artifact(folder=folder, meta=meta, files=tuple(files)))
+    for folder in sorted(p for p in [root, *root.rglob("*")] if p.is_dir()):
+        if folder in claimed or any(c.is_relative_to(folder) for c in claimed):
+            continue
+        has_files = any(p.is_file() for p in folder.iterdir())
+        has_dirs = any(p.is_dir() for p in folder.iterdir())
+        if has_files:
+            skipped.append((str(folder), f"no {METADATA_FILE}"))
+        elif not has_dirs and folder != root:
+            skipped.append((str(folder), "empty (artifact missing)"))
+    return ArtifactScan(artifacts=tuple(artifacts), skipped=tuple(skipped))
+
+
+def run_from_artifact(art: Artifact, fmt: str = "auto") -> Run:
+    """The run an artifact holds (its files parsed, garbage counted)."""
+    from sleuth.gate.model import utc_now
+
+    got = merge([(p.name, parse(_read_text(p, "artifact file"), fmt)) for p in art.files])
+    meta = art.meta
+    source = {**got.source(), "artifact": art.folder.name}
+    return Run(
+        suite=str(meta["suite"]),
+        run_id=str(meta["run_id"]),
+        created_at=str(meta.get("created_at") or utc_now()),
+        status=RunStatus(meta.get("status", "success")),
+        commit=meta.get("commit"),
+        branch=meta.get("branch"),
+        samples=got.samples,
+        provenance=dict(meta.get("provenance") or {}),
+        source=source,
+    )

@@ -1,0 +1,145 @@
+"""The gate room's words in code: a run's samples, a recorded run, verdicts.
+
+A *run* is one CI run of a benchmark suite (one ``go test -bench -count=10`` job, one pytest-benchmark
+session): its provenance, its status (failed runs are kept), and per *metric* the samples it
+produced (the 10 repetitions of ``-count=10``).  Gates judge metrics across runs; the value of one
+run for one metric is the median of its samples (:meth:`Run.value`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from sleuth.errors import ExitCode
+
+__all__ = ["Graduation", "Run", "RunStatus", "Sample", "Verdict", "exit_code_for", "utc_now"]
+
+
+def utc_now() -> str:
+    """Now as ISO 8601 UTC with microseconds (sorts as text)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class RunStatus(Enum):
+    """How the CI job that produced a run ended (a failed run's samples still count)."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+class Verdict(Enum):
+    """A check's answer for one metric."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    #: the data cannot tell (not significant, or a bound straddles the budget)
+    INCONCLUSIVE = "INCONCLUSIVE"
+    #: too few runs to judge at all; the result says how many more are needed
+    INSUFFICIENT = "INSUFFICIENT"
+
+
+class Graduation(Enum):
+    """``gate graduate``'s answer for one metric: is it stable enough for a hard gate?"""
+
+    OK = "OK"
+    OVER = "OVER"
+    INSUFFICIENT = "INSUFFICIENT"
+
+
+def exit_code_for(failed: bool, undecided: bool) -> int:
+    """0 all passed, 1 something failed (hard), 3 nothing failed but something is undecided."""
+    if failed:
+        return int(ExitCode.FAILED)
+    return int(ExitCode.INCONCLUSIVE) if undecided else int(ExitCode.OK)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One metric's values from one run (finite floats), with the unit the tool printed."""
+
+    metric: str
+    values: tuple[float, ...]
+    unit: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"metric": self.metric, "unit": self.unit, "values": list(self.values)}
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One recorded CI run of a suite."""
+
+    suite: str
+    run_id: str
+    created_at: str
+    status: RunStatus = RunStatus.SUCCESS
+    commit: str | None = None
+    branch: str | None = None
+    samples: tuple[Sample, ...] = ()
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    #: where the samples came from: files, detected formats, skipped lines
+    source: Mapping[str, Any] = field(default_factory=dict)
+
+    def metrics(self) -> list[str]:
+        """The metric names this run has samples for, in recorded order."""
+        return [s.metric for s in self.samples]
+
+    def sample(self, metric: str) -> Sample | None:
+        """This run's samples of ``metric``, or None."""
+        for s in self.samples:
+            if s.metric == metric:
+                return s
+        return None
+
+    def value(self, metric: str) -> float | None:
+        """The run's value for ``metric``: the median of its samples (mean of the middle two when even)."""
+        s = self.sample(metric)
+        if s is None or not s.values:
+            return None
+        xs = sorted(s.values)
+        h = len(xs) // 2
+        return xs[h] if len(xs) % 2 else (xs[h - 1] + xs[h]) / 2.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the dir store's file, ``--json`` output)."""
+        return {
+            "schema": 1,
+            "suite": self.suite,
+            "run_id": self.run_id,
+            "created_at": self.created_at,
+            "status": self.status.value,
+            "commit": self.commit,
+            "branch": self.branch,
+            "provenance": dict(self.provenance),
+            "source": dict(self.source),
+            "samples": [s.to_dict() for s in self.samples],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Run:
+        """Inverse of :meth:`to_dict`; KeyError/TypeError/ValueError when malformed."""
+        samples = tuple(
+            Sample(
+                metric=str(s["metric"]),
+                unit=str(s.get("unit") or ""),
+                values=tuple(float(v) for v in s["values"] if math.isfinite(float(v))),
+            )
+            for s in d["samples"]
+        )
+        return cls(
+            suite=str(d["suite"]),
+            run_id=str(d["run_id"]),
+            created_at=str(d["created_at"]),
+            status=RunStatus(d.get("status", "success")),
+            commit=d.get("commit"),
+            branch=d.get("branch"),
+            samples=samples,
+            provenance=dict(d.get("provenance") or {}),
+            source=dict(d.get("source") or {}),
+        )

@@ -1,0 +1,214 @@
+"""The ``gate check`` policy file: per metric, what is checked and how strictly.
+
+```yaml
+version: 1
+branch: main                 # judge only this branch's runs (default: every branch)
+include_failed: true         # failed CI runs count (a slow run that failed its job is data)
+fdr: 0.05                    # Benjamini-Hochberg level across the metrics' regression tests
+metrics:
+  "BenchmarkDetector:allocs/op":      # exact metric name, or a glob ("*:allocs/op")
+    kind: counter                      # any exact change fails (within tolerance)
+    tolerance: 0
+  "helm:install_to_ready_s":
+    kind: time
+    direction: lower                   # lower is better
+    budget: {max: 300, runs: 10, rule: median}
+    regression: {baseline_runs: 10, recent_runs: 3, min_effect: "5%"}
+    confirmations: 2                   # a hard FAIL needs 2 consecutive failing runs
+    mode: hard                         # soft: report, never fail the job
+```
+
+Keys are matched in file order: an exact name first, then the first glob that matches.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sleuth.errors import ConfigError
+
+__all__ = [
+    "BudgetSpec",
+    "MetricPolicy",
+    "Policy",
+    "RegressionSpec",
+    "Tolerance",
+    "load_policy",
+    "parse_tolerance",
+    "policy_schema",
+]
+
+PositiveInt = Annotated[int, Field(gt=0, strict=True)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Probability = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+
+
+class Tolerance(BaseModel):
+    """An allowed deviation: absolute (``1``) or relative (``"5%"``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    value: float
+    relative: bool
+
+    def allows(self, observed: float, reference: float) -> bool:
+        """Whether ``observed`` lies within the tolerance of ``reference`` (<=, boundary allowed)."""
+        limit = abs(reference) * self.value if self.relative else self.value
+        return abs(observed - reference) <= limit + 1e-12 * max(1.0, abs(reference))
+
+    def excess(self, worse_by: float, reference: float) -> bool:
+        """Whether a deviation ``worse_by`` (positive = worse) exceeds the tolerance."""
+        limit = abs(reference) * self.value if self.relative else self.value
+        return worse_by > limit + 1e-12 * max(1.0, abs(reference))
+
+    def __str__(self) -> str:
+        return f"{self.value * 100:g}%" if self.relative else f"{self.value:g}"
+
+
+def parse_tolerance(value: Any, what: str = "tolerance") -> Tolerance:
+    """``1`` / ``0.5`` (absolute) or ``"5%"`` (relative); ValueError naming ``what`` otherwise."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be a number or a percentage like '5%', got {value!r}")
+    if isinstance(value, int | float):
+        v, rel = float(value), False
+    elif isinstance(value, str):
+        text = value.strip()
+        rel = text.endswith("%")
+        try:
+            v = float(text[:-1] if rel else text)
+        except ValueError:
+            raise ValueError(f"{what} must be a number or a percentage like '5%', got {value!r}") from None
+        v = v / 100.0 if rel else v
+    else:
+        raise ValueError(f"{what} must be a number or a percentage like '5%', got {value!r}")
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{what} must be finite and >= 0, got {value!r}")
+    return Tolerance(value=v, relative=rel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BudgetSpec(_Strict):
+    """A budget on the median: ``max`` (lower is better) or ``min`` (higher is better)."""
+
+    max: Finite | None = None
+    min: Finite | None = None
+    #: runs the median is taken over (the most recent ones); fewer is INSUFFICIENT
+    runs: PositiveInt = 10
+    #: ``bound``: PASS when the order-statistic upper bound of the median is within budget, FAIL when
+    #: the lower bound is over, INCONCLUSIVE between; ``median``: the sample median decides
+    rule: Literal["bound", "median"] = "bound"
+    #: coverage of the order-statistic bounds (each side)
+    confidence: Probability = 0.95
+
+    @model_validator(mode="after")
+    def _one_side(self) -> BudgetSpec:
+        if (self.max is None) == (self.min is None):
+            raise ValueError("give exactly one of max (lower is better) or min (higher is better)")
+        return self
+
+
+class RegressionSpec(_Strict):
+    """Recent runs against the runs before them: one-sided Mann-Whitney plus a minimum effect."""
+
+    baseline_runs: PositiveInt = 10
+    recent_runs: PositiveInt = 1
+    #: the smallest worsening that counts, of the baseline median ("2%") or absolute (0.5)
+    min_effect: float | str = "2%"
+    #: significance of the (Benjamini-Hochberg adjusted) test
+    alpha: Probability = 0.05
+
+    @field_validator("min_effect")
+    @classmethod
+    def _effect(cls, v: float | str) -> float | str:
+        parse_tolerance(v, "min_effect")
+        return v
+
+    def effect(self) -> Tolerance:
+        """``min_effect`` parsed."""
+        return parse_tolerance(self.min_effect, "min_effect")
+
+
+class MetricPolicy(_Strict):
+    """How one metric (or a glob of metrics) is judged."""
+
+    #: ``counter``: a deterministic count (allocs/op): any change beyond ``tolerance`` fails;
+    #: ``time``: a noisy measurement: budget and/or regression tests
+    kind: Literal["counter", "time"] = "time"
+    direction: Literal["lower", "higher"] = "lower"
+    budget: BudgetSpec | None = None
+    #: time metrics: the regression test (on by default; ``null`` turns it off)
+    regression: RegressionSpec | None = RegressionSpec()
+    #: counters: allowed deviation from the reference (baseline median or --baseline file)
+    tolerance: float | str = 0
+    #: counters: how many runs before the judged ones make the reference
+    baseline_runs: PositiveInt = 10
+    #: a hard FAIL needs this many consecutive failing runs (fewer: INCONCLUSIVE)
+    confirmations: PositiveInt = 1
+    mode: Literal["soft", "hard"] = "hard"
+
+    @field_validator("tolerance")
+    @classmethod
+    def _tol(cls, v: float | str) -> float | str:
+        parse_tolerance(v)
+        return v
+
+    def tol(self) -> Tolerance:
+        """``tolerance`` parsed."""
+        return parse_tolerance(self.tolerance)
+
+
+class Policy(_Strict):
+    """A whole policy file."""
+
+    version: Literal[1] = 1
+    branch: str | None = None
+    include_failed: bool = True
+    fdr: Probability = 0.05
+    metrics: dict[str, MetricPolicy] = Field(min_length=1)
+
+    def runs_needed(self) -> int:
+        """The most recent runs any metric's checks can look at (confirmations included)."""
+        most = 1
+        for pol in self.metrics.values():
+            window = pol.baseline_runs + 1 if pol.kind == "counter" else 1
+            if pol.budget is not None:
+                window = max(window, pol.budget.runs)
+            if pol.kind == "time" and pol.regression is not None:
+                window = max(window, pol.regression.baseline_runs + pol.regression.recent_runs)
+            most = max(most, window + pol.confirmations - 1)
+        return most
+
+    def for_metric(self, name: str) -> MetricPolicy | None:
+        """The policy of ``name``: its exact key, else the first glob key that matches, else None."""
+        if name in self.metrics:
+            return self.metrics[name]
+        for pattern, pol in self.metrics.items():
+            if any(c in pattern for c in "*?[") and fnmatch.fnmatchcase(name, pattern):
+                return pol
+        return None
+
+
+def policy_schema() -> dict[str, Any]:
+    """JSON Schema of the policy file (``sleuth schema gate-policy``)."""
+    return Policy.model_json_schema()
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate a policy file; ConfigError ``FILE: key.path: message`` otherwise."""
+    from sleuth.registry import format_validation_error, load_data_file
+
+    data = load_data_file(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a policy is a mapping with a 'metrics' key, got {type(data).__name__}")
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(path))) from None

@@ -1,0 +1,184 @@
+"""CI output of the gate verbs: markdown summaries (GitHub's job summary) and JUnit XML.
+
+Pure functions from results to text; the CLI decides where the text goes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sleuth.gate.baseline import BaselineRow
+from sleuth.gate.changepoint import ChangePoint
+from sleuth.gate.checks import CheckReport
+from sleuth.gate.graduate import GraduationResult
+from sleuth.gate.model import Graduation, Verdict
+
+__all__ = [
+    "Case",
+    "baseline_markdown",
+    "changepoints_markdown",
+    "check_cases",
+    "check_markdown",
+    "graduation_cases",
+    "graduation_markdown",
+    "junit_xml",
+]
+
+_ICON = {
+    "PASS": "✅",
+    "OK": "✅",
+    "FAIL": "❌",
+    "OVER": "❌",
+    "INCONCLUSIVE": "❔",
+    "INSUFFICIENT": "⏳",
+}
+
+
+def _cell(text: Any) -> str:
+    """A markdown table cell: pipes escaped, newlines flattened."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _pct(x: float | None) -> str:
+    if x is None or math.isnan(x):
+        return "-"
+    return "unbounded" if math.isinf(x) else f"{x:.3%}"
+
+
+def graduation_markdown(suite: str, results: Sequence[GraduationResult], *, mode: str, last: int) -> str:
+    """The graduation table for a job summary."""
+    lines = [f"### sleuth gate graduate: `{_cell(suite)}` ({mode} mode, last {last} runs)", ""]
+    if not results:
+        lines.append(f"{_ICON['INSUFFICIENT']} **INSUFFICIENT**: no runs recorded for this suite yet.")
+        return "\n".join(lines) + "\n"
+    lines += [
+        "| metric | verdict | runs | CV | upper bound | target | runs needed | why |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        needed = "-" if r.verdict is Graduation.OK else ("?" if r.needed is None else str(r.needed))
+        lines.append(
+            f"| `{_cell(r.metric)}` | {_ICON[r.verdict.value]} {r.verdict.value} | {r.runs} | {_pct(r.cv)} "
+            f"| {_pct(r.upper)} | {_pct(r.target)} | {needed} | {_cell(r.reason)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def check_markdown(report: CheckReport) -> str:
+    """The check table for a job summary: one row per metric, the findings in the last column."""
+    counts = report.to_dict()["counts"]
+    head = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    lines = [f"### sleuth gate check: `{_cell(report.suite)}` ({report.runs} runs)", ""]
+    if not report.results:
+        lines.append(f"{_ICON['INSUFFICIENT']} **INSUFFICIENT**: no recorded runs match the policy yet.")
+        return "\n".join(lines) + "\n"
+    lines += [f"**{head}** (exit {report.exit_code()})", ""]
+    lines += ["| metric | verdict | mode | runs | findings |", "|---|---|---|---|---|"]
+    for r in report.results:
+        found = "<br>".join(f"{f.check}: {f.verdict.value}: {_cell(f.summary)}" for f in r.findings)
+        lines.append(
+            f"| `{_cell(r.metric)}` | {_ICON[r.verdict.value]} {r.verdict.value} | {r.mode} | {r.runs} "
+            f"| {found} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def changepoints_markdown(title: str, n: int, cps: Sequence[ChangePoint], labels: Sequence[str] = ()) -> str:
+    """The change points of one series."""
+    lines = [f"### sleuth gate changepoints: `{_cell(title)}` ({n} points)", ""]
+    if not cps:
+        lines.append("No change point.")
+        return "\n".join(lines) + "\n"
+    lines += ["| index | run | before | after | change | p-value |", "|---|---|---|---|---|---|"]
+    for cp in cps:
+        change = f"{cp.after / cp.before - 1:+.2%}" if cp.before else "-"
+        label = labels[cp.index] if cp.index < len(labels) else "-"
+        lines.append(
+            f"| {cp.index} | {_cell(label)} | {cp.before:g} | {cp.after:g} | {change} | {cp.p_value:.3g} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def baseline_markdown(path: str, rows: Sequence[BaselineRow]) -> str:
+    """What moved against a committed baseline file."""
+    lines = [f"### sleuth gate baseline diff: `{_cell(path)}`", ""]
+    lines += ["| metric | status | committed | now | change | tolerance |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        old = "-" if r.old is None else f"{r.old:g}"
+        new = "-" if r.new is None else f"{r.new:g}"
+        ch = "-" if r.change is None else f"{r.change:+.2%}"
+        lines.append(f"| `{_cell(r.metric)}` | {r.status} | {old} | {new} | {ch} | {r.tolerance or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One JUnit test case: ``outcome`` is pass, failure or skipped."""
+
+    classname: str
+    name: str
+    outcome: str
+    message: str = ""
+    text: str = ""
+
+
+def graduation_cases(suite: str, results: Sequence[GraduationResult], *, mode: str) -> list[Case]:
+    """OVER fails (hard mode) , INSUFFICIENT is skipped, OK passes."""
+    out = []
+    for r in results:
+        if r.verdict is Graduation.OVER and mode == "hard":
+            outcome = "failure"
+        elif r.verdict is Graduation.OK:
+            outcome = "pass"
+        else:
+            outcome = "skipped"
+        out.append(Case(f"sleuth.gate.graduate.{suite}", r.metric, outcome, f"{r.verdict.value}: {r.reason}"))
+    return out
+
+
+def check_cases(report: CheckReport) -> list[Case]:
+    """FAIL (hard) fails, INCONCLUSIVE/INSUFFICIENT are skipped, PASS passes."""
+    out = []
+    for r in report.results:
+        text = "\n".join(f"{f.check}: {f.verdict.value}: {f.summary}" for f in r.findings)
+        if r.verdict is Verdict.FAIL and r.mode == "hard":
+            outcome = "failure"
+        elif r.verdict is Verdict.PASS:
+            outcome = "pass"
+        else:
+            outcome = "skipped"
+        message = f"{r.verdict.value} ({r.mode}): {r.findings[0].summary if r.findings else ''}"
+        out.append(Case(f"sleuth.gate.check.{report.suite}", r.metric, outcome, message, text))
+    return out
+
+
+def junit_xml(suite_name: str, cases: Sequence[Case]) -> str:
+    """A JUnit XML document (one ``testsuite``) that CI systems render as test results."""
+    import xml.etree.ElementTree as ET
+
+    failures = sum(c.outcome == "failure" for c in cases)
+    skipped = sum(c.outcome == "skipped" for c in cases)
+    root = ET.Element("testsuites")
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        name=suite_name,
+        tests=str(len(cases)),
+        failures=str(failures),
+        skipped=str(skipped),
+        errors="0",
+    )
+    for c in cases:
+        tc = ET.SubElement(suite, "testcase", classname=c.classname, name=c.name)
+        if c.outcome == "failure":
+            el = ET.SubElement(tc, "failure", message=c.message)
+            el.text = c.text or c.message
+        elif c.outcome == "skipped":
+            ET.SubElement(tc, "skipped", message=c.message)
+        if c.text and c.outcome != "failure":
+            ET.SubElement(tc, "system-out").text = c.text
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,0 +1,198 @@
+"""The gate verbs' library half: record runs, read a metric's series, run change points on it.
+
+The CLI parses flags and renders; these functions decide and touch the store.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sleuth.errors import UsageError
+from sleuth.gate.changepoint import ChangePoint, Incremental, Settings, detect
+from sleuth.gate.ingest import ArtifactScan, Ingested, run_from_artifact
+from sleuth.gate.model import Run, RunStatus
+from sleuth.gate.store.base import Store
+
+__all__ = [
+    "RecordResult",
+    "Series",
+    "changepoints",
+    "metric_series",
+    "read_csv_series",
+    "record_artifacts",
+    "record_run",
+]
+
+
+@dataclass(slots=True)
+class RecordResult:
+    """What a ``record`` did: runs recorded, runs already there, artifacts skipped (with why)."""
+
+    recorded: list[dict[str, Any]] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    garbage: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "recorded": self.recorded,
+            "already_recorded": self.already,
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "skipped_lines": self.garbage,
+        }
+
+
+def _summary(run: Run) -> dict[str, Any]:
+    return {
+        "suite": run.suite,
+        "run_id": run.run_id,
+        "status": run.status.value,
+        "commit": run.commit,
+        "branch": run.branch,
+        "created_at": run.created_at,
+        "metrics": len(run.samples),
+        "samples": sum(len(s.values) for s in run.samples),
+        "skipped_lines": int(run.source.get("skipped", 0)),
+        "formats": sorted({str(f["format"]) for f in run.source.get("files", [])}),
+    }
+
+
+def record_run(store: Store, run: Run, *, replace: bool = False) -> RecordResult:
+    """Store one run (already-recorded is reported, not an error)."""
+    res = RecordResult(garbage=int(run.source.get("skipped", 0)))
+    if store.add_run(run, replace=replace):
+        res.recorded.append(_summary(run))
+    else:
+        res.already.append(f"{run.suite}/{run.run_id}")
+    return res
+
+
+def build_run(ingested: Ingested, meta: Mapping[str, Any], provenance: Mapping[str, Any]) -> Run:
+    """A run from parsed files and the flags that describe it."""
+    return Run(
+        suite=str(meta["suite"]),
+        run_id=str(meta["run_id"]),
+        created_at=str(meta["created_at"]),
+        status=RunStatus(meta.get("status", "success")),
+        commit=meta.get("commit"),
+        branch=meta.get("branch"),
+        samples=ingested.samples,
+        provenance=dict(provenance),
+        source=ingested.source(),
+    )
+
+
+def record_artifacts(
+    store: Store, scan: ArtifactScan, *, suite: str | None = None, replace: bool = False, fmt: str = "auto"
+) -> RecordResult:
+    """Record every run of an artifact tree (oldest first by their metadata); skipped folders counted."""
+    res = RecordResult(skipped=list(scan.skipped))
+    arts = sorted(scan.artifacts, key=lambda a: (str(a.meta.get("created_at") or ""), str(a.meta["run_id"])))
+    for art in arts:
+        if suite is not None and art.meta["suite"] != suite:
+            res.skipped.append((str(art.folder), f"suite {art.meta['suite']!r}, not {suite!r}"))
+            continue
+        if not replace and store.has_run(str(art.meta["suite"]), str(art.meta["run_id"])):
+            res.already.append(f"{art.meta['suite']}/{art.meta['run_id']}")
+            continue
+        run = run_from_artifact(art, fmt)
+        one = record_run(store, run, replace=replace)
+        res.recorded += one.recorded
+        res.already += one.already
+        res.garbage += one.garbage
+    return res
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """A metric's history: one value per run (the median of its samples), oldest first."""
+
+    values: tuple[float, ...]
+    labels: tuple[str, ...]
+
+
+def metric_series(runs: Sequence[Run], metric: str) -> Series:
+    """The runs' values of ``metric`` (runs without it are left out)."""
+    pairs = [(v, r.run_id) for r in runs if (v := r.value(metric)) is not None]
+    return Series(values=tuple(v for v, _ in pairs), labels=tuple(label for _, label in pairs))
+
+
+def read_csv_series(path: Path, column: str | None) -> tuple[Series, int]:
+    """A numeric column of a CSV file (header optional) and how many cells were not numbers.
+
+    Without ``column``: the last column.  A missing file or an unknown column is a UsageError.
+    """
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        raise UsageError(f"--csv {path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"--csv {path}: is a directory") from None
+    except OSError as exc:
+        raise UsageError(f"--csv {path}: cannot read: {exc.strerror}") from None
+    rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+    if not rows:
+        return Series((), ()), 0
+    header = [c.strip() for c in rows[0]]
+    has_header = not all(_number(c) is not None or not c.strip() for c in header)
+    body = rows[1:] if has_header else rows
+    if column is not None:
+        if not has_header or column not in header:
+            cols = ", ".join(header) if has_header else "none (no header line)"
+            raise UsageError(f"--column {column!r}: not a column of {path}", hint=f"columns: {cols}")
+        idx = header.index(column)
+    else:
+        idx = len(header) - 1
+    values, labels, bad = [], [], 0
+    for i, row in enumerate(body):
+        v = _number(row[idx]) if idx < len(row) else None
+        if v is None:
+            bad += 1
+            v = math.nan
+        values.append(v)
+        labels.append(row[0] if has_header and idx != 0 and row else str(i))
+    return Series(tuple(values), tuple(labels)), bad
+
+
+def _number(text: str) -> float | None:
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return v if math.isfinite(v) else None
+
+
+def changepoints(
+    series: Series,
+    settings: Settings,
+    *,
+    state: Mapping[str, Any] | None = None,
+    incremental: bool = False,
+) -> tuple[list[ChangePoint], dict[str, Any] | None]:
+    """Offline: every change point.  Incremental: the new ones since ``state``, and the new state.
+
+    A state that no longer fits the series (history rewritten, other settings) is rebuilt from
+    scratch, which reports the change points of the whole series once more.
+    """
+    if not incremental:
+        return detect(series.values, settings), None
+    det = None
+    if state is not None:
+        try:
+            det = Incremental.from_dict(dict(state))
+        except (KeyError, TypeError, ValueError):
+            det = None
+        if det is not None and (det.settings != settings or det.seen > len(series.values)):
+            det = None
+    if det is None:
+        det, found = Incremental.start(series.values, settings)
+        return found, det.to_dict()
+    new = det.extend(list(series.values[det.seen :]))
+    return new, det.to_dict()

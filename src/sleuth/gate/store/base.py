@@ -1,0 +1,136 @@
+"""The store contract every backend meets, URL parsing, and the empty history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from sleuth.errors import UsageError
+from sleuth.gate.model import Run, RunStatus
+
+__all__ = ["DEFAULT_URL", "EmptyStore", "Store", "StoreURL", "parse_url"]
+
+DEFAULT_URL = "sqlite:///.sleuth/history.db"
+_SCHEMES = "sqlite:///PATH, postgresql://USER@HOST/DB or dir://PATH"
+
+
+class Store(Protocol):
+    """A history of runs per suite, oldest first, plus small named state documents."""
+
+    #: the URL with any password hidden, for messages
+    display: str
+
+    def add_run(self, run: Run, *, replace: bool = False) -> bool:
+        """Store ``run``; False (nothing written) when its run id is recorded already and not ``replace``."""
+        ...
+
+    def has_run(self, suite: str, run_id: str) -> bool:
+        """Whether ``suite`` already holds ``run_id``."""
+        ...
+
+    def runs(
+        self,
+        suite: str,
+        *,
+        branch: str | None = None,
+        statuses: Sequence[RunStatus] | None = None,
+        last: int | None = None,
+    ) -> list[Run]:
+        """The suite's runs (optionally one branch, some statuses), the ``last`` most recent, oldest first."""
+        ...
+
+    def suites(self) -> list[str]:
+        """Every suite with at least one run, sorted."""
+        ...
+
+    def get_state(self, suite: str, key: str) -> dict[str, Any] | None:
+        """A state document (the incremental change-point detector's), or None."""
+        ...
+
+    def put_state(self, suite: str, key: str, value: dict[str, Any]) -> None:
+        """Write (replace) a state document."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoreURL:
+    """A parsed ``--db`` value."""
+
+    kind: str  # "sqlite", "postgresql" or "dir"
+    url: str  # what SQLAlchemy is given (driver added for PostgreSQL)
+    path: Path  # the file or directory (sqlite, dir)
+    display: str  # the URL with the password hidden
+
+
+def _hide_password(url: str) -> str:
+    from sleuth.secrets import scrub_text
+
+    return scrub_text(url)
+
+
+def parse_url(url: str) -> StoreURL:
+    """``sqlite:///rel`` or ``sqlite:////abs``, ``postgresql://...``, ``dir://path``; else UsageError."""
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep or not rest:
+        raise UsageError(f"--db {url!r}: not a store URL", hint=f"use {_SCHEMES}")
+    if scheme == "sqlite":
+        if not rest.startswith("/") or rest == "/":
+            raise UsageError(
+                f"--db {url!r}: a SQLite URL needs three slashes and a path",
+                hint="e.g. sqlite:///.sleuth/history.db",
+            )
+        path = Path(rest[1:])
+        if rest[1:] in ("", ":memory:"):
+            raise UsageError(
+                f"--db {url!r}: a SQLite history needs a file path", hint="e.g. sqlite:///history.db"
+            )
+        return StoreURL("sqlite", f"sqlite:///{path}", path, url)
+    if scheme == "dir":
+        return StoreURL("dir", url, Path(rest), url)
+    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+        # SQLAlchemy's plain postgresql:// means psycopg2; the declared driver is psycopg 3
+        driver = scheme if scheme.startswith("postgresql+") else "postgresql+psycopg"
+        return StoreURL("postgresql", f"{driver}://{rest}", Path(), _hide_password(url))
+    raise UsageError(f"--db {url!r}: unknown scheme {scheme!r}", hint=f"use {_SCHEMES}")
+
+
+class EmptyStore:
+    """A history that does not exist yet: every read is empty; writing is a bug."""
+
+    def __init__(self, display: str) -> None:
+        self.display = display
+
+    def add_run(self, run: Run, *, replace: bool = False) -> bool:
+        raise AssertionError("EmptyStore is read-only")
+
+    def has_run(self, suite: str, run_id: str) -> bool:
+        return False
+
+    def runs(
+        self,
+        suite: str,
+        *,
+        branch: str | None = None,
+        statuses: Sequence[RunStatus] | None = None,
+        last: int | None = None,
+    ) -> list[Run]:
+        return []
+
+    def suites(self) -> list[str]:
+        return []
+
+    def get_state(self, suite: str, key: str) -> dict[str, Any] | None:
+        return None
+
+    def put_state(self, suite: str, key: str, value: dict[str, Any]) -> None:
+        raise AssertionError("EmptyStore is read-only")
+
+    def close(self) -> None:
+        return None

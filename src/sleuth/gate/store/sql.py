@@ -1,0 +1,286 @@
+"""The history in a SQL database through SQLAlchemy Core: SQLite (embedded default) or PostgreSQL (a team).
+
+Tables: ``gate_runs`` (one row per run; unique per suite and run id; provenance and source as JSON
+text), ``gate_samples`` (one row per sample value), ``gate_state`` (small JSON documents), and
+``gate_meta`` (the schema version).  One transaction per recorded run, so a killed ``record``
+leaves the run whole or absent; two jobs recording the same run id race on the unique key and
+the loser reports "already recorded".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sleuth.errors import InfrastructureError, UsageError
+from sleuth.gate.model import Run, RunStatus, Sample, utc_now
+from sleuth.gate.store.base import StoreURL
+
+__all__ = ["SCHEMA_VERSION", "SqlStore"]
+
+SCHEMA_VERSION = 1
+
+
+def _tables() -> Any:
+    import sqlalchemy as sa
+
+    md = sa.MetaData()
+    runs = sa.Table(
+        "gate_runs",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("suite", sa.String(200), nullable=False),
+        sa.Column("run_id", sa.String(200), nullable=False),
+        sa.Column("created_at", sa.String(40), nullable=False),
+        sa.Column("recorded_at", sa.String(40), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("commit_sha", sa.String(100)),
+        sa.Column("branch", sa.String(300)),
+        sa.Column("provenance", sa.Text, nullable=False),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.UniqueConstraint("suite", "run_id", name="uq_gate_runs_suite_run"),
+        sa.Index("ix_gate_runs_suite_created", "suite", "created_at"),
+    )
+    samples = sa.Table(
+        "gate_samples",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("run_pk", sa.Integer, sa.ForeignKey("gate_runs.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("metric", sa.String(500), nullable=False),
+        sa.Column("unit", sa.String(100), nullable=False),
+        sa.Column("metric_order", sa.Integer, nullable=False),
+        sa.Column("seq", sa.Integer, nullable=False),
+        sa.Column("value", sa.Float, nullable=False),
+        sa.Index("ix_gate_samples_run", "run_pk"),
+    )
+    state = sa.Table(
+        "gate_state",
+        md,
+        sa.Column("suite", sa.String(200), primary_key=True),
+        sa.Column("key", sa.String(500), primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+    )
+    meta = sa.Table(
+        "gate_meta",
+        md,
+        sa.Column("key", sa.String(100), primary_key=True),
+        sa.Column("value", sa.String(200), nullable=False),
+    )
+    return md, runs, samples, state, meta
+
+
+class SqlStore:
+    """History in SQLite or PostgreSQL (see the module doc)."""
+
+    def __init__(self, url: StoreURL, *, create: bool) -> None:
+        import sqlalchemy as sa
+        from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+        self.display = url.display
+        if url.kind == "sqlite" and create:
+            try:
+                url.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(
+                    f"--db {url.display}: cannot create {url.path.parent}: {exc.strerror}"
+                ) from None
+        try:
+            self.engine = sa.create_engine(url.url, future=True, pool_pre_ping=url.kind == "postgresql")
+        except ArgumentError as exc:
+            raise UsageError(f"--db {url.display}: {exc}") from None
+        except ImportError as exc:  # a driver that is not installed
+            raise UsageError(f"--db {url.display}: the database driver is missing ({exc.name})") from None
+        self._md, self._runs, self._samples, self._state, self._meta = _tables()
+        try:
+            if create:
+                self._md.create_all(self.engine)
+                self._stamp()
+            self._ready = sa.inspect(self.engine).has_table("gate_runs")
+        except SQLAlchemyError as exc:
+            self.engine.dispose()
+            raise InfrastructureError(f"--db {url.display}: {_one_line(exc)}") from None
+
+    def _stamp(self) -> None:
+        import sqlalchemy as sa
+
+        with self.engine.begin() as conn:
+            found = conn.execute(sa.select(self._meta.c.value).where(self._meta.c.key == "schema")).scalar()
+            if found is None:
+                conn.execute(sa.insert(self._meta).values(key="schema", value=str(SCHEMA_VERSION)))
+            elif found != str(SCHEMA_VERSION):
+                raise UsageError(
+                    f"--db {self.display}: history schema {found}, this sleuth reads {SCHEMA_VERSION}",
+                    hint="use the sleuth version that wrote it, or a new --db",
+                )
+
+    def add_run(self, run: Run, *, replace: bool = False) -> bool:
+        """Insert ``run`` and its samples in one transaction (see :class:`~sleuth.gate.store.base.Store`)."""
+        import sqlalchemy as sa
+        from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+        r = self._runs
+        try:
+            with self.engine.begin() as conn:
+                old = conn.execute(
+                    sa.select(r.c.id).where(r.c.suite == run.suite, r.c.run_id == run.run_id)
+                ).scalar()
+                if old is not None:
+                    if not replace:
+                        return False
+                    conn.execute(sa.delete(self._samples).where(self._samples.c.run_pk == old))
+                    conn.execute(sa.delete(r).where(r.c.id == old))
+                inserted = conn.execute(
+                    sa.insert(r).values(
+                        suite=run.suite,
+                        run_id=run.run_id,
+                        created_at=run.created_at,
+                        recorded_at=utc_now(),
+                        status=run.status.value,
+                        commit_sha=run.commit,
+                        branch=run.branch,
+                        provenance=json.dumps(run.provenance, default=str),
+                        source=json.dumps(run.source, default=str),
+                    )
+                ).inserted_primary_key
+                assert inserted is not None
+                pk = inserted[0]
+                rows = [
+                    {
+                        "run_pk": pk,
+                        "metric": s.metric,
+                        "unit": s.unit,
+                        "metric_order": i,
+                        "seq": j,
+                        "value": v,
+                    }
+                    for i, s in enumerate(run.samples)
+                    for j, v in enumerate(s.values)
+                ]
+                if rows:
+                    conn.execute(sa.insert(self._samples), rows)
+        except IntegrityError:
+            return False  # another job recorded the same run id between our check and insert
+        except SQLAlchemyError as exc:
+            raise InfrastructureError(f"--db {self.display}: {_one_line(exc)}") from None
+        self._ready = True
+        return True
+
+    def has_run(self, suite: str, run_id: str) -> bool:
+        """Whether ``suite`` already holds ``run_id``."""
+        import sqlalchemy as sa
+
+        if not self._ready:
+            return False
+        r = self._runs
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(sa.select(r.c.id).where(r.c.suite == suite, r.c.run_id == run_id)).first()
+                is not None
+            )
+
+    def runs(
+        self,
+        suite: str,
+        *,
+        branch: str | None = None,
+        statuses: Sequence[RunStatus] | None = None,
+        last: int | None = None,
+    ) -> list[Run]:
+        """The suite's runs, oldest first (ordered by creation time, then recording order)."""
+        import sqlalchemy as sa
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if not self._ready:
+            return []
+        r, s = self._runs, self._samples
+        q = sa.select(r).where(r.c.suite == suite)
+        if branch is not None:
+            q = q.where(r.c.branch == branch)
+        if statuses is not None:
+            q = q.where(r.c.status.in_([st.value for st in statuses]))
+        q = q.order_by(r.c.created_at.desc(), r.c.id.desc())
+        if last is not None:
+            q = q.limit(last)
+        try:
+            with self.engine.connect() as conn:
+                rows = list(conn.execute(q).mappings())
+                pks = [row["id"] for row in rows]
+                by_run: dict[int, dict[str, tuple[str, int, list[tuple[int, float]]]]] = {
+                    pk: {} for pk in pks
+                }
+                for i in range(0, len(pks), 500):  # bounded IN lists
+                    chunk = pks[i : i + 500]
+                    for row in conn.execute(sa.select(s).where(s.c.run_pk.in_(chunk))).mappings():
+                        _unit, _order, vals = by_run[row["run_pk"]].setdefault(
+                            row["metric"], (row["unit"], row["metric_order"], [])
+                        )
+                        vals.append((row["seq"], row["value"]))
+        except SQLAlchemyError as exc:
+            raise InfrastructureError(f"--db {self.display}: {_one_line(exc)}") from None
+        out = []
+        for row in reversed(rows):
+            metrics = sorted(by_run[row["id"]].items(), key=lambda kv: kv[1][1])
+            samples = tuple(
+                Sample(m, tuple(v for _, v in sorted(vals)), unit) for m, (unit, _, vals) in metrics
+            )
+            out.append(
+                Run(
+                    suite=row["suite"],
+                    run_id=row["run_id"],
+                    created_at=row["created_at"],
+                    status=RunStatus(row["status"]),
+                    commit=row["commit_sha"],
+                    branch=row["branch"],
+                    samples=samples,
+                    provenance=json.loads(row["provenance"]),
+                    source=json.loads(row["source"]),
+                )
+            )
+        return out
+
+    def suites(self) -> list[str]:
+        """Every suite with at least one run, sorted."""
+        import sqlalchemy as sa
+
+        if not self._ready:
+            return []
+        with self.engine.connect() as conn:
+            return sorted(str(v) for v in conn.execute(sa.select(self._runs.c.suite).distinct()).scalars())
+
+    def get_state(self, suite: str, key: str) -> dict[str, Any] | None:
+        """A state document, or None."""
+        import sqlalchemy as sa
+
+        if not self._ready:
+            return None
+        t = self._state
+        with self.engine.connect() as conn:
+            text = conn.execute(sa.select(t.c.value).where(t.c.suite == suite, t.c.key == key)).scalar()
+        if text is None:
+            return None
+        value = json.loads(text)
+        return value if isinstance(value, dict) else None
+
+    def put_state(self, suite: str, key: str, value: dict[str, Any]) -> None:
+        """Replace a state document (delete + insert in one transaction: portable across backends)."""
+        import sqlalchemy as sa
+
+        t = self._state
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(t).where(t.c.suite == suite, t.c.key == key))
+            conn.execute(sa.insert(t).values(suite=suite, key=key, value=json.dumps(value)))
+
+    def close(self) -> None:
+        """Dispose of the connection pool."""
+        self.engine.dispose()
+
+
+def _one_line(exc: Exception) -> str:
+    """A database error on one line, without SQLAlchemy's background link."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc)
+    first = " ".join(text.split("\n", maxsplit=1)[0].split())
+    from sleuth.secrets import scrub_text
+
+    return scrub_text(first)[:300]

@@ -1,0 +1,240 @@
+"""Bad input to ``sleuth gate``: exit 2, one line naming the flag/file/key, no traceback, nothing written.
+
+Runs the real CLI entry point (``sleuth.cli.main``) in-process for speed; garbage *inside* a
+benchmark file is not bad input (it is counted: tests/gate/test_formats.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sleuth.cli import main
+from tests.badinput import assert_usage_error, tree_state
+
+from .conftest import DATA
+
+GO = str(DATA / "go-bench.txt")
+
+POLICIES = {
+    "bad.yaml": "metrics: [unclosed\n",
+    "unknown-key.yaml": "metrics:\n  m:\n    budgt: {max: 3}\n",
+    "both-sides.yaml": "metrics:\n  m:\n    budget: {max: 3, min: 1}\n",
+    "zero-runs.yaml": "metrics:\n  m:\n    budget: {max: 3, runs: 0}\n",
+    "kind.yaml": "metrics:\n  m:\n    kind: gauge\n",
+    "tolerance.yaml": "metrics:\n  m:\n    kind: counter\n    tolerance: abc\n",
+    "min-effect.yaml": "metrics:\n  m:\n    regression: {min_effect: '-5%'}\n",
+    "empty-metrics.yaml": "metrics: {}\n",
+    "list.yaml": "- metrics\n",
+    "version.yaml": "version: 2\nmetrics:\n  m: {}\n",
+    "confidence.yaml": "metrics:\n  m:\n    budget: {max: 3, confidence: 1.5}\n",
+    "dup.json": '{"metrics": {"m": {}}, "metrics": {"n": {}}}',
+    "ok.yaml": "metrics:\n  m: {}\n",
+}
+BASELINES = {
+    "base-bad.json": "{not json",
+    "base-nometrics.json": '{"suite": "s"}',
+    "base-value.json": '{"suite": "s", "metrics": {"m": {"value": "three"}}}',
+    "base-tol.json": '{"suite": "s", "metrics": {"m": {"value": 3, "tolerance": "x%"}}}',
+    "base-nosuite.json": '{"metrics": {"m": {"value": 3}}}',
+}
+
+CASES: list[tuple[str, list[str], list[str]]] = [
+    # record
+    ("missing file", ["record", "--suite", "s", "--run-id", "1", "nope.txt"], ["nope.txt"]),
+    ("file is a dir", ["record", "--suite", "s", "--run-id", "1", "adir"], ["adir", "directory"]),
+    ("no files", ["record", "--suite", "s", "--run-id", "1"], ["FILE"]),
+    ("no suite", ["record", "--run-id", "1", GO], ["--suite"]),
+    ("bad suite", ["record", "--suite", "../x", "--run-id", "1", GO], ["--suite"]),
+    ("bad run id", ["record", "--suite", "s", "--run-id", "a/b", GO], ["--run-id"]),
+    ("no run id outside CI", ["record", "--suite", "s", GO], ["--run-id"]),
+    ("bad status", ["record", "--suite", "s", "--run-id", "1", "--status", "maybe", GO], ["--status"]),
+    (
+        "bad created-at",
+        ["record", "--suite", "s", "--run-id", "1", "--created-at", "yesterday", GO],
+        ["--created-at"],
+    ),
+    (
+        "created-at without zone",
+        ["record", "--suite", "s", "--run-id", "1", "--created-at", "2025-01-01T00:00:00", GO],
+        ["--created-at", "zone"],
+    ),
+    ("bad format", ["record", "--suite", "s", "--run-id", "1", "--format", "xml", GO], ["--format"]),
+    ("db scheme", ["record", "--suite", "s", "--run-id", "1", "--db", "mysql://x/y", GO], ["--db", "mysql"]),
+    ("db bare path", ["record", "--suite", "s", "--run-id", "1", "--db", "history.db", GO], ["--db"]),
+    (
+        "db two slashes",
+        ["record", "--suite", "s", "--run-id", "1", "--db", "sqlite://h.db", GO],
+        ["--db", "three slashes"],
+    ),
+    ("from-dir missing", ["record", "--from-dir", "nodir"], ["--from-dir", "nodir"]),
+    ("from-dir with files", ["record", "--from-dir", "adir", GO], ["--from-dir"]),
+    ("from-dir with run id", ["record", "--from-dir", "adir", "--run-id", "1"], ["--run-id"]),
+    ("from-dir and emit", ["record", "--from-dir", "adir", "--emit-metadata", "out"], ["--emit-metadata"]),
+    ("from-dir bad suite", ["record", "--from-dir", "adir", "--suite", "a b"], ["--suite"]),
+    (
+        "emit into a file",
+        ["record", "--suite", "s", "--run-id", "1", "--emit-metadata", "ok.yaml", GO],
+        ["--emit-metadata"],
+    ),
+    (
+        "emit missing file",
+        ["record", "--suite", "s", "--run-id", "1", "--emit-metadata", "out", "gone.txt"],
+        ["gone.txt"],
+    ),
+    ("unknown flag", ["record", "--bogus"], ["--bogus"]),
+    # graduate
+    ("graduate no suite", ["graduate"], ["--suite"]),
+    ("target-cv text", ["graduate", "--suite", "s", "--target-cv", "abc"], ["--target-cv"]),
+    ("target-cv zero", ["graduate", "--suite", "s", "--target-cv", "0%"], ["--target-cv"]),
+    ("target-cv over 100", ["graduate", "--suite", "s", "--target-cv", "150%"], ["--target-cv"]),
+    ("last one", ["graduate", "--suite", "s", "--last", "1"], ["--last"]),
+    ("last text", ["graduate", "--suite", "s", "--last", "ten"], ["--last"]),
+    ("confidence", ["graduate", "--suite", "s", "--confidence", "1.5"], ["--confidence"]),
+    ("mode", ["graduate", "--suite", "s", "--mode", "medium"], ["--mode"]),
+    ("markdown is a dir", ["graduate", "--suite", "s", "--markdown", "adir"], ["--markdown"]),
+    ("junit is a dir", ["graduate", "--suite", "s", "--junit", "adir"], ["--junit"]),
+    ("graduate db", ["graduate", "--suite", "s", "--db", "ftp://x"], ["--db"]),
+    # check
+    ("no policy", ["check", "--suite", "s"], ["--policy"]),
+    ("policy missing", ["check", "--suite", "s", "--policy", "gone.yaml"], ["gone.yaml"]),
+    ("policy yaml", ["check", "--suite", "s", "--policy", "bad.yaml"], ["bad.yaml", "YAML"]),
+    (
+        "policy unknown key",
+        ["check", "--suite", "s", "--policy", "unknown-key.yaml"],
+        ["unknown-key.yaml", "metrics.m.budgt"],
+    ),
+    (
+        "policy both sides",
+        ["check", "--suite", "s", "--policy", "both-sides.yaml"],
+        ["both-sides.yaml", "budget"],
+    ),
+    ("policy zero runs", ["check", "--suite", "s", "--policy", "zero-runs.yaml"], ["budget.runs"]),
+    ("policy kind", ["check", "--suite", "s", "--policy", "kind.yaml"], ["metrics.m.kind"]),
+    ("policy tolerance", ["check", "--suite", "s", "--policy", "tolerance.yaml"], ["metrics.m.tolerance"]),
+    ("policy min effect", ["check", "--suite", "s", "--policy", "min-effect.yaml"], ["min_effect"]),
+    (
+        "policy empty metrics",
+        ["check", "--suite", "s", "--policy", "empty-metrics.yaml"],
+        ["empty-metrics.yaml", "metrics"],
+    ),
+    ("policy a list", ["check", "--suite", "s", "--policy", "list.yaml"], ["list.yaml", "mapping"]),
+    ("policy version", ["check", "--suite", "s", "--policy", "version.yaml"], ["version"]),
+    ("policy confidence", ["check", "--suite", "s", "--policy", "confidence.yaml"], ["confidence"]),
+    ("policy duplicate key", ["check", "--suite", "s", "--policy", "dup.json"], ["dup.json", "duplicate"]),
+    (
+        "baseline missing",
+        ["check", "--suite", "s", "--policy", "ok.yaml", "--baseline", "gone.json"],
+        ["--baseline", "gone.json"],
+    ),
+    (
+        "baseline json",
+        ["check", "--suite", "s", "--policy", "ok.yaml", "--baseline", "base-bad.json"],
+        ["base-bad.json", "JSON"],
+    ),
+    (
+        "baseline no metrics",
+        ["check", "--suite", "s", "--policy", "ok.yaml", "--baseline", "base-nometrics.json"],
+        ["metrics"],
+    ),
+    (
+        "baseline value",
+        ["check", "--suite", "s", "--policy", "ok.yaml", "--baseline", "base-value.json"],
+        ["metrics.m.value"],
+    ),
+    (
+        "baseline tolerance",
+        ["check", "--suite", "s", "--policy", "ok.yaml", "--baseline", "base-tol.json"],
+        ["metrics.m.tolerance"],
+    ),
+    ("check mode", ["check", "--suite", "s", "--policy", "ok.yaml", "--mode", "loud"], ["--mode"]),
+    # changepoints
+    ("no series", ["changepoints"], ["--suite", "--csv"]),
+    ("both series", ["changepoints", "--csv", "s.csv", "--suite", "s", "--metric", "m"], ["--csv"]),
+    ("csv missing", ["changepoints", "--csv", "gone.csv"], ["gone.csv"]),
+    ("csv column", ["changepoints", "--csv", "s.csv", "--column", "latency"], ["--column", "latency"]),
+    ("column without csv", ["changepoints", "--suite", "s", "--metric", "m", "--column", "x"], ["--column"]),
+    ("alpha", ["changepoints", "--csv", "s.csv", "--alpha", "0"], ["--alpha"]),
+    ("min segment", ["changepoints", "--csv", "s.csv", "--min-segment", "1"], ["--min-segment"]),
+    ("incremental csv without state", ["changepoints", "--csv", "s.csv", "--incremental"], ["--state"]),
+    (
+        "corrupt state",
+        ["changepoints", "--csv", "s.csv", "--incremental", "--state", "bad-state.json"],
+        ["--state", "bad-state.json"],
+    ),
+    ("metric without suite", ["changepoints", "--metric", "m"], ["--suite"]),
+    # baseline
+    ("capture no output", ["baseline", "capture", "--suite", "s"], ["--output"]),
+    ("capture last", ["baseline", "capture", "--suite", "s", "-o", "b.json", "--last", "0"], ["--last"]),
+    (
+        "capture over a bad file",
+        ["baseline", "capture", "--suite", "s", "-o", "base-bad.json"],
+        ["-o", "base-bad.json"],
+    ),
+    ("diff missing", ["baseline", "diff", "gone.json"], ["gone.json"]),
+    ("diff tolerance", ["baseline", "diff", "base-value.json", "--tolerance", "lots"], ["base-value.json"]),
+    ("diff no suite", ["baseline", "diff", "base-nosuite.json"], ["--suite"]),
+    (
+        "diff bad tolerance flag",
+        ["baseline", "diff", "base-nosuite.json", "--suite", "s", "--tolerance", "lots"],
+        ["--tolerance"],
+    ),
+    # runs, group
+    ("runs last", ["runs", "--suite", "s", "--last", "0"], ["--last"]),
+    ("runs suite", ["runs", "--suite", "a b"], ["--suite"]),
+    ("unknown subcommand", ["grade"], ["grade"]),
+]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for var in (
+        "SLEUTH_GATE_DB",
+        "GITHUB_RUN_ID",
+        "CI_PIPELINE_ID",
+        "BUILDKITE_BUILD_NUMBER",
+        "GITHUB_STEP_SUMMARY",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    for name, text in {**POLICIES, **BASELINES}.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "s.csv").write_text("run,value\n" + "".join(f"r{i},{i}\n" for i in range(20)))
+    (tmp_path / "bad-state.json").write_text("[1, 2")
+    return tmp_path
+
+
+def test_the_corpus_is_big_enough() -> None:
+    assert len(CASES) >= 40
+    assert len({name for name, _, _ in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize(("argv", "mentions"), [pytest.param(a, m, id=n) for n, a, m in CASES])
+def test_bad_input(
+    workdir: Path, capsys: pytest.CaptureFixture[str], argv: list[str], mentions: list[str]
+) -> None:
+    before = tree_state(workdir)
+    rc = main(["gate", *argv])
+    out, err = capsys.readouterr()
+    assert_usage_error(rc, out, err, mentions, before=before, after=tree_state(workdir))
+
+
+def test_a_bad_input_after_history_exists_changes_nothing(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["gate", "record", "--suite", "s", "--run-id", "1", "--no-provenance", GO]) == 0
+    capsys.readouterr()
+    before = tree_state(workdir)
+    rc = main(["gate", "record", "--suite", "s", "--run-id", "2", "--no-provenance", GO, "missing.txt"])
+    out, err = capsys.readouterr()
+    assert_usage_error(rc, out, err, ["missing.txt"], before=before, after=tree_state(workdir))
+    runs = json.loads(_json(capsys, ["gate", "runs", "--suite", "s", "--json"]))["runs"]
+    assert [r["run_id"] for r in runs] == ["1"]
+
+
+def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert main(argv) == 0
+    return capsys.readouterr().out

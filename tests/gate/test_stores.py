@@ -1,0 +1,153 @@
+"""The same store contract against SQLite, a directory and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sleuth.errors import UsageError
+from sleuth.gate.model import Run, RunStatus, Sample
+from sleuth.gate.store import open_store, parse_url
+from sleuth.gate.store.base import EmptyStore
+
+from .helpers import run
+
+
+def test_round_trip_order_and_filters(store_url: str) -> None:
+    store = open_store(store_url, create=True)
+    try:
+        # recorded out of order: history is ordered by creation time
+        for i in (3, 1, 2, 0):
+            status = "failure" if i == 2 else "success"
+            branch = "dev" if i == 1 else "main"
+            assert store.add_run(run(i, {"m": [1.0 + i, 2.0 + i], "n": 5.0}, status=status, branch=branch))
+        got = store.runs("s")
+        assert [r.run_id for r in got] == ["r000", "r001", "r002", "r003"]
+        assert got[3].sample("m") == Sample("m", (4.0, 5.0), "u")
+        assert got[3].metrics() == ["m", "n"] and got[3].commit == "c3"
+        assert [r.run_id for r in store.runs("s", last=2)] == ["r002", "r003"]
+        assert [r.run_id for r in store.runs("s", branch="main")] == ["r000", "r002", "r003"]
+        ok = store.runs("s", statuses=[RunStatus.SUCCESS])
+        assert [r.run_id for r in ok] == ["r000", "r001", "r003"]
+        assert got[2].status is RunStatus.FAILURE
+        assert store.suites() == ["s"]
+        assert store.runs("other") == []
+    finally:
+        store.close()
+
+
+def test_duplicate_run_id_is_kept_once_unless_replaced(store_url: str) -> None:
+    store = open_store(store_url, create=True)
+    try:
+        assert store.add_run(run(0, {"m": 1.0}))
+        assert store.has_run("s", "r000")
+        assert not store.add_run(run(0, {"m": 2.0}))
+        assert store.runs("s")[0].value("m") == 1.0
+        assert store.add_run(run(0, {"m": 2.0}), replace=True)
+        (only,) = store.runs("s")
+        assert only.value("m") == 2.0
+    finally:
+        store.close()
+
+
+def test_run_without_samples_and_provenance_survive(store_url: str) -> None:
+    store = open_store(store_url, create=True)
+    prov = {
+        "host": {"hostname": "h"},
+        "gpu": {"nvidia_smi": {"driver_version": "550.1", "cuda_version": "12.4"}},
+    }
+    r = Run(
+        suite="s",
+        run_id="failed1",
+        created_at="2025-01-01T00:00:00.000000Z",
+        status=RunStatus.FAILURE,
+        provenance=prov,
+        source={"files": [], "skipped": 3},
+    )
+    try:
+        store.add_run(r)
+        (got,) = store.runs("s")
+        assert got.samples == () and got.provenance == prov and got.source["skipped"] == 3
+    finally:
+        store.close()
+
+
+def test_many_samples_keep_their_order(store_url: str) -> None:
+    values = [float(v) for v in range(300, 0, -1)]
+    store = open_store(store_url, create=True)
+    try:
+        store.add_run(run(0, {"m": values}))
+        assert list(store.runs("s")[0].sample("m").values) == values  # type: ignore[union-attr]
+    finally:
+        store.close()
+
+
+def test_state_documents(store_url: str) -> None:
+    store = open_store(store_url, create=True)
+    try:
+        assert store.get_state("s", "changepoints:m:*") is None
+        store.put_state("s", "changepoints:m:*", {"seen": 3})
+        store.put_state("s", "changepoints:m:*", {"seen": 4})
+        assert store.get_state("s", "changepoints:m:*") == {"seen": 4}
+    finally:
+        store.close()
+
+
+def test_reading_a_history_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
+    for url in (f"sqlite:///{tmp_path / 'nope' / 'h.db'}", f"dir://{tmp_path / 'nodir'}"):
+        store = open_store(url, create=False)
+        assert isinstance(store, EmptyStore)
+        assert store.runs("s") == [] and store.suites() == [] and store.get_state("s", "k") is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sqlite_file_without_tables_reads_empty(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "h.db"
+    sqlite3.connect(db).close()
+    store = open_store(f"sqlite:///{db}", create=False)
+    try:
+        assert store.runs("s") == [] and not store.has_run("s", "x")
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_empty_database_reads_empty_without_creating_tables(pg_url: str) -> None:
+    import sqlalchemy as sa
+
+    store = open_store(pg_url, create=False)
+    try:
+        assert store.runs("s") == []
+    finally:
+        store.close()
+    eng = sa.create_engine(parse_url(pg_url).url)
+    try:
+        assert not sa.inspect(eng).has_table("gate_runs")
+    finally:
+        eng.dispose()
+
+
+def test_parse_url_forms() -> None:
+    assert parse_url("sqlite:///rel/h.db").path == Path("rel/h.db")
+    assert parse_url("sqlite:////abs/h.db").path == Path("/abs/h.db")
+    assert parse_url("dir://some/where").path == Path("some/where")
+    pg = parse_url("postgresql://u:secretpw@localhost:5432/db")
+    assert pg.url.startswith("postgresql+psycopg://") and "secretpw" not in pg.display
+    assert parse_url("postgres://u@h/db").url.startswith("postgresql+psycopg://")
+    for bad in ("history.db", "mysql://x/y", "sqlite://h.db", "sqlite:///", "dir://"):
+        with pytest.raises(UsageError, match="--db"):
+            parse_url(bad)
+
+
+def test_dir_store_rejects_a_corrupt_run_file(tmp_path: Path) -> None:
+    from sleuth.errors import InfrastructureError
+
+    url = f"dir://{tmp_path / 'd'}"
+    store = open_store(url, create=True)
+    store.add_run(run(0, {"m": 1.0}))
+    (tmp_path / "d" / "s" / "r001.json").write_text("{not json")
+    with pytest.raises(InfrastructureError, match=r"r001\.json"):
+        store.runs("s")
