@@ -22,8 +22,9 @@ strategy treats them as untestable from the start.
 Performance mode (``Options.perf``) is :class:`~sleuth.bisect.perfrun.PerfRun`: the ends compared
 sequentially, then a posterior search for the step (see that module); later stages (merged
 branches, blame probes) rerun a candidate while :func:`~sleuth.bisect.perf.classify` says
-AMBIGUOUS and the strategy sees the verdict (BAD = FAIL).  With several repositories, a FOUND stage is settled by a blame probe (see
-:mod:`sleuth.bisect.git`): a pass blames the stage's primary, a fail starts the next stage.
+AMBIGUOUS and the strategy sees the verdict (BAD = FAIL).  With several repositories, a FOUND
+stage is settled by a blame probe (see :mod:`sleuth.bisect.git`): a pass blames the stage's
+primary, a fail starts the next stage.
 """
 
 from __future__ import annotations

@@ -90,9 +90,9 @@ def classify(spec: PerfSpec, good: Sequence[float], bad: Sequence[float], cand: 
             return Verdict.AMBIGUOUS
         mc = median(c)
         return Verdict.BAD if abs(mc - median(b)) < abs(mc - median(g)) else Verdict.GOOD
-    from sleuth.bisect.perfsearch import side_probability
+    from sleuth.bisect.perfsearch import resolution_for, side_probability
 
-    p = side_probability(g, c, b)
+    p = side_probability(g, c, b, resolution_for(spec.threshold, g))
     if p >= 1 - eps:
         return Verdict.BAD
     if p <= eps:

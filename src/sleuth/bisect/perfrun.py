@@ -31,7 +31,7 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
 from sleuth.bisect.perf import PerfSpec, PerfState, Verdict
-from sleuth.bisect.perfsearch import StepResult, StepSearch
+from sleuth.bisect.perfsearch import StepResult, StepSearch, resolution_for
 from sleuth.bisect.seqtest import Comparison, Decision, Sequential, compare
 from sleuth.bisect.strategies import SearchResult, SearchStatus
 from sleuth.errors import UsageError
@@ -223,7 +223,8 @@ class PerfRun:
     def _search(self, lo: int, hi: int) -> StepResult | int:
         """Search ``[lo, hi]`` for its step; an int is a probe between two steps (split there)."""
         m = hi - lo + 1
-        search = StepSearch(m, confidence=self.d.opt.confidence, max_samples=self.spec.max_samples)
+        search = StepSearch(m, confidence=self.d.opt.confidence, max_samples=self.spec.max_samples,
+                            resolution=resolution_for(self.spec.threshold, self.values[lo]))  # fmt: skip
         for i in range(lo, hi + 1):
             for v in self.values.get(i, ()):
                 search.observe(i - lo, v)

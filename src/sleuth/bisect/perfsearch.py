@@ -38,7 +38,15 @@ import numpy as np
 from scipy.special import ndtri
 from scipy.stats import rankdata
 
-__all__ = ["CONF_CAP", "Posterior", "StepResult", "StepSearch", "posterior", "side_probability"]
+__all__ = [
+    "CONF_CAP",
+    "Posterior",
+    "StepResult",
+    "StepSearch",
+    "posterior",
+    "resolution_for",
+    "side_probability",
+]
 
 #: the reported confidence never reaches 1: the model is a model (one step, exchangeable runs)
 CONF_CAP = 0.9999
@@ -83,13 +91,19 @@ def normal_scores(values: np.ndarray) -> np.ndarray:
     return np.asarray(ndtri((r - 0.375) / (len(values) + 0.25)))
 
 
-def posterior(samples: Mapping[int, Sequence[float]], weights: Sequence[float] | None = None) -> Posterior:
+def posterior(samples: Mapping[int, Sequence[float]], weights: Sequence[float] | None = None,
+              resolution: float = 0.0) -> Posterior:  # fmt: skip
     """The one-step posterior given every tested candidate's values (the lowest and highest tested
     are the ends and must have values).  ``weights``: the prior weight of each interval (default:
-    its width, i.e. a uniform prior over f)."""
+    its width, i.e. a uniform prior over f).  ``resolution``: values are rounded to multiples of it
+    first, so that differences far below the threshold (a slow drift, the last digits of a nearly
+    constant metric) are ties, not ranks."""
     tested = sorted(i for i, xs in samples.items() if len(xs))
     sizes = np.array([len(samples[i]) for i in tested])
-    z = normal_scores(np.concatenate([np.asarray(samples[i], dtype=float) for i in tested]))
+    values = np.concatenate([np.asarray(samples[i], dtype=float) for i in tested])
+    if resolution > 0:
+        values = np.round(values / resolution)
+    z = normal_scores(values)
     total = len(z)
     owner = np.repeat(np.arange(len(tested)), sizes)
     sums = np.bincount(owner, weights=z, minlength=len(tested))
@@ -113,9 +127,17 @@ def posterior(samples: Mapping[int, Sequence[float]], weights: Sequence[float] |
     return Posterior(tuple(tested), tuple(float(x) for x in mass), max(float(d * d / 2), 0.05))
 
 
-def side_probability(good: Sequence[float], cand: Sequence[float], bad: Sequence[float]) -> float:
+def side_probability(good: Sequence[float], cand: Sequence[float], bad: Sequence[float],
+                     resolution: float = 0.0) -> float:  # fmt: skip
     """P(``cand`` is like ``bad``) against "like ``good``", even odds before the values."""
-    return posterior({0: good, 1: cand, 2: bad}, weights=(1.0, 1.0)).mass[0]
+    return posterior({0: good, 1: cand, 2: bad}, weights=(1.0, 1.0), resolution=resolution).mass[0]
+
+
+def resolution_for(threshold_pct: float, good: Sequence[float]) -> float:
+    """A quarter of the threshold, in the good end's units (0 when there is no threshold)."""
+    if threshold_pct <= 0 or not len(good):
+        return 0.0
+    return abs(float(np.median(np.asarray(good, dtype=float)))) * threshold_pct / 400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +163,8 @@ class StepSearch:
     max_samples: int = 30
     #: runs of the whole search at most (None: no limit beyond ``max_samples``)
     max_runs: int | None = None
+    #: values are compared after rounding to multiples of this (see :func:`posterior`)
+    resolution: float = 0.0
     samples: dict[int, list[float]] = field(default_factory=dict)
     #: candidates that cannot be tested (``--skip``, or a run without the metric)
     untestable: set[int] = field(default_factory=set)
@@ -184,7 +208,7 @@ class StepSearch:
     def post(self) -> Posterior:
         """The posterior (cached until the next value)."""
         if self._post is None:
-            self._post = posterior(self.samples)
+            self._post = posterior(self.samples, resolution=self.resolution)
         return self._post
 
     def _interval(self, post: Posterior, j: int) -> tuple[int, int]:
@@ -211,8 +235,22 @@ class StepSearch:
         want = math.log((1 - self.eps) / self.eps)
         return max(1, math.ceil((want - have) / post.info))
 
+    def _count(self, i: int) -> int:
+        return len(self.samples.get(i, ())) + self.pending[i]
+
     def _room(self, i: int) -> int:
-        return self.max_samples - len(self.samples.get(i, ())) - self.pending[i]
+        """Runs ``i`` may still get (the ends twice as many: every decision leans on them)."""
+        cap = 2 * self.max_samples if i in (0, self.n - 1) else self.max_samples
+        return cap - self._count(i)
+
+    def _or_end(self, y: int, live: set[int]) -> int:
+        """``y``, or an end when every candidate on that side together has fewer runs than ``y``: a
+        candidate next to an end is judged against that end alone, and more runs of ``y`` help little."""
+        have = self._count(y)
+        for end, side in ((0, [i for i in live if i < y]), (self.n - 1, [i for i in live if i > y])):
+            if self._count(end) + sum(self._count(i) for i in side) < have and self._room(end) > 0:
+                return end
+        return y
 
     def propose(self, k: int) -> list[int]:
         """Up to ``k`` candidates to run now (repeats allowed); they count as pending until observed."""
@@ -241,7 +279,7 @@ class StepSearch:
             if u > eps and self._room(i) > 0 and self.pending[i] < self._need(post, i):
                 uncertain.append((u, -i, i))
         if uncertain:
-            return max(uncertain)[2]
+            return self._or_end(max(uncertain)[2], live)
         # 2. a new candidate: the posterior median of the heaviest stretch between live candidates
         walls = sorted({0, self.n - 1, *live})
         best: tuple[float, int] | None = None
@@ -264,8 +302,9 @@ class StepSearch:
             if self._room(i) > 0 and self.pending[i] == 0:
                 rest.append((min(p, 1 - p), -i, i))
         if rest:
-            return max(rest)[2]
-        return None
+            return self._or_end(max(rest)[2], live)
+        ends = [(self._count(e), e) for e in (0, self.n - 1) if self._room(e) > 0]
+        return min(ends)[1] if ends else None
 
     # --- the answer --------------------------------------------------------------------------------
 
