@@ -404,3 +404,60 @@ def test_perf_flag_errors(tmp_path: Path, args: list[str], flag: str) -> None:
     res = subprocess.run([sys.executable, "-m", "sleuth", "bisect", "list", "l", *args, "--", "true"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert res.returncode == 2 and flag in res.stderr and "Traceback" not in res.stderr
+
+
+# --- resume: the journal is the truth ------------------------------------------------------------
+
+
+class Keyed(SimBackend):
+    """Each run's value is a function of its trial (candidate and run number), not of when it ran;
+    a trial in ``forbidden`` (journaled already) must not run again."""
+
+    def __init__(self, jobs: int, forbidden: set[str]) -> None:
+        super().__init__(jobs, lambda _i: False, None, self._value)
+        self.forbidden = forbidden
+        self.ran: list[str] = []
+        self._trial = ""
+
+    def _value(self, index: int) -> float:
+        noise = random.Random(self._trial).gauss(0, 1)
+        return (105.0 if index >= 37 else 100.0) * (1 + 0.03 * noise)
+
+    def submit(self, spec: TrialSpec, trial_dir: Path, **kw: Any) -> Any:
+        rel = "/".join(trial_dir.parts[-3:])
+        assert rel not in self.forbidden, f"{rel} ran again"
+        self.ran.append(rel)
+        self._trial = rel
+        return super().submit(spec, trial_dir, **kw)
+
+
+def keyed_search(rd: RunDir, replay: list[dict[str, Any]] | None, forbidden: set[str], jobs: int) -> Driver:
+    opts = Options(jobs=jobs, perf=PerfSpec("t", threshold=3.0))
+    d = Driver(ListSource("x"), TrialSpec(argv=("x",)), StandardOracle(OracleConfig()), rd, opts, replay=replay,
+               labels=[f"v{i}" for i in range(60)], backend=Keyed(jobs, forbidden))  # fmt: skip
+    d.run()
+    return d
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_a_resumed_perf_search_retraces_the_interrupted_one(root: Path, jobs: int) -> None:
+    rd = RunDir.create(root, "bisect", "t")
+    whole = keyed_search(rd, None, set(), jobs)
+    assert whole.labels[whole.perf_state.steps[0]["first_bad"]] == "v37"  # type: ignore[union-attr]
+    tests = [json.loads(x) for x in (rd.path / "journal.jsonl").read_text().splitlines()]
+    tests = [e for e in tests if e["event"] == "test"]
+    rd.close()
+    # killed halfway: the journal keeps the first half, the trials after it left no result
+    cut = tests[: len(tests) // 2]
+    other = RunDir.create(root, "bisect", "u")
+    for e in cut:
+        (other.path / e["trial_dir"]).mkdir(parents=True)
+    lines = [
+        json.dumps({"event": "test", **{k: v for k, v in e.items() if k not in ("event", "t")}}) for e in cut
+    ]
+    (other.path / "journal.jsonl").write_text("\n".join(lines) + "\n")
+    resumed = keyed_search(other, cut, {e["trial_dir"] for e in cut}, jobs)
+    assert [e.trial_dir for e in resumed.events] == [e["trial_dir"] for e in tests]
+    assert [e.value for e in resumed.events] == [e["value"] for e in tests]
+    assert resumed.perf_state is not None and resumed.perf_state.steps == whole.perf_state.steps  # type: ignore[union-attr]
+    other.close()

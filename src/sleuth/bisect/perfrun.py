@@ -87,6 +87,8 @@ class PerfRun:
         self._checked = False
         #: the search under way: its first index and the search
         self._active: tuple[int, StepSearch] | None = None
+        #: ranges searched without a step found: (lo, hi, how the search ended)
+        self.unresolved: list[tuple[int, int, StepResult]] = []
 
     # --- runs -------------------------------------------------------------------------------------
 
@@ -220,7 +222,7 @@ class PerfRun:
 
     # --- 2. search a range ------------------------------------------------------------------------
 
-    def _search(self, lo: int, hi: int) -> StepResult | int:
+    def _search(self, lo: int, hi: int, *, split: bool = True) -> StepResult | int:
         """Search ``[lo, hi]`` for its step; an int is a probe between two steps (split there)."""
         m = hi - lo + 1
         search = StepSearch(m, confidence=self.d.opt.confidence, max_samples=self.spec.max_samples,
@@ -247,7 +249,7 @@ class PerfRun:
                 y = ev.index
                 if lo < y < hi:
                     where = self._probe_check(search, lo, y, hi)
-                    if where == "split":
+                    if where == "split" and split:
                         return y
                     if where == "flat":
                         self._p_bad(search, lo, hi)
@@ -306,23 +308,23 @@ class PerfRun:
         self.d.run_dir.journal.append("strategy", kind="StepSearch", flaky="perf")
         queue: list[tuple[int, int]] = [(0, n - 1)]
         first: StepResult | None = None
-        try:
-            while queue:
-                lo, hi = queue.pop(0)
-                out = self._search(lo, hi)
-                if isinstance(out, int):
-                    self.d.run_dir.journal.append("perf split", at=self.d.labels[out], lo=self.d.labels[lo],
-                                                  hi=self.d.labels[hi])  # fmt: skip
-                    queue[:0] = [(lo, out), (out, hi)]
-                    continue
-                first = first or out
-                if out.status != "found":
-                    continue
-                self._add_step(out, lo, hi)
-                if len(self.state.steps) + len(queue) < MAX_STEPS:
-                    queue += self._more_steps(out, lo, hi)
-        except _EndsFailed as exc:
-            return _result(SearchStatus.NOT_FOUND, note=exc.note)
+        splits = 0
+        while queue:
+            lo, hi = queue.pop(0)
+            out = self._search(lo, hi, split=splits < MAX_STEPS - 1)
+            if isinstance(out, int):
+                splits += 1
+                lab = self.d.labels
+                self.d.run_dir.journal.append("perf split", at=lab[out], lo=lab[lo], hi=lab[hi])
+                queue[:0] = [(lo, out), (out, hi)]
+                continue
+            first = first or out
+            if out.status != "found":
+                self.unresolved.append((lo, hi, out))
+                continue
+            self._add_step(out, lo, hi)
+            if len(self.state.steps) + len(queue) < MAX_STEPS:
+                queue += self._more_steps(out, lo, hi)
         return self._answer(first)
 
     def _add_step(self, r: StepResult, lo: int, hi: int) -> None:
@@ -345,7 +347,10 @@ class PerfRun:
             screen = compare(self.values[a], self.values[b], self.spec.threshold, alpha=SCREEN_ALPHA)
             if screen.decision is not Decision.REGRESSED:
                 continue
-            c = self._compare(a, b, "step check", fresh=True)
+            try:
+                c = self._compare(a, b, "step check", fresh=True)
+            except _EndsFailed:
+                continue
             self._record(a, b, c, f"another step {why}?")
             if c.decision is Decision.REGRESSED:
                 out.append((a, b))
@@ -378,6 +383,10 @@ class PerfRun:
             )
             answer = chosen["first_bad_label"]
             note = f"the range holds {len(steps)} steps: {listed}; the answer is {answer}, {why}"
+        for lo, hi, r in self.unresolved:
+            lab = self.d.labels
+            more = f"between {lab[lo]} and {lab[hi]} another step was not pinned down ({r.note or r.status})"
+            note = f"{note}; {more}" if note else more
         self.state.note = note
         fb, lg = int(chosen["first_bad"]), int(chosen["last_good"])
         return SearchResult(status=SearchStatus.FOUND, first_bad=fb, last_good=lg, suspects=(fb,),
