@@ -15,6 +15,7 @@ import random
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -322,6 +323,32 @@ def test_a_drift_far_below_the_threshold_is_no_step(root: Path) -> None:
     assert s["first_bad"]["label"] == "v13" and s["last_good"]["label"] == "v12"
     assert len(s["perf"]["steps"]) == 1 and s["confidence"] >= 0.95
     assert s["perf"]["verdicts"]["v12"] == "good"
+
+
+def test_candidates_without_the_metric_are_untestable_and_can_make_the_answer_one_of(root: Path) -> None:
+    rng = random.Random(9)
+
+    def metric(i: int) -> float | None:
+        if 20 <= i < 26:  # these builds crash before printing the metric
+            return None
+        return (106.0 if i >= 23 else 100.0) * (1 + 0.01 * rng.gauss(0, 1))
+
+    d, s = drive(root, metric, 50, perf())
+    assert s["status"] == "ambiguous" and s["suspects"] == [f"v{i}" for i in range(20, 27)]
+    assert s["last_good"]["label"] == "v19" and s["first_bad"]["label"] == "v26"
+    crashed = {f"v{i}" for i in range(20, 26)}
+    runs = Counter(e.label for e in d.events)
+    assert all(runs[label] == 1 for label in crashed)  # tried once each, then untestable
+
+
+def test_higher_is_better_and_the_budget_holds(root: Path) -> None:
+    rng = random.Random(4)
+    _, s = drive(root, lambda i: (95.0 if i >= 31 else 100.0) * (1 + 0.02 * rng.gauss(0, 1)), 64,
+                 Options(perf=PerfSpec("t", Direction.HIGHER, threshold=3.0)))  # fmt: skip
+    assert s["first_bad"]["label"] == "v31" and s["perf"]["comparisons"][0]["shift_pct"] > 2
+    _, s = drive(root, lambda i: (101.0 if i >= 31 else 100.0) * (1 + 0.05 * rng.gauss(0, 1)), 64,
+                 Options(perf=PerfSpec("t", threshold=0.5), max_tests=40))  # fmt: skip
+    assert s["tests"] <= 40 and s["status"] != "found"
 
 
 # --- the CLI, real processes -------------------------------------------------------------------------
