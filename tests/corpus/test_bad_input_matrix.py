@@ -62,7 +62,7 @@ RECIPE_CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ("unknown-workload-key", _set("workload.colour", 1), ["workload.colour", "unknown key"]),
     ("unknown-cell-key", _set("cells[1].colour", 1), ["cells[1].colour", "unknown key"]),
     ("no-workload", _set("workload", None), ["workload", "required"]),
-    ("no-command", _set("workload.command", None), ["workload.command", "required"]),
+    ("no-command", _set("workload.command", None), ["workload", "exactly one of command", "plugin"]),
     ("command-empty-list", _set("workload.command", []), ["workload.command"]),
     ("command-empty-str", _set("workload.command", "  "), ["workload.command"]),
     ("command-blank-argv0", _set("workload.command", [""]), ["workload.command"]),
