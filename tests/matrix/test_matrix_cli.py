@@ -357,3 +357,43 @@ def test_entry_point_plugins_are_listed_with_their_source(sleuth: Callable[..., 
     assert mits["vendor_fix"]["source"].startswith("entry point vendor = fakeplug:MITIGATIONS")
     envs = {e["name"]: e for e in sleuth("environments", "--json", env=env).json()["environments"]}
     assert envs["vendor-cluster"]["kind"] == "plugin"
+
+
+def test_mixing_a_recipe_with_flags_names_them_as_typed(
+    sleuth: Callable[..., Any], write_recipe: Callable[..., Path]
+) -> None:
+    path = write_recipe()
+    one_line_error(
+        sleuth(
+            "matrix",
+            "--recipe",
+            path,
+            "--confound-threshold=1.3",
+            "--baseline-cell",
+            "fix",
+            "--workload",
+            "x",
+        ),
+        "--recipe cannot be mixed with --confound-threshold, --workload, --baseline-cell",
+    )
+    # flags that work with both are no mix: the steps, the output directory
+    ok = sleuth(
+        "matrix", "--recipe", path, "--steps", "3", "--output-dir", "elsewhere", "--dry-run", "--json"
+    )
+    assert ok.rc == 0, ok.stderr
+    assert ok.json()["run_dir_parent"].endswith("elsewhere/T-1/cellwork")
+
+
+def test_aorta_flag_names(sleuth: Callable[..., Any], tmp_path: Path) -> None:
+    """--baseline-cell, --workload (a command here), --steps and --output-dir, as an aorta user types them."""
+    res = sleuth("matrix", "--workload", f"{sys.executable} {CELLWORK} {{STEPS}}", "--mitigation-axis", "tf32_off",
+                 "--baseline-cell", "tf32_off", "--steps", "2", "--trials", "2", "--output-dir", tmp_path / "out",
+                 "--json", env={"WORK_FAIL_P": "0"})  # fmt: skip
+    assert res.rc in (0, 3), res.stderr
+    doc = res.json()
+    assert doc["baseline"] == "tf32_off" and doc["baseline_reason"] == "confound.baseline_cell"
+    assert doc["steps"] == 2 and doc["cells"][0]["command"][-1] == "2"
+    assert Path(doc["run_dir"]).is_relative_to(tmp_path / "out")
+    assert not (tmp_path / "runs").exists()
+    assert doc["cells"][0]["trials"][0]["path"] == "cells/baseline/trials/0001"
+    assert (Path(doc["run_dir"]) / doc["cells"][0]["trials"][0]["path"] / "stdout").is_file()

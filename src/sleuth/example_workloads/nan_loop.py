@@ -53,7 +53,9 @@ def train(
             # a per-batch scale in reduced precision: garbage overflows it to inf, inf/inf is nan
             scale = np.abs(x.astype(dtype)).max() * np.abs(x.astype(dtype)).max()
             loss = float(np.mean(err * err) * (scale / scale))
-            w -= lr * (x.T @ err) / len(x) / max(1.0, float(np.abs(x).max()))
+            grad = (x.T @ err) / len(x)
+            # a clipped step: a garbage batch moves the weights by at most lr (float32 survives it)
+            w -= lr * grad / max(1.0, float(np.linalg.norm(grad)))
         time.sleep(step_ms / 1000 * (4.0 if BLOCKING else 1.0))
         times.append((time.perf_counter() - t0) * 1000)
         if not np.isfinite(loss):

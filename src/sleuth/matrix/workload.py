@@ -105,11 +105,14 @@ def resolve_workload(recipe: Recipe, source: str) -> Workload:
         return Workload(recipe=recipe, named=None, source=source)
     named = _load(spec.plugin, source)
     params = named.check_params(spec.params, f"{source}: workload")
-    if "steps" in spec.params and recipe.steps is not None:
-        raise ConfigError(
-            f"{source}: workload.steps: the steps are given twice (workload.steps and steps)",
-            hint="keep the recipe's steps: (cells may override it)",
-        )
+    if recipe.steps is not None and "steps" in params:
+        if "steps" in spec.params and spec.params["steps"] != recipe.steps:
+            raise ConfigError(
+                f"{source}: workload.steps: {spec.params['steps']!r}, but steps: {recipe.steps} "
+                "(the steps are given twice)",
+                hint="keep the recipe's steps: (cells may override it)",
+            )
+        params["steps"] = recipe.steps
     given = spec.model_fields_set
     update: dict[str, Any] = {"params": params}
     if spec.name is None:
