@@ -302,6 +302,7 @@ FLAG_CASES: list[tuple[str, list[str], list[str]]] = [
     ("workload-and-workload-cmd", ["--workload", "true", "--workload-cmd", "true"], ["--workload"]),
     ("workload-empty", ["--workload", ""], ["--workload"]),
     ("workload-ref-missing", ["--workload", "nomod:Nope"], ["--workload", "nomod"]),
+    ("workload-typo", ["--workload", "numpy_nam"], ["--workload 'numpy_nam'", "numpy_nan"]),
     ("output-and-output-dir", ["--output", "a", "--output-dir", "b", "--", "true"], ["--output-dir"]),
     ("steps-token-no-steps", ["--", "echo", "{STEPS}"], ["{STEPS}", "--steps"]),
 ]  # fmt: skip

@@ -17,8 +17,10 @@ import hashlib
 import math
 import re
 import shlex
+import shutil
 from collections.abc import Collection
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from sleuth.errors import UsageError
@@ -159,6 +161,12 @@ def _plugin(flags: ShimFlags) -> str | None:
                 hint="give the command after -- (or --workload-cmd) instead of a plugin",
             )
         return value
+    words = value.split()
+    if len(words) == 1 and shutil.which(words[0]) is None and not Path(words[0]).exists():
+        raise UsageError(
+            f"--workload {value!r}: neither a workload plugin nor a command",
+            hint=f"installed plugins: {', '.join(available()) or 'none'}; a command goes after --",
+        )
     return None
 
 
