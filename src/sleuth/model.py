@@ -32,7 +32,8 @@ __all__ = [
 ]
 
 #: names that reach file paths (cells, run names, candidates' directories) must match this
-NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+#: ``\Z``, not ``$``: ``$`` also matches before a final newline, and ``T\n`` named a directory
+NAME_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 #: and be at most this long (a path component is limited to 255 bytes; ids and suffixes are added)
 NAME_MAX = 100
 #: the most trials one run, cell or candidate may ask for (an absurd count is a usage error)
@@ -51,7 +52,7 @@ SERIES_KEEP = 1000
 
 def check_name(name: str) -> bool:
     """True when ``name`` is safe as one path component (DESIGN §3), at most ``NAME_MAX`` long."""
-    return len(name) <= NAME_MAX and bool(NAME_RE.match(name)) and name not in {".", ".."}
+    return len(name) <= NAME_MAX and NAME_RE.fullmatch(name) is not None and name not in {".", ".."}
 
 
 class Outcome(Enum):
