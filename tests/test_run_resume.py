@@ -28,7 +28,7 @@ TRIALS = 24
 
 #: each trial marks its start (id and pid), prints one line, sleeps, and fails iff its id is listed
 SCRIPT = (
-    ': > "$MARKS/$SLEUTH_TRIAL_ID-$$"; echo "run $SLEUTH_TRIAL_ID $$"; sleep 0.05; '
+    ': > "$MARKS/$SLEUTH_TRIAL_ID-$$"; echo "run $SLEUTH_TRIAL_ID $$"; sleep 0.1; '
     'case " $FAILS " in *" $SLEUTH_TRIAL_ID "*) echo "boom $SLEUTH_TRIAL_ID" >&2; exit 1;; esac'
 )
 
@@ -84,7 +84,15 @@ def test_kill_9_at_random_moments_and_resume_up_to_three_times(sleuth_env, tmp_p
     for attempt in range(kills + 1):
         last = attempt == kills
         if not last:
-            time.sleep(rng.uniform(0.1, 1.6))
+            # a moment inside the run: once this process has started a trial of its own (start-up
+            # included, most moments would fall after a short run ended), then up to 0.6 s later
+            started = sum(_marks(marks).values())
+            deadline = time.monotonic() + 30
+            while (
+                proc.poll() is None and sum(_marks(marks).values()) == started and time.monotonic() < deadline
+            ):
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.6))
             killed += proc.poll() is None
             proc.send_signal(signal.SIGKILL)
         rc = proc.wait(timeout=120)

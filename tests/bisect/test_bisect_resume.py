@@ -224,7 +224,7 @@ def test_kill_9_at_random_moments_and_resume_up_to_three_times(tmp_path: Path, k
         tests, journaled = tests + d["tests"], journaled + len(journaled_tests(run_dir))
     assert kills >= 4 and resumes >= 3  # the moments were inside the runs, not after them
     chaos.record(f"bisect {kind}", seed=seed, kills=kills, resumes=resumes, trials=tests, journaled=journaled,
-                 lost=0, invented=0, rerun=0)  # fmt: skip
+                 lost=0, invented=0)  # fmt: skip
 
 
 def _sleuth(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
