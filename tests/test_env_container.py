@@ -192,7 +192,9 @@ def test_podman_gpu_and_rocm_flags(fake: FakeRuntimes, tmp_path: Path) -> None:
 
 def test_runtime_own_errors_are_not_the_workloads(fake: FakeRuntimes) -> None:
     fake.install("podman")
-    hook = ContainerEnvironment(image="img", runtime=Runtime.PODMAN).prepare().wrap(TrialSpec(argv=("t",))).hook
+    hook = (
+        ContainerEnvironment(image="img", runtime=Runtime.PODMAN).prepare().wrap(TrialSpec(argv=("t",))).hook
+    )
     assert hook is not None
     assert hook.own_error(125, "Error: statfs /nope: no such file or directory\n") == (
         "podman: Error: statfs /nope: no such file or directory"

@@ -60,7 +60,9 @@ def _exec(image: str, cmd: list[str], env: dict[str, str], workdir: str | None, 
         return 125
     if os.environ.get("FAKE_RUNTIME_IMAGES") is not None and not _known(image):
         sys.stderr.write(f"Unable to find image '{image}' locally\n")
-        sys.stderr.write(f"docker: Error response from daemon: manifest for {image} not found: manifest unknown\n")
+        sys.stderr.write(
+            f"docker: Error response from daemon: manifest for {image} not found: manifest unknown\n"
+        )
         return 125
     env = {k: _map(v, mounts) for k, v in env.items()}
     env["FAKE_CONTAINER_IMAGE"] = image
@@ -163,7 +165,9 @@ def main(argv: list[str]) -> int:
         if args[:1] == ["list-tags"]:
             if os.environ.get("FAKE_RUNTIME_NO_LIST"):
                 return 1
-            tags = sorted(i[len(ref) + 1 :] for i in _images("FAKE_RUNTIME_IMAGES") if i.startswith(ref + ":"))
+            tags = sorted(
+                i[len(ref) + 1 :] for i in _images("FAKE_RUNTIME_IMAGES") if i.startswith(ref + ":")
+            )
             print(json.dumps({"Repository": ref, "Tags": tags}))
             return 0
         return 0 if args[:1] == ["inspect"] and _known(ref, local_too=False) else _missing(ref)

@@ -31,10 +31,11 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sleuth.bisect.candidates import Source, parse_date
+from sleuth.bisect.images import older_than
 from sleuth.bisect.policy import BAD_END_RETRIES, choose_strategy, make_strategy
 from sleuth.bisect.strategies import Query, SearchResult, SearchStatus, Strategy
 from sleuth.bisect.trials import Options, TestEvent, TestPool
@@ -108,6 +109,8 @@ class Driver(TestPool):
         self._flip = False
         self._told = -1
         self._ends_misbehaved = False
+        #: ``bisect images --source``: the commits stage's summary (:mod:`sleuth.bisect.chain`)
+        self.chain: dict[str, Any] | None = None
 
     # --- candidates in the strategy's order ------------------------------------------------------
 
@@ -127,19 +130,59 @@ class Driver(TestPool):
         strat.expect(q)
         self._roles[self._submit(q.index, phase)] = (role, q)
 
-    def _gallop(self, src: ImageSource) -> list[TestEvent]:
-        """No known-good date: step back 1, 2, 4 ... days from the end until one passes."""
-        end = parse_date(src.end, "--end-date")
+    def _gallop(self, src: ImageSource, origin: date) -> list[TestEvent]:
+        """Step back 1, 2, 4 ... days from ``origin`` until an image passes; with the tags listed,
+        each step lands on the nearest existing date older than the last one tested."""
+        days = src.available()
         found: list[TestEvent] = []
-        step = 1
+        step, last = 1, origin
         while step <= _GALLOP_DAYS:
-            day = end - timedelta(days=step)
+            day: date | None = origin - timedelta(days=step)
+            if days is not None:
+                assert day is not None
+                day = older_than(days, day, last)
+                if day is None:
+                    break
+            assert day is not None
             (ev,) = self.run_now([(-1, src.tag(day))], "gallop")
             found.append(ev)
+            last = day
             if ev.counted is Outcome.PASS:
                 src.start = day.isoformat()
                 return found
             step *= 2
+        return found
+
+    def _image_ends(self, src: ImageSource) -> list[TestEvent] | SearchResult:
+        """The dated ends without a known-good start (or with ``step_back`` and a failing one).
+
+        The end must fail (not tested with ``--skip-precondition-checks``); then the gallop back
+        from it, or from the start when the start fails too, finds a passing date.
+        """
+        end = parse_date(src.end, "--end-date")
+        if self.opt.check_ends:
+            bad = self.run_now([(-1, src.tag(end))], "bad end")[0]
+            if bad.outcome is not Outcome.FAIL:
+                return self._ends_failed(None, bad)
+            self.signature = bad.signature
+        found: list[TestEvent] = []
+        origin = end
+        if src.start:  # --step-back: the given start first
+            good = self.run_now([(-1, src.tag(parse_date(src.start, "--start-date")))], "good end")[0]
+            found.append(good)
+            if good.counted is Outcome.PASS:
+                return found
+            if good.outcome is not Outcome.FAIL:
+                return self._ends_failed(good, None)
+            origin = parse_date(src.start, "--start-date")
+        found += self._gallop(src, origin)
+        if not found or found[-1].counted is not Outcome.PASS:
+            where = (
+                f"{_GALLOP_DAYS} days before {origin}" if src.available() is None else f"tags before {origin}"
+            )
+            return _not_found(f"no passing image in the {where}")
+        if self.signature is None:  # the end was not tested: the first failure seen defines "bad"
+            self.signature = next((e.signature for e in found if e.outcome is Outcome.FAIL), None)
         return found
 
     def run(self) -> tuple[SearchResult, Strategy | None]:
@@ -147,6 +190,10 @@ class Driver(TestPool):
         try:
             res, strat = self._search()
             res = self.result_in_order(res)
+            if strat is not None and bool(getattr(self.source, "sources", None)):  # images --source
+                from sleuth.bisect.chain import continue_chain
+
+                self.chain = continue_chain(self, res)
             if strat is not None and _is(self.source, "git", "MultiGitSource"):
                 res = self._settle_blame(self.source, res, strat)  # type: ignore[arg-type]
             elif (strat is not None and _is(self.source, "git", "GitSource") and not self.opt.find_fix
@@ -159,19 +206,16 @@ class Driver(TestPool):
     def _search(self) -> tuple[SearchResult, Strategy | None]:
         src = self.source
         gallop: list[TestEvent] = []
-        if src.kind == "images" and not getattr(src, "start", "x"):
+        if src.kind == "images" and (not getattr(src, "start", "x") or getattr(src, "step_back", False)):
             from sleuth.bisect.packaged import ImageSource
 
             assert isinstance(src, ImageSource)
             if self.opt.find_fix:
                 raise UsageError("--find-fix needs --start-date with sleuth bisect images")
-            bad = self.run_now([(-1, src.tag(parse_date(src.end, "--end-date")))], "bad end")[0]
-            if bad.outcome is not Outcome.FAIL:
-                return self._ends_failed(None, bad), None
-            self.signature = bad.signature
-            gallop = self._gallop(src)
-            if not gallop or gallop[-1].counted is not Outcome.PASS:
-                return _not_found(f"no passing image in the {_GALLOP_DAYS} days before the end"), None
+            got = self._image_ends(src)
+            if isinstance(got, SearchResult):
+                return got, None
+            gallop = got
         if self._known_labels:
             self.labels = list(self._known_labels)
         else:

@@ -206,48 +206,177 @@ def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | N
     return _start(src, kw)
 
 
+def _image_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The container flags of ``images`` and ``image-commits``."""
+    for deco in reversed(
+        [
+            click.option(
+                "--runtime",
+                type=click.Choice(["docker", "podman", "pyxis"]),
+                default="docker",
+                show_default=True,
+            ),
+            click.option(
+                "--mount", "mounts", multiple=True, metavar="SRC:DST[:ro]", help="Bind mount. Repeatable."
+            ),
+        ]
+    ):
+        func = deco(func)
+    return func
+
+
+def _chain_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The commits stage's flags (``images --source`` and ``image-commits``)."""
+    for deco in reversed(
+        [
+            click.option(
+                "--source",
+                "sources",
+                multiple=True,
+                metavar="NAME=PATH",
+                help="A git repository inside the image (e.g. jax=/opt/jax-source): after the "
+                "dates, bisect its commits inside the first bad image. Repeatable.",
+            ),
+            click.option(
+                "--build",
+                metavar="CMD",
+                help="Shell command run in the container before each "
+                "test of the commits stage; failure = SKIP.",
+            ),
+            click.option(
+                "--cache-mount",
+                metavar="HOST:CONTAINER",
+                help="A persistent build cache mounted into every build (e.g. a Bazel disk cache).",
+            ),
+        ]
+    ):
+        func = deco(func)
+    return func
+
+
 @command.command(name="images", context_settings=_CTX)
 @click.option(
     "--template", required=True, help="Image name with {date}, e.g. 'ghcr.io/x/jax:nightly-{date}'."
 )
 @click.option(
     "--end-date",
-    required=True,
     metavar="YYYY-MM-DD",
-    help="A date whose image fails (passes with --find-fix).",
+    help="A date whose image fails (passes with --find-fix; default: the newest tag).",
 )
 @click.option(
     "--start-date",
     metavar="YYYY-MM-DD",
     help="A date whose image passes (fails with --find-fix; default: search back).",
 )
-@click.option(
-    "--runtime", type=click.Choice(["docker", "podman", "pyxis"]), default="docker", show_default=True
-)
-@click.option("--mount", "mounts", multiple=True, metavar="SRC:DST", help="Bind mount. Repeatable.")
+@_image_options
 @click.option("--date-format", default="%Y-%m-%d", show_default=True, help="strftime format of {date}.")
+@click.option(
+    "--threshold-days",
+    type=int,
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="End the date search once last good and first bad are at most N days apart.",
+)
+@click.option(
+    "--step-back",
+    is_flag=True,
+    help="When --start-date fails, step back (1, 2, 4 ... days) until an image passes.",
+)
+@click.option(
+    "--no-tag-listing",
+    is_flag=True,
+    help="Do not list the repository's tags: try every day (a missing tag is a skip).",
+)
+@_chain_options
 @_search_options
 @_cmd_arg
-def images_cmd(*, template: str, end_date: str, start_date: str | None, runtime: str, mounts: tuple[str, ...],
-               date_format: str, **kw: Any) -> int:  # fmt: skip
-    """Bisect dated images; the command runs inside each (output dir at /sleuth-output)."""
-    from sleuth.bisect.candidates import parse_date
-    from sleuth.bisect.packaged import ImageSource
-    from sleuth.environments.container import Mount
+def images_cmd(
+    *,
+    template: str,
+    end_date: str | None,
+    start_date: str | None,
+    runtime: str,
+    mounts: tuple[str, ...],
+    date_format: str,
+    threshold_days: int,
+    step_back: bool,
+    no_tag_listing: bool,
+    sources: tuple[str, ...],
+    build: str | None,
+    cache_mount: str | None,
+    **kw: Any,
+) -> int:
+    """Bisect dated images; the command runs inside each (its output dir at /sleuth-output).
 
-    parse_date(end_date, "--end-date")
-    if start_date:
-        parse_date(start_date, "--start-date")
-    for m in mounts:
-        Mount.parse(m)
-    if not start_date and any("=" not in m for m in kw["metric"]):
-        raise UsageError("--metric NAME (performance mode) needs --start-date with sleuth bisect images")
-    if not start_date and kw["find_fix"]:
-        raise UsageError("--find-fix needs --start-date with sleuth bisect images (a date whose image fails)")
-    src = ImageSource(
-        template, start_date or "", end_date, runtime=runtime, mounts=mounts, date_format=date_format
+    With the repository's tags listed, only existing dates are tried and the ends step to the
+    nearest existing date.  --source NAME=PATH continues with the commits of those repositories
+    inside the first bad image (see image-commits).  Exit 125 = skip.
+    """
+    from sleuth.cli._bisect_flags import image_source
+
+    src = image_source(
+        kw,
+        template=template,
+        end_date=end_date,
+        start_date=start_date,
+        runtime=runtime,
+        mounts=mounts,
+        date_format=date_format,
+        threshold_days=threshold_days,
+        step_back=step_back,
+        list_tags=not no_tag_listing,
+        sources=sources,
+        build=build,
+        cache_mount=cache_mount,
     )
-    return _start(src, kw)
+    if src.start:
+        src.resolve()  # a bad date is named before the run dir exists
+        for note in src.notes:
+            err_console().print(f"note: {escape(note)}", soft_wrap=True, highlight=False)
+    return _start(src, kw, default_skip=(125,))
+
+
+@command.command(name="image-commits", context_settings=_CTX)
+@click.option("--passing", required=True, metavar="IMAGE", help="An image whose test passes.")
+@click.option(
+    "--failing", required=True, metavar="IMAGE", help="An image whose test fails (the test runs in it)."
+)
+@_image_options
+@_chain_options
+@_search_options
+@_cmd_arg
+def image_commits_cmd(
+    *,
+    passing: str,
+    failing: str,
+    runtime: str,
+    mounts: tuple[str, ...],
+    sources: tuple[str, ...],
+    build: str | None,
+    cache_mount: str | None,
+    **kw: Any,
+) -> int:
+    """Bisect the commits of git repositories baked into two images, inside the failing one.
+
+    Each --source NAME=PATH is a repository inside the images; the failing image must hold the
+    passing one's commit.  Every test checks the candidate commits out over PATH, runs --build
+    (failure = skip) and the command in the failing image.  The answer blames one source's commit
+    and gives the others' reference commits.  Exit 125 = skip.
+    """
+    from sleuth.cli._bisect_flags import chain_source
+
+    src = chain_source(
+        kw,
+        passing=passing,
+        failing=failing,
+        sources=sources,
+        runtime=runtime,
+        mounts=mounts,
+        build=build,
+        cache_mount=cache_mount,
+    )
+    return _start(src, kw, default_skip=(125,))
 
 
 @command.command(name="resume")
@@ -348,7 +477,10 @@ def _finished(summary: dict[str, Any], as_json: bool) -> int:
         where = escape(str(summary.get("run_dir", "")))
         err_console().print(f"[bold]sleuth bisect[/]: {where} is finished; nothing to resume", soft_wrap=True)
         _render(summary)
-    return int(exit_code(str(summary.get("status", ""))))
+    code = int(exit_code(str(summary.get("status", ""))))
+    if isinstance(summary.get("commits"), dict):  # bisect images --source: both stages count
+        code = max(code, int(exit_code(str(summary["commits"].get("status")))))
+    return code
 
 
 def _start(source: Any, kw: dict[str, Any], default_skip: tuple[int, ...] = ()) -> int:
@@ -485,8 +617,14 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
             con.print(f"note: {escape(step['version'])} does not install, the older end moves on: {why}",
                       soft_wrap=True, highlight=False)  # fmt: skip
     metric = opts.perf.name if opts.perf is not None else None
+    from sleuth.cli._bisect_log import debug_log
+
+    logging = debug_log(rd.path, lambda x: public(x, secrets))
+    record = logging.__enter__()  # sleuth.log: the whole of every test line, sleuth's debug messages
 
     def show(ev: Any) -> None:
+        record(f"test {ev.seq} {ev.phase} {ev.label} {ev.outcome.name} (counted {ev.counted.value}) "
+               f"{ev.trial_dir}: {public(ev.signature or ev.reason or '', secrets)}")  # fmt: skip
         if not quiet:
             width = con.width if con.is_terminal else None
             con.print(_test_line(ev, public(ev.signature or ev.reason or "", secrets), metric, width),
@@ -506,8 +644,15 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
         signal.signal(signal.SIGTERM, old)
         if hasattr(source, "close"):
             source.close()
+        logging.__exit__(None, None, None)
     summary = summarize(driver, result)
     summary["command"] = public(_command(kw, source), secrets)
+    code = int(exit_code(summary["status"]))
+    if hasattr(source, "summary_extra"):  # image-commits: images, sources, build times
+        summary.update(source.summary_extra(driver))
+    if driver.chain is not None:  # bisect images --source: the commits stage (in commits/)
+        summary["commits"] = driver.chain
+        code = max(code, int(exit_code(str(driver.chain.get("status")))))
     write_outputs(driver, summary)
     rd.close()
     summary = public(summary, secrets)
@@ -515,7 +660,11 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
         print_json(summary)
     else:
         _render(summary)
-    return int(exit_code(summary["status"]))
+        if "commits" in summary or "builds" in summary:
+            from sleuth.cli._chain_view import render_commits
+
+            render_commits(console(), summary.get("commits") or summary, stage="commits" in summary)
+    return code
 
 
 def _raise_interrupt(_signum: int, _frame: Any) -> None:

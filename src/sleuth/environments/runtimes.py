@@ -175,29 +175,32 @@ def image_exists(runtime: str | Runtime, image: str) -> bool:
 
 
 def list_tags(runtime: str | Runtime, repository: str) -> list[str] | None:
-    """Every ``REPOSITORY:TAG`` the runtime knows locally or the registry lists; ``None`` when
-    neither could be asked (the caller then tries each date in turn)."""
+    """Every ``REPOSITORY:TAG`` there is, or ``None`` when that cannot be known.
+
+    A ``localhost/`` repository lives only here: the local images are all of it.  Any other needs
+    its registry's list (``skopeo list-tags``, ``podman search --list-tags``), to which the local
+    images are added; the local ones alone are only what was pulled, so without the registry's
+    list the answer is ``None`` (the caller then tries each date in turn).
+    """
     from sleuth.runner import run_tool
 
     rt = Runtime.parse(runtime)
-    tags: set[str] = set()
-    asked = False
     tool = rt.executable if rt is not Runtime.PYXIS else next(
         (t for t in ("podman", "docker") if shutil.which(t)), None)  # fmt: skip
+    local: set[str] | None = None
     if tool is not None and shutil.which(tool):
         res = run_tool([tool, "images", "--format", "{{.Repository}}:{{.Tag}}", repository],
                        timeout_s=_INSPECT_TIMEOUT_S)  # fmt: skip
         if res.ok:
-            asked = True
-            tags.update(t for t in res.stdout.split() if t.startswith(repository + ":"))
+            local = {t for t in res.stdout.split() if t.startswith(repository + ":")}
         else:
             log.debug("%s images %s: %s", tool, repository, res.brief())
-    if not is_local_only(repository):
-        remote = _registry_tags(repository, tool)
-        if remote is not None:
-            asked = True
-            tags.update(f"{repository}:{t}" for t in remote)
-    return sorted(tags) if asked else None
+    if is_local_only(repository):
+        return sorted(local) if local is not None else None
+    remote = _registry_tags(repository, tool)
+    if remote is None:
+        return None
+    return sorted({*(local or set()), *(f"{repository}:{t}" for t in remote)})
 
 
 def _registry_tags(repository: str, tool: str | None) -> list[str] | None:
@@ -231,11 +234,12 @@ def image_id(runtime: str | Runtime, image: str) -> str:
     return res.stdout.strip().removeprefix("sha256:")
 
 
-def copy_out(runtime: str | Runtime, image: str, path: str, dest: str) -> None:
-    """Copy ``path`` of ``image`` to ``dest`` on the host (a container is created, never started).
+def copy_out(runtime: str | Runtime, image: str, parts: list[tuple[str, str, bool]]) -> None:
+    """Copy paths of ``image`` to the host: ``parts`` is ``[(path in the image, host dest, required)]``
+    (a container is created, never started, and removed).
 
-    ``UsageError`` when the image has no such path (the user named it); ``InfrastructureError``
-    when the runtime fails.
+    ``UsageError`` when a required path is not in the image (the user named it);
+    ``InfrastructureError`` when the runtime fails.
     """
     from sleuth.runner import run_tool
 
@@ -246,13 +250,15 @@ def copy_out(runtime: str | Runtime, image: str, path: str, dest: str) -> None:
     if not made.ok:
         raise InfrastructureError(f"{rt.value} create {image}: {made.brief()}")
     try:
-        res = run_tool([exe, "cp", f"{name}:{path}", dest], timeout_s=_COPY_TIMEOUT_S)
-        if not res.ok:
+        for path, dest, required in parts:
+            res = run_tool([exe, "cp", f"{name}:{path}", dest], timeout_s=_COPY_TIMEOUT_S)
+            if res.ok:
+                continue
             said = res.brief()
             if _MISSING_RE.search(said):
-                raise UsageError(
-                    f"{image} has no {path}", hint="give the path of a git repository inside the image"
-                )
+                if required:
+                    raise UsageError(f"{image} has no {path}")
+                continue
             raise InfrastructureError(f"{rt.value} cp {image}:{path}: {said}")
     finally:
         run_tool([exe, "rm", "-f", name], timeout_s=_INSPECT_TIMEOUT_S)
