@@ -320,8 +320,8 @@ class PreparedContainer:
         inner = PreparedContainer(
             env=replace(self.env, mounts=(*self.env.mounts, probe)), executable=self.executable
         )
-        prefix = inner.wrap(TrialSpec(argv=("python3",), env=dict(os.environ))).argv
-        return probe_snapshot(prefix, self.env.describe())
+        wrapped = inner.wrap(TrialSpec(argv=("python3",), env=dict(os.environ)))
+        return probe_snapshot(wrapped.argv, self.env.describe(), env=wrapped.env)
 
 
 def _run_dir_of(trial_dir: Path) -> Path:
@@ -403,8 +403,11 @@ def _probe_dir() -> str:
     return str(Path(_probe.__file__).resolve().parent)
 
 
-def probe_snapshot(prefix: Sequence[str], description: dict[str, Any]) -> dict[str, Any]:
-    """Run the probe mounted at ``/sleuth-probe`` through ``prefix`` (``... IMAGE python3``).
+def probe_snapshot(
+    prefix: Sequence[str], description: dict[str, Any], env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Run the probe mounted at ``/sleuth-probe`` through ``prefix`` (``... IMAGE python3``) with the
+    client's ``env`` (where forwarded values travel).
 
     Returns ``{"schema", "taken_at", "container": description, "python", "packages", "env"}``,
     or ``"probe_error"`` instead of the last three when the image cannot run the probe.
@@ -417,7 +420,7 @@ def probe_snapshot(prefix: Sequence[str], description: dict[str, Any]) -> dict[s
         "container": description,
     }
     try:
-        snap.update(snapshot.probe_via(prefix, probe_path=f"{PROBE_MOUNT}/_probe.py"))
+        snap.update(snapshot.probe_via(prefix, probe_path=f"{PROBE_MOUNT}/_probe.py", env=env))
     except InfrastructureError as exc:
         snap["probe_error"] = str(exc)
     return snap
