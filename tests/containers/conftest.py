@@ -78,41 +78,58 @@ def _shared_root(factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def podman_store(tmp_path_factory: pytest.TempPathFactory) -> Podman:
-    """The store with the base images and the dated app tags (built once per test run)."""
+def podman_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
+    """The store with the base images and the dated app tags (built once per test run).
+
+    Shared by the xdist workers through a count of users: the last one to finish checks that no
+    container is left (a container never outlives its trial) and resets the store, which also
+    unmounts what podman's overlay driver mounted there.
+    """
     if PODMAN is None:
         pytest.skip("podman is not installed here")
     root = _shared_root(tmp_path_factory)
     root.mkdir(parents=True, exist_ok=True)
-    with open(root.parent / "podman-store.lock", "a") as lock:
+    lock_path = root.parent / "podman-store.lock"
+    with open(lock_path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        env = write_store_config(root) if not (root / "built").exists() else _env_of(root)
+        env = write_store_config(root)
         if not (root / "built").exists():
-            work = root / "work"
-            shutil.rmtree(work, ignore_errors=True)
-            busybox_rootfs(work / "busybox")
-            import_rootfs(env, work / "busybox", BUSYBOX, work / "busybox.tar")
-            python_rootfs(work / "python")
-            import_rootfs(env, work / "python", PYTHON, work / "python.tar")
-            for day in APP_DATES:
-                build_from(env, BUSYBOX, f"{APP}:{day}", lines=(f"ENV APP_DATE={day}",))
-            shutil.rmtree(work, ignore_errors=True)
-            (root / "built").write_text("ok\n")
-    return Podman(root, env)
+            _build(root, env)
+        users = root / "users"
+        users.write_text(str(int(users.read_text() or 0) + 1 if users.exists() else 1))
+    store = Podman(root, env)
+    yield store
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        left = int(users.read_text() or 1) - 1
+        users.write_text(str(left))
+        if left > 0:
+            return
+        leftover = store.run("ps", "-a", "--format", "{{.Names}} {{.Labels}}", check=False).stdout.strip()
+        store.run("system", "reset", "--force", check=False, timeout=300)
+        (root / "built").unlink(missing_ok=True)
+    assert not leftover, f"containers outlived their tests: {leftover}"
 
 
-def _env_of(root: Path) -> dict[str, str]:
-    from tests.containers.images import store_env
-
-    return store_env(root)
+def _build(root: Path, env: dict[str, str]) -> None:
+    work = root / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    busybox_rootfs(work / "busybox")
+    import_rootfs(env, work / "busybox", BUSYBOX, work / "busybox.tar")
+    python_rootfs(work / "python")
+    import_rootfs(env, work / "python", PYTHON, work / "python.tar")
+    for day in APP_DATES:
+        build_from(env, BUSYBOX, f"{APP}:{day}", lines=(f"ENV APP_DATE={day}",))
+    shutil.rmtree(work, ignore_errors=True)
+    (root / "built").write_text("ok\n")
 
 
 @pytest.fixture(autouse=True)
-def podman(podman_store: Podman, monkeypatch: pytest.MonkeyPatch) -> Iterator[Podman]:
+def podman(podman_store: Podman, monkeypatch: pytest.MonkeyPatch) -> Podman:
     """The store, with this process (and the sleuth it starts) pointed at it (autouse: first, so
     that ``sleuth_env`` copies an environment that names it)."""
     for key, value in podman_store.env.items():
         monkeypatch.setenv(key, value)
     for key in ("CONTAINER_HOST", "CONTAINER_CONNECTION", "DOCKER_HOST"):
         monkeypatch.delenv(key, raising=False)
-    yield podman_store
+    return podman_store

@@ -142,13 +142,13 @@ def test_a_runtime_that_cannot_answer_is_infrastructure(podman: Podman, monkeypa
     monkeypatch.setenv("CONTAINER_HOST", f"unix://{tmp_path}/down.sock")  # a podman service that is down
     why = check_runtime("podman")
     assert why is not None and "down.sock" in why and "\n" not in why
-    with pytest.raises(InfrastructureError, match="down.sock"):
+    with pytest.raises(InfrastructureError, match=r"down\.sock"):
         image_exists("podman", BUSYBOX)
     assert list_tags("podman", APP) is None
 
 
 def test_registry_that_cannot_be_reached_is_infrastructure(podman: Podman) -> None:
-    with pytest.raises(InfrastructureError, match="127.0.0.1:9|connection refused|connect"):
+    with pytest.raises(InfrastructureError, match=r"127\.0\.0\.1:9|connection refused|connect"):
         image_exists("podman", "127.0.0.1:9/nothing/here:1")
 
 

@@ -216,7 +216,8 @@ class Driver(TestPool):
             if isinstance(got, SearchResult):
                 return got, None
             gallop = got
-        if self._known_labels:
+        stepped = bool(gallop) and getattr(src, "step_back", False)  # the start moved: new candidates
+        if self._known_labels and not stepped:
             self.labels = list(self._known_labels)
         else:
             self.labels = src.resolve()
