@@ -69,7 +69,7 @@ def test_eight_dated_tags_one_missing_one_skipped(podman: Podman, tmp_path: Path
     assert tag("2025-01-05") not in d["evidence"]
     assert d["evidence"].get(tag("2025-01-06")) == {"skip": 1}, d["evidence"]  # exit 125: a skip
     assert tag("2025-01-06") in d["skipped"]
-    run = Path(d["run_dir"])
+    run = tmp_path / d["run_dir"]
     # the symlinks point at the directories that hold the logs
     for link in ("first-bad", "last-good"):
         assert any((run / link).glob("run-*/stdout")), f"{link} -> {os.readlink(run / link)} holds no logs"
@@ -87,11 +87,11 @@ def test_no_start_date_gallops_back_over_listed_tags(podman: Podman, tmp_path: P
     assert res.returncode == 0, res.stderr
     d = doc(res)
     assert d["first_bad"]["label"] == tag("2025-01-08")
-    phases = [json.loads(x) for x in (Path(d["run_dir"]) / "journal.jsonl").read_text().splitlines()]
+    phases = [json.loads(x) for x in (tmp_path / d["run_dir"] / "journal.jsonl").read_text().splitlines()]
     gallop = [e["label"] for e in phases if e.get("event") == "test" and e["phase"] == "gallop"]
     # 1, 2, 4, 8 days back from 01-10, each on an existing tag: 01-09, 01-08, 01-06 (skip), 01-02
     assert gallop == [tag("2025-01-09"), tag("2025-01-08"), tag("2025-01-06"), tag("2025-01-02")]
-    run = Path(d["run_dir"])
+    run = tmp_path / d["run_dir"]
     assert any((run / "first-bad").glob("run-*/stdout"))  # tested in the gallop: the link follows
 
 

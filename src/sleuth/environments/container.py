@@ -59,6 +59,7 @@ import hashlib
 import logging
 import os
 import secrets
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -85,8 +86,10 @@ __all__ = [
     "Mount",
     "PreparedContainer",
     "Runtime",
+    "TrialContainer",
     "check_runtime",
     "container_environment",
+    "container_runtime_for",
     "forwarded_env",
     "image_exists",
     "list_tags",
@@ -395,6 +398,30 @@ class ContainerRun:
         if last.startswith(("Error: ", "Error response from daemon", "docker: ")):
             return f"{self.runtime.value}: {last[:300]}"
         return None
+
+
+def container_runtime_for(name: str) -> str:
+    """``podman``/``docker`` as given; ``container``: podman when it is on PATH, else docker."""
+    if name != "container":
+        return Runtime.parse(name).value
+    return "podman" if shutil.which("podman") else "docker"
+
+
+@dataclass(frozen=True, slots=True)
+class TrialContainer:
+    """A prepared container that passes the named variables of each trial's spec inside
+    (``sleuth run --environment container:IMAGE --env K=V``): the values come from the spec."""
+
+    prepared: PreparedContainer
+    names: tuple[str, ...] = ()
+
+    def wrap(self, spec: TrialSpec) -> TrialSpec:
+        """The spec in the container (the trial dir is its output dir, bound per run)."""
+        return self.prepared.wrap(spec, extra_env={k: spec.env[k] for k in self.names if k in spec.env})
+
+    def snapshot(self) -> dict[str, Any]:
+        """The image's snapshot."""
+        return self.prepared.snapshot()
 
 
 def _probe_dir() -> str:
