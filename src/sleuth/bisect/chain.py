@@ -29,6 +29,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import re
 import shutil
 from dataclasses import dataclass, field, replace
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from sleuth.bisect.strategies import SearchResult
 
 __all__ = ["ChainSource", "continue_chain", "parse_sources"]
+
+log = logging.getLogger(__name__)
 
 #: runs the build (if any) and then the test, in one container: what the build installs is there
 _SCRIPT = r"""
@@ -377,6 +380,12 @@ def continue_chain(driver: Driver, res: SearchResult) -> dict[str, Any]:
         labels = chain.resolve()
         rd.journal.append("candidates", labels=labels, source=chain.config())
     tests = [e for e in events if e["event"] == "test"]
+    names = ", ".join(r.name for r in chain.repos)
+    header = (f"commits stage: {names} between {passing} and {failing}, tested in {failing} "
+              f"({len(labels)} candidates) -> {sub}")  # fmt: skip
+    log.info("%s", header)
+    if driver.on_stage is not None:
+        driver.on_stage(header)  # fmt: skip
     from sleuth.bisect.driver import Driver as _Driver
 
     opts = replace(driver.opt, skip=(), find_fix=False)

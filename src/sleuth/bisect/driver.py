@@ -111,6 +111,8 @@ class Driver(TestPool):
         self._ends_misbehaved = False
         #: ``bisect images --source``: the commits stage's summary (:mod:`sleuth.bisect.chain`)
         self.chain: dict[str, Any] | None = None
+        #: told a line when a new stage begins (the CLI prints it)
+        self.on_stage: Callable[[str], None] | None = None
 
     # --- candidates in the strategy's order ------------------------------------------------------
 
@@ -190,7 +192,11 @@ class Driver(TestPool):
         try:
             res, strat = self._search()
             res = self.result_in_order(res)
-            if strat is not None and bool(getattr(self.source, "sources", None)):  # images --source
+            if (
+                strat is not None
+                and self.source.kind == "images"
+                and bool(getattr(self.source, "sources", None))
+            ):
                 from sleuth.bisect.chain import continue_chain
 
                 self.chain = continue_chain(self, res)

@@ -631,6 +631,8 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
                       markup=True, highlight=False, soft_wrap=True)  # fmt: skip
 
     driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels)
+    if not quiet:
+        driver.on_stage = lambda text: con.print(f"[bold]{escape(text)}[/]", soft_wrap=True, highlight=False)
     old = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         result, _ = driver.run()
@@ -660,10 +662,6 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
         print_json(summary)
     else:
         _render(summary)
-        if "commits" in summary or "builds" in summary:
-            from sleuth.cli._chain_view import render_commits
-
-            render_commits(console(), summary.get("commits") or summary, stage="commits" in summary)
     return code
 
 
@@ -689,6 +687,14 @@ def _test_line(ev: Any, note: str, metric: str | None, width: int | None) -> str
 
 
 def _render(s: dict[str, Any]) -> None:
+    _render_answer(s)
+    if "commits" in s or "builds" in s:  # the commits stage of images --source, or image-commits
+        from sleuth.cli._chain_view import render_commits
+
+        render_commits(console(), s.get("commits") or s, stage="commits" in s)
+
+
+def _render_answer(s: dict[str, Any]) -> None:
     con = console()
     fix = bool(s.get("find_fix"))
     first, last = ("first fixed", "last failing") if fix else ("first bad", "last good")

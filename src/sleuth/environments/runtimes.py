@@ -255,7 +255,7 @@ def copy_out(runtime: str | Runtime, image: str, parts: list[tuple[str, str, boo
             if res.ok:
                 continue
             said = res.brief()
-            if _MISSING_RE.search(said):
+            if _MISSING_RE.search(said) or "could not be found" in said:
                 if required:
                     raise UsageError(f"{image} has no {path}")
                 continue
