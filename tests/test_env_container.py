@@ -21,12 +21,14 @@ from sleuth.environments.container import (
     ContainerEnvironment,
     Mount,
     Runtime,
+    check_runtime,
     container_environment,
     image_exists,
+    list_tags,
     resolve_runtime,
 )
 from sleuth.environments.pyxis import PyxisEnvironment
-from sleuth.errors import EnvironmentBuildError, UsageError
+from sleuth.errors import EnvironmentBuildError, InfrastructureError, UsageError
 from sleuth.model import TrialSpec
 from sleuth.runner import run_trial
 from tests.fakebin import RUNTIMES, install_fake, isolated_path
@@ -410,3 +412,45 @@ def test_container_environment_factory(fake: FakeRuntimes) -> None:
     assert isinstance(env, ContainerEnvironment)
     assert env.runtime is Runtime.PODMAN
     assert env.describe()["forward_env"] == {"K": "V"}
+
+
+def test_check_runtime_says_why_in_one_line(fake: FakeRuntimes, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "docker not found on PATH" in (check_runtime("docker") or "")
+    fake.install("docker")
+    assert check_runtime("docker") is None
+    assert fake.calls()[-1]["argv"][:1] == ["info"]
+    monkeypatch.setenv("FAKE_RUNTIME_DOWN", "1")
+    why = check_runtime("docker")
+    assert why is not None and "Cannot connect to the Docker daemon" in why and "\n" not in why
+
+
+def test_a_daemon_that_is_down_is_not_a_missing_image(
+    fake: FakeRuntimes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.install("docker")
+    fake.images(remote="reg/img:1")
+    assert not image_exists("docker", "reg/img:2")  # the registry says there is no such tag
+    monkeypatch.setenv("FAKE_RUNTIME_DOWN", "1")
+    with pytest.raises(InfrastructureError, match="Cannot connect to the Docker daemon"):
+        image_exists("docker", "reg/img:1")
+
+
+def test_list_tags_needs_the_registrys_list(fake: FakeRuntimes, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.install("docker", "skopeo")
+    fake.images(remote="reg/app:2025-01-01 reg/app:2025-01-03 other/app:2025-01-02", local="reg/app:dev")
+    assert list_tags("docker", "reg/app") == ["reg/app:2025-01-01", "reg/app:2025-01-03", "reg/app:dev"]
+    monkeypatch.setenv("FAKE_RUNTIME_NO_LIST", "1")
+    assert list_tags("docker", "reg/app") is None  # the local images alone are only what was pulled
+
+
+def test_a_timeout_removes_the_docker_container(fake: FakeRuntimes, tmp_path: Path) -> None:
+    fake.install("docker")
+    prepared = ContainerEnvironment(image="img:1").prepare()
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(30)"
+    spec = TrialSpec(argv=("python3", "-c", stubborn), env=dict(os.environ), timeout_s=1.0, kill_grace_s=20.0)  # fmt: skip
+    result = run_trial(prepared.wrap(spec), tmp_path / "t")
+    assert result.timed_out
+    runs = [c["argv"] for c in fake.calls() if c["argv"][:1] == ["run"]]
+    removes = [c["argv"] for c in fake.calls() if c["argv"][:1] == ["rm"]]
+    name = runs[0][runs[0].index("--name") + 1]
+    assert removes == [["rm", "-f", name]]

@@ -15,14 +15,18 @@ Tests install it on a tmp PATH under those names through a shell shim.  It appen
   ``--version`` exits 125 with a daemon-down message (infrastructure, not a missing image).
 * ``images --format F REPO`` lists the local images of REPO; ``search --list-tags ... REPO`` and
   ``skopeo list-tags docker://REPO`` the remote ones (exit 125 when ``$FAKE_RUNTIME_NO_LIST`` is set).
-* ``rm -f [-t 0] NAME`` and ``info`` exit 0 (recorded, so tests see the cleanup).
+* ``rm -f [-t 0] NAME`` kills the process that ran ``run --name NAME`` (as removing a container
+  would); ``info`` exits 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
+from pathlib import Path
 
 DOCKER_VALUE_FLAGS = {
     *("-e", "--env", "-v", "--volume", "--mount", "-w", "--workdir", "--gpus", "--device"),
@@ -105,6 +109,11 @@ def _docker_run(args: list[str]) -> int:
             mounts.append((fields.get("src") or fields["source"], fields.get("dst") or fields["target"]))
         elif flag in ("-w", "--workdir"):
             workdir = value
+        elif flag == "--name" and os.environ.get("FAKE_RUNTIME_LOG"):
+            # the "container" is this process once it execs: rm -f NAME kills it, as a runtime would
+            names = Path(os.environ["FAKE_RUNTIME_LOG"] + ".names")
+            names.mkdir(exist_ok=True)
+            (names / value).write_text(str(os.getpid()))
     if i >= len(args):
         sys.stderr.write("run: no image\n")
         return 125
@@ -179,6 +188,13 @@ def main(argv: list[str]) -> int:
         return _tags(args[-1], "FAKE_RUNTIME_LOCAL_IMAGES")
     if args[:1] == ["search"]:
         return _tags(args[-1], "FAKE_RUNTIME_IMAGES")
+    if args[:1] == ["rm"] and os.environ.get("FAKE_RUNTIME_LOG"):
+        pidfile = Path(os.environ["FAKE_RUNTIME_LOG"] + ".names") / args[-1]
+        if pidfile.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            pidfile.unlink()
+        return 0
     if args[:1] in (["rm"], ["info"]):
         return 0
     if args[:1] == ["run"]:

@@ -365,7 +365,9 @@ class ContainerRun:
                  "-e", f"SLEUTH_OUTPUT_DIR={OUTPUT_MOUNT}",
                  "-e", f"SLEUTH_TRIAL_DIR={OUTPUT_MOUNT}"]  # fmt: skip
         docker = self.runtime is Runtime.DOCKER
-        if self.nvidia:
+        # a device from the runner (the user's --gpus) is an NVIDIA GPU unless the host has AMD ones
+        nvidia = self.nvidia or (device is not None and not self.amd)
+        if nvidia:
             if device is None:
                 extra += ["--gpus", "all"] if docker else ["--device", "nvidia.com/gpu=all"]
             else:
@@ -374,7 +376,7 @@ class ContainerRun:
                 )
         if self.amd:
             extra += ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video"]
-        if device is None or not self.nvidia:  # with a device of its own, it is the container's only GPU
+        if device is None or not nvidia:  # with a device of its own, it is the container's only GPU
             for var in _DEVICE_VARS:
                 extra += ["-e", var]
         elif self.amd:

@@ -214,7 +214,7 @@ def _registry_tags(repository: str, tool: str | None) -> list[str] | None:
             except (ValueError, AttributeError):
                 return None
         log.debug("skopeo list-tags %s: %s", repository, res.brief())
-    if tool == "podman":
+    if tool == "podman" and shutil.which("podman"):
         res = run_tool(["podman", "search", "--list-tags", "--limit", "100000", "--format", "{{.Tag}}",
                         repository], timeout_s=_INSPECT_TIMEOUT_S)  # fmt: skip
         if res.ok:
