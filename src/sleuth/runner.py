@@ -30,6 +30,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sleuth import reaper
 from sleuth.errors import InfrastructureError
@@ -170,9 +171,9 @@ def _cleanup_once(live: _Live | None) -> None:
     _run_cleanup(*live.cleanup)
 
 
-def _cleanup_all(lives: Sequence[_Live]) -> None:
-    """The cleanups of ``lives`` at once, each in its own thread; returns when all have ended."""
-    threads = [threading.Thread(target=_cleanup_once, args=(lv,), daemon=True) for lv in lives]
+def _at_once(calls: Sequence[tuple[Any, ...]]) -> None:
+    """``f(*args)`` for each ``(f, *args)``, each in its own thread; returns when all have ended."""
+    threads = [threading.Thread(target=c[0], args=c[1:], daemon=True) for c in calls]
     for t in threads:
         t.start()
     for t in threads:
@@ -347,7 +348,7 @@ def kill_all(grace_s: float | None = None) -> int:
     if not lives:
         return 0
     grace = grace_s if grace_s is not None else max(lv.grace_s for lv in lives)
-    _cleanup_all([lv for lv in lives if lv.cleanup is not None])  # containers first: at once
+    _at_once([(_cleanup_once, lv) for lv in lives if lv.cleanup is not None])  # containers first: at once
     reaper.stop(
         [lv.proc.pid for lv in lives],
         [lv.marker for lv in lives if lv.marker is not None],
@@ -424,11 +425,7 @@ def _reap_cleanups(run_dir: Path) -> None:
             continue
         if argv:
             jobs.append((path, argv, env))
-    threads = [threading.Thread(target=_run_cleanup, args=(a, e), daemon=True) for _, a, e in jobs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(_CLEANUP_TIMEOUT_S)
+    _at_once([(_run_cleanup, a, e) for _, a, e in jobs])
     for path, _, _ in jobs:
         with contextlib.suppress(OSError):
             path.unlink()

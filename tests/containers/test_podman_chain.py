@@ -11,8 +11,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -136,3 +138,42 @@ def test_sources_that_are_not_repositories_are_usage_errors(podman: Podman, tmp_
     res = sleuth(tmp_path, "bisect", "image-commits", "--runtime", "podman", "--passing", f"{app}:2025-03-07",
                  "--failing", f"{app}:2025-03-10", "--source", "lib", "--output", "o", "--", "true")  # fmt: skip
     assert res.returncode == 2 and "--source 'lib': expected NAME=PATH" in res.stderr
+
+
+def test_kill_9_in_the_commits_stage_then_resume(
+    podman: Podman, tmp_path: Path, nightlies: dict[str, Any]
+) -> None:
+    app = nightlies["app"]
+    marker = tmp_path / "m"
+    marker.mkdir()
+    # the first build of the commits stage hangs; resumed, the stage goes on from its journal
+    build = "python3 /opt/build.py && { [ -e /m/once ] || { touch /m/once; sleep 600; }; }"
+    argv = [sys.executable, "-m", "sleuth", "bisect", "images", "--runtime", "podman", "--template", f"{app}:{{date}}",
+            "--start-date", "2025-03-07", "--end-date", "2025-03-10", "--source", "dep=/opt/dep", "--source",
+            "lib=/opt/lib", "--build", build, "--mount", f"{marker}:/m", "--flaky", "off", "--output", "o", "--",
+            "sh", "/opt/test.sh"]  # fmt: skip
+    env = {**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not (marker / "once").exists():
+            time.sleep(0.2)
+        assert (marker / "once").exists(), "the commits stage never started its first build"
+        time.sleep(1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    run = next((tmp_path / "o" / "bisect" / "images").iterdir())
+    assert [c["state"] for c in podman.containers(run)] == ["running"]
+    assert (run / "commits" / "journal.jsonl").is_file() and not (run / "commits" / "summary.json").exists()
+    res = sleuth(tmp_path, "bisect", "resume", str(run), "--json")
+    assert res.returncode == 0, res.stderr
+    c = json.loads(res.stdout)["commits"]
+    assert c["first_bad"]["label"] == nightlies["culprit"] and c["components"]["lib"] == nightlies["lib_ref"]
+    assert podman.containers(run) == []
+    # the date stage was served from the journal: no date was tested twice
+    dates = [json.loads(x) for x in (run / "journal.jsonl").read_text().splitlines()]
+    tested = [e["trial_dir"] for e in dates if e["event"] == "test"]
+    assert len(tested) == len(set(tested))

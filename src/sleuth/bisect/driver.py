@@ -31,11 +31,9 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sleuth.bisect.candidates import Source, parse_date
-from sleuth.bisect.images import older_than
+from sleuth.bisect.candidates import Source
 from sleuth.bisect.policy import BAD_END_RETRIES, choose_strategy, make_strategy
 from sleuth.bisect.strategies import Query, SearchResult, SearchStatus, Strategy
 from sleuth.bisect.trials import Options, TestEvent, TestPool
@@ -47,12 +45,10 @@ from sleuth.oracle import Oracle
 if TYPE_CHECKING:
     from sleuth.backends import Backend
     from sleuth.bisect.git import GitSource, MultiGitSource
-    from sleuth.bisect.packaged import ImageSource
     from sleuth.bisect.perf import Verdict
 
 __all__ = ["Driver", "Options", "TestEvent"]
 
-_GALLOP_DAYS = 512
 #: roles of the end checks in the loop
 _GOOD, _BAD = "good", "bad"
 
@@ -132,72 +128,13 @@ class Driver(TestPool):
         strat.expect(q)
         self._roles[self._submit(q.index, phase)] = (role, q)
 
-    def _gallop(self, src: ImageSource, origin: date) -> list[TestEvent]:
-        """Step back 1, 2, 4 ... days from ``origin`` until an image passes; with the tags listed,
-        each step lands on the nearest existing date older than the last one tested."""
-        days = src.available()
-        found: list[TestEvent] = []
-        step, last = 1, origin
-        while step <= _GALLOP_DAYS:
-            day: date | None = origin - timedelta(days=step)
-            if days is not None:
-                assert day is not None
-                day = older_than(days, day, last)
-                if day is None:
-                    break
-            assert day is not None
-            (ev,) = self.run_now([(-1, src.tag(day))], "gallop")
-            found.append(ev)
-            last = day
-            if ev.counted is Outcome.PASS:
-                src.start = day.isoformat()
-                return found
-            step *= 2
-        return found
-
-    def _image_ends(self, src: ImageSource) -> list[TestEvent] | SearchResult:
-        """The dated ends without a known-good start (or with ``step_back`` and a failing one).
-
-        The end must fail (not tested with ``--skip-precondition-checks``); then the gallop back
-        from it, or from the start when the start fails too, finds a passing date.
-        """
-        end = parse_date(src.end, "--end-date")
-        if self.opt.check_ends:
-            bad = self.run_now([(-1, src.tag(end))], "bad end")[0]
-            if bad.outcome is not Outcome.FAIL:
-                return self._ends_failed(None, bad)
-            self.signature = bad.signature
-        found: list[TestEvent] = []
-        origin = end
-        if src.start:  # --step-back: the given start first
-            good = self.run_now([(-1, src.tag(parse_date(src.start, "--start-date")))], "good end")[0]
-            found.append(good)
-            if good.counted is Outcome.PASS:
-                return found
-            if good.outcome is not Outcome.FAIL:
-                return self._ends_failed(good, None)
-            origin = parse_date(src.start, "--start-date")
-        found += self._gallop(src, origin)
-        if not found or found[-1].counted is not Outcome.PASS:
-            where = (
-                f"{_GALLOP_DAYS} days before {origin}" if src.available() is None else f"tags before {origin}"
-            )
-            return _not_found(f"no passing image in the {where}")
-        if self.signature is None:  # the end was not tested: the first failure seen defines "bad"
-            self.signature = next((e.signature for e in found if e.outcome is Outcome.FAIL), None)
-        return found
-
     def run(self) -> tuple[SearchResult, Strategy | None]:
         """Search; return the result and the strategy (None when the ends did not behave)."""
         try:
             res, strat = self._search()
             res = self.result_in_order(res)
-            if (
-                strat is not None
-                and self.source.kind == "images"
-                and bool(getattr(self.source, "sources", None))
-            ):
-                from sleuth.bisect.chain import continue_chain
+            if strat is not None and self.source.kind == "images" and getattr(self.source, "sources", None):
+                from sleuth.bisect.chain import continue_chain  # bisect images --source: the commits stage
 
                 self.chain = continue_chain(self, res)
             if strat is not None and _is(self.source, "git", "MultiGitSource"):
@@ -218,7 +155,9 @@ class Driver(TestPool):
             assert isinstance(src, ImageSource)
             if self.opt.find_fix:
                 raise UsageError("--find-fix needs --start-date with sleuth bisect images")
-            got = self._image_ends(src)
+            from sleuth.bisect.images import image_ends
+
+            got = image_ends(self, src)
             if isinstance(got, SearchResult):
                 return got, None
             gallop = got

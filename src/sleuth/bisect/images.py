@@ -7,17 +7,37 @@ are the dates that exist, a date given on the command line steps to the nearest 
 first), and the gallop back from a failing end steps from tag to tag.  When nothing can list them,
 every day is a candidate and a missing tag is a SKIP.
 
-Pure functions here; :class:`sleuth.bisect.packaged.ImageSource` asks the runtime.
+The dates are pure functions; :class:`sleuth.bisect.packaged.ImageSource` asks the runtime, and
+:func:`image_ends` runs the driver's tests of the ends when no passing start is known.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sleuth.errors import ExitCode, SleuthError
 
-__all__ = ["RuntimeUnavailable", "dated_tags", "nearest", "older_than", "split_template", "thin"]
+if TYPE_CHECKING:
+    from sleuth.bisect.driver import Driver
+    from sleuth.bisect.packaged import ImageSource
+    from sleuth.bisect.strategies import SearchResult
+    from sleuth.bisect.trials import TestEvent
+
+__all__ = [
+    "RuntimeUnavailable",
+    "dated_tags",
+    "gallop",
+    "image_ends",
+    "nearest",
+    "older_than",
+    "split_template",
+    "thin",
+]
+
+#: how far back the gallop goes without a passing image
+GALLOP_DAYS = 512
 
 
 class RuntimeUnavailable(SleuthError):
@@ -98,3 +118,63 @@ def thin(days: list[date], threshold_days: int) -> list[date]:
         kept.append(days[j])
         i = j
     return kept
+
+
+def gallop(driver: Driver, src: ImageSource, origin: date) -> list[TestEvent]:
+    """Step back 1, 2, 4 ... days from ``origin`` until an image passes; with the tags listed,
+    each step lands on the newest existing date older than the last one tested."""
+    from sleuth.model import Outcome
+
+    days = src.available()
+    found: list[TestEvent] = []
+    step, last = 1, origin
+    while step <= GALLOP_DAYS:
+        day: date | None = origin - timedelta(days=step)
+        if days is not None and day is not None:
+            day = older_than(days, day, last)
+        if day is None:
+            break
+        (ev,) = driver.run_now([(-1, src.tag(day))], "gallop")
+        found.append(ev)
+        last = day
+        if ev.counted is Outcome.PASS:
+            src.start = day.isoformat()
+            return found
+        step *= 2
+    return found
+
+
+def image_ends(driver: Driver, src: ImageSource) -> list[TestEvent] | SearchResult:
+    """The dated ends without a known-good start (or with ``step_back`` and a failing one).
+
+    The end must fail (not tested with ``--skip-precondition-checks``); then the gallop back from
+    it, or from the start when the start fails too, finds a passing date.  The tests, or the
+    search's answer when the ends misbehave.
+    """
+    from sleuth.bisect.candidates import parse_date
+    from sleuth.bisect.driver import _not_found
+    from sleuth.model import Outcome
+
+    end = parse_date(src.end, "--end-date")
+    if driver.opt.check_ends:
+        bad = driver.run_now([(-1, src.tag(end))], "bad end")[0]
+        if bad.outcome is not Outcome.FAIL:
+            return driver._ends_failed(None, bad)
+        driver.signature = bad.signature
+    found: list[TestEvent] = []
+    origin = end
+    if src.start:  # --step-back: the given start first
+        good = driver.run_now([(-1, src.tag(parse_date(src.start, "--start-date")))], "good end")[0]
+        found.append(good)
+        if good.counted is Outcome.PASS:
+            return found
+        if good.outcome is not Outcome.FAIL:
+            return driver._ends_failed(good, None)
+        origin = parse_date(src.start, "--start-date")
+    found += gallop(driver, src, origin)
+    if not found or found[-1].counted is not Outcome.PASS:
+        where = f"{GALLOP_DAYS} days before {origin}" if src.available() is None else f"tags before {origin}"
+        return _not_found(f"no passing image in the {where}")
+    if driver.signature is None:  # the end was not tested: the first failure seen defines "bad"
+        driver.signature = next((e.signature for e in found if e.outcome is Outcome.FAIL), None)
+    return found
