@@ -19,7 +19,7 @@ culprit, for a null range any found; other = not_found / inconclusive; runs = me
 (ends included), p90; rounds = mean virtual time (test durations; jobs > 1 runs in parallel).
 
   python bench/perf_bisect_sim.py            # every table (slow: about half an hour on 2 cores)
-  python bench/perf_bisect_sim.py --quick    # the targets and a few rows, 40 seeds (a minute or two)
+  python bench/perf_bisect_sim.py --quick    # the targets and a few rows, 100 seeds (a minute or two)
   python bench/perf_bisect_sim.py --row 0.05 0.03 gauss 200 --method seq --seeds 500 --calibration
 """
 
@@ -29,6 +29,7 @@ import argparse
 import itertools
 import math
 import os
+import random
 import shutil
 import sys
 import tempfile
@@ -58,6 +59,8 @@ class Cell:
     jobs: int = 1
     seeds: int = 200
     culprit: int | None = None
+    #: two steps of ``regression`` each (first bads drawn in the first and the second half)
+    two: bool = False
 
     @property
     def threshold(self) -> float:
@@ -82,8 +85,17 @@ def _one(task: tuple[Cell, int]) -> tuple[Cell, PerfSimResult, float]:
     cell, seed = task
     assert _ROOT is not None
     t0 = time.perf_counter()
+    steps = None
+    if cell.two:
+        rng = random.Random(seed)
+        half = cell.n // 2
+        steps = (
+            (rng.randint(1, half - 1), cell.regression),
+            (rng.randint(half, cell.n - 1), cell.regression),
+        )
     res = simulate_perf(cell.n, cell.options(), seed * 7919 + cell.n + int(1000 * cell.cv), _ROOT,
-                        regression=cell.regression, noise=Noise(cell.kind, cell.cv), culprit=cell.culprit)  # fmt: skip
+                        regression=cell.regression, noise=Noise(cell.kind, cell.cv), culprit=cell.culprit,
+                        steps=steps)  # fmt: skip
     return cell, res, time.perf_counter() - t0
 
 
@@ -127,6 +139,8 @@ class Row:
     p90: float
     rounds: float
     max_conf: float
+    #: two-step rows: every step reported (the answer being one of them)
+    both: float = 0.0
 
 
 def summarize(cell: Cell, rs: list[PerfSimResult]) -> Row:
@@ -140,10 +154,10 @@ def summarize(cell: Cell, rs: list[PerfSimResult]) -> Row:
     runs = sorted(r.tests for r in rs)
     return Row(right / m, wilson(right, m), wrong / m, wilson(wrong, m), (m - right - wrong) / m,
                sum(runs) / m, runs[min(m - 1, int(0.9 * m))], sum(r.rounds for r in rs) / m,
-               max(r.confidence for r in rs))  # fmt: skip
+               max(r.confidence for r in rs), sum(set(r.found) == set(r.culprits) for r in rs) / m)  # fmt: skip
 
 
-HEADER = (f"{'noise':<9} {'N':>5} {'reg':>5} {'CV':>4} {'thr':>4} {'method':<7} {'jobs':>4} {'right':>6} "
+HEADER = (f"{'noise':<18} {'N':>5} {'reg':>5} {'CV':>4} {'thr':>4} {'method':<7} {'jobs':>4} {'right':>6} "
           f"{'(95% CI)':>15} {'wrong':>6} {'other':>6} {'runs':>6} {'p90':>5} {'rounds':>7} {'seeds':>5}")  # fmt: skip
 
 
@@ -155,9 +169,11 @@ def line(cell: Cell, row: Row) -> str:
         if cell.regression
         else f"{'-':>6} {'':15}"
     )
-    return (f"{cell.kind:<9} {cell.n:>5} {100 * cell.regression:4.0f}% {100 * cell.cv:3.0f}% {cell.threshold:>4g} "
+    kind = f"{cell.kind}{' x2' if cell.two else ''}"
+    return (f"{kind:<18} {cell.n:>5} {100 * cell.regression:4.0f}% {100 * cell.cv:3.0f}% {cell.threshold:>4g} "
             f"{cell.method:<7} {cell.jobs:>4} {right} {100 * row.wrong:5.1f}% {100 * row.other:5.1f}% "
-            f"{row.runs:6.1f} {row.p90:5.0f} {row.rounds:7.1f} {cell.seeds:>5}")  # fmt: skip
+            f"{row.runs:6.1f} {row.p90:5.0f} {row.rounds:7.1f} {cell.seeds:>5}"
+            + (f"  both steps {100 * row.both:.1f}%" if cell.two else ""))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +225,8 @@ def grid(seeds: int, quick: bool) -> list[Cell]:
         cells += [Cell(0.05, 0.03, "gauss", 200, m, seeds=seeds) for m in ("fixed5", "fixed10")]
         cells += [Cell(0.0, 0.03, "gauss", 200, seeds=seeds), Cell(0.0, 0.03, "outliers", 200, seeds=seeds)]
         cells += [Cell(0.2, 0.01, "gauss", 1000, seeds=seeds), Cell(0.02, 0.05, "gauss", 100, seeds=seeds)]
+        cells += [Cell(0.06, 0.03, "lognormal-outliers", 300, jobs=2, seeds=seeds)]  # issue 10's try (b)
+        cells += [Cell(0.06, 0.01, "gauss", 200, seeds=seeds, two=True)]
         return cells
     cells = [Cell(0.05, 0.03, "gauss", 200, seeds=5 * seeds)]  # the target, tight
     cells += [Cell(r, cv, k, 200, seeds=seeds) for k in KINDS for r in (0.02, 0.05, 0.1, 0.2)
@@ -219,6 +237,11 @@ def grid(seeds: int, quick: bool) -> list[Cell]:
               for cv in (0.01, 0.03, 0.05)]  # fmt: skip
     cells += [Cell(0.0, 0.03, "gauss", 200, m, seeds=seeds) for m in ("fixed5", "fixed10")]
     cells += [Cell(0.05, 0.03, "gauss", 200, jobs=j, seeds=seeds) for j in (2, 4)]
+    cells += [Cell(0.06, 0.03, "lognormal-outliers", 300, jobs=2, seeds=seeds)]  # issue 10's try (b)
+    cells += [
+        Cell(r, cv, "gauss", 200, seeds=seeds, two=True)
+        for r, cv in ((0.06, 0.01), (0.06, 0.03), (0.1, 0.03))
+    ]
     return cells
 
 
@@ -264,7 +287,9 @@ def tables(seeds: int, quick: bool, procs: int, root: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Print the tables."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="the targets and a few rows, 40 seeds")
+    ap.add_argument(
+        "--quick", action="store_true", help="the targets and a few rows, 100 seeds (about a minute)"
+    )
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument(
         "--row",
@@ -284,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     root = tempfile.mkdtemp(prefix="sleuth-perf-sim-", dir=args.root)
     try:
         if not args.row:
-            return tables(args.seeds or (40 if args.quick else 200), args.quick, args.procs, root)
+            return tables(args.seeds or (100 if args.quick else 200), args.quick, args.procs, root)
         for _, _, kind, _ in args.row:
             if kind not in NOISE_KINDS:
                 ap.error(f"noise {kind!r}: one of {', '.join(NOISE_KINDS)}")

@@ -11,7 +11,8 @@ slots busy with runs that help the decision under way:
 2. **Search** a range whose ends differ (phase ``search``) with
    :class:`~sleuth.bisect.perfsearch.StepSearch`, seeded with every value already measured in it.
    A probe that stays undecided and differs from *both* ends (both comparisons REGRESSED at
-   ``MIDDLE_ALPHA``) sits between two steps: the range is split there and both halves are searched.
+   ``MIDDLE_ALPHA``) sits between two steps: the range is split there, and each half whose ends a
+   sequential comparison on fresh runs finds REGRESSED is searched (neither: the range, unsplit).
 3. **Another step?** (phase ``step check``): once a step (last good L, first bad F) is found, the
    values already measured say whether L differs from the range's good end, or the bad end from F
    (one-sided Mann-Whitney at ``SCREEN_ALPHA``, shift at least half the threshold).  Only then does
@@ -306,17 +307,22 @@ class PerfRun:
             why = f"{c.describe()} {what}: neither beyond the {t:g}% threshold nor within it at the last look"
             return _result(SearchStatus.INCONCLUSIVE, note=why)
         self.d.run_dir.journal.append("strategy", kind="StepSearch", flaky="perf")
-        queue: list[tuple[int, int]] = [(0, n - 1)]
+        #: ranges to search: (lo, hi, whether a probe between two steps may split it)
+        queue: list[tuple[int, int, bool]] = [(0, n - 1, True)]
         first: StepResult | None = None
         splits = 0
         while queue:
-            lo, hi = queue.pop(0)
-            out = self._search(lo, hi, split=splits < MAX_STEPS - 1)
+            lo, hi, may_split = queue.pop(0)
+            out = self._search(lo, hi, split=may_split and splits < MAX_STEPS - 1)
             if isinstance(out, int):
                 splits += 1
                 lab = self.d.labels
                 self.d.run_dir.journal.append("perf split", at=lab[out], lo=lab[lo], hi=lab[hi])
-                queue[:0] = [(lo, out), (out, hi)]
+                # the probe was chosen for looking unlike both ends: each half is searched only when
+                # fresh runs of its ends confirm a step in it, else the range is searched whole
+                halves = [(a, b, True) for a, b in ((lo, out), (out, hi))
+                          if self._confirm(a, b, f"a step between {lab[a]} and {lab[b]}?")]  # fmt: skip
+                queue[:0] = halves or [(lo, hi, False)]
                 continue
             first = first or out
             if out.status != "found":
@@ -324,7 +330,7 @@ class PerfRun:
                 continue
             self._add_step(out, lo, hi)
             if len(self.state.steps) + len(queue) < MAX_STEPS:
-                queue += self._more_steps(out, lo, hi)
+                queue += [(a, b, True) for a, b in self._more_steps(out, lo, hi)]
         return self._answer(first)
 
     def _add_step(self, r: StepResult, lo: int, hi: int) -> None:
@@ -345,16 +351,18 @@ class PerfRun:
             if a == b or not self.values[a] or not self.values[b]:
                 continue
             screen = compare(self.values[a], self.values[b], self.spec.threshold, alpha=SCREEN_ALPHA)
-            if screen.decision is not Decision.REGRESSED:
-                continue
-            try:
-                c = self._compare(a, b, "step check", fresh=True)
-            except _EndsFailed:
-                continue
-            self._record(a, b, c, f"another step {why}?")
-            if c.decision is Decision.REGRESSED:
+            if screen.decision is Decision.REGRESSED and self._confirm(a, b, f"another step {why}?"):
                 out.append((a, b))
         return out
+
+    def _confirm(self, a: int, b: int, why: str) -> bool:
+        """A sequential comparison of ``a`` and ``b`` on fresh runs only says REGRESSED."""
+        try:
+            c = self._compare(a, b, "step check", fresh=True)
+        except _EndsFailed:
+            return False
+        self._record(a, b, c, why)
+        return c.decision is Decision.REGRESSED
 
     def _answer(self, first: StepResult | None) -> SearchResult:
         """The chosen step as the answer, the others in the note (see the module docstring)."""
