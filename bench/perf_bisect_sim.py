@@ -40,6 +40,7 @@ from multiprocessing import Pool
 from pathlib import Path
 
 from sleuth.bisect.perf import PerfSpec
+from sleuth.bisect.seqtest import ALPHA, LOOKS
 from sleuth.bisect.sim import NOISE_KINDS, Noise, PerfSimResult, simulate_perf
 from sleuth.bisect.trials import Options
 
@@ -245,6 +246,48 @@ def grid(seeds: int, quick: bool) -> list[Cell]:
     return cells
 
 
+def _sequence(task: tuple[str, float, float, int]) -> tuple[str, float, float, dict[str, int], float]:
+    """One cell of the rank test's error rates: ``reps`` sequences of looks at a true shift."""
+    import numpy as np
+
+    from sleuth.bisect.seqtest import Decision, Sequential
+
+    kind, shift, cv, reps = task
+    seq, noise = Sequential(), Noise(kind, cv)
+    rng = random.Random(f"{kind}/{shift}/{cv}")
+    counts = {d.value: 0 for d in Decision if d is not Decision.MORE}
+    runs = 0
+    for _ in range(reps):
+        a: list[float] = []
+        b: list[float] = []
+        for look in seq.looks:
+            a += [100 * noise.draw(rng) for _ in range(look - len(a))]
+            b += [100 * (1 + shift) * noise.draw(rng) for _ in range(look - len(b))]
+            c = seq.look(np.asarray(a), np.asarray(b), 3.0)
+            if c.decision is not Decision.MORE:
+                break
+        counts[c.decision.value] += 1
+        runs += len(a) + len(b)
+    return kind, shift, cv, counts, runs / reps
+
+
+def rank_test_rates(reps: int, procs: int) -> None:
+    """The sequential rank test of two candidates alone: decisions at shifts 0, 1.5% and 3% of a 3%
+    threshold (the ends' comparison and every step check use it)."""
+    tasks = [(k, sh, cv, reps) for k in KINDS for cv in (0.01, 0.03) for sh in (0.0, 0.015, 0.03)]
+    with Pool(procs) as pool:
+        rows = pool.map(_sequence, tasks)
+    print(f"# the sequential rank test alone (threshold 3%, looks at {', '.join(map(str, LOOKS))} runs a side, "
+          f"alpha {ALPHA} a look), {reps} sequences a row")  # fmt: skip
+    print(
+        f"#   {'noise':<9} {'CV':>3} {'shift':>5}  {'regressed':>9} {'same':>6} {'undecided':>9}  runs of both"
+    )
+    for kind, sh, cv, counts, runs in rows:
+        n = sum(counts.values())
+        print(f"#   {kind:<9} {100 * cv:2.0f}% {100 * sh:4.1f}%  {100 * counts['regressed'] / n:8.1f}% "
+              f"{100 * counts['same'] / n:5.1f}% {100 * counts['undecided'] / n:8.1f}%  {runs:5.1f}")  # fmt: skip
+
+
 def tables(seeds: int, quick: bool, procs: int, root: str) -> int:
     """Every table and the targets of issue 10."""
     cells = grid(seeds, quick)
@@ -276,6 +319,7 @@ def tables(seeds: int, quick: bool, procs: int, root: str) -> int:
         ("calibration: every bin hit >= mean conf - 2 pt", "see tables", ok),
         ("no confidence 1.0", f"{certain} answers", certain == 0),
     ]  # fmt: skip
+    rank_test_rates(500 if quick else 2000, procs)
     print(
         "\n# target                                                   measured                              met"
     )
