@@ -353,21 +353,29 @@ def test_higher_is_better_and_the_budget_holds(root: Path) -> None:
 
 # --- the CLI, real processes -------------------------------------------------------------------------
 
-#: a build's step time: 100 before STEP, 105 from it on, 3% Gaussian noise seeded per trial
-WORKLOAD = """import hashlib, os, random
+#: a build's step time: 100 before STEP, 100 (1 + RISE) from it on (default 105), 3% noise seeded per
+#: trial: Gaussian, or with NOISE=lognormal-outliers log-normal and 1% of runs 20-100% slower
+WORKLOAD = """import hashlib, math, os, random
 label = os.environ["SLEUTH_CANDIDATE"]
 key = f"{os.environ['SEED']}/{label}/{os.environ['SLEUTH_TRIAL_ID']}"
 rng = random.Random(int(hashlib.sha256(key.encode()).hexdigest()[:12], 16))
-level = 105.0 if int(label[1:]) >= int(os.environ["STEP"]) else 100.0
+level = 100.0 * (1 + float(os.environ.get("RISE", "0.05"))) if int(label[1:]) >= int(os.environ["STEP"]) else 100.0
+if os.environ.get("NOISE") == "lognormal-outliers":
+    s = math.sqrt(math.log1p(0.03 ** 2))
+    x = math.exp(rng.gauss(-s * s / 2, s)) * (1 + rng.uniform(0.2, 1.0) if rng.random() < 0.01 else 1)
+else:
+    x = 1 + 0.03 * rng.gauss(0, 1)
 with open(os.environ["COUNT"], "a") as f:
     f.write("x")
-print(f"step_time={level * (1 + 0.03 * rng.gauss(0, 1)):.4f} ms")
+print(f"step_time={level * x:.4f} ms")
 """
 
 
-def bisect(tmp: Path, *args: str, seed: int = 1, step: int = 27) -> subprocess.CompletedProcess[str]:
+def bisect(
+    tmp: Path, *args: str, seed: int = 1, step: int = 27, **env_: str
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SLEUTH_CACHE": str(tmp / "cache"), "SEED": str(seed), "STEP": str(step),
-           "COUNT": str(tmp / "count")}  # fmt: skip
+           "COUNT": str(tmp / "count"), **env_}  # fmt: skip
     return subprocess.run([sys.executable, "-m", "sleuth", "bisect", *args], cwd=tmp, env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
 
@@ -393,6 +401,22 @@ def test_cli_finds_a_5_percent_step_under_3_percent_noise_and_resumes_it(tmp_pat
     r = json.loads(again.stdout)
     assert r["first_bad"]["label"] == "b27" and r["tests"] == d["tests"]
     assert len((tmp_path / "count").read_text()) == runs  # replayed, none re-run
+
+
+def test_cli_finds_a_6_percent_step_under_log_normal_noise_with_outliers_in_parallel(tmp_path: Path) -> None:
+    (tmp_path / "builds.txt").write_text("\n".join(f"b{i}" for i in range(120)) + "\n")
+    (tmp_path / "w.py").write_text(WORKLOAD)
+    res = bisect(tmp_path, "list", "builds.txt", "--metric", r"t=step_time=([0-9.]+)", "--metric", "t",
+                 "--threshold", "3", "--jobs", "2", "--json", "--output", "o", "--", sys.executable, "w.py",
+                 seed=3, step=77, RISE="0.06", NOISE="lognormal-outliers")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    d = json.loads(res.stdout)
+    assert (d["status"], d["first_bad"]["label"]) == ("found", "b77")
+    assert 0.95 <= d["confidence"] < 1.0 and d["tests"] <= 200
+    # a run in flight when the search ends is stopped, so a process may have started without a result
+    assert d["tests"] <= len((tmp_path / "count").read_text()) <= d["tests"] + 1
+    rows = {r["label"]: r for r in d["perf"]["candidates"]}
+    assert rows["b77"]["decision"] == "bad" and rows["b76"]["decision"] == "good"
 
 
 def test_cli_a_metric_no_run_produces_stops_after_the_first_run(tmp_path: Path) -> None:
