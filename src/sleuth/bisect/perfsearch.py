@@ -19,8 +19,13 @@ between ``eps`` and ``1 - eps``) runs again, the most uncertain first; when ever
 is decided, a new one is probed at the posterior median of the heaviest stretch between decided
 or pending candidates.  With k free slots, a candidate gets as many runs at once as it is expected
 to need, and the slots left probe the next stretches, so k slots stay busy with useful runs.  The
-search is done when one interval (ideally one candidate) holds ``confidence`` of the posterior and
-nothing testable is left inside it; the confidence reported is that posterior mass.
+search is done when one interval (ideally one candidate) holds ``confidence`` of the posterior,
+nothing testable is left inside it, every probed candidate has ``min_runs`` values, and the
+interval's last good and first bad have ``answer_runs`` values with a strict majority of them on
+their side of the midpoint between the ends' medians; the confidence reported is that posterior
+mass.  (The last rule is for outliers: a good build's run slower than every bad run gets the top
+score, and the squared deviations of the Gaussian model let it outweigh two typical runs; a
+candidate misjudged that way becomes the answer's first bad, so that is where it is caught.)
 
 Pure: the caller runs the samples and tells the values (:meth:`StepSearch.observe`); the same
 observations in the same order give the same proposals (what makes resume by replay exact).
@@ -165,6 +170,12 @@ class StepSearch:
     max_runs: int | None = None
     #: values are compared after rounding to multiples of this (see :func:`posterior`)
     resolution: float = 0.0
+    #: runs a probed candidate gets at least: where the step is clean, one run would decide its
+    #: side, and one outlier (a slow run of a good build) would then decide it wrongly
+    min_runs: int = 2
+    #: runs the answer's last good and first bad get at least: a candidate misjudged by its outliers
+    #: ends up as one of them, so checking these two catches what ``min_runs`` lets through
+    answer_runs: int = 4
     samples: dict[int, list[float]] = field(default_factory=dict)
     #: candidates that cannot be tested (``--skip``, or a run without the metric)
     untestable: set[int] = field(default_factory=set)
@@ -226,7 +237,30 @@ class StepSearch:
         post = self.post()
         j = post.best()
         a, b = self._interval(post, j)
-        return post.mass[j] >= self.confidence and not self._open(a, b)
+        return post.mass[j] >= self.confidence and not self._open(a, b) and not self._short(post)
+
+    def _short(self, post: Posterior) -> list[int]:
+        """Tested candidates below ``min_runs`` values, or the answer's pair below ``answer_runs`` or
+        with its median on the other end's side (and room for more runs)."""
+        out = [i for i in post.tested[1:-1] if len(self.samples[i]) < self.min_runs]
+        return out + self._unsettled(post)
+
+    def _unsettled(self, post: Posterior) -> list[int]:
+        """The answer's last good and first bad while they have fewer than ``answer_runs`` values, or
+        while no strict majority of their values lies on their side of the midpoint between the ends'
+        medians: the Gaussian model of the scores lets one outlier outweigh two typical runs, a
+        majority does not."""
+        a, b = self._interval(post, post.best())
+        mid = (float(np.median(self.samples[0])) + float(np.median(self.samples[self.n - 1]))) / 2
+        out = []
+        for i, bad in ((b, True), (a, False)):
+            if not 0 < i < self.n - 1 or self._room(i) <= 0:
+                continue
+            xs = np.asarray(self.samples.get(i, []), dtype=float)
+            beyond = int(np.sum(xs > mid)) if bad else int(np.sum(xs < mid))
+            if len(xs) < self.answer_runs or 2 * beyond <= len(xs):
+                out.append(i)
+        return out
 
     def _need(self, post: Posterior, i: int) -> int:
         """Runs candidate ``i`` is expected to need before its side is decided (planning only)."""
@@ -276,10 +310,19 @@ class StepSearch:
         for i in live:
             p = post.cdf(i)
             u = min(p, 1 - p)
-            if u > eps and self._room(i) > 0 and self.pending[i] < self._need(post, i):
+            if self._room(i) <= 0:
+                continue
+            if (u > eps and self.pending[i] < self._need(post, i)) or self._count(i) < self.min_runs:
                 uncertain.append((u, -i, i))
         if uncertain:
             return self._or_end(max(uncertain)[2], live)
+        # 1b. the answer holds: its last good and first bad get their ``answer_runs``
+        j = post.best()
+        a, b = self._interval(post, j)
+        if post.mass[j] >= self.confidence and not self._open(a, b):
+            for i in self._unsettled(post):
+                if self.pending[i] == 0:
+                    return i
         # 2. a new candidate: the posterior median of the heaviest stretch between live candidates
         walls = sorted({0, self.n - 1, *live})
         best: tuple[float, int] | None = None
