@@ -17,8 +17,12 @@ methods
 Columns: right = found and right (Wilson 95% interval); wrong = found (or ambiguous) and not the
 culprit, for a null range any found; other = not_found / inconclusive; runs = mean runs per search
 (ends included), p90; rounds = mean virtual time (test durations; jobs > 1 runs in parallel).
+Rows marked x2 hold two steps of the regression each (one in each half of the range); "both
+steps" is the share of searches that reported both.  Then the calibration tables (answers binned
+by reported confidence), the sequential rank test's decision rates alone, and the targets of
+issue 10 with whether each is met.
 
-  python bench/perf_bisect_sim.py            # every table (slow: about half an hour on 2 cores)
+  python bench/perf_bisect_sim.py            # every table (slow: 10-16 minutes on 2 cores)
   python bench/perf_bisect_sim.py --quick    # the targets and a few rows, 100 seeds (a minute or two)
   python bench/perf_bisect_sim.py --row 0.05 0.03 gauss 200 --method seq --seeds 500 --calibration
 """
