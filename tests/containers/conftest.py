@@ -47,12 +47,6 @@ APP = "localhost/sleuth-test/app"
 APP_DATES = [f"2025-01-{d:02d}" for d in range(1, 11) if d != 5]
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "podman: runs real containers with podman (skipped where it is absent)"
-    )
-
-
 @dataclass
 class Podman:
     """The test run's store and what a test asks of it."""
