@@ -19,10 +19,12 @@ target) is its bad end and the first fixed candidate is its last good; outcomes 
 meaning and the flaky model its one-sided noise.  ``Options.skip`` labels are never tested: the
 strategy treats them as untestable from the start.
 
-Performance mode (``Options.perf``) samples both ends first, then reruns a probed candidate while
-:func:`~sleuth.bisect.perf.classify` says AMBIGUOUS; the strategy only sees the verdict (BAD =
-FAIL).  With several repositories, a FOUND stage is settled by a blame probe (see
-:mod:`sleuth.bisect.git`): a pass blames the stage's primary, a fail starts the next stage.
+Performance mode (``Options.perf``) is :class:`~sleuth.bisect.perfrun.PerfRun`: the ends compared
+sequentially, then a posterior search for the step (see that module); later stages (merged
+branches, blame probes) rerun a candidate while :func:`~sleuth.bisect.perf.classify` says
+AMBIGUOUS and the strategy sees the verdict (BAD = FAIL).  With several repositories, a FOUND
+stage is settled by a blame probe (see :mod:`sleuth.bisect.git`): a pass blames the stage's
+primary, a fail starts the next stage.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from sleuth.oracle import Oracle
 if TYPE_CHECKING:
     from sleuth.backends import Backend
     from sleuth.bisect.git import GitSource, MultiGitSource
-    from sleuth.bisect.perf import Verdict
+    from sleuth.bisect.perf import PerfState, Verdict
 
 __all__ = ["Driver", "Options", "TestEvent"]
 
@@ -98,6 +100,7 @@ class Driver(TestPool):
         #: performance mode: metric samples and the verdict per label
         self.samples: dict[str, list[float]] = defaultdict(list)
         self.verdicts: dict[str, Verdict] = {}
+        self.perf_state: PerfState | None = None
         self._ends: tuple[str, str] = ("", "")
         #: multi-repo: ``{"culprit_repo", "first_bad", "last_good"}`` (composite labels) once settled
         self.blame: dict[str, str] | None = None
@@ -221,22 +224,49 @@ class Driver(TestPool):
         return self._loop(strat)
 
     def _perf_ends(self, n: int, skip: list[int]) -> tuple[SearchResult, Strategy | None]:
-        """Sample both ends; they must differ beyond the threshold; then bisect by verdicts."""
-        from sleuth.bisect.perf import check_ends
+        """Performance mode: the search of :mod:`sleuth.bisect.perfrun` (or the fixed-repeat baseline)."""
         from sleuth.bisect.strategies import Bisection
 
         assert self.opt.perf is not None
-        k = self.opt.perf.end_samples
         self._ends = (self.labels[0], self.labels[-1])
+        if self.opt.perf.fixed is not None:
+            return self._perf_fixed(n, skip)
+        from sleuth.bisect.perfrun import PerfRun
+
+        run = PerfRun(self, skip)
+        self.perf_state = run.state
+        res = run.run()
+        self.verdicts.update(run.verdicts())
+        if res.status is SearchStatus.NOT_FOUND or res.first_bad is None or res.last_good is None:
+            return res, None
+        # later stages (merged branches, other repositories) bisect on verdicts from this answer
+        strat = Bisection(n)
+        self._tell(strat, res.last_good, Outcome.PASS)
+        self._tell(strat, res.first_bad, Outcome.FAIL)
+        self.strategy = strat
+        return res, strat
+
+    def _perf_fixed(self, n: int, skip: list[int]) -> tuple[SearchResult, Strategy | None]:
+        """The baseline: every candidate runs ``fixed`` times, the ends are compared once."""
+        from sleuth.bisect.seqtest import Decision, compare
+        from sleuth.bisect.strategies import Bisection
+
+        spec = self.opt.perf
+        assert spec is not None
+        assert spec.fixed is not None
+        k = spec.fixed
         for ev in self.run_now([(0, self.labels[0])] * k + [(n - 1, self.labels[-1])] * k, "end samples"):
             if ev.value is not None:
                 self.samples[ev.label].append(ev.value)
-        why = check_ends(self.opt.perf, self.samples[self.labels[0]], self.samples[self.labels[-1]])
-        if why is not None and self.opt.check_ends:
-            return _not_found(why), None
+        good, bad = (spec.worse(self.samples[x]) for x in self._ends)
+        if not good or not bad:
+            return _not_found(f"metric {spec.name!r} was not measured at an end"), None
+        c = compare(good, bad, spec.threshold, alpha=0.01)
+        if c.decision is not Decision.REGRESSED and self.opt.check_ends:
+            return _not_found(f"{c.describe()}: not found regressed in {k} runs of each end"), None
         strat = Bisection(n)
         strat.exclude(skip)
-        self.run_dir.journal.append("strategy", kind="Bisection", flaky="perf")
+        self.run_dir.journal.append("strategy", kind="Bisection", flaky="perf", fixed=k)
         return self._seeded(strat, [(0, Outcome.PASS), (n - 1, Outcome.FAIL)]), strat
 
     def _perf_outcome(self, ev: TestEvent) -> Outcome | None:
@@ -244,11 +274,11 @@ class Driver(TestPool):
         from sleuth.bisect.perf import Verdict, classify
 
         assert self.opt.perf is not None
-        if ev.value is None:
+        if ev.value is None or not math.isfinite(ev.value):
             return Outcome.SKIP
         self.samples[ev.label].append(ev.value)
         good, bad = (self.samples[x] for x in self._ends)
-        v = classify(self.opt.perf, good, bad, self.samples[ev.label])
+        v = classify(self.opt.perf, good, bad, self.samples[ev.label], eps=(1 - self.opt.confidence) / 4)
         if v is Verdict.AMBIGUOUS:
             return None
         self.verdicts[ev.label] = v

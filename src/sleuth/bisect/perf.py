@@ -1,29 +1,26 @@
-"""Performance mode: is a candidate like the good end or like the (slower) bad end?
+"""Performance mode: ``--metric NAME --direction --threshold``, and what a search learned per candidate.
 
-Values are first turned so that larger is worse (``direction`` says which way is better).  Both
-ends are sampled first (``end_samples`` runs each); the ends must differ by more than
-``threshold`` percent of the good end's mean, in the bad direction, with a one-sided Welch test
-at ``alpha`` (:func:`check_ends`).  A candidate is then run ``min_samples`` times and more only
-while :func:`classify` says AMBIGUOUS, up to ``max_samples``:
+Values are turned so that larger is worse (``direction`` says which way is better).  The search
+itself is :mod:`sleuth.bisect.perfrun` (the runs), :mod:`sleuth.bisect.seqtest` (the sequential
+rank test of the ends) and :mod:`sleuth.bisect.perfsearch` (the posterior over the step); they
+import numpy and scipy, so this module does not: the CLI imports it on every bisection.
 
-* BAD when its mean is closer to the bad end's than to the good end's, more than ``threshold``
-  percent worse than the good end, and worse than the good end's sample by a Welch test;
-* GOOD when it is closer to the good end and better than the bad end's sample by a Welch test
-  (or within the threshold of the good end and better than the bad end);
-* at ``max_samples`` the nearer end decides (the verdict says it was forced).
-
-Pure functions of the samples; the driver owns the runs.
+:func:`classify` is the per-candidate rule of the stages that bisect on verdicts (merged branches,
+the blame probes of several repositories): a candidate runs until the one-step model puts it on
+one side with probability ``1 - eps``, or ``max_samples`` runs force the likelier side.
+``PerfSpec.fixed`` is the fixed-repeat baseline the simulation compares against: every candidate
+runs exactly ``fixed`` times and the nearer end (by median) decides.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
-from statistics import fmean, variance
+from statistics import median
+from typing import Any
 
-__all__ = ["Direction", "PerfSpec", "Verdict", "check_ends", "classify", "welch_p"]
+__all__ = ["Direction", "PerfSpec", "PerfState", "Verdict", "classify"]
 
 
 class Direction(Enum):
@@ -39,7 +36,7 @@ class Verdict(Enum):
     GOOD = "good"
     BAD = "bad"
     AMBIGUOUS = "ambiguous"
-    #: decided at ``max_samples`` by the nearer end, not by the test
+    #: decided at ``max_samples`` by the likelier side, not at the confidence asked for
     FORCED_GOOD = "forced_good"
     FORCED_BAD = "forced_bad"
 
@@ -55,11 +52,12 @@ class PerfSpec:
 
     name: str
     direction: Direction = Direction.LOWER
+    #: the smallest regression that matters, in percent of the good end's median
     threshold: float = 5.0
-    alpha: float = 0.01
-    end_samples: int = 5
-    min_samples: int = 3
-    max_samples: int = 10
+    #: runs of one probed candidate at most (the ends: the last look of the sequential test)
+    max_samples: int = 30
+    #: the fixed-repeat baseline: every candidate runs this many times (None: sequential)
+    fixed: int | None = None
 
     def worse(self, values: Sequence[float]) -> list[float]:
         """The values turned so that larger is worse."""
@@ -67,55 +65,38 @@ class PerfSpec:
         return [sign * v for v in values]
 
 
-def welch_p(x: Sequence[float], y: Sequence[float]) -> float:
-    """One-sided Welch p-value for "mean(x) > mean(y)" (1.0 when it cannot be computed)."""
-    if len(x) < 2 or len(y) < 2:
-        return 1.0
-    mx, my = fmean(x), fmean(y)
-    vx, vy = variance(x) / len(x), variance(y) / len(y)
-    if vx + vy == 0.0:
-        return 0.0 if mx > my else 1.0
-    from scipy.stats import t as student_t
+@dataclass(slots=True)
+class PerfState:
+    """What the performance search learned, for the report: per candidate, the ends, the steps."""
 
-    t = (mx - my) / math.sqrt(vx + vy)
-    df = (vx + vy) ** 2 / ((vx**2 / (len(x) - 1) if vx else 0.0) + (vy**2 / (len(y) - 1) if vy else 0.0))
-    return float(student_t.sf(t, df))
-
-
-def _margin(spec: PerfSpec, good: Sequence[float]) -> float:
-    return abs(fmean(good)) * spec.threshold / 100.0
+    #: label -> probability that the candidate is on the bad side of the step it was searched for
+    p_bad: dict[str, float] = field(default_factory=dict)
+    #: the comparisons of two candidates (the ends, a side of a step): ``{"ref", "other", "decision", ...}``
+    comparisons: list[dict[str, Any]] = field(default_factory=list)
+    #: every step found (indices and labels): ``{"first_bad", "last_good", "confidence", "shift_pct", ...}``
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    #: how the answer was chosen among several steps, or why there is none
+    note: str = ""
 
 
-def check_ends(spec: PerfSpec, good: Sequence[float], bad: Sequence[float]) -> str | None:
-    """None when the bad end is measurably worse than the good end, else why not."""
-    if len(good) < 2 or len(bad) < 2:
-        return f"metric {spec.name!r} was measured fewer than twice at an end"
-    g, b = spec.worse(good), spec.worse(bad)
-    gap = fmean(b) - fmean(g)
-    pct = 100.0 * gap / abs(fmean(g)) if fmean(g) else math.inf
-    if gap <= _margin(spec, g):
-        return (
-            f"the bad end is {pct:+.1f}% on {spec.name!r} ({spec.direction.value} is better), "
-            f"not beyond the {spec.threshold:g}% threshold"
-        )
-    if welch_p(b, g) >= spec.alpha:
-        return f"the ends differ by {pct:+.1f}% on {spec.name!r} but the samples are too noisy to tell"
-    return None
-
-
-def classify(spec: PerfSpec, good: Sequence[float], bad: Sequence[float], cand: Sequence[float]) -> Verdict:
-    """The verdict on ``cand`` given the end samples (see the module docstring)."""
+def classify(spec: PerfSpec, good: Sequence[float], bad: Sequence[float], cand: Sequence[float],
+             eps: float = 0.0125) -> Verdict:  # fmt: skip
+    """The verdict on ``cand`` given the end samples (values as measured; see the module docstring)."""
     g, b, c = spec.worse(good), spec.worse(bad), spec.worse(cand)
-    if not c:
+    if not c or not g or not b:
         return Verdict.AMBIGUOUS
-    mg, mb, mc = fmean(g), fmean(b), fmean(c)
-    nearer_bad = abs(mc - mb) < abs(mc - mg)
-    if len(c) >= spec.min_samples:
-        if nearer_bad and mc - mg > _margin(spec, g) and welch_p(c, g) < spec.alpha:
-            return Verdict.BAD
-        better_than_bad = welch_p(b, c) < spec.alpha
-        if better_than_bad and (not nearer_bad or mc - mg <= _margin(spec, g)):
-            return Verdict.GOOD
+    if spec.fixed is not None:
+        if len(c) < spec.fixed:
+            return Verdict.AMBIGUOUS
+        mc = median(c)
+        return Verdict.BAD if abs(mc - median(b)) < abs(mc - median(g)) else Verdict.GOOD
+    from sleuth.bisect.perfsearch import resolution_for, side_probability
+
+    p = side_probability(g, c, b, resolution_for(spec.threshold, g))
+    if p >= 1 - eps:
+        return Verdict.BAD
+    if p <= eps:
+        return Verdict.GOOD
     if len(c) >= spec.max_samples:
-        return Verdict.FORCED_BAD if nearer_bad and mc - mg > _margin(spec, g) else Verdict.FORCED_GOOD
+        return Verdict.FORCED_BAD if p > 0.5 else Verdict.FORCED_GOOD
     return Verdict.AMBIGUOUS

@@ -102,7 +102,10 @@ def _add_blame(doc: dict[str, Any], blame: dict[str, str]) -> None:
 
 
 def _perf(driver: Driver, doc: dict[str, Any]) -> dict[str, Any]:
-    """Metric means at the ends and at the answer, and the verdict on every candidate sampled."""
+    """The metric per candidate (runs, median and its 95% interval, P(bad), decision), the ends'
+    comparison and every step found; the means of the ends and of the answer as before."""
+    from sleuth.bisect.seqtest import median_ci
+
     spec = driver.opt.perf
     assert spec is not None
 
@@ -113,11 +116,80 @@ def _perf(driver: Driver, doc: dict[str, Any]) -> dict[str, Any]:
     ends = driver.labels[:1] + driver.labels[-1:]
     fb, lg = (doc[k]["candidate"] if doc[k] and "candidate" in doc[k] else (doc[k] or {}).get("label")
               for k in ("first_bad", "last_good"))  # fmt: skip
+    state = driver.perf_state
+    where = {label: i for i, label in enumerate(driver.labels)}
+    rows = []
+    for label in sorted(driver.samples, key=lambda x: where.get(x, -1)):
+        xs = driver.samples[label]
+        if not xs:
+            continue
+        med, lo, hi = median_ci(xs)
+        verdict = driver.verdicts.get(label)
+        decision = ("good (end)" if ends and label == ends[0] else "bad (end)" if ends and label == ends[-1]
+                    else verdict.value.replace("_", " ") if verdict is not None else "sampled")  # fmt: skip
+        if decision == "ambiguous":
+            decision = "undecided"
+        p_bad = state.p_bad.get(label) if state is not None else None
+        rows.append({"label": label, "index": where.get(label), "runs": len(xs), "median": round(med, 6),
+                     "ci": [round(lo, 6), round(hi, 6)], "p_bad": p_bad, "decision": decision})  # fmt: skip
+    if state is not None:
+        doc["strategy"] = "StepSearch"
     return {"metric": spec.name, "direction": spec.direction.value, "threshold_pct": spec.threshold,
+            "method": "sequential" if spec.fixed is None else f"fixed {spec.fixed} runs",
             "good_mean": mean(ends[0] if ends else None), "bad_mean": mean(ends[-1] if ends else None),
             "first_bad_mean": mean(fb), "last_good_mean": mean(lg),
             "verdicts": {k: v.value for k, v in driver.verdicts.items()},
-            "samples": {k: len(v) for k, v in driver.samples.items()}}  # fmt: skip
+            "samples": {k: len(v) for k, v in driver.samples.items()},
+            "candidates": rows,
+            "comparisons": state.comparisons if state is not None else [],
+            "steps": [{k: v for k, v in st.items() if k not in ("first_bad", "last_good")}
+                      for st in (state.steps if state is not None else [])]}  # fmt: skip
+
+
+def _perf_lines(s: dict[str, Any]) -> list[str]:
+    """report.md's performance section: the ends' comparison, the steps, the metric per candidate."""
+    m = s["perf"]
+    lines = ["", f"## Metric `{m['metric']}` per candidate", ""]
+    for k, c in enumerate(m["comparisons"]):
+        lo, hi = c["ci_pct"]
+        what = "The ends" if k == 0 else c["why"][0].upper() + c["why"][1:]
+        new = "" if k == 0 else " new"
+        shift = f"{c['shift_pct']:+.2f}% (95% CI {lo:+.2f}..{hi:+.2f}%"
+        lines.append(
+            f"{what}: `{c['other']}` against `{c['ref']}` is {shift}, "
+            f"{c['runs'][0]} and {c['runs'][1]}{new} runs; Mann-Whitney p = {c['p_worse']:.2g} for worse, "
+            f"{c['p_within']:.2g} for within the {m['threshold_pct']:g}% threshold): {c['decision']}."
+        )
+    if len(m["steps"]) > 1:
+        lines += ["", "Steps found (first bad, last good, the change across the step, confidence):", ""]
+        for st in m["steps"]:
+            lo, hi = st["ci_pct"]
+            lines.append(
+                f"- `{st['first_bad_label']}` (last good `{st['last_good_label']}`): {st['shift_pct']:+.2f}% "
+                f"(95% CI {lo:+.2f}..{hi:+.2f}%), {st['from_good_end_pct']:+.2f}% from the good end, "
+                f"confidence {st['confidence']:.3f}" + (" (the answer)" if st.get("answer") else "")
+            )
+    lines += [
+        "",
+        f"{m['direction'].capitalize()} is better.  P(bad): the search's probability that the candidate is "
+        "on the bad side of the step; the interval is the median's 95% interval (order statistics; below 6 "
+        "runs, the range).",
+        "",
+        "| candidate | runs | median | 95% interval | P(bad) | decision |",
+        "|---|---|---|---|---|---|",
+    ]
+    answer = (
+        {s[k]["label"] for k in ("first_bad", "last_good") if s.get(k)} if s["status"] == "found" else set()
+    )
+    for r in m["candidates"]:
+        p = "" if r["p_bad"] is None else f"{r['p_bad']:.4f}"
+        mark = "**" if r["label"] in answer else ""
+        lo, hi = r["ci"]
+        label = f"{mark}`{_cell(r['label'])}`{mark}"
+        lines.append(
+            f"| {label} | {r['runs']} | {r['median']:g} | {lo:g} .. {hi:g} | {p} | {r['decision']} |"
+        )
+    return lines
 
 
 def _link(run_dir: Path, name: str, target: dict[str, Any] | None) -> None:
@@ -175,7 +247,7 @@ def _outcome(driver: Driver, ev: Any, s: dict[str, Any]) -> str:
             verdict = "good (end)"
         elif ev.label == driver.labels[-1]:
             verdict = "bad (end)"
-    return str(verdict or "sampled").replace("_", " ")
+    return str(verdict or "sampled").replace("_", " ").replace("ambiguous", "undecided")
 
 
 def render_markdown(driver: Driver, s: dict[str, Any]) -> str:
@@ -204,7 +276,7 @@ def render_markdown(driver: Driver, s: dict[str, Any]) -> str:
         "",
         f"{s['candidates']} candidates, {s['tests']} tests, {conf}, "
         + (
-            f"performance mode on `{s['perf']['metric']}` (bisection on sampled verdicts)."
+            f"performance mode on `{s['perf']['metric']}` ({s['perf']['method']})."
             if "perf" in s
             else f"flaky mode `{s['flaky']}` ({s['strategy'] or 'no search'}"
             + (f", p = {s['p_estimate']:.2f}" if s["p_estimate"] is not None else "")
@@ -215,6 +287,8 @@ def render_markdown(driver: Driver, s: dict[str, Any]) -> str:
         lines.append("Skipped on request (--skip): " + ", ".join(f"`{x}`" for x in s["skip_requested"]) + ".")
     if s["signature"]:
         lines += ["", "Failure signature of the bad end:", "", "```", s["signature"], "```"]
+    if "perf" in s:
+        lines += _perf_lines(s)
     lines += _command_lines(s)
     between = s.get("commits_between") or []
     if between:

@@ -12,11 +12,16 @@ files (put ``root`` on a tmpfs such as /dev/shm to keep it fast).
 
 :func:`simulate` runs one search and reports what a user would see plus the truth; it is what
 ``bench/bisect_sim.py`` and the seeded property tests call.
+
+Performance mode: ``metric(index)`` gives each run a value (``metrics={"t": value}``, as if the
+workload printed it); :class:`Noise` draws it around a level that steps up at given candidates, and
+:func:`simulate_perf` runs one performance search (``bench/perf_bisect_sim.py``).
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import shutil
 from collections.abc import Callable
@@ -31,7 +36,7 @@ from sleuth.journal import RunDir
 from sleuth.model import TrialResult, TrialSpec
 from sleuth.oracle import OracleConfig, StandardOracle
 
-__all__ = ["SimBackend", "SimResult", "simulate"]
+__all__ = ["Noise", "PerfSimResult", "SimBackend", "SimResult", "simulate", "simulate_perf"]
 
 
 class SimBackend:
@@ -43,10 +48,15 @@ class SimBackend:
     """
 
     def __init__(
-        self, slots: int, fails: Callable[[int], bool], duration: Callable[[], float] | None = None
+        self,
+        slots: int,
+        fails: Callable[[int], bool],
+        duration: Callable[[], float] | None = None,
+        metric: Callable[[int], float | None] | None = None,
     ) -> None:
         self._slots = slots
         self._fails = fails
+        self._metric = metric
         self._duration = duration or (lambda: 1.0)
         self._free = [0.0] * slots  # when each worker is next free (a heap)
         #: (finish, submission number, future, result) of the trials still running
@@ -73,11 +83,14 @@ class SimBackend:
         except Exception as exc:  # an untestable candidate: the engine makes it a SKIP
             got = exc
         else:
-            fail = self._fails(int(spec.env["SLEUTH_CANDIDATE_INDEX"]))
+            index = int(spec.env["SLEUTH_CANDIDATE_INDEX"])
+            fail = self._fails(index)
+            value = self._metric(index) if self._metric is not None else None
             got = TrialResult(spec=spec, trial_dir=trial_dir, rc=1 if fail else 0, signal=None,
                               timed_out=False, started_at=start, wall_s=wall, host="sim",
                               stdout_path=trial_dir / "stdout", stderr_path=trial_dir / "stderr",
-                              stderr_tail="AssertionError: bug\n" if fail else "")  # fmt: skip
+                              stderr_tail="AssertionError: bug\n" if fail else "",
+                              metrics={} if value is None else {"t": value})  # fmt: skip
         heapq.heappush(self._running, (start + wall, self._n, fut, got))
         self._n += 1
         return fut
@@ -165,3 +178,106 @@ def simulate(n: int, p: float, options: Options, seed: int, root: Path, *, culpr
     return SimResult(status=res.status.value, first_bad=res.first_bad, confidence=res.confidence, culprit=f,
                      tests=len(driver.events), rounds=backend.now,
                      strategy=type(inner).__name__ if inner is not None else "")  # fmt: skip
+
+
+#: the kinds of run-to-run noise :class:`Noise` draws
+NOISE_KINDS = ("gauss", "lognormal", "bimodal", "outliers", "lognormal-outliers")
+
+
+@dataclass(frozen=True, slots=True)
+class Noise:
+    """Run-to-run noise of a metric: a factor around 1 with coefficient of variation ``cv``.
+
+    ``gauss`` 1 + cv Z; ``lognormal`` exp(s Z - s^2/2) with the same cv; ``bimodal`` two clusters
+    of timings at 1 -+ 0.9 cv (half each, spread 0.44 cv: cv in all); ``outliers`` Gaussian, and 2%
+    of runs slower by 20-100%; ``lognormal-outliers`` log-normal, and 1% of runs slower by 20-100%.
+    """
+
+    kind: str = "gauss"
+    cv: float = 0.03
+
+    def draw(self, rng: random.Random) -> float:
+        """One factor."""
+        k, cv = self.kind, self.cv
+        if k in ("lognormal", "lognormal-outliers"):
+            s = math.sqrt(math.log1p(cv * cv))
+            x = math.exp(rng.gauss(-s * s / 2, s))
+        elif k == "bimodal":
+            x = 1 + cv * ((0.9 if rng.random() < 0.5 else -0.9) + 0.436 * rng.gauss(0, 1))
+        else:
+            x = 1 + cv * rng.gauss(0, 1)
+        rate = {"outliers": 0.02, "lognormal-outliers": 0.01}.get(k, 0.0)
+        if rate and rng.random() < rate:
+            x *= 1 + rng.uniform(0.2, 1.0)
+        return x
+
+
+@dataclass(frozen=True, slots=True)
+class PerfSimResult:
+    """One simulated performance search: what it said, the truth, what it cost."""
+
+    status: str
+    first_bad: int | None
+    confidence: float
+    #: the first bad of every step, in order (empty: a null range)
+    culprits: tuple[int, ...]
+    #: the first bad of every step the search reported
+    found: tuple[int, ...]
+    tests: int
+    rounds: float
+
+    @property
+    def hit(self) -> bool:
+        """The answer names a culprit (whatever its status)."""
+        return self.first_bad is not None and self.first_bad in self.culprits
+
+    @property
+    def right(self) -> bool:
+        """Found, and right."""
+        return self.status == "found" and self.hit
+
+
+def simulate_perf(n: int, options: Options, seed: int, root: Path, *, regression: float, noise: Noise,
+                  culprit: int | None = None, steps: tuple[tuple[int, float], ...] | None = None,
+                  jitter: float = 0.0, keep: bool = False) -> PerfSimResult:  # fmt: skip
+    """Run the real driver in performance mode on ``n`` candidates whose metric steps up.
+
+    The level is 100 before the culprit (drawn from 1..n-1 with ``seed`` unless given) and
+    100 (1 + regression) from it on; ``steps`` ((first bad, regression), ...) gives several steps
+    instead; ``regression`` 0 is a null range.  Each run's value is the level times a factor drawn
+    from ``noise`` with the seeded generator.  ``options.perf`` names the metric ``t``.
+    """
+    rng = random.Random(seed)
+    f = culprit if culprit is not None else rng.randint(1, n - 1)
+    plan = steps if steps is not None else (((f, regression),) if regression else ())
+
+    def level(i: int) -> float:
+        out = 100.0
+        for at, r in plan:
+            if i >= at:
+                out *= 1 + r
+        return out
+
+    def metric(i: int) -> float:
+        return level(i) * noise.draw(rng)
+
+    def duration() -> float:
+        return 1.0 + jitter * (2 * rng.random() - 1)
+
+    backend = SimBackend(max(1, options.jobs), lambda _i: False, duration if jitter else None, metric)
+    run_dir = RunDir.create(root, "bisect", "sim")
+    labels = [str(i) for i in range(n)]
+    oracle = StandardOracle(OracleConfig())
+    driver = Driver(ListSource("simulated"), TrialSpec(argv=("simulated-test",)), oracle, run_dir, options,
+                    labels=labels, backend=backend)  # fmt: skip
+    try:
+        res, _ = driver.run()
+    finally:
+        run_dir.close()
+        if not keep:
+            shutil.rmtree(run_dir.path, ignore_errors=True)
+    state = driver.perf_state
+    found = tuple(int(s["first_bad"]) for s in state.steps) if state is not None else ()
+    return PerfSimResult(status=res.status.value, first_bad=res.first_bad, confidence=res.confidence,
+                         culprits=tuple(at for at, _ in plan), found=found, tests=len(driver.events),
+                         rounds=backend.now)  # fmt: skip
