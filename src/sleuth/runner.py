@@ -17,7 +17,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -42,7 +41,7 @@ __all__ = [
     "spawn_group",
 ]
 
-_HOST = socket.gethostname()
+_HOST = os.uname().nodename  # gethostname() without importing socket (start-up)
 _OUT_FLAGS = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from sleuth.bisect.checkouts import WARM_MAX
 from tests.badinput import tree_state
 from tests.bisect.test_bisect_cli import TEST, doc, git, make_repo, script, sleuth
 
@@ -72,7 +73,8 @@ def test_a_run_leaves_the_users_repository_as_it_was(tmp_path: Path) -> None:
     (clone,) = (tmp_path / "cache" / "bisect-git").glob("*/clone")
     listed = subprocess.run(["git", "-C", str(clone), "worktree", "list", "--porcelain"], capture_output=True,
                             text=True, check=True).stdout  # fmt: skip
-    assert 1 <= listed.count("worktree ") - 1 <= 2, listed  # the bare clone itself + at most 2 slots
+    # the bare clone itself + one slot per running test and the spare (warm) ones
+    assert 1 <= listed.count("worktree ") - 1 <= 2 + 2 * WARM_MAX, listed
 
 
 def test_interrupts_leave_the_users_repository_as_it_was(tmp_path: Path) -> None:

@@ -315,6 +315,7 @@ class Driver(TestPool):
                 if ends and self._end_due(strat, end):
                     continue
                 break
+            self._warm(strat)
             ev = self.next_event()
             role = self._roles.pop(ev.ticket, None)
             if role is not None:
@@ -349,6 +350,17 @@ class Driver(TestPool):
             self.signature = end.first
         self.strategy = strat
         return strat.result()
+
+    def _warm(self, strat: Strategy) -> None:
+        """While tests run: let the source prepare the candidates the next probe can be."""
+        warm = getattr(self.source, "warm", None)
+        speculate = getattr(strat, "speculate", None)
+        if warm is not None and speculate is not None:
+            out = tuple(
+                self.labels[self._pos(q.index)]
+                for q in [*self._alias.values(), *(q for _, q in self._roles.values())]
+            )
+            warm([self.labels[self._pos(i)] for i in speculate(max(2, min(4, self.opt.jobs)))], out)
 
     def _observe(self, strat: Strategy, q: Query, ev: TestEvent, end: _Ends) -> None:
         counted = ev.counted

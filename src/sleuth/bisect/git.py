@@ -244,6 +244,12 @@ class GitSource:
         extra = {"SLEUTH_REPO": str(path), env_name(Path(self.repo).resolve().name): str(path)}
         return _build(_in_checkout(spec, cand, path, **extra), self.build, cand_dir)
 
+    def warm(self, labels: list[str], keep: tuple[str, ...] = ()) -> None:
+        """Check out the commits the next tests can be, in spare checkouts (not with ``--build``);
+        those of ``keep``, tests submitted and not prepared yet, stay."""
+        if not self.build:
+            self.checkouts().warm(labels, keep)
+
     def close(self) -> None:
         """Let other processes use the checkouts this one held."""
         if self._checkouts is not None:

@@ -466,7 +466,6 @@ def _command(kw: dict[str, Any], source: Any) -> dict[str, Any]:
 def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None = None,
              labels: list[str] | None = None, default_skip: tuple[int, ...] = ()) -> int:  # fmt: skip
     from sleuth.bisect.driver import Driver
-    from sleuth.bisect.report import exit_code, summarize, write_outputs
     from sleuth.bisect.secrecy import hidden, public, scrubbed
     from sleuth.cli._bisect_flags import spec_and_options
 
@@ -506,6 +505,8 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
         signal.signal(signal.SIGTERM, old)
         if hasattr(source, "close"):
             source.close()
+    from sleuth.bisect.report import exit_code, summarize, write_outputs  # after the tests: start-up
+
     summary = summarize(driver, result)
     summary["command"] = public(_command(kw, source), secrets)
     write_outputs(driver, summary)
