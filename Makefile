@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup demo demo-run demo-matrix test lint bench clean
+.PHONY: setup demo demo-run demo-matrix demo-images test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,17 @@ demo-run: $(STAMP)
 demo-matrix: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/sleuth matrix --recipe examples/matrix-nan/recipe.yaml --jobs 2
 
+# the whole regression-triage chain on images built here (podman + runc; see examples/bisect-images)
+DEMO_IMAGES := $(abspath .demo/images)
+demo-images: $(STAMP)
+	mkdir -p $(dir $(DEMO_IMAGES))
+	$(BIN)/python examples/bisect-images/build_images.py --out $(DEMO_IMAGES) > $(DEMO_IMAGES).env
+	. $(DEMO_IMAGES).env && $(BIN)/sleuth bisect images --runtime podman \
+		--template 'localhost/sleuth-demo/app:{date}' --start-date 2025-03-01 \
+		--source dep=/opt/dep --source lib=/opt/lib --build 'python3 /opt/build.py' \
+		--cache-mount $(DEMO_IMAGES)/cache:/cache --env BUILD_CACHE=/cache --flaky off \
+		--output $(abspath sleuth-runs) -- sh /opt/test.sh
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
@@ -38,4 +49,6 @@ bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
 
 clean:
+	# the demo's podman store has mounts of its own: reset it before removing it
+	if [ -f .demo/images.env ]; then . $(abspath .demo/images.env) && podman system reset --force >/dev/null 2>&1 || true; fi
 	rm -rf $(VENV) .demo sleuth-runs .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,8 @@
 
 No container engine runs here: ``tests/programs/fake_runtime.py`` records each call and, for
 ``run``/``srun``, executes the wrapped command on the host with mount paths mapped back, so the
-argv we build is checked exactly and a trial runs end to end through the real runner.
+argv we build is checked exactly and a trial runs end to end through the real runner.  The same
+paths run against a real podman in ``tests/containers/``; docker (and its ``--gpus``) only here.
 """
 
 from __future__ import annotations
@@ -20,18 +21,29 @@ from sleuth.environments.container import (
     ContainerEnvironment,
     Mount,
     Runtime,
+    check_runtime,
     container_environment,
     image_exists,
+    list_tags,
     resolve_runtime,
 )
 from sleuth.environments.pyxis import PyxisEnvironment
-from sleuth.errors import EnvironmentBuildError, UsageError
+from sleuth.errors import EnvironmentBuildError, InfrastructureError, UsageError
 from sleuth.model import TrialSpec
 from sleuth.runner import run_trial
 from tests.fakebin import RUNTIMES, install_fake, isolated_path
 
-RUNNER_FORWARDED = ["-e", "SLEUTH_TRIAL_ID", "-e", "CUDA_VISIBLE_DEVICES", "-e", "HIP_VISIBLE_DEVICES"]
+DEVICE_VARS = ["-e", "CUDA_VISIBLE_DEVICES", "-e", "HIP_VISIBLE_DEVICES"]
 OUTPUT_VARS = ["-e", "SLEUTH_OUTPUT_DIR=/sleuth-output", "-e", "SLEUTH_TRIAL_DIR=/sleuth-output"]
+
+
+def per_run(plan_argv: tuple[str, ...], out: Path, trial: Path) -> list[str]:
+    """The arguments the runner's bind put after ``run --rm`` (the name is random: taken from argv)."""
+    assert plan_argv[3] == "--name"
+    name = plan_argv[4]
+    assert name.startswith("sleuth-") and len(name) <= 100, name
+    return ["--name", name, "--label", f"sleuth.run={trial.parent}", "--label", f"sleuth.trial={trial}",
+            "--mount", f"type=bind,src={out},dst=/sleuth-output", "-e", "SLEUTH_TRIAL_ID", *OUTPUT_VARS]  # fmt: skip
 
 
 class FakeRuntimes:
@@ -121,41 +133,78 @@ def test_docker_argv_is_exact(fake: FakeRuntimes, tmp_path: Path) -> None:
             "SECRET": "s",
             "SLEUTH_CANDIDATE": "c",
             "SLEUTH_TRIAL_DIR": "/h",
+            "CONTAINERS_CONF": "/etc/c.conf",
         },
     )
     out = tmp_path / "out"
     wrapped = prepared.wrap(spec, output_dir=out, extra_env={"FOO": "bar"})
+    tail = ("-w", "/data", "--shm-size", "8g", "--ipc", "host", "rocm/pytorch:latest", "python", "train.py")
     assert wrapped.argv == (
         str(fake.bin / "docker"),
         *("run", "--rm"),
         *("--mount", f"type=bind,src={data},dst=/data,readonly"),
-        *("--mount", f"type=bind,src={out},dst=/sleuth-output"),
         *("-e", "NCCL_P2P_DISABLE", "-e", "FOO", "-e", "SLEUTH_CANDIDATE"),
-        *RUNNER_FORWARDED,
-        *OUTPUT_VARS,
-        *("-w", "/data", "--gpus", "all", "--shm-size", "8g", "--ipc", "host"),
-        "rocm/pytorch:latest",
-        *("python", "train.py"),
+        *tail,
     )
     # values travel in the client's environment, never in argv
     assert wrapped.env["NCCL_P2P_DISABLE"] == "1"
     assert wrapped.env["FOO"] == "bar"
     assert out.is_dir()
     assert env.name == "docker:rocm/pytorch:latest"
-    assert fake.calls() == []  # preparing and wrapping run nothing
+    # the runner binds each run: its name, the output mount, all GPUs or the run's own
+    assert wrapped.hook is not None
+    trial = tmp_path / "run" / "0001"
+    plan = wrapped.hook.bind(wrapped, trial, None)
+    head = (str(fake.bin / "docker"), "run", "--rm", *per_run(plan.spec.argv, out, trial))
+    assert plan.spec.argv[: len(head)] == head
+    mid = plan.spec.argv[len(head) :]
+    assert mid == ("--gpus", "all", *DEVICE_VARS, *wrapped.argv[3:])
+    name = plan.spec.argv[4]
+    assert plan.cleanup == (str(fake.bin / "docker"), "rm", "-f", name)
+    assert dict(plan.cleanup_env) == {"HOME": "/root", "CONTAINERS_CONF": "/etc/c.conf"}  # never SECRET
+    one = wrapped.hook.bind(wrapped, trial, "3")
+    assert one.spec.argv[4] != name  # a rerun in the same dir never meets a leftover container
+    assert "device=3" in one.spec.argv and "CUDA_VISIBLE_DEVICES" not in one.spec.argv
+    assert one.spec.argv[-len(tail) :] == tail
+    assert fake.calls() == []  # preparing, wrapping and binding run nothing
 
 
-def test_podman_gpu_and_rocm_flags(fake: FakeRuntimes) -> None:
+def test_podman_gpu_and_rocm_flags(fake: FakeRuntimes, tmp_path: Path) -> None:
     fake.install("podman")
     prepared = ContainerEnvironment(image="img", runtime=Runtime.PODMAN, gpus=True, rocm=True).prepare()
     wrapped = prepared.wrap(TrialSpec(argv=("true",)))
-    assert wrapped.argv == (
-        str(fake.bin / "podman"),
-        *("run", "--rm", *RUNNER_FORWARDED),
+    assert wrapped.argv == (str(fake.bin / "podman"), "run", "--rm", "img", "true")
+    assert wrapped.hook is not None
+    trial = tmp_path / "t"
+    plan = wrapped.hook.bind(wrapped, trial, None)
+    assert plan.spec.argv == (
+        *wrapped.argv[:3],
+        *per_run(plan.spec.argv, trial, trial),
         *("--device", "nvidia.com/gpu=all"),
         *("--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video"),
+        *DEVICE_VARS,
         *("img", "true"),
     )
+    assert plan.cleanup == (str(fake.bin / "podman"), "rm", "-f", "-t", "0", plan.spec.argv[4])
+    one = wrapped.hook.bind(wrapped, trial, "1").spec.argv
+    assert one[one.index("nvidia.com/gpu=1") - 1] == "--device"
+    assert "nvidia.com/gpu=all" not in one
+    assert "CUDA_VISIBLE_DEVICES" not in one and "HIP_VISIBLE_DEVICES" in one  # ROCm sees every device
+
+
+def test_runtime_own_errors_are_not_the_workloads(fake: FakeRuntimes) -> None:
+    fake.install("podman")
+    hook = (
+        ContainerEnvironment(image="img", runtime=Runtime.PODMAN).prepare().wrap(TrialSpec(argv=("t",))).hook
+    )
+    assert hook is not None
+    assert hook.own_error(125, "Error: statfs /nope: no such file or directory\n") == (
+        "podman: Error: statfs /nope: no such file or directory"
+    )
+    assert hook.own_error(126, "Error: OCI runtime error: crun: cgroups in hybrid mode not supported")
+    assert hook.own_error(125, "test says skip this one\n") is None  # the workload's own 125
+    assert hook.own_error(1, "Error: boom") is None
+    assert hook.own_error(125, "") is None
 
 
 def test_pyxis_argv_is_exact(fake: FakeRuntimes, tmp_path: Path) -> None:
@@ -324,6 +373,8 @@ def test_missing_image_fails_the_trial_not_sleuth(fake: FakeRuntimes, tmp_path: 
     result = run_trial(prepared.wrap(TrialSpec(argv=("true",), env=dict(os.environ))), tmp_path / "t")
     assert result.rc == 125
     assert "Unable to find image" in result.stderr_tail
+    # the runtime's own error, not the workload's exit code: an ERROR with its words
+    assert result.error is not None and "manifest for img:404 not found" in result.error
 
 
 @pytest.mark.parametrize("kind", ["docker", "pyxis"])
@@ -361,3 +412,45 @@ def test_container_environment_factory(fake: FakeRuntimes) -> None:
     assert isinstance(env, ContainerEnvironment)
     assert env.runtime is Runtime.PODMAN
     assert env.describe()["forward_env"] == {"K": "V"}
+
+
+def test_check_runtime_says_why_in_one_line(fake: FakeRuntimes, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "docker not found on PATH" in (check_runtime("docker") or "")
+    fake.install("docker")
+    assert check_runtime("docker") is None
+    assert fake.calls()[-1]["argv"][:1] == ["info"]
+    monkeypatch.setenv("FAKE_RUNTIME_DOWN", "1")
+    why = check_runtime("docker")
+    assert why is not None and "Cannot connect to the Docker daemon" in why and "\n" not in why
+
+
+def test_a_daemon_that_is_down_is_not_a_missing_image(
+    fake: FakeRuntimes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.install("docker")
+    fake.images(remote="reg/img:1")
+    assert not image_exists("docker", "reg/img:2")  # the registry says there is no such tag
+    monkeypatch.setenv("FAKE_RUNTIME_DOWN", "1")
+    with pytest.raises(InfrastructureError, match="Cannot connect to the Docker daemon"):
+        image_exists("docker", "reg/img:1")
+
+
+def test_list_tags_needs_the_registrys_list(fake: FakeRuntimes, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.install("docker", "skopeo")
+    fake.images(remote="reg/app:2025-01-01 reg/app:2025-01-03 other/app:2025-01-02", local="reg/app:dev")
+    assert list_tags("docker", "reg/app") == ["reg/app:2025-01-01", "reg/app:2025-01-03", "reg/app:dev"]
+    monkeypatch.setenv("FAKE_RUNTIME_NO_LIST", "1")
+    assert list_tags("docker", "reg/app") is None  # the local images alone are only what was pulled
+
+
+def test_a_timeout_removes_the_docker_container(fake: FakeRuntimes, tmp_path: Path) -> None:
+    fake.install("docker")
+    prepared = ContainerEnvironment(image="img:1").prepare()
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(30)"
+    spec = TrialSpec(argv=("python3", "-c", stubborn), env=dict(os.environ), timeout_s=1.0, kill_grace_s=20.0)  # fmt: skip
+    result = run_trial(prepared.wrap(spec), tmp_path / "t")
+    assert result.timed_out
+    runs = [c["argv"] for c in fake.calls() if c["argv"][:1] == ["run"]]
+    removes = [c["argv"] for c in fake.calls() if c["argv"][:1] == ["rm"]]
+    name = runs[0][runs[0].index("--name") + 1]
+    assert removes == [["rm", "-f", name]]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import chaos
 from tests.signals import sleuth_proc
 
 PY = sys.executable
@@ -27,7 +28,7 @@ TRIALS = 24
 
 #: each trial marks its start (id and pid), prints one line, sleeps, and fails iff its id is listed
 SCRIPT = (
-    ': > "$MARKS/$SLEUTH_TRIAL_ID-$$"; echo "run $SLEUTH_TRIAL_ID $$"; sleep 0.05; '
+    ': > "$MARKS/$SLEUTH_TRIAL_ID-$$"; echo "run $SLEUTH_TRIAL_ID $$"; sleep 0.1; '
     'case " $FAILS " in *" $SLEUTH_TRIAL_ID "*) echo "boom $SLEUTH_TRIAL_ID" >&2; exit 1;; esac'
 )
 
@@ -66,7 +67,7 @@ def _setup(tmp_path: Path, sleuth_env: dict[str, str], seed: int) -> tuple[dict[
     return env, marks, fails
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", chaos.seeds(6))
 def test_kill_9_at_random_moments_and_resume_up_to_three_times(sleuth_env, tmp_path: Path, seed: int) -> None:
     env, marks, fails = _setup(tmp_path, sleuth_env, seed)
     rng = random.Random(1000 + seed)
@@ -79,10 +80,20 @@ def test_kill_9_at_random_moments_and_resume_up_to_three_times(sleuth_env, tmp_p
     rd: Path | None = None
     proc = launch(None)
     kills = rng.randint(1, 3)  # the first run and up to two resumes are killed; the last resume finishes
+    killed = 0
     for attempt in range(kills + 1):
         last = attempt == kills
         if not last:
-            time.sleep(rng.uniform(0.1, 1.6))
+            # a moment inside the run: once this process has started a trial of its own (start-up
+            # included, most moments would fall after a short run ended), then up to 0.6 s later
+            started = sum(_marks(marks).values())
+            deadline = time.monotonic() + 30
+            while (
+                proc.poll() is None and sum(_marks(marks).values()) == started and time.monotonic() < deadline
+            ):
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.6))
+            killed += proc.poll() is None
             proc.send_signal(signal.SIGKILL)
         rc = proc.wait(timeout=120)
         runs = sorted((tmp_path / "runs" / "run").glob("*/*"))
@@ -118,6 +129,8 @@ def test_kill_9_at_random_moments_and_resume_up_to_three_times(sleuth_env, tmp_p
         lines = (rd / "trials" / tid / "stdout").read_text().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"run {tid} "), (tid, lines)
     assert [e["event"] for e in _events(rd)].count("end") >= 1
+    chaos.record("run", seed=seed, kills=killed, resumes=kills, trials=TRIALS, journaled=len(trial_events),
+                 lost=0, invented=0, rerun=0)  # fmt: skip
 
 
 def _finished_run(sleuth, tmp_path: Path, *args: str) -> Path:

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from tests import chaos
+
 GRACE = 1.0
-REPEATS = 50
+REPEATS = len(chaos.seeds(50))
 SEED = 20240608
 #: (extra args, workload): many instant trials one at a time, four at a time, long trials to kill
 SHAPES = [
@@ -88,6 +90,7 @@ def _one(i: int, rng: random.Random, root: Path) -> str | None:
         except subprocess.TimeoutExpired:
             return f"#{i}: {sig.name} after {delay:.2f}s: still running {GRACE + 2.0}s later"
         took = time.monotonic() - t0
+        chaos.record("signal", seed=i, signal=sig.name, seconds=round(took, 3), limit=GRACE + 2.0)
         (run_dir,) = out.glob("run/*/*")
         summary_path = run_dir / "summary.json"
         if not summary_path.is_file():

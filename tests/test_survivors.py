@@ -17,6 +17,7 @@ import pytest
 from sleuth import reaper, runner
 from sleuth.model import TrialSpec
 from sleuth.runner import run_trial
+from tests import chaos
 from tests.conftest import program
 
 SHAPES = [
@@ -189,6 +190,7 @@ def test_sleuth_run_leaves_no_survivor_of_any_shape(tmp_path: Path, sleuth, then
     while time.monotonic() < deadline and (any(map(_exists, pids)) or _marked_under(run_dir)):
         time.sleep(0.05)
     assert [p for p in pids if _exists(p)] == [] and _marked_under(run_dir) == []
+    chaos.record("survivors", then=then, shapes=len(SHAPES), escapees=len(pids), survivors=0)
 
 
 def _marked_under(run_dir: Path) -> list[int]:

@@ -67,7 +67,21 @@ ENV_PREFIXES = (
     "OMP_",
 )
 REDACTED = "<redacted>"
-_SECRET_NAME_RE = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+#: a variable is secret when one word of its name (words split at ``_``, ``-``, ``.``) is, or ends
+#: with, one of these: ``HF_TOKEN``, ``OPENAI_API_KEY``, ``NPM_AUTHTOKEN``, ``DB_PASSWD``; not
+#: ``TOKENIZERS_PARALLELISM`` or ``KEYBOARD`` (the word only starts with one)
+_SECRET_WORDS = (
+    "TOKEN", "TOKENS", "SECRET", "SECRETS", "PASSWORD", "PASSWORDS", "PASSWD", "PASS", "KEY", "KEYS",
+    "CREDENTIAL", "CREDENTIALS", "CREDS", "AUTH", "PAT", "APIKEY", "PRIVATE",
+)  # fmt: skip
+_NAME_WORDS_RE = re.compile(r"[-_.]+")
+
+
+def secret_name(name: str) -> bool:
+    """True when a variable's name says its value is secret (see ``_SECRET_WORDS``)."""
+    words = [w for w in _NAME_WORDS_RE.split(name.upper()) if w]
+    return any(w == s or (w.endswith(s) and len(s) >= 4) for w in words for s in _SECRET_WORDS)
+
 _URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]+:[^/@\s]*@")
 _TOKEN_PREFIX_RE = re.compile(
     r"^(ghp_|gho_|ghs_|github_pat_|glpat-|hf_|sk-|xox[abprs]-|AKIA|ASIA)[A-Za-z0-9_-]{8,}"
@@ -97,7 +111,7 @@ def _looks_like_token(value: str) -> bool:
 
 def redact_value(name: str, value: str) -> str:
     """``value`` with secrets hidden: all of it for secret names or token-like values, else URL passwords."""
-    if _SECRET_NAME_RE.search(name) or _looks_like_token(value):
+    if secret_name(name) or _looks_like_token(value):
         return REDACTED
     return _URL_CREDENTIALS_RE.sub(lambda m: f"{m['scheme']}{REDACTED}@", value)
 

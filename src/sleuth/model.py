@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = [
     "MAX_TRIALS",
@@ -23,6 +23,8 @@ __all__ = [
     "MetricSpec",
     "MetricValue",
     "Outcome",
+    "RunHook",
+    "RunPlan",
     "SeriesSummary",
     "Stream",
     "Trial",
@@ -32,7 +34,8 @@ __all__ = [
 ]
 
 #: names that reach file paths (cells, run names, candidates' directories) must match this
-NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+#: ``\Z``, not ``$``: ``$`` also matches before a final newline, and ``T\n`` named a directory
+NAME_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 #: and be at most this long (a path component is limited to 255 bytes; ids and suffixes are added)
 NAME_MAX = 100
 #: the most trials one run, cell or candidate may ask for (an absurd count is a usage error)
@@ -51,7 +54,7 @@ SERIES_KEEP = 1000
 
 def check_name(name: str) -> bool:
     """True when ``name`` is safe as one path component (DESIGN §3), at most ``NAME_MAX`` long."""
-    return len(name) <= NAME_MAX and bool(NAME_RE.match(name)) and name not in {".", ".."}
+    return len(name) <= NAME_MAX and NAME_RE.fullmatch(name) is not None and name not in {".", ".."}
 
 
 class Outcome(Enum):
@@ -135,6 +138,9 @@ class TrialSpec:
     kill_grace_s: float = 5.0
     label: str = ""
     metrics: tuple[MetricSpec, ...] = ()
+    #: finishes the spec for one run, where only the runner knows the trial dir and the device
+    #: (a container's name, output mount and GPU flags); see :class:`RunHook`
+    hook: RunHook | None = field(default=None, compare=False)
 
     def with_env(self, extra: Mapping[str, str]) -> TrialSpec:
         """A copy with ``extra`` laid over the environment."""
@@ -147,6 +153,30 @@ class TrialSpec:
     def with_cwd(self, cwd: str | None) -> TrialSpec:
         """A copy running in ``cwd``."""
         return _replace(self, cwd=cwd)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunPlan:
+    """One run of a hooked spec: what to spawn, and how to remove what may outlive the process."""
+
+    spec: TrialSpec
+    #: run at once when the trial is stopped (timeout, cancel, Ctrl-C) or its process dies of a
+    #: signal, and by ``reap_orphans`` after a kill -9 of sleuth (recorded in the trial dir meanwhile)
+    cleanup: tuple[str, ...] = ()
+    #: variables the cleanup needs besides the caller's (where the container store is)
+    cleanup_env: Mapping[str, str] = field(default_factory=dict)
+
+
+class RunHook(Protocol):
+    """What an environment that wraps a trial in a client (docker, podman) adds per run."""
+
+    def bind(self, spec: TrialSpec, trial_dir: Path, device: str | None) -> RunPlan:
+        """The spec to spawn for this trial dir and device, and its cleanup."""
+        ...
+
+    def own_error(self, rc: int | None, stderr_tail: str) -> str | None:
+        """The client's own failure (not the workload's), as one line; None when it is the workload's."""
+        ...
 
 
 def _json_number(x: float) -> float | str:

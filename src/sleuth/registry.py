@@ -30,6 +30,7 @@ from pydantic import (
     Discriminator,
     Tag,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -155,6 +156,13 @@ class SidecarFile(BaseModel):
     version: Literal[1]
     mitigations: dict[str, MitigationEntry] = {}
     environments: dict[str, InlineEnvironment] = {}
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_an_int(cls, v: Any) -> Any:
+        if isinstance(v, bool | float):  # True == 1 == 1.0 in Python; a version is an integer
+            raise ValueError(f"unsupported version {v!r}: write version: 1")
+        return v
 
 
 # --- error rendering ---------------------------------------------------------------------------
@@ -382,6 +390,43 @@ class Registry:
     def add_environment(self, e: EnvironmentDef) -> None:
         """Register ``e``; ConfigError naming both sources when the name is taken."""
         _add(self.environments, "environment", e)
+
+    def pin_mitigation(self, m: Mitigation) -> str | None:
+        """Use ``m`` (a definition a resolved recipe pinned) whatever is installed under its name.
+
+        Returns a warning when nothing of that name is installed here, or when the installed
+        definition differs (the pinned one is used: a rerun runs the variables it ran with).
+        """
+        if not check_name(m.name):
+            raise ConfigError(f"{m.source}: mitigation name {m.name!r} is not a valid name")
+        old = self.mitigations.get(m.name)
+        if old is not None and (dict(old.env), dict(old.append)) == (dict(m.env), dict(m.append)):
+            return None
+        self.mitigations[m.name] = m
+        if old is None:
+            return f"mitigation {m.name!r} is not installed here ({m.source}): the pinned definition is used"
+        return (
+            f"mitigation {m.name!r}: the installed definition ({old.source}) differs from the pinned one "
+            f"({m.source}): the pinned one is used"
+        )
+
+    def pin_environment(self, name: str, spec: InlineEnvironment, source: str) -> str | None:
+        """Use the alias ``name -> spec`` pinned by a resolved recipe (see :meth:`pin_mitigation`)."""
+        if not check_name(name):
+            raise ConfigError(f"{source}: environment name {name!r} is not a valid name")
+        old = self.environments.get(name)
+        plain = InlineEnvironment.model_validate(spec.plain())
+        if old is not None and old.spec is not None and old.spec.plain() == plain.plain():
+            return None
+        self.environments[name] = EnvironmentDef(
+            name=name, kind="alias", description=f"{plain.kind}: {plain.value}", source=source, spec=plain
+        )
+        if old is None:
+            return f"environment {name!r} is not installed here ({source}): the pinned definition is used"
+        return (
+            f"environment {name!r}: the installed definition ({old.source}) differs from the pinned one "
+            f"({source}): the pinned one is used"
+        )
 
     def add_mitigations(self, entries: Mapping[str, Any], source: str) -> None:
         """Validate and register ``name -> {env, append, description, docs}`` from ``source``."""

@@ -7,13 +7,19 @@
   that left the group (``setsid``, double forks, daemons) are found through :mod:`sleuth.reaper`
   (sleuth is their subreaper) and stopped the same way, then reaped;
 * stdout/stderr go straight to files, so memory stays bounded whatever the workload prints;
-  only small tails are read back.
+  only small tails are read back;
+* a spec with a ``hook`` (a container client) is bound per run to its trial dir and device; what
+  the hook says outlives the process (a container) is removed by its cleanup command at once when
+  the trial is stopped (timeout, cancel, Ctrl-C) or the client dies of a signal, and, after a
+  kill -9 of sleuth, by :func:`reap_orphans` (the command waits in ``.sleuth-cleanup.json`` in the
+  trial dir while the trial runs).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -23,10 +29,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sleuth import reaper
 from sleuth.errors import InfrastructureError
-from sleuth.model import MetricValue, SeriesSummary, TrialResult, TrialSpec
+from sleuth.model import MetricValue, RunPlan, SeriesSummary, TrialResult, TrialSpec
 from sleuth.scan import fd_tail, metrics_from_files, read_metrics_json
 
 __all__ = [
@@ -43,6 +50,9 @@ __all__ = [
 
 _HOST = os.uname().nodename  # gethostname() without importing socket (start-up)
 _OUT_FLAGS = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+#: a hooked trial's cleanup command, in its trial dir while it runs (read by :func:`reap_orphans`)
+CLEANUP_FILE = ".sleuth-cleanup.json"
+_CLEANUP_TIMEOUT_S = 60.0
 
 
 @dataclass(slots=True)
@@ -51,6 +61,9 @@ class _Live:
     #: ``SLEUTH_TRIAL_DIR=<dir>`` (what marks the trial's descendants), None for a tool
     marker: bytes | None
     grace_s: float
+    #: a hooked trial's cleanup (argv, the client's env), run once (see the module docstring)
+    cleanup: tuple[tuple[str, ...], dict[str, str]] | None = None
+    cleaned: bool = False
 
 
 _live: dict[int, _Live] = {}
@@ -68,7 +81,8 @@ def _no_spawn_in_flight() -> bool:
     return _spawning == 0
 
 
-def _spawn(argv: Sequence[str], marker: bytes | None, grace_s: float, **kw: object) -> tuple[
+def _spawn(argv: Sequence[str], marker: bytes | None, grace_s: float,
+           cleanup: tuple[tuple[str, ...], dict[str, str]] | None = None, **kw: object) -> tuple[
     subprocess.Popen[bytes], bool]:  # fmt: skip
     """Popen in a new session, registered in ``_live``; returns (proc, cancelled meanwhile)."""
     global _spawning
@@ -83,7 +97,7 @@ def _spawn(argv: Sequence[str], marker: bytes | None, grace_s: float, **kw: obje
         raise
     with _live_lock:
         _spawning -= 1
-        _live[proc.pid] = _Live(proc, marker, grace_s)
+        _live[proc.pid] = _Live(proc, marker, grace_s, cleanup)
         # kill_all() sets the flag before it looks at _live: a child spawned while it ran
         # (Ctrl-C between the caller's check and this line) is stopped by the caller, not left running
         cancelled = _cancelled.is_set()
@@ -137,6 +151,42 @@ def _stop(proc: subprocess.Popen[bytes], marker: bytes | None, grace_s: float) -
     proc.wait()
 
 
+def _run_cleanup(argv: Sequence[str], env: Mapping[str, str]) -> None:
+    """Run a cleanup command to its end (bounded); it runs even after a cancel, unlike a tool."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, env=dict(env), timeout=_CLEANUP_TIMEOUT_S,
+                       start_new_session=True, check=False)  # fmt: skip
+
+
+def _cleanup_once(live: _Live | None) -> None:
+    """The live trial's cleanup, unless it ran already (kill_all and the worker both get here)."""
+    if live is None or live.cleanup is None:
+        return
+    with _live_lock:
+        if live.cleaned:
+            return
+        live.cleaned = True
+    _run_cleanup(*live.cleanup)
+
+
+def _at_once(calls: Sequence[tuple[Any, ...]]) -> None:
+    """``f(*args)`` for each ``(f, *args)``, each in its own thread; returns when all have ended."""
+    threads = [threading.Thread(target=c[0], args=c[1:], daemon=True) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(_CLEANUP_TIMEOUT_S)
+
+
+def _arm(tdir: str, plan: RunPlan) -> None:
+    """Record the cleanup in the trial dir before the spawn: a resume after a kill -9 runs it."""
+    tmp = f"{tdir}/{CLEANUP_FILE}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump({"argv": list(plan.cleanup), "env": dict(plan.cleanup_env)}, fh)
+    os.replace(tmp, f"{tdir}/{CLEANUP_FILE}")
+
+
 def _spawn_error(argv: Sequence[str], cwd: str | None, exc: OSError) -> str:
     if cwd is not None and not os.path.isdir(cwd):
         return f"working directory not found: {cwd}"
@@ -165,6 +215,10 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
     tdir = os.path.abspath(trial_dir)
     _mkdir(tdir)
     out_name, err_name = f"{tdir}/stdout", f"{tdir}/stderr"
+    plan: RunPlan | None = None
+    if spec.hook is not None:
+        plan = spec.hook.bind(spec, trial_dir, device)
+        spec = plan.spec
     env = dict(spec.env)
     env["SLEUTH_TRIAL_DIR"] = tdir
     env["SLEUTH_TRIAL_ID"] = trial_dir.name
@@ -173,6 +227,9 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
         env["HIP_VISIBLE_DEVICES"] = device
     marker = b"SLEUTH_TRIAL_DIR=" + os.fsencode(tdir)
     grace = spec.kill_grace_s
+    cleanup = None
+    if plan is not None and plan.cleanup:  # without the marker: a cleanup is never taken for the trial's
+        cleanup = (plan.cleanup, {k: v for k, v in env.items() if k != "SLEUTH_TRIAL_DIR"})
     started_at = time.time()
     t0 = time.monotonic()
     rc: int | None = None
@@ -189,11 +246,14 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
         if _cancelled.is_set():
             error = "cancelled before start"
         else:
+            if cleanup is not None:
+                assert plan is not None
+                _arm(tdir, plan)
             exe = _executable(spec.argv[0], env) if spec.argv else None
             try:
                 try:
                     proc, cancelled = _spawn(
-                        spec.argv, marker, grace, executable=exe,
+                        spec.argv, marker, grace, cleanup, executable=exe,
                         stdin=_stdin(), stdout=out_fd, stderr=err_fd, cwd=spec.cwd, env=env,
                     )  # fmt: skip
                 except FileNotFoundError:
@@ -201,20 +261,23 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
                         raise
                     _found.pop((spec.argv[0], env.get("PATH", os.defpath)), None)  # moved since
                     proc, cancelled = _spawn(
-                        spec.argv, marker, grace,
+                        spec.argv, marker, grace, cleanup,
                         stdin=_stdin(), stdout=out_fd, stderr=err_fd, cwd=spec.cwd, env=env,
                     )  # fmt: skip
             except OSError as exc:
                 error = _spawn_error(spec.argv, spec.cwd, exc)
             else:
+                live = _live.get(proc.pid)
                 try:
                     if cancelled:
+                        _cleanup_once(live)
                         _stop(proc, marker, grace)
                         error = "cancelled"
                     try:
                         proc.wait(timeout=spec.timeout_s)
                     except subprocess.TimeoutExpired:
                         timed_out = True
+                        _cleanup_once(live)  # at once: the client's SIGTERM may not reach PID 1
                     # what is left (the group after a timeout, stragglers, escaped daemons) stops now
                     _stop(proc, marker, grace)
                 finally:
@@ -222,6 +285,7 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
                 code = proc.returncode
                 if code is not None and code < 0:
                     sig = -code
+                    _cleanup_once(live)  # the client was killed: its container may still run
                 else:
                     rc = code
         wall = time.monotonic() - t0
@@ -230,6 +294,12 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
     finally:
         os.close(out_fd)
         os.close(err_fd)
+        if cleanup is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(f"{tdir}/{CLEANUP_FILE}")
+    if plan is not None and error is None and not timed_out:
+        hook = plan.spec.hook
+        error = hook.own_error(rc, err_tail) if hook is not None else None
     out_path, err_path = trial_dir / "stdout", trial_dir / "stderr"
     metrics: dict[str, MetricValue] = {}
     series: dict[str, SeriesSummary] = {}
@@ -277,6 +347,7 @@ def kill_all(grace_s: float | None = None) -> int:
     if not lives:
         return 0
     grace = grace_s if grace_s is not None else max(lv.grace_s for lv in lives)
+    _at_once([(_cleanup_once, lv) for lv in lives if lv.cleanup is not None])  # containers first: at once
     reaper.stop(
         [lv.proc.pid for lv in lives],
         [lv.marker for lv in lives if lv.marker is not None],
@@ -310,8 +381,10 @@ def reap_orphans(run_dir: Path) -> int:
     A trial is recognised by ``SLEUTH_TRIAL_DIR`` inside ``run_dir`` in its environment (the runner
     sets it for every child, and grandchildren inherit it), so no other process is ever touched.
     Call it only while holding the run dir (``RunDir`` locks it).  Linux only (``/proc``); returns
-    how many process groups were killed.
+    how many process groups were killed.  First, the cleanup commands that hooked trials left in
+    their trial dirs (``.sleuth-cleanup.json``: containers of the killed run) run, and are removed.
     """
+    _reap_cleanups(run_dir)
     prefixes = tuple(
         f"SLEUTH_TRIAL_DIR={p}{os.sep}".encode() for p in {os.path.abspath(run_dir), str(run_dir.resolve())}
     )
@@ -337,6 +410,24 @@ def reap_orphans(run_dir: Path) -> int:
     reaper._signal(pids, signal.SIGKILL)  # and those that left their group
     reaper.reap_zombies(_owned, allowed=_no_spawn_in_flight)
     return len(groups)
+
+
+def _reap_cleanups(run_dir: Path) -> None:
+    """Run the cleanups that a killed sleuth left in ``run_dir``'s trial dirs, then forget them."""
+    jobs: list[tuple[Path, tuple[str, ...], dict[str, str]]] = []
+    for path in run_dir.rglob(CLEANUP_FILE):
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+            argv = tuple(str(a) for a in rec["argv"])
+            env = {**os.environ, **{str(k): str(v) for k, v in dict(rec.get("env") or {}).items()}}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if argv:
+            jobs.append((path, argv, env))
+    _at_once([(_run_cleanup, a, e) for _, a, e in jobs])
+    for path, _, _ in jobs:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def cancel() -> None:

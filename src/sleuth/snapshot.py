@@ -35,7 +35,7 @@ import json
 import os
 import platform
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -187,10 +187,12 @@ def probe_via(
     deep: bool = False,
     packages: Iterable[str] = (),
     timeout_s: float = 300.0,
+    env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run ``prefix + [probe_path, flags]`` (an interpreter, or ``docker run ... IMG python3``) and parse it.
 
     ``probe_path`` defaults to this file's ``_probe.py``; a container passes where it mounted it.
+    ``env``: the client's environment (a container's ``-e NAME`` values travel there).
     Raises ``InfrastructureError`` when the probe does not print its JSON line.
     """
     from sleuth.runner import run_tool
@@ -198,7 +200,7 @@ def probe_via(
     argv = [*prefix, probe_path or _probe.__file__, *(["--deep"] if deep else [])]
     for name in packages:
         argv += ["--package", name]
-    res = run_tool(argv, timeout_s=timeout_s)
+    res = run_tool(argv, timeout_s=timeout_s, env=env)
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
     if not res.ok or not lines:
         raise InfrastructureError(f"could not probe with {' '.join(prefix)}: {res.brief()}")

@@ -24,6 +24,7 @@ from sleuth.bisect.trials import TestPool as Pool
 from sleuth.journal import RunDir, read_journal
 from sleuth.model import TrialSpec
 from sleuth.oracle import OracleConfig, StandardOracle
+from tests import chaos
 
 ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
        "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
@@ -181,8 +182,9 @@ def _check_journal(run_dir: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("seed", chaos.seeds(1))
 @pytest.mark.parametrize("kind", ["git", "list"])
-def test_kill_9_at_random_moments_and_resume_up_to_three_times(tmp_path: Path, kind: str) -> None:
+def test_kill_9_at_random_moments_and_resume_up_to_three_times(tmp_path: Path, kind: str, seed: int) -> None:
     n, culprit = 48, 31
     if kind == "git":
         shas = make_repo(tmp_path, n, culprit)
@@ -194,7 +196,8 @@ def test_kill_9_at_random_moments_and_resume_up_to_three_times(tmp_path: Path, k
         truth = str(culprit)
         argv = ["bisect", "list", "l.txt"]
         cmd = ["sh", "-c", LIST_TEST.format(culprit=culprit)]
-    rng = random.Random(f"{kind}-kills")
+    rng = random.Random(f"{kind}-kills" if seed == 0 else f"{kind}-kills-{seed}")
+    tests = journaled = 0
     kills = resumes = 0
     for attempt in range(3):
         out = tmp_path / f"o{attempt}"
@@ -218,7 +221,10 @@ def test_kill_9_at_random_moments_and_resume_up_to_three_times(tmp_path: Path, k
         assert d["status"] == "found" and d["first_bad"]["label"] == truth
         _check_journal(run_dir)
         assert d["tests"] <= len(journaled_tests(run_dir))
+        tests, journaled = tests + d["tests"], journaled + len(journaled_tests(run_dir))
     assert kills >= 4 and resumes >= 3  # the moments were inside the runs, not after them
+    chaos.record(f"bisect {kind}", seed=seed, kills=kills, resumes=resumes, trials=tests, journaled=journaled,
+                 lost=0, invented=0)  # fmt: skip
 
 
 def _sleuth(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

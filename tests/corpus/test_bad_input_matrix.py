@@ -53,6 +53,20 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return apply
 
 
+def _inline_collision(data: dict[str, Any]) -> None:
+    """A registered environment named like the key an inline one gets (``docker-<hash>``)."""
+    import hashlib
+
+    digest = hashlib.blake2b(json.dumps({"docker": "img:1"}, sort_keys=True).encode(), digest_size=4)
+    data["environments"] = {f"docker-{digest.hexdigest()}": {"docker": "other:2"}}
+    data["cells"][1]["environment"] = {"docker": "img:1"}
+
+
+def _plugin_steps_twice(data: dict[str, Any]) -> None:
+    data["workload"] = {"plugin": "numpy_nan", "steps": 5}
+    data["steps"] = 6
+
+
 #: (id, mutation of BASE, words the error line must name)
 RECIPE_CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ("no-schema-version", _set("schema_version", None), ["schema_version", "required"]),
@@ -62,7 +76,7 @@ RECIPE_CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ("unknown-workload-key", _set("workload.colour", 1), ["workload.colour", "unknown key"]),
     ("unknown-cell-key", _set("cells[1].colour", 1), ["cells[1].colour", "unknown key"]),
     ("no-workload", _set("workload", None), ["workload", "required"]),
-    ("no-command", _set("workload.command", None), ["workload.command", "required"]),
+    ("no-command", _set("workload.command", None), ["workload", "exactly one of command", "plugin"]),
     ("command-empty-list", _set("workload.command", []), ["workload.command"]),
     ("command-empty-str", _set("workload.command", "  "), ["workload.command"]),
     ("command-blank-argv0", _set("workload.command", [""]), ["workload.command"]),
@@ -147,6 +161,38 @@ RECIPE_CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ("recipe-environment-clash", _set("environments", {"host": {"docker": "a"}}), ["host", "twice"]),
     ("no-baseline", _set("cells", [{"name": "a", "mitigations": ["tf32_off"]},
                                    {"name": "b", "mitigations": ["nccl_p2p_off"]}]), ["baseline"]),
+    # issue 11: names end at the end (a final newline named a directory), strict numbers, plugins
+    ("ticket-newline", _set("ticket", "T\n"), ["ticket", "'T\\n'"]),
+    ("cell-name-newline", _set("cells[1].name", "evil\n"), ["cells[1].name", "'evil\\n'"]),
+    ("workload-name-newline", _set("workload.name", "w\n"), ["workload.name"]),
+    ("recipe-mitigation-newline", _set("mitigations", {"m\n": {"env": {"A": "1"}}}), ["mitigation", "name"]),
+    ("recipe-environment-newline", _set("environments", {"e\n": {"docker": "a"}}), ["environment", "name"]),
+    ("schema-version-true", _set("schema_version", True), ["schema_version", "True"]),
+    ("schema-version-float", _set("schema_version", 1.0), ["schema_version", "1.0"]),
+    ("threshold-true", _set("confound.threshold", True), ["confound.threshold", "valid number"]),
+    ("threshold-str", _set("confound.threshold", "1.2"), ["confound.threshold", "valid number"]),
+    ("alpha-true", _set("statistics.alpha", True), ["statistics.alpha"]),
+    ("alpha-str", _set("statistics.alpha", "0.05"), ["statistics.alpha"]),
+    ("min-effect-str", _set("statistics.min_effect", "0.5"), ["statistics.min_effect"]),
+    ("unreliable-true", _set("statistics.unreliable_error_rate", True), ["statistics.unreliable_error_rate"]),
+    ("timeout-str", _set("workload.timeout", "10"), ["workload.timeout"]),
+    ("timeout-true", _set("workload.timeout", True), ["workload.timeout"]),
+    ("until-decided-str", _set("until_decided", "yes"), ["until_decided", "boolean"]),
+    ("until-decided-int", _set("until_decided", 1), ["until_decided", "boolean"]),
+    ("nonzero-fails-str", _set("workload.oracle.nonzero_fails", "no"), ["workload.oracle.nonzero_fails"]),
+    ("steps-0", _set("steps", 0), ["steps"]),
+    ("steps-true", _set("steps", True), ["steps"]),
+    ("steps-float", _set("steps", 5.0), ["steps"]),
+    ("cell-steps-str", _set("cells[1].steps", "5"), ["cells[1].steps"]),
+    ("steps-token-without-steps", _set("workload.command", ["echo", "{STEPS}"]), ["workload.command", "{STEPS}"]),
+    ("inline-key-collision", _inline_collision, ["cells[1].environment", "docker-", "registered environment"]),
+    ("plugin-unknown", _set("workload", {"plugin": "nope"}), ["workload.plugin", "nope"]),
+    ("plugin-and-command", _set("workload.plugin", "numpy_nan"), ["workload", "exactly one of"]),
+    ("plugin-param-bool", _set("workload", {"plugin": "numpy_nan", "steps": True}), ["workload.steps", "bool"]),
+    ("plugin-param-str", _set("workload", {"plugin": "numpy_nan", "lr": "0.1"}), ["workload.lr", "number"]),
+    ("plugin-param-unknown", _set("workload", {"plugin": "numpy_nan", "colour": 1}), ["workload.colour"]),
+    ("params-without-plugin", _set("workload.params", {"a": 1}), ["workload", "params need a plugin"]),
+    ("plugin-steps-twice", _plugin_steps_twice, ["workload.steps", "given twice"]),
 ]  # fmt: skip
 
 BOMB = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
@@ -187,6 +233,8 @@ SIDECAR_CASES: list[tuple[str, bytes, list[str]]] = [
     ("bad-var", b"version: 1\nmitigations:\n  mine: {env: {'1A': 'x'}}\n", ["side.yaml", "mitigations.mine"]),
     ("bomb", ("version: 1\n" + BOMB).encode(), ["side.yaml", "values"]),
     ("list", b"- 1\n", ["side.yaml"]),
+    ("version-true", b"version: true\n", ["side.yaml", "version"]),
+    ("name-newline", b'version: 1\nmitigations:\n  "m\\n": {env: {A: "1"}}\n', ["side.yaml", "mitigation"]),
 ]
 
 SHIM = ["--mitigation-axis", "nccl_p2p_off", "--trials", "2"]
@@ -245,6 +293,18 @@ FLAG_CASES: list[tuple[str, list[str], list[str]]] = [
     ("workload-cmd-quote", ["--workload-cmd", "'unclosed"], ["--workload-cmd"]),
     ("workload-cmd-empty", ["--workload-cmd", ""], ["--workload-cmd"]),
     ("unknown-flag", ["--colour", "red", "--", "true"], ["--colour"]),
+    ("ticket-newline", ["--ticket", "T\n", "--", "true"], ["--ticket"]),
+    ("name-newline", ["--name", "w\n", "--", "true"], ["--name"]),
+    ("steps-0", ["--steps", "0", "--", "true"], ["--steps 0"]),
+    ("steps-word", ["--steps", "many", "--", "true"], ["--steps"]),
+    ("baseline-cell-unknown", [*SHIM, "--baseline-cell", "nope", "--", "true"], ["--baseline-cell", "nope"]),
+    ("workload-plugin-and-cmd", ["--workload", "numpy_nan", "--", "true"], ["--workload"]),
+    ("workload-and-workload-cmd", ["--workload", "true", "--workload-cmd", "true"], ["--workload"]),
+    ("workload-empty", ["--workload", ""], ["--workload"]),
+    ("workload-ref-missing", ["--workload", "nomod:Nope"], ["--workload", "nomod"]),
+    ("workload-typo", ["--workload", "numpy_nam"], ["--workload 'numpy_nam'", "numpy_nan"]),
+    ("output-and-output-dir", ["--output", "a", "--output-dir", "b", "--", "true"], ["--output-dir"]),
+    ("steps-token-no-steps", ["--", "echo", "{STEPS}"], ["{STEPS}", "--steps"]),
 ]  # fmt: skip
 
 

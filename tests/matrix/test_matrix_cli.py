@@ -175,15 +175,24 @@ def test_flag_shim_with_a_sidecar_file(sleuth: Callable[..., Any], tmp_path: Pat
     assert run_dir.parent == tmp_path / "runs" / "_no_ticket_" / "cellwork"
     assert (run_dir / "sidecars" / "00-mine.yaml").read_text() == side.read_text()
     resolved = yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text())
-    assert resolved["mitigations"]["work_fix"]["env"] == {"WORK_FAIL_P": "0"}
-    # self-contained: loads without the sidecar file
+    assert resolved["resolved"]["mitigations"]["work_fix"]["env"] == {"WORK_FAIL_P": "0"}
+    # self-contained: loads without the sidecar file (and says the pinned definition is used)
     again = sleuth("matrix", "--recipe", run_dir / "recipe.resolved.yaml", "--dry-run", "--json")
     assert again.rc == 0, again.stderr
-    # and names both sources when the sidecar is given again
-    clash = sleuth(
-        "matrix", "--recipe", run_dir / "recipe.resolved.yaml", "--mitigations-file", side, "--dry-run"
-    )
-    one_line_error(clash, f"mitigation 'work_fix' is defined twice: by file {side} and by recipe")
+    cell = next(c for c in again.json()["cells"] if c["name"] == "work_fix")
+    assert cell["env"] == {"WORK_FAIL_P": "0"}
+    assert any("'work_fix' is not installed here" in w for w in again.json()["warnings"])
+    # the same sidecar given again agrees with the pin: no warning
+    same = sleuth("matrix", "--recipe", run_dir / "recipe.resolved.yaml", "--mitigations-file", side,
+                  "--dry-run", "--json")  # fmt: skip
+    assert same.rc == 0 and same.json()["warnings"] == [], same.stderr
+    # a changed sidecar does not change the rerun: the pinned definition wins, and it says so
+    side.write_text("version: 1\nmitigations:\n  work_fix: {env: {WORK_FAIL_P: '1'}}\n")
+    changed = sleuth("matrix", "--recipe", run_dir / "recipe.resolved.yaml", "--mitigations-file", side,
+                     "--dry-run", "--json")  # fmt: skip
+    assert changed.rc == 0, changed.stderr
+    assert next(c for c in changed.json()["cells"] if c["name"] == "work_fix")["env"] == {"WORK_FAIL_P": "0"}
+    assert any("'work_fix': the installed definition" in w for w in changed.json()["warnings"])
 
 
 def test_shim_crosses_mitigations_and_environments(sleuth: Callable[..., Any]) -> None:
@@ -283,7 +292,7 @@ def test_resume_runs_only_missing_trials(
 def test_interrupt_keeps_partial_results_and_resume_finishes(
     sleuth_env: dict[str, str], write_recipe: Callable[..., Path], tmp_path: Path, sleuth: Callable[..., Any]
 ) -> None:
-    data = recipe_data(trials=4)
+    data = recipe_data(trials=5)  # 0/5 against 5/5 survives Holm over 3 cells (p 0.008 x 3)
     data["workload"]["env"]["WORK_SLEEP"] = "0.3"
     argv = [sys.executable, "-m", "sleuth", "matrix", "--recipe", str(write_recipe(data)), "--json"]
     proc = subprocess.Popen(default_signals(argv), env=sleuth_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -305,10 +314,10 @@ def test_interrupt_keeps_partial_results_and_resume_finishes(
     run_dir = journal.parent
     assert json.loads((run_dir / "matrix.json").read_text())["interrupted"] is True
     done = len(trial_events(run_dir))
-    assert 1 <= done < 16
+    assert 1 <= done < 20
     res = sleuth("matrix", "resume", run_dir, "--json")
     assert res.rc == 0, res.stderr
-    assert [c["counts"]["total"] for c in res.json()["cells"]] == [4, 4, 4, 4]
+    assert [c["counts"]["total"] for c in res.json()["cells"]] == [5, 5, 5, 5]
 
 
 def test_schema_and_listings(sleuth: Callable[..., Any], tmp_path: Path) -> None:
@@ -348,3 +357,43 @@ def test_entry_point_plugins_are_listed_with_their_source(sleuth: Callable[..., 
     assert mits["vendor_fix"]["source"].startswith("entry point vendor = fakeplug:MITIGATIONS")
     envs = {e["name"]: e for e in sleuth("environments", "--json", env=env).json()["environments"]}
     assert envs["vendor-cluster"]["kind"] == "plugin"
+
+
+def test_mixing_a_recipe_with_flags_names_them_as_typed(
+    sleuth: Callable[..., Any], write_recipe: Callable[..., Path]
+) -> None:
+    path = write_recipe()
+    one_line_error(
+        sleuth(
+            "matrix",
+            "--recipe",
+            path,
+            "--confound-threshold=1.3",
+            "--baseline-cell",
+            "fix",
+            "--workload",
+            "x",
+        ),
+        "--recipe cannot be mixed with --confound-threshold, --workload, --baseline-cell",
+    )
+    # flags that work with both are no mix: the steps, the output directory
+    ok = sleuth(
+        "matrix", "--recipe", path, "--steps", "3", "--output-dir", "elsewhere", "--dry-run", "--json"
+    )
+    assert ok.rc == 0, ok.stderr
+    assert ok.json()["run_dir_parent"].endswith("elsewhere/T-1/cellwork")
+
+
+def test_aorta_flag_names(sleuth: Callable[..., Any], tmp_path: Path) -> None:
+    """--baseline-cell, --workload (a command here), --steps and --output-dir, as an aorta user types them."""
+    res = sleuth("matrix", "--workload", f"{sys.executable} {CELLWORK} {{STEPS}}", "--mitigation-axis", "tf32_off",
+                 "--baseline-cell", "tf32_off", "--steps", "2", "--trials", "2", "--output-dir", tmp_path / "out",
+                 "--json", env={"WORK_FAIL_P": "0"})  # fmt: skip
+    assert res.rc in (0, 3), res.stderr
+    doc = res.json()
+    assert doc["baseline"] == "tf32_off" and doc["baseline_reason"] == "confound.baseline_cell"
+    assert doc["steps"] == 2 and doc["cells"][0]["command"][-1] == "2"
+    assert Path(doc["run_dir"]).is_relative_to(tmp_path / "out")
+    assert not (tmp_path / "runs").exists()
+    assert doc["cells"][0]["trials"][0]["path"] == "cells/baseline/trials/0001"
+    assert (Path(doc["run_dir"]) / doc["cells"][0]["trials"][0]["path"] / "stdout").is_file()

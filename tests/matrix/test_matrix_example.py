@@ -38,3 +38,20 @@ def test_matrix_nan_example(sleuth: Callable[..., Any]) -> None:
     assert cells["no-p2p"]["confound"] is None
     md = (Path(doc["run_dir"]) / "matrix.md").read_text()
     assert "the slowdown itself may be what helps" in md
+
+
+@pytest.mark.slow
+def test_matrix_plugin_example(sleuth: Callable[..., Any]) -> None:
+    """examples/matrix-plugin: the built-in named workload, steps, a baseline-* cell; seeded."""
+    recipe = Path(__file__).parents[2] / "examples" / "matrix-plugin" / "recipe.yaml"
+    res = sleuth("matrix", "--recipe", recipe, "--jobs", "2", "--json", timeout=600)
+    assert res.rc == 0, res.stderr
+    doc = res.json()
+    cells = {c["name"]: c for c in doc["cells"]}
+    assert doc["baseline"] == "baseline-fp16" and doc["workload"] == "numpy_nan"
+    assert 0.15 < cells["baseline-fp16"]["failure_rate"] < 0.6
+    assert cells["tf32-off"]["classification"] == "fixed" and cells["tf32-off"]["confound"] is None
+    assert cells["launch-blocking"]["classification"] == "fixed"
+    assert (cells["launch-blocking"]["confound"] or "").startswith("speed (+")
+    assert cells["no-p2p"]["classification"] in {"no_effect", "inconclusive"}
+    assert cells["short-run"]["steps"] == 10 and cells["short-run"]["classification"] == "fixed"

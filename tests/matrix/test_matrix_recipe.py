@@ -381,3 +381,75 @@ def test_a_key_given_twice_is_an_error(tmp_path: Path, name: str, text: str, whe
         load_recipe(f)
     msg = str(info.value)
     assert msg.startswith(f"{f}: duplicate key ") and where in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("name", ["T\n", "evil\n", "a\nb", "\n", "ok\r", "x\x00"])
+def test_a_name_with_a_line_break_is_no_name(name: str) -> None:
+    """``$`` matched before a final newline: a ticket ``T\\n`` created a directory ending in one."""
+    from sleuth.model import NAME_RE, check_name
+
+    assert not check_name(name)
+    assert NAME_RE.match(name) is None and NAME_RE.fullmatch(name) is None
+    data = copy.deepcopy(BASE)
+    data["cells"][1]["name"] = name
+    assert "cells[1].name" in error_of(data)
+    data = copy.deepcopy(BASE)
+    data["ticket"] = name
+    assert "ticket" in error_of(data)
+
+
+def test_registry_names_with_a_line_break_are_refused() -> None:
+    reg = load_registry(entry_points=False)
+    with pytest.raises(ConfigError, match="not a valid name"):
+        reg.add_mitigations({"fix\n": {"env": {"A": "1"}}}, "file s.yaml")
+    with pytest.raises(ConfigError, match="not a valid name"):
+        reg.add_environments({"img\n": {"docker": "x"}}, "file s.yaml")
+
+
+def test_an_inline_environment_key_never_merges_with_a_registered_name() -> None:
+    """The bug: an inline environment's key ``docker-<hash>`` equal to a registered name merged the
+    two, and a cell ran in the wrong image."""
+    import hashlib
+    import json
+
+    key = "docker-" + hashlib.blake2b(json.dumps({"docker": "a:1"}).encode(), digest_size=4).hexdigest()
+    data = copy.deepcopy(BASE)
+    data["environments"] = {key: {"docker": "b:2"}}
+    data["cells"] = [
+        {"name": "baseline"},
+        {"name": "inline", "environment": {"docker": "a:1"}},
+        {"name": "named", "environment": key},
+    ]
+    msg = error_of(data)
+    assert (
+        f"cells[1].environment: the inline environment {{'docker': 'a:1'}} gets the generated key {key!r}"
+        in msg
+    )
+    assert f"registered environment {key!r} (recipe r.yaml)" in msg
+    # without the clash both run, each in its own image
+    data["environments"] = {"other": {"docker": "b:2"}}
+    data["cells"][2]["environment"] = "other"
+    plan = plan_of(data)
+    assert plan.cell("inline").environment.spec == {"docker": "a:1"}
+    assert plan.cell("named").environment.spec == {"docker": "b:2"}
+    assert plan.cell("inline").environment.inline and not plan.cell("named").environment.inline
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [("confound.threshold", True), ("confound.threshold", "1.2"), ("statistics.alpha", True),
+     ("statistics.min_effect", "0.5"), ("workload.timeout", "30"), ("until_decided", "yes"),
+     ("until_decided", 1), ("schema_version", True), ("steps", True), ("trials", 20.0)],
+)  # fmt: skip
+def test_numbers_and_booleans_are_strict(where: str, value: Any) -> None:
+    """``threshold: true`` loaded as 1.0 and ``'1.2'`` as 1.2: a typo read as a number."""
+    data = copy.deepcopy(BASE)
+    obj = data
+    *parents, last = where.split(".")
+    for p in parents:
+        obj = obj.setdefault(p, {})
+    obj[last] = value
+    assert f"r.yaml: {where}: " in error_of(data)
+    obj[last] = {"confound.threshold": 1, "statistics.alpha": 0.01}.get(where, obj[last])
+    if where in ("confound.threshold", "statistics.alpha"):  # an int is a number
+        assert plan_of(data).recipe.model_dump()[parents[0]][last] == obj[last]

@@ -93,7 +93,7 @@ def test_planted_secrets_reach_no_file_and_no_output(sleuth: Callable[..., Any],
     assert resolved["workload"]["env"]["HF_TOKEN"] == "<redacted>"
     assert resolved["extra_env"]["SERVICE_API_KEY"] == "<redacted>"
     assert resolved["cells"][1]["extra_env"]["DB_PASSWORD"] == "<redacted>"
-    assert resolved["mitigations"]["vendor_fix"]["env"]["VENDOR_SECRET"] == "<redacted>"
+    assert resolved["resolved"]["mitigations"]["vendor_fix"]["env"]["VENDOR_SECRET"] == "<redacted>"
     assert resolved["workload"]["command"][2] == "<redacted>"
     kept = run_dir / "secrets.json"
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600

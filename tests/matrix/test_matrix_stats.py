@@ -186,22 +186,33 @@ def test_group_sequential_looks_and_alpha() -> None:
     rule = GroupSequential(alpha=0.05)
     assert rule.looks(20) == [5, 10, 15, 20]
     levels = [rule.alpha_at(n, 20) for n in rule.looks(20)]
-    assert levels == [pytest.approx(0.005), pytest.approx(0.01), pytest.approx(0.01), pytest.approx(0.025)]
-    assert sum(x for x in levels if x) == pytest.approx(0.05)
+    # the interim looks spend their shares; the last look's share is left to Holm at the end
+    assert levels == [pytest.approx(0.005), pytest.approx(0.01), pytest.approx(0.01), None]
+    assert rule.share_at(20, 20) == pytest.approx(0.5)
+    assert sum(rule.share_at(n, 20) for n in rule.looks(20)) == pytest.approx(1.0)
     assert rule.alpha_at(7, 20) is None
-    # few trials: fractions share looks, and the shares still sum to alpha
+    # few trials: fractions share looks, and the shares still sum to one
     assert rule.looks(2) == [1, 2]
     assert rule.alpha_at(1, 2) == pytest.approx(0.05 * 0.3)
-    assert rule.alpha_at(2, 2) == pytest.approx(0.05 * 0.7)
-    assert rule.final_alpha == pytest.approx(0.025)
-    assert "Bonferroni" in rule.describe()
+    assert rule.share_at(2, 2) == pytest.approx(0.7)
+    # the end spends the smallest last-look share of any cell (valid for every cell)
+    assert rule.final_share([20, 2]) == pytest.approx(0.5)
+    assert "Bonferroni" in rule.describe(0.5) and "Holm" in rule.describe(0.5)
+    # with three cells each interim look is split three ways (Bonferroni across cells)
+    three = GroupSequential(alpha=0.05, family=3)
+    assert three.alpha_at(5, 20) == pytest.approx(0.005 / 3)
 
 
 def test_group_sequential_stops_a_clear_fix_early() -> None:
     rule = GroupSequential(alpha=0.05)
-    assert rule.stop(cell("c", 10, 0), cell("base", 1, 9), planned=40) == pytest.approx(0.005)
+    stop = rule.stop(cell("c", 10, 0), cell("base", 1, 9), planned=40)
+    assert stop is not None
+    level, p, lower = stop
+    assert level == pytest.approx(0.005) and lower is True
+    assert p == pytest.approx(fisher_two_sided(0, 10, 9, 10), rel=1e-9)
     assert rule.stop(cell("c", 6, 4), cell("base", 5, 5), planned=40) is None
     assert rule.stop(cell("c", 9, 0), cell("base", 1, 8), planned=40) is None  # not a look
+    assert rule.stop(cell("c", 40, 0), cell("base", 1, 39), planned=40) is None  # the end: Holm's
 
 
 def test_group_sequential_keeps_the_false_decision_rate_under_alpha() -> None:
@@ -214,8 +225,8 @@ def test_group_sequential_keeps_the_false_decision_rate_under_alpha() -> None:
         cell_fails = [rng.random() < p for _ in range(planned)]
         for n in rule.looks(planned):
             b, c = sum(base_fails[:n]), sum(cell_fails[:n])
-            level = rule.stop(cell("c", n - c, c), cell("base", n - b, b), planned)
-            if level is not None:
+            look = rule.stop(cell("c", n - c, c), cell("base", n - b, b), planned)
+            if look is not None:
                 decided += 1
                 break
     assert decided / sims <= 0.05

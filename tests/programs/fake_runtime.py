@@ -10,20 +10,28 @@ Tests install it on a tmp PATH under those names through a shell shim.  It appen
   whole environment.  ``FAKE_CONTAINER_IMAGE`` tells CMD which image it "runs in".
 * ``manifest inspect IMG`` / ``image inspect IMG`` / ``image exists IMG`` / ``skopeo inspect docker://IMG``
   exit 0 when IMG is listed in ``$FAKE_RUNTIME_IMAGES`` (remote) or ``$FAKE_RUNTIME_LOCAL_IMAGES``
-  (local; comma- or space-separated), else 1.  ``run`` of an unlisted image exits 125 when
-  ``$FAKE_RUNTIME_IMAGES`` is set.
+  (local; comma- or space-separated), else 1 with "manifest unknown".  ``run`` of an unlisted image
+  exits 125 when ``$FAKE_RUNTIME_IMAGES`` is set.  ``$FAKE_RUNTIME_DOWN`` set: every command but
+  ``--version`` exits 125 with a daemon-down message (infrastructure, not a missing image).
+* ``images --format F REPO`` lists the local images of REPO; ``search --list-tags ... REPO`` and
+  ``skopeo list-tags docker://REPO`` the remote ones (exit 125 when ``$FAKE_RUNTIME_NO_LIST`` is set).
+* ``rm -f [-t 0] NAME`` kills the process that ran ``run --name NAME`` (as removing a container
+  would); ``info`` exits 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
+from pathlib import Path
 
 DOCKER_VALUE_FLAGS = {
     *("-e", "--env", "-v", "--volume", "--mount", "-w", "--workdir", "--gpus", "--device"),
     *("--group-add", "--shm-size", "--security-opt", "--ipc", "--network", "--name", "-u", "--user"),
-    *("--entrypoint", "--ulimit", "--cap-add", "--runtime", "--platform", "--pull"),
+    *("--entrypoint", "--ulimit", "--cap-add", "--runtime", "--platform", "--pull", "--label"),
 }
 DOCKER_BOOL_FLAGS = {"--rm", "-i", "--init", "--privileged", "-t", "--read-only"}
 SRUN_VALUE_FLAGS = {"-n", "-N", "-p", "-t", "-G", "-A", "-q", "-c", "-J"}
@@ -55,7 +63,10 @@ def _exec(image: str, cmd: list[str], env: dict[str, str], workdir: str | None, 
         sys.stderr.write("fake runtime: no command\n")
         return 125
     if os.environ.get("FAKE_RUNTIME_IMAGES") is not None and not _known(image):
-        sys.stderr.write(f"Unable to find image '{image}'\n")
+        sys.stderr.write(f"Unable to find image '{image}' locally\n")
+        sys.stderr.write(
+            f"docker: Error response from daemon: manifest for {image} not found: manifest unknown\n"
+        )
         return 125
     env = {k: _map(v, mounts) for k, v in env.items()}
     env["FAKE_CONTAINER_IMAGE"] = image
@@ -98,6 +109,11 @@ def _docker_run(args: list[str]) -> int:
             mounts.append((fields.get("src") or fields["source"], fields.get("dst") or fields["target"]))
         elif flag in ("-w", "--workdir"):
             workdir = value
+        elif flag == "--name" and os.environ.get("FAKE_RUNTIME_LOG"):
+            # the "container" is this process once it execs: rm -f NAME kills it, as a runtime would
+            names = Path(os.environ["FAKE_RUNTIME_LOG"] + ".names")
+            names.mkdir(exist_ok=True)
+            (names / value).write_text(str(os.getpid()))
     if i >= len(args):
         sys.stderr.write("run: no image\n")
         return 125
@@ -127,21 +143,60 @@ def _srun(args: list[str]) -> int:
     return _exec(image, args[i:], env, workdir, mounts)
 
 
+def _missing(image: str) -> int:
+    sys.stderr.write(f"Error: {image}: manifest unknown\n")
+    return 1
+
+
+def _tags(repo: str, var: str) -> int:
+    if os.environ.get("FAKE_RUNTIME_NO_LIST"):
+        sys.stderr.write("Error: listing is not supported here\n")
+        return 125
+    for image in sorted(_images(var)):
+        if image.startswith(repo + ":"):
+            print(image if var.endswith("LOCAL_IMAGES") else image[len(repo) + 1 :])
+    return 0
+
+
 def main(argv: list[str]) -> int:
     tool, args = argv[0], argv[1:]
     log = os.environ.get("FAKE_RUNTIME_LOG")
     if log:
         with open(log, "a", encoding="utf-8") as f:
             f.write(json.dumps({"tool": tool, "argv": args, "cwd": os.getcwd()}) + "\n")
+    if os.environ.get("FAKE_RUNTIME_DOWN") and args[:1] != ["--version"]:
+        sys.stderr.write("Cannot connect to the Docker daemon at unix:///var/run/docker.sock.\n")
+        return 125
     if tool == "srun":
         return _srun(args)
     if tool == "skopeo":
         ref = args[-1].removeprefix("docker://")
-        return 0 if args[:1] == ["inspect"] and _known(ref, local_too=False) else 1
+        if args[:1] == ["list-tags"]:
+            if os.environ.get("FAKE_RUNTIME_NO_LIST"):
+                return 1
+            tags = sorted(
+                i[len(ref) + 1 :] for i in _images("FAKE_RUNTIME_IMAGES") if i.startswith(ref + ":")
+            )
+            print(json.dumps({"Repository": ref, "Tags": tags}))
+            return 0
+        return 0 if args[:1] == ["inspect"] and _known(ref, local_too=False) else _missing(ref)
     if args[:2] == ["manifest", "inspect"]:
-        return 0 if _known(args[2], local_too=False) else 1
+        return 0 if _known(args[2], local_too=False) else _missing(args[2])
     if args[:2] in (["image", "inspect"], ["image", "exists"]):
-        return 0 if args[2] in _images("FAKE_RUNTIME_LOCAL_IMAGES") else 1
+        return 0 if args[-1] in _images("FAKE_RUNTIME_LOCAL_IMAGES") else _missing(args[-1])
+    if args[:1] == ["images"]:
+        return _tags(args[-1], "FAKE_RUNTIME_LOCAL_IMAGES")
+    if args[:1] == ["search"]:
+        return _tags(args[-1], "FAKE_RUNTIME_IMAGES")
+    if args[:1] == ["rm"] and os.environ.get("FAKE_RUNTIME_LOG"):
+        pidfile = Path(os.environ["FAKE_RUNTIME_LOG"] + ".names") / args[-1]
+        if pidfile.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            pidfile.unlink()
+        return 0
+    if args[:1] in (["rm"], ["info"]):
+        return 0
     if args[:1] == ["run"]:
         return _docker_run(args[1:])
     sys.stderr.write(f"fake {tool}: unsupported: {' '.join(args)}\n")

@@ -168,4 +168,8 @@ def source_from_config(cfg: dict[str, Any]) -> Source:
         return PypiSource(**{**args, "pins": tuple(args["pins"])})
     if kind == "images":
         return ImageSource(**{**args, "mounts": tuple(args["mounts"])})
+    if kind == "image-commits":
+        from sleuth.bisect.chain import ChainSource
+
+        return ChainSource.from_config(args)
     raise UsageError(f"unknown candidate source {kind!r} in the run dir")

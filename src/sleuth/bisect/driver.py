@@ -31,10 +31,9 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sleuth.bisect.candidates import Source, parse_date
+from sleuth.bisect.candidates import Source
 from sleuth.bisect.policy import BAD_END_RETRIES, choose_strategy, make_strategy
 from sleuth.bisect.strategies import Query, SearchResult, SearchStatus, Strategy
 from sleuth.bisect.trials import Options, TestEvent, TestPool
@@ -46,12 +45,10 @@ from sleuth.oracle import Oracle, same_failure
 if TYPE_CHECKING:
     from sleuth.backends import Backend
     from sleuth.bisect.git import GitSource, MultiGitSource
-    from sleuth.bisect.packaged import ImageSource
     from sleuth.bisect.perf import Verdict
 
 __all__ = ["Driver", "Options", "TestEvent"]
 
-_GALLOP_DAYS = 512
 #: roles of the end checks in the loop
 _GOOD, _BAD = "good", "bad"
 
@@ -108,6 +105,10 @@ class Driver(TestPool):
         self._flip = False
         self._told = -1
         self._ends_misbehaved = False
+        #: ``bisect images --source``: the commits stage's summary (:mod:`sleuth.bisect.chain`)
+        self.chain: dict[str, Any] | None = None
+        #: told a line when a new stage begins (the CLI prints it)
+        self.on_stage: Callable[[str], None] | None = None
 
     # --- candidates in the strategy's order ------------------------------------------------------
 
@@ -127,26 +128,15 @@ class Driver(TestPool):
         strat.expect(q)
         self._roles[self._submit(q.index, phase)] = (role, q)
 
-    def _gallop(self, src: ImageSource) -> list[TestEvent]:
-        """No known-good date: step back 1, 2, 4 ... days from the end until one passes."""
-        end = parse_date(src.end, "--end-date")
-        found: list[TestEvent] = []
-        step = 1
-        while step <= _GALLOP_DAYS:
-            day = end - timedelta(days=step)
-            (ev,) = self.run_now([(-1, src.tag(day))], "gallop")
-            found.append(ev)
-            if ev.counted is Outcome.PASS:
-                src.start = day.isoformat()
-                return found
-            step *= 2
-        return found
-
     def run(self) -> tuple[SearchResult, Strategy | None]:
         """Search; return the result and the strategy (None when the ends did not behave)."""
         try:
             res, strat = self._search()
             res = self.result_in_order(res)
+            if strat is not None and self.source.kind == "images" and getattr(self.source, "sources", None):
+                from sleuth.bisect.chain import continue_chain  # bisect images --source: the commits stage
+
+                self.chain = continue_chain(self, res)
             if strat is not None and _is(self.source, "git", "MultiGitSource"):
                 res = self._settle_blame(self.source, res, strat)  # type: ignore[arg-type]
             elif (strat is not None and _is(self.source, "git", "GitSource") and not self.opt.find_fix
@@ -159,20 +149,20 @@ class Driver(TestPool):
     def _search(self) -> tuple[SearchResult, Strategy | None]:
         src = self.source
         gallop: list[TestEvent] = []
-        if src.kind == "images" and not getattr(src, "start", "x"):
+        if src.kind == "images" and (not getattr(src, "start", "x") or getattr(src, "step_back", False)):
             from sleuth.bisect.packaged import ImageSource
 
             assert isinstance(src, ImageSource)
             if self.opt.find_fix:
                 raise UsageError("--find-fix needs --start-date with sleuth bisect images")
-            bad = self.run_now([(-1, src.tag(parse_date(src.end, "--end-date")))], "bad end")[0]
-            if bad.outcome is not Outcome.FAIL:
-                return self._ends_failed(None, bad), None
-            self.signature = bad.signature
-            gallop = self._gallop(src)
-            if not gallop or gallop[-1].counted is not Outcome.PASS:
-                return _not_found(f"no passing image in the {_GALLOP_DAYS} days before the end"), None
-        if self._known_labels:
+            from sleuth.bisect.images import image_ends
+
+            got = image_ends(self, src)
+            if isinstance(got, SearchResult):
+                return got, None
+            gallop = got
+        stepped = bool(gallop) and getattr(src, "step_back", False)  # the start moved: new candidates
+        if self._known_labels and not stepped:
             self.labels = list(self._known_labels)
         else:
             self.labels = src.resolve()

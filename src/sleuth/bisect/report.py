@@ -28,7 +28,11 @@ def _cand(driver: Driver, index: int | None) -> dict[str, Any] | None:
     if index is None or not driver.labels:
         return None
     label = driver.labels[index]
-    out = {"label": label, "index": index, "dir": f"candidates/{candidate_key(Candidate(index, label))}"}
+    where = f"candidates/{candidate_key(Candidate(index, label))}"
+    probe = f"candidates/probe-{candidate_key(Candidate(0, label))}".replace(":", "_")
+    if not any((driver.run_dir.path / where).glob("run-*")) and (driver.run_dir.path / probe).is_dir():
+        where = probe  # tested before the list was known (the gallop of images): the logs are there
+    out = {"label": label, "index": index, "dir": where}
     if isinstance(driver.source, GitSource):  # a SHA alone tells a reader nothing
         out["title"] = driver.source.title(label)
     return out

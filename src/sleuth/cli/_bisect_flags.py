@@ -26,7 +26,15 @@ from sleuth.errors import UsageError
 if TYPE_CHECKING:  # statistics (through perf) only with --metric
     from sleuth.bisect.perf import PerfSpec
 
-__all__ = ["JOBS_MAX", "git_source", "perf_spec", "resolve_skip", "spec_and_options"]
+__all__ = [
+    "JOBS_MAX",
+    "chain_source",
+    "git_source",
+    "image_source",
+    "perf_spec",
+    "resolve_skip",
+    "spec_and_options",
+]
 
 
 #: the most tests one bisection may run at once (each is a process, a checkout, maybe a venv)
@@ -59,6 +67,112 @@ def git_source(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, 
                                  hint="bisect the repository that changed on its own")  # fmt: skip
         src = MultiGitSource(_repo_specs(repos, goods, bads), build=build, first_parent=first_parent)
     return src
+
+
+def _env_names(kw: dict[str, Any]) -> tuple[str, ...]:
+    """The names of ``--env K=V``: they reach every container (values travel in the client's env)."""
+    return tuple(parse_env(kw.get("env") or ()))
+
+
+def image_source(
+    kw: dict[str, Any],
+    *,
+    template: str,
+    end_date: str | None,
+    start_date: str | None,
+    runtime: str,
+    mounts: tuple[str, ...],
+    date_format: str,
+    threshold_days: int,
+    step_back: bool,
+    list_tags: bool,
+    sources: tuple[str, ...],
+    build: str | None,
+    cache_mount: str | None,
+) -> Any:
+    """``sleuth bisect images``'s flags as an ImageSource; ``--end-date`` defaults to the newest tag."""
+    from sleuth.bisect.candidates import parse_date
+    from sleuth.bisect.chain import parse_sources
+    from sleuth.bisect.packaged import ImageSource
+    from sleuth.environments.container import Mount
+
+    if end_date:
+        parse_date(end_date, "--end-date")
+    if start_date:
+        parse_date(start_date, "--start-date")
+    for m in mounts:
+        Mount.parse(m)
+    if cache_mount is not None:
+        Mount.parse(cache_mount, "--cache-mount")
+    parse_sources(sources)
+    for flag, used in (("--build", build is not None), ("--cache-mount", cache_mount is not None)):
+        if used and not sources:
+            raise UsageError(f"{flag} needs --source NAME=PATH (the commits stage inside the image)")
+    if build is not None and not build.strip():
+        raise UsageError("--build '': an empty command", hint="e.g. --build 'pip install -e /opt/lib'")
+    if step_back and not start_date:
+        raise UsageError("--step-back needs --start-date", hint="without it, sleuth steps back from the end")
+    if not start_date and any("=" not in m for m in kw["metric"]):
+        raise UsageError("--metric NAME (performance mode) needs --start-date with sleuth bisect images")
+    if not start_date and kw["find_fix"]:
+        raise UsageError("--find-fix needs --start-date with sleuth bisect images (a date whose image fails)")
+    if step_back and kw["find_fix"]:
+        raise UsageError("--step-back does not combine with --find-fix")
+    src = ImageSource(
+        template,
+        start_date or "",
+        end_date or "",
+        runtime=runtime,
+        mounts=mounts,
+        date_format=date_format,
+        env_names=_env_names(kw),
+        threshold_days=threshold_days,
+        step_back=step_back,
+        list_tags=list_tags,
+        sources=sources,
+        build=build,
+        cache_mount=cache_mount,
+    )
+    if not end_date:
+        newest = src.newest()
+        if newest is None:
+            raise UsageError(
+                f"--end-date: cannot list the tags of {template} with {runtime}",
+                hint="give --end-date YYYY-MM-DD",
+            )
+        src.end = newest
+    return src
+
+
+def chain_source(
+    kw: dict[str, Any],
+    *,
+    passing: str,
+    failing: str,
+    sources: tuple[str, ...],
+    runtime: str,
+    mounts: tuple[str, ...],
+    build: str | None,
+    cache_mount: str | None,
+) -> Any:
+    """``sleuth bisect image-commits``'s flags as a ChainSource (reads both images' commits)."""
+    from sleuth.bisect.chain import ChainSource
+
+    for flag in ("find_fix", "skip"):
+        if kw.get(flag):
+            raise UsageError(f"--{flag.replace('_', '-')} does not work with sleuth bisect image-commits")
+    if passing == failing:
+        raise UsageError(f"--passing and --failing are the same image ({passing})")
+    return ChainSource.open(
+        passing=passing,
+        failing=failing,
+        sources=sources,
+        runtime=runtime,
+        mounts=mounts,
+        build=build,
+        cache_mount=cache_mount,
+        env_names=_env_names(kw),
+    )
 
 
 def resolve_skip(source: Any, labels: list[str] | None, values: tuple[str, ...]) -> tuple[str, ...]:

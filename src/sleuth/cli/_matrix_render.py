@@ -47,7 +47,11 @@ def _verdict(c: dict[str, Any]) -> Cell:
 
 
 def _p(c: dict[str, Any]) -> str:
-    return "-" if c["p_value"] is None else f"{c['p_value']:.2g}"
+    """Raw p and, in brackets, Holm-adjusted (the one compared with alpha)."""
+    if c["p_value"] is None:
+        return "-"
+    adj = c.get("p_adjusted")
+    return f"{c['p_value']:.2g}" + ("" if adj is None else f" ({adj:.2g})")
 
 
 _MAIN = [
@@ -56,7 +60,7 @@ _MAIN = [
     Column("pass/fail/err", "p/f/e", right=True),
     Column("failure rate [95% CI]", "fail% [CI]"),
     Column("vs baseline", "vs base"),
-    Column("p"),
+    Column("p (adj)"),
     Column("step x baseline [95% CI]", "step x [CI]"),
     Column("confound"),
 ]
@@ -99,7 +103,7 @@ def render_result(doc: dict[str, Any]) -> None:
             Column("baseline cell", "baseline"),
             Column("failure rate [95% CI]", "fail% [CI]"),
             Column(f"vs {ref}", "vs ref"),
-            Column("p"),
+            Column("p (adj)"),
             Column(f"step x {ref} [95% CI]", "step x [CI]"),
             Column("confound"),
         ]
@@ -127,9 +131,13 @@ def say(con: Any, text: str, style: str | None = None) -> None:
 def _notes(con: Any, doc: dict[str, Any]) -> None:
     for name in doc.get("added_cells") or []:
         say(con, f"  {name}: added by sleuth, the baseline of its environment (each needs its own)")
+    for w in doc.get("warnings") or []:
+        say(con, f"  warning: {w}", "yellow")
     for c in doc["cells"]:
         if c["note"]:
             say(con, f"  {c['name']}: {c['note']}")
+        for w in c.get("warnings") or []:
+            say(con, f"  {c['name']}: {w}")
         if c.get("stopped_early_at_alpha") is not None and c["counts"]["total"] < c["trials_planned"]:
             late = (
                 f"; {c['after_stop']} trial(s) already running were left out" if c.get("after_stop") else ""
@@ -142,6 +150,13 @@ def _notes(con: Any, doc: dict[str, Any]) -> None:
     for e in doc.get("environment_effects") or []:
         if e["note"]:
             say(con, f"  environment {e['environment']}: {e['note']}")
+    m = doc.get("multiplicity") or {}
+    if m.get("family", 0) > 1:
+        say(
+            con,
+            f"  p (adj): Holm over the {m['family']} comparisons of this matrix; "
+            f"any false fixed/worse at most {m['alpha']:g}",
+        )
     if doc.get("sequential_rule"):
         say(con, f"  early stopping: {doc['sequential_rule']}")
     say(con, f"  target signature: {doc['target_signature']};  step time from {doc['step_time_source']}")
@@ -153,16 +168,22 @@ def _notes(con: Any, doc: dict[str, Any]) -> None:
             "bold yellow",
         )
     say(con, f"  run dir: {doc['run_dir']}")
+    if doc.get("rerun") and not doc.get("interrupted"):
+        say(con, f"  rerun: {doc['rerun']}")
 
 
 def render_plan(doc: dict[str, Any]) -> None:
     """What a dry run prints: the command, the baselines, one row per cell, what would be added."""
     con = console()
+    plugin = doc.get("workload_plugin")
+    what = f"plugin {plugin['ref']} ({plugin['origin']})" if plugin else shlex.join(doc["command"])
     say(
         con,
-        f"dry run: {doc['trials_total']} trials of {shlex.join(doc['command'])} in {doc['cwd']}; "
+        f"dry run: {doc['trials_total']} trials of {what} in {doc['cwd']}; "
         f"baseline {doc['baseline']} ({doc['baseline_reason']})",
     )
+    for w in doc.get("warnings") or []:
+        say(con, f"warning: {w}", "yellow")
     if len(doc["environment_baselines"]) > 1:
         pairs = ", ".join(f"{k}: {v}" for k, v in doc["environment_baselines"].items())
         say(con, f"each cell is compared with the baseline of its environment ({pairs})")
@@ -171,6 +192,7 @@ def render_plan(doc: dict[str, Any]) -> None:
         Column("mitigations"),
         Column("environment", "env"),
         Column("trials", right=True),
+        Column("steps", right=True),
         Column("variables", "vars"),
     ]
     rows = [
@@ -179,11 +201,12 @@ def render_plan(doc: dict[str, Any]) -> None:
             Cell("+".join(c["mitigations"])),
             Cell(c["environment"]),
             Cell(str(c["trials"])),
+            Cell("-" if c.get("steps") is None else str(c["steps"])),
             Cell(" ".join(f"{k}={v}" for k, v in c["env"].items())),
         ]
         for c in doc["cells"]
     ]
-    render(con, cols, rows, layouts=[[[0, 1, 2, 3], [4]]])
+    render(con, cols, rows, layouts=[[[0, 1, 2, 3, 4], [5]]])
     for name in doc["added_cells"]:
         say(con, f"  {name}: would be added by sleuth, the baseline of its environment (each needs its own)")
     say(con, f"would write under {doc['run_dir_parent']}/ (nothing written)")

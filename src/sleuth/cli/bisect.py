@@ -206,50 +206,6 @@ def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | N
     return _start(src, kw)
 
 
-@command.command(name="images", context_settings=_CTX)
-@click.option(
-    "--template", required=True, help="Image name with {date}, e.g. 'ghcr.io/x/jax:nightly-{date}'."
-)
-@click.option(
-    "--end-date",
-    required=True,
-    metavar="YYYY-MM-DD",
-    help="A date whose image fails (passes with --find-fix).",
-)
-@click.option(
-    "--start-date",
-    metavar="YYYY-MM-DD",
-    help="A date whose image passes (fails with --find-fix; default: search back).",
-)
-@click.option(
-    "--runtime", type=click.Choice(["docker", "podman", "pyxis"]), default="docker", show_default=True
-)
-@click.option("--mount", "mounts", multiple=True, metavar="SRC:DST", help="Bind mount. Repeatable.")
-@click.option("--date-format", default="%Y-%m-%d", show_default=True, help="strftime format of {date}.")
-@_search_options
-@_cmd_arg
-def images_cmd(*, template: str, end_date: str, start_date: str | None, runtime: str, mounts: tuple[str, ...],
-               date_format: str, **kw: Any) -> int:  # fmt: skip
-    """Bisect dated images; the command runs inside each (output dir at /sleuth-output)."""
-    from sleuth.bisect.candidates import parse_date
-    from sleuth.bisect.packaged import ImageSource
-    from sleuth.environments.container import Mount
-
-    parse_date(end_date, "--end-date")
-    if start_date:
-        parse_date(start_date, "--start-date")
-    for m in mounts:
-        Mount.parse(m)
-    if not start_date and any("=" not in m for m in kw["metric"]):
-        raise UsageError("--metric NAME (performance mode) needs --start-date with sleuth bisect images")
-    if not start_date and kw["find_fix"]:
-        raise UsageError("--find-fix needs --start-date with sleuth bisect images (a date whose image fails)")
-    src = ImageSource(
-        template, start_date or "", end_date, runtime=runtime, mounts=mounts, date_format=date_format
-    )
-    return _start(src, kw)
-
-
 @command.command(name="resume")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--jobs", "-j", type=int, default=None, help="Tests run at once (default: as the run started).")
@@ -348,7 +304,10 @@ def _finished(summary: dict[str, Any], as_json: bool) -> int:
         where = escape(str(summary.get("run_dir", "")))
         err_console().print(f"[bold]sleuth bisect[/]: {where} is finished; nothing to resume", soft_wrap=True)
         _render(summary)
-    return int(exit_code(str(summary.get("status", ""))))
+    code = int(exit_code(str(summary.get("status", ""))))
+    if isinstance(summary.get("commits"), dict):  # bisect images --source: both stages count
+        code = max(code, int(exit_code(str(summary["commits"].get("status")))))
+    return code
 
 
 def _start(source: Any, kw: dict[str, Any], default_skip: tuple[int, ...] = ()) -> int:
@@ -484,14 +443,22 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
             con.print(f"note: {escape(step['version'])} does not install, the older end moves on: {why}",
                       soft_wrap=True, highlight=False)  # fmt: skip
     metric = opts.perf.name if opts.perf is not None else None
+    from sleuth.cli._bisect_log import debug_log
+
+    debug = debug_log(rd.path, lambda x: public(x, secrets))
+    record = debug.__enter__()  # sleuth.log: the whole of every test line, sleuth's debug messages
 
     def show(ev: Any) -> None:
+        record(f"test {ev.seq} {ev.phase} {ev.label} {ev.outcome.name} (counted {ev.counted.value}) "
+               f"{ev.trial_dir}: {public(ev.signature or ev.reason or '', secrets)}")  # fmt: skip
         if not quiet:
             width = con.width if con.is_terminal else None
             con.print(_test_line(ev, public(ev.signature or ev.reason or "", secrets), metric, width),
                       markup=True, highlight=False, soft_wrap=True)  # fmt: skip
 
     driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels)
+    if not quiet:
+        driver.on_stage = lambda text: con.print(f"[bold]{escape(text)}[/]", soft_wrap=True, highlight=False)
     old = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         result, _ = driver.run()
@@ -505,10 +472,17 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
         signal.signal(signal.SIGTERM, old)
         if hasattr(source, "close"):
             source.close()
+        debug.__exit__(None, None, None)
     from sleuth.bisect.report import exit_code, summarize, write_outputs  # after the tests: start-up
 
     summary = summarize(driver, result)
     summary["command"] = public(_command(kw, source), secrets)
+    code = int(exit_code(summary["status"]))
+    if hasattr(source, "summary_extra"):  # image-commits: images, sources, build times
+        summary.update(source.summary_extra(driver))
+    if driver.chain is not None:  # bisect images --source: the commits stage (in commits/)
+        summary["commits"] = driver.chain
+        code = max(code, int(exit_code(str(driver.chain.get("status")))))
     write_outputs(driver, summary)
     rd.close()
     summary = public(summary, secrets)
@@ -516,7 +490,7 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
         print_json(summary)
     else:
         _render(summary)
-    return int(exit_code(summary["status"]))
+    return code
 
 
 def _raise_interrupt(_signum: int, _frame: Any) -> None:
@@ -541,6 +515,14 @@ def _test_line(ev: Any, note: str, metric: str | None, width: int | None) -> str
 
 
 def _render(s: dict[str, Any]) -> None:
+    _render_answer(s)
+    if "commits" in s or "builds" in s:  # the commits stage of images --source, or image-commits
+        from sleuth.cli._chain_view import render_commits
+
+        render_commits(console(), s.get("commits") or s, stage="commits" in s)
+
+
+def _render_answer(s: dict[str, Any]) -> None:
     con = console()
     fix = bool(s.get("find_fix"))
     first, last = ("first fixed", "last failing") if fix else ("first bad", "last good")
@@ -563,3 +545,7 @@ def _render(s: dict[str, Any]) -> None:
     con.print(f"{s['tests']} tests over {s['candidates']} candidates, {conf}; "
               f"report: {escape(s['run_dir'])}/report.md", soft_wrap=True)  # fmt: skip
     _ = ExitCode
+
+
+# the images and image-commits subcommands live beside this module (they register on ``command``)
+from sleuth.cli import _bisect_images  # noqa: E402, F401

@@ -20,6 +20,7 @@ from sleuth.errors import ConfigError, UsageError
 __all__ = ["command"]
 
 _CMD_KEY = "sleuth.matrix.cmd"
+_ARGS_KEY = "sleuth.matrix.args"
 
 
 def _raise_interrupt(_signum: int, _frame: Any) -> None:
@@ -31,6 +32,7 @@ class _MatrixGroup(click.Group):
     ``resume`` subcommand: everything after ``--`` is the workload, never a subcommand."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[_ARGS_KEY] = list(args)  # to name a flag as it was typed
         if "--" in args:
             i = args.index("--")
             ctx.meta[_CMD_KEY] = tuple(args[i + 1 :])
@@ -73,12 +75,33 @@ def _shim_flags(kw: dict[str, Any], cmd: tuple[str, ...]) -> Any:
         ticket=kw["ticket"],
         name=kw["name"],
         threshold=kw["confound_threshold"],
+        workload=kw["workload"],
+        baseline_cell=kw["baseline_cell"],
     )
 
 
-def _loaded(kw: dict[str, Any], cmd: tuple[str, ...]) -> Any:
+#: ShimFlags fields -> the click parameter they come from
+_PARAM = {"threshold": "confound_threshold"}
+
+
+def _typed(ctx: click.Context, field: str) -> str:
+    """The spelling of the flag behind ``field`` that the user typed (``--output-dir``, not ``--output``)."""
+    if field == "command":
+        return "a command after --"
+    name = _PARAM.get(field, field)
+    opt = next((p for p in ctx.command.params if p.name == name), None)
+    spellings = list(opt.opts) if isinstance(opt, click.Option) else [f"--{name.replace('_', '-')}"]
+    args = ctx.meta.get(_ARGS_KEY, [])
+    for arg in args[: args.index("--")] if "--" in args else args:
+        for flag in spellings:
+            if arg == flag or arg.startswith(f"{flag}="):
+                return flag
+    return spellings[0]
+
+
+def _loaded(ctx: click.Context, kw: dict[str, Any], cmd: tuple[str, ...]) -> Any:
     from sleuth.matrix import driver
-    from sleuth.matrix.recipe import MAX_SEED, load_recipe, parse_recipe
+    from sleuth.matrix.recipe import MAX_SEED, MAX_STEPS, load_recipe, parse_recipe
     from sleuth.matrix.shim import build_recipe
     from sleuth.registry import load_registry
 
@@ -86,10 +109,13 @@ def _loaded(kw: dict[str, Any], cmd: tuple[str, ...]) -> Any:
         raise UsageError(f"--seed {kw['seed']}: must be between 0 and {MAX_SEED}")
     flags = _shim_flags(kw, cmd)
     files = tuple(kw["mitigations_file"])
+    if kw["steps"] is not None and not 1 <= kw["steps"] <= MAX_STEPS:
+        raise UsageError(f"--steps {kw['steps']}: must be between 1 and {MAX_STEPS}")
     if kw["recipe"] is not None:
         if flags.given():
+            typed = ", ".join(_typed(ctx, f) for f in flags.given())
             raise UsageError(
-                f"--recipe cannot be mixed with {', '.join(flags.given())}",
+                f"--recipe cannot be mixed with {typed}",
                 hint="put those settings in the recipe, or drop --recipe and use the flags alone",
             )
         recipe = load_recipe(kw["recipe"])
@@ -106,6 +132,8 @@ def _loaded(kw: dict[str, Any], cmd: tuple[str, ...]) -> Any:
         updates["until_decided"] = True
     if kw["seed"] is not None:
         updates["seed"] = kw["seed"]
+    if kw["steps"] is not None:
+        updates["steps"] = kw["steps"]
     recipe = recipe.model_copy(update=updates)
     try:
         return driver.load(recipe, source, base_dir=base_dir, mitigation_files=files)
@@ -123,6 +151,9 @@ _FLAGS = [
     (r"command line: environments", "--environment-axis"),
     (r"command line: workload\.env", "--env"),
     (r"command line: workload\.command", "the command"),
+    (r"command line: workload\.plugin", "--workload"),
+    (r"command line: confound\.baseline_cell", "--baseline-cell"),
+    (r"command line: steps", "--steps"),
     (r"command line: workload\.cwd", "the working directory"),
 ]
 
@@ -228,7 +259,18 @@ def _execute(call: Callable[[_Watch], Any], as_json: bool) -> int:
 @click.option("--ticket", help="Shim: ticket id (groups run dirs).")
 @click.option("--name", help="Shim: workload name (names the run dir).")
 @click.option("--confound-threshold", type=float, help="Shim: speed-confound threshold (default 1.15).")
+@click.option(
+    "--baseline-cell", metavar="CELL", help="Shim: the reference baseline cell (default: baseline)."
+)
 @click.option("--workload-cmd", metavar="CMD", help="Shim: the command as one string (or put it after --).")
+@click.option(
+    "--workload",
+    metavar="NAME|CMD",
+    help="Shim: a named workload (plugin of sleuth.workloads, module:Class) or a command string.",
+)
+@click.option(
+    "--steps", type=int, metavar="N", help="The workload's steps ({STEPS}, SLEUTH_STEPS); cells may override."
+)
 @click.option(
     "--until-decided", is_flag=True, help="Stop a cell early at a group-sequential look once decided."
 )
@@ -237,6 +279,11 @@ def _execute(call: Callable[[_Watch], Any], as_json: bool) -> int:
 @click.option("--gpus", metavar="IDS", help="Comma-separated devices; each running trial gets its own.")
 @click.option("--dry-run", is_flag=True, help="Validate everything, print the plan, write nothing.")
 @output_option
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    help="Alias of --output (aorta's name).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
 @click.pass_context
 def command(ctx: click.Context, /, **kw: Any) -> int | None:
@@ -254,14 +301,15 @@ def command(ctx: click.Context, /, **kw: Any) -> int | None:
     """
     cmd: tuple[str, ...] = ctx.meta.get(_CMD_KEY, ())
     if ctx.invoked_subcommand is not None:
-        given = [k for k in ("recipe", "workload_cmd", "dry_run") if kw[k]]
+        given = [k for k in ("recipe", "workload_cmd", "workload", "dry_run") if kw[k]]
         if given or cmd:
             raise UsageError(f"'sleuth matrix {ctx.invoked_subcommand}' takes its own options only")
         return None
     from sleuth.matrix import driver
 
+    _output_dir(ctx, kw)
     gpus = _check_jobs(kw["jobs"], kw["gpus"])
-    loaded = _loaded(kw, cmd)
+    loaded = _loaded(ctx, kw, cmd)
     if kw["dry_run"]:
         return _dry_run(loaded, kw)
     return _execute(
@@ -270,6 +318,19 @@ def command(ctx: click.Context, /, **kw: Any) -> int | None:
         ),
         kw["as_json"],
     )
+
+
+def _output_dir(ctx: click.Context, kw: dict[str, Any]) -> None:
+    """``--output-dir`` is ``--output`` under aorta's name; giving both is an error."""
+    if kw["output_dir"] is None:
+        return
+    from click.core import ParameterSource
+
+    from sleuth.journal import output_root
+
+    if ctx.get_parameter_source("output") is ParameterSource.COMMANDLINE:
+        raise UsageError("give --output or --output-dir (the same flag), not both")
+    kw["output"] = output_root(kw["output_dir"])
 
 
 def _dry_run(loaded: Any, kw: dict[str, Any]) -> int:

@@ -92,7 +92,8 @@ def _render(doc: dict[str, Any]) -> None:
         if doc.get("stopped"):
             con.print(f"  stopped: {escape(doc['stopped'])}")
     if status == "interrupted":
-        con.print("  [bold yellow]interrupted[/]: `sleuth reduce resume RUN_DIR` continues")
+        where = escape(str(doc["run_dir"]))
+        con.print(f"  [bold yellow]interrupted[/]: `sleuth reduce resume {where}` continues", soft_wrap=True)
     con.print(f"  bundle: {doc['bundle_dir']}")
 
 

@@ -32,7 +32,32 @@ MAX_TIMEOUT_S = 30 * 86400.0
 MAX_KILL_GRACE_S = 3600.0
 
 
-def _environment(kind: str, pins: tuple[str, ...], python: str | None) -> dict[str, Any]:
+class _EnvironmentType(click.ParamType):  # type: ignore[type-arg]
+    """``host``, ``venv``, or ``container:IMAGE`` (``podman:IMAGE``, ``docker:IMAGE``)."""
+
+    name = "host|venv|container:IMAGE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        kind, sep, image = text.partition(":")
+        if text in ("host", "venv") or (sep and kind in ("container", "podman", "docker") and image.strip()):
+            return text
+        self.fail(
+            f"{text!r}: use host, venv, or container:IMAGE (also podman:IMAGE, docker:IMAGE)", param, ctx
+        )
+
+
+def _environment(
+    kind: str, pins: tuple[str, ...], python: str | None, env_names: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    if ":" in kind:  # container:IMAGE (the runtime: podman when installed, else docker)
+        if pins or python:
+            raise UsageError("--with/--python need --environment venv")
+        from sleuth.environments.container import container_runtime_for
+
+        runtime, _, image = kind.partition(":")
+        return {"kind": "container", "runtime": container_runtime_for(runtime), "image": image,
+                "forward": list(env_names)}  # fmt: skip
     if kind == "host":
         if pins or python:
             raise UsageError("--with/--python need --environment venv")
@@ -45,6 +70,14 @@ def _environment(kind: str, pins: tuple[str, ...], python: str | None) -> dict[s
 
 
 def _prepare(desc: dict[str, Any]) -> Any:
+    if desc.get("kind") == "container":
+        from sleuth.environments.container import ContainerEnvironment, Runtime, TrialContainer
+
+        runtime = Runtime.parse(desc["runtime"])
+        env = ContainerEnvironment(
+            image=desc["image"], runtime=runtime, check_image=True, gpus=None, rocm=None
+        )
+        return TrialContainer(env.prepare(), tuple(desc.get("forward") or ()))
     if desc.get("kind") == "venv":
         from sleuth.environments.venv import VenvEnvironment
 
@@ -83,10 +116,11 @@ def _prepare(desc: dict[str, Any]) -> Any:
 @click.option("--gpus", metavar="IDS", help="Comma-separated devices; each running trial gets its own.")
 @click.option(
     "--environment",
-    type=click.Choice(["host", "venv"]),
+    type=_EnvironmentType(),
     default="host",
     show_default=True,
-    help="Where trials run.",
+    help="Where trials run: host, venv (--with), or container:IMAGE (podman, else docker; each trial its "
+    "own container, its --env variables passed in, its trial dir at /sleuth-output).",
 )
 @click.option("--with", "pins", multiple=True, metavar="REQ", help="A requirement for the venv. Repeatable.")
 @click.option("--python", metavar="X.Y|PATH", help="Interpreter for the venv (default: this one).")
@@ -312,6 +346,8 @@ def _config(kw: dict[str, Any]) -> Any:
         gpus=parse_gpus(kw["gpus"]),
         metrics=metrics,
         oracle=oracle,
-        environment=_environment(kw["environment"], tuple(kw["pins"]), kw["python"]),
+        environment=_environment(
+            kw["environment"], tuple(kw["pins"]), kw["python"], tuple(parse_env(kw["env"]))
+        ),
         name=name,
     )

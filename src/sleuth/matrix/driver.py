@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sleuth.journal import RunDir
+from sleuth.matrix.lock import lock_data
 from sleuth.matrix.loop import OnStart, OnTrial, execute, oracle_config
 from sleuth.matrix.output import resolved_recipe_data, resolved_recipe_yaml
 from sleuth.matrix.plan import MatrixPlan, resolve
@@ -37,7 +38,7 @@ class Loaded:
     plan: MatrixPlan
     registry: Registry
     sidecars: tuple[Path, ...] = ()
-    #: sidecar definitions the plan uses, written into the resolved recipe
+    #: what the resolved recipe adds: ``resolved``, the definitions the plan used (pinned)
     inline: Mapping[str, Any] = field(default_factory=dict)
     #: key paths of the resolved recipe whose values are secret (``<redacted>`` in the file)
     secret_paths: tuple[str, ...] = ()
@@ -55,19 +56,8 @@ def load(
     registry = load_registry(mitigation_files, entry_points=entry_points)
     plan = resolve(recipe, registry, source, base_dir=base_dir, environ=os.environ)
     oracle_config(plan)  # a bad oracle callable fails now
-    inline: dict[str, Any] = {"mitigations": {}, "environments": {}}
-    for name, m in plan.mitigations.items():
-        if m.source.startswith("file "):
-            inline["mitigations"][name] = {
-                "env": dict(m.env),
-                "append": dict(m.append),
-                "description": m.description,
-                "docs": m.docs,
-            }
-    for c in plan.cells:
-        d = registry.environments.get(c.environment.registered or "")
-        if d is not None and d.spec is not None and d.source.startswith("file "):
-            inline["environments"][d.name] = d.spec.plain()
+    used_envs = {c.environment.key: c.environment.registered for c in plan.cells}
+    inline = {"resolved": lock_data(plan.mitigations, used_envs, registry)}
     paths = secret_paths(resolved_recipe_data(plan, inline))
     # by key path (to restore each field on resume) and by variable name (so a short value, hidden
     # only under its name, is hidden in every env mapping printed or written)

@@ -18,11 +18,11 @@ from typing import Any
 from sleuth.journal import RunDir
 from sleuth.matrix import envs
 from sleuth.matrix.aggregate import STEP_METRIC, TrialRecord, aggregate, dominant_signature
-from sleuth.matrix.classify import GroupSequential
+from sleuth.matrix.multiple import Stop
 from sleuth.matrix.output import to_json, to_markdown
 from sleuth.matrix.plan import CellPlan, MatrixPlan, iter_trial_order
-from sleuth.matrix.result import MatrixResult, analyze, step_source
-from sleuth.model import MetricSpec, Stream, TrialSpec
+from sleuth.matrix.result import MatrixResult, analyze, sequential_rule, step_source
+from sleuth.model import MetricSpec, Outcome, Stream, TrialSpec
 from sleuth.oracle import OracleConfig
 from sleuth.registry import Registry
 
@@ -66,19 +66,25 @@ def _metrics(plan: MatrixPlan) -> tuple[MetricSpec, ...]:
 
 def replay(
     plan: MatrixPlan, events: Sequence[Mapping[str, Any]]
-) -> tuple[dict[tuple[str, int], TrialRecord], dict[str, tuple[float, frozenset[int]]]]:
+) -> tuple[dict[tuple[str, int], TrialRecord], dict[str, Stop]]:
     """The journaled trials by (cell, index) (the first event of each counts), and the stops."""
     source = step_source(plan)
     names = {c.name for c in plan.cells}
     records: dict[tuple[str, int], TrialRecord] = {}
-    stops: dict[str, tuple[float, frozenset[int]]] = {}
+    stops: dict[str, Stop] = {}
     for e in events:
         if e.get("event") == "trial" and e.get("cell") in names:
             key = (str(e["cell"]), int(e["index"]))
             if key not in records:
                 records[key] = TrialRecord.from_dict(key[0], key[1], e["trial"], source)
         elif e.get("event") == "cell_stopped" and e.get("cell") in names:
-            stops[e["cell"]] = (float(e["alpha"]), frozenset(e["indices"]))
+            p, lower = e.get("p"), e.get("lower")
+            stops[e["cell"]] = Stop(
+                level=float(e["alpha"]),
+                indices=frozenset(e["indices"]),
+                p=float(p) if isinstance(p, int | float) else None,
+                lower=lower if isinstance(lower, bool) else None,
+            )
     return records, stops
 
 
@@ -104,14 +110,14 @@ class _Loop:
     """The trial loop's state: what ran (per cell), which cells stopped."""
 
     def __init__(
-        self, plan: MatrixPlan, records: Mapping[tuple[str, int], TrialRecord], stops: dict[str, Any]
+        self, plan: MatrixPlan, records: Mapping[tuple[str, int], TrialRecord], stops: dict[str, Stop]
     ) -> None:
         self.plan = plan
         self.by_cell: dict[str, list[TrialRecord]] = {c.name: [] for c in plan.cells}
         for r in records.values():
             self.by_cell[r.cell].append(r)
         self.stops = stops
-        self.rule = GroupSequential(alpha=plan.recipe.statistics.alpha) if plan.recipe.until_decided else None
+        self.rule = sequential_rule(plan)
         self.regex = plan.recipe.workload.oracle.kind == "regex"
 
     @property
@@ -119,7 +125,7 @@ class _Loop:
         """Trials finished so far (replayed included)."""
         return sum(len(v) for v in self.by_cell.values())
 
-    def check_stop(self, cell: CellPlan) -> tuple[float, frozenset[int]] | None:
+    def check_stop(self, cell: CellPlan) -> Stop | None:
         """Apply the sequential rule to ``cell`` after one more of its trials finished.
 
         Baselines always run in full, and a cell whose trials have all run has nothing to stop.
@@ -129,16 +135,20 @@ class _Loop:
         mine = self.by_cell[cell.name]
         if len(mine) >= cell.trials:
             return None
+        judged = sum(1 for r in mine if r.outcome in (Outcome.PASS, Outcome.FAIL))
+        if self.rule.alpha_at(judged, cell.trials) is None:  # not a look: nothing to count
+            return None
         base = self.by_cell[self.plan.baseline_of(cell.name)]
         target = None if self.regex else dominant_signature(self.by_cell[self.plan.baseline])
-        level = self.rule.stop(
+        look = self.rule.stop(
             aggregate(cell.name, mine, target, self.regex),
             aggregate(self.plan.baseline_of(cell.name), base, target, self.regex),
             cell.trials,
         )
-        if level is None:
+        if look is None:
             return None
-        return level, frozenset(r.index for r in mine)
+        level, p, lower = look
+        return Stop(level=level, indices=frozenset(r.index for r in mine), p=p, lower=lower)
 
 
 def _queue(
@@ -222,7 +232,14 @@ def execute(
                 stop = loop.check_stop(cell)
                 if stop is not None:
                     loop.stops[name] = stop
-                    run_dir.journal.append("cell_stopped", cell=name, alpha=stop[0], indices=sorted(stop[1]))
+                    run_dir.journal.append(
+                        "cell_stopped",
+                        cell=name,
+                        alpha=stop.level,
+                        p=stop.p,
+                        lower=stop.lower,
+                        indices=sorted(stop.indices),
+                    )
                     total -= cell.trials - submitted[name]
                 if on_trial is not None:
                     on_trial(loop.by_cell[name][-1], loop.finished, total)
@@ -252,8 +269,10 @@ def _spec(
 ) -> TrialSpec:
     workload = plan.recipe.workload
     cell_env = {**workload.env, **cell.env, "SLEUTH_CELL": cell.name}
+    if cell.steps is not None:
+        cell_env["SLEUTH_STEPS"] = str(cell.steps)
     spec = TrialSpec(
-        argv=plan.argv,
+        argv=cell.argv or plan.argv,
         env={**os.environ, **cell_env},
         cwd=plan.cwd,
         timeout_s=workload.timeout,

@@ -21,12 +21,14 @@ import json
 import random
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sleuth.errors import ConfigError
+from sleuth.matrix.lock import apply_lock
 from sleuth.matrix.recipe import CellSpec, Recipe
+from sleuth.matrix.workload import Workload, resolve_workload
 from sleuth.model import NAME_MAX, check_name
 from sleuth.registry import KINDS, InlineEnvironment, Mitigation, Registry
 from sleuth.secrets import Secrets
@@ -59,6 +61,8 @@ class EnvPlan:
     spec: Mapping[str, Any]
     #: the registered name the recipe used, if any
     registered: str | None = None
+    #: spelled out in the recipe: the key is generated (``docker-<hash>``)
+    inline: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +75,10 @@ class CellPlan:
     env: Mapping[str, str]
     environment: EnvPlan
     trials: int
+    #: the workload's steps in this cell (``{STEPS}``, ``SLEUTH_STEPS``); None when not set
+    steps: int | None = None
+    #: the command this cell runs (``{STEPS}`` replaced; a plugin's built for this cell)
+    argv: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +102,10 @@ class MatrixPlan:
     #: the secret values of the recipe (by key path) and of the cells' variables: every document
     #: rendered from this plan goes through ``secrets.scrub``
     secrets: Secrets = field(default_factory=Secrets)
+    #: the named workload (``plugin``) and where it was found: ``(ref, origin)``
+    plugin: tuple[str, str] | None = None
+    #: what the plan could not make exactly as the recipe says (pinned definitions, versions)
+    warnings: tuple[str, ...] = ()
 
     def cell(self, name: str) -> CellPlan:
         """The cell called ``name``."""
@@ -141,10 +153,11 @@ def short_name(name: str) -> str:
 
 
 def workload_name(recipe: Recipe) -> str:
-    """``workload.name``, else the script's stem (``train.py`` -> ``train``), else the program's name."""
+    """``workload.name``, else the plugin, else the script's stem (``train.py`` -> ``train``), else
+    the program's name."""
     if recipe.workload.name:
         return recipe.workload.name
-    cmd = recipe.workload.command
+    cmd = recipe.workload.command if recipe.workload.command is not None else recipe.workload.plugin or ""
     argv = cmd.split() if isinstance(cmd, str) else cmd
     pick = next((a for a in argv[1:] if a.endswith((".py", ".sh"))), argv[0] if argv else "")
     stem = Path(pick).stem or "workload"
@@ -168,16 +181,26 @@ def _env_plan(cell: CellSpec, i: int, reg: Registry, source: str) -> EnvPlan:
                 f"{where}: environment {spec!r} needs a value: write {{{spec}: {_VALUE[d.kind]}}}"
             )
         return EnvPlan(key=d.name, kind=d.spec.kind, spec=d.spec.plain(), registered=d.name)
-    return _inline_plan(spec)
+    return _inline_plan(spec, reg, where)
 
 
 _VALUE = {"venv": "[PIN, ...]", **{k: "IMAGE" for k in KINDS if k != "venv"}}
 
 
-def _inline_plan(spec: InlineEnvironment) -> EnvPlan:
+def _inline_plan(spec: InlineEnvironment, reg: Registry, where: str) -> EnvPlan:
+    """A spelled-out environment, keyed ``<kind>-<hash of the spec>``: a namespace of its own, so
+    a registered environment of that name is an error, never the same environment."""
     blob = json.dumps(spec.plain(), sort_keys=True)
     digest = hashlib.blake2b(blob.encode(), digest_size=4).hexdigest()
-    return EnvPlan(key=f"{spec.kind}-{digest}", kind=spec.kind, spec=spec.plain())
+    key = f"{spec.kind}-{digest}"
+    taken = reg.environments.get(key)
+    if taken is not None:
+        raise ConfigError(
+            f"{where}: the inline environment {spec.plain()} gets the generated key {key!r}, which is "
+            f"also the name of the registered environment {key!r} ({taken.source})",
+            hint="rename the registered environment, or use it by name",
+        )
+    return EnvPlan(key=key, kind=spec.kind, spec=spec.plain(), inline=True)
 
 
 def _stack(cell: CellSpec, i: int, reg: Registry, source: str, base: Mapping[str, str]) -> dict[str, str]:
@@ -259,25 +282,33 @@ def _baseline(recipe: Recipe, cells: tuple[CellPlan, ...], source: str) -> tuple
 
 
 def _cell_plan(
-    spec: CellSpec, i: int, recipe: Recipe, registry: Registry, *, source: str, base: Mapping[str, str]
+    spec: CellSpec, i: int, work: Workload, registry: Registry, *, source: str, base: Mapping[str, str]
 ) -> CellPlan:
+    recipe = work.recipe
     env = _stack(spec, i, registry, source, base)
     env.update(recipe.extra_env)
     env.update(spec.extra_env)
+    environment = _env_plan(spec, i, registry, source)
+    steps = work.steps_of(spec.steps)
+    where = f"cells[{i}] ({spec.name})"
     return CellPlan(
         name=spec.name,
         mitigations=tuple(spec.mitigations),
         env=env,
-        environment=_env_plan(spec, i, registry, source),
+        environment=environment,
         trials=spec.trials or recipe.trials,
+        steps=steps,
+        argv=work.argv(steps, environment.kind, where),
     )
 
 
-def _same_treatment(a: CellSpec, b: CellSpec) -> bool:
-    """Same mitigations (``none`` aside, in any order) and the same cell variables."""
-    return sorted(m for m in a.mitigations if m != "none") == sorted(
-        m for m in b.mitigations if m != "none"
-    ) and dict(a.extra_env) == dict(b.extra_env)
+def _same_treatment(a: CellSpec, b: CellSpec, steps: int | None) -> bool:
+    """Same mitigations (``none`` aside, in any order), cell variables and steps."""
+    return (
+        sorted(m for m in a.mitigations if m != "none") == sorted(m for m in b.mitigations if m != "none")
+        and dict(a.extra_env) == dict(b.extra_env)
+        and (a.steps or steps) == (b.steps or steps)
+    )
 
 
 def _fresh_name(wanted: list[str], taken: set[str]) -> str:
@@ -305,7 +336,7 @@ def _env_baselines(
     for i, (spec, plan) in enumerate(zip(specs, cells, strict=True)):
         key = plan.environment.key
         first_of.setdefault(key, i)
-        if key not in baselines and _same_treatment(spec, ref_spec):
+        if key not in baselines and _same_treatment(spec, ref_spec, recipe.steps):
             baselines[key] = spec.name
     taken = {c.name for c in cells}
     added: list[tuple[int, CellSpec]] = []
@@ -353,38 +384,50 @@ def resolve(
     base_dir: Path,
     environ: Mapping[str, str],
 ) -> MatrixPlan:
-    """Check ``recipe`` against ``registry`` and build the plan; ConfigError naming the key path."""
+    """Check ``recipe`` against ``registry`` and build the plan; ConfigError naming the key path.
+
+    A resolved recipe's pinned definitions (``resolved:``) are pinned in ``registry`` first.
+    """
     _check_names(recipe, source)
+    warnings = apply_lock(recipe, registry, source)
     registry.add_mitigations(recipe.mitigations, f"recipe {source}")
     registry.add_environments(recipe.environments, f"recipe {source}")
+    work = resolve_workload(recipe, source)
+    recipe = work.recipe
+    name = workload_name(recipe)
+    problem = name_problem(name)
+    if problem is not None:
+        raise ConfigError(f"{source}: workload.plugin: its name {_shown(name)} {problem}", hint=_NAME_HINT)
     base = {**environ, **recipe.workload.env}
 
-    def plans(r: Recipe) -> list[CellPlan]:
-        return [_cell_plan(c, i, r, registry, source=source, base=base) for i, c in enumerate(r.cells)]
+    def plans(w: Workload) -> list[CellPlan]:
+        return [_cell_plan(c, i, w, registry, source=source, base=base) for i, c in enumerate(w.recipe.cells)]
 
-    cells = plans(recipe)
+    cells = plans(work)
     baseline, why = _baseline(recipe, tuple(cells), source)
     recipe, baselines, added = _env_baselines(recipe, cells, baseline)
     if added:
-        cells = plans(recipe)
-    cmd = recipe.workload.command
-    argv = ("/bin/sh", "-c", cmd) if isinstance(cmd, str) else tuple(cmd)
+        work = replace(work, recipe=recipe)
+        cells = plans(work)
     cwd = _cwd(recipe, base_dir, source)
     seed = recipe.seed if recipe.seed is not None else random.SystemRandom().randrange(2**31)
     used = {m for c in cells for m in c.mitigations}
+    ref = next(c for c in cells if c.name == baseline)
     return MatrixPlan(
         recipe=recipe.model_copy(update={"seed": seed}),
         source=source,
         cells=tuple(cells),
         baseline=baseline,
         baseline_reason=why,
-        workload=workload_name(recipe),
-        argv=argv,
+        workload=name,
+        argv=ref.argv,
         cwd=str(cwd),
         seed=seed,
-        mitigations={name: registry.mitigations[name] for name in sorted(used)},
+        mitigations={m: registry.mitigations[m] for m in sorted(used)},
         baselines=baselines,
         added=added,
+        plugin=(work.named.ref, work.named.origin) if work.named is not None else None,
+        warnings=tuple(warnings),
     )
 
 

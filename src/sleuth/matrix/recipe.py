@@ -12,7 +12,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sleuth.errors import ConfigError
 from sleuth.model import MAX_TRIALS
@@ -29,8 +37,11 @@ __all__ = [
     "SCHEMA_VERSION",
     "CellSpec",
     "ConfoundSpec",
+    "LockedEnvironment",
+    "LockedMitigation",
     "OracleSpec",
     "Recipe",
+    "ResolvedSection",
     "StatisticsSpec",
     "StepTimeSpec",
     "WorkloadSpec",
@@ -43,7 +54,11 @@ SCHEMA_VERSION = 1
 
 #: a trial count: at least 1, at most ``sleuth.model.MAX_TRIALS`` (an absurd count is an error, not a plan)
 TrialCount = Annotated[int, Field(gt=0, le=MAX_TRIALS, strict=True)]
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: the most steps a workload may be asked for (``{STEPS}`` / ``SLEUTH_STEPS``)
+MAX_STEPS = 10**12
+StepCount = Annotated[int, Field(gt=0, le=MAX_STEPS, strict=True)]
+#: numbers are strict everywhere: ``threshold: true`` is no 1.0 and ``'1.2'`` no 1.2
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
 Env = EnvVars
 ExitCode = Annotated[int, Field(ge=1, le=255, strict=True)]
 #: the largest seed (numpy's generators take non-negative seeds; 63 bits is plenty)
@@ -51,7 +66,9 @@ MAX_SEED = 2**63 - 1
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED, strict=True)]
 #: a trial timeout above a year is a typo, not a plan
 MAX_TIMEOUT_S = 366 * 24 * 3600.0
-Timeout = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)]
+Timeout = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False, strict=True)]
+Fraction = Annotated[float, Field(gt=0, lt=1, strict=True)]
+UpToOne = Annotated[float, Field(gt=0, le=1, strict=True)]
 
 
 class _Strict(BaseModel):
@@ -91,7 +108,7 @@ class OracleSpec(_Strict):
     #: exit codes meaning "could not test" (SKIP)
     skip_exit: list[ExitCode] = []
     #: with ``kind: regex``: whether a non-zero exit also fails (as another failure signature)
-    nonzero_fails: bool = True
+    nonzero_fails: StrictBool = True
     #: ``module:function`` or ``file.py:function`` that may override the verdict
     callable: str | None = None
 
@@ -121,12 +138,16 @@ class StepTimeSpec(_Strict):
 
 
 class WorkloadSpec(_Strict):
-    """What every cell runs."""
+    """What every cell runs: a ``command``, or a named workload (``plugin``) and its parameters."""
 
-    #: names the run directory; default: the script's or the program's name
+    #: names the run directory; default: the plugin's name, the script's or the program's name
     name: str | None = None
-    #: an argv list, or one string run by ``/bin/sh -c``
-    command: list[str] | str
+    #: an argv list, or one string run by ``/bin/sh -c``; ``{STEPS}`` becomes the cell's steps
+    command: list[str] | str | None = None
+    #: a named workload (entry point ``sleuth.workloads``, ``module:Class`` or ``file.py:Class``)
+    #: that builds the command; its parameters go next to it (or under ``params``)
+    plugin: str | None = None
+    params: dict[str, Any] = {}
     #: working directory; default: the recipe file's directory
     cwd: str | None = None
     env: Env = {}
@@ -134,12 +155,42 @@ class WorkloadSpec(_Strict):
     oracle: OracleSpec = OracleSpec()
     step_time: StepTimeSpec | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _params_inline(cls, data: Any) -> Any:
+        """``{plugin: NAME, lr: 0.1}``: keys that are not fields are the plugin's parameters."""
+        if not isinstance(data, dict) or data.get("plugin") is None:
+            return data
+        own = {k: v for k, v in data.items() if k in cls.model_fields}
+        inline = {k: v for k, v in data.items() if k not in cls.model_fields}
+        given = own.get("params", {})
+        if isinstance(given, dict):
+            both = sorted(set(given) & set(inline))
+            if both:
+                raise ValueError(f"parameter {both[0]!r} is given twice (inline and under params)")
+            own["params"] = {**given, **inline}
+        return own
+
     @field_validator("command")
     @classmethod
-    def _command(cls, v: list[str] | str) -> list[str] | str:
+    def _command(cls, v: list[str] | str | None) -> list[str] | str | None:
+        if v is None:
+            return v
         if (isinstance(v, str) and not v.strip()) or (isinstance(v, list) and (not v or not v[0].strip())):
             raise ValueError("give a non-empty argv list, e.g. [python, train.py], or a command string")
         return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WorkloadSpec:
+        if (self.command is None) == (self.plugin is None):
+            raise ValueError(
+                "give exactly one of command (an argv or a string) and plugin (a named workload)"
+            )
+        if self.plugin is not None and not self.plugin.strip():
+            raise ValueError("plugin: give a workload's name (see the sleuth.workloads entry points)")
+        if self.params and self.plugin is None:
+            raise ValueError("params need a plugin (a command takes no parameters)")
+        return self
 
 
 class ConfoundSpec(_Strict):
@@ -152,13 +203,13 @@ class ConfoundSpec(_Strict):
 class StatisticsSpec(_Strict):
     """Decision parameters."""
 
-    #: significance level of Fisher's exact test (two-sided)
-    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    #: the family-wise error rate of the matrix (Holm over every comparison; Fisher two-sided)
+    alpha: Fraction = 0.05
     #: the smallest relative change in failure rate worth detecting (0.5: halving), for
     #: ``no_effect`` and the trials-needed estimate
-    min_effect: Annotated[float, Field(gt=0, le=1)] = 0.5
+    min_effect: UpToOne = 0.5
     #: a cell with at least this error rate is marked unreliable
-    unreliable_error_rate: Annotated[float, Field(gt=0, le=1)] = 0.10
+    unreliable_error_rate: UpToOne = 0.10
 
 
 class CellSpec(_Strict):
@@ -169,6 +220,29 @@ class CellSpec(_Strict):
     environment: EnvironmentField = "host"
     extra_env: Env = {}
     trials: TrialCount | None = None
+    #: this cell's steps (``{STEPS}``, ``SLEUTH_STEPS``); default: the recipe's
+    steps: StepCount | None = None
+
+
+class LockedMitigation(MitigationEntry):
+    """A mitigation as ``recipe.resolved.yaml`` pins it: its definition and where it came from."""
+
+    source: str = ""
+
+
+class LockedEnvironment(InlineEnvironment):
+    """An environment alias as ``recipe.resolved.yaml`` pins it."""
+
+    source: str = ""
+
+
+class ResolvedSection(_Strict):
+    """Written by sleuth into ``recipe.resolved.yaml``: every definition the matrix used, so a
+    rerun runs the same variables where a plugin or sidecar is missing or has changed."""
+
+    sleuth_version: str
+    mitigations: dict[str, LockedMitigation] = {}
+    environments: dict[str, LockedEnvironment] = {}
 
 
 class Recipe(_Strict):
@@ -180,8 +254,11 @@ class Recipe(_Strict):
     seed: Seed | None = None
     workload: WorkloadSpec
     trials: TrialCount = 10
+    #: the workload's steps, for every cell that gives none (``{STEPS}`` in the command and
+    #: ``SLEUTH_STEPS`` in its environment; a plugin with a ``steps`` parameter gets it too)
+    steps: StepCount | None = None
     #: stop a cell early only at a group-sequential look where the result is already significant
-    until_decided: bool = False
+    until_decided: StrictBool = False
     confound: ConfoundSpec = ConfoundSpec()
     statistics: StatisticsSpec = StatisticsSpec()
     #: laid over every cell (under each cell's ``extra_env``)
@@ -191,6 +268,15 @@ class Recipe(_Strict):
     #: environment aliases defined by this recipe: ``name: {docker: IMAGE}``
     environments: dict[str, InlineEnvironment] = {}
     cells: Annotated[list[CellSpec], Field(min_length=1)]
+    #: written by sleuth (``recipe.resolved.yaml``): the definitions this matrix used
+    resolved: ResolvedSection | None = None
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _version_is_an_int(cls, v: Any) -> Any:
+        if isinstance(v, bool | float):  # True == 1 == 1.0 in Python; a version is an integer
+            raise ValueError(f"unsupported version {v!r}: write schema_version: 1")
+        return v
 
 
 def parse_recipe(data: Any, source: str) -> Recipe:

@@ -6,8 +6,9 @@ added first when missing, so every environment has its own baseline.
 ``--environment-axis host,venv:PIN PIN,docker:IMAGE,pyxis:IMAGE,NAME`` names registered
 environments or spells one out (``venv:`` takes space-separated pins; it becomes an alias named
 ``venv-<pins>-<digest>`` in the recipe).  The command comes after ``--`` (an argv, as ``sleuth
-run`` takes it) or as ``--workload-cmd 'CMD'`` (split like a shell would).  Every mistake names
-the flag, never the recipe key it turns into.
+run`` takes it) or as ``--workload-cmd 'CMD'`` (split like a shell would); ``--workload`` takes a
+named workload (plugin) or a command string.  Every mistake names the flag, never the recipe key
+it turns into.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import hashlib
 import math
 import re
 import shlex
+import shutil
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from sleuth.errors import UsageError
@@ -48,16 +51,13 @@ class ShimFlags:
     ticket: str | None = None
     name: str | None = None
     threshold: float | None = None
+    #: ``--workload``: a named workload (plugin), or a command string
+    workload: str | None = None
+    baseline_cell: str | None = None
 
     def given(self) -> list[str]:
-        """The flags that were set, as ``--flag-name``."""
-        given = [k for k in self.__slots__ if getattr(self, k) not in (None, ())]
-        return [
-            "a command after --"
-            if k == "command"
-            else f"--{k.replace('_', '-')}".replace("threshold", "confound-threshold")
-            for k in given
-        ]
+        """The fields that were set (the CLI names each as the user typed it)."""
+        return [k for k in self.__slots__ if getattr(self, k) not in (None, ())]
 
 
 def _items(flag: str, values: tuple[str, ...]) -> list[str]:
@@ -145,9 +145,38 @@ def _check_values(flags: ShimFlags) -> None:
             )
 
 
+def _plugin(flags: ShimFlags) -> str | None:
+    """``--workload NAME``: the plugin it names, or None when it is a command string."""
+    from sleuth.workloads import available, is_reference
+
+    value = flags.workload
+    if value is None:
+        return None
+    if not value.strip():
+        raise UsageError("--workload '': give a workload plugin's name or a command")
+    if value in available() or is_reference(value):
+        if flags.command or flags.workload_cmd is not None:
+            raise UsageError(
+                f"--workload {value}: a named workload builds its own command; drop the command",
+                hint="give the command after -- (or --workload-cmd) instead of a plugin",
+            )
+        return value
+    words = value.split()
+    if len(words) == 1 and shutil.which(words[0]) is None and not Path(words[0]).exists():
+        raise UsageError(
+            f"--workload {value!r}: neither a workload plugin nor a command",
+            hint=f"installed plugins: {', '.join(available()) or 'none'}; a command goes after --",
+        )
+    return None
+
+
 def _command(flags: ShimFlags) -> list[str]:
-    if flags.command and flags.workload_cmd is not None:
-        raise UsageError("give the command once: after -- or with --workload-cmd, not both")
+    given = [f for f, v in (("after --", flags.command), ("--workload-cmd", flags.workload_cmd),
+                            ("--workload", flags.workload)) if v]  # fmt: skip
+    if len(given) > 1:
+        raise UsageError(f"give the command once, not both {given[0]} and {given[1]}")
+    if flags.workload is not None:
+        flags = replace(flags, workload_cmd=flags.workload)
     if flags.command:
         if not flags.command[0].strip():
             raise UsageError(
@@ -159,12 +188,13 @@ def _command(flags: ShimFlags) -> list[str]:
             "give --recipe FILE, or the command after -- with the axes",
             hint="e.g. sleuth matrix --mitigation-axis tf32_off --trials 20 -- python train.py",
         )
+    flag = "--workload" if flags.workload is not None else "--workload-cmd"
     try:
         command = shlex.split(flags.workload_cmd)
     except ValueError as exc:
-        raise UsageError(f"--workload-cmd {flags.workload_cmd!r}: {exc}") from None
+        raise UsageError(f"{flag} {flags.workload_cmd!r}: {exc}") from None
     if not command:
-        raise UsageError("--workload-cmd: empty command")
+        raise UsageError(f"{flag}: empty command")
     return command
 
 
@@ -182,7 +212,8 @@ def build_recipe(
 ) -> dict[str, Any]:
     """The recipe data the flags describe (validated later like a file); UsageError naming the flag."""
     _check_values(flags)
-    command = _command(flags)
+    plugin = _plugin(flags)
+    command = _command(flags) if plugin is None else []
     if flags.mitigation_axis and not "".join(flags.mitigation_axis).strip():
         raise UsageError(
             "--mitigation-axis '': no mitigation given",
@@ -205,12 +236,13 @@ def build_recipe(
         for stack in stacks:
             name = _cell_name(stack, label if len(envs) > 1 else None, taken)
             cells.append({"name": name, "mitigations": stack, "environment": label})
-    oracle: dict[str, Any] = {"kind": "exit_code"}
+    workload: dict[str, Any] = {"plugin": plugin} if plugin is not None else {"command": command}
     if flags.fail_regex is not None:
-        oracle = {"kind": "regex", "pattern": flags.fail_regex, "stream": flags.stream or "both"}
+        workload["oracle"] = {"kind": "regex", "pattern": flags.fail_regex, "stream": flags.stream or "both"}
     elif flags.stream is not None:
         raise UsageError("--stream needs --fail-regex")
-    workload: dict[str, Any] = {"command": command, "oracle": oracle}
+    elif plugin is None:
+        workload["oracle"] = {"kind": "exit_code"}
     if flags.env:
         workload["env"] = dict(flags.env)
     if flags.step_time_regex is not None:
@@ -226,8 +258,18 @@ def build_recipe(
         data["ticket"] = flags.ticket
     if flags.trials is not None:
         data["trials"] = flags.trials
+    confound: dict[str, Any] = {}
     if flags.threshold is not None:
-        data["confound"] = {"threshold": flags.threshold}
+        confound["threshold"] = flags.threshold
+    if flags.baseline_cell is not None:
+        names = [c["name"] for c in cells]
+        if flags.baseline_cell not in names:
+            raise UsageError(
+                f"--baseline-cell {flags.baseline_cell!r}: no such cell (the cells: {', '.join(names)})"
+            )
+        confound["baseline_cell"] = flags.baseline_cell
+    if confound:
+        data["confound"] = confound
     if seed is not None:
         data["seed"] = seed
     return data

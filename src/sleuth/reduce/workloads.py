@@ -12,8 +12,11 @@ own models (or plain mappings), and an optional predicate over the workload's re
             return "NaN" not in result.stdout_tail      # False: the failure reproduced
 
 ``sleuth reduce --workload NAME`` loads it by entry-point name (or ``module:Class``,
-``path/file.py:Class``); ``--spec`` is then not needed.  The predicate is the oracle (``kind:
-python``): True/PASS passes, False/FAIL fails, None keeps the built-in verdict.
+``path/file.py:Class``) through the core protocol (:mod:`sleuth.workloads`, which ``sleuth
+matrix`` uses too); ``--spec`` is then not needed.  The predicate is the oracle (``kind:
+python``): True/PASS passes, False/FAIL fails, None keeps the built-in verdict.  A class without
+a ``workload`` section that gives a command the core way (``entry``, ``command(params)``) runs
+that command with its default ``params``, ``env`` and ``timeout``.
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from sleuth.errors import ConfigError, UsageError
+from sleuth.errors import ConfigError
 from sleuth.model import TrialResult
+from sleuth.workloads import ENTRY_POINT_WORKLOADS, NamedWorkload
+from sleuth.workloads import load_workload as load_named
 
 __all__ = ["ENTRY_POINT_WORKLOADS", "Wrapped", "load_workload"]
 
-ENTRY_POINT_WORKLOADS = "sleuth.workloads"
 _SECTIONS = ("name", "workload", "oracle", "budget", "axes", "mitigations", "environment")
 
 
@@ -54,34 +58,36 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _find(ref: str) -> Any:
-    from importlib.metadata import entry_points
-
-    found = [ep for ep in entry_points(group=ENTRY_POINT_WORKLOADS) if ep.name == ref]
-    if found:
-        try:
-            return found[0].load()
-        except Exception as exc:  # a broken plugin is named, not a traceback
-            raise UsageError(f"--workload {ref}: entry point {found[0].value} cannot load: {exc}") from exc
-    if ":" not in ref:
-        names = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_WORKLOADS))
-        raise UsageError(f"--workload {ref!r}: no such entry point in {ENTRY_POINT_WORKLOADS}",
-                         hint=f"known: {', '.join(names) or 'none'}; or give module:Class")  # fmt: skip
-    from sleuth.oracle import load_callable
-
-    return load_callable(ref, "--workload")
+def _workload_section(named: NamedWorkload) -> dict[str, Any] | None:
+    """A ``workload`` section built the core way (command, env, timeout), when the class has none."""
+    try:
+        command = named.argv(named.defaults)
+    except ConfigError:
+        return None
+    section: dict[str, Any] = {"command": command}
+    env = named.section("env")
+    if env:
+        section["env"] = dict(env)
+    timeout = named.section("timeout")
+    if timeout is not None:
+        section["timeout"] = timeout
+    return section
 
 
 def load_workload(ref: str) -> Wrapped:
     """Load ``ref``; its sections become the spec (validated like a spec file, named by ``ref``)."""
-    cls = _find(ref)
-    try:
-        obj = cls() if isinstance(cls, type) else cls
-    except Exception as exc:
-        raise UsageError(f"--workload {ref}: cannot create {cls!r}: {type(exc).__name__}: {exc}") from exc
-    data = {k: _plain(getattr(obj, k)) for k in _SECTIONS if getattr(obj, k, None) is not None}
+    named = load_named(ref, "--workload")
+    obj = named.obj
+    data = {k: _plain(getattr(obj, k)) for k in _SECTIONS if getattr(obj, k, None) not in (None, "")}
+    if "workload" not in data and "axes" in data:
+        section = _workload_section(named)
+        if section is not None:
+            data["workload"] = section
     if "axes" not in data or "workload" not in data:
-        raise ConfigError(f"workload {ref}: declare at least workload and axes")
+        raise ConfigError(
+            f"workload {ref}: declare at least workload and axes",
+            hint="without axes a named workload serves sleuth matrix only (workload: {plugin: NAME})",
+        )
     predicate = getattr(obj, "predicate", None)
     if predicate is not None and not callable(predicate):
         raise ConfigError(f"workload {ref}: predicate is not callable")

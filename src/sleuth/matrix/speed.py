@@ -1,0 +1,141 @@
+"""The speed confound: did a "fix" only work because everything got slower?
+
+Per-trial step times of a cell are compared with its baseline's over the whole distribution, not
+the median alone: a slowdown that hits a quarter of the trials threefold leaves the median ratio
+at 1.00 but moves the 90th percentile threefold.  For the median and the 90th percentile, the
+ratio cell/baseline gets a percentile-bootstrap 95% interval (5000 resamples of both samples,
+seeded, the same resamples for both quantiles); ``speed (+N%)`` (median) or ``speed (p90 +N%)``
+is flagged when the lower end of either interval exceeds the threshold (1.15 by default).  The
+Mann-Whitney rank test and its effect size (the chance that a trial of the cell is slower than
+one of the baseline, 0.5 when neither is) are reported beside it.
+
+Fewer than :data:`MIN_STEP_SAMPLES` timed trials on either side say ``too few timings``, never
+nothing: silence would read as "no slowdown".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sleuth.matrix.aggregate import CellStats
+
+__all__ = ["MIN_STEP_SAMPLES", "Confound", "quantile_ratios", "speed_confound"]
+
+#: fewest step-time samples per side for an interval (and a flag)
+MIN_STEP_SAMPLES = 3
+QUANTILES = (50.0, 90.0)
+TOO_FEW = "too few timings"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Confound:
+    """The speed comparison of one cell with its baseline."""
+
+    #: median ratio cell/baseline and its bootstrap 95% interval
+    ratio: float | None
+    ci: tuple[float, float] | None
+    flagged: bool
+    threshold: float
+    p90_ratio: float | None = None
+    p90_ci: tuple[float, float] | None = None
+    #: Mann-Whitney: P(a cell trial is slower than a baseline trial) + P(tie)/2, and its p-value
+    superiority: float | None = None
+    rank_p: float | None = None
+    n_cell: int = 0
+    n_base: int = 0
+    #: the cell ran but one side has fewer than MIN_STEP_SAMPLES timed trials
+    too_few: bool = False
+    #: what flagged it: "median" or "p90"
+    by: str | None = None
+
+    @property
+    def label(self) -> str | None:
+        """``speed (+N%)``, ``speed (p90 +N%)``, ``too few timings``, or None."""
+        if self.too_few:
+            return TOO_FEW
+        if not self.flagged:
+            return None
+        if self.by == "p90" and self.p90_ratio is not None:
+            return f"speed (p90 +{round((self.p90_ratio - 1) * 100)}%)"
+        if self.ratio is None:
+            return None
+        return f"speed (+{round((self.ratio - 1) * 100)}%)"
+
+
+def quantile_ratios(
+    a: Sequence[float], b: Sequence[float], *, seed: int, n_boot: int = 5000, conf: float = 0.95
+) -> list[tuple[float, float, float]]:
+    """For each of :data:`QUANTILES`: (ratio of a's quantile to b's, bootstrap lo, hi); NaN where
+    b's quantile is 0."""
+    import numpy as np
+
+    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    rng = np.random.default_rng(seed)
+    ra = xa[rng.integers(0, len(xa), size=(n_boot, len(xa)))]
+    rb = xb[rng.integers(0, len(xb), size=(n_boot, len(xb)))]
+    qs = np.asarray(QUANTILES) / 100.0
+    qa, qb = np.quantile(ra, qs, axis=1), np.quantile(rb, qs, axis=1)
+    pa, pb = np.quantile(xa, qs), np.quantile(xb, qs)
+    out: list[tuple[float, float, float]] = []
+    tail = (1.0 - conf) / 2
+    for k in range(len(qs)):
+        if pb[k] <= 0:
+            out.append((math.nan, math.nan, math.nan))
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = qa[k] / qb[k]
+        ratios = ratios[np.isfinite(ratios)]
+        if not len(ratios):
+            out.append((float(pa[k] / pb[k]), math.nan, math.nan))
+            continue
+        lo, hi = np.quantile(ratios, [tail, 1.0 - tail])
+        out.append((float(pa[k] / pb[k]), float(lo), float(hi)))
+    return out
+
+
+def _rank(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    from scipy.stats import mannwhitneyu
+
+    res = mannwhitneyu(a, b, alternative="two-sided")
+    return float(res.statistic) / (len(a) * len(b)), float(res.pvalue)
+
+
+def speed_confound(cell: CellStats, base: CellStats, *, threshold: float, seed: int = 0) -> Confound:
+    """Compare ``cell``'s step times with ``base``'s (see the module docstring)."""
+    a, b = list(cell.step_times), list(base.step_times)
+    ran = cell.n_judged > 0
+    if len(a) < MIN_STEP_SAMPLES or len(b) < MIN_STEP_SAMPLES:
+        ratio = None
+        if a and b:
+            import numpy as np
+
+            mb = float(np.median(b))
+            ratio = float(np.median(a)) / mb if mb > 0 else None
+        return Confound(
+            ratio=ratio,
+            ci=None,
+            flagged=False,
+            threshold=threshold,
+            n_cell=len(a),
+            n_base=len(b),
+            too_few=ran,
+        )
+    (r50, lo50, hi50), (r90, lo90, hi90) = quantile_ratios(a, b, seed=seed)
+    sup, rank_p = _rank(a, b)
+    med_ok, p90_ok = not math.isnan(lo50), not math.isnan(lo90)
+    by = "median" if med_ok and lo50 > threshold else ("p90" if p90_ok and lo90 > threshold else None)
+    return Confound(
+        ratio=None if math.isnan(r50) else r50,
+        ci=(lo50, hi50) if med_ok else None,
+        flagged=by is not None,
+        threshold=threshold,
+        p90_ratio=None if math.isnan(r90) else r90,
+        p90_ci=(lo90, hi90) if p90_ok else None,
+        superiority=sup,
+        rank_p=rank_p,
+        n_cell=len(a),
+        n_base=len(b),
+        by=by,
+    )

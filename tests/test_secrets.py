@@ -1,0 +1,73 @@
+"""The one redaction rule (sleuth.secrets) that every verb uses."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from sleuth._probe import secret_name
+from sleuth.errors import UsageError
+from sleuth.secrets import REDACTED, SECRETS_FILE, Secrets, is_secret, scrub_text
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["HF_TOKEN", "OPENAI_API_KEY", "AWS_SECRET_ACCESS_KEY", "NPM_AUTHTOKEN", "DB_PASSWD", "GITHUB_PAT",
+     "wandb_api_key", "MY_APIKEY", "PGPASSWORD", "GOOGLE_APPLICATION_CREDENTIALS"],
+)  # fmt: skip
+def test_names_that_say_secret(name: str) -> None:
+    assert secret_name(name)
+    assert is_secret(name, "x")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["TOKENIZERS_PARALLELISM", "KEYBOARD_LAYOUT", "CUDA_VISIBLE_DEVICES", "PATH", "PYTHONPATH", "MONKEY",
+     "NCCL_DEBUG", "PASSENGER_COUNT", "OMP_NUM_THREADS"],
+)  # fmt: skip
+def test_names_that_do_not(name: str) -> None:
+    assert not secret_name(name)
+    assert not is_secret(name, "1")
+
+
+def test_token_like_values_are_secret_whatever_the_name() -> None:
+    assert is_secret("X", "hf_PlantedHuggingFaceToken0123456789")
+    assert is_secret("X", "Zq8vN3kL0pR7sT2uW9xY4bC6dF1gH5jK7mP")
+    assert not is_secret("X", "GPU-8f3a2c1e-0b6d-4f7a-9e2b-1c3d5e7f9a0b")  # a device UUID
+    assert not is_secret("X", "/a/rather/long/path/to/some/checkpoint/dir/of/the/model")
+
+
+def test_scrub_text_hides_values_url_credentials_and_token_words() -> None:
+    text = "pull http://alice:s3cret@host/x with hf_AbCdEfGhIjKlMnOp and MYVALUE42 here"
+    out = scrub_text(text, ("MYVALUE42",))
+    assert "s3cret" not in out and "hf_AbCdEfGhIjKlMnOp" not in out and "MYVALUE42" not in out
+    assert out.count(REDACTED) == 3 and out.startswith("pull http://")
+
+
+def test_scrub_walks_json_and_keeps_non_secrets() -> None:
+    s = Secrets.of({"HF_TOKEN": "hf_PlantedHuggingFaceToken0123456789", "NCCL_DEBUG": "INFO"})
+    assert s.names == ["HF_TOKEN"]
+    doc = {"env": {"HF_TOKEN": "hf_PlantedHuggingFaceToken0123456789", "NCCL_DEBUG": "INFO"},
+           "argv": ["python", "t.py", "--tok", "hf_PlantedHuggingFaceToken0123456789"], "n": 3}  # fmt: skip
+    out = s.scrub(doc)
+    assert "hf_Planted" not in json.dumps(out)
+    assert (
+        out["env"]["NCCL_DEBUG"] == "INFO"
+        and out["n"] == 3
+        and out["argv"][:3] == ["python", "t.py", "--tok"]
+    )
+
+
+def test_save_is_0600_and_load_prefers_the_file_then_the_shell(tmp_path: Path) -> None:
+    Secrets({"HF_TOKEN": "from-file-value"}).save(tmp_path)
+    mode = stat.S_IMODE(os.stat(tmp_path / SECRETS_FILE).st_mode)
+    assert mode == 0o600
+    got = Secrets.load(tmp_path, ["HF_TOKEN", "API_KEY"], environ={"API_KEY": "from-shell", "HF_TOKEN": "no"})
+    assert got.values == {"HF_TOKEN": "from-file-value", "API_KEY": "from-shell"}
+    assert got.restore_env({"HF_TOKEN": REDACTED, "A": "b"}) == {"HF_TOKEN": "from-file-value", "A": "b"}
+    with pytest.raises(UsageError, match="MISSING_TOKEN"):
+        Secrets.load(tmp_path, ["MISSING_TOKEN"], environ={})
