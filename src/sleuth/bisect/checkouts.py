@@ -91,6 +91,8 @@ class Checkouts:
         self._mutex = threading.Lock()
         self._clone_mutex = threading.Lock()
         self._fetched = False
+        #: ``worktree prune`` ran (once per process; a clone made by this process has nothing stale)
+        self._pruned = False
         #: worker thread -> (checkout name, its open lock file)
         self._held: dict[int, tuple[str, IO[str]]] = {}
         #: commit -> a spare checkout switched (or being switched) to it
@@ -111,7 +113,7 @@ class Checkouts:
         fcntl.flock(fh, fcntl.LOCK_EX)
         return fh
 
-    def _ensure_clone(self) -> None:
+    def ensure_clone(self) -> None:
         """The bare shared clone exists and, once per process, has the user's current refs."""
         if self._fetched:
             return
@@ -137,6 +139,7 @@ class Checkouts:
         run_git(self.dir, "clone", "--quiet", "--bare", "--shared", os.path.abspath(self.repo), str(tmp))
         shutil.rmtree(self.clone, ignore_errors=True)
         os.replace(tmp, self.clone)
+        self._pruned = True
 
     def _try_hold(self, name: str) -> IO[str] | None:
         fh = open(self.dir / "locks" / name, "a")  # noqa: SIM115 - kept open while held
@@ -186,13 +189,15 @@ class Checkouts:
         shutil.rmtree(path, ignore_errors=True)
         with self._locked_dir():
             t0 = time.monotonic()
-            run_git(self.clone, "worktree", "prune")  # our clone only: the user's list is never pruned
+            if not self._pruned:  # our clone only: the user's list is never pruned
+                run_git(self.clone, "worktree", "prune")  # stale entries of removed checkouts
+                self._pruned = True  # (``add --force`` takes a registered path that is missing)
             run_git(self.clone, "worktree", "add", "--quiet", "--force", "--detach", str(path), sha)
             self._add_s = max(self._add_s, time.monotonic() - t0)
 
     def checkout(self, sha: str) -> Path:
         """This thread's reusable checkout, switched to ``sha`` (a warm one when there is one)."""
-        self._ensure_clone()
+        self.ensure_clone()
         with self._mutex:
             warm = self._warm.pop(sha, None)
             self._wanted = [w for w in self._wanted if w != sha]
@@ -243,7 +248,7 @@ class Checkouts:
                     self._warmer = None
                     return
             try:
-                self._ensure_clone()
+                self.ensure_clone()
                 self._switch(self.dir / spare.name, sha, clean=True)
                 spare.ok = True
             except InfrastructureError:  # the worker that wants it switches a checkout itself
@@ -265,7 +270,7 @@ class Checkouts:
 
     def cached(self, sha: str) -> Path:
         """A checkout kept for ``sha`` alone (its build outputs are reused when it is tested again)."""
-        self._ensure_clone()
+        self.ensure_clone()
         path = self.dir / self._hold(f"commit-{sha}", keep=False)
         head = run_git(path, "rev-parse", "HEAD", check=False).strip() if (path / ".git").is_file() else ""
         if head != sha:

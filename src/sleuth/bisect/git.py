@@ -18,14 +18,16 @@ order the repositories were given.  The blame rule lives in :meth:`MultiGitSourc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import accumulate
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sleuth.bisect.candidates import Candidate, Prepared, with_candidate
 from sleuth.bisect.checkouts import GIT_REDIRECTS, Checkouts, git_env, run_git
@@ -35,6 +37,7 @@ from sleuth.model import TrialSpec
 __all__ = ["GitSource", "MultiGitSource", "RepoSpec", "decode", "encode", "env_name"]
 
 _CHECKOUTS_LOCK = threading.Lock()
+T = TypeVar("T")
 
 
 def _git(repo: str, *args: str) -> str:
@@ -63,29 +66,61 @@ def is_repository(repo: str) -> bool:
     return (Path(repo) / ".git").exists() or Path(repo, "HEAD").is_file()
 
 
+def _beside(fn: Callable[[], T]) -> Callable[[], T]:
+    """Start ``fn`` in a thread now; the returned call waits for its result (or raises its error).
+
+    Two git commands that do not depend on each other run at once (start-up is measured).
+    """
+    got: list[T] = []
+    err: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            got.append(fn())
+        except BaseException as exc:  # handed to the caller
+            err.append(exc)
+
+    t = threading.Thread(target=run, name="sleuth-git")
+    t.start()
+
+    def wait() -> T:
+        t.join()
+        if err:
+            raise err[0]
+        return got[0]
+
+    return wait
+
+
 def history(repo: str, old: str, new: str, first_parent: bool, name: str = "", *,
             flags: tuple[str, str] = ("--good", "--bad"),
-            paths: tuple[str, ...] = ()) -> list[tuple[str, int]]:  # fmt: skip
+            paths: tuple[str, ...] = (), times: bool = True) -> list[tuple[str, int]]:  # fmt: skip
     """``[(sha, committer time)]`` from ``old`` to ``new`` inclusive, oldest first.
 
     ``flags`` name the flags that gave ``old`` and ``new`` (``--bad``, ``--good`` with
     ``--find-fix``); with ``paths``, only the commits between that change one of them stay.
+    Without ``times`` every time is 0 (one git command fewer).
     """
     pre = f"{name}=" if name else ""
     if not is_repository(repo):
         raise UsageError(f"--repo {pre}{repo}: not a git repository")
-    g, b = _rev(repo, old, flags[0], pre + old), _rev(repo, new, flags[1], pre + new)
+    newer = _beside(lambda: _rev(repo, new, flags[1], pre + new))
+    g = _rev(repo, old, flags[0], pre + old)
+    b = newer()
     from sleuth.runner import run_tool
 
-    if not run_tool(["git", "-C", repo, "merge-base", "--is-ancestor", g, b], env=git_env()).ok:
+    fp = ["--first-parent"] if first_parent else []
+    fmt = "--format=%H %ct" if times else "--format=%H 0"
+    is_ancestor = ["git", "-C", repo, "merge-base", "--is-ancestor", g, b]
+    ancestor = _beside(lambda: run_tool(is_ancestor, env=git_env()))
+    out = _git(repo, "log", fmt, "--reverse", *fp, f"{g}..{b}")
+    if not ancestor().ok:
         raise UsageError(
             f"{flags[0]} {pre}{old} is not an ancestor of {flags[1]} {pre}{new}",
             hint="swap them, or pick a commit on the other one's history"
             + (" (with --find-fix the failing --bad end is the older one)" if flags[0] == "--bad" else ""),
         )
-    fp = ["--first-parent"] if first_parent else []
-    out = _git(repo, "log", "--format=%H %ct", "--reverse", *fp, f"{g}..{b}")
-    first = _git(repo, "log", "-1", "--format=%H %ct", g).split()
+    first = _git(repo, "log", "-1", "--format=%H %ct", g).split() if times else [g, "0"]
     rows = [(sha, int(ts)) for sha, ts in (ln.split() for ln in out.splitlines() if ln.strip())]
     if paths and rows:
         rows = _touching(repo, f"{g}..{b}", fp, paths, rows)
@@ -167,6 +202,7 @@ class GitSource:
     find_fix: bool = False
     kind: str = "git"
     _checkouts: Checkouts | None = field(default=None, init=False, repr=False)
+    _cloning: threading.Thread | None = field(default=None, init=False, repr=False)
 
     @property
     def ends(self) -> tuple[str, str]:
@@ -186,7 +222,8 @@ class GitSource:
         into the merged branch of a first bad merge (:meth:`merged_branch`).
         """
         old, new = self.ends
-        rows = history(self.repo, old, new, True, flags=self.end_flags, paths=self.paths)
+        self._clone_early()
+        rows = history(self.repo, old, new, True, flags=self.end_flags, paths=self.paths, times=False)
         return [sha for sha, _ in rows]
 
     def resolve_skip(self, revs: tuple[str, ...], labels: list[str]) -> tuple[str, ...]:
@@ -228,7 +265,7 @@ class GitSource:
     def merged_branch(self, first_parent: str, other: str) -> list[str]:
         """The first-parent chain of a merged parent ``other`` from its merge base with ``first_parent``."""
         base = _git(self.repo, "merge-base", first_parent, other).strip()
-        return [sha for sha, _ in history(self.repo, base, other, True)]
+        return [sha for sha, _ in history(self.repo, base, other, True, times=False)]
 
     def checkouts(self) -> Checkouts:
         """The cache's checkouts of this repository (made on first use)."""
@@ -236,6 +273,21 @@ class GitSource:
             if self._checkouts is None:
                 self._checkouts = Checkouts(self.repo, Path(self.cache) if self.cache else None)
             return self._checkouts
+
+    def _clone_early(self) -> None:
+        """Make (or refresh) the cache clone while the history is read: both are git processes.
+
+        Not a daemon: a run that stops early (a usage error) still waits for the clone to finish
+        rather than leave a git process writing into the cache.  An error here is left to the first
+        checkout, which makes the clone again and reports it.
+        """
+        if self._cloning is None and self._checkouts is None:
+            self._cloning = threading.Thread(target=self._clone_quietly, name="sleuth-clone")
+            self._cloning.start()
+
+    def _clone_quietly(self) -> None:
+        with contextlib.suppress(Exception):  # the first checkout makes it again and reports it
+            self.checkouts().ensure_clone()
 
     def prepare(self, cand: Candidate, spec: TrialSpec, cand_dir: Path) -> Prepared:
         """Check the commit out in the cache, run ``--build`` there; a failed build is a SKIP."""
@@ -252,6 +304,8 @@ class GitSource:
 
     def close(self) -> None:
         """Let other processes use the checkouts this one held."""
+        if self._cloning is not None:
+            self._cloning.join()
         if self._checkouts is not None:
             self._checkouts.close()
 
