@@ -15,7 +15,8 @@ import pytest
 from sleuth.bisect.checkouts import Checkouts
 from sleuth.bisect.git import GitSource, history
 from sleuth.errors import UsageError
-from tests.bisect.test_bisect_cli import make_repo
+from tests.bisect.test_bisect_cli import git, make_repo
+from tests.bisect.test_bisect_merges import merged_repo
 
 
 def _traced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -102,3 +103,37 @@ def test_worktree_prune_runs_once_on_an_old_clone_and_never_on_a_new_one(
     assert (third.checkout(shas[3]) / "value").read_text() == "3\n"
     third.close()
     assert _commands(trace, "worktree prune") == 0  # the slot is there: nothing to add, nothing to prune
+
+
+def test_parents_come_with_the_history_and_agree_with_git(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = merged_repo(tmp_path)
+    repo = str(tmp_path / "repo")
+    src = GitSource(repo, c["m2"], c["m6"], cache=str(tmp_path / "cache"))
+    labels = src.resolve()
+    src.close()
+    assert labels == [c[n] for n in ("m2", "m3", "m4", "merge", "m5", "m6")]
+    trace = _traced(tmp_path, monkeypatch)
+    got = {sha: src.parents(sha) for sha in labels[1:]}
+    assert _commands(trace, "rev-list") == 0  # read along with the history
+    assert got[c["merge"]] == [c["m4"], c["f4"]]
+    for sha, parents in got.items():
+        want = git(Path(repo), "rev-list", "--parents", "-n", "1", sha).split()[1:]
+        assert parents == want
+    trace.unlink()  # (the checks above asked git themselves)
+    # a commit outside the history still asks git; so does the merged branch's own history
+    assert src.parents(c["f3"]) == [c["f2"]] and _commands(trace, "rev-list") == 1
+    assert src.merged_branch(c["m4"], c["f4"]) == [c[n] for n in ("m2", "f1", "f2", "f3", "f4")]
+    assert src.parents(c["f4"]) == [c["f3"]] and _commands(trace, "rev-list") == 1
+    assert _commands(trace, "log") == 1  # the merged branch's history
+
+
+def test_a_title_brings_its_first_parents_along(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    c = merged_repo(tmp_path)
+    src = GitSource(str(tmp_path / "repo"), c["m2"], c["m6"])
+    trace = _traced(tmp_path, monkeypatch)
+    assert src.title(c["m5"]).startswith("m5 (") and src.title(c["merge"]).startswith("merge feat (")
+    assert _commands(trace, "log") == 1
+    assert src.title(c["m4"]).startswith("m4 (") and _commands(trace, "log") == 2
+    assert src.title(c["m1"]).startswith("m1 (")  # a root commit: one line

@@ -94,12 +94,14 @@ def _beside(fn: Callable[[], T]) -> Callable[[], T]:
 
 def history(repo: str, old: str, new: str, first_parent: bool, name: str = "", *,
             flags: tuple[str, str] = ("--good", "--bad"),
-            paths: tuple[str, ...] = (), times: bool = True) -> list[tuple[str, int]]:  # fmt: skip
+            paths: tuple[str, ...] = (), times: bool = True,
+            parents: dict[str, list[str]] | None = None) -> list[tuple[str, int]]:  # fmt: skip
     """``[(sha, committer time)]`` from ``old`` to ``new`` inclusive, oldest first.
 
     ``flags`` name the flags that gave ``old`` and ``new`` (``--bad``, ``--good`` with
     ``--find-fix``); with ``paths``, only the commits between that change one of them stay.
-    Without ``times`` every time is 0 (one git command fewer).
+    Without ``times`` every time is 0 (one git command fewer); ``parents`` is filled with the
+    parents of every commit after ``old`` (the same command reads them).
     """
     pre = f"{name}=" if name else ""
     if not is_repository(repo):
@@ -110,7 +112,7 @@ def history(repo: str, old: str, new: str, first_parent: bool, name: str = "", *
     from sleuth.runner import run_tool
 
     fp = ["--first-parent"] if first_parent else []
-    fmt = "--format=%H %ct" if times else "--format=%H 0"
+    fmt = ("--format=%H %ct" if times else "--format=%H 0") + (" %P" if parents is not None else "")
     is_ancestor = ["git", "-C", repo, "merge-base", "--is-ancestor", g, b]
     ancestor = _beside(lambda: run_tool(is_ancestor, env=git_env()))
     out = _git(repo, "log", fmt, "--reverse", *fp, f"{g}..{b}")
@@ -121,7 +123,11 @@ def history(repo: str, old: str, new: str, first_parent: bool, name: str = "", *
             + (" (with --find-fix the failing --bad end is the older one)" if flags[0] == "--bad" else ""),
         )
     first = _git(repo, "log", "-1", "--format=%H %ct", g).split() if times else [g, "0"]
-    rows = [(sha, int(ts)) for sha, ts in (ln.split() for ln in out.splitlines() if ln.strip())]
+    rows = []
+    for sha, ts, *ps in (ln.split() for ln in out.splitlines() if ln.strip()):
+        rows.append((sha, int(ts)))
+        if parents is not None:
+            parents[sha] = ps
     if paths and rows:
         rows = _touching(repo, f"{g}..{b}", fp, paths, rows)
     return [(first[0], int(first[1])), *rows]
@@ -203,6 +209,9 @@ class GitSource:
     kind: str = "git"
     _checkouts: Checkouts | None = field(default=None, init=False, repr=False)
     _cloning: threading.Thread | None = field(default=None, init=False, repr=False)
+    #: parents and titles of commits, as read along with the history (fewer git commands)
+    _parents: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
+    _titles: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def ends(self) -> tuple[str, str]:
@@ -223,7 +232,8 @@ class GitSource:
         """
         old, new = self.ends
         self._clone_early()
-        rows = history(self.repo, old, new, True, flags=self.end_flags, paths=self.paths, times=False)
+        rows = history(self.repo, old, new, True, flags=self.end_flags, paths=self.paths, times=False,
+                       parents=self._parents)  # fmt: skip
         return [sha for sha, _ in rows]
 
     def resolve_skip(self, revs: tuple[str, ...], labels: list[str]) -> tuple[str, ...]:
@@ -249,8 +259,16 @@ class GitSource:
         return tuple(out)
 
     def title(self, sha: str) -> str:
-        """``subject (author, date)`` of a commit, for the summary and the report."""
-        return _git(self.repo, "log", "-1", "--date=short", "--format=%s (%an, %ad)", sha).strip()
+        """``subject (author, date)`` of a commit, for the summary and the report.
+
+        Its first parent's comes with it: a first bad's last good is usually that parent.
+        """
+        if sha not in self._titles:
+            fmt = "--format=%H %s (%an, %ad)"
+            for ln in _git(self.repo, "log", "-2", "--first-parent", "--date=short", fmt, sha).splitlines():
+                got, _, title = ln.partition(" ")
+                self._titles.setdefault(got, title.strip())
+        return self._titles.get(sha, "")
 
     def between(self, old: str, new: str, limit: int = 200) -> list[tuple[str, str]]:
         """``[(sha, title)]`` of the commits in ``old..new`` (merged ones too), oldest first."""
@@ -259,13 +277,15 @@ class GitSource:
         return [(ln[:40], ln[41:]) for ln in out.splitlines() if ln.strip()]
 
     def parents(self, sha: str) -> list[str]:
-        """The commit's parents, first parent first."""
+        """The commit's parents, first parent first (as the history read them, when it did)."""
+        if sha in self._parents:
+            return list(self._parents[sha])
         return _git(self.repo, "rev-list", "--parents", "-n", "1", sha).split()[1:]
 
     def merged_branch(self, first_parent: str, other: str) -> list[str]:
         """The first-parent chain of a merged parent ``other`` from its merge base with ``first_parent``."""
         base = _git(self.repo, "merge-base", first_parent, other).strip()
-        return [sha for sha, _ in history(self.repo, base, other, True, times=False)]
+        return [sha for sha, _ in history(self.repo, base, other, True, times=False, parents=self._parents)]
 
     def checkouts(self) -> Checkouts:
         """The cache's checkouts of this repository (made on first use)."""
