@@ -201,6 +201,8 @@ class Driver(TestPool):
 
     def _skipped(self, n: int) -> list[int]:
         """``--skip`` labels as the strategy's indices (unknown labels are ignored; ends refused)."""
+        if not self.opt.skip:  # no index of every label (10,000 of them is start-up time)
+            return []
         where = {label: i for i, label in enumerate(self.labels)}
         out = []
         for label in self.opt.skip:
