@@ -82,6 +82,7 @@ def secret_name(name: str) -> bool:
     words = [w for w in _NAME_WORDS_RE.split(name.upper()) if w]
     return any(w == s or (w.endswith(s) and len(s) >= 4) for w in words for s in _SECRET_WORDS)
 
+
 _URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]+:[^/@\s]*@")
 _TOKEN_PREFIX_RE = re.compile(
     r"^(ghp_|gho_|ghs_|github_pat_|glpat-|hf_|sk-|xox[abprs]-|AKIA|ASIA)[A-Za-z0-9_-]{8,}"

@@ -30,10 +30,13 @@ from tests.containers.images import (
 )
 
 PODMAN = shutil.which("podman")
+#: CI sets this so that a machine without podman fails the container tests instead of skipping them
+REQUIRED = os.environ.get("SLEUTH_REQUIRE_PODMAN") == "1"
 needs_podman = [
     pytest.mark.podman,
     pytest.mark.skipif(
-        PODMAN is None, reason="podman is not installed here (.ci/run installs podman and runc)"
+        PODMAN is None and not REQUIRED,
+        reason="podman is not installed here (.ci/run installs podman and runc)",
     ),
 ]
 
@@ -42,12 +45,6 @@ PYTHON = "localhost/sleuth-test/python:base"
 APP = "localhost/sleuth-test/app"
 #: the dated tags of APP: 2025-01-01 .. 2025-01-10 without 01-05; the app breaks on 01-08
 APP_DATES = [f"2025-01-{d:02d}" for d in range(1, 11) if d != 5]
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "podman: runs real containers with podman (skipped where it is absent)"
-    )
 
 
 @dataclass
@@ -86,6 +83,8 @@ def podman_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
     unmounts what podman's overlay driver mounted there.
     """
     if PODMAN is None:
+        if REQUIRED:
+            pytest.fail("SLEUTH_REQUIRE_PODMAN=1 but podman is not on PATH: install podman and runc")
         pytest.skip("podman is not installed here")
     root = _shared_root(tmp_path_factory)
     root.mkdir(parents=True, exist_ok=True)

@@ -89,13 +89,14 @@ def test_each_trial_writes_its_own_output_dir(podman: Podman, tmp_path: Path) ->
 def test_timeout_removes_the_container_at_once(podman: Podman, tmp_path: Path) -> None:
     run = rundir(tmp_path)
     prepared = env().prepare()
-    # PID 1 ignores SIGTERM: without the cleanup the container would outlive the 20 s grace
-    spec = sh("trap '' TERM; while true; do sleep 1; done", timeout_s=2.0, kill_grace_s=20.0)
+    # PID 1 ignores SIGTERM: without the cleanup the container would outlive the 120 s grace (the bound
+    # below tells the two behaviours apart, it is not a speed target)
+    spec = sh("trap '' TERM; while true; do sleep 1; done", timeout_s=2.0, kill_grace_s=120.0)
     t0 = time.monotonic()
     r = run_trial(prepared.wrap(spec), run / "t")
     took = time.monotonic() - t0
     assert r.timed_out
-    assert took < 15, f"the trial took {took:.1f}s: the container was not removed at once"
+    assert took < 60, f"the trial took {took:.1f}s: the container was not removed at once"
     assert podman.containers(run) == []
     assert not (run / "t" / ".sleuth-cleanup.json").exists()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,14 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from sleuth.cli._common import OUTCOME_STYLE, console, err_console, output_option, print_json
+from sleuth.cli._common import (
+    OUTCOME_STYLE,
+    console,
+    err_console,
+    output_option,
+    print_json,
+    sigterm_as_interrupt,
+)
 from sleuth.cli._options import oracle_options, workload_options
 from sleuth.errors import ExitCode, Interrupted, UsageError
 
@@ -459,9 +465,9 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
     driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels)
     if not quiet:
         driver.on_stage = lambda text: con.print(f"[bold]{escape(text)}[/]", soft_wrap=True, highlight=False)
-    old = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        result, _ = driver.run()
+        with sigterm_as_interrupt():
+            result, _ = driver.run()
     except KeyboardInterrupt:
         from sleuth.runner import kill_all
 
@@ -469,7 +475,6 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
         rd.journal.append("interrupted")
         raise Interrupted(f"interrupted; resume with: sleuth bisect resume {rd.path}") from None
     finally:
-        signal.signal(signal.SIGTERM, old)
         if hasattr(source, "close"):
             source.close()
         debug.__exit__(None, None, None)
@@ -491,10 +496,6 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
     else:
         _render(summary)
     return code
-
-
-def _raise_interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def _test_line(ev: Any, note: str, metric: str | None, width: int | None) -> str:

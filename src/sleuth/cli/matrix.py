@@ -7,24 +7,19 @@
 from __future__ import annotations
 
 import shlex
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from sleuth.cli._common import err_console, output_option, print_json
+from sleuth.cli._common import err_console, output_option, print_json, sigterm_as_interrupt
 from sleuth.errors import ConfigError, UsageError
 
 __all__ = ["command"]
 
 _CMD_KEY = "sleuth.matrix.cmd"
 _ARGS_KEY = "sleuth.matrix.args"
-
-
-def _raise_interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 class _MatrixGroup(click.Group):
@@ -209,11 +204,10 @@ def _execute(call: Callable[[_Watch], Any], as_json: bool) -> int:
     from sleuth.matrix.output import to_json
 
     watch = _Watch(as_json)
-    old = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        result = call(watch)
+        with sigterm_as_interrupt():
+            result = call(watch)
     finally:
-        signal.signal(signal.SIGTERM, old)
         watch.stop()
     doc = to_json(result)
     if result.already_finished and not as_json:

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from sleuth.cli._common import console, err_console, output_option, print_json
+from sleuth.cli._common import console, err_console, output_option, print_json, sigterm_as_interrupt
 from sleuth.errors import UsageError
 
 __all__ = ["command"]
-
-
-def _raise_interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 class _Watch:
@@ -99,11 +94,10 @@ def _render(doc: dict[str, Any]) -> None:
 
 def _execute(call: Callable[[_Watch], Any], as_json: bool, total: int) -> int:
     watch = _Watch(as_json, total)
-    old = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        result = call(watch)
+        with sigterm_as_interrupt():
+            result = call(watch)
     finally:
-        signal.signal(signal.SIGTERM, old)
         watch.stop()
     if as_json:
         print_json(result.doc)
