@@ -6,8 +6,10 @@ Real repositories, real clones; the git commands a run spawns are counted throug
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,7 +38,8 @@ def test_resolving_the_range_makes_the_cache_clone_before_any_checkout(tmp_path:
     shas = make_repo(tmp_path, 6, 3)
     src = GitSource(str(tmp_path / "repo"), shas[0], shas[-1], cache=str(tmp_path / "cache"))
     assert src.resolve() == shas
-    src.close()  # waits for the clone started beside the history
+    assert src._cloning is not None
+    src._cloning.join()  # the clone started beside the history
     (clone,) = (tmp_path / "cache").glob("*/clone")
     assert (clone / "objects" / "info" / "alternates").is_file()
     assert not list((tmp_path / "cache").glob("*/slot-*")), "no checkout was asked for"
@@ -44,6 +47,31 @@ def test_resolving_the_range_makes_the_cache_clone_before_any_checkout(tmp_path:
     listed = subprocess.run(["git", "-C", str(tmp_path / "repo"), "worktree", "list"], capture_output=True,
                             text=True, check=True).stdout.splitlines()  # fmt: skip
     assert len(listed) == 1
+    # the first checkout finds it made: no second clone
+    path = src.checkouts().checkout(shas[2])
+    assert (path / "value").read_text() == "2\n"
+    src.close()
+    assert clone.is_dir()
+
+
+def test_a_clone_that_no_checkout_used_is_removed_on_close(tmp_path: Path) -> None:
+    shas = make_repo(tmp_path, 4, 2)
+    cache = tmp_path / "deep" / "cache"
+    src = GitSource(str(tmp_path / "repo"), shas[0], shas[-1], cache=str(cache))
+    src.resolve()  # then bad input is found (a --skip outside the range, say): the run never starts
+    src.close()
+    assert not (tmp_path / "deep").exists()  # everything the clone created, and nothing more
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]
+
+
+def test_a_usage_error_after_the_history_leaves_no_cache_behind(tmp_path: Path) -> None:
+    shas = make_repo(tmp_path, 4, 2)
+    env = {**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache")}
+    res = subprocess.run([sys.executable, "-m", "sleuth", "bisect", "git", "--repo", "repo", "--good", shas[0],
+                          "--bad", shas[-1], "--skip", shas[0], "--output", "o", "--", "true"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 2 and "--skip" in res.stderr and "good end" not in res.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]
 
 
 def test_a_failed_early_clone_is_reported_by_the_first_checkout(tmp_path: Path) -> None:

@@ -105,6 +105,8 @@ class Checkouts:
         self._add_s = 0.0
         #: checkouts served by taking over a warm spare
         self.warm_hits = 0
+        #: a checkout was asked for (not only the clone made)
+        self.used = False
 
     def _locked_dir(self) -> IO[str]:
         """The lock of the clone itself (creating, fetching, adding worktrees), held until closed."""
@@ -197,6 +199,7 @@ class Checkouts:
 
     def checkout(self, sha: str) -> Path:
         """This thread's reusable checkout, switched to ``sha`` (a warm one when there is one)."""
+        self.used = True
         self.ensure_clone()
         with self._mutex:
             warm = self._warm.pop(sha, None)
@@ -225,6 +228,7 @@ class Checkouts:
         with self._mutex:
             if self._closed or self._add_s >= WARM_MAX_ADD_S:
                 return
+            self.used = True
             wanted = list(dict.fromkeys(shas))[:WARM_MAX]
             for sha in [
                 s for s, w in self._warm.items() if s not in wanted and s not in keep and w.done.is_set()
@@ -270,6 +274,7 @@ class Checkouts:
 
     def cached(self, sha: str) -> Path:
         """A checkout kept for ``sha`` alone (its build outputs are reused when it is tested again)."""
+        self.used = True
         self.ensure_clone()
         path = self.dir / self._hold(f"commit-{sha}", keep=False)
         head = run_git(path, "rev-parse", "HEAD", check=False).strip() if (path / ".git").is_file() else ""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import threading
 from bisect import bisect_right
 from collections.abc import Callable
@@ -38,6 +39,12 @@ __all__ = ["GitSource", "MultiGitSource", "RepoSpec", "decode", "encode", "env_n
 
 _CHECKOUTS_LOCK = threading.Lock()
 T = TypeVar("T")
+
+
+def _cache_root() -> Path:
+    from sleuth.environments import cache_dir
+
+    return cache_dir() / "bisect-git"
 
 
 def _git(repo: str, *args: str) -> str:
@@ -209,6 +216,8 @@ class GitSource:
     kind: str = "git"
     _checkouts: Checkouts | None = field(default=None, init=False, repr=False)
     _cloning: threading.Thread | None = field(default=None, init=False, repr=False)
+    #: the directory the early clone created (removed at exit if nothing was checked out)
+    _made: Path | None = field(default=None, init=False, repr=False)
     #: parents and titles of commits, as read along with the history (fewer git commands)
     _parents: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
     _titles: dict[str, str] = field(default_factory=dict, init=False, repr=False)
@@ -297,17 +306,23 @@ class GitSource:
     def _clone_early(self) -> None:
         """Make (or refresh) the cache clone while the history is read: both are git processes.
 
-        Not a daemon: a run that stops early (a usage error) still waits for the clone to finish
-        rather than leave a git process writing into the cache.  An error here is left to the first
-        checkout, which makes the clone again and reports it.
+        :meth:`close` waits for it and, if nothing was checked out (bad input found after the
+        history: a usage error leaves no files behind), removes what it created.  An error here is
+        left to the first checkout, which makes the clone again and reports it.
         """
         if self._cloning is None and self._checkouts is None:
-            self._cloning = threading.Thread(target=self._clone_quietly, name="sleuth-clone")
+            top = Path(self.cache) if self.cache else _cache_root()
+            while not top.parent.exists() and top.parent != top:
+                top = top.parent  # the first directory the clone would create
+            fresh = None if top.exists() else top
+            self._cloning = threading.Thread(target=self._clone_quietly, args=(fresh,), name="sleuth-clone")
             self._cloning.start()
 
-    def _clone_quietly(self) -> None:
+    def _clone_quietly(self, fresh: Path | None) -> None:
         with contextlib.suppress(Exception):  # the first checkout makes it again and reports it
-            self.checkouts().ensure_clone()
+            co = self.checkouts()
+            self._made = fresh or (None if co.dir.exists() else co.dir)
+            co.ensure_clone()
 
     def prepare(self, cand: Candidate, spec: TrialSpec, cand_dir: Path) -> Prepared:
         """Check the commit out in the cache, run ``--build`` there; a failed build is a SKIP."""
@@ -323,9 +338,12 @@ class GitSource:
             self.checkouts().warm(labels, keep)
 
     def close(self) -> None:
-        """Let other processes use the checkouts this one held."""
+        """Let other processes use the checkouts this one held (a clone nothing used is removed)."""
         if self._cloning is not None:
             self._cloning.join()
+            if self._made is not None and (self._checkouts is None or not self._checkouts.used):
+                shutil.rmtree(self._made, ignore_errors=True)
+                self._made = None
         if self._checkouts is not None:
             self._checkouts.close()
 
