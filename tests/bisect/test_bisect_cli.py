@@ -104,6 +104,22 @@ def test_flaky_off_asks_the_bad_end_when_two_failures_disagree(tmp_path: Path, l
     assert (d["first_bad"]["label"], d["tests"]) == ("v20", 6) and d["signature"] == "exit 3"
 
 
+def test_flaky_off_tests_the_bad_end_when_skips_leave_no_clean_answer(tmp_path: Path, listing: Path) -> None:
+    # only v10 (passes) and v50 (fails) can be tested in between: the answer is ambiguous, so the
+    # bad end is asked; one that cannot be tested either makes it not_found (as when checked first)
+    body = 'case "$SLEUTH_CANDIDATE" in v1|v10) exit 0;; v50{end}) echo "Error: nan" >&2; exit 1;; esac\nexit 125\n'
+    sparse = script(tmp_path / "sparse.sh", body.format(end=""))
+    d = doc(sleuth("bisect", "list", str(listing), "--flaky", "off", "--skip-exit", "125", "--output", "o", "--json", "--", sparse,
+                   cwd=tmp_path))  # fmt: skip
+    assert d["status"] == "not_found" and "the bad end v60 did not fail" in d["note"]
+    testable = script(tmp_path / "testable.sh", body.format(end="|v60"))
+    d = doc(sleuth("bisect", "list", str(listing), "--flaky", "off", "--skip-exit", "125", "--output", "o", "--json", "--", testable,
+                   cwd=tmp_path))  # fmt: skip
+    assert d["status"] == "ambiguous" and (d["last_good"]["label"], d["first_bad"]["label"]) == ("v10", "v50")
+    events = [json.loads(x) for x in (tmp_path / d["run_dir"] / "journal.jsonl").read_text().splitlines()]
+    assert [e["label"] for e in events if e["event"] == "test" and e["phase"] == "end check"] == ["v60"]
+
+
 def test_ends_that_misbehave_are_not_found(tmp_path: Path, listing: Path) -> None:
     res = sleuth("bisect", "list", str(listing), "--output", "o", "--json", "--", "true", cwd=tmp_path)
     assert res.returncode == 3

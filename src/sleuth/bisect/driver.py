@@ -406,7 +406,12 @@ class Driver(TestPool):
     def _end_due(self, strat: Strategy, end: _Ends) -> bool:
         """Nothing is running: start the end check the answer rests on, if any (True if one started)."""
         n = len(self.labels)
-        if end.lazy and not (end.bad_runs or end.bad_out) and strat.result().first_bad == n - 1:
+        res = strat.result()
+        # lazy ends: the bad end when the answer is the bad end, or no clean answer (skips in the
+        # way: an end that cannot be tested says more than "ambiguous")
+        if end.lazy and not (end.bad_runs or end.bad_out) and (
+            res.first_bad == n - 1 or res.status is not SearchStatus.FOUND
+        ):
             end.bad_out += 1
             self._end_check(strat, _BAD)
             return True
