@@ -20,6 +20,8 @@ culprit, other = inconclusive or not_found (the bad end never failed), tests = m
   python bench/bisect_sim.py --targets            # every target of issue 9, side by side (slow: 2000 seeds)
   python bench/bisect_sim.py --targets --quick    # the same with 300 seeds
   python bench/bisect_sim.py --n 1000 --p 0.5 --jobs 7 --method auto --seeds 400 [--calibration]
+  python bench/bisect_sim.py --p 1 --p 0.5 --p 0.2 --jobs 1 --method auto --seeds 300 --calibration \
+      --p-quantile 0.15        # auto's model changed for an experiment (also --prior-b, --determinism)
 """
 
 from __future__ import annotations
@@ -73,13 +75,26 @@ class Cell:
 _ROOT: Path | None = None
 
 
-def _init(root: str, determinism: float | None) -> None:
+@dataclass(frozen=True, slots=True)
+class Prior:
+    """``--flaky auto``'s model, changed for an experiment (None: as shipped; see policy.py)."""
+
+    determinism: float | None = None
+    p_quantile: float | None = None
+    prior_b: float | None = None
+
+
+def _init(root: str, prior: Prior) -> None:
     global _ROOT
     _ROOT = Path(tempfile.mkdtemp(prefix="sim-", dir=root))
-    if determinism is not None:  # the prior mass at p = 1 that auto does not use (see flaky.py)
-        from sleuth.bisect import policy
+    from sleuth.bisect import policy
 
-        policy.DETERMINISM = determinism
+    if prior.determinism is not None:  # the prior mass at p = 1 that auto does not use (see flaky.py)
+        policy.DETERMINISM = prior.determinism
+    if prior.p_quantile is not None:  # the quantile of p's posterior the stop takes p at
+        policy.P_QUANTILE = prior.p_quantile
+    if prior.prior_b is not None:  # Beta(1, b): the prior on p
+        policy.PRIOR_B = prior.prior_b
 
 
 def _one(task: tuple[Cell, int]) -> tuple[Cell, SimResult, float]:
@@ -92,14 +107,14 @@ def _one(task: tuple[Cell, int]) -> tuple[Cell, SimResult, float]:
 
 
 def run(
-    cells: Sequence[Cell], procs: int, root: str, determinism: float | None = None
+    cells: Sequence[Cell], procs: int, root: str, prior: Prior | None = None
 ) -> dict[Cell, list[SimResult]]:
     """Every seed of every cell, spread over ``procs`` processes; prints the cost per test."""
     tasks = [(c, s) for c in cells for s in range(c.seeds)]
     out: dict[Cell, list[SimResult]] = {c: [] for c in cells}
     spent, tests = 0.0, 0
     t0 = time.perf_counter()
-    with Pool(procs, initializer=_init, initargs=(root, determinism)) as pool:
+    with Pool(procs, initializer=_init, initargs=(root, prior or Prior())) as pool:
         for cell, res, dt in pool.imap_unordered(_one, tasks, chunksize=4):
             out[cell].append(res)
             spent += dt
@@ -265,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jitter", type=float, default=0.0, help="test durations uniform in 1 +- JITTER")
     ap.add_argument("--calibration", action="store_true", help="reported confidence vs hit rate, per row")
     ap.add_argument("--determinism", type=float, help="auto's prior mass at p = 1 (default 0; see flaky.py)")
+    ap.add_argument("--p-quantile", type=float, help="the quantile of p's posterior auto's stop uses (0.05)")
+    ap.add_argument("--prior-b", type=float, help="auto's Beta(1, B) prior on p (default 2)")
     ap.add_argument("--procs", type=int, default=os.cpu_count() or 1)
     default_root = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     ap.add_argument("--root", default=default_root or tempfile.gettempdir(), help="where run dirs go")
@@ -277,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = [Cell(n, p, j, m, seeds, args.jitter) for n in args.n or [1000] for p in args.p or [1.0, 0.9, 0.5, 0.2]
                  for j in args.jobs or [1, 7] for m in args.method or ["auto", "given"]
                  if not (m == "given" and p == 1.0)]  # fmt: skip
-        res = run(cells, args.procs, root, args.determinism)
+        res = run(cells, args.procs, root, Prior(args.determinism, args.p_quantile, args.prior_b))
         print(HEADER)
         for c in cells:
             print(line(c, summarize(res[c])))

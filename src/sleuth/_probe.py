@@ -20,10 +20,8 @@ if __name__ == "__main__":
     sys.path[:] = [p for p in sys.path if not p or os.path.realpath(p) != _here]
 
 import json
-import platform
 import re
 from collections.abc import Iterable, Mapping
-from importlib import metadata
 from typing import Any
 
 __all__ = ["DEFAULT_PACKAGES", "ENV_PREFIXES", "REDACTED", "TF_PREFIXES", "probe", "redact_env"]
@@ -126,6 +124,8 @@ def redact_env(env: Mapping[str, str], prefixes: Iterable[str] = ENV_PREFIXES) -
 
 
 def _packages(extra: Iterable[str]) -> dict[str, str | None]:
+    from importlib import metadata  # here, not at the top: sleuth.secrets imports this module at start-up
+
     wanted: dict[str, str] = {}
     for name in (*DEFAULT_PACKAGES, *extra):
         wanted.setdefault(_normalize(name), name)
@@ -143,6 +143,8 @@ def _packages(extra: Iterable[str]) -> dict[str, str | None]:
 
 
 def _python() -> dict[str, Any]:
+    import platform
+
     return {
         "version": platform.python_version(),
         "implementation": platform.python_implementation(),

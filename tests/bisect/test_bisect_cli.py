@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -65,9 +66,8 @@ def test_other_signature_is_skipped_and_listed(tmp_path: Path, listing: Path) ->
         'n=${SLEUTH_CANDIDATE#v}\n[ "$n" -ge 30 ] && [ "$n" -le 35 ] && { echo "OOM killed" >&2; exit 3; }\n'
         '[ "$n" -ge 33 ] && { echo "Error: boom" >&2; exit 1; }\nexit 0\n',
     )
-    res = sleuth(
-        "bisect", "list", str(listing), "--output", "o", "--flaky", "off", "--json", "--", t, cwd=tmp_path
-    )
+    # the bad end is tested first (auto): its signature is the target
+    res = sleuth("bisect", "list", str(listing), "--output", "o", "--json", "--", t, cwd=tmp_path)
     d = doc(res)
     assert res.returncode == 3 and d["status"] == "ambiguous"
     assert "v33" in d["suspects"] and d["other_failures"]
@@ -75,6 +75,49 @@ def test_other_signature_is_skipped_and_listed(tmp_path: Path, listing: Path) ->
     res = sleuth("bisect", "list", str(listing), "--output", "o", "--flaky", "off", "--any-failure", "--json",
                  "--", t, cwd=tmp_path)  # fmt: skip
     assert doc(res)["first_bad"]["label"] == "v30"
+
+
+def test_flaky_off_asks_the_bad_end_when_two_failures_disagree(tmp_path: Path, listing: Path) -> None:
+    # the first probe (v31) fails with an OOM, a later one (v24) with the bad end's failure: the bad
+    # end is tested then, its failure is the target, and the search is told again (v31 is a skip)
+    t = script(
+        tmp_path / "t.sh",
+        'n=${SLEUTH_CANDIDATE#v}\n[ "$n" -ge 30 ] && [ "$n" -le 35 ] && { echo "OOM killed" >&2; exit 3; }\n'
+        '[ "$n" -ge 20 ] && { echo "Error: boom" >&2; exit 1; }\nexit 0\n',
+    )
+    res = sleuth(
+        "bisect", "list", str(listing), "--output", "o", "--flaky", "off", "--json", "--", t, cwd=tmp_path
+    )
+    d = doc(res)
+    assert (d["status"], d["first_bad"]["label"], d["last_good"]["label"]) == ("found", "v20", "v19")
+    assert "boom" in d["signature"] and d["other_failures"] == ["v31"]
+    events = [json.loads(x) for x in (tmp_path / d["run_dir"] / "journal.jsonl").read_text().splitlines()]
+    ends = [e["label"] for e in events if e["event"] == "test" and e["phase"] == "end check"]
+    assert ends == ["v60"]  # asked once, when the failures disagreed; the good end never
+    # without a disagreement the first failure is the target (git bisect's "any failure is bad")
+    one = script(
+        tmp_path / "one.sh",
+        'n=${SLEUTH_CANDIDATE#v}\n[ "$n" -ge 20 ] && { echo "OOM" >&2; exit 3; }\nexit 0\n',
+    )
+    d = doc(sleuth("bisect", "list", str(listing), "--output", "o", "--flaky", "off", "--json", "--", one,
+                   cwd=tmp_path))  # fmt: skip
+    assert (d["first_bad"]["label"], d["tests"]) == ("v20", 6) and d["signature"] == "exit 3"
+
+
+def test_flaky_off_tests_the_bad_end_when_skips_leave_no_clean_answer(tmp_path: Path, listing: Path) -> None:
+    # only v10 (passes) and v50 (fails) can be tested in between: the answer is ambiguous, so the
+    # bad end is asked; one that cannot be tested either makes it not_found (as when checked first)
+    body = 'case "$SLEUTH_CANDIDATE" in v1|v10) exit 0;; v50{end}) echo "Error: nan" >&2; exit 1;; esac\nexit 125\n'
+    sparse = script(tmp_path / "sparse.sh", body.format(end=""))
+    d = doc(sleuth("bisect", "list", str(listing), "--flaky", "off", "--skip-exit", "125", "--output", "o", "--json", "--", sparse,
+                   cwd=tmp_path))  # fmt: skip
+    assert d["status"] == "not_found" and "the bad end v60 did not fail" in d["note"]
+    testable = script(tmp_path / "testable.sh", body.format(end="|v60"))
+    d = doc(sleuth("bisect", "list", str(listing), "--flaky", "off", "--skip-exit", "125", "--output", "o", "--json", "--", testable,
+                   cwd=tmp_path))  # fmt: skip
+    assert d["status"] == "ambiguous" and (d["last_good"]["label"], d["first_bad"]["label"]) == ("v10", "v50")
+    events = [json.loads(x) for x in (tmp_path / d["run_dir"] / "journal.jsonl").read_text().splitlines()]
+    assert [e["label"] for e in events if e["event"] == "test" and e["phase"] == "end check"] == ["v60"]
 
 
 def test_ends_that_misbehave_are_not_found(tmp_path: Path, listing: Path) -> None:
@@ -281,12 +324,6 @@ def test_a_bad_end_that_passes_once_is_retried_under_flaky_modes(tmp_path: Path,
         'if [ "$n" = 60 ] && [ ! -e first-done ]; then touch first-done; exit 0; fi\n'
         'echo "Error: nan" >&2; exit 1\n',
     )
-    off = sleuth(
-        "bisect", "list", str(listing), "--flaky", "off", "--output", "out", "--json", "--", t, cwd=tmp_path
-    )
-    assert off.returncode == 3
-    assert doc(off)["status"] == "not_found" and "did not fail" in doc(off)["note"]
-    (tmp_path / "first-done").unlink()
     res = sleuth("bisect", "list", str(listing), "--output", "out", "--json", "--", t, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     d = doc(res)
@@ -298,3 +335,30 @@ def test_a_bad_end_that_passes_once_is_retried_under_flaky_modes(tmp_path: Path,
         for line in (tmp_path / d["run_dir"] / "journal.jsonl").read_text().splitlines()
     ]
     assert "bad end retry" in phases
+
+
+def test_flaky_off_tests_an_end_when_the_answer_rests_on_it(tmp_path: Path, listing: Path) -> None:
+    # --flaky off trusts the ends as git bisect does, unless the answer is an end: a test that always
+    # passes blames the bad end, which is then tested, passes, and nothing is found
+    ok = script(tmp_path / "ok.sh", "exit 0\n")
+    off = sleuth(
+        "bisect", "list", str(listing), "--flaky", "off", "--output", "out", "--json", "--", ok, cwd=tmp_path
+    )
+    assert off.returncode == 3
+    d = doc(off)
+    assert d["status"] == "not_found" and "the bad end v60 did not fail" in d["note"]
+    bad = script(tmp_path / "bad.sh", 'echo "Error: nan" >&2; exit 1\n')
+    d = doc(sleuth("bisect", "list", str(listing), "--flaky", "off", "--output", "out", "--json", "--", bad,
+                   cwd=tmp_path))  # fmt: skip
+    assert d["status"] == "not_found" and "the good end v1 did not pass" in d["note"]
+    assert d["tests"] <= 1 + math.ceil(math.log2(59))
+    # the bad end passes on its first run and fails after: off never runs it (the answer is v30)
+    first = script(
+        tmp_path / "first.sh",
+        'n=${SLEUTH_CANDIDATE#v}; [ "$n" -lt 30 ] && exit 0\n'
+        'if [ "$n" = 60 ] && [ ! -e first-done ]; then touch first-done; exit 0; fi\n'
+        'echo "Error: nan" >&2; exit 1\n',
+    )
+    d = doc(sleuth("bisect", "list", str(listing), "--flaky", "off", "--output", "out", "--json", "--", first,
+                   cwd=tmp_path))  # fmt: skip
+    assert d["first_bad"]["label"] == "v30" and not (tmp_path / "first-done").exists()

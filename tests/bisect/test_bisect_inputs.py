@@ -131,13 +131,13 @@ def test_other_failures_are_listed_oldest_first_and_resume_reports_an_absolute_r
     (tmp_path / "l.txt").write_text("\n".join(str(i) for i in range(1, 201)) + "\n")
     t = script(
         tmp_path / "t.sh",
-        'c=$SLEUTH_CANDIDATE\n[ $c -ge 60 ] && [ $c -lt 120 ] && { echo "ImportError: x" >&2; exit 1; }\n'
-        '[ $c -ge 137 ] && { echo "RuntimeError: nan" >&2; exit 1; }\nexit 0\n',
+        'c=$SLEUTH_CANDIDATE\n[ $c -ge 20 ] && [ $c -lt 80 ] && { echo "ImportError: x" >&2; exit 1; }\n'
+        '[ $c -ge 90 ] && { echo "RuntimeError: nan" >&2; exit 1; }\nexit 0\n',
     )
     d = doc(
         sleuth("bisect", "list", "l.txt", "--flaky", "off", "--output", "o", "--json", "--", t, cwd=tmp_path)
     )
-    assert d["first_bad"]["label"] == "137" and len(d["other_failures"]) >= 2
+    assert d["first_bad"]["label"] == "90" and len(d["other_failures"]) >= 2
     assert d["other_failures"] == sorted(d["other_failures"], key=int)
     rel = Path(d["run_dir"]).relative_to(tmp_path)
     again = doc(sleuth("bisect", "resume", str(rel), "--json", cwd=tmp_path))

@@ -167,6 +167,13 @@ class AutoBisection:
             out.append(q)
         return out
 
+    def speculate(self, limit: int = 2) -> list[int]:
+        """While bisecting: the candidates the next probe can be (see :meth:`Bisection.speculate`)."""
+        inner = self.inner
+        if not isinstance(inner, Bisection) or inner.done:
+            return []
+        return inner.speculate(limit)
+
     def observe(self, query: Query, outcome: Outcome) -> None:
         """Record one outcome; a failing rerun or a contradiction hands over to the Bayesian search."""
         self._seq = max(self._seq, query.seq + 1)

@@ -18,6 +18,13 @@ that thread prepares its next candidate.  The backends run a test's prepare step
 the same worker thread, so a checkout never changes under a running test, and two sleuth
 processes never share one.  A kill -9 releases the locks; a checkout it left half-switched is
 forced clean on its next use.
+
+Warm checkouts hide the switch: while a test runs, :meth:`Checkouts.warm` switches spare ``slot-K``
+checkouts (held by this object, not by a thread) to the commits the next test can be (in a
+deterministic bisection, one of two), one after the other in a background thread.  When a worker
+then asks for one of them it takes it over, already checked out and cleaned, and lets its previous
+checkout go.  Spare checkouts are made only while a checkout of this tree is quick to make
+(:data:`WARM_MAX_ADD_S`), so a huge tree is not checked out several times over.
 """
 
 from __future__ import annotations
@@ -27,12 +34,18 @@ import hashlib
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import IO
 
 from sleuth.errors import InfrastructureError
 
-__all__ = ["GIT_REDIRECTS", "Checkouts", "git_env", "run_git"]
+__all__ = ["GIT_REDIRECTS", "WARM_MAX_ADD_S", "Checkouts", "git_env", "run_git"]
+
+#: spare checkouts are made only when adding a checkout of this tree took less than this (seconds)
+WARM_MAX_ADD_S = 1.0
+#: at most this many spare checkouts at a time
+WARM_MAX = 2
 
 #: variables that would point our git commands at another repository (a user's hook or shell)
 GIT_REDIRECTS = (
@@ -76,9 +89,24 @@ class Checkouts:
         self.dir = (root or cache_dir() / "bisect-git") / repo_id
         self.clone = self.dir / "clone"
         self._mutex = threading.Lock()
+        self._clone_mutex = threading.Lock()
         self._fetched = False
+        #: ``worktree prune`` ran (once per process; a clone made by this process has nothing stale)
+        self._pruned = False
         #: worker thread -> (checkout name, its open lock file)
         self._held: dict[int, tuple[str, IO[str]]] = {}
+        #: commit -> a spare checkout switched (or being switched) to it
+        self._warm: dict[str, _Warm] = {}
+        #: commits to warm next, most wanted first
+        self._wanted: list[str] = []
+        self._warmer: threading.Thread | None = None
+        self._closed = False
+        #: the longest ``worktree add`` seen (spare checkouts only while it is quick)
+        self._add_s = 0.0
+        #: checkouts served by taking over a warm spare
+        self.warm_hits = 0
+        #: a checkout was asked for (not only the clone made)
+        self.used = False
 
     def _locked_dir(self) -> IO[str]:
         """The lock of the clone itself (creating, fetching, adding worktrees), held until closed."""
@@ -87,11 +115,13 @@ class Checkouts:
         fcntl.flock(fh, fcntl.LOCK_EX)
         return fh
 
-    def _ensure_clone(self) -> None:
+    def ensure_clone(self) -> None:
         """The bare shared clone exists and, once per process, has the user's current refs."""
         if self._fetched:
             return
-        with self._locked_dir():
+        with self._clone_mutex, self._locked_dir():
+            if self._done_fetching():  # another thread fetched while this one waited
+                return
             if not (self.clone / "objects" / "info" / "alternates").is_file():
                 self._reclone()
             else:
@@ -100,7 +130,10 @@ class Checkouts:
                             "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")  # fmt: skip
                 except InfrastructureError:  # the user rewrote history and pruned what we referenced
                     self._reclone()
-        self._fetched = True
+            self._fetched = True
+
+    def _done_fetching(self) -> bool:
+        return self._fetched
 
     def _reclone(self) -> None:
         tmp = self.dir / "clone.tmp"
@@ -108,6 +141,7 @@ class Checkouts:
         run_git(self.dir, "clone", "--quiet", "--bare", "--shared", os.path.abspath(self.repo), str(tmp))
         shutil.rmtree(self.clone, ignore_errors=True)
         os.replace(tmp, self.clone)
+        self._pruned = True
 
     def _try_hold(self, name: str) -> IO[str] | None:
         fh = open(self.dir / "locks" / name, "a")  # noqa: SIM115 - kept open while held
@@ -156,19 +190,92 @@ class Checkouts:
                 pass
         shutil.rmtree(path, ignore_errors=True)
         with self._locked_dir():
-            run_git(self.clone, "worktree", "prune")  # our clone only: the user's list is never pruned
+            t0 = time.monotonic()
+            if not self._pruned:  # our clone only: the user's list is never pruned
+                run_git(self.clone, "worktree", "prune")  # stale entries of removed checkouts
+                self._pruned = True  # (``add --force`` takes a registered path that is missing)
             run_git(self.clone, "worktree", "add", "--quiet", "--force", "--detach", str(path), sha)
+            self._add_s = max(self._add_s, time.monotonic() - t0)
 
     def checkout(self, sha: str) -> Path:
-        """This thread's reusable checkout, switched to ``sha``."""
-        self._ensure_clone()
+        """This thread's reusable checkout, switched to ``sha`` (a warm one when there is one)."""
+        self.used = True
+        self.ensure_clone()
+        with self._mutex:
+            warm = self._warm.pop(sha, None)
+            self._wanted = [w for w in self._wanted if w != sha]
+        if warm is not None:
+            warm.done.wait()
+            with self._mutex:
+                if warm.ok and not self._closed:  # take it over; the previous checkout is let go
+                    tid = threading.get_ident()
+                    self._release(tid)
+                    self._held[tid] = (warm.name, warm.fh)
+                    self.warm_hits += 1
+                    return self.dir / warm.name
+                warm.fh.close()
         path = self.dir / self._hold("slot-", keep=True)
         self._switch(path, sha, clean=True)
         return path
 
+    def warm(self, shas: list[str], keep: tuple[str, ...] = ()) -> None:
+        """Switch spare checkouts to ``shas`` (the most wanted first) in the background.
+
+        Spare checkouts of other commits than these and ``keep`` (tests submitted and not yet
+        prepared) are let go; nothing happens once a checkout of this tree took
+        :data:`WARM_MAX_ADD_S` or more to make.
+        """
+        with self._mutex:
+            if self._closed or self._add_s >= WARM_MAX_ADD_S:
+                return
+            self.used = True
+            wanted = list(dict.fromkeys(shas))[:WARM_MAX]
+            for sha in [
+                s for s, w in self._warm.items() if s not in wanted and s not in keep and w.done.is_set()
+            ]:
+                self._warm.pop(sha).fh.close()
+            self._wanted = [s for s in wanted if s not in self._warm]
+            if self._wanted and self._warmer is None:
+                self._warmer = threading.Thread(target=self._warm_loop, name="sleuth-warm", daemon=True)
+                self._warmer.start()
+
+    def _warm_loop(self) -> None:
+        """The background thread of :meth:`warm`: one spare checkout at a time."""
+        while True:
+            with self._mutex:
+                if self._closed or not self._wanted or len(self._warm) >= 2 * WARM_MAX:
+                    self._warmer = None
+                    return
+                sha = self._wanted.pop(0)
+                spare = self._spare(sha)
+                if spare is None:
+                    self._warmer = None
+                    return
+            try:
+                self.ensure_clone()
+                self._switch(self.dir / spare.name, sha, clean=True)
+                spare.ok = True
+            except InfrastructureError:  # the worker that wants it switches a checkout itself
+                spare.ok = False
+            finally:
+                spare.done.set()
+
+    def _spare(self, sha: str) -> _Warm | None:
+        """A free ``slot-K`` held for a warm checkout of ``sha`` (called with the mutex held)."""
+        (self.dir / "locks").mkdir(parents=True, exist_ok=True)
+        for k in range(len(self._held) + WARM_MAX + 8):
+            name = f"slot-{k}"
+            fh = self._try_hold(name)
+            if fh is not None:
+                spare = _Warm(name, fh)
+                self._warm[sha] = spare
+                return spare
+        return None
+
     def cached(self, sha: str) -> Path:
         """A checkout kept for ``sha`` alone (its build outputs are reused when it is tested again)."""
-        self._ensure_clone()
+        self.used = True
+        self.ensure_clone()
         path = self.dir / self._hold(f"commit-{sha}", keep=False)
         head = run_git(path, "rev-parse", "HEAD", check=False).strip() if (path / ".git").is_file() else ""
         if head != sha:
@@ -176,7 +283,28 @@ class Checkouts:
         return path
 
     def close(self) -> None:
-        """Release every checkout this process holds."""
+        """Release every checkout this process holds (after the warm checkout being made, if any)."""
+        with self._mutex:
+            self._closed = True
+            self._wanted.clear()
+            warmer = self._warmer
+        if warmer is not None:
+            warmer.join()
         with self._mutex:
             for tid in list(self._held):
                 self._release(tid)
+            for spare in self._warm.values():
+                spare.fh.close()
+            self._warm.clear()
+
+
+class _Warm:
+    """A spare checkout switched (``done``, ``ok``) or being switched to one commit."""
+
+    __slots__ = ("done", "fh", "name", "ok")
+
+    def __init__(self, name: str, fh: IO[str]) -> None:
+        self.name = name
+        self.fh = fh
+        self.done = threading.Event()
+        self.ok = False

@@ -42,7 +42,7 @@ from sleuth.bisect.trials import Options, TestEvent, TestPool
 from sleuth.errors import InfrastructureError, UsageError
 from sleuth.journal import RunDir
 from sleuth.model import Outcome, TrialSpec
-from sleuth.oracle import Oracle
+from sleuth.oracle import Oracle, same_failure
 
 if TYPE_CHECKING:
     from sleuth.backends import Backend
@@ -193,7 +193,7 @@ class Driver(TestPool):
         if not self.opt.check_ends:
             return self._seeded(strat, [(0, Outcome.PASS), (n - 1, Outcome.FAIL)]), strat
         res = self._loop(strat, ends=True)
-        return res, (None if self._ends_misbehaved else strat)
+        return res, (None if self._ends_misbehaved else self.strategy)
 
     def _check_modes(self) -> None:
         """Combinations the driver cannot search (the CLI rejects them before a run dir exists)."""
@@ -204,6 +204,8 @@ class Driver(TestPool):
 
     def _skipped(self, n: int) -> list[int]:
         """``--skip`` labels as the strategy's indices (unknown labels are ignored; ends refused)."""
+        if not self.opt.skip:  # no index of every label (10,000 of them is start-up time)
+            return []
         where = {label: i for i, label in enumerate(self.labels)}
         out = []
         for label in self.opt.skip:
@@ -312,7 +314,8 @@ class Driver(TestPool):
         stops everything with ``not_found``.
         """
         jobs = max(1, self.opt.jobs)
-        end = _Ends(budget=self._bad_end_budget() if ends else 0, checked=not ends)
+        lazy = ends and not self.opt.flaky.auto and self.opt.flaky.p == 1.0 and self.opt.perf is None
+        end = _Ends(budget=self._bad_end_budget() if ends else 0, checked=not ends, lazy=lazy)
         held: list[tuple[Query, TestEvent]] = []
         first_wave = True
         while True:
@@ -320,8 +323,9 @@ class Driver(TestPool):
                 self._submit_ends(end, strat, jobs, first_wave)
             free = jobs - self.inflight
             # before the bad end's first result, free slots carry probes (their FAILs wait for its
-            # signature); after a pass of it, only its reruns until one fails
-            searching = self.signature is not None or not ends or end.bad_runs == 0
+            # signature); after a pass of it, only its reruns until one fails; while two failures
+            # disagree (lazy ends), nothing until the bad end says which one is "bad"
+            searching = (self.signature is not None or not ends or end.bad_runs == 0) and not end.disputed
             # results that finished together are all told before anything is proposed (``more``)
             if free > 0 and searching and not self.more and not strat.done:
                 phase = "last-good check" if getattr(strat, "verifying", False) else "search"
@@ -330,11 +334,10 @@ class Driver(TestPool):
                     self._alias[self._submit(q.index, "flakiness check" if at_end else phase)] = q
             first_wave = False
             if not self.inflight:
-                if ends and end.good is None and not end.good_out and _needs_good_end(strat, end):
-                    end.good_out = True
-                    self._end_check(strat, _GOOD)
+                if ends and self._end_due(strat, end):
                     continue
                 break
+            self._warm(strat)
             ev = self.next_event()
             role = self._roles.pop(ev.ticket, None)
             if role is not None:
@@ -343,25 +346,43 @@ class Driver(TestPool):
                     self.cancel()
                     self._ends_misbehaved = True
                     return stop
-                if self.signature is not None and held:
+                if end.rebuild:
+                    strat = self._rebuild(end)
+                if self.signature is not None and held and not end.disputed:
                     for q, old in held:
                         self._observe(strat, q, self._recount(old), end)
                     held.clear()
                 continue
             q = self._alias.pop(ev.ticket)
-            if ends and self.signature is None and ev.outcome is Outcome.FAIL:
+            if lazy and self._lazy_signature(ev, end):
+                held.append((q, ev))  # another failure than the first: the bad end decides
+                continue
+            if ends and not lazy and self.signature is None and ev.outcome is Outcome.FAIL:
                 if q.index != len(self.labels) - 1:
                     held.append((q, ev))  # counted once the bad end says which failure is "bad"
                     continue
                 self.signature = ev.signature  # a rerun of the bad end failed first
                 ev = self._recount(ev)
             self._observe(strat, q, ev, end)
-            if self.signature is not None and held:
+            if self.signature is not None and held and not end.disputed:
                 for hq, old in held:
                     self._observe(strat, hq, self._recount(old), end)
                 held.clear()
+        if end.provisional and self.signature is None:  # lazy ends: no failure disagreed with the first
+            self.signature = end.first
         self.strategy = strat
         return strat.result()
+
+    def _warm(self, strat: Strategy) -> None:
+        """While tests run: let the source prepare the candidates the next probe can be."""
+        warm = getattr(self.source, "warm", None)
+        speculate = getattr(strat, "speculate", None)
+        if warm is not None and speculate is not None:
+            out = tuple(
+                self.labels[self._pos(q.index)]
+                for q in [*self._alias.values(), *(q for _, q in self._roles.values())]
+            )
+            warm([self.labels[self._pos(i)] for i in speculate(max(2, min(4, self.opt.jobs)))], out)
 
     def _observe(self, strat: Strategy, q: Query, ev: TestEvent, end: _Ends) -> None:
         counted = ev.counted
@@ -374,6 +395,8 @@ class Driver(TestPool):
         if 0 < q.index < len(self.labels) - 1:  # a probe between the ends (not a rerun of one)
             end.passed |= counted is Outcome.PASS
             end.searched += counted is not Outcome.SKIP
+        if end.lazy:
+            end.told.append((q, ev))
         strat.observe(q, counted)
 
     def _recount(self, ev: TestEvent) -> TestEvent:
@@ -387,6 +410,11 @@ class Driver(TestPool):
 
     def _submit_ends(self, end: _Ends, strat: Strategy, jobs: int, first_wave: bool) -> None:
         """Start the end checks that are due (see :meth:`_loop`)."""
+        if end.lazy:  # only when two failures disagree; the rest waits for the answer (_end_due)
+            if end.disputed and not end.bad_out and not end.bad_runs and self.inflight < jobs:
+                end.bad_out += 1
+                self._end_check(strat, _BAD)
+            return
         if first_wave:
             end.bad_out += 1
             self._end_check(strat, _BAD)
@@ -405,6 +433,58 @@ class Driver(TestPool):
             end.good_out = True
             self._end_check(strat, _GOOD)
 
+    def _end_due(self, strat: Strategy, end: _Ends) -> bool:
+        """Nothing is running: start the end check the answer rests on, if any (True if one started)."""
+        n = len(self.labels)
+        res = strat.result()
+        # lazy ends: the bad end when the answer is the bad end, or no clean answer (skips in the
+        # way: an end that cannot be tested says more than "ambiguous")
+        if end.lazy and not (end.bad_runs or end.bad_out) and (
+            res.first_bad == n - 1 or res.status is not SearchStatus.FOUND
+        ):
+            end.bad_out += 1
+            self._end_check(strat, _BAD)
+            return True
+        if end.good is None and not end.good_out and _needs_good_end(strat, end):
+            end.good_out = True
+            self._end_check(strat, _GOOD)
+            return True
+        return False
+
+    def _lazy_signature(self, ev: TestEvent, end: _Ends) -> bool:
+        """Lazy ends: the first failure is the target until the bad end says otherwise.
+
+        True when ``ev`` must wait for the bad end: it fails otherwise than the first failure did
+        (or an earlier one did), so which of them is "bad" is the bad end's to say.
+        """
+        if end.disputed:
+            return True
+        if ev.outcome is not Outcome.FAIL:
+            return False
+        if not end.provisional and not end.bad_runs:  # the first failure of the search
+            end.first, end.provisional = ev.signature, True
+            return False
+        if end.provisional and not self.opt.any_failure and not same_failure(ev.signature, end.first):
+            end.disputed = True
+            return True
+        return False
+
+    def _rebuild(self, end: _Ends) -> Strategy:
+        """Lazy ends, the bad end disagreed with the first failure: the search again, recounted."""
+        from sleuth.bisect.strategies import Bisection
+
+        n = len(self.labels)
+        new = Bisection(n)
+        new.exclude(self._skipped(n))
+        told = [(q, self._recount(ev)) for q, ev in end.told]
+        for q, ev in told:
+            new.observe(q, ev.counted)
+        end.told, end.rebuild = told, False
+        for q in [*self._alias.values(), *(q for _, q in self._roles.values())]:
+            new.expect(q)
+        self.strategy = new
+        return new
+
     def _end_result(
         self, role: tuple[str, Query], ev: TestEvent, end: _Ends, strat: Strategy
     ) -> SearchResult | None:
@@ -419,6 +499,12 @@ class Driver(TestPool):
             return None
         end.bad_out -= 1
         end.bad_runs += 1
+        if end.provisional:  # lazy ends: the bad end's failure is the target from now on
+            if ev.outcome is not Outcome.FAIL:
+                return self._ends_failed(None, ev)
+            self.signature, end.provisional, end.disputed = ev.signature, False, False
+            end.rebuild = not self.opt.any_failure and not same_failure(end.first, ev.signature)
+            ev = self._recount(ev)
         if ev.outcome is Outcome.FAIL and self.signature is None:
             self.signature = ev.signature
             ev = self._recount(ev)
@@ -550,9 +636,10 @@ class Driver(TestPool):
 class _Ends:
     """Where the end checks of one loop stand."""
 
-    __slots__ = ("bad_out", "bad_runs", "budget", "good", "good_out", "passed", "searched")
+    __slots__ = ("bad_out", "bad_runs", "budget", "disputed", "first", "good", "good_out", "lazy", "passed",
+                 "provisional", "rebuild", "searched", "told")  # fmt: skip
 
-    def __init__(self, *, budget: int, checked: bool) -> None:
+    def __init__(self, *, budget: int, checked: bool, lazy: bool = False) -> None:
         self.budget = budget
         self.bad_out = 0
         self.bad_runs = 0
@@ -561,6 +648,17 @@ class _Ends:
         #: a search probe above the good end passed / how many search outcomes counted
         self.passed = False
         self.searched = 0
+        #: ``--flaky off``: an end is tested only when the answer rests on it (see :meth:`Driver._end_due`)
+        self.lazy = lazy
+        #: lazy: the target is the first failure's signature (``first``), until the bad end gives its own
+        self.provisional = False
+        self.first: str | None = None
+        #: lazy: a failure disagreed with the provisional target; results wait for the bad end
+        self.disputed = False
+        #: lazy: the bad end's signature is not the provisional one; the search is told again
+        self.rebuild = False
+        #: lazy: every (query, event) told to the search, for a rebuild
+        self.told: list[tuple[Query, TestEvent]] = []
 
 
 def _needs_good_end(strat: Strategy, end: _Ends) -> bool:

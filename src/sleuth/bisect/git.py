@@ -18,14 +18,17 @@ order the repositories were given.  The blame rule lives in :meth:`MultiGitSourc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import threading
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import accumulate
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sleuth.bisect.candidates import Candidate, Prepared, with_candidate
 from sleuth.bisect.checkouts import GIT_REDIRECTS, Checkouts, git_env, run_git
@@ -35,6 +38,13 @@ from sleuth.model import TrialSpec
 __all__ = ["GitSource", "MultiGitSource", "RepoSpec", "decode", "encode", "env_name"]
 
 _CHECKOUTS_LOCK = threading.Lock()
+T = TypeVar("T")
+
+
+def _cache_root() -> Path:
+    from sleuth.environments import cache_dir
+
+    return cache_dir() / "bisect-git"
 
 
 def _git(repo: str, *args: str) -> str:
@@ -63,30 +73,68 @@ def is_repository(repo: str) -> bool:
     return (Path(repo) / ".git").exists() or Path(repo, "HEAD").is_file()
 
 
+def _beside(fn: Callable[[], T]) -> Callable[[], T]:
+    """Start ``fn`` in a thread now; the returned call waits for its result (or raises its error).
+
+    Two git commands that do not depend on each other run at once (start-up is measured).
+    """
+    got: list[T] = []
+    err: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            got.append(fn())
+        except BaseException as exc:  # handed to the caller
+            err.append(exc)
+
+    t = threading.Thread(target=run, name="sleuth-git")
+    t.start()
+
+    def wait() -> T:
+        t.join()
+        if err:
+            raise err[0]
+        return got[0]
+
+    return wait
+
+
 def history(repo: str, old: str, new: str, first_parent: bool, name: str = "", *,
             flags: tuple[str, str] = ("--good", "--bad"),
-            paths: tuple[str, ...] = ()) -> list[tuple[str, int]]:  # fmt: skip
+            paths: tuple[str, ...] = (), times: bool = True,
+            parents: dict[str, list[str]] | None = None) -> list[tuple[str, int]]:  # fmt: skip
     """``[(sha, committer time)]`` from ``old`` to ``new`` inclusive, oldest first.
 
     ``flags`` name the flags that gave ``old`` and ``new`` (``--bad``, ``--good`` with
     ``--find-fix``); with ``paths``, only the commits between that change one of them stay.
+    Without ``times`` every time is 0 (one git command fewer); ``parents`` is filled with the
+    parents of every commit after ``old`` (the same command reads them).
     """
     pre = f"{name}=" if name else ""
     if not is_repository(repo):
         raise UsageError(f"--repo {pre}{repo}: not a git repository")
-    g, b = _rev(repo, old, flags[0], pre + old), _rev(repo, new, flags[1], pre + new)
+    newer = _beside(lambda: _rev(repo, new, flags[1], pre + new))
+    g = _rev(repo, old, flags[0], pre + old)
+    b = newer()
     from sleuth.runner import run_tool
 
-    if not run_tool(["git", "-C", repo, "merge-base", "--is-ancestor", g, b], env=git_env()).ok:
+    fp = ["--first-parent"] if first_parent else []
+    fmt = ("--format=%H %ct" if times else "--format=%H 0") + (" %P" if parents is not None else "")
+    is_ancestor = ["git", "-C", repo, "merge-base", "--is-ancestor", g, b]
+    ancestor = _beside(lambda: run_tool(is_ancestor, env=git_env()))
+    out = _git(repo, "log", fmt, "--reverse", *fp, f"{g}..{b}")
+    if not ancestor().ok:
         raise UsageError(
             f"{flags[0]} {pre}{old} is not an ancestor of {flags[1]} {pre}{new}",
             hint="swap them, or pick a commit on the other one's history"
             + (" (with --find-fix the failing --bad end is the older one)" if flags[0] == "--bad" else ""),
         )
-    fp = ["--first-parent"] if first_parent else []
-    out = _git(repo, "log", "--format=%H %ct", "--reverse", *fp, f"{g}..{b}")
-    first = _git(repo, "log", "-1", "--format=%H %ct", g).split()
-    rows = [(sha, int(ts)) for sha, ts in (ln.split() for ln in out.splitlines() if ln.strip())]
+    first = _git(repo, "log", "-1", "--format=%H %ct", g).split() if times else [g, "0"]
+    rows = []
+    for sha, ts, *ps in (ln.split() for ln in out.splitlines() if ln.strip()):
+        rows.append((sha, int(ts)))
+        if parents is not None:
+            parents[sha] = ps
     if paths and rows:
         rows = _touching(repo, f"{g}..{b}", fp, paths, rows)
     return [(first[0], int(first[1])), *rows]
@@ -167,6 +215,12 @@ class GitSource:
     find_fix: bool = False
     kind: str = "git"
     _checkouts: Checkouts | None = field(default=None, init=False, repr=False)
+    _cloning: threading.Thread | None = field(default=None, init=False, repr=False)
+    #: the directory the early clone created (removed at exit if nothing was checked out)
+    _made: Path | None = field(default=None, init=False, repr=False)
+    #: parents and titles of commits, as read along with the history (fewer git commands)
+    _parents: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
+    _titles: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def ends(self) -> tuple[str, str]:
@@ -186,7 +240,9 @@ class GitSource:
         into the merged branch of a first bad merge (:meth:`merged_branch`).
         """
         old, new = self.ends
-        rows = history(self.repo, old, new, True, flags=self.end_flags, paths=self.paths)
+        self._clone_early()
+        rows = history(self.repo, old, new, True, flags=self.end_flags, paths=self.paths, times=False,
+                       parents=self._parents)  # fmt: skip
         return [sha for sha, _ in rows]
 
     def resolve_skip(self, revs: tuple[str, ...], labels: list[str]) -> tuple[str, ...]:
@@ -212,8 +268,16 @@ class GitSource:
         return tuple(out)
 
     def title(self, sha: str) -> str:
-        """``subject (author, date)`` of a commit, for the summary and the report."""
-        return _git(self.repo, "log", "-1", "--date=short", "--format=%s (%an, %ad)", sha).strip()
+        """``subject (author, date)`` of a commit, for the summary and the report.
+
+        Its first parent's comes with it: a first bad's last good is usually that parent.
+        """
+        if sha not in self._titles:
+            fmt = "--format=%H %s (%an, %ad)"
+            for ln in _git(self.repo, "log", "-2", "--first-parent", "--date=short", fmt, sha).splitlines():
+                got, _, title = ln.partition(" ")
+                self._titles.setdefault(got, title.strip())
+        return self._titles.get(sha, "")
 
     def between(self, old: str, new: str, limit: int = 200) -> list[tuple[str, str]]:
         """``[(sha, title)]`` of the commits in ``old..new`` (merged ones too), oldest first."""
@@ -222,13 +286,15 @@ class GitSource:
         return [(ln[:40], ln[41:]) for ln in out.splitlines() if ln.strip()]
 
     def parents(self, sha: str) -> list[str]:
-        """The commit's parents, first parent first."""
+        """The commit's parents, first parent first (as the history read them, when it did)."""
+        if sha in self._parents:
+            return list(self._parents[sha])
         return _git(self.repo, "rev-list", "--parents", "-n", "1", sha).split()[1:]
 
     def merged_branch(self, first_parent: str, other: str) -> list[str]:
         """The first-parent chain of a merged parent ``other`` from its merge base with ``first_parent``."""
         base = _git(self.repo, "merge-base", first_parent, other).strip()
-        return [sha for sha, _ in history(self.repo, base, other, True)]
+        return [sha for sha, _ in history(self.repo, base, other, True, times=False, parents=self._parents)]
 
     def checkouts(self) -> Checkouts:
         """The cache's checkouts of this repository (made on first use)."""
@@ -237,6 +303,27 @@ class GitSource:
                 self._checkouts = Checkouts(self.repo, Path(self.cache) if self.cache else None)
             return self._checkouts
 
+    def _clone_early(self) -> None:
+        """Make (or refresh) the cache clone while the history is read: both are git processes.
+
+        :meth:`close` waits for it and, if nothing was checked out (bad input found after the
+        history: a usage error leaves no files behind), removes what it created.  An error here is
+        left to the first checkout, which makes the clone again and reports it.
+        """
+        if self._cloning is None and self._checkouts is None:
+            top = Path(self.cache) if self.cache else _cache_root()
+            while not top.parent.exists() and top.parent != top:
+                top = top.parent  # the first directory the clone would create
+            fresh = None if top.exists() else top
+            self._cloning = threading.Thread(target=self._clone_quietly, args=(fresh,), name="sleuth-clone")
+            self._cloning.start()
+
+    def _clone_quietly(self, fresh: Path | None) -> None:
+        with contextlib.suppress(Exception):  # the first checkout makes it again and reports it
+            co = self.checkouts()
+            self._made = fresh or (None if co.dir.exists() else co.dir)
+            co.ensure_clone()
+
     def prepare(self, cand: Candidate, spec: TrialSpec, cand_dir: Path) -> Prepared:
         """Check the commit out in the cache, run ``--build`` there; a failed build is a SKIP."""
         co = self.checkouts()
@@ -244,8 +331,19 @@ class GitSource:
         extra = {"SLEUTH_REPO": str(path), env_name(Path(self.repo).resolve().name): str(path)}
         return _build(_in_checkout(spec, cand, path, **extra), self.build, cand_dir)
 
+    def warm(self, labels: list[str], keep: tuple[str, ...] = ()) -> None:
+        """Check out the commits the next tests can be, in spare checkouts (not with ``--build``);
+        those of ``keep``, tests submitted and not prepared yet, stay."""
+        if not self.build:
+            self.checkouts().warm(labels, keep)
+
     def close(self) -> None:
-        """Let other processes use the checkouts this one held."""
+        """Let other processes use the checkouts this one held (a clone nothing used is removed)."""
+        if self._cloning is not None:
+            self._cloning.join()
+            if self._made is not None and (self._checkouts is None or not self._checkouts.used):
+                shutil.rmtree(self._made, ignore_errors=True)
+                self._made = None
         if self._checkouts is not None:
             self._checkouts.close()
 

@@ -197,6 +197,21 @@ class Bisection:
             out.append(q)
         return out
 
+    def speculate(self, limit: int = 2) -> list[int]:
+        """Candidates the next probe can be, whatever the tests in flight say (to prepare them early).
+
+        Each test in flight, oldest first, is supposed to pass and then to fail, and the probe this
+        search would propose next is noted; at most ``limit`` distinct candidates.
+        """
+        out: dict[int, None] = {}
+        for q in sorted(self.pending.values()):
+            for outcome in (Outcome.PASS, Outcome.FAIL):
+                twin = Bisection(self.n, self.lo, self.hi, set(self.skipped), dict(self.tested))
+                twin.pending = dict(self.pending)
+                twin.observe(q, outcome)
+                out.update(dict.fromkeys(p.index for p in twin.propose(1)))
+        return list(out)[:limit]
+
     def observe(self, query: Query, outcome: Outcome) -> None:
         """Narrow the range with a PASS or FAIL; remember a SKIP (ERROR counts as SKIP)."""
         self.pending.pop(query.seq, None)

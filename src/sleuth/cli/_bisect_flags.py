@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sleuth.backends.local import check_slots
 from sleuth.bisect.git import GitSource, MultiGitSource, RepoSpec
-from sleuth.bisect.perf import Direction, PerfSpec
 from sleuth.cli._options import (
     check_cwd,
     oracle_from_flags,
@@ -23,6 +22,9 @@ from sleuth.cli._options import (
     parse_timeout,
 )
 from sleuth.errors import UsageError
+
+if TYPE_CHECKING:  # statistics (through perf) only with --metric
+    from sleuth.bisect.perf import PerfSpec
 
 __all__ = [
     "JOBS_MAX",
@@ -231,6 +233,8 @@ def perf_spec(kw: dict[str, Any]) -> PerfSpec | None:
     threshold = 5.0 if kw.get("threshold") is None else kw["threshold"]
     if not 0 <= threshold < 1000:
         raise UsageError(f"--threshold {threshold}: must be a percentage in [0, 1000), e.g. 5")
+    from sleuth.bisect.perf import Direction, PerfSpec
+
     return PerfSpec(name=name, direction=Direction(kw.get("direction") or "lower"), threshold=threshold)
 
 

@@ -317,15 +317,30 @@ def _finished(summary: dict[str, Any], as_json: bool) -> int:
 
 
 def _start(source: Any, kw: dict[str, Any], default_skip: tuple[int, ...] = ()) -> int:
-    from sleuth.bisect.secrecy import hidden, scrubbed
-    from sleuth.cli._bisect_flags import resolve_skip, spec_and_options
-    from sleuth.journal import RunDir
+    from sleuth.cli._bisect_flags import spec_and_options
 
     kw.pop("default_skip", None)
     cmd = tuple(kw["cmd"])
     if not cmd:
         raise UsageError("no test command given", hint=f"put it after --, e.g. {_example(source)}")
     spec_and_options(kw, default_skip)  # validate every flag before a run dir exists
+    try:
+        labels, rd = _prepare_run(source, kw, default_skip)
+    except BaseException:  # a source that began work on resolving (a clone) undoes it
+        if hasattr(source, "close"):
+            source.close()
+        raise
+    return _execute(source, kw, rd, labels=labels, default_skip=default_skip)
+
+
+def _prepare_run(
+    source: Any, kw: dict[str, Any], default_skip: tuple[int, ...]
+) -> tuple[list[str] | None, Any]:
+    """The candidates and the run dir, once every input checked out."""
+    from sleuth.bisect.secrecy import hidden, scrubbed
+    from sleuth.cli._bisect_flags import resolve_skip
+    from sleuth.journal import RunDir
+
     labels = _candidates(source)  # so do the refs, the file, the versions
     if source.kind == "git":  # the test runs in a checkout: ./test.sh means the caller's file
         from sleuth.bisect.git import program_path
@@ -349,7 +364,7 @@ def _start(source: Any, kw: dict[str, Any], default_skip: tuple[int, ...] = ()) 
         rd.journal.append("candidates", labels=labels, source=source.config())
     if getattr(source, "stepped", None):
         rd.journal.append("default end", stepped=source.stepped, used=labels[0] if labels else None)
-    return _execute(source, kw, rd, labels=labels, default_skip=default_skip)
+    return labels, rd
 
 
 def _example(source: Any) -> str:
@@ -431,7 +446,6 @@ def _command(kw: dict[str, Any], source: Any) -> dict[str, Any]:
 def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None = None,
              labels: list[str] | None = None, default_skip: tuple[int, ...] = ()) -> int:  # fmt: skip
     from sleuth.bisect.driver import Driver
-    from sleuth.bisect.report import exit_code, summarize, write_outputs
     from sleuth.bisect.secrecy import hidden, public, scrubbed
     from sleuth.cli._bisect_flags import spec_and_options
 
@@ -479,6 +493,8 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
         if hasattr(source, "close"):
             source.close()
         debug.__exit__(None, None, None)
+    from sleuth.bisect.report import exit_code, summarize, write_outputs  # after the tests: start-up
+
     summary = summarize(driver, result)
     summary["command"] = public(_command(kw, source), secrets)
     code = int(exit_code(summary["status"]))
