@@ -439,8 +439,10 @@ class Driver(TestPool):
         res = strat.result()
         # lazy ends: the bad end when the answer is the bad end, or no clean answer (skips in the
         # way: an end that cannot be tested says more than "ambiguous")
-        if end.lazy and not (end.bad_runs or end.bad_out) and (
-            res.first_bad == n - 1 or res.status is not SearchStatus.FOUND
+        if (
+            end.lazy
+            and not (end.bad_runs or end.bad_out)
+            and (res.first_bad == n - 1 or res.status is not SearchStatus.FOUND)
         ):
             end.bad_out += 1
             self._end_check(strat, _BAD)
