@@ -43,6 +43,9 @@ def write_store_config(root: Path) -> dict[str, str]:
         'netns = "none"\n'
         "[engine]\n"
         f'runtime = "{runtime}"\n'
+        # podman's own state (locks, the boot marker) in the store too, not in /run/libpod: two
+        # stores in use at once (two test runs, the demo) never share it
+        f'tmp_dir = "{root}/tmp"\n'
     )
     (root / "storage.conf").write_text(
         f'[storage]\ndriver = "overlay"\ngraphroot = "{root}/graph"\nrunroot = "{root}/run"\n'
