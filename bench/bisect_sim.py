@@ -43,6 +43,7 @@ from sleuth.bisect.flaky import z_channel_capacity
 from sleuth.bisect.policy import FlakyMode
 from sleuth.bisect.sim import SimResult, simulate
 from sleuth.bisect.trials import Options
+from sleuth.stats import wilson
 
 #: confidence bins of the calibration tables
 BINS = (0.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0001)
@@ -124,16 +125,6 @@ def run(
           f"{1000 * spent / max(tests, 1):.2f} ms per test (driver, strategy, engine, journal and "
           f"result files on {root})", flush=True)  # fmt: skip
     return out
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval of k successes in n."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    mid = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, mid - half), min(1.0, mid + half)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 import os
 import random
 import shutil
@@ -47,6 +46,7 @@ from sleuth.bisect.perf import PerfSpec
 from sleuth.bisect.seqtest import ALPHA, LOOKS
 from sleuth.bisect.sim import NOISE_KINDS, Noise, PerfSimResult, simulate_perf
 from sleuth.bisect.trials import Options
+from sleuth.stats import wilson
 
 BINS = (0.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0001)
 KINDS = ("gauss", "lognormal", "bimodal", "outliers")
@@ -119,16 +119,6 @@ def run(cells: Sequence[Cell], procs: int, root: str) -> dict[Cell, list[PerfSim
           f"{1000 * spent / max(tests, 1):.2f} ms per run (driver, search, engine, journal, result files)",
           flush=True)  # fmt: skip
     return out
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval of k successes in n."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    mid = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, mid - half), min(1.0, mid + half)
 
 
 @dataclass(frozen=True, slots=True)
