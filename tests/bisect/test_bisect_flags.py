@@ -245,6 +245,8 @@ def test_piped_lines_carry_the_whole_detail(tmp_path: Path) -> None:
     fails = [ln for ln in tests if " FAIL " in ln]
     assert fails and all(labels[5] in ln or labels[6] in ln or labels[7] in ln for ln in fails)
     assert all(ln.rstrip().endswith("and ends here") for ln in fails), fails
+    passes = [ln for ln in tests if " PASS" in ln]
+    assert passes and all(ln == ln.rstrip() for ln in tests), tests  # no trailing blank after PASS
     (head,) = [ln for ln in lines if ln.startswith("sleuth bisect list -> ")]
     assert Path(
         head.removeprefix("sleuth bisect list -> ").rstrip(), "journal.jsonl"

@@ -527,7 +527,8 @@ def _test_line(ev: Any, note: str, metric: str | None, width: int | None) -> str
     outcome = f"[{OUTCOME_STYLE[ev.outcome]}]{ev.outcome.name}[/]"
     if metric is not None and ev.value is not None and ev.outcome.name == "PASS":
         outcome = "[cyan]SAMPLE[/]"  # performance mode: the metric, not the exit code, decides
-    return f"{ev.seq:>4} {ev.phase:<16} {escape(label):<24} {outcome}{counted} [dim]{escape(note)}[/]"
+    tail = f" [dim]{escape(note)}[/]" if note else ""  # no trailing blank after a bare outcome
+    return f"{ev.seq:>4} {ev.phase:<16} {escape(label):<24} {outcome}{counted}{tail}"
 
 
 def _render(s: dict[str, Any]) -> None:
