@@ -27,7 +27,6 @@ culprit, other = inconclusive or not_found (the bad end never failed), tests = m
 from __future__ import annotations
 
 import argparse
-import itertools
 import math
 import os
 import shutil
@@ -41,12 +40,10 @@ from pathlib import Path
 
 from sleuth.bisect.flaky import z_channel_capacity
 from sleuth.bisect.policy import FlakyMode
-from sleuth.bisect.sim import SimResult, simulate
+from sleuth.bisect.sim import CalibrationBin, SimResult, simulate
+from sleuth.bisect.sim import calibration as bin_confidence
 from sleuth.bisect.trials import Options
 from sleuth.stats import wilson
-
-#: confidence bins of the calibration tables
-BINS = (0.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0001)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,35 +161,12 @@ def line(cell: Cell, row: Row) -> str:
             f"{row.tests:7.1f} {row.p90:5.0f} {row.rounds:7.2f} {cell.seeds:>6}")  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class Bin:
-    """Searches whose reported confidence fell in [lo, hi)."""
-
-    lo: float
-    hi: float
-    count: int
-    hits: int
-    mean_conf: float
-
-    @property
-    def ok(self) -> bool:
-        """The target: hit rate >= mean reported confidence - 2 points."""
-        return self.hits / self.count >= self.mean_conf - 0.02
-
-
-def calibration(rs: Iterable[SimResult]) -> list[Bin]:
+def calibration(rs: Iterable[SimResult]) -> list[CalibrationBin]:
     """Searches binned by reported confidence; a hit is an answer naming the culprit."""
-    out = []
-    rs = list(rs)
-    for lo, hi in itertools.pairwise(BINS):
-        sel = [r for r in rs if lo <= r.confidence < hi]
-        if sel:
-            out.append(Bin(lo, min(hi, 1.0), len(sel), sum(r.hit for r in sel),
-                           sum(r.confidence for r in sel) / len(sel)))  # fmt: skip
-    return out
+    return bin_confidence((r.confidence, r.hit) for r in rs)
 
 
-def print_calibration(bins: list[Bin]) -> bool:
+def print_calibration(bins: list[CalibrationBin]) -> bool:
     """The table; True when every bin meets the target."""
     print(
         "#   reported confidence   searches   hit rate (95% CI)        mean reported   target hit >= mean - 2"

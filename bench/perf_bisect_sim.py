@@ -30,7 +30,6 @@ issue 10 with whether each is met.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import random
 import shutil
@@ -44,11 +43,11 @@ from pathlib import Path
 
 from sleuth.bisect.perf import PerfSpec
 from sleuth.bisect.seqtest import ALPHA, LOOKS
-from sleuth.bisect.sim import NOISE_KINDS, Noise, PerfSimResult, simulate_perf
+from sleuth.bisect.sim import NOISE_KINDS, CalibrationBin, Noise, PerfSimResult, simulate_perf
+from sleuth.bisect.sim import calibration as bin_confidence
 from sleuth.bisect.trials import Options
 from sleuth.stats import wilson
 
-BINS = (0.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0001)
 KINDS = ("gauss", "lognormal", "bimodal", "outliers")
 
 
@@ -171,35 +170,12 @@ def line(cell: Cell, row: Row) -> str:
             + (f"  both steps {100 * row.both:.1f}%" if cell.two else ""))  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class Bin:
-    """Answers whose reported confidence fell in [lo, hi)."""
-
-    lo: float
-    hi: float
-    count: int
-    hits: int
-    mean_conf: float
-
-    @property
-    def ok(self) -> bool:
-        """The target: hit rate >= mean reported confidence - 2 points."""
-        return self.hits / self.count >= self.mean_conf - 0.02
-
-
-def calibration(rs: Iterable[PerfSimResult]) -> list[Bin]:
+def calibration(rs: Iterable[PerfSimResult]) -> list[CalibrationBin]:
     """Answers (found or ambiguous) binned by reported confidence; a hit names a culprit."""
-    out = []
-    rs = [r for r in rs if r.status in ("found", "ambiguous")]
-    for lo, hi in itertools.pairwise(BINS):
-        sel = [r for r in rs if lo <= r.confidence < hi]
-        if sel:
-            out.append(Bin(lo, min(hi, 1.0), len(sel), sum(r.hit for r in sel),
-                           sum(r.confidence for r in sel) / len(sel)))  # fmt: skip
-    return out
+    return bin_confidence((r.confidence, r.hit) for r in rs if r.status in ("found", "ambiguous"))
 
 
-def print_calibration(title: str, bins: list[Bin]) -> bool:
+def print_calibration(title: str, bins: list[CalibrationBin]) -> bool:
     """The table; True when every bin meets the target."""
     print(f"# calibration, {title}")
     print(

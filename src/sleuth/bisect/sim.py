@@ -21,22 +21,34 @@ workload printed it); :class:`Noise` draws it around a level that steps up at gi
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import random
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
 from sleuth.bisect.candidates import ListSource
 from sleuth.bisect.driver import Driver
+from sleuth.bisect.strategies import SearchResult, Strategy
 from sleuth.bisect.trials import Options
 from sleuth.journal import RunDir
 from sleuth.model import TrialResult, TrialSpec
 from sleuth.oracle import OracleConfig, StandardOracle
 
-__all__ = ["Noise", "PerfSimResult", "SimBackend", "SimResult", "simulate", "simulate_perf"]
+__all__ = [
+    "CONFIDENCE_BINS",
+    "CalibrationBin",
+    "Noise",
+    "PerfSimResult",
+    "SimBackend",
+    "SimResult",
+    "calibration",
+    "simulate",
+    "simulate_perf",
+]
 
 
 class SimBackend:
@@ -163,17 +175,7 @@ def simulate(n: int, p: float, options: Options, seed: int, root: Path, *, culpr
         return 1.0 + jitter * (2 * rng.random() - 1)
 
     backend = SimBackend(max(1, options.jobs), fails, duration if jitter else None)
-    run_dir = RunDir.create(root, "bisect", "sim")
-    labels = [str(i) for i in range(n)]
-    oracle = StandardOracle(OracleConfig())
-    driver = Driver(ListSource("simulated"), TrialSpec(argv=("simulated-test",)), oracle, run_dir, options,
-                    labels=labels, backend=backend)  # fmt: skip
-    try:
-        res, strat = driver.run()
-    finally:
-        run_dir.close()
-        if not keep:
-            shutil.rmtree(run_dir.path, ignore_errors=True)
+    driver, res, strat = _drive(n, options, backend, root, keep)
     inner = getattr(strat, "inner", strat)
     return SimResult(status=res.status.value, first_bad=res.first_bad, confidence=res.confidence, culprit=f,
                      tests=len(driver.events), rounds=backend.now,
@@ -265,19 +267,62 @@ def simulate_perf(n: int, options: Options, seed: int, root: Path, *, regression
         return 1.0 + jitter * (2 * rng.random() - 1)
 
     backend = SimBackend(max(1, options.jobs), lambda _i: False, duration if jitter else None, metric)
+    driver, res, _ = _drive(n, options, backend, root, keep)
+    state = driver.perf_state
+    found = tuple(int(s["first_bad"]) for s in state.steps) if state is not None else ()
+    return PerfSimResult(status=res.status.value, first_bad=res.first_bad, confidence=res.confidence,
+                         culprits=tuple(at for at, _ in plan), found=found, tests=len(driver.events),
+                         rounds=backend.now)  # fmt: skip
+
+
+def _drive(
+    n: int, options: Options, backend: SimBackend, root: Path, keep: bool
+) -> tuple[Driver, SearchResult, Strategy | None]:
+    """The real driver over ``n`` list candidates on ``backend``; the run dir under ``root``, removed
+    unless ``keep``.  Returns the driver, its result and its strategy."""
     run_dir = RunDir.create(root, "bisect", "sim")
     labels = [str(i) for i in range(n)]
     oracle = StandardOracle(OracleConfig())
     driver = Driver(ListSource("simulated"), TrialSpec(argv=("simulated-test",)), oracle, run_dir, options,
                     labels=labels, backend=backend)  # fmt: skip
     try:
-        res, _ = driver.run()
+        res, strat = driver.run()
     finally:
         run_dir.close()
         if not keep:
             shutil.rmtree(run_dir.path, ignore_errors=True)
-    state = driver.perf_state
-    found = tuple(int(s["first_bad"]) for s in state.steps) if state is not None else ()
-    return PerfSimResult(status=res.status.value, first_bad=res.first_bad, confidence=res.confidence,
-                         culprits=tuple(at for at, _ in plan), found=found, tests=len(driver.events),
-                         rounds=backend.now)  # fmt: skip
+    return driver, res, strat
+
+
+#: the reported-confidence bins of the calibration tables (the last edge takes in 1.0)
+CONFIDENCE_BINS = (0.0, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99, 1.0001)
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationBin:
+    """Answers whose reported confidence fell in [lo, hi), and how many of them were right."""
+
+    lo: float
+    hi: float
+    count: int
+    hits: int
+    mean_conf: float
+
+    @property
+    def ok(self) -> bool:
+        """The target: hit rate >= mean reported confidence - 2 points."""
+        return self.hits / self.count >= self.mean_conf - 0.02
+
+
+def calibration(
+    answers: Iterable[tuple[float, bool]], edges: Sequence[float] = CONFIDENCE_BINS
+) -> list[CalibrationBin]:
+    """``(reported confidence, right)`` pairs binned by confidence; empty bins left out."""
+    pairs = list(answers)
+    out = []
+    for lo, hi in itertools.pairwise(edges):
+        sel = [(c, hit) for c, hit in pairs if lo <= c < hi]
+        if sel:
+            out.append(CalibrationBin(lo, min(hi, 1.0), len(sel), sum(h for _, h in sel),
+                                      sum(c for c, _ in sel) / len(sel)))  # fmt: skip
+    return out
