@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
-__all__ = ["record", "seeds"]
+__all__ = ["marked", "record", "seeds"]
 
 
 def seeds(default: int) -> range:
@@ -28,3 +29,21 @@ def record(test: str, **counts: Any) -> None:
         return
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps({"test": test, **counts}) + "\n")
+
+
+def marked(path: Path, *, under: bool = False) -> list[int]:
+    """The processes whose environment says ``SLEUTH_TRIAL_DIR=path`` (with ``under``: a trial dir
+    inside ``path``), as /proc says now: what a trial left running."""
+    value = f"SLEUTH_TRIAL_DIR={os.path.abspath(path)}".encode()
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                env = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if any(e.startswith(value + b"/") if under else e == value for e in env):
+            out.append(int(name))
+    return out

@@ -38,20 +38,6 @@ _DEFAULTS = (
 )
 
 
-def _marked(run_dir: Path) -> list[int]:
-    prefix = f"SLEUTH_TRIAL_DIR={run_dir}/".encode()
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/environ", "rb") as fh:
-                    if any(e.startswith(prefix) for e in fh.read().split(b"\0")):
-                        out.append(int(name))
-            except OSError:
-                continue
-    return out
-
-
 def _one(i: int, rng: random.Random, root: Path) -> str | None:
     """Run, signal, check; returns what went wrong (None when all is well)."""
     args, workload = SHAPES[i % len(SHAPES)]
@@ -100,7 +86,7 @@ def _one(i: int, rng: random.Random, root: Path) -> str | None:
         summary = json.loads(summary_path.read_text())["summary"]
         if proc.returncode != 130 or not summary.get("interrupted"):
             return f"#{i}: exit {proc.returncode}, summary interrupted={summary.get('interrupted')}: {stderr[-300:]!r}"
-        left = _marked(run_dir)
+        left = chaos.marked(run_dir, under=True)
         if left:
             return f"#{i}: {len(left)} process(es) of its trials still running: {left}"
         return None

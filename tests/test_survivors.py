@@ -50,27 +50,11 @@ def _exists(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}")
 
 
-def _marked(trial_dir: Path) -> list[int]:
-    """Every process whose environment carries this trial's marker (what /proc says now)."""
-    marker = f"SLEUTH_TRIAL_DIR={os.path.abspath(trial_dir)}".encode()
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as fh:
-                if marker in fh.read().split(b"\0"):
-                    out.append(int(name))
-        except OSError:
-            continue
-    return out
-
-
 def _survivors(pids: list[int], trial_dir: Path, wait: float = 5.0) -> list[int]:
     """What is still there after ``wait`` seconds of polling /proc (nothing, when all is well)."""
     deadline = time.monotonic() + wait
     while True:
-        left = sorted({p for p in pids if _exists(p)} | set(_marked(trial_dir)))
+        left = sorted({p for p in pids if _exists(p)} | set(chaos.marked(trial_dir)))
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.05)
@@ -187,21 +171,7 @@ def test_sleuth_run_leaves_no_survivor_of_any_shape(tmp_path: Path, sleuth, then
     pids = [p for i in range(1, len(SHAPES) + 1) for p in _pids(Path(f"{pidfile}.{i}"))]
     assert len(pids) == len(SHAPES) + 1  # session-forks-again leaves two
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and (any(map(_exists, pids)) or _marked_under(run_dir)):
+    while time.monotonic() < deadline and (any(map(_exists, pids)) or chaos.marked(run_dir, under=True)):
         time.sleep(0.05)
-    assert [p for p in pids if _exists(p)] == [] and _marked_under(run_dir) == []
+    assert [p for p in pids if _exists(p)] == [] and chaos.marked(run_dir, under=True) == []
     chaos.record("survivors", then=then, shapes=len(SHAPES), escapees=len(pids), survivors=0)
-
-
-def _marked_under(run_dir: Path) -> list[int]:
-    prefix = f"SLEUTH_TRIAL_DIR={run_dir}/".encode()
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/environ", "rb") as fh:
-                    if any(e.startswith(prefix) for e in fh.read().split(b"\0")):
-                        out.append(int(name))
-            except OSError:
-                continue
-    return out
