@@ -44,6 +44,44 @@ def test_a_deterministic_test_is_found_and_never_certain(n: int, data: st.DataOb
     assert (r.status, r.first_bad, r.last_good) == (SearchStatus.FOUND, f, f - 1)
     assert 0.95 <= r.confidence < 1.0
     assert probes.count(n - 1) >= RERUNS  # the bad end was rerun before anything was trusted
+    # checked without the Bayesian search (no numpy), unless the answer rests on the good end
+    assert f == 1 or not s.flaky
+
+
+def test_a_failing_check_hands_over_to_the_bayesian_search() -> None:
+    # a deterministic-looking bisection, then the checks: the last good's third run fails
+    n, f = 1000, 700
+    runs: dict[int, int] = {}
+
+    def test(i: int) -> Outcome:
+        runs[i] = runs.get(i, 0) + 1
+        if i == f - 1 and runs[i] == 3:
+            return Outcome.FAIL  # the culprit is really f - 1, which passed twice by luck
+        return Outcome.FAIL if i >= f else Outcome.PASS
+
+    s = start(n)
+    while not s.flaky and not s.done:
+        for q in s.propose(1):
+            s.observe(q, test(q.index))
+    assert s.flaky and runs[f - 1] == 3
+    assert s.trusted is None
+
+
+def test_the_checks_are_the_ones_that_raise_the_confidence_most() -> None:
+    # after the bisection, every check is a rerun of the last good or of the bad end, and the
+    # confidence never falls while the outcomes stay deterministic
+    n, f = 1000, 990  # few failing probes: evidence about p must come from the bad end too
+    s = start(n)
+    confs = []
+    while not s.done:
+        for q in s.propose(1):
+            s.observe(q, Outcome.FAIL if q.index >= f else Outcome.PASS)
+            if s.inner.done and not s.flaky:
+                assert q.index in (f - 1, n - 1) or len(confs) == 0
+                confs.append(s._confidence())
+    assert not s.flaky and s.result().first_bad == f
+    assert confs == sorted(confs)
+    assert {i for i, _ in s.log[-len(confs) :]} == {f - 1, n - 1}  # both kinds of check were used
 
 
 def test_the_issues_lucky_run_is_not_trusted() -> None:

@@ -123,9 +123,9 @@ def test_a_result_written_but_not_journaled_is_journaled_once_on_resume(tmp_path
 
 # --- through the CLI: a real repository, kill -9 at random moments ------------------------------------
 
-TEST = 'sleep 0.15; test "$(cat bug)" = 0 || { echo "AssertionError: bug" >&2; exit 1; }'
+TEST = 'sleep 0.25; test "$(cat bug)" = 0 || { echo "AssertionError: bug" >&2; exit 1; }'
 LIST_TEST = (
-    'sleep 0.15; [ "$SLEUTH_CANDIDATE" -lt {culprit} ] || {{ echo "AssertionError: bug" >&2; exit 1; }}'
+    'sleep 0.25; [ "$SLEUTH_CANDIDATE" -lt {culprit} ] || {{ echo "AssertionError: bug" >&2; exit 1; }}'
 )
 
 
