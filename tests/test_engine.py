@@ -182,7 +182,7 @@ def test_nothing_of_a_yielded_trial_stays_in_the_engine_or_backend(run_dir: RunD
             del trial
             if n % 10 == 9:
                 seen.append(live_results() - base)
-        assert e.pending == 0 and not backend._futures  # type: ignore[attr-defined]
+        assert e.pending == 0 and backend._work.empty()  # type: ignore[attr-defined]
     assert max(seen) <= 4 + 1, seen  # the window (+ the one just yielded)
 
 

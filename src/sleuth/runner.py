@@ -101,6 +101,7 @@ class Running:
         "spec",
         "started_at",
         "t0",
+        "tdir",
         "timed_out",
         "trial_dir",
     )  # fmt: skip
@@ -109,6 +110,8 @@ class Running:
                  marker: bytes, cleanup: Cleanup | None) -> None:  # fmt: skip
         self.spec = spec
         self.trial_dir = trial_dir
+        #: ``trial_dir`` absolute, as a string
+        self.tdir = os.path.abspath(trial_dir)
         self.device = device
         self.plan = plan
         self.marker = marker
@@ -148,7 +151,7 @@ class Running:
                 os.close(fd)
         if self.cleanup is not None:
             with contextlib.suppress(OSError):
-                os.unlink(f"{os.path.abspath(self.trial_dir)}/{CLEANUP_FILE}")
+                os.unlink(f"{self.tdir}/{CLEANUP_FILE}")
 
 
 def start_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) -> Running:
@@ -244,7 +247,6 @@ def finish_trial(r: Running) -> TrialResult:
     sig: int | None = None
     try:
         if r.proc is not None:
-            _spawn.forget(r.proc.pid)
             code = r.proc.returncode
             if code is not None and code < 0:
                 sig = -code
@@ -255,7 +257,7 @@ def finish_trial(r: Running) -> TrialResult:
         # read the tails back through the open descriptors: no extra opens on the hot path
         out_tail, err_tail = fd_tail(r.out_fd), fd_tail(r.err_fd)
     finally:
-        r.close()
+        r.close()  # forgets the process too
     spec, trial_dir, error = r.spec, r.trial_dir, r.error
     if r.plan is not None and error is None and not r.timed_out:
         hook = r.plan.spec.hook
@@ -267,7 +269,7 @@ def finish_trial(r: Running) -> TrialResult:
         metrics, series = metrics_from_files(spec.metrics, out_path, err_path, series_dir=trial_dir)
     file_metrics: dict[str, MetricValue] = {}
     file_series: dict[str, SeriesSummary] = {}
-    if os.path.exists(f"{os.path.abspath(trial_dir)}/metrics.json"):  # a stat, not a raised error per trial
+    if os.path.exists(f"{r.tdir}/metrics.json"):  # a stat, not a raised FileNotFoundError per trial
         file_metrics, file_series, _problem = read_metrics_json(trial_dir / "metrics.json")
     for name, value in file_metrics.items():  # a regex metric of the same name wins
         if name not in metrics:

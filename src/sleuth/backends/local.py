@@ -54,8 +54,6 @@ class LocalBackend:
             self._devices = queue.SimpleQueue()
             for g in gpus:
                 self._devices.put(g)
-        #: futures queued or running (dropped when done): cancel_all's reach, O(in flight)
-        self._futures: set[Future[TrialResult]] = set()
 
     def slots(self) -> int:
         """How many trials run at once."""
@@ -90,8 +88,6 @@ class LocalBackend:
         if self._closed:
             raise RuntimeError("LocalBackend is closed")
         fut: Future[TrialResult] = Future()
-        self._futures.add(fut)
-        fut.add_done_callback(self._futures.discard)
         self._work.put((fut, spec, trial_dir, prepare))
         if len(self._threads) < self._jobs:
             t = threading.Thread(target=self._worker, name=f"sleuth-trial_{len(self._threads)}", daemon=True)
