@@ -214,3 +214,17 @@ e.close()
     from tests.conftest import wait_dead
 
     assert wait_dead(pid, 10), "the trial outlived the program that ran it"
+
+
+def test_trials_dropped_by_a_close_are_skipped_not_raised(run_dir: RunDir) -> None:
+    """close() cancels what is still queued; the engine yields the trials that ran and skips those."""
+    with engine(run_dir, jobs=1) as e:
+        e.submit(TrialSpec(argv=("sleep", "0.3")), "ran")
+        e.submit(TrialSpec(argv=("true",)), "dropped")
+        deadline = time.monotonic() + 30
+        while not (run_dir.path / "trials" / "ran").exists() and time.monotonic() < deadline:
+            time.sleep(0.005)  # the worker took the first; the second waits in the queue
+        e.backend.close()
+        ids = [t.id for t in e.completed()]
+    assert ids == ["ran"]
+    assert not (run_dir.path / "trials" / "dropped").exists()

@@ -138,18 +138,6 @@ def stop(proc: subprocess.Popen[bytes], marker: bytes | None, grace_s: float) ->
     proc.wait()
 
 
-def settled(proc: subprocess.Popen[bytes], marker: bytes | None) -> bool:
-    """True when the child has exited (reaped now) and left nothing running: its group is empty
-    and no descendant escaped it.  A quick look (a few syscalls), never a wait."""
-    return reaper.settled(
-        (proc.pid,),
-        (marker,) if marker is not None else (),
-        owned=owned,
-        reap_allowed=no_spawn_in_flight,
-        done=lambda: proc.poll() is not None,
-    )
-
-
 def run_cleanup(argv: Sequence[str], env: Mapping[str, str]) -> None:
     """Run a cleanup command to its end (bounded); it runs even after a cancel, unlike a tool."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):

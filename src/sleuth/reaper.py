@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable
 
-__all__ = ["alive", "enable", "escapees", "group_alive", "reap_zombies", "settled", "stop", "subtree"]
+__all__ = ["alive", "enable", "escapees", "group_alive", "reap_zombies", "stop", "subtree"]
 
 _PR_SET_CHILD_SUBREAPER = 36
 _enabled: bool | None = None
@@ -254,40 +254,6 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def _look(
-    groups: Collection[int],
-    markers: Collection[bytes],
-    owned: Callable[[int], bool],
-    done: Callable[[], bool],
-) -> tuple[bool, list[int], list[int], list[int]]:
-    """(``done()``, the live groups, our adopted children, the escapees), in that order: each check
-    is made before the scan for escapees, so what exited before it has its orphans re-parented to
-    us by then, and the scan sees them."""
-    finished = done()
-    live_groups = [g for g in groups if group_alive(g)]
-    children = adopted()
-    return finished, live_groups, children, escapees(markers, owned, children)
-
-
-def settled(
-    groups: Collection[int],
-    markers: Collection[bytes],
-    *,
-    owned: Callable[[int], bool],
-    reap_allowed: Callable[[], bool] = lambda: True,
-    done: Callable[[], bool] = lambda: True,
-) -> bool:
-    """True when ``done()`` holds and nothing of ``groups`` and ``markers`` is left running (adopted
-    zombies reaped); a look, never a signal nor a wait.  The common end of a trial: one ``kill(0)``
-    per group and one read of /proc."""
-    finished, live_groups, children, found = _look(groups, markers, owned, done)
-    if found or live_groups or not finished:
-        return False
-    if any(not owned(p) for p in children):
-        reap_zombies(owned, allowed=reap_allowed, children=children)
-    return True
-
-
 def stop(
     groups: Collection[int],
     markers: Collection[bytes],
@@ -302,8 +268,13 @@ def stop(
 
     Returns as soon as everything is gone and ``done()`` (e.g. "the leaders are reaped") holds.
     """
-    finished, live_groups, children, found = _look(groups, markers, owned, done)
-    if not found and not live_groups and finished:  # the common case: see settled()
+    # each check is made before the scan for escapees: what exited before it has its orphans
+    # re-parented to us by then, so the scan sees them
+    finished = done()
+    live_groups = [g for g in groups if group_alive(g)]
+    children = adopted()
+    found = escapees(markers, owned, children)
+    if not found and not live_groups and finished:  # the common case: one read of /proc, no more
         if any(not owned(p) for p in children):
             reap_zombies(owned, allowed=reap_allowed, children=children)
         return

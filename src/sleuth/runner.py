@@ -14,11 +14,9 @@
   kill -9 of sleuth, by :func:`reap_orphans` (the command waits in ``.sleuth-cleanup.json`` in the
   trial dir while the trial runs).
 
-A trial runs whole in :func:`run_trial` (blocking), or in three steps for a caller that waits on
-many at once (the local backend's trial loop): :func:`start_trial` spawns it and returns a
-:class:`Running`; once its process has exited (``Running.pid``'s pidfd is readable),
-``Running.settled()`` says whether anything of it is left, and :func:`finish_trial` makes the
-result; :func:`await_trial` is the blocking rest (the timeout, the kill sequence, the result).
+A trial runs whole in :func:`run_trial`, which is :func:`start_trial` (the trial dir, its output
+files, the spawn; returns at once with a :class:`Running`) then :func:`await_trial` (the wait, the
+timeout and the kill sequence) and :func:`finish_trial` (tails, metrics, the result).
 """
 
 from __future__ import annotations
@@ -134,11 +132,6 @@ class Running:
         """The trial's process (its group leader); -1 when it never started."""
         return self.proc.pid if self.proc is not None else -1
 
-    def settled(self) -> bool:
-        """True when the process has exited (now reaped) and left nothing running; a quick look.
-        A trial that never started is settled."""
-        return self.proc is None or _spawn.settled(self.proc, self.marker)
-
     def close(self) -> None:
         """Close the output files, forget the process, remove the cleanup record (once)."""
         if self.closed:
@@ -158,8 +151,7 @@ def start_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) 
     """Create ``trial_dir`` and its output files and spawn the trial; returns at once.
 
     A spawn failure, or a cancel (:func:`kill_all`) before or while it starts, gives a
-    :class:`Running` that is already over (its ``error`` says why).  Pass it to :func:`await_trial`,
-    or, once its process has exited and ``settled()``, to :func:`finish_trial`.
+    :class:`Running` that is already over (its ``error`` says why).  Pass it to :func:`await_trial`.
     """
     tdir = os.path.abspath(trial_dir)
     _mkdir(tdir)
@@ -242,7 +234,7 @@ def await_trial(r: Running) -> TrialResult:
 
 
 def finish_trial(r: Running) -> TrialResult:
-    """The result of a trial whose process is reaped and settled (see :class:`Running`); closes it."""
+    """The result of a trial whose process is reaped and whose leftovers are stopped; closes it."""
     rc: int | None = None
     sig: int | None = None
     try:
