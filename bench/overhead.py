@@ -7,7 +7,7 @@ same run: a bare ``subprocess.run`` loop, a plain 8-thread pool of ``subprocess.
 
   * per trial, ``sleuth run --trials N -- true`` against a bare loop: wall and CPU (the sleuth
     process and its children), from (T(N) - T(1)) / (N - 1) so start-up is not spread over trials;
-    target: CPU <= 0.8 ms over bare;
+    target: CPU <= 0.8 ms over bare; the bare loop writing the same files shows the files' share;
   * ``sleuth run --jobs 8 --trials 1000 -- true`` against a plain 8-thread pool, whole commands
     (both start an interpreter); target: <= 1.3x;
   * peak RSS of ``--trials 100000`` (stopped with SIGINT after a few seconds: it would take
@@ -76,6 +76,11 @@ POOL_FILES = (
     "with ThreadPoolExecutor(8) as ex:\n    list(ex.map(one, range(int(sys.argv[1]))))\n"
 )
 BARE = "import subprocess, sys\nfor _ in range(int(sys.argv[1])):\n    subprocess.run(['true'])\n"
+#: the bare loop doing the pool's files for each trial: the per-trial CPU of a tool that keeps every log
+BARE_FILES = POOL_FILES.replace(
+    "with ThreadPoolExecutor(8) as ex:\n    list(ex.map(one, range(int(sys.argv[1]))))\n",
+    "for i in range(int(sys.argv[1])):\n    one(i)\n",
+)
 PEAK = (
     "import resource, signal, subprocess, sys, time\n"
     "p = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
@@ -234,6 +239,9 @@ def main() -> None:
     b = Bench(rounds)
     b.add("python", timed("py", [sys.executable, "-c", "pass"]))
     b.add("bare", timed("bare", [sys.executable, "-c", BARE, str(n)]))
+    b.add(
+        "bare-files", timed("barefiles", [sys.executable, "-c", BARE_FILES, str(n), os.path.join(tmp, "bf")])
+    )
     b.add("run1", timed("run1", [*sl, "--trials", "1", "--", "true"]))
     b.add("runN", timed("runN", [*sl, "--trials", str(n), "--", "true"]))
     b.add("runN-json", timed("runNjson", [*sl, "--json", "--trials", str(n), "--", "true"]))
@@ -290,6 +298,7 @@ def main() -> None:
     per_wall = (b.med("runN.wall") - b.med("run1.wall")) / (n - 1)
     per_cpu = (b.med("runN.cpu") - b.med("run1.cpu")) / (n - 1)
     json_cpu = (b.med("runNjson.cpu") - b.med("run1.cpu")) / (n - 1)
+    files_cpu = (b.med("barefiles.cpu") - b.med("py.cpu")) / n
     rows: list[tuple[str, str, str, str, str, str]] = []
 
     def row(
@@ -321,6 +330,14 @@ def main() -> None:
         f"{bare_cpu * ms:.3f}",
         f"+{(json_cpu - bare_cpu) * ms:.3f}",
         target="<= +0.8 ms",
+    )
+    row(
+        "  anchor: the bare loop writing the same files, ms/trial CPU",
+        f"{files_cpu * ms:.3f}",
+        "",
+        "",
+        f"+{(files_cpu - bare_cpu) * ms:.3f}",
+        target="(the files' share of the +; disk-bound, see the docstring)",
     )
     row(
         f"sleuth run --jobs 8 --trials {pool_n}, s",
