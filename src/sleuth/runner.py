@@ -239,6 +239,7 @@ def finish_trial(r: Running) -> TrialResult:
     sig: int | None = None
     try:
         if r.proc is not None:
+            _spawn.forget(r.proc.pid)  # reaped: kill_all must not signal its (reusable) pid
             code = r.proc.returncode
             if code is not None and code < 0:
                 sig = -code
@@ -249,7 +250,7 @@ def finish_trial(r: Running) -> TrialResult:
         # read the tails back through the open descriptors: no extra opens on the hot path
         out_tail, err_tail = fd_tail(r.out_fd), fd_tail(r.err_fd)
     finally:
-        r.close()  # forgets the process too
+        r.close()
     spec, trial_dir, error = r.spec, r.trial_dir, r.error
     if r.plan is not None and error is None and not r.timed_out:
         hook = r.plan.spec.hook
