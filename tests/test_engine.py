@@ -182,7 +182,7 @@ def test_nothing_of_a_yielded_trial_stays_in_the_engine_or_backend(run_dir: RunD
             del trial
             if n % 10 == 9:
                 seen.append(live_results() - base)
-        assert e.pending == 0 and not backend._futures  # type: ignore[attr-defined]
+        assert e.pending == 0 and backend._work.empty()  # type: ignore[attr-defined]
     assert max(seen) <= 4 + 1, seen  # the window (+ the one just yielded)
 
 
@@ -214,3 +214,17 @@ e.close()
     from tests.conftest import wait_dead
 
     assert wait_dead(pid, 10), "the trial outlived the program that ran it"
+
+
+def test_trials_dropped_by_a_close_are_skipped_not_raised(run_dir: RunDir) -> None:
+    """close() cancels what is still queued; the engine yields the trials that ran and skips those."""
+    with engine(run_dir, jobs=1) as e:
+        e.submit(TrialSpec(argv=("sleep", "0.3")), "ran")
+        e.submit(TrialSpec(argv=("true",)), "dropped")
+        deadline = time.monotonic() + 30
+        while not (run_dir.path / "trials" / "ran").exists() and time.monotonic() < deadline:
+            time.sleep(0.005)  # the worker took the first; the second waits in the queue
+        e.backend.close()
+        ids = [t.id for t in e.completed()]
+    assert ids == ["ran"]
+    assert not (run_dir.path / "trials" / "dropped").exists()

@@ -194,3 +194,62 @@ def test_a_cancel_while_a_trial_is_being_spawned_still_stops_it(tmp_path: Path, 
     assert not res.timed_out  # stopped by the cancel, not by the 60 s timeout
     assert res.signal == signal.SIGTERM
     assert res.error == "cancelled"
+
+
+def test_start_trial_returns_while_the_trial_runs_and_await_trial_finishes_it(tmp_path: Path) -> None:
+    """The three steps of run_trial: the files exist and the process runs when start_trial returns;
+    await_trial waits, stops past the deadline, and gives the result; nothing is left registered."""
+    from sleuth import _spawn
+    from sleuth.runner import await_trial, start_trial
+
+    r = start_trial(spec(sys.executable, "-c", "import time; print('up', flush=True); time.sleep(30)",
+                         timeout_s=1.0, kill_grace_s=1.0), tmp_path / "t")  # fmt: skip
+    assert pid_alive(r.pid) and r.proc is not None and r.proc.returncode is None
+    assert (tmp_path / "t" / "stdout").is_file() and (tmp_path / "t" / "stderr").is_file()
+    assert _spawn.owned(r.pid)
+    res = await_trial(r)
+    assert res.timed_out and res.signal == signal.SIGTERM and res.stdout_tail == "up\n"
+    assert 1.0 <= res.wall_s < 10
+    assert not _spawn.owned(r.pid) and not pid_alive(r.pid) and r.closed
+
+
+def test_a_trial_that_cannot_start_is_over_at_once_with_its_files(tmp_path: Path) -> None:
+    from sleuth.runner import await_trial, start_trial
+
+    r = start_trial(spec("/nonexistent/program"), tmp_path / "t")
+    assert r.proc is None and r.pid == -1 and r.error == "command not found: /nonexistent/program"
+    res = await_trial(r)
+    assert (res.rc, res.error) == (None, "command not found: /nonexistent/program")
+    assert (tmp_path / "t" / "stdout").read_bytes() == b"" and (tmp_path / "t" / "stderr").is_file()
+
+
+def test_a_forked_child_sees_its_own_children_and_pid_not_the_parents(tmp_path: Path) -> None:
+    """reaper and journal keep the pid (a system call) across calls; a fork must reset both, or a
+    forked child would list its parent's children as adopted and share its temp file names."""
+    import subprocess
+
+    from sleuth import journal, reaper
+
+    child = subprocess.Popen(["sleep", "30"])  # a child of this (the main) thread
+    try:
+        if child.pid not in reaper.adopted():
+            pytest.skip("no /proc/<pid>/task/<pid>/children here")
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report, then leave without running any cleanup of pytest's
+            try:
+                ok = child.pid not in reaper.adopted() and journal._pid == os.getpid()
+                journal.atomic_write_text(tmp_path / "from-child.txt", "x")
+                os.write(write, b"1" if ok else b"0")
+            finally:
+                os._exit(0)
+        os.close(write)
+        got = os.read(read, 1)
+        os.close(read)
+        os.waitpid(pid, 0)
+        assert got == b"1"
+        assert (tmp_path / "from-child.txt").read_text() == "x"
+        assert child.pid in reaper.adopted() and journal._pid == os.getpid()  # the parent's unchanged
+    finally:
+        child.kill()
+        child.wait()

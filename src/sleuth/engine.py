@@ -19,7 +19,7 @@ import json
 import queue
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,9 @@ from sleuth.model import Outcome, Trial, TrialResult, TrialSpec
 from sleuth.oracle import Oracle
 
 __all__ = ["Engine", "Prepare", "Untestable"]
+
+#: ``json.dumps(obj, default=str)`` without building an encoder per trial
+_dumps = json.JSONEncoder(default=str).encode
 
 #: makes a trial ready in the worker thread: ``prepare(trial_dir)`` returns the spec to run
 Prepare = Callable[[Path], TrialSpec]
@@ -170,17 +173,19 @@ class Engine:
                 except queue.Empty:
                     break
             p = self._pending.pop(heapq.heappop(self._ready), None)
-            if p is None or p.future.cancelled():  # dropped by cancel_all
+            if p is None:  # dropped by cancel_all
                 continue
             try:
                 trial = self.judge(p.future.result())
+            except CancelledError:  # dropped by the backend (cancel_all, close)
+                continue
             except Untestable as exc:
                 trial = _unrun(p.spec, p.trial_dir, Outcome.SKIP, exc.reason)
             except InfrastructureError as exc:
                 trial = _unrun(p.spec, p.trial_dir, Outcome.ERROR, str(exc))
             scrub = self.scrub or self.run_dir.scrub  # result.json is written here, not through the run dir
             record = trial.to_dict() if scrub is None else scrub(trial.to_dict())
-            encoded = json.dumps(record, default=str)  # once, for both files (the C encoder)
+            encoded = _dumps(record)  # once, for both files
             atomic_write_text(f"{p.trial_dir}/result.json", encoded + "\n")
             self.run_dir.journal.append_encoded("trial", {"trial": encoded}, subdir=p.subdir, **p.extra)
             return trial

@@ -46,6 +46,20 @@ _UMASK = _read_umask()
 
 _tmp_names = itertools.count()
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+#: this process's pid, for temporary names (os.getpid() is a system call; a fork resets it)
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+#: ``json.dumps(obj, default=str)`` without building an encoder per call (hot: twice per trial)
+_dumps = json.JSONEncoder(default=str).encode
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -64,7 +78,7 @@ def atomic_write_text(path: Path | str, text: str, *, mode: int | None = None) -
     data = text.encode("utf-8")
     while True:
         # a name of our own (pid, counter): no random draws on this hot path (one per trial)
-        tmp = os.path.join(folder, f".{name}.{os.getpid()}.{next(_tmp_names)}.tmp")
+        tmp = os.path.join(folder, f".{name}.{_pid}.{next(_tmp_names)}.tmp")
         try:
             fd = os.open(tmp, _CREATE, 0o666 if mode is None else mode & 0o666)
         except FileExistsError:  # left by a dead process that had our pid
@@ -111,16 +125,16 @@ class Journal:
         """Append one event ``{"event": ..., "t": unix time, **data}``."""
         if self.scrub is not None:
             data = self.scrub(data)
-        self._write(json.dumps({"event": event, "t": round(time.time(), 6), **data}, default=str))
+        self._write(_dumps({"event": event, "t": round(time.time(), 6), **data}))
 
     def append_encoded(self, event: str, encoded: Mapping[str, str], **data: Any) -> None:
         """Like :meth:`append`, with the values of ``encoded`` already JSON text (encoded once,
         e.g. for ``result.json`` too); they come last in the event."""
         if self.scrub is not None:
             data = self.scrub(data)
-            encoded = {k: json.dumps(self.scrub(json.loads(v)), default=str) for k, v in encoded.items()}
-        head = json.dumps({"event": event, "t": round(time.time(), 6), **data}, default=str)
-        tail = "".join(f", {json.dumps(k)}: {v}" for k, v in encoded.items())
+            encoded = {k: _dumps(self.scrub(json.loads(v))) for k, v in encoded.items()}
+        head = _dumps({"event": event, "t": round(time.time(), 6), **data})
+        tail = "".join(f", {_dumps(k)}: {v}" for k, v in encoded.items())
         self._write(f"{head[:-1]}{tail}}}")
 
     def _write(self, line: str) -> None:

@@ -68,11 +68,22 @@ def _read(path: str, limit: int = 1 << 20) -> bytes:
         os.close(fd)
 
 
+def _forked() -> None:
+    global _children_fd, _children_pid
+    if _children_fd is not None:  # it lists the parent's children
+        with contextlib.suppress(OSError):
+            os.close(_children_fd)
+    _children_fd, _children_pid = None, -1
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 def adopted() -> list[int]:
     """Our main thread's children: orphans re-parented to us land there (one read, no scan)."""
     global _children_fd, _children_pid
-    pid = os.getpid()
-    if _children_pid != pid:  # first call, or a fork since
+    if _children_pid == -1:  # first call, or a fork since
+        pid = os.getpid()
         with contextlib.suppress(OSError):
             _children_fd = os.open(f"/proc/{pid}/task/{pid}/children", os.O_RDONLY | os.O_CLOEXEC)
         _children_pid = pid

@@ -1,4 +1,4 @@
-"""THE one place that spawns processes.
+"""THE one place that spawns processes (with its private half, :mod:`sleuth._spawn`).
 
 * argv lists only, never a shell;
 * every child gets its own session/process group and ``stdin=/dev/null``;
@@ -13,170 +13,51 @@
   the trial is stopped (timeout, cancel, Ctrl-C) or the client dies of a signal, and, after a
   kill -9 of sleuth, by :func:`reap_orphans` (the command waits in ``.sleuth-cleanup.json`` in the
   trial dir while the trial runs).
+
+A trial runs whole in :func:`run_trial`, which is :func:`start_trial` (the trial dir, its output
+files, the spawn; returns at once with a :class:`Running`) then :func:`await_trial` (the wait, the
+timeout and the kill sequence) and :func:`finish_trial` (tails, metrics, the result).
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from sleuth import reaper
+from sleuth import _spawn, reaper
+from sleuth._spawn import Cleanup, cancel, kill_all, reset_cancel
 from sleuth.errors import InfrastructureError
 from sleuth.model import MetricValue, RunPlan, SeriesSummary, TrialResult, TrialSpec
 from sleuth.scan import fd_tail, metrics_from_files, read_metrics_json
 
 __all__ = [
     "ProcessGroup",
+    "Running",
     "ToolResult",
+    "await_trial",
     "cancel",
+    "finish_trial",
     "kill_all",
     "reap_orphans",
     "reset_cancel",
     "run_tool",
     "run_trial",
     "spawn_group",
+    "start_trial",
 ]
 
 _HOST = os.uname().nodename  # gethostname() without importing socket (start-up)
 _OUT_FLAGS = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 #: a hooked trial's cleanup command, in its trial dir while it runs (read by :func:`reap_orphans`)
 CLEANUP_FILE = ".sleuth-cleanup.json"
-_CLEANUP_TIMEOUT_S = 60.0
-
-
-@dataclass(slots=True)
-class _Live:
-    proc: subprocess.Popen[bytes]
-    #: ``SLEUTH_TRIAL_DIR=<dir>`` (what marks the trial's descendants), None for a tool
-    marker: bytes | None
-    grace_s: float
-    #: a hooked trial's cleanup (argv, the client's env), run once (see the module docstring)
-    cleanup: tuple[tuple[str, ...], dict[str, str]] | None = None
-    cleaned: bool = False
-
-
-_live: dict[int, _Live] = {}
-_live_lock = threading.Lock()
-#: spawns whose pid is not registered in ``_live`` yet: no zombie may be reaped meanwhile
-_spawning = 0
-_cancelled = threading.Event()
-
-
-def _owned(pid: int) -> bool:
-    return pid in _live
-
-
-def _no_spawn_in_flight() -> bool:
-    return _spawning == 0
-
-
-def _spawn(argv: Sequence[str], marker: bytes | None, grace_s: float,
-           cleanup: tuple[tuple[str, ...], dict[str, str]] | None = None, **kw: object) -> tuple[
-    subprocess.Popen[bytes], bool]:  # fmt: skip
-    """Popen in a new session, registered in ``_live``; returns (proc, cancelled meanwhile)."""
-    global _spawning
-    reaper.enable()
-    with _live_lock:
-        _spawning += 1
-    try:
-        proc = subprocess.Popen(list(argv), start_new_session=True, **kw)  # type: ignore[call-overload]
-    except BaseException:
-        with _live_lock:
-            _spawning -= 1
-        raise
-    with _live_lock:
-        _spawning -= 1
-        _live[proc.pid] = _Live(proc, marker, grace_s, cleanup)
-        # kill_all() sets the flag before it looks at _live: a child spawned while it ran
-        # (Ctrl-C between the caller's check and this line) is stopped by the caller, not left running
-        cancelled = _cancelled.is_set()
-    return proc, cancelled
-
-
-_found: dict[tuple[str, str], str] = {}
-_devnull: int | None = None
-
-
-def _stdin() -> int:
-    """One ``/dev/null`` descriptor for every trial's stdin (Popen would open one per trial)."""
-    global _devnull
-    if _devnull is None:
-        _devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    return _devnull
-
-
-def _executable(name: str, env: Mapping[str, str]) -> str | None:
-    """``name`` looked up on the child's PATH, as exec would, remembered: Popen would otherwise
-    join every PATH entry with it for each trial.  None for a path or a name not found."""
-    if os.sep in name:
-        return None
-    key = (name, env.get("PATH", os.defpath))
-    hit = _found.get(key)
-    if hit is None:
-        hit = shutil.which(name, path=key[1])
-        if hit is None or not os.path.isabs(hit):  # a relative PATH entry depends on the trial's cwd
-            return None
-        _found[key] = hit
-    return hit
-
-
-def _forget(pid: int) -> None:
-    with _live_lock:
-        _live.pop(pid, None)
-
-
-def _stop(proc: subprocess.Popen[bytes], marker: bytes | None, grace_s: float) -> None:
-    """Stop the trial's group and its escapees: SIGTERM, up to ``grace_s``, SIGKILL; returns as soon
-    as all of it is gone (zombies are reaped, not waited on)."""
-    markers = (marker,) if marker is not None else ()
-    reaper.stop(
-        (proc.pid,),
-        markers,
-        grace_s,
-        owned=_owned,
-        reap_allowed=_no_spawn_in_flight,
-        done=lambda: proc.poll() is not None,
-    )
-    proc.wait()
-
-
-def _run_cleanup(argv: Sequence[str], env: Mapping[str, str]) -> None:
-    """Run a cleanup command to its end (bounded); it runs even after a cancel, unlike a tool."""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, env=dict(env), timeout=_CLEANUP_TIMEOUT_S,
-                       start_new_session=True, check=False)  # fmt: skip
-
-
-def _cleanup_once(live: _Live | None) -> None:
-    """The live trial's cleanup, unless it ran already (kill_all and the worker both get here)."""
-    if live is None or live.cleanup is None:
-        return
-    with _live_lock:
-        if live.cleaned:
-            return
-        live.cleaned = True
-    _run_cleanup(*live.cleanup)
-
-
-def _at_once(calls: Sequence[tuple[Any, ...]]) -> None:
-    """``f(*args)`` for each ``(f, *args)``, each in its own thread; returns when all have ended."""
-    threads = [threading.Thread(target=c[0], args=c[1:], daemon=True) for c in calls]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(_CLEANUP_TIMEOUT_S)
 
 
 def _arm(tdir: str, plan: RunPlan) -> None:
@@ -185,16 +66,6 @@ def _arm(tdir: str, plan: RunPlan) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump({"argv": list(plan.cleanup), "env": dict(plan.cleanup_env)}, fh)
     os.replace(tmp, f"{tdir}/{CLEANUP_FILE}")
-
-
-def _spawn_error(argv: Sequence[str], cwd: str | None, exc: OSError) -> str:
-    if cwd is not None and not os.path.isdir(cwd):
-        return f"working directory not found: {cwd}"
-    if isinstance(exc, FileNotFoundError):
-        return f"command not found: {argv[0]}"
-    if isinstance(exc, PermissionError):
-        return f"permission denied: {argv[0]} (is it executable?)"
-    return f"could not start {argv[0]}: {exc.strerror or exc}"
 
 
 def _mkdir(path: str) -> None:
@@ -206,15 +77,84 @@ def _mkdir(path: str) -> None:
         os.makedirs(path, exist_ok=True)
 
 
-def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) -> TrialResult:
-    """Run one trial to completion (or timeout) with its output in ``trial_dir``.
+class Running:
+    """A trial from :func:`start_trial`: its process runs (``proc``), or it never started (``error``).
 
-    A workload failure is data in the result; only a spawn failure sets ``error``.  When it
-    returns, nothing the trial started is left running (see the module docstring).
+    Its output files stay open until :func:`finish_trial` (or :meth:`close`).
+    """
+
+    __slots__ = (
+        "cleanup",
+        "closed",
+        "deadline",
+        "device",
+        "err_fd",
+        "error",
+        "grace",
+        "live",
+        "marker",
+        "out_fd",
+        "plan",
+        "proc",
+        "spec",
+        "started_at",
+        "t0",
+        "tdir",
+        "timed_out",
+        "trial_dir",
+    )  # fmt: skip
+
+    def __init__(self, spec: TrialSpec, trial_dir: Path, *, device: str | None, plan: RunPlan | None,
+                 marker: bytes, cleanup: Cleanup | None) -> None:  # fmt: skip
+        self.spec = spec
+        self.trial_dir = trial_dir
+        #: ``trial_dir`` absolute, as a string
+        self.tdir = os.path.abspath(trial_dir)
+        self.device = device
+        self.plan = plan
+        self.marker = marker
+        self.grace = spec.kill_grace_s
+        self.cleanup = cleanup
+        self.out_fd = -1
+        self.err_fd = -1
+        self.started_at = time.time()
+        self.t0 = time.monotonic()
+        #: when the trial times out (``time.monotonic()``), None without a timeout
+        self.deadline: float | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.live: _spawn.Live | None = None
+        self.error: str | None = None
+        self.timed_out = False
+        self.closed = False
+
+    @property
+    def pid(self) -> int:
+        """The trial's process (its group leader); -1 when it never started."""
+        return self.proc.pid if self.proc is not None else -1
+
+    def close(self) -> None:
+        """Close the output files, forget the process, remove the cleanup record (once)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.proc is not None:
+            _spawn.forget(self.proc.pid)
+        for fd in (self.out_fd, self.err_fd):
+            if fd >= 0:
+                os.close(fd)
+        if self.cleanup is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(f"{self.tdir}/{CLEANUP_FILE}")
+
+
+def start_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) -> Running:
+    """Create ``trial_dir`` and its output files and spawn the trial; returns at once.
+
+    A spawn failure, or a cancel (:func:`kill_all`) before or while it starts, gives a
+    :class:`Running` that is already over (its ``error`` says why).  Pass it to :func:`await_trial`.
     """
     tdir = os.path.abspath(trial_dir)
     _mkdir(tdir)
-    out_name, err_name = f"{tdir}/stdout", f"{tdir}/stderr"
     plan: RunPlan | None = None
     if spec.hook is not None:
         plan = spec.hook.bind(spec, trial_dir, device)
@@ -225,80 +165,95 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
     if device is not None:
         env["CUDA_VISIBLE_DEVICES"] = device
         env["HIP_VISIBLE_DEVICES"] = device
-    marker = b"SLEUTH_TRIAL_DIR=" + os.fsencode(tdir)
-    grace = spec.kill_grace_s
     cleanup = None
     if plan is not None and plan.cleanup:  # without the marker: a cleanup is never taken for the trial's
         cleanup = (plan.cleanup, {k: v for k, v in env.items() if k != "SLEUTH_TRIAL_DIR"})
-    started_at = time.time()
-    t0 = time.monotonic()
+    marker = b"SLEUTH_TRIAL_DIR=" + os.fsencode(tdir)
+    r = Running(spec, trial_dir, device=device, plan=plan, marker=marker, cleanup=cleanup)
+    try:
+        r.out_fd = os.open(f"{tdir}/stdout", _OUT_FLAGS, 0o666)
+        r.err_fd = os.open(f"{tdir}/stderr", _OUT_FLAGS, 0o666)
+        if _spawn.cancelled():
+            r.error = "cancelled before start"
+            return r
+        if cleanup is not None:
+            assert plan is not None
+            _arm(tdir, plan)
+        _spawn_into(r, env)
+    except BaseException:
+        r.close()
+        raise
+    return r
+
+
+def _spawn_into(r: Running, env: dict[str, str]) -> None:
+    spec = r.spec
+    exe = _spawn.executable(spec.argv[0], env) if spec.argv else None
+    kw = {"stdin": _spawn.stdin(), "stdout": r.out_fd, "stderr": r.err_fd, "cwd": spec.cwd, "env": env}
+    try:
+        try:
+            proc, live, cancelled = _spawn.spawn(
+                spec.argv, r.marker, r.grace, r.cleanup, executable=exe, **kw
+            )
+        except FileNotFoundError:
+            if exe is None:
+                raise
+            _spawn.forget_executable(spec.argv[0], env)  # moved since
+            proc, live, cancelled = _spawn.spawn(spec.argv, r.marker, r.grace, r.cleanup, **kw)
+    except OSError as exc:
+        r.error = _spawn.spawn_error(spec.argv, spec.cwd, exc)
+        return
+    r.proc, r.live = proc, live
+    if spec.timeout_s is not None:
+        r.deadline = time.monotonic() + spec.timeout_s
+    if cancelled:  # Ctrl-C landed while it was being spawned
+        _spawn.cleanup_once(live)
+        _spawn.stop(proc, r.marker, r.grace)
+        r.error = "cancelled"
+
+
+def await_trial(r: Running) -> TrialResult:
+    """Wait for the trial of :func:`start_trial` to end: past its deadline, its cleanup runs and its
+    group and escapees are stopped (SIGTERM, the grace, SIGKILL); what it left is stopped either way.
+    Returns :func:`finish_trial`'s result."""
+    proc = r.proc
+    if proc is not None:
+        try:
+            left = None if r.deadline is None else max(0.0, r.deadline - time.monotonic())
+            try:
+                proc.wait(timeout=left)
+            except subprocess.TimeoutExpired:
+                r.timed_out = True
+                _spawn.cleanup_once(r.live)  # at once: the client's SIGTERM may not reach PID 1
+            # what is left (the group after a timeout, stragglers, escaped daemons) stops now
+            _spawn.stop(proc, r.marker, r.grace)
+        except BaseException:
+            r.close()
+            raise
+    return finish_trial(r)
+
+
+def finish_trial(r: Running) -> TrialResult:
+    """The result of a trial whose process is reaped and whose leftovers are stopped; closes it."""
     rc: int | None = None
     sig: int | None = None
-    timed_out = False
-    error: str | None = None
-    out_fd = os.open(out_name, _OUT_FLAGS, 0o666)
     try:
-        err_fd = os.open(err_name, _OUT_FLAGS, 0o666)
-    except BaseException:
-        os.close(out_fd)
-        raise
-    try:
-        if _cancelled.is_set():
-            error = "cancelled before start"
-        else:
-            if cleanup is not None:
-                assert plan is not None
-                _arm(tdir, plan)
-            exe = _executable(spec.argv[0], env) if spec.argv else None
-            try:
-                try:
-                    proc, cancelled = _spawn(
-                        spec.argv, marker, grace, cleanup, executable=exe,
-                        stdin=_stdin(), stdout=out_fd, stderr=err_fd, cwd=spec.cwd, env=env,
-                    )  # fmt: skip
-                except FileNotFoundError:
-                    if exe is None:
-                        raise
-                    _found.pop((spec.argv[0], env.get("PATH", os.defpath)), None)  # moved since
-                    proc, cancelled = _spawn(
-                        spec.argv, marker, grace, cleanup,
-                        stdin=_stdin(), stdout=out_fd, stderr=err_fd, cwd=spec.cwd, env=env,
-                    )  # fmt: skip
-            except OSError as exc:
-                error = _spawn_error(spec.argv, spec.cwd, exc)
+        if r.proc is not None:
+            _spawn.forget(r.proc.pid)  # reaped: kill_all must not signal its (reusable) pid
+            code = r.proc.returncode
+            if code is not None and code < 0:
+                sig = -code
+                _spawn.cleanup_once(r.live)  # the client was killed: its container may still run
             else:
-                live = _live.get(proc.pid)
-                try:
-                    if cancelled:
-                        _cleanup_once(live)
-                        _stop(proc, marker, grace)
-                        error = "cancelled"
-                    try:
-                        proc.wait(timeout=spec.timeout_s)
-                    except subprocess.TimeoutExpired:
-                        timed_out = True
-                        _cleanup_once(live)  # at once: the client's SIGTERM may not reach PID 1
-                    # what is left (the group after a timeout, stragglers, escaped daemons) stops now
-                    _stop(proc, marker, grace)
-                finally:
-                    _forget(proc.pid)
-                code = proc.returncode
-                if code is not None and code < 0:
-                    sig = -code
-                    _cleanup_once(live)  # the client was killed: its container may still run
-                else:
-                    rc = code
-        wall = time.monotonic() - t0
+                rc = code
+        wall = time.monotonic() - r.t0
         # read the tails back through the open descriptors: no extra opens on the hot path
-        out_tail, err_tail = fd_tail(out_fd), fd_tail(err_fd)
+        out_tail, err_tail = fd_tail(r.out_fd), fd_tail(r.err_fd)
     finally:
-        os.close(out_fd)
-        os.close(err_fd)
-        if cleanup is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(f"{tdir}/{CLEANUP_FILE}")
-    if plan is not None and error is None and not timed_out:
-        hook = plan.spec.hook
+        r.close()
+    spec, trial_dir, error = r.spec, r.trial_dir, r.error
+    if r.plan is not None and error is None and not r.timed_out:
+        hook = r.plan.spec.hook
         error = hook.own_error(rc, err_tail) if hook is not None else None
     out_path, err_path = trial_dir / "stdout", trial_dir / "stderr"
     metrics: dict[str, MetricValue] = {}
@@ -307,7 +262,7 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
         metrics, series = metrics_from_files(spec.metrics, out_path, err_path, series_dir=trial_dir)
     file_metrics: dict[str, MetricValue] = {}
     file_series: dict[str, SeriesSummary] = {}
-    if os.path.exists(f"{tdir}/metrics.json"):  # a stat, not a raised FileNotFoundError per trial
+    if os.path.exists(f"{r.tdir}/metrics.json"):  # a stat, not a raised FileNotFoundError per trial
         file_metrics, file_series, _problem = read_metrics_json(trial_dir / "metrics.json")
     for name, value in file_metrics.items():  # a regex metric of the same name wins
         if name not in metrics:
@@ -319,8 +274,8 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
         trial_dir=trial_dir,
         rc=rc,
         signal=sig,
-        timed_out=timed_out,
-        started_at=started_at,
+        timed_out=r.timed_out,
+        started_at=r.started_at,
         wall_s=wall,
         stdout_path=out_path,
         stderr_path=err_path,
@@ -330,49 +285,17 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
         series=series,
         host=_HOST,
         error=error,
-        device=device,
+        device=r.device,
     )
 
 
-def kill_all(grace_s: float | None = None) -> int:
-    """Stop every running trial and tool (Ctrl-C); no new trial starts afterwards.
+def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) -> TrialResult:
+    """Run one trial to completion (or timeout) with its output in ``trial_dir``.
 
-    SIGTERM to every group and escaped descendant, SIGKILL after ``grace_s`` (default: the
-    largest ``kill_grace_s`` of the running trials) to what is left; returns as soon as all of it
-    is gone, so a Ctrl-C ends sleuth within the grace.  Returns how many were running.
+    A workload failure is data in the result; only a spawn failure sets ``error``.  When it
+    returns, nothing the trial started is left running (see the module docstring).
     """
-    _cancelled.set()
-    with _live_lock:
-        lives = list(_live.values())
-    if not lives:
-        return 0
-    grace = grace_s if grace_s is not None else max(lv.grace_s for lv in lives)
-    _at_once([(_cleanup_once, lv) for lv in lives if lv.cleanup is not None])  # containers first: at once
-    reaper.stop(
-        [lv.proc.pid for lv in lives],
-        [lv.marker for lv in lives if lv.marker is not None],
-        grace,
-        owned=_owned,
-        reap_allowed=_no_spawn_in_flight,
-        # the leaders are reaped by the threads waiting for them; here "exited" is enough
-        done=lambda: not any(reaper.alive(lv.proc.pid) for lv in lives),
-    )
-    return len(lives)
-
-
-def _kill_at_exit() -> None:
-    # sleuth ending for any reason (an exception, a second Ctrl-C) leaves nothing running
-    _cancelled.set()
-    deadline = time.monotonic() + 2.0
-    while _spawning and time.monotonic() < deadline:  # a child spawned, its pid not registered yet
-        time.sleep(0.005)
-    with _live_lock:
-        any_live = bool(_live)
-    if any_live:
-        kill_all(grace_s=1.0)
-
-
-atexit.register(_kill_at_exit)
+    return await_trial(start_trial(spec, trial_dir, device=device))
 
 
 def reap_orphans(run_dir: Path) -> int:
@@ -408,7 +331,7 @@ def reap_orphans(run_dir: Path) -> int:
     for pgid in groups:
         reaper._signal_group(pgid, signal.SIGKILL)
     reaper._signal(pids, signal.SIGKILL)  # and those that left their group
-    reaper.reap_zombies(_owned, allowed=_no_spawn_in_flight)
+    reaper.reap_zombies(_spawn.owned, allowed=_spawn.no_spawn_in_flight)
     return len(groups)
 
 
@@ -424,20 +347,10 @@ def _reap_cleanups(run_dir: Path) -> None:
             continue
         if argv:
             jobs.append((path, argv, env))
-    _at_once([(_run_cleanup, a, e) for _, a, e in jobs])
+    _spawn.at_once([(_spawn.run_cleanup, a, e) for _, a, e in jobs])
     for path, _, _ in jobs:
         with contextlib.suppress(OSError):
             path.unlink()
-
-
-def cancel() -> None:
-    """No trial starts from now on (until :func:`reset_cancel`); running ones are left alone."""
-    _cancelled.set()
-
-
-def reset_cancel() -> None:
-    """Allow trials to start again after :func:`kill_all` (tests, long-lived services)."""
-    _cancelled.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,7 +395,7 @@ def run_tool(
         raise InfrastructureError(f"command not found: {exe}", hint=f"install {exe} or put it on PATH")
     t0 = time.monotonic()
     try:
-        proc, cancelled = _spawn(
+        proc, _live, cancelled = _spawn.spawn(
             argv,
             None,
             2.0,
@@ -493,19 +406,19 @@ def run_tool(
             env=dict(env) if env is not None else None,
         )
     except OSError as exc:
-        raise InfrastructureError(_spawn_error(argv, str(cwd) if cwd else None, exc)) from exc
+        raise InfrastructureError(_spawn.spawn_error(argv, str(cwd) if cwd else None, exc)) from exc
     timed_out = False
     try:
         if cancelled:  # Ctrl-C landed while this tool was being spawned
-            _stop(proc, None, 2.0)
+            _spawn.stop(proc, None, 2.0)
         try:
             out, err = proc.communicate(input=input_text.encode() if input_text else None, timeout=timeout_s)
         except subprocess.TimeoutExpired:
             timed_out = True
-            _stop(proc, None, 2.0)
+            _spawn.stop(proc, None, 2.0)
             out, err = proc.communicate()
     finally:
-        _forget(proc.pid)
+        _spawn.forget(proc.pid)
     return ToolResult(
         argv=tuple(argv),
         rc=proc.returncode if proc.returncode is not None else -1,
@@ -548,7 +461,7 @@ class ProcessGroup:
 
     def terminate(self, grace_s: float = 5.0) -> int:
         """SIGTERM the group, SIGKILL it after ``grace_s``; the leader's return code."""
-        _stop(self._proc, None, grace_s)
+        _spawn.stop(self._proc, None, grace_s)
         self.kill_group()
         return self._proc.returncode
 
@@ -556,7 +469,7 @@ class ProcessGroup:
         """SIGKILL stragglers (grandchildren) still in the group; forget the child."""
         if reaper.group_alive(self.pid):
             self.signal(signal.SIGKILL)
-        _forget(self.pid)
+        _spawn.forget(self.pid)
         for pipe in (self._proc.stdin, self._proc.stdout):
             if pipe is not None:
                 with contextlib.suppress(OSError):
@@ -580,7 +493,7 @@ def spawn_group(
     """
     out = open(output, "ab") if output is not None else None  # noqa: SIM115 - closed below
     try:
-        proc, _ = _spawn(
+        proc, _live, _ = _spawn.spawn(
             argv,
             None,
             5.0,
@@ -592,7 +505,7 @@ def spawn_group(
             close_fds=True,
         )
     except OSError as exc:
-        raise InfrastructureError(_spawn_error(argv, str(cwd) if cwd else None, exc)) from exc
+        raise InfrastructureError(_spawn.spawn_error(argv, str(cwd) if cwd else None, exc)) from exc
     finally:
         if out is not None:
             out.close()  # the child holds its own descriptor

@@ -1,0 +1,228 @@
+"""The private half of :mod:`sleuth.runner`: the one ``Popen`` call and the registry of live children.
+
+Only :mod:`sleuth.runner` imports this module.  Every child sleuth starts goes through
+:func:`spawn` (its own session, registered in ``_live`` until it is reaped and forgotten), so
+:func:`kill_all` (Ctrl-C) and the exit hook reach every one of them; :func:`stop` is the
+SIGTERM-grace-SIGKILL sequence over a child's group and its escaped descendants (:mod:`sleuth.reaper`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sleuth import reaper
+
+__all__ = ["cancel", "cancelled", "kill_all", "reset_cancel"]
+
+_CLEANUP_TIMEOUT_S = 60.0
+#: a hooked trial's cleanup: (argv, the client's env)
+Cleanup = tuple[tuple[str, ...], dict[str, str]]
+
+
+@dataclass(slots=True)
+class Live:
+    """A registered child: what :func:`kill_all` needs to stop it."""
+
+    proc: subprocess.Popen[bytes]
+    #: ``SLEUTH_TRIAL_DIR=<dir>`` (what marks the trial's descendants), None for a tool
+    marker: bytes | None
+    grace_s: float
+    #: a hooked trial's cleanup, run once (see :mod:`sleuth.runner`)
+    cleanup: Cleanup | None = None
+    cleaned: bool = False
+
+
+_live: dict[int, Live] = {}
+_live_lock = threading.Lock()
+#: spawns whose pid is not registered in ``_live`` yet: no zombie may be reaped meanwhile
+_spawning = 0
+_cancelled = threading.Event()
+
+
+def owned(pid: int) -> bool:
+    """True while ``pid`` is a registered child (some caller will reap it)."""
+    return pid in _live
+
+
+def no_spawn_in_flight() -> bool:
+    """True when no child is between its fork and its registration."""
+    return _spawning == 0
+
+
+def cancelled() -> bool:
+    """True after :func:`cancel`/:func:`kill_all` until :func:`reset_cancel`."""
+    return _cancelled.is_set()
+
+
+def spawn(argv: Sequence[str], marker: bytes | None, grace_s: float, cleanup: Cleanup | None = None,
+          **kw: Any) -> tuple[subprocess.Popen[bytes], Live, bool]:  # fmt: skip
+    """Popen in a new session, registered in ``_live``; returns (proc, its entry, cancelled meanwhile)."""
+    global _spawning
+    reaper.enable()
+    with _live_lock:
+        _spawning += 1
+    try:
+        proc = subprocess.Popen(list(argv), start_new_session=True, **kw)
+    except BaseException:
+        with _live_lock:
+            _spawning -= 1
+        raise
+    live = Live(proc, marker, grace_s, cleanup)
+    with _live_lock:
+        _spawning -= 1
+        _live[proc.pid] = live
+        # kill_all() sets the flag before it looks at _live: a child spawned while it ran
+        # (Ctrl-C between the caller's check and this line) is stopped by the caller, not left running
+        was_cancelled = _cancelled.is_set()
+    return proc, live, was_cancelled
+
+
+_found: dict[tuple[str, str], str] = {}
+_devnull: int | None = None
+
+
+def stdin() -> int:
+    """One ``/dev/null`` descriptor for every trial's stdin (Popen would open one per trial)."""
+    global _devnull
+    if _devnull is None:
+        _devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    return _devnull
+
+
+def executable(name: str, env: Mapping[str, str]) -> str | None:
+    """``name`` looked up on the child's PATH, as exec would, remembered: Popen would otherwise
+    join every PATH entry with it for each trial.  None for a path or a name not found."""
+    if os.sep in name:
+        return None
+    key = (name, env.get("PATH", os.defpath))
+    hit = _found.get(key)
+    if hit is None:
+        hit = shutil.which(name, path=key[1])
+        if hit is None or not os.path.isabs(hit):  # a relative PATH entry depends on the trial's cwd
+            return None
+        _found[key] = hit
+    return hit
+
+
+def forget_executable(name: str, env: Mapping[str, str]) -> None:
+    """Drop a remembered lookup (the program moved since)."""
+    _found.pop((name, env.get("PATH", os.defpath)), None)
+
+
+def forget(pid: int) -> None:
+    """The child is reaped: :func:`kill_all` no longer reaches it."""
+    with _live_lock:
+        _live.pop(pid, None)
+
+
+def stop(proc: subprocess.Popen[bytes], marker: bytes | None, grace_s: float) -> None:
+    """Stop the child's group and its escapees: SIGTERM, up to ``grace_s``, SIGKILL; returns as soon
+    as all of it is gone (zombies are reaped, not waited on)."""
+    reaper.stop(
+        (proc.pid,),
+        (marker,) if marker is not None else (),
+        grace_s,
+        owned=owned,
+        reap_allowed=no_spawn_in_flight,
+        done=lambda: proc.poll() is not None,
+    )
+    proc.wait()
+
+
+def run_cleanup(argv: Sequence[str], env: Mapping[str, str]) -> None:
+    """Run a cleanup command to its end (bounded); it runs even after a cancel, unlike a tool."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, env=dict(env), timeout=_CLEANUP_TIMEOUT_S,
+                       start_new_session=True, check=False)  # fmt: skip
+
+
+def cleanup_once(live: Live | None) -> None:
+    """The live trial's cleanup, unless it ran already (kill_all and the trial's owner both get here)."""
+    if live is None or live.cleanup is None:
+        return
+    with _live_lock:
+        if live.cleaned:
+            return
+        live.cleaned = True
+    run_cleanup(*live.cleanup)
+
+
+def at_once(calls: Sequence[tuple[Any, ...]]) -> None:
+    """``f(*args)`` for each ``(f, *args)``, each in its own thread; returns when all have ended."""
+    threads = [threading.Thread(target=c[0], args=c[1:], daemon=True) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(_CLEANUP_TIMEOUT_S)
+
+
+def spawn_error(argv: Sequence[str], cwd: str | None, exc: OSError) -> str:
+    """One line saying why ``argv`` could not start."""
+    if cwd is not None and not os.path.isdir(cwd):
+        return f"working directory not found: {cwd}"
+    if isinstance(exc, FileNotFoundError):
+        return f"command not found: {argv[0]}"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {argv[0]} (is it executable?)"
+    return f"could not start {argv[0]}: {exc.strerror or exc}"
+
+
+def kill_all(grace_s: float | None = None) -> int:
+    """Stop every running trial and tool (Ctrl-C); no new trial starts afterwards.
+
+    SIGTERM to every group and escaped descendant, SIGKILL after ``grace_s`` (default: the
+    largest ``kill_grace_s`` of the running trials) to what is left; returns as soon as all of it
+    is gone, so a Ctrl-C ends sleuth within the grace.  Returns how many were running.
+    """
+    _cancelled.set()
+    with _live_lock:
+        lives = list(_live.values())
+    if not lives:
+        return 0
+    grace = grace_s if grace_s is not None else max(lv.grace_s for lv in lives)
+    at_once([(cleanup_once, lv) for lv in lives if lv.cleanup is not None])  # containers first: at once
+    reaper.stop(
+        [lv.proc.pid for lv in lives],
+        [lv.marker for lv in lives if lv.marker is not None],
+        grace,
+        owned=owned,
+        reap_allowed=no_spawn_in_flight,
+        # the leaders are reaped by their owners (a waiting thread, the trial loop); "exited" is enough
+        done=lambda: not any(reaper.alive(lv.proc.pid) for lv in lives),
+    )
+    return len(lives)
+
+
+def _kill_at_exit() -> None:
+    # sleuth ending for any reason (an exception, a second Ctrl-C) leaves nothing running
+    _cancelled.set()
+    deadline = time.monotonic() + 2.0
+    while _spawning and time.monotonic() < deadline:  # a child spawned, its pid not registered yet
+        time.sleep(0.005)
+    with _live_lock:
+        any_live = bool(_live)
+    if any_live:
+        kill_all(grace_s=1.0)
+
+
+atexit.register(_kill_at_exit)
+
+
+def cancel() -> None:
+    """No trial starts from now on (until :func:`reset_cancel`); running ones are left alone."""
+    _cancelled.set()
+
+
+def reset_cancel() -> None:
+    """Allow trials to start again after :func:`kill_all` (tests, long-lived services)."""
+    _cancelled.clear()
