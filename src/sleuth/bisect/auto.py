@@ -150,7 +150,7 @@ class AutoBisection:
         if inner.contradictions:
             self._switch()
             return
-        conf = block_confidence(self.n, self.counts(), inner.lo, inner.hi, self.model)
+        conf = self._confidence()
         if conf >= self.confidence:
             self.trusted = conf
         elif self._last_good() is None or self._checks >= CHECK_CAP:
