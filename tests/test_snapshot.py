@@ -253,3 +253,45 @@ def test_collect_records_how_the_interpreter_was_chosen(venv_python: Path) -> No
         "chosen_by": "--python",
     }
     assert "interpreter" not in collect()  # run dirs' snapshots are unchanged
+
+
+def test_package_versions_agree_with_importlib_metadata() -> None:
+    # the probe reads directory names and one header instead of importlib.metadata: same answers
+    from importlib import metadata
+
+    names = sorted({_probe._normalize(d.metadata["Name"]) for d in metadata.distributions()})
+    assert len(names) > 10
+    found = _probe._packages(names)
+    for name in names:
+        assert found[name] == metadata.version(name), name
+
+
+def _dist(site: Path, dirname: str, name: str, version: str, *, header: str = "METADATA") -> None:
+    d = site / dirname
+    d.mkdir(parents=True)
+    (d / header).write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nVersion: 9.9\n")
+
+
+def test_package_lookup_follows_the_path_order_and_reads_eggs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    _dist(first, "Foo_Bar-1.0.dist-info", "Foo-Bar", "1.0")
+    _dist(second, "foo_bar-2.0.dist-info", "foo-bar", "2.0")  # shadowed, as import would shadow it
+    # a develop install: no version in the name
+    _dist(second, "old.egg-info", "old", "0.3", header="PKG-INFO")
+    (second / "flat-0.7-py3.11.egg-info").write_text("Name: flat\nVersion: 0.7\n")  # an egg-info file
+    _dist(second, "nvidia_nccl_cu12-2.21.5.dist-info", "nvidia-nccl-cu12", "2.21.5")
+    # not asked for: a GPU plugin
+    _dist(second, "jax_cuda12_plugin-0.4.30.dist-info", "jax-cuda12-plugin", "0.4.30")
+    (second / "broken-1.0.dist-info").mkdir()  # no METADATA: present, version unknown
+    monkeypatch.setattr(sys, "path", [str(first), str(tmp_path / "missing"), str(second)])
+    found = _probe._packages(["foo.bar", "OLD", "flat", "broken", "absent"])
+    assert found["foo-bar"] == "1.0"
+    assert found["old"] == "0.3"
+    assert found["flat"] == "0.7"
+    assert found["broken"] is None and "broken" in found
+    assert found["absent"] is None
+    assert found["nvidia-nccl-cu12"] == "2.21.5"  # a default package
+    assert found["torch"] is None
+    assert found["jax-cuda12-plugin"] == "0.4.30"

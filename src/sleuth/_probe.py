@@ -123,22 +123,59 @@ def redact_env(env: Mapping[str, str], prefixes: Iterable[str] = ENV_PREFIXES) -
     return {k: redact_value(k, v) for k, v in sorted(env.items()) if k.startswith(pre)}
 
 
-def _packages(extra: Iterable[str]) -> dict[str, str | None]:
-    from importlib import metadata  # here, not at the top: sleuth.secrets imports this module at start-up
+def _installed() -> dict[str, str]:
+    """Normalized name -> metadata directory of every distribution on ``sys.path``, first one wins.
 
-    wanted: dict[str, str] = {}
-    for name in (*DEFAULT_PACKAGES, *extra):
-        wanted.setdefault(_normalize(name), name)
-    for dist in metadata.distributions():
-        dname = dist.metadata["Name"] or ""
-        if dname and _EXTRA_DIST_RE.search(_normalize(dname)):
-            wanted.setdefault(_normalize(dname), dname)
-    found: dict[str, str | None] = {}
-    for key, name in sorted(wanted.items()):
+    The names come from the directory names (``name-version.dist-info``, ``name.egg-info``), so
+    nothing is parsed here; ``importlib.metadata.distributions()`` reads every METADATA file (tens
+    of milliseconds per snapshot, at the start of every run).  Same search order as
+    ``importlib.metadata.version``: path entries in order, the first distribution of a name wins.
+    """
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        base = entry or "."
+        if base.endswith(".egg") and os.path.isdir(f"{base}/EGG-INFO"):  # an unzipped egg on the path
+            found.setdefault(_normalize(os.path.basename(base).split("-", 1)[0]), f"{base}/EGG-INFO")
+            continue
         try:
-            found[key] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[key] = None
+            names = os.listdir(base)
+        except OSError:  # a zip, a missing or unreadable entry
+            continue
+        for fn in sorted(names):
+            if fn.endswith(".dist-info"):
+                stem = fn[: -len(".dist-info")]
+            elif fn.endswith(".egg-info"):
+                stem = fn[: -len(".egg-info")]
+            else:
+                continue
+            found.setdefault(_normalize(stem.split("-", 1)[0]), f"{base}/{fn}")
+    return found
+
+
+def _version(meta_dir: str) -> str | None:
+    """The ``Version:`` header of a distribution's METADATA (PKG-INFO for an egg); None if unreadable."""
+    for fn in ("METADATA", "PKG-INFO"):
+        path = meta_dir if os.path.isfile(meta_dir) else f"{meta_dir}/{fn}"  # an egg-info may be a file
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    if line.startswith("Version:"):
+                        return line.split(":", 1)[1].strip()
+                    if not line.strip():  # the headers end at the first blank line
+                        break
+        except OSError:
+            continue
+    return None
+
+
+def _packages(extra: Iterable[str]) -> dict[str, str | None]:
+    wanted = {_normalize(name) for name in (*DEFAULT_PACKAGES, *extra)}
+    installed = _installed()
+    wanted.update(key for key in installed if _EXTRA_DIST_RE.search(key))
+    found: dict[str, str | None] = {}
+    for key in sorted(wanted):
+        meta_dir = installed.get(key)
+        found[key] = _version(meta_dir) if meta_dir is not None else None
     return found
 
 

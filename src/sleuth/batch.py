@@ -183,6 +183,7 @@ class _Loop:
         wanted = wanted_metrics(self.config.metrics, self.config.oracle)
         todo = self.todo()
         nxt = next(todo, None)
+        env = self.config.trial_env()  # once: copying os.environ per trial showed in the profile
         while True:
             # a few queued beyond the slots keep them busy; not while the next result may stop the
             # run (--until-fail, the metric check): a queued trial would start, only to be killed
@@ -195,7 +196,7 @@ class _Loop:
                 ):
                     break  # warm-ups finish before the first counted trial starts
                 tid = self.config.trial_id(n, subdir)
-                spec = self.prepared.wrap(self.config.spec(tid))
+                spec = self.prepared.wrap(self.config.spec(tid, env=env))
                 if subdir == "warmup":
                     self.engine.submit(spec, tid, subdir, warmup=True)
                 else:

@@ -129,11 +129,18 @@ class RunConfig:
             raise ValueError("'argv' is empty")
         return config
 
-    def spec(self, label: str) -> TrialSpec:
-        """The trial spec (host view; an environment wraps it)."""
+    def trial_env(self) -> dict[str, str]:
+        """The trials' environment: sleuth's own with ``env`` laid over it."""
+        return {**os.environ, **self.env}
+
+    def spec(self, label: str, *, env: dict[str, str] | None = None) -> TrialSpec:
+        """The trial spec (host view; an environment wraps it).
+
+        ``env``: :meth:`trial_env`, computed once for many trials (the runner copies it per trial).
+        """
         return TrialSpec(
             argv=self.argv,
-            env={**os.environ, **self.env},
+            env=env if env is not None else self.trial_env(),
             cwd=self.cwd,
             timeout_s=self.timeout_s,
             kill_grace_s=self.kill_grace_s,
