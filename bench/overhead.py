@@ -201,10 +201,19 @@ def main() -> None:
         os.rename(tmp, os.path.join(used, str(next(steps))))
         os.makedirs(tmp)
 
-    def timed(key: str, argv: Sequence[str]) -> Callable[[], dict[str, float]]:
+    # the same steps with the run dirs in memory (tmpfs): the disk's share of the per-trial files
+    shm = "/dev/shm" if args.tmp is None and os.access("/dev/shm", os.W_OK) else None
+    shm_tmp = tempfile.mkdtemp(prefix="sleuth-bench-", dir=shm) if shm else ""
+    shm_env = {**env, "SLEUTH_OUTPUT": shm_tmp}
+
+    def shm_fresh() -> None:
+        shutil.rmtree(shm_tmp)  # tmpfs frees inodes at once: no slow-down to avoid here
+        os.makedirs(shm_tmp)
+
+    def timed(key: str, argv: Sequence[str], *, in_memory: bool = False) -> Callable[[], dict[str, float]]:
         def step() -> dict[str, float]:
-            wall, user, system = run(argv, env)
-            fresh()
+            wall, user, system = run(argv, shm_env if in_memory else env)
+            (shm_fresh if in_memory else fresh)()
             return {
                 f"{key}.wall": wall,
                 f"{key}.cpu": user + system,
@@ -255,6 +264,15 @@ def main() -> None:
         "run-j8-json",
         timed("runj8json", [*sl, "--json", "--jobs", "8", "--trials", str(pool_n), "--", "true"]),
     )
+    if shm:
+        b.add("pool-files-shm", timed("poolfilesshm", [sys.executable, "-c", POOL_FILES, str(pool_n),
+                                                       os.path.join(shm_tmp, "pf")], in_memory=True))  # fmt: skip
+        b.add("run1-shm", timed("run1shm", [*sl, "--json", "--trials", "1", "--", "true"], in_memory=True))
+        b.add(
+            "run-j8-json-shm",
+            timed("runj8jsonshm", [*sl, "--json", "--jobs", "8", "--trials", str(pool_n), "--", "true"],
+                  in_memory=True),
+        )  # fmt: skip
     b.add("pty", on_pty("pty", [*sl, "--trials", str(n), "--", "true"]))
     b.add("piped", timed("piped", [*sl, "--trials", str(n), "--", "true"]))
     b.add("rss-small", peak("rss1000", [*sl, "--jobs", "8", "--trials", "1000", "--", "true"], 0))
@@ -289,7 +307,7 @@ def main() -> None:
     try:
         b.go()
     finally:
-        for path in (tmp, used, pycache):
+        for path in (tmp, used, pycache, *([shm_tmp] if shm else [])):
             shutil.rmtree(path, ignore_errors=True)
 
     ms = 1e3
@@ -383,6 +401,24 @@ def main() -> None:
         f"{floor / b.med('pool.wall'):.2f}x",
         target="(above 1.3x: the target needs fewer files or a shorter start-up)",
     )
+    if shm:
+        j8shm = b.med("runj8jsonshm.wall")
+        row(
+            f"  --json, run dirs on tmpfs ({shm}), s",
+            f"{j8shm:.3f}",
+            b.spread("runj8jsonshm.wall", 1),
+            f"{b.med('pool.wall'):.3f}",
+            f"{j8shm / b.med('pool.wall'):.2f}x",
+            target="<= 1.3x",
+        )
+        shm_floor = b.med("poolfilesshm.wall") + b.med("run1shm.wall") - b.med("py.wall")
+        row(
+            "  floor on tmpfs: the pool writing the same files there + sleuth's start-up, s",
+            f"{shm_floor:.3f}",
+            "",
+            f"{b.med('pool.wall'):.3f}",
+            f"{shm_floor / b.med('pool.wall'):.2f}x",
+        )
     row(
         f"  anchor: 8-thread pool of subprocess.run x{pool_n}, s",
         f"{b.med('pool.wall'):.3f}",
