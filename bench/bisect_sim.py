@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
 
+from _report import print_targets  # bench/ is sys.path[0] when a bench runs
+
 from sleuth.bisect.flaky import z_channel_capacity
 from sleuth.bisect.policy import FlakyMode
 from sleuth.bisect.sim import CalibrationBin, SimResult, simulate
@@ -224,11 +226,7 @@ def targets(seeds: int, procs: int, root: str) -> int:
     off = summarize(res[Cell(1000, 1.0, 1, "off", seeds)])
     checks.append(("(cost) deterministic test, auto vs off vs git's ceil(log2 999) = 10",
                    f"auto {d1.tests:.1f}, off {off.tests:.1f}", True))  # fmt: skip
-    print(
-        "\n# target                                                                  measured                 met"
-    )
-    for what, got, ok in checks:
-        print(f"  {what:<72} {got:<24} {'yes' if ok else 'NO'}")
+    print_targets(checks)
     return 0
 
 

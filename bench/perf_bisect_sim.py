@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
 
+from _report import print_targets  # bench/ is sys.path[0] when a bench runs
+
 from sleuth.bisect.perf import PerfSpec
 from sleuth.bisect.seqtest import ALPHA, LOOKS
 from sleuth.bisect.sim import NOISE_KINDS, CalibrationBin, Noise, PerfSimResult, simulate_perf
@@ -290,11 +292,7 @@ def tables(seeds: int, quick: bool, procs: int, root: str) -> int:
         ("no confidence 1.0", f"{certain} answers", certain == 0),
     ]  # fmt: skip
     rank_test_rates(500 if quick else 2000, procs)
-    print(
-        "\n# target                                                   measured                              met"
-    )
-    for what, got, good in checks:
-        print(f"  {what:<56} {got:<37} {'yes' if good else 'NO'}")
+    print_targets(checks)
     return 0
 
 
