@@ -60,6 +60,17 @@ def test_run_json_heartbeat_still_prints(tmp_path: Path) -> None:
     assert json.loads(proc.stdout)["summary"]["trials"] == 2
 
 
+def test_bisect_list_json_loads_no_renderer(tmp_path: Path) -> None:
+    """``bisect list --json`` piped prints its document without importing rich."""
+    (tmp_path / "cands.txt").write_text("".join(f"{i}\n" for i in range(1, 41)))
+    test = tmp_path / "test.sh"
+    test.write_text('#!/bin/sh\ntest "$SLEUTH_CANDIDATE" -lt 17\n')
+    test.chmod(0o755)
+    seen, out = _probe(tmp_path, "bisect", "list", "--json", "--flaky", "off", "cands.txt", str(test))
+    assert seen == {"rc": 0, "heavy": []}
+    assert json.loads(out)["first_bad"]["label"] == "17"
+
+
 @pytest.mark.parametrize("argv", [("--version",), ("run", "--help")])
 def test_cheap_verbs_load_nothing_heavy(tmp_path: Path, argv: tuple[str, ...]) -> None:
     """``--version`` and a verb's ``--help`` import none of rich, numpy, scipy, pydantic."""

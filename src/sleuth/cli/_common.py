@@ -19,6 +19,7 @@ __all__ = [
     "OUTCOME_STYLE",
     "console",
     "err_console",
+    "escape",
     "fmt_rate",
     "fmt_s",
     "lazy_console",
@@ -63,6 +64,13 @@ def console() -> Any:
 def err_console() -> Any:
     """A rich console on stderr, for progress and notes; same width rules as :func:`console`."""
     return _console(stderr=True)
+
+
+def escape(text: str) -> str:
+    """rich's markup escape, imported when first used (a ``--json`` path never renders markup)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def may_be_terminal(*, stderr: bool) -> bool:
