@@ -23,6 +23,7 @@ __all__ = [
     "fmt_rate",
     "fmt_s",
     "lazy_console",
+    "may_be_terminal",
     "output_option",
     "print_json",
 ]
