@@ -7,9 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-from rich.markup import escape
 
-from sleuth.cli._common import err_console
+from sleuth.cli._common import err_console, escape
 from sleuth.cli.bisect import _CTX, _cmd_arg, _search_options, _start, command
 
 __all__ = ["image_commits_cmd", "images_cmd"]

@@ -15,7 +15,18 @@ import click
 
 from sleuth.model import Outcome
 
-__all__ = ["OUTCOME_STYLE", "console", "err_console", "fmt_rate", "fmt_s", "output_option", "print_json"]
+__all__ = [
+    "OUTCOME_STYLE",
+    "console",
+    "err_console",
+    "escape",
+    "fmt_rate",
+    "fmt_s",
+    "lazy_console",
+    "may_be_terminal",
+    "output_option",
+    "print_json",
+]
 
 OUTCOME_STYLE = {
     Outcome.PASS: "green",
@@ -54,6 +65,54 @@ def console() -> Any:
 def err_console() -> Any:
     """A rich console on stderr, for progress and notes; same width rules as :func:`console`."""
     return _console(stderr=True)
+
+
+def escape(text: str) -> str:
+    """rich's markup escape, imported when first used (a ``--json`` path never renders markup)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+def may_be_terminal(*, stderr: bool) -> bool:
+    """False only when rich would surely not call the stream a terminal.
+
+    That is: no tty, and neither ``TTY_COMPATIBLE`` nor ``FORCE_COLOR`` is set (rich reads those
+    first; when either is set, rich decides).
+    """
+    if "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
+        return True
+    stream = sys.stderr if stderr else sys.stdout
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no stream, or a closed one: rich says no terminal too
+        return False
+
+
+class _Deferred:
+    """A console made on first use, standing in where the stream is surely not a terminal."""
+
+    is_terminal = False
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._con: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._con is None:
+            self._con = _console(stderr=self._stderr)
+        return getattr(self._con, name)
+
+
+def lazy_console(*, stderr: bool) -> Any:
+    """:func:`console` or :func:`err_console`, made (and rich imported) only when first printed to.
+
+    For output that may never come, e.g. ``--json``'s progress on a pipe: a heartbeat line after
+    10 s at the earliest.  On a terminal (or when rich may think so) it is the console itself.
+    """
+    if may_be_terminal(stderr=stderr):
+        return _console(stderr=stderr)
+    return _Deferred(stderr=stderr)
 
 
 def _raise_interrupt(_signum: int, _frame: Any) -> None:

@@ -10,13 +10,15 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from sleuth.errors import UsageError
 from sleuth.model import MetricSpec, Stream
-from sleuth.oracle import OracleConfig, Threshold
+
+if TYPE_CHECKING:  # imported where used: a verb's --help and usage errors need no oracle
+    from sleuth.oracle import OracleConfig, Threshold
 
 __all__ = [
     "check_cwd",
@@ -155,6 +157,8 @@ def parse_metrics(last: Iterable[str], series: Iterable[str]) -> tuple[MetricSpe
 
 
 def _thresholds(values: Sequence[str], flag: str, above: bool) -> list[Threshold]:
+    from sleuth.oracle import Threshold
+
     out = []
     for v in values:
         name, num = _split(flag, v, "NAME=NUMBER, e.g. --fail-above loss=2.5")
@@ -180,6 +184,8 @@ def parse_oracle(
     default_skip: Sequence[int] = (),
 ) -> OracleConfig:
     """The oracle flags as an ``OracleConfig`` (the callable is imported later by ``build_oracle``)."""
+    from sleuth.oracle import OracleConfig
+
     for code in skip_exit:
         if not 0 < code < 256:
             raise UsageError(f"--skip-exit {code}: an exit code lies in 1..255")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sleuth.cli._common import OUTCOME_STYLE, console, err_console, fmt_rate, fmt_s
+from sleuth.cli._common import OUTCOME_STYLE, console, fmt_rate, fmt_s, lazy_console
 from sleuth.model import Outcome
 
 __all__ = ["View"]
@@ -38,7 +38,7 @@ class View:
         c = self.config
         total = c.trials + c.warmup
         if self.as_json:  # stdout holds only the document: progress goes to stderr
-            self.progress = Progress(err_console(), "trials", total, completed=already).start()
+            self.progress = Progress(lazy_console(stderr=True), "trials", total, completed=already).start()
             return
         self.con = console()
         from rich.markup import escape

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
 
 from sleuth.cli._common import (
     OUTCOME_STYLE,
     console,
     err_console,
+    escape,
     output_option,
     print_json,
     sigterm_as_interrupt,
@@ -456,8 +456,8 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
     rd = scrubbed(rd, secrets, bool(originals))
     spec, oracle, opts = spec_and_options(kw, default_skip)
     quiet = kw.get("as_json", False)
-    con = err_console()
-    if not quiet:
+    con = None if quiet else err_console()
+    if con is not None:
         con.print(f"[bold]sleuth bisect {source.kind}[/] -> {escape(str(rd.path))}", soft_wrap=True)
         for step in getattr(source, "stepped", None) or []:
             why = escape(public(step["reason"], secrets))
@@ -472,13 +472,13 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
     def show(ev: Any) -> None:
         record(f"test {ev.seq} {ev.phase} {ev.label} {ev.outcome.name} (counted {ev.counted.value}) "
                f"{ev.trial_dir}: {public(ev.signature or ev.reason or '', secrets)}")  # fmt: skip
-        if not quiet:
+        if con is not None:
             width = con.width if con.is_terminal else None
             con.print(_test_line(ev, public(ev.signature or ev.reason or "", secrets), metric, width),
                       markup=True, highlight=False, soft_wrap=True)  # fmt: skip
 
     driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels)
-    if not quiet:
+    if con is not None:
         driver.on_stage = lambda text: con.print(f"[bold]{escape(text)}[/]", soft_wrap=True, highlight=False)
     try:
         with sigterm_as_interrupt():

@@ -11,7 +11,6 @@ from typing import Any
 
 import click
 
-from sleuth.backends.local import check_slots
 from sleuth.cli._common import output_option
 from sleuth.cli._options import (
     check_cwd,
@@ -255,6 +254,7 @@ def _execute(
 
 def _check_limits(kw: dict[str, Any]) -> tuple[int, int]:
     from sleuth import batch
+    from sleuth.backends.local import check_slots
 
     if kw["until_fail"]:
         if kw["trials"] is not None:

@@ -1,0 +1,80 @@
+"""What a verb imports before it does its work: heavy modules only where they are used.
+
+Each check starts a fresh interpreter (``sys.modules`` of this test process says nothing) and
+runs the real CLI in it with stdout and stderr piped, as a script or CI would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: run `sleuth.cli.main(argv)` in a fresh interpreter; print the exit code and the heavy modules loaded
+_PROBE = """
+import json, sys
+from sleuth.cli import main
+rc = main(sys.argv[1:])
+sys.stdout.flush()
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"rich", "numpy", "scipy", "pydantic"})
+print(json.dumps({"rc": rc, "heavy": heavy}), file=sys.stderr)
+"""
+
+
+def _probe(tmp_path: Path, *argv: str) -> tuple[dict[str, object], str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    env["SLEUTH_OUTPUT"] = str(tmp_path / "runs")
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    last = proc.stderr.strip().splitlines()[-1]
+    return json.loads(last), proc.stdout
+
+
+def test_run_json_on_a_pipe_loads_no_renderer(tmp_path: Path) -> None:
+    """``run --json`` piped prints one document and never imports rich (nor numpy, scipy, pydantic)."""
+    seen, out = _probe(tmp_path, "run", "--name", "imports", "--json", "--trials", "2", "--", "true")
+    assert seen == {"rc": 0, "heavy": []}
+    assert json.loads(out)["summary"]["pass"] == 2
+
+
+def test_run_json_heartbeat_still_prints(tmp_path: Path) -> None:
+    """The progress heartbeat of ``--json`` on a pipe still reaches stderr (its console made on demand)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    env |= {"SLEUTH_OUTPUT": str(tmp_path / "runs"), "SLEUTH_PROGRESS_INTERVAL": "0.1"}
+    cmd = ["run", "--name", "beat", "--json", "--trials", "2", "--", "sleep", "0.4"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "sleuth", *cmd], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^trials [0-2]/2 \(\d+%\), 0:0\d elapsed$", proc.stderr, re.MULTILINE), proc.stderr
+    assert json.loads(proc.stdout)["summary"]["trials"] == 2
+
+
+def test_bisect_list_json_loads_no_renderer(tmp_path: Path) -> None:
+    """``bisect list --json`` piped prints its document without importing rich."""
+    (tmp_path / "cands.txt").write_text("".join(f"{i}\n" for i in range(1, 41)))
+    test = tmp_path / "test.sh"
+    test.write_text('#!/bin/sh\ntest "$SLEUTH_CANDIDATE" -lt 17\n')
+    test.chmod(0o755)
+    seen, out = _probe(tmp_path, "bisect", "list", "--json", "--flaky", "off", "cands.txt", str(test))
+    assert seen == {"rc": 0, "heavy": []}
+    assert json.loads(out)["first_bad"]["label"] == "17"
+
+
+@pytest.mark.parametrize("argv", [("--version",), ("run", "--help")])
+def test_cheap_verbs_load_nothing_heavy(tmp_path: Path, argv: tuple[str, ...]) -> None:
+    """``--version`` and a verb's ``--help`` import none of rich, numpy, scipy, pydantic."""
+    seen, out = _probe(tmp_path, *argv)
+    assert seen == {"rc": 0, "heavy": []}
+    assert out.strip()
