@@ -36,6 +36,7 @@ __all__ = ["descend_merges", "next_stage", "probe", "settle_blame"]
 
 
 def _flaky_inner(strat: Strategy) -> bool:
+    """The search models a flaky test: not the plain bisection (under ``auto``, once it switched)."""
     from sleuth.bisect.auto import AutoBisection
 
     return not isinstance(strat.inner if isinstance(strat, AutoBisection) else strat, Bisection)
