@@ -21,7 +21,8 @@ import json, sys
 from sleuth.cli import main
 rc = main(sys.argv[1:])
 sys.stdout.flush()
-heavy = sorted({m.split(".")[0] for m in sys.modules} & {"rich", "numpy", "scipy", "pydantic"})
+heavy = {m.split(".")[0] for m in sys.modules} & {"rich", "numpy", "scipy", "pydantic"}
+heavy = sorted(heavy | ({"sleuth.signature"} & set(sys.modules)))
 print(json.dumps({"rc": rc, "heavy": heavy}), file=sys.stderr)
 """
 
@@ -48,6 +49,15 @@ def test_run_json_on_a_pipe_loads_no_renderer(tmp_path: Path) -> None:
     assert json.loads(out)["summary"]["pass"] == 2
 
 
+def test_signatures_are_loaded_at_the_first_failure(tmp_path: Path) -> None:
+    """A run whose trials pass never compiles the signature rules; a failing one does and names it."""
+    seen, _ = _probe(tmp_path, "run", "--name", "passes", "--json", "--trials", "2", "--", "true")
+    assert seen == {"rc": 0, "heavy": []}
+    seen, out = _probe(tmp_path, "run", "--name", "fails", "--json", "--trials", "2", "--", "false")
+    assert seen["heavy"] == ["sleuth.signature"]
+    assert json.loads(out)["trials"][0]["signature"] == "exit 1"
+
+
 def test_run_json_heartbeat_still_prints(tmp_path: Path) -> None:
     """The progress heartbeat of ``--json`` on a pipe still reaches stderr (its console made on demand)."""
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
@@ -68,7 +78,7 @@ def test_bisect_list_json_loads_no_renderer(tmp_path: Path) -> None:
     test.write_text('#!/bin/sh\ntest "$SLEUTH_CANDIDATE" -lt 17\n')
     test.chmod(0o755)
     seen, out = _probe(tmp_path, "bisect", "list", "--json", "--flaky", "off", "cands.txt", str(test))
-    assert seen == {"rc": 0, "heavy": []}
+    assert seen == {"rc": 0, "heavy": ["sleuth.signature"]}  # bad candidates failed: signatures needed
     assert json.loads(out)["first_bad"]["label"] == "17"
 
 

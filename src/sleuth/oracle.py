@@ -20,7 +20,7 @@ import os
 import re
 import signal as _signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,7 +28,6 @@ from typing import Any, Protocol
 from sleuth.errors import UsageError
 from sleuth.model import Outcome, Stream, TrialResult
 from sleuth.scan import find_first_line
-from sleuth.signature import error_text, group_signatures, make_signature, normalize_line, same_failure
 
 __all__ = [
     "Judgement",
@@ -93,9 +92,35 @@ class OracleConfig:
 # --- signatures (the rule lives in sleuth.signature) --------------------------------------------
 
 
+# sleuth.signature compiles some 30 regexes (a few ms): imported at the first failure, not at start-up
+
+
+def same_failure(a: str | None, b: str | None) -> bool:
+    """Whether two signatures name the same failure (:func:`sleuth.signature.same_failure`)."""
+    from sleuth.signature import same_failure as same
+
+    return same(a, b)
+
+
+def group_signatures(sigs: Iterable[str]) -> dict[str, list[str]]:
+    """Signatures grouped by failure, keyed by representative (:func:`sleuth.signature.group_signatures`)."""
+    from sleuth.signature import group_signatures as group
+
+    return group(sigs)
+
+
+def normalize_line(line: str, limit: int | None = None) -> str:
+    """A message with what changes between runs replaced (:func:`sleuth.signature.normalize_line`)."""
+    from sleuth.signature import normalize_line as normalize
+
+    return normalize(line) if limit is None else normalize(line, limit)
+
+
 def error_line(result: TrialResult) -> str | None:
     """The line that best names the error: pytest's failed test, the last exception with its message,
     else the first error-ish line (stderr before stdout)."""
+    from sleuth.signature import error_text
+
     return error_text(result.stderr_tail, result.stdout_tail)
 
 
@@ -112,6 +137,8 @@ def head_of(result: TrialResult) -> str:
 
 
 def _signature(head: str, line: str | None) -> str:
+    from sleuth.signature import make_signature
+
     return make_signature(head, line)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 
 __all__ = [
     "SPRT",
@@ -25,8 +24,14 @@ __all__ = [
 ]
 
 
+def _normal_quantile(q: float) -> float:
+    from statistics import NormalDist  # with fractions and decimal: kept out of every verb's start-up
+
+    return NormalDist().inv_cdf(q)
+
+
 def _z(conf: float) -> float:
-    return NormalDist().inv_cdf(0.5 + conf / 2.0)
+    return _normal_quantile(0.5 + conf / 2.0)
 
 
 def wilson(k: int, n: int, conf: float = 0.95) -> tuple[float, float]:
@@ -177,7 +182,7 @@ def trials_to_separate(p_a: float, p_b: float, *, alpha: float = 0.05, power: fl
     if p_a == p_b:
         return None
     za = _z(1 - alpha)
-    zb = NormalDist().inv_cdf(power)
+    zb = _normal_quantile(power)
     pbar = (p_a + p_b) / 2
     num = za * math.sqrt(2 * pbar * (1 - pbar)) + zb * math.sqrt(p_a * (1 - p_a) + p_b * (1 - p_b))
     return math.ceil((num / abs(p_a - p_b)) ** 2)
