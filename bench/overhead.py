@@ -50,6 +50,8 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 
+from sleuth.cli import VERBS
+
 SLEUTH = [sys.executable, "-m", "sleuth"]
 POOL = (
     "import subprocess, sys\nfrom concurrent.futures import ThreadPoolExecutor\n"
@@ -277,13 +279,8 @@ def main() -> None:
     b.add("piped", timed("piped", [*sl, "--trials", str(n), "--", "true"]))
     b.add("rss-small", peak("rss1000", [*sl, "--jobs", "8", "--trials", "1000", "--", "true"], 0))
     b.add("rss-big", peak("rss100000", [*sl, "--jobs", "8", "--trials", "100000", "--", "true"], rss_s))
-    verbs = {
-        "--version": ["--version"],
-        "run --help": ["run", "--help"],
-        "bisect --help": ["bisect", "--help"],
-        "matrix --help": ["matrix", "--help"],
-        "env --help": ["env", "--help"],
-    }
+    # every verb's --help: what a verb imports before it can say how it is used
+    verbs = {"--version": ["--version"]} | {f"{v} --help": [v, "--help"] for v in VERBS}
     for label, verb in verbs.items():
         b.add(label, timed(f"start {label}", [*SLEUTH, *verb]))
     kill_argv = [

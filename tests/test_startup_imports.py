@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from sleuth.cli import VERBS
+
 #: run `sleuth.cli.main(argv)` in a fresh interpreter; print the exit code and the heavy modules loaded
 _PROBE = """
 import json, sys
@@ -82,9 +84,9 @@ def test_bisect_list_json_loads_no_renderer(tmp_path: Path) -> None:
     assert json.loads(out)["first_bad"]["label"] == "17"
 
 
-@pytest.mark.parametrize("argv", [("--version",), ("run", "--help")])
+@pytest.mark.parametrize("argv", [("--version",), *((verb, "--help") for verb in VERBS)])
 def test_cheap_verbs_load_nothing_heavy(tmp_path: Path, argv: tuple[str, ...]) -> None:
-    """``--version`` and a verb's ``--help`` import none of rich, numpy, scipy, pydantic."""
+    """``--version`` and every verb's ``--help`` import none of rich, numpy, scipy, pydantic."""
     seen, out = _probe(tmp_path, *argv)
     assert seen == {"rc": 0, "heavy": []}
     assert out.strip()

@@ -9,13 +9,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from sleuth.attribution.config import Settings, SourceSpec, load_settings
 from sleuth.attribution.model import Aggregation, Mode
 from sleuth.errors import UsageError
+
+if TYPE_CHECKING:  # pydantic (the config schema) is imported when flags are read, not for --help
+    from sleuth.attribution.config import Settings, SourceSpec
 
 __all__ = ["attribution_options", "settings_from_flags"]
 
@@ -99,6 +101,8 @@ def attribution_options(*, mode_default_help: str = "shadow") -> Callable[[F], F
 
 
 def _sources(kw: dict[str, Any]) -> tuple[SourceSpec, ...]:
+    from sleuth.attribution.config import SourceSpec
+
     specs: list[SourceSpec] = []
     tool = kw.get("mcp_tool") or "attribute"
     for url in kw.get("http_source") or ():
@@ -122,6 +126,8 @@ def _sources(kw: dict[str, Any]) -> tuple[SourceSpec, ...]:
 
 def settings_from_flags(kw: dict[str, Any], *, default_mode: Mode = Mode.SHADOW) -> Settings:
     """The file's settings (if ``--config``) with the given flags over them."""
+    from sleuth.attribution.config import load_settings
+
     config = kw.get("config")
     settings = load_settings(config)
     if config is None:
