@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from sleuth.bisect.session import bisect_start, journal_of, resolve_candidates, restore_env, resumed_secrets
 from sleuth.cli._common import (
     OUTCOME_STYLE,
     console,
@@ -234,8 +235,8 @@ def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool)
         ids = parse_gpus(gpus)
         check_slots(jobs if jobs is not None else max(1, len(ids)), ids)
     path = run_dir.resolve()
-    events = _journal_of(path)  # read before anything is written: a wrong dir stays as it was
-    start = _bisect_start(path, events)
+    events = journal_of(path)  # read before anything is written: a wrong dir stays as it was
+    start = bisect_start(path, events)
     end = next((e for e in reversed(events) if e["event"] == "end"), None)
     if end is not None and isinstance(end.get("summary"), dict):
         return _finished(end["summary"], as_json)
@@ -245,7 +246,7 @@ def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool)
         rd.journal.append("reaped", process_groups=reaped)
     labels = next((e["labels"] for e in events if e["event"] == "candidates"), None)
     tests = [e for e in events if e["event"] == "test"]
-    kw = _restore_env(path, start, dict(start["flags"]))
+    kw = restore_env(path, start, dict(start["flags"]))
     kw["as_json"] = as_json
     if gpus is not None:
         kw["gpus"] = gpus
@@ -255,49 +256,6 @@ def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool)
     rd.journal.append("resume", replayed=len(tests))
     return _execute(source_from_config(start["source"]), kw, rd, replay=tests, labels=labels,
                     default_skip=tuple(start.get("default_skip", ())))  # fmt: skip
-
-
-def _journal_of(path: Path) -> list[dict[str, Any]]:
-    """The events of ``path/journal.jsonl``, read without creating anything."""
-    from sleuth.journal import read_journal
-
-    journal = path / "journal.jsonl"
-    if not journal.is_file():
-        raise UsageError(
-            f"{path}: not a sleuth run dir (no journal.jsonl)", hint="pass the run dir printed by the run"
-        )
-    try:
-        return read_journal(journal)
-    except UnicodeDecodeError:
-        raise UsageError(f"{journal}: not UTF-8 text, so not a sleuth journal") from None
-
-
-def _bisect_start(path: Path, events: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ``start`` event of a bisection, or a usage error naming the verb that resumes this dir."""
-    start = next((e for e in events if e["event"] == "start"), None)
-    if start is None:
-        raise UsageError(f"{path}: no start event in the journal", hint="is this a sleuth bisect run dir?")
-    if "flags" in start and "source" in start:
-        return start
-    if start.get("verb") == "matrix":
-        raise UsageError(f"{path}: a sleuth matrix run dir; resume it with: sleuth matrix resume {path}")
-    if "config" in start:
-        raise UsageError(f"{path}: a sleuth run run dir; resume it with: sleuth run --resume {path}")
-    raise UsageError(f"{path}: not a sleuth bisect run dir (its start event has no flags)")
-
-
-def _restore_env(path: Path, start: dict[str, Any], kw: dict[str, Any]) -> dict[str, Any]:
-    """``--env`` values journaled as redacted, put back from ``secrets.json`` (or the caller's shell)."""
-    names = start.get("redacted_env") or kw.pop("redacted_env", None)
-    if not names:
-        return kw
-    from sleuth.secrets import Secrets
-
-    secret = Secrets.load(path, list(names))
-    pairs = [str(x).partition("=") for x in kw.get("env") or ()]
-    restored = secret.restore_env({k: v for k, _, v in pairs})
-    kw["env"] = [f"{k}={v}" for k, v in restored.items()]
-    return kw
 
 
 def _finished(summary: dict[str, Any], as_json: bool) -> int:
@@ -341,7 +299,7 @@ def _prepare_run(
     from sleuth.cli._bisect_flags import resolve_skip
     from sleuth.journal import RunDir
 
-    labels = _candidates(source)  # so do the refs, the file, the versions
+    labels = resolve_candidates(source)  # so do the refs, the file, the versions
     if source.kind == "git":  # the test runs in a checkout: ./test.sh means the caller's file
         from sleuth.bisect.git import program_path
 
@@ -383,58 +341,6 @@ def _example(source: Any) -> str:
     return f"sleuth bisect images --template '{cfg['template']}' --end-date {cfg['end']} -- ./test.sh"
 
 
-def _candidates(source: Any) -> list[str] | None:
-    """The candidates, resolved before the run dir exists: a bad ref or file is a usage error.
-
-    None for images without ``--start-date`` (the range is only known after the gallop).
-    """
-    if source.kind == "images" and not source.start:
-        return None
-    labels: list[str] = source.resolve()
-    if len(labels) < 2:
-        cfg = source.config()
-        if cfg["kind"] == "list":
-            why, hint = (
-                f"sleuth bisect list {cfg['path']}: {len(labels)} line(s)",
-                "list one candidate per line, oldest first",
-            )
-        elif cfg["kind"] == "git":
-            why, hint = (
-                f"--good {cfg['good']} and --bad {cfg['bad']} are the same commit",
-                "give two different commits",
-            )
-        elif cfg["kind"] == "multigit":
-            first = cfg["repos"][0]
-            ref = f"{first['name']}={first['good']} and --bad {first['name']}={first['bad']}"
-            why = f"--good {ref} are the same commit"
-            hint = "give first the --repo that changed"
-        else:
-            why, hint = f"{len(labels)} candidate(s)", "widen the range"
-        raise UsageError(f"{why}: a bisection needs at least two candidates", hint=hint)
-    return labels
-
-
-def _resumed_secrets(source: Any, kw: dict[str, Any], rd: Any) -> Any:
-    """A resumed run: its hidden flag values back in ``kw`` (in place); the source rebuilt with its own.
-
-    Whatever ``resume`` passed (the journaled, scrubbed flags, or flags it already restored with
-    :func:`sleuth.bisect.secrecy.restore_start`), the run continues with the real values.
-    """
-    from sleuth.bisect.candidates import source_from_config
-    from sleuth.bisect.secrecy import restore_start
-
-    start = next((e for e in rd.events() if e["event"] == "start"), None)
-    if start is None or not start.get("redacted"):
-        return source
-    full = restore_start(rd.path, start)
-    for key, value in full["flags"].items():
-        if key in kw and kw[key] == start["flags"].get(key):  # not overridden by resume's own flags
-            kw[key] = value
-    if any(p.startswith("source.") for p in start["redacted"].values()):
-        source = source_from_config(full["source"])
-    return source
-
-
 def _command(kw: dict[str, Any], source: Any) -> dict[str, Any]:
     """What was tested: argv, working directory, the variables set on top of the caller's."""
     from sleuth.cli._options import parse_env
@@ -450,7 +356,7 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
     from sleuth.cli._bisect_flags import spec_and_options
 
     if replay is not None:
-        source = _resumed_secrets(source, kw, rd)
+        source = resumed_secrets(source, kw, rd)
     flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if k != "as_json"}
     secrets, originals, _ = hidden(flags, source.config())
     rd = scrubbed(rd, secrets, bool(originals))
