@@ -220,7 +220,6 @@ def grid(seeds: int, quick: bool) -> list[Cell]:
 
 def _sequence(task: tuple[str, float, float, int]) -> tuple[str, float, float, dict[str, int], float]:
     """One cell of the rank test's error rates: ``reps`` sequences of looks at a true shift."""
-    import numpy as np
 
     from sleuth.bisect.seqtest import Decision, Sequential
 
@@ -235,7 +234,7 @@ def _sequence(task: tuple[str, float, float, int]) -> tuple[str, float, float, d
         for look in seq.looks:
             a += [100 * noise.draw(rng) for _ in range(look - len(a))]
             b += [100 * (1 + shift) * noise.draw(rng) for _ in range(look - len(b))]
-            c = seq.look(np.asarray(a), np.asarray(b), 3.0)
+            c = seq.look(a, b, 3.0)
             if c.decision is not Decision.MORE:
                 break
         counts[c.decision.value] += 1
