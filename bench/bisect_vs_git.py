@@ -5,7 +5,8 @@ script reads a file, sleeps ``--test-s`` (a stand-in for a real test's cost; 0.0
 default) and fails from the culprit on.  Each round runs every tool once, in a rotated order
 (interleaved), each on a fresh copy: ``git bisect start/run/reset`` in a fresh clone (the clone is
 not timed: a user has the checkout), sleuth with a fresh ``SLEUTH_CACHE`` (its clone of the
-repository is timed).  Printed per tool: the culprit each found, tests run, median wall and the
+repository is timed); ``auto`` runs at the default ``--jobs 1`` and again at ``--jobs 2``, where its
+checks (reruns of the ends) run beside the bisection.  Printed per tool: the culprit each found, tests run, median wall and the
 spread (min-max) over the rounds, and the ratio of medians to git.
 
 Start-up: ``python -c pass`` against ``sleuth bisect list`` over 10,000 candidates: the time until
@@ -96,7 +97,7 @@ def run_git(root: Path, repo: Path, shas: list[str], test: Path, count: Path) ->
 
 
 def run_sleuth(
-    root: Path, repo: Path, shas: list[str], test: Path, count: Path, *, flaky: str
+    root: Path, repo: Path, shas: list[str], test: Path, count: Path, *, flaky: str, jobs: int = 1
 ) -> tuple[str, int, float]:
     cache, out = root / "sleuth-cache", root / "sleuth-out"
     for d in (cache, out):
@@ -104,7 +105,7 @@ def run_sleuth(
     count.write_text("")
     t0 = time.perf_counter()
     res = subprocess.run([*SLEUTH, "bisect", "git", "--repo", str(repo), "--good", shas[0], "--bad", shas[-1],
-                          "--flaky", flaky, "--json", "--output", str(out), "--", str(test)],
+                          "--flaky", flaky, "--jobs", str(jobs), "--json", "--output", str(out), "--", str(test)],
                          capture_output=True, text=True, env={**ENV, "SLEUTH_CACHE": str(cache)})  # fmt: skip
     wall = time.perf_counter() - t0
     doc = json.loads(res.stdout) if res.stdout.strip() else {}
@@ -189,6 +190,8 @@ def compare(
         "git bisect run": lambda: run_git(root, repo, shas, test, count),
         "sleuth --flaky off": lambda: run_sleuth(root, repo, shas, test, count, flaky="off"),
         "sleuth (auto)": lambda: run_sleuth(root, repo, shas, test, count, flaky="auto"),
+        # a second slot runs auto's checks (reruns of the ends) beside the bisection
+        "sleuth (auto) -j 2": lambda: run_sleuth(root, repo, shas, test, count, flaky="auto", jobs=2),
     }
     walls: dict[str, list[float]] = {k: [] for k in tools}
     seen: dict[str, tuple[str, int]] = {}
@@ -244,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
             auto = results[t]["sleuth (auto)"]
             print(f"  test {t:g} s: auto       {auto:.2f} (target <= {limit_auto}) "
                   f"{'met' if auto <= limit_auto else 'NOT met'}")  # fmt: skip
+            two = results[t]["sleuth (auto) -j 2"]
+            print(
+                f"  test {t:g} s: auto -j 2  {two:.2f} (not the target's default --jobs 1; its checks"
+                " beside the bisection)"
+            )
     return 0
 
 
