@@ -192,6 +192,8 @@ def main() -> int:
                 lost.append((job, cycle, rec.get("status")))
     except urllib.error.HTTPError as exc:
         lost.append(("?", "?", f"HTTP {exc.code}"))
+    except OSError as exc:  # a timeout or a reset: reported as lost, not a traceback without figures
+        lost.append(("?", "?", f"{type(exc).__name__}: {exc}"))
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
