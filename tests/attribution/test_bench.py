@@ -54,7 +54,7 @@ def test_serve_load_with_kill_9() -> None:
     out = subprocess.run(
         [sys.executable, str(BENCH / "serve_load.py"), "--json"], capture_output=True, text=True, timeout=600
     )
-    assert out.returncode == 0 and out.stdout.strip(), out.stderr[-3000:]
+    assert out.stdout.strip(), out.stderr[-3000:]  # the bench crashed before its figures
     res = json.loads(out.stdout)
     print(json.dumps({k: res[k] for k in ("wall_s", "accepted", "lost", "five_xx", "latency_ms")}, indent=1))
     assert out.returncode == 0, out.stderr[-2000:]
