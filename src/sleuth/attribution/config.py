@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sleuth.attribution.decide import Policy
 from sleuth.attribution.model import Aggregation, CatalogAction, Mode, SignatureClass
+from sleuth.datafile import format_validation_error, load_data_file
 from sleuth.errors import ConfigError, UsageError
-from sleuth.registry import format_validation_error, load_data_file
 
 __all__ = [
     "AttributionBlock",

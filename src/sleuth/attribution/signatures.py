@@ -25,8 +25,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sleuth.attribution.model import CatalogAction, Role, SignatureClass, Vendor
+from sleuth.datafile import format_validation_error, load_data_file
 from sleuth.errors import ConfigError
-from sleuth.registry import format_validation_error, load_data_file
 
 __all__ = [
     "ENTRY_POINT_SIGNATURES",

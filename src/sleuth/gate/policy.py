@@ -203,7 +203,7 @@ def policy_schema() -> dict[str, Any]:
 
 def load_policy(path: Path) -> Policy:
     """Read and validate a policy file; ConfigError ``FILE: key.path: message`` otherwise."""
-    from sleuth.registry import format_validation_error, load_data_file
+    from sleuth.datafile import format_validation_error, load_data_file
 
     data = load_data_file(path)
     if not isinstance(data, dict):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from sleuth.datafile import load_data_file
 from sleuth.errors import UsageError
 from sleuth.journal import RunDir, read_journal
 from sleuth.matrix.driver import RESOLVED, Loaded, load
@@ -21,7 +22,6 @@ from sleuth.matrix.plan import MatrixPlan
 from sleuth.matrix.recipe import parse_recipe
 from sleuth.matrix.redact import restore, secrets_for_resume
 from sleuth.matrix.result import MatrixResult, analyze
-from sleuth.registry import load_data_file
 from sleuth.runner import reap_orphans
 
 __all__ = ["Resumable", "open_resume", "resume"]

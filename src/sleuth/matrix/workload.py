@@ -141,7 +141,7 @@ def resolve_workload(recipe: Recipe, source: str) -> Workload:
 def _validated(model: Any, data: Mapping[str, Any], where: str) -> Any:
     from pydantic import ValidationError
 
-    from sleuth.registry import format_validation_error
+    from sleuth.datafile import format_validation_error
 
     try:
         return model.model_validate(dict(data))

@@ -22,9 +22,10 @@ from pydantic import (
     model_validator,
 )
 
+from sleuth.datafile import format_validation_error, load_data_file
 from sleuth.errors import ConfigError
 from sleuth.model import MAX_TRIALS
-from sleuth.registry import EnvironmentField, EnvVars, format_validation_error, load_data_file
+from sleuth.registry import EnvironmentField, EnvVars
 
 __all__ = [
     "DEFAULT_LAUNCHER",
