@@ -135,3 +135,19 @@ def test_short_flag_values_are_not_treated_as_secrets(sleuth) -> None:
     res = sleuth("run", "--json", "--", PY, "-c", "pass", "--num-keys", "4")
     assert res.rc == 0
     assert res.json()["trials"][0]["argv"][-2:] == ["--num-keys", "4"]
+
+
+def test_short_values_named_by_their_flag_are_hidden_everywhere(sleuth) -> None:
+    """`--password hunter2` and `--api-key=abc123x` (6-7 characters) are hidden in every file, not
+    only where the argument stands alone: the report's command line, result.json, the journal."""
+    res = sleuth("run", "--json", "--", PY, "-c", "pass", "--password", "hunter2", "--api-key=abc123x")
+    assert res.rc == 0
+    doc = res.json()
+    assert doc["trials"][0]["argv"][-3:] == ["--password", "<redacted>", "--api-key=<redacted>"]
+    rd = Path(doc["run_dir"])
+    assert json.loads((rd / "secrets.json").read_text()) == {
+        "argv[4]": "hunter2",
+        "argv[5]": "--api-key=abc123x",
+    }
+    for secret in ("hunter2", "abc123x"):
+        assert_no_secret(secret, res.stdout, res.stderr, roots=[rd])

@@ -4,8 +4,8 @@ The rule of what is secret is :mod:`sleuth.secrets`' (names with TOKEN, KEY, ...
 values; URL credentials); this module only says where ``sleuth run`` finds candidates:
 
 * ``--env NAME=VALUE``: the pair;
-* the command's argv: ``--flag=VALUE`` and ``--flag VALUE`` pairs (the flag's name is the name),
-  and any argument whose value alone looks secret.
+* the command's argv: :func:`sleuth.secrets.argv_secrets` (``--flag=VALUE`` and ``--flag VALUE``
+  pairs whose flag names a secret, and any argument whose value alone looks secret).
 
 The workload still gets the real values.  Everything sleuth writes or prints goes through
 :meth:`RunSecrets.scrub`; ``secrets.json`` (0600) keeps the values and the original arguments, so
@@ -20,35 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from sleuth.errors import UsageError
-from sleuth.secrets import SECRETS_FILE, Secrets, is_secret, scrub_text
+from sleuth.secrets import SECRETS_FILE, Secrets
 
 __all__ = ["RunSecrets"]
-
-#: a flag-named value shorter than this stays visible: every occurrence of a secret is hidden in
-#: every text written, and hiding "5" of ``--num-keys 5`` would mangle trial ids and paths
-_MIN_NAMED = 6
-
-
-def _argv_secrets(argv: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """(values to hide, original arguments to restore), both keyed ``argv[i]``."""
-    hide: dict[str, str] = {}
-    for i, arg in enumerate(argv):
-        key = f"argv[{i}]"
-        prev = argv[i - 1] if i else ""
-        name, sep, value = arg.partition("=")
-        if arg.startswith("-") and sep and len(value) >= _MIN_NAMED and is_secret(name.lstrip("-"), value):
-            hide[key] = value
-        elif (
-            prev.startswith("-")
-            and "=" not in prev
-            and not arg.startswith("-")
-            and len(arg) >= _MIN_NAMED
-            and is_secret(prev.lstrip("-"), arg)
-        ) or is_secret("", arg):
-            hide[key] = arg
-    values = tuple(sorted(set(hide.values()), key=len, reverse=True))
-    restore = {f"argv[{i}]": a for i, a in enumerate(argv) if scrub_text(a, values) != a}
-    return hide, restore
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +37,9 @@ class RunSecrets:
     def of(cls, env: Mapping[str, str], argv: Sequence[str]) -> RunSecrets:
         """The secrets of a run's ``--env`` values and command."""
         env_secrets = Secrets.of(env)
-        hide, restore = _argv_secrets(argv)
-        return cls(env_secrets.merged(Secrets(hide)), tuple(env_secrets.names), restore)
+        in_argv = Secrets.of_argv(argv)
+        restore = {f"argv[{i}]": a for i, a in enumerate(argv) if in_argv.scrub(a) != a}
+        return cls(env_secrets.merged(in_argv), tuple(env_secrets.names), restore)
 
     def __bool__(self) -> bool:
         return bool(self.hidden) or bool(self.restore)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +26,15 @@ from typing import Any
 from sleuth._probe import REDACTED, redact_value
 from sleuth.errors import UsageError
 
-__all__ = ["REDACTED", "SECRETS_FILE", "Secrets", "is_secret", "scrub_text"]
+__all__ = ["REDACTED", "SECRETS_FILE", "Secrets", "argv_secrets", "is_secret", "scrub_text"]
 
 #: the file of a run dir that keeps the secret values (mode 0600)
 SECRETS_FILE = "secrets.json"
 #: secret values at least this long are also hidden wherever they appear inside another text
 MIN_HIDDEN_IN_TEXT = 8
+#: a command-line value named by its flag (``--password VALUE``) shorter than this stays visible:
+#: it is hidden inside every text written, and hiding "5" of ``--num-keys 5`` would mangle ids and paths
+MIN_NAMED_ARG = 6
 
 #: token-shaped words anywhere in a text (not only whole values)
 _TOKEN_WORD_RE = re.compile(
@@ -54,11 +57,38 @@ def scrub_text(text: str, values: tuple[str, ...] = ()) -> str:
     return _TOKEN_WORD_RE.sub(REDACTED, text)
 
 
+def argv_secrets(argv: Sequence[str]) -> dict[int, str]:
+    """The secret values of a command line, by argument index: what every verb hides of a command.
+
+    The VALUE of ``--flag=VALUE`` or ``--flag VALUE`` when the flag's name says secret (``--api-key``,
+    ``--password``; at least :data:`MIN_NAMED_ARG` characters), and any argument that alone looks
+    like a token (``hf_...``, a URL with credentials).
+    """
+    found: dict[int, str] = {}
+    for i, arg in enumerate(argv):
+        prev = argv[i - 1] if i else ""
+        name, sep, value = arg.partition("=")
+        if arg.startswith("-") and sep and len(value) >= MIN_NAMED_ARG and is_secret(name.lstrip("-"), value):
+            found[i] = value
+        elif (
+            prev.startswith("-")
+            and "=" not in prev
+            and not arg.startswith("-")
+            and len(arg) >= MIN_NAMED_ARG
+            and is_secret(prev.lstrip("-"), arg)
+        ) or is_secret("", arg):
+            found[i] = arg
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class Secrets:
     """The secret values of one run, by the name that carried them."""
 
     values: Mapping[str, str] = field(default_factory=dict)
+    #: values a command line named by flag (:func:`argv_secrets`): hidden inside every text from
+    #: :data:`MIN_NAMED_ARG` characters on, not only from :data:`MIN_HIDDEN_IN_TEXT`
+    words: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, *envs: Mapping[str, str]) -> Secrets:
@@ -68,8 +98,14 @@ class Secrets:
             found.update({k: v for k, v in env.items() if is_secret(k, v)})
         return cls(found)
 
+    @classmethod
+    def of_argv(cls, argv: Sequence[str], key: Callable[[int], str] = "argv[{}]".format) -> Secrets:
+        """The secrets of a command line (:func:`argv_secrets`), named ``key(index)``."""
+        found = argv_secrets(argv)
+        return cls({key(i): v for i, v in found.items()}, frozenset(found.values()))
+
     def __bool__(self) -> bool:
-        return bool(self.values)
+        return bool(self.values) or bool(self.words)
 
     @property
     def names(self) -> list[str]:
@@ -78,7 +114,7 @@ class Secrets:
 
     def merged(self, other: Secrets) -> Secrets:
         """Both sets of secrets."""
-        return Secrets({**self.values, **other.values})
+        return Secrets({**self.values, **other.values}, self.words | other.words)
 
     def public_env(self, env: Mapping[str, str]) -> dict[str, str]:
         """``env`` with each secret value replaced by ``<redacted>`` (names kept)."""
@@ -87,9 +123,8 @@ class Secrets:
     def _vals(self) -> tuple[str, ...]:
         # longest first: a secret that contains another is hidden whole.  A short value (USE_AUTH=0)
         # is hidden under its name only: replaced inside every text it would eat every "0"
-        return tuple(
-            sorted({v for v in self.values.values() if len(v) >= MIN_HIDDEN_IN_TEXT}, key=len, reverse=True)
-        )
+        long = {v for v in self.values.values() if len(v) >= MIN_HIDDEN_IN_TEXT}
+        return tuple(sorted(long | {w for w in self.words if len(w) >= MIN_NAMED_ARG}, key=len, reverse=True))
 
     def scrub(self, obj: Any) -> Any:
         """A copy of a JSON-like ``obj`` with every secret hidden, in keys' values and in strings."""

@@ -1,7 +1,8 @@
 """Secrets planted through every input of ``bisect`` reach no file of the run dir but ``secrets.json``.
 
 Inputs: ``--env`` with a secret name, a token-shaped value under a harmless name, URL credentials
-in a value, a token in the command's argv, a token in ``--build``.  Every file of the run dir and
+in a value, a token in the command's argv, short values named by their flag in the command
+(``--password VALUE``, ``--api-key=VALUE``) and in ``--build``, a token in ``--build``.  Every file of the run dir and
 everything printed (terminal lines, ``--json``) is grepped; a resume after a kill -9 must run with
 the real values again (the test and the build check them).
 """
@@ -26,11 +27,14 @@ SHAPED = "Zq8vN3kL0pR7sT2uW9xY4bC6dF1gH5jK7mP"
 PASSWORD = "s3cretPassw0rdInUrl"
 ARGV = "ghp_PlantedGithubTokenInArgv0123456789"
 BUILD = "glpat-PlantedGitlabTokenInBuild42"
-SECRETS = (HF, SHAPED, PASSWORD, ARGV, BUILD)
+#: short values that only their flag names as secret (`--password VALUE`, `--api-key=VALUE`)
+NAMED, KEYED, BUILD_PW = "hunter2", "AbcDef12", "BuildPw9"
+SECRETS = (HF, SHAPED, PASSWORD, ARGV, BUILD, NAMED, KEYED, BUILD_PW)
 
 #: the test fails with another signature whenever a value it was given is not the real one
 CHECK = (
     f'[ "$HF_TOKEN" = {HF} ] && [ "$MODEL_ID" = {SHAPED} ] && [ "$1" = {ARGV} ] '
+    f'&& [ "$3" = {NAMED} ] && [ "$4" = --api-key={KEYED} ] '
     f'&& [ "$MIRROR" = https://bob:{PASSWORD}@mirror.example/simple ] '
     '|| { echo "LookupError: a value was lost" >&2; exit 3; }\n'
     'sleep "${PAUSE:-0}"\n'
@@ -42,12 +46,12 @@ def _args(shas: list[str]) -> list[str]:
     return ["bisect", "git", "--repo", "repo", "--good", shas[0], "--bad", "main", "--flaky", "off",
             "--env", f"HF_TOKEN={HF}", "--env", f"MODEL_ID={SHAPED}",
             "--env", f"MIRROR=https://bob:{PASSWORD}@mirror.example/simple",
-            "--build", f'test "$(printf %s {BUILD})" = {BUILD}',
+            "--build", f'true --password={BUILD_PW} && test "$(printf %s {BUILD})" = {BUILD}',
             "--output", "o"]  # fmt: skip
 
 
 def _cmd() -> list[str]:
-    return ["--", "sh", "-c", CHECK, "sh", ARGV]
+    return ["--", "sh", "-c", CHECK, "sh", ARGV, "--password", NAMED, f"--api-key={KEYED}"]
 
 
 def _all_output(run_dir: Path) -> list[str]:
@@ -72,10 +76,12 @@ def test_no_planted_secret_reaches_the_run_dir_or_the_output(tmp_path: Path) -> 
         assert all(s in text for s in SECRETS)
         start = next(json.loads(x) for x in (run / "journal.jsonl").open() if '"start"' in x)
         assert set(start["redacted"]) >= {"--env HF_TOKEN", "--env MODEL_ID", "--env MIRROR",
-                                          "argument 3 of the command", "argument 5 of the command", "--build"}  # fmt: skip
+                                          "argument 3 of the command", "argument 5 of the command",
+                                          "argument 7 of the command", "argument 8 of the command", "--build"}  # fmt: skip
     # what the report shows instead
     report = (runs[1] / "report.md").read_text()
     assert "HF_TOKEN=<redacted>" in report and d["command"]["argv"][4] == "<redacted>"
+    assert d["command"]["argv"][5:] == ["--password", "<redacted>", "--api-key=<redacted>"]
 
 
 def test_resume_after_kill_runs_with_the_real_values(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """Secrets of a bisection: which flag values hide, a run dir that writes none, and resume's restore.
 
 The rule is :mod:`sleuth.secrets`'s.  A string of the journaled flags or source (an ``--env``
-entry, an argument of the command, ``--build``, an index URL with credentials) that the rule would
-change is kept whole in the run dir's 0600 ``secrets.json`` under a readable name (``--env
-HF_TOKEN``, ``argument 3 of the command``, ``--build``); the start event journals the scrubbed
+entry, an argument of the command or of ``--build`` that :func:`sleuth.secrets.argv_secrets`
+finds: ``--api-key VALUE``, ``--password=VALUE``, a token; an index URL with credentials) that the
+rule would change is kept whole in the run dir's 0600 ``secrets.json`` under a readable name
+(``--env HF_TOKEN``, ``argument 3 of the command``, ``--build``); the start event journals the scrubbed
 flags and ``redacted``: ``{name: where}``.  Everything else written through the run dir (journal
 events, each test's ``result.json``, ``summary.json``, ``report.md``) is scrubbed on the way out
 by :meth:`sleuth.journal.RunDir.hide`.  :func:`restore_start` puts the values back for a resume; a run dir
@@ -12,8 +13,10 @@ shared without ``secrets.json`` takes ``--env`` values from the resuming shell.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+import shlex
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -61,7 +64,13 @@ def hidden(
     for path, s in leaves:  # a whole argument that looks like a token (no name tells it is one)
         if is_secret("", s) and Secrets().scrub(s) == s:
             values[".".join(map(str, path))] = s
-    secrets = Secrets(values)
+    # the test command's `--api-key VALUE` / `--password=VALUE`, and the same inside --build
+    cmd = [a for a in flags.get("cmd") or () if isinstance(a, str)]
+    secrets = Secrets(values).merged(Secrets.of_argv(cmd, "flags.cmd.{}#value".format))
+    for build in (flags.get("build"), source.get("build")):  # git's --build is the source's
+        if isinstance(build, str):
+            with contextlib.suppress(ValueError):  # an unbalanced quote: the rule's other parts still apply
+                secrets = secrets.merged(Secrets.of_argv(shlex.split(build), "build#{}".format))
     originals: dict[str, str] = {}
     where: dict[str, str] = {}
     for path, s in leaves:
