@@ -25,7 +25,10 @@ PLANTED = {
 }
 COMMAND_TOKEN = "ghp_commandLineToken0123456789AB"
 SHIM_TOKEN = "hf_shimEnvFlagToken0123456789ab"
-ALL = [v for _, v in PLANTED.values()] + [COMMAND_TOKEN, SHIM_TOKEN]
+#: short values only their flag names as secret
+NAMED, KEYED = "hunter2", "abc123x"
+TAIL = [f"--token={COMMAND_TOKEN}", "--password", NAMED, f"--api-key={KEYED}"]
+ALL = [v for _, v in PLANTED.values()] + [COMMAND_TOKEN, SHIM_TOKEN, NAMED, KEYED]
 
 
 def sha(text: str) -> str:
@@ -43,7 +46,7 @@ def _recipe(tmp_path: Path) -> tuple[Path, Path]:
     ]
     data["workload"]["env"].update(dict([PLANTED["workload.env"]]))
     data["workload"]["env"]["WORK_SHOW_SHA"] = ",".join(v for v, _ in PLANTED.values())
-    data["workload"]["command"] = [sys.executable, str(CELLWORK), f"--token={COMMAND_TOKEN}"]
+    data["workload"]["command"] = [sys.executable, str(CELLWORK), *TAIL]
     data["extra_env"] = dict([PLANTED["extra_env"]])
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -78,7 +81,7 @@ def test_planted_secrets_reach_no_file_and_no_output(sleuth: Callable[..., Any],
         "matrix", "--mitigation-axis", "nccl_p2p_off", "--trials", "2", "--fail-regex", "loss is nan",
         "--env", f"GH_TOKEN={SHIM_TOKEN}", "--env", "WORK_SHOW_SHA=GH_TOKEN", "--seed", "1",
     )  # fmt: skip
-    cmd = ("--", sys.executable, str(CELLWORK), f"--token={COMMAND_TOKEN}")
+    cmd = ("--", sys.executable, str(CELLWORK), *TAIL)
     shim_dry = sleuth(*shim_args, "--dry-run", "--json", *cmd)
     shim_run = sleuth(*shim_args, "--json", *cmd)
     assert shim_dry.rc == 0 and shim_run.rc in (0, 3), shim_run.stderr
@@ -94,13 +97,14 @@ def test_planted_secrets_reach_no_file_and_no_output(sleuth: Callable[..., Any],
     assert resolved["extra_env"]["SERVICE_API_KEY"] == "<redacted>"
     assert resolved["cells"][1]["extra_env"]["DB_PASSWORD"] == "<redacted>"
     assert resolved["resolved"]["mitigations"]["vendor_fix"]["env"]["VENDOR_SECRET"] == "<redacted>"
-    assert resolved["workload"]["command"][2] == "<redacted>"
+    assert resolved["workload"]["command"][2:] == ["<redacted>", "--password", "<redacted>", "<redacted>"]
     kept = run_dir / "secrets.json"
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     values = json.loads(kept.read_text())
     assert values["workload.env.HF_TOKEN"] == PLANTED["workload.env"][1]
     assert values["workload.command[2]"] == f"--token={COMMAND_TOKEN}"
-    _check_shas(run_dir, f"--token={COMMAND_TOKEN}")
+    assert values["workload.command[4]"] == NAMED and values["workload.command[5]"] == f"--api-key={KEYED}"
+    _check_shas(run_dir, " ".join(TAIL))
     shim_dir = Path(shim_run.json()["run_dir"])
     for out in shim_dir.glob("cells/*/trials/*/stdout"):
         assert f"sha GH_TOKEN={sha(SHIM_TOKEN)}" in out.read_text()
@@ -121,7 +125,7 @@ def test_resume_puts_the_secrets_back(sleuth: Callable[..., Any], tmp_path: Path
     assert again.rc == 3, again.stderr
     assert [c["counts"]["total"] for c in again.json()["cells"]] == [3, 3]
     assert len(list(run_dir.glob("cells/*/trials/*/stdout"))) == 4  # the four that ran again
-    _check_shas(run_dir, f"--token={COMMAND_TOKEN}")  # each saw the real values, not <redacted>
+    _check_shas(run_dir, " ".join(TAIL))  # each saw the real values, not <redacted>
     for secret in ALL:
         assert_no_secret(secret, again.stdout, again.stderr, roots=[run_dir])
     # a run dir shared without secrets.json resumes from the caller's environment, or says what is missing

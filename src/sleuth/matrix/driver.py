@@ -20,7 +20,7 @@ from sleuth.matrix.loop import OnStart, OnTrial, execute, oracle_config
 from sleuth.matrix.output import resolved_recipe_data, resolved_recipe_yaml
 from sleuth.matrix.plan import MatrixPlan, resolve
 from sleuth.matrix.recipe import Recipe, load_recipe
-from sleuth.matrix.redact import secret_paths
+from sleuth.matrix.redact import command_secrets, secret_paths
 from sleuth.matrix.result import MatrixResult
 from sleuth.registry import Registry, load_registry
 from sleuth.secrets import Secrets
@@ -58,11 +58,13 @@ def load(
     oracle_config(plan)  # a bad oracle callable fails now
     used_envs = {c.environment.key: c.environment.registered for c in plan.cells}
     inline = {"resolved": lock_data(plan.mitigations, used_envs, registry)}
-    paths = secret_paths(resolved_recipe_data(plan, inline))
+    in_command = command_secrets(plan.recipe.workload.command)
+    paths = secret_paths(resolved_recipe_data(plan, inline), in_command.words)
     # by key path (to restore each field on resume) and by variable name (so a short value, hidden
-    # only under its name, is hidden in every env mapping printed or written)
+    # only under its name, is hidden in every env mapping printed or written); a value the command
+    # names by its flag (--password VALUE) is hidden inside every text
     by_name = Secrets.of(plan.recipe.workload.env, *(c.env for c in plan.cells))
-    secrets = Secrets(paths).merged(by_name)
+    secrets = Secrets(paths).merged(by_name).merged(in_command)
     return Loaded(
         plan=replace(plan, secrets=secrets),
         registry=registry,

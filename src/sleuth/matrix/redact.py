@@ -9,14 +9,16 @@ exactly.  ``recipe.resolved.yaml`` holds ``<redacted>`` there; ``secrets.json`` 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from sleuth.secrets import REDACTED, Secrets, is_secret, scrub_text
 
-__all__ = ["paths_of", "restore", "secret_paths", "secrets_for_resume"]
+__all__ = ["command_secrets", "paths_of", "restore", "secret_paths", "secrets_for_resume"]
 
 
 def paths_of(data: Any, prefix: str = "") -> Iterator[tuple[str, str, str]]:
@@ -32,13 +34,25 @@ def paths_of(data: Any, prefix: str = "") -> Iterator[tuple[str, str, str]]:
             stack.extend((f"{path}[{i}]", key, v) for i, v in enumerate(obj))
 
 
-def _secret(key: str, value: str) -> bool:
-    return value != REDACTED and (is_secret(key, value) or scrub_text(value) != value)
+def _secret(key: str, value: str, words: tuple[str, ...]) -> bool:
+    return value != REDACTED and (is_secret(key, value) or scrub_text(value, words) != value)
 
 
-def secret_paths(data: Mapping[str, Any]) -> dict[str, str]:
-    """The secret values of a resolved recipe's ``data``, by key path."""
-    return {path: value for path, key, value in paths_of(data) if _secret(key, value)}
+def command_secrets(command: list[str] | str | None) -> Secrets:
+    """The values the workload's command names as secret (``--api-key VALUE``; a string is split as
+    a shell would), as :attr:`Secrets.words`: every text is scrubbed of them."""
+    argv = command if isinstance(command, list) else []
+    if isinstance(command, str):
+        with contextlib.suppress(ValueError):  # an unbalanced quote: tokens and URLs are still found
+            argv = shlex.split(command)
+    return Secrets({}, Secrets.of_argv(argv).words)
+
+
+def secret_paths(data: Mapping[str, Any], words: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The secret values of a resolved recipe's ``data``, by key path (``words``: values found by
+    :func:`command_secrets`; a string holding one is secret whole)."""
+    found = tuple(sorted(words, key=len, reverse=True))
+    return {path: value for path, key, value in paths_of(data) if _secret(key, value, found)}
 
 
 def restore(data: Any, secrets: Secrets) -> Any:
