@@ -8,6 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sleuth._probe import secret_name
 from sleuth.errors import UsageError
@@ -71,3 +73,26 @@ def test_save_is_0600_and_load_prefers_the_file_then_the_shell(tmp_path: Path) -
     assert got.restore_env({"HF_TOKEN": REDACTED, "A": "b"}) == {"HF_TOKEN": "from-file-value", "A": "b"}
     with pytest.raises(UsageError, match="MISSING_TOKEN"):
         Secrets.load(tmp_path, ["MISSING_TOKEN"], environ={})
+
+
+def test_a_command_lines_secrets_are_found_by_flag_and_by_shape() -> None:
+    """``--password VALUE``, ``--api-key=VALUE`` and a lone token; not ``--num-keys 4``."""
+    argv = ["train", "--password", "hunter2", "--api-key=abc123x", "--num-keys", "4", "hf_" + "Ab1" * 10]
+    found = Secrets.of_argv(argv)
+    assert found.values == {"argv[2]": "hunter2", "argv[3]": "abc123x", "argv[6]": "hf_" + "Ab1" * 10}
+    assert (
+        found.scrub(" ".join(argv))
+        == "train --password <redacted> --api-key=<redacted> --num-keys 4 <redacted>"
+    )
+    # a shell string is split as the shell would; one that cannot be split gives nothing by name
+    assert Secrets.of_argv("make --token 's3cr3t9' all").words == {"s3cr3t9"}
+    assert not Secrets.of_argv("make --token 's3cr3t9")
+
+
+@given(st.lists(st.text(alphabet="-=abcdefghKEYTOKN0123456789_", max_size=14), max_size=8))
+def test_every_found_value_is_part_of_its_argument_and_is_hidden_there(argv: list[str]) -> None:
+    found = Secrets.of_argv(argv, str)
+    for key, value in found.values.items():
+        arg = argv[int(key)]
+        assert value in (arg, arg.partition("=")[2])
+        assert value not in found.scrub(arg) or len(value) < 6

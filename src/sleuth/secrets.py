@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,8 +100,15 @@ class Secrets:
         return cls(found)
 
     @classmethod
-    def of_argv(cls, argv: Sequence[str], key: Callable[[int], str] = "argv[{}]".format) -> Secrets:
-        """The secrets of a command line (:func:`argv_secrets`), named ``key(index)``."""
+    def of_argv(cls, argv: Sequence[str] | str, key: Callable[[int], str] = "argv[{}]".format) -> Secrets:
+        """The secrets of a command line (:func:`argv_secrets`), named ``key(index)``; a string is
+        split as a shell would (one with an unbalanced quote gives none: tokens and URL credentials
+        in it are still hidden by the rule)."""
+        if isinstance(argv, str):
+            try:
+                argv = shlex.split(argv)
+            except ValueError:
+                return cls()
         found = argv_secrets(argv)
         return cls({key(i): v for i, v in found.items()}, frozenset(found.values()))
 

@@ -74,3 +74,26 @@ def test_tar_members_are_scrubbed_again_with_extra_patterns(cli, tmp_path: Path)
     members = json.loads(b.stdout)["members"]
     assert all(m["sha256"] in ship for m in members if not m["path"].endswith("SHIP.md"))
     assert io.BytesIO(text[next(iter(text))]).read()
+
+
+def test_command_values_named_by_their_flag_never_leave(cli, tmp_path: Path) -> None:
+    """``--password hunter2`` and ``--api-key=abc123x`` in the command are hidden without a ``--scrub``
+    pattern: the run dir, the bundle and the output never hold them."""
+    spec = knobs_spec(tmp_path)
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["command"] = [sys.executable, "knobs.py", "--steps", "{STEPS}", "{LINES}", "--echo",
+                                   "--password", "hunter2", "--api-key=abc123x", "{FLAGS}"]  # fmt: skip
+    spec.write_text(yaml.safe_dump(data))
+    res = cli("reduce", "--spec", spec, "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    run = Path(doc(res)["run_dir"])
+    logs = "".join(p.read_text() for p in run.glob("candidates/*/t*/stdout"))
+    assert "--password <redacted> --api-key=<redacted>" in logs  # the workload's own echo, hidden
+    b = cli("bundle", run, "--json")
+    assert b.returncode == 0, b.stderr
+    with tarfile.open(Path(doc(b)["archive"])) as tar:
+        members = [
+            tar.extractfile(m).read().decode("utf-8", "replace") for m in tar.getmembers() if m.isfile()
+        ]  # type: ignore[union-attr]
+    for secret in ("hunter2", "abc123x"):
+        assert_no_secret(secret, res.stdout, res.stderr, b.stdout, *members, roots=[run])

@@ -13,10 +13,8 @@ shared without ``secrets.json`` takes ``--env`` values from the resuming shell.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
-import shlex
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -69,8 +67,7 @@ def hidden(
     secrets = Secrets(values).merged(Secrets.of_argv(cmd, "flags.cmd.{}#value".format))
     for build in (flags.get("build"), source.get("build")):  # git's --build is the source's
         if isinstance(build, str):
-            with contextlib.suppress(ValueError):  # an unbalanced quote: the rule's other parts still apply
-                secrets = secrets.merged(Secrets.of_argv(shlex.split(build), "build#{}".format))
+            secrets = secrets.merged(Secrets.of_argv(build, "build#{}".format))
     originals: dict[str, str] = {}
     where: dict[str, str] = {}
     for path, s in leaves:

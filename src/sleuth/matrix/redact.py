@@ -9,9 +9,7 @@ exactly.  ``recipe.resolved.yaml`` holds ``<redacted>`` there; ``secrets.json`` 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shlex
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,13 +37,9 @@ def _secret(key: str, value: str, words: tuple[str, ...]) -> bool:
 
 
 def command_secrets(command: list[str] | str | None) -> Secrets:
-    """The values the workload's command names as secret (``--api-key VALUE``; a string is split as
-    a shell would), as :attr:`Secrets.words`: every text is scrubbed of them."""
-    argv = command if isinstance(command, list) else []
-    if isinstance(command, str):
-        with contextlib.suppress(ValueError):  # an unbalanced quote: tokens and URLs are still found
-            argv = shlex.split(command)
-    return Secrets({}, Secrets.of_argv(argv).words)
+    """The values the workload's command names as secret (``--api-key VALUE``), as
+    :attr:`Secrets.words`: every text is scrubbed of them."""
+    return Secrets({}, Secrets.of_argv(command or []).words)
 
 
 def secret_paths(data: Mapping[str, Any], words: frozenset[str] = frozenset()) -> dict[str, str]:

@@ -163,7 +163,9 @@ def load(spec_path: Path | None, *, output: Path, name: str | None = None, scrub
             build_oracle(oc)
         except UsageError as exc:
             raise ConfigError(f"{source}: oracle.callable: {exc.message}") from None
-    secrets = Secrets.of(spec.workload.env)
+    secrets = Secrets.of(spec.workload.env).merged(
+        Secrets.of_argv(spec.workload.command, "workload.command[{}]".format)
+    )
     return Loaded(
         plan=plan,
         spec_path=spec_path.resolve() if spec_path else None,
