@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import os
 import random
@@ -109,7 +110,7 @@ class Load:
                 code = exc.code
                 with contextlib.suppress(OSError):
                     exc.read()
-            except OSError:  # refused or reset while the server restarts
+            except (OSError, http.client.HTTPException):  # refused, reset or cut mid-body by the kill -9
                 with self.lock:
                     self.retries += 1
                 time.sleep(0.1)
