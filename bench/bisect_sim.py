@@ -22,6 +22,8 @@ culprit, other = inconclusive or not_found (the bad end never failed), tests = m
   python bench/bisect_sim.py --n 1000 --p 0.5 --jobs 7 --method auto --seeds 400 [--calibration]
   python bench/bisect_sim.py --p 1 --p 0.5 --p 0.2 --jobs 1 --method auto --seeds 300 --calibration \
       --p-quantile 0.15        # auto's model changed for an experiment (also --prior-b, --determinism)
+  python bench/bisect_sim.py --p 0.5 --jobs 1 --method auto --seeds 300 --calibration \
+      --search-b 1 --search-p-quantile 0.2   # only the Bayesian stage's model (also --search-a, --end-fails)
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
+from typing import Any
 
 from _report import print_targets  # bench/ is sys.path[0] when a bench runs
 
@@ -82,6 +85,12 @@ class Prior:
     determinism: float | None = None
     p_quantile: float | None = None
     prior_b: float | None = None
+    end_fails: int | None = None
+    #: auto's Bayesian stage only (after the hand-over; the deterministic check keeps auto's model):
+    #: Beta(a, b) prior on p, and the stop's quantile of p (a negative value: the marginal alone)
+    search_a: float | None = None
+    search_b: float | None = None
+    search_q: float | None = None
 
 
 def _init(root: str, prior: Prior) -> None:
@@ -95,6 +104,27 @@ def _init(root: str, prior: Prior) -> None:
         policy.P_QUANTILE = prior.p_quantile
     if prior.prior_b is not None:  # Beta(1, b): the prior on p
         policy.PRIOR_B = prior.prior_b
+    if prior.end_fails is not None:  # the Bayesian search reruns the bad end until it failed this often
+        policy.END_FAILS = prior.end_fails
+    if (prior.search_a, prior.search_b, prior.search_q) != (None, None, None):
+        _search_model(prior)
+
+
+def _search_model(prior: Prior) -> None:
+    """Change the model of auto's Bayesian stage only (the searches made with ``given_fails``)."""
+    from sleuth.bisect import flaky
+
+    made = flaky.FlakyBisection.__init__
+
+    def init(self: flaky.FlakyBisection, n: int, **kw: Any) -> None:
+        if kw.get("given_fails"):  # auto's hand-over; ``--flaky P`` pins p and is left alone
+            a, b = kw.get("prior", (1.0, 2.0))
+            kw["prior"] = (prior.search_a or a, prior.search_b or b)
+            if prior.search_q is not None:
+                kw["p_quantile"] = None if prior.search_q < 0 else prior.search_q
+        made(self, n, **kw)
+
+    flaky.FlakyBisection.__init__ = init  # type: ignore[method-assign]
 
 
 def _one(task: tuple[Cell, int]) -> tuple[Cell, SimResult, float]:
@@ -245,6 +275,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--determinism", type=float, help="auto's prior mass at p = 1 (default 0; see flaky.py)")
     ap.add_argument("--p-quantile", type=float, help="the quantile of p's posterior auto's stop uses (0.05)")
     ap.add_argument("--prior-b", type=float, help="auto's Beta(1, B) prior on p (default 2)")
+    ap.add_argument("--end-fails", type=int, help="the Bayesian search's fails of the bad end (default 4)")
+    ap.add_argument("--search-a", type=float, help="auto's Bayesian stage only: Beta(A, .) prior on p")
+    ap.add_argument("--search-b", type=float, help="auto's Bayesian stage only: Beta(., B) prior on p")
+    ap.add_argument(
+        "--search-p-quantile",
+        type=float,
+        help="auto's Bayesian stage only: the stop's quantile of p (negative: the marginal alone)",
+    )
     ap.add_argument("--procs", type=int, default=os.cpu_count() or 1)
     default_root = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     ap.add_argument("--root", default=default_root or tempfile.gettempdir(), help="where run dirs go")
@@ -257,7 +295,9 @@ def main(argv: list[str] | None = None) -> int:
         cells = [Cell(n, p, j, m, seeds, args.jitter) for n in args.n or [1000] for p in args.p or [1.0, 0.9, 0.5, 0.2]
                  for j in args.jobs or [1, 7] for m in args.method or ["auto", "given"]
                  if not (m == "given" and p == 1.0)]  # fmt: skip
-        res = run(cells, args.procs, root, Prior(args.determinism, args.p_quantile, args.prior_b))
+        prior = Prior(args.determinism, args.p_quantile, args.prior_b, args.end_fails, args.search_a, args.search_b,
+                      args.search_p_quantile)  # fmt: skip
+        res = run(cells, args.procs, root, prior)
         print(HEADER)
         for c in cells:
             print(line(c, summarize(res[c])))
