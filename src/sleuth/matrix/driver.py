@@ -59,7 +59,7 @@ def load(
     used_envs = {c.environment.key: c.environment.registered for c in plan.cells}
     inline = {"resolved": lock_data(plan.mitigations, used_envs, registry)}
     in_command = command_secrets(plan.recipe.workload.command)
-    paths = secret_paths(resolved_recipe_data(plan, inline), in_command.words)
+    paths = secret_paths(resolved_recipe_data(plan, inline), in_command)
     # by key path (to restore each field on resume) and by variable name (so a short value, hidden
     # only under its name, is hidden in every env mapping printed or written); a value the command
     # names by its flag (--password VALUE) is hidden inside every text

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from sleuth.secrets import REDACTED, Secrets, is_secret, scrub_text
+from sleuth.secrets import REDACTED, Secrets, is_secret
 
 __all__ = ["command_secrets", "paths_of", "restore", "secret_paths", "secrets_for_resume"]
 
@@ -32,21 +32,21 @@ def paths_of(data: Any, prefix: str = "") -> Iterator[tuple[str, str, str]]:
             stack.extend((f"{path}[{i}]", key, v) for i, v in enumerate(obj))
 
 
-def _secret(key: str, value: str, words: tuple[str, ...]) -> bool:
-    return value != REDACTED and (is_secret(key, value) or scrub_text(value, words) != value)
-
-
 def command_secrets(command: list[str] | str | None) -> Secrets:
     """The values the workload's command names as secret (``--api-key VALUE``), as
     :attr:`Secrets.words`: every text is scrubbed of them."""
     return Secrets({}, Secrets.of_argv(command or []).words)
 
 
-def secret_paths(data: Mapping[str, Any], words: frozenset[str] = frozenset()) -> dict[str, str]:
-    """The secret values of a resolved recipe's ``data``, by key path (``words``: values found by
-    :func:`command_secrets`; a string holding one is secret whole)."""
-    found = tuple(sorted(words, key=len, reverse=True))
-    return {path: value for path, key, value in paths_of(data) if _secret(key, value, found)}
+def secret_paths(data: Mapping[str, Any], in_command: Secrets | None = None) -> dict[str, str]:
+    """The secret values of a resolved recipe's ``data``, by key path (a string holding one of
+    ``in_command``'s words, :func:`command_secrets`, is secret whole)."""
+    rule = in_command or Secrets()
+    return {
+        path: value
+        for path, key, value in paths_of(data)
+        if value != REDACTED and (is_secret(key, value) or rule.scrub(value) != value)
+    }
 
 
 def restore(data: Any, secrets: Secrets) -> Any:
