@@ -32,7 +32,7 @@ from sleuth.journal import RunDir
 from sleuth.model import Outcome, Trial
 from sleuth.oracle import build_oracle
 from sleuth.run_config import DEFAULT_MAX_TRIALS, MAX_JOBS, RunConfig, check_counts
-from sleuth.run_secrets import RunSecrets
+from sleuth.run_secrets import RunSecrets, pins_of
 from sleuth.run_state import RunState, TrialIndex, read_state
 from sleuth.run_tally import Tally, exit_code_of
 
@@ -74,8 +74,9 @@ def record_start(config: RunConfig, run_dir: RunDir) -> tuple[RunSecrets, dict[s
 
     Returns the run's secrets and its config as journaled (secrets hidden).
     """
-    secrets = RunSecrets.of(config.env, config.argv)
-    public = secrets.public_config(config.to_dict(), run_dir.path)
+    data = config.to_dict()
+    secrets = RunSecrets.of(config.env, config.argv, pins_of(data))
+    public = secrets.public_config(data, run_dir.path)
     run_dir.journal.append("start", config=public)
     return secrets, public
 

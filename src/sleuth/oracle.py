@@ -242,6 +242,9 @@ class StandardOracle:
         if cfg.fail_regex is not None:
             line = find_first_line(self._streams(r), cfg.fail_regex)
             if line is not None:
+                from sleuth.secrets import scrub_text  # the line is copied into results and reports
+
+                line = scrub_text(line)
                 return Judgement(
                     Outcome.FAIL, _signature("output", line), f"--fail-regex matched: {line.strip()[:200]}"
                 )

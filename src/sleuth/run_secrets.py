@@ -5,7 +5,9 @@ values; URL credentials); this module only says where ``sleuth run`` finds candi
 
 * ``--env NAME=VALUE``: the pair;
 * the command's argv: :func:`sleuth.secrets.argv_secrets` (``--flag=VALUE`` and ``--flag VALUE``
-  pairs whose flag names a secret, and any argument whose value alone looks secret).
+  pairs whose flag names a secret, and any argument whose value alone looks secret);
+* the venv's requirements (``--with``): URL credentials and tokens in them (a private index's
+  wheel URL) are hidden by the rule, and kept so that a resumed run installs the same thing.
 
 The workload still gets the real values.  Everything sleuth writes or prints goes through
 :meth:`RunSecrets.scrub`; ``secrets.json`` (0600) keeps the values and the original arguments, so
@@ -22,7 +24,7 @@ from typing import Any
 from sleuth.errors import UsageError
 from sleuth.secrets import SECRETS_FILE, Secrets
 
-__all__ = ["RunSecrets"]
+__all__ = ["RunSecrets", "pins_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +36,14 @@ class RunSecrets:
     restore: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, env: Mapping[str, str], argv: Sequence[str]) -> RunSecrets:
-        """The secrets of a run's ``--env`` values and command."""
+    def of(cls, env: Mapping[str, str], argv: Sequence[str], pins: Sequence[str] = ()) -> RunSecrets:
+        """The secrets of a run's ``--env`` values, command and venv requirements."""
         env_secrets = Secrets.of(env)
         in_argv = Secrets.of_argv(argv)
         restore = {f"argv[{i}]": a for i, a in enumerate(argv) if in_argv.scrub(a) != a}
-        return cls(env_secrets.merged(in_argv), tuple(env_secrets.names), restore)
+        hidden = env_secrets.merged(in_argv)
+        restore.update({f"pins[{i}]": p for i, p in enumerate(pins) if hidden.scrub(p) != p})
+        return cls(hidden, tuple(env_secrets.names), restore)
 
     def __bool__(self) -> bool:
         return bool(self.hidden) or bool(self.restore)
@@ -56,8 +60,12 @@ class RunSecrets:
         if self.env_names:
             public["env"] = self.hidden.public_env(config["env"])
             public["redacted_env"] = list(self.env_names)
-        if self.restore:
-            public["redacted_argv"] = sorted(int(k[5:-1]) for k in self.restore)
+        argv_idx = [int(k[5:-1]) for k in self.restore if k.startswith("argv[")]
+        pin_idx = [int(k[5:-1]) for k in self.restore if k.startswith("pins[")]
+        if argv_idx:
+            public["redacted_argv"] = sorted(argv_idx)
+        if pin_idx:
+            public["redacted_pins"] = sorted(pin_idx)
         kept = {k: self.hidden.values[k] for k in self.env_names}
         Secrets({**kept, **self.restore}).save(run_dir)
         return public
@@ -67,36 +75,60 @@ class RunSecrets:
         """The secrets a journaled config names, from ``secrets.json`` (env values: or the shell)."""
         env_names = public.get("redacted_env") or []
         argv_idx = public.get("redacted_argv") or []
-        if not (isinstance(env_names, list) and all(isinstance(n, str) for n in env_names)) or not (
-            isinstance(argv_idx, list) and all(isinstance(i, int) for i in argv_idx)
+        pin_idx = public.get("redacted_pins") or []
+        if not (isinstance(env_names, list) and all(isinstance(n, str) for n in env_names)) or not all(
+            isinstance(idx, list) and all(isinstance(i, int) for i in idx) for idx in (argv_idx, pin_idx)
         ):
             raise UsageError(f"{run_dir / 'journal.jsonl'}: the start event's redacted names are malformed")
         env = Secrets.load(run_dir, env_names)
-        keys = [f"argv[{i}]" for i in argv_idx]
-        try:
-            argv = Secrets.load(run_dir, keys, environ={})
-        except UsageError:
-            raise UsageError(
-                f"{run_dir}: the command's redacted argument(s) {', '.join(map(str, argv_idx))} "
-                f"are not in {SECRETS_FILE}",
-                hint="they cannot come from the shell; start a new run",
-            ) from None
-        return cls(env, tuple(env_names), dict(argv.values))
+        restore: dict[str, str] = {}
+        for what, prefix, idx in (
+            ("command's argument", "argv", argv_idx),
+            ("--with requirement", "pins", pin_idx),
+        ):
+            try:
+                restore.update(Secrets.load(run_dir, [f"{prefix}[{i}]" for i in idx], environ={}).values)
+            except UsageError:
+                raise UsageError(
+                    f"{run_dir}: the redacted {what}(s) {', '.join(map(str, idx))} are not in {SECRETS_FILE}",
+                    hint="they cannot come from the shell; start a new run",
+                ) from None
+        return cls(env, tuple(env_names), restore)
 
     def restore_config(self, public: Mapping[str, Any]) -> dict[str, Any]:
         """The journaled config with the real values back (to run the trials again)."""
         config = dict(public)
         if self.env_names and isinstance(config.get("env"), dict):
             config["env"] = self.hidden.restore_env(config["env"])
-        if self.restore and isinstance(config.get("argv"), list):
-            argv = list(config["argv"])
-            for key, value in self.restore.items():
-                i = int(key[5:-1])
-                if 0 <= i < len(argv):
-                    argv[i] = value
-            config["argv"] = argv
+        config["argv"] = _put_back(config.get("argv"), "argv", self.restore)
+        environment = config.get("environment")
+        if isinstance(environment, dict) and "pins" in environment:
+            config["environment"] = {
+                **environment,
+                "pins": _put_back(environment["pins"], "pins", self.restore),
+            }
         return config
 
     def for_run(self, config: Mapping[str, Any]) -> RunSecrets:
         """The secrets of a restored config (what a resumed run hides)."""
-        return RunSecrets.of(dict(config.get("env") or {}), list(config.get("argv") or []))
+        return RunSecrets.of(dict(config.get("env") or {}), list(config.get("argv") or []), pins_of(config))
+
+
+def pins_of(config: Mapping[str, Any]) -> list[str]:
+    """The venv requirements (``--with``) of a run's config dict; none for another environment."""
+    environment = config.get("environment")
+    pins = environment.get("pins") if isinstance(environment, Mapping) else None
+    return [p for p in pins if isinstance(p, str)] if isinstance(pins, list) else []
+
+
+def _put_back(values: Any, prefix: str, restore: Mapping[str, str]) -> Any:
+    """``values`` (a journaled list) with the kept originals ``prefix[i]`` put back."""
+    if not isinstance(values, list):
+        return values
+    out = list(values)
+    for key, value in restore.items():
+        if key.startswith(f"{prefix}["):
+            i = int(key[len(prefix) + 1 : -1])
+            if 0 <= i < len(out):
+                out[i] = value
+    return out

@@ -248,7 +248,7 @@ def finish_trial(r: Running) -> TrialResult:
                 rc = code
         wall = time.monotonic() - r.t0
         # read the tails back through the open descriptors: no extra opens on the hot path
-        out_tail, err_tail = fd_tail(r.out_fd), fd_tail(r.err_fd)
+        out_tail, err_tail = _public(fd_tail(r.out_fd)), _public(fd_tail(r.err_fd))
     finally:
         r.close()
     spec, trial_dir, error = r.spec, r.trial_dir, r.error
@@ -287,6 +287,16 @@ def finish_trial(r: Running) -> TrialResult:
         error=error,
         device=r.device,
     )
+
+
+def _public(tail: str) -> str:
+    """A tail as every copy of it may show it: URL credentials and token-shaped words the workload
+    printed are hidden (its log files keep them; the tails go to results, journals and reports)."""
+    if not tail:
+        return tail
+    from sleuth.secrets import scrub_text  # only for a trial that printed something
+
+    return scrub_text(tail)
 
 
 def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) -> TrialResult:

@@ -99,6 +99,14 @@ def _usage_line(exc: click.UsageError) -> str:
     return f"{path}: {msg} (see '{path} --help')"
 
 
+def _error(message: str) -> None:
+    """Print ``error: message``; URL credentials and token-shaped words in it (a flag's value, a
+    tool's output quoted in the error) are hidden, as in every file sleuth writes."""
+    from sleuth.secrets import scrub_text
+
+    click.echo(f"error: {scrub_text(message)}", err=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -110,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo(exc.ctx.get_help())
         return int(ExitCode.USAGE)
     except click.UsageError as exc:
-        click.echo(f"error: {_usage_line(exc)}", err=True)
+        _error(_usage_line(exc))
         return int(ExitCode.USAGE)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
@@ -118,10 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("interrupted", err=True)
         return int(ExitCode.INTERRUPTED)
     except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
+        _error(exc.format_message())
         return int(ExitCode.USAGE)
     except SleuthError as exc:
-        click.echo(f"error: {exc}", err=True)
+        _error(str(exc))
         return int(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

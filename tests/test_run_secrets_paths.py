@@ -1,0 +1,152 @@
+"""Secrets that reach ``sleuth run`` by the other paths: the workload's own output, and ``--with``.
+
+* A token or a URL with credentials that the workload prints stays in its log files (they are its
+  own output, kept as written); every copy sleuth makes of it (tails in ``result.json``, the journal,
+  ``summary.json``, ``report.md``, a ``--fail-regex`` line, ``--json``, the terminal) hides it, whether
+  or not the run had a secret of its own.
+* A venv requirement with credentials (a private index's wheel URL) is hidden everywhere, also in
+  sleuth's one-line errors, and a resumed run installs from the real URL (``secrets.json`` keeps it).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import sys
+import threading
+import zipfile
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.badinput import assert_no_secret
+
+PY = sys.executable
+GH = "ghp_" + "Xy7" * 12
+URL_PASSWORD = "pr1vateIndexPw"
+PRINTS = (
+    "import sys; "
+    f"print('loading with token={GH}'); "
+    f"print('mirror https://bob:{URL_PASSWORD}@mirror.example.com/simple', file=sys.stderr); "
+    f"print('RuntimeError: bad token {GH}', file=sys.stderr); sys.exit(1)"
+)
+
+
+def _copies(run_dir: Path) -> list[Path]:
+    """Every file of a run dir but the workload's own logs and secrets.json."""
+    return [
+        p
+        for p in run_dir.rglob("*")
+        if p.is_file() and p.name not in ("stdout", "stderr", "secrets.json") and p.name != ".lock"
+    ]
+
+
+@pytest.mark.parametrize("extra", [[], ["--env", "HF_TOKEN=hf_" + "Qw2" * 12]], ids=["no-secret", "a-secret"])
+def test_what_the_workload_prints_is_hidden_in_every_copy(sleuth, extra: list[str]) -> None:
+    res = sleuth("run", "-n", "2", "--json", "--fail-regex", "token", *extra, "--", PY, "-c", PRINTS)
+    assert res.rc == 1, res.stdout + res.stderr
+    rd = Path(res.json()["run_dir"])
+    # the logs are the workload's: kept as it wrote them
+    assert GH in (rd / "trials" / "0001" / "stdout").read_text()
+    assert URL_PASSWORD in (rd / "trials" / "0001" / "stderr").read_text()
+    copies = _copies(rd)
+    assert {p.name for p in copies} >= {"journal.jsonl", "summary.json", "report.md", "result.json"}
+    human = sleuth("run", "-n", "1", *extra, "--", PY, "-c", PRINTS)
+    assert human.rc == 1 and "<redacted>" in human.stdout + human.stderr
+    for secret in (GH, URL_PASSWORD):
+        assert_no_secret(secret, res.stdout, res.stderr, human.stdout, human.stderr)
+        for p in copies:
+            assert secret.encode() not in p.read_bytes(), f"{secret} in {p}"
+    first = res.json()["trials"][0]
+    assert "<redacted>" in first["signature"]  # the --fail-regex line, hidden
+    # what is left of the output still names the failure
+    plain = sleuth("run", "-n", "1", "--json", *extra, "--", PY, "-c", PRINTS)
+    assert "RuntimeError: bad token <redacted>" in plain.json()["trials"][0]["signature"]
+
+
+def _wheel(path: Path) -> Path:
+    """A minimal pure-Python wheel, ``tinypkg 1.0``."""
+    whl = path / "tinypkg-1.0-py3-none-any.whl"
+    files = {
+        "tinypkg/__init__.py": "VALUE = 42\n",
+        "tinypkg-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinypkg\nVersion: 1.0\n",
+        "tinypkg-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(f"{name},,\n" for name in files) + "tinypkg-1.0.dist-info/RECORD,,\n"
+    with zipfile.ZipFile(whl, "w") as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+        z.writestr("tinypkg-1.0.dist-info/RECORD", record)
+    return whl
+
+
+@pytest.fixture
+def private_index(tmp_path: Path) -> Iterator[str]:
+    """A wheel URL that answers only with the right credentials (401 otherwise)."""
+    whl = _wheel(tmp_path)
+    want = "Basic " + base64.b64encode(f"alice:{URL_PASSWORD}".encode()).decode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, body: bool) -> None:
+            if self.headers.get("Authorization") != want:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="private"')
+                self.end_headers()
+                return
+            data = whl.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if body:
+                self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._answer(body=True)
+
+        def do_HEAD(self) -> None:
+            self._answer(body=False)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://alice:{URL_PASSWORD}@127.0.0.1:{server.server_address[1]}/{whl.name}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_with_credentials_are_hidden_and_a_resume_installs_from_the_real_url(
+    sleuth, private_index: str, tmp_path: Path
+) -> None:
+    pin = f"tinypkg @ {private_index}"
+    check = "import tinypkg; assert tinypkg.VALUE == 42"
+    res = sleuth(
+        "run", "-n", "1", "--json", "--environment", "venv", "--with", pin, "--", "python", "-c", check
+    )
+    assert res.rc == 0, res.stdout + res.stderr
+    rd = Path(res.json()["run_dir"])
+    start = json.loads((rd / "journal.jsonl").read_text().splitlines()[0])["config"]
+    assert start["environment"]["pins"] == [pin.replace(f"alice:{URL_PASSWORD}", "<redacted>")]
+    assert json.loads((rd / "secrets.json").read_text())["pins[0]"] == pin
+    # killed before its trial, with a fresh venv cache: the resume must install from the real URL
+    (rd / "journal.jsonl").write_text(json.dumps({"event": "start", "t": 1.0, "config": start}) + "\n")
+    shutil.rmtree(rd / "trials")
+    (rd / "summary.json").unlink()
+    again = sleuth("run", "--resume", rd, "--json", env={"SLEUTH_CACHE": str(tmp_path / "fresh-cache")})
+    assert again.rc == 0, again.stdout + again.stderr
+    assert again.json()["summary"]["pass"] == 1
+    # a requirement that cannot install: the one-line error hides the credentials it quotes
+    broken = pin.replace("tinypkg-1.0", "tinypkg-9.9")
+    bad = sleuth("run", "--environment", "venv", "--with", broken, "--", "python", "-c", "pass")
+    assert bad.rc == 4 and bad.stderr.startswith("error: ") and "<redacted>" in bad.stderr
+    assert_no_secret(
+        URL_PASSWORD, res.stdout, res.stderr, again.stdout, again.stderr, bad.stdout, bad.stderr,
+        roots=[tmp_path / "runs"],
+    )  # fmt: skip
