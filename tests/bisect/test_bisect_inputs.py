@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,50 @@ def test_list_input_errors_leave_no_run_dir(tmp_path: Path, text: str, needle: s
     res = sleuth("bisect", "list", "l.txt", "--output", "out", "--", "true", cwd=tmp_path)
     _one_line_usage_error(res, "l.txt", needle)
     assert not (tmp_path / "out").exists()
+
+
+def test_list_from_a_symlink_loop_or_an_endless_device_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    res = sleuth("bisect", "list", "loop1", "--output", "out", "--", "true", cwd=tmp_path)
+    _one_line_usage_error(res, "loop1", "cannot read it")
+    res = sleuth("bisect", "list", "/dev/zero", "--output", "out", "--", "true", cwd=tmp_path)
+    _one_line_usage_error(res, "/dev/zero", "larger than")
+    assert not (tmp_path / "out").exists()
+
+
+def test_list_from_stdin_or_a_pipe_bisects_and_resumes_without_reading_it_again(tmp_path: Path) -> None:
+    lines = "".join(f"{i}\n" for i in range(1, 33))
+    test = ["sh", "-c", 'test "$SLEUTH_CANDIDATE" -lt 20']
+    env = {**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache")}
+    argv = [sys.executable, "-m", "sleuth", "bisect", "list", "--flaky", "off", "--json", "--output", "out"]
+    res = subprocess.run([*argv, "-", "--", *test], input=lines, cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    first = doc(res)
+    assert first["status"] == "found" and first["first_bad"]["label"] == "20", res.stderr
+    # a pipe (what <(git tag) gives the command): the same answer
+    read, write = os.pipe()
+    os.write(write, lines.encode())
+    os.close(write)
+    try:
+        piped = subprocess.run([*argv, f"/dev/fd/{read}", "--", *test], pass_fds=(read,), cwd=tmp_path,
+                               env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    finally:
+        os.close(read)
+    assert doc(piped)["first_bad"]["label"] == "20", piped.stderr
+    # killed after the candidates were journaled: the resume takes them from the journal (stdin is gone)
+    rd = Path(first["run_dir"])
+    journal = rd / "journal.jsonl"
+    kept = [
+        ln for ln in journal.read_text().splitlines() if json.loads(ln)["event"] in ("start", "candidates")
+    ]
+    journal.write_text("\n".join(kept) + "\n")
+    shutil.rmtree(rd / "candidates", ignore_errors=True)
+    (rd / "result.json").unlink(missing_ok=True)
+    (rd / "summary.json").unlink(missing_ok=True)
+    again = sleuth("bisect", "resume", str(rd), "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert doc(again)["first_bad"]["label"] == "20"
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -35,6 +36,8 @@ __all__ = [
 
 #: the longest candidate label a list file may hold (labels reach the journal and the terminal)
 LABEL_MAX = 1000
+#: a list file larger than this is refused (a million 64-character labels fit)
+LIST_MAX_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +89,11 @@ def with_candidate(spec: TrialSpec, cand: Candidate, **extra: str) -> TrialSpec:
 
 @dataclass(slots=True)
 class ListSource:
-    """``sleuth bisect list FILE``: one label per line, oldest first (blank and ``#`` lines ignored)."""
+    """``sleuth bisect list FILE``: one label per line, oldest first (blank and ``#`` lines ignored).
+
+    FILE may be a pipe (``<(git tag --sort=creatordate)``) or ``-`` (standard input): the labels are
+    journaled when the bisection starts, so a resume does not read it again.
+    """
 
     path: str
     kind: str = "list"
@@ -95,9 +102,16 @@ class ListSource:
         """The file's lines (UTF-8 text; each at most :data:`LABEL_MAX` characters, none twice)."""
         where = f"sleuth bisect list {self.path}"
         try:
-            data = Path(self.path).read_bytes()
+            if self.path == "-":
+                data = sys.stdin.buffer.read(LIST_MAX_BYTES + 1)
+            else:
+                with open(self.path, "rb") as fh:
+                    data = fh.read(LIST_MAX_BYTES + 1)
         except OSError as exc:
             raise UsageError(f"{where}: cannot read it ({exc.strerror})") from exc
+        if len(data) > LIST_MAX_BYTES:
+            raise UsageError(f"{where}: larger than {LIST_MAX_BYTES >> 20} MiB",
+                             hint="list one candidate per line, oldest first")  # fmt: skip
         if b"\0" in data:
             raise UsageError(
                 f"{where}: a binary file, not text", hint="list one candidate per line, oldest first"
@@ -139,7 +153,8 @@ class ListSource:
 
     def config(self) -> dict[str, Any]:
         """``{"kind": "list", "path": ...}``."""
-        return {"kind": self.kind, "path": str(Path(self.path).resolve())}
+        path = Path(self.path)
+        return {"kind": self.kind, "path": str(path.resolve()) if path.is_file() else self.path}
 
 
 def parse_date(text: str, flag: str) -> date:

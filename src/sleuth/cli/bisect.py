@@ -125,16 +125,16 @@ def command() -> None:
 
 
 @command.command(name="list", context_settings=_CTX)
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 @_search_options
 @_cmd_arg
 def list_cmd(file: Path, **kw: Any) -> int:
-    """Bisect the lines of FILE (oldest first); the line is in $SLEUTH_CANDIDATE."""
+    """Bisect the lines of FILE (oldest first; a pipe, or - for stdin); the line is in $SLEUTH_CANDIDATE."""
     from sleuth.bisect.candidates import ListSource
 
-    if not file.is_file():
+    if str(file) != "-" and not (file.exists() or file.is_symlink()):
         raise UsageError(f"sleuth bisect list {file}: no such file")
-    return _start(ListSource(str(file.resolve())), kw)
+    return _start(ListSource(str(file.resolve()) if file.is_file() else str(file)), kw)
 
 
 @command.command(name="git", context_settings=_CTX)
