@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -253,3 +254,24 @@ def test_a_forked_child_sees_its_own_children_and_pid_not_the_parents(tmp_path: 
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_ctrl_c_while_a_tool_runs_stops_the_tool(tmp_path: Path) -> None:
+    """A tool (``uv pip install``, ``git clone``) must not outlive a Ctrl-C of the caller: run_tool
+    forgets it on the way out, and then neither kill_all nor the exit hook would reach it."""
+    pidfile = tmp_path / "tool.pid"
+    script = (
+        "import os, signal, threading, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "from sleuth.runner import run_tool\n"
+        "threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()\n"
+        "try:\n"
+        f"    run_tool(['sh', '-c', 'echo $$ > {pidfile}; exec sleep 60'])\n"
+        "except KeyboardInterrupt:\n"
+        "    os._exit(130)\n"
+        "os._exit(0)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", script], timeout=60)
+    assert res.returncode == 130
+    pid = int(pidfile.read_text())
+    assert not pid_alive(pid), "the tool outlived the Ctrl-C"

@@ -427,6 +427,9 @@ def run_tool(
             timed_out = True
             _spawn.stop(proc, None, 2.0)
             out, err = proc.communicate()
+    except BaseException:  # Ctrl-C: once forgotten, kill_all and the exit hook no longer reach it
+        _spawn.stop(proc, None, 2.0)
+        raise
     finally:
         _spawn.forget(proc.pid)
     return ToolResult(
