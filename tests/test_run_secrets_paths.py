@@ -1,7 +1,8 @@
 """Secrets that reach ``sleuth run`` by the other paths: the workload's own output, and ``--with``.
 
-* A token or a URL with credentials that the workload prints stays in its log files (they are its
-  own output, kept as written); every copy sleuth makes of it (tails in ``result.json``, the journal,
+* A token, a URL with credentials or the value of a secret variable of its environment (inherited
+  or ``--env``) that the workload prints stays in its log files (they are its own output, kept as
+  written); every copy sleuth makes of it (tails in ``result.json``, the journal,
   ``summary.json``, ``report.md``, a ``--fail-regex`` line, ``--json``, the terminal) hides it, whether
   or not the run had a secret of its own.
 * A venv requirement with credentials (a private index's wheel URL) is hidden everywhere, also in
@@ -65,6 +66,19 @@ def test_what_the_workload_prints_is_hidden_in_every_copy(sleuth, extra: list[st
     # what is left of the output still names the failure
     plain = sleuth("run", "-n", "1", "--json", *extra, "--", PY, "-c", PRINTS)
     assert "RuntimeError: bad token <redacted>" in plain.json()["trials"][0]["signature"]
+
+
+def test_a_secret_variable_of_the_inherited_environment_that_the_workload_prints_is_hidden(sleuth) -> None:
+    value = "plainDbPassword9"  # not token-shaped: only its variable's name says it is secret
+    dump = "import os, sys; print('RuntimeError: login failed, DB_PASSWORD=' + os.environ['DB_PASSWORD'], file=sys.stderr); sys.exit(3)"
+    res = sleuth("run", "-n", "1", "--json", "--", PY, "-c", dump, env={"DB_PASSWORD": value})
+    assert res.rc == 1, res.stderr
+    rd = Path(res.json()["run_dir"])
+    assert value in (rd / "trials" / "0001" / "stderr").read_text()
+    assert "DB_PASSWORD=<redacted>" in (rd / "trials" / "0001" / "result.json").read_text()
+    assert value not in res.stdout + res.stderr
+    for p in _copies(rd):
+        assert value.encode() not in p.read_bytes(), f"secret in {p}"
 
 
 def _wheel(path: Path) -> Path:

@@ -242,9 +242,9 @@ class StandardOracle:
         if cfg.fail_regex is not None:
             line = find_first_line(self._streams(r), cfg.fail_regex)
             if line is not None:
-                from sleuth.secrets import scrub_text  # the line is copied into results and reports
+                from sleuth.secrets import env_secret_values, scrub_text  # copied into results, reports
 
-                line = scrub_text(line)
+                line = scrub_text(line, env_secret_values(r.spec.env))
                 return Judgement(
                     Outcome.FAIL, _signature("output", line), f"--fail-regex matched: {line.strip()[:200]}"
                 )

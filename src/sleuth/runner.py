@@ -248,7 +248,8 @@ def finish_trial(r: Running) -> TrialResult:
                 rc = code
         wall = time.monotonic() - r.t0
         # read the tails back through the open descriptors: no extra opens on the hot path
-        out_tail, err_tail = _public(fd_tail(r.out_fd)), _public(fd_tail(r.err_fd))
+        env = r.spec.env
+        out_tail, err_tail = _public(fd_tail(r.out_fd), env), _public(fd_tail(r.err_fd), env)
     finally:
         r.close()
     spec, trial_dir, error = r.spec, r.trial_dir, r.error
@@ -289,14 +290,15 @@ def finish_trial(r: Running) -> TrialResult:
     )
 
 
-def _public(tail: str) -> str:
-    """A tail as every copy of it may show it: URL credentials and token-shaped words the workload
-    printed are hidden (its log files keep them; the tails go to results, journals and reports)."""
+def _public(tail: str, env: Mapping[str, str]) -> str:
+    """A tail as every copy of it may show it: URL credentials, token-shaped words and the values of
+    secret variables of the trial's environment that the workload printed are hidden (its log files
+    keep them; the tails go to results, journals and reports)."""
     if not tail:
         return tail
-    from sleuth.secrets import scrub_text  # only for a trial that printed something
+    from sleuth.secrets import env_secret_values, scrub_text  # only for a trial that printed something
 
-    return scrub_text(tail)
+    return scrub_text(tail, env_secret_values(env))
 
 
 def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) -> TrialResult:

@@ -27,7 +27,15 @@ from typing import Any
 from sleuth._probe import REDACTED, redact_value
 from sleuth.errors import UsageError
 
-__all__ = ["REDACTED", "SECRETS_FILE", "Secrets", "argv_secrets", "is_secret", "scrub_text"]
+__all__ = [
+    "REDACTED",
+    "SECRETS_FILE",
+    "Secrets",
+    "argv_secrets",
+    "env_secret_values",
+    "is_secret",
+    "scrub_text",
+]
 
 #: the file of a run dir that keeps the secret values (mode 0600)
 SECRETS_FILE = "secrets.json"
@@ -56,6 +64,20 @@ def scrub_text(text: str, values: tuple[str, ...] = ()) -> str:
             text = text.replace(v, REDACTED)
     text = _URL_CREDENTIALS_RE.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
     return _TOKEN_WORD_RE.sub(REDACTED, text)
+
+
+_env_cache: tuple[dict[str, str], tuple[str, ...]] = ({}, ())
+
+
+def env_secret_values(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The values of ``env`` that :class:`Secrets` hides inside texts (a workload's environment:
+    what it may print), longest first; the last answer is kept, since trials share one environment."""
+    global _env_cache
+    seen, vals = _env_cache
+    if seen != env:
+        vals = Secrets.of(env)._vals()
+        _env_cache = (dict(env), vals)
+    return vals
 
 
 def argv_secrets(argv: Sequence[str]) -> dict[int, str]:
