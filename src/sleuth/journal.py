@@ -10,6 +10,7 @@ Files that must be whole (``summary.json``, ``result.json``) go through :func:`a
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import itertools
 import json
@@ -62,10 +63,22 @@ _dumps = json.JSONEncoder(default=str).encode
 os.register_at_fork(after_in_child=_forked)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes, path: str) -> None:
+    """Write all of ``data``; a failure (a full disk) is an ``OSError`` naming ``path``, and the
+    bytes this call wrote before it are cut again (a journal must not keep half an event that the
+    next append would be glued to)."""
     view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    written = 0
+    try:
+        while view:
+            n = os.write(fd, view)
+            written += n
+            view = view[n:]
+    except OSError as exc:
+        if written:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, os.fstat(fd).st_size - written)
+        raise OSError(exc.errno, exc.strerror, path) from None
 
 
 def atomic_write_text(path: Path | str, text: str, *, mode: int | None = None) -> None:
@@ -91,7 +104,7 @@ def atomic_write_text(path: Path | str, text: str, *, mode: int | None = None) -
         try:
             if mode is not None:
                 os.fchmod(fd, mode)
-            _write_all(fd, data)
+            _write_all(fd, data, target)
         finally:
             os.close(fd)
         os.replace(tmp, target)
@@ -142,7 +155,7 @@ class Journal:
         with self._lock:
             if self._fd is None:
                 raise ValueError(f"{self.path}: journal is closed")
-            _write_all(self._fd, data)
+            _write_all(self._fd, data, str(self.path))
             if self._fsync:
                 os.fdatasync(self._fd)
 

@@ -7,6 +7,7 @@ and keeps its traceback.  Verbs live in ``sleuth.cli.<verb>`` modules exposing `
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Sequence
 from importlib import import_module
@@ -99,6 +100,19 @@ def _usage_line(exc: click.UsageError) -> str:
     return f"{path}: {msg} (see '{path} --help')"
 
 
+_RESUME = "then resume (sleuth run/matrix/reduce --resume DIR, sleuth bisect resume DIR)"
+#: OSErrors that say what is wrong with the machine, with what to do; any other is a bug (traceback)
+_OS_HINTS = {
+    errno.ENOSPC: f"free some space, {_RESUME}",
+    errno.EDQUOT: f"free some space or raise the quota, {_RESUME}",
+    errno.EROFS: "the file system is read-only; give --output (or $SLEUTH_OUTPUT) a writable folder",
+    errno.EACCES: "check its permissions (a run dir goes under --output or $SLEUTH_OUTPUT)",
+    errno.EMFILE: f"too many open files; raise the limit (ulimit -n), {_RESUME}",
+    errno.ENFILE: f"the system ran out of file handles; {_RESUME}",
+    errno.EIO: "an I/O error: check the disk",
+}
+
+
 def _error(message: str) -> None:
     """Print ``error: message``; URL credentials and token-shaped words in it (a flag's value, a
     tool's output quoted in the error) are hidden, as in every file sleuth writes."""
@@ -136,4 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the machine, not sleuth: a full disk, a read-only --output, no file handles
+        hint = _OS_HINTS.get(exc.errno or 0)
+        if hint is None:
+            raise
+        _error(f"{exc.filename}: {exc.strerror}; {hint}" if exc.filename else f"{exc.strerror}; {hint}")
+        return int(ExitCode.INFRASTRUCTURE)
     return rv if isinstance(rv, int) else 0
