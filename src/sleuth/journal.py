@@ -88,7 +88,9 @@ def atomic_write_text(path: Path | str, text: str, *, mode: int | None = None) -
     """
     target = os.fspath(path)
     folder, name = os.path.split(target)
-    data = text.encode("utf-8")
+    # a lone surrogate (a non-UTF-8 byte of an argv or path, as Python decodes it) is written as its
+    # JSON escape: the file stays UTF-8 and a JSON reader gets the same string back
+    data = text.encode("utf-8", "backslashreplace")
     while True:
         # a name of our own (pid, counter): no random draws on this hot path (one per trial)
         tmp = os.path.join(folder, f".{name}.{_pid}.{next(_tmp_names)}.tmp")
