@@ -230,3 +230,60 @@ def test_diff_bad_file_is_one_line_exit_2(
     assert message in proc.stderr
     assert str(bad) in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_diff_hides_secrets_the_snapshots_hold(snapshot_file: Path, tmp_path: Path) -> None:
+    """A snapshot from an older sleuth or edited by hand may hold raw values: the diff shows none."""
+    snap: dict[str, Any] = json.loads(snapshot_file.read_text())
+    planted = {
+        "HF_TOKEN": "plainvalue-1234abcd",
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY",
+        "NCCL_OPTS": "token=sk-abcdefghijklmnop1234",
+        "PIP_INDEX_URL": "https://user:pipsecret99@pypi.example/simple",
+    }
+    snap["env"].update(planted)
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps(snap))
+    for args in (["env", "diff"], ["env", "diff", "--json"]):
+        proc = sleuth(*args, str(snapshot_file), str(b))
+        assert proc.returncode == 1, proc.stderr
+        for secret in (
+            "plainvalue-1234abcd",
+            "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY",
+            "sk-abcdef",
+            "pipsecret99",
+        ):
+            assert secret not in proc.stdout + proc.stderr
+        assert "env.HF_TOKEN" in proc.stdout and "env.PIP_INDEX_URL" in proc.stdout
+
+
+def test_ctrl_c_while_probing_an_interpreter_leaves_nothing_running(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from tests.signals import sleuth_proc
+
+    pid_file = tmp_path / "probe.pid"
+    slow = tmp_path / "slowpython"
+    slow.write_text(f"#!/bin/sh\nsleep 60 &\necho $! > {pid_file}\nwait\n")  # a child of the probe too
+    slow.chmod(0o755)
+    err_file = tmp_path / "stderr"
+    with open(err_file, "wb") as err_fh:  # not a pipe: a probe left running would hold it open
+        proc = sleuth_proc(["env", "--shallow", "--python", str(slow)], dict(os.environ), tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=err_fh)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (pid_file.is_file() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    probe_pid = int(pid_file.read_text())
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130, err_file.read_text()
+    deadline = time.monotonic() + 15  # sleuth stops its tools within its grace (2 s)
+    while time.monotonic() < deadline:
+        try:
+            os.kill(probe_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(probe_pid, signal.SIGKILL)
+        raise AssertionError("the interpreter being probed outlived sleuth's Ctrl-C")

@@ -417,6 +417,9 @@ def run_tool(
             timed_out = True
             _spawn.stop(proc, None, 2.0)
             out, err = proc.communicate()
+    except BaseException:  # Ctrl-C (or SIGTERM raised as one) while it ran: it must not outlive sleuth
+        _spawn.stop(proc, None, 2.0)
+        raise
     finally:
         _spawn.forget(proc.pid)
     return ToolResult(

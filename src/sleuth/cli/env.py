@@ -127,9 +127,9 @@ def _load(path: str) -> dict[str, Any]:
 @click.pass_context
 def diff_command(ctx: click.Context, a: str, b: str, as_json: bool) -> None:
     """Print what differs between two snapshots; exit 0 when identical, 1 when they differ."""
-    from sleuth.snapshot import diff
+    from sleuth.snapshot import diff, public_changes
 
-    changes = diff(_load(a), _load(b))
+    changes = public_changes(diff(_load(a), _load(b)))
     if as_json or (ctx.obj or {}).get("json"):
         doc = {"a": a, "b": b, "identical": not changes, "changes": [c.to_dict() for c in changes]}
         click.echo(json.dumps(doc, indent=2, sort_keys=True))
