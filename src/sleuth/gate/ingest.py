@@ -70,6 +70,15 @@ def _read_text(path: Path, what: str) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+def public_metric(name: str) -> str:
+    """A metric name with the secrets of :mod:`sleuth.secrets` hidden: hyperfine names a benchmark
+    by its whole command line (``curl --api-key=...``, a URL with a password, an ``hf_`` token)."""
+    from sleuth.secrets import Secrets
+
+    hidden: str = Secrets.of_argv(name).scrub(name)
+    return hidden
+
+
 def merge(parsed: Sequence[tuple[str, Parsed]]) -> Ingested:
     """Merge per-file results into one run's samples, keeping first-seen metric order."""
     values: dict[str, list[float]] = {}
@@ -78,8 +87,9 @@ def merge(parsed: Sequence[tuple[str, Parsed]]) -> Ingested:
     for name, p in parsed:
         files.append({"file": name, "format": p.format, "metrics": len(p.samples), "skipped": p.skipped})
         for s in p.samples:
-            values.setdefault(s.metric, []).extend(s.values)
-            units.setdefault(s.metric, s.unit)
+            metric = public_metric(s.metric)
+            values.setdefault(metric, []).extend(s.values)
+            units.setdefault(metric, s.unit)
     samples = tuple(Sample(m, tuple(v), units[m]) for m, v in values.items())
     return Ingested(samples=samples, files=tuple(files))
 
@@ -163,6 +173,11 @@ def scan_artifacts(root: Path) -> ArtifactScan:
         listed = meta.get("files") or [
             p.name for p in sorted(folder.iterdir()) if p.is_file() and p.name != METADATA_FILE
         ]
+        # an artifact comes from CI (a fork's pull request, say): it may name only its own files
+        outside = [str(n) for n in listed if not _inside(folder, folder / str(n))]
+        if outside:
+            skipped.append((str(folder), f"metadata lists a file outside its folder ({outside[0][:80]})"))
+            continue
         files = [folder / str(name) for name in listed if (folder / str(name)).is_file()]
         if listed and not files:
             skipped.append(
@@ -180,6 +195,14 @@ def scan_artifacts(root: Path) -> ArtifactScan:
         elif not has_dirs and folder != root:
             skipped.append((str(folder), "empty (artifact missing)"))
     return ArtifactScan(artifacts=tuple(artifacts), skipped=tuple(skipped))
+
+
+def _inside(folder: Path, path: Path) -> bool:
+    """Whether ``path`` (symlinks followed) lies inside ``folder``."""
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
 
 
 def run_from_artifact(art: Artifact, fmt: str = "auto") -> Run:

@@ -6,6 +6,7 @@ The CLI parses flags and renders; these functions decide and touch the store.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 from collections.abc import Mapping, Sequence
@@ -65,7 +66,16 @@ def _summary(run: Run) -> dict[str, Any]:
 
 
 def record_run(store: Store, run: Run, *, replace: bool = False) -> RecordResult:
-    """Store one run (already-recorded is reported, not an error)."""
+    """Store one run, secrets hidden (already-recorded is reported, not an error)."""
+    from sleuth.gate.provenance import public
+
+    run = dataclasses.replace(
+        run,
+        commit=public(run.commit, "commit"),
+        branch=public(run.branch, "branch"),
+        provenance=public(run.provenance),
+        source=public(run.source),
+    )
     res = RecordResult(garbage=int(run.source.get("skipped", 0)))
     if store.add_run(run, replace=replace):
         res.recorded.append(_summary(run))

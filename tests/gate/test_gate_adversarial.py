@@ -1,0 +1,133 @@
+"""``sleuth gate record`` against hostile input: secrets in result files and artifact metadata,
+artifact metadata that points outside its folder, and a kill -9 in the middle of an ingest."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.badinput import assert_no_secret
+
+from .conftest import DATA
+
+GO = DATA / "go-bench.txt"
+
+#: hyperfine --export-json keeps the whole command line as the benchmark's name
+HYPERFINE_WITH_SECRETS = {
+    "results": [
+        {
+            "command": "curl --api-key=abcdefgh12 https://user:hunter2pass@host.example/x",
+            "times": [1.0, 1.1, 1.2],
+        },
+        {"command": "python bench.py --token hf_PlantedToken0123456789", "times": [2.0, 2.1]},
+    ]
+}
+
+
+def test_secrets_in_benchmark_names_are_hidden(sleuth: Callable, store_url: str, tmp_path: Path) -> None:
+    f = tmp_path / "hyperfine.json"
+    f.write_text(json.dumps(HYPERFINE_WITH_SECRETS))
+    r = sleuth("gate", "record", "--suite", "s", "--run-id", "1", "--db", store_url, "--json", f)
+    assert r.rc == 0, r.stderr
+    runs = sleuth("gate", "runs", "--suite", "s", "--db", store_url, "--json")
+    assert runs.rc == 0, runs.stderr
+    names = [s["metric"] for s in runs.json()["runs"][0]["samples"]]
+    assert names == [
+        "curl --api-key=<redacted> <redacted>",  # an argument holding a URL password goes whole
+        "python bench.py --token <redacted>",
+    ]
+    hist = [tmp_path / "hist", tmp_path / "hist-dir"]
+    for secret in ("abcdefgh12", "hunter2pass", "hf_PlantedToken0123456789"):
+        assert_no_secret(secret, r.stdout, r.stderr, runs.stdout, runs.stderr, roots=hist)
+
+
+def _artifact(root: Path, meta: dict[str, object], files: dict[str, str]) -> Path:
+    root.mkdir(parents=True)
+    for name, text in files.items():
+        (root / name).write_text(text)
+    (root / "sleuth-gate.json").write_text(json.dumps({"schema": 1, **meta}))
+    return root
+
+
+def test_secrets_in_artifact_metadata_are_hidden(sleuth: Callable, store_url: str, tmp_path: Path) -> None:
+    """Metadata written by hand or by an older producing job may hold raw values: none is stored."""
+    meta = {
+        "suite": "s",
+        "run_id": "a1",
+        "branch": "https://u:branchpw99@git.example/repo",
+        "files": ["go.txt"],
+        "provenance": {
+            "runner": {
+                "GITHUB_TOKEN": "plainsecretvalue1",
+                "RUNNER_NAME": "r1 ghp_abcdefghijklmnopqrstuvwxyz",
+            },
+            "env": {"AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"},
+            "host": {"hostname": "gpu-box-1"},
+        },
+    }
+    _artifact(tmp_path / "art" / "bench-1", meta, {"go.txt": GO.read_text()})
+    r = sleuth("gate", "record", "--from-dir", tmp_path / "art", "--db", store_url, "--json")
+    assert r.rc == 0, r.stderr
+    runs = sleuth("gate", "runs", "--suite", "s", "--db", store_url, "--json")
+    (run,) = runs.json()["runs"]
+    assert run["provenance"]["host"]["hostname"] == "gpu-box-1"  # the rest is kept
+    assert run["provenance"]["runner"]["RUNNER_NAME"] == "r1 <redacted>"
+    assert run["provenance"]["runner"]["GITHUB_TOKEN"] == "<redacted>"
+    hist = [tmp_path / "hist", tmp_path / "hist-dir"]
+    for secret in ("branchpw99", "plainsecretvalue1", "ghp_abcdefghijklmnopqrstuvwxyz", "wJalrXUtnFEMIK7M"):
+        assert_no_secret(secret, r.stdout, r.stderr, runs.stdout, runs.stderr, roots=hist)
+
+
+def test_artifact_metadata_cannot_name_a_file_outside_its_folder(sleuth: Callable, tmp_path: Path) -> None:
+    """An artifact is downloaded from CI (a fork's pull request, say): it may only name its own files."""
+    outside = tmp_path / "private.csv"
+    outside.write_text("private_metric,42\n")
+    _artifact(tmp_path / "art" / "a", {"suite": "s", "run_id": "a", "files": [str(outside)]}, {})
+    _artifact(tmp_path / "art" / "b", {"suite": "s", "run_id": "b", "files": ["../../private.csv"]}, {})
+    link = _artifact(tmp_path / "art" / "c", {"suite": "s", "run_id": "c", "files": ["data.csv"]}, {})
+    (link / "data.csv").symlink_to(outside)
+    db = f"dir://{tmp_path / 'd'}"
+    r = sleuth("gate", "record", "--from-dir", tmp_path / "art", "--db", db, "--json")
+    assert r.rc == 3, r.stderr  # nothing recorded
+    doc = r.json()
+    assert doc["recorded"] == []
+    reasons = {Path(s["path"]).name: s["reason"] for s in doc["skipped"]}
+    assert set(reasons) == {"a", "b", "c"}
+    assert all("outside" in why for why in reasons.values()), reasons
+    assert not (tmp_path / "d").exists() or not list((tmp_path / "d").rglob("*.json"))
+
+
+def test_kill_9_mid_ingest_twice_then_record_again_keeps_one_whole_run(tmp_path: Path) -> None:
+    """SQLite: the run is one transaction; two kill -9 in the middle, then two records, give one run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    big = tmp_path / "big.csv"
+    with big.open("w") as fh:
+        for i in range(60_000):
+            fh.write(f"m{i % 50},{i * 0.5}\n")
+    db = tmp_path / "h.db"
+    argv = [sys.executable, "-m", "sleuth", "gate", "record", "--suite", "s", "--run-id", "1",
+            "--no-provenance", "--db", f"sqlite:///{db}", str(big)]  # fmt: skip
+    killed = 0
+    for _ in range(2):
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+        deadline = time.monotonic() + 60
+        while not db.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # the store is being created: the insert comes next
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            killed += 1
+        proc.wait()
+    outs = [subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=120) for _ in range(2)]
+    assert [o.returncode for o in outs] == [0, 0], outs[-1].stderr
+    assert "already recorded" in outs[1].stdout
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from gate_runs").fetchone() == (1,)
+        assert conn.execute("select count(*) from gate_samples").fetchone() == (60_000,)
+    assert killed >= 1 or outs[0].stdout.startswith("already")
