@@ -8,6 +8,8 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.badinput import assert_no_secret
 
 from .conftest import DATA
@@ -131,3 +133,29 @@ def test_kill_9_mid_ingest_twice_then_record_again_keeps_one_whole_run(tmp_path:
         assert conn.execute("select count(*) from gate_runs").fetchone() == (1,)
         assert conn.execute("select count(*) from gate_samples").fetchone() == (60_000,)
     assert killed >= 1 or outs[0].stdout.startswith("already")
+
+
+def test_values_near_the_float_limit_give_a_baseline_the_gate_reads_back(
+    sleuth: Callable, tmp_path: Path
+) -> None:
+    """Each value is finite, the mean of two is not: the median must not overflow into an
+    ``Infinity`` that ``baseline capture`` writes and ``check --baseline`` then rejects."""
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    for i in range(3):
+        f = tmp_path / f"r{i}.csv"
+        f.write_text("huge,1.7e308\nhuge,1.6e308\nsmall,1\nsmall,2\n")
+        r = sleuth("gate", "record", "--suite", "s", "--run-id", str(i), "--no-provenance", "--db", db, f)
+        assert r.rc == 0, r.stderr
+    base = tmp_path / "b.json"
+    r = sleuth("gate", "baseline", "capture", "--suite", "s", "-o", base, "--db", db)
+    assert r.rc == 0, r.stderr
+    doc = json.loads(base.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in {base}"))
+    assert (
+        doc["metrics"]["huge"]["value"] == pytest.approx(1.65e308) and doc["metrics"]["small"]["value"] == 1.5
+    )
+    assert doc["metrics"]["huge"]["cv"] == 0.0  # the same value in every run: no overflow on the way
+    d = sleuth("gate", "baseline", "diff", base, "--db", db, "--json")
+    assert d.rc == 0, d.stderr
+    g = sleuth("gate", "graduate", "--suite", "s", "--last", "3", "--json", "--db", db)
+    assert g.rc == 0, g.stderr
+    assert {m["metric"]: m["verdict"] for m in g.json()["metrics"]} == {"huge": "OK", "small": "OK"}
