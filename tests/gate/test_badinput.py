@@ -185,6 +185,24 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("runs last", ["runs", "--suite", "s", "--last", "0"], ["--last"]),
     ("runs suite", ["runs", "--suite", "a b"], ["--suite"]),
     ("unknown subcommand", ["grade"], ["grade"]),
+    # files that are not UTF-8 (a baseline saved as Latin-1 or UTF-16)
+    (
+        "baseline not utf-8",
+        ["check", "--suite", "s", "--policy", "ok.yaml", "--baseline", "base-latin1.json"],
+        ["--baseline", "base-latin1.json", "UTF-8"],
+    ),
+    ("diff not utf-8", ["baseline", "diff", "base-latin1.json"], ["base-latin1.json", "UTF-8"]),
+    (
+        "capture over a file not utf-8",
+        ["baseline", "capture", "--suite", "s", "-o", "base-latin1.json"],
+        ["-o", "base-latin1.json", "UTF-8"],
+    ),
+    ("policy not utf-8", ["check", "--suite", "s", "--policy", "base-latin1.json"], ["base-latin1.json"]),
+    (
+        "state not utf-8",
+        ["changepoints", "--csv", "s.csv", "--incremental", "--state", "base-latin1.json"],
+        ["--state", "base-latin1.json"],
+    ),
 ]
 
 
@@ -204,6 +222,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "adir").mkdir()
     (tmp_path / "s.csv").write_text("run,value\n" + "".join(f"r{i},{i}\n" for i in range(20)))
     (tmp_path / "bad-state.json").write_text("[1, 2")
+    (tmp_path / "base-latin1.json").write_bytes(b'{"suite": "s", "metrics": {"caf\xe9": {"value": 3}}}')
     return tmp_path
 
 

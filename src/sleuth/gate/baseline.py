@@ -73,6 +73,11 @@ def load_baseline(path: Path, what: str = "--baseline") -> dict[str, Any]:
         raise ConfigError(f"{what} {path}: no such file") from None
     except OSError as exc:
         raise ConfigError(f"{what} {path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{what} {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+            hint="save the file as UTF-8",
+        ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{what} {path}: not valid JSON: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):
