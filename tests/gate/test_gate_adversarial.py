@@ -159,3 +159,20 @@ def test_values_near_the_float_limit_give_a_baseline_the_gate_reads_back(
     g = sleuth("gate", "graduate", "--suite", "s", "--last", "3", "--json", "--db", db)
     assert g.rc == 0, g.stderr
     assert {m["metric"]: m["verdict"] for m in g.json()["metrics"]} == {"huge": "OK", "small": "OK"}
+
+
+@pytest.mark.parametrize("where", ["a-dir", "missing-dir/summary.md"])
+def test_a_step_summary_that_cannot_be_appended_to_is_a_usage_error(
+    sleuth: Callable, tmp_path: Path, where: str
+) -> None:
+    from tests.badinput import assert_usage_error, tree_state
+
+    (tmp_path / "a-dir").mkdir()
+    before = tree_state(tmp_path)
+    r = sleuth(
+        "gate", "graduate", "--suite", "s", "--markdown", tmp_path / "out.md", "--db", f"dir://{tmp_path / 'd'}",
+        env={"GITHUB_STEP_SUMMARY": str(tmp_path / where)},
+    )  # fmt: skip
+    assert_usage_error(
+        r.rc, r.stdout, r.stderr, ["GITHUB_STEP_SUMMARY", where], before=before, after=tree_state(tmp_path)
+    )
