@@ -185,6 +185,12 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("runs last", ["runs", "--suite", "s", "--last", "0"], ["--last"]),
     ("runs suite", ["runs", "--suite", "a b"], ["--suite"]),
     ("unknown subcommand", ["grade"], ["grade"]),
+    (
+        "db bad port",
+        ["runs", "--suite", "s", "--db", "postgresql://u:pw@h:notaport/db"],
+        ["--db", "valid URL"],
+    ),
+    ("db bad host", ["graduate", "--suite", "s", "--db", "postgresql://u:pw@[::1/db"], ["--db", "valid URL"]),
     # files that are not UTF-8 (a baseline saved as Latin-1 or UTF-16)
     (
         "baseline not utf-8",

@@ -89,6 +89,13 @@ class SqlStore:
             self.engine = sa.create_engine(url.url, future=True, pool_pre_ping=url.kind == "postgresql")
         except ArgumentError as exc:
             raise UsageError(f"--db {url.display}: {exc}") from None
+        except ValueError as exc:  # a malformed URL: a port that is not a number, an unclosed [host
+            from sleuth.secrets import scrub_text
+
+            raise UsageError(
+                f"--db {url.display}: not a valid URL ({scrub_text(str(exc))})",
+                hint="e.g. postgresql://USER:PASSWORD@HOST:5432/DB",
+            ) from None
         except ImportError as exc:  # a driver that is not installed
             raise UsageError(f"--db {url.display}: the database driver is missing ({exc.name})") from None
         self._md, self._runs, self._samples, self._state, self._meta = _tables()
