@@ -191,6 +191,12 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["--db", "valid URL"],
     ),
     ("db bad host", ["graduate", "--suite", "s", "--db", "postgresql://u:pw@[::1/db"], ["--db", "valid URL"]),
+    ("sqlite db is a dir", ["runs", "--suite", "s", "--db", "sqlite:///adir"], ["--db", "adir", "directory"]),
+    (
+        "dir db is a file",
+        ["record", "--suite", "s", "--run-id", "1", "--no-provenance", "--db", "dir://ok.yaml", GO],
+        ["--db", "ok.yaml", "not a directory"],
+    ),
     # files that are not UTF-8 (a baseline saved as Latin-1 or UTF-16)
     (
         "baseline not utf-8",
