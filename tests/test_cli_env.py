@@ -287,3 +287,10 @@ def test_ctrl_c_while_probing_an_interpreter_leaves_nothing_running(tmp_path: Pa
     else:
         os.kill(probe_pid, signal.SIGKILL)
         raise AssertionError("the interpreter being probed outlived sleuth's Ctrl-C")
+
+
+def test_env_table_shows_values_that_look_like_markup_as_they_are() -> None:
+    """A variable's value is text, not rich markup: ``[/]`` crashed the table (MarkupError)."""
+    proc = sleuth("env", "--shallow", env={"CUDA_X": "[/]", "NCCL_Y": "[red]boom[/red]", **HERE_FIRST})
+    assert proc.returncode == 0, proc.stderr
+    assert "[/]" in proc.stdout and "[red]boom[/red]" in proc.stdout

@@ -43,7 +43,8 @@ def _render_snapshot(snap: dict[str, Any]) -> None:
         first = True
         for path, value in flatten(snap[section]):
             key = path.removeprefix(section).lstrip(".") or "-"
-            table.add_row(section if first else "", key, "absent" if value is None else _show(value))
+            shown = "absent" if value is None else _show(value)
+            table.add_row(section if first else "", escape(key), escape(shown))  # values are text, not markup
             first = False
     console.print(table)
 
