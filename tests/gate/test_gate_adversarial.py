@@ -176,3 +176,19 @@ def test_a_step_summary_that_cannot_be_appended_to_is_a_usage_error(
     assert_usage_error(
         r.rc, r.stdout, r.stderr, ["GITHUB_STEP_SUMMARY", where], before=before, after=tree_state(tmp_path)
     )
+
+
+def test_emit_metadata_writes_no_secret_from_flags_or_ci_variables(sleuth: Callable, tmp_path: Path) -> None:
+    env = {
+        "GITHUB_HEAD_REF": "https://u:headref-pw9@git.example/r",
+        "RUNNER_NAME": "r ghp_abcdefghijklmnopqrstuvwxyz",
+    }
+    r = sleuth(
+        "gate", "record", "--emit-metadata", tmp_path / "out", "--suite", "s", "--run-id", "1",
+        "--commit", "sk-abcdefghijklmnop1234", GO, "--json", env=env,
+    )  # fmt: skip
+    assert r.rc == 0, r.stderr
+    meta = json.loads((tmp_path / "out" / "sleuth-gate.json").read_text())
+    assert meta["branch"] == "<redacted>" and meta["provenance"]["runner"]["RUNNER_NAME"] == "r <redacted>"
+    for secret in ("headref-pw9", "ghp_abcdefghijklmnopqrstuvwxyz", "sk-abcdefghijklmnop1234"):
+        assert_no_secret(secret, r.stdout, r.stderr, roots=[tmp_path / "out"])

@@ -154,9 +154,10 @@ def _emit(files: tuple[Path, ...], meta: dict[str, Any], kw: dict[str, Any]) -> 
     if out.exists() and not out.is_dir():
         raise UsageError(f"--emit-metadata {out}: exists and is not a directory")
     ingested = read_files(list(files), kw["fmt"])  # checks the files exist; garbage only counted
-    from sleuth.gate.provenance import collect
+    from sleuth.gate.provenance import collect, public
 
     prov = {} if kw["no_provenance"] else collect()
+    meta = public(meta)  # the artifact is uploaded: a flag or CI variable may hold a secret
     path = write_metadata(out, {**meta, "provenance": prov}, list(files))
     data = {
         "metadata": str(path),
