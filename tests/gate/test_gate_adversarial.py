@@ -192,3 +192,17 @@ def test_emit_metadata_writes_no_secret_from_flags_or_ci_variables(sleuth: Calla
     assert meta["branch"] == "<redacted>" and meta["provenance"]["runner"]["RUNNER_NAME"] == "r <redacted>"
     for secret in ("headref-pw9", "ghp_abcdefghijklmnopqrstuvwxyz", "sk-abcdefghijklmnop1234"):
         assert_no_secret(secret, r.stdout, r.stderr, roots=[tmp_path / "out"])
+
+
+def test_a_file_over_the_read_limit_never_gives_a_cut_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the limit the file is read no further: the line the limit cuts is dropped, not parsed as
+    ``m,0.1`` from ``m,0.123456``."""
+    from sleuth.gate import ingest
+
+    f = tmp_path / "big.csv"
+    f.write_text("a,1.5\nb,0.123456\nc,7\n")
+    monkeypatch.setattr(ingest, "_MAX_BYTES", len("a,1.5\nb,0.1"))
+    got = ingest.read_files([f])
+    assert {s.metric: s.values for s in got.samples} == {"a": (1.5,)}

@@ -34,7 +34,8 @@ __all__ = [
 
 #: the metadata file a producing job writes next to its raw benchmark output
 METADATA_FILE = "sleuth-gate.json"
-#: files larger than this are read only up to it (a runaway log must not eat the gating job's memory)
+#: files larger than this are read only up to the last whole line before it (a runaway log must not
+#: eat the gating job's memory)
 _MAX_BYTES = 64 * 1024 * 1024
 
 
@@ -59,6 +60,8 @@ def _read_text(path: Path, what: str) -> str:
     try:
         with open(path, "rb") as fh:
             data = fh.read(_MAX_BYTES)
+            if fh.read(1):  # cut at the limit: drop the cut line, whose value would be wrong (0.1 of 0.123)
+                data = data[: data.rfind(b"\n") + 1]
     except FileNotFoundError:
         raise UsageError(f"{what} {path}: no such file") from None
     except IsADirectoryError:
