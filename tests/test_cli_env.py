@@ -294,3 +294,16 @@ def test_env_table_shows_values_that_look_like_markup_as_they_are() -> None:
     proc = sleuth("env", "--shallow", env={"CUDA_X": "[/]", "NCCL_Y": "[red]boom[/red]", **HERE_FIRST})
     assert proc.returncode == 0, proc.stderr
     assert "[/]" in proc.stdout and "[red]boom[/red]" in proc.stdout
+
+
+@pytest.mark.parametrize("depth", [900, 100_000])
+def test_diff_of_a_deeply_nested_file_is_one_line_exit_2(
+    snapshot_file: Path, tmp_path: Path, depth: int
+) -> None:
+    """Past the JSON parser's recursion limit, or just under it (the diff walks the tree too)."""
+    bad = tmp_path / "deep.json"
+    bad.write_text('{"a": ' * depth + "1" + "}" * depth)
+    proc = sleuth("env", "diff", str(snapshot_file), str(bad))
+    assert proc.returncode == 2, proc.stderr[-500:]
+    assert str(bad) in proc.stderr and "deep" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

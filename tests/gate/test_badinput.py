@@ -197,6 +197,18 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["record", "--suite", "s", "--run-id", "1", "--no-provenance", "--db", "dir://ok.yaml", GO],
         ["--db", "ok.yaml", "not a directory"],
     ),
+    # JSON nested deeper than the parser's recursion limit
+    (
+        "baseline too deep",
+        ["check", "--suite", "s", "--policy", "ok.yaml", "--baseline", "deep.json"],
+        ["--baseline", "deep.json", "deep"],
+    ),
+    ("diff too deep", ["baseline", "diff", "deep.json"], ["deep.json", "deep"]),
+    (
+        "state too deep",
+        ["changepoints", "--csv", "s.csv", "--incremental", "--state", "deep.json"],
+        ["--state", "deep.json"],
+    ),
     # files that are not UTF-8 (a baseline saved as Latin-1 or UTF-16)
     (
         "baseline not utf-8",
@@ -234,6 +246,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "adir").mkdir()
     (tmp_path / "s.csv").write_text("run,value\n" + "".join(f"r{i},{i}\n" for i in range(20)))
     (tmp_path / "bad-state.json").write_text("[1, 2")
+    (tmp_path / "deep.json").write_text('{"a": ' * 100_000 + "1" + "}" * 100_000)
     (tmp_path / "base-latin1.json").write_bytes(b'{"suite": "s", "metrics": {"caf\xe9": {"value": 3}}}')
     return tmp_path
 

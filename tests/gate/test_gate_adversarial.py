@@ -206,3 +206,31 @@ def test_a_file_over_the_read_limit_never_gives_a_cut_value(
     monkeypatch.setattr(ingest, "_MAX_BYTES", len("a,1.5\nb,0.1"))
     got = ingest.read_files([f])
     assert {s.metric: s.values for s in got.samples} == {"a": (1.5,)}
+
+
+def test_json_nested_past_the_recursion_limit_is_garbage_not_a_crash(
+    sleuth: Callable, tmp_path: Path
+) -> None:
+    deep = '{"benchmarks": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    (tmp_path / "deep.json").write_text(deep)
+    db = f"dir://{tmp_path / 'd'}"
+    r = sleuth(
+        "gate",
+        "record",
+        "--suite",
+        "s",
+        "--run-id",
+        "1",
+        "--no-provenance",
+        "--json",
+        "--db",
+        db,
+        "deep.json",
+    )
+    assert r.rc == 0, r.stderr
+    assert r.json()["recorded"][0]["skipped_lines"] == 1  # counted, like a truncated file
+    art = _artifact(tmp_path / "art" / "a", {"suite": "s", "run_id": "2"}, {"go.txt": GO.read_text()})
+    (art / "sleuth-gate.json").write_text(deep)
+    r = sleuth("gate", "record", "--from-dir", tmp_path / "art", "--db", db, "--json")
+    assert r.rc == 3, r.stderr
+    assert [s["path"] for s in r.json()["skipped"]] == [str(art)]

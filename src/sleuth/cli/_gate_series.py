@@ -159,7 +159,7 @@ def _read_state(path: Path) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise UsageError(
             f"--state {path}: not a state file ({exc})", hint="remove it to start over"
         ) from None

@@ -116,9 +116,27 @@ def _load(path: str) -> dict[str, Any]:
         raise UsageError(f"{path}: cannot read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:  # nested deeper than the parser goes
+        raise UsageError(f"{path}: not an environment snapshot (nested too deep)") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: not an environment snapshot (expected a JSON object)")
+    if _too_deep(data):
+        raise UsageError(f"{path}: not an environment snapshot (nested too deep)")
     return data
+
+
+def _too_deep(data: Any, limit: int = 64) -> bool:
+    """Whether ``data`` nests deeper than ``limit`` (a snapshot nests about 5; the diff recurses)."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        obj, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(obj, dict):
+            stack.extend((v, depth + 1) for v in obj.values())
+        elif isinstance(obj, list):
+            stack.extend((v, depth + 1) for v in obj)
+    return False
 
 
 @command.command(name="diff")

@@ -80,6 +80,8 @@ def load_baseline(path: Path, what: str = "--baseline") -> dict[str, Any]:
         ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{what} {path}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{what} {path}: not a baseline file (JSON nested too deeply)") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):
         raise ConfigError(
             f"{what} {path}: metrics: required key is missing",

@@ -112,7 +112,7 @@ def _go_json(text: str, col: _Collector) -> None:
     for line in text.splitlines():
         try:
             event = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             if line.strip():
                 col.skip(line)
             continue
@@ -259,6 +259,9 @@ def parse(text: str, fmt: str = "auto") -> Parsed:
         except json.JSONDecodeError as exc:
             col.skip(f"not valid JSON: {exc}")
             return col.result(fmt)
+        except RecursionError:
+            col.skip("JSON nested too deeply")
+            return col.result(fmt)
         _JSON_PARSERS[fmt](doc, col)
     elif fmt == "go":
         if stripped.startswith("{") and '"Action"' in stripped[:400]:
@@ -277,7 +280,7 @@ def _detect(text: str, stripped: str) -> str:
     if stripped[:1] in ("{", "["):
         try:
             return _json_format(json.loads(text))
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return "json"  # a truncated document: counted as one skipped entry
     if any(_GO_BENCH.match(line) for line in text.splitlines()):
         return "go"
