@@ -217,7 +217,12 @@ def test_diff_json(snapshot_file: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(None, "no such file"), ("{not json", "not JSON"), ("[1, 2]", "not an environment snapshot")],
+    [
+        (None, "no such file"),
+        ("{not json", "not JSON"),
+        ("[1, 2]", "not an environment snapshot"),
+        ('{"a": ' + "1" * 5000 + "}", "not JSON"),  # past the int digit limit: a ValueError
+    ],
 )
 def test_diff_bad_file_is_one_line_exit_2(
     snapshot_file: Path, tmp_path: Path, content: str | None, message: str

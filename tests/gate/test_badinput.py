@@ -209,6 +209,13 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["changepoints", "--csv", "s.csv", "--incremental", "--state", "deep.json"],
         ["--state", "deep.json"],
     ),
+    # an integer of 5000 digits: past Python's int/str conversion limit (a ValueError, not a JSONDecodeError)
+    (
+        "baseline huge int",
+        ["check", "--suite", "s", "--policy", "ok.yaml", "--baseline", "bigint.json"],
+        ["--baseline", "bigint.json"],
+    ),
+    ("diff huge int", ["baseline", "diff", "bigint.json"], ["bigint.json"]),
     # files that are not UTF-8 (a baseline saved as Latin-1 or UTF-16)
     (
         "baseline not utf-8",
@@ -246,6 +253,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "adir").mkdir()
     (tmp_path / "s.csv").write_text("run,value\n" + "".join(f"r{i},{i}\n" for i in range(20)))
     (tmp_path / "bad-state.json").write_text("[1, 2")
+    (tmp_path / "bigint.json").write_text('{"suite": "s", "metrics": {"m": {"value": ' + "1" * 5000 + "}}}")
     (tmp_path / "deep.json").write_text('{"a": ' * 100_000 + "1" + "}" * 100_000)
     (tmp_path / "base-latin1.json").write_bytes(b'{"suite": "s", "metrics": {"caf\xe9": {"value": 3}}}')
     return tmp_path

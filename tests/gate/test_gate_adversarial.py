@@ -234,3 +234,31 @@ def test_json_nested_past_the_recursion_limit_is_garbage_not_a_crash(
     r = sleuth("gate", "record", "--from-dir", tmp_path / "art", "--db", db, "--json")
     assert r.rc == 3, r.stderr
     assert [s["path"] for s in r.json()["skipped"]] == [str(art)]
+
+
+def test_integers_past_the_float_range_or_the_digit_limit_are_garbage(
+    sleuth: Callable, tmp_path: Path
+) -> None:
+    (tmp_path / "digits.json").write_text('{"m": ' + "1" * 5000 + "}")  # json.loads: ValueError
+    (tmp_path / "range.json").write_text('{"m": [' + "1" * 400 + ', 2], "n": 3}')  # float(): OverflowError
+    db = f"dir://{tmp_path / 'd'}"
+    for i, name in enumerate(("digits.json", "range.json")):
+        r = sleuth(
+            "gate",
+            "record",
+            "--suite",
+            "s",
+            "--run-id",
+            str(i),
+            "--no-provenance",
+            "--json",
+            "--db",
+            db,
+            name,
+        )
+        assert r.rc == 0, r.stderr[-2000:]
+        assert r.json()["recorded"][0]["skipped_lines"] == 1
+    art = _artifact(tmp_path / "art" / "a", {"suite": "s", "run_id": "2"}, {"go.txt": GO.read_text()})
+    (art / "sleuth-gate.json").write_text('{"suite": "s", "run_id": "2", "n": ' + "1" * 5000 + "}")
+    r = sleuth("gate", "record", "--from-dir", tmp_path / "art", "--db", db, "--json")
+    assert r.rc == 3 and [s["path"] for s in r.json()["skipped"]] == [str(art)], r.stderr[-2000:]

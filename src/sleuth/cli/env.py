@@ -116,6 +116,8 @@ def _load(path: str) -> dict[str, Any]:
         raise UsageError(f"{path}: cannot read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    except ValueError as exc:  # an integer past the digit limit (5000 digits)
+        raise UsageError(f"{path}: not JSON ({str(exc)[:120]})") from None
     except RecursionError:  # nested deeper than the parser goes
         raise UsageError(f"{path}: not an environment snapshot (nested too deep)") from None
     if not isinstance(data, dict):

@@ -78,8 +78,8 @@ def load_baseline(path: Path, what: str = "--baseline") -> dict[str, Any]:
             f"{what} {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
             hint="save the file as UTF-8",
         ) from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{what} {path}: not valid JSON: {exc}") from None
+    except ValueError as exc:  # bad syntax, or an integer past the digit limit
+        raise ConfigError(f"{what} {path}: not valid JSON: {str(exc)[:200]}") from None
     except RecursionError:
         raise ConfigError(f"{what} {path}: not a baseline file (JSON nested too deeply)") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):

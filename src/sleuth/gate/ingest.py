@@ -166,7 +166,7 @@ def scan_artifacts(root: Path) -> ArtifactScan:
         folder = meta_path.parent
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8", errors="replace"))
-        except (OSError, json.JSONDecodeError, RecursionError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             skipped.append((str(folder), f"unreadable {METADATA_FILE}: {str(exc)[:80]}"))
             continue
         problem = _meta_problem(meta)
