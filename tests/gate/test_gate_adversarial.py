@@ -262,3 +262,36 @@ def test_integers_past_the_float_range_or_the_digit_limit_are_garbage(
     (art / "sleuth-gate.json").write_text('{"suite": "s", "run_id": "2", "n": ' + "1" * 5000 + "}")
     r = sleuth("gate", "record", "--from-dir", tmp_path / "art", "--db", db, "--json")
     assert r.rc == 3 and [s["path"] for s in r.json()["skipped"]] == [str(art)], r.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"provenance": "abc"},
+        {"provenance": [1, 2]},
+        {"commit": {"a": 1}},
+        {"branch": 5},
+        {"created_at": [1]},
+        {"created_at": "yesterday"},
+        {"files": "go.txt"},
+        {"files": [1]},
+        {"status": None},
+    ],
+    ids=lambda d: "-".join(f"{k}={v}" for k, v in d.items()),
+)
+def test_metadata_of_the_wrong_type_skips_that_artifact_only(
+    sleuth: Callable, store_url: str, tmp_path: Path, bad: dict[str, object]
+) -> None:
+    _artifact(
+        tmp_path / "art" / "good",
+        {"suite": "s", "run_id": "good", "files": ["go.txt"]},
+        {"go.txt": GO.read_text()},
+    )
+    meta = {"suite": "s", "run_id": "bad", "files": ["go.txt"], **bad}
+    _artifact(tmp_path / "art" / "bad", meta, {"go.txt": GO.read_text()})
+    r = sleuth("gate", "record", "--from-dir", tmp_path / "art", "--db", store_url, "--json")
+    assert r.rc == 0, r.stderr[-2000:]
+    doc = r.json()
+    assert [x["run_id"] for x in doc["recorded"]] == ["good"]
+    (skip,) = doc["skipped"]
+    assert skip["path"].endswith("bad") and next(iter(bad)) in skip["reason"]

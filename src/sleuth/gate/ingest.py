@@ -14,6 +14,7 @@ import json
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,24 @@ def _meta_problem(meta: Any) -> str | None:
         return f"metadata key 'status' is {meta.get('status')!r}"
     if not isinstance(meta.get("files", []), list):
         return "metadata key 'files' is not a list"
+    if not all(isinstance(f, str) for f in meta.get("files", [])):
+        return "metadata key 'files' holds a non-string"
+    for key in ("commit", "branch", "created_at"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            return f"metadata key {key!r} is {type(meta[key]).__name__}, not a string"
+    if meta.get("provenance") is not None and not isinstance(meta["provenance"], dict):
+        return "metadata key 'provenance' is not a JSON object"
+    if meta.get("created_at") and _iso_time(meta["created_at"]) is None:
+        return f"metadata key 'created_at' {meta['created_at'][:40]!r} is not an ISO 8601 time with a zone"
     return None
+
+
+def _iso_time(text: str) -> datetime | None:
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo is not None else None
 
 
 def scan_artifacts(root: Path) -> ArtifactScan:
