@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -105,8 +107,6 @@ def test_kill_9_mid_ingest_twice_then_record_again_keeps_one_whole_run(tmp_path:
     """SQLite: the run is one transaction; two kill -9 in the middle, then two records, give one run."""
     import os
     import signal
-    import subprocess
-    import sys
     import time
 
     big = tmp_path / "big.csv"
@@ -295,3 +295,48 @@ def test_metadata_of_the_wrong_type_skips_that_artifact_only(
     assert [x["run_id"] for x in doc["recorded"]] == ["good"]
     (skip,) = doc["skipped"]
     assert skip["path"].endswith("bad") and next(iter(bad)) in skip["reason"]
+
+
+def test_ctrl_c_mid_ingest_leaves_the_run_whole_or_absent(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    from tests.signals import sleuth_proc
+
+    big = tmp_path / "big.csv"
+    big.write_text("".join(f"m{i % 50},{i * 0.25}\n" for i in range(60_000)))
+    db = tmp_path / "h.db"
+    args = [
+        "gate",
+        "record",
+        "--suite",
+        "s",
+        "--run-id",
+        "1",
+        "--no-provenance",
+        "--db",
+        f"sqlite:///{db}",
+        str(big),
+    ]
+    proc = sleuth_proc(
+        args, dict(os.environ), tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while not db.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 130), err  # 0: it had finished already
+    assert "Traceback" not in err
+    with sqlite3.connect(db) as conn:
+        tables = {t for (t,) in conn.execute("select name from sqlite_master where type = 'table'")}
+        runs = conn.execute("select count(*) from gate_runs").fetchone()[0] if "gate_runs" in tables else 0
+        samples = conn.execute("select count(*) from gate_samples").fetchone()[0] if runs else 0
+    assert (runs, samples) in ((0, 0), (1, 60_000))  # interrupted before the tables exist: none
+    again = subprocess.run(
+        [sys.executable, "-m", "sleuth", *args], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert again.returncode == 0, again.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select count(*) from gate_samples").fetchone() == (60_000,)
