@@ -340,3 +340,25 @@ def test_ctrl_c_mid_ingest_leaves_the_run_whole_or_absent(tmp_path: Path) -> Non
     assert again.returncode == 0, again.stderr
     with sqlite3.connect(db) as conn:
         assert conn.execute("select count(*) from gate_samples").fetchone() == (60_000,)
+
+
+def test_control_characters_in_metric_names_reach_no_output(sleuth: Callable, tmp_path: Path) -> None:
+    """A BEL or an ANSI escape in a benchmark name: the JUnit file stays well-formed XML and no
+    terminal escape reaches the table, the markdown or the history."""
+    import xml.etree.ElementTree as ET
+
+    db = f"dir://{tmp_path / 'd'}"
+    for i in range(3):
+        f = tmp_path / f"r{i}.csv"
+        f.write_text(f"m\x07x,{i + 1}\nok\x1b[31m,1\n")
+        r = sleuth("gate", "record", "--suite", "s", "--run-id", str(i), "--no-provenance", "--db", db, f)
+        assert r.rc == 0, r.stderr
+    junit, md = tmp_path / "j.xml", tmp_path / "m.md"
+    r = sleuth(
+        "gate", "graduate", "--suite", "s", "--last", "3", "--db", db, "--junit", junit, "--markdown", md
+    )
+    assert r.rc == 0, r.stderr
+    names = {c.get("name") for c in ET.parse(junit).getroot().iter("testcase")}
+    assert names == {"m\ufffdx", "ok\ufffd[31m"}
+    for text in (r.stdout, md.read_text(), *(p.read_text() for p in (tmp_path / "d").rglob("*.json"))):
+        assert "\x07" not in text and "\x1b" not in text

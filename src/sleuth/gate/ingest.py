@@ -75,12 +75,14 @@ def _read_text(path: Path, what: str) -> str:
 
 
 def public_metric(name: str) -> str:
-    """A metric name with the secrets of :mod:`sleuth.secrets` hidden: hyperfine names a benchmark
-    by its whole command line (``curl --api-key=...``, a URL with a password, an ``hf_`` token)."""
+    """A metric name with the secrets of :mod:`sleuth.secrets` hidden (hyperfine names a benchmark
+    by its whole command line: ``curl --api-key=...``, a URL with a password, an ``hf_`` token) and
+    each control character replaced by U+FFFD (an ANSI escape would reach terminals and CI logs, a
+    BEL makes the JUnit file invalid XML)."""
     from sleuth.secrets import Secrets
 
     hidden: str = Secrets.of_argv(name).scrub(name)
-    return hidden
+    return hidden if hidden.isprintable() else "".join(c if c.isprintable() else "\ufffd" for c in hidden)
 
 
 def merge(parsed: Sequence[tuple[str, Parsed]]) -> Ingested:
