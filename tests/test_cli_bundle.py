@@ -24,7 +24,7 @@ def _run_dir(tmp_path: Path) -> Path:
     return run
 
 
-@pytest.mark.parametrize("kind", ["outside", "dangling", "loop"])
+@pytest.mark.parametrize("kind", ["outside", "dangling", "loop", "shrunken itself"])
 def test_a_symlink_that_leads_out_of_shrunken_is_a_usage_error(
     sleuth: Callable, tmp_path: Path, kind: str
 ) -> None:
@@ -32,7 +32,11 @@ def test_a_symlink_that_leads_out_of_shrunken_is_a_usage_error(
     secret = tmp_path / "credentials"
     secret.write_text("aws_secret_access_key = wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY\n")
     link = run / "shrunken" / "inputs" / "creds"
-    if kind == "outside":
+    if kind == "shrunken itself":  # shrunken/ -> a folder elsewhere (a home directory, say)
+        (run / "shrunken").rename(tmp_path / "elsewhere")
+        link = run / "shrunken"
+        link.symlink_to(tmp_path / "elsewhere")
+    elif kind == "outside":
         link.symlink_to(secret)
     elif kind == "dangling":
         link.symlink_to(tmp_path / "gone")
@@ -41,7 +45,7 @@ def test_a_symlink_that_leads_out_of_shrunken_is_a_usage_error(
     before = tree_state(tmp_path)
     r = sleuth("bundle", run)
     assert_usage_error(
-        r.rc, r.stdout, r.stderr, ["creds", "symlink"], before=before, after=tree_state(tmp_path)
+        r.rc, r.stdout, r.stderr, [link.name, "symlink"], before=before, after=tree_state(tmp_path)
     )
 
 

@@ -17,6 +17,11 @@ def _check_links(root: Path) -> None:
     follows links, so it would pack the file it points at (``~/.aws/credentials``) or never end."""
     import os
 
+    if root.is_symlink():
+        raise UsageError(
+            f"{root}: a symlink to {os.readlink(root)}; bundle packs the run's own shrunken/",
+            hint="copy the folder in place of the link, then bundle again",
+        )
     if not root.is_dir():
         return  # pack_run says what is missing
     top = root.resolve()
