@@ -158,6 +158,11 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("column without csv", ["changepoints", "--suite", "s", "--metric", "m", "--column", "x"], ["--column"]),
     ("alpha", ["changepoints", "--csv", "s.csv", "--alpha", "0"], ["--alpha"]),
     ("min segment", ["changepoints", "--csv", "s.csv", "--min-segment", "1"], ["--min-segment"]),
+    (
+        "min segment huge",
+        ["changepoints", "--csv", "s.csv", "--min-segment", "99999999999999999999"],
+        ["--min-segment"],
+    ),
     ("incremental csv without state", ["changepoints", "--csv", "s.csv", "--incremental"], ["--state"]),
     (
         "corrupt state",

@@ -362,3 +362,24 @@ def test_control_characters_in_metric_names_reach_no_output(sleuth: Callable, tm
     assert names == {"m\ufffdx", "ok\ufffd[31m"}
     for text in (r.stdout, md.read_text(), *(p.read_text() for p in (tmp_path / "d").rglob("*.json"))):
         assert "\x07" not in text and "\x1b" not in text
+
+
+def test_a_last_past_the_sqlite_integer_range_reads_the_whole_history(
+    sleuth: Callable, tmp_path: Path
+) -> None:
+    """``--last`` (or a policy's ``runs``) past 2**63: SQLite cannot bind it; the history has fewer."""
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    for i in range(3):
+        r = sleuth("gate", "record", "--suite", "s", "--run-id", str(i), "--no-provenance", "--db", db, GO)
+        assert r.rc == 0, r.stderr
+    huge = str(10**21)
+    r = sleuth("gate", "runs", "--suite", "s", "--last", huge, "--json", "--db", db)
+    assert r.rc == 0, r.stderr[-2000:]
+    assert len(r.json()["runs"]) == 3
+    r = sleuth("gate", "graduate", "--suite", "s", "--last", huge, "--db", db)
+    assert r.rc == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    (tmp_path / "p.yaml").write_text(
+        f"metrics:\n  'BenchmarkParse*':\n    budget: {{max: 1, runs: {huge}}}\n"
+    )
+    r = sleuth("gate", "check", "--suite", "s", "--policy", tmp_path / "p.yaml", "--db", db)
+    assert r.rc in (0, 1, 2, 3) and "Traceback" not in r.stderr, r.stderr[-2000:]

@@ -20,6 +20,8 @@ from sleuth.gate.store.base import StoreURL
 __all__ = ["SCHEMA_VERSION", "SqlStore"]
 
 SCHEMA_VERSION = 1
+#: a LIMIT past this (``--last 10**21``) cannot be bound (SQLite and PostgreSQL integers are 64-bit)
+_MAX_LIMIT = 2**62
 
 
 def _tables() -> Any:
@@ -208,7 +210,7 @@ class SqlStore:
             q = q.where(r.c.status.in_([st.value for st in statuses]))
         q = q.order_by(r.c.created_at.desc(), r.c.id.desc())
         if last is not None:
-            q = q.limit(last)
+            q = q.limit(min(last, _MAX_LIMIT))
         try:
             with self.engine.connect() as conn:
                 rows = list(conn.execute(q).mappings())
