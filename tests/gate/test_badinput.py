@@ -61,6 +61,11 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["record", "--suite", "s", "--run-id", "1", "--created-at", "2025-01-01T00:00:00", GO],
         ["--created-at", "zone"],
     ),
+    (
+        "created-at out of range in UTC",
+        ["record", "--suite", "s", "--run-id", "1", "--created-at", "0001-01-01T00:00:00+14:00", GO],
+        ["--created-at"],
+    ),
     ("bad format", ["record", "--suite", "s", "--run-id", "1", "--format", "xml", GO], ["--format"]),
     ("db scheme", ["record", "--suite", "s", "--run-id", "1", "--db", "mysql://x/y", GO], ["--db", "mysql"]),
     ("db bare path", ["record", "--suite", "s", "--run-id", "1", "--db", "history.db", GO], ["--db"]),

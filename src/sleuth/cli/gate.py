@@ -67,7 +67,12 @@ def _created_at(text: str | None) -> str:
         raise UsageError(f"--created-at {text!r}: give a time zone", hint="e.g. 2025-01-31T12:00:00Z")
     from datetime import UTC
 
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise UsageError(
+            f"--created-at {text!r}: out of range in UTC", hint="e.g. 2025-01-31T12:00:00Z"
+        ) from None
 
 
 @command.command("record", context_settings=CTX)
