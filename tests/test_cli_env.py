@@ -312,3 +312,16 @@ def test_diff_of_a_deeply_nested_file_is_one_line_exit_2(
     assert proc.returncode == 2, proc.stderr[-500:]
     assert str(bad) in proc.stderr and "deep" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "line", ["{}", '{"python": 5, "env": {"A": 1}}', '{"python": {}, "packages": [], "env": {}}']
+)
+def test_an_interpreter_that_prints_other_json_is_one_line(tmp_path: Path, line: str) -> None:
+    """A wrapper or shim that prints a JSON line of its own is not a probe result: no traceback."""
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\necho '{line}'\n")
+    fake.chmod(0o755)
+    proc = sleuth("env", "--json", "--shallow", "--python", str(fake))
+    assert proc.returncode == 4, proc.stderr[-2000:]
+    assert len(proc.stderr.strip().splitlines()) == 1 and str(fake) in proc.stderr

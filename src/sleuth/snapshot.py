@@ -209,9 +209,22 @@ def probe_via(
         raise InfrastructureError(f"could not probe with {' '.join(prefix)}: {res.brief()}")
     try:
         data: dict[str, Any] = json.loads(lines[-1])
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InfrastructureError(f"probe with {' '.join(prefix)} printed bad JSON: {exc}") from None
+    if not _is_probe_result(data):  # a wrapper or shim printing a JSON line of its own
+        raise InfrastructureError(f"probe with {' '.join(prefix)} printed JSON that is not a probe result")
     return _public(data)
+
+
+def _is_probe_result(data: Any) -> bool:
+    py = data.get("python") if isinstance(data, dict) else None
+    return (
+        isinstance(py, dict)
+        and isinstance(py.get("version"), str)
+        and isinstance(py.get("executable"), str)
+        and isinstance(data.get("packages"), dict)
+        and isinstance(data.get("env"), dict)
+    )
 
 
 def _public(inner: dict[str, Any]) -> dict[str, Any]:
