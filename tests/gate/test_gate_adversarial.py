@@ -383,3 +383,19 @@ def test_a_last_past_the_sqlite_integer_range_reads_the_whole_history(
     )
     r = sleuth("gate", "check", "--suite", "s", "--policy", tmp_path / "p.yaml", "--db", db)
     assert r.rc in (0, 1, 2, 3) and "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+def test_emit_metadata_refuses_two_files_of_the_same_name(sleuth: Callable, tmp_path: Path) -> None:
+    """a/r.csv and b/r.csv would be copied onto one another: one run's samples lost, the other's doubled."""
+    from tests.badinput import assert_usage_error, tree_state
+
+    for d, line in (("a", "m,1\n"), ("b", "n,2\n")):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "r.csv").write_text(line)
+    before = tree_state(tmp_path)
+    r = sleuth(
+        "gate", "record", "--emit-metadata", "out", "--suite", "s", "--run-id", "1", "a/r.csv", "b/r.csv"
+    )
+    assert_usage_error(
+        r.rc, r.stdout, r.stderr, ["--emit-metadata", "r.csv"], before=before, after=tree_state(tmp_path)
+    )

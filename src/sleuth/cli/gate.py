@@ -158,6 +158,14 @@ def _emit(files: tuple[Path, ...], meta: dict[str, Any], kw: dict[str, Any]) -> 
     out: Path = kw["emit_metadata"]
     if out.exists() and not out.is_dir():
         raise UsageError(f"--emit-metadata {out}: exists and is not a directory")
+    seen: dict[str, Path] = {}
+    for f in files:  # copied into one folder by name: a second r.csv would overwrite the first
+        if f.name in seen and seen[f.name] != f:
+            raise UsageError(
+                f"--emit-metadata {out}: two FILEs named {f.name} ({seen[f.name]}, {f})",
+                hint="rename one, or emit them as two runs",
+            )
+        seen[f.name] = f
     ingested = read_files(list(files), kw["fmt"])  # checks the files exist; garbage only counted
     from sleuth.gate.provenance import collect, public
 
