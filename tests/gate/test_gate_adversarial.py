@@ -399,3 +399,26 @@ def test_emit_metadata_refuses_two_files_of_the_same_name(sleuth: Callable, tmp_
     assert_usage_error(
         r.rc, r.stdout, r.stderr, ["--emit-metadata", "r.csv"], before=before, after=tree_state(tmp_path)
     )
+
+
+def test_an_interrupted_emit_into_a_reused_folder_leaves_no_stale_metadata(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old metadata would attribute the new, half-copied files to the old run id."""
+    import shutil
+
+    from sleuth.gate import ingest
+
+    out = tmp_path / "out"
+    f = tmp_path / "r.csv"
+    f.write_text("m,1\n")
+    ingest.write_metadata(out, {"suite": "s", "run_id": "1"}, [f])
+    f.write_text("m,2\n")
+
+    def interrupted(src: object, dst: object) -> None:
+        raise KeyboardInterrupt  # a Ctrl-C at this exact point cannot be timed from outside
+
+    monkeypatch.setattr(shutil, "copyfile", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ingest.write_metadata(out, {"suite": "s", "run_id": "2"}, [f])
+    assert ingest.scan_artifacts(tmp_path / "out").artifacts == ()

@@ -111,13 +111,16 @@ def write_metadata(directory: Path, meta: Mapping[str, Any], files: Sequence[Pat
     from sleuth.journal import atomic_write_json
 
     directory.mkdir(parents=True, exist_ok=True)
+    path = directory / METADATA_FILE
+    # a folder reused from an earlier run: its metadata goes first, so an interrupted copy leaves
+    # a folder without metadata (skipped), never the new files under the old run id
+    path.unlink(missing_ok=True)
     names = []
     for f in files:
         dest = directory / f.name
         if not dest.exists() or not dest.samefile(f):
             shutil.copyfile(f, dest)
         names.append(f.name)
-    path = directory / METADATA_FILE
     atomic_write_json(path, {**meta, "schema": 1, "files": names})
     return path
 
