@@ -325,3 +325,15 @@ def test_an_interpreter_that_prints_other_json_is_one_line(tmp_path: Path, line:
     proc = sleuth("env", "--json", "--shallow", "--python", str(fake))
     assert proc.returncode == 4, proc.stderr[-2000:]
     assert len(proc.stderr.strip().splitlines()) == 1 and str(fake) in proc.stderr
+
+
+def test_diff_prints_no_terminal_escape_a_snapshot_holds(snapshot_file: Path, tmp_path: Path) -> None:
+    """A snapshot from another machine is data: an ANSI escape in it must not reach the terminal."""
+    snap: dict[str, Any] = json.loads(snapshot_file.read_text())
+    snap["env"]["NCCL_EVIL"] = "\x1b]0;pwned\x07\x1b[31mred"
+    snap["env"]["NCCL_\x1b[2J"] = "1"  # in a key too
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps(snap))
+    proc = sleuth("env", "diff", str(snapshot_file), str(b))
+    assert proc.returncode == 1, proc.stderr
+    assert "env.NCCL_EVIL" in proc.stdout and "\x1b" not in proc.stdout and "\x07" not in proc.stdout

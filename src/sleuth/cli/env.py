@@ -17,7 +17,9 @@ __all__ = ["command"]
 
 
 def _show(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+    text = value if isinstance(value, str) else json.dumps(value)
+    # a snapshot is data (maybe another machine's): an ANSI escape in it must not reach the terminal
+    return text if text.isprintable() else "".join(c if c.isprintable() else "\ufffd" for c in text)
 
 
 def _render_snapshot(snap: dict[str, Any]) -> None:
@@ -159,12 +161,13 @@ def diff_command(ctx: click.Context, a: str, b: str, as_json: bool) -> None:
 
         console = _console()
         for c in changes:
+            path = escape(_show(c.path))
             if c.kind.value == "changed":
-                line = f"[yellow]~ {escape(c.path)}[/]: {escape(_show(c.old))} -> {escape(_show(c.new))}"
+                line = f"[yellow]~ {path}[/]: {escape(_show(c.old))} -> {escape(_show(c.new))}"
             elif c.kind.value == "added":
-                line = f"[green]+ {escape(c.path)}[/]: {escape(_show(c.new))}"
+                line = f"[green]+ {path}[/]: {escape(_show(c.new))}"
             else:
-                line = f"[red]- {escape(c.path)}[/]: {escape(_show(c.old))}"
+                line = f"[red]- {path}[/]: {escape(_show(c.old))}"
             console.print(line)
         console.print(f"{len(changes)} difference(s)" if changes else "identical")
     ctx.exit(1 if changes else 0)
