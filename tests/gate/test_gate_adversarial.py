@@ -351,7 +351,10 @@ def test_control_characters_in_metric_names_reach_no_output(sleuth: Callable, tm
     for i in range(3):
         f = tmp_path / f"r{i}.csv"
         f.write_text(f"m\x07x,{i + 1}\nok\x1b[31m,1\n")
-        r = sleuth("gate", "record", "--suite", "s", "--run-id", str(i), "--no-provenance", "--db", db, f)
+        r = sleuth(
+            "gate", "record", "--suite", "s", "--run-id", str(i), "--no-provenance", "--db", db, f,
+            "--branch", "main\x1b[2J", "--commit", "abc\x07",
+        )  # fmt: skip
         assert r.rc == 0, r.stderr
     junit, md = tmp_path / "j.xml", tmp_path / "m.md"
     r = sleuth(
@@ -360,7 +363,10 @@ def test_control_characters_in_metric_names_reach_no_output(sleuth: Callable, tm
     assert r.rc == 0, r.stderr
     names = {c.get("name") for c in ET.parse(junit).getroot().iter("testcase")}
     assert names == {"m\ufffdx", "ok\ufffd[31m"}
-    for text in (r.stdout, md.read_text(), *(p.read_text() for p in (tmp_path / "d").rglob("*.json"))):
+    runs = sleuth("gate", "runs", "--suite", "s", "--db", db)
+    assert runs.rc == 0 and "main\ufffd[2J" in runs.stdout, runs.stderr
+    stored = [json.loads(p.read_text()) for p in (tmp_path / "d").rglob("*.json")]
+    for text in (r.stdout, runs.stdout, md.read_text(), json.dumps(stored, ensure_ascii=False)):
         assert "\x07" not in text and "\x1b" not in text
 
 

@@ -28,6 +28,8 @@ __all__ = [
     "Artifact",
     "ArtifactScan",
     "Ingested",
+    "printable",
+    "public_metric",
     "read_files",
     "scan_artifacts",
     "write_metadata",
@@ -82,7 +84,12 @@ def public_metric(name: str) -> str:
     from sleuth.secrets import Secrets
 
     hidden: str = Secrets.of_argv(name).scrub(name)
-    return hidden if hidden.isprintable() else "".join(c if c.isprintable() else "\ufffd" for c in hidden)
+    return printable(hidden)
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character (an ANSI escape, a BEL) replaced by U+FFFD."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else "\ufffd" for c in text)
 
 
 def merge(parsed: Sequence[tuple[str, Parsed]]) -> Ingested:

@@ -67,12 +67,13 @@ def _summary(run: Run) -> dict[str, Any]:
 
 def record_run(store: Store, run: Run, *, replace: bool = False) -> RecordResult:
     """Store one run, secrets hidden (already-recorded is reported, not an error)."""
+    from sleuth.gate.ingest import printable
     from sleuth.gate.provenance import public
 
     run = dataclasses.replace(
         run,
-        commit=public(run.commit, "commit"),
-        branch=public(run.branch, "branch"),
+        commit=printable(public(run.commit, "commit")) if run.commit is not None else None,
+        branch=printable(public(run.branch, "branch")) if run.branch is not None else None,
         provenance=public(run.provenance),
         source=public(run.source),
     )
