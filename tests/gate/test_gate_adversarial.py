@@ -428,3 +428,27 @@ def test_an_interrupted_emit_into_a_reused_folder_leaves_no_stale_metadata(
     with pytest.raises(KeyboardInterrupt):
         ingest.write_metadata(out, {"suite": "s", "run_id": "2"}, [f])
     assert ingest.scan_artifacts(tmp_path / "out").artifacts == ()
+
+
+def test_a_fifo_or_a_folder_named_like_the_metadata_file_is_skipped(sleuth: Callable, tmp_path: Path) -> None:
+    """``open`` on a FIFO waits for a writer forever: a scan must not read one."""
+    import os
+
+    good = _artifact(tmp_path / "art" / "good", {"suite": "s", "run_id": "1"}, {"go.txt": GO.read_text()})
+    (tmp_path / "art" / "fifo").mkdir()
+    os.mkfifo(tmp_path / "art" / "fifo" / "sleuth-gate.json")
+    (tmp_path / "art" / "dir" / "sleuth-gate.json").mkdir(parents=True)
+    r = sleuth(
+        "gate",
+        "record",
+        "--from-dir",
+        tmp_path / "art",
+        "--db",
+        f"dir://{tmp_path / 'd'}",
+        "--json",
+        timeout=30,
+    )
+    assert r.rc == 0, r.stderr
+    doc = r.json()
+    assert [x["run_id"] for x in doc["recorded"]] == ["1"] and good.name == "good"
+    assert {"fifo", "dir"} <= {Path(s["path"]).name for s in doc["skipped"]}

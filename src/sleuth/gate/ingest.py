@@ -194,6 +194,9 @@ def scan_artifacts(root: Path) -> ArtifactScan:
     claimed = {m.parent for m in metas}
     for meta_path in metas:
         folder = meta_path.parent
+        if not meta_path.is_file():  # a FIFO would be read forever, a folder cannot be
+            skipped.append((str(folder), f"{METADATA_FILE} is not a regular file"))
+            continue
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8", errors="replace"))
         except (OSError, ValueError, RecursionError) as exc:
