@@ -159,6 +159,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("no series", ["changepoints"], ["--suite", "--csv"]),
     ("both series", ["changepoints", "--csv", "s.csv", "--suite", "s", "--metric", "m"], ["--csv"]),
     ("csv missing", ["changepoints", "--csv", "gone.csv"], ["gone.csv"]),
+    ("csv huge field", ["changepoints", "--csv", "bigfield.csv"], ["--csv", "bigfield.csv"]),
     ("csv column", ["changepoints", "--csv", "s.csv", "--column", "latency"], ["--column", "latency"]),
     ("column without csv", ["changepoints", "--suite", "s", "--metric", "m", "--column", "x"], ["--column"]),
     ("alpha", ["changepoints", "--csv", "s.csv", "--alpha", "0"], ["--alpha"]),
@@ -263,6 +264,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "adir").mkdir()
     (tmp_path / "s.csv").write_text("run,value\n" + "".join(f"r{i},{i}\n" for i in range(20)))
     (tmp_path / "bad-state.json").write_text("[1, 2")
+    (tmp_path / "bigfield.csv").write_text("run,value\nr1," + "x" * 200_000 + "\nr2,3\n")  # past csv's limit
     (tmp_path / "bigint.json").write_text('{"suite": "s", "metrics": {"m": {"value": ' + "1" * 5000 + "}}}")
     (tmp_path / "deep.json").write_text('{"a": ' * 100_000 + "1" + "}" * 100_000)
     (tmp_path / "base-latin1.json").write_bytes(b'{"suite": "s", "metrics": {"caf\xe9": {"value": 3}}}')

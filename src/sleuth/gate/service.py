@@ -148,7 +148,10 @@ def read_csv_series(path: Path, column: str | None) -> tuple[Series, int]:
         raise UsageError(f"--csv {path}: is a directory") from None
     except OSError as exc:
         raise UsageError(f"--csv {path}: cannot read: {exc.strerror}") from None
-    rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+    except csv.Error as exc:  # a field over the csv module's limit (128 KiB): not a series
+        raise UsageError(f"--csv {path}: not a CSV series ({exc})") from None
     if not rows:
         return Series((), ()), 0
     header = [c.strip() for c in rows[0]]
