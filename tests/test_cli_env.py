@@ -217,7 +217,12 @@ def test_diff_json(snapshot_file: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(None, "no such file"), ("{not json", "not JSON"), ("[1, 2]", "not an environment snapshot")],
+    [
+        (None, "no such file"),
+        ("{not json", "not JSON"),
+        ("[1, 2]", "not an environment snapshot"),
+        ('{"a": ' + "1" * 5000 + "}", "not JSON"),  # past the int digit limit: a ValueError
+    ],
 )
 def test_diff_bad_file_is_one_line_exit_2(
     snapshot_file: Path, tmp_path: Path, content: str | None, message: str
@@ -230,3 +235,105 @@ def test_diff_bad_file_is_one_line_exit_2(
     assert message in proc.stderr
     assert str(bad) in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_diff_hides_secrets_the_snapshots_hold(snapshot_file: Path, tmp_path: Path) -> None:
+    """A snapshot from an older sleuth or edited by hand may hold raw values: the diff shows none."""
+    snap: dict[str, Any] = json.loads(snapshot_file.read_text())
+    planted = {
+        "HF_TOKEN": "plainvalue-1234abcd",
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY",
+        "NCCL_OPTS": "token=sk-abcdefghijklmnop1234",
+        "PIP_INDEX_URL": "https://user:pipsecret99@pypi.example/simple",
+    }
+    snap["env"].update(planted)
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps(snap))
+    for args in (["env", "diff"], ["env", "diff", "--json"]):
+        proc = sleuth(*args, str(snapshot_file), str(b))
+        assert proc.returncode == 1, proc.stderr
+        for secret in (
+            "plainvalue-1234abcd",
+            "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY",
+            "sk-abcdef",
+            "pipsecret99",
+        ):
+            assert secret not in proc.stdout + proc.stderr
+        assert "env.HF_TOKEN" in proc.stdout and "env.PIP_INDEX_URL" in proc.stdout
+
+
+def test_ctrl_c_while_probing_an_interpreter_leaves_nothing_running(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from tests.signals import sleuth_proc
+
+    pid_file = tmp_path / "probe.pid"
+    slow = tmp_path / "slowpython"
+    slow.write_text(f"#!/bin/sh\nsleep 60 &\necho $! > {pid_file}\nwait\n")  # a child of the probe too
+    slow.chmod(0o755)
+    err_file = tmp_path / "stderr"
+    with open(err_file, "wb") as err_fh:  # not a pipe: a probe left running would hold it open
+        proc = sleuth_proc(["env", "--shallow", "--python", str(slow)], dict(os.environ), tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=err_fh)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (pid_file.is_file() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    probe_pid = int(pid_file.read_text())
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130, err_file.read_text()
+    deadline = time.monotonic() + 15  # sleuth stops its tools within its grace (2 s)
+    while time.monotonic() < deadline:
+        try:
+            os.kill(probe_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(probe_pid, signal.SIGKILL)
+        raise AssertionError("the interpreter being probed outlived sleuth's Ctrl-C")
+
+
+def test_env_table_shows_values_that_look_like_markup_as_they_are() -> None:
+    """A variable's value is text, not rich markup: ``[/]`` crashed the table (MarkupError)."""
+    proc = sleuth("env", "--shallow", env={"CUDA_X": "[/]", "NCCL_Y": "[red]boom[/red]", **HERE_FIRST})
+    assert proc.returncode == 0, proc.stderr
+    assert "[/]" in proc.stdout and "[red]boom[/red]" in proc.stdout
+
+
+@pytest.mark.parametrize("depth", [900, 100_000])
+def test_diff_of_a_deeply_nested_file_is_one_line_exit_2(
+    snapshot_file: Path, tmp_path: Path, depth: int
+) -> None:
+    """Past the JSON parser's recursion limit, or just under it (the diff walks the tree too)."""
+    bad = tmp_path / "deep.json"
+    bad.write_text('{"a": ' * depth + "1" + "}" * depth)
+    proc = sleuth("env", "diff", str(snapshot_file), str(bad))
+    assert proc.returncode == 2, proc.stderr[-500:]
+    assert str(bad) in proc.stderr and "deep" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "line", ["{}", '{"python": 5, "env": {"A": 1}}', '{"python": {}, "packages": [], "env": {}}']
+)
+def test_an_interpreter_that_prints_other_json_is_one_line(tmp_path: Path, line: str) -> None:
+    """A wrapper or shim that prints a JSON line of its own is not a probe result: no traceback."""
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\necho '{line}'\n")
+    fake.chmod(0o755)
+    proc = sleuth("env", "--json", "--shallow", "--python", str(fake))
+    assert proc.returncode == 4, proc.stderr[-2000:]
+    assert len(proc.stderr.strip().splitlines()) == 1 and str(fake) in proc.stderr
+
+
+def test_diff_prints_no_terminal_escape_a_snapshot_holds(snapshot_file: Path, tmp_path: Path) -> None:
+    """A snapshot from another machine is data: an ANSI escape in it must not reach the terminal."""
+    snap: dict[str, Any] = json.loads(snapshot_file.read_text())
+    snap["env"]["NCCL_EVIL"] = "\x1b]0;pwned\x07\x1b[31mred"
+    snap["env"]["NCCL_\x1b[2J"] = "1"  # in a key too
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps(snap))
+    proc = sleuth("env", "diff", str(snapshot_file), str(b))
+    assert proc.returncode == 1, proc.stderr
+    assert "env.NCCL_EVIL" in proc.stdout and "\x1b" not in proc.stdout and "\x07" not in proc.stdout

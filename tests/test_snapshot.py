@@ -295,3 +295,25 @@ def test_package_lookup_follows_the_path_order_and_reads_eggs(
     assert found["nvidia-nccl-cu12"] == "2.21.5"  # a default package
     assert found["torch"] is None
     assert found["jax-cuda12-plugin"] == "0.4.30"
+
+
+#: a token or URL password inside a longer value of a recorded variable (the name says nothing)
+EMBEDDED_ENV = {
+    "TORCH_EXTRA_ARGS": "--hub-token hf_EmbeddedTokenValue0123 --verbose",
+    "NCCL_PLUGIN_OPTS": "token=sk-EmbeddedKey0123456789ab",
+    "CUDA_MIRROR": "pip install --index-url https://bob:pa55word@mirror.example/simple torch",
+}
+
+
+@pytest.mark.parametrize("where", ["in-process", "venv"])
+def test_tokens_inside_a_recorded_value_are_hidden(
+    where: str, venv_python: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in EMBEDDED_ENV.items():
+        monkeypatch.setenv(key, value)
+    env = collect(python=None if where == "in-process" else str(venv_python))["env"]
+    text = json.dumps(env)
+    for planted in ("hf_EmbeddedTokenValue0123", "sk-EmbeddedKey0123456789ab", "pa55word"):
+        assert planted not in text
+    assert env["TORCH_EXTRA_ARGS"] == "--hub-token <redacted> --verbose"  # the rest of the value kept
+    assert env["CUDA_MIRROR"].endswith("https://<redacted>@mirror.example/simple torch")

@@ -9,7 +9,7 @@ API (stable; bisect, matrix and the run dir use it):
        "cpu": {"model", "count"}, "memory": {"total_bytes"},
        "python": {"version", "implementation", "executable", "prefix", "base_prefix", "in_venv"},
        "packages": {normalized name: version or None},
-       "env": {NAME: value (secrets -> "<redacted>")},
+       "env": {NAME: value (secrets -> "<redacted>"; tokens and URL passwords inside a value too)},
        "gpu": {"nvidia_smi": {"present", "driver_version", "cuda_version",
                               "gpus": [{"name", "memory_total"}]},
                "rocm_smi": {"present", "driver_version", "gpus": [{"name", "memory_total"}]}},
@@ -27,6 +27,8 @@ API (stable; bisect, matrix and the run dir use it):
 * :func:`diff` ``(a, b) -> list[Change]`` — flattened key paths (``packages.torch``,
   ``gpu.nvidia_smi.gpus[0].name``) that were added, removed or changed; volatile keys
   (:data:`VOLATILE`) are ignored.
+* :func:`public_changes` ``(changes) -> list[Change]`` — the same with secret values hidden (what
+  ``sleuth env diff`` prints: a snapshot from an older sleuth or edited by hand may hold raw ones).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ __all__ = [
     "diff",
     "flatten",
     "probe_via",
+    "public_changes",
     "workload_python",
 ]
 
@@ -206,9 +209,34 @@ def probe_via(
         raise InfrastructureError(f"could not probe with {' '.join(prefix)}: {res.brief()}")
     try:
         data: dict[str, Any] = json.loads(lines[-1])
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InfrastructureError(f"probe with {' '.join(prefix)} printed bad JSON: {exc}") from None
-    return data
+    if not _is_probe_result(data):  # a wrapper or shim printing a JSON line of its own
+        raise InfrastructureError(f"probe with {' '.join(prefix)} printed JSON that is not a probe result")
+    return _public(data)
+
+
+def _is_probe_result(data: Any) -> bool:
+    py = data.get("python") if isinstance(data, dict) else None
+    return (
+        isinstance(py, dict)
+        and isinstance(py.get("version"), str)
+        and isinstance(py.get("executable"), str)
+        and isinstance(data.get("packages"), dict)
+        and isinstance(data.get("env"), dict)
+    )
+
+
+def _public(inner: dict[str, Any]) -> dict[str, Any]:
+    """The probe's result with its ``env`` through :mod:`sleuth.secrets`: the probe hides whole
+    values (secret names, token-shaped values); a token or URL password inside a longer value
+    (``--hub-token hf_...``) is hidden here, the rest of the value kept."""
+    from sleuth.secrets import Secrets
+
+    env = inner.get("env")
+    if isinstance(env, dict) and all(isinstance(v, str) for v in env.values()):
+        inner["env"] = Secrets.of(env).public_env(env)
+    return inner
 
 
 def workload_python(path: str | None = None) -> tuple[str, str] | None:
@@ -235,7 +263,7 @@ def collect(
     """Snapshot this machine plus the interpreter ``python`` (default: this one); see the module doc."""
     packages = tuple(packages)
     if python is None:
-        inner = _probe.probe(deep=deep, packages=packages)
+        inner = _public(_probe.probe(deep=deep, packages=packages))
     else:
         inner = probe_via([python], deep=deep, packages=packages)
     snap: dict[str, Any] = {
@@ -282,3 +310,20 @@ def diff(a: dict[str, Any], b: dict[str, Any], *, ignore: Iterable[str] = VOLATI
         elif fa[path] != fb[path]:
             changes.append(Change(path, ChangeKind.CHANGED, old=fa[path], new=fb[path]))
     return changes
+
+
+def public_changes(changes: Iterable[Change]) -> list[Change]:
+    """``changes`` with each secret value hidden by :mod:`sleuth.secrets` (the key's last name says
+    secret, the value looks like a token, or a token or URL password inside it)."""
+    from sleuth.secrets import REDACTED, is_secret, scrub_text
+
+    def hide(name: str, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        return REDACTED if is_secret(name, value) else scrub_text(value)
+
+    out = []
+    for c in changes:
+        name = c.path.rsplit(".", 1)[-1].split("[", 1)[0]
+        out.append(Change(c.path, c.kind, hide(name, c.old), hide(name, c.new)))
+    return out

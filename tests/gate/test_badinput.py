@@ -61,6 +61,11 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["record", "--suite", "s", "--run-id", "1", "--created-at", "2025-01-01T00:00:00", GO],
         ["--created-at", "zone"],
     ),
+    (
+        "created-at out of range in UTC",
+        ["record", "--suite", "s", "--run-id", "1", "--created-at", "0001-01-01T00:00:00+14:00", GO],
+        ["--created-at"],
+    ),
     ("bad format", ["record", "--suite", "s", "--run-id", "1", "--format", "xml", GO], ["--format"]),
     ("db scheme", ["record", "--suite", "s", "--run-id", "1", "--db", "mysql://x/y", GO], ["--db", "mysql"]),
     ("db bare path", ["record", "--suite", "s", "--run-id", "1", "--db", "history.db", GO], ["--db"]),
@@ -154,10 +159,16 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("no series", ["changepoints"], ["--suite", "--csv"]),
     ("both series", ["changepoints", "--csv", "s.csv", "--suite", "s", "--metric", "m"], ["--csv"]),
     ("csv missing", ["changepoints", "--csv", "gone.csv"], ["gone.csv"]),
+    ("csv huge field", ["changepoints", "--csv", "bigfield.csv"], ["--csv", "bigfield.csv"]),
     ("csv column", ["changepoints", "--csv", "s.csv", "--column", "latency"], ["--column", "latency"]),
     ("column without csv", ["changepoints", "--suite", "s", "--metric", "m", "--column", "x"], ["--column"]),
     ("alpha", ["changepoints", "--csv", "s.csv", "--alpha", "0"], ["--alpha"]),
     ("min segment", ["changepoints", "--csv", "s.csv", "--min-segment", "1"], ["--min-segment"]),
+    (
+        "min segment huge",
+        ["changepoints", "--csv", "s.csv", "--min-segment", "99999999999999999999"],
+        ["--min-segment"],
+    ),
     ("incremental csv without state", ["changepoints", "--csv", "s.csv", "--incremental"], ["--state"]),
     (
         "corrupt state",
@@ -185,6 +196,55 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("runs last", ["runs", "--suite", "s", "--last", "0"], ["--last"]),
     ("runs suite", ["runs", "--suite", "a b"], ["--suite"]),
     ("unknown subcommand", ["grade"], ["grade"]),
+    (
+        "db bad port",
+        ["runs", "--suite", "s", "--db", "postgresql://u:pw@h:notaport/db"],
+        ["--db", "valid URL"],
+    ),
+    ("db bad host", ["graduate", "--suite", "s", "--db", "postgresql://u:pw@[::1/db"], ["--db", "valid URL"]),
+    ("sqlite db is a dir", ["runs", "--suite", "s", "--db", "sqlite:///adir"], ["--db", "adir", "directory"]),
+    (
+        "dir db is a file",
+        ["record", "--suite", "s", "--run-id", "1", "--no-provenance", "--db", "dir://ok.yaml", GO],
+        ["--db", "ok.yaml", "not a directory"],
+    ),
+    # JSON nested deeper than the parser's recursion limit
+    (
+        "baseline too deep",
+        ["check", "--suite", "s", "--policy", "ok.yaml", "--baseline", "deep.json"],
+        ["--baseline", "deep.json", "deep"],
+    ),
+    ("diff too deep", ["baseline", "diff", "deep.json"], ["deep.json", "deep"]),
+    (
+        "state too deep",
+        ["changepoints", "--csv", "s.csv", "--incremental", "--state", "deep.json"],
+        ["--state", "deep.json"],
+    ),
+    # an integer of 5000 digits: past Python's int/str conversion limit (a ValueError, not a JSONDecodeError)
+    (
+        "baseline huge int",
+        ["check", "--suite", "s", "--policy", "ok.yaml", "--baseline", "bigint.json"],
+        ["--baseline", "bigint.json"],
+    ),
+    ("diff huge int", ["baseline", "diff", "bigint.json"], ["bigint.json"]),
+    # files that are not UTF-8 (a baseline saved as Latin-1 or UTF-16)
+    (
+        "baseline not utf-8",
+        ["check", "--suite", "s", "--policy", "ok.yaml", "--baseline", "base-latin1.json"],
+        ["--baseline", "base-latin1.json", "UTF-8"],
+    ),
+    ("diff not utf-8", ["baseline", "diff", "base-latin1.json"], ["base-latin1.json", "UTF-8"]),
+    (
+        "capture over a file not utf-8",
+        ["baseline", "capture", "--suite", "s", "-o", "base-latin1.json"],
+        ["-o", "base-latin1.json", "UTF-8"],
+    ),
+    ("policy not utf-8", ["check", "--suite", "s", "--policy", "base-latin1.json"], ["base-latin1.json"]),
+    (
+        "state not utf-8",
+        ["changepoints", "--csv", "s.csv", "--incremental", "--state", "base-latin1.json"],
+        ["--state", "base-latin1.json"],
+    ),
 ]
 
 
@@ -204,6 +264,10 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "adir").mkdir()
     (tmp_path / "s.csv").write_text("run,value\n" + "".join(f"r{i},{i}\n" for i in range(20)))
     (tmp_path / "bad-state.json").write_text("[1, 2")
+    (tmp_path / "bigfield.csv").write_text("run,value\nr1," + "x" * 200_000 + "\nr2,3\n")  # past csv's limit
+    (tmp_path / "bigint.json").write_text('{"suite": "s", "metrics": {"m": {"value": ' + "1" * 5000 + "}}}")
+    (tmp_path / "deep.json").write_text('{"a": ' * 100_000 + "1" + "}" * 100_000)
+    (tmp_path / "base-latin1.json").write_bytes(b'{"suite": "s", "metrics": {"caf\xe9": {"value": 3}}}')
     return tmp_path
 
 

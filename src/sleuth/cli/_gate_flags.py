@@ -102,6 +102,15 @@ class Outputs:
     def __init__(self, as_json: bool, markdown: Path | None, junit: Path | None) -> None:
         _check_out_path("--markdown", markdown)
         _check_out_path("--junit", junit)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if markdown is not None and summary:  # appended to, never created with its folder: check first
+            where = Path(summary)
+            if where.is_dir() or not where.parent.is_dir():
+                raise UsageError(
+                    f"$GITHUB_STEP_SUMMARY {summary}: "
+                    + ("is a directory" if where.is_dir() else f"no such directory {where.parent}"),
+                    hint="unset it, or point it at a file",
+                )
         self.as_json = as_json
         self.markdown = markdown
         self.junit = junit

@@ -69,6 +69,12 @@ def changepoints_cmd(**kw: Any) -> int:
         raise UsageError("--column goes with --csv")
     if kw["min_segment"] < 2:
         raise UsageError(f"--min-segment {kw['min_segment']}: must be at least 2")
+    window = Settings().window
+    if kw["min_segment"] * 4 > window:
+        raise UsageError(
+            f"--min-segment {kw['min_segment']}: must be at most {window // 4}",
+            hint=f"the incremental detector searches the last {window} points for a change",
+        )
     settings = Settings(alpha=parse_fraction("--alpha", kw["alpha"]), min_segment=kw["min_segment"])
     if kw["incremental"] and kw["csv_path"] is not None and kw["state_path"] is None:
         raise UsageError("--incremental with --csv needs --state FILE (where to keep what was seen)")
@@ -159,7 +165,7 @@ def _read_state(path: Path) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise UsageError(
             f"--state {path}: not a state file ({exc})", hint="remove it to start over"
         ) from None

@@ -17,7 +17,9 @@ __all__ = ["command"]
 
 
 def _show(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+    text = value if isinstance(value, str) else json.dumps(value)
+    # a snapshot is data (maybe another machine's): an ANSI escape in it must not reach the terminal
+    return text if text.isprintable() else "".join(c if c.isprintable() else "\ufffd" for c in text)
 
 
 def _render_snapshot(snap: dict[str, Any]) -> None:
@@ -43,7 +45,8 @@ def _render_snapshot(snap: dict[str, Any]) -> None:
         first = True
         for path, value in flatten(snap[section]):
             key = path.removeprefix(section).lstrip(".") or "-"
-            table.add_row(section if first else "", key, "absent" if value is None else _show(value))
+            shown = "absent" if value is None else _show(value)
+            table.add_row(section if first else "", escape(key), escape(shown))  # values are text, not markup
             first = False
     console.print(table)
 
@@ -115,9 +118,29 @@ def _load(path: str) -> dict[str, Any]:
         raise UsageError(f"{path}: cannot read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    except ValueError as exc:  # an integer past the digit limit (5000 digits)
+        raise UsageError(f"{path}: not JSON ({str(exc)[:120]})") from None
+    except RecursionError:  # nested deeper than the parser goes
+        raise UsageError(f"{path}: not an environment snapshot (nested too deep)") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: not an environment snapshot (expected a JSON object)")
+    if _too_deep(data):
+        raise UsageError(f"{path}: not an environment snapshot (nested too deep)")
     return data
+
+
+def _too_deep(data: Any, limit: int = 64) -> bool:
+    """Whether ``data`` nests deeper than ``limit`` (a snapshot nests about 5; the diff recurses)."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        obj, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(obj, dict):
+            stack.extend((v, depth + 1) for v in obj.values())
+        elif isinstance(obj, list):
+            stack.extend((v, depth + 1) for v in obj)
+    return False
 
 
 @command.command(name="diff")
@@ -127,9 +150,9 @@ def _load(path: str) -> dict[str, Any]:
 @click.pass_context
 def diff_command(ctx: click.Context, a: str, b: str, as_json: bool) -> None:
     """Print what differs between two snapshots; exit 0 when identical, 1 when they differ."""
-    from sleuth.snapshot import diff
+    from sleuth.snapshot import diff, public_changes
 
-    changes = diff(_load(a), _load(b))
+    changes = public_changes(diff(_load(a), _load(b)))
     if as_json or (ctx.obj or {}).get("json"):
         doc = {"a": a, "b": b, "identical": not changes, "changes": [c.to_dict() for c in changes]}
         click.echo(json.dumps(doc, indent=2, sort_keys=True))
@@ -138,12 +161,13 @@ def diff_command(ctx: click.Context, a: str, b: str, as_json: bool) -> None:
 
         console = _console()
         for c in changes:
+            path = escape(_show(c.path))
             if c.kind.value == "changed":
-                line = f"[yellow]~ {escape(c.path)}[/]: {escape(_show(c.old))} -> {escape(_show(c.new))}"
+                line = f"[yellow]~ {path}[/]: {escape(_show(c.old))} -> {escape(_show(c.new))}"
             elif c.kind.value == "added":
-                line = f"[green]+ {escape(c.path)}[/]: {escape(_show(c.new))}"
+                line = f"[green]+ {path}[/]: {escape(_show(c.new))}"
             else:
-                line = f"[red]- {escape(c.path)}[/]: {escape(_show(c.old))}"
+                line = f"[red]- {path}[/]: {escape(_show(c.old))}"
             console.print(line)
         console.print(f"{len(changes)} difference(s)" if changes else "identical")
     ctx.exit(1 if changes else 0)

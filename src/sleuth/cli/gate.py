@@ -67,7 +67,12 @@ def _created_at(text: str | None) -> str:
         raise UsageError(f"--created-at {text!r}: give a time zone", hint="e.g. 2025-01-31T12:00:00Z")
     from datetime import UTC
 
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise UsageError(
+            f"--created-at {text!r}: out of range in UTC", hint="e.g. 2025-01-31T12:00:00Z"
+        ) from None
 
 
 @command.command("record", context_settings=CTX)
@@ -153,10 +158,19 @@ def _emit(files: tuple[Path, ...], meta: dict[str, Any], kw: dict[str, Any]) -> 
     out: Path = kw["emit_metadata"]
     if out.exists() and not out.is_dir():
         raise UsageError(f"--emit-metadata {out}: exists and is not a directory")
+    seen: dict[str, Path] = {}
+    for f in files:  # copied into one folder by name: a second r.csv would overwrite the first
+        if f.name in seen and seen[f.name] != f:
+            raise UsageError(
+                f"--emit-metadata {out}: two FILEs named {f.name} ({seen[f.name]}, {f})",
+                hint="rename one, or emit them as two runs",
+            )
+        seen[f.name] = f
     ingested = read_files(list(files), kw["fmt"])  # checks the files exist; garbage only counted
-    from sleuth.gate.provenance import collect
+    from sleuth.gate.provenance import collect, public
 
     prov = {} if kw["no_provenance"] else collect()
+    meta = public(meta)  # the artifact is uploaded: a flag or CI variable may hold a secret
     path = write_metadata(out, {**meta, "provenance": prov}, list(files))
     data = {
         "metadata": str(path),

@@ -73,8 +73,15 @@ def load_baseline(path: Path, what: str = "--baseline") -> dict[str, Any]:
         raise ConfigError(f"{what} {path}: no such file") from None
     except OSError as exc:
         raise ConfigError(f"{what} {path}: cannot read: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{what} {path}: not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{what} {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+            hint="save the file as UTF-8",
+        ) from None
+    except ValueError as exc:  # bad syntax, or an integer past the digit limit
+        raise ConfigError(f"{what} {path}: not valid JSON: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise ConfigError(f"{what} {path}: not a baseline file (JSON nested too deeply)") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):
         raise ConfigError(
             f"{what} {path}: metrics: required key is missing",

@@ -138,7 +138,7 @@ def _prune(values: Sequence[float], candidates: list[int], settings: Settings) -
 def _median(xs: Sequence[float]) -> float:
     s = sorted(xs)
     h = len(s) // 2
-    return s[h] if len(s) % 2 else (s[h - 1] + s[h]) / 2.0
+    return s[h] if len(s) % 2 else s[h - 1] / 2.0 + s[h] / 2.0  # halves first: no overflow to inf
 
 
 def _describe(values: Sequence[float], splits: list[tuple[int, float]]) -> list[ChangePoint]:

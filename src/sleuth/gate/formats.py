@@ -51,7 +51,7 @@ class _Collector:
     def add(self, metric: str, value: Any, unit: str = "") -> bool:
         try:
             v = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int of 400 digits
             return False
         if isinstance(value, bool) or not math.isfinite(v) or not metric:
             return False
@@ -112,7 +112,7 @@ def _go_json(text: str, col: _Collector) -> None:
     for line in text.splitlines():
         try:
             event = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             if line.strip():
                 col.skip(line)
             continue
@@ -256,8 +256,11 @@ def parse(text: str, fmt: str = "auto") -> Parsed:
     if fmt in _JSON_PARSERS:
         try:
             doc = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # bad syntax, or an integer past the digit limit (5000 digits)
             col.skip(f"not valid JSON: {exc}")
+            return col.result(fmt)
+        except RecursionError:
+            col.skip("JSON nested too deeply")
             return col.result(fmt)
         _JSON_PARSERS[fmt](doc, col)
     elif fmt == "go":
@@ -277,7 +280,7 @@ def _detect(text: str, stripped: str) -> str:
     if stripped[:1] in ("{", "["):
         try:
             return _json_format(json.loads(text))
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             return "json"  # a truncated document: counted as one skipped entry
     if any(_GO_BENCH.match(line) for line in text.splitlines()):
         return "go"

@@ -17,6 +17,7 @@ from typing import Any
 
 from sleuth.gate.model import Graduation, Run
 from sleuth.gate.robust import cv, cv_runs_needed, cv_upper_bound
+from sleuth.gate.robust import mean as robust_mean
 
 __all__ = ["GraduationResult", "graduate", "metric_names"]
 
@@ -71,7 +72,7 @@ def _one(metric: str, runs: Sequence[Run], last: int, target: float, conf: float
     values = [v for v in (r.value(metric) for r in runs) if v is not None]
     unit = next((s.unit for r in runs if (s := r.sample(metric)) is not None), "")
     n = len(values)
-    mean = math.fsum(values) / n if n else None
+    mean = robust_mean(values) if n else None
     c = cv(values)
     up = cv_upper_bound(c, n, conf) if n >= 2 else math.nan
 

@@ -14,6 +14,7 @@ import json
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ __all__ = [
     "Artifact",
     "ArtifactScan",
     "Ingested",
+    "printable",
+    "public_metric",
     "read_files",
     "scan_artifacts",
     "write_metadata",
@@ -34,7 +37,8 @@ __all__ = [
 
 #: the metadata file a producing job writes next to its raw benchmark output
 METADATA_FILE = "sleuth-gate.json"
-#: files larger than this are read only up to it (a runaway log must not eat the gating job's memory)
+#: files larger than this are read only up to the last whole line before it (a runaway log must not
+#: eat the gating job's memory)
 _MAX_BYTES = 64 * 1024 * 1024
 
 
@@ -59,6 +63,8 @@ def _read_text(path: Path, what: str) -> str:
     try:
         with open(path, "rb") as fh:
             data = fh.read(_MAX_BYTES)
+            if fh.read(1):  # cut at the limit: drop the cut line, whose value would be wrong (0.1 of 0.123)
+                data = data[: data.rfind(b"\n") + 1]
     except FileNotFoundError:
         raise UsageError(f"{what} {path}: no such file") from None
     except IsADirectoryError:
@@ -70,6 +76,22 @@ def _read_text(path: Path, what: str) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+def public_metric(name: str) -> str:
+    """A metric name with the secrets of :mod:`sleuth.secrets` hidden (hyperfine names a benchmark
+    by its whole command line: ``curl --api-key=...``, a URL with a password, an ``hf_`` token) and
+    each control character replaced by U+FFFD (an ANSI escape would reach terminals and CI logs, a
+    BEL makes the JUnit file invalid XML)."""
+    from sleuth.secrets import Secrets
+
+    hidden: str = Secrets.of_argv(name).scrub(name)
+    return printable(hidden)
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character (an ANSI escape, a BEL) replaced by U+FFFD."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else "\ufffd" for c in text)
+
+
 def merge(parsed: Sequence[tuple[str, Parsed]]) -> Ingested:
     """Merge per-file results into one run's samples, keeping first-seen metric order."""
     values: dict[str, list[float]] = {}
@@ -78,8 +100,9 @@ def merge(parsed: Sequence[tuple[str, Parsed]]) -> Ingested:
     for name, p in parsed:
         files.append({"file": name, "format": p.format, "metrics": len(p.samples), "skipped": p.skipped})
         for s in p.samples:
-            values.setdefault(s.metric, []).extend(s.values)
-            units.setdefault(s.metric, s.unit)
+            metric = public_metric(s.metric)
+            values.setdefault(metric, []).extend(s.values)
+            units.setdefault(metric, s.unit)
     samples = tuple(Sample(m, tuple(v), units[m]) for m, v in values.items())
     return Ingested(samples=samples, files=tuple(files))
 
@@ -95,13 +118,16 @@ def write_metadata(directory: Path, meta: Mapping[str, Any], files: Sequence[Pat
     from sleuth.journal import atomic_write_json
 
     directory.mkdir(parents=True, exist_ok=True)
+    path = directory / METADATA_FILE
+    # a folder reused from an earlier run: its metadata goes first, so an interrupted copy leaves
+    # a folder without metadata (skipped), never the new files under the old run id
+    path.unlink(missing_ok=True)
     names = []
     for f in files:
         dest = directory / f.name
         if not dest.exists() or not dest.samefile(f):
             shutil.copyfile(f, dest)
         names.append(f.name)
-    path = directory / METADATA_FILE
     atomic_write_json(path, {**meta, "schema": 1, "files": names})
     return path
 
@@ -133,7 +159,24 @@ def _meta_problem(meta: Any) -> str | None:
         return f"metadata key 'status' is {meta.get('status')!r}"
     if not isinstance(meta.get("files", []), list):
         return "metadata key 'files' is not a list"
+    if not all(isinstance(f, str) for f in meta.get("files", [])):
+        return "metadata key 'files' holds a non-string"
+    for key in ("commit", "branch", "created_at"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            return f"metadata key {key!r} is {type(meta[key]).__name__}, not a string"
+    if meta.get("provenance") is not None and not isinstance(meta["provenance"], dict):
+        return "metadata key 'provenance' is not a JSON object"
+    if meta.get("created_at") and _iso_time(meta["created_at"]) is None:
+        return f"metadata key 'created_at' {meta['created_at'][:40]!r} is not an ISO 8601 time with a zone"
     return None
+
+
+def _iso_time(text: str) -> datetime | None:
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo is not None else None
 
 
 def scan_artifacts(root: Path) -> ArtifactScan:
@@ -151,9 +194,12 @@ def scan_artifacts(root: Path) -> ArtifactScan:
     claimed = {m.parent for m in metas}
     for meta_path in metas:
         folder = meta_path.parent
+        if not meta_path.is_file():  # a FIFO would be read forever, a folder cannot be
+            skipped.append((str(folder), f"{METADATA_FILE} is not a regular file"))
+            continue
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8", errors="replace"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             skipped.append((str(folder), f"unreadable {METADATA_FILE}: {str(exc)[:80]}"))
             continue
         problem = _meta_problem(meta)
@@ -163,6 +209,11 @@ def scan_artifacts(root: Path) -> ArtifactScan:
         listed = meta.get("files") or [
             p.name for p in sorted(folder.iterdir()) if p.is_file() and p.name != METADATA_FILE
         ]
+        # an artifact comes from CI (a fork's pull request, say): it may name only its own files
+        outside = [str(n) for n in listed if not _inside(folder, folder / str(n))]
+        if outside:
+            skipped.append((str(folder), f"metadata lists a file outside its folder ({outside[0][:80]})"))
+            continue
         files = [folder / str(name) for name in listed if (folder / str(name)).is_file()]
         if listed and not files:
             skipped.append(
@@ -180,6 +231,14 @@ def scan_artifacts(root: Path) -> ArtifactScan:
         elif not has_dirs and folder != root:
             skipped.append((str(folder), "empty (artifact missing)"))
     return ArtifactScan(artifacts=tuple(artifacts), skipped=tuple(skipped))
+
+
+def _inside(folder: Path, path: Path) -> bool:
+    """Whether ``path`` (symlinks followed) lies inside ``folder``."""
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
 
 
 def run_from_artifact(art: Artifact, fmt: str = "auto") -> Run:

@@ -104,7 +104,8 @@ class Run:
             return None
         xs = sorted(s.values)
         h = len(xs) // 2
-        return xs[h] if len(xs) % 2 else (xs[h - 1] + xs[h]) / 2.0
+        # halves first: the sum of two finite values near the float limit overflows to inf
+        return xs[h] if len(xs) % 2 else xs[h - 1] / 2.0 + xs[h] / 2.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the dir store's file, ``--json`` output)."""

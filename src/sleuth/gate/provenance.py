@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["CI_VARS", "ci_defaults", "collect"]
+__all__ = ["CI_VARS", "ci_defaults", "collect", "public"]
 
 #: CI variables kept as the run's ``runner`` provenance (GitHub Actions, GitLab CI, Buildkite, Jenkins)
 CI_VARS = (
@@ -78,3 +78,19 @@ def collect(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     }
     scrubbed: dict[str, Any] = Secrets.of(env).scrub(prov)
     return scrubbed
+
+
+def public(obj: Any, key: str = "") -> Any:
+    """A copy of JSON-like ``obj`` with secrets hidden by :mod:`sleuth.secrets`' rule: a string whose
+    key names a secret or that looks like a token whole, and tokens or URL passwords inside any
+    string.  For what was not collected here (an artifact's metadata, written by hand or by an
+    older producing job) before it reaches the history."""
+    from sleuth.secrets import REDACTED, is_secret, scrub_text
+
+    if isinstance(obj, str):
+        return REDACTED if is_secret(key, obj) else scrub_text(obj)
+    if isinstance(obj, Mapping):
+        return {k: public(v, str(k)) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [public(v, key) for v in obj]
+    return obj

@@ -22,6 +22,7 @@ __all__ = [
     "cv_runs_needed",
     "cv_upper_bound",
     "hodges_lehmann",
+    "mean",
     "median",
     "median_bounds",
     "median_runs_needed",
@@ -39,7 +40,7 @@ def median(xs: Sequence[float]) -> float:
         return math.nan
     s = sorted(xs)
     h = len(s) // 2
-    return s[h] if len(s) % 2 else (s[h - 1] + s[h]) / 2.0
+    return s[h] if len(s) % 2 else s[h - 1] / 2.0 + s[h] / 2.0  # halves first: no overflow to inf
 
 
 def binom_half_cdf(k: int, n: int) -> float:
@@ -105,11 +106,30 @@ def cv(xs: Sequence[float]) -> float:
     n = len(xs)
     if n < 2:
         return math.nan
+    try:
+        return _cv(xs)
+    except OverflowError:  # values near the float limit: the CV does not depend on their scale
+        scale = max(abs(x) for x in xs)
+        return _cv([x / scale for x in xs])
+
+
+def _cv(xs: Sequence[float]) -> float:
+    n = len(xs)
     mean = math.fsum(xs) / n
     if mean <= 0:
         return math.nan
     var = math.fsum((x - mean) ** 2 for x in xs) / (n - 1)
     return math.sqrt(var) / mean
+
+
+def mean(xs: Sequence[float]) -> float:
+    """The arithmetic mean (NaN when empty), without overflow for values near the float limit."""
+    if not xs:
+        return math.nan
+    try:
+        return math.fsum(xs) / len(xs)
+    except OverflowError:
+        return math.fsum(x / len(xs) for x in xs)
 
 
 @lru_cache(maxsize=1024)

@@ -6,6 +6,7 @@ The CLI parses flags and renders; these functions decide and touch the store.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 from collections.abc import Mapping, Sequence
@@ -65,7 +66,17 @@ def _summary(run: Run) -> dict[str, Any]:
 
 
 def record_run(store: Store, run: Run, *, replace: bool = False) -> RecordResult:
-    """Store one run (already-recorded is reported, not an error)."""
+    """Store one run, secrets hidden (already-recorded is reported, not an error)."""
+    from sleuth.gate.ingest import printable
+    from sleuth.gate.provenance import public
+
+    run = dataclasses.replace(
+        run,
+        commit=printable(public(run.commit, "commit")) if run.commit is not None else None,
+        branch=printable(public(run.branch, "branch")) if run.branch is not None else None,
+        provenance=public(run.provenance),
+        source=public(run.source),
+    )
     res = RecordResult(garbage=int(run.source.get("skipped", 0)))
     if store.add_run(run, replace=replace):
         res.recorded.append(_summary(run))
@@ -137,7 +148,10 @@ def read_csv_series(path: Path, column: str | None) -> tuple[Series, int]:
         raise UsageError(f"--csv {path}: is a directory") from None
     except OSError as exc:
         raise UsageError(f"--csv {path}: cannot read: {exc.strerror}") from None
-    rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+    except csv.Error as exc:  # a field over the csv module's limit (128 KiB): not a series
+        raise UsageError(f"--csv {path}: not a CSV series ({exc})") from None
     if not rows:
         return Series((), ()), 0
     header = [c.strip() for c in rows[0]]

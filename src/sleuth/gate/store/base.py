@@ -91,8 +91,12 @@ def parse_url(url: str) -> StoreURL:
             raise UsageError(
                 f"--db {url!r}: a SQLite history needs a file path", hint="e.g. sqlite:///history.db"
             )
+        if path.is_dir():
+            raise UsageError(f"--db {url!r}: {path} is a directory", hint="give the SQLite file inside it")
         return StoreURL("sqlite", f"sqlite:///{path}", path, url)
     if scheme == "dir":
+        if Path(rest).exists() and not Path(rest).is_dir():
+            raise UsageError(f"--db {url!r}: {rest} is not a directory", hint="give a directory for dir://")
         return StoreURL("dir", url, Path(rest), url)
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
         # SQLAlchemy's plain postgresql:// means psycopg2; the declared driver is psycopg 3

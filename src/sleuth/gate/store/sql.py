@@ -20,6 +20,8 @@ from sleuth.gate.store.base import StoreURL
 __all__ = ["SCHEMA_VERSION", "SqlStore"]
 
 SCHEMA_VERSION = 1
+#: a LIMIT past this (``--last 10**21``) cannot be bound (SQLite and PostgreSQL integers are 64-bit)
+_MAX_LIMIT = 2**62
 
 
 def _tables() -> Any:
@@ -89,6 +91,13 @@ class SqlStore:
             self.engine = sa.create_engine(url.url, future=True, pool_pre_ping=url.kind == "postgresql")
         except ArgumentError as exc:
             raise UsageError(f"--db {url.display}: {exc}") from None
+        except ValueError as exc:  # a malformed URL: a port that is not a number, an unclosed [host
+            from sleuth.secrets import scrub_text
+
+            raise UsageError(
+                f"--db {url.display}: not a valid URL ({scrub_text(str(exc))})",
+                hint="e.g. postgresql://USER:PASSWORD@HOST:5432/DB",
+            ) from None
         except ImportError as exc:  # a driver that is not installed
             raise UsageError(f"--db {url.display}: the database driver is missing ({exc.name})") from None
         self._md, self._runs, self._samples, self._state, self._meta = _tables()
@@ -201,7 +210,7 @@ class SqlStore:
             q = q.where(r.c.status.in_([st.value for st in statuses]))
         q = q.order_by(r.c.created_at.desc(), r.c.id.desc())
         if last is not None:
-            q = q.limit(last)
+            q = q.limit(min(last, _MAX_LIMIT))
         try:
             with self.engine.connect() as conn:
                 rows = list(conn.execute(q).mappings())

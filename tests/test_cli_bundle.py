@@ -1,0 +1,70 @@
+"""``sleuth bundle`` against a run dir whose ``shrunken/`` holds symlinks: one that leads outside
+would pack the file it points at (a credentials file), a dangling one or a loop crashed the copy."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.badinput import assert_usage_error, tree_state
+
+
+def _run_dir(tmp_path: Path) -> Path:
+    """A finished reduce run dir, as far as ``sleuth bundle`` reads one."""
+    run = tmp_path / "run"
+    (run / "shrunken" / "inputs").mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"name": "demo", "status": "reduced", "axes": {}}))
+    (run / "reduce.json").write_text("{}")
+    (run / "shrunken" / "run_repro.sh").write_text("cd inputs && cat data.txt\n")
+    (run / "shrunken" / "inputs" / "data.txt").write_text("1 2 3\n")
+    return run
+
+
+@pytest.mark.parametrize("kind", ["outside", "dangling", "loop", "shrunken itself"])
+def test_a_symlink_that_leads_out_of_shrunken_is_a_usage_error(
+    sleuth: Callable, tmp_path: Path, kind: str
+) -> None:
+    run = _run_dir(tmp_path)
+    secret = tmp_path / "credentials"
+    secret.write_text("aws_secret_access_key = wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY\n")
+    link = run / "shrunken" / "inputs" / "creds"
+    if kind == "shrunken itself":  # shrunken/ -> a folder elsewhere (a home directory, say)
+        (run / "shrunken").rename(tmp_path / "elsewhere")
+        link = run / "shrunken"
+        link.symlink_to(tmp_path / "elsewhere")
+    elif kind == "outside":
+        link.symlink_to(secret)
+    elif kind == "dangling":
+        link.symlink_to(tmp_path / "gone")
+    else:
+        link.symlink_to("..")  # shrunken/inputs/creds -> shrunken/: copied forever
+    before = tree_state(tmp_path)
+    r = sleuth("bundle", run)
+    assert_usage_error(
+        r.rc, r.stdout, r.stderr, [link.name, "symlink"], before=before, after=tree_state(tmp_path)
+    )
+
+
+def test_a_symlink_inside_shrunken_is_packed_as_its_file(sleuth: Callable, tmp_path: Path) -> None:
+    run = _run_dir(tmp_path)
+    (run / "shrunken" / "inputs" / "alias.txt").symlink_to("data.txt")
+    r = sleuth("bundle", run, "--json", "--out", tmp_path / "x.tar.gz")
+    assert r.rc == 0, r.stderr
+    with tarfile.open(tmp_path / "x.tar.gz") as tar:
+        member = tar.extractfile("demo-repro/shrunken/inputs/alias.txt")
+        assert member is not None and member.read() == b"1 2 3\n"
+
+
+def test_a_run_name_that_is_a_path_is_a_usage_error(sleuth: Callable, tmp_path: Path) -> None:
+    """``name`` names the archive and its top folder: ``../../x`` wrote outside and unpacked outside."""
+    run = _run_dir(tmp_path)
+    (run / "summary.json").write_text(json.dumps({"name": "../../evil", "status": "reduced", "axes": {}}))
+    before = tree_state(tmp_path)
+    r = sleuth("bundle", run)
+    after = tree_state(tmp_path)
+    assert_usage_error(r.rc, r.stdout, r.stderr, ["summary.json", "name"], before=before, after=after)
+    assert not list(tmp_path.parent.glob("evil-repro*"))
