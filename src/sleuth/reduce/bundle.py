@@ -74,7 +74,7 @@ def copy_inputs(plan: Plan, cand: Candidate, dest: Path, *, output_root: Path) -
         target = dest / rel
         if isinstance(content, str):
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content, encoding="utf-8")
+            target.write_bytes(content.encode("utf-8"))
         else:
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir(parents=True)

@@ -1,0 +1,124 @@
+"""Odd inputs a user really has: CRLF files, files that are not UTF-8, a symlink loop or an old
+run dir in the workload's directory, and secrets in arg_set values.  Each is reduced by the real CLI
+and what it writes (the run dir, the bundle, the archive) is checked byte for byte."""
+
+from __future__ import annotations
+
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.badinput import assert_no_secret
+from tests.reduce.conftest import doc
+
+TOKEN = "hf_PlantedTokenValue0123456789"
+
+#: fails (exit 1) when the file named by argv[1] holds "needle"; with --strict only when it holds
+#: b"needle\r\n" and ends in b"last" (no final newline)
+PROGRAM = """\
+import sys
+data = open(sys.argv[1], "rb").read()
+print("args", " ".join(sys.argv[2:]))
+strict = "--strict" in sys.argv
+if (b"needle\\r\\n" in data and data.endswith(b"last")) if strict else b"needle" in data:
+    print("boom")
+    raise SystemExit(1)
+print("ok")
+"""
+
+
+def _spec(tmp_path: Path, lines: bytes, **extra: Any) -> Path:
+    (tmp_path / "w.py").write_text(PROGRAM)
+    (tmp_path / "lines.txt").write_bytes(lines)
+    data: dict[str, Any] = {
+        "name": "adv",
+        "workload": {"command": [sys.executable, "w.py", "{LINES}"], "timeout": 30},
+        "oracle": {"kind": "exit_code"},
+        "budget": {"baseline_trials": 1},
+        "axes": [{"name": "LINES", "kind": "file_lines", "path": "lines.txt"}],
+        **extra,
+    }
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    return spec
+
+
+def _archive(cli: Any, run: Path) -> dict[str, bytes]:
+    b = cli("bundle", run, "--json")
+    assert b.returncode == 0, b.stderr
+    with tarfile.open(Path(doc(b)["archive"])) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+
+
+def test_file_lines_keep_crlf_odd_separators_and_a_missing_final_newline(cli, tmp_path: Path) -> None:
+    """The baseline runs the file as it is (CRLF, a form feed inside a line, no final newline): it
+    reproduces, and the reduced file keeps the original's line endings."""
+    spec = _spec(tmp_path, b"one\r\ntwo\x0cthree\r\nneedle\r\nfour\r\nlast")
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["command"].append("--strict")
+    spec.write_text(yaml.safe_dump(data))
+    res = cli("reduce", "--spec", spec, "--json")
+    assert res.returncode == 0, res.stdout[-1500:] + res.stderr[-1500:]
+    d = doc(res)
+    assert d["status"] == "reduced"
+    assert d["axes"]["LINES"]["initial"] == "5 items" or len(d["axes"]["LINES"]["initial"]) == 5
+    run = Path(d["run_dir"])
+    assert (run / "shrunken" / "inputs" / "lines.txt").read_bytes() == b"needle\r\nlast"
+
+
+def test_non_utf8_and_binary_inputs_ship_scrubbed(cli, tmp_path: Path) -> None:
+    """A token in a file with a Latin-1 byte, or in a binary file, is hidden in the bundle like one
+    in a UTF-8 file; the other bytes are kept as they were."""
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    (tmp_path / "conf.ini").write_bytes(b"caf\xe9 = 1\ntoken = " + TOKEN.encode() + b"\n")
+    (tmp_path / "blob.bin").write_bytes(b"\x00\x01\x02" + TOKEN.encode() + b"\x00\xff")
+    res = cli("reduce", "--spec", spec, "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    run = Path(doc(res)["run_dir"])
+    members = _archive(cli, run)
+    conf = next(v for k, v in members.items() if k.endswith("inputs/conf.ini"))
+    assert conf.startswith(b"caf\xe9 = 1\n") and b"<redacted>" in conf
+    assert_no_secret(TOKEN, res.stdout, *(v.decode("latin-1") for v in members.values()), roots=[run])
+
+
+def test_symlink_loops_and_old_run_dirs_stay_out_of_inputs(cli, tmp_path: Path) -> None:
+    """``ln -s . loop`` in the workload's directory and a previous run's output dir there (its
+    ``secrets.json`` included) are not copied into ``inputs/``: the bundle is written, no secret in it."""
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["env"] = {"DB_PASSWORD": "dbPassword42xy"}
+    spec.write_text(yaml.safe_dump(data))
+    (tmp_path / "loop").symlink_to(".")
+    first = cli("reduce", "--spec", spec, "--json", "--output", tmp_path / "old")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert list((tmp_path / "old").rglob("secrets.json"))
+    res = cli("reduce", "--spec", spec, "--json", "--output", tmp_path / "new", timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    run = Path(doc(res)["run_dir"])
+    inputs = run / "shrunken" / "inputs"
+    assert (inputs / "w.py").is_file() and not (inputs / "old").exists() and not (inputs / "loop").exists()
+    assert not list((run / "shrunken").rglob("secrets.json"))
+    members = _archive(cli, run)
+    assert_no_secret("dbPassword42xy", *(v.decode("latin-1") for v in members.values()))
+
+
+def test_secret_values_of_an_arg_set_never_leave(cli, tmp_path: Path) -> None:
+    """``--password VALUE`` and ``--token=VALUE`` as an arg_set's values are secrets like the same
+    words in the command: hidden in the output, the run dir and the bundle."""
+    values = ["--password", "hunter2xyzQ", "--token=abcdefSecret9", "--x"]
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["command"].append("{FLAGS}")
+    data["axes"].append({"name": "FLAGS", "kind": "arg_set", "values": values})
+    spec.write_text(yaml.safe_dump(data))
+    res = cli("reduce", "--spec", spec)
+    assert res.returncode == 0, res.stderr[-2000:]
+    run = next((tmp_path / "runs" / "reduce" / "adv").iterdir())
+    members = _archive(cli, run)
+    for secret in ("hunter2xyzQ", "abcdefSecret9"):
+        assert_no_secret(secret, res.stdout, res.stderr, *(v.decode("latin-1") for v in members.values()),
+                         roots=[run])  # fmt: skip
