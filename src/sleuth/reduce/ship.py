@@ -1,7 +1,7 @@
 """What leaves the machine: the scrub pass, ``SHIP.md``, and the ``.tar.gz`` of ``sleuth bundle``.
 
-:func:`scrub_tree` rewrites every text file of a directory with the run's :class:`Scrubber`
-(``secrets.json`` and the lock excepted); binary files are left alone.  :func:`ship_md` lists what
+:func:`scrub_tree` rewrites every file of a directory with the run's :class:`Scrubber`
+(the run dir's ``secrets.json`` and lock excepted), binary ones included.  :func:`ship_md` lists what
 would be shared, file by file with size and sha256, the scrub rules (patterns, never matches) and
 the commands.  :func:`pack` copies ``shrunken/`` and ``SHIP.md`` into one archive after scrubbing
 them again (with any extra patterns), the archive's own ``SHIP.md`` listing every member.
@@ -30,36 +30,43 @@ _KEEP = {SECRETS_FILE, ".lock"}
 _TEXT_LIMIT = 64 * 1024 * 1024
 
 
-def _is_text(data: bytes) -> bool:
-    if b"\x00" in data[:8192]:
-        return False
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data`` atomically, keeping its mode."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def scrub_tree(root: Path, scrubber: Scrubber, *, skip: Iterable[Path] = ()) -> list[str]:
-    """Scrub every text file under ``root`` in place (atomically); returns files too large to scrub."""
+    """Scrub every file under ``root`` in place (atomically); returns files too large to scrub.
+
+    Files that are not UTF-8 (a Latin-1 config, a binary blob) are scrubbed too: their bytes are
+    read with ``surrogateescape``, so a token among them is hidden and every other byte is kept.
+    Only the run dir's own ``secrets.json`` and lock are left alone, not a file of that name deeper
+    down (the workload's, copied into ``inputs/``).
+    """
     skipped = {p.resolve() for p in skip}
     large: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if Path(dirpath, d).resolve() not in skipped]
         for name in filenames:
             p = Path(dirpath, name)
-            if name in _KEEP or p.is_symlink() or p.resolve() in skipped:
+            if (name in _KEEP and Path(dirpath) == root) or p.is_symlink() or p.resolve() in skipped:
                 continue
             if p.stat().st_size > _TEXT_LIMIT:
                 large.append(str(p.relative_to(root)))
                 continue
             data = p.read_bytes()
-            if not _is_text(data):
-                continue
-            text = data.decode("utf-8")
+            text = data.decode("utf-8", "surrogateescape")
             clean = scrubber.text(text)
             if clean != text:
-                atomic_write_text(p, clean, mode=p.stat().st_mode & 0o7777)
+                _write_bytes(p, clean.encode("utf-8", "surrogateescape"))
     return large
 
 
