@@ -42,10 +42,26 @@ _SKIP = {
 }
 
 
+def _left_out(d: str, name: str, skip: set[Path]) -> bool:
+    """True for what ``inputs/`` never holds: caches, the output dir, any sleuth run dir (an older
+    run's logs and ``secrets.json``), and a symlink back to a directory above it (a loop)."""
+    if name in _SKIP or name.endswith(".pyc"):
+        return True
+    p = Path(d, name)
+    r = p.resolve()
+    if any(r == s or r.is_relative_to(s) for s in skip):
+        return True
+    if not p.is_dir():
+        return False
+    if p.is_symlink() and Path(d).resolve().is_relative_to(r):
+        return True
+    return (p / "journal.jsonl").is_file() and (p / ".lock").exists()
+
+
 def _tree_size(root: Path, skip: set[Path]) -> int:
     total = 0
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in _SKIP and Path(dirpath, d).resolve() not in skip]
+        dirnames[:] = [d for d in dirnames if not _left_out(dirpath, d, skip)]
         total += sum(Path(dirpath, f).stat().st_size for f in filenames if Path(dirpath, f).is_file())
         if total > INPUTS_LIMIT:
             break
@@ -59,7 +75,7 @@ def copy_inputs(plan: Plan, cand: Candidate, dest: Path, *, output_root: Path) -
     if _tree_size(plan.cwd, skip) <= INPUTS_LIMIT:
 
         def ignore(d: str, names: list[str]) -> set[str]:
-            return {n for n in names if n in _SKIP or Path(d, n).resolve() in skip or n.endswith(".pyc")}
+            return {n for n in names if _left_out(d, n, skip)}
 
         shutil.copytree(plan.cwd, dest, ignore=ignore, symlinks=False, ignore_dangling_symlinks=True)
     else:  # a large repository: only what the command names
