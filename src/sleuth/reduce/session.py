@@ -166,6 +166,9 @@ def load(spec_path: Path | None, *, output: Path, name: str | None = None, scrub
     secrets = Secrets.of(spec.workload.env).merged(
         Secrets.of_argv(spec.workload.command, "workload.command[{}]".format)
     )
+    for i, axis in enumerate(spec.axes):  # an arg_set's values join the command line
+        if axis.kind == "arg_set":
+            secrets = secrets.merged(Secrets.of_argv(axis.values, f"axes[{i}].values[{{}}]".format))
     return Loaded(
         plan=plan,
         spec_path=spec_path.resolve() if spec_path else None,
