@@ -4,6 +4,7 @@ and what it writes (the run dir, the bundle, the archive) is checked byte for by
 
 from __future__ import annotations
 
+import os
 import sys
 import tarfile
 from pathlib import Path
@@ -19,6 +20,7 @@ TOKEN = "hf_PlantedTokenValue0123456789"
 #: fails (exit 1) when the file named by argv[1] holds "needle"; with --strict only when it holds
 #: b"needle\r\n" and ends in b"last" (no final newline)
 PROGRAM = """\
+import os
 import sys
 data = open(sys.argv[1], "rb").read()
 print("args", " ".join(sys.argv[2:]))
@@ -123,3 +125,12 @@ def test_secret_values_of_an_arg_set_never_leave(cli, tmp_path: Path) -> None:
     for secret in ("hunter2xyzQ", "abcdefSecret9"):
         assert_no_secret(secret, res.stdout, res.stderr, *(v.decode("latin-1") for v in members.values()),
                          roots=[run])  # fmt: skip
+
+
+def test_a_fifo_as_spec_is_named_not_called_missing(cli, tmp_path: Path) -> None:
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    res = cli("reduce", "--spec", fifo, "--dry-run", timeout=60)
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        f"error: {fifo}: not a regular file (a FIFO or a device); give a YAML or JSON file"
+    ], res.stderr
