@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +125,8 @@ def finish(
         run_dir.journal.append("done", status=doc["status"])
     finally:
         run_dir.close()
+    for work in path.glob("candidates/*/work"):  # an interrupted candidate's scratch copy
+        shutil.rmtree(work, ignore_errors=True)
     scrub_tree(path, sc)
     if (path / "shrunken").is_dir():
         atomic_write_text(path / "SHIP.md", ship_md(path, sc, doc))
