@@ -134,3 +134,11 @@ def test_a_fifo_as_spec_is_named_not_called_missing(cli, tmp_path: Path) -> None
     assert res.returncode == 2 and res.stderr.strip().splitlines() == [
         f"error: {fifo}: not a regular file (a FIFO or a device); give a YAML or JSON file"
     ], res.stderr
+
+
+def test_an_exit_code_oracle_that_never_failed_says_so(cli, tmp_path: Path) -> None:
+    """Not reproducible with ``kind: exit_code``: the summary names no regex (it said "output matches None")."""
+    spec = _spec(tmp_path, b"a\nb\n")
+    res = cli("reduce", "--spec", spec, "--json")
+    assert res.returncode == 3, res.stderr[-2000:]
+    assert "None" not in doc(res)["signature"]

@@ -78,7 +78,12 @@ def finish(
                 reproduction_rate=driver.rate.describe()["reproduction_rate"],
                 oracle_calls=calls,
                 trials=driver.trials_used,
-                signature=driver.target or f"output matches {plan.spec.oracle.pattern!r}",
+                signature=driver.target
+                or (
+                    f"output matches {plan.spec.oracle.pattern!r}"
+                    if plan.spec.oracle.kind == "regex"
+                    else "none (the original never failed)"
+                ),
                 axes=axes,
                 flaky=driver.rate.describe(),
                 timeout_s=driver.timeout,
