@@ -142,3 +142,17 @@ def test_an_exit_code_oracle_that_never_failed_says_so(cli, tmp_path: Path) -> N
     res = cli("reduce", "--spec", spec, "--json")
     assert res.returncode == 3, res.stderr[-2000:]
     assert "None" not in doc(res)["signature"]
+
+
+def test_a_file_lines_path_that_is_not_utf8_text_or_not_a_file(cli, tmp_path: Path) -> None:
+    """One line naming the key path and the file, what is wrong and what to do; nothing written."""
+    spec = _spec(tmp_path, b"a\n\xffb\nneedle\n")
+    res = cli("reduce", "--spec", spec)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "axes[0].path: lines.txt: not UTF-8 text (byte 0xff at offset 2)" in res.stderr
+    assert "file_set" in res.stderr
+    (tmp_path / "lines.txt").unlink()
+    (tmp_path / "lines.txt").mkdir()
+    res = cli("reduce", "--spec", spec)
+    assert res.returncode == 2 and "axes[0].path: lines.txt: not a regular file" in res.stderr, res.stderr
+    assert not (tmp_path / "runs").exists()

@@ -203,11 +203,20 @@ def resolve(
         if a.kind == "file_lines":
             f = _inside(cwd, a.path, source, f"{where}.path")
             if not f.is_file():
-                raise _fail(source, f"{where}.path", f"{a.path}: no such file in {cwd}")
+                why = "not a regular file" if f.exists() or f.is_symlink() else f"no such file in {cwd}"
+                raise _fail(source, f"{where}.path", f"{a.path}: {why}")
             try:
                 items, open_end = _lines(f.read_bytes().decode("utf-8"))
-            except (OSError, UnicodeDecodeError) as exc:
-                raise _fail(source, f"{where}.path", f"{a.path}: cannot read as UTF-8 text: {exc}") from None
+            except UnicodeDecodeError as exc:
+                bad = exc.object[exc.start]
+                raise _fail(source, f"{where}.path",
+                            f"{a.path}: not UTF-8 text (byte {bad:#04x} at offset {exc.start}); file_lines "
+                            "shrinks UTF-8 text: save it as UTF-8, or shrink a directory with kind: file_set",
+                            ) from None  # fmt: skip
+            except OSError as exc:
+                raise _fail(
+                    source, f"{where}.path", f"{a.path}: cannot read: {exc.strerror or exc}"
+                ) from None
             path = a.path
             placeholders.add(a.name)
         elif a.kind == "file_set":
