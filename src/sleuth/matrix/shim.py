@@ -28,6 +28,7 @@ from sleuth.matrix.plan import RESERVED, name_problem, short_name
 from sleuth.matrix.recipe import MAX_TIMEOUT_S, regex_problem
 from sleuth.model import MAX_TRIALS
 from sleuth.registry import KINDS
+from sleuth.secrets import scrub_text
 
 __all__ = ["ShimFlags", "build_recipe"]
 
@@ -116,7 +117,8 @@ def _env_entry(item: str, environments: Collection[str]) -> tuple[dict[str, Any]
     if not value.strip():
         raise UsageError(f"--environment-axis {item!r}: {kind} needs a value after the colon")
     spec: dict[str, Any] = {kind: value.split() if kind == "venv" else value.strip()}
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", value.strip()).strip("._-")[:32]
+    # the name is written everywhere: URL credentials and tokens in a pin must not reach it
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", scrub_text(value.strip())).strip("._-")[:32]
     digest = hashlib.blake2b(item.encode(), digest_size=3).hexdigest()
     return spec, f"{kind}-{slug}-{digest}" if slug else f"{kind}-{digest}"
 
