@@ -86,14 +86,17 @@ def test_non_utf8_and_binary_inputs_ship_scrubbed(cli, tmp_path: Path) -> None:
     assert_no_secret(TOKEN, res.stdout, *(v.decode("latin-1") for v in members.values()), roots=[run])
 
 
-def test_symlink_loops_and_old_run_dirs_stay_out_of_inputs(cli, tmp_path: Path) -> None:
-    """``ln -s . loop`` in the workload's directory and a previous run's output dir there (its
-    ``secrets.json`` included) are not copied into ``inputs/``: the bundle is written, no secret in it."""
+def test_symlink_loops_fifos_and_old_run_dirs_stay_out_of_inputs(cli, tmp_path: Path) -> None:
+    """``ln -s . loop`` and ``ln -s self self`` in the workload's directory, a FIFO, and a previous
+    run's output dir there (its ``secrets.json`` included) are not copied into ``inputs/``: the
+    bundle is written, no secret in it."""
     spec = _spec(tmp_path, b"a\nneedle\n")
     data = yaml.safe_load(spec.read_text())
     data["workload"]["env"] = {"DB_PASSWORD": "dbPassword42xy"}
     spec.write_text(yaml.safe_dump(data))
     (tmp_path / "loop").symlink_to(".")
+    (tmp_path / "self").symlink_to("self")  # resolves to nothing, ever
+    os.mkfifo(tmp_path / "fifo")  # copying it would wait for a writer forever
     first = cli("reduce", "--spec", spec, "--json", "--output", tmp_path / "old")
     assert first.returncode == 0, first.stderr[-2000:]
     assert list((tmp_path / "old").rglob("secrets.json"))
@@ -102,7 +105,7 @@ def test_symlink_loops_and_old_run_dirs_stay_out_of_inputs(cli, tmp_path: Path) 
     assert "Traceback" not in res.stderr
     run = Path(doc(res)["run_dir"])
     inputs = run / "shrunken" / "inputs"
-    assert (inputs / "w.py").is_file() and not (inputs / "loop").exists()
+    assert (inputs / "w.py").is_file() and not (inputs / "loop").exists() and not (inputs / "fifo").exists()
     assert not list(inputs.rglob("journal.jsonl"))  # the old run dir was left out
     assert not list((run / "shrunken").rglob("secrets.json"))
     members = _archive(cli, run)

@@ -44,15 +44,19 @@ _SKIP = {
 
 def _left_out(d: str, name: str, skip: set[Path]) -> bool:
     """True for what ``inputs/`` never holds: caches, the output dir, any sleuth run dir (an older
-    run's logs and ``secrets.json``), and a symlink back to a directory above it (a loop)."""
+    run's logs and ``secrets.json``), a symlink back to a directory above it or to itself (a loop),
+    and what is neither a file nor a directory (a FIFO would block the copy forever)."""
     if name in _SKIP or name.endswith(".pyc"):
         return True
     p = Path(d, name)
-    r = p.resolve()
+    try:
+        r = p.resolve()
+    except (OSError, RuntimeError):  # ln -s self self: "Symlink loop"
+        return True
     if any(r == s or r.is_relative_to(s) for s in skip):
         return True
     if not p.is_dir():
-        return False
+        return p.exists() and not p.is_file()
     if p.is_symlink() and Path(d).resolve().is_relative_to(r):
         return True
     return (p / "journal.jsonl").is_file() and (p / ".lock").exists()
