@@ -159,3 +159,18 @@ def test_a_file_lines_path_that_is_not_utf8_text_or_not_a_file(cli, tmp_path: Pa
     res = cli("reduce", "--spec", spec)
     assert res.returncode == 2 and "axes[0].path: lines.txt: not a regular file" in res.stderr, res.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_file_too_large_to_scrub_is_named_in_ship_md(cli, tmp_path: Path) -> None:
+    """A file over the scrub limit (64 MiB) is not rewritten: SHIP.md of the run dir and of the
+    archive must say so, by name, rather than list it among scrubbed files."""
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    with open(tmp_path / "huge.log", "wb") as fh:  # sparse: 65 MiB of zeros, then a token
+        fh.seek(65 * 1024 * 1024)
+        fh.write(TOKEN.encode())
+    res = cli("reduce", "--spec", spec, "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    run = Path(doc(res)["run_dir"])
+    assert "huge.log" in (run / "SHIP.md").read_text().split("## Scrubbed", 1)[1]
+    ship = next(v for k, v in _archive(cli, run).items() if k.endswith("SHIP.md")).decode()
+    assert "huge.log" in ship.split("## Scrubbed", 1)[1]

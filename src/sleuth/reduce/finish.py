@@ -12,7 +12,7 @@ from sleuth.journal import RunDir, atomic_write_text
 from sleuth.reduce.bundle import write_shrunken
 from sleuth.reduce.driver import Driver
 from sleuth.reduce.plan import materialize
-from sleuth.reduce.ship import scrub_tree, ship_md
+from sleuth.reduce.ship import scrub_tree, ship_md, unscrubbed
 
 if TYPE_CHECKING:
     from sleuth.reduce.session import Loaded, Result
@@ -132,7 +132,7 @@ def finish(
         run_dir.close()
     for work in path.glob("candidates/*/work"):  # an interrupted candidate's scratch copy
         shutil.rmtree(work, ignore_errors=True)
-    scrub_tree(path, sc)
+    large = scrub_tree(path, sc)
     if (path / "shrunken").is_dir():
-        atomic_write_text(path / "SHIP.md", ship_md(path, sc, doc))
+        atomic_write_text(path / "SHIP.md", ship_md(path, sc, doc, notes=unscrubbed(large, "shrunken/")))
     return Result(doc=doc, exit_code=_EXIT.get(doc["status"], ExitCode.OK), run_dir=path)

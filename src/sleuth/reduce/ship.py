@@ -23,7 +23,7 @@ from sleuth.journal import atomic_write_text
 from sleuth.reduce.scrub import Scrubber
 from sleuth.secrets import SECRETS_FILE
 
-__all__ = ["file_rows", "pack", "scrub_tree", "ship_md"]
+__all__ = ["file_rows", "pack", "scrub_tree", "ship_md", "unscrubbed"]
 
 _KEEP = {SECRETS_FILE, ".lock"}
 #: text files larger than this are not rewritten (they are named in SHIP.md as unscrubbed)
@@ -85,6 +85,15 @@ def file_rows(root: Path, top: str) -> list[tuple[str, int, str]]:
         if p.is_file() and not p.is_symlink():
             rows.append((str(p.relative_to(root)), p.stat().st_size, _sha256(p)))
     return rows
+
+
+def unscrubbed(large: Iterable[str], prefix: str = "") -> list[str]:
+    """SHIP.md's notes for the files :func:`scrub_tree` left as they were (too large to rewrite)."""
+    return [
+        f"NOT scrubbed (over {_TEXT_LIMIT >> 20} MiB; check it before sharing): `{p}`"
+        for p in large
+        if p.startswith(prefix)
+    ]
 
 
 def ship_md(root: Path, scrubber: Scrubber, summary: dict[str, Any], *, notes: Iterable[str] = ()) -> str:
@@ -156,8 +165,8 @@ def pack(
     with tempfile.TemporaryDirectory(prefix=".sleuth-pack-", dir=run_dir) as tmp:
         stage = Path(tmp) / top
         shutil.copytree(run_dir / "shrunken", stage / "shrunken", symlinks=False)
-        scrub_tree(stage, scrubber)
-        atomic_write_text(stage / "SHIP.md", ship_md(stage, scrubber, summary))
+        large = scrub_tree(stage, scrubber)
+        atomic_write_text(stage / "SHIP.md", ship_md(stage, scrubber, summary, notes=unscrubbed(large)))
         members = file_rows(Path(tmp), top)
         fd, part = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
         try:
