@@ -43,3 +43,30 @@ def test_url_credentials_in_an_environment_axis_pin_stay_out_of_its_generated_na
     assert res.returncode == 0, res.stderr
     assert "venv-mypkg" in res.stdout  # the name still says what it is
     assert "S3cretPw77" not in res.stdout + res.stderr
+
+
+def test_a_workloads_metrics_json_nested_too_deep_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    """``$SLEUTH_TRIAL_DIR/metrics.json`` is the workload's to write: 100,000 nested brackets (or
+    bytes that are not UTF-8) leave the trial without metrics; matrix runs to its end."""
+    (tmp_path / "w.py").write_text(
+        "import os, sys\n"
+        "d = os.environ['SLEUTH_TRIAL_DIR']\n"
+        "deep = b'{\"step_time\": ' + b'[' * 100000 + b']' * 100000 + b'}'\n"
+        "open(os.path.join(d, 'metrics.json'), 'wb').write(deep if os.environ['SLEUTH_CELL'] == 'baseline' else b'\\xff{')\n"
+        "print('step done')\n"
+    )  # fmt: skip
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "schema_version: 1\nseed: 1\n"
+        f"workload: {{name: w, command: [{sys.executable!r}, w.py], oracle: {{kind: exit_code}}, step_time: {{metric: step_time}}}}\n"
+        "trials: 2\ncells:\n  - {name: baseline, mitigations: [none]}\n  - {name: a, mitigations: [tf32_off]}\n"
+    )  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-m", "sleuth", "matrix", "--recipe", str(recipe), "--json", "--output", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert "Traceback" not in res.stderr and res.returncode in (0, 3), res.stderr[-2000:]
+    import json
+
+    cells = {c["name"]: c["counts"] for c in json.loads(res.stdout)["cells"]}
+    assert cells["baseline"]["pass"] == cells["a"]["pass"] == 2
