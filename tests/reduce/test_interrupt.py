@@ -126,6 +126,7 @@ def test_ctrl_c_while_the_bundle_is_written_then_resume(cli, tmp_path: Path) -> 
     assert "Traceback" not in err
     assert _alive(tmp_path / "pids") == []
     if rc == 130:
+        assert f"sleuth reduce resume {run}" in err  # the summary was not written: say how to go on
         _resume_whole(cli, run)
 
 
