@@ -60,13 +60,15 @@ def _wait_for(cond: Callable[[], bool], proc: subprocess.Popen[str], what: str) 
 
 
 def _alive(pids_file: Path) -> list[int]:
+    """The workloads still running (a zombie waiting for init to reap it is not running)."""
     alive = []
     for line in pids_file.read_text().split():
         try:
-            os.kill(int(line), 0)
+            stat = Path(f"/proc/{line}/stat").read_text()
+        except OSError:
+            continue
+        if stat.rpartition(")")[2].split()[0] != "Z":
             alive.append(int(line))
-        except ProcessLookupError:
-            pass
     return alive
 
 
@@ -104,7 +106,7 @@ def test_ctrl_c_while_a_candidate_runs(cli, tmp_path: Path) -> None:
     pids = tmp_path / "pids"
     # the baseline has failed (judged) and a candidate's workload is asleep
     rc, err, run = _interrupt_when(
-        tmp_path, spec, lambda d: len(journal_trials(d)) >= 1 and pids.is_file() and len(pids.read_text().split()) >= 2,
+        tmp_path, spec, lambda d: (d / "journal.jsonl").is_file() and len(journal_trials(d)) >= 1 and pids.is_file() and len(pids.read_text().split()) >= 2,
         "a candidate to start",
     )  # fmt: skip
     assert rc == 130, err[-2000:]
