@@ -174,3 +174,24 @@ def test_a_file_too_large_to_scrub_is_named_in_ship_md(cli, tmp_path: Path) -> N
     assert "huge.log" in (run / "SHIP.md").read_text().split("## Scrubbed", 1)[1]
     ship = next(v for k, v in _archive(cli, run).items() if k.endswith("SHIP.md")).decode()
     assert "huge.log" in ship.split("## Scrubbed", 1)[1]
+
+
+def test_a_linked_directory_outside_the_workload_is_not_copied(cli, tmp_path: Path) -> None:
+    """``data -> /datasets/...`` in the workload's directory: the size limit never saw it and the
+    bundle copied all of it (a dataset, or ~/.aws).  It is left out, and SHIP.md says so."""
+    work = tmp_path / "work"
+    work.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "credentials").write_text("aws_secret_access_key = plantedOutsideValue42\n")
+    spec = _spec(work, b"a\nneedle\n")
+    (work / "data").symlink_to(outside)
+    res = cli("reduce", "--spec", spec, "--json", cwd=work)
+    assert res.returncode == 0, res.stderr[-2000:]
+    d = doc(res)
+    run = Path(d["run_dir"])
+    assert not (run / "shrunken" / "inputs" / "data").exists()
+    assert "data" in d["inputs"] and "data" in (run / "SHIP.md").read_text()
+    assert_no_secret(
+        "plantedOutsideValue42", *(v.decode("latin-1") for v in _archive(cli, run).values()), roots=[run]
+    )

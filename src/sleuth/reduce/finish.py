@@ -133,6 +133,9 @@ def finish(
     for work in path.glob("candidates/*/work"):  # an interrupted candidate's scratch copy
         shutil.rmtree(work, ignore_errors=True)
     large = scrub_tree(path, sc)
+    inputs = [f"inputs/: {doc['inputs']}"] if doc.get("inputs") else []
     if (path / "shrunken").is_dir():
-        atomic_write_text(path / "SHIP.md", ship_md(path, sc, doc, notes=unscrubbed(large, "shrunken/")))
+        atomic_write_text(
+            path / "SHIP.md", ship_md(path, sc, doc, notes=[*inputs, *unscrubbed(large, "shrunken/")])
+        )
     return Result(doc=doc, exit_code=_EXIT.get(doc["status"], ExitCode.OK), run_dir=path)
