@@ -70,3 +70,20 @@ def test_a_workloads_metrics_json_nested_too_deep_is_a_problem_not_a_crash(tmp_p
 
     cells = {c["name"]: c["counts"] for c in json.loads(res.stdout)["cells"]}
     assert cells["baseline"]["pass"] == cells["a"]["pass"] == 2
+
+
+@pytest.mark.parametrize(
+    "axis",
+    [
+        "venvx:https://bob:S3cretPw77@h.example/x",
+        "venv:p @ https://bob:S3cretPw77@h/x,venv:p @ https://bob:S3cretPw77@h/x",
+    ],
+)
+def test_an_environment_axis_error_does_not_echo_url_credentials(axis: str, tmp_path: Path) -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "sleuth", "matrix", "--mitigation-axis", "tf32_off", "--environment-axis", axis,
+         "--dry-run", "--", sys.executable, "w.py"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "--environment-axis" in res.stderr and "S3cretPw77" not in res.stderr

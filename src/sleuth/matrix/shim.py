@@ -112,7 +112,7 @@ def _env_entry(item: str, environments: Collection[str]) -> tuple[dict[str, Any]
         return None, item
     if kind not in KINDS:
         raise UsageError(
-            f"--environment-axis {item!r}: unknown kind {kind!r} (use one of {', '.join(KINDS)})"
+            f"--environment-axis {scrub_text(item)!r}: unknown kind {kind!r} (use one of {', '.join(KINDS)})"
         )
     if not value.strip():
         raise UsageError(f"--environment-axis {item!r}: {kind} needs a value after the colon")
@@ -229,7 +229,7 @@ def build_recipe(
     env_items = _items("--environment-axis", flags.environment_axis) or ["host"]
     if len(set(env_items)) != len(env_items):
         dup = next(e for e in env_items if env_items.count(e) > 1)
-        raise UsageError(f"--environment-axis: {dup!r} is given twice")
+        raise UsageError(f"--environment-axis: {scrub_text(dup)!r} is given twice")
     envs = [_env_entry(item, environments) for item in env_items]
     aliases = {label: spec for spec, label in envs if spec is not None}
     cells: list[dict[str, Any]] = []
