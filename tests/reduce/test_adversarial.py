@@ -195,3 +195,12 @@ def test_a_linked_directory_outside_the_workload_is_not_copied(cli, tmp_path: Pa
     assert_no_secret(
         "plantedOutsideValue42", *(v.decode("latin-1") for v in _archive(cli, run).values()), roots=[run]
     )
+
+
+def test_bundle_out_where_nothing_can_be_written_is_one_line(cli, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    run = Path(doc(cli("reduce", "--spec", spec, "--json"))["run_dir"])
+    res = cli("bundle", run, "--out", "/proc/x-repro.tar.gz")  # a directory no file can be created in
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "--out /proc/x-repro.tar.gz" in res.stderr and "Traceback" not in res.stderr
+    assert not list(run.glob(".sleuth-pack-*"))

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sleuth.errors import UsageError
 from sleuth.journal import atomic_write_text
 from sleuth.reduce.scrub import Scrubber
 from sleuth.secrets import SECRETS_FILE
@@ -168,7 +169,12 @@ def pack(
         large = scrub_tree(stage, scrubber)
         atomic_write_text(stage / "SHIP.md", ship_md(stage, scrubber, summary, notes=unscrubbed(large)))
         members = file_rows(Path(tmp), top)
-        fd, part = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+        try:
+            fd, part = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+        except OSError as exc:  # /proc, a read-only mount
+            raise UsageError(
+                f"--out {dest}: cannot write there: {exc.strerror or exc}", hint="give a writable directory"
+            ) from None
         try:
             with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
                 for path in sorted(Path(tmp, top).rglob("*")):
