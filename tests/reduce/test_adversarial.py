@@ -204,3 +204,17 @@ def test_bundle_out_where_nothing_can_be_written_is_one_line(cli, tmp_path: Path
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert "--out /proc/x-repro.tar.gz" in res.stderr and "Traceback" not in res.stderr
     assert not list(run.glob(".sleuth-pack-*"))
+
+
+def test_resume_with_a_damaged_reduce_json_is_one_line(cli, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    run = Path(doc(cli("reduce", "--spec", spec, "--json"))["run_dir"])
+    good = (run / "reduce.json").read_text()
+    for damaged in (b"\xff{", b"[]", b"{}", good.replace('"output": "', '"output": 5, "x": "').encode()):
+        (run / "reduce.json").write_bytes(damaged)
+        res = cli("reduce", "resume", run)
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, (
+            damaged,
+            res.stderr[-1500:],
+        )
+        assert "reduce.json" in res.stderr

@@ -282,7 +282,7 @@ def resume(
     run_dir = RunDir.open(path)
     try:
         reap_orphans(path)
-        config = json.loads((path / _CONFIG).read_text(encoding="utf-8"))
+        config = _read_config(path)
         spec_path = Path(config["spec"]) if config.get("spec") else None
         if spec_path is not None and not spec_path.is_file():
             raise UsageError(f"{path}: its spec {spec_path} is gone", hint="put it back to resume")
@@ -314,6 +314,29 @@ def resume(
         on_event=on_event,
         on_start=on_start,
     )
+
+
+#: the keys of reduce.json that resume reads, with their types
+_CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
+    "spec": (str, type(None)), "workload": (str, type(None)), "name": str, "output": str,
+    "spec_sha256": str, "jobs": int, "gpus": list, "one_minimal": bool,
+}  # fmt: skip
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """``reduce.json`` as the run wrote it; a UsageError naming the file when it is not."""
+    f = path / _CONFIG
+    hint = "resume a run dir as sleuth wrote it, or start a new reduction"
+    try:
+        config = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{f}: unreadable: {exc}", hint=hint) from None
+    if not isinstance(config, dict):
+        raise UsageError(f"{f}: expected a JSON object, got {type(config).__name__}", hint=hint)
+    for key, kind in _CONFIG_KEYS.items():
+        if not isinstance(config.get(key), kind):
+            raise UsageError(f"{f}: {key}: missing or of the wrong type", hint=hint)
+    return config
 
 
 def _run(
