@@ -4,6 +4,7 @@ and what it writes (the run dir, the bundle, the archive) is checked byte for by
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tarfile
@@ -20,6 +21,7 @@ TOKEN = "hf_PlantedTokenValue0123456789"
 #: fails (exit 1) when the file named by argv[1] holds "needle"; with --strict only when it holds
 #: b"needle\r\n" and ends in b"last" (no final newline)
 PROGRAM = """\
+import json
 import os
 import sys
 data = open(sys.argv[1], "rb").read()
@@ -218,3 +220,17 @@ def test_resume_with_a_damaged_reduce_json_is_one_line(cli, tmp_path: Path) -> N
             res.stderr[-1500:],
         )
         assert "reduce.json" in res.stderr
+
+
+def test_bundle_of_a_tampered_summary_is_refused(cli, tmp_path: Path) -> None:
+    """A run dir received from someone else: its summary.json's name must not steer where the
+    archive (or its staging copy) is written, and a summary that is not an object is one line."""
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    run = Path(doc(cli("reduce", "--spec", spec, "--json"))["run_dir"])
+    good = json.loads((run / "summary.json").read_text())
+    for bad in ([1], "x", {**good, "name": "../../../escaped"}, {**good, "name": 5}):
+        (run / "summary.json").write_text(json.dumps(bad))
+        res = cli("bundle", run)
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, (bad, res.stderr[-1500:])
+        assert "summary.json" in res.stderr
+    assert not list(tmp_path.rglob("escaped*"))

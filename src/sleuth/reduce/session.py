@@ -397,14 +397,21 @@ def _run(
 
 
 def summary_of(path: Path) -> Mapping[str, Any]:
-    """The ``summary.json`` of a finished run dir."""
+    """The ``summary.json`` of a finished run dir (an object whose name can name a file)."""
     try:
-        data: Mapping[str, Any] = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+        data: Any = json.loads((path / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise UsageError(
             f"{path}: no summary.json: not a finished sleuth reduce run dir",
             hint="resume it first: sleuth reduce resume RUN_DIR",
         ) from None
+    from sleuth.model import check_name
+
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}/summary.json: expected a JSON object, got {type(data).__name__}")
+    name = data.get("name", "reproducer")
+    if not isinstance(name, str) or not check_name(name):  # it names the archive and its top folder
+        raise UsageError(f"{path}/summary.json: name: {name!r} cannot name a file")
     return data
 
 
