@@ -87,3 +87,18 @@ def test_an_environment_axis_error_does_not_echo_url_credentials(axis: str, tmp_
     )  # fmt: skip
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert "--environment-axis" in res.stderr and "S3cretPw77" not in res.stderr
+
+
+def test_a_nul_byte_in_the_command_is_one_line(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        'schema_version: 1\nworkload: {name: w, command: ["python", "w.py", "a\\0b"], oracle: {kind: exit_code}}\n'
+        "trials: 1\ncells:\n  - {name: baseline, mitigations: [none]}\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "sleuth", "matrix", "--recipe", str(recipe), "--output", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr[-1500:]
+    assert "workload.command" in res.stderr and "NUL" in res.stderr
+    assert not (tmp_path / "runs").exists()

@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.badinput import assert_no_secret
@@ -234,3 +235,21 @@ def test_bundle_of_a_tampered_summary_is_refused(cli, tmp_path: Path) -> None:
         assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, (bad, res.stderr[-1500:])
         assert "summary.json" in res.stderr
     assert not list(tmp_path.rglob("escaped*"))
+
+
+@pytest.mark.parametrize("where", ["command", "arg_set", "cwd"])
+def test_a_nul_byte_in_an_argument_or_path_is_one_line(cli, tmp_path: Path, where: str) -> None:
+    """exec cannot pass a NUL byte: it was a ValueError traceback when the first trial started."""
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    data = yaml.safe_load(spec.read_text())
+    if where == "command":
+        data["workload"]["command"].append("a\0b")
+    elif where == "arg_set":
+        data["workload"]["command"].append("{FLAGS}")
+        data["axes"].append({"name": "FLAGS", "kind": "arg_set", "values": ["--x", "a\0b"]})
+    else:
+        data["workload"]["cwd"] = "sub\0dir"
+    spec.write_text(yaml.safe_dump(data))
+    res = cli("reduce", "--spec", spec)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr[-1500:]
+    assert "NUL" in res.stderr and not (tmp_path / "runs").exists()

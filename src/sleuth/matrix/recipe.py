@@ -172,6 +172,10 @@ class WorkloadSpec(_Strict):
             return v
         if (isinstance(v, str) and not v.strip()) or (isinstance(v, list) and (not v or not v[0].strip())):
             raise ValueError("give a non-empty argv list, e.g. [python, train.py], or a command string")
+        if any(
+            "\x00" in a for a in ([v] if isinstance(v, str) else v)
+        ):  # exec would raise at the first trial
+            raise ValueError("an argument cannot contain a NUL byte")
         return v
 
     @model_validator(mode="after")
