@@ -89,10 +89,13 @@ def test_an_environment_axis_error_does_not_echo_url_credentials(axis: str, tmp_
     assert "--environment-axis" in res.stderr and "S3cretPw77" not in res.stderr
 
 
-def test_a_nul_byte_in_the_command_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("key", "workload"), [
+    ("workload.command", '["python", "w.py", "a\\0b"]'), ("workload.cwd", '["python", "w.py"], cwd: "a\\0b"'),
+])  # fmt: skip
+def test_a_nul_byte_in_the_command_or_cwd_is_one_line(tmp_path: Path, key: str, workload: str) -> None:
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
-        'schema_version: 1\nworkload: {name: w, command: ["python", "w.py", "a\\0b"], oracle: {kind: exit_code}}\n'
+        f"schema_version: 1\nworkload: {{name: w, command: {workload}, oracle: {{kind: exit_code}}}}\n"
         "trials: 1\ncells:\n  - {name: baseline, mitigations: [none]}\n"
     )
     res = subprocess.run(
@@ -100,5 +103,5 @@ def test_a_nul_byte_in_the_command_is_one_line(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60, cwd=tmp_path, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr[-1500:]
-    assert "workload.command" in res.stderr and "NUL" in res.stderr
+    assert key in res.stderr and "NUL" in res.stderr
     assert not (tmp_path / "runs").exists()

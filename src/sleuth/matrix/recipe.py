@@ -165,6 +165,13 @@ class WorkloadSpec(_Strict):
             own["params"] = {**given, **inline}
         return own
 
+    @field_validator("cwd")
+    @classmethod
+    def _cwd(cls, v: str | None) -> str | None:
+        if v is not None and "\x00" in v:  # os.stat would raise ValueError
+            raise ValueError("a path cannot contain a NUL byte")
+        return v
+
     @field_validator("command")
     @classmethod
     def _command(cls, v: list[str] | str | None) -> list[str] | str | None:
