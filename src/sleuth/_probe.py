@@ -83,7 +83,8 @@ def secret_name(name: str) -> bool:
     return any(w == s or (w.endswith(s) and len(s) >= 4) for w in words for s in _SECRET_WORDS)
 
 
-_URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]+:[^/@\s]*@")
+#: the scheme is bounded (see sleuth.secrets): unbounded, a long run of letters took quadratic time
+_URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]{0,31}://)[^/@\s:]+:[^/@\s]*@")
 _TOKEN_PREFIX_RE = re.compile(
     r"^(ghp_|gho_|ghs_|github_pat_|glpat-|hf_|sk-|xox[abprs]-|AKIA|ASIA)[A-Za-z0-9_-]{8,}"
 )

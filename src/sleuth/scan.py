@@ -279,7 +279,7 @@ def read_metrics_json(path: Path) -> tuple[dict[str, MetricValue], dict[str, Ser
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}, {}, None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # the workload's file: nested 100,000 deep
         return {}, {}, f"metrics.json unreadable: {exc}"
     if not isinstance(raw, dict):
         return {}, {}, "metrics.json must hold an object {name: number or [numbers]}"

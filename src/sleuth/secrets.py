@@ -49,7 +49,9 @@ MIN_NAMED_ARG = 6
 _TOKEN_WORD_RE = re.compile(
     r"(?<![A-Za-z0-9])(?:ghp_|gho_|ghs_|ghu_|github_pat_|glpat-|hf_|sk-|xox[abprs]-|AKIA|ASIA)[A-Za-z0-9_-]{8,}"
 )
-_URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s:]+:[^/@\s]*@")
+#: the scheme is bounded: unbounded, a run of a million letters (a base64 blob in a log) was tried
+#: as a scheme from each of its letters, each try scanning to the run's end (quadratic: hours)
+_URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]{0,31}://)[^/@\s:]+:[^/@\s]*@")
 
 
 def is_secret(name: str, value: str) -> bool:

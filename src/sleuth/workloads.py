@@ -335,7 +335,7 @@ def reported_verdict(result: TrialResult) -> Any:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nested too deep
         return Judgement(Outcome.ERROR, None, f"{VERDICT_FILE} is not valid JSON")
     if not isinstance(data, dict) or data.get("outcome") not in ("pass", "fail"):
         return Judgement(Outcome.ERROR, None, f'{VERDICT_FILE} must hold {{"outcome": "pass"|"fail"}}')

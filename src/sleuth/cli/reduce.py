@@ -22,8 +22,10 @@ class _Watch:
         self.total = total
         self.progress: Any = None
         self._best: dict[str, Any] = {}
+        self.run_dir: Path | None = None
 
     def start(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
         if self.quiet:
             return
         from sleuth.cli._progress import Progress
@@ -97,6 +99,16 @@ def _execute(call: Callable[[_Watch], Any], as_json: bool, total: int) -> int:
     try:
         with sigterm_as_interrupt():
             result = call(watch)
+    except KeyboardInterrupt:  # before the summary was written (e.g. while writing the bundle)
+        watch.stop()
+        if watch.run_dir is not None:
+            err_console().print(
+                f"`sleuth reduce resume {watch.run_dir}` continues",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        raise
     finally:
         watch.stop()
     if as_json:

@@ -165,6 +165,13 @@ class WorkloadSpec(_Strict):
             own["params"] = {**given, **inline}
         return own
 
+    @field_validator("cwd")
+    @classmethod
+    def _cwd(cls, v: str | None) -> str | None:
+        if v is not None and "\x00" in v:  # os.stat would raise ValueError
+            raise ValueError("a path cannot contain a NUL byte")
+        return v
+
     @field_validator("command")
     @classmethod
     def _command(cls, v: list[str] | str | None) -> list[str] | str | None:
@@ -172,6 +179,10 @@ class WorkloadSpec(_Strict):
             return v
         if (isinstance(v, str) and not v.strip()) or (isinstance(v, list) and (not v or not v[0].strip())):
             raise ValueError("give a non-empty argv list, e.g. [python, train.py], or a command string")
+        if any(
+            "\x00" in a for a in ([v] if isinstance(v, str) else v)
+        ):  # exec would raise at the first trial
+            raise ValueError("an argument cannot contain a NUL byte")
         return v
 
     @model_validator(mode="after")
@@ -287,6 +298,8 @@ def parse_recipe(data: Any, source: str) -> Recipe:
 
 def load_recipe(path: Path) -> Recipe:
     """Read and validate a YAML or JSON recipe file."""
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: not a regular file (a FIFO or a device); give a YAML or JSON file")
     if not path.is_file():
         raise ConfigError(f"{path}: recipe file not found")
     return parse_recipe(load_data_file(path), str(path))

@@ -28,6 +28,7 @@ from sleuth.matrix.plan import RESERVED, name_problem, short_name
 from sleuth.matrix.recipe import MAX_TIMEOUT_S, regex_problem
 from sleuth.model import MAX_TRIALS
 from sleuth.registry import KINDS
+from sleuth.secrets import scrub_text
 
 __all__ = ["ShimFlags", "build_recipe"]
 
@@ -111,12 +112,13 @@ def _env_entry(item: str, environments: Collection[str]) -> tuple[dict[str, Any]
         return None, item
     if kind not in KINDS:
         raise UsageError(
-            f"--environment-axis {item!r}: unknown kind {kind!r} (use one of {', '.join(KINDS)})"
+            f"--environment-axis {scrub_text(item)!r}: unknown kind {kind!r} (use one of {', '.join(KINDS)})"
         )
     if not value.strip():
         raise UsageError(f"--environment-axis {item!r}: {kind} needs a value after the colon")
     spec: dict[str, Any] = {kind: value.split() if kind == "venv" else value.strip()}
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", value.strip()).strip("._-")[:32]
+    # the name is written everywhere: URL credentials and tokens in a pin must not reach it
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", scrub_text(value.strip())).strip("._-")[:32]
     digest = hashlib.blake2b(item.encode(), digest_size=3).hexdigest()
     return spec, f"{kind}-{slug}-{digest}" if slug else f"{kind}-{digest}"
 
@@ -227,7 +229,7 @@ def build_recipe(
     env_items = _items("--environment-axis", flags.environment_axis) or ["host"]
     if len(set(env_items)) != len(env_items):
         dup = next(e for e in env_items if env_items.count(e) > 1)
-        raise UsageError(f"--environment-axis: {dup!r} is given twice")
+        raise UsageError(f"--environment-axis: {scrub_text(dup)!r} is given twice")
     envs = [_env_entry(item, environments) for item in env_items]
     aliases = {label: spec for spec, label in envs if spec is not None}
     cells: list[dict[str, Any]] = []

@@ -42,10 +42,37 @@ _SKIP = {
 }
 
 
+def _left_out(d: str, name: str, skip: set[Path], root: Path, outside: list[str] | None = None) -> bool:
+    """True for what ``inputs/`` never holds: caches, the output dir, any sleuth run dir (an older
+    run's logs and ``secrets.json``), a symlink back to a directory above it or to itself (a loop),
+    a symlinked directory outside ``root`` (a dataset, ``~/.aws``: its size was never counted; its
+    ``REL -> TARGET`` goes to ``outside``), and what is neither a file nor a directory (a FIFO would
+    block the copy forever)."""
+    if name in _SKIP or name.endswith(".pyc"):
+        return True
+    p = Path(d, name)
+    try:
+        r = p.resolve()
+    except (OSError, RuntimeError):  # ln -s self self: "Symlink loop"
+        return True
+    if any(r == s or r.is_relative_to(s) for s in skip):
+        return True
+    if not p.is_dir():
+        return p.exists() and not p.is_file()
+    if p.is_symlink() and Path(d).resolve().is_relative_to(r):
+        return True
+    if p.is_symlink() and not r.is_relative_to(root):  # data -> /datasets: not the workload's to ship
+        if outside is not None:
+            outside.append(f"{p.relative_to(root) if p.is_relative_to(root) else p} -> {r}")
+        return True
+    return (p / "journal.jsonl").is_file() and (p / ".lock").exists()
+
+
 def _tree_size(root: Path, skip: set[Path]) -> int:
     total = 0
+    top = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in _SKIP and Path(dirpath, d).resolve() not in skip]
+        dirnames[:] = [d for d in dirnames if not _left_out(dirpath, d, skip, top)]
         total += sum(Path(dirpath, f).stat().st_size for f in filenames if Path(dirpath, f).is_file())
         if total > INPUTS_LIMIT:
             break
@@ -57,11 +84,15 @@ def copy_inputs(plan: Plan, cand: Candidate, dest: Path, *, output_root: Path) -
     skip = {output_root.resolve()}
     note = "the workload's directory"
     if _tree_size(plan.cwd, skip) <= INPUTS_LIMIT:
+        top = plan.cwd.resolve()
+        outside: list[str] = []
 
         def ignore(d: str, names: list[str]) -> set[str]:
-            return {n for n in names if n in _SKIP or Path(d, n).resolve() in skip or n.endswith(".pyc")}
+            return {n for n in names if _left_out(d, n, skip, top, outside)}
 
         shutil.copytree(plan.cwd, dest, ignore=ignore, symlinks=False, ignore_dangling_symlinks=True)
+        if outside:
+            note += f" (left out, linked from outside it: {', '.join(outside)})"
     else:  # a large repository: only what the command names
         dest.mkdir(parents=True)
         for arg in cand.argv:
@@ -74,7 +105,7 @@ def copy_inputs(plan: Plan, cand: Candidate, dest: Path, *, output_root: Path) -
         target = dest / rel
         if isinstance(content, str):
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content, encoding="utf-8")
+            target.write_bytes(content.encode("utf-8"))
         else:
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir(parents=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,7 @@ from sleuth.journal import RunDir, atomic_write_text
 from sleuth.reduce.bundle import write_shrunken
 from sleuth.reduce.driver import Driver
 from sleuth.reduce.plan import materialize
-from sleuth.reduce.ship import scrub_tree, ship_md
+from sleuth.reduce.ship import scrub_tree, ship_md, unscrubbed
 
 if TYPE_CHECKING:
     from sleuth.reduce.session import Loaded, Result
@@ -77,7 +78,12 @@ def finish(
                 reproduction_rate=driver.rate.describe()["reproduction_rate"],
                 oracle_calls=calls,
                 trials=driver.trials_used,
-                signature=driver.target or f"output matches {plan.spec.oracle.pattern!r}",
+                signature=driver.target
+                or (
+                    f"output matches {plan.spec.oracle.pattern!r}"
+                    if plan.spec.oracle.kind == "regex"
+                    else "none (the original never failed)"
+                ),
                 axes=axes,
                 flaky=driver.rate.describe(),
                 timeout_s=driver.timeout,
@@ -124,7 +130,12 @@ def finish(
         run_dir.journal.append("done", status=doc["status"])
     finally:
         run_dir.close()
-    scrub_tree(path, sc)
+    for work in path.glob("candidates/*/work"):  # an interrupted candidate's scratch copy
+        shutil.rmtree(work, ignore_errors=True)
+    large = scrub_tree(path, sc)
+    inputs = [f"inputs/: {doc['inputs']}"] if doc.get("inputs") else []
     if (path / "shrunken").is_dir():
-        atomic_write_text(path / "SHIP.md", ship_md(path, sc, doc))
+        atomic_write_text(
+            path / "SHIP.md", ship_md(path, sc, doc, notes=[*inputs, *unscrubbed(large, "shrunken/")])
+        )
     return Result(doc=doc, exit_code=_EXIT.get(doc["status"], ExitCode.OK), run_dir=path)

@@ -40,6 +40,8 @@ class RuntimeAxis:
     items: tuple[str, ...] = ()
     choices: tuple[str, ...] = ()
     path: str = ""
+    #: a file_lines file whose last line has no final newline (it gets none while it is kept last)
+    open_end: bool = False
 
     def search(self) -> AxisPlan:
         """The pure layer's view of this axis."""
@@ -197,14 +199,24 @@ def resolve(
         items: tuple[str, ...] = ()
         choices: tuple[str, ...] = ()
         path = ""
+        open_end = False
         if a.kind == "file_lines":
             f = _inside(cwd, a.path, source, f"{where}.path")
             if not f.is_file():
-                raise _fail(source, f"{where}.path", f"{a.path}: no such file in {cwd}")
+                why = "not a regular file" if f.exists() or f.is_symlink() else f"no such file in {cwd}"
+                raise _fail(source, f"{where}.path", f"{a.path}: {why}")
             try:
-                items = tuple(f.read_text(encoding="utf-8").splitlines())
-            except (OSError, UnicodeDecodeError) as exc:
-                raise _fail(source, f"{where}.path", f"{a.path}: cannot read as UTF-8 text: {exc}") from None
+                items, open_end = _lines(f.read_bytes().decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                bad = exc.object[exc.start]
+                raise _fail(source, f"{where}.path",
+                            f"{a.path}: not UTF-8 text (byte {bad:#04x} at offset {exc.start}); file_lines "
+                            "shrinks UTF-8 text: save it as UTF-8, or shrink a directory with kind: file_set",
+                            ) from None  # fmt: skip
+            except OSError as exc:
+                raise _fail(
+                    source, f"{where}.path", f"{a.path}: cannot read: {exc.strerror or exc}"
+                ) from None
             path = a.path
             placeholders.add(a.name)
         elif a.kind == "file_set":
@@ -236,7 +248,11 @@ def resolve(
                 choices = tuple(str(v) for v in a.values or [])
             if a.kind == "param":
                 placeholders.add(a.name)
-        axes.append(RuntimeAxis(name=a.name, kind=a.kind, spec=a, items=items, choices=choices, path=path))
+        axes.append(
+            RuntimeAxis(
+                name=a.name, kind=a.kind, spec=a, items=items, choices=choices, path=path, open_end=open_end
+            )
+        )
     _check_placeholders(spec, source, placeholders)
     run_name = name or spec.name or _workload_name(spec)
     if not check_name(run_name):
@@ -304,6 +320,18 @@ def _values(plan: Plan, point: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def _lines(text: str) -> tuple[tuple[str, ...], bool]:
+    """The lines of a file_lines file, split at "\\n" only (a CRLF line keeps its "\\r", a form feed
+    stays inside its line: the initial point is the file byte for byte), and whether the last one
+    has no final newline."""
+    if not text:
+        return (), False
+    lines = text.split("\n")
+    if lines[-1] == "":
+        return tuple(lines[:-1]), False
+    return tuple(lines), True
+
+
 def materialize(plan: Plan, point: Mapping[str, Any]) -> Candidate:
     """The argv, variables and files of ``point``, and its content hash."""
     values = _values(plan, point)
@@ -348,7 +376,8 @@ def materialize(plan: Plan, point: Mapping[str, Any]) -> Candidate:
     files: dict[str, str | tuple[str, ...]] = {}
     for a in plan.axes:
         if a.kind == "file_lines":
-            files[a.path] = "".join(a.items[i] + "\n" for i in point[a.name])
+            last = len(a.items) - 1 if a.open_end else -1
+            files[a.path] = "".join(a.items[i] + ("" if i == last else "\n") for i in point[a.name])
         elif a.kind == "file_set":
             files[a.path] = tuple(a.items[i] for i in point[a.name])
     blob = {
@@ -381,7 +410,7 @@ def build_workdir(plan: Plan, cand: Candidate, work: Path) -> None:
             if any(t == r for t in targets):
                 content = cand.files[str(r)]
                 if isinstance(content, str):
-                    (dst / entry).write_text(content, encoding="utf-8")
+                    (dst / entry).write_bytes(content.encode("utf-8"))
                 else:
                     _copy_set(src / entry, dst / entry, content)
             elif any(r in t.parents for t in targets):

@@ -166,6 +166,9 @@ def load(spec_path: Path | None, *, output: Path, name: str | None = None, scrub
     secrets = Secrets.of(spec.workload.env).merged(
         Secrets.of_argv(spec.workload.command, "workload.command[{}]".format)
     )
+    for i, axis in enumerate(spec.axes):  # an arg_set's values join the command line
+        if axis.kind == "arg_set":
+            secrets = secrets.merged(Secrets.of_argv(axis.values, f"axes[{i}].values[{{}}]".format))
     return Loaded(
         plan=plan,
         spec_path=spec_path.resolve() if spec_path else None,
@@ -279,7 +282,7 @@ def resume(
     run_dir = RunDir.open(path)
     try:
         reap_orphans(path)
-        config = json.loads((path / _CONFIG).read_text(encoding="utf-8"))
+        config = _read_config(path)
         spec_path = Path(config["spec"]) if config.get("spec") else None
         if spec_path is not None and not spec_path.is_file():
             raise UsageError(f"{path}: its spec {spec_path} is gone", hint="put it back to resume")
@@ -311,6 +314,29 @@ def resume(
         on_event=on_event,
         on_start=on_start,
     )
+
+
+#: the keys of reduce.json that resume reads, with their types
+_CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
+    "spec": (str, type(None)), "workload": (str, type(None)), "name": str, "output": str,
+    "spec_sha256": str, "jobs": int, "gpus": list, "one_minimal": bool,
+}  # fmt: skip
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """``reduce.json`` as the run wrote it; a UsageError naming the file when it is not."""
+    f = path / _CONFIG
+    hint = "resume a run dir as sleuth wrote it, or start a new reduction"
+    try:
+        config = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{f}: unreadable: {exc}", hint=hint) from None
+    if not isinstance(config, dict):
+        raise UsageError(f"{f}: expected a JSON object, got {type(config).__name__}", hint=hint)
+    for key, kind in _CONFIG_KEYS.items():
+        if not isinstance(config.get(key), kind):
+            raise UsageError(f"{f}: {key}: missing or of the wrong type", hint=hint)
+    return config
 
 
 def _run(
@@ -371,14 +397,21 @@ def _run(
 
 
 def summary_of(path: Path) -> Mapping[str, Any]:
-    """The ``summary.json`` of a finished run dir."""
+    """The ``summary.json`` of a finished run dir (an object whose name can name a file)."""
     try:
-        data: Mapping[str, Any] = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+        data: Any = json.loads((path / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise UsageError(
             f"{path}: no summary.json: not a finished sleuth reduce run dir",
             hint="resume it first: sleuth reduce resume RUN_DIR",
         ) from None
+    from sleuth.model import check_name
+
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}/summary.json: expected a JSON object, got {type(data).__name__}")
+    name = data.get("name", "reproducer")
+    if not isinstance(name, str) or not check_name(name):  # it names the archive and its top folder
+        raise UsageError(f"{path}/summary.json: name: {name!r} cannot name a file")
     return data
 
 

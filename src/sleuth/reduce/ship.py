@@ -1,7 +1,7 @@
 """What leaves the machine: the scrub pass, ``SHIP.md``, and the ``.tar.gz`` of ``sleuth bundle``.
 
-:func:`scrub_tree` rewrites every text file of a directory with the run's :class:`Scrubber`
-(``secrets.json`` and the lock excepted); binary files are left alone.  :func:`ship_md` lists what
+:func:`scrub_tree` rewrites every file of a directory with the run's :class:`Scrubber`
+(the run dir's ``secrets.json`` and lock excepted), binary ones included.  :func:`ship_md` lists what
 would be shared, file by file with size and sha256, the scrub rules (patterns, never matches) and
 the commands.  :func:`pack` copies ``shrunken/`` and ``SHIP.md`` into one archive after scrubbing
 them again (with any extra patterns), the archive's own ``SHIP.md`` listing every member.
@@ -19,47 +19,55 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sleuth.errors import UsageError
 from sleuth.journal import atomic_write_text
 from sleuth.reduce.scrub import Scrubber
 from sleuth.secrets import SECRETS_FILE
 
-__all__ = ["file_rows", "pack", "scrub_tree", "ship_md"]
+__all__ = ["file_rows", "pack", "scrub_tree", "ship_md", "unscrubbed"]
 
 _KEEP = {SECRETS_FILE, ".lock"}
 #: text files larger than this are not rewritten (they are named in SHIP.md as unscrubbed)
 _TEXT_LIMIT = 64 * 1024 * 1024
 
 
-def _is_text(data: bytes) -> bool:
-    if b"\x00" in data[:8192]:
-        return False
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data`` atomically, keeping its mode."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def scrub_tree(root: Path, scrubber: Scrubber, *, skip: Iterable[Path] = ()) -> list[str]:
-    """Scrub every text file under ``root`` in place (atomically); returns files too large to scrub."""
+    """Scrub every file under ``root`` in place (atomically); returns files too large to scrub.
+
+    Files that are not UTF-8 (a Latin-1 config, a binary blob) are scrubbed too: their bytes are
+    read with ``surrogateescape``, so a token among them is hidden and every other byte is kept.
+    Only the run dir's own ``secrets.json`` and lock are left alone, not a file of that name deeper
+    down (the workload's, copied into ``inputs/``).
+    """
     skipped = {p.resolve() for p in skip}
     large: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if Path(dirpath, d).resolve() not in skipped]
         for name in filenames:
             p = Path(dirpath, name)
-            if name in _KEEP or p.is_symlink() or p.resolve() in skipped:
+            if (name in _KEEP and Path(dirpath) == root) or p.is_symlink() or p.resolve() in skipped:
                 continue
             if p.stat().st_size > _TEXT_LIMIT:
                 large.append(str(p.relative_to(root)))
                 continue
             data = p.read_bytes()
-            if not _is_text(data):
-                continue
-            text = data.decode("utf-8")
+            text = data.decode("utf-8", "surrogateescape")
             clean = scrubber.text(text)
             if clean != text:
-                atomic_write_text(p, clean, mode=p.stat().st_mode & 0o7777)
+                _write_bytes(p, clean.encode("utf-8", "surrogateescape"))
     return large
 
 
@@ -78,6 +86,15 @@ def file_rows(root: Path, top: str) -> list[tuple[str, int, str]]:
         if p.is_file() and not p.is_symlink():
             rows.append((str(p.relative_to(root)), p.stat().st_size, _sha256(p)))
     return rows
+
+
+def unscrubbed(large: Iterable[str], prefix: str = "") -> list[str]:
+    """SHIP.md's notes for the files :func:`scrub_tree` left as they were (too large to rewrite)."""
+    return [
+        f"NOT scrubbed (over {_TEXT_LIMIT >> 20} MiB; check it before sharing): `{p}`"
+        for p in large
+        if p.startswith(prefix)
+    ]
 
 
 def ship_md(root: Path, scrubber: Scrubber, summary: dict[str, Any], *, notes: Iterable[str] = ()) -> str:
@@ -149,10 +166,15 @@ def pack(
     with tempfile.TemporaryDirectory(prefix=".sleuth-pack-", dir=run_dir) as tmp:
         stage = Path(tmp) / top
         shutil.copytree(run_dir / "shrunken", stage / "shrunken", symlinks=False)
-        scrub_tree(stage, scrubber)
-        atomic_write_text(stage / "SHIP.md", ship_md(stage, scrubber, summary))
+        large = scrub_tree(stage, scrubber)
+        atomic_write_text(stage / "SHIP.md", ship_md(stage, scrubber, summary, notes=unscrubbed(large)))
         members = file_rows(Path(tmp), top)
-        fd, part = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+        try:
+            fd, part = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+        except OSError as exc:  # /proc, a read-only mount
+            raise UsageError(
+                f"--out {dest}: cannot write there: {exc.strerror or exc}", hint="give a writable directory"
+            ) from None
         try:
             with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
                 for path in sorted(Path(tmp, top).rglob("*")):

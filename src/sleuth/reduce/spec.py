@@ -83,6 +83,12 @@ def parse_duration(value: str | float | int) -> float:
     return total
 
 
+def _no_nul(items: list[str], what: str) -> None:
+    """exec cannot pass a NUL byte: refused here rather than as a traceback at the first trial."""
+    if any("\x00" in x for x in items):
+        raise ValueError(f"{what} cannot contain a NUL byte")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -108,6 +114,8 @@ class WorkloadSpec(_Strict):
                 raise ValueError("command is empty")
         elif not cmd or not cmd[0].strip():
             raise ValueError("command: give a non-empty argv list, e.g. [python, train.py]")
+        _no_nul([cmd] if isinstance(cmd, str) else cmd, "command: an argument")
+        _no_nul([self.cwd or ""], "cwd: a path")
         return self
 
 
@@ -232,6 +240,7 @@ class ArgSetAxis(_AxisBase):
     def _unique(cls, v: list[str]) -> list[str]:
         if len(set(v)) != len(v):
             raise ValueError("an argument is listed twice")
+        _no_nul(v, "an argument")
         return v
 
 
@@ -329,6 +338,8 @@ def _one_line(exc: ValidationError, source: str) -> str:
 
 def load_spec(path: Path) -> tuple[ReduceSpec, str]:
     """Read and validate a YAML or JSON spec; returns the model and the file's text."""
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: not a regular file (a FIFO or a device); give a YAML or JSON file")
     if not path.is_file():
         raise ConfigError(f"{path}: spec file not found")
     data = load_data_file(path)

@@ -1,0 +1,255 @@
+"""Odd inputs a user really has: CRLF files, files that are not UTF-8, a symlink loop or an old
+run dir in the workload's directory, and secrets in arg_set values.  Each is reduced by the real CLI
+and what it writes (the run dir, the bundle, the archive) is checked byte for byte."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.badinput import assert_no_secret
+from tests.reduce.conftest import doc
+
+TOKEN = "hf_PlantedTokenValue0123456789"
+
+#: fails (exit 1) when the file named by argv[1] holds "needle"; with --strict only when it holds
+#: b"needle\r\n" and ends in b"last" (no final newline)
+PROGRAM = """\
+import json
+import os
+import sys
+data = open(sys.argv[1], "rb").read()
+print("args", " ".join(sys.argv[2:]))
+strict = "--strict" in sys.argv
+if (b"needle\\r\\n" in data and data.endswith(b"last")) if strict else b"needle" in data:
+    print("boom")
+    raise SystemExit(1)
+print("ok")
+"""
+
+
+def _spec(tmp_path: Path, lines: bytes, **extra: Any) -> Path:
+    (tmp_path / "w.py").write_text(PROGRAM)
+    (tmp_path / "lines.txt").write_bytes(lines)
+    data: dict[str, Any] = {
+        "name": "adv",
+        "workload": {"command": [sys.executable, "w.py", "{LINES}"], "timeout": 30},
+        "oracle": {"kind": "exit_code"},
+        "budget": {"baseline_trials": 1},
+        "axes": [{"name": "LINES", "kind": "file_lines", "path": "lines.txt"}],
+        **extra,
+    }
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    return spec
+
+
+def _archive(cli: Any, run: Path) -> dict[str, bytes]:
+    b = cli("bundle", run, "--json")
+    assert b.returncode == 0, b.stderr
+    with tarfile.open(Path(doc(b)["archive"])) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+
+
+def test_file_lines_keep_crlf_odd_separators_and_a_missing_final_newline(cli, tmp_path: Path) -> None:
+    """The baseline runs the file as it is (CRLF, a form feed inside a line, no final newline): it
+    reproduces, and the reduced file keeps the original's line endings."""
+    spec = _spec(tmp_path, b"one\r\ntwo\x0cthree\r\nneedle\r\nfour\r\nlast")
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["command"].append("--strict")
+    spec.write_text(yaml.safe_dump(data))
+    res = cli("reduce", "--spec", spec, "--json")
+    assert res.returncode == 0, res.stdout[-1500:] + res.stderr[-1500:]
+    d = doc(res)
+    assert d["status"] == "reduced"
+    assert d["axes"]["LINES"]["initial"] == "5 items" or len(d["axes"]["LINES"]["initial"]) == 5
+    run = Path(d["run_dir"])
+    assert (run / "shrunken" / "inputs" / "lines.txt").read_bytes() == b"needle\r\nlast"
+
+
+def test_non_utf8_and_binary_inputs_ship_scrubbed(cli, tmp_path: Path) -> None:
+    """A token in a file with a Latin-1 byte, or in a binary file, is hidden in the bundle like one
+    in a UTF-8 file; the other bytes are kept as they were."""
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    (tmp_path / "conf.ini").write_bytes(b"caf\xe9 = 1\ntoken = " + TOKEN.encode() + b"\n")
+    (tmp_path / "blob.bin").write_bytes(b"\x00\x01\x02" + TOKEN.encode() + b"\x00\xff")
+    res = cli("reduce", "--spec", spec, "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    run = Path(doc(res)["run_dir"])
+    members = _archive(cli, run)
+    conf = next(v for k, v in members.items() if k.endswith("inputs/conf.ini"))
+    assert conf.startswith(b"caf\xe9 = 1\n") and b"<redacted>" in conf
+    assert_no_secret(TOKEN, res.stdout, *(v.decode("latin-1") for v in members.values()), roots=[run])
+
+
+def test_symlink_loops_fifos_and_old_run_dirs_stay_out_of_inputs(cli, tmp_path: Path) -> None:
+    """``ln -s . loop`` and ``ln -s self self`` in the workload's directory, a FIFO, and a previous
+    run's output dir there (its ``secrets.json`` included) are not copied into ``inputs/``: the
+    bundle is written, no secret in it."""
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["env"] = {"DB_PASSWORD": "dbPassword42xy"}
+    spec.write_text(yaml.safe_dump(data))
+    (tmp_path / "loop").symlink_to(".")
+    (tmp_path / "self").symlink_to("self")  # resolves to nothing, ever
+    os.mkfifo(tmp_path / "fifo")  # copying it would wait for a writer forever
+    first = cli("reduce", "--spec", spec, "--json", "--output", tmp_path / "old")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert list((tmp_path / "old").rglob("secrets.json"))
+    res = cli("reduce", "--spec", spec, "--json", "--output", tmp_path / "new", timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    run = Path(doc(res)["run_dir"])
+    inputs = run / "shrunken" / "inputs"
+    assert (inputs / "w.py").is_file() and not (inputs / "loop").exists() and not (inputs / "fifo").exists()
+    assert not list(inputs.rglob("journal.jsonl"))  # the old run dir was left out
+    assert not list((run / "shrunken").rglob("secrets.json"))
+    members = _archive(cli, run)
+    assert_no_secret("dbPassword42xy", *(v.decode("latin-1") for v in members.values()))
+
+
+def test_secret_values_of_an_arg_set_never_leave(cli, tmp_path: Path) -> None:
+    """``--password VALUE`` and ``--token=VALUE`` as an arg_set's values are secrets like the same
+    words in the command: hidden in the output, the run dir and the bundle."""
+    values = ["--password", "hunter2xyzQ", "--token=abcdefSecret9", "--x"]
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["command"].append("{FLAGS}")
+    data["axes"].append({"name": "FLAGS", "kind": "arg_set", "values": values})
+    spec.write_text(yaml.safe_dump(data))
+    res = cli("reduce", "--spec", spec)
+    assert res.returncode == 0, res.stderr[-2000:]
+    run = next((tmp_path / "runs" / "reduce" / "adv").iterdir())
+    members = _archive(cli, run)
+    for secret in ("hunter2xyzQ", "abcdefSecret9"):
+        assert_no_secret(secret, res.stdout, res.stderr, *(v.decode("latin-1") for v in members.values()),
+                         roots=[run])  # fmt: skip
+
+
+def test_a_fifo_as_spec_is_named_not_called_missing(cli, tmp_path: Path) -> None:
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    res = cli("reduce", "--spec", fifo, "--dry-run", timeout=60)
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        f"error: {fifo}: not a regular file (a FIFO or a device); give a YAML or JSON file"
+    ], res.stderr
+
+
+def test_an_exit_code_oracle_that_never_failed_says_so(cli, tmp_path: Path) -> None:
+    """Not reproducible with ``kind: exit_code``: the summary names no regex (it said "output matches None")."""
+    spec = _spec(tmp_path, b"a\nb\n")
+    res = cli("reduce", "--spec", spec, "--json")
+    assert res.returncode == 3, res.stderr[-2000:]
+    assert "None" not in doc(res)["signature"]
+
+
+def test_a_file_lines_path_that_is_not_utf8_text_or_not_a_file(cli, tmp_path: Path) -> None:
+    """One line naming the key path and the file, what is wrong and what to do; nothing written."""
+    spec = _spec(tmp_path, b"a\n\xffb\nneedle\n")
+    res = cli("reduce", "--spec", spec)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "axes[0].path: lines.txt: not UTF-8 text (byte 0xff at offset 2)" in res.stderr
+    assert "file_set" in res.stderr
+    (tmp_path / "lines.txt").unlink()
+    (tmp_path / "lines.txt").mkdir()
+    res = cli("reduce", "--spec", spec)
+    assert res.returncode == 2 and "axes[0].path: lines.txt: not a regular file" in res.stderr, res.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_file_too_large_to_scrub_is_named_in_ship_md(cli, tmp_path: Path) -> None:
+    """A file over the scrub limit (64 MiB) is not rewritten: SHIP.md of the run dir and of the
+    archive must say so, by name, rather than list it among scrubbed files."""
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    with open(tmp_path / "huge.log", "wb") as fh:  # sparse: 65 MiB of zeros, then a token
+        fh.seek(65 * 1024 * 1024)
+        fh.write(TOKEN.encode())
+    res = cli("reduce", "--spec", spec, "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    run = Path(doc(res)["run_dir"])
+    assert "huge.log" in (run / "SHIP.md").read_text().split("## Scrubbed", 1)[1]
+    ship = next(v for k, v in _archive(cli, run).items() if k.endswith("SHIP.md")).decode()
+    assert "huge.log" in ship.split("## Scrubbed", 1)[1]
+
+
+def test_a_linked_directory_outside_the_workload_is_not_copied(cli, tmp_path: Path) -> None:
+    """``data -> /datasets/...`` in the workload's directory: the size limit never saw it and the
+    bundle copied all of it (a dataset, or ~/.aws).  It is left out, and SHIP.md says so."""
+    work = tmp_path / "work"
+    work.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "credentials").write_text("aws_secret_access_key = plantedOutsideValue42\n")
+    spec = _spec(work, b"a\nneedle\n")
+    (work / "data").symlink_to(outside)
+    res = cli("reduce", "--spec", spec, "--json", cwd=work)
+    assert res.returncode == 0, res.stderr[-2000:]
+    d = doc(res)
+    run = Path(d["run_dir"])
+    assert not (run / "shrunken" / "inputs" / "data").exists()
+    assert "data" in d["inputs"] and "data" in (run / "SHIP.md").read_text()
+    assert_no_secret(
+        "plantedOutsideValue42", *(v.decode("latin-1") for v in _archive(cli, run).values()), roots=[run]
+    )
+
+
+def test_bundle_out_where_nothing_can_be_written_is_one_line(cli, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    run = Path(doc(cli("reduce", "--spec", spec, "--json"))["run_dir"])
+    res = cli("bundle", run, "--out", "/proc/x-repro.tar.gz")  # a directory no file can be created in
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "--out /proc/x-repro.tar.gz" in res.stderr and "Traceback" not in res.stderr
+    assert not list(run.glob(".sleuth-pack-*"))
+
+
+def test_resume_with_a_damaged_reduce_json_is_one_line(cli, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    run = Path(doc(cli("reduce", "--spec", spec, "--json"))["run_dir"])
+    good = (run / "reduce.json").read_text()
+    for damaged in (b"\xff{", b"[]", b"{}", good.replace('"output": "', '"output": 5, "x": "').encode()):
+        (run / "reduce.json").write_bytes(damaged)
+        res = cli("reduce", "resume", run)
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, (
+            damaged,
+            res.stderr[-1500:],
+        )
+        assert "reduce.json" in res.stderr
+
+
+def test_bundle_of_a_tampered_summary_is_refused(cli, tmp_path: Path) -> None:
+    """A run dir received from someone else: its summary.json's name must not steer where the
+    archive (or its staging copy) is written, and a summary that is not an object is one line."""
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    run = Path(doc(cli("reduce", "--spec", spec, "--json"))["run_dir"])
+    good = json.loads((run / "summary.json").read_text())
+    for bad in ([1], "x", {**good, "name": "../../../escaped"}, {**good, "name": 5}):
+        (run / "summary.json").write_text(json.dumps(bad))
+        res = cli("bundle", run)
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, (bad, res.stderr[-1500:])
+        assert "summary.json" in res.stderr
+    assert not list(tmp_path.rglob("escaped*"))
+
+
+@pytest.mark.parametrize("where", ["command", "arg_set", "cwd"])
+def test_a_nul_byte_in_an_argument_or_path_is_one_line(cli, tmp_path: Path, where: str) -> None:
+    """exec cannot pass a NUL byte: it was a ValueError traceback when the first trial started."""
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    data = yaml.safe_load(spec.read_text())
+    if where == "command":
+        data["workload"]["command"].append("a\0b")
+    elif where == "arg_set":
+        data["workload"]["command"].append("{FLAGS}")
+        data["axes"].append({"name": "FLAGS", "kind": "arg_set", "values": ["--x", "a\0b"]})
+    else:
+        data["workload"]["cwd"] = "sub\0dir"
+    spec.write_text(yaml.safe_dump(data))
+    res = cli("reduce", "--spec", spec)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr[-1500:]
+    assert "NUL" in res.stderr and not (tmp_path / "runs").exists()
