@@ -96,3 +96,28 @@ def test_every_found_value_is_part_of_its_argument_and_is_hidden_there(argv: lis
         arg = argv[int(key)]
         assert value in (arg, arg.partition("=")[2])
         assert value not in found.scrub(arg) or len(value) < 6
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        (
+            'curl -H "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig" https://x',
+            "eyJhbGciOiJIUzI1NiJ9.e30.sig",
+        ),
+        ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+        ("proxy-authorization=token abcdefgh1234", "abcdefgh1234"),
+        ("using bearer ABCDEFGH12345678abc", "ABCDEFGH12345678abc"),
+    ],
+)
+def test_http_credentials_are_hidden(text: str, hidden: str) -> None:
+    out = scrub_text(text)
+    assert hidden not in out and REDACTED in out
+    assert scrub_text(out) == out  # idempotent: nothing redacted twice
+
+
+@pytest.mark.parametrize(
+    "text", ["the bearer certificates are", "authorization failed for user", "Bearer short"]
+)
+def test_prose_about_authorization_keeps_its_words(text: str) -> None:
+    assert scrub_text(text) == text

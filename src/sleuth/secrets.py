@@ -3,7 +3,8 @@
 A value is *secret* when the name of the variable (or key) that carries it says so (``TOKEN``,
 ``SECRET``, ``KEY``, ``PASSWORD``, ``CREDENTIAL``, ``AUTH`` ...) or when the value looks like a
 token (``hf_...``, ``ghp_...``, ``sk-...``, ``AKIA...``, long mixed-case alphanumerics).  Inside any
-other value, URL credentials (``scheme://user:pass@host``) and token-shaped words are hidden.
+other value, URL credentials (``scheme://user:pass@host``), HTTP credentials (``Authorization:
+Basic ...``, ``Bearer ...``) and token-shaped words are hidden.
 
 Invariant: a secret reaches no file of a run dir except ``secrets.json`` (mode 0600, kept for
 resume) and no output except the workload's own.  Everything else a verb writes or prints
@@ -53,6 +54,14 @@ _TOKEN_WORD_RE = re.compile(
 #: as a scheme from each of its letters, each try scanning to the run's end (quadratic: hours)
 _URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]{0,31}://)[^/@\s:]+:[^/@\s]*@")
 
+#: the credentials of an HTTP header or a curl line: ``Authorization: Basic dXNlcjpwYXNz`` (a word of
+#: at least 8 token characters after the header), ``Bearer eyJ...`` (at least 16 after the word alone,
+#: so that prose, "the bearer certificates", keeps its words)
+_HTTP_CREDENTIALS_RE = re.compile(
+    r"((?i:(?:proxy-)?authorization)\s*[:=]\s*(?:(?i:basic|bearer|token|digest)\s+)?)(?!<redacted>)[A-Za-z0-9._~+/=-]{8,}"
+    r"|((?i:bearer)\s+)(?!<redacted>)[A-Za-z0-9._~+/=-]{16,}"
+)
+
 
 def is_secret(name: str, value: str) -> bool:
     """True when ``value`` must be kept out of every file but ``secrets.json``."""
@@ -60,11 +69,13 @@ def is_secret(name: str, value: str) -> bool:
 
 
 def scrub_text(text: str, values: tuple[str, ...] = ()) -> str:
-    """``text`` with the given secret ``values``, URL credentials and token-shaped words hidden."""
+    """``text`` with the given secret ``values``, URL credentials, HTTP credentials
+    (``Authorization: Basic ...``, ``Bearer ...``) and token-shaped words hidden."""
     for v in values:
         if v:
             text = text.replace(v, REDACTED)
     text = _URL_CREDENTIALS_RE.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
+    text = _HTTP_CREDENTIALS_RE.sub(lambda m: f"{m[1] or m[2]}{REDACTED}", text)
     return _TOKEN_WORD_RE.sub(REDACTED, text)
 
 
