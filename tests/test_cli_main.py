@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from sleuth import __version__
 from sleuth.cli import VERBS, main
 from sleuth.errors import ExitCode
@@ -83,3 +85,22 @@ def test_bare_group_prints_its_help(sleuth) -> None:
     # a group that runs by itself is not affected: `sleuth env` takes a snapshot
     env = sleuth("env", "--json", "--shallow", "--python", sys.executable)
     assert env.rc == 0 and env.json()["schema"] == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run"],
+        ["bisect", "list", "l.txt"],
+        ["matrix", "--mitigation-axis", "none"],
+        ["reduce", "--spec", "nowhere.yaml", "--jobs", "99999999999"],
+    ],
+    ids=["run", "bisect", "matrix", "reduce"],
+)
+def test_an_absurd_jobs_is_a_usage_error_in_every_verb(sleuth, tmp_path, args: list[str]) -> None:
+    (tmp_path / "l.txt").write_text("a\nb\n")
+    res = sleuth(*args) if args[0] == "reduce" else sleuth(*args, "--jobs", "99999999999", "--", "true")
+    assert res.rc == 2 and res.stderr.strip().splitlines() == [
+        "error: --jobs 99999999999: must be between 1 and 1024"
+    ], res.stderr
+    assert not (tmp_path / "runs").exists()

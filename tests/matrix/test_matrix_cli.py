@@ -142,7 +142,7 @@ def test_usage_errors(sleuth: Callable[..., Any], write_recipe: Callable[..., Pa
     one_line_error(
         sleuth("matrix", "--recipe", path, "--trials", "3"), "--recipe cannot be mixed with --trials"
     )
-    one_line_error(sleuth("matrix", "--recipe", path, "--jobs", "0"), "--jobs 0: must be at least 1")
+    one_line_error(sleuth("matrix", "--recipe", path, "--jobs", "0"), "--jobs 0: must be between 1 and 1024")
     one_line_error(
         sleuth("matrix", "--recipe", tmp_path / "missing.yaml"), "missing.yaml: recipe file not found"
     )

@@ -37,9 +37,11 @@ _Item = tuple[Future[TrialResult], TrialSpec, Path, _Prepare | None]
 
 
 def check_slots(jobs: int, gpus: Sequence[str] = ()) -> None:
-    """``--jobs`` is at least 1 and, with ``--gpus``, at most one running trial per device."""
-    if jobs < 1:
-        raise UsageError(f"--jobs {jobs}: must be at least 1")
+    """``--jobs`` is in 1..MAX_JOBS and, with ``--gpus``, at most one running trial per device."""
+    from sleuth.run_config import MAX_JOBS
+
+    if not 1 <= jobs <= MAX_JOBS:
+        raise UsageError(f"--jobs {jobs}: must be between 1 and {MAX_JOBS}")
     if gpus and jobs > len(gpus):
         raise UsageError(
             f"--jobs {jobs} exceeds the {len(gpus)} device(s) of --gpus",
