@@ -81,3 +81,15 @@ def test_resume_refuses_a_changed_spec(cli, tmp_path: Path) -> None:
     spec.write_text(spec.read_text() + "\n# edited\n")
     res = cli("reduce", "resume", d["run_dir"], "--json")
     assert res.returncode == 2 and "changed since the run started" in res.stderr
+
+
+def test_a_resume_counts_trials_against_the_spec_budget(cli, tmp_path: Path) -> None:
+    """Progress after a resume says "trial N/<budget>" (it said "/0": a resume starts without the spec)."""
+    from sleuth.reduce.spec import BudgetSpec
+
+    spec = knobs_spec(tmp_path)
+    run = kill_after(spec, tmp_path, 2)
+    res = cli("reduce", "resume", run)
+    assert res.returncode == 0, res.stderr[-3000:]
+    budget = BudgetSpec().max_trials
+    assert f"/{budget})" in res.stderr and "/0)" not in res.stderr, res.stderr[-2000:]

@@ -35,6 +35,11 @@ class _Watch:
         self.progress = Progress(con, "trials", self.total).start()
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "budget":  # a resume starts without it
+            self.total = int(data["max_trials"])
+            if self.progress is not None:
+                self.progress.set_total(self.total)
+            return
         p = self.progress
         if p is None:
             return

@@ -355,6 +355,8 @@ def _run(
 
     if on_start is not None:
         on_start(run_dir.path)
+    if on_event is not None:  # a resume's watcher learns the budget here (the spec is read by now)
+        on_event("budget", {"max_trials": loaded.plan.spec.budget.max_trials})
     wall = loaded.plan.spec.budget.max_wall_clock
     opts = Options(
         jobs=jobs, gpus=gpus, one_minimal=one_minimal, max_wall_s=parse_duration(wall) if wall else None
