@@ -262,7 +262,9 @@ def test_diff_hides_secrets_the_snapshots_hold(snapshot_file: Path, tmp_path: Pa
         assert "env.HF_TOKEN" in proc.stdout and "env.PIP_INDEX_URL" in proc.stdout
 
 
-def test_ctrl_c_while_probing_an_interpreter_leaves_nothing_running(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_while_probing_an_interpreter_leaves_nothing_running(tmp_path: Path, signame: str) -> None:
+    """Ctrl-C, or the SIGTERM of a CI cancel or `timeout`: sleuth exits 130 and stops the probe."""
     import signal
     import time
 
@@ -280,7 +282,7 @@ def test_ctrl_c_while_probing_an_interpreter_leaves_nothing_running(tmp_path: Pa
     while not (pid_file.is_file() and pid_file.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.05)
     probe_pid = int(pid_file.read_text())
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signame))
     assert proc.wait(timeout=60) == 130, err_file.read_text()
     deadline = time.monotonic() + 15  # sleuth stops its tools within its grace (2 s)
     while time.monotonic() < deadline:

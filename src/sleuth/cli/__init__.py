@@ -8,6 +8,7 @@ and keeps its traceback.  Verbs live in ``sleuth.cli.<verb>`` modules exposing `
 from __future__ import annotations
 
 import errno
+import signal
 import sys
 from collections.abc import Sequence
 from importlib import import_module
@@ -121,9 +122,18 @@ def _error(message: str) -> None:
     click.echo(f"error: {scrub_text(message)}", err=True)
 
 
+def _raise_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if argv is None and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        # SIGTERM (a CI cancel, `timeout`, a scheduler) stops every verb as Ctrl-C does: its children
+        # (tools, trials, probes) are stopped and files are whole; by default Python would just die,
+        # leaving them running in their own sessions.  A verb may install its own handler inside.
+        signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         rv = cli.main(args=args, prog_name="sleuth", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
