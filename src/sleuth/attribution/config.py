@@ -20,6 +20,7 @@ from sleuth.attribution.decide import Policy
 from sleuth.attribution.model import Aggregation, CatalogAction, Mode, SignatureClass
 from sleuth.datafile import format_validation_error, load_data_file
 from sleuth.errors import ConfigError, UsageError
+from sleuth.secrets import Secrets
 
 __all__ = [
     "AttributionBlock",
@@ -77,8 +78,14 @@ class SourceSpec(BaseModel):
 
     @property
     def label(self) -> str:
-        """The name shown in the output."""
-        return self.name or f"{self.kind}:{self.target}"
+        """The name shown in the output (the command's secret arguments and URL credentials hidden)."""
+        return self.secrets.scrub(self.name or f"{self.kind}:{self.target}")
+
+    @property
+    def secrets(self) -> Secrets:
+        """The secrets of the source's command line (``--api-key X``, tokens, URL credentials)."""
+        v = getattr(self, self.kind)
+        return Secrets.of_argv(v if isinstance(v, list) else str(v))
 
 
 class PolicyBlock(BaseModel):

@@ -39,7 +39,7 @@ from sleuth.attribution.decide import CycleRecord, effective_action
 from sleuth.attribution.logs import LogInput
 from sleuth.attribution.model import Action, Mode
 from sleuth.runner import ProcessGroup, spawn_group
-from sleuth.secrets import scrub_text
+from sleuth.secrets import Secrets
 
 __all__ = ["CycleOutcome", "SuperviseConfig", "Supervisor"]
 
@@ -134,11 +134,14 @@ class Supervisor:
         self.history: list[CycleRecord] = []
         self.cycles_path = config.log_dir / "cycles.jsonl"
         self.notes: list[str] = []
+        #: the workload's secrets (its environment's and its command line's): kept out of
+        #: cycles.jsonl, the attribution and what is posted to the service
+        self.secrets = Secrets.of(config.env).merged(Secrets.of_argv(config.argv))
 
     # --- records ---------------------------------------------------------------------------------
 
     def _append(self, obj: dict[str, Any]) -> None:
-        line = json.dumps(obj, default=str)
+        line = json.dumps(self.secrets.scrub(obj), default=str)
         with self._lock, open(self.cycles_path, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
             fh.flush()
@@ -204,10 +207,12 @@ class Supervisor:
         if self.c.attributor is not None:
             attributor, history = self.c.attributor, list(self.history)
             return _Pending(
-                lambda: attributor.attribute([LogInput.file(log)], history=history, progress=progress)
+                lambda: attributor.attribute(
+                    [LogInput.file(log)], history=history, progress=progress, secrets=self.secrets
+                )
             )
         if self.client is not None:
-            text = scrub_text(LogInput.file(log).tail(SERVICE_LOG_BYTES))
+            text = str(self.secrets.scrub(LogInput.file(log).tail(SERVICE_LOG_BYTES)))
             name = f"node{self.c.node_rank}/cycle-{cycle:03d}.log"
             try:
                 self.client.submit(
@@ -348,7 +353,7 @@ class Supervisor:
                 str(cycle),
                 action=action,
                 decided_by=out.decided_by,
-                reason=out.reason,
+                reason=str(self.secrets.scrub(out.reason)),
                 node=str(self.c.node_rank),
             )
         except ServiceUnavailable as exc:
@@ -365,7 +370,7 @@ class Supervisor:
                     str(cycle),
                     action=action,
                     decided_by=out.decided_by,
-                    reason=out.reason,
+                    reason=str(self.secrets.scrub(out.reason)),
                     node=str(self.c.node_rank),
                 )
             except ServiceUnavailable as exc:
@@ -423,6 +428,7 @@ class Supervisor:
                 out.rc, out.signal = rc, sig
                 out.failed_here = not interrupted
             out.progress, out.started, out.ended = progress, started, time.time()
+            out.reason = str(self.secrets.scrub(out.reason))
             self._append(
                 {
                     **base,
