@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -286,6 +288,12 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
     app = FastAPI(title="sleuth attribution service", version="1", lifespan=lifespan)
     app.state.store = store
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Any, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default answer echoes each rejected "input": a log's text, secrets included
+        detail = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+        return JSONResponse(status_code=422, content=jsonable_encoder({"detail": detail}))
+
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "records": store.counts(), "signatures": len(attributor.catalog)}
@@ -303,9 +311,12 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
                 raise HTTPException(413, f"log {item.name}: larger than {config.max_log_bytes} bytes")
             if "\x00" in item.text[:65536]:
                 raise HTTPException(422, f"log {item.name}: contains NUL bytes (binary?)")
-        texts = [(i.name, scrub_text(i.text)) for i in req.logs]
+        texts = [(scrub_text(i.name), scrub_text(i.text)) for i in req.logs]
         texts += (
-            [(n, scrub_text(t)) for n, t in _read_paths(req.paths, config.log_roots, config.max_log_bytes)]
+            [
+                (scrub_text(n), scrub_text(t))
+                for n, t in _read_paths(req.paths, config.log_roots, config.max_log_bytes)
+            ]
             if (req.paths)
             else []
         )
@@ -335,7 +346,8 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
 
     @app.put("/v1/attributions/{job_id}/{cycle_id}/outcome")
     def put_outcome(job_id: str, cycle_id: str, req: OutcomeRequest) -> Any:
-        stored, now = store.set_outcome(job_id, cycle_id, {**req.model_dump(), "t": time.time()})
+        outcome = {k: scrub_text(v) if isinstance(v, str) else v for k, v in req.model_dump().items()}
+        stored, now = store.set_outcome(job_id, cycle_id, {**outcome, "t": time.time()})
         if stored is None:
             raise HTTPException(404, f"no attribution for job {job_id} cycle {cycle_id}")
         if not now and stored.get("action") != req.action:
