@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sleuth.attribution.decide import Policy
+from sleuth.attribution.logs import check_regular
 from sleuth.attribution.model import Aggregation, CatalogAction, Mode, SignatureClass
 from sleuth.datafile import format_validation_error, load_data_file
 from sleuth.errors import ConfigError, UsageError
@@ -200,6 +201,7 @@ def load_settings(path: Path | None) -> Settings:
         raise ConfigError(f"{path}: not found", hint="check the --config / --attribution path")
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory, not a config file")
+    check_regular(path, str(path))
     data = load_data_file(path)
     if not isinstance(data, dict) or "attribution" not in data:
         raise ConfigError(

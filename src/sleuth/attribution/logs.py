@@ -18,6 +18,7 @@ from __future__ import annotations
 import calendar
 import gzip
 import re
+import stat
 import time
 import zlib
 from collections.abc import Iterator
@@ -26,7 +27,14 @@ from pathlib import Path
 
 from sleuth.errors import UsageError
 
-__all__ = ["HEAD_BYTES", "LogInput", "parse_rank_prefix", "parse_timestamp", "rank_from_name"]
+__all__ = [
+    "HEAD_BYTES",
+    "LogInput",
+    "check_regular",
+    "parse_rank_prefix",
+    "parse_timestamp",
+    "rank_from_name",
+]
 
 HEAD_BYTES = 64 * 1024
 CHUNK = 4 * 1024 * 1024
@@ -48,6 +56,18 @@ _MONTHS = {
         ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], start=1
     )
 }
+
+
+def check_regular(path: Path, what: str) -> None:
+    """A ``UsageError`` naming ``what`` when ``path`` is a FIFO, socket or device (reading it could block)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # missing or unreadable: the caller's own check names that
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise UsageError(
+            f"{what}: not a regular file (a pipe or a device)", hint="save its content to a file first"
+        )
 
 
 def parse_rank_prefix(line: str) -> tuple[int | None, str]:
@@ -139,6 +159,7 @@ class LogInput:
             raise UsageError(f"log {p}: not found", hint="check the path")
         if p.is_dir():
             raise UsageError(f"log {p}: is a directory, not a log file")
+        check_regular(p, f"log {p}")
         head = b""
         try:
             for block in self._raw_chunks():
