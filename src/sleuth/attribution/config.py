@@ -80,7 +80,7 @@ class SourceSpec(BaseModel):
     @property
     def label(self) -> str:
         """The name shown in the output (the command's secret arguments and URL credentials hidden)."""
-        return self.secrets.scrub(self.name or f"{self.kind}:{self.target}")
+        return str(self.secrets.scrub(self.name or f"{self.kind}:{self.target}"))
 
     @property
     def secrets(self) -> Secrets:

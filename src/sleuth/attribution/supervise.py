@@ -22,7 +22,9 @@ the whole job moves to the next cycle together.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 import signal
 import threading
@@ -31,14 +33,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
+from sleuth.attribution._cycles import resume_state
 from sleuth.attribution.analyze import Attributor, Report
 from sleuth.attribution.client import ServiceClient, ServiceUnavailable
 from sleuth.attribution.decide import CycleRecord, effective_action
 from sleuth.attribution.logs import LogInput
 from sleuth.attribution.model import Action, Mode
-from sleuth.runner import ProcessGroup, spawn_group
+from sleuth.errors import UsageError
+from sleuth.runner import ProcessGroup, reap_orphans, spawn_group
 from sleuth.secrets import Secrets
 
 __all__ = ["CycleOutcome", "SuperviseConfig", "Supervisor"]
@@ -134,6 +138,7 @@ class Supervisor:
         self.history: list[CycleRecord] = []
         self.cycles_path = config.log_dir / "cycles.jsonl"
         self.notes: list[str] = []
+        self.restarts_used = 0
         #: the workload's secrets (its environment's and its command line's): kept out of
         #: cycles.jsonl, the attribution and what is posted to the service
         self.secrets = Secrets.of(config.env).merged(Secrets.of_argv(config.argv))
@@ -176,7 +181,9 @@ class Supervisor:
         env = {
             **self.c.env,
             "SLEUTH_CYCLE": str(cycle),
-            "SLEUTH_RESTARTS_LEFT": str(max(0, self.c.max_restarts - cycle)),
+            "SLEUTH_RESTARTS_LEFT": str(max(0, self.c.max_restarts - self.restarts_used)),
+            # the runner's marker: a rerun after a kill -9 of this supervisor finds and stops it
+            "SLEUTH_TRIAL_DIR": os.path.abspath(log.parent),
         }
         group = spawn_group(self.c.argv, cwd=self.c.cwd, env=env, output=log)
         self._group = group
@@ -284,7 +291,7 @@ class Supervisor:
 
     def _decide(self, cycle: int, pending: _Pending | None, progress: bool | None) -> CycleOutcome:
         report, why = self._read_decision(cycle, pending)
-        restarts_left = self.c.max_restarts - cycle
+        restarts_left = self.c.max_restarts - self.restarts_used
         out = CycleOutcome(cycle=cycle, rc=None, signal=None, failed_here=True, outcome="restart", reason="")
         out.attribution = report
         stalled = 0
@@ -381,20 +388,57 @@ class Supervisor:
     def run(self, on_cycle: Callable[[CycleOutcome], None] | None = None) -> int:
         """Supervise until done; the workload's final exit status."""
         self.c.log_dir.mkdir(parents=True, exist_ok=True)
+        lock = self._lock_log_dir()
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            return self._loop(on_cycle)
+            return self._loop(on_cycle, self._take_up())
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
+            lock.close()
 
-    def _loop(self, on_cycle: Callable[[CycleOutcome], None] | None) -> int:
-        cycle = 0
+    def _lock_log_dir(self) -> IO[str]:
+        """One supervisor per log dir (the lock dies with its process: a kill -9 leaves none)."""
+        try:
+            fh = open(self.c.log_dir / ".lock", "a")  # noqa: SIM115 - closed by run()
+        except OSError as exc:
+            raise UsageError(f"--log-dir {self.c.log_dir}: cannot lock: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise UsageError(
+                f"--log-dir {self.c.log_dir}: in use by another sleuth supervise",
+                hint="stop it first, or give another --log-dir",
+            ) from None
+        return fh
+
+    def _take_up(self) -> int:
+        """Stop what a killed supervisor left running; the first cycle number of this run."""
+        killed = reap_orphans(self.c.log_dir)
+        state = resume_state(self.cycles_path)
+        for cycle in state.lost:
+            self._append(
+                {
+                    "event": "cycle",
+                    "cycle": cycle,
+                    "outcome": "lost",
+                    "reason": "the supervisor was killed while this cycle ran",
+                    "t": round(time.time(), 3),
+                }
+            )
+        if killed:
+            self.note(f"stopped {killed} workload process group(s) left running by a killed supervisor")
+        self.restarts_used, self.history = state.restarts_used, state.history
+        return state.next_cycle
+
+    def _loop(self, on_cycle: Callable[[CycleOutcome], None] | None, cycle: int) -> int:
         while True:
             cycle_dir = self.c.log_dir / f"cycle-{cycle:03d}"
             cycle_dir.mkdir(parents=True, exist_ok=True)
             log = cycle_dir / "output.log"
             started = time.time()
+            self._append({"event": "cycle_start", "cycle": cycle, "t": round(started, 3)})
             rc, sig, interrupted = self._run_workload(cycle, log)
             progress = self._saw_progress(log)
             base: dict[str, Any] = {"rc": rc, "signal": sig, "started": started, "progress": progress}
@@ -447,6 +491,7 @@ class Supervisor:
                 on_cycle(out)
             if out.outcome != "restart":
                 return out.status
+            self.restarts_used += 1
             cycle += 1
 
 

@@ -1,0 +1,225 @@
+"""Adversarial paths of attribute, serve and supervise: planted secrets, pipes, kill -9 and reruns."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.attribution.conftest import Served
+from tests.badinput import assert_no_secret, assert_usage_error, tree_state
+from tests.conftest import pid_alive, wait_dead
+
+W = Path(__file__).parent / "workloads"
+OOM = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB."
+AWS = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+TOKEN = "hf_" + "PlantedToken0123456789"
+ARG_SECRET = "hunter2hunter2"
+URL_PASS = "s3cretUrlPass"
+
+ANALYZER = """import sys
+sys.stdin.read()
+print('{"action": "STOP", "reason": "args %s"}' % " ".join(sys.argv[1:]))
+"""
+
+
+def _planted(tmp: Path) -> dict[str, str]:
+    (tmp / "an.py").write_text(ANALYZER)
+    return {"AWS_SECRET_ACCESS_KEY": AWS, "HF_TOKEN": TOKEN}
+
+
+def test_attribute_hides_inherited_env_and_source_argv_secrets(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    env = _planted(tmp_path)
+    (tmp_path / "r.log").write_text(f"{OOM} key={AWS}\n")
+    hist = tmp_path / "h.jsonl"
+    args = [
+        "attribute",
+        "r.log",
+        "--history",
+        hist,
+        "--command-source",
+        f"{sys.executable} an.py --password {ARG_SECRET}",
+        "--http-source",
+        f"http://admin:{URL_PASS}@127.0.0.1:9/x",
+        "--source-timeout",
+        "5",
+    ]
+    res = sleuth(*args, "--json", env=env)
+    human = sleuth(*args, env=env)
+    assert res.rc == 0, res.stderr
+    doc = res.json()
+    assert doc["root"]["signature"] == "cuda.oom" and "<redacted>" in doc["root"]["text"]
+    assert doc["decision"]["decided_by"].startswith("command:")
+    for secret in (AWS, ARG_SECRET, URL_PASS):
+        assert_no_secret(secret, res.stdout, res.stderr, human.stdout, human.stderr, hist.read_text())
+
+
+def test_supervise_hides_the_workload_argv_env_and_source_secrets(tmp_path: Path) -> None:
+    env = _planted(tmp_path)
+    script = tmp_path / "wl.py"
+    script.write_text(
+        "import os, sys\n"
+        f"print({OOM!r}, *sys.argv[1:], os.environ['AWS_SECRET_ACCESS_KEY'], flush=True)\n"
+        "sys.exit(1)\n"
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sleuth",
+            "supervise",
+            "--log-dir",
+            "sup",
+            "--max-restarts",
+            "0",
+            "--command-source",
+            f"{sys.executable} an.py --api-key={ARG_SECRET}",
+            "--",
+            sys.executable,
+            str(script),
+            "--password",
+            ARG_SECRET,
+            f"--db=https://u:{URL_PASS}@db/x",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, **env},
+    )
+    assert r.returncode == 1, r.stderr
+    cycles = (tmp_path / "sup" / "cycles.jsonl").read_text()
+    assert "cuda.oom" in cycles and "<redacted>" in cycles
+    assert ARG_SECRET in (tmp_path / "sup" / "cycle-000" / "output.log").read_text()  # the workload's own
+    for secret in (AWS, ARG_SECRET, URL_PASS):
+        assert_no_secret(secret, r.stdout, r.stderr, cycles)
+
+
+def test_serve_scrubs_log_names_and_outcomes_and_echoes_no_rejected_input(
+    serve: Callable[..., Served],
+) -> None:
+    s = serve("--gather", "0")
+    code, _ = s.call(
+        "POST",
+        "/v1/attributions",
+        {"job_id": "j", "cycle_id": "0", "logs": [{"name": f"rank0-{TOKEN}.log", "text": OOM + "\n"}]},
+    )
+    assert code == 202
+    rec = s.call("GET", "/v1/attributions/j/0?wait=30")[1]
+    assert rec["status"] == "done" and rec["root"]["signature"] == "cuda.oom"
+    code, put = s.call(
+        "PUT",
+        "/v1/attributions/j/0/outcome",
+        {"action": "STOP", "reason": f"token {TOKEN}", "decided_by": f"https://u:{URL_PASS}@h/x"},
+    )
+    assert code == 200 and put["recorded"]
+    code, bad = s.call(
+        "POST",
+        "/v1/attributions",
+        {"job_id": "j", "cycle_id": "1", "logs": [{"name": "r.log", "txt": f"{OOM} {TOKEN}"}]},
+    )
+    assert code == 422 and "txt" in json.dumps(bad)
+    got = [json.dumps(x) for x in (rec, put, bad, s.call("GET", "/v1/attributions/j/0/outcome")[1])]
+    s.stop()
+    for secret in (TOKEN, URL_PASS):
+        assert_no_secret(secret, *got)
+        for p in s.db.parent.glob(s.db.name + "*"):
+            assert secret.encode() not in p.read_bytes(), p
+
+
+@pytest.mark.parametrize(
+    ("args", "mentions"),
+    [
+        (["attribute", "f/pipe"], ["log f/pipe", "regular file"]),
+        (["attribute", "w/ok.log", "--config", "f/pipe"], ["f/pipe", "regular file"]),
+        (["attribute", "w/ok.log", "--catalog", "f/pipe"], ["--catalog f/pipe", "regular file"]),
+        (["attribute", "w/ok.log", "--history", "f/pipe"], ["--history f/pipe", "regular file"]),
+        (["supervise", "--attribution", "f/pipe", "--", "true"], ["f/pipe", "regular file"]),
+    ],
+)
+def test_a_fifo_is_refused_not_waited_on(
+    sleuth: Callable[..., Any], tmp_path: Path, args: list[str], mentions: list[str]
+) -> None:
+    (tmp_path / "f").mkdir()
+    os.mkfifo(tmp_path / "f" / "pipe")  # nobody writes to it: opening it to read would block forever
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "ok.log").write_text(OOM + "\n")
+    roots = [tmp_path / "w", tmp_path / "runs", tmp_path / "sleuth-supervise"]  # not f/: reading blocks
+    before = tree_state(*roots)
+    res = sleuth(*args, timeout=30)
+    assert_usage_error(res.rc, res.stdout, res.stderr, mentions, before=before, after=tree_state(*roots))
+
+
+def _start_sleeper(tmp: Path, pid_file: Path) -> subprocess.Popen[bytes]:
+    pid_file.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sleuth",
+            "supervise",
+            "--log-dir",
+            "sup",
+            "--max-restarts",
+            "2",
+            "--",
+            sys.executable,
+            str(W / "sleeper.py"),
+            str(pid_file),
+            str(tmp / "got"),
+        ],
+        cwd=tmp,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pid_file.exists(), "the workload did not start"
+    return proc
+
+
+def test_kill_9_twice_then_a_rerun_stops_the_orphans_and_continues_the_cycles(tmp_path: Path) -> None:
+    sup = tmp_path / "sup"
+    orphans = []
+    for i in range(2):
+        proc = _start_sleeper(tmp_path, tmp_path / f"pid{i}")
+        if i == 1:  # a second supervisor on the same log dir while one runs: refused, nothing touched
+            busy = subprocess.run(
+                [sys.executable, "-m", "sleuth", "supervise", "--log-dir", "sup", "--", "true"],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert busy.returncode == 2 and "in use" in busy.stderr, busy.stderr
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        orphans.append(int((tmp_path / f"pid{i}").read_text()))
+        assert pid_alive(orphans[-1])  # kill -9 leaves the workload running: the rerun must stop it
+        if i == 1:
+            assert wait_dead(orphans[0]), "the first rerun left the first orphan running"
+    done = subprocess.run(
+        [sys.executable, "-m", "sleuth", "supervise", "--log-dir", "sup", "--", sys.executable, "-c", "pass"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert wait_dead(orphans[1])
+    evs = [json.loads(x) for x in (sup / "cycles.jsonl").read_text().splitlines()]
+    cyc = [(e["cycle"], e["outcome"]) for e in evs if e["event"] == "cycle"]
+    assert cyc == [(0, "lost"), (1, "lost"), (2, "done")], cyc
+    assert (sup / "cycle-000" / "output.log").read_text().count("running") == 1
+    assert (sup / "cycle-002" / "output.log").exists()
