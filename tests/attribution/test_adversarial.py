@@ -223,3 +223,40 @@ def test_kill_9_twice_then_a_rerun_stops_the_orphans_and_continues_the_cycles(tm
     assert cyc == [(0, "lost"), (1, "lost"), (2, "done")], cyc
     assert (sup / "cycle-000" / "output.log").read_text().count("running") == 1
     assert (sup / "cycle-002" / "output.log").exists()
+
+
+def test_ctrl_c_while_the_decision_is_awaited_stops_at_once_and_starts_no_cycle(tmp_path: Path) -> None:
+    (tmp_path / "slow.py").write_text("import sys, time\nsys.stdin.read()\ntime.sleep(60)\n")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sleuth",
+            "supervise",
+            "--log-dir",
+            "sup",
+            "--command-source",
+            f"{sys.executable} slow.py",
+            "--source-timeout",
+            "60",
+            "--",
+            sys.executable,
+            "-c",
+            f"print({OOM!r}); raise SystemExit(1)",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out = tmp_path / "sup" / "cycle-000" / "output.log"
+    deadline = time.monotonic() + 60
+    while not (out.exists() and "OutOfMemoryError" in out.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # the workload has failed; the supervisor waits for the slow source's verdict
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)  # not the source's 60 s
+    assert proc.returncode == 130, err
+    evs = [json.loads(x) for x in (tmp_path / "sup" / "cycles.jsonl").read_text().splitlines()]
+    assert [e["cycle"] for e in evs if e["event"] == "cycle_start"] == [0], evs
+    assert [e["outcome"] for e in evs if e["event"] == "cycle"] == ["signalled"], evs

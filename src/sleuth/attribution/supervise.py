@@ -158,6 +158,10 @@ class Supervisor:
 
     # --- signals ---------------------------------------------------------------------------------
 
+    def _got_signal(self) -> int | None:
+        """The signal the supervisor got (set by the handler at any time), or None."""
+        return self._signalled
+
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._signalled = signum
         group = self._group
@@ -238,15 +242,28 @@ class Supervisor:
         """The attribution's report (as JSON) within the decision timeout, or (None, why not)."""
         timeout = self.c.decision_timeout
         if pending is not None:
-            if not pending.wait(timeout):
-                return None, f"no decision within {timeout:g}s"
+            deadline = time.monotonic() + timeout
+            # in slices: a Ctrl-C while the decision is awaited must end supervision now
+            while not pending.wait(min(0.2, max(0.0, deadline - time.monotonic()))):
+                if self._signalled is not None:
+                    return None, f"interrupted by signal {self._signalled}"
+                if time.monotonic() >= deadline:
+                    return None, f"no decision within {timeout:g}s"
             if pending.report is None:
                 return None, f"attribution failed: {pending.error}"
             return pending.report.to_json(), ""
         if self.client is None:
             return None, "no attribution configured"
         try:
-            rec = self.client.get(self.c.job_id, str(cycle), wait_s=timeout)
+            deadline = time.monotonic() + timeout
+            while True:  # short polls: a Ctrl-C while the decision is awaited must end supervision now
+                rec = self.client.get(
+                    self.c.job_id, str(cycle), wait_s=min(2.0, max(0.0, deadline - time.monotonic()))
+                )
+                if rec is None or rec.get("status") in ("done", "error"):
+                    break
+                if self._signalled is not None or time.monotonic() >= deadline:
+                    break
         except ServiceUnavailable as exc:
             return None, f"service unreachable at read time ({exc})"
         if rec is None:
@@ -330,7 +347,7 @@ class Supervisor:
         assert self.client is not None
         out = CycleOutcome(cycle=cycle, rc=None, signal=None, failed_here=True, outcome="restart", reason="")
         deadline = time.monotonic() + self.c.decision_timeout + self.c.follow_margin_s
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self._signalled is None:
             try:
                 got = self.client.get_outcome(
                     self.c.job_id, str(cycle), wait_s=min(5.0, self.c.decision_timeout)
@@ -462,15 +479,23 @@ class Supervisor:
                 )
             else:
                 pending = self._trigger(cycle, log, progress)
-                if self.c.restart_delay > 0:
-                    time.sleep(self.c.restart_delay)  # preparing the restart overlaps the analysis
+                # preparing the restart overlaps the analysis (no Event: a signal handler must not lock)
+                until = time.monotonic() + self.c.restart_delay
+                while self._signalled is None and time.monotonic() < until:
+                    time.sleep(min(0.1, until - time.monotonic()))
                 if self.client is not None and self.c.nodes > 1 and not self.c.leader:
                     out = self._follow(cycle)
                 else:
                     out = self._decide(cycle, pending, progress)
-                    self._record_outcome(cycle, out)
+                    if self._signalled is None:
+                        self._record_outcome(cycle, out)
                 out.rc, out.signal = rc, sig
                 out.failed_here = not interrupted
+                got = self._got_signal()
+                if got is not None:  # Ctrl-C after the workload ended: no new cycle
+                    out.outcome = "signalled"
+                    out.reason = f"supervisor got signal {got} while deciding; not restarted"
+                    out.extra["status"] = 128 + got
             out.progress, out.started, out.ended = progress, started, time.time()
             out.reason = str(self.secrets.scrub(out.reason))
             self._append(
@@ -490,7 +515,7 @@ class Supervisor:
             if on_cycle is not None:
                 on_cycle(out)
             if out.outcome != "restart":
-                return out.status
+                return int(out.extra.get("status", out.status))
             self.restarts_used += 1
             cycle += 1
 
