@@ -260,3 +260,40 @@ def test_ctrl_c_while_the_decision_is_awaited_stops_at_once_and_starts_no_cycle(
     evs = [json.loads(x) for x in (tmp_path / "sup" / "cycles.jsonl").read_text().splitlines()]
     assert [e["cycle"] for e in evs if e["event"] == "cycle_start"] == [0], evs
     assert [e["outcome"] for e in evs if e["event"] == "cycle"] == ["signalled"], evs
+
+
+def test_an_http_source_url_with_credentials_authenticates_and_hides_them(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    import base64
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    seen: list[str | None] = []
+
+    class Verdict(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(self.headers.get("Authorization"))
+            body = b'{"action": "STOP", "reason": "authenticated"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Verdict)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (tmp_path / "r.log").write_text(f"{OOM}\n")
+        url = f"http://alice:{URL_PASS}@127.0.0.1:{server.server_port}/verdict"
+        res = sleuth("attribute", "r.log", "--http-source", url, "--aggregation", "priority", "--json")
+    finally:
+        server.shutdown()
+    assert res.rc == 0, res.stderr
+    assert seen == ["Basic " + base64.b64encode(f"alice:{URL_PASS}".encode()).decode()]
+    doc = res.json()
+    assert doc["sources"][0]["status"] == "ok" and doc["decision"]["reason"].startswith("authenticated")
+    assert_no_secret(URL_PASS, res.stdout, res.stderr)

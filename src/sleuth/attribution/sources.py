@@ -92,9 +92,12 @@ def _parse_answer(raw: Any) -> tuple[Action, str]:
 
 def _http(spec: SourceSpec, excerpt: Excerpt, timeout_s: float) -> tuple[Action, str]:
     assert spec.http is not None
+    from sleuth.attribution.client import split_credentials
+
     body = json.dumps(excerpt.payload()).encode()
+    url, auth = split_credentials(spec.http)
     req = urllib.request.Request(
-        spec.http, data=body, method="POST", headers={"Content-Type": "application/json"}
+        url, data=body, method="POST", headers={"Content-Type": "application/json", **auth}
     )
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:
