@@ -104,6 +104,8 @@ CASES: list[tuple[list[str], str | list[str]]] = [
     (["serve", "--max-logs", "0"], "--max-logs"),
     (["serve", "--workers", "0"], "--workers"),
     (["serve", "--log-root", "nowhere"], "--log-root"),
+    (["serve", "--db", "ok.log"], ["--db ok.log", "SQLite"]),
+    (["serve", "--port", "0", "--port-file", "adir"], ["--port-file adir", "directory"]),
     (["serve", "--config", "cfg-mode.yaml"], "attribution.mode"),
     (["serve", "--catalog", "regex.yaml"], ["regex.yaml", "compile"]),
     (["supervise"], "no command"),
