@@ -76,6 +76,9 @@ def test_limits_and_malformed_requests(serve: Callable[..., Served]) -> None:
     code, body = post(s, "j", 1, [(f"l{i}", "z") for i in range(4)])
     assert code == 422 and "at most 3" in body["detail"]
     assert s.call("POST", "/v1/attributions", raw=b"{not json")[0] == 422
+    for raw in (b'{"job_id": "caf\xe9"}', b"[" * 100_000):  # not UTF-8; nested too deep
+        code, body = s.call("POST", "/v1/attributions", raw=raw)
+        assert code == 422 and "not JSON" in body["detail"], (code, body)
     assert post(s, "j", 1, [])[0] == 422
     assert post(s, "bad job id!", 1, [("a", "z")])[0] == 422
     assert (

@@ -29,9 +29,11 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sleuth.attribution.analyze import Attributor
 from sleuth.attribution.decide import CycleRecord
@@ -45,6 +47,7 @@ __all__ = ["ServiceConfig", "build_app"]
 
 log = logging.getLogger("sleuth.serve")
 _KEY = r"^[A-Za-z0-9_.:-]{1,128}$"
+_UNPARSED = "There was an error parsing the body"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -293,6 +296,15 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
         # FastAPI's default answer echoes each rejected "input": a log's text, secrets included
         detail = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
         return JSONResponse(status_code=422, content=jsonable_encoder({"detail": detail}))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Any, exc: StarletteHTTPException) -> Any:
+        if exc.status_code == 400 and exc.detail == _UNPARSED:  # FastAPI's words for any undecodable body
+            return JSONResponse(
+                status_code=422,
+                content={"detail": "the body is not JSON: send UTF-8 JSON text, nested less than 1000 deep"},
+            )
+        return await http_exception_handler(request, exc)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
