@@ -134,6 +134,10 @@ CASES: list[tuple[list[str], str | list[str]]] = [
     (["supervise", "--attribution", "missing.yaml", "--", "true"], "missing.yaml"),
     (["supervise", "--attribution", "cfg-agg.yaml", "--", "true"], "attribution.aggregation"),
     (["supervise", "--mode", "loud", "--", "true"], "--mode"),
+    (["supervise", "--log-dir", "ok.log/sub", "--", "true"], ["--log-dir ok.log/sub"]),
+    (["supervise", "--", "no-such-command-xyz", "--flag"], ["no-such-command-xyz", "not found"]),
+    (["supervise", "--", "./ok.log"], ["./ok.log", "executable"]),
+    (["supervise", "--", "./adir"], ["./adir", "directory"]),
     (["supervise", "--catalog", "fixture.yaml", "--", "true"], "fixture.yaml"),
     (["schema", "catalogue"], "catalogue"),
 ]
