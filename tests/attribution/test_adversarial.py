@@ -297,3 +297,20 @@ def test_an_http_source_url_with_credentials_authenticates_and_hides_them(
     doc = res.json()
     assert doc["sources"][0]["status"] == "ok" and doc["decision"]["reason"].startswith("authenticated")
     assert_no_secret(URL_PASS, res.stdout, res.stderr)
+
+
+def test_serve_paths_with_a_symlink_loop_or_a_nul_byte_are_422(
+    serve: Callable[..., Served], tmp_path: Path
+) -> None:
+    root = tmp_path / "logs"
+    root.mkdir()
+    (root / "a").symlink_to("b")
+    (root / "b").symlink_to("a")
+    (root / "short.log").write_bytes(b"caf\xe9\n")  # the invalid byte is near the end of a small file
+    s = serve("--log-root", str(root))
+    for path in (root / "a", f"{root}/x\x00y", root / "short.log"):
+        code, body = s.call(
+            "POST", "/v1/attributions", {"job_id": "p", "cycle_id": "1", "paths": [str(path)]}
+        )
+        assert code == 422, (path, code, body)
+    assert s.call("GET", "/healthz")[1]["records"] == {}

@@ -178,7 +178,8 @@ class LogInput:
         try:
             head.decode("utf-8")
         except UnicodeDecodeError as exc:
-            if exc.start < len(head) - 4:  # a multibyte character cut by the 64 KiB boundary is fine
+            # a multibyte character cut by the 64 KiB boundary is fine (a file that ended there is not cut)
+            if exc.start < len(head) - 4 or len(head) < HEAD_BYTES:
                 raise UsageError(
                     f"log {p}: not UTF-8 text (invalid byte at offset {exc.start})",
                     hint="convert it first, e.g. iconv -f latin1 -t utf-8",

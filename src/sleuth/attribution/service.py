@@ -260,7 +260,10 @@ def _read_paths(paths: list[str], roots: tuple[Path, ...], max_bytes: int) -> li
         )
     out = []
     for p in paths:
-        path = Path(p).resolve()
+        try:
+            path = Path(p).resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a NUL byte
+            raise HTTPException(422, f"path {p!r}: cannot be resolved ({exc})") from None
         if not any(path.is_relative_to(r.resolve()) for r in roots):
             raise HTTPException(422, f"path {p} is outside the service's log roots")
         if not path.is_file():
