@@ -314,3 +314,20 @@ def test_serve_paths_with_a_symlink_loop_or_a_nul_byte_are_422(
         )
         assert code == 422, (path, code, body)
     assert s.call("GET", "/healthz")[1]["records"] == {}
+
+
+def test_a_signal_before_the_first_cycle_starts_no_workload(tmp_path: Path) -> None:
+    from sleuth.attribution.supervise import SuperviseConfig, Supervisor
+
+    marker = tmp_path / "ran"
+    sup = Supervisor(
+        SuperviseConfig(
+            argv=(sys.executable, "-c", f"open({str(marker)!r}, 'w')"),
+            env=dict(os.environ),
+            log_dir=tmp_path / "sup",
+        )
+    )
+    sup._on_signal(signal.SIGINT, None)  # Ctrl-C while the supervisor was still starting
+    assert sup.run() == 130
+    assert not marker.exists()
+    assert "cycle_start" not in (tmp_path / "sup" / "cycles.jsonl").read_text()

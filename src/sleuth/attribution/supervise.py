@@ -191,6 +191,9 @@ class Supervisor:
         }
         group = spawn_group(self.c.argv, cwd=self.c.cwd, env=env, output=log)
         self._group = group
+        got = self._got_signal()
+        if got is not None:  # the signal came while it was being started: the handler missed it
+            group.signal(got)
         interrupted = False
         try:
             while True:
@@ -451,6 +454,10 @@ class Supervisor:
 
     def _loop(self, on_cycle: Callable[[CycleOutcome], None] | None, cycle: int) -> int:
         while True:
+            got = self._got_signal()
+            if got is not None:  # Ctrl-C while starting (or taking up a killed run): start nothing
+                self.note(f"supervisor got signal {got} before cycle {cycle} started; not started")
+                return 128 + got
             cycle_dir = self.c.log_dir / f"cycle-{cycle:03d}"
             cycle_dir.mkdir(parents=True, exist_ok=True)
             log = cycle_dir / "output.log"
