@@ -57,6 +57,8 @@ def files(tmp_path: Path) -> Path:
         p = tmp_path / name
         p.write_bytes(content) if isinstance(content, bytes) else p.write_text(content)
     (tmp_path / "adir").mkdir()
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
     (tmp_path / "gz.log.gz").write_bytes(gzip.compress(b"fine\n"))
     return tmp_path
 
@@ -65,6 +67,8 @@ CASES: list[tuple[list[str], str | list[str]]] = [
     (["attribute"], "no LOG"),
     (["attribute", "nope.log"], "nope.log"),
     (["attribute", "adir"], ["adir", "directory"]),
+    (["attribute", "loop1"], ["log loop1", "symlink"]),
+    (["attribute", "ok.log", "--catalog", "loop1"], ["--catalog loop1", "symlink"]),
     (["attribute", "binary.log"], ["binary.log", "NUL"]),
     (["attribute", "latin1.log"], ["latin1.log", "UTF-8"]),
     (["attribute", "broken.log.gz"], ["broken.log.gz", "gzip"]),

@@ -156,6 +156,8 @@ class LogInput:
         assert self.path is not None
         p = self.path
         if not p.exists():
+            if p.is_symlink():
+                raise UsageError(f"log {p}: a broken symlink or a symlink loop", hint="check the link")
             raise UsageError(f"log {p}: not found", hint="check the path")
         if p.is_dir():
             raise UsageError(f"log {p}: is a directory, not a log file")

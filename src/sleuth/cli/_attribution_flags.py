@@ -153,7 +153,8 @@ def settings_from_flags(kw: dict[str, Any], *, default_mode: Mode = Mode.SHADOW)
             raise UsageError(f"--progress-regex {regex!r}: does not compile: {exc}") from None
     for path in kw.get("catalogs") or ():
         if not path.exists():
-            raise UsageError(f"--catalog {path}: not found")
+            what = "a broken symlink or a symlink loop" if path.is_symlink() else "not found"
+            raise UsageError(f"--catalog {path}: {what}")
         check_regular(path, f"--catalog {path}")
     policy = settings.policy
     if n is not None:
