@@ -33,7 +33,6 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sleuth.attribution.analyze import Attributor
 from sleuth.attribution.decide import CycleRecord
@@ -300,8 +299,9 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
         detail = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
         return JSONResponse(status_code=422, content=jsonable_encoder({"detail": detail}))
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Any, exc: StarletteHTTPException) -> Any:
+    # FastAPI raises Starlette's HTTPException (the base of its own) for an undecodable body
+    @app.exception_handler(HTTPException.__mro__[1])
+    async def http_error(request: Any, exc: HTTPException) -> Any:
         if exc.status_code == 400 and exc.detail == _UNPARSED:  # FastAPI's words for any undecodable body
             return JSONResponse(
                 status_code=422,
