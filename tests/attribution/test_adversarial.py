@@ -331,3 +331,34 @@ def test_a_signal_before_the_first_cycle_starts_no_workload(tmp_path: Path) -> N
     assert sup.run() == 130
     assert not marker.exists()
     assert "cycle_start" not in (tmp_path / "sup" / "cycles.jsonl").read_text()
+
+
+def test_a_torn_last_line_left_by_kill_9_is_dropped_from_history_and_cycles(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    from sleuth.attribution.supervise import SuperviseConfig, Supervisor
+
+    (tmp_path / "r.log").write_text(OOM + "\n")
+    hist = tmp_path / "h.jsonl"
+    hist.write_text(
+        '{"cycle": 0, "root": "cuda.oom", "progress": null, "action": "STOP", "t": 1}\n{"cycle": 1, "ro'
+    )
+    assert sleuth("attribute", "r.log", "--history", hist).rc == 0
+    lines = [json.loads(x) for x in hist.read_text().splitlines()]
+    assert [x["cycle"] for x in lines] == [0, 1]
+
+    sup = tmp_path / "sup"
+    sup.mkdir()
+    (sup / "cycles.jsonl").write_text(
+        '{"event": "cycle_start", "cycle": 0, "t": 1}\n'
+        '{"event": "cycle", "cycle": 0, "outcome": "restart", "rc": 1, "progress": null}\n'
+        '{"event": "cycle_start", "cycle": 1, "t": 2}\n{"event": "cyc'
+    )
+    cfg = SuperviseConfig(argv=(sys.executable, "-c", "pass"), env=dict(os.environ), log_dir=sup)
+    assert Supervisor(cfg).run() == 0
+    evs = [json.loads(x) for x in (sup / "cycles.jsonl").read_text().splitlines()]  # every line whole
+    assert [(e["cycle"], e["outcome"]) for e in evs if e["event"] == "cycle"] == [
+        (0, "restart"),
+        (1, "lost"),
+        (2, "done"),
+    ]
