@@ -362,3 +362,41 @@ def test_a_torn_last_line_left_by_kill_9_is_dropped_from_history_and_cycles(
         (1, "lost"),
         (2, "done"),
     ]
+
+
+def test_a_log_over_the_services_limit_is_sent_as_a_shorter_tail(
+    tmp_path: Path, serve: Callable[..., Served]
+) -> None:
+    s = serve("--max-log-mb", "0.25", "--gather", "0")
+    script = tmp_path / "chatty.py"
+    script.write_text(
+        "import sys\nfor i in range(10000):\n    print('iteration', i, 'x' * 60)\n"
+        f"print({OOM!r})\nsys.exit(1)\n"
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sleuth",
+            "supervise",
+            "--log-dir",
+            "sup",
+            "--max-restarts",
+            "0",
+            "--decision-timeout",
+            "30",
+            "--service",
+            s.url,
+            "--",
+            sys.executable,
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 1, r.stderr
+    evs = [json.loads(x) for x in (tmp_path / "sup" / "cycles.jsonl").read_text().splitlines()]
+    cycle = next(e for e in evs if e["event"] == "cycle")
+    assert (cycle["attribution"] or {}).get("root", {}).get("signature") == "cuda.oom", evs

@@ -34,7 +34,9 @@ def split_credentials(url: str) -> tuple[str, dict[str, str]]:
 
 
 class ServiceUnavailable(InfrastructureError):
-    """The attribution service could not be reached or failed."""
+    """The attribution service could not be reached or failed (``http_status`` when it answered)."""
+
+    http_status: int | None = None
 
 
 class ServiceClient:
@@ -62,7 +64,9 @@ class ServiceClient:
             detail = exc.read(2000).decode("utf-8", "replace")
             if exc.code == 409:
                 return json.loads(detail)
-            raise ServiceUnavailable(f"{method} {self.url}{path}: HTTP {exc.code}: {detail[:300]}") from None
+            err = ServiceUnavailable(f"{method} {self.url}{path}: HTTP {exc.code}: {detail[:300]}")
+            err.http_status = exc.code
+            raise err from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise ServiceUnavailable(f"{method} {self.url}{path}: {reason}") from None

@@ -49,6 +49,8 @@ __all__ = ["CycleOutcome", "SuperviseConfig", "Supervisor"]
 
 #: the most of a cycle's log (its tail) sent to the service
 SERVICE_LOG_BYTES = 8 * 1024 * 1024
+#: the shortest tail tried when the service answers 413 (its limits are lower)
+MIN_SERVICE_LOG_BYTES = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,19 +228,25 @@ class Supervisor:
                 )
             )
         if self.client is not None:
-            text = str(self.secrets.scrub(LogInput.file(log).tail(SERVICE_LOG_BYTES)))
             name = f"node{self.c.node_rank}/cycle-{cycle:03d}.log"
-            try:
-                self.client.submit(
-                    self.c.job_id,
-                    str(cycle),
-                    [(name, text)],
-                    progress=progress,
-                    node=str(self.c.node_rank),
-                    nodes=self.c.nodes,
-                )
-            except ServiceUnavailable as exc:
-                self.note(f"cycle {cycle}: service unreachable at trigger time ({exc}); going on")
+            size = SERVICE_LOG_BYTES
+            while True:
+                text = str(self.secrets.scrub(LogInput.file(log).tail(size)))
+                try:
+                    self.client.submit(
+                        self.c.job_id,
+                        str(cycle),
+                        [(name, text)],
+                        progress=progress,
+                        node=str(self.c.node_rank),
+                        nodes=self.c.nodes,
+                    )
+                except ServiceUnavailable as exc:
+                    if exc.http_status == 413 and size > MIN_SERVICE_LOG_BYTES:
+                        size //= 4  # over the service's --max-log-mb: the failure is at the end
+                        continue
+                    self.note(f"cycle {cycle}: service unreachable at trigger time ({exc}); going on")
+                break
         return None
 
     def _read_decision(self, cycle: int, pending: _Pending | None) -> tuple[dict[str, Any] | None, str]:
