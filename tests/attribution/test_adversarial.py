@@ -400,3 +400,38 @@ def test_a_log_over_the_services_limit_is_sent_as_a_shorter_tail(
     evs = [json.loads(x) for x in (tmp_path / "sup" / "cycles.jsonl").read_text().splitlines()]
     cycle = next(e for e in evs if e["event"] == "cycle")
     assert (cycle["attribution"] or {}).get("root", {}).get("signature") == "cuda.oom", evs
+
+
+def test_a_rerun_after_kill_9_stops_a_command_source_left_running(tmp_path: Path) -> None:
+    (tmp_path / "slow.py").write_text(
+        "import os, sys, time\nsys.stdin.read()\nopen('src.pid.tmp', 'w').write(str(os.getpid()))\n"
+        "os.replace('src.pid.tmp', 'src.pid')\ntime.sleep(120)\n"
+    )
+    base = [sys.executable, "-m", "sleuth", "supervise", "--log-dir", "sup", "--source-timeout", "120"]
+    proc = subprocess.Popen(
+        [
+            *base,
+            "--command-source",
+            f"{sys.executable} slow.py",
+            "--",
+            sys.executable,
+            "-c",
+            "raise SystemExit(1)",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pid_file = tmp_path / "src.pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    source = int(pid_file.read_text())
+    assert pid_alive(source)  # the analyzer outlived its supervisor
+    done = subprocess.run(
+        [*base, "--", sys.executable, "-c", "pass"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert wait_dead(source), "the rerun left the killed supervisor's command source running"

@@ -110,7 +110,15 @@ def test_kill_9_loses_no_accepted_request(serve: Callable[..., Served], tmp_path
     time.sleep(0.5)
     s.stop(signal.SIGKILL)  # mid-analysis: every record is pending or running
     assert s.proc.returncode == -signal.SIGKILL
+    # a second kill -9 in a row, while the restarted service takes the records up again
+    s2 = serve(
+        "--gather", "0", "--workers", "1", "--command-source", f"{sys.executable} {slow}", db=s.db, name="mid"
+    )
+    post(s2, "job", 5, [("r5.log", XID)])
+    time.sleep(0.5)
+    s2.stop(signal.SIGKILL)
     again = serve("--gather", "0", db=s.db, name="second")  # same database, no slow source
+    assert again.call("GET", "/v1/attributions/job/5?wait=60")[1]["status"] == "done"
     for i in range(5):
         rec = again.call("GET", f"/v1/attributions/job/{i}?wait=60")[1]
         assert rec["status"] == "done", rec

@@ -418,9 +418,18 @@ class Supervisor:
         self.c.log_dir.mkdir(parents=True, exist_ok=True)
         lock = self._lock_log_dir()
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        marker = os.environ.get("SLEUTH_TRIAL_DIR")
         try:
-            return self._loop(on_cycle, self._take_up())
+            taken_up = self._take_up()
+            # the runner's marker on what the local attribution starts (command and MCP sources):
+            # a rerun after a kill -9 of this supervisor stops them like the workload
+            os.environ["SLEUTH_TRIAL_DIR"] = os.path.abspath(self.c.log_dir / "sources")
+            return self._loop(on_cycle, taken_up)
         finally:
+            if marker is None:
+                os.environ.pop("SLEUTH_TRIAL_DIR", None)
+            else:
+                os.environ["SLEUTH_TRIAL_DIR"] = marker
             for s, h in old.items():
                 signal.signal(s, h)
             lock.close()
