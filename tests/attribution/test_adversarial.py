@@ -435,3 +435,35 @@ def test_a_rerun_after_kill_9_stops_a_command_source_left_running(tmp_path: Path
     )
     assert done.returncode == 0, done.stderr
     assert wait_dead(source), "the rerun left the killed supervisor's command source running"
+
+
+@pytest.mark.parametrize("where", ["local", "service"])
+def test_supervise_attributes_a_workload_whose_output_has_nul_and_non_utf8_bytes(
+    tmp_path: Path, serve: Callable[..., Served], where: str
+) -> None:
+    service = ["--service", serve("--gather", "0").url] if where == "service" else []
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sleuth",
+            "supervise",
+            "--log-dir",
+            "sup",
+            "--max-restarts",
+            "0",
+            *service,
+            "--",
+            sys.executable,
+            "-c",
+            f"import sys; sys.stdout.buffer.write(b'bin \\x00\\xff junk\\n'); print({OOM!r}); sys.exit(1)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 1, r.stderr
+    evs = [json.loads(x) for x in (tmp_path / "sup" / "cycles.jsonl").read_text().splitlines()]
+    cycle = next(e for e in evs if e["event"] == "cycle")
+    assert (cycle["attribution"] or {}).get("root", {}).get("signature") == "cuda.oom", evs

@@ -118,11 +118,14 @@ class LogInput:
     name: str
     path: Path | None = None
     text: str | None = None
+    #: False for a workload's own output (``sleuth supervise``): NUL and non-UTF-8 bytes are
+    #: replaced, not refused (the workload wrote what it wrote; its failure must be attributed)
+    strict: bool = True
 
     @classmethod
-    def file(cls, path: Path) -> LogInput:
+    def file(cls, path: Path, *, strict: bool = True) -> LogInput:
         """A log file named by its path."""
-        return cls(str(path), path=path)
+        return cls(str(path), path=path, strict=strict)
 
     @classmethod
     def memory(cls, name: str, text: str) -> LogInput:
@@ -175,6 +178,8 @@ class LogInput:
                 raise UsageError(f"log {p}: not a valid gzip file ({exc})") from None
             raise UsageError(f"log {p}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
         head = head[:HEAD_BYTES]
+        if not self.strict:
+            return
         if b"\x00" in head:
             raise UsageError(f"log {p}: contains NUL bytes (a binary file, not a text log)")
         try:

@@ -224,14 +224,18 @@ class Supervisor:
             attributor, history = self.c.attributor, list(self.history)
             return _Pending(
                 lambda: attributor.attribute(
-                    [LogInput.file(log)], history=history, progress=progress, secrets=self.secrets
+                    [LogInput.file(log, strict=False)],
+                    history=history,
+                    progress=progress,
+                    secrets=self.secrets,
                 )
             )
         if self.client is not None:
             name = f"node{self.c.node_rank}/cycle-{cycle:03d}.log"
             size = SERVICE_LOG_BYTES
             while True:
-                text = str(self.secrets.scrub(LogInput.file(log).tail(size)))
+                # the workload's own bytes: a NUL would make the service refuse the whole log
+                text = str(self.secrets.scrub(LogInput.file(log).tail(size))).replace("\x00", "\ufffd")
                 try:
                     self.client.submit(
                         self.c.job_id,
