@@ -160,6 +160,12 @@ def test_a_fifo_is_refused_not_waited_on(
     assert_usage_error(res.rc, res.stdout, res.stderr, mentions, before=before, after=tree_state(*roots))
 
 
+def test_dev_null_stays_usable_as_a_history(sleuth: Callable[..., Any], tmp_path: Path) -> None:
+    (tmp_path / "r.log").write_text(OOM + "\n")
+    res = sleuth("attribute", "r.log", "--history", os.devnull, "--json")
+    assert res.rc == 0 and res.json()["root"]["signature"] == "cuda.oom", res.stderr
+
+
 def _start_sleeper(tmp: Path, pid_file: Path) -> subprocess.Popen[bytes]:
     pid_file.unlink(missing_ok=True)
     proc = subprocess.Popen(

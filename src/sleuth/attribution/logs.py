@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import calendar
 import gzip
+import os
 import re
 import stat
 import time
@@ -64,7 +65,7 @@ def check_regular(path: Path, what: str) -> None:
         mode = path.stat().st_mode
     except OSError:  # missing or unreadable: the caller's own check names that
         return
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) and str(path.resolve()) != os.devnull:
         raise UsageError(
             f"{what}: not a regular file (a pipe or a device)", hint="save its content to a file first"
         )
