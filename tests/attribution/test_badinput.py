@@ -57,6 +57,8 @@ def files(tmp_path: Path) -> Path:
         p = tmp_path / name
         p.write_bytes(content) if isinstance(content, bytes) else p.write_text(content)
     (tmp_path / "adir").mkdir()
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
     (tmp_path / "gz.log.gz").write_bytes(gzip.compress(b"fine\n"))
     return tmp_path
 
@@ -65,6 +67,8 @@ CASES: list[tuple[list[str], str | list[str]]] = [
     (["attribute"], "no LOG"),
     (["attribute", "nope.log"], "nope.log"),
     (["attribute", "adir"], ["adir", "directory"]),
+    (["attribute", "loop1"], ["log loop1", "symlink"]),
+    (["attribute", "ok.log", "--catalog", "loop1"], ["--catalog loop1", "symlink"]),
     (["attribute", "binary.log"], ["binary.log", "NUL"]),
     (["attribute", "latin1.log"], ["latin1.log", "UTF-8"]),
     (["attribute", "broken.log.gz"], ["broken.log.gz", "gzip"]),
@@ -104,6 +108,8 @@ CASES: list[tuple[list[str], str | list[str]]] = [
     (["serve", "--max-logs", "0"], "--max-logs"),
     (["serve", "--workers", "0"], "--workers"),
     (["serve", "--log-root", "nowhere"], "--log-root"),
+    (["serve", "--db", "ok.log"], ["--db ok.log", "SQLite"]),
+    (["serve", "--port", "0", "--port-file", "adir"], ["--port-file adir", "directory"]),
     (["serve", "--config", "cfg-mode.yaml"], "attribution.mode"),
     (["serve", "--catalog", "regex.yaml"], ["regex.yaml", "compile"]),
     (["supervise"], "no command"),
@@ -132,6 +138,10 @@ CASES: list[tuple[list[str], str | list[str]]] = [
     (["supervise", "--attribution", "missing.yaml", "--", "true"], "missing.yaml"),
     (["supervise", "--attribution", "cfg-agg.yaml", "--", "true"], "attribution.aggregation"),
     (["supervise", "--mode", "loud", "--", "true"], "--mode"),
+    (["supervise", "--log-dir", "ok.log/sub", "--", "true"], ["--log-dir ok.log/sub"]),
+    (["supervise", "--", "no-such-command-xyz", "--flag"], ["no-such-command-xyz", "not found"]),
+    (["supervise", "--", "./ok.log"], ["./ok.log", "executable"]),
+    (["supervise", "--", "./adir"], ["./adir", "directory"]),
     (["supervise", "--catalog", "fixture.yaml", "--", "true"], "fixture.yaml"),
     (["schema", "catalogue"], "catalogue"),
 ]

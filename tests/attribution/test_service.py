@@ -76,6 +76,9 @@ def test_limits_and_malformed_requests(serve: Callable[..., Served]) -> None:
     code, body = post(s, "j", 1, [(f"l{i}", "z") for i in range(4)])
     assert code == 422 and "at most 3" in body["detail"]
     assert s.call("POST", "/v1/attributions", raw=b"{not json")[0] == 422
+    for raw in (b'{"job_id": "caf\xe9"}', b"[" * 100_000):  # not UTF-8; nested too deep
+        code, body = s.call("POST", "/v1/attributions", raw=raw)
+        assert code == 422 and "not JSON" in body["detail"], (code, body)
     assert post(s, "j", 1, [])[0] == 422
     assert post(s, "bad job id!", 1, [("a", "z")])[0] == 422
     assert (
@@ -107,7 +110,15 @@ def test_kill_9_loses_no_accepted_request(serve: Callable[..., Served], tmp_path
     time.sleep(0.5)
     s.stop(signal.SIGKILL)  # mid-analysis: every record is pending or running
     assert s.proc.returncode == -signal.SIGKILL
+    # a second kill -9 in a row, while the restarted service takes the records up again
+    s2 = serve(
+        "--gather", "0", "--workers", "1", "--command-source", f"{sys.executable} {slow}", db=s.db, name="mid"
+    )
+    post(s2, "job", 5, [("r5.log", XID)])
+    time.sleep(0.5)
+    s2.stop(signal.SIGKILL)
     again = serve("--gather", "0", db=s.db, name="second")  # same database, no slow source
+    assert again.call("GET", "/v1/attributions/job/5?wait=60")[1]["status"] == "done"
     for i in range(5):
         rec = again.call("GET", f"/v1/attributions/job/{i}?wait=60")[1]
         assert rec["status"] == "done", rec

@@ -8,7 +8,8 @@ printed, stored in the service's database or written to ``cycles.jsonl`` as it i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -19,7 +20,7 @@ from sleuth.attribution.match import Matcher, ScanResult, engine_name
 from sleuth.attribution.model import Decision, Finding, SourceVerdict
 from sleuth.attribution.signatures import Catalog, load_catalog
 from sleuth.attribution.sources import build_excerpt, consult_all
-from sleuth.secrets import scrub_text
+from sleuth.secrets import Secrets
 
 __all__ = ["Attributor", "Report"]
 
@@ -61,8 +62,15 @@ class Report:
 class Attributor:
     """Settings and the compiled catalog, reusable across attributions (the service keeps one)."""
 
-    def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
+    def __init__(
+        self, settings: Settings, catalog: Catalog | None = None, *, env: Mapping[str, str] | None = None
+    ) -> None:
         self.settings = settings
+        # what no report may show: secret values of the environment (os.environ by default: a log
+        # often prints the job's own AWS_SECRET_ACCESS_KEY) and of the sources' command lines
+        self.secrets = Secrets.of(os.environ if env is None else env)
+        for spec in settings.sources:
+            self.secrets = self.secrets.merged(spec.secrets)
         self.catalog = catalog if catalog is not None else load_catalog(settings.catalogs)
         self.matcher = Matcher(self.catalog, progress=compile_progress(settings.progress_regex))
 
@@ -78,12 +86,21 @@ class Attributor:
         *,
         history: Sequence[CycleRecord] = (),
         progress: bool | None = None,
-        secrets: tuple[str, ...] = (),
+        secrets: Secrets | None = None,
     ) -> Report:
-        """Scan, consult the sources, decide; a known ``progress`` wins over the progress regex."""
+        """Scan, consult the sources, decide; a known ``progress`` wins over the progress regex.
+
+        Every text of the report is scrubbed of this attributor's secrets and of ``secrets`` (the
+        workload's, when the caller knows them).
+        """
         s = self.settings
         scan = self.scan(logs)
-        findings = [replace(f, text=scrub_text(f.text, secrets)) for f in scan.findings]
+        known = self.secrets.merged(secrets) if secrets is not None else self.secrets
+
+        def hide(text: str) -> str:
+            return str(known.scrub(text))
+
+        findings = [replace(f, text=hide(f.text), file=hide(f.file)) for f in scan.findings]
         seen_progress = progress if progress is not None else scan.progress
         decision, cat = decide(
             findings, history, s.policy, progress=seen_progress, aggregation=s.aggregation, mode=s.mode
@@ -96,9 +113,12 @@ class Attributor:
                 cat.root,
                 catalog={"action": cat.verdict.action.value, "reason": cat.verdict.reason},
                 limit=s.excerpt_bytes,
-                secrets=secrets,
+                hide=hide,
             )
-            verdicts = consult_all(s.sources, excerpt, s.source_timeout)
+            verdicts = [
+                replace(v, name=hide(v.name), reason=hide(v.reason))
+                for v in consult_all(s.sources, excerpt, s.source_timeout)
+            ]
             decision, cat = decide(
                 findings,
                 history,

@@ -15,24 +15,45 @@ from typing import Any
 
 from sleuth.errors import InfrastructureError
 
-__all__ = ["ServiceClient", "ServiceUnavailable"]
+__all__ = ["ServiceClient", "ServiceUnavailable", "split_credentials"]
+
+
+def split_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without its ``user:password@`` and the Basic ``Authorization`` header it stood for
+    (urllib would take ``user:password@host`` for a host name)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return url, {}
+    import base64
+
+    user = urllib.parse.unquote(parts.username)
+    password = urllib.parse.unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    netloc = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), {"Authorization": f"Basic {token}"}
 
 
 class ServiceUnavailable(InfrastructureError):
-    """The attribution service could not be reached or failed."""
+    """The attribution service could not be reached or failed (``http_status`` when it answered)."""
+
+    http_status: int | None = None
 
 
 class ServiceClient:
     """Calls to one service at ``url`` (``http://host:port``)."""
 
     def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+        url, self._auth = split_credentials(url)
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
 
     def _call(self, method: str, path: str, body: Any = None, *, timeout_s: float | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+            self.url + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json", **self._auth},
         )
         try:
             with urllib.request.urlopen(req, timeout=timeout_s or self.timeout_s) as resp:
@@ -43,7 +64,9 @@ class ServiceClient:
             detail = exc.read(2000).decode("utf-8", "replace")
             if exc.code == 409:
                 return json.loads(detail)
-            raise ServiceUnavailable(f"{method} {self.url}{path}: HTTP {exc.code}: {detail[:300]}") from None
+            err = ServiceUnavailable(f"{method} {self.url}{path}: HTTP {exc.code}: {detail[:300]}")
+            err.http_status = exc.code
+            raise err from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise ServiceUnavailable(f"{method} {self.url}{path}: {reason}") from None

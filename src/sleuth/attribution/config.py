@@ -17,9 +17,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sleuth.attribution.decide import Policy
+from sleuth.attribution.logs import check_regular
 from sleuth.attribution.model import Aggregation, CatalogAction, Mode, SignatureClass
 from sleuth.datafile import format_validation_error, load_data_file
 from sleuth.errors import ConfigError, UsageError
+from sleuth.secrets import Secrets
 
 __all__ = [
     "AttributionBlock",
@@ -77,8 +79,14 @@ class SourceSpec(BaseModel):
 
     @property
     def label(self) -> str:
-        """The name shown in the output."""
-        return self.name or f"{self.kind}:{self.target}"
+        """The name shown in the output (the command's secret arguments and URL credentials hidden)."""
+        return str(self.secrets.scrub(self.name or f"{self.kind}:{self.target}"))
+
+    @property
+    def secrets(self) -> Secrets:
+        """The secrets of the source's command line (``--api-key X``, tokens, URL credentials)."""
+        v = getattr(self, self.kind)
+        return Secrets.of_argv(v if isinstance(v, list) else str(v))
 
 
 class PolicyBlock(BaseModel):
@@ -193,6 +201,7 @@ def load_settings(path: Path | None) -> Settings:
         raise ConfigError(f"{path}: not found", hint="check the --config / --attribution path")
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory, not a config file")
+    check_regular(path, str(path))
     data = load_data_file(path)
     if not isinstance(data, dict) or "attribution" not in data:
         raise ConfigError(

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from sleuth.attribution.decide import CycleRecord
+from sleuth.attribution.logs import check_regular
 from sleuth.errors import ConfigError
 
 __all__ = ["append_history", "read_history"]
@@ -21,6 +22,7 @@ __all__ = ["append_history", "read_history"]
 
 def read_history(path: Path) -> list[CycleRecord]:
     """Every record of ``path`` (none when it does not exist yet)."""
+    check_regular(path, f"--history {path}")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -52,6 +54,7 @@ def read_history(path: Path) -> list[CycleRecord]:
 def append_history(path: Path, record: CycleRecord) -> None:
     """Append one record, flushed; a torn last line left by a crash is cut first."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    check_regular(path, f"--history {path}")
     with open(path, "a+b") as fh:
         size = fh.seek(0, os.SEEK_END)
         if size:

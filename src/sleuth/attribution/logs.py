@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import calendar
 import gzip
+import os
 import re
+import stat
 import time
 import zlib
 from collections.abc import Iterator
@@ -26,7 +28,14 @@ from pathlib import Path
 
 from sleuth.errors import UsageError
 
-__all__ = ["HEAD_BYTES", "LogInput", "parse_rank_prefix", "parse_timestamp", "rank_from_name"]
+__all__ = [
+    "HEAD_BYTES",
+    "LogInput",
+    "check_regular",
+    "parse_rank_prefix",
+    "parse_timestamp",
+    "rank_from_name",
+]
 
 HEAD_BYTES = 64 * 1024
 CHUNK = 4 * 1024 * 1024
@@ -48,6 +57,18 @@ _MONTHS = {
         ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], start=1
     )
 }
+
+
+def check_regular(path: Path, what: str) -> None:
+    """A ``UsageError`` naming ``what`` when ``path`` is a FIFO, socket or device (reading it could block)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # missing or unreadable: the caller's own check names that
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) and str(path.resolve()) != os.devnull:
+        raise UsageError(
+            f"{what}: not a regular file (a pipe or a device)", hint="save its content to a file first"
+        )
 
 
 def parse_rank_prefix(line: str) -> tuple[int | None, str]:
@@ -98,11 +119,14 @@ class LogInput:
     name: str
     path: Path | None = None
     text: str | None = None
+    #: False for a workload's own output (``sleuth supervise``): NUL and non-UTF-8 bytes are
+    #: replaced, not refused (the workload wrote what it wrote; its failure must be attributed)
+    strict: bool = True
 
     @classmethod
-    def file(cls, path: Path) -> LogInput:
+    def file(cls, path: Path, *, strict: bool = True) -> LogInput:
         """A log file named by its path."""
-        return cls(str(path), path=path)
+        return cls(str(path), path=path, strict=strict)
 
     @classmethod
     def memory(cls, name: str, text: str) -> LogInput:
@@ -136,9 +160,12 @@ class LogInput:
         assert self.path is not None
         p = self.path
         if not p.exists():
+            if p.is_symlink():
+                raise UsageError(f"log {p}: a broken symlink or a symlink loop", hint="check the link")
             raise UsageError(f"log {p}: not found", hint="check the path")
         if p.is_dir():
             raise UsageError(f"log {p}: is a directory, not a log file")
+        check_regular(p, f"log {p}")
         head = b""
         try:
             for block in self._raw_chunks():
@@ -152,12 +179,15 @@ class LogInput:
                 raise UsageError(f"log {p}: not a valid gzip file ({exc})") from None
             raise UsageError(f"log {p}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
         head = head[:HEAD_BYTES]
+        if not self.strict:
+            return
         if b"\x00" in head:
             raise UsageError(f"log {p}: contains NUL bytes (a binary file, not a text log)")
         try:
             head.decode("utf-8")
         except UnicodeDecodeError as exc:
-            if exc.start < len(head) - 4:  # a multibyte character cut by the 64 KiB boundary is fine
+            # a multibyte character cut by the 64 KiB boundary is fine (a file that ended there is not cut)
+            if exc.start < len(head) - 4 or len(head) < HEAD_BYTES:
                 raise UsageError(
                     f"log {p}: not UTF-8 text (invalid byte at offset {exc.start})",
                     hint="convert it first, e.g. iconv -f latin1 -t utf-8",

@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -43,6 +46,7 @@ __all__ = ["ServiceConfig", "build_app"]
 
 log = logging.getLogger("sleuth.serve")
 _KEY = r"^[A-Za-z0-9_.:-]{1,128}$"
+_UNPARSED = "There was an error parsing the body"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -255,7 +259,10 @@ def _read_paths(paths: list[str], roots: tuple[Path, ...], max_bytes: int) -> li
         )
     out = []
     for p in paths:
-        path = Path(p).resolve()
+        try:
+            path = Path(p).resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a NUL byte
+            raise HTTPException(422, f"path {p!r}: cannot be resolved ({exc})") from None
         if not any(path.is_relative_to(r.resolve()) for r in roots):
             raise HTTPException(422, f"path {p} is outside the service's log roots")
         if not path.is_file():
@@ -286,6 +293,22 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
     app = FastAPI(title="sleuth attribution service", version="1", lifespan=lifespan)
     app.state.store = store
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Any, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default answer echoes each rejected "input": a log's text, secrets included
+        detail = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+        return JSONResponse(status_code=422, content=jsonable_encoder({"detail": detail}))
+
+    # FastAPI raises Starlette's HTTPException (the base of its own) for an undecodable body
+    @app.exception_handler(HTTPException.__mro__[1])
+    async def http_error(request: Any, exc: HTTPException) -> Any:
+        if exc.status_code == 400 and exc.detail == _UNPARSED:  # FastAPI's words for any undecodable body
+            return JSONResponse(
+                status_code=422,
+                content={"detail": "the body is not JSON: send UTF-8 JSON text, nested less than 1000 deep"},
+            )
+        return await http_exception_handler(request, exc)
+
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "records": store.counts(), "signatures": len(attributor.catalog)}
@@ -303,9 +326,12 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
                 raise HTTPException(413, f"log {item.name}: larger than {config.max_log_bytes} bytes")
             if "\x00" in item.text[:65536]:
                 raise HTTPException(422, f"log {item.name}: contains NUL bytes (binary?)")
-        texts = [(i.name, scrub_text(i.text)) for i in req.logs]
+        texts = [(scrub_text(i.name), scrub_text(i.text)) for i in req.logs]
         texts += (
-            [(n, scrub_text(t)) for n, t in _read_paths(req.paths, config.log_roots, config.max_log_bytes)]
+            [
+                (scrub_text(n), scrub_text(t))
+                for n, t in _read_paths(req.paths, config.log_roots, config.max_log_bytes)
+            ]
             if (req.paths)
             else []
         )
@@ -335,7 +361,8 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
 
     @app.put("/v1/attributions/{job_id}/{cycle_id}/outcome")
     def put_outcome(job_id: str, cycle_id: str, req: OutcomeRequest) -> Any:
-        stored, now = store.set_outcome(job_id, cycle_id, {**req.model_dump(), "t": time.time()})
+        outcome = {k: scrub_text(v) if isinstance(v, str) else v for k, v in req.model_dump().items()}
+        stored, now = store.set_outcome(job_id, cycle_id, {**outcome, "t": time.time()})
         if stored is None:
             raise HTTPException(404, f"no attribution for job {job_id} cycle {cycle_id}")
         if not now and stored.get("action") != req.action:

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from sleuth.attribution.logs import check_regular
 from sleuth.attribution.model import CatalogAction, Role, SignatureClass, Vendor
 from sleuth.datafile import format_validation_error, load_data_file
 from sleuth.errors import ConfigError
@@ -274,6 +275,7 @@ def load_catalog(files: Iterable[Path] = (), *, builtins: bool = True, entry_poi
     for path in files:
         if path.is_dir():
             raise ConfigError(f"{path}: is a directory, not a catalog file")
+        check_regular(path, str(path))
         add(parse_catalog(load_data_file(path), str(path)))
     return Catalog(tuple(sigs.values()))
 

@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,9 +58,9 @@ def build_excerpt(
     *,
     catalog: dict[str, str],
     limit: int,
-    secrets: tuple[str, ...] = (),
+    hide: Callable[[str], str] = scrub_text,
 ) -> Excerpt:
-    """The matched lines, then each log's tail, within ``limit`` bytes; every text scrubbed."""
+    """The matched lines, then each log's tail, within ``limit`` bytes; every text scrubbed by ``hide``."""
     parts = ["== matched lines =="]
     for f in findings[:EXCERPT_FINDINGS]:
         rank = f" rank {f.rank}" if f.rank is not None else ""
@@ -72,9 +72,10 @@ def build_excerpt(
             break
         parts.append(f"== tail of {log.name} ==")
         parts.append(log.tail(per_log - 64))
-    text = scrub_text("\n".join(parts)[:limit], secrets)
-    scrub_f = [{**f.to_json(), "text": scrub_text(f.text, secrets)} for f in findings[:EXCERPT_FINDINGS]]
-    root_json = {**root.to_json(), "text": scrub_text(root.text, secrets)} if root else None
+    # scrubbed before the cut: a secret cut in half would no longer be recognised
+    text = hide("\n".join(parts))[:limit]
+    scrub_f = [{**f.to_json(), "text": hide(f.text)} for f in findings[:EXCERPT_FINDINGS]]
+    root_json = {**root.to_json(), "text": hide(root.text)} if root else None
     return Excerpt(text=text, root=root_json, findings=scrub_f, catalog=catalog)
 
 
@@ -91,9 +92,12 @@ def _parse_answer(raw: Any) -> tuple[Action, str]:
 
 def _http(spec: SourceSpec, excerpt: Excerpt, timeout_s: float) -> tuple[Action, str]:
     assert spec.http is not None
+    from sleuth.attribution.client import split_credentials
+
     body = json.dumps(excerpt.payload()).encode()
+    url, auth = split_credentials(spec.http)
     req = urllib.request.Request(
-        spec.http, data=body, method="POST", headers={"Content-Type": "application/json"}
+        url, data=body, method="POST", headers={"Content-Type": "application/json", **auth}
     )
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:

@@ -22,7 +22,9 @@ the whole job moves to the next cycle together.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 import signal
 import threading
@@ -31,20 +33,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
+from sleuth.attribution._cycles import resume_state
 from sleuth.attribution.analyze import Attributor, Report
 from sleuth.attribution.client import ServiceClient, ServiceUnavailable
 from sleuth.attribution.decide import CycleRecord, effective_action
 from sleuth.attribution.logs import LogInput
 from sleuth.attribution.model import Action, Mode
-from sleuth.runner import ProcessGroup, spawn_group
-from sleuth.secrets import scrub_text
+from sleuth.errors import UsageError
+from sleuth.runner import ProcessGroup, reap_orphans, spawn_group
+from sleuth.secrets import Secrets
 
 __all__ = ["CycleOutcome", "SuperviseConfig", "Supervisor"]
 
 #: the most of a cycle's log (its tail) sent to the service
 SERVICE_LOG_BYTES = 8 * 1024 * 1024
+#: the shortest tail tried when the service answers 413 (its limits are lower)
+MIN_SERVICE_LOG_BYTES = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,11 +140,15 @@ class Supervisor:
         self.history: list[CycleRecord] = []
         self.cycles_path = config.log_dir / "cycles.jsonl"
         self.notes: list[str] = []
+        self.restarts_used = 0
+        #: the workload's secrets (its environment's and its command line's): kept out of
+        #: cycles.jsonl, the attribution and what is posted to the service
+        self.secrets = Secrets.of(config.env).merged(Secrets.of_argv(config.argv))
 
     # --- records ---------------------------------------------------------------------------------
 
     def _append(self, obj: dict[str, Any]) -> None:
-        line = json.dumps(obj, default=str)
+        line = json.dumps(self.secrets.scrub(obj), default=str)
         with self._lock, open(self.cycles_path, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
             fh.flush()
@@ -149,6 +159,10 @@ class Supervisor:
         self._append({"event": "note", "t": round(time.time(), 3), "text": text})
 
     # --- signals ---------------------------------------------------------------------------------
+
+    def _got_signal(self) -> int | None:
+        """The signal the supervisor got (set by the handler at any time), or None."""
+        return self._signalled
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self._signalled = signum
@@ -173,10 +187,15 @@ class Supervisor:
         env = {
             **self.c.env,
             "SLEUTH_CYCLE": str(cycle),
-            "SLEUTH_RESTARTS_LEFT": str(max(0, self.c.max_restarts - cycle)),
+            "SLEUTH_RESTARTS_LEFT": str(max(0, self.c.max_restarts - self.restarts_used)),
+            # the runner's marker: a rerun after a kill -9 of this supervisor finds and stops it
+            "SLEUTH_TRIAL_DIR": os.path.abspath(log.parent),
         }
         group = spawn_group(self.c.argv, cwd=self.c.cwd, env=env, output=log)
         self._group = group
+        got = self._got_signal()
+        if got is not None:  # the signal came while it was being started: the handler missed it
+            group.signal(got)
         interrupted = False
         try:
             while True:
@@ -204,37 +223,62 @@ class Supervisor:
         if self.c.attributor is not None:
             attributor, history = self.c.attributor, list(self.history)
             return _Pending(
-                lambda: attributor.attribute([LogInput.file(log)], history=history, progress=progress)
+                lambda: attributor.attribute(
+                    [LogInput.file(log, strict=False)],
+                    history=history,
+                    progress=progress,
+                    secrets=self.secrets,
+                )
             )
         if self.client is not None:
-            text = scrub_text(LogInput.file(log).tail(SERVICE_LOG_BYTES))
             name = f"node{self.c.node_rank}/cycle-{cycle:03d}.log"
-            try:
-                self.client.submit(
-                    self.c.job_id,
-                    str(cycle),
-                    [(name, text)],
-                    progress=progress,
-                    node=str(self.c.node_rank),
-                    nodes=self.c.nodes,
-                )
-            except ServiceUnavailable as exc:
-                self.note(f"cycle {cycle}: service unreachable at trigger time ({exc}); going on")
+            size = SERVICE_LOG_BYTES
+            while True:
+                # the workload's own bytes: a NUL would make the service refuse the whole log
+                text = str(self.secrets.scrub(LogInput.file(log).tail(size))).replace("\x00", "\ufffd")
+                try:
+                    self.client.submit(
+                        self.c.job_id,
+                        str(cycle),
+                        [(name, text)],
+                        progress=progress,
+                        node=str(self.c.node_rank),
+                        nodes=self.c.nodes,
+                    )
+                except ServiceUnavailable as exc:
+                    if exc.http_status == 413 and size > MIN_SERVICE_LOG_BYTES:
+                        size //= 4  # over the service's --max-log-mb: the failure is at the end
+                        continue
+                    self.note(f"cycle {cycle}: service unreachable at trigger time ({exc}); going on")
+                break
         return None
 
     def _read_decision(self, cycle: int, pending: _Pending | None) -> tuple[dict[str, Any] | None, str]:
         """The attribution's report (as JSON) within the decision timeout, or (None, why not)."""
         timeout = self.c.decision_timeout
         if pending is not None:
-            if not pending.wait(timeout):
-                return None, f"no decision within {timeout:g}s"
+            deadline = time.monotonic() + timeout
+            # in slices: a Ctrl-C while the decision is awaited must end supervision now
+            while not pending.wait(min(0.2, max(0.0, deadline - time.monotonic()))):
+                if self._signalled is not None:
+                    return None, f"interrupted by signal {self._signalled}"
+                if time.monotonic() >= deadline:
+                    return None, f"no decision within {timeout:g}s"
             if pending.report is None:
                 return None, f"attribution failed: {pending.error}"
             return pending.report.to_json(), ""
         if self.client is None:
             return None, "no attribution configured"
         try:
-            rec = self.client.get(self.c.job_id, str(cycle), wait_s=timeout)
+            deadline = time.monotonic() + timeout
+            while True:  # short polls: a Ctrl-C while the decision is awaited must end supervision now
+                rec = self.client.get(
+                    self.c.job_id, str(cycle), wait_s=min(2.0, max(0.0, deadline - time.monotonic()))
+                )
+                if rec is None or rec.get("status") in ("done", "error"):
+                    break
+                if self._signalled is not None or time.monotonic() >= deadline:
+                    break
         except ServiceUnavailable as exc:
             return None, f"service unreachable at read time ({exc})"
         if rec is None:
@@ -279,7 +323,7 @@ class Supervisor:
 
     def _decide(self, cycle: int, pending: _Pending | None, progress: bool | None) -> CycleOutcome:
         report, why = self._read_decision(cycle, pending)
-        restarts_left = self.c.max_restarts - cycle
+        restarts_left = self.c.max_restarts - self.restarts_used
         out = CycleOutcome(cycle=cycle, rc=None, signal=None, failed_here=True, outcome="restart", reason="")
         out.attribution = report
         stalled = 0
@@ -318,7 +362,7 @@ class Supervisor:
         assert self.client is not None
         out = CycleOutcome(cycle=cycle, rc=None, signal=None, failed_here=True, outcome="restart", reason="")
         deadline = time.monotonic() + self.c.decision_timeout + self.c.follow_margin_s
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self._signalled is None:
             try:
                 got = self.client.get_outcome(
                     self.c.job_id, str(cycle), wait_s=min(5.0, self.c.decision_timeout)
@@ -348,7 +392,7 @@ class Supervisor:
                 str(cycle),
                 action=action,
                 decided_by=out.decided_by,
-                reason=out.reason,
+                reason=str(self.secrets.scrub(out.reason)),
                 node=str(self.c.node_rank),
             )
         except ServiceUnavailable as exc:
@@ -365,7 +409,7 @@ class Supervisor:
                     str(cycle),
                     action=action,
                     decided_by=out.decided_by,
-                    reason=out.reason,
+                    reason=str(self.secrets.scrub(out.reason)),
                     node=str(self.c.node_rank),
                 )
             except ServiceUnavailable as exc:
@@ -376,20 +420,70 @@ class Supervisor:
     def run(self, on_cycle: Callable[[CycleOutcome], None] | None = None) -> int:
         """Supervise until done; the workload's final exit status."""
         self.c.log_dir.mkdir(parents=True, exist_ok=True)
+        lock = self._lock_log_dir()
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        marker = os.environ.get("SLEUTH_TRIAL_DIR")
         try:
-            return self._loop(on_cycle)
+            taken_up = self._take_up()
+            # the runner's marker on what the local attribution starts (command and MCP sources):
+            # a rerun after a kill -9 of this supervisor stops them like the workload
+            os.environ["SLEUTH_TRIAL_DIR"] = os.path.abspath(self.c.log_dir / "sources")
+            return self._loop(on_cycle, taken_up)
         finally:
+            if marker is None:
+                os.environ.pop("SLEUTH_TRIAL_DIR", None)
+            else:
+                os.environ["SLEUTH_TRIAL_DIR"] = marker
             for s, h in old.items():
                 signal.signal(s, h)
+            lock.close()
 
-    def _loop(self, on_cycle: Callable[[CycleOutcome], None] | None) -> int:
-        cycle = 0
+    def _lock_log_dir(self) -> IO[str]:
+        """One supervisor per log dir (the lock dies with its process: a kill -9 leaves none)."""
+        try:
+            fh = open(self.c.log_dir / ".lock", "a")  # noqa: SIM115 - closed by run()
+        except OSError as exc:
+            raise UsageError(f"--log-dir {self.c.log_dir}: cannot lock: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise UsageError(
+                f"--log-dir {self.c.log_dir}: in use by another sleuth supervise",
+                hint="stop it first, or give another --log-dir",
+            ) from None
+        return fh
+
+    def _take_up(self) -> int:
+        """Stop what a killed supervisor left running; the first cycle number of this run."""
+        killed = reap_orphans(self.c.log_dir)
+        state = resume_state(self.cycles_path)
+        for cycle in state.lost:
+            self._append(
+                {
+                    "event": "cycle",
+                    "cycle": cycle,
+                    "outcome": "lost",
+                    "reason": "the supervisor was killed while this cycle ran",
+                    "t": round(time.time(), 3),
+                }
+            )
+        if killed:
+            self.note(f"stopped {killed} workload process group(s) left running by a killed supervisor")
+        self.restarts_used, self.history = state.restarts_used, state.history
+        return state.next_cycle
+
+    def _loop(self, on_cycle: Callable[[CycleOutcome], None] | None, cycle: int) -> int:
         while True:
+            got = self._got_signal()
+            if got is not None:  # Ctrl-C while starting (or taking up a killed run): start nothing
+                self.note(f"supervisor got signal {got} before cycle {cycle} started; not started")
+                return 128 + got
             cycle_dir = self.c.log_dir / f"cycle-{cycle:03d}"
             cycle_dir.mkdir(parents=True, exist_ok=True)
             log = cycle_dir / "output.log"
             started = time.time()
+            self._append({"event": "cycle_start", "cycle": cycle, "t": round(started, 3)})
             rc, sig, interrupted = self._run_workload(cycle, log)
             progress = self._saw_progress(log)
             base: dict[str, Any] = {"rc": rc, "signal": sig, "started": started, "progress": progress}
@@ -413,16 +507,25 @@ class Supervisor:
                 )
             else:
                 pending = self._trigger(cycle, log, progress)
-                if self.c.restart_delay > 0:
-                    time.sleep(self.c.restart_delay)  # preparing the restart overlaps the analysis
+                # preparing the restart overlaps the analysis (no Event: a signal handler must not lock)
+                until = time.monotonic() + self.c.restart_delay
+                while self._signalled is None and time.monotonic() < until:
+                    time.sleep(min(0.1, until - time.monotonic()))
                 if self.client is not None and self.c.nodes > 1 and not self.c.leader:
                     out = self._follow(cycle)
                 else:
                     out = self._decide(cycle, pending, progress)
-                    self._record_outcome(cycle, out)
+                    if self._signalled is None:
+                        self._record_outcome(cycle, out)
                 out.rc, out.signal = rc, sig
                 out.failed_here = not interrupted
+                got = self._got_signal()
+                if got is not None:  # Ctrl-C after the workload ended: no new cycle
+                    out.outcome = "signalled"
+                    out.reason = f"supervisor got signal {got} while deciding; not restarted"
+                    out.extra["status"] = 128 + got
             out.progress, out.started, out.ended = progress, started, time.time()
+            out.reason = str(self.secrets.scrub(out.reason))
             self._append(
                 {
                     **base,
@@ -440,7 +543,8 @@ class Supervisor:
             if on_cycle is not None:
                 on_cycle(out)
             if out.outcome != "restart":
-                return out.status
+                return int(out.extra.get("status", out.status))
+            self.restarts_used += 1
             cycle += 1
 
 

@@ -127,6 +127,7 @@ def _sources(kw: dict[str, Any]) -> tuple[SourceSpec, ...]:
 def settings_from_flags(kw: dict[str, Any], *, default_mode: Mode = Mode.SHADOW) -> Settings:
     """The file's settings (if ``--config``) with the given flags over them."""
     from sleuth.attribution.config import load_settings
+    from sleuth.attribution.logs import check_regular
 
     config = kw.get("config")
     settings = load_settings(config)
@@ -152,7 +153,9 @@ def settings_from_flags(kw: dict[str, Any], *, default_mode: Mode = Mode.SHADOW)
             raise UsageError(f"--progress-regex {regex!r}: does not compile: {exc}") from None
     for path in kw.get("catalogs") or ():
         if not path.exists():
-            raise UsageError(f"--catalog {path}: not found")
+            what = "a broken symlink or a symlink loop" if path.is_symlink() else "not found"
+            raise UsageError(f"--catalog {path}: {what}")
+        check_regular(path, f"--catalog {path}")
     policy = settings.policy
     if n is not None:
         from dataclasses import replace

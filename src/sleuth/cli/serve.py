@@ -98,9 +98,23 @@ def command(**kw: Any) -> int:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = host == "localhost"
+    pf: Path | None = kw["port_file"]
+    if pf is not None and pf.is_dir():
+        raise UsageError(f"--port-file {pf}: is a directory; give a file path")
+    if pf is not None and not pf.parent.is_dir():
+        raise UsageError(f"--port-file {pf}: folder {pf.parent} does not exist")
+    from sqlalchemy.exc import DatabaseError
+
+    try:
+        built = build_app(config, attributor)  # opens (or creates) the database
+    except DatabaseError as exc:
+        raise UsageError(
+            f"--db {db}: not a SQLite database ({getattr(exc, 'orig', exc)})",
+            hint="give a new path or a database sleuth serve wrote",
+        ) from None
     sock = _bind(host, kw["port"])
     port = sock.getsockname()[1]
-    app = wrap_limits(build_app(config, attributor), config)
+    app = wrap_limits(built, config)
     click.echo(
         f"sleuth serve: listening on http://{host}:{port} (db {db}, mode {settings.mode.value}, "
         f"{len(attributor.catalog)} signatures)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = ["command"]
 def _check(kw: dict[str, Any]) -> None:
     if not kw["cmd"]:
         raise UsageError("no command to supervise", hint="sleuth supervise [options] -- CMD ARGS...")
+    _check_program(kw["cmd"][0])
     if not 0 <= kw["max_restarts"] <= 100_000:
         raise UsageError(f"--max-restarts {kw['max_restarts']}: must be between 0 and 100000")
     if not 0 < kw["decision_timeout"] <= 3600:
@@ -46,6 +48,29 @@ def _check(kw: dict[str, Any]) -> None:
         v = kw[flag]
         if v and flag == "service" and not _is_url(v):
             raise UsageError(f"--service {v!r}: not an http(s) URL")
+
+
+def _check_program(exe: str) -> None:
+    """The command must exist and be executable: a typo is bad input, not a failed cycle to restart."""
+    if os.sep not in exe:
+        if shutil.which(exe) is None:
+            raise UsageError(f"command not found: {exe}", hint=f"install {exe} or put it on PATH")
+        return
+    p = Path(exe)
+    if not p.exists():
+        raise UsageError(f"command not found: {exe}", hint="check the path")
+    if p.is_dir():
+        raise UsageError(f"command {exe}: is a directory, not a program")
+    if not os.access(p, os.X_OK):
+        raise UsageError(f"command {exe}: not executable", hint=f"chmod +x {exe}")
+
+
+def _check_log_dir(log_dir: Path) -> None:
+    for p in (log_dir, *log_dir.parents):  # the nearest existing one must be a folder
+        if p.exists():
+            if not p.is_dir():
+                raise UsageError(f"--log-dir {log_dir}: {p} exists and is not a directory")
+            return
 
 
 def _is_url(v: str | None) -> bool:
@@ -105,8 +130,7 @@ def command(**kw: Any) -> int:
     settings = settings_from_flags(kw)
     attributor = None if service else Attributor(settings)
     log_dir = kw["log_dir"] or Path("sleuth-supervise") / (kw["job_id"] or "job")
-    if log_dir.exists() and not log_dir.is_dir():
-        raise UsageError(f"--log-dir {log_dir}: exists and is not a directory")
+    _check_log_dir(log_dir)
     config = SuperviseConfig(
         argv=tuple(kw["cmd"]),
         env=dict(os.environ),
