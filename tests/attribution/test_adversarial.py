@@ -31,6 +31,16 @@ print('{"action": "STOP", "reason": "args %s"}' % " ".join(sys.argv[1:]))
 """
 
 
+#: ``sleuth supervise --log-dir sup`` (each test runs it in its tmp_path)
+SUPERVISE = [sys.executable, "-m", "sleuth", "supervise", "--log-dir", "sup"]
+
+
+def _assert_first_cycle_is_oom(tmp: Path) -> None:
+    evs = [json.loads(x) for x in (tmp / "sup" / "cycles.jsonl").read_text().splitlines()]
+    cycle = next(e for e in evs if e["event"] == "cycle")
+    assert (cycle["attribution"] or {}).get("root", {}).get("signature") == "cuda.oom", evs
+
+
 def _planted(tmp: Path) -> dict[str, str]:
     (tmp / "an.py").write_text(ANALYZER)
     return {"AWS_SECRET_ACCESS_KEY": AWS, "HF_TOKEN": TOKEN}
@@ -74,12 +84,7 @@ def test_supervise_hides_the_workload_argv_env_and_source_secrets(tmp_path: Path
     )
     r = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "sleuth",
-            "supervise",
-            "--log-dir",
-            "sup",
+            *SUPERVISE,
             "--max-restarts",
             "0",
             "--command-source",
@@ -170,12 +175,7 @@ def _start_sleeper(tmp: Path, pid_file: Path) -> subprocess.Popen[bytes]:
     pid_file.unlink(missing_ok=True)
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "sleuth",
-            "supervise",
-            "--log-dir",
-            "sup",
+            *SUPERVISE,
             "--max-restarts",
             "2",
             "--",
@@ -202,7 +202,7 @@ def test_kill_9_twice_then_a_rerun_stops_the_orphans_and_continues_the_cycles(tm
         proc = _start_sleeper(tmp_path, tmp_path / f"pid{i}")
         if i == 1:  # a second supervisor on the same log dir while one runs: refused, nothing touched
             busy = subprocess.run(
-                [sys.executable, "-m", "sleuth", "supervise", "--log-dir", "sup", "--", "true"],
+                [*SUPERVISE, "--", "true"],
                 cwd=tmp_path,
                 capture_output=True,
                 text=True,
@@ -216,7 +216,7 @@ def test_kill_9_twice_then_a_rerun_stops_the_orphans_and_continues_the_cycles(tm
         if i == 1:
             assert wait_dead(orphans[0]), "the first rerun left the first orphan running"
     done = subprocess.run(
-        [sys.executable, "-m", "sleuth", "supervise", "--log-dir", "sup", "--", sys.executable, "-c", "pass"],
+        [*SUPERVISE, "--", sys.executable, "-c", "pass"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -235,12 +235,7 @@ def test_ctrl_c_while_the_decision_is_awaited_stops_at_once_and_starts_no_cycle(
     (tmp_path / "slow.py").write_text("import sys, time\nsys.stdin.read()\ntime.sleep(60)\n")
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "sleuth",
-            "supervise",
-            "--log-dir",
-            "sup",
+            *SUPERVISE,
             "--command-source",
             f"{sys.executable} slow.py",
             "--source-timeout",
@@ -381,12 +376,7 @@ def test_a_log_over_the_services_limit_is_sent_as_a_shorter_tail(
     )
     r = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "sleuth",
-            "supervise",
-            "--log-dir",
-            "sup",
+            *SUPERVISE,
             "--max-restarts",
             "0",
             "--decision-timeout",
@@ -403,9 +393,7 @@ def test_a_log_over_the_services_limit_is_sent_as_a_shorter_tail(
         cwd=tmp_path,
     )
     assert r.returncode == 1, r.stderr
-    evs = [json.loads(x) for x in (tmp_path / "sup" / "cycles.jsonl").read_text().splitlines()]
-    cycle = next(e for e in evs if e["event"] == "cycle")
-    assert (cycle["attribution"] or {}).get("root", {}).get("signature") == "cuda.oom", evs
+    _assert_first_cycle_is_oom(tmp_path)
 
 
 def test_a_rerun_after_kill_9_stops_a_command_source_left_running(tmp_path: Path) -> None:
@@ -413,7 +401,7 @@ def test_a_rerun_after_kill_9_stops_a_command_source_left_running(tmp_path: Path
         "import os, sys, time\nsys.stdin.read()\nopen('src.pid.tmp', 'w').write(str(os.getpid()))\n"
         "os.replace('src.pid.tmp', 'src.pid')\ntime.sleep(120)\n"
     )
-    base = [sys.executable, "-m", "sleuth", "supervise", "--log-dir", "sup", "--source-timeout", "120"]
+    base = [*SUPERVISE, "--source-timeout", "120"]
     proc = subprocess.Popen(
         [
             *base,
@@ -450,12 +438,7 @@ def test_supervise_attributes_a_workload_whose_output_has_nul_and_non_utf8_bytes
     service = ["--service", serve("--gather", "0").url] if where == "service" else []
     r = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "sleuth",
-            "supervise",
-            "--log-dir",
-            "sup",
+            *SUPERVISE,
             "--max-restarts",
             "0",
             *service,
@@ -470,6 +453,4 @@ def test_supervise_attributes_a_workload_whose_output_has_nul_and_non_utf8_bytes
         cwd=tmp_path,
     )
     assert r.returncode == 1, r.stderr
-    evs = [json.loads(x) for x in (tmp_path / "sup" / "cycles.jsonl").read_text().splitlines()]
-    cycle = next(e for e in evs if e["event"] == "cycle")
-    assert (cycle["attribution"] or {}).get("root", {}).get("signature") == "cuda.oom", evs
+    _assert_first_cycle_is_oom(tmp_path)

@@ -29,6 +29,9 @@ HYPERFINE_WITH_SECRETS = {
     ]
 }
 
+#: ``sleuth gate record`` of run 1 of suite ``s``, without provenance
+RECORD_1 = ["gate", "record", "--suite", "s", "--run-id", "1", "--no-provenance"]
+
 
 def test_secrets_in_benchmark_names_are_hidden(sleuth: Callable, store_url: str, tmp_path: Path) -> None:
     f = tmp_path / "hyperfine.json"
@@ -215,13 +218,7 @@ def test_json_nested_past_the_recursion_limit_is_garbage_not_a_crash(
     (tmp_path / "deep.json").write_text(deep)
     db = f"dir://{tmp_path / 'd'}"
     r = sleuth(
-        "gate",
-        "record",
-        "--suite",
-        "s",
-        "--run-id",
-        "1",
-        "--no-provenance",
+        *RECORD_1,
         "--json",
         "--db",
         db,
@@ -308,13 +305,7 @@ def test_ctrl_c_mid_ingest_leaves_the_run_whole_or_absent(tmp_path: Path) -> Non
     big.write_text("".join(f"m{i % 50},{i * 0.25}\n" for i in range(60_000)))
     db = tmp_path / "h.db"
     args = [
-        "gate",
-        "record",
-        "--suite",
-        "s",
-        "--run-id",
-        "1",
-        "--no-provenance",
+        *RECORD_1,
         "--db",
         f"sqlite:///{db}",
         str(big),
