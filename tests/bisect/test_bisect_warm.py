@@ -76,7 +76,9 @@ def test_a_warm_checkout_is_taken_over_clean_and_the_old_one_let_go(tmp_path: Pa
         (first / "left-behind").write_text("a test's output\n")
         (first / "value").write_text("modified by the test\n")
         co.warm([shas[8], shas[1]])
+        # both: while shas[1] waits for a spare, the warmer could take the slot the takeover frees
         _wait_warm(co, shas[8])
+        _wait_warm(co, shas[1])
         taken = co.checkout(shas[8])
         assert taken != first and co.warm_hits == 1
         assert _head(taken) == shas[8] and (taken / "value").read_text() == "8\n"
