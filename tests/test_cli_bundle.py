@@ -68,3 +68,29 @@ def test_a_run_name_that_is_a_path_is_a_usage_error(sleuth: Callable, tmp_path: 
     after = tree_state(tmp_path)
     assert_usage_error(r.rc, r.stdout, r.stderr, ["summary.json", "name"], before=before, after=after)
     assert not list(tmp_path.parent.glob("evil-repro*"))
+
+
+def test_a_bundle_killed_mid_pack_leaves_nothing_once_bundled_again(tmp_path: Path) -> None:
+    """kill -9 skips the cleanup of the staging copy (and of a partial archive); the next bundle
+    removes what a dead one left and writes the whole archive."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = _run_dir(tmp_path)
+    (run / "shrunken" / "inputs" / "blob.bin").write_bytes(os.urandom(24 << 20))  # a few seconds to pack
+    argv = [sys.executable, "-m", "sleuth", "bundle", str(run), "--out", str(tmp_path / "demo.tar.gz")]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(run.glob(".sleuth-pack-*")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert list(run.glob(".sleuth-pack-*")), "the kill came too late to leave a staging copy"
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not list(run.glob(".sleuth-pack-*")) and not list(tmp_path.glob(".demo.tar.gz.*"))
+    with tarfile.open(tmp_path / "demo.tar.gz") as tar:
+        assert tar.getmember("demo-repro/shrunken/inputs/blob.bin").size == 24 << 20

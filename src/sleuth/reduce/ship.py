@@ -158,19 +158,49 @@ def _short(value: Any) -> str:
     return text.replace("|", "\\|")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
+def _sweep(folder: Path, prefix: str) -> None:
+    """Remove what a killed pack left in ``folder``: ``<prefix><pid>-...`` of a pid no longer running
+    (a kill -9 skips the cleanup of a staging copy and of a partial archive)."""
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix) :].partition("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            path = folder / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
 def pack(
     run_dir: Path, scrubber: Scrubber, dest: Path, summary: dict[str, Any]
 ) -> list[tuple[str, int, str]]:
     """``shrunken/`` + ``SHIP.md`` into ``dest`` (.tar.gz), scrubbed again; returns the members."""
     top = f"{summary.get('name', 'reproducer')}-repro"
-    with tempfile.TemporaryDirectory(prefix=".sleuth-pack-", dir=run_dir) as tmp:
+    stage_prefix, part_prefix = ".sleuth-pack-", f".{dest.name}."
+    _sweep(run_dir, stage_prefix)
+    _sweep(dest.parent, part_prefix)
+    with tempfile.TemporaryDirectory(prefix=f"{stage_prefix}{os.getpid()}-", dir=run_dir) as tmp:
         stage = Path(tmp) / top
         shutil.copytree(run_dir / "shrunken", stage / "shrunken", symlinks=False)
         large = scrub_tree(stage, scrubber)
         atomic_write_text(stage / "SHIP.md", ship_md(stage, scrubber, summary, notes=unscrubbed(large)))
         members = file_rows(Path(tmp), top)
         try:
-            fd, part = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+            fd, part = tempfile.mkstemp(prefix=f"{part_prefix}{os.getpid()}-", dir=dest.parent)
         except OSError as exc:  # /proc, a read-only mount
             raise UsageError(
                 f"--out {dest}: cannot write there: {exc.strerror or exc}", hint="give a writable directory"
