@@ -454,3 +454,38 @@ def test_supervise_attributes_a_workload_whose_output_has_nul_and_non_utf8_bytes
     )
     assert r.returncode == 1, r.stderr
     _assert_first_cycle_is_oom(tmp_path)
+
+
+def test_serve_killed_leaves_no_source_running_once_restarted_and_one_server_per_db(tmp_path: Path) -> None:
+    """kill -9 of ``sleuth serve`` while a command source analyses: the next server on the same
+    database stops that source; a second server on a database in use is refused (exit 2)."""
+    from tests.attribution.conftest import start_server
+
+    (tmp_path / "slow.py").write_text(
+        "import os, sys, time\nsys.stdin.read()\nopen('src.pid.tmp', 'w').write(str(os.getpid()))\n"
+        "os.replace('src.pid.tmp', 'src.pid')\ntime.sleep(120)\n"
+    )
+    args = ("--gather", "0", "--source-timeout", "120", "--command-source", f"{sys.executable} slow.py")
+    first = start_server(tmp_path, *args)
+    try:
+        body = {"job_id": "j", "cycle_id": 0, "logs": [{"name": "rank0", "text": OOM + "\n"}]}
+        assert first.call("POST", "/v1/attributions", body)[0] in (200, 202)
+        pid_file = tmp_path / "src.pid"
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        source = int(pid_file.read_text())
+        busy = subprocess.run(
+            [sys.executable, "-m", "sleuth", "serve", "--port", "0", "--db", str(first.db)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert busy.returncode == 2 and "in use by another sleuth serve" in busy.stderr, busy.stderr
+        first.stop(signal.SIGKILL)
+        assert pid_alive(source)  # the source outlived its server
+        second = start_server(tmp_path, name="second")
+        try:
+            assert wait_dead(source), "the restarted server left the killed one's command source running"
+        finally:
+            second.stop()
+    finally:
+        first.stop()

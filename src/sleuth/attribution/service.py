@@ -18,14 +18,16 @@ the ``log_roots`` the service was started with (422 otherwise).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.encoders import jsonable_encoder
@@ -39,10 +41,51 @@ from sleuth.attribution.decide import CycleRecord
 from sleuth.attribution.logs import LogInput
 from sleuth.attribution.model import Action
 from sleuth.attribution.store import DONE, ERROR, PENDING, Store
-from sleuth.errors import SleuthError
+from sleuth.errors import SleuthError, UsageError
 from sleuth.secrets import scrub_text
 
-__all__ = ["ServiceConfig", "build_app"]
+__all__ = ["DbLock", "ServiceConfig", "build_app", "hold_db"]
+
+
+@dataclass(frozen=True, slots=True)
+class DbLock:
+    """This process's hold on a database (see :func:`hold_db`)."""
+
+    fh: IO[str]
+    path: Path
+    made: bool
+
+    def drop(self) -> None:
+        """Let go; the lock file goes too when this process made it (a bad --db leaves nothing)."""
+        self.fh.close()
+        if self.made:
+            self.path.unlink(missing_ok=True)
+
+
+def hold_db(db: Path) -> DbLock:
+    """One ``sleuth serve`` per database, for the life of this process (a lock on ``<db>.lock``,
+    gone with the process).  What a killed server's command and MCP sources left running is
+    stopped, and this server's are marked the same way (the runner's ``SLEUTH_TRIAL_DIR``)."""
+    from sleuth.runner import reap_orphans
+
+    path = db.with_name(db.name + ".lock")
+    made = not path.exists()
+    try:
+        fh = open(path, "a")  # noqa: SIM115 - held until the process ends
+    except OSError as exc:
+        raise UsageError(f"--db {db}: cannot lock it: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise UsageError(
+            f"--db {db}: in use by another sleuth serve", hint="stop it first, or give another --db"
+        ) from None
+    sources = Path(os.path.abspath(db) + ".sources")
+    reap_orphans(sources)
+    os.environ["SLEUTH_TRIAL_DIR"] = str(sources / "serve")  # inherited by every source it starts
+    return DbLock(fh, path, made)
+
 
 log = logging.getLogger("sleuth.serve")
 _KEY = r"^[A-Za-z0-9_.:-]{1,128}$"

@@ -60,7 +60,7 @@ def command(**kw: Any) -> int:
     import uvicorn
 
     from sleuth.attribution.analyze import Attributor
-    from sleuth.attribution.service import ServiceConfig, build_app, wrap_limits
+    from sleuth.attribution.service import ServiceConfig, build_app, hold_db, wrap_limits
     from sleuth.journal import atomic_write_text
 
     if not 0 <= kw["port"] <= 65535:
@@ -105,9 +105,11 @@ def command(**kw: Any) -> int:
         raise UsageError(f"--port-file {pf}: folder {pf.parent} does not exist")
     from sqlalchemy.exc import DatabaseError
 
+    held = hold_db(db)  # for as long as this process serves
     try:
         built = build_app(config, attributor)  # opens (or creates) the database
     except DatabaseError as exc:
+        held.drop()
         raise UsageError(
             f"--db {db}: not a SQLite database ({getattr(exc, 'orig', exc)})",
             hint="give a new path or a database sleuth serve wrote",
