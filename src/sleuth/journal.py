@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sleuth.errors import InfrastructureError, UsageError
 from sleuth.model import NAME_MAX, check_name
@@ -118,6 +118,22 @@ def atomic_write_text(path: Path | str, text: str, *, mode: int | None = None) -
 def atomic_write_json(path: Path, obj: Any, *, mode: int | None = None) -> None:
     """Atomically write ``obj`` as indented JSON."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", mode=mode)
+
+
+def lock_file(path: Path, what: str, busy: str, hint: str) -> IO[str]:
+    """An exclusive lock on ``path`` (created if need be) for as long as the returned file is open;
+    it dies with the process, so a kill -9 leaves nothing locked.  When another process holds it:
+    ``UsageError("{what}: {busy}", hint)``; when it cannot be opened, one naming ``what`` too."""
+    try:
+        fh = open(path, "a")  # noqa: SIM115 - the caller keeps it open while it holds the lock
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot lock {path}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise UsageError(f"{what}: {busy}", hint=hint) from None
+    return fh
 
 
 #: a function that hides secrets in a JSON-like value (``sleuth.secrets.Secrets.scrub``)
@@ -277,17 +293,8 @@ class RunDir:
         self.path = path
         # one sleuth process per run dir: resuming a run that is still going would run trials twice
         # (the lock dies with its process, so a kill -9 never leaves the run dir locked)
-        try:
-            self._lock = open(path / ".lock", "a")  # noqa: SIM115 - closed in close()
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot lock the run dir: {exc.strerror or exc}") from None
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock.close()
-            raise UsageError(
-                f"{path}: in use by another sleuth process", hint="wait for it to end, or stop it first"
-            ) from None
+        busy, hint = "in use by another sleuth process", "wait for it to end, or stop it first"
+        self._lock = lock_file(path / ".lock", str(path), busy, hint)
         try:
             self.journal = Journal(path / "journal.jsonl", fsync=fsync)
         except OSError as exc:

@@ -18,7 +18,6 @@ the ``log_roots`` the service was started with (422 otherwise).
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import queue
@@ -41,7 +40,7 @@ from sleuth.attribution.decide import CycleRecord
 from sleuth.attribution.logs import LogInput
 from sleuth.attribution.model import Action
 from sleuth.attribution.store import DONE, ERROR, PENDING, Store
-from sleuth.errors import SleuthError, UsageError
+from sleuth.errors import SleuthError
 from sleuth.secrets import scrub_text
 
 __all__ = ["DbLock", "ServiceConfig", "build_app", "hold_db"]
@@ -66,21 +65,13 @@ def hold_db(db: Path) -> DbLock:
     """One ``sleuth serve`` per database, for the life of this process (a lock on ``<db>.lock``,
     gone with the process).  What a killed server's command and MCP sources left running is
     stopped, and this server's are marked the same way (the runner's ``SLEUTH_TRIAL_DIR``)."""
+    from sleuth.journal import lock_file
     from sleuth.runner import reap_orphans
 
     path = db.with_name(db.name + ".lock")
     made = not path.exists()
-    try:
-        fh = open(path, "a")  # noqa: SIM115 - held until the process ends
-    except OSError as exc:
-        raise UsageError(f"--db {db}: cannot lock it: {exc.strerror or exc}") from None
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        fh.close()
-        raise UsageError(
-            f"--db {db}: in use by another sleuth serve", hint="stop it first, or give another --db"
-        ) from None
+    busy, hint = "in use by another sleuth serve", "stop it first, or give another --db"
+    fh = lock_file(path, f"--db {db}", busy, hint)
     sources = Path(os.path.abspath(db) + ".sources")
     reap_orphans(sources)
     os.environ["SLEUTH_TRIAL_DIR"] = str(sources / "serve")  # inherited by every source it starts

@@ -22,7 +22,6 @@ the whole job moves to the next cycle together.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -41,7 +40,6 @@ from sleuth.attribution.client import ServiceClient, ServiceUnavailable
 from sleuth.attribution.decide import CycleRecord, effective_action
 from sleuth.attribution.logs import LogInput
 from sleuth.attribution.model import Action, Mode
-from sleuth.errors import UsageError
 from sleuth.runner import ProcessGroup, reap_orphans, spawn_group
 from sleuth.secrets import Secrets
 
@@ -440,19 +438,14 @@ class Supervisor:
 
     def _lock_log_dir(self) -> IO[str]:
         """One supervisor per log dir (the lock dies with its process: a kill -9 leaves none)."""
-        try:
-            fh = open(self.c.log_dir / ".lock", "a")  # noqa: SIM115 - closed by run()
-        except OSError as exc:
-            raise UsageError(f"--log-dir {self.c.log_dir}: cannot lock: {exc.strerror or exc}") from None
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
-            raise UsageError(
-                f"--log-dir {self.c.log_dir}: in use by another sleuth supervise",
-                hint="stop it first, or give another --log-dir",
-            ) from None
-        return fh
+        from sleuth.journal import lock_file
+
+        return lock_file(
+            self.c.log_dir / ".lock",
+            f"--log-dir {self.c.log_dir}",
+            "in use by another sleuth supervise",
+            "stop it first, or give another --log-dir",
+        )
 
     def _take_up(self) -> int:
         """Stop what a killed supervisor left running; the first cycle number of this run."""
