@@ -11,7 +11,9 @@ and :data:`MAX_DEPTH` levels.  Each problem is a :class:`~sleuth.errors.ConfigEr
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,6 +104,13 @@ MAX_DEPTH = 64
 
 
 def _read_text(path: Path) -> str:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = stat.S_IFREG  # open() below says what is wrong
+    if not stat.S_ISREG(mode):  # a FIFO would be read forever, a device without end
+        raise ConfigError(f"{path}: not a regular file (a FIFO or a device)",
+                          hint="give a YAML or JSON file")  # fmt: skip
     try:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_FILE_BYTES + 1)

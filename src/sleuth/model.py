@@ -31,6 +31,7 @@ __all__ = [
     "TrialResult",
     "TrialSpec",
     "check_name",
+    "printable",
 ]
 
 #: names that reach file paths (cells, run names, candidates' directories) must match this
@@ -55,6 +56,12 @@ SERIES_KEEP = 1000
 def check_name(name: str) -> bool:
     """True when ``name`` is safe as one path component (DESIGN §3), at most ``NAME_MAX`` long."""
     return len(name) <= NAME_MAX and NAME_RE.fullmatch(name) is not None and name not in {".", ".."}
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character (an ANSI escape, a BEL) replaced by U+FFFD: data from
+    elsewhere (a snapshot, a benchmark name) must not drive a terminal or break an XML report."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else "\ufffd" for c in text)
 
 
 class Outcome(Enum):

@@ -18,7 +18,7 @@ import click
 from sleuth import __version__
 from sleuth.errors import ExitCode, SleuthError
 
-__all__ = ["main"]
+__all__ = ["main", "raise_interrupt"]
 
 #: verb -> (module, one-line help); modules are imported only when the verb is used
 VERBS: dict[str, tuple[str, str]] = {
@@ -122,7 +122,8 @@ def _error(message: str) -> None:
     click.echo(f"error: {scrub_text(message)}", err=True)
 
 
-def _raise_interrupt(_signum: int, _frame: object) -> None:
+def raise_interrupt(_signum: int, _frame: object) -> None:
+    """A signal handler: the signal stops sleuth as a Ctrl-C does."""
     raise KeyboardInterrupt
 
 
@@ -133,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # SIGTERM (a CI cancel, `timeout`, a scheduler) stops every verb as Ctrl-C does: its children
         # (tools, trials, probes) are stopped and files are whole; by default Python would just die,
         # leaving them running in their own sessions.  A verb may install its own handler inside.
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         rv = cli.main(args=args, prog_name="sleuth", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:

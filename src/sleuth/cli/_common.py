@@ -115,14 +115,12 @@ def lazy_console(*, stderr: bool) -> Any:
     return _Deferred(stderr=stderr)
 
 
-def _raise_interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """Inside: SIGTERM raises KeyboardInterrupt, so a verb stops, journals and hints as for Ctrl-C."""
-    old = signal.signal(signal.SIGTERM, _raise_interrupt)
+    from sleuth.cli import raise_interrupt
+
+    old = signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         yield
     finally:

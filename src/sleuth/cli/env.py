@@ -12,6 +12,7 @@ import click
 
 from sleuth.cli._common import console as _console
 from sleuth.errors import UsageError
+from sleuth.model import printable
 
 __all__ = ["command"]
 
@@ -19,7 +20,7 @@ __all__ = ["command"]
 def _show(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value)
     # a snapshot is data (maybe another machine's): an ANSI escape in it must not reach the terminal
-    return text if text.isprintable() else "".join(c if c.isprintable() else "\ufffd" for c in text)
+    return printable(text)
 
 
 def _render_snapshot(snap: dict[str, Any]) -> None:

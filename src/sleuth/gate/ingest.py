@@ -21,14 +21,13 @@ from typing import Any
 from sleuth.errors import UsageError
 from sleuth.gate.formats import Parsed, parse
 from sleuth.gate.model import Run, RunStatus, Sample
-from sleuth.model import check_name
+from sleuth.model import check_name, printable
 
 __all__ = [
     "METADATA_FILE",
     "Artifact",
     "ArtifactScan",
     "Ingested",
-    "printable",
     "public_metric",
     "read_files",
     "scan_artifacts",
@@ -85,11 +84,6 @@ def public_metric(name: str) -> str:
 
     hidden: str = Secrets.of_argv(name).scrub(name)
     return printable(hidden)
-
-
-def printable(text: str) -> str:
-    """``text`` with each control character (an ANSI escape, a BEL) replaced by U+FFFD."""
-    return text if text.isprintable() else "".join(c if c.isprintable() else "\ufffd" for c in text)
 
 
 def merge(parsed: Sequence[tuple[str, Parsed]]) -> Ingested:

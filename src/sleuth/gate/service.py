@@ -67,8 +67,8 @@ def _summary(run: Run) -> dict[str, Any]:
 
 def record_run(store: Store, run: Run, *, replace: bool = False) -> RecordResult:
     """Store one run, secrets hidden (already-recorded is reported, not an error)."""
-    from sleuth.gate.ingest import printable
     from sleuth.gate.provenance import public
+    from sleuth.model import printable
 
     run = dataclasses.replace(
         run,

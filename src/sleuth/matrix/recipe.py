@@ -298,9 +298,7 @@ def parse_recipe(data: Any, source: str) -> Recipe:
 
 def load_recipe(path: Path) -> Recipe:
     """Read and validate a YAML or JSON recipe file."""
-    if path.exists() and not path.is_file():
-        raise ConfigError(f"{path}: not a regular file (a FIFO or a device); give a YAML or JSON file")
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{path}: recipe file not found")
     return parse_recipe(load_data_file(path), str(path))
 

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sleuth import reaper
 from sleuth.errors import UsageError
 from sleuth.journal import atomic_write_text
 from sleuth.reduce.scrub import Scrubber
@@ -158,16 +159,6 @@ def _short(value: Any) -> str:
     return text.replace("|", "\\|")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process
-        return True
-    return True
-
-
 def _sweep(folder: Path, prefix: str) -> None:
     """Remove what a killed pack left in ``folder``: ``<prefix><pid>-...`` of a pid no longer running
     (a kill -9 skips the cleanup of a staging copy and of a partial archive)."""
@@ -177,7 +168,7 @@ def _sweep(folder: Path, prefix: str) -> None:
         return
     for name in names:
         pid = name[len(prefix) :].partition("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not reaper.alive(int(pid)):
             path = folder / name
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)

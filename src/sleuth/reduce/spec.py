@@ -338,9 +338,7 @@ def _one_line(exc: ValidationError, source: str) -> str:
 
 def load_spec(path: Path) -> tuple[ReduceSpec, str]:
     """Read and validate a YAML or JSON spec; returns the model and the file's text."""
-    if path.exists() and not path.is_file():
-        raise ConfigError(f"{path}: not a regular file (a FIFO or a device); give a YAML or JSON file")
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{path}: spec file not found")
     data = load_data_file(path)
     return parse_spec(data, str(path)), path.read_text(encoding="utf-8")
