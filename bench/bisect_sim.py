@@ -19,6 +19,7 @@ culprit, other = inconclusive or not_found (the bad end never failed), tests = m
 
   python bench/bisect_sim.py --targets            # every target of issue 9, side by side (slow: 2000 seeds)
   python bench/bisect_sim.py --targets --quick    # the same with 300 seeds
+  python bench/bisect_sim.py --det-floor          # what a deterministic-looking answer must cost
   python bench/bisect_sim.py --n 1000 --p 0.5 --jobs 7 --method auto --seeds 400 [--calibration]
   python bench/bisect_sim.py --p 1 --p 0.5 --p 0.2 --jobs 1 --method auto --seeds 300 --calibration \
       --p-quantile 0.15        # auto's model changed for an experiment (also --prior-b, --determinism)
@@ -216,6 +217,54 @@ def bound(n: int, p: float) -> float:
     return math.log2(n - 1) / z_channel_capacity(p)
 
 
+def det_floor(n: int, seeds: int) -> int:
+    """How many reruns of the last good a deterministic-looking answer needs before it can be trusted.
+
+    A flaky test shows a deterministic-looking record now and then: every bisection step consistent,
+    the bad end failing, the last good passing.  For such a record, with p known, the share of
+    searches in which it names the culprit is exactly the posterior of its answer (the culprit is
+    uniform; the search's adaptivity does not change the likelihood).  The real :class:`Bisection`
+    makes the record (one per seed, deterministic outcomes) and the product's
+    :func:`~sleuth.bisect.posterior.block_confidence` scores it with p pinned.  Reruns of the bad end
+    do not enter: with p known they weigh every hypothesis alike.  A check that calibrates per p
+    cannot trust the record before its hit rate at that p reaches the confidence it reports (less
+    2 points); the rows say how many reruns that takes, which is what ``auto`` pays on a
+    deterministic test.
+    """
+    import random
+
+    from sleuth.bisect.posterior import Model, block_confidence
+    from sleuth.bisect.strategies import Bisection
+    from sleuth.model import Outcome
+
+    ps = (0.9, 0.5, 0.2)
+    reruns = range(13)
+    hits = {(b, p): 0.0 for b in reruns for p in ps}
+    steps = 0
+    for seed in range(seeds):
+        culprit = random.Random(seed * 7919 + n).randint(1, n - 1)
+        search = Bisection(n)
+        counts: dict[int, tuple[int, int]] = {0: (0, 1), n - 1: (1, 0)}
+        while not search.done:
+            for q in search.propose(1):
+                bad = q.index >= culprit
+                search.observe(q, Outcome.FAIL if bad else Outcome.PASS)
+                counts[q.index] = (int(bad), int(not bad))
+                steps += 1
+        lo, hi = search.lo, search.hi
+        for b in reruns:
+            rec = {**counts, lo: (0, counts.get(lo, (0, 1))[1] + b)}
+            for p in ps:
+                hits[b, p] += block_confidence(n, rec, lo, hi, Model(a=p * 200, b=(1 - p) * 200)) / seeds
+    print(f"# a deterministic-looking record at N = {n} ({steps / seeds:.1f} bisection steps + 2 end checks, "
+          f"{seeds} seeds): hit rate if the test were flaky with p known")  # fmt: skip
+    print("#   reruns of the last good   tests   " + "   ".join(f"hit at p={p:g}" for p in ps))
+    for b in reruns:
+        row = "   ".join(f"{100 * hits[b, p]:10.1f}%" for p in ps)
+        print(f"#   {b:>21}   {steps / seeds + 2 + b:5.1f}   {row}")
+    return 0
+
+
 def targets(seeds: int, procs: int, root: str) -> int:
     """Every target of issue 9 that the simulation measures, with the measured figure beside it."""
     cal_ps = (1.0, 0.9, 0.5, 0.2, 0.1)
@@ -283,10 +332,15 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="auto's Bayesian stage only: the stop's quantile of p (negative: the marginal alone)",
     )
+    ap.add_argument(
+        "--det-floor", action="store_true", help="reruns a deterministic-looking answer needs (no sim)"
+    )
     ap.add_argument("--procs", type=int, default=os.cpu_count() or 1)
     default_root = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     ap.add_argument("--root", default=default_root or tempfile.gettempdir(), help="where run dirs go")
     args = ap.parse_args(argv)
+    if args.det_floor:
+        return det_floor((args.n or [1000])[0], args.seeds or 2000)
     root = tempfile.mkdtemp(prefix="sleuth-bisect-sim-", dir=args.root)
     try:
         if args.targets:
