@@ -151,3 +151,24 @@ def test_short_values_named_by_their_flag_are_hidden_everywhere(sleuth) -> None:
     }
     for secret in ("hunter2", "abc123x"):
         assert_no_secret(secret, res.stdout, res.stderr, roots=[rd])
+
+
+def test_a_setting_the_rule_hides_is_restored_on_resume(sleuth, tmp_path: Path) -> None:
+    """A ``--fail-regex 'password=\\S+'`` is journaled hidden (the rule cannot tell a pattern from a
+    password); a resumed run must judge with the real pattern, not with ``password=<redacted>``."""
+    script = "print('password=hunter2')"
+    res = sleuth("run", "-n", "1", "--json", "--fail-regex", r"password=\S+", "--", PY, "-c", script)
+    assert res.rc == 1, res.stdout + res.stderr
+    rd = Path(res.json()["run_dir"])
+    start = json.loads((rd / "journal.jsonl").read_text().splitlines()[0])["config"]
+    assert start["oracle"]["fail_regex"] == "password=<redacted>"
+    assert start["redacted_paths"] == ["oracle.fail_regex"]
+    kept = [(rd / f).read_text() for f in ("journal.jsonl", "summary.json", "report.md")]
+    assert_no_secret("hunter2", res.stdout, res.stderr, *kept)
+    # killed before any trial: the resumed run fails its trial as the first run did
+    (rd / "journal.jsonl").write_text(json.dumps({"event": "start", "t": 1.0, "config": start}) + "\n")
+    shutil.rmtree(rd / "trials")
+    (rd / "summary.json").unlink()
+    again = sleuth("run", "--resume", rd, "--json")
+    assert again.rc == 1, again.stdout + again.stderr
+    assert [t["outcome"] for t in again.json()["trials"]] == ["fail"]

@@ -121,3 +121,37 @@ def test_http_credentials_are_hidden(text: str, hidden: str) -> None:
 )
 def test_prose_about_authorization_keeps_its_words(text: str) -> None:
     assert scrub_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("connecting with password=hunter2", "hunter2"),
+        ("export DB_PASSWORD=hunter2; run", "hunter2"),
+        ("mysql --password='hunter2' db", "hunter2"),
+        ('{"user": "bob", "password": "hunter2"}', "hunter2"),
+        ("{'api_key': 'abcd1234efgh'}", "abcd1234efgh"),
+        ("client_secret=s3cr3t&grant=x", "s3cr3t"),
+        ("AWS_SECRET_ACCESS_KEY=abcdEFGH1234", "abcdEFGH1234"),
+        ("mypassword=hunter2", "hunter2"),
+        ("session token=abcdefgh1234", "abcdefgh1234"),
+    ],
+)
+def test_the_values_of_secret_named_assignments_are_hidden(text: str, hidden: str) -> None:
+    out = scrub_text(text)
+    assert hidden not in out and REDACTED in out
+    assert scrub_text(out) == out  # idempotent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "step 10 max_tokens=1024 tokens=55 token=42 loss=1.5",  # a model's log: counts and ids
+        "cache_key=abcdef0123456789 keyboard=us",
+        "wrong password: check the config",  # prose: a bare `password:` is not an assignment
+        "auth=true token=12345678.5",
+        "passwords=3 secrets_dir=/etc",
+    ],
+)
+def test_assignments_that_are_not_secrets_keep_their_values(text: str) -> None:
+    assert scrub_text(text) == text

@@ -7,7 +7,10 @@ values; URL credentials); this module only says where ``sleuth run`` finds candi
 * the command's argv: :func:`sleuth.secrets.argv_secrets` (``--flag=VALUE`` and ``--flag VALUE``
   pairs whose flag names a secret, and any argument whose value alone looks secret);
 * the venv's requirements (``--with``): URL credentials and tokens in them (a private index's
-  wheel URL) are hidden by the rule, and kept so that a resumed run installs the same thing.
+  wheel URL) are hidden by the rule, and kept so that a resumed run installs the same thing;
+* any other string of the config that the rule changes (a ``--fail-regex 'password=\\S+'``, a
+  ``--cwd`` with a token in it): kept under its path (``config.oracle.fail_regex``) and journaled in
+  ``redacted_paths``, so that a resumed run judges and runs exactly as the first did.
 
 The workload still gets the real values.  Everything sleuth writes or prints goes through
 :meth:`RunSecrets.scrub`; ``secrets.json`` (0600) keeps the values and the original arguments, so
@@ -16,13 +19,14 @@ The workload still gets the real values.  Everything sleuth writes or prints goe
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sleuth.errors import UsageError
-from sleuth.secrets import SECRETS_FILE, Secrets
+from sleuth.secrets import SECRETS_FILE, Secrets, leaves, put_at
 
 __all__ = ["RunSecrets", "pins_of"]
 
@@ -52,10 +56,21 @@ class RunSecrets:
         """A copy of ``obj`` (JSON-like, or a string) with every secret hidden."""
         return self.hidden.scrub(obj)
 
+    def _changed_paths(self, config: Mapping[str, Any]) -> dict[str, str]:
+        """``{"config.<path>": original}`` of the config's other strings that the scrub changes."""
+        out: dict[str, str] = {}
+        for path, s in leaves(dict(config)):
+            if path[0] in ("env", "argv") or path[:2] == ("environment", "pins"):
+                continue  # kept by name or by index
+            if self.scrub(s) != s:
+                out["config." + ".".join(map(str, path))] = s
+        return out
+
     def public_config(self, config: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
         """The config as journaled (secrets hidden); saves ``secrets.json`` when there is one."""
         public: dict[str, Any] = self.scrub(dict(config))
-        if not self:
+        paths = self._changed_paths(config)
+        if not self and not paths:
             return public
         if self.env_names:
             public["env"] = self.hidden.public_env(config["env"])
@@ -66,8 +81,10 @@ class RunSecrets:
             public["redacted_argv"] = sorted(argv_idx)
         if pin_idx:
             public["redacted_pins"] = sorted(pin_idx)
+        if paths:
+            public["redacted_paths"] = sorted(k.removeprefix("config.") for k in paths)
         kept = {k: self.hidden.values[k] for k in self.env_names}
-        Secrets({**kept, **self.restore}).save(run_dir)
+        Secrets({**kept, **self.restore, **paths}).save(run_dir)
         return public
 
     @classmethod
@@ -76,28 +93,33 @@ class RunSecrets:
         env_names = public.get("redacted_env") or []
         argv_idx = public.get("redacted_argv") or []
         pin_idx = public.get("redacted_pins") or []
-        if not (isinstance(env_names, list) and all(isinstance(n, str) for n in env_names)) or not all(
+        paths = public.get("redacted_paths") or []
+        if not all(
+            isinstance(names, list) and all(isinstance(n, str) for n in names) for names in (env_names, paths)
+        ) or not all(
             isinstance(idx, list) and all(isinstance(i, int) for i in idx) for idx in (argv_idx, pin_idx)
         ):
             raise UsageError(f"{run_dir / 'journal.jsonl'}: the start event's redacted names are malformed")
         env = Secrets.load(run_dir, env_names)
         restore: dict[str, str] = {}
-        for what, prefix, idx in (
-            ("command's argument", "argv", argv_idx),
-            ("--with requirement", "pins", pin_idx),
+        for what, keys in (
+            ("command's argument", [f"argv[{i}]" for i in argv_idx]),
+            ("--with requirement", [f"pins[{i}]" for i in pin_idx]),
+            ("setting", [f"config.{p}" for p in paths]),
         ):
             try:
-                restore.update(Secrets.load(run_dir, [f"{prefix}[{i}]" for i in idx], environ={}).values)
+                restore.update(Secrets.load(run_dir, keys, environ={}).values)
             except UsageError:
+                names = ", ".join(k.removeprefix("config.") for k in keys)
                 raise UsageError(
-                    f"{run_dir}: the redacted {what}(s) {', '.join(map(str, idx))} are not in {SECRETS_FILE}",
+                    f"{run_dir}: the redacted {what}(s) {names} are not in {SECRETS_FILE}",
                     hint="they cannot come from the shell; start a new run",
                 ) from None
         return cls(env, tuple(env_names), restore)
 
     def restore_config(self, public: Mapping[str, Any]) -> dict[str, Any]:
         """The journaled config with the real values back (to run the trials again)."""
-        config = dict(public)
+        config = copy.deepcopy(dict(public))
         if self.env_names and isinstance(config.get("env"), dict):
             config["env"] = self.hidden.restore_env(config["env"])
         config["argv"] = _put_back(config.get("argv"), "argv", self.restore)
@@ -107,6 +129,16 @@ class RunSecrets:
                 **environment,
                 "pins": _put_back(environment["pins"], "pins", self.restore),
             }
+        for key, value in self.restore.items():
+            if key.startswith("config."):
+                try:
+                    put_at(config, key.removeprefix("config."), value)
+                except (KeyError, IndexError, TypeError, ValueError):
+                    where = key.removeprefix("config.")
+                    raise UsageError(
+                        f"journal.jsonl: the start event has no setting {where} to restore",
+                        hint="the run dir was edited; start a new run",
+                    ) from None
         return config
 
     def for_run(self, config: Mapping[str, Any]) -> RunSecrets:

@@ -20,7 +20,7 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ __all__ = [
     "argv_secrets",
     "env_secret_values",
     "is_secret",
+    "leaves",
+    "put_at",
     "scrub_text",
 ]
 
@@ -62,6 +64,30 @@ _HTTP_CREDENTIALS_RE = re.compile(
     r"|((?i:bearer)\s+)(?!<redacted>)[A-Za-z0-9._~+/=-]{16,}"
 )
 
+#: the key of an assignment that says secret (its last word): ``password``, ``DB_PASSWORD``,
+#: ``client-secret``, ``api_key``, ``HF_TOKEN``; ``max_tokens`` and ``cache_key`` are not.  Bounded
+#: and matched from a word's start only, so a long run of letters costs linear time.
+_SECRET_KEY = (
+    r"(?P<key>-{0,2}(?:[A-Za-z0-9]{1,64}[_.-]){0,4}[A-Za-z0-9]{0,32}?"
+    r"(?:(?P<strong>(?i:password|passwd|passphrase|secret|credentials?))"
+    r"|(?P<weak>(?i:token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|secret[_-]?key|auth))))"
+)
+_VALUE = r"(?P<open>[\"']?)(?!<redacted>)(?P<value>[^\s\"',;&]{1,4096})"
+#: ``password=hunter2``, ``--api-key=...``, ``export DB_PASSWORD=...`` as a workload or a shell prints it
+_ASSIGN_RE = re.compile(r"(?<![A-Za-z0-9_.-])" + _SECRET_KEY + r"(?P<sep>=)" + _VALUE)
+#: ``"password": "..."`` and ``'token': '...'``: a JSON document or a Python dict printed whole (a
+#: bare ``password: ...`` is left alone: it is as often prose, "wrong password: check ...")
+_QUOTED_RE = re.compile(r"(?P<q>[\"'])" + _SECRET_KEY + r"(?P=q)(?P<sep>\s*:\s*)" + _VALUE)
+
+
+def _hide_assignment(m: re.Match[str]) -> str:
+    """The assignment with its value hidden; a ``token``/``key`` value only when it looks like one
+    (8+ characters, not a number: ``token=42`` is a token id in a model's log)."""
+    value = m["value"]
+    if m["weak"] and (len(value) < 8 or value.replace(".", "").isdigit()):
+        return m[0]
+    return m[0][: m.start("value") - m.start()] + REDACTED
+
 
 def is_secret(name: str, value: str) -> bool:
     """True when ``value`` must be kept out of every file but ``secrets.json``."""
@@ -70,13 +96,42 @@ def is_secret(name: str, value: str) -> bool:
 
 def scrub_text(text: str, values: tuple[str, ...] = ()) -> str:
     """``text`` with the given secret ``values``, URL credentials, HTTP credentials
-    (``Authorization: Basic ...``, ``Bearer ...``) and token-shaped words hidden."""
+    (``Authorization: Basic ...``, ``Bearer ...``), the values of secret-named assignments
+    (``password=...``, ``"api_key": "..."``) and token-shaped words hidden."""
     for v in values:
         if v:
             text = text.replace(v, REDACTED)
     text = _URL_CREDENTIALS_RE.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
     text = _HTTP_CREDENTIALS_RE.sub(lambda m: f"{m[1] or m[2]}{REDACTED}", text)
+    if "=" in text:
+        text = _ASSIGN_RE.sub(_hide_assignment, text)
+    if ":" in text:
+        text = _QUOTED_RE.sub(_hide_assignment, text)
     return _TOKEN_WORD_RE.sub(REDACTED, text)
+
+
+def leaves(obj: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """``(path, string)`` of every string in a JSON-like ``obj``: where a verb finds what it hid."""
+    if isinstance(obj, str):
+        yield path, obj
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            yield from leaves(v, (*path, str(k)))
+    elif isinstance(obj, list | tuple):
+        for i, v in enumerate(obj):
+            yield from leaves(v, (*path, i))
+
+
+def put_at(doc: Any, where: str, value: str) -> None:
+    """Put ``value`` back at ``where`` (a :func:`leaves` path joined with dots) in ``doc``, in place."""
+    *parents, last = where.split(".")
+    node: Any = doc
+    for p in parents:
+        node = node[int(p)] if isinstance(node, list) else node[p]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
 
 
 _env_cache: tuple[dict[str, str], tuple[str, ...]] = ({}, ())

@@ -15,25 +15,14 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from sleuth.journal import RunDir
-from sleuth.secrets import Secrets, is_secret
+from sleuth.secrets import Secrets, is_secret, leaves, put_at
 
 __all__ = ["hidden", "public", "restore_start", "scrubbed"]
-
-
-def _leaves(obj: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
-    if isinstance(obj, str):
-        yield path, obj
-    elif isinstance(obj, Mapping):
-        for k, v in obj.items():
-            yield from _leaves(v, (*path, str(k)))
-    elif isinstance(obj, list | tuple):
-        for i, v in enumerate(obj):
-            yield from _leaves(v, (*path, i))
 
 
 def _name(path: tuple[str | int, ...], value: str) -> str:
@@ -58,8 +47,8 @@ def hidden(
     doc = {"flags": dict(flags), "source": dict(source)}
     env = dict(e.partition("=")[::2] for e in flags.get("env") or [] if isinstance(e, str))
     values = dict(Secrets.of(env).values)
-    leaves = list(_leaves(doc))
-    for path, s in leaves:  # a whole argument that looks like a token (no name tells it is one)
+    strings = list(leaves(doc))
+    for path, s in strings:  # a whole argument that looks like a token (no name tells it is one)
         if is_secret("", s) and Secrets().scrub(s) == s:
             values[".".join(map(str, path))] = s
     # the test command's `--api-key VALUE` / `--password=VALUE`, and the same inside --build
@@ -70,7 +59,7 @@ def hidden(
             secrets = secrets.merged(Secrets.of_argv(build, "build#{}".format))
     originals: dict[str, str] = {}
     where: dict[str, str] = {}
-    for path, s in leaves:
+    for path, s in strings:
         if secrets.scrub(s) != s:
             name = _name(path, s)
             if name in where:
@@ -87,17 +76,6 @@ def scrubbed(rd: RunDir, secrets: Secrets, hide: bool = False) -> RunDir:
     if secrets or hide:
         rd.hide(secrets.scrub)
     return rd
-
-
-def _put(doc: dict[str, Any], where: str, value: str) -> None:
-    *parents, last = where.split(".")
-    node: Any = doc
-    for p in parents:
-        node = node[int(p)] if isinstance(node, list) else node[p]
-    if isinstance(node, list):
-        node[int(last)] = value
-    else:
-        node[last] = value
 
 
 def restore_start(
@@ -119,7 +97,7 @@ def restore_start(
             fallback[name] = f"{var}={env[var]}"
     kept = Secrets.load(run_dir, list(where), environ=fallback)
     for name, path in where.items():
-        _put(out, path, kept.values[name])
+        put_at(out, path, kept.values[name])
     return out
 
 
