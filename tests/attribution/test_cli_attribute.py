@@ -90,3 +90,30 @@ def test_list_signatures(sleuth: Callable[..., Any]) -> None:
     res = sleuth("attribute", "--list-signatures", "--json")
     rows = res.json()
     assert res.rc == 0 and len(rows) >= 45 and all(r["docs"] for r in rows)
+
+
+def test_a_gzip_log_cut_short_is_attributed_up_to_the_cut(sleuth: Callable[..., Any], tmp_path: Path) -> None:
+    """``head -c`` of a .gz (the job died while writing it) was refused whole, exit 2: the failure it
+    holds is attributed now, with a note and one stderr line naming the byte where the file ends."""
+    import os
+    import random
+
+    rng = random.Random(3)
+    noise = "".join(
+        f"2024-05-01T12:00:00Z iteration {i} {rng.getrandbits(128):032x}\n" for i in range(200_000)
+    )
+    log = tmp_path / "rank2.log.gz"
+    log.write_bytes(
+        gzip.compress((noise + XID + noise).encode())
+    )  # Xid in the middle: ~5 MiB of text each side
+    at = log.stat().st_size * 3 // 4
+    os.truncate(log, at)
+    res = sleuth("attribute", "rank2.log.gz", "--json")
+    assert res.rc == 0, res.stderr
+    doc = res.json()
+    assert doc["root"]["signature"] == "nvidia.xid.79" and doc["root"]["line"] == 200_001
+    (note,) = doc["notes"]
+    assert f"rank2.log.gz was cut short at byte {at} of the compressed file" in note
+    assert res.stderr.strip() == f"warning: {note}"
+    text = sleuth("attribute", "rank2.log.gz")
+    assert text.rc == 0 and f"note: {note}" in text.stdout

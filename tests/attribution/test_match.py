@@ -103,6 +103,32 @@ def test_overlong_line_does_not_blow_memory(tmp_path: Path, monkeypatch: pytest.
     assert [s for s, *_ in scan(LogInput.file(p))] == ["nvidia.xid.79"]
 
 
+def test_a_gzip_log_cut_short_is_read_up_to_the_cut(tmp_path: Path) -> None:
+    """The job died while writing its .gz: everything decompressible before the cut is read (a prefix of
+    the log, nothing lost between reads), in bounded blocks, and the size where it was cut is told."""
+    import os
+    import random
+
+    rng = random.Random(7)  # random hex: about 1.7 bytes of gzip per 3 of text, so cuts land mid-log
+    text = "".join(f"step {i} {rng.getrandbits(128):032x}\n" for i in range(300_000)).encode()
+    full = tmp_path / "full.log.gz"
+    full.write_bytes(gzip.compress(text))
+    for at in (5, 4096, full.stat().st_size // 2, full.stat().st_size - 4):
+        cut = tmp_path / f"cut{at}.log.gz"
+        cut.write_bytes(full.read_bytes())
+        os.truncate(cut, at)
+        told: list[int] = []
+        LogInput.file(cut).check()  # not refused
+        blocks = list(LogInput.file(cut).chunks(on_cut=told.append))
+        got = b"".join(blocks)
+        assert told == [at] and text.startswith(got)
+        assert max((len(b) for b in blocks), default=0) <= 2 * logs_mod.CHUNK
+        if at > 4096:  # all but the last deflate block's worth (at most 64 KiB of text) is there
+            assert len(got) > at * 3 // 2 - 65536
+    told = []
+    assert b"".join(LogInput.file(full).chunks(on_cut=told.append)) == text and told == []
+
+
 def test_tail_of_plain_and_gzip(tmp_path: Path) -> None:
     text = "".join(f"line {i}\n" for i in range(5000))
     p, g = tmp_path / "a.log", tmp_path / "a.log.gz"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from sleuth.gate.checks import check
 from sleuth.gate.model import Verdict
@@ -213,6 +216,66 @@ def test_time_metric_baseline_tolerance() -> None:
     assert _finding(res, "baseline").verdict is Verdict.PASS  # median 104 <= 105
     _, res = _one(runs, {"regression": None}, baseline={"m": {"value": 100.0, "tolerance": "3%"}})
     assert _finding(res, "baseline").verdict is Verdict.FAIL
+
+
+# --- values near the float limit ---------------------------------------------------------------
+
+_run_values = st.lists(
+    st.floats(min_value=-2, max_value=2).filter(lambda x: abs(x) > 1e-3), min_size=1, max_size=3
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    vals=st.lists(_run_values, min_size=3, max_size=7),
+    kind=st.sampled_from(["counter", "time"]),
+    direction=st.sampled_from(["lower", "higher"]),
+    tol=st.sampled_from(["0%", "5%", "100%", "150%", "250%"]),
+    ref=st.floats(min_value=-2, max_value=2),
+)
+# found by this test before the fix: a counter, a baseline entry and a regression that overflowed
+@example(vals=[[-1.32], [-0.5, 0.95], [-1.71]], kind="counter", direction="higher", tol="150%", ref=1.67)
+@example(
+    vals=[[-0.63], [-0.33], [-0.89, 0.05], [-0.53]], kind="time", direction="higher", tol="250%", ref=0.8
+)
+@example(
+    vals=[[-1.72], [-0.77, -1.0, -1.77], [1.13, 0.81, 0.72]],
+    kind="time",
+    direction="lower",
+    tol="250%",
+    ref=0.0,
+)
+def test_scaling_to_the_float_limit_changes_no_verdict(
+    vals: list[list[float]], kind: str, direction: str, tol: str, ref: float
+) -> None:
+    """Every value, the baseline entry and the budget times a power of two (exact) that brings the
+    largest near 1.7e308: differences and limits that overflow to inf must not change a verdict."""
+    big = max(abs(ref), *(abs(x) for r in vals for x in r))
+    c = 2.0 ** (math.frexp(1.7e308 / big)[1] - 1)
+
+    def verdicts(k: float) -> dict[str, Verdict]:
+        pol: dict[str, Any] = {"kind": kind, "direction": direction, "baseline_runs": 3}
+        if kind == "counter":
+            pol["tolerance"] = tol
+        else:
+            side = "max" if direction == "lower" else "min"
+            pol["budget"] = {side: 0.5 * big * k, "runs": 3}
+            pol["regression"] = {"baseline_runs": 2, "recent_runs": 1, "min_effect": tol}
+        runs = series("m", [[x * k for x in r] for r in vals])
+        _, res = _one(runs, pol, baseline={"m": {"value": ref * k, "tolerance": tol}})
+        return {f.check: f.verdict for f in res.findings}
+
+    assert verdicts(c) == verdicts(1.0)
+
+
+def test_a_sample_that_is_not_finite_is_inconclusive_never_a_pass() -> None:
+    """NaN compares False with everything: a NaN shift was never "at least min_effect" (PASS)."""
+    runs = series("m", [[1.0, 1.1, 1.2]] * 6 + [[5.0, math.nan]])
+    _, res = _one(runs, {"regression": {"baseline_runs": 6}})
+    (f,) = res.findings
+    assert res.verdict is Verdict.INCONCLUSIVE and f.details["not_finite"] == 1 and "not finite" in f.summary
+    _, res = _one(series("m", [[3.0]] * 3 + [[math.inf]]), {"kind": "counter"})
+    assert res.verdict is Verdict.INCONCLUSIVE
 
 
 # --- report-level -------------------------------------------------------------------------------

@@ -164,6 +164,84 @@ def test_values_near_the_float_limit_give_a_baseline_the_gate_reads_back(
     assert {m["metric"]: m["verdict"] for m in g.json()["metrics"]} == {"huge": "OK", "small": "OK"}
 
 
+def _record_csvs(sleuth: Callable, db: str, tmp_path: Path, rows: list[str]) -> None:
+    for i, text in enumerate(rows):
+        f = tmp_path / f"r{i}.csv"
+        f.write_text(text)
+        r = sleuth("gate", "record", "--suite", "s", "--run-id", f"r{i}", "--no-provenance", "--db", db, f)
+        assert r.rc == 0, r.stderr
+
+
+def test_a_change_past_the_float_range_fails_the_counter_and_baseline_checks(
+    sleuth: Callable, tmp_path: Path
+) -> None:
+    """From 1.5e308 to -1.5e308 is 3e308 (past the float range: inf), the 150 % limit 2.25e308 too;
+    ``inf > inf`` is False, so both checks passed, exit 0."""
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    _record_csvs(
+        sleuth, db, tmp_path, ["cnt,1.5e308\ntime,1.5e308\n"] * 4 + ["cnt,-1.5e308\ntime,-1.5e308\n"]
+    )
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        'metrics:\n  cnt: {kind: counter, tolerance: "150%"}\n'
+        "  time: {kind: time, direction: higher, regression: null}\n"
+    )
+    base = tmp_path / "baselines.json"
+    base.write_text(json.dumps({"metrics": {"time": {"value": 1.5e308, "tolerance": "150%"}}}))
+    r = sleuth("gate", "check", "--suite", "s", "--policy", policy, "--baseline", base, "--db", db, "--json")
+    verdicts = {m["metric"]: [(f["check"], f["verdict"]) for f in m["findings"]] for m in r.json()["metrics"]}
+    assert verdicts == {"cnt": [("counter", "FAIL")], "time": [("baseline", "FAIL")]}
+    assert r.rc == 1, r.stderr
+
+
+def test_a_regression_test_near_the_float_limit_reads_valid_json_and_no_warning(
+    sleuth: Callable, tmp_path: Path
+) -> None:
+    """Baseline 1.4e308-1.5e308, recent about -1.6e308 (an improvement for lower-is-better): the shift
+    (-3e308) is past the float range; it is reported as null (not Infinity, which is not JSON), with
+    no numpy overflow warning on stderr."""
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    _record_csvs(
+        sleuth,
+        db,
+        tmp_path,
+        ["reg,1.5e308\nreg,1.4e308\nreg,1.45e308\n"] * 6 + ["reg,-1.5e308\nreg,-1.7e308\n"],
+    )
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        'metrics:\n  reg: {regression: {baseline_runs: 6, recent_runs: 1, min_effect: "150%"}}\n'
+    )
+    r = sleuth("gate", "check", "--suite", "s", "--policy", policy, "--db", db, "--json")
+    assert r.rc == 0 and "Warning" not in r.stderr, r.stderr
+    doc = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"{c} in the --json output"))
+    (f,) = doc["metrics"][0]["findings"]
+    assert (
+        f["verdict"] == "PASS" and f["shift"] is None and f["relative_shift"] == pytest.approx(-2.1, abs=0.01)
+    )
+
+
+def test_a_value_that_is_not_finite_in_the_sql_store_is_skipped_not_a_nan_pass(
+    sleuth: Callable, tmp_path: Path
+) -> None:
+    """``record`` refuses inf; a store written by another tool may hold it.  inf - inf made the
+    Hodges-Lehmann shift NaN, ``NaN >= min_effect`` is False, and a clear regression passed."""
+    db = tmp_path / "h.db"
+    _record_csvs(
+        sleuth,
+        f"sqlite:///{db}",
+        tmp_path,
+        ["reg,1.0\nreg,1.1\nreg,1.2\n"] * 6 + ["reg,5\nreg,5.1\nreg,5.2\n"],
+    )
+    with sqlite3.connect(db) as conn:
+        conn.execute("update gate_samples set value = 9e999 where value in (1.2, 5.2)")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("metrics:\n  reg: {regression: {baseline_runs: 6, recent_runs: 1}}\n")
+    r = sleuth("gate", "check", "--suite", "s", "--policy", policy, "--db", f"sqlite:///{db}", "--json")
+    (f,) = r.json()["metrics"][0]["findings"]
+    assert (f["verdict"], f["n_recent"], f["n_baseline"]) == ("FAIL", 2, 12)
+    assert r.rc == 1, r.stderr
+
+
 @pytest.mark.parametrize("where", ["a-dir", "missing-dir/summary.md"])
 def test_a_step_summary_that_cannot_be_appended_to_is_a_usage_error(
     sleuth: Callable, tmp_path: Path, where: str

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from scipy.stats import chi2
 
@@ -244,6 +244,30 @@ def test_hodges_lehmann_is_shift_equivariant(a: list[float], b: list[float], c: 
     assert s1.lower <= s1.estimate <= s1.upper
     d = sorted(y - x for x in a for y in b)
     assert s1.estimate == pytest.approx(float(np.median(d)))
+
+
+@given(
+    st.lists(st.floats(min_value=-1, max_value=1), min_size=1, max_size=8),
+    st.lists(st.floats(min_value=-1, max_value=1), min_size=1, max_size=8),
+)
+@example([-0.5], [0.4, 0.5, 0.6, 0.7])  # the two middle differences are finite, their sum is not
+def test_hodges_lehmann_scales_to_the_float_limit(a: list[float], b: list[float]) -> None:
+    """Times 2**1023 (exact): differences past the float range must not turn the estimate into
+    inf or NaN where the true shift is within it."""
+    c = 2.0**1023
+    s, big = hodges_lehmann(a, b, conf=0.8), hodges_lehmann([x * c for x in a], [x * c for x in b], conf=0.8)
+    assert s is not None and big is not None
+    for x, y in ((s.estimate, big.estimate), (s.lower, big.lower), (s.upper, big.upper)):
+        assert y == (x * c if math.isfinite(x * c) else math.copysign(math.inf, x))
+
+
+def test_tolerance_past_the_float_range() -> None:
+    from sleuth.gate.policy import parse_tolerance
+
+    tol = parse_tolerance("150%")  # limit 2.25e308 and gap 3e308: both inf before halving
+    assert not tol.allows(-1.5e308, 1.5e308) and tol.allows(-1e307, 1.5e308)
+    assert tol.excess(1.5e308, -1.5e308, 1.5e308) and not tol.excess(1.5e308, -0.7e308, 1.5e308)
+    assert parse_tolerance("300%").allows(-1.5e308, 1.5e308)
 
 
 def test_hodges_lehmann_interval_is_the_whole_line_when_too_small() -> None:

@@ -36,6 +36,8 @@ class Report:
     sources: tuple[SourceVerdict, ...]
     progress: bool | None
     scan: dict[str, Any] = field(default_factory=dict)
+    #: what the reader of the report must know about its input (a log cut short), one line each
+    notes: tuple[str, ...] = ()
 
     def record(self, cycle: int) -> CycleRecord:
         """This attribution as a history record."""
@@ -56,6 +58,7 @@ class Report:
             "sources": [v.to_json() for v in self.sources],
             "progress": self.progress,
             "scan": self.scan,
+            "notes": list(self.notes),
         }
 
 
@@ -128,9 +131,14 @@ class Attributor:
                 aggregation=s.aggregation,
                 mode=s.mode,
             )
-        return _report(
+        report = _report(
             decision, cat, findings, verdicts, progress=seen_progress, scan=scan, signatures=len(self.catalog)
         )
+        notes = tuple(
+            hide(f"log {name} was cut short at byte {at} of the compressed file; attributed up to the cut")
+            for name, at in scan.cut
+        )
+        return replace(report, notes=notes)
 
 
 def _report(

@@ -4,7 +4,9 @@ A log is read in chunks that end at a newline, so memory stays at a few MiB what
 Before anything is scanned, each log's head (its first 64 KiB, decompressed) is checked: a NUL
 byte means a binary file, bytes that are not UTF-8 mean another encoding; both are refused with a
 one-line ``UsageError`` naming the file.  Further on, a stray invalid byte is replaced, not fatal
-(a 500 MB log is not refused for one byte in its middle).
+(a 500 MB log is not refused for one byte in its middle).  A gzip log cut short (the job died while
+writing it, ``head -c`` of a ``.gz``) is read up to the cut, and the reader is told where the
+compressed file ends; a gzip file whose data is corrupt is refused.
 
 Ranks come from a line's prefix (``[rank3]:``, ``[default3]:``, ``3: `` as ``srun -l`` writes it,
 ``[1,3]<stderr>:`` from ``mpirun --tag-output``) or, for a one-file-per-rank layout, from the file
@@ -22,9 +24,10 @@ import re
 import stat
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from sleuth.errors import UsageError
 
@@ -133,7 +136,7 @@ class LogInput:
         """A log given as text (the service's ``logs: [{name, text}]``)."""
         return cls(name, text=text)
 
-    def _raw_chunks(self) -> Iterator[bytes]:
+    def _raw_chunks(self, on_cut: Callable[[int], None] | None = None) -> Iterator[bytes]:
         if self.text is not None:
             data = self.text.encode("utf-8", "replace")
             for i in range(0, len(data), CHUNK):
@@ -144,9 +147,7 @@ class LogInput:
             magic = fh.read(2)
             fh.seek(0)
             if magic == b"\x1f\x8b":
-                with gzip.GzipFile(fileobj=fh) as gz:
-                    while block := gz.read(CHUNK):
-                        yield block
+                yield from _gunzip(fh, on_cut)
             else:
                 while block := fh.read(CHUNK):
                     yield block
@@ -193,10 +194,14 @@ class LogInput:
                     hint="convert it first, e.g. iconv -f latin1 -t utf-8",
                 ) from None
 
-    def chunks(self) -> Iterator[bytes]:
-        """The log's bytes in chunks that end at a newline (the last one may not)."""
+    def chunks(self, on_cut: Callable[[int], None] | None = None) -> Iterator[bytes]:
+        """The log's bytes in chunks that end at a newline (the last one may not).
+
+        A gzip file cut short gives its bytes up to the cut; ``on_cut`` is then called with the
+        size of the compressed file (the byte where it was cut).
+        """
         carry = b""
-        for block in self._raw_chunks():
+        for block in self._raw_chunks(on_cut):
             data = carry + block
             cut = data.rfind(b"\n")
             if cut < 0:
@@ -242,3 +247,24 @@ class LogInput:
         if 0 <= nl < len(data) - 1 and len(data) >= nbytes:
             data = data[nl + 1 :]
         return data.decode("utf-8", "replace")
+
+
+def _gunzip(fh: BinaryIO, on_cut: Callable[[int], None] | None) -> Iterator[bytes]:
+    """The decompressed bytes of a gzip file in blocks of about ``CHUNK``; a file that ends before its
+    end marker is read up to there and ``on_cut`` told its size.  Corrupt data raises (zlib.error,
+    ``gzip.BadGzipFile``)."""
+    buf = bytearray()
+    with gzip.GzipFile(fileobj=fh) as gz:
+        try:
+            # read1: one read of the compressed file per call, so what was decompressed before the
+            # cut is returned before the call that finds the cut raises
+            while block := gz.read1(CHUNK):
+                buf += block
+                if len(buf) >= CHUNK:
+                    yield bytes(buf)
+                    buf.clear()
+        except EOFError:
+            if on_cut is not None:
+                on_cut(fh.seek(0, os.SEEK_END))
+    if buf:
+        yield bytes(buf)

@@ -111,6 +111,9 @@ class ScanResult:
     progress: bool | None = None
     bytes_scanned: int = 0
     candidate_lines: int = 0
+    #: gzip logs cut short (the job died while writing them): the log's name and the compressed
+    #: file's size, where it was cut; each was scanned up to the cut
+    cut: list[tuple[str, int]] = field(default_factory=list)
 
 
 class Matcher:
@@ -159,7 +162,7 @@ class Matcher:
         kept = 0
         line_base = 1
         search = self._prefilter.search
-        for chunk in log.chunks():
+        for chunk in log.chunks(on_cut=lambda at: result.cut.append((log.name, at))):
             result.bytes_scanned += len(chunk)
             if self._progress is not None and not result.progress and self._progress.search(chunk):
                 result.progress = True

@@ -74,6 +74,8 @@ def _render(report: Any) -> None:
             )
     if report.progress is not None:
         con.print(f"  progress this cycle: {'yes' if report.progress else 'no'}", markup=False)
+    for note in report.notes:
+        con.print(f"  note: {note}", markup=False)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -105,6 +107,8 @@ def command(**kw: Any) -> int:
     if history_path:
         cycle = history[-1].cycle + 1 if history else 0
         append_history(history_path, report.record(cycle))
+    for note in report.notes:
+        click.echo(f"warning: {note}", err=True)
     if kw["as_json"]:
         print_json(report.to_json())
     else:

@@ -19,6 +19,10 @@ Components (each gives PASS / FAIL / INCONCLUSIVE / INSUFFICIENT with its number
 A component's FAIL becomes a hard FAIL only when it also failed in each of the ``confirmations - 1``
 runs before (each judged on the history as it was then); otherwise it is INCONCLUSIVE.  A metric's
 verdict is its worst component (FAIL > INCONCLUSIVE > INSUFFICIENT > PASS).
+
+Values near the float limit: every comparison is made where nothing overflows (``inf >= inf`` would
+hold whatever the true values), so scaling a whole history changes no verdict; a sample that is not
+finite (NaN compares False, so it would pass) makes the metric INCONCLUSIVE.
 """
 
 from __future__ import annotations
@@ -30,7 +34,14 @@ from typing import Any
 
 from sleuth.gate.model import Run, Verdict, exit_code_for
 from sleuth.gate.policy import BudgetSpec, MetricPolicy, Policy, RegressionSpec, Tolerance
-from sleuth.gate.robust import benjamini_hochberg, hodges_lehmann, median, median_bounds, median_runs_needed
+from sleuth.gate.robust import (
+    benjamini_hochberg,
+    downscale,
+    hodges_lehmann,
+    median,
+    median_bounds,
+    median_runs_needed,
+)
 
 __all__ = ["CheckReport", "Finding", "MetricCheck", "check"]
 
@@ -187,6 +198,10 @@ class _RegressionData:
     limit: float
 
 
+def _finite_or_none(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
 def _regression_data(
     series: Sequence[Sequence[float]], spec: RegressionSpec, direction: str
 ) -> _RegressionData | int:
@@ -201,21 +216,24 @@ def _regression_data(
     ref = median(base)
     worse_alt = "greater" if direction == "lower" else "less"
     p = mann_whitney_p(recent, base, alternative=worse_alt)
-    shift = hodges_lehmann(base, recent, conf=1.0 - 2.0 * spec.alpha)
+    # judged in units where the shift and the limit stay finite: near the float limit they would
+    # overflow to inf, and inf >= inf holds whatever the true values are
+    f = downscale([*base, *recent])
+    shift = hodges_lehmann([x * f for x in base], [x * f for x in recent], conf=1.0 - 2.0 * spec.alpha)
     assert shift is not None
     worse = _worse_by(shift.estimate, direction)
     tol = spec.effect()
-    limit = abs(ref) * tol.value if tol.relative else tol.value
-    rel = (shift.estimate / abs(ref)) if ref else None
+    limit = abs(ref * f) * tol.value if tol.relative else tol.value * f
+    rel = (shift.estimate / abs(ref * f)) if ref else None
     details = {
         "p_value": p,
         "baseline_median": ref,
         "recent_median": median(recent),
-        "shift": shift.estimate,
-        # JSON has no infinity: an interval too wide to bound is null on that side
-        "shift_interval": [x if math.isfinite(x) else None for x in (shift.lower, shift.upper)],
+        # JSON has no infinity: a shift (or an interval side) beyond what a float holds is null
+        "shift": _finite_or_none(shift.estimate / f),
+        "shift_interval": [_finite_or_none(x / f) for x in (shift.lower, shift.upper)],
         "interval_confidence": shift.conf,
-        "relative_shift": rel,
+        "relative_shift": _finite_or_none(rel),
         "min_effect": str(tol),
         "n_recent": len(recent),
         "n_baseline": len(base),
@@ -229,8 +247,8 @@ def _regression_finding(data: _RegressionData | int, q: float | None, spec: Regr
         return Finding("regression", Verdict.INSUFFICIENT, f"needs {total} runs with this metric", {}, data)
     assert q is not None
     d = {**data.details, "q_value": q}
-    rel = d["relative_shift"]
-    shift = f"{rel:+.2%}" if rel is not None else f"{d['shift']:+g}"
+    rel, est = d["relative_shift"], d["shift"]
+    shift = f"{rel:+.2%}" if rel is not None else f"{est:+g}" if est is not None else "beyond the float range"
     lo, hi = (f"{x:+.4g}" if x is not None else "unbounded" for x in d["shift_interval"])
     text = f"shift {shift} [{lo}, {hi}], p={data.p:.3g} q={q:.3g}"
     big = data.worse_by > 0 and data.worse_by >= data.limit
@@ -289,9 +307,9 @@ def _baseline(
         return Finding("baseline", Verdict.INSUFFICIENT, "no run has this metric", {}, 1)
     ref = float(entry["value"])
     value = median(series[-1])
-    worse = _worse_by(value - ref, direction)
+    worse, better = (value, ref) if direction == "lower" else (ref, value)
     details = {"baseline": ref, "value": value, "tolerance": str(tol)}
-    if tol.excess(worse, ref):
+    if tol.excess(worse, better, ref):
         return Finding(
             "baseline", Verdict.FAIL, f"{value:g} is worse than baseline {ref:g} beyond {tol}", details
         )
@@ -380,6 +398,15 @@ def _metric(
 ) -> MetricCheck:
     from sleuth.gate.policy import parse_tolerance
 
+    bad = sum(not math.isfinite(x) for run in series for x in run)
+    if bad:  # record refuses them and the stores skip them; a NaN compares False, so it would pass
+        finding = Finding(
+            "values",
+            Verdict.INCONCLUSIVE,
+            f"{bad} sample(s) are not finite numbers (inf or NaN): cannot be judged; record the runs again",
+            {"not_finite": bad},
+        )
+        return MetricCheck(m, unit, pol.kind, pol.mode, Verdict.INCONCLUSIVE, len(series), (finding,))
     per_component: dict[str, list[Finding]] = {}
     for j in range(pol.confirmations):
         hist = series[: len(series) - j]

@@ -58,13 +58,21 @@ class Tolerance(BaseModel):
 
     def allows(self, observed: float, reference: float) -> bool:
         """Whether ``observed`` lies within the tolerance of ``reference`` (<=, boundary allowed)."""
-        limit = abs(reference) * self.value if self.relative else self.value
-        return abs(observed - reference) <= limit + 1e-12 * max(1.0, abs(reference))
+        return not self.excess(max(observed, reference), min(observed, reference), reference)
 
-    def excess(self, worse_by: float, reference: float) -> bool:
-        """Whether a deviation ``worse_by`` (positive = worse) exceeds the tolerance."""
+    def excess(self, worse: float, better: float, reference: float) -> bool:
+        """Whether ``worse - better`` (positive = worse) exceeds the tolerance of ``reference``.
+
+        Near the float limit the difference overflows to inf, and so may a relative limit
+        (``inf > inf`` is False: a wrong pass); both sides are then compared halved, which is exact there.
+        """
+        slack = 1e-12 * max(1.0, abs(reference))
+        gap = worse - better
+        if math.isinf(gap):
+            half = abs(reference) / 2.0 * self.value if self.relative else self.value / 2.0
+            return worse / 2.0 - better / 2.0 > half + slack / 2.0
         limit = abs(reference) * self.value if self.relative else self.value
-        return worse_by > limit + 1e-12 * max(1.0, abs(reference))
+        return gap > limit + slack
 
     def __str__(self) -> str:
         return f"{self.value * 100:g}%" if self.relative else f"{self.value:g}"

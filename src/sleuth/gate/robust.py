@@ -9,6 +9,7 @@ where one can be computed.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,6 +22,7 @@ __all__ = [
     "cv",
     "cv_runs_needed",
     "cv_upper_bound",
+    "downscale",
     "hodges_lehmann",
     "mean",
     "median",
@@ -32,6 +34,8 @@ __all__ = [
 
 #: the most observations the runs-needed searches look at before answering "never"
 _MAX_RUNS = 100_000
+#: values up to this magnitude have pairwise differences, and means of two of those, within the float range
+_QUARTER_MAX = sys.float_info.max / 4
 
 
 def median(xs: Sequence[float]) -> float:
@@ -41,6 +45,17 @@ def median(xs: Sequence[float]) -> float:
     s = sorted(xs)
     h = len(s) // 2
     return s[h] if len(s) % 2 else s[h - 1] / 2.0 + s[h] / 2.0  # halves first: no overflow to inf
+
+
+def downscale(xs: Sequence[float]) -> float:
+    """The factor that brings ``xs`` within a quarter of the float limit: 1.0 for ordinary values,
+    a power of two (exact: it changes no digit) when one is larger.
+
+    Scaled values have differences, and means of two differences, that stay finite; without it,
+    values near the float limit give inf (the difference) or NaN (inf - inf).
+    """
+    big = max((abs(x) for x in xs), default=0.0)
+    return 0.25 if big > _QUARTER_MAX else 1.0
 
 
 def binom_half_cdf(k: int, n: int) -> float:
@@ -269,10 +284,12 @@ def hodges_lehmann(a: Sequence[float], b: Sequence[float], conf: float = 0.95) -
         return None
     import numpy as np
 
-    d = np.sort((np.asarray(b, dtype=np.float64)[None, :] - np.asarray(a, dtype=np.float64)[:, None]).ravel())
+    f = downscale([*a, *b])  # differences and their medians computed where they cannot overflow
+    x, y = np.asarray(a, dtype=np.float64) * f, np.asarray(b, dtype=np.float64) * f
+    d = np.sort((y[None, :] - x[:, None]).ravel())
     mn = d.size
-    est = float(np.median(d))
+    est = float(np.median(d)) / f  # beyond the float range (+-inf) only when the shift itself is
     c = _mwu_critical(len(a), len(b), conf)
     if c < 1:
         return Shift(estimate=est, lower=-math.inf, upper=math.inf, conf=conf)
-    return Shift(estimate=est, lower=float(d[c - 1]), upper=float(d[mn - c]), conf=conf)
+    return Shift(estimate=est, lower=float(d[c - 1]) / f, upper=float(d[mn - c]) / f, conf=conf)

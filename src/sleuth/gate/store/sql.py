@@ -10,6 +10,7 @@ the loser reports "already recorded".
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -224,7 +225,8 @@ class SqlStore:
                         _unit, _order, vals = by_run[row["run_pk"]].setdefault(
                             row["metric"], (row["unit"], row["metric_order"], [])
                         )
-                        vals.append((row["seq"], row["value"]))
+                        if math.isfinite(row["value"]):  # as record refuses them (a store edited by hand)
+                            vals.append((row["seq"], row["value"]))
         except SQLAlchemyError as exc:
             raise InfrastructureError(f"--db {self.display}: {_one_line(exc)}") from None
         out = []
