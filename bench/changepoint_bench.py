@@ -279,7 +279,7 @@ def main() -> int:
     seeds = args.seeds or (4 if args.quick else 20)
     # SPA is quadratic (about 2 s per series at T=1000): cap its series at the long lengths
     spa_cap = {300: max(2, seeds // 2), 1000: 1 if args.quick else max(2, seeds // 5)}
-    dets = {"sleuth": ours} if args.only_sleuth else contenders()
+    dets: dict[str, Detector] = {"sleuth": ours} if args.only_sleuth else contenders()
     t0 = time.perf_counter()
     print(f"seeds per cell: {seeds}; SPA capped at {spa_cap} series per cell; matching +/-{MARGIN} points")
 
@@ -291,8 +291,8 @@ def main() -> int:
         print(f"{name:<10}" + "".join(f"{row[f]:>10.2f}" for f in FAMILIES) + f"{worst:>10.2f}")
     print("false change points per 1000 null points, by series length (families pooled)")
     print(f"{'detector':<10}" + "".join(f"{f'T={n}':>10}" for n in LENGTHS))
-    for name, row in per_len.items():
-        print(f"{name:<10}" + "".join(f"{row[n]:>10.2f}" for n in LENGTHS))
+    for name, by_len in per_len.items():
+        print(f"{name:<10}" + "".join(f"{by_len[n]:>10.2f}" for n in LENGTHS))
 
     changes = change_study(dets, seeds, spa_cap)
     print("\nprecision / recall / F1 by step size (all families pooled)")
@@ -307,9 +307,9 @@ def main() -> int:
     print("\nrecall at 2 sigma per family (target: sleuth >= the best contender)")
     print(f"{'detector':<10}" + "".join(f"{f:>10}" for f in FAMILIES) + f"{'pooled':>10}")
     for name, by_step in changes.items():
-        row = by_step[2.0]
-        pooled = prf(*(sum(v[i] for v in row.values()) for i in range(3)))[1]
-        print(f"{name:<10}" + "".join(f"{prf(*row[f])[1]:>10.2f}" for f in FAMILIES) + f"{pooled:>10.2f}")
+        at2 = by_step[2.0]
+        pooled = prf(*(sum(v[i] for v in at2.values()) for i in range(3)))[1]
+        print(f"{name:<10}" + "".join(f"{prf(*at2[f])[1]:>10.2f}" for f in FAMILIES) + f"{pooled:>10.2f}")
 
     cold = cold_runtime()
     times = runtime(dets, 3 if args.quick else 7)

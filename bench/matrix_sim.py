@@ -48,7 +48,7 @@ SIG = "output: loss is nan"
 
 def make_plan(k: int, n: int, *, until_decided: bool = False, seed: int = 0) -> MatrixPlan:
     """A real plan: a baseline and ``k`` no-op cells of ``n`` trials each."""
-    cells = [{"name": "baseline", "mitigations": ["none"]}]
+    cells: list[dict[str, object]] = [{"name": "baseline", "mitigations": ["none"]}]
     cells += [{"name": f"c{i}", "mitigations": ["none"], "extra_env": {"SIM_CELL": str(i)}} for i in range(k)]
     data = {
         "schema_version": 1,

@@ -33,6 +33,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sleuth.reduce.fixpoint import AxisPlan, Reduction
@@ -250,12 +251,12 @@ def main() -> int:
 
     sizes = [(256, 1), (256, 4), (1024, 1), (1024, 8)] if args.quick else \
         [(256, 1), (256, 4), (1024, 1), (1024, 8), (4096, 1), (4096, 8), (4096, 64)]  # fmt: skip
-    det: list[Callable[[int], Case]] = [lambda s, n=n, k=k: needles(n, k, s) for n, k in sizes]
+    det: list[Callable[[int], Case]] = [partial(needles, n, k) for n, k in sizes]
     det += [def_use, shapes, env_set]
     flaky: list[Callable[[int], Case]] = []
     for p in (0.5, 0.2):
-        flaky.append(lambda s, p=p: needles(256, 4, s, p))
-        flaky.append(lambda s, p=p: env_set(s, p))
+        flaky.append(partial(needles, 256, 4, p=p))
+        flaky.append(partial(env_set, p=p))
 
     header = f"{'case':<28} {'min':>4} | {'sleuth':>8} {'size':>5} | {'picire':>8} {'(assert)':>8} {'size':>5} | " \
              f"{'picire s+b':>10} {'(assert)':>8} {'size':>5} | {'ratio':>5}"  # fmt: skip

@@ -105,7 +105,7 @@ class Load:
             try:
                 with urllib.request.urlopen(req, timeout=30) as resp:
                     resp.read()
-                    code = resp.status
+                    code: int = resp.status
             except urllib.error.HTTPError as exc:
                 code = exc.code
                 with contextlib.suppress(OSError):
