@@ -151,6 +151,8 @@ def test_the_values_of_secret_named_assignments_are_hidden(text: str, hidden: st
         "wrong password: check the config",  # prose: a bare `password:` is not an assignment
         "auth=true token=12345678.5",
         "passwords=3 secrets_dir=/etc",
+        'export HF_TOKEN="${HF_TOKEN:?set it}" PASSWORD=$DB_PASSWORD',  # references, not values
+        "password=%(password)s token={{ secrets.HF_TOKEN }}",
     ],
 )
 def test_assignments_that_are_not_secrets_keep_their_values(text: str) -> None:

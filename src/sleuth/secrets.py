@@ -72,7 +72,9 @@ _SECRET_KEY = (
     r"(?:(?P<strong>(?i:password|passwd|passphrase|secret|credentials?))"
     r"|(?P<weak>(?i:token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|secret[_-]?key|auth))))"
 )
-_VALUE = r"(?P<open>[\"']?)(?!<redacted>)(?P<value>[^\s\"',;&]{1,4096})"
+#: a value that names where the secret comes from (``$HF_TOKEN``, ``${HF_TOKEN:?}``, ``%(password)s``,
+#: ``{{ secrets.TOKEN }}``) is not one, and a reproducer script needs it as it is
+_VALUE = r"(?P<open>[\"']?)(?!<redacted>|\$|%\(|\{\{)(?P<value>[^\s\"',;&]{1,4096})"
 #: ``password=hunter2``, ``--api-key=...``, ``export DB_PASSWORD=...`` as a workload or a shell prints it
 _ASSIGN_RE = re.compile(r"(?<![A-Za-z0-9_.-])" + _SECRET_KEY + r"(?P<sep>=)" + _VALUE)
 #: ``"password": "..."`` and ``'token': '...'``: a JSON document or a Python dict printed whole (a

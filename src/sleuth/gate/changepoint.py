@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sleuth.gate.cpnull import midranks, p_value, studentised_max
+from sleuth.gate.robust import median
 
 __all__ = ["ChangePoint", "Incremental", "Settings", "detect", "segment_test"]
 
@@ -135,17 +136,11 @@ def _prune(values: Sequence[float], candidates: list[int], settings: Settings) -
     return [(idx, p) for p, idx in tested]
 
 
-def _median(xs: Sequence[float]) -> float:
-    s = sorted(xs)
-    h = len(s) // 2
-    return s[h] if len(s) % 2 else s[h - 1] / 2.0 + s[h] / 2.0  # halves first: no overflow to inf
-
-
 def _describe(values: Sequence[float], splits: list[tuple[int, float]]) -> list[ChangePoint]:
     edges = [0, *(i for i, _ in splits), len(values)]
     return [
         ChangePoint(
-            index=i, before=_median(values[edges[j] : i]), after=_median(values[i : edges[j + 2]]), p_value=p
+            index=i, before=median(values[edges[j] : i]), after=median(values[i : edges[j + 2]]), p_value=p
         )
         for j, (i, p) in enumerate(splits)
     ]

@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 from sleuth.errors import ExitCode
+from sleuth.gate.robust import median
 
 __all__ = ["Graduation", "Run", "RunStatus", "Sample", "Verdict", "exit_code_for", "utc_now"]
 
@@ -102,10 +103,7 @@ class Run:
         s = self.sample(metric)
         if s is None or not s.values:
             return None
-        xs = sorted(s.values)
-        h = len(xs) // 2
-        # halves first: the sum of two finite values near the float limit overflows to inf
-        return xs[h] if len(xs) % 2 else xs[h - 1] / 2.0 + xs[h] / 2.0
+        return median(s.values)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the dir store's file, ``--json`` output)."""

@@ -44,7 +44,12 @@ def median(xs: Sequence[float]) -> float:
         return math.nan
     s = sorted(xs)
     h = len(s) // 2
-    return s[h] if len(s) % 2 else s[h - 1] / 2.0 + s[h] / 2.0  # halves first: no overflow to inf
+    if len(s) % 2:
+        return s[h]
+    mid = (s[h - 1] + s[h]) / 2.0
+    # near the float limit the sum overflows: halves first there (and only there: halving two
+    # subnormals first rounds them to 0, below both)
+    return mid if math.isfinite(mid) else s[h - 1] / 2.0 + s[h] / 2.0
 
 
 def downscale(xs: Sequence[float]) -> float:
