@@ -7,10 +7,13 @@ and keeps its traceback.  Verbs live in ``sleuth.cli.<verb>`` modules exposing `
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import errno
+import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import import_module
 
 import click
@@ -127,14 +130,47 @@ def raise_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _leave_with(code: int) -> Callable[[int, object], None]:
+    """A signal handler for after the verb returned: exit at once with the code it chose."""
+
+    def leave(_signum: int, _frame: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+    return leave
+
+
+def _ignore_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if argv is None and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    if argv is not None:
+        return _main(list(argv))
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         # SIGTERM (a CI cancel, `timeout`, a scheduler) stops every verb as Ctrl-C does: its children
         # (tools, trials, probes) are stopped and files are whole; by default Python would just die,
         # leaving them running in their own sessions.  A verb may install its own handler inside.
         signal.signal(signal.SIGTERM, raise_interrupt)
+    code = _main(sys.argv[1:])
+    # The verb is done and its files are whole, but Python still joins the worker threads that are
+    # stopping the last trials, then finalizes, and near its end it puts back the default SIGINT
+    # action: a Ctrl-C (or SIGTERM) then ended the process by the signal itself (-2), not with the
+    # code chosen.  While the threads are joined, a signal now leaves at once with that code; from
+    # the first atexit function on (the threads are gone), signals are ignored to the end.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _leave_with(code))
+    atexit.register(_ignore_signals)
+    return code
+
+
+def _main(args: list[str]) -> int:
+    """The CLI on ``args``; every error becomes a line and an exit code."""
     try:
         rv = cli.main(args=args, prog_name="sleuth", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
