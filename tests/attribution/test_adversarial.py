@@ -489,3 +489,33 @@ def test_serve_killed_leaves_no_source_running_once_restarted_and_one_server_per
             second.stop()
     finally:
         first.stop()
+
+
+def test_serve_paths_decompress_gzip_bounded_and_read_a_cut_one_up_to_the_cut(
+    serve: Callable[..., Served], tmp_path: Path
+) -> None:
+    """A ``.gz`` under --log-root was attributed as its compressed bytes (garbage); it is now read as
+    ``attribute`` reads it: decompressed, at most --max-log-mb of text, a cut one up to the cut."""
+    import gzip
+
+    root = tmp_path / "logs"
+    root.mkdir()
+    noise = "".join(f"step {i} loss {i * 0.001:.3f} {os.urandom(24).hex()}\n" for i in range(20_000))
+    (root / "whole.log.gz").write_bytes(gzip.compress(f"{OOM}\n{noise}".encode()))
+    cut = gzip.compress(f"{OOM}\n{noise}".encode())
+    (root / "cut.log.gz").write_bytes(cut[: len(cut) // 2])
+    (root / "bomb.log.gz").write_bytes(gzip.compress(b"x" * 1000 + b"\n" * (3 * 1024 * 1024)))
+    s = serve("--log-root", str(root), "--gather", "0", "--max-log-mb", "2")
+    for job, name in (("w", "whole.log.gz"), ("c", "cut.log.gz")):
+        code, body = s.call(
+            "POST", "/v1/attributions", {"job_id": job, "cycle_id": "1", "paths": [str(root / name)]}
+        )
+        assert code == 202, body
+        rec = s.call("GET", f"/v1/attributions/{job}/1?wait=60")[1]
+        assert rec["status"] == "done" and rec["root"]["signature"] == "cuda.oom", rec
+        said = json.dumps(rec)
+        assert ("cut short at byte" in said) == (job == "c"), said[:2000]
+    code, body = s.call(
+        "POST", "/v1/attributions", {"job_id": "b", "cycle_id": "1", "paths": [str(root / "bomb.log.gz")]}
+    )
+    assert code == 413 and "decompressed" in json.dumps(body), body

@@ -23,6 +23,7 @@ import os
 import queue
 import threading
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -307,8 +308,24 @@ def _read_paths(paths: list[str], roots: tuple[Path, ...], max_bytes: int) -> li
             LogInput.file(path).check()
         except SleuthError as exc:
             raise HTTPException(422, str(exc)) from None
-        out.append((path.name, path.read_bytes().decode("utf-8", "replace")))
+        out.append(_read_log(path, p, max_bytes))
     return out
+
+
+def _read_log(path: Path, given: str, max_bytes: int) -> tuple[str, str]:
+    """``(name, text)`` of a log under the roots, gzip decompressed (bounded by ``max_bytes`` of text:
+    a small .gz may hold gigabytes); a .gz cut short is read up to the cut and its name says so."""
+    cut: list[int] = []
+    data = bytearray()
+    try:
+        for block in LogInput.file(path).chunks(cut.append):
+            data += block
+            if len(data) > max_bytes:
+                raise HTTPException(413, f"path {given}: more than {max_bytes} bytes once decompressed")
+    except (OSError, EOFError, zlib.error) as exc:  # corrupt past the head that check() read
+        raise HTTPException(422, f"path {given}: cannot be read ({exc})") from None
+    name = path.name if not cut else f"{path.name} (cut short at byte {cut[0]}; read up to the cut)"
+    return name, data.decode("utf-8", "replace")
 
 
 def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
