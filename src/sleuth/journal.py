@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import itertools
 import json
+import math
 import os
 import threading
 import time
@@ -29,6 +30,7 @@ __all__ = [
     "RunDir",
     "atomic_write_json",
     "atomic_write_text",
+    "json_text",
     "output_root",
     "read_journal",
 ]
@@ -56,8 +58,36 @@ def _forked() -> None:
     _pid = os.getpid()
 
 
-#: ``json.dumps(obj, default=str)`` without building an encoder per call (hot: twice per trial)
-_dumps = json.JSONEncoder(default=str).encode
+#: ``json.dumps(obj, default=str)`` without building an encoder per call (hot: twice per trial);
+#: strict: NaN and infinities are no JSON, and a reader (jq, JavaScript, Go) refuses the whole file
+_strict = json.JSONEncoder(default=str, allow_nan=False).encode
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with each NaN or infinity replaced by None (null)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _dumps(obj: Any) -> str:
+    try:
+        return _strict(obj)
+    except ValueError:  # a NaN or an infinity somewhere (the rare path: walked only then)
+        return _strict(_finite(obj))
+
+
+def json_text(obj: Any, *, indent: int | None = 2) -> str:
+    """``obj`` as strict JSON (a NaN or an infinity is null; other objects by ``str``): what every
+    file and ``--json`` document sleuth writes holds."""
+    try:
+        return json.dumps(obj, indent=indent, default=str, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(obj), indent=indent, default=str, allow_nan=False)
 
 
 os.register_at_fork(after_in_child=_forked)
@@ -117,7 +147,7 @@ def atomic_write_text(path: Path | str, text: str, *, mode: int | None = None) -
 
 def atomic_write_json(path: Path, obj: Any, *, mode: int | None = None) -> None:
     """Atomically write ``obj`` as indented JSON."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", mode=mode)
+    atomic_write_text(path, json_text(obj) + "\n", mode=mode)
 
 
 def lock_file(path: Path, what: str, busy: str, hint: str) -> IO[str]:

@@ -521,3 +521,24 @@ def test_a_fifo_or_a_folder_named_like_the_metadata_file_is_skipped(sleuth: Call
     doc = r.json()
     assert [x["run_id"] for x in doc["recorded"]] == ["1"] and good.name == "good"
     assert {"fifo", "dir"} <= {Path(s["path"]).name for s in doc["skipped"]}
+
+
+def test_a_change_too_large_for_a_float_is_null_in_json_not_infinity(
+    sleuth: Callable, tmp_path: Path
+) -> None:
+    """``baseline diff --json`` divided 1e300 by 1e-300 and printed ``Infinity``: no JSON reader (jq,
+    JavaScript, Go, Python's strict mode) takes the document.  Every --json and file is strict now."""
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    base = tmp_path / "b.json"
+    for i, value in enumerate(("1e-300", "1e300")):
+        f = tmp_path / f"r{i}.csv"
+        f.write_text(f"t,{value}\n")
+        r = sleuth("gate", "record", "--suite", "s", "--run-id", f"r{i}", "--no-provenance", "--db", db, f)
+        assert r.rc == 0, r.stderr
+        if i == 0:
+            assert sleuth("gate", "baseline", "capture", "--suite", "s", "-o", base, "--db", db).rc == 0
+    d = sleuth("gate", "baseline", "diff", base, "--db", db, "--last", "1", "--json")
+    assert d.rc in (0, 1), d.stderr
+    doc = json.loads(d.stdout, parse_constant=lambda c: pytest.fail(f"{c} in the --json output"))
+    (row,) = doc["metrics"]
+    assert row["status"] == "moved" and row["new"] == 1e300 and row["change"] is None

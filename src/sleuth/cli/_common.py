@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -129,7 +128,9 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 def print_json(obj: Any) -> None:
     """One JSON document on stdout."""
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    from sleuth.journal import json_text
+
+    sys.stdout.write(json_text(obj) + "\n")
     sys.stdout.flush()
 
 

@@ -196,8 +196,7 @@ def baseline() -> None:
 @db_option
 def baseline_capture(**kw: Any) -> int:
     """Write per-metric baselines (median of the last N run values) to a file to commit."""
-    import json
-
+    from sleuth.cli._common import print_json
     from sleuth.gate.baseline import capture, load_baseline
     from sleuth.journal import atomic_write_json
 
@@ -220,7 +219,7 @@ def baseline_capture(**kw: Any) -> int:
     doc = capture(runs, suite=suite, last=kw["last"], branch=kw["branch"], patterns=kw["metrics"], keep=keep)
     atomic_write_json(path, doc)
     if kw["as_json"]:
-        click.echo(json.dumps(doc, indent=2))
+        print_json(doc)
     else:
         click.echo(f"wrote {path}: {len(doc['metrics'])} metric(s) from {len(runs)} run(s)")
     return 0
