@@ -256,48 +256,43 @@ def test_a_forked_child_sees_its_own_children_and_pid_not_the_parents(tmp_path: 
         child.wait()
 
 
-def test_a_ctrl_c_while_a_tool_runs_stops_the_tool(tmp_path: Path) -> None:
-    """A tool (``uv pip install``, ``git clone``) must not outlive a Ctrl-C of the caller: run_tool
-    forgets it on the way out, and then neither kill_all nor the exit hook would reach it."""
-    pidfile = tmp_path / "tool.pid"
+def _ctrl_c_during(setup: str, call: str, pidfile: Path) -> None:
+    """Run ``call`` (after ``setup``) in a fresh Python, send it a Ctrl-C 1 s later, and check that the
+    child whose shell wrote ``pidfile`` did not outlive it."""
     script = (
         "import os, signal, threading, sys\n"
+        "from pathlib import Path\n"
         "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-        "from sleuth.runner import run_tool\n"
+        f"{setup}"
         "threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()\n"
         "try:\n"
-        f"    run_tool(['sh', '-c', 'echo $$ > {pidfile}; exec sleep 60'])\n"
+        f"    {call}\n"
         "except KeyboardInterrupt:\n"
         "    os._exit(130)\n"
         "os._exit(0)\n"
     )
     res = subprocess.run([sys.executable, "-c", script], timeout=60)
     assert res.returncode == 130
-    pid = int(pidfile.read_text())
-    assert not pid_alive(pid), "the tool outlived the Ctrl-C"
+    assert not pid_alive(int(pidfile.read_text())), "the child outlived the Ctrl-C"
+
+
+def test_a_ctrl_c_while_a_tool_runs_stops_the_tool(tmp_path: Path) -> None:
+    """A tool (``uv pip install``, ``git clone``) must not outlive a Ctrl-C of the caller: run_tool
+    forgets it on the way out, and then neither kill_all nor the exit hook would reach it."""
+    pidfile = tmp_path / "tool.pid"
+    setup = "from sleuth.runner import run_tool\n"
+    _ctrl_c_during(setup, f"run_tool(['sh', '-c', 'echo $$ > {pidfile}; exec sleep 60'])", pidfile)
 
 
 def test_a_ctrl_c_while_a_trial_is_awaited_stops_the_trial(tmp_path: Path) -> None:
     """await_trial forgets the trial on the way out; a Ctrl-C reaching it (a caller awaiting in the
     main thread) must stop the trial first, or neither kill_all nor the exit hook would reach it."""
     pidfile = tmp_path / "trial.pid"
-    script = (
-        "import os, signal, threading, sys\n"
-        "from pathlib import Path\n"
-        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    setup = (
         "from sleuth.model import TrialSpec\n"
         "from sleuth.runner import await_trial, start_trial\n"
-        f"r = start_trial(TrialSpec(argv=('sh', '-c', 'echo $$ > {pidfile}; exec sleep 60'), env=dict(os.environ), "
-        "kill_grace_s=1.0), "
-        f"Path({str(tmp_path / 't')!r}))\n"
-        "threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()\n"
-        "try:\n"
-        "    await_trial(r)\n"
-        "except KeyboardInterrupt:\n"
-        "    os._exit(130)\n"
-        "os._exit(0)\n"
+        f"argv = ('sh', '-c', 'echo $$ > {pidfile}; exec sleep 60')\n"
+        "spec = TrialSpec(argv=argv, env=dict(os.environ), kill_grace_s=1.0)\n"
+        f"r = start_trial(spec, Path({str(tmp_path / 't')!r}))\n"
     )
-    res = subprocess.run([sys.executable, "-c", script], timeout=60)
-    assert res.returncode == 130
-    pid = int(pidfile.read_text())
-    assert not pid_alive(pid), "the trial outlived the Ctrl-C"
+    _ctrl_c_during(setup, "await_trial(r)", pidfile)
