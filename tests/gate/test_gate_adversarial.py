@@ -542,3 +542,33 @@ def test_a_change_too_large_for_a_float_is_null_in_json_not_infinity(
     doc = json.loads(d.stdout, parse_constant=lambda c: pytest.fail(f"{c} in the --json output"))
     (row,) = doc["metrics"]
     assert row["status"] == "moved" and row["new"] == 1e300 and row["change"] is None
+
+
+def test_a_history_recorded_before_a_rule_shows_no_secret(sleuth: Callable, store_url: str) -> None:
+    """A run stored with a secret in a metric name, a commit or its provenance (recorded by an older
+    sleuth, whose rule did not hide it) is scrubbed on the way out of the store: no view repeats it."""
+    from dataclasses import replace
+
+    from sleuth.gate.model import Run, Sample
+    from sleuth.gate.store import open_store
+
+    old = Run(
+        suite="s",
+        run_id="old",
+        created_at="2026-01-01T00:00:00+00:00",
+        branch="main",
+        samples=(Sample("bench --db-url x password=hunter2pw", (1.0, 2.0)),),
+        provenance={"command": "run --token=ghp_abcdefghijklmnop12"},
+    )
+    store = open_store(store_url, create=True)
+    try:
+        assert store.add_run(old)
+        assert store.add_run(replace(old, run_id="old2", created_at="2026-01-02T00:00:00+00:00"))
+    finally:
+        store.close()
+    for argv in (("runs", "--json"), ("graduate", "--json", "--last", "2")):
+        r = sleuth("gate", *argv, "--suite", "s", "--db", store_url)
+        assert r.rc in (0, 1, 3), r.stderr
+        assert_no_secret("hunter2pw", r.stdout, r.stderr)
+        assert_no_secret("ghp_abcdefghijklmnop12", r.stdout, r.stderr)
+    assert "password=<redacted>" in sleuth("gate", "runs", "--json", "--suite", "s", "--db", store_url).stdout

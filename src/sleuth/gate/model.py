@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 from sleuth.errors import ExitCode
@@ -57,6 +58,14 @@ def exit_code_for(failed: bool, undecided: bool) -> int:
     if failed:
         return int(ExitCode.FAILED)
     return int(ExitCode.INCONCLUSIVE) if undecided else int(ExitCode.OK)
+
+
+@lru_cache(maxsize=65536)
+def _scrub_name(name: str) -> str:
+    """A metric name (or commit, branch) through the rule; cached: a history repeats its names."""
+    from sleuth.secrets import scrub_text
+
+    return scrub_text(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +128,25 @@ class Run:
             "source": dict(self.source),
             "samples": [s.to_dict() for s in self.samples],
         }
+
+    def public(self) -> Run:
+        """This run as every reader shows it: the one redaction rule applied to its metric names,
+        commit, branch, provenance and source.  Runs are recorded scrubbed; a history recorded
+        before a rule was added (``--api-key=`` in a hyperfine command line, stored as a metric name)
+        is scrubbed here, on the way out of the store, so that no view or ``--json`` repeats it."""
+        from dataclasses import replace
+
+        from sleuth.secrets import Secrets
+
+        walk = Secrets().scrub
+        return replace(
+            self,
+            commit=_scrub_name(self.commit) if self.commit is not None else None,
+            branch=_scrub_name(self.branch) if self.branch is not None else None,
+            samples=tuple(replace(s, metric=_scrub_name(s.metric)) for s in self.samples),
+            provenance=walk(dict(self.provenance)),
+            source=walk(dict(self.source)),
+        )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Run:

@@ -58,7 +58,7 @@ class DirStore:
 
     def _load(self, path: Path) -> Run:
         try:
-            return Run.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            return Run.from_dict(json.loads(path.read_text(encoding="utf-8"))).public()
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InfrastructureError(
                 f"--db {self.display}: {path} is not a recorded run ({type(exc).__name__}: {str(exc)[:100]})",

@@ -246,7 +246,7 @@ class SqlStore:
                     samples=samples,
                     provenance=json.loads(row["provenance"]),
                     source=json.loads(row["source"]),
-                )
+                ).public()
             )
         return out
 
