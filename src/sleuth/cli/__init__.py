@@ -148,7 +148,12 @@ def _ignore_signals() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code."""
+    """Run the CLI; return the exit code.
+
+    Without ``argv`` this is the program (the console script, ``python -m sleuth``): it takes SIGTERM
+    as an interrupt, and once the verb has returned, SIGINT and SIGTERM leave with its code.  A caller
+    that goes on running passes ``argv`` and keeps its own signal handlers.
+    """
     if argv is not None:
         return _main(list(argv))
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
