@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from sleuth.errors import InfrastructureError, UsageError
 from sleuth.model import NAME_MAX, check_name
@@ -58,9 +58,9 @@ def _forked() -> None:
     _pid = os.getpid()
 
 
-#: ``json.dumps(obj, default=str)`` without building an encoder per call (hot: twice per trial);
-#: strict: NaN and infinities are no JSON, and a reader (jq, JavaScript, Go) refuses the whole file
-_strict = json.JSONEncoder(default=str, allow_nan=False).encode
+#: strict JSON encoders (NaN and infinities are no JSON: jq, JavaScript and Go refuse the whole file),
+#: built once: a journal line is encoded twice per trial
+_ENCODERS = {indent: json.JSONEncoder(indent=indent, default=str, allow_nan=False) for indent in (None, 2)}
 
 
 def _finite(obj: Any) -> Any:
@@ -74,20 +74,18 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def _dumps(obj: Any) -> str:
-    try:
-        return _strict(obj)
-    except ValueError:  # a NaN or an infinity somewhere (the rare path: walked only then)
-        return _strict(_finite(obj))
-
-
-def json_text(obj: Any, *, indent: int | None = 2) -> str:
+def json_text(obj: Any, *, indent: Literal[2] | None = 2) -> str:
     """``obj`` as strict JSON (a NaN or an infinity is null; other objects by ``str``): what every
-    file and ``--json`` document sleuth writes holds."""
+    file, journal line and ``--json`` document sleuth writes holds."""
+    encode = _ENCODERS[indent].encode
     try:
-        return json.dumps(obj, indent=indent, default=str, allow_nan=False)
-    except ValueError:
-        return json.dumps(_finite(obj), indent=indent, default=str, allow_nan=False)
+        return encode(obj)
+    except ValueError:  # a NaN or an infinity somewhere (the rare path: walked only then)
+        return encode(_finite(obj))
+
+
+def _dumps(obj: Any) -> str:
+    return json_text(obj, indent=None)
 
 
 os.register_at_fork(after_in_child=_forked)
