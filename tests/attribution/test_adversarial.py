@@ -224,6 +224,10 @@ def test_kill_9_twice_then_a_rerun_stops_the_orphans_and_continues_the_cycles(tm
     )
     assert done.returncode == 0, done.stderr
     assert wait_dead(orphans[1])
+    # the user is told, not only the cycles file
+    assert "sleuth supervise: stopped 1 workload process group(s) left running by a killed supervisor" in (
+        done.stderr
+    ), done.stderr
     evs = [json.loads(x) for x in (sup / "cycles.jsonl").read_text().splitlines()]
     cyc = [(e["cycle"], e["outcome"]) for e in evs if e["event"] == "cycle"]
     assert cyc == [(0, "lost"), (1, "lost"), (2, "done")], cyc

@@ -138,6 +138,8 @@ class Supervisor:
         self.history: list[CycleRecord] = []
         self.cycles_path = config.log_dir / "cycles.jsonl"
         self.notes: list[str] = []
+        #: told each note as it is made (the CLI prints it)
+        self._on_note: Callable[[str], None] | None = None
         self.restarts_used = 0
         #: the workload's secrets (its environment's and its command line's): kept out of
         #: cycles.jsonl, the attribution and what is posted to the service
@@ -152,9 +154,12 @@ class Supervisor:
             fh.flush()
 
     def note(self, text: str) -> None:
-        """Keep a line for the CLI (printed as progress) and the cycles file."""
+        """Keep a line for the CLI (``on_note``, printed as progress) and the cycles file."""
+        text = self.secrets.scrub(text)  # an error's text may carry a URL's credentials
         self.notes.append(text)
         self._append({"event": "note", "t": round(time.time(), 3), "text": text})
+        if self._on_note is not None:
+            self._on_note(text)
 
     # --- signals ---------------------------------------------------------------------------------
 
@@ -415,8 +420,14 @@ class Supervisor:
 
     # --- the loop --------------------------------------------------------------------------------
 
-    def run(self, on_cycle: Callable[[CycleOutcome], None] | None = None) -> int:
-        """Supervise until done; the workload's final exit status."""
+    def run(
+        self,
+        on_cycle: Callable[[CycleOutcome], None] | None = None,
+        on_note: Callable[[str], None] | None = None,
+    ) -> int:
+        """Supervise until done; the workload's final exit status.  ``on_cycle`` is told each
+        cycle's outcome, ``on_note`` each note (an orphan stopped, the service unreachable)."""
+        self._on_note = on_note
         self.c.log_dir.mkdir(parents=True, exist_ok=True)
         lock = self._lock_log_dir()
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -157,6 +157,9 @@ def command(**kw: Any) -> int:
             err=True,
         )
 
-    status = Supervisor(config).run(on_cycle=show)
+    def note(text: str) -> None:
+        click.echo(f"sleuth supervise: {text}", err=True)
+
+    status = Supervisor(config).run(on_cycle=show, on_note=note)
     click.echo(f"sleuth supervise: done, cycles in {log_dir / 'cycles.jsonl'}", err=True)
     return status
