@@ -388,35 +388,23 @@ class Supervisor:
         """The leader writes the cycle's outcome on the service (first write wins)."""
         if self.client is None or self.c.nodes <= 1:
             return
+        client = self.client
         action = "STOP" if out.outcome == "stop" else "RESTART"
+        reason = str(self.secrets.scrub(out.reason))
+
+        def put() -> Any:
+            return client.put_outcome(self.c.job_id, str(cycle), action=action, decided_by=out.decided_by,
+                                      reason=reason, node=str(self.c.node_rank))  # fmt: skip
+
         try:
-            stored = self.client.put_outcome(
-                self.c.job_id,
-                str(cycle),
-                action=action,
-                decided_by=out.decided_by,
-                reason=str(self.secrets.scrub(out.reason)),
-                node=str(self.c.node_rank),
-            )
-        except ServiceUnavailable as exc:
-            self.note(f"cycle {cycle}: could not record the outcome on the service ({exc})")
-            return
-        if stored is None:
-            # no node's logs reached the service: create the record so followers can read the outcome
-            try:
-                self.client.submit(
+            if put() is None:
+                # no node's logs reached the service: create the record so followers can read the outcome
+                client.submit(
                     self.c.job_id, str(cycle), [("none", "")], node=str(self.c.node_rank), nodes=self.c.nodes
                 )
-                self.client.put_outcome(
-                    self.c.job_id,
-                    str(cycle),
-                    action=action,
-                    decided_by=out.decided_by,
-                    reason=str(self.secrets.scrub(out.reason)),
-                    node=str(self.c.node_rank),
-                )
-            except ServiceUnavailable as exc:
-                self.note(f"cycle {cycle}: could not record the outcome on the service ({exc})")
+                put()
+        except ServiceUnavailable as exc:
+            self.note(f"cycle {cycle}: could not record the outcome on the service ({exc})")
 
     # --- the loop --------------------------------------------------------------------------------
 
