@@ -143,3 +143,16 @@ def test_auto_is_accurate_on_a_flaky_test_that_looked_deterministic() -> None:
         drive(s, test)
         hits += s.result().first_bad == f
     assert hits >= 28
+
+
+def test_the_budget_holds_while_the_test_looks_deterministic() -> None:
+    # --max-tests 8 over 50 candidates: the bisection alone needs 1 + 3 + 6 tests; it ran 9, and the
+    # answer it had not checked was handed to the Bayesian search to say what it is worth
+    for jobs in (1, 3):
+        t = make_strategy(50, FlakyMode(True), max_tests=8)
+        assert isinstance(t, AutoBisection)
+        t.observe(Query(-1, 0), Outcome.PASS)
+        t.observe(Query(-2, 49), Outcome.FAIL)
+        drive(t, lambda i: Outcome.FAIL if i >= 30 else Outcome.PASS, jobs)
+        assert t.tests == 8
+        assert t.result().status is SearchStatus.INCONCLUSIVE

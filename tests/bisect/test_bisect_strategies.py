@@ -193,3 +193,22 @@ def test_parse_flaky(text: str, mode: FlakyMode) -> None:
     assert parse_flaky("0.3").p == 0.3
     with pytest.raises(UsageError, match="--flaky"):
         parse_flaky("often")
+
+
+def test_a_candidate_that_skips_after_it_ran_is_not_proposed_again() -> None:
+    # a build that works once per candidate and never again (a kept checkout it cannot rebuild): the
+    # search kept proposing the most informative of them, each test a SKIP, until the budget was spent
+    s = FlakyBisection(200, prior=(50.0, 50.0), max_tests=150)
+    ran: set[int] = set()
+    skips: list[int] = []
+
+    def test(i: int) -> Outcome:
+        if i in ran and i != 199:
+            skips.append(i)
+            return Outcome.SKIP
+        ran.add(i)
+        return Outcome.FAIL if i >= 120 and random.Random(i).random() < 0.5 else Outcome.PASS
+
+    drive(s, test)
+    assert len(skips) == len(set(skips)), f"proposed again after a skip: {sorted(skips)}"
+    assert s.tests - len(skips) == len(ran)  # every other test ran a candidate for the first time

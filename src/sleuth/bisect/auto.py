@@ -59,8 +59,11 @@ class AutoBisection:
         confidence: float = 0.95,
         verify_runs: int | None = None,
         reruns: int | None = None,
+        max_tests: int | None = None,
     ) -> None:
         self.n = n
+        #: the test budget (``--max-tests``), the bisection's tests included
+        self.max_tests = max_tests
         self.inner: Bisection | FlakyBisection = Bisection(n)
         self._make_flaky = make_flaky
         self.model = model
@@ -145,7 +148,12 @@ class AutoBisection:
         inner = self.inner
         if not isinstance(inner, Bisection) or self.trusted is not None or self._verify:
             return
+        # the budget spent before the answer was trusted: the Bayesian search says what it is worth
+        room = self._room()
+        spent = room is not None and room <= 0 and not self.pending
         if not inner.done or self._to_verify() is not None or self._extra:
+            if spent:
+                self._switch()
             return
         if inner.contradictions:
             self._switch()
@@ -153,8 +161,12 @@ class AutoBisection:
         conf = self._confidence()
         if conf >= self.confidence:
             self.trusted = conf
-        elif self._last_good() is None or self._checks >= CHECK_CAP:
+        elif spent or self._last_good() is None or self._checks >= CHECK_CAP:
             self._switch()
+
+    def _room(self) -> int | None:
+        """Tests the budget still allows, counting those out (None: no budget)."""
+        return None if self.max_tests is None else self.max_tests - len(self.log) - len(self.pending)
 
     @property
     def done(self) -> bool:
@@ -174,6 +186,8 @@ class AutoBisection:
         self._settle()
         out: list[Query] = []
         if not self.flaky:
+            room = self._room()
+            k = k if room is None else min(k, room)
             end = self.n - 1
             runs = sum(i == end for i, o in self.log if o is not Outcome.SKIP)
             runs += sum(q.index == end for q in self.pending.values())

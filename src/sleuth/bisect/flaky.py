@@ -24,11 +24,13 @@ then keeps that mass).  ``--flaky auto`` does not use it: it made deterministic 
 the answers of a p = 0.5 test that it reported at 0.98 or more were mostly wrong (see docs/bisect.md,
 ``bench/bisect_sim.py --determinism D --calibration``).
 
-Invariants: SKIP candidates are never proposed; hypotheses that only skipped candidates separate
-are pooled into one block, and the search stops when one block holds ``confidence`` of the
-posterior (or after ``max_tests``).  The answer is the block; its mass is the reported confidence,
-floored to four decimals and never 1.  numpy is imported when a search is made, not with this module
-(``log B`` comes from a running sum of logs: no scipy).
+Invariants: SKIP candidates are never proposed, nor is one that skipped after it had results (its
+results count; a build that works once and not again was proposed until the budget was spent);
+hypotheses that only skipped candidates separate are pooled into one block, and the search stops
+when one block holds ``confidence`` of the posterior (or after ``max_tests``).  The answer is the
+block; its mass is the reported confidence, floored to four decimals and never 1.  numpy is
+imported when a search is made, not with this module (``log B`` comes from a running sum of logs:
+no scipy).
 """
 
 from __future__ import annotations
@@ -179,6 +181,8 @@ class FlakyBisection:
         self.fails = np.zeros(n)
         self.passes = np.zeros(n)
         self._skip = np.zeros(n, dtype=bool)
+        #: tested, then skipped: its results count, but it is not proposed again
+        self._retired = np.zeros(n, dtype=bool)
         self.pending: dict[int, Query] = {}
         self.contradictions: list[int] = []
         self._seq = 0
@@ -339,7 +343,7 @@ class FlakyBisection:
         if self.max_tests is not None and self._tests + len(self.pending) >= self.max_tests:
             return []
         cdf = np.cumsum(self.posterior())
-        eligible = np.flatnonzero(~self._skip)
+        eligible = np.flatnonzero(~(self._skip | self._retired))
         p = min(max(self.p_estimate(), 0.02), 1.0)
         end = self.n - 1
         out = []
@@ -359,7 +363,7 @@ class FlakyBisection:
             k -= 1
         fixed = [float(cdf[q.index]) for q in self.pending.values() if q.index != end]
         k = min(k, _MAX_BATCH - len(fixed))
-        if k <= 0:
+        if k <= 0 or eligible.size == 0:
             return out
         if not fixed and k == 1:
             c = cdf[eligible]
@@ -412,6 +416,8 @@ class FlakyBisection:
             if self.fails[i] + self.passes[i] == 0 and 0 < i < self.n - 1:
                 self._skip[i] = True
                 self._block = None
+            elif 0 < i < self.n - 1:  # it ran before: what it said stands, it is not asked again
+                self._retired[i] = True  # (the bad end's reruns are the driver's to stop)
             return
         if outcome is Outcome.FAIL and i == 0:
             self.contradictions.append(i)  # the good end failed: the model has no room for it

@@ -131,7 +131,7 @@ def make_strategy(
             p_quantile=model.p_quantile,
         )
 
-    return AutoBisection(n, flaky, model=model, confidence=confidence)
+    return AutoBisection(n, flaky, model=model, confidence=confidence, max_tests=budget)
 
 
 def choose_strategy(
