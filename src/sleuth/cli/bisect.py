@@ -311,18 +311,36 @@ def _prepare_run(
     flags["output"] = str(kw["output"])
     secrets, originals, where = hidden(flags, source.config())
     # summary.json holds an absolute run_dir; every write through it is scrubbed
-    rd = scrubbed(RunDir.create(Path(kw["output"]).resolve(), "bisect", name), secrets, bool(originals))
-    if originals:
-        from sleuth.secrets import Secrets
+    rd = RunDir.create(Path(kw["output"]).resolve(), "bisect", name)
+    try:
+        scrubbed(rd, secrets, bool(originals))
+        if originals:
+            from sleuth.secrets import Secrets
 
-        Secrets(originals).save(rd.path)
-    extra = {"redacted": where} if where else {}
-    rd.journal.append("start", source=source.config(), flags=flags, default_skip=list(default_skip), **extra)
-    if labels is not None:
-        rd.journal.append("candidates", labels=labels, source=source.config())
-    if getattr(source, "stepped", None):
-        rd.journal.append("default end", stepped=source.stepped, used=labels[0] if labels else None)
+            Secrets(originals).save(rd.path)
+        extra = {"redacted": where} if where else {}
+        rd.journal.append("start", source=source.config(), flags=flags, default_skip=list(default_skip),
+                          **extra)  # fmt: skip
+        if labels is not None:
+            rd.journal.append("candidates", labels=labels, source=source.config())
+        if getattr(source, "stepped", None):
+            rd.journal.append("default end", stepped=source.stepped, used=labels[0] if labels else None)
+    except BaseException:  # a Ctrl-C (or a full disk) before the run is journaled: nothing to resume
+        _discard(rd)
+        raise
     return labels, rd
+
+
+def _discard(rd: Any) -> None:
+    """Remove a run dir that holds no run yet, and the ``bisect/<name>`` folders it leaves empty."""
+    import contextlib
+    import shutil
+
+    rd.close()
+    shutil.rmtree(rd.path, ignore_errors=True)
+    for parent in (rd.path.parent, rd.path.parent.parent):
+        with contextlib.suppress(OSError):
+            parent.rmdir()
 
 
 def _example(source: Any) -> str:
@@ -351,6 +369,24 @@ def _command(kw: dict[str, Any], source: Any) -> dict[str, Any]:
 
 def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None = None,
              labels: list[str] | None = None, default_skip: tuple[int, ...] = ()) -> int:  # fmt: skip
+    """The bisection in ``rd``: a Ctrl-C (or SIGTERM) anywhere in it, from the first line printed to the
+    report, stops the tests, journals ``interrupted`` and names the command that resumes the run."""
+    try:
+        with sigterm_as_interrupt():
+            return _bisect(source, kw, rd, replay=replay, labels=labels, default_skip=default_skip)
+    except KeyboardInterrupt:
+        import contextlib
+
+        from sleuth.runner import kill_all
+
+        kill_all()
+        with contextlib.suppress(ValueError):  # closed: the run ended, resume prints its answer
+            rd.journal.append("interrupted")
+        raise Interrupted(f"interrupted; resume with: sleuth bisect resume {rd.path}") from None
+
+
+def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None,
+            labels: list[str] | None, default_skip: tuple[int, ...]) -> int:  # fmt: skip
     from sleuth.bisect.driver import Driver
     from sleuth.bisect.secrecy import hidden, public, scrubbed
     from sleuth.cli._bisect_flags import spec_and_options
@@ -383,18 +419,12 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
             con.print(_test_line(ev, public(ev.signature or ev.reason or "", secrets), metric, width),
                       markup=True, highlight=False, soft_wrap=True)  # fmt: skip
 
-    driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels)
-    if con is not None:
-        driver.on_stage = lambda text: con.print(f"[bold]{escape(text)}[/]", soft_wrap=True, highlight=False)
     try:
-        with sigterm_as_interrupt():
-            result, _ = driver.run()
-    except KeyboardInterrupt:
-        from sleuth.runner import kill_all
-
-        kill_all()
-        rd.journal.append("interrupted")
-        raise Interrupted(f"interrupted; resume with: sleuth bisect resume {rd.path}") from None
+        driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels)
+        if con is not None:
+            driver.on_stage = lambda text: con.print(f"[bold]{escape(text)}[/]", soft_wrap=True,
+                                                     highlight=False)  # fmt: skip
+        result, _ = driver.run()
     finally:
         if hasattr(source, "close"):
             source.close()

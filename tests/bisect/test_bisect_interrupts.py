@@ -1,0 +1,80 @@
+"""A Ctrl-C at any moment of ``sleuth bisect``: exit 130, one line, a resumable run dir or none at all.
+
+The moments between the tests (the run dir being journaled, the driver being built, the report being
+written) are too short to hit with a timer, so the program (``python -m sleuth``, in its own process)
+sends itself a real SIGINT from inside the step named; what happens next is the program's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.bisect.test_bisect_cli import doc, sleuth
+
+#: run sleuth as its console script does, with SIGINT sent to itself at one moment (argv[1])
+PROGRAM = """
+import os, signal, sys
+import sleuth.bisect.driver, sleuth.bisect.report, sleuth.journal
+
+def interrupting(owner, name, when=lambda *a, **k: True):
+    original = getattr(owner, name)
+    def step(*args, **kwargs):
+        if name == "write_outputs":  # part of the report is on disk when the Ctrl-C comes
+            args[0].run_dir.write_json("summary.json", args[1])
+        elif name == "append":
+            original(*args, **kwargs)
+        if when(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGINT)
+        if name != "append":
+            return original(*args, **kwargs)
+    setattr(owner, name, step)
+
+moment = sys.argv.pop(1)
+if moment == "journaling":
+    interrupting(sleuth.journal.Journal, "append", lambda self, event, **kw: event == "candidates")
+elif moment == "driver":
+    interrupting(sleuth.bisect.driver.Driver, "__init__")
+elif moment == "report":
+    interrupting(sleuth.bisect.report, "write_outputs")
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a shell, even under nohup
+from sleuth.cli import main
+sys.exit(main())
+"""
+
+TEST = '[ "$SLEUTH_CANDIDATE" -lt 5 ] || { echo "AssertionError: bug" >&2; exit 1; }'
+
+
+def _interrupted(tmp_path: Path, moment: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(8)))
+    argv = ["bisect", "list", "l.txt", "--flaky", "off", "--output", "o", "--", "sh", "-c", TEST]
+    return subprocess.run([sys.executable, "-c", PROGRAM, moment, *argv], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache")})  # fmt: skip
+
+
+@pytest.mark.parametrize("moment", ["driver", "report"])
+def test_a_ctrl_c_between_the_tests_names_the_resume_and_the_run_resumes(tmp_path: Path, moment: str) -> None:
+    res = _interrupted(tmp_path, moment)
+    assert res.returncode == 130, res.stderr
+    assert "Traceback" not in res.stderr
+    (run_dir,) = (tmp_path / "o" / "bisect" / "list").iterdir()
+    last = res.stderr.strip().splitlines()[-1]
+    assert last == f"error: interrupted; resume with: sleuth bisect resume {run_dir}", res.stderr
+    assert res.stderr.count("interrupted") == 1
+    events = [json.loads(line)["event"] for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    assert events[-1] == "interrupted" and "end" not in events
+    d = doc(sleuth("bisect", "resume", str(run_dir), "--json", cwd=tmp_path))
+    assert (d["status"], d["first_bad"]["label"], d["last_good"]["label"]) == ("found", "5", "4")
+    assert (run_dir / "report.md").is_file()
+
+
+def test_a_ctrl_c_before_the_run_is_journaled_leaves_no_run_dir(tmp_path: Path) -> None:
+    res = _interrupted(tmp_path, "journaling")
+    assert res.returncode == 130, res.stderr
+    assert res.stderr.strip() == "interrupted", res.stderr
+    assert not (tmp_path / "o" / "bisect").exists()  # nothing ran, so there is nothing to resume
