@@ -22,6 +22,7 @@ from sleuth.errors import UsageError
 from sleuth.journal import RunDir, read_journal
 from sleuth.model import TrialSpec
 from sleuth.oracle import OracleConfig, StandardOracle
+from tests.bisect.test_bisect_cli import doc, sleuth
 from tests.bisect.test_bisect_resume import make_repo
 
 OFF, AUTO = FlakyMode(False, 1.0), FlakyMode(True)
@@ -136,3 +137,24 @@ def test_skipping_an_end_is_a_usage_error(tmp_path: Path) -> None:
         bisect(tmp_path, listing(tmp_path, 10), ["true"], Options(flaky=OFF, skip=("0",)))
     with pytest.raises(UsageError, match="--skip 0: that is the bad end"):
         bisect(tmp_path, listing(tmp_path, 10), ["true"], Options(flaky=OFF, skip=("0",), find_fix=True))
+
+
+#: the bad end's first run fails; its reruns cannot run (exit 125: the first run's state is in the way),
+#: until the 30th (so a search that reruns it for ever ends, and is seen to have run 30 tests)
+ONCE = """n=$SLEUTH_CANDIDATE; [ "$n" -lt 23 ] && exit 0
+c=$(cat "runs-$n" 2>/dev/null || echo 0); echo $((c + 1)) > "runs-$n"
+[ "$c" -ge 1 ] && [ "$c" -lt 30 ] && exit 125
+echo "AssertionError: bug" >&2; exit 1
+"""
+
+
+@pytest.mark.parametrize("checks", [[], ["--skip-precondition-checks"]])
+def test_a_bad_end_that_cannot_be_rerun_stops_the_flaky_search(tmp_path: Path, checks: list[str]) -> None:
+    (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(40)))
+    res = sleuth("bisect", "list", "l.txt", *checks, "--skip-exit", "125", "--json", "--output", "o", "--",
+                 "sh", "-c", ONCE, cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 3, res.stderr
+    d = doc(res)
+    assert d["status"] == "not_found" and d["tests"] == 4, d["tests"]  # the end, then 3 skipped reruns
+    assert d["note"].startswith("the bad end 39 could not be rerun: its last 3 reruns were skipped")
+    assert "--flaky off" in d["note"]
