@@ -135,3 +135,27 @@ def test_list_runs_hide_env_secrets_too(tmp_path: Path, flag: str, value: str, s
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["first_bad"]["label"] == "v5"
     assert_no_secret(secret, res.stdout, res.stderr, roots=[tmp_path / "o"])
+
+
+def test_a_resume_without_secrets_json_says_an_argument_cannot_come_from_the_shell(tmp_path: Path) -> None:
+    (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(12)))
+    body = f'test "$HF_TOKEN" = {HF} || exit 9; sleep 0.3; [ "$SLEUTH_CANDIDATE" -lt 7 ]'
+    env = {**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "sleuth", "bisect", "list", "l.txt", "--env", f"HF_TOKEN={HF}",
+                             "--output", "o", "--", "sh", "-c", body], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and '"event": "test"' not in "".join(
+        p.read_text() for p in (tmp_path / "o").glob("bisect/list/*/journal.jsonl")
+    ):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (run_dir,) = (tmp_path / "o" / "bisect" / "list").iterdir()
+    (run_dir / "secrets.json").unlink()  # the run dir was shared without it
+    res = sleuth("bisect", "resume", str(run_dir), cwd=tmp_path, env={"HF_TOKEN": HF})
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    # the test's script holds the token: only secrets.json has it, exporting cannot help
+    assert "argument 3 of the command" in res.stderr and "export" not in res.stderr, res.stderr
+    assert "copy the run's secrets.json back" in res.stderr
+    assert HF not in res.stderr

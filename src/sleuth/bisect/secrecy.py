@@ -19,8 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sleuth.errors import UsageError
 from sleuth.journal import RunDir
-from sleuth.secrets import Secrets, is_secret, leaves, put_at
+from sleuth.secrets import SECRETS_FILE, Secrets, is_secret, leaves, put_at
 
 __all__ = ["hidden", "public", "restore_start", "scrubbed"]
 
@@ -83,7 +84,8 @@ def restore_start(
 ) -> dict[str, Any]:
     """The ``start`` event with its hidden values back (``secrets.json``, else ``--env`` from ``environ``).
 
-    A value found in neither is a ``UsageError`` that names it and says how to resume anyway.
+    A value found in neither is a ``UsageError`` that names it and says how to resume anyway: an
+    argument of the command or of ``--build`` cannot come from the shell, only from ``secrets.json``.
     """
     out = {k: copy.deepcopy(v) for k, v in start.items() if k != "redacted"}
     where: dict[str, str] = dict(start.get("redacted") or {})
@@ -95,10 +97,26 @@ def restore_start(
         var = name.removeprefix("--env ")
         if name.startswith("--env ") and var in env:
             fallback[name] = f"{var}={env[var]}"
+    missing = [name for name in where if not _kept(run_dir, name, fallback)]
+    if any(not name.startswith("--env ") for name in missing):  # an argument: no shell can give it
+        raise UsageError(
+            f"{run_dir}: the redacted value(s) of {', '.join(missing)} are not in {SECRETS_FILE}",
+            hint=f"copy the run's {SECRETS_FILE} back into the run dir (only an --env value can come "
+            "from this shell instead)",
+        )
     kept = Secrets.load(run_dir, list(where), environ=fallback)
     for name, path in where.items():
         put_at(out, path, kept.values[name])
     return out
+
+
+def _kept(run_dir: Path, name: str, environ: Mapping[str, str]) -> bool:
+    """Whether ``secrets.json`` (or ``environ``) has the value of ``name``."""
+    try:
+        Secrets.load(run_dir, [name], environ=environ)
+    except UsageError:
+        return False
+    return True
 
 
 def public(obj: Any, secrets: Secrets) -> Any:
