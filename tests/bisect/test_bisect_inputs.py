@@ -53,6 +53,18 @@ def test_list_input_errors_leave_no_run_dir(tmp_path: Path, text: str, needle: s
     assert not (tmp_path / "out").exists()
 
 
+def test_a_list_saved_with_a_byte_order_mark_starts_with_its_first_line(tmp_path: Path) -> None:
+    # Notepad, Excel and PowerShell write UTF-8 with a BOM; the test would see an invisible "\ufeffv1"
+    (tmp_path / "l.txt").write_bytes("\ufeffv1\nv2\nv3\nv4\n".encode())
+    res = sleuth("bisect", "list", "l.txt", "-j", "2", "--output", "out", "--json", "--", "sh", "-c",
+                 'case "$SLEUTH_CANDIDATE" in v1|v2) exit 0;; esac; echo "Error: bad" >&2; exit 1',
+                 cwd=tmp_path)  # fmt: skip
+    d = doc(res)
+    assert (d["status"], d["first_bad"]["label"], d["last_good"]["label"]) == ("found", "v3", "v2"), d["note"]
+    events = [json.loads(line) for line in Path(d["run_dir"], "journal.jsonl").read_text().splitlines()]
+    assert next(e["labels"] for e in events if e["event"] == "candidates")[0] == "v1"
+
+
 def test_list_from_a_symlink_loop_or_an_endless_device_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "loop1").symlink_to("loop2")
     (tmp_path / "loop2").symlink_to("loop1")
