@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sleuth.bisect.packaged import PypiSource
-from tests.bisect.test_bisect_cli import TEST, doc, make_repo, script, sleuth
+from tests.bisect.test_bisect_cli import TEST, doc, git, make_repo, script, sleuth
 
 
 def _one_line_usage_error(res: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -28,6 +28,10 @@ def _one_line_usage_error(res: subprocess.CompletedProcess[str], *needles: str) 
     ("args", "needles"),
     [
         (["--repo", "plain", "--good", "a", "--bad", "b"], ["--repo", "not a git repository"]),
+        (
+            ["--repo", "repo/sub", "--good", "main~2", "--bad", "main"],
+            ["not the top", "give --repo", "--cwd"],
+        ),
         (["--repo", "repo", "--good", "nope", "--bad", "main"], ["--good nope"]),
         (["--repo", "repo", "--good", "main", "--bad", "nope"], ["--bad nope"]),
         (["--repo", "repo", "--good", "main", "--bad", "main~2"], ["ancestor"]),
@@ -37,6 +41,7 @@ def _one_line_usage_error(res: subprocess.CompletedProcess[str], *needles: str) 
 def test_git_input_errors_leave_no_run_dir(tmp_path: Path, args: list[str], needles: list[str]) -> None:
     make_repo(tmp_path, 4, 2)
     (tmp_path / "plain").mkdir()
+    (tmp_path / "repo" / "sub").mkdir()  # a folder inside the work tree
     res = sleuth("bisect", "git", *args, "--output", "out", "--", "true", cwd=tmp_path)
     _one_line_usage_error(res, *needles)
     assert not (tmp_path / "out").exists()
@@ -51,6 +56,39 @@ def test_list_input_errors_leave_no_run_dir(tmp_path: Path, text: str, needle: s
     res = sleuth("bisect", "list", "l.txt", "--output", "out", "--", "true", cwd=tmp_path)
     _one_line_usage_error(res, "l.txt", needle)
     assert not (tmp_path / "out").exists()
+
+
+def test_git_cwd_is_the_same_folder_of_each_checkout_and_the_build_runs_at_the_top(tmp_path: Path) -> None:
+    """``--cwd repo/python``: the test runs in ``python/`` of the commit's checkout, never in the user's tree."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "python").mkdir()
+    (repo / "python" / "t.sh").write_text(
+        '#!/bin/sh\npwd > "$SLEUTH_TRIAL_DIR/where"\ntest "$(cat ../bug)" = 0 || { echo "Error: bug" >&2; exit 1; }\n'
+    )
+    (repo / "python" / "t.sh").chmod(0o755)
+    shas = []
+    for i in range(10):
+        (repo / "bug").write_text("1\n" if i >= 6 else "0\n")
+        (repo / "value").write_text(f"{i}\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", f"c{i}")
+        shas.append(git(repo, "rev-parse", "HEAD").strip())
+    (repo / "bug").write_text("0\n")  # the user's tree says "good": a test run there would pass
+    res = sleuth("bisect", "git", "--repo", "repo", "--good", shas[0], "--bad", shas[-1], "--flaky", "off",
+                 "--cwd", "repo/python", "--build", 'pwd > "$SLEUTH_TRIAL_DIR/../build-at"', "--json",
+                 "--output", "o", "--", "./t.sh", cwd=tmp_path)  # fmt: skip
+    d = doc(res)
+    assert (d["status"], d["first_bad"]["label"]) == ("found", shas[6]), (d["note"], res.stderr)
+    assert d["command"]["cwd"] == "the checkout of each commit, folder python"
+    assert d["command"]["argv"] == ["./t.sh"]  # the checkout's own copy, from the folder it runs in
+    run_dir = Path(d["run_dir"])
+    for where in run_dir.glob("candidates/*/run-*/where"):
+        ran = Path(where.read_text().strip())
+        assert ran.name == "python" and not ran.is_relative_to(repo), ran
+    for built in run_dir.glob("candidates/*/build-at"):
+        assert Path(built.read_text().strip()).name != "python"  # the build ran at the checkout's top
 
 
 def test_a_list_saved_with_a_byte_order_mark_starts_with_its_first_line(tmp_path: Path) -> None:

@@ -363,7 +363,15 @@ def _command(kw: dict[str, Any], source: Any) -> dict[str, Any]:
     """What was tested: argv, working directory, the variables set on top of the caller's."""
     from sleuth.cli._options import parse_env
 
-    cwd = kw.get("cwd") or ("the checkout of each commit" if source.kind == "git" else None)
+    cwd = kw.get("cwd")
+    if source.kind == "git":  # the test runs in a checkout (git.checkout_cwd)
+        from sleuth.bisect.git import checkout_cwd
+
+        top = Path(source.repos[0].path if hasattr(source, "repos") else source.repo)
+        where = Path(checkout_cwd(cwd, str(top), Path("<checkout>")))
+        if where.is_relative_to("<checkout>"):
+            rel = where.relative_to("<checkout>").as_posix()
+            cwd = "the checkout of each commit" + (f", folder {rel}" if rel != "." else "")
     return {"argv": list(kw["cmd"]), "cwd": cwd, "env": parse_env(kw.get("env") or ())}
 
 
