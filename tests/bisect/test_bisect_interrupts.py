@@ -50,9 +50,9 @@ sys.exit(main())
 TEST = '[ "$SLEUTH_CANDIDATE" -lt 5 ] || { echo "AssertionError: bug" >&2; exit 1; }'
 
 
-def _interrupted(tmp_path: Path, moment: str) -> subprocess.CompletedProcess[str]:
+def _interrupted(tmp_path: Path, moment: str, *cmd: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(8)))
-    argv = ["bisect", "list", "l.txt", "--flaky", "off", "--output", "o", "--", "sh", "-c", TEST]
+    argv = ["bisect", "list", "l.txt", "--flaky", "off", "--output", "o", "--", *(cmd or ("sh", "-c", TEST))]
     return subprocess.run([sys.executable, "-c", PROGRAM, moment, *argv], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120, env={**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache")})  # fmt: skip
 
@@ -78,3 +78,16 @@ def test_a_ctrl_c_before_the_run_is_journaled_leaves_no_run_dir(tmp_path: Path) 
     assert res.returncode == 130, res.stderr
     assert res.stderr.strip() == "interrupted", res.stderr
     assert not (tmp_path / "o" / "bisect").exists()  # nothing ran, so there is nothing to resume
+
+
+def test_a_resume_from_another_directory_runs_the_tests_where_the_run_started(tmp_path: Path) -> None:
+    (tmp_path / "t.sh").write_text('#!/bin/sh\npwd > "$SLEUTH_TRIAL_DIR/where"\n' + TEST + "\n")
+    (tmp_path / "t.sh").chmod(0o755)
+    assert _interrupted(tmp_path, "driver", "./t.sh").returncode == 130  # journaled, nothing tested
+    (run_dir,) = (tmp_path / "o" / "bisect" / "list").iterdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    d = doc(sleuth("bisect", "resume", str(run_dir), "--json", cwd=elsewhere))
+    assert (d["status"], d["first_bad"]["label"]) == ("found", "5"), d["note"]
+    ran = {p.read_text().strip() for p in run_dir.glob("candidates/*/run-*/where")}
+    assert ran == {str(tmp_path)}, ran

@@ -332,6 +332,8 @@ class Driver(TestPool):
         self._end_skips += 1
         if self._end_skips < END_SKIPS:
             return None
+        if ev.outcome is Outcome.ERROR:  # it could not run at all: an infrastructure error, as at first
+            return self._ends_failed(None, ev)
         what = "the old end" if self._flip else "the bad end"
         why = ev.reason or ev.signature or "no detail"
         return not_found(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -297,14 +298,18 @@ def _prepare_run(
     """The candidates and the run dir, once every input checked out."""
     from sleuth.bisect.secrecy import hidden, scrubbed
     from sleuth.cli._bisect_flags import resolve_skip
+    from sleuth.cli._options import check_cwd
     from sleuth.journal import RunDir
 
     labels = resolve_candidates(source)  # so do the refs, the file, the versions
+    # a resume may start in another directory: the run journals where its tests run (./t.sh, data/)
+    # on this machine; git runs them in checkouts, images in containers
+    kw["cwd"] = check_cwd(kw.get("cwd")) or (os.getcwd() if source.kind in ("list", "pypi") else None)
     if source.kind == "git":  # the test runs in a checkout: ./test.sh means the caller's file
         from sleuth.bisect.git import program_path
 
         first = source.repos[0].path if hasattr(source, "repos") else source.repo
-        kw["cmd"] = (program_path(first, kw["cmd"][0], kw.get("cwd")), *kw["cmd"][1:])
+        kw["cmd"] = (program_path(first, kw["cmd"][0], kw["cwd"]), *kw["cmd"][1:])
     kw["skip"] = list(resolve_skip(source, labels, tuple(kw.get("skip") or ())))
     name = kw["name"] or source.kind
     flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if k != "as_json"}
