@@ -258,6 +258,7 @@ class Driver(TestPool):
         )
         held: list[tuple[Query, TestEvent]] = []
         first_wave = True
+        self._end_skips = 0  # a new stage (merged branch, next repository) has its own bad end
         while True:
             if ends:
                 end.submit(strat, jobs, first_wave)
