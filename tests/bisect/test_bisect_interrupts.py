@@ -38,8 +38,11 @@ def interrupting(owner, name, when=lambda *a, **k: True):
 moment = sys.argv.pop(1)
 if moment == "journaling":
     interrupting(sleuth.journal.Journal, "append", lambda self, event, **kw: event == "candidates")
-elif moment == "driver":
+elif moment in ("driver", "twice"):
     interrupting(sleuth.bisect.driver.Driver, "__init__")
+    if moment == "twice":  # the second Ctrl-C comes while the first one's stopping runs
+        import sleuth.runner
+        interrupting(sleuth.runner, "kill_all")
 elif moment == "report":
     interrupting(sleuth.bisect.report, "write_outputs")
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a shell, even under nohup
@@ -57,7 +60,7 @@ def _interrupted(tmp_path: Path, moment: str, *cmd: str) -> subprocess.Completed
                           text=True, timeout=120, env={**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache")})  # fmt: skip
 
 
-@pytest.mark.parametrize("moment", ["driver", "report"])
+@pytest.mark.parametrize("moment", ["driver", "report", "twice"])
 def test_a_ctrl_c_between_the_tests_names_the_resume_and_the_run_resumes(tmp_path: Path, moment: str) -> None:
     res = _interrupted(tmp_path, moment)
     assert res.returncode == 130, res.stderr

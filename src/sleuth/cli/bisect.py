@@ -389,12 +389,19 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
             return _bisect(source, kw, rd, replay=replay, labels=labels, default_skip=default_skip)
     except KeyboardInterrupt:
         import contextlib
+        import signal
 
         from sleuth.runner import kill_all
 
-        kill_all()
-        with contextlib.suppress(ValueError):  # closed: the run ended, resume prints its answer
-            rd.journal.append("interrupted")
+        # a second Ctrl-C (people press it twice) would cut the stopping of the tests short
+        held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            kill_all()
+            with contextlib.suppress(ValueError):  # closed: the run ended, resume prints its answer
+                rd.journal.append("interrupted")
+        finally:
+            for sig, old in held.items():
+                signal.signal(sig, old)
         raise Interrupted(f"interrupted; resume with: sleuth bisect resume {rd.path}") from None
 
 
