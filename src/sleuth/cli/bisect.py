@@ -509,7 +509,12 @@ def _render_answer(s: dict[str, Any]) -> None:
             con.print(f"  {len(between)} commits between them (see the report)", soft_wrap=True)
     elif s["suspects"]:
         one_of = escape(", ".join(s["suspects"]))
-        con.print(f"[bold yellow]{s['status']}[/]: the {first} is one of: {one_of}", soft_wrap=True)
+        if s["status"] == "inconclusive":  # below --confidence: a guess, not an answer
+            guess = one_of if len(s["suspects"]) == 1 else f"one of {one_of}"
+            con.print(f"[bold yellow]inconclusive[/]: not settled; the best guess for the {first}: {guess}",
+                      soft_wrap=True)  # fmt: skip
+        else:
+            con.print(f"[bold yellow]{s['status']}[/]: the {first} is one of: {one_of}", soft_wrap=True)
     else:
         con.print(f"[bold yellow]{s['status']}[/]")
     if s["note"]:
