@@ -94,3 +94,17 @@ def test_a_resume_from_another_directory_runs_the_tests_where_the_run_started(tm
     assert (d["status"], d["first_bad"]["label"]) == ("found", "5"), d["note"]
     ran = {p.read_text().strip() for p in run_dir.glob("candidates/*/run-*/where")}
     assert ran == {str(tmp_path)}, ran
+
+
+def test_a_resume_where_the_start_directory_is_gone_runs_where_it_is(tmp_path: Path) -> None:
+    start = tmp_path / "start"  # another machine: the directory the run started in is not there
+    start.mkdir()
+    probe = 'pwd > "$SLEUTH_TRIAL_DIR/where"; ' + TEST
+    assert _interrupted(start, "driver", "sh", "-c", probe).returncode == 130
+    (run_dir,) = (start / "o" / "bisect" / "list").iterdir()
+    moved = tmp_path / "moved"
+    start.rename(moved)
+    run_dir = moved / run_dir.relative_to(start)
+    d = doc(sleuth("bisect", "resume", str(run_dir), "--json", cwd=moved))
+    assert (d["status"], d["first_bad"]["label"]) == ("found", "5"), d["note"]
+    assert {p.read_text().strip() for p in run_dir.glob("candidates/*/run-*/where")} == {str(moved)}

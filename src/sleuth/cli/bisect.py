@@ -249,6 +249,8 @@ def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool)
     tests = [e for e in events if e["event"] == "test"]
     kw = restore_env(path, start, dict(start["flags"]))
     kw["as_json"] = as_json
+    if start.get("implicit_cwd") and not Path(str(kw.get("cwd"))).is_dir():
+        kw["cwd"] = None  # resumed on another machine: the directory it started in is not here
     if gpus is not None:
         kw["gpus"] = gpus
         kw["jobs"] = None  # one per device unless --jobs says otherwise
@@ -304,7 +306,8 @@ def _prepare_run(
     labels = resolve_candidates(source)  # so do the refs, the file, the versions
     # a resume may start in another directory: the run journals where its tests run (./t.sh, data/)
     # on this machine; git runs them in checkouts, images in containers
-    kw["cwd"] = check_cwd(kw.get("cwd")) or (os.getcwd() if source.kind in ("list", "pypi") else None)
+    implicit = kw.get("cwd") is None and source.kind in ("list", "pypi")
+    kw["cwd"] = os.getcwd() if implicit else check_cwd(kw.get("cwd"))
     if source.kind == "git":  # the test runs in a checkout: ./test.sh means the caller's file
         from sleuth.bisect.git import program_path
 
@@ -323,7 +326,9 @@ def _prepare_run(
             from sleuth.secrets import Secrets
 
             Secrets(originals).save(rd.path)
-        extra = {"redacted": where} if where else {}
+        extra: dict[str, Any] = {"redacted": where} if where else {}
+        if implicit:  # not given: a resume on a machine without this directory runs where it is
+            extra["implicit_cwd"] = True
         rd.journal.append("start", source=source.config(), flags=flags, default_skip=list(default_skip),
                           **extra)  # fmt: skip
         if labels is not None:
