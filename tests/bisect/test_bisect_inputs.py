@@ -103,6 +103,19 @@ def test_a_list_saved_with_a_byte_order_mark_starts_with_its_first_line(tmp_path
     assert next(e["labels"] for e in events if e["event"] == "candidates")[0] == "v1"
 
 
+def test_a_test_command_not_on_path_is_a_usage_error_before_a_run_dir(tmp_path: Path) -> None:
+    (tmp_path / "l.txt").write_text("a\nb\nc\n")
+    shas = make_repo(tmp_path, 4, 2)
+    for where in (["list", "l.txt"], ["git", "--repo", "repo", "--good", shas[0], "--bad", "main"]):
+        res = sleuth("bisect", *where, "--output", "out", "--", "pytset", "-x", cwd=tmp_path)
+        _one_line_usage_error(res, "'pytset'", "not found on PATH")
+        assert not (tmp_path / "out").exists()
+    # a build may install it (pip install -e . puts console scripts on PATH): tested, not refused
+    res = sleuth("bisect", "git", "--repo", "repo", "--good", shas[0], "--bad", "main", "--build", "true",
+                 "--output", "out", "--", "pytset", cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 4 and "command not found: pytset" in res.stderr, res.stderr
+
+
 def test_list_from_a_symlink_loop_or_an_endless_device_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "loop1").symlink_to("loop2")
     (tmp_path / "loop2").symlink_to("loop1")

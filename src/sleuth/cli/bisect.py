@@ -278,13 +278,14 @@ def _finished(summary: dict[str, Any], as_json: bool) -> int:
 
 
 def _start(source: Any, kw: dict[str, Any], default_skip: tuple[int, ...] = ()) -> int:
-    from sleuth.cli._bisect_flags import spec_and_options
+    from sleuth.cli._bisect_flags import check_program, spec_and_options
 
     kw.pop("default_skip", None)
     cmd = tuple(kw["cmd"])
     if not cmd:
         raise UsageError("no test command given", hint=f"put it after --, e.g. {_example(source)}")
     spec_and_options(kw, default_skip)  # validate every flag before a run dir exists
+    check_program(source, kw)
     try:
         labels, rd = _prepare_run(source, kw, default_skip)
     except BaseException:  # a source that began work on resolving (a clone) undoes it
