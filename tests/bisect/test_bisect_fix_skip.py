@@ -158,3 +158,27 @@ def test_a_bad_end_that_cannot_be_rerun_stops_the_flaky_search(tmp_path: Path, c
     assert d["status"] == "not_found" and d["tests"] == 4, d["tests"]  # the end, then 3 skipped reruns
     assert d["note"].startswith("the bad end 39 could not be rerun: its last 3 reruns were skipped")
     assert "--flaky off" in d["note"]
+
+
+#: the bad end's reruns crash on the state its first run left (another failure), until the 30th;
+#: ``ALTERNATING``: every other rerun does (a test with two ways to fail), which the search must bear
+OTHER = ONCE.replace("exit 125", '{ echo "RuntimeError: cache dir exists" >&2; exit 1; }')
+ALTERNATING = OTHER.replace('[ "$c" -lt 30 ]', "[ $((c % 2)) = 1 ]")
+
+
+def test_a_bad_end_whose_reruns_fail_otherwise_stops_later_and_two_ways_to_fail_are_borne(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(40)))
+    res = sleuth("bisect", "list", "l.txt", "--json", "--output", "o", "--", "sh", "-c", OTHER, cwd=tmp_path)
+    d = doc(res)
+    assert d["status"] == "not_found" and d["tests"] == 9, d["tests"]  # the end, then 8 other failures
+    assert "its last 8 reruns failed otherwise than its first run (exit 1: RuntimeError" in d["note"], d[
+        "note"
+    ]
+    for f in tmp_path.glob("runs-*"):
+        f.unlink()
+    res = sleuth("bisect", "list", "l.txt", "--json", "--output", "o", "--", "sh", "-c", ALTERNATING,
+                 cwd=tmp_path)  # fmt: skip
+    d = doc(res)
+    assert (d["status"], d["first_bad"]["label"]) == ("found", "23"), d["note"]
