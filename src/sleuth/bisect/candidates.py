@@ -57,8 +57,13 @@ class Prepared:
 
 
 def candidate_key(c: Candidate) -> str:
-    """A directory name for a candidate: ``0007-<label slug>`` (path-safe; long labels get a hash)."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", c.label)
+    """A directory name for a candidate: ``0007-<label slug>`` (path-safe; long labels get a hash).
+
+    The slug is of the label with its secrets hidden (a list line ``https://user:pass@mirror/x``).
+    """
+    from sleuth.secrets import scrub_text
+
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", scrub_text(c.label))
     if len(slug) > 48:
         slug = slug[:40] + "-" + hashlib.sha1(c.label.encode()).hexdigest()[:7]
     return f"{c.index:04d}-{slug.strip('._-') or 'x'}"

@@ -23,7 +23,7 @@ from sleuth.errors import UsageError
 from sleuth.journal import RunDir
 from sleuth.secrets import SECRETS_FILE, Secrets, is_secret, leaves, put_at
 
-__all__ = ["hidden", "public", "restore_start", "scrubbed"]
+__all__ = ["hidden", "hidden_labels", "public", "restore_labels", "restore_start", "scrubbed"]
 
 
 def _name(path: tuple[str | int, ...], value: str) -> str:
@@ -67,6 +67,33 @@ def hidden(
                 name += f" ({'.'.join(map(str, path))})"
             originals[name], where[name] = s, ".".join(map(str, path))
     return secrets, originals, where
+
+
+def hidden_labels(labels: list[str] | None) -> dict[str, str]:
+    """``{"candidate N": label}`` for the candidates the rule would change (a list line with URL
+    credentials, a token): the tests get them whole, and so does a resume, from ``secrets.json``;
+    everything else written shows them scrubbed (``https://<redacted>@mirror/x.whl``)."""
+    rule = Secrets()
+    return {f"candidate {i + 1}": x for i, x in enumerate(labels or []) if rule.scrub(x) != x}
+
+
+def restore_labels(run_dir: Path, start: Mapping[str, Any], labels: list[str] | None) -> list[str] | None:
+    """The journaled (scrubbed) ``labels`` with the hidden ones back from ``secrets.json``."""
+    names = list(start.get("redacted_labels") or ())
+    if not names or labels is None:
+        return labels
+    try:
+        kept = Secrets.load(run_dir, names, environ={})
+    except UsageError:
+        raise UsageError(
+            f"{run_dir}: the candidates {', '.join(n.removeprefix('candidate ') for n in names)} hold "
+            f"secrets kept only in {SECRETS_FILE}, which lacks them",
+            hint=f"copy the run's {SECRETS_FILE} back into the run dir",
+        ) from None
+    out = list(labels)
+    for name in names:
+        out[int(name.removeprefix("candidate ")) - 1] = kept.values[name]
+    return out
 
 
 def scrubbed(rd: RunDir, secrets: Secrets, hide: bool = False) -> RunDir:

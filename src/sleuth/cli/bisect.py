@@ -228,6 +228,7 @@ def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool)
     """
     from sleuth.backends.local import check_slots
     from sleuth.bisect.candidates import source_from_config
+    from sleuth.bisect.secrecy import restore_labels
     from sleuth.cli._options import parse_gpus
     from sleuth.journal import RunDir
     from sleuth.runner import reap_orphans
@@ -241,11 +242,12 @@ def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool)
     end = next((e for e in reversed(events) if e["event"] == "end"), None)
     if end is not None and isinstance(end.get("summary"), dict):
         return _finished(end["summary"], as_json)
+    journaled = next((e["labels"] for e in events if e["event"] == "candidates"), None)
+    labels = restore_labels(path, start, journaled)  # before the run dir is touched
     rd = RunDir.open(path)
     reaped = reap_orphans(rd.path)  # tests a killed sleuth left running would run twice
     if reaped:
         rd.journal.append("reaped", process_groups=reaped)
-    labels = next((e["labels"] for e in events if e["event"] == "candidates"), None)
     tests = [e for e in events if e["event"] == "test"]
     kw = restore_env(path, start, dict(start["flags"]))
     kw["as_json"] = as_json
@@ -299,7 +301,7 @@ def _prepare_run(
     source: Any, kw: dict[str, Any], default_skip: tuple[int, ...]
 ) -> tuple[list[str] | None, Any]:
     """The candidates and the run dir, once every input checked out."""
-    from sleuth.bisect.secrecy import hidden, scrubbed
+    from sleuth.bisect.secrecy import hidden, hidden_labels, scrubbed
     from sleuth.cli._bisect_flags import resolve_skip
     from sleuth.cli._options import check_cwd
     from sleuth.journal import RunDir
@@ -319,15 +321,18 @@ def _prepare_run(
     flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if k != "as_json"}
     flags["output"] = str(kw["output"])
     secrets, originals, where = hidden(flags, source.config())
+    secret_labels = hidden_labels(labels)
     # summary.json holds an absolute run_dir; every write through it is scrubbed
     rd = RunDir.create(Path(kw["output"]).resolve(), "bisect", name)
     try:
-        scrubbed(rd, secrets, bool(originals))
-        if originals:
+        scrubbed(rd, secrets, bool(originals or secret_labels))
+        if originals or secret_labels:
             from sleuth.secrets import Secrets
 
-            Secrets(originals).save(rd.path)
+            Secrets({**originals, **secret_labels}).save(rd.path)
         extra: dict[str, Any] = {"redacted": where} if where else {}
+        if secret_labels:  # the candidates event holds them scrubbed; resume takes them back
+            extra["redacted_labels"] = list(secret_labels)
         if implicit:  # not given: a resume on a machine without this directory runs where it is
             extra["implicit_cwd"] = True
         rd.journal.append("start", source=source.config(), flags=flags, default_skip=list(default_skip),
@@ -414,14 +419,14 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
 def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None,
             labels: list[str] | None, default_skip: tuple[int, ...]) -> int:  # fmt: skip
     from sleuth.bisect.driver import Driver
-    from sleuth.bisect.secrecy import hidden, public, scrubbed
+    from sleuth.bisect.secrecy import hidden, hidden_labels, public, scrubbed
     from sleuth.cli._bisect_flags import spec_and_options
 
     if replay is not None:
         source = resumed_secrets(source, kw, rd)
     flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if k != "as_json"}
     secrets, originals, _ = hidden(flags, source.config())
-    rd = scrubbed(rd, secrets, bool(originals))
+    rd = scrubbed(rd, secrets, bool(originals) or bool(hidden_labels(labels)))
     spec, oracle, opts = spec_and_options(kw, default_skip)
     quiet = kw.get("as_json", False)
     con = None if quiet else err_console()
@@ -438,12 +443,13 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
     record = debug.__enter__()  # sleuth.log: the whole of every test line, sleuth's debug messages
 
     def show(ev: Any) -> None:
-        record(f"test {ev.seq} {ev.phase} {ev.label} {ev.outcome.name} (counted {ev.counted.value}) "
-               f"{ev.trial_dir}: {public(ev.signature or ev.reason or '', secrets)}")  # fmt: skip
+        record(public(f"test {ev.seq} {ev.phase} {ev.label} {ev.outcome.name} (counted {ev.counted.value}) "
+                      f"{ev.trial_dir}: {ev.signature or ev.reason or ''}", secrets))  # fmt: skip
         if con is not None:
             width = con.width if con.is_terminal else None
-            con.print(_test_line(ev, public(ev.signature or ev.reason or "", secrets), metric, width),
-                      markup=True, highlight=False, soft_wrap=True)  # fmt: skip
+            line = _test_line(ev, public(ev.signature or ev.reason or "", secrets), metric, width,
+                              label=public(ev.label, secrets))  # fmt: skip
+            con.print(line, markup=True, highlight=False, soft_wrap=True)
 
     try:
         driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels)
@@ -475,12 +481,12 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
     return code
 
 
-def _test_line(ev: Any, note: str, metric: str | None, width: int | None) -> str:
-    """One line per test: whole in a log (greppable), fitted to ``width`` on a terminal."""
+def _test_line(ev: Any, note: str, metric: str | None, width: int | None, *, label: str) -> str:
+    """One line per test: whole in a log (greppable), fitted to ``width`` on a terminal; ``label`` is
+    the candidate's, its secrets hidden."""
     note = " ".join(note.split())  # a multi-line reason stays on the test's line
     if ev.value is not None:
         note = f"{metric or 'value'}={ev.value:g}" + (f"; {note}" if note else "")
-    label = ev.label
     if width is not None:  # a terminal: labels up to 48 columns, the note takes what is left
         label = label if len(label) <= 48 else label[:47] + "…"
         room = max(20, width - 4 - 1 - 16 - 1 - max(len(label), 24) - 1 - 6 - 2)
