@@ -227,7 +227,9 @@ class Secrets:
         return tuple(sorted(long | {w for w in self.words if len(w) >= MIN_NAMED_ARG}, key=len, reverse=True))
 
     def scrub(self, obj: Any) -> Any:
-        """A copy of a JSON-like ``obj`` with every secret hidden, in keys' values and in strings."""
+        """A copy of a JSON-like ``obj`` with every secret hidden, in keys' values and in strings, keys
+        included (a bisection's evidence is keyed by candidate, and a candidate may be a URL with
+        credentials)."""
         vals = self._vals()
 
         def walk(x: Any, key: str | None) -> Any:
@@ -236,7 +238,8 @@ class Secrets:
                     return REDACTED
                 return scrub_text(x, vals)
             if isinstance(x, Mapping):
-                return {k: walk(v, str(k)) for k, v in x.items()}
+                return {(scrub_text(k, vals) if isinstance(k, str) else k): walk(v, str(k))
+                        for k, v in x.items()}  # fmt: skip
             if isinstance(x, list | tuple):
                 return [walk(v, None) for v in x]
             return x

@@ -22,6 +22,7 @@ from sleuth.errors import UsageError
 from sleuth.journal import RunDir, read_journal
 from sleuth.model import TrialSpec
 from sleuth.oracle import OracleConfig, StandardOracle
+from tests.bisect.test_bisect_cli import doc, sleuth
 from tests.bisect.test_bisect_resume import make_repo
 
 OFF, AUTO = FlakyMode(False, 1.0), FlakyMode(True)
@@ -136,3 +137,48 @@ def test_skipping_an_end_is_a_usage_error(tmp_path: Path) -> None:
         bisect(tmp_path, listing(tmp_path, 10), ["true"], Options(flaky=OFF, skip=("0",)))
     with pytest.raises(UsageError, match="--skip 0: that is the bad end"):
         bisect(tmp_path, listing(tmp_path, 10), ["true"], Options(flaky=OFF, skip=("0",), find_fix=True))
+
+
+#: the bad end's first run fails; its reruns cannot run (exit 125: the first run's state is in the way),
+#: until the 30th (so a search that reruns it for ever ends, and is seen to have run 30 tests)
+ONCE = """n=$SLEUTH_CANDIDATE; [ "$n" -lt 23 ] && exit 0
+c=$(cat "runs-$n" 2>/dev/null || echo 0); echo $((c + 1)) > "runs-$n"
+[ "$c" -ge 1 ] && [ "$c" -lt 30 ] && exit 125
+echo "AssertionError: bug" >&2; exit 1
+"""
+
+
+@pytest.mark.parametrize("checks", [[], ["--skip-precondition-checks"]])
+def test_a_bad_end_that_cannot_be_rerun_stops_the_flaky_search(tmp_path: Path, checks: list[str]) -> None:
+    (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(40)))
+    res = sleuth("bisect", "list", "l.txt", *checks, "--skip-exit", "125", "--json", "--output", "o", "--",
+                 "sh", "-c", ONCE, cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 3, res.stderr
+    d = doc(res)
+    assert d["status"] == "not_found" and d["tests"] == 4, d["tests"]  # the end, then 3 skipped reruns
+    assert d["note"].startswith("the bad end 39 could not be rerun: its last 3 reruns were skipped")
+    assert "--flaky off" in d["note"]
+
+
+#: the bad end's reruns crash on the state its first run left (another failure), until the 30th;
+#: ``ALTERNATING``: every other rerun does (a test with two ways to fail), which the search must bear
+OTHER = ONCE.replace("exit 125", '{ echo "RuntimeError: cache dir exists" >&2; exit 1; }')
+ALTERNATING = OTHER.replace('[ "$c" -lt 30 ]', "[ $((c % 2)) = 1 ]")
+
+
+def test_a_bad_end_whose_reruns_fail_otherwise_stops_later_and_two_ways_to_fail_are_borne(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(40)))
+    res = sleuth("bisect", "list", "l.txt", "--json", "--output", "o", "--", "sh", "-c", OTHER, cwd=tmp_path)
+    d = doc(res)
+    assert d["status"] == "not_found" and d["tests"] == 9, d["tests"]  # the end, then 8 other failures
+    assert "its last 8 reruns failed otherwise than its first run (exit 1: RuntimeError" in d["note"], d[
+        "note"
+    ]
+    for f in tmp_path.glob("runs-*"):
+        f.unlink()
+    res = sleuth("bisect", "list", "l.txt", "--json", "--output", "o", "--", "sh", "-c", ALTERNATING,
+                 cwd=tmp_path)  # fmt: skip
+    d = doc(res)
+    assert (d["status"], d["first_bad"]["label"]) == ("found", "23"), d["note"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sleuth.bisect.packaged import PypiSource
-from tests.bisect.test_bisect_cli import TEST, doc, make_repo, script, sleuth
+from tests.bisect.test_bisect_cli import TEST, doc, git, make_repo, script, sleuth
 
 
 def _one_line_usage_error(res: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -28,6 +28,10 @@ def _one_line_usage_error(res: subprocess.CompletedProcess[str], *needles: str) 
     ("args", "needles"),
     [
         (["--repo", "plain", "--good", "a", "--bad", "b"], ["--repo", "not a git repository"]),
+        (
+            ["--repo", "repo/sub", "--good", "main~2", "--bad", "main"],
+            ["not the top", "give --repo", "--cwd"],
+        ),
         (["--repo", "repo", "--good", "nope", "--bad", "main"], ["--good nope"]),
         (["--repo", "repo", "--good", "main", "--bad", "nope"], ["--bad nope"]),
         (["--repo", "repo", "--good", "main", "--bad", "main~2"], ["ancestor"]),
@@ -37,6 +41,7 @@ def _one_line_usage_error(res: subprocess.CompletedProcess[str], *needles: str) 
 def test_git_input_errors_leave_no_run_dir(tmp_path: Path, args: list[str], needles: list[str]) -> None:
     make_repo(tmp_path, 4, 2)
     (tmp_path / "plain").mkdir()
+    (tmp_path / "repo" / "sub").mkdir()  # a folder inside the work tree
     res = sleuth("bisect", "git", *args, "--output", "out", "--", "true", cwd=tmp_path)
     _one_line_usage_error(res, *needles)
     assert not (tmp_path / "out").exists()
@@ -51,6 +56,64 @@ def test_list_input_errors_leave_no_run_dir(tmp_path: Path, text: str, needle: s
     res = sleuth("bisect", "list", "l.txt", "--output", "out", "--", "true", cwd=tmp_path)
     _one_line_usage_error(res, "l.txt", needle)
     assert not (tmp_path / "out").exists()
+
+
+def test_git_cwd_is_the_same_folder_of_each_checkout_and_the_build_runs_at_the_top(tmp_path: Path) -> None:
+    """``--cwd repo/python``: the test runs in ``python/`` of the commit's checkout, never in the user's tree."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "python").mkdir()
+    (repo / "python" / "t.sh").write_text(
+        '#!/bin/sh\npwd > "$SLEUTH_TRIAL_DIR/where"\ntest "$(cat ../bug)" = 0 || { echo "Error: bug" >&2; exit 1; }\n'
+    )
+    (repo / "python" / "t.sh").chmod(0o755)
+    shas = []
+    for i in range(10):
+        (repo / "bug").write_text("1\n" if i >= 6 else "0\n")
+        (repo / "value").write_text(f"{i}\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", f"c{i}")
+        shas.append(git(repo, "rev-parse", "HEAD").strip())
+    (repo / "bug").write_text("0\n")  # the user's tree says "good": a test run there would pass
+    res = sleuth("bisect", "git", "--repo", "repo", "--good", shas[0], "--bad", shas[-1], "--flaky", "off",
+                 "--cwd", "repo/python", "--build", 'pwd > "$SLEUTH_TRIAL_DIR/../build-at"', "--json",
+                 "--output", "o", "--", "./t.sh", cwd=tmp_path)  # fmt: skip
+    d = doc(res)
+    assert (d["status"], d["first_bad"]["label"]) == ("found", shas[6]), (d["note"], res.stderr)
+    assert d["command"]["cwd"] == "the checkout of each commit, folder python"
+    assert d["command"]["argv"] == ["./t.sh"]  # the checkout's own copy, from the folder it runs in
+    run_dir = Path(d["run_dir"])
+    for where in run_dir.glob("candidates/*/run-*/where"):
+        ran = Path(where.read_text().strip())
+        assert ran.name == "python" and not ran.is_relative_to(repo), ran
+    for built in run_dir.glob("candidates/*/build-at"):
+        assert Path(built.read_text().strip()).name != "python"  # the build ran at the checkout's top
+
+
+def test_a_list_saved_with_a_byte_order_mark_starts_with_its_first_line(tmp_path: Path) -> None:
+    # Notepad, Excel and PowerShell write UTF-8 with a BOM; the test would see an invisible "\ufeffv1"
+    (tmp_path / "l.txt").write_bytes("\ufeffv1\nv2\nv3\nv4\n".encode())
+    res = sleuth("bisect", "list", "l.txt", "-j", "2", "--output", "out", "--json", "--", "sh", "-c",
+                 'case "$SLEUTH_CANDIDATE" in v1|v2) exit 0;; esac; echo "Error: bad" >&2; exit 1',
+                 cwd=tmp_path)  # fmt: skip
+    d = doc(res)
+    assert (d["status"], d["first_bad"]["label"], d["last_good"]["label"]) == ("found", "v3", "v2"), d["note"]
+    events = [json.loads(line) for line in Path(d["run_dir"], "journal.jsonl").read_text().splitlines()]
+    assert next(e["labels"] for e in events if e["event"] == "candidates")[0] == "v1"
+
+
+def test_a_test_command_not_on_path_is_a_usage_error_before_a_run_dir(tmp_path: Path) -> None:
+    (tmp_path / "l.txt").write_text("a\nb\nc\n")
+    shas = make_repo(tmp_path, 4, 2)
+    for where in (["list", "l.txt"], ["git", "--repo", "repo", "--good", shas[0], "--bad", "main"]):
+        res = sleuth("bisect", *where, "--output", "out", "--", "pytset", "-x", cwd=tmp_path)
+        _one_line_usage_error(res, "'pytset'", "not found on PATH")
+        assert not (tmp_path / "out").exists()
+    # a build may install it (pip install -e . puts console scripts on PATH): tested, not refused
+    res = sleuth("bisect", "git", "--repo", "repo", "--good", shas[0], "--bad", "main", "--build", "true",
+                 "--output", "out", "--", "pytset", cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 4 and "command not found: pytset" in res.stderr, res.stderr
 
 
 def test_list_from_a_symlink_loop_or_an_endless_device_is_a_usage_error(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 from tests.bisect.test_bisect_cli import TEST, doc, git, make_repo, script, sleuth
@@ -100,3 +101,18 @@ def test_a_test_that_is_not_found_still_tells_the_command(tmp_path: Path) -> Non
     assert "sh -c 'exit 0'" in report and "the checkout of each commit" in report
     assert "Commits from" not in report
     _ = TEST
+
+
+def test_an_inconclusive_answer_is_called_a_guess_not_the_first_bad(tmp_path: Path) -> None:
+    flaky = Path(__file__).parent.parent / "programs" / "flaky.py"
+    (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(16)))
+    body = f'[ "$SLEUTH_CANDIDATE" -lt 9 ] && exit 0; exec "{sys.executable}" {flaky} 0.5 seed'
+    args = ("bisect", "list", "l.txt", "--max-tests", "8", "--output", "o", "--", "sh", "-c", body)
+    res = sleuth(*args, cwd=tmp_path)  # seeded by the trial ids: the same tests every time
+    assert res.returncode == 3, res.stderr
+    assert "inconclusive: not settled; the best guess for the first bad: " in res.stdout, res.stdout
+    assert "is one of" not in res.stdout  # a low-confidence block read as an answer
+    (report,) = (tmp_path / "o").glob("bisect/list/*/report.md")
+    text = report.read_text()
+    assert "Not settled; the best guess for the first bad: `" in text and "is one of" not in text, text
+    assert doc(sleuth(*args[:-4], "--json", *args[-4:], cwd=tmp_path))["status"] == "inconclusive"

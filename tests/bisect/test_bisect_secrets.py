@@ -135,3 +135,61 @@ def test_list_runs_hide_env_secrets_too(tmp_path: Path, flag: str, value: str, s
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["first_bad"]["label"] == "v5"
     assert_no_secret(secret, res.stdout, res.stderr, roots=[tmp_path / "o"])
+
+
+def test_a_resume_without_secrets_json_says_an_argument_cannot_come_from_the_shell(tmp_path: Path) -> None:
+    (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(12)))
+    body = f'test "$HF_TOKEN" = {HF} || exit 9; sleep 0.3; [ "$SLEUTH_CANDIDATE" -lt 7 ]'
+    env = {**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "sleuth", "bisect", "list", "l.txt", "--env", f"HF_TOKEN={HF}",
+                             "--output", "o", "--", "sh", "-c", body], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and '"event": "test"' not in "".join(
+        p.read_text() for p in (tmp_path / "o").glob("bisect/list/*/journal.jsonl")
+    ):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (run_dir,) = (tmp_path / "o" / "bisect" / "list").iterdir()
+    (run_dir / "secrets.json").unlink()  # the run dir was shared without it
+    res = sleuth("bisect", "resume", str(run_dir), cwd=tmp_path, env={"HF_TOKEN": HF})
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    # the test's script holds the token: only secrets.json has it, exporting cannot help
+    assert "argument 3 of the command" in res.stderr and "export" not in res.stderr, res.stderr
+    assert "copy the run's secrets.json back" in res.stderr
+    assert HF not in res.stderr
+
+
+def test_list_lines_with_credentials_are_hidden_and_a_resume_tests_them_whole(tmp_path: Path) -> None:
+    from tests.bisect.test_bisect_interrupts import PROGRAM
+
+    urls = [f"https://bob:{PASSWORD}@mirror.example/torch-2.{i}.whl" for i in range(8)]
+    (tmp_path / "l.txt").write_text("".join(u + "\n" for u in urls) + f"{HF}\n")
+    # the lines reach the test whole (exit 9: a scrubbed one); the command itself names no secret
+    check = ('case "$SLEUTH_CANDIDATE" in *redacted*) exit 9;; *torch-2.[0-4].whl) exit 0;; esac; '
+             'echo "Error: broken" >&2; exit 1')  # fmt: skip
+    args = ["bisect", "list", "l.txt", "--flaky", "off", "--output", "o", "--", "sh", "-c", check]
+    env = {**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache")}
+    # interrupted while the driver is built (nothing tested): the resume runs every test
+    first = subprocess.run([sys.executable, "-c", PROGRAM, "driver", *args], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert first.returncode == 130, first.stderr
+    (run_dir,) = (tmp_path / "o" / "bisect" / "list").iterdir()
+    res = sleuth("bisect", "resume", str(run_dir), "--json", cwd=tmp_path)
+    d = json.loads(res.stdout)
+    assert (
+        d["status"] == "found"
+        and d["first_bad"]["label"] == "https://<redacted>@mirror.example/torch-2.5.whl"
+    )
+    assert not d["other_failures"]  # exit 9: a test given the scrubbed line
+    for secret in (PASSWORD, HF):
+        assert_no_secret(secret, first.stdout, first.stderr, res.stdout, res.stderr, roots=[run_dir])
+    assert not [p for p in run_dir.rglob("*") if PASSWORD in p.name]
+    # shared without secrets.json: the lines cannot be tested, and the resume says so
+    (run_dir / "secrets.json").unlink()
+    (run_dir / "journal.jsonl").write_text(
+        "".join(ln + "\n" for ln in (run_dir / "journal.jsonl").read_text().splitlines() if '"end"' not in ln)
+    )
+    again = sleuth("bisect", "resume", str(run_dir), cwd=tmp_path)
+    assert again.returncode == 2 and "candidates 1, 2" in again.stderr and "secrets.json" in again.stderr

@@ -126,6 +126,21 @@ def test_builds_are_kept_per_commit_and_reused_on_a_second_run(tmp_path: Path) -
     assert snapshot(repo) == before
 
 
+def test_a_kept_build_checkout_gets_its_tracked_files_back_before_each_test(tmp_path: Path) -> None:
+    # the test rewrites a tracked file (a regenerated golden file): a rerun of the same commit in its
+    # kept checkout read the rewritten one, passed, and the deterministic test looked flaky
+    repo, shas = _user_repo(tmp_path, 12, 7)
+    before = snapshot(repo)
+    rewrites = 'b=$(cat bug); echo 0 > bug; test "$b" = 0 || { echo "AssertionError: bug" >&2; exit 1; }'
+    res = sleuth("bisect", "git", "--repo", "repo", "--good", "v1.0", "--bad", "main", "--build",
+                 "test -e built || touch built", "--json", "--output", "o", "--", "sh", "-c", rewrites,
+                 cwd=tmp_path)  # fmt: skip
+    d = doc(res)
+    assert (d["status"], d["first_bad"]["label"]) == ("found", shas[7]), d["note"]
+    assert "pass" not in d["evidence"][shas[-1]] and d["tests"] < 20, d["evidence"]  # never looked flaky
+    assert snapshot(repo) == before
+
+
 def test_the_checkout_sees_the_users_tags_and_a_redirecting_git_dir_changes_nothing(tmp_path: Path) -> None:
     repo, shas = _user_repo(tmp_path, 10, 6)
     git(repo, "tag", "v0.9-late", shas[5])

@@ -57,8 +57,13 @@ class Prepared:
 
 
 def candidate_key(c: Candidate) -> str:
-    """A directory name for a candidate: ``0007-<label slug>`` (path-safe; long labels get a hash)."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", c.label)
+    """A directory name for a candidate: ``0007-<label slug>`` (path-safe; long labels get a hash).
+
+    The slug is of the label with its secrets hidden (a list line ``https://user:pass@mirror/x``).
+    """
+    from sleuth.secrets import scrub_text
+
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", scrub_text(c.label))
     if len(slug) > 48:
         slug = slug[:40] + "-" + hashlib.sha1(c.label.encode()).hexdigest()[:7]
     return f"{c.index:04d}-{slug.strip('._-') or 'x'}"
@@ -99,7 +104,8 @@ class ListSource:
     kind: str = "list"
 
     def resolve(self) -> list[str]:
-        """The file's lines (UTF-8 text; each at most :data:`LABEL_MAX` characters, none twice)."""
+        """The file's lines (UTF-8 text, a byte-order mark ignored; each at most :data:`LABEL_MAX`
+        characters, none twice)."""
         where = f"sleuth bisect list {self.path}"
         try:
             if self.path == "-":
@@ -122,6 +128,9 @@ class ListSource:
             line = data[: exc.start].count(b"\n") + 1
             raise UsageError(f"{where}: line {line} is not UTF-8 text (byte 0x{data[exc.start]:02x})",
                              hint="save the file as UTF-8") from None  # fmt: skip
+        # a byte-order mark (Notepad, Excel, PowerShell save UTF-8 with one) is no part of the first line:
+        # kept, the first candidate would be tested as "\ufeffv1.0", which no one can see
+        text = text.removeprefix("\ufeff")
         labels: list[str] = []
         seen: dict[str, int] = {}
         for no, ln in enumerate(text.splitlines(), 1):

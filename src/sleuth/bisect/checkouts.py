@@ -10,8 +10,9 @@ Every checkout is a worktree registered in that clone, never in the user's repos
   ``git checkout --force --detach`` and ``git clean -ffdq`` (files a test left behind are removed,
   ignored ones such as ``__pycache__`` stay, as with ``git bisect``).  This costs about what
   ``git bisect``'s in-place checkout costs (``bench/git_prepare_cost.py``).
-* ``commit-<sha>[-K]`` (with ``--build``): one per commit, kept so that a revisit reuses its build;
-  ``-K`` when the first is in use by a test running now.
+* ``commit-<sha>[-K]`` (with ``--build``): one per commit, kept so that a revisit reuses its build
+  (its tracked files are checked out again on each use, its untracked ones stay); ``-K`` when the
+  first is in use by a test running now.
 
 A checkout is held (an ``flock`` on ``locks/<name>``) by the worker thread that prepared it until
 that thread prepares its next candidate.  The backends run a test's prepare step and the test in
@@ -273,13 +274,16 @@ class Checkouts:
         return None
 
     def cached(self, sha: str) -> Path:
-        """A checkout kept for ``sha`` alone (its build outputs are reused when it is tested again)."""
+        """A checkout kept for ``sha`` alone (its build outputs are reused when it is tested again).
+
+        Its tracked files are checked out again each time (only those that changed are rewritten): a
+        test or build that edited one (a regenerated golden file, a ``sed -i``) must not change what
+        the next run of the same commit sees.  Untracked and ignored files, the build's outputs, stay.
+        """
         self.used = True
         self.ensure_clone()
         path = self.dir / self._hold(f"commit-{sha}", keep=False)
-        head = run_git(path, "rev-parse", "HEAD", check=False).strip() if (path / ".git").is_file() else ""
-        if head != sha:
-            self._switch(path, sha, clean=False)
+        self._switch(path, sha, clean=False)
         return path
 
     def close(self) -> None:

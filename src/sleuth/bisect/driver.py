@@ -17,7 +17,9 @@ the bad end); a result that arrives before the bad end's signature is known wait
 sees the candidates newest first, so the old end (which must fail, and whose signature is the
 target) is its bad end and the first fixed candidate is its last good; outcomes keep their
 meaning and the flaky model its one-sided noise.  ``Options.skip`` labels are never tested: the
-strategy treats them as untestable from the start.
+strategy treats them as untestable from the start.  A bad end whose reruns keep being skipped
+(:data:`END_SKIPS` in a row, :data:`END_OTHERS` when they fail with another signature) stops the
+search with ``not_found``: the flaky searches rerun it until runs pass or fail, and a skip is neither.
 
 The driver's parts, each in its own module and each given the driver:
 
@@ -58,6 +60,10 @@ __all__ = ["Driver", "Options", "TestEvent"]
 
 #: kept under its old name: the gallop of :mod:`sleuth.bisect.images` imports it from here
 _not_found = not_found
+#: reruns of the bad end skipped in a row that stop the search (a bad end that cannot be rerun)
+END_SKIPS = 3
+#: ... when some of them failed with another signature than the first run's (0.5^8 < 0.4%)
+END_OTHERS = 8
 
 
 def _is(source: object, module: str, name: str) -> bool:
@@ -107,6 +113,8 @@ class Driver(TestPool):
         self._flip = False
         self._told = -1
         self._ends_misbehaved = False
+        #: reruns of the bad end in a row that were skipped, of them other failures (:meth:`_bad_end_rerun`)
+        self._end_skips = self._end_others = 0
         #: ``bisect images --source``: the commits stage's summary (:mod:`sleuth.bisect.chain`)
         self.chain: dict[str, Any] | None = None
         #: told a line when a new stage begins (the CLI prints it)
@@ -252,6 +260,7 @@ class Driver(TestPool):
         )
         held: list[tuple[Query, TestEvent]] = []
         first_wave = True
+        self._end_skips = self._end_others = 0  # a new stage (merged branch, next repository): its own end
         while True:
             if ends:
                 end.submit(strat, jobs, first_wave)
@@ -288,6 +297,12 @@ class Driver(TestPool):
                     held.clear()
                 continue
             q = self._alias.pop(ev.ticket)
+            if q.index == len(self.labels) - 1:  # a rerun of the bad end the search asked for
+                stop = self._bad_end_rerun(ev)
+                if stop is not None:
+                    self.cancel()
+                    self._ends_misbehaved = True
+                    return stop
             if lazy and end.must_wait(ev):
                 held.append((q, ev))  # another failure than the first: the bad end decides
                 continue
@@ -306,6 +321,33 @@ class Driver(TestPool):
             self.signature = end.first
         self.strategy = strat
         return strat.result()
+
+    def _bad_end_rerun(self, ev: TestEvent) -> SearchResult | None:
+        """``not_found`` once the bad end's reruns in a row counted as skips: :data:`END_SKIPS` that did
+        not run the test, or :data:`END_OTHERS` that failed otherwise than its first run.
+
+        The flaky searches rerun the bad end until enough runs passed or failed, and a skip is neither:
+        a bad end that cannot run twice (a ``--build`` that fails in a checkout it already built, a
+        test that exits 125, or crashes on the state its first run left, the second time) would be
+        rerun for ever.  Another failure can be the test's second way to fail, so more of them are taken.
+        """
+        if ev.counted is not Outcome.SKIP:
+            self._end_skips = self._end_others = 0
+            return None
+        self._end_skips += 1
+        self._end_others += ev.outcome is Outcome.FAIL
+        if self._end_skips < (END_OTHERS if self._end_others else END_SKIPS):
+            return None
+        if ev.outcome is Outcome.ERROR:  # it could not run at all: an infrastructure error, as at first
+            return self._ends_failed(None, ev)
+        what = "the old end" if self._flip else "the bad end"
+        why = (ev.signature if ev.outcome is Outcome.FAIL else None) or ev.reason or "no detail"
+        how = "failed otherwise than its first run" if self._end_others else "were skipped"
+        return not_found(
+            f"{what} {ev.label} could not be rerun: its last {self._end_skips} reruns {how} ({why}); the "
+            "flaky search needs reruns of it: make the test (and --build) repeatable in one checkout, "
+            "or give --flaky off"
+        )
 
     def _warm(self, strat: Strategy) -> None:
         """While tests run: let the source prepare the candidates the next probe can be."""

@@ -112,6 +112,11 @@ def history(repo: str, old: str, new: str, first_parent: bool, name: str = "", *
     """
     pre = f"{name}=" if name else ""
     if not is_repository(repo):
+        inside = Path(repo).is_dir()
+        top = run_git(repo, "rev-parse", "--show-toplevel", check=False).strip() if inside else ""
+        if top:  # a folder inside a work tree: the checkouts are of the whole repository
+            raise UsageError(f"--repo {pre}{repo}: not the top of a git repository (it is inside {top})",
+                             hint=f"give --repo {pre}{top}; --cwd runs the test in a subfolder")  # fmt: skip
         raise UsageError(f"--repo {pre}{repo}: not a git repository")
     newer = _beside(lambda: _rev(repo, new, flags[1], pre + new))
     g = _rev(repo, old, flags[0], pre + old)
@@ -144,8 +149,9 @@ def program_path(repo: str, program: str, cwd: str | None = None) -> str:
     """Where the test's ``program`` (``./test.sh``) is found, since the test runs in a checkout.
 
     A relative path with a slash is the user's file, taken from ``cwd``: made absolute, unless the
-    repository tracks it, then made relative to the repository's top so each checkout runs its own
-    copy (as ``git bisect run`` would).  Names without a slash and absolute paths stay.
+    repository tracks it, then made relative to the folder the test runs in (the checkout's top, or
+    the ``--cwd`` folder of the repository: :func:`checkout_cwd`) so each checkout runs its own copy
+    (as ``git bisect run`` would).  Names without a slash and absolute paths stay.
     """
     if os.sep not in program or os.path.isabs(program):
         return program
@@ -158,8 +164,9 @@ def program_path(repo: str, program: str, cwd: str | None = None) -> str:
         from sleuth.runner import run_tool
 
         tracked = run_tool(["git", "-C", repo, "ls-files", "--error-unmatch", "--", rel], env=git_env())
-        if tracked.ok:
-            return "./" + rel
+        run_in = Path(cwd).resolve() if cwd else top  # the same folder of each checkout (checkout_cwd)
+        if tracked.ok and run_in.is_relative_to(top):
+            return "./" + os.path.relpath(path, run_in)
     return str(path)
 
 
@@ -182,17 +189,31 @@ def _touching(repo: str, span: str, fp: list[str], paths: tuple[str, ...],
     return [*kept, rows[-1]]
 
 
-def _in_checkout(spec: TrialSpec, cand: Candidate, path: Path, **extra: str) -> TrialSpec:
-    """The test's spec in a checkout: cwd there, and no ``GIT_DIR`` that would point at the user's repo."""
+def checkout_cwd(cwd: str | None, repo: str, path: Path) -> str:
+    """Where the test runs in the checkout ``path`` of ``repo``: its top, or with ``--cwd`` a folder of
+    the repository (``--cwd repo/python``) the same folder of the checkout; a ``--cwd`` elsewhere as given.
+
+    Never the user's own tree: that holds another commit (and the user's edits).
+    """
+    if cwd is None:
+        return str(path)
+    top, where = Path(repo).resolve(), Path(cwd).resolve()
+    return str(path / where.relative_to(top)) if where.is_relative_to(top) else cwd
+
+
+def _in_checkout(spec: TrialSpec, cand: Candidate, path: Path, repo: str, **extra: str) -> TrialSpec:
+    """The test's spec in a checkout: cwd there (:func:`checkout_cwd`), and no ``GIT_DIR`` that would
+    point at the user's repo."""
     env = {k: v for k, v in spec.env.items() if k not in GIT_REDIRECTS}
-    return with_candidate(replace(spec, env=env), cand, **extra).with_cwd(str(path))
+    return with_candidate(replace(spec, env=env), cand, **extra).with_cwd(checkout_cwd(spec.cwd, repo, path))
 
 
-def _build(spec: TrialSpec, build: str | None, cand_dir: Path) -> Prepared:
+def _build(spec: TrialSpec, build: str | None, cand_dir: Path, top: Path) -> Prepared:
+    """``--build`` at the checkout's top ``top`` (whatever ``--cwd`` says), then the test's spec."""
     if build:
         from sleuth.runner import run_trial
 
-        res = run_trial(spec.with_argv(("sh", "-c", build)), cand_dir / "build")
+        res = run_trial(spec.with_argv(("sh", "-c", build)).with_cwd(str(top)), cand_dir / "build")
         if res.error or res.rc != 0 or res.timed_out:
             why = res.error or (f"exit {res.rc}" if res.rc is not None else f"signal {res.signal}")
             return Prepared(None, f"build failed ({why}); log in {cand_dir.name}/build")
@@ -329,7 +350,7 @@ class GitSource:
         co = self.checkouts()
         path = co.cached(cand.label) if self.build else co.checkout(cand.label)
         extra = {"SLEUTH_REPO": str(path), env_name(Path(self.repo).resolve().name): str(path)}
-        return _build(_in_checkout(spec, cand, path, **extra), self.build, cand_dir)
+        return _build(_in_checkout(spec, cand, path, self.repo, **extra), self.build, cand_dir, path)
 
     def warm(self, labels: list[str], keep: tuple[str, ...] = ()) -> None:
         """Check out the commits the next tests can be, in spare checkouts (not with ``--build``);
@@ -459,8 +480,8 @@ class MultiGitSource:
             paths[r.name] = co.cached(vec[r.name]) if self.build else co.checkout(vec[r.name])
         extra = {env_name(n): str(p) for n, p in paths.items()}
         first = paths[self.repos[0].name]
-        spec = _in_checkout(spec, cand, first, SLEUTH_REPO=str(first), **extra)
-        return _build(spec, self.build, cand_dir)
+        spec = _in_checkout(spec, cand, first, self.repos[0].path, SLEUTH_REPO=str(first), **extra)
+        return _build(spec, self.build, cand_dir, first)
 
     def close(self) -> None:
         """Let other processes use the checkouts this one held."""

@@ -268,7 +268,12 @@ def render_markdown(driver: Driver, s: dict[str, Any]) -> str:
                 f"bad end {m['bad_mean']}, last good {m['last_good_mean']}, first bad {m['first_bad_mean']}."
             )
     elif s["suspects"]:
-        lines.append(f"The {first.lower()} is one of: " + ", ".join(f"`{x}`" for x in s["suspects"]) + ".")
+        which = ", ".join(f"`{x}`" for x in s["suspects"])
+        if s["status"] == SearchStatus.INCONCLUSIVE.value:  # below --confidence: a guess, not an answer
+            which = which if len(s["suspects"]) == 1 else f"one of {which}"
+            lines.append(f"Not settled; the best guess for the {first.lower()}: {which}.")
+        else:
+            lines.append(f"The {first.lower()} is one of: {which}.")
     if s["note"]:
         lines.append(f"Note: {s['note']}.")
     conf = "no answer, so no confidence" if s["confidence"] is None else f"confidence {s['confidence']:.3f}"

@@ -19,10 +19,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sleuth.errors import UsageError
 from sleuth.journal import RunDir
-from sleuth.secrets import Secrets, is_secret, leaves, put_at
+from sleuth.secrets import SECRETS_FILE, Secrets, is_secret, leaves, put_at
 
-__all__ = ["hidden", "public", "restore_start", "scrubbed"]
+__all__ = ["hidden", "hidden_labels", "public", "restore_labels", "restore_start", "scrubbed"]
 
 
 def _name(path: tuple[str | int, ...], value: str) -> str:
@@ -68,6 +69,33 @@ def hidden(
     return secrets, originals, where
 
 
+def hidden_labels(labels: list[str] | None) -> dict[str, str]:
+    """``{"candidate N": label}`` for the candidates the rule would change (a list line with URL
+    credentials, a token): the tests get them whole, and so does a resume, from ``secrets.json``;
+    everything else written shows them scrubbed (``https://<redacted>@mirror/x.whl``)."""
+    rule = Secrets()
+    return {f"candidate {i + 1}": x for i, x in enumerate(labels or []) if rule.scrub(x) != x}
+
+
+def restore_labels(run_dir: Path, start: Mapping[str, Any], labels: list[str] | None) -> list[str] | None:
+    """The journaled (scrubbed) ``labels`` with the hidden ones back from ``secrets.json``."""
+    names = list(start.get("redacted_labels") or ())
+    if not names or labels is None:
+        return labels
+    try:
+        kept = Secrets.load(run_dir, names, environ={})
+    except UsageError:
+        raise UsageError(
+            f"{run_dir}: the candidates {', '.join(n.removeprefix('candidate ') for n in names)} hold "
+            f"secrets kept only in {SECRETS_FILE}, which lacks them",
+            hint=f"copy the run's {SECRETS_FILE} back into the run dir",
+        ) from None
+    out = list(labels)
+    for name in names:
+        out[int(name.removeprefix("candidate ")) - 1] = kept.values[name]
+    return out
+
+
 def scrubbed(rd: RunDir, secrets: Secrets, hide: bool = False) -> RunDir:
     """``rd``, its every write scrubbed (:meth:`RunDir.hide`) when there is something to hide.
 
@@ -83,7 +111,8 @@ def restore_start(
 ) -> dict[str, Any]:
     """The ``start`` event with its hidden values back (``secrets.json``, else ``--env`` from ``environ``).
 
-    A value found in neither is a ``UsageError`` that names it and says how to resume anyway.
+    A value found in neither is a ``UsageError`` that names it and says how to resume anyway: an
+    argument of the command or of ``--build`` cannot come from the shell, only from ``secrets.json``.
     """
     out = {k: copy.deepcopy(v) for k, v in start.items() if k != "redacted"}
     where: dict[str, str] = dict(start.get("redacted") or {})
@@ -95,10 +124,26 @@ def restore_start(
         var = name.removeprefix("--env ")
         if name.startswith("--env ") and var in env:
             fallback[name] = f"{var}={env[var]}"
+    missing = [name for name in where if not _kept(run_dir, name, fallback)]
+    if any(not name.startswith("--env ") for name in missing):  # an argument: no shell can give it
+        raise UsageError(
+            f"{run_dir}: the redacted value(s) of {', '.join(missing)} are not in {SECRETS_FILE}",
+            hint=f"copy the run's {SECRETS_FILE} back into the run dir (only an --env value can come "
+            "from this shell instead)",
+        )
     kept = Secrets.load(run_dir, list(where), environ=fallback)
     for name, path in where.items():
         put_at(out, path, kept.values[name])
     return out
+
+
+def _kept(run_dir: Path, name: str, environ: Mapping[str, str]) -> bool:
+    """Whether ``secrets.json`` (or ``environ``) has the value of ``name``."""
+    try:
+        Secrets.load(run_dir, [name], environ=environ)
+    except UsageError:
+        return False
+    return True
 
 
 def public(obj: Any, secrets: Secrets) -> Any:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # statistics (through perf) only with --metric
 __all__ = [
     "JOBS_MAX",
     "chain_source",
+    "check_program",
     "git_source",
     "image_source",
     "perf_spec",
@@ -286,3 +287,24 @@ def spec_and_options(kw: dict[str, Any], default_skip: tuple[int, ...]) -> tuple
         skip=tuple(kw.get("skip") or ()),
     )
     return spec, build_oracle(cfg), opts
+
+
+def check_program(source: Any, kw: dict[str, Any]) -> None:
+    """A test command that no candidate can run is a usage error before a run dir exists.
+
+    Checked where nothing a candidate brings can provide it: ``list``, and ``git`` without
+    ``--build``, for a program named without a slash and not on the test's ``PATH`` (``--env PATH``
+    included); a ``pypi`` venv, a build or a container may bring it, and a path with a slash may be
+    a file of some commits only.
+    """
+    import shutil
+
+    program = str(kw["cmd"][0])
+    if source.kind not in ("list", "git") or getattr(source, "build", None) or os.sep in program:
+        return
+    path = {**os.environ, **parse_env(kw.get("env") or ())}.get("PATH", os.defpath)
+    if any(not os.path.isabs(d) for d in path.split(os.pathsep)):  # found from each test's own folder
+        return
+    if shutil.which(program, path=path) is None:
+        raise UsageError(f"the test command {program!r}: not found on PATH",
+                         hint="install it, fix the spelling, or give its path")  # fmt: skip

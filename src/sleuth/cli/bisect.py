@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -227,6 +228,7 @@ def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool)
     """
     from sleuth.backends.local import check_slots
     from sleuth.bisect.candidates import source_from_config
+    from sleuth.bisect.secrecy import restore_labels
     from sleuth.cli._options import parse_gpus
     from sleuth.journal import RunDir
     from sleuth.runner import reap_orphans
@@ -240,14 +242,17 @@ def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool)
     end = next((e for e in reversed(events) if e["event"] == "end"), None)
     if end is not None and isinstance(end.get("summary"), dict):
         return _finished(end["summary"], as_json)
+    journaled = next((e["labels"] for e in events if e["event"] == "candidates"), None)
+    labels = restore_labels(path, start, journaled)  # before the run dir is touched
     rd = RunDir.open(path)
     reaped = reap_orphans(rd.path)  # tests a killed sleuth left running would run twice
     if reaped:
         rd.journal.append("reaped", process_groups=reaped)
-    labels = next((e["labels"] for e in events if e["event"] == "candidates"), None)
     tests = [e for e in events if e["event"] == "test"]
     kw = restore_env(path, start, dict(start["flags"]))
     kw["as_json"] = as_json
+    if start.get("implicit_cwd") and not Path(str(kw.get("cwd"))).is_dir():
+        kw["cwd"] = None  # resumed on another machine: the directory it started in is not here
     if gpus is not None:
         kw["gpus"] = gpus
         kw["jobs"] = None  # one per device unless --jobs says otherwise
@@ -275,13 +280,14 @@ def _finished(summary: dict[str, Any], as_json: bool) -> int:
 
 
 def _start(source: Any, kw: dict[str, Any], default_skip: tuple[int, ...] = ()) -> int:
-    from sleuth.cli._bisect_flags import spec_and_options
+    from sleuth.cli._bisect_flags import check_program, spec_and_options
 
     kw.pop("default_skip", None)
     cmd = tuple(kw["cmd"])
     if not cmd:
         raise UsageError("no test command given", hint=f"put it after --, e.g. {_example(source)}")
     spec_and_options(kw, default_skip)  # validate every flag before a run dir exists
+    check_program(source, kw)
     try:
         labels, rd = _prepare_run(source, kw, default_skip)
     except BaseException:  # a source that began work on resolving (a clone) undoes it
@@ -295,34 +301,62 @@ def _prepare_run(
     source: Any, kw: dict[str, Any], default_skip: tuple[int, ...]
 ) -> tuple[list[str] | None, Any]:
     """The candidates and the run dir, once every input checked out."""
-    from sleuth.bisect.secrecy import hidden, scrubbed
+    from sleuth.bisect.secrecy import hidden, hidden_labels, scrubbed
     from sleuth.cli._bisect_flags import resolve_skip
+    from sleuth.cli._options import check_cwd
     from sleuth.journal import RunDir
 
     labels = resolve_candidates(source)  # so do the refs, the file, the versions
+    # a resume may start in another directory: the run journals where its tests run (./t.sh, data/)
+    # on this machine; git runs them in checkouts, images in containers
+    implicit = kw.get("cwd") is None and source.kind in ("list", "pypi")
+    kw["cwd"] = os.getcwd() if implicit else check_cwd(kw.get("cwd"))
     if source.kind == "git":  # the test runs in a checkout: ./test.sh means the caller's file
         from sleuth.bisect.git import program_path
 
         first = source.repos[0].path if hasattr(source, "repos") else source.repo
-        kw["cmd"] = (program_path(first, kw["cmd"][0], kw.get("cwd")), *kw["cmd"][1:])
+        kw["cmd"] = (program_path(first, kw["cmd"][0], kw["cwd"]), *kw["cmd"][1:])
     kw["skip"] = list(resolve_skip(source, labels, tuple(kw.get("skip") or ())))
     name = kw["name"] or source.kind
     flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if k != "as_json"}
     flags["output"] = str(kw["output"])
     secrets, originals, where = hidden(flags, source.config())
+    secret_labels = hidden_labels(labels)
     # summary.json holds an absolute run_dir; every write through it is scrubbed
-    rd = scrubbed(RunDir.create(Path(kw["output"]).resolve(), "bisect", name), secrets, bool(originals))
-    if originals:
-        from sleuth.secrets import Secrets
+    rd = RunDir.create(Path(kw["output"]).resolve(), "bisect", name)
+    try:
+        scrubbed(rd, secrets, bool(originals or secret_labels))
+        if originals or secret_labels:
+            from sleuth.secrets import Secrets
 
-        Secrets(originals).save(rd.path)
-    extra = {"redacted": where} if where else {}
-    rd.journal.append("start", source=source.config(), flags=flags, default_skip=list(default_skip), **extra)
-    if labels is not None:
-        rd.journal.append("candidates", labels=labels, source=source.config())
-    if getattr(source, "stepped", None):
-        rd.journal.append("default end", stepped=source.stepped, used=labels[0] if labels else None)
+            Secrets({**originals, **secret_labels}).save(rd.path)
+        extra: dict[str, Any] = {"redacted": where} if where else {}
+        if secret_labels:  # the candidates event holds them scrubbed; resume takes them back
+            extra["redacted_labels"] = list(secret_labels)
+        if implicit:  # not given: a resume on a machine without this directory runs where it is
+            extra["implicit_cwd"] = True
+        rd.journal.append("start", source=source.config(), flags=flags, default_skip=list(default_skip),
+                          **extra)  # fmt: skip
+        if labels is not None:
+            rd.journal.append("candidates", labels=labels, source=source.config())
+        if getattr(source, "stepped", None):
+            rd.journal.append("default end", stepped=source.stepped, used=labels[0] if labels else None)
+    except BaseException:  # a Ctrl-C (or a full disk) before the run is journaled: nothing to resume
+        _discard(rd)
+        raise
     return labels, rd
+
+
+def _discard(rd: Any) -> None:
+    """Remove a run dir that holds no run yet, and the ``bisect/<name>`` folders it leaves empty."""
+    import contextlib
+    import shutil
+
+    rd.close()
+    shutil.rmtree(rd.path, ignore_errors=True)
+    for parent in (rd.path.parent, rd.path.parent.parent):
+        with contextlib.suppress(OSError):
+            parent.rmdir()
 
 
 def _example(source: Any) -> str:
@@ -345,21 +379,54 @@ def _command(kw: dict[str, Any], source: Any) -> dict[str, Any]:
     """What was tested: argv, working directory, the variables set on top of the caller's."""
     from sleuth.cli._options import parse_env
 
-    cwd = kw.get("cwd") or ("the checkout of each commit" if source.kind == "git" else None)
+    cwd = kw.get("cwd")
+    if source.kind == "git":  # the test runs in a checkout (git.checkout_cwd)
+        from sleuth.bisect.git import checkout_cwd
+
+        top = Path(source.repos[0].path if hasattr(source, "repos") else source.repo)
+        where = Path(checkout_cwd(cwd, str(top), Path("<checkout>")))
+        if where.is_relative_to("<checkout>"):
+            rel = where.relative_to("<checkout>").as_posix()
+            cwd = "the checkout of each commit" + (f", folder {rel}" if rel != "." else "")
     return {"argv": list(kw["cmd"]), "cwd": cwd, "env": parse_env(kw.get("env") or ())}
 
 
 def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None = None,
              labels: list[str] | None = None, default_skip: tuple[int, ...] = ()) -> int:  # fmt: skip
+    """The bisection in ``rd``: a Ctrl-C (or SIGTERM) anywhere in it, from the first line printed to the
+    report, stops the tests, journals ``interrupted`` and names the command that resumes the run."""
+    try:
+        with sigterm_as_interrupt():
+            return _bisect(source, kw, rd, replay=replay, labels=labels, default_skip=default_skip)
+    except KeyboardInterrupt:
+        import contextlib
+        import signal
+
+        from sleuth.runner import kill_all
+
+        # a second Ctrl-C (people press it twice) would cut the stopping of the tests short
+        held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            kill_all()
+            with contextlib.suppress(ValueError):  # closed: the run ended, resume prints its answer
+                rd.journal.append("interrupted")
+        finally:
+            for sig, old in held.items():
+                signal.signal(sig, old)
+        raise Interrupted(f"interrupted; resume with: sleuth bisect resume {rd.path}") from None
+
+
+def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None,
+            labels: list[str] | None, default_skip: tuple[int, ...]) -> int:  # fmt: skip
     from sleuth.bisect.driver import Driver
-    from sleuth.bisect.secrecy import hidden, public, scrubbed
+    from sleuth.bisect.secrecy import hidden, hidden_labels, public, scrubbed
     from sleuth.cli._bisect_flags import spec_and_options
 
     if replay is not None:
         source = resumed_secrets(source, kw, rd)
     flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if k != "as_json"}
     secrets, originals, _ = hidden(flags, source.config())
-    rd = scrubbed(rd, secrets, bool(originals))
+    rd = scrubbed(rd, secrets, bool(originals) or bool(hidden_labels(labels)))
     spec, oracle, opts = spec_and_options(kw, default_skip)
     quiet = kw.get("as_json", False)
     con = None if quiet else err_console()
@@ -376,25 +443,20 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
     record = debug.__enter__()  # sleuth.log: the whole of every test line, sleuth's debug messages
 
     def show(ev: Any) -> None:
-        record(f"test {ev.seq} {ev.phase} {ev.label} {ev.outcome.name} (counted {ev.counted.value}) "
-               f"{ev.trial_dir}: {public(ev.signature or ev.reason or '', secrets)}")  # fmt: skip
+        record(public(f"test {ev.seq} {ev.phase} {ev.label} {ev.outcome.name} (counted {ev.counted.value}) "
+                      f"{ev.trial_dir}: {ev.signature or ev.reason or ''}", secrets))  # fmt: skip
         if con is not None:
             width = con.width if con.is_terminal else None
-            con.print(_test_line(ev, public(ev.signature or ev.reason or "", secrets), metric, width),
-                      markup=True, highlight=False, soft_wrap=True)  # fmt: skip
+            line = _test_line(ev, public(ev.signature or ev.reason or "", secrets), metric, width,
+                              label=public(ev.label, secrets))  # fmt: skip
+            con.print(line, markup=True, highlight=False, soft_wrap=True)
 
-    driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels)
-    if con is not None:
-        driver.on_stage = lambda text: con.print(f"[bold]{escape(text)}[/]", soft_wrap=True, highlight=False)
     try:
-        with sigterm_as_interrupt():
-            result, _ = driver.run()
-    except KeyboardInterrupt:
-        from sleuth.runner import kill_all
-
-        kill_all()
-        rd.journal.append("interrupted")
-        raise Interrupted(f"interrupted; resume with: sleuth bisect resume {rd.path}") from None
+        driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels)
+        if con is not None:
+            driver.on_stage = lambda text: con.print(f"[bold]{escape(text)}[/]", soft_wrap=True,
+                                                     highlight=False)  # fmt: skip
+        result, _ = driver.run()
     finally:
         if hasattr(source, "close"):
             source.close()
@@ -419,12 +481,12 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
     return code
 
 
-def _test_line(ev: Any, note: str, metric: str | None, width: int | None) -> str:
-    """One line per test: whole in a log (greppable), fitted to ``width`` on a terminal."""
+def _test_line(ev: Any, note: str, metric: str | None, width: int | None, *, label: str) -> str:
+    """One line per test: whole in a log (greppable), fitted to ``width`` on a terminal; ``label`` is
+    the candidate's, its secrets hidden."""
     note = " ".join(note.split())  # a multi-line reason stays on the test's line
     if ev.value is not None:
         note = f"{metric or 'value'}={ev.value:g}" + (f"; {note}" if note else "")
-    label = ev.label
     if width is not None:  # a terminal: labels up to 48 columns, the note takes what is left
         label = label if len(label) <= 48 else label[:47] + "…"
         room = max(20, width - 4 - 1 - 16 - 1 - max(len(label), 24) - 1 - 6 - 2)
@@ -459,7 +521,12 @@ def _render_answer(s: dict[str, Any]) -> None:
             con.print(f"  {len(between)} commits between them (see the report)", soft_wrap=True)
     elif s["suspects"]:
         one_of = escape(", ".join(s["suspects"]))
-        con.print(f"[bold yellow]{s['status']}[/]: the {first} is one of: {one_of}", soft_wrap=True)
+        if s["status"] == "inconclusive":  # below --confidence: a guess, not an answer
+            guess = one_of if len(s["suspects"]) == 1 else f"one of {one_of}"
+            con.print(f"[bold yellow]inconclusive[/]: not settled; the best guess for the {first}: {guess}",
+                      soft_wrap=True)  # fmt: skip
+        else:
+            con.print(f"[bold yellow]{s['status']}[/]: the {first} is one of: {one_of}", soft_wrap=True)
     else:
         con.print(f"[bold yellow]{s['status']}[/]")
     if s["note"]:

@@ -1,0 +1,110 @@
+"""A Ctrl-C at any moment of ``sleuth bisect``: exit 130, one line, a resumable run dir or none at all.
+
+The moments between the tests (the run dir being journaled, the driver being built, the report being
+written) are too short to hit with a timer, so the program (``python -m sleuth``, in its own process)
+sends itself a real SIGINT from inside the step named; what happens next is the program's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.bisect.test_bisect_cli import doc, sleuth
+
+#: run sleuth as its console script does, with SIGINT sent to itself at one moment (argv[1])
+PROGRAM = """
+import os, signal, sys
+import sleuth.bisect.driver, sleuth.bisect.report, sleuth.journal
+
+def interrupting(owner, name, when=lambda *a, **k: True):
+    original = getattr(owner, name)
+    def step(*args, **kwargs):
+        if name == "write_outputs":  # part of the report is on disk when the Ctrl-C comes
+            args[0].run_dir.write_json("summary.json", args[1])
+        elif name == "append":
+            original(*args, **kwargs)
+        if when(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGINT)
+        if name != "append":
+            return original(*args, **kwargs)
+    setattr(owner, name, step)
+
+moment = sys.argv.pop(1)
+if moment == "journaling":
+    interrupting(sleuth.journal.Journal, "append", lambda self, event, **kw: event == "candidates")
+elif moment in ("driver", "twice"):
+    interrupting(sleuth.bisect.driver.Driver, "__init__")
+    if moment == "twice":  # the second Ctrl-C comes while the first one's stopping runs
+        import sleuth.runner
+        interrupting(sleuth.runner, "kill_all")
+elif moment == "report":
+    interrupting(sleuth.bisect.report, "write_outputs")
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a shell, even under nohup
+from sleuth.cli import main
+sys.exit(main())
+"""
+
+TEST = '[ "$SLEUTH_CANDIDATE" -lt 5 ] || { echo "AssertionError: bug" >&2; exit 1; }'
+
+
+def _interrupted(tmp_path: Path, moment: str, *cmd: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(8)))
+    argv = ["bisect", "list", "l.txt", "--flaky", "off", "--output", "o", "--", *(cmd or ("sh", "-c", TEST))]
+    return subprocess.run([sys.executable, "-c", PROGRAM, moment, *argv], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache")})  # fmt: skip
+
+
+@pytest.mark.parametrize("moment", ["driver", "report", "twice"])
+def test_a_ctrl_c_between_the_tests_names_the_resume_and_the_run_resumes(tmp_path: Path, moment: str) -> None:
+    res = _interrupted(tmp_path, moment)
+    assert res.returncode == 130, res.stderr
+    assert "Traceback" not in res.stderr
+    (run_dir,) = (tmp_path / "o" / "bisect" / "list").iterdir()
+    last = res.stderr.strip().splitlines()[-1]
+    assert last == f"error: interrupted; resume with: sleuth bisect resume {run_dir}", res.stderr
+    assert res.stderr.count("interrupted") == 1
+    events = [json.loads(line)["event"] for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    assert events[-1] == "interrupted" and "end" not in events
+    d = doc(sleuth("bisect", "resume", str(run_dir), "--json", cwd=tmp_path))
+    assert (d["status"], d["first_bad"]["label"], d["last_good"]["label"]) == ("found", "5", "4")
+    assert (run_dir / "report.md").is_file()
+
+
+def test_a_ctrl_c_before_the_run_is_journaled_leaves_no_run_dir(tmp_path: Path) -> None:
+    res = _interrupted(tmp_path, "journaling")
+    assert res.returncode == 130, res.stderr
+    assert res.stderr.strip() == "interrupted", res.stderr
+    assert not (tmp_path / "o" / "bisect").exists()  # nothing ran, so there is nothing to resume
+
+
+def test_a_resume_from_another_directory_runs_the_tests_where_the_run_started(tmp_path: Path) -> None:
+    (tmp_path / "t.sh").write_text('#!/bin/sh\npwd > "$SLEUTH_TRIAL_DIR/where"\n' + TEST + "\n")
+    (tmp_path / "t.sh").chmod(0o755)
+    assert _interrupted(tmp_path, "driver", "./t.sh").returncode == 130  # journaled, nothing tested
+    (run_dir,) = (tmp_path / "o" / "bisect" / "list").iterdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    d = doc(sleuth("bisect", "resume", str(run_dir), "--json", cwd=elsewhere))
+    assert (d["status"], d["first_bad"]["label"]) == ("found", "5"), d["note"]
+    ran = {p.read_text().strip() for p in run_dir.glob("candidates/*/run-*/where")}
+    assert ran == {str(tmp_path)}, ran
+
+
+def test_a_resume_where_the_start_directory_is_gone_runs_where_it_is(tmp_path: Path) -> None:
+    start = tmp_path / "start"  # another machine: the directory the run started in is not there
+    start.mkdir()
+    probe = 'pwd > "$SLEUTH_TRIAL_DIR/where"; ' + TEST
+    assert _interrupted(start, "driver", "sh", "-c", probe).returncode == 130
+    (run_dir,) = (start / "o" / "bisect" / "list").iterdir()
+    moved = tmp_path / "moved"
+    start.rename(moved)
+    run_dir = moved / run_dir.relative_to(start)
+    d = doc(sleuth("bisect", "resume", str(run_dir), "--json", cwd=moved))
+    assert (d["status"], d["first_bad"]["label"]) == ("found", "5"), d["note"]
+    assert {p.read_text().strip() for p in run_dir.glob("candidates/*/run-*/where")} == {str(moved)}
