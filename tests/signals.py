@@ -19,6 +19,7 @@ _SHIM = (
     "import os, signal, sys; "
     "signal.signal(signal.SIGINT, signal.SIG_IGN if sys.argv[1] == 'ignore' else signal.SIG_DFL); "
     "signal.signal(signal.SIGTERM, signal.SIG_DFL); "
+    "signal.signal(signal.SIGHUP, signal.SIG_DFL); "
     "os.execv(sys.argv[2], sys.argv[2:])"
 )
 
@@ -26,6 +27,6 @@ _SHIM = (
 def sleuth_proc(
     args: Sequence[str], env: dict[str, str], cwd: Path, *, sigint: str = "default", **kw: Any
 ) -> subprocess.Popen[Any]:
-    """``python -m sleuth ARGS`` (same pid as returned) with SIGTERM default and SIGINT ``default`` or ``ignore``."""
+    """``python -m sleuth ARGS`` (same pid as returned) with SIGTERM and SIGHUP default and SIGINT ``default`` or ``ignore``."""
     argv = [sys.executable, "-c", _SHIM, sigint, sys.executable, "-m", "sleuth", *args]
     return subprocess.Popen(argv, env=env, cwd=cwd, **kw)

@@ -333,6 +333,79 @@ def test_sigterm_works_when_sleuth_starts_with_sigint_ignored(
     assert wait_dead(int(pidfile.read_text())), "SIGTERM left a trial running"
 
 
+def test_a_closed_terminal_stops_the_trials_as_sigterm_does(
+    sleuth_env, tmp_path: Path, reap_pids: Path
+) -> None:
+    """SIGHUP (the terminal or the ssh session closed) ended sleuth by the signal and left every trial
+    running in its own session, holding its GPU; it now stops them as SIGTERM does."""
+    pidfile = reap_pids / "pid"
+    script = f"import os,time; open({str(pidfile)!r},'w').write(str(os.getpid())); time.sleep(600)"
+    proc = sleuth_proc(
+        ["run", "-n", "2", "--json", "--", PY, "-c", script],
+        sleuth_env,
+        tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (pidfile.exists() and pidfile.read_text()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGHUP)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert json.loads(out)["summary"]["interrupted"] is True
+    assert wait_dead(int(pidfile.read_text())), "SIGHUP left a trial running"
+
+
+def test_a_terminal_that_goes_away_is_an_interrupt_not_a_disk_error(
+    sleuth_env, tmp_path: Path, reap_pids: Path
+) -> None:
+    """The terminal closes under sleuth (its pty's master end): SIGHUP, then every write to it fails
+    with EIO.  sleuth said 'error: Input/output error; an I/O error: check the disk' and exited 4."""
+    import pty
+
+    pidfile, err = reap_pids / "pid", tmp_path / "stderr.txt"
+    script = f"import os,time; open({str(pidfile)!r},'w').write(str(os.getpid())); time.sleep(600)"
+    argv = [
+        sys.executable,
+        "-m",
+        "sleuth",
+        "run",
+        "-n",
+        "2",
+        "--output",
+        str(tmp_path / "o"),
+        "--",
+        PY,
+        "-c",
+        script,
+    ]
+    efd = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    pid, master = pty.fork()
+    if pid == 0:  # the child: only system calls until the exec
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)  # a suite started with nohup ignores it
+        os.dup2(efd, 2)
+        os.chdir(tmp_path)
+        os.execve(argv[0], argv, {**sleuth_env, "TERM": "xterm"})
+    os.close(efd)
+    try:
+        os.set_blocking(master, False)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (pidfile.exists() and pidfile.read_text()):
+            with contextlib.suppress(BlockingIOError):
+                os.read(master, 65536)
+            time.sleep(0.05)
+    finally:
+        os.close(master)  # the terminal goes away
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 130, err.read_text()
+    assert "I/O error" not in err.read_text()
+    assert wait_dead(int(pidfile.read_text())), "the hang-up left a trial running"
+    (summary,) = tmp_path.glob("o/run/*/*/summary.json")
+    assert json.loads(summary.read_text())["summary"]["interrupted"] is True
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_a_signal_at_any_moment_ends_the_run_with_its_summary(sleuth_env, tmp_path: Path, seed: int) -> None:
     """SIGINT or SIGTERM at a random moment (start-up, trials, the summary): sleuth ends, exit 130,

@@ -14,6 +14,7 @@ from typing import Any
 
 from tests.attribution.conftest import Served
 from tests.conftest import wait_dead
+from tests.signals import sleuth_proc
 
 W = Path(__file__).parent / "workloads"
 OOM = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB."
@@ -174,20 +175,11 @@ def test_decision_timeout_restarts_and_a_late_stop_is_dropped(tmp_path: Path) ->
 
 def _forwarding(tmp_path: Path, sig: int) -> None:
     pid_file, got_file = tmp_path / "pid", tmp_path / "got"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sleuth",
-            "supervise",
-            "--log-dir",
-            str(tmp_path / "sup"),
-            "--",
-            sys.executable,
-            str(W / "sleeper.py"),
-            str(pid_file),
-            str(got_file),
-        ],
+    argv = ["supervise", "--log-dir", str(tmp_path / "sup"), "--", sys.executable, str(W / "sleeper.py")]
+    proc = sleuth_proc(  # SIGTERM and SIGHUP default, whatever the suite started with
+        [*argv, str(pid_file), str(got_file)],
+        dict(os.environ),
+        tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -212,6 +204,11 @@ def test_sigterm_is_forwarded_to_the_workload(tmp_path: Path) -> None:
 
 def test_sigint_is_forwarded_to_the_workload(tmp_path: Path) -> None:
     _forwarding(tmp_path, signal.SIGINT)
+
+
+def test_sighup_is_forwarded_to_the_workload(tmp_path: Path) -> None:
+    # the terminal closed: the supervisor died of it and left the workload running
+    _forwarding(tmp_path, signal.SIGHUP)
 
 
 def test_service_unreachable_means_the_safe_default(tmp_path: Path) -> None:

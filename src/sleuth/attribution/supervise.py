@@ -34,6 +34,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from sleuth import hangup
 from sleuth.attribution._cycles import resume_state
 from sleuth.attribution.analyze import Attributor, Report
 from sleuth.attribution.client import ServiceClient, ServiceUnavailable
@@ -168,6 +169,8 @@ class Supervisor:
         return self._signalled
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:  # the terminal is gone: the lines about the cycle must not fail
+            hangup.detach()
         self._signalled = signum
         group = self._group
         if group is not None:
@@ -418,7 +421,9 @@ class Supervisor:
         self._on_note = on_note
         self.c.log_dir.mkdir(parents=True, exist_ok=True)
         lock = self._lock_log_dir()
-        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        # SIGHUP (the terminal closed) as SIGTERM, unless it is ignored (nohup)
+        hup = () if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else (signal.SIGHUP,)
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM, *hup)}
         marker = os.environ.get("SLEUTH_TRIAL_DIR")
         try:
             taken_up = self._take_up()

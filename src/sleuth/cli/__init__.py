@@ -18,7 +18,7 @@ from importlib import import_module
 
 import click
 
-from sleuth import __version__
+from sleuth import __version__, hangup
 from sleuth.errors import ExitCode, SleuthError
 
 __all__ = ["main", "raise_interrupt"]
@@ -130,6 +130,12 @@ def raise_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def hang_up(_signum: int, _frame: object) -> None:
+    """SIGHUP's handler: the terminal is gone (see :mod:`sleuth.hangup`); stop as a Ctrl-C does."""
+    hangup.detach()
+    raise KeyboardInterrupt
+
+
 def _leave_with(code: int) -> Callable[[int, object], None]:
     """A signal handler for after the verb returned: exit at once with the code it chose."""
 
@@ -142,8 +148,12 @@ def _leave_with(code: int) -> Callable[[int, object], None]:
     return leave
 
 
+#: the signals that stop a verb as Ctrl-C does (SIGHUP: the terminal or the ssh session closed)
+_STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _ignore_signals() -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in _STOPS:
         signal.signal(sig, signal.SIG_IGN)
 
 
@@ -151,23 +161,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code.
 
     Without ``argv`` this is the program (the console script, ``python -m sleuth``): it takes SIGTERM
-    as an interrupt, and once the verb has returned, SIGINT and SIGTERM leave with its code.  A caller
-    that goes on running passes ``argv`` and keeps its own signal handlers.
+    and SIGHUP as an interrupt, and once the verb has returned, those and SIGINT leave with its code.
+    A caller that goes on running passes ``argv`` and keeps its own signal handlers.
     """
     if argv is not None:
         return _main(list(argv))
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        # SIGTERM (a CI cancel, `timeout`, a scheduler) stops every verb as Ctrl-C does: its children
-        # (tools, trials, probes) are stopped and files are whole; by default Python would just die,
-        # leaving them running in their own sessions.  A verb may install its own handler inside.
-        signal.signal(signal.SIGTERM, raise_interrupt)
+    hangup.remember()
+    for sig, handler in ((signal.SIGTERM, raise_interrupt), (signal.SIGHUP, hang_up)):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            # SIGTERM (a CI cancel, `timeout`, a scheduler) and SIGHUP (the terminal closed) stop every
+            # verb as Ctrl-C does: its children (tools, trials, probes) are stopped and files are
+            # whole; by default Python would just die, leaving them running in their own sessions.
+            # Ignored (nohup) stays ignored.  A verb may install its own handler inside.
+            signal.signal(sig, handler)
     code = _main(sys.argv[1:])
     # The verb is done and its files are whole, but Python still joins the worker threads that are
     # stopping the last trials, then finalizes, and near its end it puts back the default SIGINT
     # action: a Ctrl-C (or SIGTERM) then ended the process by the signal itself (-2), not with the
     # code chosen.  While the threads are joined, a signal now leaves at once with that code; from
     # the first atexit function on (the threads are gone), signals are ignored to the end.
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in _STOPS:
         if signal.getsignal(sig) is not signal.SIG_IGN:
             signal.signal(sig, _leave_with(code))
     atexit.register(_ignore_signals)

@@ -1,4 +1,4 @@
-"""A workload that records the signal it gets: default SIGINT/SIGTERM dispositions first, then a
+"""A workload that records the signal it gets: default SIGINT/SIGTERM/SIGHUP dispositions first, then a
 handler that writes the signal's name to argv[2] and dies of that signal (as an untouched process would)."""
 
 import os
@@ -6,7 +6,7 @@ import signal
 import sys
 import time
 
-for s in (signal.SIGINT, signal.SIGTERM):
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
     signal.signal(s, signal.SIG_DFL)
 
 
@@ -17,7 +17,7 @@ def record(signum, _frame):
     os.kill(os.getpid(), signum)
 
 
-for s in (signal.SIGINT, signal.SIGTERM):
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
     signal.signal(s, record)
 with open(sys.argv[1] + ".tmp", "w") as fh:
     fh.write(str(os.getpid()))
