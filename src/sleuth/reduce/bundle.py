@@ -5,12 +5,14 @@ exports the variables the workload sets, enters ``inputs/`` (the workload's cwd,
 files as real files) and runs the final argv.  ``verify.sh N`` runs it N times and reports the
 reproduction rate.  ``spec.yaml`` is the input spec at the final values (reducible again from
 ``shrunken/``), ``recipe.yaml`` a ``sleuth matrix`` recipe with one baseline cell.  Secret values
-are never written: a redacted variable is taken from the caller's shell by ``run_repro.sh``.
+are never written: a redacted variable, and a redacted piece of the command line, is taken from the
+caller's shell by ``run_repro.sh``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 from collections.abc import Mapping
@@ -126,6 +128,49 @@ def _exports(env: Mapping[str, str], scrubber: Scrubber) -> list[str]:
     return lines
 
 
+#: the variable ``run_repro.sh`` reads a redacted piece of the command line from (1, 2, ...)
+SECRET_ARG_VAR = "REPRO_SECRET_{}"
+
+
+def _command_line(argv: list[str], env: Mapping[str, str], scrubber: Scrubber) -> tuple[str, list[str]]:
+    """The shell words of ``argv`` with every redacted piece read from a variable, and the comment
+    lines that say which variable holds what.  Written as ``<redacted>``, a piece would be a shell
+    redirection (``--key <redacted>``: "cannot open redacted"), and the script would not run at all.
+
+    A piece equal to a redacted variable of the workload's own (exported above it) reads that one;
+    each other distinct value gets ``REPRO_SECRET_<n>``.
+    """
+    by_value = {v: k for k, v in env.items() if REDACTED in scrubber.text(v) or k in scrubber.secrets.values}
+    names: dict[str, str] = {}
+    words: list[str] = []
+    asks: list[str] = []
+    for i, arg in enumerate(argv):
+        shown = scrubber.text(arg)
+        if shown == arg:
+            words.append(shlex.quote(arg))
+            continue
+        plain = shown.split(REDACTED)
+        m = re.fullmatch("(.*?)".join(map(re.escape, plain)), arg, re.DOTALL)
+        hidden = list(m.groups()) if m is not None else [arg]
+        if m is None:  # cannot tell the pieces apart: the whole argument comes from the variable
+            plain = ["", ""]
+        word = ""
+        for j, piece in enumerate(plain):
+            word += shlex.quote(piece) if piece else ""
+            if j < len(hidden):
+                value = hidden[j]
+                var = by_value.get(value) or names.get(value)
+                if var is None:
+                    var = names[value] = SECRET_ARG_VAR.format(len(names) + 1)
+                    where = " ".join(shown.split())
+                    asks.append(f"#   {var}: hidden in argument {i} of the command: {where[:160]}")
+                word += f'"${{{var}:?{var} was redacted from this bundle: export it first}}"'
+        words.append(word)
+    if asks:
+        asks.insert(0, "# Redacted from the command line: export these before running it")
+    return " ".join(words), asks
+
+
 def _check(plan: Plan, target: str | None) -> str:
     """A shell condition on ``$rc`` and the captured ``$out`` files: the failure reproduced."""
     o = plan.spec.oracle
@@ -167,12 +212,13 @@ def write_shrunken(
     out.mkdir()
     note = copy_inputs(plan, cand, out / "inputs", output_root=output_root)
     argv = list(cand.argv)
+    command, asks = _command_line(argv, cand.env, scrubber)
     comments = "".join(f"# {scrubber.text(h)}\n" for h in header)
     repro = (
         "#!/bin/sh\n# Minimal reproducer written by sleuth reduce.\n" + comments + "set -u\n"
         'here=$(cd "$(dirname "$0")" && pwd)\ncd "$here/inputs" || exit 2\n'
-        + "".join(line + "\n" for line in _exports(cand.env, scrubber))
-        + f"exec {scrubber.text(shlex.join(argv))}\n"
+        + "".join(line + "\n" for line in [*_exports(cand.env, scrubber), *asks])
+        + f"exec {command}\n"
     )
     atomic_write_text(out / "run_repro.sh", repro, mode=0o755)
     verify = (
