@@ -253,3 +253,48 @@ def test_a_nul_byte_in_an_argument_or_path_is_one_line(cli, tmp_path: Path, wher
     res = cli("reduce", "--spec", spec)
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr[-1500:]
     assert "NUL" in res.stderr and not (tmp_path / "runs").exists()
+
+
+def test_not_reproducible_says_why_and_names_no_bundle(cli, tmp_path: Path) -> None:
+    """The original never failed: no axis is "already at its smallest value", no miss probability
+    of candidates never tried, and the run dir is not called a bundle (there is no shrunken/)."""
+    spec = _spec(tmp_path, b"a\nb\n")
+    res = cli("reduce", "--spec", spec)
+    assert res.returncode == 3, res.stderr[-2000:]
+    assert "not searched: the original did not reproduce" in res.stdout, res.stdout
+    assert "smallest value" not in res.stdout and "miss probability" not in res.stdout
+    assert "original reproduced 0/1" in res.stdout
+    run = next((tmp_path / "runs" / "reduce" / "adv").iterdir())
+    assert not (run / "shrunken").exists() and f"run dir (no bundle): {run}" in res.stdout
+    assert "bundle: " not in res.stdout
+
+
+#: fails on every second run (a counter outside the workload's directory): a 1-in-2 flaky failure
+ALTERNATE = """\
+import os, sys
+counter = os.environ["COUNTER"]
+n = int(open(counter).read()) + 1 if os.path.exists(counter) else 1
+open(counter, "w").write(str(n))
+if "needle" in open(sys.argv[1]).read() and n % 2 == 0:
+    print("boom")
+    raise SystemExit(1)
+"""
+
+
+def test_a_flaky_original_is_reported_with_its_rate_at_the_stated_confidence(cli, tmp_path: Path) -> None:
+    """The original's own rate (k/n and its interval) is reported beside the pooled one, at the spec's
+    confidence: run_repro.sh said "95% CI" whatever the confidence was."""
+    spec = _spec(tmp_path, b"a\nneedle\nb\n", budget={"baseline_trials": 2, "confidence": 0.9})
+    (tmp_path / "w.py").write_text(ALTERNATE)
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["env"] = {"COUNTER": str(tmp_path / "counter")}
+    spec.write_text(yaml.safe_dump(data))
+    res = cli("reduce", "--spec", spec, "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    d = doc(res)
+    original = d["flaky"]["original"]
+    assert (original["reproduced"], original["trials"]) == (2, 4)  # flaky: twice the baseline trials
+    assert original["reproduction_rate"] == 0.5 and original["reproduction_rate_ci"][0] > 0.0
+    repro = (Path(d["run_dir"]) / "shrunken" / "run_repro.sh").read_text()
+    assert "# Reproduction rate of the original: 2/4 (90% CI [" in repro
+    assert "95% CI" not in repro and "(90% CI [" in repro.split("while reducing:")[1]

@@ -82,21 +82,32 @@ def _render(doc: dict[str, Any]) -> None:
             t.add_row(escape(name), escape(shown[0]), escape(shown[1]), escape(row.get("why", "")))
         con.print(t)
         fl = doc.get("flaky", {})
+        orig = fl.get("original", {})
+        level = f"{float(fl.get('confidence', 0.95)) * 100:g}% CI"
         con.print(
             f"  failure: {escape(str(doc.get('signature')))}\n"
-            f"  reproduction rate {fl.get('reproduction_rate')} (CI {fl.get('reproduction_rate_ci')}), "
-            f"{fl.get('trials_per_candidate')} trial(s) per rejected candidate, miss probability "
-            f"{fl.get('miss_probability')} (at the rate's lower bound: "
-            f"{fl.get('miss_probability_at_low_rate')})\n"
-            f"  {doc.get('oracle_calls')} candidates tested, {doc.get('trials')} trials, "
-            f"{doc.get('cache_hits')} cache hits, {doc.get('wasted_trials')} speculative trials wasted"
+            f"  original reproduced {orig.get('reproduced')}/{orig.get('trials')} "
+            f"({level} {orig.get('reproduction_rate_ci')})"
         )
+        if status != "not_reproducible":
+            con.print(
+                f"  reproduction rate {fl.get('reproduction_rate')} "
+                f"({level} {fl.get('reproduction_rate_ci')}) with the accepted candidates, "
+                f"{fl.get('trials_per_candidate')} trial(s) per rejected candidate, miss probability "
+                f"{fl.get('miss_probability')} (at the rate's lower bound: "
+                f"{fl.get('miss_probability_at_low_rate')})\n"
+                f"  {doc.get('oracle_calls')} candidates tested, {doc.get('trials')} trials, "
+                f"{doc.get('cache_hits')} cache hits, {doc.get('wasted_trials')} speculative trials wasted"
+            )
         if doc.get("stopped"):
             con.print(f"  stopped: {escape(doc['stopped'])}")
     if status == "interrupted":
         where = escape(str(doc["run_dir"]))
         con.print(f"  [bold yellow]interrupted[/]: `sleuth reduce resume {where}` continues", soft_wrap=True)
-    con.print(f"  bundle: {doc['bundle_dir']}")
+    if doc.get("inputs"):  # shrunken/ was written
+        con.print(f"  bundle: {doc['bundle_dir']}")
+    else:
+        con.print(f"  run dir (no bundle): {doc['run_dir']}")
 
 
 def _execute(call: Callable[[_Watch], Any], as_json: bool, total: int) -> int:

@@ -28,12 +28,21 @@ _EXIT = {
 }
 
 
-def _why(driver: Driver, name: str, pinned: bool, stopped: str | None) -> str:
+#: why an axis no candidate was tried on did not move, by the status the run ended with
+_UNTRIED = {
+    "not_reproducible": "not searched: the original did not reproduce",
+    "interrupted": "not searched: interrupted",
+}
+
+
+def _why(driver: Driver, name: str, pinned: bool, stopped: str | None, status: str) -> str:
     if pinned:
         return "pinned in the spec"
     tried = [r for r in driver.trace if r.get("axis") == name]
     if not tried:
-        return f"not searched: {stopped}" if stopped else "already at its smallest value"
+        if stopped:
+            return f"not searched: {stopped}"
+        return _UNTRIED.get(status, "already at its smallest value")
     outcomes = Counter(o for r in tried for o in r["outcomes"])
     others = sorted(
         {str(r["signature"]) for r in tried if "other_failure" in r["outcomes"] and r["signature"]}
@@ -70,7 +79,7 @@ def finish(
             }
             for a in plan.axes:
                 if a.name not in moved:
-                    axes[a.name]["why"] = _why(driver, a.name, a.search().pinned, driver.stopped)
+                    axes[a.name]["why"] = _why(driver, a.name, a.search().pinned, driver.stopped, status)
             calls = sum(1 for r in driver.trace if not r.get("cache_hit"))
             doc.update(
                 status=status,
@@ -102,10 +111,13 @@ def finish(
                 except Exception as exc:  # a snapshot is evidence, never a reason to lose the bundle
                     snap = {"placeholder": True, "reason": f"snapshot failed: {type(exc).__name__}: {exc}"}
                 rate = driver.rate.describe()
+                level, original = f"{float(rate['confidence']) * 100:g}% CI", rate["original"]
                 header = [
                     f"Failure: {doc['signature']}",
+                    f"Reproduction rate of the original: {original['reproduced']}/{original['trials']} "
+                    f"({level} {original['reproduction_rate_ci']})",
                     f"Reproduction rate while reducing: {rate['reproduction_rate']} "
-                    f"(95% CI {rate['reproduction_rate_ci']}); status {status}",
+                    f"({level} {rate['reproduction_rate_ci']}); status {status}",
                 ]
                 notes = write_shrunken(
                     plan,

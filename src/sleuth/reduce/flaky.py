@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -41,13 +41,18 @@ class RateTracker:
     """The reproduction rate seen so far: the baseline, plus every accepted candidate's trials.
 
     ``fixed`` (``trials_per_candidate: N`` in the spec) pins the trials per candidate; the rate is
-    still tracked and reported.
+    still tracked and reported.  ``original`` keeps the baseline's own count (reproduced, trials):
+    the rate of the original, reported beside the pooled one.
     """
 
     reproduced: int
     trials: int
     confidence: float
     fixed: int | None = None
+    original: tuple[int, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.original = (self.reproduced, self.trials)
 
     @property
     def rate(self) -> float:
@@ -76,11 +81,19 @@ class RateTracker:
         lo = self.interval()[0]
         return ((1.0 - self.rate) ** n, (1.0 - lo) ** n)
 
-    def describe(self) -> dict[str, object]:
+    def describe(self) -> dict[str, Any]:
         """The JSON form for the summary."""
         at_rate, at_low = self.miss_probability()
         lo, hi = self.interval()
+        k, n = self.original
+        o_lo, o_hi = wilson(k, n, self.confidence)
         return {
+            "original": {
+                "reproduced": k,
+                "trials": n,
+                "reproduction_rate": round(k / n, 4) if n else 0.0,
+                "reproduction_rate_ci": [round(o_lo, 4), round(o_hi, 4)],
+            },
             "reproduction_rate": round(self.rate, 4),
             "reproduction_rate_ci": [round(lo, 4), round(hi, 4)],
             "confidence": self.confidence,
