@@ -90,6 +90,14 @@ CASES: list[tuple[str, object, list[str]]] = [
     ("environment", {"venv": [""]}, ["environment", "empty requirement"]),
     ("environment", {"docker": "img", "podman": "img"}, ["environment", "exactly one"]),
     ("name", "../evil", ["name"]),
+    # an env axis over a variable workload.env sets to another value: the axis won silently
+    ("axes.2", {"name": "A", "kind": "env", "initial": 5}, ["axes[2].initial", "workload.env sets A"]),
+    # int-only keys on a choice axis were ignored silently
+    (
+        "axes.0",
+        {"name": "STEPS", "kind": "param", "type": "choice", "values": [1, 2], "initial": 2, "floor": 1},
+        ["axes[0]", "floor is only used with type: int"],
+    ),
 ]
 
 
@@ -136,6 +144,7 @@ FLAGS: list[tuple[list[str], str]] = [
     (["--scrub", ""], "--scrub"),
     (["--scrub", "a*"], "--scrub"),
     (["--name", ""], "--name"),
+    (["--name", "../x"], "--name '../x'"),  # was blamed on the spec file
     (["--spec", "nope.yaml"], "nope.yaml"),
 ]
 

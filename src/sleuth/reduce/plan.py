@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sleuth.errors import ConfigError
+from sleuth.errors import ConfigError, UsageError
 from sleuth.model import check_name
 from sleuth.reduce.fixpoint import AxisPlan
 from sleuth.reduce.spec import NumericAxis, ReduceSpec, WindowAxis, WorldSizeAxis
@@ -248,6 +248,10 @@ def resolve(
                 choices = tuple(str(v) for v in a.values or [])
             if a.kind == "param":
                 placeholders.add(a.name)
+            elif a.name in w.env and w.env[a.name] != str(a.initial):  # the axis would win silently
+                msg = f"{a.initial!r}, but workload.env sets {a.name} to another value"
+                hint = f"the axis sets {a.name}: drop it from workload.env"
+                raise _fail(source, f"{where}.initial", msg, hint=hint)
         axes.append(
             RuntimeAxis(
                 name=a.name, kind=a.kind, spec=a, items=items, choices=choices, path=path, open_end=open_end
@@ -255,6 +259,9 @@ def resolve(
         )
     _check_placeholders(spec, source, placeholders)
     run_name = name or spec.name or _workload_name(spec)
+    if name is not None and not check_name(name):
+        hint = "use letters, digits, '_', '.', '-'"
+        raise UsageError(f"--name {name!r}: cannot name a directory", hint=hint)
     if not check_name(run_name):
         raise _fail(
             source, "name", f"{run_name!r} cannot name a directory", hint="use letters, digits, '_', '.', '-'"

@@ -194,6 +194,9 @@ class NumericAxis(_AxisBase):
                 raise ValueError(f"initial {self.initial!r} is not one of values")
             if self.step_regex is not None:
                 raise ValueError("step_regex needs type int")
+            unused = [k for k in ("floor", "ceiling", "monotone") if k in self.model_fields_set]
+            if unused:  # a choice moves to the simplest value first: these would be ignored
+                raise ValueError(f"{unused[0]} is only used with type: int (order values simplest first)")
         else:
             if self.values is not None:
                 raise ValueError("values is only used with type: choice")
