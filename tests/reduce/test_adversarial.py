@@ -298,3 +298,14 @@ def test_a_flaky_original_is_reported_with_its_rate_at_the_stated_confidence(cli
     repro = (Path(d["run_dir"]) / "shrunken" / "run_repro.sh").read_text()
     assert "# Reproduction rate of the original: 2/4 (90% CI [" in repro
     assert "95% CI" not in repro and "(90% CI [" in repro.split("while reducing:")[1]
+
+
+def test_progress_lines_on_stderr_are_scrubbed(cli, tmp_path: Path) -> None:
+    """The line printed when the best point moves (``LINES -> [...]``) showed a --scrub match and a
+    secret of a file line that every file of the run dir hides."""
+    secret = "sekrit-4f2a9c77"
+    spec = _spec(tmp_path, f"a\nb\nneedle {secret}\nc\n".encode())
+    res = cli("reduce", "--spec", spec, "--scrub", r"sekrit-[0-9a-f]{8}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "LINES -> ['needle <redacted>']" in res.stderr, res.stderr
+    assert_no_secret(secret, res.stdout, res.stderr, roots=[tmp_path / "runs"])

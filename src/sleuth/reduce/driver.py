@@ -104,7 +104,12 @@ class Driver:
         self.environ = dict(environ)
         self.scrub = scrubber
         self.prepared = prepared
-        self.on_event = on_event or (lambda _kind, _data: None)
+        shown = on_event or (lambda _kind, _data: None)
+        #: what the caller shows (the progress lines on stderr): scrubbed as every file is (an axis's
+        #: values can hold a secret or a --scrub match, "LINES -> ['needle sekrit-...']")
+        self.on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: shown(
+            kind, scrubber.obj(data)
+        )
         self.engine = Engine(LocalBackend(max(1, options.jobs), options.gpus), oracle, run_dir)
         self.replay: dict[tuple[str, int], dict[str, Any]] = {}
         for ev in replay or []:
