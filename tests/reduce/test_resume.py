@@ -93,3 +93,28 @@ def test_a_resume_counts_trials_against_the_spec_budget(cli, tmp_path: Path) -> 
     assert res.returncode == 0, res.stderr[-3000:]
     budget = BudgetSpec().max_trials
     assert f"/{budget})" in res.stderr and "/0)" not in res.stderr, res.stderr[-2000:]
+
+
+def test_resume_refuses_an_edited_input_file(cli, tmp_path: Path) -> None:
+    """The file a file_lines axis shrinks was edited after the run started: resume went on silently
+    over the new content (a summary whose "initial" the journaled trials never ran)."""
+    spec = knobs_spec(tmp_path, budget={"baseline_trials": 1, "max_trials": 3})
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    lines = tmp_path / "lines.txt"
+    original = lines.read_bytes()
+    lines.write_bytes(original + b"one more\n")
+    res = cli("reduce", "resume", d["run_dir"], "--json")
+    assert res.returncode == 2 and res.stdout == "", res.stdout
+    assert res.stderr.strip().splitlines() == [
+        f"error: {d['run_dir']}: its input {lines} changed since the run started; "
+        "restore it, or start a new reduction"
+    ]
+    lines.write_bytes(original)
+    assert cli("reduce", "resume", d["run_dir"], "--json").returncode == 0
+    # a run dir written before the inputs were recorded still resumes
+    config = Path(d["run_dir"]) / "reduce.json"
+    config.write_text(
+        json.dumps({k: v for k, v in json.loads(config.read_text()).items() if k != "inputs_sha256"})
+    )
+    lines.write_bytes(original + b"one more\n")
+    assert cli("reduce", "resume", d["run_dir"], "--json").returncode == 0

@@ -241,6 +241,7 @@ def start(
         "spec": str(loaded.spec_path) if loaded.spec_path else None,
         "workload": loaded.workload,
         "spec_sha256": hashlib.sha256(loaded.plan.spec_text.encode()).hexdigest(),
+        "inputs_sha256": _input_hashes(loaded.plan),
         "name": loaded.plan.name,
         "output": str(output.resolve()),
         "jobs": jobs,
@@ -298,6 +299,12 @@ def resume(
             what = spec_path or f"workload {config.get('workload')}"
             raise UsageError(f"{path}: its spec {what} changed since the run started",
                              hint="restore it, or start a new reduction")  # fmt: skip
+        started = config.get("inputs_sha256")
+        started = started if isinstance(started, dict) else {}  # a run dir from before: none kept
+        for rel, digest in _input_hashes(loaded.plan).items():
+            if started.get(rel, digest) != digest:
+                raise UsageError(f"{path}: its input {loaded.plan.cwd / rel} changed since the run started",
+                                 hint="restore it, or start a new reduction")  # fmt: skip
         replay = run_dir.events()
         run_dir.journal.append("resume")
     except BaseException:
@@ -314,6 +321,19 @@ def resume(
         on_event=on_event,
         on_start=on_start,
     )
+
+
+def _input_hashes(plan: Plan) -> dict[str, str]:
+    """The sha256 of each file axis's input (a file_lines file, a file_set directory's files), by its
+    path: a resume over an edited input would reduce something else than the run started on."""
+    out: dict[str, str] = {}
+    for a in plan.axes:
+        if a.kind == "file_lines":
+            out[a.path] = hashlib.sha256((plan.cwd / a.path).read_bytes()).hexdigest()
+        elif a.kind == "file_set":
+            rows = sorted((k, v) for k, v in plan.file_hashes.items() if k.startswith(f"{a.path}/"))
+            out[a.path] = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+    return out
 
 
 #: the keys of reduce.json that resume reads, with their types
