@@ -309,3 +309,19 @@ def test_progress_lines_on_stderr_are_scrubbed(cli, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-2000:]
     assert "LINES -> ['needle <redacted>']" in res.stderr, res.stderr
     assert_no_secret(secret, res.stdout, res.stderr, roots=[tmp_path / "runs"])
+
+
+def test_a_predicate_that_always_reproduces_reduces_to_the_floor_and_says_so(cli, tmp_path: Path) -> None:
+    """Every axis at its smallest legal value: the summary and SHIP.md say the failure may not depend
+    on the inputs (it said only "reduced"); a reduction that stops above a floor says nothing of it."""
+    spec = _spec(tmp_path, b"a\nneedle\nb\n")
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["command"] = [sys.executable, "-c", "raise SystemExit(1)", "{LINES}", "{STEPS}"]
+    data["axes"].append({"name": "STEPS", "kind": "param", "initial": 50, "floor": 2})
+    spec.write_text(yaml.safe_dump(data))
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    assert d["status"] == "reduced" and d["final"]["axes"] == {"LINES": [], "STEPS": 2}
+    assert "every axis reached its smallest value" in d["note"]
+    assert "every axis reached its smallest value" in (Path(d["run_dir"]) / "SHIP.md").read_text()
+    needed = doc(cli("reduce", "--spec", _spec(tmp_path, b"a\nneedle\nb\n"), "--json"))
+    assert needed["final"]["axes"] == {"LINES": ["needle"]} and "note" not in needed

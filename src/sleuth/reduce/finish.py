@@ -77,6 +77,13 @@ def finish(
                 }
                 for a in plan.axes
             }
+            free = [a.search() for a in plan.axes if not a.search().pinned]
+            floored = all(x.strategy(final[x.name], one_minimal=False) is None for x in free)
+            if status == "reduced" and floored:
+                doc["note"] = (
+                    "every axis reached its smallest value: the failure may not depend on these inputs "
+                    "at all (check that the oracle tells this failure from a pass)"
+                )
             for a in plan.axes:
                 if a.name not in moved:
                     axes[a.name]["why"] = _why(driver, a.name, a.search().pinned, driver.stopped, status)
