@@ -89,11 +89,15 @@ def _render(doc: dict[str, Any]) -> None:
             f"  original reproduced {orig.get('reproduced')}/{orig.get('trials')} "
             f"({level} {orig.get('reproduction_rate_ci')})"
         )
+        least = fl.get("fewest_trials_rejected")
+        fewest = (
+            f" (one got {least})" if least is not None and least < fl.get("trials_per_candidate", 0) else ""
+        )
         if status != "not_reproducible":
             con.print(
                 f"  reproduction rate {fl.get('reproduction_rate')} "
                 f"({level} {fl.get('reproduction_rate_ci')}) with the accepted candidates, "
-                f"{fl.get('trials_per_candidate')} trial(s) per rejected candidate, miss probability "
+                f"{fl.get('trials_per_candidate')} trial(s) per rejected candidate{fewest}, miss probability "
                 f"{fl.get('miss_probability')} (at the rate's lower bound: "
                 f"{fl.get('miss_probability_at_low_rate')})\n"
                 f"  {doc.get('oracle_calls')} candidates tested, {doc.get('trials')} trials, "

@@ -375,6 +375,8 @@ class Driver:
         secs = [t.wall_s for t in ev.trials if not t.replayed] or [t.wall_s for t in ev.trials]
         if reproduced and not ev.cache_hit:
             self.rate.accepted(len(ev.trials))
+        elif not reproduced:
+            self.rate.rejected(len(ev.trials))
         for q in ev.queries:
             used = self.reduction.observe(q, reproduced, min(secs) if secs and reproduced else None)
             if not used:

@@ -50,6 +50,8 @@ class RateTracker:
     confidence: float
     fixed: int | None = None
     original: tuple[int, int] = field(init=False)
+    #: the fewest trials a rejected candidate got (the rate, and so the trials, change as it runs)
+    fewest_rejected: int | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.original = (self.reproduced, self.trials)
@@ -75,9 +77,15 @@ class RateTracker:
         self.reproduced += 1
         self.trials += trials_used
 
+    def rejected(self, trials_used: int) -> None:
+        """A candidate was rejected after ``trials_used`` trials without a reproduction."""
+        if self.fewest_rejected is None or trials_used < self.fewest_rejected:
+            self.fewest_rejected = trials_used
+
     def miss_probability(self) -> tuple[float, float]:
-        """P(rejecting a candidate that reproduces like the original): at the rate, at its lower bound."""
-        n = self.per_candidate
+        """P(rejecting a candidate that reproduces like the original): at the rate, at its lower bound;
+        for the rejected candidate that got the fewest trials when one did with fewer than now."""
+        n = min(self.per_candidate, self.fewest_rejected or self.per_candidate)
         lo = self.interval()[0]
         return ((1.0 - self.rate) ** n, (1.0 - lo) ** n)
 
@@ -99,6 +107,7 @@ class RateTracker:
             "confidence": self.confidence,
             "trials_per_candidate": self.per_candidate,
             "per_candidate_from": "spec" if self.fixed is not None else "measured rate",
+            "fewest_trials_rejected": self.fewest_rejected,
             "miss_probability": round(at_rate, 6),
             "miss_probability_at_low_rate": round(at_low, 6),
         }
