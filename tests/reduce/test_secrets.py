@@ -130,3 +130,9 @@ def test_run_repro_takes_redacted_arguments_from_the_shell(cli, tmp_path: Path) 
         ["sh", str(shrunken / "verify.sh"), "2"], capture_output=True, text=True, env=given
     )
     assert verify.stdout.strip() == "reproduced 2/2"
+    # SHIP.md tells variables from arguments (it called workload.command[7] a variable of your shell)
+    ship = (shrunken.parent / "SHIP.md").read_text().splitlines()
+    variables = next(x for x in ship if x.startswith("- secret variables"))
+    arguments = next(x for x in ship if x.startswith("- secret arguments"))
+    assert "HF_TOKEN" in variables and "workload.command" not in variables
+    assert "REPRO_SECRET_<n>" in arguments and "workload.command[7]" in arguments

@@ -126,13 +126,21 @@ def ship_md(root: Path, scrubber: Scrubber, summary: dict[str, Any], *, notes: I
         "|---|---|---|",
     ]
     lines += [f"| {p} | {n} | {h} |" for p, n, h in rows]
-    names = scrubber.secrets.names
+    names = [n for n in scrubber.secrets.names if "[" not in n]
+    args = [n for n in scrubber.secrets.names if "[" in n]  # key paths: workload.command[4]
     lines += [
         "",
         "## Scrubbed",
         "",
         f"- secret variables (values never written; `run_repro.sh` takes them from your shell): "
         f"{', '.join(names) if names else 'none'}",
+    ]
+    if args:
+        lines.append(
+            f"- secret arguments (values never written; `run_repro.sh` reads each from a variable its "
+            f"comments name, REPRO_SECRET_<n> or the workload's own): {', '.join(args)}"
+        )
+    lines += [
         "- token-shaped words (hf_..., ghp_..., sk-..., AKIA...) and URL credentials, everywhere",
         f"- `--scrub` patterns: {', '.join(f'`{p.pattern}`' for p in scrubber.patterns) or 'none'}",
     ]
