@@ -68,6 +68,8 @@ CASES: list[tuple[str, object, list[str]]] = [
     ("budget", {"max_wall_clock": "4x"}, ["budget.max_wall_clock", "duration"]),
     ("budget", {"max_wall_clock": "0s"}, ["budget.max_wall_clock"]),
     ("budget", {"baseline_trials": 0}, ["budget.baseline_trials"]),
+    # the original alone spent the budget: 5 trials run, "max_trials (2) reached"
+    ("budget", {"max_trials": 2}, ["budget", "max_trials 2 leaves no trial after the 5 baseline_trials"]),
     ("axes.0.kind", "knob", ["axes[0]", "knob"]),
     ("axes.0.kind", "_del", ["axes[0].kind", "required"]),
     ("axes.0.name", "has space", ["axes[0].name"]),

@@ -163,6 +163,15 @@ class BudgetSpec(_Strict):
             parse_duration(v)
         return v
 
+    @model_validator(mode="after")
+    def _room(self) -> BudgetSpec:
+        if self.max_trials <= self.baseline_trials:  # the original alone would spend it
+            raise ValueError(
+                f"max_trials {self.max_trials} leaves no trial after the {self.baseline_trials} "
+                "baseline_trials: raise max_trials or lower baseline_trials"
+            )
+        return self
+
 
 class _AxisBase(_Strict):
     name: AxisName
