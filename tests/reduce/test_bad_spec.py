@@ -181,3 +181,18 @@ def test_dry_run_writes_nothing_and_prints_the_plan(tmp_path: Path, capsys, monk
     assert [a["name"] for a in doc["axes"]] == ["STEPS", "FILE", "E"]
     assert doc["argv"][-3:] == ["--steps", "100", "lines.txt"]
     assert tree_state(tmp_path) == before
+
+
+def test_a_missing_oracle_callable_names_the_key_not_a_flag(tmp_path: Path, capsys, monkeypatch) -> None:
+    """The error named ``--oracle``, a flag ``sleuth reduce`` does not have."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lines.txt").write_text("a\nb\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(mutate("oracle", {"kind": "python", "callable": "nope.py:judge"})))
+    before = tree_state(tmp_path)
+    rc = main(["reduce", "--spec", str(spec), "--output", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert_usage_error(
+        rc, out, err, ["spec.yaml: oracle.callable", "nope.py"], before=before, after=tree_state(tmp_path)
+    )
+    assert "--oracle" not in err

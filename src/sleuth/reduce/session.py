@@ -159,10 +159,12 @@ def load(spec_path: Path | None, *, output: Path, name: str | None = None, scrub
     if custom is not None:
         oc = OracleConfig(skip_exit=oc.skip_exit, fail_regex=oc.fail_regex, stream=oc.stream)
     elif oc.callable_ref:
-        try:
-            build_oracle(oc)
+        from sleuth.oracle import load_callable
+
+        try:  # named by its key path: the message named --oracle, a flag reduce does not have
+            load_callable(oc.callable_ref, source=f"{source}: oracle.callable")
         except UsageError as exc:
-            raise ConfigError(f"{source}: oracle.callable: {exc.message}") from None
+            raise ConfigError(exc.message, hint=exc.hint) from None
     secrets = Secrets.of(spec.workload.env).merged(
         Secrets.of_argv(spec.workload.command, "workload.command[{}]".format)
     )
