@@ -325,3 +325,14 @@ def test_a_predicate_that_always_reproduces_reduces_to_the_floor_and_says_so(cli
     assert "every axis reached its smallest value" in (Path(d["run_dir"]) / "SHIP.md").read_text()
     needed = doc(cli("reduce", "--spec", _spec(tmp_path, b"a\nneedle\nb\n"), "--json"))
     assert needed["final"]["axes"] == {"LINES": ["needle"]} and "note" not in needed
+
+
+def test_an_original_that_cannot_run_says_why(cli, tmp_path: Path) -> None:
+    """Exit 4 naming the cause (it said only "could not be run: error")."""
+    spec = _spec(tmp_path, b"needle\n")
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["command"] = ["no-such-program-4f2a", "{LINES}"]
+    spec.write_text(yaml.safe_dump(data))
+    res = cli("reduce", "--spec", spec)
+    assert res.returncode == 4, res.stderr[-2000:]
+    assert "could not be run: error (command not found: no-such-program-4f2a)" in res.stderr, res.stderr

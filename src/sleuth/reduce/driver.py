@@ -64,6 +64,8 @@ class TrialRecord:
     wall_s: float
     step: int | None
     replayed: bool
+    #: why the trial could not be judged (``oracle raised ValueError: ...``), as the engine recorded it
+    reason: str | None = None
 
     def label(self) -> str:
         """``reproduced`` / ``other_failure`` / ``pass`` / ``skip`` / ``error``."""
@@ -213,6 +215,7 @@ class Driver:
             wall_s=float(rec.get("wall_s") or 0.0),
             step=step,
             replayed=replayed,
+            reason=rec.get("error") or rec.get("reason"),
         )
 
     def _scan_step(self, trial_dir: Path) -> int | None:
@@ -273,8 +276,10 @@ class Driver:
         judged = [r for r in records if r.outcome in (Outcome.PASS, Outcome.FAIL)]
         hits = sum(r.reproduced for r in judged)
         if not judged and records:
+            why = records[0].reason
             raise InfrastructureError(
-                f"the original workload could not be run: {records[0].outcome.value}",
+                f"the original workload could not be run: {records[0].outcome.value}"
+                + (f" ({self.scrub.text(why)})" if why else ""),
                 hint="see the baseline trials under candidates/ in the run dir",
             )
         self.records[cand.key] = records
