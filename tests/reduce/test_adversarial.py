@@ -336,3 +336,15 @@ def test_an_original_that_cannot_run_says_why(cli, tmp_path: Path) -> None:
     res = cli("reduce", "--spec", spec)
     assert res.returncode == 4, res.stderr[-2000:]
     assert "could not be run: error (command not found: no-such-program-4f2a)" in res.stderr, res.stderr
+
+
+def test_odd_file_names_keep_ship_md_one_row_per_file(cli, tmp_path: Path) -> None:
+    """A file named with a newline or a ``|`` split its row of SHIP.md's table."""
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    (tmp_path / "new\nline.txt").write_text("x")
+    (tmp_path / "a|b.txt").write_text("y")
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    ship = (Path(d["run_dir"]) / "SHIP.md").read_text()
+    table = ship.split("| file | bytes | sha256 |\n|---|---|---|\n")[1].split("\n\n")[0].splitlines()
+    assert all(row.startswith("| shrunken/") and row.count(" | ") == 2 for row in table), table
+    assert "| shrunken/inputs/new\\nline.txt |" in ship and "| shrunken/inputs/a\\|b.txt |" in ship

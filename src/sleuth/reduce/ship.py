@@ -125,7 +125,7 @@ def ship_md(root: Path, scrubber: Scrubber, summary: dict[str, Any], *, notes: I
         "| file | bytes | sha256 |",
         "|---|---|---|",
     ]
-    lines += [f"| {p} | {n} | {h} |" for p, n, h in rows]
+    lines += [f"| {_cell(p)} | {n} | {h} |" for p, n, h in rows]
     names = [n for n in scrubber.secrets.names if "[" not in n]
     args = [n for n in scrubber.secrets.names if "[" in n]  # key paths: workload.command[4]
     lines += [
@@ -164,7 +164,12 @@ def _short(value: Any) -> str:
     text = str(value)
     if isinstance(value, list) and len(text) > 80:
         text = f"{len(value)} items"
-    return text.replace("|", "\\|")
+    return _cell(text)
+
+
+def _cell(text: str) -> str:
+    """``text`` as one cell of a Markdown table row (a file named ``a|b`` or ``new\\nline`` split it)."""
+    return text.replace("|", "\\|").replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _sweep(folder: Path, prefix: str) -> None:
