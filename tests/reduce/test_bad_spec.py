@@ -94,6 +94,8 @@ CASES: list[tuple[str, object, list[str]]] = [
     ("name", "../evil", ["name"]),
     # an env axis over a variable workload.env sets to another value: the axis won silently
     ("axes.2", {"name": "A", "kind": "env", "initial": 5}, ["axes[2].initial", "workload.env sets A"]),
+    # a bundle's spec.yaml with its secrets left out: it ran and "did not reproduce"
+    ("workload.env", {"A": "<redacted>"}, ["workload.env.A", "<redacted>", "put the real value back"]),
     # int-only keys on a choice axis were ignored silently
     (
         "axes.0",

@@ -23,6 +23,7 @@ from sleuth.errors import ConfigError, UsageError
 from sleuth.model import check_name
 from sleuth.reduce.fixpoint import AxisPlan
 from sleuth.reduce.spec import NumericAxis, ReduceSpec, WindowAxis, WorldSizeAxis
+from sleuth.secrets import REDACTED
 
 __all__ = ["Candidate", "Plan", "RuntimeAxis", "materialize", "resolve"]
 
@@ -159,6 +160,26 @@ def _fail(source: str, where: str, msg: str, hint: str | None = None) -> ConfigE
     return ConfigError(f"{source}: {where}: {msg}", hint=hint)
 
 
+def _check_redacted(spec: ReduceSpec, source: str) -> None:
+    """A bundle's ``shrunken/spec.yaml`` holds ``<redacted>`` where a secret was: run as it is, the
+    workload gets that word and the failure does not reproduce (exit 3, for no visible reason)."""
+    w = spec.workload
+    places: list[tuple[str, str]] = [(f"workload.env.{k}", v) for k, v in w.env.items()]
+    cmd = w.command
+    places += (
+        [("workload.command", cmd)]
+        if isinstance(cmd, str)
+        else [(f"workload.command[{i}]", c) for i, c in enumerate(cmd)]
+    )
+    for i, a in enumerate(spec.axes):
+        if a.kind == "arg_set":
+            places += [(f"axes[{i}].values[{j}]", v) for j, v in enumerate(a.values)]
+    for where, value in places:
+        if REDACTED in value:
+            msg = f"holds {REDACTED} (a secret sleuth left out of the bundle)"
+            raise _fail(source, where, msg, hint="put the real value back")
+
+
 def _inside(cwd: Path, rel: str, source: str, where: str) -> Path:
     p = Path(rel)
     if p.is_absolute() or ".." in p.parts or not rel.strip():
@@ -258,6 +279,7 @@ def resolve(
             )
         )
     _check_placeholders(spec, source, placeholders)
+    _check_redacted(spec, source)
     run_name = name or spec.name or _workload_name(spec)
     if name is not None and not check_name(name):
         hint = "use letters, digits, '_', '.', '-'"
