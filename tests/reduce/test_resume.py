@@ -118,3 +118,18 @@ def test_resume_refuses_an_edited_input_file(cli, tmp_path: Path) -> None:
     )
     lines.write_bytes(original + b"one more\n")
     assert cli("reduce", "resume", d["run_dir"], "--json").returncode == 0
+
+
+def test_a_run_dir_without_its_secrets_json_says_what_is_lost(cli, tmp_path: Path) -> None:
+    """Resume and bundle said "export them in this shell", but neither reads the shell for them."""
+    spec = knobs_spec(tmp_path, budget={"baseline_trials": 1, "max_trials": 3})
+    d = doc(cli("reduce", "--spec", spec, "--json", "--scrub", "omega"))
+    (Path(d["run_dir"]) / "secrets.json").unlink()
+    for args in (["reduce", "resume", d["run_dir"]], ["bundle", d["run_dir"]]):
+        res = cli(*args)
+        assert res.returncode == 2, res.stderr
+        assert res.stderr.strip().splitlines() == [
+            f"error: {d['run_dir']}: secrets.json is gone or lacks the --scrub patterns (kept to scrub "
+            "everything the run writes); copy secrets.json back from where the reduction ran, or start "
+            "a new reduction"
+        ]

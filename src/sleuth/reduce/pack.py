@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sleuth.errors import UsageError
 from sleuth.reduce.scrub import Scrubber, compile_patterns
-from sleuth.reduce.session import SCRUB_KEY, summary_of
+from sleuth.reduce.session import SCRUB_KEY, kept_secrets, summary_of
 from sleuth.reduce.ship import pack
 from sleuth.secrets import Secrets
 
@@ -23,7 +23,7 @@ def run_scrubber(run_dir: Path, extra: tuple[str, ...] = ()) -> Scrubber:
         raise UsageError(f"{run_dir}: not a sleuth reduce run dir (no reduce.json)") from None
     names = list(config.get("redacted_env") or [])
     want = names + ([SCRUB_KEY] if config.get("scrub_patterns") else [])
-    found = Secrets.load(run_dir, want, environ={}) if want else Secrets({})
+    found = kept_secrets(run_dir, want) if want else Secrets({})
     patterns = json.loads(found.values[SCRUB_KEY]) if SCRUB_KEY in found.values else []
     secrets = Secrets({k: v for k, v in found.values.items() if k != SCRUB_KEY})
     return Scrubber(secrets, compile_patterns([*patterns, *extra]))

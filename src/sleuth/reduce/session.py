@@ -28,7 +28,7 @@ from sleuth.reduce.scrub import Scrubber, compile_patterns
 from sleuth.reduce.spec import ReduceSpec, load_spec, parse_duration
 from sleuth.secrets import Secrets
 
-__all__ = ["Loaded", "Result", "load", "resume", "start"]
+__all__ = ["Loaded", "Result", "kept_secrets", "load", "resume", "start"]
 
 SCRUB_KEY = "SLEUTH_REDUCE_SCRUB"
 _CONFIG = "reduce.json"
@@ -291,7 +291,7 @@ def resume(
             raise UsageError(f"{path}: its spec {spec_path} is gone", hint="put it back to resume")
         patterns: tuple[str, ...] = ()
         if config.get("scrub_patterns"):
-            kept = Secrets.load(path, [SCRUB_KEY], environ={})
+            kept = kept_secrets(path, [SCRUB_KEY])
             patterns = tuple(json.loads(kept.values[SCRUB_KEY]))
         output = Path(config["output"])
         loaded = load(
@@ -336,6 +336,21 @@ def _input_hashes(plan: Plan) -> dict[str, str]:
             rows = sorted((k, v) for k, v in plan.file_hashes.items() if k.startswith(f"{a.path}/"))
             out[a.path] = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
     return out
+
+
+def kept_secrets(path: Path, names: list[str]) -> Secrets:
+    """``names`` from the run dir's ``secrets.json`` (never from the shell: the ``--scrub`` patterns
+    and the values the bundle is scrubbed of must be the run's own); a UsageError when it lacks them."""
+    from sleuth.secrets import SECRETS_FILE
+
+    try:
+        return Secrets.load(path, names, environ={})
+    except UsageError:
+        shown = ", ".join("the --scrub patterns" if n == SCRUB_KEY else n for n in names)
+        raise UsageError(
+            f"{path}: {SECRETS_FILE} is gone or lacks {shown} (kept to scrub everything the run writes)",
+            hint=f"copy {SECRETS_FILE} back from where the reduction ran, or start a new reduction",
+        ) from None
 
 
 #: the keys of reduce.json that resume reads, with their types
