@@ -348,3 +348,25 @@ def test_odd_file_names_keep_ship_md_one_row_per_file(cli, tmp_path: Path) -> No
     table = ship.split("| file | bytes | sha256 |\n|---|---|---|\n")[1].split("\n\n")[0].splitlines()
     assert all(row.startswith("| shrunken/") and row.count(" | ") == 2 for row in table), table
     assert "| shrunken/inputs/new\\nline.txt |" in ship and "| shrunken/inputs/a\\|b.txt |" in ship
+
+
+def test_absolute_paths_into_the_workload_dir_point_into_the_bundle(cli, tmp_path: Path) -> None:
+    """``[python, /home/me/proj/w.py]`` and ``PYTHONPATH=/home/me/proj/lib``: run_repro.sh, spec.yaml
+    and recipe.yaml named the user's files, not the bundle's copies (elsewhere: "No such file")."""
+    import shutil
+    import subprocess
+
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["command"] = [sys.executable, str(tmp_path / "w.py"), "{LINES}"]
+    data["workload"]["env"] = {"PYTHONPATH": f"{tmp_path}/lib:/opt/elsewhere"}
+    spec.write_text(yaml.safe_dump(data))
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    shrunken = Path(d["run_dir"]) / "shrunken"
+    for name in ("run_repro.sh", "spec.yaml", "recipe.yaml"):
+        assert str(tmp_path) not in (shrunken / name).read_text(), name
+    moved = shutil.copytree(shrunken, tmp_path / "elsewhere" / "shrunken")
+    (tmp_path / "w.py").unlink()  # the user's copy is gone: only the bundle's can run
+    res = subprocess.run(["sh", str(moved / "run_repro.sh")], capture_output=True, text=True, cwd="/")
+    assert res.returncode == 1 and "boom" in res.stdout, res.stdout + res.stderr
+    assert 'export PYTHONPATH="$here/inputs"/lib:/opt/elsewhere' in (moved / "run_repro.sh").read_text()

@@ -117,14 +117,48 @@ def copy_inputs(plan: Plan, cand: Candidate, dest: Path, *, output_root: Path) -
     return note
 
 
-def _exports(env: Mapping[str, str], scrubber: Scrubber) -> list[str]:
+def _cwd_pattern(cwd: Path) -> re.Pattern[str]:
+    """The workload's directory inside a value (as the spec gave it and resolved), ending a path
+    component: ``/home/me/proj/train.py``, ``--data=/home/me/proj/data``, ``PYTHONPATH=/home/me/proj:``."""
+    forms = sorted({str(cwd), str(cwd.resolve())}, key=len, reverse=True)
+    return re.compile("(?:" + "|".join(map(re.escape, forms)) + r")(?![^/:;,=\s])")
+
+
+def _word(text: str, here: re.Pattern[str]) -> str:
+    """``text`` as one shell word, the workload's directory in it read as ``"$here/inputs"``: the
+    bundle's copy, so the reproducer runs the files it ships, on any machine."""
+    out, last = "", 0
+    for m in here.finditer(text):
+        out += (shlex.quote(text[last : m.start()]) if m.start() > last else "") + '"$here/inputs"'
+        last = m.end()
+    rest = text[last:]
+    return out + (shlex.quote(rest) if rest or not out else "")
+
+
+def _portable(doc: dict[str, Any], here: re.Pattern[str]) -> dict[str, Any]:
+    """``doc`` (a spec or a recipe) with the workload's directory in its ``workload`` section made
+    ``.``: the bundle's spec and recipe run in ``inputs/``."""
+
+    def walk(obj: Any) -> Any:
+        if isinstance(obj, str):
+            return here.sub(".", obj)
+        if isinstance(obj, dict):
+            return {k: walk(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [walk(v) for v in obj]
+        return obj
+
+    return {**doc, "workload": walk(doc["workload"])}
+
+
+def _exports(env: Mapping[str, str], scrubber: Scrubber, here: re.Pattern[str]) -> list[str]:
     lines = []
     for k, v in env.items():
         shown = scrubber.text(v)
         if REDACTED in shown or k in scrubber.secrets.values:
             lines.append(f'export {k}="${{{k}:?{k} was redacted from this bundle: export it first}}"')
         else:
-            lines.append(f"export {k}={shlex.quote(v)}")
+            lines.append(f"export {k}={_word(v, here)}")
     return lines
 
 
@@ -132,7 +166,9 @@ def _exports(env: Mapping[str, str], scrubber: Scrubber) -> list[str]:
 SECRET_ARG_VAR = "REPRO_SECRET_{}"
 
 
-def _command_line(argv: list[str], env: Mapping[str, str], scrubber: Scrubber) -> tuple[str, list[str]]:
+def _command_line(
+    argv: list[str], env: Mapping[str, str], scrubber: Scrubber, here: re.Pattern[str]
+) -> tuple[str, list[str]]:
     """The shell words of ``argv`` with every redacted piece read from a variable, and the comment
     lines that say which variable holds what.  Written as ``<redacted>``, a piece would be a shell
     redirection (``--key <redacted>``: "cannot open redacted"), and the script would not run at all.
@@ -147,7 +183,7 @@ def _command_line(argv: list[str], env: Mapping[str, str], scrubber: Scrubber) -
     for i, arg in enumerate(argv):
         shown = scrubber.text(arg)
         if shown == arg:
-            words.append(shlex.quote(arg))
+            words.append(_word(arg, here))
             continue
         plain = shown.split(REDACTED)
         m = re.fullmatch("(.*?)".join(map(re.escape, plain)), arg, re.DOTALL)
@@ -156,7 +192,7 @@ def _command_line(argv: list[str], env: Mapping[str, str], scrubber: Scrubber) -
             plain = ["", ""]
         word = ""
         for j, piece in enumerate(plain):
-            word += shlex.quote(piece) if piece else ""
+            word += _word(piece, here) if piece else ""
             if j < len(hidden):
                 value = hidden[j]
                 var = by_value.get(value) or names.get(value)
@@ -212,12 +248,13 @@ def write_shrunken(
     out.mkdir()
     note = copy_inputs(plan, cand, out / "inputs", output_root=output_root)
     argv = list(cand.argv)
-    command, asks = _command_line(argv, cand.env, scrubber)
+    here = _cwd_pattern(plan.cwd)
+    command, asks = _command_line(argv, cand.env, scrubber, here)
     comments = "".join(f"# {scrubber.text(h)}\n" for h in header)
     repro = (
         "#!/bin/sh\n# Minimal reproducer written by sleuth reduce.\n" + comments + "set -u\n"
         'here=$(cd "$(dirname "$0")" && pwd)\ncd "$here/inputs" || exit 2\n'
-        + "".join(line + "\n" for line in [*_exports(cand.env, scrubber), *asks])
+        + "".join(line + "\n" for line in [*_exports(cand.env, scrubber, here), *asks])
         + f"exec {command}\n"
     )
     atomic_write_text(out / "run_repro.sh", repro, mode=0o755)
@@ -233,10 +270,12 @@ def write_shrunken(
     )
     atomic_write_text(out / "verify.sh", verify, mode=0o755)
     atomic_write_text(
-        out / "spec.yaml", yaml.safe_dump(scrubber.obj(final_spec(plan, final)), sort_keys=False)
+        out / "spec.yaml",
+        yaml.safe_dump(scrubber.obj(_portable(final_spec(plan, final), here)), sort_keys=False),
     )
     atomic_write_text(
-        out / "recipe.yaml", yaml.safe_dump(scrubber.obj(recipe(plan, cand, timeout)), sort_keys=False)
+        out / "recipe.yaml",
+        yaml.safe_dump(scrubber.obj(_portable(recipe(plan, cand, timeout), here)), sort_keys=False),
     )
     env_doc = {"argv": argv, "workload_env": dict(cand.env), "cwd": "inputs", "snapshot": snapshot}
     atomic_write_json(out / "env.json", scrubber.obj(env_doc))
