@@ -370,3 +370,29 @@ def test_absolute_paths_into_the_workload_dir_point_into_the_bundle(cli, tmp_pat
     res = subprocess.run(["sh", str(moved / "run_repro.sh")], capture_output=True, text=True, cwd="/")
     assert res.returncode == 1 and "boom" in res.stdout, res.stdout + res.stderr
     assert 'export PYTHONPATH="$here/inputs"/lib:/opt/elsewhere' in (moved / "run_repro.sh").read_text()
+
+
+def test_verify_sh_interrupted_leaves_no_temp_dir(cli, tmp_path: Path) -> None:
+    """Ctrl-C in verify.sh left its mktemp folder (the workload's output) in $TMPDIR."""
+    import signal
+    import subprocess
+    import time
+
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    (tmp_path / "w.py").write_text(
+        "import os, sys, time\ntime.sleep(float(os.environ.get('NAP', '0')))\n"
+        "raise SystemExit(1 if 'needle' in open(sys.argv[1]).read() else 0)\n"
+    )
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    verify = Path(d["run_dir"]) / "shrunken" / "verify.sh"
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    env = {"PATH": os.environ["PATH"], "TMPDIR": str(tmp), "NAP": "30"}
+    proc = subprocess.Popen(["sh", str(verify), "3"], env=env, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not any(tmp.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any(tmp.iterdir()), "verify.sh made no temp dir"
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+    assert proc.wait(timeout=30) != 0
+    assert list(tmp.iterdir()) == []

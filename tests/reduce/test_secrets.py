@@ -121,6 +121,10 @@ def test_run_repro_takes_redacted_arguments_from_the_shell(cli, tmp_path: Path) 
     base = {"PATH": os.environ["PATH"]}
     bare = subprocess.run(["sh", str(shrunken / "run_repro.sh")], capture_output=True, text=True, env=base)
     assert bare.returncode != 0 and "was redacted from this bundle" in bare.stderr, bare.stderr
+    # verify.sh stops with the same message (it said "reproduced 0/2": every run had exited 2)
+    bare = subprocess.run(["sh", str(shrunken / "verify.sh"), "2"], capture_output=True, text=True, env=base)
+    assert bare.returncode == 2 and "reproduced" not in bare.stdout, bare.stdout
+    assert "HF_TOKEN was redacted from this bundle: export it first" in bare.stderr, bare.stderr
     given = {**base, "HF_TOKEN": TOKEN, "REPRO_SECRET_1": "hunter2xyz", "REPRO_SECRET_2": ARGV_SECRET}
     run = subprocess.run(["sh", str(shrunken / "run_repro.sh")], capture_output=True, text=True, env=given)
     assert run.returncode == 1 and "boom at step" in run.stdout, run.stdout + run.stderr

@@ -151,15 +151,18 @@ def _portable(doc: dict[str, Any], here: re.Pattern[str]) -> dict[str, Any]:
     return {**doc, "workload": walk(doc["workload"])}
 
 
+def _asked(name: str, value: str, scrubber: Scrubber) -> bool:
+    """True for a variable of the workload whose value the bundle leaves out (taken from the shell)."""
+    return name in scrubber.secrets.values or REDACTED in scrubber.text(value)
+
+
+def _ask(var: str) -> str:
+    """The shell word reading ``$var``, or stopping with a message when it is not set."""
+    return f'"${{{var}:?{var} was redacted from this bundle: export it first}}"'
+
+
 def _exports(env: Mapping[str, str], scrubber: Scrubber, here: re.Pattern[str]) -> list[str]:
-    lines = []
-    for k, v in env.items():
-        shown = scrubber.text(v)
-        if REDACTED in shown or k in scrubber.secrets.values:
-            lines.append(f'export {k}="${{{k}:?{k} was redacted from this bundle: export it first}}"')
-        else:
-            lines.append(f"export {k}={_word(v, here)}")
-    return lines
+    return [f"export {k}={_ask(k) if _asked(k, v, scrubber) else _word(v, here)}" for k, v in env.items()]
 
 
 #: the variable ``run_repro.sh`` reads a redacted piece of the command line from (1, 2, ...)
@@ -168,15 +171,16 @@ SECRET_ARG_VAR = "REPRO_SECRET_{}"
 
 def _command_line(
     argv: list[str], env: Mapping[str, str], scrubber: Scrubber, here: re.Pattern[str]
-) -> tuple[str, list[str]]:
-    """The shell words of ``argv`` with every redacted piece read from a variable, and the comment
-    lines that say which variable holds what.  Written as ``<redacted>``, a piece would be a shell
-    redirection (``--key <redacted>``: "cannot open redacted"), and the script would not run at all.
+) -> tuple[str, list[str], list[str]]:
+    """The shell words of ``argv`` with every redacted piece read from a variable, the comment
+    lines that say which variable holds what, and the ``REPRO_SECRET_<n>`` variables it reads.
+    Written as ``<redacted>``, a piece would be a shell redirection (``--key <redacted>``: "cannot
+    open redacted"), and the script would not run at all.
 
     A piece equal to a redacted variable of the workload's own (exported above it) reads that one;
     each other distinct value gets ``REPRO_SECRET_<n>``.
     """
-    by_value = {v: k for k, v in env.items() if REDACTED in scrubber.text(v) or k in scrubber.secrets.values}
+    by_value = {v: k for k, v in env.items() if _asked(k, v, scrubber)}
     names: dict[str, str] = {}
     words: list[str] = []
     asks: list[str] = []
@@ -200,11 +204,11 @@ def _command_line(
                     var = names[value] = SECRET_ARG_VAR.format(len(names) + 1)
                     where = " ".join(shown.split())
                     asks.append(f"#   {var}: hidden in argument {i} of the command: {where[:160]}")
-                word += f'"${{{var}:?{var} was redacted from this bundle: export it first}}"'
+                word += _ask(var)
         words.append(word)
     if asks:
         asks.insert(0, "# Redacted from the command line: export these before running it")
-    return " ".join(words), asks
+    return " ".join(words), asks, list(names.values())
 
 
 def _check(plan: Plan, target: str | None) -> str:
@@ -249,7 +253,8 @@ def write_shrunken(
     note = copy_inputs(plan, cand, out / "inputs", output_root=output_root)
     argv = list(cand.argv)
     here = _cwd_pattern(plan.cwd)
-    command, asks = _command_line(argv, cand.env, scrubber, here)
+    command, asks, extra = _command_line(argv, cand.env, scrubber, here)
+    needed = [k for k, v in cand.env.items() if _asked(k, v, scrubber)] + extra
     comments = "".join(f"# {scrubber.text(h)}\n" for h in header)
     repro = (
         "#!/bin/sh\n# Minimal reproducer written by sleuth reduce.\n" + comments + "set -u\n"
@@ -262,11 +267,15 @@ def write_shrunken(
         "#!/bin/sh\n# Run run_repro.sh N times (default 10); report how often the failure reproduced.\n"
         f"# The failure: {scrubber.text(target or f'output matches {plan.spec.oracle.pattern!r}')}\n"
         "set -u\n"
-        'here=$(cd "$(dirname "$0")" && pwd)\nn=${1:-10}\nhits=0\ni=0\nout=$(mktemp -d)\n'
+        # a value the bundle leaves out stops it here, not as "reproduced 0/N"
+        + "".join(f": {_ask(v)}\n" for v in needed)
+        + 'here=$(cd "$(dirname "$0")" && pwd)\nn=${1:-10}\nhits=0\ni=0\nout=$(mktemp -d)\n'
+        # the workload's output (maybe a secret) does not outlive a Ctrl-C in /tmp
+        "trap 'rm -rf \"$out\"' EXIT\ntrap 'exit 130' INT\ntrap 'exit 143' TERM\n"
         'while [ "$i" -lt "$n" ]; do\n  i=$((i + 1))\n'
         '  sh "$here/run_repro.sh" >"$out/stdout" 2>"$out/stderr"\n  rc=$?\n'
         f"  if {_check(plan, target)}; then hits=$((hits + 1)); fi\ndone\n"
-        'rm -rf "$out"\necho "reproduced $hits/$n"\n[ "$hits" -gt 0 ]\n'
+        'echo "reproduced $hits/$n"\n[ "$hits" -gt 0 ]\n'
     )
     atomic_write_text(out / "verify.sh", verify, mode=0o755)
     atomic_write_text(
