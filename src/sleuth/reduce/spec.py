@@ -187,6 +187,7 @@ class NumericAxis(_AxisBase):
     #: choice: the values, simplest first
     values: list[int | str] | None = None
     floor: int = 0
+    #: checked against ``initial`` only: the search stays in ``[floor, initial]``
     ceiling: int | None = None
     monotone: Monotone = "unknown"
     #: the step a failure is logged at (first group): a failure at step 137 makes 138 the next try
