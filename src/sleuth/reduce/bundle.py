@@ -120,7 +120,9 @@ def copy_inputs(plan: Plan, cand: Candidate, dest: Path, *, output_root: Path) -
 def _cwd_pattern(cwd: Path) -> re.Pattern[str]:
     """The workload's directory inside a value (as the spec gave it and resolved), ending a path
     component: ``/home/me/proj/train.py``, ``--data=/home/me/proj/data``, ``PYTHONPATH=/home/me/proj:``."""
-    forms = sorted({str(cwd), str(cwd.resolve())}, key=len, reverse=True)
+    forms = sorted({str(cwd), str(cwd.resolve())} - {"/"}, key=len, reverse=True)  # "/": every path
+    if not forms:
+        return re.compile(r"(?!)")
     return re.compile("(?:" + "|".join(map(re.escape, forms)) + r")(?![^/:;,=\s])")
 
 
