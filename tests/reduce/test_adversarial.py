@@ -396,3 +396,24 @@ def test_verify_sh_interrupted_leaves_no_temp_dir(cli, tmp_path: Path) -> None:
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
     assert proc.wait(timeout=30) != 0
     assert list(tmp.iterdir()) == []
+
+
+def test_a_large_workload_dir_still_ships_the_script_named_by_its_absolute_path(cli, tmp_path: Path) -> None:
+    """Over INPUTS_LIMIT only the files the command names are copied: one named by an absolute path
+    into the cwd was left out, and the reproducer could not run elsewhere."""
+    import subprocess
+
+    from sleuth.reduce.bundle import INPUTS_LIMIT
+
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    with open(tmp_path / "weights.bin", "wb") as fh:  # sparse: no disk used
+        fh.truncate(INPUTS_LIMIT + 1)
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["command"] = [sys.executable, str(tmp_path / "w.py"), "{LINES}"]
+    spec.write_text(yaml.safe_dump(data))
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    inputs = Path(d["run_dir"]) / "shrunken" / "inputs"
+    assert sorted(p.name for p in inputs.iterdir()) == ["lines.txt", "w.py"]
+    (tmp_path / "w.py").unlink()
+    res = subprocess.run(["sh", str(inputs.parent / "run_repro.sh")], capture_output=True, text=True)
+    assert res.returncode == 1 and "boom" in res.stdout, res.stdout + res.stderr

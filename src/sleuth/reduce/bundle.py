@@ -81,6 +81,17 @@ def _tree_size(root: Path, skip: set[Path]) -> int:
     return total
 
 
+def _under(path: Path, cwd: Path) -> Path | None:
+    """``path`` relative to ``cwd`` (an absolute one into it too: run_repro.sh reads it in inputs/),
+    or None when it leads elsewhere."""
+    if path.is_absolute():
+        for top in (cwd, cwd.resolve()):
+            if path.is_relative_to(top):
+                return path.relative_to(top)
+        return None
+    return None if ".." in path.parts else path
+
+
 def copy_inputs(plan: Plan, cand: Candidate, dest: Path, *, output_root: Path) -> str:
     """The workload's cwd as real files, axis files at their final content; returns a note."""
     skip = {output_root.resolve()}
@@ -98,10 +109,10 @@ def copy_inputs(plan: Plan, cand: Candidate, dest: Path, *, output_root: Path) -
     else:  # a large repository: only what the command names
         dest.mkdir(parents=True)
         for arg in cand.argv:
-            src = plan.cwd / arg
-            if not os.path.isabs(arg) and src.is_file():
-                (dest / arg).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dest / arg)
+            named = _under(Path(arg), plan.cwd)
+            if named is not None and (plan.cwd / named).is_file():
+                (dest / named).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(plan.cwd / named, dest / named)
         note = f"only the files the command names (the workload's directory is over {INPUTS_LIMIT >> 20} MiB)"
     for rel, content in cand.files.items():
         target = dest / rel
