@@ -417,3 +417,29 @@ def test_a_large_workload_dir_still_ships_the_script_named_by_its_absolute_path(
     (tmp_path / "w.py").unlink()
     res = subprocess.run(["sh", str(inputs.parent / "run_repro.sh")], capture_output=True, text=True)
     assert res.returncode == 1 and "boom" in res.stdout, res.stdout + res.stderr
+
+
+def test_a_file_lines_axis_on_a_module_the_script_imports(cli, tmp_path: Path) -> None:
+    """``python main.py`` importing ``conf.py``, the axis file: the scratch copy symlinked main.py,
+    Python put the original directory on sys.path (it resolves the script's links), every candidate
+    imported the original conf.py and the reduction ended at nothing, a bundle that passes."""
+    import subprocess
+
+    (tmp_path / "main.py").write_text(
+        "import conf\nraise SystemExit(1 if getattr(conf, 'NEEDLE', 0) else 0)\n"
+    )
+    (tmp_path / "conf.py").write_text("".join(f"A{i} = {i}\n" for i in range(12)) + "NEEDLE = 1\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "imp", "workload": {"command": [sys.executable, "main.py", "{CONF}"]},
+        "oracle": {"kind": "exit_code"}, "budget": {"baseline_trials": 1},
+        "axes": [{"name": "CONF", "kind": "file_lines", "path": "conf.py"}],
+    }))  # fmt: skip
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    assert d["final"]["axes"] == {"CONF": ["NEEDLE = 1"]}, d["final"]
+    res = subprocess.run(["sh", str(Path(d["run_dir"]) / "shrunken" / "run_repro.sh")], capture_output=True)
+    assert res.returncode == 1
+    assert {
+        p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()
+    } == before  # originals untouched

@@ -113,7 +113,7 @@ def test_ctrl_c_while_a_candidate_runs(cli, tmp_path: Path) -> None:
     assert "Traceback" not in err
     assert _alive(pids) == []
     assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
-    # the scratch copies (symlinks back into the workload's directory) do not outlive the run
+    # the scratch copies (links back into the workload's directory) do not outlive the run
     assert not list(run.glob("candidates/*/work"))
     assert "sleuth reduce resume" in err
 

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -427,9 +428,29 @@ def materialize(plan: Plan, point: Mapping[str, Any]) -> Candidate:
     return Candidate(argv=tuple(argv), env=env, files=files, key=key, world_size=size)
 
 
+#: a regular file up to this size is copied into a scratch copy when it cannot be hard-linked
+_COPY_LIMIT = 16 * 1024 * 1024
+
+
+def _link(src: Path, dst: Path) -> None:
+    """``dst`` standing for ``src`` in a scratch copy: a regular file by a hard link (else a copy,
+    when small), anything else by a symlink.  A script run through a symlink imports its neighbours
+    from the original directory (Python resolves ``sys.path[0]``), not the candidate's axis file:
+    every candidate then behaved as the original."""
+    if src.is_file() and not src.is_symlink():
+        try:
+            os.link(src, dst)
+            return
+        except OSError:  # another file system, or a file the user may not link
+            if src.stat().st_size <= _COPY_LIMIT:
+                shutil.copy2(src, dst)
+                return
+    dst.symlink_to(src)
+
+
 def build_workdir(plan: Plan, cand: Candidate, work: Path) -> None:
     """Lay out ``work`` as the cwd with the candidate's files: the axis files are written, every
-    other entry is a symlink to the original (which is never modified)."""
+    other entry stands for the original (:func:`_link`; the original is never modified)."""
     work.mkdir(parents=True, exist_ok=True)
     targets = [Path(p) for p in cand.files]
 
@@ -446,7 +467,7 @@ def build_workdir(plan: Plan, cand: Candidate, work: Path) -> None:
                 (dst / entry).mkdir(exist_ok=True)
                 lay(src / entry, dst / entry, r)
             elif not (dst / entry).exists():
-                (dst / entry).symlink_to(src / entry)
+                _link(src / entry, dst / entry)
 
     lay(plan.cwd, work, Path())
 
