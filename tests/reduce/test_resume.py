@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.reduce.conftest import KNOBS_MINIMUM, doc, env_with_path, knobs_spec
 
@@ -133,3 +134,24 @@ def test_a_run_dir_without_its_secrets_json_says_what_is_lost(cli, tmp_path: Pat
             "everything the run writes); copy secrets.json back from where the reduction ran, or start "
             "a new reduction"
         ]
+
+
+def test_a_run_killed_mid_search_journals_no_secret(cli, tmp_path: Path) -> None:
+    """A failure that quotes the command's ``--password`` value: its signature reached the journal
+    and every result.json as it was, until the scrub pass at the end, which a kill -9 skips."""
+    spec = knobs_spec(tmp_path)
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["command"] += ["--password", "hunter2xyz"]
+    spec.write_text(yaml.safe_dump(data))
+    knobs = tmp_path / "knobs.py"
+    knobs.write_text(
+        knobs.read_text().replace(
+            'print(f"boom at step {step}")\n        raise SystemExit(1)',
+            'raise RuntimeError(f"boom at step {step} for hunter2xyz")',
+        )
+    )
+    assert "hunter2xyz" in knobs.read_text()
+    run = kill_after(spec, tmp_path, 6)
+    assert len(journal_trials(run)) >= 6
+    kept = [run / "journal.jsonl", *run.glob("candidates/*/t*/result.json")]
+    assert not [p for p in kept if "hunter2xyz" in p.read_text()]

@@ -202,7 +202,9 @@ class Driver:
 
     def _record(self, cand: Candidate, rec: Mapping[str, Any], k: int, *, replayed: bool) -> TrialRecord:
         outcome = Outcome(rec["outcome"])
-        sig = rec.get("signature")
+        # scrubbed as the journal is at the end of a run (Ctrl-C too): a trial replayed from it and
+        # one run now compare alike ("project <redacted>" never matched "project zebrafishy")
+        sig = self.scrub.text(rec["signature"]) if rec.get("signature") else None
         step = None
         if outcome is Outcome.FAIL and self._step_rx:
             step = self._scan_step(self.run_dir.path / "candidates" / cand.short / f"t{k}")

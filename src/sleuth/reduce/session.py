@@ -390,6 +390,9 @@ def _run(
 ) -> Result:
     from sleuth.reduce.finish import finish
 
+    # every journal event and trial record is scrubbed as it is written (a signature quoting a
+    # --scrub match or a command's secret), not only by the pass at the end that a kill -9 skips
+    run_dir.hide(loaded.scrubber.obj)
     if on_start is not None:
         on_start(run_dir.path)
     if on_event is not None:  # a resume's watcher learns the budget here (the spec is read by now)
