@@ -155,3 +155,21 @@ def test_a_run_killed_mid_search_journals_no_secret(cli, tmp_path: Path) -> None
     assert len(journal_trials(run)) >= 6
     kept = [run / "journal.jsonl", *run.glob("candidates/*/t*/result.json")]
     assert not [p for p in kept if "hunter2xyz" in p.read_text()]
+
+
+def test_a_scrub_pattern_matching_the_spec_path_keeps_the_run_resumable(cli, tmp_path: Path) -> None:
+    """``--scrub acme`` for a project under ``~/acme-train/``: reduce.json held the spec's path as
+    ``.../<redacted>-train/spec.yaml`` ("its spec ... is gone"), and the resume hint on the terminal
+    named a run dir that does not exist."""
+    proj = tmp_path / "acme-train"
+    proj.mkdir()
+    spec = knobs_spec(proj, budget={"baseline_trials": 1, "max_trials": 6})
+    runs = tmp_path / "acme-runs"
+    res = cli("reduce", "--spec", spec, "--scrub", "acme", env={"SLEUTH_OUTPUT": str(runs)})
+    assert res.returncode == 0, res.stderr[-2000:]
+    run = next((runs / "reduce" / "knobs").iterdir())
+    assert f"bundle: {run}" in res.stdout
+    assert "acme" not in (run / "reduce.json").read_text()
+    again = cli("reduce", "resume", run, "--json", env={"SLEUTH_OUTPUT": str(runs)})
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert doc(again)["status"] == "budget_exhausted"

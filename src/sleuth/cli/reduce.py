@@ -60,7 +60,9 @@ class _Watch:
             self.progress.stop()
 
 
-def _render(doc: dict[str, Any]) -> None:
+def _render(doc: dict[str, Any], run_dir: Path) -> None:
+    """The summary on the terminal; ``run_dir`` as it is (the document's may be scrubbed: a --scrub
+    pattern matching a directory above it made the resume hint unusable)."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -106,12 +108,12 @@ def _render(doc: dict[str, Any]) -> None:
         if doc.get("stopped"):
             con.print(f"  stopped: {escape(doc['stopped'])}")
     if status == "interrupted":
-        where = escape(str(doc["run_dir"]))
+        where = escape(str(run_dir))
         con.print(f"  [bold yellow]interrupted[/]: `sleuth reduce resume {where}` continues", soft_wrap=True)
     if doc.get("inputs"):  # shrunken/ was written
-        con.print(f"  bundle: {doc['bundle_dir']}")
+        con.print(f"  bundle: {escape(str(run_dir))}")
     else:
-        con.print(f"  run dir (no bundle): {doc['run_dir']}")
+        con.print(f"  run dir (no bundle): {escape(str(run_dir))}")
 
 
 def _execute(call: Callable[[_Watch], Any], as_json: bool, total: int) -> int:
@@ -134,7 +136,7 @@ def _execute(call: Callable[[_Watch], Any], as_json: bool, total: int) -> int:
     if as_json:
         print_json(result.doc)
     else:
-        _render(result.doc)
+        _render(result.doc, result.run_dir)
     return int(result.exit_code)
 
 

@@ -31,6 +31,9 @@ from sleuth.secrets import Secrets
 __all__ = ["Loaded", "Result", "kept_secrets", "load", "resume", "start"]
 
 SCRUB_KEY = "SLEUTH_REDUCE_SCRUB"
+#: the values of reduce.json that the scrub rule hides (a --scrub pattern matching a directory of the
+#: spec's path), kept whole in secrets.json: resume needs them as they are
+CONFIG_KEY = "SLEUTH_REDUCE_CONFIG"
 _CONFIG = "reduce.json"
 
 
@@ -252,7 +255,11 @@ def start(
         "redacted_env": sc.secrets.names,
         "scrub_patterns": len(sc.patterns),
     }
-    run_dir.write_json(_CONFIG, config)
+    hidden = {k: v for k, v in config.items() if isinstance(v, str) and sc.hides(v)}
+    if hidden:
+        Secrets({CONFIG_KEY: json.dumps(hidden)}).save(run_dir.path)
+        config["hidden_config"] = sorted(hidden)
+    run_dir.write_json(_CONFIG, sc.obj(config))
     atomic_write_text(run_dir.path / "spec.yaml", sc.text(loaded.plan.spec_text))
     run_dir.journal.append("start", **sc.obj(config))
     return _run(
@@ -286,6 +293,8 @@ def resume(
     try:
         reap_orphans(path)
         config = _read_config(path)
+        if config.get("hidden_config"):  # scrubbed in reduce.json (the pass at the end scrubs it too)
+            config.update(json.loads(kept_secrets(path, [CONFIG_KEY]).values[CONFIG_KEY]))
         spec_path = Path(config["spec"]) if config.get("spec") else None
         if spec_path is not None and not spec_path.is_file():
             raise UsageError(f"{path}: its spec {spec_path} is gone", hint="put it back to resume")
@@ -346,7 +355,8 @@ def kept_secrets(path: Path, names: list[str]) -> Secrets:
     try:
         return Secrets.load(path, names, environ={})
     except UsageError:
-        shown = ", ".join("the --scrub patterns" if n == SCRUB_KEY else n for n in names)
+        what = {SCRUB_KEY: "the --scrub patterns", CONFIG_KEY: "the run's paths"}
+        shown = ", ".join(what.get(n, n) for n in names)
         raise UsageError(
             f"{path}: {SECRETS_FILE} is gone or lacks {shown} (kept to scrub everything the run writes)",
             hint=f"copy {SECRETS_FILE} back from where the reduction ran, or start a new reduction",
