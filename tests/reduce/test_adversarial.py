@@ -443,3 +443,15 @@ def test_a_file_lines_axis_on_a_module_the_script_imports(cli, tmp_path: Path) -
     assert {
         p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()
     } == before  # originals untouched
+
+
+def test_ship_md_names_the_input_files_that_held_a_hidden_value(cli, tmp_path: Path) -> None:
+    """A token inside a reduced input is hidden in the bundle: the reproducer may then pass (verify.sh
+    "reproduced 0/N") and nothing said which file had changed."""
+    spec = _spec(tmp_path, f"a\nneedle {TOKEN}\n".encode())
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    run = Path(d["run_dir"])
+    note = "values hidden in 1 input file(s), put them back if the failure needs them: `shrunken/inputs/lines.txt`"
+    assert note in (run / "SHIP.md").read_text()
+    ship = _archive(cli, run)["adv-repro/SHIP.md"].decode()  # the archive's own SHIP.md says it too
+    assert note in ship

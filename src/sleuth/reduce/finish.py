@@ -151,10 +151,14 @@ def finish(
         run_dir.close()
     for work in path.glob("candidates/*/work"):  # an interrupted candidate's scratch copy
         shutil.rmtree(work, ignore_errors=True)
-    large = scrub_tree(path, sc)
+    changed: list[str] = []
+    large = scrub_tree(path, sc, changed=changed)
+    hidden = sorted(p for p in changed if p.startswith("shrunken/inputs/"))
+    if hidden:  # the reproducer may need them back: SHIP.md (and the archive's) names them
+        doc["hidden_in_inputs"] = sc.obj(hidden)
+        save_summary(path, doc)
     inputs = [f"inputs/: {doc['inputs']}"] if doc.get("inputs") else []
     if (path / "shrunken").is_dir():
-        atomic_write_text(
-            path / "SHIP.md", ship_md(path, sc, doc, notes=[*inputs, *unscrubbed(large, "shrunken/")])
-        )
+        ship_notes = [*inputs, *unscrubbed(large, "shrunken/")]
+        atomic_write_text(path / "SHIP.md", ship_md(path, sc, doc, notes=ship_notes))
     return Result(doc=doc, exit_code=_EXIT.get(doc["status"], ExitCode.OK), run_dir=path)

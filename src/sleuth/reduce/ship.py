@@ -45,8 +45,11 @@ def _write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def scrub_tree(root: Path, scrubber: Scrubber, *, skip: Iterable[Path] = ()) -> list[str]:
-    """Scrub every file under ``root`` in place (atomically); returns files too large to scrub.
+def scrub_tree(
+    root: Path, scrubber: Scrubber, *, skip: Iterable[Path] = (), changed: list[str] | None = None
+) -> list[str]:
+    """Scrub every file under ``root`` in place (atomically); returns files too large to scrub, and
+    appends to ``changed`` the files it rewrote (relative to ``root``).
 
     Files that are not UTF-8 (a Latin-1 config, a binary blob) are scrubbed too: their bytes are
     read with ``surrogateescape``, so a token among them is hidden and every other byte is kept.
@@ -69,6 +72,8 @@ def scrub_tree(root: Path, scrubber: Scrubber, *, skip: Iterable[Path] = ()) -> 
             clean = scrubber.text(text)
             if clean != text:
                 _write_bytes(p, clean.encode("utf-8", "surrogateescape"))
+                if changed is not None:
+                    changed.append(str(p.relative_to(root)))
     return large
 
 
@@ -87,6 +92,17 @@ def file_rows(root: Path, top: str) -> list[tuple[str, int, str]]:
         if p.is_file() and not p.is_symlink():
             rows.append((str(p.relative_to(root)), p.stat().st_size, _sha256(p)))
     return rows
+
+
+def _redacted_inputs(changed: Iterable[str]) -> list[str]:
+    """SHIP.md's notes for the workload's files that held something hidden: the reproducer may
+    need those values back (``verify.sh`` then says "reproduced 0/N")."""
+    files = sorted(p for p in changed if p.startswith("shrunken/inputs/"))
+    if not files:
+        return []
+    more = f" and {len(files) - 10} more" if len(files) > 10 else ""
+    shown = ", ".join(f"`{p}`" for p in files[:10]) + more
+    return [f"values hidden in {len(files)} input file(s), put them back if the failure needs them: {shown}"]
 
 
 def unscrubbed(large: Iterable[str], prefix: str = "") -> list[str]:
@@ -144,7 +160,7 @@ def ship_md(root: Path, scrubber: Scrubber, summary: dict[str, Any], *, notes: I
         "- token-shaped words (hf_..., ghp_..., sk-..., AKIA...) and URL credentials, everywhere",
         f"- `--scrub` patterns: {', '.join(f'`{p.pattern}`' for p in scrubber.patterns) or 'none'}",
     ]
-    lines += [f"- {n}" for n in notes]
+    lines += [f"- {n}" for n in [*notes, *_redacted_inputs(summary.get("hidden_in_inputs", []))]]
     lines += [
         "",
         "## Commands",
@@ -200,7 +216,9 @@ def pack(
     with tempfile.TemporaryDirectory(prefix=f"{stage_prefix}{os.getpid()}-", dir=run_dir) as tmp:
         stage = Path(tmp) / top
         shutil.copytree(run_dir / "shrunken", stage / "shrunken", symlinks=False)
-        large = scrub_tree(stage, scrubber)
+        changed: list[str] = [*summary.get("hidden_in_inputs", [])]
+        large = scrub_tree(stage, scrubber, changed=changed)
+        summary = {**summary, "hidden_in_inputs": sorted(set(changed))}
         atomic_write_text(stage / "SHIP.md", ship_md(stage, scrubber, summary, notes=unscrubbed(large)))
         members = file_rows(Path(tmp), top)
         try:
