@@ -122,3 +122,24 @@ def test_out_never_overwrites_a_file_that_is_not_a_bundle(
     assert sleuth("bundle", run, "--out", tmp_path / "repro.tgz").rc == 0
     again = sleuth("bundle", run, "--out", tmp_path / "repro.tgz", "--json")
     assert again.rc == 0, again.stderr
+
+
+def test_a_large_input_is_streamed_into_the_archive(tmp_path: Path, sleuth_env: dict[str, str]) -> None:
+    """Each member was read whole into memory: a checkpoint the command names (copied into inputs/
+    whatever its size) took its size in RAM again."""
+    import os
+    import subprocess
+    import sys
+
+    run = _run_dir(tmp_path)
+    size = 160 * 1024 * 1024
+    with open(run / "shrunken" / "inputs" / "ckpt.bin", "wb") as fh:  # sparse: zeros, no disk
+        fh.truncate(size)
+    proc = subprocess.Popen([sys.executable, "-m", "sleuth", "bundle", str(run), "--out", str(tmp_path / "x.tgz")],
+                            env=sleuth_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    with tarfile.open(tmp_path / "x.tgz") as tar:
+        assert tar.getmember("demo-repro/shrunken/inputs/ckpt.bin").size == size
+    assert usage.ru_maxrss * 1024 < size * 3 // 4, usage.ru_maxrss  # the interpreter alone is ~40 MB

@@ -10,7 +10,6 @@ them again (with any extra patterns), the archive's own ``SHIP.md`` listing ever
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import tarfile
@@ -233,8 +232,8 @@ def pack(
                     info = tar.gettarinfo(str(path), arcname=str(path.relative_to(tmp)))
                     info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
                     if info.isfile():
-                        with open(path, "rb") as fh:
-                            tar.addfile(info, io.BytesIO(fh.read()))
+                        with open(path, "rb") as fh:  # streamed: a named checkpoint may not fit in memory
+                            tar.addfile(info, fh)
                     else:
                         tar.addfile(info)
             os.replace(part, dest)
