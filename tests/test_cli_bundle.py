@@ -94,3 +94,52 @@ def test_a_bundle_killed_mid_pack_leaves_nothing_once_bundled_again(tmp_path: Pa
     assert not list(run.glob(".sleuth-pack-*")) and not list(tmp_path.glob(".demo.tar.gz.*"))
     with tarfile.open(tmp_path / "demo.tar.gz") as tar:
         assert tar.getmember("demo-repro/shrunken/inputs/blob.bin").size == 24 << 20
+
+
+@pytest.mark.parametrize("where", ["summary.json", "input", "dataset.tar.gz", "in shrunken"])
+def test_out_never_overwrites_a_file_that_is_not_a_bundle(
+    sleuth: Callable, tmp_path: Path, where: str
+) -> None:
+    """``--out`` onto the run's summary.json, the workload's input or a tarball of the user's was
+    overwritten with the archive (the run could not be bundled again, the input was lost); one in
+    shrunken/ was packed into the next archive."""
+    run = _run_dir(tmp_path)
+    (tmp_path / "lines.txt").write_text("alpha\nomega\n")
+    with tarfile.open(tmp_path / "dataset.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "lines.txt", arcname="data/lines.txt")
+    out = {
+        "summary.json": run / "summary.json",
+        "input": tmp_path / "lines.txt",
+        "dataset.tar.gz": tmp_path / "dataset.tar.gz",
+        "in shrunken": run / "shrunken" / "x.tar.gz",
+    }[where]
+    before = tree_state(tmp_path)
+    r = sleuth("bundle", run, "--out", out)
+    assert_usage_error(
+        r.rc, r.stdout, r.stderr, ["--out", out.name], before=before, after=tree_state(tmp_path)
+    )
+    # an archive sleuth bundle wrote is replaced (bundling again is the usual thing to do)
+    assert sleuth("bundle", run, "--out", tmp_path / "repro.tgz").rc == 0
+    again = sleuth("bundle", run, "--out", tmp_path / "repro.tgz", "--json")
+    assert again.rc == 0, again.stderr
+
+
+def test_a_large_input_is_streamed_into_the_archive(tmp_path: Path, sleuth_env: dict[str, str]) -> None:
+    """Each member was read whole into memory: a checkpoint the command names (copied into inputs/
+    whatever its size) took its size in RAM again."""
+    import os
+    import subprocess
+    import sys
+
+    run = _run_dir(tmp_path)
+    size = 160 * 1024 * 1024
+    with open(run / "shrunken" / "inputs" / "ckpt.bin", "wb") as fh:  # sparse: zeros, no disk
+        fh.truncate(size)
+    proc = subprocess.Popen([sys.executable, "-m", "sleuth", "bundle", str(run), "--out", str(tmp_path / "x.tgz")],
+                            env=sleuth_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    with tarfile.open(tmp_path / "x.tgz") as tar:
+        assert tar.getmember("demo-repro/shrunken/inputs/ckpt.bin").size == size
+    assert usage.ru_maxrss * 1024 < size * 3 // 4, usage.ru_maxrss  # the interpreter alone is ~40 MB

@@ -253,3 +253,205 @@ def test_a_nul_byte_in_an_argument_or_path_is_one_line(cli, tmp_path: Path, wher
     res = cli("reduce", "--spec", spec)
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr[-1500:]
     assert "NUL" in res.stderr and not (tmp_path / "runs").exists()
+
+
+def test_not_reproducible_says_why_and_names_no_bundle(cli, tmp_path: Path) -> None:
+    """The original never failed: no axis is "already at its smallest value", no miss probability
+    of candidates never tried, and the run dir is not called a bundle (there is no shrunken/)."""
+    spec = _spec(tmp_path, b"a\nb\n")
+    res = cli("reduce", "--spec", spec)
+    assert res.returncode == 3, res.stderr[-2000:]
+    assert "not searched: the original did not reproduce" in res.stdout, res.stdout
+    assert "smallest value" not in res.stdout and "miss probability" not in res.stdout
+    assert "original reproduced 0/1" in res.stdout
+    run = next((tmp_path / "runs" / "reduce" / "adv").iterdir())
+    assert not (run / "shrunken").exists() and f"run dir (no bundle): {run}" in res.stdout
+    assert "bundle: " not in res.stdout
+
+
+#: fails on every second run (a counter outside the workload's directory): a 1-in-2 flaky failure
+ALTERNATE = """\
+import os, sys
+counter = os.environ["COUNTER"]
+n = int(open(counter).read()) + 1 if os.path.exists(counter) else 1
+open(counter, "w").write(str(n))
+if "needle" in open(sys.argv[1]).read() and n % 2 == 0:
+    print("boom")
+    raise SystemExit(1)
+"""
+
+
+def test_a_flaky_original_is_reported_with_its_rate_at_the_stated_confidence(cli, tmp_path: Path) -> None:
+    """The original's own rate (k/n and its interval) is reported beside the pooled one, at the spec's
+    confidence: run_repro.sh said "95% CI" whatever the confidence was."""
+    spec = _spec(tmp_path, b"a\nneedle\nb\n", budget={"baseline_trials": 2, "confidence": 0.9})
+    (tmp_path / "w.py").write_text(ALTERNATE)
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["env"] = {"COUNTER": str(tmp_path / "counter")}
+    spec.write_text(yaml.safe_dump(data))
+    res = cli("reduce", "--spec", spec, "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    d = doc(res)
+    original = d["flaky"]["original"]
+    assert (original["reproduced"], original["trials"]) == (2, 4)  # flaky: twice the baseline trials
+    assert original["reproduction_rate"] == 0.5 and original["reproduction_rate_ci"][0] > 0.0
+    repro = (Path(d["run_dir"]) / "shrunken" / "run_repro.sh").read_text()
+    assert "# Reproduction rate of the original: 2/4 (90% CI [" in repro
+    assert "95% CI" not in repro and "(90% CI [" in repro.split("while reducing:")[1]
+
+
+def test_progress_lines_on_stderr_are_scrubbed(cli, tmp_path: Path) -> None:
+    """The line printed when the best point moves (``LINES -> [...]``) showed a --scrub match and a
+    secret of a file line that every file of the run dir hides."""
+    secret = "sekrit-4f2a9c77"
+    spec = _spec(tmp_path, f"a\nb\nneedle {secret}\nc\n".encode())
+    res = cli("reduce", "--spec", spec, "--scrub", r"sekrit-[0-9a-f]{8}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "LINES -> ['needle <redacted>']" in res.stderr, res.stderr
+    assert_no_secret(secret, res.stdout, res.stderr, roots=[tmp_path / "runs"])
+
+
+def test_a_predicate_that_always_reproduces_reduces_to_the_floor_and_says_so(cli, tmp_path: Path) -> None:
+    """Every axis at its smallest legal value: the summary and SHIP.md say the failure may not depend
+    on the inputs (it said only "reduced"); a reduction that stops above a floor says nothing of it."""
+    spec = _spec(tmp_path, b"a\nneedle\nb\n")
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["command"] = [sys.executable, "-c", "raise SystemExit(1)", "{LINES}", "{STEPS}"]
+    data["axes"].append({"name": "STEPS", "kind": "param", "initial": 50, "floor": 2})
+    spec.write_text(yaml.safe_dump(data))
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    assert d["status"] == "reduced" and d["final"]["axes"] == {"LINES": [], "STEPS": 2}
+    assert "every axis reached its smallest value" in d["note"]
+    assert "every axis reached its smallest value" in (Path(d["run_dir"]) / "SHIP.md").read_text()
+    needed = doc(cli("reduce", "--spec", _spec(tmp_path, b"a\nneedle\nb\n"), "--json"))
+    assert needed["final"]["axes"] == {"LINES": ["needle"]} and "note" not in needed
+
+
+def test_an_original_that_cannot_run_says_why(cli, tmp_path: Path) -> None:
+    """Exit 4 naming the cause (it said only "could not be run: error")."""
+    spec = _spec(tmp_path, b"needle\n")
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["command"] = ["no-such-program-4f2a", "{LINES}"]
+    spec.write_text(yaml.safe_dump(data))
+    res = cli("reduce", "--spec", spec)
+    assert res.returncode == 4, res.stderr[-2000:]
+    assert "could not be run: error (command not found: no-such-program-4f2a)" in res.stderr, res.stderr
+
+
+def test_odd_file_names_keep_ship_md_one_row_per_file(cli, tmp_path: Path) -> None:
+    """A file named with a newline or a ``|`` split its row of SHIP.md's table."""
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    (tmp_path / "new\nline.txt").write_text("x")
+    (tmp_path / "a|b.txt").write_text("y")
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    ship = (Path(d["run_dir"]) / "SHIP.md").read_text()
+    table = ship.split("| file | bytes | sha256 |\n|---|---|---|\n")[1].split("\n\n")[0].splitlines()
+    assert all(row.startswith("| shrunken/") and row.count(" | ") == 2 for row in table), table
+    assert "| shrunken/inputs/new\\nline.txt |" in ship and "| shrunken/inputs/a\\|b.txt |" in ship
+
+
+def test_absolute_paths_into_the_workload_dir_point_into_the_bundle(cli, tmp_path: Path) -> None:
+    """``[python, /home/me/proj/w.py]`` and ``PYTHONPATH=/home/me/proj/lib``: run_repro.sh, spec.yaml
+    and recipe.yaml named the user's files, not the bundle's copies (elsewhere: "No such file")."""
+    import shutil
+    import subprocess
+
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["command"] = [sys.executable, str(tmp_path / "w.py"), "{LINES}"]
+    data["workload"]["env"] = {"PYTHONPATH": f"{tmp_path}/lib:/opt/elsewhere"}
+    spec.write_text(yaml.safe_dump(data))
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    shrunken = Path(d["run_dir"]) / "shrunken"
+    for name in ("run_repro.sh", "spec.yaml", "recipe.yaml"):
+        assert str(tmp_path) not in (shrunken / name).read_text(), name
+    moved = shutil.copytree(shrunken, tmp_path / "elsewhere" / "shrunken")
+    (tmp_path / "w.py").unlink()  # the user's copy is gone: only the bundle's can run
+    res = subprocess.run(["sh", str(moved / "run_repro.sh")], capture_output=True, text=True, cwd="/")
+    assert res.returncode == 1 and "boom" in res.stdout, res.stdout + res.stderr
+    assert 'export PYTHONPATH="$here/inputs"/lib:/opt/elsewhere' in (moved / "run_repro.sh").read_text()
+
+
+def test_verify_sh_interrupted_leaves_no_temp_dir(cli, tmp_path: Path) -> None:
+    """Ctrl-C in verify.sh left its mktemp folder (the workload's output) in $TMPDIR."""
+    import signal
+    import subprocess
+    import time
+
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    (tmp_path / "w.py").write_text(
+        "import os, sys, time\ntime.sleep(float(os.environ.get('NAP', '0')))\n"
+        "raise SystemExit(1 if 'needle' in open(sys.argv[1]).read() else 0)\n"
+    )
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    verify = Path(d["run_dir"]) / "shrunken" / "verify.sh"
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    env = {"PATH": os.environ["PATH"], "TMPDIR": str(tmp), "NAP": "30"}
+    proc = subprocess.Popen(["sh", str(verify), "3"], env=env, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not any(tmp.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any(tmp.iterdir()), "verify.sh made no temp dir"
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+    assert proc.wait(timeout=30) != 0
+    assert list(tmp.iterdir()) == []
+
+
+def test_a_large_workload_dir_still_ships_the_script_named_by_its_absolute_path(cli, tmp_path: Path) -> None:
+    """Over INPUTS_LIMIT only the files the command names are copied: one named by an absolute path
+    into the cwd was left out, and the reproducer could not run elsewhere."""
+    import subprocess
+
+    from sleuth.reduce.bundle import INPUTS_LIMIT
+
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    with open(tmp_path / "weights.bin", "wb") as fh:  # sparse: no disk used
+        fh.truncate(INPUTS_LIMIT + 1)
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["command"] = [sys.executable, str(tmp_path / "w.py"), "{LINES}"]
+    spec.write_text(yaml.safe_dump(data))
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    inputs = Path(d["run_dir"]) / "shrunken" / "inputs"
+    assert sorted(p.name for p in inputs.iterdir()) == ["lines.txt", "w.py"]
+    (tmp_path / "w.py").unlink()
+    res = subprocess.run(["sh", str(inputs.parent / "run_repro.sh")], capture_output=True, text=True)
+    assert res.returncode == 1 and "boom" in res.stdout, res.stdout + res.stderr
+
+
+def test_a_file_lines_axis_on_a_module_the_script_imports(cli, tmp_path: Path) -> None:
+    """``python main.py`` importing ``conf.py``, the axis file: the scratch copy symlinked main.py,
+    Python put the original directory on sys.path (it resolves the script's links), every candidate
+    imported the original conf.py and the reduction ended at nothing, a bundle that passes."""
+    import subprocess
+
+    (tmp_path / "main.py").write_text(
+        "import conf\nraise SystemExit(1 if getattr(conf, 'NEEDLE', 0) else 0)\n"
+    )
+    (tmp_path / "conf.py").write_text("".join(f"A{i} = {i}\n" for i in range(12)) + "NEEDLE = 1\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "imp", "workload": {"command": [sys.executable, "main.py", "{CONF}"]},
+        "oracle": {"kind": "exit_code"}, "budget": {"baseline_trials": 1},
+        "axes": [{"name": "CONF", "kind": "file_lines", "path": "conf.py"}],
+    }))  # fmt: skip
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    assert d["final"]["axes"] == {"CONF": ["NEEDLE = 1"]}, d["final"]
+    res = subprocess.run(["sh", str(Path(d["run_dir"]) / "shrunken" / "run_repro.sh")], capture_output=True)
+    assert res.returncode == 1
+    assert {
+        p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()
+    } == before  # originals untouched
+
+
+def test_ship_md_names_the_input_files_that_held_a_hidden_value(cli, tmp_path: Path) -> None:
+    """A token inside a reduced input is hidden in the bundle: the reproducer may then pass (verify.sh
+    "reproduced 0/N") and nothing said which file had changed."""
+    spec = _spec(tmp_path, f"a\nneedle {TOKEN}\n".encode())
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    run = Path(d["run_dir"])
+    note = "values hidden in 1 input file(s), put them back if the failure needs them: `shrunken/inputs/lines.txt`"
+    assert note in (run / "SHIP.md").read_text()
+    ship = _archive(cli, run)["adv-repro/SHIP.md"].decode()  # the archive's own SHIP.md says it too
+    assert note in ship

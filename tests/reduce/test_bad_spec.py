@@ -68,6 +68,8 @@ CASES: list[tuple[str, object, list[str]]] = [
     ("budget", {"max_wall_clock": "4x"}, ["budget.max_wall_clock", "duration"]),
     ("budget", {"max_wall_clock": "0s"}, ["budget.max_wall_clock"]),
     ("budget", {"baseline_trials": 0}, ["budget.baseline_trials"]),
+    # the original alone spent the budget: 5 trials run, "max_trials (2) reached"
+    ("budget", {"max_trials": 2}, ["budget", "max_trials 2 leaves no trial after the 5 baseline_trials"]),
     ("axes.0.kind", "knob", ["axes[0]", "knob"]),
     ("axes.0.kind", "_del", ["axes[0].kind", "required"]),
     ("axes.0.name", "has space", ["axes[0].name"]),
@@ -90,6 +92,16 @@ CASES: list[tuple[str, object, list[str]]] = [
     ("environment", {"venv": [""]}, ["environment", "empty requirement"]),
     ("environment", {"docker": "img", "podman": "img"}, ["environment", "exactly one"]),
     ("name", "../evil", ["name"]),
+    # an env axis over a variable workload.env sets to another value: the axis won silently
+    ("axes.2", {"name": "A", "kind": "env", "initial": 5}, ["axes[2].initial", "workload.env sets A"]),
+    # a bundle's spec.yaml with its secrets left out: it ran and "did not reproduce"
+    ("workload.env", {"A": "<redacted>"}, ["workload.env.A", "<redacted>", "put the real value back"]),
+    # int-only keys on a choice axis were ignored silently
+    (
+        "axes.0",
+        {"name": "STEPS", "kind": "param", "type": "choice", "values": [1, 2], "initial": 2, "floor": 1},
+        ["axes[0]", "floor is only used with type: int"],
+    ),
 ]
 
 
@@ -136,6 +148,7 @@ FLAGS: list[tuple[list[str], str]] = [
     (["--scrub", ""], "--scrub"),
     (["--scrub", "a*"], "--scrub"),
     (["--name", ""], "--name"),
+    (["--name", "../x"], "--name '../x'"),  # was blamed on the spec file
     (["--spec", "nope.yaml"], "nope.yaml"),
 ]
 
@@ -170,3 +183,18 @@ def test_dry_run_writes_nothing_and_prints_the_plan(tmp_path: Path, capsys, monk
     assert [a["name"] for a in doc["axes"]] == ["STEPS", "FILE", "E"]
     assert doc["argv"][-3:] == ["--steps", "100", "lines.txt"]
     assert tree_state(tmp_path) == before
+
+
+def test_a_missing_oracle_callable_names_the_key_not_a_flag(tmp_path: Path, capsys, monkeypatch) -> None:
+    """The error named ``--oracle``, a flag ``sleuth reduce`` does not have."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lines.txt").write_text("a\nb\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(mutate("oracle", {"kind": "python", "callable": "nope.py:judge"})))
+    before = tree_state(tmp_path)
+    rc = main(["reduce", "--spec", str(spec), "--output", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert_usage_error(
+        rc, out, err, ["spec.yaml: oracle.callable", "nope.py"], before=before, after=tree_state(tmp_path)
+    )
+    assert "--oracle" not in err

@@ -136,3 +136,22 @@ def test_evaluate_accepts_at_the_first_reproduction() -> None:
     never = RateTracker(1, 2, 0.95)
     assert evaluate(lambda: False, never) == (False, never.per_candidate)
     assert math.isclose(never.rate, 0.5)
+
+
+def test_miss_probability_covers_a_candidate_rejected_while_the_rate_was_higher() -> None:
+    """The rate fell after a candidate was rejected on 2 trials: the stated miss probability was
+    computed with today's 6 trials (0.03) while that rejection missed with probability 0.30."""
+    t = RateTracker(reproduced=8, trials=10, confidence=0.95)
+    assert t.per_candidate == 2
+    t.rejected(2)
+    t.accepted(10)  # reproduced only on its 10th trial: the rate falls to 9/20
+    assert t.per_candidate == 6
+    d = t.describe()
+    assert d["fewest_trials_rejected"] == 2
+    assert d["miss_probability"] == round(0.55**2, 6)
+    assert d["original"] == {
+        "reproduced": 8,
+        "trials": 10,
+        "reproduction_rate": 0.8,
+        "reproduction_rate_ci": d["original"]["reproduction_rate_ci"],
+    }

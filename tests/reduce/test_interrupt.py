@@ -113,7 +113,7 @@ def test_ctrl_c_while_a_candidate_runs(cli, tmp_path: Path) -> None:
     assert "Traceback" not in err
     assert _alive(pids) == []
     assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
-    # the scratch copies (symlinks back into the workload's directory) do not outlive the run
+    # the scratch copies (links back into the workload's directory) do not outlive the run
     assert not list(run.glob("candidates/*/work"))
     assert "sleuth reduce resume" in err
 
@@ -164,3 +164,52 @@ def test_kill_9_twice_and_resume_twice(cli, tmp_path: Path) -> None:
     after = journal_trials(run)
     assert len(after) == len(set(after)) == full["trials"], "a journaled trial ran again or was lost"
     assert after[: len(second)] == second
+
+
+#: fails naming a word a --scrub pattern hides; a candidate sleeps while the $GATE file exists
+SCRUBBED_FAILURE = """\
+import os, sys, time
+text = open(sys.argv[1]).read()
+if text.count("\\n") < 13 and os.path.exists(os.environ["GATE"]):
+    time.sleep(30)
+if "needle" in text:
+    raise RuntimeError("auth failed for project zebrafishy")
+"""
+
+
+def test_ctrl_c_then_resume_with_a_scrubbed_failure_signature(cli, tmp_path: Path) -> None:
+    """Ctrl-C scrubs the run dir (the journal too): the resumed run replayed the baseline as "...
+    project <redacted>", judged every new trial ("... project zebrafishy") another failure, and
+    ended not_reduced."""
+    (tmp_path / "w.py").write_text(SCRUBBED_FAILURE)
+    (tmp_path / "lines.txt").write_text("".join(f"l{i}\n" for i in range(12)) + "needle\n")
+    gate = tmp_path / "gate"
+    gate.touch()
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "slow",
+        "workload": {"command": [sys.executable, "w.py", "{LINES}"], "timeout": 60, "env": {"GATE": str(gate)}},
+        "budget": {"baseline_trials": 1},
+        "axes": [{"name": "LINES", "kind": "file_lines", "path": "lines.txt"}],
+    }))  # fmt: skip
+    proc = sleuth_proc(["reduce", "--spec", str(spec), "--scrub", "zebra[a-z]+"], env_with_path(tmp_path),
+                       tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    runs = tmp_path / "runs" / "reduce" / "slow"
+    try:
+        _wait_for(lambda: runs.is_dir() and any(len(journal_trials(d)) >= 1 for d in runs.iterdir()
+                                                if (d / "journal.jsonl").is_file()), proc, "the baseline")  # fmt: skip
+        time.sleep(0.5)  # a candidate is asleep
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err[-2000:]
+    run = next(runs.iterdir())
+    assert "zebrafishy" not in (run / "journal.jsonl").read_text()
+    gate.unlink()
+    res = cli("reduce", "resume", run, "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    d = doc(res)
+    assert d["status"] == "reduced" and d["final"]["axes"] == {"LINES": ["needle"]}, d["final"]

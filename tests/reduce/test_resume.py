@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.reduce.conftest import KNOBS_MINIMUM, doc, env_with_path, knobs_spec
 
@@ -93,3 +94,82 @@ def test_a_resume_counts_trials_against_the_spec_budget(cli, tmp_path: Path) -> 
     assert res.returncode == 0, res.stderr[-3000:]
     budget = BudgetSpec().max_trials
     assert f"/{budget})" in res.stderr and "/0)" not in res.stderr, res.stderr[-2000:]
+
+
+def test_resume_refuses_an_edited_input_file(cli, tmp_path: Path) -> None:
+    """The file a file_lines axis shrinks was edited after the run started: resume went on silently
+    over the new content (a summary whose "initial" the journaled trials never ran)."""
+    spec = knobs_spec(tmp_path, budget={"baseline_trials": 1, "max_trials": 3})
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    lines = tmp_path / "lines.txt"
+    original = lines.read_bytes()
+    lines.write_bytes(original + b"one more\n")
+    res = cli("reduce", "resume", d["run_dir"], "--json")
+    assert res.returncode == 2 and res.stdout == "", res.stdout
+    assert res.stderr.strip().splitlines() == [
+        f"error: {d['run_dir']}: its input {lines} changed since the run started; "
+        "restore it, or start a new reduction"
+    ]
+    lines.write_bytes(original)
+    assert cli("reduce", "resume", d["run_dir"], "--json").returncode == 0
+    # a run dir written before the inputs were recorded still resumes
+    config = Path(d["run_dir"]) / "reduce.json"
+    config.write_text(
+        json.dumps({k: v for k, v in json.loads(config.read_text()).items() if k != "inputs_sha256"})
+    )
+    lines.write_bytes(original + b"one more\n")
+    assert cli("reduce", "resume", d["run_dir"], "--json").returncode == 0
+
+
+def test_a_run_dir_without_its_secrets_json_says_what_is_lost(cli, tmp_path: Path) -> None:
+    """Resume and bundle said "export them in this shell", but neither reads the shell for them."""
+    spec = knobs_spec(tmp_path, budget={"baseline_trials": 1, "max_trials": 3})
+    d = doc(cli("reduce", "--spec", spec, "--json", "--scrub", "omega"))
+    (Path(d["run_dir"]) / "secrets.json").unlink()
+    for args in (["reduce", "resume", d["run_dir"]], ["bundle", d["run_dir"]]):
+        res = cli(*args)
+        assert res.returncode == 2, res.stderr
+        assert res.stderr.strip().splitlines() == [
+            f"error: {d['run_dir']}: secrets.json is gone or lacks the --scrub patterns (kept to scrub "
+            "everything the run writes); copy secrets.json back from where the reduction ran, or start "
+            "a new reduction"
+        ]
+
+
+def test_a_run_killed_mid_search_journals_no_secret(cli, tmp_path: Path) -> None:
+    """A failure that quotes the command's ``--password`` value: its signature reached the journal
+    and every result.json as it was, until the scrub pass at the end, which a kill -9 skips."""
+    spec = knobs_spec(tmp_path)
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["command"] += ["--password", "hunter2xyz"]
+    spec.write_text(yaml.safe_dump(data))
+    knobs = tmp_path / "knobs.py"
+    knobs.write_text(
+        knobs.read_text().replace(
+            'print(f"boom at step {step}")\n        raise SystemExit(1)',
+            'raise RuntimeError(f"boom at step {step} for hunter2xyz")',
+        )
+    )
+    assert "hunter2xyz" in knobs.read_text()
+    run = kill_after(spec, tmp_path, 6)
+    assert len(journal_trials(run)) >= 6
+    kept = [run / "journal.jsonl", *run.glob("candidates/*/t*/result.json")]
+    assert not [p for p in kept if "hunter2xyz" in p.read_text()]
+
+
+def test_a_scrub_pattern_matching_the_spec_path_keeps_the_run_resumable(cli, tmp_path: Path) -> None:
+    """``--scrub acme`` for a project under ``~/acme-train/``: reduce.json held the spec's path as
+    ``.../<redacted>-train/spec.yaml`` ("its spec ... is gone"), and the resume hint on the terminal
+    named a run dir that does not exist."""
+    proj = tmp_path / "acme-train"
+    proj.mkdir()
+    spec = knobs_spec(proj, budget={"baseline_trials": 1, "max_trials": 6})
+    runs = tmp_path / "acme-runs"
+    res = cli("reduce", "--spec", spec, "--scrub", "acme", env={"SLEUTH_OUTPUT": str(runs)})
+    assert res.returncode == 0, res.stderr[-2000:]
+    run = next((runs / "reduce" / "knobs").iterdir())
+    assert f"bundle: {run}" in res.stdout
+    assert "acme" not in (run / "reduce.json").read_text()
+    again = cli("reduce", "resume", run, "--json", env={"SLEUTH_OUTPUT": str(runs)})
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert doc(again)["status"] == "budget_exhausted"

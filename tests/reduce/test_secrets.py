@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -97,3 +99,44 @@ def test_command_values_named_by_their_flag_never_leave(cli, tmp_path: Path) -> 
         ]  # type: ignore[union-attr]
     for secret in ("hunter2", "abc123x"):
         assert_no_secret(secret, res.stdout, res.stderr, b.stdout, *members, roots=[run])
+
+
+def test_run_repro_takes_redacted_arguments_from_the_shell(cli, tmp_path: Path) -> None:
+    """A secret in the command line is read from a variable by ``run_repro.sh``: written as
+    ``<redacted>`` it was a shell redirection and the reproducer did not run at all."""
+    spec = knobs_spec(tmp_path)
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["env"]["HF_TOKEN"] = TOKEN
+    data["axes"][3]["keep"] = ["HF_TOKEN"]
+    data["workload"]["command"] = [sys.executable, "knobs.py", "--steps", "{STEPS}", "{LINES}", "--echo",
+                                   "--password", "hunter2xyz", f"--api-key={ARGV_SECRET}", "--hf", TOKEN,
+                                   "{FLAGS}"]  # fmt: skip
+    spec.write_text(yaml.safe_dump(data))
+    res = cli("reduce", "--spec", spec, "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    shrunken = Path(doc(res)["run_dir"]) / "shrunken"
+    repro = (shrunken / "run_repro.sh").read_text()
+    for secret in ("hunter2xyz", ARGV_SECRET, TOKEN):
+        assert secret not in repro
+    base = {"PATH": os.environ["PATH"]}
+    bare = subprocess.run(["sh", str(shrunken / "run_repro.sh")], capture_output=True, text=True, env=base)
+    assert bare.returncode != 0 and "was redacted from this bundle" in bare.stderr, bare.stderr
+    # verify.sh stops with the same message (it said "reproduced 0/2": every run had exited 2)
+    bare = subprocess.run(["sh", str(shrunken / "verify.sh"), "2"], capture_output=True, text=True, env=base)
+    assert bare.returncode == 2 and "reproduced" not in bare.stdout, bare.stdout
+    assert "HF_TOKEN was redacted from this bundle: export it first" in bare.stderr, bare.stderr
+    given = {**base, "HF_TOKEN": TOKEN, "REPRO_SECRET_1": "hunter2xyz", "REPRO_SECRET_2": ARGV_SECRET}
+    run = subprocess.run(["sh", str(shrunken / "run_repro.sh")], capture_output=True, text=True, env=given)
+    assert run.returncode == 1 and "boom at step" in run.stdout, run.stdout + run.stderr
+    # the workload got every real value (the token in argv read from the exported HF_TOKEN)
+    assert f"--password hunter2xyz --api-key={ARGV_SECRET} --hf {TOKEN}" in run.stdout
+    verify = subprocess.run(
+        ["sh", str(shrunken / "verify.sh"), "2"], capture_output=True, text=True, env=given
+    )
+    assert verify.stdout.strip() == "reproduced 2/2"
+    # SHIP.md tells variables from arguments (it called workload.command[7] a variable of your shell)
+    ship = (shrunken.parent / "SHIP.md").read_text().splitlines()
+    variables = next(x for x in ship if x.startswith("- secret variables"))
+    arguments = next(x for x in ship if x.startswith("- secret arguments"))
+    assert "HF_TOKEN" in variables and "workload.command" not in variables
+    assert "REPRO_SECRET_<n>" in arguments and "workload.command[7]" in arguments

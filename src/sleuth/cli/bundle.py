@@ -64,7 +64,7 @@ def _check_name(run_dir: Path) -> None:
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--scrub", multiple=True, metavar="REGEX", help="Redact these too (on top of the run's own).")
 @click.option("--out", "dest", type=click.Path(dir_okay=False, path_type=Path),
-              help="The archive to write [default: RUN_DIR/<name>-repro.tar.gz].")  # fmt: skip
+              help="The archive (.tar.gz) to write [default: RUN_DIR/<name>-repro.tar.gz].")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the archive and its members as JSON.")
 def command(run_dir: Path, scrub: tuple[str, ...], dest: Path | None, as_json: bool) -> int:
     """Pack RUN_DIR's reproducer into one archive (scrubbed again, sha256 of every member in SHIP.md)."""

@@ -60,7 +60,9 @@ class _Watch:
             self.progress.stop()
 
 
-def _render(doc: dict[str, Any]) -> None:
+def _render(doc: dict[str, Any], run_dir: Path) -> None:
+    """The summary on the terminal; ``run_dir`` as it is (the document's may be scrubbed: a --scrub
+    pattern matching a directory above it made the resume hint unusable)."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -82,21 +84,36 @@ def _render(doc: dict[str, Any]) -> None:
             t.add_row(escape(name), escape(shown[0]), escape(shown[1]), escape(row.get("why", "")))
         con.print(t)
         fl = doc.get("flaky", {})
+        orig = fl.get("original", {})
+        level = f"{float(fl.get('confidence', 0.95)) * 100:g}% CI"
         con.print(
             f"  failure: {escape(str(doc.get('signature')))}\n"
-            f"  reproduction rate {fl.get('reproduction_rate')} (CI {fl.get('reproduction_rate_ci')}), "
-            f"{fl.get('trials_per_candidate')} trial(s) per rejected candidate, miss probability "
-            f"{fl.get('miss_probability')} (at the rate's lower bound: "
-            f"{fl.get('miss_probability_at_low_rate')})\n"
-            f"  {doc.get('oracle_calls')} candidates tested, {doc.get('trials')} trials, "
-            f"{doc.get('cache_hits')} cache hits, {doc.get('wasted_trials')} speculative trials wasted"
+            f"  original reproduced {orig.get('reproduced')}/{orig.get('trials')} "
+            f"({level} {orig.get('reproduction_rate_ci')})"
         )
+        least = fl.get("fewest_trials_rejected")
+        fewest = (
+            f" (one got {least})" if least is not None and least < fl.get("trials_per_candidate", 0) else ""
+        )
+        if status != "not_reproducible":
+            con.print(
+                f"  reproduction rate {fl.get('reproduction_rate')} "
+                f"({level} {fl.get('reproduction_rate_ci')}) with the accepted candidates, "
+                f"{fl.get('trials_per_candidate')} trial(s) per rejected candidate{fewest}, miss probability "
+                f"{fl.get('miss_probability')} (at the rate's lower bound: "
+                f"{fl.get('miss_probability_at_low_rate')})\n"
+                f"  {doc.get('oracle_calls')} candidates tested, {doc.get('trials')} trials, "
+                f"{doc.get('cache_hits')} cache hits, {doc.get('wasted_trials')} speculative trials wasted"
+            )
         if doc.get("stopped"):
             con.print(f"  stopped: {escape(doc['stopped'])}")
     if status == "interrupted":
-        where = escape(str(doc["run_dir"]))
+        where = escape(str(run_dir))
         con.print(f"  [bold yellow]interrupted[/]: `sleuth reduce resume {where}` continues", soft_wrap=True)
-    con.print(f"  bundle: {doc['bundle_dir']}")
+    if doc.get("inputs"):  # shrunken/ was written
+        con.print(f"  bundle: {escape(str(run_dir))}")
+    else:
+        con.print(f"  run dir (no bundle): {escape(str(run_dir))}")
 
 
 def _execute(call: Callable[[_Watch], Any], as_json: bool, total: int) -> int:
@@ -119,7 +136,7 @@ def _execute(call: Callable[[_Watch], Any], as_json: bool, total: int) -> int:
     if as_json:
         print_json(result.doc)
     else:
-        _render(result.doc)
+        _render(result.doc, result.run_dir)
     return int(result.exit_code)
 
 

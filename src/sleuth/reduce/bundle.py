@@ -5,12 +5,14 @@ exports the variables the workload sets, enters ``inputs/`` (the workload's cwd,
 files as real files) and runs the final argv.  ``verify.sh N`` runs it N times and reports the
 reproduction rate.  ``spec.yaml`` is the input spec at the final values (reducible again from
 ``shrunken/``), ``recipe.yaml`` a ``sleuth matrix`` recipe with one baseline cell.  Secret values
-are never written: a redacted variable is taken from the caller's shell by ``run_repro.sh``.
+are never written: a redacted variable, and a redacted piece of the command line, is taken from the
+caller's shell by ``run_repro.sh``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 from collections.abc import Mapping
@@ -79,6 +81,17 @@ def _tree_size(root: Path, skip: set[Path]) -> int:
     return total
 
 
+def _under(path: Path, cwd: Path) -> Path | None:
+    """``path`` relative to ``cwd`` (an absolute one into it too: run_repro.sh reads it in inputs/),
+    or None when it leads elsewhere."""
+    if path.is_absolute():
+        for top in (cwd, cwd.resolve()):
+            if path.is_relative_to(top):
+                return path.relative_to(top)
+        return None
+    return None if ".." in path.parts else path
+
+
 def copy_inputs(plan: Plan, cand: Candidate, dest: Path, *, output_root: Path) -> str:
     """The workload's cwd as real files, axis files at their final content; returns a note."""
     skip = {output_root.resolve()}
@@ -96,10 +109,10 @@ def copy_inputs(plan: Plan, cand: Candidate, dest: Path, *, output_root: Path) -
     else:  # a large repository: only what the command names
         dest.mkdir(parents=True)
         for arg in cand.argv:
-            src = plan.cwd / arg
-            if not os.path.isabs(arg) and src.is_file():
-                (dest / arg).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dest / arg)
+            named = _under(Path(arg), plan.cwd)
+            if named is not None and (plan.cwd / named).is_file():
+                (dest / named).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(plan.cwd / named, dest / named)
         note = f"only the files the command names (the workload's directory is over {INPUTS_LIMIT >> 20} MiB)"
     for rel, content in cand.files.items():
         target = dest / rel
@@ -115,15 +128,100 @@ def copy_inputs(plan: Plan, cand: Candidate, dest: Path, *, output_root: Path) -
     return note
 
 
-def _exports(env: Mapping[str, str], scrubber: Scrubber) -> list[str]:
-    lines = []
-    for k, v in env.items():
-        shown = scrubber.text(v)
-        if REDACTED in shown or k in scrubber.secrets.values:
-            lines.append(f'export {k}="${{{k}:?{k} was redacted from this bundle: export it first}}"')
-        else:
-            lines.append(f"export {k}={shlex.quote(v)}")
-    return lines
+def _cwd_pattern(cwd: Path) -> re.Pattern[str]:
+    """The workload's directory inside a value (as the spec gave it and resolved), ending a path
+    component: ``/home/me/proj/train.py``, ``--data=/home/me/proj/data``, ``PYTHONPATH=/home/me/proj:``."""
+    forms = sorted({str(cwd), str(cwd.resolve())} - {"/"}, key=len, reverse=True)  # "/": every path
+    if not forms:
+        return re.compile(r"(?!)")
+    return re.compile("(?:" + "|".join(map(re.escape, forms)) + r")(?![^/:;,=\s])")
+
+
+def _word(text: str, here: re.Pattern[str]) -> str:
+    """``text`` as one shell word, the workload's directory in it read as ``"$here/inputs"``: the
+    bundle's copy, so the reproducer runs the files it ships, on any machine."""
+    out, last = "", 0
+    for m in here.finditer(text):
+        out += (shlex.quote(text[last : m.start()]) if m.start() > last else "") + '"$here/inputs"'
+        last = m.end()
+    rest = text[last:]
+    return out + (shlex.quote(rest) if rest or not out else "")
+
+
+def _portable(doc: dict[str, Any], here: re.Pattern[str]) -> dict[str, Any]:
+    """``doc`` (a spec or a recipe) with the workload's directory in its ``workload`` section made
+    ``.``: the bundle's spec and recipe run in ``inputs/``."""
+
+    def walk(obj: Any) -> Any:
+        if isinstance(obj, str):
+            return here.sub(".", obj)
+        if isinstance(obj, dict):
+            return {k: walk(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [walk(v) for v in obj]
+        return obj
+
+    return {**doc, "workload": walk(doc["workload"])}
+
+
+def _asked(name: str, value: str, scrubber: Scrubber) -> bool:
+    """True for a variable of the workload whose value the bundle leaves out (taken from the shell)."""
+    return name in scrubber.secrets.values or REDACTED in scrubber.text(value)
+
+
+def _ask(var: str) -> str:
+    """The shell word reading ``$var``, or stopping with a message when it is not set."""
+    return f'"${{{var}:?{var} was redacted from this bundle: export it first}}"'
+
+
+def _exports(env: Mapping[str, str], scrubber: Scrubber, here: re.Pattern[str]) -> list[str]:
+    return [f"export {k}={_ask(k) if _asked(k, v, scrubber) else _word(v, here)}" for k, v in env.items()]
+
+
+#: the variable ``run_repro.sh`` reads a redacted piece of the command line from (1, 2, ...)
+SECRET_ARG_VAR = "REPRO_SECRET_{}"
+
+
+def _command_line(
+    argv: list[str], env: Mapping[str, str], scrubber: Scrubber, here: re.Pattern[str]
+) -> tuple[str, list[str], list[str]]:
+    """The shell words of ``argv`` with every redacted piece read from a variable, the comment
+    lines that say which variable holds what, and the ``REPRO_SECRET_<n>`` variables it reads.
+    Written as ``<redacted>``, a piece would be a shell redirection (``--key <redacted>``: "cannot
+    open redacted"), and the script would not run at all.
+
+    A piece equal to a redacted variable of the workload's own (exported above it) reads that one;
+    each other distinct value gets ``REPRO_SECRET_<n>``.
+    """
+    by_value = {v: k for k, v in env.items() if _asked(k, v, scrubber)}
+    names: dict[str, str] = {}
+    words: list[str] = []
+    asks: list[str] = []
+    for i, arg in enumerate(argv):
+        shown = scrubber.text(arg)
+        if shown == arg:
+            words.append(_word(arg, here))
+            continue
+        plain = shown.split(REDACTED)
+        m = re.fullmatch("(.*?)".join(map(re.escape, plain)), arg, re.DOTALL)
+        hidden = list(m.groups()) if m is not None else [arg]
+        if m is None:  # cannot tell the pieces apart: the whole argument comes from the variable
+            plain = ["", ""]
+        word = ""
+        for j, piece in enumerate(plain):
+            word += _word(piece, here) if piece else ""
+            if j < len(hidden):
+                value = hidden[j]
+                var = by_value.get(value) or names.get(value)
+                if var is None:
+                    var = names[value] = SECRET_ARG_VAR.format(len(names) + 1)
+                    where = " ".join(shown.split())
+                    asks.append(f"#   {var}: hidden in argument {i} of the command: {where[:160]}")
+                word += _ask(var)
+        words.append(word)
+    if asks:
+        asks.insert(0, "# Redacted from the command line: export these before running it")
+    return " ".join(words), asks, list(names.values())
 
 
 def _check(plan: Plan, target: str | None) -> str:
@@ -167,30 +265,39 @@ def write_shrunken(
     out.mkdir()
     note = copy_inputs(plan, cand, out / "inputs", output_root=output_root)
     argv = list(cand.argv)
+    here = _cwd_pattern(plan.cwd)
+    command, asks, extra = _command_line(argv, cand.env, scrubber, here)
+    needed = [k for k, v in cand.env.items() if _asked(k, v, scrubber)] + extra
     comments = "".join(f"# {scrubber.text(h)}\n" for h in header)
     repro = (
         "#!/bin/sh\n# Minimal reproducer written by sleuth reduce.\n" + comments + "set -u\n"
         'here=$(cd "$(dirname "$0")" && pwd)\ncd "$here/inputs" || exit 2\n'
-        + "".join(line + "\n" for line in _exports(cand.env, scrubber))
-        + f"exec {scrubber.text(shlex.join(argv))}\n"
+        + "".join(line + "\n" for line in [*_exports(cand.env, scrubber, here), *asks])
+        + f"exec {command}\n"
     )
     atomic_write_text(out / "run_repro.sh", repro, mode=0o755)
     verify = (
         "#!/bin/sh\n# Run run_repro.sh N times (default 10); report how often the failure reproduced.\n"
         f"# The failure: {scrubber.text(target or f'output matches {plan.spec.oracle.pattern!r}')}\n"
         "set -u\n"
-        'here=$(cd "$(dirname "$0")" && pwd)\nn=${1:-10}\nhits=0\ni=0\nout=$(mktemp -d)\n'
+        # a value the bundle leaves out stops it here, not as "reproduced 0/N"
+        + "".join(f": {_ask(v)}\n" for v in needed)
+        + 'here=$(cd "$(dirname "$0")" && pwd)\nn=${1:-10}\nhits=0\ni=0\nout=$(mktemp -d)\n'
+        # the workload's output (maybe a secret) does not outlive a Ctrl-C in /tmp
+        "trap 'rm -rf \"$out\"' EXIT\ntrap 'exit 130' INT\ntrap 'exit 143' TERM\n"
         'while [ "$i" -lt "$n" ]; do\n  i=$((i + 1))\n'
         '  sh "$here/run_repro.sh" >"$out/stdout" 2>"$out/stderr"\n  rc=$?\n'
         f"  if {_check(plan, target)}; then hits=$((hits + 1)); fi\ndone\n"
-        'rm -rf "$out"\necho "reproduced $hits/$n"\n[ "$hits" -gt 0 ]\n'
+        'echo "reproduced $hits/$n"\n[ "$hits" -gt 0 ]\n'
     )
     atomic_write_text(out / "verify.sh", verify, mode=0o755)
     atomic_write_text(
-        out / "spec.yaml", yaml.safe_dump(scrubber.obj(final_spec(plan, final)), sort_keys=False)
+        out / "spec.yaml",
+        yaml.safe_dump(scrubber.obj(_portable(final_spec(plan, final), here)), sort_keys=False),
     )
     atomic_write_text(
-        out / "recipe.yaml", yaml.safe_dump(scrubber.obj(recipe(plan, cand, timeout)), sort_keys=False)
+        out / "recipe.yaml",
+        yaml.safe_dump(scrubber.obj(_portable(recipe(plan, cand, timeout), here)), sort_keys=False),
     )
     env_doc = {"argv": argv, "workload_env": dict(cand.env), "cwd": "inputs", "snapshot": snapshot}
     atomic_write_json(out / "env.json", scrubber.obj(env_doc))

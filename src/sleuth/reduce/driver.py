@@ -64,6 +64,8 @@ class TrialRecord:
     wall_s: float
     step: int | None
     replayed: bool
+    #: why the trial could not be judged (``oracle raised ValueError: ...``), as the engine recorded it
+    reason: str | None = None
 
     def label(self) -> str:
         """``reproduced`` / ``other_failure`` / ``pass`` / ``skip`` / ``error``."""
@@ -104,7 +106,12 @@ class Driver:
         self.environ = dict(environ)
         self.scrub = scrubber
         self.prepared = prepared
-        self.on_event = on_event or (lambda _kind, _data: None)
+        shown = on_event or (lambda _kind, _data: None)
+        #: what the caller shows (the progress lines on stderr): scrubbed as every file is (an axis's
+        #: values can hold a secret or a --scrub match, "LINES -> ['needle sekrit-...']")
+        self.on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: shown(
+            kind, scrubber.obj(data)
+        )
         self.engine = Engine(LocalBackend(max(1, options.jobs), options.gpus), oracle, run_dir)
         self.replay: dict[tuple[str, int], dict[str, Any]] = {}
         for ev in replay or []:
@@ -195,7 +202,9 @@ class Driver:
 
     def _record(self, cand: Candidate, rec: Mapping[str, Any], k: int, *, replayed: bool) -> TrialRecord:
         outcome = Outcome(rec["outcome"])
-        sig = rec.get("signature")
+        # scrubbed as the journal is at the end of a run (Ctrl-C too): a trial replayed from it and
+        # one run now compare alike ("project <redacted>" never matched "project zebrafishy")
+        sig = self.scrub.text(rec["signature"]) if rec.get("signature") else None
         step = None
         if outcome is Outcome.FAIL and self._step_rx:
             step = self._scan_step(self.run_dir.path / "candidates" / cand.short / f"t{k}")
@@ -208,6 +217,7 @@ class Driver:
             wall_s=float(rec.get("wall_s") or 0.0),
             step=step,
             replayed=replayed,
+            reason=rec.get("error") or rec.get("reason"),
         )
 
     def _scan_step(self, trial_dir: Path) -> int | None:
@@ -268,8 +278,10 @@ class Driver:
         judged = [r for r in records if r.outcome in (Outcome.PASS, Outcome.FAIL)]
         hits = sum(r.reproduced for r in judged)
         if not judged and records:
+            why = records[0].reason
             raise InfrastructureError(
-                f"the original workload could not be run: {records[0].outcome.value}",
+                f"the original workload could not be run: {records[0].outcome.value}"
+                + (f" ({self.scrub.text(why)})" if why else ""),
                 hint="see the baseline trials under candidates/ in the run dir",
             )
         self.records[cand.key] = records
@@ -370,6 +382,8 @@ class Driver:
         secs = [t.wall_s for t in ev.trials if not t.replayed] or [t.wall_s for t in ev.trials]
         if reproduced and not ev.cache_hit:
             self.rate.accepted(len(ev.trials))
+        elif not reproduced:
+            self.rate.rejected(len(ev.trials))
         for q in ev.queries:
             used = self.reduction.observe(q, reproduced, min(secs) if secs and reproduced else None)
             if not used:

@@ -28,12 +28,21 @@ _EXIT = {
 }
 
 
-def _why(driver: Driver, name: str, pinned: bool, stopped: str | None) -> str:
+#: why an axis no candidate was tried on did not move, by the status the run ended with
+_UNTRIED = {
+    "not_reproducible": "not searched: the original did not reproduce",
+    "interrupted": "not searched: interrupted",
+}
+
+
+def _why(driver: Driver, name: str, pinned: bool, stopped: str | None, status: str) -> str:
     if pinned:
         return "pinned in the spec"
     tried = [r for r in driver.trace if r.get("axis") == name]
     if not tried:
-        return f"not searched: {stopped}" if stopped else "already at its smallest value"
+        if stopped:
+            return f"not searched: {stopped}"
+        return _UNTRIED.get(status, "already at its smallest value")
     outcomes = Counter(o for r in tried for o in r["outcomes"])
     others = sorted(
         {str(r["signature"]) for r in tried if "other_failure" in r["outcomes"] and r["signature"]}
@@ -68,9 +77,16 @@ def finish(
                 }
                 for a in plan.axes
             }
+            free = [a.search() for a in plan.axes if not a.search().pinned]
+            floored = all(x.strategy(final[x.name], one_minimal=False) is None for x in free)
+            if status == "reduced" and floored:
+                doc["note"] = (
+                    "every axis reached its smallest value: the failure may not depend on these inputs "
+                    "at all (check that the oracle tells this failure from a pass)"
+                )
             for a in plan.axes:
                 if a.name not in moved:
-                    axes[a.name]["why"] = _why(driver, a.name, a.search().pinned, driver.stopped)
+                    axes[a.name]["why"] = _why(driver, a.name, a.search().pinned, driver.stopped, status)
             calls = sum(1 for r in driver.trace if not r.get("cache_hit"))
             doc.update(
                 status=status,
@@ -102,10 +118,13 @@ def finish(
                 except Exception as exc:  # a snapshot is evidence, never a reason to lose the bundle
                     snap = {"placeholder": True, "reason": f"snapshot failed: {type(exc).__name__}: {exc}"}
                 rate = driver.rate.describe()
+                level, original = f"{float(rate['confidence']) * 100:g}% CI", rate["original"]
                 header = [
                     f"Failure: {doc['signature']}",
+                    f"Reproduction rate of the original: {original['reproduced']}/{original['trials']} "
+                    f"({level} {original['reproduction_rate_ci']})",
                     f"Reproduction rate while reducing: {rate['reproduction_rate']} "
-                    f"(95% CI {rate['reproduction_rate_ci']}); status {status}",
+                    f"({level} {rate['reproduction_rate_ci']}); status {status}",
                 ]
                 notes = write_shrunken(
                     plan,
@@ -132,10 +151,14 @@ def finish(
         run_dir.close()
     for work in path.glob("candidates/*/work"):  # an interrupted candidate's scratch copy
         shutil.rmtree(work, ignore_errors=True)
-    large = scrub_tree(path, sc)
+    changed: list[str] = []
+    large = scrub_tree(path, sc, changed=changed)
+    hidden = sorted(p for p in changed if p.startswith("shrunken/inputs/"))
+    if hidden:  # the reproducer may need them back: SHIP.md (and the archive's) names them
+        doc["hidden_in_inputs"] = sc.obj(hidden)
+        save_summary(path, doc)
     inputs = [f"inputs/: {doc['inputs']}"] if doc.get("inputs") else []
     if (path / "shrunken").is_dir():
-        atomic_write_text(
-            path / "SHIP.md", ship_md(path, sc, doc, notes=[*inputs, *unscrubbed(large, "shrunken/")])
-        )
+        ship_notes = [*inputs, *unscrubbed(large, "shrunken/")]
+        atomic_write_text(path / "SHIP.md", ship_md(path, sc, doc, notes=ship_notes))
     return Result(doc=doc, exit_code=_EXIT.get(doc["status"], ExitCode.OK), run_dir=path)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -41,13 +41,20 @@ class RateTracker:
     """The reproduction rate seen so far: the baseline, plus every accepted candidate's trials.
 
     ``fixed`` (``trials_per_candidate: N`` in the spec) pins the trials per candidate; the rate is
-    still tracked and reported.
+    still tracked and reported.  ``original`` keeps the baseline's own count (reproduced, trials):
+    the rate of the original, reported beside the pooled one.
     """
 
     reproduced: int
     trials: int
     confidence: float
     fixed: int | None = None
+    original: tuple[int, int] = field(init=False)
+    #: the fewest trials a rejected candidate got (the rate, and so the trials, change as it runs)
+    fewest_rejected: int | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.original = (self.reproduced, self.trials)
 
     @property
     def rate(self) -> float:
@@ -70,22 +77,37 @@ class RateTracker:
         self.reproduced += 1
         self.trials += trials_used
 
+    def rejected(self, trials_used: int) -> None:
+        """A candidate was rejected after ``trials_used`` trials without a reproduction."""
+        if self.fewest_rejected is None or trials_used < self.fewest_rejected:
+            self.fewest_rejected = trials_used
+
     def miss_probability(self) -> tuple[float, float]:
-        """P(rejecting a candidate that reproduces like the original): at the rate, at its lower bound."""
-        n = self.per_candidate
+        """P(rejecting a candidate that reproduces like the original): at the rate, at its lower bound;
+        for the rejected candidate that got the fewest trials when one did with fewer than now."""
+        n = min(self.per_candidate, self.fewest_rejected or self.per_candidate)
         lo = self.interval()[0]
         return ((1.0 - self.rate) ** n, (1.0 - lo) ** n)
 
-    def describe(self) -> dict[str, object]:
+    def describe(self) -> dict[str, Any]:
         """The JSON form for the summary."""
         at_rate, at_low = self.miss_probability()
         lo, hi = self.interval()
+        k, n = self.original
+        o_lo, o_hi = wilson(k, n, self.confidence)
         return {
+            "original": {
+                "reproduced": k,
+                "trials": n,
+                "reproduction_rate": round(k / n, 4) if n else 0.0,
+                "reproduction_rate_ci": [round(o_lo, 4), round(o_hi, 4)],
+            },
             "reproduction_rate": round(self.rate, 4),
             "reproduction_rate_ci": [round(lo, 4), round(hi, 4)],
             "confidence": self.confidence,
             "trials_per_candidate": self.per_candidate,
             "per_candidate_from": "spec" if self.fixed is not None else "measured rate",
+            "fewest_trials_rejected": self.fewest_rejected,
             "miss_probability": round(at_rate, 6),
             "miss_probability_at_low_rate": round(at_low, 6),
         }

@@ -14,15 +14,17 @@ import json
 import os
 import re
 import shlex
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sleuth.errors import ConfigError
+from sleuth.errors import ConfigError, UsageError
 from sleuth.model import check_name
 from sleuth.reduce.fixpoint import AxisPlan
 from sleuth.reduce.spec import NumericAxis, ReduceSpec, WindowAxis, WorldSizeAxis
+from sleuth.secrets import REDACTED
 
 __all__ = ["Candidate", "Plan", "RuntimeAxis", "materialize", "resolve"]
 
@@ -159,6 +161,26 @@ def _fail(source: str, where: str, msg: str, hint: str | None = None) -> ConfigE
     return ConfigError(f"{source}: {where}: {msg}", hint=hint)
 
 
+def _check_redacted(spec: ReduceSpec, source: str) -> None:
+    """A bundle's ``shrunken/spec.yaml`` holds ``<redacted>`` where a secret was: run as it is, the
+    workload gets that word and the failure does not reproduce (exit 3, for no visible reason)."""
+    w = spec.workload
+    places: list[tuple[str, str]] = [(f"workload.env.{k}", v) for k, v in w.env.items()]
+    cmd = w.command
+    places += (
+        [("workload.command", cmd)]
+        if isinstance(cmd, str)
+        else [(f"workload.command[{i}]", c) for i, c in enumerate(cmd)]
+    )
+    for i, a in enumerate(spec.axes):
+        if a.kind == "arg_set":
+            places += [(f"axes[{i}].values[{j}]", v) for j, v in enumerate(a.values)]
+    for where, value in places:
+        if REDACTED in value:
+            msg = f"holds {REDACTED} (a secret sleuth left out of the bundle)"
+            raise _fail(source, where, msg, hint="put the real value back")
+
+
 def _inside(cwd: Path, rel: str, source: str, where: str) -> Path:
     p = Path(rel)
     if p.is_absolute() or ".." in p.parts or not rel.strip():
@@ -248,13 +270,21 @@ def resolve(
                 choices = tuple(str(v) for v in a.values or [])
             if a.kind == "param":
                 placeholders.add(a.name)
+            elif a.name in w.env and w.env[a.name] != str(a.initial):  # the axis would win silently
+                msg = f"{a.initial!r}, but workload.env sets {a.name} to another value"
+                hint = f"the axis sets {a.name}: drop it from workload.env"
+                raise _fail(source, f"{where}.initial", msg, hint=hint)
         axes.append(
             RuntimeAxis(
                 name=a.name, kind=a.kind, spec=a, items=items, choices=choices, path=path, open_end=open_end
             )
         )
     _check_placeholders(spec, source, placeholders)
+    _check_redacted(spec, source)
     run_name = name or spec.name or _workload_name(spec)
+    if name is not None and not check_name(name):
+        hint = "use letters, digits, '_', '.', '-'"
+        raise UsageError(f"--name {name!r}: cannot name a directory", hint=hint)
     if not check_name(run_name):
         raise _fail(
             source, "name", f"{run_name!r} cannot name a directory", hint="use letters, digits, '_', '.', '-'"
@@ -398,9 +428,29 @@ def materialize(plan: Plan, point: Mapping[str, Any]) -> Candidate:
     return Candidate(argv=tuple(argv), env=env, files=files, key=key, world_size=size)
 
 
+#: a regular file up to this size is copied into a scratch copy when it cannot be hard-linked
+_COPY_LIMIT = 16 * 1024 * 1024
+
+
+def _link(src: Path, dst: Path) -> None:
+    """``dst`` standing for ``src`` in a scratch copy: a regular file by a hard link (else a copy,
+    when small), anything else by a symlink.  A script run through a symlink imports its neighbours
+    from the original directory (Python resolves ``sys.path[0]``), not the candidate's axis file:
+    every candidate then behaved as the original."""
+    if src.is_file() and not src.is_symlink():
+        try:
+            os.link(src, dst)
+            return
+        except OSError:  # another file system, or a file the user may not link
+            if src.stat().st_size <= _COPY_LIMIT:
+                shutil.copy2(src, dst)
+                return
+    dst.symlink_to(src)
+
+
 def build_workdir(plan: Plan, cand: Candidate, work: Path) -> None:
     """Lay out ``work`` as the cwd with the candidate's files: the axis files are written, every
-    other entry is a symlink to the original (which is never modified)."""
+    other entry stands for the original (:func:`_link`; the original is never modified)."""
     work.mkdir(parents=True, exist_ok=True)
     targets = [Path(p) for p in cand.files]
 
@@ -417,7 +467,7 @@ def build_workdir(plan: Plan, cand: Candidate, work: Path) -> None:
                 (dst / entry).mkdir(exist_ok=True)
                 lay(src / entry, dst / entry, r)
             elif not (dst / entry).exists():
-                (dst / entry).symlink_to(src / entry)
+                _link(src / entry, dst / entry)
 
     lay(plan.cwd, work, Path())
 

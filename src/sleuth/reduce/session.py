@@ -28,9 +28,12 @@ from sleuth.reduce.scrub import Scrubber, compile_patterns
 from sleuth.reduce.spec import ReduceSpec, load_spec, parse_duration
 from sleuth.secrets import Secrets
 
-__all__ = ["Loaded", "Result", "load", "resume", "start"]
+__all__ = ["Loaded", "Result", "kept_secrets", "load", "resume", "start"]
 
 SCRUB_KEY = "SLEUTH_REDUCE_SCRUB"
+#: the values of reduce.json that the scrub rule hides (a --scrub pattern matching a directory of the
+#: spec's path), kept whole in secrets.json: resume needs them as they are
+CONFIG_KEY = "SLEUTH_REDUCE_CONFIG"
 _CONFIG = "reduce.json"
 
 
@@ -159,10 +162,12 @@ def load(spec_path: Path | None, *, output: Path, name: str | None = None, scrub
     if custom is not None:
         oc = OracleConfig(skip_exit=oc.skip_exit, fail_regex=oc.fail_regex, stream=oc.stream)
     elif oc.callable_ref:
-        try:
-            build_oracle(oc)
+        from sleuth.oracle import load_callable
+
+        try:  # named by its key path: the message named --oracle, a flag reduce does not have
+            load_callable(oc.callable_ref, source=f"{source}: oracle.callable")
         except UsageError as exc:
-            raise ConfigError(f"{source}: oracle.callable: {exc.message}") from None
+            raise ConfigError(exc.message, hint=exc.hint) from None
     secrets = Secrets.of(spec.workload.env).merged(
         Secrets.of_argv(spec.workload.command, "workload.command[{}]".format)
     )
@@ -241,6 +246,7 @@ def start(
         "spec": str(loaded.spec_path) if loaded.spec_path else None,
         "workload": loaded.workload,
         "spec_sha256": hashlib.sha256(loaded.plan.spec_text.encode()).hexdigest(),
+        "inputs_sha256": _input_hashes(loaded.plan),
         "name": loaded.plan.name,
         "output": str(output.resolve()),
         "jobs": jobs,
@@ -249,7 +255,11 @@ def start(
         "redacted_env": sc.secrets.names,
         "scrub_patterns": len(sc.patterns),
     }
-    run_dir.write_json(_CONFIG, config)
+    hidden = {k: v for k, v in config.items() if isinstance(v, str) and sc.hides(v)}
+    if hidden:
+        Secrets({CONFIG_KEY: json.dumps(hidden)}).save(run_dir.path)
+        config["hidden_config"] = sorted(hidden)
+    run_dir.write_json(_CONFIG, sc.obj(config))
     atomic_write_text(run_dir.path / "spec.yaml", sc.text(loaded.plan.spec_text))
     run_dir.journal.append("start", **sc.obj(config))
     return _run(
@@ -283,12 +293,14 @@ def resume(
     try:
         reap_orphans(path)
         config = _read_config(path)
+        if config.get("hidden_config"):  # scrubbed in reduce.json (the pass at the end scrubs it too)
+            config.update(json.loads(kept_secrets(path, [CONFIG_KEY]).values[CONFIG_KEY]))
         spec_path = Path(config["spec"]) if config.get("spec") else None
         if spec_path is not None and not spec_path.is_file():
             raise UsageError(f"{path}: its spec {spec_path} is gone", hint="put it back to resume")
         patterns: tuple[str, ...] = ()
         if config.get("scrub_patterns"):
-            kept = Secrets.load(path, [SCRUB_KEY], environ={})
+            kept = kept_secrets(path, [SCRUB_KEY])
             patterns = tuple(json.loads(kept.values[SCRUB_KEY]))
         output = Path(config["output"])
         loaded = load(
@@ -298,6 +310,12 @@ def resume(
             what = spec_path or f"workload {config.get('workload')}"
             raise UsageError(f"{path}: its spec {what} changed since the run started",
                              hint="restore it, or start a new reduction")  # fmt: skip
+        started = config.get("inputs_sha256")
+        started = started if isinstance(started, dict) else {}  # a run dir from before: none kept
+        for rel, digest in _input_hashes(loaded.plan).items():
+            if started.get(rel, digest) != digest:
+                raise UsageError(f"{path}: its input {loaded.plan.cwd / rel} changed since the run started",
+                                 hint="restore it, or start a new reduction")  # fmt: skip
         replay = run_dir.events()
         run_dir.journal.append("resume")
     except BaseException:
@@ -314,6 +332,35 @@ def resume(
         on_event=on_event,
         on_start=on_start,
     )
+
+
+def _input_hashes(plan: Plan) -> dict[str, str]:
+    """The sha256 of each file axis's input (a file_lines file, a file_set directory's files), by its
+    path: a resume over an edited input would reduce something else than the run started on."""
+    out: dict[str, str] = {}
+    for a in plan.axes:
+        if a.kind == "file_lines":
+            out[a.path] = hashlib.sha256((plan.cwd / a.path).read_bytes()).hexdigest()
+        elif a.kind == "file_set":
+            rows = sorted((k, v) for k, v in plan.file_hashes.items() if k.startswith(f"{a.path}/"))
+            out[a.path] = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+    return out
+
+
+def kept_secrets(path: Path, names: list[str]) -> Secrets:
+    """``names`` from the run dir's ``secrets.json`` (never from the shell: the ``--scrub`` patterns
+    and the values the bundle is scrubbed of must be the run's own); a UsageError when it lacks them."""
+    from sleuth.secrets import SECRETS_FILE
+
+    try:
+        return Secrets.load(path, names, environ={})
+    except UsageError:
+        what = {SCRUB_KEY: "the --scrub patterns", CONFIG_KEY: "the run's paths"}
+        shown = ", ".join(what.get(n, n) for n in names)
+        raise UsageError(
+            f"{path}: {SECRETS_FILE} is gone or lacks {shown} (kept to scrub everything the run writes)",
+            hint=f"copy {SECRETS_FILE} back from where the reduction ran, or start a new reduction",
+        ) from None
 
 
 #: the keys of reduce.json that resume reads, with their types
@@ -353,6 +400,9 @@ def _run(
 ) -> Result:
     from sleuth.reduce.finish import finish
 
+    # every journal event and trial record is scrubbed as it is written (a signature quoting a
+    # --scrub match or a command's secret), not only by the pass at the end that a kill -9 skips
+    run_dir.hide(loaded.scrubber.obj)
     if on_start is not None:
         on_start(run_dir.path)
     if on_event is not None:  # a resume's watcher learns the budget here (the spec is read by now)

@@ -10,7 +10,6 @@ them again (with any extra patterns), the archive's own ``SHIP.md`` listing ever
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import tarfile
@@ -45,8 +44,11 @@ def _write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def scrub_tree(root: Path, scrubber: Scrubber, *, skip: Iterable[Path] = ()) -> list[str]:
-    """Scrub every file under ``root`` in place (atomically); returns files too large to scrub.
+def scrub_tree(
+    root: Path, scrubber: Scrubber, *, skip: Iterable[Path] = (), changed: list[str] | None = None
+) -> list[str]:
+    """Scrub every file under ``root`` in place (atomically); returns files too large to scrub, and
+    appends to ``changed`` the files it rewrote (relative to ``root``).
 
     Files that are not UTF-8 (a Latin-1 config, a binary blob) are scrubbed too: their bytes are
     read with ``surrogateescape``, so a token among them is hidden and every other byte is kept.
@@ -69,6 +71,8 @@ def scrub_tree(root: Path, scrubber: Scrubber, *, skip: Iterable[Path] = ()) -> 
             clean = scrubber.text(text)
             if clean != text:
                 _write_bytes(p, clean.encode("utf-8", "surrogateescape"))
+                if changed is not None:
+                    changed.append(str(p.relative_to(root)))
     return large
 
 
@@ -87,6 +91,17 @@ def file_rows(root: Path, top: str) -> list[tuple[str, int, str]]:
         if p.is_file() and not p.is_symlink():
             rows.append((str(p.relative_to(root)), p.stat().st_size, _sha256(p)))
     return rows
+
+
+def _redacted_inputs(changed: Iterable[str]) -> list[str]:
+    """SHIP.md's notes for the workload's files that held something hidden: the reproducer may
+    need those values back (``verify.sh`` then says "reproduced 0/N")."""
+    files = sorted(p for p in changed if p.startswith("shrunken/inputs/"))
+    if not files:
+        return []
+    more = f" and {len(files) - 10} more" if len(files) > 10 else ""
+    shown = ", ".join(f"`{p}`" for p in files[:10]) + more
+    return [f"values hidden in {len(files)} input file(s), put them back if the failure needs them: {shown}"]
 
 
 def unscrubbed(large: Iterable[str], prefix: str = "") -> list[str]:
@@ -125,18 +140,26 @@ def ship_md(root: Path, scrubber: Scrubber, summary: dict[str, Any], *, notes: I
         "| file | bytes | sha256 |",
         "|---|---|---|",
     ]
-    lines += [f"| {p} | {n} | {h} |" for p, n, h in rows]
-    names = scrubber.secrets.names
+    lines += [f"| {_cell(p)} | {n} | {h} |" for p, n, h in rows]
+    names = [n for n in scrubber.secrets.names if "[" not in n]
+    args = [n for n in scrubber.secrets.names if "[" in n]  # key paths: workload.command[4]
     lines += [
         "",
         "## Scrubbed",
         "",
         f"- secret variables (values never written; `run_repro.sh` takes them from your shell): "
         f"{', '.join(names) if names else 'none'}",
+    ]
+    if args:
+        lines.append(
+            f"- secret arguments (values never written; `run_repro.sh` reads each from a variable its "
+            f"comments name, REPRO_SECRET_<n> or the workload's own): {', '.join(args)}"
+        )
+    lines += [
         "- token-shaped words (hf_..., ghp_..., sk-..., AKIA...) and URL credentials, everywhere",
         f"- `--scrub` patterns: {', '.join(f'`{p.pattern}`' for p in scrubber.patterns) or 'none'}",
     ]
-    lines += [f"- {n}" for n in notes]
+    lines += [f"- {n}" for n in [*notes, *_redacted_inputs(summary.get("hidden_in_inputs", []))]]
     lines += [
         "",
         "## Commands",
@@ -156,7 +179,12 @@ def _short(value: Any) -> str:
     text = str(value)
     if isinstance(value, list) and len(text) > 80:
         text = f"{len(value)} items"
-    return text.replace("|", "\\|")
+    return _cell(text)
+
+
+def _cell(text: str) -> str:
+    """``text`` as one cell of a Markdown table row (a file named ``a|b`` or ``new\\nline`` split it)."""
+    return text.replace("|", "\\|").replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _sweep(folder: Path, prefix: str) -> None:
@@ -187,7 +215,9 @@ def pack(
     with tempfile.TemporaryDirectory(prefix=f"{stage_prefix}{os.getpid()}-", dir=run_dir) as tmp:
         stage = Path(tmp) / top
         shutil.copytree(run_dir / "shrunken", stage / "shrunken", symlinks=False)
-        large = scrub_tree(stage, scrubber)
+        changed: list[str] = [*summary.get("hidden_in_inputs", [])]
+        large = scrub_tree(stage, scrubber, changed=changed)
+        summary = {**summary, "hidden_in_inputs": sorted(set(changed))}
         atomic_write_text(stage / "SHIP.md", ship_md(stage, scrubber, summary, notes=unscrubbed(large)))
         members = file_rows(Path(tmp), top)
         try:
@@ -202,8 +232,8 @@ def pack(
                     info = tar.gettarinfo(str(path), arcname=str(path.relative_to(tmp)))
                     info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
                     if info.isfile():
-                        with open(path, "rb") as fh:
-                            tar.addfile(info, io.BytesIO(fh.read()))
+                        with open(path, "rb") as fh:  # streamed: a named checkpoint may not fit in memory
+                            tar.addfile(info, fh)
                     else:
                         tar.addfile(info)
             os.replace(part, dest)

@@ -163,6 +163,15 @@ class BudgetSpec(_Strict):
             parse_duration(v)
         return v
 
+    @model_validator(mode="after")
+    def _room(self) -> BudgetSpec:
+        if self.max_trials <= self.baseline_trials:  # the original alone would spend it
+            raise ValueError(
+                f"max_trials {self.max_trials} leaves no trial after the {self.baseline_trials} "
+                "baseline_trials: raise max_trials or lower baseline_trials"
+            )
+        return self
+
 
 class _AxisBase(_Strict):
     name: AxisName
@@ -178,6 +187,7 @@ class NumericAxis(_AxisBase):
     #: choice: the values, simplest first
     values: list[int | str] | None = None
     floor: int = 0
+    #: checked against ``initial`` only: the search stays in ``[floor, initial]``
     ceiling: int | None = None
     monotone: Monotone = "unknown"
     #: the step a failure is logged at (first group): a failure at step 137 makes 138 the next try
@@ -194,6 +204,9 @@ class NumericAxis(_AxisBase):
                 raise ValueError(f"initial {self.initial!r} is not one of values")
             if self.step_regex is not None:
                 raise ValueError("step_regex needs type int")
+            unused = [k for k in ("floor", "ceiling", "monotone") if k in self.model_fields_set]
+            if unused:  # a choice moves to the simplest value first: these would be ignored
+                raise ValueError(f"{unused[0]} is only used with type: int (order values simplest first)")
         else:
             if self.values is not None:
                 raise ValueError("values is only used with type: choice")
