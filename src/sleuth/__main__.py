@@ -1,5 +1,5 @@
 """``python -m sleuth``."""
 
-from sleuth.cli import main
+from sleuth._entry import main
 
 raise SystemExit(main())
