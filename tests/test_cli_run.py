@@ -304,18 +304,20 @@ def test_ctrl_c_kills_children_and_keeps_partial_summary(sleuth_env, tmp_path: P
     assert json.loads((rd / "summary.json").read_text())["summary"]["interrupted"] is True
 
 
-def test_sigterm_works_when_sleuth_starts_with_sigint_ignored(
-    sleuth_env, tmp_path: Path, reap_pids: Path
-) -> None:
-    """Started with `&` from a script or nohup, SIGINT is ignored: sleuth keeps it so, and SIGTERM still stops it."""
-    pidfile = reap_pids / "pid"
+def _sleeping_trial(pidfile: Path) -> str:
+    """A trial that writes its pid and sleeps (``-c`` code)."""
+    return f"import os,time; open({str(pidfile)!r},'w').write(str(os.getpid())); time.sleep(600)"
 
-    script = f"import os,time; open({str(pidfile)!r},'w').write(str(os.getpid())); time.sleep(600)"
+
+def _stop_by(sig: int, sleuth_env, tmp_path: Path, pidfile: Path, *, sigint: str = "default") -> None:
+    """``sleuth run`` of two sleeping trials, stopped by ``sig`` once the first runs: exit 130, the
+    summary says interrupted, no trial left running.  With ``sigint="ignore"``, a Ctrl-C first does
+    nothing."""
     proc = sleuth_proc(
-        ["run", "-n", "2", "--json", "--", PY, "-c", script],
+        ["run", "-n", "2", "--json", "--", PY, "-c", _sleeping_trial(pidfile)],
         sleuth_env,
         tmp_path,
-        sigint="ignore",
+        sigint=sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -323,14 +325,22 @@ def test_sigterm_works_when_sleuth_starts_with_sigint_ignored(
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (pidfile.exists() and pidfile.read_text()):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    time.sleep(0.3)
-    assert proc.poll() is None, "sleuth started with SIGINT ignored reacted to SIGINT"
-    proc.send_signal(signal.SIGTERM)
+    if sigint == "ignore":
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        assert proc.poll() is None, "sleuth started with SIGINT ignored reacted to SIGINT"
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert json.loads(out)["summary"]["interrupted"] is True
-    assert wait_dead(int(pidfile.read_text())), "SIGTERM left a trial running"
+    assert wait_dead(int(pidfile.read_text())), f"{signal.Signals(sig).name} left a trial running"
+
+
+def test_sigterm_works_when_sleuth_starts_with_sigint_ignored(
+    sleuth_env, tmp_path: Path, reap_pids: Path
+) -> None:
+    """Started with `&` from a script or nohup, SIGINT is ignored: sleuth keeps it so, and SIGTERM still stops it."""
+    _stop_by(signal.SIGTERM, sleuth_env, tmp_path, reap_pids / "pid", sigint="ignore")
 
 
 def test_a_closed_terminal_stops_the_trials_as_sigterm_does(
@@ -338,24 +348,7 @@ def test_a_closed_terminal_stops_the_trials_as_sigterm_does(
 ) -> None:
     """SIGHUP (the terminal or the ssh session closed) ended sleuth by the signal and left every trial
     running in its own session, holding its GPU; it now stops them as SIGTERM does."""
-    pidfile = reap_pids / "pid"
-    script = f"import os,time; open({str(pidfile)!r},'w').write(str(os.getpid())); time.sleep(600)"
-    proc = sleuth_proc(
-        ["run", "-n", "2", "--json", "--", PY, "-c", script],
-        sleuth_env,
-        tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (pidfile.exists() and pidfile.read_text()):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGHUP)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    assert json.loads(out)["summary"]["interrupted"] is True
-    assert wait_dead(int(pidfile.read_text())), "SIGHUP left a trial running"
+    _stop_by(signal.SIGHUP, sleuth_env, tmp_path, reap_pids / "pid")
 
 
 def test_a_terminal_that_goes_away_is_an_interrupt_not_a_disk_error(
@@ -366,7 +359,7 @@ def test_a_terminal_that_goes_away_is_an_interrupt_not_a_disk_error(
     import pty
 
     pidfile, err = reap_pids / "pid", tmp_path / "stderr.txt"
-    script = f"import os,time; open({str(pidfile)!r},'w').write(str(os.getpid())); time.sleep(600)"
+    script = _sleeping_trial(pidfile)
     argv = [
         sys.executable,
         "-m",
