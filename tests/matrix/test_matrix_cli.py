@@ -421,3 +421,19 @@ def test_aorta_flag_names(sleuth: Callable[..., Any], tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
     assert doc["cells"][0]["trials"][0]["path"] == "cells/baseline/trials/0001"
     assert (Path(doc["run_dir"]) / doc["cells"][0]["trials"][0]["path"] / "stdout").is_file()
+
+
+def test_an_interrupt_before_the_report_is_written_names_the_resume_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A Ctrl-C after the trials, while the report was computed, printed only ``interrupted``: the
+    run dir and the resume command were gone from the screen with the progress bar."""
+    from sleuth.cli.matrix import _execute
+
+    def call(watch: Any) -> Any:
+        watch.start(Path("/runs/T-1/w/20260101T000000Z"), 3, 3)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _execute(call, as_json=True)
+    assert "`sleuth matrix resume /runs/T-1/w/20260101T000000Z` goes on" in capsys.readouterr().err

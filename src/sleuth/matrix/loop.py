@@ -232,13 +232,18 @@ def execute(
     total = plan.trials_total - sum(plan.cell(n).trials - submitted[n] for n in loop.stops)
     if on_start is not None:
         on_start(run_dir.path, loop.finished, total)
-    ready = _prepare_all(plan, registry, run_dir)
+    interrupted = False
+    try:
+        ready = _prepare_all(plan, registry, run_dir)
+    except KeyboardInterrupt:  # while an environment was prepared (a venv built, an image checked)
+        interrupted, ready = True, {}
+        run_dir.journal.append("interrupted", completed=loop.finished)
     env_errors = {k: r.error for k, r in ready.items() if r.error is not None}
     total -= sum(c.trials - submitted[c.name] for c in plan.cells if c.environment.key in env_errors)
-    queue = _queue(plan, records, env_errors)
+    # interrupted: no trial runs, and the report of what finished is written as after a Ctrl-C below
+    queue = _queue(plan, records, env_errors) if not interrupted else iter(())
     source = step_source(plan)
     where: dict[Path, tuple[str, int]] = {}
-    interrupted = False
     engine = Engine(backend, build_oracle(oracle_config(plan)), run_dir, scrub=plan.secrets.scrub)
     try:
         with engine:
