@@ -253,9 +253,16 @@ def _check_names(recipe: Recipe, source: str) -> None:
             raise ConfigError(f"{where}: {_shown(cell.name)} {why}", hint=_NAME_HINT)
         if cell.name in RESERVED or cell.name.startswith("_"):
             raise ConfigError(f"{where}: {cell.name!r} is reserved", hint="pick another name")
-        if cell.name in first:
-            raise ConfigError(f"{where}: duplicate cell name {cell.name!r} (also cells[{first[cell.name]}])")
-        first[cell.name] = i
+        other = first.get(cell.name.lower())
+        if other is not None and recipe.cells[other].name == cell.name:
+            raise ConfigError(f"{where}: duplicate cell name {cell.name!r} (also cells[{other}])")
+        if other is not None:  # cells/<name>/ would be one directory on macOS and Windows
+            raise ConfigError(
+                f"{where}: {cell.name!r} and {recipe.cells[other].name!r} (cells[{other}]) differ only in "
+                "case; on a case-insensitive file system they would share one directory",
+                hint="rename one of them",
+            )
+        first[cell.name.lower()] = i
 
 
 def _baseline(recipe: Recipe, cells: tuple[CellPlan, ...], source: str) -> tuple[str, str]:
