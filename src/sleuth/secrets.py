@@ -258,10 +258,17 @@ class Secrets:
         atomic_write_json(path, {**kept, **self.values}, mode=0o600)
 
     @classmethod
-    def load(cls, run_dir: Path, names: list[str], environ: Mapping[str, str] | None = None) -> Secrets:
+    def load(
+        cls,
+        run_dir: Path,
+        names: list[str],
+        environ: Mapping[str, str] | None = None,
+        *,
+        hint: str = "export them in this shell before resuming",
+    ) -> Secrets:
         """The values of ``names`` from ``secrets.json``, else from ``environ`` (the caller's shell).
 
-        A name found in neither is a ``UsageError`` that says how to resume anyway.
+        A name found in neither is a ``UsageError`` that says (``hint``) how to go on anyway.
         """
         if not names:
             return cls({})
@@ -284,7 +291,7 @@ class Secrets:
         if missing:
             raise UsageError(
                 f"{run_dir}: the redacted value(s) of {', '.join(missing)} are not in {SECRETS_FILE}",
-                hint="export them in this shell before resuming",
+                hint=hint,
             )
         return cls(found)
 
