@@ -77,6 +77,21 @@ def test_describe_and_percentile() -> None:
     assert math.isnan(stats.percentile([], 50))
 
 
+def test_describe_values_near_the_float_limit() -> None:
+    """A workload's garbage step times (1e200, 1e308) overflowed the sum or the squares: the matrix
+    report crashed with a traceback after every trial had run, and again on each resume."""
+    d = stats.describe([1e200, 3e200])
+    assert d is not None and d.mean == pytest.approx(2e200) and d.std == pytest.approx(math.sqrt(2) * 1e200)
+    big = stats.describe([1.5e308, 1.7e308, -1e308])
+    assert (
+        big is not None
+        and big.mean == pytest.approx(1.5e308 / 3 + 1.7e308 / 3 - 1e308 / 3)
+        and math.isfinite(big.std)
+    )
+    tiny = stats.describe([3e-320, 5e-320])  # subnormals keep their mean
+    assert tiny is not None and tiny.mean == pytest.approx(4e-320, rel=0.01)
+
+
 def test_bootstrap_ratio_ci_is_deterministic_and_brackets() -> None:
     a = [2.0 + 0.01 * i for i in range(30)]
     b = [1.0 + 0.01 * i for i in range(30)]

@@ -116,16 +116,19 @@ def describe(values: Sequence[float]) -> Distribution | None:
     if not values:
         return None
     n = len(values)
-    mean = math.fsum(values) / n
-    var = math.fsum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    # in units of the largest magnitude: a sum or a square of values near the float limit (a
+    # workload's garbage step time, 1e308) overflowed and crashed the report after every trial ran
+    scale = max(abs(v) for v in values) or 1.0
+    mean = math.fsum(v / scale for v in values) / n
+    var = math.fsum((v / scale - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
     return Distribution(
         n=n,
         median=percentile(values, 50),
         p90=percentile(values, 90),
         min=min(values),
         max=max(values),
-        mean=mean,
-        std=math.sqrt(var),
+        mean=mean * scale,
+        std=math.sqrt(var) * scale,
     )
 
 
