@@ -116,11 +116,16 @@ def describe(values: Sequence[float]) -> Distribution | None:
     if not values:
         return None
     n = len(values)
-    # in units of the largest magnitude: a sum or a square of values near the float limit (a
-    # workload's garbage step time, 1e308) overflowed and crashed the report after every trial ran
-    scale = max(abs(v) for v in values) or 1.0
-    mean = math.fsum(v / scale for v in values) / n
-    var = math.fsum((v / scale - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    try:
+        scale = 1.0
+        mean = math.fsum(values) / n
+        var = math.fsum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    except OverflowError:
+        # in units of the largest magnitude: a sum or a square of values near the float limit (a
+        # workload's garbage step time, 1e200) overflowed and crashed the report after every trial
+        scale = max(abs(v) for v in values)
+        mean = math.fsum(v / scale for v in values) / n
+        var = math.fsum((v / scale - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
     return Distribution(
         n=n,
         median=percentile(values, 50),
