@@ -187,3 +187,28 @@ def test_the_rerun_line_runs_the_same_matrix_with_the_real_values(
     lost = sleuth("matrix", "--recipe", shared / "r.yaml", "--output", tmp_path / "lost")
     assert_usage_error(lost.rc, lost.stdout, lost.stderr, ["workload.env.HF_TOKEN", "secrets.json"],
                        before=before, after=tree_state(tmp_path))  # fmt: skip
+
+
+def test_a_short_password_printed_by_a_failing_workload_stays_in_its_own_output(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    """``--env PASSWORD=hunter2``, and the workload fails printing it: the failure signature carried
+    it into result.json, the journal, matrix.json, matrix.md and --json.  Only the workload's own
+    stderr keeps it (its own log, kept as written), and secrets.json."""
+    script = "import os, sys; sys.exit('RuntimeError: login rejected for ' + os.environ['PASSWORD'])"
+    res = sleuth(
+        "matrix", "--mitigation-axis", "tf32_off", "--trials", "2", "--env", "PASSWORD=hunter2",
+        "--json", "--", sys.executable, "-c", script,
+    )  # fmt: skip
+    assert res.rc == 3, res.stderr
+    run_dir = Path(res.json()["run_dir"])
+    assert res.json()["cells"][0]["trials"][0]["signature"].endswith("login rejected for <redacted>")
+    holding = {
+        p.relative_to(run_dir).as_posix()
+        for p in run_dir.rglob("*")
+        if p.is_file() and "hunter2" in p.read_text()
+    }
+    assert holding == {"secrets.json"} | {
+        f"cells/{c}/trials/000{i}/stderr" for c in ("baseline", "tf32_off") for i in (1, 2)
+    }
+    assert_no_secret("hunter2", res.stdout, res.stderr)
