@@ -566,3 +566,26 @@ def test_serve_reads_a_database_made_before_logs_had_a_cut_column(
     assert code == 202, body
     rec = s.call("GET", "/v1/attributions/new/1?wait=60")[1]
     assert rec["status"] == "done" and rec["root"]["signature"] == "cuda.oom", rec
+
+
+def test_a_database_error_during_an_analysis_is_retried_not_fatal_to_the_worker(
+    serve: Callable[..., Served], tmp_path: Path
+) -> None:
+    """The worker claimed a record outside its error handling: one database error (locked past the
+    timeout, a disk error) killed the thread, and the record stayed ``pending`` for ever."""
+    import sqlite3
+
+    s = serve("--gather", "2", "--workers", "1")
+    body = {"job_id": "j", "cycle_id": "1", "nodes": 2, "logs": [{"name": "a.log", "text": OOM}]}
+    code, _ = s.call("POST", "/v1/attributions", body)
+    assert code == 202
+    with sqlite3.connect(s.db) as c:  # the analysis, after --gather, finds no logs table
+        c.execute("ALTER TABLE logs RENAME TO logs_away")
+    deadline = time.monotonic() + 60
+    while "no such table" not in s.stderr.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "no such table" in s.stderr.read_text()
+    with sqlite3.connect(s.db) as c:
+        c.execute("ALTER TABLE logs_away RENAME TO logs")
+    rec = s.call("GET", "/v1/attributions/j/1?wait=60")[1]
+    assert rec["status"] == "done" and rec["root"]["signature"] == "cuda.oom", rec

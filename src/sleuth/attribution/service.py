@@ -81,6 +81,8 @@ def hold_db(db: Path) -> DbLock:
 
 
 log = logging.getLogger("sleuth.serve")
+#: seconds before a record whose analysis met a database error is tried again
+_RETRY_S = 1.0
 _KEY = r"^[A-Za-z0-9_.:-]{1,128}$"
 _UNPARSED = "There was an error parsing the body"
 
@@ -233,17 +235,27 @@ class _Worker:
             key = self.queue.get()
             if key is None:
                 return
-            rec = self.store.get(*key)
-            if rec is None or rec["status"] not in (PENDING, "running"):
-                continue
-            wait = self._ready(rec)
-            if wait > 0:
-                time.sleep(min(wait, 0.2))
+            try:
+                self._step(key)
+            except Exception:  # the database failed (locked past its timeout, a disk error)
+                # the thread died with it and the record stayed pending for ever: keep both going
+                log.exception("attribution of %s/%s: the database failed; trying again", *key)
+                time.sleep(_RETRY_S)
                 self.queue.put(key)
-                continue
-            self._analyse(key, rec)
-            with self.done:
-                self.done.notify_all()
+
+    def _step(self, key: tuple[str, str]) -> None:
+        """Analyse ``key`` when it is ready, else put it back in the queue."""
+        rec = self.store.get(*key)
+        if rec is None or rec["status"] not in (PENDING, "running"):
+            return
+        wait = self._ready(rec)
+        if wait > 0:
+            time.sleep(min(wait, 0.2))
+            self.queue.put(key)
+            return
+        self._analyse(key, rec)
+        with self.done:
+            self.done.notify_all()
 
     def _analyse(self, key: tuple[str, str], rec: dict[str, Any]) -> None:
         texts = self.store.claim(*key)
