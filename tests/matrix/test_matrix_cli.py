@@ -431,9 +431,9 @@ def test_an_interrupt_before_the_report_is_written_names_the_resume_command(
     from sleuth.cli.matrix import _execute
 
     def call(watch: Any) -> Any:
-        watch.start(Path("/runs/T-1/w/20260101T000000Z"), 3, 3)
+        watch.start(Path("/my runs/T-1/w/20260101T000000Z"), 3, 3)
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         _execute(call, as_json=True)
-    assert "`sleuth matrix resume /runs/T-1/w/20260101T000000Z` goes on" in capsys.readouterr().err
+    assert "`sleuth matrix resume '/my runs/T-1/w/20260101T000000Z'` goes on" in capsys.readouterr().err

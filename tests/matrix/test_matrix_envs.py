@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -119,7 +120,7 @@ def test_ctrl_c_while_an_environment_is_prepared_writes_the_report_and_resumes(
     (bin_dir / "docker").write_text(f'#!/bin/sh\nexec "{sys.executable}" -c "{hang}"\n')
     (bin_dir / "docker").chmod(0o755)
     argv = [sys.executable, "-m", "sleuth", "matrix", "--recipe", str(recipe)]
-    proc = subprocess.Popen(default_signals(argv), env={**sleuth_env, "PATH": path}, cwd=tmp_path,
+    proc = subprocess.Popen(default_signals(argv), env={**sleuth_env, "PATH": path, "SLEUTH_OUTPUT": str(tmp_path / "my runs")}, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 60
     while not asked.exists() and time.monotonic() < deadline:
@@ -127,9 +128,11 @@ def test_ctrl_c_while_an_environment_is_prepared_writes_the_report_and_resumes(
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err, err
-    (run_dir,) = (tmp_path / "runs").glob("*/*/*/journal.jsonl")
+    (run_dir,) = (tmp_path / "my runs").glob("*/*/*/journal.jsonl")
     run_dir = run_dir.parent
-    assert f"interrupted: `sleuth matrix resume {run_dir}`" in out, out
+    resume = f"`sleuth matrix resume {shlex.quote(str(run_dir))}`"  # a command to paste, quoted
+    assert f"interrupted: {resume}" in out, out
+    assert resume in (run_dir / "matrix.md").read_text()
     assert json.loads((run_dir / "matrix.json").read_text())["interrupted"] is True
     events = [json.loads(ln)["event"] for ln in (run_dir / "journal.jsonl").read_text().splitlines()]
     assert events[-2:] == ["interrupted", "end"]

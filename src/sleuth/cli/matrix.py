@@ -212,7 +212,7 @@ def _execute(call: Callable[[_Watch], Any], as_json: bool) -> int:
     except KeyboardInterrupt:  # before the report was written (e.g. while it was computed)
         watch.stop()
         if watch.run_dir is not None:
-            say(err_console(), f"`sleuth matrix resume {watch.run_dir}` goes on")
+            say(err_console(), f"`sleuth matrix resume {shlex.quote(str(watch.run_dir))}` goes on")
         raise
     finally:
         watch.stop()
