@@ -135,3 +135,14 @@ def test_trials_to_separate() -> None:
     n = stats.trials_to_separate(0.3, 0.05)
     assert n is not None and 30 < n < 60
     assert stats.trials_to_separate(0.2, 0.2) is None
+
+
+def test_trials_to_separate_extreme_rates_enough_for_fishers_test() -> None:
+    """A matrix cell that timed out 3 of 3 (0%) against a baseline failing 3 of 3 (100%) was told
+    "about 2 trials per cell would settle it": the normal approximation.  Fisher's exact test, the
+    one the cells are judged by, needs 4 (0/4 against 4/4: p = 0.029)."""
+    assert stats.trials_to_separate(1.0, 0.0) == 4
+    assert stats.fisher_exact(0, 3, 3, 3) > 0.05 > stats.fisher_exact(0, 4, 4, 4)
+    for p_a, p_b in ((0.9, 0.1), (1.0, 0.5), (0.05, 0.0)):
+        n = stats.trials_to_separate(p_a, p_b)
+        assert n is not None and stats.fisher_exact(round(p_a * n), n, round(p_b * n), n) < 0.05
