@@ -197,6 +197,8 @@ def trials_to_separate(p_a: float, p_b: float, *, alpha: float = 0.05, power: fl
     pbar = (p_a + p_b) / 2
     num = za * math.sqrt(2 * pbar * (1 - pbar)) + zb * math.sqrt(p_a * (1 - p_a) + p_b * (1 - p_b))
     n = math.ceil((num / abs(p_a - p_b)) ** 2)
+    if min(p_a, 1 - p_a, p_b, 1 - p_b) * n >= 5:  # every expected count 5 or more: it holds
+        return n
     limit = 10 * n + 100  # the expected table's p falls with n; the bound only guards the loop
     while n < limit and fisher_exact(round(p_a * n), n, round(p_b * n), n) >= alpha:
         n += 1
