@@ -157,3 +157,22 @@ def test_the_values_of_secret_named_assignments_are_hidden(text: str, hidden: st
 )
 def test_assignments_that_are_not_secrets_keep_their_values(text: str) -> None:
     assert scrub_text(text) == text
+
+
+def test_a_short_password_variable_is_hidden_inside_texts() -> None:
+    """``PASSWORD=hunter2`` (7 characters) printed by a failing workload reached its signature in every
+    copy (result.json, the journal, the reports): a value was hidden inside texts from 8 characters
+    on, although ``--password hunter2`` is from 6.  A password or secret variable is now the same;
+    a key, token or auth variable keeps 8 (``CACHE_KEY=abc1234`` is as often an id), and a value
+    under 6 stays hidden under its name only (``USE_AUTH=0``)."""
+    from sleuth.secrets import Secrets
+
+    s = Secrets.of({"DB_PASSWORD": "hunter2", "MY_SECRET": "12345", "CACHE_KEY": "abc1234", "USE_AUTH": "0"})
+    text = "login rejected for hunter2 (cache abc1234, secret 12345, auth 0)"
+    assert s.scrub({"signature": text})["signature"] == (
+        "login rejected for <redacted> (cache abc1234, secret 12345, auth 0)"
+    )
+    assert s.scrub({"DB_PASSWORD": "hunter2", "USE_AUTH": "0"}) == {
+        "DB_PASSWORD": "<redacted>",
+        "USE_AUTH": "<redacted>",
+    }

@@ -77,6 +77,21 @@ def test_describe_and_percentile() -> None:
     assert math.isnan(stats.percentile([], 50))
 
 
+def test_describe_values_near_the_float_limit() -> None:
+    """A workload's garbage step times (1e200, 1e308) overflowed the sum or the squares: the matrix
+    report crashed with a traceback after every trial had run, and again on each resume."""
+    d = stats.describe([1e200, 3e200])
+    assert d is not None and d.mean == pytest.approx(2e200) and d.std == pytest.approx(math.sqrt(2) * 1e200)
+    big = stats.describe([1.5e308, 1.7e308, -1e308])
+    assert (
+        big is not None
+        and big.mean == pytest.approx(1.5e308 / 3 + 1.7e308 / 3 - 1e308 / 3)
+        and math.isfinite(big.std)
+    )
+    tiny = stats.describe([3e-320, 5e-320])  # subnormals keep their mean
+    assert tiny is not None and tiny.mean == pytest.approx(4e-320, rel=0.01)
+
+
 def test_bootstrap_ratio_ci_is_deterministic_and_brackets() -> None:
     a = [2.0 + 0.01 * i for i in range(30)]
     b = [1.0 + 0.01 * i for i in range(30)]
@@ -120,3 +135,14 @@ def test_trials_to_separate() -> None:
     n = stats.trials_to_separate(0.3, 0.05)
     assert n is not None and 30 < n < 60
     assert stats.trials_to_separate(0.2, 0.2) is None
+
+
+def test_trials_to_separate_extreme_rates_enough_for_fishers_test() -> None:
+    """A matrix cell that timed out 3 of 3 (0%) against a baseline failing 3 of 3 (100%) was told
+    "about 2 trials per cell would settle it": the normal approximation.  Fisher's exact test, the
+    one the cells are judged by, needs 4 (0/4 against 4/4: p = 0.029)."""
+    assert stats.trials_to_separate(1.0, 0.0) == 4
+    assert stats.fisher_exact(0, 3, 3, 3) > 0.05 > stats.fisher_exact(0, 4, 4, 4)
+    for p_a, p_b in ((0.9, 0.1), (1.0, 0.5), (0.05, 0.0)):
+        n = stats.trials_to_separate(p_a, p_b)
+        assert n is not None and stats.fisher_exact(round(p_a * n), n, round(p_b * n), n) < 0.05

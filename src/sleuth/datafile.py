@@ -74,13 +74,18 @@ def _no_duplicate_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _strict_yaml_loader() -> Any:
-    """A ``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+    """A ``yaml.SafeLoader`` that refuses a key given twice in one mapping (a key that overrides one
+    merged in with ``<<: *anchor`` is no duplicate)."""
     import yaml
 
     class StrictLoader(yaml.SafeLoader):
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             seen: set[Any] = set()
             for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    # ``<<: *defaults``: the keys given here override the merged ones (YAML's merge
+                    # key, flattened by SafeLoader below); constructing it as a key failed outright
+                    continue
                 key = self.construct_object(key_node, deep=True)
                 try:
                     dup = key in seen

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 __all__ = [
     "MAX_TRIALS",
+    "NAME_HINT",
     "NAME_MAX",
     "NAME_RE",
     "SERIES_KEEP",
@@ -39,6 +40,8 @@ __all__ = [
 NAME_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 #: and be at most this long (a path component is limited to 255 bytes; ids and suffixes are added)
 NAME_MAX = 100
+#: how to fix a name that ``check_name`` refuses (the hint of every such error)
+NAME_HINT = "use letters, digits, '_', '.', '-', not starting with '.' or '-'"
 #: the most trials one run, cell or candidate may ask for (an absurd count is a usage error)
 MAX_TRIALS = 1_000_000
 

@@ -35,7 +35,7 @@ from pydantic import (
 
 from sleuth.datafile import format_validation_error, load_data_file
 from sleuth.errors import ConfigError
-from sleuth.model import check_name
+from sleuth.model import NAME_HINT, NAME_MAX, check_name
 
 __all__ = [
     "ENTRY_POINT_ENVIRONMENTS",
@@ -218,9 +218,17 @@ class EnvironmentDef:
         }
 
 
+def _bad_name(name: str, kind: str) -> str:
+    """Why ``name`` cannot name a ``kind`` (the key path is the name itself: shown, shortened)."""
+    shown = repr(name) if len(name) <= 60 else repr(name[:40] + "...")
+    if len(name) > NAME_MAX:
+        return f"{shown} is not a valid {kind} name: {len(name)} characters long (at most {NAME_MAX})"
+    return f"{shown} is not a valid {kind} name"
+
+
 def _add(table: dict[str, Any], kind: str, item: Mitigation | EnvironmentDef) -> None:
     if not check_name(item.name):
-        raise ConfigError(f"{item.source}: {kind} name {item.name!r} is not a valid name")
+        raise ConfigError(f"{item.source}: {kind}s: {_bad_name(item.name, kind)}", hint=NAME_HINT)
     old = table.get(item.name)
     if old is not None:
         raise ConfigError(
@@ -252,7 +260,7 @@ class Registry:
         definition differs (the pinned one is used: a rerun runs the variables it ran with).
         """
         if not check_name(m.name):
-            raise ConfigError(f"{m.source}: mitigation name {m.name!r} is not a valid name")
+            raise ConfigError(f"{m.source}: mitigations: {_bad_name(m.name, 'mitigation')}", hint=NAME_HINT)
         old = self.mitigations.get(m.name)
         if old is not None and (dict(old.env), dict(old.append)) == (dict(m.env), dict(m.append)):
             return None
@@ -267,7 +275,7 @@ class Registry:
     def pin_environment(self, name: str, spec: InlineEnvironment, source: str) -> str | None:
         """Use the alias ``name -> spec`` pinned by a resolved recipe (see :meth:`pin_mitigation`)."""
         if not check_name(name):
-            raise ConfigError(f"{source}: environment name {name!r} is not a valid name")
+            raise ConfigError(f"{source}: environments: {_bad_name(name, 'environment')}", hint=NAME_HINT)
         old = self.environments.get(name)
         plain = InlineEnvironment.model_validate(spec.plain())
         if old is not None and old.spec is not None and old.spec.plain() == plain.plain():

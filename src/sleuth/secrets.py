@@ -47,6 +47,10 @@ MIN_HIDDEN_IN_TEXT = 8
 #: a command-line value named by its flag (``--password VALUE``) shorter than this stays visible:
 #: it is hidden inside every text written, and hiding "5" of ``--num-keys 5`` would mangle ids and paths
 MIN_NAMED_ARG = 6
+#: a variable whose name says password or secret (not only key, token or auth) hides its value
+#: inside every text from :data:`MIN_NAMED_ARG` characters on, as ``--password VALUE`` does:
+#: ``PASSWORD=hunter2`` printed by a failing workload reached its signature in every copy
+_STRONG_NAME_RE = re.compile(r"(?i)password|passwd|passphrase|secret|credential")
 
 #: token-shaped words anywhere in a text (not only whole values)
 _TOKEN_WORD_RE = re.compile(
@@ -223,7 +227,12 @@ class Secrets:
     def _vals(self) -> tuple[str, ...]:
         # longest first: a secret that contains another is hidden whole.  A short value (USE_AUTH=0)
         # is hidden under its name only: replaced inside every text it would eat every "0"
-        long = {v for v in self.values.values() if len(v) >= MIN_HIDDEN_IN_TEXT}
+        long = {
+            v
+            for k, v in self.values.items()
+            if len(v) >= MIN_HIDDEN_IN_TEXT
+            or (len(v) >= MIN_NAMED_ARG and _STRONG_NAME_RE.search(k.rpartition(".")[2]))
+        }
         return tuple(sorted(long | {w for w in self.words if len(w) >= MIN_NAMED_ARG}, key=len, reverse=True))
 
     def scrub(self, obj: Any) -> Any:
@@ -261,10 +270,17 @@ class Secrets:
         atomic_write_json(path, {**kept, **self.values}, mode=0o600)
 
     @classmethod
-    def load(cls, run_dir: Path, names: list[str], environ: Mapping[str, str] | None = None) -> Secrets:
+    def load(
+        cls,
+        run_dir: Path,
+        names: list[str],
+        environ: Mapping[str, str] | None = None,
+        *,
+        hint: str = "export them in this shell before resuming",
+    ) -> Secrets:
         """The values of ``names`` from ``secrets.json``, else from ``environ`` (the caller's shell).
 
-        A name found in neither is a ``UsageError`` that says how to resume anyway.
+        A name found in neither is a ``UsageError`` that says (``hint``) how to go on anyway.
         """
         if not names:
             return cls({})
@@ -287,7 +303,7 @@ class Secrets:
         if missing:
             raise UsageError(
                 f"{run_dir}: the redacted value(s) of {', '.join(missing)} are not in {SECRETS_FILE}",
-                hint="export them in this shell before resuming",
+                hint=hint,
             )
         return cls(found)
 

@@ -116,16 +116,24 @@ def describe(values: Sequence[float]) -> Distribution | None:
     if not values:
         return None
     n = len(values)
-    mean = math.fsum(values) / n
-    var = math.fsum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    try:
+        scale = 1.0
+        mean = math.fsum(values) / n
+        var = math.fsum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    except OverflowError:
+        # in units of the largest magnitude: a sum or a square of values near the float limit (a
+        # workload's garbage step time, 1e200) overflowed and crashed the report after every trial
+        scale = max(abs(v) for v in values)
+        mean = math.fsum(v / scale for v in values) / n
+        var = math.fsum((v / scale - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
     return Distribution(
         n=n,
         median=percentile(values, 50),
         p90=percentile(values, 90),
         min=min(values),
         max=max(values),
-        mean=mean,
-        std=math.sqrt(var),
+        mean=mean * scale,
+        std=math.sqrt(var) * scale,
     )
 
 
@@ -177,6 +185,9 @@ def mann_whitney_p(a: Sequence[float], b: Sequence[float], alternative: str = "t
 def trials_to_separate(p_a: float, p_b: float, *, alpha: float = 0.05, power: float = 0.8) -> int | None:
     """Trials per group a two-proportion test needs to tell p_a from p_b (normal approximation).
 
+    At least the trials at which the expected table itself is significant by Fisher's exact test
+    (two-sided, ``alpha``), the test the rates are judged by: at extreme rates the approximation
+    is far too hopeful (1.0 against 0.0 gave 2 trials, and 0/3 against 3/3 still has p = 0.1).
     None when the rates are equal (no finite number settles it).
     """
     if p_a == p_b:
@@ -185,7 +196,13 @@ def trials_to_separate(p_a: float, p_b: float, *, alpha: float = 0.05, power: fl
     zb = _normal_quantile(power)
     pbar = (p_a + p_b) / 2
     num = za * math.sqrt(2 * pbar * (1 - pbar)) + zb * math.sqrt(p_a * (1 - p_a) + p_b * (1 - p_b))
-    return math.ceil((num / abs(p_a - p_b)) ** 2)
+    n = math.ceil((num / abs(p_a - p_b)) ** 2)
+    if min(p_a, 1 - p_a, p_b, 1 - p_b) * n >= 5:  # every expected count 5 or more: it holds
+        return n
+    limit = 10 * n + 100  # the expected table's p falls with n; the bound only guards the loop
+    while n < limit and fisher_exact(round(p_a * n), n, round(p_b * n), n) >= alpha:
+        n += 1
+    return n
 
 
 @dataclass(slots=True)

@@ -519,7 +519,77 @@ def test_serve_paths_decompress_gzip_bounded_and_read_a_cut_one_up_to_the_cut(
         assert rec["status"] == "done" and rec["root"]["signature"] == "cuda.oom", rec
         said = json.dumps(rec)
         assert ("cut short at byte" in said) == (job == "c"), said[:2000]
+        # the record says it as `sleuth attribute --json` does: a note (the log's name stays its name)
+        at = len(cut) // 2
+        note = f"log 0/cut.log.gz was cut short at byte {at} of the compressed file; attributed up to the cut"
+        assert rec["notes"] == ([note] if job == "c" else []), rec
     code, body = s.call(
         "POST", "/v1/attributions", {"job_id": "b", "cycle_id": "1", "paths": [str(root / "bomb.log.gz")]}
     )
     assert code == 413 and "decompressed" in json.dumps(body), body
+
+
+def test_serve_reads_a_database_made_before_logs_had_a_cut_column(
+    serve: Callable[..., Served], tmp_path: Path
+) -> None:
+    """A server started on an older --db (its ``logs`` table without ``cut``) adds the column,
+    analyses the request the old one had accepted, and takes new ones."""
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as c:
+        c.executescript(
+            """
+            CREATE TABLE attributions (job_id VARCHAR(128) NOT NULL, cycle_id VARCHAR(128) NOT NULL,
+              status VARCHAR(16) NOT NULL, created FLOAT NOT NULL, updated FLOAT NOT NULL,
+              nodes INTEGER NOT NULL, progress INTEGER, posted_nodes TEXT NOT NULL,
+              late_nodes TEXT NOT NULL, result TEXT, error TEXT, outcome TEXT,
+              PRIMARY KEY (job_id, cycle_id));
+            CREATE TABLE logs (id INTEGER NOT NULL PRIMARY KEY, job_id VARCHAR(128) NOT NULL,
+              cycle_id VARCHAR(128) NOT NULL, node VARCHAR(128) NOT NULL, name VARCHAR(256) NOT NULL,
+              text TEXT NOT NULL);
+            CREATE INDEX ix_logs_job_id ON logs (job_id);
+            """
+        )
+        c.execute(
+            "INSERT INTO attributions VALUES ('old', '1', 'pending', 1.0, 1.0, 1, NULL, '[\"0\"]', '[]',"
+            " NULL, NULL, NULL)"
+        )
+        c.execute(
+            "INSERT INTO logs (job_id, cycle_id, node, name, text) VALUES ('old', '1', '0', 'a.log', ?)",
+            (OOM,),
+        )
+    s = serve("--gather", "0", db=db)
+    rec = s.call("GET", "/v1/attributions/old/1?wait=60")[1]
+    assert rec["status"] == "done" and rec["root"]["signature"] == "cuda.oom" and rec["notes"] == [], rec
+    code, body = s.call(
+        "POST",
+        "/v1/attributions",
+        {"job_id": "new", "cycle_id": "1", "logs": [{"name": "b.log", "text": OOM}]},
+    )
+    assert code == 202, body
+    rec = s.call("GET", "/v1/attributions/new/1?wait=60")[1]
+    assert rec["status"] == "done" and rec["root"]["signature"] == "cuda.oom", rec
+
+
+def test_a_database_error_during_an_analysis_is_retried_not_fatal_to_the_worker(
+    serve: Callable[..., Served], tmp_path: Path
+) -> None:
+    """The worker claimed a record outside its error handling: one database error (locked past the
+    timeout, a disk error) killed the thread, and the record stayed ``pending`` for ever."""
+    import sqlite3
+
+    s = serve("--gather", "2", "--workers", "1")
+    body = {"job_id": "j", "cycle_id": "1", "nodes": 2, "logs": [{"name": "a.log", "text": OOM}]}
+    code, _ = s.call("POST", "/v1/attributions", body)
+    assert code == 202
+    with sqlite3.connect(s.db) as c:  # the analysis, after --gather, finds no logs table
+        c.execute("ALTER TABLE logs RENAME TO logs_away")
+    deadline = time.monotonic() + 60
+    while "no such table" not in s.stderr.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "no such table" in s.stderr.read_text()
+    with sqlite3.connect(s.db) as c:
+        c.execute("ALTER TABLE logs_away RENAME TO logs")
+    rec = s.call("GET", "/v1/attributions/j/1?wait=60")[1]
+    assert rec["status"] == "done" and rec["root"]["signature"] == "cuda.oom", rec

@@ -148,6 +148,8 @@ RECIPE_CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ("cell-name-reserved", _set("cells[1].name", "all"), ["cells[1].name", "reserved"]),
     ("cell-name-underscore", _set("cells[1].name", "_x"), ["cells[1].name", "reserved"]),
     ("cell-name-duplicate", _set("cells[1].name", "baseline"), ["cells[1].name", "duplicate"]),
+    # cells/Baseline/ and cells/baseline/ are one directory on macOS: the trials overwrote each other
+    ("cell-name-case", _set("cells[1].name", "Baseline"), ["cells[1].name", "differ only in case", "cells[0]"]),
     ("ticket-slash", _set("ticket", "a/b"), ["ticket"]),
     ("ticket-300", _set("ticket", "t" * 300), ["ticket", "300 characters"]),
     ("workload-name-300", _set("workload.name", "w" * 300), ["workload.name", "300 characters"]),

@@ -523,11 +523,12 @@ def test_a_fifo_or_a_folder_named_like_the_metadata_file_is_skipped(sleuth: Call
     assert {"fifo", "dir"} <= {Path(s["path"]).name for s in doc["skipped"]}
 
 
-def test_a_change_too_large_for_a_float_is_null_in_json_not_infinity(
+def test_a_change_too_large_for_a_float_is_null_in_json_and_no_percentage_in_text(
     sleuth: Callable, tmp_path: Path
 ) -> None:
     """``baseline diff --json`` divided 1e300 by 1e-300 and printed ``Infinity``: no JSON reader (jq,
-    JavaScript, Go, Python's strict mode) takes the document.  Every --json and file is strict now."""
+    JavaScript, Go, Python's strict mode) takes the document.  Every --json and file is strict now.
+    The table and the markdown printed ``+inf%``."""
     db = f"sqlite:///{tmp_path / 'h.db'}"
     base = tmp_path / "b.json"
     for i, value in enumerate(("1e-300", "1e300")):
@@ -542,6 +543,25 @@ def test_a_change_too_large_for_a_float_is_null_in_json_not_infinity(
     doc = json.loads(d.stdout, parse_constant=lambda c: pytest.fail(f"{c} in the --json output"))
     (row,) = doc["metrics"]
     assert row["status"] == "moved" and row["new"] == 1e300 and row["change"] is None
+    # the table and the markdown summary said "+inf%", a measured change; they say why there is none
+    md = tmp_path / "diff.md"
+    t = sleuth("gate", "baseline", "diff", base, "--db", db, "--last", "1", "--markdown", md)
+    assert t.rc == 1, t.stderr
+    for text in (t.stdout, md.read_text()):
+        assert "inf" not in text.replace("n/a (outside float range)", "")
+        assert "n/a (outside float range)" in text
+
+
+def test_a_change_point_past_the_float_range_is_no_percentage() -> None:
+    """The change-point table and its markdown divided the two medians the same way."""
+    from sleuth.gate.changepoint import ChangePoint
+    from sleuth.gate.render import changepoints_markdown
+
+    text = changepoints_markdown("s/t", 8, [ChangePoint(index=4, before=1e-300, after=1e300, p_value=0.001)])
+    assert "| n/a (outside float range) |" in text and "inf" not in text.replace("float range", "")
+    from sleuth.gate.render import change_text
+
+    assert (change_text(2.0, 3.0), change_text(0.0, 1.0), change_text(None, 1.0)) == ("+50.00%", "-", "-")
 
 
 def test_a_history_recorded_before_a_rule_shows_no_secret(sleuth: Callable, store_url: str) -> None:

@@ -320,6 +320,30 @@ def test_interrupt_keeps_partial_results_and_resume_finishes(
     assert [c["counts"]["total"] for c in res.json()["cells"]] == [5, 5, 5, 5]
 
 
+def test_an_interrupt_before_any_trial_finished_blames_no_cell(
+    sleuth_env: dict[str, str], write_recipe: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Ctrl-C while the first trials ran said ``the baseline could not run`` and classified every
+    cell ``error``: nothing had failed, nothing had finished.  Now: inconclusive, nothing finished yet."""
+    data = recipe_data(trials=2)
+    data["workload"]["env"]["WORK_SLEEP"] = "120"  # no trial finishes before the interrupt
+    argv = [sys.executable, "-m", "sleuth", "matrix", "--recipe", str(write_recipe(data)), "--jobs", "2"]
+    proc = subprocess.Popen(default_signals(argv), env=sleuth_env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list((tmp_path / "runs").glob("*/*/*/cells/*/trials/*"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "could not run" not in out, out
+    assert "baseline: no baseline trial has finished yet" in out, out
+    rows = {ln.split()[0]: ln for ln in out.splitlines()[2:6]}
+    for name in ("fix", "slow", "noop"):
+        assert "inconclusive" in rows[name] and "error" not in rows[name], out
+        assert f"{name}: no trial has finished yet" in out
+
+
 def test_schema_and_listings(sleuth: Callable[..., Any], tmp_path: Path) -> None:
     res = sleuth("schema", "matrix")
     assert res.rc == 0
@@ -397,3 +421,19 @@ def test_aorta_flag_names(sleuth: Callable[..., Any], tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
     assert doc["cells"][0]["trials"][0]["path"] == "cells/baseline/trials/0001"
     assert (Path(doc["run_dir"]) / doc["cells"][0]["trials"][0]["path"] / "stdout").is_file()
+
+
+def test_an_interrupt_before_the_report_is_written_names_the_resume_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A Ctrl-C after the trials, while the report was computed, printed only ``interrupted``: the
+    run dir and the resume command were gone from the screen with the progress bar."""
+    from sleuth.cli.matrix import _execute
+
+    def call(watch: Any) -> Any:
+        watch.start(Path("/my runs/T-1/w/20260101T000000Z"), 3, 3)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _execute(call, as_json=True)
+    assert "`sleuth matrix resume '/my runs/T-1/w/20260101T000000Z'` goes on" in capsys.readouterr().err

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.fakebin import isolated_path
-from tests.matrix.conftest import recipe_data
+from tests.matrix.conftest import default_signals, recipe_data
 
 
 def fake_path(tmp_path: Path, *tools: str) -> str:
@@ -99,3 +103,41 @@ def test_venv_cell_runs_in_its_own_interpreter(
     run_dir = Path(doc["run_dir"])
     snap = json.loads((run_dir / "environments" / cells["in-venv"]["environment"] / "env.json").read_text())
     assert str(tmp_path / "cache") in json.dumps(snap["python"])
+
+
+def test_ctrl_c_while_an_environment_is_prepared_writes_the_report_and_resumes(
+    sleuth: Callable[..., Any], write_recipe: Callable[..., Path], tmp_path: Path, sleuth_env: dict[str, str]
+) -> None:
+    """A Ctrl-C while an image was checked (or a venv built) left the run dir without a report, a
+    journaled interrupt or the resume hint: only ``interrupted``.  It is a Ctrl-C like any other now."""
+    data = recipe_data(trials=2)
+    data["cells"] = [{"name": "baseline"}, {"name": "img", "environment": {"docker": "lab/img:1"}}]
+    recipe = write_recipe(data)
+    bin_dir = tmp_path / "fakebin"
+    path = isolated_path(bin_dir)
+    asked = tmp_path / "docker-asked"
+    hang = f"import pathlib, time; pathlib.Path({str(asked)!r}).touch(); time.sleep(120)"
+    (bin_dir / "docker").write_text(f'#!/bin/sh\nexec "{sys.executable}" -c "{hang}"\n')
+    (bin_dir / "docker").chmod(0o755)
+    argv = [sys.executable, "-m", "sleuth", "matrix", "--recipe", str(recipe)]
+    proc = subprocess.Popen(default_signals(argv), env={**sleuth_env, "PATH": path, "SLEUTH_OUTPUT": str(tmp_path / "my runs")}, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not asked.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    (run_dir,) = (tmp_path / "my runs").glob("*/*/*/journal.jsonl")
+    run_dir = run_dir.parent
+    resume = f"`sleuth matrix resume {shlex.quote(str(run_dir))}`"  # a command to paste, quoted
+    assert f"interrupted: {resume}" in out, out
+    assert resume in (run_dir / "matrix.md").read_text()
+    assert json.loads((run_dir / "matrix.json").read_text())["interrupted"] is True
+    events = [json.loads(ln)["event"] for ln in (run_dir / "journal.jsonl").read_text().splitlines()]
+    assert events[-2:] == ["interrupted", "end"]
+    (bin_dir / "docker").unlink()
+    env = {"PATH": fake_path(tmp_path, "docker"), "FAKE_RUNTIME_IMAGES": "lab/img:1"}
+    res = sleuth("matrix", "resume", run_dir, "--json", env=env)
+    assert res.rc in (0, 3), res.stderr
+    assert [c["counts"]["total"] for c in res.json()["cells"]] == [2, 2]

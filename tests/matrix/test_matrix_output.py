@@ -201,3 +201,18 @@ def test_layout_folds_columns_that_do_not_fit() -> None:
     tiny = ["".join(p.text for p in ln) for ln in render_lines(cols, rows, 30, [[[0], [1]]])]
     assert tiny[0] == "a" * 30  # the name alone, then "numbers: ..." lines no wider than 30
     assert all(len(t) <= 30 for t in tiny[1:]), tiny
+
+
+def test_a_baseline_that_never_failed_has_no_target_named_none(
+    sleuth: Callable[..., Any], write_recipe: Callable[..., Path]
+) -> None:
+    """Exit-code oracle, the baseline never failed: every failure counts, and the report said
+    ``target signature: None`` (a Python None) where matrix.md says ``any failure``."""
+    data = recipe_data(trials=2)
+    data["workload"]["oracle"] = {"kind": "exit_code"}
+    data["workload"]["env"]["WORK_FAIL_P"] = "0"
+    data["cells"] = data["cells"][:2]
+    res = sleuth("matrix", "--recipe", write_recipe(data))
+    assert res.rc == 3, res.stderr
+    assert "target signature: any failure (the baseline did not fail);" in res.stdout, res.stdout
+    assert "None" not in res.stdout

@@ -383,6 +383,26 @@ def test_a_key_given_twice_is_an_error(tmp_path: Path, name: str, text: str, whe
     assert msg.startswith(f"{f}: duplicate key ") and where in msg and "\n" not in msg
 
 
+def test_yaml_merge_keys_share_settings_between_cells(tmp_path: Path) -> None:
+    """``<<: *anchor`` (YAML's merge key, common in configs) failed with "could not determine a
+    constructor for the tag 'tag:yaml.org,2002:merge'": the duplicate-key check built it as a key.
+    A key given here overrides the merged one; a key given twice here is still an error."""
+    f = tmp_path / "r.yaml"
+    f.write_text(
+        "schema_version: 1\nworkload: {command: [a]}\ncells:\n"
+        "  - &base {name: baseline, extra_env: {A: '1'}, trials: 3}\n"
+        "  - <<: *base\n    name: other\n"
+    )
+    cells = load_recipe(f).cells
+    assert [(c.name, dict(c.extra_env), c.trials) for c in cells] == [
+        ("baseline", {"A": "1"}, 3),
+        ("other", {"A": "1"}, 3),
+    ]
+    f.write_text(f.read_text() + "    name: again\n")
+    with pytest.raises(ConfigError, match="duplicate key 'name' \\(line 7\\)"):
+        load_recipe(f)
+
+
 @pytest.mark.parametrize("name", ["T\n", "evil\n", "a\nb", "\n", "ok\r", "x\x00"])
 def test_a_name_with_a_line_break_is_no_name(name: str) -> None:
     """``$`` matched before a final newline: a ticket ``T\\n`` created a directory ending in one."""
@@ -400,9 +420,9 @@ def test_a_name_with_a_line_break_is_no_name(name: str) -> None:
 
 def test_registry_names_with_a_line_break_are_refused() -> None:
     reg = load_registry(entry_points=False)
-    with pytest.raises(ConfigError, match="not a valid name"):
+    with pytest.raises(ConfigError, match="not a valid mitigation name"):
         reg.add_mitigations({"fix\n": {"env": {"A": "1"}}}, "file s.yaml")
-    with pytest.raises(ConfigError, match="not a valid name"):
+    with pytest.raises(ConfigError, match="not a valid environment name"):
         reg.add_environments({"img\n": {"docker": "x"}}, "file s.yaml")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -152,3 +153,34 @@ def test_replay_keys_trials_by_cell_and_index_not_by_order(
 
     assert outcomes(again.json()) == outcomes(res.json())
     assert [c["counts"] for c in again.json()["cells"]] == [c["counts"] for c in res.json()["cells"]]
+
+
+def test_an_early_stop_lost_by_a_kill_is_found_again_on_resume(
+    sleuth: Callable[..., Any], write_recipe: Callable[..., Path]
+) -> None:
+    """``--until-decided``: a kill -9 after the trial event that decided a look and before its
+    ``cell_stopped`` event lost the stop; the resumed cell, past that look, ran on (15 trials where
+    the uninterrupted run stopped at 10, another p).  Resume applies the rule again to the journal."""
+    data = recipe_data(trials=20, until_decided=True)
+    data["cells"] = [{"name": "baseline"}, {"name": "fix", "extra_env": {"WORK_FAIL_P": "0"}}]
+    res = sleuth("matrix", "--recipe", write_recipe(data), "--json")  # one job: the seeded order
+    assert res.rc == 0, res.stderr
+    ref = res.json()
+    assert [c["counts"]["total"] for c in ref["cells"]] == [20, 10]  # fix stopped at its 50% look
+    run_dir = Path(ref["run_dir"])
+    journal = run_dir / "journal.jsonl"
+    lines = journal.read_text().splitlines()
+    cut = next(i for i, ln in enumerate(lines) if json.loads(ln)["event"] == "cell_stopped")
+    journal.write_text("\n".join(lines[:cut]) + "\n")  # as a kill -9 just before the stop leaves it
+    kept = {(e["cell"], e["index"]) for e in map(json.loads, lines[:cut]) if e["event"] == "trial"}
+    for trial in run_dir.glob("cells/*/trials/*"):
+        if (trial.parents[1].name, int(trial.name)) not in kept:
+            shutil.rmtree(trial)
+    again = sleuth("matrix", "resume", run_dir, "--json")
+    assert again.rc == 0, again.stderr
+    doc = again.json()
+    assert [c["counts"]["total"] for c in doc["cells"]] == [20, 10]
+    for key in ("classification", "p_value", "p_adjusted"):
+        assert [c[key] for c in doc["cells"]] == [c[key] for c in ref["cells"]], key
+    stops = [e for e in _events(run_dir) if e["event"] == "cell_stopped"]
+    assert [(e["cell"], e["indices"]) for e in stops] == [("fix", list(range(1, 11)))]

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from tests.badinput import assert_no_secret
+from tests.badinput import assert_no_secret, assert_usage_error, tree_state
 from tests.matrix.conftest import CELLWORK, recipe_data
 
 #: input path -> (variable, value); every value is caught by the rule of sleuth.secrets
@@ -161,3 +161,54 @@ def test_a_short_secret_is_hidden_under_its_name_only(sleuth: Callable[..., Any]
     assert again.rc == res.rc, again.stderr
     for out in run_dir.glob("cells/*/trials/*/stdout"):
         assert f"sha USE_AUTH={sha('0')}" in out.read_text()  # resume put the value back
+
+
+def test_the_rerun_line_runs_the_same_matrix_with_the_real_values(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    """``rerun: sleuth matrix --recipe RUN_DIR/recipe.resolved.yaml`` ran the workload with the word
+    ``<redacted>`` as its token and password (and ``/bin/sh`` read a command ``<redacted>`` as a
+    redirection).  The values come back from the run's secrets.json, as for resume."""
+    recipe, side = _recipe(tmp_path)
+    first = sleuth("matrix", "--recipe", recipe, "--mitigations-file", side, "--json")
+    assert first.rc == 3, first.stderr
+    resolved = Path(first.json()["run_dir"]) / "recipe.resolved.yaml"
+    again = sleuth("matrix", "--recipe", resolved, "--json", "--output", tmp_path / "again")
+    assert again.rc == 3, again.stderr
+    run_dir = Path(again.json()["run_dir"])
+    _check_shas(run_dir, " ".join(TAIL))  # each trial saw the real values
+    for secret in ALL:
+        assert_no_secret(secret, again.stdout, again.stderr, roots=[tmp_path / "again"])
+    # the resolved recipe shared without secrets.json: one line saying what is missing, nothing written
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "r.yaml").write_text(resolved.read_text())
+    before = tree_state(tmp_path)
+    lost = sleuth("matrix", "--recipe", shared / "r.yaml", "--output", tmp_path / "lost")
+    assert_usage_error(lost.rc, lost.stdout, lost.stderr, ["workload.env.HF_TOKEN", "secrets.json"],
+                       before=before, after=tree_state(tmp_path))  # fmt: skip
+
+
+def test_a_short_password_printed_by_a_failing_workload_stays_in_its_own_output(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    """``--env PASSWORD=hunter2``, and the workload fails printing it: the failure signature carried
+    it into result.json, the journal, matrix.json, matrix.md and --json.  Only the workload's own
+    stderr keeps it (its own log, kept as written), and secrets.json."""
+    script = "import os, sys; sys.exit('RuntimeError: login rejected for ' + os.environ['PASSWORD'])"
+    res = sleuth(
+        "matrix", "--mitigation-axis", "tf32_off", "--trials", "2", "--env", "PASSWORD=hunter2",
+        "--json", "--", sys.executable, "-c", script,
+    )  # fmt: skip
+    assert res.rc == 3, res.stderr
+    run_dir = Path(res.json()["run_dir"])
+    assert res.json()["cells"][0]["trials"][0]["signature"].endswith("login rejected for <redacted>")
+    holding = {
+        p.relative_to(run_dir).as_posix()
+        for p in run_dir.rglob("*")
+        if p.is_file() and "hunter2" in p.read_text()
+    }
+    assert holding == {"secrets.json"} | {
+        f"cells/{c}/trials/000{i}/stderr" for c in ("baseline", "tf32_off") for i in (1, 2)
+    }
+    assert_no_secret("hunter2", res.stdout, res.stderr)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sleuth.matrix.aggregate import CellStats
 from sleuth.matrix.result import analyze
 from sleuth.matrix.speed import MIN_STEP_SAMPLES, TOO_FEW, quantile_ratios, speed_confound
+from tests.matrix.conftest import recipe_data
 from tests.matrix.test_matrix_multiple import plan_of, records
 
 
@@ -82,3 +86,16 @@ def test_quantile_ratios_match_numpy() -> None:
     assert r90 == pytest.approx(np.quantile(a, 0.9) / np.quantile(b, 0.9))
     assert lo50 <= r50 <= hi50
     assert quantile_ratios(a, b, seed=0, n_boot=200) == quantile_ratios(a, b, seed=0, n_boot=200)
+
+
+def test_step_times_near_the_float_limit_still_give_a_report(
+    sleuth: Callable[..., Any], write_recipe: Callable[..., Path]
+) -> None:
+    """Garbage step times (1e200: their squares overflow) crashed the report with a traceback after
+    every trial had run, and every resume crashed the same way: the matrix could never be read."""
+    data = recipe_data(trials=3)
+    data["cells"] = data["cells"][:2]
+    data["workload"]["env"].update({"WORK_STEP": "1e200", "WORK_FAIL_P": "0"})
+    res = sleuth("matrix", "--recipe", write_recipe(data), "--json")
+    assert res.rc == 3 and "Traceback" not in res.stderr and "Warning" not in res.stderr, res.stderr
+    assert res.json()["cells"][0]["step_time"]["median"] == pytest.approx(1e200, rel=0.1)

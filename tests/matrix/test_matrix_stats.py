@@ -248,6 +248,15 @@ def test_error_and_skip_trials_have_no_step_time() -> None:
     assert d is not None and d.median == 2.5
 
 
+def test_a_cell_that_ran_nothing_yet_is_inconclusive_not_an_error() -> None:
+    """Interrupted before any of their trials finished: no cell failed to run."""
+    nothing = cell("c", 0, 0)
+    d = classify(nothing, cell("base", 6, 4))
+    assert (d.classification, d.note) == (Classification.INCONCLUSIVE, "no trial has finished yet")
+    assert classify(cell("d", 6, 0), nothing).note == "the baseline has no pass/fail trials"
+    assert classify(nothing, nothing).note == "no baseline trial has finished yet"
+
+
 def test_a_baseline_that_could_not_run_says_why() -> None:
     base = CellStats(name="base", n_pass=0, n_target=0, n_other=0, n_error=3, n_skip=0, step_times=(),
                      errors=("command not found: x",))  # fmt: skip

@@ -126,7 +126,14 @@ def test_two_sidecars_clashing(tmp_path: Path) -> None:
             "mitigations.x.append.X=1: 'X=1' is not a valid",
         ),
         ("version: 1\nmitigations: {x: {}}\nmitigations: {y: {}}\n", "duplicate key 'mitigations' (line 3)"),
-        ("version: 1\nmitigations:\n  'bad name': {}\n", "mitigation name 'bad name' is not a valid name"),
+        (
+            "version: 1\nmitigations:\n  'bad name': {}\n",
+            "mitigations: 'bad name' is not a valid mitigation name; use letters, digits",
+        ),
+        (
+            "version: 1\nenvironments:\n  '../e': {docker: img}\n",
+            "environments: '../e' is not a valid environment name; use letters, digits",
+        ),
         (
             "version: 1\nenvironments:\n  e: {docker: ''}\n",
             "environments.e: docker: the image reference is empty",

@@ -125,6 +125,9 @@ class LogInput:
     #: False for a workload's own output (``sleuth supervise``): NUL and non-UTF-8 bytes are
     #: replaced, not refused (the workload wrote what it wrote; its failure must be attributed)
     strict: bool = True
+    #: a text read from a gzip file cut short (the service reads its ``paths`` first): the size of
+    #: the compressed file, reported to ``on_cut`` as a cut file's own reading reports it
+    cut_at: int | None = None
 
     @classmethod
     def file(cls, path: Path, *, strict: bool = True) -> LogInput:
@@ -132,15 +135,18 @@ class LogInput:
         return cls(str(path), path=path, strict=strict)
 
     @classmethod
-    def memory(cls, name: str, text: str) -> LogInput:
-        """A log given as text (the service's ``logs: [{name, text}]``)."""
-        return cls(name, text=text)
+    def memory(cls, name: str, text: str, *, cut_at: int | None = None) -> LogInput:
+        """A log given as text (the service's ``logs: [{name, text}]``); ``cut_at``: the text is a
+        gzip file's read up to its cut at that byte (:meth:`chunks` reports it)."""
+        return cls(name, text=text, cut_at=cut_at)
 
     def _raw_chunks(self, on_cut: Callable[[int], None] | None = None) -> Iterator[bytes]:
         if self.text is not None:
             data = self.text.encode("utf-8", "replace")
             for i in range(0, len(data), CHUNK):
                 yield data[i : i + CHUNK]
+            if self.cut_at is not None and on_cut is not None:
+                on_cut(self.cut_at)
             return
         assert self.path is not None
         with open(self.path, "rb") as fh:

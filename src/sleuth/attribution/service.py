@@ -5,7 +5,8 @@
   again returns the existing record (a node that already posted is not stored twice).  The
   analysis starts when ``nodes`` distinct nodes have posted or ``gather_s`` after the first post.
 * ``GET /v1/attributions/{job_id}/{cycle_id}?wait=S``: the record (``status`` pending, running,
-  done or error, with the report when done) after waiting at most S seconds for it to finish.
+  done or error, with the report when done, its ``notes`` included) after waiting at most S
+  seconds for it to finish.
 * ``PUT/GET /v1/attributions/{job_id}/{cycle_id}/outcome``: the leader's recorded outcome (written
   once; a different second write is 409).
 * ``GET /healthz``; OpenAPI at ``/openapi.json``.
@@ -80,6 +81,8 @@ def hold_db(db: Path) -> DbLock:
 
 
 log = logging.getLogger("sleuth.serve")
+#: seconds before a record whose analysis met a database error is tried again
+_RETRY_S = 1.0
 _KEY = r"^[A-Za-z0-9_.:-]{1,128}$"
 _UNPARSED = "There was an error parsing the body"
 
@@ -232,17 +235,27 @@ class _Worker:
             key = self.queue.get()
             if key is None:
                 return
-            rec = self.store.get(*key)
-            if rec is None or rec["status"] not in (PENDING, "running"):
-                continue
-            wait = self._ready(rec)
-            if wait > 0:
-                time.sleep(min(wait, 0.2))
+            try:
+                self._step(key)
+            except Exception:  # the database failed (locked past its timeout, a disk error)
+                # the thread died with it and the record stayed pending for ever: keep both going
+                log.exception("attribution of %s/%s: the database failed; trying again", *key)
+                time.sleep(_RETRY_S)
                 self.queue.put(key)
-                continue
-            self._analyse(key, rec)
-            with self.done:
-                self.done.notify_all()
+
+    def _step(self, key: tuple[str, str]) -> None:
+        """Analyse ``key`` when it is ready, else put it back in the queue."""
+        rec = self.store.get(*key)
+        if rec is None or rec["status"] not in (PENDING, "running"):
+            return
+        wait = self._ready(rec)
+        if wait > 0:
+            time.sleep(min(wait, 0.2))
+            self.queue.put(key)
+            return
+        self._analyse(key, rec)
+        with self.done:
+            self.done.notify_all()
 
     def _analyse(self, key: tuple[str, str], rec: dict[str, Any]) -> None:
         texts = self.store.claim(*key)
@@ -260,7 +273,7 @@ class _Worker:
                 )
                 for i, h in enumerate(self.store.history(key[0], rec["created"]))
             ]
-            logs = [LogInput.memory(f"{node}/{name}", text) for node, name, text in texts]
+            logs = [LogInput.memory(f"{node}/{name}", text, cut_at=cut) for node, name, text, cut in texts]
             report = self.attributor.attribute(logs, history=history, progress=rec["progress"])
             self.store.finish(*key, report.to_json(), None)
         except SleuthError as exc:
@@ -283,11 +296,13 @@ def _public(rec: dict[str, Any]) -> dict[str, Any]:
         "created": rec["created"],
         "error": rec.get("error"),
         "outcome": rec.get("outcome"),
-        **{k: result.get(k) for k in ("decision", "root", "findings", "sources", "scan")},
+        **{k: result.get(k) for k in ("decision", "root", "findings", "sources", "scan", "notes")},
     }
 
 
-def _read_paths(paths: list[str], roots: tuple[Path, ...], max_bytes: int) -> list[tuple[str, str]]:
+def _read_paths(
+    paths: list[str], roots: tuple[Path, ...], max_bytes: int
+) -> list[tuple[str, str, int | None]]:
     if not roots:
         raise HTTPException(
             422, "paths are not accepted by this service (start it with --log-root DIR); send logs"
@@ -312,9 +327,10 @@ def _read_paths(paths: list[str], roots: tuple[Path, ...], max_bytes: int) -> li
     return out
 
 
-def _read_log(path: Path, given: str, max_bytes: int) -> tuple[str, str]:
-    """``(name, text)`` of a log under the roots, gzip decompressed (bounded by ``max_bytes`` of text:
-    a small .gz may hold gigabytes); a .gz cut short is read up to the cut and its name says so."""
+def _read_log(path: Path, given: str, max_bytes: int) -> tuple[str, str, int | None]:
+    """``(name, text, cut)`` of a log under the roots, gzip decompressed (bounded by ``max_bytes`` of
+    text: a small .gz may hold gigabytes); a .gz cut short is read up to the cut, ``cut`` the byte
+    where it ends (the report's ``notes`` say so, as ``sleuth attribute``'s do)."""
     cut: list[int] = []
     data = bytearray()
     try:
@@ -324,8 +340,7 @@ def _read_log(path: Path, given: str, max_bytes: int) -> tuple[str, str]:
                 raise HTTPException(413, f"path {given}: more than {max_bytes} bytes once decompressed")
     except (OSError, EOFError, zlib.error) as exc:  # corrupt past the head that check() read
         raise HTTPException(422, f"path {given}: cannot be read ({exc})") from None
-    name = path.name if not cut else f"{path.name} (cut short at byte {cut[0]}; read up to the cut)"
-    return name, data.decode("utf-8", "replace")
+    return path.name, data.decode("utf-8", "replace"), cut[0] if cut else None
 
 
 def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
@@ -377,11 +392,13 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
                 raise HTTPException(413, f"log {item.name}: larger than {config.max_log_bytes} bytes")
             if "\x00" in item.text[:65536]:
                 raise HTTPException(422, f"log {item.name}: contains NUL bytes (binary?)")
-        texts = [(scrub_text(i.name), scrub_text(i.text)) for i in req.logs]
+        texts: list[tuple[str, str, int | None]] = [
+            (scrub_text(i.name), scrub_text(i.text), None) for i in req.logs
+        ]
         texts += (
             [
-                (scrub_text(n), scrub_text(t))
-                for n, t in _read_paths(req.paths, config.log_roots, config.max_log_bytes)
+                (scrub_text(n), scrub_text(t), cut)
+                for n, t, cut in _read_paths(req.paths, config.log_roots, config.max_log_bytes)
             ]
             if (req.paths)
             else []

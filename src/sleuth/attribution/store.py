@@ -29,6 +29,7 @@ from sqlalchemy import (
     delete,
     event,
     insert,
+    inspect,
     select,
     update,
 )
@@ -64,6 +65,7 @@ logs = Table(
     Column("node", String(128), nullable=False),
     Column("name", String(256), nullable=False),
     Column("text", Text, nullable=False),
+    Column("cut", Integer),  # a gzip path cut short: the compressed file's size (NULL: whole)
 )
 
 
@@ -95,6 +97,9 @@ class Store:
             cur.close()
 
         _meta.create_all(self.engine)
+        with self.engine.begin() as c:  # a database made before logs had a cut column
+            if "cut" not in {col["name"] for col in inspect(c).get_columns("logs")}:
+                c.exec_driver_sql("ALTER TABLE logs ADD COLUMN cut INTEGER")
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -119,9 +124,10 @@ class Store:
         node: str,
         nodes: int,
         progress: bool | None,
-        texts: Sequence[tuple[str, str]],
+        texts: Sequence[tuple[str, str, int | None]],
     ) -> tuple[dict[str, Any], bool]:
-        """Add one node's logs to (job, cycle), creating the record; ``(record, created)``.
+        """Add one node's logs ``(name, text, cut)`` to (job, cycle), creating the record;
+        ``(record, created)``.  ``cut``: where a gzip log read from a path was cut short, or None.
 
         A node that already posted is not stored again (dedupe); a node posting after the analysis
         started is recorded in ``late_nodes`` without its logs.
@@ -163,8 +169,15 @@ class Store:
                     c.execute(
                         insert(logs),
                         [
-                            {"job_id": job_id, "cycle_id": cycle_id, "node": node, "name": n, "text": t}
-                            for n, t in texts
+                            {
+                                "job_id": job_id,
+                                "cycle_id": cycle_id,
+                                "node": node,
+                                "name": n,
+                                "text": t,
+                                "cut": cut,
+                            }
+                            for n, t, cut in texts
                         ],
                     )
                 values: dict[str, Any] = {
@@ -190,8 +203,9 @@ class Store:
         assert got is not None
         return got, created
 
-    def claim(self, job_id: str, cycle_id: str) -> list[tuple[str, str, str]] | None:
-        """Mark a pending record running and return its logs ``(node, name, text)``; None if not pending."""
+    def claim(self, job_id: str, cycle_id: str) -> list[tuple[str, str, str, int | None]] | None:
+        """Mark a pending record running and return its logs ``(node, name, text, cut)``; None if
+        not pending."""
         with self._lock, self.engine.begin() as c:
             res = c.execute(
                 update(attributions)
@@ -205,11 +219,11 @@ class Store:
             if res.rowcount == 0:
                 return None
             rows = c.execute(
-                select(logs.c.node, logs.c.name, logs.c.text)
+                select(logs.c.node, logs.c.name, logs.c.text, logs.c.cut)
                 .where(logs.c.job_id == job_id, logs.c.cycle_id == cycle_id)
                 .order_by(logs.c.id)
             ).all()
-        return [(r.node, r.name, r.text) for r in rows]
+        return [(r.node, r.name, r.text, r.cut) for r in rows]
 
     def finish(self, job_id: str, cycle_id: str, result: dict[str, Any] | None, error: str | None) -> None:
         """Store the report (or the error) and drop the logs it was made from."""

@@ -100,6 +100,8 @@ def cp_table(title: str, data: dict[str, Any], found: list[Any], labels: tuple[s
     from rich.markup import escape
     from rich.table import Table
 
+    from sleuth.gate.render import change_text
+
     con = console()
     if data["verdict"] == "INSUFFICIENT":
         con.print(
@@ -114,7 +116,7 @@ def cp_table(title: str, data: dict[str, Any], found: list[Any], labels: tuple[s
     for col in ("index", "run", "before", "after", "change", "p-value"):
         t.add_column(col)
     for cp in found:
-        change = f"{cp.after / cp.before - 1:+.2%}" if cp.before else "-"
+        change = change_text(cp.before, cp.after)
         label = labels[cp.index] if cp.index < len(labels) else "-"
         t.add_row(
             str(cp.index), escape(label), f"{cp.before:g}", f"{cp.after:g}", change, f"{cp.p_value:.3g}"
@@ -126,6 +128,8 @@ def baseline_table(rows: list[Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from sleuth.gate.render import change_text
+
     t = Table(title="baseline diff", title_justify="left")
     for col in ("metric", "status", "committed", "now", "change", "tolerance"):
         t.add_column(col, overflow="fold")
@@ -136,7 +140,7 @@ def baseline_table(rows: list[Any]) -> None:
             f"[{style[r.status]}]{r.status}[/]",
             "-" if r.old is None else f"{r.old:g}",
             "-" if r.new is None else f"{r.new:g}",
-            "-" if r.change is None else f"{r.change:+.2%}",
+            change_text(r.old, r.new),
             r.tolerance or "-",
         )
     console().print(t)

@@ -176,8 +176,10 @@ class _Watch:
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.progress: Any = None
+        self.run_dir: Path | None = None
 
     def start(self, run_dir: Path, done: int, total: int) -> None:
+        self.run_dir = run_dir
         if self.quiet:
             return
         from sleuth.cli._progress import Progress
@@ -207,6 +209,11 @@ def _execute(call: Callable[[_Watch], Any], as_json: bool) -> int:
     try:
         with sigterm_as_interrupt():
             result = call(watch)
+    except KeyboardInterrupt:  # before the report was written (e.g. while it was computed)
+        watch.stop()
+        if watch.run_dir is not None:
+            say(err_console(), f"`sleuth matrix resume {shlex.quote(str(watch.run_dir))}` goes on")
+        raise
     finally:
         watch.stop()
     doc = to_json(result)

@@ -19,6 +19,7 @@ from sleuth.gate.model import Graduation, Verdict
 __all__ = [
     "Case",
     "baseline_markdown",
+    "change_text",
     "changepoints_markdown",
     "check_cases",
     "check_markdown",
@@ -40,6 +41,17 @@ _ICON = {
 def _cell(text: Any) -> str:
     """A markdown table cell: pipes escaped, newlines flattened."""
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def change_text(before: float | None, after: float | None) -> str:
+    """The relative change ``after / before - 1`` as a signed percentage, for a table: ``-`` when
+    undefined (a side missing, ``before`` zero), and ``n/a (outside float range)`` when the ratio
+    overflows (``1e300`` after ``1e-300``): ``+inf%`` read as a measured change.  The --json
+    documents carry ``null`` there."""
+    if before is None or after is None or before == 0:
+        return "-"
+    change = after / before - 1.0
+    return f"{change:+.2%}" if math.isfinite(change) else "n/a (outside float range)"
 
 
 def _pct(x: float | None) -> str:
@@ -94,7 +106,7 @@ def changepoints_markdown(title: str, n: int, cps: Sequence[ChangePoint], labels
         return "\n".join(lines) + "\n"
     lines += ["| index | run | before | after | change | p-value |", "|---|---|---|---|---|---|"]
     for cp in cps:
-        change = f"{cp.after / cp.before - 1:+.2%}" if cp.before else "-"
+        change = change_text(cp.before, cp.after)
         label = labels[cp.index] if cp.index < len(labels) else "-"
         lines.append(
             f"| {cp.index} | {_cell(label)} | {cp.before:g} | {cp.after:g} | {change} | {cp.p_value:.3g} |"
@@ -109,7 +121,7 @@ def baseline_markdown(path: str, rows: Sequence[BaselineRow]) -> str:
     for r in rows:
         old = "-" if r.old is None else f"{r.old:g}"
         new = "-" if r.new is None else f"{r.new:g}"
-        ch = "-" if r.change is None else f"{r.change:+.2%}"
+        ch = change_text(r.old, r.new)
         lines.append(f"| `{_cell(r.metric)}` | {r.status} | {old} | {new} | {ch} | {r.tolerance or '-'} |")
     return "\n".join(lines) + "\n"
 

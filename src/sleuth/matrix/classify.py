@@ -13,7 +13,8 @@ A matrix makes many comparisons at once; :mod:`sleuth.matrix.multiple` decides t
 * ``inconclusive``: not significant and under-powered; ``trials_needed`` says how many trials per
   cell would separate the observed rates.
 * ``error``: the cell produced no pass/fail trial (its environment did not build, the command is
-  missing).
+  missing).  A cell none of whose trials has finished yet (the matrix was interrupted) is
+  ``inconclusive``, not ``error``: nothing failed to run.
 
 The speed confound lives in :mod:`sleuth.matrix.speed` (re-exported here).
 """
@@ -76,6 +77,11 @@ def classify(cell: CellStats, base: CellStats, *, alpha: float = 0.05, min_effec
     from sleuth.matrix.multiple import Comparison, decide
 
     if cell.name == base.name:
+        if cell.n_total == 0:  # interrupted before any baseline trial finished: it did not fail to run
+            return Decision(
+                classification=Classification.BASELINE,
+                note="no baseline trial has finished yet",
+            )
         if cell.n_judged == 0:  # say why nothing else could be decided (exit code 4)
             why = cell.errors[0] if cell.errors else "no trial passed or failed"
             return Decision(classification=Classification.BASELINE, note=f"the baseline could not run: {why}")

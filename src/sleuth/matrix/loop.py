@@ -3,7 +3,9 @@ missing trials as slots free, apply the early-stopping rule, write the report.
 
 The journal is the truth, once: finished trials are journaled by the engine with their cell and
 index; :func:`replay` keys them by (cell, index), never by the order they finished in, and they
-are never appended again.  The missing trials are drawn lazily from the seeded order
+are never appended again.  An early stop (``--until-decided``) that a kill -9 kept out of the
+journal is found again on resume by applying the rule to the journaled trials in their order.
+The missing trials are drawn lazily from the seeded order
 (:func:`~sleuth.matrix.plan.iter_trial_order`), so memory does not grow with the planned trials.
 """
 
@@ -151,6 +153,36 @@ class _Loop:
         return Stop(level=level, indices=frozenset(r.index for r in mine), p=p, lower=lower)
 
 
+def _journal_stop(run_dir: RunDir, name: str, stop: Stop) -> None:
+    run_dir.journal.append(
+        "cell_stopped",
+        cell=name,
+        alpha=stop.level,
+        p=stop.p,
+        lower=stop.lower,
+        indices=sorted(stop.indices),
+    )
+
+
+def _lost_stops(
+    plan: MatrixPlan, records: Mapping[tuple[str, int], TrialRecord], stops: Mapping[str, Stop]
+) -> dict[str, Stop]:
+    """The early stops the journal lacks: a kill -9 between a look's trial event and its
+    ``cell_stopped`` event lost one, and the resumed cell, past that look, ran on.  The rule is
+    applied again to the journaled trials in the order they were judged (the journal's, which is
+    the order the live loop applied it in), so it finds exactly the stops the live loop made."""
+    loop = _Loop(plan, {}, dict(stops))
+    found: dict[str, Stop] = {}
+    if loop.rule is None:
+        return found
+    for r in records.values():
+        loop.by_cell[r.cell].append(r)
+        stop = loop.check_stop(plan.cell(r.cell))
+        if stop is not None:
+            loop.stops[r.cell] = found[r.cell] = stop
+    return found
+
+
 def _queue(
     plan: MatrixPlan, done: Mapping[tuple[str, int], Any], skip_envs: Mapping[str, str]
 ) -> Iterator[tuple[str, int]]:
@@ -192,18 +224,26 @@ def execute(
 
     backend = LocalBackend(jobs, gpus)
     records, stops = replay(plan, run_dir.events())
+    for name, lost in _lost_stops(plan, records, stops).items():
+        stops[name] = lost
+        _journal_stop(run_dir, name, lost)
     loop = _Loop(plan, records, stops)
     submitted = {c.name: len(loop.by_cell[c.name]) for c in plan.cells}
     total = plan.trials_total - sum(plan.cell(n).trials - submitted[n] for n in loop.stops)
     if on_start is not None:
         on_start(run_dir.path, loop.finished, total)
-    ready = _prepare_all(plan, registry, run_dir)
+    interrupted = False
+    try:
+        ready = _prepare_all(plan, registry, run_dir)
+    except KeyboardInterrupt:  # while an environment was prepared (a venv built, an image checked)
+        interrupted, ready = True, {}
+        run_dir.journal.append("interrupted", completed=loop.finished)
     env_errors = {k: r.error for k, r in ready.items() if r.error is not None}
     total -= sum(c.trials - submitted[c.name] for c in plan.cells if c.environment.key in env_errors)
-    queue = _queue(plan, records, env_errors)
+    # interrupted: no trial runs, and the report of what finished is written as after a Ctrl-C below
+    queue = _queue(plan, records, env_errors) if not interrupted else iter(())
     source = step_source(plan)
     where: dict[Path, tuple[str, int]] = {}
-    interrupted = False
     engine = Engine(backend, build_oracle(oracle_config(plan)), run_dir, scrub=plan.secrets.scrub)
     try:
         with engine:
@@ -232,14 +272,7 @@ def execute(
                 stop = loop.check_stop(cell)
                 if stop is not None:
                     loop.stops[name] = stop
-                    run_dir.journal.append(
-                        "cell_stopped",
-                        cell=name,
-                        alpha=stop.level,
-                        p=stop.p,
-                        lower=stop.lower,
-                        indices=sorted(stop.indices),
-                    )
+                    _journal_stop(run_dir, name, stop)
                     total -= cell.trials - submitted[name]
                 if on_trial is not None:
                     on_trial(loop.by_cell[name][-1], loop.finished, total)

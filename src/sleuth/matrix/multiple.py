@@ -100,7 +100,11 @@ def decide(
     level = alpha * final_share / max(1, len(ok))
     out: dict[str, Decision] = {}
     for c in comparisons:
-        if c.cell.n_judged == 0:
+        if c.cell.n_total == 0:  # interrupted before any of its trials finished: nothing failed
+            out[c.name] = Decision(
+                classification=Classification.INCONCLUSIVE, note="no trial has finished yet"
+            )
+        elif c.cell.n_judged == 0:
             why = c.cell.errors[0] if c.cell.errors else "no trial passed or failed"
             out[c.name] = Decision(classification=Classification.ERROR, note=why)
         elif c.base.n_judged == 0:

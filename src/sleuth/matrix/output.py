@@ -9,6 +9,7 @@ the values from ``secrets.json``).
 from __future__ import annotations
 
 import math
+import shlex
 from typing import Any
 
 from sleuth.matrix.classify import Classification, Confound, Decision
@@ -157,8 +158,6 @@ def _effect_json(e: EnvironmentEffect, result: MatrixResult) -> dict[str, Any]:
 
 def rerun_command(result: MatrixResult) -> str | None:
     """The command that runs this matrix again (from its resolved recipe)."""
-    import shlex
-
     if not result.run_dir:
         return None
     return f"sleuth matrix --recipe {shlex.quote(f'{result.run_dir}/recipe.resolved.yaml')}"
@@ -407,7 +406,11 @@ def _markdown(result: MatrixResult) -> str:
     if result.rule:
         lines.append(f"- Early stopping (--until-decided): {result.rule}.")
     if result.interrupted:
-        resume = f"`sleuth matrix resume {result.run_dir}`" if result.run_dir else "`sleuth matrix resume`"
+        resume = (
+            f"`sleuth matrix resume {shlex.quote(result.run_dir)}`"
+            if result.run_dir
+            else "`sleuth matrix resume`"
+        )
         lines.append(f"- **Interrupted**: the numbers cover the trials that finished; {resume} goes on.")
     for c in result.cells:
         lines.extend(_cell_notes(c))

@@ -29,7 +29,7 @@ from sleuth.errors import ConfigError
 from sleuth.matrix.lock import apply_lock
 from sleuth.matrix.recipe import CellSpec, Recipe
 from sleuth.matrix.workload import Workload, resolve_workload
-from sleuth.model import NAME_MAX, check_name
+from sleuth.model import NAME_HINT, NAME_MAX, check_name
 from sleuth.registry import KINDS, InlineEnvironment, Mitigation, Registry
 from sleuth.secrets import Secrets
 
@@ -48,7 +48,6 @@ __all__ = [
 
 #: cell names sleuth keeps for itself (names starting with ``_`` are reserved too)
 RESERVED = frozenset({"all", "none"})
-_NAME_HINT = "use letters, digits, '_', '.', '-', not starting with '.' or '-'"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,19 +242,26 @@ def _check_names(recipe: Recipe, source: str) -> None:
     for key, name in (("ticket", recipe.ticket), ("workload.name", recipe.workload.name)):
         problem = None if name is None else name_problem(name)
         if name is not None and problem is not None:
-            raise ConfigError(f"{source}: {key}: {_shown(name)} {problem}", hint=_NAME_HINT)
+            raise ConfigError(f"{source}: {key}: {_shown(name)} {problem}", hint=NAME_HINT)
     first: dict[str, int] = {}
     for i, cell in enumerate(recipe.cells):
         where = f"{source}: cells[{i}].name"
         problem = name_problem(cell.name)
         if problem is not None:
             why = "is not a valid cell name" if len(cell.name) <= NAME_MAX else problem
-            raise ConfigError(f"{where}: {_shown(cell.name)} {why}", hint=_NAME_HINT)
+            raise ConfigError(f"{where}: {_shown(cell.name)} {why}", hint=NAME_HINT)
         if cell.name in RESERVED or cell.name.startswith("_"):
             raise ConfigError(f"{where}: {cell.name!r} is reserved", hint="pick another name")
-        if cell.name in first:
-            raise ConfigError(f"{where}: duplicate cell name {cell.name!r} (also cells[{first[cell.name]}])")
-        first[cell.name] = i
+        other = first.get(cell.name.lower())
+        if other is not None and recipe.cells[other].name == cell.name:
+            raise ConfigError(f"{where}: duplicate cell name {cell.name!r} (also cells[{other}])")
+        if other is not None:  # cells/<name>/ would be one directory on macOS and Windows
+            raise ConfigError(
+                f"{where}: {cell.name!r} and {recipe.cells[other].name!r} (cells[{other}]) differ only in "
+                "case; on a case-insensitive file system they would share one directory",
+                hint="rename one of them",
+            )
+        first[cell.name.lower()] = i
 
 
 def _baseline(recipe: Recipe, cells: tuple[CellPlan, ...], source: str) -> tuple[str, str]:
@@ -397,7 +403,7 @@ def resolve(
     name = workload_name(recipe)
     problem = name_problem(name)
     if problem is not None:
-        raise ConfigError(f"{source}: workload.plugin: its name {_shown(name)} {problem}", hint=_NAME_HINT)
+        raise ConfigError(f"{source}: workload.plugin: its name {_shown(name)} {problem}", hint=NAME_HINT)
     base = {**environ, **recipe.workload.env}
 
     def plans(w: Workload) -> list[CellPlan]:

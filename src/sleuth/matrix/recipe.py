@@ -298,9 +298,11 @@ def parse_recipe(data: Any, source: str) -> Recipe:
 
 def load_recipe(path: Path) -> Recipe:
     """Read and validate a YAML or JSON recipe file."""
+    from sleuth.matrix.redact import restore_hidden
+
     if not path.exists():
         raise ConfigError(f"{path}: recipe file not found")
-    return parse_recipe(load_data_file(path), str(path))
+    return parse_recipe(restore_hidden(load_data_file(path), path), str(path))
 
 
 def recipe_schema() -> dict[str, Any]:

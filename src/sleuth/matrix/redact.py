@@ -5,6 +5,8 @@ word); this module only finds the values in a recipe and keys them by their *key
 (``workload.env.HF_TOKEN``, ``cells[2].extra_env.API_KEY``, ``workload.command[3]``), so two
 cells that set one variable to two secrets keep both, and ``matrix resume`` restores each field
 exactly.  ``recipe.resolved.yaml`` holds ``<redacted>`` there; ``secrets.json`` (0600) the values.
+Run again (``sleuth matrix --recipe RUN_DIR/recipe.resolved.yaml``, the report's ``rerun``), a
+resolved recipe gets them back the same way (:func:`restore_hidden`), never the word ``<redacted>``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from sleuth.secrets import REDACTED, Secrets, is_secret
 
-__all__ = ["command_secrets", "paths_of", "restore", "secret_paths", "secrets_for_resume"]
+__all__ = ["command_secrets", "paths_of", "restore", "restore_hidden", "secret_paths", "secrets_for_resume"]
 
 
 def paths_of(data: Any, prefix: str = "") -> Iterator[tuple[str, str, str]]:
@@ -65,8 +67,25 @@ def restore(data: Any, secrets: Secrets) -> Any:
     return walk("", data)
 
 
-def secrets_for_resume(run_dir: Path, names: list[str]) -> Secrets:
+def secrets_for_resume(
+    run_dir: Path, names: list[str], hint: str = "export them in this shell before resuming"
+) -> Secrets:
     """The values of the key paths ``names`` from ``secrets.json``; failing that, a variable's
     value from this shell (``workload.env.HF_TOKEN`` takes ``$HF_TOKEN``)."""
     environ = {n: os.environ[leaf] for n in names if (leaf := n.rpartition(".")[2]) in os.environ}
-    return Secrets.load(run_dir, names, environ=environ)
+    return Secrets.load(run_dir, names, environ=environ, hint=hint)
+
+
+def restore_hidden(data: Any, recipe: Path) -> Any:
+    """``data`` of a recipe file with each ``<redacted>`` value put back: from the ``secrets.json``
+    next to it (a run dir's ``recipe.resolved.yaml``), else from this shell.  Without this a rerun
+    ran the workload with the word ``<redacted>`` as its token (and ``/bin/sh`` read a command
+    ``<redacted>`` as a redirection); a value found nowhere is a one-line error."""
+    names = sorted(path for path, _key, value in paths_of(data) if REDACTED in value)
+    if not names:
+        return data
+    hint = (
+        "keep the run's secrets.json next to the recipe, export the variables in this shell, "
+        "or write the values back in place of <redacted>"
+    )
+    return restore(data, secrets_for_resume(recipe.resolve().parent, names, hint=hint))

@@ -26,7 +26,7 @@ from typing import Any
 from sleuth.errors import UsageError
 from sleuth.matrix.plan import RESERVED, name_problem, short_name
 from sleuth.matrix.recipe import MAX_TIMEOUT_S, regex_problem
-from sleuth.model import MAX_TRIALS
+from sleuth.model import MAX_TRIALS, NAME_HINT
 from sleuth.registry import KINDS
 from sleuth.secrets import scrub_text
 
@@ -143,7 +143,7 @@ def _check_values(flags: ShimFlags) -> None:
             shown = repr(name) if len(name) <= 60 else repr(name[:40] + "...")
             raise UsageError(
                 f"{flag} {shown}: {why}",
-                hint="use letters, digits, '_', '.', '-', not starting with '.' or '-'",
+                hint=NAME_HINT,
             )
 
 

@@ -84,14 +84,16 @@ def quantile_ratios(
         if pb[k] <= 0:
             out.append((math.nan, math.nan, math.nan))
             continue
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # a ratio past the float range (step times near its limit) is inf: no numpy warning on stderr
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ratios = qa[k] / qb[k]
+            ratio = float(pa[k] / pb[k])
         ratios = ratios[np.isfinite(ratios)]
         if not len(ratios):
-            out.append((float(pa[k] / pb[k]), math.nan, math.nan))
+            out.append((ratio, math.nan, math.nan))
             continue
         lo, hi = np.quantile(ratios, [tail, 1.0 - tail])
-        out.append((float(pa[k] / pb[k]), float(lo), float(hi)))
+        out.append((ratio, float(lo), float(hi)))
     return out
 
 
