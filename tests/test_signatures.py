@@ -303,3 +303,16 @@ def test_pytest_summary_first_failing_test_and_cut_lines() -> None:
 def test_plain_error_lines() -> None:
     assert error_text("step 1 ok\nSegmentation fault (core dumped)\n") == "Segmentation fault (core dumped)"
     assert error_text("all good\n") is None
+
+
+def test_a_warning_is_not_the_error() -> None:
+    # torch warns at import without numpy; a rank killed before its own traceback printed only this
+    # line, which named the failure of a distributed reduce (and reduced it to one rank)
+    warn = (
+        "/venv/lib/python3.11/site-packages/torch/_tensor.py:12: UserWarning: Failed to initialize NumPy: "
+        "No module named 'numpy' (Triggered internally at ../torch/csrc/utils/tensor_numpy.cpp:84.)\n"
+        "  cpu = _conversion_method_template(device=torch.device('cpu'))\n"
+    )
+    assert error_text(warn) is None
+    assert error_text(warn + "all_reduce failed on rank 2\n") == "all_reduce failed on rank 2"
+    assert error_text(warn + TB + "RuntimeError: bad sum\n") == "RuntimeError: bad sum"

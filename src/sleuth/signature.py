@@ -149,6 +149,8 @@ _EXC_NAME = r"(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*"
 _EXC_LINE = re.compile(
     rf"^\s*({_EXC_NAME}(?:Error|Exception|Exit|Interrupt|Failure|Fault))(?::.*)?$", re.MULTILINE
 )
+#: a Python warning (``x.py:12: UserWarning: Failed to ...``) is not the error, whatever its words
+_WARNING = re.compile(r"\b[A-Z]\w*Warning:")
 _AFTER_TRACEBACK = re.compile(rf"^({_EXC_NAME})(?::(.*))?$")
 _ERR_WORDS = re.compile(
     r"^.*(?:\b(?:error|fatal|panic|abort(?:ed)?|assert(?:ion)?|exception|failed|failure|nan)\b"
@@ -227,7 +229,8 @@ def error_text(*texts: str) -> str | None:
     """The line that best names the error in ``texts`` (stream tails, most telling first).
 
     In order: pytest's summary line of the first failing test (by node id); the exception of the last
-    traceback with its message; the last line that looks like an exception; the first error-ish line.
+    traceback with its message; the last line that looks like an exception; the first error-ish line
+    that is not a Python warning.
     """
     for finder in (_pytest_failure, _exception):
         for text in texts:
@@ -235,9 +238,9 @@ def error_text(*texts: str) -> str | None:
             if found:
                 return found
     for text in texts:
-        m = _ERR_WORDS.search("\n".join(_clean(text)))
-        if m:
-            return m.group(0).strip()
+        for m in _ERR_WORDS.finditer("\n".join(_clean(text))):
+            if not _WARNING.search(m.group(0)):
+                return m.group(0).strip()
     return None
 
 

@@ -46,6 +46,15 @@ def test_earliest_failing_rank_names_the_failure_not_the_launcher(tmp_path: Path
     assert j.signature == "rank: RuntimeError: bad sum with <n> ranks" and "rank 2 failed first" in j.reason
 
 
+def test_a_rank_that_only_warned_did_not_fail(tmp_path: Path) -> None:
+    # every rank warns at import (torch without numpy); rank 1 was killed before it printed more, and
+    # its warning, the earliest line, named the failure (a CI run reduced 4 ranks to 1 on it)
+    warn = "[default{r}]:/v/torch/_tensor.py:12: UserWarning: Failed to initialize NumPy: No module named 'numpy'\n"
+    err = warn.format(r=1) + warn.format(r=2) + TRACE.format(r=2, msg="bad sum with 4 ranks") + LAUNCHER_TAIL
+    j = RankOracle(StandardOracle(OracleConfig()), PREFIX, "any").judge(result(tmp_path, err))
+    assert j.signature == "rank: RuntimeError: bad sum with <n> ranks" and "rank 2 failed first" in j.reason
+
+
 def test_aggregate_all_and_rank0(tmp_path: Path) -> None:
     err = TRACE.format(r=1, msg="boom") + "[default0]:fine\n[default2]:fine\n[default3]:fine\n"
     base = StandardOracle(OracleConfig())
