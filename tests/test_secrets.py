@@ -108,6 +108,10 @@ def test_every_found_value_is_part_of_its_argument_and_is_hidden_there(argv: lis
         ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
         ("proxy-authorization=token abcdefgh1234", "abcdefgh1234"),
         ("using bearer ABCDEFGH12345678abc", "ABCDEFGH12345678abc"),
+        # any case (the scan is skipped only when no case of the word is in the text)
+        ("AUTHORIZATION: BASIC dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+        ("x BeArEr abcdefghijklmnopqrstuvwx", "abcdefghijklmnopqrstuvwx"),
+        ("git clone HTTPS://bob:pa55w0rd@host/x", "pa55w0rd"),
     ],
 )
 def test_http_credentials_are_hidden(text: str, hidden: str) -> None:
