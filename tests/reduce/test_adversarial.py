@@ -445,6 +445,26 @@ def test_a_file_lines_axis_on_a_module_the_script_imports(cli, tmp_path: Path) -
     } == before  # originals untouched
 
 
+def test_a_workload_that_rewrites_its_own_file_leaves_the_users_alone(cli, tmp_path: Path) -> None:
+    """Each run rewrites ``state.json`` of its directory in place; the scratch copies hard-linked
+    it (symlinked before), so every candidate wrote into the user's own file."""
+    (tmp_path / "main.py").write_text(
+        "import sys\nopen('state.json', 'w').write('{\"run\": 1}')\n"
+        "raise SystemExit(1 if 'NEEDLE' in open(sys.argv[1]).read() else 0)\n"
+    )
+    (tmp_path / "state.json").write_text('{"theirs": true}')
+    (tmp_path / "lines.txt").write_text("a\nb\nNEEDLE\nc\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "state", "workload": {"command": [sys.executable, "main.py", "{LINES}"]},
+        "oracle": {"kind": "exit_code"}, "budget": {"baseline_trials": 1},
+        "axes": [{"name": "LINES", "kind": "file_lines", "path": "lines.txt"}],
+    }))  # fmt: skip
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    assert d["final"]["axes"] == {"LINES": ["NEEDLE"]}, d["final"]
+    assert (tmp_path / "state.json").read_text() == '{"theirs": true}'
+
+
 def test_ship_md_names_the_input_files_that_held_a_hidden_value(cli, tmp_path: Path) -> None:
     """A token inside a reduced input is hidden in the bundle: the reproducer may then pass (verify.sh
     "reproduced 0/N") and nothing said which file had changed."""

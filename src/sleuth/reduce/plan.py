@@ -9,6 +9,7 @@ outcome cache (two points that run the same thing share one verdict).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -428,21 +429,31 @@ def materialize(plan: Plan, point: Mapping[str, Any]) -> Candidate:
     return Candidate(argv=tuple(argv), env=env, files=files, key=key, world_size=size)
 
 
-#: a regular file up to this size is copied into a scratch copy when it cannot be hard-linked
+#: a regular file up to this size is copied into a scratch copy: a workload that rewrites one of its
+#: own files in place (``open("state.json", "w")``) must not reach the user's
+_SMALL = 1024 * 1024
+#: a larger one is hard-linked (a dataset, a checkpoint: its size again per candidate), or copied up
+#: to this size when it cannot be
 _COPY_LIMIT = 16 * 1024 * 1024
 
 
 def _link(src: Path, dst: Path) -> None:
-    """``dst`` standing for ``src`` in a scratch copy: a regular file by a hard link (else a copy,
-    when small), anything else by a symlink.  A script run through a symlink imports its neighbours
-    from the original directory (Python resolves ``sys.path[0]``), not the candidate's axis file:
-    every candidate then behaved as the original."""
+    """``dst`` standing for ``src`` in a scratch copy: a small regular file by a copy, a larger one by
+    a hard link (else a copy, up to :data:`_COPY_LIMIT`), anything else by a symlink.  A script run
+    through a symlink imports its neighbours from the original directory (Python resolves
+    ``sys.path[0]``), not the candidate's axis file: every candidate then behaved as the original.
+    A workload that rewrites a large file of its directory in place still writes through the link."""
     if src.is_file() and not src.is_symlink():
+        size = src.stat().st_size
+        with contextlib.suppress(OSError):  # unreadable: linked below
+            if size <= _SMALL:
+                shutil.copy2(src, dst)
+                return
         try:
             os.link(src, dst)
             return
         except OSError:  # another file system, or a file the user may not link
-            if src.stat().st_size <= _COPY_LIMIT:
+            if size <= _COPY_LIMIT:
                 shutil.copy2(src, dst)
                 return
     dst.symlink_to(src)
