@@ -405,7 +405,8 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
         from sleuth.runner import kill_all
 
         # a second Ctrl-C (people press it twice) would cut the stopping of the tests short
-        held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in stops}
         try:
             kill_all()
             with contextlib.suppress(ValueError):  # closed: the run ended, resume prints its answer
@@ -426,7 +427,9 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
         source = resumed_secrets(source, kw, rd)
     flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if k != "as_json"}
     secrets, originals, _ = hidden(flags, source.config())
-    rd = scrubbed(rd, secrets, bool(originals) or bool(hidden_labels(labels)))
+    # a new run's labels were scanned when its run dir was made (hidden then if they hold a secret)
+    hide = bool(hidden_labels(labels)) if replay is not None else rd.scrub is not None
+    rd = scrubbed(rd, secrets, bool(originals) or hide)
     spec, oracle, opts = spec_and_options(kw, default_skip)
     quiet = kw.get("as_json", False)
     con = None if quiet else err_console()
