@@ -419,6 +419,17 @@ def test_a_large_workload_dir_still_ships_the_script_named_by_its_absolute_path(
     assert res.returncode == 1 and "boom" in res.stdout, res.stdout + res.stderr
 
 
+def _main_py_spec(tmp_path: Path, axis: str, path: str) -> Path:
+    """A spec reducing ``path`` (a file_lines axis) under ``python main.py {AXIS}``, exit code judged."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "main", "workload": {"command": [sys.executable, "main.py", f"{{{axis}}}"]},
+        "oracle": {"kind": "exit_code"}, "budget": {"baseline_trials": 1},
+        "axes": [{"name": axis, "kind": "file_lines", "path": path}],
+    }))  # fmt: skip
+    return spec
+
+
 def test_a_file_lines_axis_on_a_module_the_script_imports(cli, tmp_path: Path) -> None:
     """``python main.py`` importing ``conf.py``, the axis file: the scratch copy symlinked main.py,
     Python put the original directory on sys.path (it resolves the script's links), every candidate
@@ -429,12 +440,7 @@ def test_a_file_lines_axis_on_a_module_the_script_imports(cli, tmp_path: Path) -
         "import conf\nraise SystemExit(1 if getattr(conf, 'NEEDLE', 0) else 0)\n"
     )
     (tmp_path / "conf.py").write_text("".join(f"A{i} = {i}\n" for i in range(12)) + "NEEDLE = 1\n")
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump({
-        "name": "imp", "workload": {"command": [sys.executable, "main.py", "{CONF}"]},
-        "oracle": {"kind": "exit_code"}, "budget": {"baseline_trials": 1},
-        "axes": [{"name": "CONF", "kind": "file_lines", "path": "conf.py"}],
-    }))  # fmt: skip
+    spec = _main_py_spec(tmp_path, "CONF", "conf.py")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     d = doc(cli("reduce", "--spec", spec, "--json"))
     assert d["final"]["axes"] == {"CONF": ["NEEDLE = 1"]}, d["final"]
@@ -454,12 +460,7 @@ def test_a_workload_that_rewrites_its_own_file_leaves_the_users_alone(cli, tmp_p
     )
     (tmp_path / "state.json").write_text('{"theirs": true}')
     (tmp_path / "lines.txt").write_text("a\nb\nNEEDLE\nc\n")
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump({
-        "name": "state", "workload": {"command": [sys.executable, "main.py", "{LINES}"]},
-        "oracle": {"kind": "exit_code"}, "budget": {"baseline_trials": 1},
-        "axes": [{"name": "LINES", "kind": "file_lines", "path": "lines.txt"}],
-    }))  # fmt: skip
+    spec = _main_py_spec(tmp_path, "LINES", "lines.txt")
     d = doc(cli("reduce", "--spec", spec, "--json"))
     assert d["final"]["axes"] == {"LINES": ["NEEDLE"]}, d["final"]
     assert (tmp_path / "state.json").read_text() == '{"theirs": true}'
