@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -116,3 +117,24 @@ def test_an_inconclusive_answer_is_called_a_guess_not_the_first_bad(tmp_path: Pa
     text = report.read_text()
     assert "Not settled; the best guess for the first bad: `" in text and "is one of" not in text, text
     assert doc(sleuth(*args[:-4], "--json", *args[-4:], cwd=tmp_path))["status"] == "inconclusive"
+
+
+def test_flaky_off_keeps_to_max_tests_and_names_a_long_block_by_its_ends(tmp_path: Path) -> None:
+    # --flaky off ignored --max-tests (a 1000-candidate list ran all its tests whatever the budget);
+    # now every test counts, the end checks included, and the block left is named by its ends
+    (tmp_path / "l.txt").write_text("".join(f"c{i}\n" for i in range(1000)))
+    body = '[ "${SLEUTH_CANDIDATE#c}" -lt 701 ]'
+    for budget in (1, 2, 5, 8):
+        out = tmp_path / f"o{budget}"
+        res = sleuth("bisect", "list", "l.txt", "--flaky", "off", "--max-tests", str(budget), "--output",
+                     str(out), "--", "sh", "-c", body, cwd=tmp_path)  # fmt: skip
+        assert res.returncode == 3, res.stderr
+        (summary,) = out.glob("bisect/list/*/summary.json")
+        d = json.loads(summary.read_text())
+        assert d["status"] == "inconclusive" and d["tests"] <= budget, (budget, d["tests"])
+        assert "c701" in d["suspects"] and len(d["suspects"]) > 8
+        assert f"({len(d['suspects'])} candidates)" in res.stdout, res.stdout
+        assert "--max-tests" in res.stdout and res.stdout.count(", ") < 8
+    res = sleuth("bisect", "list", "l.txt", "--flaky", "off", "--max-tests", "12", "--json", "--output",
+                 str(tmp_path / "o"), "--", "sh", "-c", body, cwd=tmp_path)  # fmt: skip
+    assert (doc(res)["status"], doc(res)["first_bad"]["label"]) == ("found", "c701")

@@ -212,3 +212,29 @@ def test_a_candidate_that_skips_after_it_ran_is_not_proposed_again() -> None:
     drive(s, test)
     assert len(skips) == len(set(skips)), f"proposed again after a skip: {sorted(skips)}"
     assert s.tests - len(skips) == len(ran)  # every other test ran a candidate for the first time
+
+
+@settings(max_examples=150, deadline=None)
+@given(n=st.integers(3, 2000), budget=st.integers(1, 14), jobs=st.integers(1, 6), data=st.data())
+def test_the_deterministic_bisection_keeps_to_its_budget(
+    n: int, budget: int, jobs: int, data: st.DataObject
+) -> None:
+    # --flaky off ignored --max-tests: the budget bounds every test, the two end checks included, and
+    # an answer it cut short is inconclusive, its block still holding the culprit
+    f = data.draw(st.integers(1, n - 1))
+    s = Bisection(n, max_tests=budget)
+    for q, o in ((Query(-1, 0), Outcome.PASS), (Query(-2, n - 1), Outcome.FAIL)):
+        s.expect(q)
+        s.observe(q, o)
+    drive(s, det(f), jobs)
+    assert s.done and s.tests <= max(budget, 2)
+    r = s.result()
+    assert r.first_bad is not None and r.last_good is not None and r.last_good < f <= r.first_bad
+    if r.status is SearchStatus.FOUND:
+        assert r.first_bad == f
+    else:
+        assert r.status is SearchStatus.INCONCLUSIVE and "--max-tests" in r.note and r.confidence == 0.0
+    full = Bisection(n)
+    drive(full, det(f), jobs)
+    if budget >= full.tests + 2:  # the budget was enough: the answer is found
+        assert r.status is SearchStatus.FOUND

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from sleuth.bisect.policy import BAD_END_RETRIES
+from sleuth.bisect.policy import BAD_END_RETRIES, lazy_budget
 from sleuth.bisect.strategies import Bisection, Query, SearchResult, SearchStatus, Strategy
 from sleuth.errors import InfrastructureError
 from sleuth.model import Outcome
@@ -151,6 +151,9 @@ class EndChecks:
     def start_due(self, strat: Strategy) -> bool:
         """Nothing is running: start the end check the answer rests on, if any (True if one started)."""
         n = len(self.d.labels)
+        cap = self.d.opt.max_tests
+        if cap is not None and strat.tests >= cap:  # --max-tests holds for the end checks too
+            return False
         res = strat.result()
         # lazy ends: the bad end when the answer is the bad end, or no clean answer (skips in the
         # way: an end that cannot be tested says more than "ambiguous")
@@ -197,7 +200,7 @@ class EndChecks:
         """Lazy ends, the bad end disagreed with the first failure: the search again, recounted."""
         d = self.d
         n = len(d.labels)
-        new = Bisection(n)
+        new = Bisection(n, max_tests=lazy_budget(d.opt.max_tests))
         new.exclude(d._skipped(n))
         told = [(q, d._recount(ev)) for q, ev in self.told]
         for q, ev in told:

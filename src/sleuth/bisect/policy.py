@@ -29,11 +29,13 @@ if TYPE_CHECKING:
 __all__ = [
     "BAD_END_RETRIES",
     "DETERMINISM",
+    "LAZY_END_CHECKS",
     "P_QUANTILE",
     "FlakyMode",
     "auto_model",
     "choose_strategy",
     "default_max_tests",
+    "lazy_budget",
     "make_strategy",
     "parse_flaky",
 ]
@@ -100,6 +102,15 @@ def auto_model() -> Model:
     return Model(a=1.0, b=PRIOR_B, determinism=DETERMINISM, given_fails=1, p_quantile=P_QUANTILE)
 
 
+#: tests ``--flaky off`` keeps from its budget for the end checks an answer may rest on (lazy ends)
+LAZY_END_CHECKS = 2
+
+
+def lazy_budget(max_tests: int | None) -> int | None:
+    """The deterministic bisection's share of ``--max-tests``: the rest is for its lazy end checks."""
+    return None if max_tests is None else max(0, max_tests - LAZY_END_CHECKS)
+
+
 def make_strategy(
     n: int, mode: FlakyMode, *, confidence: float = 0.95, max_tests: int | None = None
 ) -> Strategy:
@@ -107,7 +118,7 @@ def make_strategy(
     if mode.p == 1.0:
         from sleuth.bisect.strategies import Bisection
 
-        return Bisection(n)
+        return Bisection(n, max_tests=lazy_budget(max_tests))
     budget = max_tests if max_tests is not None else default_max_tests(n)
     if not mode.auto:
         from sleuth.bisect.flaky import FlakyBisection

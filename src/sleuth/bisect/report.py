@@ -16,7 +16,7 @@ from sleuth.bisect.strategies import SearchResult, SearchStatus
 from sleuth.errors import ExitCode
 from sleuth.model import Outcome
 
-__all__ = ["exit_code", "summarize", "write_outputs"]
+__all__ = ["exit_code", "name_suspects", "summarize", "write_outputs"]
 
 
 def exit_code(status: str) -> ExitCode:
@@ -212,6 +212,17 @@ def write_outputs(driver: Driver, summary: dict[str, Any]) -> None:
     rd.journal.append("end", summary=summary)
 
 
+#: suspects named one by one up to this many; a longer block is named by its ends and its size
+SUSPECTS_NAMED = 8
+
+
+def name_suspects(names: list[str]) -> str:
+    """``a, b, c`` for a few suspects; ``a, b, c, ..., y, z (N candidates)`` for a long block."""
+    if len(names) <= SUSPECTS_NAMED:
+        return ", ".join(names)
+    return f"{', '.join(names[:3])}, ..., {', '.join(names[-2:])} ({len(names)} candidates)"
+
+
 def _words(s: dict[str, Any]) -> tuple[str, str]:
     """("First bad", "Last good"), or ("First fixed", "Last failing") for ``--find-fix``."""
     return ("First fixed", "Last failing") if s.get("find_fix") else ("First bad", "Last good")
@@ -268,7 +279,7 @@ def render_markdown(driver: Driver, s: dict[str, Any]) -> str:
                 f"bad end {m['bad_mean']}, last good {m['last_good_mean']}, first bad {m['first_bad_mean']}."
             )
     elif s["suspects"]:
-        which = ", ".join(f"`{x}`" for x in s["suspects"])
+        which = name_suspects([f"`{x}`" for x in s["suspects"]])
         if s["status"] == SearchStatus.INCONCLUSIVE.value:  # below --confidence: a guess, not an answer
             which = which if len(s["suspects"]) == 1 else f"one of {which}"
             lines.append(f"Not settled; the best guess for the {first.lower()}: {which}.")

@@ -136,6 +136,8 @@ class Bisection:
     tested: dict[int, Outcome] = field(default_factory=dict)
     pending: dict[int, Query] = field(default_factory=dict)
     contradictions: list[tuple[int, Outcome]] = field(default_factory=list)
+    #: the test budget (``--max-tests``), the ends' checks included; ``None``: unbounded
+    max_tests: int | None = None
     _seq: int = 0
     _tests: int = 0
 
@@ -162,10 +164,19 @@ class Bisection:
 
     @property
     def done(self) -> bool:
-        """True when nothing between the last good and the first bad is left to test."""
+        """True when nothing between the last good and the first bad is left to test (or no budget left)."""
         if self.pending:
             return False
+        return self._room() == 0 or self._finished()
+
+    def _finished(self) -> bool:
         return not any(self._open(i, set()) for i in range(self.lo + 1, self.hi))
+
+    def _room(self) -> int | None:
+        """Tests the budget still allows (those in flight counted), ``None`` without one."""
+        if self.max_tests is None:
+            return None
+        return max(0, self.max_tests - self._tests - len(self.pending))
 
     def exclude(self, indices: list[int]) -> None:
         """Candidates never to test (``--skip``): skipped from the start, no test counted."""
@@ -177,6 +188,9 @@ class Bisection:
 
     def propose(self, k: int) -> list[Query]:
         """Evenly spaced probes over the unknown range, each snapped to the nearest testable candidate."""
+        room = self._room()
+        if room is not None:
+            k = min(k, room)
         busy = {q.index for q in self.pending.values()}
         out: list[Query] = []
         # skipped candidates split the range like probes still out: the next probe goes to the
@@ -246,14 +260,20 @@ class Bisection:
                 confidence=0.0,
                 note=f"candidate {i} gave {o.value} against its neighbours: the test looks flaky",
             )
-        if not self.done:
+        if self.pending or not self._finished():
+            spent = not self.pending and self._room() == 0
             return SearchResult(
                 status=SearchStatus.INCONCLUSIVE,
                 first_bad=self.hi,
                 last_good=self.lo,
                 suspects=suspects,
                 confidence=0.0,
-                note="the search was stopped before it finished",
+                note=(
+                    f"the test budget (--max-tests) ran out with {len(suspects)} candidates left: "
+                    "the first bad is one of them"
+                )
+                if spent
+                else "the search was stopped before it finished",
             )
         status = SearchStatus.FOUND if len(suspects) == 1 else SearchStatus.AMBIGUOUS
         return SearchResult(

@@ -74,7 +74,7 @@ def _search_options(func: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option("--any-failure", is_flag=True, help="Count a FAIL with another signature as bad."),
             click.option("--skip-precondition-checks", is_flag=True, help="Do not test the two ends first."),
-            click.option("--max-tests", type=int, default=None, help="Test budget of the flaky search."),
+            click.option("--max-tests", type=int, default=None, help="At most N tests, end checks included."),
             click.option(
                 "--skip",
                 "skip",
@@ -523,7 +523,9 @@ def _render_answer(s: dict[str, Any]) -> None:
         if len(between) > 1:
             con.print(f"  {len(between)} commits between them (see the report)", soft_wrap=True)
     elif s["suspects"]:
-        one_of = escape(", ".join(s["suspects"]))
+        from sleuth.bisect.report import name_suspects
+
+        one_of = escape(name_suspects(s["suspects"]))
         if s["status"] == "inconclusive":  # below --confidence: a guess, not an answer
             guess = one_of if len(s["suspects"]) == 1 else f"one of {one_of}"
             con.print(f"[bold yellow]inconclusive[/]: not settled; the best guess for the {first}: {guess}",
