@@ -1,20 +1,39 @@
 """A bisection's run dir before the driver: candidates resolved when it starts, state read back on resume.
 
 Started: :func:`resolve_candidates` turns the source into its labels before a run dir exists, so a bad
-ref, file or range is a usage error that leaves nothing behind.  Resumed: :func:`journal_of` and
-:func:`bisect_start` read the journal without writing (a wrong dir stays as it was; another verb's run
-dir is named with the command that resumes it), and :func:`restore_env` / :func:`resumed_secrets` put
-the values that were journaled redacted back from ``secrets.json``.
+ref, file or range is a usage error that leaves nothing behind; :func:`place_tests` settles where the
+tests run, and :func:`create_run` makes the run dir and journals the start (a Ctrl-C before that is
+journaled leaves nothing: :func:`discard`).  Resumed: :func:`journal_of` and :func:`bisect_start` read
+the journal without writing (a wrong dir stays as it was; another verb's run dir is named with the
+command that resumes it), :func:`reopen` puts the run back together, and :func:`restore_env` /
+:func:`resumed_secrets` put the values that were journaled redacted back from ``secrets.json``.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sleuth.errors import UsageError
 
-__all__ = ["bisect_start", "journal_of", "resolve_candidates", "restore_env", "resumed_secrets"]
+if TYPE_CHECKING:
+    from sleuth.journal import RunDir
+
+__all__ = [
+    "Reopened",
+    "bisect_start",
+    "create_run",
+    "describe_command",
+    "discard",
+    "journal_of",
+    "place_tests",
+    "reopen",
+    "resolve_candidates",
+    "restore_env",
+    "resumed_secrets",
+]
 
 
 def journal_of(path: Path) -> list[dict[str, Any]]:
@@ -110,3 +129,133 @@ def resumed_secrets(source: Any, kw: dict[str, Any], rd: Any) -> Any:
     if any(p.startswith("source.") for p in start["redacted"].values()):
         source = source_from_config(full["source"])
     return source
+
+
+def place_tests(source: Any, kw: dict[str, Any]) -> bool:
+    """Where the tests run, in ``kw`` (in place); True when the working directory was not given.
+
+    A list or PyPI search without ``--cwd`` runs its tests where it was started, and says so: a
+    resume may start in another directory and must still find ``./t.sh`` or ``data/``.  Git runs
+    them in checkouts (a ``./test.sh`` is then the caller's file), images in containers.
+    """
+    implicit = kw.get("cwd") is None and source.kind in ("list", "pypi")
+    cwd = kw.get("cwd")
+    kw["cwd"] = os.getcwd() if implicit else (None if cwd is None else os.path.abspath(cwd))
+    if source.kind == "git":
+        from sleuth.bisect.git import program_path
+
+        first = source.repos[0].path if hasattr(source, "repos") else source.repo
+        kw["cmd"] = (program_path(first, kw["cmd"][0], kw["cwd"]), *kw["cmd"][1:])
+    return implicit
+
+
+def create_run(
+    source: Any,
+    kw: dict[str, Any],
+    labels: list[str] | None,
+    default_skip: tuple[int, ...],
+    *,
+    implicit_cwd: bool,
+) -> RunDir:
+    """The run dir of a new bisection, its start journaled (secrets in ``secrets.json`` only)."""
+    from sleuth.bisect.secrecy import hidden, hidden_labels, scrubbed
+    from sleuth.journal import RunDir
+
+    name = kw["name"] or source.kind
+    flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if k != "as_json"}
+    flags["output"] = str(kw["output"])
+    secrets, originals, where = hidden(flags, source.config())
+    secret_labels = hidden_labels(labels)
+    # summary.json holds an absolute run_dir; every write through it is scrubbed
+    rd = RunDir.create(Path(kw["output"]).resolve(), "bisect", name)
+    try:
+        scrubbed(rd, secrets, bool(originals or secret_labels))
+        if originals or secret_labels:
+            from sleuth.secrets import Secrets
+
+            Secrets({**originals, **secret_labels}).save(rd.path)
+        extra: dict[str, Any] = {"redacted": where} if where else {}
+        if secret_labels:  # the candidates event holds them scrubbed; resume takes them back
+            extra["redacted_labels"] = list(secret_labels)
+        if implicit_cwd:  # not given: a resume on a machine without this directory runs where it is
+            extra["implicit_cwd"] = True
+        rd.journal.append("start", source=source.config(), flags=flags, default_skip=list(default_skip),
+                          **extra)  # fmt: skip
+        if labels is not None:
+            rd.journal.append("candidates", labels=labels, source=source.config())
+        if getattr(source, "stepped", None):
+            rd.journal.append("default end", stepped=source.stepped, used=labels[0] if labels else None)
+    except BaseException:  # a Ctrl-C (or a full disk) before the run is journaled: nothing to resume
+        discard(rd)
+        raise
+    return rd
+
+
+def discard(rd: RunDir) -> None:
+    """Remove a run dir that holds no run yet, and the ``bisect/<name>`` folders it leaves empty."""
+    import contextlib
+    import shutil
+
+    rd.close()
+    shutil.rmtree(rd.path, ignore_errors=True)
+    for parent in (rd.path.parent, rd.path.parent.parent):
+        with contextlib.suppress(OSError):
+            parent.rmdir()
+
+
+@dataclass(frozen=True, slots=True)
+class Reopened:
+    """An interrupted bisection put back together: what :func:`reopen` hands the driver."""
+
+    source: Any
+    #: the start's flags, with the redacted values back and resume's own ``--jobs``/``--gpus``
+    kw: dict[str, Any]
+    rd: RunDir
+    #: the journaled ``test`` events, replayed and never re-run
+    tests: list[dict[str, Any]]
+    labels: list[str] | None
+    default_skip: tuple[int, ...]
+
+
+def reopen(
+    path: Path, events: list[dict[str, Any]], start: dict[str, Any], *, jobs: int | None, gpus: str | None
+) -> Reopened:
+    """Reopen the unfinished run at ``path``; tests a killed sleuth left running are stopped first."""
+    from sleuth.bisect.candidates import source_from_config
+    from sleuth.bisect.secrecy import restore_labels
+    from sleuth.journal import RunDir
+    from sleuth.runner import reap_orphans
+
+    journaled = next((e["labels"] for e in events if e["event"] == "candidates"), None)
+    labels = restore_labels(path, start, journaled)  # before the run dir is touched
+    rd = RunDir.open(path)
+    reaped = reap_orphans(rd.path)  # tests a killed sleuth left running would run twice
+    if reaped:
+        rd.journal.append("reaped", process_groups=reaped)
+    tests = [e for e in events if e["event"] == "test"]
+    kw = restore_env(path, start, dict(start["flags"]))
+    if start.get("implicit_cwd") and not Path(str(kw.get("cwd"))).is_dir():
+        kw["cwd"] = None  # resumed on another machine: the directory it started in is not here
+    if gpus is not None:
+        kw["gpus"] = gpus
+        kw["jobs"] = None  # one per device unless --jobs says otherwise
+    if jobs is not None:
+        kw["jobs"] = jobs
+    rd.journal.append("resume", replayed=len(tests))
+    return Reopened(source_from_config(start["source"]), kw, rd, tests, labels,
+                    tuple(start.get("default_skip", ())))  # fmt: skip
+
+
+def describe_command(kw: dict[str, Any], source: Any) -> dict[str, Any]:
+    """What was tested: argv, working directory, the variables set on top of the caller's."""
+    cwd = kw.get("cwd")
+    if source.kind == "git":  # the test runs in a checkout (git.checkout_cwd)
+        from sleuth.bisect.git import checkout_cwd
+
+        top = Path(source.repos[0].path if hasattr(source, "repos") else source.repo)
+        where = Path(checkout_cwd(cwd, str(top), Path("<checkout>")))
+        if where.is_relative_to("<checkout>"):
+            rel = where.relative_to("<checkout>").as_posix()
+            cwd = "the checkout of each commit" + (f", folder {rel}" if rel != "." else "")
+    pairs = (str(x).partition("=") for x in kw.get("env") or ())  # checked when the run started
+    return {"argv": list(kw["cmd"]), "cwd": cwd, "env": {k: v for k, _, v in pairs}}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +9,16 @@ from typing import Any
 
 import click
 
-from sleuth.bisect.session import bisect_start, journal_of, resolve_candidates, restore_env, resumed_secrets
+from sleuth.bisect.session import (
+    bisect_start,
+    create_run,
+    describe_command,
+    journal_of,
+    place_tests,
+    reopen,
+    resolve_candidates,
+    resumed_secrets,
+)
 from sleuth.cli._common import (
     OUTCOME_STYLE,
     console,
@@ -227,11 +235,7 @@ def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool)
     again with its exit code.
     """
     from sleuth.backends.local import check_slots
-    from sleuth.bisect.candidates import source_from_config
-    from sleuth.bisect.secrecy import restore_labels
     from sleuth.cli._options import parse_gpus
-    from sleuth.journal import RunDir
-    from sleuth.runner import reap_orphans
 
     if jobs is not None or gpus is not None:  # bad flags fail before the run dir is touched
         ids = parse_gpus(gpus)
@@ -242,25 +246,9 @@ def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool)
     end = next((e for e in reversed(events) if e["event"] == "end"), None)
     if end is not None and isinstance(end.get("summary"), dict):
         return _finished(end["summary"], as_json)
-    journaled = next((e["labels"] for e in events if e["event"] == "candidates"), None)
-    labels = restore_labels(path, start, journaled)  # before the run dir is touched
-    rd = RunDir.open(path)
-    reaped = reap_orphans(rd.path)  # tests a killed sleuth left running would run twice
-    if reaped:
-        rd.journal.append("reaped", process_groups=reaped)
-    tests = [e for e in events if e["event"] == "test"]
-    kw = restore_env(path, start, dict(start["flags"]))
-    kw["as_json"] = as_json
-    if start.get("implicit_cwd") and not Path(str(kw.get("cwd"))).is_dir():
-        kw["cwd"] = None  # resumed on another machine: the directory it started in is not here
-    if gpus is not None:
-        kw["gpus"] = gpus
-        kw["jobs"] = None  # one per device unless --jobs says otherwise
-    if jobs is not None:
-        kw["jobs"] = jobs
-    rd.journal.append("resume", replayed=len(tests))
-    return _execute(source_from_config(start["source"]), kw, rd, replay=tests, labels=labels,
-                    default_skip=tuple(start.get("default_skip", ())))  # fmt: skip
+    r = reopen(path, events, start, jobs=jobs, gpus=gpus)
+    r.kw["as_json"] = as_json
+    return _execute(r.source, r.kw, r.rd, replay=r.tests, labels=r.labels, default_skip=r.default_skip)
 
 
 def _finished(summary: dict[str, Any], as_json: bool) -> int:
@@ -301,62 +289,12 @@ def _prepare_run(
     source: Any, kw: dict[str, Any], default_skip: tuple[int, ...]
 ) -> tuple[list[str] | None, Any]:
     """The candidates and the run dir, once every input checked out."""
-    from sleuth.bisect.secrecy import hidden, hidden_labels, scrubbed
     from sleuth.cli._bisect_flags import resolve_skip
-    from sleuth.cli._options import check_cwd
-    from sleuth.journal import RunDir
 
     labels = resolve_candidates(source)  # so do the refs, the file, the versions
-    # a resume may start in another directory: the run journals where its tests run (./t.sh, data/)
-    # on this machine; git runs them in checkouts, images in containers
-    implicit = kw.get("cwd") is None and source.kind in ("list", "pypi")
-    kw["cwd"] = os.getcwd() if implicit else check_cwd(kw.get("cwd"))
-    if source.kind == "git":  # the test runs in a checkout: ./test.sh means the caller's file
-        from sleuth.bisect.git import program_path
-
-        first = source.repos[0].path if hasattr(source, "repos") else source.repo
-        kw["cmd"] = (program_path(first, kw["cmd"][0], kw["cwd"]), *kw["cmd"][1:])
+    implicit = place_tests(source, kw)
     kw["skip"] = list(resolve_skip(source, labels, tuple(kw.get("skip") or ())))
-    name = kw["name"] or source.kind
-    flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if k != "as_json"}
-    flags["output"] = str(kw["output"])
-    secrets, originals, where = hidden(flags, source.config())
-    secret_labels = hidden_labels(labels)
-    # summary.json holds an absolute run_dir; every write through it is scrubbed
-    rd = RunDir.create(Path(kw["output"]).resolve(), "bisect", name)
-    try:
-        scrubbed(rd, secrets, bool(originals or secret_labels))
-        if originals or secret_labels:
-            from sleuth.secrets import Secrets
-
-            Secrets({**originals, **secret_labels}).save(rd.path)
-        extra: dict[str, Any] = {"redacted": where} if where else {}
-        if secret_labels:  # the candidates event holds them scrubbed; resume takes them back
-            extra["redacted_labels"] = list(secret_labels)
-        if implicit:  # not given: a resume on a machine without this directory runs where it is
-            extra["implicit_cwd"] = True
-        rd.journal.append("start", source=source.config(), flags=flags, default_skip=list(default_skip),
-                          **extra)  # fmt: skip
-        if labels is not None:
-            rd.journal.append("candidates", labels=labels, source=source.config())
-        if getattr(source, "stepped", None):
-            rd.journal.append("default end", stepped=source.stepped, used=labels[0] if labels else None)
-    except BaseException:  # a Ctrl-C (or a full disk) before the run is journaled: nothing to resume
-        _discard(rd)
-        raise
-    return labels, rd
-
-
-def _discard(rd: Any) -> None:
-    """Remove a run dir that holds no run yet, and the ``bisect/<name>`` folders it leaves empty."""
-    import contextlib
-    import shutil
-
-    rd.close()
-    shutil.rmtree(rd.path, ignore_errors=True)
-    for parent in (rd.path.parent, rd.path.parent.parent):
-        with contextlib.suppress(OSError):
-            parent.rmdir()
+    return labels, create_run(source, kw, labels, default_skip, implicit_cwd=implicit)
 
 
 def _example(source: Any) -> str:
@@ -373,22 +311,6 @@ def _example(source: Any) -> str:
         pkg = cfg["package"]
         return f"sleuth bisect pypi {pkg} -- python -c 'import {re.sub(r'[^A-Za-z0-9_]', '_', pkg)}'"
     return f"sleuth bisect images --template '{cfg['template']}' --end-date {cfg['end']} -- ./test.sh"
-
-
-def _command(kw: dict[str, Any], source: Any) -> dict[str, Any]:
-    """What was tested: argv, working directory, the variables set on top of the caller's."""
-    from sleuth.cli._options import parse_env
-
-    cwd = kw.get("cwd")
-    if source.kind == "git":  # the test runs in a checkout (git.checkout_cwd)
-        from sleuth.bisect.git import checkout_cwd
-
-        top = Path(source.repos[0].path if hasattr(source, "repos") else source.repo)
-        where = Path(checkout_cwd(cwd, str(top), Path("<checkout>")))
-        if where.is_relative_to("<checkout>"):
-            rel = where.relative_to("<checkout>").as_posix()
-            cwd = "the checkout of each commit" + (f", folder {rel}" if rel != "." else "")
-    return {"argv": list(kw["cmd"]), "cwd": cwd, "env": parse_env(kw.get("env") or ())}
 
 
 def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None = None,
@@ -467,7 +389,7 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
     from sleuth.bisect.report import exit_code, summarize, write_outputs  # after the tests: start-up
 
     summary = summarize(driver, result)
-    summary["command"] = public(_command(kw, source), secrets)
+    summary["command"] = public(describe_command(kw, source), secrets)
     code = int(exit_code(summary["status"]))
     if hasattr(source, "summary_extra"):  # image-commits: images, sources, build times
         summary.update(source.summary_extra(driver))
