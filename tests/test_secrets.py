@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,6 +75,15 @@ def test_save_is_0600_and_load_prefers_the_file_then_the_shell(tmp_path: Path) -
     assert got.restore_env({"HF_TOKEN": REDACTED, "A": "b"}) == {"HF_TOKEN": "from-file-value", "A": "b"}
     with pytest.raises(UsageError, match="MISSING_TOKEN"):
         Secrets.load(tmp_path, ["MISSING_TOKEN"], environ={})
+
+
+def test_a_fifo_in_place_of_secrets_json_does_not_hang_the_load(tmp_path: Path) -> None:
+    # a hostile (or broken) run dir with a FIFO named secrets.json blocked the resume for ever; it is
+    # now read as no file, and the value comes from the shell
+    os.mkfifo(tmp_path / SECRETS_FILE)
+    code = f"from pathlib import Path; from sleuth.secrets import Secrets; print(Secrets.load(Path({str(tmp_path)!r}), ['K'], {{'K': 'from-shell'}}).restore_env({{'K': '{REDACTED}'}}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "from-shell" in out.stdout, out.stderr
 
 
 def test_a_command_lines_secrets_are_found_by_flag_and_by_shape() -> None:

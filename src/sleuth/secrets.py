@@ -290,8 +290,9 @@ class Secrets:
         if not names:
             return cls({})
         env = os.environ if environ is None else environ
-        try:
-            kept = json.loads((run_dir / SECRETS_FILE).read_text(encoding="utf-8"))
+        kept_at = run_dir / SECRETS_FILE
+        try:  # a FIFO (or a device) there would block the read for ever: only a regular file
+            kept = json.loads(kept_at.read_text(encoding="utf-8")) if kept_at.is_file() else {}
             if not isinstance(kept, dict):
                 kept = {}
         except (OSError, ValueError):
