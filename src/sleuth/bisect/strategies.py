@@ -250,31 +250,21 @@ class Bisection:
     def result(self) -> SearchResult:
         """FOUND when ``lo`` and ``hi`` touch, AMBIGUOUS when only skips separate them."""
         suspects = tuple(range(self.lo + 1, self.hi + 1))
+        why = None
         if self.contradictions:
             i, o = self.contradictions[0]
-            return SearchResult(
-                status=SearchStatus.INCONCLUSIVE,
-                first_bad=self.hi,
-                last_good=self.lo,
-                suspects=suspects,
-                confidence=0.0,
-                note=f"candidate {i} gave {o.value} against its neighbours: the test looks flaky",
-            )
-        if self.pending or not self._finished():
+            why = f"candidate {i} gave {o.value} against its neighbours: the test looks flaky"
+        elif self.pending or not self._finished():
             spent = not self.pending and self._room() == 0
-            return SearchResult(
-                status=SearchStatus.INCONCLUSIVE,
-                first_bad=self.hi,
-                last_good=self.lo,
-                suspects=suspects,
-                confidence=0.0,
-                note=(
-                    f"the test budget (--max-tests) ran out with {len(suspects)} candidates left: "
-                    "the first bad is one of them"
-                )
+            why = (
+                f"the test budget (--max-tests) ran out with {len(suspects)} candidates left: "
+                "the first bad is one of them"
                 if spent
-                else "the search was stopped before it finished",
+                else "the search was stopped before it finished"
             )
+        if why is not None:
+            return SearchResult(status=SearchStatus.INCONCLUSIVE, first_bad=self.hi, last_good=self.lo,
+                                suspects=suspects, confidence=0.0, note=why)  # fmt: skip
         status = SearchStatus.FOUND if len(suspects) == 1 else SearchStatus.AMBIGUOUS
         return SearchResult(
             status=status, first_bad=self.hi, last_good=self.lo, suspects=suspects, confidence=1.0
