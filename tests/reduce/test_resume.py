@@ -200,3 +200,18 @@ def test_resuming_a_finished_reduction_runs_nothing_and_writes_nothing(cli, tmp_
     # the spec is not needed to report a finished run
     spec.unlink()
     assert cli("reduce", "resume", run).returncode == 0
+
+
+def test_a_reduce_run_dir_given_to_matrix_or_bisect_resume_names_reduce_resume(cli, tmp_path: Path) -> None:
+    """``matrix resume`` said "not a sleuth matrix run dir (not a matrix run dir)" and ``bisect
+    resume`` "its start event has no flags": neither named the command that resumes it."""
+    spec = knobs_spec(tmp_path, budget={"baseline_trials": 1, "max_trials": 3})
+    run = doc(cli("reduce", "--spec", spec, "--json"))["run_dir"]
+    said = {
+        "matrix": f"not a sleuth matrix run dir (a sleuth reduce run dir); resume it with: sleuth reduce resume {run}",
+        "bisect": f"a sleuth reduce run dir; resume it with: sleuth reduce resume {run}",
+    }
+    for verb, message in said.items():
+        res = cli(verb, "resume", run)
+        assert res.returncode == 2, res.stderr
+        assert res.stderr.strip().splitlines() == [f"error: {run}: {message}"]
