@@ -104,3 +104,14 @@ def test_an_absurd_jobs_is_a_usage_error_in_every_verb(sleuth, tmp_path, args: l
         "error: --jobs 99999999999: must be between 1 and 1024"
     ], res.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_schema_help_names_every_schema(sleuth) -> None:
+    """``sleuth schema --help`` said NAME was one of "matrix, mitigations": six are served."""
+    from sleuth.cli.schema import SCHEMAS
+
+    res = sleuth("schema", "--help")
+    assert res.rc == 0
+    listed = sleuth("schema", "--list").stdout
+    for name in SCHEMAS:
+        assert name in res.stdout and name in listed, name

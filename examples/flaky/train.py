@@ -2,7 +2,7 @@
 
 Prints ``step_time_ms=...`` each step and ``loss=...``; a failing run prints ``loss is nan at step N``
 and raises.  Set ``TOY_SEED`` to make a run reproducible; otherwise each run draws its own luck.
-Used by ``make demo`` through ``sleuth run``.
+Used by ``make demo-run`` through ``sleuth run``.
 """
 
 from __future__ import annotations

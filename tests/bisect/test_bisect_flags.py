@@ -258,3 +258,12 @@ def sleuth_argv() -> list[str]:
     import sys
 
     return [sys.executable, "-m", "sleuth"]
+
+
+def test_image_commits_help_speaks_of_two_images_not_dates(tmp_path: Path) -> None:
+    """``image-commits --help`` described --source as "after the dates, bisect its commits inside the
+    first bad image": image-commits has no dates, only --passing and --failing."""
+    out = sleuth("bisect", "image-commits", "--help", cwd=tmp_path).stdout
+    options = " ".join(out.split("Options:")[1].split())
+    source = options.split("--source NAME=PATH")[1].split(" --")[0]
+    assert "failing image" in source and "after the dates" not in source, source

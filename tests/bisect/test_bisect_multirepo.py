@@ -126,6 +126,12 @@ def test_cli_culprit_in_the_primary(tmp_path: Path) -> None:
     assert d["components"] == {"jax": jax[9], "xla-lib": xla[8]}
     assert git(tmp_path / "jax", "status", "--porcelain") == ""  # the user's trees are untouched
     assert "Culprit repository: jax" in Path(tmp_path, d["run_dir"], "report.md").read_text()
+    # a SHA alone tells a reader nothing: the culprit repository's titles, as one repository has them
+    assert (
+        d["first_bad"]["title"] == "jax 9 (t, 1970-01-01)"
+        and d["last_good"]["title"] == "jax 8 (t, 1970-01-01)"
+    )
+    assert f"`{jax[9]}` jax 9 (t, 1970-01-01)" in Path(tmp_path, d["run_dir"], "report.md").read_text()
 
 
 @pytest.mark.parametrize("extra", [(), ("--flaky", "auto", "-j", "3")])
@@ -136,6 +142,7 @@ def test_cli_culprit_in_the_secondary(tmp_path: Path, extra: tuple[str, ...]) ->
     assert d["culprit_repo"] == "xla-lib"
     assert d["first_bad"]["label"] == xla[5] and d["last_good"]["label"] == xla[4]
     assert d["components"] == {"jax": jax[5], "xla-lib": xla[5]}
+    assert d["first_bad"]["title"] == "xla-lib 5 (t, 1970-01-01)"
     phases = [json.loads(x) for x in Path(tmp_path, d["run_dir"], "journal.jsonl").read_text().splitlines()]
     assert any(e.get("phase") == "blame" and e["outcome"] == "fail" for e in phases)
 

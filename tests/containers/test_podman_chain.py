@@ -77,6 +77,7 @@ def test_dates_then_commits_names_the_dependencys_commit(podman: Podman, tmp_pat
     assert c["status"] == "found", c
     assert c["culprit_repo"] == "dep"
     assert c["first_bad"]["label"] == nightlies["culprit"]
+    assert c["first_bad"]["title"].startswith("codec: rename encode() to dumps()")  # not a SHA alone
     assert c["components"] == {"dep": nightlies["culprit"], "lib": nightlies["lib_ref"]}
     assert c["images"] == {"passing": f"{app}:2025-03-08", "failing": f"{app}:2025-03-09"}
     run = tmp_path / d["run_dir"]

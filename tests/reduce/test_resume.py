@@ -173,3 +173,45 @@ def test_a_scrub_pattern_matching_the_spec_path_keeps_the_run_resumable(cli, tmp
     again = cli("reduce", "resume", run, "--json", env={"SLEUTH_OUTPUT": str(runs)})
     assert again.returncode == 0, again.stderr[-2000:]
     assert doc(again)["status"] == "budget_exhausted"
+
+
+def test_resuming_a_finished_reduction_runs_nothing_and_writes_nothing(cli, tmp_path: Path) -> None:
+    """``sleuth reduce resume`` on a reduction that had ended searched again: it journaled a second
+    ``resume``/``done``, rewrote summary.json, SHIP.md and the trace (with --jobs 2 its speculative
+    probes even ran new trials, and the summary's counts changed).  As with bisect and matrix, a
+    finished run is reported as it is, with its exit code."""
+    spec = knobs_spec(tmp_path)
+    first = doc(cli("reduce", "--spec", spec, "--json"))
+    assert first["status"] == "reduced"
+    run = Path(first["run_dir"])
+
+    def files() -> dict[str, bytes]:
+        return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+    before = files()
+    res = cli("reduce", "resume", run)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"{run}: this reduction has finished; nothing to run (the summary follows)" in res.stderr
+    assert "reduced: knobs" in res.stdout and f"bundle: {run}" in res.stdout
+    again = cli("reduce", "resume", run, "--json")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert doc(again) == {**first, "already_finished": True}
+    assert files() == before
+    # the spec is not needed to report a finished run
+    spec.unlink()
+    assert cli("reduce", "resume", run).returncode == 0
+
+
+def test_a_reduce_run_dir_given_to_matrix_or_bisect_resume_names_reduce_resume(cli, tmp_path: Path) -> None:
+    """``matrix resume`` said "not a sleuth matrix run dir (not a matrix run dir)" and ``bisect
+    resume`` "its start event has no flags": neither named the command that resumes it."""
+    spec = knobs_spec(tmp_path, budget={"baseline_trials": 1, "max_trials": 3})
+    run = doc(cli("reduce", "--spec", spec, "--json"))["run_dir"]
+    said = {
+        "matrix": f"not a sleuth matrix run dir (a sleuth reduce run dir); resume it with: sleuth reduce resume {run}",
+        "bisect": f"a sleuth reduce run dir; resume it with: sleuth reduce resume {run}",
+    }
+    for verb, message in said.items():
+        res = cli(verb, "resume", run)
+        assert res.returncode == 2, res.stderr
+        assert res.stderr.strip().splitlines() == [f"error: {run}: {message}"]

@@ -51,6 +51,10 @@ def _git(repo: str, *args: str) -> str:
     return run_git(repo, *args)
 
 
+#: a commit's title in summaries and reports: ``subject (author, date)``
+_TITLE = "%s (%an, %ad)"
+
+
 def env_name(name: str) -> str:
     """``$SLEUTH_REPO_<NAME>``: upper-cased, every character that is not a letter or digit made ``_``."""
     return "SLEUTH_REPO_" + (re.sub(r"[^A-Za-z0-9]", "_", name).upper() or "REPO")
@@ -294,7 +298,7 @@ class GitSource:
         Its first parent's comes with it: a first bad's last good is usually that parent.
         """
         if sha not in self._titles:
-            fmt = "--format=%H %s (%an, %ad)"
+            fmt = f"--format=%H {_TITLE}"
             for ln in _git(self.repo, "log", "-2", "--first-parent", "--date=short", fmt, sha).splitlines():
                 got, _, title = ln.partition(" ")
                 self._titles.setdefault(got, title.strip())
@@ -302,7 +306,7 @@ class GitSource:
 
     def between(self, old: str, new: str, limit: int = 200) -> list[tuple[str, str]]:
         """``[(sha, title)]`` of the commits in ``old..new`` (merged ones too), oldest first."""
-        out = _git(self.repo, "log", "--reverse", "--date=short", "--format=%H %s (%an, %ad)",
+        out = _git(self.repo, "log", "--reverse", "--date=short", f"--format=%H {_TITLE}",
                    f"-{limit}", f"{old}..{new}")  # fmt: skip
         return [(ln[:40], ln[41:]) for ln in out.splitlines() if ln.strip()]
 
@@ -410,6 +414,11 @@ class MultiGitSource:
     def names(self) -> list[str]:
         """Repository names in the order given."""
         return [r.name for r in self.repos]
+
+    def title(self, name: str, sha: str) -> str:
+        """``subject (author, date)`` of repository ``name``'s commit (empty when git cannot say)."""
+        r = next(x for x in self.repos if x.name == name)
+        return run_git(r.path, "log", "-1", "--date=short", f"--format={_TITLE}", sha, check=False).strip()
 
     def history(self, name: str) -> list[tuple[str, int]]:
         """One repository's ``good..bad`` commits with their times (asked of git once)."""

@@ -11,7 +11,7 @@ from sleuth.bisect.auto import AutoBisection
 from sleuth.bisect.candidates import Candidate, candidate_key
 from sleuth.bisect.driver import Driver
 from sleuth.bisect.flaky import FlakyBisection
-from sleuth.bisect.git import GitSource
+from sleuth.bisect.git import GitSource, MultiGitSource
 from sleuth.bisect.strategies import SearchResult, SearchStatus
 from sleuth.errors import ExitCode
 from sleuth.model import Outcome
@@ -83,13 +83,13 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
             {"sha": sha, "title": title} for sha, title in driver.source.between(a["label"], b["label"])
         ]
     if driver.blame is not None:
-        _add_blame(doc, driver.blame)
+        _add_blame(doc, driver.blame, driver.source)
     if driver.opt.perf is not None:
         doc["perf"] = _perf(driver, doc)
     return doc
 
 
-def _add_blame(doc: dict[str, Any], blame: dict[str, str]) -> None:
+def _add_blame(doc: dict[str, Any], blame: dict[str, str], source: object) -> None:
     """Multi-repo: the culprit repository's SHAs as labels, the first bad's commits as components."""
     from sleuth.bisect.git import decode
 
@@ -98,7 +98,10 @@ def _add_blame(doc: dict[str, Any], blame: dict[str, str]) -> None:
     doc["components"] = decode(blame["first_bad"])
     for key in ("first_bad", "last_good"):
         if doc[key] is not None:
-            doc[key] = {**doc[key], "label": decode(blame[key])[repo], "candidate": blame[key]}
+            sha = decode(blame[key])[repo]
+            doc[key] = {**doc[key], "label": sha, "candidate": blame[key]}
+            if isinstance(source, MultiGitSource):  # a SHA alone tells a reader nothing
+                doc[key]["title"] = source.title(repo, sha)
 
 
 def _perf(driver: Driver, doc: dict[str, Any]) -> dict[str, Any]:

@@ -62,6 +62,8 @@ def bisect_start(path: Path, events: list[dict[str, Any]]) -> dict[str, Any]:
         raise UsageError(f"{path}: a sleuth matrix run dir; resume it with: sleuth matrix resume {path}")
     if "config" in start:
         raise UsageError(f"{path}: a sleuth run run dir; resume it with: sleuth run --resume {path}")
+    if (path / "reduce.json").is_file():
+        raise UsageError(f"{path}: a sleuth reduce run dir; resume it with: sleuth reduce resume {path}")
     raise UsageError(f"{path}: not a sleuth bisect run dir (its start event has no flags)")
 
 

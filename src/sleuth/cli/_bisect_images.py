@@ -42,8 +42,8 @@ def _chain_options(func: Callable[..., Any]) -> Callable[..., Any]:
                 "sources",
                 multiple=True,
                 metavar="NAME=PATH",
-                help="A git repository inside the image (e.g. jax=/opt/jax-source): after the "
-                "dates, bisect its commits inside the first bad image. Repeatable.",
+                help="A git repository inside the images (e.g. jax=/opt/jax-source): its commits "
+                "are bisected inside the failing image (images: the first bad date's). Repeatable.",
             ),
             click.option(
                 "--build",

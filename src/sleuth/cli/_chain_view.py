@@ -27,6 +27,8 @@ def render_commits(con: Console, s: dict[str, Any], *, stage: bool) -> None:
                 soft_wrap=True,
                 highlight=False,
             )
+            if s["first_bad"].get("title"):
+                con.print(f"  {escape(s['first_bad']['title'])}", soft_wrap=True, highlight=False)
         else:
             con.print(f"{head}[bold yellow]{escape(str(s.get('status')))}[/]", soft_wrap=True)
         if s.get("note"):

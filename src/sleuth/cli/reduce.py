@@ -134,8 +134,15 @@ def _execute(call: Callable[[_Watch], Any], as_json: bool, total: int) -> int:
     finally:
         watch.stop()
     if as_json:
-        print_json(result.doc)
+        print_json({**result.doc, "already_finished": True} if result.already_finished else result.doc)
     else:
+        if result.already_finished:
+            err_console().print(
+                f"{result.run_dir}: this reduction has finished; nothing to run (the summary follows)",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         _render(result.doc, result.run_dir)
     return int(result.exit_code)
 
@@ -222,7 +229,10 @@ def _print_plan(doc: dict[str, Any]) -> None:
 @click.option("--jobs", "-j", type=int, default=None, help="Trials at a time (default: as the run started).")
 @click.option("--json", "as_json", is_flag=True, help="Print only the final JSON document.")
 def resume_command(run_dir: Path, jobs: int | None, as_json: bool) -> int:
-    """Continue an interrupted reduction; trials already journaled are not run again."""
+    """Continue an interrupted reduction; trials already journaled are not run again.
+
+    A reduction that has finished is reported as it is: nothing runs, nothing is written.
+    """
     from sleuth.reduce import session
 
     if jobs is not None:

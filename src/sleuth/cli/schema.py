@@ -37,7 +37,10 @@ def _schema(name: str) -> dict[str, Any]:
 @click.argument("name", required=False)
 @click.option("--list", "list_", is_flag=True, help="List the schema names.")
 def command(name: str | None, list_: bool) -> int:
-    """Print the JSON Schema of config file NAME (matrix, mitigations)."""
+    """Print the JSON Schema of config file NAME.
+
+    NAME: matrix, reduce, mitigations, attribution, catalog or gate-policy (--list says what each is).
+    """
     if list_ or name is None:
         if name is None and not list_:
             raise UsageError("which schema?", hint=f"give one of: {', '.join(SCHEMAS)}")

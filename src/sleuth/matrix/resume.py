@@ -47,6 +47,17 @@ def _events(path: Path) -> list[dict[str, Any]]:
         raise UsageError(f"{path / 'journal.jsonl'}: cannot read: {exc.strerror}") from exc
 
 
+def _made_by(path: Path, start: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """What made a run dir that is not a matrix's, and the command that resumes it."""
+    if (path / "reduce.json").is_file():
+        return "a sleuth reduce run dir", "sleuth reduce resume"
+    if start is not None and "source" in start:
+        return "a sleuth bisect run dir", "sleuth bisect resume"
+    if start is not None and "config" in start:
+        return "a sleuth run dir", "sleuth run --resume"
+    return None
+
+
 def open_resume(path: Path) -> Resumable:
     """Check that ``path`` is a matrix run dir and load its recipe; writes nothing (no ``.lock``)."""
     if not path.is_dir():
@@ -58,11 +69,15 @@ def open_resume(path: Path) -> Resumable:
     events = _events(path)
     start = next((e for e in events if isinstance(e, dict) and e.get("event") == "start"), None)
     if start is None or start.get("verb") != "matrix" or not (path / RESOLVED).is_file():
-        what = "a sleuth bisect run dir" if start and "source" in start else None
-        what = what or ("a sleuth run dir" if start and "config" in start else "not a matrix run dir")
+        other = _made_by(path, start)
+        if other is not None:
+            what, command = other
+            raise UsageError(
+                f"{path}: not a sleuth matrix run dir ({what})", hint=f"resume it with: {command} {path}"
+            )
+        why = f" (no {RESOLVED})" if start is not None and start.get("verb") == "matrix" else ""
         raise UsageError(
-            f"{path}: not a sleuth matrix run dir ({what})",
-            hint="resume it with the verb that made it",
+            f"{path}: not a sleuth matrix run dir{why}", hint="pass the run dir printed by sleuth matrix"
         )
     names = [str(n) for n in start.get("redacted") or []]
     data = load_data_file(path / RESOLVED)

@@ -17,7 +17,7 @@ from sleuth.reduce.ship import scrub_tree, ship_md, unscrubbed
 if TYPE_CHECKING:
     from sleuth.reduce.session import Loaded, Result
 
-__all__ = ["finish"]
+__all__ = ["FINISHED", "exit_code", "finish"]
 
 _EXIT = {
     "reduced": ExitCode.OK,
@@ -26,6 +26,15 @@ _EXIT = {
     "not_reproducible": ExitCode.INCONCLUSIVE,
     "interrupted": ExitCode.INTERRUPTED,
 }
+
+#: the statuses of a reduction that ended by itself: a resume runs nothing and writes nothing
+#: (``budget_exhausted`` and ``interrupted`` go on: a resume starts a new clock)
+FINISHED = frozenset({"reduced", "not_reduced", "not_reproducible"})
+
+
+def exit_code(status: str) -> ExitCode:
+    """The exit code of a reduction that ended with ``status``."""
+    return _EXIT.get(status, ExitCode.OK)
 
 
 #: why an axis no candidate was tried on did not move, by the status the run ended with
@@ -161,4 +170,4 @@ def finish(
     if (path / "shrunken").is_dir():
         ship_notes = [*inputs, *unscrubbed(large, "shrunken/")]
         atomic_write_text(path / "SHIP.md", ship_md(path, sc, doc, notes=ship_notes))
-    return Result(doc=doc, exit_code=_EXIT.get(doc["status"], ExitCode.OK), run_dir=path)
+    return Result(doc=doc, exit_code=exit_code(doc["status"]), run_dir=path)

@@ -4,6 +4,8 @@
 :func:`start` claims a run dir and runs; :func:`resume` reopens one after a crash.  Both end in
 :func:`_finish`: the bundle (``shrunken/``, ``SHIP.md``, ``reduction_trace.jsonl``,
 ``summary.json``) is written whatever happened, then every text file of the run dir is scrubbed.
+A run that ended by itself (reduced, not reduced, not reproducible) is not resumed: :func:`resume`
+returns its summary as it is and writes nothing.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class Result:
     doc: dict[str, Any]
     exit_code: ExitCode
     run_dir: Path
+    #: a resume found the run finished: nothing ran, nothing was written
+    already_finished: bool = False
 
 
 def _mitigation_env(spec: ReduceSpec, source: str) -> dict[str, str]:
@@ -282,13 +286,21 @@ def resume(
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
     on_start: Callable[[Path], None] | None = None,
 ) -> Result:
-    """Continue an interrupted reduction from its journal; journaled trials are not run again."""
+    """Continue an interrupted reduction from its journal; journaled trials are not run again.
+
+    A run that has finished is reported as it is (``Result.already_finished``): nothing runs.
+    """
     from sleuth.runner import reap_orphans
 
     if not (path / _CONFIG).is_file():
         raise UsageError(
             f"{path}: not a sleuth reduce run dir (no {_CONFIG})", hint="pass the run dir printed by the run"
         )
+    done = _finished(path)
+    if done is not None:
+        from sleuth.reduce.finish import exit_code
+
+        return Result(doc=done, exit_code=exit_code(done["status"]), run_dir=path, already_finished=True)
     run_dir = RunDir.open(path)
     try:
         reap_orphans(path)
@@ -332,6 +344,31 @@ def resume(
         on_event=on_event,
         on_start=on_start,
     )
+
+
+def _finished(path: Path) -> dict[str, Any] | None:
+    """The summary of a run that ended by itself, else None.
+
+    Ended: the journal's last event is the ``done`` of a finished status, ``summary.json`` says the
+    same, and ``SHIP.md`` (written last) is there when the bundle is (a kill -9 after ``done`` leaves
+    the scrub pass and ``SHIP.md`` to a resume).
+    """
+    from sleuth.journal import read_journal
+    from sleuth.reduce.finish import FINISHED
+
+    events = read_journal(path / "journal.jsonl")
+    last = events[-1] if events else {}
+    if last.get("event") != "done" or last.get("status") not in FINISHED:
+        return None
+    try:
+        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict) or summary.get("status") != last["status"]:
+        return None
+    if (path / "shrunken").is_dir() and not (path / "SHIP.md").is_file():
+        return None
+    return summary
 
 
 def _input_hashes(plan: Plan) -> dict[str, str]:
