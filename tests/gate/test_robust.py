@@ -107,6 +107,8 @@ def test_cv_undefined_cases() -> None:
     assert math.isnan(cv([1.0]))
     assert math.isnan(cv([-1.0, 1.0]))  # mean 0
     assert cv([3.0, 3.0, 3.0]) == 0.0
+    assert cv([0.0, 0.0, 0.0]) == 0.0  # a constant is stable whatever its mean
+    assert cv([-2.0, -2.0]) == 0.0
     assert cv([2.0, 4.0]) == pytest.approx(math.sqrt(2.0) / 3.0)
 
 
