@@ -141,6 +141,15 @@ def test_large_but_not_significant_is_inconclusive() -> None:
     assert f.verdict is Verdict.INCONCLUSIVE and f.details["p_value"] > 0.05
 
 
+@pytest.mark.parametrize("base", [[120.0] * 10, [120.0] * 9 + [121.0], [120.0, 121.0] * 5])
+def test_one_run_against_tied_integer_timings_is_not_significant(base: list[float]) -> None:
+    # integer milliseconds tie; the normal approximation gave p = 0.002 against ten equal values
+    # (a hard FAIL on one slow run) where each of the 11 arrangements is as likely: p = 1/11
+    _, res = _one(series("m", [[x] for x in base] + [[125.0]]), {})
+    f = _finding(res, "regression")
+    assert f.verdict is Verdict.INCONCLUSIVE and f.details["p_value"] == pytest.approx(1 / 11)
+
+
 def test_confirmations_need_consecutive_failing_runs() -> None:
     rng = np.random.default_rng(4)
     base = _noisy(rng, 10)

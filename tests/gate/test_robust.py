@@ -26,6 +26,7 @@ from sleuth.gate.robust import (
     median_bounds,
     median_runs_needed,
     mwu_null_cdf,
+    mwu_p,
     order_stat_rank,
 )
 
@@ -290,3 +291,20 @@ def test_hodges_lehmann_interval_covers_the_true_shift_seeded() -> None:
             assert s is not None
             covered += s.lower <= 2.0 <= s.upper
         assert covered / reps >= 0.87, (m, n, covered / reps)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    x=st.lists(st.integers(0, 3), min_size=1, max_size=4),
+    y=st.lists(st.integers(0, 3), min_size=1, max_size=6),
+    alt=st.sampled_from(["greater", "less"]),
+)
+def test_mwu_p_with_ties_is_the_exact_permutation_p(x: list[int], y: list[int], alt: str) -> None:
+    from scipy.stats import rankdata
+
+    ranks = rankdata([*x, *y])
+    r_x = sum(ranks[: len(x)])
+    sums = [sum(ranks[i] for i in idx) for idx in itertools.combinations(range(len(ranks)), len(x))]
+    hits = [s >= r_x - 1e-9 if alt == "greater" else s <= r_x + 1e-9 for s in sums]
+    fx, fy = [float(v) for v in x], [float(v) for v in y]
+    assert mwu_p(fx, fy, alt) == pytest.approx(sum(hits) / len(sums), abs=1e-12)

@@ -7,7 +7,8 @@ Components (each gives PASS / FAIL / INCONCLUSIVE / INSUFFICIENT with its number
   over it, INCONCLUSIVE between; with ``rule: median`` the sample median decides (``<=`` passes;
   an even count averages the two middle values).
 * **regression** (time metrics): the samples of the last ``recent_runs`` runs against those of the
-  ``baseline_runs`` runs before them: one-sided Mann-Whitney in the "worse" direction, its
+  ``baseline_runs`` runs before them: one-sided Mann-Whitney in the "worse" direction (exact
+  under ties, :func:`~sleuth.gate.robust.mwu_p`), its
   p-values adjusted across metrics by Benjamini-Hochberg, and the Hodges-Lehmann shift with its
   interval.  FAIL when significant *and* the shift is at least ``min_effect``; INCONCLUSIVE when
   the shift is that large but not significant; PASS otherwise.
@@ -41,6 +42,7 @@ from sleuth.gate.robust import (
     median,
     median_bounds,
     median_runs_needed,
+    mwu_p,
 )
 
 __all__ = ["CheckReport", "Finding", "MetricCheck", "check"]
@@ -206,8 +208,6 @@ def _regression_data(
     series: Sequence[Sequence[float]], spec: RegressionSpec, direction: str
 ) -> _RegressionData | int:
     """The test's numbers, or how many more runs it needs."""
-    from sleuth.stats import mann_whitney_p
-
     need = spec.baseline_runs + spec.recent_runs
     if len(series) < need:
         return need - len(series)
@@ -215,7 +215,7 @@ def _regression_data(
     base = [x for run in series[-need : -spec.recent_runs] for x in run]
     ref = median(base)
     worse_alt = "greater" if direction == "lower" else "less"
-    p = mann_whitney_p(recent, base, alternative=worse_alt)
+    p = mwu_p(recent, base, worse_alt)
     # judged in units where the shift and the limit stay finite: near the float limit they would
     # overflow to inf, and inf >= inf holds whatever the true values are
     f = downscale([*base, *recent])
