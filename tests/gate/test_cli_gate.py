@@ -323,6 +323,25 @@ def test_emit_metadata_then_from_dir_with_missing_artifacts(
     assert [r["branch"] for r in runs] == ["main", "main"]
 
 
+def test_byte_order_marks_in_metadata_csv_series_and_baseline(sleuth: Callable, tmp_path: Path) -> None:
+    bom = b"\xef\xbb\xbf"
+    art = tmp_path / "dl" / "a"
+    art.mkdir(parents=True)
+    (art / "r.csv").write_bytes(b"m,1\n")
+    (art / "sleuth-gate.json").write_bytes(bom + b'{"suite": "s", "run_id": "1", "files": ["r.csv"]}')
+    db = f"dir://{tmp_path / 'd'}"
+    r = sleuth("gate", "record", "--from-dir", tmp_path / "dl", "--json", "--db", db)
+    assert r.rc == 0 and [x["run_id"] for x in r.json()["recorded"]] == ["1"], r.stdout
+    (tmp_path / "s.csv").write_bytes(
+        bom + b"run,latency\n" + b"".join(b"r%d,%d\n" % (i, i) for i in range(12))
+    )
+    r = sleuth("gate", "changepoints", "--csv", tmp_path / "s.csv", "--column", "latency", "--json")
+    assert r.rc == 0 and r.json()["n"] == 12, r.stderr
+    (tmp_path / "b.json").write_bytes(bom + b'{"suite": "s", "metrics": {"m": {"value": 1}}}')
+    r = sleuth("gate", "baseline", "diff", tmp_path / "b.json", "--db", db)
+    assert r.rc == 0 and "same" in r.stdout, r.stderr
+
+
 def test_from_dir_with_nothing_usable_exits_3(sleuth: Callable, tmp_path: Path) -> None:
     (tmp_path / "dl" / "a").mkdir(parents=True)
     r = sleuth("gate", "record", "--from-dir", tmp_path / "dl", "--db", f"dir://{tmp_path / 'd'}")

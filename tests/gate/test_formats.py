@@ -180,6 +180,21 @@ def test_empty_and_binary_files_are_not_errors(tmp_path: Path) -> None:
     assert [f["file"] for f in got.files] == ["empty.txt", "bin.dat"]
 
 
+def test_a_byte_order_mark_is_not_data(tmp_path: Path) -> None:
+    # Windows editors and PowerShell's Out-File start UTF-8 with a BOM: a JSON file became garbage
+    bom = b"\xef\xbb\xbf"
+    (tmp_path / "r.json").write_bytes(bom + b'[{"metric": "a", "value": 1}]')
+    (tmp_path / "b.txt").write_bytes(bom + b"BenchmarkX-8  100  12 ns/op\n")
+    (tmp_path / "h.csv").write_bytes(bom + b"metric,value\nc,3\n")
+    got = read_files([tmp_path / "r.json", tmp_path / "b.txt", tmp_path / "h.csv"])
+    assert {s.metric: s.values for s in got.samples} == {
+        "a": (1.0,),
+        "BenchmarkX:ns/op": (12.0,),
+        "c": (3.0,),
+    }
+    assert [f["format"] for f in got.files] == ["json", "go", "csv"] and got.skipped == 0
+
+
 def test_read_files_merges_a_metric_across_files(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("m,1\n")
     (tmp_path / "b.csv").write_text("m,2\nn,3\n")

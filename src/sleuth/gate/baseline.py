@@ -68,7 +68,7 @@ def capture(
 def load_baseline(path: Path, what: str = "--baseline") -> dict[str, Any]:
     """Read and check a baseline file; ConfigError naming the file and key otherwise."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"{what} {path}: no such file") from None
     except OSError as exc:

@@ -72,7 +72,7 @@ def _read_text(path: Path, what: str) -> str:
         ) from None
     except OSError as exc:
         raise UsageError(f"{what} {path}: cannot read: {exc.strerror}") from None
-    return data.decode("utf-8", errors="replace")
+    return data.decode("utf-8-sig", errors="replace")  # a BOM (Windows editors, PowerShell) is not data
 
 
 def public_metric(name: str) -> str:
@@ -192,7 +192,7 @@ def scan_artifacts(root: Path) -> ArtifactScan:
             skipped.append((str(folder), f"{METADATA_FILE} is not a regular file"))
             continue
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8", errors="replace"))
+            meta = json.loads(meta_path.read_text(encoding="utf-8-sig", errors="replace"))
         except (OSError, ValueError, RecursionError) as exc:
             skipped.append((str(folder), f"unreadable {METADATA_FILE}: {str(exc)[:80]}"))
             continue

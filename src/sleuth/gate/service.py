@@ -141,7 +141,7 @@ def read_csv_series(path: Path, column: str | None) -> tuple[Series, int]:
     Without ``column``: the last column.  A missing file or an unknown column is a UsageError.
     """
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
     except FileNotFoundError:
         raise UsageError(f"--csv {path}: no such file") from None
     except IsADirectoryError:
