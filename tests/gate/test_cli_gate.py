@@ -342,6 +342,24 @@ def test_byte_order_marks_in_metadata_csv_series_and_baseline(sleuth: Callable, 
     assert r.rc == 0 and "same" in r.stdout, r.stderr
 
 
+def test_from_dir_times_with_zones_order_the_history(
+    sleuth: Callable, store_url: str, tmp_path: Path
+) -> None:
+    # metadata written by hand or by another tool: a zone offset, with and without fractions
+    times = {"a": "2025-01-01T10:00:00+05:00", "b": "2025-01-01T06:00:00Z", "c": "2025-01-01T07:00:00.5Z"}
+    times["d"] = "2025-01-01T07:00:00Z"
+    for run_id, when in times.items():
+        art = tmp_path / "dl" / run_id
+        art.mkdir(parents=True)
+        (art / "r.csv").write_text("m,1\n")
+        meta = {"suite": "s", "run_id": run_id, "created_at": when, "files": ["r.csv"]}
+        (art / "sleuth-gate.json").write_text(json.dumps(meta))
+    assert sleuth("gate", "record", "--from-dir", tmp_path / "dl", "--db", store_url).rc == 0
+    runs = sleuth("gate", "runs", "--suite", "s", "--json", "--db", store_url).json()["runs"]
+    assert [r["run_id"] for r in runs] == ["a", "b", "d", "c"]  # 05:00Z, 06:00Z, 07:00Z, 07:00:00.5Z
+    assert runs[0]["created_at"] == "2025-01-01T05:00:00.000000Z"
+
+
 def test_from_dir_with_nothing_usable_exits_3(sleuth: Callable, tmp_path: Path) -> None:
     (tmp_path / "dl" / "a").mkdir(parents=True)
     r = sleuth("gate", "record", "--from-dir", tmp_path / "dl", "--db", f"dir://{tmp_path / 'd'}")

@@ -65,10 +65,10 @@ def _created_at(text: str | None) -> str:
         ) from None
     if dt.tzinfo is None:
         raise UsageError(f"--created-at {text!r}: give a time zone", hint="e.g. 2025-01-31T12:00:00Z")
-    from datetime import UTC
+    from sleuth.gate.model import utc_text
 
     try:
-        return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return utc_text(dt)
     except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
         raise UsageError(
             f"--created-at {text!r}: out of range in UTC", hint="e.g. 2025-01-31T12:00:00Z"

@@ -14,13 +14,12 @@ import json
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sleuth.errors import UsageError
 from sleuth.gate.formats import Parsed, parse
-from sleuth.gate.model import Run, RunStatus, Sample
+from sleuth.gate.model import Run, RunStatus, Sample, parse_time
 from sleuth.model import check_name, printable
 
 __all__ = [
@@ -160,17 +159,9 @@ def _meta_problem(meta: Any) -> str | None:
             return f"metadata key {key!r} is {type(meta[key]).__name__}, not a string"
     if meta.get("provenance") is not None and not isinstance(meta["provenance"], dict):
         return "metadata key 'provenance' is not a JSON object"
-    if meta.get("created_at") and _iso_time(meta["created_at"]) is None:
+    if meta.get("created_at") and parse_time(meta["created_at"]) is None:
         return f"metadata key 'created_at' {meta['created_at'][:40]!r} is not an ISO 8601 time with a zone"
     return None
-
-
-def _iso_time(text: str) -> datetime | None:
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo is not None else None
 
 
 def scan_artifacts(root: Path) -> ArtifactScan:
@@ -200,6 +191,8 @@ def scan_artifacts(root: Path) -> ArtifactScan:
         if problem:
             skipped.append((str(folder), problem))
             continue
+        if meta.get("created_at"):  # stored as every run's time is: the stores order runs by it as text
+            meta = {**meta, "created_at": parse_time(meta["created_at"])}
         listed = meta.get("files") or [
             p.name for p in sorted(folder.iterdir()) if p.is_file() and p.name != METADATA_FILE
         ]
