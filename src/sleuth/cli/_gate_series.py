@@ -249,7 +249,9 @@ def baseline_diff(file: Path, **kw: Any) -> int:
         tol = parse_tolerance(kw["tolerance"], "--tolerance")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    suite = check_name_flag("--suite", kw["suite"] or str(committed.get("suite") or ""))
+    if not kw["suite"] and not committed.get("suite"):
+        raise UsageError(f"FILE {file}: names no suite", hint="give --suite")
+    suite = check_name_flag("--suite", kw["suite"] or committed["suite"])
     last = kw["last"] or int(committed.get("last") or 10)
     if last < 1:
         raise UsageError(f"--last {last}: must be at least 1")

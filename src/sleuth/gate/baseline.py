@@ -89,6 +89,12 @@ def load_baseline(path: Path, what: str = "--baseline") -> dict[str, Any]:
         )
     if doc.get("schema", 1) != 1:
         raise ConfigError(f"{path}: schema: unsupported version {doc.get('schema')!r}")
+    for key in ("suite", "branch"):  # 'baseline diff' takes them from the file when no flag is given
+        if doc.get(key) is not None and not isinstance(doc[key], str):
+            raise ConfigError(f"{path}: {key}: must be a string, got {doc[key]!r}"[:300])
+    last = doc.get("last")
+    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
+        raise ConfigError(f"{path}: last: must be a whole number of runs >= 1, got {last!r}"[:300])
     for name, entry in doc["metrics"].items():
         if not isinstance(entry, dict):
             raise ConfigError(f"{path}: metrics.{name}: an entry is an object with a 'value'")
