@@ -203,6 +203,8 @@ def test_no_history_is_insufficient_exit_3_and_creates_nothing(sleuth: Callable,
     assert m["verdict"] == "INSUFFICIENT" and m["runs_needed"] == 11
     cp = sleuth("gate", "changepoints", "--suite", "s", "--metric", "m", "--db", db, "--json")
     assert cp.rc == 3 and cp.json()["verdict"] == "INSUFFICIENT" and cp.json()["runs_needed"] == 10
+    inc = sleuth("gate", "changepoints", "--suite", "s", "--metric", "m", "--incremental", "--db", db)
+    assert inc.rc == 3 and "INSUFFICIENT" in inc.stdout  # no history, so no state to keep: nothing made
     assert not (tmp_path / "h").exists()
 
 

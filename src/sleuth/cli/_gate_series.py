@@ -88,7 +88,8 @@ def changepoints_cmd(**kw: Any) -> int:
     else:
         suite = check_name_flag("--suite", kw["suite"])
         check_db(kw["db"])
-        store = open_store(kw["db"], create=kw["incremental"])
+        # not created: a history that does not exist has no points, so no state is written to it
+        store = open_store(kw["db"], create=False)
         runs = store.runs(suite, branch=kw["branch"])
         series = metric_series(runs, kw["metric"])
         title = f"{suite} {kw['metric']}"
