@@ -94,6 +94,25 @@ def test_state_documents(store_url: str) -> None:
         store.close()
 
 
+def test_an_unreadable_state_document_reads_as_absent(store_url: str) -> None:
+    # the directory store said so; the SQL store raised JSONDecodeError out of 'changepoints --incremental'
+    store = open_store(store_url, create=True)
+    try:
+        store.put_state("s", "k", {"seen": 1})
+        if store_url.startswith("dir://"):
+            next((Path(store_url[len("dir://") :]) / "s" / ".state").glob("*.json")).write_text("{bad")
+        else:
+            import sqlalchemy as sa
+
+            with store.engine.begin() as conn:
+                conn.execute(sa.text("UPDATE gate_state SET value = '{bad'"))
+        assert store.get_state("s", "k") is None
+        store.put_state("s", "k", {"seen": 2})  # rebuilt
+        assert store.get_state("s", "k") == {"seen": 2}
+    finally:
+        store.close()
+
+
 def test_reading_a_history_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
     for url in (f"sqlite:///{tmp_path / 'nope' / 'h.db'}", f"dir://{tmp_path / 'nodir'}"):
         store = open_store(url, create=False)

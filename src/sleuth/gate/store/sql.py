@@ -260,7 +260,7 @@ class SqlStore:
             return sorted(str(v) for v in conn.execute(sa.select(self._runs.c.suite).distinct()).scalars())
 
     def get_state(self, suite: str, key: str) -> dict[str, Any] | None:
-        """A state document, or None."""
+        """A state document, or None (an unreadable one reads as absent, as in the directory store)."""
         import sqlalchemy as sa
 
         if not self._ready:
@@ -270,7 +270,10 @@ class SqlStore:
             text = conn.execute(sa.select(t.c.value).where(t.c.suite == suite, t.c.key == key)).scalar()
         if text is None:
             return None
-        value = json.loads(text)
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):  # edited by hand, or by another tool: state can be rebuilt
+            return None
         return value if isinstance(value, dict) else None
 
     def put_state(self, suite: str, key: str, value: dict[str, Any]) -> None:
