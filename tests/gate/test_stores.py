@@ -113,6 +113,28 @@ def test_an_unreadable_state_document_reads_as_absent(store_url: str) -> None:
         store.close()
 
 
+def test_check_reads_enough_runs_for_a_metric_that_few_runs_record(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # five packages benchmarked by turns into one suite: each metric is in one run of five; the
+    # check read the last 53 runs (10 with pkg0) and said "needs 11 runs" of a history holding 20
+    import json
+
+    from sleuth.cli import main
+
+    store = open_store(store_url, create=True)
+    try:
+        for i in range(100):
+            store.add_run(run(i, {f"pkg{i % 5}": 100.0 + (i * 7) % 3}))
+    finally:
+        store.close()
+    policy = tmp_path / "p.yaml"
+    policy.write_text("metrics:\n  pkg0: {budget: {max: 200}}\n")
+    rc = main(["gate", "check", "--suite", "s", "--policy", str(policy), "--json", "--db", store_url])
+    (res,) = json.loads(capsys.readouterr().out)["metrics"]
+    assert (rc, res["runs"], res["verdict"]) == (0, 20, "PASS"), res["findings"]
+
+
 def test_reading_a_history_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
     for url in (f"sqlite:///{tmp_path / 'nope' / 'h.db'}", f"dir://{tmp_path / 'nodir'}"):
         store = open_store(url, create=False)

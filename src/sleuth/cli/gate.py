@@ -317,6 +317,7 @@ def check_cmd(**kw: Any) -> int:
     from sleuth.gate.checks import check
     from sleuth.gate.policy import load_policy
     from sleuth.gate.render import check_cases, check_markdown, junit_xml
+    from sleuth.gate.service import check_runs
 
     suite = check_name_flag("--suite", kw["suite"])
     policy = load_policy(kw["policy_path"])
@@ -325,9 +326,7 @@ def check_cmd(**kw: Any) -> int:
     check_db(kw["db"])
     store = open_store(kw["db"], create=False)
     try:
-        # a generous bound: runs that lack some metric still leave each metric its window
-        last = 3 * policy.runs_needed() + 20
-        runs = store.runs(suite, branch=policy.branch, statuses=statuses(policy.include_failed), last=last)
+        runs = check_runs(store, suite, policy)
     finally:
         store.close()
     report = check(runs, policy, suite=suite, baseline=baseline, only=kw["metrics"], mode=kw["mode"])

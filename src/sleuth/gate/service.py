@@ -18,12 +18,14 @@ from sleuth.errors import UsageError
 from sleuth.gate.changepoint import ChangePoint, Incremental, Settings, detect
 from sleuth.gate.ingest import ArtifactScan, Ingested, run_from_artifact
 from sleuth.gate.model import Run, RunStatus
+from sleuth.gate.policy import Policy
 from sleuth.gate.store.base import Store
 
 __all__ = [
     "RecordResult",
     "Series",
     "changepoints",
+    "check_runs",
     "metric_series",
     "read_csv_series",
     "record_artifacts",
@@ -83,6 +85,25 @@ def record_run(store: Store, run: Run, *, replace: bool = False) -> RecordResult
     else:
         res.already.append(f"{run.suite}/{run.run_id}")
     return res
+
+
+def check_runs(store: Store, suite: str, policy: Policy) -> list[Run]:
+    """The runs ``check`` judges: the most recent ones, enough that each policy metric seen in them
+    has the runs its checks need (a metric that one run in five records needs five times as many)."""
+    statuses = None if policy.include_failed else [RunStatus.SUCCESS]
+    last = 3 * policy.runs_needed() + 20
+    while True:
+        runs = store.runs(suite, branch=policy.branch, statuses=statuses, last=last)
+        if len(runs) < last:
+            return runs  # the whole history
+        have: dict[str, int] = {}
+        for r in runs:
+            for s in r.samples:
+                if s.values:
+                    have[s.metric] = have.get(s.metric, 0) + 1
+        if all(n >= p.runs_needed() for m, n in have.items() if (p := policy.for_metric(m)) is not None):
+            return runs
+        last *= 4
 
 
 def build_run(ingested: Ingested, meta: Mapping[str, Any], provenance: Mapping[str, Any]) -> Run:
