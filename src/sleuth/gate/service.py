@@ -9,7 +9,7 @@ import csv
 import dataclasses
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ __all__ = [
     "check_runs",
     "metric_series",
     "read_csv_series",
+    "recent_runs",
     "record_artifacts",
     "record_run",
 ]
@@ -87,13 +88,21 @@ def record_run(store: Store, run: Run, *, replace: bool = False) -> RecordResult
     return res
 
 
-def check_runs(store: Store, suite: str, policy: Policy) -> list[Run]:
-    """The runs ``check`` judges: the most recent ones, enough that each policy metric seen in them
-    has the runs its checks need (a metric that one run in five records needs five times as many)."""
-    statuses = None if policy.include_failed else [RunStatus.SUCCESS]
-    last = 3 * policy.runs_needed() + 20
+def recent_runs(
+    store: Store,
+    suite: str,
+    need: Callable[[str], int | None],
+    *,
+    last: int,
+    branch: str | None = None,
+    statuses: Sequence[RunStatus] | None = None,
+) -> list[Run]:
+    """The suite's most recent runs: at least ``last``, and more while a metric seen in them is in
+    fewer than ``need(metric)`` of them (None: not judged) and older runs still add some of it; a
+    metric that one run in five records needs five times as many runs."""
+    short: dict[str, int] = {}
     while True:
-        runs = store.runs(suite, branch=policy.branch, statuses=statuses, last=last)
+        runs = store.runs(suite, branch=branch, statuses=statuses, last=last)
         if len(runs) < last:
             return runs  # the whole history
         have: dict[str, int] = {}
@@ -101,9 +110,24 @@ def check_runs(store: Store, suite: str, policy: Policy) -> list[Run]:
             for s in r.samples:
                 if s.values:
                     have[s.metric] = have.get(s.metric, 0) + 1
-        if all(n >= p.runs_needed() for m, n in have.items() if (p := policy.for_metric(m)) is not None):
+        gained = not short or any(have.get(m, 0) > n for m, n in short.items())
+        short = {m: n for m, n in have.items() if (k := need(m)) is not None and n < k}
+        if not short or not gained:
             return runs
         last *= 4
+
+
+def check_runs(store: Store, suite: str, policy: Policy) -> list[Run]:
+    """The runs ``check`` judges: enough that each policy metric has the runs its checks need."""
+
+    def need(metric: str) -> int | None:
+        pol = policy.for_metric(metric)
+        return None if pol is None else pol.runs_needed()
+
+    statuses = None if policy.include_failed else [RunStatus.SUCCESS]
+    return recent_runs(
+        store, suite, need, last=3 * policy.runs_needed() + 20, branch=policy.branch, statuses=statuses
+    )
 
 
 def build_run(ingested: Ingested, meta: Mapping[str, Any], provenance: Mapping[str, Any]) -> Run:
