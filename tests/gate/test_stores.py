@@ -135,6 +135,43 @@ def test_check_reads_enough_runs_for_a_metric_that_few_runs_record(
     assert (rc, res["runs"], res["verdict"]) == (0, 20, "PASS"), res["findings"]
 
 
+def test_graduate_and_baseline_use_each_metric_s_last_runs(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the same five-package suite: graduate judged 2 of the last 10 runs per metric and promised
+    # "8 more runs" that never came; capture took the median of 2 runs
+    import json
+
+    from sleuth.cli import main
+
+    store = open_store(store_url, create=True)
+    try:
+        for i in range(100):
+            store.add_run(run(i, {f"pkg{i % 5}": 100.0 + (i * 7) % 3 / 10}))
+    finally:
+        store.close()
+    rc = main(
+        [
+            "gate",
+            "graduate",
+            "--suite",
+            "s",
+            "--target-cv",
+            "5%",
+            "--mode",
+            "hard",
+            "--json",
+            "--db",
+            store_url,
+        ]
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 0 and [(m["runs"], m["verdict"]) for m in doc["metrics"]] == [(10, "OK")] * 5
+    out = tmp_path / "b.json"
+    assert main(["gate", "baseline", "capture", "--suite", "s", "-o", str(out), "--db", store_url]) == 0
+    assert {m["runs"] for m in json.loads(out.read_text())["metrics"].values()} == {10}
+
+
 def test_reading_a_history_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
     for url in (f"sqlite:///{tmp_path / 'nope' / 'h.db'}", f"dir://{tmp_path / 'nodir'}"):
         store = open_store(url, create=False)

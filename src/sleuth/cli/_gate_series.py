@@ -199,6 +199,8 @@ def baseline_capture(**kw: Any) -> int:
     """Write per-metric baselines (median of the last N run values) to a file to commit."""
     from sleuth.cli._common import print_json
     from sleuth.gate.baseline import capture, load_baseline
+    from sleuth.gate.graduate import selected
+    from sleuth.gate.service import recent_runs
     from sleuth.journal import atomic_write_json
 
     suite = check_name_flag("--suite", kw["suite"])
@@ -211,7 +213,13 @@ def baseline_capture(**kw: Any) -> int:
     check_db(kw["db"])
     store = open_store(kw["db"], create=False)
     try:
-        runs = store.runs(suite, branch=kw["branch"], last=kw["last"])
+        runs = recent_runs(
+            store,
+            suite,
+            lambda m: kw["last"] if selected(m, kw["metrics"]) else None,
+            last=kw["last"],
+            branch=kw["branch"],
+        )
     finally:
         store.close()
     if not runs:
@@ -244,6 +252,7 @@ def baseline_diff(file: Path, **kw: Any) -> int:
     from sleuth.gate.baseline import capture, diff, load_baseline
     from sleuth.gate.policy import parse_tolerance
     from sleuth.gate.render import Case, baseline_markdown, junit_xml
+    from sleuth.gate.service import recent_runs
 
     committed = load_baseline(file, "FILE")
     try:
@@ -261,7 +270,7 @@ def baseline_diff(file: Path, **kw: Any) -> int:
     check_db(kw["db"])
     store = open_store(kw["db"], create=False)
     try:
-        runs = store.runs(suite, branch=branch, last=last)
+        runs = recent_runs(store, suite, lambda m: last, last=last, branch=branch)
     finally:
         store.close()
     if not runs:

@@ -241,9 +241,10 @@ def _record_from_dir(files: tuple[Path, ...], kw: dict[str, Any]) -> int:
 @db_option
 def graduate_cmd(**kw: Any) -> int:
     """Per metric: CV over the last N runs with a one-sided upper bound; OK / OVER / INSUFFICIENT."""
-    from sleuth.gate.graduate import graduate
+    from sleuth.gate.graduate import graduate, selected
     from sleuth.gate.model import Graduation, exit_code_for
     from sleuth.gate.render import graduation_cases, graduation_markdown, junit_xml
+    from sleuth.gate.service import recent_runs
 
     suite = check_name_flag("--suite", kw["suite"])
     if kw["last"] < 2:
@@ -254,8 +255,13 @@ def graduate_cmd(**kw: Any) -> int:
     check_db(kw["db"])
     store = open_store(kw["db"], create=False)
     try:
-        runs = store.runs(
-            suite, branch=kw["branch"], statuses=statuses(not kw["successful_only"]), last=kw["last"]
+        runs = recent_runs(
+            store,
+            suite,
+            lambda m: kw["last"] if selected(m, kw["metrics"]) else None,
+            last=kw["last"],
+            branch=kw["branch"],
+            statuses=statuses(not kw["successful_only"]),
         )
     finally:
         store.close()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sleuth.errors import ConfigError
-from sleuth.gate.graduate import metric_names
+from sleuth.gate.graduate import metric_names, metric_values
 from sleuth.gate.model import Run, utc_now
 from sleuth.gate.policy import Tolerance, parse_tolerance
 from sleuth.gate.robust import cv, median
@@ -39,13 +39,13 @@ def capture(
     patterns: Sequence[str] = (),
     keep: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The baseline document of the ``last`` most recent ``runs`` (tolerances kept from ``keep``)."""
-    window = list(runs)[-last:]
+    """The baseline document of the metrics of the ``last`` most recent ``runs``, each over the
+    ``last`` most recent runs that have it (tolerances kept from ``keep``)."""
     old = (keep or {}).get("metrics", {}) if isinstance(keep, Mapping) else {}
     metrics: dict[str, Any] = {}
-    for m in metric_names(window, patterns):
-        values = [v for v in (r.value(m) for r in window) if v is not None]
-        unit = next((s.unit for r in window if (s := r.sample(m)) is not None), "")
+    for m in metric_names(list(runs)[-last:], patterns):
+        values = metric_values(runs, m, last)
+        unit = next((s.unit for r in reversed(runs) if (s := r.sample(m)) is not None), "")
         c = cv(values)
         prior = old.get(m) if isinstance(old, Mapping) else None
         metrics[m] = {
