@@ -362,6 +362,29 @@ def test_from_dir_times_with_zones_order_the_history(
     assert runs[0]["created_at"] == "2025-01-01T05:00:00.000000Z"
 
 
+def test_names_from_flags_and_policy_keys_drive_no_terminal_and_keep_junit_valid(
+    sleuth: Callable, tmp_path: Path
+) -> None:
+    # a --metric pattern or an exact policy key without data is a row under its own name
+    db = f"dir://{tmp_path / 'd'}"
+    (tmp_path / "r.csv").write_text("m,1\n")
+    assert (
+        sleuth("gate", "record", "--suite", "s", "--run-id", "1", "--no-provenance", "--db", db, "r.csv").rc
+        == 0
+    )
+    (tmp_path / "p.yaml").write_text('metrics:\n  "k\\x1b[31m\\x07": {kind: counter}\n')
+    runs = [
+        ("graduate", "--metric", "x\x1b[2Jy", "--junit", "g.xml"),
+        ("check", "--policy", "p.yaml", "--junit", "c.xml"),
+    ]
+    for argv in runs:
+        r = sleuth("gate", *argv, "--suite", "s", "--db", db)
+        assert r.rc in (0, 3) and "\x1b" not in r.stdout and "\x07" not in r.stdout, r.stdout
+        assert "\ufffd" in r.stdout
+    for name in ("g.xml", "c.xml"):
+        ET.parse(tmp_path / name)  # a control character made it not well-formed
+
+
 def test_from_dir_with_nothing_usable_exits_3(sleuth: Callable, tmp_path: Path) -> None:
     (tmp_path / "dl" / "a").mkdir(parents=True)
     r = sleuth("gate", "record", "--from-dir", tmp_path / "dl", "--db", f"dir://{tmp_path / 'd'}")

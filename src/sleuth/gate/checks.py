@@ -44,6 +44,7 @@ from sleuth.gate.robust import (
     median_runs_needed,
     mwu_p,
 )
+from sleuth.model import printable
 
 __all__ = ["CheckReport", "Finding", "MetricCheck", "check"]
 
@@ -406,7 +407,9 @@ def _metric(
             f"{bad} sample(s) are not finite numbers (inf or NaN): cannot be judged; record the runs again",
             {"not_finite": bad},
         )
-        return MetricCheck(m, unit, pol.kind, pol.mode, Verdict.INCONCLUSIVE, len(series), (finding,))
+        return MetricCheck(
+            printable(m), unit, pol.kind, pol.mode, Verdict.INCONCLUSIVE, len(series), (finding,)
+        )
     per_component: dict[str, list[Finding]] = {}
     for j in range(pol.confirmations):
         hist = series[: len(series) - j]
@@ -440,7 +443,7 @@ def _metric(
         )
     verdict = max((f.verdict for f in findings), key=lambda v: _SEVERITY[v])
     return MetricCheck(
-        metric=m,
+        metric=printable(m),  # a policy key without data is shown under its own name: no escapes
         unit=unit,
         kind=pol.kind,
         mode=pol.mode,

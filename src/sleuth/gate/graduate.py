@@ -18,6 +18,7 @@ from typing import Any
 from sleuth.gate.model import Graduation, Run
 from sleuth.gate.robust import cv, cv_runs_needed, cv_upper_bound
 from sleuth.gate.robust import mean as robust_mean
+from sleuth.model import printable
 
 __all__ = ["GraduationResult", "graduate", "metric_names", "metric_values", "selected"]
 
@@ -133,5 +134,5 @@ def graduate(
     names = metric_names(list(runs)[-last:], metrics)
     for p in metrics:
         if not any(fnmatch.fnmatchcase(n, p) for n in names):
-            names.append(p)
+            names.append(printable(p))  # shown under its own name: no terminal escapes, valid XML
     return [_one(name, runs, last, target, conf) for name in names]
