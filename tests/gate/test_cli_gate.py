@@ -372,7 +372,7 @@ def test_names_from_flags_and_policy_keys_drive_no_terminal_and_keep_junit_valid
         sleuth("gate", "record", "--suite", "s", "--run-id", "1", "--no-provenance", "--db", db, "r.csv").rc
         == 0
     )
-    (tmp_path / "p.yaml").write_text('metrics:\n  "k\\x1b[31m\\x07": {kind: counter}\n')
+    (tmp_path / "p.yaml").write_text('metrics:\n  "k\\x1b\\x07": {kind: counter}\n')  # no '[': a glob
     runs = [
         ("graduate", "--metric", "x\x1b[2Jy", "--junit", "g.xml"),
         ("check", "--policy", "p.yaml", "--junit", "c.xml"),
@@ -383,6 +383,16 @@ def test_names_from_flags_and_policy_keys_drive_no_terminal_and_keep_junit_valid
         assert "\ufffd" in r.stdout
     for name in ("g.xml", "c.xml"):
         ET.parse(tmp_path / name)  # a control character made it not well-formed
+
+
+def test_emit_metadata_lists_a_file_named_twice_once(sleuth: Callable, tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("m,1\nm,2\n")
+    out = tmp_path / "dl" / "x"
+    r = sleuth("gate", "record", "--emit-metadata", out, "--suite", "s", "--run-id", "1", "a.csv", "a.csv")
+    assert r.rc == 0 and json.loads((out / "sleuth-gate.json").read_text())["files"] == ["a.csv"]
+    db = f"dir://{tmp_path / 'd'}"
+    (rec,) = sleuth("gate", "record", "--from-dir", tmp_path / "dl", "--json", "--db", db).json()["recorded"]
+    assert rec["samples"] == 2
 
 
 def test_from_dir_with_nothing_usable_exits_3(sleuth: Callable, tmp_path: Path) -> None:
