@@ -195,6 +195,14 @@ def test_a_byte_order_mark_is_not_data(tmp_path: Path) -> None:
     assert [f["format"] for f in got.files] == ["json", "go", "csv"] and got.skipped == 0
 
 
+def test_a_file_named_twice_is_read_once(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("m,1\nm,2\n")
+    (tmp_path / "b.csv").write_text("m,3\n")
+    got = read_files([tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "." / "a.csv"])
+    assert {s.metric: s.values for s in got.samples} == {"m": (1.0, 2.0, 3.0)}  # not 1, 2, 3, 1, 2
+    assert [f["file"] for f in got.files] == ["a.csv", "b.csv"]
+
+
 def test_read_files_merges_a_metric_across_files(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("m,1\n")
     (tmp_path / "b.csv").write_text("m,2\nn,3\n")

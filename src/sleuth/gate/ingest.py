@@ -101,7 +101,12 @@ def merge(parsed: Sequence[tuple[str, Parsed]]) -> Ingested:
 
 
 def read_files(paths: Sequence[Path], fmt: str = "auto", *, what: str = "FILE") -> Ingested:
-    """Parse every file of one run; UsageError naming a file that cannot be read."""
+    """Parse every file of one run (a file named twice, ``a.txt ./a.txt``, once: its samples are
+    not measurements twice over); UsageError naming a file that cannot be read."""
+    first: dict[Path, Path] = {}
+    for p in paths:
+        first.setdefault(p.resolve(), p)
+    paths = list(first.values())
     texts = [(p, _read_text(p, what)) for p in paths]  # read all first: a bad path fails before any work
     return merge([(p.name, parse(text, fmt)) for p, text in texts])
 
@@ -115,8 +120,10 @@ def write_metadata(directory: Path, meta: Mapping[str, Any], files: Sequence[Pat
     # a folder reused from an earlier run: its metadata goes first, so an interrupted copy leaves
     # a folder without metadata (skipped), never the new files under the old run id
     path.unlink(missing_ok=True)
-    names = []
+    names: list[str] = []
     for f in files:
+        if f.name in names:  # the same file named twice (the caller refuses two files of one name)
+            continue
         dest = directory / f.name
         if not dest.exists() or not dest.samefile(f):
             shutil.copyfile(f, dest)
@@ -193,7 +200,7 @@ def scan_artifacts(root: Path) -> ArtifactScan:
             continue
         if meta.get("created_at"):  # stored as every run's time is: the stores order runs by it as text
             meta = {**meta, "created_at": parse_time(meta["created_at"])}
-        listed = meta.get("files") or [
+        listed = list(dict.fromkeys(meta.get("files") or [])) or [
             p.name for p in sorted(folder.iterdir()) if p.is_file() and p.name != METADATA_FILE
         ]
         # an artifact comes from CI (a fork's pull request, say): it may name only its own files
