@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from sleuth.gate.checks import check
 from sleuth.gate.model import Verdict
@@ -93,10 +94,16 @@ def test_too_few_runs_is_insufficient_with_runs_needed(n: int, needed: int) -> N
     assert rep.exit_code() == 3
 
 
-def test_bound_rule_with_too_few_runs_for_any_bound() -> None:
-    _, res = _one(series("m", [100.0] * 3), {"budget": {"max": 300, "runs": 3}, "regression": None})
+def test_bound_rule_with_too_few_runs_for_any_bound_is_a_policy_error() -> None:
+    # the budget looks at the last 3 runs only: "2 more runs needed" never came true (exit 3 for ever)
+    with pytest.raises(ValidationError, match="runs >= 5"):  # 5 runs bound a median at 95 %
+        _policy({"m": {"budget": {"max": 300, "runs": 3}}})
+    with pytest.raises(ValidationError, match="runs >= 7"):
+        _policy({"m": {"budget": {"max": 300, "runs": 5, "confidence": 0.99}}})
+    _policy({"m": {"budget": {"max": 300, "runs": 3, "rule": "median"}}})
+    _, res = _one(series("m", [100.0] * 3), {"budget": {"max": 300, "runs": 5}, "regression": None})
     f = _finding(res, "budget")
-    assert f.verdict is Verdict.INSUFFICIENT and f.needed == 2  # 5 runs bound a median at 95 %
+    assert f.verdict is Verdict.INSUFFICIENT and f.needed == 2  # and 2 more runs will answer
 
 
 # --- regression ---------------------------------------------------------------------------------
@@ -268,7 +275,7 @@ def test_scaling_to_the_float_limit_changes_no_verdict(
             pol["tolerance"] = tol
         else:
             side = "max" if direction == "lower" else "min"
-            pol["budget"] = {side: 0.5 * big * k, "runs": 3}
+            pol["budget"] = {side: 0.5 * big * k, "runs": 3, "confidence": 0.8}  # 3 runs bound a median
             pol["regression"] = {"baseline_runs": 2, "recent_runs": 1, "min_effect": tol}
         runs = series("m", [[x * k for x in r] for r in vals])
         _, res = _one(runs, pol, baseline={"m": {"value": ref * k, "tolerance": tol}})

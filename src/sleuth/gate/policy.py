@@ -120,6 +120,15 @@ class BudgetSpec(_Strict):
     def _one_side(self) -> BudgetSpec:
         if (self.max is None) == (self.min is None):
             raise ValueError("give exactly one of max (lower is better) or min (higher is better)")
+        if self.rule == "bound":  # the median of the last `runs` runs: more runs would never answer
+            from sleuth.gate.robust import median_runs_needed
+
+            need = median_runs_needed(self.confidence)
+            if self.runs < need:
+                raise ValueError(
+                    f"runs {self.runs} bound no median at confidence {self.confidence:g} (it would stay "
+                    f"INSUFFICIENT for ever): give runs >= {need}, or rule: median"
+                )
         return self
 
 
