@@ -195,6 +195,19 @@ def test_a_byte_order_mark_is_not_data(tmp_path: Path) -> None:
     assert [f["format"] for f in got.files] == ["json", "go", "csv"] and got.skipped == 0
 
 
+def test_csv_names_quoted_as_csv_writers_quote_them() -> None:
+    # csv.writer and pandas quote a name holding a comma or a quote: it was skipped as garbage, and a
+    # quoted pytest id kept its quotes (so --metric and policy keys never matched it)
+    text = '"sort -t, -k2",0.51,s\n"say ""hi""",2\n"tests/t.py::test_x[case1]",3\n"unclosed,4\n'
+    p = parse(text, "csv")
+    assert _samples(p) == {
+        "sort -t, -k2": ("s", [0.51]),
+        'say "hi"': ("", [2.0]),
+        "tests/t.py::test_x[case1]": ("", [3.0]),
+    }
+    assert p.skipped == 1
+
+
 def test_a_file_named_twice_is_read_once(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("m,1\nm,2\n")
     (tmp_path / "b.csv").write_text("m,3\n")

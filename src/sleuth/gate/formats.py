@@ -14,13 +14,15 @@ Formats and the metric names they give (``--metric`` uses these names):
   repetition (aggregates are used only when no repetition was reported).
 * ``hyperfine``: ``--export-json`` -> the command (or its ``--command-name``), ``times`` in seconds.
 * ``sleuth-run``: ``sleuth run --json`` -> each ``--metric`` by name, and ``wall_s``.
-* ``csv``: ``metric,value[,unit]`` lines (a header line and ``#`` comments are allowed).
+* ``csv``: ``metric,value[,unit]`` lines (a header line and ``#`` comments are allowed; fields quoted
+  as CSV writers quote them).
 * ``json``: ``[{"metric", "value" (number or list), "unit"?}, ...]``, ``{"metrics": [...]}`` or
   ``{"name": number or [numbers], ...}``.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
@@ -126,7 +128,11 @@ def _csv(lines: Iterable[str], col: _Collector) -> None:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        fields = [f.strip() for f in line.split(",")]
+        try:  # quoted as csv writers quote a name with a comma or a quote: "sort -t, -k2",0.51
+            fields = [f.strip() for f in next(csv.reader([line]))]
+        except (csv.Error, StopIteration):
+            col.skip(line)
+            continue
         if i == 0 and len(fields) >= 2 and fields[0].lower() == "metric" and fields[1].lower() == "value":
             continue
         if len(fields) not in (2, 3) or not col.add(
