@@ -303,6 +303,20 @@ def test_policy_metric_without_data_is_insufficient_not_a_silent_pass() -> None:
     assert rep.results[0].verdict is Verdict.INSUFFICIENT and rep.exit_code() == 3
 
 
+def test_a_pytest_id_key_without_data_is_insufficient_not_a_silent_pass() -> None:
+    # "[...]" made every such key a glob: a parametrized benchmark that stopped being reported passed
+    runs = series("t.py::test_x[case1]", [1.0] * 3)
+    pol = {"t.py::test_x[case1]": {"kind": "counter"}, "t.py::test_x[gone]": {"kind": "counter"}}
+    rep = check(runs, _policy({**pol, "t.py::test_[xy][zz]": {"kind": "counter"}, "*:B/op": {}}), suite="s")
+    verdicts = {r.metric: r.verdict for r in rep.results}
+    assert verdicts == {
+        "t.py::test_x[case1]": Verdict.PASS,
+        "t.py::test_x[gone]": Verdict.INSUFFICIENT,
+        "t.py::test_[xy][zz]": Verdict.INSUFFICIENT,  # a glob that no metric answers to: named metrics gone
+    }
+    assert rep.exit_code() == 3
+
+
 def test_no_results_at_all_exits_3_and_soft_mode_never_fails() -> None:
     rep = check([], _policy({"*": {}}), suite="s")
     assert rep.results == () and rep.exit_code() == 3

@@ -353,10 +353,16 @@ def check(
     Exact policy keys without data get an
     INSUFFICIENT row, so a metric that stopped being reported never passes silently.
     """
-    from sleuth.gate.graduate import metric_names
+    from sleuth.gate.graduate import metric_names, selected
 
     names = [m for m in metric_names(runs) if policy.for_metric(m) is not None]
-    names += [k for k in policy.metrics if not any(c in k for c in "*?[") and k not in names]
+    # a key without '*' or '?' names metrics ("test_parse[case1]" is a pytest id as much as a glob):
+    # when no metric answers to it, it is a row of its own, INSUFFICIENT
+    names += [
+        k
+        for k in policy.metrics
+        if not any(c in k for c in "*?") and not any(selected(n, [k]) for n in names)
+    ]
     if only:
         names = [m for m in names if m in only]
     baseline = baseline or {}

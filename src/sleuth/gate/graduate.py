@@ -67,8 +67,9 @@ def metric_names(runs: Sequence[Run], patterns: Sequence[str] = ()) -> list[str]
 
 
 def selected(name: str, patterns: Sequence[str] = ()) -> bool:
-    """Whether a metric name matches one of the glob ``patterns`` (every name does when there are none)."""
-    return not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+    """Whether a metric name is one of ``patterns`` or matches one as a glob (every name does when
+    there are none): ``test_parse[case1]`` is a pytest id, and as a glob it would not match itself."""
+    return not patterns or name in patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 def metric_values(runs: Sequence[Run], metric: str, last: int) -> list[float]:
@@ -133,6 +134,6 @@ def graduate(
     """
     names = metric_names(list(runs)[-last:], metrics)
     for p in metrics:
-        if not any(fnmatch.fnmatchcase(n, p) for n in names):
+        if not any(selected(n, [p]) for n in names):
             names.append(printable(p))  # shown under its own name: no terminal escapes, valid XML
     return [_one(name, runs, last, target, conf) for name in names]
