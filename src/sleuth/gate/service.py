@@ -12,14 +12,16 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sleuth.errors import UsageError
 from sleuth.gate.changepoint import ChangePoint, Incremental, Settings, detect
 from sleuth.gate.ingest import ArtifactScan, Ingested, run_from_artifact
 from sleuth.gate.model import Run, RunStatus
-from sleuth.gate.policy import Policy
 from sleuth.gate.store.base import Store
+
+if TYPE_CHECKING:  # pydantic: not imported by record, which does not need it
+    from sleuth.gate.policy import Policy
 
 __all__ = [
     "RecordResult",
