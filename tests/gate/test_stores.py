@@ -220,6 +220,17 @@ def test_parse_url_forms() -> None:
             parse_url(bad)
 
 
+def test_a_password_without_a_user_is_hidden_too(capsys: pytest.CaptureFixture[str]) -> None:
+    # an empty user (libpq takes $PGUSER) or a stray space: the rule did not read these as URLs
+    for url in ("postgresql://:secretpw@127.0.0.1:1/db", "postgresql:// u:secretpw@127.0.0.1:1/db"):
+        assert "secretpw" not in parse_url(url).display
+        from sleuth.cli import main
+
+        assert main(["gate", "runs", "--db", url]) != 0  # nothing listens on port 1
+        err = capsys.readouterr().err
+        assert "127.0.0.1" in err and "secretpw" not in err
+
+
 def test_dir_store_rejects_a_corrupt_run_file(tmp_path: Path) -> None:
     from sleuth.errors import InfrastructureError
 

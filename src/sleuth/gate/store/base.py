@@ -69,8 +69,16 @@ class StoreURL:
 
 
 def _hide_password(url: str) -> str:
-    from sleuth.secrets import scrub_text
+    """The URL with its password hidden: the redaction rule, and whatever the authority's
+    ``user:password@`` holds (an empty user, a stray space: forms the rule does not read as a URL)."""
+    from sleuth.secrets import REDACTED, scrub_text
 
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if sep and at and ":" in userinfo:
+        user = userinfo.split(":", 1)[0]
+        url = f"{scheme}://{user}:{REDACTED}@{host}{slash}{path}"
     return scrub_text(url)
 
 
