@@ -395,6 +395,29 @@ def test_emit_metadata_lists_a_file_named_twice_once(sleuth: Callable, tmp_path:
     assert rec["samples"] == 2
 
 
+def test_emit_metadata_from_a_pipe(sleuth_env: dict[str, str], tmp_path: Path) -> None:
+    # `record --emit-metadata out <(go test -bench .)`: the pipe was read, then copied: a traceback
+    import subprocess
+    import sys
+
+    out = tmp_path / "dl" / "x"
+    argv = [sys.executable, "-m", "sleuth", "gate", "record", "--emit-metadata", str(out), "--suite", "s"]
+    argv += ["--run-id", "1", "--no-provenance", "/dev/stdin"]
+    r = subprocess.run(argv, input="m,1\nm,2\n", capture_output=True, text=True, env=sleuth_env, timeout=60)
+    assert r.returncode == 0 and "1 metric(s)" in r.stdout, r.stderr
+    assert (out / "stdin").read_text() == "m,1\nm,2\n"
+    argv = [sys.executable, "-m", "sleuth", "gate", "record", "--from-dir", str(tmp_path / "dl"), "--json"]
+    r2 = subprocess.run(
+        [*argv, "--db", f"dir://{tmp_path / 'd'}"],
+        capture_output=True,
+        text=True,
+        env=sleuth_env,
+        timeout=60,
+    )
+    (rec,) = json.loads(r2.stdout)["recorded"]
+    assert rec["samples"] == 2
+
+
 def test_from_dir_with_nothing_usable_exits_3(sleuth: Callable, tmp_path: Path) -> None:
     (tmp_path / "dl" / "a").mkdir(parents=True)
     r = sleuth("gate", "record", "--from-dir", tmp_path / "dl", "--db", f"dir://{tmp_path / 'd'}")

@@ -153,7 +153,7 @@ def _missing(flag: str, hint: str) -> str:
 
 
 def _emit(files: tuple[Path, ...], meta: dict[str, Any], kw: dict[str, Any]) -> int:
-    from sleuth.gate.ingest import read_files, write_metadata
+    from sleuth.gate.ingest import parse_raw, read_raw, write_metadata
 
     out: Path = kw["emit_metadata"]
     if out.exists() and not out.is_dir():
@@ -166,12 +166,14 @@ def _emit(files: tuple[Path, ...], meta: dict[str, Any], kw: dict[str, Any]) -> 
                 hint="rename one, or emit them as two runs",
             )
         seen[f.name] = f
-    ingested = read_files(list(files), kw["fmt"])  # checks the files exist; garbage only counted
+    raw = read_raw(list(files))  # checks the files exist; garbage only counted
+    ingested = parse_raw(raw, kw["fmt"])
     from sleuth.gate.provenance import collect, public
 
     prov = {} if kw["no_provenance"] else collect()
     meta = public(meta)  # the artifact is uploaded: a flag or CI variable may hold a secret
-    path = write_metadata(out, {**meta, "provenance": prov}, list(files))
+    pipes = {p: data for p, data in raw if not p.is_file()}  # <(cmd), /dev/stdin: read once
+    path = write_metadata(out, {**meta, "provenance": prov}, [p for p, _ in raw], pipes)
     data = {
         "metadata": str(path),
         **meta,

@@ -27,8 +27,10 @@ __all__ = [
     "Artifact",
     "ArtifactScan",
     "Ingested",
+    "parse_raw",
     "public_metric",
     "read_files",
+    "read_raw",
     "scan_artifacts",
     "write_metadata",
 ]
@@ -58,6 +60,14 @@ class Ingested:
 
 
 def _read_text(path: Path, what: str) -> str:
+    return _decode(_read_bytes(path, what))
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8-sig", errors="replace")  # a BOM (Windows editors, PowerShell) is not data
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
     try:
         with open(path, "rb") as fh:
             data = fh.read(_MAX_BYTES)
@@ -71,7 +81,7 @@ def _read_text(path: Path, what: str) -> str:
         ) from None
     except OSError as exc:
         raise UsageError(f"{what} {path}: cannot read: {exc.strerror}") from None
-    return data.decode("utf-8-sig", errors="replace")  # a BOM (Windows editors, PowerShell) is not data
+    return data
 
 
 def public_metric(name: str) -> str:
@@ -100,19 +110,35 @@ def merge(parsed: Sequence[tuple[str, Parsed]]) -> Ingested:
     return Ingested(samples=samples, files=tuple(files))
 
 
-def read_files(paths: Sequence[Path], fmt: str = "auto", *, what: str = "FILE") -> Ingested:
-    """Parse every file of one run (a file named twice, ``a.txt ./a.txt``, once: its samples are
-    not measurements twice over); UsageError naming a file that cannot be read."""
+def read_raw(paths: Sequence[Path], what: str = "FILE") -> list[tuple[Path, bytes]]:
+    """The bytes of every file of one run, each file once (``a.txt ./a.txt``: its samples are not
+    measurements twice over); UsageError naming a file that cannot be read, before any is parsed."""
     first: dict[Path, Path] = {}
     for p in paths:
         first.setdefault(p.resolve(), p)
-    paths = list(first.values())
-    texts = [(p, _read_text(p, what)) for p in paths]  # read all first: a bad path fails before any work
-    return merge([(p.name, parse(text, fmt)) for p, text in texts])
+    return [(p, _read_bytes(p, what)) for p in first.values()]
 
 
-def write_metadata(directory: Path, meta: Mapping[str, Any], files: Sequence[Path]) -> Path:
-    """Copy ``files`` into ``directory`` (unless already there) and write its metadata file."""
+def parse_raw(raw: Sequence[tuple[Path, bytes]], fmt: str = "auto") -> Ingested:
+    """The samples of :func:`read_raw`'s files."""
+    return merge([(p.name, parse(_decode(data), fmt)) for p, data in raw])
+
+
+def read_files(paths: Sequence[Path], fmt: str = "auto", *, what: str = "FILE") -> Ingested:
+    """Parse every file of one run (:func:`read_raw`, then :func:`parse_raw`)."""
+    return parse_raw(read_raw(paths, what), fmt)
+
+
+def write_metadata(
+    directory: Path,
+    meta: Mapping[str, Any],
+    files: Sequence[Path],
+    streams: Mapping[Path, bytes] | None = None,
+) -> Path:
+    """Copy ``files`` into ``directory`` (unless already there) and write its metadata file.
+
+    ``streams``: what files that cannot be read twice held when they were read (a pipe:
+    ``<(go test -bench .)``, ``/dev/stdin``); those bytes are written instead of a copy."""
     from sleuth.journal import atomic_write_json
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -125,7 +151,9 @@ def write_metadata(directory: Path, meta: Mapping[str, Any], files: Sequence[Pat
         if f.name in names:  # the same file named twice (the caller refuses two files of one name)
             continue
         dest = directory / f.name
-        if not dest.exists() or not dest.samefile(f):
+        if streams is not None and f in streams:
+            dest.write_bytes(streams[f])
+        elif not dest.exists() or not dest.samefile(f):
             shutil.copyfile(f, dest)
         names.append(f.name)
     atomic_write_json(path, {**meta, "schema": 1, "files": names})
