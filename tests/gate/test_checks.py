@@ -124,6 +124,15 @@ def test_clear_regression_fails_with_shift_and_interval() -> None:
     assert lo <= f.details["shift"] <= hi and lo > 0
 
 
+def test_the_policy_fdr_bounds_the_level_of_every_regression() -> None:
+    # 'fdr' was accepted and documented, and never read: fdr: 0.01 still failed at q = 0.015
+    vals = [[100.0 + i / 10] for i in range(10)] + [[120.0, 121.0]]  # p = 1 / C(12, 2) = 0.015
+    for fdr, verdict in ((0.05, Verdict.FAIL), (0.01, Verdict.INCONCLUSIVE)):
+        (res,) = check(series("m", vals), _policy({"m": {}}, fdr=fdr), suite="s").results
+        f = _finding(res, "regression")
+        assert f.verdict is verdict and f.details["q_value"] == pytest.approx(1 / 66), f.summary
+
+
 def test_improvement_is_not_a_regression() -> None:
     rng = np.random.default_rng(2)
     vals = _noisy(rng, 10) + _noisy(rng, 1, level=90.0)

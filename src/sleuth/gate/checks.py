@@ -10,7 +10,8 @@ Components (each gives PASS / FAIL / INCONCLUSIVE / INSUFFICIENT with its number
   ``baseline_runs`` runs before them: one-sided Mann-Whitney in the "worse" direction (exact
   under ties, :func:`~sleuth.gate.robust.mwu_p`), its
   p-values adjusted across metrics by Benjamini-Hochberg, and the Hodges-Lehmann shift with its
-  interval.  FAIL when significant *and* the shift is at least ``min_effect``; INCONCLUSIVE when
+  interval.  FAIL when significant (``q`` at most ``alpha`` and the policy's ``fdr``) *and* the shift
+  is at least ``min_effect``; INCONCLUSIVE when
   the shift is that large but not significant; PASS otherwise.
 * **counter**: every sample of the latest run equals the reference (the median of the runs before
   it, or the ``--baseline`` file's value) within ``tolerance``; any other value FAILs.
@@ -242,18 +243,21 @@ def _regression_data(
     return _RegressionData(p=p, details=details, worse_by=worse, limit=limit)
 
 
-def _regression_finding(data: _RegressionData | int, q: float | None, spec: RegressionSpec) -> Finding:
+def _regression_finding(
+    data: _RegressionData | int, q: float | None, spec: RegressionSpec, fdr: float
+) -> Finding:
     if isinstance(data, int):
         total = spec.baseline_runs + spec.recent_runs
         return Finding("regression", Verdict.INSUFFICIENT, f"needs {total} runs with this metric", {}, data)
     assert q is not None
-    d = {**data.details, "q_value": q}
+    level = min(spec.alpha, fdr)  # the metric's alpha, within the policy's false discovery rate
+    d = {**data.details, "q_value": q, "level": level}
     rel, est = d["relative_shift"], d["shift"]
     shift = f"{rel:+.2%}" if rel is not None else f"{est:+g}" if est is not None else "beyond the float range"
     lo, hi = (f"{x:+.4g}" if x is not None else "unbounded" for x in d["shift_interval"])
     text = f"shift {shift} [{lo}, {hi}], p={data.p:.3g} q={q:.3g}"
     big = data.worse_by > 0 and data.worse_by >= data.limit
-    if big and q <= spec.alpha:
+    if big and q <= level:
         return Finding("regression", Verdict.FAIL, f"regressed: {text}", d)
     if big:
         return Finding(
@@ -388,7 +392,16 @@ def check(
     for m in names:
         pol = policy.for_metric(m)
         assert pol is not None
-        res = _metric(m, units[m], pol=pol, series=series[m], reg=reg, qvals=qvals, entry=baseline.get(m))
+        res = _metric(
+            m,
+            units[m],
+            pol=pol,
+            series=series[m],
+            reg=reg,
+            qvals=qvals,
+            entry=baseline.get(m),
+            fdr=policy.fdr,
+        )
         results.append(res if mode is None else replace(res, mode=mode))
     return CheckReport(suite=suite, runs=len(runs), results=tuple(results))
 
@@ -402,6 +415,7 @@ def _metric(
     reg: Mapping[tuple[str, int], _RegressionData | int],
     qvals: Mapping[tuple[str, int], float],
     entry: Mapping[str, Any] | None,
+    fdr: float,
 ) -> MetricCheck:
     from sleuth.gate.policy import parse_tolerance
 
@@ -434,7 +448,7 @@ def _metric(
             per_component.setdefault("counter", []).append(_counter(hist, pol, ref, tol))
         elif pol.regression is not None:
             per_component.setdefault("regression", []).append(
-                _regression_finding(reg[(m, j)], qvals.get((m, j)), pol.regression)
+                _regression_finding(reg[(m, j)], qvals.get((m, j)), pol.regression, fdr)
             )
         if pol.kind == "time" and entry is not None and entry.get("tolerance") is not None:
             per_component.setdefault("baseline", []).append(
