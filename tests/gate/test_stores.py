@@ -172,6 +172,27 @@ def test_graduate_and_baseline_use_each_metric_s_last_runs(
     assert {m["runs"] for m in json.loads(out.read_text())["metrics"].values()} == {10}
 
 
+def test_a_replaced_run_keeps_its_place(store_url: str, tmp_path: Path) -> None:
+    # --replace without --created-at took "now": last week's run became the newest one, the run
+    # every check judges
+    from sleuth.cli import main
+
+    f = tmp_path / "r.csv"
+    for i in (1, 2, 3):
+        f.write_text(f"m,{i}\n")
+        argv = ["gate", "record", "--suite", "s", "--run-id", f"r{i}", "--no-provenance", "--db", store_url]
+        assert main([*argv, "--created-at", f"2025-01-0{i}T00:00:00Z", str(f)]) == 0
+    f.write_text("m,9\n")
+    argv = ["gate", "record", "--suite", "s", "--run-id", "r1", "--replace", "--no-provenance"]
+    assert main([*argv, "--db", store_url, str(f)]) == 0
+    store = open_store(store_url, create=False)
+    try:
+        runs = store.runs("s")
+    finally:
+        store.close()
+    assert [(r.run_id, r.value("m")) for r in runs] == [("r1", 9.0), ("r2", 2.0), ("r3", 3.0)]
+
+
 def test_reading_a_history_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
     for url in (f"sqlite:///{tmp_path / 'nope' / 'h.db'}", f"dir://{tmp_path / 'nodir'}"):
         store = open_store(url, create=False)

@@ -141,6 +141,8 @@ def record(files: tuple[Path, ...], **kw: Any) -> int:
         prov = collect()
     store = open_store(kw["db"], create=True)
     try:
+        if kw["replace"] and kw["created_at"] is None:  # re-recorded, it happened when it happened
+            meta["created_at"] = store.created_at(meta["suite"], meta["run_id"]) or meta["created_at"]
         res = record_run(store, build_run(ingested, meta, prov), replace=kw["replace"])
     finally:
         store.close()

@@ -30,6 +30,10 @@ class Store(Protocol):
         """Whether ``suite`` already holds ``run_id``."""
         ...
 
+    def created_at(self, suite: str, run_id: str) -> str | None:
+        """When the recorded run ``run_id`` happened, or None when it is not recorded."""
+        ...
+
     def runs(
         self,
         suite: str,
@@ -124,6 +128,9 @@ class EmptyStore:
 
     def has_run(self, suite: str, run_id: str) -> bool:
         return False
+
+    def created_at(self, suite: str, run_id: str) -> str | None:
+        return None
 
     def runs(
         self,

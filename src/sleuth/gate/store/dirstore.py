@@ -56,6 +56,11 @@ class DirStore:
         """Whether the run's file exists."""
         return (self._suite_dir(suite) / f"{run_id}.json").is_file()
 
+    def created_at(self, suite: str, run_id: str) -> str | None:
+        """When the recorded run happened, or None."""
+        path = self._suite_dir(suite) / f"{run_id}.json"
+        return self._load(path).created_at if path.is_file() else None
+
     def _load(self, path: Path) -> Run:
         try:
             return Run.from_dict(json.loads(path.read_text(encoding="utf-8"))).public()

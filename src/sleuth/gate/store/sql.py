@@ -189,6 +189,23 @@ class SqlStore:
                 is not None
             )
 
+    def created_at(self, suite: str, run_id: str) -> str | None:
+        """When the recorded run happened, or None."""
+        import sqlalchemy as sa
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if not self._ready:
+            return None
+        r = self._runs
+        try:
+            with self.engine.connect() as conn:
+                found = conn.execute(
+                    sa.select(r.c.created_at).where(r.c.suite == suite, r.c.run_id == run_id)
+                ).scalar()
+        except SQLAlchemyError as exc:
+            raise InfrastructureError(f"--db {self.display}: {_one_line(exc)}") from None
+        return None if found is None else str(found)
+
     def runs(
         self,
         suite: str,
