@@ -308,3 +308,46 @@ def test_mwu_p_with_ties_is_the_exact_permutation_p(x: list[int], y: list[int], 
     hits = [s >= r_x - 1e-9 if alt == "greater" else s <= r_x + 1e-9 for s in sums]
     fx, fy = [float(v) for v in x], [float(v) for v in y]
     assert mwu_p(fx, fy, alt) == pytest.approx(sum(hits) / len(sums), abs=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    a=st.lists(st.one_of(st.integers(-4, 4).map(float), finite), min_size=1, max_size=20),
+    b=st.lists(st.one_of(st.integers(-4, 4).map(float), finite), min_size=1, max_size=20),
+    conf=st.sampled_from([0.8, 0.9, 0.95]),
+)
+@example(a=[1e308, -1e308], b=[1e308, 0.0], conf=0.8)  # scaled first: no difference overflows
+def test_hodges_lehmann_by_counting_is_the_sorted_one(a: list[float], b: list[float], conf: float) -> None:
+    """Past 4 million pairs the differences are selected by counting, not sorted: the same floats."""
+    from sleuth.gate import robust
+
+    sorted_ = hodges_lehmann(a, b, conf)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(robust, "_MATERIALIZED_PAIRS", 0)
+        assert hodges_lehmann(a, b, conf) == sorted_
+
+
+def test_hodges_lehmann_of_a_billion_differences_fits_in_2_gib() -> None:
+    """10 runs of 10,000 pytest-benchmark rounds against 10,000 new ones: the sorted differences
+    took 7.5 GiB (a MemoryError here, an OOM kill on a CI runner)."""
+    import resource
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from sleuth.gate.robust import hodges_lehmann\n"
+        "rng = np.random.default_rng(0)\n"
+        "a, b = rng.normal(100, 1, 100_000).tolist(), rng.normal(101, 1, 10_000).tolist()\n"
+        "s = hodges_lehmann(a, b, conf=0.9)\n"
+        "print(round(s.estimate, 1), s.lower < s.estimate < s.upper)\n"
+    )
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    env = {"OPENBLAS_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=limit, env=env, timeout=600
+    )
+    assert (r.returncode, r.stdout) == (0, "1.0 True\n"), r.stderr[-500:]
