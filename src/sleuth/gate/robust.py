@@ -333,7 +333,8 @@ def hodges_lehmann(a: Sequence[float], b: Sequence[float], conf: float = 0.95) -
     The interval covers the true shift with probability >= ``conf`` when both samples come from
     one continuous distribution up to a shift; it is exact (Gaussian binomial) up to 40000 pairs
     and normal-approximated beyond.  With too few points for any interval, it is the whole line.
-    None when either sample is empty.
+    None when either sample is empty.  Past 4 million pairs the order statistics are selected by
+    counting (:func:`_kth_difference`): the same floats, without holding them all.
     """
     if not a or not b:
         return None
