@@ -193,6 +193,36 @@ def test_a_replaced_run_keeps_its_place(store_url: str, tmp_path: Path) -> None:
     assert [(r.run_id, r.value("m")) for r in runs] == [("r1", 9.0), ("r2", 2.0), ("r3", 3.0)]
 
 
+def test_long_names_fit_every_store(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # PostgreSQL's columns hold 500 characters of a metric name (a hyperfine command line, a C++
+    # template), 100 of a unit or commit, 300 of a branch: the whole run was refused there (exit 4)
+    import json
+
+    from sleuth.cli import main
+
+    long_a, long_b = "a" * 600 + "-1", "a" * 600 + "-2"  # alike for 600 characters: still two metrics
+    (tmp_path / "r.csv").write_text(f"{long_a},1,{'u' * 150}\n{long_b},2\n")
+    argv = ["gate", "record", "--suite", "s", "--run-id", "1", "--no-provenance", "--db", store_url]
+    assert main([*argv, "--branch", "b" * 400, "--commit", "c" * 200, str(tmp_path / "r.csv")]) == 0
+    capsys.readouterr()
+    assert main(["gate", "runs", "--suite", "s", "--json", "--db", store_url]) == 0
+    (run_doc,) = json.loads(capsys.readouterr().out)["runs"]
+    names = [s["metric"] for s in run_doc["samples"]]
+    assert len(set(names)) == 2 and all(len(n) == 500 and n.startswith("a" * 480) for n in names)
+    assert len(run_doc["samples"][0]["unit"]) == 100
+    assert (len(run_doc["branch"]), len(run_doc["commit"])) == (300, 100)
+    # the incremental state of each long metric is its own ("changepoints:<metric>:*" is longer still)
+    store = open_store(store_url, create=False)
+    try:
+        store.put_state("s", f"changepoints:{names[0]}:*", {"seen": 1})
+        store.put_state("s", f"changepoints:{names[1]}:*", {"seen": 2})
+        assert store.get_state("s", f"changepoints:{names[0]}:*") == {"seen": 1}
+    finally:
+        store.close()
+
+
 def test_reading_a_history_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
     for url in (f"sqlite:///{tmp_path / 'nope' / 'h.db'}", f"dir://{tmp_path / 'nodir'}"):
         store = open_store(url, create=False)

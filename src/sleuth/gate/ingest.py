@@ -19,7 +19,7 @@ from typing import Any
 
 from sleuth.errors import UsageError
 from sleuth.gate.formats import Parsed, parse
-from sleuth.gate.model import Run, RunStatus, Sample, parse_time
+from sleuth.gate.model import METRIC_MAX, UNIT_MAX, Run, RunStatus, Sample, fit, parse_time
 from sleuth.model import check_name, printable
 
 __all__ = [
@@ -103,9 +103,9 @@ def merge(parsed: Sequence[tuple[str, Parsed]]) -> Ingested:
     for name, p in parsed:
         files.append({"file": name, "format": p.format, "metrics": len(p.samples), "skipped": p.skipped})
         for s in p.samples:
-            metric = public_metric(s.metric)
+            metric = fit(public_metric(s.metric), METRIC_MAX)  # a hyperfine command line, a C++ template
             values.setdefault(metric, []).extend(s.values)
-            units.setdefault(metric, s.unit)
+            units.setdefault(metric, fit(printable(s.unit), UNIT_MAX))
     samples = tuple(Sample(m, tuple(v), units[m]) for m, v in values.items())
     return Ingested(samples=samples, files=tuple(files))
 

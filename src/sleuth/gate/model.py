@@ -20,16 +20,36 @@ from sleuth.errors import ExitCode
 from sleuth.gate.robust import median
 
 __all__ = [
+    "BRANCH_MAX",
+    "COMMIT_MAX",
+    "METRIC_MAX",
+    "UNIT_MAX",
     "Graduation",
     "Run",
     "RunStatus",
     "Sample",
     "Verdict",
     "exit_code_for",
+    "fit",
     "parse_time",
     "utc_now",
     "utc_text",
 ]
+
+
+#: the longest metric name, unit, branch and commit a history keeps (PostgreSQL's columns hold no more)
+METRIC_MAX, UNIT_MAX, BRANCH_MAX, COMMIT_MAX = 500, 100, 300, 100
+
+
+def fit(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters: a longer one keeps its start and ends with a hash of the
+    whole, so two long names stay two names and the same name always fits the same way."""
+    if len(text) <= limit:
+        return text
+    import hashlib
+
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{text[: limit - 13]}…{digest}"
 
 
 def utc_now() -> str:

@@ -15,12 +15,24 @@ from collections.abc import Sequence
 from typing import Any
 
 from sleuth.errors import InfrastructureError, UsageError
-from sleuth.gate.model import Run, RunStatus, Sample, utc_now
+from sleuth.gate.model import (
+    BRANCH_MAX,
+    COMMIT_MAX,
+    METRIC_MAX,
+    UNIT_MAX,
+    Run,
+    RunStatus,
+    Sample,
+    fit,
+    utc_now,
+)
 from sleuth.gate.store.base import StoreURL
 
 __all__ = ["SCHEMA_VERSION", "SqlStore"]
 
 SCHEMA_VERSION = 1
+#: the longest state key (a longer one is fitted: its start and a hash of the whole)
+_KEY_MAX = 500
 #: a LIMIT past this (``--last 10**21``) cannot be bound (SQLite and PostgreSQL integers are 64-bit)
 _MAX_LIMIT = 2**62
 
@@ -38,8 +50,8 @@ def _tables() -> Any:
         sa.Column("created_at", sa.String(40), nullable=False),
         sa.Column("recorded_at", sa.String(40), nullable=False),
         sa.Column("status", sa.String(20), nullable=False),
-        sa.Column("commit_sha", sa.String(100)),
-        sa.Column("branch", sa.String(300)),
+        sa.Column("commit_sha", sa.String(COMMIT_MAX)),
+        sa.Column("branch", sa.String(BRANCH_MAX)),
         sa.Column("provenance", sa.Text, nullable=False),
         sa.Column("source", sa.Text, nullable=False),
         sa.UniqueConstraint("suite", "run_id", name="uq_gate_runs_suite_run"),
@@ -50,8 +62,8 @@ def _tables() -> Any:
         md,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("run_pk", sa.Integer, sa.ForeignKey("gate_runs.id", ondelete="CASCADE"), nullable=False),
-        sa.Column("metric", sa.String(500), nullable=False),
-        sa.Column("unit", sa.String(100), nullable=False),
+        sa.Column("metric", sa.String(METRIC_MAX), nullable=False),
+        sa.Column("unit", sa.String(UNIT_MAX), nullable=False),
         sa.Column("metric_order", sa.Integer, nullable=False),
         sa.Column("seq", sa.Integer, nullable=False),
         sa.Column("value", sa.Float, nullable=False),
@@ -61,7 +73,7 @@ def _tables() -> Any:
         "gate_state",
         md,
         sa.Column("suite", sa.String(200), primary_key=True),
-        sa.Column("key", sa.String(500), primary_key=True),
+        sa.Column("key", sa.String(_KEY_MAX), primary_key=True),
         sa.Column("value", sa.Text, nullable=False),
     )
     meta = sa.Table(
@@ -283,6 +295,7 @@ class SqlStore:
         if not self._ready:
             return None
         t = self._state
+        key = fit(key, _KEY_MAX)
         with self.engine.connect() as conn:
             text = conn.execute(sa.select(t.c.value).where(t.c.suite == suite, t.c.key == key)).scalar()
         if text is None:
@@ -298,6 +311,7 @@ class SqlStore:
         import sqlalchemy as sa
 
         t = self._state
+        key = fit(key, _KEY_MAX)  # "changepoints:<metric>:<branch>": a long metric name would not fit
         with self.engine.begin() as conn:
             conn.execute(sa.delete(t).where(t.c.suite == suite, t.c.key == key))
             conn.execute(sa.insert(t).values(suite=suite, key=key, value=json.dumps(value)))
