@@ -39,6 +39,23 @@ def test_go_bench_text_every_line_and_unit() -> None:
     assert len(got["BenchmarkParse/large:B/op"][1]) == 3  # -count=3
 
 
+def test_go_cpu_list_keeps_one_metric_per_gomaxprocs() -> None:
+    # `go test -bench . -cpu 1,2,4` (Go prints no suffix for 1): three configurations were one metric
+    text = "".join(
+        f"BenchmarkX{sfx}  100  {ns} ns/op\n" for sfx, ns in [("", 100), ("-2", 55), ("-4", 30)] * 2
+    )
+    text += "BenchmarkY-8  100  5 ns/op\nBenchmarkParse/size-1024  10  7 ns/op\nBenchmarkParse/size-2048  10  9 ns/op\n"
+    assert _samples(parse(text)) == {
+        "BenchmarkX-1:ns/op": ("ns/op", [100.0, 100.0]),
+        "BenchmarkX-2:ns/op": ("ns/op", [55.0, 55.0]),
+        "BenchmarkX-4:ns/op": ("ns/op", [30.0, 30.0]),
+        "BenchmarkY:ns/op": ("ns/op", [5.0]),  # one GOMAXPROCS: the suffix goes, as before
+        # a one-core runner prints no suffix: two sub-benchmarks were merged as "size" at -1024, -2048
+        "BenchmarkParse/size-1024:ns/op": ("ns/op", [7.0]),
+        "BenchmarkParse/size-2048:ns/op": ("ns/op", [9.0]),
+    }
+
+
 def test_go_test_json_events() -> None:
     p = parse((DATA / "go-bench-json.txt").read_text())
     got = _samples(p)
