@@ -223,6 +223,25 @@ def test_long_names_fit_every_store(
         store.close()
 
 
+def test_a_locked_sqlite_history_is_an_infrastructure_error_in_every_call(tmp_path: Path) -> None:
+    """Another job holds the file past SQLite's busy timeout (5 s): one line and exit 4, never a
+    traceback, whichever call meets the lock (the state of 'changepoints --incremental' did)."""
+    import sqlite3
+
+    from sleuth.errors import InfrastructureError
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    store = open_store(url, create=True)
+    holder = sqlite3.connect(tmp_path / "h.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(InfrastructureError, match="locked"):
+            store.put_state("s", "k", {"seen": 1})
+    finally:
+        holder.close()
+        store.close()
+
+
 def test_reading_a_history_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
     for url in (f"sqlite:///{tmp_path / 'nope' / 'h.db'}", f"dir://{tmp_path / 'nodir'}"):
         store = open_store(url, create=False)

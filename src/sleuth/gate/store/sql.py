@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sleuth.errors import InfrastructureError, UsageError
@@ -195,7 +196,7 @@ class SqlStore:
         if not self._ready:
             return False
         r = self._runs
-        with self.engine.connect() as conn:
+        with self._reported(), self.engine.connect() as conn:
             return (
                 conn.execute(sa.select(r.c.id).where(r.c.suite == suite, r.c.run_id == run_id)).first()
                 is not None
@@ -285,7 +286,7 @@ class SqlStore:
 
         if not self._ready:
             return []
-        with self.engine.connect() as conn:
+        with self._reported(), self.engine.connect() as conn:
             return sorted(str(v) for v in conn.execute(sa.select(self._runs.c.suite).distinct()).scalars())
 
     def get_state(self, suite: str, key: str) -> dict[str, Any] | None:
@@ -296,7 +297,7 @@ class SqlStore:
             return None
         t = self._state
         key = fit(key, _KEY_MAX)
-        with self.engine.connect() as conn:
+        with self._reported(), self.engine.connect() as conn:
             text = conn.execute(sa.select(t.c.value).where(t.c.suite == suite, t.c.key == key)).scalar()
         if text is None:
             return None
@@ -312,9 +313,19 @@ class SqlStore:
 
         t = self._state
         key = fit(key, _KEY_MAX)  # "changepoints:<metric>:<branch>": a long metric name would not fit
-        with self.engine.begin() as conn:
+        with self._reported(), self.engine.begin() as conn:
             conn.execute(sa.delete(t).where(t.c.suite == suite, t.c.key == key))
             conn.execute(sa.insert(t).values(suite=suite, key=key, value=json.dumps(value)))
+
+    @contextmanager
+    def _reported(self) -> Iterator[None]:
+        """A database error (a file locked past the busy timeout, a server gone) as one line, exit 4."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise InfrastructureError(f"--db {self.display}: {_one_line(exc)}") from None
 
     def close(self) -> None:
         """Dispose of the connection pool."""
