@@ -39,6 +39,10 @@ BASELINES = {
     "base-value.json": '{"suite": "s", "metrics": {"m": {"value": "three"}}}',
     "base-tol.json": '{"suite": "s", "metrics": {"m": {"value": 3, "tolerance": "x%"}}}',
     "base-nosuite.json": '{"metrics": {"m": {"value": 3}}}',
+    # a committed file edited by hand: 'baseline diff' reads suite, last and branch from it
+    "base-last.json": '{"suite": "s", "last": "ten", "metrics": {"m": {"value": 3}}}',
+    "base-last-list.json": '{"suite": "s", "last": [10], "metrics": {"m": {"value": 3}}}',
+    "base-branch.json": '{"suite": "s", "branch": ["main"], "metrics": {"m": {"value": 3}}}',
 }
 
 CASES: list[tuple[str, list[str], list[str]]] = [
@@ -186,7 +190,10 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ),
     ("diff missing", ["baseline", "diff", "gone.json"], ["gone.json"]),
     ("diff tolerance", ["baseline", "diff", "base-value.json", "--tolerance", "lots"], ["base-value.json"]),
-    ("diff no suite", ["baseline", "diff", "base-nosuite.json"], ["--suite"]),
+    ("diff no suite", ["baseline", "diff", "base-nosuite.json"], ["--suite", "base-nosuite.json"]),
+    ("diff last text", ["baseline", "diff", "base-last.json"], ["base-last.json", "last"]),
+    ("diff last list", ["baseline", "diff", "base-last-list.json"], ["base-last-list.json", "last"]),
+    ("diff branch list", ["baseline", "diff", "base-branch.json"], ["base-branch.json", "branch"]),
     (
         "diff bad tolerance flag",
         ["baseline", "diff", "base-nosuite.json", "--suite", "s", "--tolerance", "lots"],

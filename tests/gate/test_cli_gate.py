@@ -203,6 +203,8 @@ def test_no_history_is_insufficient_exit_3_and_creates_nothing(sleuth: Callable,
     assert m["verdict"] == "INSUFFICIENT" and m["runs_needed"] == 11
     cp = sleuth("gate", "changepoints", "--suite", "s", "--metric", "m", "--db", db, "--json")
     assert cp.rc == 3 and cp.json()["verdict"] == "INSUFFICIENT" and cp.json()["runs_needed"] == 10
+    inc = sleuth("gate", "changepoints", "--suite", "s", "--metric", "m", "--incremental", "--db", db)
+    assert inc.rc == 3 and "INSUFFICIENT" in inc.stdout  # no history, so no state to keep: nothing made
     assert not (tmp_path / "h").exists()
 
 
@@ -321,6 +323,99 @@ def test_emit_metadata_then_from_dir_with_missing_artifacts(
     assert again["recorded"] == [] and sorted(again["already_recorded"]) == ["det/100", "det/102"]
     runs = sleuth("gate", "runs", "--suite", "det", "--json", "--db", store_url).json()["runs"]
     assert [r["branch"] for r in runs] == ["main", "main"]
+
+
+def test_byte_order_marks_in_metadata_csv_series_and_baseline(sleuth: Callable, tmp_path: Path) -> None:
+    bom = b"\xef\xbb\xbf"
+    art = tmp_path / "dl" / "a"
+    art.mkdir(parents=True)
+    (art / "r.csv").write_bytes(b"m,1\n")
+    (art / "sleuth-gate.json").write_bytes(bom + b'{"suite": "s", "run_id": "1", "files": ["r.csv"]}')
+    db = f"dir://{tmp_path / 'd'}"
+    r = sleuth("gate", "record", "--from-dir", tmp_path / "dl", "--json", "--db", db)
+    assert r.rc == 0 and [x["run_id"] for x in r.json()["recorded"]] == ["1"], r.stdout
+    (tmp_path / "s.csv").write_bytes(
+        bom + b"run,latency\n" + b"".join(b"r%d,%d\n" % (i, i) for i in range(12))
+    )
+    r = sleuth("gate", "changepoints", "--csv", tmp_path / "s.csv", "--column", "latency", "--json")
+    assert r.rc == 0 and r.json()["n"] == 12, r.stderr
+    (tmp_path / "b.json").write_bytes(bom + b'{"suite": "s", "metrics": {"m": {"value": 1}}}')
+    r = sleuth("gate", "baseline", "diff", tmp_path / "b.json", "--db", db)
+    assert r.rc == 0 and "same" in r.stdout, r.stderr
+
+
+def test_from_dir_times_with_zones_order_the_history(
+    sleuth: Callable, store_url: str, tmp_path: Path
+) -> None:
+    # metadata written by hand or by another tool: a zone offset, with and without fractions
+    times = {"a": "2025-01-01T10:00:00+05:00", "b": "2025-01-01T06:00:00Z", "c": "2025-01-01T07:00:00.5Z"}
+    times["d"] = "2025-01-01T07:00:00Z"
+    for run_id, when in times.items():
+        art = tmp_path / "dl" / run_id
+        art.mkdir(parents=True)
+        (art / "r.csv").write_text("m,1\n")
+        meta = {"suite": "s", "run_id": run_id, "created_at": when, "files": ["r.csv"]}
+        (art / "sleuth-gate.json").write_text(json.dumps(meta))
+    assert sleuth("gate", "record", "--from-dir", tmp_path / "dl", "--db", store_url).rc == 0
+    runs = sleuth("gate", "runs", "--suite", "s", "--json", "--db", store_url).json()["runs"]
+    assert [r["run_id"] for r in runs] == ["a", "b", "d", "c"]  # 05:00Z, 06:00Z, 07:00Z, 07:00:00.5Z
+    assert runs[0]["created_at"] == "2025-01-01T05:00:00.000000Z"
+
+
+def test_names_from_flags_and_policy_keys_drive_no_terminal_and_keep_junit_valid(
+    sleuth: Callable, tmp_path: Path
+) -> None:
+    # a --metric pattern or an exact policy key without data is a row under its own name
+    db = f"dir://{tmp_path / 'd'}"
+    (tmp_path / "r.csv").write_text("m,1\n")
+    assert (
+        sleuth("gate", "record", "--suite", "s", "--run-id", "1", "--no-provenance", "--db", db, "r.csv").rc
+        == 0
+    )
+    (tmp_path / "p.yaml").write_text('metrics:\n  "k\\x1b\\x07": {kind: counter}\n')  # no '[': a glob
+    runs = [
+        ("graduate", "--metric", "x\x1b[2Jy", "--junit", "g.xml"),
+        ("check", "--policy", "p.yaml", "--junit", "c.xml"),
+    ]
+    for argv in runs:
+        r = sleuth("gate", *argv, "--suite", "s", "--db", db)
+        assert r.rc in (0, 3) and "\x1b" not in r.stdout and "\x07" not in r.stdout, r.stdout
+        assert "\ufffd" in r.stdout
+    for name in ("g.xml", "c.xml"):
+        ET.parse(tmp_path / name)  # a control character made it not well-formed
+
+
+def test_emit_metadata_lists_a_file_named_twice_once(sleuth: Callable, tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("m,1\nm,2\n")
+    out = tmp_path / "dl" / "x"
+    r = sleuth("gate", "record", "--emit-metadata", out, "--suite", "s", "--run-id", "1", "a.csv", "a.csv")
+    assert r.rc == 0 and json.loads((out / "sleuth-gate.json").read_text())["files"] == ["a.csv"]
+    db = f"dir://{tmp_path / 'd'}"
+    (rec,) = sleuth("gate", "record", "--from-dir", tmp_path / "dl", "--json", "--db", db).json()["recorded"]
+    assert rec["samples"] == 2
+
+
+def test_emit_metadata_from_a_pipe(sleuth_env: dict[str, str], tmp_path: Path) -> None:
+    # `record --emit-metadata out <(go test -bench .)`: the pipe was read, then copied: a traceback
+    import subprocess
+    import sys
+
+    out = tmp_path / "dl" / "x"
+    argv = [sys.executable, "-m", "sleuth", "gate", "record", "--emit-metadata", str(out), "--suite", "s"]
+    argv += ["--run-id", "1", "--no-provenance", "/dev/stdin"]
+    r = subprocess.run(argv, input="m,1\nm,2\n", capture_output=True, text=True, env=sleuth_env, timeout=60)
+    assert r.returncode == 0 and "1 metric(s)" in r.stdout, r.stderr
+    assert (out / "stdin").read_text() == "m,1\nm,2\n"
+    argv = [sys.executable, "-m", "sleuth", "gate", "record", "--from-dir", str(tmp_path / "dl"), "--json"]
+    r2 = subprocess.run(
+        [*argv, "--db", f"dir://{tmp_path / 'd'}"],
+        capture_output=True,
+        text=True,
+        env=sleuth_env,
+        timeout=60,
+    )
+    (rec,) = json.loads(r2.stdout)["recorded"]
+    assert rec["samples"] == 2
 
 
 def test_from_dir_with_nothing_usable_exits_3(sleuth: Callable, tmp_path: Path) -> None:

@@ -39,6 +39,23 @@ def test_go_bench_text_every_line_and_unit() -> None:
     assert len(got["BenchmarkParse/large:B/op"][1]) == 3  # -count=3
 
 
+def test_go_cpu_list_keeps_one_metric_per_gomaxprocs() -> None:
+    # `go test -bench . -cpu 1,2,4` (Go prints no suffix for 1): three configurations were one metric
+    text = "".join(
+        f"BenchmarkX{sfx}  100  {ns} ns/op\n" for sfx, ns in [("", 100), ("-2", 55), ("-4", 30)] * 2
+    )
+    text += "BenchmarkY-8  100  5 ns/op\nBenchmarkParse/size-1024  10  7 ns/op\nBenchmarkParse/size-2048  10  9 ns/op\n"
+    assert _samples(parse(text)) == {
+        "BenchmarkX-1:ns/op": ("ns/op", [100.0, 100.0]),
+        "BenchmarkX-2:ns/op": ("ns/op", [55.0, 55.0]),
+        "BenchmarkX-4:ns/op": ("ns/op", [30.0, 30.0]),
+        "BenchmarkY:ns/op": ("ns/op", [5.0]),  # one GOMAXPROCS: the suffix goes, as before
+        # a one-core runner prints no suffix: two sub-benchmarks were merged as "size" at -1024, -2048
+        "BenchmarkParse/size-1024:ns/op": ("ns/op", [7.0]),
+        "BenchmarkParse/size-2048:ns/op": ("ns/op", [9.0]),
+    }
+
+
 def test_go_test_json_events() -> None:
     p = parse((DATA / "go-bench-json.txt").read_text())
     got = _samples(p)
@@ -178,6 +195,42 @@ def test_empty_and_binary_files_are_not_errors(tmp_path: Path) -> None:
     assert got.samples == ()
     assert got.skipped >= 1
     assert [f["file"] for f in got.files] == ["empty.txt", "bin.dat"]
+
+
+def test_a_byte_order_mark_is_not_data(tmp_path: Path) -> None:
+    # Windows editors and PowerShell's Out-File start UTF-8 with a BOM: a JSON file became garbage
+    bom = b"\xef\xbb\xbf"
+    (tmp_path / "r.json").write_bytes(bom + b'[{"metric": "a", "value": 1}]')
+    (tmp_path / "b.txt").write_bytes(bom + b"BenchmarkX-8  100  12 ns/op\n")
+    (tmp_path / "h.csv").write_bytes(bom + b"metric,value\nc,3\n")
+    got = read_files([tmp_path / "r.json", tmp_path / "b.txt", tmp_path / "h.csv"])
+    assert {s.metric: s.values for s in got.samples} == {
+        "a": (1.0,),
+        "BenchmarkX:ns/op": (12.0,),
+        "c": (3.0,),
+    }
+    assert [f["format"] for f in got.files] == ["json", "go", "csv"] and got.skipped == 0
+
+
+def test_csv_names_quoted_as_csv_writers_quote_them() -> None:
+    # csv.writer and pandas quote a name holding a comma or a quote: it was skipped as garbage, and a
+    # quoted pytest id kept its quotes (so --metric and policy keys never matched it)
+    text = '"sort -t, -k2",0.51,s\n"say ""hi""",2\n"tests/t.py::test_x[case1]",3\n"unclosed,4\n'
+    p = parse(text, "csv")
+    assert _samples(p) == {
+        "sort -t, -k2": ("s", [0.51]),
+        'say "hi"': ("", [2.0]),
+        "tests/t.py::test_x[case1]": ("", [3.0]),
+    }
+    assert p.skipped == 1
+
+
+def test_a_file_named_twice_is_read_once(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("m,1\nm,2\n")
+    (tmp_path / "b.csv").write_text("m,3\n")
+    got = read_files([tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "." / "a.csv"])
+    assert {s.metric: s.values for s in got.samples} == {"m": (1.0, 2.0, 3.0)}  # not 1, 2, 3, 1, 2
+    assert [f["file"] for f in got.files] == ["a.csv", "b.csv"]
 
 
 def test_read_files_merges_a_metric_across_files(tmp_path: Path) -> None:

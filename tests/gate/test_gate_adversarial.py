@@ -592,3 +592,17 @@ def test_a_history_recorded_before_a_rule_shows_no_secret(sleuth: Callable, stor
         assert_no_secret("hunter2pw", r.stdout, r.stderr)
         assert_no_secret("ghp_abcdefghijklmnop12", r.stdout, r.stderr)
     assert "password=<redacted>" in sleuth("gate", "runs", "--json", "--suite", "s", "--db", store_url).stdout
+
+
+def test_a_fork_s_artifact_names_drive_no_terminal_and_start_no_workflow_command(
+    sleuth: Callable, tmp_path: Path
+) -> None:
+    """The skipped lines repeat a folder name and the metadata's file names, which a fork controls."""
+    _artifact(tmp_path / "dl" / "a", {"suite": "s", "run_id": "1", "files": ["x\n::error::pwned"]}, {})
+    _artifact(tmp_path / "dl" / "b", {"suite": "s", "run_id": "2", "files": ["y\x1b]0;title\x07"]}, {})
+    (tmp_path / "dl" / "c\x1b[31m").mkdir()
+    (tmp_path / "dl" / "c\x1b[31m" / "x.txt").write_text("1\n")
+    r = sleuth("gate", "record", "--from-dir", tmp_path / "dl", "--db", f"dir://{tmp_path / 'd'}")
+    assert r.rc == 3 and r.stdout.count("skipped ") == 3, r.stdout
+    assert not any(line.startswith("::") for line in r.stdout.splitlines())
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout

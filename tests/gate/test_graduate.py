@@ -65,6 +65,18 @@ def test_metric_globs_select_and_unmatched_patterns_are_insufficient() -> None:
     assert res[1].verdict is Graduation.INSUFFICIENT and res[1].runs == 0
 
 
+def test_constant_zero_counter_graduates() -> None:
+    # Go's "0 B/op  0 allocs/op": the mean is 0, yet nothing varies; it stayed INSUFFICIENT for ever
+    (r,) = graduate(series("allocs", [0.0] * 10), last=10, target=0.01)
+    assert r.verdict is Graduation.OK and r.cv == 0.0 and r.upper == 0.0
+
+
+def test_a_pytest_id_selects_itself() -> None:
+    runs = [*series("t::x[case1]", [3.0] * 10), *series("t::x[a]", [2.0] * 10, start=10)]
+    (r,) = graduate(runs, metrics=["t::x[case1]"], last=10)
+    assert (r.metric, r.runs, r.verdict) == ("t::x[case1]", 10, Graduation.OK)
+
+
 def test_non_positive_mean_cannot_graduate() -> None:
     (r,) = graduate(series("delta", [-1.0, 1.0] * 5), last=10)
     assert r.verdict is Graduation.INSUFFICIENT and r.needed is None and "mean" in r.reason

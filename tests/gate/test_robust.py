@@ -26,6 +26,7 @@ from sleuth.gate.robust import (
     median_bounds,
     median_runs_needed,
     mwu_null_cdf,
+    mwu_p,
     order_stat_rank,
 )
 
@@ -107,6 +108,8 @@ def test_cv_undefined_cases() -> None:
     assert math.isnan(cv([1.0]))
     assert math.isnan(cv([-1.0, 1.0]))  # mean 0
     assert cv([3.0, 3.0, 3.0]) == 0.0
+    assert cv([0.0, 0.0, 0.0]) == 0.0  # a constant is stable whatever its mean
+    assert cv([-2.0, -2.0]) == 0.0
     assert cv([2.0, 4.0]) == pytest.approx(math.sqrt(2.0) / 3.0)
 
 
@@ -288,3 +291,63 @@ def test_hodges_lehmann_interval_covers_the_true_shift_seeded() -> None:
             assert s is not None
             covered += s.lower <= 2.0 <= s.upper
         assert covered / reps >= 0.87, (m, n, covered / reps)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    x=st.lists(st.integers(0, 3), min_size=1, max_size=4),
+    y=st.lists(st.integers(0, 3), min_size=1, max_size=6),
+    alt=st.sampled_from(["greater", "less"]),
+)
+def test_mwu_p_with_ties_is_the_exact_permutation_p(x: list[int], y: list[int], alt: str) -> None:
+    from scipy.stats import rankdata
+
+    ranks = rankdata([*x, *y])
+    r_x = sum(ranks[: len(x)])
+    sums = [sum(ranks[i] for i in idx) for idx in itertools.combinations(range(len(ranks)), len(x))]
+    hits = [s >= r_x - 1e-9 if alt == "greater" else s <= r_x + 1e-9 for s in sums]
+    fx, fy = [float(v) for v in x], [float(v) for v in y]
+    assert mwu_p(fx, fy, alt) == pytest.approx(sum(hits) / len(sums), abs=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    a=st.lists(st.one_of(st.integers(-4, 4).map(float), finite), min_size=1, max_size=20),
+    b=st.lists(st.one_of(st.integers(-4, 4).map(float), finite), min_size=1, max_size=20),
+    conf=st.sampled_from([0.8, 0.9, 0.95]),
+)
+@example(a=[1e308, -1e308], b=[1e308, 0.0], conf=0.8)  # scaled first: no difference overflows
+def test_hodges_lehmann_by_counting_is_the_sorted_one(a: list[float], b: list[float], conf: float) -> None:
+    """Past 4 million pairs the differences are selected by counting, not sorted: the same floats."""
+    from sleuth.gate import robust
+
+    sorted_ = hodges_lehmann(a, b, conf)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(robust, "_MATERIALIZED_PAIRS", 0)
+        assert hodges_lehmann(a, b, conf) == sorted_
+
+
+def test_hodges_lehmann_of_a_billion_differences_fits_in_2_gib() -> None:
+    """10 runs of 10,000 pytest-benchmark rounds against 10,000 new ones: the sorted differences
+    took 7.5 GiB (a MemoryError here, an OOM kill on a CI runner)."""
+    import resource
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from sleuth.gate.robust import hodges_lehmann\n"
+        "rng = np.random.default_rng(0)\n"
+        "a, b = rng.normal(100, 1, 100_000).tolist(), rng.normal(101, 1, 10_000).tolist()\n"
+        "s = hodges_lehmann(a, b, conf=0.9)\n"
+        "print(round(s.estimate, 1), s.lower < s.estimate < s.upper)\n"
+    )
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    env = {"OPENBLAS_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=limit, env=env, timeout=600
+    )
+    assert (r.returncode, r.stdout) == (0, "1.0 True\n"), r.stderr[-500:]

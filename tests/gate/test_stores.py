@@ -94,6 +94,154 @@ def test_state_documents(store_url: str) -> None:
         store.close()
 
 
+def test_an_unreadable_state_document_reads_as_absent(store_url: str) -> None:
+    # the directory store said so; the SQL store raised JSONDecodeError out of 'changepoints --incremental'
+    store = open_store(store_url, create=True)
+    try:
+        store.put_state("s", "k", {"seen": 1})
+        if store_url.startswith("dir://"):
+            next((Path(store_url[len("dir://") :]) / "s" / ".state").glob("*.json")).write_text("{bad")
+        else:
+            import sqlalchemy as sa
+
+            with store.engine.begin() as conn:
+                conn.execute(sa.text("UPDATE gate_state SET value = '{bad'"))
+        assert store.get_state("s", "k") is None
+        store.put_state("s", "k", {"seen": 2})  # rebuilt
+        assert store.get_state("s", "k") == {"seen": 2}
+    finally:
+        store.close()
+
+
+def test_check_reads_enough_runs_for_a_metric_that_few_runs_record(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # five packages benchmarked by turns into one suite: each metric is in one run of five; the
+    # check read the last 53 runs (10 with pkg0) and said "needs 11 runs" of a history holding 20
+    import json
+
+    from sleuth.cli import main
+
+    store = open_store(store_url, create=True)
+    try:
+        for i in range(100):
+            store.add_run(run(i, {f"pkg{i % 5}": 100.0 + (i * 7) % 3}))
+    finally:
+        store.close()
+    policy = tmp_path / "p.yaml"
+    policy.write_text("metrics:\n  pkg0: {budget: {max: 200}}\n")
+    rc = main(["gate", "check", "--suite", "s", "--policy", str(policy), "--json", "--db", store_url])
+    (res,) = json.loads(capsys.readouterr().out)["metrics"]
+    assert (rc, res["runs"], res["verdict"]) == (0, 20, "PASS"), res["findings"]
+
+
+def test_graduate_and_baseline_use_each_metric_s_last_runs(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the same five-package suite: graduate judged 2 of the last 10 runs per metric and promised
+    # "8 more runs" that never came; capture took the median of 2 runs
+    import json
+
+    from sleuth.cli import main
+
+    store = open_store(store_url, create=True)
+    try:
+        for i in range(100):
+            store.add_run(run(i, {f"pkg{i % 5}": 100.0 + (i * 7) % 3 / 10}))
+    finally:
+        store.close()
+    rc = main(
+        [
+            "gate",
+            "graduate",
+            "--suite",
+            "s",
+            "--target-cv",
+            "5%",
+            "--mode",
+            "hard",
+            "--json",
+            "--db",
+            store_url,
+        ]
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 0 and [(m["runs"], m["verdict"]) for m in doc["metrics"]] == [(10, "OK")] * 5
+    out = tmp_path / "b.json"
+    assert main(["gate", "baseline", "capture", "--suite", "s", "-o", str(out), "--db", store_url]) == 0
+    assert {m["runs"] for m in json.loads(out.read_text())["metrics"].values()} == {10}
+
+
+def test_a_replaced_run_keeps_its_place(store_url: str, tmp_path: Path) -> None:
+    # --replace without --created-at took "now": last week's run became the newest one, the run
+    # every check judges
+    from sleuth.cli import main
+
+    f = tmp_path / "r.csv"
+    for i in (1, 2, 3):
+        f.write_text(f"m,{i}\n")
+        argv = ["gate", "record", "--suite", "s", "--run-id", f"r{i}", "--no-provenance", "--db", store_url]
+        assert main([*argv, "--created-at", f"2025-01-0{i}T00:00:00Z", str(f)]) == 0
+    f.write_text("m,9\n")
+    argv = ["gate", "record", "--suite", "s", "--run-id", "r1", "--replace", "--no-provenance"]
+    assert main([*argv, "--db", store_url, str(f)]) == 0
+    store = open_store(store_url, create=False)
+    try:
+        runs = store.runs("s")
+    finally:
+        store.close()
+    assert [(r.run_id, r.value("m")) for r in runs] == [("r1", 9.0), ("r2", 2.0), ("r3", 3.0)]
+
+
+def test_long_names_fit_every_store(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # PostgreSQL's columns hold 500 characters of a metric name (a hyperfine command line, a C++
+    # template), 100 of a unit or commit, 300 of a branch: the whole run was refused there (exit 4)
+    import json
+
+    from sleuth.cli import main
+
+    long_a, long_b = "a" * 600 + "-1", "a" * 600 + "-2"  # alike for 600 characters: still two metrics
+    (tmp_path / "r.csv").write_text(f"{long_a},1,{'u' * 150}\n{long_b},2\n")
+    argv = ["gate", "record", "--suite", "s", "--run-id", "1", "--no-provenance", "--db", store_url]
+    assert main([*argv, "--branch", "b" * 400, "--commit", "c" * 200, str(tmp_path / "r.csv")]) == 0
+    capsys.readouterr()
+    assert main(["gate", "runs", "--suite", "s", "--json", "--db", store_url]) == 0
+    (run_doc,) = json.loads(capsys.readouterr().out)["runs"]
+    names = [s["metric"] for s in run_doc["samples"]]
+    assert len(set(names)) == 2 and all(len(n) == 500 and n.startswith("a" * 480) for n in names)
+    assert len(run_doc["samples"][0]["unit"]) == 100
+    assert (len(run_doc["branch"]), len(run_doc["commit"])) == (300, 100)
+    # the incremental state of each long metric is its own ("changepoints:<metric>:*" is longer still)
+    store = open_store(store_url, create=False)
+    try:
+        store.put_state("s", f"changepoints:{names[0]}:*", {"seen": 1})
+        store.put_state("s", f"changepoints:{names[1]}:*", {"seen": 2})
+        assert store.get_state("s", f"changepoints:{names[0]}:*") == {"seen": 1}
+    finally:
+        store.close()
+
+
+def test_a_locked_sqlite_history_is_an_infrastructure_error_in_every_call(tmp_path: Path) -> None:
+    """Another job holds the file past SQLite's busy timeout (5 s): one line and exit 4, never a
+    traceback, whichever call meets the lock (the state of 'changepoints --incremental' did)."""
+    import sqlite3
+
+    from sleuth.errors import InfrastructureError
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    store = open_store(url, create=True)
+    holder = sqlite3.connect(tmp_path / "h.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(InfrastructureError, match="locked"):
+            store.put_state("s", "k", {"seen": 1})
+    finally:
+        holder.close()
+        store.close()
+
+
 def test_reading_a_history_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
     for url in (f"sqlite:///{tmp_path / 'nope' / 'h.db'}", f"dir://{tmp_path / 'nodir'}"):
         store = open_store(url, create=False)
@@ -140,6 +288,17 @@ def test_parse_url_forms() -> None:
     for bad in ("history.db", "mysql://x/y", "sqlite://h.db", "sqlite:///", "dir://"):
         with pytest.raises(UsageError, match="--db"):
             parse_url(bad)
+
+
+def test_a_password_without_a_user_is_hidden_too(capsys: pytest.CaptureFixture[str]) -> None:
+    # an empty user (libpq takes $PGUSER) or a stray space: the rule did not read these as URLs
+    for url in ("postgresql://:secretpw@127.0.0.1:1/db", "postgresql:// u:secretpw@127.0.0.1:1/db"):
+        assert "secretpw" not in parse_url(url).display
+        from sleuth.cli import main
+
+        assert main(["gate", "runs", "--db", url]) != 0  # nothing listens on port 1
+        err = capsys.readouterr().err
+        assert "127.0.0.1" in err and "secretpw" not in err
 
 
 def test_dir_store_rejects_a_corrupt_run_file(tmp_path: Path) -> None:

@@ -88,7 +88,8 @@ def changepoints_cmd(**kw: Any) -> int:
     else:
         suite = check_name_flag("--suite", kw["suite"])
         check_db(kw["db"])
-        store = open_store(kw["db"], create=kw["incremental"])
+        # not created: a history that does not exist has no points, so no state is written to it
+        store = open_store(kw["db"], create=False)
         runs = store.runs(suite, branch=kw["branch"])
         series = metric_series(runs, kw["metric"])
         title = f"{suite} {kw['metric']}"
@@ -198,6 +199,8 @@ def baseline_capture(**kw: Any) -> int:
     """Write per-metric baselines (median of the last N run values) to a file to commit."""
     from sleuth.cli._common import print_json
     from sleuth.gate.baseline import capture, load_baseline
+    from sleuth.gate.graduate import selected
+    from sleuth.gate.service import recent_runs
     from sleuth.journal import atomic_write_json
 
     suite = check_name_flag("--suite", kw["suite"])
@@ -210,7 +213,13 @@ def baseline_capture(**kw: Any) -> int:
     check_db(kw["db"])
     store = open_store(kw["db"], create=False)
     try:
-        runs = store.runs(suite, branch=kw["branch"], last=kw["last"])
+        runs = recent_runs(
+            store,
+            suite,
+            lambda m: kw["last"] if selected(m, kw["metrics"]) else None,
+            last=kw["last"],
+            branch=kw["branch"],
+        )
     finally:
         store.close()
     if not runs:
@@ -243,13 +252,16 @@ def baseline_diff(file: Path, **kw: Any) -> int:
     from sleuth.gate.baseline import capture, diff, load_baseline
     from sleuth.gate.policy import parse_tolerance
     from sleuth.gate.render import Case, baseline_markdown, junit_xml
+    from sleuth.gate.service import recent_runs
 
     committed = load_baseline(file, "FILE")
     try:
         tol = parse_tolerance(kw["tolerance"], "--tolerance")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    suite = check_name_flag("--suite", kw["suite"] or str(committed.get("suite") or ""))
+    if not kw["suite"] and not committed.get("suite"):
+        raise UsageError(f"FILE {file}: names no suite", hint="give --suite")
+    suite = check_name_flag("--suite", kw["suite"] or committed["suite"])
     last = kw["last"] or int(committed.get("last") or 10)
     if last < 1:
         raise UsageError(f"--last {last}: must be at least 1")
@@ -258,7 +270,7 @@ def baseline_diff(file: Path, **kw: Any) -> int:
     check_db(kw["db"])
     store = open_store(kw["db"], create=False)
     try:
-        runs = store.runs(suite, branch=branch, last=last)
+        runs = recent_runs(store, suite, lambda m: last, last=last, branch=branch)
     finally:
         store.close()
     if not runs:

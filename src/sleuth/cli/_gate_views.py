@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from sleuth.cli._common import console
+from sleuth.model import printable
 
 __all__ = ["STYLE", "baseline_table", "check_table", "cp_table", "graduation_table", "show_record"]
 
@@ -37,7 +38,9 @@ def show_record(res: Any, as_json: bool, display: str) -> None:
     for a in res.already:
         click.echo(f"already recorded {a} (--replace overwrites)")
     for path, why in res.skipped:
-        click.echo(f"skipped {path}: {why}")
+        # an artifact's folder name and metadata may come from a fork's pull request: a newline would
+        # start a CI workflow command ("::error::"), an escape drive the terminal
+        click.echo(printable(f"skipped {path}: {why}"))
     click.echo(
         f"{len(res.recorded)} recorded, {len(res.already)} already there, {len(res.skipped)} skipped"
         f", {res.garbage} garbage line(s) -> {display}"

@@ -65,10 +65,10 @@ def _created_at(text: str | None) -> str:
         ) from None
     if dt.tzinfo is None:
         raise UsageError(f"--created-at {text!r}: give a time zone", hint="e.g. 2025-01-31T12:00:00Z")
-    from datetime import UTC
+    from sleuth.gate.model import utc_text
 
     try:
-        return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return utc_text(dt)
     except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
         raise UsageError(
             f"--created-at {text!r}: out of range in UTC", hint="e.g. 2025-01-31T12:00:00Z"
@@ -141,6 +141,8 @@ def record(files: tuple[Path, ...], **kw: Any) -> int:
         prov = collect()
     store = open_store(kw["db"], create=True)
     try:
+        if kw["replace"] and kw["created_at"] is None:  # re-recorded, it happened when it happened
+            meta["created_at"] = store.created_at(meta["suite"], meta["run_id"]) or meta["created_at"]
         res = record_run(store, build_run(ingested, meta, prov), replace=kw["replace"])
     finally:
         store.close()
@@ -153,7 +155,7 @@ def _missing(flag: str, hint: str) -> str:
 
 
 def _emit(files: tuple[Path, ...], meta: dict[str, Any], kw: dict[str, Any]) -> int:
-    from sleuth.gate.ingest import read_files, write_metadata
+    from sleuth.gate.ingest import parse_raw, read_raw, write_metadata
 
     out: Path = kw["emit_metadata"]
     if out.exists() and not out.is_dir():
@@ -166,12 +168,14 @@ def _emit(files: tuple[Path, ...], meta: dict[str, Any], kw: dict[str, Any]) -> 
                 hint="rename one, or emit them as two runs",
             )
         seen[f.name] = f
-    ingested = read_files(list(files), kw["fmt"])  # checks the files exist; garbage only counted
+    raw = read_raw(list(files))  # checks the files exist; garbage only counted
+    ingested = parse_raw(raw, kw["fmt"])
     from sleuth.gate.provenance import collect, public
 
     prov = {} if kw["no_provenance"] else collect()
     meta = public(meta)  # the artifact is uploaded: a flag or CI variable may hold a secret
-    path = write_metadata(out, {**meta, "provenance": prov}, list(files))
+    pipes = {p: data for p, data in raw if not p.is_file()}  # <(cmd), /dev/stdin: read once
+    path = write_metadata(out, {**meta, "provenance": prov}, [p for p, _ in raw], pipes)
     data = {
         "metadata": str(path),
         **meta,
@@ -241,9 +245,10 @@ def _record_from_dir(files: tuple[Path, ...], kw: dict[str, Any]) -> int:
 @db_option
 def graduate_cmd(**kw: Any) -> int:
     """Per metric: CV over the last N runs with a one-sided upper bound; OK / OVER / INSUFFICIENT."""
-    from sleuth.gate.graduate import graduate
+    from sleuth.gate.graduate import graduate, selected
     from sleuth.gate.model import Graduation, exit_code_for
     from sleuth.gate.render import graduation_cases, graduation_markdown, junit_xml
+    from sleuth.gate.service import recent_runs
 
     suite = check_name_flag("--suite", kw["suite"])
     if kw["last"] < 2:
@@ -254,8 +259,13 @@ def graduate_cmd(**kw: Any) -> int:
     check_db(kw["db"])
     store = open_store(kw["db"], create=False)
     try:
-        runs = store.runs(
-            suite, branch=kw["branch"], statuses=statuses(not kw["successful_only"]), last=kw["last"]
+        runs = recent_runs(
+            store,
+            suite,
+            lambda m: kw["last"] if selected(m, kw["metrics"]) else None,
+            last=kw["last"],
+            branch=kw["branch"],
+            statuses=statuses(not kw["successful_only"]),
         )
     finally:
         store.close()
@@ -317,6 +327,7 @@ def check_cmd(**kw: Any) -> int:
     from sleuth.gate.checks import check
     from sleuth.gate.policy import load_policy
     from sleuth.gate.render import check_cases, check_markdown, junit_xml
+    from sleuth.gate.service import check_runs
 
     suite = check_name_flag("--suite", kw["suite"])
     policy = load_policy(kw["policy_path"])
@@ -325,9 +336,7 @@ def check_cmd(**kw: Any) -> int:
     check_db(kw["db"])
     store = open_store(kw["db"], create=False)
     try:
-        # a generous bound: runs that lack some metric still leave each metric its window
-        last = 3 * policy.runs_needed() + 20
-        runs = store.runs(suite, branch=policy.branch, statuses=statuses(policy.include_failed), last=last)
+        runs = check_runs(store, suite, policy)
     finally:
         store.close()
     report = check(runs, policy, suite=suite, baseline=baseline, only=kw["metrics"], mode=kw["mode"])

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sleuth.errors import ConfigError
-from sleuth.gate.graduate import metric_names
+from sleuth.gate.graduate import metric_names, metric_values
 from sleuth.gate.model import Run, utc_now
 from sleuth.gate.policy import Tolerance, parse_tolerance
 from sleuth.gate.robust import cv, median
@@ -39,13 +39,13 @@ def capture(
     patterns: Sequence[str] = (),
     keep: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The baseline document of the ``last`` most recent ``runs`` (tolerances kept from ``keep``)."""
-    window = list(runs)[-last:]
+    """The baseline document of the metrics of the ``last`` most recent ``runs``, each over the
+    ``last`` most recent runs that have it (tolerances kept from ``keep``)."""
     old = (keep or {}).get("metrics", {}) if isinstance(keep, Mapping) else {}
     metrics: dict[str, Any] = {}
-    for m in metric_names(window, patterns):
-        values = [v for v in (r.value(m) for r in window) if v is not None]
-        unit = next((s.unit for r in window if (s := r.sample(m)) is not None), "")
+    for m in metric_names(list(runs)[-last:], patterns):
+        values = metric_values(runs, m, last)
+        unit = next((s.unit for r in reversed(runs) if (s := r.sample(m)) is not None), "")
         c = cv(values)
         prior = old.get(m) if isinstance(old, Mapping) else None
         metrics[m] = {
@@ -68,7 +68,7 @@ def capture(
 def load_baseline(path: Path, what: str = "--baseline") -> dict[str, Any]:
     """Read and check a baseline file; ConfigError naming the file and key otherwise."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"{what} {path}: no such file") from None
     except OSError as exc:
@@ -89,6 +89,12 @@ def load_baseline(path: Path, what: str = "--baseline") -> dict[str, Any]:
         )
     if doc.get("schema", 1) != 1:
         raise ConfigError(f"{path}: schema: unsupported version {doc.get('schema')!r}")
+    for key in ("suite", "branch"):  # 'baseline diff' takes them from the file when no flag is given
+        if doc.get(key) is not None and not isinstance(doc[key], str):
+            raise ConfigError(f"{path}: {key}: must be a string, got {doc[key]!r}"[:300])
+    last = doc.get("last")
+    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
+        raise ConfigError(f"{path}: last: must be a whole number of runs >= 1, got {last!r}"[:300])
     for name, entry in doc["metrics"].items():
         if not isinstance(entry, dict):
             raise ConfigError(f"{path}: metrics.{name}: an entry is an object with a 'value'")

@@ -7,9 +7,11 @@ Components (each gives PASS / FAIL / INCONCLUSIVE / INSUFFICIENT with its number
   over it, INCONCLUSIVE between; with ``rule: median`` the sample median decides (``<=`` passes;
   an even count averages the two middle values).
 * **regression** (time metrics): the samples of the last ``recent_runs`` runs against those of the
-  ``baseline_runs`` runs before them: one-sided Mann-Whitney in the "worse" direction, its
+  ``baseline_runs`` runs before them: one-sided Mann-Whitney in the "worse" direction (exact
+  under ties, :func:`~sleuth.gate.robust.mwu_p`), its
   p-values adjusted across metrics by Benjamini-Hochberg, and the Hodges-Lehmann shift with its
-  interval.  FAIL when significant *and* the shift is at least ``min_effect``; INCONCLUSIVE when
+  interval.  FAIL when significant (``q`` at most ``alpha`` and the policy's ``fdr``) *and* the shift
+  is at least ``min_effect``; INCONCLUSIVE when
   the shift is that large but not significant; PASS otherwise.
 * **counter**: every sample of the latest run equals the reference (the median of the runs before
   it, or the ``--baseline`` file's value) within ``tolerance``; any other value FAILs.
@@ -41,7 +43,9 @@ from sleuth.gate.robust import (
     median,
     median_bounds,
     median_runs_needed,
+    mwu_p,
 )
+from sleuth.model import printable
 
 __all__ = ["CheckReport", "Finding", "MetricCheck", "check"]
 
@@ -206,8 +210,6 @@ def _regression_data(
     series: Sequence[Sequence[float]], spec: RegressionSpec, direction: str
 ) -> _RegressionData | int:
     """The test's numbers, or how many more runs it needs."""
-    from sleuth.stats import mann_whitney_p
-
     need = spec.baseline_runs + spec.recent_runs
     if len(series) < need:
         return need - len(series)
@@ -215,7 +217,7 @@ def _regression_data(
     base = [x for run in series[-need : -spec.recent_runs] for x in run]
     ref = median(base)
     worse_alt = "greater" if direction == "lower" else "less"
-    p = mann_whitney_p(recent, base, alternative=worse_alt)
+    p = mwu_p(recent, base, worse_alt)
     # judged in units where the shift and the limit stay finite: near the float limit they would
     # overflow to inf, and inf >= inf holds whatever the true values are
     f = downscale([*base, *recent])
@@ -241,18 +243,21 @@ def _regression_data(
     return _RegressionData(p=p, details=details, worse_by=worse, limit=limit)
 
 
-def _regression_finding(data: _RegressionData | int, q: float | None, spec: RegressionSpec) -> Finding:
+def _regression_finding(
+    data: _RegressionData | int, q: float | None, spec: RegressionSpec, fdr: float
+) -> Finding:
     if isinstance(data, int):
         total = spec.baseline_runs + spec.recent_runs
         return Finding("regression", Verdict.INSUFFICIENT, f"needs {total} runs with this metric", {}, data)
     assert q is not None
-    d = {**data.details, "q_value": q}
+    level = min(spec.alpha, fdr)  # the metric's alpha, within the policy's false discovery rate
+    d = {**data.details, "q_value": q, "level": level}
     rel, est = d["relative_shift"], d["shift"]
     shift = f"{rel:+.2%}" if rel is not None else f"{est:+g}" if est is not None else "beyond the float range"
     lo, hi = (f"{x:+.4g}" if x is not None else "unbounded" for x in d["shift_interval"])
     text = f"shift {shift} [{lo}, {hi}], p={data.p:.3g} q={q:.3g}"
     big = data.worse_by > 0 and data.worse_by >= data.limit
-    if big and q <= spec.alpha:
+    if big and q <= level:
         return Finding("regression", Verdict.FAIL, f"regressed: {text}", d)
     if big:
         return Finding(
@@ -352,10 +357,16 @@ def check(
     Exact policy keys without data get an
     INSUFFICIENT row, so a metric that stopped being reported never passes silently.
     """
-    from sleuth.gate.graduate import metric_names
+    from sleuth.gate.graduate import metric_names, selected
 
     names = [m for m in metric_names(runs) if policy.for_metric(m) is not None]
-    names += [k for k in policy.metrics if not any(c in k for c in "*?[") and k not in names]
+    # a key without '*' or '?' names metrics ("test_parse[case1]" is a pytest id as much as a glob):
+    # when no metric answers to it, it is a row of its own, INSUFFICIENT
+    names += [
+        k
+        for k in policy.metrics
+        if not any(c in k for c in "*?") and not any(selected(n, [k]) for n in names)
+    ]
     if only:
         names = [m for m in names if m in only]
     baseline = baseline or {}
@@ -381,7 +392,16 @@ def check(
     for m in names:
         pol = policy.for_metric(m)
         assert pol is not None
-        res = _metric(m, units[m], pol=pol, series=series[m], reg=reg, qvals=qvals, entry=baseline.get(m))
+        res = _metric(
+            m,
+            units[m],
+            pol=pol,
+            series=series[m],
+            reg=reg,
+            qvals=qvals,
+            entry=baseline.get(m),
+            fdr=policy.fdr,
+        )
         results.append(res if mode is None else replace(res, mode=mode))
     return CheckReport(suite=suite, runs=len(runs), results=tuple(results))
 
@@ -395,6 +415,7 @@ def _metric(
     reg: Mapping[tuple[str, int], _RegressionData | int],
     qvals: Mapping[tuple[str, int], float],
     entry: Mapping[str, Any] | None,
+    fdr: float,
 ) -> MetricCheck:
     from sleuth.gate.policy import parse_tolerance
 
@@ -406,7 +427,9 @@ def _metric(
             f"{bad} sample(s) are not finite numbers (inf or NaN): cannot be judged; record the runs again",
             {"not_finite": bad},
         )
-        return MetricCheck(m, unit, pol.kind, pol.mode, Verdict.INCONCLUSIVE, len(series), (finding,))
+        return MetricCheck(
+            printable(m), unit, pol.kind, pol.mode, Verdict.INCONCLUSIVE, len(series), (finding,)
+        )
     per_component: dict[str, list[Finding]] = {}
     for j in range(pol.confirmations):
         hist = series[: len(series) - j]
@@ -425,7 +448,7 @@ def _metric(
             per_component.setdefault("counter", []).append(_counter(hist, pol, ref, tol))
         elif pol.regression is not None:
             per_component.setdefault("regression", []).append(
-                _regression_finding(reg[(m, j)], qvals.get((m, j)), pol.regression)
+                _regression_finding(reg[(m, j)], qvals.get((m, j)), pol.regression, fdr)
             )
         if pol.kind == "time" and entry is not None and entry.get("tolerance") is not None:
             per_component.setdefault("baseline", []).append(
@@ -440,7 +463,7 @@ def _metric(
         )
     verdict = max((f.verdict for f in findings), key=lambda v: _SEVERITY[v])
     return MetricCheck(
-        metric=m,
+        metric=printable(m),  # a policy key without data is shown under its own name: no escapes
         unit=unit,
         kind=pol.kind,
         mode=pol.mode,

@@ -4,7 +4,8 @@ Formats and the metric names they give (``--metric`` uses these names):
 
 * ``go``: ``go test -bench`` text (https://go.googlesource.com/proposal/+/master/design/14313-benchmark-format.md):
   ``BenchmarkName-8  N  v1 unit1  v2 unit2 ...`` -> ``BenchmarkName:unit1``, ``BenchmarkName:unit2``
-  (the ``-GOMAXPROCS`` suffix is dropped so runners with other core counts share a history);
+  (the ``-GOMAXPROCS`` suffix is dropped so runners with other core counts share a history, unless
+  one benchmark has several in the file: ``-cpu 1,2,4``);
   each ``-count`` repetition is one sample.  ``go test -json`` output (test2json events) is read
   through its ``Output`` fields.
 * ``pytest-benchmark``: ``--benchmark-json`` -> the test's ``fullname``, in seconds; the raw
@@ -14,13 +15,15 @@ Formats and the metric names they give (``--metric`` uses these names):
   repetition (aggregates are used only when no repetition was reported).
 * ``hyperfine``: ``--export-json`` -> the command (or its ``--command-name``), ``times`` in seconds.
 * ``sleuth-run``: ``sleuth run --json`` -> each ``--metric`` by name, and ``wall_s``.
-* ``csv``: ``metric,value[,unit]`` lines (a header line and ``#`` comments are allowed).
+* ``csv``: ``metric,value[,unit]`` lines (a header line and ``#`` comments are allowed; fields quoted
+  as CSV writers quote them).
 * ``json``: ``[{"metric", "value" (number or list), "unit"?}, ...]``, ``{"metrics": [...]}`` or
   ``{"name": number or [numbers], ...}``.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
@@ -34,7 +37,7 @@ __all__ = ["FORMATS", "Parsed", "parse"]
 
 FORMATS = ("go", "pytest-benchmark", "google-benchmark", "hyperfine", "sleuth-run", "csv", "json")
 
-_GO_BENCH = re.compile(r"^(Benchmark\S*?)(?:-\d+)?\s+(\d+)\s+(\S.*)$")
+_GO_BENCH = re.compile(r"^(Benchmark\S*?)(?:-(\d+))?\s+(\d+)\s+(\S.*)$")
 _GO_NAME_ONLY = re.compile(r"^Benchmark\S*\s*$")
 _GO_NOISE = re.compile(r"^(goos|goarch|pkg|cpu|PASS|FAIL|ok\s|\?\s|---|===|\s*$)")
 #: skipped lines kept as examples for the message
@@ -80,6 +83,7 @@ class Parsed:
 
 
 def _go_lines(lines: Iterable[str], col: _Collector) -> None:
+    found: list[tuple[str, str | None, list[tuple[str, str]]]] = []
     for raw in lines:
         line = raw.rstrip("\r\n")
         m = _GO_BENCH.match(line)
@@ -87,7 +91,7 @@ def _go_lines(lines: Iterable[str], col: _Collector) -> None:
             if not (_GO_NOISE.match(line) or _GO_NAME_ONLY.match(line)):
                 col.skip(line)
             continue
-        name, rest = m.group(1), m.group(3).split()
+        rest = m.group(4).split()
         if len(rest) % 2:
             col.skip(line)
             continue
@@ -95,8 +99,17 @@ def _go_lines(lines: Iterable[str], col: _Collector) -> None:
         if not all(_is_number(v) for v, _ in pairs):
             col.skip(line)
             continue
+        found.append((m.group(1), m.group(2), pairs))
+    # the -GOMAXPROCS suffix goes (runners with other core counts share a history), unless one
+    # benchmark has several in the file: `-cpu 1,2,4` measures three things, not one; and
+    # BenchmarkParse/size-1024 on a one-core runner (no suffix printed) is not size-2048
+    procs: dict[str, set[str | None]] = {}
+    for name, p, _ in found:
+        procs.setdefault(name, set()).add(p)
+    for name, p, pairs in found:
+        full = f"{name}-{p or 1}" if len(procs[name]) > 1 else name
         for value, unit in pairs:
-            col.add(f"{name}:{unit}", value, unit)
+            col.add(f"{full}:{unit}", value, unit)
 
 
 def _is_number(text: str) -> bool:
@@ -126,7 +139,11 @@ def _csv(lines: Iterable[str], col: _Collector) -> None:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        fields = [f.strip() for f in line.split(",")]
+        try:  # quoted as csv writers quote a name with a comma or a quote: "sort -t, -k2",0.51
+            fields = [f.strip() for f in next(csv.reader([line]))]
+        except (csv.Error, StopIteration):
+            col.skip(line)
+            continue
         if i == 0 and len(fields) >= 2 and fields[0].lower() == "metric" and fields[1].lower() == "value":
             continue
         if len(fields) not in (2, 3) or not col.add(

@@ -18,8 +18,9 @@ from typing import Any
 from sleuth.gate.model import Graduation, Run
 from sleuth.gate.robust import cv, cv_runs_needed, cv_upper_bound
 from sleuth.gate.robust import mean as robust_mean
+from sleuth.model import printable
 
-__all__ = ["GraduationResult", "graduate", "metric_names"]
+__all__ = ["GraduationResult", "graduate", "metric_names", "metric_values", "selected"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +63,23 @@ def metric_names(runs: Sequence[Run], patterns: Sequence[str] = ()) -> list[str]
     for r in runs:
         for m in r.metrics():
             seen.setdefault(m)
-    names = list(seen)
-    if patterns:
-        names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
-    return names
+    return [n for n in seen if selected(n, patterns)]
+
+
+def selected(name: str, patterns: Sequence[str] = ()) -> bool:
+    """Whether a metric name is one of ``patterns`` or matches one as a glob (every name does when
+    there are none): ``test_parse[case1]`` is a pytest id, and as a glob it would not match itself."""
+    return not patterns or name in patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def metric_values(runs: Sequence[Run], metric: str, last: int) -> list[float]:
+    """The values of the ``last`` most recent runs (oldest first) that have ``metric``."""
+    return [v for v in (r.value(metric) for r in runs) if v is not None][-last:]
 
 
 def _one(metric: str, runs: Sequence[Run], last: int, target: float, conf: float) -> GraduationResult:
-    values = [v for v in (r.value(metric) for r in runs) if v is not None]
-    unit = next((s.unit for r in runs if (s := r.sample(metric)) is not None), "")
+    values = metric_values(runs, metric, last)
+    unit = next((s.unit for r in reversed(runs) if (s := r.sample(metric)) is not None), "")
     n = len(values)
     mean = robust_mean(values) if n else None
     c = cv(values)
@@ -92,7 +101,7 @@ def _one(metric: str, runs: Sequence[Run], last: int, target: float, conf: float
         )
 
     if n < last:
-        return result(Graduation.INSUFFICIENT, last - n, f"{n} of {last} runs (--last) have this metric")
+        return result(Graduation.INSUFFICIENT, last - n, f"{n} run(s) have this metric, --last needs {last}")
     if math.isnan(c):
         return result(Graduation.INSUFFICIENT, None, "CV undefined: the mean is <= 0")
     if c >= target:
@@ -117,14 +126,14 @@ def graduate(
     target: float = 0.01,
     conf: float = 0.95,
 ) -> list[GraduationResult]:
-    """One result per metric over the ``last`` most recent ``runs`` (oldest first).
+    """One result per metric of the ``last`` most recent ``runs`` (oldest first), over the ``last``
+    most recent runs that have it (a metric that one run in five records reaches further back).
 
     ``metrics`` are glob patterns; a pattern that matches nothing still yields an INSUFFICIENT
     row under its own name, so a typo or a first run is never a silent pass.
     """
-    window = list(runs)[-last:] if last else list(runs)
-    names = metric_names(window, metrics)
+    names = metric_names(list(runs)[-last:], metrics)
     for p in metrics:
-        if not any(fnmatch.fnmatchcase(n, p) for n in names):
-            names.append(p)
-    return [_one(name, window, last, target, conf) for name in names]
+        if not any(selected(n, [p]) for n in names):
+            names.append(printable(p))  # shown under its own name: no terminal escapes, valid XML
+    return [_one(name, runs, last, target, conf) for name in names]

@@ -14,13 +14,12 @@ import json
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sleuth.errors import UsageError
 from sleuth.gate.formats import Parsed, parse
-from sleuth.gate.model import Run, RunStatus, Sample
+from sleuth.gate.model import METRIC_MAX, UNIT_MAX, Run, RunStatus, Sample, fit, parse_time
 from sleuth.model import check_name, printable
 
 __all__ = [
@@ -28,8 +27,10 @@ __all__ = [
     "Artifact",
     "ArtifactScan",
     "Ingested",
+    "parse_raw",
     "public_metric",
     "read_files",
+    "read_raw",
     "scan_artifacts",
     "write_metadata",
 ]
@@ -59,6 +60,14 @@ class Ingested:
 
 
 def _read_text(path: Path, what: str) -> str:
+    return _decode(_read_bytes(path, what))
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8-sig", errors="replace")  # a BOM (Windows editors, PowerShell) is not data
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
     try:
         with open(path, "rb") as fh:
             data = fh.read(_MAX_BYTES)
@@ -72,7 +81,7 @@ def _read_text(path: Path, what: str) -> str:
         ) from None
     except OSError as exc:
         raise UsageError(f"{what} {path}: cannot read: {exc.strerror}") from None
-    return data.decode("utf-8", errors="replace")
+    return data
 
 
 def public_metric(name: str) -> str:
@@ -94,21 +103,42 @@ def merge(parsed: Sequence[tuple[str, Parsed]]) -> Ingested:
     for name, p in parsed:
         files.append({"file": name, "format": p.format, "metrics": len(p.samples), "skipped": p.skipped})
         for s in p.samples:
-            metric = public_metric(s.metric)
+            metric = fit(public_metric(s.metric), METRIC_MAX)  # a hyperfine command line, a C++ template
             values.setdefault(metric, []).extend(s.values)
-            units.setdefault(metric, s.unit)
+            units.setdefault(metric, fit(printable(s.unit), UNIT_MAX))
     samples = tuple(Sample(m, tuple(v), units[m]) for m, v in values.items())
     return Ingested(samples=samples, files=tuple(files))
 
 
+def read_raw(paths: Sequence[Path], what: str = "FILE") -> list[tuple[Path, bytes]]:
+    """The bytes of every file of one run, each file once (``a.txt ./a.txt``: its samples are not
+    measurements twice over); UsageError naming a file that cannot be read, before any is parsed."""
+    first: dict[Path, Path] = {}
+    for p in paths:
+        first.setdefault(p.resolve(), p)
+    return [(p, _read_bytes(p, what)) for p in first.values()]
+
+
+def parse_raw(raw: Sequence[tuple[Path, bytes]], fmt: str = "auto") -> Ingested:
+    """The samples of :func:`read_raw`'s files."""
+    return merge([(p.name, parse(_decode(data), fmt)) for p, data in raw])
+
+
 def read_files(paths: Sequence[Path], fmt: str = "auto", *, what: str = "FILE") -> Ingested:
-    """Parse every file of one run; UsageError naming a file that cannot be read."""
-    texts = [(p, _read_text(p, what)) for p in paths]  # read all first: a bad path fails before any work
-    return merge([(p.name, parse(text, fmt)) for p, text in texts])
+    """Parse every file of one run (:func:`read_raw`, then :func:`parse_raw`)."""
+    return parse_raw(read_raw(paths, what), fmt)
 
 
-def write_metadata(directory: Path, meta: Mapping[str, Any], files: Sequence[Path]) -> Path:
-    """Copy ``files`` into ``directory`` (unless already there) and write its metadata file."""
+def write_metadata(
+    directory: Path,
+    meta: Mapping[str, Any],
+    files: Sequence[Path],
+    streams: Mapping[Path, bytes] | None = None,
+) -> Path:
+    """Copy ``files`` into ``directory`` (unless already there) and write its metadata file.
+
+    ``streams``: what files that cannot be read twice held when they were read (a pipe:
+    ``<(go test -bench .)``, ``/dev/stdin``); those bytes are written instead of a copy."""
     from sleuth.journal import atomic_write_json
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -116,10 +146,14 @@ def write_metadata(directory: Path, meta: Mapping[str, Any], files: Sequence[Pat
     # a folder reused from an earlier run: its metadata goes first, so an interrupted copy leaves
     # a folder without metadata (skipped), never the new files under the old run id
     path.unlink(missing_ok=True)
-    names = []
+    names: list[str] = []
     for f in files:
+        if f.name in names:  # the same file named twice (the caller refuses two files of one name)
+            continue
         dest = directory / f.name
-        if not dest.exists() or not dest.samefile(f):
+        if streams is not None and f in streams:
+            dest.write_bytes(streams[f])
+        elif not dest.exists() or not dest.samefile(f):
             shutil.copyfile(f, dest)
         names.append(f.name)
     atomic_write_json(path, {**meta, "schema": 1, "files": names})
@@ -160,17 +194,9 @@ def _meta_problem(meta: Any) -> str | None:
             return f"metadata key {key!r} is {type(meta[key]).__name__}, not a string"
     if meta.get("provenance") is not None and not isinstance(meta["provenance"], dict):
         return "metadata key 'provenance' is not a JSON object"
-    if meta.get("created_at") and _iso_time(meta["created_at"]) is None:
+    if meta.get("created_at") and parse_time(meta["created_at"]) is None:
         return f"metadata key 'created_at' {meta['created_at'][:40]!r} is not an ISO 8601 time with a zone"
     return None
-
-
-def _iso_time(text: str) -> datetime | None:
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo is not None else None
 
 
 def scan_artifacts(root: Path) -> ArtifactScan:
@@ -192,7 +218,7 @@ def scan_artifacts(root: Path) -> ArtifactScan:
             skipped.append((str(folder), f"{METADATA_FILE} is not a regular file"))
             continue
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8", errors="replace"))
+            meta = json.loads(meta_path.read_text(encoding="utf-8-sig", errors="replace"))
         except (OSError, ValueError, RecursionError) as exc:
             skipped.append((str(folder), f"unreadable {METADATA_FILE}: {str(exc)[:80]}"))
             continue
@@ -200,7 +226,9 @@ def scan_artifacts(root: Path) -> ArtifactScan:
         if problem:
             skipped.append((str(folder), problem))
             continue
-        listed = meta.get("files") or [
+        if meta.get("created_at"):  # stored as every run's time is: the stores order runs by it as text
+            meta = {**meta, "created_at": parse_time(meta["created_at"])}
+        listed = list(dict.fromkeys(meta.get("files") or [])) or [
             p.name for p in sorted(folder.iterdir()) if p.is_file() and p.name != METADATA_FILE
         ]
         # an artifact comes from CI (a fork's pull request, say): it may name only its own files

@@ -19,12 +19,69 @@ from typing import Any
 from sleuth.errors import ExitCode
 from sleuth.gate.robust import median
 
-__all__ = ["Graduation", "Run", "RunStatus", "Sample", "Verdict", "exit_code_for", "utc_now"]
+__all__ = [
+    "BRANCH_MAX",
+    "COMMIT_MAX",
+    "METRIC_MAX",
+    "UNIT_MAX",
+    "Graduation",
+    "Run",
+    "RunStatus",
+    "Sample",
+    "Verdict",
+    "exit_code_for",
+    "fit",
+    "parse_time",
+    "utc_now",
+    "utc_text",
+]
+
+
+#: the longest metric name, unit, branch and commit a history keeps (PostgreSQL's columns hold no more)
+METRIC_MAX, UNIT_MAX, BRANCH_MAX, COMMIT_MAX = 500, 100, 300, 100
+
+
+def fit(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters: a longer one keeps its start and ends with a hash of the
+    whole, so two long names stay two names and the same name always fits the same way."""
+    if len(text) <= limit:
+        return text
+    import hashlib
+
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{text[: limit - 13]}…{digest}"
 
 
 def utc_now() -> str:
     """Now as ISO 8601 UTC with microseconds (sorts as text)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime(_UTC_FORMAT)
+
+
+#: how a run's time is stored: the stores order runs by this text, so every time is written this way
+_UTC_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def utc_text(dt: datetime) -> str:
+    """An aware time as stored (UTC, microseconds); OverflowError outside years 1-9999 in UTC."""
+    return dt.astimezone(UTC).strftime(_UTC_FORMAT)
+
+
+def parse_time(text: str) -> str | None:
+    """An ISO 8601 time with a zone (``Z``, ``+05:00``) as stored; None when it is not one.
+
+    ``2025-01-01T10:00:00+05:00`` and ``...T05:00:00Z`` are one instant, and ``...T07:00:00Z`` comes
+    before ``...T07:00:00.5Z``: as text they sort the other way round.
+    """
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        return None
+    try:
+        return utc_text(dt)
+    except OverflowError:
+        return None
 
 
 class RunStatus(Enum):

@@ -120,6 +120,15 @@ class BudgetSpec(_Strict):
     def _one_side(self) -> BudgetSpec:
         if (self.max is None) == (self.min is None):
             raise ValueError("give exactly one of max (lower is better) or min (higher is better)")
+        if self.rule == "bound":  # the median of the last `runs` runs: more runs would never answer
+            from sleuth.gate.robust import median_runs_needed
+
+            need = median_runs_needed(self.confidence)
+            if self.runs < need:
+                raise ValueError(
+                    f"runs {self.runs} bound no median at confidence {self.confidence:g} (it would stay "
+                    f"INSUFFICIENT for ever): give runs >= {need}, or rule: median"
+                )
         return self
 
 
@@ -172,6 +181,15 @@ class MetricPolicy(_Strict):
         """``tolerance`` parsed."""
         return parse_tolerance(self.tolerance)
 
+    def runs_needed(self) -> int:
+        """The most recent runs with this metric its checks can look at (confirmations included)."""
+        window = self.baseline_runs + 1 if self.kind == "counter" else 1
+        if self.budget is not None:
+            window = max(window, self.budget.runs)
+        if self.kind == "time" and self.regression is not None:
+            window = max(window, self.regression.baseline_runs + self.regression.recent_runs)
+        return window + self.confirmations - 1
+
 
 class Policy(_Strict):
     """A whole policy file."""
@@ -184,15 +202,7 @@ class Policy(_Strict):
 
     def runs_needed(self) -> int:
         """The most recent runs any metric's checks can look at (confirmations included)."""
-        most = 1
-        for pol in self.metrics.values():
-            window = pol.baseline_runs + 1 if pol.kind == "counter" else 1
-            if pol.budget is not None:
-                window = max(window, pol.budget.runs)
-            if pol.kind == "time" and pol.regression is not None:
-                window = max(window, pol.regression.baseline_runs + pol.regression.recent_runs)
-            most = max(most, window + pol.confirmations - 1)
-        return most
+        return max(pol.runs_needed() for pol in self.metrics.values())
 
     def for_metric(self, name: str) -> MetricPolicy | None:
         """The policy of ``name``: its exact key, else the first glob key that matches, else None."""

@@ -15,6 +15,7 @@ from sleuth.gate.changepoint import ChangePoint
 from sleuth.gate.checks import CheckReport
 from sleuth.gate.graduate import GraduationResult
 from sleuth.gate.model import Graduation, Verdict
+from sleuth.model import printable
 
 __all__ = [
     "Case",
@@ -167,6 +168,10 @@ def check_cases(report: CheckReport) -> list[Case]:
     return out
 
 
+def _lines(text: str) -> str:
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 def junit_xml(suite_name: str, cases: Sequence[Case]) -> str:
     """A JUnit XML document (one ``testsuite``) that CI systems render as test results."""
     import xml.etree.ElementTree as ET
@@ -184,13 +189,15 @@ def junit_xml(suite_name: str, cases: Sequence[Case]) -> str:
         errors="0",
     )
     for c in cases:
-        tc = ET.SubElement(suite, "testcase", classname=c.classname, name=c.name)
+        # a control character is not allowed in XML 1.0 at all: the file would not parse
+        name, message, text = printable(c.name), printable(c.message), _lines(c.text)
+        tc = ET.SubElement(suite, "testcase", classname=printable(c.classname), name=name)
         if c.outcome == "failure":
-            el = ET.SubElement(tc, "failure", message=c.message)
-            el.text = c.text or c.message
+            el = ET.SubElement(tc, "failure", message=message)
+            el.text = text or message
         elif c.outcome == "skipped":
-            ET.SubElement(tc, "skipped", message=c.message)
-        if c.text and c.outcome != "failure":
-            ET.SubElement(tc, "system-out").text = c.text
+            ET.SubElement(tc, "skipped", message=message)
+        if text and c.outcome != "failure":
+            ET.SubElement(tc, "system-out").text = text
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -9,10 +9,10 @@ import csv
 import dataclasses
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sleuth.errors import UsageError
 from sleuth.gate.changepoint import ChangePoint, Incremental, Settings, detect
@@ -20,12 +20,17 @@ from sleuth.gate.ingest import ArtifactScan, Ingested, run_from_artifact
 from sleuth.gate.model import Run, RunStatus
 from sleuth.gate.store.base import Store
 
+if TYPE_CHECKING:  # pydantic: not imported by record, which does not need it
+    from sleuth.gate.policy import Policy
+
 __all__ = [
     "RecordResult",
     "Series",
     "changepoints",
+    "check_runs",
     "metric_series",
     "read_csv_series",
+    "recent_runs",
     "record_artifacts",
     "record_run",
 ]
@@ -67,13 +72,14 @@ def _summary(run: Run) -> dict[str, Any]:
 
 def record_run(store: Store, run: Run, *, replace: bool = False) -> RecordResult:
     """Store one run, secrets hidden (already-recorded is reported, not an error)."""
+    from sleuth.gate.model import BRANCH_MAX, COMMIT_MAX, fit
     from sleuth.gate.provenance import public
     from sleuth.model import printable
 
     run = dataclasses.replace(
         run,
-        commit=printable(public(run.commit, "commit")) if run.commit is not None else None,
-        branch=printable(public(run.branch, "branch")) if run.branch is not None else None,
+        commit=fit(printable(public(run.commit, "commit")), COMMIT_MAX) if run.commit is not None else None,
+        branch=fit(printable(public(run.branch, "branch")), BRANCH_MAX) if run.branch is not None else None,
         provenance=public(run.provenance),
         source=public(run.source),
     )
@@ -83,6 +89,48 @@ def record_run(store: Store, run: Run, *, replace: bool = False) -> RecordResult
     else:
         res.already.append(f"{run.suite}/{run.run_id}")
     return res
+
+
+def recent_runs(
+    store: Store,
+    suite: str,
+    need: Callable[[str], int | None],
+    *,
+    last: int,
+    branch: str | None = None,
+    statuses: Sequence[RunStatus] | None = None,
+) -> list[Run]:
+    """The suite's most recent runs: at least ``last``, and more while a metric seen in them is in
+    fewer than ``need(metric)`` of them (None: not judged) and older runs still add some of it; a
+    metric that one run in five records needs five times as many runs."""
+    short: dict[str, int] = {}
+    while True:
+        runs = store.runs(suite, branch=branch, statuses=statuses, last=last)
+        if len(runs) < last:
+            return runs  # the whole history
+        have: dict[str, int] = {}
+        for r in runs:
+            for s in r.samples:
+                if s.values:
+                    have[s.metric] = have.get(s.metric, 0) + 1
+        gained = not short or any(have.get(m, 0) > n for m, n in short.items())
+        short = {m: n for m, n in have.items() if (k := need(m)) is not None and n < k}
+        if not short or not gained:
+            return runs
+        last *= 4
+
+
+def check_runs(store: Store, suite: str, policy: Policy) -> list[Run]:
+    """The runs ``check`` judges: enough that each policy metric has the runs its checks need."""
+
+    def need(metric: str) -> int | None:
+        pol = policy.for_metric(metric)
+        return None if pol is None else pol.runs_needed()
+
+    statuses = None if policy.include_failed else [RunStatus.SUCCESS]
+    return recent_runs(
+        store, suite, need, last=3 * policy.runs_needed() + 20, branch=policy.branch, statuses=statuses
+    )
 
 
 def build_run(ingested: Ingested, meta: Mapping[str, Any], provenance: Mapping[str, Any]) -> Run:
@@ -141,7 +189,7 @@ def read_csv_series(path: Path, column: str | None) -> tuple[Series, int]:
     Without ``column``: the last column.  A missing file or an unknown column is a UsageError.
     """
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
     except FileNotFoundError:
         raise UsageError(f"--csv {path}: no such file") from None
     except IsADirectoryError:

@@ -30,6 +30,10 @@ class Store(Protocol):
         """Whether ``suite`` already holds ``run_id``."""
         ...
 
+    def created_at(self, suite: str, run_id: str) -> str | None:
+        """When the recorded run ``run_id`` happened, or None when it is not recorded."""
+        ...
+
     def runs(
         self,
         suite: str,
@@ -69,8 +73,16 @@ class StoreURL:
 
 
 def _hide_password(url: str) -> str:
-    from sleuth.secrets import scrub_text
+    """The URL with its password hidden: the redaction rule, and whatever the authority's
+    ``user:password@`` holds (an empty user, a stray space: forms the rule does not read as a URL)."""
+    from sleuth.secrets import REDACTED, scrub_text
 
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if sep and at and ":" in userinfo:
+        user = userinfo.split(":", 1)[0]
+        url = f"{scheme}://{user}:{REDACTED}@{host}{slash}{path}"
     return scrub_text(url)
 
 
@@ -116,6 +128,9 @@ class EmptyStore:
 
     def has_run(self, suite: str, run_id: str) -> bool:
         return False
+
+    def created_at(self, suite: str, run_id: str) -> str | None:
+        return None
 
     def runs(
         self,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sleuth.errors import InfrastructureError, UsageError
-from sleuth.gate.model import Run, RunStatus
+from sleuth.gate.model import Run, RunStatus, fit
 from sleuth.journal import atomic_write_json
 from sleuth.model import check_name
 
@@ -24,7 +24,9 @@ _STATE = ".state"
 
 
 def _safe_key(key: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in key)[:150] or "_"
+    """A state key as a file name; a long one ends with a hash of the whole (two metrics whose names
+    start alike shared one incremental state when it was cut at 150 characters)."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in fit(key, 150)) or "_"
 
 
 class DirStore:
@@ -55,6 +57,11 @@ class DirStore:
     def has_run(self, suite: str, run_id: str) -> bool:
         """Whether the run's file exists."""
         return (self._suite_dir(suite) / f"{run_id}.json").is_file()
+
+    def created_at(self, suite: str, run_id: str) -> str | None:
+        """When the recorded run happened, or None."""
+        path = self._suite_dir(suite) / f"{run_id}.json"
+        return self._load(path).created_at if path.is_file() else None
 
     def _load(self, path: Path) -> Run:
         try:

@@ -11,16 +11,29 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sleuth.errors import InfrastructureError, UsageError
-from sleuth.gate.model import Run, RunStatus, Sample, utc_now
+from sleuth.gate.model import (
+    BRANCH_MAX,
+    COMMIT_MAX,
+    METRIC_MAX,
+    UNIT_MAX,
+    Run,
+    RunStatus,
+    Sample,
+    fit,
+    utc_now,
+)
 from sleuth.gate.store.base import StoreURL
 
 __all__ = ["SCHEMA_VERSION", "SqlStore"]
 
 SCHEMA_VERSION = 1
+#: the longest state key (a longer one is fitted: its start and a hash of the whole)
+_KEY_MAX = 500
 #: a LIMIT past this (``--last 10**21``) cannot be bound (SQLite and PostgreSQL integers are 64-bit)
 _MAX_LIMIT = 2**62
 
@@ -38,8 +51,8 @@ def _tables() -> Any:
         sa.Column("created_at", sa.String(40), nullable=False),
         sa.Column("recorded_at", sa.String(40), nullable=False),
         sa.Column("status", sa.String(20), nullable=False),
-        sa.Column("commit_sha", sa.String(100)),
-        sa.Column("branch", sa.String(300)),
+        sa.Column("commit_sha", sa.String(COMMIT_MAX)),
+        sa.Column("branch", sa.String(BRANCH_MAX)),
         sa.Column("provenance", sa.Text, nullable=False),
         sa.Column("source", sa.Text, nullable=False),
         sa.UniqueConstraint("suite", "run_id", name="uq_gate_runs_suite_run"),
@@ -50,8 +63,8 @@ def _tables() -> Any:
         md,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("run_pk", sa.Integer, sa.ForeignKey("gate_runs.id", ondelete="CASCADE"), nullable=False),
-        sa.Column("metric", sa.String(500), nullable=False),
-        sa.Column("unit", sa.String(100), nullable=False),
+        sa.Column("metric", sa.String(METRIC_MAX), nullable=False),
+        sa.Column("unit", sa.String(UNIT_MAX), nullable=False),
         sa.Column("metric_order", sa.Integer, nullable=False),
         sa.Column("seq", sa.Integer, nullable=False),
         sa.Column("value", sa.Float, nullable=False),
@@ -61,7 +74,7 @@ def _tables() -> Any:
         "gate_state",
         md,
         sa.Column("suite", sa.String(200), primary_key=True),
-        sa.Column("key", sa.String(500), primary_key=True),
+        sa.Column("key", sa.String(_KEY_MAX), primary_key=True),
         sa.Column("value", sa.Text, nullable=False),
     )
     meta = sa.Table(
@@ -183,11 +196,28 @@ class SqlStore:
         if not self._ready:
             return False
         r = self._runs
-        with self.engine.connect() as conn:
+        with self._reported(), self.engine.connect() as conn:
             return (
                 conn.execute(sa.select(r.c.id).where(r.c.suite == suite, r.c.run_id == run_id)).first()
                 is not None
             )
+
+    def created_at(self, suite: str, run_id: str) -> str | None:
+        """When the recorded run happened, or None."""
+        import sqlalchemy as sa
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if not self._ready:
+            return None
+        r = self._runs
+        try:
+            with self.engine.connect() as conn:
+                found = conn.execute(
+                    sa.select(r.c.created_at).where(r.c.suite == suite, r.c.run_id == run_id)
+                ).scalar()
+        except SQLAlchemyError as exc:
+            raise InfrastructureError(f"--db {self.display}: {_one_line(exc)}") from None
+        return None if found is None else str(found)
 
     def runs(
         self,
@@ -256,21 +286,25 @@ class SqlStore:
 
         if not self._ready:
             return []
-        with self.engine.connect() as conn:
+        with self._reported(), self.engine.connect() as conn:
             return sorted(str(v) for v in conn.execute(sa.select(self._runs.c.suite).distinct()).scalars())
 
     def get_state(self, suite: str, key: str) -> dict[str, Any] | None:
-        """A state document, or None."""
+        """A state document, or None (an unreadable one reads as absent, as in the directory store)."""
         import sqlalchemy as sa
 
         if not self._ready:
             return None
         t = self._state
-        with self.engine.connect() as conn:
+        key = fit(key, _KEY_MAX)
+        with self._reported(), self.engine.connect() as conn:
             text = conn.execute(sa.select(t.c.value).where(t.c.suite == suite, t.c.key == key)).scalar()
         if text is None:
             return None
-        value = json.loads(text)
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):  # edited by hand, or by another tool: state can be rebuilt
+            return None
         return value if isinstance(value, dict) else None
 
     def put_state(self, suite: str, key: str, value: dict[str, Any]) -> None:
@@ -278,9 +312,20 @@ class SqlStore:
         import sqlalchemy as sa
 
         t = self._state
-        with self.engine.begin() as conn:
+        key = fit(key, _KEY_MAX)  # "changepoints:<metric>:<branch>": a long metric name would not fit
+        with self._reported(), self.engine.begin() as conn:
             conn.execute(sa.delete(t).where(t.c.suite == suite, t.c.key == key))
             conn.execute(sa.insert(t).values(suite=suite, key=key, value=json.dumps(value)))
+
+    @contextmanager
+    def _reported(self) -> Iterator[None]:
+        """A database error (a file locked past the busy timeout, a server gone) as one line, exit 4."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise InfrastructureError(f"--db {self.display}: {_one_line(exc)}") from None
 
     def close(self) -> None:
         """Dispose of the connection pool."""
