@@ -224,7 +224,7 @@ def test_a_value_that_is_not_finite_in_the_sql_store_is_skipped_not_a_nan_pass(
     sleuth: Callable, tmp_path: Path
 ) -> None:
     """``record`` refuses inf; a store written by another tool may hold it.  inf - inf made the
-    Hodges-Lehmann shift NaN, ``NaN >= min_effect`` is False, and a clear regression passed."""
+    shift NaN, ``NaN >= min_effect`` is False, and a clear regression passed."""
     db = tmp_path / "h.db"
     _record_csvs(
         sleuth,
@@ -238,7 +238,8 @@ def test_a_value_that_is_not_finite_in_the_sql_store_is_skipped_not_a_nan_pass(
     policy.write_text("metrics:\n  reg: {regression: {baseline_runs: 6, recent_runs: 1}}\n")
     r = sleuth("gate", "check", "--suite", "s", "--policy", policy, "--db", f"sqlite:///{db}", "--json")
     (f,) = r.json()["metrics"][0]["findings"]
-    assert (f["verdict"], f["n_recent"], f["n_baseline"]) == ("FAIL", 2, 12)
+    assert (f["verdict"], f["samples_recent"], f["samples_baseline"]) == ("FAIL", 2, 12)
+    assert (f["n_recent"], f["n_baseline"]) == (1, 6)  # runs, each judged by its median
     assert r.rc == 1, r.stderr
 
 

@@ -6,13 +6,13 @@ Components (each gives PASS / FAIL / INCONCLUSIVE / INSUFFICIENT with its number
   order-statistic upper bound of the median is within budget (``<=``), FAIL when the lower bound is
   over it, INCONCLUSIVE between; with ``rule: median`` the sample median decides (``<=`` passes;
   an even count averages the two middle values).
-* **regression** (time metrics): the samples of the last ``recent_runs`` runs against those of the
-  ``baseline_runs`` runs before them: one-sided Mann-Whitney in the "worse" direction (exact
-  under ties, :func:`~sleuth.gate.robust.mwu_p`), its
-  p-values adjusted across metrics by Benjamini-Hochberg, and the Hodges-Lehmann shift with its
-  interval.  FAIL when significant (``q`` at most ``alpha`` and the policy's ``fdr``) *and* the shift
-  is at least ``min_effect``; INCONCLUSIVE when
-  the shift is that large but not significant; PASS otherwise.
+* **regression** (time metrics): the last ``recent_runs`` runs against the ``baseline_runs`` runs
+  before them, each run one value (its median): a one-sided two-sample t test in the "worse"
+  direction (:func:`~sleuth.gate.robust.run_shift`; the run is the unit, since a run's samples share
+  its runner and are not independent), its p-values adjusted across metrics by Benjamini-Hochberg,
+  and the change of the mean with its interval.  FAIL when significant (``q`` at most ``alpha`` and
+  the policy's ``fdr``) *and* the change is at least ``min_effect``; INCONCLUSIVE when the change is
+  that large but not significant; PASS otherwise.
 * **counter**: every sample of the latest run equals the reference (the median of the runs before
   it, or the ``--baseline`` file's value) within ``tolerance``; any other value FAILs.
 * **baseline** (time metrics with a ``--baseline`` entry that has a tolerance): the latest run's
@@ -39,11 +39,10 @@ from sleuth.gate.policy import BudgetSpec, MetricPolicy, Policy, RegressionSpec,
 from sleuth.gate.robust import (
     benjamini_hochberg,
     downscale,
-    hodges_lehmann,
     median,
     median_bounds,
     median_runs_needed,
-    mwu_p,
+    run_shift,
 )
 from sleuth.model import printable
 
@@ -213,32 +212,38 @@ def _regression_data(
     need = spec.baseline_runs + spec.recent_runs
     if len(series) < need:
         return need - len(series)
-    recent = [x for run in series[-spec.recent_runs :] for x in run]
-    base = [x for run in series[-need : -spec.recent_runs] for x in run]
+    recent_runs, base_runs = series[-spec.recent_runs :], series[-need : -spec.recent_runs]
+    recent, base = [median(run) for run in recent_runs], [median(run) for run in base_runs]
     ref = median(base)
-    worse_alt = "greater" if direction == "lower" else "less"
-    p = mwu_p(recent, base, worse_alt)
-    # judged in units where the shift and the limit stay finite: near the float limit they would
+    # judged in units where the change and the limit stay finite: near the float limit they would
     # overflow to inf, and inf >= inf holds whatever the true values are
     f = downscale([*base, *recent])
-    shift = hodges_lehmann([x * f for x in base], [x * f for x in recent], conf=1.0 - 2.0 * spec.alpha)
-    assert shift is not None
+    worse_dir = "greater" if direction == "lower" else "less"
+    conf = 1.0 - 2.0 * spec.alpha
+    shift = run_shift([x * f for x in base], [x * f for x in recent], worse=worse_dir, conf=conf)
+    assert shift is not None  # the policy asks for at least three runs
+    p = shift.p
     worse = _worse_by(shift.estimate, direction)
     tol = spec.effect()
     limit = abs(ref * f) * tol.value if tol.relative else tol.value * f
     rel = (shift.estimate / abs(ref * f)) if ref else None
     details = {
         "p_value": p,
+        "test": "t on run medians",
         "baseline_median": ref,
         "recent_median": median(recent),
-        # JSON has no infinity: a shift (or an interval side) beyond what a float holds is null
+        # JSON has no infinity: a change (or an interval side) beyond what a float holds is null
         "shift": _finite_or_none(shift.estimate / f),
         "shift_interval": [_finite_or_none(x / f) for x in (shift.lower, shift.upper)],
         "interval_confidence": shift.conf,
         "relative_shift": _finite_or_none(rel),
+        "run_spread": _finite_or_none(shift.spread / f),
+        "degrees_of_freedom": shift.df,
         "min_effect": str(tol),
         "n_recent": len(recent),
         "n_baseline": len(base),
+        "samples_recent": sum(len(run) for run in recent_runs),
+        "samples_baseline": sum(len(run) for run in base_runs),
     }
     return _RegressionData(p=p, details=details, worse_by=worse, limit=limit)
 

@@ -133,7 +133,7 @@ class BudgetSpec(_Strict):
 
 
 class RegressionSpec(_Strict):
-    """Recent runs against the runs before them: one-sided Mann-Whitney plus a minimum effect."""
+    """Recent runs against the runs before them, a run one value: one-sided t test plus a minimum effect."""
 
     baseline_runs: PositiveInt = 10
     recent_runs: PositiveInt = 1
@@ -147,6 +147,15 @@ class RegressionSpec(_Strict):
     def _effect(cls, v: float | str) -> float | str:
         parse_tolerance(v, "min_effect")
         return v
+
+    @model_validator(mode="after")
+    def _room_for_noise(self) -> RegressionSpec:
+        if self.baseline_runs + self.recent_runs < 3:  # no degrees of freedom for run-to-run noise
+            raise ValueError(
+                f"baseline_runs {self.baseline_runs} + recent_runs {self.recent_runs} runs cannot tell a "
+                "change from run-to-run noise: give at least 3 runs in all (baseline_runs: 10 is the default)"
+            )
+        return self
 
     def effect(self) -> Tolerance:
         """``min_effect`` parsed."""

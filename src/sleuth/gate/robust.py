@@ -1,5 +1,5 @@
 """The statistics gates need beyond :mod:`sleuth.stats`: exact order statistics, a CV upper bound,
-Benjamini-Hochberg, and the Hodges-Lehmann shift with its distribution-free interval.
+Benjamini-Hochberg, and the run-level shift test (:func:`run_shift`).
 
 Conventions: every bound is one-sided unless its name says otherwise; ``conf`` is its coverage;
 "no answer yet" is ``None`` (never an exception), with the number of observations still needed
@@ -9,30 +9,26 @@ where one can be computed.
 from __future__ import annotations
 
 import math
-import struct
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 __all__ = [
     "MedianBounds",
-    "Shift",
+    "RunShift",
     "benjamini_hochberg",
     "binom_half_cdf",
     "cv",
     "cv_runs_needed",
     "cv_upper_bound",
     "downscale",
-    "hodges_lehmann",
     "mean",
     "median",
     "median_bounds",
     "median_runs_needed",
-    "mwu_null_cdf",
-    "mwu_p",
     "order_stat_rank",
+    "run_shift",
 ]
 
 #: the most observations the runs-needed searches look at before answering "never"
@@ -225,196 +221,54 @@ def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
     return q
 
 
-@lru_cache(maxsize=256)
-def _mwu_counts(m: int, n: int) -> tuple[float, ...]:
-    """Counts of U = 0..mn over all C(m+n, m) arrangements: the Gaussian binomial [m+n, m]_q."""
-    import numpy as np
-
-    m, n = min(m, n), max(m, n)
-    c = np.zeros(m * n + 1)
-    c[0] = 1.0
-    for i in range(1, m + 1):
-        # times (1 - q^(n+i)), then divided by (1 - q^i): [n+i, i]_q from [n+i-1, i-1]_q
-        top = i * n
-        if n + i <= top:
-            c[n + i : top + 1] -= c[: top + 1 - n - i].copy()
-        for k in range(i, top + 1):
-            c[k] += c[k - i]
-    total = c.sum()
-    return tuple((c / total).tolist())
-
-
-def mwu_null_cdf(u: int, m: int, n: int) -> float:
-    """P(U <= u) for the Mann-Whitney U of samples of sizes m and n (no ties), exactly."""
-    if u < 0:
-        return 0.0
-    probs = _mwu_counts(m, n)
-    return min(1.0, math.fsum(probs[: u + 1]))
-
-
-#: exact Mann-Whitney quantiles up to this many pairs; beyond, the normal approximation
-_EXACT_PAIRS = 40_000
-#: the exact null under ties while (smaller sample + 1) x (its largest doubled rank sum, at most
-#: 2 x smaller x all points) x (all points) stays under this
-_EXACT_TIES_WORK = 20_000_000
-
-
-def mwu_p(x: Sequence[float], y: Sequence[float], alternative: str) -> float:
-    """One-sided Mann-Whitney p-value: ``alternative`` "greater" (``x`` tends to exceed ``y``) or "less".
-
-    Without ties, SciPy's (exact for small samples, else normal).  With ties (integer timings, a
-    baseline of equal values) the exact permutation null of the midrank sum, counted by dynamic
-    programming while that is cheap: SciPy's normal approximation is far too hopeful there (one
-    new value above ten equal ones got p = 0.002, where every arrangement is as likely: 1/11).
-    1.0 when either sample is empty.
-    """
-    if not x or not y:
-        return 1.0
-    import numpy as np
-    from scipy.stats import mannwhitneyu, rankdata
-
-    both = [*x, *y]
-    n_all, small = len(both), min(len(x), len(y))
-    ties = len(set(both)) < n_all
-    if (
-        not ties
-        or not all(map(math.isfinite, both))
-        or (small + 1) * n_all * n_all * small > _EXACT_TIES_WORK
-    ):
-        return float(mannwhitneyu(x, y, alternative=alternative).pvalue)
-    doubled = (2.0 * rankdata(both)).astype(np.int64)  # midranks are multiples of 1/2
-    top = int(np.sort(doubled)[-small:].sum())
-    # c[j, t]: how many j-subsets of the points have doubled rank sum t
-    c = np.zeros((small + 1, top + 1))
-    c[0, 0] = 1.0
-    for i, w in enumerate(doubled.tolist()):
-        rows = min(i + 1, small)
-        c[1 : rows + 1, w:] += c[:rows, : top + 1 - w].copy()
-    dist = c[small]
-    r_x = int(doubled[: len(x)].sum())
-    if len(x) == small:  # the subsets are x's: P(R_x >= r_x) or P(R_x <= r_x)
-        tail = dist[r_x:] if alternative == "greater" else dist[: r_x + 1]
-    else:  # the subsets are y's, R_y = total - R_x
-        r_y = int(doubled.sum()) - r_x
-        tail = dist[: r_y + 1] if alternative == "greater" else dist[r_y:]
-    return min(1.0, float(tail.sum() / dist.sum()))
-
-
-def _mwu_critical(m: int, n: int, conf: float) -> int:
-    """The largest ``c`` with ``P(U < c) <= (1 - conf) / 2`` (0 when none): the interval's depth."""
-    alpha2 = (1.0 - conf) / 2.0
-    if m * n <= _EXACT_PAIRS:
-        probs = _mwu_counts(m, n)
-        acc, c = 0.0, 0
-        while c < len(probs) and acc + probs[c] <= alpha2 + 1e-15:
-            acc += probs[c]
-            c += 1
-        return c
-    from statistics import NormalDist
-
-    z = NormalDist().inv_cdf(1.0 - alpha2)
-    return max(0, math.floor(m * n / 2.0 - z * math.sqrt(m * n * (m + n + 1) / 12.0)))
-
-
 @dataclass(frozen=True, slots=True)
-class Shift:
-    """Hodges-Lehmann shift ``b - a`` with a two-sided distribution-free interval (``conf``)."""
+class RunShift:
+    """Recent runs against the runs before them, one value a run: the change of the mean, its
+    two-sided ``conf`` interval, and the one-sided p-value of "worse"."""
 
     estimate: float
     lower: float
     upper: float
+    p: float
+    #: degrees of freedom of the t distribution: runs in both groups less two
+    df: int
+    #: the pooled standard deviation of one run's value (run-to-run noise)
+    spread: float
     conf: float
 
 
-def hodges_lehmann(a: Sequence[float], b: Sequence[float], conf: float = 0.95) -> Shift | None:
-    """Median of all differences ``b_j - a_i`` and the interval between the order statistics of
-    those differences that invert the Mann-Whitney test (Hollander & Wolfe, ch. 4).
+def run_shift(base: Sequence[float], recent: Sequence[float], *, worse: str, conf: float) -> RunShift | None:
+    """Two-sample t test of ``recent`` against ``base`` (pooled variance), one value per run.
 
-    The interval covers the true shift with probability >= ``conf`` when both samples come from
-    one continuous distribution up to a shift; it is exact (Gaussian binomial) up to 40000 pairs
-    and normal-approximated beyond.  With too few points for any interval, it is the whole line.
-    None when either sample is empty.  Past 4 million pairs the order statistics are selected by
-    counting (:func:`_kth_difference`): the same floats, without holding them all.
+    A run is the unit: its samples share the runner, the build and the machine's state, so they are
+    not independent of each other, and a test that pooled them took run-to-run noise for a change
+    (a false FAIL for one metric in six at 2% run-to-run noise).  ``worse`` is ``"greater"`` (a larger
+    value is worse) or ``"less"``.  With no spread at all (every run the same value) any change in the
+    worse direction has p = 0.  None when there are fewer than three runs (no degrees of freedom).
     """
-    if not a or not b:
+    n, k = len(base), len(recent)
+    df = n + k - 2
+    if n < 1 or k < 1 or df < 1:
         return None
-    import numpy as np
+    # in units near the largest magnitude, so that no square overflows; a power of two (exact),
+    # applied in two halves since 2.0 ** 1024 is past the float range
+    half = math.frexp(max(abs(x) for x in (*base, *recent)))[1] // 2
+    down, up = 2.0**-half, 2.0**half
+    b, r = [x * down * down for x in base], [x * down * down for x in recent]
+    mb, mr = math.fsum(b) / n, math.fsum(r) / k
+    ss = math.fsum((x - mb) ** 2 for x in b) + math.fsum((x - mr) ** 2 for x in r)
+    spread = math.sqrt(ss / df)
+    se = spread * math.sqrt(1.0 / n + 1.0 / k)
+    est = mr - mb
+    toward = est if worse == "greater" else -est
+    if se == 0.0:
+        p = 0.0 if toward > 0 else 1.0
+        lo = hi = est
+    else:
+        from scipy.special import stdtr, stdtrit  # scipy.special imports fast, scipy.stats does not
 
-    f = downscale([*a, *b])  # differences and their medians computed where they cannot overflow
-    x, y = np.sort(np.asarray(a, dtype=np.float64) * f), np.sort(np.asarray(b, dtype=np.float64) * f)
-    mn = x.size * y.size
-    if mn <= _MATERIALIZED_PAIRS:
-        d = np.sort((y[None, :] - x[:, None]).ravel())
-
-        def kth(k: int) -> float:
-            return float(d[k - 1])
-
-    else:  # 10 runs of 100k pytest-benchmark rounds: 10^11 differences would not fit in memory
-
-        def kth(k: int) -> float:
-            return _kth_difference(x, y, k)
-
-    half = (mn + 1) // 2
-    mid = kth(half) if mn % 2 else (kth(half) + kth(half + 1)) / 2.0  # as np.median
-    est = mid / f  # beyond the float range (+-inf) only when the shift itself is
-    c = _mwu_critical(len(a), len(b), conf)
-    if c < 1:
-        return Shift(estimate=est, lower=-math.inf, upper=math.inf, conf=conf)
-    return Shift(estimate=est, lower=kth(c) / f, upper=kth(mn - c + 1) / f, conf=conf)
-
-
-#: pairwise differences sorted in memory up to this many (32 MB); beyond, selected by counting
-_MATERIALIZED_PAIRS = 4_000_000
-
-
-def _kth_difference(x: Any, y: Any, k: int) -> float:
-    """The ``k``-th smallest (1-based) of the ``len(x) * len(y)`` float differences ``y_j - x_i``
-    (``x``, ``y`` sorted), without forming them: a bisection over the floats in between (at most
-    64 steps, each counting in O(len * log len)), exact: the same differences, rounded the same."""
-    lo_t, hi_t = float(y[0] - x[-1]), float(y[-1] - x[0])  # the smallest and the largest difference
-    if _count_le(x, y, lo_t) >= k:
-        return lo_t
-    lo, hi = _ordered(lo_t), _ordered(hi_t)  # count(lo) < k <= count(hi)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if _count_le(x, y, _unordered(mid)) >= k:
-            hi = mid
-        else:
-            lo = mid
-    return _unordered(hi)
-
-
-def _count_le(x: Any, y: Any, t: float) -> int:
-    """How many ``y_j - x_i <= t``, searching the longer array once per element of the shorter."""
-    import numpy as np
-
-    if x.size <= y.size:  # y_j - x_i grows with j: per x_i, the first j where it exceeds t
-        rows, cols, sign, strict = x, y, 1.0, False
-    else:  # y_j - x_i <= t  <=>  x_i - y_j >= -t (IEEE subtraction is sign-symmetric)
-        rows, cols, sign, strict = y, x, -1.0, True
-    thresh = sign * t
-    lo = np.zeros(rows.size, dtype=np.int64)
-    hi = np.full(rows.size, cols.size, dtype=np.int64)
-    while True:  # per row, the number of cols with cols - row below thresh (< when strict, else <=)
-        active = lo < hi
-        if not active.any():
-            break
-        mid = (lo + hi) // 2
-        diff = cols[np.minimum(mid, cols.size - 1)] - rows
-        below = diff < thresh if strict else diff <= thresh
-        lo = np.where(active & below, mid + 1, lo)
-        hi = np.where(active & ~below, mid, hi)
-    below_total = int(lo.sum())
-    return below_total if sign > 0 else x.size * y.size - below_total
-
-
-def _ordered(v: float) -> int:
-    """A float as an integer that sorts as the floats do (-0.0 and 0.0 alike)."""
-    i = int(struct.unpack("<q", struct.pack("<d", v))[0])
-    return i if i >= 0 else -(i & 0x7FFF_FFFF_FFFF_FFFF)
-
-
-def _unordered(i: int) -> float:
-    bits = i if i >= 0 else (-i) | -0x8000_0000_0000_0000
-    (v,) = struct.unpack("<d", struct.pack("<q", bits))
-    return float(v)
+        p = float(stdtr(df, -toward / se))
+        q = float(stdtrit(df, 1.0 - (1.0 - conf) / 2.0))
+        lo, hi = est - q * se, est + q * se
+    return RunShift(estimate=est * up * up, lower=lo * up * up, upper=hi * up * up, p=p, df=df,
+                    spread=spread * up * up, conf=conf)  # fmt: skip
