@@ -211,6 +211,36 @@ def test_sighup_is_forwarded_to_the_workload(tmp_path: Path) -> None:
     _forwarding(tmp_path, signal.SIGHUP)
 
 
+def test_a_workload_that_ignores_the_signal_is_killed_after_the_grace(tmp_path: Path) -> None:
+    # it once waited for ever: Ctrl-C (or scancel's SIGTERM) never ended supervision
+    pid_file = tmp_path / "pid"
+    argv = ["supervise", "--log-dir", str(tmp_path / "sup"), "--", sys.executable, str(W / "stubborn.py")]
+    proc = sleuth_proc(
+        [*argv, str(pid_file)],
+        dict(os.environ),
+        tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            os.kill(child, signal.SIGKILL)
+    assert proc.returncode == 128 + signal.SIGKILL, err
+    assert wait_dead(child)
+    got = cycles(tmp_path / "sup")
+    assert len(got) == 1 and got[0]["outcome"] == "signalled"
+
+
 def test_service_unreachable_means_the_safe_default(tmp_path: Path) -> None:
     r = supervise(
         tmp_path,

@@ -11,7 +11,8 @@ as ``late_decision`` and dropped, never acted on.
 The supervisor stops on a STOP under ``enforce`` (shadow records it and restarts), on an
 exhausted restart budget, or after ``max_no_progress_cycles`` failed cycles in a row whose logs
 showed no progress (``progress_regex``).  SIGTERM/SIGINT are forwarded to the workload's
-process group and end supervision; the exit status is the workload's last (128+N for signal N).
+process group and end supervision; a workload still running ``kill_grace_s`` later is killed
+(SIGKILL).  The exit status is the workload's last (128+N for signal N).
 
 Several nodes (``service`` + ``job_id`` + ``nodes``): every node posts its own logs for the cycle
 (the service dedupes); only the leader reads the decision and records the cycle's outcome on the
@@ -203,12 +204,19 @@ class Supervisor:
         if got is not None:  # the signal came while it was being started: the handler missed it
             group.signal(got)
         interrupted = False
+        signalled_at: float | None = None
         try:
             while True:
                 code = group.wait(self.c.poll_s)
                 if code is not None:
                     break
-                if self._signalled is None and self._watch(cycle):
+                if self._signalled is not None:
+                    # forwarded; a workload that ignores it gets SIGKILL after the grace period
+                    if signalled_at is None:
+                        signalled_at = time.monotonic()
+                    elif time.monotonic() - signalled_at >= self.c.kill_grace_s:
+                        group.signal(signal.SIGKILL)
+                elif self._watch(cycle):
                     interrupted = True
                     code = group.terminate(self.c.kill_grace_s)
                     break
