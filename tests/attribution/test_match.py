@@ -27,6 +27,9 @@ OOM = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB."
         ("[1,5]<stderr>: boom", 5, "boom"),
         ("2024-05-01T12:00:00Z [rank2]: boom", 2, "2024-05-01T12:00:00Z [rank2]: boom"),
         ("step 12: loss 2", None, "step 12: loss 2"),
+        # srun -l pads its label to the widest task id; it once gave no rank at all
+        ("   3: boom", 3, "boom"),
+        ("  17: [rank137]: boom", 137, "boom"),  # srun's task is a node's torchrun: the global rank wins
     ],
 )
 def test_rank_prefixes(line: str, rank: int | None, rest: str) -> None:

@@ -8,8 +8,9 @@ one-line ``UsageError`` naming the file.  Further on, a stray invalid byte is re
 writing it, ``head -c`` of a ``.gz``) is read up to the cut, and the reader is told where the
 compressed file ends; a gzip file whose data is corrupt is refused.
 
-Ranks come from a line's prefix (``[rank3]:``, ``[default3]:``, ``3: `` as ``srun -l`` writes it,
-``[1,3]<stderr>:`` from ``mpirun --tag-output``) or, for a one-file-per-rank layout, from the file
+Ranks come from a line's prefix (``[rank3]:``, ``[default3]:``, ``3: `` or ``   3: `` as ``srun -l``
+writes it, ``[1,3]<stderr>:`` from ``mpirun --tag-output``; torch's ``[rank27]:`` after a launcher's
+label is the global rank and wins) or, for a one-file-per-rank layout, from the file
 name (``rank3.log``, ``worker_rank-3.txt``).  Timestamps are read where a line carries a wall-clock
 time (ISO 8601, ``2024-05-01 12:00:00,123``, syslog ``Oct  7 12:58:23``); dmesg's seconds since
 boot are not wall-clock times and are ignored.
@@ -45,7 +46,10 @@ CHUNK = 4 * 1024 * 1024
 #: a single line longer than this is cut into pieces (a binary blob in a log must not blow memory)
 MAX_LINE = 1024 * 1024
 
-_PREFIX_RE = re.compile(r"^(?:\[(?:rank|default)(\d+)\]:\s?|(\d{1,6}): |\[\d+,(\d+)\]<std(?:out|err)>:\s?)")
+# srun -l right-aligns its label to the width of the largest task id ("   3: " among 1000 tasks)
+_PREFIX_RE = re.compile(r"^(?:\[(?:rank|default)(\d+)\]:\s?| *(\d{1,6}): |\[\d+,(\d+)\]<std(?:out|err)>:\s?)")
+#: torch's own ``[rankN]:`` (the global rank) after a launcher's label (srun's task is a node's torchrun)
+_GLOBAL_RANK_RE = re.compile(r"\[rank(\d+)\]:\s?")
 _INLINE_RANK_RE = re.compile(r"\[(?:rank|default|Rank )(\d+)\]:?")
 _NAME_RANK_RE = re.compile(r"rank[_-]?(\d+)", re.IGNORECASE)
 _ISO_RE = re.compile(
@@ -81,7 +85,10 @@ def parse_rank_prefix(line: str) -> tuple[int | None, str]:
         inline = _INLINE_RANK_RE.search(line, 0, 120)  # after a timestamp: "<time> [rank3]: ..."
         return (int(inline.group(1)), line) if inline else (None, line)
     digits = m.group(1) or m.group(2) or m.group(3)
-    return int(digits), line[m.end() :]
+    rest = line[m.end() :]
+    if m.group(1) is None and (inner := _GLOBAL_RANK_RE.match(rest)):
+        return int(inner.group(1)), rest[inner.end() :]
+    return int(digits), rest
 
 
 def rank_from_name(name: str) -> int | None:
