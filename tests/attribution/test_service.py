@@ -54,6 +54,15 @@ def test_dedupe_and_gather_across_nodes(serve: Callable[..., Served]) -> None:
     assert late["late_nodes"] == ["1"] and late["status"] == "done"
 
 
+def test_a_log_text_with_a_lone_surrogate_is_accepted_not_a_500(serve: Callable[..., Served]) -> None:
+    # JSON's "\udcff" (a client that read the log's bytes with surrogateescape) once made SQLite fail
+    s = serve("--gather", "0")
+    code, rec = post(s, "j", 0, [("rank0.log", "caf\udce9\n" + OOM)])
+    assert code == 202, rec
+    rec = s.call("GET", "/v1/attributions/j/0?wait=30")[1]
+    assert rec["status"] == "done" and rec["root"]["signature"] == "cuda.oom"
+
+
 def test_outcome_written_once(serve: Callable[..., Served]) -> None:
     s = serve("--gather", "0")
     post(s, "j", "c1", [("a", XID)])

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import os
 import queue
+import re
 import threading
 import time
 import zlib
@@ -85,6 +86,7 @@ log = logging.getLogger("sleuth.serve")
 _RETRY_S = 1.0
 _KEY = r"^[A-Za-z0-9_.:-]{1,128}$"
 _UNPARSED = "There was an error parsing the body"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,6 +110,13 @@ class LogText(BaseModel):
 
     name: str = Field(min_length=1, max_length=256)
     text: str
+
+    @field_validator("text")
+    @classmethod
+    def _no_lone_surrogates(cls, v: str) -> str:
+        # JSON may escape half a surrogate pair ("\ud800": a client that read bytes with
+        # surrogateescape); SQLite cannot store it (it was a 500): replaced, as a bad byte is
+        return _SURROGATE.sub("\ufffd", v)
 
 
 class AttributionRequest(BaseModel):
