@@ -141,3 +141,20 @@ def test_tail_of_plain_and_gzip(tmp_path: Path) -> None:
     assert LogInput.file(p).tail(100).endswith("line 4999\n") and LogInput.file(p).tail(100).startswith(
         "line "
     )
+
+
+@pytest.mark.parametrize(
+    ("line", "sig"),
+    [
+        # cudaErrorMemoryAllocation as cudaGetErrorString words it: once no finding at all (UNKNOWN),
+        # or only NCCL's cascade; HIP's twin likewise
+        ("[rank2]: RuntimeError: CUDA error: out of memory", "cuda.oom"),
+        ("node1:1234:1240 [2] include/alloc.h:103 NCCL WARN Cuda failure 2 'out of memory'", "cuda.oom"),
+        ("RuntimeError: HIP error: out of memory", "amd.hip_oom"),
+    ],
+)
+def test_runtime_out_of_memory_wordings_are_the_oom_root(line: str, sig: str) -> None:
+    from sleuth.attribution.decide import choose_root
+
+    root, _ = choose_root(Matcher(CATALOG).scan([LogInput.memory("r.log", line + "\n")]).findings)
+    assert root is not None and root.signature == sig
