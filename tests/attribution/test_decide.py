@@ -108,6 +108,13 @@ def test_only_cascades_and_nothing() -> None:
     assert cat.verdict.action is Action.UNKNOWN and cat.rule == "no-match"
 
 
+def test_nothing_matched_says_so_in_the_decision() -> None:
+    # it once said "no source gave a verdict" under rule "source", with no source configured
+    d, _ = decide([f("py.traceback", Role.DIAGNOSTIC, SignatureClass.SOFTWARE)], [], POLICY)
+    assert d.action is Action.UNKNOWN and d.rule == "no-match"
+    assert d.reason == "no known failure signature in the logs"
+
+
 def test_confirmation_stands_in_only_without_a_root() -> None:
     conf = f(
         "linux.oom_kill", Role.CONFIRMATION, SignatureClass.INFRASTRUCTURE, CatalogAction.RESTART_ONCE, line=1

@@ -280,6 +280,8 @@ def decide(
     """
     cat = catalog_verdict(findings, history, policy, progress)
     action, by, reason = aggregate([*external, cat.verdict], aggregation)
+    if by == "none":  # nobody voted: the catalog's own words say why (nothing matched)
+        reason = cat.verdict.reason + (f"; {reason}" if external else "")
     eff = effective_action(action, mode)
     if action is Action.STOP and eff is Action.RESTART:
         reason += " [shadow mode: recorded, not acted on]"
@@ -290,7 +292,7 @@ def decide(
             reason=reason,
             decided_by=by,
             mode=mode,
-            rule=cat.rule if by == CATALOG_SOURCE else "source",
+            rule=cat.rule if by in (CATALOG_SOURCE, "none") else "source",
             advice=cat.advice,
         ),
         cat,
