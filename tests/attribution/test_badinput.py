@@ -44,6 +44,7 @@ FILES: dict[str, str | bytes] = {
     "cfg-agg.yaml": "attribution:\n  aggregation: most\n",
     "cfg-src.yaml": "attribution:\n  sources:\n    - http: http://127.0.0.1:1/x\n      command: echo\n",
     "cfg-regex.yaml": "attribution:\n  progress_regex: '(iteration'\n",
+    "cfg-uregex.yaml": "attribution:\n  progress_regex: 'step\\u0031'\n",
     "cfg-dup.yaml": "attribution:\n  mode: shadow\n  mode: enforce\n",
     "cfg-budget.yaml": "attribution:\n  policy:\n    budgets:\n      RESTART: -2\n",
     "cfg-timeout.yaml": "attribution:\n  sources:\n    - command: echo\n      timeout: 0\n",
@@ -95,6 +96,10 @@ CASES: list[tuple[list[str], str | list[str]]] = [
     (["attribute", "ok.log", "--aggregation", "quorum:0"], "--aggregation"),
     (["attribute", "ok.log", "--aggregation", "most"], "--aggregation"),
     (["attribute", "ok.log", "--progress-regex", "(iter"], "--progress-regex"),
+    # valid for str patterns, not for the bytes the scan runs on: it was a traceback
+    (["attribute", "ok.log", "--progress-regex", "step\\u0031"], ["--progress-regex", "bytes"]),
+    (["attribute", "ok.log", "--config", "cfg-uregex.yaml"], ["cfg-uregex.yaml", "progress_regex", "bytes"]),
+    (["supervise", "--progress-regex", "\\N{DIGIT ONE}", "--", "true"], ["--progress-regex", "bytes"]),
     (["attribute", "ok.log", "--source-timeout", "0"], "--source-timeout"),
     (["attribute", "ok.log", "--http-source", "ftp://x"], "--http-source"),
     (["attribute", "ok.log", "--mcp-tool", "x"], "--mcp-tool"),
