@@ -47,6 +47,10 @@ def test_timestamps() -> None:
     assert parse_timestamp("[ 1234.5678] amdgpu: dmesg uptime") is None
     assert parse_timestamp("Oct  7 12:58:23 host kernel: x") is not None
     assert parse_timestamp("no time here") is None
+    # dmesg -T, how an Xid is usually saved: it once had no time, so log order put it after the ranks
+    xid = "[Tue Dec  1 12:00:02 2026] NVRM: Xid (PCI:0000:3b:00): 79, pid=1, GPU has fallen off the bus."
+    assert parse_timestamp(xid) == parse_timestamp("2026-12-01 12:00:02 x")
+    assert parse_timestamp("[Tue Dec 41 12:00:02 2026] x") is None
 
 
 def scan(*logs: LogInput) -> list[tuple[str, str, int, int | None]]:

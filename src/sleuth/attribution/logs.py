@@ -12,8 +12,8 @@ Ranks come from a line's prefix (``[rank3]:``, ``[default3]:``, ``3: `` or ``   
 writes it, ``[1,3]<stderr>:`` from ``mpirun --tag-output``; torch's ``[rank27]:`` after a launcher's
 label is the global rank and wins) or, for a one-file-per-rank layout, from the file
 name (``rank3.log``, ``worker_rank-3.txt``).  Timestamps are read where a line carries a wall-clock
-time (ISO 8601, ``2024-05-01 12:00:00,123``, syslog ``Oct  7 12:58:23``); dmesg's seconds since
-boot are not wall-clock times and are ignored.
+time (ISO 8601, ``2024-05-01 12:00:00,123``, syslog ``Oct  7 12:58:23``, ``dmesg -T``'s
+``[Tue Dec  1 12:00:02 2026]``); dmesg's seconds since boot are not wall-clock times and are ignored.
 """
 
 from __future__ import annotations
@@ -58,6 +58,11 @@ _ISO_RE = re.compile(
 _SYSLOG_RE = re.compile(
     r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(\d{1,2}) (\d{2}):(\d{2}):(\d{2})\b"
 )
+# dmesg -T (and journalctl -o short-full's cousin): "[Tue Dec  1 12:00:02 2026] NVRM: Xid ..."
+_CTIME_RE = re.compile(
+    r"^\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(\d{1,2}) "
+    r"(\d{2}):(\d{2}):(\d{2}) (\d{4})\]"
+)
 _MONTHS = {
     m: i
     for i, m in enumerate(
@@ -99,6 +104,12 @@ def rank_from_name(name: str) -> int | None:
 
 def parse_timestamp(line: str) -> float | None:
     """Seconds since the epoch of the first wall-clock time in ``line`` (naive times read as UTC), or None."""
+    m = _CTIME_RE.match(line)
+    if m:
+        d, h, mi, s = (int(m.group(i)) for i in range(2, 6))
+        if not (1 <= d <= 31 and h < 24 and mi < 60 and s < 61):
+            return None
+        return float(calendar.timegm((int(m.group(6)), _MONTHS[m.group(1)], d, h, mi, s, 0, 0, 0)))
     m = _ISO_RE.search(line)
     if m:
         y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
