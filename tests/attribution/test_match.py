@@ -162,3 +162,17 @@ def test_runtime_out_of_memory_wordings_are_the_oom_root(line: str, sig: str) ->
 
     root, _ = choose_root(Matcher(CATALOG).scan([LogInput.memory("r.log", line + "\n")]).findings)
     assert root is not None and root.signature == sig
+
+
+def test_a_progress_bar_redrawn_with_cr_is_not_part_of_the_finding(tmp_path: Path) -> None:
+    # tqdm writes \r and no \n: the OOM after it was found with no rank and a text of progress bar
+    bar = "".join(
+        f"Epoch 1: {i:3d}%|{'#' * (i // 5):<20}| {i * 10}/1000 [00:{i:02d}<00:12]\r" for i in range(60)
+    )
+    p = tmp_path / "train.log"
+    p.write_text(f"start\n{bar}[rank3]: {OOM}\nnext\r\n[rank2]: {XID}\r\n")
+    found = Matcher(CATALOG).scan([LogInput.file(p)]).findings
+    assert [(x.signature, x.line, x.rank, x.text) for x in found] == [
+        ("cuda.oom", 2, 3, OOM),
+        ("nvidia.xid.79", 4, 2, XID),
+    ]

@@ -180,9 +180,15 @@ class Matcher:
                     stop = end
                 lineno += chunk.count(b"\n", counted_to, start)
                 counted_to = start
-                pos = stop + 1
+                # a progress bar (tqdm) redraws itself with \r and no \n: the hit's own \r-segment is
+                # the line as the terminal showed it (rank prefix at its start, no bar before it)
+                seg_start = max(start, chunk.rfind(b"\r", start, m.start()) + 1)
+                seg_stop = chunk.find(b"\r", m.end(), stop)
+                if seg_stop < 0:
+                    seg_stop = stop
+                pos = seg_stop + 1
                 result.candidate_lines += 1
-                raw = chunk[start:stop].decode("utf-8", "replace").rstrip("\r")
+                raw = chunk[seg_start:seg_stop].decode("utf-8", "replace")
                 rank, text = parse_rank_prefix(raw)
                 sigs = self.match_line(text)
                 if not sigs:
