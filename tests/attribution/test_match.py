@@ -107,7 +107,9 @@ def test_overlong_line_does_not_blow_memory(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(logs_mod, "CHUNK", 1024)
     p = tmp_path / "blob.log"
     p.write_text("A" * 50_000 + "\n" + XID + "\n")
-    assert [s for s, *_ in scan(LogInput.file(p))] == ["nvidia.xid.79"]
+    # at line 2: the overlong line's pieces once counted as lines (line 11 here)
+    assert [(s, ln) for s, _, ln, _ in scan(LogInput.file(p))] == [("nvidia.xid.79", 2)]
+    assert b"".join(LogInput.file(p).chunks()) == p.read_bytes()  # the log's own bytes
 
 
 def test_a_gzip_log_cut_short_is_read_up_to_the_cut(tmp_path: Path) -> None:

@@ -219,7 +219,8 @@ class LogInput:
                 ) from None
 
     def chunks(self, on_cut: Callable[[int], None] | None = None) -> Iterator[bytes]:
-        """The log's bytes in chunks that end at a newline (the last one may not).
+        """The log's bytes in chunks that end at a newline (the last one, and the pieces of a line
+        longer than ``MAX_LINE``, may not: the bytes are the log's own).
 
         A gzip file cut short gives its bytes up to the cut; ``on_cut`` is then called with the
         size of the compressed file (the byte where it was cut).
@@ -229,8 +230,8 @@ class LogInput:
             data = carry + block
             cut = data.rfind(b"\n")
             if cut < 0:
-                if len(data) > MAX_LINE:
-                    yield data + b"\n"
+                if len(data) > MAX_LINE:  # a piece of an overlong line: no newline added (line numbers)
+                    yield data
                     carry = b""
                 else:
                     carry = data
