@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,6 +63,10 @@ def files(tmp_path: Path) -> Path:
     (tmp_path / "loop1").symlink_to("loop2")
     (tmp_path / "loop2").symlink_to("loop1")
     (tmp_path / "gz.log.gz").write_bytes(gzip.compress(b"fine\n"))
+    for name, table in (("app.db", "users (id int)"), ("clash.db", "attributions (x int)")):
+        with contextlib.closing(sqlite3.connect(tmp_path / name)) as c:
+            c.execute(f"CREATE TABLE {table}")
+            c.commit()
     return tmp_path
 
 
@@ -114,6 +120,9 @@ CASES: list[tuple[list[str], str | list[str]]] = [
     (["serve", "--workers", "0"], "--workers"),
     (["serve", "--log-root", "nowhere"], "--log-root"),
     (["serve", "--db", "ok.log"], ["--db ok.log", "SQLite"]),
+    # another program's database: it got our tables and WAL mode, then a traceback at startup
+    (["serve", "--port", "0", "--db", "app.db"], ["app.db", "another program"]),
+    (["serve", "--port", "0", "--db", "clash.db"], ["clash.db", "attributions", "job_id"]),
     (["serve", "--port", "0", "--port-file", "adir"], ["--port-file adir", "directory"]),
     (["serve", "--config", "cfg-mode.yaml"], "attribution.mode"),
     (["serve", "--catalog", "regex.yaml"], ["regex.yaml", "compile"]),

@@ -105,9 +105,14 @@ def command(**kw: Any) -> int:
         raise UsageError(f"--port-file {pf}: folder {pf.parent} does not exist")
     from sqlalchemy.exc import DatabaseError
 
+    from sleuth.errors import SleuthError
+
     held = hold_db(db)  # for as long as this process serves
     try:
         built = build_app(config, attributor)  # opens (or creates) the database
+    except SleuthError:  # a database another program made
+        held.drop()
+        raise
     except DatabaseError as exc:
         held.drop()
         raise UsageError(
