@@ -178,3 +178,16 @@ def test_a_progress_bar_redrawn_with_cr_is_not_part_of_the_finding(tmp_path: Pat
         ("cuda.oom", 2, 3, OOM),
         ("nvidia.xid.79", 4, 2, XID),
     ]
+
+
+def test_a_step_killed_by_srun_after_a_task_failed_is_no_user_stop() -> None:
+    # srun --kill-on-bad-exit (or a SIGTERM to srun) makes slurmstepd print the STEP line: it was
+    # taken for a user's scancel, a STOP; the JOB line (the batch step, as scancel prints it) still is
+    from sleuth.attribution.decide import choose_root
+
+    step = "slurmstepd: error: *** STEP 4321.0 ON gpu-a-017 CANCELLED AT 2024-06-07T09:13:44 ***"
+    job = "slurmstepd: error: *** JOB 4321 ON gpu-a-017 CANCELLED AT 2024-06-07T09:13:44 ***"
+    text = f"srun: error: gpu-a-019: task 3: Exited with exit code 1\n{step}\n"
+    assert choose_root(Matcher(CATALOG).scan([LogInput.memory("slurm.out", text)]).findings)[0] is None
+    root, _ = choose_root(Matcher(CATALOG).scan([LogInput.memory("slurm.out", f"{step}\n{job}\n")]).findings)
+    assert root is not None and root.signature == "slurm.cancelled_by_user"
