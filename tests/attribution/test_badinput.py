@@ -63,6 +63,13 @@ def files(tmp_path: Path) -> Path:
     (tmp_path / "loop1").symlink_to("loop2")
     (tmp_path / "loop2").symlink_to("loop1")
     (tmp_path / "gz.log.gz").write_bytes(gzip.compress(b"fine\n"))
+    # corrupt past the 64 KiB head that is checked first: it was a traceback with exit 1 (STOP's code)
+    text = b"".join(b"step %d %032x\n" % (i, (i * 2654435761) ** 3 % (1 << 128)) for i in range(100_000))
+    data = bytearray(gzip.compress(text))
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(
+        b ^ 0x5A for b in data[len(data) // 2 : len(data) // 2 + 64]
+    )
+    (tmp_path / "corrupt-mid.log.gz").write_bytes(bytes(data))
     for name, table in (("app.db", "users (id int)"), ("clash.db", "attributions (x int)")):
         with contextlib.closing(sqlite3.connect(tmp_path / name)) as c:
             c.execute(f"CREATE TABLE {table}")
@@ -79,6 +86,7 @@ CASES: list[tuple[list[str], str | list[str]]] = [
     (["attribute", "binary.log"], ["binary.log", "NUL"]),
     (["attribute", "latin1.log"], ["latin1.log", "UTF-8"]),
     (["attribute", "broken.log.gz"], ["broken.log.gz", "gzip"]),
+    (["attribute", "corrupt-mid.log.gz"], ["corrupt-mid.log.gz", "gzip"]),
     (["attribute", "ok.log", "nope.log"], "nope.log"),
     (["attribute", "ok.log", "--catalog", "missing.yaml"], "--catalog missing.yaml"),
     (["attribute", "ok.log", "--catalog", "badyaml.yaml"], ["badyaml.yaml", "YAML"]),

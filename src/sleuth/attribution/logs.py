@@ -6,7 +6,8 @@ byte means a binary file, bytes that are not UTF-8 mean another encoding; both a
 one-line ``UsageError`` naming the file.  Further on, a stray invalid byte is replaced, not fatal
 (a 500 MB log is not refused for one byte in its middle).  A gzip log cut short (the job died while
 writing it, ``head -c`` of a ``.gz``) is read up to the cut, and the reader is told where the
-compressed file ends; a gzip file whose data is corrupt is refused.
+compressed file ends; a gzip file whose data is corrupt is refused, wherever the corruption lies
+(past the head, the scan raises the same ``UsageError``).
 
 Ranks come from a line's prefix (``[rank3]:``, ``[default3]:``, ``3: `` or ``   3: `` as ``srun -l``
 writes it, ``[1,3]<stderr>:`` from ``mpirun --tag-output``; torch's ``[rank27]:`` after a launcher's
@@ -167,14 +168,17 @@ class LogInput:
                 on_cut(self.cut_at)
             return
         assert self.path is not None
-        with open(self.path, "rb") as fh:
-            magic = fh.read(2)
-            fh.seek(0)
-            if magic == b"\x1f\x8b":
-                yield from _gunzip(fh, on_cut)
-            else:
-                while block := fh.read(CHUNK):
-                    yield block
+        try:
+            with open(self.path, "rb") as fh:
+                magic = fh.read(2)
+                fh.seek(0)
+                if magic == b"\x1f\x8b":
+                    yield from _gunzip(fh, on_cut)
+                else:
+                    while block := fh.read(CHUNK):
+                        yield block
+        except (OSError, EOFError, zlib.error) as exc:  # past the head check() read: corrupt, EIO
+            raise _read_error(self.path, exc) from None
 
     def check(self) -> None:
         """Refuse a missing, unreadable, binary or non-UTF-8 log with a one-line ``UsageError``."""
@@ -197,12 +201,8 @@ class LogInput:
                 head += block
                 if len(head) >= HEAD_BYTES:
                     break
-        except PermissionError:
-            raise UsageError(f"log {p}: cannot read: permission denied") from None
         except (OSError, EOFError, zlib.error) as exc:
-            if isinstance(exc, gzip.BadGzipFile | EOFError | zlib.error):
-                raise UsageError(f"log {p}: not a valid gzip file ({exc})") from None
-            raise UsageError(f"log {p}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+            raise _read_error(p, exc) from None
         head = head[:HEAD_BYTES]
         if not self.strict:
             return
@@ -272,6 +272,15 @@ class LogInput:
         if 0 <= nl < len(data) - 1 and len(data) >= nbytes:
             data = data[nl + 1 :]
         return data.decode("utf-8", "replace")
+
+
+def _read_error(path: Path, exc: BaseException) -> UsageError:
+    """The one-line error for a log that cannot be read (refused, exit 2)."""
+    if isinstance(exc, PermissionError):
+        return UsageError(f"log {path}: cannot read: permission denied")
+    if isinstance(exc, gzip.BadGzipFile | EOFError | zlib.error):
+        return UsageError(f"log {path}: not a valid gzip file ({exc})")
+    return UsageError(f"log {path}: cannot read: {getattr(exc, 'strerror', None) or exc}")
 
 
 def _gunzip(fh: BinaryIO, on_cut: Callable[[int], None] | None) -> Iterator[bytes]:

@@ -25,7 +25,6 @@ import queue
 import re
 import threading
 import time
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -347,7 +346,7 @@ def _read_log(path: Path, given: str, max_bytes: int) -> tuple[str, str, int | N
             data += block
             if len(data) > max_bytes:
                 raise HTTPException(413, f"path {given}: more than {max_bytes} bytes once decompressed")
-    except (OSError, EOFError, zlib.error) as exc:  # corrupt past the head that check() read
+    except SleuthError as exc:  # corrupt past the head that check() read
         raise HTTPException(422, f"path {given}: cannot be read ({exc})") from None
     return path.name, data.decode("utf-8", "replace"), cut[0] if cut else None
 
