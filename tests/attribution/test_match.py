@@ -30,6 +30,7 @@ OOM = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB."
         # srun -l pads its label to the widest task id; it once gave no rank at all
         ("   3: boom", 3, "boom"),
         ("  17: [rank137]: boom", 137, "boom"),  # srun's task is a node's torchrun: the global rank wins
+        ("[default3]:[rank11]: boom", 11, "boom"),  # torchrun --tee's local rank, then torch's global one
     ],
 )
 def test_rank_prefixes(line: str, rank: int | None, rest: str) -> None:

@@ -49,7 +49,8 @@ MAX_LINE = 1024 * 1024
 
 # srun -l right-aligns its label to the width of the largest task id ("   3: " among 1000 tasks)
 _PREFIX_RE = re.compile(r"^(?:\[(?:rank|default)(\d+)\]:\s?| *(\d{1,6}): |\[\d+,(\d+)\]<std(?:out|err)>:\s?)")
-#: torch's own ``[rankN]:`` (the global rank) after a launcher's label (srun's task is a node's torchrun)
+#: torch's own ``[rankN]:`` (the global rank) after a launcher's label: srun's task is a node's
+#: torchrun, torchrun's ``--tee`` ``[defaultN]:`` is a local rank
 _GLOBAL_RANK_RE = re.compile(r"\[rank(\d+)\]:\s?")
 _INLINE_RANK_RE = re.compile(r"\[(?:rank|default|Rank )(\d+)\]:?")
 _NAME_RANK_RE = re.compile(r"rank[_-]?(\d+)", re.IGNORECASE)
@@ -92,7 +93,7 @@ def parse_rank_prefix(line: str) -> tuple[int | None, str]:
         return (int(inline.group(1)), line) if inline else (None, line)
     digits = m.group(1) or m.group(2) or m.group(3)
     rest = line[m.end() :]
-    if m.group(1) is None and (inner := _GLOBAL_RANK_RE.match(rest)):
+    if not line.startswith("[rank") and (inner := _GLOBAL_RANK_RE.match(rest)):
         return int(inner.group(1)), rest[inner.end() :]
     return int(digits), rest
 
