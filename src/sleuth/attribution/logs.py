@@ -143,7 +143,8 @@ class LogInput:
     path: Path | None = None
     text: str | None = None
     #: False for a workload's own output (``sleuth supervise``): NUL and non-UTF-8 bytes are
-    #: replaced, not refused (the workload wrote what it wrote; its failure must be attributed)
+    #: replaced, not refused, and bytes that start like gzip are read as they are, not
+    #: decompressed (the workload wrote what it wrote; its failure must be attributed)
     strict: bool = True
     #: a text read from a gzip file cut short (the service reads its ``paths`` first): the size of
     #: the compressed file, reported to ``on_cut`` as a cut file's own reading reports it
@@ -173,7 +174,7 @@ class LogInput:
             with open(self.path, "rb") as fh:
                 magic = fh.read(2)
                 fh.seek(0)
-                if magic == b"\x1f\x8b":
+                if magic == b"\x1f\x8b" and self.strict:
                     yield from _gunzip(fh, on_cut)
                 else:
                     while block := fh.read(CHUNK):
@@ -259,7 +260,7 @@ class LogInput:
         else:
             assert self.path is not None
             with open(self.path, "rb") as fh:
-                gz = fh.read(2) == b"\x1f\x8b"
+                gz = fh.read(2) == b"\x1f\x8b" and self.strict
                 if not gz:
                     size = fh.seek(0, 2)
                     fh.seek(max(0, size - nbytes))

@@ -230,7 +230,7 @@ class Supervisor:
     def _saw_progress(self, log: Path) -> bool | None:
         if self._progress is None:
             return None
-        return any(self._progress.search(chunk) for chunk in LogInput.file(log).chunks())
+        return any(self._progress.search(chunk) for chunk in LogInput.file(log, strict=False).chunks())
 
     def _trigger(self, cycle: int, log: Path, progress: bool | None) -> _Pending | None:
         """Start the attribution without waiting for it."""
@@ -249,7 +249,9 @@ class Supervisor:
             size = SERVICE_LOG_BYTES
             while True:
                 # the workload's own bytes: a NUL would make the service refuse the whole log
-                text = str(self.secrets.scrub(LogInput.file(log).tail(size))).replace("\x00", "\ufffd")
+                text = str(self.secrets.scrub(LogInput.file(log, strict=False).tail(size))).replace(
+                    "\x00", "\ufffd"
+                )
                 try:
                     self.client.submit(
                         self.c.job_id,
