@@ -119,6 +119,12 @@ CASES: list[tuple[list[str], str | list[str]]] = [
     (["attribute", "ok.log", "--mcp-tool", "x"], "--mcp-tool"),
     (["attribute", "ok.log", "--history", "history.bad"], ["--history", "history.bad", "line 1"]),
     (["attribute", "ok.log", "--history", "adir"], ["--history", "directory"]),
+    # a place that cannot be written (/proc takes no new files): both were tracebacks
+    (["attribute", "ok.log", "--history", "/proc/1/h.jsonl"], ["--history /proc/1/h.jsonl", "cannot write"]),
+    (
+        ["supervise", "--log-dir", "/proc/1/sleuth-sup", "--", "true"],
+        ["--log-dir /proc/1/sleuth-sup", "cannot"],
+    ),
     (["attribute", "ok.log", "--max-no-progress-cycles", "-1"], "--max-no-progress-cycles"),
     (["attribute", "ok.log", "--bogus"], "--bogus"),
     (["serve", "--port", "70000"], "--port 70000"),

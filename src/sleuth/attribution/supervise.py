@@ -42,6 +42,7 @@ from sleuth.attribution.client import ServiceClient, ServiceUnavailable
 from sleuth.attribution.decide import CycleRecord, effective_action
 from sleuth.attribution.logs import LogInput
 from sleuth.attribution.model import Action, Mode
+from sleuth.errors import UsageError
 from sleuth.runner import ProcessGroup, reap_orphans, spawn_group
 from sleuth.secrets import Secrets
 
@@ -429,7 +430,10 @@ class Supervisor:
         """Supervise until done; the workload's final exit status.  ``on_cycle`` is told each
         cycle's outcome, ``on_note`` each note (an orphan stopped, the service unreachable)."""
         self._on_note = on_note
-        self.c.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.c.log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # read-only, no permission, a missing mount: bad input, no traceback
+            raise UsageError(f"--log-dir {self.c.log_dir}: cannot create it: {exc.strerror or exc}") from None
         lock = self._lock_log_dir()
         # SIGHUP (the terminal closed) as SIGTERM, unless it is ignored (nohup)
         hup = () if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else (signal.SIGHUP,)
