@@ -317,3 +317,24 @@ def test_four_nodes_follow_the_leader(tmp_path: Path, serve: Callable[..., Serve
         rec = s.call("GET", f"/v1/attributions/job4/{cycle}")[1]
         assert rec["outcome"]["action"] == ("STOP" if cycle == 3 else "RESTART")
         assert rec["root"]["signature"] == "nvidia.xid.79" and rec["root"]["file"].startswith(f"{cycle}/")
+
+
+def test_a_job_id_reused_with_a_fresh_log_dir_is_refused(
+    tmp_path: Path, serve: Callable[..., Served]
+) -> None:
+    # the service's cycle 0 of job "run7" is yesterday's OOM: today's Xid in a fresh --log-dir was
+    # deduplicated onto it and decided as that OOM
+    s = serve("--gather", "0")
+    fail = lambda line: ["--", sys.executable, "-c", f"print({line!r}); raise SystemExit(1)"]  # noqa: E731
+    common = ["--service", s.url, "--job-id", "run7", "--max-restarts", "0"]
+    first = supervise(tmp_path, *common, *fail(OOM), log_dir="day1")
+    assert (
+        first.returncode == 1
+        and cycles(tmp_path / "day1")[0]["attribution"]["root"]["signature"] == "cuda.oom"
+    )
+    again = supervise(tmp_path, *common, *fail(XID), log_dir="day2")
+    assert again.returncode == 2 and "--job-id run7" in again.stderr and "Traceback" not in again.stderr
+    assert not (tmp_path / "day2").exists()
+    go_on = supervise(tmp_path, *common, *fail(XID), log_dir="day1")  # that supervision's log dir
+    assert go_on.returncode == 1, go_on.stderr
+    assert cycles(tmp_path / "day1")[-1]["attribution"]["root"]["signature"] == "nvidia.xid.79"

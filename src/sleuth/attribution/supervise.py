@@ -430,6 +430,7 @@ class Supervisor:
         """Supervise until done; the workload's final exit status.  ``on_cycle`` is told each
         cycle's outcome, ``on_note`` each note (an orphan stopped, the service unreachable)."""
         self._on_note = on_note
+        self._check_job_id(resume_state(self.cycles_path).next_cycle)
         try:
             self.c.log_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # read-only, no permission, a missing mount: bad input, no traceback
@@ -453,6 +454,28 @@ class Supervisor:
             for s, h in old.items():
                 signal.signal(s, h)
             lock.close()
+
+    def _check_job_id(self, cycle: int) -> None:
+        """Refuse a ``--job-id`` whose next cycle this node already posted: an earlier supervision's.
+
+        Within one supervision a node posts a cycle once, and never the one it is about to start;
+        such a record (a fresh --log-dir, the job id reused) was once read as this failure's
+        decision (the old run's root), and the leader's watch took it for a failure elsewhere.
+        """
+        if self.client is None:
+            return
+        try:
+            rec = self.client.get(self.c.job_id, str(cycle))
+        except ServiceUnavailable:  # the cycle goes on; the post says so if it is still down
+            return
+        node = str(self.c.node_rank)
+        if rec is not None and node in (*rec.get("posted_nodes", ()), *rec.get("late_nodes", ())):
+            raise UsageError(
+                f"--job-id {self.c.job_id}: the service already holds cycle {cycle} of this job, posted"
+                f" by node {node} in an earlier supervision",
+                hint=f"give a new --job-id, or the --log-dir of that supervision ({self.c.log_dir} has"
+                f" {'no' if cycle == 0 else 'other'} cycles) to continue it",
+            )
 
     def _lock_log_dir(self) -> IO[str]:
         """One supervisor per log dir (the lock dies with its process: a kill -9 leaves none)."""
