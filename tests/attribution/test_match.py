@@ -85,6 +85,16 @@ def test_findings_are_bounded_and_counted() -> None:
     assert len(res.findings) == 10 and res.dropped == 40
 
 
+def test_a_storm_of_cascades_does_not_hide_the_root_after_it() -> None:
+    # 2,000 ranks' watchdog lines filled the cap: the stuck rank's error after them was dropped
+    # and the decision was "only consequences" (cascade-only)
+    watchdog = "[Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=5) ran for 600021 milliseconds before timing out."
+    log = LogInput.memory("r.log", (watchdog + "\n") * 30 + "[rank7]: " + OOM + "\n")
+    res = Matcher(CATALOG, max_findings=10).scan([log])
+    assert [f.signature for f in res.findings].count("nccl.watchdog_timeout") == 10 and res.dropped == 20
+    assert res.findings[-1].signature == "cuda.oom" and res.findings[-1].rank == 7
+
+
 def test_progress_regex() -> None:
     import re
 
