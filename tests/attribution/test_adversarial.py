@@ -436,8 +436,16 @@ def test_a_rerun_after_kill_9_stops_a_command_source_left_running(tmp_path: Path
 
 
 @pytest.mark.parametrize("where", ["local", "service"])
+@pytest.mark.parametrize(
+    "head",
+    [
+        "bin \\x00\\xff junk",
+        # starts like gzip: it was decompressed, and the supervisor died ("not a valid gzip file")
+        "\\x1f\\x8b\\x08\\x00 not deflate",
+    ],
+)
 def test_supervise_attributes_a_workload_whose_output_has_nul_and_non_utf8_bytes(
-    tmp_path: Path, serve: Callable[..., Served], where: str
+    tmp_path: Path, serve: Callable[..., Served], where: str, head: str
 ) -> None:
     service = ["--service", serve("--gather", "0").url] if where == "service" else []
     r = subprocess.run(
@@ -445,11 +453,13 @@ def test_supervise_attributes_a_workload_whose_output_has_nul_and_non_utf8_bytes
             *SUPERVISE,
             "--max-restarts",
             "0",
+            "--progress-regex",
+            "iteration",
             *service,
             "--",
             sys.executable,
             "-c",
-            f"import sys; sys.stdout.buffer.write(b'bin \\x00\\xff junk\\n'); print({OOM!r}); sys.exit(1)",
+            f"import sys; sys.stdout.buffer.write(b'{head}\\n'); print({OOM!r}); sys.exit(1)",
         ],
         capture_output=True,
         text=True,

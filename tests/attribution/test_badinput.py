@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,6 +46,7 @@ FILES: dict[str, str | bytes] = {
     "cfg-agg.yaml": "attribution:\n  aggregation: most\n",
     "cfg-src.yaml": "attribution:\n  sources:\n    - http: http://127.0.0.1:1/x\n      command: echo\n",
     "cfg-regex.yaml": "attribution:\n  progress_regex: '(iteration'\n",
+    "cfg-uregex.yaml": "attribution:\n  progress_regex: 'step\\u0031'\n",
     "cfg-dup.yaml": "attribution:\n  mode: shadow\n  mode: enforce\n",
     "cfg-budget.yaml": "attribution:\n  policy:\n    budgets:\n      RESTART: -2\n",
     "cfg-timeout.yaml": "attribution:\n  sources:\n    - command: echo\n      timeout: 0\n",
@@ -60,6 +63,17 @@ def files(tmp_path: Path) -> Path:
     (tmp_path / "loop1").symlink_to("loop2")
     (tmp_path / "loop2").symlink_to("loop1")
     (tmp_path / "gz.log.gz").write_bytes(gzip.compress(b"fine\n"))
+    # corrupt past the 64 KiB head that is checked first: it was a traceback with exit 1 (STOP's code)
+    text = b"".join(b"step %d %032x\n" % (i, (i * 2654435761) ** 3 % (1 << 128)) for i in range(100_000))
+    data = bytearray(gzip.compress(text))
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(
+        b ^ 0x5A for b in data[len(data) // 2 : len(data) // 2 + 64]
+    )
+    (tmp_path / "corrupt-mid.log.gz").write_bytes(bytes(data))
+    for name, table in (("app.db", "users (id int)"), ("clash.db", "attributions (x int)")):
+        with contextlib.closing(sqlite3.connect(tmp_path / name)) as c:
+            c.execute(f"CREATE TABLE {table}")
+            c.commit()
     return tmp_path
 
 
@@ -72,6 +86,7 @@ CASES: list[tuple[list[str], str | list[str]]] = [
     (["attribute", "binary.log"], ["binary.log", "NUL"]),
     (["attribute", "latin1.log"], ["latin1.log", "UTF-8"]),
     (["attribute", "broken.log.gz"], ["broken.log.gz", "gzip"]),
+    (["attribute", "corrupt-mid.log.gz"], ["corrupt-mid.log.gz", "gzip"]),
     (["attribute", "ok.log", "nope.log"], "nope.log"),
     (["attribute", "ok.log", "--catalog", "missing.yaml"], "--catalog missing.yaml"),
     (["attribute", "ok.log", "--catalog", "badyaml.yaml"], ["badyaml.yaml", "YAML"]),
@@ -95,11 +110,21 @@ CASES: list[tuple[list[str], str | list[str]]] = [
     (["attribute", "ok.log", "--aggregation", "quorum:0"], "--aggregation"),
     (["attribute", "ok.log", "--aggregation", "most"], "--aggregation"),
     (["attribute", "ok.log", "--progress-regex", "(iter"], "--progress-regex"),
+    # valid for str patterns, not for the bytes the scan runs on: it was a traceback
+    (["attribute", "ok.log", "--progress-regex", "step\\u0031"], ["--progress-regex", "bytes"]),
+    (["attribute", "ok.log", "--config", "cfg-uregex.yaml"], ["cfg-uregex.yaml", "progress_regex", "bytes"]),
+    (["supervise", "--progress-regex", "\\N{DIGIT ONE}", "--", "true"], ["--progress-regex", "bytes"]),
     (["attribute", "ok.log", "--source-timeout", "0"], "--source-timeout"),
     (["attribute", "ok.log", "--http-source", "ftp://x"], "--http-source"),
     (["attribute", "ok.log", "--mcp-tool", "x"], "--mcp-tool"),
     (["attribute", "ok.log", "--history", "history.bad"], ["--history", "history.bad", "line 1"]),
     (["attribute", "ok.log", "--history", "adir"], ["--history", "directory"]),
+    # a place that cannot be written (/proc takes no new files): both were tracebacks
+    (["attribute", "ok.log", "--history", "/proc/1/h.jsonl"], ["--history /proc/1/h.jsonl", "cannot write"]),
+    (
+        ["supervise", "--log-dir", "/proc/1/sleuth-sup", "--", "true"],
+        ["--log-dir /proc/1/sleuth-sup", "cannot"],
+    ),
     (["attribute", "ok.log", "--max-no-progress-cycles", "-1"], "--max-no-progress-cycles"),
     (["attribute", "ok.log", "--bogus"], "--bogus"),
     (["serve", "--port", "70000"], "--port 70000"),
@@ -109,6 +134,9 @@ CASES: list[tuple[list[str], str | list[str]]] = [
     (["serve", "--workers", "0"], "--workers"),
     (["serve", "--log-root", "nowhere"], "--log-root"),
     (["serve", "--db", "ok.log"], ["--db ok.log", "SQLite"]),
+    # another program's database: it got our tables and WAL mode, then a traceback at startup
+    (["serve", "--port", "0", "--db", "app.db"], ["app.db", "another program"]),
+    (["serve", "--port", "0", "--db", "clash.db"], ["clash.db", "attributions", "job_id"]),
     (["serve", "--port", "0", "--port-file", "adir"], ["--port-file adir", "directory"]),
     (["serve", "--config", "cfg-mode.yaml"], "attribution.mode"),
     (["serve", "--catalog", "regex.yaml"], ["regex.yaml", "compile"]),

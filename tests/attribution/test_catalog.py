@@ -145,6 +145,20 @@ def test_user_catalog_adds_signatures(tmp_path: Path) -> None:
     assert cat.get("site.fs_flake") is not None and len(cat) == len(CATALOG) + 1
 
 
+def test_an_inline_ignorecase_flag_makes_the_prefilter_fold_case(tmp_path: Path) -> None:
+    # "(?i)" in the regex once left the keyword case-sensitive: a "WEKA: STALE HANDLE" line never
+    # reached the regex (and a fixture in another case was refused, "contains none of the keywords")
+    from sleuth.attribution.logs import LogInput
+    from sleuth.attribution.match import Matcher
+
+    body = GOOD.replace("regex: 'weka: stale handle'", "regex: '(?i)weka: stale handle'").replace(
+        "match: ['weka: stale handle on /data']", "match: ['WEKA: Stale Handle on /data']"
+    )
+    cat = load_catalog([_write(tmp_path, body)], entry_points=False)
+    log = LogInput.memory("n.log", "ok\nWEKA: STALE HANDLE on /scratch\n")
+    assert [f.signature for f in Matcher(cat).scan([log]).findings] == ["site.fs_flake"]
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [

@@ -117,3 +117,24 @@ def test_a_gzip_log_cut_short_is_attributed_up_to_the_cut(sleuth: Callable[..., 
     assert res.stderr.strip() == f"warning: {note}"
     text = sleuth("attribute", "rank2.log.gz")
     assert text.rc == 0 and f"note: {note}" in text.stdout
+
+
+def test_brackets_in_a_source_name_or_a_site_catalog_are_text_not_markup(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    # "[/oom]" in a command source's name (it decided) or "[/dev/shm]" in a site catalog's description
+    # was read as rich markup: a MarkupError traceback instead of the decision
+    (tmp_path / "an.py").write_text(
+        "import sys, json\nsys.stdin.read()\nprint(json.dumps({'action': 'STOP', 'reason': 'r'}))\n"
+    )
+    (tmp_path / "r.log").write_text(IAM)
+    res = sleuth("attribute", "r.log", "--command-source", f"{sys.executable} an.py --labels [/oom]")
+    assert res.rc == 0 and "decided by command:" in res.stdout and "[/oom]" in res.stdout, res.stderr
+    (tmp_path / "site.yaml").write_text(
+        "version: 1\nname: site\nrevision: 1\nsignatures:\n  - id: site.shm\n    regex: 'shm is full'\n"
+        "    class: infrastructure\n    role: root\n    action: RESTART\n"
+        "    description: '[/dev/shm] is full'\n    docs: [https://example.org]\n"
+        "    match: ['shm is full']\n    no_match: ['shm ok']\n"
+    )
+    res = sleuth("attribute", "--list-signatures", "--catalog", "site.yaml")
+    assert res.rc == 0 and "[/dev/shm]" in res.stdout, res.stderr

@@ -63,6 +63,29 @@ def test_earliest_root_by_timestamp_else_log_order() -> None:
     assert choose_root([late, no_ts]) == (late, "log order")
 
 
+def test_an_ambiguous_root_yields_to_a_hardware_fault_in_another_log_without_timestamps() -> None:
+    # sleuth attribute rank*.log node7-dmesg.log: the rank's "CUDA error: unspecified launch failure"
+    # (no time on torch's lines) was the root over dmesg's Xid 79, and its recurrence a STOP
+    launch = f(
+        "cuda.launch_failure",
+        cls=SignatureClass.AMBIGUOUS,
+        action=CatalogAction.RESTART_ONCE,
+        file="rank5.log",
+        line=2,
+        rank=5,
+    )
+    xid = f("nvidia.xid.79", action=CatalogAction.EXCLUDE_NODE, file="node7-dmesg.log", line=1)
+    assert choose_root([launch, xid]) == (xid, "hardware over ambiguous")
+    again = [CycleRecord(cycle=0, root="nvidia.xid.79", progress=None, action=Action.RESTART)]
+    cat = catalog_verdict([launch, xid], again, POLICY, None)
+    assert cat.verdict.action is Action.RESTART and cat.advice
+    # within one log, line order is time order; with every time known, time decides
+    same_file = f("nvidia.xid.79", action=CatalogAction.EXCLUDE_NODE, file="rank5.log", line=9)
+    assert choose_root([launch, same_file]) == (launch, "log order")
+    timed = [f("x.amb", cls=SignatureClass.AMBIGUOUS, ts=1.0), f("x.hw", file="b.log", ts=2.0)]
+    assert choose_root(timed)[0] == timed[0]
+
+
 def test_deterministic_class_stops_at_once() -> None:
     oom = f("cuda.oom", cls=SignatureClass.SOFTWARE, action=CatalogAction.STOP)
     cat = catalog_verdict([oom], [], POLICY, None)
@@ -106,6 +129,13 @@ def test_only_cascades_and_nothing() -> None:
     assert cat.root is None and cat.verdict.action is Action.RESTART and cat.rule == "cascade-only"
     cat = catalog_verdict([f("py.traceback", Role.DIAGNOSTIC, SignatureClass.SOFTWARE)], [], POLICY, None)
     assert cat.verdict.action is Action.UNKNOWN and cat.rule == "no-match"
+
+
+def test_nothing_matched_says_so_in_the_decision() -> None:
+    # it once said "no source gave a verdict" under rule "source", with no source configured
+    d, _ = decide([f("py.traceback", Role.DIAGNOSTIC, SignatureClass.SOFTWARE)], [], POLICY)
+    assert d.action is Action.UNKNOWN and d.rule == "no-match"
+    assert d.reason == "no known failure signature in the logs"
 
 
 def test_confirmation_stands_in_only_without_a_root() -> None:

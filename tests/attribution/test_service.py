@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import signal
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.attribution.conftest import Served
 
@@ -52,6 +56,32 @@ def test_dedupe_and_gather_across_nodes(serve: Callable[..., Served]) -> None:
     assert rec["posted_nodes"] == ["0", "2"]
     late = post(s, "j", 3, [("rank1.log", WATCHDOG)], node="1", nodes=2)[1]
     assert late["late_nodes"] == ["1"] and late["status"] == "done"
+
+
+def test_a_log_text_with_a_lone_surrogate_is_accepted_not_a_500(serve: Callable[..., Served]) -> None:
+    # JSON's "\udcff" (a client that read the log's bytes with surrogateescape) once made SQLite fail
+    s = serve("--gather", "0")
+    code, rec = post(s, "j", 0, [("rank0.log", "caf\udce9\n" + OOM)])
+    assert code == 202, rec
+    rec = s.call("GET", "/v1/attributions/j/0?wait=30")[1]
+    assert rec["status"] == "done" and rec["root"]["signature"] == "cuda.oom"
+
+
+def test_sigterm_stops_the_server_while_a_client_hangs_mid_request(serve: Callable[..., Served]) -> None:
+    # a node that hung mid-POST (its body never finished) once kept the server up for ever
+    s = serve("--gather", "0")
+    host, port = s.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(
+            b"POST /v1/attributions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n{"
+        )
+        time.sleep(0.5)  # the server is reading the body
+        s.proc.send_signal(signal.SIGTERM)
+        try:
+            s.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("sleuth serve did not stop on SIGTERM while a request was open")
 
 
 def test_outcome_written_once(serve: Callable[..., Served]) -> None:

@@ -166,3 +166,22 @@ def test_attributor_aggregates_and_scrubs_what_sources_see(http_source: str, tmp
     assert report.decision.action is Action.RESTART
     names = [s.name for s in report.sources]
     assert names == ["llm", "catalog"]
+
+
+def test_the_root_is_among_the_lines_a_source_is_shown_after_a_storm_of_cascades(
+    http_source: str, tmp_path: Path
+) -> None:
+    # the first 50 findings were shown: 3,000 ranks' watchdog lines, never the one root between them
+    watchdog = "[rank{}]: [Rank 0] Watchdog caught collective operation timeout: ran for 600021 milliseconds before timing out.\n"
+    log = tmp_path / "all.log"
+    log.write_text(
+        "".join(watchdog.format(r) for r in range(100))
+        + "[rank1777]: RuntimeError: CUDA error: unspecified launch failure\n"
+        + "".join(watchdog.format(r) for r in range(100, 3000))
+    )
+    settings = Settings(sources=(SourceSpec(http=f"{http_source}/restart", name="llm"),))
+    report = Attributor(settings).attribute([LogInput.file(log)])
+    assert report.root is not None and report.root.signature == "cuda.launch_failure"
+    seen = _Handler.seen[-1]
+    assert "unspecified launch failure" in seen["excerpt"]
+    assert seen["findings"][0]["signature"] == "cuda.launch_failure" and len(seen["findings"]) == 50

@@ -211,6 +211,36 @@ def test_sighup_is_forwarded_to_the_workload(tmp_path: Path) -> None:
     _forwarding(tmp_path, signal.SIGHUP)
 
 
+def test_a_workload_that_ignores_the_signal_is_killed_after_the_grace(tmp_path: Path) -> None:
+    # it once waited for ever: Ctrl-C (or scancel's SIGTERM) never ended supervision
+    pid_file = tmp_path / "pid"
+    argv = ["supervise", "--log-dir", str(tmp_path / "sup"), "--", sys.executable, str(W / "stubborn.py")]
+    proc = sleuth_proc(
+        [*argv, str(pid_file)],
+        dict(os.environ),
+        tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            os.kill(child, signal.SIGKILL)
+    assert proc.returncode == 128 + signal.SIGKILL, err
+    assert wait_dead(child)
+    got = cycles(tmp_path / "sup")
+    assert len(got) == 1 and got[0]["outcome"] == "signalled"
+
+
 def test_service_unreachable_means_the_safe_default(tmp_path: Path) -> None:
     r = supervise(
         tmp_path,
@@ -287,3 +317,24 @@ def test_four_nodes_follow_the_leader(tmp_path: Path, serve: Callable[..., Serve
         rec = s.call("GET", f"/v1/attributions/job4/{cycle}")[1]
         assert rec["outcome"]["action"] == ("STOP" if cycle == 3 else "RESTART")
         assert rec["root"]["signature"] == "nvidia.xid.79" and rec["root"]["file"].startswith(f"{cycle}/")
+
+
+def test_a_job_id_reused_with_a_fresh_log_dir_is_refused(
+    tmp_path: Path, serve: Callable[..., Served]
+) -> None:
+    # the service's cycle 0 of job "run7" is yesterday's OOM: today's Xid in a fresh --log-dir was
+    # deduplicated onto it and decided as that OOM
+    s = serve("--gather", "0")
+    fail = lambda line: ["--", sys.executable, "-c", f"print({line!r}); raise SystemExit(1)"]  # noqa: E731
+    common = ["--service", s.url, "--job-id", "run7", "--max-restarts", "0"]
+    first = supervise(tmp_path, *common, *fail(OOM), log_dir="day1")
+    assert (
+        first.returncode == 1
+        and cycles(tmp_path / "day1")[0]["attribution"]["root"]["signature"] == "cuda.oom"
+    )
+    again = supervise(tmp_path, *common, *fail(XID), log_dir="day2")
+    assert again.returncode == 2 and "--job-id run7" in again.stderr and "Traceback" not in again.stderr
+    assert not (tmp_path / "day2").exists()
+    go_on = supervise(tmp_path, *common, *fail(XID), log_dir="day1")  # that supervision's log dir
+    assert go_on.returncode == 1, go_on.stderr
+    assert cycles(tmp_path / "day1")[-1]["attribution"]["root"]["signature"] == "nvidia.xid.79"

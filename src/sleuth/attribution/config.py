@@ -146,11 +146,9 @@ class AttributionBlock(BaseModel):
     @field_validator("progress_regex")
     @classmethod
     def _regex(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"does not compile: {exc}") from None
+        why = _progress_error(v) if v is not None else None
+        if why:
+            raise ValueError(why)
         return v
 
 
@@ -230,14 +228,28 @@ def load_settings(path: Path | None) -> Settings:
     )
 
 
+def _progress_error(regex: str) -> str | None:
+    """Why ``regex`` cannot be a progress regex, or None.  It runs on the log's bytes, where
+    ``re`` knows no ``\\u``/``\\U``/``\\N`` escapes (they once passed here and crashed the scan)."""
+    try:
+        re.compile(regex)
+    except re.error as exc:
+        return f"does not compile: {exc}"
+    try:
+        re.compile(regex.encode())
+    except re.error as exc:
+        return f"does not compile on the log's bytes: {exc} (write the character itself)"
+    return None
+
+
 def compile_progress(regex: str | None, flag: str = "--progress-regex") -> re.Pattern[str] | None:
     """The progress regex compiled; UsageError naming the flag when it does not compile."""
     if regex is None:
         return None
-    try:
-        return re.compile(regex)
-    except re.error as exc:
-        raise UsageError(f"{flag} {regex!r}: does not compile: {exc}") from None
+    why = _progress_error(regex)
+    if why:
+        raise UsageError(f"{flag} {regex!r}: {why}")
+    return re.compile(regex)
 
 
 def config_schema() -> dict[str, Any]:

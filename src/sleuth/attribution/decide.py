@@ -4,7 +4,9 @@ Invariants (property-tested in ``tests/attribution/test_decide.py``):
 
 * a cascade, a diagnostic line or a confirmation (when a root exists) is never the root;
 * the root is the earliest root-role finding: by timestamp when every candidate has one, else by
-  log order (file, then line); confirmations stand in only when no root was found;
+  log order (file, then line), except that a first root of the ``ambiguous`` class yields to a
+  hardware, gpu-memory or fabric root in another file (the order of files is not the order of
+  events); confirmations stand in only when no root was found;
 * the catalog says STOP only for (a) a root of an established deterministic class whose
   signature's action is STOP, (b) the same root again after its retry budget, counted over
   consecutive cycles without progress, or (c) ``max_no_progress_cycles`` cycles in a row without
@@ -46,6 +48,8 @@ __all__ = [
 ]
 
 CATALOG_SOURCE = "catalog"
+#: classes of a fault of the machine itself, which programs on it see as ambiguous errors
+_HARDWARE = frozenset({SignatureClass.HARDWARE, SignatureClass.GPU_MEMORY, SignatureClass.FABRIC})
 _ANY = Aggregation("any")
 
 
@@ -133,7 +137,14 @@ def choose_root(findings: Sequence[Finding]) -> tuple[Finding | None, str | None
     if all(f.timestamp is not None for f in candidates):
         best = min(candidates, key=lambda f: (f.timestamp, files[f.file], f.line))
         return best, "timestamp"
-    return min(candidates, key=lambda f: (files[f.file], f.line)), "log order"
+    first = min(candidates, key=lambda f: (files[f.file], f.line))
+    if first.cls is SignatureClass.AMBIGUOUS:
+        # across files, log order is only the order the logs were given: an ambiguous root (what a
+        # failed GPU looks like to the program) yields to a hardware fault in another log
+        hardware = [f for f in candidates if f.file != first.file and f.cls in _HARDWARE]
+        if hardware:
+            return min(hardware, key=lambda f: (files[f.file], f.line)), "hardware over ambiguous"
+    return first, "log order"
 
 
 def _same_root_streak(root: str, history: Sequence[CycleRecord], progress: bool | None) -> int:
@@ -280,6 +291,8 @@ def decide(
     """
     cat = catalog_verdict(findings, history, policy, progress)
     action, by, reason = aggregate([*external, cat.verdict], aggregation)
+    if by == "none":  # nobody voted: the catalog's own words say why (nothing matched)
+        reason = cat.verdict.reason + (f"; {reason}" if external else "")
     eff = effective_action(action, mode)
     if action is Action.STOP and eff is Action.RESTART:
         reason += " [shadow mode: recorded, not acted on]"
@@ -290,7 +303,7 @@ def decide(
             reason=reason,
             decided_by=by,
             mode=mode,
-            rule=cat.rule if by == CATALOG_SOURCE else "source",
+            rule=cat.rule if by in (CATALOG_SOURCE, "none") else "source",
             advice=cat.advice,
         ),
         cat,

@@ -52,9 +52,17 @@ def read_history(path: Path) -> list[CycleRecord]:
 
 
 def append_history(path: Path, record: CycleRecord) -> None:
-    """Append one record, flushed; a torn last line left by a crash is cut first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Append one record, flushed; a torn last line left by a crash is cut first.  A path that
+    cannot be written (read-only, no permission) is a ``ConfigError`` naming it."""
     check_regular(path, f"--history {path}")
+    try:
+        _append(path, record)
+    except OSError as exc:
+        raise ConfigError(f"--history {path}: cannot write: {exc.strerror or exc}") from None
+
+
+def _append(path: Path, record: CycleRecord) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+b") as fh:
         size = fh.seek(0, os.SEEK_END)
         if size:

@@ -6,13 +6,15 @@ byte means a binary file, bytes that are not UTF-8 mean another encoding; both a
 one-line ``UsageError`` naming the file.  Further on, a stray invalid byte is replaced, not fatal
 (a 500 MB log is not refused for one byte in its middle).  A gzip log cut short (the job died while
 writing it, ``head -c`` of a ``.gz``) is read up to the cut, and the reader is told where the
-compressed file ends; a gzip file whose data is corrupt is refused.
+compressed file ends; a gzip file whose data is corrupt is refused, wherever the corruption lies
+(past the head, the scan raises the same ``UsageError``).
 
-Ranks come from a line's prefix (``[rank3]:``, ``[default3]:``, ``3: `` as ``srun -l`` writes it,
-``[1,3]<stderr>:`` from ``mpirun --tag-output``) or, for a one-file-per-rank layout, from the file
+Ranks come from a line's prefix (``[rank3]:``, ``[default3]:``, ``3: `` or ``   3: `` as ``srun -l``
+writes it, ``[1,3]<stderr>:`` from ``mpirun --tag-output``; torch's ``[rank27]:`` after a launcher's
+label is the global rank and wins) or, for a one-file-per-rank layout, from the file
 name (``rank3.log``, ``worker_rank-3.txt``).  Timestamps are read where a line carries a wall-clock
-time (ISO 8601, ``2024-05-01 12:00:00,123``, syslog ``Oct  7 12:58:23``); dmesg's seconds since
-boot are not wall-clock times and are ignored.
+time (ISO 8601, ``2024-05-01 12:00:00,123``, syslog ``Oct  7 12:58:23``, ``dmesg -T``'s
+``[Tue Dec  1 12:00:02 2026]``); dmesg's seconds since boot are not wall-clock times and are ignored.
 """
 
 from __future__ import annotations
@@ -45,7 +47,11 @@ CHUNK = 4 * 1024 * 1024
 #: a single line longer than this is cut into pieces (a binary blob in a log must not blow memory)
 MAX_LINE = 1024 * 1024
 
-_PREFIX_RE = re.compile(r"^(?:\[(?:rank|default)(\d+)\]:\s?|(\d{1,6}): |\[\d+,(\d+)\]<std(?:out|err)>:\s?)")
+# srun -l right-aligns its label to the width of the largest task id ("   3: " among 1000 tasks)
+_PREFIX_RE = re.compile(r"^(?:\[(?:rank|default)(\d+)\]:\s?| *(\d{1,6}): |\[\d+,(\d+)\]<std(?:out|err)>:\s?)")
+#: torch's own ``[rankN]:`` (the global rank) after a launcher's label: srun's task is a node's
+#: torchrun, torchrun's ``--tee`` ``[defaultN]:`` is a local rank
+_GLOBAL_RANK_RE = re.compile(r"\[rank(\d+)\]:\s?")
 _INLINE_RANK_RE = re.compile(r"\[(?:rank|default|Rank )(\d+)\]:?")
 _NAME_RANK_RE = re.compile(r"rank[_-]?(\d+)", re.IGNORECASE)
 _ISO_RE = re.compile(
@@ -53,6 +59,11 @@ _ISO_RE = re.compile(
 )
 _SYSLOG_RE = re.compile(
     r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(\d{1,2}) (\d{2}):(\d{2}):(\d{2})\b"
+)
+# dmesg -T (and journalctl -o short-full's cousin): "[Tue Dec  1 12:00:02 2026] NVRM: Xid ..."
+_CTIME_RE = re.compile(
+    r"^\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(\d{1,2}) "
+    r"(\d{2}):(\d{2}):(\d{2}) (\d{4})\]"
 )
 _MONTHS = {
     m: i
@@ -81,7 +92,10 @@ def parse_rank_prefix(line: str) -> tuple[int | None, str]:
         inline = _INLINE_RANK_RE.search(line, 0, 120)  # after a timestamp: "<time> [rank3]: ..."
         return (int(inline.group(1)), line) if inline else (None, line)
     digits = m.group(1) or m.group(2) or m.group(3)
-    return int(digits), line[m.end() :]
+    rest = line[m.end() :]
+    if not line.startswith("[rank") and (inner := _GLOBAL_RANK_RE.match(rest)):
+        return int(inner.group(1)), rest[inner.end() :]
+    return int(digits), rest
 
 
 def rank_from_name(name: str) -> int | None:
@@ -92,6 +106,12 @@ def rank_from_name(name: str) -> int | None:
 
 def parse_timestamp(line: str) -> float | None:
     """Seconds since the epoch of the first wall-clock time in ``line`` (naive times read as UTC), or None."""
+    m = _CTIME_RE.match(line)
+    if m:
+        d, h, mi, s = (int(m.group(i)) for i in range(2, 6))
+        if not (1 <= d <= 31 and h < 24 and mi < 60 and s < 61):
+            return None
+        return float(calendar.timegm((int(m.group(6)), _MONTHS[m.group(1)], d, h, mi, s, 0, 0, 0)))
     m = _ISO_RE.search(line)
     if m:
         y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
@@ -123,7 +143,8 @@ class LogInput:
     path: Path | None = None
     text: str | None = None
     #: False for a workload's own output (``sleuth supervise``): NUL and non-UTF-8 bytes are
-    #: replaced, not refused (the workload wrote what it wrote; its failure must be attributed)
+    #: replaced, not refused, and bytes that start like gzip are read as they are, not
+    #: decompressed (the workload wrote what it wrote; its failure must be attributed)
     strict: bool = True
     #: a text read from a gzip file cut short (the service reads its ``paths`` first): the size of
     #: the compressed file, reported to ``on_cut`` as a cut file's own reading reports it
@@ -149,14 +170,17 @@ class LogInput:
                 on_cut(self.cut_at)
             return
         assert self.path is not None
-        with open(self.path, "rb") as fh:
-            magic = fh.read(2)
-            fh.seek(0)
-            if magic == b"\x1f\x8b":
-                yield from _gunzip(fh, on_cut)
-            else:
-                while block := fh.read(CHUNK):
-                    yield block
+        try:
+            with open(self.path, "rb") as fh:
+                magic = fh.read(2)
+                fh.seek(0)
+                if magic == b"\x1f\x8b" and self.strict:
+                    yield from _gunzip(fh, on_cut)
+                else:
+                    while block := fh.read(CHUNK):
+                        yield block
+        except (OSError, EOFError, zlib.error) as exc:  # past the head check() read: corrupt, EIO
+            raise _read_error(self.path, exc) from None
 
     def check(self) -> None:
         """Refuse a missing, unreadable, binary or non-UTF-8 log with a one-line ``UsageError``."""
@@ -179,12 +203,8 @@ class LogInput:
                 head += block
                 if len(head) >= HEAD_BYTES:
                     break
-        except PermissionError:
-            raise UsageError(f"log {p}: cannot read: permission denied") from None
         except (OSError, EOFError, zlib.error) as exc:
-            if isinstance(exc, gzip.BadGzipFile | EOFError | zlib.error):
-                raise UsageError(f"log {p}: not a valid gzip file ({exc})") from None
-            raise UsageError(f"log {p}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+            raise _read_error(p, exc) from None
         head = head[:HEAD_BYTES]
         if not self.strict:
             return
@@ -201,7 +221,8 @@ class LogInput:
                 ) from None
 
     def chunks(self, on_cut: Callable[[int], None] | None = None) -> Iterator[bytes]:
-        """The log's bytes in chunks that end at a newline (the last one may not).
+        """The log's bytes in chunks that end at a newline (the last one, and the pieces of a line
+        longer than ``MAX_LINE``, may not: the bytes are the log's own).
 
         A gzip file cut short gives its bytes up to the cut; ``on_cut`` is then called with the
         size of the compressed file (the byte where it was cut).
@@ -211,8 +232,8 @@ class LogInput:
             data = carry + block
             cut = data.rfind(b"\n")
             if cut < 0:
-                if len(data) > MAX_LINE:
-                    yield data + b"\n"
+                if len(data) > MAX_LINE:  # a piece of an overlong line: no newline added (line numbers)
+                    yield data
                     carry = b""
                 else:
                     carry = data
@@ -239,7 +260,7 @@ class LogInput:
         else:
             assert self.path is not None
             with open(self.path, "rb") as fh:
-                gz = fh.read(2) == b"\x1f\x8b"
+                gz = fh.read(2) == b"\x1f\x8b" and self.strict
                 if not gz:
                     size = fh.seek(0, 2)
                     fh.seek(max(0, size - nbytes))
@@ -253,6 +274,15 @@ class LogInput:
         if 0 <= nl < len(data) - 1 and len(data) >= nbytes:
             data = data[nl + 1 :]
         return data.decode("utf-8", "replace")
+
+
+def _read_error(path: Path, exc: BaseException) -> UsageError:
+    """The one-line error for a log that cannot be read (refused, exit 2)."""
+    if isinstance(exc, PermissionError):
+        return UsageError(f"log {path}: cannot read: permission denied")
+    if isinstance(exc, gzip.BadGzipFile | EOFError | zlib.error):
+        return UsageError(f"log {path}: not a valid gzip file ({exc})")
+    return UsageError(f"log {path}: cannot read: {getattr(exc, 'strerror', None) or exc}")
 
 
 def _gunzip(fh: BinaryIO, on_cut: Callable[[int], None] | None) -> Iterator[bytes]:

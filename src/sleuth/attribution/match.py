@@ -5,7 +5,8 @@ the whole catalog are joined into ONE alternation that runs over large byte chun
 RE2 (a DFA: linear time, grep's speed) when the ``google-re2`` wheel is installed, else on
 Python's ``re``.  Only the lines it hits are decoded, stripped of their rank prefix, and tried
 against the full regexes of the signatures whose keywords they contain.  Memory stays bounded:
-chunks are a few MiB and at most ``max_findings`` findings are kept per log (the rest counted).
+chunks are a few MiB and at most ``max_findings`` findings are kept per log (the rest counted),
+as many again of those that can be the root (a storm of cascades cannot hide the root after it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sleuth.attribution.logs import LogInput, parse_rank_prefix, parse_timestamp, rank_from_name
-from sleuth.attribution.model import Finding
+from sleuth.attribution.model import Finding, Role
 from sleuth.attribution.signatures import Catalog, Signature
 
 try:  # RE2: linear-time alternation over many keywords; optional (Python's re is the fallback)
@@ -26,7 +27,10 @@ except ImportError:  # pragma: no cover - depends on the platform's wheels
 
 __all__ = ["Matcher", "ScanResult", "engine_name"]
 
+#: findings kept per log, for roots and confirmations and again for the rest (the others are counted)
 MAX_FINDINGS = 2000
+#: roles that can be the root: kept apart from the cascades and diagnostics that can flood a log
+_DECISIVE = frozenset({Role.ROOT, Role.CONFIRMATION})
 MAX_TEXT = 500
 
 
@@ -159,7 +163,9 @@ class Matcher:
 
     def _scan_one(self, log: LogInput, result: ScanResult) -> None:
         file_rank = rank_from_name(log.name)
-        kept = 0
+        # kept findings, counted apart for those that can be the root (root, confirmation) and the
+        # rest: 2,000 ranks' watchdog lines once filled the cap and the one root after them was dropped
+        kept = {True: 0, False: 0}
         line_base = 1
         search = self._prefilter.search
         for chunk in log.chunks(on_cut=lambda at: result.cut.append((log.name, at))):
@@ -180,19 +186,26 @@ class Matcher:
                     stop = end
                 lineno += chunk.count(b"\n", counted_to, start)
                 counted_to = start
-                pos = stop + 1
+                # a progress bar (tqdm) redraws itself with \r and no \n: the hit's own \r-segment is
+                # the line as the terminal showed it (rank prefix at its start, no bar before it)
+                seg_start = max(start, chunk.rfind(b"\r", start, m.start()) + 1)
+                seg_stop = chunk.find(b"\r", m.end(), stop)
+                if seg_stop < 0:
+                    seg_stop = stop
+                pos = seg_stop + 1
                 result.candidate_lines += 1
-                raw = chunk[start:stop].decode("utf-8", "replace").rstrip("\r")
+                raw = chunk[seg_start:seg_stop].decode("utf-8", "replace")
                 rank, text = parse_rank_prefix(raw)
                 sigs = self.match_line(text)
                 if not sigs:
                     continue
-                if kept + len(sigs) > self._max:
-                    result.dropped += len(sigs)
-                    continue
                 ts = parse_timestamp(text)
                 for sig in sigs:
-                    kept += 1
+                    decisive = sig.role in _DECISIVE
+                    if kept[decisive] >= self._max:
+                        result.dropped += 1
+                        continue
+                    kept[decisive] += 1
                     result.findings.append(
                         Finding(
                             file=log.name,

@@ -22,9 +22,9 @@ import asyncio
 import logging
 import os
 import queue
+import re
 import threading
 import time
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +85,7 @@ log = logging.getLogger("sleuth.serve")
 _RETRY_S = 1.0
 _KEY = r"^[A-Za-z0-9_.:-]{1,128}$"
 _UNPARSED = "There was an error parsing the body"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,6 +109,13 @@ class LogText(BaseModel):
 
     name: str = Field(min_length=1, max_length=256)
     text: str
+
+    @field_validator("text")
+    @classmethod
+    def _no_lone_surrogates(cls, v: str) -> str:
+        # JSON may escape half a surrogate pair ("\ud800": a client that read bytes with
+        # surrogateescape); SQLite cannot store it (it was a 500): replaced, as a bad byte is
+        return _SURROGATE.sub("\ufffd", v)
 
 
 class AttributionRequest(BaseModel):
@@ -338,7 +346,7 @@ def _read_log(path: Path, given: str, max_bytes: int) -> tuple[str, str, int | N
             data += block
             if len(data) > max_bytes:
                 raise HTTPException(413, f"path {given}: more than {max_bytes} bytes once decompressed")
-    except (OSError, EOFError, zlib.error) as exc:  # corrupt past the head that check() read
+    except SleuthError as exc:  # corrupt past the head that check() read
         raise HTTPException(422, f"path {given}: cannot be read ({exc})") from None
     return path.name, data.decode("utf-8", "replace"), cut[0] if cut else None
 

@@ -158,7 +158,14 @@ def derive_keywords(regex: str) -> tuple[str, ...]:
 # --- loading -----------------------------------------------------------------------------------
 
 
+#: an inline flag group that turns case-insensitivity on: ``(?i)``, ``(?i:...)``, ``(?mi)``
+_INLINE_IGNORECASE = re.compile(r"\(\?[aLmsux]*i")
+
+
 def _compile(entry: SignatureEntry, where: str) -> Signature:
+    # a regex that says (?i) itself is matched case-insensitively: its keywords must be too (the
+    # prefilter once looked for "fatal" only, and the full regex never saw a "FATAL" line)
+    ignore_case = entry.ignore_case or _INLINE_IGNORECASE.search(entry.regex) is not None
     try:
         pattern = re.compile(entry.regex, re.IGNORECASE if entry.ignore_case else 0)
     except re.error as exc:
@@ -172,7 +179,7 @@ def _compile(entry: SignatureEntry, where: str) -> Signature:
     short = [k for k in keywords if len(k.strip()) < MIN_KEYWORD]
     if short:
         raise ConfigError(f"{where}.keywords: {short[0]!r} is shorter than {MIN_KEYWORD} characters")
-    fold = str.lower if entry.ignore_case else (lambda s: s)
+    fold = str.lower if ignore_case else (lambda s: s)
     for i, line in enumerate(entry.match):
         if not pattern.search(line):
             raise ConfigError(f"{where}.match[{i}]: the regex does not match {line!r}")
@@ -185,7 +192,7 @@ def _compile(entry: SignatureEntry, where: str) -> Signature:
         id=entry.id,
         pattern=pattern,
         keywords=keywords,
-        ignore_case=entry.ignore_case,
+        ignore_case=ignore_case,
         cls=entry.class_,
         role=entry.role,
         action=entry.action,

@@ -28,7 +28,7 @@ from typing import Any
 
 from sleuth.attribution.config import SourceSpec
 from sleuth.attribution.logs import LogInput
-from sleuth.attribution.model import Action, Finding, SourceStatus, SourceVerdict
+from sleuth.attribution.model import Action, Finding, Role, SourceStatus, SourceVerdict
 from sleuth.secrets import scrub_text
 
 __all__ = ["Excerpt", "build_excerpt", "consult_all", "consult_one"]
@@ -60,9 +60,14 @@ def build_excerpt(
     limit: int,
     hide: Callable[[str], str] = scrub_text,
 ) -> Excerpt:
-    """The matched lines, then each log's tail, within ``limit`` bytes; every text scrubbed by ``hide``."""
+    """The matched lines, then each log's tail, within ``limit`` bytes; every text scrubbed by ``hide``.
+
+    The lines shown are the root first, then the other findings that could be the root, then the
+    rest, in log order within each (a storm of cascades once filled them and the root was not shown).
+    """
+    shown = _shown(findings, root)
     parts = ["== matched lines =="]
-    for f in findings[:EXCERPT_FINDINGS]:
+    for f in shown:
         rank = f" rank {f.rank}" if f.rank is not None else ""
         parts.append(f"{f.file}:{f.line}{rank} [{f.signature}] {f.text}")
     budget = max(0, limit - sum(len(p) + 1 for p in parts))
@@ -74,9 +79,16 @@ def build_excerpt(
         parts.append(log.tail(per_log - 64))
     # scrubbed before the cut: a secret cut in half would no longer be recognised
     text = hide("\n".join(parts))[:limit]
-    scrub_f = [{**f.to_json(), "text": hide(f.text)} for f in findings[:EXCERPT_FINDINGS]]
+    scrub_f = [{**f.to_json(), "text": hide(f.text)} for f in shown]
     root_json = {**root.to_json(), "text": hide(root.text)} if root else None
     return Excerpt(text=text, root=root_json, findings=scrub_f, catalog=catalog)
+
+
+def _shown(findings: Sequence[Finding], root: Finding | None) -> list[Finding]:
+    """At most ``EXCERPT_FINDINGS`` findings: the root, those that could be the root, the rest."""
+    rank = {Role.ROOT: 1, Role.CONFIRMATION: 1}
+    order = sorted(findings, key=lambda f: 0 if f is root else rank.get(f.role, 2))
+    return order[:EXCERPT_FINDINGS]
 
 
 def _parse_answer(raw: Any) -> tuple[Action, str]:

@@ -10,7 +10,9 @@ Writes are serialized by one lock (SQLite has one writer anyway).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -34,6 +36,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+
+from sleuth.errors import ConfigError
 
 __all__ = ["PENDING", "Store"]
 
@@ -69,6 +73,9 @@ logs = Table(
 )
 
 
+_OURS = {"attributions", "logs"}
+
+
 def _row(r: Any) -> dict[str, Any]:
     d = dict(r._mapping)
     for key in ("posted_nodes", "late_nodes"):
@@ -79,11 +86,41 @@ def _row(r: Any) -> dict[str, Any]:
     return d
 
 
+def _check_foreign(path: Path) -> None:
+    """A ``ConfigError`` for a SQLite database another program made (its tables are not ours, or
+    ours lack columns): it is refused before anything in it changes (it once got our tables and
+    WAL mode, and the service died at startup with a traceback).  Read only; a file that is not
+    SQLite is left to the engine, whose error the CLI words."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as c:
+            tables = {name for (name,) in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            columns = {t: {row[1] for row in c.execute(f"PRAGMA table_info({t})")} for t in tables & _OURS}
+    except sqlite3.DatabaseError:
+        return
+    hint = "give a new path or a database sleuth serve wrote"
+    if tables and not tables & _OURS:
+        shown = ", ".join(sorted(tables)[:5])
+        raise ConfigError(f"database {path}: made by another program (tables {shown})", hint=hint)
+    for table in (attributions, logs):
+        if table.name in columns:
+            # "cut" is the one column an older sleuth's database may lack (it is added)
+            missing = sorted({col.name for col in table.columns} - columns[table.name] - {"cut"})
+            if missing:
+                raise ConfigError(
+                    f"database {path}: table {table.name} has no column {', '.join(missing)}"
+                    " (not a database sleuth serve wrote)",
+                    hint=hint,
+                )
+
+
 class Store:
     """Records of one service; safe to use from several threads."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _check_foreign(path)
         self.path = path
         self.engine: Engine = create_engine(
             f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30}

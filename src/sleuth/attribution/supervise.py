@@ -11,7 +11,8 @@ as ``late_decision`` and dropped, never acted on.
 The supervisor stops on a STOP under ``enforce`` (shadow records it and restarts), on an
 exhausted restart budget, or after ``max_no_progress_cycles`` failed cycles in a row whose logs
 showed no progress (``progress_regex``).  SIGTERM/SIGINT are forwarded to the workload's
-process group and end supervision; the exit status is the workload's last (128+N for signal N).
+process group and end supervision; a workload still running ``kill_grace_s`` later is killed
+(SIGKILL).  The exit status is the workload's last (128+N for signal N).
 
 Several nodes (``service`` + ``job_id`` + ``nodes``): every node posts its own logs for the cycle
 (the service dedupes); only the leader reads the decision and records the cycle's outcome on the
@@ -41,6 +42,7 @@ from sleuth.attribution.client import ServiceClient, ServiceUnavailable
 from sleuth.attribution.decide import CycleRecord, effective_action
 from sleuth.attribution.logs import LogInput
 from sleuth.attribution.model import Action, Mode
+from sleuth.errors import UsageError
 from sleuth.runner import ProcessGroup, reap_orphans, spawn_group
 from sleuth.secrets import Secrets
 
@@ -203,12 +205,19 @@ class Supervisor:
         if got is not None:  # the signal came while it was being started: the handler missed it
             group.signal(got)
         interrupted = False
+        signalled_at: float | None = None
         try:
             while True:
                 code = group.wait(self.c.poll_s)
                 if code is not None:
                     break
-                if self._signalled is None and self._watch(cycle):
+                if self._signalled is not None:
+                    # forwarded; a workload that ignores it gets SIGKILL after the grace period
+                    if signalled_at is None:
+                        signalled_at = time.monotonic()
+                    elif time.monotonic() - signalled_at >= self.c.kill_grace_s:
+                        group.signal(signal.SIGKILL)
+                elif self._watch(cycle):
                     interrupted = True
                     code = group.terminate(self.c.kill_grace_s)
                     break
@@ -222,7 +231,7 @@ class Supervisor:
     def _saw_progress(self, log: Path) -> bool | None:
         if self._progress is None:
             return None
-        return any(self._progress.search(chunk) for chunk in LogInput.file(log).chunks())
+        return any(self._progress.search(chunk) for chunk in LogInput.file(log, strict=False).chunks())
 
     def _trigger(self, cycle: int, log: Path, progress: bool | None) -> _Pending | None:
         """Start the attribution without waiting for it."""
@@ -241,7 +250,9 @@ class Supervisor:
             size = SERVICE_LOG_BYTES
             while True:
                 # the workload's own bytes: a NUL would make the service refuse the whole log
-                text = str(self.secrets.scrub(LogInput.file(log).tail(size))).replace("\x00", "\ufffd")
+                text = str(self.secrets.scrub(LogInput.file(log, strict=False).tail(size))).replace(
+                    "\x00", "\ufffd"
+                )
                 try:
                     self.client.submit(
                         self.c.job_id,
@@ -419,7 +430,11 @@ class Supervisor:
         """Supervise until done; the workload's final exit status.  ``on_cycle`` is told each
         cycle's outcome, ``on_note`` each note (an orphan stopped, the service unreachable)."""
         self._on_note = on_note
-        self.c.log_dir.mkdir(parents=True, exist_ok=True)
+        self._check_job_id(resume_state(self.cycles_path).next_cycle)
+        try:
+            self.c.log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # read-only, no permission, a missing mount: bad input, no traceback
+            raise UsageError(f"--log-dir {self.c.log_dir}: cannot create it: {exc.strerror or exc}") from None
         lock = self._lock_log_dir()
         # SIGHUP (the terminal closed) as SIGTERM, unless it is ignored (nohup)
         hup = () if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else (signal.SIGHUP,)
@@ -439,6 +454,28 @@ class Supervisor:
             for s, h in old.items():
                 signal.signal(s, h)
             lock.close()
+
+    def _check_job_id(self, cycle: int) -> None:
+        """Refuse a ``--job-id`` whose next cycle this node already posted: an earlier supervision's.
+
+        Within one supervision a node posts a cycle once, and never the one it is about to start;
+        such a record (a fresh --log-dir, the job id reused) was once read as this failure's
+        decision (the old run's root), and the leader's watch took it for a failure elsewhere.
+        """
+        if self.client is None:
+            return
+        try:
+            rec = self.client.get(self.c.job_id, str(cycle))
+        except ServiceUnavailable:  # the cycle goes on; the post says so if it is still down
+            return
+        node = str(self.c.node_rank)
+        if rec is not None and node in (*rec.get("posted_nodes", ()), *rec.get("late_nodes", ())):
+            raise UsageError(
+                f"--job-id {self.c.job_id}: the service already holds cycle {cycle} of this job, posted"
+                f" by node {node} in an earlier supervision",
+                hint=f"give a new --job-id, or the --log-dir of that supervision ({self.c.log_dir} has"
+                f" {'no' if cycle == 0 else 'other'} cycles) to continue it",
+            )
 
     def _lock_log_dir(self) -> IO[str]:
         """One supervisor per log dir (the lock dies with its process: a kill -9 leaves none)."""

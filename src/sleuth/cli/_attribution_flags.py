@@ -126,7 +126,7 @@ def _sources(kw: dict[str, Any]) -> tuple[SourceSpec, ...]:
 
 def settings_from_flags(kw: dict[str, Any], *, default_mode: Mode = Mode.SHADOW) -> Settings:
     """The file's settings (if ``--config``) with the given flags over them."""
-    from sleuth.attribution.config import load_settings
+    from sleuth.attribution.config import compile_progress, load_settings
     from sleuth.attribution.logs import check_regular
 
     config = kw.get("config")
@@ -146,11 +146,7 @@ def settings_from_flags(kw: dict[str, Any], *, default_mode: Mode = Mode.SHADOW)
         except ValueError as exc:
             raise UsageError(f"--aggregation {exc}") from None
     regex = kw.get("progress_regex")
-    if regex is not None:
-        try:
-            re.compile(regex)
-        except re.error as exc:
-            raise UsageError(f"--progress-regex {regex!r}: does not compile: {exc}") from None
+    compile_progress(regex)
     for path in kw.get("catalogs") or ():
         if not path.exists():
             what = "a broken symlink or a symlink loop" if path.is_symlink() else "not found"

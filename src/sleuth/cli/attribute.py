@@ -28,25 +28,30 @@ def _list_signatures(kw: dict[str, Any]) -> int:
     if kw["as_json"]:
         print_json([s.to_json() for s in cat.signatures])
         return 0
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"{len(cat)} signatures")
     for col in ("id", "class", "role", "action", "vendor", "description"):
         table.add_column(col, overflow="fold")
-    for s in cat.signatures:
-        table.add_row(s.id, s.cls.value, s.role.value, s.action.value, s.vendor.value, s.description)
+    for s in cat.signatures:  # a site catalog's text is not markup ("[/dev/shm]" was a traceback)
+        row = (s.id, s.cls.value, s.role.value, s.action.value, s.vendor.value, s.description)
+        table.add_row(*(escape(x) for x in row))
     console().print(table)
     return 0
 
 
 def _render(report: Any) -> None:
+    from rich.markup import escape
+
     con = console()
     d = report.decision
     style = _STYLE.get(d.action.value, "")
     con.print(
         f"[{style}]{d.action.value}[/] (effective: "
         f"[{_STYLE[d.effective_action.value]}]{d.effective_action.value}[/],"
-        f" mode {d.mode.value}) decided by {d.decided_by}",
+        # a source's name is its command line: "[/x]" in it was read as markup (a traceback)
+        f" mode {d.mode.value}) decided by {escape(d.decided_by)}",
         markup=True,
     )
     con.print(f"  reason: {d.reason}", markup=False)

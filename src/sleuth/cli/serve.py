@@ -14,6 +14,9 @@ from sleuth.errors import UsageError
 
 __all__ = ["command"]
 
+#: seconds a stopping server (SIGTERM, Ctrl-C) waits for open requests before cancelling them
+_SHUTDOWN_GRACE_S = 5
+
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -105,9 +108,14 @@ def command(**kw: Any) -> int:
         raise UsageError(f"--port-file {pf}: folder {pf.parent} does not exist")
     from sqlalchemy.exc import DatabaseError
 
+    from sleuth.errors import SleuthError
+
     held = hold_db(db)  # for as long as this process serves
     try:
         built = build_app(config, attributor)  # opens (or creates) the database
+    except SleuthError:  # a database another program made
+        held.drop()
+        raise
     except DatabaseError as exc:
         held.drop()
         raise UsageError(
@@ -125,6 +133,17 @@ def command(**kw: Any) -> int:
     )
     if kw["port_file"]:
         atomic_write_text(kw["port_file"], f"{port}\n")
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    # a client that never finishes its request (a node that hung mid-POST) once kept a SIGTERM'd
+    # server up for ever: what is still open after the grace is cancelled (accepted work is in
+    # the database; a request cut before its commit was never answered 202)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=_SHUTDOWN_GRACE_S,
+        )
+    )
     server.run(sockets=[sock])
     return 0
