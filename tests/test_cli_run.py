@@ -399,6 +399,34 @@ def test_a_terminal_that_goes_away_is_an_interrupt_not_a_disk_error(
     assert json.loads(summary.read_text())["summary"]["interrupted"] is True
 
 
+def test_a_hang_up_while_the_summary_is_written_still_writes_it(sleuth_env, tmp_path: Path) -> None:
+    """SIGHUP once the trials were done (the summary waits for the host snapshot, here a slow
+    nvidia-smi) raised at once: no summary.json, no report.md, no end event, where SIGINT and
+    SIGTERM are held until the summary is whole."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvidia-smi").write_text("#!/bin/sh\nexec sleep 60\n")
+    (fake / "nvidia-smi").chmod(0o755)
+    env = {**sleuth_env, "PATH": f"{fake}{os.pathsep}{sleuth_env['PATH']}"}
+    proc = sleuth_proc(["run", "-n", "1", "--", "true"], env, tmp_path, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+            '"event": "trial"' in (rd / "journal.jsonl").read_text() for rd in run_dirs(tmp_path)
+        ):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    (rd,) = run_dirs(tmp_path)
+    events = [json.loads(line) for line in (rd / "journal.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "end" and (rd / "report.md").is_file()
+    assert json.loads((rd / "summary.json").read_text())["summary"]["pass"] == 1
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_a_signal_at_any_moment_ends_the_run_with_its_summary(sleuth_env, tmp_path: Path, seed: int) -> None:
     """SIGINT or SIGTERM at a random moment (start-up, trials, the summary): sleuth ends, exit 130,

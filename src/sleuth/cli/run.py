@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from sleuth import hangup
 from sleuth.cli._common import output_option
 from sleuth.cli._options import (
     check_cwd,
@@ -211,17 +212,22 @@ def _already_finished(path: Path, summary: dict[str, Any], *, as_json: bool) -> 
 
 
 class _handlers:
-    """SIGTERM (and SIGINT, unless sleuth was started with it ignored) go through the gate."""
+    """SIGTERM, SIGINT and SIGHUP (each unless sleuth was started with it ignored, as `&` ignores
+    SIGINT and nohup SIGHUP) go through the gate: none cuts the run dir's creation or the summary."""
 
     def __init__(self, gate: Any) -> None:
         self.gate = gate
         self.old: dict[int, Any] = {}
 
+    def _hang_up(self, signum: int, frame: object) -> None:
+        hangup.detach()  # the terminal is gone: what is printed next must not fail with EIO
+        self.gate.handle(signum, frame)
+
     def __enter__(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            if sig == signal.SIGINT and signal.getsignal(sig) is signal.SIG_IGN:
-                continue  # started in the background (`&`, nohup): Ctrl-C is not meant for it
-            self.old[sig] = signal.signal(sig, self.gate.handle)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if sig != signal.SIGTERM and signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # started in the background (`&`, nohup): not meant for it
+            self.old[sig] = signal.signal(sig, self._hang_up if sig == signal.SIGHUP else self.gate.handle)
 
     def __exit__(self, *exc: object) -> None:
         for sig, old in self.old.items():
