@@ -129,6 +129,16 @@ def test_metric_thresholds_and_series(sleuth) -> None:
     assert ok.rc == 0
 
 
+def test_a_threshold_on_an_empty_series_is_a_missing_metric(sleuth) -> None:
+    """metrics.json's ``{"loss": []}`` with ``--fail-above loss=1`` crashed the run with a traceback
+    (``max() arg is an empty sequence``), leaving a run dir without a summary."""
+    code = "import json,os; json.dump({'loss': []}, open(os.environ['SLEUTH_TRIAL_DIR']+'/metrics.json','w'))"
+    res = sleuth("run", "-n", "2", "--json", "--fail-above", "loss=1", "--", PY, "-c", code)
+    assert res.rc == 1 and "Traceback" not in res.stderr, res.stderr
+    trials = res.json()["trials"]
+    assert [(t["outcome"], t["signature"]) for t in trials] == [("fail", "metric missing: loss")] * 2
+
+
 def test_nan_and_inf_metrics_keep_the_json_strict(sleuth, tmp_path: Path) -> None:
     """A NaN loss is exactly what users extract; --json, summary.json and the journal stay JSON."""
     script = (

@@ -252,8 +252,9 @@ class StandardOracle:
             return Judgement(Outcome.FAIL, _signature(head, error_line(r)), head)
         for t in cfg.thresholds:
             value = r.metrics.get(t.name)
-            if value is None:
-                return Judgement(Outcome.FAIL, f"metric missing: {t.name}", f"metric {t.name} not found")
+            if value is None or value == ():  # an empty series (metrics.json's []) has no worst value
+                why = "not found" if value is None else "has no values"
+                return Judgement(Outcome.FAIL, f"metric missing: {t.name}", f"metric {t.name} {why}")
             worst = (max(value) if t.above else min(value)) if isinstance(value, tuple) else value
             if math.isnan(worst) or (worst > t.limit if t.above else worst < t.limit):
                 return Judgement(
