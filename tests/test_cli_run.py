@@ -139,6 +139,30 @@ def test_a_threshold_on_an_empty_series_is_a_missing_metric(sleuth) -> None:
     assert [(t["outcome"], t["signature"]) for t in trials] == [("fail", "metric missing: loss")] * 2
 
 
+def test_escape_sequences_a_workload_prints_never_reach_the_terminal_or_report(
+    sleuth, tmp_path: Path
+) -> None:
+    """A signature (the error line) and a metrics.json name are the workload's text: an OSC sequence
+    (set the title, write the clipboard), a NUL or a backspace in them went raw to the terminal, to
+    report.md and into the one-line usage error that lists the metrics seen."""
+    code = (
+        "import json,os,sys; "
+        "json.dump({'lo\\x1b]0;pwned\\x07ss': 1.0}, open(os.environ['SLEUTH_TRIAL_DIR']+'/metrics.json','w')); "
+        "sys.stderr.write('Error: \\x1b]52;c;aGk=\\x07 boom \\x00\\x08 end\\n'); sys.exit(1)"
+    )
+    res = sleuth("run", "-n", "1", "--", PY, "-c", code)
+    assert res.rc == 1 and "boom" in res.stdout and "pwned" in res.stdout
+    (rd,) = run_dirs(tmp_path)
+    report = (rd / "report.md").read_text()
+    assert "boom" in report and "pwned" in report
+    for text in (res.stdout, res.stderr, report):
+        assert not any(c in text for c in "\x1b\x07\x00\x08"), text
+    ok = code.replace("sys.exit(1)", "sys.exit(0)")
+    stopped = sleuth("run", "-n", "1", "--metric", "x=x=(\\d)", "--", PY, "-c", ok)
+    assert stopped.rc == 2 and "pwned" in stopped.stderr
+    assert not any(c in stopped.stdout + stopped.stderr for c in "\x1b\x07\x00\x08"), stopped.stderr
+
+
 def test_nan_and_inf_metrics_keep_the_json_strict(sleuth, tmp_path: Path) -> None:
     """A NaN loss is exactly what users extract; --json, summary.json and the journal stay JSON."""
     script = (

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from sleuth.journal import RunDir
+from sleuth.model import printable
 from sleuth.run_state import SUBDIRS, RunState, TrialIndex
 from sleuth.run_tally import Tally, exit_code_of
 
@@ -162,7 +163,9 @@ def _host(run_dir: Path) -> str:
 
 
 def _cell(x: Any) -> str:
-    return str(x).replace("|", "\\|").replace("\n", " ")
+    """A table cell: pipes escaped, control characters (an escape sequence the workload printed, in
+    a signature or a metrics.json name) replaced, so `cat report.md` shows text."""
+    return printable(str(x).replace("|", "\\|").replace("\n", " "))
 
 
 def _num(x: Any) -> str:

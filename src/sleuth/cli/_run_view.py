@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sleuth.cli._common import OUTCOME_STYLE, console, fmt_rate, fmt_s, lazy_console
-from sleuth.model import Outcome
+from sleuth.model import Outcome, printable
 
 __all__ = ["View"]
 
@@ -30,6 +30,11 @@ class View:
 
     def _public(self, text: str) -> str:
         return str(self.secrets.scrub(text)) if self.secrets else text
+
+    def _shown(self, text: str) -> str:
+        """Text from the workload (a signature, a metrics.json name), scrubbed and with its control
+        characters replaced: an escape sequence in its output must not drive the terminal."""
+        return printable(self._public(text))
 
     def start(self, already: int) -> None:
         """Print the header; start the progress (a bar on a terminal, heartbeat lines in a log)."""
@@ -67,9 +72,10 @@ class View:
         r = trial.result
         rc = str(r.rc) if r.rc is not None else (f"sig{r.signal}" if r.signal else "-")
         extra = " ".join(
-            f"{k}={v if not isinstance(v, tuple) else f'[{len(v)} values]'}" for k, v in r.metrics.items()
+            f"{printable(k)}={v if not isinstance(v, tuple) else f'[{len(v)} values]'}"
+            for k, v in r.metrics.items()
         )
-        note = self._public(trial.signature or trial.reason or "")
+        note = self._shown(trial.signature or trial.reason or "")
         tid = trial.id  # warm-up ids start with "w"
         if not self.con.is_terminal:  # a log: plain text, fast (no markup to render)
             sep = "  " if extra and note else ""
@@ -132,11 +138,14 @@ class View:
                 )
             if m.get("nonfinite"):
                 text += f"  [bold yellow]+{m['nonfinite']} nan/inf[/]"
-            rows.append((f"metric {escape(name)}", text))
+            rows.append((f"metric {escape(printable(name))}", text))
         first = d.get("signature_first", {})
         for sig, count in d["signatures"].items():
             rows.append(
-                ("signature", f"{count} x {escape(sig)}  [dim](first: trial {first.get(sig, '?')})[/]")
+                (
+                    "signature",
+                    f"{count} x {escape(printable(sig))}  [dim](first: trial {first.get(sig, '?')})[/]",
+                )
             )
         rows.append(("run dir", escape(str(self.run_dir))))
         rows.append(("report", escape(str(self.run_dir / "report.md"))))
@@ -154,7 +163,7 @@ class View:
             sig = next((s for s, t in d.get("signature_first", {}).items() if t == uf["first_fail"]), None)
             con.print(
                 f"[bold red]reproduced[/]: trial {uf['first_fail']} failed after {d['trials']} trial(s)"
-                + (f": {escape(sig)}" if sig else ""),
+                + (f": {escape(printable(sig))}" if sig else ""),
                 soft_wrap=True,
             )
             con.print(f"  logs: {escape(uf['logs'][0])}", soft_wrap=True)
