@@ -247,3 +247,25 @@ def test_an_interrupted_warm_up_resumes_with_its_own_ids(sleuth, tmp_path: Path)
     doc = res.json()
     assert doc["summary"]["warmup"]["trials"] == 2 and doc["summary"]["trials"] == 2
     assert [t["id"] for t in doc["warmup_trials"]] == ["w0001", "w0002"]
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [{"kind": "venv"}, {"kind": "container", "image": "x"}, {"kind": "vm"}, ["host"]],
+    ids=["venv-without-pins", "container-without-runtime", "unknown-kind", "not-an-object"],
+)
+def test_a_start_event_with_a_malformed_environment_is_one_line(sleuth, tmp_path: Path, environment) -> None:
+    """An edited journal whose environment lacks what its kind needs ended ``--resume`` with a
+    traceback (``KeyError: 'pins'``) instead of the one line that names the journal."""
+    rd = _finished_run(sleuth, tmp_path)
+    lines = (rd / "journal.jsonl").read_text().splitlines()
+    start = json.loads(lines[0])
+    start["config"]["environment"] = environment
+    kept = [json.dumps(start)] + [ln for ln in lines[1:] if '"event": "end"' not in ln]
+    (rd / "journal.jsonl").write_text("\n".join(kept) + "\n")
+    before = (rd / "journal.jsonl").read_bytes()
+    res = sleuth("run", "--resume", rd)
+    assert res.rc == 2 and "Traceback" not in res.stderr, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert "journal.jsonl" in line and "environment" in line, line
+    assert (rd / "journal.jsonl").read_bytes() == before
