@@ -461,6 +461,30 @@ def test_a_hang_up_while_the_summary_is_written_still_writes_it(sleuth_env, tmp_
     assert json.loads((rd / "summary.json").read_text())["summary"]["pass"] == 1
 
 
+@pytest.mark.parametrize("lines", [0, 3])
+def test_a_reader_that_goes_away_stops_the_run_as_ctrl_c_does(sleuth_env, tmp_path: Path, lines: int) -> None:
+    """``sleuth run ... | head -3`` (or ``| true``): the next row hit EPIPE and click (or rich) exited
+    1 on the spot, leaving a run dir with no summary, no report and no end event."""
+    proc = sleuth_proc(["run", "-n", "20", "--", "sleep", "0.2"], sleuth_env, tmp_path,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        for _ in range(lines):
+            proc.stdout.readline()
+        proc.stdout.close()  # the reader is gone
+        rc = proc.wait(timeout=60)  # a hang detector, not a timing claim
+    finally:
+        proc.kill()
+    err = proc.stderr.read().decode()
+    assert rc == 130, err
+    (rd,) = run_dirs(tmp_path)
+    doc = json.loads((rd / "summary.json").read_text())
+    events = [json.loads(line) for line in (rd / "journal.jsonl").read_text().splitlines()]
+    trials = [e for e in events if e["event"] == "trial"]
+    assert doc["summary"]["interrupted"] is True and len(doc["trials"]) == len(trials) < 20
+    assert events[-1]["event"] == "end" and (rd / "report.md").is_file()
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_a_signal_at_any_moment_ends_the_run_with_its_summary(sleuth_env, tmp_path: Path, seed: int) -> None:
     """SIGINT or SIGTERM at a random moment (start-up, trials, the summary): sleuth ends, exit 130,

@@ -6,8 +6,10 @@ nothing secret is printed: every text that comes from the command or its output 
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +22,35 @@ __all__ = ["View"]
 class View:
     """Live rows and progress while trials run; the summary after."""
 
-    def __init__(self, config: Any, run_dir: Path, secrets: Any, *, as_json: bool) -> None:
+    def __init__(
+        self,
+        config: Any,
+        run_dir: Path,
+        secrets: Any,
+        *,
+        as_json: bool,
+        stop: Callable[[], None] | None = None,
+    ) -> None:
         self.config = config
+        #: stops the run as a Ctrl-C does (the CLI's signal gate); called when stdout's reader is gone
+        self.stop_run = stop
         self.run_dir = run_dir
         self.secrets = secrets
         self.as_json = as_json
         self.con: Any = None
         self.progress: Any = None
+
+    def _reader_gone(self) -> None:
+        """The reader of stdout went away (``| head``, ``| grep -m1 FAIL``): print nothing more and
+        stop the run as a Ctrl-C does (trials stopped, the partial summary written, resumable)."""
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, sys.stdout.fileno())
+        finally:
+            os.close(null)
+        if self.stop_run is None:
+            raise KeyboardInterrupt
+        self.stop_run()
 
     def _public(self, text: str) -> str:
         return str(self.secrets.scrub(text)) if self.secrets else text
@@ -56,6 +80,7 @@ class View:
         )
         warm = f" after {c.warmup} warm-up trial(s)" if c.warmup else ""
         where = escape(str(self.run_dir))
+        self.con.on_broken_pipe = self._reader_gone  # rich's own: SystemExit(1), the run dir left open
         self.con.print(
             f"[bold]sleuth run[/] {what}{warm} of [cyan]{cmd}[/], {c.jobs} at a time -> {where}",
             soft_wrap=True,
@@ -79,9 +104,12 @@ class View:
         tid = trial.id  # warm-up ids start with "w"
         if not self.con.is_terminal:  # a log: plain text, fast (no markup to render)
             sep = "  " if extra and note else ""
-            sys.stdout.write(
-                f"{tid:>6}  {trial.outcome.name:<7} {rc:>5} {fmt_s(r.wall_s):>9}  {extra}{sep}{note}\n"
-            )
+            try:
+                sys.stdout.write(
+                    f"{tid:>6}  {trial.outcome.name:<7} {rc:>5} {fmt_s(r.wall_s):>9}  {extra}{sep}{note}\n"
+                )
+            except BrokenPipeError:
+                self._reader_gone()
             return
         from rich.markup import escape
 
