@@ -288,6 +288,7 @@ def test_command_not_found_is_an_error_outcome(sleuth) -> None:
         (["--env", "NOEQUALS", "--", "true"], "--env 'NOEQUALS'"),
         (["--env", "1BAD=x", "--", "true"], "not a valid variable name"),
         (["--metric", "x", "--", "true"], "--metric 'x'"),
+        (["--metric", "loss=(", "--", "true"], "--metric 'loss=(': invalid regex"),  # said --metric '('
         (["--fail-above", "loss=abc", "--", "true"], "not a number"),
         (["--oracle", "nosuchmod_xyz:f", "--", "true"], "--oracle 'nosuchmod_xyz:f'"),
         (["--cwd", "/no/such/dir", "--", "true"], "--cwd /no/such/dir"),
