@@ -269,3 +269,45 @@ def test_a_start_event_with_a_malformed_environment_is_one_line(sleuth, tmp_path
     (line,) = res.stderr.strip().splitlines()
     assert "journal.jsonl" in line and "environment" in line, line
     assert (rd / "journal.jsonl").read_bytes() == before
+
+
+def _killed_at_second_trial(sleuth, tmp_path: Path, *args: str) -> Path:
+    """A run of 3 whose second trial kills sleuth (kill -9 of its parent), once: a run dir to resume."""
+    mark = tmp_path / "killed"
+    script = f'[ "$SLEUTH_TRIAL_ID" = 0002 ] && [ ! -e {mark} ] && : > {mark} && kill -9 "$PPID"; true'
+    res = sleuth("run", "-n", "3", "--output", "o", *args, "--", "sh", "-c", script)
+    assert res.rc == -signal.SIGKILL, res.stderr
+    (rd,) = (tmp_path / "o").glob("run/*/*")
+    return rd
+
+
+def test_resume_with_its_working_directory_gone_changes_nothing(sleuth, tmp_path: Path) -> None:
+    """The run's --cwd (a scratch checkout) was removed: resume ran every missing trial as an ERROR
+    ("working directory not found") and finished the run, so it could not be resumed once restored."""
+    work = tmp_path / "work"
+    work.mkdir()
+    rd = _killed_at_second_trial(sleuth, tmp_path, "--cwd", str(work))
+    work.rmdir()
+    before = (rd / "journal.jsonl").read_bytes()
+    res = sleuth("run", "--resume", rd)
+    assert res.rc == 2, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert f"working directory {work} is gone" in line
+    assert (rd / "journal.jsonl").read_bytes() == before
+    work.mkdir()
+    again = sleuth("run", "--resume", rd, "--json")
+    assert again.rc == 0 and again.json()["summary"]["pass"] == 3, again.stderr
+
+
+def test_resume_with_its_oracle_file_gone_changes_nothing(sleuth, tmp_path: Path) -> None:
+    """The --oracle file was moved: resume reaped, journaled 'resume' and printed the header before
+    the oracle's import error."""
+    oracle = tmp_path / "judge.py"
+    oracle.write_text("def judge(result):\n    return None\n")
+    rd = _killed_at_second_trial(sleuth, tmp_path, "--oracle", f"{oracle}:judge")
+    oracle.rename(tmp_path / "moved.py")
+    before = (rd / "journal.jsonl").read_bytes()
+    res = sleuth("run", "--resume", rd)
+    assert res.rc == 2 and res.stdout == "", res.stdout + res.stderr
+    assert "judge.py" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert (rd / "journal.jsonl").read_bytes() == before

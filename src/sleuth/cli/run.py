@@ -184,6 +184,12 @@ def _resume(ctx: click.Context, kw: dict[str, Any]) -> int:
     config, state, secrets = batch.load_resume(path)
     if state.finished is not None:
         return _already_finished(path, state.finished, as_json=kw["as_json"])
+    if config.cwd is not None and not os.path.isdir(config.cwd):  # every trial left would be an ERROR
+        raise UsageError(
+            f"{path}: the run's working directory {config.cwd} is gone", hint="restore it, then resume again"
+        )
+    if config.oracle.callable_ref:
+        _check_oracle(config.oracle.callable_ref)
     prepared = _prepare(dict(config.environment))
     gate = batch.SignalGate()
     with _handlers(gate):
@@ -305,6 +311,18 @@ def _check_metric_regexes(metrics: Any) -> None:
             )
 
 
+def _check_oracle(ref: str) -> None:
+    """A bad ``--oracle`` reference fails now, before any trial runs (and before a run dir exists)."""
+    from sleuth.oracle import load_callable
+
+    dont_write = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True  # checking a flag leaves no __pycache__ behind
+    try:
+        load_callable(ref)
+    finally:
+        sys.dont_write_bytecode = dont_write
+
+
 def _config(kw: dict[str, Any]) -> Any:
     from sleuth import batch
     from sleuth.model import NAME_MAX, check_name
@@ -320,14 +338,7 @@ def _config(kw: dict[str, Any]) -> Any:
     _check_metric_regexes(metrics)
     oracle_ref = kw["oracle_ref"]
     if oracle_ref:
-        from sleuth.oracle import load_callable
-
-        dont_write = sys.dont_write_bytecode
-        sys.dont_write_bytecode = True  # checking a flag leaves no __pycache__ behind
-        try:
-            load_callable(oracle_ref)  # a bad reference fails now, before any trial runs
-        finally:
-            sys.dont_write_bytecode = dont_write
+        _check_oracle(oracle_ref)
         path, sep, func = oracle_ref.rpartition(":")
         if path.endswith(".py"):  # --resume from another directory must find the same file
             oracle_ref = f"{os.path.abspath(path)}{sep}{func}"
