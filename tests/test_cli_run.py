@@ -295,6 +295,8 @@ def test_command_not_found_is_an_error_outcome(sleuth) -> None:
         (["--with", "numpy", "--", "true"], "--environment venv"),
         (["--environment", "venv", "--", "true"], "needs at least one --with"),
         (["--trials", "x", "--", "true"], "--trials"),
+        # the trial ran in the image's working directory, the --cwd silently dropped
+        (["--environment", "podman:img", "--cwd", ".", "--", "true"], "--cwd does not go with"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(

@@ -344,6 +344,12 @@ def _config(kw: dict[str, Any]) -> Any:
             oracle_ref = f"{os.path.abspath(path)}{sep}{func}"
     oracle = oracle_from_flags(kw, oracle_ref=oracle_ref)
     cwd = check_cwd(kw["cwd"])
+    if cwd is not None and ":" in kw["environment"]:  # the host's directory is not in the image
+        raise UsageError(
+            f"--cwd does not go with --environment {kw['environment']}: the workload runs in the image's "
+            "own working directory",
+            hint="cd in the command instead, e.g. -- sh -c 'cd /app && python train.py'",
+        )
     if kw["name"] is not None and not check_name(kw["name"]):
         shown = kw["name"] if len(kw["name"]) <= 40 else kw["name"][:40] + "..."
         raise UsageError(
