@@ -179,8 +179,9 @@ def load_callable(ref: str, source: str = "--oracle") -> Callable[[TrialResult],
             module = _import_here_too(mod_name)
     except UsageError:
         raise
-    except Exception as exc:
-        raise UsageError(f"{source} {ref!r}: cannot import {mod_name}: {exc}") from exc
+    except (Exception, SystemExit) as exc:  # a script that exits when imported (argparse, sys.exit)
+        why = f"it exits when imported (SystemExit: {exc})" if isinstance(exc, SystemExit) else str(exc)
+        raise UsageError(f"{source} {ref!r}: cannot import {mod_name}: {why}") from None
     func = getattr(module, func_name, None)
     if not callable(func):
         raise UsageError(f"{source} {ref!r}: {mod_name} has no callable {func_name!r}")
@@ -226,7 +227,7 @@ class StandardOracle:
             return base
         try:
             value = self.custom(result)
-        except Exception as exc:  # a user's oracle must not crash the run
+        except (Exception, SystemExit) as exc:  # a user's oracle must not end the run (sys.exit in it)
             return Judgement(Outcome.ERROR, None, f"oracle raised {type(exc).__name__}: {exc}")
         return _coerce(value, base, result)
 
