@@ -295,6 +295,7 @@ def test_command_not_found_is_an_error_outcome(sleuth) -> None:
         (["--with", "numpy", "--", "true"], "--environment venv"),
         (["--environment", "venv", "--", "true"], "needs at least one --with"),
         (["--trials", "x", "--", "true"], "--trials"),
+        (["--output", "o" * 300, "--", "true"], "File name too long"),  # was an OSError traceback
         # the trial ran in the image's working directory, the --cwd silently dropped
         (["--environment", "podman:img", "--cwd", ".", "--", "true"], "--cwd does not go with"),
     ],
