@@ -489,6 +489,18 @@ def test_a_reader_that_goes_away_stops_the_run_as_ctrl_c_does(sleuth_env, tmp_pa
     assert events[-1]["event"] == "end" and (rd / "report.md").is_file()
 
 
+def test_started_with_stdout_closed_the_run_still_ends_with_its_summary(sleuth_env, tmp_path: Path) -> None:
+    """``sleuth run ... >&-`` (a cron line, a bare daemon): Python starts with ``sys.stdout`` None and
+    the first row raised AttributeError, exit 1 with the run dir left without summary or end event."""
+    argv = [sys.executable, "-m", "sleuth", "run", "-n", "2", "--", "true"]
+    res = subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", *argv], env=sleuth_env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    (rd,) = run_dirs(tmp_path)
+    events = [json.loads(line) for line in (rd / "journal.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "end" and events[-1]["summary"]["pass"] == 2
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_a_signal_at_any_moment_ends_the_run_with_its_summary(sleuth_env, tmp_path: Path, seed: int) -> None:
     """SIGINT or SIGTERM at a random moment (start-up, trials, the summary): sleuth ends, exit 130,
