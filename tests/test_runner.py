@@ -41,6 +41,32 @@ def test_command_not_found_is_an_error_not_a_crash(tmp_path: Path) -> None:
     assert r.rc is None
 
 
+@pytest.mark.parametrize(
+    ("first_line", "said"),
+    [
+        (b"#!/nonexistent/python3\n", "its interpreter /nonexistent/python3 (the #! line) was not found"),
+        (b"#!/bin/sh\r\n", "its #! line ends with a carriage return (CRLF line endings); save it with LF"),
+    ],
+    ids=["missing-interpreter", "crlf"],
+)
+def test_a_script_whose_interpreter_cannot_be_found_says_so(
+    tmp_path: Path, first_line: bytes, said: str
+) -> None:
+    """exec gives ENOENT for a script whose #! interpreter is missing (or is "/bin/sh\\r": a script
+    saved with Windows line endings), and the trial said "command not found: ./train.sh" of a file
+    that is right there."""
+    work = tmp_path / "work"
+    work.mkdir()
+    script = work / "train.sh"
+    script.write_bytes(first_line + b"echo hi\n")
+    script.chmod(0o755)
+    r = run_trial(spec("./train.sh", cwd=str(work)), tmp_path / "t1")
+    assert r.error == f"./train.sh: {said}"
+    on_path = spec("train.sh")
+    on_path = TrialSpec(argv=on_path.argv, env={**on_path.env, "PATH": f"{work}{os.pathsep}{os.defpath}"})
+    assert run_trial(on_path, tmp_path / "t2").error == f"train.sh: {said}"
+
+
 def test_missing_cwd_is_named(tmp_path: Path) -> None:
     r = run_trial(spec("true", cwd=str(tmp_path / "nope")), tmp_path / "t")
     assert r.error is not None and "working directory not found" in r.error

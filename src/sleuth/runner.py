@@ -201,7 +201,7 @@ def _spawn_into(r: Running, env: dict[str, str]) -> None:
             _spawn.forget_executable(spec.argv[0], env)  # moved since
             proc, live, cancelled = _spawn.spawn(spec.argv, r.marker, r.grace, r.cleanup, **kw)
     except OSError as exc:
-        r.error = _spawn.spawn_error(spec.argv, spec.cwd, exc)
+        r.error = _spawn.spawn_error(spec.argv, spec.cwd, exc, env.get("PATH", os.defpath))
         return
     r.proc, r.live = proc, live
     if spec.timeout_s is not None:
