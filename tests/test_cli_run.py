@@ -296,6 +296,7 @@ def test_command_not_found_is_an_error_outcome(sleuth) -> None:
         (["--environment", "venv", "--", "true"], "needs at least one --with"),
         (["--trials", "x", "--", "true"], "--trials"),
         (["--output", "o" * 300, "--", "true"], "File name too long"),  # was an OSError traceback
+        (["--", "", "x"], "an empty name"),  # `-- "$CMD" x`, CMD unset: every trial an ERROR, exit 4
         # the trial ran in the image's working directory, the --cwd silently dropped
         (["--environment", "podman:img", "--cwd", ".", "--", "true"], "--cwd does not go with"),
     ],

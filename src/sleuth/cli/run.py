@@ -332,6 +332,10 @@ def _config(kw: dict[str, Any]) -> Any:
         raise UsageError(
             "no command given", hint="put it after --, e.g. sleuth run --trials 5 -- python train.py"
         )
+    if not cmd[0].strip():  # `sleuth run -- "$CMD"` with CMD unset: every trial an ERROR
+        raise UsageError(
+            f"the command's program is {cmd[0]!r}, an empty name", hint="is a variable in the command unset?"
+        )
     trials, jobs = _check_limits(kw)
     timeout, grace = parse_timeout(kw["timeout"], kw["kill_grace"])
     metrics = parse_metrics(kw["metric"], kw["metric_series"])
