@@ -163,9 +163,13 @@ def _host(run_dir: Path) -> str:
 
 
 def _cell(x: Any) -> str:
-    """A table cell: pipes escaped, control characters (an escape sequence the workload printed, in
-    a signature or a metrics.json name) replaced, so `cat report.md` shows text."""
-    return printable(str(x).replace("|", "\\|").replace("\n", " "))
+    return str(x).replace("|", "\\|").replace("\n", " ")
+
+
+def _data_cell(x: Any) -> str:
+    """A cell of the workload's text (a signature, a metrics.json name): its control characters (an
+    escape sequence it printed) replaced too, so `cat report.md` shows text."""
+    return _cell(printable(str(x)))
 
 
 def _num(x: Any) -> str:
@@ -249,11 +253,11 @@ def render_report(
                  f"{_secs(w.get('min'))} | {_secs(w.get('max'))} | |")  # fmt: skip
     for name, m in d["metrics"].items():
         stat = " | ".join(_num(m[k]) for k in ("median", "p90", "min", "max"))
-        lines.append(f"| {_cell(name)} | {m['n']} | {stat} | {m.get('nonfinite', '')} |")
+        lines.append(f"| {_data_cell(name)} | {m['n']} | {stat} | {m.get('nonfinite', '')} |")
     if d["signatures"]:
         lines += ["", "## Failure signatures", "", "| trials | first trial | signature |", "|---|---|---|"]
         for sig, count in d["signatures"].items():
-            lines.append(f"| {count} | {d['signature_first'].get(sig, '')} | {_cell(sig)} |")
+            lines.append(f"| {count} | {d['signature_first'].get(sig, '')} | {_data_cell(sig)} |")
     records, failing_only = rows
     title = f"## Failing trials ({len(records)} of {d['fail']} shown)" if failing_only else "## Trials"
     if records or not failing_only:
@@ -277,7 +281,7 @@ def _row(r: Mapping[str, Any]) -> str:
     note = r.get("signature") or r.get("reason") or r.get("error") or ""
     return (
         f"| {_cell(r.get('id'))} | {_cell(str(r.get('outcome', '')).upper())} | {_cell(rc)} | "
-        f"{_secs(r.get('wall_s'))} | {_cell(metrics)} | {_cell(note)} |"
+        f"{_secs(r.get('wall_s'))} | {_data_cell(metrics)} | {_data_cell(note)} |"
     )
 
 
