@@ -94,6 +94,19 @@ def test_a_mistyped_pin_says_what_uv_could_not_parse(sleuth, tmp_path: Path) -> 
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_cache_that_is_a_file_is_one_line(sleuth, tmp_path: Path) -> None:
+    """``SLEUTH_CACHE`` naming a file: ``mkdir`` raised NotADirectoryError, a traceback."""
+    cache = tmp_path / "cache-file"
+    cache.write_text("not a directory\n")
+    res = sleuth(
+        "run", "--environment", "venv", "--with", "six", "--", "true", env={"SLEUTH_CACHE": str(cache)}
+    )
+    assert res.rc == 2 and "Traceback" not in res.stderr, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert f"venv cache {cache}/venvs: cannot create it" in line and "$SLEUTH_CACHE" in line
+    assert not (tmp_path / "runs").exists()
+
+
 def test_cache_key_depends_on_pins_not_order(tmp_path: Path) -> None:
     a = VenvEnvironment(pins=("a==1", "b==2"), cache=tmp_path)
     b = VenvEnvironment(pins=("b==2", "a==1"), cache=tmp_path)

@@ -199,7 +199,13 @@ class VenvEnvironment:
     def prepare(self) -> PreparedVenv:
         """Build the venv unless a complete one is cached."""
         path = self.path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (NotADirectoryError, FileExistsError, PermissionError) as exc:  # $SLEUTH_CACHE is a file
+            raise UsageError(
+                f"venv cache {path.parent}: cannot create it: {exc.strerror}",
+                hint="point $SLEUTH_CACHE at a directory sleuth may write",
+            ) from None
         with open(path.parent / f"{self._key}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not (path / _MARKER).is_file():
