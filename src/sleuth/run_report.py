@@ -218,7 +218,10 @@ def render_report(
         shape += f", timeout {config['timeout_s']:g}s"
     if "warmup" in d:
         w = d["warmup"]
-        shape += f"; {w['trials']} warm-up trial(s) first, not counted ({w['pass']} pass, {w['fail']} fail)"
+        more = "".join(f", {w[k]} {k}" for k in ("skip", "error") if w.get(k))
+        shape += (
+            f"; {w['trials']} warm-up trial(s) first, not counted ({w['pass']} pass, {w['fail']} fail{more})"
+        )
     lines = [
         f"# sleuth run: {config.get('name', 'run')}",
         "",

@@ -153,7 +153,11 @@ class View:
         if "warmup" in d:
             w = d["warmup"]
             rows.append(
-                ("warm-up", f"{w['trials']} trial(s), not counted: {w['pass']} pass  {w['fail']} fail")
+                (
+                    "warm-up",
+                    f"{w['trials']} trial(s), not counted: {w['pass']} pass  {w['fail']} fail"
+                    + "".join(f"  {w[k]} {k}" for k in ("skip", "error") if w.get(k)),
+                )
             )
         rows.append(("failure rate", fmt_rate(d["failure_rate"], d["failure_rate_ci"])))
         rows.append(("wall time", f"median {fmt_s(d['wall_s']['median'])}  p90 {fmt_s(d['wall_s']['p90'])}"))
