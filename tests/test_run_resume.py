@@ -311,3 +311,23 @@ def test_resume_with_its_oracle_file_gone_changes_nothing(sleuth, tmp_path: Path
     assert res.rc == 2 and res.stdout == "", res.stdout + res.stderr
     assert "judge.py" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert (rd / "journal.jsonl").read_bytes() == before
+
+
+def test_a_module_oracle_from_where_the_run_started_is_found_by_a_resume_elsewhere(
+    sleuth, tmp_path: Path
+) -> None:
+    """``--oracle judge_mod:judge`` is found in the current directory; ``--resume`` from another one
+    said "cannot import judge_mod" (a file.py reference is made absolute, a module one cannot be)."""
+    start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
+    start.mkdir()
+    elsewhere.mkdir()
+    (start / "judge_mod.py").write_text("def judge(result):\n    return None\n")
+    mark = tmp_path / "killed"
+    script = f'[ "$SLEUTH_TRIAL_ID" = 0002 ] && [ ! -e {mark} ] && : > {mark} && kill -9 "$PPID"; true'
+    res = sleuth("run", "-n", "3", "--output", tmp_path / "o", "--oracle", "judge_mod:judge", "--", "sh", "-c",
+                 script, cwd=start)  # fmt: skip
+    assert res.rc == -signal.SIGKILL, res.stderr
+    (rd,) = (tmp_path / "o").glob("run/*/*")
+    again = sleuth("run", "--resume", rd, "--json", cwd=elsewhere)
+    assert again.rc == 0, again.stderr
+    assert again.json()["summary"]["pass"] == 3

@@ -188,8 +188,8 @@ def _resume(ctx: click.Context, kw: dict[str, Any]) -> int:
         raise UsageError(
             f"{path}: the run's working directory {config.cwd} is gone", hint="restore it, then resume again"
         )
-    if config.oracle.callable_ref:
-        _check_oracle(config.oracle.callable_ref)
+    if config.oracle.callable_ref:  # a module found where the run started is found from anywhere
+        _check_oracle(config.oracle.callable_ref, also=(config.cwd,) if config.cwd else ())
     prepared = _prepare(dict(config.environment))
     gate = batch.SignalGate()
     with _handlers(gate):
@@ -311,14 +311,15 @@ def _check_metric_regexes(metrics: Any) -> None:
             )
 
 
-def _check_oracle(ref: str) -> None:
-    """A bad ``--oracle`` reference fails now, before any trial runs (and before a run dir exists)."""
+def _check_oracle(ref: str, also: tuple[str, ...] = ()) -> None:
+    """A bad ``--oracle`` reference fails now, before any trial runs (and before a run dir exists).
+    The module it imports stays imported: the run's oracle is built from it."""
     from sleuth.oracle import load_callable
 
     dont_write = sys.dont_write_bytecode
     sys.dont_write_bytecode = True  # checking a flag leaves no __pycache__ behind
     try:
-        load_callable(ref)
+        load_callable(ref, also=also)
     finally:
         sys.dont_write_bytecode = dont_write
 
