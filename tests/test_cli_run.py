@@ -502,6 +502,19 @@ def test_started_with_stdout_closed_the_run_still_ends_with_its_summary(sleuth_e
     assert events[-1]["event"] == "end" and events[-1]["summary"]["pass"] == 2
 
 
+def test_run_from_a_directory_that_was_removed_is_one_line(sleuth, tmp_path: Path) -> None:
+    """The shell sat in a build dir that was removed and recreated: os.getcwd() raised, a traceback."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    argv = [sys.executable, "-m", "sleuth", "run", "--output", str(tmp_path / "o"), "--", "true"]
+    script = f'cd {gone} && rmdir {gone} && exec "$@"'
+    res = subprocess.run(["sh", "-c", script, "sh", *argv], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert "the current directory no longer exists" in line
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_a_signal_at_any_moment_ends_the_run_with_its_summary(sleuth_env, tmp_path: Path, seed: int) -> None:
     """SIGINT or SIGTERM at a random moment (start-up, trials, the summary): sleuth ends, exit 130,

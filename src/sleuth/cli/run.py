@@ -333,6 +333,12 @@ def _config(kw: dict[str, Any]) -> Any:
         raise UsageError(
             "no command given", hint="put it after --, e.g. sleuth run --trials 5 -- python train.py"
         )
+    try:
+        here = os.getcwd()
+    except FileNotFoundError:  # the shell sits in a directory that was removed (a rebuilt build dir)
+        raise UsageError(
+            "the current directory no longer exists", hint="cd to one that does (it was removed)"
+        ) from None
     if not cmd[0].strip():  # `sleuth run -- "$CMD"` with CMD unset: every trial an ERROR
         raise UsageError(
             f"the command's program is {cmd[0]!r}, an empty name", hint="is a variable in the command unset?"
@@ -366,7 +372,7 @@ def _config(kw: dict[str, Any]) -> Any:
         argv=cmd,
         env=parse_env(kw["env"]),
         # recorded absolute: `--resume` from another directory runs the trials where they started
-        cwd=cwd or os.getcwd(),
+        cwd=cwd or here,
         timeout_s=timeout,
         kill_grace_s=grace,
         trials=trials,
