@@ -111,7 +111,7 @@ _OS_HINTS = {
     errno.EDQUOT: f"free some space or raise the quota, {_RESUME}",
     errno.EROFS: "the file system is read-only; give --output (or $SLEUTH_OUTPUT) a writable folder",
     errno.EACCES: "check its permissions (a run dir goes under --output or $SLEUTH_OUTPUT)",
-    errno.EMFILE: f"too many open files; raise the limit (ulimit -n), {_RESUME}",
+    errno.EMFILE: f"raise the limit (ulimit -n), {_RESUME}",
     errno.ENFILE: f"the system ran out of file handles; {_RESUME}",
     errno.EIO: "an I/O error: check the disk",
 }
