@@ -163,6 +163,18 @@ def test_escape_sequences_a_workload_prints_never_reach_the_terminal_or_report(
     assert not any(c in stopped.stdout + stopped.stderr for c in "\x1b\x07\x00\x08"), stopped.stderr
 
 
+@pytest.mark.parametrize("flag", ["--fail-above", "--fail-below"])
+def test_a_nan_anywhere_in_a_series_fails_its_threshold(sleuth, flag: str) -> None:
+    """A loss series that goes NaN mid-run PASSed ``--fail-above loss=5``: ``max((1, nan, 3))`` is 3
+    (NaN compares false), so only a NaN in first place failed, where a NaN scalar always fails."""
+    code = "[print(f'loss={x}') for x in ('1.0', 'nan', '3.0')]"
+    limit = "loss=5" if flag == "--fail-above" else "loss=0.5"
+    res = sleuth("run", "--json", "--metric-series", "loss=loss=(\\S+)", flag, limit, "--", PY, "-c", code)
+    (t,) = res.json()["trials"]
+    assert res.rc == 1 and t["outcome"] == "fail", t
+    assert t["metrics"]["loss"] == [1.0, "nan", 3.0]
+
+
 def test_nan_and_inf_metrics_keep_the_json_strict(sleuth, tmp_path: Path) -> None:
     """A NaN loss is exactly what users extract; --json, summary.json and the journal stay JSON."""
     script = (

@@ -269,7 +269,12 @@ class StandardOracle:
             if value is None or value == ():  # an empty series (metrics.json's []) has no worst value
                 why = "not found" if value is None else "has no values"
                 return Judgement(Outcome.FAIL, f"metric missing: {t.name}", f"metric {t.name} {why}")
-            worst = (max(value) if t.above else min(value)) if isinstance(value, tuple) else value
+            if isinstance(value, tuple):  # a NaN anywhere is the worst (max/min saw it only when first)
+                worst = (
+                    math.nan if any(math.isnan(x) for x in value) else (max(value) if t.above else min(value))
+                )
+            else:
+                worst = value
             if math.isnan(worst) or (worst > t.limit if t.above else worst < t.limit):
                 return Judgement(
                     Outcome.FAIL, f"metric {t.describe()}", f"{t.name}={worst:g} ({t.describe()})"
