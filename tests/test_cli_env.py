@@ -222,19 +222,35 @@ def test_diff_json(snapshot_file: Path, tmp_path: Path) -> None:
         ("{not json", "not JSON"),
         ("[1, 2]", "not an environment snapshot"),
         ('{"a": ' + "1" * 5000 + "}", "not JSON"),  # past the int digit limit: a ValueError
+        # said "cannot read: 'utf-8' codec can't decode byte 0xff in position 1: invalid start byte"
+        (b"{\xff}", "not UTF-8 text (byte 0xff at offset 1); save the file as UTF-8"),
+        ("dir", "a directory, not a snapshot"),  # said "cannot read: [Errno 21] Is a directory: ..."
     ],
 )
 def test_diff_bad_file_is_one_line_exit_2(
     snapshot_file: Path, tmp_path: Path, content: str | None, message: str
 ) -> None:
     bad = tmp_path / "bad.json"
-    if content is not None:
+    if content == "dir":
+        bad.mkdir()
+    elif isinstance(content, bytes):
+        bad.write_bytes(content)
+    elif content is not None:
         bad.write_text(content)
     proc = sleuth("env", "diff", str(snapshot_file), str(bad))
     assert proc.returncode == 2
     assert message in proc.stderr
     assert str(bad) in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_diff_reads_a_snapshot_saved_with_a_byte_order_mark(snapshot_file: Path, tmp_path: Path) -> None:
+    """A snapshot re-saved by an editor (or PowerShell's Out-File) starts with a UTF-8 BOM: it was
+    refused as "not JSON (Unexpected UTF-8 BOM (decode using utf-8-sig) ...)"."""
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + snapshot_file.read_bytes())
+    proc = sleuth("env", "diff", str(snapshot_file), str(bom))
+    assert proc.returncode == 0 and "identical" in proc.stdout, proc.stderr
 
 
 def test_diff_hides_secrets_the_snapshots_hold(snapshot_file: Path, tmp_path: Path) -> None:

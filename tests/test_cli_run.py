@@ -129,6 +129,52 @@ def test_metric_thresholds_and_series(sleuth) -> None:
     assert ok.rc == 0
 
 
+def test_a_threshold_on_an_empty_series_is_a_missing_metric(sleuth) -> None:
+    """metrics.json's ``{"loss": []}`` with ``--fail-above loss=1`` crashed the run with a traceback
+    (``max() arg is an empty sequence``), leaving a run dir without a summary."""
+    code = "import json,os; json.dump({'loss': []}, open(os.environ['SLEUTH_TRIAL_DIR']+'/metrics.json','w'))"
+    res = sleuth("run", "-n", "2", "--json", "--fail-above", "loss=1", "--", PY, "-c", code)
+    assert res.rc == 1 and "Traceback" not in res.stderr, res.stderr
+    trials = res.json()["trials"]
+    assert [(t["outcome"], t["signature"]) for t in trials] == [("fail", "metric missing: loss")] * 2
+
+
+def test_escape_sequences_a_workload_prints_never_reach_the_terminal_or_report(
+    sleuth, tmp_path: Path
+) -> None:
+    """A signature (the error line) and a metrics.json name are the workload's text: an OSC sequence
+    (set the title, write the clipboard), a NUL or a backspace in them went raw to the terminal, to
+    report.md and into the one-line usage error that lists the metrics seen."""
+    code = (
+        "import json,os,sys; "
+        "json.dump({'lo\\x1b]0;pwned\\x07ss': 1.0}, open(os.environ['SLEUTH_TRIAL_DIR']+'/metrics.json','w')); "
+        "sys.stderr.write('Error: \\x1b]52;c;aGk=\\x07 boom \\x00\\x08 end\\n'); sys.exit(1)"
+    )
+    res = sleuth("run", "-n", "1", "--", PY, "-c", code)
+    assert res.rc == 1 and "boom" in res.stdout and "pwned" in res.stdout
+    (rd,) = run_dirs(tmp_path)
+    report = (rd / "report.md").read_text()
+    assert "boom" in report and "pwned" in report
+    for text in (res.stdout, res.stderr, report):
+        assert not any(c in text for c in "\x1b\x07\x00\x08"), text
+    ok = code.replace("sys.exit(1)", "sys.exit(0)")
+    stopped = sleuth("run", "-n", "1", "--metric", "x=x=(\\d)", "--", PY, "-c", ok)
+    assert stopped.rc == 2 and "pwned" in stopped.stderr
+    assert not any(c in stopped.stdout + stopped.stderr for c in "\x1b\x07\x00\x08"), stopped.stderr
+
+
+@pytest.mark.parametrize("flag", ["--fail-above", "--fail-below"])
+def test_a_nan_anywhere_in_a_series_fails_its_threshold(sleuth, flag: str) -> None:
+    """A loss series that goes NaN mid-run PASSed ``--fail-above loss=5``: ``max((1, nan, 3))`` is 3
+    (NaN compares false), so only a NaN in first place failed, where a NaN scalar always fails."""
+    code = "[print(f'loss={x}') for x in ('1.0', 'nan', '3.0')]"
+    limit = "loss=5" if flag == "--fail-above" else "loss=0.5"
+    res = sleuth("run", "--json", "--metric-series", "loss=loss=(\\S+)", flag, limit, "--", PY, "-c", code)
+    (t,) = res.json()["trials"]
+    assert res.rc == 1 and t["outcome"] == "fail", t
+    assert t["metrics"]["loss"] == [1.0, "nan", 3.0]
+
+
 def test_nan_and_inf_metrics_keep_the_json_strict(sleuth, tmp_path: Path) -> None:
     """A NaN loss is exactly what users extract; --json, summary.json and the journal stay JSON."""
     script = (
@@ -254,12 +300,17 @@ def test_command_not_found_is_an_error_outcome(sleuth) -> None:
         (["--env", "NOEQUALS", "--", "true"], "--env 'NOEQUALS'"),
         (["--env", "1BAD=x", "--", "true"], "not a valid variable name"),
         (["--metric", "x", "--", "true"], "--metric 'x'"),
+        (["--metric", "loss=(", "--", "true"], "--metric 'loss=(': invalid regex"),  # said --metric '('
         (["--fail-above", "loss=abc", "--", "true"], "not a number"),
         (["--oracle", "nosuchmod_xyz:f", "--", "true"], "--oracle 'nosuchmod_xyz:f'"),
         (["--cwd", "/no/such/dir", "--", "true"], "--cwd /no/such/dir"),
         (["--with", "numpy", "--", "true"], "--environment venv"),
         (["--environment", "venv", "--", "true"], "needs at least one --with"),
         (["--trials", "x", "--", "true"], "--trials"),
+        (["--output", "o" * 300, "--", "true"], "File name too long"),  # was an OSError traceback
+        (["--", "", "x"], "an empty name"),  # `-- "$CMD" x`, CMD unset: every trial an ERROR, exit 4
+        # the trial ran in the image's working directory, the --cwd silently dropped
+        (["--environment", "podman:img", "--cwd", ".", "--", "true"], "--cwd does not go with"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(
@@ -397,6 +448,83 @@ def test_a_terminal_that_goes_away_is_an_interrupt_not_a_disk_error(
     assert wait_dead(int(pidfile.read_text())), "the hang-up left a trial running"
     (summary,) = tmp_path.glob("o/run/*/*/summary.json")
     assert json.loads(summary.read_text())["summary"]["interrupted"] is True
+
+
+def test_a_hang_up_while_the_summary_is_written_still_writes_it(sleuth_env, tmp_path: Path) -> None:
+    """SIGHUP once the trials were done (the summary waits for the host snapshot, here a slow
+    nvidia-smi) raised at once: no summary.json, no report.md, no end event, where SIGINT and
+    SIGTERM are held until the summary is whole."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvidia-smi").write_text("#!/bin/sh\nexec sleep 60\n")
+    (fake / "nvidia-smi").chmod(0o755)
+    env = {**sleuth_env, "PATH": f"{fake}{os.pathsep}{sleuth_env['PATH']}"}
+    proc = sleuth_proc(["run", "-n", "1", "--", "true"], env, tmp_path, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+            '"event": "trial"' in (rd / "journal.jsonl").read_text() for rd in run_dirs(tmp_path)
+        ):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    (rd,) = run_dirs(tmp_path)
+    events = [json.loads(line) for line in (rd / "journal.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "end" and (rd / "report.md").is_file()
+    assert json.loads((rd / "summary.json").read_text())["summary"]["pass"] == 1
+
+
+@pytest.mark.parametrize("lines", [0, 3])
+def test_a_reader_that_goes_away_stops_the_run_as_ctrl_c_does(sleuth_env, tmp_path: Path, lines: int) -> None:
+    """``sleuth run ... | head -3`` (or ``| true``): the next row hit EPIPE and click (or rich) exited
+    1 on the spot, leaving a run dir with no summary, no report and no end event."""
+    proc = sleuth_proc(["run", "-n", "20", "--", "sleep", "0.2"], sleuth_env, tmp_path,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        for _ in range(lines):
+            proc.stdout.readline()
+        proc.stdout.close()  # the reader is gone
+        rc = proc.wait(timeout=60)  # a hang detector, not a timing claim
+    finally:
+        proc.kill()
+    err = proc.stderr.read().decode()
+    assert rc == 130, err
+    (rd,) = run_dirs(tmp_path)
+    doc = json.loads((rd / "summary.json").read_text())
+    events = [json.loads(line) for line in (rd / "journal.jsonl").read_text().splitlines()]
+    trials = [e for e in events if e["event"] == "trial"]
+    assert doc["summary"]["interrupted"] is True and len(doc["trials"]) == len(trials) < 20
+    assert events[-1]["event"] == "end" and (rd / "report.md").is_file()
+
+
+def test_started_with_stdout_closed_the_run_still_ends_with_its_summary(sleuth_env, tmp_path: Path) -> None:
+    """``sleuth run ... >&-`` (a cron line, a bare daemon): Python starts with ``sys.stdout`` None and
+    the first row raised AttributeError, exit 1 with the run dir left without summary or end event."""
+    argv = [sys.executable, "-m", "sleuth", "run", "-n", "2", "--", "true"]
+    res = subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", *argv], env=sleuth_env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    (rd,) = run_dirs(tmp_path)
+    events = [json.loads(line) for line in (rd / "journal.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "end" and events[-1]["summary"]["pass"] == 2
+
+
+def test_run_from_a_directory_that_was_removed_is_one_line(sleuth, tmp_path: Path) -> None:
+    """The shell sat in a build dir that was removed and recreated: os.getcwd() raised, a traceback."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    argv = [sys.executable, "-m", "sleuth", "run", "--output", str(tmp_path / "o"), "--", "true"]
+    script = f'cd {gone} && rmdir {gone} && exec "$@"'
+    res = subprocess.run(["sh", "-c", script, "sh", *argv], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert "the current directory no longer exists" in line
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("seed", range(10))

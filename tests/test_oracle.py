@@ -5,11 +5,21 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sleuth.errors import UsageError
 from sleuth.model import Outcome, Stream, TrialResult, TrialSpec
-from sleuth.oracle import OracleConfig, Threshold, build_oracle, error_line, normalize_line, same_failure
+from sleuth.oracle import (
+    OracleConfig,
+    Threshold,
+    build_oracle,
+    error_line,
+    load_callable,
+    normalize_line,
+    same_failure,
+)
 
 
 def result(
@@ -110,6 +120,24 @@ def test_custom_oracle_from_file(tmp_path: Path) -> None:
     )  # None keeps the rules
     j = build_oracle(cfg).judge(result(tmp_path / "4", rc=0, stdout="explode\n"))
     assert j.outcome is Outcome.ERROR and "RuntimeError: oops" in j.reason
+
+
+def test_an_oracle_that_calls_sys_exit_is_an_error_not_the_end_of_sleuth(tmp_path: Path) -> None:
+    """``sys.exit()`` in a user's oracle (a script's argparse, a copied main) escaped ``except
+    Exception`` and ended ``sleuth run`` mid-run: exit 1, no summary, the next trials never run."""
+    f = tmp_path / "exiting.py"
+    f.write_text("import sys\ndef judge(r):\n    sys.exit('judge gave up')\n")
+    j = build_oracle(OracleConfig(callable_ref=f"{f}:judge")).judge(result(tmp_path / "1", rc=0))
+    assert j.outcome is Outcome.ERROR and j.reason == "oracle raised SystemExit: judge gave up"
+
+
+def test_an_oracle_file_that_exits_when_imported_is_a_usage_error(tmp_path: Path) -> None:
+    """A script with argparse at the top level: importing it ran ``parse_args`` on sleuth's own argv,
+    printed ``usage: sleuth [-h] x`` and exited with the script's code instead of naming --oracle."""
+    f = tmp_path / "script.py"
+    f.write_text("import sys\nsys.exit(3)\ndef judge(r):\n    return None\n")
+    with pytest.raises(UsageError, match=r"--oracle .*script.py:judge.*it exits when imported"):
+        load_callable(f"{f}:judge")
 
 
 def test_error_line_prefers_the_last_exception() -> None:

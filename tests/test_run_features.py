@@ -240,3 +240,13 @@ def test_piped_output_shows_a_heartbeat(sleuth) -> None:
     )
     assert res.rc == 0
     assert re.search(r"^trials \d/3 \(\d+%\), 0:0\d elapsed$", res.stdout, re.M), res.stdout
+
+
+def test_warm_ups_that_skip_say_so_in_the_summary_and_report(sleuth, tmp_path: Path) -> None:
+    """Warm-ups that were SKIPs (or ERRORs) read "0 pass  0 fail": as if none had run."""
+    code = "import os, sys; sys.exit(3 if os.environ['SLEUTH_TRIAL_ID'].startswith('w') else 0)"
+    res = sleuth("run", "-n", "1", "--warmup", "2", "--skip-exit", "3", "--", PY, "-c", code)
+    assert res.rc == 0, res.stderr
+    assert "not counted: 0 pass  0 fail  2 skip" in res.stdout
+    (report,) = (tmp_path / "runs").glob("run/*/*/report.md")
+    assert "not counted (0 pass, 0 fail, 2 skip)" in report.read_text()

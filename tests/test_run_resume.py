@@ -247,3 +247,87 @@ def test_an_interrupted_warm_up_resumes_with_its_own_ids(sleuth, tmp_path: Path)
     doc = res.json()
     assert doc["summary"]["warmup"]["trials"] == 2 and doc["summary"]["trials"] == 2
     assert [t["id"] for t in doc["warmup_trials"]] == ["w0001", "w0002"]
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [{"kind": "venv"}, {"kind": "container", "image": "x"}, {"kind": "vm"}, ["host"]],
+    ids=["venv-without-pins", "container-without-runtime", "unknown-kind", "not-an-object"],
+)
+def test_a_start_event_with_a_malformed_environment_is_one_line(sleuth, tmp_path: Path, environment) -> None:
+    """An edited journal whose environment lacks what its kind needs ended ``--resume`` with a
+    traceback (``KeyError: 'pins'``) instead of the one line that names the journal."""
+    rd = _finished_run(sleuth, tmp_path)
+    lines = (rd / "journal.jsonl").read_text().splitlines()
+    start = json.loads(lines[0])
+    start["config"]["environment"] = environment
+    kept = [json.dumps(start)] + [ln for ln in lines[1:] if '"event": "end"' not in ln]
+    (rd / "journal.jsonl").write_text("\n".join(kept) + "\n")
+    before = (rd / "journal.jsonl").read_bytes()
+    res = sleuth("run", "--resume", rd)
+    assert res.rc == 2 and "Traceback" not in res.stderr, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert "journal.jsonl" in line and "environment" in line, line
+    assert (rd / "journal.jsonl").read_bytes() == before
+
+
+def _killed_at_second_trial(sleuth, tmp_path: Path, *args: str) -> Path:
+    """A run of 3 whose second trial kills sleuth (kill -9 of its parent), once: a run dir to resume."""
+    mark = tmp_path / "killed"
+    script = f'[ "$SLEUTH_TRIAL_ID" = 0002 ] && [ ! -e {mark} ] && : > {mark} && kill -9 "$PPID"; true'
+    res = sleuth("run", "-n", "3", "--output", "o", *args, "--", "sh", "-c", script)
+    assert res.rc == -signal.SIGKILL, res.stderr
+    (rd,) = (tmp_path / "o").glob("run/*/*")
+    return rd
+
+
+def test_resume_with_its_working_directory_gone_changes_nothing(sleuth, tmp_path: Path) -> None:
+    """The run's --cwd (a scratch checkout) was removed: resume ran every missing trial as an ERROR
+    ("working directory not found") and finished the run, so it could not be resumed once restored."""
+    work = tmp_path / "work"
+    work.mkdir()
+    rd = _killed_at_second_trial(sleuth, tmp_path, "--cwd", str(work))
+    work.rmdir()
+    before = (rd / "journal.jsonl").read_bytes()
+    res = sleuth("run", "--resume", rd)
+    assert res.rc == 2, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert f"working directory {work} is gone" in line
+    assert (rd / "journal.jsonl").read_bytes() == before
+    work.mkdir()
+    again = sleuth("run", "--resume", rd, "--json")
+    assert again.rc == 0 and again.json()["summary"]["pass"] == 3, again.stderr
+
+
+def test_resume_with_its_oracle_file_gone_changes_nothing(sleuth, tmp_path: Path) -> None:
+    """The --oracle file was moved: resume reaped, journaled 'resume' and printed the header before
+    the oracle's import error."""
+    oracle = tmp_path / "judge.py"
+    oracle.write_text("def judge(result):\n    return None\n")
+    rd = _killed_at_second_trial(sleuth, tmp_path, "--oracle", f"{oracle}:judge")
+    oracle.rename(tmp_path / "moved.py")
+    before = (rd / "journal.jsonl").read_bytes()
+    res = sleuth("run", "--resume", rd)
+    assert res.rc == 2 and res.stdout == "", res.stdout + res.stderr
+    assert "judge.py" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert (rd / "journal.jsonl").read_bytes() == before
+
+
+def test_a_module_oracle_from_where_the_run_started_is_found_by_a_resume_elsewhere(
+    sleuth, tmp_path: Path
+) -> None:
+    """``--oracle judge_mod:judge`` is found in the current directory; ``--resume`` from another one
+    said "cannot import judge_mod" (a file.py reference is made absolute, a module one cannot be)."""
+    start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
+    start.mkdir()
+    elsewhere.mkdir()
+    (start / "judge_mod.py").write_text("def judge(result):\n    return None\n")
+    mark = tmp_path / "killed"
+    script = f'[ "$SLEUTH_TRIAL_ID" = 0002 ] && [ ! -e {mark} ] && : > {mark} && kill -9 "$PPID"; true'
+    res = sleuth("run", "-n", "3", "--output", tmp_path / "o", "--oracle", "judge_mod:judge", "--", "sh", "-c",
+                 script, cwd=start)  # fmt: skip
+    assert res.rc == -signal.SIGKILL, res.stderr
+    (rd,) = (tmp_path / "o").glob("run/*/*")
+    again = sleuth("run", "--resume", rd, "--json", cwd=elsewhere)
+    assert again.rc == 0, again.stderr
+    assert again.json()["summary"]["pass"] == 3

@@ -41,6 +41,83 @@ def test_command_not_found_is_an_error_not_a_crash(tmp_path: Path) -> None:
     assert r.rc is None
 
 
+@pytest.mark.parametrize(
+    ("first_line", "said"),
+    [
+        (b"#!/nonexistent/python3\n", "its interpreter /nonexistent/python3 (the #! line) was not found"),
+        (b"#!/bin/sh\r\n", "its #! line ends with a carriage return (CRLF line endings); save it with LF"),
+    ],
+    ids=["missing-interpreter", "crlf"],
+)
+def test_a_script_whose_interpreter_cannot_be_found_says_so(
+    tmp_path: Path, first_line: bytes, said: str
+) -> None:
+    """exec gives ENOENT for a script whose #! interpreter is missing (or is "/bin/sh\\r": a script
+    saved with Windows line endings), and the trial said "command not found: ./train.sh" of a file
+    that is right there."""
+    work = tmp_path / "work"
+    work.mkdir()
+    script = work / "train.sh"
+    script.write_bytes(first_line + b"echo hi\n")
+    script.chmod(0o755)
+    r = run_trial(spec("./train.sh", cwd=str(work)), tmp_path / "t1")
+    assert r.error == f"./train.sh: {said}"
+    on_path = spec("train.sh")
+    on_path = TrialSpec(argv=on_path.argv, env={**on_path.env, "PATH": f"{work}{os.pathsep}{os.defpath}"})
+    assert run_trial(on_path, tmp_path / "t2").error == f"train.sh: {said}"
+
+
+_NO_FDS_LEFT = """
+import os, resource, sys
+from pathlib import Path
+from sleuth.model import TrialSpec
+from sleuth.runner import run_trial
+spec = TrialSpec(argv=("true",), env=dict(os.environ))
+run_trial(spec, Path(sys.argv[1]) / "warm")
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+held = []
+try:
+    while True:
+        held.append(os.open(os.devnull, os.O_RDONLY))
+except OSError:
+    pass
+for fd in held[-2:]:  # room for the trial's stdout and stderr, none for the spawn's pipe
+    os.close(fd)
+try:
+    r = run_trial(spec, Path(sys.argv[1]) / "t")
+    print("result", r.error)
+except OSError as exc:
+    print("raised", exc.errno)
+"""
+
+
+def test_sleuth_out_of_file_descriptors_raises_and_is_no_trial_result(tmp_path: Path) -> None:
+    """EMFILE at the spawn became the trial's ERROR ("could not start true: Too many open files"),
+    journaled as its result, so a resume after raising the limit never ran it again."""
+    import errno
+
+    out = subprocess.run([sys.executable, "-c", _NO_FDS_LEFT, str(tmp_path)], capture_output=True, text=True,
+                         timeout=60, check=True).stdout  # fmt: skip
+    assert out.split() == ["raised", str(errno.EMFILE)], out
+
+
+def test_a_run_out_of_file_descriptors_records_no_error_trial_and_resumes(sleuth, tmp_path: Path) -> None:
+    """``ulimit -n 128`` and ``--jobs 100``: trials that could not be spawned were journaled as ERRORs
+    (so the resume the message asked for kept them), and the message said "Too many open files;
+    too many open files; raise the limit"."""
+    args = ["run", "-n", "100", "-j", "100", "--output", str(tmp_path / "o"), "--", "sleep", "0.5"]
+    argv = [sys.executable, "-m", "sleuth", *args]
+    res = subprocess.run(["sh", "-c", 'ulimit -n 128 && exec "$@"', "sh", *argv], capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 4, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert line.lower().count("too many open files") == 1 and "ulimit -n" in line, line
+    (rd,) = (tmp_path / "o").glob("run/*/*")
+    assert '"outcome": "error"' not in (rd / "journal.jsonl").read_text()
+    again = sleuth("run", "--resume", rd, "--json")
+    assert again.rc == 0 and again.json()["summary"]["pass"] == 100, again.stderr
+
+
 def test_missing_cwd_is_named(tmp_path: Path) -> None:
     r = run_trial(spec("true", cwd=str(tmp_path / "nope")), tmp_path / "t")
     assert r.error is not None and "working directory not found" in r.error

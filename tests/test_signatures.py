@@ -316,3 +316,34 @@ def test_a_warning_is_not_the_error() -> None:
     assert error_text(warn) is None
     assert error_text(warn + "all_reduce failed on rank 2\n") == "all_reduce failed on rank 2"
     assert error_text(warn + TB + "RuntimeError: bad sum\n") == "RuntimeError: bad sum"
+
+
+#: the end of a torchrun launch whose rank died (torch.distributed.elastic's ChildFailedError): the
+#: exception's line is empty and a rule of '=' comes before the text that names the failure
+TORCHRUN_TAIL = """\
+Traceback (most recent call last):
+  File "/usr/bin/torchrun", line 8, in <module>
+    sys.exit(main())
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError:
+============================================================
+train.py FAILED
+------------------------------------------------------------
+Failures:
+  <NO_OTHER_FAILURES>
+------------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  time      : 2026-12-01_10:00:05
+  rank      : 1 (local_rank: 1)
+  exitcode  : -6 (pid: 1234)
+============================================================
+"""
+
+
+def test_a_rule_under_an_empty_message_is_not_the_message() -> None:
+    """Every torchrun failure got the signature ``...ChildFailedError: =====...`` (the rule under
+    the empty message line), so failures of different scripts read as one."""
+    text = error_text(TORCHRUN_TAIL)
+    assert text == "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: train.py FAILED"
+    other = error_text(TORCHRUN_TAIL.replace("train.py FAILED", "eval.py FAILED"))
+    assert not same_failure(make_signature("exit 1", text), make_signature("exit 1", other))

@@ -190,6 +190,20 @@ def test_diff_reports_changed_added_removed_and_ignores_volatile() -> None:
     assert changes["packages.numpy"].to_dict()["kind"] == "changed"
 
 
+def test_diff_of_an_empty_section_against_a_full_one_lists_only_its_keys() -> None:
+    """A machine with no NCCL_/CUDA_ variables has ``"env": {}``: the diff against one that has
+    some said "- env: {}" (the section removed, one difference too many) beside each added key."""
+    a: dict[str, Any] = {"env": {}, "gpu": {"list": []}}
+    b: dict[str, Any] = {"env": {"NCCL_DEBUG": "INFO"}, "gpu": {"list": [{"name": "X"}]}}
+    added = [(c.path, c.kind) for c in diff(a, b)]
+    assert added == [("env.NCCL_DEBUG", ChangeKind.ADDED), ("gpu.list[0].name", ChangeKind.ADDED)]
+    assert [(c.path, c.kind) for c in diff(b, a)] == [
+        ("env.NCCL_DEBUG", ChangeKind.REMOVED),
+        ("gpu.list[0].name", ChangeKind.REMOVED),
+    ]
+    assert [c.path for c in diff({"env": {}}, {"env": None})] == ["env"]
+
+
 #: TensorFlow's documented variables: recorded
 TENSORFLOW_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "2",

@@ -81,6 +81,32 @@ def test_unknown_pin_is_an_infrastructure_error_with_nothing_left(sleuth, tmp_pa
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_mistyped_pin_says_what_uv_could_not_parse(sleuth, tmp_path: Path) -> None:
+    """``--with six=1.16.0`` (one '=') said only ``uv pip install failed: ^^^^^^^``: the last line of
+    uv's parse error is the caret under the echoed pin."""
+    cache = tmp_path / "cache"
+    res = sleuth("run", "--environment", "venv", "--with", "six=1.16.0", "--", "true",
+                 env={"SLEUTH_CACHE": str(cache)})  # fmt: skip
+    assert res.rc == 4, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert "six=1.16.0" in line and 'no such comparison operator "="' in line and "^" not in line, line
+    assert not any(p.is_dir() for p in (cache / "venvs").iterdir())
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_cache_that_is_a_file_is_one_line(sleuth, tmp_path: Path) -> None:
+    """``SLEUTH_CACHE`` naming a file: ``mkdir`` raised NotADirectoryError, a traceback."""
+    cache = tmp_path / "cache-file"
+    cache.write_text("not a directory\n")
+    res = sleuth(
+        "run", "--environment", "venv", "--with", "six", "--", "true", env={"SLEUTH_CACHE": str(cache)}
+    )
+    assert res.rc == 2 and "Traceback" not in res.stderr, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert f"venv cache {cache}/venvs: cannot create it" in line and "$SLEUTH_CACHE" in line
+    assert not (tmp_path / "runs").exists()
+
+
 def test_cache_key_depends_on_pins_not_order(tmp_path: Path) -> None:
     a = VenvEnvironment(pins=("a==1", "b==2"), cache=tmp_path)
     b = VenvEnvironment(pins=("b==2", "a==1"), cache=tmp_path)

@@ -166,12 +166,29 @@ def at_once(calls: Sequence[tuple[Any, ...]]) -> None:
         t.join(_CLEANUP_TIMEOUT_S)
 
 
-def spawn_error(argv: Sequence[str], cwd: str | None, exc: OSError) -> str:
-    """One line saying why ``argv`` could not start."""
+def _missing_interpreter(program: str, cwd: str | None, path: str | None) -> str | None:
+    """Why ``program``, which exists, gave ENOENT: the interpreter its ``#!`` line names is missing."""
+    found = os.path.join(cwd or "", program) if os.sep in program else shutil.which(program, path=path)
+    try:
+        with open(found or "", "rb") as fh:
+            head = fh.readline(512)
+    except OSError:  # not there after all (or not readable): "command not found" stands
+        return None
+    words = head[2:].lstrip(b" \t").split(b" ", 1) if head.startswith(b"#!") else []
+    interp = words[0].rstrip(b"\n") if words else b""
+    if not interp:
+        return None
+    if interp.endswith(b"\r"):  # saved with Windows line endings: the kernel looks for "/bin/sh\r"
+        return f"{program}: its #! line ends with a carriage return (CRLF line endings); save it with LF"
+    return f"{program}: its interpreter {os.fsdecode(interp)} (the #! line) was not found"
+
+
+def spawn_error(argv: Sequence[str], cwd: str | None, exc: OSError, path: str | None = None) -> str:
+    """One line saying why ``argv`` could not start (``path``: the PATH it was looked up on)."""
     if cwd is not None and not os.path.isdir(cwd):
         return f"working directory not found: {cwd}"
     if isinstance(exc, FileNotFoundError):
-        return f"command not found: {argv[0]}"
+        return _missing_interpreter(argv[0], cwd, path) or f"command not found: {argv[0]}"
     if isinstance(exc, PermissionError):
         return f"permission denied: {argv[0]} (is it executable?)"
     return f"could not start {argv[0]}: {exc.strerror or exc}"

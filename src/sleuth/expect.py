@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sleuth.model import MetricSpec, TrialResult
+from sleuth.model import MetricSpec, TrialResult, printable
 from sleuth.oracle import OracleConfig
 
 __all__ = ["check_metrics", "metric_regex_problem", "ran_to_completion", "wanted_metrics"]
@@ -73,7 +73,7 @@ def check_metrics(seen: Iterable[str], wanted: Iterable[tuple[str, str]]) -> str
         return None
     flag, name = missing[0]
     also = ", ".join(f"{f} {n}" for f, n in missing[1:])
-    listing = ", ".join(sorted(produced)) or "none"
+    listing = printable(", ".join(sorted(produced))) or "none"  # names a workload wrote (metrics.json)
     return (
         f"{flag} {name}: no trial produced a metric {name!r}"
         + (f" (nor {also})" if also else "")

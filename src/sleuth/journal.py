@@ -344,8 +344,9 @@ class RunDir:
                     "(not starting with '.' or '-')",
                 )
         parent = root / verb / name
-        made = [d for d in (root, root / verb, parent) if not d.exists()]
-        try:
+        made: list[Path] = []
+        try:  # exists() raises too, for a name longer than the file system allows
+            made = [d for d in (root, root / verb, parent) if not d.exists()]
             for d in made:
                 d.mkdir(parents=True)
         except OSError as exc:

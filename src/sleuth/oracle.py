@@ -20,7 +20,7 @@ import os
 import re
 import signal as _signal
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -145,25 +145,38 @@ def _signature(head: str, line: str | None) -> str:
 # --- the built-in oracle ----------------------------------------------------------------------
 
 
-def _import_here_too(name: str) -> Any:
+def _import_here_too(name: str, also: Sequence[str] = ()) -> Any:
     """Import ``name``; like ``python -m``, a module in the current directory is found too (the
-    ``sleuth`` console script does not put the current directory on ``sys.path``)."""
+    ``sleuth`` console script does not put the current directory on ``sys.path``), then in ``also``
+    (a resumed run's own directory: the module sat where the run started)."""
+    top = name.partition(".")[0]
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
-        here = os.getcwd()
-        if exc.name != name.partition(".")[0] or here in sys.path:
+        dirs = [d for d in dict.fromkeys((os.getcwd(), *also)) if d not in sys.path]
+        if exc.name != top or not dirs:
             raise
-    sys.path.insert(0, here)
-    try:
-        return importlib.import_module(name)
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(here)
+        missing = exc
+    for here in dirs:
+        sys.path.insert(0, here)
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != top:
+                raise
+            missing = exc
+        finally:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(here)
+    raise missing
 
 
-def load_callable(ref: str, source: str = "--oracle") -> Callable[[TrialResult], Any]:
-    """Import ``module:function`` or ``path/file.py:function``; a UsageError naming ``source`` if it fails."""
+def load_callable(
+    ref: str, source: str = "--oracle", also: Sequence[str] = ()
+) -> Callable[[TrialResult], Any]:
+    """Import ``module:function`` or ``path/file.py:function``; a UsageError naming ``source`` if it fails.
+
+    A module is also looked for in the current directory, then in the directories ``also``."""
     mod_name, sep, func_name = ref.rpartition(":")
     if not sep or not mod_name or not func_name:
         raise UsageError(f"{source} {ref!r}: expected module:function or path/to/file.py:function")
@@ -176,11 +189,12 @@ def load_callable(ref: str, source: str = "--oracle") -> Callable[[TrialResult],
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
         else:
-            module = _import_here_too(mod_name)
+            module = _import_here_too(mod_name, also)
     except UsageError:
         raise
-    except Exception as exc:
-        raise UsageError(f"{source} {ref!r}: cannot import {mod_name}: {exc}") from exc
+    except (Exception, SystemExit) as exc:  # a script that exits when imported (argparse, sys.exit)
+        why = f"it exits when imported (SystemExit: {exc})" if isinstance(exc, SystemExit) else str(exc)
+        raise UsageError(f"{source} {ref!r}: cannot import {mod_name}: {why}") from None
     func = getattr(module, func_name, None)
     if not callable(func):
         raise UsageError(f"{source} {ref!r}: {mod_name} has no callable {func_name!r}")
@@ -226,7 +240,7 @@ class StandardOracle:
             return base
         try:
             value = self.custom(result)
-        except Exception as exc:  # a user's oracle must not crash the run
+        except (Exception, SystemExit) as exc:  # a user's oracle must not end the run (sys.exit in it)
             return Judgement(Outcome.ERROR, None, f"oracle raised {type(exc).__name__}: {exc}")
         return _coerce(value, base, result)
 
@@ -252,9 +266,15 @@ class StandardOracle:
             return Judgement(Outcome.FAIL, _signature(head, error_line(r)), head)
         for t in cfg.thresholds:
             value = r.metrics.get(t.name)
-            if value is None:
-                return Judgement(Outcome.FAIL, f"metric missing: {t.name}", f"metric {t.name} not found")
-            worst = (max(value) if t.above else min(value)) if isinstance(value, tuple) else value
+            if value is None or value == ():  # an empty series (metrics.json's []) has no worst value
+                why = "not found" if value is None else "has no values"
+                return Judgement(Outcome.FAIL, f"metric missing: {t.name}", f"metric {t.name} {why}")
+            if isinstance(value, tuple):  # a NaN anywhere is the worst (max/min saw it only when first)
+                worst = (
+                    math.nan if any(math.isnan(x) for x in value) else (max(value) if t.above else min(value))
+                )
+            else:
+                worst = value
             if math.isnan(worst) or (worst > t.limit if t.above else worst < t.limit):
                 return Judgement(
                     Outcome.FAIL, f"metric {t.describe()}", f"{t.name}={worst:g} ({t.describe()})"

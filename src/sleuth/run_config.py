@@ -122,7 +122,7 @@ class RunConfig:
                 thresholds=tuple(Threshold(**t) for t in o["thresholds"]),
                 callable_ref=o["callable"],
             ),
-            environment=dict(d["environment"]),
+            environment=_environment(d["environment"]),
             name=str(d["name"]),
         )
         if not config.argv:
@@ -153,6 +153,23 @@ def _int(x: Any) -> int:
     if isinstance(x, bool) or not isinstance(x, int):
         raise TypeError(f"{x!r} is not a whole number")
     return x
+
+
+def _environment(x: Any) -> dict[str, Any]:
+    """A journaled ``environment`` with the keys its kind needs (``sleuth run``'s ``_prepare``)."""
+    if not isinstance(x, dict):
+        raise TypeError("'environment' is not an object")
+    kind = x.get("kind")
+    if kind == "venv":
+        if not _strs(x.get("pins"), "environment.pins") or not isinstance(x.get("python"), str | None):
+            raise ValueError("'environment' of kind venv needs pins (and python: a string or null)")
+    elif kind == "container":
+        if not all(isinstance(x.get(k), str) and x[k] for k in ("runtime", "image")):
+            raise ValueError("'environment' of kind container needs a runtime and an image")
+        _strs(x.get("forward", []), "environment.forward")
+    elif kind != "host":
+        raise ValueError(f"'environment.kind' {kind!r} is not host, venv or container")
+    return dict(x)
 
 
 def _strs(xs: Any, key: str) -> list[str]:

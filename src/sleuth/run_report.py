@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from sleuth.journal import RunDir
+from sleuth.model import printable
 from sleuth.run_state import SUBDIRS, RunState, TrialIndex
 from sleuth.run_tally import Tally, exit_code_of
 
@@ -165,6 +166,12 @@ def _cell(x: Any) -> str:
     return str(x).replace("|", "\\|").replace("\n", " ")
 
 
+def _data_cell(x: Any) -> str:
+    """A cell of the workload's text (a signature, a metrics.json name): its control characters (an
+    escape sequence it printed) replaced too, so `cat report.md` shows text."""
+    return _cell(printable(str(x)))
+
+
 def _num(x: Any) -> str:
     return "-" if x is None else f"{x:.4g}"
 
@@ -211,7 +218,10 @@ def render_report(
         shape += f", timeout {config['timeout_s']:g}s"
     if "warmup" in d:
         w = d["warmup"]
-        shape += f"; {w['trials']} warm-up trial(s) first, not counted ({w['pass']} pass, {w['fail']} fail)"
+        more = "".join(f", {w[k]} {k}" for k in ("skip", "error") if w.get(k))
+        shape += (
+            f"; {w['trials']} warm-up trial(s) first, not counted ({w['pass']} pass, {w['fail']} fail{more})"
+        )
     lines = [
         f"# sleuth run: {config.get('name', 'run')}",
         "",
@@ -246,11 +256,11 @@ def render_report(
                  f"{_secs(w.get('min'))} | {_secs(w.get('max'))} | |")  # fmt: skip
     for name, m in d["metrics"].items():
         stat = " | ".join(_num(m[k]) for k in ("median", "p90", "min", "max"))
-        lines.append(f"| {_cell(name)} | {m['n']} | {stat} | {m.get('nonfinite', '')} |")
+        lines.append(f"| {_data_cell(name)} | {m['n']} | {stat} | {m.get('nonfinite', '')} |")
     if d["signatures"]:
         lines += ["", "## Failure signatures", "", "| trials | first trial | signature |", "|---|---|---|"]
         for sig, count in d["signatures"].items():
-            lines.append(f"| {count} | {d['signature_first'].get(sig, '')} | {_cell(sig)} |")
+            lines.append(f"| {count} | {d['signature_first'].get(sig, '')} | {_data_cell(sig)} |")
     records, failing_only = rows
     title = f"## Failing trials ({len(records)} of {d['fail']} shown)" if failing_only else "## Trials"
     if records or not failing_only:
@@ -274,7 +284,7 @@ def _row(r: Mapping[str, Any]) -> str:
     note = r.get("signature") or r.get("reason") or r.get("error") or ""
     return (
         f"| {_cell(r.get('id'))} | {_cell(str(r.get('outcome', '')).upper())} | {_cell(rc)} | "
-        f"{_secs(r.get('wall_s'))} | {_cell(metrics)} | {_cell(note)} |"
+        f"{_secs(r.get('wall_s'))} | {_data_cell(metrics)} | {_data_cell(note)} |"
     )
 
 

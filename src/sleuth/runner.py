@@ -22,6 +22,7 @@ timeout and the kill sequence) and :func:`finish_trial` (tails, metrics, the res
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -201,7 +202,9 @@ def _spawn_into(r: Running, env: dict[str, str]) -> None:
             _spawn.forget_executable(spec.argv[0], env)  # moved since
             proc, live, cancelled = _spawn.spawn(spec.argv, r.marker, r.grace, r.cleanup, **kw)
     except OSError as exc:
-        r.error = _spawn.spawn_error(spec.argv, spec.cwd, exc)
+        if exc.errno in (errno.EMFILE, errno.ENFILE):  # sleuth's own limit, not the trial's: the run
+            raise  # stops (raise the limit, resume: the trial runs then), no ERROR result is recorded
+        r.error = _spawn.spawn_error(spec.argv, spec.cwd, exc, env.get("PATH", os.defpath))
         return
     r.proc, r.live = proc, live
     if spec.timeout_s is not None:
@@ -308,7 +311,8 @@ def _public(tail: str, env: Mapping[str, str]) -> str:
 def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) -> TrialResult:
     """Run one trial to completion (or timeout) with its output in ``trial_dir``.
 
-    A workload failure is data in the result; only a spawn failure sets ``error``.  When it
+    A workload failure is data in the result; only a spawn failure sets ``error`` (sleuth out of file
+    descriptors, EMFILE/ENFILE, raises instead: that is not the trial's doing).  When it
     returns, nothing the trial started is left running (see the module docstring).
     """
     return await_trial(start_trial(spec, trial_dir, device=device))

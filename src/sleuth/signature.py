@@ -167,6 +167,8 @@ _BOILERPLATE = re.compile(
     r"|For further information visit https?://"
     r"|\(Triggered internally at )"
 )
+#: a rule drawn under a header (torchrun's ChildFailedError: ``=====`` then ``train.py FAILED``)
+_RULE = re.compile(r"^[\W_]+$")
 _TRACEBACK = "Traceback (most recent call last):"
 _NEW_BLOCK = re.compile(
     r"^(?:Traceback \(most recent call last\)|During handling of|The above exception"
@@ -189,7 +191,7 @@ def _message(first: str, lines: list[str], start: int) -> str:
         k += 1
         if parts and (not line or _NEW_BLOCK.match(line)):
             break
-        if line and not _BOILERPLATE.match(line) and not _NEW_BLOCK.match(line):
+        if line and not _BOILERPLATE.match(line) and not _NEW_BLOCK.match(line) and not _RULE.match(line):
             parts.append(line)
     return " ".join(parts)
 

@@ -301,6 +301,12 @@ def diff(a: dict[str, Any], b: dict[str, Any], *, ignore: Iterable[str] = VOLATI
     skip = set(ignore)
     fa = {k: v for k, v in flatten(a) if k.split(".")[0] not in skip and k not in skip}
     fb = {k: v for k, v in flatten(b) if k.split(".")[0] not in skip and k not in skip}
+    # an empty dict or list on one side whose keys the other side has ({} vs {"NCCL_X": ...}) is
+    # said by those keys alone: "- env: {}" read as if the whole section had been removed
+    for mine, other in ((fa, fb), (fb, fa)):
+        for path in [p for p, v in mine.items() if v in ({}, []) and p not in other]:
+            if any(k.startswith((f"{path}.", f"{path}[")) for k in other):
+                del mine[path]
     changes: list[Change] = []
     for path in sorted(fa.keys() | fb.keys()):
         if path not in fb:

@@ -57,6 +57,18 @@ def test_sleuth_run_with_a_missing_image_is_infrastructure(podman: Podman, tmp_p
     assert not (tmp_path / "o").exists()  # no run dir for an environment that cannot be prepared
 
 
+@pytest.mark.parametrize("image", ["--help", "-v"])
+def test_an_image_that_reads_as_an_option_is_a_usage_error(
+    podman: Podman, tmp_path: Path, image: str
+) -> None:
+    """``podman:--help``: ``podman image exists --help`` answers 0 and ``podman run ... --help true``
+    prints podman's help and exits 0, so every trial PASSed though nothing ran."""
+    res = sleuth(tmp_path, "run", "--environment", f"podman:{image}", "--output", "o", "--", "true")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert f"image {image!r} starts with '-'" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
 def test_matrix_cells_in_a_podman_environment(podman: Podman, tmp_path: Path) -> None:
     shutil.copy(CELLWORK, tmp_path / "cellwork.py")
     recipe = {

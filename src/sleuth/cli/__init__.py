@@ -111,7 +111,7 @@ _OS_HINTS = {
     errno.EDQUOT: f"free some space or raise the quota, {_RESUME}",
     errno.EROFS: "the file system is read-only; give --output (or $SLEUTH_OUTPUT) a writable folder",
     errno.EACCES: "check its permissions (a run dir goes under --output or $SLEUTH_OUTPUT)",
-    errno.EMFILE: f"too many open files; raise the limit (ulimit -n), {_RESUME}",
+    errno.EMFILE: f"raise the limit (ulimit -n), {_RESUME}",
     errno.ENFILE: f"the system ran out of file handles; {_RESUME}",
     errno.EIO: "an I/O error: check the disk",
 }
@@ -157,6 +157,23 @@ def _ignore_signals() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
+def _fill_closed_std_fds() -> None:
+    """A standard descriptor sleuth was started without (``>&-``, a bare daemon) becomes /dev/null:
+    Python left ``sys.stdout`` None (the first print raised AttributeError mid-run), and the next
+    file sleuth opened would have taken fd 1 or 2."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: this one
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False))  # noqa: SIM115
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code.
 
@@ -166,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     if argv is not None:
         return _main(list(argv))
+    _fill_closed_std_fds()
     hangup.remember()
     for sig, handler in ((signal.SIGTERM, raise_interrupt), (signal.SIGHUP, hang_up)):
         if signal.getsignal(sig) is signal.SIG_DFL:

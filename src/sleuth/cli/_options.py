@@ -133,12 +133,14 @@ def parse_env(values: Iterable[str], flag: str = "--env") -> dict[str, str]:
     return out
 
 
-def compile_regex(flag: str, pattern: str) -> re.Pattern[str]:
-    """Compile with MULTILINE (``^``/``$`` match at lines) or raise a UsageError naming the flag."""
+def compile_regex(flag: str, pattern: str, given: str | None = None) -> re.Pattern[str]:
+    """Compile with MULTILINE (``^``/``$`` match at lines) or raise a UsageError naming the flag and
+    its value as ``given`` (default: the pattern; ``NAME=REGEX`` for a metric)."""
     try:
         return re.compile(pattern, re.MULTILINE)
     except re.error as exc:
-        raise UsageError(f"{flag} {pattern!r}: invalid regex: {exc}") from exc
+        shown = given if given is not None else repr(pattern)
+        raise UsageError(f"{flag} {shown}: invalid regex: {exc}") from exc
 
 
 def parse_metrics(last: Iterable[str], series: Iterable[str]) -> tuple[MetricSpec, ...]:
@@ -151,7 +153,7 @@ def parse_metrics(last: Iterable[str], series: Iterable[str]) -> tuple[MetricSpe
             if name in seen:
                 raise UsageError(f"{flag} {v!r}: metric {name!r} defined twice")
             seen.add(name)
-            rx = compile_regex(flag, pattern)
+            rx = compile_regex(flag, pattern, repr(v))
             out.append(MetricSpec(name=name, pattern=rx, series=is_series, stream=Stream.BOTH))
     return tuple(out)
 

@@ -78,7 +78,10 @@ class Progress:
 
     def _beat(self, every: float) -> None:
         while not self._stop.wait(every):
-            self.console.print(self.line(), markup=False, highlight=False, soft_wrap=True)
+            try:
+                self.console.print(self.line(), markup=False, highlight=False, soft_wrap=True)
+            except BrokenPipeError:  # the reader went away (`| head`): the verb itself says so
+                return
 
     def advance(self, n: int = 1) -> None:
         """``n`` more done."""

@@ -6,13 +6,15 @@ nothing secret is printed: every text that comes from the command or its output 
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sleuth.cli._common import OUTCOME_STYLE, console, fmt_rate, fmt_s, lazy_console
-from sleuth.model import Outcome
+from sleuth.model import Outcome, printable
 
 __all__ = ["View"]
 
@@ -20,16 +22,43 @@ __all__ = ["View"]
 class View:
     """Live rows and progress while trials run; the summary after."""
 
-    def __init__(self, config: Any, run_dir: Path, secrets: Any, *, as_json: bool) -> None:
+    def __init__(
+        self,
+        config: Any,
+        run_dir: Path,
+        secrets: Any,
+        *,
+        as_json: bool,
+        stop: Callable[[], None] | None = None,
+    ) -> None:
         self.config = config
+        #: stops the run as a Ctrl-C does (the CLI's signal gate); called when stdout's reader is gone
+        self.stop_run = stop
         self.run_dir = run_dir
         self.secrets = secrets
         self.as_json = as_json
         self.con: Any = None
         self.progress: Any = None
 
+    def _reader_gone(self) -> None:
+        """The reader of stdout went away (``| head``, ``| grep -m1 FAIL``): print nothing more and
+        stop the run as a Ctrl-C does (trials stopped, the partial summary written, resumable)."""
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, sys.stdout.fileno())
+        finally:
+            os.close(null)
+        if self.stop_run is None:
+            raise KeyboardInterrupt
+        self.stop_run()
+
     def _public(self, text: str) -> str:
         return str(self.secrets.scrub(text)) if self.secrets else text
+
+    def _shown(self, text: str) -> str:
+        """Text from the workload (a signature, a metrics.json name), scrubbed and with its control
+        characters replaced: an escape sequence in its output must not drive the terminal."""
+        return printable(self._public(text))
 
     def start(self, already: int) -> None:
         """Print the header; start the progress (a bar on a terminal, heartbeat lines in a log)."""
@@ -51,6 +80,7 @@ class View:
         )
         warm = f" after {c.warmup} warm-up trial(s)" if c.warmup else ""
         where = escape(str(self.run_dir))
+        self.con.on_broken_pipe = self._reader_gone  # rich's own: SystemExit(1), the run dir left open
         self.con.print(
             f"[bold]sleuth run[/] {what}{warm} of [cyan]{cmd}[/], {c.jobs} at a time -> {where}",
             soft_wrap=True,
@@ -67,15 +97,19 @@ class View:
         r = trial.result
         rc = str(r.rc) if r.rc is not None else (f"sig{r.signal}" if r.signal else "-")
         extra = " ".join(
-            f"{k}={v if not isinstance(v, tuple) else f'[{len(v)} values]'}" for k, v in r.metrics.items()
+            f"{printable(k)}={v if not isinstance(v, tuple) else f'[{len(v)} values]'}"
+            for k, v in r.metrics.items()
         )
-        note = self._public(trial.signature or trial.reason or "")
+        note = self._shown(trial.signature or trial.reason or "")
         tid = trial.id  # warm-up ids start with "w"
         if not self.con.is_terminal:  # a log: plain text, fast (no markup to render)
             sep = "  " if extra and note else ""
-            sys.stdout.write(
-                f"{tid:>6}  {trial.outcome.name:<7} {rc:>5} {fmt_s(r.wall_s):>9}  {extra}{sep}{note}\n"
-            )
+            try:
+                sys.stdout.write(
+                    f"{tid:>6}  {trial.outcome.name:<7} {rc:>5} {fmt_s(r.wall_s):>9}  {extra}{sep}{note}\n"
+                )
+            except BrokenPipeError:
+                self._reader_gone()
             return
         from rich.markup import escape
 
@@ -119,7 +153,11 @@ class View:
         if "warmup" in d:
             w = d["warmup"]
             rows.append(
-                ("warm-up", f"{w['trials']} trial(s), not counted: {w['pass']} pass  {w['fail']} fail")
+                (
+                    "warm-up",
+                    f"{w['trials']} trial(s), not counted: {w['pass']} pass  {w['fail']} fail"
+                    + "".join(f"  {w[k]} {k}" for k in ("skip", "error") if w.get(k)),
+                )
             )
         rows.append(("failure rate", fmt_rate(d["failure_rate"], d["failure_rate_ci"])))
         rows.append(("wall time", f"median {fmt_s(d['wall_s']['median'])}  p90 {fmt_s(d['wall_s']['p90'])}"))
@@ -132,11 +170,14 @@ class View:
                 )
             if m.get("nonfinite"):
                 text += f"  [bold yellow]+{m['nonfinite']} nan/inf[/]"
-            rows.append((f"metric {escape(name)}", text))
+            rows.append((f"metric {escape(printable(name))}", text))
         first = d.get("signature_first", {})
         for sig, count in d["signatures"].items():
             rows.append(
-                ("signature", f"{count} x {escape(sig)}  [dim](first: trial {first.get(sig, '?')})[/]")
+                (
+                    "signature",
+                    f"{count} x {escape(printable(sig))}  [dim](first: trial {first.get(sig, '?')})[/]",
+                )
             )
         rows.append(("run dir", escape(str(self.run_dir))))
         rows.append(("report", escape(str(self.run_dir / "report.md"))))
@@ -154,7 +195,7 @@ class View:
             sig = next((s for s, t in d.get("signature_first", {}).items() if t == uf["first_fail"]), None)
             con.print(
                 f"[bold red]reproduced[/]: trial {uf['first_fail']} failed after {d['trials']} trial(s)"
-                + (f": {escape(sig)}" if sig else ""),
+                + (f": {escape(printable(sig))}" if sig else ""),
                 soft_wrap=True,
             )
             con.print(f"  logs: {escape(uf['logs'][0])}", soft_wrap=True)

@@ -111,12 +111,19 @@ def command(
 
 
 def _load(path: str) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    try:  # utf-8-sig: a snapshot saved by an editor or PowerShell starts with a byte-order mark
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file", hint="write one with `sleuth env --json > FILE`") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from None
+    except IsADirectoryError:
+        raise UsageError(
+            f"{path}: a directory, not a snapshot", hint="give the file `sleuth env --json` wrote"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start : exc.start + 1].hex()} at "
+                         f"offset {exc.start})", hint="save the file as UTF-8") from None  # fmt: skip
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
     except ValueError as exc:  # an integer past the digit limit (5000 digits)

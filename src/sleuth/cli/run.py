@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from sleuth import hangup
 from sleuth.cli._common import output_option
 from sleuth.cli._options import (
     check_cwd,
@@ -183,6 +184,12 @@ def _resume(ctx: click.Context, kw: dict[str, Any]) -> int:
     config, state, secrets = batch.load_resume(path)
     if state.finished is not None:
         return _already_finished(path, state.finished, as_json=kw["as_json"])
+    if config.cwd is not None and not os.path.isdir(config.cwd):  # every trial left would be an ERROR
+        raise UsageError(
+            f"{path}: the run's working directory {config.cwd} is gone", hint="restore it, then resume again"
+        )
+    if config.oracle.callable_ref:  # a module found where the run started is found from anywhere
+        _check_oracle(config.oracle.callable_ref, also=(config.cwd,) if config.cwd else ())
     prepared = _prepare(dict(config.environment))
     gate = batch.SignalGate()
     with _handlers(gate):
@@ -211,17 +218,22 @@ def _already_finished(path: Path, summary: dict[str, Any], *, as_json: bool) -> 
 
 
 class _handlers:
-    """SIGTERM (and SIGINT, unless sleuth was started with it ignored) go through the gate."""
+    """SIGTERM, SIGINT and SIGHUP (each unless sleuth was started with it ignored, as `&` ignores
+    SIGINT and nohup SIGHUP) go through the gate: none cuts the run dir's creation or the summary."""
 
     def __init__(self, gate: Any) -> None:
         self.gate = gate
         self.old: dict[int, Any] = {}
 
+    def _hang_up(self, signum: int, frame: object) -> None:
+        hangup.detach()  # the terminal is gone: what is printed next must not fail with EIO
+        self.gate.handle(signum, frame)
+
     def __enter__(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            if sig == signal.SIGINT and signal.getsignal(sig) is signal.SIG_IGN:
-                continue  # started in the background (`&`, nohup): Ctrl-C is not meant for it
-            self.old[sig] = signal.signal(sig, self.gate.handle)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if sig != signal.SIGTERM and signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # started in the background (`&`, nohup): not meant for it
+            self.old[sig] = signal.signal(sig, self._hang_up if sig == signal.SIGHUP else self.gate.handle)
 
     def __exit__(self, *exc: object) -> None:
         for sig, old in self.old.items():
@@ -234,7 +246,9 @@ def _execute(
     from sleuth import batch
     from sleuth.cli._run_view import View
 
-    view = View(config, run_dir.path, secrets, as_json=as_json)
+    view = View(
+        config, run_dir.path, secrets, as_json=as_json, stop=lambda: gate.handle(signal.SIGPIPE, None)
+    )
     view.start(sum(state.tally.counts.values()) + sum(state.warmup.counts.values()))
     try:
         summary = batch.execute(config, run_dir, prepared, state=state, secrets=secrets, on_trial=view.trial,
@@ -297,6 +311,19 @@ def _check_metric_regexes(metrics: Any) -> None:
             )
 
 
+def _check_oracle(ref: str, also: tuple[str, ...] = ()) -> None:
+    """A bad ``--oracle`` reference fails now, before any trial runs (and before a run dir exists).
+    The module it imports stays imported: the run's oracle is built from it."""
+    from sleuth.oracle import load_callable
+
+    dont_write = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True  # checking a flag leaves no __pycache__ behind
+    try:
+        load_callable(ref, also=also)
+    finally:
+        sys.dont_write_bytecode = dont_write
+
+
 def _config(kw: dict[str, Any]) -> Any:
     from sleuth import batch
     from sleuth.model import NAME_MAX, check_name
@@ -306,25 +333,34 @@ def _config(kw: dict[str, Any]) -> Any:
         raise UsageError(
             "no command given", hint="put it after --, e.g. sleuth run --trials 5 -- python train.py"
         )
+    try:
+        here = os.getcwd()
+    except FileNotFoundError:  # the shell sits in a directory that was removed (a rebuilt build dir)
+        raise UsageError(
+            "the current directory no longer exists", hint="cd to one that does (it was removed)"
+        ) from None
+    if not cmd[0].strip():  # `sleuth run -- "$CMD"` with CMD unset: every trial an ERROR
+        raise UsageError(
+            f"the command's program is {cmd[0]!r}, an empty name", hint="is a variable in the command unset?"
+        )
     trials, jobs = _check_limits(kw)
     timeout, grace = parse_timeout(kw["timeout"], kw["kill_grace"])
     metrics = parse_metrics(kw["metric"], kw["metric_series"])
     _check_metric_regexes(metrics)
     oracle_ref = kw["oracle_ref"]
     if oracle_ref:
-        from sleuth.oracle import load_callable
-
-        dont_write = sys.dont_write_bytecode
-        sys.dont_write_bytecode = True  # checking a flag leaves no __pycache__ behind
-        try:
-            load_callable(oracle_ref)  # a bad reference fails now, before any trial runs
-        finally:
-            sys.dont_write_bytecode = dont_write
+        _check_oracle(oracle_ref)
         path, sep, func = oracle_ref.rpartition(":")
         if path.endswith(".py"):  # --resume from another directory must find the same file
             oracle_ref = f"{os.path.abspath(path)}{sep}{func}"
     oracle = oracle_from_flags(kw, oracle_ref=oracle_ref)
     cwd = check_cwd(kw["cwd"])
+    if cwd is not None and ":" in kw["environment"]:  # the host's directory is not in the image
+        raise UsageError(
+            f"--cwd does not go with --environment {kw['environment']}: the workload runs in the image's "
+            "own working directory",
+            hint="cd in the command instead, e.g. -- sh -c 'cd /app && python train.py'",
+        )
     if kw["name"] is not None and not check_name(kw["name"]):
         shown = kw["name"] if len(kw["name"]) <= 40 else kw["name"][:40] + "..."
         raise UsageError(
@@ -336,7 +372,7 @@ def _config(kw: dict[str, Any]) -> Any:
         argv=cmd,
         env=parse_env(kw["env"]),
         # recorded absolute: `--resume` from another directory runs the trials where they started
-        cwd=cwd or os.getcwd(),
+        cwd=cwd or here,
         timeout_s=timeout,
         kill_grace_s=grace,
         trials=trials,

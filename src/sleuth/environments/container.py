@@ -244,6 +244,11 @@ class ContainerEnvironment:
             raise UsageError("pyxis images run through sleuth.environments.pyxis.PyxisEnvironment")
         if not self.image.strip():
             raise UsageError("container environment: empty image name")
+        if self.image.startswith("-"):  # `run ... --help ARGV` ran no image and passed every trial
+            raise UsageError(
+                f"container environment: image {self.image!r} starts with '-' (the runtime reads an option)",
+                hint="give an image reference, e.g. localhost/app:1 or docker.io/library/python:3.12",
+            )
         object.__setattr__(self, "runtime", rt)
         object.__setattr__(self, "name", self.name or f"{rt.value}:{self.image}")
 

@@ -29,7 +29,7 @@ from typing import Any
 from sleuth.environments import cache_dir
 from sleuth.errors import EnvironmentBuildError, InfrastructureError, UsageError
 from sleuth.model import TrialSpec
-from sleuth.runner import run_tool
+from sleuth.runner import ToolResult, run_tool
 
 __all__ = ["PreparedVenv", "VenvEnvironment", "find_python", "python_version", "uv_bin"]
 
@@ -47,6 +47,22 @@ def uv_bin() -> str:
         if found is None:
             raise EnvironmentBuildError("uv not found", hint="pip install uv") from None
         return found
+
+
+def _uv_said(res: ToolResult) -> str:
+    """uv's error in one line: its last ``error:`` line with the ``cause:``/``Caused by:`` lines under
+    it; not the echoed input and the ``^^^`` under it that end a parse error (``six=1.16.0``)."""
+    lines = [ln.strip() for ln in res.stderr.splitlines() if ln.strip()]
+    at = [i for i, ln in enumerate(lines) if ln.lower().startswith("error:")]
+    if not at:
+        return res.brief()
+    parts = [lines[at[-1]].partition(":")[2].strip()]
+    parts += [
+        ln.partition(":")[2].strip()
+        for ln in lines[at[-1] + 1 :]
+        if ln.lower().startswith(("cause:", "caused by:"))
+    ]
+    return ": ".join(p for p in parts if p)[:500]
 
 
 def python_version(python: str) -> tuple[int, int] | None:
@@ -183,7 +199,13 @@ class VenvEnvironment:
     def prepare(self) -> PreparedVenv:
         """Build the venv unless a complete one is cached."""
         path = self.path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (NotADirectoryError, FileExistsError, PermissionError) as exc:  # $SLEUTH_CACHE is a file
+            raise UsageError(
+                f"venv cache {path.parent}: cannot create it: {exc.strerror}",
+                hint="point $SLEUTH_CACHE at a directory sleuth may write",
+            ) from None
         with open(path.parent / f"{self._key}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not (path / _MARKER).is_file():
@@ -200,7 +222,7 @@ class VenvEnvironment:
         try:
             made = run_tool([uv, "venv", "--quiet", "--python", python, str(path)], env=env, timeout_s=600)
             if not made.ok:
-                raise EnvironmentBuildError(f"venv for python {python}: uv venv failed: {made.brief()}")
+                raise EnvironmentBuildError(f"venv for python {python}: uv venv failed: {_uv_said(made)}")
             if self.pins:
                 inst = run_tool(
                     [
@@ -218,7 +240,7 @@ class VenvEnvironment:
                 )
                 if not inst.ok:
                     raise EnvironmentBuildError(
-                        f"venv {' '.join(self.pins)}: uv pip install failed: {inst.brief()}"
+                        f"venv {' '.join(self.pins)}: uv pip install failed: {_uv_said(inst)}"
                     )
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
