@@ -77,6 +77,40 @@ def test_save_is_0600_and_load_prefers_the_file_then_the_shell(tmp_path: Path) -
         Secrets.load(tmp_path, ["MISSING_TOKEN"], environ={})
 
 
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("postgresql://:s3cretpw@db:5432/x", "postgresql://"),  # a password without a user
+        ("redis://:s3cretpw@cache:6379/0", "@cache:6379/0"),
+        ("see http://host:8080/a@b", "http://host:8080/a@b"),  # a port, then a path: no credentials
+    ],
+)
+def test_url_credentials_without_a_user_are_hidden(text: str, kept: str) -> None:
+    out = scrub_text(text)
+    assert "s3cretpw" not in out and kept in out, out
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden", "kept"),
+    [
+        ("launch: python train.py --password hunter2 --lr 0.1", "hunter2", "--lr 0.1"),
+        ("cmd: tool -secret s3cr3tvalue x", "s3cr3tvalue", " x"),
+        ("cmd: tool --api-key abcdefgh12345 --n 3", "abcdefgh12345", "--n 3"),
+        ("use --token to pass it", None, "use --token to pass it"),  # prose: a weak key's short word
+        ("--max-tokens 4096 and --cache-key 12", None, "--max-tokens 4096 and --cache-key 12"),
+        ("--secret-file /etc/x --password-file /etc/y", None, "--secret-file /etc/x --password-file /etc/y"),
+    ],
+)
+def test_a_secret_flag_with_its_value_after_a_space_is_hidden(
+    text: str, hidden: str | None, kept: str
+) -> None:
+    # a failing launcher prints its whole command line: '--password hunter2' reached the signature
+    out = scrub_text(text)
+    assert kept in out, out
+    if hidden is not None:
+        assert hidden not in out and REDACTED in out, out
+
+
 def test_a_fifo_in_place_of_secrets_json_does_not_hang_the_load(tmp_path: Path) -> None:
     # a hostile (or broken) run dir with a FIFO named secrets.json blocked the resume for ever; it is
     # now read as no file, and the value comes from the shell

@@ -58,7 +58,7 @@ _TOKEN_WORD_RE = re.compile(
 )
 #: the scheme is bounded: unbounded, a run of a million letters (a base64 blob in a log) was tried
 #: as a scheme from each of its letters, each try scanning to the run's end (quadratic: hours)
-_URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]{0,31}://)[^/@\s:]+:[^/@\s]*@")
+_URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]{0,31}://)[^/@\s:]*:[^/@\s]*@")
 
 #: the credentials of an HTTP header or a curl line: ``Authorization: Basic dXNlcjpwYXNz`` (a word of
 #: at least 8 token characters after the header), ``Bearer eyJ...`` (at least 16 after the word alone,
@@ -81,6 +81,11 @@ _SECRET_KEY = (
 _VALUE = r"(?P<open>[\"']?)(?!<redacted>|\$|%\(|\{\{)(?P<value>[^\s\"',;&]{1,4096})"
 #: ``password=hunter2``, ``--api-key=...``, ``export DB_PASSWORD=...`` as a workload or a shell prints it
 _ASSIGN_RE = re.compile(r"(?<![A-Za-z0-9_.-])" + _SECRET_KEY + r"(?P<sep>=)" + _VALUE)
+#: ``--password hunter2``, ``-secret s3cr3t``: a command line a workload or a launcher prints (a flag
+#: given its value after a space; ``--token to`` keeps its word: a weak key's value must look like one)
+_FLAG_RE = re.compile(r"(?<![A-Za-z0-9_.-])(?=-)" + _SECRET_KEY + r"(?P<sep>[ \t]+)" + _VALUE)
+#: words one of which a text must hold for the flag pattern to run at all
+_FLAG_WORDS = ("pass", "secret", "cred", "token", "key", "auth")
 #: ``"password": "..."`` and ``'token': '...'``: a JSON document or a Python dict printed whole (a
 #: bare ``password: ...`` is left alone: it is as often prose, "wrong password: check ...")
 _QUOTED_RE = re.compile(r"(?P<q>[\"'])" + _SECRET_KEY + r"(?P=q)(?P<sep>\s*:\s*)" + _VALUE)
@@ -102,8 +107,8 @@ def is_secret(name: str, value: str) -> bool:
 
 def scrub_text(text: str, values: tuple[str, ...] = ()) -> str:
     """``text`` with the given secret ``values``, URL credentials, HTTP credentials
-    (``Authorization: Basic ...``, ``Bearer ...``), the values of secret-named assignments
-    (``password=...``, ``"api_key": "..."``) and token-shaped words hidden."""
+    (``Authorization: Basic ...``, ``Bearer ...``), the values of secret-named assignments and flags
+    (``password=...``, ``"api_key": "..."``, ``--password ...``) and token-shaped words hidden."""
     for v in values:
         if v:
             text = text.replace(v, REDACTED)
@@ -118,6 +123,8 @@ def scrub_text(text: str, values: tuple[str, ...] = ()) -> str:
         text = _ASSIGN_RE.sub(_hide_assignment, text)
     if ":" in text:
         text = _QUOTED_RE.sub(_hide_assignment, text)
+    if "-" in text and any(w in low for w in _FLAG_WORDS):
+        text = _FLAG_RE.sub(_hide_assignment, text)
     return _TOKEN_WORD_RE.sub(REDACTED, text)
 
 
