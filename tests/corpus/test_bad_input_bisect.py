@@ -70,7 +70,7 @@ CASES: list[tuple[list[str], list[str]]] = [
     ([*LIST, "--skip-exit", "0"], ["--skip-exit 0"]),
     ([*LIST, "--skip-exit", "300"], ["--skip-exit 300"]),
     ([*LIST, "--fail-regex", "("], ["--fail-regex '('"]),
-    ([*LIST, "--metric", "x=("], ["--metric '('", "invalid regex"]),
+    ([*LIST, "--metric", "x=("], ["--metric 'x=('", "invalid regex"]),
     ([*LIST, "--metric", "a=b", "--metric", "a=c"], ["--metric 'a=c'", "twice"]),
     ([*LIST, "--metric-series", "noregex"], ["--metric-series 'noregex'"]),
     ([*LIST, "--fail-above", "loss=abc"], ["--fail-above 'loss=abc'"]),

@@ -296,6 +296,7 @@ def resume(
         raise UsageError(
             f"{path}: not a sleuth reduce run dir (no {_CONFIG})", hint="pass the run dir printed by the run"
         )
+    config = _read_config(path)  # a damaged reduce.json is one line, finished or not
     done = _finished(path)
     if done is not None:
         from sleuth.reduce.finish import exit_code
@@ -304,7 +305,6 @@ def resume(
     run_dir = RunDir.open(path)
     try:
         reap_orphans(path)
-        config = _read_config(path)
         if config.get("hidden_config"):  # scrubbed in reduce.json (the pass at the end scrubs it too)
             config.update(json.loads(kept_secrets(path, [CONFIG_KEY]).values[CONFIG_KEY]))
         spec_path = Path(config["spec"]) if config.get("spec") else None
