@@ -31,6 +31,8 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "json_text",
+    "made_by",
+    "other_verbs_run_dir",
     "output_root",
     "read_journal",
 ]
@@ -264,6 +266,37 @@ def _remove_empty(dirs: Sequence[Path]) -> None:
             d.rmdir()
         except OSError:
             continue
+
+
+#: the command that resumes a run dir, by the verb that made it
+_RESUME = {
+    "run": "sleuth run --resume",
+    "bisect": "sleuth bisect resume",
+    "matrix": "sleuth matrix resume",
+    "reduce": "sleuth reduce resume",
+}
+
+
+def made_by(path: Path, start: Mapping[str, Any] | None) -> str | None:
+    """The verb that made the run dir at ``path``, from its files and its ``start`` event; None when
+    neither says (a resume given another verb's run dir names the command that resumes it)."""
+    if (path / "reduce.json").is_file():
+        return "reduce"
+    if start is None:
+        return None
+    if start.get("verb") == "matrix" or (path / "recipe.resolved.yaml").is_file():
+        return "matrix"
+    if "source" in start or "flags" in start:
+        return "bisect"
+    if "config" in start:
+        return "run"
+    return None
+
+
+def other_verbs_run_dir(path: Path, verb: str, wanted: str) -> UsageError:
+    """The error for a resume of ``wanted`` given a run dir ``verb`` made: it names the right command."""
+    hint = f"resume it with: {_RESUME[verb]} {path}"
+    return UsageError(f"{path}: a run dir of sleuth {verb}, not of sleuth {wanted}", hint=hint)
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:

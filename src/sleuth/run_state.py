@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sleuth.errors import UsageError
+from sleuth.journal import made_by, other_verbs_run_dir
 from sleuth.run_tally import Tally
 
 __all__ = ["SUBDIRS", "RunState", "TrialIndex", "iter_lines", "read_state", "record_text"]
@@ -117,14 +118,6 @@ def _fail(journal: Path, what: str, hint: str | None = None) -> UsageError:
     return UsageError(f"{journal}: {what}", hint=hint)
 
 
-def _other_verb(run_dir: Path, start: Mapping[str, Any]) -> str | None:
-    if start.get("verb") == "matrix" or (run_dir / "recipe.resolved.yaml").exists():
-        return "matrix"
-    if "flags" in start or "source" in start:
-        return "bisect"
-    return None
-
-
 def _events(journal: Path) -> Iterator[tuple[int, int, bytes, dict[str, Any]]]:
     for lineno, offset, raw in iter_lines(journal):
         try:
@@ -155,12 +148,9 @@ def read_state(run_dir: Path, sizes_of: Any) -> RunState:
             break
     if start is None:
         raise _fail(journal, "no 'start' event", "is this a sleuth run dir? pass the run dir a run printed")
-    verb = _other_verb(run_dir, start)
-    if verb is not None:
-        raise UsageError(
-            f"{run_dir}: this is a sleuth {verb} run dir, not a sleuth run one",
-            hint=f"resume it with: sleuth {verb} resume {run_dir}",
-        )
+    verb = made_by(run_dir, start)
+    if verb not in (None, "run"):
+        raise other_verbs_run_dir(run_dir, verb, "run")
     config = start.get("config")
     if not isinstance(config, dict):
         raise _fail(

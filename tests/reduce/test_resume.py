@@ -202,16 +202,23 @@ def test_resuming_a_finished_reduction_runs_nothing_and_writes_nothing(cli, tmp_
     assert cli("reduce", "resume", run).returncode == 0
 
 
-def test_a_reduce_run_dir_given_to_matrix_or_bisect_resume_names_reduce_resume(cli, tmp_path: Path) -> None:
+def test_a_reduce_run_dir_given_to_another_verbs_resume_names_reduce_resume(cli, tmp_path: Path) -> None:
     """``matrix resume`` said "not a sleuth matrix run dir (not a matrix run dir)" and ``bisect
     resume`` "its start event has no flags": neither named the command that resumes it."""
     spec = knobs_spec(tmp_path, budget={"baseline_trials": 1, "max_trials": 3})
     run = doc(cli("reduce", "--spec", spec, "--json"))["run_dir"]
     said = {
-        "matrix": f"not a sleuth matrix run dir (a sleuth reduce run dir); resume it with: sleuth reduce resume {run}",
-        "bisect": f"a sleuth reduce run dir; resume it with: sleuth reduce resume {run}",
+        ("matrix", "resume"): "a run dir of sleuth reduce, not of sleuth matrix",
+        ("bisect", "resume"): "a run dir of sleuth reduce, not of sleuth bisect",
+        ("run", "--resume"): "a run dir of sleuth reduce, not of sleuth run",  # said: no 'config' object
     }
-    for verb, message in said.items():
-        res = cli(verb, "resume", run)
+    runs = doc(cli("run", "--trials", "1", "--output", tmp_path / "o", "--json", "--", "true"))["run_dir"]
+    res = cli("reduce", "resume", runs)  # and the other way round: it said "no reduce.json"
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        f"error: {runs}: a run dir of sleuth run, not of sleuth reduce; resume it with: sleuth run --resume {runs}"
+    ], res.stderr
+    for (verb, how), what in said.items():
+        message = f"{what}; resume it with: sleuth reduce resume {run}"
+        res = cli(verb, how, run)
         assert res.returncode == 2, res.stderr
         assert res.stderr.strip().splitlines() == [f"error: {run}: {message}"]

@@ -58,12 +58,11 @@ def bisect_start(path: Path, events: list[dict[str, Any]]) -> dict[str, Any]:
         raise UsageError(f"{path}: no start event in the journal", hint="is this a sleuth bisect run dir?")
     if "flags" in start and "source" in start:
         return start
-    if start.get("verb") == "matrix":
-        raise UsageError(f"{path}: a sleuth matrix run dir; resume it with: sleuth matrix resume {path}")
-    if "config" in start:
-        raise UsageError(f"{path}: a sleuth run run dir; resume it with: sleuth run --resume {path}")
-    if (path / "reduce.json").is_file():
-        raise UsageError(f"{path}: a sleuth reduce run dir; resume it with: sleuth reduce resume {path}")
+    from sleuth.journal import made_by, other_verbs_run_dir
+
+    verb = made_by(path, start)
+    if verb not in (None, "bisect"):
+        raise other_verbs_run_dir(path, verb, "bisect")
     raise UsageError(f"{path}: not a sleuth bisect run dir (its start event has no flags)")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sleuth.datafile import load_data_file
 from sleuth.errors import UsageError
-from sleuth.journal import RunDir, read_journal
+from sleuth.journal import RunDir, made_by, other_verbs_run_dir, read_journal
 from sleuth.matrix.driver import RESOLVED, Loaded, load
 from sleuth.matrix.loop import OnStart, OnTrial, env_errors, envs_json, execute, replay
 from sleuth.matrix.plan import MatrixPlan
@@ -47,17 +47,6 @@ def _events(path: Path) -> list[dict[str, Any]]:
         raise UsageError(f"{path / 'journal.jsonl'}: cannot read: {exc.strerror}") from exc
 
 
-def _made_by(path: Path, start: Mapping[str, Any] | None) -> tuple[str, str] | None:
-    """What made a run dir that is not a matrix's, and the command that resumes it."""
-    if (path / "reduce.json").is_file():
-        return "a sleuth reduce run dir", "sleuth reduce resume"
-    if start is not None and "source" in start:
-        return "a sleuth bisect run dir", "sleuth bisect resume"
-    if start is not None and "config" in start:
-        return "a sleuth run dir", "sleuth run --resume"
-    return None
-
-
 def open_resume(path: Path) -> Resumable:
     """Check that ``path`` is a matrix run dir and load its recipe; writes nothing (no ``.lock``)."""
     if not path.is_dir():
@@ -69,12 +58,9 @@ def open_resume(path: Path) -> Resumable:
     events = _events(path)
     start = next((e for e in events if isinstance(e, dict) and e.get("event") == "start"), None)
     if start is None or start.get("verb") != "matrix" or not (path / RESOLVED).is_file():
-        other = _made_by(path, start)
-        if other is not None:
-            what, command = other
-            raise UsageError(
-                f"{path}: not a sleuth matrix run dir ({what})", hint=f"resume it with: {command} {path}"
-            )
+        other = made_by(path, start)
+        if other not in (None, "matrix"):
+            raise other_verbs_run_dir(path, other, "matrix")
         why = f" (no {RESOLVED})" if start is not None and start.get("verb") == "matrix" else ""
         raise UsageError(
             f"{path}: not a sleuth matrix run dir{why}", hint="pass the run dir printed by sleuth matrix"

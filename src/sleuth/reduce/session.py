@@ -279,6 +279,19 @@ def start(
     )
 
 
+def _other_verb(path: Path) -> None:
+    """Another verb's run dir given to ``reduce resume``: the error names the command that resumes it."""
+    import contextlib
+
+    from sleuth.journal import made_by, other_verbs_run_dir, read_journal
+
+    with contextlib.suppress(OSError, ValueError):  # no journal, or not one: the plain error
+        start = next((e for e in read_journal(path / "journal.jsonl") if e.get("event") == "start"), None)
+        verb = made_by(path, start)
+        if verb not in (None, "reduce"):
+            raise other_verbs_run_dir(path, verb, "reduce")
+
+
 def resume(
     path: Path,
     *,
@@ -293,6 +306,7 @@ def resume(
     from sleuth.runner import reap_orphans
 
     if not (path / _CONFIG).is_file():
+        _other_verb(path)
         raise UsageError(
             f"{path}: not a sleuth reduce run dir (no {_CONFIG})", hint="pass the run dir printed by the run"
         )
