@@ -87,6 +87,10 @@ def test_thin_keeps_the_ends_and_bounds_the_gaps(days: list[date], n: int) -> No
         ),
         (["--end-date", "2025-01-09", "--cache-mount", "nocolon"], "--cache-mount 'nocolon'"),
         (["--runtime", "podman"], "--end-date: cannot list the tags"),
+        (
+            ["--end-date", "2025-01-09", "--start-date", "2025-01-01", "--mount", "/nonexistent/d:/d"],
+            "--mount '/nonexistent/d:/d': /nonexistent/d does not exist on this host",
+        ),
     ],
 )
 def test_image_flags_are_one_line_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
@@ -100,4 +104,18 @@ def test_image_flags_are_one_line_usage_errors(tmp_path: Path, args: list[str], 
     assert res.returncode == 2, res.stderr
     assert message in res.stderr and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) <= 2
+    assert not (tmp_path / "o").exists()
+
+
+def test_image_commits_names_a_mount_that_does_not_exist(tmp_path: Path) -> None:
+    """Before any image is looked at (it was an ERROR in every test, exit 4, a run dir left)."""
+    res = subprocess.run(
+        [sys.executable, "-m", "sleuth", "bisect", "image-commits", "--passing", "reg.io/x:1", "--failing",
+         "reg.io/x:2", "--source", "jax=/opt/jax", "--mount", "data:/data", "--output", "o", "--", "true"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "PATH": isolated_path(tmp_path / "bin"), "SLEUTH_CACHE": str(tmp_path)},
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert f"--mount 'data:/data': {tmp_path}/data does not exist on this host" in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()

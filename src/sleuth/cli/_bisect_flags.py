@@ -93,18 +93,16 @@ def image_source(
 ) -> Any:
     """``sleuth bisect images``'s flags as an ImageSource; ``--end-date`` defaults to the newest tag."""
     from sleuth.bisect.candidates import parse_date
-    from sleuth.bisect.chain import parse_sources
+    from sleuth.bisect.chain import host_mounts, parse_sources
     from sleuth.bisect.packaged import ImageSource
-    from sleuth.environments.container import Mount
 
     if end_date:
         parse_date(end_date, "--end-date")
     if start_date:
         parse_date(start_date, "--start-date")
-    for m in mounts:
-        Mount.parse(m)
-    if cache_mount is not None:
-        Mount.parse(cache_mount, "--cache-mount")
+    mounts = host_mounts(mounts, must_exist=runtime != "pyxis")
+    if cache_mount is not None:  # made at the first build when it does not exist
+        (cache_mount,) = host_mounts((cache_mount,), "--cache-mount", must_exist=False)
     parse_sources(sources)
     for flag, used in (("--build", build is not None), ("--cache-mount", cache_mount is not None)):
         if used and not sources:
