@@ -46,6 +46,15 @@ def test_nearest_prefers_the_day_then_older_then_newer(days: list[date], offset:
     assert got == (max(older) if older else min(days))
 
 
+@given(days_lists, st.integers(0, 200))
+def test_nearest_newer_first_prefers_the_day_then_newer_then_older(days: list[date], offset: int) -> None:
+    """How the end of a search steps: a date after a failing image fails too."""
+    want = DAY0 + timedelta(days=offset)
+    got = nearest(days, want, newer_first=True)
+    newer = [d for d in days if d >= want]
+    assert got == (min(newer) if newer else max(days))
+
+
 @given(days_lists, st.integers(0, 200), st.integers(0, 200))
 def test_older_than_is_the_newest_before(days: list[date], a: int, b: int) -> None:
     day, before = DAY0 + timedelta(days=a), DAY0 + timedelta(days=b)

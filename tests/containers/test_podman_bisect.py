@@ -143,6 +143,26 @@ def test_only_two_existing_dates_are_found(podman: Podman, tmp_path: Path) -> No
     assert blind.returncode == 3 and doc(blind)["status"] == "not_found"
 
 
+def test_an_end_date_without_a_tag_steps_to_a_newer_one(podman: Podman, tmp_path: Path) -> None:
+    """The end steps newer (a date after a failing image fails too), the start older; it stepped
+    older, to a passing image (not_found, or a usage error), and without --start-date it tested the
+    missing tag itself (a skip: not_found)."""
+    repo = "localhost/sleuth-test/gap"
+    for day, base in (("2025-02-01", "2025-01-01"), ("2025-02-20", "2025-01-09")):
+        if podman.run("image", "exists", f"{repo}:{day}", check=False).returncode != 0:
+            build_from(podman.env, f"{APP}:{base}", f"{repo}:{day}")
+    for name, extra in (("dated", ("--start-date", "2025-01-25")), ("gallop", ())):
+        res = images(sub(tmp_path, name), "--end-date", "2025-02-10", *extra, template=f"{repo}:{{date}}")
+        assert res.returncode == 0, (name, res.stderr)
+        d = doc(res)
+        assert (d["first_bad"]["label"], d["last_good"]["label"]) == (
+            f"{repo}:2025-02-20",
+            f"{repo}:2025-02-01",
+        )
+        assert "--end-date 2025-02-10: no such tag; the nearest existing date is 2025-02-20" in res.stderr
+        assert f"{repo}:2025-02-10" not in d["evidence"]
+
+
 def test_performance_mode_reads_metrics_json_from_the_trial_dir(podman: Podman, tmp_path: Path) -> None:
     res = images(tmp_path, "--start-date", "2025-01-01", "--end-date", "2025-01-10", "--metric", "step",
                  "--threshold", "20")  # fmt: skip

@@ -311,9 +311,22 @@ class ImageSource:
         days = self.available()
         return days[-1].isoformat() if days else None
 
+    def step_end(self) -> None:
+        """Without ``start``: ``end`` stepped to the nearest existing date (newer first, a note
+        says so), so that the end the gallop starts from is an image that exists."""
+        from sleuth.bisect.images import nearest
+
+        days = self.available()
+        want = parse_date(self.end, "--end-date")
+        got = nearest(days, want, newer_first=True) if days else None
+        if got is not None and got != want:
+            self.notes.append(f"--end-date {want}: no such tag; the nearest existing date is {got}")
+            self.end = got.isoformat()
+
     def resolve(self) -> list[str]:
         """The images from ``start`` to ``end``: the existing dates when they can be listed (the
-        ends stepped to the nearest existing ones), else one per day; thinned by ``threshold_days``."""
+        ends stepped to the nearest existing ones: the start older first, the end newer first), else
+        one per day; thinned by ``threshold_days``."""
         from sleuth.bisect.images import nearest, thin
 
         a, b = parse_date(self.start, "--start-date"), parse_date(self.end, "--end-date")
@@ -326,7 +339,7 @@ class ImageSource:
                 for d in thin([a + timedelta(days=i) for i in range((b - a).days + 1)], self.threshold_days)
             ]
         self.notes.clear()
-        end = nearest(days, b, lo=a + timedelta(days=1))
+        end = nearest(days, b, lo=a + timedelta(days=1), newer_first=True)
         if end is None or end <= a:
             raise UsageError(
                 f"no tag of {self.template} between --start-date {self.start} and --end-date {self.end}",

@@ -132,6 +132,8 @@ def image_source(
         build=build,
         cache_mount=cache_mount,
     )
+    if end_date and not start_date:
+        src.step_end()  # the gallop starts from an image that exists
     if not end_date:
         newest = src.newest()
         if newest is None:
