@@ -163,6 +163,19 @@ def test_an_end_date_without_a_tag_steps_to_a_newer_one(podman: Podman, tmp_path
         assert f"{repo}:2025-02-10" not in d["evidence"]
 
 
+@pytest.mark.parametrize(
+    ("template", "fmt"), [(f"{APP}-nothing:{{date}}", "%Y-%m-%d"), (f"{APP}:{{date}}", "%Y%m%d")]
+)
+def test_no_matching_tag_is_not_a_listing_failure(
+    podman: Podman, tmp_path: Path, template: str, fmt: str
+) -> None:
+    """podman listed the tags and none matches: it said 'cannot list the tags of ... with podman'."""
+    res = images(tmp_path, "--date-format", fmt, template=template)
+    assert res.returncode == 2, res.stderr
+    assert f"--end-date: podman lists no tag of {template} (with --date-format {fmt})" in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "o").exists()
+
+
 def test_performance_mode_reads_metrics_json_from_the_trial_dir(podman: Podman, tmp_path: Path) -> None:
     res = images(tmp_path, "--start-date", "2025-01-01", "--end-date", "2025-01-10", "--metric", "step",
                  "--threshold", "20")  # fmt: skip

@@ -136,6 +136,11 @@ def image_source(
         src.step_end()  # the gallop starts from an image that exists
     if not end_date:
         newest = src.newest()
+        if newest is None and src.available() is not None:
+            raise UsageError(
+                f"--end-date: {runtime} lists no tag of {template} (with --date-format {date_format})",
+                hint="check --template and --date-format, or give --end-date YYYY-MM-DD",
+            )
         if newest is None:
             raise UsageError(
                 f"--end-date: cannot list the tags of {template} with {runtime}",
