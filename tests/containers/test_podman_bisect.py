@@ -112,6 +112,17 @@ def test_a_failing_start_date_steps_back(podman: Podman, tmp_path: Path) -> None
     assert (d["first_bad"]["label"], d["last_good"]["label"]) == (tag("2025-01-08"), tag("2025-01-07"))
 
 
+def test_step_back_from_a_start_date_without_a_tag(podman: Podman, tmp_path: Path) -> None:
+    """The note said the start stepped to 01-04, but --step-back tested the missing 01-05 itself
+    (a skip: not_found)."""
+    res = images(tmp_path, "--start-date", "2025-01-05", "--end-date", "2025-01-10", "--step-back")
+    assert res.returncode == 0, res.stderr
+    assert "--start-date 2025-01-05: no such tag; the nearest existing date is 2025-01-04" in res.stderr
+    d = doc(res)
+    assert (d["first_bad"]["label"], d["last_good"]["label"]) == (tag("2025-01-08"), tag("2025-01-07"))
+    assert tag("2025-01-05") not in d["evidence"]
+
+
 def test_threshold_days_ends_the_date_search_early(podman: Podman, tmp_path: Path) -> None:
     full = doc(images(sub(tmp_path, "full"), "--start-date", "2025-01-01"))
     res = images(tmp_path, "--start-date", "2025-01-01", "--threshold-days", "3")

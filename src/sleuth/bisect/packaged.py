@@ -351,6 +351,7 @@ class ImageSource:
         for flag, want, got in (("--start-date", a, start), ("--end-date", b, end)):
             if want != got:
                 self.notes.append(f"{flag} {want}: no such tag; the nearest existing date is {got}")
+        self.start, self.end = start.isoformat(), end.isoformat()  # the ends tested (--step-back)
         return [self.tag(d) for d in thin([d for d in days if start <= d <= end], self.threshold_days)]
 
     def resolve_skip(self, values: tuple[str, ...], labels: list[str]) -> tuple[str, ...]:
