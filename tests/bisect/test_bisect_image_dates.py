@@ -95,7 +95,11 @@ def test_thin_keeps_the_ends_and_bounds_the_gaps(days: list[date], n: int) -> No
             "--threshold-days 0: must be at least 1",
         ),
         (["--end-date", "2025-01-09", "--cache-mount", "nocolon"], "--cache-mount 'nocolon'"),
-        (["--runtime", "podman"], "--end-date: cannot list the tags"),
+        (["--runtime", "podman"], "--runtime podman: podman is not on PATH; install podman, or choose"),
+        (
+            ["--start-date", "2025-01-01", "--end-date", "2025-01-09"],
+            "--runtime docker: docker is not on PATH",
+        ),
         (
             ["--end-date", "2025-01-09", "--start-date", "2025-01-01", "--mount", "/nonexistent/d:/d"],
             "--mount '/nonexistent/d:/d': /nonexistent/d does not exist on this host",
@@ -113,6 +117,18 @@ def test_image_flags_are_one_line_usage_errors(tmp_path: Path, args: list[str], 
     assert res.returncode == 2, res.stderr
     assert message in res.stderr and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) <= 2
+    assert not (tmp_path / "o").exists()
+
+
+def test_image_commits_names_a_runtime_that_is_not_installed(tmp_path: Path) -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "sleuth", "bisect", "image-commits", "--runtime", "podman", "--passing", "reg.io/x:1",
+         "--failing", "reg.io/x:2", "--source", "jax=/opt/jax", "--output", "o", "--", "true"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "PATH": isolated_path(tmp_path / "bin"), "SLEUTH_CACHE": str(tmp_path)},
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert "--runtime podman: podman is not on PATH" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "o").exists()
 
 

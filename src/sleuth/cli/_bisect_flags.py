@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from typing import TYPE_CHECKING, Any
 
 from sleuth.backends.local import check_slots
@@ -68,6 +69,17 @@ def git_source(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, 
                                  hint="bisect the repository that changed on its own")  # fmt: skip
         src = MultiGitSource(_repo_specs(repos, goods, bads), build=build, first_parent=first_parent)
     return src
+
+
+def _check_runtime(runtime: str) -> None:
+    """``--runtime``'s program is installed: a usage error before any run dir (it was an
+    infrastructure error in the first test, exit 4, or 'cannot list the tags')."""
+    from sleuth.environments.runtimes import Runtime
+
+    exe = Runtime.parse(runtime).executable
+    if shutil.which(exe) is None:
+        raise UsageError(f"--runtime {runtime}: {exe} is not on PATH",
+                         hint=f"install {exe}, or choose another --runtime")  # fmt: skip
 
 
 def _env_names(kw: dict[str, Any]) -> tuple[str, ...]:
@@ -132,6 +144,7 @@ def image_source(
         build=build,
         cache_mount=cache_mount,
     )
+    _check_runtime(runtime)  # after the flags ImageSource checks, before anything is listed
     if end_date and not start_date:
         src.step_end()  # the gallop starts from an image that exists
     if not end_date:
@@ -162,13 +175,15 @@ def chain_source(
     cache_mount: str | None,
 ) -> Any:
     """``sleuth bisect image-commits``'s flags as a ChainSource (reads both images' commits)."""
-    from sleuth.bisect.chain import ChainSource
+    from sleuth.bisect.chain import ChainSource, host_mounts
 
     for flag in ("find_fix", "skip"):
         if kw.get(flag):
             raise UsageError(f"--{flag.replace('_', '-')} does not work with sleuth bisect image-commits")
     if passing == failing:
         raise UsageError(f"--passing and --failing are the same image ({passing})")
+    host_mounts(mounts, must_exist=runtime != "pyxis")  # the flags first, then the runtime
+    _check_runtime(runtime)
     return ChainSource.open(
         passing=passing,
         failing=failing,
