@@ -170,8 +170,12 @@ def test_an_end_date_without_a_tag_steps_to_a_newer_one(podman: Podman, tmp_path
             f"{repo}:2025-02-20",
             f"{repo}:2025-02-01",
         )
-        assert "--end-date 2025-02-10: no such tag; the nearest existing date is 2025-02-20" in res.stderr
+        note = "--end-date 2025-02-10: no such tag; the nearest existing date is 2025-02-20"
+        assert note in res.stderr
         assert f"{repo}:2025-02-10" not in d["evidence"]
+        # sleuth.log keeps the notes and the image checks (docs/bisect.md says so; it had neither)
+        log = (tmp_path / name / d["run_dir"] / "sleuth.log").read_text()
+        assert f"note: {note}" in log and f"podman: image {repo}:2025-02-20 exists" in log
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from a template with ``{date}``; a tag that does not exist (checked without pull
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -19,6 +20,8 @@ from sleuth.model import TrialSpec
 from sleuth.secrets import scrub_text
 
 __all__ = ["ImageSource", "PypiSource"]
+
+log = logging.getLogger(__name__)
 
 
 #: how many releases the default older end may step over when it does not install
@@ -301,9 +304,14 @@ class ImageSource:
             self._listed = True
             parts = split_template(self.template)
             if parts is not None:
-                tags = list_tags(self.runtime, repository_of(parts[0] + "x"))
+                repo = repository_of(parts[0] + "x")
+                tags = list_tags(self.runtime, repo)
                 if tags is not None:
                     self._dates = dated_tags(self.template, self.date_format, tags)
+                    log.debug("%s lists %d tags of %s, %d of them dated", self.runtime, len(tags), repo,
+                              len(self._dates))  # fmt: skip
+                else:
+                    log.debug("%s cannot list the tags of %s: every day is a candidate", self.runtime, repo)
         return sorted(self._dates) if self._dates is not None else None
 
     def newest(self) -> str | None:
@@ -338,7 +346,6 @@ class ImageSource:
                 self.tag(d)
                 for d in thin([a + timedelta(days=i) for i in range((b - a).days + 1)], self.threshold_days)
             ]
-        self.notes.clear()
         end = nearest(days, b, lo=a + timedelta(days=1), newer_first=True)
         if end is None or end <= a:
             raise UsageError(
@@ -378,7 +385,9 @@ class ImageSource:
         from sleuth.errors import InfrastructureError
 
         try:
-            if not image_exists(self.runtime, cand.label):
+            exists = image_exists(self.runtime, cand.label)
+            log.debug("%s: image %s %s", self.runtime, cand.label, "exists" if exists else "does not exist")
+            if not exists:
                 return Prepared(None, f"image {cand.label} does not exist")
         except InfrastructureError as exc:
             raise RuntimeUnavailable(exc.message, hint=exc.hint) from None
