@@ -120,6 +120,41 @@ def test_image_flags_are_one_line_usage_errors(tmp_path: Path, args: list[str], 
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    ("template", "fmt", "message"),
+    [
+        ("localhost/JAX:nightly-{date}", "%Y-%m-%d", "a repository name must be lower case"),
+        ("localhost/jax:nightly {date}", "%Y-%m-%d", "--template 'localhost/jax:nightly {date}' makes"),
+        ("localhost/jax:nightly-{date}", "%Y/%m/%d", "--date-format '%Y/%m/%d' makes '2024/02/28'"),
+        ("localhost/jax:nightly-{date}", "%d %b", "--date-format '%d %b' makes '28 Feb'"),
+    ],
+)
+def test_a_template_no_runtime_accepts_is_a_usage_error(tmp_path: Path, template: str, fmt: str,
+                                                         message: str) -> None:  # fmt: skip
+    """podman and docker refuse every such tag: it was exit 4 at the first test, a run dir left."""
+    res = subprocess.run(
+        [sys.executable, "-m", "sleuth", "bisect", "images", "--runtime", "podman", "--template", template,
+         "--date-format", fmt, "--start-date", "2025-01-01", "--end-date", "2025-01-09", "--no-tag-listing",
+         "--output", "o", "--", "true"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "PATH": isolated_path(tmp_path / "bin"), "SLEUTH_CACHE": str(tmp_path)},
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+@given(st.sampled_from(["localhost/jax:nightly-{}", "ghcr.io/nvidia/jax:{}-cuda12", "localhost:5000/a/b:{}",
+                        "127.0.0.1:9/x/app:{}", "nvcr.io/nvidia/jax:25.01-py3-{}", "app:{}"]),
+       st.dates())  # fmt: skip
+def test_ordinary_templates_are_references(template: str, day: date) -> None:
+    from sleuth.bisect.images import bad_reference
+
+    assert bad_reference(template.format(day.strftime("%Y-%m-%d"))) is None
+    assert bad_reference(template.format(day.strftime("%Y%m%d"))) is None
+
+
 def test_image_commits_names_a_runtime_that_is_not_installed(tmp_path: Path) -> None:
     res = subprocess.run(
         [sys.executable, "-m", "sleuth", "bisect", "image-commits", "--runtime", "podman", "--passing", "reg.io/x:1",

@@ -13,6 +13,7 @@ The dates are pure functions; :class:`sleuth.bisect.packaged.ImageSource` asks t
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RuntimeUnavailable",
+    "bad_reference",
     "dated_tags",
     "gallop",
     "image_ends",
@@ -48,6 +50,28 @@ class RuntimeUnavailable(SleuthError):
     """
 
     exit_code = ExitCode.INFRASTRUCTURE
+
+
+_HOST = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+#: docker/podman's image reference grammar (distribution/reference), without a digest
+_REFERENCE_RE = re.compile(
+    rf"(?:(?:{_HOST}(?:\.{_HOST})*(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?)/)?{_PATH}(?:/{_PATH})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+)
+
+
+def bad_reference(image: str) -> str | None:
+    """Why ``image`` is not a docker/podman image reference (upper case in the repository, a
+    ``/`` or a space in the tag ...), or None."""
+    if _REFERENCE_RE.fullmatch(image):
+        return None
+    name, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
+    if name != name.lower() and name.rsplit("/", 1)[-1] != name.rsplit("/", 1)[-1].lower():
+        return "a repository name must be lower case"
+    if tag:
+        return "a tag is letters, digits, '_', '.' and '-' (at most 128)"
+    return "not an image reference (e.g. ghcr.io/org/image:tag)"
 
 
 def split_template(template: str) -> tuple[str, str] | None:

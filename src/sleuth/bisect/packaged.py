@@ -8,6 +8,7 @@ from a template with ``{date}``; a tag that does not exist (checked without pull
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -267,7 +268,7 @@ class ImageSource:
     _listed: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        from sleuth.bisect.images import split_template
+        from sleuth.bisect.images import bad_reference, split_template
 
         for name in ("mounts", "env_names", "sources"):
             setattr(self, name, tuple(getattr(self, name)))  # a resumed config holds lists
@@ -288,6 +289,14 @@ class ImageSource:
             )
         if self.threshold_days < 1:
             raise UsageError(f"--threshold-days {self.threshold_days}: must be at least 1")
+        why = bad_reference(self.tag(day)) if self.runtime in ("docker", "podman") else None
+        if why is not None:  # docker and podman would refuse every tag, after the run dir exists
+            stamp = day.strftime(self.date_format)
+            if re.fullmatch(r"[A-Za-z0-9_.-]+", stamp):
+                raise UsageError(f"--template {self.template!r} makes {self.tag(day)!r}: {why}",
+                                 hint="e.g. --template 'ghcr.io/org/image:nightly-{date}'")  # fmt: skip
+            raise UsageError(f"--date-format {self.date_format!r} makes {stamp!r}, not part of an image tag",
+                             hint="letters, digits, '_', '.', '-' only: e.g. %Y-%m-%d")  # fmt: skip
         if not self.list_tags or split_template(self.template) is None:
             self._listed = True  # nothing to list
 
