@@ -96,6 +96,7 @@ def test_thin_keeps_the_ends_and_bounds_the_gaps(days: list[date], n: int) -> No
         ),
         (["--end-date", "2025-01-09", "--cache-mount", "nocolon"], "--cache-mount 'nocolon'"),
         (["--runtime", "podman"], "--runtime podman: podman is not on PATH; install podman, or choose"),
+        (["--no-tag-listing"], "--no-tag-listing needs --end-date YYYY-MM-DD"),
         (
             ["--start-date", "2025-01-01", "--end-date", "2025-01-09"],
             "--runtime docker: docker is not on PATH",

@@ -121,6 +121,10 @@ def image_source(
             raise UsageError(f"{flag} needs --source NAME=PATH (the commits stage inside the image)")
     if build is not None and not build.strip():
         raise UsageError("--build '': an empty command", hint="e.g. --build 'pip install -e /opt/lib'")
+    if not end_date and not list_tags:
+        raise UsageError(
+            "--no-tag-listing needs --end-date YYYY-MM-DD", hint="its default is the newest listed tag"
+        )
     if step_back and not start_date:
         raise UsageError("--step-back needs --start-date", hint="without it, sleuth steps back from the end")
     if not start_date and any("=" not in m for m in kw["metric"]):
