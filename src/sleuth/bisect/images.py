@@ -113,7 +113,7 @@ def nearest(days: list[date], want: date, *, lo: date | None = None, hi: date | 
     one); None when there is none.  ``days`` sorted.
 
     The start of a search steps older and its end newer: a date before a passing one passes too,
-    and one after a failing one fails too (with ``--find-fix`` the other way round, the same steps).
+    and one after a failing one fails too (``--find-fix``: one after a fixed image is fixed too).
     """
     inside = [d for d in days if (lo is None or d >= lo) and (hi is None or d <= hi)]
     if want in inside:
