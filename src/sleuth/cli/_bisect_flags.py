@@ -78,8 +78,9 @@ def _check_runtime(runtime: str) -> None:
 
     exe = Runtime.parse(runtime).executable
     if shutil.which(exe) is None:
+        where = "run it where Slurm's srun (with pyxis) is" if runtime == "pyxis" else f"install {exe}"
         raise UsageError(f"--runtime {runtime}: {exe} is not on PATH",
-                         hint=f"install {exe}, or choose another --runtime")  # fmt: skip
+                         hint=f"{where}, or choose another --runtime")  # fmt: skip
 
 
 def _env_names(kw: dict[str, Any]) -> tuple[str, ...]:
