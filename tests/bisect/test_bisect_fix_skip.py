@@ -182,3 +182,21 @@ def test_a_bad_end_whose_reruns_fail_otherwise_stops_later_and_two_ways_to_fail_
                  cwd=tmp_path)  # fmt: skip
     d = doc(res)
     assert (d["status"], d["first_bad"]["label"]) == ("found", "23"), d["note"]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_flaky_off_stops_early_when_the_test_cannot_run(tmp_path: Path, jobs: str) -> None:
+    """Lazy ends test the bad end as soon as a test could not run at all: a test that runs nowhere
+    (not executable here; in bisect images a --gpus without GPUs, a broken runtime) took one
+    container per candidate, 29 of 30, before the end check said exit 4."""
+    (tmp_path / "list.txt").write_text("".join(f"{i}\n" for i in range(30)))
+    test = tmp_path / "noexec.sh"
+    test.write_text("#!/bin/sh\nexit 0\n")
+    test.chmod(0o644)
+    res = sleuth("bisect", "list", "list.txt", "--flaky", "off", "--jobs", jobs, "--output", "o", "--",
+                 str(test), cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 4, res.stderr
+    assert "the bad end 29 could not be tested" in res.stderr
+    run = next((tmp_path / "o" / "bisect" / "list").iterdir())
+    tests = [e for e in read_journal(run / "journal.jsonl") if e.get("event") == "test"]
+    assert len(tests) <= 1 + int(jobs), [(e["phase"], e["label"]) for e in tests]

@@ -48,3 +48,17 @@ def test_a_daemon_that_is_down_exits_4_with_its_message(tmp_path: Path) -> None:
     res = run(tmp_path, FAKE_RUNTIME_DOWN="1")
     assert res.returncode == 4, res.stderr
     assert "Cannot connect to the Docker daemon" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_relative_mounts_are_journaled_absolute(tmp_path: Path) -> None:
+    """A resume reads the mounts back from the journal, maybe from another directory: a relative
+    ``--mount data:/data`` once mounted the resuming shell's ``./data`` (missing: every test an
+    ERROR, the answer not_found)."""
+    (tmp_path / "data").mkdir()
+    res = run(tmp_path, "--mount", "data:/data:ro", "--source", "jax=/opt/jax", "--cache-mount", "cache:/c")
+    assert res.returncode == 3, res.stderr  # the dates are found; the fake images hold no repository
+    run_dir = tmp_path / json.loads(res.stdout)["run_dir"]
+    start = next(json.loads(x) for x in (run_dir / "journal.jsonl").read_text().splitlines())
+    cfg = start["source"]
+    assert cfg["mounts"] == [f"{tmp_path}/data:/data:ro"], cfg
+    assert cfg["cache_mount"] == f"{tmp_path}/cache:/c", cfg

@@ -112,6 +112,17 @@ def test_a_failing_start_date_steps_back(podman: Podman, tmp_path: Path) -> None
     assert (d["first_bad"]["label"], d["last_good"]["label"]) == (tag("2025-01-08"), tag("2025-01-07"))
 
 
+def test_step_back_from_a_start_date_without_a_tag(podman: Podman, tmp_path: Path) -> None:
+    """The note said the start stepped to 01-04, but --step-back tested the missing 01-05 itself
+    (a skip: not_found)."""
+    res = images(tmp_path, "--start-date", "2025-01-05", "--end-date", "2025-01-10", "--step-back")
+    assert res.returncode == 0, res.stderr
+    assert "--start-date 2025-01-05: no such tag; the nearest existing date is 2025-01-04" in res.stderr
+    d = doc(res)
+    assert (d["first_bad"]["label"], d["last_good"]["label"]) == (tag("2025-01-08"), tag("2025-01-07"))
+    assert tag("2025-01-05") not in d["evidence"]
+
+
 def test_threshold_days_ends_the_date_search_early(podman: Podman, tmp_path: Path) -> None:
     full = doc(images(sub(tmp_path, "full"), "--start-date", "2025-01-01"))
     res = images(tmp_path, "--start-date", "2025-01-01", "--threshold-days", "3")
@@ -141,6 +152,43 @@ def test_only_two_existing_dates_are_found(podman: Podman, tmp_path: Path) -> No
     blind = images(tmp_path, "--start-date", "2025-01-25", "--end-date", "2025-02-25", "--no-tag-listing",
                    template=f"{repo}:{{date}}")  # fmt: skip
     assert blind.returncode == 3 and doc(blind)["status"] == "not_found"
+
+
+def test_an_end_date_without_a_tag_steps_to_a_newer_one(podman: Podman, tmp_path: Path) -> None:
+    """The end steps newer (a date after a failing image fails too), the start older; it stepped
+    older, to a passing image (not_found, or a usage error), and without --start-date it tested the
+    missing tag itself (a skip: not_found)."""
+    repo = "localhost/sleuth-test/gap"
+    for day, base in (("2025-02-01", "2025-01-01"), ("2025-02-20", "2025-01-09")):
+        if podman.run("image", "exists", f"{repo}:{day}", check=False).returncode != 0:
+            build_from(podman.env, f"{APP}:{base}", f"{repo}:{day}")
+    for name, extra in (("dated", ("--start-date", "2025-01-25")), ("gallop", ())):
+        res = images(sub(tmp_path, name), "--end-date", "2025-02-10", *extra, template=f"{repo}:{{date}}")
+        assert res.returncode == 0, (name, res.stderr)
+        d = doc(res)
+        assert (d["first_bad"]["label"], d["last_good"]["label"]) == (
+            f"{repo}:2025-02-20",
+            f"{repo}:2025-02-01",
+        )
+        note = "--end-date 2025-02-10: no such tag; the nearest existing date is 2025-02-20"
+        assert note in res.stderr
+        assert f"{repo}:2025-02-10" not in d["evidence"]
+        # sleuth.log keeps the notes and the image checks (docs/bisect.md says so; it had neither)
+        log = (tmp_path / name / d["run_dir"] / "sleuth.log").read_text()
+        assert f"note: {note}" in log and f"podman: image {repo}:2025-02-20 exists" in log
+
+
+@pytest.mark.parametrize(
+    ("template", "fmt"), [(f"{APP}-nothing:{{date}}", "%Y-%m-%d"), (f"{APP}:{{date}}", "%Y%m%d")]
+)
+def test_no_matching_tag_is_not_a_listing_failure(
+    podman: Podman, tmp_path: Path, template: str, fmt: str
+) -> None:
+    """podman listed the tags and none matches: it said 'cannot list the tags of ... with podman'."""
+    res = images(tmp_path, "--date-format", fmt, template=template)
+    assert res.returncode == 2, res.stderr
+    assert f"--end-date: podman lists no tag of {template} (with --date-format {fmt})" in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "o").exists()
 
 
 def test_performance_mode_reads_metrics_json_from_the_trial_dir(podman: Podman, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 from dataclasses import dataclass, field, replace
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from sleuth.bisect.driver import Driver
     from sleuth.bisect.strategies import SearchResult
 
-__all__ = ["ChainSource", "continue_chain", "parse_sources"]
+__all__ = ["ChainSource", "continue_chain", "host_mounts", "parse_sources"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,25 @@ def parse_sources(values: tuple[str, ...] | list[str], flag: str = "--source") -
             raise UsageError(f"{flag} {v!r}: {name} given twice")
         out[name] = path.rstrip("/") or "/"
     return out
+
+
+def host_mounts(
+    values: tuple[str, ...] | list[str], flag: str = "--mount", *, must_exist: bool = True
+) -> tuple[str, ...]:
+    """``SRC:DST[:ro]`` values with SRC made absolute (a resume from another directory mounts the
+    same paths); with ``must_exist`` (docker, podman: not pyxis, whose paths are the compute
+    node's) a SRC that is not on this host is a usage error naming the flag (the runtime would only
+    say so in every test, after the run dir exists)."""
+    from sleuth.environments.container import Mount
+
+    out: list[str] = []
+    for v in values:
+        m = Mount.parse(str(v), flag)
+        if must_exist and not os.path.exists(m.src):
+            raise UsageError(f"{flag} {v!r}: {m.src} does not exist on this host",
+                             hint="create it, or fix the path before the ':'")  # fmt: skip
+        out.append(m.spec())
+    return tuple(out)
 
 
 def _head(gitdir: Path) -> str | None:
@@ -182,12 +202,9 @@ class ChainSource(MultiGitSource):
         env_names: tuple[str, ...] | list[str] = (),
     ) -> ChainSource:
         """Read each source's commit in both images (copying the failing image's repositories)."""
-        from sleuth.environments.container import Mount
-
-        for m in mounts:
-            Mount.parse(m)
-        if cache_mount is not None:
-            Mount.parse(cache_mount, "--cache-mount")
+        mounts = host_mounts(tuple(mounts), must_exist=runtime != "pyxis")
+        if cache_mount is not None:  # made at the first test when it does not exist
+            (cache_mount,) = host_mounts((cache_mount,), "--cache-mount", must_exist=False)
         if build is not None and not build.strip():
             raise UsageError("--build '': an empty command", hint="e.g. --build 'pip install -e /opt/lib'")
         paths = parse_sources(tuple(sources))
@@ -223,7 +240,7 @@ class ChainSource(MultiGitSource):
             failing=failing,
             sources=tuple(f"{n}={p}" for n, p in paths.items()),
             runtime=runtime,
-            mounts=tuple(mounts),
+            mounts=mounts,
             cache_mount=cache_mount,
             env_names=tuple(env_names),
             unchanged=tuple(r.name for r in same),

@@ -10,7 +10,8 @@ stand, and decides the next one:
   one slot only when no search probe passed (a test that always fails stops after three tests) or
   when the answer's last good is the good end;
 * **lazy ends** (``--flaky off``, as ``git bisect run`` trusts its ends): an end is tested only
-  when the answer rests on it; the first failure of the search is the target until the bad end
+  when the answer rests on it (the bad end also as soon as a test could not run at all: an ERROR
+  everywhere stops after two tests); the first failure of the search is the target until the bad end
   gives its own signature, and when two failures disagree the search waits for the bad end and is
   told again (:meth:`EndChecks.rebuilt`) if the bad end sides with the later one.
 
@@ -91,8 +92,8 @@ class EndChecks:
     driver's ``strategy`` when it rebuilds the search.
     """
 
-    __slots__ = ("bad_out", "bad_runs", "budget", "d", "disputed", "first", "good", "good_out", "lazy",
-                 "passed", "provisional", "rebuild", "searched", "told")  # fmt: skip
+    __slots__ = ("bad_out", "bad_runs", "budget", "d", "disputed", "errored", "first", "good", "good_out",
+                 "lazy", "passed", "provisional", "rebuild", "searched", "told")  # fmt: skip
 
     def __init__(self, driver: Driver, *, budget: int, checked: bool, lazy: bool = False) -> None:
         self.d = driver
@@ -111,6 +112,9 @@ class EndChecks:
         self.first: str | None = None
         #: lazy: a failure disagreed with the provisional target; results wait for the bad end
         self.disputed = False
+        #: lazy: a test could not run at all (ERROR): the bad end is tested at once, so that a test
+        #: that cannot run anywhere stops after two tests instead of running every candidate
+        self.errored = False
         #: lazy: the bad end's signature is not the provisional one; the search is told again
         self.rebuild = False
         #: lazy: every (query, event) told to the search, for a rebuild
@@ -119,8 +123,13 @@ class EndChecks:
     def submit(self, strat: Strategy, jobs: int, first_wave: bool) -> None:
         """Start the end checks that are due while the search runs."""
         d = self.d
-        if self.lazy:  # only when two failures disagree; the rest waits for the answer (start_due)
-            if self.disputed and not self.bad_out and not self.bad_runs and d.inflight < jobs:
+        if self.lazy:  # only when two failures disagree or a test errored; else at the answer (start_due)
+            if (
+                (self.disputed or self.errored)
+                and not self.bad_out
+                and not self.bad_runs
+                and d.inflight < jobs
+            ):
                 self.bad_out += 1
                 d._end_check(strat, BAD)
             return
@@ -186,6 +195,8 @@ class EndChecks:
         """
         if self.disputed:
             return True
+        if ev.outcome is Outcome.ERROR:
+            self.errored = True
         if ev.outcome is not Outcome.FAIL:
             return False
         if not self.provisional and not self.bad_runs:  # the first failure of the search

@@ -3,9 +3,9 @@
 A template such as ``ghcr.io/nvidia/jax:nightly-{date}`` names one image per day, but registries
 skip days.  When the runtime can list the repository's tags (local images, ``skopeo list-tags``,
 ``podman search --list-tags``; see :func:`sleuth.environments.runtimes.list_tags`), the candidates
-are the dates that exist, a date given on the command line steps to the nearest existing one (older
-first), and the gallop back from a failing end steps from tag to tag.  When nothing can list them,
-every day is a candidate and a missing tag is a SKIP.
+are the dates that exist, a date given on the command line steps to the nearest existing one (the
+start older first, the end newer first), and the gallop back from a failing end steps from tag to
+tag.  When nothing can list them, every day is a candidate and a missing tag is a SKIP.
 
 The dates are pure functions; :class:`sleuth.bisect.packaged.ImageSource` asks the runtime, and
 :func:`image_ends` runs the driver's tests of the ends when no passing start is known.
@@ -13,6 +13,7 @@ The dates are pure functions; :class:`sleuth.bisect.packaged.ImageSource` asks t
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RuntimeUnavailable",
+    "bad_reference",
     "dated_tags",
     "gallop",
     "image_ends",
@@ -48,6 +50,28 @@ class RuntimeUnavailable(SleuthError):
     """
 
     exit_code = ExitCode.INFRASTRUCTURE
+
+
+_HOST = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+#: docker/podman's image reference grammar (distribution/reference), without a digest
+_REFERENCE_RE = re.compile(
+    rf"(?:(?:{_HOST}(?:\.{_HOST})*(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?)/)?{_PATH}(?:/{_PATH})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+)
+
+
+def bad_reference(image: str) -> str | None:
+    """Why ``image`` is not a docker/podman image reference (upper case in the repository, a
+    ``/`` or a space in the tag ...), or None."""
+    if _REFERENCE_RE.fullmatch(image):
+        return None
+    name, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
+    if name != name.lower() and name.rsplit("/", 1)[-1] != name.rsplit("/", 1)[-1].lower():
+        return "a repository name must be lower case"
+    if tag:
+        return "a tag is letters, digits, '_', '.' and '-' (at most 128)"
+    return "not an image reference (e.g. ghcr.io/org/image:tag)"
 
 
 def split_template(template: str) -> tuple[str, str] | None:
@@ -82,17 +106,23 @@ def dated_tags(template: str, date_format: str, tags: list[str]) -> dict[date, s
     return out
 
 
-def nearest(days: list[date], want: date, *, lo: date | None = None, hi: date | None = None) -> date | None:
+def nearest(days: list[date], want: date, *, lo: date | None = None, hi: date | None = None,
+            newer_first: bool = False) -> date | None:  # fmt: skip
     """The existing day nearest to ``want`` in ``[lo, hi]``: ``want`` itself, else the newest older
-    one, else the oldest newer one; None when there is none.  ``days`` sorted."""
+    one, else the oldest newer one (``newer_first``: the oldest newer one, else the newest older
+    one); None when there is none.  ``days`` sorted.
+
+    The start of a search steps older and its end newer: a date before a passing one passes too,
+    and one after a failing one fails too (``--find-fix``: one after a fixed image is fixed too).
+    """
     inside = [d for d in days if (lo is None or d >= lo) and (hi is None or d <= hi)]
     if want in inside:
         return want
     before = [d for d in inside if d < want]
-    if before:
-        return before[-1]
     after = [d for d in inside if d > want]
-    return after[0] if after else None
+    if newer_first:
+        return after[0] if after else (before[-1] if before else None)
+    return before[-1] if before else (after[0] if after else None)
 
 
 def older_than(days: list[date], day: date, before: date) -> date | None:

@@ -7,6 +7,8 @@ from a template with ``{date}``; a tag that does not exist (checked without pull
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -19,6 +21,8 @@ from sleuth.model import TrialSpec
 from sleuth.secrets import scrub_text
 
 __all__ = ["ImageSource", "PypiSource"]
+
+log = logging.getLogger(__name__)
 
 
 #: how many releases the default older end may step over when it does not install
@@ -264,7 +268,7 @@ class ImageSource:
     _listed: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        from sleuth.bisect.images import split_template
+        from sleuth.bisect.images import bad_reference, split_template
 
         for name in ("mounts", "env_names", "sources"):
             setattr(self, name, tuple(getattr(self, name)))  # a resumed config holds lists
@@ -285,6 +289,14 @@ class ImageSource:
             )
         if self.threshold_days < 1:
             raise UsageError(f"--threshold-days {self.threshold_days}: must be at least 1")
+        why = bad_reference(self.tag(day)) if self.runtime in ("docker", "podman") else None
+        if why is not None:  # docker and podman would refuse every tag, after the run dir exists
+            stamp = day.strftime(self.date_format)
+            if re.fullmatch(r"[A-Za-z0-9_.-]+", stamp):
+                raise UsageError(f"--template {self.template!r} makes {self.tag(day)!r}: {why}",
+                                 hint="e.g. --template 'ghcr.io/org/image:nightly-{date}'")  # fmt: skip
+            raise UsageError(f"--date-format {self.date_format!r} makes {stamp!r}, not part of an image tag",
+                             hint="letters, digits, '_', '.', '-' only: e.g. %Y-%m-%d")  # fmt: skip
         if not self.list_tags or split_template(self.template) is None:
             self._listed = True  # nothing to list
 
@@ -301,9 +313,14 @@ class ImageSource:
             self._listed = True
             parts = split_template(self.template)
             if parts is not None:
-                tags = list_tags(self.runtime, repository_of(parts[0] + "x"))
+                repo = repository_of(parts[0] + "x")
+                tags = list_tags(self.runtime, repo)
                 if tags is not None:
                     self._dates = dated_tags(self.template, self.date_format, tags)
+                    log.debug("%s lists %d tags of %s, %d of them dated", self.runtime, len(tags), repo,
+                              len(self._dates))  # fmt: skip
+                else:
+                    log.debug("%s cannot list the tags of %s: every day is a candidate", self.runtime, repo)
         return sorted(self._dates) if self._dates is not None else None
 
     def newest(self) -> str | None:
@@ -311,9 +328,22 @@ class ImageSource:
         days = self.available()
         return days[-1].isoformat() if days else None
 
+    def step_end(self) -> None:
+        """Without ``start``: ``end`` stepped to the nearest existing date (newer first, a note
+        says so), so that the end the gallop starts from is an image that exists."""
+        from sleuth.bisect.images import nearest
+
+        days = self.available()
+        want = parse_date(self.end, "--end-date")
+        got = nearest(days, want, newer_first=True) if days else None
+        if got is not None and got != want:
+            self.notes.append(f"--end-date {want}: no such tag; the nearest existing date is {got}")
+            self.end = got.isoformat()
+
     def resolve(self) -> list[str]:
         """The images from ``start`` to ``end``: the existing dates when they can be listed (the
-        ends stepped to the nearest existing ones), else one per day; thinned by ``threshold_days``."""
+        ends stepped to the nearest existing ones: the start older first, the end newer first), else
+        one per day; thinned by ``threshold_days``."""
         from sleuth.bisect.images import nearest, thin
 
         a, b = parse_date(self.start, "--start-date"), parse_date(self.end, "--end-date")
@@ -325,8 +355,7 @@ class ImageSource:
                 self.tag(d)
                 for d in thin([a + timedelta(days=i) for i in range((b - a).days + 1)], self.threshold_days)
             ]
-        self.notes.clear()
-        end = nearest(days, b, lo=a + timedelta(days=1))
+        end = nearest(days, b, lo=a + timedelta(days=1), newer_first=True)
         if end is None or end <= a:
             raise UsageError(
                 f"no tag of {self.template} between --start-date {self.start} and --end-date {self.end}",
@@ -338,6 +367,7 @@ class ImageSource:
         for flag, want, got in (("--start-date", a, start), ("--end-date", b, end)):
             if want != got:
                 self.notes.append(f"{flag} {want}: no such tag; the nearest existing date is {got}")
+        self.start, self.end = start.isoformat(), end.isoformat()  # the ends tested (--step-back)
         return [self.tag(d) for d in thin([d for d in days if start <= d <= end], self.threshold_days)]
 
     def resolve_skip(self, values: tuple[str, ...], labels: list[str]) -> tuple[str, ...]:
@@ -364,7 +394,9 @@ class ImageSource:
         from sleuth.errors import InfrastructureError
 
         try:
-            if not image_exists(self.runtime, cand.label):
+            exists = image_exists(self.runtime, cand.label)
+            log.debug("%s: image %s %s", self.runtime, cand.label, "exists" if exists else "does not exist")
+            if not exists:
                 return Prepared(None, f"image {cand.label} does not exist")
         except InfrastructureError as exc:
             raise RuntimeUnavailable(exc.message, hint=exc.hint) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from typing import TYPE_CHECKING, Any
 
 from sleuth.backends.local import check_slots
@@ -70,6 +71,18 @@ def git_source(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, 
     return src
 
 
+def _check_runtime(runtime: str) -> None:
+    """``--runtime``'s program is installed: a usage error before any run dir (it was an
+    infrastructure error in the first test, exit 4, or 'cannot list the tags')."""
+    from sleuth.environments.runtimes import Runtime
+
+    exe = Runtime.parse(runtime).executable
+    if shutil.which(exe) is None:
+        where = "run it where Slurm's srun (with pyxis) is" if runtime == "pyxis" else f"install {exe}"
+        raise UsageError(f"--runtime {runtime}: {exe} is not on PATH",
+                         hint=f"{where}, or choose another --runtime")  # fmt: skip
+
+
 def _env_names(kw: dict[str, Any]) -> tuple[str, ...]:
     """The names of ``--env K=V``: they reach every container (values travel in the client's env)."""
     return tuple(parse_env(kw.get("env") or ()))
@@ -93,24 +106,26 @@ def image_source(
 ) -> Any:
     """``sleuth bisect images``'s flags as an ImageSource; ``--end-date`` defaults to the newest tag."""
     from sleuth.bisect.candidates import parse_date
-    from sleuth.bisect.chain import parse_sources
+    from sleuth.bisect.chain import host_mounts, parse_sources
     from sleuth.bisect.packaged import ImageSource
-    from sleuth.environments.container import Mount
 
     if end_date:
         parse_date(end_date, "--end-date")
     if start_date:
         parse_date(start_date, "--start-date")
-    for m in mounts:
-        Mount.parse(m)
-    if cache_mount is not None:
-        Mount.parse(cache_mount, "--cache-mount")
+    mounts = host_mounts(mounts, must_exist=runtime != "pyxis")
+    if cache_mount is not None:  # made at the first build when it does not exist
+        (cache_mount,) = host_mounts((cache_mount,), "--cache-mount", must_exist=False)
     parse_sources(sources)
     for flag, used in (("--build", build is not None), ("--cache-mount", cache_mount is not None)):
         if used and not sources:
             raise UsageError(f"{flag} needs --source NAME=PATH (the commits stage inside the image)")
     if build is not None and not build.strip():
         raise UsageError("--build '': an empty command", hint="e.g. --build 'pip install -e /opt/lib'")
+    if not end_date and not list_tags:
+        raise UsageError(
+            "--no-tag-listing needs --end-date YYYY-MM-DD", hint="its default is the newest listed tag"
+        )
     if step_back and not start_date:
         raise UsageError("--step-back needs --start-date", hint="without it, sleuth steps back from the end")
     if not start_date and any("=" not in m for m in kw["metric"]):
@@ -134,8 +149,16 @@ def image_source(
         build=build,
         cache_mount=cache_mount,
     )
+    _check_runtime(runtime)  # after the flags ImageSource checks, before anything is listed
+    if end_date and not start_date:
+        src.step_end()  # the gallop starts from an image that exists
     if not end_date:
         newest = src.newest()
+        if newest is None and src.available() is not None:
+            raise UsageError(
+                f"--end-date: {runtime} lists no tag of {template} (with --date-format {date_format})",
+                hint="check --template and --date-format, or give --end-date YYYY-MM-DD",
+            )
         if newest is None:
             raise UsageError(
                 f"--end-date: cannot list the tags of {template} with {runtime}",
@@ -157,13 +180,15 @@ def chain_source(
     cache_mount: str | None,
 ) -> Any:
     """``sleuth bisect image-commits``'s flags as a ChainSource (reads both images' commits)."""
-    from sleuth.bisect.chain import ChainSource
+    from sleuth.bisect.chain import ChainSource, host_mounts
 
     for flag in ("find_fix", "skip"):
         if kw.get(flag):
             raise UsageError(f"--{flag.replace('_', '-')} does not work with sleuth bisect image-commits")
     if passing == failing:
         raise UsageError(f"--passing and --failing are the same image ({passing})")
+    host_mounts(mounts, must_exist=runtime != "pyxis")  # the flags first, then the runtime
+    _check_runtime(runtime)
     return ChainSource.open(
         passing=passing,
         failing=failing,

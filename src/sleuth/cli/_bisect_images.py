@@ -140,8 +140,8 @@ def images_cmd(
     )
     if src.start:
         src.resolve()  # a bad date is named before the run dir exists
-        for note in src.notes:
-            err_console().print(f"note: {escape(note)}", soft_wrap=True, highlight=False)
+    for note in src.notes:
+        err_console().print(f"note: {escape(note)}", soft_wrap=True, highlight=False)
     return _start(src, kw, default_skip=(125,))
 
 

@@ -1,8 +1,9 @@
 """``sleuth.log`` in a bisection's run dir: every test line whole, and sleuth's debug messages.
 
 The console fits a test line to the terminal (a second repository's SHA may not show); this file
-keeps what it leaves out: the whole line of every test, the commands sleuth ran to check and list
-images, each container's name, notes.  Everything written is scrubbed like the rest of the run dir.
+keeps what it leaves out: the whole line of every test, each image's existence check and the tag
+listing made during the run, each container's name, the notes.  Everything written is scrubbed
+like the rest of the run dir.
 """
 
 from __future__ import annotations

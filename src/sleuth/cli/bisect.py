@@ -366,6 +366,8 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
 
     debug = debug_log(rd.path, lambda x: public(x, secrets))
     record = debug.__enter__()  # sleuth.log: the whole of every test line, sleuth's debug messages
+    for note in getattr(source, "notes", None) or []:  # images: the ends stepped to existing tags
+        record(f"note: {note}")
 
     def show(ev: Any) -> None:
         record(public(f"test {ev.seq} {ev.phase} {ev.label} {ev.outcome.name} (counted {ev.counted.value}) "
