@@ -204,6 +204,16 @@ def test_runtime_own_errors_are_not_the_workloads(fake: FakeRuntimes) -> None:
     assert hook.own_error(126, "Error: OCI runtime error: crun: cgroups in hybrid mode not supported")
     assert hook.own_error(125, "test says skip this one\n") is None  # the workload's own 125
     assert hook.own_error(1, "Error: boom") is None
+    # a test program missing from an image: the runtime's 127 (it read as the test's FAIL)
+    missing = (
+        'Error: runc: exec failed: unable to start container process: exec: "/opt/run": stat /opt/run: '
+        "no such file or directory: OCI runtime attempted to invoke a command that was not found"
+    )
+    assert (hook.own_error(127, missing) or "").startswith("podman: Error: runc: exec failed")
+    docker = 'docker: Error response from daemon: failed to create task: exec: "t": executable file not found'
+    assert hook.own_error(127, docker) is not None
+    assert hook.own_error(127, "sh: t: not found\n") is None  # the workload's own 127
+    assert hook.own_error(127, "Error: no such dataset\n") is None
     assert hook.own_error(125, "") is None
 
 

@@ -108,6 +108,12 @@ def test_the_runtimes_own_error_is_an_error(podman: Podman, tmp_path: Path) -> N
     assert r.error is not None and r.error.startswith("podman: Error:"), r.error
     own = run_trial(env().prepare().wrap(sh("echo 'user says skip' >&2; exit 125")), rundir(tmp_path) / "u")
     assert own.rc == 125 and own.error is None  # the workload's own 125 stays its verdict
+    # a test program the image lacks: podman's 127 is its own error (it read as the test's FAIL)
+    spec = TrialSpec(argv=("/opt/no-such-test",), env=dict(os.environ))
+    gone = run_trial(env().prepare().wrap(spec), rundir(tmp_path) / "v")
+    assert gone.rc == 127 and gone.error is not None and gone.error.startswith("podman: Error:"), gone
+    own = run_trial(env().prepare().wrap(sh("no-such-command")), rundir(tmp_path) / "w")
+    assert own.rc == 127 and own.error is None  # the shell's own 127 inside the container
 
 
 def test_existence_and_listing_without_a_pull(podman: Podman) -> None:

@@ -395,16 +395,20 @@ class ContainerRun:
         return RunPlan(spec=spec.with_argv(argv), cleanup=cleanup, cleanup_env=store)
 
     def own_error(self, rc: int | None, stderr_tail: str) -> str | None:
-        """The runtime's own failure: exit 125/126 with its ``Error: ...`` / ``docker: ...`` line last."""
-        if rc not in (125, 126):
+        """The runtime's own failure: exit 125/126 with its ``Error: ...`` / ``docker: ...`` line last,
+        or 127 when that line says the runtime could not start the command (a test program missing
+        from an image: counted as the workload's exit 127, a FAIL, it made an old image look bad)."""
+        if rc not in (125, 126, 127):
             return None
         lines = [ln.strip() for ln in stderr_tail.splitlines() if ln.strip()]
         if not lines:
             return None
         last = lines[-1]
-        if last.startswith(("Error: ", "Error response from daemon", "docker: ")):
-            return f"{self.runtime.value}: {last[:300]}"
-        return None
+        if not last.startswith(("Error: ", "Error response from daemon", "docker: ")):
+            return None
+        if rc == 127 and not any(w in last for w in ("OCI runtime", "executable file not found", "exec: ")):
+            return None  # a workload's own "Error: ..." before its exit 127
+        return f"{self.runtime.value}: {last[:300]}"
 
 
 def container_runtime_for(name: str) -> str:
