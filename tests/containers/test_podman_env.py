@@ -146,3 +146,34 @@ def test_snapshot_probes_the_images_python(podman: Podman) -> None:
     assert snap["env"].get("NCCL_DEBUG") == "WARN"
     assert json.loads(json.dumps(snap)) == snap
     assert "probe_error" in env(BUSYBOX).prepare().snapshot()  # no python3 in it: said, not guessed
+
+
+def test_a_copy_container_a_killed_sleuth_left_is_removed_by_the_next_copy(
+    podman: Podman, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # bisect images --source copies the repositories out of an image (create, cp, rm): a kill -9
+    # between create and rm left a container in state Created that nothing ever removed
+    import subprocess
+    import sys
+
+    from sleuth.environments import runtimes
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    stale = f"{runtimes._copy_prefix()}{int(dead.stdout)}-abc123"
+    mine = f"{runtimes._copy_prefix()}{os.getpid()}-def456"  # a live process's copy in progress
+    other = "sleuth-copy-0000beef-1-abc"  # another host's (a shared docker daemon): not ours to judge
+    for name in (stale, mine, other):
+        podman.run("create", "--name", name, BUSYBOX, "true")
+    monkeypatch.setattr(runtimes, "_swept", set())
+    try:
+        runtimes.copy_out("podman", BUSYBOX, [])
+        names = podman.run("ps", "-a", "--format", "{{.Names}}").stdout.split()
+        assert stale not in names and mine in names and other in names, names
+        assert not [
+            n for n in names if n.startswith(runtimes._copy_prefix()) and n != mine
+        ]  # its own: removed
+    finally:
+        for name in (stale, mine, other):
+            podman.run("rm", "-f", name, check=False)

@@ -234,6 +234,51 @@ def image_id(runtime: str | Runtime, image: str) -> str:
     return res.stdout.strip().removeprefix("sha256:")
 
 
+def _copy_prefix() -> str:
+    """Copy containers are named for this host and the process that made them (``copy_out``)."""
+    import hashlib
+    import socket
+
+    return f"sleuth-copy-{hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+_swept: set[str] = set()
+
+
+def _sweep_copies(exe: str) -> None:
+    """Remove the copy containers a killed sleuth on this host left (created, never started, never
+    removed: a kill -9 between ``create`` and ``rm``); those of a live process are its own.  Once a
+    process and runtime."""
+    from sleuth.runner import run_tool
+
+    if exe in _swept:
+        return
+    _swept.add(exe)
+    prefix = _copy_prefix()
+    res = run_tool([exe, "ps", "-a", "--filter", f"name={prefix}", "--format", "{{.Names}}"],
+                   timeout_s=_INSPECT_TIMEOUT_S)  # fmt: skip
+    if not res.ok:
+        return
+    stale = [
+        name
+        for name in res.stdout.split()
+        if (m := re.fullmatch(re.escape(prefix) + r"(\d+)-[0-9a-f]+", name)) and not _alive(int(m[1]))
+    ]
+    if stale:
+        log.info("removing %d copy container(s) a killed sleuth left: %s", len(stale), " ".join(stale))
+        run_tool([exe, "rm", "-f", *stale], timeout_s=_INSPECT_TIMEOUT_S)
+
+
 def copy_out(runtime: str | Runtime, image: str, parts: list[tuple[str, str, bool]]) -> None:
     """Copy paths of ``image`` to the host: ``parts`` is ``[(path in the image, host dest, required)]``
     (a container is created, never started, and removed).
@@ -245,11 +290,12 @@ def copy_out(runtime: str | Runtime, image: str, parts: list[tuple[str, str, boo
 
     rt = Runtime.parse(runtime)
     exe = resolve_runtime(rt)
-    name = f"sleuth-copy-{secrets.token_hex(6)}"
-    made = run_tool([exe, "create", "--name", name, image, "true"], timeout_s=_COPY_TIMEOUT_S)
-    if not made.ok:
-        raise InfrastructureError(f"{rt.value} create {image}: {made.brief()}")
-    try:
+    _sweep_copies(exe)
+    name = f"{_copy_prefix()}{os.getpid()}-{secrets.token_hex(6)}"
+    try:  # a Ctrl-C or a kill during the create: the finally (or the next copy's sweep) removes it
+        made = run_tool([exe, "create", "--name", name, image, "true"], timeout_s=_COPY_TIMEOUT_S)
+        if not made.ok:
+            raise InfrastructureError(f"{rt.value} create {image}: {made.brief()}")
         for path, dest, required in parts:
             res = run_tool([exe, "cp", f"{name}:{path}", dest], timeout_s=_COPY_TIMEOUT_S)
             if res.ok:
