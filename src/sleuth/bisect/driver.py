@@ -267,8 +267,14 @@ class Driver(TestPool):
             free = jobs - self.inflight
             # before the bad end's first result, free slots carry probes (their FAILs wait for its
             # signature); after a pass of it, only its reruns until one fails; while two failures
-            # disagree (lazy ends), nothing until the bad end says which one is "bad"
-            searching = (self.signature is not None or not ends or end.bad_runs == 0) and not end.disputed
+            # disagree (lazy ends), nothing until the bad end says which one is "bad"; after an ERROR
+            # (lazy ends), nothing until the bad end says whether the test runs at all (two probes
+            # that errored together left a slot that took a third)
+            searching = (
+                (self.signature is not None or not ends or end.bad_runs == 0)
+                and not end.disputed
+                and not (end.errored and end.bad_out)  # lazy: the bad end says first whether any test runs
+            )
             # results that finished together are all told before anything is proposed (``more``)
             if free > 0 and searching and not self.more and not strat.done:
                 phase = "last-good check" if getattr(strat, "verifying", False) else "search"
