@@ -1,4 +1,4 @@
-"""The gate's statistics: exact order statistics, the CV bound, Benjamini-Hochberg, Hodges-Lehmann.
+"""The gate's statistics: exact order statistics, the CV bound, Benjamini-Hochberg, the run-level shift test.
 
 Property tests (hypothesis) check each definition against a brute-force one; seeded simulations
 check the stated coverage.
@@ -204,9 +204,6 @@ def test_bh_controls_the_false_discovery_rate_seeded() -> None:
         false = sum(i < 18 for i in rejected)
         fdp.append(false / max(1, len(rejected)))
     assert np.mean(fdp) <= 0.05 * 18 / 20 + 0.01
-
-
-# --- Mann-Whitney null and Hodges-Lehmann ---------------------------------------------------------
 
 
 # --- the run-level shift test ----------------------------------------------------------------------
