@@ -173,11 +173,12 @@ def test_decision_timeout_restarts_and_a_late_stop_is_dropped(tmp_path: Path) ->
     assert got[-1]["outcome"] == "done"
 
 
-def _forwarding(tmp_path: Path, sig: int) -> None:
-    pid_file, got_file = tmp_path / "pid", tmp_path / "got"
-    argv = ["supervise", "--log-dir", str(tmp_path / "sup"), "--", sys.executable, str(W / "sleeper.py")]
+def _supervised(tmp_path: Path, workload: str, *args: str) -> tuple[subprocess.Popen[str], int]:
+    """``sleuth supervise`` around ``workload`` (which writes its pid to ``tmp_path/pid`` first), and that pid."""
+    pid_file = tmp_path / "pid"
+    argv = ["supervise", "--log-dir", str(tmp_path / "sup"), "--", sys.executable, str(W / workload)]
     proc = sleuth_proc(  # SIGTERM and SIGHUP default, whatever the suite started with
-        [*argv, str(pid_file), str(got_file)],
+        [*argv, str(pid_file), *args],
         dict(os.environ),
         tmp_path,
         stdout=subprocess.PIPE,
@@ -188,7 +189,12 @@ def _forwarding(tmp_path: Path, sig: int) -> None:
     deadline = time.monotonic() + 60
     while not pid_file.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    child = int(pid_file.read_text())
+    return proc, int(pid_file.read_text())
+
+
+def _forwarding(tmp_path: Path, sig: int) -> None:
+    got_file = tmp_path / "got"
+    proc, child = _supervised(tmp_path, "sleeper.py", str(got_file))
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig, err
@@ -213,21 +219,7 @@ def test_sighup_is_forwarded_to_the_workload(tmp_path: Path) -> None:
 
 def test_a_workload_that_ignores_the_signal_is_killed_after_the_grace(tmp_path: Path) -> None:
     # it once waited for ever: Ctrl-C (or scancel's SIGTERM) never ended supervision
-    pid_file = tmp_path / "pid"
-    argv = ["supervise", "--log-dir", str(tmp_path / "sup"), "--", sys.executable, str(W / "stubborn.py")]
-    proc = sleuth_proc(
-        [*argv, str(pid_file)],
-        dict(os.environ),
-        tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while not pid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    child = int(pid_file.read_text())
+    proc, child = _supervised(tmp_path, "stubborn.py")
     proc.send_signal(signal.SIGINT)
     try:
         _, err = proc.communicate(timeout=60)

@@ -22,6 +22,7 @@ __all__ = [
     "outputs_options",
     "parse_fraction",
     "parse_percent",
+    "selected_runs",
     "statuses",
 ]
 
@@ -159,3 +160,24 @@ def statuses(include_failed: bool) -> Any:
     from sleuth.gate.model import RunStatus
 
     return None if include_failed else [RunStatus.SUCCESS]
+
+
+def selected_runs(kw: dict[str, Any], suite: str, *, include_failed: bool = True) -> Any:
+    """The runs ``graduate`` and ``baseline capture`` read: each ``--metric`` selected metric's last
+    ``--last`` runs (``--db``, ``--branch``), read back as far as each needs."""
+    from sleuth.gate.graduate import selected
+    from sleuth.gate.service import recent_runs
+
+    check_db(kw["db"])
+    store = open_store(kw["db"], create=False)
+    try:
+        return recent_runs(
+            store,
+            suite,
+            lambda m: kw["last"] if selected(m, kw["metrics"]) else None,
+            last=kw["last"],
+            branch=kw["branch"],
+            statuses=statuses(include_failed),
+        )
+    finally:
+        store.close()

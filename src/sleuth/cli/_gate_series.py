@@ -18,6 +18,7 @@ from sleuth.cli._gate_flags import (
     open_store,
     outputs_options,
     parse_fraction,
+    selected_runs,
 )
 from sleuth.errors import ExitCode, UsageError
 
@@ -199,8 +200,6 @@ def baseline_capture(**kw: Any) -> int:
     """Write per-metric baselines (median of the last N run values) to a file to commit."""
     from sleuth.cli._common import print_json
     from sleuth.gate.baseline import capture, load_baseline
-    from sleuth.gate.graduate import selected
-    from sleuth.gate.service import recent_runs
     from sleuth.journal import atomic_write_json
 
     suite = check_name_flag("--suite", kw["suite"])
@@ -210,18 +209,7 @@ def baseline_capture(**kw: Any) -> int:
     if path.is_dir():
         raise UsageError(f"-o {path}: is a directory")
     keep = load_baseline(path, "-o") if path.is_file() else None
-    check_db(kw["db"])
-    store = open_store(kw["db"], create=False)
-    try:
-        runs = recent_runs(
-            store,
-            suite,
-            lambda m: kw["last"] if selected(m, kw["metrics"]) else None,
-            last=kw["last"],
-            branch=kw["branch"],
-        )
-    finally:
-        store.close()
+    runs = selected_runs(kw, suite)
     if not runs:
         click.echo(f"INSUFFICIENT: no runs recorded for suite {suite}; nothing written", err=True)
         return int(ExitCode.INCONCLUSIVE)

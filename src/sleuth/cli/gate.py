@@ -31,7 +31,7 @@ from sleuth.cli._gate_flags import (
     outputs_options,
     parse_fraction,
     parse_percent,
-    statuses,
+    selected_runs,
 )
 from sleuth.cli._gate_series import baseline, changepoints_cmd, runs_cmd
 from sleuth.errors import ExitCode, UsageError
@@ -245,10 +245,9 @@ def _record_from_dir(files: tuple[Path, ...], kw: dict[str, Any]) -> int:
 @db_option
 def graduate_cmd(**kw: Any) -> int:
     """Per metric: CV over the last N runs with a one-sided upper bound; OK / OVER / INSUFFICIENT."""
-    from sleuth.gate.graduate import graduate, selected
+    from sleuth.gate.graduate import graduate
     from sleuth.gate.model import Graduation, exit_code_for
     from sleuth.gate.render import graduation_cases, graduation_markdown, junit_xml
-    from sleuth.gate.service import recent_runs
 
     suite = check_name_flag("--suite", kw["suite"])
     if kw["last"] < 2:
@@ -256,19 +255,7 @@ def graduate_cmd(**kw: Any) -> int:
     target = parse_percent("--target-cv", kw["target_cv"])
     conf = parse_fraction("--confidence", kw["confidence"], 0.5, 1.0)
     out = Outputs(kw["as_json"], kw["markdown"], kw["junit"])
-    check_db(kw["db"])
-    store = open_store(kw["db"], create=False)
-    try:
-        runs = recent_runs(
-            store,
-            suite,
-            lambda m: kw["last"] if selected(m, kw["metrics"]) else None,
-            last=kw["last"],
-            branch=kw["branch"],
-            statuses=statuses(not kw["successful_only"]),
-        )
-    finally:
-        store.close()
+    runs = selected_runs(kw, suite, include_failed=not kw["successful_only"])
     results = graduate(runs, metrics=kw["metrics"], last=kw["last"], target=target, conf=conf)
     over = any(r.verdict is Graduation.OVER for r in results)
     undecided = not results or any(r.verdict is Graduation.INSUFFICIENT for r in results)
