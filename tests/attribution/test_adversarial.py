@@ -369,6 +369,28 @@ def test_a_torn_last_line_left_by_kill_9_is_dropped_from_history_and_cycles(
     ]
 
 
+def test_cycles_lost_to_a_killed_supervisor_spend_the_restart_budget(tmp_path: Path) -> None:
+    # a supervisor killed with its workload every cycle (an OOM that takes the node's processes)
+    # was restarted by the scheduler and restarted the workload for ever: lost cycles cost nothing
+    from sleuth.attribution.supervise import SuperviseConfig, Supervisor
+
+    sup = tmp_path / "sup"
+    sup.mkdir()
+    (sup / "cycles.jsonl").write_text(
+        '{"event": "cycle_start", "cycle": 0, "t": 1}\n'
+        '{"event": "cycle", "cycle": 0, "outcome": "lost", "t": 2}\n'
+        '{"event": "cycle_start", "cycle": 1, "t": 3}\n'
+        '{"event": "cycle", "cycle": 1, "outcome": "lost", "t": 4}\n'
+        '{"event": "cycle_start", "cycle": 2, "t": 5}\n'  # killed again: recorded lost at take-up
+    )
+    cfg = SuperviseConfig(argv=(sys.executable, "-c", "raise SystemExit(1)"), env=dict(os.environ),
+                          log_dir=sup, max_restarts=3)  # fmt: skip
+    assert Supervisor(cfg).run() != 0
+    evs = [json.loads(x) for x in (sup / "cycles.jsonl").read_text().splitlines()]
+    got = [(e["cycle"], e["outcome"], e.get("decided_by")) for e in evs if e["event"] == "cycle"]
+    assert got == [(0, "lost", None), (1, "lost", None), (2, "lost", None), (3, "stop", "budget")], got
+
+
 def test_a_log_over_the_services_limit_is_sent_as_a_shorter_tail(
     tmp_path: Path, serve: Callable[..., Served]
 ) -> None:

@@ -32,7 +32,7 @@ class Resume:
     next_cycle: int = 0
     #: cycles started but never recorded (the supervisor was killed while they ran)
     lost: list[int] = field(default_factory=list)
-    #: restarts spent since the last supervision ended
+    #: restarts spent since the last supervision ended (a cycle lost to a killed supervisor is one)
     restarts_used: int = 0
     history: list[CycleRecord] = field(default_factory=list)
 
@@ -73,6 +73,8 @@ def resume_state(path: Path) -> Resume:
         e = recorded[cycle]
         if e.get("outcome") in _ENDED:
             state.restarts_used, state.history = 0, []
+        elif e.get("outcome") == "lost":  # the workload was started again: a restart all the same
+            state.restarts_used += 1
         elif e.get("outcome") == "restart":
             state.restarts_used += 1
             att = e.get("attribution") or {}

@@ -504,7 +504,9 @@ class Supervisor:
             )
         if killed:
             self.note(f"stopped {killed} workload process group(s) left running by a killed supervisor")
-        self.restarts_used, self.history = state.restarts_used, state.history
+        # the cycles cut just now were restarts too: a supervisor killed with its workload every
+        # cycle (an OOM that takes both) restarted it for ever, never spending the budget
+        self.restarts_used, self.history = state.restarts_used + len(state.lost), state.history
         return state.next_cycle
 
     def _loop(self, on_cycle: Callable[[CycleOutcome], None] | None, cycle: int) -> int:
