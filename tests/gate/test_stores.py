@@ -113,6 +113,16 @@ def test_an_unreadable_state_document_reads_as_absent(store_url: str) -> None:
         store.close()
 
 
+def _five_packages(store_url: str, step: float) -> None:
+    """100 runs of a suite that benchmarks five packages by turns: each metric in one run of five."""
+    store = open_store(store_url, create=True)
+    try:
+        for i in range(100):
+            store.add_run(run(i, {f"pkg{i % 5}": 100.0 + (i * 7) % 3 * step}))
+    finally:
+        store.close()
+
+
 def test_check_reads_enough_runs_for_a_metric_that_few_runs_record(
     store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -122,12 +132,7 @@ def test_check_reads_enough_runs_for_a_metric_that_few_runs_record(
 
     from sleuth.cli import main
 
-    store = open_store(store_url, create=True)
-    try:
-        for i in range(100):
-            store.add_run(run(i, {f"pkg{i % 5}": 100.0 + (i * 7) % 3}))
-    finally:
-        store.close()
+    _five_packages(store_url, 1.0)
     policy = tmp_path / "p.yaml"
     policy.write_text("metrics:\n  pkg0: {budget: {max: 200}}\n")
     rc = main(["gate", "check", "--suite", "s", "--policy", str(policy), "--json", "--db", store_url])
@@ -144,12 +149,7 @@ def test_graduate_and_baseline_use_each_metric_s_last_runs(
 
     from sleuth.cli import main
 
-    store = open_store(store_url, create=True)
-    try:
-        for i in range(100):
-            store.add_run(run(i, {f"pkg{i % 5}": 100.0 + (i * 7) % 3 / 10}))
-    finally:
-        store.close()
+    _five_packages(store_url, 0.1)
     rc = main(
         [
             "gate",

@@ -73,13 +73,14 @@ def _alive(pids_file: Path) -> list[int]:
 
 
 def _interrupt_when(
-    tmp_path: Path, spec: Path, cond: Callable[[Path], bool], what: str
+    tmp_path: Path, spec: Path, cond: Callable[[Path], bool], what: str, *extra: str, settle: float = 0.0
 ) -> tuple[int, str, Path]:
-    proc = sleuth_proc(["reduce", "--spec", str(spec)], env_with_path(tmp_path), tmp_path,
+    proc = sleuth_proc(["reduce", "--spec", str(spec), *extra], env_with_path(tmp_path), tmp_path,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     runs = tmp_path / "runs" / "reduce" / "slow"
     try:
         _wait_for(lambda: runs.is_dir() and any(cond(d) for d in runs.iterdir()), proc, what)
+        time.sleep(settle)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -192,21 +193,16 @@ def test_ctrl_c_then_resume_with_a_scrubbed_failure_signature(cli, tmp_path: Pat
         "budget": {"baseline_trials": 1},
         "axes": [{"name": "LINES", "kind": "file_lines", "path": "lines.txt"}],
     }))  # fmt: skip
-    proc = sleuth_proc(["reduce", "--spec", str(spec), "--scrub", "zebra[a-z]+"], env_with_path(tmp_path),
-                       tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    runs = tmp_path / "runs" / "reduce" / "slow"
-    try:
-        _wait_for(lambda: runs.is_dir() and any(len(journal_trials(d)) >= 1 for d in runs.iterdir()
-                                                if (d / "journal.jsonl").is_file()), proc, "the baseline")  # fmt: skip
-        time.sleep(0.5)  # a candidate is asleep
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, err[-2000:]
-    run = next(runs.iterdir())
+    rc, err, run = _interrupt_when(
+        tmp_path,
+        spec,
+        lambda d: (d / "journal.jsonl").is_file() and len(journal_trials(d)) >= 1,
+        "the baseline",
+        "--scrub",
+        "zebra[a-z]+",
+        settle=0.5,  # a candidate is asleep
+    )
+    assert rc == 130, err[-2000:]
     assert "zebrafishy" not in (run / "journal.jsonl").read_text()
     gate.unlink()
     res = cli("reduce", "resume", run, "--json")

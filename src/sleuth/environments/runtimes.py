@@ -242,16 +242,6 @@ def _copy_prefix() -> str:
     return f"sleuth-copy-{hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]}-"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True
-
-
 _swept: set[str] = set()
 
 
@@ -259,6 +249,7 @@ def _sweep_copies(exe: str) -> None:
     """Remove the copy containers a killed sleuth on this host left (created, never started, never
     removed: a kill -9 between ``create`` and ``rm``); those of a live process are its own.  Once a
     process and runtime."""
+    from sleuth.reaper import alive
     from sleuth.runner import run_tool
 
     if exe in _swept:
@@ -272,7 +263,7 @@ def _sweep_copies(exe: str) -> None:
     stale = [
         name
         for name in res.stdout.split()
-        if (m := re.fullmatch(re.escape(prefix) + r"(\d+)-[0-9a-f]+", name)) and not _alive(int(m[1]))
+        if (m := re.fullmatch(re.escape(prefix) + r"(\d+)-[0-9a-f]+", name)) and not alive(int(m[1]))
     ]
     if stale:
         log.info("removing %d copy container(s) a killed sleuth left: %s", len(stale), " ".join(stale))
