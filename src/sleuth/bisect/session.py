@@ -27,6 +27,7 @@ __all__ = [
     "create_run",
     "describe_command",
     "discard",
+    "journal_flags",
     "journal_of",
     "place_tests",
     "reopen",
@@ -150,6 +151,11 @@ def place_tests(source: Any, kw: dict[str, Any]) -> bool:
     return implicit
 
 
+def journal_flags(kw: dict[str, Any]) -> dict[str, Any]:
+    """The flags as the start event keeps them (lists, not tuples; ``--json`` is not the run's)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if k != "as_json"}
+
+
 def create_run(
     source: Any,
     kw: dict[str, Any],
@@ -163,7 +169,7 @@ def create_run(
     from sleuth.journal import RunDir
 
     name = kw["name"] or source.kind
-    flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if k != "as_json"}
+    flags = journal_flags(kw)
     flags["output"] = str(kw["output"])
     secrets, originals, where = hidden(flags, source.config())
     secret_labels = hidden_labels(labels)

@@ -13,6 +13,7 @@ from sleuth.bisect.session import (
     bisect_start,
     create_run,
     describe_command,
+    journal_flags,
     journal_of,
     place_tests,
     reopen,
@@ -347,7 +348,7 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
 
     if replay is not None:
         source = resumed_secrets(source, kw, rd)
-    flags = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if k != "as_json"}
+    flags = journal_flags(kw)
     secrets, originals, _ = hidden(flags, source.config())
     # a new run's labels were scanned when its run dir was made (hidden then if they hold a secret)
     hide = bool(hidden_labels(labels)) if replay is not None else rd.scrub is not None
