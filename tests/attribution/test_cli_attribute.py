@@ -34,6 +34,24 @@ def test_json_shape_and_cascade_attribution(sleuth: Callable[..., Any], tmp_path
     assert set(doc["sources"][0]) >= {"name", "action", "status", "seconds"}
 
 
+def test_a_local_oom_outranks_a_peers_network_error_without_timestamps(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    # a 2,000-GPU job: rank 0 logged the IB completion error its peer's death caused, rank 3 the
+    # CUDA OOM that killed it; per-rank files, no times: rank0.log first once made it a RESTART
+    (tmp_path / "rank0.log").write_text(
+        "iteration 100\nnode0:1234:1299 [0] NCCL WARN NET/IB : Got completion from peer 10.0.0.12<40213> "
+        "with error 12, opcode 0, len 0, vendor err 129 (Recv)\n"
+    )
+    (tmp_path / "rank3.log").write_text(
+        "iteration 100\ntorch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"
+    )
+    doc = sleuth("attribute", "rank0.log", "rank3.log", "--json").json()
+    assert doc["root"]["signature"] == "cuda.oom" and doc["root"]["rank"] == 3
+    assert doc["root_ordering"] == "local over network symptom"
+    assert doc["decision"]["action"] == "STOP"
+
+
 def test_exit_codes(sleuth: Callable[..., Any], tmp_path: Path) -> None:
     (tmp_path / "oom.log").write_text("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1 GiB\n")
     (tmp_path / "clean.log").write_text("iteration 1\niteration 2\n")

@@ -217,6 +217,7 @@ class Matcher:
                             role=sig.role,
                             action=sig.action,
                             text=text.strip()[:MAX_TEXT],
+                            peer_symptom=sig.peer_symptom,
                         )
                     )
             line_base += chunk.count(b"\n")
