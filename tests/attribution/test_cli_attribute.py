@@ -104,6 +104,22 @@ def test_secrets_never_reach_output_or_history(sleuth: Callable[..., Any], tmp_p
     assert token not in hist.read_text()
 
 
+def test_a_wandb_key_in_its_context_is_hidden_and_a_commit_sha_is_not(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    key, sha = "5f" * 20, "9c1e" * 10  # 40 hex digits each
+    (tmp_path / "r.log").write_text(
+        f"+ wandb login --relogin {key}; RuntimeError: CUDA error: an illegal memory access was encountered\n"
+        f"machine api.wandb.ai login user password {key} torch.OutOfMemoryError: CUDA out of memory.\n"
+        f"at commit {sha}: RuntimeError: CUDA error: unspecified launch failure\n"
+    )
+    hist = tmp_path / "h.jsonl"
+    res = sleuth("attribute", "r.log", "--history", hist, "--json")
+    assert res.rc == 0 and res.stdout.count("<redacted>") >= 2
+    assert_no_secret(key, res.stdout, res.stderr, hist.read_text())
+    assert sha in res.stdout  # a 40-hex word alone is a git commit
+
+
 def test_list_signatures(sleuth: Callable[..., Any]) -> None:
     res = sleuth("attribute", "--list-signatures", "--json")
     rows = res.json()
