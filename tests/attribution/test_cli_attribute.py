@@ -52,6 +52,28 @@ def test_a_local_oom_outranks_a_peers_network_error_without_timestamps(
     assert doc["decision"]["action"] == "STOP"
 
 
+def test_torchruns_log_dir_layout_gives_each_file_its_rank_and_attempt(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    # torchrun --log-dir: <log_dir>/<run_id>_<x>/attempt_<n>/<local_rank>/stderr.log|error.json; the
+    # rank was None, and a shell's glob gives attempt_10 before attempt_2 (its OOM was the root)
+    run = tmp_path / "logs" / "job_ab12"
+    first, later = run / "attempt_2" / "3", run / "attempt_10" / "0"
+    for d in (first, later):
+        d.mkdir(parents=True)
+    (first / "stderr.log").write_text(IAM)
+    (first / "error.json").write_text(
+        json.dumps({"message": {"message": IAM.strip(), "extraInfo": {"timestamp": "1712345678"}}}) + "\n"
+    )
+    (later / "stderr.log").write_text("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2 GiB\n")
+    names = sorted(str(p.relative_to(tmp_path)) for p in run.glob("attempt_*/*/*"))
+    assert names[0].startswith("logs/job_ab12/attempt_10/")
+    doc = sleuth("attribute", *names, "--json").json()
+    placed = {(f["file"].split("/")[2], f["rank"], f["attempt"]) for f in doc["findings"]}
+    assert placed == {("attempt_2", 3, 2), ("attempt_10", 0, 10)}
+    assert doc["root"]["signature"] == "cuda.illegal_address" and doc["root"]["attempt"] == 2
+
+
 def test_exit_codes(sleuth: Callable[..., Any], tmp_path: Path) -> None:
     (tmp_path / "oom.log").write_text("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1 GiB\n")
     (tmp_path / "clean.log").write_text("iteration 1\niteration 2\n")

@@ -134,7 +134,7 @@ def choose_root(findings: Sequence[Finding]) -> tuple[Finding | None, str | None
     ]
     if not candidates:
         return None, None
-    files = {name: i for i, name in enumerate(dict.fromkeys(f.file for f in findings))}
+    files = _file_order(findings)
     if all(f.timestamp is not None for f in candidates):
         best = min(candidates, key=lambda f: (f.timestamp, files[f.file], f.line))
         return best, "timestamp"
@@ -158,6 +158,18 @@ def choose_root(findings: Sequence[Finding]) -> tuple[Finding | None, str | None
         if hardware:
             return min(hardware, key=order), "hardware over ambiguous"
     return first, how
+
+
+def _file_order(findings: Sequence[Finding]) -> dict[str, int]:
+    """Each file's place in log order: as given, except that torchrun's attempts go in their order
+    (a shell lists ``attempt_10`` before ``attempt_2``) among the places of the files that have one."""
+    names = list(dict.fromkeys(f.file for f in findings))
+    attempt = {f.file: f.attempt for f in findings if f.attempt is not None}
+    slots = [i for i, n in enumerate(names) if n in attempt]
+    ordered = sorted((n for n in names if n in attempt), key=lambda n: attempt[n])  # stable: given order
+    for slot, n in zip(slots, ordered, strict=True):
+        names[slot] = n
+    return {n: i for i, n in enumerate(names)}
 
 
 def _same_root_streak(root: str, history: Sequence[CycleRecord], progress: bool | None) -> int:

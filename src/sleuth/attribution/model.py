@@ -139,6 +139,8 @@ class Finding:
     text: str
     #: the signature's ``peer_symptom``: a network error a peer's death causes (NET/IB error 12)
     peer_symptom: bool = False
+    #: torchrun's attempt (``attempt_<n>`` in its ``--log-dir`` layout), or None
+    attempt: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form of ``--json`` and the service."""
@@ -153,6 +155,7 @@ class Finding:
             "action": self.action.value,
             "text": self.text,
             "peer_symptom": self.peer_symptom,
+            "attempt": self.attempt,
         }
 
     @classmethod
@@ -169,6 +172,7 @@ class Finding:
             action=CatalogAction(data["action"]),
             text=str(data["text"]),
             peer_symptom=bool(data.get("peer_symptom", False)),
+            attempt=data.get("attempt"),
         )
 
 
