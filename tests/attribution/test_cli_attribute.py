@@ -74,6 +74,40 @@ def test_torchruns_log_dir_layout_gives_each_file_its_rank_and_attempt(
     assert doc["root"]["signature"] == "cuda.illegal_address" and doc["root"]["attempt"] == 2
 
 
+def test_an_earlier_jobs_xid_in_a_nodes_dmesg_is_not_blamed_on_this_job(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    (tmp_path / "rank0.log").write_text(
+        "2026-12-01T12:00:00Z iteration 1\n"
+        "2026-12-01T12:10:00Z torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"
+    )
+    (tmp_path / "node7-dmesg.log").write_text(  # two days before: the node's previous job
+        "[Mon Nov 30 03:12:09 2026] NVRM: Xid (PCI:0000:3b:00): 79, pid=2231, GPU has fallen off the bus.\n"
+    )
+    (tmp_path / "node8-dmesg.log").write_text(
+        "[ 1234.567890] NVRM: Xid (PCI:0000:3b:00): 79, pid=2231, GPU has fallen off the bus.\n"
+    )
+    res = sleuth("attribute", "rank0.log", "node7-dmesg.log", "--json")
+    doc = res.json()
+    assert doc["root"]["signature"] == "cuda.oom"
+    assert [f["file"] for f in doc["findings"]] == ["rank0.log"]
+    assert "ignored 1 finding(s) from before the job started" in doc["notes"][0] and "node7" in res.stderr
+    # the start given: the Xid is after it, and the root
+    given = sleuth(
+        "attribute", "rank0.log", "node7-dmesg.log", "--job-start", "2026-11-29T00:00:00Z", "--json"
+    )
+    assert given.json()["root"]["signature"] == "nvidia.xid.79"
+    # seconds since boot: kept, and said so
+    uptime = sleuth("attribute", "node8-dmesg.log", "rank0.log", "--json").json()
+    assert any(
+        "node8-dmesg.log: 1 kernel line(s)" in n and "could not be placed" in n for n in uptime["notes"]
+    )
+    bad = sleuth("attribute", "rank0.log", "--job-start", "yesterday")
+    assert (
+        bad.rc == 2 and "--job-start 'yesterday': not a time" in bad.stderr and "Traceback" not in bad.stderr
+    )
+
+
 def test_exit_codes(sleuth: Callable[..., Any], tmp_path: Path) -> None:
     (tmp_path / "oom.log").write_text("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1 GiB\n")
     (tmp_path / "clean.log").write_text("iteration 1\niteration 2\n")

@@ -341,14 +341,21 @@ def test_the_leader_rank_is_given_to_every_node_and_leads_alone(
     assert alone.returncode == 2 and "--leader-rank 3" in alone.stderr and "Traceback" not in alone.stderr
     assert not (tmp_path / "sup").exists()
     s = serve("--gather", "1")
+    common = ["--nodes", "2", "--leader-rank", "1", "--service", s.url, "--job-id", "lead1"]
+    common += ["--max-restarts", "1", "--decision-timeout", "20"]
+
+    def node_args(rank: int) -> list[str]:
+        job = [sys.executable, str(W / "node_job.py"), str(rank), "2"]
+        return ["--node-rank", str(rank), "--log-dir", str(tmp_path / f"node{rank}"), "--", *job]
+
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "sleuth", "supervise", "--nodes", "2", "--node-rank", str(rank),
-             "--leader-rank", "1", "--service", s.url, "--job-id", "lead1", "--max-restarts", "1",
-             "--decision-timeout", "20", "--log-dir", str(tmp_path / f"node{rank}"),
-             "--", sys.executable, str(W / "node_job.py"), str(rank), "2"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        )  # fmt: skip
+            [sys.executable, "-m", "sleuth", "supervise", *common, *node_args(rank)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
         for rank in range(2)
     ]
     errs = [p.communicate(timeout=180)[1] for p in procs]

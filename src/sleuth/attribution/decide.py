@@ -138,6 +138,7 @@ def choose_root(findings: Sequence[Finding]) -> tuple[Finding | None, str | None
     if all(f.timestamp is not None for f in candidates):
         best = min(candidates, key=lambda f: (f.timestamp, files[f.file], f.line))
         return best, "timestamp"
+
     def order(f: Finding) -> tuple[int, int]:
         return files[f.file], f.line
 

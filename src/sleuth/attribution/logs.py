@@ -13,9 +13,11 @@ Ranks come from a line's prefix (``[rank3]:``, ``[default3]:``, ``3: `` or ``   
 writes it, ``[1,3]<stderr>:`` from ``mpirun --tag-output``; torch's ``[rank27]:`` after a launcher's
 label is the global rank and wins) or, for a one-file-per-rank layout, from the file
 name (``rank3.log``, ``worker_rank-3.txt``) or torchrun's ``--log-dir`` layout
-(``attempt_<n>/<local_rank>/stderr.log``: the local rank, and the attempt).  Timestamps are read where a line carries a wall-clock
-time (ISO 8601, ``2024-05-01 12:00:00,123``, syslog ``Oct  7 12:58:23``, ``dmesg -T``'s
-``[Tue Dec  1 12:00:02 2026]``); dmesg's seconds since boot are not wall-clock times and are ignored.
+(``attempt_<n>/<local_rank>/stderr.log``: the local rank, and the attempt).  Timestamps are read
+where a line carries a wall-clock time (ISO 8601, ``2024-05-01 12:00:00,123``, syslog ``Oct  7
+12:58:23``, ``dmesg -T``'s ``[Tue Dec  1 12:00:02 2026]``); dmesg's seconds since boot are not
+wall-clock times and are ignored (:func:`is_uptime_line` finds such lines, :func:`head_time` a
+log's first time and whether it is a kernel log).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ __all__ = [
     "HEAD_BYTES",
     "LogInput",
     "check_regular",
+    "head_time",
+    "is_uptime_line",
     "parse_rank_prefix",
     "parse_timestamp",
     "rank_from_name",
@@ -70,6 +74,10 @@ _CTIME_RE = re.compile(
     r"^\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(\d{1,2}) "
     r"(\d{2}):(\d{2}):(\d{2}) (\d{4})\]"
 )
+#: a kernel log's line: dmesg's ``[ 1234.567890]`` (seconds since boot), ``dmesg -T``'s bracketed
+#: time, or syslog / journalctl's ``kernel:`` tag
+_KERNEL_LINE_RE = re.compile(r"^\[\s*\d+\.\d+\]|^\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) |\bkernel: ")
+_UPTIME_RE = re.compile(r"^\[\s*\d+\.\d+\]")
 _MONTHS = {
     m: i
     for i, m in enumerate(
@@ -150,6 +158,29 @@ def parse_timestamp(line: str) -> float | None:
         d, h, mi, s = (int(m.group(i)) for i in range(2, 6))
         return float(calendar.timegm((year, mon, d, h, mi, s, 0, 0, 0)))
     return None
+
+
+def is_uptime_line(line: str) -> bool:
+    """True for a dmesg line stamped with seconds since boot (``[ 1234.567890] NVRM: Xid ...``):
+    it cannot be placed in wall-clock time."""
+    return _UPTIME_RE.match(line) is not None
+
+
+def head_time(log: LogInput) -> tuple[bool, float | None]:
+    """``(kernel log?, first wall-clock time)`` of a log's head (its first 64 KiB): a kernel log
+    (dmesg, kern.log) has a line in a kernel format there."""
+    head = b""
+    for block in log.chunks():
+        head += block
+        if len(head) >= HEAD_BYTES:
+            break
+    kernel, first = False, None
+    for raw in head[:HEAD_BYTES].decode("utf-8", "replace").splitlines():
+        line = parse_rank_prefix(raw)[1]
+        kernel = kernel or _KERNEL_LINE_RE.search(line) is not None
+        if first is None:
+            first = parse_timestamp(line)
+    return kernel, first
 
 
 @dataclass(frozen=True, slots=True)
