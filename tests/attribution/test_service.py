@@ -184,3 +184,32 @@ def test_secrets_are_scrubbed_before_storage(serve: Callable[..., Served]) -> No
     s.stop()
     for p in s.db.parent.glob(s.db.name + "*"):
         assert token.encode() not in p.read_bytes(), p
+
+
+def _raw_request(s: Served, head: bytes, body: bytes) -> bytes:
+    """Send ``head`` and the start of a body on a raw socket, then stall; what the server answers
+    until it closes the connection (the socket's timeout only guards the test)."""
+    port = int(s.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(head + body)
+        got = b""
+        while chunk := sock.recv(65536):
+            got += chunk
+    return got
+
+
+def test_a_client_that_stalls_its_body_is_answered_408_and_let_go(serve: Callable[..., Served]) -> None:
+    # headers with a large Content-Length, then a few bytes and nothing: it held its connection for ever
+    s = serve("--body-timeout", "1", "--max-body-mb", "1")
+    head = (
+        b"POST /v1/attributions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 500000\r\n\r\n"
+    )
+    got = _raw_request(s, head, b'{"job_id": "j", ')
+    status, _, rest = got.partition(b"\r\n")
+    assert status == b"HTTP/1.1 408 Request Timeout", got[:300]
+    assert b"not received within 1 s" in rest and rest.count(b"\n{") == 1
+    # an oversize Content-Length whose body never comes: 413, not a wait for ever
+    over = head.replace(b"500000", b"5000000")
+    assert _raw_request(s, over, b"{").startswith(b"HTTP/1.1 413 ")
+    assert s.call("GET", "/healthz")[0] == 200  # the server goes on

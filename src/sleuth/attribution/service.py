@@ -11,7 +11,8 @@
   once; a different second write is 409).
 * ``GET /healthz``; OpenAPI at ``/openapi.json``.
 
-Limits: a body over ``max_body`` bytes is 413, more than ``max_logs`` logs is 422, one log over
+Limits: a body over ``max_body`` bytes is 413, a body not received within ``body_timeout_s`` 408
+(a client that stalls mid-body), more than ``max_logs`` logs is 422, one log over
 ``max_log_bytes`` is 413, a malformed body 422, each with a message.  ``paths`` are read only under
 the ``log_roots`` the service was started with (422 otherwise).
 """
@@ -19,6 +20,7 @@ the ``log_roots`` the service was started with (422 otherwise).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import queue
@@ -94,6 +96,8 @@ class ServiceConfig:
 
     db: Path
     max_body: int = 32 * 1024 * 1024
+    #: seconds a request's body may take to arrive (408 after)
+    body_timeout_s: float = 60.0
     max_logs: int = 64
     max_log_bytes: int = 16 * 1024 * 1024
     max_wait_s: float = 120.0
@@ -149,63 +153,115 @@ class OutcomeRequest(BaseModel):
 
 
 class _BodyLimit:
-    """ASGI middleware: 413 for a body over ``limit`` bytes, by Content-Length or as it streams in."""
+    """ASGI middleware: 413 for a body over ``limit`` bytes (by Content-Length or as it streams in),
+    408 for a body not received within ``timeout_s`` of the request's start.
 
-    def __init__(self, app: Any, limit: int) -> None:
+    A client that sent its headers with a large Content-Length and then trickled its body, or
+    stopped sending it, held its connection for ever (uvicorn bounds neither).  Both answers are
+    one JSON line and close the connection.
+    """
+
+    def __init__(self, app: Any, limit: int, timeout_s: float) -> None:
         self.app = app
         self.limit = limit
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        whole = False  # the body was received in full: what follows (a disconnect) is not timed
+
+        async def timed() -> Any:
+            nonlocal whole
+            if whole:
+                return await receive()
+            try:
+                msg = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise _TooSlow from None
+            if msg.get("type") != "http.request" or not msg.get("more_body"):
+                whole = True
+            return msg
+
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._drain(receive, int(length))
-            await self._reject(send)
+            await self._drain(timed, int(length))
+            await self._reject(send, 413, f"request body larger than {self.limit} bytes")
             return
         seen = 0
+        # what went wrong reading the body: the app turns the exception raised in its receive into
+        # an answer of its own ("There was an error parsing the body"), which is replaced
+        failed: list[Exception] = []
+        started = False
 
         async def counted() -> Any:
             nonlocal seen
-            msg = await receive()
+            try:
+                msg = await timed()
+            except _TooSlow as exc:
+                failed.append(exc)
+                raise
             if msg.get("type") == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    failed.append(_TooLarge())
+                    raise failed[-1]
             return msg
 
+        async def sending(msg: Any) -> None:
+            nonlocal started
+            if failed:
+                return
+            started = started or msg.get("type") == "http.response.start"
+            await send(msg)
+
         try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._drain(receive, 4 * self.limit)
-            await self._reject(send)
+            await self.app(scope, counted, sending)
+        except (_TooLarge, _TooSlow):
+            pass
+        if not failed or started:
+            return
+        if isinstance(failed[0], _TooLarge):
+            await self._drain(timed, 4 * self.limit)
+            await self._reject(send, 413, f"request body larger than {self.limit} bytes")
+        else:
+            await self._reject(send, 408, f"request body not received within {self.timeout_s:g} s")
 
     async def _drain(self, receive: Callable[[], Awaitable[Any]], cap: int) -> None:
-        """Read (and drop) the rest of the body, so the client reads our 413 instead of a reset."""
+        """Read (and drop) the rest of the body, so the client reads our 413 instead of a reset
+        (within the body's time: a slow client is answered when it is up)."""
         seen = 0
-        while seen <= 4 * self.limit and seen <= cap:
-            msg = await receive()
-            if msg.get("type") != "http.request":
-                return
-            seen += len(msg.get("body", b""))
-            if not msg.get("more_body"):
-                return
+        try:
+            while seen <= 4 * self.limit and seen <= cap:
+                msg = await receive()
+                if msg.get("type") != "http.request":
+                    return
+                seen += len(msg.get("body", b""))
+                if not msg.get("more_body"):
+                    return
+        except _TooSlow:
+            return
 
-    async def _reject(self, send: Any) -> None:
-        body = f'{{"detail": "request body larger than {self.limit} bytes"}}'.encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
+    async def _reject(self, send: Any, status: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode() + b"\n"
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _TooSlow(Exception):
     pass
 
 
@@ -458,5 +514,5 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
 
 
 def wrap_limits(app: FastAPI, config: ServiceConfig) -> Any:
-    """The ASGI app with the body-size limit in front."""
-    return _BodyLimit(app, config.max_body)
+    """The ASGI app with the body's size and time limits in front."""
+    return _BodyLimit(app, config.max_body, config.body_timeout_s)
