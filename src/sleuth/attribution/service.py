@@ -20,6 +20,7 @@ the ``log_roots`` the service was started with (422 otherwise).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -219,10 +220,8 @@ class _BodyLimit:
             started = started or msg.get("type") == "http.response.start"
             await send(msg)
 
-        try:
+        with contextlib.suppress(_TooLarge, _TooSlow):  # the app did not turn them into an answer
             await self.app(scope, counted, sending)
-        except (_TooLarge, _TooSlow):
-            pass
         if not failed or started:
             return
         if isinstance(failed[0], _TooLarge):
