@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -29,9 +30,9 @@ import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.encoders import jsonable_encoder
@@ -39,7 +40,10 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.concurrency import run_in_threadpool
 
+from sleuth.attribution._dbretry import Backoff, DatabaseUnavailable, call_with_retry, describe, is_transient
 from sleuth.attribution.analyze import Attributor
 from sleuth.attribution.decide import CycleRecord
 from sleuth.attribution.logs import LogInput
@@ -84,8 +88,7 @@ def hold_db(db: Path) -> DbLock:
 
 
 log = logging.getLogger("sleuth.serve")
-#: seconds before a record whose analysis met a database error is tried again
-_RETRY_S = 1.0
+T = TypeVar("T")
 _KEY = r"^[A-Za-z0-9_.:-]{1,128}$"
 _UNPARSED = "There was an error parsing the body"
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -105,6 +108,9 @@ class ServiceConfig:
     gather_s: float = 2.0
     workers: int = 2
     log_roots: tuple[Path, ...] = ()
+    #: seconds SQLite waits for a lock before a call fails (then retried with ``backoff``)
+    db_timeout_s: float = 30.0
+    backoff: Backoff = field(default_factory=Backoff)
 
 
 class LogText(BaseModel):
@@ -271,6 +277,9 @@ class _Worker:
         self.store, self.attributor, self.config = store, attributor, config
         self.queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self.done = threading.Condition()
+        #: database failures in a row, by record; records given up, with what to tell a client
+        self.failures: dict[tuple[str, str], int] = {}
+        self.gave_up: dict[tuple[str, str], str] = {}
         self.threads = [
             threading.Thread(target=self._loop, name=f"sleuth-serve-{i}", daemon=True)
             for i in range(config.workers)
@@ -300,11 +309,33 @@ class _Worker:
                 return
             try:
                 self._step(key)
-            except Exception:  # the database failed (locked past its timeout, a disk error)
+                self.failures.pop(key, None)
+            except Exception as exc:  # the database failed (locked past its timeout, a disk error)
                 # the thread died with it and the record stayed pending for ever: keep both going
-                log.exception("attribution of %s/%s: the database failed; trying again", *key)
-                time.sleep(_RETRY_S)
-                self.queue.put(key)
+                self._failed(key, exc)
+
+    def _failed(self, key: tuple[str, str], exc: Exception) -> None:
+        """Try ``key`` again after a backoff (a timer: this thread goes on with other records), or,
+        its tries spent or the error not one that passes, give it up as an ``error`` record."""
+        n = self.failures[key] = self.failures.get(key, 0) + 1
+        backoff = self.config.backoff
+        if is_transient(exc) and n < backoff.tries:
+            log.warning("attribution of %s/%s: database error (%s); try %d of %d", *key, describe(exc), n,
+                        backoff.tries)  # fmt: skip
+            timer = threading.Timer(backoff.delay(n), self.queue.put, args=(key,))
+            timer.daemon = True
+            timer.start()
+            return
+        log.error(
+            "attribution of %s/%s: database error (%s); giving up after %d tries", *key, describe(exc), n
+        )
+        message = f"the database failed ({describe(exc)}) after {n} tries; post the logs again"
+        self.failures.pop(key, None)
+        self.gave_up[key] = message
+        with contextlib.suppress(Exception):  # it may not be written either: gave_up answers then
+            self.store.finish(*key, None, message)
+        with self.done:
+            self.done.notify_all()
 
     def _step(self, key: tuple[str, str]) -> None:
         """Analyse ``key`` when it is ready, else put it back in the queue."""
@@ -341,6 +372,8 @@ class _Worker:
             self.store.finish(*key, report.to_json(), None)
         except SleuthError as exc:
             self.store.finish(*key, None, str(exc))
+        except (OperationalError, InterfaceError):  # the database's, tried again by the loop
+            raise
         except Exception as exc:  # one bad record must not stop the worker; it is stored as an error
             log.exception("attribution of %s/%s failed", *key)
             self.store.finish(*key, None, f"{type(exc).__name__}: {exc}")
@@ -408,7 +441,7 @@ def _read_log(path: Path, given: str, max_bytes: int) -> tuple[str, str, int | N
 
 def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
     """The FastAPI application with its store and workers (started and stopped with the app)."""
-    store = Store(config.db)
+    store = Store(config.db, busy_timeout_s=config.db_timeout_s)
     worker = _Worker(store, attributor, config)
     from contextlib import asynccontextmanager
 
@@ -438,12 +471,21 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
             )
         return await http_exception_handler(request, exc)
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        return {"status": "ok", "records": store.counts(), "signatures": len(attributor.catalog)}
+    async def db(fn: Callable[..., T], *args: Any, what: str) -> T:
+        return await call_with_retry(fn, *args, backoff=config.backoff, what=what)
 
-    @app.post("/v1/attributions", status_code=202)
-    def submit(req: AttributionRequest) -> dict[str, Any]:
+    @app.exception_handler(DatabaseUnavailable)
+    async def unavailable(_request: Any, exc: DatabaseUnavailable) -> JSONResponse:
+        wait = str(max(1, round(config.backoff.max_s)))
+        return JSONResponse(status_code=503, content={"detail": str(exc)}, headers={"Retry-After": wait})
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        counts = await db(store.counts, what="healthz")
+        return {"status": "ok", "records": counts, "signatures": len(attributor.catalog)}
+
+    def prepare(req: AttributionRequest) -> list[tuple[str, str, int | None]]:
+        """The request's logs checked, read and scrubbed (in the thread pool: big texts, files)."""
         if not req.logs and not req.paths:
             raise HTTPException(422, "give logs: [{name, text}] or paths: [...]")
         if len(req.logs) + len(req.paths) > config.max_logs:
@@ -466,9 +508,15 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
             if (req.paths)
             else []
         )
-        rec, created = store.submit(
-            req.job_id, req.cycle_id, node=req.node, nodes=req.nodes, progress=req.progress, texts=texts
+        return texts
+
+    @app.post("/v1/attributions", status_code=202)
+    async def submit(req: AttributionRequest) -> dict[str, Any]:
+        texts = await run_in_threadpool(prepare, req)
+        put = functools.partial(
+            store.submit, req.job_id, req.cycle_id, node=req.node, nodes=req.nodes, progress=req.progress
         )
+        rec, created = await db(lambda: put(texts=texts), what=f"job {req.job_id} cycle {req.cycle_id}")
         if created or rec["status"] == PENDING:
             worker.queue.put((req.job_id, req.cycle_id))
         return {**_public(rec), "deduplicated": not created}
@@ -478,9 +526,11 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
     ) -> Any:
         deadline = time.monotonic() + min(max(wait, 0.0), config.max_wait_s)
         while True:
-            rec = store.get(job_id, cycle_id)
+            rec = await db(store.get, job_id, cycle_id, what=f"job {job_id} cycle {cycle_id}")
             if rec is None:
                 raise HTTPException(404, f"no attribution for job {job_id} cycle {cycle_id}")
+            if (gave_up := worker.gave_up.get((job_id, cycle_id))) and rec["status"] not in (DONE, ERROR):
+                rec = {**rec, "status": ERROR, "error": gave_up}  # it could not even be written
             if ready(rec) or time.monotonic() >= deadline:
                 return rec
             await asyncio.sleep(0.05)
@@ -491,9 +541,12 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
         return _public(rec)
 
     @app.put("/v1/attributions/{job_id}/{cycle_id}/outcome")
-    def put_outcome(job_id: str, cycle_id: str, req: OutcomeRequest) -> Any:
+    async def put_outcome(job_id: str, cycle_id: str, req: OutcomeRequest) -> Any:
         outcome = {k: scrub_text(v) if isinstance(v, str) else v for k, v in req.model_dump().items()}
-        stored, now = store.set_outcome(job_id, cycle_id, {**outcome, "t": time.time()})
+        value = {**outcome, "t": time.time()}
+        stored, now = await db(
+            store.set_outcome, job_id, cycle_id, value, what=f"job {job_id} cycle {cycle_id}"
+        )
         if stored is None:
             raise HTTPException(404, f"no attribution for job {job_id} cycle {cycle_id}")
         if not now and stored.get("action") != req.action:
