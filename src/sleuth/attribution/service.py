@@ -14,7 +14,9 @@
 Limits: a body over ``max_body`` bytes is 413, a body not received within ``body_timeout_s`` 408
 (a client that stalls mid-body), more than ``max_logs`` logs is 422, one log over
 ``max_log_bytes`` is 413, a malformed body 422, each with a message.  ``paths`` are read only under
-the ``log_roots`` the service was started with (422 otherwise).
+the ``log_roots`` the service was started with (422 otherwise).  A database error that may pass
+(SQLite locked, a dropped connection) is tried again with a bounded backoff (:mod:`._dbretry`):
+503 to a request, an ``error`` record for an analysis, once the tries are spent.
 """
 
 from __future__ import annotations
@@ -518,6 +520,7 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
         )
         rec, created = await db(lambda: put(texts=texts), what=f"job {req.job_id} cycle {req.cycle_id}")
         if created or rec["status"] == PENDING:
+            worker.gave_up.pop((req.job_id, req.cycle_id), None)  # posted again: tried afresh
             worker.queue.put((req.job_id, req.cycle_id))
         return {**_public(rec), "deduplicated": not created}
 
