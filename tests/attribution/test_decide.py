@@ -33,6 +33,8 @@ def f(
     line: int = 1,
     ts: float | None = None,
     rank: int | None = None,
+    peer_symptom: bool = False,
+    attempt: int | None = None,
 ) -> Finding:
     return Finding(
         file=file,
@@ -44,6 +46,8 @@ def f(
         role=role,
         action=action,
         text=sig,
+        peer_symptom=peer_symptom,
+        attempt=attempt,
     )
 
 
@@ -91,10 +95,7 @@ def test_an_ambiguous_root_yields_to_a_hardware_fault_in_another_log_without_tim
 def test_a_peer_symptom_yields_to_a_local_root_in_another_log_without_timestamps() -> None:
     # rank 0's "NET/IB : Got completion ... error 12" is what rank 3's death looks like from the
     # other end of the link: given first, it was the root (RESTART) over rank 3's CUDA OOM (STOP)
-    ib = Finding(
-        file="rank0.log", line=2, rank=0, timestamp=None, signature="nccl.ib_completion_error",
-        cls=SignatureClass.FABRIC, role=Role.ROOT, action=CatalogAction.RESTART, text="", peer_symptom=True,
-    )  # fmt: skip
+    ib = f("nccl.ib_completion_error", cls=SignatureClass.FABRIC, file="rank0.log", line=2, peer_symptom=True)
     oom = f("cuda.oom", cls=SignatureClass.SOFTWARE, action=CatalogAction.STOP, file="rank3.log", rank=3)
     assert choose_root([ib, oom]) == (oom, "local over network symptom")
     assert catalog_verdict([ib, oom], [], POLICY, None).verdict.action is Action.STOP
@@ -202,6 +203,8 @@ finding = st.builds(
     line=st.integers(1, 500),
     ts=st.one_of(st.none(), st.floats(0, 1e6)),
     rank=st.one_of(st.none(), st.integers(0, 7)),
+    peer_symptom=st.booleans(),
+    attempt=st.one_of(st.none(), st.integers(0, 3)),
 )
 record = st.builds(
     CycleRecord,
