@@ -225,3 +225,35 @@ def test_a_short_password_variable_is_hidden_inside_texts() -> None:
         "DB_PASSWORD": "<redacted>",
         "USE_AUTH": "<redacted>",
     }
+
+
+KEY = "0123456789abcdef" * 2 + "01234567"  # a W&B API key: 40 hex digits
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"+ wandb login {KEY}",
+        f"wandb login --relogin --host https://wandb.example.com {KEY}",
+        f"machine api.wandb.ai login user password {KEY}",
+        f"  password {KEY}",
+        f'wandb.login(key="{KEY}")',
+        f"WANDB_API_KEY={KEY}",
+    ],
+)
+def test_a_wandb_key_in_its_context_is_hidden(text: str) -> None:
+    out = scrub_text(text)
+    assert KEY not in out and REDACTED in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"commit {KEY}",
+        f"git checkout {KEY}",
+        f"wandb: Syncing run at commit {KEY}",
+        f"password {KEY}0",  # 41 hex digits: not a W&B key
+    ],
+)
+def test_a_40_hex_word_without_a_key_context_stays(text: str) -> None:
+    assert scrub_text(text) == text

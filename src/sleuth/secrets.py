@@ -90,6 +90,15 @@ _FLAG_WORDS = ("pass", "secret", "cred", "token", "key", "auth")
 #: bare ``password: ...`` is left alone: it is as often prose, "wrong password: check ...")
 _QUOTED_RE = re.compile(r"(?P<q>[\"'])" + _SECRET_KEY + r"(?P=q)(?P<sep>\s*:\s*)" + _VALUE)
 
+#: a W&B API key (40 hex digits) where its context says it is one: ``wandb login [FLAGS] KEY``, a
+#: netrc's ``password KEY`` (``machine api.wandb.ai``), ``wandb.login(key="KEY")``.  A 40-hex word
+#: alone is as often a git commit, and stays (``WANDB_API_KEY=KEY`` is an assignment, above).
+_WANDB_KEY_RE = re.compile(
+    r"(?P<ctx>(?i:\bwandb\s+login\b)[^\n]{0,200}?|(?i:\bpassword)\s+[\"']?"
+    r"|(?i:\bwandb\.login\()[^)\n]{0,200}?\bkey\s*=\s*[\"']?)"
+    r"(?<![0-9A-Za-z])[0-9a-fA-F]{40}(?![0-9A-Za-z])"
+)
+
 
 def _hide_assignment(m: re.Match[str]) -> str:
     """The assignment with its value hidden; a ``token``/``key`` value only when it looks like one
@@ -108,7 +117,8 @@ def is_secret(name: str, value: str) -> bool:
 def scrub_text(text: str, values: tuple[str, ...] = ()) -> str:
     """``text`` with the given secret ``values``, URL credentials, HTTP credentials
     (``Authorization: Basic ...``, ``Bearer ...``), the values of secret-named assignments and flags
-    (``password=...``, ``"api_key": "..."``, ``--password ...``) and token-shaped words hidden."""
+    (``password=...``, ``"api_key": "..."``, ``--password ...``), W&B keys in their context (``wandb
+    login KEY``, a netrc's ``password KEY``) and token-shaped words hidden."""
     for v in values:
         if v:
             text = text.replace(v, REDACTED)
@@ -125,6 +135,8 @@ def scrub_text(text: str, values: tuple[str, ...] = ()) -> str:
         text = _QUOTED_RE.sub(_hide_assignment, text)
     if "-" in text and any(w in low for w in _FLAG_WORDS):
         text = _FLAG_RE.sub(_hide_assignment, text)
+    if "wandb" in low or "password" in low:
+        text = _WANDB_KEY_RE.sub(lambda m: m["ctx"] + REDACTED, text)
     return _TOKEN_WORD_RE.sub(REDACTED, text)
 
 

@@ -34,6 +34,80 @@ def test_json_shape_and_cascade_attribution(sleuth: Callable[..., Any], tmp_path
     assert set(doc["sources"][0]) >= {"name", "action", "status", "seconds"}
 
 
+def test_a_local_oom_outranks_a_peers_network_error_without_timestamps(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    # a 2,000-GPU job: rank 0 logged the IB completion error its peer's death caused, rank 3 the
+    # CUDA OOM that killed it; per-rank files, no times: rank0.log first once made it a RESTART
+    (tmp_path / "rank0.log").write_text(
+        "iteration 100\nnode0:1234:1299 [0] NCCL WARN NET/IB : Got completion from peer 10.0.0.12<40213> "
+        "with error 12, opcode 0, len 0, vendor err 129 (Recv)\n"
+    )
+    (tmp_path / "rank3.log").write_text(
+        "iteration 100\ntorch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"
+    )
+    doc = sleuth("attribute", "rank0.log", "rank3.log", "--json").json()
+    assert doc["root"]["signature"] == "cuda.oom" and doc["root"]["rank"] == 3
+    assert doc["root_ordering"] == "local over network symptom"
+    assert doc["decision"]["action"] == "STOP"
+
+
+def test_torchruns_log_dir_layout_gives_each_file_its_rank_and_attempt(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    # torchrun --log-dir: <log_dir>/<run_id>_<x>/attempt_<n>/<local_rank>/stderr.log|error.json; the
+    # rank was None, and a shell's glob gives attempt_10 before attempt_2 (its OOM was the root)
+    run = tmp_path / "logs" / "job_ab12"
+    first, later = run / "attempt_2" / "3", run / "attempt_10" / "0"
+    for d in (first, later):
+        d.mkdir(parents=True)
+    (first / "stderr.log").write_text(IAM)
+    (first / "error.json").write_text(
+        json.dumps({"message": {"message": IAM.strip(), "extraInfo": {"timestamp": "1712345678"}}}) + "\n"
+    )
+    (later / "stderr.log").write_text("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2 GiB\n")
+    names = sorted(str(p.relative_to(tmp_path)) for p in run.glob("attempt_*/*/*"))
+    assert names[0].startswith("logs/job_ab12/attempt_10/")
+    doc = sleuth("attribute", *names, "--json").json()
+    placed = {(f["file"].split("/")[2], f["rank"], f["attempt"]) for f in doc["findings"]}
+    assert placed == {("attempt_2", 3, 2), ("attempt_10", 0, 10)}
+    assert doc["root"]["signature"] == "cuda.illegal_address" and doc["root"]["attempt"] == 2
+
+
+def test_an_earlier_jobs_xid_in_a_nodes_dmesg_is_not_blamed_on_this_job(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    (tmp_path / "rank0.log").write_text(
+        "2026-12-01T12:00:00Z iteration 1\n"
+        "2026-12-01T12:10:00Z torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"
+    )
+    (tmp_path / "node7-dmesg.log").write_text(  # two days before: the node's previous job
+        "[Mon Nov 30 03:12:09 2026] NVRM: Xid (PCI:0000:3b:00): 79, pid=2231, GPU has fallen off the bus.\n"
+    )
+    (tmp_path / "node8-dmesg.log").write_text(
+        "[ 1234.567890] NVRM: Xid (PCI:0000:3b:00): 79, pid=2231, GPU has fallen off the bus.\n"
+    )
+    res = sleuth("attribute", "rank0.log", "node7-dmesg.log", "--json")
+    doc = res.json()
+    assert doc["root"]["signature"] == "cuda.oom"
+    assert [f["file"] for f in doc["findings"]] == ["rank0.log"]
+    assert "ignored 1 finding(s) from before the job started" in doc["notes"][0] and "node7" in res.stderr
+    # the start given: the Xid is after it, and the root
+    given = sleuth(
+        "attribute", "rank0.log", "node7-dmesg.log", "--job-start", "2026-11-29T00:00:00Z", "--json"
+    )
+    assert given.json()["root"]["signature"] == "nvidia.xid.79"
+    # seconds since boot: kept, and said so
+    uptime = sleuth("attribute", "node8-dmesg.log", "rank0.log", "--json").json()
+    assert any(
+        "node8-dmesg.log: 1 kernel line(s)" in n and "could not be placed" in n for n in uptime["notes"]
+    )
+    bad = sleuth("attribute", "rank0.log", "--job-start", "yesterday")
+    assert (
+        bad.rc == 2 and "--job-start 'yesterday': not a time" in bad.stderr and "Traceback" not in bad.stderr
+    )
+
+
 def test_exit_codes(sleuth: Callable[..., Any], tmp_path: Path) -> None:
     (tmp_path / "oom.log").write_text("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1 GiB\n")
     (tmp_path / "clean.log").write_text("iteration 1\niteration 2\n")
@@ -84,6 +158,22 @@ def test_secrets_never_reach_output_or_history(sleuth: Callable[..., Any], tmp_p
     human = sleuth("attribute", "r.log")
     assert_no_secret(token, res.stdout, res.stderr, human.stdout, roots=[hist.parent / "runs"])
     assert token not in hist.read_text()
+
+
+def test_a_wandb_key_in_its_context_is_hidden_and_a_commit_sha_is_not(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    key, sha = "5f" * 20, "9c1e" * 10  # 40 hex digits each
+    (tmp_path / "r.log").write_text(
+        f"+ wandb login --relogin {key}; RuntimeError: CUDA error: an illegal memory access was encountered\n"
+        f"machine api.wandb.ai login user password {key} torch.OutOfMemoryError: CUDA out of memory.\n"
+        f"at commit {sha}: RuntimeError: CUDA error: unspecified launch failure\n"
+    )
+    hist = tmp_path / "h.jsonl"
+    res = sleuth("attribute", "r.log", "--history", hist, "--json")
+    assert res.rc == 0 and res.stdout.count("<redacted>") >= 2
+    assert_no_secret(key, res.stdout, res.stderr, hist.read_text())
+    assert sha in res.stdout  # a 40-hex word alone is a git commit
 
 
 def test_list_signatures(sleuth: Callable[..., Any]) -> None:

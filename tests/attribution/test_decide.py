@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,6 +33,8 @@ def f(
     line: int = 1,
     ts: float | None = None,
     rank: int | None = None,
+    peer_symptom: bool = False,
+    attempt: int | None = None,
 ) -> Finding:
     return Finding(
         file=file,
@@ -42,6 +46,8 @@ def f(
         role=role,
         action=action,
         text=sig,
+        peer_symptom=peer_symptom,
+        attempt=attempt,
     )
 
 
@@ -84,6 +90,24 @@ def test_an_ambiguous_root_yields_to_a_hardware_fault_in_another_log_without_tim
     assert choose_root([launch, same_file]) == (launch, "log order")
     timed = [f("x.amb", cls=SignatureClass.AMBIGUOUS, ts=1.0), f("x.hw", file="b.log", ts=2.0)]
     assert choose_root(timed)[0] == timed[0]
+
+
+def test_a_peer_symptom_yields_to_a_local_root_in_another_log_without_timestamps() -> None:
+    # rank 0's "NET/IB : Got completion ... error 12" is what rank 3's death looks like from the
+    # other end of the link: given first, it was the root (RESTART) over rank 3's CUDA OOM (STOP)
+    ib = f("nccl.ib_completion_error", cls=SignatureClass.FABRIC, file="rank0.log", line=2, peer_symptom=True)
+    oom = f("cuda.oom", cls=SignatureClass.SOFTWARE, action=CatalogAction.STOP, file="rank3.log", rank=3)
+    assert choose_root([ib, oom]) == (oom, "local over network symptom")
+    assert catalog_verdict([ib, oom], [], POLICY, None).verdict.action is Action.STOP
+    # nor does it win over an ambiguous root as a hardware fault would
+    iam = f("cuda.illegal_address", cls=SignatureClass.AMBIGUOUS, file="rank3.log")
+    assert choose_root([iam, ib]) == (iam, "log order")
+    # alone, or with every time known, or later in the same log, it stays what it was
+    assert choose_root([ib]) == (ib, "log order")
+    same = f("cuda.oom", cls=SignatureClass.SOFTWARE, action=CatalogAction.STOP, file="rank0.log", line=9)
+    assert choose_root([ib, same]) == (ib, "log order")
+    timed_ib, timed_oom = replace(ib, timestamp=1.0), replace(oom, timestamp=2.0)
+    assert choose_root([timed_ib, timed_oom]) == (timed_ib, "timestamp")
 
 
 def test_deterministic_class_stops_at_once() -> None:
@@ -179,6 +203,8 @@ finding = st.builds(
     line=st.integers(1, 500),
     ts=st.one_of(st.none(), st.floats(0, 1e6)),
     rank=st.one_of(st.none(), st.integers(0, 7)),
+    peer_symptom=st.booleans(),
+    attempt=st.one_of(st.none(), st.integers(0, 3)),
 )
 record = st.builds(
     CycleRecord,

@@ -40,6 +40,10 @@ def test_rank_prefixes(line: str, rank: int | None, rest: str) -> None:
 def test_rank_from_file_name() -> None:
     assert rank_from_name("/x/worker_rank-3.log") == 3 and rank_from_name("rank12.txt") == 12
     assert rank_from_name("node1.log") is None
+    # torchrun --log-dir: attempt_<n>/<local_rank>/stdout.log|stderr.log|error.json
+    assert rank_from_name("logs/job_x1/attempt_2/7/stderr.log") == 7
+    assert rank_from_name("/l/job/attempt_0/12/error.json") == 12
+    assert rank_from_name("attempt_0/3/notes.log") is None
 
 
 def test_timestamps() -> None:

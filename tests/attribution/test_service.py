@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -184,3 +186,75 @@ def test_secrets_are_scrubbed_before_storage(serve: Callable[..., Served]) -> No
     s.stop()
     for p in s.db.parent.glob(s.db.name + "*"):
         assert token.encode() not in p.read_bytes(), p
+
+
+def _raw_request(s: Served, head: bytes, body: bytes) -> bytes:
+    """Send ``head`` and the start of a body on a raw socket, then stall; what the server answers
+    until it closes the connection (the socket's timeout only guards the test)."""
+    port = int(s.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(head + body)
+        got = b""
+        while chunk := sock.recv(65536):
+            got += chunk
+    return got
+
+
+def test_a_client_that_stalls_its_body_is_answered_408_and_let_go(serve: Callable[..., Served]) -> None:
+    # headers with a large Content-Length, then a few bytes and nothing: it held its connection for ever
+    s = serve("--body-timeout", "1", "--max-body-mb", "1")
+    head = (
+        b"POST /v1/attributions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 500000\r\n\r\n"
+    )
+    got = _raw_request(s, head, b'{"job_id": "j", ')
+    status, _, rest = got.partition(b"\r\n")
+    assert status == b"HTTP/1.1 408 Request Timeout", got[:300]
+    assert b"not received within 1 s" in rest and rest.count(b"\n{") == 1
+    # an oversize Content-Length whose body never comes: 413, not a wait for ever
+    over = head.replace(b"500000", b"5000000")
+    assert _raw_request(s, over, b"{").startswith(b"HTTP/1.1 413 ")
+    assert s.call("GET", "/healthz")[0] == 200  # the server goes on
+
+
+def _hold_write_lock(db: Path) -> sqlite3.Connection:
+    """Another program's write transaction on the service's database (SQLite: one writer)."""
+    conn = sqlite3.connect(db, timeout=10, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    return conn
+
+
+def _wait_for_text(path: Path, text: str) -> None:
+    deadline = time.monotonic() + 60
+    while text not in path.read_text(errors="replace"):
+        assert time.monotonic() < deadline, path.read_text(errors="replace")[-2000:]
+        time.sleep(0.05)
+
+
+def test_a_locked_database_is_retried_with_backoff_then_answered_503(serve: Callable[..., Served]) -> None:
+    # a database error was a 500 (a request) or retried every second for ever (an analysis, whose
+    # record then stayed pending for ever)
+    s = serve("--gather", "2", "--db-timeout", "0.1")
+    lock = _hold_write_lock(s.db)
+    got: dict[str, Any] = {}
+    poster = threading.Thread(target=lambda: got.update(first=post(s, "j", 0, [("rank0.log", OOM)])))
+    poster.start()
+    _wait_for_text(s.stderr, "job j cycle 0: database error (database is locked); try 1 of 6")
+    assert s.call("GET", "/healthz")[0] == 200  # the others are answered meanwhile
+    lock.rollback()
+    poster.join(60)
+    assert got["first"][0] == 202
+    lock.execute("BEGIN IMMEDIATE")
+    code, body = post(s, "j", 1, [("rank0.log", OOM)])
+    assert code == 503 and body["detail"] == (
+        "job j cycle 1: the database is unavailable (database is locked) after 6 tries; try again later"
+    )
+    lock.rollback()
+    # an analysis whose database stays locked is given up, and says so
+    assert post(s, "j", 2, [("rank0.log", OOM)], nodes=2)[0] == 202  # analysed after --gather 2 s
+    lock.execute("BEGIN IMMEDIATE")
+    code, rec = s.call("GET", "/v1/attributions/j/2?wait=60")
+    assert code == 200 and rec["status"] == "error", rec
+    assert rec["error"] == "the database failed (database is locked) after 6 tries; post the logs again"
+    lock.rollback()
+    lock.close()

@@ -330,3 +330,36 @@ def test_a_job_id_reused_with_a_fresh_log_dir_is_refused(
     go_on = supervise(tmp_path, *common, *fail(XID), log_dir="day1")  # that supervision's log dir
     assert go_on.returncode == 1, go_on.stderr
     assert cycles(tmp_path / "day1")[-1]["attribution"]["root"]["signature"] == "nvidia.xid.79"
+
+
+def test_the_leader_rank_is_given_to_every_node_and_leads_alone(
+    tmp_path: Path, serve: Callable[..., Served]
+) -> None:
+    # `--leader` on node 3 alone left node 0 leading as well (it cannot know): two leaders
+    alone = supervise(tmp_path, "--nodes", "4", "--node-rank", "3", "--leader", "--service",
+                      "http://127.0.0.1:9", "--job-id", "j", "--", sys.executable, "-c", "pass")  # fmt: skip
+    assert alone.returncode == 2 and "--leader-rank 3" in alone.stderr and "Traceback" not in alone.stderr
+    assert not (tmp_path / "sup").exists()
+    s = serve("--gather", "1")
+    common = ["--nodes", "2", "--leader-rank", "1", "--service", s.url, "--job-id", "lead1"]
+    common += ["--max-restarts", "1", "--decision-timeout", "20"]
+
+    def node_args(rank: int) -> list[str]:
+        job = [sys.executable, str(W / "node_job.py"), str(rank), "2"]
+        return ["--node-rank", str(rank), "--log-dir", str(tmp_path / f"node{rank}"), "--", *job]
+
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "sleuth", "supervise", *common, *node_args(rank)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
+        for rank in range(2)
+    ]
+    errs = [p.communicate(timeout=180)[1] for p in procs]
+    # node 0 failed in cycle 0: node 1 alone decided and recorded it; node 0 followed
+    rec = s.call("GET", "/v1/attributions/lead1/0")[1]
+    assert rec["outcome"]["node"] == "1", errs
+    assert cycles(tmp_path / "node0")[0]["decided_by"].startswith("leader"), errs[0]

@@ -11,18 +11,23 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from sleuth.attribution.config import Settings, compile_progress
 from sleuth.attribution.decide import CatalogVerdict, CycleRecord, decide
-from sleuth.attribution.logs import LogInput
+from sleuth.attribution.logs import LogInput, head_time, is_uptime_line
 from sleuth.attribution.match import Matcher, ScanResult, engine_name
 from sleuth.attribution.model import Decision, Finding, SourceVerdict
 from sleuth.attribution.signatures import Catalog, load_catalog
 from sleuth.attribution.sources import build_excerpt, consult_all
 from sleuth.secrets import Secrets
 
-__all__ = ["Attributor", "Report"]
+__all__ = ["START_MARGIN_S", "Attributor", "Report"]
+
+#: a job start read from the logs is their earliest time less this: a GPU that failed while the job
+#: was starting (imports, before its first log line) is this job's
+START_MARGIN_S = 600.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,11 +95,13 @@ class Attributor:
         history: Sequence[CycleRecord] = (),
         progress: bool | None = None,
         secrets: Secrets | None = None,
+        job_start: float | None = None,
     ) -> Report:
         """Scan, consult the sources, decide; a known ``progress`` wins over the progress regex.
 
         Every text of the report is scrubbed of this attributor's secrets and of ``secrets`` (the
-        workload's, when the caller knows them).
+        workload's, when the caller knows them).  Findings timed before ``job_start`` (seconds
+        since the epoch; else read from the logs) are not this job's and are left out.
         """
         s = self.settings
         scan = self.scan(logs)
@@ -103,7 +110,8 @@ class Attributor:
         def hide(text: str) -> str:
             return str(known.scrub(text))
 
-        findings = [replace(f, text=hide(f.text), file=hide(f.file)) for f in scan.findings]
+        placed, time_notes = _in_this_job(scan.findings, logs, job_start)
+        findings = [replace(f, text=hide(f.text), file=hide(f.file)) for f in placed]
         seen_progress = progress if progress is not None else scan.progress
         decision, cat = decide(
             findings, history, s.policy, progress=seen_progress, aggregation=s.aggregation, mode=s.mode
@@ -137,8 +145,55 @@ class Attributor:
         notes = tuple(
             hide(f"log {name} was cut short at byte {at} of the compressed file; attributed up to the cut")
             for name, at in scan.cut
-        )
+        ) + tuple(hide(n) for n in time_notes)
         return replace(report, notes=notes)
+
+
+def _in_this_job(
+    findings: Sequence[Finding], logs: Sequence[LogInput], job_start: float | None
+) -> tuple[list[Finding], list[str]]:
+    """The findings not from before the job started, and notes on what could not be placed.
+
+    A node's dmesg holds an earlier job's Xid as well: a line timed before the start (``job_start``,
+    else the earliest time at the head of the logs that are not kernel logs, less
+    ``START_MARGIN_S``) is dropped.  Kernel lines stamped with seconds since boot cannot be placed
+    and are kept, with a note saying so.
+    """
+    notes: list[str] = []
+    uptime: dict[str, int] = {}
+    for f in findings:
+        if is_uptime_line(f.text):
+            uptime[f.file] = uptime.get(f.file, 0) + 1
+    for name, n in uptime.items():
+        notes.append(
+            f"{name}: {n} kernel line(s) stamped with seconds since boot could not be placed against the "
+            "job's start and were kept (an earlier job's failure would be taken for this one's); "
+            "give `dmesg -T` or `journalctl -k` output for wall-clock times"
+        )
+    if not any(f.timestamp is not None for f in findings):
+        return list(findings), notes
+    start, origin = job_start, "--job-start"
+    if start is None:
+        heads = [(log.name, *head_time(log)) for log in logs]
+        firsts = [t for _, kernel, t in heads if not kernel and t is not None]
+        if not firsts:
+            kernel_logs = [name for name, kernel, _ in heads if kernel]
+            if kernel_logs:
+                notes.append(
+                    f"no job start known (no --job-start, no time in the other logs): the kernel lines of "
+                    f"{', '.join(kernel_logs[:3])} were not checked against it"
+                )
+            return list(findings), notes
+        start = min(firsts) - START_MARGIN_S
+        origin = f"the logs' first time less {START_MARGIN_S / 60:g} minutes"
+    early = [f for f in findings if f.timestamp is not None and f.timestamp < start]
+    if early:
+        when = datetime.fromtimestamp(start, UTC).isoformat(timespec="seconds")
+        notes.append(
+            f"ignored {len(early)} finding(s) from before the job started at {when} ({origin}), "
+            f"first: {early[0].signature} at {early[0].file}:{early[0].line}"
+        )
+    return [f for f in findings if f.timestamp is None or f.timestamp >= start], notes
 
 
 def _report(

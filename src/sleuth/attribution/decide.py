@@ -4,9 +4,10 @@ Invariants (property-tested in ``tests/attribution/test_decide.py``):
 
 * a cascade, a diagnostic line or a confirmation (when a root exists) is never the root;
 * the root is the earliest root-role finding: by timestamp when every candidate has one, else by
-  log order (file, then line), except that a first root of the ``ambiguous`` class yields to a
-  hardware, gpu-memory or fabric root in another file (the order of files is not the order of
-  events); confirmations stand in only when no root was found;
+  log order (file, then line), except that (the order of files is not the order of events) a first
+  root that is a peer's symptom (``peer_symptom``: NET/IB error 12) yields to a root in another
+  file that is not one, and a first root of the ``ambiguous`` class yields to a hardware,
+  gpu-memory or fabric root in another file; confirmations stand in only when no root was found;
 * the catalog says STOP only for (a) a root of an established deterministic class whose
   signature's action is STOP, (b) the same root again after its retry budget, counted over
   consecutive cycles without progress, or (c) ``max_no_progress_cycles`` cycles in a row without
@@ -133,18 +134,43 @@ def choose_root(findings: Sequence[Finding]) -> tuple[Finding | None, str | None
     ]
     if not candidates:
         return None, None
-    files = {name: i for i, name in enumerate(dict.fromkeys(f.file for f in findings))}
+    files = _file_order(findings)
     if all(f.timestamp is not None for f in candidates):
         best = min(candidates, key=lambda f: (f.timestamp, files[f.file], f.line))
         return best, "timestamp"
-    first = min(candidates, key=lambda f: (files[f.file], f.line))
+
+    def order(f: Finding) -> tuple[int, int]:
+        return files[f.file], f.line
+
+    first = min(candidates, key=order)
+    how = "log order"
+    if first.peer_symptom:
+        # across files, log order is only the order the logs were given: rank 0's NET/IB error 12
+        # is what rank 3's death (its CUDA OOM) looks like from the other end of the link
+        local = [f for f in candidates if f.file != first.file and not f.peer_symptom]
+        if local:
+            first, how = min(local, key=order), "local over network symptom"
     if first.cls is SignatureClass.AMBIGUOUS:
-        # across files, log order is only the order the logs were given: an ambiguous root (what a
-        # failed GPU looks like to the program) yields to a hardware fault in another log
-        hardware = [f for f in candidates if f.file != first.file and f.cls in _HARDWARE]
+        # an ambiguous root (what a failed GPU looks like to the program) yields to a hardware
+        # fault in another log (a peer's symptom is not one)
+        hardware = [
+            f for f in candidates if f.file != first.file and f.cls in _HARDWARE and not f.peer_symptom
+        ]
         if hardware:
-            return min(hardware, key=lambda f: (files[f.file], f.line)), "hardware over ambiguous"
-    return first, "log order"
+            return min(hardware, key=order), "hardware over ambiguous"
+    return first, how
+
+
+def _file_order(findings: Sequence[Finding]) -> dict[str, int]:
+    """Each file's place in log order: as given, except that torchrun's attempts go in their order
+    (a shell lists ``attempt_10`` before ``attempt_2``) among the places of the files that have one."""
+    names = list(dict.fromkeys(f.file for f in findings))
+    attempt = {f.file: f.attempt for f in findings if f.attempt is not None}
+    slots = [i for i, n in enumerate(names) if n in attempt]
+    ordered = sorted((n for n in names if n in attempt), key=lambda n: attempt[n])  # stable: given order
+    for slot, n in zip(slots, ordered, strict=True):
+        names[slot] = n
+    return {n: i for i, n in enumerate(names)}
 
 
 def _same_root_streak(root: str, history: Sequence[CycleRecord], progress: bool | None) -> int:

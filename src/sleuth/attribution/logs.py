@@ -12,9 +12,12 @@ compressed file ends; a gzip file whose data is corrupt is refused, wherever the
 Ranks come from a line's prefix (``[rank3]:``, ``[default3]:``, ``3: `` or ``   3: `` as ``srun -l``
 writes it, ``[1,3]<stderr>:`` from ``mpirun --tag-output``; torch's ``[rank27]:`` after a launcher's
 label is the global rank and wins) or, for a one-file-per-rank layout, from the file
-name (``rank3.log``, ``worker_rank-3.txt``).  Timestamps are read where a line carries a wall-clock
-time (ISO 8601, ``2024-05-01 12:00:00,123``, syslog ``Oct  7 12:58:23``, ``dmesg -T``'s
-``[Tue Dec  1 12:00:02 2026]``); dmesg's seconds since boot are not wall-clock times and are ignored.
+name (``rank3.log``, ``worker_rank-3.txt``) or torchrun's ``--log-dir`` layout
+(``attempt_<n>/<local_rank>/stderr.log``: the local rank, and the attempt).  Timestamps are read
+where a line carries a wall-clock time (ISO 8601, ``2024-05-01 12:00:00,123``, syslog ``Oct  7
+12:58:23``, ``dmesg -T``'s ``[Tue Dec  1 12:00:02 2026]``); dmesg's seconds since boot are not
+wall-clock times and are ignored (:func:`is_uptime_line` finds such lines, :func:`head_time` a
+log's first time and whether it is a kernel log).
 """
 
 from __future__ import annotations
@@ -37,9 +40,12 @@ __all__ = [
     "HEAD_BYTES",
     "LogInput",
     "check_regular",
+    "head_time",
+    "is_uptime_line",
     "parse_rank_prefix",
     "parse_timestamp",
     "rank_from_name",
+    "torchrun_place",
 ]
 
 HEAD_BYTES = 64 * 1024
@@ -54,6 +60,9 @@ _PREFIX_RE = re.compile(r"^(?:\[(?:rank|default)(\d+)\]:\s?| *(\d{1,6}): |\[\d+,
 _GLOBAL_RANK_RE = re.compile(r"\[rank(\d+)\]:\s?")
 _INLINE_RANK_RE = re.compile(r"\[(?:rank|default|Rank )(\d+)\]:?")
 _NAME_RANK_RE = re.compile(r"rank[_-]?(\d+)", re.IGNORECASE)
+#: torchrun --log-dir: the folder above the file is the worker's local rank, the one above it the
+#: attempt (torch.distributed.elastic: ``attempt_{restart_count}/{local_rank}/stdout.log``)
+_TORCHRUN_RE = re.compile(r"(?:^|/)attempt_(\d+)/(\d+)/(?:stdout\.log|stderr\.log|error\.json)(?:\.gz)?$")
 _ISO_RE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?(?![\d])"
 )
@@ -65,6 +74,10 @@ _CTIME_RE = re.compile(
     r"^\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(\d{1,2}) "
     r"(\d{2}):(\d{2}):(\d{2}) (\d{4})\]"
 )
+#: a kernel log's line: dmesg's ``[ 1234.567890]`` (seconds since boot), ``dmesg -T``'s bracketed
+#: time, or syslog / journalctl's ``kernel:`` tag
+_KERNEL_LINE_RE = re.compile(r"^\[\s*\d+\.\d+\]|^\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) |\bkernel: ")
+_UPTIME_RE = re.compile(r"^\[\s*\d+\.\d+\]")
 _MONTHS = {
     m: i
     for i, m in enumerate(
@@ -99,9 +112,21 @@ def parse_rank_prefix(line: str) -> tuple[int | None, str]:
 
 
 def rank_from_name(name: str) -> int | None:
-    """The rank a one-file-per-rank log's name carries (``rank3.log`` -> 3), or None."""
+    """The rank a one-file-per-rank log's name carries (``rank3.log`` -> 3; torchrun's
+    ``attempt_0/3/stderr.log`` -> 3), or None."""
+    placed = torchrun_place(name)
+    if placed is not None:
+        return placed[0]
     m = _NAME_RANK_RE.search(Path(name).name)
     return int(m.group(1)) if m else None
+
+
+def torchrun_place(name: str) -> tuple[int, int] | None:
+    """``(local rank, attempt)`` of a file in torchrun's ``--log-dir`` layout
+    (``<log_dir>/<run_id>_<x>/attempt_<n>/<local_rank>/stdout.log|stderr.log|error.json``, also
+    gzipped), or None."""
+    m = _TORCHRUN_RE.search(name.replace("\\", "/"))
+    return (int(m.group(2)), int(m.group(1))) if m else None
 
 
 def parse_timestamp(line: str) -> float | None:
@@ -133,6 +158,29 @@ def parse_timestamp(line: str) -> float | None:
         d, h, mi, s = (int(m.group(i)) for i in range(2, 6))
         return float(calendar.timegm((year, mon, d, h, mi, s, 0, 0, 0)))
     return None
+
+
+def is_uptime_line(line: str) -> bool:
+    """True for a dmesg line stamped with seconds since boot (``[ 1234.567890] NVRM: Xid ...``):
+    it cannot be placed in wall-clock time."""
+    return _UPTIME_RE.match(line) is not None
+
+
+def head_time(log: LogInput) -> tuple[bool, float | None]:
+    """``(kernel log?, first wall-clock time)`` of a log's head (its first 64 KiB): a kernel log
+    (dmesg, kern.log) has a line in a kernel format there."""
+    head = b""
+    for block in log.chunks():
+        head += block
+        if len(head) >= HEAD_BYTES:
+            break
+    kernel, first = False, None
+    for raw in head[:HEAD_BYTES].decode("utf-8", "replace").splitlines():
+        line = parse_rank_prefix(raw)[1]
+        kernel = kernel or _KERNEL_LINE_RE.search(line) is not None
+        if first is None:
+            first = parse_timestamp(line)
+    return kernel, first
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sleuth.attribution.logs import LogInput, parse_rank_prefix, parse_timestamp, rank_from_name
+from sleuth.attribution.logs import (
+    LogInput,
+    parse_rank_prefix,
+    parse_timestamp,
+    rank_from_name,
+    torchrun_place,
+)
 from sleuth.attribution.model import Finding, Role
 from sleuth.attribution.signatures import Catalog, Signature
 
@@ -163,6 +169,7 @@ class Matcher:
 
     def _scan_one(self, log: LogInput, result: ScanResult) -> None:
         file_rank = rank_from_name(log.name)
+        attempt = placed[1] if (placed := torchrun_place(log.name)) else None
         # kept findings, counted apart for those that can be the root (root, confirmation) and the
         # rest: 2,000 ranks' watchdog lines once filled the cap and the one root after them was dropped
         kept = {True: 0, False: 0}
@@ -217,6 +224,8 @@ class Matcher:
                             role=sig.role,
                             action=sig.action,
                             text=text.strip()[:MAX_TEXT],
+                            peer_symptom=sig.peer_symptom,
+                            attempt=attempt,
                         )
                     )
             line_base += chunk.count(b"\n")

@@ -137,6 +137,10 @@ class Finding:
     role: Role
     action: CatalogAction
     text: str
+    #: the signature's ``peer_symptom``: a network error a peer's death causes (NET/IB error 12)
+    peer_symptom: bool = False
+    #: torchrun's attempt (``attempt_<n>`` in its ``--log-dir`` layout), or None
+    attempt: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form of ``--json`` and the service."""
@@ -150,6 +154,8 @@ class Finding:
             "role": self.role.value,
             "action": self.action.value,
             "text": self.text,
+            "peer_symptom": self.peer_symptom,
+            "attempt": self.attempt,
         }
 
     @classmethod
@@ -165,6 +171,8 @@ class Finding:
             role=Role(data["role"]),
             action=CatalogAction(data["action"]),
             text=str(data["text"]),
+            peer_symptom=bool(data.get("peer_symptom", False)),
+            attempt=data.get("attempt"),
         )
 
 

@@ -11,14 +11,20 @@
   once; a different second write is 409).
 * ``GET /healthz``; OpenAPI at ``/openapi.json``.
 
-Limits: a body over ``max_body`` bytes is 413, more than ``max_logs`` logs is 422, one log over
+Limits: a body over ``max_body`` bytes is 413, a body not received within ``body_timeout_s`` 408
+(a client that stalls mid-body), more than ``max_logs`` logs is 422, one log over
 ``max_log_bytes`` is 413, a malformed body 422, each with a message.  ``paths`` are read only under
-the ``log_roots`` the service was started with (422 otherwise).
+the ``log_roots`` the service was started with (422 otherwise).  A database error that may pass
+(SQLite locked, a dropped connection) is tried again with a bounded backoff (:mod:`._dbretry`):
+503 to a request, an ``error`` record for an analysis, once the tries are spent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import json
 import logging
 import os
 import queue
@@ -26,9 +32,9 @@ import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.encoders import jsonable_encoder
@@ -36,7 +42,10 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.concurrency import run_in_threadpool
 
+from sleuth.attribution._dbretry import Backoff, DatabaseUnavailable, call_with_retry, describe, is_transient
 from sleuth.attribution.analyze import Attributor
 from sleuth.attribution.decide import CycleRecord
 from sleuth.attribution.logs import LogInput
@@ -81,8 +90,7 @@ def hold_db(db: Path) -> DbLock:
 
 
 log = logging.getLogger("sleuth.serve")
-#: seconds before a record whose analysis met a database error is tried again
-_RETRY_S = 1.0
+T = TypeVar("T")
 _KEY = r"^[A-Za-z0-9_.:-]{1,128}$"
 _UNPARSED = "There was an error parsing the body"
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -94,12 +102,17 @@ class ServiceConfig:
 
     db: Path
     max_body: int = 32 * 1024 * 1024
+    #: seconds a request's body may take to arrive (408 after)
+    body_timeout_s: float = 60.0
     max_logs: int = 64
     max_log_bytes: int = 16 * 1024 * 1024
     max_wait_s: float = 120.0
     gather_s: float = 2.0
     workers: int = 2
     log_roots: tuple[Path, ...] = ()
+    #: seconds SQLite waits for a lock before a call fails (then retried with ``backoff``)
+    db_timeout_s: float = 30.0
+    backoff: Backoff = field(default_factory=Backoff)
 
 
 class LogText(BaseModel):
@@ -149,63 +162,113 @@ class OutcomeRequest(BaseModel):
 
 
 class _BodyLimit:
-    """ASGI middleware: 413 for a body over ``limit`` bytes, by Content-Length or as it streams in."""
+    """ASGI middleware: 413 for a body over ``limit`` bytes (by Content-Length or as it streams in),
+    408 for a body not received within ``timeout_s`` of the request's start.
 
-    def __init__(self, app: Any, limit: int) -> None:
+    A client that sent its headers with a large Content-Length and then trickled its body, or
+    stopped sending it, held its connection for ever (uvicorn bounds neither).  Both answers are
+    one JSON line and close the connection.
+    """
+
+    def __init__(self, app: Any, limit: int, timeout_s: float) -> None:
         self.app = app
         self.limit = limit
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        whole = False  # the body was received in full: what follows (a disconnect) is not timed
+
+        async def timed() -> Any:
+            nonlocal whole
+            if whole:
+                return await receive()
+            try:
+                msg = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise _TooSlow from None
+            if msg.get("type") != "http.request" or not msg.get("more_body"):
+                whole = True
+            return msg
+
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._drain(receive, int(length))
-            await self._reject(send)
+            await self._drain(timed, int(length))
+            await self._reject(send, 413, f"request body larger than {self.limit} bytes")
             return
         seen = 0
+        # what went wrong reading the body: the app turns the exception raised in its receive into
+        # an answer of its own ("There was an error parsing the body"), which is replaced
+        failed: list[Exception] = []
+        started = False
 
         async def counted() -> Any:
             nonlocal seen
-            msg = await receive()
+            try:
+                msg = await timed()
+            except _TooSlow as exc:
+                failed.append(exc)
+                raise
             if msg.get("type") == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    failed.append(_TooLarge())
+                    raise failed[-1]
             return msg
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._drain(receive, 4 * self.limit)
-            await self._reject(send)
+        async def sending(msg: Any) -> None:
+            nonlocal started
+            if failed:
+                return
+            started = started or msg.get("type") == "http.response.start"
+            await send(msg)
+
+        with contextlib.suppress(_TooLarge, _TooSlow):  # the app did not turn them into an answer
+            await self.app(scope, counted, sending)
+        if not failed or started:
+            return
+        if isinstance(failed[0], _TooLarge):
+            await self._drain(timed, 4 * self.limit)
+            await self._reject(send, 413, f"request body larger than {self.limit} bytes")
+        else:
+            await self._reject(send, 408, f"request body not received within {self.timeout_s:g} s")
 
     async def _drain(self, receive: Callable[[], Awaitable[Any]], cap: int) -> None:
-        """Read (and drop) the rest of the body, so the client reads our 413 instead of a reset."""
+        """Read (and drop) the rest of the body, so the client reads our 413 instead of a reset
+        (within the body's time: a slow client is answered when it is up)."""
         seen = 0
-        while seen <= 4 * self.limit and seen <= cap:
-            msg = await receive()
-            if msg.get("type") != "http.request":
-                return
-            seen += len(msg.get("body", b""))
-            if not msg.get("more_body"):
-                return
+        try:
+            while seen <= 4 * self.limit and seen <= cap:
+                msg = await receive()
+                if msg.get("type") != "http.request":
+                    return
+                seen += len(msg.get("body", b""))
+                if not msg.get("more_body"):
+                    return
+        except _TooSlow:
+            return
 
-    async def _reject(self, send: Any) -> None:
-        body = f'{{"detail": "request body larger than {self.limit} bytes"}}'.encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
+    async def _reject(self, send: Any, status: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode() + b"\n"
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _TooSlow(Exception):
     pass
 
 
@@ -216,6 +279,9 @@ class _Worker:
         self.store, self.attributor, self.config = store, attributor, config
         self.queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self.done = threading.Condition()
+        #: database failures in a row, by record; records given up, with what to tell a client
+        self.failures: dict[tuple[str, str], int] = {}
+        self.gave_up: dict[tuple[str, str], str] = {}
         self.threads = [
             threading.Thread(target=self._loop, name=f"sleuth-serve-{i}", daemon=True)
             for i in range(config.workers)
@@ -245,11 +311,33 @@ class _Worker:
                 return
             try:
                 self._step(key)
-            except Exception:  # the database failed (locked past its timeout, a disk error)
+                self.failures.pop(key, None)
+            except Exception as exc:  # the database failed (locked past its timeout, a disk error)
                 # the thread died with it and the record stayed pending for ever: keep both going
-                log.exception("attribution of %s/%s: the database failed; trying again", *key)
-                time.sleep(_RETRY_S)
-                self.queue.put(key)
+                self._failed(key, exc)
+
+    def _failed(self, key: tuple[str, str], exc: Exception) -> None:
+        """Try ``key`` again after a backoff (a timer: this thread goes on with other records), or,
+        its tries spent or the error not one that passes, give it up as an ``error`` record."""
+        n = self.failures[key] = self.failures.get(key, 0) + 1
+        backoff = self.config.backoff
+        if is_transient(exc) and n < backoff.tries:
+            log.warning("attribution of %s/%s: database error (%s); try %d of %d", *key, describe(exc), n,
+                        backoff.tries)  # fmt: skip
+            timer = threading.Timer(backoff.delay(n), self.queue.put, args=(key,))
+            timer.daemon = True
+            timer.start()
+            return
+        log.error(
+            "attribution of %s/%s: database error (%s); giving up after %d tries", *key, describe(exc), n
+        )
+        message = f"the database failed ({describe(exc)}) after {n} tries; post the logs again"
+        self.failures.pop(key, None)
+        self.gave_up[key] = message
+        with contextlib.suppress(Exception):  # it may not be written either: gave_up answers then
+            self.store.finish(*key, None, message)
+        with self.done:
+            self.done.notify_all()
 
     def _step(self, key: tuple[str, str]) -> None:
         """Analyse ``key`` when it is ready, else put it back in the queue."""
@@ -286,6 +374,8 @@ class _Worker:
             self.store.finish(*key, report.to_json(), None)
         except SleuthError as exc:
             self.store.finish(*key, None, str(exc))
+        except (OperationalError, InterfaceError):  # the database's, tried again by the loop
+            raise
         except Exception as exc:  # one bad record must not stop the worker; it is stored as an error
             log.exception("attribution of %s/%s failed", *key)
             self.store.finish(*key, None, f"{type(exc).__name__}: {exc}")
@@ -353,7 +443,7 @@ def _read_log(path: Path, given: str, max_bytes: int) -> tuple[str, str, int | N
 
 def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
     """The FastAPI application with its store and workers (started and stopped with the app)."""
-    store = Store(config.db)
+    store = Store(config.db, busy_timeout_s=config.db_timeout_s)
     worker = _Worker(store, attributor, config)
     from contextlib import asynccontextmanager
 
@@ -383,12 +473,21 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
             )
         return await http_exception_handler(request, exc)
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        return {"status": "ok", "records": store.counts(), "signatures": len(attributor.catalog)}
+    async def db(fn: Callable[..., T], *args: Any, what: str) -> T:
+        return await call_with_retry(fn, *args, backoff=config.backoff, what=what)
 
-    @app.post("/v1/attributions", status_code=202)
-    def submit(req: AttributionRequest) -> dict[str, Any]:
+    @app.exception_handler(DatabaseUnavailable)
+    async def unavailable(_request: Any, exc: DatabaseUnavailable) -> JSONResponse:
+        wait = str(max(1, round(config.backoff.max_s)))
+        return JSONResponse(status_code=503, content={"detail": str(exc)}, headers={"Retry-After": wait})
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        counts = await db(store.counts, what="healthz")
+        return {"status": "ok", "records": counts, "signatures": len(attributor.catalog)}
+
+    def prepare(req: AttributionRequest) -> list[tuple[str, str, int | None]]:
+        """The request's logs checked, read and scrubbed (in the thread pool: big texts, files)."""
         if not req.logs and not req.paths:
             raise HTTPException(422, "give logs: [{name, text}] or paths: [...]")
         if len(req.logs) + len(req.paths) > config.max_logs:
@@ -411,10 +510,17 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
             if (req.paths)
             else []
         )
-        rec, created = store.submit(
-            req.job_id, req.cycle_id, node=req.node, nodes=req.nodes, progress=req.progress, texts=texts
+        return texts
+
+    @app.post("/v1/attributions", status_code=202)
+    async def submit(req: AttributionRequest) -> dict[str, Any]:
+        texts = await run_in_threadpool(prepare, req)
+        put = functools.partial(
+            store.submit, req.job_id, req.cycle_id, node=req.node, nodes=req.nodes, progress=req.progress
         )
+        rec, created = await db(lambda: put(texts=texts), what=f"job {req.job_id} cycle {req.cycle_id}")
         if created or rec["status"] == PENDING:
+            worker.gave_up.pop((req.job_id, req.cycle_id), None)  # posted again: tried afresh
             worker.queue.put((req.job_id, req.cycle_id))
         return {**_public(rec), "deduplicated": not created}
 
@@ -423,9 +529,11 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
     ) -> Any:
         deadline = time.monotonic() + min(max(wait, 0.0), config.max_wait_s)
         while True:
-            rec = store.get(job_id, cycle_id)
+            rec = await db(store.get, job_id, cycle_id, what=f"job {job_id} cycle {cycle_id}")
             if rec is None:
                 raise HTTPException(404, f"no attribution for job {job_id} cycle {cycle_id}")
+            if (gave_up := worker.gave_up.get((job_id, cycle_id))) and rec["status"] not in (DONE, ERROR):
+                rec = {**rec, "status": ERROR, "error": gave_up}  # it could not even be written
             if ready(rec) or time.monotonic() >= deadline:
                 return rec
             await asyncio.sleep(0.05)
@@ -436,9 +544,12 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
         return _public(rec)
 
     @app.put("/v1/attributions/{job_id}/{cycle_id}/outcome")
-    def put_outcome(job_id: str, cycle_id: str, req: OutcomeRequest) -> Any:
+    async def put_outcome(job_id: str, cycle_id: str, req: OutcomeRequest) -> Any:
         outcome = {k: scrub_text(v) if isinstance(v, str) else v for k, v in req.model_dump().items()}
-        stored, now = store.set_outcome(job_id, cycle_id, {**outcome, "t": time.time()})
+        value = {**outcome, "t": time.time()}
+        stored, now = await db(
+            store.set_outcome, job_id, cycle_id, value, what=f"job {job_id} cycle {cycle_id}"
+        )
         if stored is None:
             raise HTTPException(404, f"no attribution for job {job_id} cycle {cycle_id}")
         if not now and stored.get("action") != req.action:
@@ -458,5 +569,5 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
 
 
 def wrap_limits(app: FastAPI, config: ServiceConfig) -> Any:
-    """The ASGI app with the body-size limit in front."""
-    return _BodyLimit(app, config.max_body)
+    """The ASGI app with the body's size and time limits in front."""
+    return _BodyLimit(app, config.max_body, config.body_timeout_s)

@@ -64,6 +64,11 @@ class SignatureEntry(BaseModel):
     description: str = Field(min_length=1)
     docs: list[str] = Field(min_length=1, description="where the message format and its meaning come from")
     inferred: str | None = Field(default=None, description="what part of the format is inferred, not quoted")
+    peer_symptom: bool = Field(
+        default=False,
+        description="a network error that a peer's death causes (NET/IB completion error 12): without "
+        "timestamps, a root in another log that is not one outranks it",
+    )
     match: list[str] = Field(min_length=1, description="lines that must match")
     no_match: list[str] = Field(min_length=1, description="lines that must not match")
 
@@ -95,6 +100,8 @@ class Signature:
     docs: tuple[str, ...]
     inferred: str | None
     source: str
+    #: a symptom of a peer's death as much as a fault of its own (see :class:`SignatureEntry`)
+    peer_symptom: bool
     match: tuple[str, ...]
     no_match: tuple[str, ...]
 
@@ -110,6 +117,7 @@ class Signature:
             "description": self.description,
             "docs": list(self.docs),
             "inferred": self.inferred,
+            "peer_symptom": self.peer_symptom,
             "source": self.source,
         }
 
@@ -201,6 +209,7 @@ def _compile(entry: SignatureEntry, where: str) -> Signature:
         docs=tuple(entry.docs),
         inferred=entry.inferred,
         source=where.split(": signatures[", maxsplit=1)[0],
+        peer_symptom=entry.peer_symptom,
         match=tuple(entry.match),
         no_match=tuple(entry.no_match),
     )

@@ -118,12 +118,12 @@ def _check_foreign(path: Path) -> None:
 class Store:
     """Records of one service; safe to use from several threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         _check_foreign(path)
         self.path = path
         self.engine: Engine = create_engine(
-            f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 30}
+            f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": busy_timeout_s}
         )
 
         @event.listens_for(self.engine, "connect")

@@ -7,6 +7,7 @@ input (nothing written), 4 infrastructure.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,24 @@ def _list_signatures(kw: dict[str, Any]) -> int:
         table.add_row(*(escape(x) for x in row))
     console().print(table)
     return 0
+
+
+def _job_start(text: str) -> float:
+    """``--job-start``: an ISO 8601 time (naive: UTC) or seconds since the epoch."""
+    from sleuth.attribution.logs import parse_timestamp
+
+    t = parse_timestamp(text.strip())
+    if t is None:
+        try:
+            t = float(text)
+        except ValueError:
+            t = None
+    if t is None or not math.isfinite(t):
+        raise UsageError(
+            f"--job-start {text!r}: not a time",
+            hint="give ISO 8601 (2026-12-01T12:00:00Z) or seconds since the epoch",
+        )
+    return t
 
 
 def _render(report: Any) -> None:
@@ -92,6 +111,12 @@ def _render(report: Any) -> None:
     metavar="FILE",
     help="History of earlier cycles (read, then this cycle is appended).",
 )
+@click.option(
+    "--job-start",
+    metavar="TIME",
+    help="When the job started (ISO 8601 or seconds since the epoch): earlier lines, such as an "
+    "earlier job's Xid in a node's dmesg, are ignored. Default: the logs' first time less 10 minutes.",
+)
 @click.option("--list-signatures", is_flag=True, help="List the catalog's signatures and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def command(**kw: Any) -> int:
@@ -104,11 +129,12 @@ def command(**kw: Any) -> int:
     from sleuth.attribution.history import append_history, read_history
     from sleuth.attribution.logs import LogInput
 
+    job_start = _job_start(kw["job_start"]) if kw["job_start"] else None
     settings = settings_from_flags(kw)
     history_path = kw.get("history") or settings.history
     history = read_history(history_path) if history_path else []
     logs = [LogInput.file(p) for p in kw["logs"]]
-    report = Attributor(settings).attribute(logs, history=history)
+    report = Attributor(settings).attribute(logs, history=history, job_start=job_start)
     if history_path:
         cycle = history[-1].cycle + 1 if history else 0
         append_history(history_path, report.record(cycle))

@@ -48,6 +48,20 @@ def _bind(host: str, port: int) -> socket.socket:
     "--port-file", type=click.Path(path_type=Path), help="Write the bound port here once listening."
 )
 @click.option("--max-body-mb", type=float, default=32.0, show_default=True, help="Largest request body.")
+@click.option(
+    "--body-timeout",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds a request's body may take to arrive (408 after: a stalled or trickling client).",
+)
+@click.option(
+    "--db-timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds a database call waits for SQLite's lock before it is retried (with backoff; 503 at last).",
+)
 @click.option("--max-logs", type=int, default=64, show_default=True, help="Most logs per request.")
 @click.option("--max-log-mb", type=float, default=16.0, show_default=True, help="Largest single log.")
 @click.option(
@@ -71,6 +85,10 @@ def command(**kw: Any) -> int:
     for flag in ("max_body_mb", "max_log_mb"):
         if not 0 < kw[flag] <= 4096:
             raise UsageError(f"--{flag.replace('_', '-')} {kw[flag]:g}: must be > 0 and <= 4096")
+    if not 0 < kw["body_timeout"] <= 3600:
+        raise UsageError(f"--body-timeout {kw['body_timeout']:g}: must be > 0 and <= 3600 seconds")
+    if not 0 < kw["db_timeout"] <= 600:
+        raise UsageError(f"--db-timeout {kw['db_timeout']:g}: must be > 0 and <= 600 seconds")
     if not 1 <= kw["max_logs"] <= 10_000:
         raise UsageError(f"--max-logs {kw['max_logs']}: must be between 1 and 10000")
     if not 1 <= kw["workers"] <= 64:
@@ -90,6 +108,8 @@ def command(**kw: Any) -> int:
     config = ServiceConfig(
         db=db,
         max_body=int(kw["max_body_mb"] * 1024 * 1024),
+        body_timeout_s=kw["body_timeout"],
+        db_timeout_s=kw["db_timeout"],
         max_logs=kw["max_logs"],
         max_log_bytes=int(kw["max_log_mb"] * 1024 * 1024),
         gather_s=kw["gather"],

@@ -36,6 +36,15 @@ def _check(kw: dict[str, Any]) -> None:
         raise UsageError(f"--nodes {kw['nodes']}: must be >= 1")
     if not 0 <= kw["node_rank"] < kw["nodes"]:
         raise UsageError(f"--node-rank {kw['node_rank']}: must be in [0, --nodes {kw['nodes']})")
+    if not 0 <= kw["leader_rank"] < kw["nodes"]:
+        raise UsageError(f"--leader-rank {kw['leader_rank']}: must be in [0, --nodes {kw['nodes']})")
+    if kw["leader"] and kw["node_rank"] != kw["leader_rank"]:
+        # the other nodes cannot know: node 0 went on leading too, and the job had two leaders
+        raise UsageError(
+            f"--leader on node rank {kw['node_rank']}, but node rank {kw['leader_rank']} leads "
+            "(--leader-rank, default 0): every node must know which one leads",
+            hint=f"give --leader-rank {kw['node_rank']} to every node instead of --leader",
+        )
     if kw["nodes"] > 1 and not (kw["service"] or _is_url(kw["attribution"])):
         raise UsageError("--nodes > 1 needs --service URL (the nodes agree through the attribution service)")
     if kw["nodes"] > 1 and not kw["job_id"]:
@@ -110,7 +119,14 @@ def _is_url(v: str | None) -> bool:
 @click.option("--node-rank", type=int, default=0, show_default=True, help="This node's rank.")
 @click.option("--service", metavar="URL", help="The attribution service the nodes share.")
 @click.option("--job-id", default=None, help="The job's id on the service (same on every node).")
-@click.option("--leader", is_flag=True, help="Lead (read decisions, record outcomes); default: node rank 0.")
+@click.option(
+    "--leader-rank",
+    type=int,
+    default=0,
+    show_default=True,
+    help="The node rank that leads (reads decisions, records outcomes); give it to every node.",
+)
+@click.option("--leader", is_flag=True, help="Check that this node is the leader (--leader-rank).")
 @attribution_options(mode_default_help="shadow, until the catalog's precision is measured")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
 def command(**kw: Any) -> int:
@@ -146,7 +162,7 @@ def command(**kw: Any) -> int:
         job_id=kw["job_id"] or "job",
         nodes=kw["nodes"],
         node_rank=kw["node_rank"],
-        leader=kw["leader"] or kw["node_rank"] == 0,
+        leader=kw["node_rank"] == kw["leader_rank"],
     )
 
     def show(out: Any) -> None:
