@@ -719,3 +719,20 @@ def test_secret_env_values_stay_out_of_the_journal_and_resume_restores_them(
     from_shell = sleuth("run", "--resume", rd, "--json", env={"HF_TOKEN": token})
     assert from_shell.rc == 0, from_shell.stderr
     assert (rd / "trials" / "0001" / "stdout").read_text().split() == ["True", "INFO"]
+
+
+def test_a_workload_that_writes_its_own_result_json_keeps_it_and_sleuth_keeps_its_own(sleuth) -> None:
+    """``$SLEUTH_TRIAL_DIR/result.json`` is sleuth's name: a workload's directory there made sleuth
+    die with a traceback (IsADirectoryError), and a workload's file there was overwritten unseen."""
+    script = (
+        "import os, sys; d = os.environ['SLEUTH_TRIAL_DIR']\n"
+        "if os.environ['SLEUTH_TRIAL_ID'] == '0001': os.mkdir(os.path.join(d, 'result.json'))\n"
+        "else: open(os.path.join(d, 'result.json'), 'w').write('mine')\n"
+    )
+    res = sleuth("run", "--json", "--trials", "2", "--", sys.executable, "-c", script)
+    assert res.rc == 0 and "Traceback" not in res.stderr, res.stderr
+    trials = Path(json.loads(res.stdout)["run_dir"]) / "trials"
+    for tid in ("0001", "0002"):
+        assert json.loads((trials / tid / "result.json").read_text())["outcome"] == "pass"
+    assert (trials / "0001" / "result.json.workload").is_dir()
+    assert (trials / "0002" / "result.json.workload").read_text() == "mine"

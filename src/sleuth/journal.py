@@ -111,10 +111,13 @@ def _write_all(fd: int, data: bytes, path: str) -> None:
         raise OSError(exc.errno, exc.strerror, path) from None
 
 
-def atomic_write_text(path: Path | str, text: str, *, mode: int | None = None) -> None:
+def atomic_write_text(path: Path | str, text: str, *, mode: int | None = None, aside: str = "") -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the whole new one.
 
     ``mode`` (e.g. 0o600 for secrets) is set before any byte is written; default: as the umask allows.
+    With ``aside`` (a suffix), whatever already is at ``path`` is not replaced but renamed to
+    ``path + aside`` (then ``-2``, ``-3`` ...) first: a trial's ``result.json`` where the workload
+    wrote its own file, or a directory, under that name in ``$SLEUTH_TRIAL_DIR``.
     """
     target = os.fspath(path)
     folder, name = os.path.split(target)
@@ -139,10 +142,37 @@ def atomic_write_text(path: Path | str, text: str, *, mode: int | None = None) -
             _write_all(fd, data, target)
         finally:
             os.close(fd)
-        os.replace(tmp, target)
+        if aside:
+            _publish_new(tmp, target, aside)
+        else:
+            os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _publish_new(tmp: str, target: str, aside: str) -> None:
+    """``tmp`` becomes ``target``, which nothing may be yet (a hard link fails where a rename would
+    replace): an entry already there is moved to ``target + aside`` first, never overwritten."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        _move_aside(target, aside)
+        os.link(tmp, target)
+    except OSError:  # a file system without hard links: look first
+        if os.path.lexists(target):
+            _move_aside(target, aside)
+        os.replace(tmp, target)
+        return
+    os.unlink(tmp)
+
+
+def _move_aside(target: str, aside: str) -> None:
+    for n in itertools.count(1):
+        kept = f"{target}{aside}" + (f"-{n}" if n > 1 else "")
+        if not os.path.lexists(kept):
+            os.rename(target, kept)
+            return
 
 
 def atomic_write_json(path: Path, obj: Any, *, mode: int | None = None) -> None:
