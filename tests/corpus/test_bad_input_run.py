@@ -60,6 +60,9 @@ FLAG_CASES: list[tuple[list[str], list[str]]] = [
     (["--metric", r"a=\d+ms"], ["--metric a=", "ends with 's'"]),
     (["--metric", "a=(x)", "--metric", "a=(y)"], ["--metric", "defined twice"]),
     (["--metric-series", "a=step"], ["--metric-series a=step"]),
+    # the value was the first group: (a)? took part in no match of "42", so nothing was recorded
+    (["--metric", r"x=(a)?(\d+)"], ["--metric 'x=(a)?", "2 capturing groups", "(?:...)"]),
+    (["--metric-series", r"x=(a)(b)(\d+)"], ["--metric-series", "3 capturing groups"]),
     (["--fail-above", "nope"], ["--fail-above 'nope'"]),
     (["--fail-above", "loss=abc"], ["--fail-above", "not a number"]),
     (["--fail-above", "loss=nan"], ["--fail-above", "NaN"]),
