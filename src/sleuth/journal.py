@@ -280,13 +280,18 @@ def _drop_torn_tail(path: Path) -> None:
         fh.truncate(keep)
 
 
-def output_root(output: Path | str) -> Path:
-    """``--output`` as a directory; an empty value is a usage error (not the current directory)."""
+def output_root(output: Path | str, flag: str = "--output") -> Path:
+    """``--output`` as a directory (``flag`` names where the value came from: ``$SLEUTH_OUTPUT``);
+    an empty value (not the current directory) and an existing non-directory are usage errors."""
+    hint = "give a directory, e.g. --output sleuth-runs" + (" (or unset it)" if flag.startswith("$") else "")
     if isinstance(output, str) and not output.strip():
-        raise UsageError(
-            f"--output {output!r}: an empty path", hint="give a directory, e.g. --output sleuth-runs"
-        )
-    return Path(output)
+        raise UsageError(f"{flag} {output!r}: an empty path", hint=hint)
+    path = Path(output)
+    there = next((p for p in (path, *path.parents) if os.path.lexists(p)), None)  # it, or its ancestor
+    if there is not None and not there.is_dir():
+        what = "exists and" if there == path else f"{str(there)!r} exists and"
+        raise UsageError(f"{flag} {str(output)!r}: {what} is not a directory", hint=hint)
+    return path
 
 
 def _remove_empty(dirs: Sequence[Path]) -> None:

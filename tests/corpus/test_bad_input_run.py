@@ -136,6 +136,22 @@ def test_empty_output(here: Path, capfd: pytest.CaptureFixture[str]) -> None:
     _check(here, ["--output", "", "--", "true"], ["--output"], capfd)
 
 
+def test_sleuth_output_that_is_a_file_or_empty_names_the_variable(
+    here: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``$SLEUTH_OUTPUT`` naming a file was reported as a bad ``--output`` (a flag never given), one
+    under a file as ``--output`` too (after the config was read), and an empty one wrote the run dir
+    into the current directory."""
+    (here / "afile").write_text("x")
+    for value, says in (
+        ("afile", "$SLEUTH_OUTPUT 'afile': exists and is not a directory"),
+        ("afile/sub", "$SLEUTH_OUTPUT 'afile/sub': 'afile' exists and is not a directory"),
+        ("", "$SLEUTH_OUTPUT '': an empty path"),
+    ):
+        monkeypatch.setenv("SLEUTH_OUTPUT", value)
+        _check(here, ["--", "true"], [says, "unset it"], capfd)
+
+
 # --- --resume on what is not a resumable run dir ----------------------------------------------
 
 _CONFIG = {
