@@ -32,6 +32,7 @@ __all__ = [
     "atomic_write_text",
     "json_text",
     "made_by",
+    "move_aside",
     "other_verbs_run_dir",
     "output_root",
     "read_journal",
@@ -157,17 +158,19 @@ def _publish_new(tmp: str, target: str, aside: str) -> None:
     try:
         os.link(tmp, target)
     except FileExistsError:
-        _move_aside(target, aside)
+        move_aside(target, aside)
         os.link(tmp, target)
     except OSError:  # a file system without hard links: look first
         if os.path.lexists(target):
-            _move_aside(target, aside)
+            move_aside(target, aside)
         os.replace(tmp, target)
         return
     os.unlink(tmp)
 
 
-def _move_aside(target: str, aside: str) -> None:
+def move_aside(target: str | Path, aside: str = ".workload") -> None:
+    """Rename what is at ``target`` (a workload's file or directory under a name sleuth writes) to
+    ``target + aside``, else ``-2``, ``-3`` ...: the first free name."""
     for n in itertools.count(1):
         kept = f"{target}{aside}" + (f"-{n}" if n > 1 else "")
         if not os.path.lexists(kept):
