@@ -160,6 +160,26 @@ def test_a_run_at_the_process_limit_stops_records_no_error_trial_and_resumes(
     assert again.rc == 0 and again.json()["summary"]["pass"] == 5, again.stderr
 
 
+def test_a_tool_at_the_process_limit_is_a_stop_not_an_infrastructure_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``git`` (a checkout in a bisect candidate's preparation) failing to fork with EAGAIN raised
+    InfrastructureError, which the engine records as the candidate's ERROR; it is the machine's limit
+    (RLIMIT_NPROC does not apply to root: the fork's failure is made here)."""
+    import errno
+
+    from sleuth import _spawn
+    from sleuth.runner import run_tool
+
+    def spawn(*_a: object, **_kw: object) -> None:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(_spawn, "spawn", spawn)
+    with pytest.raises(OSError, match="the process limit is reached: could not start true") as info:
+        run_tool(["true"])
+    assert info.value.errno == errno.EAGAIN and not isinstance(info.value, InfrastructureError)
+
+
 def test_missing_cwd_is_named(tmp_path: Path) -> None:
     r = run_trial(spec("true", cwd=str(tmp_path / "nope")), tmp_path / "t")
     assert r.error is not None and "working directory not found" in r.error

@@ -430,6 +430,8 @@ def run_tool(
             env=dict(env) if env is not None else None,
         )
     except OSError as exc:
+        if exc.errno == errno.EAGAIN:  # the process limit: a stop (exit 4), not the candidate's ERROR
+            raise OSError(errno.EAGAIN, f"the process limit is reached: could not start {argv[0]}") from exc
         raise InfrastructureError(_spawn.spawn_error(argv, str(cwd) if cwd else None, exc)) from exc
     timed_out = False
     try:
