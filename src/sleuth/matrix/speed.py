@@ -9,7 +9,8 @@ is flagged when the lower end of either interval exceeds the threshold (1.15 by 
 Mann-Whitney rank test and its effect size (the chance that a trial of the cell is slower than
 one of the baseline, 0.5 when neither is) are reported beside it.
 
-Fewer than :data:`MIN_STEP_SAMPLES` timed trials on either side say ``too few timings``, never
+Fewer than :data:`MIN_STEP_SAMPLES` timed trials on either side say ``too few timings``, and a
+median ratio that does not exist (the baseline's median is 0) says ``ratio undefined: WHY``, never
 nothing: silence would read as "no slowdown".
 """
 
@@ -54,7 +55,7 @@ class Confound:
 
     @property
     def label(self) -> str | None:
-        """``speed (+N%)``, ``speed (p90 +N%)``, ``too few timings``, or None."""
+        """``speed (+N%)``, ``speed (p90 +N%)``, ``too few timings``, ``ratio undefined: WHY``, or None."""
         if self.too_few:
             return TOO_FEW
         if self.undefined is not None and not self.flagged:  # silence would read as "no slowdown"
