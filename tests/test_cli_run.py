@@ -719,3 +719,49 @@ def test_secret_env_values_stay_out_of_the_journal_and_resume_restores_them(
     from_shell = sleuth("run", "--resume", rd, "--json", env={"HF_TOKEN": token})
     assert from_shell.rc == 0, from_shell.stderr
     assert (rd / "trials" / "0001" / "stdout").read_text().split() == ["True", "INFO"]
+
+
+def test_a_workload_that_writes_its_own_result_json_keeps_it_and_sleuth_keeps_its_own(sleuth) -> None:
+    """``$SLEUTH_TRIAL_DIR/result.json`` is sleuth's name: a workload's directory there made sleuth
+    die with a traceback (IsADirectoryError), and a workload's file there was overwritten unseen."""
+    script = (
+        "import os, sys; d = os.environ['SLEUTH_TRIAL_DIR']\n"
+        "if os.environ['SLEUTH_TRIAL_ID'] == '0001': os.mkdir(os.path.join(d, 'result.json'))\n"
+        "else: open(os.path.join(d, 'result.json'), 'w').write('mine')\n"
+    )
+    res = sleuth("run", "--json", "--trials", "2", "--", sys.executable, "-c", script)
+    assert res.rc == 0 and "Traceback" not in res.stderr, res.stderr
+    trials = Path(json.loads(res.stdout)["run_dir"]) / "trials"
+    for tid in ("0001", "0002"):
+        assert json.loads((trials / tid / "result.json").read_text())["outcome"] == "pass"
+    assert (trials / "0001" / "result.json.workload").is_dir()
+    assert (trials / "0002" / "result.json.workload").read_text() == "mine"
+
+
+def test_a_workload_that_takes_the_metrics_folder_keeps_it_and_sleuth_keeps_its_series(
+    sleuth, tmp_path: Path
+) -> None:
+    """``$SLEUTH_TRIAL_DIR/metrics/`` holds sleuth's series files: a file named ``metrics`` there, or a
+    directory ``metrics/loss.txt``, was a traceback; a workload's own ``metrics/loss.txt`` was written
+    over, and a ``metrics`` symlink to a folder of the user's got sleuth's file written into it."""
+    users = tmp_path / "users"
+    users.mkdir()
+    script = (
+        "import os, sys; d, n = os.environ['SLEUTH_TRIAL_DIR'], int(os.environ['SLEUTH_TRIAL_ID'])\n"
+        "m = os.path.join(d, 'metrics')\n"
+        "if n == 1: open(m, 'w').write('mine')\n"
+        "if n in (2, 3): os.makedirs(os.path.join(m, 'loss.txt') if n == 2 else m)\n"
+        "if n == 3: open(os.path.join(m, 'loss.txt'), 'w').write('mine')\n"
+        f"if n == 4: os.symlink({str(users)!r}, m)\n"
+        "print('loss=1'); print('loss=2')\n"
+    )
+    res = sleuth("run", "--json", "--trials", "4", "--metric-series", "loss=loss=([0-9.]+)", "--",
+                 sys.executable, "-c", script)  # fmt: skip
+    assert res.rc == 0 and "Traceback" not in res.stderr, res.stderr
+    trials = Path(res.json()["run_dir"]) / "trials"
+    for n in range(1, 5):
+        assert (trials / f"{n:04d}" / "metrics" / "loss.txt").read_text().split() == ["1.0", "2.0"], n
+    assert (trials / "0001" / "metrics.workload").read_text() == "mine"
+    assert (trials / "0002" / "metrics" / "loss.txt.workload").is_dir()
+    assert (trials / "0003" / "metrics" / "loss.txt.workload").read_text() == "mine"
+    assert (trials / "0004" / "metrics.workload").is_symlink() and not list(users.iterdir())

@@ -118,6 +118,68 @@ def test_a_run_out_of_file_descriptors_records_no_error_trial_and_resumes(sleuth
     assert again.rc == 0 and again.json()["summary"]["pass"] == 100, again.stderr
 
 
+#: sleuth run with its fork (or its first worker thread) failing as at the process limit; RLIMIT_NPROC
+#: does not apply to root, so the failure is made here, at the one place each comes from
+_NO_PROCESSES_LEFT = """
+import errno, sys, threading
+from sleuth import _spawn
+from sleuth.cli import main
+real_spawn, real_start, calls = _spawn.spawn, threading.Thread.start, []
+def spawn(*a, **kw):
+    calls.append(1)
+    if len(calls) > 2:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+    return real_spawn(*a, **kw)
+def start(self):
+    if self.name.startswith("sleuth-trial"):
+        raise RuntimeError("can't start new thread")
+    return real_start(self)
+if sys.argv[1] == "fork":
+    _spawn.spawn = spawn
+else:
+    threading.Thread.start = start
+sys.exit(main(["run", "-n", "5", "--output", sys.argv[2], "--", "true"]))
+"""
+
+
+@pytest.mark.parametrize("what", ["fork", "thread"])
+def test_a_run_at_the_process_limit_stops_records_no_error_trial_and_resumes(
+    sleuth, tmp_path: Path, what: str
+) -> None:
+    """A fork failing with EAGAIN (``ulimit -u`` reached) made the trial an ERROR ("could not start
+    true: Resource temporarily unavailable"), journaled, so a resume kept it; a worker thread that
+    could not start was a traceback (RuntimeError: can't start new thread)."""
+    res = subprocess.run([sys.executable, "-c", _NO_PROCESSES_LEFT, what, str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 4, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert "the process limit is reached" in line and "ulimit -u" in line and "resume" in line, line
+    (rd,) = (tmp_path / "o").glob("run/*/*")
+    assert '"outcome": "error"' not in (rd / "journal.jsonl").read_text()
+    again = sleuth("run", "--resume", rd, "--json")
+    assert again.rc == 0 and again.json()["summary"]["pass"] == 5, again.stderr
+
+
+def test_a_tool_at_the_process_limit_is_a_stop_not_an_infrastructure_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``git`` (a checkout in a bisect candidate's preparation) failing to fork with EAGAIN raised
+    InfrastructureError, which the engine records as the candidate's ERROR; it is the machine's limit
+    (RLIMIT_NPROC does not apply to root: the fork's failure is made here)."""
+    import errno
+
+    from sleuth import _spawn
+    from sleuth.runner import run_tool
+
+    def spawn(*_a: object, **_kw: object) -> None:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(_spawn, "spawn", spawn)
+    with pytest.raises(OSError, match="the process limit is reached: could not start true") as info:
+        run_tool(["true"])
+    assert info.value.errno == errno.EAGAIN and not isinstance(info.value, InfrastructureError)
+
+
 def test_missing_cwd_is_named(tmp_path: Path) -> None:
     r = run_trial(spec("true", cwd=str(tmp_path / "nope")), tmp_path / "t")
     assert r.error is not None and "working directory not found" in r.error

@@ -107,6 +107,19 @@ def test_a_cache_that_is_a_file_is_one_line(sleuth, tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_flag_given_as_a_requirement_is_refused_before_anything_is_built(sleuth, tmp_path: Path) -> None:
+    """``--with=--help``: uv took it as its own flag, printed its help, exited 0, and the empty venv
+    was cached under the pin's key for every later run."""
+    cache = tmp_path / "cache"
+    res = sleuth(
+        "run", "--environment", "venv", "--with=--help", "--", "true", env={"SLEUTH_CACHE": str(cache)}
+    )
+    assert res.rc == 2 and "Traceback" not in res.stderr, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert "--with '--help': a requirement cannot start with '-'" in line, line
+    assert not cache.exists() and not (tmp_path / "runs").exists()
+
+
 def test_cache_key_depends_on_pins_not_order(tmp_path: Path) -> None:
     a = VenvEnvironment(pins=("a==1", "b==2"), cache=tmp_path)
     b = VenvEnvironment(pins=("b==2", "a==1"), cache=tmp_path)

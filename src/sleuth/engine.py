@@ -186,7 +186,8 @@ class Engine:
             scrub = self.scrub or self.run_dir.scrub  # result.json is written here, not through the run dir
             record = trial.to_dict() if scrub is None else scrub(trial.to_dict())
             encoded = _dumps(record)  # once, for both files
-            atomic_write_text(f"{p.trial_dir}/result.json", encoded + "\n")
+            # the workload's own result.json (file or directory) in $SLEUTH_TRIAL_DIR is kept aside
+            atomic_write_text(f"{p.trial_dir}/result.json", encoded + "\n", aside=".workload")
             self.run_dir.journal.append_encoded("trial", {"trial": encoded}, subdir=p.subdir, **p.extra)
             return trial
         return None

@@ -32,6 +32,7 @@ __all__ = [
     "atomic_write_text",
     "json_text",
     "made_by",
+    "move_aside",
     "other_verbs_run_dir",
     "output_root",
     "read_journal",
@@ -111,10 +112,13 @@ def _write_all(fd: int, data: bytes, path: str) -> None:
         raise OSError(exc.errno, exc.strerror, path) from None
 
 
-def atomic_write_text(path: Path | str, text: str, *, mode: int | None = None) -> None:
+def atomic_write_text(path: Path | str, text: str, *, mode: int | None = None, aside: str = "") -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the whole new one.
 
     ``mode`` (e.g. 0o600 for secrets) is set before any byte is written; default: as the umask allows.
+    With ``aside`` (a suffix), whatever already is at ``path`` is not replaced but renamed to
+    ``path + aside`` (then ``-2``, ``-3`` ...) first: a trial's ``result.json`` where the workload
+    wrote its own file, or a directory, under that name in ``$SLEUTH_TRIAL_DIR``.
     """
     target = os.fspath(path)
     folder, name = os.path.split(target)
@@ -139,10 +143,39 @@ def atomic_write_text(path: Path | str, text: str, *, mode: int | None = None) -
             _write_all(fd, data, target)
         finally:
             os.close(fd)
-        os.replace(tmp, target)
+        if aside:
+            _publish_new(tmp, target, aside)
+        else:
+            os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _publish_new(tmp: str, target: str, aside: str) -> None:
+    """``tmp`` becomes ``target``, which nothing may be yet (a hard link fails where a rename would
+    replace): an entry already there is moved to ``target + aside`` first, never overwritten."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        move_aside(target, aside)
+        os.link(tmp, target)
+    except OSError:  # a file system without hard links: look first
+        if os.path.lexists(target):
+            move_aside(target, aside)
+        os.replace(tmp, target)
+        return
+    os.unlink(tmp)
+
+
+def move_aside(target: str | Path, aside: str = ".workload") -> None:
+    """Rename what is at ``target`` (a workload's file or directory under a name sleuth writes) to
+    ``target + aside``, else ``-2``, ``-3`` ...: the first free name."""
+    for n in itertools.count(1):
+        kept = f"{target}{aside}" + (f"-{n}" if n > 1 else "")
+        if not os.path.lexists(kept):
+            os.rename(target, kept)
+            return
 
 
 def atomic_write_json(path: Path, obj: Any, *, mode: int | None = None) -> None:
@@ -250,13 +283,18 @@ def _drop_torn_tail(path: Path) -> None:
         fh.truncate(keep)
 
 
-def output_root(output: Path | str) -> Path:
-    """``--output`` as a directory; an empty value is a usage error (not the current directory)."""
+def output_root(output: Path | str, flag: str = "--output") -> Path:
+    """``--output`` as a directory (``flag`` names where the value came from: ``$SLEUTH_OUTPUT``);
+    an empty value (not the current directory) and an existing non-directory are usage errors."""
+    hint = "give a directory, e.g. --output sleuth-runs" + (" (or unset it)" if flag.startswith("$") else "")
     if isinstance(output, str) and not output.strip():
-        raise UsageError(
-            f"--output {output!r}: an empty path", hint="give a directory, e.g. --output sleuth-runs"
-        )
-    return Path(output)
+        raise UsageError(f"{flag} {output!r}: an empty path", hint=hint)
+    path = Path(output)
+    there = next((p for p in (path, *path.parents) if os.path.lexists(p)), None)  # it, or its ancestor
+    if there is not None and not there.is_dir():
+        what = "exists and" if there == path else f"{str(there)!r} exists and"
+        raise UsageError(f"{flag} {str(output)!r}: {what} is not a directory", hint=hint)
+    return path
 
 
 def _remove_empty(dirs: Sequence[Path]) -> None:

@@ -204,6 +204,10 @@ def _spawn_into(r: Running, env: dict[str, str]) -> None:
     except OSError as exc:
         if exc.errno in (errno.EMFILE, errno.ENFILE):  # sleuth's own limit, not the trial's: the run
             raise  # stops (raise the limit, resume: the trial runs then), no ERROR result is recorded
+        if exc.errno == errno.EAGAIN:  # the fork: the user's process limit (ulimit -u, pids.max), the same
+            raise OSError(
+                errno.EAGAIN, f"the process limit is reached: could not start {spec.argv[0]}"
+            ) from exc
         r.error = _spawn.spawn_error(spec.argv, spec.cwd, exc, env.get("PATH", os.defpath))
         return
     r.proc, r.live = proc, live
@@ -312,8 +316,8 @@ def run_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) ->
     """Run one trial to completion (or timeout) with its output in ``trial_dir``.
 
     A workload failure is data in the result; only a spawn failure sets ``error`` (sleuth out of file
-    descriptors, EMFILE/ENFILE, raises instead: that is not the trial's doing).  When it
-    returns, nothing the trial started is left running (see the module docstring).
+    descriptors, EMFILE/ENFILE, or of processes, EAGAIN, raises instead: that is not the trial's
+    doing).  When it returns, nothing the trial started is left running (see the module docstring).
     """
     return await_trial(start_trial(spec, trial_dir, device=device))
 
@@ -426,6 +430,8 @@ def run_tool(
             env=dict(env) if env is not None else None,
         )
     except OSError as exc:
+        if exc.errno == errno.EAGAIN:  # the process limit: a stop (exit 4), not the candidate's ERROR
+            raise OSError(errno.EAGAIN, f"the process limit is reached: could not start {argv[0]}") from exc
         raise InfrastructureError(_spawn.spawn_error(argv, str(cwd) if cwd else None, exc)) from exc
     timed_out = False
     try:

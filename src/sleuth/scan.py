@@ -251,8 +251,7 @@ def metrics_from_files(
                     if not xs:
                         continue
                     if rel is not None and series_dir is not None and fh is None:
-                        os.makedirs(series_dir / "metrics", exist_ok=True)
-                        fh = open(series_dir / rel, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+                        fh = _new_series_file(series_dir, rel)
                     if fh is not None:
                         _write_values(fh, xs)
                     builder.add(xs)
@@ -262,6 +261,28 @@ def metrics_from_files(
         if builder.n:
             out[spec.name], summaries[spec.name] = builder.result(rel)
     return out, summaries
+
+
+def _new_series_file(series_dir: Path, rel: str) -> IO[str]:
+    """``series_dir/rel`` (``metrics/<name>.txt``) created anew: what the workload left under that
+    name in its trial dir, or a ``metrics`` that is no directory of its own, is moved aside
+    (``.workload``), never written over or through."""
+    folder = series_dir / "metrics"
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        if folder.is_symlink() or not folder.is_dir():
+            from sleuth.journal import move_aside
+
+            move_aside(folder)
+            os.mkdir(folder)
+    try:
+        return open(series_dir / rel, "x", encoding="utf-8")
+    except FileExistsError:
+        from sleuth.journal import move_aside
+
+        move_aside(series_dir / rel)
+        return open(series_dir / rel, "x", encoding="utf-8")
 
 
 def _series_batches(

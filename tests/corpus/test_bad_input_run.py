@@ -60,6 +60,9 @@ FLAG_CASES: list[tuple[list[str], list[str]]] = [
     (["--metric", r"a=\d+ms"], ["--metric a=", "ends with 's'"]),
     (["--metric", "a=(x)", "--metric", "a=(y)"], ["--metric", "defined twice"]),
     (["--metric-series", "a=step"], ["--metric-series a=step"]),
+    # the value was the first group: (a)? took part in no match of "42", so nothing was recorded
+    (["--metric", r"x=(a)?(\d+)"], ["--metric 'x=(a)?", "2 capturing groups", "(?:...)"]),
+    (["--metric-series", r"x=(a)(b)(\d+)"], ["--metric-series", "3 capturing groups"]),
     (["--fail-above", "nope"], ["--fail-above 'nope'"]),
     (["--fail-above", "loss=abc"], ["--fail-above", "not a number"]),
     (["--fail-above", "loss=nan"], ["--fail-above", "NaN"]),
@@ -131,6 +134,22 @@ def test_output_that_is_a_file(here: Path, capfd: pytest.CaptureFixture[str]) ->
 
 def test_empty_output(here: Path, capfd: pytest.CaptureFixture[str]) -> None:
     _check(here, ["--output", "", "--", "true"], ["--output"], capfd)
+
+
+def test_sleuth_output_that_is_a_file_or_empty_names_the_variable(
+    here: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``$SLEUTH_OUTPUT`` naming a file was reported as a bad ``--output`` (a flag never given), one
+    under a file as ``--output`` too (after the config was read), and an empty one wrote the run dir
+    into the current directory."""
+    (here / "afile").write_text("x")
+    for value, says in (
+        ("afile", "$SLEUTH_OUTPUT 'afile': exists and is not a directory"),
+        ("afile/sub", "$SLEUTH_OUTPUT 'afile/sub': 'afile' exists and is not a directory"),
+        ("", "$SLEUTH_OUTPUT '': an empty path"),
+    ):
+        monkeypatch.setenv("SLEUTH_OUTPUT", value)
+        _check(here, ["--", "true"], [says, "unset it"], capfd)
 
 
 # --- --resume on what is not a resumable run dir ----------------------------------------------

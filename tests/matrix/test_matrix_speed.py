@@ -99,3 +99,21 @@ def test_step_times_near_the_float_limit_still_give_a_report(
     res = sleuth("matrix", "--recipe", write_recipe(data), "--json")
     assert res.rc == 3 and "Traceback" not in res.stderr and "Warning" not in res.stderr, res.stderr
     assert res.json()["cells"][0]["step_time"]["median"] == pytest.approx(1e200, rel=0.1)
+
+
+@pytest.mark.parametrize(
+    ("base_steps", "cell_steps", "why"),
+    [
+        ([0.0] * 4, [5.0, 5.5, 6.0, 5.0], "the baseline's median step time is 0"),
+        ([0.0] * 2, [5.0, 6.0], "the baseline's median step time is 0"),  # too few timings: said first
+        ([1e-300] * 4, [1e300] * 4, "1e+300 / 1e-300 is past the float range"),
+    ],
+)
+def test_an_undefined_ratio_says_why(base_steps: list[float], cell_steps: list[float], why: str) -> None:
+    """A baseline whose step times are 0 (or a ratio past the float range) gave a ratio of null in
+    the JSON and nothing in the confound column: silence that reads as "no slowdown"."""
+    from sleuth.matrix.output import _confound_json
+
+    cf = speed_confound(timed("c", cell_steps), timed("base", base_steps), threshold=1.15, seed=1)
+    assert cf.ratio is None and cf.undefined == why and _confound_json(cf)["ratio_undefined"] == why
+    assert cf.label == (TOO_FEW if cf.too_few else f"ratio undefined: {why}")

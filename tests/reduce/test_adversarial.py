@@ -466,6 +466,43 @@ def test_a_workload_that_rewrites_its_own_file_leaves_the_users_alone(cli, tmp_p
     assert (tmp_path / "state.json").read_text() == '{"theirs": true}'
 
 
+def test_a_workload_that_rewrites_a_large_file_or_a_shard_leaves_the_users_alone(cli, tmp_path: Path) -> None:
+    """Files over 1 MiB were hard-linked into the scratch copies (and a file_set's shards symlinked):
+    a workload that truncated its checkpoint (``open(p, "wb")``, as ``torch.save`` does) or patched
+    a dataset in place (``"r+b"``) destroyed the user's file."""
+    big = 1024 * 1024 + 1
+    originals = {
+        "ckpt.pt": os.urandom(big),
+        "data.bin": os.urandom(big),
+        "shards/s0.bin": os.urandom(big),
+        "shards/s1.bin": b"NEEDLE" + os.urandom(16),
+    }
+    for rel, content in originals.items():
+        (tmp_path / rel).parent.mkdir(exist_ok=True)
+        (tmp_path / rel).write_bytes(content)
+    (tmp_path / "main.py").write_text(
+        "import os, sys\n"
+        "open('ckpt.pt', 'wb').write(b'candidate')\n"
+        "with open('data.bin', 'r+b') as f:\n    f.write(b'candidate')\n"
+        "found = False\n"
+        "for name in sorted(os.listdir(sys.argv[1])):\n"
+        "    p = os.path.join(sys.argv[1], name)\n"
+        "    found = found or open(p, 'rb').read().startswith(b'NEEDLE')\n"
+        "    open(p, 'wb').close()\n"
+        "raise SystemExit(1 if found else 0)\n"
+    )
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "main", "workload": {"command": [sys.executable, "main.py", "{SHARDS}"]},
+        "oracle": {"kind": "exit_code"}, "budget": {"baseline_trials": 1},
+        "axes": [{"name": "SHARDS", "kind": "file_set", "path": "shards"}],
+    }))  # fmt: skip
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    assert d["final"]["axes"] == {"SHARDS": ["s1.bin"]}, d["final"]
+    for rel, content in originals.items():
+        assert (tmp_path / rel).read_bytes() == content, f"{rel} was rewritten"
+
+
 def test_ship_md_names_the_input_files_that_held_a_hidden_value(cli, tmp_path: Path) -> None:
     """A token inside a reduced input is hidden in the bundle: the reproducer may then pass (verify.sh
     "reproduced 0/N") and nothing said which file had changed."""

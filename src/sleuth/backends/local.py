@@ -20,6 +20,7 @@ thread pool of ``subprocess.run`` does.
 
 from __future__ import annotations
 
+import errno
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -101,8 +102,15 @@ class LocalBackend:
         self._work.put((fut, spec, trial_dir, prepare))
         if len(self._threads) < self._jobs:
             t = threading.Thread(target=self._worker, name=f"sleuth-trial_{len(self._threads)}", daemon=True)
-            t.start()
-            self._threads.append(t)
+            try:
+                t.start()
+            except RuntimeError as exc:  # "can't start new thread": the process limit counts threads
+                if not self._threads:  # else the workers there are take the queue: fewer jobs at once
+                    raise OSError(
+                        errno.EAGAIN, "the process limit is reached: could not start a thread"
+                    ) from exc
+            else:
+                self._threads.append(t)
         return fut
 
     def cancel_all(self) -> None:

@@ -112,6 +112,7 @@ _OS_HINTS = {
     errno.EROFS: "the file system is read-only; give --output (or $SLEUTH_OUTPUT) a writable folder",
     errno.EACCES: "check its permissions (a run dir goes under --output or $SLEUTH_OUTPUT)",
     errno.EMFILE: f"raise the limit (ulimit -n), {_RESUME}",
+    errno.EAGAIN: f"end some processes or raise the limit (ulimit -u; a container's pids limit), {_RESUME}",
     errno.ENFILE: f"the system ran out of file handles; {_RESUME}",
     errno.EIO: "an I/O error: check the disk",
 }

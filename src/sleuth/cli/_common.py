@@ -134,10 +134,15 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
-def _output_root(_ctx: click.Context, _param: click.Parameter, value: str | Path) -> Path:
+def _output_root(ctx: click.Context, param: click.Parameter, value: str | Path) -> Path:
+    from click.core import ParameterSource
+
     from sleuth.journal import output_root
 
-    return output_root(value)
+    if ctx.get_parameter_source(str(param.name)) is not ParameterSource.DEFAULT:
+        return output_root(value)
+    # the default: an error names where the value came from, not a flag the user never gave
+    return output_root(value, "$SLEUTH_OUTPUT" if "SLEUTH_OUTPUT" in os.environ else "--output's default")
 
 
 def output_option(func: Any) -> Any:
@@ -145,9 +150,9 @@ def output_option(func: Any) -> Any:
     return click.option(
         "--output",
         # a str, not a Path: Path('') is '.', and an empty --output must stay visible to be refused
-        type=click.Path(file_okay=False),
+        type=click.Path(),  # a file there is refused by the callback, naming --output or $SLEUTH_OUTPUT
         callback=_output_root,
-        default=lambda: Path(os.environ.get("SLEUTH_OUTPUT", "sleuth-runs")),
+        default=lambda: os.environ.get("SLEUTH_OUTPUT", "sleuth-runs"),
         show_default="$SLEUTH_OUTPUT or ./sleuth-runs",
         help="Root folder for run dirs.",
     )(func)

@@ -144,7 +144,8 @@ def compile_regex(flag: str, pattern: str, given: str | None = None) -> re.Patte
 
 
 def parse_metrics(last: Iterable[str], series: Iterable[str]) -> tuple[MetricSpec, ...]:
-    """``NAME=REGEX`` for --metric (last match) and --metric-series (every match)."""
+    """``NAME=REGEX`` for --metric (last match) and --metric-series (every match); the value is the
+    regex's one capturing group, else the whole match."""
     out: list[MetricSpec] = []
     seen: set[str] = set()
     for flag, values, is_series in (("--metric", last, False), ("--metric-series", series, True)):
@@ -154,6 +155,11 @@ def parse_metrics(last: Iterable[str], series: Iterable[str]) -> tuple[MetricSpe
                 raise UsageError(f"{flag} {v!r}: metric {name!r} defined twice")
             seen.add(name)
             rx = compile_regex(flag, pattern, repr(v))
+            if rx.groups > 1:  # the value is the first group's: with (a)?(\d+) that is 'a' or nothing
+                raise UsageError(
+                    f"{flag} {v!r}: {rx.groups} capturing groups, the metric takes one (the number)",
+                    hint="make the others non-capturing: (?:...)",
+                )
             out.append(MetricSpec(name=name, pattern=rx, series=is_series, stream=Stream.BOTH))
     return tuple(out)
 

@@ -175,6 +175,11 @@ class VenvEnvironment:
         for pin in self.pins:
             if not pin.strip():
                 raise UsageError("--with '': an empty requirement", hint="give e.g. --with 'numpy==2.1.0'")
+            if pin.lstrip().startswith("-"):  # uv took it as its own flag: --help built an empty venv
+                raise UsageError(
+                    f"--with {pin!r}: a requirement cannot start with '-' (uv would read it as a flag)",
+                    hint="give a requirement ('numpy==2.1.0'), a path ('./pkg') or a URL",
+                )
         key: dict[str, Any] = {
             "pins": sorted(p.strip() for p in self.pins),
             "python": self.python or sys.version,
@@ -233,6 +238,7 @@ class VenvEnvironment:
                         *index,
                         "--python",
                         str(path / "bin" / "python"),
+                        "--",
                         *self.pins,
                     ],
                     env=env,

@@ -60,6 +60,7 @@ def _confound_json(cf: Confound) -> dict[str, Any]:
         "threshold": cf.threshold,
         "flagged_by": cf.by,
         "too_few_timings": cf.too_few,
+        "ratio_undefined": cf.undefined,
     }
 
 

@@ -9,7 +9,8 @@ is flagged when the lower end of either interval exceeds the threshold (1.15 by 
 Mann-Whitney rank test and its effect size (the chance that a trial of the cell is slower than
 one of the baseline, 0.5 when neither is) are reported beside it.
 
-Fewer than :data:`MIN_STEP_SAMPLES` timed trials on either side say ``too few timings``, never
+Fewer than :data:`MIN_STEP_SAMPLES` timed trials on either side say ``too few timings``, and a
+median ratio that does not exist (the baseline's median is 0) says ``ratio undefined: WHY``, never
 nothing: silence would read as "no slowdown".
 """
 
@@ -49,12 +50,16 @@ class Confound:
     too_few: bool = False
     #: what flagged it: "median" or "p90"
     by: str | None = None
+    #: why the median ratio is undefined (the baseline's median step time is 0), None when it is not
+    undefined: str | None = None
 
     @property
     def label(self) -> str | None:
-        """``speed (+N%)``, ``speed (p90 +N%)``, ``too few timings``, or None."""
+        """``speed (+N%)``, ``speed (p90 +N%)``, ``too few timings``, ``ratio undefined: WHY``, or None."""
         if self.too_few:
             return TOO_FEW
+        if self.undefined is not None and not self.flagged:  # silence would read as "no slowdown"
+            return f"ratio undefined: {self.undefined}"
         if not self.flagged:
             return None
         if self.by == "p90" and self.p90_ratio is not None:
@@ -109,12 +114,11 @@ def speed_confound(cell: CellStats, base: CellStats, *, threshold: float, seed: 
     a, b = list(cell.step_times), list(base.step_times)
     ran = cell.n_judged > 0
     if len(a) < MIN_STEP_SAMPLES or len(b) < MIN_STEP_SAMPLES:
-        ratio = None
+        ratio, why = None, None
         if a and b:
             import numpy as np
 
-            mb = float(np.median(b))
-            ratio = float(np.median(a)) / mb if mb > 0 else None
+            ratio, why = _median_ratio(float(np.median(a)), float(np.median(b)))
         return Confound(
             ratio=ratio,
             ci=None,
@@ -123,13 +127,17 @@ def speed_confound(cell: CellStats, base: CellStats, *, threshold: float, seed: 
             n_cell=len(a),
             n_base=len(b),
             too_few=ran,
+            undefined=why,
         )
+    import numpy as np
+
+    _, why = _median_ratio(float(np.median(a)), float(np.median(b)))
     (r50, lo50, hi50), (r90, lo90, hi90) = quantile_ratios(a, b, seed=seed)
     sup, rank_p = _rank(a, b)
     med_ok, p90_ok = not math.isnan(lo50), not math.isnan(lo90)
     by = "median" if med_ok and lo50 > threshold else ("p90" if p90_ok and lo90 > threshold else None)
     return Confound(
-        ratio=None if math.isnan(r50) else r50,
+        ratio=r50 if math.isfinite(r50) else None,
         ci=(lo50, hi50) if med_ok else None,
         flagged=by is not None,
         threshold=threshold,
@@ -140,4 +148,13 @@ def speed_confound(cell: CellStats, base: CellStats, *, threshold: float, seed: 
         n_cell=len(a),
         n_base=len(b),
         by=by,
+        undefined=why,
     )
+
+
+def _median_ratio(med_a: float, med_b: float) -> tuple[float | None, str | None]:
+    """The median ratio, or None and why it has none."""
+    if med_b <= 0:
+        return None, f"the baseline's median step time is {med_b:g}"
+    ratio = med_a / med_b  # a float division past the range is inf, no error
+    return (ratio, None) if math.isfinite(ratio) else (None, f"{med_a:g} / {med_b:g} is past the float range")

@@ -9,7 +9,7 @@ outcome cache (two points that run the same thing share one verdict).
 
 from __future__ import annotations
 
-import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -429,33 +429,38 @@ def materialize(plan: Plan, point: Mapping[str, Any]) -> Candidate:
     return Candidate(argv=tuple(argv), env=env, files=files, key=key, world_size=size)
 
 
-#: a regular file up to this size is copied into a scratch copy: a workload that rewrites one of its
-#: own files in place (``open("state.json", "w")``) must not reach the user's
-_SMALL = 1024 * 1024
-#: a larger one is hard-linked (a dataset, a checkpoint: its size again per candidate), or copied up
-#: to this size when it cannot be
-_COPY_LIMIT = 16 * 1024 * 1024
+#: FICLONE (linux/fs.h): the new file shares the old one's blocks, copy-on-write
+_FICLONE = 0x40049409
+
+
+def _clone(src: Path, dst: Path) -> None:
+    """``dst`` a new file with ``src``'s bytes and times that the workload may rewrite: a
+    copy-on-write clone where the file system makes one (btrfs, XFS, bcachefs: nothing is copied),
+    else a copy of the bytes (ext4, tmpfs, another file system)."""
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
+            cloned = True
+        except OSError:
+            cloned = False
+    if not cloned:
+        shutil.copyfile(src, dst)
+    shutil.copystat(src, dst)
 
 
 def _link(src: Path, dst: Path) -> None:
-    """``dst`` standing for ``src`` in a scratch copy: a small regular file by a copy, a larger one by
-    a hard link (else a copy, up to :data:`_COPY_LIMIT`), anything else by a symlink.  A script run
-    through a symlink imports its neighbours from the original directory (Python resolves
-    ``sys.path[0]``), not the candidate's axis file: every candidate then behaved as the original.
-    A workload that rewrites a large file of its directory in place still writes through the link."""
+    """``dst`` standing for ``src`` in a scratch copy: a regular file by its own clone or copy
+    (:func:`_clone`), anything else by a symlink.  Never a link to a file: a workload that rewrites
+    a file of its directory in place (``open(p, "w")``, ``torch.save`` to the same path) would
+    rewrite the user's, and a script run through a symlink imports its neighbours from the original
+    directory (Python resolves ``sys.path[0]``), not the candidate's axis file.  A file sleuth may
+    not read stays a symlink (the workload, run by the same user, cannot read it either)."""
     if src.is_file() and not src.is_symlink():
-        size = src.stat().st_size
-        with contextlib.suppress(OSError):  # unreadable: linked below
-            if size <= _SMALL:
-                shutil.copy2(src, dst)
-                return
         try:
-            os.link(src, dst)
+            _clone(src, dst)
             return
-        except OSError:  # another file system, or a file the user may not link
-            if size <= _COPY_LIMIT:
-                shutil.copy2(src, dst)
-                return
+        except PermissionError:
+            dst.unlink(missing_ok=True)
     dst.symlink_to(src)
 
 
@@ -489,4 +494,4 @@ def _copy_set(src: Path, dst: Path, kept: tuple[str, ...]) -> None:
         target = dst / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists():
-            target.symlink_to(src / rel)
+            _link(src / rel, target)
