@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from sleuth.reduce.scratch import COPY_LIMIT, PRIVATE_DIR
 from tests.badinput import assert_no_secret
 from tests.reduce.conftest import doc
 
@@ -466,29 +467,31 @@ def test_a_workload_that_rewrites_its_own_file_leaves_the_users_alone(cli, tmp_p
     assert (tmp_path / "state.json").read_text() == '{"theirs": true}'
 
 
-def test_a_workload_that_rewrites_a_large_file_or_a_shard_leaves_the_users_alone(cli, tmp_path: Path) -> None:
-    """Files over 1 MiB were hard-linked into the scratch copies (and a file_set's shards symlinked):
-    a workload that truncated its checkpoint (``open(p, "wb")``, as ``torch.save`` does) or patched
-    a dataset in place (``"r+b"``) destroyed the user's file."""
-    big = 1024 * 1024 + 1
-    originals = {
-        "ckpt.pt": os.urandom(big),
-        "data.bin": os.urandom(big),
-        "shards/s0.bin": os.urandom(big),
-        "shards/s1.bin": b"NEEDLE" + os.urandom(16),
-    }
+def test_a_workload_that_rewrites_a_large_file_leaves_the_users_alone(cli, tmp_path: Path) -> None:
+    """Files over 1 MiB were hard-linked into the scratch copies: a workload that truncated its
+    checkpoint (``open(p, "wb")``, as ``torch.save`` does) or patched a weights file in place
+    (``"r+b"``) destroyed the user's file.  A file over ``COPY_LIMIT`` is now a hard link to the
+    reduction's private copy, made again after a candidate rewrote it: every candidate reads the
+    original bytes, and the private copies are gone when the reduction ends."""
+    big = COPY_LIMIT + 1
+    originals = {"ckpt.pt": os.urandom(big), "data.bin": os.urandom(big), "small.bin": os.urandom(1000)}
     for rel, content in originals.items():
-        (tmp_path / rel).parent.mkdir(exist_ok=True)
         (tmp_path / rel).write_bytes(content)
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards" / "s0.bin").write_bytes(b"x" * 100)
+    (tmp_path / "shards" / "s1.bin").write_bytes(b"NEEDLE")
+    seen = tmp_path.parent / f"{tmp_path.name}-seen.log"
+    heads = {rel: content[:32] for rel, content in originals.items()}
     (tmp_path / "main.py").write_text(
         "import os, sys\n"
+        f"heads = {heads!r}\n"
+        f"with open({str(seen)!r}, 'a') as log:\n"
+        "    log.write(' '.join(r for r, h in heads.items() if open(r, 'rb').read(32) != h) + '|\\n')\n"
         "open('ckpt.pt', 'wb').write(b'candidate')\n"
         "with open('data.bin', 'r+b') as f:\n    f.write(b'candidate')\n"
-        "found = False\n"
-        "for name in sorted(os.listdir(sys.argv[1])):\n"
-        "    p = os.path.join(sys.argv[1], name)\n"
-        "    found = found or open(p, 'rb').read().startswith(b'NEEDLE')\n"
-        "    open(p, 'wb').close()\n"
+        "open('small.bin', 'wb').close()\n"
+        "found = any(open(os.path.join(sys.argv[1], n), 'rb').read().startswith(b'NEEDLE')\n"
+        "            for n in os.listdir(sys.argv[1]))\n"
         "raise SystemExit(1 if found else 0)\n"
     )
     spec = tmp_path / "spec.yaml"
@@ -501,6 +504,9 @@ def test_a_workload_that_rewrites_a_large_file_or_a_shard_leaves_the_users_alone
     assert d["final"]["axes"] == {"SHARDS": ["s1.bin"]}, d["final"]
     for rel, content in originals.items():
         assert (tmp_path / rel).read_bytes() == content, f"{rel} was rewritten"
+    runs = seen.read_text().splitlines()
+    assert len(runs) >= 3 and set(runs) == {"|"}, runs  # no candidate saw another's rewrite
+    assert not (Path(d["run_dir"]) / PRIVATE_DIR).exists()
 
 
 def test_ship_md_names_the_input_files_that_held_a_hidden_value(cli, tmp_path: Path) -> None:

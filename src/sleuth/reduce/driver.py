@@ -32,8 +32,9 @@ from sleuth.model import Outcome, Trial, TrialSpec
 from sleuth.oracle import Oracle, same_failure
 from sleuth.reduce.fixpoint import Query, Reduction
 from sleuth.reduce.flaky import RateTracker
-from sleuth.reduce.plan import Candidate, Plan, build_workdir, materialize
+from sleuth.reduce.plan import Candidate, Plan, materialize
 from sleuth.reduce.ranks import WORLD_SIZE_VAR
+from sleuth.reduce.scratch import PRIVATE_DIR, PrivateCopies, build_workdir
 from sleuth.reduce.scrub import Scrubber
 from sleuth.signature import group_signatures, parse_signature
 
@@ -132,6 +133,8 @@ class Driver:
         self._running: dict[Path, str] = {}
         self._ready: deque[tuple[str, TrialRecord]] = deque()
         self._locks: dict[str, threading.Lock] = {}
+        #: the one private copy of each large file of the cwd that scratch copies hard-link
+        self._copies = PrivateCopies(run_dir.path / PRIVATE_DIR)
         self._t0 = time.monotonic()
         self._step_rx = {
             a.name: re.compile(a.spec.step_regex) for a in plan.axes if getattr(a.spec, "step_regex", None)
@@ -147,7 +150,7 @@ class Driver:
             with self._locks.setdefault(cand.key, threading.Lock()):
                 if not (work / ".sleuth-ready").exists():
                     shutil.rmtree(work, ignore_errors=True)
-                    build_workdir(self.plan, cand, work)
+                    build_workdir(self.plan, cand, work, self._copies)
                     (work / ".sleuth-ready").touch()
             cwd = work
         env = {**self.environ, **cand.env}

@@ -12,6 +12,7 @@ from sleuth.journal import RunDir, atomic_write_text
 from sleuth.reduce.bundle import write_shrunken
 from sleuth.reduce.driver import Driver
 from sleuth.reduce.plan import materialize
+from sleuth.reduce.scratch import PRIVATE_DIR
 from sleuth.reduce.ship import scrub_tree, ship_md, unscrubbed
 
 if TYPE_CHECKING:
@@ -160,6 +161,7 @@ def finish(
         run_dir.close()
     for work in path.glob("candidates/*/work"):  # an interrupted candidate's scratch copy
         shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(path / PRIVATE_DIR, ignore_errors=True)  # large files' private copies
     changed: list[str] = []
     large = scrub_tree(path, sc, changed=changed)
     hidden = sorted(p for p in changed if p.startswith("shrunken/inputs/"))

@@ -9,13 +9,10 @@ outcome cache (two points that run the same thing share one verdict).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import re
 import shlex
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -427,71 +424,3 @@ def materialize(plan: Plan, point: Mapping[str, Any]) -> Candidate:
     key = hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
     size = int(point[ws.name]) if ws is not None else None
     return Candidate(argv=tuple(argv), env=env, files=files, key=key, world_size=size)
-
-
-#: FICLONE (linux/fs.h): the new file shares the old one's blocks, copy-on-write
-_FICLONE = 0x40049409
-
-
-def _clone(src: Path, dst: Path) -> None:
-    """``dst`` a new file with ``src``'s bytes and times that the workload may rewrite: a
-    copy-on-write clone where the file system makes one (btrfs, XFS, bcachefs: nothing is copied),
-    else a copy of the bytes (ext4, tmpfs, another file system)."""
-    with open(src, "rb") as fin, open(dst, "xb") as fout:
-        try:
-            fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
-            cloned = True
-        except OSError:
-            cloned = False
-    if not cloned:
-        shutil.copyfile(src, dst)
-    shutil.copystat(src, dst)
-
-
-def _link(src: Path, dst: Path) -> None:
-    """``dst`` standing for ``src`` in a scratch copy: a regular file by its own clone or copy
-    (:func:`_clone`), anything else by a symlink.  Never a link to a file: a workload that rewrites
-    a file of its directory in place (``open(p, "w")``, ``torch.save`` to the same path) would
-    rewrite the user's, and a script run through a symlink imports its neighbours from the original
-    directory (Python resolves ``sys.path[0]``), not the candidate's axis file.  A file sleuth may
-    not read stays a symlink (the workload, run by the same user, cannot read it either)."""
-    if src.is_file() and not src.is_symlink():
-        try:
-            _clone(src, dst)
-            return
-        except PermissionError:
-            dst.unlink(missing_ok=True)
-    dst.symlink_to(src)
-
-
-def build_workdir(plan: Plan, cand: Candidate, work: Path) -> None:
-    """Lay out ``work`` as the cwd with the candidate's files: the axis files are written, every
-    other entry stands for the original (:func:`_link`; the original is never modified)."""
-    work.mkdir(parents=True, exist_ok=True)
-    targets = [Path(p) for p in cand.files]
-
-    def lay(src: Path, dst: Path, rel: Path) -> None:
-        for entry in sorted(os.listdir(src)):
-            r = rel / entry
-            if any(t == r for t in targets):
-                content = cand.files[str(r)]
-                if isinstance(content, str):
-                    (dst / entry).write_bytes(content.encode("utf-8"))
-                else:
-                    _copy_set(src / entry, dst / entry, content)
-            elif any(r in t.parents for t in targets):
-                (dst / entry).mkdir(exist_ok=True)
-                lay(src / entry, dst / entry, r)
-            elif not (dst / entry).exists():
-                _link(src / entry, dst / entry)
-
-    lay(plan.cwd, work, Path())
-
-
-def _copy_set(src: Path, dst: Path, kept: tuple[str, ...]) -> None:
-    dst.mkdir(parents=True, exist_ok=True)
-    for rel in kept:
-        target = dst / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            _link(src / rel, target)
