@@ -212,3 +212,26 @@ def test_index_credentials_stay_out_of_the_run_dir(tmp_path: Path, serve: Any) -
     assert_no_secret(secret, res.stdout, res.stderr, roots=[tmp_path / "o"])
     (run,) = (tmp_path / "o").glob("bisect/pypi/*")
     assert secret in (run / "secrets.json").read_text()
+
+
+def test_an_end_named_by_the_user_is_a_candidate_even_a_pre_release_a_yanked_or_a_local_one(
+    tmp_path: Path,
+) -> None:
+    from sleuth.bisect.packaged import PypiSource
+
+    url = (build_index(tmp_path / "idx", VERSIONS) / "simple").as_uri()
+    # "passed with 2.0rc1" without --pre; the pre-releases between the ends stay out
+    assert PypiSource("tinypkg", good="1.2", bad="2.0rc1", index_url=url).resolve() == [
+        "1.2",
+        "1.3",
+        "1.4",
+        "2.0rc1",
+    ]
+    # a yanked release installs when pinned with ==: it may be what the user ran
+    assert PypiSource("tinypkg", good="1.1", bad="1.3", index_url=url).resolve() == ["1.1", "1.2", "1.3"]
+    local = build_index(tmp_path / "torch", {"2.2.0+cu121": {}, "2.3.0+cu121": {}, "2.4.0+cu121": {}})
+    # torch's own index: every release has a local label; --good 2.2.0 means 2.2.0+cu121
+    src = PypiSource("tinypkg", good="2.2.0", bad="2.4.0", index_url=(local / "simple").as_uri())
+    assert src.resolve() == ["2.2.0+cu121", "2.3.0+cu121", "2.4.0+cu121"]
+    with pytest.raises(UsageError, match="no such release"):
+        PypiSource("tinypkg", good="1.5", index_url=url).resolve()

@@ -58,6 +58,9 @@ class PypiSource:
         from packaging.version import InvalidVersion, Version
 
         self.check()
+        # an end the user named is a candidate even when it is a pre-release or yanked (`==` installs it)
+        named = {Version(x) for x in (self.good, self.bad) if x}
+        named_public = {v.public for v in named}
         versions: list[Version] = []
         files_of: dict[str, list[dict[str, Any]]] = {}
         for text, files in list_releases(self.index_url, self.package).items():
@@ -65,10 +68,13 @@ class PypiSource:
                 v = Version(text)
             except InvalidVersion:
                 continue
-            if not files or all(f.get("yanked") for f in files) or (v.is_prerelease and not self.pre):
+            end = v in named or (v.local is not None and v.public in named_public)
+            if not files or (
+                not end and (all(f.get("yanked") for f in files) or (v.is_prerelease and not self.pre))
+            ):
                 continue
             versions.append(v)
-            files_of[str(v)] = [f for f in files if not f.get("yanked")]
+            files_of[str(v)] = [f for f in files if not f.get("yanked")] or files
         versions.sort()
         labels = [str(v) for v in versions]
         if not labels:
@@ -168,6 +174,18 @@ class PypiSource:
         for i, lab in enumerate(labels):
             if Version(lab) == want:
                 return i
+        # `--good 2.3.0` on an index whose releases carry a local label (torch's 2.3.0+cu121)
+        local = [
+            i for i, lab in enumerate(labels) if want.local is None and Version(lab).public == want.public
+        ]
+        if len(local) == 1:
+            return local[0]
+        if local:
+            raise UsageError(
+                f"{flag} {version}: several releases of {self.package} are {version}: "
+                + ", ".join(labels[i] for i in local),
+                hint=f"give one, e.g. {flag} {labels[local[0]]}",
+            )
         raise UsageError(
             f"{flag} {version}: no such release of {self.package}", hint="see pip index versions"
         )
