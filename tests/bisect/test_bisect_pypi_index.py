@@ -48,7 +48,7 @@ def build_index(root: Path, versions: dict[str, dict[str, Any]], name: str = "ti
     """``root/simple/<name>/index.html`` (PEP 503) and ``index.json`` (PEP 691); wheels in ``root/files``."""
     from html import escape
 
-    (root / "files").mkdir(parents=True)
+    (root / "files").mkdir(parents=True, exist_ok=True)  # several packages may share one index
     page = root / "simple" / name
     page.mkdir(parents=True)
     links, files = [], []
@@ -235,3 +235,22 @@ def test_an_end_named_by_the_user_is_a_candidate_even_a_pre_release_a_yanked_or_
     assert src.resolve() == ["2.2.0+cu121", "2.3.0+cu121", "2.4.0+cu121"]
     with pytest.raises(UsageError, match="no such release"):
         PypiSource("tinypkg", good="1.5", index_url=url).resolve()
+
+
+def test_the_answer_says_which_other_packages_differ_between_its_two_venvs(
+    tmp_path: Path, serve: Any
+) -> None:
+    root = build_index(tmp_path / "idx", {"1.0": {}, "2.0": {}}, name="helperpkg")
+    build_index(root, {"1.0": {"requires": "helperpkg<2"}, "1.1": {"requires": "helperpkg<2"},
+                       "1.2": {"requires": "helperpkg>=2", "body": "BROKEN = True\n"}})  # fmt: skip
+    url = serve(root)
+    res = sleuth("bisect", "pypi", "tinypkg", "--index-url", url, "--flaky", "off", "--output", "o", *TEST,
+                 cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "first bad 1.2  (last good 1.1)" in res.stdout
+    assert "also changed between them: helperpkg 1.0 -> 2.0" in res.stdout
+    (run,) = (tmp_path / "o").glob("bisect/pypi/*")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["packages_changed"] == [{"name": "helperpkg", "last_good": "1.0", "first_bad": "2.0"}]
+    assert "| helperpkg | 1.0 | 2.0 |" in (run / "report.md").read_text()
+    assert "tinypkg==1.1" in (run / "last-good" / "packages.txt").read_text()

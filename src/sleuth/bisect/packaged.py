@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sleuth.bisect.candidates import Candidate, Prepared, parse_date, with_candidate
-from sleuth.bisect.index import PYPI, is_pypi, list_releases
+from sleuth.bisect.index import PYPI, is_pypi, list_releases, normalize
 from sleuth.errors import EnvironmentBuildError, UsageError
 from sleuth.model import TrialSpec
 from sleuth.secrets import scrub_text
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: how many releases the default older end may step over when it does not install
 STEP_MAX = 5
+#: a candidate's file listing what its venv holds (``uv pip freeze``)
+PACKAGES = "packages.txt"
 
 
 @dataclass(slots=True)
@@ -223,7 +225,23 @@ class PypiSource:
             cand_dir.mkdir(parents=True, exist_ok=True)
             (cand_dir / "build.log").write_text(scrub_text(str(exc)) + "\n", encoding="utf-8")
             return Prepared(None, f"does not install: {scrub_text(exc.message[:200])}")
+        if prepared.packages:  # what else the venv holds: the answer's two are compared
+            text = "".join(f"{p}\n" for p in prepared.packages)
+            (cand_dir / PACKAGES).write_text(scrub_text(text), encoding="utf-8")
         return Prepared(prepared.wrap(with_candidate(spec, cand)))
+
+    def changed(self, last_good: Path, first_bad: Path) -> list[dict[str, str | None]]:
+        """The other packages whose version differs between two candidates' venvs (their
+        ``packages.txt``): ``[{"name", "last_good", "first_bad"}]`` (None: not installed), by name;
+        empty when either was not recorded."""
+        me = normalize(self.package)
+        a, b = _installed(last_good / PACKAGES), _installed(first_bad / PACKAGES)
+        if a is None or b is None:
+            return []
+        names = sorted((set(a) | set(b)) - {me})
+        return [
+            {"name": n, "last_good": a.get(n), "first_bad": b.get(n)} for n in names if a.get(n) != b.get(n)
+        ]
 
     def config(self) -> dict[str, Any]:
         """The flags that rebuild it."""
@@ -238,6 +256,22 @@ class PypiSource:
             "index_url": self.index_url,
             "find_fix": self.find_fix,
         }
+
+
+def _installed(path: Path) -> dict[str, str] | None:
+    """``{normalized name: version or direct reference}`` of a ``packages.txt``; None if absent."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    out: dict[str, str] = {}
+    for line in lines:
+        name, sep, ver = line.partition("==")
+        if not sep:
+            name, sep, ver = line.partition(" @ ")
+        if sep and name.strip():
+            out[normalize(name.strip())] = ver.strip()
+    return out
 
 
 def _admits(requires_python: str | None, version: str) -> bool:

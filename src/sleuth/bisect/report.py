@@ -12,6 +12,7 @@ from sleuth.bisect.candidates import Candidate, candidate_key
 from sleuth.bisect.driver import Driver
 from sleuth.bisect.flaky import FlakyBisection
 from sleuth.bisect.git import GitSource, MultiGitSource
+from sleuth.bisect.packaged import PypiSource
 from sleuth.bisect.strategies import SearchResult, SearchStatus
 from sleuth.errors import ExitCode
 from sleuth.model import Outcome
@@ -82,6 +83,11 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
         doc["commits_between"] = [
             {"sha": sha, "title": title} for sha, title in driver.source.between(a["label"], b["label"])
         ]
+    if found and isinstance(driver.source, PypiSource) and doc["first_bad"] and doc["last_good"]:
+        run = driver.run_dir.path
+        doc["packages_changed"] = driver.source.changed(
+            run / doc["last_good"]["dir"], run / doc["first_bad"]["dir"]
+        )
     if driver.blame is not None:
         _add_blame(doc, driver.blame, driver.source)
     if driver.opt.perf is not None:
@@ -313,6 +319,12 @@ def render_markdown(driver: Driver, s: dict[str, Any]) -> str:
     if between:
         lines += ["", f"## Commits from {last.lower()} (exclusive) to {first.lower()}", ""]
         lines += [f"- `{c['sha'][:12]}` {c['title']}" for c in between]
+    changed = s.get("packages_changed") or []
+    if changed:
+        lines += ["", f"## Other packages that differ between {last.lower()} and {first.lower()}", "",
+                  f"| package | {last.lower()} | {first.lower()} |", "|---|---|---|"]  # fmt: skip
+        lines += [f"| {_cell(c['name'])} | {_cell(c['last_good'] or '-')} | {_cell(c['first_bad'] or '-')} |"
+                  for c in changed]  # fmt: skip
     metric = s["perf"]["metric"] if "perf" in s else None
     lines += ["", "## Tests", "", "| # | phase | candidate | outcome | counted as | detail |",
               "|---|---|---|---|---|---|"]  # fmt: skip

@@ -447,6 +447,13 @@ def _render_answer(s: dict[str, Any]) -> None:
         between = s.get("commits_between") or []
         if len(between) > 1:
             con.print(f"  {len(between)} commits between them (see the report)", soft_wrap=True)
+        changed = s.get("packages_changed") or []
+        if changed:  # the answer's venvs differ in more than the package bisected
+            shown = ", ".join(
+                f"{c['name']} {c['last_good'] or '-'} -> {c['first_bad'] or '-'}" for c in changed[:3]
+            )
+            more = f" and {len(changed) - 3} more (see the report)" if len(changed) > 3 else ""
+            con.print(f"  also changed between them: {escape(shown)}{more}", soft_wrap=True, highlight=False)
     elif s["suspects"]:
         from sleuth.bisect.report import name_suspects
 

@@ -3,7 +3,8 @@
 ``VenvEnvironment(pins=("numpy==2.1.0",))`` builds ``<cache>/venvs/<hash>`` once (under a file
 lock, so parallel sleuth processes build it once), marks it complete, and reuses it on every later
 call.  A failed build leaves nothing behind.  Trials run with the venv's ``bin`` first on PATH and
-``VIRTUAL_ENV`` set, so ``python`` and console scripts resolve inside it.
+``VIRTUAL_ENV`` set, so ``python`` and console scripts resolve inside it.  The marker records what
+was installed (``uv pip freeze``), so that two venvs can be compared (:attr:`PreparedVenv.packages`).
 
 ``--python X.Y`` is found the way users expect (:func:`find_python`): uv's discovery, then
 ``pythonX.Y`` on PATH, then pyenv's versions directory; each candidate is run once to check that
@@ -123,12 +124,23 @@ def find_python(spec: str, flag: str = "--python", environ: dict[str, str] | Non
     )
 
 
+def _freeze(path: Path) -> tuple[str, ...]:
+    """``uv pip freeze`` of the venv at ``path`` (empty when uv cannot say: it is only a record)."""
+    try:
+        res = run_tool([uv_bin(), "pip", "freeze", "--python", str(path / "bin" / "python")], timeout_s=120)
+    except (InfrastructureError, EnvironmentBuildError):
+        return ()
+    return tuple(ln.strip() for ln in res.stdout.splitlines() if ln.strip()) if res.ok else ()
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedVenv:
     """A built venv."""
 
     path: Path
     pins: tuple[str, ...]
+    #: what is installed in it, as ``uv pip freeze`` lists it (``name==version`` lines), recorded at build
+    packages: tuple[str, ...] = ()
 
     @property
     def python(self) -> Path:
@@ -210,7 +222,17 @@ class VenvEnvironment:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not (path / _MARKER).is_file():
                 self._build(path)
-        return PreparedVenv(path, self.pins)
+            return PreparedVenv(path, self.pins, self._packages(path))
+
+    def _packages(self, path: Path) -> tuple[str, ...]:
+        """The marker's ``packages``; a venv cached before they were recorded is asked now."""
+        try:
+            got = json.loads((path / _MARKER).read_text()).get("packages")
+        except (OSError, ValueError, AttributeError):
+            got = None
+        if isinstance(got, list) and all(isinstance(x, str) for x in got):
+            return tuple(got)
+        return _freeze(path)
 
     def _build(self, path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
@@ -245,5 +267,10 @@ class VenvEnvironment:
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise
-        marker = {"pins": list(self.pins), "python": python, "built_at": time.time()}
+        marker = {
+            "pins": list(self.pins),
+            "python": python,
+            "built_at": time.time(),
+            "packages": _freeze(path),
+        }
         (path / _MARKER).write_text(json.dumps(marker, indent=2) + "\n")
