@@ -254,3 +254,19 @@ def test_the_answer_says_which_other_packages_differ_between_its_two_venvs(
     assert summary["packages_changed"] == [{"name": "helperpkg", "last_good": "1.0", "first_bad": "2.0"}]
     assert "| helperpkg | 1.0 | 2.0 |" in (run / "report.md").read_text()
     assert "tinypkg==1.1" in (run / "last-good" / "packages.txt").read_text()
+
+
+def test_a_package_with_extras_bisects_the_distribution_and_installs_the_extras(
+    tmp_path: Path, serve: Any
+) -> None:
+    root = build_index(tmp_path / "idx", {"1.0": {}}, name="helperpkg")
+    extra = 'helperpkg; extra == "fast"\nProvides-Extra: fast'
+    build_index(root, {"1.0": {"requires": extra}, "1.1": {"requires": extra},
+                       "1.2": {"requires": extra, "body": "BROKEN = True\n"}})  # fmt: skip
+    # the extra's dependency must be there (the test imports it); the name as the user spells it
+    res = sleuth("bisect", "pypi", "TinyPkg[fast]", "--index-url", serve(root), "--flaky", "off", "--json",
+                 "--output", "o", "--", "python", "-c", "import helperpkg; " + TEST[-1], cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    d = doc(res)
+    assert (d["first_bad"]["label"], d["last_good"]["label"]) == ("1.2", "1.1")
+    assert "helperpkg==1.0" in Path(d["run_dir"], "first-bad", "packages.txt").read_text()

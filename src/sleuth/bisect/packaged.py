@@ -33,7 +33,11 @@ PACKAGES = "packages.txt"
 
 @dataclass(slots=True)
 class PypiSource:
-    """Released versions of one package; each candidate is a cached uv venv."""
+    """Released versions of one package; each candidate is a cached uv venv.
+
+    ``package`` may carry extras (``transformers[torch]``): the releases are the distribution's,
+    each venv installs ``transformers[torch]==V``.
+    """
 
     package: str
     good: str | None = None
@@ -47,6 +51,11 @@ class PypiSource:
     kind: str = "pypi"
     #: releases the default older end stepped over: ``[{"version", "reason"}]`` (journaled)
     stepped: list[dict[str, str]] = field(default_factory=list, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The distribution's name: ``package`` without its extras (``transformers[torch]``)."""
+        return self.package.partition("[")[0]
 
     @property
     def _ends(self) -> tuple[tuple[str | None, str], tuple[str | None, str]]:
@@ -65,7 +74,7 @@ class PypiSource:
         named_public = {v.public for v in named}
         versions: list[Version] = []
         files_of: dict[str, list[dict[str, Any]]] = {}
-        for text, files in list_releases(self.index_url, self.package).items():
+        for text, files in list_releases(self.index_url, self.name).items():
             try:
                 v = Version(text)
             except InvalidVersion:
@@ -234,7 +243,7 @@ class PypiSource:
         """The other packages whose version differs between two candidates' venvs (their
         ``packages.txt``): ``[{"name", "last_good", "first_bad"}]`` (None: not installed), by name;
         empty when either was not recorded."""
-        me = normalize(self.package)
+        me = normalize(self.name)
         a, b = _installed(last_good / PACKAGES), _installed(first_bad / PACKAGES)
         if a is None or b is None:
             return []

@@ -211,12 +211,17 @@ def git_cmd(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...
 @_cmd_arg
 def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | None, pins: tuple[str, ...],
              pre: bool, index_url: str | None, **kw: Any) -> int:  # fmt: skip
-    """Bisect the released versions of PACKAGE, each in a cached uv venv ($SLEUTH_CANDIDATE=VER)."""
+    """Bisect the released versions of PACKAGE, each in a cached uv venv ($SLEUTH_CANDIDATE=VER).
+
+    PACKAGE may name extras (transformers[torch]); each venv installs PACKAGE==VER.
+    """
     from sleuth.bisect.index import index_from_env
     from sleuth.bisect.packaged import PypiSource
 
-    if len(package) > 200 or not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", package):
-        raise UsageError(f"sleuth bisect pypi {package[:60]!r}: not a package name", hint="e.g. numpy")
+    name = r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?"
+    if len(package) > 200 or not re.fullmatch(rf"{name}(\[\s*{name}(\s*,\s*{name})*\s*\])?", package):
+        raise UsageError(f"sleuth bisect pypi {package[:60]!r}: not a package name",
+                         hint="e.g. numpy, or transformers[torch] with extras")  # fmt: skip
     index, _ = index_from_env(index_url)
     src = PypiSource(package, good, bad, python=python, pins=pins, pre=pre, index_url=index,
                      find_fix=kw["find_fix"])  # fmt: skip
@@ -309,7 +314,7 @@ def _example(source: Any) -> str:
     if kind == "multigit":
         return "sleuth bisect git --repo jax=../jax --repo xla=../xla --good ... --bad ... -- ./test.sh"
     if kind == "pypi":
-        pkg = cfg["package"]
+        pkg = cfg["package"].partition("[")[0]
         return f"sleuth bisect pypi {pkg} -- python -c 'import {re.sub(r'[^A-Za-z0-9_]', '_', pkg)}'"
     return f"sleuth bisect images --template '{cfg['template']}' --end-date {cfg['end']} -- ./test.sh"
 
