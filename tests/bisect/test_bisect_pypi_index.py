@@ -270,3 +270,16 @@ def test_a_package_with_extras_bisects_the_distribution_and_installs_the_extras(
     d = doc(res)
     assert (d["first_bad"]["label"], d["last_good"]["label"]) == ("1.2", "1.1")
     assert "helperpkg==1.0" in Path(d["run_dir"], "first-bad", "packages.txt").read_text()
+
+
+def test_uv_offline_with_nothing_cached_is_one_line_not_every_release_skipped(
+    tmp_path: Path, serve: Any
+) -> None:
+    url = serve(build_index(tmp_path / "idx", VERSIONS))
+    env = {"UV_OFFLINE": "1", "UV_CACHE_DIR": str(tmp_path / "empty-uv-cache")}
+    res = sleuth("bisect", "pypi", "tinypkg", "--index-url", url, "--flaky", "off", "--output", "o", *TEST,
+                 cwd=tmp_path, env=env)  # fmt: skip
+    assert res.returncode == 4, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert "$UV_OFFLINE is set and uv's cache does not hold it; unset UV_OFFLINE" in line, line
+    assert not (tmp_path / "o").exists()

@@ -260,6 +260,12 @@ class VenvEnvironment:
                     env=env,
                     timeout_s=self.build_timeout_s,
                 )
+                if not inst.ok and "network was disabled" in inst.stderr:  # every version would fail so
+                    why = "$UV_OFFLINE is set" if env.get("UV_OFFLINE") else "uv is offline"
+                    raise InfrastructureError(
+                        f"venv {' '.join(self.pins)}: {why} and uv's cache does not hold it",
+                        hint="unset UV_OFFLINE (or uv's offline setting), or install it once with the network on",
+                    )
                 if not inst.ok:
                     raise EnvironmentBuildError(
                         f"venv {' '.join(self.pins)}: uv pip install failed: {_uv_said(inst)}"
