@@ -7,6 +7,7 @@ Tiny wheels are built here; the index is served as PEP 503 HTML, as PEP 691 JSON
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.server
 import json
@@ -283,3 +284,79 @@ def test_uv_offline_with_nothing_cached_is_one_line_not_every_release_skipped(
     (line,) = res.stderr.strip().splitlines()
     assert "$UV_OFFLINE is set and uv's cache does not hold it; unset UV_OFFLINE" in line, line
     assert not (tmp_path / "o").exists()
+
+
+def _uv_installs(venvs: Path) -> list[int]:
+    """The pids of the `uv pip install` processes writing a venv under ``venvs``."""
+    import os
+
+    pids = []
+    for p in Path("/proc").iterdir():
+        try:
+            argv = (p / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"install" in argv and any(str(venvs).encode() in a for a in argv):
+            pids.append(int(p.name))
+    return [pid for pid in pids if pid != os.getpid()]
+
+
+def test_a_uv_left_running_by_a_killed_sleuth_keeps_its_venv_locked(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    gate = threading.Event()  # the wheels are served once it is set: the first uv is caught mid-install
+
+    class Slow(_Handler):
+        def do_GET(self) -> None:  # http.server's name
+            if "/files/" in self.path:
+                gate.wait(120)
+            super().do_GET()
+
+    root = build_index(tmp_path / "idx", VERSIONS)
+    srv = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), lambda *a, **k: Slow(*a, directory=str(root), **k)
+    )
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}/simple"
+    env = {**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache"), "UV_CACHE_DIR": str(tmp_path / "uv")}
+    venvs = tmp_path / "cache" / "venvs"
+    run = [sys.executable, "-m", "sleuth", "bisect"]
+    first = subprocess.Popen([*run, "pypi", "tinypkg", "--index-url", url, "--good", "1.2", "--bad", "1.4",
+                              "--flaky", "off", "--output", "o", *TEST], cwd=tmp_path, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    orphans: list[int] = []
+    resume: subprocess.Popen[str] | None = None
+    try:
+        deadline = time.monotonic() + 60
+        while not (orphans := _uv_installs(venvs)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert orphans, "uv never started"
+        first.kill()  # kill -9: the uv it started goes on alone
+        first.wait()
+        (rd,) = (tmp_path / "o").glob("bisect/pypi/*")
+        resume = subprocess.Popen([*run, "resume", str(rd)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)  # fmt: skip
+        assert resume.stderr is not None
+        said: list[str] = []
+        threading.Thread(target=lambda: said.extend(resume.stderr or ()), daemon=True).start()
+        deadline = time.monotonic() + 60
+        while not any("waiting for its build" in x for x in said) and time.monotonic() < deadline:
+            assert len(_uv_installs(venvs)) == 1, "a second uv writes the venv the first is still writing"
+            time.sleep(0.1)
+        assert any("waiting for its build by another process" in x for x in said), said
+        gate.set()
+        assert resume.wait(timeout=120) == 0, said
+        assert resume.stdout is not None and "first bad 1.3  (last good 1.2)" in resume.stdout.read()
+    finally:
+        gate.set()
+        if resume is not None and resume.poll() is None:
+            resume.kill()
+        for pid in orphans + _uv_installs(venvs):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        srv.shutdown()
+        srv.server_close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -35,6 +36,8 @@ from sleuth.runner import ToolResult, run_tool
 __all__ = ["PreparedVenv", "VenvEnvironment", "find_python", "python_version", "uv_bin"]
 
 _MARKER = ".sleuth-venv.json"
+
+log = logging.getLogger(__name__)
 
 
 def uv_bin() -> str:
@@ -219,9 +222,14 @@ class VenvEnvironment:
                 hint="point $SLEUTH_CACHE at a directory sleuth may write",
             ) from None
         with open(path.parent / f"{self._key}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("venv %s: waiting for its build by another process (another sleuth, or a uv "
+                            "left running by one that was killed)", path)  # fmt: skip
+                fcntl.flock(lock, fcntl.LOCK_EX)
             if not (path / _MARKER).is_file():
-                self._build(path)
+                self._build(path, lock.fileno())
             return PreparedVenv(path, self.pins, self._packages(path))
 
     def _packages(self, path: Path) -> tuple[str, ...]:
@@ -234,7 +242,9 @@ class VenvEnvironment:
             return tuple(got)
         return _freeze(path)
 
-    def _build(self, path: Path) -> None:
+    def _build(self, path: Path, lock: int) -> None:
+        """Build at ``path``; uv inherits ``lock`` (held): a uv that outlives a killed sleuth keeps
+        the venv locked until it ends, so the next build never writes beside it."""
         shutil.rmtree(path, ignore_errors=True)
         uv = uv_bin()
         env = {**os.environ, "VIRTUAL_ENV": ""}
@@ -242,7 +252,12 @@ class VenvEnvironment:
         python = find_python(self.python) if self.python else sys.executable
         index = ["--default-index", self.index_url] if self.index_url else []
         try:
-            made = run_tool([uv, "venv", "--quiet", "--python", python, str(path)], env=env, timeout_s=600)
+            made = run_tool(
+                [uv, "venv", "--quiet", "--python", python, str(path)],
+                env=env,
+                timeout_s=600,
+                pass_fds=(lock,),
+            )
             if not made.ok:
                 raise EnvironmentBuildError(f"venv for python {python}: uv venv failed: {_uv_said(made)}")
             if self.pins:
@@ -259,12 +274,13 @@ class VenvEnvironment:
                     ],
                     env=env,
                     timeout_s=self.build_timeout_s,
+                    pass_fds=(lock,),
                 )
                 if not inst.ok and "network was disabled" in inst.stderr:  # every version would fail so
                     why = "$UV_OFFLINE is set" if env.get("UV_OFFLINE") else "uv is offline"
                     raise InfrastructureError(
                         f"venv {' '.join(self.pins)}: {why} and uv's cache does not hold it",
-                        hint="unset UV_OFFLINE (or uv's offline setting), or install it once with the network on",
+                        hint="unset UV_OFFLINE (or uv's offline setting), or install it once online",
                     )
                 if not inst.ok:
                     raise EnvironmentBuildError(
