@@ -72,11 +72,15 @@ def build_index(root: Path, versions: dict[str, dict[str, Any]], name: str = "ti
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves the directory; a project page as PEP 691 JSON when asked for it and ``json_api`` is on."""
+    """Serves the directory; a project page as PEP 691 JSON when asked for it and ``json_api`` is on;
+    a file only once ``gate`` is set, when there is one (a uv caught in the middle of an install)."""
 
     json_api = False
+    gate: threading.Event | None = None
 
     def do_GET(self) -> None:  # http.server's name
+        if self.gate is not None and "/files/" in self.path:
+            self.gate.wait(120)
         parts = self.path.strip("/").split("/")
         wants_json = "vnd.pypi.simple.v1+json" in self.headers.get("Accept", "")
         if self.json_api and wants_json and len(parts) == 2 and parts[0] == "simple":
@@ -98,9 +102,11 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture
 def serve() -> Iterator[Any]:
     servers: list[http.server.ThreadingHTTPServer] = []
+    gates: list[threading.Event] = []
 
-    def start(root: Path, json_api: bool = False) -> str:
-        handler = type("H", (_Handler,), {"json_api": json_api})
+    def start(root: Path, json_api: bool = False, gate: threading.Event | None = None) -> str:
+        handler = type("H", (_Handler,), {"json_api": json_api, "gate": gate})
+        gates.extend([gate] if gate is not None else [])
 
         def make(*a: Any, **k: Any) -> Any:
             return handler(*a, directory=str(root), **k)
@@ -111,6 +117,8 @@ def serve() -> Iterator[Any]:
         return f"http://127.0.0.1:{srv.server_address[1]}/simple"
 
     yield start
+    for gate in gates:  # a request held at its gate would keep the server from closing
+        gate.set()
     for srv in servers:
         srv.shutdown()
         srv.server_close()
@@ -301,7 +309,7 @@ def _uv_installs(venvs: Path) -> list[int]:
     return [pid for pid in pids if pid != os.getpid()]
 
 
-def test_a_uv_left_running_by_a_killed_sleuth_keeps_its_venv_locked(tmp_path: Path) -> None:
+def test_a_uv_left_running_by_a_killed_sleuth_keeps_its_venv_locked(tmp_path: Path, serve: Any) -> None:
     import os
     import signal
     import subprocess
@@ -309,19 +317,7 @@ def test_a_uv_left_running_by_a_killed_sleuth_keeps_its_venv_locked(tmp_path: Pa
     import time
 
     gate = threading.Event()  # the wheels are served once it is set: the first uv is caught mid-install
-
-    class Slow(_Handler):
-        def do_GET(self) -> None:  # http.server's name
-            if "/files/" in self.path:
-                gate.wait(120)
-            super().do_GET()
-
-    root = build_index(tmp_path / "idx", VERSIONS)
-    srv = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a, **k: Slow(*a, directory=str(root), **k)
-    )
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{srv.server_address[1]}/simple"
+    url = serve(build_index(tmp_path / "idx", VERSIONS), gate=gate)
     env = {**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache"), "UV_CACHE_DIR": str(tmp_path / "uv")}
     venvs = tmp_path / "cache" / "venvs"
     run = [sys.executable, "-m", "sleuth", "bisect"]
@@ -358,5 +354,38 @@ def test_a_uv_left_running_by_a_killed_sleuth_keeps_its_venv_locked(tmp_path: Pa
         for pid in orphans + _uv_installs(venvs):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        srv.shutdown()
-        srv.server_close()
+
+
+def test_a_uv_killed_by_a_signal_is_an_error_not_a_release_that_does_not_install(
+    tmp_path: Path, serve: Any
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    gate = threading.Event()
+    url = serve(build_index(tmp_path / "idx", VERSIONS), gate=gate)
+    env = {**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache"), "UV_CACHE_DIR": str(tmp_path / "uv")}
+    venvs = tmp_path / "cache" / "venvs"
+    proc = subprocess.Popen([sys.executable, "-m", "sleuth", "bisect", "pypi", "tinypkg", "--index-url", url,
+                             "--good", "1.2", "--bad", "1.4", "--flaky", "off", "--json", "--output", "o", *TEST],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (uv := _uv_installs(venvs)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert uv, "uv never started"
+        os.kill(uv[0], signal.SIGKILL)  # as the OOM killer does
+        gate.set()
+        proc.communicate(timeout=120)
+    finally:
+        gate.set()
+        if proc.poll() is None:
+            proc.kill()
+    (run,) = (tmp_path / "o").glob("bisect/pypi/*")
+    trials = [json.loads(x) for x in (run / "journal.jsonl").read_text().splitlines() if '"trial"' in x]
+    killed = trials[0]  # the first probe, 1.3, whose uv was killed
+    assert killed["subdir"] == "candidates/0001-1.3" and killed["trial"]["outcome"] == "error", killed
+    assert "uv pip install was killed by signal 9" in killed["trial"]["error"], killed

@@ -276,6 +276,11 @@ class VenvEnvironment:
                     timeout_s=self.build_timeout_s,
                     pass_fds=(lock,),
                 )
+                if inst.rc < 0 and not inst.timed_out:  # the OOM killer, an admin: not the pins' fault
+                    raise InfrastructureError(
+                        f"venv {' '.join(self.pins)}: uv pip install was killed by signal {-inst.rc}",
+                        hint="out of memory? look at dmesg; try again",
+                    )
                 if not inst.ok and "network was disabled" in inst.stderr:  # every version would fail so
                     why = "$UV_OFFLINE is set" if env.get("UV_OFFLINE") else "uv is offline"
                     raise InfrastructureError(
