@@ -172,3 +172,23 @@ def test_multi_repo_flags_are_usage_errors(tmp_path: Path, args: list[str], flag
     res = subprocess.run([sys.executable, "-m", "sleuth", "bisect", "git", *args, "--", "true"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert res.returncode == 2 and flag in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("several", [False, True])
+def test_a_shallow_clone_says_to_unshallow_it(tmp_path: Path, several: bool) -> None:
+    from tests.bisect.test_bisect_cli import sleuth
+
+    jax, xla = pair(tmp_path, None, 5)
+    subprocess.run(["git", "clone", "-q", "--depth", "3", (tmp_path / "xla-lib").as_uri(), str(tmp_path / "xs")],
+                   check=True, capture_output=True)  # fmt: skip
+    old = xla[2]  # beyond the clone's depth: not there
+    if several:
+        args = ["--repo", "jax=jax", "--repo", "xla=xs", "--good", f"jax={jax[0]}", "--good", f"xla={old}",
+                "--bad", f"jax={jax[-1]}", "--bad", "xla=main"]  # fmt: skip
+    else:
+        args = ["--repo", "xs", "--good", old, "--bad", "main"]
+    res = sleuth("bisect", "git", *args, "--output", "o", "--", "true", cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert f"not a commit in {tmp_path / 'xs'}; {tmp_path / 'xs'} is a shallow clone: git -C" in line, line
+    assert "fetch --unshallow" in line and not (tmp_path / "o").exists()

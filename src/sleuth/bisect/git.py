@@ -68,8 +68,20 @@ def _rev(repo: str, ref: str, flag: str, shown: str) -> str:
     res = run_tool(["git", "-C", repo, "rev-parse", "--verify", "--quiet", "--end-of-options",
                     f"{ref}^{{commit}}"], env=git_env())  # fmt: skip
     if not res.ok:
-        raise UsageError(f"{flag} {shown}: not a commit in {repo}", hint="give a SHA, tag or branch")
+        raise UsageError(
+            f"{flag} {shown}: not a commit in {repo}", hint=_shallow_hint(repo, "give a SHA, tag or branch")
+        )
     return res.stdout.strip()
+
+
+def _shallow_hint(repo: str, hint: str) -> str:
+    """``hint``, or for a shallow clone (whose history stops short) how to fetch the rest."""
+    from sleuth.runner import run_tool
+
+    res = run_tool(["git", "-C", repo, "rev-parse", "--is-shallow-repository"], env=git_env())
+    if res.ok and res.stdout.strip() == "true":
+        return f"{repo} is a shallow clone: git -C {repo} fetch --unshallow, then try again"
+    return hint
 
 
 def is_repository(repo: str) -> bool:
@@ -135,8 +147,13 @@ def history(repo: str, old: str, new: str, first_parent: bool, name: str = "", *
     if not ancestor().ok:
         raise UsageError(
             f"{flags[0]} {pre}{old} is not an ancestor of {flags[1]} {pre}{new}",
-            hint="swap them, or pick a commit on the other one's history"
-            + (" (with --find-fix the failing --bad end is the older one)" if flags[0] == "--bad" else ""),
+            hint=_shallow_hint(
+                repo,
+                "swap them, or pick a commit on the other one's history"
+                + (
+                    " (with --find-fix the failing --bad end is the older one)" if flags[0] == "--bad" else ""
+                ),
+            ),
         )
     first = _git(repo, "log", "-1", "--format=%H %ct", g).split() if times else [g, "0"]
     rows = []
