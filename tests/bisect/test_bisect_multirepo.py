@@ -192,3 +192,18 @@ def test_a_shallow_clone_says_to_unshallow_it(tmp_path: Path, several: bool) -> 
     (line,) = res.stderr.strip().splitlines()
     assert f"not a commit in {tmp_path / 'xs'}; {tmp_path / 'xs'} is a shallow clone: git -C" in line, line
     assert "fetch --unshallow" in line and not (tmp_path / "o").exists()
+
+
+def test_the_terminal_answer_names_the_culprit_repository(tmp_path: Path) -> None:
+    jax, xla = pair(tmp_path, None, 5)
+    rc, d = bisect(tmp_path, jax, xla)
+    assert rc == 0, d
+    res = subprocess.run([sys.executable, "-m", "sleuth", "bisect", "resume", str(tmp_path / d["run_dir"])],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache")})  # fmt: skip
+    # a SHA alone does not say which repository it is in
+    assert f"first bad {xla[5]}" in res.stdout
+    assert (
+        f"in repository xla-lib; the first bad combination: jax={jax[5][:12]}, xla-lib={xla[5][:12]}"
+        in res.stdout
+    )

@@ -449,6 +449,10 @@ def _render_answer(s: dict[str, Any]) -> None:
                   f"({last} {escape(s['last_good']['label'])})", soft_wrap=True)  # fmt: skip
         if s["first_bad"].get("title"):
             con.print(f"  {escape(s['first_bad']['title'])}", soft_wrap=True, highlight=False)
+        if s.get("culprit_repo"):  # several repositories: a SHA alone does not say which one
+            refs = ", ".join(f"{k}={v[:12]}" for k, v in (s.get("components") or {}).items())
+            where = f"  in repository {s['culprit_repo']}; the first bad combination: {refs}"
+            con.print(escape(where), soft_wrap=True, highlight=False)
         between = s.get("commits_between") or []
         if len(between) > 1:
             con.print(f"  {len(between)} commits between them (see the report)", soft_wrap=True)
