@@ -207,3 +207,44 @@ def test_the_terminal_answer_names_the_culprit_repository(tmp_path: Path) -> Non
         f"in repository xla-lib; the first bad combination: jax={jax[5][:12]}, xla-lib={xla[5][:12]}"
         in res.stdout
     )
+
+
+def test_a_repository_with_submodules_is_told_that_the_checkouts_leave_them_empty(tmp_path: Path) -> None:
+    from tests.bisect.test_bisect_cli import sleuth
+
+    sub = make(tmp_path, "sub", [1000, 1010], 1)  # `bug` is 1 from its second commit on
+    sup = tmp_path / "sup"
+    sup.mkdir()
+    git(sup, "init", "-q", "-b", "main")
+    (sup / "n").write_text("0\n")
+    git(sup, "add", "-A")
+    git(sup, "commit", "-q", "-m", "p0", when=1000)
+    git(sup, "-c", "protocol.file.allow=always", "submodule", "-q", "add", str(tmp_path / "sub"), "third")
+    git(sup / "third", "checkout", "-q", sub[0])
+    git(sup, "add", "-A")
+    git(sup, "commit", "-q", "-m", "p1 adds the submodule", when=1010)
+    git(sup / "third", "checkout", "-q", sub[1])
+    git(sup, "add", "-A")
+    git(sup, "commit", "-q", "-m", "p2 bumps it", when=1020)
+    test = ["--", "sh", "-c", "grep -q 0 third/bug"]
+    args = [
+        "bisect",
+        "git",
+        "--repo",
+        "sup",
+        "--good",
+        "main~1",
+        "--bad",
+        "main",
+        "--flaky",
+        "off",
+        "--output",
+        "o",
+    ]
+    res = sleuth(*args, *test, cwd=tmp_path)
+    note = "sup has submodules; the checkouts leave them empty (give --build 'git submodule update --init"
+    assert note in res.stderr, res.stderr
+    fill = "git -c protocol.file.allow=always submodule -q update --init"
+    res = sleuth(*args, "--build", fill, *test, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "first bad" in res.stdout and "p2 bumps it" in res.stdout and note not in res.stderr

@@ -74,6 +74,20 @@ def _rev(repo: str, ref: str, flag: str, shown: str) -> str:
     return res.stdout.strip()
 
 
+def submodule_notes(repos: list[str], build: str | None) -> list[str]:
+    """A note per repository with submodules when no ``--build`` populates them: a checkout has
+    their folders empty, so a test that needs them fails on every commit (``.gitmodules`` in the
+    user's tree is looked at: no git command)."""
+    if build:
+        return []
+    fill = "--build 'git submodule update --init --recursive'"
+    return [
+        f"{r} has submodules; the checkouts leave them empty (give {fill} if the test needs them)"
+        for r in repos
+        if Path(r, ".gitmodules").is_file()
+    ]
+
+
 def _shallow_hint(repo: str, hint: str) -> str:
     """``hint``, or for a shallow clone (whose history stops short) how to fetch the rest."""
     from sleuth.runner import run_tool
@@ -265,6 +279,11 @@ class GitSource:
     _titles: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     @property
+    def notes(self) -> list[str]:
+        """What the user should know before the tests run (:func:`submodule_notes`)."""
+        return submodule_notes([self.repo], self.build)
+
+    @property
     def ends(self) -> tuple[str, str]:
         """(older ref, newer ref)."""
         return (self.bad, self.good) if self.find_fix else (self.good, self.bad)
@@ -427,6 +446,11 @@ class MultiGitSource:
     kind: str = "git"
     _hist: dict[str, list[tuple[str, int]]] = field(default_factory=dict, repr=False)
     _co: dict[str, Checkouts] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def notes(self) -> list[str]:
+        """What the user should know before the tests run (:func:`submodule_notes`)."""
+        return submodule_notes([r.path for r in self.repos], self.build)
 
     def names(self) -> list[str]:
         """Repository names in the order given."""

@@ -192,6 +192,8 @@ def git_cmd(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...
 
     src = git_source(repos, goods, bads, build=build, first_parent=first_parent, paths=paths,
                      find_fix=kw["find_fix"], skip=kw["skip"])  # fmt: skip
+    for note in src.notes:
+        err_console().print(f"note: {escape(note)}", soft_wrap=True, highlight=False)
     return _start(src, kw, default_skip=(125,))
 
 
