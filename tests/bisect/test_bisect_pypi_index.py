@@ -389,3 +389,44 @@ def test_a_uv_killed_by_a_signal_is_an_error_not_a_release_that_does_not_install
     killed = trials[0]  # the first probe, 1.3, whose uv was killed
     assert killed["subdir"] == "candidates/0001-1.3" and killed["trial"]["outcome"] == "error", killed
     assert "uv pip install was killed by signal 9" in killed["trial"]["error"], killed
+
+
+def test_a_constraint_file_holds_the_other_packages_where_the_users_environment_had_them(
+    tmp_path: Path, serve: Any
+) -> None:
+    root = build_index(tmp_path / "idx", {"1.0": {}, "2.0": {}}, name="helperpkg")
+    build_index(root, {"1.0": {"requires": "helperpkg"}, "1.1": {"requires": "helperpkg"},
+                       "1.2": {"requires": "helperpkg", "body": "BROKEN = True\n"}})  # fmt: skip
+    # helperpkg 2.0 breaks every release: unconstrained, each venv takes it and nothing passes
+    test = ["--", "python", "-c", "import sys, helperpkg, tinypkg; "
+            "sys.exit(1 if helperpkg.VERSION == '2.0' or getattr(tinypkg, 'BROKEN', 0) else 0)"]  # fmt: skip
+    (tmp_path / "froze.txt").write_text("# pip freeze of the environment that worked\nhelperpkg==1.0\n"
+                                        "TinyPkg==1.0  # the package bisected: left out\n\n")  # fmt: skip
+    args = [
+        "bisect",
+        "pypi",
+        "tinypkg",
+        "--index-url",
+        serve(root),
+        "--flaky",
+        "off",
+        "--json",
+        "--output",
+        "o",
+    ]
+    res = sleuth(*args, "--constraint", "froze.txt", *test, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    d = doc(res)
+    assert (d["first_bad"]["label"], d["last_good"]["label"]) == ("1.2", "1.1")
+    assert "note: --constraint froze.txt: left out TinyPkg==1.0 (the package bisected)" in res.stderr
+    assert "helperpkg==1.0" in Path(d["run_dir"], "first-bad", "packages.txt").read_text()
+    # the constraints are journaled with the source: a resume rebuilds it without the file
+    from sleuth.bisect.candidates import source_from_config
+
+    cfg = next(json.loads(x)["source"] for x in Path(d["run_dir"], "journal.jsonl").read_text().splitlines()
+               if '"candidates"' in x)  # fmt: skip
+    assert cfg["constraints"] == ["helperpkg==1.0"], cfg
+    assert source_from_config(cfg).constraints == ("helperpkg==1.0",)  # type: ignore[union-attr]
+    (tmp_path / "bad.txt").write_text("helperpkg==1.0\n-e ./src\n")
+    res = sleuth(*args, "--constraint", "bad.txt", *test, cwd=tmp_path)
+    assert res.returncode == 2 and "--constraint bad.txt:2: '-e ./src' is not a requirement" in res.stderr

@@ -44,6 +44,9 @@ class PypiSource:
     bad: str | None = None
     python: str | None = None
     pins: tuple[str, ...] = ()
+    #: ``--constraint FILE``'s requirements (read at the start, the package's own left out): every
+    #: venv is resolved under them, so the other packages stay where the user's environment has them
+    constraints: tuple[str, ...] = ()
     pre: bool = False
     index_url: str = PYPI
     #: the failing ``bad`` release is the older one: search for the first release that passes
@@ -223,7 +226,10 @@ class PypiSource:
 
         index = None if is_pypi(self.index_url) else self.index_url
         return VenvEnvironment(
-            pins=(f"{self.package}=={version}", *self.pins), python=self.python, index_url=index
+            pins=(f"{self.package}=={version}", *self.pins),
+            python=self.python,
+            index_url=index,
+            constraints=self.constraints,
         )
 
     def prepare(self, cand: Candidate, spec: TrialSpec, cand_dir: Path) -> Prepared:
@@ -261,10 +267,47 @@ class PypiSource:
             "bad": self.bad,
             "python": self.python,
             "pins": list(self.pins),
+            "constraints": list(self.constraints),
             "pre": self.pre,
             "index_url": self.index_url,
             "find_fix": self.find_fix,
         }
+
+
+#: the largest ``--constraint`` file read (a ``pip freeze`` of a big environment is a few KiB)
+CONSTRAINTS_MAX_BYTES = 1024 * 1024
+
+
+def read_constraints(path: Path, package: str) -> tuple[list[str], list[str]]:
+    """``(constraints, left out)`` of a ``--constraint`` file (``pip freeze`` or ``uv pip freeze``
+    output, a constraints.txt): one requirement a line, ``#`` comments and blank lines skipped; the
+    lines naming ``package`` are left out (they would hold it at one version).  A line that is not a
+    requirement (``-e``, ``-r``, an option) is a UsageError naming the file and the line."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(CONSTRAINTS_MAX_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"--constraint {path}: cannot read it: {exc.strerror}") from None
+    if len(raw) > CONSTRAINTS_MAX_BYTES:
+        raise UsageError(f"--constraint {path}: larger than 1 MiB", hint="give a requirements file")
+    me = normalize(package.partition("[")[0])
+    keep: list[str] = []
+    dropped: list[str] = []
+    for n, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):
+        text = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+        if not text:
+            continue
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            raise UsageError(
+                f"--constraint {path}:{n}: {scrub_text(text)[:80]!r} is not a requirement",
+                hint="one requirement a line, e.g. numpy==1.26.4 (no -e, -r or options)",
+            ) from None
+        (dropped if normalize(req.name) == me else keep).append(text)
+    return keep, dropped
 
 
 def _installed(path: Path) -> dict[str, str] | None:

@@ -203,6 +203,13 @@ def git_cmd(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...
 @click.option("--bad", metavar="VER", help="A later release that fails (default: the newest).")
 @click.option("--python", metavar="X.Y|PATH", help="Interpreter of the venvs (default: this one).")
 @click.option("--with", "pins", multiple=True, metavar="REQ", help="Extra requirement in every venv.")
+@click.option(
+    "--constraint",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Resolve every venv within these requirements (e.g. pip freeze of the environment that "
+    "worked; lines naming PACKAGE are left out).",
+)
 @click.option("--pre", is_flag=True, help="Include pre-releases.")
 @click.option(
     "--index-url",
@@ -212,21 +219,27 @@ def git_cmd(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...
 @_search_options
 @_cmd_arg
 def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | None, pins: tuple[str, ...],
-             pre: bool, index_url: str | None, **kw: Any) -> int:  # fmt: skip
+             constraint: Path | None, pre: bool, index_url: str | None, **kw: Any) -> int:  # fmt: skip
     """Bisect the released versions of PACKAGE, each in a cached uv venv ($SLEUTH_CANDIDATE=VER).
 
     PACKAGE may name extras (transformers[torch]); each venv installs PACKAGE==VER.
     """
     from sleuth.bisect.index import index_from_env
-    from sleuth.bisect.packaged import PypiSource
+    from sleuth.bisect.packaged import PypiSource, read_constraints
 
     name = r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?"
     if len(package) > 200 or not re.fullmatch(rf"{name}(\[\s*{name}(\s*,\s*{name})*\s*\])?", package):
         raise UsageError(f"sleuth bisect pypi {package[:60]!r}: not a package name",
                          hint="e.g. numpy, or transformers[torch] with extras")  # fmt: skip
     index, _ = index_from_env(index_url)
-    src = PypiSource(package, good, bad, python=python, pins=pins, pre=pre, index_url=index,
-                     find_fix=kw["find_fix"])  # fmt: skip
+    held: list[str] = []
+    if constraint is not None:
+        held, dropped = read_constraints(constraint, package)
+        if dropped:
+            left = f"note: --constraint {constraint}: left out {', '.join(dropped)} (the package bisected)"
+            err_console().print(escape(left), soft_wrap=True, highlight=False)
+    src = PypiSource(package, good, bad, python=python, pins=pins, constraints=tuple(held), pre=pre,
+                     index_url=index, find_fix=kw["find_fix"])  # fmt: skip
     return _start(src, kw)
 
 

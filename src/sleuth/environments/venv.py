@@ -184,6 +184,8 @@ class VenvEnvironment:
     build_timeout_s: float = 1800.0
     #: the package index (None: uv's own configuration)
     index_url: str | None = None
+    #: requirements every resolution stays within (``uv pip install --constraint``)
+    constraints: tuple[str, ...] = ()
     _key: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
@@ -196,6 +198,8 @@ class VenvEnvironment:
         }
         if self.index_url:  # another index may serve other files under the same versions
             key["index"] = self.index_url
+        if self.constraints:
+            key["constraints"] = sorted(c.strip() for c in self.constraints)
         blob = json.dumps(key)
         object.__setattr__(self, "_key", hashlib.sha256(blob.encode()).hexdigest()[:16])
 
@@ -209,6 +213,8 @@ class VenvEnvironment:
         out: dict[str, Any] = {"kind": "venv", "pins": list(self.pins), "python": self.python}
         if self.index_url:
             out["index_url"] = self.index_url
+        if self.constraints:
+            out["constraints"] = list(self.constraints)
         return out
 
     def prepare(self) -> PreparedVenv:
@@ -251,6 +257,10 @@ class VenvEnvironment:
         env.pop("VIRTUAL_ENV")
         python = find_python(self.python) if self.python else sys.executable
         index = ["--default-index", self.index_url] if self.index_url else []
+        held = path.parent / f"{self._key}.constraints.txt"
+        if self.constraints:
+            held.write_text("".join(f"{c}\n" for c in self.constraints), encoding="utf-8")
+        within = ["--constraint", str(held)] if self.constraints else []
         try:
             made = run_tool(
                 [uv, "venv", "--quiet", "--python", python, str(path)],
@@ -268,6 +278,7 @@ class VenvEnvironment:
                         "install",
                         "--quiet",
                         *index,
+                        *within,
                         "--python",
                         str(path / "bin" / "python"),
                         *self.pins,
