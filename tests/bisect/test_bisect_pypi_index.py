@@ -430,3 +430,28 @@ def test_a_constraint_file_holds_the_other_packages_where_the_users_environment_
     (tmp_path / "bad.txt").write_text("helperpkg==1.0\n-e ./src\n")
     res = sleuth(*args, "--constraint", "bad.txt", *test, cwd=tmp_path)
     assert res.returncode == 2 and "--constraint bad.txt:2: '-e ./src' is not a requirement" in res.stderr
+
+
+def test_release_notes_point_at_the_changelog_else_the_github_releases_and_only_on_pypi() -> None:
+    from sleuth.bisect.index import release_notes
+
+    urls = {"Documentation": "https://x.org/", "Changelog": "https://x.org/changes.html",
+            "Source": "https://github.com/org/x"}  # fmt: skip
+    assert release_notes(urls, "Foo_Bar", "1.3", PYPI) == [
+        "https://pypi.org/project/foo-bar/1.3/",
+        "https://x.org/changes.html",
+    ]
+    hub = {"Homepage": "https://github.com/huggingface/transformers.git"}  # transformers names no changelog
+    assert (
+        release_notes(hub, "transformers", "4.41.0", PYPI)[1]
+        == "https://github.com/huggingface/transformers/releases"
+    )
+    assert release_notes({}, "x", "1.0", PYPI) == ["https://pypi.org/project/x/1.0/"]
+    assert release_notes(urls, "x", "1.0", "https://mirror.example/simple") == []  # another index: no links
+
+
+def test_an_answer_from_another_index_has_no_release_notes(tmp_path: Path, serve: Any) -> None:
+    url = serve(build_index(tmp_path / "idx", VERSIONS))
+    res = sleuth("bisect", "pypi", "tinypkg", "--index-url", url, "--good", "1.2", "--bad", "1.4", "--flaky", "off",
+                 "--json", "--output", "o", *TEST, cwd=tmp_path)  # fmt: skip
+    assert doc(res)["release_notes"] == []

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sleuth.bisect.candidates import Candidate, Prepared, parse_date, with_candidate
-from sleuth.bisect.index import PYPI, is_pypi, list_releases, normalize
+from sleuth.bisect.index import PYPI, is_pypi, normalize, project_urls, read_project, release_notes
 from sleuth.errors import EnvironmentBuildError, UsageError
 from sleuth.model import TrialSpec
 from sleuth.secrets import scrub_text
@@ -54,6 +54,8 @@ class PypiSource:
     kind: str = "pypi"
     #: releases the default older end stepped over: ``[{"version", "reason"}]`` (journaled)
     stepped: list[dict[str, str]] = field(default_factory=list, repr=False)
+    #: the project's links, as the index gave them with the releases (None: not asked yet, a resume)
+    urls: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -77,7 +79,8 @@ class PypiSource:
         named_public = {v.public for v in named}
         versions: list[Version] = []
         files_of: dict[str, list[dict[str, Any]]] = {}
-        for text, files in list_releases(self.index_url, self.name).items():
+        releases, self.urls = read_project(self.index_url, self.name)
+        for text, files in releases.items():
             try:
                 v = Version(text)
             except InvalidVersion:
@@ -244,6 +247,12 @@ class PypiSource:
             text = "".join(f"{p}\n" for p in prepared.packages)
             (cand_dir / PACKAGES).write_text(scrub_text(text), encoding="utf-8")
         return Prepared(prepared.wrap(with_candidate(spec, cand)))
+
+    def release_notes(self, version: str) -> list[str]:
+        """Where to read what ``version`` changed (:func:`sleuth.bisect.index.release_notes`)."""
+        if self.urls is None:
+            self.urls = project_urls(self.index_url, self.name)
+        return release_notes(self.urls, self.name, version, self.index_url)
 
     def changed(self, last_good: Path, first_bad: Path) -> list[dict[str, str | None]]:
         """The other packages whose version differs between two candidates' venvs (their

@@ -85,6 +85,7 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
         ]
     if found and isinstance(driver.source, PypiSource) and doc["first_bad"] and doc["last_good"]:
         run = driver.run_dir.path
+        doc["release_notes"] = driver.source.release_notes(doc["first_bad"]["label"])
         doc["packages_changed"] = driver.source.changed(
             run / doc["last_good"]["dir"], run / doc["first_bad"]["dir"]
         )
@@ -319,6 +320,8 @@ def render_markdown(driver: Driver, s: dict[str, Any]) -> str:
     if between:
         lines += ["", f"## Commits from {last.lower()} (exclusive) to {first.lower()}", ""]
         lines += [f"- `{c['sha'][:12]}` {c['title']}" for c in between]
+    if s.get("release_notes"):
+        lines += ["", f"What {s['first_bad']['label']} changed: " + ", ".join(s["release_notes"]) + "."]
     changed = s.get("packages_changed") or []
     if changed:
         lines += ["", f"## Other packages that differ between {last.lower()} and {first.lower()}", "",

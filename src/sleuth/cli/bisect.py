@@ -471,6 +471,10 @@ def _render_answer(s: dict[str, Any]) -> None:
         between = s.get("commits_between") or []
         if len(between) > 1:
             con.print(f"  {len(between)} commits between them (see the report)", soft_wrap=True)
+        if s.get("release_notes"):
+            con.print(
+                f"  what it changed: {escape(' '.join(s['release_notes']))}", soft_wrap=True, highlight=False
+            )
         changed = s.get("packages_changed") or []
         if changed:  # the answer's venvs differ in more than the package bisected
             shown = ", ".join(
