@@ -455,3 +455,31 @@ def test_an_answer_from_another_index_has_no_release_notes(tmp_path: Path, serve
     res = sleuth("bisect", "pypi", "tinypkg", "--index-url", url, "--good", "1.2", "--bad", "1.4", "--flaky", "off",
                  "--json", "--output", "o", *TEST, cwd=tmp_path)  # fmt: skip
     assert doc(res)["release_notes"] == []
+
+
+def test_index_credentials_stay_out_of_uvs_argv(tmp_path: Path, serve: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    gate = threading.Event()  # uv waits for the wheel: its argv can be read meanwhile
+    secret = "ArgvPassw0rdPlanted"
+    url = serve(build_index(tmp_path / "idx", VERSIONS), gate=gate).replace("http://", f"http://al:{secret}@")
+    env = {**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache"), "UV_CACHE_DIR": str(tmp_path / "uv")}
+    proc = subprocess.Popen([sys.executable, "-m", "sleuth", "bisect", "pypi", "tinypkg", "--index-url", url,
+                             "--good", "1.2", "--bad", "1.4", "--flaky", "off", "--output", "o", *TEST],
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (uv := _uv_installs(tmp_path / "cache" / "venvs")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert uv, "uv never started"
+        # any user on the machine may read a process's argv (ps, /proc/PID/cmdline)
+        assert secret.encode() not in Path(f"/proc/{uv[0]}/cmdline").read_bytes()
+        gate.set()
+        assert proc.wait(timeout=120) == 0
+    finally:
+        gate.set()
+        if proc.poll() is None:
+            proc.kill()

@@ -10,7 +10,8 @@ was installed (``uv pip freeze``), so that two venvs can be compared (:attr:`Pre
 ``pythonX.Y`` on PATH, then pyenv's versions directory; each candidate is run once to check that
 it starts and is X.Y (a pyenv shim for a version that is not installed does not count).  An
 ``index_url`` (``--index-url``, ``$UV_DEFAULT_INDEX``, ``$UV_INDEX_URL``, ``$PIP_INDEX_URL``) is
-passed to uv and is part of the cache key.
+passed to uv (as ``$UV_DEFAULT_INDEX``: credentials in it stay out of the process table) and is
+part of the cache key.
 """
 
 from __future__ import annotations
@@ -256,7 +257,9 @@ class VenvEnvironment:
         env = {**os.environ, "VIRTUAL_ENV": ""}
         env.pop("VIRTUAL_ENV")
         python = find_python(self.python) if self.python else sys.executable
-        index = ["--default-index", self.index_url] if self.index_url else []
+        if self.index_url:  # in uv's environment, not its argv: any user may read a process's argv
+            env.pop("UV_INDEX_URL", None)
+            env["UV_DEFAULT_INDEX"] = self.index_url
         held = path.parent / f"{self._key}.constraints.txt"
         if self.constraints:
             held.write_text("".join(f"{c}\n" for c in self.constraints), encoding="utf-8")
@@ -277,7 +280,6 @@ class VenvEnvironment:
                         "pip",
                         "install",
                         "--quiet",
-                        *index,
                         *within,
                         "--python",
                         str(path / "bin" / "python"),
