@@ -483,3 +483,17 @@ def test_index_credentials_stay_out_of_uvs_argv(tmp_path: Path, serve: Any) -> N
         gate.set()
         if proc.poll() is None:
             proc.kill()
+
+
+def test_an_index_that_cannot_be_reached_is_an_error_not_releases_that_do_not_install(
+    tmp_path: Path, serve: Any
+) -> None:
+    root = build_index(tmp_path / "idx", VERSIONS)
+    page = root / "simple" / "tinypkg" / "index.html"  # the files are on a host that refuses connections
+    page.write_text(page.read_text().replace('href="../../files/', 'href="http://127.0.0.1:1/files/'))
+    res = sleuth("bisect", "pypi", "tinypkg", "--index-url", serve(root), "--good", "1.2", "--bad", "1.4",
+                 "--flaky", "off", "--output", "o", *TEST, cwd=tmp_path,
+                 env={"UV_CACHE_DIR": str(tmp_path / "uv"), "UV_HTTP_RETRIES": "0"})  # fmt: skip
+    assert res.returncode == 4, res.stderr
+    assert "uv could not reach the index" in res.stderr.strip().splitlines()[-1]
+    assert "does not install" not in res.stderr

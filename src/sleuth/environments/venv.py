@@ -294,6 +294,11 @@ class VenvEnvironment:
                         f"venv {' '.join(self.pins)}: uv pip install was killed by signal {-inst.rc}",
                         hint="out of memory? look at dmesg; try again",
                     )
+                if not inst.ok and "error sending request" in inst.stderr:  # refused, timed out, DNS
+                    raise InfrastructureError(
+                        f"venv {' '.join(self.pins)}: uv could not reach the index: {_uv_said(inst)}",
+                        hint="check the network and the index URL, then resume",
+                    )
                 if not inst.ok and "network was disabled" in inst.stderr:  # every version would fail so
                     why = "$UV_OFFLINE is set" if env.get("UV_OFFLINE") else "uv is offline"
                     raise InfrastructureError(
