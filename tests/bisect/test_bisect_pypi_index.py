@@ -242,8 +242,9 @@ def test_an_end_named_by_the_user_is_a_candidate_even_a_pre_release_a_yanked_or_
     # torch's own index: every release has a local label; --good 2.2.0 means 2.2.0+cu121
     src = PypiSource("tinypkg", good="2.2.0", bad="2.4.0", index_url=(local / "simple").as_uri())
     assert src.resolve() == ["2.2.0+cu121", "2.3.0+cu121", "2.4.0+cu121"]
-    with pytest.raises(UsageError, match="no such release"):
+    with pytest.raises(UsageError, match="no such release") as err:
         PypiSource("tinypkg", good="1.5", index_url=url).resolve()
+    assert err.value.hint == "the releases around it: 1.3, 1.4"  # a typo is seen at once
 
 
 def test_the_answer_says_which_other_packages_differ_between_its_two_venvs(

@@ -203,8 +203,11 @@ class PypiSource:
                 + ", ".join(labels[i] for i in local),
                 hint=f"give one, e.g. {flag} {labels[local[0]]}",
             )
+        at = sum(Version(lab) < want for lab in labels)  # the releases either side of it
+        near = ", ".join(labels[max(0, at - 2) : at + 2])
         raise UsageError(
-            f"{flag} {version}: no such release of {self.package}", hint="see pip index versions"
+            f"{flag} {version}: no such release of {self.name}",
+            hint=f"the releases around it: {near}" if near else "see pip index versions",
         )
 
     def resolve_skip(self, values: tuple[str, ...], labels: list[str]) -> tuple[str, ...]:
