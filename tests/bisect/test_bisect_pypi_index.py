@@ -498,3 +498,42 @@ def test_an_index_that_cannot_be_reached_is_an_error_not_releases_that_do_not_in
     assert res.returncode == 4, res.stderr
     assert "uv could not reach the index" in res.stderr.strip().splitlines()[-1]
     assert "does not install" not in res.stderr
+
+
+def test_ctrl_c_during_uv_pip_install_ends_cleanly_and_resumes(tmp_path: Path, serve: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    gate = threading.Event()
+    url = serve(build_index(tmp_path / "idx", VERSIONS), gate=gate)
+    env = {**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache"), "UV_CACHE_DIR": str(tmp_path / "uv")}
+    venvs = tmp_path / "cache" / "venvs"
+    proc = subprocess.Popen([sys.executable, "-m", "sleuth", "bisect", "pypi", "tinypkg", "--index-url", url,
+                             "--good", "1.2", "--bad", "1.4", "--flaky", "off", "--output", "o", *TEST],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not _uv_installs(venvs) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _uv_installs(venvs), "uv never started"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        gate.set()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("error: interrupted; resume with: sleuth bisect resume")
+    assert not _uv_installs(venvs)  # the install was stopped with sleuth
+    (run,) = (tmp_path / "o").glob("bisect/pypi/*")
+    events = [json.loads(x)["event"] for x in (run / "journal.jsonl").read_text().splitlines()]
+    assert events[-1] == "interrupted" and "trial" not in events  # nothing half-done was recorded
+    assert not list(venvs.glob("*/.sleuth-venv.json"))  # no venv counts as built
+    res = sleuth(
+        "bisect", "resume", str(run), "--json", cwd=tmp_path, env={"UV_CACHE_DIR": str(tmp_path / "uv")}
+    )
+    assert res.returncode == 0, res.stderr
+    assert doc(res)["first_bad"]["label"] == "1.3"
