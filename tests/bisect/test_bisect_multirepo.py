@@ -248,3 +248,30 @@ def test_a_repository_with_submodules_is_told_that_the_checkouts_leave_them_empt
     res = sleuth(*args, "--build", fill, *test, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "first bad" in res.stdout and "p2 bumps it" in res.stdout and note not in res.stderr
+
+
+def test_a_first_repository_that_did_not_change_is_held_and_the_next_one_bisected(tmp_path: Path) -> None:
+    jax, xla = pair(tmp_path, None, 5)
+    t = tmp_path / "t.sh"
+    t.write_text('#!/bin/sh\ntest "$PWD" = "$SLEUTH_REPO_JAX" || exit 3\n'  # the test runs in the first one's
+                 'grep -q 0 "$SLEUTH_REPO_XLA_LIB/bug"\n')  # fmt: skip
+    t.chmod(0o755)
+    args = ["bisect", "git", "--repo", "jax=jax", "--repo", "xla-lib=xla-lib", "--good", f"jax={jax[-1]}",
+            "--good", f"xla-lib={xla[0]}", "--bad", f"jax={jax[-1]}", "--bad", "xla-lib=main", "--flaky", "off",
+            "--json", "--output", "o", "--", str(t)]  # fmt: skip
+    env = {**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache")}
+    res = subprocess.run([sys.executable, "-m", "sleuth", *args], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    d = json.loads(res.stdout)
+    assert (d["culprit_repo"], d["first_bad"]["label"], d["last_good"]["label"]) == (
+        "xla-lib",
+        xla[5],
+        xla[4],
+    )
+    assert d["components"] == {"jax": jax[-1], "xla-lib": xla[5]}
+    # neither changed: one line, no run dir
+    args[args.index(f"xla-lib={xla[0]}")] = "xla-lib=main"
+    res = subprocess.run([sys.executable, "-m", "sleuth", *args], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 2 and "every --repo's --good and --bad are the same commit" in res.stderr

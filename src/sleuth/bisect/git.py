@@ -497,11 +497,17 @@ class MultiGitSource:
             out.append(encode(vec))
         return out
 
+    @property
+    def first_stage(self) -> int:
+        """The first repository that changed between its ends: the primary of the first stage (one
+        that did not change is held at its commit; the test still runs in the first one's checkout)."""
+        return next((i for i, r in enumerate(self.repos) if len(self.history(r.name)) > 1), 0)
+
     def resolve(self) -> list[str]:
-        """Stage 0: the primary's commits, the others aligned, from all goods to all bads."""
+        """The first stage: its primary's commits, the others aligned, from all goods to all bads."""
         lo = {r.name: self.history(r.name)[0][0] for r in self.repos}
         hi = {r.name: self.history(r.name)[-1][0] for r in self.repos}
-        return self.timeline(0, lo, hi)
+        return self.timeline(self.first_stage, lo, hi)
 
     def blame_probe(self, k: int, lo: str, hi: str) -> str | None:
         """The older primary with the newer others, or None when only the primary changed."""
