@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sleuth.bisect.auto import AutoBisection
 from sleuth.bisect.candidates import Candidate, candidate_key
 from sleuth.bisect.driver import Driver
 from sleuth.bisect.flaky import FlakyBisection
 from sleuth.bisect.git import GitSource, MultiGitSource
-from sleuth.bisect.packaged import PypiSource
 from sleuth.bisect.strategies import SearchResult, SearchStatus
 from sleuth.errors import ExitCode
 from sleuth.model import Outcome
@@ -83,12 +82,11 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
         doc["commits_between"] = [
             {"sha": sha, "title": title} for sha, title in driver.source.between(a["label"], b["label"])
         ]
-    if found and isinstance(driver.source, PypiSource) and doc["first_bad"] and doc["last_good"]:
-        run = driver.run_dir.path
-        doc["release_notes"] = driver.source.release_notes(doc["first_bad"]["label"])
-        doc["packages_changed"] = driver.source.changed(
-            run / doc["last_good"]["dir"], run / doc["first_bad"]["dir"]
-        )
+    # a PypiSource (not imported: its index client would load http and ssl into every bisection)
+    if found and driver.source.kind == "pypi" and doc["first_bad"] and doc["last_good"]:
+        run, pypi = driver.run_dir.path, cast(Any, driver.source)
+        doc["release_notes"] = pypi.release_notes(doc["first_bad"]["label"])
+        doc["packages_changed"] = pypi.changed(run / doc["last_good"]["dir"], run / doc["first_bad"]["dir"])
     if driver.blame is not None:
         _add_blame(doc, driver.blame, driver.source)
     if driver.opt.perf is not None:
