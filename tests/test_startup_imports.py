@@ -90,3 +90,18 @@ def test_cheap_verbs_load_nothing_heavy(tmp_path: Path, argv: tuple[str, ...]) -
     seen, out = _probe(tmp_path, *argv)
     assert seen == {"rc": 0, "heavy": []}
     assert out.strip()
+
+
+def test_a_bisection_that_is_not_pypi_loads_no_package_index_client(tmp_path: Path) -> None:
+    """The report of every bisection names a pypi answer's release notes; the index client behind them
+    (http.client, ssl) loads only for ``bisect pypi`` (it once loaded into every bisection)."""
+    (tmp_path / "cands.txt").write_text("".join(f"{i}\n" for i in range(1, 9)))
+    probe = _PROBE.replace('{"rich", "numpy", "scipy", "pydantic"}', '{"ssl", "http"}').replace(
+        '{"sleuth.signature"}', '{"sleuth.bisect.index"}'
+    )
+    env = {**os.environ, "SLEUTH_OUTPUT": str(tmp_path / "runs")}
+    proc = subprocess.run([sys.executable, "-c", probe, "bisect", "list", "--json", "--flaky", "off", "cands.txt",
+                           "--", "sh", "-c", 'test "$SLEUTH_CANDIDATE" -lt 5'], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=120)  # fmt: skip
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == {"rc": 0, "heavy": []}
+    assert json.loads(proc.stdout)["first_bad"]["label"] == "5"

@@ -409,10 +409,13 @@ def run_tool(
     env: Mapping[str, str] | None = None,
     timeout_s: float | None = None,
     input_text: str | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> ToolResult:
     """Run an infrastructure command and capture its output.
 
     Raises ``InfrastructureError`` when the program does not exist; a non-zero exit is returned.
+    ``pass_fds``: descriptors the tool inherits, e.g. a lock that must stay held while it runs,
+    even when sleuth is killed (``kill -9``) and the tool goes on alone.
     """
     exe = argv[0]
     if os.sep not in exe and shutil.which(exe, path=(env or os.environ).get("PATH")) is None:
@@ -428,6 +431,7 @@ def run_tool(
             stderr=subprocess.PIPE,
             cwd=cwd,
             env=dict(env) if env is not None else None,
+            pass_fds=tuple(pass_fds),
         )
     except OSError as exc:
         if exc.errno == errno.EAGAIN:  # the process limit: a stop (exit 4), not the candidate's ERROR

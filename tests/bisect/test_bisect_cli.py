@@ -314,6 +314,7 @@ def test_pypi_releases_in_real_venvs(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     d = doc(res)
     assert d["first_bad"]["label"] == "1.15.0" and d["last_good"]["label"] == "1.14.0"
+    assert d["release_notes"][0] == "https://pypi.org/project/six/1.15.0/"  # and the project's own link
 
 
 def test_a_bad_end_that_passes_once_is_retried_under_flaky_modes(tmp_path: Path, listing: Path) -> None:

@@ -172,3 +172,106 @@ def test_multi_repo_flags_are_usage_errors(tmp_path: Path, args: list[str], flag
     res = subprocess.run([sys.executable, "-m", "sleuth", "bisect", "git", *args, "--", "true"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert res.returncode == 2 and flag in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("several", [False, True])
+def test_a_shallow_clone_says_to_unshallow_it(tmp_path: Path, several: bool) -> None:
+    from tests.bisect.test_bisect_cli import sleuth
+
+    jax, xla = pair(tmp_path, None, 5)
+    subprocess.run(["git", "clone", "-q", "--depth", "3", (tmp_path / "xla-lib").as_uri(), str(tmp_path / "xs")],
+                   check=True, capture_output=True)  # fmt: skip
+    old = xla[2]  # beyond the clone's depth: not there
+    if several:
+        args = ["--repo", "jax=jax", "--repo", "xla=xs", "--good", f"jax={jax[0]}", "--good", f"xla={old}",
+                "--bad", f"jax={jax[-1]}", "--bad", "xla=main"]  # fmt: skip
+    else:
+        args = ["--repo", "xs", "--good", old, "--bad", "main"]
+    res = sleuth("bisect", "git", *args, "--output", "o", "--", "true", cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert f"not a commit in {tmp_path / 'xs'}; {tmp_path / 'xs'} is a shallow clone: git -C" in line, line
+    assert "fetch --unshallow" in line and not (tmp_path / "o").exists()
+
+
+def test_the_terminal_answer_names_the_culprit_repository(tmp_path: Path) -> None:
+    jax, xla = pair(tmp_path, None, 5)
+    rc, d = bisect(tmp_path, jax, xla)
+    assert rc == 0, d
+    res = subprocess.run([sys.executable, "-m", "sleuth", "bisect", "resume", str(tmp_path / d["run_dir"])],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache")})  # fmt: skip
+    # a SHA alone does not say which repository it is in
+    assert f"first bad {xla[5]}" in res.stdout
+    assert (
+        f"in repository xla-lib; the first bad combination: jax={jax[5][:12]}, xla-lib={xla[5][:12]}"
+        in res.stdout
+    )
+
+
+def test_a_repository_with_submodules_is_told_that_the_checkouts_leave_them_empty(tmp_path: Path) -> None:
+    from tests.bisect.test_bisect_cli import sleuth
+
+    sub = make(tmp_path, "sub", [1000, 1010], 1)  # `bug` is 1 from its second commit on
+    sup = tmp_path / "sup"
+    sup.mkdir()
+    git(sup, "init", "-q", "-b", "main")
+    (sup / "n").write_text("0\n")
+    git(sup, "add", "-A")
+    git(sup, "commit", "-q", "-m", "p0", when=1000)
+    git(sup, "-c", "protocol.file.allow=always", "submodule", "-q", "add", str(tmp_path / "sub"), "third")
+    git(sup / "third", "checkout", "-q", sub[0])
+    git(sup, "add", "-A")
+    git(sup, "commit", "-q", "-m", "p1 adds the submodule", when=1010)
+    git(sup / "third", "checkout", "-q", sub[1])
+    git(sup, "add", "-A")
+    git(sup, "commit", "-q", "-m", "p2 bumps it", when=1020)
+    test = ["--", "sh", "-c", "grep -q 0 third/bug"]
+    args = [
+        "bisect",
+        "git",
+        "--repo",
+        "sup",
+        "--good",
+        "main~1",
+        "--bad",
+        "main",
+        "--flaky",
+        "off",
+        "--output",
+        "o",
+    ]
+    res = sleuth(*args, *test, cwd=tmp_path)
+    note = "sup has submodules; the checkouts leave them empty (give --build 'git submodule update --init"
+    assert note in res.stderr, res.stderr
+    fill = "git -c protocol.file.allow=always submodule -q update --init"
+    res = sleuth(*args, "--build", fill, *test, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "first bad" in res.stdout and "p2 bumps it" in res.stdout and note not in res.stderr
+
+
+def test_a_first_repository_that_did_not_change_is_held_and_the_next_one_bisected(tmp_path: Path) -> None:
+    jax, xla = pair(tmp_path, None, 5)
+    t = tmp_path / "t.sh"
+    t.write_text('#!/bin/sh\ntest "$PWD" = "$SLEUTH_REPO_JAX" || exit 3\n'  # the test runs in the first one's
+                 'grep -q 0 "$SLEUTH_REPO_XLA_LIB/bug"\n')  # fmt: skip
+    t.chmod(0o755)
+    args = ["bisect", "git", "--repo", "jax=jax", "--repo", "xla-lib=xla-lib", "--good", f"jax={jax[-1]}",
+            "--good", f"xla-lib={xla[0]}", "--bad", f"jax={jax[-1]}", "--bad", "xla-lib=main", "--flaky", "off",
+            "--json", "--output", "o", "--", str(t)]  # fmt: skip
+    env = {**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache")}
+    res = subprocess.run([sys.executable, "-m", "sleuth", *args], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    d = json.loads(res.stdout)
+    assert (d["culprit_repo"], d["first_bad"]["label"], d["last_good"]["label"]) == (
+        "xla-lib",
+        xla[5],
+        xla[4],
+    )
+    assert d["components"] == {"jax": jax[-1], "xla-lib": xla[5]}
+    # neither changed: one line, no run dir
+    args[args.index(f"xla-lib={xla[0]}")] = "xla-lib=main"
+    res = subprocess.run([sys.executable, "-m", "sleuth", *args], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 2 and "every --repo's --good and --bad are the same commit" in res.stderr

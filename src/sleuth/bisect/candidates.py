@@ -189,7 +189,9 @@ def source_from_config(cfg: dict[str, Any]) -> Source:
     if kind == "git":
         return GitSource(**args)
     if kind == "pypi":
-        return PypiSource(**{**args, "pins": tuple(args["pins"])})
+        return PypiSource(
+            **{**args, "pins": tuple(args["pins"]), "constraints": tuple(args.get("constraints", ()))}
+        )
     if kind == "images":
         return ImageSource(**{**args, "mounts": tuple(args["mounts"])})
     if kind == "image-commits":

@@ -68,8 +68,34 @@ def _rev(repo: str, ref: str, flag: str, shown: str) -> str:
     res = run_tool(["git", "-C", repo, "rev-parse", "--verify", "--quiet", "--end-of-options",
                     f"{ref}^{{commit}}"], env=git_env())  # fmt: skip
     if not res.ok:
-        raise UsageError(f"{flag} {shown}: not a commit in {repo}", hint="give a SHA, tag or branch")
+        raise UsageError(
+            f"{flag} {shown}: not a commit in {repo}", hint=_shallow_hint(repo, "give a SHA, tag or branch")
+        )
     return res.stdout.strip()
+
+
+def submodule_notes(repos: list[str], build: str | None) -> list[str]:
+    """A note per repository with submodules when no ``--build`` populates them: a checkout has
+    their folders empty, so a test that needs them fails on every commit (``.gitmodules`` in the
+    user's tree is looked at: no git command)."""
+    if build:
+        return []
+    fill = "--build 'git submodule update --init --recursive'"
+    return [
+        f"{r} has submodules; the checkouts leave them empty (give {fill} if the test needs them)"
+        for r in repos
+        if Path(r, ".gitmodules").is_file()
+    ]
+
+
+def _shallow_hint(repo: str, hint: str) -> str:
+    """``hint``, or for a shallow clone (whose history stops short) how to fetch the rest."""
+    from sleuth.runner import run_tool
+
+    res = run_tool(["git", "-C", repo, "rev-parse", "--is-shallow-repository"], env=git_env())
+    if res.ok and res.stdout.strip() == "true":
+        return f"{repo} is a shallow clone: git -C {repo} fetch --unshallow, then try again"
+    return hint
 
 
 def is_repository(repo: str) -> bool:
@@ -135,8 +161,13 @@ def history(repo: str, old: str, new: str, first_parent: bool, name: str = "", *
     if not ancestor().ok:
         raise UsageError(
             f"{flags[0]} {pre}{old} is not an ancestor of {flags[1]} {pre}{new}",
-            hint="swap them, or pick a commit on the other one's history"
-            + (" (with --find-fix the failing --bad end is the older one)" if flags[0] == "--bad" else ""),
+            hint=_shallow_hint(
+                repo,
+                "swap them, or pick a commit on the other one's history"
+                + (
+                    " (with --find-fix the failing --bad end is the older one)" if flags[0] == "--bad" else ""
+                ),
+            ),
         )
     first = _git(repo, "log", "-1", "--format=%H %ct", g).split() if times else [g, "0"]
     rows = []
@@ -246,6 +277,11 @@ class GitSource:
     #: parents and titles of commits, as read along with the history (fewer git commands)
     _parents: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
     _titles: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def notes(self) -> list[str]:
+        """What the user should know before the tests run (:func:`submodule_notes`)."""
+        return submodule_notes([self.repo], self.build)
 
     @property
     def ends(self) -> tuple[str, str]:
@@ -411,6 +447,11 @@ class MultiGitSource:
     _hist: dict[str, list[tuple[str, int]]] = field(default_factory=dict, repr=False)
     _co: dict[str, Checkouts] = field(default_factory=dict, init=False, repr=False)
 
+    @property
+    def notes(self) -> list[str]:
+        """What the user should know before the tests run (:func:`submodule_notes`)."""
+        return submodule_notes([r.path for r in self.repos], self.build)
+
     def names(self) -> list[str]:
         """Repository names in the order given."""
         return [r.name for r in self.repos]
@@ -456,11 +497,17 @@ class MultiGitSource:
             out.append(encode(vec))
         return out
 
+    @property
+    def first_stage(self) -> int:
+        """The first repository that changed between its ends: the primary of the first stage (one
+        that did not change is held at its commit; the test still runs in the first one's checkout)."""
+        return next((i for i, r in enumerate(self.repos) if len(self.history(r.name)) > 1), 0)
+
     def resolve(self) -> list[str]:
-        """Stage 0: the primary's commits, the others aligned, from all goods to all bads."""
+        """The first stage: its primary's commits, the others aligned, from all goods to all bads."""
         lo = {r.name: self.history(r.name)[0][0] for r in self.repos}
         hi = {r.name: self.history(r.name)[-1][0] for r in self.repos}
-        return self.timeline(0, lo, hi)
+        return self.timeline(self.first_stage, lo, hi)
 
     def blame_probe(self, k: int, lo: str, hi: str) -> str | None:
         """The older primary with the newer others, or None when only the primary changed."""

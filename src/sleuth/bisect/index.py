@@ -27,7 +27,7 @@ from typing import Any
 from sleuth.errors import InfrastructureError, UsageError
 from sleuth.secrets import scrub_text
 
-__all__ = ["PYPI", "index_from_env", "list_releases"]
+__all__ = ["PYPI", "index_from_env", "list_releases", "project_urls", "read_project", "release_notes"]
 
 PYPI = "https://pypi.org/simple"
 #: where the index may come from, in the order uv and then pip read it
@@ -150,12 +150,58 @@ def _from_files(files: list[dict[str, Any]], package: str) -> dict[str, list[dic
     return out
 
 
+def project_urls(index: str, package: str) -> dict[str, str]:
+    """The project's links (``Changelog``, ``Source``, ...) from PyPI's JSON API; ``{}`` from any
+    other index (the simple API has none) or when PyPI cannot be asked now (they are a hint)."""
+    if not is_pypi(index):
+        return {}
+    try:
+        body, _ = _open(f"https://pypi.org/pypi/{normalize(package)}/json", "application/json")
+        return _urls_of(json.loads(body))
+    except (InfrastructureError, UsageError, ValueError):
+        return {}
+
+
+def _urls_of(doc: Any) -> dict[str, str]:
+    info = doc.get("info") if isinstance(doc, dict) else None
+    urls = (info or {}).get("project_urls") if isinstance(info, dict) else None
+    return (
+        {str(k): v for k, v in (urls or {}).items() if isinstance(v, str)} if isinstance(urls, dict) else {}
+    )
+
+
+def release_notes(urls: Mapping[str, str], package: str, version: str, index: str) -> list[str]:
+    """Where to read what ``version`` changed: its PyPI page, the project's changelog link (a link
+    named like one), else its GitHub releases page.  Nothing for another index."""
+    if not is_pypi(index):
+        return []
+    out = [f"https://pypi.org/project/{normalize(package)}/{version}/"]
+    named = [u for k, u in urls.items() if re.search(r"change|release|history|news", k, re.IGNORECASE)]
+    hub = [m[0] for u in urls.values() if (m := re.match(r"https://github\.com/[\w.-]+/[\w.-]+", u))]
+    if named:
+        out.append(named[0])
+    elif hub:
+        out.append(hub[0].removesuffix(".git") + "/releases")
+    return out
+
+
 def list_releases(index: str, package: str) -> dict[str, list[dict[str, Any]]]:
     """``{version: [files]}`` of ``package`` on ``index`` (see the module docstring)."""
+    return read_project(index, package)[0]
+
+
+def read_project(index: str, package: str) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+    """``({version: [files]}, project links)`` of ``package`` on ``index``: the links from the same
+    answer on PyPI (:func:`project_urls`), ``{}`` elsewhere."""
     if is_pypi(index):
         body, _ = _open(f"https://pypi.org/pypi/{normalize(package)}/json", "application/json")
-        releases: dict[str, list[dict[str, Any]]] = json.loads(body).get("releases", {})
-        return releases
+        doc = json.loads(body)
+        releases: dict[str, list[dict[str, Any]]] = doc.get("releases", {})
+        return releases, _urls_of(doc)
+    return _simple_releases(index, package), {}
+
+
+def _simple_releases(index: str, package: str) -> dict[str, list[dict[str, Any]]]:
     body, ctype = _open(f"{index}/{normalize(package)}/", _ACCEPT)
     if "json" in ctype:
         page = json.loads(body)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sleuth.bisect.candidates import Candidate, Prepared, parse_date, with_candidate
-from sleuth.bisect.index import PYPI, is_pypi, list_releases
+from sleuth.bisect.index import PYPI, is_pypi, normalize, project_urls, read_project, release_notes
 from sleuth.errors import EnvironmentBuildError, UsageError
 from sleuth.model import TrialSpec
 from sleuth.secrets import scrub_text
@@ -27,17 +27,26 @@ log = logging.getLogger(__name__)
 
 #: how many releases the default older end may step over when it does not install
 STEP_MAX = 5
+#: a candidate's file listing what its venv holds (``uv pip freeze``)
+PACKAGES = "packages.txt"
 
 
 @dataclass(slots=True)
 class PypiSource:
-    """Released versions of one package; each candidate is a cached uv venv."""
+    """Released versions of one package; each candidate is a cached uv venv.
+
+    ``package`` may carry extras (``transformers[torch]``): the releases are the distribution's,
+    each venv installs ``transformers[torch]==V``.
+    """
 
     package: str
     good: str | None = None
     bad: str | None = None
     python: str | None = None
     pins: tuple[str, ...] = ()
+    #: ``--constraint FILE``'s requirements (read at the start, the package's own left out): every
+    #: venv is resolved under them, so the other packages stay where the user's environment has them
+    constraints: tuple[str, ...] = ()
     pre: bool = False
     index_url: str = PYPI
     #: the failing ``bad`` release is the older one: search for the first release that passes
@@ -45,6 +54,13 @@ class PypiSource:
     kind: str = "pypi"
     #: releases the default older end stepped over: ``[{"version", "reason"}]`` (journaled)
     stepped: list[dict[str, str]] = field(default_factory=list, repr=False)
+    #: the project's links, as the index gave them with the releases (None: not asked yet, a resume)
+    urls: dict[str, str] | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The distribution's name: ``package`` without its extras (``transformers[torch]``)."""
+        return self.package.partition("[")[0]
 
     @property
     def _ends(self) -> tuple[tuple[str | None, str], tuple[str | None, str]]:
@@ -58,17 +74,24 @@ class PypiSource:
         from packaging.version import InvalidVersion, Version
 
         self.check()
+        # an end the user named is a candidate even when it is a pre-release or yanked (`==` installs it)
+        named = {Version(x) for x in (self.good, self.bad) if x}
+        named_public = {v.public for v in named}
         versions: list[Version] = []
         files_of: dict[str, list[dict[str, Any]]] = {}
-        for text, files in list_releases(self.index_url, self.package).items():
+        releases, self.urls = read_project(self.index_url, self.name)
+        for text, files in releases.items():
             try:
                 v = Version(text)
             except InvalidVersion:
                 continue
-            if not files or all(f.get("yanked") for f in files) or (v.is_prerelease and not self.pre):
+            end = v in named or (v.local is not None and v.public in named_public)
+            if not files or (
+                not end and (all(f.get("yanked") for f in files) or (v.is_prerelease and not self.pre))
+            ):
                 continue
             versions.append(v)
-            files_of[str(v)] = [f for f in files if not f.get("yanked")]
+            files_of[str(v)] = [f for f in files if not f.get("yanked")] or files
         versions.sort()
         labels = [str(v) for v in versions]
         if not labels:
@@ -168,8 +191,23 @@ class PypiSource:
         for i, lab in enumerate(labels):
             if Version(lab) == want:
                 return i
+        # `--good 2.3.0` on an index whose releases carry a local label (torch's 2.3.0+cu121)
+        local = [
+            i for i, lab in enumerate(labels) if want.local is None and Version(lab).public == want.public
+        ]
+        if len(local) == 1:
+            return local[0]
+        if local:
+            raise UsageError(
+                f"{flag} {version}: several releases of {self.package} are {version}: "
+                + ", ".join(labels[i] for i in local),
+                hint=f"give one, e.g. {flag} {labels[local[0]]}",
+            )
+        at = sum(Version(lab) < want for lab in labels)  # the releases either side of it
+        near = ", ".join(labels[max(0, at - 2) : at + 2])
         raise UsageError(
-            f"{flag} {version}: no such release of {self.package}", hint="see pip index versions"
+            f"{flag} {version}: no such release of {self.name}",
+            hint=f"the releases around it: {near}" if near else "see pip index versions",
         )
 
     def resolve_skip(self, values: tuple[str, ...], labels: list[str]) -> tuple[str, ...]:
@@ -194,7 +232,10 @@ class PypiSource:
 
         index = None if is_pypi(self.index_url) else self.index_url
         return VenvEnvironment(
-            pins=(f"{self.package}=={version}", *self.pins), python=self.python, index_url=index
+            pins=(f"{self.package}=={version}", *self.pins),
+            python=self.python,
+            index_url=index,
+            constraints=self.constraints,
         )
 
     def prepare(self, cand: Candidate, spec: TrialSpec, cand_dir: Path) -> Prepared:
@@ -205,7 +246,29 @@ class PypiSource:
             cand_dir.mkdir(parents=True, exist_ok=True)
             (cand_dir / "build.log").write_text(scrub_text(str(exc)) + "\n", encoding="utf-8")
             return Prepared(None, f"does not install: {scrub_text(exc.message[:200])}")
+        if prepared.packages:  # what else the venv holds: the answer's two are compared
+            text = "".join(f"{p}\n" for p in prepared.packages)
+            (cand_dir / PACKAGES).write_text(scrub_text(text), encoding="utf-8")
         return Prepared(prepared.wrap(with_candidate(spec, cand)))
+
+    def release_notes(self, version: str) -> list[str]:
+        """Where to read what ``version`` changed (:func:`sleuth.bisect.index.release_notes`)."""
+        if self.urls is None:
+            self.urls = project_urls(self.index_url, self.name)
+        return release_notes(self.urls, self.name, version, self.index_url)
+
+    def changed(self, last_good: Path, first_bad: Path) -> list[dict[str, str | None]]:
+        """The other packages whose version differs between two candidates' venvs (their
+        ``packages.txt``): ``[{"name", "last_good", "first_bad"}]`` (None: not installed), by name;
+        empty when either was not recorded."""
+        me = normalize(self.name)
+        a, b = _installed(last_good / PACKAGES), _installed(first_bad / PACKAGES)
+        if a is None or b is None:
+            return []
+        names = sorted((set(a) | set(b)) - {me})
+        return [
+            {"name": n, "last_good": a.get(n), "first_bad": b.get(n)} for n in names if a.get(n) != b.get(n)
+        ]
 
     def config(self) -> dict[str, Any]:
         """The flags that rebuild it."""
@@ -216,10 +279,63 @@ class PypiSource:
             "bad": self.bad,
             "python": self.python,
             "pins": list(self.pins),
+            "constraints": list(self.constraints),
             "pre": self.pre,
             "index_url": self.index_url,
             "find_fix": self.find_fix,
         }
+
+
+#: the largest ``--constraint`` file read (a ``pip freeze`` of a big environment is a few KiB)
+CONSTRAINTS_MAX_BYTES = 1024 * 1024
+
+
+def read_constraints(path: Path, package: str) -> tuple[list[str], list[str]]:
+    """``(constraints, left out)`` of a ``--constraint`` file (``pip freeze`` or ``uv pip freeze``
+    output, a constraints.txt): one requirement a line, ``#`` comments and blank lines skipped; the
+    lines naming ``package`` are left out (they would hold it at one version).  A line that is not a
+    requirement (``-e``, ``-r``, an option) is a UsageError naming the file and the line."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(CONSTRAINTS_MAX_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"--constraint {path}: cannot read it: {exc.strerror}") from None
+    if len(raw) > CONSTRAINTS_MAX_BYTES:
+        raise UsageError(f"--constraint {path}: larger than 1 MiB", hint="give a requirements file")
+    me = normalize(package.partition("[")[0])
+    keep: list[str] = []
+    dropped: list[str] = []
+    for n, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):
+        text = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+        if not text:
+            continue
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            raise UsageError(
+                f"--constraint {path}:{n}: {scrub_text(text)[:80]!r} is not a requirement",
+                hint="one requirement a line, e.g. numpy==1.26.4 (no -e, -r or options)",
+            ) from None
+        (dropped if normalize(req.name) == me else keep).append(text)
+    return keep, dropped
+
+
+def _installed(path: Path) -> dict[str, str] | None:
+    """``{normalized name: version or direct reference}`` of a ``packages.txt``; None if absent."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    out: dict[str, str] = {}
+    for line in lines:
+        name, sep, ver = line.partition("==")
+        if not sep:
+            name, sep, ver = line.partition(" @ ")
+        if sep and name.strip():
+            out[normalize(name.strip())] = ver.strip()
+    return out
 
 
 def _admits(requires_python: str | None, version: str) -> bool:

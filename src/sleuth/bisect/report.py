@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sleuth.bisect.auto import AutoBisection
 from sleuth.bisect.candidates import Candidate, candidate_key
@@ -82,6 +82,11 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
         doc["commits_between"] = [
             {"sha": sha, "title": title} for sha, title in driver.source.between(a["label"], b["label"])
         ]
+    # a PypiSource (not imported: its index client would load http and ssl into every bisection)
+    if found and driver.source.kind == "pypi" and doc["first_bad"] and doc["last_good"]:
+        run, pypi = driver.run_dir.path, cast(Any, driver.source)
+        doc["release_notes"] = pypi.release_notes(doc["first_bad"]["label"])
+        doc["packages_changed"] = pypi.changed(run / doc["last_good"]["dir"], run / doc["first_bad"]["dir"])
     if driver.blame is not None:
         _add_blame(doc, driver.blame, driver.source)
     if driver.opt.perf is not None:
@@ -313,6 +318,14 @@ def render_markdown(driver: Driver, s: dict[str, Any]) -> str:
     if between:
         lines += ["", f"## Commits from {last.lower()} (exclusive) to {first.lower()}", ""]
         lines += [f"- `{c['sha'][:12]}` {c['title']}" for c in between]
+    if s.get("release_notes"):
+        lines += ["", f"What {s['first_bad']['label']} changed: " + ", ".join(s["release_notes"]) + "."]
+    changed = s.get("packages_changed") or []
+    if changed:
+        lines += ["", f"## Other packages that differ between {last.lower()} and {first.lower()}", "",
+                  f"| package | {last.lower()} | {first.lower()} |", "|---|---|---|"]  # fmt: skip
+        lines += [f"| {_cell(c['name'])} | {_cell(c['last_good'] or '-')} | {_cell(c['first_bad'] or '-')} |"
+                  for c in changed]  # fmt: skip
     metric = s["perf"]["metric"] if "perf" in s else None
     lines += ["", "## Tests", "", "| # | phase | candidate | outcome | counted as | detail |",
               "|---|---|---|---|---|---|"]  # fmt: skip

@@ -101,11 +101,9 @@ def resolve_candidates(source: Any) -> list[str] | None:
                 f"--good {cfg['good']} and --bad {cfg['bad']} are the same commit",
                 "give two different commits",
             )
-        elif cfg["kind"] == "multigit":
-            first = cfg["repos"][0]
-            ref = f"{first['name']}={first['good']} and --bad {first['name']}={first['bad']}"
-            why = f"--good {ref} are the same commit"
-            hint = "give first the --repo that changed"
+        elif cfg["kind"] == "multigit":  # a repository that did not change is held; here none did
+            why = "every --repo's --good and --bad are the same commit"
+            hint = "give a range in which one of them changed"
         else:
             why, hint = f"{len(labels)} candidate(s)", "widen the range"
         raise UsageError(f"{why}: a bisection needs at least two candidates", hint=hint)

@@ -111,7 +111,7 @@ def probe(d: Driver, label: str, strat: Strategy, phase: str = "blame") -> Outco
 
 def settle_blame(d: Driver, src: MultiGitSource, res: SearchResult, strat: Strategy) -> SearchResult:
     """Test the older primary with the newer others; pass blames it, fail moves to the next repo."""
-    k = 0
+    k = src.first_stage
     while res.status is SearchStatus.FOUND and res.first_bad is not None and res.last_good is not None:
         lo, hi = d.labels[res.last_good], d.labels[res.first_bad]
         blame = src.blame_probe(k, lo, hi)

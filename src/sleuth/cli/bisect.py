@@ -192,6 +192,8 @@ def git_cmd(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...
 
     src = git_source(repos, goods, bads, build=build, first_parent=first_parent, paths=paths,
                      find_fix=kw["find_fix"], skip=kw["skip"])  # fmt: skip
+    for note in src.notes:
+        err_console().print(f"note: {escape(note)}", soft_wrap=True, highlight=False)
     return _start(src, kw, default_skip=(125,))
 
 
@@ -201,6 +203,13 @@ def git_cmd(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...
 @click.option("--bad", metavar="VER", help="A later release that fails (default: the newest).")
 @click.option("--python", metavar="X.Y|PATH", help="Interpreter of the venvs (default: this one).")
 @click.option("--with", "pins", multiple=True, metavar="REQ", help="Extra requirement in every venv.")
+@click.option(
+    "--constraint",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Resolve every venv within these requirements (e.g. pip freeze of the environment that "
+    "worked; lines naming PACKAGE are left out).",
+)
 @click.option("--pre", is_flag=True, help="Include pre-releases.")
 @click.option(
     "--index-url",
@@ -210,16 +219,27 @@ def git_cmd(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...
 @_search_options
 @_cmd_arg
 def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | None, pins: tuple[str, ...],
-             pre: bool, index_url: str | None, **kw: Any) -> int:  # fmt: skip
-    """Bisect the released versions of PACKAGE, each in a cached uv venv ($SLEUTH_CANDIDATE=VER)."""
-    from sleuth.bisect.index import index_from_env
-    from sleuth.bisect.packaged import PypiSource
+             constraint: Path | None, pre: bool, index_url: str | None, **kw: Any) -> int:  # fmt: skip
+    """Bisect the released versions of PACKAGE, each in a cached uv venv ($SLEUTH_CANDIDATE=VER).
 
-    if len(package) > 200 or not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", package):
-        raise UsageError(f"sleuth bisect pypi {package[:60]!r}: not a package name", hint="e.g. numpy")
+    PACKAGE may name extras (transformers[torch]); each venv installs PACKAGE==VER.
+    """
+    from sleuth.bisect.index import index_from_env
+    from sleuth.bisect.packaged import PypiSource, read_constraints
+
+    name = r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?"
+    if len(package) > 200 or not re.fullmatch(rf"{name}(\[\s*{name}(\s*,\s*{name})*\s*\])?", package):
+        raise UsageError(f"sleuth bisect pypi {package[:60]!r}: not a package name",
+                         hint="e.g. numpy, or transformers[torch] with extras")  # fmt: skip
     index, _ = index_from_env(index_url)
-    src = PypiSource(package, good, bad, python=python, pins=pins, pre=pre, index_url=index,
-                     find_fix=kw["find_fix"])  # fmt: skip
+    held: list[str] = []
+    if constraint is not None:
+        held, dropped = read_constraints(constraint, package)
+        if dropped:
+            left = f"note: --constraint {constraint}: left out {', '.join(dropped)} (the package bisected)"
+            err_console().print(escape(left), soft_wrap=True, highlight=False)
+    src = PypiSource(package, good, bad, python=python, pins=pins, constraints=tuple(held), pre=pre,
+                     index_url=index, find_fix=kw["find_fix"])  # fmt: skip
     return _start(src, kw)
 
 
@@ -309,7 +329,7 @@ def _example(source: Any) -> str:
     if kind == "multigit":
         return "sleuth bisect git --repo jax=../jax --repo xla=../xla --good ... --bad ... -- ./test.sh"
     if kind == "pypi":
-        pkg = cfg["package"]
+        pkg = cfg["package"].partition("[")[0]
         return f"sleuth bisect pypi {pkg} -- python -c 'import {re.sub(r'[^A-Za-z0-9_]', '_', pkg)}'"
     return f"sleuth bisect images --template '{cfg['template']}' --end-date {cfg['end']} -- ./test.sh"
 
@@ -444,9 +464,24 @@ def _render_answer(s: dict[str, Any]) -> None:
                   f"({last} {escape(s['last_good']['label'])})", soft_wrap=True)  # fmt: skip
         if s["first_bad"].get("title"):
             con.print(f"  {escape(s['first_bad']['title'])}", soft_wrap=True, highlight=False)
+        if s.get("culprit_repo"):  # several repositories: a SHA alone does not say which one
+            refs = ", ".join(f"{k}={v[:12]}" for k, v in (s.get("components") or {}).items())
+            where = f"  in repository {s['culprit_repo']}; the first bad combination: {refs}"
+            con.print(escape(where), soft_wrap=True, highlight=False)
         between = s.get("commits_between") or []
         if len(between) > 1:
             con.print(f"  {len(between)} commits between them (see the report)", soft_wrap=True)
+        if s.get("release_notes"):
+            con.print(
+                f"  what it changed: {escape(' '.join(s['release_notes']))}", soft_wrap=True, highlight=False
+            )
+        changed = s.get("packages_changed") or []
+        if changed:  # the answer's venvs differ in more than the package bisected
+            shown = ", ".join(
+                f"{c['name']} {c['last_good'] or '-'} -> {c['first_bad'] or '-'}" for c in changed[:3]
+            )
+            more = f" and {len(changed) - 3} more (see the report)" if len(changed) > 3 else ""
+            con.print(f"  also changed between them: {escape(shown)}{more}", soft_wrap=True, highlight=False)
     elif s["suspects"]:
         from sleuth.bisect.report import name_suspects
 

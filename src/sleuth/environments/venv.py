@@ -3,13 +3,15 @@
 ``VenvEnvironment(pins=("numpy==2.1.0",))`` builds ``<cache>/venvs/<hash>`` once (under a file
 lock, so parallel sleuth processes build it once), marks it complete, and reuses it on every later
 call.  A failed build leaves nothing behind.  Trials run with the venv's ``bin`` first on PATH and
-``VIRTUAL_ENV`` set, so ``python`` and console scripts resolve inside it.
+``VIRTUAL_ENV`` set, so ``python`` and console scripts resolve inside it.  The marker records what
+was installed (``uv pip freeze``), so that two venvs can be compared (:attr:`PreparedVenv.packages`).
 
 ``--python X.Y`` is found the way users expect (:func:`find_python`): uv's discovery, then
 ``pythonX.Y`` on PATH, then pyenv's versions directory; each candidate is run once to check that
 it starts and is X.Y (a pyenv shim for a version that is not installed does not count).  An
 ``index_url`` (``--index-url``, ``$UV_DEFAULT_INDEX``, ``$UV_INDEX_URL``, ``$PIP_INDEX_URL``) is
-passed to uv and is part of the cache key.
+passed to uv (as ``$UV_DEFAULT_INDEX``: credentials in it stay out of the process table) and is
+part of the cache key.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -34,6 +37,8 @@ from sleuth.runner import ToolResult, run_tool
 __all__ = ["PreparedVenv", "VenvEnvironment", "find_python", "python_version", "uv_bin"]
 
 _MARKER = ".sleuth-venv.json"
+
+log = logging.getLogger(__name__)
 
 
 def uv_bin() -> str:
@@ -123,12 +128,23 @@ def find_python(spec: str, flag: str = "--python", environ: dict[str, str] | Non
     )
 
 
+def _freeze(path: Path) -> tuple[str, ...]:
+    """``uv pip freeze`` of the venv at ``path`` (empty when uv cannot say: it is only a record)."""
+    try:
+        res = run_tool([uv_bin(), "pip", "freeze", "--python", str(path / "bin" / "python")], timeout_s=120)
+    except (InfrastructureError, EnvironmentBuildError):
+        return ()
+    return tuple(ln.strip() for ln in res.stdout.splitlines() if ln.strip()) if res.ok else ()
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedVenv:
     """A built venv."""
 
     path: Path
     pins: tuple[str, ...]
+    #: what is installed in it, as ``uv pip freeze`` lists it (``name==version`` lines), recorded at build
+    packages: tuple[str, ...] = ()
 
     @property
     def python(self) -> Path:
@@ -169,6 +185,8 @@ class VenvEnvironment:
     build_timeout_s: float = 1800.0
     #: the package index (None: uv's own configuration)
     index_url: str | None = None
+    #: requirements every resolution stays within (``uv pip install --constraint``)
+    constraints: tuple[str, ...] = ()
     _key: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
@@ -186,6 +204,8 @@ class VenvEnvironment:
         }
         if self.index_url:  # another index may serve other files under the same versions
             key["index"] = self.index_url
+        if self.constraints:
+            key["constraints"] = sorted(c.strip() for c in self.constraints)
         blob = json.dumps(key)
         object.__setattr__(self, "_key", hashlib.sha256(blob.encode()).hexdigest()[:16])
 
@@ -199,6 +219,8 @@ class VenvEnvironment:
         out: dict[str, Any] = {"kind": "venv", "pins": list(self.pins), "python": self.python}
         if self.index_url:
             out["index_url"] = self.index_url
+        if self.constraints:
+            out["constraints"] = list(self.constraints)
         return out
 
     def prepare(self) -> PreparedVenv:
@@ -212,20 +234,48 @@ class VenvEnvironment:
                 hint="point $SLEUTH_CACHE at a directory sleuth may write",
             ) from None
         with open(path.parent / f"{self._key}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("venv %s: waiting for its build by another process (another sleuth, or a uv "
+                            "left running by one that was killed)", path)  # fmt: skip
+                fcntl.flock(lock, fcntl.LOCK_EX)
             if not (path / _MARKER).is_file():
-                self._build(path)
-        return PreparedVenv(path, self.pins)
+                self._build(path, lock.fileno())
+            return PreparedVenv(path, self.pins, self._packages(path))
 
-    def _build(self, path: Path) -> None:
+    def _packages(self, path: Path) -> tuple[str, ...]:
+        """The marker's ``packages``; a venv cached before they were recorded is asked now."""
+        try:
+            got = json.loads((path / _MARKER).read_text()).get("packages")
+        except (OSError, ValueError, AttributeError):
+            got = None
+        if isinstance(got, list) and all(isinstance(x, str) for x in got):
+            return tuple(got)
+        return _freeze(path)
+
+    def _build(self, path: Path, lock: int) -> None:
+        """Build at ``path``; uv inherits ``lock`` (held): a uv that outlives a killed sleuth keeps
+        the venv locked until it ends, so the next build never writes beside it."""
         shutil.rmtree(path, ignore_errors=True)
         uv = uv_bin()
         env = {**os.environ, "VIRTUAL_ENV": ""}
         env.pop("VIRTUAL_ENV")
         python = find_python(self.python) if self.python else sys.executable
-        index = ["--default-index", self.index_url] if self.index_url else []
+        if self.index_url:  # in uv's environment, not its argv: any user may read a process's argv
+            env.pop("UV_INDEX_URL", None)
+            env["UV_DEFAULT_INDEX"] = self.index_url
+        held = path.parent / f"{self._key}.constraints.txt"
+        if self.constraints:
+            held.write_text("".join(f"{c}\n" for c in self.constraints), encoding="utf-8")
+        within = ["--constraint", str(held)] if self.constraints else []
         try:
-            made = run_tool([uv, "venv", "--quiet", "--python", python, str(path)], env=env, timeout_s=600)
+            made = run_tool(
+                [uv, "venv", "--quiet", "--python", python, str(path)],
+                env=env,
+                timeout_s=600,
+                pass_fds=(lock,),
+            )
             if not made.ok:
                 raise EnvironmentBuildError(f"venv for python {python}: uv venv failed: {_uv_said(made)}")
             if self.pins:
@@ -235,7 +285,7 @@ class VenvEnvironment:
                         "pip",
                         "install",
                         "--quiet",
-                        *index,
+                        *within,
                         "--python",
                         str(path / "bin" / "python"),
                         "--",
@@ -243,7 +293,24 @@ class VenvEnvironment:
                     ],
                     env=env,
                     timeout_s=self.build_timeout_s,
+                    pass_fds=(lock,),
                 )
+                if inst.rc < 0 and not inst.timed_out:  # the OOM killer, an admin: not the pins' fault
+                    raise InfrastructureError(
+                        f"venv {' '.join(self.pins)}: uv pip install was killed by signal {-inst.rc}",
+                        hint="out of memory? look at dmesg; try again",
+                    )
+                if not inst.ok and "error sending request" in inst.stderr:  # refused, timed out, DNS
+                    raise InfrastructureError(
+                        f"venv {' '.join(self.pins)}: uv could not reach the index: {_uv_said(inst)}",
+                        hint="check the network and the index URL, then resume",
+                    )
+                if not inst.ok and "network was disabled" in inst.stderr:  # every version would fail so
+                    why = "$UV_OFFLINE is set" if env.get("UV_OFFLINE") else "uv is offline"
+                    raise InfrastructureError(
+                        f"venv {' '.join(self.pins)}: {why} and uv's cache does not hold it",
+                        hint="unset UV_OFFLINE (or uv's offline setting), or install it once online",
+                    )
                 if not inst.ok:
                     raise EnvironmentBuildError(
                         f"venv {' '.join(self.pins)}: uv pip install failed: {_uv_said(inst)}"
@@ -251,5 +318,10 @@ class VenvEnvironment:
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise
-        marker = {"pins": list(self.pins), "python": python, "built_at": time.time()}
+        marker = {
+            "pins": list(self.pins),
+            "python": python,
+            "built_at": time.time(),
+            "packages": _freeze(path),
+        }
         (path / _MARKER).write_text(json.dumps(marker, indent=2) + "\n")
