@@ -115,6 +115,27 @@ def test_symlink_loops_fifos_and_old_run_dirs_stay_out_of_inputs(cli, tmp_path: 
     assert_no_secret("dbPassword42xy", *(v.decode("latin-1") for v in members.values()))
 
 
+def test_a_tree_500_deep_and_odd_file_names_ship(cli, tmp_path: Path) -> None:
+    """A directory 500 levels deep (shutil.copytree recursed into a RecursionError, a traceback at
+    the end of the reduction) and names with a newline or a byte that is not UTF-8 are copied
+    into ``inputs/`` and packed."""
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    deep = tmp_path.joinpath(*["d"] * 500)
+    deep.mkdir(parents=True)
+    (deep / "leaf.txt").write_text("leaf")
+    (tmp_path / "new\nline.txt").write_text("nl")
+    (Path(os.fsdecode(bytes(tmp_path)) + os.fsdecode(b"/caf\xe9.txt"))).write_text("latin")
+    res = cli("reduce", "--spec", spec, "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    inputs = Path(doc(res)["run_dir"]) / "shrunken" / "inputs"
+    assert inputs.joinpath(*["d"] * 500, "leaf.txt").read_text() == "leaf"
+    assert (inputs / "new\nline.txt").read_text() == "nl"
+    assert os.fsencode(inputs / os.fsdecode(b"caf\xe9.txt")) in [os.fsencode(p) for p in inputs.iterdir()]
+    members = _archive(cli, Path(doc(res)["run_dir"]))
+    assert any(k.endswith("inputs/" + "d/" * 500 + "leaf.txt") for k in members)
+
+
 def test_secret_values_of_an_arg_set_never_leave(cli, tmp_path: Path) -> None:
     """``--password VALUE`` and ``--token=VALUE`` as an arg_set's values are secrets like the same
     words in the command: hidden in the output, the run dir and the bundle."""

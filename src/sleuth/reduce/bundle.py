@@ -15,7 +15,7 @@ import os
 import re
 import shlex
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from sleuth.reduce.scrub import Scrubber
 from sleuth.secrets import REDACTED
 from sleuth.signature import parse_signature
 
-__all__ = ["INPUTS_LIMIT", "write_shrunken"]
+__all__ = ["INPUTS_LIMIT", "copy_tree", "write_shrunken"]
 
 #: the most bytes of the workload's cwd copied into ``inputs/``; above, only the files it names
 INPUTS_LIMIT = 200 * 1024 * 1024
@@ -70,6 +70,30 @@ def _left_out(d: str, name: str, skip: set[Path], root: Path, outside: list[str]
     return (p / "journal.jsonl").is_file() and (p / ".lock").exists()
 
 
+def copy_tree(src: Path, dest: Path, ignore: Callable[[str, list[str]], set[str]] | None = None) -> None:
+    """``shutil.copytree(src, dest, ignore=ignore, symlinks=False, ignore_dangling_symlinks=True)``
+    without recursion: copytree takes two Python frames a level, so a workload's tree 500 deep
+    raised RecursionError (a traceback at the end of a reduction)."""
+    stack = [(os.fspath(src), os.fspath(dest))]
+    dirs: list[tuple[str, str]] = []
+    while stack:
+        s, d = stack.pop()
+        names = os.listdir(s)
+        left = ignore(s, names) if ignore is not None else set()
+        os.makedirs(d, exist_ok=d != os.fspath(dest))
+        dirs.append((s, d))
+        for name in names:
+            if name in left:
+                continue
+            sp, dp = os.path.join(s, name), os.path.join(d, name)
+            if os.path.isdir(sp):  # a symlinked directory is copied as one (symlinks=False)
+                stack.append((sp, dp))
+            elif os.path.exists(sp):  # a dangling symlink is left out
+                shutil.copy2(sp, dp)
+    for s, d in reversed(dirs):  # as copytree: each directory's times once its files are in
+        shutil.copystat(s, d)
+
+
 def _tree_size(root: Path, skip: set[Path]) -> int:
     total = 0
     top = root.resolve()
@@ -103,7 +127,7 @@ def copy_inputs(plan: Plan, cand: Candidate, dest: Path, *, output_root: Path) -
         def ignore(d: str, names: list[str]) -> set[str]:
             return {n for n in names if _left_out(d, n, skip, top, outside)}
 
-        shutil.copytree(plan.cwd, dest, ignore=ignore, symlinks=False, ignore_dangling_symlinks=True)
+        copy_tree(plan.cwd, dest, ignore)
         if outside:
             note += f" (left out, linked from outside it: {', '.join(outside)})"
     else:  # a large repository: only what the command names

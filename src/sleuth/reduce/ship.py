@@ -21,6 +21,7 @@ from typing import Any
 from sleuth import reaper
 from sleuth.errors import UsageError
 from sleuth.journal import atomic_write_text
+from sleuth.reduce.bundle import copy_tree
 from sleuth.reduce.scrub import Scrubber
 from sleuth.secrets import SECRETS_FILE
 
@@ -214,7 +215,7 @@ def pack(
     _sweep(dest.parent, part_prefix)
     with tempfile.TemporaryDirectory(prefix=f"{stage_prefix}{os.getpid()}-", dir=run_dir) as tmp:
         stage = Path(tmp) / top
-        shutil.copytree(run_dir / "shrunken", stage / "shrunken", symlinks=False)
+        copy_tree(run_dir / "shrunken", stage / "shrunken")
         changed: list[str] = [*summary.get("hidden_in_inputs", [])]
         large = scrub_tree(stage, scrubber, changed=changed)
         summary = {**summary, "hidden_in_inputs": sorted(set(changed))}
