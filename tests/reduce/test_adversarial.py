@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -134,6 +135,7 @@ def test_a_tree_500_deep_and_odd_file_names_ship(cli, tmp_path: Path) -> None:
     assert os.fsencode(inputs / os.fsdecode(b"caf\xe9.txt")) in [os.fsencode(p) for p in inputs.iterdir()]
     members = _archive(cli, Path(doc(res)["run_dir"]))
     assert any(k.endswith("inputs/" + "d/" * 500 + "leaf.txt") for k in members)
+    subprocess.run(["rm", "-rf", str(tmp_path / "d"), str(inputs / "d")], check=True)  # rmtree recurses
 
 
 def test_secret_values_of_an_arg_set_never_leave(cli, tmp_path: Path) -> None:
