@@ -138,6 +138,34 @@ def test_a_tree_500_deep_and_odd_file_names_ship(cli, tmp_path: Path) -> None:
     subprocess.run(["rm", "-rf", str(tmp_path / "d"), str(inputs / "d")], check=True)  # rmtree recurses
 
 
+def test_a_tree_1000_deep_left_in_each_trial_dir(cli, tmp_path: Path) -> None:
+    """A workload that leaves a tree 1,000 deep in ``$SLEUTH_TRIAL_DIR``: the scrub of the run dir
+    at the end (os.walk) recursed into a RecursionError, a traceback instead of the bundle."""
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["command"][1:2] = ["-c", DEEP_THEN + PROGRAM.replace("sys.argv[1]", "sys.argv[2]"), "w"]
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    try:
+        res = cli("reduce", "--spec", spec, "--json")
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert "Traceback" not in res.stderr
+        assert doc(res)["status"] == "reduced"
+        assert _archive(cli, Path(doc(res)["run_dir"]))
+    finally:  # pytest removes old temp dirs with shutil.rmtree, which recurses too
+        subprocess.run(["rm", "-rf", str(tmp_path / "runs")], check=True)
+
+
+DEEP_THEN = """\
+import os
+here = os.getcwd()
+os.chdir(os.environ["SLEUTH_TRIAL_DIR"])
+for _ in range(1000):
+    os.mkdir("d")
+    os.chdir("d")
+os.chdir(here)
+"""
+
+
 def test_secret_values_of_an_arg_set_never_leave(cli, tmp_path: Path) -> None:
     """``--password VALUE`` and ``--token=VALUE`` as an arg_set's values are secrets like the same
     words in the command: hidden in the output, the run dir and the bundle."""

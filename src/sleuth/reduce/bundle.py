@@ -11,11 +11,10 @@ caller's shell by ``run_repro.sh``.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,11 @@ import yaml
 from sleuth.journal import atomic_write_json, atomic_write_text
 from sleuth.reduce.plan import Candidate, Plan
 from sleuth.reduce.scrub import Scrubber
+from sleuth.reduce.tree import copy_tree, walk
 from sleuth.secrets import REDACTED
 from sleuth.signature import parse_signature
 
-__all__ = ["INPUTS_LIMIT", "copy_tree", "write_shrunken"]
+__all__ = ["INPUTS_LIMIT", "write_shrunken"]
 
 #: the most bytes of the workload's cwd copied into ``inputs/``; above, only the files it names
 INPUTS_LIMIT = 200 * 1024 * 1024
@@ -70,34 +70,10 @@ def _left_out(d: str, name: str, skip: set[Path], root: Path, outside: list[str]
     return (p / "journal.jsonl").is_file() and (p / ".lock").exists()
 
 
-def copy_tree(src: Path, dest: Path, ignore: Callable[[str, list[str]], set[str]] | None = None) -> None:
-    """``shutil.copytree(src, dest, ignore=ignore, symlinks=False, ignore_dangling_symlinks=True)``
-    without recursion: copytree takes two Python frames a level, so a workload's tree 500 deep
-    raised RecursionError (a traceback at the end of a reduction)."""
-    stack = [(os.fspath(src), os.fspath(dest))]
-    dirs: list[tuple[str, str]] = []
-    while stack:
-        s, d = stack.pop()
-        names = os.listdir(s)
-        left = ignore(s, names) if ignore is not None else set()
-        os.makedirs(d, exist_ok=d != os.fspath(dest))
-        dirs.append((s, d))
-        for name in names:
-            if name in left:
-                continue
-            sp, dp = os.path.join(s, name), os.path.join(d, name)
-            if os.path.isdir(sp):  # a symlinked directory is copied as one (symlinks=False)
-                stack.append((sp, dp))
-            elif os.path.exists(sp):  # a dangling symlink is left out
-                shutil.copy2(sp, dp)
-    for s, d in reversed(dirs):  # as copytree: each directory's times once its files are in
-        shutil.copystat(s, d)
-
-
 def _tree_size(root: Path, skip: set[Path]) -> int:
     total = 0
     top = root.resolve()
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in walk(root):
         dirnames[:] = [d for d in dirnames if not _left_out(dirpath, d, skip, top)]
         total += sum(Path(dirpath, f).stat().st_size for f in filenames if Path(dirpath, f).is_file())
         if total > INPUTS_LIMIT:
