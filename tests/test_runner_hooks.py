@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -142,6 +143,29 @@ def test_reap_orphans_runs_what_a_killed_sleuth_left(tmp_path: Path) -> None:
     assert not left.exists()
     reap_orphans(run)
     assert len(cleanups(log)) == 1  # once
+
+
+def test_reap_orphans_finds_records_past_a_workload_tree_1000_deep(tmp_path: Path) -> None:
+    """A trial that left a directory tree 1,000 deep in its trial dir: the resume's search for
+    cleanup records (rglob) recursed into a RecursionError; now it does not enter trial dirs."""
+    run = tmp_path / "run"
+    deep = run / "trials" / "0001"
+    deep.mkdir(parents=True)
+    for _ in range(1000):  # mkdir(parents=True) recurses too
+        deep /= "d"
+        deep.mkdir()
+    (run / "trials" / "0001" / "stdout").write_text("")
+    (run / "trials" / "0002").mkdir()
+    (run / "trials" / "0002" / "stdout").write_text("")
+    left = run / "trials" / "0002" / CLEANUP_FILE
+    log = tmp_path / "log"
+    left.write_text(json.dumps({"argv": [sys.executable, "-c", CLEANUP, str(log), str(tmp_path)], "env": {}}))
+    try:
+        reap_orphans(run)
+        assert len(cleanups(log)) == 1
+        assert not left.exists()
+    finally:  # pytest removes old temp dirs with shutil.rmtree, which recurses too
+        subprocess.run(["rm", "-rf", str(run)], check=True)
 
 
 def test_own_error_is_an_error_not_a_verdict(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -362,7 +362,7 @@ def reap_orphans(run_dir: Path) -> int:
 def _reap_cleanups(run_dir: Path) -> None:
     """Run the cleanups that a killed sleuth left in ``run_dir``'s trial dirs, then forget them."""
     jobs: list[tuple[Path, tuple[str, ...], dict[str, str]]] = []
-    for path in run_dir.rglob(CLEANUP_FILE):
+    for path in _cleanup_records(run_dir):
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
             argv = tuple(str(a) for a in rec["argv"])
@@ -375,6 +375,26 @@ def _reap_cleanups(run_dir: Path) -> None:
     for path, _, _ in jobs:
         with contextlib.suppress(OSError):
             path.unlink()
+
+
+def _cleanup_records(run_dir: Path) -> Iterator[Path]:
+    """The cleanup records under ``run_dir``, walked without recursion and without entering what a
+    workload wrote in its trial dir (a directory with a ``stdout``): ``rglob`` walked its 100,000
+    files on every resume, and a tree 1,000 deep there raised RecursionError (a traceback)."""
+    top = os.fspath(run_dir)
+    stack = [top]
+    while stack:
+        d = stack.pop()
+        record = os.path.join(d, CLEANUP_FILE)
+        if os.path.isfile(record):
+            yield Path(record)
+        if d != top and os.path.isfile(os.path.join(d, "stdout")):
+            continue
+        try:
+            with os.scandir(d) as entries:
+                stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
+        except OSError:
+            continue
 
 
 @dataclass(frozen=True, slots=True)

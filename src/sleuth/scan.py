@@ -6,7 +6,8 @@ C (``re.MULTILINE``), so memory stays at a few MiB and a 200 MB log scans in abo
 pattern.  Every position of the file belongs to exactly one window (the one that sees at least
 ``OVERLAP`` characters after it), so a match up to ``OVERLAP`` characters long is found once, as
 in the whole text, wherever the window edges fall; ``^``, ``\\b`` and short lookbehinds see the
-characters before a window too.
+characters before a window too.  A pattern that ``re`` could backtrack over for hours (``.*Error`` on
+a long line, ``(a+)+b``) is located by its RE2 twin (:mod:`sleuth.linear`) and matched only there.
 
 A metric series is streamed: every value goes to ``metrics/<name>.txt`` in the trial dir (one a
 line), and only a bounded sample and a summary (:class:`~sleuth.model.SeriesSummary`) stay in
@@ -24,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
+from sleuth.linear import Twin, twin
 from sleuth.model import SERIES_KEEP, MetricSpec, MetricValue, SeriesSummary
 
 __all__ = [
@@ -86,8 +88,45 @@ def _scan(
 ) -> Iterator[tuple[str, Iterator[re.Match[str]]]]:
     """Each window's text with its matches (consume them before the next window)."""
     end = [0]  # where the last match taken ended, in characters from the start of the file
+    tw = twin(pattern)
     for text, base, pos, limit in _windows(path, chunk_size, overlap):
-        yield text, _taken(pattern.finditer(text, max(pos, end[0] - base)), limit, base, end)
+        start = max(pos, end[0] - base)
+        if tw is not None and (not tw.ascii_only or text.isascii()):
+            found = _located(text, pattern, tw, start)
+        else:
+            found = pattern.finditer(text, start)
+        yield text, _taken(found, limit, base, end)
+
+
+def _located(text: str, pattern: re.Pattern[str], tw: Twin, start: int) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text, start)`` in linear time: RE2 finds where each match starts, ``re``
+    matches there (see :mod:`sleuth.linear`)."""
+    data = text.encode("utf-8", "surrogatepass")
+    if not tw.locate(data):  # short lines, no nested repeat: re is faster per match, and near linear
+        yield from pattern.finditer(text, start)
+        return
+    plain = len(data) == len(text)
+    c = b = 0  # a character offset and its byte offset: both only move forward
+    pos = start
+    while pos <= len(text):
+        if not plain:
+            b += len(text[c:pos].encode("utf-8", "surrogatepass"))
+            c = pos
+        hit = tw.rx.search(data, pos if plain else b)
+        if hit is None:
+            return
+        if plain:
+            q = hit.start()
+        else:
+            q = c + len(data[b : hit.start()].decode("utf-8", "surrogatepass"))
+            b, c = hit.start(), q
+        m = pattern.match(text, q)
+        if m is None:  # the twin accepted what re does not: re decides, as without a twin
+            m = pattern.search(text, q + 1)
+            if m is None:
+                return
+        yield m
+        pos = max(m.end(), m.start() + 1)
 
 
 def iter_matches(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -114,6 +115,56 @@ def test_symlink_loops_fifos_and_old_run_dirs_stay_out_of_inputs(cli, tmp_path: 
     assert not list((run / "shrunken").rglob("secrets.json"))
     members = _archive(cli, run)
     assert_no_secret("dbPassword42xy", *(v.decode("latin-1") for v in members.values()))
+
+
+def test_a_tree_500_deep_and_odd_file_names_ship(cli, tmp_path: Path) -> None:
+    """A directory 500 levels deep (shutil.copytree recursed into a RecursionError, a traceback at
+    the end of the reduction) and names with a newline or a byte that is not UTF-8 are copied
+    into ``inputs/`` and packed."""
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    deep = tmp_path.joinpath(*["d"] * 500)
+    deep.mkdir(parents=True)
+    (deep / "leaf.txt").write_text("leaf")
+    (tmp_path / "new\nline.txt").write_text("nl")
+    (Path(os.fsdecode(bytes(tmp_path)) + os.fsdecode(b"/caf\xe9.txt"))).write_text("latin")
+    res = cli("reduce", "--spec", spec, "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    inputs = Path(doc(res)["run_dir"]) / "shrunken" / "inputs"
+    assert inputs.joinpath(*["d"] * 500, "leaf.txt").read_text() == "leaf"
+    assert (inputs / "new\nline.txt").read_text() == "nl"
+    assert os.fsencode(inputs / os.fsdecode(b"caf\xe9.txt")) in [os.fsencode(p) for p in inputs.iterdir()]
+    members = _archive(cli, Path(doc(res)["run_dir"]))
+    assert any(k.endswith("inputs/" + "d/" * 500 + "leaf.txt") for k in members)
+    subprocess.run(["rm", "-rf", str(tmp_path / "d"), str(inputs / "d")], check=True)  # rmtree recurses
+
+
+def test_a_tree_1000_deep_left_in_each_trial_dir(cli, tmp_path: Path) -> None:
+    """A workload that leaves a tree 1,000 deep in ``$SLEUTH_TRIAL_DIR``: the scrub of the run dir
+    at the end (os.walk) recursed into a RecursionError, a traceback instead of the bundle."""
+    spec = _spec(tmp_path, b"a\nneedle\n")
+    data = yaml.safe_load(spec.read_text())
+    data["workload"]["command"][1:2] = ["-c", DEEP_THEN + PROGRAM.replace("sys.argv[1]", "sys.argv[2]"), "w"]
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    try:
+        res = cli("reduce", "--spec", spec, "--json")
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert "Traceback" not in res.stderr
+        assert doc(res)["status"] == "reduced"
+        assert _archive(cli, Path(doc(res)["run_dir"]))
+    finally:  # pytest removes old temp dirs with shutil.rmtree, which recurses too
+        subprocess.run(["rm", "-rf", str(tmp_path / "runs")], check=True)
+
+
+DEEP_THEN = """\
+import os
+here = os.getcwd()
+os.chdir(os.environ["SLEUTH_TRIAL_DIR"])
+for _ in range(1000):
+    os.mkdir("d")
+    os.chdir("d")
+os.chdir(here)
+"""
 
 
 def test_secret_values_of_an_arg_set_never_leave(cli, tmp_path: Path) -> None:

@@ -17,6 +17,8 @@ def _check_links(root: Path) -> None:
     follows links, so it would pack the file it points at (``~/.aws/credentials``) or never end."""
     import os
 
+    from sleuth.reduce.tree import walk
+
     if root.is_symlink():
         raise UsageError(
             f"{root}: a symlink to {os.readlink(root)}; bundle packs the run's own shrunken/",
@@ -25,7 +27,7 @@ def _check_links(root: Path) -> None:
     if not root.is_dir():
         return  # pack_run says what is missing
     top = root.resolve()
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in walk(root):
         for name in [*dirnames, *filenames]:
             link = Path(dirpath, name)
             if not link.is_symlink():

@@ -11,7 +11,6 @@ caller's shell by ``run_repro.sh``.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -24,6 +23,7 @@ import yaml
 from sleuth.journal import atomic_write_json, atomic_write_text
 from sleuth.reduce.plan import Candidate, Plan
 from sleuth.reduce.scrub import Scrubber
+from sleuth.reduce.tree import copy_tree, walk
 from sleuth.secrets import REDACTED
 from sleuth.signature import parse_signature
 
@@ -73,7 +73,7 @@ def _left_out(d: str, name: str, skip: set[Path], root: Path, outside: list[str]
 def _tree_size(root: Path, skip: set[Path]) -> int:
     total = 0
     top = root.resolve()
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in walk(root):
         dirnames[:] = [d for d in dirnames if not _left_out(dirpath, d, skip, top)]
         total += sum(Path(dirpath, f).stat().st_size for f in filenames if Path(dirpath, f).is_file())
         if total > INPUTS_LIMIT:
@@ -103,7 +103,7 @@ def copy_inputs(plan: Plan, cand: Candidate, dest: Path, *, output_root: Path) -
         def ignore(d: str, names: list[str]) -> set[str]:
             return {n for n in names if _left_out(d, n, skip, top, outside)}
 
-        shutil.copytree(plan.cwd, dest, ignore=ignore, symlinks=False, ignore_dangling_symlinks=True)
+        copy_tree(plan.cwd, dest, ignore)
         if outside:
             note += f" (left out, linked from outside it: {', '.join(outside)})"
     else:  # a large repository: only what the command names

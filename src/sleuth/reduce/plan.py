@@ -22,6 +22,7 @@ from sleuth.errors import ConfigError, UsageError
 from sleuth.model import check_name
 from sleuth.reduce.fixpoint import AxisPlan
 from sleuth.reduce.spec import NumericAxis, ReduceSpec, WindowAxis, WorldSizeAxis
+from sleuth.reduce.tree import paths
 from sleuth.secrets import REDACTED
 
 __all__ = ["Candidate", "Plan", "RuntimeAxis", "materialize", "resolve"]
@@ -187,7 +188,7 @@ def _inside(cwd: Path, rel: str, source: str, where: str) -> Path:
 
 
 def _files_under(d: Path) -> list[str]:
-    return sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
+    return sorted(str(p.relative_to(d)) for p in paths(d) if p.is_file())
 
 
 def resolve(
