@@ -264,7 +264,7 @@ def test_incremental_state_after_any_recording_order_is_the_from_scratch_one(
         assert {k: v for k, v in state.items() if k != "series"} == model.to_dict()
         assert state["values"] == [series.values[i] for i in state["positions"]]
         seen = now
-    scratch, scratch_state = changepoints(series, s, incremental=True)
+    _, scratch_state = changepoints(series, s, incremental=True)
     fresh = Incremental.start(series.values, s)[0].to_dict()
     assert {k: v for k, v in scratch_state.items() if k != "series"} == fresh  # type: ignore[union-attr]
 

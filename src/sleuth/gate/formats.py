@@ -102,7 +102,7 @@ def _go_lines(lines: Iterable[str], col: _Collector) -> None:
             continue
         found.append((m.group(1), m.group(2), pairs))
     names = _go_names([(name, p) for name, p, _ in found])
-    for (name, p, pairs), full in zip(found, names, strict=True):
+    for (_name, _p, pairs), full in zip(found, names, strict=True):
         for value, unit in pairs:
             col.add(f"{full}:{unit}", value, unit)
 

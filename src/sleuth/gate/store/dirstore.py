@@ -79,6 +79,7 @@ class DirStore:
         branch: str | None = None,
         statuses: Sequence[RunStatus] | None = None,
         last: int | None = None,
+        metrics: Sequence[str] | None = None,
     ) -> list[Run]:
         """The suite's runs, oldest first (by creation time, then file modification order)."""
         folder = self._suite_dir(suite)
@@ -91,7 +92,7 @@ class DirStore:
             for r in runs
             if (branch is None or r.branch == branch) and (statuses is None or r.status in statuses)
         ]
-        runs.sort(key=lambda r: r.created_at)  # stable: ties keep the recording order
+        runs.sort(key=lambda r: r.created_at)  # in UTC (Run.public); stable: ties keep the recording order
         return runs[-last:] if last else runs
 
     def suites(self) -> list[str]:
