@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import groupby
 from typing import Any
 
 from sleuth.errors import InfrastructureError, UsageError
@@ -275,11 +274,7 @@ class SqlStore:
                     sq = sa.select(*cols).where(s.c.run_pk.in_(chunk))
                     if names is not None:
                         sq = sq.where(s.c.metric.in_(names))
-                    rows = conn.execute(sq.order_by(s.c.run_pk, s.c.metric_order, s.c.seq))
-                    for (pk, metric, unit), group in groupby(rows, key=lambda row: row[:3]):
-                        # non-finite values are skipped, as record refuses them (a store edited by hand)
-                        values = tuple(v for *_, v in group if math.isfinite(v))
-                        by_run[pk].append(Sample(metric, values, unit))
+                    _collect(conn.execute(sq.order_by(s.c.run_pk, s.c.metric_order, s.c.seq)), by_run)
         except SQLAlchemyError as exc:
             raise InfrastructureError(f"--db {self.display}: {_one_line(exc)}") from None
         out = []
@@ -350,6 +345,24 @@ class SqlStore:
     def close(self) -> None:
         """Dispose of the connection pool."""
         self.engine.dispose()
+
+
+def _collect(rows: Iterable[Any], by_run: dict[int, list[Sample]]) -> None:
+    """``(run_pk, metric, unit, value)`` rows, ordered by run and metric, as each run's samples (a
+    plain loop: a row is one sample of ten million in a large history).  Non-finite values are
+    skipped, as ``record`` refuses them (a store edited by hand)."""
+    isfinite = math.isfinite
+    key: tuple[Any, str, str] | None = None
+    values: list[float] = []
+    for pk, metric, unit, value in rows:
+        if key is None or pk != key[0] or metric != key[1] or unit != key[2]:
+            if key is not None:
+                by_run[key[0]].append(Sample(key[1], tuple(values), key[2]))
+            key, values = (pk, metric, unit), []
+        if isfinite(value):
+            values.append(value)
+    if key is not None:
+        by_run[key[0]].append(Sample(key[1], tuple(values), key[2]))
 
 
 def _merged(samples: list[Sample]) -> tuple[Sample, ...]:
