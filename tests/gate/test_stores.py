@@ -388,3 +388,23 @@ def test_recording_into_an_older_sqlite_history_adds_the_per_metric_index(tmp_pa
         )
     assert "ix_gate_samples_run_metric" in names and "ix_gate_samples_run" not in names
     assert "ix_gate_samples_run_metric (run_pk=? AND metric=?)" in plan, plan
+
+
+def test_the_last_runs_of_a_long_history_recorded_out_of_order(store_url: str) -> None:
+    """The directory store keeps only the newest runs while it reads (bounded memory); the answer
+    is the same as sorting the whole history."""
+    import random
+
+    store = open_store(store_url, create=True)
+    try:
+        order = list(range(100))
+        random.Random(5).shuffle(order)
+        for i in order:
+            store.add_run(run(i, {"m": float(i), "n": 1.0}, branch="main" if i % 3 else "dev"))
+        assert [r.run_id for r in store.runs("s", last=3)] == ["r097", "r098", "r099"]
+        assert [r.run_id for r in store.runs("s", last=3, branch="dev")] == ["r093", "r096", "r099"]
+        one = store.runs("s", metrics=["m"])
+        assert [r.value("m") for r in one] == [float(i) for i in range(100)]
+        assert all(r.metrics() == ["m"] for r in one)
+    finally:
+        store.close()
