@@ -129,7 +129,7 @@ def main() -> None:
         one.write_text("".join(f"BenchmarkM{j}:ns/op,100.5,ns/op\n" for j in range(a.metrics)))
         m0 = "BenchmarkM0:ns/op"
         verbs: dict[str, list[str]] = {
-            "record": ["gate", "record", "--suite", SUITE, "--no-provenance", str(one)],
+            "record (a new SQLite file)": ["gate", "record", "--suite", SUITE, "--no-provenance", str(one)],
             "check": ["gate", "check", "--suite", SUITE, "--policy", str(policy), "--json", "--db", url],
             "graduate": ["gate", "graduate", "--suite", SUITE, "--last", "10", "--json", "--db", url],
             "baseline capture": ["gate", "baseline", "capture", "--suite", SUITE, "-o", str(work / "b.json"), "--db", url],
@@ -142,7 +142,7 @@ def main() -> None:
         for r in range(a.rounds):
             for verb, fig in figures.items():
                 argv = list(verbs[verb])
-                if verb == "record":
+                if verb.startswith("record"):
                     db = work / f"rec-{r}.db"
                     argv += ["--run-id", f"x{r}", "--db", f"sqlite:///{db}"]
                 if verb == "changepoints --incremental":
