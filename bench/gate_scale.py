@@ -7,7 +7,8 @@ metric 0 at 80% of the history) is written once through the product's own store
 process under ``/usr/bin/time -v``:
 
 * ``record`` of one more run of every metric (a CSV file) into a fresh SQLite history;
-* ``check`` with a policy that judges every metric (``"*": regression + budget``);
+* ``check`` with a policy that judges every metric (``"*": regression + budget``), and with a
+  policy of one exact key per metric (as a generated policy is);
 * ``graduate --last 10``, ``baseline capture --last 10``;
 * ``changepoints --metric`` offline, and ``--incremental`` (the second call of a pair, its state built).
 
@@ -125,12 +126,21 @@ def main() -> None:
             'metrics:\n  "*":\n    kind: time\n    budget: {max: 1000000, runs: 10}\n'
             "    regression: {baseline_runs: 10, recent_runs: 1}\n"
         )
+        exact = work / "exact.yaml"  # a generated policy: one key per metric
+        exact.write_text(
+            "metrics:\n"
+            + "".join(
+                f'  "BenchmarkM{j}:ns/op": {{kind: time, regression: {{baseline_runs: 10, recent_runs: 1}}}}\n'
+                for j in range(a.metrics)
+            )
+        )
         one = work / "one.csv"
         one.write_text("".join(f"BenchmarkM{j}:ns/op,100.5,ns/op\n" for j in range(a.metrics)))
         m0 = "BenchmarkM0:ns/op"
         verbs: dict[str, list[str]] = {
             "record (a new SQLite file)": ["gate", "record", "--suite", SUITE, "--no-provenance", str(one)],
             "check": ["gate", "check", "--suite", SUITE, "--policy", str(policy), "--json", "--db", url],
+            "check, a key per metric": ["gate", "check", "--suite", SUITE, "--policy", str(exact), "--json", "--db", url],
             "graduate": ["gate", "graduate", "--suite", SUITE, "--last", "10", "--json", "--db", url],
             "baseline capture": ["gate", "baseline", "capture", "--suite", SUITE, "-o", str(work / "b.json"), "--db", url],
             "changepoints": ["gate", "changepoints", "--suite", SUITE, "--metric", m0, "--json", "--db", url],
