@@ -23,7 +23,14 @@ from sleuth.errors import ConfigError
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "MAX_NODES", "format_validation_error", "load_data_file"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_NODES",
+    "file_kind",
+    "format_validation_error",
+    "load_data_file",
+]
 
 
 # --- schema errors ---------------------------------------------------------------------------
@@ -108,14 +115,27 @@ MAX_NODES = 200_000
 MAX_DEPTH = 64
 
 
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, from its ``st_mode``: ``"a directory"``, ``"a FIFO"``..."""
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
 def _read_text(path: Path) -> str:
     try:
         mode = os.stat(path).st_mode
     except OSError:
         mode = stat.S_IFREG  # open() below says what is wrong
     if not stat.S_ISREG(mode):  # a FIFO would be read forever, a device without end
-        raise ConfigError(f"{path}: not a regular file (a FIFO or a device)",
-                          hint="give a YAML or JSON file")  # fmt: skip
+        raise ConfigError(f"{path}: not a regular file ({file_kind(mode)})", hint="give a YAML or JSON file")
     try:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_FILE_BYTES + 1)

@@ -109,6 +109,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     # check
     ("no policy", ["check", "--suite", "s"], ["--policy"]),
     ("policy missing", ["check", "--suite", "s", "--policy", "gone.yaml"], ["gone.yaml"]),
+    ("policy is a dir", ["check", "--suite", "s", "--policy", "adir"], ["adir", "a directory"]),
     ("policy yaml", ["check", "--suite", "s", "--policy", "bad.yaml"], ["bad.yaml", "YAML"]),
     (
         "policy unknown key",

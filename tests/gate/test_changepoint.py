@@ -231,3 +231,52 @@ def test_midranks_equal_scipy_rankdata(xs: list[float]) -> None:
     from scipy.stats import rankdata
 
     assert cpnull.midranks(xs).tolist() == rankdata(xs).tolist()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.permutations(range(36)), st.integers(min_value=1, max_value=4), st.integers(min_value=0, max_value=9)
+)
+def test_incremental_state_after_any_recording_order_is_the_from_scratch_one(
+    order: list[int], batch: int, seed: int
+) -> None:
+    """Runs recorded in any order (a backfilled run has an older time than those seen, so the store
+    puts it in the middle): whenever the series no longer starts with what the state saw, the
+    answer and the state are the from-scratch ones; otherwise the state extends; and the state's
+    points are always the series' own.  (The state kept its positions and slid them onto the wrong
+    runs: a change point one run off, or never reported.)"""
+    from sleuth.gate.service import Series, changepoints
+
+    x = _step(n=36, at=18, size=6.0, seed=seed)
+    s = Settings()
+    state: dict | None = None
+    model: Incremental | None = None
+    seen: list[int] = []
+    for k in range(0, len(order), batch):
+        now = sorted(seen + order[k : k + batch])  # the store reads runs in time order
+        series = Series(tuple(x[i] for i in now), tuple(f"r{i}" for i in now))
+        found, state = changepoints(series, s, state=state, incremental=True)
+        if model is not None and now[: len(seen)] == seen:
+            want = model.extend(list(series.values[len(seen) :]))
+        else:
+            model, want = Incremental.start(series.values, s)
+        assert found == want
+        assert {k: v for k, v in state.items() if k != "series"} == model.to_dict()
+        assert state["values"] == [series.values[i] for i in state["positions"]]
+        seen = now
+    _, scratch_state = changepoints(series, s, incremental=True)
+    fresh = Incremental.start(series.values, s)[0].to_dict()
+    assert {k: v for k, v in scratch_state.items() if k != "series"} == fresh  # type: ignore[union-attr]
+
+
+def test_a_state_from_before_fingerprints_is_kept_when_its_tail_fits() -> None:
+    from sleuth.gate.service import Series, changepoints
+
+    x = _step(n=40, at=25, size=6.0, seed=3)
+    first = Series(tuple(x[:30]), tuple(map(str, range(30))))
+    _, state = changepoints(first, Settings(), incremental=True)
+    assert state is not None
+    old = {k: v for k, v in state.items() if k != "series"}  # as an older sleuth wrote it
+    whole = Series(tuple(x), tuple(map(str, range(40))))
+    new, _ = changepoints(whole, Settings(), state=old, incremental=True)
+    assert new == Incremental.from_dict(old).extend(x[30:])  # extended, not rebuilt

@@ -539,3 +539,21 @@ def test_gate_help_lists_the_subcommands(sleuth: Callable) -> None:
     for sub in ("record", "graduate", "check", "changepoints", "baseline", "runs"):
         assert sub in r.stdout
     assert "gate" in sleuth("--help").stdout
+
+
+def test_incremental_changepoints_after_a_backfilled_run_are_the_from_scratch_ones(
+    sleuth: Callable, store_url: str, tmp_path: Path
+) -> None:
+    # run r10 is recorded last, with its own (older) time: the store puts it in the middle
+    values = [100.0, 100.5, 99.5, 100.2, 99.8] * 6 + [110.0, 110.4, 109.6, 110.2, 109.9] * 3
+    files = _csv_runs(tmp_path, values, metric="m")
+    _record_all(sleuth, store_url, files[:10])
+    _record_all(sleuth, store_url, files[11:], start=11)
+    args = ("gate", "changepoints", "--suite", "s", "--metric", "m", "--json", "--db", store_url)
+    (cp,) = sleuth(*args, "--incremental").json()["change_points"]
+    assert cp["run_id"] == "r30" and cp["index"] == 29
+    _record_all(sleuth, store_url, files[10:11], start=10)
+    inc = sleuth(*args, "--incremental").json()["change_points"]
+    assert inc == sleuth(*args).json()["change_points"]  # the state was rebuilt: the whole series once more
+    assert [(c["index"], c["run_id"]) for c in inc] == [(30, "r30")]  # not slid onto r29
+    assert sleuth(*args, "--incremental").json()["change_points"] == []  # and then reported once

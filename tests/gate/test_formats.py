@@ -267,3 +267,28 @@ def test_any_json_document_parses_without_raising(doc: object) -> None:
     ):
         text = json.dumps(wrapped)
         parse(text)
+
+
+def test_go_sub_benchmark_suffix_is_its_name_unless_the_file_agrees() -> None:
+    # a one-core runner prints no -GOMAXPROCS: a lone size-1024 sub-benchmark was recorded as "size"
+    one_core = "BenchmarkParse/size-1024  10  7 ns/op\nBenchmarkParse/size-1024  10  8 ns/op\nBenchmarkY  10  5 ns/op\n"
+    assert set(_samples(parse(one_core))) == {"BenchmarkParse/size-1024:ns/op", "BenchmarkY:ns/op"}
+    # the same benchmarks on an 8-core runner: the suffix every line shares goes
+    eight = "BenchmarkParse/size-1024-8  10  7 ns/op\nBenchmarkY-8  10  5 ns/op\n"
+    assert set(_samples(parse(eight))) == {"BenchmarkParse/size-1024:ns/op", "BenchmarkY:ns/op"}
+    # sub-benchmarks only, each ending in another -N: names; all ending in -4: GOMAXPROCS 4
+    subs = "BenchmarkA/n-10  10  1 ns/op\nBenchmarkB/n-20  10  2 ns/op\n"
+    assert set(_samples(parse(subs))) == {"BenchmarkA/n-10:ns/op", "BenchmarkB/n-20:ns/op"}
+    subs4 = "BenchmarkA/n-4  10  1 ns/op\nBenchmarkB/m-4  10  2 ns/op\n"
+    assert set(_samples(parse(subs4))) == {"BenchmarkA/n:ns/op", "BenchmarkB/m:ns/op"}
+    # a sub-benchmark whose suffixes are the -cpu list of the top-level ones: one metric per GOMAXPROCS
+    cpu = "".join(
+        f"Benchmark{n}{s}  10  {i} ns/op\n"
+        for i, (n, s) in enumerate([(n, s) for n in ("X", "P/small") for s in ("", "-2")])
+    )
+    assert set(_samples(parse(cpu))) == {
+        "BenchmarkX-1:ns/op",
+        "BenchmarkX-2:ns/op",
+        "BenchmarkP/small-1:ns/op",
+        "BenchmarkP/small-2:ns/op",
+    }

@@ -310,3 +310,101 @@ def test_dir_store_rejects_a_corrupt_run_file(tmp_path: Path) -> None:
     (tmp_path / "d" / "s" / "r001.json").write_text("{not json")
     with pytest.raises(InfrastructureError, match=r"r001\.json"):
         store.runs("s")
+
+
+def _as_an_older_sleuth_recorded(i: int, metric: str, value: float) -> Run:
+    """Run r{i} one hour after r{i-1} (UTC), written as sleuth recorded before times were stored in
+    UTC and CSV fields were unquoted: a time with its zone offset or without microseconds, a quoted
+    CSV name kept with its quotes, no ``source["reader"]``."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    t = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(hours=i)
+    created = [
+        t.astimezone(timezone(timedelta(hours=5))).isoformat(),  # 2025-01-01T05:00:00+05:00
+        t.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        t.astimezone(timezone(timedelta(hours=-8))).isoformat(),
+    ][i % 3]
+    return Run(
+        suite="s",
+        run_id=f"r{i:02d}",
+        created_at=created,
+        samples=(Sample(metric, (value,), "s"),),
+        source={"files": [{"file": "r.csv", "format": "csv", "metrics": 1, "skipped": 0}], "skipped": 0},
+    )
+
+
+def test_a_history_recorded_by_an_older_sleuth_reads_as_recorded_now(store_url: str) -> None:
+    """Times with a zone offset sorted as text (+05:00 read as the newest run, -08:00 as the oldest:
+    `check` judged the wrong runs as the latest), and a quoted CSV name kept its quotes (the series
+    of test_x[a] broke in two at the upgrade: INSUFFICIENT, exit 3, for the next ten runs)."""
+    from sleuth.gate.service import metric_series
+
+    store = open_store(store_url, create=True)
+    try:
+        for i in range(9):
+            assert store.add_run(_as_an_older_sleuth_recorded(i, '"test_x[a]"', float(i)))
+        for i in range(9, 12):  # recorded since: UTC, unquoted, and marked
+            new = Run(
+                suite="s",
+                run_id=f"r{i:02d}",
+                created_at=f"2025-01-01T{i:02d}:00:00.000000Z",
+                samples=(Sample("test_x[a]", (float(i),), "s"),),
+                source={"files": [{"file": "r.csv", "format": "csv"}], "reader": 2},
+            )
+            assert store.add_run(new)
+        got = store.runs("s")
+        assert [r.run_id for r in got] == [f"r{i:02d}" for i in range(12)]
+        assert all(r.created_at.endswith(".000000Z") for r in got)
+        assert got[5].created_at == "2025-01-01T05:00:00.000000Z"
+        assert [r.run_id for r in store.runs("s", last=4)] == ["r08", "r09", "r10", "r11"]
+        assert metric_series(got, "test_x[a]").values == tuple(float(i) for i in range(12))
+        one = store.runs("s", metrics=["test_x[a]"])  # changepoints reads one metric
+        assert metric_series(one, "test_x[a]").values == tuple(float(i) for i in range(12))
+        assert store.created_at("s", "r00") == "2025-01-01T00:00:00.000000Z"  # record --replace keeps it
+    finally:
+        store.close()
+
+
+def test_recording_into_an_older_sqlite_history_adds_the_per_metric_index(tmp_path: Path) -> None:
+    """An older sleuth indexed samples by run only: reading one metric of every run (changepoints)
+    read every sample of the history."""
+    import sqlite3
+
+    db = tmp_path / "h.db"
+    open_store(f"sqlite:///{db}", create=True).close()
+    with sqlite3.connect(db) as conn:  # the index as an older sleuth made it
+        conn.execute("DROP INDEX ix_gate_samples_run_metric")
+        conn.execute("CREATE INDEX ix_gate_samples_run ON gate_samples (run_pk)")
+    store = open_store(f"sqlite:///{db}", create=True)  # what record opens
+    store.add_run(run(0, {"m": 1.0}))
+    store.close()
+    with sqlite3.connect(db) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        plan = " ".join(
+            str(r[-1])
+            for r in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT value FROM gate_samples WHERE run_pk IN (1, 2) AND metric = 'm'"
+            )
+        )
+    assert "ix_gate_samples_run_metric" in names and "ix_gate_samples_run" not in names
+    assert "ix_gate_samples_run_metric (run_pk=? AND metric=?)" in plan, plan
+
+
+def test_the_last_runs_of_a_long_history_recorded_out_of_order(store_url: str) -> None:
+    """The directory store keeps only the newest runs while it reads (bounded memory); the answer
+    is the same as sorting the whole history."""
+    import random
+
+    store = open_store(store_url, create=True)
+    try:
+        order = list(range(100))
+        random.Random(5).shuffle(order)
+        for i in order:
+            store.add_run(run(i, {"m": float(i), "n": 1.0}, branch="main" if i % 3 else "dev"))
+        assert [r.run_id for r in store.runs("s", last=3)] == ["r097", "r098", "r099"]
+        assert [r.run_id for r in store.runs("s", last=3, branch="dev")] == ["r093", "r096", "r099"]
+        one = store.runs("s", metrics=["m"])
+        assert [r.value("m") for r in one] == [float(i) for i in range(100)]
+        assert all(r.metrics() == ["m"] for r in one)
+    finally:
+        store.close()

@@ -190,7 +190,7 @@ def test_a_fifo_as_spec_is_named_not_called_missing(cli, tmp_path: Path) -> None
     os.mkfifo(fifo)
     res = cli("reduce", "--spec", fifo, "--dry-run", timeout=60)
     assert res.returncode == 2 and res.stderr.strip().splitlines() == [
-        f"error: {fifo}: not a regular file (a FIFO or a device); give a YAML or JSON file"
+        f"error: {fifo}: not a regular file (a FIFO); give a YAML or JSON file"
     ], res.stderr
 
 

@@ -91,7 +91,7 @@ def changepoints_cmd(**kw: Any) -> int:
         check_db(kw["db"])
         # not created: a history that does not exist has no points, so no state is written to it
         store = open_store(kw["db"], create=False)
-        runs = store.runs(suite, branch=kw["branch"])
+        runs = store.runs(suite, branch=kw["branch"], metrics=[kw["metric"]])
         series = metric_series(runs, kw["metric"])
         title = f"{suite} {kw['metric']}"
         if kw["incremental"] and kw["state_path"] is None:

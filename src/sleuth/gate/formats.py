@@ -5,7 +5,8 @@ Formats and the metric names they give (``--metric`` uses these names):
 * ``go``: ``go test -bench`` text (https://go.googlesource.com/proposal/+/master/design/14313-benchmark-format.md):
   ``BenchmarkName-8  N  v1 unit1  v2 unit2 ...`` -> ``BenchmarkName:unit1``, ``BenchmarkName:unit2``
   (the ``-GOMAXPROCS`` suffix is dropped so runners with other core counts share a history, unless
-  one benchmark has several in the file: ``-cpu 1,2,4``);
+  one benchmark has several in the file: ``-cpu 1,2,4``; a sub-benchmark's own ``-N``, as
+  ``size-1024`` on a one-core runner, stays: :func:`_go_names`);
   each ``-count`` repetition is one sample.  ``go test -json`` output (test2json events) is read
   through its ``Output`` fields.
 * ``pytest-benchmark``: ``--benchmark-json`` -> the test's ``fullname``, in seconds; the raw
@@ -100,16 +101,41 @@ def _go_lines(lines: Iterable[str], col: _Collector) -> None:
             col.skip(line)
             continue
         found.append((m.group(1), m.group(2), pairs))
-    # the -GOMAXPROCS suffix goes (runners with other core counts share a history), unless one
-    # benchmark has several in the file: `-cpu 1,2,4` measures three things, not one; and
-    # BenchmarkParse/size-1024 on a one-core runner (no suffix printed) is not size-2048
-    procs: dict[str, set[str | None]] = {}
-    for name, p, _ in found:
-        procs.setdefault(name, set()).add(p)
-    for name, p, pairs in found:
-        full = f"{name}-{p or 1}" if len(procs[name]) > 1 else name
+    names = _go_names([(name, p) for name, p, _ in found])
+    for (_name, _p, pairs), full in zip(found, names, strict=True):
         for value, unit in pairs:
             col.add(f"{full}:{unit}", value, unit)
+
+
+def _go_names(lines: list[tuple[str, str | None]]) -> list[str]:
+    """Each benchmark line's name, ``(name before a trailing -N, N)`` in, metric name out.
+
+    The ``-GOMAXPROCS`` suffix goes, so that runners with other core counts share a history; when
+    a benchmark has several in the file (``-cpu 1,2,4``; Go prints none for 1) each is kept
+    (``BenchmarkX-1``, ``-2``, ``-4``).  A top-level name (``BenchmarkX``, a Go identifier) cannot
+    end in ``-N`` itself, so its suffix is GOMAXPROCS.  A sub-benchmark's may be its own name: on a
+    one-core runner Go prints no suffix, and ``BenchmarkParse/size-1024`` is the name.  So a
+    sub-benchmark's trailing ``-N`` counts as GOMAXPROCS only when it is consistent with the file:
+    the same set of suffixes as a top-level benchmark's, or, in a file of sub-benchmarks only,
+    the same set for every one of them (as ``golang.org/x/perf/benchfmt``, a file holding one lone
+    ``size-1024`` line cannot tell and reads it as GOMAXPROCS 1024).
+    """
+    procs: dict[str, set[str | None]] = {}
+    for name, p in lines:
+        procs.setdefault(name, set()).add(p)
+    top = [frozenset(ps) for name, ps in procs.items() if "/" not in name]
+    subs = {frozenset(ps) for name, ps in procs.items() if "/" in name}
+    out = []
+    for name, p in lines:
+        ps = frozenset(procs[name])
+        gomaxprocs = "/" not in name or (ps in top if top else len(subs) == 1)
+        if not gomaxprocs:
+            out.append(f"{name}-{p}" if p else name)
+        elif len(ps) > 1:
+            out.append(f"{name}-{p or 1}")
+        else:
+            out.append(name)
+    return out
 
 
 def _is_number(text: str) -> bool:

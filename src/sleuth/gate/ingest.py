@@ -19,7 +19,7 @@ from typing import Any
 
 from sleuth.errors import UsageError
 from sleuth.gate.formats import Parsed, parse
-from sleuth.gate.model import METRIC_MAX, UNIT_MAX, Run, RunStatus, Sample, fit, parse_time
+from sleuth.gate.model import METRIC_MAX, READER_VERSION, UNIT_MAX, Run, RunStatus, Sample, fit, parse_time
 from sleuth.model import check_name, printable
 
 __all__ = [
@@ -56,7 +56,7 @@ class Ingested:
 
     def source(self) -> dict[str, Any]:
         """The ``source`` record stored with the run."""
-        return {"files": [dict(f) for f in self.files], "skipped": self.skipped}
+        return {"files": [dict(f) for f in self.files], "skipped": self.skipped, "reader": READER_VERSION}
 
 
 def _read_text(path: Path, what: str) -> str:

@@ -9,7 +9,7 @@ run for one metric is the median of its samples (:meth:`Run.value`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -23,6 +23,7 @@ __all__ = [
     "BRANCH_MAX",
     "COMMIT_MAX",
     "METRIC_MAX",
+    "READER_VERSION",
     "UNIT_MAX",
     "Graduation",
     "Run",
@@ -32,6 +33,8 @@ __all__ = [
     "exit_code_for",
     "fit",
     "parse_time",
+    "stored_names",
+    "stored_time",
     "utc_now",
     "utc_text",
 ]
@@ -84,6 +87,38 @@ def parse_time(text: str) -> str | None:
         return None
 
 
+def stored_time(created_at: str) -> str:
+    """A recorded run's time as every run's time is stored (UTC, microseconds): a history recorded
+    by an older sleuth may hold one with a zone offset (``10:00:00+05:00``) or without
+    microseconds, which sort wrong as text.  A text that is no time at all stays as it is."""
+    if len(created_at) == 27 and created_at[19] == "." and created_at.endswith("Z"):
+        return created_at  # the stored form: no parsing for the common case
+    return parse_time(created_at) or created_at
+
+
+#: ``Run.source["reader"]``: the version of the readers that parsed a run's files; runs without it
+#: were read by a sleuth that kept the quotes of a quoted CSV field in the metric name
+READER_VERSION = 2
+
+
+def _csv_unquoted(name: str) -> str:
+    """A metric name as a CSV reader gives it, from the whole quoted field an older sleuth kept."""
+    if len(name) >= 2 and name[0] == name[-1] == '"' and '"' not in name[1:-1].replace('""', ""):
+        return name[1:-1].replace('""', '"')
+    return name
+
+
+def stored_names(metrics: Sequence[str]) -> list[str] | None:
+    """The names under which ``metrics`` may be stored, for a store that filters by name (None:
+    do not filter).  A history recorded by an older sleuth may keep a CSV name quoted, or a
+    secret that the rule now hides (a name holding the redaction marker): read them all."""
+    from sleuth.secrets import REDACTED
+
+    if any(REDACTED in m for m in metrics):
+        return None
+    return sorted({*metrics, *('"' + m.replace('"', '""') + '"' for m in metrics)})
+
+
 class RunStatus(Enum):
     """How the CI job that produced a run ended (a failed run's samples still count)."""
 
@@ -115,6 +150,16 @@ def exit_code_for(failed: bool, undecided: bool) -> int:
     if failed:
         return int(ExitCode.FAILED)
     return int(ExitCode.INCONCLUSIVE) if undecided else int(ExitCode.OK)
+
+
+def _finite_values(values: Any) -> tuple[float, ...]:
+    """A stored sample's values as floats, without the non-finite ones (record refuses them; a file
+    edited by hand may hold them).  One pass for the usual all-finite list: a history of 1,000 runs
+    of 10,000 metrics is ten million of them."""
+    floats = [float(v) for v in values]
+    if all(map(math.isfinite, floats)):
+        return tuple(floats)
+    return tuple(v for v in floats if math.isfinite(v))
 
 
 @lru_cache(maxsize=65536)
@@ -152,17 +197,23 @@ class Run:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     #: where the samples came from: files, detected formats, skipped lines
     source: Mapping[str, Any] = field(default_factory=dict)
+    #: ``samples`` by metric, built on the first look-up (a run of 10,000 metrics was searched
+    #: from the start for each one: a check of 10,000 metrics compared names 10^8 times a run)
+    _by_metric: dict[str, Sample] | None = field(default=None, init=False, repr=False, compare=False)
 
     def metrics(self) -> list[str]:
         """The metric names this run has samples for, in recorded order."""
         return [s.metric for s in self.samples]
 
     def sample(self, metric: str) -> Sample | None:
-        """This run's samples of ``metric``, or None."""
-        for s in self.samples:
-            if s.metric == metric:
-                return s
-        return None
+        """This run's samples of ``metric`` (the first, should a metric be there twice), or None."""
+        index = self._by_metric
+        if index is None:
+            index = {}
+            for s in self.samples:
+                index.setdefault(s.metric, s)
+            object.__setattr__(self, "_by_metric", index)  # a cache: the run itself does not change
+        return index.get(metric)
 
     def value(self, metric: str) -> float | None:
         """The run's value for ``metric``: the median of its samples (mean of the middle two when even)."""
@@ -190,17 +241,32 @@ class Run:
         """This run as every reader shows it: the one redaction rule applied to its metric names,
         commit, branch, provenance and source.  Runs are recorded scrubbed; a history recorded
         before a rule was added (``--api-key=`` in a hyperfine command line, stored as a metric name)
-        is scrubbed here, on the way out of the store, so that no view or ``--json`` repeats it."""
+        is scrubbed here, on the way out of the store, so that no view or ``--json`` repeats it.
+        What older sleuths recorded otherwise is read as it is recorded now: the time in UTC
+        (:func:`stored_time`), a quoted CSV name unquoted (runs without ``source["reader"]``)."""
         from dataclasses import replace
 
         from sleuth.secrets import Secrets
 
         walk = Secrets().scrub
+        reader, files = self.source.get("reader"), self.source.get("files")
+        legacy_csv = not (isinstance(reader, int) and reader >= READER_VERSION) and any(
+            isinstance(f, Mapping) and f.get("format") == "csv"
+            for f in (files if isinstance(files, list) else ())
+        )
+
+        def name(metric: str) -> str:
+            return _scrub_name(_csv_unquoted(metric) if legacy_csv else metric)
+
         return replace(
             self,
+            created_at=stored_time(self.created_at),
             commit=_scrub_name(self.commit) if self.commit is not None else None,
             branch=_scrub_name(self.branch) if self.branch is not None else None,
-            samples=tuple(replace(s, metric=_scrub_name(s.metric)) for s in self.samples),
+            samples=tuple(
+                s if (new := name(s.metric)) == s.metric else Sample(new, s.values, s.unit)
+                for s in self.samples
+            ),
             provenance=walk(dict(self.provenance)),
             source=walk(dict(self.source)),
         )
@@ -209,11 +275,7 @@ class Run:
     def from_dict(cls, d: Mapping[str, Any]) -> Run:
         """Inverse of :meth:`to_dict`; KeyError/TypeError/ValueError when malformed."""
         samples = tuple(
-            Sample(
-                metric=str(s["metric"]),
-                unit=str(s.get("unit") or ""),
-                values=tuple(float(v) for v in s["values"] if math.isfinite(float(v))),
-            )
+            Sample(str(s["metric"]), _finite_values(s["values"]), str(s.get("unit") or ""))
             for s in d["samples"]
         )
         return cls(

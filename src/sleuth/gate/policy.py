@@ -28,7 +28,15 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sleuth.errors import ConfigError
 
@@ -208,6 +216,13 @@ class Policy(_Strict):
     include_failed: bool = True
     fdr: Probability = 0.05
     metrics: dict[str, MetricPolicy] = Field(min_length=1)
+    #: the glob keys in file order: a policy of 10,000 exact keys was searched whole for each
+    #: metric it does not name (10^8 tests for a history of 10,000 more metrics)
+    _globs: tuple[tuple[str, MetricPolicy], ...] = PrivateAttr(default=())
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Index the glob keys once."""
+        self._globs = tuple((k, pol) for k, pol in self.metrics.items() if any(c in k for c in "*?["))
 
     def runs_needed(self) -> int:
         """The most recent runs any metric's checks can look at (confirmations included)."""
@@ -217,8 +232,8 @@ class Policy(_Strict):
         """The policy of ``name``: its exact key, else the first glob key that matches, else None."""
         if name in self.metrics:
             return self.metrics[name]
-        for pattern, pol in self.metrics.items():
-            if any(c in pattern for c in "*?[") and fnmatch.fnmatchcase(name, pattern):
+        for pattern, pol in self._globs:
+            if fnmatch.fnmatchcase(name, pattern):
                 return pol
         return None
 

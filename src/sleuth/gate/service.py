@@ -231,6 +231,28 @@ def _number(text: str) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _digest(series: Series, n: int) -> str:
+    """A fingerprint of the first ``n`` points (values and run ids) of ``series``."""
+    import hashlib
+    import struct
+
+    h = hashlib.sha256()
+    for v, label in zip(series.values[:n], series.labels[:n], strict=False):
+        h.update(struct.pack("<d", v))
+        h.update(label.encode("utf-8", "surrogatepass") + b"\0")
+    return h.hexdigest()
+
+
+def _fits(det: Incremental, digest: object, series: Series) -> bool:
+    """Whether the series starts with the points ``det`` has seen.  A state written before states
+    kept a fingerprint is checked on its tail (each kept value at its position)."""
+    if digest is not None:
+        return digest == _digest(series, det.seen)
+    return all(
+        0 <= i < det.seen and series.values[i] == v for i, v in zip(det.positions, det.values, strict=True)
+    )
+
+
 def changepoints(
     series: Series,
     settings: Settings,
@@ -240,8 +262,10 @@ def changepoints(
 ) -> tuple[list[ChangePoint], dict[str, Any] | None]:
     """Offline: every change point.  Incremental: the new ones since ``state``, and the new state.
 
-    A state that no longer fits the series (history rewritten, other settings) is rebuilt from
-    scratch, which reports the change points of the whole series once more.
+    The state keeps a fingerprint of the points it has seen (values and run ids); when the series
+    no longer starts with them (a run backfilled with an older time than those seen, a run
+    re-recorded with ``--replace``, another branch, other settings) it is rebuilt from scratch, and
+    the answer is the from-scratch one: the change points of the whole series, once more.
     """
     if not incremental:
         return detect(series.values, settings), None
@@ -251,10 +275,14 @@ def changepoints(
             det = Incremental.from_dict(dict(state))
         except (KeyError, TypeError, ValueError):
             det = None
-        if det is not None and (det.settings != settings or det.seen > len(series.values)):
+        if det is not None and (
+            det.settings != settings
+            or det.seen > len(series.values)
+            or not _fits(det, state.get("series"), series)
+        ):
             det = None
     if det is None:
         det, found = Incremental.start(series.values, settings)
-        return found, det.to_dict()
-    new = det.extend(list(series.values[det.seen :]))
-    return new, det.to_dict()
+    else:
+        found = det.extend(list(series.values[det.seen :]))
+    return found, {**det.to_dict(), "series": _digest(series, det.seen)}

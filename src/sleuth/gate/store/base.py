@@ -41,8 +41,10 @@ class Store(Protocol):
         branch: str | None = None,
         statuses: Sequence[RunStatus] | None = None,
         last: int | None = None,
+        metrics: Sequence[str] | None = None,
     ) -> list[Run]:
-        """The suite's runs (optionally one branch, some statuses), the ``last`` most recent, oldest first."""
+        """The suite's runs (optionally one branch, some statuses), the ``last`` most recent, oldest first;
+        with ``metrics``, a store may leave out the samples of other metrics (``changepoints`` reads one)."""
         ...
 
     def suites(self) -> list[str]:
@@ -139,6 +141,7 @@ class EmptyStore:
         branch: str | None = None,
         statuses: Sequence[RunStatus] | None = None,
         last: int | None = None,
+        metrics: Sequence[str] | None = None,
     ) -> list[Run]:
         return []
 

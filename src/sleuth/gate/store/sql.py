@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,6 +25,8 @@ from sleuth.gate.model import (
     RunStatus,
     Sample,
     fit,
+    stored_names,
+    stored_time,
     utc_now,
 )
 from sleuth.gate.store.base import StoreURL
@@ -34,8 +36,9 @@ __all__ = ["SCHEMA_VERSION", "SqlStore"]
 SCHEMA_VERSION = 1
 #: the longest state key (a longer one is fitted: its start and a hash of the whole)
 _KEY_MAX = 500
-#: a LIMIT past this (``--last 10**21``) cannot be bound (SQLite and PostgreSQL integers are 64-bit)
-_MAX_LIMIT = 2**62
+
+
+_SAMPLES_INDEX = "ix_gate_samples_run_metric"
 
 
 def _tables() -> Any:
@@ -68,7 +71,9 @@ def _tables() -> Any:
         sa.Column("metric_order", sa.Integer, nullable=False),
         sa.Column("seq", sa.Integer, nullable=False),
         sa.Column("value", sa.Float, nullable=False),
-        sa.Index("ix_gate_samples_run", "run_pk"),
+        # one run's samples, and one metric's in each run (changepoints): ix_gate_samples_run (run_pk
+        # alone) before; _stamp replaces it in a history made by an older sleuth
+        sa.Index(_SAMPLES_INDEX, "run_pk", "metric"),
     )
     state = sa.Table(
         "gate_state",
@@ -136,6 +141,12 @@ class SqlStore:
                     f"--db {self.display}: history schema {found}, this sleuth reads {SCHEMA_VERSION}",
                     hint="use the sleuth version that wrote it, or a new --db",
                 )
+            if _SAMPLES_INDEX not in {i["name"] for i in sa.inspect(conn).get_indexes("gate_samples")}:
+                # once, on the first record into an older history (IF NOT EXISTS: two jobs at once)
+                conn.execute(
+                    sa.text(f"CREATE INDEX IF NOT EXISTS {_SAMPLES_INDEX} ON gate_samples (run_pk, metric)")
+                )
+                conn.execute(sa.text("DROP INDEX IF EXISTS ix_gate_samples_run"))
 
     def add_run(self, run: Run, *, replace: bool = False) -> bool:
         """Insert ``run`` and its samples in one transaction (see :class:`~sleuth.gate.store.base.Store`)."""
@@ -217,7 +228,7 @@ class SqlStore:
                 ).scalar()
         except SQLAlchemyError as exc:
             raise InfrastructureError(f"--db {self.display}: {_one_line(exc)}") from None
-        return None if found is None else str(found)
+        return None if found is None else stored_time(str(found))
 
     def runs(
         self,
@@ -226,54 +237,58 @@ class SqlStore:
         branch: str | None = None,
         statuses: Sequence[RunStatus] | None = None,
         last: int | None = None,
+        metrics: Sequence[str] | None = None,
     ) -> list[Run]:
-        """The suite's runs, oldest first (ordered by creation time, then recording order)."""
+        """The suite's runs, oldest first (by creation time in UTC, then recording order).
+
+        The order is decided here, not by the database: a history recorded by an older sleuth may
+        hold times with a zone offset (``10:00:00+05:00``), which sort wrong as text.  Samples come
+        in one ordered query per 500 runs, as plain rows (no per-row mapping); with ``metrics``
+        only theirs (``changepoints`` reads one metric of every run, not every metric).
+        """
         import sqlalchemy as sa
         from sqlalchemy.exc import SQLAlchemyError
 
         if not self._ready:
             return []
         r, s = self._runs, self._samples
-        q = sa.select(r).where(r.c.suite == suite)
+        names = None if metrics is None else stored_names(metrics)
+        q = sa.select(r.c.id, r.c.created_at).where(r.c.suite == suite)
         if branch is not None:
             q = q.where(r.c.branch == branch)
         if statuses is not None:
             q = q.where(r.c.status.in_([st.value for st in statuses]))
-        q = q.order_by(r.c.created_at.desc(), r.c.id.desc())
-        if last is not None:
-            q = q.limit(min(last, _MAX_LIMIT))
         try:
             with self.engine.connect() as conn:
-                rows = list(conn.execute(q).mappings())
-                pks = [row["id"] for row in rows]
-                by_run: dict[int, dict[str, tuple[str, int, list[tuple[int, float]]]]] = {
-                    pk: {} for pk in pks
-                }
+                order = sorted(conn.execute(q), key=lambda row: (stored_time(row[1]), row[0]))
+                if last is not None:
+                    order = order[-last:] if last > 0 else []
+                pks = [pk for pk, _ in order]
+                meta: dict[int, Any] = {}
+                by_run: dict[int, list[Sample]] = {pk: [] for pk in pks}
+                cols = (s.c.run_pk, s.c.metric, s.c.unit, s.c.value)
                 for i in range(0, len(pks), 500):  # bounded IN lists
                     chunk = pks[i : i + 500]
-                    for row in conn.execute(sa.select(s).where(s.c.run_pk.in_(chunk))).mappings():
-                        _unit, _order, vals = by_run[row["run_pk"]].setdefault(
-                            row["metric"], (row["unit"], row["metric_order"], [])
-                        )
-                        if math.isfinite(row["value"]):  # as record refuses them (a store edited by hand)
-                            vals.append((row["seq"], row["value"]))
+                    for row in conn.execute(sa.select(r).where(r.c.id.in_(chunk))).mappings():
+                        meta[row["id"]] = row
+                    sq = sa.select(*cols).where(s.c.run_pk.in_(chunk))
+                    if names is not None:
+                        sq = sq.where(s.c.metric.in_(names))
+                    _collect(conn.execute(sq.order_by(s.c.run_pk, s.c.metric_order, s.c.seq)), by_run)
         except SQLAlchemyError as exc:
             raise InfrastructureError(f"--db {self.display}: {_one_line(exc)}") from None
         out = []
-        for row in reversed(rows):
-            metrics = sorted(by_run[row["id"]].items(), key=lambda kv: kv[1][1])
-            samples = tuple(
-                Sample(m, tuple(v for _, v in sorted(vals)), unit) for m, (unit, _, vals) in metrics
-            )
+        for pk, created in order:
+            row = meta[pk]
             out.append(
                 Run(
                     suite=row["suite"],
                     run_id=row["run_id"],
-                    created_at=row["created_at"],
+                    created_at=stored_time(created),
                     status=RunStatus(row["status"]),
                     commit=row["commit_sha"],
                     branch=row["branch"],
-                    samples=samples,
+                    samples=_merged(by_run[pk]),
                     provenance=json.loads(row["provenance"]),
                     source=json.loads(row["source"]),
                 ).public()
@@ -330,6 +345,36 @@ class SqlStore:
     def close(self) -> None:
         """Dispose of the connection pool."""
         self.engine.dispose()
+
+
+def _collect(rows: Iterable[Any], by_run: dict[int, list[Sample]]) -> None:
+    """``(run_pk, metric, unit, value)`` rows, ordered by run and metric, as each run's samples (a
+    plain loop: a row is one sample of ten million in a large history).  Non-finite values are
+    skipped, as ``record`` refuses them (a store edited by hand)."""
+    isfinite = math.isfinite
+    key: tuple[Any, str, str] | None = None
+    values: list[float] = []
+    for pk, metric, unit, value in rows:
+        if key is None or pk != key[0] or metric != key[1] or unit != key[2]:
+            if key is not None:
+                by_run[key[0]].append(Sample(key[1], tuple(values), key[2]))
+            key, values = (pk, metric, unit), []
+        if isfinite(value):
+            values.append(value)
+    if key is not None:
+        by_run[key[0]].append(Sample(key[1], tuple(values), key[2]))
+
+
+def _merged(samples: list[Sample]) -> tuple[Sample, ...]:
+    """A run's samples, one per metric: a metric whose rows are not adjacent in recording order
+    (a store written by hand) is one sample, as it was before rows came grouped."""
+    if len({x.metric for x in samples}) == len(samples):
+        return tuple(samples)
+    merged: dict[str, Sample] = {}
+    for x in samples:
+        old = merged.get(x.metric)
+        merged[x.metric] = x if old is None else Sample(x.metric, old.values + x.values, old.unit)
+    return tuple(merged.values())
 
 
 def _one_line(exc: Exception) -> str:
