@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from sleuth.datafile import file_kind
 from sleuth.errors import UsageError
 
 __all__ = [
@@ -94,7 +95,7 @@ def check_regular(path: Path, what: str) -> None:
         return
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) and str(path.resolve()) != os.devnull:
         raise UsageError(
-            f"{what}: not a regular file (a pipe or a device)", hint="save its content to a file first"
+            f"{what}: not a regular file ({file_kind(mode)})", hint="save its content to a file first"
         )
 
 
