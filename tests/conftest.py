@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -14,6 +15,13 @@ from typing import Any
 import pytest
 
 PROGRAMS = Path(__file__).parent / "programs"
+
+# The suite's own waits need what sleuth's main() restores for itself: a parent that left SIGCHLD
+# ignored made every child's exit read as 0 (ECHILD), and one that left signals blocked made the
+# tests' SIGTERMs to their workloads wait for nothing.  Each xdist worker imports this module too.
+if signal.getsignal(signal.SIGCHLD) is signal.SIG_IGN:
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD))
 
 
 def pid_alive(pid: int) -> bool:
