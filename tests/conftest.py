@@ -22,6 +22,11 @@ PROGRAMS = Path(__file__).parent / "programs"
 if signal.getsignal(signal.SIGCHLD) is signal.SIG_IGN:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD))
+# What a developer's shell or a CI job may set that sleuth reads: a test must not write the person's
+# gate history ($SLEUTH_GATE_DB), append to the CI job's summary page ($GITHUB_STEP_SUMMARY), or see
+# another output folder or progress interval than the one it sets.
+for _name in ("SLEUTH_GATE_DB", "GITHUB_STEP_SUMMARY", "SLEUTH_OUTPUT", "SLEUTH_PROGRESS_INTERVAL"):
+    os.environ.pop(_name, None)
 
 
 def pid_alive(pid: int) -> bool:
