@@ -24,8 +24,10 @@ if signal.getsignal(signal.SIGCHLD) is signal.SIG_IGN:
 signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD))
 # What a developer's shell or a CI job may set that sleuth reads: a test must not write the person's
 # gate history ($SLEUTH_GATE_DB), append to the CI job's summary page ($GITHUB_STEP_SUMMARY), or see
-# another output folder or progress interval than the one it sets.
-for _name in ("SLEUTH_GATE_DB", "GITHUB_STEP_SUMMARY", "SLEUTH_OUTPUT", "SLEUTH_PROGRESS_INTERVAL"):
+# another output folder or progress interval than the one it sets; rich's own switches (colour, a pipe
+# taken for a terminal) would put escape codes in the output the tests read.
+for _name in ("SLEUTH_GATE_DB", "GITHUB_STEP_SUMMARY", "SLEUTH_OUTPUT", "SLEUTH_PROGRESS_INTERVAL",
+              "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):  # fmt: skip
     os.environ.pop(_name, None)
 
 
