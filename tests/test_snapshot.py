@@ -183,7 +183,7 @@ def test_flatten_paths() -> None:
 
 def test_diff_reports_changed_added_removed_and_ignores_volatile() -> None:
     a: dict[str, Any] = collect(packages=["click"])
-    a["gpu"]["nvidia_smi"] = {"present": False}  # what this host has (a GPU machine, a fake on PATH) is not the point
+    a["gpu"]["nvidia_smi"] = {"present": False}  # not what this host has (a GPU, a fake on PATH)
     assert diff(a, copy.deepcopy(a)) == []
     b = copy.deepcopy(a)
     b["taken_at"] = "1999-01-01T00:00:00Z"
