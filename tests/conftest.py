@@ -29,6 +29,12 @@ signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signa
 for _name in ("SLEUTH_GATE_DB", "GITHUB_STEP_SUMMARY", "SLEUTH_OUTPUT", "SLEUTH_PROGRESS_INTERVAL",
               "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):  # fmt: skip
     os.environ.pop(_name, None)
+# A git hook that runs the suite (pre-commit, pre-push) exports GIT_DIR, GIT_INDEX_FILE...: every
+# repository a test builds with plain `git` went into the person's own repository instead.
+from sleuth.bisect.checkouts import GIT_REDIRECTS  # noqa: E402
+
+for _name in GIT_REDIRECTS:
+    os.environ.pop(_name, None)
 
 
 def pid_alive(pid: int) -> bool:
