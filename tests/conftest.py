@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -14,6 +15,26 @@ from typing import Any
 import pytest
 
 PROGRAMS = Path(__file__).parent / "programs"
+
+# The suite's own waits need what sleuth's main() restores for itself: a parent that left SIGCHLD
+# ignored made every child's exit read as 0 (ECHILD), and one that left signals blocked made the
+# tests' SIGTERMs to their workloads wait for nothing.  Each xdist worker imports this module too.
+if signal.getsignal(signal.SIGCHLD) is signal.SIG_IGN:
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD))
+# What a developer's shell or a CI job may set that sleuth reads: a test must not write the person's
+# gate history ($SLEUTH_GATE_DB), append to the CI job's summary page ($GITHUB_STEP_SUMMARY), or see
+# another output folder or progress interval than the one it sets; rich's own switches (colour, a pipe
+# taken for a terminal) would put escape codes in the output the tests read.
+for _name in ("SLEUTH_GATE_DB", "GITHUB_STEP_SUMMARY", "SLEUTH_OUTPUT", "SLEUTH_PROGRESS_INTERVAL",
+              "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):  # fmt: skip
+    os.environ.pop(_name, None)
+# A git hook that runs the suite (pre-commit, pre-push) exports GIT_DIR, GIT_INDEX_FILE...: every
+# repository a test builds with plain `git` went into the person's own repository instead.
+from sleuth.bisect.checkouts import GIT_REDIRECTS  # noqa: E402
+
+for _name in GIT_REDIRECTS:
+    os.environ.pop(_name, None)
 
 
 def pid_alive(pid: int) -> bool:

@@ -2,7 +2,8 @@
 
 A suite started with ``&`` from a script or with nohup runs with SIGINT ignored, and a child
 inherits that: a test that sends SIGINT would then wait for nothing.  The child is started through
-a tiny exec shim that sets the dispositions first (no ``preexec_fn``, which is unsafe with threads).
+a tiny exec shim that sets the dispositions first (no ``preexec_fn``, which is unsafe with threads);
+a test of a hostile parent names more signals to ignore or to block in the mask sleuth inherits.
 """
 
 from __future__ import annotations
@@ -20,13 +21,25 @@ _SHIM = (
     "signal.signal(signal.SIGINT, signal.SIG_IGN if sys.argv[1] == 'ignore' else signal.SIG_DFL); "
     "signal.signal(signal.SIGTERM, signal.SIG_DFL); "
     "signal.signal(signal.SIGHUP, signal.SIG_DFL); "
-    "os.execv(sys.argv[2], sys.argv[2:])"
+    "[signal.signal(getattr(signal, n), signal.SIG_IGN) for n in sys.argv[2].split(',') if n]; "
+    "signal.pthread_sigmask(signal.SIG_SETMASK, [getattr(signal, n) for n in sys.argv[3].split(',') if n]); "
+    "os.execv(sys.argv[4], sys.argv[4:])"
 )
 
 
 def sleuth_proc(
-    args: Sequence[str], env: dict[str, str], cwd: Path, *, sigint: str = "default", **kw: Any
+    args: Sequence[str],
+    env: dict[str, str],
+    cwd: Path,
+    *,
+    sigint: str = "default",
+    ignore: Sequence[str] = (),
+    block: Sequence[str] = (),
+    **kw: Any,
 ) -> subprocess.Popen[Any]:
-    """``python -m sleuth ARGS`` (same pid as returned) with SIGTERM and SIGHUP default and SIGINT ``default`` or ``ignore``."""
-    argv = [sys.executable, "-c", _SHIM, sigint, sys.executable, "-m", "sleuth", *args]
+    """``python -m sleuth ARGS`` (same pid as returned) with SIGTERM and SIGHUP default and SIGINT
+    ``default`` or ``ignore``; the signals named in ``ignore`` ignored, those in ``block`` (and no
+    other) blocked."""
+    shim = [sys.executable, "-c", _SHIM, sigint, ",".join(ignore), ",".join(block)]
+    argv = [*shim, sys.executable, "-m", "sleuth", *args]
     return subprocess.Popen(argv, env=env, cwd=cwd, **kw)

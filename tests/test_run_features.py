@@ -227,7 +227,10 @@ def test_piped_output_keeps_long_lines_whole(sleuth, tmp_path: Path) -> None:
     assert not any(line.strip() == "run dir" or line.rstrip().endswith("->") for line in lines)
 
 
-def test_piped_output_shows_a_heartbeat(sleuth) -> None:
+@pytest.mark.parametrize("color", [{}, {"FORCE_COLOR": "1"}], ids=["plain", "force-color"])
+def test_piped_output_shows_a_heartbeat(sleuth, color: dict[str, str]) -> None:
+    """FORCE_COLOR (set in many CI jobs) makes rich call a pipe a terminal: the log got every redraw
+    of the bar and no heartbeat line."""
     res = sleuth(
         "run",
         "-n",
@@ -236,10 +239,11 @@ def test_piped_output_shows_a_heartbeat(sleuth) -> None:
         PY,
         "-c",
         "import time; time.sleep(0.4)",
-        env={"SLEUTH_PROGRESS_INTERVAL": "0.2"},
+        env={"SLEUTH_PROGRESS_INTERVAL": "0.2", **color},
     )
     assert res.rc == 0
     assert re.search(r"^trials \d/3 \(\d+%\), 0:0\d elapsed$", res.stdout, re.M), res.stdout
+    assert "\r" not in res.stdout
 
 
 def test_warm_ups_that_skip_say_so_in_the_summary_and_report(sleuth, tmp_path: Path) -> None:

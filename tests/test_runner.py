@@ -423,6 +423,41 @@ def test_a_ctrl_c_while_a_tool_runs_stops_the_tool(tmp_path: Path) -> None:
     _ctrl_c_during(setup, f"run_tool(['sh', '-c', 'echo $$ > {pidfile}; exec sleep 60'])", pidfile)
 
 
+def test_a_ctrl_c_as_popen_returns_still_reaches_the_child(tmp_path: Path) -> None:
+    """Under load a Ctrl-C (or SIGTERM) could land inside Popen just after the fork: the child's pid
+    was lost with the unfinished Popen, and the child ran on after sleuth had exited (a SIGTERM to
+    `sleuth env --python SLOW` as the probe started left the probe behind).  Here the signal lands
+    as Popen returns, every time; the exit hook must find the child."""
+    pidfile = tmp_path / "tool.pid"
+    script = (
+        "import os, signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "real_init = subprocess.Popen.__init__\n"
+        "def init_then_ctrl_c(self, *args, **kwargs):\n"
+        "    real_init(self, *args, **kwargs)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.5)\n"  # the handler runs in the main thread meanwhile
+        "subprocess.Popen.__init__ = init_then_ctrl_c\n"
+        "from sleuth.runner import run_tool\n"
+        "try:\n"
+        f"    run_tool(['sh', '-c', 'echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; exec sleep 60'])\n"
+        "except KeyboardInterrupt:\n"
+        "    sys.exit(130)\n"  # as the CLI does: the exit hook stops what is registered
+    )
+    res = subprocess.run([sys.executable, "-c", script], timeout=60)
+    assert res.returncode == 130
+    deadline = time.monotonic() + 10
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not pidfile.exists():
+        return  # stopped before its first line: nothing outlived the Ctrl-C
+    pid = int(pidfile.read_text())
+    alive = pid_alive(pid)
+    if alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "the child outlived the Ctrl-C"
+
+
 def test_a_ctrl_c_while_a_trial_is_awaited_stops_the_trial(tmp_path: Path) -> None:
     """await_trial forgets the trial on the way out; a Ctrl-C reaching it (a caller awaiting in the
     main thread) must stop the trial first, or neither kill_all nor the exit hook would reach it."""

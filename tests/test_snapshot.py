@@ -102,8 +102,22 @@ def test_nvidia_smi_output_is_parsed(fake_bin: Path) -> None:
 def test_failing_nvidia_smi_is_recorded_not_raised(fake_bin: Path) -> None:
     _tool(fake_bin, "nvidia-smi", "print('NVIDIA-SMI has failed', file=sys.stderr)\nsys.exit(9)")
     nv = collect()["gpu"]["nvidia_smi"]
-    assert nv["present"] is True
-    assert "error" in nv
+    assert nv == {"present": True, "error": "nvidia-smi --query-gpu: NVIDIA-SMI has failed"}
+
+
+def test_a_hung_gpu_tool_is_recorded_as_timed_out(fake_bin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wedged GPU makes nvidia-smi hang: the snapshot says so (it said "failed", and rocm-smi's
+    "gave no JSON"), after a bound short enough for a run dir's snapshot to be kept."""
+    from sleuth import snapshot
+
+    monkeypatch.setattr(snapshot, "_TOOL_TIMEOUT_S", 0.5)
+    for name in ("nvidia-smi", "rocm-smi"):
+        _tool(fake_bin, name, "import time\ntime.sleep(600)")
+    gpu = collect()["gpu"]
+    assert gpu == {
+        "nvidia_smi": {"present": True, "error": "nvidia-smi --query-gpu: timed out after 0.5 s"},
+        "rocm_smi": {"present": True, "error": "rocm-smi --json: timed out after 0.5 s"},
+    }
 
 
 def test_rocm_smi_json_is_parsed(fake_bin: Path) -> None:
@@ -169,6 +183,7 @@ def test_flatten_paths() -> None:
 
 def test_diff_reports_changed_added_removed_and_ignores_volatile() -> None:
     a: dict[str, Any] = collect(packages=["click"])
+    a["gpu"]["nvidia_smi"] = {"present": False}  # not what this host has (a GPU, a fake on PATH)
     assert diff(a, copy.deepcopy(a)) == []
     b = copy.deepcopy(a)
     b["taken_at"] = "1999-01-01T00:00:00Z"

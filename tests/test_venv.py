@@ -206,6 +206,22 @@ def test_find_python_says_where_it_looked(layouts: dict[str, str], tmp_path: Pat
     assert find_python(REAL, environ=layouts) == REAL
 
 
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root reads every directory: a closed one takes a non-root user"
+)
+def test_a_pyenv_root_we_may_not_read_is_looked_past(layouts: dict[str, str], tmp_path: Path) -> None:
+    """$PYENV_ROOT inherited from another account (`su`, a shared module file): reading it was
+    EACCES, which came out as "check its permissions (a run dir goes under --output)", exit 4."""
+    closed = tmp_path / "closed"
+    (closed / "pyenv").mkdir(parents=True)
+    closed.chmod(0)
+    try:
+        with pytest.raises(UsageError, match=r"^--python 2\.1: no such interpreter here"):
+            find_python("2.1", environ={**layouts, "PYENV_ROOT": str(closed / "pyenv")})
+    finally:
+        closed.chmod(0o755)
+
+
 def test_cli_finds_the_pyenv_interpreter(layouts: dict[str, str], tmp_path: Path) -> None:
     from tests.bisect.test_bisect_pypi_index import wheel
 

@@ -65,7 +65,33 @@ def cancelled() -> bool:
 
 def spawn(argv: Sequence[str], marker: bytes | None, grace_s: float, cleanup: Cleanup | None = None,
           **kw: Any) -> tuple[subprocess.Popen[bytes], Live, bool]:  # fmt: skip
-    """Popen in a new session, registered in ``_live``; returns (proc, its entry, cancelled meanwhile)."""
+    """Popen in a new session, registered in ``_live``; returns (proc, its entry, cancelled meanwhile).
+
+    Called from the main thread, another thread spawns while this one waits: the interrupt is raised
+    in the main thread, and one landing inside Popen just after the fork lost the child's pid with
+    the unfinished Popen (the child ran on after sleuth had exited).  The spawning thread registers
+    the child whatever happens meanwhile, so :func:`kill_all` and the exit hook reach it.
+    """
+    if threading.current_thread() is not threading.main_thread():  # trials: the backend's workers
+        return _spawn(argv, marker, grace_s, cleanup, kw)
+    done: list[tuple[subprocess.Popen[bytes], Live, bool] | BaseException] = []
+
+    def spawn_here() -> None:
+        try:
+            done.append(_spawn(argv, marker, grace_s, cleanup, kw))
+        except BaseException as exc:  # raised in the caller's thread below
+            done.append(exc)
+
+    helper = threading.Thread(target=spawn_here, name="sleuth-spawn")
+    helper.start()
+    helper.join()
+    if isinstance(done[0], BaseException):
+        raise done[0]
+    return done[0]
+
+
+def _spawn(argv: Sequence[str], marker: bytes | None, grace_s: float, cleanup: Cleanup | None,
+           kw: dict[str, Any]) -> tuple[subprocess.Popen[bytes], Live, bool]:  # fmt: skip
     global _spawning
     reaper.enable()
     with _live_lock:

@@ -63,7 +63,9 @@ __all__ = [
 SCHEMA = 1
 #: key paths that differ between any two snapshots and say nothing about the environment
 VOLATILE = frozenset({"taken_at"})
-_TOOL_TIMEOUT_S = 60.0
+#: a healthy nvidia-smi answers in seconds even on a node of many GPUs; a wedged GPU makes it hang for
+#: minutes (`sleuth env` waited 2 min in silence, and a run dir's snapshot, given up after 30 s, was lost)
+_TOOL_TIMEOUT_S = 15.0
 
 
 class ChangeKind(Enum):
@@ -130,24 +132,26 @@ def _memory_info() -> dict[str, Any]:
     return {"total_bytes": None}
 
 
-def _tool(argv: Sequence[str]) -> str | None:
-    """stdout of a GPU tool, or ``None`` when it is absent or fails."""
+def _tool(argv: Sequence[str]) -> tuple[str | None, str]:
+    """(stdout of a GPU tool, "") or (``None``, why not) when it is absent, fails or hangs."""
     from sleuth.runner import run_tool
 
     try:
         res = run_tool(argv, timeout_s=_TOOL_TIMEOUT_S)
-    except InfrastructureError:
-        return None
-    return res.stdout if res.ok else None
+    except InfrastructureError as exc:
+        return None, exc.message
+    if res.timed_out:
+        return None, f"timed out after {_TOOL_TIMEOUT_S:g} s"
+    return (res.stdout, "") if res.ok else (None, res.brief(200))
 
 
 def _nvidia_smi() -> dict[str, Any]:
     if shutil.which("nvidia-smi") is None:
         return {"present": False}
     query = ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"]
-    out = _tool(query)
+    out, why = _tool(query)
     if out is None:
-        return {"present": True, "error": "nvidia-smi --query-gpu failed"}
+        return {"present": True, "error": f"nvidia-smi --query-gpu: {why}"}
     gpus: list[dict[str, Any]] = []
     drivers: set[str] = set()
     for line in out.splitlines():
@@ -156,7 +160,7 @@ def _nvidia_smi() -> dict[str, Any]:
             gpus.append({"name": fields[0], "memory_total": fields[2]})
             drivers.add(fields[1])
     cuda = None
-    for line in (_tool(["nvidia-smi"]) or "").splitlines():
+    for line in (_tool(["nvidia-smi"])[0] or "").splitlines():
         if "CUDA Version:" in line:
             cuda = line.split("CUDA Version:", 1)[1].split()[0].strip("|")
     driver = ",".join(sorted(drivers)) or None
@@ -166,11 +170,14 @@ def _nvidia_smi() -> dict[str, Any]:
 def _rocm_smi() -> dict[str, Any]:
     if shutil.which("rocm-smi") is None:
         return {"present": False}
-    out = _tool(["rocm-smi", "--showproductname", "--showdriverversion", "--showmeminfo", "vram", "--json"])
+    query = ["rocm-smi", "--showproductname", "--showdriverversion", "--showmeminfo", "vram", "--json"]
+    out, why = _tool(query)
+    if out is None:
+        return {"present": True, "error": f"rocm-smi --json: {why}"}
     try:
-        data = json.loads(out or "")
+        data = json.loads(out)
     except json.JSONDecodeError:
-        return {"present": True, "error": "rocm-smi --json gave no JSON", "raw": (out or "")[:2000]}
+        return {"present": True, "error": "rocm-smi --json gave no JSON", "raw": out[:2000]}
     gpus: list[dict[str, Any]] = []
     driver = None
     for key, card in sorted(data.items()) if isinstance(data, dict) else ():

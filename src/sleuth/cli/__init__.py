@@ -175,16 +175,29 @@ def _fill_closed_std_fds() -> None:
             setattr(sys, name, open(fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False))  # noqa: SIM115
 
 
+def _undo_inherited_signals() -> None:
+    """What a parent left for itself in the signal state: SIGCHLD ignored (the kernel then reaps each
+    child at once and ``waitpid`` reads its exit as 0: every failing trial passed) and the stopping
+    signals or SIGCHLD blocked (neither Ctrl-C nor SIGTERM reached sleuth, and each trial inherited
+    the mask: a timeout always waited the whole grace for SIGKILL).  Ignored SIGINT/SIGHUP (``&``,
+    nohup) are left as they are: they are meant for sleuth and its trials."""
+    if signal.getsignal(signal.SIGCHLD) is signal.SIG_IGN:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (*_STOPS, signal.SIGCHLD))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code.
 
-    Without ``argv`` this is the program (the console script, ``python -m sleuth``): it takes SIGTERM
+    Without ``argv`` this is the program (the console script, ``python -m sleuth``): it undoes the
+    signal state a parent left for itself (:func:`_undo_inherited_signals`), takes SIGTERM
     and SIGHUP as an interrupt, and once the verb has returned, those and SIGINT leave with its code.
     A caller that goes on running passes ``argv`` and keeps its own signal handlers.
     """
     if argv is not None:
         return _main(list(argv))
     _fill_closed_std_fds()
+    _undo_inherited_signals()
     hangup.remember()
     for sig, handler in ((signal.SIGTERM, raise_interrupt), (signal.SIGHUP, hang_up)):
         if signal.getsignal(sig) is signal.SIG_DFL:

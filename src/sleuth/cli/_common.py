@@ -92,6 +92,7 @@ class _Deferred:
     """A console made on first use, standing in where the stream is surely not a terminal."""
 
     is_terminal = False
+    is_interactive = False
 
     def __init__(self, *, stderr: bool) -> None:
         self._stderr = stderr

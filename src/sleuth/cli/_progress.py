@@ -33,6 +33,20 @@ def _elapsed(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def _animated(console: Any) -> bool:
+    """A live bar only where it can be redrawn: rich's interactive console on a real terminal
+    (or ``TTY_INTERACTIVE=1``).  ``FORCE_COLOR``, which many CI jobs set for coloured logs, makes rich
+    call a pipe a terminal: each redraw of the bar went into the log, and no heartbeat line."""
+    if not console.is_interactive:
+        return False
+    if os.environ.get("TTY_INTERACTIVE") == "1":
+        return True
+    try:
+        return bool(console.file.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 class Progress:
     """``what`` done out of ``total`` on ``console`` (a rich Console), bar or heartbeat lines."""
 
@@ -50,7 +64,7 @@ class Progress:
 
     def start(self) -> Progress:
         """Show the bar, or start the heartbeat when the console is not a terminal."""
-        if self.console.is_terminal:
+        if _animated(self.console):
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
             from rich.progress import Progress as Bar
 

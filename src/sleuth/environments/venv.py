@@ -118,7 +118,11 @@ def find_python(spec: str, flag: str = "--python", environ: dict[str, str] | Non
                 return cand
         root = _pyenv_root(env)
         looked.append(f"{root}/versions/{want[0]}.{want[1]}.*")
-        for v in sorted(root.glob(f"versions/{want[0]}.{want[1]}.*"), key=_patch, reverse=True):
+        try:
+            versions = sorted(root.glob(f"versions/{want[0]}.{want[1]}.*"), key=_patch, reverse=True)
+        except OSError:  # another person's $PYENV_ROOT, not ours to read: nothing found there
+            versions = []
+        for v in versions:
             cand = str(v / "bin" / "python")
             if python_version(cand) == want:
                 return cand
