@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from sleuth.bisect.index import list_releases
 from sleuth.environments.venv import VenvEnvironment
 from sleuth.errors import EnvironmentBuildError, InfrastructureError, UsageError
 from tests.bisect.test_bisect_cli import doc, sleuth
@@ -118,33 +119,29 @@ def test_an_index_answering_503_is_an_error_resume_retries_not_a_release_that_do
     assert not venv.path.exists()
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
-def test_an_untrusted_certificate_names_the_host_and_what_to_set(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _private_ca(tmp_path: Path) -> ssl.SSLContext:
+    """A server context whose certificate a private CA signed, as behind a company proxy."""
+
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True)
 
-    # a leaf signed by a private CA, as behind a company proxy
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
             "-subj", "/CN=test-ca")  # fmt: skip
-    openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "leaf.key",
-        "-out",
-        "leaf.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    )
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out", "leaf.csr",
+            "-subj", "/CN=127.0.0.1")  # fmt: skip
     (tmp_path / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
     openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
             "-out", "leaf.pem", "-days", "2", "-extfile", "ext.cnf")  # fmt: skip
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(tmp_path / "leaf.pem", tmp_path / "leaf.key")
+    return tls
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
+def test_an_untrusted_certificate_names_the_host_and_what_to_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tls = _private_ca(tmp_path)
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv"))
     monkeypatch.setenv("UV_HTTP_RETRIES", "0")
     for var in ("SSL_CERT_FILE", "SSL_CERT_DIR", "UV_NATIVE_TLS"):
@@ -159,3 +156,11 @@ def test_an_untrusted_certificate_names_the_host_and_what_to_set(
     assert "could not verify the TLS certificate of 127.0.0.1" in msg, msg
     assert msg.endswith("invalid peer certificate: UnknownIssuer"), msg  # uv's own words, whole
     assert "SSL_CERT_FILE" in hint and "UV_NATIVE_TLS=1" in hint, hint
+    # sleuth's own listing of the same index says the same
+    with (
+        _served(build_index(tmp_path / "idx2", {"1.0": {}}), tls=tls) as url,
+        pytest.raises(InfrastructureError) as err,
+    ):
+        list_releases(url, "tinypkg")
+    assert "the TLS certificate of 127.0.0.1 is not trusted" in err.value.message, err.value.message
+    assert "SSL_CERT_FILE" in (err.value.hint or "")

@@ -23,6 +23,7 @@ import base64
 import json
 import os
 import re
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -133,6 +134,11 @@ def _open(url: str, accept: str) -> tuple[bytes, str]:
         raise UsageError(f"{shown}: no such package on the index") from None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         why = getattr(exc, "reason", exc)
+        if isinstance(why, ssl.SSLCertVerificationError):  # a private CA, a proxy that inspects TLS
+            raise InfrastructureError(
+                f"{shown}: the TLS certificate of {parts.hostname} is not trusted ({why.verify_message})",
+                hint="a private CA or a proxy that inspects TLS? export SSL_CERT_FILE=<its CA bundle>",
+            ) from None
         raise InfrastructureError(f"{shown}: the package index is unreachable ({why})") from None
 
 
