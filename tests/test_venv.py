@@ -120,6 +120,23 @@ def test_a_flag_given_as_a_requirement_is_refused_before_anything_is_built(sleut
     assert not cache.exists() and not (tmp_path / "runs").exists()
 
 
+def test_a_ctrl_c_after_uv_finished_leaves_no_venv_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sleuth.environments.venv as venv_mod
+
+    def interrupted(path: Path) -> tuple[str, ...]:  # Ctrl-C while `uv pip freeze` lists the packages
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(venv_mod, "_freeze", interrupted)
+    env = VenvEnvironment(pins=(), cache=tmp_path / "cache")
+    with pytest.raises(KeyboardInterrupt):
+        env.prepare()
+    assert not env.path.exists(), list(env.path.iterdir())
+    monkeypatch.undo()
+    assert env.prepare().python.is_file()  # the next use builds it
+
+
 def test_cache_key_depends_on_pins_not_order(tmp_path: Path) -> None:
     a = VenvEnvironment(pins=("a==1", "b==2"), cache=tmp_path)
     b = VenvEnvironment(pins=("b==2", "a==1"), cache=tmp_path)

@@ -76,6 +76,29 @@ def test_replay_is_keyed_by_trial_dir_not_by_finishing_order(tmp_path: Path) -> 
     rd.close()
 
 
+def test_a_journaled_error_is_tested_again_on_resume_and_a_skip_is_not(tmp_path: Path) -> None:
+    rd = RunDir.create(tmp_path, "bisect", "t")
+    # candidate 4 could not be tested (uv could not download); 6 does not install (its own build)
+    journal = [
+        {"seq": 0, "index": 4, "label": "4", "run": 1, "phase": "search", "outcome": "error", "counted": "skip",
+         "signature": None, "reason": "uv could not reach the index", "trial_dir": "candidates/0004-4/run-1"},
+        {"seq": 1, "index": 6, "label": "6", "run": 1, "phase": "search", "outcome": "skip", "counted": "skip",
+         "signature": None, "reason": "does not install", "trial_dir": "candidates/0006-6/run-1"},
+    ]  # fmt: skip
+    backend = Refuse(lambda i: i >= 5, {"candidates/0004-4/run-1", "candidates/0006-6/run-1"})
+    pool = Pool(ListSource("x"), SPEC, ORACLE, rd, Options(), replay=journal, backend=backend)
+    pool.submit(4, "4", "search")
+    again = pool.next_event()
+    assert (again.run, again.outcome.value, again.replayed, again.seq) == (2, "pass", False, 2)
+    pool.submit(6, "6", "search")
+    skip = pool.next_event()
+    assert (skip.outcome.value, skip.replayed) == ("skip", True)
+    assert backend.ran == ["candidates/0004-4/run-2"]
+    # append-only: the ERROR's record stays, the new test follows it
+    assert [e["trial_dir"] for e in journaled_tests(rd.path)] == ["candidates/0004-4/run-2"]
+    rd.close()
+
+
 def _search(run_dir: RunDir, replay: list[dict[str, Any]] | None, forbidden: set[str], seed: int) -> Driver:
     rng = random.Random(seed)
     backend = Refuse(lambda i: i >= 23 and rng.random() < 0.6, forbidden)

@@ -190,7 +190,13 @@ def source_from_config(cfg: dict[str, Any]) -> Source:
         return GitSource(**args)
     if kind == "pypi":
         return PypiSource(
-            **{**args, "pins": tuple(args["pins"]), "constraints": tuple(args.get("constraints", ()))}
+            **{
+                **args,
+                "pins": tuple(args["pins"]),
+                "constraints": tuple(args.get("constraints", ())),
+                "extra_index_urls": tuple(args.get("extra_index_urls", ())),
+                "extra_with_package": tuple(args.get("extra_with_package", ())),
+            }
         )
     if kind == "images":
         return ImageSource(**{**args, "mounts": tuple(args["mounts"])})

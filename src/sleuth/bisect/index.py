@@ -7,6 +7,12 @@ serves HTML, read as a PEP 503 page (``data-requires-python``, ``data-yanked``).
 indexes work too (``<index>/<name>/index.html``).  Credentials in the URL become a basic-auth
 header and never appear in a message.
 
+Extra indexes (``--extra-index-url``, else ``$UV_INDEX``, ``$UV_EXTRA_INDEX_URL``, else
+``$PIP_EXTRA_INDEX_URL``: :func:`extra_indexes_from_env`) are listed too, before the default, in
+uv's order: :func:`read_projects` merges them, a release from the first index that serves its
+public version (torch's ``2.3.0+cu121`` from its CUDA index hides PyPI's ``2.3.0``), each file
+noting its ``index``.
+
 Every listing is returned as ``{version text: [file dicts]}`` with the JSON API's keys
 (``filename``, ``packagetype``, ``requires_python``, ``yanked``).
 """
@@ -17,6 +23,7 @@ import base64
 import json
 import os
 import re
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,7 +34,16 @@ from typing import Any
 from sleuth.errors import InfrastructureError, UsageError
 from sleuth.secrets import scrub_text
 
-__all__ = ["PYPI", "index_from_env", "list_releases", "project_urls", "read_project", "release_notes"]
+__all__ = [
+    "PYPI",
+    "extra_indexes_from_env",
+    "index_from_env",
+    "list_releases",
+    "project_urls",
+    "read_project",
+    "read_projects",
+    "release_notes",
+]
 
 PYPI = "https://pypi.org/simple"
 #: where the index may come from, in the order uv and then pip read it
@@ -44,6 +60,30 @@ def index_from_env(flag: str | None, environ: Mapping[str, str] | None = None) -
         if env.get(var, "").strip():
             return check_url(env[var].strip(), f"${var}"), f"${var}"
     return PYPI, "default"
+
+
+#: where extra indexes may come from: uv reads both of its variables (space-separated lists, a
+#: ``$UV_INDEX`` entry may be ``name=URL``); pip's only when uv has none
+EXTRA_VARS = ("UV_INDEX", "UV_EXTRA_INDEX_URL")
+PIP_EXTRA_VAR = "PIP_EXTRA_INDEX_URL"
+
+
+def extra_indexes_from_env(
+    flags: tuple[str, ...], environ: Mapping[str, str] | None = None
+) -> tuple[tuple[str, str], ...]:
+    """``((URL, where it came from), ...)`` of the extra indexes, first first: the flags, else the
+    variables (see the module docstring)."""
+    env = os.environ if environ is None else environ
+    if flags:
+        return tuple((check_url(u, "--extra-index-url"), "--extra-index-url") for u in flags)
+    found: list[tuple[str, str]] = []
+    for var in EXTRA_VARS if any(env.get(v, "").strip() for v in EXTRA_VARS) else (PIP_EXTRA_VAR,):
+        for word in env.get(var, "").split():
+            named = re.match(r"[A-Za-z0-9_.-]+=(?=[a-z]+://)", word)
+            url = check_url(word[named.end() :] if named else word, f"${var}")
+            if url not in (u for u, _ in found):
+                found.append((url, f"${var}"))
+    return tuple(found)
 
 
 def check_url(url: str, flag: str) -> str:
@@ -94,6 +134,11 @@ def _open(url: str, accept: str) -> tuple[bytes, str]:
         raise UsageError(f"{shown}: no such package on the index") from None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         why = getattr(exc, "reason", exc)
+        if isinstance(why, ssl.SSLCertVerificationError):  # a private CA, a proxy that inspects TLS
+            raise InfrastructureError(
+                f"{shown}: the TLS certificate of {parts.hostname} is not trusted ({why.verify_message})",
+                hint="a private CA or a proxy that inspects TLS? export SSL_CERT_FILE=<its CA bundle>",
+            ) from None
         raise InfrastructureError(f"{shown}: the package index is unreachable ({why})") from None
 
 
@@ -199,6 +244,43 @@ def read_project(index: str, package: str) -> tuple[dict[str, list[dict[str, Any
         releases: dict[str, list[dict[str, Any]]] = doc.get("releases", {})
         return releases, _urls_of(doc)
     return _simple_releases(index, package), {}
+
+
+def read_projects(
+    index: str, extras: tuple[str, ...], package: str
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str], tuple[str, ...]]:
+    """:func:`read_project` of every index, the ``extras`` first (uv asks them first): ``(releases,
+    project links, the indexes that have the package)``.  A release is taken from the first index
+    that serves its public version, each of its files noting that ``index``.  An index without the
+    package adds nothing; none with it: the default's error."""
+    merged: dict[str, list[dict[str, Any]]] = {}
+    seen: set[str] = set()
+    urls: dict[str, str] = {}
+    having: list[str] = []
+    missing: UsageError | None = None
+    for url in dict.fromkeys((*extras, index)):
+        try:
+            releases, links = read_project(url, package)
+        except UsageError as exc:  # this index has no such package: another may
+            missing = exc if url == index else missing
+            continue
+        urls, having = urls or links, [*having, url]
+        for text, files in releases.items():
+            if _public(text) not in seen:  # one index's +cpu and +cu121 both stay
+                merged[text] = [{**f, "index": url} for f in files]
+        seen |= {_public(t) for t in releases}
+    if not merged and missing is not None:
+        raise missing
+    return merged, urls, tuple(having)
+
+
+def _public(text: str) -> str:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(text).public
+    except InvalidVersion:
+        return text
 
 
 def _simple_releases(index: str, package: str) -> dict[str, list[dict[str, Any]]]:

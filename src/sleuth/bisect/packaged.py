@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sleuth.bisect.candidates import Candidate, Prepared, parse_date, with_candidate
-from sleuth.bisect.index import PYPI, is_pypi, normalize, project_urls, read_project, release_notes
+from sleuth.bisect.index import PYPI, is_pypi, normalize, project_urls, read_projects, release_notes
 from sleuth.errors import EnvironmentBuildError, UsageError
 from sleuth.model import TrialSpec
 from sleuth.secrets import scrub_text
@@ -49,6 +49,12 @@ class PypiSource:
     constraints: tuple[str, ...] = ()
     pre: bool = False
     index_url: str = PYPI
+    #: extra indexes (``--extra-index-url``, ``$UV_INDEX``...), asked before ``index_url`` as uv does
+    extra_index_urls: tuple[str, ...] = ()
+    #: the releases an extra index serves: label -> its position in ``extra_index_urls`` (journaled)
+    from_extra: dict[str, int] = field(default_factory=dict)
+    #: the positions of the extra indexes that have the package (journaled)
+    extra_with_package: tuple[int, ...] = ()
     #: the failing ``bad`` release is the older one: search for the first release that passes
     find_fix: bool = False
     kind: str = "pypi"
@@ -79,7 +85,9 @@ class PypiSource:
         named_public = {v.public for v in named}
         versions: list[Version] = []
         files_of: dict[str, list[dict[str, Any]]] = {}
-        releases, self.urls = read_project(self.index_url, self.name)
+        extras = self.extra_index_urls
+        releases, self.urls, having = read_projects(self.index_url, extras, self.name)
+        self.extra_with_package = tuple(i for i, u in enumerate(extras) if u in having)
         for text, files in releases.items():
             try:
                 v = Version(text)
@@ -94,6 +102,8 @@ class PypiSource:
             files_of[str(v)] = [f for f in files if not f.get("yanked")] or files
         versions.sort()
         labels = [str(v) for v in versions]
+        self.from_extra = {lab: extras.index(fs[0]["index"]) for lab, fs in files_of.items()
+                           if fs and fs[0].get("index") in extras}  # fmt: skip
         if not labels:
             raise UsageError(f"{self.package}: no releases on {scrub_text(self.index_url)}",
                              hint="check the name, or pass --pre for pre-releases")  # fmt: skip
@@ -106,6 +116,7 @@ class PypiSource:
                              if self.find_fix else "give an older --good")  # fmt: skip
         if not old:
             lo = self._step_to_installable(labels, lo, hi)
+        self.from_extra = {k: v for k, v in self.from_extra.items() if k in labels[lo : hi + 1]}
         return labels[lo : hi + 1]
 
     def _step_to_installable(self, labels: list[str], lo: int, hi: int) -> int:
@@ -236,6 +247,16 @@ class PypiSource:
             python=self.python,
             index_url=index,
             constraints=self.constraints,
+            extra_index_urls=self._extras_for(version) if self.extra_index_urls else None,
+        )
+
+    def _extras_for(self, version: str) -> tuple[str, ...]:
+        """The extra indexes of ``version``'s venv: all but those before the one that serves it that
+        have the package (uv takes a package from the first index that has it, so a release only a
+        later index, or the default, serves would not be found)."""
+        at = self.from_extra.get(version, len(self.extra_index_urls))
+        return tuple(
+            u for i, u in enumerate(self.extra_index_urls) if i >= at or i not in self.extra_with_package
         )
 
     def prepare(self, cand: Candidate, spec: TrialSpec, cand_dir: Path) -> Prepared:
@@ -283,6 +304,15 @@ class PypiSource:
             "pre": self.pre,
             "index_url": self.index_url,
             "find_fix": self.find_fix,
+            **(
+                {
+                    "extra_index_urls": list(self.extra_index_urls),
+                    "from_extra": dict(self.from_extra),
+                    "extra_with_package": list(self.extra_with_package),
+                }
+                if self.extra_index_urls
+                else {}
+            ),
         }
 
 

@@ -11,7 +11,10 @@ journal is the truth about it, once:
   order), and does not journal it again;
 * a test whose ``result.json`` was written but whose ``test`` event was not (a kill in between) is
   journaled when the pool starts (phase ``recovered``), once, and served like the others;
-* new tests continue the numbering: ``seq`` after the largest journaled one, ``run-N`` per candidate.
+* new tests continue the numbering: ``seq`` after the largest journaled one, ``run-N`` per candidate;
+* a journaled ERROR (the test could not run: uv could not download, a checkout failed) is no evidence
+  about the candidate: its record stays, and a resume tests that candidate again as its next
+  ``run-N`` (a SKIP, the candidate's own build failure, is served like any result).
 
 The search is deterministic given the order of its observations, so replayed results are served
 in journal order and a resumed search retraces the interrupted one (with ``--jobs`` > 1 it may
@@ -192,16 +195,21 @@ class TestPool:
         """Start one test of ``label`` (``index`` -1 for a candidate outside the list); its ticket."""
         ticket = self._tickets
         self._tickets += 1
-        self._runs[label] += 1
-        run = self._runs[label]
         key = (
             candidate_key(Candidate(index, label))
             if index >= 0
             else "probe-" + candidate_key(Candidate(0, label))
         )
         key = key.replace("/", "_").replace(":", "_")
-        meta = _Meta(ticket, index, label, phase, run, f"candidates/{key}/run-{run}", self._round_done + 1)
-        old = self._journaled.pop(meta.trial_dir, None)
+        while True:  # a journaled ERROR is passed over: the candidate is tested again as its next run
+            self._runs[label] += 1
+            run = self._runs[label]
+            meta = _Meta(
+                ticket, index, label, phase, run, f"candidates/{key}/run-{run}", self._round_done + 1
+            )
+            old = self._journaled.pop(meta.trial_dir, None)
+            if old is None or old[1].get("outcome") != Outcome.ERROR.value:
+                break
         if old is not None:
             pos, ev = old
             raw = (Outcome(ev["outcome"]), ev.get("signature"), ev.get("reason", ""), ev.get("value"))

@@ -216,15 +216,24 @@ def git_cmd(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...
     metavar="URL",
     help="The package index (default: $UV_DEFAULT_INDEX, $UV_INDEX_URL, $PIP_INDEX_URL, else PyPI).",
 )
+@click.option(
+    "--extra-index-url",
+    "extra_index_urls",
+    multiple=True,
+    metavar="URL",
+    help="Another index, listed and installed from before --index-url, as uv does (repeatable; "
+    "default: $UV_INDEX, $UV_EXTRA_INDEX_URL, else $PIP_EXTRA_INDEX_URL).",
+)
 @_search_options
 @_cmd_arg
 def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | None, pins: tuple[str, ...],
-             constraint: Path | None, pre: bool, index_url: str | None, **kw: Any) -> int:  # fmt: skip
+             constraint: Path | None, pre: bool, index_url: str | None, extra_index_urls: tuple[str, ...],
+             **kw: Any) -> int:  # fmt: skip
     """Bisect the released versions of PACKAGE, each in a cached uv venv ($SLEUTH_CANDIDATE=VER).
 
     PACKAGE may name extras (transformers[torch]); each venv installs PACKAGE==VER.
     """
-    from sleuth.bisect.index import index_from_env
+    from sleuth.bisect.index import extra_indexes_from_env, index_from_env
     from sleuth.bisect.packaged import PypiSource, read_constraints
 
     name = r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?"
@@ -232,6 +241,7 @@ def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | N
         raise UsageError(f"sleuth bisect pypi {package[:60]!r}: not a package name",
                          hint="e.g. numpy, or transformers[torch] with extras")  # fmt: skip
     index, _ = index_from_env(index_url)
+    extras = tuple(u for u, _ in extra_indexes_from_env(extra_index_urls) if u != index)
     held: list[str] = []
     if constraint is not None:
         held, dropped = read_constraints(constraint, package)
@@ -239,7 +249,7 @@ def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | N
             left = f"note: --constraint {constraint}: left out {', '.join(dropped)} (the package bisected)"
             err_console().print(escape(left), soft_wrap=True, highlight=False)
     src = PypiSource(package, good, bad, python=python, pins=pins, constraints=tuple(held), pre=pre,
-                     index_url=index, find_fix=kw["find_fix"])  # fmt: skip
+                     index_url=index, extra_index_urls=extras, find_fix=kw["find_fix"])  # fmt: skip
     return _start(src, kw)
 
 

@@ -11,7 +11,8 @@ was installed (``uv pip freeze``), so that two venvs can be compared (:attr:`Pre
 it starts and is X.Y (a pyenv shim for a version that is not installed does not count).  An
 ``index_url`` (``--index-url``, ``$UV_DEFAULT_INDEX``, ``$UV_INDEX_URL``, ``$PIP_INDEX_URL``) is
 passed to uv (as ``$UV_DEFAULT_INDEX``: credentials in it stay out of the process table) and is
-part of the cache key.
+part of the cache key; so are ``extra_index_urls`` when given (as ``$UV_INDEX``, in that order,
+instead of the caller's ``$UV_INDEX``/``$UV_EXTRA_INDEX_URL``; None: uv's own configuration).
 """
 
 from __future__ import annotations
@@ -54,9 +55,11 @@ def uv_bin() -> str:
         return found
 
 
-def _uv_said(res: ToolResult) -> str:
+def _uv_said(res: ToolResult, limit: int = 500) -> str:
     """uv's error in one line: its last ``error:`` line with the ``cause:``/``Caused by:`` lines under
-    it; not the echoed input and the ``^^^`` under it that end a parse error (``six=1.16.0``)."""
+    it; not the echoed input and the ``^^^`` under it that end a parse error (``six=1.16.0``).  Over
+    ``limit`` the beginning is cut, not the innermost cause (a long index URL, printed twice, once left
+    ``invalid peer certificate: `` with nothing after it)."""
     lines = [ln.strip() for ln in res.stderr.splitlines() if ln.strip()]
     at = [i for i, ln in enumerate(lines) if ln.lower().startswith("error:")]
     if not at:
@@ -67,7 +70,59 @@ def _uv_said(res: ToolResult) -> str:
         for ln in lines[at[-1] + 1 :]
         if ln.lower().startswith(("cause:", "caused by:"))
     ]
-    return ": ".join(p for p in parts if p)[:500]
+    said = ": ".join(p for p in parts if p)
+    if len(said) <= limit:
+        return said
+    last = [p for p in parts if p][-1][: limit // 2]
+    return said[: limit - len(last) - 5] + " ... " + last
+
+
+#: uv's words for a failure of the network or of the index's server, not of the release: a
+#: ``does not install`` SKIP would be journaled for good, an ERROR is tested again on resume
+_NETWORK = re.compile(
+    r"error sending request|HTTP status server error|429 Too Many Requests|error decoding response body"
+    r"|connection (?:reset|closed)|operation timed out|request or response body error|dns error",
+    re.IGNORECASE,
+)
+_TLS = re.compile(
+    r"invalid peer certificate|certificate verify failed|UnknownIssuer|CERTIFICATE_VERIFY", re.I
+)
+_URL = re.compile(r"https?://[^\s)`'\"]+")
+
+
+def _not_installed(pins: tuple[str, ...], inst: ToolResult, env: dict[str, str]) -> InfrastructureError:
+    """Why ``uv pip install`` failed: the network, TLS, offline or a signal (an
+    ``InfrastructureError``: resume tries again), else the release itself (``EnvironmentBuildError``)."""
+    what = f"venv {' '.join(pins)}"
+    if inst.rc < 0 and not inst.timed_out:  # the OOM killer, an admin: not the pins' fault
+        return InfrastructureError(
+            f"{what}: uv pip install was killed by signal {-inst.rc}",
+            hint="out of memory? look at dmesg; try again",
+        )
+    said = _uv_said(inst)
+    if _TLS.search(inst.stderr):
+        from urllib.parse import urlsplit
+
+        hosts = [urlsplit(u).hostname for u in _URL.findall(inst.stderr)]
+        host = next((h for h in hosts if h), "the index")
+        detail = said if not said.rstrip().endswith(":") else said + " (uv named no reason)"
+        return InfrastructureError(
+            f"{what}: uv could not verify the TLS certificate of {host}: {detail}",
+            hint="a private CA or a proxy that inspects TLS? export SSL_CERT_FILE=<its CA bundle> "
+            "or UV_NATIVE_TLS=1 (the system's certificate store), then resume",
+        )
+    if _NETWORK.search(inst.stderr):  # refused, timed out, DNS, a 5xx or 429 from the index
+        return InfrastructureError(
+            f"{what}: uv could not reach the index: {said}",
+            hint="check the network and the index URL, then resume",
+        )
+    if "network was disabled" in inst.stderr:  # every version would fail so
+        why = "$UV_OFFLINE is set" if env.get("UV_OFFLINE") else "uv is offline"
+        return InfrastructureError(
+            f"{what}: {why} and uv's cache does not hold it",
+            hint="unset UV_OFFLINE (or uv's offline setting), or install it once online",
+        )
+    return EnvironmentBuildError(f"{what}: uv pip install failed: {said}")
 
 
 def python_version(python: str) -> tuple[int, int] | None:
@@ -191,6 +246,8 @@ class VenvEnvironment:
     index_url: str | None = None
     #: requirements every resolution stays within (``uv pip install --constraint``)
     constraints: tuple[str, ...] = ()
+    #: the extra indexes, first first (None: uv's own configuration; ``()``: none)
+    extra_index_urls: tuple[str, ...] | None = None
     _key: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
@@ -210,6 +267,8 @@ class VenvEnvironment:
             key["index"] = self.index_url
         if self.constraints:
             key["constraints"] = sorted(c.strip() for c in self.constraints)
+        if self.extra_index_urls is not None:  # the order matters: uv takes the first that has a package
+            key["extra_index"] = list(self.extra_index_urls)
         blob = json.dumps(key)
         object.__setattr__(self, "_key", hashlib.sha256(blob.encode()).hexdigest()[:16])
 
@@ -225,6 +284,8 @@ class VenvEnvironment:
             out["index_url"] = self.index_url
         if self.constraints:
             out["constraints"] = list(self.constraints)
+        if self.extra_index_urls:
+            out["extra_index_urls"] = list(self.extra_index_urls)
         return out
 
     def prepare(self) -> PreparedVenv:
@@ -260,8 +321,9 @@ class VenvEnvironment:
 
     def _build(self, path: Path, lock: int) -> None:
         """Build at ``path``; uv inherits ``lock`` (held): a uv that outlives a killed sleuth keeps
-        the venv locked until it ends, so the next build never writes beside it."""
-        shutil.rmtree(path, ignore_errors=True)
+        the venv locked until it ends, so the next build never writes beside it.  Whatever stops the
+        build (a failure, Ctrl-C while uv runs, while the packages are listed or the marker written)
+        removes the venv: the lock is held until then, so no other sleuth is using it."""
         uv = uv_bin()
         env = {**os.environ, "VIRTUAL_ENV": ""}
         env.pop("VIRTUAL_ENV")
@@ -269,11 +331,17 @@ class VenvEnvironment:
         if self.index_url:  # in uv's environment, not its argv: any user may read a process's argv
             env.pop("UV_INDEX_URL", None)
             env["UV_DEFAULT_INDEX"] = self.index_url
+        if self.extra_index_urls is not None:  # exactly these (and as variables, like the index)
+            env.pop("UV_EXTRA_INDEX_URL", None)
+            env.pop("UV_INDEX", None)
+            if self.extra_index_urls:
+                env["UV_INDEX"] = " ".join(self.extra_index_urls)
         held = path.parent / f"{self._key}.constraints.txt"
-        if self.constraints:
-            held.write_text("".join(f"{c}\n" for c in self.constraints), encoding="utf-8")
         within = ["--constraint", str(held)] if self.constraints else []
         try:
+            shutil.rmtree(path, ignore_errors=True)
+            if self.constraints:
+                held.write_text("".join(f"{c}\n" for c in self.constraints), encoding="utf-8")
             made = run_tool(
                 [uv, "venv", "--quiet", "--python", python, str(path)],
                 env=env,
@@ -299,33 +367,19 @@ class VenvEnvironment:
                     timeout_s=self.build_timeout_s,
                     pass_fds=(lock,),
                 )
-                if inst.rc < 0 and not inst.timed_out:  # the OOM killer, an admin: not the pins' fault
-                    raise InfrastructureError(
-                        f"venv {' '.join(self.pins)}: uv pip install was killed by signal {-inst.rc}",
-                        hint="out of memory? look at dmesg; try again",
-                    )
-                if not inst.ok and "error sending request" in inst.stderr:  # refused, timed out, DNS
-                    raise InfrastructureError(
-                        f"venv {' '.join(self.pins)}: uv could not reach the index: {_uv_said(inst)}",
-                        hint="check the network and the index URL, then resume",
-                    )
-                if not inst.ok and "network was disabled" in inst.stderr:  # every version would fail so
-                    why = "$UV_OFFLINE is set" if env.get("UV_OFFLINE") else "uv is offline"
-                    raise InfrastructureError(
-                        f"venv {' '.join(self.pins)}: {why} and uv's cache does not hold it",
-                        hint="unset UV_OFFLINE (or uv's offline setting), or install it once online",
-                    )
                 if not inst.ok:
-                    raise EnvironmentBuildError(
-                        f"venv {' '.join(self.pins)}: uv pip install failed: {_uv_said(inst)}"
-                    )
+                    raise _not_installed(self.pins, inst, env)
+            marker = {
+                "pins": list(self.pins),
+                "python": python,
+                "built_at": time.time(),
+                "packages": _freeze(path),
+            }
+            # whole or not at all: a marker cut short would still mark the venv complete
+            partial = path / f"{_MARKER}.part"
+            partial.write_text(json.dumps(marker, indent=2) + "\n")
+            partial.rename(path / _MARKER)
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
+            held.unlink(missing_ok=True)
             raise
-        marker = {
-            "pins": list(self.pins),
-            "python": python,
-            "built_at": time.time(),
-            "packages": _freeze(path),
-        }
-        (path / _MARKER).write_text(json.dumps(marker, indent=2) + "\n")
