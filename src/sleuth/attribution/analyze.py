@@ -170,9 +170,9 @@ def _in_this_job(
             "job's start and were kept (an earlier job's failure would be taken for this one's); "
             "give `dmesg -T` or `journalctl -k` output for wall-clock times"
         )
-    if not any(f.timestamp is not None for f in findings):
+    if job_start is None and not any(f.timestamp is not None for f in findings):
         return list(findings), notes
-    start, origin = job_start, "--job-start"
+    start, origin = job_start, "the job's start given"
     if start is None:
         heads = [(log.name, *head_time(log)) for log in logs]
         firsts = [t for _, kernel, t in heads if not kernel and t is not None]
@@ -186,6 +186,14 @@ def _in_this_job(
             return list(findings), notes
         start = min(firsts) - START_MARGIN_S
         origin = f"the logs' first time less {START_MARGIN_S / 60:g} minutes"
+    untimed = [f.file for f in findings if f.timestamp is None and f.file not in uptime]
+    if untimed:
+        files = list(dict.fromkeys(untimed))
+        notes.append(
+            f"{len(untimed)} finding(s) in {', '.join(files[:3])}{' and others' if len(files) > 3 else ''} "
+            "carry no time and could not be checked against the job's start (an earlier run's line in "
+            "a log appended across restarts would be taken for this one's)"
+        )
     early = [f for f in findings if f.timestamp is not None and f.timestamp < start]
     if early:
         when = datetime.fromtimestamp(start, UTC).isoformat(timespec="seconds")
