@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.attribution.conftest import Served
 from tests.conftest import wait_dead
 from tests.signals import sleuth_proc
