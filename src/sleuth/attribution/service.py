@@ -14,11 +14,12 @@
 * ``GET /healthz``; OpenAPI at ``/openapi.json``.
 
 Limits: a body over ``max_body`` bytes is 413, a body not received within ``body_timeout_s`` 408
-(a client that stalls mid-body; headers' time is bounded by :mod:`._headers`), more than ``max_logs`` logs is 422, one log over
-``max_log_bytes`` is 413, a malformed body 422, each with a message.  ``paths`` are read only under
-the ``log_roots`` the service was started with (422 otherwise).  A database error that may pass
-(SQLite locked, a dropped connection) is tried again with a bounded backoff (:mod:`._dbretry`):
-503 to a request, an ``error`` record for an analysis, once the tries are spent.
+(a client that stalls mid-body; the headers' time is bounded by :mod:`._headers`), more than
+``max_logs`` logs is 422, one log over ``max_log_bytes`` is 413, a malformed body 422, each with a
+message.  ``paths`` are read only under the ``log_roots`` the service was started with (422
+otherwise).  A database error that may pass (SQLite locked, a dropped connection) is tried again
+with a bounded backoff (:mod:`._dbretry`): 503 to a request, an ``error`` record for an analysis,
+once the tries are spent.
 """
 
 from __future__ import annotations
