@@ -74,6 +74,35 @@ def test_torchruns_log_dir_layout_gives_each_file_its_rank_and_attempt(
     assert doc["root"]["signature"] == "cuda.illegal_address" and doc["root"]["attempt"] == 2
 
 
+def test_torchruns_error_json_times_each_worker_and_the_first_to_fail_is_the_root(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    # torch's error file: {"message": {"message": "<Type>: <text>", "extraInfo": {"py_callstack",
+    # "timestamp": "<epoch>"}}}; its time was not read (log order: rank 0's illegal address, which
+    # failed 30 s after rank 1's OOM) and the finding's text was the JSON line
+    oom = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    attempt = tmp_path / "logs" / "job_ab12" / "attempt_0"
+    for rank, (text, at) in enumerate([(IAM.strip(), 1764590430), (oom, 1764590400)]):
+        (attempt / str(rank)).mkdir(parents=True)
+        (attempt / str(rank) / "stderr.log").write_text(f"Traceback (most recent call last):\n{text}\n")
+        stack = f'Traceback (most recent call last):\n  File "train.py", line 9, in main\n{text}\n'
+        error = {"message": {"message": text, "extraInfo": {"py_callstack": stack, "timestamp": str(at)}}}
+        (attempt / str(rank) / "error.json").write_text(json.dumps(error))
+    names = sorted(str(p.relative_to(tmp_path)) for p in attempt.glob("*/*"))
+    doc = sleuth("attribute", *names, "--json").json()
+    assert doc["root"]["signature"] == "cuda.oom" and doc["root"]["rank"] == 1
+    assert doc["root_ordering"] == "timestamp" and doc["decision"]["action"] == "STOP"
+    by_file = {f["file"]: f for f in doc["findings"]}
+    error_json = by_file["logs/job_ab12/attempt_0/1/error.json"]
+    assert error_json["text"] == f"2025-12-01T12:00:00Z {oom}" and error_json["timestamp"] == 1764590400
+    # the worker's stderr.log lines, without a time of their own, take its error.json's
+    assert by_file["logs/job_ab12/attempt_0/0/stderr.log"]["timestamp"] == 1764590430
+    # an error file cut short is scanned as it is
+    (attempt / "0" / "error.json").write_text(json.dumps(error)[:90])
+    cut = sleuth("attribute", "logs/job_ab12/attempt_0/0/error.json", "--json").json()
+    assert cut["root"]["signature"] == "cuda.oom" and cut["root"]["text"].startswith('{"message"')
+
+
 def test_an_earlier_jobs_xid_in_a_nodes_dmesg_is_not_blamed_on_this_job(
     sleuth: Callable[..., Any], tmp_path: Path
 ) -> None:

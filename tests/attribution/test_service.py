@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import select
 import signal
 import socket
 import sqlite3
@@ -214,6 +216,49 @@ def test_a_client_that_stalls_its_body_is_answered_408_and_let_go(serve: Callabl
     # an oversize Content-Length whose body never comes: 413, not a wait for ever
     over = head.replace(b"500000", b"5000000")
     assert _raw_request(s, over, b"{").startswith(b"HTTP/1.1 413 ")
+    assert s.call("GET", "/healthz")[0] == 200  # the server goes on
+
+
+def _trickle(s: Served, data: bytes, guard_s: float = 60) -> bytes:
+    """Send ``data`` a byte at a time (a slowloris), reading what the server answers, until it
+    closes the connection (``guard_s`` only guards the test: the server held it for ever)."""
+    port = int(s.url.rsplit(":", 1)[1])
+    got = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=guard_s) as sock:
+        deadline = time.monotonic() + guard_s
+        for byte in (data[i : i + 1] for i in range(len(data))):
+            try:
+                sock.sendall(byte)
+            except OSError:  # closed by the server
+                break
+            if select.select([sock], [], [], 0.2)[0]:
+                break
+            assert time.monotonic() < deadline, "the server kept the connection"
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                got += chunk
+    return got
+
+
+def test_a_client_that_trickles_its_headers_is_let_go(serve: Callable[..., Served]) -> None:
+    # a slowloris: request headers a byte at a time never complete; uvicorn has no bound on the
+    # time they take, and each such client held a connection for ever
+    s = serve("--header-timeout", "1")
+    head = b"POST /v1/attributions HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 4000
+    got = _trickle(s, head)
+    status, _, rest = got.partition(b"\r\n")
+    assert status == b"HTTP/1.1 408 Request Timeout", got[:300]
+    assert b'{"detail": "request headers not received within 1 s"}' in rest
+    # a connection that sends nothing is closed without an answer; a kept-alive one too, after
+    # its response, and its next request's headers are bounded the same way
+    assert _trickle(s, b"") == b""
+    port = int(s.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHo")
+        got = b""
+        while chunk := sock.recv(65536):
+            got += chunk
+    assert got.startswith(b"HTTP/1.1 200 OK") and got.count(b"HTTP/1.1 408 Request Timeout") == 1, got
     assert s.call("GET", "/healthz")[0] == 200  # the server goes on
 
 

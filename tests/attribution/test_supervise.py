@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.attribution.conftest import Served
 from tests.conftest import wait_dead
 from tests.signals import sleuth_proc
@@ -363,3 +365,27 @@ def test_the_leader_rank_is_given_to_every_node_and_leads_alone(
     rec = s.call("GET", "/v1/attributions/lead1/0")[1]
     assert rec["outcome"]["node"] == "1", errs
     assert cycles(tmp_path / "node0")[0]["decided_by"].startswith("leader"), errs[0]
+
+
+@pytest.mark.parametrize("where", ["local", "service"])
+def test_a_cycle_is_attributed_with_what_happened_since_it_started(
+    tmp_path: Path, serve: Callable[..., Served], where: str
+) -> None:
+    """A log shared across restarts (a node's kernel log, a job log every run appends to, shown by
+    the workload on failure) held cycle 0's Xid when cycle 1 died of an OOM: the Xid, the earliest,
+    was blamed again (RESTART for a STOP), locally and on the service (which was not told when the
+    cycle started)."""
+    shared = tmp_path / "node.log"
+    via = ["--service", serve("--gather", "0").url, "--job-id", "shared"] if where == "service" else []
+    r = supervise(
+        tmp_path,
+        *via,
+        "--max-restarts",
+        "1",
+        "--",
+        *(sys.executable, str(W / "shared_log.py"), str(shared), XID, OOM),
+    )
+    assert r.returncode == 1, r.stderr
+    got = cycles(tmp_path / "sup")
+    assert [c["attribution"]["root"]["signature"] for c in got] == ["nvidia.xid.79", "cuda.oom"]
+    assert got[1]["attribution"]["decision"]["action"] == "STOP"

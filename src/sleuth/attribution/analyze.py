@@ -18,7 +18,7 @@ from sleuth.attribution.config import Settings, compile_progress
 from sleuth.attribution.decide import CatalogVerdict, CycleRecord, decide
 from sleuth.attribution.logs import LogInput, head_time, is_uptime_line
 from sleuth.attribution.match import Matcher, ScanResult, engine_name
-from sleuth.attribution.model import Decision, Finding, SourceVerdict
+from sleuth.attribution.model import Decision, Finding, Role, SignatureClass, SourceVerdict
 from sleuth.attribution.signatures import Catalog, load_catalog
 from sleuth.attribution.sources import build_excerpt, consult_all
 from sleuth.secrets import Secrets
@@ -156,8 +156,9 @@ def _in_this_job(
 
     A node's dmesg holds an earlier job's Xid as well: a line timed before the start (``job_start``,
     else the earliest time at the head of the logs that are not kernel logs, less
-    ``START_MARGIN_S``) is dropped.  Kernel lines stamped with seconds since boot cannot be placed
-    and are kept, with a note saying so.
+    ``START_MARGIN_S``) is dropped; before an inferred start, only when the findings after it hold a
+    root that explains the failure by itself (:func:`_explains_itself`). Kernel lines stamped with
+    seconds since boot cannot be placed and are kept, with a note saying so.
     """
     notes: list[str] = []
     uptime: dict[str, int] = {}
@@ -170,9 +171,9 @@ def _in_this_job(
             "job's start and were kept (an earlier job's failure would be taken for this one's); "
             "give `dmesg -T` or `journalctl -k` output for wall-clock times"
         )
-    if not any(f.timestamp is not None for f in findings):
+    if job_start is None and not any(f.timestamp is not None for f in findings):
         return list(findings), notes
-    start, origin = job_start, "--job-start"
+    start, origin = job_start, "the job's start given"
     if start is None:
         heads = [(log.name, *head_time(log)) for log in logs]
         firsts = [t for _, kernel, t in heads if not kernel and t is not None]
@@ -186,14 +187,39 @@ def _in_this_job(
             return list(findings), notes
         start = min(firsts) - START_MARGIN_S
         origin = f"the logs' first time less {START_MARGIN_S / 60:g} minutes"
-    early = [f for f in findings if f.timestamp is not None and f.timestamp < start]
-    if early:
-        when = datetime.fromtimestamp(start, UTC).isoformat(timespec="seconds")
+    untimed = [f.file for f in findings if f.timestamp is None and f.file not in uptime]
+    if untimed:
+        files = list(dict.fromkeys(untimed))
         notes.append(
-            f"ignored {len(early)} finding(s) from before the job started at {when} ({origin}), "
-            f"first: {early[0].signature} at {early[0].file}:{early[0].line}"
+            f"{len(untimed)} finding(s) in {', '.join(files[:3])}{' and others' if len(files) > 3 else ''} "
+            "carry no time and could not be checked against the job's start (an earlier run's line in "
+            "a log appended across restarts would be taken for this one's)"
         )
-    return [f for f in findings if f.timestamp is None or f.timestamp >= start], notes
+    early = [f for f in findings if f.timestamp is not None and f.timestamp < start]
+    if not early:
+        return list(findings), notes
+    when = datetime.fromtimestamp(start, UTC).isoformat(timespec="seconds")
+    first = f"first: {early[0].signature} at {early[0].file}:{early[0].line}"
+    kept = [f for f in findings if f.timestamp is None or f.timestamp >= start]
+    if job_start is None and not _explains_itself(kept):
+        # the start is a guess: a rank that logs only when it fails puts it after a GPU that fell
+        # off the bus while the job started, and that Xid was dropped for the illegal address it caused
+        notes.append(
+            f"kept {len(early)} finding(s) from before the job's inferred start at {when} ({origin}; "
+            f"{first}): this job's logs hold no root of their own that explains the failure, and a "
+            "fault while the job started looks like this; give --job-start to leave them out"
+        )
+        return list(findings), notes
+    notes.append(f"ignored {len(early)} finding(s) from before the job started at {when} ({origin}), {first}")
+    return kept, notes
+
+
+def _explains_itself(findings: Sequence[Finding]) -> bool:
+    """True when ``findings`` hold a root that explains a failure by itself: not an ambiguous one
+    (an illegal address: what a failed GPU looks like to the program) nor a peer's symptom."""
+    return any(
+        f.role is Role.ROOT and f.cls is not SignatureClass.AMBIGUOUS and not f.peer_symptom for f in findings
+    )
 
 
 def _report(

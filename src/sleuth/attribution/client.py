@@ -84,14 +84,17 @@ class ServiceClient:
         progress: bool | None = None,
         node: str = "0",
         nodes: int = 1,
+        job_start: float | None = None,
     ) -> Any:
-        """POST the logs of one node for (job, cycle); the record."""
+        """POST the logs of one node for (job, cycle), with when the cycle started on it (seconds
+        since the epoch) when known; the record."""
         body = {
             "job_id": job_id,
             "cycle_id": cycle_id,
             "node": node,
             "nodes": nodes,
             "progress": progress,
+            "job_start": job_start,
             "logs": [{"name": n, "text": t} for n, t in logs],
         }
         return self._call("POST", "/v1/attributions", body)

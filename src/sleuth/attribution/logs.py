@@ -13,7 +13,8 @@ Ranks come from a line's prefix (``[rank3]:``, ``[default3]:``, ``3: `` or ``   
 writes it, ``[1,3]<stderr>:`` from ``mpirun --tag-output``; torch's ``[rank27]:`` after a launcher's
 label is the global rank and wins) or, for a one-file-per-rank layout, from the file
 name (``rank3.log``, ``worker_rank-3.txt``) or torchrun's ``--log-dir`` layout
-(``attempt_<n>/<local_rank>/stderr.log``: the local rank, and the attempt).  Timestamps are read
+(``attempt_<n>/<local_rank>/stderr.log``: the local rank, and the attempt; its ``error.json`` is
+read by :func:`error_file_view`).  Timestamps are read
 where a line carries a wall-clock time (ISO 8601, ``2024-05-01 12:00:00,123``, syslog ``Oct  7
 12:58:23``, ``dmesg -T``'s ``[Tue Dec  1 12:00:02 2026]``); dmesg's seconds since boot are not
 wall-clock times and are ignored (:func:`is_uptime_line` finds such lines, :func:`head_time` a
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import calendar
 import gzip
+import json
 import os
 import re
 import stat
@@ -41,6 +43,7 @@ __all__ = [
     "HEAD_BYTES",
     "LogInput",
     "check_regular",
+    "error_file_view",
     "head_time",
     "is_uptime_line",
     "parse_rank_prefix",
@@ -64,6 +67,9 @@ _NAME_RANK_RE = re.compile(r"rank[_-]?(\d+)", re.IGNORECASE)
 #: torchrun --log-dir: the folder above the file is the worker's local rank, the one above it the
 #: attempt (torch.distributed.elastic: ``attempt_{restart_count}/{local_rank}/stdout.log``)
 _TORCHRUN_RE = re.compile(r"(?:^|/)attempt_(\d+)/(\d+)/(?:stdout\.log|stderr\.log|error\.json)(?:\.gz)?$")
+#: torch.distributed.elastic's error file (:func:`error_file_view`), read whole up to this size
+_ERROR_FILE_RE = re.compile(r"(?:^|/)error\.json(?:\.gz)?$")
+ERROR_FILE_BYTES = 4 * 1024 * 1024
 _ISO_RE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?(?![\d])"
 )
@@ -128,6 +134,47 @@ def torchrun_place(name: str) -> tuple[int, int] | None:
     gzipped), or None."""
     m = _TORCHRUN_RE.search(name.replace("\\", "/"))
     return (int(m.group(2)), int(m.group(1))) if m else None
+
+
+def error_file_view(log: LogInput) -> tuple[LogInput, float | None] | None:
+    """torch.distributed.elastic's error file as a log, and the time the worker failed.
+
+    A worker run under ``@record`` writes ``error.json`` (``TORCHELASTIC_ERROR_FILE``; in torchrun's
+    ``--log-dir`` layout ``attempt_<n>/<local_rank>/error.json``): one JSON line,
+    ``{"message": {"message": "<Type>: <text>", "extraInfo": {"py_callstack": "<traceback>",
+    "timestamp": "<seconds since the epoch>"}}}`` (``"message"`` a plain string in older files).
+    The view holds the message's lines, each stamped with that time, so the exception line is the
+    finding's text and the failure is placed in time.  None for another file, or one that is not
+    such JSON (cut short: it is scanned as it is).
+    """
+    if not _ERROR_FILE_RE.search(log.name.replace("\\", "/")):
+        return None
+    data = b""
+    for block in log.chunks():
+        data += block
+        if len(data) > ERROR_FILE_BYTES:
+            return None
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    message = doc.get("message") if isinstance(doc, dict) else None
+    when = None
+    if isinstance(message, dict):
+        extra = message.get("extraInfo")
+        raw = extra.get("timestamp") if isinstance(extra, dict) else None
+        try:
+            when = float(raw) if isinstance(raw, str | int | float) and not isinstance(raw, bool) else None
+        except ValueError:
+            when = None
+        if when is not None and not 0 < when < 1e11:  # not seconds since the epoch
+            when = None
+        message = message.get("message")
+    if not isinstance(message, str):
+        return None
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime(when)) if when is not None else ""
+    text = "".join(f"{stamp}{line}\n" for line in message.splitlines())
+    return LogInput(log.name, text=text, strict=log.strict), when
 
 
 def parse_timestamp(line: str) -> float | None:

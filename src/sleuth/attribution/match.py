@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sleuth.attribution.logs import (
     LogInput,
+    error_file_view,
     parse_rank_prefix,
     parse_timestamp,
     rank_from_name,
@@ -124,6 +125,8 @@ class ScanResult:
     #: gzip logs cut short (the job died while writing them): the log's name and the compressed
     #: file's size, where it was cut; each was scanned up to the cut
     cut: list[tuple[str, int]] = field(default_factory=list)
+    #: when each torchrun worker failed (its ``error.json``'s time), by the worker's folder
+    failed_at: dict[str, float] = field(default_factory=dict)
 
 
 class Matcher:
@@ -165,11 +168,25 @@ class Matcher:
         result = ScanResult(progress=False if self._progress is not None else None)
         for log in logs:
             self._scan_one(log, result)
+        if result.failed_at:
+            # a torchrun worker's stdout/stderr.log lines rarely carry a time: their findings take
+            # the time the worker failed (its error.json's), so the first failing rank is the root
+            result.findings = [
+                replace(f, timestamp=result.failed_at.get(_worker_dir(f.file)))
+                if f.timestamp is None and torchrun_place(f.file)
+                else f
+                for f in result.findings
+            ]
         return result
 
     def _scan_one(self, log: LogInput, result: ScanResult) -> None:
         file_rank = rank_from_name(log.name)
         attempt = placed[1] if (placed := torchrun_place(log.name)) else None
+        view = error_file_view(log)
+        if view is not None:  # the exception's lines, stamped with the time the worker failed
+            log, failed_at = view
+            if failed_at is not None and placed is not None:
+                result.failed_at[_worker_dir(log.name)] = failed_at
         # kept findings, counted apart for those that can be the root (root, confirmation) and the
         # rest: 2,000 ranks' watchdog lines once filled the cap and the one root after them was dropped
         kept = {True: 0, False: 0}
@@ -229,3 +246,8 @@ class Matcher:
                         )
                     )
             line_base += chunk.count(b"\n")
+
+
+def _worker_dir(name: str) -> str:
+    """The folder of a file in torchrun's ``--log-dir`` layout: one worker's attempt."""
+    return name.replace("\\", "/").rpartition("/")[0]

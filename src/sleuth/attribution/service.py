@@ -1,9 +1,11 @@
 """The HTTP attribution service (FastAPI): accept logs from many nodes, analyse in the background.
 
 * ``POST /v1/attributions`` ``{job_id, cycle_id, logs: [{name, text}] | paths: [...], progress, node,
-  nodes}`` answers 202 once the request is committed to SQLite; the same (job_id, cycle_id) posted
-  again returns the existing record (a node that already posted is not stored twice).  The
-  analysis starts when ``nodes`` distinct nodes have posted or ``gather_s`` after the first post.
+  nodes, job_start}`` answers 202 once the request is committed to SQLite; the same (job_id,
+  cycle_id) posted again returns the existing record (a node that already posted is not stored
+  twice).  The analysis starts when ``nodes`` distinct nodes have posted or ``gather_s`` after the
+  first post; it leaves out findings timed before the earliest ``job_start`` posted (the cycle's
+  start: an earlier cycle's lines in a kernel log), else before a start read from the logs.
 * ``GET /v1/attributions/{job_id}/{cycle_id}?wait=S``: the record (``status`` pending, running,
   done or error, with the report when done, its ``notes`` included) after waiting at most S
   seconds for it to finish.
@@ -12,11 +14,12 @@
 * ``GET /healthz``; OpenAPI at ``/openapi.json``.
 
 Limits: a body over ``max_body`` bytes is 413, a body not received within ``body_timeout_s`` 408
-(a client that stalls mid-body), more than ``max_logs`` logs is 422, one log over
-``max_log_bytes`` is 413, a malformed body 422, each with a message.  ``paths`` are read only under
-the ``log_roots`` the service was started with (422 otherwise).  A database error that may pass
-(SQLite locked, a dropped connection) is tried again with a bounded backoff (:mod:`._dbretry`):
-503 to a request, an ``error`` record for an analysis, once the tries are spent.
+(a client that stalls mid-body; the headers' time is bounded by :mod:`._headers`), more than
+``max_logs`` logs is 422, one log over ``max_log_bytes`` is 413, a malformed body 422, each with a
+message.  ``paths`` are read only under the ``log_roots`` the service was started with (422
+otherwise).  A database error that may pass (SQLite locked, a dropped connection) is tried again
+with a bounded backoff (:mod:`._dbretry`): 503 to a request, an ``error`` record for an analysis,
+once the tries are spent.
 """
 
 from __future__ import annotations
@@ -143,6 +146,9 @@ class AttributionRequest(BaseModel):
     progress: bool | None = None
     node: str = Field(default="0", pattern=_KEY)
     nodes: int = Field(default=1, ge=1, le=100_000)
+    #: when the cycle started on this node (seconds since the epoch): lines timed before it (an
+    #: earlier cycle's, in a kernel log or a log appended across restarts) are left out
+    job_start: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     @field_validator("cycle_id", mode="before")
     @classmethod
@@ -370,7 +376,9 @@ class _Worker:
                 for i, h in enumerate(self.store.history(key[0], rec["created"]))
             ]
             logs = [LogInput.memory(f"{node}/{name}", text, cut_at=cut) for node, name, text, cut in texts]
-            report = self.attributor.attribute(logs, history=history, progress=rec["progress"])
+            report = self.attributor.attribute(
+                logs, history=history, progress=rec["progress"], job_start=rec["job_start"]
+            )
             self.store.finish(*key, report.to_json(), None)
         except SleuthError as exc:
             self.store.finish(*key, None, str(exc))
@@ -392,6 +400,7 @@ def _public(rec: dict[str, Any]) -> dict[str, Any]:
         "late_nodes": rec["late_nodes"],
         "progress": rec["progress"],
         "created": rec["created"],
+        "job_start": rec.get("job_start"),
         "error": rec.get("error"),
         "outcome": rec.get("outcome"),
         **{k: result.get(k) for k in ("decision", "root", "findings", "sources", "scan", "notes")},
@@ -516,7 +525,13 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
     async def submit(req: AttributionRequest) -> dict[str, Any]:
         texts = await run_in_threadpool(prepare, req)
         put = functools.partial(
-            store.submit, req.job_id, req.cycle_id, node=req.node, nodes=req.nodes, progress=req.progress
+            store.submit,
+            req.job_id,
+            req.cycle_id,
+            node=req.node,
+            nodes=req.nodes,
+            progress=req.progress,
+            job_start=req.job_start,
         )
         rec, created = await db(lambda: put(texts=texts), what=f"job {req.job_id} cycle {req.cycle_id}")
         if created or rec["status"] == PENDING:

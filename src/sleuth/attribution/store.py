@@ -59,6 +59,8 @@ attributions = Table(
     Column("result", Text),  # JSON report
     Column("error", Text),
     Column("outcome", Text),  # JSON: the leader's recorded outcome
+    #: the cycle's start (seconds since the epoch), the earliest a node posted; NULL: not known
+    Column("job_start", Float),
 )
 logs = Table(
     "logs",
@@ -74,6 +76,8 @@ logs = Table(
 
 
 _OURS = {"attributions", "logs"}
+#: columns added since the first release: (table, column, SQL type), added to an older database
+_ADDED = {"cut": ("logs", "INTEGER"), "job_start": ("attributions", "REAL")}
 
 
 def _row(r: Any) -> dict[str, Any]:
@@ -105,8 +109,8 @@ def _check_foreign(path: Path) -> None:
         raise ConfigError(f"database {path}: made by another program (tables {shown})", hint=hint)
     for table in (attributions, logs):
         if table.name in columns:
-            # "cut" is the one column an older sleuth's database may lack (it is added)
-            missing = sorted({col.name for col in table.columns} - columns[table.name] - {"cut"})
+            # the columns an older sleuth's database may lack (they are added)
+            missing = sorted({col.name for col in table.columns} - columns[table.name] - set(_ADDED))
             if missing:
                 raise ConfigError(
                     f"database {path}: table {table.name} has no column {', '.join(missing)}"
@@ -134,9 +138,10 @@ class Store:
             cur.close()
 
         _meta.create_all(self.engine)
-        with self.engine.begin() as c:  # a database made before logs had a cut column
-            if "cut" not in {col["name"] for col in inspect(c).get_columns("logs")}:
-                c.exec_driver_sql("ALTER TABLE logs ADD COLUMN cut INTEGER")
+        with self.engine.begin() as c:  # a database made before these columns were added
+            for column, (table, sql_type) in _ADDED.items():
+                if column not in {col["name"] for col in inspect(c).get_columns(table)}:
+                    c.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -162,9 +167,11 @@ class Store:
         nodes: int,
         progress: bool | None,
         texts: Sequence[tuple[str, str, int | None]],
+        job_start: float | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Add one node's logs ``(name, text, cut)`` to (job, cycle), creating the record;
         ``(record, created)``.  ``cut``: where a gzip log read from a path was cut short, or None.
+        ``job_start``: when the cycle started on that node; the record keeps the earliest.
 
         A node that already posted is not stored again (dedupe); a node posting after the analysis
         started is recorded in ``late_nodes`` without its logs.
@@ -221,6 +228,8 @@ class Store:
                     "posted_nodes": json.dumps([*rec["posted_nodes"], node]),
                     "updated": now,
                 }
+                if job_start is not None and (rec.get("job_start") is None or job_start < rec["job_start"]):
+                    values["job_start"] = job_start
                 if rec["progress"] is None and progress is not None:
                     values["progress"] = int(progress)
                 elif progress is True:  # any node that advanced means the job advanced

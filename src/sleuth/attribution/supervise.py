@@ -233,8 +233,10 @@ class Supervisor:
             return None
         return any(self._progress.search(chunk) for chunk in LogInput.file(log, strict=False).chunks())
 
-    def _trigger(self, cycle: int, log: Path, progress: bool | None) -> _Pending | None:
-        """Start the attribution without waiting for it."""
+    def _trigger(self, cycle: int, log: Path, progress: bool | None, started: float) -> _Pending | None:
+        """Start the attribution without waiting for it; lines timed before ``started`` (an earlier
+        cycle's, in a kernel log or a log appended across restarts that the workload shows) are
+        not this cycle's."""
         if self.c.attributor is not None:
             attributor, history = self.c.attributor, list(self.history)
             return _Pending(
@@ -243,6 +245,7 @@ class Supervisor:
                     history=history,
                     progress=progress,
                     secrets=self.secrets,
+                    job_start=started,
                 )
             )
         if self.client is not None:
@@ -261,6 +264,7 @@ class Supervisor:
                         progress=progress,
                         node=str(self.c.node_rank),
                         nodes=self.c.nodes,
+                        job_start=started,
                     )
                 except ServiceUnavailable as exc:
                     if exc.http_status == 413 and size > MIN_SERVICE_LOG_BYTES:
@@ -542,7 +546,7 @@ class Supervisor:
                     reason="the workload succeeded",
                 )
             else:
-                pending = self._trigger(cycle, log, progress)
+                pending = self._trigger(cycle, log, progress, started)
                 # preparing the restart overlaps the analysis (no Event: a signal handler must not lock)
                 until = time.monotonic() + self.c.restart_delay
                 while self._signalled is None and time.monotonic() < until:

@@ -56,6 +56,13 @@ def _bind(host: str, port: int) -> socket.socket:
     help="Seconds a request's body may take to arrive (408 after: a stalled or trickling client).",
 )
 @click.option(
+    "--header-timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds a request's headers may take to arrive (the connection is closed after: a slowloris).",
+)
+@click.option(
     "--db-timeout",
     type=float,
     default=30.0,
@@ -76,6 +83,7 @@ def command(**kw: Any) -> int:
     """Serve attributions over HTTP: POST /v1/attributions, GET /v1/attributions/{job}/{cycle}?wait=S."""
     import uvicorn
 
+    from sleuth.attribution._headers import header_timeout_protocol
     from sleuth.attribution.analyze import Attributor
     from sleuth.attribution.service import ServiceConfig, build_app, hold_db, wrap_limits
     from sleuth.journal import atomic_write_text
@@ -87,6 +95,8 @@ def command(**kw: Any) -> int:
             raise UsageError(f"--{flag.replace('_', '-')} {kw[flag]:g}: must be > 0 and <= 4096")
     if not 0 < kw["body_timeout"] <= 3600:
         raise UsageError(f"--body-timeout {kw['body_timeout']:g}: must be > 0 and <= 3600 seconds")
+    if not 0 < kw["header_timeout"] <= 3600:
+        raise UsageError(f"--header-timeout {kw['header_timeout']:g}: must be > 0 and <= 3600 seconds")
     if not 0 < kw["db_timeout"] <= 600:
         raise UsageError(f"--db-timeout {kw['db_timeout']:g}: must be > 0 and <= 600 seconds")
     if not 1 <= kw["max_logs"] <= 10_000:
@@ -159,6 +169,7 @@ def command(**kw: Any) -> int:
     server = uvicorn.Server(
         uvicorn.Config(
             app,
+            http=header_timeout_protocol(kw["header_timeout"]),  # uvicorn bounds headers' size only
             log_level="warning",
             access_log=False,
             lifespan="on",

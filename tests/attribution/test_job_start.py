@@ -1,0 +1,102 @@
+"""The job's start and what it leaves out: given, inferred from the logs, and lines without a time.
+
+A table of jobs: a rank's log (``rank0.log``) and a node's kernel log (``node7-dmesg.log``, ``dmesg -T``
+times), each line at minutes after 12:00 (negative: before).  The root each must get, and whether a
+finding was left out as an earlier job's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sleuth.attribution.analyze import Attributor
+from sleuth.attribution.config import Settings
+from sleuth.attribution.logs import LogInput
+
+IAM = "RuntimeError: CUDA error: an illegal memory access was encountered"
+OOM = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+XID = "NVRM: Xid (PCI:0000:3b:00): 79, pid=2231, GPU has fallen off the bus."
+WATCHDOG = "[Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=1, OpType=ALLREDUCE) ran for 600000 milliseconds before timing out."
+START = "iteration 1"
+
+
+def _at(minute: int) -> datetime:
+    return datetime(2026, 12, 1, 12, tzinfo=UTC) + timedelta(minutes=minute)
+
+
+def _iso(minute: int) -> str:
+    return _at(minute).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ctime(minute: int) -> str:  # dmesg -T
+    t = _at(minute)
+    return t.strftime(f"[%a %b {t.day:2d} %H:%M:%S %Y]")
+
+
+@dataclass(frozen=True)
+class Job:
+    why: str
+    rank: tuple[tuple[int, str], ...]
+    dmesg: tuple[tuple[int, str], ...]
+    root: str | None
+    left_out: bool
+
+
+JOBS = [
+    Job(
+        "an earlier job's Xid, two days before",
+        ((0, START), (10, OOM)),
+        ((-2 * 24 * 60, XID),),
+        "cuda.oom",
+        True,
+    ),
+    Job("this job's Xid, while it ran", ((0, START), (12, IAM)), ((11, XID),), "nvidia.xid.79", False),
+    Job("this job's Xid, during start-up", ((0, START), (12, IAM)), ((-3, XID),), "nvidia.xid.79", False),
+    # a rank that logs only when it fails: its first time is the failure's, 15 minutes after the
+    # GPU fell off the bus while the job started; the inferred start (less 10 minutes) dropped the Xid
+    Job(
+        "a rank that logs only on failure (an ambiguous error)",
+        ((15, IAM),),
+        ((0, XID),),
+        "nvidia.xid.79",
+        False,
+    ),
+    Job(
+        "a rank that logs only on failure (its watchdog)",
+        ((15, WATCHDOG),),
+        ((0, XID),),
+        "nvidia.xid.79",
+        False,
+    ),
+    # the trade-off: without --job-start, an ambiguous error keeps an older Xid (a note says so)
+    Job(
+        "an earlier job's Xid and this job's ambiguous error",
+        ((0, START), (10, IAM)),
+        ((-2 * 24 * 60, XID),),
+        "nvidia.xid.79",
+        False,
+    ),
+    # this job's own root explains the failure: an older Xid is not blamed
+    Job("a rank that logs only on failure (an OOM)", ((15, OOM),), ((0, XID),), "cuda.oom", True),
+]
+
+
+@pytest.mark.parametrize("job", JOBS, ids=[j.why for j in JOBS])
+def test_the_inferred_start_leaves_out_an_earlier_job_and_never_this_jobs_root(job: Job) -> None:
+    logs = [
+        LogInput.memory("rank0.log", "".join(f"{_iso(t)} {text}\n" for t, text in job.rank)),
+        LogInput.memory("node7-dmesg.log", "".join(f"{_ctime(t)} {text}\n" for t, text in job.dmesg)),
+    ]
+    report = Attributor(Settings(), env={}).attribute(logs)
+    assert (report.root.signature if report.root else None) == job.root, report.notes
+    assert any("from before the job started" in n for n in report.notes) == job.left_out, report.notes
+
+
+def test_lines_without_a_time_are_kept_and_said_so_once_a_start_is_given() -> None:
+    logs = [LogInput.memory("rank0.log", f"{OOM}\n")]
+    report = Attributor(Settings(), env={}).attribute(logs, job_start=1764590400.0)
+    assert report.root is not None and report.root.signature == "cuda.oom"
+    assert any("1 finding(s) in rank0.log carry no time" in n for n in report.notes), report.notes
