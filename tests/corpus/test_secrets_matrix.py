@@ -111,6 +111,17 @@ def bisect_list_argv_inline(sleuth: Sleuth, tmp_path: Path) -> Outcome:
     return Outcome([res], [tmp_path / "runs"])
 
 
+def run_file_name(sleuth: Sleuth, tmp_path: Path) -> Outcome:
+    """The workload is a file named by a token, in a directory named by another (a run dir is named
+    after its workload)."""
+    where = tmp_path / f"ckpt-{HF}"
+    where.mkdir()
+    script = where / GHP
+    script.write_text(leaky("url"))
+    res = sleuth("run", "-n", "1", "--json", "--", sys.executable, script)
+    return Outcome([res], [tmp_path / "runs"])
+
+
 def run_workload_output(form: str) -> Callable[[Sleuth, Path], Outcome]:
     def case(sleuth: Sleuth, tmp_path: Path) -> Outcome:
         script = _workload(tmp_path, form)
@@ -205,6 +216,26 @@ def supervise_workload_output(sleuth: Sleuth, tmp_path: Path) -> Outcome:
     return Outcome([res], [tmp_path / "sup"])
 
 
+def serve_api(sleuth: Sleuth, tmp_path: Path) -> Outcome:
+    """A node posts its logs (every form) to ``sleuth serve``, whose source URL holds a password:
+    the API's answers, its database and its stderr."""
+    from tests.attribution.conftest import start_server
+
+    (tmp_path / "srv").mkdir()
+    s = start_server(tmp_path / "srv", "--gather", "0", "--source-timeout", "5",
+                     "--http-source", f"http://alice:{PG_PASSWORD}@127.0.0.1:1/v")  # fmt: skip
+    try:
+        logs = [{"name": "rank0.log", "text": "".join(f"{ln}\n" for ln in PRINTED.values())}]
+        code, posted = s.call("POST", "/v1/attributions", {"job_id": "j", "cycle_id": 0, "logs": logs})
+        assert code in (200, 201, 202), posted
+        code, rec = s.call("GET", "/v1/attributions/j/0?wait=30")
+        assert code == 200 and rec["status"] == "done", rec
+    finally:
+        s.stop()
+    answers = CliResult(0, json.dumps(posted) + json.dumps(rec), s.stderr.read_text())
+    return Outcome([answers], [tmp_path / "srv"])
+
+
 _ENV: dict[str, dict[str, str]] = {}
 
 
@@ -215,6 +246,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 CASES: dict[str, Callable[[Sleuth, Path], Outcome]] = {
     "run/--env flag/run dir+json": run_flag_env,
     "run/workload argv/run dir+terminal": run_argv,
+    "run/file and directory names/run dir (paths too)+json": run_file_name,
     "run/workload argv, inline script/run dir+json+terminal": run_argv_inline,
     "bisect list/workload argv, inline script/run dir+terminal": bisect_list_argv_inline,
     **{f"run/workload output ({k})/summary,report,journal,terminal": run_workload_output(k) for k in PRINTED},
@@ -227,6 +259,7 @@ CASES: dict[str, Callable[[Sleuth, Path], Outcome]] = {
     "gate record/--branch+recorded env/store+json": gate_flag_values,
     "attribute/log file/json+terminal": attribute_log,
     "attribute/source URL+command/json": attribute_sources,
+    "serve/posted logs+source URL/API answers+DB+stderr": serve_api,
     "supervise/workload output/cycles.jsonl+terminal": supervise_workload_output,
 }
 
@@ -242,3 +275,5 @@ def test_no_planted_secret_reaches_any_output(case: str, sleuth: Sleuth, sleuth_
     assert all("Traceback" not in t for t in texts), texts
     for secret in SECRETS:
         assert_no_secret(secret, *texts, roots=out.roots, verbatim=WORKLOAD_LOGS)
+        for root in out.roots:  # nor in the name of a file or directory a verb made
+            assert not [p for p in root.rglob("*") if secret in str(p.relative_to(root))], secret
