@@ -194,6 +194,28 @@ def gate_flag_values(sleuth: Sleuth, tmp_path: Path) -> Outcome:
     return Outcome([rec], [tmp_path / "hist"])
 
 
+def gate_check_policy(sleuth: Sleuth, tmp_path: Path) -> Outcome:
+    """A policy whose metric names and branch hold tokens: every view, ``--json`` and ``--markdown``."""
+    import yaml
+
+    out = tmp_path / "gate-out"
+    out.mkdir()
+    policy = tmp_path / "policy.yaml"
+    metrics = {
+        f"step_ms {GHP}": {"mode": "hard"},
+        f"loss_{AKIA}": {"mode": "soft"},
+        "step_ms": {"mode": "soft"},
+    }
+    policy.write_text(yaml.safe_dump({"version": 1, "branch": f"fix-{HF}", "metrics": metrics}))
+    db = f"dir://{tmp_path / 'hist'}"
+    check = ["gate", "check", "--suite", "s", "--policy", policy, "--db", db]
+    res = [
+        sleuth(*check, "--json"),
+        sleuth(*check, "--markdown", out / "summary.md", "--junit", out / "j.xml"),
+    ]
+    return Outcome(res, [out, tmp_path / "hist"])
+
+
 def attribute_log(sleuth: Sleuth, tmp_path: Path) -> Outcome:
     log = tmp_path / "job.log"
     log.write_text("".join(f"{ln}\n" for ln in PRINTED.values()))
@@ -257,6 +279,7 @@ CASES: dict[str, Callable[[Sleuth, Path], Outcome]] = {
     "bisect list/stdin candidates+test output/run dir+terminal": bisect_list_stdin,
     "gate record/--db URL/error line": gate_db_url,
     "gate record/--branch+recorded env/store+json": gate_flag_values,
+    "gate check/policy file/json+table+markdown+junit": gate_check_policy,
     "attribute/log file/json+terminal": attribute_log,
     "attribute/source URL+command/json": attribute_sources,
     "serve/posted logs+source URL/API answers+DB+stderr": serve_api,
