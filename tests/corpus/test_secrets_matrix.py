@@ -231,6 +231,25 @@ def attribute_sources(sleuth: Sleuth, tmp_path: Path) -> Outcome:
     return Outcome([res], [])
 
 
+def attribute_config(sleuth: Sleuth, tmp_path: Path) -> Outcome:
+    """An attribution config whose sources carry a password, a token and an inline credentials line."""
+    import yaml
+
+    log = tmp_path / "job.log"
+    log.write_text("step 1\n")
+    sources = [
+        {"http": f"http://alice:{PG_PASSWORD}@127.0.0.1:1/v", "timeout": 5},
+        {"command": f"false --token {GHP}", "timeout": 5},
+        {"command": ["sh", "-c", f"aws_secret_access_key = {AWS_SECRET}; exit 1"], "timeout": 5},
+    ]
+    cfg = tmp_path / "att.yaml"
+    cfg.write_text(yaml.safe_dump({"attribution": {"sources": sources}}))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"attribution": {"sources": [{"http": f"ftp://u:{PG_PASSWORD}@h/x"}]}}))
+    res = [sleuth("attribute", "--config", cfg, "--json", log), sleuth("attribute", "--config", cfg, log)]
+    return Outcome([*res, sleuth("attribute", "--config", bad, log)], [])
+
+
 def supervise_workload_output(sleuth: Sleuth, tmp_path: Path) -> Outcome:
     script = _workload(tmp_path)
     res = sleuth("supervise", "--max-restarts", "0", "--log-dir", tmp_path / "sup",
@@ -282,6 +301,7 @@ CASES: dict[str, Callable[[Sleuth, Path], Outcome]] = {
     "gate check/policy file/json+table+markdown+junit": gate_check_policy,
     "attribute/log file/json+terminal": attribute_log,
     "attribute/source URL+command/json": attribute_sources,
+    "attribute/config file sources/json+terminal+error line": attribute_config,
     "serve/posted logs+source URL/API answers+DB+stderr": serve_api,
     "supervise/workload output/cycles.jsonl+terminal": supervise_workload_output,
 }
