@@ -54,12 +54,16 @@ def assert_usage_error(
     assert not stdout.strip() or "Traceback" not in stdout
 
 
-def assert_no_secret(secret: str, *texts: str, roots: Iterable[Path] = ()) -> None:
-    """``secret`` appears in none of ``texts`` and in no file under ``roots`` except secrets.json."""
+def assert_no_secret(
+    secret: str, *texts: str, roots: Iterable[Path] = (), verbatim: Iterable[str] = ()
+) -> None:
+    """``secret`` appears in none of ``texts`` and in no file under ``roots`` except secrets.json
+    and the files named in ``verbatim`` (the workload's own logs, kept as it wrote them)."""
+    kept = {"secrets.json", *verbatim}
     for i, text in enumerate(texts):
         assert secret not in text, f"secret found in captured output #{i}"
     needle = secret.encode()
     for root in roots:
         for p in root.rglob("*"):
-            if p.is_file() and not p.is_symlink() and p.name != "secrets.json":
+            if p.is_file() and not p.is_symlink() and p.name not in kept:
                 assert needle not in p.read_bytes(), f"secret found in {p}"

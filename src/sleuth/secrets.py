@@ -90,6 +90,24 @@ _FLAG_WORDS = ("pass", "secret", "cred", "token", "key", "auth")
 #: bare ``password: ...`` is left alone: it is as often prose, "wrong password: check ...")
 _QUOTED_RE = re.compile(r"(?P<q>[\"'])" + _SECRET_KEY + r"(?P=q)(?P<sep>\s*:\s*)" + _VALUE)
 
+#: ``aws_secret_access_key = KEY`` (an INI file: ``~/.aws/credentials``, a ``.pypirc``) and
+#: ``db_password: hunter22`` (a YAML config): the ``=`` spaced, or a colon after a compound key (a
+#: bare ``password: ...`` stays: it is prose as often).  An env snapshot's ``JAX_Y='aws_secret_access_key
+#: = KEY'`` and a failing workload's config dump reached its signature, report and journal.  A value
+#: that reads as code (:data:`_CODE_VALUE_RE`) stays: a traceback's ``password = self.password``
+_SPACED_RE = re.compile(
+    r"(?<![A-Za-z0-9_.-])"
+    + _SECRET_KEY
+    + r"(?P<sep>[ \t]+=[ \t]*|=[ \t]+|(?<=[A-Za-z0-9])[ \t]*:[ \t]+)"
+    + _VALUE
+)
+#: a spaced assignment's value that is code, not a secret: a comparison (``==``), a call, an index,
+#: a literal of the language (``None``), an attribute (``self.password``), a snake_case name
+_CODE_VALUE_RE = re.compile(
+    r"^=|[(\[{]|^(?:None|True|False|null|true|false|nil)$"
+    r"|^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$|^[a-z]+(?:_[a-z]+)+$"
+)
+
 #: a W&B API key (40 hex digits) where its context says it is one: ``wandb login [FLAGS] KEY``, a
 #: netrc's ``password KEY`` (``machine api.wandb.ai``), ``wandb.login(key="KEY")``.  A 40-hex word
 #: alone is as often a git commit, and stays (``WANDB_API_KEY=KEY`` is an assignment, above).
@@ -109,6 +127,16 @@ def _hide_assignment(m: re.Match[str]) -> str:
     return m[0][: m.start("value") - m.start()] + REDACTED
 
 
+def _hide_spaced(m: re.Match[str]) -> str:
+    """A spaced assignment or a compound key's colon with its value hidden, unless the value reads
+    as code or the key is one word before a colon (``Password: wrong`` is a message)."""
+    if _CODE_VALUE_RE.search(m["value"]):
+        return m[0]
+    if ":" in m["sep"] and not re.search(r"[_.-]", m["key"].lstrip("-")):
+        return m[0]
+    return _hide_assignment(m)
+
+
 def is_secret(name: str, value: str) -> bool:
     """True when ``value`` must be kept out of every file but ``secrets.json``."""
     return value != REDACTED and redact_value(name, value) != value
@@ -117,7 +145,8 @@ def is_secret(name: str, value: str) -> bool:
 def scrub_text(text: str, values: tuple[str, ...] = ()) -> str:
     """``text`` with the given secret ``values``, URL credentials, HTTP credentials
     (``Authorization: Basic ...``, ``Bearer ...``), the values of secret-named assignments and flags
-    (``password=...``, ``"api_key": "..."``, ``--password ...``), W&B keys in their context (``wandb
+    (``password=...``, ``"api_key": "..."``, ``--password ...``, an INI's ``aws_secret_access_key =
+    ...``, a YAML's ``db_password: ...``), W&B keys in their context (``wandb
     login KEY``, a netrc's ``password KEY``) and token-shaped words hidden."""
     for v in values:
         if v:
@@ -133,6 +162,8 @@ def scrub_text(text: str, values: tuple[str, ...] = ()) -> str:
         text = _ASSIGN_RE.sub(_hide_assignment, text)
     if ":" in text:
         text = _QUOTED_RE.sub(_hide_assignment, text)
+    if ("=" in text or ":" in text) and any(w in low for w in _FLAG_WORDS):
+        text = _SPACED_RE.sub(_hide_spaced, text)
     if "-" in text and any(w in low for w in _FLAG_WORDS):
         text = _FLAG_RE.sub(_hide_assignment, text)
     if "wandb" in low or "password" in low:

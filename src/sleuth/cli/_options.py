@@ -115,10 +115,21 @@ def workload_options(func: F) -> F:
     )(func)
 
 
+def _shown(value: str) -> str:
+    """A malformed ``K=V`` as its error shows it: a secret name's value hidden though the ``=`` is
+    missing (``AWS_SECRET_ACCESS_KEY KEY``, ``HF_TOKEN:hf_...``), a token-like value hidden whole."""
+    from sleuth.secrets import REDACTED, is_secret
+
+    m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)([\s:]+)(.+)", value, re.DOTALL)
+    if m and is_secret(m[1], m[3]):
+        return f"{m[1]}{m[2]}{REDACTED}"
+    return REDACTED if is_secret("", value) else value
+
+
 def _split(flag: str, value: str, what: str) -> tuple[str, str]:
     key, sep, rest = value.partition("=")
     if not sep or not key:
-        raise UsageError(f"{flag} {value!r}: expected {what}")
+        raise UsageError(f"{flag} {_shown(value)!r}: expected {what}")
     return key, rest
 
 

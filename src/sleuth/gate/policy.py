@@ -220,6 +220,23 @@ class Policy(_Strict):
     #: metric it does not name (10^8 tests for a history of 10,000 more metrics)
     _globs: tuple[tuple[str, MetricPolicy], ...] = PrivateAttr(default=())
 
+    @field_validator("metrics", mode="after")
+    @classmethod
+    def _scrubbed_names(cls, v: dict[str, MetricPolicy]) -> dict[str, MetricPolicy]:
+        """Metric names through the one redaction rule, as runs are recorded: a name holding a token
+        (``x ghp_...``) was printed whole by every view and ``--json``, and matched no recorded run."""
+        from sleuth.secrets import scrub_text
+
+        return {scrub_text(k): pol for k, pol in v.items()}
+
+    @field_validator("branch", mode="after")
+    @classmethod
+    def _scrubbed_branch(cls, v: str | None) -> str | None:
+        """The branch through the rule, as recorded branches are (see :meth:`_scrubbed_names`)."""
+        from sleuth.secrets import scrub_text
+
+        return None if v is None else scrub_text(v)
+
     def model_post_init(self, context: Any, /) -> None:
         """Index the glob keys once."""
         self._globs = tuple((k, pol) for k, pol in self.metrics.items() if any(c in k for c in "*?["))
