@@ -18,7 +18,14 @@ FAKE = Path(__file__).parent.parent / "programs" / "fake_runtime.py"
 
 
 def sleuth(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    e = {**os.environ, "SLEUTH_CACHE": str(cwd / "cache"), **(env or {})}
+    # uv's own cache too: it keys an index's wheels by URL, and a later test's index server can get
+    # an earlier one's port with other wheels under the same names (a stale tinypkg 1.2 passed)
+    e = {
+        **os.environ,
+        "SLEUTH_CACHE": str(cwd / "cache"),
+        "UV_CACHE_DIR": str(cwd / "uv-cache"),
+        **(env or {}),
+    }
     return subprocess.run(
         [sys.executable, "-m", "sleuth", *args], cwd=cwd, env=e, capture_output=True, text=True, timeout=120
     )
