@@ -99,16 +99,22 @@ class _Pool:
 
     def add(self, n: int, value: Any, series_n: Any) -> None:
         """Pool the journaled metric ``value`` of trial ``n``; ``series_n``: its whole series' length."""
-        base, start, bound = n << 32, _mix(n) if self.bound is not None else 0, self.bound
-        for i, x in enumerate(_floats(value)):
-            if not math.isfinite(x):
-                self.nonfinite += 1
-                continue
-            self.pooled += 1
-            self.lo, self.hi = min(self.lo, x), max(self.hi, x)
-            if bound is None or (start + i * _GOLDEN) & _MASK <= bound:
-                self.values.append(x)
-                self.ids.append(base | i)
+        numbers = _floats(value)
+        finite = [x for x in numbers if math.isfinite(x)]
+        self.nonfinite += len(numbers) - len(finite)
+        if finite:
+            self.pooled += len(finite)
+            low, high = min(finite), max(finite)
+            self.lo, self.hi = min(self.lo, low), max(self.hi, high)
+            base, bound = n << 32, self.bound
+            if bound is None:
+                self.values.extend(finite)
+                self.ids.extend(range(base, base + len(finite)))
+            else:
+                start = _mix(n)
+                for i in [i for i in range(len(finite)) if (start + i * _GOLDEN) & _MASK <= bound]:
+                    self.values.append(finite[i])
+                    self.ids.append(base | i)
         if isinstance(series_n, int) and not isinstance(series_n, bool):
             self.series_n = (self.series_n or 0) + series_n
         if len(self.values) >= 2 * SAMPLE_MAX:
