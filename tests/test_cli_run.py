@@ -212,6 +212,22 @@ def test_nan_and_inf_metrics_keep_the_json_strict(sleuth, tmp_path: Path) -> Non
     assert "no finite value" in human.stdout and "+1 nan/inf" in human.stdout
 
 
+def test_a_series_summary_says_what_its_statistics_rest_on(sleuth, tmp_path: Path) -> None:
+    """A 1500-value series keeps about 1000 values in each trial record; the summary read "(n=2010)"
+    as if that were all: it now says of how many values, in summary.json, the report and the terminal."""
+    code = "[print(f'loss={x}') for x in range(1500)]"
+    res = sleuth("run", "-n", "2", "--json", "--metric-series", r"loss=loss=(\d+)", "--", PY, "-c", code)
+    assert res.rc == 0, res.stderr
+    doc = res.json()
+    m = doc["summary"]["metrics"]["loss"]
+    kept = sum(len(t["metrics"]["loss"]) for t in doc["trials"])
+    assert m["series_n"] == 3000 and m["n"] == kept < 3000 and (m["min"], m["max"]) == (0, 1499), m
+    rd = Path(doc["run_dir"]) if Path(doc["run_dir"]).is_absolute() else tmp_path / doc["run_dir"]
+    assert f"| loss | {kept} of 3000 |" in (rd / "report.md").read_text()
+    human = sleuth("run", "--metric-series", r"loss=loss=(\d+)", "--", PY, "-c", code)
+    assert f"(n={kept // 2} of 1500)" in human.stdout, human.stdout
+
+
 def test_custom_oracle_module(sleuth, tmp_path: Path) -> None:
     (tmp_path / "myjudge.py").write_text("def judge(r):\n    return 'slow' not in r.stdout_tail\n")
     res = sleuth(

@@ -90,3 +90,61 @@ def test_distinct_signatures_are_bounded() -> None:
 )
 def test_exit_codes(summary: dict[str, object], code: int) -> None:
     assert exit_code_of(summary) == code
+
+
+def _series_rec(values: list[float], whole: int) -> dict[str, object]:
+    """A trial record whose series ``loss`` kept ``values`` of a whole series of ``whole`` values."""
+    return {"outcome": "pass", "wall_s": 1.0, "metrics": {"loss": values}, "series": {"loss": {"n": whole}}}
+
+
+def test_series_values_pooled_over_trials_stay_bounded_and_say_what_they_summarise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sleuth.run_tally as rt
+
+    monkeypatch.setattr(rt, "SAMPLE_MAX", 64)
+    trials, keep = 300, 50
+    t = Tally(trials)
+    for n in range(1, trials + 1):
+        t.add(n, _series_rec([float(n * 1000 + i) for i in range(keep)], whole=10_000))
+        held = t._metrics["loss"].values
+        assert len(held) < 2 * 64, f"after trial {n}: {len(held)} values held, over the bound"
+    m = t.summary(4)["metrics"]["loss"]
+    assert m["n"] == 64, "the median and p90 rest on the sample"
+    assert m["pooled"] == trials * keep, "how many values the sample was drawn from"
+    assert m["series_n"] == trials * 10_000, "how many values the trials' whole series had"
+    assert (m["min"], m["max"]) == (1000.0, trials * 1000.0 + keep - 1), "min and max are exact"
+    assert rt.basis(m) == f"64 of {trials * 10_000}"
+
+
+def test_the_sample_is_seeded_and_independent_of_arrival_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sleuth.run_tally as rt
+
+    monkeypatch.setattr(rt, "SAMPLE_MAX", 500)
+    trials = 400
+    recs = {
+        n: _series_rec([float((n * 7919 + i * 104729) % 10007) for i in range(20)], 20) for n in range(1, 401)
+    }
+    summaries = []
+    for order in (range(1, trials + 1), range(trials, 0, -1), sorted(recs, key=lambda n: (n * 37) % 401)):
+        t = Tally(trials)
+        for n in order:
+            t.add(n, recs[n])
+        summaries.append(t.summary(4)["metrics"]["loss"])
+    assert summaries[0] == summaries[1] == summaries[2]
+    m = summaries[0]
+    assert (m["n"], m["pooled"], m["series_n"]) == (500, 8000, 8000)
+    everything = [x for r in recs.values() for x in r["metrics"]["loss"]]  # type: ignore[index]
+    assert m["median"] == pytest.approx(stats.percentile(everything, 50), rel=0.1), "a fair sample"
+    assert m["p90"] == pytest.approx(stats.percentile(everything, 90), rel=0.1)
+
+
+def test_a_pool_within_the_bound_is_summarised_in_full() -> None:
+    t = Tally(3)
+    for n in (1, 2, 3):
+        t.add(n, _series_rec([float(n), float(n + 10)], whole=2))
+    m = t.summary(4)["metrics"]["loss"]
+    assert m == {"median": 7.0, "p90": 12.5, "min": 1.0, "max": 13.0, "n": 6, "series_n": 6}
+    from sleuth.run_tally import basis
+
+    assert basis(m) == "6"

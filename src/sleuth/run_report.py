@@ -16,7 +16,7 @@ from typing import IO, TYPE_CHECKING, Any
 from sleuth.journal import RunDir
 from sleuth.model import printable
 from sleuth.run_state import SUBDIRS, RunState, TrialIndex
-from sleuth.run_tally import Tally, exit_code_of
+from sleuth.run_tally import Tally, basis, exit_code_of
 
 if TYPE_CHECKING:
     from sleuth.batch import RunConfig
@@ -256,7 +256,7 @@ def render_report(
                  f"{_secs(w.get('min'))} | {_secs(w.get('max'))} | |")  # fmt: skip
     for name, m in d["metrics"].items():
         stat = " | ".join(_num(m[k]) for k in ("median", "p90", "min", "max"))
-        lines.append(f"| {_data_cell(name)} | {m['n']} | {stat} | {m.get('nonfinite', '')} |")
+        lines.append(f"| {_data_cell(name)} | {basis(m)} | {stat} | {m.get('nonfinite', '')} |")
     if d["signatures"]:
         lines += ["", "## Failure signatures", "", "| trials | first trial | signature |", "|---|---|---|"]
         for sig, count in d["signatures"].items():

@@ -15,6 +15,7 @@ from typing import Any
 
 from sleuth.cli._common import OUTCOME_STYLE, console, fmt_rate, fmt_s, lazy_console
 from sleuth.model import Outcome, printable
+from sleuth.run_tally import basis
 
 __all__ = ["View"]
 
@@ -166,7 +167,7 @@ class View:
             if m["n"]:
                 text = (
                     f"median {m['median']:g}  p90 {m['p90']:g}  min {m['min']:g}  max {m['max']:g}"
-                    f"  (n={m['n']})"
+                    f"  (n={basis(m)})"
                 )
             if m.get("nonfinite"):
                 text += f"  [bold yellow]+{m['nonfinite']} nan/inf[/]"
