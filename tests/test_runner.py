@@ -180,6 +180,26 @@ def test_a_tool_at_the_process_limit_is_a_stop_not_an_infrastructure_error(
     assert info.value.errno == errno.EAGAIN and not isinstance(info.value, InfrastructureError)
 
 
+def test_a_tool_whose_spawning_thread_cannot_start_is_the_same_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From the main thread a tool is spawned by a helper thread (a Ctrl-C inside Popen must not lose
+    the child); at the process limit that thread cannot start ("can't start new thread", a
+    RuntimeError), which must be the process limit's stop, not a traceback."""
+    import errno
+    import threading
+
+    from sleuth import _spawn
+    from sleuth.runner import run_tool
+
+    def start(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    with pytest.raises(OSError, match="the process limit is reached: could not start true") as info:
+        run_tool(["true"])
+    assert info.value.errno == errno.EAGAIN and not isinstance(info.value, InfrastructureError)
+    assert _spawn.no_spawn_in_flight()  # the count of spawns in flight is back to nothing
+
+
 def test_missing_cwd_is_named(tmp_path: Path) -> None:
     r = run_trial(spec("true", cwd=str(tmp_path / "nope")), tmp_path / "t")
     assert r.error is not None and "working directory not found" in r.error

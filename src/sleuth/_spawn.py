@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import os
 import shutil
 import subprocess
@@ -72,18 +73,32 @@ def spawn(argv: Sequence[str], marker: bytes | None, grace_s: float, cleanup: Cl
     the unfinished Popen (the child ran on after sleuth had exited).  The spawning thread registers
     the child whatever happens meanwhile, so :func:`kill_all` and the exit hook reach it.
     """
+    global _spawning
     if threading.current_thread() is not threading.main_thread():  # trials: the backend's workers
         return _spawn(argv, marker, grace_s, cleanup, kw)
     done: list[tuple[subprocess.Popen[bytes], Live, bool] | BaseException] = []
 
     def spawn_here() -> None:
+        global _spawning
         try:
             done.append(_spawn(argv, marker, grace_s, cleanup, kw))
         except BaseException as exc:  # raised in the caller's thread below
             done.append(exc)
+        finally:
+            with _live_lock:
+                _spawning -= 1
 
+    # counted from before the thread starts: an interrupt before it reached Popen must still find a
+    # spawn in flight, so the exit hook waits for its child's pid instead of missing it
+    with _live_lock:
+        _spawning += 1
     helper = threading.Thread(target=spawn_here, name="sleuth-spawn")
-    helper.start()
+    try:
+        helper.start()
+    except RuntimeError as exc:  # "can't start new thread": the process limit counts threads
+        with _live_lock:
+            _spawning -= 1
+        raise OSError(errno.EAGAIN, f"the process limit is reached: could not start {argv[0]}") from exc
     helper.join()
     if isinstance(done[0], BaseException):
         raise done[0]
