@@ -498,17 +498,17 @@ def test_a_hang_up_while_the_summary_is_written_still_writes_it(sleuth_env, tmp_
 def test_a_reader_that_goes_away_stops_the_run_as_ctrl_c_does(sleuth_env, tmp_path: Path, lines: int) -> None:
     """``sleuth run ... | head -3`` (or ``| true``): the next row hit EPIPE and click (or rich) exited
     1 on the spot, leaving a run dir with no summary, no report and no end event."""
-    proc = sleuth_proc(["run", "-n", "20", "--", "sleep", "0.2"], sleuth_env, tmp_path,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    assert proc.stdout is not None and proc.stderr is not None
-    try:
-        for _ in range(lines):
-            proc.stdout.readline()
-        proc.stdout.close()  # the reader is gone
-        rc = proc.wait(timeout=60)  # a hang detector, not a timing claim
-    finally:
-        proc.kill()
-    err = proc.stderr.read().decode()
+    with sleuth_proc(["run", "-n", "20", "--", "sleep", "0.2"], sleuth_env, tmp_path,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            for _ in range(lines):
+                proc.stdout.readline()
+            proc.stdout.close()  # the reader is gone
+            rc = proc.wait(timeout=60)  # a hang detector, not a timing claim
+        finally:
+            proc.kill()
+        err = proc.stderr.read().decode()
     assert rc == 130, err
     (rd,) = run_dirs(tmp_path)
     doc = json.loads((rd / "summary.json").read_text())
@@ -549,20 +549,20 @@ def test_a_signal_at_any_moment_ends_the_run_with_its_summary(sleuth_env, tmp_pa
     and a run dir, if one was made, holds a summary that agrees with its journal."""
     rng = random.Random(seed)
     sig = rng.choice([signal.SIGINT, signal.SIGTERM])
-    proc = sleuth_proc(
+    with sleuth_proc(
         ["run", "-n", "100000", "-j", "2", "--kill-grace", "1", "--", "true"],
         sleuth_env,
         tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-    )
-    time.sleep(rng.uniform(0.05, 2.5))
-    proc.send_signal(sig)
-    try:
-        rc = proc.wait(timeout=60)  # a hang detector, not a timing claim
-    finally:
-        proc.kill()
-    err = proc.stderr.read().decode() if proc.stderr else ""
+    ) as proc:
+        time.sleep(rng.uniform(0.05, 2.5))
+        proc.send_signal(sig)
+        try:
+            rc = proc.wait(timeout=60)  # a hang detector, not a timing claim
+        finally:
+            proc.kill()
+        err = proc.stderr.read().decode() if proc.stderr else ""
     runs = run_dirs(tmp_path)
     if not runs:  # the signal came during interpreter start-up, before sleuth installed its handlers
         assert rc in (130, -sig), (rc, err)
@@ -655,7 +655,7 @@ def test_resume_from_another_directory_runs_where_the_run_started(
 
 
 def test_200mb_of_output_keeps_sleuth_memory_bounded(sleuth_env, tmp_path: Path) -> None:
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [
             PY,
             "-m",
@@ -675,17 +675,17 @@ def test_200mb_of_output_keeps_sleuth_memory_bounded(sleuth_env, tmp_path: Path)
         stderr=subprocess.DEVNULL,
         env=sleuth_env,
         cwd=tmp_path,
-    )
-    # sleuth's own high-water mark, read from /proc while it runs: a rusage figure would also count
-    # the pytest worker's pages, which the child shares between fork and exec
-    peak_kib = 0
-    while proc.poll() is None:
-        with contextlib.suppress(OSError):
-            status = Path(f"/proc/{proc.pid}/status").read_text()
-            hwm = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("VmHWM:")), "0")
-            peak_kib = max(peak_kib, int(hwm))
-        time.sleep(0.01)
-    out = proc.stdout.read() if proc.stdout else b""
+    ) as proc:
+        # sleuth's own high-water mark, read from /proc while it runs: a rusage figure would also count
+        # the pytest worker's pages, which the child shares between fork and exec
+        peak_kib = 0
+        while proc.poll() is None:
+            with contextlib.suppress(OSError):
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                hwm = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("VmHWM:")), "0")
+                peak_kib = max(peak_kib, int(hwm))
+            time.sleep(0.01)
+        out = proc.stdout.read() if proc.stdout else b""
     doc = json.loads(out)
     t = doc["trials"][0]
     assert t["metrics"] == {"m": 42.5} and t["signature"] == "output: FATAL: done spewing"

@@ -57,43 +57,43 @@ def _one(i: int, rng: random.Random, root: Path) -> str | None:
         "--",
         *workload,
     ]
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
-    )
-    try:
-        # "any moment" once the run runs: its first trial directory exists (before that, a
-        # signal finds the CLI still starting; the run dir is not there yet)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(out.glob("run/*/*/trials/*")):
-            if proc.poll() is not None:
-                return f"#{i}: ended before the signal (rc {proc.returncode}): {proc.stderr.read()[-300:]!r}"
-            time.sleep(0.01)
-        time.sleep(delay)
-        t0 = time.monotonic()
-        proc.send_signal(sig)
+    ) as proc:
         try:
-            _stdout, stderr = proc.communicate(timeout=GRACE + 2.0)
-        except subprocess.TimeoutExpired:
-            return f"#{i}: {sig.name} after {delay:.2f}s: still running {GRACE + 2.0}s later"
-        took = time.monotonic() - t0
-        chaos.record("signal", seed=i, signal=sig.name, seconds=round(took, 3), limit=GRACE + 2.0)
-        (run_dir,) = out.glob("run/*/*")
-        summary_path = run_dir / "summary.json"
-        if not summary_path.is_file():
-            return (
-                f"#{i}: {sig.name} after {delay:.2f}s: exit {proc.returncode} in {took:.2f}s, no summary.json"
-            )
-        summary = json.loads(summary_path.read_text())["summary"]
-        if proc.returncode != 130 or not summary.get("interrupted"):
-            return f"#{i}: exit {proc.returncode}, summary interrupted={summary.get('interrupted')}: {stderr[-300:]!r}"
-        left = chaos.marked(run_dir, under=True)
-        if left:
-            return f"#{i}: {len(left)} process(es) of its trials still running: {left}"
-        return None
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            # "any moment" once the run runs: its first trial directory exists (before that, a
+            # signal finds the CLI still starting; the run dir is not there yet)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not any(out.glob("run/*/*/trials/*")):
+                if proc.poll() is not None:
+                    return (
+                        f"#{i}: ended before the signal (rc {proc.returncode}): {proc.stderr.read()[-300:]!r}"
+                    )
+                time.sleep(0.01)
+            time.sleep(delay)
+            t0 = time.monotonic()
+            proc.send_signal(sig)
+            try:
+                _stdout, stderr = proc.communicate(timeout=GRACE + 2.0)
+            except subprocess.TimeoutExpired:
+                return f"#{i}: {sig.name} after {delay:.2f}s: still running {GRACE + 2.0}s later"
+            took = time.monotonic() - t0
+            chaos.record("signal", seed=i, signal=sig.name, seconds=round(took, 3), limit=GRACE + 2.0)
+            (run_dir,) = out.glob("run/*/*")
+            summary_path = run_dir / "summary.json"
+            if not summary_path.is_file():
+                return f"#{i}: {sig.name} after {delay:.2f}s: exit {proc.returncode} in {took:.2f}s, no summary.json"
+            summary = json.loads(summary_path.read_text())["summary"]
+            if proc.returncode != 130 or not summary.get("interrupted"):
+                return f"#{i}: exit {proc.returncode}, summary interrupted={summary.get('interrupted')}: {stderr[-300:]!r}"
+            left = chaos.marked(run_dir, under=True)
+            if left:
+                return f"#{i}: {len(left)} process(es) of its trials still running: {left}"
+            return None
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 @pytest.mark.slow

@@ -34,24 +34,24 @@ _LATE = (
 def test_a_signal_after_the_verb_returned_leaves_with_its_code(
     tmp_path: Path, sig: signal.Signals, workload: list[str], code: int
 ) -> None:
-    p = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", _LATE, str(tmp_path / "runs"), *workload],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    assert p.stdout is not None and p.stderr is not None
-    try:
-        lines = iter(p.stdout.readline, "")
-        line = next((x for x in lines if x.startswith("returned")), "")
-        assert line.strip() == f"returned {code}", p.stderr.read()
-        time.sleep(0.2)  # Python is joining the busy thread now
-        p.send_signal(sig)
-        rc = p.wait(timeout=30)  # without the fix: the thread's 60 s, or a traceback
-    finally:
-        p.kill()
-        p.wait()
-    err = p.stderr.read()
+    ) as p:
+        assert p.stdout is not None and p.stderr is not None
+        try:
+            lines = iter(p.stdout.readline, "")
+            line = next((x for x in lines if x.startswith("returned")), "")
+            assert line.strip() == f"returned {code}", p.stderr.read()
+            time.sleep(0.2)  # Python is joining the busy thread now
+            p.send_signal(sig)
+            rc = p.wait(timeout=30)  # without the fix: the thread's 60 s, or a traceback
+        finally:
+            p.kill()
+            p.wait()
+        err = p.stderr.read()
     assert rc == code, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
 

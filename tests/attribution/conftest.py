@@ -51,25 +51,26 @@ def start_server(tmp: Path, *args: str, db: Path | None = None, name: str = "ser
     port_file = tmp / f"{name}.port"
     port_file.unlink(missing_ok=True)
     err = tmp / f"{name}.stderr"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sleuth",
-            "serve",
-            "--port",
-            "0",
-            "--port-file",
-            str(port_file),
-            "--db",
-            str(db),
-            *args,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(err, "ab"),  # noqa: SIM115 - the child keeps it
-        cwd=tmp,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    with open(err, "ab") as err_file:  # the child has its own descriptor: ours closes at once
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sleuth",
+                "serve",
+                "--port",
+                "0",
+                "--port-file",
+                str(port_file),
+                "--db",
+                str(db),
+                *args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err_file,
+            cwd=tmp,
+            env={**os.environ, "COLUMNS": "200"},
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -83,6 +84,7 @@ def start_server(tmp: Path, *args: str, db: Path | None = None, name: str = "ser
                 pass
         time.sleep(0.1)
     proc.kill()
+    proc.wait()
     raise AssertionError(f"sleuth serve did not start: {err.read_text()}")
 
 

@@ -297,6 +297,7 @@ def test_an_http_source_url_with_credentials_authenticates_and_hides_them(
         res = sleuth("attribute", "r.log", "--http-source", url, "--aggregation", "priority", "--json")
     finally:
         server.shutdown()
+        server.server_close()
     assert res.rc == 0, res.stderr
     assert seen == ["Basic " + base64.b64encode(f"alice:{URL_PASS}".encode()).decode()]
     doc = res.json()

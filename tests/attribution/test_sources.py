@@ -121,12 +121,13 @@ def test_mcp_source_over_streamable_http(tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     log = tmp_path / "mcp.log"
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "mcp_server.py"), "-"],
-        env={**os.environ, "SLEUTH_TEST_MCP_PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=open(log, "wb"),  # noqa: SIM115 - the child keeps it
-    )
+    with open(log, "wb") as err:  # the child has its own descriptor: ours closes at once
+        proc = subprocess.Popen(
+            [sys.executable, str(HERE / "mcp_server.py"), "-"],
+            env={**os.environ, "SLEUTH_TEST_MCP_PORT": str(port)},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

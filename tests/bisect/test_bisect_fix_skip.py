@@ -37,6 +37,8 @@ def bisect(tmp_path: Path, source: object, argv: list[str], opts: Options) -> tu
         res, _ = driver.run()
     finally:
         rd.close()
+        if hasattr(source, "close"):  # a GitSource's checkout locks, as the CLI closes them
+            source.close()
     return res, driver
 
 

@@ -325,8 +325,11 @@ def drive(
     rd = RunDir.create(root, "bisect", "sim")
     d = Driver(ListSource("x"), TrialSpec(argv=("x",)), StandardOracle(OracleConfig()), rd, options,
                labels=[f"v{i}" for i in range(n)], backend=backend)  # fmt: skip
-    res, _ = d.run()
-    return d, summarize(d, res)
+    try:
+        res, _ = d.run()
+        return d, summarize(d, res)
+    finally:
+        rd.close()  # its lock and journal: the test reads the files only
 
 
 def test_the_journal_and_summary_carry_the_metric_per_candidate(root: Path) -> None:

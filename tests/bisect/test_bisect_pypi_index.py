@@ -339,7 +339,8 @@ def test_a_uv_left_running_by_a_killed_sleuth_keeps_its_venv_locked(tmp_path: Pa
                                   stderr=subprocess.PIPE, text=True)  # fmt: skip
         assert resume.stderr is not None
         said: list[str] = []
-        threading.Thread(target=lambda: said.extend(resume.stderr or ()), daemon=True).start()
+        reader = threading.Thread(target=lambda: said.extend(resume.stderr or ()), daemon=True)
+        reader.start()
         deadline = time.monotonic() + 60
         while not any("waiting for its build" in x for x in said) and time.monotonic() < deadline:
             assert len(_uv_installs(venvs)) == 1, "a second uv writes the venv the first is still writing"
@@ -355,6 +356,12 @@ def test_a_uv_left_running_by_a_killed_sleuth_keeps_its_venv_locked(tmp_path: Pa
         for pid in orphans + _uv_installs(venvs):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        if resume is not None:
+            resume.wait()
+            reader.join(timeout=60)  # it ends at the pipe's end of file: then the pipes can close
+            for pipe in (resume.stdout, resume.stderr):
+                if pipe is not None:
+                    pipe.close()
 
 
 def test_a_uv_killed_by_a_signal_is_an_error_not_a_release_that_does_not_install(

@@ -74,7 +74,9 @@ def test_no_planted_secret_reaches_the_run_dir_or_the_output(tmp_path: Path) -> 
         assert kept.stat().st_mode & 0o777 == 0o600
         text = kept.read_text()
         assert all(s in text for s in SECRETS)
-        start = next(json.loads(x) for x in (run / "journal.jsonl").open() if '"start"' in x)
+        start = next(
+            json.loads(x) for x in (run / "journal.jsonl").read_text().splitlines() if '"start"' in x
+        )
         assert set(start["redacted"]) >= {"--env HF_TOKEN", "--env MODEL_ID", "--env MIRROR",
                                           "argument 3 of the command", "argument 5 of the command",
                                           "argument 7 of the command", "argument 8 of the command", "--build"}  # fmt: skip

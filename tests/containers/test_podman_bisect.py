@@ -238,6 +238,9 @@ def test_kill_9_mid_trial_then_resume_leaves_no_container(podman: Podman, tmp_pa
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
     run = next((tmp_path / "o" / "bisect" / "images").iterdir())
     left = podman.containers(run)
     assert [c["state"] for c in left] == ["running"], left  # what a kill -9 leaves behind ...

@@ -326,15 +326,24 @@ def test_an_interrupt_before_any_trial_finished_blames_no_cell(
     """Ctrl-C while the first trials ran said ``the baseline could not run`` and classified every
     cell ``error``: nothing had failed, nothing had finished.  Now: inconclusive, nothing finished yet."""
     data = recipe_data(trials=2)
-    data["workload"]["env"]["WORK_SLEEP"] = "120"  # no trial finishes before the interrupt
+    # no trial finishes before the interrupt, however slow the machine: the trials sleep, and their
+    # timeout, far longer than any wait below (a trial timed out at 60 s would have finished)
+    data["workload"]["env"]["WORK_SLEEP"] = "3600"
+    data["workload"]["timeout"] = 3600
     argv = [sys.executable, "-m", "sleuth", "matrix", "--recipe", str(write_recipe(data)), "--jobs", "2"]
-    proc = subprocess.Popen(default_signals(argv), env=sleuth_env, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list((tmp_path / "runs").glob("*/*/*/cells/*/trials/*"))) < 2:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    with subprocess.Popen(default_signals(argv), env=sleuth_env, cwd=tmp_path, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as proc:  # fmt: skip
+        try:
+            # the event: both running trials have their directories (generous: a loaded machine)
+            deadline = time.monotonic() + 120
+            while len(list((tmp_path / "runs").glob("*/*/*/cells/*/trials/*"))) < 2:
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "no two trials started in 120 s"
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=120)  # a hang detector, not a timing claim
+        finally:
+            proc.kill()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "could not run" not in out, out
     assert "baseline: no baseline trial has finished yet" in out, out
