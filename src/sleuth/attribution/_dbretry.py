@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from starlette.concurrency import run_in_threadpool
 
 __all__ = ["Backoff", "DatabaseUnavailable", "call_with_retry", "is_transient"]
 

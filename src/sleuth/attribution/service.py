@@ -40,13 +40,13 @@ from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
 from fastapi import FastAPI, HTTPException, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import InterfaceError, OperationalError
-from starlette.concurrency import run_in_threadpool
 
 from sleuth.attribution._dbretry import Backoff, DatabaseUnavailable, call_with_retry, describe, is_transient
 from sleuth.attribution.analyze import Attributor
