@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sleuth.errors import ConfigError
+from sleuth.errors import ConfigError, SleuthError
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -129,23 +129,31 @@ def file_kind(mode: int) -> str:
     return next((what for test, what in _KINDS if test(mode)), "not a regular file")
 
 
-def _read_text(path: Path) -> str:
+def read_capped(path: Path, limit: int, *, what: str, error: type[SleuthError], hint: str) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them: a FIFO (read for ever), a
+    device, a directory, an unreadable or a larger file is ``error`` naming ``what`` (the file, or
+    the flag and the file) with one line."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
         mode = stat.S_IFREG  # open() below says what is wrong
-    if not stat.S_ISREG(mode):  # a FIFO would be read forever, a device without end
-        raise ConfigError(f"{path}: not a regular file ({file_kind(mode)})", hint="give a YAML or JSON file")
+    if not stat.S_ISREG(mode):
+        raise error(f"{what}: not a regular file ({file_kind(mode)})", hint=hint)
     try:
         with open(path, "rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
+            raw = fh.read(limit + 1)
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    if len(raw) > MAX_FILE_BYTES:
-        raise ConfigError(
-            f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; "
-            "this is not a recipe or mitigations file"
-        )
+        raise error(f"{what}: cannot read: {exc.strerror}") from None
+    if len(raw) > limit:
+        raise error(f"{what}: larger than {limit // (1024 * 1024)} MiB", hint=hint)
+    return raw
+
+
+def _read_text(path: Path) -> str:
+    raw = read_capped(
+        path, MAX_FILE_BYTES, what=str(path), error=ConfigError,
+        hint="give a YAML or JSON file",
+    )  # fmt: skip
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import http.server
 import json
+import os
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -544,3 +545,18 @@ def test_ctrl_c_during_uv_pip_install_ends_cleanly_and_resumes(tmp_path: Path, s
     )
     assert res.returncode == 0, res.stderr
     assert doc(res)["first_bad"]["label"] == "1.3"
+
+
+def test_a_constraint_file_that_is_a_fifo_or_too_large_is_one_line(tmp_path: Path) -> None:
+    """``--constraint`` read its file without looking at its kind: a FIFO (``<(pip freeze)`` handed
+    over after its writer left) was read for ever."""
+    from sleuth.bisect.packaged import CONSTRAINTS_MAX_BYTES, read_constraints
+
+    fifo = tmp_path / "freeze"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match=r"--constraint .*freeze: not a regular file \(a FIFO\)"):
+        read_constraints(fifo, "tinypkg")
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"x==1\n" * (CONSTRAINTS_MAX_BYTES // 5 + 1))
+    with pytest.raises(UsageError, match="larger than 1 MiB"):
+        read_constraints(big, "tinypkg")

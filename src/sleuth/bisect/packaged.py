@@ -16,6 +16,7 @@ from typing import Any
 
 from sleuth.bisect.candidates import Candidate, Prepared, parse_date, with_candidate
 from sleuth.bisect.index import PYPI, is_pypi, normalize, project_urls, read_projects, release_notes
+from sleuth.datafile import read_capped
 from sleuth.errors import EnvironmentBuildError, UsageError
 from sleuth.model import TrialSpec
 from sleuth.secrets import scrub_text
@@ -327,13 +328,13 @@ def read_constraints(path: Path, package: str) -> tuple[list[str], list[str]]:
     requirement (``-e``, ``-r``, an option) is a UsageError naming the file and the line."""
     from packaging.requirements import InvalidRequirement, Requirement
 
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(CONSTRAINTS_MAX_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"--constraint {path}: cannot read it: {exc.strerror}") from None
-    if len(raw) > CONSTRAINTS_MAX_BYTES:
-        raise UsageError(f"--constraint {path}: larger than 1 MiB", hint="give a requirements file")
+    raw = read_capped(
+        path,
+        CONSTRAINTS_MAX_BYTES,
+        what=f"--constraint {path}",
+        error=UsageError,
+        hint="give a requirements file",
+    )
     me = normalize(package.partition("[")[0])
     keep: list[str] = []
     dropped: list[str] = []
