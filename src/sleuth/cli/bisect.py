@@ -214,7 +214,8 @@ def git_cmd(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...
 @click.option(
     "--index-url",
     metavar="URL",
-    help="The package index (default: $UV_DEFAULT_INDEX, $UV_INDEX_URL, $PIP_INDEX_URL, else PyPI).",
+    help="The package index (default: $UV_DEFAULT_INDEX, $UV_INDEX_URL, $PIP_INDEX_URL, uv.toml's, "
+    "else PyPI).",
 )
 @click.option(
     "--extra-index-url",
@@ -222,7 +223,7 @@ def git_cmd(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...
     multiple=True,
     metavar="URL",
     help="Another index, listed and installed from before --index-url, as uv does (repeatable; "
-    "default: $UV_INDEX, $UV_EXTRA_INDEX_URL, else $PIP_EXTRA_INDEX_URL).",
+    "default: $UV_INDEX, $UV_EXTRA_INDEX_URL, else $PIP_EXTRA_INDEX_URL; uv.toml's indexes follow).",
 )
 @_search_options
 @_cmd_arg
@@ -235,21 +236,39 @@ def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | N
     """
     from sleuth.bisect.index import extra_indexes_from_env, index_from_env
     from sleuth.bisect.packaged import PypiSource, read_constraints
+    from sleuth.bisect.uvconfig import config_indexes
+    from sleuth.secrets import scrub_text
 
     name = r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?"
     if len(package) > 200 or not re.fullmatch(rf"{name}(\[\s*{name}(\s*,\s*{name})*\s*\])?", package):
         raise UsageError(f"sleuth bisect pypi {package[:60]!r}: not a package name",
                          hint="e.g. numpy, or transformers[torch] with extras")  # fmt: skip
-    index, _ = index_from_env(index_url)
-    extras = tuple(u for u, _ in extra_indexes_from_env(extra_index_urls) if u != index)
+
+    def note(text: str) -> None:
+        err_console().print(escape(text), soft_wrap=True, highlight=False)
+
+    index, whence = index_from_env(index_url)
+    uv_files = config_indexes(Path.cwd())  # what uv, run here, adds from its own files
+    if whence == "default" and uv_files.default is not None:
+        index = uv_files.default[0]
+        note(
+            f"note: {uv_files.default[1]} sets the default index {scrub_text(index)}: releases listed from it"
+        )
+    origins = {u: w for u, w in extra_indexes_from_env(extra_index_urls) if u != index}
+    for url, where in uv_files.extras:
+        if url != index and url not in origins:
+            note(f"note: {where} adds the index {scrub_text(url)}; its releases are listed too")
+    origins |= {u: w for u, w in uv_files.extras if u != index and u not in origins}
+    extras = tuple(origins)
+    fixed = tuple(i for i, u in enumerate(extras) if u in dict(uv_files.extras))  # uv always asks these
     held: list[str] = []
     if constraint is not None:
         held, dropped = read_constraints(constraint, package)
         if dropped:
-            left = f"note: --constraint {constraint}: left out {', '.join(dropped)} (the package bisected)"
-            err_console().print(escape(left), soft_wrap=True, highlight=False)
+            note(f"note: --constraint {constraint}: left out {', '.join(dropped)} (the package bisected)")
     src = PypiSource(package, good, bad, python=python, pins=pins, constraints=tuple(held), pre=pre,
-                     index_url=index, extra_index_urls=extras, find_fix=kw["find_fix"])  # fmt: skip
+                     index_url=index, extra_index_urls=extras, find_fix=kw["find_fix"],
+                     fixed_extras=fixed, origins=origins)  # fmt: skip
     return _start(src, kw)
 
 
