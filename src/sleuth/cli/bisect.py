@@ -18,6 +18,7 @@ from sleuth.bisect.session import (
     place_tests,
     reopen,
     resolve_candidates,
+    resumed,
     resumed_secrets,
 )
 from sleuth.cli._common import (
@@ -278,7 +279,7 @@ def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | N
 @click.option("--gpus", metavar="IDS", help="Comma-separated devices (default: as the run started).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
 def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool) -> int:
-    """Continue an interrupted bisection: journaled tests are replayed, never re-run.
+    """Continue an interrupted bisection: journaled tests are replayed, never re-run (an ERROR is).
 
     The remaining tests may run with other --jobs/--gpus (a different machine); the answer does not
     depend on them for a deterministic test.  A finished run is not touched: its answer is printed
@@ -442,6 +443,8 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
 
     summary = summarize(driver, result)
     summary["command"] = public(describe_command(kw, source), secrets)
+    if replay is not None:
+        summary["resumed"] = resumed(replay, driver.events)
     code = int(exit_code(summary["status"]))
     if hasattr(source, "summary_extra"):  # image-commits: images, sources, build times
         summary.update(source.summary_extra(driver))
@@ -528,6 +531,10 @@ def _render_answer(s: dict[str, Any]) -> None:
     conf = "no answer, so no confidence" if s["confidence"] is None else f"confidence {s['confidence']:.3f}"
     con.print(f"{s['tests']} tests over {s['candidates']} candidates, {conf}; "
               f"report: {escape(s['run_dir'])}/report.md", soft_wrap=True)  # fmt: skip
+    if s.get("resumed"):
+        got = s["resumed"]
+        again = f", {got['retried']} run again in place of an ERROR" if got["retried"] else ""
+        con.print(f"resumed: {got['replayed']} test(s) replayed from the journal{again}", soft_wrap=True)
     _ = ExitCode
 
 
