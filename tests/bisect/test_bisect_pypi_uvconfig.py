@@ -96,6 +96,10 @@ def test_uvs_configuration_is_found_as_uv_finds_it(tmp_path: Path) -> None:
     assert got.extras == (("https://near.example/simple", str(tmp_path / "a" / "pyproject.toml")),)
     assert got.default == ("https://user.example/simple", str(user / "uv.toml"))
     assert config_indexes(tmp_path / "a" / "b", {**env, "UV_NO_CONFIG": "1"}).extras == ()
+    (tmp_path / "a" / "b" / "c").mkdir()  # a pyproject.toml uv cannot read: uv passes it over
+    for bad in ("[tool.uv\n", "[tool.uv]\nindex = 5\n"):
+        (tmp_path / "a" / "b" / "c" / "pyproject.toml").write_text(bad)
+        assert config_indexes(tmp_path / "a" / "b" / "c", env) == got
     only = config_indexes(tmp_path / "a", {**env, "UV_CONFIG_FILE": str(tmp_path / "uv.toml")})
     assert (only.extras, only.default) == ((("https://far.example/simple", str(tmp_path / "uv.toml")),), None)
     (tmp_path / "a" / "b" / "uv.toml").write_text("[[index]]\nurl = 'wheels/'\n")
