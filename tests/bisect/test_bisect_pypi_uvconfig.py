@@ -143,3 +143,16 @@ def test_an_unreachable_extra_index_stops_at_the_start_as_uv_would_at_every_inst
     assert "leave it out of --extra-index-url" in res.stderr
     assert_no_secret(secret, res.stdout, res.stderr)
     assert not (tmp_path / "o").exists()
+
+
+def test_pypi_given_over_a_default_in_uvs_configuration_reaches_uv() -> None:
+    from sleuth.bisect.candidates import source_from_config
+    from sleuth.bisect.index import PYPI
+    from sleuth.bisect.packaged import PypiSource
+
+    # `--index-url https://pypi.org/simple` where uv.toml sets `index-url = <mirror>`: PyPI is listed, so
+    # uv must be told PyPI too (before, the venvs got no index and uv installed from the mirror)
+    src = PypiSource("tinypkg", index_url=PYPI, pypi_over_config=True)
+    assert src._venv("1.0").index_url == PYPI
+    assert source_from_config(src.config())._venv("1.0").index_url == PYPI  # a resume too
+    assert PypiSource("tinypkg", index_url=PYPI)._venv("1.0").index_url is None  # uv's own default: PyPI

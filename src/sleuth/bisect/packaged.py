@@ -59,6 +59,8 @@ class PypiSource:
     #: the positions of the extra indexes that uv's configuration files add (journaled): an install
     #: cannot leave them out (:mod:`sleuth.bisect.uvconfig`)
     fixed_extras: tuple[int, ...] = ()
+    #: give uv ``index_url`` even when it is PyPI (journaled): uv's configuration sets another default
+    pypi_over_config: bool = False
     #: where each extra index came from (a flag, a variable, a file), for messages (not journaled)
     origins: dict[str, str] = field(default_factory=dict, repr=False)
     #: the index of uv's own configuration that has the package, when there is one (see resolve)
@@ -253,7 +255,7 @@ class PypiSource:
     def _venv(self, version: str) -> Any:
         from sleuth.environments.venv import VenvEnvironment
 
-        index = None if is_pypi(self.index_url) else self.index_url
+        index = None if is_pypi(self.index_url) and not self.pypi_over_config else self.index_url
         return VenvEnvironment(
             pins=(f"{self.package}=={version}", *self.pins),
             python=self.python,
@@ -316,6 +318,7 @@ class PypiSource:
             "pre": self.pre,
             "index_url": self.index_url,
             "find_fix": self.find_fix,
+            **({"pypi_over_config": True} if self.pypi_over_config else {}),
             **(
                 {
                     "extra_index_urls": list(self.extra_index_urls),

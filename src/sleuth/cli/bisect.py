@@ -235,7 +235,7 @@ def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | N
 
     PACKAGE may name extras (transformers[torch]); each venv installs PACKAGE==VER.
     """
-    from sleuth.bisect.index import extra_indexes_from_env, index_from_env
+    from sleuth.bisect.index import extra_indexes_from_env, index_from_env, is_pypi
     from sleuth.bisect.packaged import PypiSource, read_constraints
     from sleuth.bisect.uvconfig import config_indexes
     from sleuth.secrets import scrub_text
@@ -269,7 +269,8 @@ def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | N
             note(f"note: --constraint {constraint}: left out {', '.join(dropped)} (the package bisected)")
     src = PypiSource(package, good, bad, python=python, pins=pins, constraints=tuple(held), pre=pre,
                      index_url=index, extra_index_urls=extras, find_fix=kw["find_fix"],
-                     fixed_extras=fixed, origins=origins)  # fmt: skip
+                     fixed_extras=fixed, origins=origins,
+                     pypi_over_config=uv_files.default is not None and is_pypi(index))  # fmt: skip
     return _start(src, kw)
 
 
