@@ -156,3 +156,31 @@ def test_pypi_given_over_a_default_in_uvs_configuration_reaches_uv() -> None:
     assert src._venv("1.0").index_url == PYPI
     assert source_from_config(src.config())._venv("1.0").index_url == PYPI  # a resume too
     assert PypiSource("tinypkg", index_url=PYPI)._venv("1.0").index_url is None  # uv's own default: PyPI
+
+
+def test_the_flags_and_variables_come_first_then_the_files_which_uv_always_asks(tmp_path: Path) -> None:
+    from sleuth.bisect.index import PYPI
+    from sleuth.bisect.uvconfig import pypi_indexes
+
+    (tmp_path / "uv.toml").write_text('index-url = "https://mirror.example/simple"\n'
+                                      '[[index]]\nurl = "https://b.example/simple"\n')  # fmt: skip
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "XDG_CONFIG_DIRS": str(tmp_path / "none")}
+    got = pypi_indexes(None, (), tmp_path, {**env, "UV_INDEX": "https://a.example/simple"})
+    assert (got.index, got.extras, got.fixed) == (
+        "https://mirror.example/simple",
+        ("https://a.example/simple", "https://b.example/simple"),
+        (1,),
+    )
+    assert got.origins == {
+        "https://a.example/simple": "$UV_INDEX",
+        "https://b.example/simple": str(tmp_path / "uv.toml"),
+    }
+    assert len(got.notes) == 2 and not got.pypi_over_config
+    # an index given by flag that a file adds too is still asked by uv whatever it is given
+    both = pypi_indexes(PYPI, ("https://b.example/simple",), tmp_path, env)
+    assert (both.index, both.extras, both.fixed, both.pypi_over_config) == (
+        PYPI,
+        ("https://b.example/simple",),
+        (0,),
+        True,
+    )

@@ -33,7 +33,7 @@ from sleuth.datafile import read_capped
 from sleuth.errors import UsageError
 from sleuth.secrets import scrub_text
 
-__all__ = ["ConfigIndexes", "config_indexes"]
+__all__ = ["ConfigIndexes", "Indexes", "config_indexes", "pypi_indexes"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,50 @@ class ConfigIndexes:
     default: tuple[str, str] | None = None
     #: in the order uv asks them
     extras: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Indexes:
+    """The indexes ``bisect pypi`` lists from and gives uv: the flags and variables, then uv's files."""
+
+    index: str
+    #: first first: the flags' (or the variables'), then the files'
+    extras: tuple[str, ...]
+    #: the positions in ``extras`` of the indexes uv's files add (uv asks them whatever it is given)
+    fixed: tuple[int, ...]
+    #: where each extra came from (a flag, a variable, a file)
+    origins: Mapping[str, str]
+    #: PyPI was given over a default that a file sets: uv must be told PyPI
+    pypi_over_config: bool
+    #: what the files added, for the user (credentials hidden)
+    notes: tuple[str, ...]
+
+
+def pypi_indexes(
+    index_flag: str | None, extra_flags: tuple[str, ...], cwd: Path, environ: Mapping[str, str] | None = None
+) -> Indexes:
+    """The indexes of a ``bisect pypi`` started in ``cwd`` (its venvs are built there): the default
+    (:func:`~sleuth.bisect.index.index_from_env`, else a file's, else PyPI) and the extras
+    (:func:`~sleuth.bisect.index.extra_indexes_from_env`, then the files')."""
+    from sleuth.bisect.index import extra_indexes_from_env, index_from_env, is_pypi
+
+    index, whence = index_from_env(index_flag, environ)
+    files = config_indexes(cwd, environ)
+    notes: list[str] = []
+    if whence == "default" and files.default is not None:
+        index = files.default[0]
+        notes.append(
+            f"note: {files.default[1]} sets the default index {scrub_text(index)}: releases listed from it"
+        )
+    origins = {u: w for u, w in extra_indexes_from_env(extra_flags, environ) if u != index}
+    for url, where in files.extras:
+        if url != index and url not in origins:
+            origins[url] = where
+            notes.append(f"note: {where} adds the index {scrub_text(url)}; its releases are listed too")
+    extras = tuple(origins)
+    fixed = tuple(i for i, u in enumerate(extras) if u in dict(files.extras))
+    over = files.default is not None and is_pypi(index)
+    return Indexes(index, extras, fixed, origins, over, tuple(notes))
 
 
 def config_indexes(cwd: Path, environ: Mapping[str, str] | None = None) -> ConfigIndexes:

@@ -235,10 +235,8 @@ def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | N
 
     PACKAGE may name extras (transformers[torch]); each venv installs PACKAGE==VER.
     """
-    from sleuth.bisect.index import extra_indexes_from_env, index_from_env, is_pypi
     from sleuth.bisect.packaged import PypiSource, read_constraints
-    from sleuth.bisect.uvconfig import config_indexes
-    from sleuth.secrets import scrub_text
+    from sleuth.bisect.uvconfig import pypi_indexes
 
     name = r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?"
     if len(package) > 200 or not re.fullmatch(rf"{name}(\[\s*{name}(\s*,\s*{name})*\s*\])?", package):
@@ -248,29 +246,18 @@ def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | N
     def note(text: str) -> None:
         err_console().print(escape(text), soft_wrap=True, highlight=False)
 
-    index, whence = index_from_env(index_url)
-    uv_files = config_indexes(Path.cwd())  # what uv, run here, adds from its own files
-    if whence == "default" and uv_files.default is not None:
-        index = uv_files.default[0]
-        note(
-            f"note: {uv_files.default[1]} sets the default index {scrub_text(index)}: releases listed from it"
-        )
-    origins = {u: w for u, w in extra_indexes_from_env(extra_index_urls) if u != index}
-    for url, where in uv_files.extras:
-        if url != index and url not in origins:
-            note(f"note: {where} adds the index {scrub_text(url)}; its releases are listed too")
-    origins |= {u: w for u, w in uv_files.extras if u != index and u not in origins}
-    extras = tuple(origins)
-    fixed = tuple(i for i, u in enumerate(extras) if u in dict(uv_files.extras))  # uv always asks these
+    ix = pypi_indexes(index_url, extra_index_urls, Path.cwd())
+    for text in ix.notes:
+        note(text)
     held: list[str] = []
     if constraint is not None:
         held, dropped = read_constraints(constraint, package)
         if dropped:
             note(f"note: --constraint {constraint}: left out {', '.join(dropped)} (the package bisected)")
     src = PypiSource(package, good, bad, python=python, pins=pins, constraints=tuple(held), pre=pre,
-                     index_url=index, extra_index_urls=extras, find_fix=kw["find_fix"],
-                     fixed_extras=fixed, origins=origins,
-                     pypi_over_config=uv_files.default is not None and is_pypi(index))  # fmt: skip
+                     index_url=ix.index, extra_index_urls=ix.extras, fixed_extras=ix.fixed,
+                     origins=dict(ix.origins), pypi_over_config=ix.pypi_over_config,
+                     find_fix=kw["find_fix"])  # fmt: skip
     return _start(src, kw)
 
 
