@@ -18,6 +18,7 @@ from sleuth.bisect.session import (
     place_tests,
     reopen,
     resolve_candidates,
+    resumed,
     resumed_secrets,
 )
 from sleuth.cli._common import (
@@ -214,7 +215,8 @@ def git_cmd(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...
 @click.option(
     "--index-url",
     metavar="URL",
-    help="The package index (default: $UV_DEFAULT_INDEX, $UV_INDEX_URL, $PIP_INDEX_URL, else PyPI).",
+    help="The package index (default: $UV_DEFAULT_INDEX, $UV_INDEX_URL, $PIP_INDEX_URL, uv.toml's, "
+    "else PyPI).",
 )
 @click.option(
     "--extra-index-url",
@@ -222,7 +224,7 @@ def git_cmd(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...
     multiple=True,
     metavar="URL",
     help="Another index, listed and installed from before --index-url, as uv does (repeatable; "
-    "default: $UV_INDEX, $UV_EXTRA_INDEX_URL, else $PIP_EXTRA_INDEX_URL).",
+    "default: $UV_INDEX, $UV_EXTRA_INDEX_URL, else $PIP_EXTRA_INDEX_URL; uv.toml's indexes follow).",
 )
 @_search_options
 @_cmd_arg
@@ -233,23 +235,29 @@ def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | N
 
     PACKAGE may name extras (transformers[torch]); each venv installs PACKAGE==VER.
     """
-    from sleuth.bisect.index import extra_indexes_from_env, index_from_env
     from sleuth.bisect.packaged import PypiSource, read_constraints
+    from sleuth.bisect.uvconfig import pypi_indexes
 
     name = r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?"
     if len(package) > 200 or not re.fullmatch(rf"{name}(\[\s*{name}(\s*,\s*{name})*\s*\])?", package):
         raise UsageError(f"sleuth bisect pypi {package[:60]!r}: not a package name",
                          hint="e.g. numpy, or transformers[torch] with extras")  # fmt: skip
-    index, _ = index_from_env(index_url)
-    extras = tuple(u for u, _ in extra_indexes_from_env(extra_index_urls) if u != index)
+
+    def note(text: str) -> None:
+        err_console().print(escape(text), soft_wrap=True, highlight=False)
+
+    ix = pypi_indexes(index_url, extra_index_urls, Path.cwd())
+    for text in ix.notes:
+        note(text)
     held: list[str] = []
     if constraint is not None:
         held, dropped = read_constraints(constraint, package)
         if dropped:
-            left = f"note: --constraint {constraint}: left out {', '.join(dropped)} (the package bisected)"
-            err_console().print(escape(left), soft_wrap=True, highlight=False)
+            note(f"note: --constraint {constraint}: left out {', '.join(dropped)} (the package bisected)")
     src = PypiSource(package, good, bad, python=python, pins=pins, constraints=tuple(held), pre=pre,
-                     index_url=index, extra_index_urls=extras, find_fix=kw["find_fix"])  # fmt: skip
+                     index_url=ix.index, extra_index_urls=ix.extras, fixed_extras=ix.fixed,
+                     origins=dict(ix.origins), pypi_over_config=ix.pypi_over_config,
+                     find_fix=kw["find_fix"])  # fmt: skip
     return _start(src, kw)
 
 
@@ -259,7 +267,7 @@ def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | N
 @click.option("--gpus", metavar="IDS", help="Comma-separated devices (default: as the run started).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
 def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool) -> int:
-    """Continue an interrupted bisection: journaled tests are replayed, never re-run.
+    """Continue an interrupted bisection: journaled tests are replayed, never re-run (an ERROR is).
 
     The remaining tests may run with other --jobs/--gpus (a different machine); the answer does not
     depend on them for a deterministic test.  A finished run is not touched: its answer is printed
@@ -423,6 +431,8 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
 
     summary = summarize(driver, result)
     summary["command"] = public(describe_command(kw, source), secrets)
+    if replay is not None:
+        summary["resumed"] = resumed(replay, driver.events)
     code = int(exit_code(summary["status"]))
     if hasattr(source, "summary_extra"):  # image-commits: images, sources, build times
         summary.update(source.summary_extra(driver))
@@ -509,6 +519,10 @@ def _render_answer(s: dict[str, Any]) -> None:
     conf = "no answer, so no confidence" if s["confidence"] is None else f"confidence {s['confidence']:.3f}"
     con.print(f"{s['tests']} tests over {s['candidates']} candidates, {conf}; "
               f"report: {escape(s['run_dir'])}/report.md", soft_wrap=True)  # fmt: skip
+    if s.get("resumed"):
+        got = s["resumed"]
+        again = f", {got['retried']} run again in place of an ERROR" if got["retried"] else ""
+        con.print(f"resumed: {got['replayed']} test(s) replayed from the journal{again}", soft_wrap=True)
     _ = ExitCode
 
 
