@@ -200,7 +200,10 @@ def from_journal(data: Any, run_dir: Path) -> BackendChoice:
     """The choice :func:`journal_form` wrote, its hidden values back; ``None`` is ``local``."""
     if data is None:
         return BackendChoice()
-    choice = BackendChoice.from_dict(data)
+    try:
+        choice = BackendChoice.from_dict(data)
+    except ValueError as exc:
+        raise UsageError(f"{run_dir / 'journal.jsonl'}: the start event's backend: {exc}") from None
     hidden = data.get("redacted") or []
     if not hidden:
         return choice
