@@ -3,7 +3,8 @@
 
 ``fake`` wraps the local backend and marks every trial it dispatches: the trial gets
 ``FAKE_BACKEND_MARK`` (its ``--backend-opt mark=``) in its environment and a ``fake-backend`` file
-in its trial dir, so a test can tell the verb really went through it.  ``broken`` names a module
+in its trial dir, so a test can tell the verb really went through it.  Its ``token`` option must
+look like one (``ghp_...``): a resume given ``<redacted>`` instead of the kept value fails.  ``broken`` names a module
 that does not exist (an entry point whose import fails).
 """
 
@@ -27,6 +28,8 @@ class FakeBackend:
         mark = options.get("mark", "fake")
         if not mark.isalnum():
             raise UsageError(f"--backend-opt mark={mark}: must be letters and digits")
+        if not options.get("token", "ghp_").startswith("ghp_"):  # a resume must get the real one back
+            raise UsageError("--backend-opt token: not a token")
         self.mark = mark
         self.local = LocalBackend(jobs)
 
