@@ -158,3 +158,53 @@ def test_the_builtin_names_are_registered() -> None:
 
     assert {"local", "slurm", "ray"} <= set(available())
     assert sys.modules.get("sleuth.backends.slurm") is None
+
+
+def test_a_killed_matrix_resumes_through_the_same_backend(sleuth, tmp_path: Path, plug) -> None:
+    killed = tmp_path / "killed"
+    script = f'{MARKED} || exit 1; [ -e {killed} ] || {{ : > {killed}; kill -9 "$PPID"; }}; true'
+    res = sleuth("matrix", "--mitigation-axis", "none,tf32_off", "--trials", "2", "--output", "o",
+                 "--backend", "fake", "--backend-opt", "mark=m1", "--", "sh", "-c", script, env=plug)  # fmt: skip
+    assert res.rc == -signal.SIGKILL, res.stderr
+    (rd,) = _run_dirs(tmp_path / "o")
+    again = sleuth("matrix", "resume", rd, "--json", env=plug)
+    assert all(c["counts"]["fail"] == 0 and c["counts"]["pass"] == 2 for c in again.json()["cells"]), (
+        again.stderr
+    )
+    assert len(marks(rd)) >= 4 and set(marks(rd)) == {"m1"}
+
+
+def test_a_killed_bisection_resumes_through_the_same_backend(sleuth, tmp_path: Path, plug) -> None:
+    (tmp_path / "c.txt").write_text("a\nb\nc\nd\ne\n")
+    killed = tmp_path / "killed"
+    script = (f'{MARKED} || exit 125; [ -e {killed} ] || {{ : > {killed}; kill -9 "$PPID"; }}; '
+              'case "$SLEUTH_CANDIDATE" in a|b) exit 0;; *) exit 1;; esac')  # fmt: skip
+    res = sleuth("bisect", "list", "c.txt", "--flaky", "off", "--output", "o", "--backend", "fake",
+                 "--backend-opt", "mark=m1", "--backend-opt", f"token={TOKEN}", "--", "sh", "-c", script,
+                 env=plug)  # fmt: skip
+    assert res.rc == -signal.SIGKILL, res.stderr
+    (rd,) = _run_dirs(tmp_path / "o")
+    again = sleuth("bisect", "resume", rd, "--json", env=plug)
+    assert again.rc == 0 and again.json()["first_bad"]["label"] == "c", again.stderr
+    assert set(marks(rd)) == {"m1"}
+    leaked = [p for p in rd.rglob("*") if p.is_file() and p.name != "secrets.json" and TOKEN in p.read_text()]
+    assert not leaked and TOKEN not in again.stdout + again.stderr
+
+
+def test_a_killed_reduction_resumes_through_the_same_backend(sleuth, tmp_path: Path, plug) -> None:
+    (tmp_path / "lines.txt").write_text("a\nb\nalpha\nc\nd\ne\n")
+    killed = tmp_path / "killed"
+    check = (f'{MARKED} || exit 3; [ -e {killed} ] || {{ : > {killed}; kill -9 "$PPID"; }}; '
+             "if grep -q alpha {LINES}; then echo 'Error: boom' >&2; exit 1; fi")  # fmt: skip
+    spec = {"name": "tiny", "workload": {"command": ["sh", "-c", check], "timeout": 60},
+            "oracle": {"kind": "signature"}, "budget": {"baseline_trials": 1},
+            "axes": [{"name": "LINES", "kind": "file_lines", "path": "lines.txt"}]}  # fmt: skip
+    (tmp_path / "spec.yaml").write_text(json.dumps(spec))
+    res = sleuth("reduce", "--spec", "spec.yaml", "--output", "o", "--backend", "fake", "--backend-opt", "mark=m1",
+                 env=plug)  # fmt: skip
+    assert res.rc == -signal.SIGKILL, res.stderr
+    (rd,) = _run_dirs(tmp_path / "o")
+    again = sleuth("reduce", "resume", rd, "--json", env=plug)
+    assert again.rc == 0, again.stderr
+    assert again.json()["axes"]["LINES"]["final"] == ["alpha"]
+    assert set(marks(rd)) == {"m1"}
