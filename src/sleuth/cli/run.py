@@ -161,15 +161,18 @@ def command(ctx: click.Context, /, **kw: Any) -> int:
     from sleuth.journal import RunDir
 
     config = _config(kw)
-    prepared = _prepare(dict(config.environment))  # a broken environment leaves no run dir behind
-    backend = make_backend(config.backend, config.jobs, config.gpus)  # so does a bad --backend-opt
-    gate = batch.SignalGate()
-    with _closing_on_error(backend), _handlers(gate):
-        run_dir = RunDir.create(Path(kw["output"]).absolute(), "run", config.name)
-        secrets, public = batch.record_start(config, run_dir)
-        state = batch.new_state(config, public)
-        return _execute(config, run_dir, prepared, state, secrets=secrets, gate=gate, as_json=kw["as_json"],
-                        backend=backend)  # fmt: skip
+    # a bad --backend-opt (checked by the backend as it starts) leaves no run dir behind, and says so
+    # before a venv is built; so does a broken environment
+    backend = make_backend(config.backend, config.jobs, config.gpus)
+    with _closing_on_error(backend):
+        prepared = _prepare(dict(config.environment))
+        gate = batch.SignalGate()
+        with _handlers(gate):
+            run_dir = RunDir.create(Path(kw["output"]).absolute(), "run", config.name)
+            secrets, public = batch.record_start(config, run_dir)
+            state = batch.new_state(config, public)
+            return _execute(config, run_dir, prepared, state, secrets=secrets, gate=gate,
+                            as_json=kw["as_json"], backend=backend)  # fmt: skip
 
 
 def _resume(ctx: click.Context, kw: dict[str, Any]) -> int:
@@ -200,8 +203,9 @@ def _resume(ctx: click.Context, kw: dict[str, Any]) -> int:
         )
     if config.oracle.callable_ref:  # a module found where the run started is found from anywhere
         _check_oracle(config.oracle.callable_ref, also=(config.cwd,) if config.cwd else ())
-    prepared = _prepare(dict(config.environment))
-    backend = make_backend(config.backend, config.jobs, config.gpus)  # the backend the run started with
+    backend = make_backend(config.backend, config.jobs, config.gpus)  # the one the run started with
+    with _closing_on_error(backend):
+        prepared = _prepare(dict(config.environment))
     gate = batch.SignalGate()
     with _closing_on_error(backend), _handlers(gate):
         run_dir = RunDir.open(path)
