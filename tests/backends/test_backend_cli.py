@@ -208,3 +208,30 @@ def test_a_killed_reduction_resumes_through_the_same_backend(sleuth, tmp_path: P
     assert again.rc == 0, again.stderr
     assert again.json()["axes"]["LINES"]["final"] == ["alpha"]
     assert set(marks(rd)) == {"m1"}
+
+
+def test_secret_option_values_are_shown_redacted(sleuth, tmp_path: Path, plug) -> None:
+    """A short value under a secret name and a token: neither printed, journaled nor in report.md."""
+    res = sleuth("run", "--output", "o", "--backend", "fake", "--backend-opt", f"token={TOKEN}",
+                 "--backend-opt", "mark=m1", "--", "sh", "-c", MARKED, env=plug)  # fmt: skip
+    assert res.rc == 0, res.stderr
+    assert "on fake (token=<redacted>, mark=m1)" in res.stdout
+    (rd,) = _run_dirs(tmp_path / "o")
+    assert (
+        TOKEN
+        not in res.stdout + res.stderr + (rd / "journal.jsonl").read_text() + (rd / "report.md").read_text()
+    )
+    bad = sleuth("run", "--output", "o2", "--backend", "fake", "--backend-opt", f"zz={TOKEN}", "--", "true",
+                 env=plug)  # fmt: skip
+    assert bad.rc == 2 and TOKEN not in bad.stderr and "zz=<redacted>" in bad.stderr
+
+
+def test_resume_takes_no_other_backend(sleuth, tmp_path: Path, plug) -> None:
+    """The backend is part of the run: ``--resume`` refuses ``--backend`` as it refuses every flag."""
+    res = sleuth(
+        "run", "--output", "o", "--backend", "fake", "--backend-opt", "mark=m1", "--", "true", env=plug
+    )
+    (rd,) = _run_dirs(tmp_path / "o")
+    again = sleuth("run", "--resume", rd, "--backend", "local", env=plug)
+    assert res.rc == 0 and again.rc == 2
+    assert "--resume takes no --backend" in again.stderr

@@ -78,8 +78,8 @@ class BackendChoice:
         return cls(data["name"], tuple(options.items()))
 
     def describe(self) -> str:
-        """``slurm (partition=debug, gpus=1)`` for people; scrub it before showing it."""
-        opts = ", ".join(f"{k}={v}" for k, v in self.options)
+        """``slurm (partition=debug, gpus=1)`` for people, secret values ``<redacted>``."""
+        opts = ", ".join(f"{k}={_shown(k, v)}" for k, v in self.options)
         return f"{self.name} ({opts})" if opts else self.name
 
     def secrets(self) -> Secrets:
