@@ -30,7 +30,7 @@ from sleuth.cli._common import (
     print_json,
     sigterm_as_interrupt,
 )
-from sleuth.cli._options import oracle_options, workload_options
+from sleuth.cli._options import backend_options, oracle_options, workload_options
 from sleuth.errors import ExitCode, Interrupted, UsageError
 
 __all__ = ["command"]
@@ -71,6 +71,7 @@ def _search_options(func: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--gpus", metavar="IDS", help="Comma-separated devices; each running test gets its own."
             ),
+            backend_options,
             click.option(
                 "--flaky",
                 default="auto",
@@ -313,15 +314,19 @@ def _start(source: Any, kw: dict[str, Any], default_skip: tuple[int, ...] = ()) 
     cmd = tuple(kw["cmd"])
     if not cmd:
         raise UsageError("no test command given", hint=f"put it after --, e.g. {_example(source)}")
-    spec_and_options(kw, default_skip)  # validate every flag before a run dir exists
+    _, _, opts = spec_and_options(kw, default_skip)  # validate every flag before a run dir exists
     check_program(source, kw)
+    from sleuth.backends.choice import make_backend
+
+    backend = make_backend(opts.backend, max(1, opts.jobs), opts.gpus)  # so does a bad --backend-opt
     try:
         labels, rd = _prepare_run(source, kw, default_skip)
     except BaseException:  # a source that began work on resolving (a clone) undoes it
+        backend.close()
         if hasattr(source, "close"):
             source.close()
         raise
-    return _execute(source, kw, rd, labels=labels, default_skip=default_skip)
+    return _execute(source, kw, rd, labels=labels, default_skip=default_skip, backend=backend)
 
 
 def _prepare_run(
@@ -353,12 +358,16 @@ def _example(source: Any) -> str:
 
 
 def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None = None,
-             labels: list[str] | None = None, default_skip: tuple[int, ...] = ()) -> int:  # fmt: skip
+             labels: list[str] | None = None, default_skip: tuple[int, ...] = (),
+             backend: Any = None) -> int:  # fmt: skip
     """The bisection in ``rd``: a Ctrl-C (or SIGTERM) anywhere in it, from the first line printed to the
-    report, stops the tests, journals ``interrupted`` and names the command that resumes the run."""
+    report, stops the tests, journals ``interrupted`` and names the command that resumes the run.
+
+    ``backend``: made before a new run's dir existed; a resume makes the one its start names."""
     try:
         with sigterm_as_interrupt():
-            return _bisect(source, kw, rd, replay=replay, labels=labels, default_skip=default_skip)
+            return _bisect(source, kw, rd, replay=replay, labels=labels, default_skip=default_skip,
+                           backend=backend)  # fmt: skip
     except KeyboardInterrupt:
         import contextlib
         import signal
@@ -379,7 +388,7 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
 
 
 def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None,
-            labels: list[str] | None, default_skip: tuple[int, ...]) -> int:  # fmt: skip
+            labels: list[str] | None, default_skip: tuple[int, ...], backend: Any) -> int:  # fmt: skip
     from sleuth.bisect.driver import Driver
     from sleuth.bisect.secrecy import hidden, hidden_labels, public, scrubbed
     from sleuth.cli._bisect_flags import spec_and_options
@@ -395,7 +404,8 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
     quiet = kw.get("as_json", False)
     con = None if quiet else err_console()
     if con is not None:
-        con.print(f"[bold]sleuth bisect {source.kind}[/] -> {escape(str(rd.path))}", soft_wrap=True)
+        on = "" if opts.backend.is_local else f" on {escape(public(opts.backend.describe(), secrets))}"
+        con.print(f"[bold]sleuth bisect {source.kind}[/]{on} -> {escape(str(rd.path))}", soft_wrap=True)
         for step in getattr(source, "stepped", None) or []:
             why = escape(public(step["reason"], secrets))
             con.print(f"note: {escape(step['version'])} does not install, the older end moves on: {why}",
@@ -418,7 +428,8 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
             con.print(line, markup=True, highlight=False, soft_wrap=True)
 
     try:
-        driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels)
+        driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels,
+                        backend=backend)  # fmt: skip
         if con is not None:
             driver.on_stage = lambda text: con.print(f"[bold]{escape(text)}[/]", soft_wrap=True,
                                                      highlight=False)  # fmt: skip
