@@ -419,3 +419,77 @@ def test_cancel_scancels_a_step_that_lost_its_srun(slurm: None, tmp_path: Path) 
         assert _gone(tag, []) == ([], [])
     finally:
         subprocess.run(["scancel", alloc], check=False)
+
+
+@pytest.mark.slurm
+def test_through_the_engine_with_prepare_and_metrics(slurm: None, tmp_path: Path) -> None:
+    """The engine's path: prepare on this host, the prepared spec on the node, a metric regex, the
+    judged trial written to result.json and the journal."""
+    from sleuth.engine import Engine
+    from sleuth.journal import RunDir, read_journal
+    from sleuth.model import Outcome
+    from sleuth.oracle import OracleConfig, build_oracle
+
+    metric = MetricSpec(name="loss", pattern=re.compile(r"loss=([0-9.]+)"))
+
+    def prepare(trial_dir: Path) -> TrialSpec:
+        (tmp_path / "prepared").write_text(trial_dir.name)
+        return _spec("print('loss=0.25'); raise SystemExit(1)", metrics=(metric,))
+
+    rd = RunDir.create(tmp_path, "test", "slurm")
+    try:
+        with Engine(SlurmBackend(1), build_oracle(OracleConfig()), rd) as engine:
+            engine.submit(TrialSpec(argv=("never-run",)), "t1", prepare=prepare)
+            (trial,) = list(engine.completed())
+    finally:
+        rd.close()
+    assert (tmp_path / "prepared").read_text() == "t1"
+    assert (trial.outcome, trial.result.rc, dict(trial.result.metrics)) == (Outcome.FAIL, 1, {"loss": 0.25})
+    record = json.loads((rd.path / "trials" / "t1" / "result.json").read_text())
+    assert record["argv"][1:] == ["-c", "print('loss=0.25'); raise SystemExit(1)"]
+    assert [
+        e["trial"]["outcome"] for e in read_journal(rd.path / "journal.jsonl") if e.get("event") == "trial"
+    ] == ["fail"]
+
+
+@pytest.mark.slurm
+def test_a_pyxis_trial_is_refused(slurm: None, tmp_path: Path) -> None:
+    backend = SlurmBackend(1)
+    try:
+        fut = backend.submit(TrialSpec(argv=("/usr/bin/srun", "--container-image=x", "true")), tmp_path / "p")
+        with pytest.raises(
+            UsageError, match=r"runs srun itself \(the pyxis environment\): it cannot run inside"
+        ):
+            fut.result(timeout=60)
+    finally:
+        backend.close()
+
+
+@pytest.mark.slurm
+def test_a_node_without_sleuth_is_the_trials_error(slurm: None, tmp_path: Path) -> None:
+    """The interpreter on the node cannot import sleuth: the ERROR says why, not srun's "exit code 1"."""
+    python = tmp_path / "python"
+    python.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'sleuth'\" >&2\nexit 1\n")
+    python.chmod(0o755)
+    backend = SlurmBackend(1, options={"python": str(python)})
+    try:
+        res = backend.submit(_spec("print(1)"), tmp_path / "n").result(timeout=120)
+    finally:
+        backend.close()
+    assert res.error == "node: ModuleNotFoundError: No module named 'sleuth'"
+
+
+@pytest.mark.slurm
+def test_a_controller_that_does_not_answer_is_one_line(slurm: None, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    conf = Path(os.environ["SLURM_CONF"])
+    text = re.sub(r"(?m)^SlurmctldPort=.*$", "SlurmctldPort=9", conf.read_text()) + "MessageTimeout=1\n"
+    (tmp_path / "slurm.conf").write_text(text)
+    shutil.copy(conf.parent / "gres.conf", tmp_path / "gres.conf")
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "slurm.conf"))
+    with pytest.raises(BackendUnavailable) as err:
+        SlurmBackend(1)
+    assert str(err.value) == (
+        "slurm backend: Slurm is not usable here: slurm_load_partitions: Unable to contact slurm controller "
+        "(connect failure); check `sinfo` and SLURM_CONF"
+    )

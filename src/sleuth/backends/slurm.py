@@ -66,6 +66,8 @@ _DEVICE_VARS = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEV
 #: seconds srun may take past the node's own kill sequence before it is stopped from here
 _CLIENT_GRACE_S = 15.0
 _TIME_RE = re.compile(r"\A[0-9]+(-[0-9]+)?(:[0-9]+){0,2}\Z|\AUNLIMITED\Z|\Ainfinite\Z")
+#: srun's line for a task that ended badly: the reason is on the lines before it
+_TASK_EXIT = re.compile(r"srun: error: \S+: tasks? [0-9,-]+: ")
 _NAME_RE = re.compile(r"\A[A-Za-z0-9_.,:+-]+\Z")
 
 
@@ -188,14 +190,16 @@ class _ScancelHook:
 
 
 def _srun_error(client: TrialResult) -> str:
-    """srun's failure as one line: its last ``srun: error:`` line, else its last line or exit."""
+    """srun's failure as one line: the last error line (the node's own, e.g. sleuth missing there,
+    before srun's "task 0: Exited with exit code 1"), else the last line, else the exit."""
     if client.error:
         return f"srun: {client.error}"
     lines = [ln.strip() for ln in client.stderr_tail.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if "error" in ln.lower()]
-    last = (errors or lines or [""])[-1]
+    own = [ln for ln in lines if not _TASK_EXIT.match(ln)]
+    errors = [ln for ln in own if "error" in ln.lower()]
+    last = (errors or own or lines or [""])[-1]
     if last:
-        return last[:300]
+        return (last if last.startswith("srun") else f"node: {last}")[:300]
     return f"srun exited {client.rc}" if client.signal is None else f"srun killed by signal {client.signal}"
 
 
