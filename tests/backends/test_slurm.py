@@ -395,28 +395,28 @@ def test_kill_9_then_reap_cancels_what_was_left(slurm: None, tmp_path: Path, all
 
 
 @pytest.mark.slurm
-def test_cancel_scancels_a_step_that_lost_its_srun(slurm: None, tmp_path: Path) -> None:
-    """A step whose srun was SIGKILLed runs on; the cleanup (remote.cancel) ends it by the id the node
-    recorded (scancel cannot select steps by name)."""
+def test_cancel_scancels_a_step_by_the_id_the_node_recorded(slurm: None, tmp_path: Path) -> None:
+    """A step of an allocation is cancelled by its id (scancel cannot select steps by name; a SIGKILLed
+    srun may leave its step running, so the resume's cleanup cannot count on srun)."""
     out = subprocess.run(["salloc", "--no-shell", "-n1", f"-Jsleuth-test-step-{os.getpid()}"],
                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
     alloc = re.search(r"Granted job allocation (\d+)", out.stderr).group(1)  # type: ignore[union-attr]
-    tag = f"sleuth-lost-{os.getpid()}"
+    tag = f"sleuth-step-{os.getpid()}"
     try:
         env = {**os.environ, "SLURM_JOB_ID": alloc}
-        with subprocess.Popen(
-            ["srun", f"-J{tag}", "-n1", "--exact", "sleep", "600"], env=env, start_new_session=True
-        ) as srun:
-            while not _ours(tag):
-                time.sleep(0.1)
-            srun.kill()
-        steps = subprocess.run(["squeue", "-h", "-s", "-o", "%i %j"], capture_output=True, text=True,
-                               check=True).stdout  # fmt: skip
-        step = next(ln.split()[0] for ln in steps.splitlines() if tag in ln)
-        (tmp_path / remote.STEP_FILE).write_text(step + "\n")
-        assert _ours(tag)  # it outlived its srun
-        assert remote.cancel(tmp_path, None) == 0
-        assert _gone(tag, []) == ([], [])
+        pidfile = tmp_path / "pid"
+        argv = ["srun", f"-J{tag}", "-n1", "--exact", "sh", "-c", f"echo $$ > {pidfile}; exec sleep 600"]
+        with subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL) as srun:
+            _wait_files([pidfile])
+            steps = subprocess.run(["squeue", "-h", "-s", "-o", "%i %j"], capture_output=True, text=True,
+                                   check=True).stdout  # fmt: skip
+            step = next(ln.split()[0] for ln in steps.splitlines() if tag in ln)
+            (tmp_path / remote.STEP_FILE).write_text(step + "\n")
+            (tmp_path / remote.SPEC_FILE).write_text("{}")
+            assert remote.cancel(tmp_path, None) == 0
+            assert srun.wait(timeout=60) != 0
+        assert _gone(tag, [int(pidfile.read_text())]) == ([], [])
+        assert not (tmp_path / remote.SPEC_FILE).exists()  # a spec no node read is removed too
     finally:
         subprocess.run(["scancel", alloc], check=False)
 

@@ -18,8 +18,8 @@
   sleuth (:func:`sleuth.runner.reap_orphans`).  The cleanup is ``python -m sleuth.runner --cancel
   CLIENT_DIR [NAME]`` (:func:`sleuth.remote.cancel`): ``scancel --name`` for a job of its own (each
   trial's job name is unique), ``scancel JOB.STEP`` for a step (scancel cannot select steps by name;
-  the node records its step id when it starts).  A SIGKILLed srun leaves its step running, so the
-  explicit scancel is needed.
+  the node records its step id when it starts).  An srun killed with SIGKILL may leave its step, and
+  outside an allocation leaves its job, running: the explicit scancel is needed.
 * **The command line carries no environment.**  ``TrialSpec.env`` (the child's complete environment,
   maybe secrets) goes in the spec file (JSON, mode 0600, deleted by the node as soon as it is read, and
   by the cleanup when no node read it); ``--export`` is never used (a variable of srun's own
