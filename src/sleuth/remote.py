@@ -235,13 +235,16 @@ def read_result(path: Path, spec: TrialSpec, trial_dir: Path) -> TrialResult | s
 
 
 def _error_result(client_dir: str, error: str) -> None:
-    """The node's own failure as a result the backend reads (a trial that never ran)."""
+    """The node's own failure as a result the backend reads (a trial that never ran), and on stderr,
+    which srun relays, for when the result cannot be written (a client dir the node does not see)."""
     from sleuth.runner import _HOST
 
+    print(error, file=sys.stderr)
     data = {"sleuth_result": SPEC_VERSION, "argv": [], "rc": None, "signal": None, "timed_out": False,
             "started_at": 0.0, "wall_s": 0.0, "stdout_tail": "", "stderr_tail": "", "metrics": {},
-            "series": {}, "host": _HOST, "error": error, "device": None}  # fmt: skip
-    atomic_write_text(f"{client_dir}/{RESULT_FILE}", json.dumps(data) + "\n")
+            "series": {}, "host": _HOST, "error": f"node: {error}", "device": None}  # fmt: skip
+    with contextlib.suppress(OSError):
+        atomic_write_text(f"{client_dir}/{RESULT_FILE}", json.dumps(data) + "\n")
 
 
 def _stop_on_signal(signum: int, _frame: object) -> None:
@@ -266,12 +269,16 @@ def main(argv: Sequence[str]) -> int:
             text = fh.read()
         os.unlink(spec_path)
     except OSError as exc:
-        _error_result(client_dir, f"node cannot read the spec file {spec_path}: {exc.strerror or exc}")
+        _error_result(
+            client_dir,
+            f"cannot read the spec file {spec_path}: {exc.strerror or exc} "
+            "(the run dir must be on a file system the nodes share)",
+        )
         return 2
     try:
         spec = spec_from_json(json.loads(text))
     except ValueError as exc:
-        _error_result(client_dir, f"node: {exc}")
+        _error_result(client_dir, str(exc))
         return 2
     del text
     job, step = os.environ.get("SLURM_JOB_ID"), os.environ.get("SLURM_STEP_ID")

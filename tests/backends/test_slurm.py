@@ -303,7 +303,7 @@ def test_our_timeout_fires_before_slurms(slurm: None, tmp_path: Path) -> None:
 
 
 @pytest.mark.slurm
-def test_a_refused_account_is_the_trials_error(slurm: None, tmp_path: Path) -> None:
+def test_an_srun_that_cannot_allocate_is_the_trials_error(slurm: None, tmp_path: Path) -> None:
     backend = SlurmBackend(1, options={"srun_args": "--nodelist=no-such-node"})
     try:
         res = backend.submit(_spec("print(1)"), tmp_path / "bad").result(timeout=120)
@@ -311,7 +311,7 @@ def test_a_refused_account_is_the_trials_error(slurm: None, tmp_path: Path) -> N
         backend.close()
     assert res.rc is None
     assert res.error is not None
-    assert res.error.startswith("srun: error:"), res.error
+    assert res.error == "srun: error: Unable to allocate resources: Invalid node name specified"
     assert not (tmp_path / "bad" / ".sleuth-client" / "spec.json").exists()
 
 
@@ -493,3 +493,23 @@ def test_a_controller_that_does_not_answer_is_one_line(slurm: None, tmp_path: Pa
         "slurm backend: Slurm is not usable here: slurm_load_partitions: Unable to contact slurm controller "
         "(connect failure); check `sinfo` and SLURM_CONF"
     )
+
+
+@pytest.mark.slurm
+def test_a_run_dir_the_node_does_not_see_is_the_trials_error(
+    slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node finds no spec file (no shared file system): the trial's ERROR says so in one line."""
+    backend = SlurmBackend(1)
+
+    def unshared(path: Path, spec: TrialSpec) -> None:  # the node looks elsewhere than the host wrote
+        del path, spec
+
+    monkeypatch.setattr(remote, "write_spec", unshared)
+    try:
+        res = backend.submit(_spec("print(1)"), tmp_path / "u").result(timeout=120)
+    finally:
+        backend.close()
+    assert res.error is not None
+    assert res.error.startswith(f"node: cannot read the spec file {tmp_path}/u/.sleuth-client/spec.json: ")
+    assert res.error.endswith("(the run dir must be on a file system the nodes share)")

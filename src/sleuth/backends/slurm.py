@@ -199,7 +199,7 @@ def _srun_error(client: TrialResult) -> str:
     errors = [ln for ln in own if "error" in ln.lower()]
     last = (errors or own or lines or [""])[-1]
     if last:
-        return (last if last.startswith("srun") else f"node: {last}")[:300]
+        return (last if last.startswith(("srun", "slurmstepd")) else f"node: {last}")[:300]
     return f"srun exited {client.rc}" if client.signal is None else f"srun killed by signal {client.signal}"
 
 
