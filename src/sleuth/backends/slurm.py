@@ -169,9 +169,9 @@ def srun_argv(spec: TrialSpec, trial_dir: Path, name: str, opts: SlurmOptions) -
 
 @dataclass(frozen=True, slots=True)
 class _ScancelHook:
-    """The srun client's :class:`~sleuth.model.RunHook`: its cleanup cancels the trial's Slurm job/step."""
+    """The srun client's :class:`~sleuth.model.RunHook`: its cleanup cancels the trial's Slurm job/step.
+    It runs on this host (not the node): with this sleuth's interpreter."""
 
-    python: str
     client_dir: str
     #: the job's name when the trial is a job of its own; None for a step of an allocation
     name: str | None
@@ -179,7 +179,7 @@ class _ScancelHook:
     def bind(self, spec: TrialSpec, trial_dir: Path, device: str | None) -> RunPlan:
         """srun as is; the cleanup is :func:`sleuth.remote.cancel`."""
         del trial_dir, device
-        argv = (self.python, "-m", "sleuth.runner", "--cancel", self.client_dir)
+        argv = (sys.executable, "-m", "sleuth.runner", "--cancel", self.client_dir)
         keep = {k: spec.env[k] for k in ("SLURM_CONF", "PATH", "PYTHONPATH") if k in spec.env}
         return RunPlan(spec=spec, cleanup=argv + ((self.name,) if self.name else ()), cleanup_env=keep)
 
@@ -232,7 +232,7 @@ class SlurmBackend(LocalBackend):
                 os.unlink(client / stale)
         remote.write_spec(client / remote.SPEC_FILE, spec)
         name = job_name(tdir)
-        hook = _ScancelHook(opts.python, str(client), None if self._in_allocation else name)
+        hook = _ScancelHook(str(client), None if self._in_allocation else name)
         srun = TrialSpec(
             argv=srun_argv(spec, tdir, name, opts),
             env=self._env,
