@@ -41,9 +41,8 @@ def _slurm_here() -> str | None:
     states = res.stdout.split()
     bad = ("down", "drain", "drng", "fail", "unk", "maint", "futr", "inval", "boot", "npc", "pow")
     if res.returncode != 0 or not any(not s.startswith(bad) for s in states):
-        return (
-            f"no Slurm node up: {(res.stderr or res.stdout).strip()[:200]} (start one: eval $(.ci/slurm-up))"
-        )
+        last = ((res.stderr or res.stdout).strip().splitlines() or [""])[-1][:200]
+        return f"no Slurm node up: {last} (start one: eval $(.ci/slurm-up))"
     return None
 
 
