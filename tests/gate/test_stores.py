@@ -310,6 +310,10 @@ def test_dir_store_rejects_a_corrupt_run_file(tmp_path: Path) -> None:
     (tmp_path / "d" / "s" / "r001.json").write_text("{not json")
     with pytest.raises(InfrastructureError, match=r"r001\.json"):
         store.runs("s")
+    assert store.add_run(run(2, {"m": 1.0}))  # recording is not stopped by it (the index leaves it out)
+    for last in (None, 1):  # and reads still are, even of the last run only
+        with pytest.raises(InfrastructureError, match=r"r001\.json"):
+            store.runs("s", last=last)
 
 
 def _as_an_older_sleuth_recorded(i: int, metric: str, value: float) -> Run:
