@@ -310,6 +310,10 @@ def test_dir_store_rejects_a_corrupt_run_file(tmp_path: Path) -> None:
     (tmp_path / "d" / "s" / "r001.json").write_text("{not json")
     with pytest.raises(InfrastructureError, match=r"r001\.json"):
         store.runs("s")
+    assert store.add_run(run(2, {"m": 1.0}))  # recording is not stopped by it (the index leaves it out)
+    for last in (None, 1):  # and reads still are, even of the last run only
+        with pytest.raises(InfrastructureError, match=r"r001\.json"):
+            store.runs("s", last=last)
 
 
 def _as_an_older_sleuth_recorded(i: int, metric: str, value: float) -> Run:
@@ -408,3 +412,75 @@ def test_the_last_runs_of_a_long_history_recorded_out_of_order(store_url: str) -
         assert all(r.metrics() == ["m"] for r in one)
     finally:
         store.close()
+
+
+def _loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The run files the directory store reads from now on (its one loader, wrapped)."""
+    from sleuth.gate.store.dirstore import DirStore
+
+    loaded: list[str] = []
+    real = DirStore._load
+
+    def counted(self: DirStore, path: Path) -> Run:
+        loaded.append(path.name)
+        return real(self, path)
+
+    monkeypatch.setattr(DirStore, "_load", counted)
+    return loaded
+
+
+def test_dir_store_reads_only_the_runs_a_window_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``check`` asks for the last runs: with the suite's index, only those files are read (every
+    one of 2,000 run files was read for the last 11); branch and status filters come from the index."""
+    store = open_store(f"dir://{tmp_path / 'd'}", create=True)
+    order = list(range(40))
+    order[10], order[39] = order[39], order[10]  # r039 recorded early: the time decides, not the file order
+    for i in order:
+        store.add_run(
+            run(
+                i,
+                {"m": float(i)},
+                branch="main" if i % 2 else "dev",
+                status="failure" if i == 37 else "success",
+            )
+        )
+    loaded = _loads(monkeypatch)
+    assert [r.run_id for r in store.runs("s", last=3)] == ["r037", "r038", "r039"]
+    assert sorted(loaded) == ["r037.json", "r038.json", "r039.json"]
+    loaded.clear()
+    got = store.runs("s", last=2, branch="main", statuses=[RunStatus.SUCCESS])
+    assert [r.run_id for r in got] == ["r035", "r039"] and sorted(loaded) == ["r035.json", "r039.json"]
+    assert [r.value("m") for r in got] == [35.0, 39.0]
+
+
+def test_dir_store_index_is_only_a_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store an older sleuth wrote (no index), a run rewritten by another tool, a run another job
+    recorded, an index that is not JSON or comes from another version: each file the index does not
+    hold as it is now is read, and the answer is the whole history's; the next record lists them."""
+    import json
+    import os
+
+    root = tmp_path / "d"
+    store = open_store(f"dir://{root}", create=True)
+    for i in range(10):
+        store.add_run(run(i, {"m": float(i)}))
+    folder = root / "s"
+    index = folder / ".index"
+    assert set(json.loads(index.read_text())["runs"]) == {f"r{i:03d}.json" for i in range(10)}
+    # another tool moves r002 to the newest place, keeping the file's size; its time changes
+    text = (folder / "r002.json").read_text().replace("2025-01-01T00:00:02", "2025-01-01T00:09:59")
+    (folder / "r002.json").write_text(text)
+    os.utime(folder / "r002.json", ns=(1, 1))  # even with an older modification time than indexed
+    (folder / "r077.json").write_text(json.dumps(run(77, {"m": 77.0}).to_dict()))  # not indexed
+    assert [r.run_id for r in store.runs("s", last=2)] == ["r077", "r002"]
+    for bad in ("{not json", '{"sleuth": "0.0.0-other", "runs": {}}', '{"sleuth": 1, "runs": [3]}'):
+        index.write_text(bad)
+        assert [r.run_id for r in store.runs("s", last=3)] == ["r009", "r077", "r002"]
+    index.unlink()  # a store an older sleuth wrote
+    loaded = _loads(monkeypatch)
+    assert len(store.runs("s", last=1)) == 1 and len(loaded) == 12  # read whole, as before
+    store.add_run(run(100, {"m": 1.0}))  # lists every run again
+    loaded.clear()
+    assert [r.run_id for r in store.runs("s", last=2)] == ["r100", "r002"] and len(loaded) == 2

@@ -4,24 +4,86 @@ Meant for CI artifacts and for reading with nothing but ``jq``.  Each file is wr
 (whole or absent); state documents live in ``<root>/<suite>/.state/<key>.json``.  A file that is
 not a run (hand-edited, truncated by a full disk) stops the read with its path, rather than
 silently shrinking the history a gate judges.
+
+``<root>/<suite>/.index`` (JSON, written atomically by ``record``) holds each run file's time,
+branch and status with the file's size and modification time, so a read that needs the last N runs
+loads those N files, not all of them.  It is a cache: a file it does not list or whose size or
+modification time differ (an older sleuth recorded it, two jobs recorded at once, a hand edit) is
+read as before, as is every file of a store without one, or of one written by another sleuth
+version; the next ``record`` lists them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import stat
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from sleuth import __version__
 from sleuth.errors import InfrastructureError, UsageError
 from sleuth.gate.model import Run, RunStatus, fit
-from sleuth.journal import atomic_write_json
+from sleuth.journal import atomic_write_json, atomic_write_text, json_text
 from sleuth.model import check_name
 
 __all__ = ["DirStore"]
 
 _STATE = ".state"
+#: the suite folder's index of its run files (not ``*.json``: it is no run)
+_INDEX = ".index"
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """What a read filters and orders a run file by, and the file's size and time it was taken from."""
+
+    size: int
+    mtime_ns: int
+    created_at: str
+    branch: str | None
+    status: RunStatus
+
+    @classmethod
+    def of(cls, run: Run, st: os.stat_result) -> _Entry:
+        return cls(st.st_size, st.st_mtime_ns, run.created_at, run.branch, run.status)
+
+    def fresh(self, st: os.stat_result) -> bool:
+        return self.size == st.st_size and self.mtime_ns == st.st_mtime_ns
+
+
+def _run_files(folder: Path) -> list[tuple[Path, os.stat_result]]:
+    """The folder's run files with their stat, in modification order (the recording order)."""
+    found = []
+    for path in folder.glob("*.json"):
+        try:
+            st = path.stat()
+        except OSError:  # removed since the listing
+            continue
+        if stat.S_ISREG(st.st_mode):
+            found.append((path, st))
+    found.sort(key=lambda f: f[1].st_mtime_ns)
+    return found
+
+
+def _read_index(folder: Path) -> dict[str, _Entry]:
+    """The folder's index; empty when absent, unreadable or written by another sleuth version
+    (whose reading of a run, its time in UTC and its scrubbed branch, may differ from this one's)."""
+    try:
+        doc = json.loads((folder / _INDEX).read_text(encoding="utf-8"))
+        if doc.get("sleuth") != __version__ or not isinstance(doc.get("runs"), dict):
+            return {}
+        out = {}
+        for name, (size, mtime_ns, created, branch, status) in doc["runs"].items():
+            typed = isinstance(size, int) and isinstance(mtime_ns, int) and isinstance(created, str)
+            if typed and (branch is None or isinstance(branch, str)):
+                out[name] = _Entry(size, mtime_ns, created, branch, RunStatus(status))
+        return out
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError):
+        return {}
 
 
 def _safe_key(key: str) -> str:
@@ -53,7 +115,26 @@ class DirStore:
             atomic_write_json(path, run.to_dict())
         except OSError as exc:
             raise InfrastructureError(f"--db {self.display}: cannot write {path}: {exc.strerror}") from None
+        self._reindex(path.parent)
         return True
+
+    def _reindex(self, folder: Path) -> None:
+        """Rewrite the folder's index: its entries that still hold, and the files it did not list
+        (all of them, the first time: an older store), read now.  A file that is not a run is left
+        out (a read stops at it with its path); two jobs recording at once may each leave out the
+        other's run, which reads then read from its file."""
+        index = _read_index(folder)
+        runs: dict[str, list[Any]] = {}
+        for path, st in _run_files(folder):
+            entry = index.get(path.name)
+            if entry is None or not entry.fresh(st):
+                try:
+                    entry = _Entry.of(self._load(path), st)
+                except InfrastructureError:
+                    continue
+            runs[path.name] = [entry.size, entry.mtime_ns, entry.created_at, entry.branch, entry.status.value]
+        with contextlib.suppress(OSError):  # a cache: reads do without it
+            atomic_write_text(folder / _INDEX, json_text({"sleuth": __version__, "runs": runs}, indent=None))
 
     def has_run(self, suite: str, run_id: str) -> bool:
         """Whether the run's file exists."""
@@ -84,26 +165,34 @@ class DirStore:
     ) -> list[Run]:
         """The suite's runs, oldest first (by creation time, then file modification order).
 
-        Every file is read (a file that is not a run stops the read), but only the runs returned
-        are kept in memory, with only the samples of ``metrics`` when given: a history of 1,000 runs
-        of 10,000 metrics held every sample of every run to return the last 53 (or one metric).
+        Each run is filtered and ordered by its index entry (see the module doc), so with ``last``
+        only the runs returned are loaded; a file the index does not hold is read (a file that is
+        not a run stops the read).  Only the runs returned are kept in memory, with only the
+        samples of ``metrics`` when given.
         """
         folder = self._suite_dir(suite)
         if not folder.is_dir():
             return []
-        files = sorted((p for p in folder.glob("*.json") if p.is_file()), key=lambda p: p.stat().st_mtime_ns)
+        index = _read_index(folder)
         wanted = None if metrics is None else set(metrics)
+        keep_loaded = last is None or wanted is not None
         kept: list[tuple[str, int, Path, Run | None]] = []
-        for i, path in enumerate(files):
-            r = self._load(path)
-            if (branch is not None and r.branch != branch) or (
-                statuses is not None and r.status not in statuses
+        for i, (path, st) in enumerate(_run_files(folder)):
+            r: Run | None = None
+            entry = index.get(path.name)
+            if entry is None or not entry.fresh(st):
+                r = self._load(path)
+                entry = _Entry.of(r, st)
+            if (branch is not None and entry.branch != branch) or (
+                statuses is not None and entry.status not in statuses
             ):
                 continue
-            if wanted is not None:
-                r = replace(r, samples=tuple(x for x in r.samples if x.metric in wanted))
+            if keep_loaded:
+                r = r if r is not None else self._load(path)
+                if wanted is not None:
+                    r = replace(r, samples=tuple(x for x in r.samples if x.metric in wanted))
             # in UTC (Run.public); ties keep the recording order
-            kept.append((r.created_at, i, path, r if last is None or wanted is not None else None))
+            kept.append((entry.created_at, i, path, r if keep_loaded else None))
             if last and len(kept) > 4 * last + 64:  # bounded: keep the newest so far
                 kept.sort(key=lambda k: (k[0], k[1]))
                 del kept[:-last]
