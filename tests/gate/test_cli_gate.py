@@ -557,3 +557,39 @@ def test_incremental_changepoints_after_a_backfilled_run_are_the_from_scratch_on
     assert inc == sleuth(*args).json()["change_points"]  # the state was rebuilt: the whole series once more
     assert [(c["index"], c["run_id"]) for c in inc] == [(30, "r30")]  # not slid onto r29
     assert sleuth(*args, "--incremental").json()["change_points"] == []  # and then reported once
+
+
+def test_a_large_table_shows_the_rows_that_need_a_look_and_counts_the_rest(
+    sleuth: Callable, tmp_path: Path
+) -> None:
+    # 250 steady metrics and one noisy one: the terminal and the job summary list the noisy one and
+    # count the others (nobody reads 251 rows; GitHub drops a summary over 1 MiB), --json lists all
+    files = []
+    for i in range(10):
+        p = tmp_path / f"run{i:02d}.csv"
+        rows = [f"m{j:03d},{100.0 + 0.001 * (i % 2)},s" for j in range(250)]
+        rows.append(f"noisy,{100.0 + 3 * (i % 2)},s")
+        p.write_text("metric,value,unit\n" + "\n".join(rows) + "\n")
+        files.append(p)
+    db = f"dir://{tmp_path / 'd'}"
+    _record_all(sleuth, db, files)
+    md, summary = tmp_path / "grad.md", tmp_path / "summary.md"
+    r = sleuth(
+        "gate",
+        "graduate",
+        "--suite",
+        "s",
+        "--markdown",
+        md,
+        "--db",
+        db,
+        env={"GITHUB_STEP_SUMMARY": str(summary)},
+    )
+    assert r.rc == 0, r.stderr
+    assert "noisy" in r.stdout and "m000" not in r.stdout
+    assert "250 metric(s) not shown (250 OK); --json lists every one" in r.stdout
+    text = md.read_text()
+    assert "| `noisy` |" in text and "`m000`" not in text and "250 metric(s) not shown (250 OK)" in text
+    assert summary.read_text() == text + "\n"
+    doc = sleuth("gate", "graduate", "--suite", "s", "--json", "--db", db).json()
+    assert len(doc["metrics"]) == 251

@@ -55,10 +55,13 @@ def graduation_table(suite: str, results: list[Any], mode: str, n: int) -> None:
     if not results:
         con.print(f"[yellow]INSUFFICIENT[/]: no runs recorded for suite {escape(suite)} yet ({mode} mode)")
         return
+    from sleuth.gate.render import shown_rows
+
     t = Table(title=f"graduation of {suite} ({n} runs, {mode} mode)", title_justify="left")
     for col in ("metric", "verdict", "runs", "CV", "upper bound", "target", "runs needed", "why"):
         t.add_column(col, overflow="fold")
-    for r in results:
+    shown = shown_rows(results, lambda r: r.verdict.value)
+    for r in shown.rows:
 
         def pct(x: float | None) -> str:
             return "-" if x is None else ("unbounded" if math.isinf(x) else f"{x:.3%}")
@@ -74,7 +77,7 @@ def graduation_table(suite: str, results: list[Any], mode: str, n: int) -> None:
             needed,
             escape(r.reason),
         )
-    con.print(t)
+    _print_cut(t, shown)
 
 
 def check_table(report: Any) -> None:
@@ -85,10 +88,13 @@ def check_table(report: Any) -> None:
     if not report.results:
         con.print(f"[yellow]INSUFFICIENT[/]: no recorded runs of {escape(report.suite)} match the policy yet")
         return
+    from sleuth.gate.render import shown_rows
+
     t = Table(title=f"check of {report.suite} ({report.runs} runs)", title_justify="left")
     for col in ("metric", "verdict", "mode", "runs", "findings"):
         t.add_column(col, overflow="fold")
-    for r in report.results:
+    shown = shown_rows(report.results, lambda r: r.verdict.value)
+    for r in shown.rows:
         found = "\n".join(
             f"{f.check}: [{STYLE[f.verdict.value]}]{f.verdict.value}[/] {escape(f.summary)}"
             for f in r.findings
@@ -96,7 +102,15 @@ def check_table(report: Any) -> None:
         t.add_row(
             escape(r.metric), f"[{STYLE[r.verdict.value]}]{r.verdict.value}[/]", r.mode, str(r.runs), found
         )
-    con.print(t)
+    _print_cut(t, shown)
+
+
+def _print_cut(table: Any, shown: Any) -> None:
+    """A table, then the line saying which rows it left out."""
+    con = console()
+    con.print(table)
+    if shown.hidden:
+        con.print(shown.note(), style="dim", markup=False, highlight=False)
 
 
 def cp_table(title: str, data: dict[str, Any], found: list[Any], labels: tuple[str, ...]) -> None:
@@ -131,13 +145,14 @@ def baseline_table(rows: list[Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from sleuth.gate.render import change_text
+    from sleuth.gate.render import change_text, shown_rows
 
     t = Table(title="baseline diff", title_justify="left")
     for col in ("metric", "status", "committed", "now", "change", "tolerance"):
         t.add_column(col, overflow="fold")
     style = {"same": "dim", "moved": "bold yellow", "new": "cyan", "gone": "magenta"}
-    for r in rows:
+    shown = shown_rows(rows, lambda r: r.status)
+    for r in shown.rows:
         t.add_row(
             escape(r.metric),
             f"[{style[r.status]}]{r.status}[/]",
@@ -146,4 +161,4 @@ def baseline_table(rows: list[Any]) -> None:
             change_text(r.old, r.new),
             r.tolerance or "-",
         )
-    console().print(t)
+    _print_cut(t, shown)

@@ -6,9 +6,10 @@ Pure functions from results to text; the CLI decides where the text goes.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sleuth.gate.baseline import BaselineRow
 from sleuth.gate.changepoint import ChangePoint
@@ -18,7 +19,9 @@ from sleuth.gate.model import Graduation, Verdict
 from sleuth.model import printable
 
 __all__ = [
+    "TABLE_ROWS",
     "Case",
+    "Shown",
     "baseline_markdown",
     "change_text",
     "changepoints_markdown",
@@ -27,7 +30,16 @@ __all__ = [
     "graduation_cases",
     "graduation_markdown",
     "junit_xml",
+    "shown_rows",
 ]
+
+T = TypeVar("T")
+
+#: rows a table shows before it keeps only the rows that need a look: nobody reads 10,000 rows on a
+#: terminal (rich spent 6 s laying them out), and GitHub drops a step summary over 1 MiB whole
+TABLE_ROWS = 200
+#: how much a label needs a look, for choosing the rows shown (0: fine; higher first)
+_SEVERITY = {"FAIL": 3, "OVER": 3, "moved": 3, "INCONCLUSIVE": 2, "gone": 2, "INSUFFICIENT": 1, "new": 1}
 
 _ICON = {
     "PASS": "✅",
@@ -42,6 +54,42 @@ _ICON = {
 def _cell(text: Any) -> str:
     """A markdown table cell: pipes escaped, newlines flattened."""
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """The rows a table shows and how many of each label it leaves out."""
+
+    rows: tuple[Any, ...]
+    hidden: tuple[tuple[str, int], ...] = ()
+
+    def note(self) -> str:
+        """The line under a cut table ("" when nothing was left out)."""
+        if not self.hidden:
+            return ""
+        total = sum(n for _, n in self.hidden)
+        parts = ", ".join(f"{n:,} {label}" for label, n in self.hidden)
+        return f"{total:,} metric(s) not shown ({parts}); --json lists every one"
+
+
+def shown_rows(rows: Sequence[T], label: Callable[[T], str], limit: int = TABLE_ROWS) -> Shown:
+    """At most ``limit`` of ``rows`` for a table, in their order: all of them when they fit, else the
+    ones that most need a look (FAIL before INCONCLUSIVE before INSUFFICIENT; PASS rows last)."""
+    if len(rows) <= limit:
+        return Shown(tuple(rows))
+    ranked = sorted(range(len(rows)), key=lambda i: -_SEVERITY.get(label(rows[i]), 0))
+    keep = sorted(i for i in ranked[:limit] if _SEVERITY.get(label(rows[i]), 0) > 0)
+    kept = set(keep)
+    hidden = Counter(label(r) for i, r in enumerate(rows) if i not in kept)
+    order = sorted(hidden, key=lambda k: (-_SEVERITY.get(k, 0), k))
+    return Shown(tuple(rows[i] for i in keep), tuple((k, hidden[k]) for k in order))
+
+
+def _cut(lines: list[str], shown: Shown) -> str:
+    """A markdown table's lines, with the note of what was left out."""
+    if shown.hidden:
+        lines += ["", f"_{shown.note()}_"]
+    return "\n".join(lines) + "\n"
 
 
 def change_text(before: float | None, after: float | None) -> str:
@@ -71,13 +119,14 @@ def graduation_markdown(suite: str, results: Sequence[GraduationResult], *, mode
         "| metric | verdict | runs | CV | upper bound | target | runs needed | why |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in results:
+    shown = shown_rows(results, lambda r: r.verdict.value)
+    for r in shown.rows:
         needed = "-" if r.verdict is Graduation.OK else ("?" if r.needed is None else str(r.needed))
         lines.append(
             f"| `{_cell(r.metric)}` | {_ICON[r.verdict.value]} {r.verdict.value} | {r.runs} | {_pct(r.cv)} "
             f"| {_pct(r.upper)} | {_pct(r.target)} | {needed} | {_cell(r.reason)} |"
         )
-    return "\n".join(lines) + "\n"
+    return _cut(lines, shown)
 
 
 def check_markdown(report: CheckReport) -> str:
@@ -90,13 +139,14 @@ def check_markdown(report: CheckReport) -> str:
         return "\n".join(lines) + "\n"
     lines += [f"**{head}** (exit {report.exit_code()})", ""]
     lines += ["| metric | verdict | mode | runs | findings |", "|---|---|---|---|---|"]
-    for r in report.results:
+    shown = shown_rows(report.results, lambda r: r.verdict.value)
+    for r in shown.rows:
         found = "<br>".join(f"{f.check}: {f.verdict.value}: {_cell(f.summary)}" for f in r.findings)
         lines.append(
             f"| `{_cell(r.metric)}` | {_ICON[r.verdict.value]} {r.verdict.value} | {r.mode} | {r.runs} "
             f"| {found} |"
         )
-    return "\n".join(lines) + "\n"
+    return _cut(lines, shown)
 
 
 def changepoints_markdown(title: str, n: int, cps: Sequence[ChangePoint], labels: Sequence[str] = ()) -> str:
@@ -119,12 +169,13 @@ def baseline_markdown(path: str, rows: Sequence[BaselineRow]) -> str:
     """What moved against a committed baseline file."""
     lines = [f"### sleuth gate baseline diff: `{_cell(path)}`", ""]
     lines += ["| metric | status | committed | now | change | tolerance |", "|---|---|---|---|---|---|"]
-    for r in rows:
+    shown = shown_rows(rows, lambda r: r.status)
+    for r in shown.rows:
         old = "-" if r.old is None else f"{r.old:g}"
         new = "-" if r.new is None else f"{r.new:g}"
         ch = change_text(r.old, r.new)
         lines.append(f"| `{_cell(r.metric)}` | {r.status} | {old} | {new} | {ch} | {r.tolerance or '-'} |")
-    return "\n".join(lines) + "\n"
+    return _cut(lines, shown)
 
 
 @dataclass(frozen=True, slots=True)
