@@ -186,7 +186,7 @@ def _in_this_job(
                 )
             return list(findings), notes
         start = min(firsts) - START_MARGIN_S
-        origin = f"the logs' first time less {START_MARGIN_S / 60:g} minutes"
+        origin = f"the logs' earliest time less {START_MARGIN_S / 60:g} minutes"
     untimed = [f.file for f in findings if f.timestamp is None and f.file not in uptime]
     if untimed:
         files = list(dict.fromkeys(untimed))

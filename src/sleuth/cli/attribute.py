@@ -115,7 +115,7 @@ def _render(report: Any) -> None:
     "--job-start",
     metavar="TIME",
     help="When the job started (ISO 8601 or seconds since the epoch): earlier lines, such as an "
-    "earlier job's Xid in a node's dmesg, are ignored. Default: the logs' first time less 10 minutes.",
+    "earlier job's Xid in a node's dmesg, are ignored. Default: the logs' earliest time less 10 minutes.",
 )
 @click.option("--list-signatures", is_flag=True, help="List the catalog's signatures and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
