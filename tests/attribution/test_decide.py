@@ -147,6 +147,35 @@ def test_no_progress_cycles_stop() -> None:
     assert catalog_verdict([hw], hist, POLICY, None).verdict.action is Action.RESTART  # unknown progress
 
 
+def test_a_root_from_before_the_inferred_start_is_inconclusive_never_a_stop_by_itself() -> None:
+    # an earlier job's OOM (or Xid) kept because this job's own root is ambiguous: not blamed
+    old_oom = replace(
+        f("cuda.oom", cls=SignatureClass.SOFTWARE, action=CatalogAction.STOP, file="n.log", ts=1.0),
+        before_start=True,
+    )
+    iam = f("cuda.illegal_address", cls=SignatureClass.AMBIGUOUS, file="rank0.log", line=2, ts=9.0, rank=0)
+    cat = catalog_verdict([iam, old_oom], [], POLICY, None)
+    assert cat.root == old_oom and cat.verdict.action is Action.UNKNOWN and cat.rule == "before-start"
+    assert cat.verdict.reason.startswith(
+        "inconclusive: the root cuda.oom [software] at n.log:1 is from before"
+    )
+    assert "this job's own root would be cuda.illegal_address [ambiguous] at rank0.log:2 (rank 0)" in (
+        cat.verdict.reason
+    )
+    same = [CycleRecord(cycle=i, root="cuda.oom", progress=None, action=Action.UNKNOWN) for i in range(5)]
+    assert catalog_verdict([iam, old_oom], same, POLICY, None).rule == "before-start"  # no retry budget
+    stalled = [CycleRecord(cycle=i, root=None, progress=False, action=Action.RESTART) for i in range(2)]
+    assert catalog_verdict([iam, old_oom], stalled, POLICY, False).rule == "no-progress"
+    xid = replace(f("nvidia.xid.79", action=CatalogAction.EXCLUDE_NODE, file="n.log"), before_start=True)
+    cat = catalog_verdict([xid], [], POLICY, None)
+    assert "this job's logs hold no root" in cat.verdict.reason
+    assert cat.advice == (
+        "check the node of n.log: exclude it (or reset its GPU) if the fault is still there",
+    )
+    d, _ = decide([xid], [], POLICY, external=[SourceVerdict(name="llm", action=Action.RESTART, reason="r")])
+    assert d.action is Action.RESTART and d.decided_by == "llm"  # the catalog abstains; a source may decide
+
+
 def test_only_cascades_and_nothing() -> None:
     c = f("nccl.remote_error", Role.CASCADE, SignatureClass.CASCADE)
     cat = catalog_verdict([c], [], POLICY, None)
