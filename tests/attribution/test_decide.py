@@ -35,6 +35,7 @@ def f(
     rank: int | None = None,
     peer_symptom: bool = False,
     attempt: int | None = None,
+    before_start: bool = False,
 ) -> Finding:
     return Finding(
         file=file,
@@ -48,6 +49,7 @@ def f(
         text=sig,
         peer_symptom=peer_symptom,
         attempt=attempt,
+        before_start=before_start,
     )
 
 
@@ -234,6 +236,7 @@ finding = st.builds(
     rank=st.one_of(st.none(), st.integers(0, 7)),
     peer_symptom=st.booleans(),
     attempt=st.one_of(st.none(), st.integers(0, 3)),
+    before_start=st.booleans(),
 )
 record = st.builds(
     CycleRecord,
@@ -280,8 +283,13 @@ def test_stop_only_for_the_listed_reasons(
             assert cat.root.cls in POLICY.deterministic_classes
         if cat.rule == "no-progress":
             assert progress is False
+        if cat.root is not None and cat.root.before_start:  # never blamed: only no progress stops
+            assert cat.rule == "no-progress"
     else:
-        assert cat.rule in ("restart", "cascade-only", "no-match")
+        assert cat.rule in ("restart", "cascade-only", "no-match", "before-start")
+        assert (cat.rule == "before-start") == (cat.root is not None and cat.root.before_start)
+        if cat.rule == "before-start":
+            assert cat.verdict.action is Action.UNKNOWN and cat.verdict.reason.startswith("inconclusive: ")
 
 
 @settings(max_examples=400, deadline=None)
