@@ -137,6 +137,63 @@ def test_an_earlier_jobs_xid_in_a_nodes_dmesg_is_not_blamed_on_this_job(
     )
 
 
+def test_an_xid_from_before_the_inferred_start_is_inconclusive_not_blamed(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    # no --job-start, and this job's only root is an illegal address (ambiguous): the node's Xid
+    # from two days before was kept (a GPU that failed while the job started looks the same) and
+    # blamed as this job's cause: RESTART, "exclude the node", exit 0
+    (tmp_path / "rank0.log").write_text("2026-12-01T12:00:00Z iteration 1\n2026-12-01T12:10:00Z " + IAM)
+    (tmp_path / "node7-dmesg.log").write_text(
+        "[Mon Nov 30 03:12:09 2026] NVRM: Xid (PCI:0000:3b:00): 79, pid=2231, GPU has fallen off the bus.\n"
+    )
+    res = sleuth("attribute", "rank0.log", "node7-dmesg.log", "--json")
+    doc = res.json()
+    assert res.rc == 3 and doc["decision"]["action"] == "UNKNOWN", doc["decision"]
+    assert doc["decision"]["effective_action"] == "RESTART" and doc["decision"]["rule"] == "before-start"
+    reason = doc["decision"]["reason"]
+    assert reason.startswith(
+        "inconclusive: the root nvidia.xid.79 [hardware] at node7-dmesg.log:1 is from before"
+    )
+    assert "this job's own root would be cuda.illegal_address [ambiguous] at rank0.log:2" in reason
+    assert doc["root"]["signature"] == "nvidia.xid.79" and doc["root"]["before_start"] is True
+    assert [f["before_start"] for f in doc["findings"]] == [False, True]
+    assert not any(a.startswith("exclude the node") for a in doc["decision"]["advice"])
+    text = sleuth("attribute", "rank0.log", "node7-dmesg.log")
+    assert text.rc == 3 and "(timestamp, before the job's inferred start)" in text.stdout
+    # the start given, either way: a confident answer
+    before = sleuth(
+        "attribute", "rank0.log", "node7-dmesg.log", "--job-start", "2026-11-29T00:00:00Z", "--json"
+    )
+    assert before.rc == 0 and before.json()["decision"]["rule"] == "restart"
+    assert before.json()["root"]["before_start"] is False
+    after = sleuth(
+        "attribute", "rank0.log", "node7-dmesg.log", "--job-start", "2026-12-01T11:55:00Z", "--json"
+    )
+    assert after.json()["root"]["signature"] == "cuda.illegal_address"
+
+
+def test_the_inferred_start_is_the_earliest_time_of_a_logs_head_not_its_first(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    # rank logs merged one after the other: rank 1's failure (12:30) is the first line, rank 0's
+    # first iteration (12:00) follows.  The start was read from the first line (12:30 less 10
+    # minutes), so the Xid this job's GPU raised at 12:05 was left out as an earlier job's and
+    # rank 1's OOM, a consequence, was blamed: STOP
+    (tmp_path / "merged.log").write_text(
+        "[rank1]: 2026-12-01T12:30:00Z torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"
+        "[rank0]: 2026-12-01T12:00:00Z iteration 1\n"
+        "[rank0]: 2026-12-01T12:29:00Z iteration 900\n"
+    )
+    (tmp_path / "node7-dmesg.log").write_text(
+        "[Tue Dec  1 12:05:00 2026] NVRM: Xid (PCI:0000:3b:00): 79, pid=2231, GPU has fallen off the bus.\n"
+    )
+    res = sleuth("attribute", "merged.log", "node7-dmesg.log", "--json")
+    doc = res.json()
+    assert doc["root"]["signature"] == "nvidia.xid.79" and doc["decision"]["action"] == "RESTART", doc
+    assert not any("before the job" in n for n in doc["notes"]), doc["notes"]
+
+
 def test_exit_codes(sleuth: Callable[..., Any], tmp_path: Path) -> None:
     (tmp_path / "oom.log").write_text("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1 GiB\n")
     (tmp_path / "clean.log").write_text("iteration 1\niteration 2\n")

@@ -35,6 +35,7 @@ def f(
     rank: int | None = None,
     peer_symptom: bool = False,
     attempt: int | None = None,
+    before_start: bool = False,
 ) -> Finding:
     return Finding(
         file=file,
@@ -48,6 +49,7 @@ def f(
         text=sig,
         peer_symptom=peer_symptom,
         attempt=attempt,
+        before_start=before_start,
     )
 
 
@@ -147,6 +149,35 @@ def test_no_progress_cycles_stop() -> None:
     assert catalog_verdict([hw], hist, POLICY, None).verdict.action is Action.RESTART  # unknown progress
 
 
+def test_a_root_from_before_the_inferred_start_is_inconclusive_never_a_stop_by_itself() -> None:
+    # an earlier job's OOM (or Xid) kept because this job's own root is ambiguous: not blamed
+    old_oom = replace(
+        f("cuda.oom", cls=SignatureClass.SOFTWARE, action=CatalogAction.STOP, file="n.log", ts=1.0),
+        before_start=True,
+    )
+    iam = f("cuda.illegal_address", cls=SignatureClass.AMBIGUOUS, file="rank0.log", line=2, ts=9.0, rank=0)
+    cat = catalog_verdict([iam, old_oom], [], POLICY, None)
+    assert cat.root == old_oom and cat.verdict.action is Action.UNKNOWN and cat.rule == "before-start"
+    assert cat.verdict.reason.startswith(
+        "inconclusive: the root cuda.oom [software] at n.log:1 is from before"
+    )
+    assert "this job's own root would be cuda.illegal_address [ambiguous] at rank0.log:2 (rank 0)" in (
+        cat.verdict.reason
+    )
+    same = [CycleRecord(cycle=i, root="cuda.oom", progress=None, action=Action.UNKNOWN) for i in range(5)]
+    assert catalog_verdict([iam, old_oom], same, POLICY, None).rule == "before-start"  # no retry budget
+    stalled = [CycleRecord(cycle=i, root=None, progress=False, action=Action.RESTART) for i in range(2)]
+    assert catalog_verdict([iam, old_oom], stalled, POLICY, False).rule == "no-progress"
+    xid = replace(f("nvidia.xid.79", action=CatalogAction.EXCLUDE_NODE, file="n.log"), before_start=True)
+    cat = catalog_verdict([xid], [], POLICY, None)
+    assert "this job's logs hold no root" in cat.verdict.reason
+    assert cat.advice == (
+        "check the node of n.log: exclude it (or reset its GPU) if the fault is still there",
+    )
+    d, _ = decide([xid], [], POLICY, external=[SourceVerdict(name="llm", action=Action.RESTART, reason="r")])
+    assert d.action is Action.RESTART and d.decided_by == "llm"  # the catalog abstains; a source may decide
+
+
 def test_only_cascades_and_nothing() -> None:
     c = f("nccl.remote_error", Role.CASCADE, SignatureClass.CASCADE)
     cat = catalog_verdict([c], [], POLICY, None)
@@ -205,6 +236,7 @@ finding = st.builds(
     rank=st.one_of(st.none(), st.integers(0, 7)),
     peer_symptom=st.booleans(),
     attempt=st.one_of(st.none(), st.integers(0, 3)),
+    before_start=st.booleans(),
 )
 record = st.builds(
     CycleRecord,
@@ -251,8 +283,13 @@ def test_stop_only_for_the_listed_reasons(
             assert cat.root.cls in POLICY.deterministic_classes
         if cat.rule == "no-progress":
             assert progress is False
+        if cat.root is not None and cat.root.before_start:  # never blamed: only no progress stops
+            assert cat.rule == "no-progress"
     else:
-        assert cat.rule in ("restart", "cascade-only", "no-match")
+        assert cat.rule in ("restart", "cascade-only", "no-match", "before-start")
+        assert (cat.rule == "before-start") == (cat.root is not None and cat.root.before_start)
+        if cat.rule == "before-start":
+            assert cat.verdict.action is Action.UNKNOWN and cat.verdict.reason.startswith("inconclusive: ")
 
 
 @settings(max_examples=400, deadline=None)

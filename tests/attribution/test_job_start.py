@@ -1,8 +1,10 @@
 """The job's start and what it leaves out: given, inferred from the logs, and lines without a time.
 
 A table of jobs: a rank's log (``rank0.log``) and a node's kernel log (``node7-dmesg.log``, ``dmesg -T``
-times), each line at minutes after 12:00 (negative: before).  The root each must get, and whether a
-finding was left out as an earlier job's.
+times), each line at minutes after 12:00 (negative: before).  The root each must get, whether a
+finding was left out as an earlier job's, and the catalog's action: UNKNOWN ("inconclusive") when
+the root is from before the inferred start, kept because this job's findings do not explain the
+failure (an earlier job's Xid cannot be told from a GPU that failed while this job started).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Job:
     dmesg: tuple[tuple[int, str], ...]
     root: str | None
     left_out: bool
+    action: str
 
 
 JOBS = [
@@ -52,17 +55,34 @@ JOBS = [
         ((-2 * 24 * 60, XID),),
         "cuda.oom",
         True,
+        "STOP",
     ),
-    Job("this job's Xid, while it ran", ((0, START), (12, IAM)), ((11, XID),), "nvidia.xid.79", False),
-    Job("this job's Xid, during start-up", ((0, START), (12, IAM)), ((-3, XID),), "nvidia.xid.79", False),
+    Job(
+        "this job's Xid, while it ran",
+        ((0, START), (12, IAM)),
+        ((11, XID),),
+        "nvidia.xid.79",
+        False,
+        "RESTART",
+    ),
+    Job(
+        "this job's Xid, during start-up",
+        ((0, START), (12, IAM)),
+        ((-3, XID),),
+        "nvidia.xid.79",
+        False,
+        "RESTART",
+    ),
     # a rank that logs only when it fails: its first time is the failure's, 15 minutes after the
-    # GPU fell off the bus while the job started; the inferred start (less 10 minutes) dropped the Xid
+    # GPU fell off the bus while the job started; the inferred start (less 10 minutes) dropped the
+    # Xid.  Kept, but it cannot be told from the next case's: inconclusive
     Job(
         "a rank that logs only on failure (an ambiguous error)",
         ((15, IAM),),
         ((0, XID),),
         "nvidia.xid.79",
         False,
+        "UNKNOWN",
     ),
     Job(
         "a rank that logs only on failure (its watchdog)",
@@ -70,17 +90,20 @@ JOBS = [
         ((0, XID),),
         "nvidia.xid.79",
         False,
+        "UNKNOWN",
     ),
-    # the trade-off: without --job-start, an ambiguous error keeps an older Xid (a note says so)
+    # the trade-off: without --job-start, an ambiguous error keeps an older Xid (a note says so),
+    # and the decision says it cannot tell (it was blamed: RESTART, exclude the node)
     Job(
         "an earlier job's Xid and this job's ambiguous error",
         ((0, START), (10, IAM)),
         ((-2 * 24 * 60, XID),),
         "nvidia.xid.79",
         False,
+        "UNKNOWN",
     ),
     # this job's own root explains the failure: an older Xid is not blamed
-    Job("a rank that logs only on failure (an OOM)", ((15, OOM),), ((0, XID),), "cuda.oom", True),
+    Job("a rank that logs only on failure (an OOM)", ((15, OOM),), ((0, XID),), "cuda.oom", True, "STOP"),
 ]
 
 
@@ -93,6 +116,8 @@ def test_the_inferred_start_leaves_out_an_earlier_job_and_never_this_jobs_root(j
     report = Attributor(Settings(), env={}).attribute(logs)
     assert (report.root.signature if report.root else None) == job.root, report.notes
     assert any("from before the job started" in n for n in report.notes) == job.left_out, report.notes
+    assert report.decision.action.value == job.action, report.decision
+    assert (report.decision.rule == "before-start") == (job.action == "UNKNOWN"), report.decision
 
 
 def test_lines_without_a_time_are_kept_and_said_so_once_a_start_is_given() -> None:

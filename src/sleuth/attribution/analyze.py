@@ -4,6 +4,22 @@ Library code only (no printing).  The same function serves ``sleuth attribute``,
 background workers and ``sleuth supervise``.  Everything the :class:`Report` holds is scrubbed of
 secrets (matched lines and excerpts go through :func:`sleuth.secrets.scrub_text`), so it can be
 printed, stored in the service's database or written to ``cycles.jsonl`` as it is.
+
+An earlier job's failure in a node's dmesg (:func:`_in_this_job`).  With the job's start given
+(``--job-start``, the service's ``job_start``), findings timed before it are left out.  Without it,
+the start is inferred (the logs' earliest time less ``START_MARGIN_S``) and is a guess: a rank
+that logs only when it fails puts it after a GPU that fell off the bus while the job started.
+Findings before a guessed start are left out only when this job's own findings explain the
+failure by themselves; otherwise they are kept, and two stories fit the same logs: the Xid is
+this job's (a fault while it started, which the program saw as an illegal address) or an
+earlier job's (and this job's ambiguous error is its own, or a GPU left faulty).  Dropping the
+Xid blames the program for the first story; blaming the Xid, as was done, sends a node to be
+drained for the second, with the confidence of a finding timed inside the job.  Neither is
+honest: the kept findings are marked ``before_start``, and a root so marked makes the catalog's
+verdict UNKNOWN (rule ``before-start``: "inconclusive", acted on as RESTART, which both stories
+recommend) naming the root, this job's own candidate and how to decide (give the start); it is
+never a reason to STOP by itself (class, retry budget), while the no-progress limit still
+applies.  A source (an LLM reading the excerpt) may still decide, since the catalog abstains.
 """
 
 from __future__ import annotations
@@ -186,7 +202,7 @@ def _in_this_job(
                 )
             return list(findings), notes
         start = min(firsts) - START_MARGIN_S
-        origin = f"the logs' first time less {START_MARGIN_S / 60:g} minutes"
+        origin = f"the logs' earliest time less {START_MARGIN_S / 60:g} minutes"
     untimed = [f.file for f in findings if f.timestamp is None and f.file not in uptime]
     if untimed:
         files = list(dict.fromkeys(untimed))
@@ -203,13 +219,16 @@ def _in_this_job(
     kept = [f for f in findings if f.timestamp is None or f.timestamp >= start]
     if job_start is None and not _explains_itself(kept):
         # the start is a guess: a rank that logs only when it fails puts it after a GPU that fell
-        # off the bus while the job started, and that Xid was dropped for the illegal address it caused
+        # off the bus while the job started, and that Xid was dropped for the illegal address it
+        # caused; kept, and marked: a root from before the start is inconclusive (module docstring)
         notes.append(
             f"kept {len(early)} finding(s) from before the job's inferred start at {when} ({origin}; "
             f"{first}): this job's logs hold no root of their own that explains the failure, and a "
             "fault while the job started looks like this; give --job-start to leave them out"
         )
-        return list(findings), notes
+        return [
+            replace(f, before_start=f.timestamp is not None and f.timestamp < start) for f in findings
+        ], notes
     notes.append(f"ignored {len(early)} finding(s) from before the job started at {when} ({origin}), {first}")
     return kept, notes
 

@@ -12,6 +12,9 @@ Invariants (property-tested in ``tests/attribution/test_decide.py``):
   signature's action is STOP, (b) the same root again after its retry budget, counted over
   consecutive cycles without progress, or (c) ``max_no_progress_cycles`` cycles in a row without
   progress; everything else is RESTART (UNKNOWN when nothing matched);
+* a root timed before the job's inferred start (``Finding.before_start``: an earlier job's, or a
+  fault while this job started; see :mod:`sleuth.attribution.analyze`) is never blamed: the
+  verdict is UNKNOWN, "inconclusive" (rule ``before-start``), unless (c) says STOP;
 * aggregation over sources ignores abstentions (timeouts, errors, UNKNOWN); with no vote it is
   UNKNOWN;
 * the mode never changes ``action``: shadow makes ``effective_action`` RESTART where enforce keeps
@@ -232,7 +235,8 @@ def catalog_verdict(
             )
         return out(Action.UNKNOWN, "no known failure signature in the logs", "no-match")
     kw: dict[str, Any] = {"root": root, "ordering": ordering}
-    if root.action is CatalogAction.STOP and root.cls in policy.deterministic_classes:
+    early = root.before_start  # from before the job's inferred start: not this job's for sure
+    if not early and root.action is CatalogAction.STOP and root.cls in policy.deterministic_classes:
         return out(
             Action.STOP,
             f"{_describe(root)} is a deterministic {root.cls.value} failure: a restart repeats it",
@@ -241,7 +245,7 @@ def catalog_verdict(
         )
     budget = policy.budgets.get(root.action, 1)
     streak = _same_root_streak(root.signature, history, progress)
-    if streak >= budget:
+    if not early and streak >= budget:
         return out(
             Action.STOP,
             f"same root cause {root.signature} in the {streak} previous cycle(s) without progress "
@@ -253,9 +257,25 @@ def catalog_verdict(
         return out(
             Action.STOP, f"{stalled} cycles in a row without progress (limit {limit})", "no-progress", **kw
         )
+    who = f"rank {root.rank}" if root.rank is not None else root.file
+    if early:
+        own, _ = choose_root([f for f in findings if not f.before_start])
+        mine = f"this job's own root would be {_describe(own)}" if own else "this job's logs hold no root"
+        return out(
+            Action.UNKNOWN,
+            f"inconclusive: the root {_describe(root)} is from before this job's inferred start (an "
+            f"earlier job's, or a fault while this job started); {mine}; give the job's start "
+            "(--job-start, the service's job_start) to tell",
+            "before-start",
+            advice=(
+                (f"check the node of {who}: exclude it (or reset its GPU) if the fault is still there",)
+                if root.action is CatalogAction.EXCLUDE_NODE
+                else ()
+            ),
+            **kw,
+        )
     advice: tuple[str, ...] = ()
     if root.action is CatalogAction.EXCLUDE_NODE:
-        who = f"rank {root.rank}" if root.rank is not None else root.file
         advice = (f"exclude the node of {who} (or reset its GPU) before restarting",)
     left = budget - streak
     return out(

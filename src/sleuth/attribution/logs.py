@@ -17,8 +17,8 @@ name (``rank3.log``, ``worker_rank-3.txt``) or torchrun's ``--log-dir`` layout
 read by :func:`error_file_view`).  Timestamps are read
 where a line carries a wall-clock time (ISO 8601, ``2024-05-01 12:00:00,123``, syslog ``Oct  7
 12:58:23``, ``dmesg -T``'s ``[Tue Dec  1 12:00:02 2026]``); dmesg's seconds since boot are not
-wall-clock times and are ignored (:func:`is_uptime_line` finds such lines, :func:`head_time` a
-log's first time and whether it is a kernel log).
+wall-clock times and are ignored (:func:`is_uptime_line` finds such lines, :func:`head_time` the
+earliest time of a log's head and whether it is a kernel log).
 """
 
 from __future__ import annotations
@@ -215,20 +215,25 @@ def is_uptime_line(line: str) -> bool:
 
 
 def head_time(log: LogInput) -> tuple[bool, float | None]:
-    """``(kernel log?, first wall-clock time)`` of a log's head (its first 64 KiB): a kernel log
-    (dmesg, kern.log) has a line in a kernel format there."""
+    """``(kernel log?, earliest wall-clock time)`` of a log's head (its first 64 KiB): a kernel log
+    (dmesg, kern.log) has a line in a kernel format there.
+
+    The earliest, not the first: the lines of a log are not always in time order (rank logs
+    merged one after the other, a rank's buffered output flushed late), and its first line may be
+    the failure, long after the job started.  Only the head is read, whatever the log's size."""
     head = b""
     for block in log.chunks():
         head += block
         if len(head) >= HEAD_BYTES:
             break
-    kernel, first = False, None
+    kernel, earliest = False, None
     for raw in head[:HEAD_BYTES].decode("utf-8", "replace").splitlines():
         line = parse_rank_prefix(raw)[1]
         kernel = kernel or _KERNEL_LINE_RE.search(line) is not None
-        if first is None:
-            first = parse_timestamp(line)
-    return kernel, first
+        t = parse_timestamp(line)
+        if t is not None and (earliest is None or t < earliest):
+            earliest = t
+    return kernel, earliest
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,6 +141,9 @@ class Finding:
     peer_symptom: bool = False
     #: torchrun's attempt (``attempt_<n>`` in its ``--log-dir`` layout), or None
     attempt: int | None = None
+    #: timed before the job's start as inferred from the logs, and kept (this job's own findings
+    #: do not explain the failure): an earlier job's, or a fault while this job started
+    before_start: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form of ``--json`` and the service."""
@@ -156,6 +159,7 @@ class Finding:
             "text": self.text,
             "peer_symptom": self.peer_symptom,
             "attempt": self.attempt,
+            "before_start": self.before_start,
         }
 
     @classmethod
@@ -173,6 +177,7 @@ class Finding:
             text=str(data["text"]),
             peer_symptom=bool(data.get("peer_symptom", False)),
             attempt=data.get("attempt"),
+            before_start=bool(data.get("before_start", False)),
         )
 
 

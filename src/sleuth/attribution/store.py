@@ -6,6 +6,12 @@ request is answered 202 only after its transaction committed (WAL, ``synchronous
 service killed with ``kill -9`` and restarted loses no accepted request: :meth:`Store.unfinished`
 gives the records to analyse again.  Log texts are scrubbed of secrets before they are stored.
 Writes are serialized by one lock (SQLite has one writer anyway).
+
+Each committed write to a record bumps its *change counter* (:meth:`Store.version`: memory only,
+no I/O, a slot per hash of the key, so it stays bounded however many records there are; two keys
+sharing a slot cost a waiting request a read it did not need).  A request waiting for a record to
+change reads the counter, not the database, until it moves: only this process writes the
+database (``hold_db``), so nothing changes the record without moving it.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +41,15 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from sleuth.errors import ConfigError
 
 __all__ = ["PENDING", "Store"]
 
 PENDING, RUNNING, DONE, ERROR = "pending", "running", "done", "error"
+#: slots of the change counters (:meth:`Store.version`)
+_CHANGE_SLOTS = 4096
 
 _meta = MetaData()
 attributions = Table(
@@ -143,6 +151,20 @@ class Store:
                 if column not in {col["name"] for col in inspect(c).get_columns(table)}:
                     c.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
         self._lock = threading.Lock()
+        self._changes = [0] * _CHANGE_SLOTS
+
+    def version(self, job_id: str, cycle_id: str) -> int:
+        """The change counter of (job, cycle): it moves after each committed write to the record.
+        Memory only (no I/O, no lock): cheap enough to read on the event loop."""
+        return self._changes[hash((job_id, cycle_id)) % _CHANGE_SLOTS]
+
+    @contextlib.contextmanager
+    def _writing(self, job_id: str, cycle_id: str) -> Iterator[Connection]:
+        """One write transaction on (job, cycle), serialized; its change counter moves once it committed."""
+        with self._lock:
+            with self.engine.begin() as c:
+                yield c
+            self._changes[hash((job_id, cycle_id)) % _CHANGE_SLOTS] += 1
 
     def close(self) -> None:
         """Release the database."""
@@ -177,7 +199,7 @@ class Store:
         started is recorded in ``late_nodes`` without its logs.
         """
         now = time.time()
-        with self._lock, self.engine.begin() as c:
+        with self._writing(job_id, cycle_id) as c:
             r = c.execute(
                 select(attributions).where(
                     attributions.c.job_id == job_id, attributions.c.cycle_id == cycle_id
@@ -252,7 +274,7 @@ class Store:
     def claim(self, job_id: str, cycle_id: str) -> list[tuple[str, str, str, int | None]] | None:
         """Mark a pending record running and return its logs ``(node, name, text, cut)``; None if
         not pending."""
-        with self._lock, self.engine.begin() as c:
+        with self._writing(job_id, cycle_id) as c:
             res = c.execute(
                 update(attributions)
                 .where(
@@ -273,7 +295,7 @@ class Store:
 
     def finish(self, job_id: str, cycle_id: str, result: dict[str, Any] | None, error: str | None) -> None:
         """Store the report (or the error) and drop the logs it was made from."""
-        with self._lock, self.engine.begin() as c:
+        with self._writing(job_id, cycle_id) as c:
             c.execute(
                 update(attributions)
                 .where(attributions.c.job_id == job_id, attributions.c.cycle_id == cycle_id)
@@ -290,7 +312,7 @@ class Store:
         self, job_id: str, cycle_id: str, outcome: dict[str, Any]
     ) -> tuple[dict[str, Any] | None, bool]:
         """Record the leader's outcome once: ``(stored outcome, stored now)``, (None, False) if no record."""
-        with self._lock, self.engine.begin() as c:
+        with self._writing(job_id, cycle_id) as c:
             r = c.execute(
                 select(attributions.c.outcome).where(
                     attributions.c.job_id == job_id, attributions.c.cycle_id == cycle_id

@@ -1,8 +1,9 @@
 """``sleuth attribute LOG... [--json]``: which failure ended a job, and whether restarting can help.
 
 Exit codes: 0 the effective action is RESTART, 1 it is STOP (``--mode enforce`` and a STOP
-recommendation), 3 no known signature matched (UNKNOWN: restart is the safe default), 2 bad
-input (nothing written), 4 infrastructure.
+recommendation), 3 UNKNOWN (no known signature matched, or the root is from before the job's
+inferred start: inconclusive; restart is the safe default), 2 bad input (nothing written), 4
+infrastructure.
 """
 
 from __future__ import annotations
@@ -79,7 +80,10 @@ def _render(report: Any) -> None:
     if report.root is not None:
         r = report.root
         where = f"{r.file}:{r.line}" + (f" rank {r.rank}" if r.rank is not None else "")
-        con.print(f"  root: {r.signature} [{r.cls.value}] at {where} ({report.ordering})", markup=False)
+        early = ", before the job's inferred start" if r.before_start else ""
+        con.print(
+            f"  root: {r.signature} [{r.cls.value}] at {where} ({report.ordering}{early})", markup=False
+        )
         con.print(f"        {r.text}", markup=False)
     others = [f for f in report.findings if f is not report.root]
     if others:
@@ -115,7 +119,7 @@ def _render(report: Any) -> None:
     "--job-start",
     metavar="TIME",
     help="When the job started (ISO 8601 or seconds since the epoch): earlier lines, such as an "
-    "earlier job's Xid in a node's dmesg, are ignored. Default: the logs' first time less 10 minutes.",
+    "earlier job's Xid in a node's dmesg, are ignored. Default: the logs' earliest time less 10 minutes.",
 )
 @click.option("--list-signatures", is_flag=True, help="List the catalog's signatures and exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
