@@ -14,9 +14,11 @@ import json
 import os
 import pickle
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +28,7 @@ import pytest
 
 from sleuth.backends.ray import RayBackend
 from sleuth.errors import UsageError
-from tests.conftest import pid_alive
+from tests.conftest import pid_alive, wait_dead
 
 REPO = Path(__file__).parents[1]
 #: run as a module from the repository root: tests/ as the script's directory would shadow the stdlib
@@ -69,11 +71,12 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
     """(ray python, head address, driver env): one head for the session, its processes killed after."""
     py = _need_ray()
     tmp = tmp_path_factory.mktemp("ray")
+    rt = tempfile.mkdtemp(prefix="sleuth-ray-", dir="/tmp")  # Ray's socket paths must stay short
     env = _ray_env(tmp)
     ray_cli = str(Path(py).parent / "ray")
     log = tmp / "head.log"
     argv = [ray_cli, "start", "--head", "--block", "--num-cpus", "2", "--num-gpus", "2", "--port", "0",
-            "--disable-usage-stats", "--include-dashboard=false", "--temp-dir", str(tmp / "rt")]  # fmt: skip
+            "--disable-usage-stats", "--include-dashboard=false", "--temp-dir", rt]  # fmt: skip
     with open(log, "wb") as fh:
         head = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
@@ -96,6 +99,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
             if sig == signal.SIGTERM:
                 time.sleep(2)
         head.wait()
+        shutil.rmtree(rt, ignore_errors=True)
 
 
 def drive(py: str, env: dict[str, str], scenario: dict[str, Any], *, refused: bool = False) -> dict[str, Any]:
@@ -239,6 +243,69 @@ def test_a_private_local_instance_is_started_and_shut_down(tmp_path: Path) -> No
     out = drive(py, env, {"jobs": 1, "options": {"cpus": "0"}, "trials": trials})
     assert out["results"][0]["rc"] == 0 and out["results"][0]["stdout"] == "local\n"
     assert out["connected_after_close"] is False
+
+
+@pytest.mark.ray
+def test_after_a_kill_9_of_sleuth_reap_orphans_stops_what_its_local_ray_left(tmp_path: Path) -> None:
+    """A kill -9 of the driver: its private Ray instance dies with it and Ray kills the trial's leader;
+    the rest of the trial's tree is stopped by ``runner.reap_orphans`` (what ``--resume`` runs)."""
+    from sleuth import runner
+
+    py = _need_ray()
+    rt = tempfile.mkdtemp(prefix="sleuth-ray-", dir="/tmp")  # Ray's socket paths must stay short
+    env = {**_ray_env(tmp_path), "RAY_TMPDIR": rt}
+    run = tmp_path / "run"
+    script = (f"sleep 300 & echo $! > {tmp_path}/child; setsid sleep 301 & echo $! > {tmp_path}/esc; "
+              f"echo $$ > {tmp_path}/pid; wait")  # fmt: skip
+    scenario = {
+        "jobs": 1,
+        "options": {},
+        "trials": [{"argv": sh(script), "env": PATH_ENV, "dir": str(run / "t")}],
+    }
+    with (
+        open(tmp_path / "driver.log", "wb") as log,
+        subprocess.Popen(
+            [py, *DRIVER], stdin=subprocess.PIPE, stdout=log, stderr=log, text=True, cwd=REPO, env=env
+        ) as proc,
+    ):
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(scenario))
+        proc.stdin.close()
+        deadline = time.monotonic() + 90
+        while not (tmp_path / "pid").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.kill()
+    pids = [int((tmp_path / n).read_text()) for n in ("pid", "child", "esc")]
+    try:
+        assert wait_dead(pids[0], 30)  # the leader: Ray kills a dead worker's children
+        runner.reap_orphans(run)
+        assert not [p for p in pids if not wait_dead(p, 10)]
+    finally:
+        for p in [*pids, *_processes_with_files_under(rt)]:  # Ray's agents outlive it
+            if pid_alive(p):
+                os.kill(p, signal.SIGKILL)
+        shutil.rmtree(rt, ignore_errors=True)
+
+
+def _processes_with_files_under(root: str) -> list[int]:
+    """The processes holding a file under ``root`` open (Ray's processes write their logs there;
+    their renamed titles overwrite what /proc shows of their command line and environment)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{entry}/fd/{fd}").startswith(root + "/"):
+                    found.append(int(entry))
+                    break
+            except OSError:
+                continue
+    return found
 
 
 @pytest.mark.ray
