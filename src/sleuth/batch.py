@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sleuth.backends.local import LocalBackend
+from sleuth.backends import Backend
+from sleuth.backends.choice import make_backend
 from sleuth.engine import Engine
 from sleuth.environments import Prepared
 from sleuth.errors import UsageError
@@ -32,7 +33,7 @@ from sleuth.journal import RunDir
 from sleuth.model import Outcome, Trial
 from sleuth.oracle import build_oracle
 from sleuth.run_config import DEFAULT_MAX_TRIALS, MAX_JOBS, RunConfig, check_counts
-from sleuth.run_secrets import RunSecrets, pins_of
+from sleuth.run_secrets import RunSecrets, backend_opts_of, pins_of
 from sleuth.run_state import RunState, TrialIndex, read_state
 from sleuth.run_tally import Tally, exit_code_of
 
@@ -75,7 +76,7 @@ def record_start(config: RunConfig, run_dir: RunDir) -> tuple[RunSecrets, dict[s
     Returns the run's secrets and its config as journaled (secrets hidden).
     """
     data = config.to_dict()
-    secrets = RunSecrets.of(config.env, config.argv, pins_of(data))
+    secrets = RunSecrets.of(config.env, config.argv, pins_of(data), backend_opts_of(data))
     public = secrets.public_config(data, run_dir.path)
     run_dir.journal.append("start", config=public)
     return secrets, public
@@ -268,8 +269,12 @@ def execute(
     secrets: RunSecrets,
     on_trial: Callable[[Trial, bool], None] | None = None,
     gate: SignalGate | None = None,
+    backend: Backend | None = None,
 ) -> RunSummary:
     """Run the trials ``state`` lacks; KeyboardInterrupt stops the children and keeps the partial summary.
+
+    ``backend``: made by the caller before the run dir existed (so a bad ``--backend-opt`` left no
+    files); by default the one ``config.backend`` names.  It is closed here.
 
     With a ``gate``, signals interrupt only the loop: once it ends (normally or not), they are
     held, so the summary (short, bounded work) is always written.
@@ -286,7 +291,9 @@ def execute(
     snap_thread.start()
     oracle = build_oracle(config.oracle)
     scrub = secrets.scrub if secrets else None
-    engine = Engine(LocalBackend(config.jobs, config.gpus), oracle, run_dir, scrub=scrub)
+    if backend is None:
+        backend = make_backend(config.backend, config.jobs, config.gpus)
+    engine = Engine(backend, oracle, run_dir, scrub=scrub)
     loop = _Loop(config, state, engine, prepared, on_trial)
     interrupted = False
     try:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sleuth.backends.choice import BackendChoice
 from sleuth.errors import UsageError
 from sleuth.model import MAX_TRIALS, MetricSpec, Stream, TrialSpec
 from sleuth.oracle import OracleConfig, Threshold
@@ -51,6 +52,8 @@ class RunConfig:
     warmup: int = 0
     #: stop at the first FAIL
     until_fail: bool = False
+    #: what dispatches the trials (``--backend``, ``--backend-opt``)
+    backend: BackendChoice = field(default_factory=BackendChoice)
 
     @property
     def width(self) -> int:
@@ -89,6 +92,7 @@ class RunConfig:
             },
             "environment": dict(self.environment),
             "name": self.name,
+            "backend": self.backend.to_dict(),
         }
 
     @classmethod
@@ -124,6 +128,7 @@ class RunConfig:
             ),
             environment=_environment(d["environment"]),
             name=str(d["name"]),
+            backend=BackendChoice.from_dict(d.get("backend")),  # absent: a run dir from before backends
         )
         if not config.argv:
             raise ValueError("'argv' is empty")

@@ -54,6 +54,8 @@ def summary_data(
     """The ``summary`` of ``summary.json``: counts, interval, statistics, and how the run ended."""
     data = state.tally.summary(config.width)
     data["planned"] = config.trials
+    if not config.backend.is_local:
+        data["backend"] = config.backend.name
     if config.warmup:
         data["warmup"] = _outcome_counts(state.warmup) | {"planned": config.warmup}
     first = state.tally.first_fail
@@ -214,6 +216,11 @@ def render_report(
     where = env.get("kind", "host") + (f" ({', '.join(env.get('pins', []))})" if env.get("pins") else "")
     shape = f"{d['planned']} planned" + (", until the first failure" if config.get("until_fail") else "")
     shape += f", {config.get('jobs', 1)} at a time"
+    backend = config.get("backend")  # journaled (secrets hidden); absent before backends
+    if isinstance(backend, Mapping) and backend.get("name", "local") != "local":
+        from sleuth.backends.choice import BackendChoice
+
+        shape += f", on {BackendChoice.from_dict(backend).describe()}"
     if config.get("timeout_s"):
         shape += f", timeout {config['timeout_s']:g}s"
     if "warmup" in d:

@@ -6,6 +6,7 @@ values; URL credentials); this module only says where ``sleuth run`` finds candi
 * ``--env NAME=VALUE``: the pair;
 * the command's argv: :func:`sleuth.secrets.argv_secrets` (``--flag=VALUE`` and ``--flag VALUE``
   pairs whose flag names a secret, and any argument whose value alone looks secret);
+* ``--backend-opt KEY=VALUE``: the pair, as for ``--env`` (kept under its path, below);
 * the venv's requirements (``--with``): URL credentials and tokens in them (a private index's
   wheel URL) are hidden by the rule, and kept so that a resumed run installs the same thing;
 * any other string of the config that the rule changes (a ``--fail-regex 'password=\\S+'``, a
@@ -28,7 +29,7 @@ from typing import Any
 from sleuth.errors import UsageError
 from sleuth.secrets import SECRETS_FILE, Secrets, leaves, put_at
 
-__all__ = ["RunSecrets", "pins_of"]
+__all__ = ["RunSecrets", "backend_opts_of", "pins_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +41,18 @@ class RunSecrets:
     restore: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, env: Mapping[str, str], argv: Sequence[str], pins: Sequence[str] = ()) -> RunSecrets:
-        """The secrets of a run's ``--env`` values, command and venv requirements."""
+    def of(
+        cls,
+        env: Mapping[str, str],
+        argv: Sequence[str],
+        pins: Sequence[str] = (),
+        backend_opts: Mapping[str, str] | None = None,
+    ) -> RunSecrets:
+        """The secrets of a run's ``--env`` values, command, venv requirements and backend options."""
         env_secrets = Secrets.of(env)
         in_argv = Secrets.of_argv(argv)
         restore = {f"argv[{i}]": a for i, a in enumerate(argv) if in_argv.scrub(a) != a}
-        hidden = env_secrets.merged(in_argv)
+        hidden = env_secrets.merged(in_argv).merged(Secrets.of(backend_opts or {}))
         restore.update({f"pins[{i}]": p for i, p in enumerate(pins) if hidden.scrub(p) != p})
         return cls(hidden, tuple(env_secrets.names), restore)
 
@@ -143,7 +150,12 @@ class RunSecrets:
 
     def for_run(self, config: Mapping[str, Any]) -> RunSecrets:
         """The secrets of a restored config (what a resumed run hides)."""
-        return RunSecrets.of(dict(config.get("env") or {}), list(config.get("argv") or []), pins_of(config))
+        return RunSecrets.of(
+            dict(config.get("env") or {}),
+            list(config.get("argv") or []),
+            pins_of(config),
+            backend_opts_of(config),
+        )
 
 
 def pins_of(config: Mapping[str, Any]) -> list[str]:
@@ -151,6 +163,13 @@ def pins_of(config: Mapping[str, Any]) -> list[str]:
     environment = config.get("environment")
     pins = environment.get("pins") if isinstance(environment, Mapping) else None
     return [p for p in pins if isinstance(p, str)] if isinstance(pins, list) else []
+
+
+def backend_opts_of(config: Mapping[str, Any]) -> dict[str, str]:
+    """The ``--backend-opt`` options of a run's config dict (none before backends)."""
+    backend = config.get("backend")
+    opts = backend.get("options") if isinstance(backend, Mapping) else None
+    return {str(k): str(v) for k, v in opts.items()} if isinstance(opts, Mapping) else {}
 
 
 def _put_back(values: Any, prefix: str, restore: Mapping[str, str]) -> Any:

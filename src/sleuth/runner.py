@@ -59,6 +59,9 @@ _HOST = os.uname().nodename  # gethostname() without importing socket (start-up)
 _OUT_FLAGS = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 #: a hooked trial's cleanup command, in its trial dir while it runs (read by :func:`reap_orphans`)
 CLEANUP_FILE = ".sleuth-cleanup.json"
+#: a cluster backend's client (``srun``) runs as a trial of its own in this subdirectory of the trial
+#: dir (its output, the spec file, the node's result); its cleanup record there is read too
+CLIENT_DIR = ".sleuth-client"
 
 
 def _arm(tdir: str, plan: RunPlan) -> None:
@@ -389,6 +392,9 @@ def _cleanup_records(run_dir: Path) -> Iterator[Path]:
         if os.path.isfile(record):
             yield Path(record)
         if d != top and os.path.isfile(os.path.join(d, "stdout")):
+            client = os.path.join(d, CLIENT_DIR, CLEANUP_FILE)  # a trial dir: only sleuth's own subdir
+            if os.path.isfile(client):
+                yield Path(client)
             continue
         try:
             with os.scandir(d) as entries:
@@ -563,3 +569,11 @@ def spawn_group(
         if out is not None:
             out.close()  # the child holds its own descriptor
     return ProcessGroup(proc)
+
+
+if __name__ == "__main__":  # a trial on a cluster node (sleuth.remote)
+    import sys
+
+    from sleuth.remote import main
+
+    raise SystemExit(main(sys.argv[1:]))

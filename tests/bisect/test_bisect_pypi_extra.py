@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import shutil
 import ssl
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -117,6 +119,70 @@ def test_an_index_answering_503_is_an_error_resume_retries_not_a_release_that_do
     assert not isinstance(err.value, EnvironmentBuildError), err.value  # that would be a SKIP, for good
     assert "uv could not reach the index" in err.value.message and "503" in err.value.message
     assert not venv.path.exists()
+
+
+class _Down(_Handler):
+    """A 503 for 1.2's wheel while ``down`` is set: the index had a bad minute for that file."""
+
+    down = threading.Event()
+
+    def _refused(self) -> bool:
+        if self.down.is_set() and "tinypkg-1.2-" in self.path:
+            self.send_error(503)
+            return True
+        return False
+
+    def do_GET(self) -> None:  # http.server's name
+        if not self._refused():
+            super().do_GET()
+
+    def do_HEAD(self) -> None:  # http.server's name
+        if not self._refused():
+            super().do_HEAD()
+
+
+def test_a_resume_counts_the_tests_it_replays_apart_from_the_errors_it_tests_again(tmp_path: Path) -> None:
+    from tests.bisect.test_bisect_interrupts import PROGRAM
+
+    versions = {
+        "1.0": {},
+        "1.1": {},
+        "1.2": {},
+        "1.3": {"body": "BROKEN = 1\n"},
+        "1.4": {"body": "BROKEN = 1\n"},
+    }
+    env = {**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache"), "UV_CACHE_DIR": str(tmp_path / "uv"),
+           "UV_HTTP_RETRIES": "0", "UV_INDEX": "", "UV_EXTRA_INDEX_URL": ""}  # fmt: skip
+    handler = type("H", (_Down,), {"down": threading.Event()})
+    handler.down.set()
+    with _served(build_index(tmp_path / "idx", versions), handler) as url:
+        argv = ["bisect", "pypi", "tinypkg", "--index-url", url, "--good", "1.0", "--bad", "1.4", "--flaky", "off",
+                "--output", "o", *TEST]  # fmt: skip
+        # the whole search runs (1.2 an ERROR: its wheel answers 503), then a Ctrl-C at the report
+        first = subprocess.run([sys.executable, "-c", PROGRAM, "report", *argv], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert first.returncode == 130, first.stderr
+        (run,) = (tmp_path / "o").glob("bisect/pypi/*")
+        tests = [
+            e
+            for e in map(json.loads, (run / "journal.jsonl").read_text().splitlines())
+            if e["event"] == "test"
+        ]
+        errors = [e["label"] for e in tests if e["outcome"] == "error"]
+        assert errors == ["1.2"], tests
+        handler.down.clear()  # the index is back
+        res = sleuth("bisect", "resume", str(run), cwd=tmp_path, env=env)
+    assert res.returncode == 0, res.stderr
+    events = [json.loads(x) for x in (run / "journal.jsonl").read_text().splitlines()]
+    resume = next(e for e in events if e["event"] == "resume")  # what the journal held (was replayed=4)
+    assert (resume["journaled"], resume["errors"]) == (len(tests) - 1, 1), resume
+    assert "first bad 1.3  (last good 1.2)" in res.stdout, res.stdout
+    # 1.2 passes now, so the search needs only 1.3 of the journaled tests: what the resume did
+    again = [e for e in events[events.index(resume) :] if e["event"] == "test"]
+    assert [(e["label"], e["run"]) for e in again] == [("1.2", 2)]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["resumed"] == {"replayed": 1, "retried": 1}, summary
+    assert "resumed: 1 test(s) replayed from the journal, 1 run again in place of an ERROR" in res.stdout
 
 
 def _private_ca(tmp_path: Path) -> ssl.SSLContext:

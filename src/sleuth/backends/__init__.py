@@ -1,4 +1,7 @@
-"""Backends dispatch trials: ``local`` (embedded default); ``slurm`` and ``ray`` later.
+"""Backends dispatch trials: ``local`` (embedded default), ``slurm``, ``ray``, or a plugin's.
+
+A verb's ``--backend NAME`` / ``--backend-opt KEY=VALUE`` pick one by name
+(:mod:`sleuth.backends.choice`: the entry-point group ``sleuth.backends``; docs/backends.md).
 
 The contract (DESIGN §3): ``slots()`` says how many trials may run at once, ``submit(spec,
 trial_dir)`` returns a future of the ``TrialResult``, ``cancel_all()`` stops everything running,

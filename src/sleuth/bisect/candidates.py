@@ -196,6 +196,7 @@ def source_from_config(cfg: dict[str, Any]) -> Source:
                 "constraints": tuple(args.get("constraints", ())),
                 "extra_index_urls": tuple(args.get("extra_index_urls", ())),
                 "extra_with_package": tuple(args.get("extra_with_package", ())),
+                "fixed_extras": tuple(args.get("fixed_extras", ())),
             }
         )
     if kind == "images":

@@ -11,7 +11,9 @@ Extra indexes (``--extra-index-url``, else ``$UV_INDEX``, ``$UV_EXTRA_INDEX_URL`
 ``$PIP_EXTRA_INDEX_URL``: :func:`extra_indexes_from_env`) are listed too, before the default, in
 uv's order: :func:`read_projects` merges them, a release from the first index that serves its
 public version (torch's ``2.3.0+cu121`` from its CUDA index hides PyPI's ``2.3.0``), each file
-noting its ``index``.
+noting its ``index``.  The indexes uv's own configuration files add (:mod:`sleuth.bisect.uvconfig`)
+follow them; one that has the package is the last read (uv cannot be told to leave it out).  An
+extra index that cannot be read stops the listing: uv would fail every install on it too.
 
 Every listing is returned as ``{version text: [file dicts]}`` with the JSON API's keys
 (``filename``, ``packagetype``, ``requires_python``, ``yanked``).
@@ -247,12 +249,20 @@ def read_project(index: str, package: str) -> tuple[dict[str, list[dict[str, Any
 
 
 def read_projects(
-    index: str, extras: tuple[str, ...], package: str
+    index: str,
+    extras: tuple[str, ...],
+    package: str,
+    fixed: frozenset[str] = frozenset(),
+    origins: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str], tuple[str, ...]]:
     """:func:`read_project` of every index, the ``extras`` first (uv asks them first): ``(releases,
     project links, the indexes that have the package)``.  A release is taken from the first index
     that serves its public version, each of its files noting that ``index``.  An index without the
-    package adds nothing; none with it: the default's error."""
+    package adds nothing; none with it: the default's error.  An index in ``fixed`` (from uv's own
+    configuration: an install cannot leave it out) that has the package is the last one read: uv
+    takes the package from the first index that has it.  An extra index that cannot be read stops
+    the listing (an InfrastructureError saying so): uv asks it first for every package, so no
+    release would install either (``origins``: where each extra came from, for its hint)."""
     merged: dict[str, list[dict[str, Any]]] = {}
     seen: set[str] = set()
     urls: dict[str, str] = {}
@@ -264,11 +274,22 @@ def read_projects(
         except UsageError as exc:  # this index has no such package: another may
             missing = exc if url == index else missing
             continue
+        except InfrastructureError as exc:
+            if url == index:
+                raise
+            where = (origins or {}).get(url, "--extra-index-url or the variable that set it")
+            raise InfrastructureError(
+                f"extra index {exc.message}: uv asks it before the default index for every package, so "
+                "no release would install either",
+                hint=f"fix it, or leave it out of {where}",
+            ) from None
         urls, having = urls or links, [*having, url]
         for text, files in releases.items():
             if _public(text) not in seen:  # one index's +cpu and +cu121 both stay
                 merged[text] = [{**f, "index": url} for f in files]
         seen |= {_public(t) for t in releases}
+        if url in fixed:
+            break
     if not merged and missing is not None:
         raise missing
     return merged, urls, tuple(having)

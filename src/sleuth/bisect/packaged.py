@@ -56,6 +56,15 @@ class PypiSource:
     from_extra: dict[str, int] = field(default_factory=dict)
     #: the positions of the extra indexes that have the package (journaled)
     extra_with_package: tuple[int, ...] = ()
+    #: the positions of the extra indexes that uv's configuration files add (journaled): an install
+    #: cannot leave them out (:mod:`sleuth.bisect.uvconfig`)
+    fixed_extras: tuple[int, ...] = ()
+    #: give uv ``index_url`` even when it is PyPI (journaled): uv's configuration sets another default
+    pypi_over_config: bool = False
+    #: where each extra index came from (a flag, a variable, a file), for messages (not journaled)
+    origins: dict[str, str] = field(default_factory=dict, repr=False)
+    #: the index of uv's own configuration that has the package, when there is one (see resolve)
+    only_from: str | None = field(default=None, repr=False)
     #: the failing ``bad`` release is the older one: search for the first release that passes
     find_fix: bool = False
     kind: str = "pypi"
@@ -87,8 +96,11 @@ class PypiSource:
         versions: list[Version] = []
         files_of: dict[str, list[dict[str, Any]]] = {}
         extras = self.extra_index_urls
-        releases, self.urls, having = read_projects(self.index_url, extras, self.name)
+        fixed = frozenset(extras[i] for i in self.fixed_extras if i < len(extras))
+        releases, self.urls, having = read_projects(self.index_url, extras, self.name, fixed, self.origins)
         self.extra_with_package = tuple(i for i, u in enumerate(extras) if u in having)
+        cut = next((u for u in having if u in fixed), None)  # the indexes after it were not read
+        self.only_from = None if cut is None else f"{scrub_text(cut)} ({self.origins.get(cut, 'uv.toml')})"
         for text, files in releases.items():
             try:
                 v = Version(text)
@@ -217,8 +229,9 @@ class PypiSource:
             )
         at = sum(Version(lab) < want for lab in labels)  # the releases either side of it
         near = ", ".join(labels[max(0, at - 2) : at + 2])
+        only = f" on {self.only_from}, the index uv installs it from" if self.only_from else ""
         raise UsageError(
-            f"{flag} {version}: no such release of {self.name}",
+            f"{flag} {version}: no such release of {self.name}{only}",
             hint=f"the releases around it: {near}" if near else "see pip index versions",
         )
 
@@ -242,7 +255,7 @@ class PypiSource:
     def _venv(self, version: str) -> Any:
         from sleuth.environments.venv import VenvEnvironment
 
-        index = None if is_pypi(self.index_url) else self.index_url
+        index = None if is_pypi(self.index_url) and not self.pypi_over_config else self.index_url
         return VenvEnvironment(
             pins=(f"{self.package}=={version}", *self.pins),
             python=self.python,
@@ -305,11 +318,13 @@ class PypiSource:
             "pre": self.pre,
             "index_url": self.index_url,
             "find_fix": self.find_fix,
+            **({"pypi_over_config": True} if self.pypi_over_config else {}),
             **(
                 {
                     "extra_index_urls": list(self.extra_index_urls),
                     "from_extra": dict(self.from_extra),
                     "extra_with_package": list(self.extra_with_package),
+                    **({"fixed_extras": list(self.fixed_extras)} if self.fixed_extras else {}),
                 }
                 if self.extra_index_urls
                 else {}

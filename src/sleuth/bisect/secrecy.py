@@ -1,9 +1,10 @@
 """Secrets of a bisection: which flag values hide, a run dir that writes none, and resume's restore.
 
 The rule is :mod:`sleuth.secrets`'s.  A string of the journaled flags or source (an ``--env``
-entry, an argument of the command or of ``--build`` that :func:`sleuth.secrets.argv_secrets`
-finds: ``--api-key VALUE``, ``--password=VALUE``, a token; an index URL with credentials) that the
-rule would change is kept whole in the run dir's 0600 ``secrets.json`` under a readable name
+entry, a ``--backend-opt`` value, an argument of the command or of ``--build`` that
+:func:`sleuth.secrets.argv_secrets` finds: ``--api-key VALUE``, ``--password=VALUE``, a token; an
+index URL with credentials) that the rule would change is kept whole in the run dir's 0600
+``secrets.json`` under a readable name
 (``--env HF_TOKEN``, ``argument 3 of the command``, ``--build``); the start event journals the scrubbed
 flags and ``redacted``: ``{name: where}``.  Everything else written through the run dir (journal
 events, each test's ``result.json``, ``summary.json``, ``report.md``) is scrubbed on the way out
@@ -30,6 +31,8 @@ def _name(path: tuple[str | int, ...], value: str) -> str:
     """A name for people: ``--env HF_TOKEN``, ``argument 2 of the command``, ``--build``."""
     if path[:2] == ("flags", "env"):
         return f"--env {value.partition('=')[0]}"
+    if path[:2] == ("flags", "backend_opt"):
+        return f"--backend-opt {value.partition('=')[0]}"
     if path[:2] == ("flags", "cmd") and len(path) == 3:
         return f"argument {int(path[2]) + 1} of the command"
     last = path[-1]
@@ -46,7 +49,8 @@ def hidden(
     The secrets scrub; the originals are what ``secrets.json`` keeps for resume.
     """
     doc = {"flags": dict(flags), "source": dict(source)}
-    env = dict(e.partition("=")[::2] for e in flags.get("env") or [] if isinstance(e, str))
+    pairs = [*(flags.get("env") or []), *(flags.get("backend_opt") or [])]  # both KEY=VALUE
+    env = dict(e.partition("=")[::2] for e in pairs if isinstance(e, str))
     values = dict(Secrets.of(env).values)
     strings = list(leaves(doc))
     for path, s in strings:  # a whole argument that looks like a token (no name tells it is one)

@@ -33,6 +33,7 @@ __all__ = [
     "reopen",
     "resolve_candidates",
     "restore_env",
+    "resumed",
     "resumed_secrets",
 ]
 
@@ -216,7 +217,8 @@ class Reopened:
     #: the start's flags, with the redacted values back and resume's own ``--jobs``/``--gpus``
     kw: dict[str, Any]
     rd: RunDir
-    #: the journaled ``test`` events, replayed and never re-run
+    #: the journaled ``test`` events: served when asked, never re-run; an ERROR is passed over (its
+    #: candidate is tested again)
     tests: list[dict[str, Any]]
     labels: list[str] | None
     default_skip: tuple[int, ...]
@@ -246,9 +248,23 @@ def reopen(
         kw["jobs"] = None  # one per device unless --jobs says otherwise
     if jobs is not None:
         kw["jobs"] = jobs
-    rd.journal.append("resume", replayed=len(tests))
+    errors = sum(e.get("outcome") == "error" for e in tests)  # never served: tested again when asked
+    rd.journal.append("resume", journaled=len(tests) - errors, errors=errors)
     return Reopened(source_from_config(start["source"]), kw, rd, tests, labels,
                     tuple(start.get("default_skip", ())))  # fmt: skip
+
+
+def resumed(tests: list[dict[str, Any]], events: list[Any]) -> dict[str, int]:
+    """What a resume did (``summary.json``'s ``resumed``): ``replayed``, the tests it served from the
+    journal (those the search asked for again: not every journaled one when a retried ERROR took it
+    elsewhere), and ``retried``, the tests it ran in place of a journaled ERROR (a candidate's run
+    ``N`` whose run ``N-1`` is one)."""
+    errors = {str(e.get("trial_dir")) for e in tests if e.get("outcome") == "error"}
+    retried = 0
+    for ev in events:
+        where, _, _ = str(ev.trial_dir).rpartition("/run-")
+        retried += not ev.replayed and f"{where}/run-{ev.run - 1}" in errors
+    return {"replayed": sum(bool(ev.replayed) for ev in events), "retried": retried}
 
 
 def describe_command(kw: dict[str, Any], source: Any) -> dict[str, Any]:

@@ -20,7 +20,8 @@ The search is deterministic given the order of its observations, so replayed res
 in journal order and a resumed search retraces the interrupted one (with ``--jobs`` > 1 it may
 branch off where results that finished together were told together; journaled results are still
 served whenever their trial comes up, and the answer of a deterministic test is the same).  The
-backend is injected (``backend=``) for simulation; by default it is the local process pool.
+backend is injected (``backend=``) by the CLI (made before the run dir) and for simulation; by
+default it is the one ``Options.backend`` names (local unless ``--backend`` said otherwise).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sleuth.backends.choice import BackendChoice
 from sleuth.bisect.candidates import Candidate, Source, candidate_key
 from sleuth.bisect.policy import FlakyMode
 from sleuth.engine import Engine, Untestable
@@ -67,6 +69,8 @@ class Options:
     find_fix: bool = False
     #: labels known to be untestable (``--skip REV``): never tested, counted as SKIP
     skip: tuple[str, ...] = ()
+    #: what dispatches the tests (``--backend``, ``--backend-opt``)
+    backend: BackendChoice = field(default_factory=BackendChoice)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,9 +152,9 @@ class TestPool:
         self._next_seq = 1 + max((int(ev.get("seq", -1)) for ev in replay or []), default=-1)
         self._tickets = 0
         if backend is None:
-            from sleuth.backends.local import LocalBackend
+            from sleuth.backends.choice import make_backend
 
-            backend = LocalBackend(max(1, options.jobs), options.gpus)
+            backend = make_backend(options.backend, max(1, options.jobs), options.gpus)
         self._backend = _Counted(backend)
         self.engine = Engine(self._backend, oracle, run_dir)
         #: trial dir -> what the engine's trial is the test of

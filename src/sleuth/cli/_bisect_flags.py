@@ -12,11 +12,12 @@ import re
 import shutil
 from typing import TYPE_CHECKING, Any
 
-from sleuth.backends.local import check_slots
+from sleuth.backends.choice import check_backend
 from sleuth.bisect.git import GitSource, MultiGitSource, RepoSpec
 from sleuth.cli._options import (
     check_cwd,
     oracle_from_flags,
+    parse_backend,
     parse_env,
     parse_gpus,
     parse_metrics,
@@ -273,7 +274,8 @@ def spec_and_options(kw: dict[str, Any], default_skip: tuple[int, ...]) -> tuple
 
     gpus = parse_gpus(kw.get("gpus"))  # a run dir journaled before --gpus existed has no "gpus"
     jobs = kw["jobs"] if kw["jobs"] is not None else max(1, len(gpus))
-    check_slots(jobs, gpus)
+    backend = parse_backend(kw.get("backend"), kw.get("backend_opt") or ())  # absent before backends
+    check_backend(backend, jobs, gpus)
     if jobs > JOBS_MAX:
         raise UsageError(f"--jobs {jobs}: at most {JOBS_MAX} tests at once", hint="e.g. --jobs 4")
     if not 0.5 <= kw["confidence"] < 1:
@@ -310,6 +312,7 @@ def spec_and_options(kw: dict[str, Any], default_skip: tuple[int, ...]) -> tuple
         perf=perf_spec(kw),
         find_fix=bool(kw.get("find_fix")),
         skip=tuple(kw.get("skip") or ()),
+        backend=backend,
     )
     return spec, build_oracle(cfg), opts
 

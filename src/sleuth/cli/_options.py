@@ -18,12 +18,15 @@ from sleuth.errors import UsageError
 from sleuth.model import MetricSpec, Stream
 
 if TYPE_CHECKING:  # imported where used: a verb's --help and usage errors need no oracle
+    from sleuth.backends.choice import BackendChoice
     from sleuth.oracle import OracleConfig, Threshold
 
 __all__ = [
+    "backend_options",
     "check_cwd",
     "oracle_from_flags",
     "oracle_options",
+    "parse_backend",
     "parse_env",
     "parse_gpus",
     "parse_metrics",
@@ -113,6 +116,44 @@ def workload_options(func: F) -> F:
             help="Seconds between SIGTERM and SIGKILL when a trial is stopped.",
         ),
     )(func)
+
+
+def backend_options(func: F) -> F:
+    """``--backend --backend-opt`` (see :mod:`sleuth.backends.choice`)."""
+    return _stack(
+        click.option(
+            "--backend",
+            metavar="NAME",
+            help="What dispatches the trials: local (this machine), slurm, ray, or a plugin's "
+            "(entry point sleuth.backends).  [default: local]",
+        ),
+        click.option(
+            "--backend-opt",
+            "backend_opt",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="An option of the backend, e.g. partition=debug or gpus=1. Repeatable.",
+        ),
+    )(func)
+
+
+def parse_backend(name: str | None, opts: Iterable[str]) -> BackendChoice:
+    """``--backend`` and its ``--backend-opt KEY=VALUE`` pairs (each key once)."""
+    from sleuth.backends.choice import LOCAL, BackendChoice
+
+    pairs: list[tuple[str, str]] = []
+    for v in opts:
+        key, value = _split("--backend-opt", v, "KEY=VALUE, e.g. --backend-opt partition=debug")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", key):
+            raise UsageError(
+                f"--backend-opt {_shown(v)!r}: {key!r} is not an option name (letters, digits, '_')"
+            )
+        if any(k == key for k, _ in pairs):
+            raise UsageError(f"--backend-opt {key}: given twice", hint="give each option once")
+        pairs.append((key, value))
+    if name is not None and not name.strip():
+        raise UsageError("--backend '': empty name", hint="e.g. --backend local")
+    return BackendChoice(name or LOCAL, tuple(pairs))
 
 
 def _shown(value: str) -> str:

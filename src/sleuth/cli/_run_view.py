@@ -81,9 +81,10 @@ class View:
         )
         warm = f" after {c.warmup} warm-up trial(s)" if c.warmup else ""
         where = escape(str(self.run_dir))
+        on = "" if c.backend.is_local else f" on {escape(self._public(c.backend.describe()))}"
         self.con.on_broken_pipe = self._reader_gone  # rich's own: SystemExit(1), the run dir left open
         self.con.print(
-            f"[bold]sleuth run[/] {what}{warm} of [cyan]{cmd}[/], {c.jobs} at a time -> {where}",
+            f"[bold]sleuth run[/] {what}{warm} of [cyan]{cmd}[/], {c.jobs} at a time{on} -> {where}",
             soft_wrap=True,
         )
         self.con.print(f"[dim]{'trial':>6}  {'outcome':<7} {'rc':>5} {'wall':>9}  metrics / signature[/]")

@@ -18,6 +18,7 @@ from sleuth.bisect.session import (
     place_tests,
     reopen,
     resolve_candidates,
+    resumed,
     resumed_secrets,
 )
 from sleuth.cli._common import (
@@ -29,7 +30,7 @@ from sleuth.cli._common import (
     print_json,
     sigterm_as_interrupt,
 )
-from sleuth.cli._options import oracle_options, workload_options
+from sleuth.cli._options import backend_options, oracle_options, workload_options
 from sleuth.errors import ExitCode, Interrupted, UsageError
 
 __all__ = ["command"]
@@ -70,6 +71,7 @@ def _search_options(func: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--gpus", metavar="IDS", help="Comma-separated devices; each running test gets its own."
             ),
+            backend_options,
             click.option(
                 "--flaky",
                 default="auto",
@@ -214,7 +216,8 @@ def git_cmd(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...
 @click.option(
     "--index-url",
     metavar="URL",
-    help="The package index (default: $UV_DEFAULT_INDEX, $UV_INDEX_URL, $PIP_INDEX_URL, else PyPI).",
+    help="The package index (default: $UV_DEFAULT_INDEX, $UV_INDEX_URL, $PIP_INDEX_URL, uv.toml's, "
+    "else PyPI).",
 )
 @click.option(
     "--extra-index-url",
@@ -222,7 +225,7 @@ def git_cmd(repos: tuple[str, ...], goods: tuple[str, ...], bads: tuple[str, ...
     multiple=True,
     metavar="URL",
     help="Another index, listed and installed from before --index-url, as uv does (repeatable; "
-    "default: $UV_INDEX, $UV_EXTRA_INDEX_URL, else $PIP_EXTRA_INDEX_URL).",
+    "default: $UV_INDEX, $UV_EXTRA_INDEX_URL, else $PIP_EXTRA_INDEX_URL; uv.toml's indexes follow).",
 )
 @_search_options
 @_cmd_arg
@@ -233,23 +236,29 @@ def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | N
 
     PACKAGE may name extras (transformers[torch]); each venv installs PACKAGE==VER.
     """
-    from sleuth.bisect.index import extra_indexes_from_env, index_from_env
     from sleuth.bisect.packaged import PypiSource, read_constraints
+    from sleuth.bisect.uvconfig import pypi_indexes
 
     name = r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?"
     if len(package) > 200 or not re.fullmatch(rf"{name}(\[\s*{name}(\s*,\s*{name})*\s*\])?", package):
         raise UsageError(f"sleuth bisect pypi {package[:60]!r}: not a package name",
                          hint="e.g. numpy, or transformers[torch] with extras")  # fmt: skip
-    index, _ = index_from_env(index_url)
-    extras = tuple(u for u, _ in extra_indexes_from_env(extra_index_urls) if u != index)
+
+    def note(text: str) -> None:
+        err_console().print(escape(text), soft_wrap=True, highlight=False)
+
+    ix = pypi_indexes(index_url, extra_index_urls, Path.cwd())
+    for text in ix.notes:
+        note(text)
     held: list[str] = []
     if constraint is not None:
         held, dropped = read_constraints(constraint, package)
         if dropped:
-            left = f"note: --constraint {constraint}: left out {', '.join(dropped)} (the package bisected)"
-            err_console().print(escape(left), soft_wrap=True, highlight=False)
+            note(f"note: --constraint {constraint}: left out {', '.join(dropped)} (the package bisected)")
     src = PypiSource(package, good, bad, python=python, pins=pins, constraints=tuple(held), pre=pre,
-                     index_url=index, extra_index_urls=extras, find_fix=kw["find_fix"])  # fmt: skip
+                     index_url=ix.index, extra_index_urls=ix.extras, fixed_extras=ix.fixed,
+                     origins=dict(ix.origins), pypi_over_config=ix.pypi_over_config,
+                     find_fix=kw["find_fix"])  # fmt: skip
     return _start(src, kw)
 
 
@@ -259,7 +268,7 @@ def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | N
 @click.option("--gpus", metavar="IDS", help="Comma-separated devices (default: as the run started).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
 def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool) -> int:
-    """Continue an interrupted bisection: journaled tests are replayed, never re-run.
+    """Continue an interrupted bisection: journaled tests are replayed, never re-run (an ERROR is).
 
     The remaining tests may run with other --jobs/--gpus (a different machine); the answer does not
     depend on them for a deterministic test.  A finished run is not touched: its answer is printed
@@ -305,15 +314,19 @@ def _start(source: Any, kw: dict[str, Any], default_skip: tuple[int, ...] = ()) 
     cmd = tuple(kw["cmd"])
     if not cmd:
         raise UsageError("no test command given", hint=f"put it after --, e.g. {_example(source)}")
-    spec_and_options(kw, default_skip)  # validate every flag before a run dir exists
+    _, _, opts = spec_and_options(kw, default_skip)  # validate every flag before a run dir exists
     check_program(source, kw)
+    from sleuth.backends.choice import make_backend
+
+    backend = make_backend(opts.backend, max(1, opts.jobs), opts.gpus)  # so does a bad --backend-opt
     try:
         labels, rd = _prepare_run(source, kw, default_skip)
     except BaseException:  # a source that began work on resolving (a clone) undoes it
+        backend.close()
         if hasattr(source, "close"):
             source.close()
         raise
-    return _execute(source, kw, rd, labels=labels, default_skip=default_skip)
+    return _execute(source, kw, rd, labels=labels, default_skip=default_skip, backend=backend)
 
 
 def _prepare_run(
@@ -345,12 +358,16 @@ def _example(source: Any) -> str:
 
 
 def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None = None,
-             labels: list[str] | None = None, default_skip: tuple[int, ...] = ()) -> int:  # fmt: skip
+             labels: list[str] | None = None, default_skip: tuple[int, ...] = (),
+             backend: Any = None) -> int:  # fmt: skip
     """The bisection in ``rd``: a Ctrl-C (or SIGTERM) anywhere in it, from the first line printed to the
-    report, stops the tests, journals ``interrupted`` and names the command that resumes the run."""
+    report, stops the tests, journals ``interrupted`` and names the command that resumes the run.
+
+    ``backend``: made before a new run's dir existed; a resume makes the one its start names."""
     try:
         with sigterm_as_interrupt():
-            return _bisect(source, kw, rd, replay=replay, labels=labels, default_skip=default_skip)
+            return _bisect(source, kw, rd, replay=replay, labels=labels, default_skip=default_skip,
+                           backend=backend)  # fmt: skip
     except KeyboardInterrupt:
         import contextlib
         import signal
@@ -371,7 +388,7 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
 
 
 def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None,
-            labels: list[str] | None, default_skip: tuple[int, ...]) -> int:  # fmt: skip
+            labels: list[str] | None, default_skip: tuple[int, ...], backend: Any) -> int:  # fmt: skip
     from sleuth.bisect.driver import Driver
     from sleuth.bisect.secrecy import hidden, hidden_labels, public, scrubbed
     from sleuth.cli._bisect_flags import spec_and_options
@@ -387,7 +404,8 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
     quiet = kw.get("as_json", False)
     con = None if quiet else err_console()
     if con is not None:
-        con.print(f"[bold]sleuth bisect {source.kind}[/] -> {escape(str(rd.path))}", soft_wrap=True)
+        on = "" if opts.backend.is_local else f" on {escape(public(opts.backend.describe(), secrets))}"
+        con.print(f"[bold]sleuth bisect {source.kind}[/]{on} -> {escape(str(rd.path))}", soft_wrap=True)
         for step in getattr(source, "stepped", None) or []:
             why = escape(public(step["reason"], secrets))
             con.print(f"note: {escape(step['version'])} does not install, the older end moves on: {why}",
@@ -410,7 +428,8 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
             con.print(line, markup=True, highlight=False, soft_wrap=True)
 
     try:
-        driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels)
+        driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels,
+                        backend=backend)  # fmt: skip
         if con is not None:
             driver.on_stage = lambda text: con.print(f"[bold]{escape(text)}[/]", soft_wrap=True,
                                                      highlight=False)  # fmt: skip
@@ -423,6 +442,8 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
 
     summary = summarize(driver, result)
     summary["command"] = public(describe_command(kw, source), secrets)
+    if replay is not None:
+        summary["resumed"] = resumed(replay, driver.events)
     code = int(exit_code(summary["status"]))
     if hasattr(source, "summary_extra"):  # image-commits: images, sources, build times
         summary.update(source.summary_extra(driver))
@@ -509,6 +530,10 @@ def _render_answer(s: dict[str, Any]) -> None:
     conf = "no answer, so no confidence" if s["confidence"] is None else f"confidence {s['confidence']:.3f}"
     con.print(f"{s['tests']} tests over {s['candidates']} candidates, {conf}; "
               f"report: {escape(s['run_dir'])}/report.md", soft_wrap=True)  # fmt: skip
+    if s.get("resumed"):
+        got = s["resumed"]
+        again = f", {got['retried']} run again in place of an ERROR" if got["retried"] else ""
+        con.print(f"resumed: {got['replayed']} test(s) replayed from the journal{again}", soft_wrap=True)
     _ = ExitCode
 
 

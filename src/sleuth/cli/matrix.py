@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from sleuth.cli._common import err_console, output_option, print_json, sigterm_as_interrupt
+from sleuth.cli._options import backend_options, parse_backend
 from sleuth.errors import ConfigError, UsageError
 
 __all__ = ["command"]
@@ -161,22 +162,24 @@ def _flag_of(message: str) -> str:
     return message
 
 
-def _check_jobs(jobs: int, gpus: str | None) -> tuple[str, ...]:
-    from sleuth.backends.local import check_slots
+def _check_jobs(jobs: int, gpus: str | None, backend: Any = None) -> tuple[str, ...]:
+    from sleuth.backends.choice import BackendChoice, check_backend
     from sleuth.cli._options import parse_gpus
 
     ids = parse_gpus(gpus)
-    check_slots(jobs, ids)
+    check_backend(backend if backend is not None else BackendChoice(), jobs, ids)
     return ids
 
 
 class _Watch:
     """Progress while trials run: a bar on a terminal, a heartbeat line in a log (on stderr)."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, backend: Any = None) -> None:
         self.quiet = quiet
         self.progress: Any = None
         self.run_dir: Path | None = None
+        #: a non-local ``BackendChoice``, named on the first line
+        self.backend = backend
 
     def start(self, run_dir: Path, done: int, total: int) -> None:
         self.run_dir = run_dir
@@ -185,7 +188,12 @@ class _Watch:
         from sleuth.cli._progress import Progress
 
         con = err_console()
-        con.print(f"sleuth matrix -> {run_dir}", markup=False, highlight=False, soft_wrap=True)
+        on = ""
+        if self.backend is not None and not self.backend.is_local:
+            from sleuth.secrets import scrub_text
+
+            on = f" on {scrub_text(self.backend.secrets().scrub(self.backend.describe()))}"
+        con.print(f"sleuth matrix{on} -> {run_dir}", markup=False, highlight=False, soft_wrap=True)
         self.progress = Progress(con, "trials", total, completed=done).start()
 
     def trial(self, _record: Any, done: int, total: int) -> None:
@@ -201,11 +209,11 @@ class _Watch:
             self.progress.stop()
 
 
-def _execute(call: Callable[[_Watch], Any], as_json: bool) -> int:
+def _execute(call: Callable[[_Watch], Any], as_json: bool, backend: Any = None) -> int:
     from sleuth.cli._matrix_render import render_result, say
     from sleuth.matrix.output import to_json
 
-    watch = _Watch(as_json)
+    watch = _Watch(as_json, backend)
     try:
         with sigterm_as_interrupt():
             result = call(watch)
@@ -278,6 +286,7 @@ def _execute(call: Callable[[_Watch], Any], as_json: bool) -> int:
 @click.option("--seed", type=int, help="Seed of the interleaved trial order (default: drawn and recorded).")
 @click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Trials at a time.")
 @click.option("--gpus", metavar="IDS", help="Comma-separated devices; each running trial gets its own.")
+@backend_options
 @click.option("--dry-run", is_flag=True, help="Validate everything, print the plan, write nothing.")
 @output_option
 @click.option(
@@ -309,15 +318,23 @@ def command(ctx: click.Context, /, **kw: Any) -> int | None:
     from sleuth.matrix import driver
 
     _output_dir(ctx, kw)
-    gpus = _check_jobs(kw["jobs"], kw["gpus"])
+    backend = parse_backend(kw["backend"], kw["backend_opt"])
+    gpus = _check_jobs(kw["jobs"], kw["gpus"], backend)
     loaded = _loaded(ctx, kw, cmd)
     if kw["dry_run"]:
         return _dry_run(loaded, kw)
     return _execute(
         lambda w: driver.run(
-            loaded, output=kw["output"], jobs=kw["jobs"], gpus=gpus, on_trial=w.trial, on_start=w.start
+            loaded,
+            output=kw["output"],
+            jobs=kw["jobs"],
+            gpus=gpus,
+            backend=backend,
+            on_trial=w.trial,
+            on_start=w.start,
         ),
         kw["as_json"],
+        backend,
     )
 
 
@@ -370,4 +387,10 @@ def resume_command(run_dir: Path, jobs: int | None, gpus: str | None, as_json: b
     def call(w: _Watch) -> Any:
         return resume.resume(ready, jobs=jobs, gpus=ids, on_trial=w.trial, on_start=w.start)
 
-    return _execute(call, as_json)
+    from sleuth.backends.choice import BackendChoice
+
+    try:  # as journaled (secret values hidden): named on the first line
+        shown: Any = BackendChoice.from_dict(ready.start.get("backend"))
+    except ValueError:  # resume() says what is wrong with it
+        shown = None
+    return _execute(call, as_json, shown)

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from sleuth.cli._common import console, err_console, output_option, print_json, sigterm_as_interrupt
+from sleuth.cli._options import backend_options, parse_backend
 from sleuth.errors import UsageError
 
 __all__ = ["command"]
@@ -35,6 +36,10 @@ class _Watch:
         self.progress = Progress(con, "trials", self.total).start()
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "backend":  # not local: said once, before the trials
+            if self.progress is not None:
+                self.progress.print(f"  trials run on {data['backend']}", markup=False)
+            return
         if kind == "budget":  # a resume starts without it
             self.total = int(data["max_trials"])
             if self.progress is not None:
@@ -147,12 +152,12 @@ def _execute(call: Callable[[_Watch], Any], as_json: bool, total: int) -> int:
     return int(result.exit_code)
 
 
-def _jobs(jobs: int, gpus: str | None) -> tuple[str, ...]:
-    from sleuth.backends.local import check_slots
+def _jobs(jobs: int, gpus: str | None, backend: Any = None) -> tuple[str, ...]:
+    from sleuth.backends.choice import BackendChoice, check_backend
     from sleuth.cli._options import parse_gpus
 
     ids = parse_gpus(gpus)
-    check_slots(jobs, ids)
+    check_backend(backend if backend is not None else BackendChoice(), jobs, ids)
     return ids
 
 
@@ -165,6 +170,7 @@ def _jobs(jobs: int, gpus: str | None) -> tuple[str, ...]:
 )
 @click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Trials at a time.")
 @click.option("--gpus", metavar="IDS", help="Comma-separated devices; each running trial gets its own.")
+@backend_options
 @click.option("--one-minimal", is_flag=True, help="Finish list axes with a 1-minimality sweep.")
 @click.option("--scrub", multiple=True, metavar="REGEX", help="Redact matches from every file of the bundle.")
 @click.option("--name", help="Run name (default: the spec's name, else the script's).")
@@ -190,7 +196,8 @@ def command(ctx: click.Context, /, **kw: Any) -> int | None:
         )
     from sleuth.reduce import session
 
-    gpus = _jobs(kw["jobs"], kw["gpus"])
+    backend = parse_backend(kw["backend"], kw["backend_opt"])
+    gpus = _jobs(kw["jobs"], kw["gpus"], backend)
     loaded = session.load(kw["spec"], output=kw["output"], name=kw["name"], scrub=tuple(kw["scrub"]),
                           workload=kw["workload"])  # fmt: skip
     if kw["dry_run"]:
@@ -202,7 +209,7 @@ def command(ctx: click.Context, /, **kw: Any) -> int | None:
         return 0
     total = loaded.plan.spec.budget.max_trials
     return _execute(
-        lambda w: session.start(loaded, output=kw["output"], jobs=kw["jobs"], gpus=gpus,
+        lambda w: session.start(loaded, output=kw["output"], jobs=kw["jobs"], gpus=gpus, backend=backend,
                                 one_minimal=kw["one_minimal"], on_event=w.event, on_start=w.start),
         kw["as_json"], total,
     )  # fmt: skip

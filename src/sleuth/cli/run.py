@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,11 @@ import click
 from sleuth import hangup
 from sleuth.cli._common import output_option
 from sleuth.cli._options import (
+    backend_options,
     check_cwd,
     oracle_from_flags,
     oracle_options,
+    parse_backend,
     parse_env,
     parse_gpus,
     parse_metrics,
@@ -114,6 +118,7 @@ def _prepare(desc: dict[str, Any]) -> Any:
 @oracle_options
 @workload_options
 @click.option("--gpus", metavar="IDS", help="Comma-separated devices; each running trial gets its own.")
+@backend_options
 @click.option(
     "--environment",
     type=_EnvironmentType(),
@@ -146,25 +151,33 @@ def command(ctx: click.Context, /, **kw: Any) -> int:
     Examples:
       sleuth run --trials 20 --jobs 2 -- python train.py
       sleuth run --until-fail --max-trials 500 -- pytest -x tests/test_flaky.py
+      sleuth run --trials 50 --jobs 16 --backend slurm --backend-opt partition=debug -- ./t.sh
       sleuth run --resume sleuth-runs/run/train/20250101T120000Z
     """
     if kw["resume"] is not None:
         return _resume(ctx, kw)
     from sleuth import batch
+    from sleuth.backends.choice import make_backend
     from sleuth.journal import RunDir
 
     config = _config(kw)
-    prepared = _prepare(dict(config.environment))  # a broken environment leaves no run dir behind
-    gate = batch.SignalGate()
-    with _handlers(gate):
-        run_dir = RunDir.create(Path(kw["output"]).absolute(), "run", config.name)
-        secrets, public = batch.record_start(config, run_dir)
-        state = batch.new_state(config, public)
-        return _execute(config, run_dir, prepared, state, secrets=secrets, gate=gate, as_json=kw["as_json"])
+    # a bad --backend-opt (checked by the backend as it starts) leaves no run dir behind, and says so
+    # before a venv is built; so does a broken environment
+    backend = make_backend(config.backend, config.jobs, config.gpus)
+    with _closing_on_error(backend):
+        prepared = _prepare(dict(config.environment))
+        gate = batch.SignalGate()
+        with _handlers(gate):
+            run_dir = RunDir.create(Path(kw["output"]).absolute(), "run", config.name)
+            secrets, public = batch.record_start(config, run_dir)
+            state = batch.new_state(config, public)
+            return _execute(config, run_dir, prepared, state, secrets=secrets, gate=gate,
+                            as_json=kw["as_json"], backend=backend)  # fmt: skip
 
 
 def _resume(ctx: click.Context, kw: dict[str, Any]) -> int:
     from sleuth import batch
+    from sleuth.backends.choice import make_backend
     from sleuth.journal import RunDir
     from sleuth.runner import reap_orphans
 
@@ -190,9 +203,11 @@ def _resume(ctx: click.Context, kw: dict[str, Any]) -> int:
         )
     if config.oracle.callable_ref:  # a module found where the run started is found from anywhere
         _check_oracle(config.oracle.callable_ref, also=(config.cwd,) if config.cwd else ())
-    prepared = _prepare(dict(config.environment))
+    backend = make_backend(config.backend, config.jobs, config.gpus)  # the one the run started with
+    with _closing_on_error(backend):
+        prepared = _prepare(dict(config.environment))
     gate = batch.SignalGate()
-    with _handlers(gate):
+    with _closing_on_error(backend), _handlers(gate):
         run_dir = RunDir.open(path)
         if run_dir.journal.path.stat().st_size != state.index.scanned:  # appended to since we read it
             config, state, secrets = batch.load_resume(path)
@@ -201,7 +216,8 @@ def _resume(ctx: click.Context, kw: dict[str, Any]) -> int:
             run_dir.journal.append("reaped", process_groups=reaped)
         adopted, cleared = batch.adopt_and_clean(run_dir, config, state)
         run_dir.journal.append("resume", replayed=state.replayed, adopted=adopted, cleared=cleared)
-        return _execute(config, run_dir, prepared, state, secrets=secrets, gate=gate, as_json=kw["as_json"])
+        return _execute(config, run_dir, prepared, state, secrets=secrets, gate=gate, as_json=kw["as_json"],
+                        backend=backend)  # fmt: skip
 
 
 def _already_finished(path: Path, summary: dict[str, Any], *, as_json: bool) -> int:
@@ -240,8 +256,26 @@ class _handlers:
             signal.signal(sig, old)
 
 
+@contextlib.contextmanager
+def _closing_on_error(backend: Any) -> Iterator[None]:
+    """Close ``backend`` when what runs before the trials fails (once they run, the engine does)."""
+    try:
+        yield
+    except BaseException:
+        backend.close()
+        raise
+
+
 def _execute(
-    config: Any, run_dir: Any, prepared: Any, state: Any, *, secrets: Any, gate: Any, as_json: bool
+    config: Any,
+    run_dir: Any,
+    prepared: Any,
+    state: Any,
+    *,
+    secrets: Any,
+    gate: Any,
+    as_json: bool,
+    backend: Any,
 ) -> int:
     from sleuth import batch
     from sleuth.cli._run_view import View
@@ -252,7 +286,7 @@ def _execute(
     view.start(sum(state.tally.counts.values()) + sum(state.warmup.counts.values()))
     try:
         summary = batch.execute(config, run_dir, prepared, state=state, secrets=secrets, on_trial=view.trial,
-                                gate=gate)  # fmt: skip
+                                gate=gate, backend=backend)  # fmt: skip
     finally:
         view.stop()
         run_dir.close()
@@ -268,7 +302,7 @@ def _execute(
 
 def _check_limits(kw: dict[str, Any]) -> tuple[int, int]:
     from sleuth import batch
-    from sleuth.backends.local import check_slots
+    from sleuth.backends.choice import check_backend
 
     if kw["until_fail"]:
         if kw["trials"] is not None:
@@ -286,7 +320,7 @@ def _check_limits(kw: dict[str, Any]) -> tuple[int, int]:
     gpus = parse_gpus(kw["gpus"])
     jobs = kw["jobs"] if kw["jobs"] is not None else max(1, len(gpus))
     batch.check_counts(trials=trials, warmup=kw["warmup"], jobs=jobs, trials_flag=flag)
-    check_slots(jobs, gpus)
+    check_backend(parse_backend(kw["backend"], kw["backend_opt"]), jobs, gpus)
     for flag_name, value, top in (
         ("--timeout", kw["timeout"], MAX_TIMEOUT_S),
         ("--kill-grace", kw["kill_grace"], MAX_KILL_GRACE_S),
@@ -386,4 +420,5 @@ def _config(kw: dict[str, Any]) -> Any:
             kw["environment"], tuple(kw["pins"]), kw["python"], tuple(parse_env(kw["env"]))
         ),
         name=name,
+        backend=parse_backend(kw["backend"], kw["backend_opt"]),
     )

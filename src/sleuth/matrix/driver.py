@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sleuth.backends.choice import BackendChoice, check_backend, journal_form, make_backend
 from sleuth.journal import RunDir
 from sleuth.matrix.lock import lock_data
 from sleuth.matrix.loop import OnStart, OnTrial, execute, oracle_config
@@ -92,15 +93,20 @@ def run(
     output: Path,
     jobs: int = 1,
     gpus: Sequence[str] = (),
+    backend: BackendChoice | None = None,
     on_trial: OnTrial | None = None,
     on_start: OnStart | None = None,
 ) -> MatrixResult:
-    """Run the matrix into a fresh run dir under ``output``."""
-    from sleuth.backends.local import check_slots
-
-    check_slots(jobs, gpus)  # a bad --jobs fails before the run dir exists
+    """Run the matrix into a fresh run dir under ``output`` (``backend``: ``--backend``, default local)."""
+    choice = backend if backend is not None else BackendChoice()
+    check_backend(choice, jobs, gpus)  # a bad --jobs fails before the run dir exists
     plan = loaded.plan
-    run_dir = RunDir.create(output, plan.recipe.ticket or NO_TICKET, plan.workload)
+    started = make_backend(choice, jobs, gpus)  # so does a backend that cannot start
+    try:
+        run_dir = RunDir.create(output, plan.recipe.ticket or NO_TICKET, plan.workload)
+    except BaseException:
+        started.close()
+        raise
     plan.secrets.save(run_dir.path)
     run_dir.write_text(RESOLVED, resolved_recipe_yaml(plan, dict(loaded.inline)))
     for i, path in enumerate(loaded.sidecars):
@@ -114,8 +120,10 @@ def run(
         seed=plan.seed,
         jobs=jobs,
         gpus=list(gpus),
+        backend=journal_form(choice, run_dir.path),
         cells=[c.name for c in plan.cells],
         added=list(plan.added),
         redacted=list(loaded.secret_paths),
     )
-    return execute(plan, loaded.registry, run_dir, jobs=jobs, gpus=gpus, on_trial=on_trial, on_start=on_start)
+    return execute(plan, loaded.registry, run_dir, jobs=jobs, gpus=gpus, backend=started, on_trial=on_trial,
+                   on_start=on_start)  # fmt: skip

@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sleuth.journal import RunDir
 from sleuth.matrix import envs
@@ -27,6 +27,9 @@ from sleuth.matrix.result import MatrixResult, analyze, sequential_rule, step_so
 from sleuth.model import MetricSpec, Outcome, Stream, TrialSpec
 from sleuth.oracle import OracleConfig
 from sleuth.registry import Registry
+
+if TYPE_CHECKING:
+    from sleuth.backends import Backend
 
 __all__ = ["OnStart", "OnTrial", "env_errors", "envs_json", "execute", "oracle_config", "replay"]
 
@@ -217,12 +220,16 @@ def execute(
     gpus: Sequence[str],
     on_trial: OnTrial | None,
     on_start: OnStart | None,
+    backend: Backend | None = None,
 ) -> MatrixResult:
-    from sleuth.backends.local import LocalBackend
+    """Run the trials the run dir lacks through ``backend`` (default: local, ``jobs`` and ``gpus``)."""
     from sleuth.engine import Engine
     from sleuth.oracle import build_oracle
 
-    backend = LocalBackend(jobs, gpus)
+    if backend is None:
+        from sleuth.backends.choice import BackendChoice, make_backend
+
+        backend = make_backend(BackendChoice(), jobs, gpus)
     records, stops = replay(plan, run_dir.events())
     for name, lost in _lost_stops(plan, records, stops).items():
         stops[name] = lost

@@ -86,8 +86,10 @@ def resume(
 ) -> MatrixResult:
     """Finish the matrix in a run dir: replay its journal, run the trials it lacks.
 
-    ``jobs``/``gpus`` default to what the run started with.  A matrix that ended is reported as
-    it is: nothing runs and nothing is written (see :func:`open_resume`, ``Resumable.finished``).
+    ``jobs``/``gpus`` default to what the run started with; the backend is the one it started with
+    (``--backend``, its options' secret values back from ``secrets.json``).  A matrix that ended is
+    reported as it is: nothing runs and nothing is written (see :func:`open_resume`,
+    ``Resumable.finished``).
     """
     r = target if isinstance(target, Resumable) else open_resume(target)
     plan = r.loaded.plan
@@ -98,17 +100,22 @@ def resume(
     if jobs is None:
         jobs = int(r.start.get("jobs", 1))
         jobs = min(jobs, len(gpus)) if gpus else jobs
-    from sleuth.backends.local import check_slots
+    from sleuth.backends.choice import from_journal, make_backend
 
-    check_slots(jobs, gpus)
-    run_dir = RunDir.open(r.path)
+    backend = make_backend(from_journal(r.start.get("backend"), r.path), jobs, gpus)
+    try:
+        run_dir = RunDir.open(r.path)
+    except BaseException:
+        backend.close()
+        raise
     reaped = reap_orphans(run_dir.path)  # trials a killed sleuth left running would run twice
     if reaped:
         run_dir.journal.append("reaped", process_groups=reaped)
     run_dir.journal.append("resume", jobs=jobs)
     return execute(
-        plan, r.loaded.registry, run_dir, jobs=jobs, gpus=gpus, on_trial=on_trial, on_start=on_start
-    )
+        plan, r.loaded.registry, run_dir, jobs=jobs, gpus=gpus, backend=backend, on_trial=on_trial,
+        on_start=on_start,
+    )  # fmt: skip
 
 
 def _report(plan: MatrixPlan, path: Path, events: Sequence[Mapping[str, Any]]) -> MatrixResult:

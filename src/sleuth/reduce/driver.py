@@ -24,7 +24,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sleuth.backends.local import LocalBackend
+from sleuth.backends import Backend
+from sleuth.backends.choice import BackendChoice, make_backend
 from sleuth.engine import Engine
 from sleuth.errors import InfrastructureError
 from sleuth.journal import RunDir
@@ -51,6 +52,8 @@ class Options:
     gpus: tuple[str, ...] = ()
     one_minimal: bool = False
     max_wall_s: float | None = None
+    #: what dispatches the trials (``--backend``, ``--backend-opt``)
+    backend: BackendChoice = field(default_factory=BackendChoice)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +103,7 @@ class Driver:
         prepared: Any,
         replay: list[dict[str, Any]] | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.plan = plan
         self.run_dir = run_dir
@@ -113,7 +117,9 @@ class Driver:
         self.on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: shown(
             kind, scrubber.obj(data)
         )
-        self.engine = Engine(LocalBackend(max(1, options.jobs), options.gpus), oracle, run_dir)
+        if backend is None:
+            backend = make_backend(options.backend, max(1, options.jobs), options.gpus)
+        self.engine = Engine(backend, oracle, run_dir)
         self.replay: dict[tuple[str, int], dict[str, Any]] = {}
         for ev in replay or []:
             if ev.get("event") == "trial" and "candidate" in ev:

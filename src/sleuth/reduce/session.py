@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sleuth.backends import Backend
+from sleuth.backends.choice import BackendChoice, from_journal, journal_form, make_backend
 from sleuth.errors import ConfigError, ExitCode, UsageError
 from sleuth.journal import RunDir, atomic_write_json, atomic_write_text
 from sleuth.model import Stream
@@ -237,11 +239,18 @@ def start(
     jobs: int,
     gpus: tuple[str, ...],
     one_minimal: bool,
+    backend: BackendChoice | None = None,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
     on_start: Callable[[Path], None] | None = None,
 ) -> Result:
-    """Claim a run dir and reduce."""
-    run_dir = RunDir.create(output, "reduce", loaded.plan.name)
+    """Claim a run dir and reduce (``backend``: ``--backend``, default local)."""
+    choice = backend if backend is not None else BackendChoice()
+    started = make_backend(choice, jobs, gpus)  # a bad --backend-opt leaves no run dir behind
+    try:
+        run_dir = RunDir.create(output, "reduce", loaded.plan.name)
+    except BaseException:
+        started.close()
+        raise
     sc = loaded.scrubber
     sc.secrets.save(run_dir.path)
     if sc.patterns:
@@ -255,6 +264,7 @@ def start(
         "output": str(output.resolve()),
         "jobs": jobs,
         "gpus": list(gpus),
+        "backend": journal_form(choice, run_dir.path),
         "one_minimal": one_minimal,
         "redacted_env": sc.secrets.names,
         "scrub_patterns": len(sc.patterns),
@@ -276,6 +286,8 @@ def start(
         replay=None,
         on_event=on_event,
         on_start=on_start,
+        choice=choice,
+        backend=started,
     )
 
 
@@ -342,6 +354,7 @@ def resume(
             if started.get(rel, digest) != digest:
                 raise UsageError(f"{path}: its input {loaded.plan.cwd / rel} changed since the run started",
                                  hint="restore it, or start a new reduction")  # fmt: skip
+        choice = from_journal(config.get("backend"), path)  # absent before backends: local
         replay = run_dir.events()
         run_dir.journal.append("resume")
     except BaseException:
@@ -357,6 +370,7 @@ def resume(
         replay=replay,
         on_event=on_event,
         on_start=on_start,
+        choice=choice,
     )
 
 
@@ -448,7 +462,10 @@ def _run(
     replay: list[dict[str, Any]] | None,
     on_event: Callable[[str, dict[str, Any]], None] | None,
     on_start: Callable[[Path], None] | None,
+    choice: BackendChoice,
+    backend: Backend | None = None,
 ) -> Result:
+    """Reduce in ``run_dir`` through ``backend`` (made by :func:`start`; a resume makes ``choice``'s)."""
     from sleuth.reduce.finish import finish
 
     # every journal event and trial record is scrubbed as it is written (a signature quoting a
@@ -458,9 +475,15 @@ def _run(
         on_start(run_dir.path)
     if on_event is not None:  # a resume's watcher learns the budget here (the spec is read by now)
         on_event("budget", {"max_trials": loaded.plan.spec.budget.max_trials})
+        if not choice.is_local:
+            on_event("backend", loaded.scrubber.obj({"backend": choice.secrets().scrub(choice.describe())}))
     wall = loaded.plan.spec.budget.max_wall_clock
     opts = Options(
-        jobs=jobs, gpus=gpus, one_minimal=one_minimal, max_wall_s=parse_duration(wall) if wall else None
+        jobs=jobs,
+        gpus=gpus,
+        one_minimal=one_minimal,
+        max_wall_s=parse_duration(wall) if wall else None,
+        backend=choice,
     )
     driver: Driver | None = None
     prepared: Any = None
@@ -478,6 +501,7 @@ def _run(
                 prepared=prepared,
                 replay=replay,
                 on_event=on_event,
+                backend=backend,
             )
             info = driver.baseline()
             if info["reproduced"] == 0:
@@ -492,6 +516,8 @@ def _run(
         if driver is not None:
             driver.engine.cancel_all()
             driver.close()
+        elif backend is not None:  # the environment failed before the driver took it
+            backend.close()
         run_dir.close()
         raise
     if driver is not None:
