@@ -50,6 +50,7 @@ import contextlib
 import logging
 import math
 import os
+import pickle
 import queue
 import socket
 import threading
@@ -58,7 +59,7 @@ from concurrent.futures import CancelledError, Future
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sleuth import runner
+from sleuth import __version__, runner
 from sleuth.backends.local import check_slots
 from sleuth.errors import InfrastructureError, SleuthError, UsageError
 from sleuth.model import TrialResult, TrialSpec
@@ -224,12 +225,23 @@ class RayBackend:
     def _run(self, spec: TrialSpec, trial_dir: Path, prepare: _Prepare | None) -> TrialResult:
         if prepare is not None:  # on the sleuth host, before the trial takes the cluster's resources
             spec = prepare(trial_dir)
+        if spec.argv and os.path.basename(spec.argv[0]) == "srun":
+            raise UsageError(
+                "this trial runs srun itself (the pyxis environment): it cannot run inside the ray backend",
+                hint="use --backend local with pyxis",
+            )
         ray = self._ray
         with self._lock:
             if self._cancelled:
                 raise CancelledError
             task = self._task.options(name=f"sleuth:{trial_dir.name}", **self._task_options)
-            ref = task.remote(spec, str(trial_dir), self._gpus)
+            try:
+                ref = task.remote(spec, str(trial_dir), self._gpus, __version__)
+            except (TypeError, AttributeError, pickle.PicklingError) as exc:  # what Ray cannot serialize
+                raise UsageError(
+                    f"this trial cannot travel to a Ray node: {_first_line(exc)}",
+                    hint="use --backend local for this environment",
+                ) from None
             self._inflight[ref] = spec.kill_grace_s
         try:
             result: TrialResult = ray.get(ref)
@@ -337,13 +349,19 @@ class RayBackend:
         self._disconnect()
 
 
-def _trial_on_node(spec: TrialSpec, trial_dir: str, gpus: float) -> TrialResult:
-    """The Ray task: :func:`sleuth.runner.run_trial` in a thread of this worker.
+def _trial_on_node(spec: TrialSpec, trial_dir: str, gpus: float, version: str) -> TrialResult:
+    """The Ray task: :func:`sleuth.runner.run_trial` in a thread of this worker (``version``: the
+    sleuth that sent it; a node with another one refuses).
 
     The main thread waits for it in short steps, so Ray's cancel (a ``KeyboardInterrupt`` raised
     there) is seen within a tenth of a second; it stops the trial through ``runner.kill_all`` (its
     group, its escapees) and re-raises once the trial's process is reaped.
     """
+    if version != __version__:
+        raise InfrastructureError(
+            f"the Ray node {os.uname().nodename} has sleuth {__version__}, this sleuth is {version}",
+            hint="install the same sleuth on every node",
+        )
     device = None
     if gpus > 0:
         device = os.environ.get("CUDA_VISIBLE_DEVICES") or None

@@ -1,4 +1,4 @@
-"""Runs a scenario through ``RayBackend`` in an interpreter that has ray (tests/test_backend_ray.py).
+"""Runs a scenario through ``RayBackend`` in an interpreter that has ray (tests/backends/test_ray.py).
 
 Reads a JSON scenario from stdin, prints one JSON document on stdout:
 

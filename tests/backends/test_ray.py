@@ -1,7 +1,7 @@
 """The Ray backend on a real single-node Ray (``ray`` marker) and its checks that need no Ray.
 
 Ray lives in a venv of its own (``.venv-ray``, built by .ci/run; ``$SLEUTH_TEST_RAY_PYTHON`` names
-another): the core suite never imports it.  The tests marked ``ray`` run ``tests/ray_driver.py`` under
+another): the core suite never imports it.  The tests marked ``ray`` run ``tests/backends/ray_driver.py`` under
 that interpreter against ONE Ray head per test session (``ray start --head --block``, 2 CPUs, 2
 logical GPUs, in a temp dir, killed at the end), and check from here what the trials left: their
 files and, by pid, their processes.  Without that interpreter they skip, unless
@@ -30,10 +30,10 @@ from sleuth.backends.ray import RayBackend
 from sleuth.errors import UsageError
 from tests.conftest import pid_alive, wait_dead
 
-REPO = Path(__file__).parents[1]
+REPO = Path(__file__).parents[2]
 #: run as a module from the repository root: tests/ as the script's directory would shadow the stdlib
 #: (tests/bisect is a package)
-DRIVER = ["-m", "tests.ray_driver"]
+DRIVER = ["-m", "tests.backends.ray_driver"]
 PATH_ENV = {"PATH": "/usr/bin:/bin"}
 
 
@@ -126,9 +126,10 @@ def test_trials_run_on_ray_with_their_exact_env_files_signal_and_timeout(ray_hea
         {"argv": ["/usr/bin/env"], "env": {"ONLY_IN_SPEC": "s3cret value"}, "dir": str(tmp_path / "env")},
         {"argv": sh("kill -9 $$"), "env": PATH_ENV, "dir": str(tmp_path / "sig")},
         {"argv": ["sleep", "30"], "env": PATH_ENV, "timeout": 1, "dir": str(tmp_path / "slow")},
+        {"argv": ["srun", "--container-image=x", "true"], "env": PATH_ENV, "dir": str(tmp_path / "pyxis")},
     ]
     out = drive(py, env, {"jobs": 2, "options": {"address": address}, "trials": trials})
-    rc, envr, sig, slow = out["results"]
+    rc, envr, sig, slow, pyxis = out["results"]
     assert (rc["rc"], rc["signal"], rc["timed_out"], rc["error"]) == (3, None, False, None)
     assert (tmp_path / "rc" / "stdout").read_text() == "out\n"
     assert (tmp_path / "rc" / "stderr").read_text() == "err\n"
@@ -142,6 +143,7 @@ def test_trials_run_on_ray_with_their_exact_env_files_signal_and_timeout(ray_hea
     ]
     assert (sig["rc"], sig["signal"]) == (None, 9)
     assert slow["timed_out"] is True and slow["signal"] == signal.SIGTERM
+    assert pyxis["exception"] == "UsageError" and "pyxis" in pyxis["message"]
     assert out["connected_after_close"] is False
 
 
@@ -327,6 +329,20 @@ def test_an_address_that_does_not_answer_is_one_infrastructure_error(tmp_path: P
     assert "\n" not in out["message"]
 
 
+@pytest.mark.ray
+def test_sleuth_run_on_ray_through_the_cli_keeps_json_on_stdout(ray_head, tmp_path: Path) -> None:
+    py, address, env = ray_head
+    env = {**env, "SLEUTH_OUTPUT": str(tmp_path / "runs")}
+    argv = [str(Path(py).parent / "sleuth"), "run", "--trials", "2", "--jobs", "2", "--json", "--backend", "ray",
+            "--backend-opt", f"address={address}", "--backend-opt", "cpus=0.5", "--", "sh", "-c", "echo hi"]  # fmt: skip
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    assert doc["summary"]["backend"] == "ray" and doc["summary"]["pass"] == 2
+
+
 # ---- without Ray --------------------------------------------------------------------------------
 
 
@@ -370,6 +386,25 @@ def test_without_ray_installed_the_error_says_how_to_install_it() -> None:
         RayBackend(2, options={"gpus": "1"})
     assert str(err.value) == "--backend ray: ray is not installed: pip install 'sleuth[ray]'"
     assert "ray" not in sys.modules  # and nothing of it was half-imported
+
+
+def test_the_sleuth_ray_cli_without_ray_says_how_to_install_it(sleuth, tmp_path: Path) -> None:
+    if subprocess.run([sys.executable, "-c", "import ray"], capture_output=True, check=False).returncode == 0:
+        pytest.skip("this interpreter has ray")
+    res = sleuth("run", "--backend", "ray", "--backend-opt", "gpus=1", "--", "true")
+    assert res.rc == 2
+    assert res.stderr.strip().splitlines()[-1].endswith("ray is not installed: pip install 'sleuth[ray]'")
+    assert not (tmp_path / "runs").exists()  # refused before a run dir exists
+
+
+def test_a_node_with_another_sleuth_refuses_the_trial(tmp_path: Path) -> None:
+    from sleuth.backends.ray import _trial_on_node
+    from sleuth.errors import InfrastructureError
+    from sleuth.model import TrialSpec
+
+    with pytest.raises(InfrastructureError, match=r"has sleuth .*, this sleuth is 0\.0\.0"):
+        _trial_on_node(TrialSpec(argv=("true",)), str(tmp_path / "t"), 0, "0.0.0")
+    assert not (tmp_path / "t").exists()
 
 
 def test_a_container_hook_travels_to_the_node(tmp_path: Path) -> None:
