@@ -213,7 +213,8 @@ class RayBackend:
             what = f"cannot connect to Ray at {shown}" if address else "could not start a local Ray instance"
             raise InfrastructureError(
                 f"--backend ray: {what}: {scrub_text(_first_line(exc))}",
-                hint="start the cluster (ray start --head) or fix --backend-opt address / $RAY_ADDRESS"
+                hint="start the cluster (ray start --head) or fix --backend-opt address / $RAY_ADDRESS; "
+                "a cluster with token authentication also needs RAY_AUTH_MODE=token here"
                 if address
                 else "see Ray's logs under /tmp/ray",
             ) from None
@@ -366,9 +367,7 @@ def _trial_on_node(spec: TrialSpec, trial_dir: str, gpus: float, version: str) -
     if gpus > 0:
         device = os.environ.get("CUDA_VISIBLE_DEVICES") or None
         if device is None:
-            import ray
-
-            device = ",".join(str(i) for i in ray.get_gpu_ids()) or None
+            device = ",".join(str(i) for i in _import_ray().get_gpu_ids()) or None
     runner.reset_cancel()  # a worker runs many tasks: an earlier cancel does not stop this one
     box: list[TrialResult | BaseException] = []
 
