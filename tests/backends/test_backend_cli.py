@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -153,11 +154,16 @@ def test_a_bad_choice_is_one_line_exit_2_and_no_run_dir(
 
 
 def test_the_builtin_names_are_registered() -> None:
-    """slurm and ray come from sleuth's own entry points (their modules land separately)."""
-    from sleuth.backends.choice import available
-
-    assert {"local", "slurm", "ray"} <= set(available())
-    assert sys.modules.get("sleuth.backends.slurm") is None
+    """slurm and ray come from sleuth's own entry points, listed without importing their modules (a
+    fresh interpreter: other test files import them)."""
+    code = (
+        "import json, sys; from sleuth.backends.choice import available; "
+        "print(json.dumps([available(), [m for m in sys.modules if m.startswith('sleuth.backends.')]]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    names, loaded = json.loads(out)
+    assert {"local", "slurm", "ray"} <= set(names)
+    assert not {"sleuth.backends.slurm", "sleuth.backends.ray"} & set(loaded)
 
 
 def test_a_killed_matrix_resumes_through_the_same_backend(sleuth, tmp_path: Path, plug) -> None:
