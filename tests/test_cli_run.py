@@ -781,3 +781,39 @@ def test_a_workload_that_takes_the_metrics_folder_keeps_it_and_sleuth_keeps_its_
     assert (trials / "0002" / "metrics" / "loss.txt.workload").is_dir()
     assert (trials / "0003" / "metrics" / "loss.txt.workload").read_text() == "mine"
     assert (trials / "0004" / "metrics.workload").is_symlink() and not list(users.iterdir())
+
+
+#: what a shell prints when its own fork fails (the process limit met by the workload's processes)
+_FORK_FAILED = {
+    "dash": ("sh: 1: Cannot fork", 2),
+    "bash": (
+        "bash: fork: retry: Resource temporarily unavailable\nbash: fork: Resource temporarily unavailable",
+        254,
+    ),
+}
+
+
+@pytest.mark.parametrize("shell", list(_FORK_FAILED))
+def test_a_workload_whose_own_fork_fails_is_its_failure_and_says_so(sleuth, shell: str) -> None:
+    """sleuth started the trial; the workload's shell could not fork: a FAIL with the shell's exit
+    code (sleuth's own fork failing stops the run, exit 4, no trial), and the signature names it (it
+    was a bare ``exit 2``: nothing said why).  Root meets no process limit: the shell's words are
+    printed here; the prlimit test below makes a real one where it can."""
+    said, rc = _FORK_FAILED[shell]
+    res = sleuth("run", "-n", "1", "--json", "--", "sh", "-c", f"printf '%s\\n' '{said}' >&2; exit {rc}")
+    assert res.rc == 1, res.stderr
+    (t,) = res.json()["trials"]
+    assert t["outcome"] == "fail" and t["rc"] == rc
+    assert "fork" in t["signature"].lower() and "retry" not in t["signature"], t["signature"]
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0 or shutil.which("prlimit") is None, reason="root meets no process limit"
+)
+def test_a_workload_at_its_own_process_limit_fails_with_a_signature_naming_the_fork(sleuth) -> None:
+    res = sleuth(
+        "run", "-n", "1", "--json", "--", "prlimit", "--nproc=1", "sh", "-c", "(true); echo unreachable"
+    )
+    assert res.rc == 1, res.stderr
+    (t,) = res.json()["trials"]
+    assert t["outcome"] == "fail" and "fork" in t["signature"].lower(), t

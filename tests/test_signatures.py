@@ -305,6 +305,20 @@ def test_plain_error_lines() -> None:
     assert error_text("all good\n") is None
 
 
+def test_a_shell_that_could_not_fork_names_it() -> None:
+    """The workload's own fork failing (the process limit): dash, busybox and bash said nothing an
+    error line was looked for in, so the signature was a bare ``exit 2``."""
+    assert error_text("sh: 1: Cannot fork\n") == "sh: 1: Cannot fork"
+    assert error_text("sh: can't fork: Resource temporarily unavailable\n") == (
+        "sh: can't fork: Resource temporarily unavailable"
+    )
+    bash = (
+        "bash: fork: retry: Resource temporarily unavailable\nbash: fork: Resource temporarily unavailable\n"
+    )
+    assert error_text(bash) == "bash: fork: Resource temporarily unavailable"
+    assert error_text("forking 4 workers\n") is None
+
+
 def test_a_warning_is_not_the_error() -> None:
     # torch warns at import without numpy; a rank killed before its own traceback printed only this
     # line, which named the failure of a distributed reduce (and reduced it to one rank)

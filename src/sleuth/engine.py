@@ -150,9 +150,13 @@ class Engine:
         j = self.oracle.judge(result)
         return Trial(result=result, outcome=j.outcome, signature=j.signature, reason=j.reason)
 
-    def next_completed(self) -> Trial:
-        """The next judged trial to finish (written and journaled); blocks.  Needs :attr:`pending`."""
-        trial = self._next()
+    def next_completed(self, timeout: float | None = None) -> Trial:
+        """The next judged trial to finish (written and journaled); blocks.  Needs :attr:`pending`.
+
+        With ``timeout`` (seconds), raises :class:`TimeoutError` when none finished by then (the
+        trials keep running: :meth:`cancel_all` stops them).
+        """
+        trial = self._next(timeout)
         if trial is None:
             raise LookupError("no trial is pending")
         return trial
@@ -162,11 +166,16 @@ class Engine:
         while (trial := self._next()) is not None:
             yield trial
 
-    def _next(self) -> Trial | None:
+    def _next(self, timeout: float | None = None) -> Trial | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
         while self._pending:
             if not self._ready:
                 # blocks in C; a signal handler's exception (Ctrl-C) leaves no lock held behind
-                heapq.heappush(self._ready, self._finished.get())
+                try:
+                    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    heapq.heappush(self._ready, self._finished.get(timeout=left))
+                except queue.Empty:
+                    raise TimeoutError(f"no trial finished in {timeout:g}s") from None
             while True:  # several finished together: yield them in submission order
                 try:
                     heapq.heappush(self._ready, self._finished.get_nowait())

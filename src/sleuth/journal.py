@@ -18,7 +18,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -36,6 +36,8 @@ __all__ = [
     "other_verbs_run_dir",
     "output_root",
     "read_journal",
+    "resume_hint",
+    "watch_run_dirs",
 ]
 
 
@@ -315,6 +317,32 @@ _RESUME = {
 }
 
 
+#: the run dirs this process opened while :func:`watch_run_dirs` watches, the first first (a stop's
+#: hint names that one: a bisect chain's own run dirs open inside its top one)
+_opened: list[Path] | None = None
+
+
+@contextlib.contextmanager
+def watch_run_dirs() -> Iterator[list[Path]]:
+    """Inside: every :class:`RunDir` opened or claimed is listed in the list yielded (the CLI's verb)."""
+    global _opened
+    outer, _opened = _opened, []
+    try:
+        yield _opened
+    finally:
+        _opened = outer
+
+
+def resume_hint(verb: str, opened: Sequence[Path]) -> str:
+    """What to do after a stop the machine caused (no space, no file handles, the process limit):
+    resume the run dir ``verb`` opened with that verb's own command, or run again when none was."""
+    import shlex
+
+    if not opened or verb not in _RESUME:
+        return "then run it again"
+    return f"then resume: {_RESUME[verb]} {shlex.quote(str(opened[0]))}"
+
+
 def made_by(path: Path, start: Mapping[str, Any] | None) -> str | None:
     """The verb that made the run dir at ``path``, from its files and its ``start`` event; None when
     neither says (a resume given another verb's run dir names the command that resumes it)."""
@@ -399,6 +427,8 @@ class RunDir:
         except OSError as exc:
             self._lock.close()
             raise UsageError(f"{path}: cannot open journal.jsonl: {exc.strerror or exc}") from None
+        if _opened is not None:
+            _opened.append(path)
 
     @classmethod
     def create(cls, output: Path | str, verb: str, name: str, *, fsync: bool = False) -> RunDir:

@@ -154,7 +154,11 @@ _WARNING = re.compile(r"\b[A-Z]\w*Warning:")
 _AFTER_TRACEBACK = re.compile(rf"^({_EXC_NAME})(?::(.*))?$")
 _ERR_WORDS = re.compile(
     r"^.*(?:\b(?:error|fatal|panic|abort(?:ed)?|assert(?:ion)?|exception|failed|failure|nan)\b"
-    r"|segmentation fault|core dumped|illegal memory access).*$",
+    r"|segmentation fault|core dumped|illegal memory access"
+    # a shell that could not fork (the process limit met by the workload's own processes): dash's
+    # "sh: 1: Cannot fork", busybox's "can't fork", bash's last "fork: Resource temporarily
+    # unavailable" (not its "fork: retry: ..." lines)
+    r"|\bcan(?:not|'t) fork\b|\bfork: resource temporarily unavailable).*$",
     re.MULTILINE | re.IGNORECASE,
 )
 _PYTEST = re.compile(r"^(FAILED|ERROR) (\S+\.py(?:::\S+)?)(?: - (.*))?$", re.MULTILINE)

@@ -62,7 +62,7 @@ CASES: list[tuple[list[str], list[str]]] = [
     ([*LIST, "--name", "../escape"], ["--name '../escape'"]),
     ([*LIST, "--name", ""], ["--name ''"]),
     ([*LIST, "--name", "-dash"], ["--name '-dash'"]),
-    (["bisect", "list", "l.txt", "--output", ""], ["--output"]),
+    (["bisect", "list", "l.txt", "--output", ""], ["--output ''", "an empty path"]),
     (["bisect", "list", "l.txt", "--output", "afile"], ["--output"]),
     ([*LIST, "--env", "NOEQUALS"], ["--env 'NOEQUALS'"]),
     ([*LIST, "--env", "1BAD=x"], ["--env '1BAD=x'"]),
@@ -335,6 +335,25 @@ def test_bad_input(
     rc = main(argv)
     out, err = capfd.readouterr()
     assert_usage_error(rc, out, err, mentions, before=before, after=tree_state(here))
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("", "$SLEUTH_OUTPUT '': an empty path"),
+        ("afile", "$SLEUTH_OUTPUT 'afile': exists and is not a directory"),
+    ],
+)
+def test_a_bad_sleuth_output_is_named_as_the_variable(
+    here: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: str, says: str
+) -> None:
+    """An empty ``$SLEUTH_OUTPUT`` was reported as "invalid value for '--output'", a flag never given."""
+    monkeypatch.setenv("SLEUTH_OUTPUT", value)
+    before = tree_state(here)
+    rc = main(["bisect", "list", "l.txt", "--", "true"])
+    out, err = capfd.readouterr()
+    assert_usage_error(rc, out, err, [says, "unset it"], before=before, after=tree_state(here))
+    assert "--output'" not in err
 
 
 def test_corpus_is_large_enough() -> None:

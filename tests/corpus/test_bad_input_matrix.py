@@ -306,6 +306,7 @@ FLAG_CASES: list[tuple[str, list[str], list[str]]] = [
     ("workload-ref-missing", ["--workload", "nomod:Nope"], ["--workload", "nomod"]),
     ("workload-typo", ["--workload", "numpy_nam"], ["--workload 'numpy_nam'", "numpy_nan"]),
     ("output-and-output-dir", ["--output", "a", "--output-dir", "b", "--", "true"], ["--output-dir"]),
+    ("output-dir-empty", ["--output-dir", "", "--", "true"], ["--output-dir ''", "an empty path"]),
     ("steps-token-no-steps", ["--", "echo", "{STEPS}"], ["{STEPS}", "--steps"]),
 ]  # fmt: skip
 
@@ -393,6 +394,26 @@ def test_missing_files_and_directories(inproc: Callable[..., Any], tmp_path: Pat
 @pytest.mark.parametrize(("argv", "mentions"), [c[1:] for c in FLAG_CASES], ids=[c[0] for c in FLAG_CASES])
 def test_bad_flags(inproc: Callable[..., Any], tmp_path: Path, argv: list[str], mentions: list[str]) -> None:
     _check(inproc, tmp_path, ["matrix", *argv], mentions)
+
+
+@pytest.mark.parametrize("value", ["afile", ""])
+def test_output_dir_wins_over_a_bad_sleuth_output(
+    inproc: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """``$SLEUTH_OUTPUT`` naming a file (or empty) stopped ``--output-dir DIR`` with an error about the
+    variable: the flag given is what counts, and the variable is not looked at."""
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("SLEUTH_OUTPUT", value)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(BASE))
+    rc, out, err = inproc(
+        "matrix", "--recipe", recipe, "--output-dir", tmp_path / "out", "--dry-run", "--json"
+    )
+    assert rc == 0, err
+    assert json.loads(out)["run_dir_parent"].startswith(str(tmp_path / "out")), out
+    # and a bad --output-dir is named as typed (click said "Directory ... is a file")
+    _check(inproc, tmp_path, ["matrix", "--recipe", recipe, "--output-dir", "afile"],
+           ["--output-dir 'afile': exists and is not a directory"])  # fmt: skip
 
 
 # --- matrix resume on what is not an unfinished matrix run dir ---------------------------------

@@ -146,6 +146,50 @@ def test_budget_exhausted_still_writes_the_best_so_far(cli, tmp_path: Path) -> N
     assert out.returncode == 1 and "boom" in out.stdout
 
 
+def _budget_spec(tmp_path: Path, candidate_sleep: int, max_wall_clock: int) -> Path:
+    """The original (N=500) fails after 2 s; every candidate passes after ``candidate_sleep`` s."""
+    spec = tmp_path / "budget.yaml"
+    script = f"if [ $N -eq 500 ]; then sleep 2; exit 1; fi; sleep {candidate_sleep}"
+    spec.write_text(yaml.safe_dump({
+        "name": "budget",
+        "workload": {"command": script, "shell": True, "timeout": 20},
+        "oracle": {"kind": "exit_code"},
+        "budget": {"baseline_trials": 1, "max_wall_clock": max_wall_clock},
+        "axes": [{"name": "N", "kind": "env", "type": "int", "initial": 500, "floor": 0}],
+    }))  # fmt: skip
+    return spec
+
+
+def _search_trials(run_dir: Path) -> list[dict]:
+    events = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    return [e for e in events if e.get("event") == "trial" and e.get("axis") != "baseline"]
+
+
+def test_max_wall_clock_stops_the_trials_running_when_it_ends(cli, tmp_path: Path) -> None:
+    """The budget was checked only between trials: a candidate started a moment before it ended ran
+    whole (here until its 20 s timeout: a budget of 6 s spent 22).  Now the running trials are
+    stopped at the deadline, never journaled, and the best so far is the answer."""
+    res = cli("reduce", "--spec", _budget_spec(tmp_path, 100, 6), "--jobs", "2", "--json")
+    assert res.returncode == 0, res.stderr
+    d = doc(res)
+    assert _search_trials(Path(d["run_dir"])) == []  # stopped, not journaled: a resume runs them
+    assert d["status"] == "budget_exhausted" and d["stopped"].startswith("budget spent: max_wall_clock"), d
+    assert "2 running trial(s) stopped" in d["stopped"], d["stopped"]
+    assert d["trials"] == 1 and d["final"]["axes"] == {"N": 500}
+    assert (Path(d["run_dir"]) / "shrunken" / "run_repro.sh").is_file()
+
+
+def test_max_wall_clock_starts_no_trial_it_has_no_time_for(cli, tmp_path: Path) -> None:
+    """After a 2 s original, 3 s of budget leave less than a trial takes: no candidate starts (one
+    did, and ran past the budget by a whole trial)."""
+    res = cli("reduce", "--spec", _budget_spec(tmp_path, 2, 3), "--json")
+    assert res.returncode == 0, res.stderr
+    d = doc(res)
+    assert _search_trials(Path(d["run_dir"])) == [] and d["trials"] == 1
+    assert d["status"] == "budget_exhausted" and d["stopped"].startswith("budget spent: max_wall_clock"), d
+    assert "budget spent" in cli("reduce", "resume", d["run_dir"]).stdout  # and the answer says so
+
+
 def test_other_failures_are_never_accepted(cli, tmp_path: Path) -> None:
     """A candidate without "omega" crashes differently (KeyError): recorded, never progress."""
     spec = knobs_spec(tmp_path)

@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
+from pathlib import Path
 
 import click
 
@@ -104,16 +105,16 @@ def _usage_line(exc: click.UsageError) -> str:
     return f"{path}: {msg} (see '{path} --help')"
 
 
-_RESUME = "then resume (sleuth run/matrix/reduce --resume DIR, sleuth bisect resume DIR)"
-#: OSErrors that say what is wrong with the machine, with what to do; any other is a bug (traceback)
+#: OSErrors that say what is wrong with the machine, with what to do (``{resume}``: the verb's own
+#: resume command for the run dir it opened, :func:`sleuth.journal.resume_hint`); any other is a bug
 _OS_HINTS = {
-    errno.ENOSPC: f"free some space, {_RESUME}",
-    errno.EDQUOT: f"free some space or raise the quota, {_RESUME}",
+    errno.ENOSPC: "free some space, {resume}",
+    errno.EDQUOT: "free some space or raise the quota, {resume}",
     errno.EROFS: "the file system is read-only; give --output (or $SLEUTH_OUTPUT) a writable folder",
     errno.EACCES: "check its permissions (a run dir goes under --output or $SLEUTH_OUTPUT)",
-    errno.EMFILE: f"raise the limit (ulimit -n), {_RESUME}",
-    errno.EAGAIN: f"end some processes or raise the limit (ulimit -u; a container's pids limit), {_RESUME}",
-    errno.ENFILE: f"the system ran out of file handles; {_RESUME}",
+    errno.EMFILE: "raise the limit (ulimit -n), {resume}",
+    errno.EAGAIN: "end some processes or raise the limit (ulimit -u; a container's pids limit), {resume}",
+    errno.ENFILE: "the system ran out of file handles; {resume}",
     errno.EIO: "an I/O error: check the disk",
 }
 
@@ -221,6 +222,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: list[str]) -> int:
     """The CLI on ``args``; every error becomes a line and an exit code."""
+    from sleuth.journal import watch_run_dirs
+
+    with watch_run_dirs() as opened:
+        return _run_verb(args, opened)
+
+
+def _run_verb(args: list[str], opened: list[Path]) -> int:
     try:
         rv = cli.main(args=args, prog_name="sleuth", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
@@ -251,6 +259,9 @@ def _main(args: list[str]) -> int:
         hint = _OS_HINTS.get(exc.errno or 0)
         if hint is None:
             raise
+        from sleuth.journal import resume_hint
+
+        hint = hint.format(resume=resume_hint(args[0] if args else "", opened))
         _error(f"{exc.filename}: {exc.strerror}; {hint}" if exc.filename else f"{exc.strerror}; {hint}")
         return int(ExitCode.INFRASTRUCTURE)
     return rv if isinstance(rv, int) else 0

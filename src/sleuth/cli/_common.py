@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ __all__ = [
     "fmt_s",
     "lazy_console",
     "may_be_terminal",
+    "output_alias_option",
     "output_option",
     "print_json",
 ]
@@ -135,15 +136,42 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+#: ``ctx.meta`` key: ``(path, flag)`` of another name ``--output`` was given under (``--output-dir``)
+_ALIAS_KEY = "sleuth.output_alias"
+
+
 def _output_root(ctx: click.Context, param: click.Parameter, value: str | Path) -> Path:
     from click.core import ParameterSource
 
+    from sleuth.errors import UsageError
     from sleuth.journal import output_root
 
+    alias: tuple[Path, str] | None = ctx.meta.get(_ALIAS_KEY)
     if ctx.get_parameter_source(str(param.name)) is not ParameterSource.DEFAULT:
+        if alias is not None:
+            raise UsageError(f"give --output or {alias[1]} (the same flag), not both")
         return output_root(value)
+    if alias is not None:  # the flag wins over $SLEUTH_OUTPUT, which is then not even looked at
+        return alias[0]
     # the default: an error names where the value came from, not a flag the user never gave
     return output_root(value, "$SLEUTH_OUTPUT" if "SLEUTH_OUTPUT" in os.environ else "--output's default")
+
+
+def _output_alias(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    from sleuth.journal import output_root
+
+    if value is not None:
+        flag = next(o for o in param.opts if o.startswith("--"))
+        ctx.meta[_ALIAS_KEY] = (output_root(value, flag), flag)
+
+
+def output_alias_option(name: str, help: str) -> Callable[[Any], Any]:
+    """``name`` (``--output-dir``) as another name of :func:`output_option`'s ``--output``; it goes
+    before ``output_option`` and is taken first (eager), so it wins over ``$SLEUTH_OUTPUT``, and
+    errors name it as typed."""
+    return click.option(
+        name, type=click.Path(), callback=_output_alias, is_eager=True, expose_value=False, help=help
+    )
 
 
 def output_option(func: Any) -> Any:

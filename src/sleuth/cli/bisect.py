@@ -39,17 +39,18 @@ _CTX: dict[str, Any] = {}
 
 
 class _Folder(click.ParamType):  # type: ignore[type-arg]
-    """A folder path that is not empty (``--output ''`` would mean the current directory)."""
+    """A folder path without a NUL byte (an empty one is refused by ``output_option``'s callback,
+    naming where it came from: ``--output ''`` or an empty ``$SLEUTH_OUTPUT``)."""
 
     name = "directory"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, Path):
             return value
         text = str(value)
-        if not text.strip() or "\0" in text:
+        if "\0" in text:
             self.fail(f"{text!r} is not a folder; give one such as ./sleuth-runs", param, ctx)
-        return Path(text)
+        return text  # a str: Path('') would be '.', and the callback must still see it empty
 
 
 def _output_option(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -13,7 +13,13 @@ from typing import Any
 
 import click
 
-from sleuth.cli._common import err_console, output_option, print_json, sigterm_as_interrupt
+from sleuth.cli._common import (
+    err_console,
+    output_alias_option,
+    output_option,
+    print_json,
+    sigterm_as_interrupt,
+)
 from sleuth.cli._options import backend_options, parse_backend
 from sleuth.errors import ConfigError, UsageError
 
@@ -289,11 +295,7 @@ def _execute(call: Callable[[_Watch], Any], as_json: bool, backend: Any = None) 
 @backend_options
 @click.option("--dry-run", is_flag=True, help="Validate everything, print the plan, write nothing.")
 @output_option
-@click.option(
-    "--output-dir",
-    type=click.Path(file_okay=False),
-    help="Alias of --output (aorta's name).",
-)
+@output_alias_option("--output-dir", help="Alias of --output (aorta's name).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
 @click.pass_context
 def command(ctx: click.Context, /, **kw: Any) -> int | None:
@@ -317,7 +319,6 @@ def command(ctx: click.Context, /, **kw: Any) -> int | None:
         return None
     from sleuth.matrix import driver
 
-    _output_dir(ctx, kw)
     backend = parse_backend(kw["backend"], kw["backend_opt"])
     gpus = _check_jobs(kw["jobs"], kw["gpus"], backend)
     loaded = _loaded(ctx, kw, cmd)
@@ -336,19 +337,6 @@ def command(ctx: click.Context, /, **kw: Any) -> int | None:
         kw["as_json"],
         backend,
     )
-
-
-def _output_dir(ctx: click.Context, kw: dict[str, Any]) -> None:
-    """``--output-dir`` is ``--output`` under aorta's name; giving both is an error."""
-    if kw["output_dir"] is None:
-        return
-    from click.core import ParameterSource
-
-    from sleuth.journal import output_root
-
-    if ctx.get_parameter_source("output") is ParameterSource.COMMANDLINE:
-        raise UsageError("give --output or --output-dir (the same flag), not both")
-    kw["output"] = output_root(kw["output_dir"])
 
 
 def _dry_run(loaded: Any, kw: dict[str, Any]) -> int:

@@ -7,6 +7,11 @@ one, :mod:`sleuth.reduce.flaky`) and its verdict goes back to the search.  Every
 by the engine (with its candidate's hash and number) before the search sees it; resume replays
 those trials by hash and number instead of running them, so a deterministic search retraces its
 steps without re-running a journaled trial and then carries on.
+
+``max_wall_clock`` is kept as a deadline, not only checked between trials: no trial of the search
+starts when less time is left than a trial takes (the median of the last few trials run), and
+trials still running when it passes are stopped (never journaled: a resume runs them); the search
+then ends ``budget spent`` with the best point so far.  The baseline always runs whole.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import statistics
 import sys
 import threading
 import time
@@ -142,6 +148,8 @@ class Driver:
         #: the one private copy of each large file of the cwd that scratch copies hard-link
         self._copies = PrivateCopies(run_dir.path / PRIVATE_DIR)
         self._t0 = time.monotonic()
+        #: the wall times of the last trials run (not replayed): what the next one is expected to take
+        self._walls: deque[float] = deque(maxlen=5)
         self._step_rx = {
             a.name: re.compile(a.spec.step_regex) for a in plan.axes if getattr(a.spec, "step_regex", None)
         }
@@ -250,14 +258,16 @@ class Driver:
             return parse_signature(sig).head == "output"
         return self.target is not None and same_failure(sig, self.target)
 
-    def _next(self) -> tuple[str, TrialRecord]:
+    def _next(self, timeout: float | None = None) -> tuple[str, TrialRecord]:
+        """The next judged trial; :class:`TimeoutError` when none finished within ``timeout``."""
         if self._ready:
             return self._ready.popleft()
-        trial: Trial = self.engine.next_completed()
+        trial: Trial = self.engine.next_completed(timeout)
         key = self._running.pop(trial.result.trial_dir)
         ev = self._evals.get(key)
         cand = ev.cand if ev is not None else materialize(self.plan, self.plan.initial_point())
         rec = self._record(cand, trial.to_dict(), int(trial.result.trial_dir.name[1:]), replayed=False)
+        self._walls.append(rec.wall_s)
         return key, rec
 
     @property
@@ -362,10 +372,28 @@ class Driver:
 
     def _over_budget(self) -> str | None:
         if self.trials_used >= self.budget.max_trials:
-            return f"max_trials ({self.budget.max_trials}) reached"
-        if self.opt.max_wall_s is not None and time.monotonic() - self._t0 >= self.opt.max_wall_s:
-            return f"max_wall_clock ({self.opt.max_wall_s:g}s) reached"
+            return f"budget spent: max_trials ({self.budget.max_trials}) reached"
+        left = self._time_left()
+        if left is not None and left <= 0:
+            return f"budget spent: max_wall_clock ({self.opt.max_wall_s:g}s) reached"
         return None
+
+    def _time_left(self) -> float | None:
+        """Seconds left of ``max_wall_clock`` (None without one)."""
+        if self.opt.max_wall_s is None:
+            return None
+        return self._t0 + self.opt.max_wall_s - time.monotonic()
+
+    def _no_time_for_a_trial(self) -> str | None:
+        """Why no trial may start now: less of ``max_wall_clock`` is left than a trial takes."""
+        left = self._time_left()
+        expected = statistics.median(self._walls) if self._walls else 0.0
+        if left is None or left >= expected:
+            return None
+        return (
+            f"budget spent: max_wall_clock ({self.opt.max_wall_s:g}s): {max(0.0, left):.1f}s left, "
+            f"less than a trial takes (about {expected:.1f}s)"
+        )
 
     def _start(self, q: Query) -> None:
         cand = materialize(self.plan, q.point)
@@ -452,27 +480,40 @@ class Driver:
             self.stopped = self.stopped or self._over_budget()
             if self.stopped is None:
                 # more trials for candidates under test first, then new candidates
+                no_time = self._no_time_for_a_trial()
                 for key, ev in list(self._evals.items()):
                     if ev.running == 0 and len(ev.trials) >= self.rate.per_candidate:
                         self._settle(ev, False)  # the rate rose: fewer trials are enough now
-                    elif self._inflight < jobs and ev.running == 0:
+                    elif self._inflight < jobs and ev.running == 0 and no_time is None:
                         self._submit(key)
-                while self._inflight < jobs and self._over_budget() is None:
+                while self._inflight < jobs and self._over_budget() is None and no_time is None:
                     qs = self.reduction.propose(1)
                     if not qs:
                         break
                     self._start(qs[0])
+                if not self._inflight and no_time is not None and not self.reduction.done:
+                    self.stopped = no_time
             if not self._inflight:
                 if self.stopped is not None or self.reduction.done or not self._evals:
                     break
                 continue
-            key, rec = self._next()
+            left = self._time_left()
+            try:
+                key, rec = self._next(None if left is None else max(0.0, left))
+            except TimeoutError:  # the deadline passed with trials running: they are stopped below
+                running = self.engine.pending
+                self.stopped = (
+                    f"budget spent: max_wall_clock ({self.opt.max_wall_s:g}s) reached; "
+                    f"{running} running trial(s) stopped"
+                )
+                break
             self._take(key, rec)
             self.on_event(
                 "trial",
                 {"phase": "search", "trials_used": self.trials_used, "axis": self.reduction.current_axis},
             )
         if self.stopped is not None:
+            self.trials_used -= self.engine.pending  # stopped before they ended: never journaled
             self.engine.cancel_all()
 
     def close(self) -> None:
