@@ -138,3 +138,17 @@ def test_flaky_off_keeps_to_max_tests_and_names_a_long_block_by_its_ends(tmp_pat
     res = sleuth("bisect", "list", "l.txt", "--flaky", "off", "--max-tests", "12", "--json", "--output",
                  str(tmp_path / "o"), "--", "sh", "-c", body, cwd=tmp_path)  # fmt: skip
     assert (doc(res)["status"], doc(res)["first_bad"]["label"]) == ("found", "c701")
+
+
+def test_a_bad_end_that_passes_is_retried_only_within_max_tests(tmp_path: Path) -> None:
+    # under auto a bad end that passes is run again up to 8 times: --max-tests 3 ran all 8
+    (tmp_path / "l.txt").write_text("a\nb\nc\nd\ne\n")
+    for jobs in ("1", "2"):
+        out = tmp_path / f"o{jobs}"
+        res = sleuth("bisect", "list", "l.txt", "--max-tests", "3", "-j", jobs, "--output", str(out), "--", "true",
+                     cwd=tmp_path)  # fmt: skip
+        assert res.returncode == 3, res.stderr
+        (summary,) = out.glob("bisect/list/*/summary.json")
+        d = json.loads(summary.read_text())
+        assert d["status"] == "not_found" and d["tests"] == 3, (jobs, d["tests"])
+        assert "did not fail in" in d["note"], d

@@ -142,7 +142,7 @@ class EndChecks:
             return
         if d.signature is None and self.bad_runs:  # the bad end passed so far: rerun it
             free = jobs - d.inflight
-            while free > 0 and self.bad_runs + self.bad_out < self.budget:
+            while free > 0 and self.bad_runs + self.bad_out < self.budget and self._room(strat):
                 self.bad_out += 1
                 d._end_check(strat, BAD, "bad end retry")
                 free -= 1
@@ -156,6 +156,11 @@ class EndChecks:
         ):
             self.good_out = True
             d._end_check(strat, GOOD)
+
+    def _room(self, strat: Strategy) -> bool:
+        """``--max-tests`` (end checks included) allows one more test besides those running."""
+        cap = self.d.opt.max_tests
+        return cap is None or strat.tests + self.d.inflight < cap
 
     def start_due(self, strat: Strategy) -> bool:
         """Nothing is running: start the end check the answer rests on, if any (True if one started)."""
@@ -249,7 +254,11 @@ class EndChecks:
         if ev.counted is Outcome.PASS and not d.opt.flaky.auto and d.opt.flaky.p == 1.0:
             return ends_failed(None, ev, flipped=d._flip)
         strat.observe(q, ev.counted)  # passes of the bad end are evidence of flakiness
-        if d.signature is None and not self.bad_out and self.bad_runs >= self.budget:
+        if (
+            d.signature is None
+            and not self.bad_out
+            and (self.bad_runs >= self.budget or not self._room(strat))
+        ):
             return ends_failed(None, ev, flipped=d._flip, runs=self.bad_runs)
         if d.signature is None and ev.outcome is not Outcome.PASS:
             return ends_failed(None, ev, flipped=d._flip)  # a skip or an untestable bad end
