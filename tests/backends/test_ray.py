@@ -279,7 +279,9 @@ def test_after_a_kill_9_of_sleuth_reap_orphans_stops_what_its_local_ray_left(tmp
         proc.kill()
     pids = [int((tmp_path / n).read_text()) for n in ("pid", "child", "esc")]
     try:
-        assert wait_dead(pids[0], 30)  # the leader: Ray kills a dead worker's children
+        # Ray kills a dead driver's workers and their children (the leader), in its own time: a loaded
+        # machine took over 30 s; what --resume runs must stop the whole tree either way
+        wait_dead(pids[0], 30)
         runner.reap_orphans(run)
         assert not [p for p in pids if not wait_dead(p, 10)]
     finally:
