@@ -12,7 +12,7 @@
 
 Choices (and why):
 
-* Dispatch copies :class:`~sleuth.backends.local.LocalBackend`'s discipline: ``jobs`` daemon worker
+* Dispatch is :class:`~sleuth.backends.local.LocalBackend`'s own (a subclass): ``jobs`` daemon worker
   threads on the sleuth host, fed by a C queue.  A worker runs ``prepare(trial_dir)`` here, submits
   one task and waits for its result.  Tasks, not actors (a slot's actor would hold its GPUs while
   idle, and a slot the cluster cannot place would hold its trials for ever) and not Ray Jobs
@@ -51,16 +51,15 @@ import logging
 import math
 import os
 import pickle
-import queue
 import socket
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import CancelledError
 from pathlib import Path
 from typing import Any, ClassVar
 
 from sleuth import __version__, runner
-from sleuth.backends.local import check_slots
+from sleuth.backends.local import LocalBackend, check_slots
 from sleuth.errors import InfrastructureError, SleuthError, UsageError
 from sleuth.model import TrialResult, TrialSpec
 from sleuth.secrets import scrub_text
@@ -68,7 +67,6 @@ from sleuth.secrets import scrub_text
 __all__ = ["RayBackend"]
 
 _Prepare = Callable[[Path], TrialSpec]
-_Item = tuple[Future[TrialResult], TrialSpec, Path, _Prepare | None]
 #: beyond a trial's kill grace, how long :meth:`RayBackend.cancel_all` waits before forcing
 _CANCEL_MARGIN_S = 10.0
 #: how long the address's port may take to answer before sleuth says it cannot connect
@@ -149,8 +147,9 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
-class RayBackend:
-    """Run each trial as a Ray task on a cluster (or a local instance), ``jobs`` at a time."""
+class RayBackend(LocalBackend):
+    """Run each trial as a Ray task on a cluster (or a local instance), ``jobs`` at a time: the local
+    backend's queue and worker threads, each worker waiting on its trial's task."""
 
     OPTIONS: ClassVar[dict[str, str]] = {
         "address": "the cluster (auto, HOST:PORT, ray://...); default $RAY_ADDRESS, else a local instance",
@@ -162,8 +161,8 @@ class RayBackend:
         check_slots(jobs)
         address, cpus, gpus = _options(options or {})
         ray = _import_ray()
+        super().__init__(jobs)
         self._ray = ray
-        self._jobs = jobs
         self._gpus = gpus
         self._owned = False
         address = address or os.environ.get("RAY_ADDRESS") or None
@@ -180,9 +179,6 @@ class RayBackend:
             "max_retries": 0,
             "retry_exceptions": False,
         }
-        self._work: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._closed = False
         self._cancelled = False
         self._lock = threading.Lock()
         #: tasks submitted and not yet ended: ref -> the trial's kill grace
@@ -218,10 +214,6 @@ class RayBackend:
                 if address
                 else "see Ray's logs under /tmp/ray",
             ) from None
-
-    def slots(self) -> int:
-        """How many trials are in flight at once (the cluster may run fewer: its resources)."""
-        return self._jobs
 
     def _run(self, spec: TrialSpec, trial_dir: Path, prepare: _Prepare | None) -> TrialResult:
         if prepare is not None:  # on the sleuth host, before the trial takes the cluster's resources
@@ -264,37 +256,13 @@ class RayBackend:
             with self._lock:
                 self._inflight.pop(ref, None)
 
-    def _worker(self) -> None:
-        while (item := self._work.get()) is not None:
-            fut, spec, trial_dir, prepare = item
-            if not fut.set_running_or_notify_cancel():
-                continue
-            try:
-                fut.set_result(self._run(spec, trial_dir, prepare))
-            except BaseException as exc:  # the future raises it in the consumer
-                fut.set_exception(exc)
-            del item, fut
-
-    def submit(
-        self, spec: TrialSpec, trial_dir: Path, *, prepare: _Prepare | None = None
-    ) -> Future[TrialResult]:
-        """Queue one trial (``prepare``: see :class:`~sleuth.backends.Backend`)."""
-        if self._closed:
-            raise RuntimeError("RayBackend is closed")
-        fut: Future[TrialResult] = Future()
-        self._work.put((fut, spec, trial_dir, prepare))
-        if len(self._threads) < self._jobs:
-            t = threading.Thread(target=self._worker, name=f"sleuth-ray_{len(self._threads)}", daemon=True)
-            t.start()
-            self._threads.append(t)
-        return fut
-
     def cancel_all(self) -> None:
-        """Drop queued trials and stop running ones; returns when their tasks have ended."""
+        """Drop queued trials, stop what runs here (a ``prepare``: a checkout, a venv build) and the
+        trials' tasks; returns when the tasks have ended."""
         with self._lock:
             self._cancelled = True
             inflight = dict(self._inflight)
-        self._drop_queued()
+        super().cancel_all()
         if not inflight:
             return
         ray = self._ray
@@ -308,29 +276,12 @@ class RayBackend:
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
 
-    def _drop_queued(self) -> None:
-        sentinels = 0
-        while True:
-            try:
-                item = self._work.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                sentinels += 1
-            else:
-                item[0].cancel()
-        for _ in range(sentinels):
-            self._work.put(None)
-
     def close(self) -> None:
         """Let the workers end once the queue is done; disconnect (a local instance stops) when no
         trial is in flight, else at exit after stopping them.  Waits for nothing."""
         if self._closed:
             return
-        self._closed = True
-        self._drop_queued()
-        for _ in self._threads:
-            self._work.put(None)
+        super().close()
         with self._lock:
             idle = not self._inflight
         if idle:
