@@ -230,7 +230,10 @@ class SlurmBackend(LocalBackend):
         for stale in (remote.RESULT_FILE, remote.STEP_FILE):  # a resumed trial's earlier attempt
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(client / stale)
-        remote.write_spec(client / remote.SPEC_FILE, spec)
+        # the node starts in the client dir: a trial runs where it would run here (sleuth's working
+        # directory, or its cwd taken from there; reduce's candidates give a relative one)
+        cwd = os.path.abspath(spec.cwd) if spec.cwd is not None else os.getcwd()
+        remote.write_spec(client / remote.SPEC_FILE, spec if cwd == spec.cwd else spec.with_cwd(cwd))
         name = job_name(tdir)
         hook = _ScancelHook(str(client), None if self._in_allocation else name)
         srun = TrialSpec(
