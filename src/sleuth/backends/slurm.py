@@ -25,7 +25,9 @@
   by the cleanup when no node read it); ``--export`` is never used (a variable of srun's own
   environment wins over ``--export=ALL,NAME=...``).  srun gets sleuth's environment less the device
   variables, so only Slurm sets ``CUDA_VISIBLE_DEVICES`` on the node.
-* **The node** runs ``PYTHON -m sleuth.runner SPEC TRIAL_DIR`` (:mod:`sleuth.remote`): the runner's
+* **The node** runs ``PYTHON -m sleuth.runner SPEC TRIAL_DIR`` (:mod:`sleuth.remote`) in the trial's
+  cwd made absolute here (none: sleuth's own, as on the local backend; srun starts it in the client
+  dir, where a relative cwd was not found): the runner's
   timeout, kill sequence, output files and container hooks, with Slurm's ``CUDA_VISIBLE_DEVICES`` as
   the device.  srun's ``--time`` is only a backstop, a minute above the trial's timeout plus its
   grace (Slurm stops a step up to ~90 s after its limit).  srun has no ``--no-requeue`` (an sbatch
