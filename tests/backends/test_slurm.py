@@ -512,3 +512,26 @@ def test_a_run_dir_the_node_does_not_see_is_the_trials_error(
     assert res.error is not None
     assert res.error.startswith(f"node: cannot read the spec file {tmp_path}/u/.sleuth-client/spec.json: ")
     assert res.error.endswith("(the run dir must be on a file system the nodes share)")
+
+
+@pytest.mark.slurm
+def test_a_trial_runs_where_it_would_run_here(
+    slurm: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node starts in the client dir: a relative cwd (reduce's candidates: `working directory
+    not found`) and none at all (the trial ran in .sleuth-client) are taken from sleuth's own."""
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path)
+    backend = SlurmBackend(2)
+    try:
+        code = "import os; print(os.getcwd())"
+        rel = backend.submit(_spec(code, cwd="work"), tmp_path / "rel")
+        none = backend.submit(_spec(code), tmp_path / "none")
+        res = {"rel": rel.result(timeout=120), "none": none.result(timeout=120)}
+    finally:
+        backend.close()
+    assert [(r.rc, r.error, r.stdout_tail) for r in res.values()] == [
+        (0, None, f"{tmp_path / 'work'}\n"),
+        (0, None, f"{tmp_path}\n"),
+    ]
+    assert res["rel"].spec.cwd == "work"  # what the verb asked for, as it asked

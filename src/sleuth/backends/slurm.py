@@ -25,7 +25,9 @@
   by the cleanup when no node read it); ``--export`` is never used (a variable of srun's own
   environment wins over ``--export=ALL,NAME=...``).  srun gets sleuth's environment less the device
   variables, so only Slurm sets ``CUDA_VISIBLE_DEVICES`` on the node.
-* **The node** runs ``PYTHON -m sleuth.runner SPEC TRIAL_DIR`` (:mod:`sleuth.remote`): the runner's
+* **The node** runs ``PYTHON -m sleuth.runner SPEC TRIAL_DIR`` (:mod:`sleuth.remote`) in the trial's
+  cwd made absolute here (none: sleuth's own, as on the local backend; srun starts it in the client
+  dir, where a relative cwd was not found): the runner's
   timeout, kill sequence, output files and container hooks, with Slurm's ``CUDA_VISIBLE_DEVICES`` as
   the device.  srun's ``--time`` is only a backstop, a minute above the trial's timeout plus its
   grace (Slurm stops a step up to ~90 s after its limit).  srun has no ``--no-requeue`` (an sbatch
@@ -230,7 +232,10 @@ class SlurmBackend(LocalBackend):
         for stale in (remote.RESULT_FILE, remote.STEP_FILE):  # a resumed trial's earlier attempt
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(client / stale)
-        remote.write_spec(client / remote.SPEC_FILE, spec)
+        # the node starts in the client dir: a trial runs where it would run here (sleuth's working
+        # directory, or its cwd taken from there; reduce's candidates give a relative one)
+        cwd = os.path.abspath(spec.cwd) if spec.cwd is not None else os.getcwd()
+        remote.write_spec(client / remote.SPEC_FILE, spec if cwd == spec.cwd else spec.with_cwd(cwd))
         name = job_name(tdir)
         hook = _ScancelHook(str(client), None if self._in_allocation else name)
         srun = TrialSpec(
