@@ -10,14 +10,16 @@ trial_dir)`` returns a future of the ``TrialResult``, ``cancel_all()`` stops eve
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Protocol
 
+from sleuth.errors import UsageError
 from sleuth.model import TrialResult, TrialSpec
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "prepare_remote"]
 
 
 class Backend(Protocol):
@@ -44,3 +46,19 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release the workers (waits for nothing)."""
         ...
+
+
+def prepare_remote(
+    spec: TrialSpec, trial_dir: Path, prepare: Callable[[Path], TrialSpec] | None, backend: str
+) -> TrialSpec:
+    """A cluster backend's trial spec: ``prepare`` run here (on the sleuth host), and a trial that
+    runs ``srun`` itself (the pyxis environment) refused: it cannot run on a node of ``backend``."""
+    if prepare is not None:
+        spec = prepare(trial_dir)
+    if spec.argv and os.path.basename(spec.argv[0]) == "srun":
+        raise UsageError(
+            f"this trial runs srun itself (the pyxis environment): "
+            f"it cannot run inside the {backend} backend",
+            hint="use --backend local with pyxis",
+        )
+    return spec

@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from sleuth import __version__, runner
+from sleuth.backends import prepare_remote
 from sleuth.backends.local import LocalBackend, check_slots
 from sleuth.errors import InfrastructureError, SleuthError, UsageError
 from sleuth.model import TrialResult, TrialSpec
@@ -216,13 +217,7 @@ class RayBackend(LocalBackend):
             ) from None
 
     def _run(self, spec: TrialSpec, trial_dir: Path, prepare: _Prepare | None) -> TrialResult:
-        if prepare is not None:  # on the sleuth host, before the trial takes the cluster's resources
-            spec = prepare(trial_dir)
-        if spec.argv and os.path.basename(spec.argv[0]) == "srun":
-            raise UsageError(
-                "this trial runs srun itself (the pyxis environment): it cannot run inside the ray backend",
-                hint="use --backend local with pyxis",
-            )
+        spec = prepare_remote(spec, trial_dir, prepare, "ray")
         ray = self._ray
         with self._lock:
             if self._cancelled:

@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from sleuth import remote, runner
+from sleuth.backends import prepare_remote
 from sleuth.backends.local import LocalBackend
 from sleuth.errors import BackendUnavailable, UsageError
 from sleuth.model import RunPlan, TrialResult, TrialSpec
@@ -218,13 +219,7 @@ class SlurmBackend(LocalBackend):
         _check_slurm(self.options, self._env)
 
     def _run(self, spec: TrialSpec, trial_dir: Path, prepare: _Prepare | None) -> TrialResult:
-        if prepare is not None:
-            spec = prepare(trial_dir)
-        if spec.argv and os.path.basename(spec.argv[0]) == "srun":
-            raise UsageError(
-                "this trial runs srun itself (the pyxis environment): it cannot run inside the slurm backend",
-                hint="use --backend local with pyxis",
-            )
+        spec = prepare_remote(spec, trial_dir, prepare, "slurm")
         opts = self.options
         tdir = Path(os.path.abspath(trial_dir))
         client = tdir / runner.CLIENT_DIR
