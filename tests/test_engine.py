@@ -228,3 +228,38 @@ def test_trials_dropped_by_a_close_are_skipped_not_raised(run_dir: RunDir) -> No
         ids = [t.id for t in e.completed()]
     assert ids == ["ran"]
     assert not (run_dir.path / "trials" / "dropped").exists()
+
+
+def test_a_ctrl_c_the_kernel_hands_to_a_worker_thread_still_stops_the_wait(run_dir: RunDir) -> None:
+    """The kernel may deliver a process-wide SIGINT to any thread that does not block it; one taken
+    by a worker (waiting on its trial) set Python's flag but left the main thread asleep in the
+    engine's wait until a trial ended: a matrix ignored Ctrl-C for as long as its trials ran."""
+    import os
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are handled in the main thread")
+    pid_file = run_dir.path / "pid"
+    spec = TrialSpec(argv=("sh", "-c", f'echo $$ > "{pid_file}"; exec sleep 3600'), label="long")
+    with engine(run_dir) as e:
+        e.submit(spec, "long")
+        deadline = time.monotonic() + 60
+        while not pid_file.is_file() or not pid_file.read_text().strip():
+            assert time.monotonic() < deadline, "the trial never started"
+            time.sleep(0.01)
+        pid = int(pid_file.read_text())
+        worker = next(t for t in threading.enumerate() if t.name.startswith("sleuth-trial"))
+        # the signal lands on the worker once the main thread waits; the guard is a hang guard, not
+        # a timing claim: before the fix the wait ended only with the trial
+        ctrl_c = threading.Timer(0.5, signal.pthread_kill, (worker.ident or 0, signal.SIGINT))
+        guard = threading.Timer(20, os.kill, (pid, signal.SIGKILL))
+        ctrl_c.start()
+        guard.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                e.next_completed()
+            os.kill(pid, 0)  # the interrupt came while the trial still ran (ProcessLookupError: after it)
+        finally:
+            ctrl_c.cancel()
+            guard.cancel()
+            e.cancel_all()

@@ -22,7 +22,19 @@ from typing import Any
 
 from sleuth import reaper
 
-__all__ = ["cancel", "cancelled", "kill_all", "reset_cancel"]
+__all__ = ["WAKE_S", "cancel", "cancelled", "join", "kill_all", "reset_cancel"]
+
+#: the longest a main-thread wait sleeps before looking for a signal (see :func:`join`)
+WAKE_S = 0.25
+
+
+def join(thread: threading.Thread) -> None:
+    """``thread.join()`` in slices of :data:`WAKE_S`.  The kernel may hand a process-wide SIGINT to
+    any thread that does not block it; Python then only flags it, and the main thread runs the
+    handler (Ctrl-C's KeyboardInterrupt) when it next wakes: an endless join slept through it."""
+    while thread.is_alive():
+        thread.join(WAKE_S)
+
 
 _CLEANUP_TIMEOUT_S = 60.0
 #: a hooked trial's cleanup: (argv, the client's env)
@@ -99,7 +111,7 @@ def spawn(argv: Sequence[str], marker: bytes | None, grace_s: float, cleanup: Cl
         with _live_lock:
             _spawning -= 1
         raise OSError(errno.EAGAIN, f"the process limit is reached: could not start {argv[0]}") from exc
-    helper.join()
+    join(helper)
     if isinstance(done[0], BaseException):
         raise done[0]
     return done[0]

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sleuth._spawn import WAKE_S
 from sleuth.backends import Backend
 from sleuth.errors import InfrastructureError
 from sleuth.journal import RunDir, atomic_write_text
@@ -166,16 +167,27 @@ class Engine:
         while (trial := self._next()) is not None:
             yield trial
 
+    def _wait(self, deadline: float | None, timeout: float | None) -> int:
+        """The next finished trial's number, waited for in slices of ``_spawn.WAKE_S``.
+
+        Blocks in C (a signal handler's exception, Ctrl-C, leaves no lock held behind), but never for
+        long: the kernel may hand a process-wide SIGINT to a worker thread, which only flags it, and
+        the main thread runs the handler when it next wakes (an endless wait slept through Ctrl-C
+        for as long as the trials ran).
+        """
+        while True:
+            left = WAKE_S if deadline is None else min(WAKE_S, max(0.0, deadline - time.monotonic()))
+            try:
+                return self._finished.get(timeout=left)
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"no trial finished in {timeout:g}s") from None
+
     def _next(self, timeout: float | None = None) -> Trial | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._pending:
             if not self._ready:
-                # blocks in C; a signal handler's exception (Ctrl-C) leaves no lock held behind
-                try:
-                    left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                    heapq.heappush(self._ready, self._finished.get(timeout=left))
-                except queue.Empty:
-                    raise TimeoutError(f"no trial finished in {timeout:g}s") from None
+                heapq.heappush(self._ready, self._wait(deadline, timeout))
             while True:  # several finished together: yield them in submission order
                 try:
                     heapq.heappush(self._ready, self._finished.get_nowait())

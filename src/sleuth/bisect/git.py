@@ -30,6 +30,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sleuth._spawn import join
 from sleuth.bisect.candidates import Candidate, Prepared, with_candidate
 from sleuth.bisect.checkouts import GIT_REDIRECTS, Checkouts, git_env, run_git
 from sleuth.errors import UsageError
@@ -121,7 +122,7 @@ def _beside(fn: Callable[[], T]) -> Callable[[], T]:
     t.start()
 
     def wait() -> T:
-        t.join()
+        join(t)
         if err:
             raise err[0]
         return got[0]
