@@ -37,6 +37,16 @@ for _name in GIT_REDIRECTS:
     os.environ.pop(_name, None)
 
 
+@pytest.fixture(autouse=True)
+def _spawning_allowed_again() -> Any:
+    """A test that stopped everything in-process (``cancel_all``, ``kill_all``) leaves the process-wide
+    cancel behind: every later test in the same xdist worker would see each of its spawns cancelled."""
+    yield
+    from sleuth import runner
+
+    runner.reset_cancel()
+
+
 def pid_alive(pid: int) -> bool:
     """True while ``pid`` runs (a zombie waiting to be reaped counts as dead)."""
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sleuth import runner
 from sleuth.backends.local import LocalBackend
 from sleuth.engine import Engine, Untestable
 from sleuth.errors import InfrastructureError
@@ -263,3 +264,4 @@ def test_a_ctrl_c_the_kernel_hands_to_a_worker_thread_still_stops_the_wait(run_d
             ctrl_c.cancel()
             guard.cancel()
             e.cancel_all()
+            runner.reset_cancel()  # the process-wide cancel: later tests in this worker spawn again
