@@ -10,8 +10,9 @@ trial_dir)`` returns a future of the ``TrialResult``, ``cancel_all()`` stops eve
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Protocol
@@ -19,7 +20,7 @@ from typing import Protocol
 from sleuth.errors import UsageError
 from sleuth.model import TrialResult, TrialSpec
 
-__all__ = ["Backend", "prepare_remote"]
+__all__ = ["Backend", "closed_on_error", "prepare_remote"]
 
 
 class Backend(Protocol):
@@ -62,3 +63,14 @@ def prepare_remote(
             hint="use --backend local with pyxis",
         )
     return spec
+
+
+@contextlib.contextmanager
+def closed_on_error(backend: Backend) -> Iterator[Backend]:
+    """Close ``backend`` if what runs before its trials fails (a run dir not claimed, an environment
+    not built); once the trials run, the engine closes it."""
+    try:
+        yield backend
+    except BaseException:
+        backend.close()
+        raise

@@ -130,9 +130,11 @@ def load_class(name: str) -> Any:
         ) from None
 
 
-def check_backend(choice: BackendChoice, jobs: int, gpus: Sequence[str] = ()) -> None:
+def check_backend(choice: BackendChoice, jobs: int, gpus: Sequence[str] = ()) -> Any:
     """What can be checked without starting the backend: the name, the flags that go with it,
-    the option keys the class declares (``OPTIONS``).  Run it before the run dir exists."""
+    the option keys the class declares (``OPTIONS``).  Run it before the run dir exists.
+
+    Returns the backend's class (None for ``local``, which needs no entry point read)."""
     from sleuth.backends.local import check_slots
 
     if choice.is_local:
@@ -143,7 +145,7 @@ def check_backend(choice: BackendChoice, jobs: int, gpus: Sequence[str] = ()) ->
                 hint="use --jobs and --gpus, or choose another --backend",
             )
         check_slots(jobs, gpus)
-        return
+        return None
     if gpus:
         raise UsageError(
             f"--gpus does not go with --backend {choice.name}: the cluster picks the devices",
@@ -160,16 +162,16 @@ def check_backend(choice: BackendChoice, jobs: int, gpus: Sequence[str] = ()) ->
                     f"--backend-opt {key}={_shown(key, value)}: {choice.name} has no option {key!r}",
                     hint=f"its options: {valid}",
                 )
+    return cls
 
 
 def make_backend(choice: BackendChoice, jobs: int, gpus: Sequence[str] = ()) -> Backend:
     """The backend ``choice`` names, ``jobs`` trials in flight (``gpus``: local device ids)."""
-    check_backend(choice, jobs, gpus)
-    if choice.is_local:
+    cls = check_backend(choice, jobs, gpus)  # the entry points are read once
+    if cls is None:
         from sleuth.backends.local import LocalBackend
 
         return LocalBackend(jobs, gpus)
-    cls = load_class(choice.name)
     try:
         backend: Backend = cls(jobs, options=choice.option_dict())
     except SleuthError:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +155,7 @@ def command(ctx: click.Context, /, **kw: Any) -> int:
     if kw["resume"] is not None:
         return _resume(ctx, kw)
     from sleuth import batch
+    from sleuth.backends import closed_on_error
     from sleuth.backends.choice import make_backend
     from sleuth.journal import RunDir
 
@@ -164,7 +163,7 @@ def command(ctx: click.Context, /, **kw: Any) -> int:
     # a bad --backend-opt (checked by the backend as it starts) leaves no run dir behind, and says so
     # before a venv is built; so does a broken environment
     backend = make_backend(config.backend, config.jobs, config.gpus)
-    with _closing_on_error(backend):
+    with closed_on_error(backend):
         prepared = _prepare(dict(config.environment))
         gate = batch.SignalGate()
         with _handlers(gate):
@@ -177,6 +176,7 @@ def command(ctx: click.Context, /, **kw: Any) -> int:
 
 def _resume(ctx: click.Context, kw: dict[str, Any]) -> int:
     from sleuth import batch
+    from sleuth.backends import closed_on_error
     from sleuth.backends.choice import make_backend
     from sleuth.journal import RunDir
     from sleuth.runner import reap_orphans
@@ -204,10 +204,10 @@ def _resume(ctx: click.Context, kw: dict[str, Any]) -> int:
     if config.oracle.callable_ref:  # a module found where the run started is found from anywhere
         _check_oracle(config.oracle.callable_ref, also=(config.cwd,) if config.cwd else ())
     backend = make_backend(config.backend, config.jobs, config.gpus)  # the one the run started with
-    with _closing_on_error(backend):
+    with closed_on_error(backend):
         prepared = _prepare(dict(config.environment))
     gate = batch.SignalGate()
-    with _closing_on_error(backend), _handlers(gate):
+    with closed_on_error(backend), _handlers(gate):
         run_dir = RunDir.open(path)
         if run_dir.journal.path.stat().st_size != state.index.scanned:  # appended to since we read it
             config, state, secrets = batch.load_resume(path)
@@ -254,16 +254,6 @@ class _handlers:
     def __exit__(self, *exc: object) -> None:
         for sig, old in self.old.items():
             signal.signal(sig, old)
-
-
-@contextlib.contextmanager
-def _closing_on_error(backend: Any) -> Iterator[None]:
-    """Close ``backend`` when what runs before the trials fails (once they run, the engine does)."""
-    try:
-        yield
-    except BaseException:
-        backend.close()
-        raise
 
 
 def _execute(

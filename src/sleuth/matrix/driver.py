@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sleuth.backends import closed_on_error
 from sleuth.backends.choice import BackendChoice, check_backend, journal_form, make_backend
 from sleuth.journal import RunDir
 from sleuth.matrix.lock import lock_data
@@ -102,11 +103,8 @@ def run(
     check_backend(choice, jobs, gpus)  # a bad --jobs fails before the run dir exists
     plan = loaded.plan
     started = make_backend(choice, jobs, gpus)  # so does a backend that cannot start
-    try:
+    with closed_on_error(started):
         run_dir = RunDir.create(output, plan.recipe.ticket or NO_TICKET, plan.workload)
-    except BaseException:
-        started.close()
-        raise
     plan.secrets.save(run_dir.path)
     run_dir.write_text(RESOLVED, resolved_recipe_yaml(plan, dict(loaded.inline)))
     for i, path in enumerate(loaded.sidecars):

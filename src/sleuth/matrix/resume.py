@@ -100,14 +100,12 @@ def resume(
     if jobs is None:
         jobs = int(r.start.get("jobs", 1))
         jobs = min(jobs, len(gpus)) if gpus else jobs
+    from sleuth.backends import closed_on_error
     from sleuth.backends.choice import from_journal, make_backend
 
     backend = make_backend(from_journal(r.start.get("backend"), r.path), jobs, gpus)
-    try:
+    with closed_on_error(backend):
         run_dir = RunDir.open(r.path)
-    except BaseException:
-        backend.close()
-        raise
     reaped = reap_orphans(run_dir.path)  # trials a killed sleuth left running would run twice
     if reaped:
         run_dir.journal.append("reaped", process_groups=reaped)

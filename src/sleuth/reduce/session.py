@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sleuth.backends import Backend
+from sleuth.backends import Backend, closed_on_error
 from sleuth.backends.choice import BackendChoice, from_journal, journal_form, make_backend
 from sleuth.errors import ConfigError, ExitCode, UsageError
 from sleuth.journal import RunDir, atomic_write_json, atomic_write_text
@@ -246,11 +246,8 @@ def start(
     """Claim a run dir and reduce (``backend``: ``--backend``, default local)."""
     choice = backend if backend is not None else BackendChoice()
     started = make_backend(choice, jobs, gpus)  # a bad --backend-opt leaves no run dir behind
-    try:
+    with closed_on_error(started):
         run_dir = RunDir.create(output, "reduce", loaded.plan.name)
-    except BaseException:
-        started.close()
-        raise
     sc = loaded.scrubber
     sc.secrets.save(run_dir.path)
     if sc.patterns:
