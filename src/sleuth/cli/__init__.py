@@ -31,6 +31,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "matrix": ("sleuth.cli.matrix", "Mitigations x environments x trials, with honest statistics."),
     "reduce": ("sleuth.cli.reduce", "Shrink a failing workload to a minimal, shippable reproducer."),
     "bundle": ("sleuth.cli.bundle", "Pack a reduction's reproducer into one .tar.gz."),
+    "report": ("sleuth.cli.report", "Write a run dir's self-contained HTML report (report.html)."),
     "env": ("sleuth.cli.env", "Snapshot the environment, or diff two snapshots."),
     "schema": ("sleuth.cli.schema", "Print the JSON Schema of a config file."),
     "mitigations": ("sleuth.cli.mitigations", "List the known mitigations and where they come from."),
