@@ -163,3 +163,17 @@ def test_json_names_the_page_and_the_verb(sleuth: Callable[..., CliResult]) -> N
     assert result.rc == 0
     assert result.json() == {"report": str(run_dir / "report.html"), "verb": "run", "run_dir": str(run_dir)}
     assert os.path.getsize(run_dir / "report.html") > 0
+
+
+def test_thousands_of_trials_are_drawn_as_an_image_inside_the_svg_not_as_thousands_of_paths() -> None:
+    from sleuth.report.run import RASTER_POINTS, _timeline
+
+    def trials(n: int) -> list[dict[str, object]]:
+        return [{"id": f"{i:05d}", "wall_s": 0.01 * (i % 7), "outcome": "fail" if i % 5 == 0 else "pass"}
+                for i in range(n)]  # fmt: skip
+
+    small, big = _timeline(trials(50)), _timeline(trials(RASTER_POINTS + 1000))
+    assert small is not None and big is not None
+    assert "<image" not in small.svg and "<image" in big.svg
+    # the big figure weighs about what the small one does, not 60x more
+    assert len(big.svg) < 3 * len(small.svg) + 200_000

@@ -57,7 +57,7 @@ def svg(fig: Figure) -> str:
 
     buf = io.StringIO()
     with mpl.rc_context(_STYLE):  # type: ignore[arg-type]
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+        fig.savefig(buf, format="svg", dpi=150, metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
     start = text.find("<svg")
     return text[start:] if start >= 0 else text

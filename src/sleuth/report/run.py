@@ -20,6 +20,9 @@ __all__ = ["page"]
 
 #: the signatures whose first trial's log the page shows
 LOGGED_SIGNATURES = 3
+#: above this many trials the timeline's dots are drawn as an image inside the SVG (a page of
+#: 100,000 vector dots would weigh megabytes and open slowly)
+RASTER_POINTS = 2000
 #: metrics drawn (the table lists all)
 DRAWN_METRICS = 6
 
@@ -72,6 +75,7 @@ def _timeline(trials: Sequence[Mapping[str, Any]]) -> Figure | None:
                     label=f"{outcome} ({len(xs)})",
                     marker="x" if outcome == "fail" else "o",
                     linewidths=1.2,
+                    rasterized=len(points) > RASTER_POINTS,
                 )
         ax.set_xlabel("trial, in start order")
         ax.set_ylabel("wall time (s)")
@@ -106,7 +110,8 @@ def _metric_figure(name: str, trials: Sequence[Mapping[str, Any]]) -> Figure | N
             tick_labels=[f"{k} (n={len(groups[k])})" for k in labels],
         )
         for y, k in enumerate(labels, start=1):
-            ax.scatter(groups[k], [y] * len(groups[k]), s=8, alpha=0.6, color=outcome_colour(k), zorder=3)
+            ax.scatter(groups[k], [y] * len(groups[k]), s=8, alpha=0.6, color=outcome_colour(k), zorder=3,
+                       rasterized=len(groups[k]) > RASTER_POINTS)  # fmt: skip
         ax.set_xlabel(name)
         return Figure(figures.svg(fig), f"{name} by outcome: every trial a dot, the box its quartiles.")
 
