@@ -241,3 +241,32 @@ def test_resume_takes_no_other_backend(sleuth, tmp_path: Path, plug) -> None:
     again = sleuth("run", "--resume", rd, "--backend", "local", env=plug)
     assert res.rc == 0 and again.rc == 2
     assert "--resume takes no --backend" in again.stderr
+
+
+def _files(rd: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(rd)): p.read_bytes() for p in sorted(rd.rglob("*")) if p.is_file()}
+
+
+def test_resume_with_gpus_on_a_cluster_run_is_refused_before_the_run_dir_is_touched(
+    sleuth, tmp_path: Path, plug
+) -> None:
+    """``bisect resume RUN_DIR --gpus 0`` of a run on another backend reopened the run dir (``.lock``, a
+    ``resume`` event in the journal) before it said that --gpus does not go with it; ``matrix
+    resume`` checked --gpus against the local backend.  Both: one line, exit 2, nothing written."""
+    (tmp_path / "c.txt").write_text("a\nb\nc\nd\ne\n")
+    killed = tmp_path / "killed"
+    kill = f'[ -e {killed} ] || {{ : > {killed}; kill -9 "$PPID"; }}'
+    res = sleuth("bisect", "list", "c.txt", "--flaky", "off", "--output", "b", "--backend", "fake",
+                 "--", "sh", "-c", f"{kill}; exit 0", env=plug)  # fmt: skip
+    killed.unlink()
+    mat = sleuth("matrix", "--mitigation-axis", "none", "--trials", "2", "--output", "m", "--backend", "fake",
+                 "--", "sh", "-c", f"{kill}; true", env=plug)  # fmt: skip
+    assert res.rc == mat.rc == -signal.SIGKILL, res.stderr + mat.stderr
+    for verb, (rd,) in (("bisect", _run_dirs(tmp_path / "b")), ("matrix", _run_dirs(tmp_path / "m"))):
+        before = _files(rd)
+        for flags in (["--gpus", "0"], ["--gpus", "0,1", "--jobs", "2"]):
+            again = sleuth(verb, "resume", rd, *flags, env=plug)
+            assert again.rc == 2, (verb, flags, again.stderr)
+            (line,) = again.stderr.strip().splitlines()
+            assert "--gpus does not go with --backend fake" in line, (verb, line)
+            assert _files(rd) == before, verb
