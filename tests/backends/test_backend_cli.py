@@ -5,6 +5,7 @@ every bad choice is one line, exit 2, before any run dir exists."""
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -241,6 +242,37 @@ def test_resume_takes_no_other_backend(sleuth, tmp_path: Path, plug) -> None:
     again = sleuth("run", "--resume", rd, "--backend", "local", env=plug)
     assert res.rc == 0 and again.rc == 2
     assert "--resume takes no --backend" in again.stderr
+
+
+def test_the_matrix_rerun_line_runs_on_the_same_backend(sleuth, tmp_path: Path, plug) -> None:
+    """matrix.json's ``rerun`` and matrix.md's ``Rerun:`` said ``sleuth matrix --recipe RESOLVED``:
+    run as printed, the matrix ran on the local backend.  Now they repeat ``--backend`` and its
+    options, the secret one ``<redacted>`` (the run dir's secrets.json gives it back)."""
+    res = sleuth("matrix", "--mitigation-axis", "none", "--trials", "2", "--output", "o", "--json",
+                 "--backend", "fake", "--backend-opt", "mark=m1", "--backend-opt", f"token={TOKEN}",
+                 "--", "sh", "-c", MARKED, env=plug)  # fmt: skip
+    assert res.rc == 0, res.stderr
+    (rd,) = _run_dirs(tmp_path / "o")
+    rerun = res.json()["rerun"]
+    tail = "--backend fake --backend-opt mark=m1 --backend-opt 'token=<redacted>'"
+    assert rerun.endswith(tail), rerun
+    assert f"Rerun: `{rerun}`" in (rd / "matrix.md").read_text()
+    assert json.loads((rd / "matrix.json").read_text())["rerun"] == rerun
+    leaked = [p for p in rd.rglob("*") if p.is_file() and p.name != "secrets.json" and TOKEN in p.read_text()]
+    assert not leaked and TOKEN not in res.stdout + res.stderr
+    argv = shlex.split(rerun)
+    assert argv[:2] == ["sleuth", "matrix"]
+    again = sleuth(*argv[1:], "--output", "o2", "--json", env=plug)
+    assert again.rc == 0, again.stderr
+    (rd2,) = _run_dirs(tmp_path / "o2")
+    assert marks(rd2) == ["m1"] * 2 and again.json()["cells"][0]["counts"]["pass"] == 2
+    assert again.json()["rerun"].endswith(tail)
+    finished = sleuth("matrix", "resume", rd, "--json", env=plug)  # a finished matrix reported again
+    assert finished.rc == 0 and finished.json()["rerun"].endswith(tail), finished.stderr
+    (rd / "secrets.json").unlink()  # the word is never the value
+    lost = sleuth(*argv[1:], "--output", "o3", env=plug)
+    assert lost.rc == 2 and "the redacted value(s) of --backend-opt token are not in secrets.json" in lost.stderr
+    assert len(lost.stderr.strip().splitlines()) == 1 and not (tmp_path / "o3").exists()
 
 
 def _files(rd: Path) -> dict[str, bytes]:

@@ -308,9 +308,12 @@ def command(ctx: click.Context, /, **kw: Any) -> int | None:
         if given or cmd:
             raise UsageError(f"'sleuth matrix {ctx.invoked_subcommand}' takes its own options only")
         return None
+    from sleuth.backends.choice import restore_redacted
     from sleuth.matrix import driver
 
-    backend = parse_backend(kw["backend"], kw["backend_opt"])
+    # the report's rerun line gives a secret option as <redacted>: the recipe's run dir keeps it
+    recipe_dir = kw["recipe"].resolve().parent if kw["recipe"] is not None else None
+    backend = restore_redacted(parse_backend(kw["backend"], kw["backend_opt"]), recipe_dir)
     gpus = check_jobs(kw["jobs"], kw["gpus"], backend)
     loaded = _loaded(ctx, kw, cmd)
     if kw["dry_run"]:
