@@ -302,3 +302,18 @@ def test_resume_with_gpus_on_a_cluster_run_is_refused_before_the_run_dir_is_touc
             (line,) = again.stderr.strip().splitlines()
             assert "--gpus does not go with --backend fake" in line, (verb, line)
             assert _files(rd) == before, verb
+
+
+def test_matrix_and_reduce_check_jobs_with_the_one_helper() -> None:
+    """``cli.matrix._check_jobs`` and ``cli.reduce._jobs`` were two copies of one check."""
+    from sleuth.backends.choice import BackendChoice
+    from sleuth.cli import matrix, reduce
+    from sleuth.cli._options import check_jobs
+    from sleuth.errors import UsageError
+
+    assert not hasattr(matrix, "_check_jobs") and not hasattr(reduce, "_jobs")
+    assert check_jobs(2, "0,1") == ("0", "1") and check_jobs(3, None, BackendChoice("slurm")) == ()
+    with pytest.raises(UsageError, match="--jobs 0: must be between 1 and"):
+        check_jobs(0, None)
+    with pytest.raises(UsageError, match="--gpus does not go with --backend slurm"):
+        check_jobs(1, "0", BackendChoice("slurm"))

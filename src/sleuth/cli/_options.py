@@ -1,4 +1,4 @@
-"""Flags shared by the verbs that run workloads (run, bisect, matrix's shim), declared once.
+"""Flags shared by the verbs that run workloads (run, bisect, matrix, reduce), declared once.
 
 Each ``parse_*`` turns raw flag values into core types and raises ``UsageError`` naming the
 flag, the bad value and how to fix it.
