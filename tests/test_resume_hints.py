@@ -69,7 +69,8 @@ def test_out_of_file_descriptors_names_the_verbs_own_resume_command(
                          cwd=tmp_path, env=sleuth_env, stdin=subprocess.DEVNULL)  # fmt: skip
     assert res.returncode == 4, res.stderr
     line = res.stderr.strip().splitlines()[-1]
-    assert "Too many open files" in line and "ulimit -n" in line, line
+    assert "Too many open files" in line and "limit of 40 open files (ulimit -n 40" in line, line
+    assert "/trials/" not in line and "stderr" not in line, line
     found = re.search(_COMMAND[verb], line)
     assert found is not None, line
     run_dir = Path(shlex.split(found.group(1))[0])

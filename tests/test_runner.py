@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -111,11 +112,61 @@ def test_a_run_out_of_file_descriptors_records_no_error_trial_and_resumes(sleuth
                          text=True, timeout=120)  # fmt: skip
     assert res.returncode == 4, res.stderr
     (line,) = res.stderr.strip().splitlines()
-    assert line.lower().count("too many open files") == 1 and "ulimit -n" in line, line
+    assert line.lower().count("too many open files") == 1 and "ulimit -n 128" in line, line
+    assert "limit of 128 open files" in line and "/trials/" not in line, line
     (rd,) = (tmp_path / "o").glob("run/*/*")
     assert '"outcome": "error"' not in (rd / "journal.jsonl").read_text()
     again = sleuth("run", "--resume", rd, "--json")
     assert again.rc == 0 and again.json()["summary"]["pass"] == 100, again.stderr
+
+
+#: sleuth run whose descriptor table is full (for real: filled up to its RLIMIT_NOFILE) just as the
+#: first trial's stderr file is opened, so that open is the one that fails with EMFILE
+_FULL_AT_STDERR = """
+import os, sys
+from sleuth.cli import main
+real_open = os.open
+def full_open(path, flags, mode=0o777, **kw):
+    if not str(path).endswith("/stderr"):
+        return real_open(path, flags, mode, **kw)
+    held = []
+    try:
+        while True:
+            held.append(real_open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    try:
+        return real_open(path, flags, mode, **kw)
+    finally:
+        for fd in held:
+            os.close(fd)
+os.open = full_open
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _soft_nofile(n: int) -> Callable[[], None]:
+    def apply() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+    return apply
+
+
+def test_out_of_file_descriptors_names_the_limit_not_a_trial_file(tmp_path: Path, sleuth_env) -> None:
+    """The line named the file being opened: "error: RUN/trials/0000/stderr: Too many open files;
+    raise the limit (ulimit -n)": that file is fine, sleuth's own limit (not said) was reached."""
+    argv = [sys.executable, "-c", _FULL_AT_STDERR, "run", "-n", "2", "--output", str(tmp_path / "o"), "--", "true"]  # fmt: skip
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=sleuth_env,
+                         stdin=subprocess.DEVNULL, preexec_fn=_soft_nofile(96))  # fmt: skip
+    assert res.returncode == 4, res.stderr
+    (rd,) = (tmp_path / "o").glob("run/*/*")
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: Too many open files; "), line
+    assert "stderr" not in line and "trials" not in line, line
+    assert "its limit of 96 open files (ulimit -n 96): raise it, e.g. ulimit -n 4096" in line, line
+    assert line.endswith(f"then resume: sleuth run --resume {rd}"), line
 
 
 #: sleuth run with its fork (or its first worker thread) failing as at the process limit; RLIMIT_NPROC

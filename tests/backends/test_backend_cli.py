@@ -5,6 +5,7 @@ every bad choice is one line, exit 2, before any run dir exists."""
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -241,3 +242,78 @@ def test_resume_takes_no_other_backend(sleuth, tmp_path: Path, plug) -> None:
     again = sleuth("run", "--resume", rd, "--backend", "local", env=plug)
     assert res.rc == 0 and again.rc == 2
     assert "--resume takes no --backend" in again.stderr
+
+
+def test_the_matrix_rerun_line_runs_on_the_same_backend(sleuth, tmp_path: Path, plug) -> None:
+    """matrix.json's ``rerun`` and matrix.md's ``Rerun:`` said ``sleuth matrix --recipe RESOLVED``:
+    run as printed, the matrix ran on the local backend.  Now they repeat ``--backend`` and its
+    options, the secret one ``<redacted>`` (the run dir's secrets.json gives it back)."""
+    res = sleuth("matrix", "--mitigation-axis", "none", "--trials", "2", "--output", "o", "--json",
+                 "--backend", "fake", "--backend-opt", "mark=m1", "--backend-opt", f"token={TOKEN}",
+                 "--", "sh", "-c", MARKED, env=plug)  # fmt: skip
+    assert res.rc == 0, res.stderr
+    (rd,) = _run_dirs(tmp_path / "o")
+    rerun = res.json()["rerun"]
+    tail = "--backend fake --backend-opt mark=m1 --backend-opt 'token=<redacted>'"
+    assert rerun.endswith(tail), rerun
+    assert f"Rerun: `{rerun}`" in (rd / "matrix.md").read_text()
+    assert json.loads((rd / "matrix.json").read_text())["rerun"] == rerun
+    leaked = [p for p in rd.rglob("*") if p.is_file() and p.name != "secrets.json" and TOKEN in p.read_text()]
+    assert not leaked and TOKEN not in res.stdout + res.stderr
+    argv = shlex.split(rerun)
+    assert argv[:2] == ["sleuth", "matrix"]
+    again = sleuth(*argv[1:], "--output", "o2", "--json", env=plug)
+    assert again.rc == 0, again.stderr
+    (rd2,) = _run_dirs(tmp_path / "o2")
+    assert marks(rd2) == ["m1"] * 2 and again.json()["cells"][0]["counts"]["pass"] == 2
+    assert again.json()["rerun"].endswith(tail)
+    finished = sleuth("matrix", "resume", rd, "--json", env=plug)  # a finished matrix reported again
+    assert finished.rc == 0 and finished.json()["rerun"].endswith(tail), finished.stderr
+    (rd / "secrets.json").unlink()  # the word is never the value
+    lost = sleuth(*argv[1:], "--output", "o3", env=plug)
+    assert lost.rc == 2 and "value(s) of --backend-opt token are not in secrets.json" in lost.stderr
+    assert len(lost.stderr.strip().splitlines()) == 1 and not (tmp_path / "o3").exists()
+
+
+def _files(rd: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(rd)): p.read_bytes() for p in sorted(rd.rglob("*")) if p.is_file()}
+
+
+def test_resume_with_gpus_on_a_cluster_run_is_refused_before_the_run_dir_is_touched(
+    sleuth, tmp_path: Path, plug
+) -> None:
+    """``bisect resume RUN_DIR --gpus 0`` of a run on another backend reopened the run dir (``.lock``, a
+    ``resume`` event in the journal) before it said that --gpus does not go with it; ``matrix
+    resume`` checked --gpus against the local backend.  Both: one line, exit 2, nothing written."""
+    (tmp_path / "c.txt").write_text("a\nb\nc\nd\ne\n")
+    killed = tmp_path / "killed"
+    kill = f'[ -e {killed} ] || {{ : > {killed}; kill -9 "$PPID"; }}'
+    res = sleuth("bisect", "list", "c.txt", "--flaky", "off", "--output", "b", "--backend", "fake",
+                 "--", "sh", "-c", f"{kill}; exit 0", env=plug)  # fmt: skip
+    killed.unlink()
+    mat = sleuth("matrix", "--mitigation-axis", "none", "--trials", "2", "--output", "m", "--backend", "fake",
+                 "--", "sh", "-c", f"{kill}; true", env=plug)  # fmt: skip
+    assert res.rc == mat.rc == -signal.SIGKILL, res.stderr + mat.stderr
+    for verb, (rd,) in (("bisect", _run_dirs(tmp_path / "b")), ("matrix", _run_dirs(tmp_path / "m"))):
+        before = _files(rd)
+        for flags in (["--gpus", "0"], ["--gpus", "0,1", "--jobs", "2"]):
+            again = sleuth(verb, "resume", rd, *flags, env=plug)
+            assert again.rc == 2, (verb, flags, again.stderr)
+            (line,) = again.stderr.strip().splitlines()
+            assert "--gpus does not go with --backend fake" in line, (verb, line)
+            assert _files(rd) == before, verb
+
+
+def test_matrix_and_reduce_check_jobs_with_the_one_helper() -> None:
+    """``cli.matrix._check_jobs`` and ``cli.reduce._jobs`` were two copies of one check."""
+    from sleuth.backends.choice import BackendChoice
+    from sleuth.cli import matrix, reduce
+    from sleuth.cli._options import check_jobs
+    from sleuth.errors import UsageError
+
+    assert not hasattr(matrix, "_check_jobs") and not hasattr(reduce, "_jobs")
+    assert check_jobs(2, "0,1") == ("0", "1") and check_jobs(3, None, BackendChoice("slurm")) == ()
+    with pytest.raises(UsageError, match="--jobs 0: must be between 1 and"):
+        check_jobs(0, None)
+    with pytest.raises(UsageError, match="--gpus does not go with --backend slurm"):
+        check_jobs(1, "0", BackendChoice("slurm"))

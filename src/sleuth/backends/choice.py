@@ -9,7 +9,10 @@ the flag.  :func:`check_backend` runs every check that needs no service before a
 chosen: a local run imports nothing of a cluster's.
 
 Option values may hold secrets (a token in an address): :func:`journal_form` keeps those in the run
-dir's ``secrets.json`` (0600) and :func:`from_journal` takes them back for ``--resume``.
+dir's ``secrets.json`` (0600) and :func:`from_journal` takes them back for ``--resume``.  A command
+printed to run again (:meth:`BackendChoice.flags`) shows them ``<redacted>``; given so
+(``--backend-opt 'token=<redacted>'``), :func:`restore_redacted` takes the value from that
+``secrets.json``, never the word.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ __all__ = [
     "journal_form",
     "load_class",
     "make_backend",
+    "restore_redacted",
 ]
 
 ENTRY_POINT_BACKENDS = "sleuth.backends"
@@ -81,6 +85,16 @@ class BackendChoice:
         """``slurm (partition=debug, gpus=1)`` for people, secret values ``<redacted>``."""
         opts = ", ".join(f"{k}={_shown(k, v)}" for k, v in self.options)
         return f"{self.name} ({opts})" if opts else self.name
+
+    def flags(self) -> list[str]:
+        """``--backend NAME --backend-opt KEY=VALUE ...`` (nothing for ``local``), secret values
+        ``<redacted>``: the words a printed command repeats."""
+        if self.is_local and not self.options:
+            return []
+        words = ["--backend", self.name]
+        for k, v in self.options:
+            words += ["--backend-opt", f"{k}={_shown(k, v)}"]
+        return words
 
     def secrets(self) -> Secrets:
         """The option values the rule says are secret, by their ``--backend-opt KEY`` name."""
@@ -206,11 +220,29 @@ def from_journal(data: Any, run_dir: Path) -> BackendChoice:
         choice = BackendChoice.from_dict(data)
     except ValueError as exc:
         raise UsageError(f"{run_dir / 'journal.jsonl'}: the start event's backend: {exc}") from None
-    hidden = data.get("redacted") or []
+    hidden = [k for k in data.get("redacted") or [] if isinstance(k, str)]
+    return _restored(choice, hidden, run_dir, "copy the run's secrets.json back into the run dir")
+
+
+def restore_redacted(choice: BackendChoice, run_dir: Path | None) -> BackendChoice:
+    """``choice`` with each ``--backend-opt KEY=<redacted>`` (a printed rerun command, run as it is)
+    given its value from ``run_dir``'s ``secrets.json``; a value not kept there is a UsageError."""
+    hidden = [k for k, v in choice.options if v == REDACTED]
     if not hidden:
         return choice
-    keys = [_SECRET_KEY.format(k) for k in hidden if isinstance(k, str)]
-    kept = Secrets.load(run_dir, keys, environ={}, hint="copy the run's secrets.json back into the run dir")
+    if run_dir is None:
+        raise UsageError(
+            f"--backend-opt {hidden[0]}={REDACTED}: the value is hidden and no run dir keeps it",
+            hint="give the value itself",
+        )
+    return _restored(choice, hidden, run_dir, f"give the value itself in place of {REDACTED}")
+
+
+def _restored(choice: BackendChoice, hidden: list[str], run_dir: Path, hint: str) -> BackendChoice:
+    """The options ``hidden`` of ``choice`` with their values from ``run_dir``'s ``secrets.json``."""
+    if not hidden:
+        return choice
+    kept = Secrets.load(run_dir, [_SECRET_KEY.format(k) for k in hidden], environ={}, hint=hint)
     return BackendChoice(
         choice.name, tuple((k, kept.values.get(_SECRET_KEY.format(k), v)) for k, v in choice.options)
     )

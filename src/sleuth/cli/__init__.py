@@ -113,11 +113,25 @@ _OS_HINTS = {
     errno.EDQUOT: "free some space or raise the quota, {resume}",
     errno.EROFS: "the file system is read-only; give --output (or $SLEUTH_OUTPUT) a writable folder",
     errno.EACCES: "check its permissions (a run dir goes under --output or $SLEUTH_OUTPUT)",
-    errno.EMFILE: "raise the limit (ulimit -n), {resume}",
+    errno.EMFILE: "{limit}, {resume}",
     errno.EAGAIN: "end some processes or raise the limit (ulimit -u; a container's pids limit), {resume}",
-    errno.ENFILE: "the system ran out of file handles; {resume}",
+    errno.ENFILE: "the system ran out of file handles (not sleuth's limit): close some programs, {resume}",
     errno.EIO: "an I/O error: check the disk",
 }
+
+
+def _open_files_limit() -> str:
+    """EMFILE's fix: sleuth's own limit of open files, by its value, and one to raise it to."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:  # the system's own cap (fs.nr_open) was reached
+        return "sleuth's limit of open files (ulimit -n) is unlimited: the system's cap was reached"
+    at = f"sleuth reached its limit of {soft} open files (ulimit -n {soft}"
+    more = max(4096, 2 * soft) if hard == resource.RLIM_INFINITY else min(max(4096, 2 * soft), hard)
+    if more <= soft:
+        return f"{at}, the hard limit too): raise both"
+    return f"{at}): raise it, e.g. ulimit -n {more}"
 
 
 def _error(message: str) -> None:
@@ -262,7 +276,10 @@ def _run_verb(args: list[str], opened: list[Path]) -> int:
             raise
         from sleuth.journal import resume_hint
 
-        hint = hint.format(resume=resume_hint(args[0] if args else "", opened))
-        _error(f"{exc.filename}: {exc.strerror}; {hint}" if exc.filename else f"{exc.strerror}; {hint}")
+        limit = _open_files_limit() if exc.errno == errno.EMFILE else ""
+        hint = hint.format(resume=resume_hint(args[0] if args else "", opened), limit=limit)
+        # out of file handles, the file being opened (a trial's stderr) is fine: sleuth is not
+        where = exc.filename if exc.filename and exc.errno not in (errno.EMFILE, errno.ENFILE) else None
+        _error(f"{where}: {exc.strerror}; {hint}" if where else f"{exc.strerror}; {hint}")
         return int(ExitCode.INFRASTRUCTURE)
     return rv if isinstance(rv, int) else 0

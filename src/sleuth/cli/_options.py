@@ -1,4 +1,4 @@
-"""Flags shared by the verbs that run workloads (run, bisect, matrix's shim), declared once.
+"""Flags shared by the verbs that run workloads (run, bisect, matrix, reduce), declared once.
 
 Each ``parse_*`` turns raw flag values into core types and raises ``UsageError`` naming the
 flag, the bad value and how to fix it.
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # imported where used: a verb's --help and usage errors need 
 __all__ = [
     "backend_options",
     "check_cwd",
+    "check_jobs",
     "oracle_from_flags",
     "oracle_options",
     "parse_backend",
@@ -283,6 +284,16 @@ def parse_gpus(value: str | None) -> tuple[str, ...]:
             )
     if len(set(ids)) != len(ids):
         raise UsageError(f"--gpus {value!r}: a device is listed twice")
+    return ids
+
+
+def check_jobs(jobs: int, gpus: str | None, backend: BackendChoice | None = None) -> tuple[str, ...]:
+    """``--jobs`` and ``--gpus IDS`` against the backend (default local) that will run the trials,
+    before a run dir exists or is reopened; the device ids."""
+    from sleuth.backends.choice import BackendChoice, check_backend
+
+    ids = parse_gpus(gpus)
+    check_backend(backend if backend is not None else BackendChoice(), jobs, ids)
     return ids
 
 

@@ -275,15 +275,15 @@ def resume_cmd(run_dir: Path, jobs: int | None, gpus: str | None, as_json: bool)
     depend on them for a deterministic test.  A finished run is not touched: its answer is printed
     again with its exit code.
     """
-    from sleuth.backends.local import check_slots
-    from sleuth.cli._options import parse_gpus
+    from sleuth.cli._options import check_jobs, parse_backend, parse_gpus
 
-    if jobs is not None or gpus is not None:  # bad flags fail before the run dir is touched
-        ids = parse_gpus(gpus)
-        check_slots(jobs if jobs is not None else max(1, len(ids)), ids)
+    ids = parse_gpus(gpus)
     path = run_dir.resolve()
     events = journal_of(path)  # read before anything is written: a wrong dir stays as it was
     start = bisect_start(path, events)
+    if jobs is not None or gpus is not None:  # bad flags fail before the run dir is touched, checked
+        recorded = parse_backend(start["flags"].get("backend"), ())  # against the run's backend
+        check_jobs(jobs if jobs is not None else max(1, len(ids)), gpus, recorded)
     end = next((e for e in reversed(events) if e["event"] == "end"), None)
     if end is not None and isinstance(end.get("summary"), dict):
         return _finished(end["summary"], as_json)

@@ -20,7 +20,7 @@ from sleuth.cli._common import (
     print_json,
     sigterm_as_interrupt,
 )
-from sleuth.cli._options import backend_options, parse_backend
+from sleuth.cli._options import backend_options, check_jobs, parse_backend
 from sleuth.errors import ConfigError, UsageError
 
 __all__ = ["command"]
@@ -168,15 +168,6 @@ def _flag_of(message: str) -> str:
     return message
 
 
-def _check_jobs(jobs: int, gpus: str | None, backend: Any = None) -> tuple[str, ...]:
-    from sleuth.backends.choice import BackendChoice, check_backend
-    from sleuth.cli._options import parse_gpus
-
-    ids = parse_gpus(gpus)
-    check_backend(backend if backend is not None else BackendChoice(), jobs, ids)
-    return ids
-
-
 class _Watch:
     """Progress while trials run: a bar on a terminal, a heartbeat line in a log (on stderr)."""
 
@@ -317,10 +308,13 @@ def command(ctx: click.Context, /, **kw: Any) -> int | None:
         if given or cmd:
             raise UsageError(f"'sleuth matrix {ctx.invoked_subcommand}' takes its own options only")
         return None
+    from sleuth.backends.choice import restore_redacted
     from sleuth.matrix import driver
 
-    backend = parse_backend(kw["backend"], kw["backend_opt"])
-    gpus = _check_jobs(kw["jobs"], kw["gpus"], backend)
+    # the report's rerun line gives a secret option as <redacted>: the recipe's run dir keeps it
+    recipe_dir = kw["recipe"].resolve().parent if kw["recipe"] is not None else None
+    backend = restore_redacted(parse_backend(kw["backend"], kw["backend_opt"]), recipe_dir)
+    gpus = check_jobs(kw["jobs"], kw["gpus"], backend)
     loaded = _loaded(ctx, kw, cmd)
     if kw["dry_run"]:
         return _dry_run(loaded, kw)
@@ -363,22 +357,20 @@ def resume_command(run_dir: Path, jobs: int | None, gpus: str | None, as_json: b
 
     A matrix that has finished is reported as it is: nothing runs, nothing is written.
     """
+    from sleuth.backends.choice import BackendChoice
+    from sleuth.cli._options import parse_gpus
     from sleuth.matrix import resume
 
-    ids: tuple[str, ...] | None = None
-    if jobs is not None or gpus is not None:
-        ids = _check_jobs(jobs if jobs is not None else 1, gpus)
-        if gpus is None:
-            ids = None
+    ids = parse_gpus(gpus) if gpus is not None else None
     ready = resume.open_resume(run_dir)  # every check before anything is opened or written
-
-    def call(w: _Watch) -> Any:
-        return resume.resume(ready, jobs=jobs, gpus=ids, on_trial=w.trial, on_start=w.start)
-
-    from sleuth.backends.choice import BackendChoice
-
     try:  # as journaled (secret values hidden): named on the first line
         shown: Any = BackendChoice.from_dict(ready.start.get("backend"))
     except ValueError:  # resume() says what is wrong with it
         shown = None
+    if jobs is not None or gpus is not None:  # against the run's backend (--gpus is local only)
+        check_jobs(jobs if jobs is not None else 1, gpus, BackendChoice(shown.name) if shown else None)
+
+    def call(w: _Watch) -> Any:
+        return resume.resume(ready, jobs=jobs, gpus=ids, on_trial=w.trial, on_start=w.start)
+
     return _execute(call, as_json, shown)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from sleuth.cli._common import console, err_console, output_option, print_json, sigterm_as_interrupt
-from sleuth.cli._options import backend_options, parse_backend
+from sleuth.cli._options import backend_options, check_jobs, parse_backend
 from sleuth.errors import UsageError
 
 __all__ = ["command"]
@@ -152,15 +152,6 @@ def _execute(call: Callable[[_Watch], Any], as_json: bool, total: int) -> int:
     return int(result.exit_code)
 
 
-def _jobs(jobs: int, gpus: str | None, backend: Any = None) -> tuple[str, ...]:
-    from sleuth.backends.choice import BackendChoice, check_backend
-    from sleuth.cli._options import parse_gpus
-
-    ids = parse_gpus(gpus)
-    check_backend(backend if backend is not None else BackendChoice(), jobs, ids)
-    return ids
-
-
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--spec", type=click.Path(dir_okay=False, path_type=Path), help="The reduce spec (YAML or JSON)."
@@ -197,7 +188,7 @@ def command(ctx: click.Context, /, **kw: Any) -> int | None:
     from sleuth.reduce import session
 
     backend = parse_backend(kw["backend"], kw["backend_opt"])
-    gpus = _jobs(kw["jobs"], kw["gpus"], backend)
+    gpus = check_jobs(kw["jobs"], kw["gpus"], backend)
     loaded = session.load(kw["spec"], output=kw["output"], name=kw["name"], scrub=tuple(kw["scrub"]),
                           workload=kw["workload"])  # fmt: skip
     if kw["dry_run"]:
@@ -243,7 +234,7 @@ def resume_command(run_dir: Path, jobs: int | None, as_json: bool) -> int:
     from sleuth.reduce import session
 
     if jobs is not None:
-        _jobs(jobs, None)
+        check_jobs(jobs, None)
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: no such run dir")
     return _execute(lambda w: session.resume(run_dir, jobs=jobs, on_event=w.event, on_start=w.start),

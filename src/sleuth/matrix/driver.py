@@ -123,5 +123,5 @@ def run(
         added=list(plan.added),
         redacted=list(loaded.secret_paths),
     )
-    return execute(plan, loaded.registry, run_dir, jobs=jobs, gpus=gpus, backend=started, on_trial=on_trial,
-                   on_start=on_start)  # fmt: skip
+    return execute(plan, loaded.registry, run_dir, jobs=jobs, gpus=gpus, backend=started, choice=choice,
+                   on_trial=on_trial, on_start=on_start)  # fmt: skip

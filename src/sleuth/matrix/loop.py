@@ -30,6 +30,7 @@ from sleuth.registry import Registry
 
 if TYPE_CHECKING:
     from sleuth.backends import Backend
+    from sleuth.backends.choice import BackendChoice
 
 __all__ = ["OnStart", "OnTrial", "env_errors", "envs_json", "execute", "oracle_config", "replay"]
 
@@ -221,8 +222,10 @@ def execute(
     on_trial: OnTrial | None,
     on_start: OnStart | None,
     backend: Backend | None = None,
+    choice: BackendChoice | None = None,
 ) -> MatrixResult:
-    """Run the trials the run dir lacks through ``backend`` (default: local, ``jobs`` and ``gpus``)."""
+    """Run the trials the run dir lacks through ``backend`` (default: local, ``jobs`` and ``gpus``);
+    ``choice`` is what ``backend`` was made from (the report's ``rerun`` repeats it)."""
     from sleuth.engine import Engine
     from sleuth.oracle import build_oracle
 
@@ -296,6 +299,7 @@ def execute(
         interrupted=interrupted,
         run_dir=str(run_dir.path),
         environments=envs_json(plan, env_errors),
+        backend=choice,
     )
     run_dir.write_json("matrix.json", to_json(result))
     run_dir.write_text("matrix.md", to_markdown(result))

@@ -3,7 +3,8 @@ and the resolved recipe (strictly loadable, so running it again runs the same ma
 
 Every document rendered here goes through the plan's ``Secrets.scrub``: a recipe's secret values
 never reach a file or the terminal (``recipe.resolved.yaml`` holds ``<redacted>``; resume takes
-the values from ``secrets.json``).
+the values from ``secrets.json``), nor do the backend's (the ``rerun`` command shows them
+``<redacted>``: run as it is, it takes them from the same ``secrets.json``).
 """
 
 from __future__ import annotations
@@ -158,10 +159,12 @@ def _effect_json(e: EnvironmentEffect, result: MatrixResult) -> dict[str, Any]:
 
 
 def rerun_command(result: MatrixResult) -> str | None:
-    """The command that runs this matrix again (from its resolved recipe)."""
+    """The command that runs this matrix again: its resolved recipe on the same ``--backend`` (a
+    secret option value ``<redacted>``: the run dir's ``secrets.json`` gives it back)."""
     if not result.run_dir:
         return None
-    return f"sleuth matrix --recipe {shlex.quote(f'{result.run_dir}/recipe.resolved.yaml')}"
+    recipe = f"{result.run_dir}/recipe.resolved.yaml"
+    return shlex.join(["sleuth", "matrix", "--recipe", recipe, *result.backend.flags()])
 
 
 def to_json(result: MatrixResult) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sleuth.backends.choice import BackendChoice
 from sleuth.errors import ExitCode
 from sleuth.matrix.aggregate import CellStats, TrialRecord, aggregate, dominant_signature
 from sleuth.matrix.classify import Classification, Confound, Decision, GroupSequential, classify
@@ -90,6 +91,8 @@ class MatrixResult:
     family: int = 0
     #: the share of alpha Holm spends at the end (1 without --until-decided)
     final_share: float = 1.0
+    #: what ran the trials (``--backend``): the rerun command repeats it
+    backend: BackendChoice = field(default_factory=BackendChoice)
 
     def cell(self, name: str) -> CellResult:
         """The row called ``name``."""
@@ -141,11 +144,13 @@ def analyze(
     run_dir: str | None = None,
     environments: Mapping[str, Mapping[str, Any]] | None = None,
     already_finished: bool = False,
+    backend: BackendChoice | None = None,
 ) -> MatrixResult:
     """Aggregate ``records`` per cell and decide every comparison of the matrix together.
 
     ``env_errors`` maps an environment key to why it failed; ``stops`` maps a cell stopped by
-    ``--until-decided`` to its :class:`~sleuth.matrix.multiple.Stop`.
+    ``--until-decided`` to its :class:`~sleuth.matrix.multiple.Stop`; ``backend`` names what ran
+    the trials (default local).
     """
     env_errors = env_errors or {}
     stops = stops or {}
@@ -248,6 +253,7 @@ def analyze(
         already_finished=already_finished,
         family=len(comparisons),
         final_share=final_share,
+        backend=backend if backend is not None else BackendChoice(),
     )
 
 

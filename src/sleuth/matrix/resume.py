@@ -94,7 +94,7 @@ def resume(
     r = target if isinstance(target, Resumable) else open_resume(target)
     plan = r.loaded.plan
     if r.finished:
-        return _report(plan, r.path, read_journal(r.path / "journal.jsonl"))
+        return _report(plan, r.path, read_journal(r.path / "journal.jsonl"), r.start.get("backend"))
     if gpus is None:
         gpus = tuple(r.start.get("gpus", ()))
     if jobs is None:
@@ -103,7 +103,8 @@ def resume(
     from sleuth.backends import closed_on_error
     from sleuth.backends.choice import from_journal, make_backend
 
-    backend = make_backend(from_journal(r.start.get("backend"), r.path), jobs, gpus)
+    choice = from_journal(r.start.get("backend"), r.path)
+    backend = make_backend(choice, jobs, gpus)
     with closed_on_error(backend):
         run_dir = RunDir.open(r.path)
     reaped = reap_orphans(run_dir.path)  # trials a killed sleuth left running would run twice
@@ -111,13 +112,20 @@ def resume(
         run_dir.journal.append("reaped", process_groups=reaped)
     run_dir.journal.append("resume", jobs=jobs)
     return execute(
-        plan, r.loaded.registry, run_dir, jobs=jobs, gpus=gpus, backend=backend, on_trial=on_trial,
-        on_start=on_start,
+        plan, r.loaded.registry, run_dir, jobs=jobs, gpus=gpus, backend=backend, choice=choice,
+        on_trial=on_trial, on_start=on_start,
     )  # fmt: skip
 
 
-def _report(plan: MatrixPlan, path: Path, events: Sequence[Mapping[str, Any]]) -> MatrixResult:
-    """The result of a matrix that ended, from its journal alone."""
+def _report(plan: MatrixPlan, path: Path, events: Sequence[Mapping[str, Any]], backend: Any) -> MatrixResult:
+    """The result of a matrix that ended, from its journal alone (``backend``: as journaled, its
+    secret values ``<redacted>``)."""
+    from sleuth.backends.choice import BackendChoice
+
+    try:
+        choice = BackendChoice.from_dict(backend)
+    except ValueError as exc:
+        raise UsageError(f"{path / 'journal.jsonl'}: the start event's backend: {exc}") from None
     records, stops = replay(plan, events)
     errors = env_errors(events)
     return analyze(
@@ -128,4 +136,5 @@ def _report(plan: MatrixPlan, path: Path, events: Sequence[Mapping[str, Any]]) -
         run_dir=str(path),
         environments=envs_json(plan, errors),
         already_finished=True,
+        backend=choice,
     )
