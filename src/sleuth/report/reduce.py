@@ -22,7 +22,6 @@ from sleuth.report.source import RunDirView
 __all__ = ["page"]
 
 _LISTS = ("file_lines", "file_set", "env_set", "arg_set")
-_STATUS = {"reduced": Status.GOOD, "not_reduced": Status.NEUTRAL}
 #: moved axes the headline names (the table lists all)
 HEADLINE_AXES = 4
 
@@ -113,7 +112,7 @@ def _figure(steps: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], valued
     names = list(first) or list(
         dict.fromkeys(str(s.get("axis")) for s in steps if s.get("phase") == "search")
     )
-    if not names:
+    if not names or not any(s.get("phase") == "search" for s in steps):
         return None
     points: dict[str, list[tuple[int, float, bool]]] = {n: [] for n in names}
     call = 1  # the original's
@@ -124,6 +123,8 @@ def _figure(steps: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], valued
         if s.get("phase") == "search" and axis in points and size is not None:
             y = 100.0 * size / first[axis] if first else float(names.index(axis))
             points[axis].append((call, y, _used(s)))
+    from matplotlib.ticker import MaxNLocator
+
     with figures.figure(7.0, 3.0 if first else 1.0 + 0.35 * len(names)) as (fig, ax):
         for i, name in enumerate(names):
             colour = f"C{i % 10}" if first else figures.GOOD
@@ -135,6 +136,7 @@ def _figure(steps: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], valued
             ax.scatter([c for c, _ in no], [y for _, y in no], s=10, color=figures.MUTED, marker="x")
             ax.scatter([c for c, _ in ok], [y for _, y in ok], s=18, color=colour, zorder=3)
         ax.set_xlim(0.5, call + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("oracle call (the original is call 1; cache hits call no oracle)")
         if not first:
             ax.set_yticks(range(len(names)), names)
@@ -161,8 +163,8 @@ def _figure(steps: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], valued
 def _step_table(steps: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], valued: bool) -> Table:
     shown = list(enumerate(steps, start=1))
     if len(shown) > MAX_ROWS:  # the baseline and the accepted steps first: they are the path taken
-        first = [p for p in shown if p[1].get("phase") == "baseline" or _used(p[1])]
-        shown = sorted((first + [p for p in shown if p not in first])[:MAX_ROWS], key=lambda p: p[0])
+        order = sorted(shown, key=lambda p: (p[1].get("phase") != "baseline" and not _used(p[1]), p[0]))
+        shown = sorted(order[:MAX_ROWS], key=lambda p: p[0])
 
     def tried(s: Mapping[str, Any]) -> str:
         if s.get("phase") == "baseline":
@@ -177,19 +179,18 @@ def _step_table(steps: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], va
         v += " (too late: not used)" if s.get("speculative_wasted") else ""
         return v + (" (cache hit)" if s.get("cache_hit") else "")
 
-    rows = tuple(
-        (
-            str(i),
-            "baseline" if s.get("phase") == "baseline" else str(s.get("round", "")),
-            "" if s.get("phase") == "baseline" else str(s.get("axis", "")),
-            tried(s),
-            verdict(s),
-            " ".join(str(o) for o in s.get("outcomes") or []),
-            fmt_seconds(s.get("seconds")),
-            str(s.get("signature") or ""),
+    def where(s: Mapping[str, Any]) -> tuple[str, str]:
+        return (
+            ("baseline", "")
+            if s.get("phase") == "baseline"
+            else (str(s.get("round", "")), str(s.get("axis")))
         )
+
+    rows = tuple(
+        (str(i), *where(s), tried(s), verdict(s), " ".join(map(str, s.get("outcomes") or [])),
+         fmt_seconds(s.get("seconds")), str(s.get("signature") or ""))
         for i, s in shown
-    )
+    )  # fmt: skip
     return Table(
         ("step", "round", "axis", "tried", "verdict", "trial outcomes", "seconds", "signature"),
         rows,
@@ -240,17 +241,18 @@ def _moves(axes: Mapping[str, Any], kinds: Mapping[str, str]) -> str:
 
 
 def _headline(summary: Mapping[str, Any], kinds: Mapping[str, str]) -> tuple[str, Status]:
-    status = str(summary.get("status", "?"))
-    original, rate = _rates(summary.get("flaky") or {})
+    status, fl = str(summary.get("status", "?")), summary.get("flaky")
+    original, rate = _rates(fl or {})
+    orig = f"; the original reproduced {original}" if fl else ""  # none when stopped before the baseline
     moves = _moves(summary.get("axes") or {}, kinds)
     if status == "not_reproducible":
-        return f"not reproducible: the original reproduced {original}; nothing was reduced", Status.UNSURE
+        return f"not reproducible: {orig[2:] or 'no trial'}; nothing was reduced", Status.UNSURE
     if status == "not_reduced":
-        return f"not reduced: no axis could move; the original reproduced {original}", Status.NEUTRAL
+        return f"not reduced: no axis could move{orig}", Status.NEUTRAL
     if status == "reduced":
-        return f"reduced: {moves}; the original reproduced {original}, reproduction rate {rate}", Status.GOOD
+        return f"reduced: {moves}{orig}, reproduction rate {rate}", Status.GOOD
     said = {"budget_exhausted": "budget spent", "interrupted": "interrupted"}.get(status, status)
-    return f"{said}, best so far: {moves}; the original reproduced {original}", Status.UNSURE
+    return f"{said}, best so far: {moves}{orig}", Status.UNSURE
 
 
 def _unfinished(steps: Sequence[Mapping[str, Any]]) -> tuple[str, Mapping[str, Any] | None]:
@@ -347,7 +349,9 @@ def page(view: RunDirView) -> Page:
         (e.get("signature") for e in view.events if e.get("event") == "baseline"), None
     )
     if best is not None and isinstance(best.get("hash"), str):
-        title = "The final reproduction" if s else "The best point so far"
+        done = {"reduced": "The final reproduction", "not_reduced": "The final reproduction"}
+        title = done.get(s.get("status", ""), "The best point so far")
+        title = "A trial of the original" if s.get("status") == "not_reproducible" else title
         sections.append(Section(title, tuple(_log_blocks(view, best["hash"], target))))
     repro, run_dir = view.tail("shrunken/run_repro.sh"), shlex.quote(str(view.path))
     if repro is not None:
