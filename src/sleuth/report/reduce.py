@@ -10,6 +10,7 @@ command line of the last accepted candidate.  Axis kinds and the budget come fro
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,6 +25,15 @@ __all__ = ["page"]
 _LISTS = ("file_lines", "file_set", "env_set", "arg_set")
 #: moved axes the headline names (the table lists all)
 HEADLINE_AXES = 4
+
+
+def _d(x: Any) -> dict[str, Any]:
+    """``x`` when it is an object, else {} (a run dir's odd value never crashes the page)."""
+    return x if isinstance(x, dict) else {}
+
+
+def _l(x: Any) -> list[Any]:
+    return x if isinstance(x, list) else []
 
 
 def _spec(view: RunDirView) -> dict[str, Any]:
@@ -86,7 +96,7 @@ def _steps(view: RunDirView) -> tuple[list[dict[str, Any]], bool]:
     except SleuthError:  # damaged: the journal has the steps too
         trace = []
     if trace:
-        return [view.scrub(r) for r in trace], True
+        return [view.scrub(r) for r in trace if isinstance(r, dict)], True
     steps: list[dict[str, Any]] = []
     for e in view.events:
         if e.get("event") == "baseline":
@@ -119,7 +129,7 @@ def _figure(steps: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], valued
     for s in steps:
         axis = str(s.get("axis"))
         call += s.get("phase") == "search" and not s.get("cache_hit")
-        size = _size(kinds.get(axis, ""), (s.get("values") or {}).get(axis)) if first else 0.0
+        size = _size(kinds.get(axis, ""), _d(s.get("values")).get(axis)) if first else 0.0
         if s.get("phase") == "search" and axis in points and size is not None:
             y = 100.0 * size / first[axis] if first else float(names.index(axis))
             points[axis].append((call, y, _used(s)))
@@ -170,7 +180,7 @@ def _step_table(steps: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], va
         if s.get("phase") == "baseline":
             return "the original"
         axis = str(s.get("axis"))
-        if valued and axis in (s.get("values") or {}):
+        if valued and axis in _d(s.get("values")):
             return _show(kinds.get(axis, ""), s["values"][axis])
         return f"candidate {str(s.get('hash', ''))[:12]}"
 
@@ -187,7 +197,7 @@ def _step_table(steps: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], va
         )
 
     rows = tuple(
-        (str(i), *where(s), tried(s), verdict(s), " ".join(map(str, s.get("outcomes") or [])),
+        (str(i), *where(s), tried(s), verdict(s), " ".join(map(str, _l(s.get("outcomes")))),
          fmt_seconds(s.get("seconds")), str(s.get("signature") or ""))
         for i, s in shown
     )  # fmt: skip
@@ -211,8 +221,10 @@ def _log_blocks(view: RunDirView, key: str, target: Any) -> list[Block]:
     trials.sort(key=lambda e: (e["trial"].get("signature") != target, e["trial"].get("outcome") != "fail"))
     if not trials or not isinstance(trials[0]["trial"].get("id"), str):
         return [Note(f"No trial of candidate {key[:12]} was journaled.")]
-    t, base = trials[0]["trial"], f"{trials[0].get('subdir', 'candidates')}/{trials[0]['trial']['id']}"
-    argv = t.get("argv") if isinstance(t.get("argv"), list) else []
+    t, base = trials[0]["trial"], f"{trials[0].get('subdir')}/{trials[0]['trial']['id']}"
+    if not re.fullmatch(r"candidates/[0-9a-f]+/t\d+", base):  # only a log the run wrote, never ../
+        return [Note(f"No log of candidate {key[:12]} in the run dir.")]
+    argv = _l(t.get("argv"))
     ran = f"; it ran: {shlex.join(str(a) for a in argv)}" if argv else ""
     sig = f", {t['signature']}" if t.get("signature") else ""
     logs = [log for log in (view.tail(f"{base}/stderr"), view.tail(f"{base}/stdout")) if log is not None]
@@ -222,8 +234,8 @@ def _log_blocks(view: RunDirView, key: str, target: Any) -> list[Block]:
 
 def _rates(fl: Mapping[str, Any]) -> tuple[str, str]:
     """The original's reproduction and the rate with the accepted candidates, as the CLI says them."""
-    orig = fl.get("original") or {}
-    level = f"{float(fl.get('confidence') or 0.95) * 100:g}% CI"
+    orig, conf = _d(fl.get("original")), fl.get("confidence")
+    level = f"{(conf if isinstance(conf, int | float) else 0.95) * 100:g}% CI"
     ci = orig.get("reproduction_rate_ci")
     original = f"{orig.get('reproduced', '?')}/{orig.get('trials', '?')} ({level} {ci})"
     rate = fl.get("reproduction_rate")
@@ -241,10 +253,10 @@ def _moves(axes: Mapping[str, Any], kinds: Mapping[str, str]) -> str:
 
 
 def _headline(summary: Mapping[str, Any], kinds: Mapping[str, str]) -> tuple[str, Status]:
-    status, fl = str(summary.get("status", "?")), summary.get("flaky")
-    original, rate = _rates(fl or {})
+    status, fl = str(summary.get("status", "?")), _d(summary.get("flaky"))
+    original, rate = _rates(fl)
     orig = f"; the original reproduced {original}" if fl else ""  # none when stopped before the baseline
-    moves = _moves(summary.get("axes") or {}, kinds)
+    moves = _moves(_d(summary.get("axes")), kinds)
     if status == "not_reproducible":
         return f"not reproducible: {orig[2:] or 'no trial'}; nothing was reduced", Status.UNSURE
     if status == "not_reduced":
@@ -272,7 +284,7 @@ def _command(config: Mapping[str, Any]) -> str:
     backend = config.get("backend")
     flags = (("--spec", config.get("spec")), ("--workload", config.get("workload")),
              ("--jobs", config.get("jobs") if config.get("jobs") != 1 else None),
-             ("--gpus", ",".join(map(str, config.get("gpus") or [])) or None),
+             ("--gpus", ",".join(map(str, _l(config.get("gpus")))) or None),
              ("--backend", backend.get("name") if isinstance(backend, dict) else None))  # fmt: skip
     argv = ["sleuth", "reduce", *(x for f, v in flags if v and v != "local" for x in (f, str(v)))]
     return shlex.join(argv + (["--one-minimal"] if config.get("one_minimal") else []))
@@ -282,7 +294,7 @@ def _facts(view: RunDirView, s: Mapping[str, Any], spec: Mapping[str, Any]) -> l
     events = view.events
     trials = [e["trial"] for e in events if e.get("event") == "trial" and isinstance(e.get("trial"), dict)]
     base = next((e for e in events if e.get("event") == "baseline"), {})
-    fl = s.get("flaky") or base
+    fl = _d(s.get("flaky")) or base
     facts = [("failure", str(s.get("signature") or base.get("signature") or "?"))]
     if fl:
         original, rate = _rates(fl)
@@ -350,7 +362,7 @@ def page(view: RunDirView) -> Page:
     )
     if best is not None and isinstance(best.get("hash"), str):
         done = {"reduced": "The final reproduction", "not_reduced": "The final reproduction"}
-        title = done.get(s.get("status", ""), "The best point so far")
+        title = done.get(str(s.get("status")), "The best point so far")
         title = "A trial of the original" if s.get("status") == "not_reproducible" else title
         sections.append(Section(title, tuple(_log_blocks(view, best["hash"], target))))
     repro, run_dir = view.tail("shrunken/run_repro.sh"), shlex.quote(str(view.path))
