@@ -252,3 +252,17 @@ def test_a_cut_steps_table_keeps_the_accepted_steps(
     assert table.cut == (3, len(trace))
     shown = [int(row[0]) for row in table.rows]
     assert shown[0] == 1 and set(accepted) <= set(shown) and shown == sorted(shown)
+
+
+def test_a_reduction_stopped_by_its_budget_says_so_with_the_best_so_far_and_how_to_go_on(
+    sleuth: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    run_dir, summary = _reduce(sleuth, tmp_path, {**PARAM, "budget": {"baseline_trials": 1, "max_trials": 3}})
+    assert summary["status"] == "budget_exhausted"
+    page = _page(sleuth, run_dir)
+    text = visible_text(page)
+    moved = _moves({"axes": {n: r for n, r in summary["axes"].items() if r["moved"]}}) or "nothing moved"
+    assert f"budget spent, best so far: {moved}; {_original(summary)}" in text
+    assert 'class="headline unsure"' in page
+    assert f"stopped: {summary['stopped']}" in text
+    assert f"sleuth bundle {run_dir}" in text and f"sleuth reduce resume {run_dir} continues." in text

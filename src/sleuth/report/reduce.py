@@ -366,17 +366,20 @@ def page(view: RunDirView) -> Page:
         title = "A trial of the original" if s.get("status") == "not_reproducible" else title
         sections.append(Section(title, tuple(_log_blocks(view, best["hash"], target))))
     repro, run_dir = view.tail("shrunken/run_repro.sh"), shlex.quote(str(view.path))
+    said: list[Block] = []
     if repro is not None:
-        how = (
-            f"Run it: sh {run_dir}/shrunken/run_repro.sh (its rate over 10 runs: sh {run_dir}/shrunken/"
-            f"verify.sh 10).  Pack it for a ticket: sleuth bundle {run_dir} (SHIP.md lists every file it "
-            "would share, with its sha256, and what was scrubbed)."
+        said += [
+            Note(f"Run it: sh {run_dir}/shrunken/run_repro.sh (its rate over 10 runs: sh {run_dir}/shrunken/"
+                 f"verify.sh 10).  Pack it for a ticket: sleuth bundle {run_dir} (SHIP.md lists every file "
+                 "it would share, with its sha256, and what was scrubbed)."),
+            repro,
+        ]  # fmt: skip
+    if str(s.get("status")) in ("None", "interrupted", "budget_exhausted"):  # a resume goes on
+        said.append(
+            Note(f"{'No bundle yet: ' if repro is None else ''}sleuth reduce resume {run_dir} continues.")
         )
-        sections.append(Section("Reproducer", (Note(how), repro)))
-    elif s.get("status") in (None, "interrupted", "budget_exhausted"):
-        sections.append(
-            Section("Reproducer", (Note(f"No bundle yet: sleuth reduce resume {run_dir} continues."),))
-        )
+    if said:
+        sections.append(Section("Reproducer", tuple(said)))
     table: Block = _step_table(steps, kinds, valued) if steps else Note("No candidate was journaled yet.")
     sections.append(Section("Search steps", (table,)))
     return Page(
