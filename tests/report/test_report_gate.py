@@ -202,3 +202,32 @@ def test_a_check_with_nothing_recorded_still_has_a_page(
     assert made.rc == made.json()["exit_code"] == 3
     text = visible_text(page.read_text())
     assert "INSUFFICIENT: no recorded runs match the policy yet." in text
+
+
+def test_changepoints_page_draws_the_series_with_the_change_points_the_command_found(
+    sleuth: Callable[..., CliResult], tmp_path: Path, browser: Callable[[Path], str]
+) -> None:
+    rng = random.Random(5)
+    db = _record(
+        sleuth, tmp_path, [{"load_s": round(100 + rng.gauss(0, 1) + 10 * (i >= 15), 3)} for i in range(30)]
+    )
+    page, md = tmp_path / "cp.html", tmp_path / "cp.md"
+    made = sleuth("gate", "changepoints", "--suite", "s", "--metric", "load_s", "--db", db, "--json",
+                  "--html", page, "--markdown", md)  # fmt: skip
+    doc = made.json()
+    assert made.rc == 0 and doc["change_points"], made.stderr
+    dom = browser(page)
+    text = visible_text(dom)
+    head = " ".join(" ".join(parse(dom).by_id["headline"]).split())
+    assert head.startswith(f"{len(doc['change_points'])} change point(s) in {doc['n']} points: ")
+    for cp in doc["change_points"]:
+        assert f"{cp['after'] / cp['before'] - 1:+.2%} at {cp['index']}" in head
+        assert f"{cp['index']} {cp['run_id']} {cp['before']:g} {cp['after']:g}" in text  # the table's row
+    assert [t for t, _ in parse(dom).tags].count("svg") == 1 and external_refs(dom) == []
+    # a series too short: the page says INSUFFICIENT, as the command does
+    (tmp_path / "short.csv").write_text("x\n1\n2\n3\n")
+    short = sleuth("gate", "changepoints", "--csv", "short.csv", "--html", "short.html", "--json")
+    assert short.rc == 3 and short.json()["verdict"] == "INSUFFICIENT"
+    assert "INSUFFICIENT: 3 point(s); a change point needs 10." in visible_text(
+        (tmp_path / "short.html").read_text()
+    )

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from sleuth.gate.policy import Policy
 
-__all__ = ["MAX_FIGURES", "check_html", "check_page"]
+__all__ = ["MAX_FIGURES", "check_html", "check_page", "clean"]
 
 #: metrics drawn (the failing and undecided first); the table lists every one
 MAX_FIGURES = 30
@@ -47,8 +47,8 @@ _COLOUR = {
 _RANK = {Verdict.FAIL: 0, Verdict.INCONCLUSIVE: 1, Verdict.INSUFFICIENT: 2, Verdict.PASS: 3}
 
 
-def _t(text: Any) -> str:
-    """Any text the page shows: printable, through the redaction rule."""
+def clean(text: Any) -> str:
+    """Any text a gate page shows: printable, through the redaction rule."""
     return scrub_text(printable(str(text)))
 
 
@@ -64,7 +64,7 @@ def _headline(report: CheckReport) -> tuple[str, Status]:
     failed = [r.metric for r in report.results if r.mode == "hard" and r.verdict is Verdict.FAIL]
     if failed:
         more = f" and {len(failed) - NAMED} more" if len(failed) > NAMED else ""
-        text += f"; hard FAIL: {', '.join(_t(m) for m in failed[:NAMED])}{more}"
+        text += f"; hard FAIL: {', '.join(clean(m) for m in failed[:NAMED])}{more}"
     if rc == 1:
         return text, Status.BAD
     calm = all(r.verdict is Verdict.PASS for r in report.results)
@@ -105,13 +105,13 @@ def _table(report: CheckReport) -> Table:
     shown = shown_rows(report.results, lambda r: r.verdict.value, MAX_ROWS)
     rows = tuple(
         (
-            _t(r.metric),
+            clean(r.metric),
             r.verdict.value,
             r.mode,
             str(r.runs),
-            _t(_changes(r)),
+            clean(_changes(r)),
             "-" if r.needed is None else str(r.needed),
-            "; ".join(f"{f.check}: {f.verdict.value}: {_t(f.summary)}" for f in r.findings),
+            "; ".join(f"{f.check}: {f.verdict.value}: {clean(f.summary)}" for f in r.findings),
         )
         for r in shown.rows
     )
@@ -204,9 +204,9 @@ def _figure(r: MetricCheck, series: Series, policy: Policy, raw: str) -> Figure 
                        label=f"judged ({len(last)}): {r.verdict.value}")  # fmt: skip
         ax.set_xlim(0.4, n + 0.6)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        first, newest = _t(series.labels[0]), _t(series.labels[-1])
+        first, newest = clean(series.labels[0]), clean(series.labels[-1])
         ax.set_xlabel(f"run with this metric, oldest first (1: {first}, {n}: {newest})")
-        ax.set_ylabel(_t(r.unit) or "value")
+        ax.set_ylabel(clean(r.unit) or "value")
         ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncols=3, fontsize=7.5)
         return Figure(
             figures.svg(fig),
@@ -235,10 +235,10 @@ def _metric_section(r: MetricCheck, series: Series | None, policy: Policy, raw: 
     blocks.append(
         Table(
             ("check", "verdict", "finding"),
-            tuple((f.check, f.verdict.value, _t(f.summary)) for f in r.findings),
+            tuple((f.check, f.verdict.value, clean(f.summary)) for f in r.findings),
         )
     )
-    return Section(f"{_t(r.metric)}: {r.verdict.value}", tuple(blocks))
+    return Section(f"{clean(r.metric)}: {r.verdict.value}", tuple(blocks))
 
 
 def _latest(runs: Sequence[Run]) -> list[tuple[str, str]]:
@@ -248,7 +248,7 @@ def _latest(runs: Sequence[Run]) -> list[tuple[str, str]]:
     what = f"{run.run_id} at {run.created_at}, {run.status.value}"
     what += f", commit {run.commit}" if run.commit else ""
     what += f", branch {run.branch}" if run.branch else ""
-    facts = [("latest run", _t(what))]
+    facts = [("latest run", clean(what))]
     host: Mapping[str, Any] = run.provenance.get("host") or {}
     where = " ".join(str(host[k]) for k in ("hostname", "system", "machine") if host.get(k))
     gpus = [
@@ -264,7 +264,7 @@ def _latest(runs: Sequence[Run]) -> list[tuple[str, str]]:
     if runner:
         where += f"; runner {runner}"
     if where:
-        facts.append(("measured on", _t(where)))
+        facts.append(("measured on", clean(where)))
     return facts
 
 
@@ -280,17 +280,19 @@ def check_page(
     """The page of a ``gate check``: ``runs`` are the runs it judged, oldest first."""
     headline, status = _headline(report)
     facts = [
-        ("suite", _t(report.suite)),
-        ("history", _t(history)),
+        ("suite", clean(report.suite)),
+        ("history", clean(history)),
         (
             "policy",
-            _t(policy_path) + (f", branch {_t(policy.branch)}" if policy.branch else ", every branch"),
+            clean(policy_path) + (f", branch {clean(policy.branch)}" if policy.branch else ", every branch"),
         ),
     ]
     if baseline_path:
-        facts.append(("baseline file", _t(baseline_path)))
+        facts.append(("baseline file", clean(baseline_path)))
     if runs:
-        facts.append(("runs read", f"{len(runs)}, {_t(runs[0].created_at)} to {_t(runs[-1].created_at)}"))
+        facts.append(
+            ("runs read", f"{len(runs)}, {clean(runs[0].created_at)} to {clean(runs[-1].created_at)}")
+        )
     facts += _latest(runs)
     ranked = sorted(
         (r for r in report.results), key=lambda r: (_RANK[r.verdict], r.mode != "hard")
@@ -314,7 +316,7 @@ def check_page(
     sections.append(Section("Every metric", tuple(blocks)))
     return Page(
         verb="gate check",
-        title=f"sleuth gate check: {_t(report.suite)}",
+        title=f"sleuth gate check: {clean(report.suite)}",
         headline=headline,
         status=status,
         run_dir="",
