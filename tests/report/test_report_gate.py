@@ -231,3 +231,20 @@ def test_changepoints_page_draws_the_series_with_the_change_points_the_command_f
     assert "INSUFFICIENT: 3 point(s); a change point needs 10." in visible_text(
         (tmp_path / "short.html").read_text()
     )
+
+
+def test_values_near_the_float_limit_are_drawn_scaled_not_a_traceback(
+    sleuth: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    """matplotlib cannot lay out a range of 1.7e308 - -1e308 (inf): the page draws in units of 1e308."""
+    db = _record(
+        sleuth, tmp_path, [{"huge": 1.7e308 if i >= 12 else -1e308 * (1 + i % 2 / 2)} for i in range(14)]
+    )
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("metrics:\n  huge: {budget: {max: 1e308, runs: 10}}\n")
+    made = _check(sleuth, db, policy, "--html", "huge.html", "--json")
+    assert made.rc == made.json()["exit_code"] == 1, made.stderr
+    cp = sleuth("gate", "changepoints", "--suite", "s", "--metric", "huge", "--db", db, "--html", "cp.html")
+    assert cp.rc == 0, cp.stderr
+    for page in ("huge.html", "cp.html"):
+        assert [t for t, _ in parse((tmp_path / page).read_text()).tags].count("svg") == 1

@@ -17,14 +17,15 @@ from sleuth.gate.render import change_text
 from sleuth.gate.service import Series
 from sleuth.report import figures
 from sleuth.report.common import MAX_ROWS
-from sleuth.report.gate import clean
+from sleuth.report.gate import clean, scale
 from sleuth.report.page import Block, Figure, Note, Page, Section, Status, Table
 
 __all__ = ["changepoints_html", "changepoints_page"]
 
 
 def _figure(series: Series, found: Sequence[ChangePoint], runs: bool) -> Figure | None:
-    points = [(i, v) for i, v in enumerate(series.values) if math.isfinite(v)]
+    s, times = scale(series.values)
+    points = [(i, v * s) for i, v in enumerate(series.values) if math.isfinite(v)]
     if not points:
         return None
     n = len(series.values)
@@ -40,13 +41,13 @@ def _figure(series: Series, found: Sequence[ChangePoint], runs: bool) -> Figure 
             lo, hi = bounds[at - 1], bounds[at + 1]
             ax.axvline(cp.index - 0.5, color=figures.BAD, ls="--", lw=1.1,
                        label="change point" if k == 0 else "_nolegend_")  # fmt: skip
-            ax.hlines(cp.before, lo - 0.4, cp.index - 0.6, color=figures.NEUTRAL, lw=1.6,
+            ax.hlines(cp.before * s, lo - 0.4, cp.index - 0.6, color=figures.NEUTRAL, lw=1.6,
                       label="median before / after" if k == 0 else "_nolegend_")  # fmt: skip
-            ax.hlines(cp.after, cp.index - 0.4, hi - 0.6, color=figures.NEUTRAL, lw=1.6)
+            ax.hlines(cp.after * s, cp.index - 0.4, hi - 0.6, color=figures.NEUTRAL, lw=1.6)
         ax.set_xlim(-0.6, n - 0.4)
         what = "run, oldest first" if runs else "point, in file order"
         ax.set_xlabel(f"{what} (index from 0)")
-        ax.set_ylabel("value")
+        ax.set_ylabel("value" + times)
         ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncols=3, fontsize=7.5)
         return Figure(
             figures.svg(fig),
@@ -95,8 +96,12 @@ def changepoints_page(
     if incremental:
         facts.append(("incremental", "only the change points new since the last call are marked"))
     blocks: list[Block] = []
-    fig = _figure(series, found, runs)
-    blocks.append(fig if fig is not None else Note("No numeric point: nothing to draw."))
+    try:
+        fig = _figure(series, found, runs)
+    except (ValueError, OverflowError):  # a range matplotlib cannot lay out: the table still says it all
+        blocks.append(Note("The series could not be drawn (its range is beyond the figure's)."))
+    else:
+        blocks.append(fig if fig is not None else Note("No numeric point: nothing to draw."))
     if found:
         shown = list(found)[:MAX_ROWS]
         rows = tuple(

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from sleuth.gate.policy import Policy
 
-__all__ = ["MAX_FIGURES", "check_html", "check_page", "clean"]
+__all__ = ["MAX_FIGURES", "check_html", "check_page", "clean", "scale"]
 
 #: metrics drawn (the failing and undecided first); the table lists every one
 MAX_FIGURES = 30
@@ -132,35 +132,36 @@ def _span(n: int, k: int, end: int | None = None) -> tuple[float, float]:
     return last - k + 0.6, last + 0.4
 
 
-def _draw(ax: Axes, f: Finding, n: int, direction: str, baseline_runs: int) -> int:
-    """Draw what ``f`` compared the history with; return how many of the last points it judged."""
+def _draw(ax: Axes, f: Finding, n: int, direction: str, baseline_runs: int, *, s: float) -> int:
+    """Draw what ``f`` compared the history with (values times ``s``); return how many of the last
+    points it judged."""
     from sleuth.gate.policy import parse_tolerance
 
     d, colour = f.details, _COLOUR[f.verdict]
     if f.check == "budget" and _num(d.get("budget")) is not None:
         k = int(d.get("n") or 0)
         ax.axhline(
-            d["budget"], color=figures.BAD, ls="--", lw=1.0, label=f"budget {d['side']} {d['budget']:g}"
+            d["budget"] * s, color=figures.BAD, ls="--", lw=1.0, label=f"budget {d['side']} {d['budget']:g}"
         )
         if k and _num(d.get("median")) is not None:
             x0, x1 = _span(n, k)
             if _num(d.get("lower")) is not None and _num(d.get("upper")) is not None:
-                ax.fill_between([x0, x1], d["lower"], d["upper"], color=colour, alpha=0.15, lw=0,
+                ax.fill_between([x0, x1], d["lower"] * s, d["upper"] * s, color=colour, alpha=0.15, lw=0,
                                 label=f"{d['coverage']:.1%} bounds of the median")  # fmt: skip
-            ax.hlines(d["median"], x0, x1, color=colour, lw=1.6, label=f"median of the last {k}")
+            ax.hlines(d["median"] * s, x0, x1, color=colour, lw=1.6, label=f"median of the last {k}")
         return k
     if f.check == "regression" and _num(d.get("baseline_median")) is not None:
         recent, base = int(d["n_recent"]), int(d["n_baseline"])
         ref = d["baseline_median"]
         b0, b1 = _span(n, base, n - recent)
         ax.axvspan(b0, b1, color=figures.MUTED, alpha=0.12, lw=0, label=f"baseline runs ({base})")
-        ax.hlines(ref, b0, b1, color=figures.NEUTRAL, lw=1.6, label=f"baseline median {ref:g}")
+        ax.hlines(ref * s, b0, b1, color=figures.NEUTRAL, lw=1.6, label=f"baseline median {ref:g}")
         r0, r1 = _span(n, recent)
         if _num(d.get("recent_median")) is not None:
-            ax.hlines(d["recent_median"], r0, r1, color=colour, lw=1.6, label=f"recent median ({recent})")
+            ax.hlines(d["recent_median"] * s, r0, r1, color=colour, lw=1.6, label=f"recent median ({recent})")
         tol = parse_tolerance(d["min_effect"])
-        limit = abs(ref) * tol.value if tol.relative else tol.value
-        worse = ref + limit if direction == "lower" else ref - limit
+        limit = abs(ref * s) * tol.value if tol.relative else tol.value * s
+        worse = ref * s + limit if direction == "lower" else ref * s - limit
         if math.isfinite(worse):
             ax.hlines(worse, b0, r1, color=figures.BAD, ls=":", lw=1.2, label=f"worse by min_effect {tol}")
         return recent
@@ -172,12 +173,12 @@ def _draw(ax: Axes, f: Finding, n: int, direction: str, baseline_runs: int) -> i
         from_file = f.check == "baseline" or d.get("reference_from") == "baseline file"
         x0, x1 = (0.6, n + 0.4) if from_file else _span(n, min(baseline_runs, n - 1) + 1)
         label = f"--baseline {ref:g}" if from_file else f"reference {ref:g}"
-        ax.hlines(ref, x0, x1, color=figures.NEUTRAL, lw=1.4, ls="-." if from_file else "-", label=label)
+        ax.hlines(ref * s, x0, x1, color=figures.NEUTRAL, lw=1.4, ls="-." if from_file else "-", label=label)
         tol = parse_tolerance(d.get("tolerance", 0))
-        limit = abs(ref) * tol.value if tol.relative else tol.value
+        limit = abs(ref * s) * tol.value if tol.relative else tol.value * s
         if limit > 0 and math.isfinite(limit):
-            lo = ref - limit if f.check == "counter" or direction == "higher" else ref
-            hi = ref + limit if f.check == "counter" or direction == "lower" else ref
+            lo = ref * s - limit if f.check == "counter" or direction == "higher" else ref * s
+            hi = ref * s + limit if f.check == "counter" or direction == "lower" else ref * s
             ax.fill_between(
                 [x0, x1], lo, hi, color=figures.NEUTRAL, alpha=0.10, lw=0, label=f"tolerance {tol}"
             )
@@ -185,8 +186,19 @@ def _draw(ax: Axes, f: Finding, n: int, direction: str, baseline_runs: int) -> i
     return 0
 
 
+def scale(values: Sequence[float]) -> tuple[float, str]:
+    """The factor that draws ``values`` (a power of ten) and what the axis says of it: values near the
+    float limit have a range matplotlib cannot hold (``1.7e308 - -1e308`` is inf)."""
+    big = max((abs(v) for v in values if math.isfinite(v)), default=0.0)
+    if big < 1e200:
+        return 1.0, ""
+    k = math.floor(math.log10(big))
+    return 10.0**-k, f" (x 1e{k})"
+
+
 def _figure(r: MetricCheck, series: Series, policy: Policy, raw: str) -> Figure | None:
-    points = [(i + 1, v) for i, v in enumerate(series.values) if math.isfinite(v)]
+    s, times = scale(series.values)
+    points = [(i + 1, v * s) for i, v in enumerate(series.values) if math.isfinite(v)]
     if not points:
         return None
     n = len(series.values)
@@ -197,7 +209,7 @@ def _figure(r: MetricCheck, series: Series, policy: Policy, raw: str) -> Figure 
     with figures.figure(7.0, 2.9) as (fig, ax):
         ax.plot([x for x, _ in points], [y for _, y in points], color=figures.MUTED, lw=0.8, marker="o",
                 ms=3, zorder=2, label=f"run value ({n} runs)")  # fmt: skip
-        judged = max([_draw(ax, f, n, direction, baseline_runs) for f in r.findings] or [0])
+        judged = max([_draw(ax, f, n, direction, baseline_runs, s=s) for f in r.findings] or [0])
         last = [(x, y) for x, y in points if x > n - judged]
         if last:
             ax.scatter([x for x, _ in last], [y for _, y in last], s=30, color=_COLOUR[r.verdict], zorder=3,
@@ -206,7 +218,7 @@ def _figure(r: MetricCheck, series: Series, policy: Policy, raw: str) -> Figure 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         first, newest = clean(series.labels[0]), clean(series.labels[-1])
         ax.set_xlabel(f"run with this metric, oldest first (1: {first}, {n}: {newest})")
-        ax.set_ylabel(clean(r.unit) or "value")
+        ax.set_ylabel((clean(r.unit) or "value") + times)
         ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncols=3, fontsize=7.5)
         return Figure(
             figures.svg(fig),
@@ -228,8 +240,12 @@ def _raw_names(runs: Sequence[Run], wanted: set[str]) -> dict[str, str]:
 
 def _metric_section(r: MetricCheck, series: Series | None, policy: Policy, raw: str) -> Section:
     blocks: list[Block] = []
-    fig = _figure(r, series, policy, raw) if series is not None and series.values else None
-    blocks.append(fig if fig is not None else Note("No recorded run has this metric: nothing to draw."))
+    try:
+        fig = _figure(r, series, policy, raw) if series is not None and series.values else None
+    except (ValueError, OverflowError):  # a range matplotlib cannot lay out: the table still says it all
+        blocks.append(Note("These values could not be drawn (their range is beyond the figure's)."))
+    else:
+        blocks.append(fig if fig is not None else Note("No recorded run has this metric: nothing to draw."))
     needed = f"; {r.needed} more run(s) needed" if r.needed else ""
     blocks.append(Note(f"{r.verdict.value} ({r.mode}, {r.kind}), {r.runs} run(s){needed}."))
     blocks.append(
