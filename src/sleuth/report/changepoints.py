@@ -17,7 +17,7 @@ from sleuth.gate.render import change_text
 from sleuth.gate.service import Series
 from sleuth.report import figures
 from sleuth.report.common import MAX_ROWS
-from sleuth.report.gate import clean, scale
+from sleuth.report.gate_figures import clean, scale
 from sleuth.report.page import Block, Figure, Note, Page, Section, Status, Table
 
 __all__ = ["changepoints_html", "changepoints_page"]

@@ -4,7 +4,8 @@ its findings compared it with, and the table of every metric.
 Unlike the run-dir pages (:data:`sleuth.report._PAGES`) this one is built from the check itself: the
 :class:`~sleuth.gate.checks.CheckReport` and the runs the check judged (oldest first, as
 :func:`sleuth.gate.service.check_runs` read them), so the figures show the very values the verdicts
-were reached on.  Nothing is recomputed: the lines and bands are the findings' own numbers.
+were reached on.  Nothing is recomputed: the lines and bands are the findings' own numbers
+(:mod:`sleuth.report.gate_figures` draws them).
 
 Runs come out of the store with the redaction rule applied (:meth:`sleuth.gate.model.Run.public`);
 the suite and the run ids (names the user chose) go through it here too, as does every text shown.
@@ -12,7 +13,6 @@ the suite and the run ids (names the user chose) go through it here too, as does
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,39 +21,21 @@ from sleuth.gate.model import Run, Verdict
 from sleuth.gate.render import change_text, check_counts, shown_rows
 from sleuth.gate.service import Series, metric_series
 from sleuth.model import printable
-from sleuth.report import figures
 from sleuth.report.common import MAX_ROWS
-from sleuth.report.page import Block, Figure, Note, Page, Section, Status, Table
-from sleuth.secrets import scrub_text
+from sleuth.report.gate_figures import clean, finite, history_figure
+from sleuth.report.page import Block, Note, Page, Section, Status, Table
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-
     from sleuth.gate.policy import Policy
 
-__all__ = ["MAX_FIGURES", "check_html", "check_page", "clean", "scale"]
+__all__ = ["MAX_FIGURES", "check_html", "check_page"]
 
 #: metrics drawn (the failing and undecided first); the table lists every one
 MAX_FIGURES = 30
 #: hard metrics named in the headline
 NAMED = 5
 
-_COLOUR = {
-    Verdict.PASS: figures.GOOD,
-    Verdict.FAIL: figures.BAD,
-    Verdict.INCONCLUSIVE: figures.UNSURE,
-    Verdict.INSUFFICIENT: figures.MUTED,
-}
 _RANK = {Verdict.FAIL: 0, Verdict.INCONCLUSIVE: 1, Verdict.INSUFFICIENT: 2, Verdict.PASS: 3}
-
-
-def clean(text: Any) -> str:
-    """Any text a gate page shows: printable, through the redaction rule."""
-    return scrub_text(printable(str(text)))
-
-
-def _num(x: Any) -> float | None:
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) else None
 
 
 def _headline(report: CheckReport) -> tuple[str, Status]:
@@ -75,9 +57,9 @@ def _change(f: Finding) -> str:
     """A finding's change, with its interval when it has one ('' when it measures none)."""
     d = f.details
     if f.check == "regression" and "shift_interval" in d:
-        ref, lo, hi = _num(d.get("baseline_median")), *(_num(x) for x in d["shift_interval"])
-        rel, est = _num(d.get("relative_shift")), _num(d.get("shift"))
-        conf = f" ({d['interval_confidence']:.0%})" if _num(d.get("interval_confidence")) else ""
+        ref, lo, hi = finite(d.get("baseline_median")), *(finite(x) for x in d["shift_interval"])
+        rel, est = finite(d.get("relative_shift")), finite(d.get("shift"))
+        conf = f" ({d['interval_confidence']:.0%})" if finite(d.get("interval_confidence")) else ""
         if rel is not None and ref:
             sides = [f"{x / abs(ref):+.2%}" if x is not None else "unbounded" for x in (lo, hi)]
             return f"{rel:+.2%} [{sides[0]}, {sides[1]}]{conf}"
@@ -85,13 +67,13 @@ def _change(f: Finding) -> str:
         head = f"{est:+.4g}" if est is not None else "beyond the float range"
         return f"{head} [{sides[0]}, {sides[1]}]{conf}"
     if f.check == "baseline" and "baseline" in d:
-        return f"{change_text(_num(d['baseline']), _num(d.get('value')))} vs --baseline"
+        return f"{change_text(finite(d['baseline']), finite(d.get('value')))} vs --baseline"
     if f.check == "counter" and "reference" in d:
-        ref, seen = _num(d["reference"]), [x for x in d.get("observed", ()) if _num(x) is not None]
+        ref, seen = finite(d["reference"]), [x for x in d.get("observed", ()) if finite(x) is not None]
         far = max(seen, key=lambda x: abs(x - ref)) if seen and ref is not None else None
         return f"{change_text(ref, far)} vs reference"
     if f.check == "budget" and "median" in d:
-        return f"{change_text(_num(d.get('budget')), _num(d['median']))} vs budget"
+        return f"{change_text(finite(d.get('budget')), finite(d['median']))} vs budget"
     return ""
 
 
@@ -126,108 +108,6 @@ def _table(report: CheckReport) -> Table:
     )
 
 
-def _span(n: int, k: int, end: int | None = None) -> tuple[float, float]:
-    """The x range of the ``k`` points ending at ``end`` (default: the last) of ``n``, half a step wider."""
-    last = n if end is None else end
-    return last - k + 0.6, last + 0.4
-
-
-def _draw(ax: Axes, f: Finding, n: int, direction: str, baseline_runs: int, *, s: float) -> int:
-    """Draw what ``f`` compared the history with (values times ``s``); return how many of the last
-    points it judged."""
-    from sleuth.gate.policy import parse_tolerance
-
-    d, colour = f.details, _COLOUR[f.verdict]
-    if f.check == "budget" and _num(d.get("budget")) is not None:
-        k = int(d.get("n") or 0)
-        ax.axhline(
-            d["budget"] * s, color=figures.BAD, ls="--", lw=1.0, label=f"budget {d['side']} {d['budget']:g}"
-        )
-        if k and _num(d.get("median")) is not None:
-            x0, x1 = _span(n, k)
-            if _num(d.get("lower")) is not None and _num(d.get("upper")) is not None:
-                ax.fill_between([x0, x1], d["lower"] * s, d["upper"] * s, color=colour, alpha=0.15, lw=0,
-                                label=f"{d['coverage']:.1%} bounds of the median")  # fmt: skip
-            ax.hlines(d["median"] * s, x0, x1, color=colour, lw=1.6, label=f"median of the last {k}")
-        return k
-    if f.check == "regression" and _num(d.get("baseline_median")) is not None:
-        recent, base = int(d["n_recent"]), int(d["n_baseline"])
-        ref = d["baseline_median"]
-        b0, b1 = _span(n, base, n - recent)
-        ax.axvspan(b0, b1, color=figures.MUTED, alpha=0.12, lw=0, label=f"baseline runs ({base})")
-        ax.hlines(ref * s, b0, b1, color=figures.NEUTRAL, lw=1.6, label=f"baseline median {ref:g}")
-        r0, r1 = _span(n, recent)
-        if _num(d.get("recent_median")) is not None:
-            ax.hlines(d["recent_median"] * s, r0, r1, color=colour, lw=1.6, label=f"recent median ({recent})")
-        tol = parse_tolerance(d["min_effect"])
-        limit = abs(ref * s) * tol.value if tol.relative else tol.value * s
-        worse = ref * s + limit if direction == "lower" else ref * s - limit
-        if math.isfinite(worse):
-            ax.hlines(worse, b0, r1, color=figures.BAD, ls=":", lw=1.2, label=f"worse by min_effect {tol}")
-        return recent
-    if f.check in ("counter", "baseline"):
-        key = "reference" if f.check == "counter" else "baseline"
-        ref = _num(d.get(key))
-        if ref is None:
-            return 1
-        from_file = f.check == "baseline" or d.get("reference_from") == "baseline file"
-        x0, x1 = (0.6, n + 0.4) if from_file else _span(n, min(baseline_runs, n - 1) + 1)
-        label = f"--baseline {ref:g}" if from_file else f"reference {ref:g}"
-        ax.hlines(ref * s, x0, x1, color=figures.NEUTRAL, lw=1.4, ls="-." if from_file else "-", label=label)
-        tol = parse_tolerance(d.get("tolerance", 0))
-        limit = abs(ref * s) * tol.value if tol.relative else tol.value * s
-        if limit > 0 and math.isfinite(limit):
-            lo = ref * s - limit if f.check == "counter" or direction == "higher" else ref * s
-            hi = ref * s + limit if f.check == "counter" or direction == "lower" else ref * s
-            ax.fill_between(
-                [x0, x1], lo, hi, color=figures.NEUTRAL, alpha=0.10, lw=0, label=f"tolerance {tol}"
-            )
-        return 1
-    return 0
-
-
-def scale(values: Sequence[float]) -> tuple[float, str]:
-    """The factor that draws ``values`` (a power of ten) and what the axis says of it: values near the
-    float limit have a range matplotlib cannot hold (``1.7e308 - -1e308`` is inf)."""
-    big = max((abs(v) for v in values if math.isfinite(v)), default=0.0)
-    if big < 1e200:
-        return 1.0, ""
-    k = math.floor(math.log10(big))
-    return 10.0**-k, f" (x 1e{k})"
-
-
-def _figure(r: MetricCheck, series: Series, policy: Policy, raw: str) -> Figure | None:
-    s, times = scale(series.values)
-    points = [(i + 1, v * s) for i, v in enumerate(series.values) if math.isfinite(v)]
-    if not points:
-        return None
-    n = len(series.values)
-    pol = policy.for_metric(raw)
-    direction, baseline_runs = (pol.direction, pol.baseline_runs) if pol is not None else ("lower", 10)
-    from matplotlib.ticker import MaxNLocator
-
-    with figures.figure(7.0, 2.9) as (fig, ax):
-        ax.plot([x for x, _ in points], [y for _, y in points], color=figures.MUTED, lw=0.8, marker="o",
-                ms=3, zorder=2, label=f"run value ({n} runs)")  # fmt: skip
-        judged = max([_draw(ax, f, n, direction, baseline_runs, s=s) for f in r.findings] or [0])
-        last = [(x, y) for x, y in points if x > n - judged]
-        if last:
-            ax.scatter([x for x, _ in last], [y for _, y in last], s=30, color=_COLOUR[r.verdict], zorder=3,
-                       label=f"judged ({len(last)}): {r.verdict.value}")  # fmt: skip
-        ax.set_xlim(0.4, n + 0.6)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        first, newest = clean(series.labels[0]), clean(series.labels[-1])
-        ax.set_xlabel(f"run with this metric, oldest first (1: {first}, {n}: {newest})")
-        ax.set_ylabel((clean(r.unit) or "value") + times)
-        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncols=3, fontsize=7.5)
-        return Figure(
-            figures.svg(fig),
-            "Each run's value (the median of its samples), oldest first; the runs the check judged are "
-            "coloured by the verdict, with what each finding compared them with (budget, baseline runs and "
-            "the min_effect line, reference and tolerance).",
-        )
-
-
 def _raw_names(runs: Sequence[Run], wanted: set[str]) -> dict[str, str]:
     """The stored name of each shown metric name (the check shows names printable)."""
     found = {m: m for m in wanted if any(r.sample(m) is not None for r in runs)}
@@ -241,7 +121,7 @@ def _raw_names(runs: Sequence[Run], wanted: set[str]) -> dict[str, str]:
 def _metric_section(r: MetricCheck, series: Series | None, policy: Policy, raw: str) -> Section:
     blocks: list[Block] = []
     try:
-        fig = _figure(r, series, policy, raw) if series is not None and series.values else None
+        fig = history_figure(r, series, policy, raw) if series is not None and series.values else None
     except (ValueError, OverflowError):  # a range matplotlib cannot lay out: the table still says it all
         blocks.append(Note("These values could not be drawn (their range is beyond the figure's)."))
     else:
