@@ -105,3 +105,23 @@ def test_a_bisection_that_is_not_pypi_loads_no_package_index_client(tmp_path: Pa
                           env=env, cwd=tmp_path, timeout=120)  # fmt: skip
     assert json.loads(proc.stderr.strip().splitlines()[-1]) == {"rc": 0, "heavy": []}
     assert json.loads(proc.stdout)["first_bad"]["label"] == "5"
+
+
+def test_gate_check_loads_matplotlib_and_jinja2_only_for_its_html_page(tmp_path: Path) -> None:
+    """``gate check`` draws with matplotlib and renders with Jinja2 only when ``--html`` asks for a page."""
+    (tmp_path / "r.csv").write_text("metric,value,unit\nallocs,3,count\n")
+    (tmp_path / "policy.yaml").write_text("metrics:\n  allocs: {kind: counter}\n")
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    for i in range(2):
+        rec = subprocess.run([sys.executable, "-m", "sleuth", "gate", "record", "--suite", "s", "--run-id", f"r{i}",
+                              "--no-provenance", "--db", db, "r.csv"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=120)  # fmt: skip
+        assert rec.returncode == 0, rec.stderr
+    probe = _PROBE.replace('{"rich", "numpy", "scipy", "pydantic"}', '{"matplotlib", "jinja2"}')
+    check = ["gate", "check", "--suite", "s", "--policy", "policy.yaml", "--db", db, "--json"]
+    for extra, heavy in (((), []), (("--html", "page.html"), ["jinja2", "matplotlib"])):
+        proc = subprocess.run([sys.executable, "-c", probe, *check, *extra], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=120)  # fmt: skip
+        assert json.loads(proc.stderr.strip().splitlines()[-1]) == {"rc": 0, "heavy": heavy}, proc.stderr
+        assert json.loads(proc.stdout)["counts"]["PASS"] == 1
+    assert (tmp_path / "page.html").read_text().startswith("<!DOCTYPE html>")

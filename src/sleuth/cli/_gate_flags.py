@@ -18,6 +18,7 @@ __all__ = [
     "check_db",
     "check_name_flag",
     "db_option",
+    "html_option",
     "open_store",
     "outputs_options",
     "parse_fraction",
@@ -54,6 +55,16 @@ def outputs_options(func: Any) -> Any:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")(
         func
     )
+
+
+def html_option(func: Any) -> Any:
+    """``--html FILE``: the verbs whose results have a page (``check``, ``changepoints``)."""
+    return click.option(
+        "--html",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Write a self-contained HTML page here (verdicts, each metric's history drawn).",
+    )(func)
 
 
 def check_name_flag(flag: str, value: str) -> str:
@@ -98,12 +109,30 @@ def _check_out_path(flag: str, path: Path | None) -> None:
 
 
 class Outputs:
-    """Where a subcommand's results go: stdout (JSON or tables), a markdown file, a JUnit file."""
+    """Where a subcommand's results go: stdout (JSON or tables), a markdown file, a JUnit file, an
+    HTML page."""
 
-    def __init__(self, as_json: bool, markdown: Path | None, junit: Path | None) -> None:
+    def __init__(
+        self, as_json: bool, markdown: Path | None, junit: Path | None, html: Path | None = None
+    ) -> None:
         _check_out_path("--markdown", markdown)
         _check_out_path("--junit", junit)
+        _check_out_path("--html", html)
+        files = [
+            (flag, p) for flag, p in (("--markdown", markdown), ("--junit", junit), ("--html", html)) if p
+        ]
+        for i, (flag, p) in enumerate(files):
+            for other, q in files[:i]:
+                if p.resolve() == q.resolve():
+                    raise UsageError(f"{flag} {p}: the same file as {other}", hint="give each its own file")
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if (
+            html is not None
+            and markdown is not None
+            and summary
+            and html.resolve() == Path(summary).resolve()
+        ):
+            raise UsageError(f"--html {html}: the job summary ($GITHUB_STEP_SUMMARY) gets the markdown")
         if markdown is not None and summary:  # appended to, never created with its folder: check first
             where = Path(summary)
             if where.is_dir() or not where.parent.is_dir():
@@ -115,14 +144,31 @@ class Outputs:
         self.as_json = as_json
         self.markdown = markdown
         self.junit = junit
+        self.html = html
 
     def write(
-        self, *, data: dict[str, Any], table: Callable[[], None], md: str, junit: Callable[[], str] | None
+        self,
+        *,
+        data: dict[str, Any],
+        table: Callable[[], None],
+        md: str,
+        junit: Callable[[], str] | None,
+        html: Callable[[], str] | None = None,
     ) -> None:
-        """JSON or the table on stdout; the markdown and JUnit files when asked for."""
+        """JSON or the table on stdout; the HTML, markdown and JUnit files when asked for.  The page is
+        made first (matplotlib and Jinja2 load only then); each file is written whole or not at all."""
         from sleuth.cli._common import print_json
         from sleuth.journal import atomic_write_text
 
+        if self.html is not None and html is not None:
+            page = html()
+            try:
+                atomic_write_text(self.html, page)
+            except OSError as exc:
+                raise UsageError(
+                    f"--html {self.html}: cannot write the page: {exc.strerror or exc}",
+                    hint="give a writable file path",
+                ) from None
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if self.markdown is not None:
             if summary and Path(summary).resolve() == self.markdown.resolve():

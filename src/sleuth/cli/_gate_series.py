@@ -15,6 +15,7 @@ from sleuth.cli._gate_flags import (
     check_db,
     check_name_flag,
     db_option,
+    html_option,
     open_store,
     outputs_options,
     parse_fraction,
@@ -55,6 +56,7 @@ __all__ = ["baseline", "changepoints_cmd", "runs_cmd"]
 @click.option("--branch", help="Only runs of this branch.")
 @click.option("--fail-on-change", is_flag=True, help="Exit 1 when a (new) change point is found.")
 @outputs_options
+@html_option
 @db_option
 def changepoints_cmd(**kw: Any) -> int:
     """Where a series changes level: deterministic, calibrated, robust to autocorrelated runners."""
@@ -79,7 +81,7 @@ def changepoints_cmd(**kw: Any) -> int:
     settings = Settings(alpha=parse_fraction("--alpha", kw["alpha"]), min_segment=kw["min_segment"])
     if kw["incremental"] and kw["csv_path"] is not None and kw["state_path"] is None:
         raise UsageError("--incremental with --csv needs --state FILE (where to keep what was seen)")
-    out = Outputs(kw["as_json"], kw["markdown"], kw["junit"])
+    out = Outputs(kw["as_json"], kw["markdown"], kw["junit"], kw["html"])
     state = _read_state(kw["state_path"]) if kw["incremental"] and kw["state_path"] else None
     bad = 0
     store = None
@@ -151,11 +153,20 @@ def changepoints_cmd(**kw: Any) -> int:
             "no change point" if enough else "INSUFFICIENT",
         )
     ]
+
+    def page() -> str:
+        from sleuth.report.changepoints import changepoints_html
+
+        return changepoints_html(title, series, found, settings, runs=kw["csv_path"] is None,
+                                 incremental=kw["incremental"], fail_on_change=kw["fail_on_change"],
+                                 non_numeric=bad)  # fmt: skip
+
     out.write(
         data=data,
         table=lambda: views.cp_table(title, data, found, labels),
         md=md,
         junit=lambda: junit_xml("sleuth gate changepoints", cases),
+        html=page,
     )
     return rc
 

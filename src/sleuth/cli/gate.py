@@ -27,6 +27,7 @@ from sleuth.cli._gate_flags import (
     check_db,
     check_name_flag,
     db_option,
+    html_option,
     open_store,
     outputs_options,
     parse_fraction,
@@ -307,6 +308,7 @@ def graduate_cmd(**kw: Any) -> int:
     help="Override every metric's mode (soft: exit 0).",
 )
 @outputs_options
+@html_option
 @db_option
 def check_cmd(**kw: Any) -> int:
     """Judge the latest runs against a policy: PASS / FAIL / INCONCLUSIVE / INSUFFICIENT per metric."""
@@ -319,7 +321,7 @@ def check_cmd(**kw: Any) -> int:
     suite = check_name_flag("--suite", kw["suite"])
     policy = load_policy(kw["policy_path"])
     baseline = load_baseline(kw["baseline_path"])["metrics"] if kw["baseline_path"] else None
-    out = Outputs(kw["as_json"], kw["markdown"], kw["junit"])
+    out = Outputs(kw["as_json"], kw["markdown"], kw["junit"], kw["html"])
     check_db(kw["db"])
     store = open_store(kw["db"], create=False)
     try:
@@ -328,11 +330,22 @@ def check_cmd(**kw: Any) -> int:
         store.close()
     report = check(runs, policy, suite=suite, baseline=baseline, only=kw["metrics"], mode=kw["mode"])
     rc = report.exit_code() if kw["mode"] != "soft" else 0
+
+    def page() -> str:
+        from sleuth.report.gate import check_html
+
+        where = {
+            "policy_path": str(kw["policy_path"]),
+            "baseline_path": kw["baseline_path"] and str(kw["baseline_path"]),
+        }
+        return check_html(report, runs, policy, history=store.display, **where)
+
     out.write(
         data={**report.to_dict(), "exit_code": rc},
         table=lambda: views.check_table(report),
         md=check_markdown(report),
         junit=lambda: junit_xml(f"sleuth gate check {suite}", check_cases(report)),
+        html=page,
     )
     return rc
 

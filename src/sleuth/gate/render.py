@@ -26,6 +26,7 @@ __all__ = [
     "change_text",
     "changepoints_markdown",
     "check_cases",
+    "check_counts",
     "check_markdown",
     "graduation_cases",
     "graduation_markdown",
@@ -129,10 +130,15 @@ def graduation_markdown(suite: str, results: Sequence[GraduationResult], *, mode
     return _cut(lines, shown)
 
 
+def check_counts(report: CheckReport) -> str:
+    """The check's verdicts counted, as its summaries head them: ``1 FAIL, 2 PASS``."""
+    counts = report.to_dict()["counts"]
+    return ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+
+
 def check_markdown(report: CheckReport) -> str:
     """The check table for a job summary: one row per metric, the findings in the last column."""
-    counts = report.to_dict()["counts"]
-    head = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    head = check_counts(report)
     lines = [f"### sleuth gate check: `{_cell(report.suite)}` ({report.runs} runs)", ""]
     if not report.results:
         lines.append(f"{_ICON['INSUFFICIENT']} **INSUFFICIENT**: no recorded runs match the policy yet.")
