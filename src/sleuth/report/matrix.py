@@ -20,7 +20,7 @@ from sleuth.report.matrix_cells import (
     classification,
     counts,
     is_baseline,
-    journal_cells,
+    journal_doc,
     num,
     p_text,
     ranked,
@@ -33,7 +33,7 @@ from sleuth.report.source import RunDirView
 
 __all__ = ["page"]
 
-#: cells whose first failing trial's logs the page shows (baselines and decided cells first)
+#: cells whose first failing trial's logs the page shows (baselines, decided cells, then failing ones first)
 LOGGED_CELLS = 12
 #: the end of each log shown
 LOG_BYTES = 4096
@@ -149,7 +149,9 @@ def _cell_table(cells: Sequence[Cell], decided: bool) -> Table:
         numeric=frozenset({2, 3, 4, 8}),
         cut=(len(rows), len(cells)) if len(rows) < len(cells) else None,
         caption="Failure rate = target failures / (pass + fail), errors left out; p in brackets is Holm-"
-        "adjusted over the matrix's comparisons (significant below alpha). Every number is in matrix.json.",
+        "adjusted over the matrix's comparisons (significant below alpha). Every number is in matrix.json."
+        if decided
+        else "Counted from the journal's trial events as the matrix counts them; it decides when it ends.",
     )
 
 
@@ -210,29 +212,36 @@ def _logs(view: RunDirView, cells: Sequence[Cell]) -> list[Block]:
     return blocks
 
 
+def _cell_notes(c: Cell) -> list[str]:
+    """matrix.md's notes on one cell, from matrix.json."""
+    out = [f"{c['note']}."] if c.get("note") else []
+    if c.get("confound") and classification(c) == "fixed":
+        out.append(
+            f"the fix comes with a {c['confound']}; the slowdown itself may be what helps "
+            "(try a cell that only slows the workload down)."
+        )
+    out += [f"{w}." for w in c.get("warnings") or []]
+    if num(c.get("stopped_early_at_alpha")) is not None:
+        out.append(
+            f"stopped early at a look with alpha {c['stopped_early_at_alpha']:g}, "
+            f"after {counts(c).get('total', 0)} of {c.get('trials_planned', '?')} trials."
+        )
+    sigs = c.get("signatures") if isinstance(c.get("signatures"), dict) else {}
+    if sigs:
+        out.append("failure signatures: " + ", ".join(f"{k} x {s}" for s, k in sigs.items()) + ".")
+    return out
+
+
 def _notes(doc: Mapping[str, Any], cells: Sequence[Cell]) -> list[str]:
-    """matrix.md's notes, from matrix.json."""
+    """matrix.md's notes; one note said of many cells is written once, naming them."""
     out = [f"Warning: {w}" for w in doc.get("warnings") or []]
+    said: dict[str, list[str]] = {}
     for c in cells:
-        name = c.get("name")
-        if c.get("note"):
-            out.append(f"{name}: {c['note']}.")
-        if c.get("confound") and classification(c) == "fixed":
-            out.append(
-                f"{name}: the fix comes with a {c['confound']}; the slowdown itself may be what helps "
-                "(try a cell that only slows the workload down)."
-            )
-        out += [f"{name}: {w}." for w in c.get("warnings") or []]
-        if num(c.get("stopped_early_at_alpha")) is not None:
-            out.append(
-                f"{name}: stopped early at a look with alpha {c['stopped_early_at_alpha']:g}, "
-                f"after {counts(c).get('total', 0)} of {c.get('trials_planned', '?')} trials."
-            )
-        sigs = c.get("signatures") if isinstance(c.get("signatures"), dict) else {}
-        if sigs:
-            out.append(
-                f"{name} failure signatures: " + ", ".join(f"{k} x {s}" for s, k in sigs.items()) + "."
-            )
+        for note in _cell_notes(c):
+            said.setdefault(note, []).append(str(c.get("name")))
+    for note, names in said.items():
+        more = f" and {len(names) - 5} more cells" if len(names) > 5 else ""
+        out.append(f"{', '.join(names[:5])}{more}: {note}")
     multiplicity = doc.get("multiplicity")
     if isinstance(multiplicity, dict) and multiplicity.get("family"):
         out.append(
@@ -245,64 +254,65 @@ def _notes(doc: Mapping[str, Any], cells: Sequence[Cell]) -> list[str]:
 
 
 def _facts(
-    view: RunDirView, doc: Mapping[str, Any], cells: Sequence[Cell], ref: str
+    view: RunDirView, doc: Mapping[str, Any], cells: Sequence[Cell], decided: bool
 ) -> list[tuple[str, str]]:
     plugin = doc.get("workload_plugin")
     command = shlex.join(map(str, doc.get("command") or []))
-    facts = (
-        [("workload", f"plugin {plugin.get('ref')}" if isinstance(plugin, dict) else command)] if doc else []
-    )
     reason = f" ({doc['baseline_reason']})" if doc.get("baseline_reason") else ""
     done = sum(counts(c).get("total", 0) for c in cells)
-    facts += [
-        ("baseline", ref + reason),
+    facts = [
+        ("workload", f"plugin {plugin.get('ref')}" if isinstance(plugin, dict) else command or "?"),
+        ("baseline", str(doc.get("baseline") or "?") + reason),
         ("trials", f"{done} in {len(cells)} cell(s), {view.start.get('jobs', 1)} at a time"),
         ("started", fmt_time(view.start.get("t"))),
+        ("seed", str(view.start.get("seed", "?"))),
+        ("step time from", str(doc.get("step_time_source") or "?")),
     ]
-    if doc:
-        facts += [
-            ("target", str(doc.get("target_signature") or "any failure (the baseline did not fail)")),
-            ("step time from", str(doc.get("step_time_source", "?"))),
-            ("seed", str(doc.get("seed", "?"))),
-        ]
+    if decided:
+        facts.append(
+            ("target", str(doc.get("target_signature") or "any failure (the baseline did not fail)"))
+        )
     return facts
 
 
 def page(view: RunDirView) -> Page:
     """The report of a ``sleuth matrix`` run dir."""
     ends = [e.get("event") for e in view.events if e.get("event") in ("end", "resume")]
-    doc = view.json("matrix.json") if ends[-1:] == ["end"] else None
+    found = view.json("matrix.json") if ends[-1:] == ["end"] else None  # a resume going on: stale
+    decided = isinstance(found, dict) and isinstance(found.get("cells"), list)
+    doc: Mapping[str, Any] = found if isinstance(found, dict) and decided else journal_doc(view)
+    cells: list[Cell] = [c for c in doc["cells"] if isinstance(c, dict) and "name" in c]
     resume = f"sleuth matrix resume {shlex.quote(str(view.path))}"
-    if isinstance(doc, dict) and isinstance(doc.get("cells"), list):
-        cells: list[Cell] = [c for c in doc["cells"] if isinstance(c, dict) and "name" in c]
-        headline, status = _headline(doc, cells)
-        if doc.get("interrupted"):
-            headline = (
-                f"Interrupted (the numbers cover the trials that finished; {resume} goes on): {headline}"
-            )
-            status = Status.UNSURE
-    else:
-        doc, cells = {}, list(journal_cells(view))
+    if not decided:
         done, fails = (sum(counts(c).get(k, 0) for c in cells) for k in ("total", "fail"))
         headline = (
             f"Not finished (interrupted or still running): {done} trial(s) in {len(cells)} cell(s), "
             f"{fails} failed; no cell is decided before the matrix ends ({resume} goes on)"
         )
         status = Status.UNSURE
-    ref = str(doc.get("baseline") or view.start.get("baseline") or "")
+    else:
+        headline, status = _headline(doc, cells)
+        if doc.get("interrupted"):
+            headline = (
+                f"Interrupted (the numbers cover the trials that finished; {resume} goes on): {headline}"
+            )
+            status = Status.UNSURE
+    ref = str(doc.get("baseline") or "")
     sections: list[Section] = []
-    source = str(doc.get("step_time_source") or "the journal")
+    source = str(doc.get("step_time_source") or "wall_s")
     drawn = [f for f in (rate_figure(cells, ref), step_figure(cells, source, ref)) if f is not None]
     if drawn:
         sections.append(Section("Failure rate and step time by cell", tuple(drawn)))
-    table = _cell_table(cells, bool(doc)) if cells else Note("No trial was journaled yet.")
+    table = _cell_table(cells, decided) if cells else Note("No trial was journaled yet.")
     sections.append(Section("Cells", (table,)))
     effects = [e for e in doc.get("environment_effects") or [] if isinstance(e, dict)]
     if effects:
         sections.append(Section("Environments", (_env_table(effects, ref),)))
     notes = _notes(doc, cells)
+    if len(notes) > MAX_ROWS:
+        notes = [*notes[:MAX_ROWS], f"{MAX_ROWS} of {len(notes)} notes shown; matrix.md has them all."]
     if notes:
-        sections.append(Section("Notes", tuple(Note(n) for n in notes[:MAX_ROWS])))
+        sections.append(Section("Notes", tuple(Note(n) for n in notes)))
     logs = _logs(view, cells)
     if logs:
         sections.append(Section("First failing log of each cell's top signature", tuple(logs)))
@@ -314,7 +324,7 @@ def page(view: RunDirView) -> Page:
         headline=headline,
         status=status,
         run_dir=str(view.path),
-        facts=tuple(_facts(view, doc, cells, ref)),
+        facts=tuple(_facts(view, doc, cells, decided)),
         sections=tuple(sections),
         command=str(doc.get("rerun") or f"sleuth matrix --recipe {recipe}"),
     )

@@ -22,11 +22,14 @@ __all__ = [
     "counts",
     "is_baseline",
     "journal_cells",
+    "journal_doc",
     "num",
     "p_text",
     "ranked",
     "rate_text",
     "ratio_text",
+    "resolved_recipe",
+    "step_source",
 ]
 
 Cell = Mapping[str, Any]
@@ -92,38 +95,64 @@ def counts(c: Cell) -> dict[str, int]:
 
 
 def ranked(cells: Sequence[Cell], limit: int) -> list[Cell]:
-    """At most ``limit`` of ``cells``, in their order, baselines then decided cells kept first."""
+    """At most ``limit`` of ``cells``, in their order; baselines, decided cells, then cells with a
+    failure are kept first."""
 
     def rank(c: Cell) -> int:
-        return 0 if is_baseline(c) else 1 if classification(c) in ("fixed", "worse") else 2
+        if is_baseline(c):
+            return 0
+        return 1 if classification(c) in ("fixed", "worse") else 2 if counts(c).get("fail") else 3
 
     keep = {id(c) for c in sorted(cells, key=rank)[:limit]}
     return [c for c in cells if id(c) in keep]
 
 
-def _recipe_workload(view: RunDirView) -> dict[str, Any]:
+def resolved_recipe(view: RunDirView) -> dict[str, Any]:
+    """The run dir's ``recipe.resolved.yaml`` (secrets already ``<redacted>``); {} when unreadable."""
     import yaml
 
     try:
         recipe = yaml.safe_load((view.path / "recipe.resolved.yaml").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
-    workload = recipe.get("workload") if isinstance(recipe, dict) else None
-    return workload if isinstance(workload, dict) else {}
+    return recipe if isinstance(recipe, dict) else {}
 
 
-def journal_cells(view: RunDirView) -> list[dict[str, Any]]:
+def step_source(workload: Mapping[str, Any]) -> str:
+    """Where a recipe's workload takes step times from, named as ``sleuth.matrix.result.step_source`` does."""
+    st = workload.get("step_time")
+    st = st if isinstance(st, dict) else {}
+    if st.get("regex"):
+        return f"regex:{st['regex']}"
+    return f"metric:{st['metric']}" if st.get("metric") else "wall_s"
+
+
+def journal_doc(view: RunDirView) -> dict[str, Any]:
+    """A ``matrix.json``-shaped document of an unfinished matrix: its workload from the resolved
+    recipe, its cells from the journal (:func:`journal_cells`); no decision, no statistic but counts."""
+    recipe = resolved_recipe(view)
+    workload = recipe.get("workload")
+    workload = workload if isinstance(workload, dict) else {}
+    command = workload.get("command")
+    return {
+        "workload": workload.get("name"),
+        "ticket": recipe.get("ticket"),
+        "command": ["/bin/sh", "-c", command] if isinstance(command, str) else command,
+        "workload_plugin": {"ref": workload["plugin"]} if workload.get("plugin") else None,
+        "baseline": view.start.get("baseline"),
+        "step_time_source": step_source(workload),
+        "cells": journal_cells(view, recipe),
+    }
+
+
+def journal_cells(view: RunDirView, recipe: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Per cell (the start event's order), what its journaled trials say; nothing decided."""
     from sleuth.matrix.aggregate import TrialRecord, aggregate, dominant_signature
 
-    workload = _recipe_workload(view)
-    st = workload.get("step_time")
-    st = st if isinstance(st, dict) else {}
-    source = "wall_s"  # as sleuth.matrix.result.step_source names it
-    if st.get("regex"):
-        source = f"regex:{st['regex']}"
-    elif st.get("metric"):
-        source = f"metric:{st['metric']}"
+    workload = recipe.get("workload")
+    workload = workload if isinstance(workload, dict) else {}
+    source = step_source(workload)
+    planned = {str(c.get("name")): c for c in recipe.get("cells") or [] if isinstance(c, dict)}
     oracle = workload.get("oracle")
     regex = isinstance(oracle, dict) and oracle.get("kind") == "regex"
     baseline = str(view.start.get("baseline", ""))
@@ -150,6 +179,7 @@ def journal_cells(view: RunDirView) -> list[dict[str, Any]]:
             {
                 "name": name,
                 "role": "reference_baseline" if name == baseline else "cell",
+                "mitigations": planned.get(name, {}).get("mitigations") or [],
                 "counts": {**n, "skip": s.n_skip, "total": s.n_total},
                 "failure_rate": s.failure_rate,
                 "failure_rate_ci": list(s.failure_rate_ci()) if s.n_judged else None,
