@@ -79,6 +79,7 @@ def step_figure(cells: Sequence[Cell], source: str, ref: str) -> Figure | None:
             orientation="horizontal",
             widths=0.55,
             showfliers=False,
+            medianprops={"color": "#1f2328"},
             positions=range(len(drawn)),
             patch_artist=True,
         )
