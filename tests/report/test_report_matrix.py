@@ -151,6 +151,34 @@ def test_a_killed_matrix_gets_a_page_from_its_journal_that_says_it_did_not_finis
     assert "fixes it" not in text
 
 
+def test_odd_values_in_matrix_json_and_the_journal_never_stop_the_page(
+    sleuth: Callable[..., CliResult],
+) -> None:
+    doc = _matrix(sleuth, *AXIS, *STEP, "--trials", "2", "--", "sh", "-c", WORKLOAD)
+    run_dir = Path(doc["run_dir"])
+    odd = ["x", None, [1], {"a": 1}, -1, True, 1e308]
+    for i, cell in enumerate(doc["cells"]):  # every value of each cell but its name made odd, or gone
+        for j, key in enumerate(sorted(k for k in cell if k != "name")):
+            if (i + j) % 5:
+                cell[key] = odd[(i + j) % len(odd)]
+            else:
+                del cell[key]
+    doc["environment_effects"] = [{"environment": 3}, "x"]
+    (run_dir / "matrix.json").write_text(json.dumps(doc))
+    assert "sleuth matrix:" in _report(sleuth, run_dir)
+    # the journal's trial events, odd too, once matrix.json is gone
+    (run_dir / "matrix.json").unlink()
+    events = [json.loads(ln) for ln in (run_dir / "journal.jsonl").read_text().splitlines()]
+    for i, e in enumerate(e for e in events if e["event"] == "trial"):
+        e["trial"].update(
+            {"signature": [1], "metrics": "x", "error": {"a": 1}} if i % 2 else {"outcome": "?"}
+        )
+    (run_dir / "journal.jsonl").write_text(
+        "".join(json.dumps(e) + "\n" for e in events if e["event"] != "end")
+    )
+    assert "Not finished (interrupted or still running)" in visible_text(_report(sleuth, run_dir))
+
+
 def test_a_running_a_ctrl_c_d_and_a_resuming_matrix_each_say_so(
     sleuth: Callable[..., CliResult], tmp_path: Path, sleuth_env: dict[str, str]
 ) -> None:

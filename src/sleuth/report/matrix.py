@@ -20,6 +20,7 @@ from sleuth.report.matrix_cells import (
     classification,
     counts,
     is_baseline,
+    items,
     journal_doc,
     num,
     p_text,
@@ -61,7 +62,7 @@ def _headline(doc: Mapping[str, Any], cells: Sequence[Cell]) -> tuple[str, Statu
         why = base.get("note") or "no trial passed or failed"
         return f"The baseline {doc.get('baseline')} could not run: {why}", Status.BAD
     compared = [c for c in cells if not is_baseline(c)]
-    effects = [e for e in doc.get("environment_effects") or [] if isinstance(e, dict)]
+    effects = [e for e in items(doc.get("environment_effects")) if isinstance(e, dict)]
     # clean fixes first, the most significant first
     fixed = sorted(
         (c for c in compared if classification(c) == "fixed"),
@@ -111,7 +112,7 @@ def _cell_table(cells: Sequence[Cell], decided: bool) -> Table:
         if isinstance(c.get("trials_needed"), int):
             verdict += f" (~{c['trials_needed']} trials)"
         fails = str(n.get("fail", 0)) + (f" ({n['other_fail']} other)" if n.get("other_fail") else "")
-        where = "+".join(map(str, c.get("mitigations") or [])) + (
+        where = "+".join(map(str, items(c.get("mitigations")))) + (
             f" @ {c['environment']}" if c.get("environment") else ""
         )
         errors = str(n.get("error", 0) + n.get("skip", 0))
@@ -192,7 +193,7 @@ def _logs(view: RunDirView, cells: Sequence[Cell]) -> list[Block]:
         first = next(
             (
                 t
-                for t in c.get("trials") or []
+                for t in items(c.get("trials"))
                 if isinstance(t, dict)
                 and t.get("outcome") == "fail"
                 and (t.get("signature") or "(no signature)") == sig
@@ -220,7 +221,7 @@ def _cell_notes(c: Cell) -> list[str]:
             f"the fix comes with a {c['confound']}; the slowdown itself may be what helps "
             "(try a cell that only slows the workload down)."
         )
-    out += [f"{w}." for w in c.get("warnings") or []]
+    out += [f"{w}." for w in items(c.get("warnings"))]
     if num(c.get("stopped_early_at_alpha")) is not None:
         out.append(
             f"stopped early at a look with alpha {c['stopped_early_at_alpha']:g}, "
@@ -234,7 +235,7 @@ def _cell_notes(c: Cell) -> list[str]:
 
 def _notes(doc: Mapping[str, Any], cells: Sequence[Cell]) -> list[str]:
     """matrix.md's notes; one note said of many cells is written once, naming them."""
-    out = [f"Warning: {w}" for w in doc.get("warnings") or []]
+    out = [f"Warning: {w}" for w in items(doc.get("warnings"))]
     said: dict[str, list[str]] = {}
     for c in cells:
         for note in _cell_notes(c):
@@ -257,7 +258,7 @@ def _facts(
     view: RunDirView, doc: Mapping[str, Any], cells: Sequence[Cell], decided: bool
 ) -> list[tuple[str, str]]:
     plugin = doc.get("workload_plugin")
-    command = shlex.join(map(str, doc.get("command") or []))
+    command = shlex.join(map(str, items(doc.get("command"))))
     reason = f" ({doc['baseline_reason']})" if doc.get("baseline_reason") else ""
     done = sum(counts(c).get("total", 0) for c in cells)
     facts = [
@@ -305,7 +306,7 @@ def page(view: RunDirView) -> Page:
         sections.append(Section("Failure rate and step time by cell", tuple(drawn)))
     table = _cell_table(cells, decided) if cells else Note("No trial was journaled yet.")
     sections.append(Section("Cells", (table,)))
-    effects = [e for e in doc.get("environment_effects") or [] if isinstance(e, dict)]
+    effects = [e for e in items(doc.get("environment_effects")) if isinstance(e, dict)]
     if effects:
         sections.append(Section("Environments", (_env_table(effects, ref),)))
     notes = _notes(doc, cells)

@@ -21,10 +21,12 @@ __all__ = [
     "classification",
     "counts",
     "is_baseline",
+    "items",
     "journal_cells",
     "journal_doc",
     "num",
     "p_text",
+    "pair",
     "ranked",
     "rate_text",
     "ratio_text",
@@ -46,7 +48,13 @@ def _pct(x: Any) -> str:
     return "-" if v is None else f"{100 * v:.0f}%"
 
 
-def _pair(x: Any) -> tuple[float, float] | None:
+def items(x: Any) -> list[Any]:
+    """``x`` when it is a list, else [] (a document's list that is missing or odd)."""
+    return x if isinstance(x, list) else []
+
+
+def pair(x: Any) -> tuple[float, float] | None:
+    """An interval ``[lo, hi]`` of finite numbers, or None."""
     if isinstance(x, list | tuple) and len(x) >= 2:
         lo, hi = num(x[0]), num(x[1])
         if lo is not None and hi is not None:
@@ -58,7 +66,7 @@ def rate_text(c: Cell) -> str:
     """The target failure rate with its 95% interval: ``60% [31%, 83%]`` (``-`` without one)."""
     if num(c.get("failure_rate")) is None:
         return "-"
-    ci = _pair(c.get("failure_rate_ci"))
+    ci = pair(c.get("failure_rate_ci"))
     return _pct(c["failure_rate"]) + ("" if ci is None else f" [{_pct(ci[0])}, {_pct(ci[1])}]")
 
 
@@ -72,7 +80,7 @@ def p_text(c: Cell) -> str:
 
 def ratio_text(c: Cell) -> str:
     """The step time's median against the baseline's, with its 95% interval: ``3.96x [3.85, 4.08]``."""
-    r, ci = num(c.get("step_time_ratio")), _pair(c.get("step_time_ratio_ci"))
+    r, ci = num(c.get("step_time_ratio")), pair(c.get("step_time_ratio_ci"))
     if r is None:
         return "-"
     return f"{r:.2f}x" + ("" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]")
@@ -152,19 +160,21 @@ def journal_cells(view: RunDirView, recipe: Mapping[str, Any]) -> list[dict[str,
     workload = recipe.get("workload")
     workload = workload if isinstance(workload, dict) else {}
     source = step_source(workload)
-    planned = {str(c.get("name")): c for c in recipe.get("cells") or [] if isinstance(c, dict)}
+    planned = {str(c.get("name")): c for c in items(recipe.get("cells")) if isinstance(c, dict)}
     oracle = workload.get("oracle")
     regex = isinstance(oracle, dict) and oracle.get("kind") == "regex"
     baseline = str(view.start.get("baseline", ""))
-    by_cell: dict[str, dict[int, tuple[Any, str]]] = {str(n): {} for n in view.start.get("cells") or []}
+    by_cell: dict[str, dict[int, tuple[Any, str]]] = {str(n): {} for n in items(view.start.get("cells"))}
     for e in view.events:
         cell, index, trial = e.get("cell"), e.get("index"), e.get("trial")
         if e.get("event") != "trial" or not isinstance(cell, str) or not isinstance(index, int):
             continue
         if isinstance(trial, dict) and index not in by_cell.setdefault(cell, {}):  # the first one counts
+            odd = {k: None for k in ("signature", "error") if not isinstance(trial.get(k), str)}
+            metrics = trial.get("metrics") if isinstance(trial.get("metrics"), dict) else {}
             try:
-                record = TrialRecord.from_dict(cell, index, trial, source)
-            except (KeyError, TypeError, ValueError):
+                record = TrialRecord.from_dict(cell, index, {**trial, **odd, "metrics": metrics}, source)
+            except (KeyError, TypeError, ValueError):  # no outcome, an unknown one, a wall time not a number
                 continue
             path = f"{e.get('subdir') or f'cells/{cell}/trials'}/{trial.get('id', f'{index:04d}')}"
             by_cell[cell][index] = record, path
@@ -179,7 +189,7 @@ def journal_cells(view: RunDirView, recipe: Mapping[str, Any]) -> list[dict[str,
             {
                 "name": name,
                 "role": "reference_baseline" if name == baseline else "cell",
-                "mitigations": planned.get(name, {}).get("mitigations") or [],
+                "mitigations": items(planned.get(name, {}).get("mitigations")),
                 "counts": {**n, "skip": s.n_skip, "total": s.n_total},
                 "failure_rate": s.failure_rate,
                 "failure_rate_ci": list(s.failure_rate_ci()) if s.n_judged else None,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from sleuth.report import figures
 from sleuth.report.common import outcome_colour
-from sleuth.report.matrix_cells import Cell, classification, is_baseline, num, ranked, ratio_text
+from sleuth.report.matrix_cells import Cell, classification, is_baseline, items, num, pair, ranked, ratio_text
 from sleuth.report.page import Figure
 
 __all__ = ["DRAWN_CELLS", "rate_figure", "step_figure"]
@@ -19,6 +19,11 @@ __all__ = ["DRAWN_CELLS", "rate_figure", "step_figure"]
 #: cells drawn in each figure (the table lists up to MAX_ROWS)
 DRAWN_CELLS = 40
 _COLOUR = {"fixed": figures.GOOD, "worse": figures.BAD, "no_effect": figures.MUTED, "error": figures.MUTED}
+
+
+def _pct(x: float) -> float:
+    """A rate as a percentage inside the axes (a document's odd 1e308 is drawn at 100)."""
+    return 100 * min(1.0, max(0.0, x))
 
 
 def _label(c: Cell, ratio: bool = False) -> str:
@@ -36,10 +41,8 @@ def rate_figure(cells: Sequence[Cell], ref: str) -> Figure | None:
         return None
     with figures.figure(7.0, 0.9 + 0.3 * len(drawn)) as (fig, ax):
         for y, c in enumerate(drawn):
-            rate, ci = 100 * float(c["failure_rate"]), c.get("failure_rate_ci")
-            lo, hi = (
-                100 * v if v is not None else rate for v in (ci if isinstance(ci, list) else [None] * 2)[:2]
-            )
+            rate = _pct(c["failure_rate"])
+            lo, hi = (_pct(v) for v in pair(c.get("failure_rate_ci")) or (c["failure_rate"],) * 2)
             colour = figures.NEUTRAL if is_baseline(c) else _COLOUR.get(classification(c), figures.UNSURE)
             marker = "D" if is_baseline(c) else "o"
             err = [[max(0.0, rate - lo)], [max(0.0, hi - rate)]]
@@ -63,7 +66,7 @@ def rate_figure(cells: Sequence[Cell], ref: str) -> Figure | None:
 def _times(c: Cell, outcome: str | None = None) -> list[float]:
     return [
         float(t["step_time"])
-        for t in c.get("trials") or []
+        for t in items(c.get("trials"))
         if isinstance(t, dict) and num(t.get("step_time")) is not None and outcome in (None, t.get("outcome"))
     ]
 
