@@ -42,10 +42,10 @@ LOG_BYTES = 4096
 
 def _fix_text(c: Cell, by_name: Mapping[str, Cell]) -> str:
     base = by_name.get(str(c.get("baseline_cell")), {})
-    adj = num(c.get("p_adjusted"))
+    p, adj = num(c.get("p_value")), num(c.get("p_adjusted"))
     text = (
         f"{c['name']} fixes it: failure rate {rate_text(c)} against {rate_text(base)} in "
-        f"{c.get('baseline_cell')}, Fisher p {p_text(c).split(' ')[0]}"
+        f"{c.get('baseline_cell')}, Fisher p {'-' if p is None else f'{p:.3g}'}"
         + ("" if adj is None else f" (Holm-adjusted {adj:.3g})")
     )
     if c.get("confound"):
