@@ -1,0 +1,331 @@
+"""The page of a ``sleuth matrix`` run dir: which cell fixes the failure and how sure that is, each
+cell's failure rate with its interval and its step times against its baseline, the cells, the
+environments' own effects, the first failing log of each cell, and the command that runs it again.
+
+A finished (or Ctrl-C'd) matrix is read from ``matrix.json``, its answer worded as ``matrix.md``
+words it (nothing recomputed).  A matrix killed before it wrote one, or still running (a ``resume``
+after the last ``end``: the ``matrix.json`` there is stale), is read from the journal
+(:mod:`sleuth.report.matrix_cells`); it decides nothing yet.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sleuth.report.common import MAX_ROWS, fmt_num, fmt_time
+from sleuth.report.matrix_cells import (
+    Cell,
+    classification,
+    counts,
+    is_baseline,
+    items,
+    journal_doc,
+    num,
+    p_text,
+    ranked,
+    rate_text,
+    ratio_text,
+)
+from sleuth.report.matrix_figures import rate_figure, step_figure
+from sleuth.report.page import Block, Note, Page, Section, Status, Table
+from sleuth.report.source import RunDirView
+
+__all__ = ["page"]
+
+#: cells whose first failing trial's logs the page shows (baselines, decided cells, then failing ones first)
+LOGGED_CELLS = 12
+#: the end of each log shown
+LOG_BYTES = 4096
+
+
+def _fix_text(c: Cell, by_name: Mapping[str, Cell]) -> str:
+    base = by_name.get(str(c.get("baseline_cell")), {})
+    p, adj = num(c.get("p_value")), num(c.get("p_adjusted"))
+    text = (
+        f"{c['name']} fixes it: failure rate {rate_text(c)} against {rate_text(base)} in "
+        f"{c.get('baseline_cell')}, Fisher p {'-' if p is None else f'{p:.3g}'}"
+        + ("" if adj is None else f" (Holm-adjusted {adj:.3g})")
+    )
+    if c.get("confound"):
+        text += f"; but the fix comes with a {c['confound']}: the slowdown itself may be what helps"
+    return text
+
+
+def _headline(doc: Mapping[str, Any], cells: Sequence[Cell]) -> tuple[str, Status]:
+    """The matrix's answer from matrix.json's decisions."""
+    by_name = {str(c.get("name")): c for c in cells}
+    base = by_name.get(str(doc.get("baseline")), {})
+    n = counts(base)
+    if doc.get("exit_code") == 4:
+        why = base.get("note") or "no trial passed or failed"
+        return f"The baseline {doc.get('baseline')} could not run: {why}", Status.BAD
+    compared = [c for c in cells if not is_baseline(c)]
+    effects = [e for e in items(doc.get("environment_effects")) if isinstance(e, dict)]
+    # clean fixes first, the most significant first
+    fixed = sorted(
+        (c for c in compared if classification(c) == "fixed"),
+        key=lambda c: (bool(c.get("confound")), num(c.get("p_adjusted")) or 0.0),
+    )
+    worse = [c for c in compared if classification(c) == "worse"]
+    parts = [_fix_text(c, by_name) for c in fixed[:3]]
+    if len(fixed) > 3:
+        parts.append(f"{len(fixed) - 3} more cell(s) fixed")
+    parts += [f"{c['name']} makes it worse: {rate_text(c)}, Fisher p (Holm) {p_text(c)}" for c in worse[:3]]
+    parts += [
+        f"environment {e.get('environment')} is {classification(e)} against {e.get('reference')}: "
+        f"{rate_text(e)}, Fisher p (Holm) {p_text(e)}"
+        for e in effects
+        if classification(e) in ("fixed", "worse")
+    ]
+    if parts:
+        if any(not c.get("confound") for c in fixed):
+            return "; ".join(parts), Status.GOOD
+        return "; ".join(parts), Status.BAD if worse and not fixed else Status.UNSURE
+    if n.get("total") and not n.get("fail"):
+        return (
+            f"The baseline {base.get('name')} did not fail in {n['total']} trial(s): nothing to fix",
+            Status.UNSURE,
+        )
+    judged = compared + effects
+    if judged and all(classification(c) == "no_effect" for c in judged):
+        return (
+            f"No cell changes the failure rate ({len(judged)} no_effect; baseline {rate_text(base)})",
+            Status.BAD,
+        )
+    needed = [c["trials_needed"] for c in judged if isinstance(c.get("trials_needed"), int)]
+    more = f"; about {max(needed)} trials per cell would settle it" if needed else ""
+    return (
+        f"Inconclusive: no cell differs significantly from its baseline "
+        f"(baseline {base.get('name')} {rate_text(base)}){more}"
+    ), Status.UNSURE
+
+
+def _cell_table(cells: Sequence[Cell], decided: bool) -> Table:
+    rows = []
+    for c in ranked(cells, MAX_ROWS):
+        n = counts(c)
+        verdict = (
+            classification(c) + (" (unreliable)" if c.get("unreliable") else "") if decided else "not decided"
+        )
+        if isinstance(c.get("trials_needed"), int):
+            verdict += f" (~{c['trials_needed']} trials)"
+        fails = str(n.get("fail", 0)) + (f" ({n['other_fail']} other)" if n.get("other_fail") else "")
+        where = "+".join(map(str, items(c.get("mitigations")))) + (
+            f" @ {c['environment']}" if c.get("environment") else ""
+        )
+        errors = str(n.get("error", 0) + n.get("skip", 0))
+        step = fmt_num(c.get("step_time_median"))
+        rows.append(
+            (
+                str(c.get("name")),
+                where,
+                str(n.get("total", 0)),
+                fails,
+                errors,
+                rate_text(c),
+                verdict,
+                p_text(c),
+                step,
+                ratio_text(c),
+                str(c.get("confound") or ""),
+            )
+        )
+    return Table(
+        (
+            "cell",
+            "mitigations @ env",
+            "n",
+            "failures",
+            "errors",
+            "failure rate [95% CI]",
+            "vs baseline",
+            "Fisher p (Holm)",
+            "step time (median)",
+            "step x baseline [95% CI]",
+            "confound",
+        ),
+        tuple(rows),
+        numeric=frozenset({2, 3, 4, 8}),
+        cut=(len(rows), len(cells)) if len(rows) < len(cells) else None,
+        caption="Failure rate = target failures / (pass + fail), errors left out; p in brackets is Holm-"
+        "adjusted over the matrix's comparisons (significant below alpha). Every number is in matrix.json."
+        if decided
+        else "Counted from the journal's trial events as the matrix counts them; it decides when it ends.",
+    )
+
+
+def _env_table(effects: Sequence[Cell], ref: str) -> Table:
+    rows = tuple(
+        (
+            str(e.get("environment")),
+            str(e.get("baseline_cell")),
+            rate_text(e),
+            classification(e),
+            p_text(e),
+            ratio_text(e),
+            str(e.get("confound") or ""),
+        )
+        for e in effects[:MAX_ROWS]
+    )
+    return Table(
+        (
+            "environment",
+            "baseline cell",
+            "failure rate [95% CI]",
+            f"vs {ref}",
+            "Fisher p (Holm)",
+            f"step x {ref} [95% CI]",
+            "confound",
+        ),
+        rows,
+        cut=(len(rows), len(effects)) if len(rows) < len(effects) else None,
+        caption=f"Each environment's baseline against {ref}: the environment's own effect (same family).",
+    )
+
+
+def _logs(view: RunDirView, cells: Sequence[Cell]) -> list[Block]:
+    failing = [c for c in cells if isinstance(c.get("signatures"), dict) and c["signatures"]]
+    blocks: list[Block] = []
+    for c in ranked(failing, LOGGED_CELLS):
+        sig, count = next(iter(c["signatures"].items()))  # the most common first
+        first = next(
+            (
+                t
+                for t in items(c.get("trials"))
+                if isinstance(t, dict)
+                and t.get("outcome") == "fail"
+                and (t.get("signature") or "(no signature)") == sig
+                and isinstance(t.get("path"), str)
+            ),
+            None,
+        )
+        if first is None:
+            continue
+        logs = [log for s in ("stderr", "stdout") if (log := view.tail(f"{first['path']}/{s}", LOG_BYTES))]
+        blocks.append(Note(f"{c.get('name')}: trial {first.get('index')}, the first of {count} with: {sig}"))
+        blocks.extend(logs or [Note("(its logs are empty or gone)")])
+    if len(failing) > LOGGED_CELLS:
+        blocks.append(
+            Note(f"The logs of {LOGGED_CELLS} of {len(failing)} failing cells; all are under cells/.")
+        )
+    return blocks
+
+
+def _cell_notes(c: Cell) -> list[str]:
+    """matrix.md's notes on one cell, from matrix.json."""
+    out = [f"{c['note']}."] if c.get("note") else []
+    if c.get("confound") and classification(c) == "fixed":
+        out.append(
+            f"the fix comes with a {c['confound']}; the slowdown itself may be what helps "
+            "(try a cell that only slows the workload down)."
+        )
+    out += [f"{w}." for w in items(c.get("warnings"))]
+    if num(c.get("stopped_early_at_alpha")) is not None:
+        out.append(
+            f"stopped early at a look with alpha {c['stopped_early_at_alpha']:g}, "
+            f"after {counts(c).get('total', 0)} of {c.get('trials_planned', '?')} trials."
+        )
+    sigs = c.get("signatures") if isinstance(c.get("signatures"), dict) else {}
+    if sigs:
+        out.append("failure signatures: " + ", ".join(f"{k} x {s}" for s, k in sigs.items()) + ".")
+    return out
+
+
+def _notes(doc: Mapping[str, Any], cells: Sequence[Cell]) -> list[str]:
+    """matrix.md's notes; one note said of many cells is written once, naming them."""
+    out = [f"Warning: {w}" for w in items(doc.get("warnings"))]
+    said: dict[str, list[str]] = {}
+    for c in cells:
+        for note in _cell_notes(c):
+            said.setdefault(note, []).append(str(c.get("name")))
+    for note, names in said.items():
+        more = f" and {len(names) - 5} more cells" if len(names) > 5 else ""
+        out.append(f"{', '.join(names[:5])}{more}: {note}")
+    multiplicity = doc.get("multiplicity")
+    if isinstance(multiplicity, dict) and multiplicity.get("family"):
+        out.append(
+            f"p (Holm): Holm over the {multiplicity['family']} comparison(s) of this matrix; any false "
+            f"fixed/worse at most {multiplicity.get('alpha')}."
+        )
+    if doc.get("sequential_rule"):
+        out.append(f"Early stopping (--until-decided): {doc['sequential_rule']}.")
+    return out
+
+
+def _facts(
+    view: RunDirView, doc: Mapping[str, Any], cells: Sequence[Cell], decided: bool
+) -> list[tuple[str, str]]:
+    plugin = doc.get("workload_plugin")
+    command = shlex.join(map(str, items(doc.get("command"))))
+    reason = f" ({doc['baseline_reason']})" if doc.get("baseline_reason") else ""
+    done = sum(counts(c).get("total", 0) for c in cells)
+    facts = [
+        ("workload", f"plugin {plugin.get('ref')}" if isinstance(plugin, dict) else command or "?"),
+        ("baseline", str(doc.get("baseline") or "?") + reason),
+        ("trials", f"{done} in {len(cells)} cell(s), {view.start.get('jobs', 1)} at a time"),
+        ("started", fmt_time(view.start.get("t"))),
+        ("seed", str(view.start.get("seed", "?"))),
+        ("step time from", str(doc.get("step_time_source") or "?")),
+    ]
+    if decided:
+        facts.append(
+            ("target", str(doc.get("target_signature") or "any failure (the baseline did not fail)"))
+        )
+    return facts
+
+
+def page(view: RunDirView) -> Page:
+    """The report of a ``sleuth matrix`` run dir."""
+    ends = [e.get("event") for e in view.events if e.get("event") in ("end", "resume")]
+    found = view.json("matrix.json") if ends[-1:] == ["end"] else None  # a resume going on: stale
+    decided = isinstance(found, dict) and isinstance(found.get("cells"), list)
+    doc: Mapping[str, Any] = found if isinstance(found, dict) and decided else journal_doc(view)
+    cells: list[Cell] = [c for c in doc["cells"] if isinstance(c, dict) and "name" in c]
+    resume = f"sleuth matrix resume {shlex.quote(str(view.path))}"
+    if not decided:
+        done, fails = (sum(counts(c).get(k, 0) for c in cells) for k in ("total", "fail"))
+        headline = (
+            f"Not finished (interrupted or still running): {done} trial(s) in {len(cells)} cell(s), "
+            f"{fails} failed; no cell is decided before the matrix ends ({resume} goes on)"
+        )
+        status = Status.UNSURE
+    else:
+        headline, status = _headline(doc, cells)
+        if doc.get("interrupted"):
+            headline = (
+                f"Interrupted (the numbers cover the trials that finished; {resume} goes on): {headline}"
+            )
+            status = Status.UNSURE
+    ref = str(doc.get("baseline") or "")
+    sections: list[Section] = []
+    source = str(doc.get("step_time_source") or "wall_s")
+    drawn = [f for f in (rate_figure(cells, ref), step_figure(cells, source, ref)) if f is not None]
+    if drawn:
+        sections.append(Section("Failure rate and step time by cell", tuple(drawn)))
+    table = _cell_table(cells, decided) if cells else Note("No trial was journaled yet.")
+    sections.append(Section("Cells", (table,)))
+    effects = [e for e in items(doc.get("environment_effects")) if isinstance(e, dict)]
+    if effects:
+        sections.append(Section("Environments", (_env_table(effects, ref),)))
+    notes = _notes(doc, cells)
+    if len(notes) > MAX_ROWS:
+        notes = [*notes[:MAX_ROWS], f"{MAX_ROWS} of {len(notes)} notes shown; matrix.md has them all."]
+    if notes:
+        sections.append(Section("Notes", tuple(Note(n) for n in notes)))
+    logs = _logs(view, cells)
+    if logs:
+        sections.append(Section("First failing log of each cell's top signature", tuple(logs)))
+    recipe = shlex.quote(str(view.path / "recipe.resolved.yaml"))
+    return Page(
+        verb="matrix",
+        title=f"sleuth matrix: {doc.get('workload') or view.path.parent.name}"
+        + (f" ({doc['ticket']})" if doc.get("ticket") else ""),
+        headline=headline,
+        status=status,
+        run_dir=str(view.path),
+        facts=tuple(_facts(view, doc, cells, decided)),
+        sections=tuple(sections),
+        command=str(doc.get("rerun") or f"sleuth matrix --recipe {recipe}"),
+    )
