@@ -1,0 +1,252 @@
+"""The page of a ``sleuth bisect`` run dir: the answer with its confidence, the search drawn test by
+test, the metric per candidate (performance mode), every test in order, the logs of the answer's two
+candidates and the command that reproduces a test.
+
+Built from ``summary.json`` (the ``--json`` document; the ``end`` event's copy when the file is
+gone) and the journal's ``candidates``, ``test``, ``trial`` and ``resume`` events, so an interrupted
+or running bisection has a page too: the range its outcomes narrowed so far.  The wording is the
+verb's own (:func:`sleuth.cli.bisect._render_answer`, :func:`sleuth.bisect.report.render_markdown`).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sleuth.bisect.report import name_suspects
+from sleuth.report.bisect_figures import search_figure, short
+from sleuth.report.bisect_parts import extras, log_blocks, perf_section, reproduce, test_table
+from sleuth.report.common import fmt_num, fmt_time
+from sleuth.report.page import Note, Page, Section, Status
+from sleuth.report.source import RunDirView
+
+__all__ = ["page"]
+
+
+def _summary(view: RunDirView) -> dict[str, Any] | None:
+    doc = view.json("summary.json")
+    if not isinstance(doc, dict):
+        end = next((e for e in reversed(view.events) if e.get("event") == "end"), None)
+        doc = (end or {}).get("summary")
+    return doc if isinstance(doc, dict) else None
+
+
+def _tests(view: RunDirView) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    """The ``test`` events in journal order, each with ``_stage`` (its candidate list), ``_session``
+    (1 + the resumes before it), ``_wall`` and ``_retried``; and every stage's candidate list."""
+    walls: dict[str, Any] = {}
+    stages: list[list[str]] = []
+    tests: list[dict[str, Any]] = []
+    session = 1
+    errors: set[str] = set()
+    for e in view.events:
+        kind = e.get("event")
+        if kind == "candidates" and isinstance(e.get("labels"), list):
+            stages.append([str(x) for x in e["labels"]])
+        elif kind == "resume":
+            session += 1
+        elif kind == "trial" and isinstance(e.get("trial"), dict):
+            walls[f"{e.get('subdir')}/{e['trial'].get('id')}"] = e["trial"].get("wall_s")
+        elif kind == "test" and isinstance(e.get("seq"), int):
+            where, _, run = str(e.get("trial_dir", "")).rpartition("/run-")
+            retried = session > 1 and f"{where}/run-{int(run) - 1 if run.isdigit() else ''}" in errors
+            tests.append(
+                {
+                    **e,
+                    "_stage": max(0, len(stages) - 1),
+                    "_session": session,
+                    "_wall": walls.get(str(e.get("trial_dir"))),
+                    "_retried": retried,
+                }
+            )
+            if e.get("outcome") == "error":
+                errors.add(str(e.get("trial_dir")))
+    for t in tests:  # a trial event is journaled before its test event, but a recovered test has none
+        t["_wall"] = t["_wall"] if t["_wall"] is not None else walls.get(str(t.get("trial_dir")))
+    return tests, stages
+
+
+def _words(summary: Mapping[str, Any] | None, start: Mapping[str, Any]) -> tuple[str, str]:
+    fix = (summary or {}).get("find_fix", (start.get("flags") or {}).get("find_fix"))
+    return ("first fixed", "last failing") if fix else ("first bad", "last good")
+
+
+def _headline(s: Mapping[str, Any], first: str, last: str) -> tuple[str, Status]:
+    """The verb's own answer line, with its confidence."""
+    conf = s.get("confidence")
+    conf_text = (
+        "no answer, so no confidence" if not isinstance(conf, int | float) else f"confidence {conf:.3f}"
+    )
+    status = str(s.get("status", "?"))
+    suspects = [str(x) for x in s.get("suspects") or []]
+    fb, lg = s.get("first_bad") or {}, s.get("last_good") or {}
+    if status == "found" and fb.get("label") is not None:
+        text = f"{first} {fb['label']} ({last} {lg.get('label', '?')}), {conf_text}"
+        return text, Status.GOOD
+    note = f"; {s['note']}" if s.get("note") else ""
+    if suspects and status == "inconclusive":  # below --confidence: a guess, not an answer
+        guess = name_suspects(suspects)
+        guess = guess if len(suspects) == 1 else f"one of {guess}"
+        return (
+            f"inconclusive: not settled; the best guess for the {first}: {guess} ({conf_text}){note}",
+            Status.UNSURE,
+        )
+    if suspects:
+        return (
+            f"{status}: the {first} is one of: {name_suspects(suspects)} ({conf_text}){note}",
+            Status.UNSURE,
+        )
+    return (
+        f"{status}{note or ' (' + conf_text + ')'}",
+        Status.NEUTRAL if status == "not_found" else Status.UNSURE,
+    )
+
+
+def narrowed(tests: Sequence[Mapping[str, Any]], labels: Sequence[str], fix: bool) -> tuple[int, int] | None:
+    """From single outcomes of the last stage: (last good side, first bad side) positions, the
+    untested ends taken as given; None when outcomes contradict (a flaky test) or nothing is known."""
+    if len(labels) < 2:
+        return None
+    good, bad = ("fail", "pass") if fix else ("pass", "fail")
+    idx = [(int(t["index"]), t.get("counted")) for t in tests if isinstance(t.get("index"), int)]
+    hi = min([i for i, c in idx if c == bad and 0 <= i < len(labels)], default=len(labels) - 1)
+    lo = max([i for i, c in idx if c == good and 0 <= i < len(labels)], default=0)
+    return (lo, hi) if lo < hi else None
+
+
+def _answer_box(s: Mapping[str, Any] | None) -> tuple[int, int] | None:
+    """The answer's (last good, first bad) positions, lower first, when the summary has both."""
+    a, b = ((s or {}).get(k) or {} for k in ("last_good", "first_bad"))
+    i, j = a.get("index"), b.get("index")
+    if not isinstance(i, int) or not isinstance(j, int) or i == j:
+        return None
+    return (min(i, j), max(i, j))
+
+
+def _facts(
+    view: RunDirView, s: Mapping[str, Any] | None, labels: Sequence[str], words: tuple[str, str], n_tests: int
+) -> list[tuple[str, str]]:
+    start = view.start
+    src = start.get("source") or {}
+    where = " ".join(str(src[k]) for k in ("path", "repo", "package", "template") if src.get(k))
+    refs = f" {src['good']}..{src['bad']}" if src.get("good") and src.get("bad") else ""
+    facts = [("source", f"{src.get('kind', '?')} {where}{refs}".strip())]
+    if labels:
+        ends = "failing end -> fixed end" if words[0] == "first fixed" else "good end -> bad end"
+        facts.append(
+            ("range", f"{short(labels[0])} -> {short(labels[-1])} ({ends}), {len(labels)} candidates")
+        )
+    s = s or {}
+    for key, what in (("first_bad", words[0]), ("last_good", words[1])):
+        if s.get("status") == "found" and (s.get(key) or {}).get("title"):
+            facts.append((what, f"{short(str(s[key]['label']))} {s[key]['title']}"))
+    if s.get("culprit_repo"):
+        comps = ", ".join(f"{k}={short(str(v))}" for k, v in sorted((s.get("components") or {}).items()))
+        facts.append(("culprit repository", f"{s['culprit_repo']}; the first bad combination: {comps}"))
+    rounds = f", {s['rounds']} rounds" if isinstance(s.get("rounds"), int) else ""
+    over = f" over {s['candidates']} candidates" if isinstance(s.get("candidates"), int) else ""
+    facts.append(("tests", f"{s.get('tests', n_tests)} tests{over}{rounds}"))
+    perf = s.get("perf") if isinstance(s.get("perf"), dict) else None
+    flags = start.get("flags") or {}
+    if perf:
+        facts.append(
+            (
+                "mode",
+                f"performance on {perf.get('metric')} ({perf.get('method')}), "
+                f"{perf.get('direction')} is better, threshold {fmt_num(perf.get('threshold_pct'))}%",
+            )
+        )
+    else:
+        p = s.get("p_estimate")
+        how = ", ".join(
+            x for x in (s.get("strategy") or "", f"p = {p:.2f}" if isinstance(p, float) else "") if x
+        )
+        facts.append(
+            ("flaky mode", f"{s.get('flaky') or flags.get('flaky') or 'auto'}" + (f" ({how})" if how else ""))
+        )
+    if s.get("signature"):
+        facts.append(("failure signature of the bad end", str(s["signature"])))
+    for key, what in (
+        ("skip_requested", "skipped on request"),
+        ("skipped", "skipped (untestable)"),
+        ("other_failures", "failures with another signature (counted as skip)"),
+    ):
+        if s.get(key):
+            facts.append((what, ", ".join(short(str(x)) for x in s[key])))
+    if isinstance(s.get("resumed"), dict):
+        got = s["resumed"]
+        facts.append(
+            (
+                "resumed",
+                f"{got.get('replayed')} test(s) replayed from the journal, "
+                f"{got.get('retried')} run again in place of an ERROR",
+            )
+        )
+    facts.append(("started", fmt_time(start.get("t"))))
+    return facts
+
+
+def page(view: RunDirView) -> Page:
+    """The report of a ``sleuth bisect`` run dir."""
+    start = view.start
+    s = _summary(view)
+    tests, stages = _tests(view)
+    labels = stages[-1] if stages else []
+    words = _words(s, start)
+    last_stage = [t for t in tests if t["_stage"] == len(stages) - 1]
+    fix = words[0] == "first fixed"
+    perf = (s or {}).get("perf") if isinstance((s or {}).get("perf"), dict) else None
+    box = _answer_box(s)
+    if s is not None:
+        headline, status = _headline(s, *words)
+        band = {"found": f"boundary: {words[1]} | {words[0]}", "inconclusive": "best guess"}.get(
+            str(s.get("status")), f"the {words[0]} is one of these"
+        )
+    else:
+        seen = len({t.get("label") for t in tests})
+        headline = (
+            f"Not finished (interrupted or still running): {len(tests)} test(s) of {seen} candidate(s) so far"
+        )
+        metric = bool((start.get("flags") or {}).get("metric"))  # outcomes say nothing in performance mode
+        box = None if metric else narrowed(last_stage, labels, fix)
+        if box is not None:
+            lo, hi = box
+            headline += (
+                f"; the {words[0]} is one of {short(labels[lo + 1])} .. {short(labels[hi])} "
+                f"({hi - lo} candidate(s)) by the outcomes so far"
+            )
+        status, band = Status.UNSURE, "narrowed so far"
+    sections: list[Section] = []
+    fig = search_figure(tests, stages, box, answer=band, perf=perf)
+    if fig is not None:
+        sections.append(Section("The search", (fig,)))
+    if perf is not None:
+        found = box if (s or {}).get("status") == "found" else None
+        sections.append(perf_section(tests, perf, found, labels))
+    if s is not None:
+        sections += extras(s, words)
+    sections.append(
+        Section(
+            "Tests",
+            (test_table(tests, s or {}, labels),) if tests else (Note("No test was journaled yet."),),
+        )
+    )
+    logs = log_blocks(view, s or {}, tests, words) if s is not None else []
+    if logs:
+        sections.append(Section("Logs of the answer", tuple(logs)))
+    repro = reproduce(s or {}, start.get("source") or {}, words)
+    if repro:
+        sections.append(Section("Reproduce", tuple(repro)))
+    argv = ((s or {}).get("command") or {}).get("argv") or (start.get("flags") or {}).get("cmd") or []
+    kind = (start.get("source") or {}).get("kind", "")
+    return Page(
+        verb="bisect",
+        title=f"sleuth bisect {kind}: {(start.get('flags') or {}).get('name') or view.path.parent.name}",
+        headline=headline,
+        status=status,
+        run_dir=str(view.path),
+        facts=tuple(_facts(view, s, labels, words, len(tests))),
+        sections=tuple(sections),
+        command=shlex.join(str(a) for a in argv),
+    )
