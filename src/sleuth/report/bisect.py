@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sleuth.bisect.report import name_suspects
@@ -22,6 +23,23 @@ from sleuth.report.page import Note, Page, Section, Status
 from sleuth.report.source import RunDirView
 
 __all__ = ["page"]
+
+
+def _with_run_secrets(view: RunDirView) -> RunDirView:
+    """``view`` hiding what the bisection itself hid.  Its ``secrets.json`` keeps each hidden flag
+    whole (``API_KEY=value``, ``--password=value``) for resume, so the values inside them are found
+    as the run found them (:func:`sleuth.bisect.secrecy.hidden`): a test's log holds the bare value."""
+    from sleuth.bisect.secrecy import hidden, restore_start
+    from sleuth.errors import SleuthError
+
+    if not view.start.get("redacted"):
+        return view
+    try:
+        full = restore_start(view.path, view.start, environ={})
+    except SleuthError:  # secrets.json gone or short: the values it lacks cannot be in the logs' rule
+        return view
+    secrets, _, _ = hidden(full.get("flags") or {}, full.get("source") or {})
+    return replace(view, secrets=view.secrets.merged(secrets))
 
 
 def _summary(view: RunDirView) -> dict[str, Any] | None:
@@ -187,8 +205,16 @@ def _facts(
     return facts
 
 
+def _name(start: Mapping[str, Any]) -> str:
+    """The run's ``--name``, else what it bisected (the list file, the repository, the package)."""
+    src = start.get("source") or {}
+    what = next((str(src[k]) for k in ("path", "repo", "package", "template") if src.get(k)), "")
+    return str((start.get("flags") or {}).get("name") or what.rstrip("/").rpartition("/")[2] or "?")
+
+
 def page(view: RunDirView) -> Page:
     """The report of a ``sleuth bisect`` run dir."""
+    view = _with_run_secrets(view)
     start = view.start
     s = _summary(view)
     tests, stages = _tests(view)
@@ -213,12 +239,16 @@ def page(view: RunDirView) -> Page:
         if box is not None:
             lo, hi = box
             headline += (
-                f"; the {words[0]} is one of {short(labels[lo + 1])} .. {short(labels[hi])} "
-                f"({hi - lo} candidate(s)) by the outcomes so far"
+                f"; the outcomes so far point at {short(labels[hi])} as the {words[0]}"
+                if hi - lo == 1
+                else f"; the {words[0]} is one of {short(labels[lo + 1])} .. {short(labels[hi])} "
+                f"({hi - lo} candidates) by the outcomes so far"
             )
         status, band = Status.UNSURE, "narrowed so far"
     sections: list[Section] = []
-    fig = search_figure(tests, stages, box, answer=band, perf=perf)
+    fig = search_figure(
+        tests, stages, box, answer=band, perf=perf, settled=(s or {}).get("status") == "found"
+    )
     if fig is not None:
         sections.append(Section("The search", (fig,)))
     if perf is not None:
@@ -242,7 +272,7 @@ def page(view: RunDirView) -> Page:
     kind = (start.get("source") or {}).get("kind", "")
     return Page(
         verb="bisect",
-        title=f"sleuth bisect {kind}: {(start.get('flags') or {}).get('name') or view.path.parent.name}",
+        title=f"sleuth bisect {kind}: {_name(start)}",
         headline=headline,
         status=status,
         run_dir=str(view.path),

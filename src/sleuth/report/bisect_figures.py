@@ -69,9 +69,10 @@ def search_figure(
     *,
     answer: str,
     perf: Mapping[str, Any] | None,
+    settled: bool = False,
 ) -> Figure | None:
     """Test number on x, candidate position on y, each test a marker by outcome; ``box`` (last good
-    side, first bad side) drawn as the boundary (a line) or the band it may lie in."""
+    side, first bad side) drawn as the boundary (a line, red when ``settled``) or the band it may lie in."""
     points = [
         t
         for t in tests
@@ -107,7 +108,8 @@ def search_figure(
             if hi > lo:
                 ax.fill_between([x0, x1], lo, hi, color=figures.UNSURE, alpha=0.15, linewidth=0, label=answer)
             else:
-                ax.hlines(lo, x0, x1, colors=figures.BAD, linestyles="--", linewidth=1.2, label=answer)
+                colour = figures.BAD if settled else figures.UNSURE
+                ax.hlines(lo, x0, x1, colors=colour, linestyles="--", linewidth=1.2, label=answer)
             _ticks(ax, labels, box)
         elif labels:
             _ticks(ax, labels, ())
@@ -118,8 +120,12 @@ def search_figure(
         caption = (
             "Each test at its number (x) and its candidate's position in the range, oldest at the bottom "
             "(y), coloured by what the search counted; reruns of one candidate line up horizontally. "
-            + ("The dashed line is the answer's boundary. " if box and box[1] - box[0] == 1 else "")
-            + ("The shaded band is where the boundary may lie. " if box and box[1] - box[0] > 1 else "")
+            + (f"The dashed line is the boundary ({answer}). " if box and box[1] - box[0] == 1 else "")
+            + (
+                f"The shaded band is where the boundary may lie ({answer}). "
+                if box and box[1] - box[0] > 1
+                else ""
+            )
             + (
                 "Dotted verticals start a new list of candidates (a merged branch or the next repository); "
                 "the axis labels are the last list's."
