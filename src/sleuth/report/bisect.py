@@ -32,14 +32,33 @@ def _with_run_secrets(view: RunDirView) -> RunDirView:
     from sleuth.bisect.secrecy import hidden, restore_start
     from sleuth.errors import SleuthError
 
-    if not view.start.get("redacted"):
+    if not isinstance(view.start.get("redacted"), dict):
         return view
     try:
         full = restore_start(view.path, view.start, environ={})
-    except SleuthError:  # secrets.json gone or short: the values it lacks cannot be in the logs' rule
+    except (SleuthError, ValueError, TypeError, KeyError):  # secrets.json gone or short, or mangled
         return view
     secrets, _, _ = hidden(full.get("flags") or {}, full.get("source") or {})
     return replace(view, secrets=view.secrets.merged(secrets))
+
+
+#: the summary's keys that hold a mapping, and those that hold a list (anything else there is dropped)
+_MAPS = ("first_bad", "last_good", "command", "perf", "resumed", "components", "evidence")
+_LISTS = ("suspects", "skipped", "other_failures", "skip_requested", "commits_between", "packages_changed",
+          "release_notes")  # fmt: skip
+
+
+def _shaped(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with every mapping or list key of the wrong type left out: the page shows what exists."""
+    out = {k: v for k, v in doc.items() if not (k in _MAPS and not isinstance(v, dict))}
+    out = {k: v for k, v in out.items() if not (k in _LISTS and not isinstance(v, list))}
+    if "perf" in out:
+        perf = out["perf"]
+        out["perf"] = {k: v for k, v in perf.items() if not (k == "verdicts" and not isinstance(v, dict))}
+        for key in ("candidates", "comparisons", "steps"):
+            got = perf.get(key)
+            out["perf"][key] = [x for x in got if isinstance(x, dict)] if isinstance(got, list) else []
+    return out
 
 
 def _summary(view: RunDirView) -> dict[str, Any] | None:
@@ -47,7 +66,7 @@ def _summary(view: RunDirView) -> dict[str, Any] | None:
     if not isinstance(doc, dict):
         end = next((e for e in reversed(view.events) if e.get("event") == "end"), None)
         doc = (end or {}).get("summary")
-    return doc if isinstance(doc, dict) else None
+    return _shaped(doc) if isinstance(doc, dict) else None
 
 
 def _tests(view: RunDirView) -> tuple[list[dict[str, Any]], list[list[str]]]:
@@ -69,9 +88,12 @@ def _tests(view: RunDirView) -> tuple[list[dict[str, Any]], list[list[str]]]:
         elif kind == "test" and isinstance(e.get("seq"), int):
             where, _, run = str(e.get("trial_dir", "")).rpartition("/run-")
             retried = session > 1 and f"{where}/run-{int(run) - 1 if run.isdigit() else ''}" in errors
+            index = e.get("index")
             tests.append(
                 {
                     **e,
+                    **{k: str(e.get(k) or "") for k in ("label", "phase", "outcome", "counted", "trial_dir")},
+                    "index": index if isinstance(index, int) and not isinstance(index, bool) else None,
                     "_stage": max(0, len(stages) - 1),
                     "_session": session,
                     "_wall": walls.get(str(e.get("trial_dir"))),
@@ -86,7 +108,7 @@ def _tests(view: RunDirView) -> tuple[list[dict[str, Any]], list[list[str]]]:
 
 
 def _words(summary: Mapping[str, Any] | None, start: Mapping[str, Any]) -> tuple[str, str]:
-    fix = (summary or {}).get("find_fix", (start.get("flags") or {}).get("find_fix"))
+    fix = (summary or {}).get("find_fix", start["flags"].get("find_fix"))
     return ("first fixed", "last failing") if fix else ("first bad", "last good")
 
 
@@ -143,10 +165,13 @@ def _answer_box(s: Mapping[str, Any] | None) -> tuple[int, int] | None:
 
 
 def _facts(
-    view: RunDirView, s: Mapping[str, Any] | None, labels: Sequence[str], words: tuple[str, str], n_tests: int
+    start: Mapping[str, Any],
+    s: Mapping[str, Any] | None,
+    labels: Sequence[str],
+    words: tuple[str, str],
+    n_tests: int,
 ) -> list[tuple[str, str]]:
-    start = view.start
-    src = start.get("source") or {}
+    src = start["source"]
     where = " ".join(str(src[k]) for k in ("path", "repo", "package", "template") if src.get(k))
     refs = f" {src['good']}..{src['bad']}" if src.get("good") and src.get("bad") else ""
     facts = [("source", f"{src.get('kind', '?')} {where}{refs}".strip())]
@@ -166,7 +191,7 @@ def _facts(
     over = f" over {s['candidates']} candidates" if isinstance(s.get("candidates"), int) else ""
     facts.append(("tests", f"{s.get('tests', n_tests)} tests{over}{rounds}"))
     perf = s.get("perf") if isinstance(s.get("perf"), dict) else None
-    flags = start.get("flags") or {}
+    flags = start["flags"]
     if perf:
         facts.append(
             (
@@ -178,7 +203,7 @@ def _facts(
     else:
         p = s.get("p_estimate")
         how = ", ".join(
-            x for x in (s.get("strategy") or "", f"p = {p:.2f}" if isinstance(p, float) else "") if x
+            str(x) for x in (s.get("strategy") or "", f"p = {p:.2f}" if isinstance(p, float) else "") if x
         )
         facts.append(
             ("flaky mode", f"{s.get('flaky') or flags.get('flaky') or 'auto'}" + (f" ({how})" if how else ""))
@@ -207,15 +232,19 @@ def _facts(
 
 def _name(start: Mapping[str, Any]) -> str:
     """The run's ``--name``, else what it bisected (the list file, the repository, the package)."""
-    src = start.get("source") or {}
+    src = start["source"]
     what = next((str(src[k]) for k in ("path", "repo", "package", "template") if src.get(k)), "")
-    return str((start.get("flags") or {}).get("name") or what.rstrip("/").rpartition("/")[2] or "?")
+    return str(start["flags"].get("name") or what.rstrip("/").rpartition("/")[2] or "?")
 
 
 def page(view: RunDirView) -> Page:
     """The report of a ``sleuth bisect`` run dir."""
     view = _with_run_secrets(view)
-    start = view.start
+    start = {
+        k: v if k not in ("source", "flags") or isinstance(v, dict) else {} for k, v in view.start.items()
+    }
+    start.setdefault("source", {})
+    start.setdefault("flags", {})
     s = _summary(view)
     tests, stages = _tests(view)
     labels = stages[-1] if stages else []
@@ -234,7 +263,7 @@ def page(view: RunDirView) -> Page:
         headline = (
             f"Not finished (interrupted or still running): {len(tests)} test(s) of {seen} candidate(s) so far"
         )
-        metric = bool((start.get("flags") or {}).get("metric"))  # outcomes say nothing in performance mode
+        metric = bool(start["flags"].get("metric"))  # outcomes say nothing in performance mode
         box = None if metric else narrowed(last_stage, labels, fix)
         if box is not None:
             lo, hi = box
@@ -265,18 +294,19 @@ def page(view: RunDirView) -> Page:
     logs = log_blocks(view, s or {}, tests, words) if s is not None else []
     if logs:
         sections.append(Section("Logs of the answer", tuple(logs)))
-    repro = reproduce(s or {}, start.get("source") or {}, words)
+    repro = reproduce(s or {}, start["source"], words)
     if repro:
         sections.append(Section("Reproduce", tuple(repro)))
-    argv = ((s or {}).get("command") or {}).get("argv") or (start.get("flags") or {}).get("cmd") or []
-    kind = (start.get("source") or {}).get("kind", "")
+    argv = ((s or {}).get("command") or {}).get("argv") or start["flags"].get("cmd")
+    argv = argv if isinstance(argv, list) else []
+    kind = start["source"].get("kind", "")
     return Page(
         verb="bisect",
         title=f"sleuth bisect {kind}: {_name(start)}",
         headline=headline,
         status=status,
         run_dir=str(view.path),
-        facts=tuple(_facts(view, s, labels, words, len(tests))),
+        facts=tuple(_facts(start, s, labels, words, len(tests))),
         sections=tuple(sections),
         command=shlex.join(str(a) for a in argv),
     )

@@ -6,9 +6,10 @@ the summary's ``perf``); neither computes a statistic the run did not write.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from sleuth.report import figures
 from sleuth.report.page import Figure
@@ -60,6 +61,18 @@ def _ticks(ax: Any, labels: Sequence[str], marks: Sequence[int]) -> None:
             at.append(i)
     at.sort()
     ax.set_yticks(at, [f"{i}: {short(labels[i])[:24]}" for i in at])
+
+
+def _finite(x: Any) -> TypeGuard[int | float]:
+    return isinstance(x, int | float) and math.isfinite(x)
+
+
+def _interval(row: Mapping[str, Any]) -> tuple[float, float]:
+    """A candidate's 95% interval of its median; the median itself where the summary has none."""
+    ci = row.get("ci")
+    if isinstance(ci, list) and len(ci) >= 2 and _finite(ci[0]) and _finite(ci[1]):
+        return float(ci[0]), float(ci[1])
+    return float(row["median"]), float(row["median"])
 
 
 def search_figure(
@@ -165,9 +178,9 @@ def metric_figure(
                     label=f"run, {cat} ({len(own)})",
                     zorder=2,
                 )
-        med = [r for r in rows if isinstance(r.get("median"), int | float)]
+        med = [r for r in rows if _finite(r.get("median"))]
         if med:
-            ci = [(r.get("ci") or [r["median"], r["median"]])[:2] for r in med]
+            ci = [_interval(r) for r in med]
             lower = [max(0.0, r["median"] - c[0]) for r, c in zip(med, ci, strict=True)]
             upper = [max(0.0, c[1] - r["median"]) for r, c in zip(med, ci, strict=True)]
             ax.errorbar(
@@ -183,7 +196,7 @@ def metric_figure(
             )
         good = next((r for r in med if r.get("decision") == "good (end)"), None)
         thr = perf.get("threshold_pct")
-        if good is not None and isinstance(thr, int | float):
+        if good is not None and _finite(thr):
             sign = -1 if perf.get("direction") == "higher" else 1
             level = good["median"] * (1 + sign * thr / 100)
             ax.axhline(good["median"], color=figures.GOOD, linewidth=0.8, linestyle=":")

@@ -105,7 +105,7 @@ def log_blocks(
             continue
         own = [t for t in tests if t.get("label") in (label, cand.get("candidate"))]
         pick = next((t for t in own if t.get("counted") == side), own[0] if own else None)
-        run_dir = str(pick["trial_dir"]) if pick else f"{cand.get('dir')}/run-1"
+        run_dir = str(pick.get("trial_dir")) if pick else f"{cand.get('dir')}/run-1"
         logs = [
             lg for lg in (view.tail(f"{run_dir}/stderr"), view.tail(f"{run_dir}/stdout")) if lg is not None
         ]
@@ -152,7 +152,7 @@ def extras(s: Mapping[str, Any], words: tuple[str, str]) -> list[Section]:
 
 def reproduce(s: Mapping[str, Any], src: Mapping[str, Any], words: tuple[str, str]) -> list[Block]:
     cmd = s.get("command") if isinstance(s.get("command"), dict) else None
-    if not cmd or not cmd.get("argv"):
+    if not cmd or not isinstance(cmd.get("argv"), list) or not cmd["argv"]:
         return []
     argv = shlex.join(str(a) for a in cmd["argv"])
     blocks: list[Block] = []
