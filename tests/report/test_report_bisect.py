@@ -132,6 +132,14 @@ def test_performance_mode_draws_the_metric_per_candidate_with_the_step_and_the_t
         f"The ends: {perf['comparisons'][0]['other']} against {perf['comparisons'][0]['ref']} is {shift:+.2f}%"
         in text
     )
+    # interrupted in the middle: the values measured so far are still drawn
+    lines = (run_dir / "journal.jsonl").read_text().splitlines(keepends=True)
+    (run_dir / "journal.jsonl").write_text("".join(lines[: len(lines) // 2]))
+    (run_dir / "summary.json").unlink()
+    page = _report(sleuth, run_dir)
+    assert _headline(page).startswith("Not finished (interrupted or still running): ")
+    assert "performance on t" in visible_text(page)
+    assert [t for t, _ in parse(page).tags].count("svg") == 2
 
 
 def test_a_git_bisection_lists_the_commits_between_and_shows_markup_in_titles_and_logs_as_text(

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from sleuth.bisect.report import name_suspects
-from sleuth.report.bisect_figures import search_figure, short
+from sleuth.report.bisect_figures import metric_figure, search_figure, short
 from sleuth.report.bisect_parts import extras, log_blocks, perf_section, reproduce, test_table
 from sleuth.report.common import fmt_num, fmt_time
 from sleuth.report.page import Note, Page, Section, Status
@@ -192,7 +192,9 @@ def _facts(
     facts.append(("tests", f"{s.get('tests', n_tests)} tests{over}{rounds}"))
     perf = s.get("perf") if isinstance(s.get("perf"), dict) else None
     flags = start["flags"]
-    if perf:
+    if not s and _metric(flags):
+        facts.append(("mode", f"performance on {_metric(flags)}"))
+    elif perf:
         facts.append(
             (
                 "mode",
@@ -230,6 +232,14 @@ def _facts(
     return facts
 
 
+def _metric(flags: Mapping[str, Any]) -> str:
+    """The metric a performance bisection measures, from its flags ('' for a pass/fail one): the last
+    ``--metric NAME`` that defines nothing."""
+    given = flags.get("metric")
+    names = [str(m) for m in given if "=" not in str(m)] if isinstance(given, list) else []
+    return names[-1] if names else ""
+
+
 def _name(start: Mapping[str, Any]) -> str:
     """The run's ``--name``, else what it bisected (the list file, the repository, the package)."""
     src = start["source"]
@@ -263,8 +273,9 @@ def page(view: RunDirView) -> Page:
         headline = (
             f"Not finished (interrupted or still running): {len(tests)} test(s) of {seen} candidate(s) so far"
         )
-        metric = bool(start["flags"].get("metric"))  # outcomes say nothing in performance mode
+        metric = _metric(start["flags"])  # outcomes say nothing in performance mode: its values do
         box = None if metric else narrowed(last_stage, labels, fix)
+        perf = {"metric": metric} if metric else None
         if box is not None:
             lo, hi = box
             headline += (
@@ -280,9 +291,12 @@ def page(view: RunDirView) -> Page:
     )
     if fig is not None:
         sections.append(Section("The search", (fig,)))
-    if perf is not None:
-        found = box if (s or {}).get("status") == "found" else None
+    if perf is not None and s is not None:
+        found = box if s.get("status") == "found" else None
         sections.append(perf_section(tests, perf, found, labels))
+    elif perf is not None:  # not finished: the values measured so far
+        mfig = metric_figure(tests, perf, None, labels)
+        sections += [Section(f"Metric {perf['metric']} per candidate", (mfig,))] if mfig else []
     if s is not None:
         sections += extras(s, words)
     sections.append(

@@ -95,6 +95,8 @@ def search_figure(
         return None
     labels = stages[-1] if stages else []
     last = len(stages) - 1
+    from matplotlib.ticker import MaxNLocator
+
     with figures.figure(7.0, 3.2) as (fig, ax):
         for cat, (colour, marker) in _LOOK.items():
             xs = [t["seq"] for t in points if verdict(t, perf, labels) == cat]
@@ -127,13 +129,22 @@ def search_figure(
         elif labels:
             _ticks(ax, labels, ())
         ax.set_ylim(-0.5, max(len(labels), 1 + max(t["index"] for t in points)) - 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("test number (journal order)")
         ax.set_ylabel("candidate (position: label)")
         ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncols=4, fontsize=8)
         caption = (
             "Each test at its number (x) and its candidate's position in the range, oldest at the bottom "
             "(y), coloured by what the search counted; reruns of one candidate line up horizontally. "
-            + (f"The dashed line is the boundary ({answer}). " if box and box[1] - box[0] == 1 else "")
+            + (
+                (
+                    "The red dashed line is the answer's boundary. "
+                    if settled
+                    else f"The dashed line: {answer}. "
+                )
+                if box and box[1] - box[0] == 1
+                else ""
+            )
             + (
                 f"The shaded band is where the boundary may lie ({answer}). "
                 if box and box[1] - box[0] > 1
@@ -164,6 +175,8 @@ def metric_figure(
     if not points and not rows:
         return None
     metric = str(perf.get("metric", "metric"))
+    from matplotlib.ticker import MaxNLocator
+
     with figures.figure(7.0, 3.0) as (fig, ax):
         for cat in ("good", "bad", "sample"):
             own = [t for t in points if verdict(t, perf, labels) == cat]
@@ -211,6 +224,7 @@ def metric_figure(
             ax.axvline(
                 (box[0] + box[1]) / 2, color=figures.BAD, linewidth=1.2, linestyle="--", label="step found"
             )
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("candidate (position in the range)")
         ax.set_ylabel(metric)
         ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncols=3, fontsize=8)
