@@ -167,7 +167,7 @@ def _answer_box(s: Mapping[str, Any] | None) -> tuple[int, int] | None:
 def _facts(
     start: Mapping[str, Any],
     s: Mapping[str, Any] | None,
-    labels: Sequence[str],
+    stages: Sequence[Sequence[str]],
     words: tuple[str, str],
     n_tests: int,
 ) -> list[tuple[str, str]]:
@@ -175,10 +175,12 @@ def _facts(
     where = " ".join(str(src[k]) for k in ("path", "repo", "package", "template") if src.get(k))
     refs = f" {src['good']}..{src['bad']}" if src.get("good") and src.get("bad") else ""
     facts = [("source", f"{src.get('kind', '?')} {where}{refs}".strip())]
-    if labels:
+    if stages and stages[0]:
+        first = stages[0]  # the range asked for; later lists are merged branches or other repositories
         ends = "failing end -> fixed end" if words[0] == "first fixed" else "good end -> bad end"
+        more = f"; then {len(stages) - 1} more list(s) of candidates" if len(stages) > 1 else ""
         facts.append(
-            ("range", f"{short(labels[0])} -> {short(labels[-1])} ({ends}), {len(labels)} candidates")
+            ("range", f"{short(first[0])} -> {short(first[-1])} ({ends}), {len(first)} candidates{more}")
         )
     s = s or {}
     for key, what in (("first_bad", words[0]), ("last_good", words[1])):
@@ -320,7 +322,7 @@ def page(view: RunDirView) -> Page:
         headline=headline,
         status=status,
         run_dir=str(view.path),
-        facts=tuple(_facts(start, s, labels, words, len(tests))),
+        facts=tuple(_facts(start, s, stages, words, len(tests))),
         sections=tuple(sections),
         command=shlex.join(str(a) for a in argv),
     )
