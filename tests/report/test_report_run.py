@@ -177,3 +177,11 @@ def test_thousands_of_trials_are_drawn_as_an_image_inside_the_svg_not_as_thousan
     assert "<image" not in small.svg and "<image" in big.svg
     # the big figure weighs about what the small one does, not 60x more
     assert len(big.svg) < 3 * len(small.svg) + 200_000
+
+
+def test_a_value_kept_as_a_whole_assignment_in_secrets_json_is_hidden_bare_in_logs(tmp_path: Path) -> None:
+    from sleuth.report.source import _kept_secrets
+
+    (tmp_path / "secrets.json").write_text(json.dumps({"--env API_KEY": "API_KEY=s3cr3t-value-long"}))
+    secrets = _kept_secrets(tmp_path)
+    assert "s3cr3t-value-long" not in secrets.scrub("the log said s3cr3t-value-long here")

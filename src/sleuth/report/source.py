@@ -32,7 +32,13 @@ def _kept_secrets(path: Path) -> Secrets:
         kept = {}
     if not isinstance(kept, dict):
         return Secrets()
-    return Secrets({str(k): v for k, v in kept.items() if isinstance(v, str) and v})
+    values = {str(k): v for k, v in kept.items() if isinstance(v, str) and v}
+    # a verb may keep a hidden flag whole for its resume (``API_KEY=value``): a log holds the bare value
+    for k, v in list(values.items()):
+        _, eq, bare = v.partition("=")
+        if eq and bare:
+            values[f"{k}#value"] = bare
+    return Secrets(values)
 
 
 @dataclass(frozen=True, slots=True)
