@@ -1,18 +1,41 @@
-"""A terminal that goes away (SIGHUP: the window or the ssh session closed).
+"""The reader of sleuth's output goes away: the terminal hung up, or a pipe's reader closed.
 
-Every later write to it fails with EIO, which read as a disk error, and a verb stopping its trials
-must not fail on a progress line.  :func:`remember` notes which of stdout and stderr are a terminal
-when sleuth starts (once hung up, ``isatty`` itself fails); :func:`detach` points those at
-/dev/null, from a signal handler, before the interrupt unwinds.
+A terminal that goes away (SIGHUP: the window or the ssh session closed) makes every later write to
+it fail with EIO, which read as a disk error, and a verb stopping its trials must not fail on a
+progress line.  :func:`remember` notes which of stdout and stderr are a terminal when sleuth starts
+(once hung up, ``isatty`` itself fails); :func:`detach` points those at /dev/null, from a signal
+handler, before the interrupt unwinds.
+
+A pipe's reader that goes away (``sleuth reduce ... | head -2``, a CI log reader cancelled) is an
+interrupt too, the same in every verb: :func:`reader_gone` points the pipes nobody reads at
+/dev/null and stops sleuth as a Ctrl-C does (the handler the verb installed for SIGINT, else for
+SIGTERM), so the verb's own interrupt path runs: children stopped, journal ended, the summary
+written as for an interrupt, exit 130.  It is reached from :func:`watch` (a thread that wakes when a
+reader closes, so a verb that prints nothing for an hour, or ``--json`` that prints only at the end,
+stops at once), from :func:`guard`'s sys.stdout and sys.stderr (a write that fails with EPIPE) and
+from rich's ``on_broken_pipe`` (whose default exits 1 on the spot, leaving the run dir open).
 """
 
 from __future__ import annotations
 
+import io
 import os
+import select
+import signal
+import stat
+import threading
+from typing import TYPE_CHECKING
 
-__all__ = ["detach", "remember"]
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+__all__ = ["detach", "done", "guard", "reader_gone", "remember", "watch"]
 
 _ttys: tuple[int, ...] = ()
+#: a reader went away and sleuth was told to stop (once: a second "Ctrl-C" would cut the stopping
+#: short), or the verb is done: from then on :func:`reader_gone` only points the pipes at /dev/null
+_stopped = False
+_lock = threading.Lock()
 
 
 def remember() -> None:
@@ -23,9 +46,121 @@ def remember() -> None:
 
 def detach() -> None:
     """What would be printed on the terminal goes to /dev/null from now on."""
+    _to_null(_ttys)
+
+
+def _to_null(fds: tuple[int, ...]) -> None:
     null = os.open(os.devnull, os.O_WRONLY)
     try:
-        for fd in _ttys:
+        for fd in fds:
             os.dup2(null, fd)
     finally:
         os.close(null)
+
+
+def _is_pipe(fd: int) -> bool:
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def _unread(fd: int) -> bool:
+    """``fd`` is a pipe (or socket) whose reader is gone (poll reports POLLERR or POLLHUP)."""
+    if not _is_pipe(fd):
+        return False
+    poller = select.poll()
+    poller.register(fd, 0)
+    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+
+
+def reader_gone(fd: int | None = None) -> None:
+    """A write to ``fd`` failed with EPIPE (or the watch saw its reader close): stdout and stderr
+    where nobody reads them (``fd`` always) go to /dev/null, and sleuth stops as a Ctrl-C does.
+
+    The stop is the verb's own signal handler (SIGINT's, else SIGTERM's), called here in the main
+    thread (a held signal gate only notes it) or sent to the main thread from another one.  With
+    neither handled by Python (ignored), nothing is stopped: the verb goes on, printing nowhere."""
+    global _stopped
+    _to_null(tuple(f for f in (1, 2) if f == fd or _unread(f)))
+    with _lock:
+        if _stopped:
+            return
+        _stopped = True
+    main = threading.main_thread()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if callable(handler):
+            if threading.current_thread() is main:
+                handler(sig, None)
+            elif main.ident is not None:
+                signal.pthread_kill(main.ident, sig)  # a real signal: a blocking wait returns for it
+            return
+
+
+def done() -> None:
+    """The verb has returned: a reader that goes away now stops nothing (its code is chosen)."""
+    global _stopped
+    with _lock:
+        _stopped = True
+
+
+def watch() -> None:
+    """Watch stdout and stderr where they are pipes: when a reader closes, :func:`reader_gone`."""
+    global _stopped
+    _stopped = False
+    fds = [fd for fd in (1, 2) if _is_pipe(fd)]
+    if fds:
+        threading.Thread(target=_watch, args=(fds,), name="sleuth-reader", daemon=True).start()
+
+
+def _watch(fds: list[int]) -> None:
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, 0)  # no events asked: poll wakes only for POLLERR, POLLHUP, POLLNVAL
+    left = set(fds)
+    while left:
+        for fd, _ev in poller.poll():
+            poller.unregister(fd)
+            left.discard(fd)
+            if _unread(fd):
+                reader_gone(fd)
+
+
+class _Guarded(io.FileIO):
+    """stdout's or stderr's file: a write that fails with EPIPE is :func:`reader_gone`."""
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        try:
+            return super().write(data)
+        except BrokenPipeError:
+            reader_gone(self.fileno())
+            return memoryview(data).nbytes
+
+
+def guard() -> None:
+    """Make sys.stdout and sys.stderr take a write that fails with EPIPE as :func:`reader_gone`
+    (every print of every verb: click.echo, rich, a JSON document), not as an error that unwinds the
+    verb past its summary and leaves "Exception ignored ... BrokenPipeError" at exit.  Each keeps its
+    buffering (``python -u``: none)."""
+    import sys
+
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        old = getattr(sys, name)
+        if not isinstance(old, io.TextIOWrapper):
+            continue
+        try:
+            old.flush()
+        except BrokenPipeError:
+            _to_null((fd,))
+        raw = _Guarded(fd, "w", closefd=False)
+        buffered = isinstance(old.buffer, io.BufferedWriter)
+        new = io.TextIOWrapper(
+            io.BufferedWriter(raw) if buffered else raw,
+            encoding=old.encoding,
+            errors=old.errors,
+            line_buffering=old.line_buffering,
+            write_through=old.write_through,
+        )
+        setattr(sys, name, new)

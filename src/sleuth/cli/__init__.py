@@ -208,13 +208,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     Without ``argv`` this is the program (the console script, ``python -m sleuth``): it undoes the
     signal state a parent left for itself (:func:`_undo_inherited_signals`), takes SIGTERM
     and SIGHUP as an interrupt, and once the verb has returned, those and SIGINT leave with its code.
-    A caller that goes on running passes ``argv`` and keeps its own signal handlers.
+    A reader of its output that goes away (``| head -2``) stops the verb as a Ctrl-C does
+    (:mod:`sleuth.hangup`).  A caller that goes on running passes ``argv`` and keeps its own signal
+    handlers and streams.
     """
     if argv is not None:
         return _main(list(argv))
     _fill_closed_std_fds()
     _undo_inherited_signals()
     hangup.remember()
+    # a reader of stdout or stderr that goes away (`| head -2`) stops every verb as a Ctrl-C does
+    hangup.guard()
+    hangup.watch()
     for sig, handler in ((signal.SIGTERM, raise_interrupt), (signal.SIGHUP, hang_up)):
         if signal.getsignal(sig) is signal.SIG_DFL:
             # SIGTERM (a CI cancel, `timeout`, a scheduler) and SIGHUP (the terminal closed) stop every
@@ -223,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Ignored (nohup) stays ignored.  A verb may install its own handler inside.
             signal.signal(sig, handler)
     code = _main(sys.argv[1:])
+    hangup.done()
     # The verb is done and its files are whole, but Python still joins the worker threads that are
     # stopping the last trials, then finalizes, and near its end it puts back the default SIGINT
     # action: a Ctrl-C (or SIGTERM) then ended the process by the signal itself (-2), not with the
@@ -268,8 +274,9 @@ def _run_verb(args: list[str], opened: list[Path]) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return int(ExitCode.INTERRUPTED)
-    except BrokenPipeError:
-        return 0
+    except BrokenPipeError:  # a caller's own stream (not the program's: sleuth.hangup guards those)
+        hangup.reader_gone()
+        return int(ExitCode.INTERRUPTED)
     except OSError as exc:  # the machine, not sleuth: a full disk, a read-only --output, no file handles
         hint = _OS_HINTS.get(exc.errno or 0)
         if hint is None:
