@@ -10,7 +10,8 @@ A pipe's reader that goes away (``sleuth reduce ... | head -2``, a CI log reader
 interrupt too, the same in every verb: :func:`reader_gone` points the pipes nobody reads at
 /dev/null and stops sleuth as a Ctrl-C does (the handler the verb installed for SIGINT, else for
 SIGTERM), so the verb's own interrupt path runs: children stopped, journal ended, the summary
-written as for an interrupt, exit 130.  It is reached from :func:`watch` (a thread that wakes when a
+written as for an interrupt, exit 130 (a reader gone before the verb started: nothing starts,
+exit 130).  It is reached from :func:`watch` (a thread that wakes when a
 reader closes, so a verb that prints nothing for an hour, or ``--json`` that prints only at the end,
 stops at once), from :func:`guard`'s sys.stdout and sys.stderr (a write that fails with EPIPE) and
 from rich's ``on_broken_pipe`` (whose default exits 1 on the spot, leaving the run dir open).
@@ -29,13 +30,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
-__all__ = ["detach", "done", "guard", "reader_gone", "remember", "watch"]
+__all__ = ["arm", "detach", "done", "guard", "reader_gone", "remember", "watch"]
 
 _ttys: tuple[int, ...] = ()
-#: a reader went away and sleuth was told to stop (once: a second "Ctrl-C" would cut the stopping
-#: short), or the verb is done: from then on :func:`reader_gone` only points the pipes at /dev/null
-_stopped = False
 _lock = threading.Lock()
+#: a reader went away before the verb was :func:`armed` (it stops as soon as it is)
+_pending = False
+#: a reader that goes away stops the verb (once: a second "Ctrl-C" would cut the stopping short);
+#: not before :func:`arm` (the verb's handlers are not in place) nor after :func:`done`
+_armed = False
 
 
 def remember() -> None:
@@ -77,17 +80,27 @@ def _unread(fd: int) -> bool:
 
 def reader_gone(fd: int | None = None) -> None:
     """A write to ``fd`` failed with EPIPE (or the watch saw its reader close): stdout and stderr
-    where nobody reads them (``fd`` always) go to /dev/null, and sleuth stops as a Ctrl-C does.
-
-    The stop is the verb's own signal handler (SIGINT's, else SIGTERM's), called here in the main
-    thread (a held signal gate only notes it) or sent to the main thread from another one.  With
-    neither handled by Python (ignored), nothing is stopped: the verb goes on, printing nowhere."""
-    global _stopped
+    where nobody reads them (``fd`` always) go to /dev/null, and sleuth stops as a Ctrl-C does
+    (at once when armed, else when :func:`arm` is called)."""
+    global _pending
     _to_null(tuple(f for f in (1, 2) if f == fd or _unread(f)))
     with _lock:
-        if _stopped:
+        _pending = True
+        if not _armed:
             return
-        _stopped = True
+    _stop()
+
+
+def _stop() -> None:
+    """Once: the verb's own handler of SIGINT (else SIGTERM), called here in the main thread (a held
+    signal gate only notes it) or sent to the main thread from another one, so that a blocking wait
+    there returns for it.  With neither handled by Python (ignored), nothing is stopped: the verb
+    goes on, printing nowhere."""
+    global _armed
+    with _lock:
+        if not _armed:
+            return
+        _armed = False
     main = threading.main_thread()
     for sig in (signal.SIGINT, signal.SIGTERM):
         handler = signal.getsignal(sig)
@@ -95,21 +108,30 @@ def reader_gone(fd: int | None = None) -> None:
             if threading.current_thread() is main:
                 handler(sig, None)
             elif main.ident is not None:
-                signal.pthread_kill(main.ident, sig)  # a real signal: a blocking wait returns for it
+                signal.pthread_kill(main.ident, sig)
             return
+
+
+def arm() -> None:
+    """The verb starts (the CLI catches an interrupt from here on): a reader that went away stops it
+    now, one that goes away later then."""
+    global _armed
+    with _lock:
+        _armed = True
+        gone = _pending
+    if gone:
+        _stop()
 
 
 def done() -> None:
     """The verb has returned: a reader that goes away now stops nothing (its code is chosen)."""
-    global _stopped
+    global _armed, _pending
     with _lock:
-        _stopped = True
+        _armed = _pending = False
 
 
 def watch() -> None:
     """Watch stdout and stderr where they are pipes: when a reader closes, :func:`reader_gone`."""
-    global _stopped
-    _stopped = False
     fds = [fd for fd in (1, 2) if _is_pipe(fd)]
     if fds:
         threading.Thread(target=_watch, args=(fds,), name="sleuth-reader", daemon=True).start()

@@ -228,7 +228,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Ignored (nohup) stays ignored.  A verb may install its own handler inside.
             signal.signal(sig, handler)
     code = _main(sys.argv[1:])
-    hangup.done()
     # The verb is done and its files are whole, but Python still joins the worker threads that are
     # stopping the last trials, then finalizes, and near its end it puts back the default SIGINT
     # action: a Ctrl-C (or SIGTERM) then ended the process by the signal itself (-2), not with the
@@ -251,7 +250,11 @@ def _main(args: list[str]) -> int:
 
 def _run_verb(args: list[str], opened: list[Path]) -> int:
     try:
-        rv = cli.main(args=args, prog_name="sleuth", standalone_mode=False)
+        try:
+            hangup.arm()  # a reader that goes away from here on is a Ctrl-C (caught below)
+            rv = cli.main(args=args, prog_name="sleuth", standalone_mode=False)
+        finally:
+            hangup.done()
     except click.exceptions.NoArgsIsHelpError as exc:
         # `sleuth` or `sleuth bisect` alone: the person wants the help, whole and readable (on
         # stdout, so it pages); still exit 2, since no command ran (git exits 1, click 2)
