@@ -13,12 +13,13 @@ Synchronisation is by reading sleuth's own lines, never by sleeping.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,16 +173,27 @@ def _bisect_finished(rd: Path) -> bool:
 
 VERBS = {
     "run": Verb(_run_start, lambda rd: ["run", "--resume", str(rd)], 2, _run_interrupted, _run_finished),
-    "matrix": Verb(_matrix_start, lambda rd: ["matrix", "resume", str(rd)], 2,
-                   lambda rd: _matrix_end(rd).get("interrupted") is True,
-                   lambda rd: _matrix_end(rd).get("interrupted") is False, finished_rc=3),  # fmt: skip
-    "reduce": Verb(_reduce_start, lambda rd: ["reduce", "resume", str(rd)], 2,
-                   lambda rd: _reduce_status(rd) == "interrupted",
-                   lambda rd: _reduce_status(rd) == "reduced"),  # fmt: skip
-    "bisect list": Verb(_bisect_list_start, lambda rd: ["bisect", "resume", str(rd)], 1, _bisect_interrupted,
-                        _bisect_finished),  # fmt: skip
-    "bisect git": Verb(_bisect_git_start, lambda rd: ["bisect", "resume", str(rd)], 1, _bisect_interrupted,
-                       _bisect_finished),  # fmt: skip
+    "matrix": Verb(
+        _matrix_start,
+        lambda rd: ["matrix", "resume", str(rd)],
+        2,
+        lambda rd: _matrix_end(rd).get("interrupted") is True,
+        lambda rd: _matrix_end(rd).get("interrupted") is False,
+        finished_rc=3,
+    ),
+    "reduce": Verb(
+        _reduce_start,
+        lambda rd: ["reduce", "resume", str(rd)],
+        2,
+        lambda rd: _reduce_status(rd) == "interrupted",
+        lambda rd: _reduce_status(rd) == "reduced",
+    ),
+    "bisect list": Verb(
+        _bisect_list_start, lambda rd: ["bisect", "resume", str(rd)], 1, _bisect_interrupted, _bisect_finished
+    ),
+    "bisect git": Verb(
+        _bisect_git_start, lambda rd: ["bisect", "resume", str(rd)], 1, _bisect_interrupted, _bisect_finished
+    ),
 }
 
 
@@ -191,10 +203,14 @@ def env(sleuth_env: dict[str, str]) -> dict[str, str]:
     return {**sleuth_env, "SLEUTH_PROGRESS_INTERVAL": "0.05"}
 
 
-def _gate(tmp_path: Path) -> Path:
-    gate = tmp_path / "gate"
-    os.mkfifo(gate)
-    return gate
+@pytest.fixture
+def gate(tmp_path: Path) -> Iterator[Path]:
+    """A FIFO the workloads wait on; at the end, whatever still waits (a test that failed) is let go."""
+    path = tmp_path / "gate"
+    os.mkfifo(path)
+    yield path
+    with contextlib.suppress(OSError):  # ENXIO: nobody waits; a plain file: already open
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
 
 
 def _open(gate: Path) -> None:
@@ -205,10 +221,9 @@ def _open(gate: Path) -> None:
 @pytest.mark.parametrize("joined", [True, False], ids=["2>&1 | head", "| head, stderr apart"])
 @pytest.mark.parametrize("name", list(VERBS))
 def test_a_reader_gone_stops_the_verb_and_its_resume_as_ctrl_c_does(
-    env: dict[str, str], tmp_path: Path, name: str, joined: bool
+    env: dict[str, str], tmp_path: Path, gate: Path, name: str, joined: bool
 ) -> None:
     verb = VERBS[name]
-    gate = _gate(tmp_path)
     # run prints its rows on stdout; the others print progress on stderr and their answer at the end
     on_stderr = not joined and name != "run"
     first = cut(verb.start(tmp_path, gate), env, tmp_path, lines=verb.lines, joined=joined,
@@ -226,10 +241,11 @@ def test_a_reader_gone_stops_the_verb_and_its_resume_as_ctrl_c_does(
     assert verb.finished(rd), _events(rd)[-3:]
 
 
-def test_run_json_whose_reader_goes_stops_and_resumes(env: dict[str, str], tmp_path: Path) -> None:
+def test_run_json_whose_reader_goes_stops_and_resumes(
+    env: dict[str, str], tmp_path: Path, gate: Path
+) -> None:
     """``sleuth run --json ... | consumer`` and the consumer dies: stdout gets nothing before the
     document, so the run went on to its end; now it stops when the reader goes."""
-    gate = _gate(tmp_path)
     argv = ["run", "--json", "-n", "3", "--", "sh", "-c", f"cat {gate} >/dev/null"]
     res = cut(argv, env, tmp_path, lines=1, joined=False, sync_on_stderr=True)  # a heartbeat line
     assert res.rc == 130 and "trials 0/3" in res.lines[0], res
@@ -242,11 +258,11 @@ def test_run_json_whose_reader_goes_stops_and_resumes(env: dict[str, str], tmp_p
 
 
 def test_supervise_whose_reader_goes_stops_its_workload_as_ctrl_c_does(
-    env: dict[str, str], tmp_path: Path
+    env: dict[str, str], tmp_path: Path, gate: Path
 ) -> None:
     """supervise prints only when a cycle ends: a reader gone mid-cycle went unnoticed until then
     (an hour later), and then the line's EPIPE unwound it with exit 0 and no word."""
-    gate, started = _gate(tmp_path), tmp_path / "started"
+    started = tmp_path / "started"
     os.mkfifo(started)
     argv = ["supervise", "--log-dir", "sup", "--max-restarts", "0", "--",
             "sh", "-c", f"echo up > {started}; cat {gate} >/dev/null"]  # fmt: skip
