@@ -249,6 +249,7 @@ def test_run_json_whose_reader_goes_stops_and_resumes(
     argv = ["run", "--json", "-n", "3", "--", "sh", "-c", f"cat {gate} >/dev/null"]
     res = cut(argv, env, tmp_path, lines=1, joined=False, sync_on_stderr=True)  # a heartbeat line
     assert res.rc == 130 and "trials 0/3" in res.lines[0], res
+    assert "interrupted: the reader of the output went away" in res.err
     (rd,) = (tmp_path / "runs" / "run").glob("*/*")
     assert _run_interrupted(rd)
     _open(gate)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
-__all__ = ["arm", "detach", "done", "guard", "reader_gone", "remember", "watch"]
+__all__ = ["arm", "detach", "done", "guard", "reader_gone", "remember", "stopped_it", "watch"]
 
 _ttys: tuple[int, ...] = ()
 _lock = threading.Lock()
@@ -39,6 +39,8 @@ _pending = False
 #: a reader that goes away stops the verb (once: a second "Ctrl-C" would cut the stopping short);
 #: not before :func:`arm` (the verb's handlers are not in place) nor after :func:`done`
 _armed = False
+#: the verb was stopped because a reader went away (the CLI says so beside ``interrupted``)
+_stopped_it = False
 
 
 def remember() -> None:
@@ -96,11 +98,11 @@ def _stop() -> None:
     signal gate only notes it) or sent to the main thread from another one, so that a blocking wait
     there returns for it.  With neither handled by Python (ignored), nothing is stopped: the verb
     goes on, printing nowhere."""
-    global _armed
+    global _armed, _stopped_it
     with _lock:
         if not _armed:
             return
-        _armed = False
+        _armed, _stopped_it = False, True
     main = threading.main_thread()
     for sig in (signal.SIGINT, signal.SIGTERM):
         handler = signal.getsignal(sig)
@@ -115,12 +117,17 @@ def _stop() -> None:
 def arm() -> None:
     """The verb starts (the CLI catches an interrupt from here on): a reader that went away stops it
     now, one that goes away later then."""
-    global _armed
+    global _armed, _stopped_it
     with _lock:
-        _armed = True
+        _armed, _stopped_it = True, False
         gone = _pending
     if gone:
         _stop()
+
+
+def stopped_it() -> bool:
+    """The verb now ending was stopped because a reader of its output went away."""
+    return _stopped_it
 
 
 def done() -> None:

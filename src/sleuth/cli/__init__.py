@@ -275,7 +275,8 @@ def _run_verb(args: list[str], opened: list[Path]) -> int:
         _error(str(exc))
         return int(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        why = ": the reader of the output went away" if hangup.stopped_it() else ""
+        click.echo(f"interrupted{why}", err=True)
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:  # a caller's own stream (not the program's: sleuth.hangup guards those)
         hangup.reader_gone()
