@@ -249,7 +249,6 @@ def test_run_json_whose_reader_goes_stops_and_resumes(
     argv = ["run", "--json", "-n", "3", "--", "sh", "-c", f"cat {gate} >/dev/null"]
     res = cut(argv, env, tmp_path, lines=1, joined=False, sync_on_stderr=True)  # a heartbeat line
     assert res.rc == 130 and "trials 0/3" in res.lines[0], res
-    assert "interrupted: the reader of the output went away" in res.err
     (rd,) = (tmp_path / "runs" / "run").glob("*/*")
     assert _run_interrupted(rd)
     _open(gate)
@@ -287,3 +286,34 @@ def test_supervise_whose_reader_goes_stops_its_workload_as_ctrl_c_does(
     again = subprocess.run([sys.executable, "-m", "sleuth", *argv], env=env, cwd=tmp_path,
                            capture_output=True, text=True, timeout=120)  # fmt: skip
     assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["attribute", "--json", "a.log"],
+        ["attribute", "a.log"],
+        ["gate", "runs", "--db", "sqlite:///g.db"],
+        ["run", "-n", "2", "--", "true"],
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
+def test_a_reader_gone_before_the_verb_starts_stops_it_before_anything_runs(
+    sleuth_env: dict[str, str], tmp_path: Path, args: list[str]
+) -> None:
+    """``sleuth ... | true`` (the reader gone first): the answer met EPIPE and the verb exited 0 (or 1,
+    from rich) with "Exception ignored ... BrokenPipeError" at exit, or ran a whole run for nobody."""
+    (tmp_path / "a.log").write_text(
+        "step 1\nRuntimeError: CUDA error: an illegal memory access was encountered\n"
+    )
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before sleuth starts
+    try:
+        res = subprocess.run([sys.executable, "-m", "sleuth", *args], env=sleuth_env, cwd=tmp_path,
+                             stdin=subprocess.DEVNULL, stdout=write, stderr=subprocess.PIPE, text=True,
+                             timeout=120)  # fmt: skip
+    finally:
+        os.close(write)
+    assert res.returncode == 130, res.stderr
+    assert res.stderr == "interrupted: the reader of the output went away\n"
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "g.db").exists()
