@@ -10,11 +10,12 @@ A pipe's reader that goes away (``sleuth reduce ... | head -2``, a CI log reader
 interrupt too, the same in every verb: :func:`reader_gone` points the pipes nobody reads at
 /dev/null and stops sleuth as a Ctrl-C does (the handler the verb installed for SIGINT, else for
 SIGTERM), so the verb's own interrupt path runs: children stopped, journal ended, the summary
-written as for an interrupt, exit 130 (a reader gone before the verb started: nothing starts,
-exit 130).  It is reached from :func:`watch` (a thread that wakes when a
-reader closes, so a verb that prints nothing for an hour, or ``--json`` that prints only at the end,
-stops at once), from :func:`guard`'s sys.stdout and sys.stderr (a write that fails with EPIPE) and
-from rich's ``on_broken_pipe`` (whose default exits 1 on the spot, leaving the run dir open).
+written as for an interrupt, exit 130.  It is reached from :func:`watch` (a thread that wakes when
+a reader closes, so a verb that prints nothing for an hour, or ``--json`` that prints only at the
+end, stops at once), from :func:`guard`'s sys.stdout and sys.stderr (a write that fails with EPIPE)
+and from rich's ``on_broken_pipe`` (whose default exits 1 on the spot, leaving the run dir open).
+It stops only while the verb runs (:func:`arm` .. :func:`done`): a reader gone before it started
+stops it as it starts (nothing runs), one gone after it returned changes nothing (its code stands).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ __all__ = ["arm", "detach", "done", "guard", "reader_gone", "remember", "stopped
 
 _ttys: tuple[int, ...] = ()
 _lock = threading.Lock()
-#: a reader went away before the verb was :func:`armed` (it stops as soon as it is)
+#: a reader went away before the verb was armed (it stops as soon as it is)
 _pending = False
 #: a reader that goes away stops the verb (once: a second "Ctrl-C" would cut the stopping short);
 #: not before :func:`arm` (the verb's handlers are not in place) nor after :func:`done`
