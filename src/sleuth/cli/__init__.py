@@ -208,13 +208,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     Without ``argv`` this is the program (the console script, ``python -m sleuth``): it undoes the
     signal state a parent left for itself (:func:`_undo_inherited_signals`), takes SIGTERM
     and SIGHUP as an interrupt, and once the verb has returned, those and SIGINT leave with its code.
-    A caller that goes on running passes ``argv`` and keeps its own signal handlers.
+    A reader of its output that goes away (``| head -2``) stops the verb as a Ctrl-C does
+    (:mod:`sleuth.hangup`).  A caller that goes on running passes ``argv`` and keeps its own signal
+    handlers and streams.
     """
     if argv is not None:
         return _main(list(argv))
     _fill_closed_std_fds()
     _undo_inherited_signals()
     hangup.remember()
+    # a reader of stdout or stderr that goes away (`| head -2`) stops every verb as a Ctrl-C does
+    hangup.guard()
+    hangup.watch()
     for sig, handler in ((signal.SIGTERM, raise_interrupt), (signal.SIGHUP, hang_up)):
         if signal.getsignal(sig) is signal.SIG_DFL:
             # SIGTERM (a CI cancel, `timeout`, a scheduler) and SIGHUP (the terminal closed) stop every
@@ -245,7 +250,11 @@ def _main(args: list[str]) -> int:
 
 def _run_verb(args: list[str], opened: list[Path]) -> int:
     try:
-        rv = cli.main(args=args, prog_name="sleuth", standalone_mode=False)
+        try:
+            hangup.arm()  # a reader that goes away from here on is a Ctrl-C (caught below)
+            rv = cli.main(args=args, prog_name="sleuth", standalone_mode=False)
+        finally:
+            hangup.done()
     except click.exceptions.NoArgsIsHelpError as exc:
         # `sleuth` or `sleuth bisect` alone: the person wants the help, whole and readable (on
         # stdout, so it pages); still exit 2, since no command ran (git exits 1, click 2)
@@ -266,10 +275,12 @@ def _run_verb(args: list[str], opened: list[Path]) -> int:
         _error(str(exc))
         return int(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        why = ": the reader of the output went away" if hangup.stopped_it() else ""
+        click.echo(f"interrupted{why}", err=True)
         return int(ExitCode.INTERRUPTED)
-    except BrokenPipeError:
-        return 0
+    except BrokenPipeError:  # a caller's own stream (not the program's: sleuth.hangup guards those)
+        hangup.reader_gone()
+        return int(ExitCode.INTERRUPTED)
     except OSError as exc:  # the machine, not sleuth: a full disk, a read-only --output, no file handles
         hint = _OS_HINTS.get(exc.errno or 0)
         if hint is None:

@@ -51,7 +51,10 @@ def _console(*, stderr: bool) -> Any:
     """
     from rich.console import Console
 
-    con = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    from sleuth import hangup
+
+    con: Any = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    con.on_broken_pipe = hangup.reader_gone  # rich's own exits 1 on the spot, the run dir left open
     if not con.is_terminal and "COLUMNS" not in os.environ:
         con.width = max(con.width, PIPE_WIDTH)
     return con

@@ -94,7 +94,10 @@ class Progress:
         while not self._stop.wait(every):
             try:
                 self.console.print(self.line(), markup=False, highlight=False, soft_wrap=True)
-            except BrokenPipeError:  # the reader went away (`| head`): the verb itself says so
+            except BrokenPipeError:  # the reader went away (`| head`): stop as a Ctrl-C does
+                from sleuth import hangup
+
+                hangup.reader_gone()
                 return
 
     def advance(self, n: int = 1) -> None:

@@ -6,13 +6,12 @@ nothing secret is printed: every text that comes from the command or its output 
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sleuth import hangup
 from sleuth.cli._common import OUTCOME_STYLE, console, fmt_rate, fmt_s, lazy_console
 from sleuth.model import Outcome, printable
 from sleuth.run_tally import basis
@@ -30,28 +29,13 @@ class View:
         secrets: Any,
         *,
         as_json: bool,
-        stop: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
-        #: stops the run as a Ctrl-C does (the CLI's signal gate); called when stdout's reader is gone
-        self.stop_run = stop
         self.run_dir = run_dir
         self.secrets = secrets
         self.as_json = as_json
         self.con: Any = None
         self.progress: Any = None
-
-    def _reader_gone(self) -> None:
-        """The reader of stdout went away (``| head``, ``| grep -m1 FAIL``): print nothing more and
-        stop the run as a Ctrl-C does (trials stopped, the partial summary written, resumable)."""
-        null = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(null, sys.stdout.fileno())
-        finally:
-            os.close(null)
-        if self.stop_run is None:
-            raise KeyboardInterrupt
-        self.stop_run()
 
     def _public(self, text: str) -> str:
         return str(self.secrets.scrub(text)) if self.secrets else text
@@ -82,7 +66,6 @@ class View:
         warm = f" after {c.warmup} warm-up trial(s)" if c.warmup else ""
         where = escape(str(self.run_dir))
         on = "" if c.backend.is_local else f" on {escape(self._public(c.backend.describe()))}"
-        self.con.on_broken_pipe = self._reader_gone  # rich's own: SystemExit(1), the run dir left open
         self.con.print(
             f"[bold]sleuth run[/] {what}{warm} of [cyan]{cmd}[/], {c.jobs} at a time{on} -> {where}",
             soft_wrap=True,
@@ -110,8 +93,8 @@ class View:
                 sys.stdout.write(
                     f"{tid:>6}  {trial.outcome.name:<7} {rc:>5} {fmt_s(r.wall_s):>9}  {extra}{sep}{note}\n"
                 )
-            except BrokenPipeError:
-                self._reader_gone()
+            except BrokenPipeError:  # the reader went away (`| head`): stop as a Ctrl-C does
+                hangup.reader_gone(1)
             return
         from rich.markup import escape
 

@@ -270,9 +270,7 @@ def _execute(
     from sleuth import batch
     from sleuth.cli._run_view import View
 
-    view = View(
-        config, run_dir.path, secrets, as_json=as_json, stop=lambda: gate.handle(signal.SIGPIPE, None)
-    )
+    view = View(config, run_dir.path, secrets, as_json=as_json)
     view.start(sum(state.tally.counts.values()) + sum(state.warmup.counts.values()))
     try:
         summary = batch.execute(config, run_dir, prepared, state=state, secrets=secrets, on_trial=view.trial,
