@@ -265,8 +265,9 @@ def _run_verb(args: list[str], opened: list[Path]) -> int:
         return int(ExitCode.USAGE)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns a Ctrl-C inside a command into Abort
+        why = ": the reader of the output went away" if hangup.stopped_it() else ""
+        click.echo(f"interrupted{why}", err=True)
         return int(ExitCode.INTERRUPTED)
     except click.ClickException as exc:
         _error(exc.format_message())
@@ -274,10 +275,6 @@ def _run_verb(args: list[str], opened: list[Path]) -> int:
     except SleuthError as exc:
         _error(str(exc))
         return int(exc.exit_code)
-    except KeyboardInterrupt:
-        why = ": the reader of the output went away" if hangup.stopped_it() else ""
-        click.echo(f"interrupted{why}", err=True)
-        return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:  # a caller's own stream (not the program's: sleuth.hangup guards those)
         hangup.reader_gone()
         return int(ExitCode.INTERRUPTED)
