@@ -309,7 +309,13 @@ def _interrupted_with_an_error(tmp_path: Path) -> Path:
         if ev["event"] == "test":
             tests += 1
             if tests == 2:
-                ev = {**ev, "outcome": "error", "counted": "skip", "signature": None, "reason": "checkout failed"}
+                ev = {
+                    **ev,
+                    "outcome": "error",
+                    "counted": "skip",
+                    "signature": None,
+                    "reason": "checkout failed",
+                }
         kept.append(json.dumps(ev))
     (run_dir / "journal.jsonl").write_text("\n".join(kept) + "\n")
     journaled = {json.loads(line).get("trial_dir") for line in kept}
