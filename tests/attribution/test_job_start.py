@@ -9,14 +9,16 @@ failure (an earlier job's Xid cannot be told from a GPU that failed while this j
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from sleuth.attribution.analyze import Attributor
 from sleuth.attribution.config import Settings
-from sleuth.attribution.logs import LogInput
+from sleuth.attribution.logs import HEAD_BYTES, TIME_SCAN_BYTES, LogInput, head_time
 
 IAM = "RuntimeError: CUDA error: an illegal memory access was encountered"
 OOM = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
@@ -125,3 +127,37 @@ def test_lines_without_a_time_are_kept_and_said_so_once_a_start_is_given() -> No
     report = Attributor(Settings(), env={}).attribute(logs, job_start=1764590400.0)
     assert report.root is not None and report.root.signature == "cuda.oom"
     assert any("1 finding(s) in rank0.log carry no time" in n for n in report.notes), report.notes
+
+
+BANNER = "".join(f"Collecting package-{i}==1.0 (from -r requirements.txt (line {i}))\n" for i in range(3000))
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_a_start_behind_a_banner_longer_than_the_head_is_still_found(tmp_path: Path, gz: bool) -> None:
+    """The rank's first time lies past its first 64 KiB (a pip install's output before it): the job's
+    start was not inferred, and an earlier job's Xid was taken for this job's root."""
+    assert len(BANNER) > 3 * HEAD_BYTES
+    text = BANNER + "".join(f"{_iso(t)} {line}\n" for t, line in ((0, START), (10, OOM)))
+    rank = tmp_path / ("rank0.log.gz" if gz else "rank0.log")
+    rank.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+    dmesg = tmp_path / "node7-dmesg.log"
+    dmesg.write_text(f"{_ctime(-2 * 24 * 60)} {XID}\n")
+    report = Attributor(Settings(), env={}).attribute([LogInput.file(rank), LogInput.file(dmesg)])
+    assert report.root is not None and report.root.signature == "cuda.oom", report.notes
+    assert any("from before the job started" in n for n in report.notes), report.notes
+
+
+def test_the_head_is_read_on_to_the_first_64_kib_with_a_time_and_no_further(tmp_path: Path) -> None:
+    log = tmp_path / "train.log"
+    # a time in the head: the head's earliest, not an earlier one further on (as before)
+    log.write_text(f"{_iso(5)} {START}\n" + BANNER + f"{_iso(-60)} {START}\n")
+    assert head_time(LogInput.file(log)) == (False, _at(5).timestamp())
+    # none in the head: the earliest of the first 64 KiB that holds one, not of what follows
+    log.write_text(BANNER + f"{_iso(7)} a\n{_iso(6)} b\n" + BANNER + f"{_iso(-60)} c\n")
+    assert head_time(LogInput.file(log)) == (False, _at(6).timestamp())
+    # a time only past TIME_SCAN_BYTES is not looked for (a multi-GB log is not read whole)
+    with log.open("w") as fh:
+        while fh.tell() <= TIME_SCAN_BYTES:
+            fh.write(BANNER)
+        fh.write(f"{_iso(0)} {START}\n")
+    assert head_time(LogInput.file(log)) == (False, None)

@@ -184,3 +184,68 @@ def test_the_flags_and_variables_come_first_then_the_files_which_uv_always_asks(
         (0,),
         True,
     )
+
+
+@pytest.mark.parametrize("where", ["UV_INDEX_STRATEGY", "uv.toml"])
+def test_an_unsafe_index_strategy_lists_the_releases_of_every_index_as_uv_installs_them(
+    tmp_path: Path, where: str
+) -> None:
+    """uv.toml adds an index that has the package: under uv's default strategy it hides the default
+    index, but an ``unsafe-*`` strategy installs the default's 1.0 too, which was not a candidate
+    (every build there is broken: the search found no answer)."""
+    broken = {v: {"body": "BROKEN = 1\n"} for v in OTHER}
+    with (
+        _served(build_index(tmp_path / "main", MAIN)) as main,
+        _served(build_index(tmp_path / "x", broken)) as x,
+    ):
+        env = _isolated(tmp_path)
+        table = f'[[index]]\nurl = "{x}"\n'
+        if where == "UV_INDEX_STRATEGY":
+            env["UV_INDEX_STRATEGY"] = "unsafe-first-match"
+        else:
+            table = 'index-strategy = "unsafe-best-match"\n' + table
+        (tmp_path / "uv.toml").write_text(table)
+        res = sleuth("bisect", "pypi", "tinypkg", "--index-url", main, "--flaky", "off", "--json", "--output", "o",
+                     *TEST, cwd=tmp_path, env=env)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "uv looks for a release on every index; all are listed" in res.stderr, res.stderr
+    events = _events(tmp_path / "o")
+    assert next(e["labels"] for e in events if e["event"] == "candidates") == [
+        "1.0",
+        "1.1+x1",
+        "1.2+x1",
+        "1.3+x1",
+    ]
+    d = doc(res)
+    assert (d["last_good"]["label"], d["first_bad"]["label"]) == ("1.0", "1.1+x1"), d
+    (run,) = (tmp_path / "o").glob("bisect/pypi/*")
+    for ev in (e for e in events if e["event"] == "test"):  # each venv holds the candidate it tests
+        held = (run / str(ev["trial_dir"])).parent / "packages.txt"
+        assert f"tinypkg=={ev['label']}\n" in held.read_text(), ev
+
+
+def test_an_index_strategy_uv_does_not_know_is_one_line_naming_where_it_was_set(tmp_path: Path) -> None:
+    from sleuth.bisect.uvconfig import pypi_indexes
+
+    env = {**_isolated(tmp_path), "UV_INDEX_STRATEGY": "best-match"}
+    res = sleuth("bisect", "pypi", "tinypkg", "--output", "o", *TEST, cwd=tmp_path, env=env)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert "$UV_INDEX_STRATEGY 'best-match': not an index strategy uv knows" in res.stderr, res.stderr
+    assert (
+        "first-index, unsafe-first-match, unsafe-best-match" in res.stderr and not (tmp_path / "o").exists()
+    )
+    (tmp_path / "uv.toml").write_text('[pip]\nindex-strategy = "first"\n')
+    res = sleuth("bisect", "pypi", "tinypkg", "--output", "o", *TEST, cwd=tmp_path, env=_isolated(tmp_path))
+    assert res.returncode == 2, res.stderr
+    assert f"{tmp_path / 'uv.toml'}: pip.index-strategy 'first': not an index strategy" in res.stderr, (
+        res.stderr
+    )
+    # the variable wins over the files, the nearest file over the user's; the default lists as before
+    (tmp_path / "uv.toml").write_text('index-strategy = "unsafe-best-match"\n')
+    base = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "XDG_CONFIG_DIRS": str(tmp_path / "none")}
+    assert pypi_indexes(None, (), tmp_path, base).strategy == "unsafe-best-match"
+    assert (
+        pypi_indexes(None, (), tmp_path, {**base, "UV_INDEX_STRATEGY": "first-index"}).strategy
+        == "first-index"
+    )
+    assert pypi_indexes(None, (), tmp_path, {**base, "UV_NO_CONFIG": "1"}).strategy == "first-index"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -289,3 +291,71 @@ def test_resume_of_another_verbs_run_dir_names_the_verb(tmp_path: Path) -> None:
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert len(res.stderr.strip().splitlines()) == 1 and verb in res.stderr
         assert sorted(p.name for p in d.iterdir()) == before
+
+
+def _interrupted_with_an_error(tmp_path: Path) -> Path:
+    """A finished list bisection cut back to its first three tests, the second an ERROR (as a kill
+    after them leaves it): its resume replays two, runs that candidate again, then runs new ones."""
+    (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(30)))
+    first = _sleuth("bisect", "list", "l.txt", "--flaky", "off", "--output", "o", "--json", "--", "sh", "-c",
+                    LIST_TEST.format(culprit=17), cwd=tmp_path)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    run_dir = Path(json.loads(first.stdout)["run_dir"])
+    kept, tests = [], 0
+    for line in (run_dir / "journal.jsonl").read_text().splitlines():
+        ev = json.loads(line)
+        if ev["event"] == "end" or tests == 3:
+            break
+        if ev["event"] == "test":
+            tests += 1
+            if tests == 2:
+                ev = {
+                    **ev,
+                    "outcome": "error",
+                    "counted": "skip",
+                    "signature": None,
+                    "reason": "checkout failed",
+                }
+        kept.append(json.dumps(ev))
+    (run_dir / "journal.jsonl").write_text("\n".join(kept) + "\n")
+    journaled = {json.loads(line).get("trial_dir") for line in kept}
+    for tdir in run_dir.glob("candidates/*/run-*"):  # not journaled: never ran
+        if tdir.relative_to(run_dir).as_posix() not in journaled:
+            shutil.rmtree(tdir)
+    return run_dir
+
+
+def test_a_resume_shows_the_journaled_tests_first_marked_replayed_then_the_new_ones(tmp_path: Path) -> None:
+    """The search asks for the ERROR's candidate again before the third journaled test: it was
+    printed before the replayed tests, and the JSON's evidence listed that candidate before them."""
+    import pty
+
+    run_dir = _interrupted_with_an_error(tmp_path)
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy, symlinks=True)
+    master, slave = pty.openpty()
+    env = {**ENV, "SLEUTH_CACHE": str(tmp_path / "cache"), "COLUMNS": "200", "TERM": "xterm"}
+    with subprocess.Popen([sys.executable, "-m", "sleuth", "bisect", "resume", str(run_dir)], cwd=tmp_path,
+                          stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env) as proc:  # fmt: skip
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            out += data
+        assert proc.wait(timeout=120) == 0, out
+    os.close(master)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.decode())
+    shown = [(int(m[1]), "(replayed)" in m[0]) for m in re.finditer(r"(?m)^ *(\d+) search .*$", text)]
+    assert shown == [(0, True), (1, True), (2, True), (3, False), (4, False), (5, False)], text
+    assert re.search(r"(?m)^ *1 search +\S+ +ERROR \(counted skip\) \(replayed\)", text), text
+
+    res = _sleuth("bisect", "resume", str(copy), "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    tests = sorted(journaled_tests(copy), key=lambda e: e["seq"])
+    in_order = list(dict.fromkeys(e["label"] for e in tests if e["outcome"] != "error"))
+    assert list(json.loads(res.stdout)["evidence"]) == in_order

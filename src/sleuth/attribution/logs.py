@@ -18,7 +18,8 @@ read by :func:`error_file_view`).  Timestamps are read
 where a line carries a wall-clock time (ISO 8601, ``2024-05-01 12:00:00,123``, syslog ``Oct  7
 12:58:23``, ``dmesg -T``'s ``[Tue Dec  1 12:00:02 2026]``); dmesg's seconds since boot are not
 wall-clock times and are ignored (:func:`is_uptime_line` finds such lines, :func:`head_time` the
-earliest time of a log's head and whether it is a kernel log).
+earliest time of a log's head, read on up to ``TIME_SCAN_BYTES`` when the head holds none, and
+whether it is a kernel log).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from sleuth.errors import UsageError
 
 __all__ = [
     "HEAD_BYTES",
+    "TIME_SCAN_BYTES",
     "LogInput",
     "check_regular",
     "error_file_view",
@@ -53,6 +55,8 @@ __all__ = [
 ]
 
 HEAD_BYTES = 64 * 1024
+#: how far :func:`head_time` reads a log whose head holds no time, looking for one
+TIME_SCAN_BYTES = 8 * 1024 * 1024
 CHUNK = 4 * 1024 * 1024
 #: a single line longer than this is cut into pieces (a binary blob in a log must not blow memory)
 MAX_LINE = 1024 * 1024
@@ -215,24 +219,30 @@ def is_uptime_line(line: str) -> bool:
 
 
 def head_time(log: LogInput) -> tuple[bool, float | None]:
-    """``(kernel log?, earliest wall-clock time)`` of a log's head (its first 64 KiB): a kernel log
-    (dmesg, kern.log) has a line in a kernel format there.
+    """``(kernel log?, earliest wall-clock time)`` of a log's head: a kernel log (dmesg, kern.log)
+    has a line in a kernel format in what was read.
 
+    The head is the first 64 KiB (``HEAD_BYTES``); when it holds no time (a long banner, a pip
+    install's output), the log is read on, 64 KiB at a time, up to the first 64 KiB that holds
+    one, and no further than ``TIME_SCAN_BYTES`` (decompressed): a multi-GB log is never read whole.
     The earliest, not the first: the lines of a log are not always in time order (rank logs
     merged one after the other, a rank's buffered output flushed late), and its first line may be
-    the failure, long after the job started.  Only the head is read, whatever the log's size."""
-    head = b""
-    for block in log.chunks():
-        head += block
-        if len(head) >= HEAD_BYTES:
-            break
+    the failure, long after the job started."""
     kernel, earliest = False, None
-    for raw in head[:HEAD_BYTES].decode("utf-8", "replace").splitlines():
-        line = parse_rank_prefix(raw)[1]
-        kernel = kernel or _KERNEL_LINE_RE.search(line) is not None
-        t = parse_timestamp(line)
-        if t is not None and (earliest is None or t < earliest):
-            earliest = t
+    start = 0  # the byte where the current line starts
+    window = HEAD_BYTES  # the end of the 64 KiB that the line starting at ``start`` belongs to
+    for block in log.chunks():
+        for raw in block.splitlines(keepends=True):
+            if start >= window:
+                if earliest is not None or start >= TIME_SCAN_BYTES:
+                    return kernel, earliest
+                window += HEAD_BYTES * ((start - window) // HEAD_BYTES + 1)
+            line = parse_rank_prefix(raw[: window - start].decode("utf-8", "replace").rstrip("\r\n"))[1]
+            start += len(raw)
+            kernel = kernel or _KERNEL_LINE_RE.search(line) is not None
+            t = parse_timestamp(line)
+            if t is not None and (earliest is None or t < earliest):
+                earliest = t
     return kernel, earliest
 
 

@@ -41,7 +41,7 @@ def _cand(driver: Driver, index: int | None) -> dict[str, Any] | None:
 def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
     """The document of the issue's ``--json`` schema (plus evidence and the search's notes)."""
     evidence: dict[str, Counter[str]] = {}
-    for ev in driver.events:
+    for ev in sorted(driver.events, key=lambda e: e.seq):  # as they happened: a resume serves some late
         evidence.setdefault(ev.label, Counter())[ev.outcome.value] += 1
     skipped = sorted(
         {ev.label for ev in driver.events if ev.counted is Outcome.SKIP and ev.outcome is not Outcome.FAIL},

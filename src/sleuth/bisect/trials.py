@@ -16,6 +16,10 @@ journal is the truth about it, once:
   about the candidate: its record stays, and a resume tests that candidate again as its next
   ``run-N`` (a SKIP, the candidate's own build failure, is served like any result).
 
+``on_test`` hears every test once, in the order they happened: a resume's journaled tests (an ERROR
+passed over too) as the pool is built, marked ``replayed``, then each new one as it is collected; a
+journaled test the search asks for again is served without being shown twice.
+
 The search is deterministic given the order of its observations, so replayed results are served
 in journal order and a resumed search retraces the interrupted one (with ``--jobs`` > 1 it may
 branch off where results that finished together were told together; journaled results are still
@@ -99,6 +103,15 @@ class TestEvent:
     #: served from the journal of an interrupted run, not run again (not journaled)
     replayed: bool = False
 
+    @classmethod
+    def from_journal(cls, d: dict[str, Any]) -> TestEvent:
+        """A journaled ``test`` event as shown again on resume (``replayed``)."""
+        return cls(seq=int(d.get("seq", -1)), index=int(d.get("index", -1)), label=str(d.get("label", "")),
+                   run=int(d.get("run", 0)), phase=str(d.get("phase", "")), outcome=Outcome(d["outcome"]),
+                   counted=Outcome(d.get("counted", d["outcome"])), signature=d.get("signature"),
+                   reason=str(d.get("reason", "")), trial_dir=str(d.get("trial_dir", "")),
+                   value=d.get("value"), more=bool(d.get("more")), replayed=True)  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         """The journal form."""
         d: dict[str, Any] = {f: getattr(self, f) for f in _JOURNALED}
@@ -166,6 +179,9 @@ class TestPool:
         self._ready: list[tuple[int, Raw, _Meta, dict[str, Any] | None]] = []
         if replay is not None:
             self._recover()
+            if on_test is not None:  # the history first, in journal order: it happened before
+                for _, old in sorted(self._journaled.values(), key=lambda item: item[0]):
+                    on_test(TestEvent.from_journal(old))
 
     def _recover(self) -> None:
         """Journal the tests that finished before a kill but were never journaled (``result.json``
@@ -296,7 +312,7 @@ class TestPool:
         if old is None:
             self.run_dir.journal.append("test", **ev.to_dict())
         self.events.append(ev)
-        if self.on_test is not None:
+        if self.on_test is not None and old is None:  # a replayed test was shown when the pool was built
             self.on_test(ev)
         return ev
 

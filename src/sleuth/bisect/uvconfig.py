@@ -12,6 +12,12 @@ in the order uv asks them (after the ones in ``$UV_INDEX``/``$UV_EXTRA_INDEX_URL
 ``default = true``, else ``[pip] index-url``, else ``index-url`` (``$UV_DEFAULT_INDEX`` and
 ``$UV_INDEX_URL`` win over it).
 
+uv's index strategy (``$UV_INDEX_STRATEGY``, else the first file's ``[pip] index-strategy`` or
+``index-strategy``): by default (``first-index``) uv takes a package from the first index that has
+it, so an index of these files that has the package hides the indexes after it; the ``unsafe-*``
+strategies look for a release on every index, so every index is listed.  A value uv does not know
+is a UsageError naming the variable, or the file and the key.
+
 Unlike an index given by flag or variable, uv cannot be told to leave one of these out of an
 install, so an index from a file that has the package is asked for every release (the ``fixed`` of
 :func:`sleuth.bisect.index.read_projects`).  ``pip.conf`` is not read: uv does not read it
@@ -33,13 +39,15 @@ from sleuth.datafile import read_capped
 from sleuth.errors import UsageError
 from sleuth.secrets import scrub_text
 
-__all__ = ["ConfigIndexes", "Indexes", "config_indexes", "pypi_indexes"]
+__all__ = ["STRATEGIES", "ConfigIndexes", "Indexes", "config_indexes", "pypi_indexes"]
 
 log = logging.getLogger(__name__)
 
 #: the largest uv configuration file read
 MAX_BYTES = 1024 * 1024
 _FALSE = ("", "0", "false", "no", "off")
+#: uv's index strategies, its default first
+STRATEGIES = ("first-index", "unsafe-first-match", "unsafe-best-match")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,8 @@ class ConfigIndexes:
     default: tuple[str, str] | None = None
     #: in the order uv asks them
     extras: tuple[tuple[str, str], ...] = ()
+    #: ``(index strategy, the file and key that set it)``; None: not set
+    strategy: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +76,8 @@ class Indexes:
     pypi_over_config: bool
     #: what the files added, for the user (credentials hidden)
     notes: tuple[str, ...]
+    #: uv's index strategy (one of ``STRATEGIES``)
+    strategy: str = STRATEGIES[0]
 
 
 def pypi_indexes(
@@ -90,9 +102,31 @@ def pypi_indexes(
             origins[url] = where
             notes.append(f"note: {where} adds the index {scrub_text(url)}; its releases are listed too")
     extras = tuple(origins)
-    fixed = tuple(i for i, u in enumerate(extras) if u in dict(files.extras))
+    strategy, set_by = _strategy(files, os.environ if environ is None else environ)
+    # an unsafe strategy looks past an index that has the package: none hides the ones after it
+    unsafe = strategy != STRATEGIES[0]
+    fixed = () if unsafe else tuple(i for i, u in enumerate(extras) if u in dict(files.extras))
+    if unsafe:
+        notes.append(f"note: {set_by} {strategy}: uv looks for a release on every index; all are listed")
     over = files.default is not None and is_pypi(index)
-    return Indexes(index, extras, fixed, origins, over, tuple(notes))
+    return Indexes(index, extras, fixed, origins, over, tuple(notes), strategy)
+
+
+def _strategy(files: ConfigIndexes, env: Mapping[str, str]) -> tuple[str, str]:
+    """``(uv's index strategy, what set it)``: ``$UV_INDEX_STRATEGY``, else the files', else uv's default."""
+    given = env.get("UV_INDEX_STRATEGY", "").strip()
+    if given:
+        return _checked_strategy(given, "$UV_INDEX_STRATEGY"), "$UV_INDEX_STRATEGY"
+    return files.strategy or (STRATEGIES[0], "uv's default")
+
+
+def _checked_strategy(value: Any, where: str, error: type[UsageError] = UsageError) -> str:
+    if value not in STRATEGIES:
+        shown = scrub_text(str(value))[:60]
+        raise error(
+            f"{where} {shown!r}: not an index strategy uv knows", hint=f"use one of {', '.join(STRATEGIES)}"
+        )
+    return str(value)
 
 
 def config_indexes(cwd: Path, environ: Mapping[str, str] | None = None) -> ConfigIndexes:
@@ -107,7 +141,8 @@ def config_indexes(cwd: Path, environ: Mapping[str, str] | None = None) -> Confi
     unique: dict[str, tuple[str, str]] = {}
     for url, where in extras:
         unique.setdefault(url, (url, where))
-    return ConfigIndexes(defaults[0] if defaults else None, tuple(unique.values()))
+    strategy = next((f.strategy for f in files if f.strategy), None)  # the nearest file's
+    return ConfigIndexes(defaults[0] if defaults else None, tuple(unique.values()), strategy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +154,8 @@ class _File:
     extra: list[tuple[str, str]] = field(default_factory=list)
     pip_index: tuple[str, str] | None = None
     index_url: tuple[str, str] | None = None
+    #: ``(index strategy, the file and key)``: ``[pip] index-strategy`` wins for ``uv pip``
+    strategy: tuple[str, str] | None = None
 
 
 def _files(cwd: Path, env: Mapping[str, str]) -> list[_File]:
@@ -176,9 +213,14 @@ def _settings(path: Path, table: dict[str, Any]) -> _File:
         key = f"{where}.extra-index-url" if where else "extra-index-url"
         into.extend(_url(path, key, v) for v in _list(path, _scope(table, where), "extra-index-url"))
     pip_index, index_url = _scope(table, "pip").get("index-url"), table.get("index-url")
+    strategy = None
+    for key, value in (("pip.index-strategy", _scope(table, "pip").get("index-strategy")),
+                       ("index-strategy", table.get("index-strategy"))):  # fmt: skip
+        if value is not None and strategy is None:
+            strategy = (_checked_strategy(value, f"{path}: {key}", _Malformed), f"{path}: {key}")
     return _File(out.index, out.pip_extra, out.extra,
                  None if pip_index is None else _url(path, "pip.index-url", pip_index),
-                 None if index_url is None else _url(path, "index-url", index_url))  # fmt: skip
+                 None if index_url is None else _url(path, "index-url", index_url), strategy)  # fmt: skip
 
 
 def _url(path: Path, key: str, value: Any, fmt: Any = None) -> tuple[str, str]:

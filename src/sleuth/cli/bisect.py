@@ -420,7 +420,8 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
         record(f"note: {note}")
 
     def show(ev: Any) -> None:
-        record(public(f"test {ev.seq} {ev.phase} {ev.label} {ev.outcome.name} (counted {ev.counted.value}) "
+        counted = f"(counted {ev.counted.value})" + (" (replayed)" if ev.replayed else "")
+        record(public(f"test {ev.seq} {ev.phase} {ev.label} {ev.outcome.name} {counted} "
                       f"{ev.trial_dir}: {ev.signature or ev.reason or ''}", secrets))  # fmt: skip
         if con is not None:
             width = con.width if con.is_terminal else None
@@ -469,9 +470,11 @@ def _test_line(ev: Any, note: str, metric: str | None, width: int | None, *, lab
         note = f"{metric or 'value'}={ev.value:g}" + (f"; {note}" if note else "")
     if width is not None:  # a terminal: labels up to 48 columns, the note takes what is left
         label = label if len(label) <= 48 else label[:47] + "…"
-        room = max(20, width - 4 - 1 - 16 - 1 - max(len(label), 24) - 1 - 6 - 2)
+        room = max(20, width - 4 - 1 - 16 - 1 - max(len(label), 24) - 1 - 6 - 2 - 11 * ev.replayed)
         note = note if len(note) <= room else note[: room - 1] + "…"
     counted = "" if ev.counted is ev.outcome else f" (counted {ev.counted.value})"
+    if ev.replayed:  # a resume's history, shown before the tests it runs
+        counted += " [dim](replayed)[/]"
     outcome = f"[{OUTCOME_STYLE[ev.outcome]}]{ev.outcome.name}[/]"
     if metric is not None and ev.value is not None and ev.outcome.name == "PASS":
         outcome = "[cyan]SAMPLE[/]"  # performance mode: the metric, not the exit code, decides
