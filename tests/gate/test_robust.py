@@ -254,13 +254,18 @@ def test_no_spread_at_all_makes_any_worsening_certain() -> None:
 
 @given(st.lists(finite, min_size=2, max_size=10), st.lists(finite, min_size=1, max_size=4))
 @example([-1e6, 1e6], [1e6])
+@example([-999999.9993250974, -999999.9993401761], [999999.0000587851])  # failed with a scale of 1e302
 def test_run_shift_scales_to_the_float_limit(base: list[float], recent: list[float]) -> None:
     s = run_shift(base, recent, worse="greater", conf=0.9)
-    c = 1e302  # values near the float limit: no square may overflow
+    # values near the float limit (1e6 * 2**1000 is about 1e307): no square may overflow.  A power of
+    # two scales every value exactly; with 1e302 each value was rounded, and a spread 1e-10 of the
+    # values' size (two runs 1e6 and 1e6 + 1e-4) came out 3e-6 off, which is the input's rounding,
+    # not run_shift's
+    c = 2.0**1000
     big = run_shift([x * c for x in base], [x * c for x in recent], worse="greater", conf=0.9)
     assert s is not None and big is not None
-    assert big.p == pytest.approx(s.p, rel=1e-6, abs=1e-9)
-    assert math.isfinite(big.spread) and big.spread == pytest.approx(s.spread * c, rel=1e-6, abs=1e-300)
+    assert big.p == pytest.approx(s.p, rel=1e-9, abs=1e-12)
+    assert math.isfinite(big.spread) and big.spread == pytest.approx(s.spread * c, rel=1e-9, abs=1e-300)
 
 
 def test_run_to_run_noise_is_not_taken_for_a_change_seeded() -> None:
