@@ -25,9 +25,10 @@ signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signa
 # What a developer's shell or a CI job may set that sleuth reads: a test must not write the person's
 # gate history ($SLEUTH_GATE_DB), append to the CI job's summary page ($GITHUB_STEP_SUMMARY), or see
 # another output folder or progress interval than the one it sets; rich's own switches (colour, a pipe
-# taken for a terminal) would put escape codes in the output the tests read.
+# taken for a terminal) would put escape codes in the output the tests read; a uv index strategy
+# changes which releases bisect pypi lists.
 for _name in ("SLEUTH_GATE_DB", "GITHUB_STEP_SUMMARY", "SLEUTH_OUTPUT", "SLEUTH_PROGRESS_INTERVAL",
-              "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):  # fmt: skip
+              "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "UV_INDEX_STRATEGY"):  # fmt: skip
     os.environ.pop(_name, None)
 # A git hook that runs the suite (pre-commit, pre-push) exports GIT_DIR, GIT_INDEX_FILE...: every
 # repository a test builds with plain `git` went into the person's own repository instead.
