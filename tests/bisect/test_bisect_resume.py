@@ -359,3 +359,27 @@ def test_a_resume_shows_the_journaled_tests_first_marked_replayed_then_the_new_o
     tests = sorted(journaled_tests(copy), key=lambda e: e["seq"])
     in_order = list(dict.fromkeys(e["label"] for e in tests if e["outcome"] != "error"))
     assert list(json.loads(res.stdout)["evidence"]) == in_order
+
+
+def test_a_run_dir_copied_without_its_links_resumes_and_keeps_the_copied_folders(tmp_path: Path) -> None:
+    """``cp -r`` / ``copytree`` makes first-bad and last-good real folders: the resume's report
+    unlinked them and died with IsADirectoryError (a traceback)."""
+    (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(30)))
+    first = _sleuth("bisect", "list", "l.txt", "--flaky", "off", "--output", "o", "--json", "--", "sh", "-c",
+                    LIST_TEST.format(culprit=17), cwd=tmp_path)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    run_dir = Path(json.loads(first.stdout)["run_dir"])
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)  # links followed: first-bad is a folder now
+    assert (copy / "first-bad").is_dir() and not (copy / "first-bad").is_symlink()
+    lines = (copy / "journal.jsonl").read_text().splitlines(keepends=True)
+    (copy / "journal.jsonl").write_text("".join(ln for ln in lines if '"event": "end"' not in ln))
+    (copy / "summary.json").unlink()  # as a kill -9 before the end leaves it
+    kept = {p.relative_to(copy): p.read_bytes() for p in (copy / "first-bad").rglob("*") if p.is_file()}
+    again = _sleuth("bisect", "resume", str(copy), "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "Traceback" not in again.stderr
+    assert json.loads(again.stdout)["first_bad"] == json.loads(first.stdout)["first_bad"]
+    assert {
+        p.relative_to(copy): p.read_bytes() for p in (copy / "first-bad").rglob("*") if p.is_file()
+    } == kept

@@ -202,6 +202,10 @@ def _perf_lines(s: dict[str, Any]) -> list[str]:
 
 def _link(run_dir: Path, name: str, target: dict[str, Any] | None) -> None:
     link = run_dir / name
+    if link.is_dir() and not link.is_symlink():
+        # not sleuth's: a run dir copied without keeping its links (``cp -r``, ``copytree``) holds
+        # the answer's files there; they are the user's, and summary.json names the answer
+        return
     if link.is_symlink() or link.exists():
         link.unlink()
     if target is not None:
