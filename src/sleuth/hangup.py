@@ -26,10 +26,7 @@ import select
 import signal
 import stat
 import threading
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer
+from typing import Any
 
 __all__ = ["arm", "detach", "done", "guard", "reader_gone", "remember", "stopped_it", "watch"]
 
@@ -161,7 +158,7 @@ def _watch(fds: list[int]) -> None:
 class _Guarded(io.FileIO):
     """stdout's or stderr's file: a write that fails with EPIPE is :func:`reader_gone`."""
 
-    def write(self, data: ReadableBuffer, /) -> int:
+    def write(self, data: Any, /) -> int:  # any buffer, as FileIO.write takes
         try:
             return super().write(data)
         except BrokenPipeError:

@@ -214,8 +214,8 @@ def test_the_same_run_dir_gives_the_same_page_byte_for_byte(
     sleuth: Callable[..., CliResult], tmp_path: Path
 ) -> None:
     run_dir, _ = _reduce(sleuth, tmp_path, _flaky_lines(tmp_path))
-    write_report(run_dir, run_dir / "a.html")
-    write_report(run_dir, run_dir / "b.html")
+    write_report(RunDirView.open(run_dir), run_dir / "a.html")
+    write_report(RunDirView.open(run_dir), run_dir / "b.html")
     assert (run_dir / "a.html").read_bytes() == (run_dir / "b.html").read_bytes()
 
 

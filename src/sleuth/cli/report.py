@@ -25,10 +25,10 @@ def command(run_dir: Path, out: Path | None, as_json: bool) -> int:
     from sleuth.report import write_report
     from sleuth.report.source import RunDirView
 
-    verb = RunDirView.open(run_dir).verb
-    path = write_report(run_dir, out)
+    view = RunDirView.open(run_dir)  # the journal is read (and scrubbed) once
+    path = write_report(view, out)
     if as_json:
-        print_json({"report": str(path), "verb": verb, "run_dir": str(run_dir.resolve())})
+        print_json({"report": str(path), "verb": view.verb, "run_dir": str(view.path)})
     else:
         console().print(str(path), markup=False, soft_wrap=True)
     return 0

@@ -46,12 +46,11 @@ def build_page(view: RunDirView) -> Page:
     return page
 
 
-def write_report(run_dir: Path, out: Path | None = None) -> Path:
-    """Render ``run_dir``'s page to ``out`` (default ``run_dir/report.html``), atomically; return it."""
+def write_report(view: RunDirView, out: Path | None = None) -> Path:
+    """Render ``view``'s page to ``out`` (default ``RUN_DIR/report.html``), atomically; return it."""
     from sleuth.journal import atomic_write_text
     from sleuth.report.html import render
 
-    view = RunDirView.open(run_dir)
     target = out if out is not None else view.path / PAGE_FILE
     text = render(build_page(view))
     try:

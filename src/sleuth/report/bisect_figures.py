@@ -132,7 +132,7 @@ def search_figure(
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("test number (journal order)")
         ax.set_ylabel("candidate (position: label)")
-        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncols=4, fontsize=8)
+        figures.legend_above(ax, 4)
         caption = (
             "Each test at its number (x) and its candidate's position in the range, oldest at the bottom "
             "(y), coloured by what the search counted; reruns of one candidate line up horizontally. "
@@ -227,7 +227,7 @@ def metric_figure(
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("candidate (position in the range)")
         ax.set_ylabel(metric)
-        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncols=3, fontsize=8)
+        figures.legend_above(ax, 3)
         return Figure(
             figures.svg(fig),
             f"{metric} per tested candidate ({perf.get('direction', 'lower')} is better): every run a dot "

@@ -48,7 +48,7 @@ def _figure(series: Series, found: Sequence[ChangePoint], runs: bool) -> Figure 
         what = "run, oldest first" if runs else "point, in file order"
         ax.set_xlabel(f"{what} (index from 0)")
         ax.set_ylabel("value" + times)
-        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncols=3, fontsize=7.5)
+        figures.legend_above(ax, 3, 7.5)
         return Figure(
             figures.svg(fig),
             "The series with each change point (dashed, before its index: the first point of the new "

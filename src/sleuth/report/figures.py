@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["BAD", "GOOD", "MUTED", "NEUTRAL", "UNSURE", "figure", "svg"]
+__all__ = ["BAD", "GOOD", "MUTED", "NEUTRAL", "UNSURE", "figure", "legend_above", "svg"]
 
 #: the page's colours (the stylesheet in templates/page.html.j2 uses the same)
 GOOD = "#1a7f37"
@@ -61,3 +61,8 @@ def svg(fig: Figure) -> str:
     text = buf.getvalue()
     start = text.find("<svg")
     return text[start:] if start >= 0 else text
+
+
+def legend_above(ax: Axes, ncols: int, fontsize: float = 8.0) -> None:
+    """The axes' legend in one row above it, where it hides no point."""
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncols=ncols, fontsize=fontsize)

@@ -137,7 +137,7 @@ def history_figure(r: MetricCheck, series: Series, policy: Policy, raw: str) -> 
         first, newest = clean(series.labels[0]), clean(series.labels[-1])
         ax.set_xlabel(f"run with this metric, oldest first (1: {first}, {n}: {newest})")
         ax.set_ylabel((clean(r.unit) or "value") + times)
-        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncols=3, fontsize=7.5)
+        figures.legend_above(ax, 3, 7.5)
         return Figure(
             figures.svg(fig),
             "Each run's value (the median of its samples), oldest first; the runs the check judged are "

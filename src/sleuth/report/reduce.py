@@ -161,7 +161,7 @@ def _figure(steps: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], valued
         ax.set_yticks([0, 1, 10, 100], ["0", "1%", "10%", "100%"])
         ax.set_ylim(-0.1, 200)
         ax.set_ylabel("size, % of the original's")
-        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncols=6, fontsize=8)
+        figures.legend_above(ax, 6)
         return Figure(
             figures.svg(fig),
             "The best point's size on each axis (its value, the items kept, the window's length) as a "

@@ -80,7 +80,7 @@ def _timeline(trials: Sequence[Mapping[str, Any]]) -> Figure | None:
         ax.set_xlabel("trial, in start order")
         ax.set_ylabel("wall time (s)")
         ax.set_ylim(bottom=0)
-        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncols=4, fontsize=8)
+        figures.legend_above(ax, 4)
         return Figure(
             figures.svg(fig),
             "Each trial's wall time, coloured by outcome: failures that cluster "
