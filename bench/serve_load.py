@@ -108,7 +108,8 @@ class Load:
                     code: int = resp.status
             except urllib.error.HTTPError as exc:
                 code = exc.code
-                with contextlib.suppress(OSError):
+                # an error's body cut by the kill -9 (IncompleteRead): the status line already came
+                with contextlib.suppress(OSError, http.client.HTTPException):
                     exc.read()
             except (OSError, http.client.HTTPException):  # refused, reset or cut mid-body by the kill -9
                 with self.lock:
