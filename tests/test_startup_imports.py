@@ -84,6 +84,45 @@ def test_bisect_list_json_loads_no_renderer(tmp_path: Path) -> None:
     assert json.loads(out)["first_bad"]["label"] == "17"
 
 
+#: as :data:`_PROBE`, and also which of them were loaded when the first test (``test.sh``) was spawned
+_FIRST_SPAWN_PROBE = """
+import json, subprocess, sys
+seen = []
+_popen_init = subprocess.Popen.__init__
+def _init(self, args, *a, **k):
+    if not seen and any(str(x).endswith("test.sh") for x in args):
+        seen.append(sorted(m for m in ("rich", "sleuth.bisect.report", "sleuth.signature") if m in sys.modules))
+    _popen_init(self, args, *a, **k)
+subprocess.Popen.__init__ = _init
+from sleuth.cli import main
+rc = main(sys.argv[1:])
+late = sorted(m for m in ("rich", "sleuth.bisect.report", "sleuth.signature") if m in sys.modules)
+print(json.dumps({"rc": rc, "at_first_test": seen[0] if seen else None, "at_end": late}), file=sys.stderr)
+"""
+
+
+def test_a_bisection_starts_its_first_test_before_it_loads_the_console_and_the_report(tmp_path: Path) -> None:
+    """``bisect list`` on a pipe: the first test is spawned before rich, the report and the signature
+    rules are imported (they load while it runs; issue 9's start-up), and the header still comes
+    before the first test's line."""
+    (tmp_path / "cands.txt").write_text("".join(f"{i}\n" for i in range(1, 41)))
+    test = tmp_path / "test.sh"
+    test.write_text('#!/bin/sh\ntest "$SLEUTH_CANDIDATE" -lt 17\n')
+    test.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    env["SLEUTH_OUTPUT"] = str(tmp_path / "runs")
+    proc = subprocess.run([sys.executable, "-c", _FIRST_SPAWN_PROBE, "bisect", "list", "--flaky", "off",
+                           "cands.txt", str(test)], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=120)  # fmt: skip
+    seen = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert seen == {"rc": 0, "at_first_test": [],
+                    "at_end": ["rich", "sleuth.bisect.report", "sleuth.signature"]}, proc.stderr  # fmt: skip
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("sleuth bisect list -> "), proc.stderr
+    assert re.match(r"\s+0 search\s+\d+\s+(PASS|FAIL)", lines[1]), proc.stderr
+    assert "first bad 17" in proc.stdout
+
+
 @pytest.mark.parametrize("argv", [("--version",), *((verb, "--help") for verb in VERBS)])
 def test_cheap_verbs_load_nothing_heavy(tmp_path: Path, argv: tuple[str, ...]) -> None:
     """``--version`` and every verb's ``--help`` import none of rich, numpy, scipy, pydantic."""

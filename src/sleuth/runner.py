@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,9 @@ __all__ = [
 
 _HOST = os.uname().nodename  # gethostname() without importing socket (start-up)
 _OUT_FLAGS = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+#: set when this process has spawned its first trial: a bisection loads its console and its report
+#: while that one runs, not before it starts (:attr:`sleuth.bisect.trials.TestPool.on_first_wait`)
+FIRST_SPAWNED = threading.Event()
 #: a hooked trial's cleanup command, in its trial dir while it runs (read by :func:`reap_orphans`)
 CLEANUP_FILE = ".sleuth-cleanup.json"
 #: a cluster backend's client (``srun``) runs as a trial of its own in this subdirectory of the trial
@@ -214,6 +218,8 @@ def _spawn_into(r: Running, env: dict[str, str]) -> None:
         r.error = _spawn.spawn_error(spec.argv, spec.cwd, exc, env.get("PATH", os.defpath))
         return
     r.proc, r.live = proc, live
+    if not FIRST_SPAWNED.is_set():
+        FIRST_SPAWNED.set()
     if spec.timeout_s is not None:
         r.deadline = time.monotonic() + spec.timeout_s
     if cancelled:  # Ctrl-C landed while it was being spawned

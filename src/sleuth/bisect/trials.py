@@ -54,6 +54,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Options", "TestEvent", "TestPool"]
 
+#: how long :meth:`TestPool.next_event` waits for the first test's process before calling
+#: ``on_first_wait`` anyway (a Ray backend spawns it on another process; a build may come first)
+FIRST_WAIT_S = 0.25
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Options:
@@ -177,6 +181,10 @@ class TestPool:
         self.rounds = 0
         #: served without running: (journal position, result, meta, journaled event or None)
         self._ready: list[tuple[int, Raw, _Meta, dict[str, Any] | None]] = []
+        #: called once, when the pool first waits for a test and that test's process has started
+        #: (:data:`FIRST_WAIT_S` at most): the CLI loads its console and the report while it runs,
+        #: not before it starts (issue 9's start-up)
+        self.on_first_wait: Callable[[], None] | None = None
         if replay is not None:
             self._recover()
             if on_test is not None:  # the history first, in journal order: it happened before
@@ -282,6 +290,13 @@ class TestPool:
 
     def next_event(self) -> TestEvent:
         """The next finished test (journal replays first, in journal order, then in completion order)."""
+        if self.on_first_wait is not None:
+            hook, self.on_first_wait = self.on_first_wait, None
+            if self._running and not self._ready:  # the hook's imports must not hold the spawn back
+                from sleuth.runner import FIRST_SPAWNED
+
+                FIRST_SPAWNED.wait(FIRST_WAIT_S)  # a remote backend spawns elsewhere: not forever
+            hook()
         if self._ready:
             self._ready.sort(key=lambda r: r[0])
             _, raw, meta, old = self._ready.pop(0)

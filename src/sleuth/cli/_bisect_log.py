@@ -1,4 +1,6 @@
-"""``sleuth.log`` in a bisection's run dir: every test line whole, and sleuth's debug messages.
+"""A bisection's output: ``sleuth.log`` in its run dir, and its console made while the first tests run.
+
+``sleuth.log`` keeps every test line whole, and sleuth's debug messages.
 
 The console fits a test line to the terminal (a second repository's SHA may not show); this file
 keeps what it leaves out: the whole line of every test, each image's existence check and the tag
@@ -14,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["debug_log"]
+__all__ = ["HeldConsole", "debug_log"]
 
 
 class _Scrub(logging.Filter):
@@ -54,3 +56,27 @@ def debug_log(run_dir: Path, scrub: Callable[[Any], Any]) -> Iterator[Callable[[
             logger.removeHandler(console)
         logger.setLevel(old_level)
         handler.close()
+
+
+class HeldConsole:
+    """stderr's console of a bisection, made when the first tests have started; lines before them wait.
+
+    rich and its markup escape take about 20 ms to import.  Made beside the first tests (the driver's
+    ``on_first_wait``) they are not part of the time to the first test (issue 9).  ``header`` prints
+    the lines that come before any test; calling the object gives the console, made (and the header
+    printed) on first use, so a resume's replayed tests or an error still come after the header.
+    """
+
+    def __init__(self, header: Callable[[Any], None]) -> None:
+        self._header: Callable[[Any], None] | None = header
+        self._con: Any = None
+
+    def __call__(self) -> Any:
+        if self._con is None:
+            from sleuth.cli._common import err_console
+
+            self._con = err_console()
+            header, self._header = self._header, None
+            if header is not None:
+                header(self._con)
+        return self._con

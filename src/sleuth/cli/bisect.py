@@ -403,16 +403,19 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
     rd = scrubbed(rd, secrets, bool(originals) or hide)
     spec, oracle, opts = spec_and_options(kw, default_skip)
     quiet = kw.get("as_json", False)
-    con = None if quiet else err_console()
-    if con is not None:
+
+    def header(con: Any) -> None:
         on = "" if opts.backend.is_local else f" on {escape(public(opts.backend.describe(), secrets))}"
         con.print(f"[bold]sleuth bisect {source.kind}[/]{on} -> {escape(str(rd.path))}", soft_wrap=True)
         for step in getattr(source, "stepped", None) or []:
             why = escape(public(step["reason"], secrets))
             con.print(f"note: {escape(step['version'])} does not install, the older end moves on: {why}",
                       soft_wrap=True, highlight=False)  # fmt: skip
+
+    from sleuth.cli._bisect_log import HeldConsole, debug_log
+
+    out = None if quiet else HeldConsole(header)
     metric = opts.perf.name if opts.perf is not None else None
-    from sleuth.cli._bisect_log import debug_log
 
     debug = debug_log(rd.path, lambda x: public(x, secrets))
     record = debug.__enter__()  # sleuth.log: the whole of every test line, sleuth's debug messages
@@ -423,7 +426,8 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
         counted = f"(counted {ev.counted.value})" + (" (replayed)" if ev.replayed else "")
         record(public(f"test {ev.seq} {ev.phase} {ev.label} {ev.outcome.name} {counted} "
                       f"{ev.trial_dir}: {ev.signature or ev.reason or ''}", secrets))  # fmt: skip
-        if con is not None:
+        if out is not None:
+            con = out()
             width = con.width if con.is_terminal else None
             line = _test_line(ev, public(ev.signature or ev.reason or "", secrets), metric, width,
                               label=public(ev.label, secrets))  # fmt: skip
@@ -432,11 +436,14 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
     try:
         driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels,
                         backend=backend)  # fmt: skip
-        if con is not None:
-            driver.on_stage = lambda text: con.print(f"[bold]{escape(text)}[/]", soft_wrap=True,
-                                                     highlight=False)  # fmt: skip
+        if out is not None:
+            driver.on_stage = lambda text: out().print(f"[bold]{escape(text)}[/]", soft_wrap=True,
+                                                       highlight=False)  # fmt: skip
+        driver.on_first_wait = lambda: _while_the_first_tests_run(out)
         result, _ = driver.run()
     finally:
+        if out is not None:
+            out()  # the header, when no test made the console (an error, an interrupt before the first)
         if hasattr(source, "close"):
             source.close()
         debug.__exit__(None, None, None)
@@ -460,6 +467,15 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
     else:
         _render(summary)
     return code
+
+
+def _while_the_first_tests_run(out: Any) -> None:
+    """Load what the rest of a bisection needs while its first tests run, not before them: the
+    console (with the header), the failures' signatures and the summary (issue 9's start-up)."""
+    if out is not None:
+        out()
+    import sleuth.bisect.report
+    import sleuth.signature  # noqa: F401 - its rules are compiled when it is imported
 
 
 def _test_line(ev: Any, note: str, metric: str | None, width: int | None, *, label: str) -> str:
