@@ -7,6 +7,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.bisect.test_bisect_cli import TEST, doc, git, make_repo, script, sleuth
 
 
@@ -153,3 +155,29 @@ def test_a_bad_end_that_passes_is_retried_only_within_max_tests(tmp_path: Path) 
         # at most the budget (with -j 2 the good end may finish after the bad end's reruns were counted)
         assert d["status"] == "not_found" and 2 <= d["tests"] <= 3, (jobs, d["tests"])
         assert "the bad end e did not fail" in d["note"], d
+
+
+def test_adjacent_commits_between_are_git_log_s_answer_without_running_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``commits_between`` of a first bad whose only parent is the last good is that one commit, as
+    ``git log old..new`` says, taken from the history already read (one git command fewer at the end)."""
+    import sleuth.bisect.git as gitmod
+
+    shas = make_repo(tmp_path, 6, 3)
+    src = gitmod.GitSource(str(tmp_path / "repo"), shas[0], shas[-1])
+    labels = src.resolve()
+    src.title(labels[3])  # as the summary does for the first bad, before the commits between
+    expected = gitmod.GitSource(str(tmp_path / "repo"), shas[0], shas[-1]).between(labels[2], labels[3])
+    assert [sha for sha, _ in expected] == [labels[3]]
+
+    def no_git(*args: object) -> str:
+        raise AssertionError(f"git ran: {args}")
+
+    with_merge = gitmod.GitSource(str(tmp_path / "repo"), shas[0], shas[-1])
+    with_merge.resolve()
+    monkeypatch.setattr(gitmod, "_git", no_git)
+    assert src.between(labels[2], labels[3]) == expected
+    with_merge._parents[labels[3]] = [labels[2], labels[1]]  # two parents: git is asked
+    with pytest.raises(AssertionError, match="git ran"):
+        with_merge.between(labels[2], labels[3])

@@ -342,7 +342,12 @@ class GitSource:
         return self._titles.get(sha, "")
 
     def between(self, old: str, new: str, limit: int = 200) -> list[tuple[str, str]]:
-        """``[(sha, title)]`` of the commits in ``old..new`` (merged ones too), oldest first."""
+        """``[(sha, title)]`` of the commits in ``old..new`` (merged ones too), oldest first.
+
+        The usual answer, ``new`` whose only parent is ``old`` (as the history read it), needs no git.
+        """
+        if self._parents.get(new) == [old]:
+            return [(new, self.title(new))]
         out = _git(self.repo, "log", "--reverse", "--date=short", f"--format=%H {_TITLE}",
                    f"-{limit}", f"{old}..{new}")  # fmt: skip
         return [(ln[:40], ln[41:]) for ln in out.splitlines() if ln.strip()]
