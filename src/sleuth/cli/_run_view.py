@@ -35,6 +35,8 @@ class View:
         self.secrets = secrets
         self.as_json = as_json
         self.con: Any = None
+        #: stdout is a log, not a terminal: plain lines (rich asks the stream again on every call)
+        self.plain = False
         self.progress: Any = None
 
     def _public(self, text: str) -> str:
@@ -55,6 +57,7 @@ class View:
             self.progress = Progress(lazy_console(stderr=True), "trials", total, completed=already).start()
             return
         self.con = console()
+        self.plain = not self.con.is_terminal
         from rich.markup import escape
 
         cmd = escape(self._public(shlex.join(c.argv)))
@@ -87,7 +90,7 @@ class View:
         )
         note = self._shown(trial.signature or trial.reason or "")
         tid = trial.id  # warm-up ids start with "w"
-        if not self.con.is_terminal:  # a log: plain text, fast (no markup to render)
+        if self.plain:  # a log: plain text, fast (no markup to render)
             sep = "  " if extra and note else ""
             try:
                 sys.stdout.write(
