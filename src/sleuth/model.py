@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 __all__ = [
+    "MAX_JOBS",
     "MAX_TRIALS",
     "NAME_HINT",
     "NAME_MAX",
@@ -44,6 +45,8 @@ NAME_MAX = 100
 NAME_HINT = "use letters, digits, '_', '.', '-', not starting with '.' or '-'"
 #: the most trials one run, cell or candidate may ask for (an absurd count is a usage error)
 MAX_TRIALS = 1_000_000
+#: trials at a time (each is a thread and a process; more is a typo, not a machine)
+MAX_JOBS = 1024
 
 #: a metric: the last match, or a series (every match; at most ``SERIES_KEEP`` + 5 values kept, see
 #: :class:`SeriesSummary`)

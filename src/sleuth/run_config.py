@@ -10,13 +10,11 @@ from typing import Any
 
 from sleuth.backends.choice import BackendChoice
 from sleuth.errors import UsageError
-from sleuth.model import MAX_TRIALS, MetricSpec, Stream, TrialSpec
+from sleuth.model import MAX_JOBS, MAX_TRIALS, MetricSpec, Stream, TrialSpec
 from sleuth.oracle import OracleConfig, Threshold
 
 __all__ = ["DEFAULT_MAX_TRIALS", "MAX_JOBS", "RunConfig", "check_counts"]
 
-#: trials at a time (each is a thread and a process; more is a typo, not a machine)
-MAX_JOBS = 1024
 #: --until-fail without --max-trials
 DEFAULT_MAX_TRIALS = 100
 

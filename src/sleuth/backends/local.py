@@ -29,7 +29,7 @@ from pathlib import Path
 
 from sleuth import runner
 from sleuth.errors import UsageError
-from sleuth.model import TrialResult, TrialSpec
+from sleuth.model import MAX_JOBS, TrialResult, TrialSpec
 
 __all__ = ["LocalBackend", "check_slots"]
 
@@ -39,8 +39,6 @@ _Item = tuple[Future[TrialResult], TrialSpec, Path, _Prepare | None]
 
 def check_slots(jobs: int, gpus: Sequence[str] = ()) -> None:
     """``--jobs`` is in 1..MAX_JOBS and, with ``--gpus``, at most one running trial per device."""
-    from sleuth.run_config import MAX_JOBS
-
     if not 1 <= jobs <= MAX_JOBS:
         raise UsageError(f"--jobs {jobs}: must be between 1 and {MAX_JOBS}")
     if gpus and jobs > len(gpus):
