@@ -417,6 +417,22 @@ def test_mixing_a_recipe_with_flags_names_them_as_typed(
     assert ok.json()["run_dir_parent"].endswith("elsewhere/T-1/cellwork")
 
 
+def test_workload_cmd_is_one_shell_command_as_a_recipe_string_is(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    """``--workload-cmd 'a && b; exit 3'`` runs by /bin/sh -c, as a recipe's string ``command``: it was
+    split into words, so ``&&`` and ``;`` were arguments of the first program and ``exit`` no program."""
+    res = sleuth("matrix", "--workload-cmd", "echo one && echo two; exit 3", "--trials", "1", "--json",
+                 "--output-dir", tmp_path / "out")  # fmt: skip
+    assert res.rc in (0, 3), res.stderr
+    (cell,) = res.json()["cells"]
+    assert cell["command"] == ["/bin/sh", "-c", "echo one && echo two; exit 3"]
+    trial = cell["trials"][0]
+    assert trial["outcome"] == "fail" and trial["signature"] == "exit 3"
+    assert (Path(res.json()["run_dir"]) / trial["path"] / "stdout").read_text() == "one\ntwo\n"
+    one_line_error(sleuth("matrix", "--workload-cmd", "echo 'open", "--dry-run"), "No closing quotation")
+
+
 def test_aorta_flag_names(sleuth: Callable[..., Any], tmp_path: Path) -> None:
     """--baseline-cell, --workload (a command here), --steps and --output-dir, as an aorta user types them."""
     res = sleuth("matrix", "--workload", f"{sys.executable} {CELLWORK} {{STEPS}}", "--mitigation-axis", "tf32_off",
@@ -425,7 +441,8 @@ def test_aorta_flag_names(sleuth: Callable[..., Any], tmp_path: Path) -> None:
     assert res.rc in (0, 3), res.stderr
     doc = res.json()
     assert doc["baseline"] == "tf32_off" and doc["baseline_reason"] == "confound.baseline_cell"
-    assert doc["steps"] == 2 and doc["cells"][0]["command"][-1] == "2"
+    assert doc["steps"] == 2 and doc["cells"][0]["command"][:2] == ["/bin/sh", "-c"]
+    assert doc["cells"][0]["command"][2].endswith(f"{CELLWORK} 2")
     assert Path(doc["run_dir"]).is_relative_to(tmp_path / "out")
     assert not (tmp_path / "runs").exists()
     assert doc["cells"][0]["trials"][0]["path"] == "cells/baseline/trials/0001"

@@ -281,7 +281,7 @@ def test_module_and_file_references(
     assert by_file.rc == 0, by_file.stderr
     # a word that is no plugin is a command
     cmd = sleuth("matrix", "--workload", "echo hi", "--trials", "1", "--dry-run", "--json")
-    assert cmd.json()["cells"][0]["command"] == ["echo", "hi"]
+    assert cmd.json()["cells"][0]["command"] == ["/bin/sh", "-c", "echo hi"]  # one string, as --workload-cmd
 
 
 def test_one_class_serves_reduce_and_matrix(

@@ -172,7 +172,10 @@ def _plugin(flags: ShimFlags) -> str | None:
     return None
 
 
-def _command(flags: ShimFlags) -> list[str]:
+def _command(flags: ShimFlags) -> list[str] | str:
+    """The workload's command: the argv after ``--``, or the one string of ``--workload-cmd`` (or a
+    ``--workload`` that is no plugin), which runs by ``/bin/sh -c`` as a recipe's string command does
+    (``'make data && python train.py'``, ``$HOME`` and globs mean what they mean in a shell)."""
     given = [f for f, v in (("after --", flags.command), ("--workload-cmd", flags.workload_cmd),
                             ("--workload", flags.workload)) if v]  # fmt: skip
     if len(given) > 1:
@@ -192,12 +195,12 @@ def _command(flags: ShimFlags) -> list[str]:
         )
     flag = "--workload" if flags.workload is not None else "--workload-cmd"
     try:
-        command = shlex.split(flags.workload_cmd)
+        words = shlex.split(flags.workload_cmd)  # a quote left open is an error before any trial runs
     except ValueError as exc:
         raise UsageError(f"{flag} {flags.workload_cmd!r}: {exc}") from None
-    if not command:
+    if not words:
         raise UsageError(f"{flag}: empty command")
-    return command
+    return flags.workload_cmd
 
 
 def _cell_name(stack: list[str], label: str | None, taken: set[str]) -> str:
