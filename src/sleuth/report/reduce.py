@@ -4,8 +4,10 @@ log and the commands that run and pack the reproducer.
 
 Built from ``summary.json`` and ``reduction_trace.jsonl`` when the reduction ended (reduced, budget
 spent, Ctrl-C).  A run killed or still going has neither: its page comes from the journal, whose
-candidate events carry verdicts but not the values tried, so the best point so far is shown as the
-command line of the last accepted candidate.  Axis kinds and the budget come from ``spec.yaml``.
+baseline and candidate events carry the values tried (strings cut short,
+:mod:`sleuth.reduce.journaled`), so the best point so far is each axis at its last accepted value,
+with the command line of that candidate; a journal from before the events carried values shows
+each candidate by its hash.  Axis kinds and the budget come from ``spec.yaml``.
 Here: the headline, the facts, the tables and the page's order; the run dir is read by
 :mod:`~sleuth.report.reduce_steps` and drawn by :mod:`~sleuth.report.reduce_figures`.
 """
@@ -24,6 +26,7 @@ from sleuth.report.reduce_steps import (
     as_dict,
     as_list,
     axis_kinds,
+    best_so_far,
     read_spec,
     read_steps,
     show_value,
@@ -134,8 +137,11 @@ def _headline(summary: Mapping[str, Any], kinds: Mapping[str, str]) -> tuple[str
     return f"{said}, best so far: {moves}{orig}", Status.UNSURE
 
 
-def _unfinished(steps: Sequence[Mapping[str, Any]]) -> tuple[str, Mapping[str, Any] | None]:
-    """The headline of a run without a summary, and its best point so far (the last accepted step)."""
+def _unfinished(
+    steps: Sequence[Mapping[str, Any]], axes: Mapping[str, Any], kinds: Mapping[str, str]
+) -> tuple[str, Mapping[str, Any] | None]:
+    """The headline of a run without a summary, and its best point so far (the last accepted step);
+    ``axes``: what moved so far, as :func:`~sleuth.report.reduce_steps.best_so_far` read it."""
     text = "Not finished (interrupted or still running)"
     base = next((s for s in steps if s.get("phase") == "baseline"), None)
     if base is None:
@@ -143,6 +149,8 @@ def _unfinished(steps: Sequence[Mapping[str, Any]]) -> tuple[str, Mapping[str, A
     searched = [s for s in steps if s.get("phase") == "search"]
     best = ([s for s in searched if taken(s)] or [base])[-1]
     where = f"the last accepted candidate (axis {best.get('axis')})" if best is not base else "the original"
+    moved = any(isinstance(r, dict) and r.get("moved") for r in axes.values())
+    where += f": {_moves(axes, kinds)}" if best is not base and moved else ""
     return f"{text}: {len(searched)} candidate(s) tested; best so far: {where}", best
 
 
@@ -195,12 +203,16 @@ def _facts(view: RunDirView, s: Mapping[str, Any], spec: Mapping[str, Any]) -> l
     return [*facts, ("started", fmt_time(view.start.get("t")))]
 
 
-def _axes_table(axes: Mapping[str, Any], kinds: Mapping[str, str]) -> Table:
+def _axes_table(axes: Mapping[str, Any], kinds: Mapping[str, str], *, finished: bool = True) -> Table:
     rows = tuple(
         (n, kinds.get(n, ""), *(show_value(kinds.get(n, ""), r.get(k)) for k in ("initial", "final")),
          "" if r.get("moved") else str(r.get("why", "did not move")))
         for n, r in axes.items() if isinstance(r, dict)
     )  # fmt: skip
+    if not finished:
+        return Table(("axis", "kind", "initial", "best so far", "why it did not move"), rows,
+                     caption="From the journal: each axis at its last accepted value (the run has not "
+                     "written shrunken/spec.yaml yet).")  # fmt: skip
     return Table(("axis", "kind", "initial", "final", "why it did not move"), rows,
                  caption="The final values are those of shrunken/spec.yaml.")  # fmt: skip
 
@@ -217,12 +229,15 @@ def page(view: RunDirView) -> Page:
     if s:
         headline, status = _headline(s, kinds)
         best = next((x for x in reversed(steps) if taken(x) or x.get("phase") == "baseline"), None)
+        so_far: Mapping[str, Any] = {}
     else:
-        (headline, best), status = _unfinished(steps), Status.UNSURE
+        so_far = best_so_far(steps)
+        (headline, best), status = _unfinished(steps, so_far, kinds), Status.UNSURE
     fig = progress_figure(steps, kinds, valued)
     blocks = ([fig] if fig else []) + (
         [_axes_table(s["axes"], kinds)] if isinstance(s.get("axes"), dict) else []
     )
+    blocks += [_axes_table(so_far, kinds, finished=False)] if so_far else []
     sections = [Section("Reduction", tuple(blocks))] if blocks else []
     target = s.get("signature") or next(
         (e.get("signature") for e in view.events if e.get("event") == "baseline"), None

@@ -21,7 +21,10 @@ def progress_figure(
 ) -> Figure | None:
     """Each axis's best size over the oracle calls as a percentage of its initial size, every
     candidate a dot; without values (a killed run's journal), each candidate's verdict by axis."""
-    values = next((s.get("values") for s in steps if s.get("phase") == "baseline"), None) if valued else None
+    values = next(
+        (s["values"] for s in steps if s.get("phase") == "baseline" and isinstance(s.get("values"), dict)),
+        None,
+    )
     sizes = (
         {n: value_size(kinds.get(n, ""), v) for n, v in values.items()} if isinstance(values, dict) else {}
     )

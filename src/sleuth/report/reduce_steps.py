@@ -7,7 +7,7 @@ A run dir's odd value is shown as it is or left out, never a crash.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sleuth.report.source import RunDirView
@@ -17,6 +17,7 @@ __all__ = [
     "as_dict",
     "as_list",
     "axis_kinds",
+    "best_so_far",
     "read_spec",
     "read_steps",
     "show_value",
@@ -102,11 +103,33 @@ def read_steps(view: RunDirView) -> tuple[list[dict[str, Any]], bool]:
     for e in view.events:
         if e.get("event") == "baseline":
             verdict = "reproduces" if e.get("reproduced") else "does_not_reproduce"
-            kept: dict[str, Any] = {k: e[k] for k in ("trials", "outcomes", "signature") if k in e}
+            keys = ("values", "trials", "outcomes", "signature")
+            kept: dict[str, Any] = {k: e[k] for k in keys if k in e}
             steps.append({"phase": "baseline", "hash": e.get("candidate"), "verdict": verdict, **kept})
         elif e.get("event") == "candidate":
             steps.append(dict(e))
-    return steps, False
+    # a journal written before steps carried their values (or a resume of one) has some without
+    return steps, any(isinstance(s.get("values"), dict) for s in steps)
+
+
+def best_so_far(steps: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each axis's original value and its value at the best point so far (the last accepted step on
+    it), as ``summary.json``'s ``axes`` has them; {} when the original's values are not known."""
+    base = next(
+        (s["values"] for s in steps if s.get("phase") == "baseline" and isinstance(s.get("values"), dict)),
+        None,
+    )
+    if base is None:
+        return {}
+    now = dict(base)
+    for s in steps:
+        values, axis = as_dict(s.get("values")), s.get("axis")
+        if s.get("phase") == "search" and taken(s) and isinstance(axis, str) and axis in values:
+            now[axis] = values[axis]
+    return {
+        n: {"initial": v, "final": now[n], "moved": now[n] != v} | ({} if now[n] != v else {"why": "not yet"})
+        for n, v in base.items()
+    }
 
 
 def taken(step: Mapping[str, Any]) -> bool:
