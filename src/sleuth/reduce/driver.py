@@ -6,7 +6,10 @@ outcome cache; a candidate runs up to ``per_candidate`` trials (accepted at the 
 one, :mod:`sleuth.reduce.flaky`) and its verdict goes back to the search.  Every trial is journaled
 by the engine (with its candidate's hash and number) before the search sees it; resume replays
 those trials by hash and number instead of running them, so a deterministic search retraces its
-steps without re-running a journaled trial and then carries on.
+steps without re-running a journaled trial and then carries on.  Each step (the baseline, every
+candidate) is journaled too, with the values it tried cut short (:mod:`sleuth.reduce.journaled`), for
+the report of a run that has no trace yet; resume reads only the trials, so a journal written before
+steps carried their values resumes alike.
 
 ``max_wall_clock`` is kept as a deadline, not only checked between trials: no trial of the search
 starts when less time is left than a trial takes (the median of the last few trials run), and
@@ -39,6 +42,7 @@ from sleuth.model import Outcome, Trial, TrialSpec
 from sleuth.oracle import Oracle, same_failure
 from sleuth.reduce.fixpoint import Query, Reduction
 from sleuth.reduce.flaky import RateTracker
+from sleuth.reduce.journaled import bounded
 from sleuth.reduce.plan import Candidate, Plan, materialize
 from sleuth.reduce.ranks import WORLD_SIZE_VAR
 from sleuth.reduce.scratch import PRIVATE_DIR, PrivateCopies, build_workdir
@@ -337,7 +341,7 @@ class Driver:
                 "verdict": "reproduces" if hits else "does_not_reproduce",
             }
         )
-        self.run_dir.journal.append("baseline", **self.scrub.obj(info))
+        self._journal("baseline", {**info, "values": self._render(point, brief=True)})
         self.on_event("baseline", {"best": self._render(point), "trials_used": self.trials_used})
         return info
 
@@ -443,14 +447,17 @@ class Driver:
                 "replayed": any(t.replayed for t in ev.trials),
             }
             self.trace.append(rec)
-            self.run_dir.journal.append(
-                "candidate", **self.scrub.obj({k: v for k, v in rec.items() if k != "values"})
-            )
+            self._journal("candidate", rec)
             self.on_event(
                 "candidate",
                 {**rec, "best": self._render(self.reduction.result()), "trials_used": self.trials_used},
             )
         self._drop_work(ev.cand)
+
+    def _journal(self, event: str, data: Mapping[str, Any]) -> None:
+        """Journal a step scrubbed, then its ``values`` cut short (:mod:`sleuth.reduce.journaled`)."""
+        shown = self.scrub.obj(data)
+        self.run_dir.journal.append(event, **{**shown, "values": bounded(shown["values"])})
 
     def _drop_work(self, cand: Candidate) -> None:
         """A judged candidate's scratch copy is not needed again (the bundle writes its own)."""

@@ -1,6 +1,6 @@
 """The figures of the ``sleuth bisect`` page: the search test by test, and the metric per candidate.
 
-Both take what :mod:`sleuth.report.bisect` read from the run dir (journaled tests, candidate lists,
+Both take what :mod:`sleuth.report.bisect_source` read from the run dir (journaled tests, candidate lists,
 the summary's ``perf``); neither computes a statistic the run did not write.
 """
 

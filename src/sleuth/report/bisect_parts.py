@@ -1,7 +1,7 @@
 """The tables, logs and notes of the ``sleuth bisect`` page (:mod:`sleuth.report.bisect`): every test in
 order, the metric per candidate, the answer's logs and neighbours (commits, packages), the command.
 
-Each takes what :mod:`sleuth.report.bisect` read from the run dir; wording follows ``report.md``
+Each takes what :mod:`sleuth.report.bisect_source` read from the run dir; wording follows ``report.md``
 (:func:`sleuth.bisect.report.render_markdown`).
 """
 

@@ -4,8 +4,12 @@ log and the commands that run and pack the reproducer.
 
 Built from ``summary.json`` and ``reduction_trace.jsonl`` when the reduction ended (reduced, budget
 spent, Ctrl-C).  A run killed or still going has neither: its page comes from the journal, whose
-candidate events carry verdicts but not the values tried, so the best point so far is shown as the
-command line of the last accepted candidate.  Axis kinds and the budget come from ``spec.yaml``.
+baseline and candidate events carry the values tried (strings cut short,
+:mod:`sleuth.reduce.journaled`), so the best point so far is each axis at its last accepted value,
+with the command line of that candidate; a journal from before the events carried values shows
+each candidate by its hash.  Axis kinds and the budget come from ``spec.yaml``.
+Here: the headline, the facts, the tables and the page's order; the run dir is read by
+:mod:`~sleuth.report.reduce_steps` and drawn by :mod:`~sleuth.report.reduce_figures`.
 """
 
 from __future__ import annotations
@@ -15,173 +19,39 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sleuth.report import figures
 from sleuth.report.common import MAX_ROWS, fmt_seconds, fmt_time
-from sleuth.report.page import Block, Figure, Note, Page, Section, Status, Table
+from sleuth.report.page import Block, Note, Page, Section, Status, Table
+from sleuth.report.reduce_figures import progress_figure
+from sleuth.report.reduce_steps import (
+    as_dict,
+    as_list,
+    axis_kinds,
+    best_so_far,
+    read_spec,
+    read_steps,
+    show_value,
+    taken,
+)
 from sleuth.report.source import RunDirView
 
 __all__ = ["page"]
 
-_LISTS = ("file_lines", "file_set", "env_set", "arg_set")
 #: moved axes the headline names (the table lists all)
 HEADLINE_AXES = 4
-
-
-def _d(x: Any) -> dict[str, Any]:
-    """``x`` when it is an object, else {} (a run dir's odd value never crashes the page)."""
-    return x if isinstance(x, dict) else {}
-
-
-def _l(x: Any) -> list[Any]:
-    return x if isinstance(x, list) else []
-
-
-def _spec(view: RunDirView) -> dict[str, Any]:
-    """The run's spec (``spec.yaml``, scrubbed), or {} when it is gone or unreadable."""
-    import yaml
-
-    try:
-        data = yaml.safe_load((view.path / "spec.yaml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return {}
-    return view.scrub(data) if isinstance(data, dict) else {}
-
-
-def _kinds(spec: Mapping[str, Any]) -> dict[str, str]:
-    """Axis name -> kind (``choice`` for a ``type: choice`` axis: it has no size)."""
-    axes = spec.get("axes")
-    out: dict[str, str] = {}
-    for a in axes if isinstance(axes, list) else []:
-        if isinstance(a, dict) and isinstance(a.get("name"), str):
-            out[a["name"]] = "choice" if a.get("type") == "choice" else str(a.get("kind", ""))
-    return out
-
-
-def _size(kind: str, value: Any) -> float | None:
-    """A value's size: the number, the items kept, the window's length; None when it has none."""
-    if kind == "choice":
-        return None
-    if kind == "window" and isinstance(value, list) and len(value) == 2:
-        return float(value[1] - value[0]) if all(isinstance(v, int) for v in value) else None
-    if isinstance(value, list):
-        return float(len(value))
-    if isinstance(value, dict) and isinstance(value.get("kept"), int):
-        return float(value["kept"])
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
-
-
-def _show(kind: str, value: Any, *, brief: bool = False) -> str:
-    """A value as a cell (``brief``: a list as its count, for the headline)."""
-    if kind == "window" and isinstance(value, list) and len(value) == 2:
-        return f"[{value[0]}, {value[1]})"
-    if isinstance(value, dict) and "kept" in value:
-        return f"{value['kept']} of {value.get('of', '?')} items ({str(value.get('ranges', ''))[:60]})"
-    long = isinstance(value, list) and (len(value) > 6 or len(str(value)) > 80)
-    return (
-        f"{len(value)} items"
-        if isinstance(value, list) and (brief or (kind in _LISTS and long))
-        else str(value)
-    )
-
-
-def _steps(view: RunDirView) -> tuple[list[dict[str, Any]], bool]:
-    """The search's steps and whether they carry values: the trace, else the journal's candidates."""
-    from sleuth.errors import SleuthError
-    from sleuth.journal import read_journal
-
-    try:
-        trace = read_journal(view.path / "reduction_trace.jsonl")
-    except SleuthError:  # damaged: the journal has the steps too
-        trace = []
-    if trace:
-        return [view.scrub(r) for r in trace if isinstance(r, dict)], True
-    steps: list[dict[str, Any]] = []
-    for e in view.events:
-        if e.get("event") == "baseline":
-            verdict = "reproduces" if e.get("reproduced") else "does_not_reproduce"
-            kept: dict[str, Any] = {k: e[k] for k in ("trials", "outcomes", "signature") if k in e}
-            steps.append({"phase": "baseline", "hash": e.get("candidate"), "verdict": verdict, **kept})
-        elif e.get("event") == "candidate":
-            steps.append(dict(e))
-    return steps, False
-
-
-def _used(step: Mapping[str, Any]) -> bool:
-    """An accepted step the search moved to (one that came too late was not used)."""
-    return step.get("verdict") == "reproduces" and not step.get("speculative_wasted")
-
-
-def _figure(steps: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], valued: bool) -> Figure | None:
-    """Each axis's best size over the oracle calls as a percentage of its initial size, every
-    candidate a dot; without values (a killed run's journal), each candidate's verdict by axis."""
-    values = next((s.get("values") for s in steps if s.get("phase") == "baseline"), None) if valued else None
-    sizes = {n: _size(kinds.get(n, ""), v) for n, v in values.items()} if isinstance(values, dict) else {}
-    first = {n: x for n, x in sizes.items() if x}
-    names = list(first) or list(
-        dict.fromkeys(str(s.get("axis")) for s in steps if s.get("phase") == "search")
-    )
-    if not names or not any(s.get("phase") == "search" for s in steps):
-        return None
-    points: dict[str, list[tuple[int, float, bool]]] = {n: [] for n in names}
-    call = 1  # the original's
-    for s in steps:
-        axis = str(s.get("axis"))
-        call += s.get("phase") == "search" and not s.get("cache_hit")
-        size = _size(kinds.get(axis, ""), _d(s.get("values")).get(axis)) if first else 0.0
-        if s.get("phase") == "search" and axis in points and size is not None:
-            y = 100.0 * size / first[axis] if first else float(names.index(axis))
-            points[axis].append((call, y, _used(s)))
-    from matplotlib.ticker import MaxNLocator
-
-    with figures.figure(7.0, 3.0 if first else 1.0 + 0.35 * len(names)) as (fig, ax):
-        for i, name in enumerate(names):
-            colour = f"C{i % 10}" if first else figures.GOOD
-            ok = [(c, y) for c, y, used in points[name] if used]
-            no = [(c, y) for c, y, used in points[name] if not used]
-            if first:
-                best = [(1, 100.0), *ok, (call, ok[-1][1] if ok else 100.0)]
-                ax.step([c for c, _ in best], [y for _, y in best], where="post", color=colour, label=name)
-            ax.scatter([c for c, _ in no], [y for _, y in no], s=10, color=figures.MUTED, marker="x")
-            ax.scatter([c for c, _ in ok], [y for _, y in ok], s=18, color=colour, zorder=3)
-        ax.set_xlim(0.5, call + 0.5)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("oracle call (the original is call 1; cache hits call no oracle)")
-        if not first:
-            ax.set_yticks(range(len(names)), names)
-            ax.set_ylim(-0.6, len(names) - 0.4)
-            why = "" if valued else "  The journal keeps no values: the trace written at the end has them."
-            return Figure(
-                figures.svg(fig),
-                "Each candidate, on the axis it changed, by oracle call: green accepted (the search moved "
-                "there), grey rejected." + why,
-            )
-        ax.set_yscale("symlog", linthresh=1.0)
-        ax.set_yticks([0, 1, 10, 100], ["0", "1%", "10%", "100%"])
-        ax.set_ylim(-0.1, 200)
-        ax.set_ylabel("size, % of the original's")
-        figures.legend_above(ax, 6)
-        return Figure(
-            figures.svg(fig),
-            "The best point's size on each axis (its value, the items kept, the window's length) as a "
-            "percentage of the original's, by oracle call: coloured dots are accepted steps, grey "
-            "crosses candidates that did not reproduce or came too late to be used.  Log scale above 1%.",
-        )
 
 
 def _step_table(steps: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], valued: bool) -> Table:
     shown = list(enumerate(steps, start=1))
     if len(shown) > MAX_ROWS:  # the baseline and the accepted steps first: they are the path taken
-        order = sorted(shown, key=lambda p: (p[1].get("phase") != "baseline" and not _used(p[1]), p[0]))
+        order = sorted(shown, key=lambda p: (p[1].get("phase") != "baseline" and not taken(p[1]), p[0]))
         shown = sorted(order[:MAX_ROWS], key=lambda p: p[0])
 
     def tried(s: Mapping[str, Any]) -> str:
         if s.get("phase") == "baseline":
             return "the original"
         axis = str(s.get("axis"))
-        if valued and axis in _d(s.get("values")):
-            return _show(kinds.get(axis, ""), s["values"][axis])
+        if valued and axis in as_dict(s.get("values")):
+            return show_value(kinds.get(axis, ""), s["values"][axis])
         return f"candidate {str(s.get('hash', ''))[:12]}"
 
     def verdict(s: Mapping[str, Any]) -> str:
@@ -197,7 +67,7 @@ def _step_table(steps: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], va
         )
 
     rows = tuple(
-        (str(i), *where(s), tried(s), verdict(s), " ".join(map(str, _l(s.get("outcomes")))),
+        (str(i), *where(s), tried(s), verdict(s), " ".join(map(str, as_list(s.get("outcomes")))),
          fmt_seconds(s.get("seconds")), str(s.get("signature") or ""))
         for i, s in shown
     )  # fmt: skip
@@ -224,7 +94,7 @@ def _log_blocks(view: RunDirView, key: str, target: Any) -> list[Block]:
     t, base = trials[0]["trial"], f"{trials[0].get('subdir')}/{trials[0]['trial']['id']}"
     if not re.fullmatch(r"candidates/[0-9a-f]+/t\d+", base):  # only a log the run wrote, never ../
         return [Note(f"No log of candidate {key[:12]} in the run dir.")]
-    argv = _l(t.get("argv"))
+    argv = as_list(t.get("argv"))
     ran = f"; it ran: {shlex.join(str(a) for a in argv)}" if argv else ""
     sig = f", {t['signature']}" if t.get("signature") else ""
     logs = [log for log in (view.tail(f"{base}/stderr"), view.tail(f"{base}/stdout")) if log is not None]
@@ -234,7 +104,7 @@ def _log_blocks(view: RunDirView, key: str, target: Any) -> list[Block]:
 
 def _rates(fl: Mapping[str, Any]) -> tuple[str, str]:
     """The original's reproduction and the rate with the accepted candidates, as the CLI says them."""
-    orig, conf = _d(fl.get("original")), fl.get("confidence")
+    orig, conf = as_dict(fl.get("original")), fl.get("confidence")
     level = f"{(conf if isinstance(conf, int | float) else 0.95) * 100:g}% CI"
     ci = orig.get("reproduction_rate_ci")
     original = f"{orig.get('reproduced', '?')}/{orig.get('trials', '?')} ({level} {ci})"
@@ -244,7 +114,7 @@ def _rates(fl: Mapping[str, Any]) -> tuple[str, str]:
 
 def _moves(axes: Mapping[str, Any], kinds: Mapping[str, str]) -> str:
     def move(n: str, r: Mapping[str, Any]) -> str:
-        was, now = (_show(kinds.get(n, ""), r.get(k), brief=True) for k in ("initial", "final"))
+        was, now = (show_value(kinds.get(n, ""), r.get(k), brief=True) for k in ("initial", "final"))
         return f"{n} {was.removesuffix(' items')} -> {now}"
 
     moved = [move(n, r) for n, r in axes.items() if isinstance(r, dict) and r.get("moved")]
@@ -253,10 +123,10 @@ def _moves(axes: Mapping[str, Any], kinds: Mapping[str, str]) -> str:
 
 
 def _headline(summary: Mapping[str, Any], kinds: Mapping[str, str]) -> tuple[str, Status]:
-    status, fl = str(summary.get("status", "?")), _d(summary.get("flaky"))
+    status, fl = str(summary.get("status", "?")), as_dict(summary.get("flaky"))
     original, rate = _rates(fl)
     orig = f"; the original reproduced {original}" if fl else ""  # none when stopped before the baseline
-    moves = _moves(_d(summary.get("axes")), kinds)
+    moves = _moves(as_dict(summary.get("axes")), kinds)
     if status == "not_reproducible":
         return f"not reproducible: {orig[2:] or 'no trial'}; nothing was reduced", Status.UNSURE
     if status == "not_reduced":
@@ -267,15 +137,20 @@ def _headline(summary: Mapping[str, Any], kinds: Mapping[str, str]) -> tuple[str
     return f"{said}, best so far: {moves}{orig}", Status.UNSURE
 
 
-def _unfinished(steps: Sequence[Mapping[str, Any]]) -> tuple[str, Mapping[str, Any] | None]:
-    """The headline of a run without a summary, and its best point so far (the last accepted step)."""
+def _unfinished(
+    steps: Sequence[Mapping[str, Any]], axes: Mapping[str, Any], kinds: Mapping[str, str]
+) -> tuple[str, Mapping[str, Any] | None]:
+    """The headline of a run without a summary, and its best point so far (the last accepted step);
+    ``axes``: what moved so far, as :func:`~sleuth.report.reduce_steps.best_so_far` read it."""
     text = "Not finished (interrupted or still running)"
     base = next((s for s in steps if s.get("phase") == "baseline"), None)
     if base is None:
         return f"{text}: the original's trials are not all judged yet", None
     searched = [s for s in steps if s.get("phase") == "search"]
-    best = ([s for s in searched if _used(s)] or [base])[-1]
+    best = ([s for s in searched if taken(s)] or [base])[-1]
     where = f"the last accepted candidate (axis {best.get('axis')})" if best is not base else "the original"
+    moved = any(isinstance(r, dict) and r.get("moved") for r in axes.values())
+    where += f": {_moves(axes, kinds)}" if best is not base and moved else ""
     return f"{text}: {len(searched)} candidate(s) tested; best so far: {where}", best
 
 
@@ -284,7 +159,7 @@ def _command(config: Mapping[str, Any]) -> str:
     backend = config.get("backend")
     flags = (("--spec", config.get("spec")), ("--workload", config.get("workload")),
              ("--jobs", config.get("jobs") if config.get("jobs") != 1 else None),
-             ("--gpus", ",".join(map(str, _l(config.get("gpus")))) or None),
+             ("--gpus", ",".join(map(str, as_list(config.get("gpus")))) or None),
              ("--backend", backend.get("name") if isinstance(backend, dict) else None))  # fmt: skip
     argv = ["sleuth", "reduce", *(x for f, v in flags if v and v != "local" for x in (f, str(v)))]
     return shlex.join(argv + (["--one-minimal"] if config.get("one_minimal") else []))
@@ -294,7 +169,7 @@ def _facts(view: RunDirView, s: Mapping[str, Any], spec: Mapping[str, Any]) -> l
     events = view.events
     trials = [e["trial"] for e in events if e.get("event") == "trial" and isinstance(e.get("trial"), dict)]
     base = next((e for e in events if e.get("event") == "baseline"), {})
-    fl = _d(s.get("flaky")) or base
+    fl = as_dict(s.get("flaky")) or base
     facts = [("failure", str(s.get("signature") or base.get("signature") or "?"))]
     if fl:
         original, rate = _rates(fl)
@@ -328,12 +203,16 @@ def _facts(view: RunDirView, s: Mapping[str, Any], spec: Mapping[str, Any]) -> l
     return [*facts, ("started", fmt_time(view.start.get("t")))]
 
 
-def _axes_table(axes: Mapping[str, Any], kinds: Mapping[str, str]) -> Table:
+def _axes_table(axes: Mapping[str, Any], kinds: Mapping[str, str], *, finished: bool = True) -> Table:
     rows = tuple(
-        (n, kinds.get(n, ""), *(_show(kinds.get(n, ""), r.get(k)) for k in ("initial", "final")),
+        (n, kinds.get(n, ""), *(show_value(kinds.get(n, ""), r.get(k)) for k in ("initial", "final")),
          "" if r.get("moved") else str(r.get("why", "did not move")))
         for n, r in axes.items() if isinstance(r, dict)
     )  # fmt: skip
+    if not finished:
+        return Table(("axis", "kind", "initial", "best so far", "why it did not move"), rows,
+                     caption="From the journal: each axis at its last accepted value (the run has not "
+                     "written shrunken/spec.yaml yet).")  # fmt: skip
     return Table(("axis", "kind", "initial", "final", "why it did not move"), rows,
                  caption="The final values are those of shrunken/spec.yaml.")  # fmt: skip
 
@@ -344,18 +223,21 @@ def page(view: RunDirView) -> Page:
     config = config if isinstance(config, dict) else view.start
     summary = view.json("summary.json")
     s: Mapping[str, Any] = summary if isinstance(summary, dict) else {}
-    spec = _spec(view)
-    kinds = _kinds(spec)
-    steps, valued = _steps(view)
+    spec = read_spec(view)
+    kinds = axis_kinds(spec)
+    steps, valued = read_steps(view)
     if s:
         headline, status = _headline(s, kinds)
-        best = next((x for x in reversed(steps) if _used(x) or x.get("phase") == "baseline"), None)
+        best = next((x for x in reversed(steps) if taken(x) or x.get("phase") == "baseline"), None)
+        so_far: Mapping[str, Any] = {}
     else:
-        (headline, best), status = _unfinished(steps), Status.UNSURE
-    fig = _figure(steps, kinds, valued)
+        so_far = best_so_far(steps)
+        (headline, best), status = _unfinished(steps, so_far, kinds), Status.UNSURE
+    fig = progress_figure(steps, kinds, valued)
     blocks = ([fig] if fig else []) + (
         [_axes_table(s["axes"], kinds)] if isinstance(s.get("axes"), dict) else []
     )
+    blocks += [_axes_table(so_far, kinds, finished=False)] if so_far else []
     sections = [Section("Reduction", tuple(blocks))] if blocks else []
     target = s.get("signature") or next(
         (e.get("signature") for e in view.events if e.get("event") == "baseline"), None
