@@ -267,9 +267,9 @@ def _headline(summary: Mapping[str, Any], kinds: Mapping[str, str]) -> tuple[str
     return f"{said}, best so far: {moves}{orig}", Status.UNSURE
 
 
-def _unfinished(steps: Sequence[Mapping[str, Any]]) -> tuple[str, Mapping[str, Any] | None]:
-    """The headline of a run without a summary, and its best point so far (the last accepted step)."""
-    text = "Not finished (interrupted or still running)"
+def _unfinished(steps: Sequence[Mapping[str, Any]], text: str) -> tuple[str, Mapping[str, Any] | None]:
+    """The headline of a run without a summary (``text`` first), and its best point so far (the last
+    accepted step)."""
     base = next((s for s in steps if s.get("phase") == "baseline"), None)
     if base is None:
         return f"{text}: the original's trials are not all judged yet", None
@@ -351,7 +351,9 @@ def page(view: RunDirView) -> Page:
         headline, status = _headline(s, kinds)
         best = next((x for x in reversed(steps) if _used(x) or x.get("phase") == "baseline"), None)
     else:
-        (headline, best), status = _unfinished(steps), Status.UNSURE
+        broken = view.unreadable("summary.json")  # cut short, not JSON: the journal has the steps
+        lead = f"{broken}; from the journal" if broken else "Not finished (interrupted or still running)"
+        (headline, best), status = _unfinished(steps, lead), Status.UNSURE
     fig = _figure(steps, kinds, valued)
     blocks = ([fig] if fig else []) + (
         [_axes_table(s["axes"], kinds)] if isinstance(s.get("axes"), dict) else []
