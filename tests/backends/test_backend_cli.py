@@ -247,14 +247,15 @@ def test_resume_takes_no_other_backend(sleuth, tmp_path: Path, plug) -> None:
 def test_the_matrix_rerun_line_runs_on_the_same_backend(sleuth, tmp_path: Path, plug) -> None:
     """matrix.json's ``rerun`` and matrix.md's ``Rerun:`` said ``sleuth matrix --recipe RESOLVED``:
     run as printed, the matrix ran on the local backend.  Now they repeat ``--backend`` and its
-    options, the secret one ``<redacted>`` (the run dir's secrets.json gives it back)."""
+    options, the secret one ``<redacted>`` (the run dir's secrets.json gives it back), and
+    ``--jobs`` when it was given."""
     res = sleuth("matrix", "--mitigation-axis", "none", "--trials", "2", "--output", "o", "--json",
                  "--backend", "fake", "--backend-opt", "mark=m1", "--backend-opt", f"token={TOKEN}",
-                 "--", "sh", "-c", MARKED, env=plug)  # fmt: skip
+                 "--jobs", "2", "--", "sh", "-c", MARKED, env=plug)  # fmt: skip
     assert res.rc == 0, res.stderr
     (rd,) = _run_dirs(tmp_path / "o")
     rerun = res.json()["rerun"]
-    tail = "--backend fake --backend-opt mark=m1 --backend-opt 'token=<redacted>'"
+    tail = "--backend fake --backend-opt mark=m1 --backend-opt 'token=<redacted>' --jobs 2"
     assert rerun.endswith(tail), rerun
     assert f"Rerun: `{rerun}`" in (rd / "matrix.md").read_text()
     assert json.loads((rd / "matrix.json").read_text())["rerun"] == rerun

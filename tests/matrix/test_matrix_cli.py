@@ -463,3 +463,35 @@ def test_an_interrupt_before_the_report_is_written_names_the_resume_command(
     with pytest.raises(KeyboardInterrupt):
         _execute(call, as_json=True)
     assert "`sleuth matrix resume '/my runs/T-1/w/20260101T000000Z'` goes on" in capsys.readouterr().err
+
+
+def test_the_rerun_line_repeats_jobs_and_gpus_when_they_were_given(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    """matrix.json's ``rerun`` and matrix.md's ``Rerun:`` repeated ``--backend`` but not ``--jobs``
+    nor ``--gpus``: run as printed, the matrix ran one trial at a time on no device of its own."""
+    import shlex
+
+    work = ("--mitigation-axis", "tf32_off", "--trials", "2", "--json", "--",
+            "sh", "-c", 'echo "dev=$CUDA_VISIBLE_DEVICES"')  # fmt: skip
+    res = sleuth("matrix", "--jobs", "2", "--gpus", "0,1", "--output", tmp_path / "o", *work)
+    assert res.rc in (0, 3), res.stderr
+    run_dir = Path(res.json()["run_dir"])
+    rerun = res.json()["rerun"]
+    recipe = str(run_dir / "recipe.resolved.yaml")
+    assert rerun == shlex.join(["sleuth", "matrix", "--recipe", recipe, "--jobs", "2", "--gpus", "0,1"])
+    assert f"Rerun: `{rerun}`" in (run_dir / "matrix.md").read_text()
+    assert json.loads((run_dir / "matrix.json").read_text())["rerun"] == rerun
+    again = sleuth(*shlex.split(rerun)[1:], "--output", tmp_path / "o2", "--json")  # run as printed
+    assert again.rc in (0, 3), again.stderr
+    lines = (Path(again.json()["run_dir"]) / "journal.jsonl").read_text().splitlines()
+    start = next(e for e in map(json.loads, lines) if e["event"] == "start")
+    assert (start["jobs"], start["gpus"]) == (2, ["0", "1"])
+    outs = {p.read_text().strip() for p in Path(again.json()["run_dir"]).rglob("trials/*/stdout")}
+    assert outs == {"dev=0", "dev=1"}  # two at a time, each on its own device
+    finished = sleuth("matrix", "resume", run_dir, "--json")  # a finished matrix reported again
+    assert finished.rc in (0, 3) and finished.json()["rerun"] == rerun, finished.stderr
+    plain = sleuth("matrix", "--output", tmp_path / "o3", *work)  # the defaults are not repeated
+    assert plain.json()["rerun"] == shlex.join(
+        ["sleuth", "matrix", "--recipe", str(Path(plain.json()["run_dir"]) / "recipe.resolved.yaml")]
+    )

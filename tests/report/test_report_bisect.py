@@ -239,3 +239,19 @@ def test_a_long_search_cuts_its_table_and_keeps_every_failure(
     assert f"{MAX_ROWS} of {s['tests']} rows shown." in text
     fails = [t for t in _tests(run_dir) if t["outcome"] == "fail"]
     assert fails and all(f"{t['seq']} {t['phase']} {t['label']} FAIL" in text for t in fails)
+
+
+def test_an_unreadable_summary_is_said_and_the_page_comes_from_the_journal(
+    sleuth: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    run_dir, _ = _bisect(sleuth, tmp_path, "--flaky", "off", "--", "sh", "-c", STEP)
+    (run_dir / "summary.json").write_bytes(b"\xff\xfe not JSON")
+    # what a kill -9 before the end leaves too: no end event (whose summary the page reads next)
+    lines = (run_dir / "journal.jsonl").read_text().splitlines(keepends=True)
+    (run_dir / "journal.jsonl").write_text("".join(ln for ln in lines if json.loads(ln)["event"] != "end"))
+    page = _report(sleuth, run_dir)  # before: exit 2, "summary.json: not readable as JSON"
+    n = len(_tests(run_dir))
+    seen = len({t["label"] for t in _tests(run_dir)})
+    assert _headline(page).startswith("summary.json is unreadable (")
+    assert f"); from the journal: {n} test(s) of {seen} candidate(s) so far" in _headline(page)
+    assert 'class="headline unsure"' in page

@@ -151,6 +151,35 @@ def test_a_killed_matrix_gets_a_page_from_its_journal_that_says_it_did_not_finis
     assert "fixes it" not in text
 
 
+def test_a_matrix_whose_matrix_json_is_unreadable_gets_its_page_from_the_journal(
+    sleuth: Callable[..., CliResult],
+) -> None:
+    doc = _matrix(sleuth, *AXIS, *STEP, "--trials", "2", "--", "sh", "-c", WORKLOAD)
+    run_dir = Path(doc["run_dir"])
+    whole = (run_dir / "matrix.json").read_text()
+    total = sum(c["counts"]["total"] for c in doc["cells"])
+    fails = sum(c["counts"]["fail"] for c in doc["cells"])
+    for cut in (whole[: len(whole) // 2], "\x00garbage"):  # a full disk cut it short; not JSON at all
+        (run_dir / "matrix.json").write_text(cut)
+        page = _report(sleuth, run_dir)  # before: exit 2, "matrix.json: not readable as JSON", no page
+        text = visible_text(page)
+        assert "The matrix ended but matrix.json is unreadable (" in text
+        assert (
+            f"{total} trial(s) in {len(doc['cells'])} cell(s), {fails} failed, counted from the journal; "
+            f"no cell is decided here (sleuth matrix resume {run_dir} reports it again from the journal)"
+        ) in text
+        assert 'class="headline unsure"' in page and "Not finished" not in text
+        for c in doc["cells"]:  # the journal's counts, undecided
+            n = c["counts"]
+            assert (
+                f"{c['name']} {'+'.join(c['mitigations'])} {n['total']} {n['fail']} 0 {_rate(c)} not decided"
+                in text
+            )
+    # what is no run dir is still bad input: one line, exit 2
+    bad = sleuth("report", run_dir / "cells")
+    assert bad.rc == 2 and len(bad.stderr.strip().splitlines()) == 1 and "not a sleuth run dir" in bad.stderr
+
+
 def test_odd_values_in_matrix_json_and_the_journal_never_stop_the_page(
     sleuth: Callable[..., CliResult],
 ) -> None:

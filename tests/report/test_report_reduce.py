@@ -266,3 +266,15 @@ def test_a_reduction_stopped_by_its_budget_says_so_with_the_best_so_far_and_how_
     assert 'class="headline unsure"' in page
     assert f"stopped: {summary['stopped']}" in text
     assert f"sleuth bundle {run_dir}" in text and f"sleuth reduce resume {run_dir} continues." in text
+
+
+def test_an_unreadable_summary_is_said_and_the_page_comes_from_the_journal(
+    sleuth: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    run_dir, summary = _reduce(sleuth, tmp_path, PARAM)
+    (run_dir / "summary.json").write_text(json.dumps(summary)[:40])  # cut short by a full disk
+    page = visible_text(_page(sleuth, run_dir))  # before: exit 2, "summary.json: not readable as JSON"
+    trace = (run_dir / "reduction_trace.jsonl").read_text().splitlines()
+    searched = sum(1 for r in map(json.loads, trace) if r.get("phase") == "search")
+    assert f"); from the journal: {searched} candidate(s) tested; best so far: " in page
+    assert "summary.json is unreadable (" in page and "Not finished" not in page

@@ -156,7 +156,9 @@ class Outputs:
         html: Callable[[], str] | None = None,
     ) -> None:
         """JSON or the table on stdout; the HTML, markdown and JUnit files when asked for.  The page is
-        made first (matplotlib and Jinja2 load only then); each file is written whole or not at all."""
+        made first (matplotlib and Jinja2 load only then); each file is written whole or not at all.
+        Each output hides the secrets :func:`sleuth.gate.render.clean` hides (the JSON here, the
+        others as they are rendered)."""
         from sleuth.cli._common import print_json
         from sleuth.journal import atomic_write_text
 
@@ -181,7 +183,9 @@ class Outputs:
         if self.junit is not None and junit is not None:
             atomic_write_text(self.junit, junit())
         if self.as_json:
-            print_json(data)
+            from sleuth.gate.model import clean_doc
+
+            print_json(clean_doc(data))
         else:
             table()
 

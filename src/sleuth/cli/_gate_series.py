@@ -22,6 +22,7 @@ from sleuth.cli._gate_flags import (
     selected_runs,
 )
 from sleuth.errors import ExitCode, UsageError
+from sleuth.gate.model import clean, clean_doc
 
 __all__ = ["baseline", "changepoints_cmd", "runs_cmd"]
 
@@ -222,14 +223,14 @@ def baseline_capture(**kw: Any) -> int:
     keep = load_baseline(path, "-o") if path.is_file() else None
     runs = selected_runs(kw, suite)
     if not runs:
-        click.echo(f"INSUFFICIENT: no runs recorded for suite {suite}; nothing written", err=True)
+        click.echo(f"INSUFFICIENT: no runs recorded for suite {clean(suite)}; nothing written", err=True)
         return int(ExitCode.INCONCLUSIVE)
     doc = capture(runs, suite=suite, last=kw["last"], branch=kw["branch"], patterns=kw["metrics"], keep=keep)
     atomic_write_json(path, doc)
-    if kw["as_json"]:
-        print_json(doc)
+    if kw["as_json"]:  # the file keeps the suite as named: baseline diff reads it back
+        print_json(clean_doc(doc))
     else:
-        click.echo(f"wrote {path}: {len(doc['metrics'])} metric(s) from {len(runs)} run(s)")
+        click.echo(clean(f"wrote {path}: {len(doc['metrics'])} metric(s) from {len(runs)} run(s)"))
     return 0
 
 
@@ -273,7 +274,7 @@ def baseline_diff(file: Path, **kw: Any) -> int:
     finally:
         store.close()
     if not runs:
-        click.echo(f"INSUFFICIENT: no runs recorded for suite {suite}", err=True)
+        click.echo(f"INSUFFICIENT: no runs recorded for suite {clean(suite)}", err=True)
         return int(ExitCode.INCONCLUSIVE)
     rows = diff(committed, capture(runs, suite=suite, last=last, branch=branch), tol)
     moved = [r for r in rows if r.status != "same"]
@@ -317,23 +318,23 @@ def runs_cmd(**kw: Any) -> int:
         if not kw["suite"]:
             suites = store.suites()
             if kw["as_json"]:
-                print_json({"db": store.display, "suites": suites})
+                print_json(clean_doc({"db": store.display, "suites": suites}))
             else:
-                click.echo("\n".join(suites) if suites else f"no suites in {store.display}")
+                click.echo("\n".join(map(clean, suites)) if suites else f"no suites in {store.display}")
             return 0
         suite = check_name_flag("--suite", kw["suite"])
         runs = store.runs(suite, branch=kw["branch"], last=kw["last"])
     finally:
         store.close()
     if kw["as_json"]:
-        print_json({"db": store.display, "suite": suite, "runs": [r.to_dict() for r in runs]})
+        print_json(clean_doc({"db": store.display, "suite": suite, "runs": [r.to_dict() for r in runs]}))
         return 0
     if not runs:
-        click.echo(f"no runs of {suite} in {store.display}")
+        click.echo(f"no runs of {clean(suite)} in {store.display}")
         return 0
     for r in runs:
         click.echo(
-            f"{r.created_at}  {r.run_id:<20} {r.status.value:<8} {(r.branch or '-'):<16} "
-            f"{(r.commit or '-')[:12]:<12} {len(r.samples)} metric(s)"
+            f"{r.created_at}  {clean(r.run_id):<20} {r.status.value:<8} {clean(r.branch or '-'):<16} "
+            f"{clean(r.commit or '-')[:12]:<12} {len(r.samples)} metric(s)"
         )
     return 0

@@ -1,4 +1,5 @@
-"""Rich tables of the ``sleuth gate`` subcommands (rendering only)."""
+"""Rich tables of the ``sleuth gate`` subcommands (rendering only).  Every name shown goes through
+:func:`sleuth.gate.render.clean` (printable, secrets hidden), as the markdown and the pages do."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import click
 
 from sleuth.cli._common import console
-from sleuth.model import printable
+from sleuth.gate.model import clean
 
 __all__ = ["STYLE", "baseline_table", "check_table", "cp_table", "graduation_table", "show_record"]
 
@@ -25,22 +26,23 @@ STYLE = {
 def show_record(res: Any, as_json: bool, display: str) -> None:
     if as_json:
         from sleuth.cli._common import print_json
+        from sleuth.gate.model import clean_doc
 
-        print_json({"db": display, **res.to_dict()})
+        print_json(clean_doc({"db": display, **res.to_dict()}))
         return
     for r in res.recorded:
         note = f", {r['skipped_lines']} line(s) skipped" if r["skipped_lines"] else ""
         empty = "  (no samples: recorded so the run is not lost)" if not r["metrics"] else ""
         click.echo(
-            f"recorded {r['suite']}/{r['run_id']} ({r['status']}): {r['metrics']} metric(s), "
+            f"recorded {clean(r['suite'])}/{clean(r['run_id'])} ({r['status']}): {r['metrics']} metric(s), "
             f"{r['samples']} sample(s) [{', '.join(r['formats']) or 'no format'}]{note}{empty}"
         )
     for a in res.already:
-        click.echo(f"already recorded {a} (--replace overwrites)")
+        click.echo(f"already recorded {clean(a)} (--replace overwrites)")
     for path, why in res.skipped:
         # an artifact's folder name and metadata may come from a fork's pull request: a newline would
         # start a CI workflow command ("::error::"), an escape drive the terminal
-        click.echo(printable(f"skipped {path}: {why}"))
+        click.echo(clean(f"skipped {path}: {why}"))
     click.echo(
         f"{len(res.recorded)} recorded, {len(res.already)} already there, {len(res.skipped)} skipped"
         f", {res.garbage} garbage line(s) -> {display}"
@@ -53,11 +55,13 @@ def graduation_table(suite: str, results: list[Any], mode: str, n: int) -> None:
 
     con = console()
     if not results:
-        con.print(f"[yellow]INSUFFICIENT[/]: no runs recorded for suite {escape(suite)} yet ({mode} mode)")
+        con.print(
+            f"[yellow]INSUFFICIENT[/]: no runs recorded for suite {escape(clean(suite))} yet ({mode} mode)"
+        )
         return
     from sleuth.gate.render import shown_rows
 
-    t = Table(title=f"graduation of {suite} ({n} runs, {mode} mode)", title_justify="left")
+    t = Table(title=f"graduation of {escape(clean(suite))} ({n} runs, {mode} mode)", title_justify="left")
     for col in ("metric", "verdict", "runs", "CV", "upper bound", "target", "runs needed", "why"):
         t.add_column(col, overflow="fold")
     shown = shown_rows(results, lambda r: r.verdict.value)
@@ -68,14 +72,14 @@ def graduation_table(suite: str, results: list[Any], mode: str, n: int) -> None:
 
         needed = "-" if r.verdict.value == "OK" else ("?" if r.needed is None else str(r.needed))
         t.add_row(
-            escape(r.metric),
+            escape(clean(r.metric)),
             f"[{STYLE[r.verdict.value]}]{r.verdict.value}[/]",
             str(r.runs),
             pct(r.cv),
             pct(r.upper),
             pct(r.target),
             needed,
-            escape(r.reason),
+            escape(clean(r.reason)),
         )
     _print_cut(t, shown)
 
@@ -86,21 +90,27 @@ def check_table(report: Any) -> None:
 
     con = console()
     if not report.results:
-        con.print(f"[yellow]INSUFFICIENT[/]: no recorded runs of {escape(report.suite)} match the policy yet")
+        con.print(
+            f"[yellow]INSUFFICIENT[/]: no recorded runs of {escape(clean(report.suite))} match the policy yet"
+        )
         return
     from sleuth.gate.render import shown_rows
 
-    t = Table(title=f"check of {report.suite} ({report.runs} runs)", title_justify="left")
+    t = Table(title=f"check of {escape(clean(report.suite))} ({report.runs} runs)", title_justify="left")
     for col in ("metric", "verdict", "mode", "runs", "findings"):
         t.add_column(col, overflow="fold")
     shown = shown_rows(report.results, lambda r: r.verdict.value)
     for r in shown.rows:
         found = "\n".join(
-            f"{f.check}: [{STYLE[f.verdict.value]}]{f.verdict.value}[/] {escape(f.summary)}"
+            f"{f.check}: [{STYLE[f.verdict.value]}]{f.verdict.value}[/] {escape(clean(f.summary))}"
             for f in r.findings
         )
         t.add_row(
-            escape(r.metric), f"[{STYLE[r.verdict.value]}]{r.verdict.value}[/]", r.mode, str(r.runs), found
+            escape(clean(r.metric)),
+            f"[{STYLE[r.verdict.value]}]{r.verdict.value}[/]",
+            r.mode,
+            str(r.runs),
+            found,
         )
     _print_cut(t, shown)
 
@@ -120,6 +130,7 @@ def cp_table(title: str, data: dict[str, Any], found: list[Any], labels: tuple[s
     from sleuth.gate.render import change_text
 
     con = console()
+    title = clean(title)
     if data["verdict"] == "INSUFFICIENT":
         con.print(
             f"[yellow]INSUFFICIENT[/]: {escape(title)} has {data['n']} point(s); "
@@ -129,14 +140,19 @@ def cp_table(title: str, data: dict[str, Any], found: list[Any], labels: tuple[s
     if not found:
         con.print(f"no change point in {escape(title)} ({data['n']} points)")
         return
-    t = Table(title=f"change points of {title} ({data['n']} points)", title_justify="left")
+    t = Table(title=f"change points of {escape(title)} ({data['n']} points)", title_justify="left")
     for col in ("index", "run", "before", "after", "change", "p-value"):
         t.add_column(col)
     for cp in found:
         change = change_text(cp.before, cp.after)
         label = labels[cp.index] if cp.index < len(labels) else "-"
         t.add_row(
-            str(cp.index), escape(label), f"{cp.before:g}", f"{cp.after:g}", change, f"{cp.p_value:.3g}"
+            str(cp.index),
+            escape(clean(label)),
+            f"{cp.before:g}",
+            f"{cp.after:g}",
+            change,
+            f"{cp.p_value:.3g}",
         )
     con.print(t)
 
@@ -154,7 +170,7 @@ def baseline_table(rows: list[Any]) -> None:
     shown = shown_rows(rows, lambda r: r.status)
     for r in shown.rows:
         t.add_row(
-            escape(r.metric),
+            escape(clean(r.metric)),
             f"[{style[r.status]}]{r.status}[/]",
             "-" if r.old is None else f"{r.old:g}",
             "-" if r.new is None else f"{r.new:g}",

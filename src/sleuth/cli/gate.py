@@ -183,12 +183,15 @@ def _emit(files: tuple[Path, ...], meta: dict[str, Any], kw: dict[str, Any]) -> 
         "metrics": len(ingested.samples),
         "skipped_lines": ingested.skipped,
     }
+    from sleuth.gate.model import clean, clean_doc
+
     if kw["as_json"]:
         from sleuth.cli._common import print_json
 
-        print_json(data)
+        print_json(clean_doc(data))
     else:
-        click.echo(f"wrote {path}: {len(ingested.samples)} metric(s), {ingested.skipped} line(s) skipped")
+        what = f"{len(ingested.samples)} metric(s), {ingested.skipped} line(s) skipped"
+        click.echo(clean(f"wrote {path}: {what}"))
     return 0
 
 

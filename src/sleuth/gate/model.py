@@ -9,6 +9,7 @@ run for one metric is the median of its samples (:meth:`Run.value`).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ __all__ = [
     "RunStatus",
     "Sample",
     "Verdict",
+    "clean",
+    "clean_doc",
     "exit_code_for",
     "fit",
     "parse_time",
@@ -163,6 +166,24 @@ def _finite_values(values: Any) -> tuple[float, ...]:
 
 
 @lru_cache(maxsize=65536)
+def clean(text: Any, hidden: tuple[str, ...] | None = None) -> str:
+    """Any text a gate verb shows (its tables, markdown, JUnit, HTML pages): printable, secrets
+    hidden by the rule and ``hidden`` (by default the values of this shell's secret variables,
+    :func:`sleuth.secrets.env_secret_values`).  A run id or suite is stored as given (it is the
+    run's key) and hidden here, on the way out: ``--run-id ghp_...`` shows ``<redacted>``."""
+    from sleuth.model import printable
+    from sleuth.secrets import env_secret_values, scrub_text
+
+    return scrub_text(printable(str(text)), env_secret_values(os.environ) if hidden is None else hidden)
+
+
+def clean_doc(doc: Any) -> Any:
+    """A gate verb's ``--json`` document with what :func:`clean` hides hidden in every string."""
+    from sleuth.secrets import Secrets, env_secret_values
+
+    return Secrets({}, frozenset(env_secret_values(os.environ))).scrub(doc)
+
+
 def _scrub_name(name: str) -> str:
     """A metric name (or commit, branch) through the rule; cached: a history repeats its names."""
     from sleuth.secrets import scrub_text

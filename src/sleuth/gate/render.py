@@ -1,11 +1,17 @@
 """CI output of the gate verbs: markdown summaries (GitHub's job summary) and JUnit XML.
 
-Pure functions from results to text; the CLI decides where the text goes.
+Pure functions from results to text; the CLI decides where the text goes.  Every text a gate
+verb shows (these files, its tables, its ``--json``, its HTML pages) goes through
+:func:`sleuth.gate.model.clean` or :func:`~sleuth.gate.model.clean_doc`: the redaction rule of
+:mod:`sleuth.secrets` and the values of this shell's secret variables.  The history keeps a run id
+or a suite as it was given (it is the run's key); what is shown of it hides a token there
+(``--run-id ghp_...``).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,8 +21,8 @@ from sleuth.gate.baseline import BaselineRow
 from sleuth.gate.changepoint import ChangePoint
 from sleuth.gate.checks import CheckReport
 from sleuth.gate.graduate import GraduationResult
-from sleuth.gate.model import Graduation, Verdict
-from sleuth.model import printable
+from sleuth.gate.model import Graduation, Verdict, clean
+from sleuth.secrets import env_secret_values
 
 __all__ = [
     "TABLE_ROWS",
@@ -53,8 +59,8 @@ _ICON = {
 
 
 def _cell(text: Any) -> str:
-    """A markdown table cell: pipes escaped, newlines flattened."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """A markdown table cell: secrets hidden, pipes escaped, newlines flattened."""
+    return clean(str(text).replace("\n", " ")).replace("|", "\\|")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,10 +170,8 @@ def changepoints_markdown(title: str, n: int, cps: Sequence[ChangePoint], labels
     lines += ["| index | run | before | after | change | p-value |", "|---|---|---|---|---|---|"]
     for cp in cps:
         change = change_text(cp.before, cp.after)
-        label = labels[cp.index] if cp.index < len(labels) else "-"
-        lines.append(
-            f"| {cp.index} | {_cell(label)} | {cp.before:g} | {cp.after:g} | {change} | {cp.p_value:.3g} |"
-        )
+        label = f"`{_cell(labels[cp.index])}`" if cp.index < len(labels) else "-"
+        lines.append(f"| {cp.index} | {label} | {cp.before:g} | {cp.after:g} | {change} | {cp.p_value:.3g} |")
     return "\n".join(lines) + "\n"
 
 
@@ -225,8 +229,8 @@ def check_cases(report: CheckReport) -> list[Case]:
     return out
 
 
-def _lines(text: str) -> str:
-    return "\n".join(printable(line) for line in text.split("\n"))
+def _lines(text: str, hidden: tuple[str, ...]) -> str:
+    return "\n".join(clean(line, hidden) for line in text.split("\n"))
 
 
 def junit_xml(suite_name: str, cases: Sequence[Case]) -> str:
@@ -235,11 +239,12 @@ def junit_xml(suite_name: str, cases: Sequence[Case]) -> str:
 
     failures = sum(c.outcome == "failure" for c in cases)
     skipped = sum(c.outcome == "skipped" for c in cases)
+    hidden = env_secret_values(os.environ)  # once: a check of 10,000 metrics has 10,000 cases
     root = ET.Element("testsuites")
     suite = ET.SubElement(
         root,
         "testsuite",
-        name=suite_name,
+        name=clean(suite_name, hidden),
         tests=str(len(cases)),
         failures=str(failures),
         skipped=str(skipped),
@@ -247,8 +252,8 @@ def junit_xml(suite_name: str, cases: Sequence[Case]) -> str:
     )
     for c in cases:
         # a control character is not allowed in XML 1.0 at all: the file would not parse
-        name, message, text = printable(c.name), printable(c.message), _lines(c.text)
-        tc = ET.SubElement(suite, "testcase", classname=printable(c.classname), name=name)
+        name, message, text = clean(c.name, hidden), clean(c.message, hidden), _lines(c.text, hidden)
+        tc = ET.SubElement(suite, "testcase", classname=clean(c.classname, hidden), name=name)
         if c.outcome == "failure":
             el = ET.SubElement(tc, "failure", message=message)
             el.text = text or message

@@ -300,6 +300,8 @@ def execute(
         run_dir=str(run_dir.path),
         environments=envs_json(plan, env_errors),
         backend=choice,
+        jobs=jobs,
+        gpus=gpus,
     )
     run_dir.write_json("matrix.json", to_json(result))
     run_dir.write_text("matrix.md", to_markdown(result))

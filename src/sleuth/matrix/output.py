@@ -160,11 +160,17 @@ def _effect_json(e: EnvironmentEffect, result: MatrixResult) -> dict[str, Any]:
 
 def rerun_command(result: MatrixResult) -> str | None:
     """The command that runs this matrix again: its resolved recipe on the same ``--backend`` (a
-    secret option value ``<redacted>``: the run dir's ``secrets.json`` gives it back)."""
+    secret option value ``<redacted>``: the run dir's ``secrets.json`` gives it back), with the
+    same ``--jobs`` and ``--gpus`` when they were given (not their defaults)."""
     if not result.run_dir:
         return None
     recipe = f"{result.run_dir}/recipe.resolved.yaml"
-    return shlex.join(["sleuth", "matrix", "--recipe", recipe, *result.backend.flags()])
+    words = ["sleuth", "matrix", "--recipe", recipe, *result.backend.flags()]
+    if result.jobs != 1:
+        words += ["--jobs", str(result.jobs)]
+    if result.gpus:
+        words += ["--gpus", ",".join(result.gpus)]
+    return shlex.join(words)
 
 
 def to_json(result: MatrixResult) -> dict[str, Any]:

@@ -93,6 +93,9 @@ class MatrixResult:
     final_share: float = 1.0
     #: what ran the trials (``--backend``): the rerun command repeats it
     backend: BackendChoice = field(default_factory=BackendChoice)
+    #: trials at a time and the devices they ran on (``--jobs``, ``--gpus``): the rerun repeats them
+    jobs: int = 1
+    gpus: tuple[str, ...] = ()
 
     def cell(self, name: str) -> CellResult:
         """The row called ``name``."""
@@ -145,12 +148,14 @@ def analyze(
     environments: Mapping[str, Mapping[str, Any]] | None = None,
     already_finished: bool = False,
     backend: BackendChoice | None = None,
+    jobs: int = 1,
+    gpus: Sequence[str] = (),
 ) -> MatrixResult:
     """Aggregate ``records`` per cell and decide every comparison of the matrix together.
 
     ``env_errors`` maps an environment key to why it failed; ``stops`` maps a cell stopped by
-    ``--until-decided`` to its :class:`~sleuth.matrix.multiple.Stop`; ``backend`` names what ran
-    the trials (default local).
+    ``--until-decided`` to its :class:`~sleuth.matrix.multiple.Stop`; ``backend``, ``jobs`` and
+    ``gpus`` name what ran the trials (default local, one at a time).
     """
     env_errors = env_errors or {}
     stops = stops or {}
@@ -254,6 +259,8 @@ def analyze(
         family=len(comparisons),
         final_share=final_share,
         backend=backend if backend is not None else BackendChoice(),
+        jobs=jobs,
+        gpus=tuple(gpus),
     )
 
 

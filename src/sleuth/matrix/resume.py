@@ -110,7 +110,7 @@ def resume(
     reaped = reap_orphans(run_dir.path)  # trials a killed sleuth left running would run twice
     if reaped:
         run_dir.journal.append("reaped", process_groups=reaped)
-    run_dir.journal.append("resume", jobs=jobs)
+    run_dir.journal.append("resume", jobs=jobs, gpus=list(gpus))
     return execute(
         plan, r.loaded.registry, run_dir, jobs=jobs, gpus=gpus, backend=backend, choice=choice,
         on_trial=on_trial, on_start=on_start,
@@ -128,6 +128,10 @@ def _report(plan: MatrixPlan, path: Path, events: Sequence[Mapping[str, Any]], b
         raise UsageError(f"{path / 'journal.jsonl'}: the start event's backend: {exc}") from None
     records, stops = replay(plan, events)
     errors = env_errors(events)
+    # how it ran last: the start's --jobs/--gpus, or the last resume's (older resumes journal no gpus)
+    last = [e for e in events if e.get("event") in ("start", "resume") and isinstance(e.get("jobs"), int)]
+    jobs = int(last[-1]["jobs"]) if last else 1
+    gpus: list[Any] = next((e["gpus"] for e in reversed(last) if isinstance(e.get("gpus"), list)), [])
     return analyze(
         plan,
         list(records.values()),
@@ -137,4 +141,6 @@ def _report(plan: MatrixPlan, path: Path, events: Sequence[Mapping[str, Any]], b
         environments=envs_json(plan, errors),
         already_finished=True,
         backend=choice,
+        jobs=jobs,
+        gpus=[str(g) for g in gpus],
     )

@@ -193,9 +193,9 @@ def page(view: RunDirView) -> Page:
         )
     else:
         seen = len({t.get("label") for t in tests})
-        headline = (
-            f"Not finished (interrupted or still running): {len(tests)} test(s) of {seen} candidate(s) so far"
-        )
+        broken = view.unreadable("summary.json")  # cut short, not JSON: the journal has the tests
+        lead = f"{broken}; from the journal" if broken else "Not finished (interrupted or still running)"
+        headline = f"{lead}: {len(tests)} test(s) of {seen} candidate(s) so far"
         metric = _metric(start["flags"])  # outcomes say nothing in performance mode: its values do
         box = None if metric else narrowed(last_stage, labels, fix)
         perf = {"metric": metric} if metric else None

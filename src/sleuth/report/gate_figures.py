@@ -1,7 +1,9 @@
 """The figures of the gate pages (``gate check --html``, ``gate changepoints --html``): a metric's
 history with what each finding compared it with, drawn in the units a float can hold.
 
-Every text a gate page shows goes through :func:`clean` (printable, the redaction rule).
+Every text a gate page shows goes through :func:`clean` (:func:`sleuth.gate.render.clean`, as the
+verbs' markdown, JUnit, tables and ``--json`` do: printable, the redaction rule, the values of this
+shell's secret variables).
 """
 
 from __future__ import annotations
@@ -11,12 +13,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sleuth.gate.checks import Finding, MetricCheck
-from sleuth.gate.model import Verdict
+from sleuth.gate.model import Verdict, clean
 from sleuth.gate.service import Series
-from sleuth.model import printable
 from sleuth.report import figures
 from sleuth.report.page import Figure
-from sleuth.secrets import scrub_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -32,11 +32,6 @@ COLOUR = {
     Verdict.INCONCLUSIVE: figures.UNSURE,
     Verdict.INSUFFICIENT: figures.MUTED,
 }
-
-
-def clean(text: Any) -> str:
-    """Any text a gate page shows: printable, through the redaction rule."""
-    return scrub_text(printable(str(text)))
 
 
 def finite(x: Any) -> float | None:

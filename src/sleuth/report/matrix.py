@@ -5,7 +5,8 @@ environments' own effects, the first failing log of each cell, and the command t
 A finished (or Ctrl-C'd) matrix is read from ``matrix.json``, its answer worded as ``matrix.md``
 words it (nothing recomputed).  A matrix killed before it wrote one, or still running (a ``resume``
 after the last ``end``: the ``matrix.json`` there is stale), is read from the journal
-(:mod:`sleuth.report.matrix_cells`); it decides nothing yet.
+(:mod:`sleuth.report.matrix_cells`); it decides nothing yet.  So is one whose ``matrix.json`` is
+unreadable (cut short, not JSON): the headline says so.
 """
 
 from __future__ import annotations
@@ -278,18 +279,28 @@ def _facts(
 
 def page(view: RunDirView) -> Page:
     """The report of a ``sleuth matrix`` run dir."""
-    ends = [e.get("event") for e in view.events if e.get("event") in ("end", "resume")]
-    found = view.json("matrix.json") if ends[-1:] == ["end"] else None  # a resume going on: stale
+    ends = [e for e in view.events if e.get("event") in ("end", "resume")]
+    ended = bool(ends) and ends[-1].get("event") == "end"
+    found = view.json("matrix.json") if ended else None  # a resume going on: stale
+    broken = view.unreadable("matrix.json") if ended and found is None else None
     decided = isinstance(found, dict) and isinstance(found.get("cells"), list)
     doc: Mapping[str, Any] = found if isinstance(found, dict) and decided else journal_doc(view)
     cells: list[Cell] = [c for c in doc["cells"] if isinstance(c, dict) and "name" in c]
     resume = f"sleuth matrix resume {shlex.quote(str(view.path))}"
     if not decided:
         done, fails = (sum(counts(c).get(k, 0) for c in cells) for k in ("total", "fail"))
-        headline = (
-            f"Not finished (interrupted or still running): {done} trial(s) in {len(cells)} cell(s), "
-            f"{fails} failed; no cell is decided before the matrix ends ({resume} goes on)"
-        )
+        counted = f"{done} trial(s) in {len(cells)} cell(s), {fails} failed"
+        if broken:  # it ended, but its summary is cut short or not JSON: the journal has the trials
+            again = "goes on" if ends[-1].get("interrupted") else "reports it again from the journal"
+            headline = (
+                f"The matrix ended but {broken}: {counted}, counted from the journal; no cell is "
+                f"decided here ({resume} {again})"
+            )
+        else:
+            headline = (
+                f"Not finished (interrupted or still running): {counted}; no cell is decided before "
+                f"the matrix ends ({resume} goes on)"
+            )
         status = Status.UNSURE
     else:
         headline, status = _headline(doc, cells)

@@ -138,11 +138,11 @@ def _headline(summary: Mapping[str, Any], kinds: Mapping[str, str]) -> tuple[str
 
 
 def _unfinished(
-    steps: Sequence[Mapping[str, Any]], axes: Mapping[str, Any], kinds: Mapping[str, str]
+    steps: Sequence[Mapping[str, Any]], axes: Mapping[str, Any], kinds: Mapping[str, str], text: str
 ) -> tuple[str, Mapping[str, Any] | None]:
-    """The headline of a run without a summary, and its best point so far (the last accepted step);
-    ``axes``: what moved so far, as :func:`~sleuth.report.reduce_steps.best_so_far` read it."""
-    text = "Not finished (interrupted or still running)"
+    """The headline of a run without a summary (``text`` first), and its best point so far (the last
+    accepted step); ``axes``: what moved so far, as :func:`~sleuth.report.reduce_steps.best_so_far`
+    read it."""
     base = next((s for s in steps if s.get("phase") == "baseline"), None)
     if base is None:
         return f"{text}: the original's trials are not all judged yet", None
@@ -232,7 +232,9 @@ def page(view: RunDirView) -> Page:
         so_far: Mapping[str, Any] = {}
     else:
         so_far = best_so_far(steps)
-        (headline, best), status = _unfinished(steps, so_far, kinds), Status.UNSURE
+        broken = view.unreadable("summary.json")  # cut short, not JSON: the journal has the steps
+        lead = f"{broken}; from the journal" if broken else "Not finished (interrupted or still running)"
+        (headline, best), status = _unfinished(steps, so_far, kinds, lead), Status.UNSURE
     fig = progress_figure(steps, kinds, valued)
     blocks = ([fig] if fig else []) + (
         [_axes_table(s["axes"], kinds)] if isinstance(s.get("axes"), dict) else []

@@ -83,18 +83,28 @@ class RunDirView:
 
     def json(self, name: str) -> Any | None:
         """The JSON document ``name`` (relative to the run dir), scrubbed; None when it is absent
-        (a run still going or killed has no summary yet).  A file that is not JSON is an error."""
+        (a run still going or killed has no summary yet) or unreadable (cut short by a full disk,
+        not JSON: :meth:`unreadable` says why).  A run dir is whatever it holds: the page says what
+        it could not read and shows the rest."""
+        data, _ = self._load(name)
+        return data
+
+    def unreadable(self, name: str) -> str | None:
+        """Why the file ``name`` is there but holds no JSON document (scrubbed), or None when it
+        is absent or reads."""
+        _, why = self._load(name)
+        return why
+
+    def _load(self, name: str) -> tuple[Any | None, str | None]:
         file = self.path / name
-        if not file.is_file():
-            return None
-        try:
+        try:  # only a regular file: a FIFO there would block the read for ever
+            if not file.is_file():
+                return None, None
             data = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise UsageError(
-                f"{file}: not readable as JSON ({exc})",
-                hint="restore the file, or resume the run to rewrite it",
-            ) from None
-        return self.scrub(data)
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            why = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+            return None, self.scrub(f"{name} is unreadable ({why})")
+        return self.scrub(data), None
 
     def tail(self, name: str | Path, limit: int = TAIL_BYTES) -> Log | None:
         """The last ``limit`` bytes of the log ``name`` (relative to the run dir), decoded with
