@@ -101,6 +101,8 @@ class Driver(TestPool):
         self._alias: dict[int, Query] = {}
         self._roles: dict[int, tuple[str, Query]] = {}
         self.strategy: Strategy | None = None
+        #: the strategy of the loop under way (an interrupted run's summary names its bracket)
+        self.live: Strategy | None = None
         #: performance mode: metric samples and the verdict per label
         self.samples: dict[str, list[float]] = defaultdict(list)
         self.verdicts: dict[str, Verdict] = {}
@@ -260,6 +262,7 @@ class Driver(TestPool):
         )
         held: list[tuple[Query, TestEvent]] = []
         first_wave = True
+        self.live = strat
         self._end_skips = self._end_others = 0  # a new stage (merged branch, next repository): its own end
         while True:
             if ends:
@@ -296,7 +299,7 @@ class Driver(TestPool):
                     self._ends_misbehaved = True
                     return stop
                 if end.rebuild:
-                    strat = end.rebuilt()
+                    strat = self.live = end.rebuilt()
                 if self.signature is not None and held and not end.disputed:
                     for q, old in held:
                         self._observe(strat, q, self._recount(old), end)

@@ -1,9 +1,18 @@
-"""What a bisection leaves behind: ``summary.json`` (= ``--json``), ``report.md`` and symlinks."""
+"""What a bisection leaves behind: ``summary.json`` (= ``--json``), ``report.md`` and symlinks.
+
+A bisection stopped before its end (Ctrl-C, SIGTERM, a reader gone) leaves the same two files with
+status ``interrupted`` (:func:`interrupted_summary`, :func:`write_interrupted`): the tests so far,
+their evidence, the bracket of the search under way and the command that resumes it; no ``end``
+event (the journal's ``interrupted`` is what a resume continues from) and no answer links.  The
+resume's own summary replaces them.
+"""
 
 from __future__ import annotations
 
 import os
+import shlex
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,7 +25,18 @@ from sleuth.bisect.strategies import SearchResult, SearchStatus
 from sleuth.errors import ExitCode
 from sleuth.model import Outcome
 
-__all__ = ["exit_code", "name_suspects", "summarize", "write_outputs"]
+__all__ = [
+    "INTERRUPTED",
+    "exit_code",
+    "interrupted_summary",
+    "name_suspects",
+    "summarize",
+    "write_interrupted",
+    "write_outputs",
+]
+
+#: the ``status`` of a bisection stopped before its end (not a :class:`SearchStatus`: no search ends so)
+INTERRUPTED = "interrupted"
 
 
 def exit_code(status: str) -> ExitCode:
@@ -92,6 +112,29 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
     if driver.opt.perf is not None:
         doc["perf"] = _perf(driver, doc)
     return doc
+
+
+def interrupted_summary(driver: Driver) -> dict[str, Any]:
+    """The summary of a bisection stopped before its end: the tests so far and their evidence, and
+    the bracket of the search under way (``last_good``/``first_bad`` its ends, ``suspects`` what is
+    between) when there is one; no confidence (no answer) and ``resume``, the command that goes on."""
+    bracket = SearchResult(status=SearchStatus.INCONCLUSIVE, first_bad=None, last_good=None)
+    if driver.live is not None:  # the indices of its stage's labels (a merged branch's, ...)
+        bracket = driver.result_in_order(driver.live.result())
+    # counted as not found whatever the strategy thinks: nothing an answer adds (the commits between,
+    # the release notes over the network) is looked up
+    doc = summarize(driver, replace(bracket, status=SearchStatus.INCONCLUSIVE))
+    resume = shlex.join(["sleuth", "bisect", "resume", str(driver.run_dir.path)])
+    note = f"interrupted after {doc['tests']} test(s), before the search finished; resume with: {resume}"
+    doc.update(status=INTERRUPTED, confidence=None, resume=resume, note=note)
+    return doc
+
+
+def write_interrupted(driver: Driver, summary: dict[str, Any]) -> None:
+    """``summary.json`` and ``report.md`` of an interrupted bisection (no links, no ``end`` event)."""
+    rd = driver.run_dir
+    rd.write_json("summary.json", summary)
+    rd.write_text("report.md", render_markdown(driver, summary))
 
 
 def _add_blame(doc: dict[str, Any], blame: dict[str, str], source: object) -> None:
@@ -292,7 +335,9 @@ def render_markdown(driver: Driver, s: dict[str, Any]) -> str:
             )
     elif s["suspects"]:
         which = name_suspects([f"`{x}`" for x in s["suspects"]])
-        if s["status"] == SearchStatus.INCONCLUSIVE.value:  # below --confidence: a guess, not an answer
+        if s["status"] == INTERRUPTED:  # the bracket so far, not an answer (the note names the resume)
+            lines.append(f"So far the {first.lower()} is one of: {which}.")
+        elif s["status"] == SearchStatus.INCONCLUSIVE.value:  # below --confidence: a guess, not an answer
             which = which if len(s["suspects"]) == 1 else f"one of {which}"
             lines.append(f"Not settled; the best guess for the {first.lower()}: {which}.")
         else:
