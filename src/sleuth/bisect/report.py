@@ -5,10 +5,15 @@ status ``interrupted`` (:func:`interrupted_summary`, :func:`write_interrupted`):
 their evidence, the bracket of the search under way and the command that resumes it; no ``end``
 event (the journal's ``interrupted`` is what a resume continues from) and no answer links.  The
 resume's own summary replaces them.
+
+The ``first-bad``/``last-good`` links always say what ``summary.json`` says: a resume that finds
+another answer replaces them.  What a copy of the run dir left there instead of a link (a folder,
+``cp -rL``) is kept when it holds the answer's files, else moved to ``NAME.copied``, never deleted.
 """
 
 from __future__ import annotations
 
+import filecmp
 import os
 import shlex
 from collections import Counter
@@ -130,11 +135,14 @@ def interrupted_summary(driver: Driver) -> dict[str, Any]:
     return doc
 
 
-def write_interrupted(driver: Driver, summary: dict[str, Any]) -> None:
-    """``summary.json`` and ``report.md`` of an interrupted bisection (no links, no ``end`` event)."""
+def write_interrupted(driver: Driver, summary: dict[str, Any]) -> list[str]:
+    """``summary.json`` and ``report.md`` of an interrupted bisection, no ``end`` event and no answer
+    links (an earlier answer's are taken away as :func:`_link` does); the notes of what was moved."""
     rd = driver.run_dir
     rd.write_json("summary.json", summary)
     rd.write_text("report.md", render_markdown(driver, summary))
+    notes = [_link(rd.path, name, None) for name in ("first-bad", "last-good")]
+    return [n for n in notes if n is not None]
 
 
 def _add_blame(doc: dict[str, Any], blame: dict[str, str], source: object) -> None:
@@ -243,28 +251,63 @@ def _perf_lines(s: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _link(run_dir: Path, name: str, target: dict[str, Any] | None) -> None:
-    link = run_dir / name
-    if link.is_dir() and not link.is_symlink():
-        # not sleuth's: a run dir copied without keeping its links (``cp -r``, ``copytree``) holds
-        # the answer's files there; they are the user's, and summary.json names the answer
-        return
-    if link.is_symlink() or link.exists():
+def _same_files(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` hold the same files with the same bytes (a copy of ``b`` that followed its link)."""
+    todo = [filecmp.dircmp(a, b, ignore=[])]
+    while todo:  # a candidate's folder is shallow (run-N/, build/), but no recursion
+        c = todo.pop()
+        if c.left_only or c.right_only or c.common_funny or c.funny_files:
+            return False
+        if filecmp.cmpfiles(c.left, c.right, c.common_files)[1:] != ([], []):  # stat, else bytes
+            return False
+        todo.extend(c.subdirs.values())
+    return True
+
+
+def _aside(run_dir: Path, name: str) -> Path:
+    """``NAME.copied`` in ``run_dir``, else the first free ``NAME.copied-2``, ``-3``, ..."""
+    path, n = run_dir / f"{name}.copied", 1
+    while path.exists() or path.is_symlink():
+        n += 1
+        path = run_dir / f"{name}.copied-{n}"
+    return path
+
+
+def _link(run_dir: Path, name: str, target: dict[str, Any] | None) -> str | None:
+    """``run_dir/name`` made a link to ``target``'s folder (no link without one); a note when
+    something that was there is moved aside.
+
+    A link there is sleuth's and is replaced.  Anything else is a copy of the run dir that followed
+    the links (``cp -rL``, ``copytree``): a folder with the same files as the target's is the answer's
+    own logs and stays; anything else (another answer's, a file) is moved to ``NAME.copied`` (or
+    ``NAME.copied-N``), never deleted, so the name says what ``summary.json`` says.
+    """
+    link, note = run_dir / name, None
+    if link.is_symlink():
         link.unlink()
+    elif link.exists():
+        if target is not None and link.is_dir() and _same_files(link, run_dir / target["dir"]):
+            return None
+        aside = _aside(run_dir, name)
+        link.rename(aside)
+        note = f"{link} was not a link (a copy of the run dir?) and not the answer's: moved to {aside.name}"
     if target is not None:
         (run_dir / target["dir"]).mkdir(parents=True, exist_ok=True)
         os.symlink(target["dir"], link)
+    return note
 
 
-def write_outputs(driver: Driver, summary: dict[str, Any]) -> None:
-    """``summary.json``, ``report.md``, ``first-bad``/``last-good`` symlinks, the ``end`` event."""
+def write_outputs(driver: Driver, summary: dict[str, Any]) -> list[str]:
+    """``summary.json``, ``report.md``, ``first-bad``/``last-good`` symlinks, the ``end`` event; the
+    notes of what was moved aside to make the links (see :func:`_link`)."""
     rd = driver.run_dir
     rd.write_json("summary.json", summary)
     rd.write_text("report.md", render_markdown(driver, summary))
     found = summary["status"] == SearchStatus.FOUND.value
-    _link(rd.path, "first-bad", summary["first_bad"] if found else None)
-    _link(rd.path, "last-good", summary["last_good"] if found else None)
+    notes = [_link(rd.path, "first-bad", summary["first_bad"] if found else None),
+             _link(rd.path, "last-good", summary["last_good"] if found else None)]  # fmt: skip
     rd.journal.append("end", summary=summary)
+    return [n for n in notes if n is not None]
 
 
 #: suspects named one by one up to this many; a longer block is named by its ends and its size

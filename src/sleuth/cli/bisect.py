@@ -398,10 +398,14 @@ def _write_interrupted(driver: Any, summary: dict[str, Any]) -> None:
     from sleuth.bisect.report import write_interrupted
 
     try:
-        write_interrupted(driver, summary)
+        _notes(write_interrupted(driver, summary))
     except OSError as exc:
-        err_console().print(f"note: no summary.json written: {escape(str(exc))}", soft_wrap=True,
-                            highlight=False)  # fmt: skip
+        _notes([f"no summary.json written: {exc}"])
+
+
+def _notes(notes: list[str]) -> None:
+    for text in notes:
+        err_console().print(f"note: {escape(text)}", soft_wrap=True, highlight=False)
 
 
 def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None,
@@ -481,7 +485,7 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
     if driver.chain is not None:  # bisect images --source: the commits stage (in commits/)
         summary["commits"] = driver.chain
         code = max(code, int(exit_code(str(driver.chain.get("status")))))
-    write_outputs(driver, summary)
+    _notes(write_outputs(driver, summary))
     rd.close()
     summary = public(summary, secrets)
     if quiet:
