@@ -142,7 +142,12 @@ def test_a_stop_during_a_test_writes_an_interrupted_summary_that_the_resume_repl
     events = [json.loads(line)["event"] for line in (run_dir / "journal.jsonl").read_text().splitlines()]
     assert events[-1] == "interrupted" and "end" not in events
     s = json.loads((run_dir / "summary.json").read_text())
-    assert (s["status"], s["tests"], s["confidence"]) == ("interrupted", 3, None), s
+    assert (s["status"], s["tests"], s["confidence"], s["strategy"]) == (
+        "interrupted",
+        3,
+        None,
+        "Bisection",
+    ), s
     assert s["resume"] == f"sleuth bisect resume {run_dir}" and s["resume"] in s["note"]
     assert s["command"]["argv"] == ["sh", "-c", FOURTH_WAITS]
     assert sum(sum(v.values()) for v in s["evidence"].values()) == 3 and waiting not in s["evidence"]

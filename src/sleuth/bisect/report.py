@@ -76,7 +76,6 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
         {ev.label for ev in driver.events if ev.outcome is Outcome.FAIL and ev.counted is Outcome.SKIP},
         key=lambda lab: driver.labels.index(lab) if lab in driver.labels else -1,
     )
-    strat = driver.strategy.inner if isinstance(driver.strategy, AutoBisection) else driver.strategy
     found = result.status is SearchStatus.FOUND
     doc: dict[str, Any] = {
         "status": result.status.value,
@@ -95,8 +94,7 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
         "other_failures": other,
         "signature": driver.signature,
         "flaky": driver.opt.flaky.describe(),
-        "strategy": type(strat).__name__ if strat is not None else None,
-        "p_estimate": round(strat.p_estimate(), 4) if isinstance(strat, FlakyBisection) else None,
+        **_strategy(driver.strategy),
         "evidence": {k: dict(v) for k, v in evidence.items()},
         "note": result.note,
         "source": driver.source.kind,
@@ -119,6 +117,15 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
     return doc
 
 
+def _strategy(strategy: object) -> dict[str, Any]:
+    """``strategy`` (the search's name) and ``p_estimate`` (the flaky search's failure rate)."""
+    strat = strategy.inner if isinstance(strategy, AutoBisection) else strategy
+    return {
+        "strategy": type(strat).__name__ if strat is not None else None,
+        "p_estimate": round(strat.p_estimate(), 4) if isinstance(strat, FlakyBisection) else None,
+    }
+
+
 def interrupted_summary(driver: Driver) -> dict[str, Any]:
     """The summary of a bisection stopped before its end: the tests so far and their evidence, and
     the bracket of the search under way (``last_good``/``first_bad`` its ends, ``suspects`` what is
@@ -129,6 +136,8 @@ def interrupted_summary(driver: Driver) -> dict[str, Any]:
     # counted as not found whatever the strategy thinks: nothing an answer adds (the commits between,
     # the release notes over the network) is looked up
     doc = summarize(driver, replace(bracket, status=SearchStatus.INCONCLUSIVE))
+    if driver.live is not None and driver.opt.perf is None:  # the search under way, not the last one done
+        doc.update(_strategy(driver.live))
     resume = shlex.join(["sleuth", "bisect", "resume", str(driver.run_dir.path)])
     note = f"interrupted after {doc['tests']} test(s), before the search finished; resume with: {resume}"
     doc.update(status=INTERRUPTED, confidence=None, resume=resume, note=note)
