@@ -131,13 +131,14 @@ def interrupted_summary(driver: Driver) -> dict[str, Any]:
     the bracket of the search under way (``last_good``/``first_bad`` its ends, ``suspects`` what is
     between) when there is one; no confidence (no answer) and ``resume``, the command that goes on."""
     bracket = SearchResult(status=SearchStatus.INCONCLUSIVE, first_bad=None, last_good=None)
-    if driver.live is not None:  # the indices of its stage's labels (a merged branch's, ...)
-        bracket = driver.result_in_order(driver.live.result())
+    live = driver.live()
+    if live is not None:  # its indices are those of the stage's labels (a merged branch's, ...)
+        bracket = driver.result_in_order(live.result())
     # counted as not found whatever the strategy thinks: nothing an answer adds (the commits between,
     # the release notes over the network) is looked up
     doc = summarize(driver, replace(bracket, status=SearchStatus.INCONCLUSIVE))
-    if driver.live is not None and driver.opt.perf is None:  # the search under way, not the last one done
-        doc.update(_strategy(driver.live))
+    if live is not None and driver.opt.perf is None:  # the search under way, not the last one done
+        doc.update(_strategy(live))
     resume = shlex.join(["sleuth", "bisect", "resume", str(driver.run_dir.path)])
     note = f"interrupted after {doc['tests']} test(s), before the search finished; resume with: {resume}"
     doc.update(status=INTERRUPTED, confidence=None, resume=resume, note=note)

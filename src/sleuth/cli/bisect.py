@@ -467,8 +467,11 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
         if driver is not None:  # what is known so far, while the source can still name commits
             from sleuth.bisect.report import interrupted_summary
 
-            summary = interrupted_summary(driver)
-            so_far.append((driver, _told(summary, driver, kw, source, secrets=secrets, replay=replay)))
+            try:
+                summary = interrupted_summary(driver)
+                so_far.append((driver, _told(summary, driver, kw, source, secrets=secrets, replay=replay)))
+            except Exception as exc:  # whatever the summary met, an interrupt stays one (exit 130)
+                _notes([f"no summary.json written: {exc}"])
         raise
     finally:
         if out is not None:
