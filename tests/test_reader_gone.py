@@ -164,7 +164,9 @@ def _bisect_git_start(tmp: Path, gate: Path) -> list[str]:
 
 
 def _bisect_interrupted(rd: Path) -> bool:
-    return _events(rd)[-1]["event"] == "interrupted"
+    """Journaled as interrupted, with a summary.json that says so (before, none was written)."""
+    summary = json.loads((rd / "summary.json").read_text())
+    return _events(rd)[-1]["event"] == "interrupted" and summary["status"] == "interrupted"
 
 
 def _bisect_finished(rd: Path) -> bool:

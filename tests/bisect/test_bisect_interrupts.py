@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from sleuth.bisect.report import name_suspects
 from tests.bisect.test_bisect_cli import doc, sleuth
+from tests.report.conftest import parse
+from tests.signals import sleuth_proc
 
 #: run sleuth as its console script does, with SIGINT sent to itself at one moment (argv[1])
 PROGRAM = """
@@ -108,3 +112,64 @@ def test_a_resume_where_the_start_directory_is_gone_runs_where_it_is(tmp_path: P
     d = doc(sleuth("bisect", "resume", str(run_dir), "--json", cwd=moved))
     assert (d["status"], d["first_bad"]["label"]) == ("found", "5"), d["note"]
     assert {p.read_text().strip() for p in run_dir.glob("candidates/*/run-*/where")} == {str(moved)}
+
+
+#: the fourth test tells the test that it started (FIFO ``started``) and waits (FIFO ``gate``)
+FOURTH_WAITS = (
+    'echo "$SLEUTH_CANDIDATE" >> seen; '
+    'if [ "$(wc -l < seen)" -eq 4 ]; then echo "$SLEUTH_CANDIDATE" > started; cat gate >/dev/null; fi; '
+    '[ "$SLEUTH_CANDIDATE" -lt 11 ] || { echo "AssertionError: bug" >&2; exit 1; }'
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_during_a_test_writes_an_interrupted_summary_that_the_resume_replaces(
+    tmp_path: Path, sleuth_env: dict[str, str], sig: signal.Signals
+) -> None:
+    """Before, the run dir of a bisection stopped during its tests had no summary.json and no report.md."""
+    (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(16)))
+    for fifo in ("started", "gate"):
+        os.mkfifo(tmp_path / fifo)
+    argv = ["bisect", "list", "l.txt", "--flaky", "off", "--", "sh", "-c", FOURTH_WAITS]
+    with sleuth_proc(argv, sleuth_env, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                     text=True) as proc:  # fmt: skip
+        waiting = (tmp_path / "started").read_text().strip()  # the fourth test runs now
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    (run_dir,) = (tmp_path / "runs" / "bisect" / "list").iterdir()
+    assert err.strip().splitlines()[-1] == f"error: interrupted; resume with: sleuth bisect resume {run_dir}"
+    events = [json.loads(line)["event"] for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    assert events[-1] == "interrupted" and "end" not in events
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert (s["status"], s["tests"], s["confidence"], s["strategy"]) == (
+        "interrupted",
+        3,
+        None,
+        "Bisection",
+    ), s
+    assert s["resume"] == f"sleuth bisect resume {run_dir}" and s["resume"] in s["note"]
+    assert s["command"]["argv"] == ["sh", "-c", FOURTH_WAITS]
+    assert sum(sum(v.values()) for v in s["evidence"].values()) == 3 and waiting not in s["evidence"]
+    lo, hi = int(s["last_good"]["label"]), int(s["first_bad"]["label"])  # the bracket of the search
+    assert s["suspects"] == [str(i) for i in range(lo + 1, hi + 1)] and lo < 11 <= hi and hi - lo < 15, s
+    assert waiting in s["suspects"]  # the test stopped was a probe inside the bracket
+    report = (run_dir / "report.md").read_text()
+    assert report.startswith("# sleuth bisect list: interrupted\n") and s["resume"] in report
+    assert not (run_dir / "first-bad").exists() and not (run_dir / "last-good").exists()
+    # sleuth report reads it: the bracket and the resume command in the headline
+    made = subprocess.run([sys.executable, "-m", "sleuth", "report", str(run_dir)], cwd=tmp_path,
+                          env=sleuth_env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    head = " ".join(parse((run_dir / "report.html").read_text()).by_id["headline"]).strip()
+    assert head == (f"interrupted after 3 test(s); so far the first bad is one of: "
+                    f"{name_suspects(s['suspects'])}; resume with: {s['resume']}"), head  # fmt: skip
+    for fifo in ("started", "gate"):  # the resume's fourth test does not wait
+        (tmp_path / fifo).unlink()
+        (tmp_path / fifo).write_text("")
+    d = doc(sleuth("bisect", "resume", str(run_dir), "--json", cwd=tmp_path))
+    assert (d["status"], d["first_bad"]["label"], d["last_good"]["label"]) == ("found", "11", "10")
+    assert d["resumed"]["replayed"] == 3
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "found"
+    assert (run_dir / "report.md").read_text().startswith("# sleuth bisect list: found\n")
+    assert os.readlink(run_dir / "first-bad") == d["first_bad"]["dir"]

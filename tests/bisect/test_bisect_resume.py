@@ -383,3 +383,55 @@ def test_a_run_dir_copied_without_its_links_resumes_and_keeps_the_copied_folders
     assert {
         p.relative_to(copy): p.read_bytes() for p in (copy / "first-bad").rglob("*") if p.is_file()
     } == kept
+
+
+#: fails from the line named in the file ``culprit`` (read at each test: a resume can see another)
+MOVING_TEST = '[ "$SLEUTH_CANDIDATE" -lt "$(cat culprit)" ] || { echo "AssertionError: bug" >&2; exit 1; }'
+
+
+@pytest.mark.parametrize("links", [True, False], ids=["cp -r (links kept)", "copytree (links followed)"])
+def test_a_resume_of_a_copy_that_finds_another_answer_refreshes_first_bad_and_last_good(
+    tmp_path: Path, links: bool
+) -> None:
+    """Before, a folder left by a copy that followed the links kept naming the old answer while
+    summary.json named the resume's; now the links follow summary.json and the folder is moved aside."""
+    (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(30)))
+    (tmp_path / "culprit").write_text("17\n")
+    first = _sleuth("bisect", "list", "l.txt", "--flaky", "off", "--output", "o", "--json", "--", "sh", "-c",
+                    MOVING_TEST, cwd=tmp_path)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    old = json.loads(first.stdout)
+    copy = tmp_path / "copy"
+    shutil.copytree(old["run_dir"], copy, symlinks=links)
+    assert (copy / "first-bad").is_symlink() is links
+    old_files = {p.relative_to(copy / "first-bad"): p.read_bytes() for p in (copy / "first-bad").rglob("*")
+                 if p.is_file()}  # fmt: skip
+    # as a kill -9 after the first test leaves it: that test's event and logs, nothing after them
+    events = read_journal(copy / "journal.jsonl")
+    cut = next(i for i, e in enumerate(events) if e["event"] == "test") + 1
+    for e in events[cut:]:
+        if e["event"] == "test":
+            shutil.rmtree(copy / e["trial_dir"])
+    (copy / "journal.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events[:cut]))
+    (copy / "summary.json").unlink()
+    (tmp_path / "culprit").write_text("12\n")  # the test changed: the resume finds another answer
+    again = _sleuth("bisect", "resume", str(copy), "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    new = json.loads(again.stdout)
+    assert new["status"] == "found" and new["first_bad"]["label"] != old["first_bad"]["label"], new
+    for name, key in (("first-bad", "first_bad"), ("last-good", "last_good")):
+        assert os.readlink(copy / name) == new[key]["dir"]
+        moved = copy / f"{name}.copied"
+        assert moved.is_dir() is not links  # the copy's folder is kept aside, never deleted
+        if not links:
+            assert (
+                f"note: {copy / name} was not a link" in again.stderr
+                and f"moved to {name}.copied" in again.stderr
+            )
+    if not links:
+        assert {
+            p.relative_to(copy / "first-bad.copied"): p.read_bytes()
+            for p in (copy / "first-bad.copied").rglob("*")
+            if p.is_file()
+        } == old_files
+    assert "Traceback" not in again.stderr

@@ -101,6 +101,8 @@ class Driver(TestPool):
         self._alias: dict[int, Query] = {}
         self._roles: dict[int, tuple[str, Query]] = {}
         self.strategy: Strategy | None = None
+        #: the strategy of the loop under way and the candidates it searches (see :meth:`live`)
+        self._live: tuple[Strategy, list[str]] | None = None
         #: performance mode: metric samples and the verdict per label
         self.samples: dict[str, list[float]] = defaultdict(list)
         self.verdicts: dict[str, Verdict] = {}
@@ -125,6 +127,14 @@ class Driver(TestPool):
     def _pos(self, i: int) -> int:
         """The position in :attr:`labels` of the strategy's candidate ``i``."""
         return len(self.labels) - 1 - i if self._flip else i
+
+    def live(self) -> Strategy | None:
+        """The strategy of the search under way (an interrupted run's summary names its bracket);
+        None before the first loop, and once a new stage (a merged branch, the next repository) has
+        its candidates but no loop yet: the last one's indices are not theirs."""
+        if self._live is None or self._live[1] is not self.labels:
+            return None
+        return self._live[0]
 
     def _tell(self, strat: Strategy, index: int, outcome: Outcome) -> None:
         """An observation the strategy did not ask for (a given end)."""
@@ -260,6 +270,7 @@ class Driver(TestPool):
         )
         held: list[tuple[Query, TestEvent]] = []
         first_wave = True
+        self._live = (strat, self.labels)
         self._end_skips = self._end_others = 0  # a new stage (merged branch, next repository): its own end
         while True:
             if ends:
@@ -297,6 +308,7 @@ class Driver(TestPool):
                     return stop
                 if end.rebuild:
                     strat = end.rebuilt()
+                    self._live = (strat, self.labels)
                 if self.signature is not None and held and not end.disputed:
                     for q, old in held:
                         self._observe(strat, q, self._recount(old), end)

@@ -1,9 +1,23 @@
-"""What a bisection leaves behind: ``summary.json`` (= ``--json``), ``report.md`` and symlinks."""
+"""What a bisection leaves behind: ``summary.json`` (= ``--json``), ``report.md`` and symlinks.
+
+A bisection stopped before its end (Ctrl-C, SIGTERM, a reader gone) leaves the same two files with
+status ``interrupted`` (:func:`interrupted_summary`, :func:`write_interrupted`): the tests so far,
+their evidence, the bracket of the search under way and the command that resumes it; no ``end``
+event (the journal's ``interrupted`` is what a resume continues from) and no answer links.  The
+resume's own summary replaces them.
+
+The ``first-bad``/``last-good`` links always say what ``summary.json`` says: a resume that finds
+another answer replaces them.  What a copy of the run dir left there instead of a link (a folder,
+``cp -rL``) is kept when it holds the answer's files, else moved to ``NAME.copied``, never deleted.
+"""
 
 from __future__ import annotations
 
+import filecmp
 import os
+import shlex
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,7 +30,18 @@ from sleuth.bisect.strategies import SearchResult, SearchStatus
 from sleuth.errors import ExitCode
 from sleuth.model import Outcome
 
-__all__ = ["exit_code", "name_suspects", "summarize", "write_outputs"]
+__all__ = [
+    "INTERRUPTED",
+    "exit_code",
+    "interrupted_summary",
+    "name_suspects",
+    "summarize",
+    "write_interrupted",
+    "write_outputs",
+]
+
+#: the ``status`` of a bisection stopped before its end (not a :class:`SearchStatus`: no search ends so)
+INTERRUPTED = "interrupted"
 
 
 def exit_code(status: str) -> ExitCode:
@@ -51,7 +76,6 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
         {ev.label for ev in driver.events if ev.outcome is Outcome.FAIL and ev.counted is Outcome.SKIP},
         key=lambda lab: driver.labels.index(lab) if lab in driver.labels else -1,
     )
-    strat = driver.strategy.inner if isinstance(driver.strategy, AutoBisection) else driver.strategy
     found = result.status is SearchStatus.FOUND
     doc: dict[str, Any] = {
         "status": result.status.value,
@@ -70,8 +94,7 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
         "other_failures": other,
         "signature": driver.signature,
         "flaky": driver.opt.flaky.describe(),
-        "strategy": type(strat).__name__ if strat is not None else None,
-        "p_estimate": round(strat.p_estimate(), 4) if isinstance(strat, FlakyBisection) else None,
+        **_strategy(driver.strategy),
         "evidence": {k: dict(v) for k, v in evidence.items()},
         "note": result.note,
         "source": driver.source.kind,
@@ -92,6 +115,44 @@ def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
     if driver.opt.perf is not None:
         doc["perf"] = _perf(driver, doc)
     return doc
+
+
+def _strategy(strategy: object) -> dict[str, Any]:
+    """``strategy`` (the search's name) and ``p_estimate`` (the flaky search's failure rate)."""
+    strat = strategy.inner if isinstance(strategy, AutoBisection) else strategy
+    return {
+        "strategy": type(strat).__name__ if strat is not None else None,
+        "p_estimate": round(strat.p_estimate(), 4) if isinstance(strat, FlakyBisection) else None,
+    }
+
+
+def interrupted_summary(driver: Driver) -> dict[str, Any]:
+    """The summary of a bisection stopped before its end: the tests so far and their evidence, and
+    the bracket of the search under way (``last_good``/``first_bad`` its ends, ``suspects`` what is
+    between) when there is one; no confidence (no answer) and ``resume``, the command that goes on."""
+    bracket = SearchResult(status=SearchStatus.INCONCLUSIVE, first_bad=None, last_good=None)
+    live = driver.live()
+    if live is not None:  # its indices are those of the stage's labels (a merged branch's, ...)
+        bracket = driver.result_in_order(live.result())
+    # counted as not found whatever the strategy thinks: nothing an answer adds (the commits between,
+    # the release notes over the network) is looked up
+    doc = summarize(driver, replace(bracket, status=SearchStatus.INCONCLUSIVE))
+    if live is not None and driver.opt.perf is None:  # the search under way, not the last one done
+        doc.update(_strategy(live))
+    resume = shlex.join(["sleuth", "bisect", "resume", str(driver.run_dir.path)])
+    note = f"interrupted after {doc['tests']} test(s), before the search finished; resume with: {resume}"
+    doc.update(status=INTERRUPTED, confidence=None, resume=resume, note=note)
+    return doc
+
+
+def write_interrupted(driver: Driver, summary: dict[str, Any]) -> list[str]:
+    """``summary.json`` and ``report.md`` of an interrupted bisection, no ``end`` event and no answer
+    links (an earlier answer's are taken away as :func:`_link` does); the notes of what was moved."""
+    rd = driver.run_dir
+    rd.write_json("summary.json", summary)
+    rd.write_text("report.md", render_markdown(driver, summary))
+    notes = [_link(rd.path, name, None) for name in ("first-bad", "last-good")]
+    return [n for n in notes if n is not None]
 
 
 def _add_blame(doc: dict[str, Any], blame: dict[str, str], source: object) -> None:
@@ -200,28 +261,63 @@ def _perf_lines(s: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _link(run_dir: Path, name: str, target: dict[str, Any] | None) -> None:
-    link = run_dir / name
-    if link.is_dir() and not link.is_symlink():
-        # not sleuth's: a run dir copied without keeping its links (``cp -r``, ``copytree``) holds
-        # the answer's files there; they are the user's, and summary.json names the answer
-        return
-    if link.is_symlink() or link.exists():
+def _same_files(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` hold the same files with the same bytes (a copy of ``b`` that followed its link)."""
+    todo = [filecmp.dircmp(a, b, ignore=[])]
+    while todo:  # a candidate's folder is shallow (run-N/, build/), but no recursion
+        c = todo.pop()
+        if c.left_only or c.right_only or c.common_funny or c.funny_files:
+            return False
+        if filecmp.cmpfiles(c.left, c.right, c.common_files)[1:] != ([], []):  # stat, else bytes
+            return False
+        todo.extend(c.subdirs.values())
+    return True
+
+
+def _aside(run_dir: Path, name: str) -> Path:
+    """``NAME.copied`` in ``run_dir``, else the first free ``NAME.copied-2``, ``-3``, ..."""
+    path, n = run_dir / f"{name}.copied", 1
+    while path.exists() or path.is_symlink():
+        n += 1
+        path = run_dir / f"{name}.copied-{n}"
+    return path
+
+
+def _link(run_dir: Path, name: str, target: dict[str, Any] | None) -> str | None:
+    """``run_dir/name`` made a link to ``target``'s folder (no link without one); a note when
+    something that was there is moved aside.
+
+    A link there is sleuth's and is replaced.  Anything else is a copy of the run dir that followed
+    the links (``cp -rL``, ``copytree``): a folder with the same files as the target's is the answer's
+    own logs and stays; anything else (another answer's, a file) is moved to ``NAME.copied`` (or
+    ``NAME.copied-N``), never deleted, so the name says what ``summary.json`` says.
+    """
+    link, note = run_dir / name, None
+    if link.is_symlink():
         link.unlink()
+    elif link.exists():
+        if target is not None and link.is_dir() and _same_files(link, run_dir / target["dir"]):
+            return None
+        aside = _aside(run_dir, name)
+        link.rename(aside)
+        note = f"{link} was not a link (a copy of the run dir?) and not the answer's: moved to {aside.name}"
     if target is not None:
         (run_dir / target["dir"]).mkdir(parents=True, exist_ok=True)
         os.symlink(target["dir"], link)
+    return note
 
 
-def write_outputs(driver: Driver, summary: dict[str, Any]) -> None:
-    """``summary.json``, ``report.md``, ``first-bad``/``last-good`` symlinks, the ``end`` event."""
+def write_outputs(driver: Driver, summary: dict[str, Any]) -> list[str]:
+    """``summary.json``, ``report.md``, ``first-bad``/``last-good`` symlinks, the ``end`` event; the
+    notes of what was moved aside to make the links (see :func:`_link`)."""
     rd = driver.run_dir
     rd.write_json("summary.json", summary)
     rd.write_text("report.md", render_markdown(driver, summary))
     found = summary["status"] == SearchStatus.FOUND.value
-    _link(rd.path, "first-bad", summary["first_bad"] if found else None)
-    _link(rd.path, "last-good", summary["last_good"] if found else None)
+    notes = [_link(rd.path, "first-bad", summary["first_bad"] if found else None),
+             _link(rd.path, "last-good", summary["last_good"] if found else None)]  # fmt: skip
     rd.journal.append("end", summary=summary)
+    return [n for n in notes if n is not None]
 
 
 #: suspects named one by one up to this many; a longer block is named by its ends and its size
@@ -292,7 +388,9 @@ def render_markdown(driver: Driver, s: dict[str, Any]) -> str:
             )
     elif s["suspects"]:
         which = name_suspects([f"`{x}`" for x in s["suspects"]])
-        if s["status"] == SearchStatus.INCONCLUSIVE.value:  # below --confidence: a guess, not an answer
+        if s["status"] == INTERRUPTED:  # the bracket so far, not an answer (the note names the resume)
+            lines.append(f"So far the {first.lower()} is one of: {which}.")
+        elif s["status"] == SearchStatus.INCONCLUSIVE.value:  # below --confidence: a guess, not an answer
             which = which if len(s["suspects"]) == 1 else f"one of {which}"
             lines.append(f"Not settled; the best guess for the {first.lower()}: {which}.")
         else:

@@ -364,11 +364,14 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
     """The bisection in ``rd``: a Ctrl-C (or SIGTERM) anywhere in it, from the first line printed to the
     report, stops the tests, journals ``interrupted`` and names the command that resumes the run.
 
-    ``backend``: made before a new run's dir existed; a resume makes the one its start names."""
+    ``backend``: made before a new run's dir existed; a resume makes the one its start names.
+    An interrupt during the tests also writes ``summary.json`` and ``report.md`` with status
+    ``interrupted`` (:func:`sleuth.bisect.report.interrupted_summary`), once the tests are stopped."""
+    so_far: list[tuple[Any, dict[str, Any]]] = []  # (driver, summary): made before the source closes
     try:
         with sigterm_as_interrupt():
             return _bisect(source, kw, rd, replay=replay, labels=labels, default_skip=default_skip,
-                           backend=backend)  # fmt: skip
+                           backend=backend, so_far=so_far)  # fmt: skip
     except KeyboardInterrupt:
         import contextlib
         import signal
@@ -382,14 +385,32 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
             kill_all()
             with contextlib.suppress(ValueError):  # closed: the run ended, resume prints its answer
                 rd.journal.append("interrupted")
+                if so_far:
+                    _write_interrupted(*so_far[0])
         finally:
             for sig, old in held.items():
                 signal.signal(sig, old)
         raise Interrupted(f"interrupted; resume with: sleuth bisect resume {rd.path}") from None
 
 
+def _write_interrupted(driver: Any, summary: dict[str, Any]) -> None:
+    """The interrupted summary's files; a failure to write them is said, the exit code stays 130."""
+    from sleuth.bisect.report import write_interrupted
+
+    try:
+        _notes(write_interrupted(driver, summary))
+    except OSError as exc:
+        _notes([f"no summary.json written: {exc}"])
+
+
+def _notes(notes: list[str]) -> None:
+    for text in notes:
+        err_console().print(f"note: {escape(text)}", soft_wrap=True, highlight=False)
+
+
 def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None,
-            labels: list[str] | None, default_skip: tuple[int, ...], backend: Any) -> int:  # fmt: skip
+            labels: list[str] | None, default_skip: tuple[int, ...], backend: Any,
+            so_far: list[tuple[Any, dict[str, Any]]]) -> int:  # fmt: skip
     from sleuth.bisect.driver import Driver
     from sleuth.bisect.secrecy import hidden, hidden_labels, public, scrubbed
     from sleuth.cli._bisect_flags import spec_and_options
@@ -433,6 +454,7 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
                               label=public(ev.label, secrets))  # fmt: skip
             con.print(line, markup=True, highlight=False, soft_wrap=True)
 
+    driver = None
     try:
         driver = Driver(source, spec, oracle, rd, opts, replay=replay, on_test=show, labels=labels,
                         backend=backend)  # fmt: skip
@@ -441,6 +463,16 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
                                                        highlight=False)  # fmt: skip
         driver.on_first_wait = lambda: _while_the_first_tests_run(out)
         result, _ = driver.run()
+    except KeyboardInterrupt:
+        if driver is not None:  # what is known so far, while the source can still name commits
+            from sleuth.bisect.report import interrupted_summary
+
+            try:
+                summary = interrupted_summary(driver)
+                so_far.append((driver, _told(summary, driver, kw, source, secrets=secrets, replay=replay)))
+            except Exception as exc:  # whatever the summary met, an interrupt stays one (exit 130)
+                _notes([f"no summary.json written: {exc}"])
+        raise
     finally:
         if out is not None:
             out()  # the header, when no test made the console (an error, an interrupt before the first)
@@ -449,17 +481,14 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
         debug.__exit__(None, None, None)
     from sleuth.bisect.report import exit_code, summarize, write_outputs  # after the tests: start-up
 
-    summary = summarize(driver, result)
-    summary["command"] = public(describe_command(kw, source), secrets)
-    if replay is not None:
-        summary["resumed"] = resumed(replay, driver.events)
+    summary = _told(summarize(driver, result), driver, kw, source, secrets=secrets, replay=replay)
     code = int(exit_code(summary["status"]))
     if hasattr(source, "summary_extra"):  # image-commits: images, sources, build times
         summary.update(source.summary_extra(driver))
     if driver.chain is not None:  # bisect images --source: the commits stage (in commits/)
         summary["commits"] = driver.chain
         code = max(code, int(exit_code(str(driver.chain.get("status")))))
-    write_outputs(driver, summary)
+    _notes(write_outputs(driver, summary))
     rd.close()
     summary = public(summary, secrets)
     if quiet:
@@ -467,6 +496,17 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
     else:
         _render(summary)
     return code
+
+
+def _told(summary: dict[str, Any], driver: Any, kw: dict[str, Any], source: Any, *, secrets: Any,
+          replay: list[dict[str, Any]] | None) -> dict[str, Any]:  # fmt: skip
+    """``summary`` with the command tested and, on a resume, what was replayed."""
+    from sleuth.bisect.secrecy import public
+
+    summary["command"] = public(describe_command(kw, source), secrets)
+    if replay is not None:
+        summary["resumed"] = resumed(replay, driver.events)
+    return summary
 
 
 def _while_the_first_tests_run(out: Any) -> None:

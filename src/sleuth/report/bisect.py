@@ -4,11 +4,12 @@ candidates and the command that reproduces a test.
 
 Built from ``summary.json`` (the ``--json`` document; the ``end`` event's copy when the file is
 gone) and the journal's ``candidates``, ``test``, ``trial`` and ``resume`` events, so an interrupted
-or running bisection has a page too: the range its outcomes narrowed so far.  The wording is the
-verb's own (:func:`sleuth.cli.bisect._render_answer`, :func:`sleuth.bisect.report.render_markdown`).
-Here: the headline, the facts and the page's order; the run dir is read by
-:mod:`~sleuth.report.bisect_source`, drawn by :mod:`~sleuth.report.bisect_figures` and tabled by
-:mod:`~sleuth.report.bisect_parts`.
+or running bisection has a page too: the range its outcomes narrowed so far (an interrupted one's
+``summary.json``, status ``interrupted``, names its search's bracket and the command that resumes
+it).  The wording is the verb's own (:func:`sleuth.cli.bisect._render_answer`,
+:func:`sleuth.bisect.report.render_markdown`).  Here: the headline, the facts and the page's order;
+the run dir is read by :mod:`~sleuth.report.bisect_source`, drawn by
+:mod:`~sleuth.report.bisect_figures` and tabled by :mod:`~sleuth.report.bisect_parts`.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def _headline(s: Mapping[str, Any], first: str, last: str) -> tuple[str, Status]
     if status == "found" and fb.get("label") is not None:
         text = f"{first} {fb['label']} ({last} {lg.get('label', '?')}), {conf_text}"
         return text, Status.GOOD
+    if status == "interrupted":  # no answer: the bracket so far, and the command that goes on
+        so_far = f"; so far the {first} is one of: {name_suspects(suspects)}" if suspects else ""
+        resume = f"; resume with: {s['resume']}" if s.get("resume") else ""
+        return f"interrupted after {s.get('tests', '?')} test(s){so_far}{resume}", Status.UNSURE
     note = f"; {s['note']}" if s.get("note") else ""
     if suspects and status == "inconclusive":  # below --confidence: a guess, not an answer
         guess = name_suspects(suspects)
@@ -188,9 +193,11 @@ def page(view: RunDirView) -> Page:
     box = _answer_box(s)
     if s is not None:
         headline, status = _headline(s, *words)
-        band = {"found": f"boundary: {words[1]} | {words[0]}", "inconclusive": "best guess"}.get(
-            str(s.get("status")), f"the {words[0]} is one of these"
-        )
+        band = {
+            "found": f"boundary: {words[1]} | {words[0]}",
+            "inconclusive": "best guess",
+            "interrupted": "narrowed so far",
+        }.get(str(s.get("status")), f"the {words[0]} is one of these")
     else:
         seen = len({t.get("label") for t in tests})
         broken = view.unreadable("summary.json")  # cut short, not JSON: the journal has the tests
@@ -228,7 +235,7 @@ def page(view: RunDirView) -> Page:
             (test_table(tests, s or {}, labels),) if tests else (Note("No test was journaled yet."),),
         )
     )
-    logs = log_blocks(view, s or {}, tests, words) if s is not None else []
+    logs = log_blocks(view, s, tests, words) if s is not None and s.get("status") != "interrupted" else []
     if logs:
         sections.append(Section("Logs of the answer", tuple(logs)))
     repro = reproduce(s or {}, start["source"], words)
