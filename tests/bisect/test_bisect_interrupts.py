@@ -173,3 +173,28 @@ def test_a_stop_during_a_test_writes_an_interrupted_summary_that_the_resume_repl
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "found"
     assert (run_dir / "report.md").read_text().startswith("# sleuth bisect list: found\n")
     assert os.readlink(run_dir / "first-bad") == d["first_bad"]["dir"]
+
+
+def test_an_interrupted_json_bisection_prints_its_interrupted_document(
+    tmp_path: Path, sleuth_env: dict[str, str]
+) -> None:
+    """``--json`` stopped during a test: stdout holds the interrupted summary (as ``run --json`` holds
+    its partial one), the same document as summary.json, secrets hidden; it printed nothing."""
+    (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(16)))
+    for fifo in ("started", "gate"):
+        os.mkfifo(tmp_path / fifo)
+    token = "ghp_" + "Z" * 36
+    argv = ["bisect", "list", "l.txt", "--flaky", "off", "--json", "--env", f"GH_TOKEN={token}", "--",
+            "sh", "-c", FOURTH_WAITS]  # fmt: skip
+    with sleuth_proc(argv, sleuth_env, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                     text=True) as proc:  # fmt: skip
+        (tmp_path / "started").read_text()  # the fourth test runs now
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    printed = json.loads(out)
+    (run_dir,) = (tmp_path / "runs" / "bisect" / "list").iterdir()
+    assert printed == json.loads((run_dir / "summary.json").read_text())
+    assert (printed["status"], printed["tests"]) == ("interrupted", 3)
+    assert printed["resume"] == f"sleuth bisect resume {run_dir}"
+    assert token not in out and token not in err

@@ -367,7 +367,8 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
     ``backend``: made before a new run's dir existed; a resume makes the one its start names.
     An interrupt during the tests also writes ``summary.json`` and ``report.md`` with status
     ``interrupted`` (:func:`sleuth.bisect.report.interrupted_summary`), once the tests are stopped."""
-    so_far: list[tuple[Any, dict[str, Any]]] = []  # (driver, summary): made before the source closes
+    # (driver, summary, the --json document or None): made before the source closes
+    so_far: list[tuple[Any, dict[str, Any], dict[str, Any] | None]] = []
     try:
         with sigterm_as_interrupt():
             return _bisect(source, kw, rd, replay=replay, labels=labels, default_skip=default_skip,
@@ -386,10 +387,12 @@ def _execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str,
             with contextlib.suppress(ValueError):  # closed: the run ended, resume prints its answer
                 rd.journal.append("interrupted")
                 if so_far:
-                    _write_interrupted(*so_far[0])
+                    _write_interrupted(*so_far[0][:2])
         finally:
             for sig, old in held.items():
                 signal.signal(sig, old)
+        if so_far and so_far[0][2] is not None:  # --json: stdout gets the document, as `run --json`'s does
+            print_json(so_far[0][2])
         raise Interrupted(f"interrupted; resume with: sleuth bisect resume {rd.path}") from None
 
 
@@ -410,7 +413,7 @@ def _notes(notes: list[str]) -> None:
 
 def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, Any]] | None,
             labels: list[str] | None, default_skip: tuple[int, ...], backend: Any,
-            so_far: list[tuple[Any, dict[str, Any]]]) -> int:  # fmt: skip
+            so_far: list[tuple[Any, dict[str, Any], dict[str, Any] | None]]) -> int:  # fmt: skip
     from sleuth.bisect.driver import Driver
     from sleuth.bisect.secrecy import hidden, hidden_labels, public, scrubbed
     from sleuth.cli._bisect_flags import spec_and_options
@@ -469,7 +472,8 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
 
             try:
                 summary = interrupted_summary(driver)
-                so_far.append((driver, _told(summary, driver, kw, source, secrets=secrets, replay=replay)))
+                summary = _told(summary, driver, kw, source, secrets=secrets, replay=replay)
+                so_far.append((driver, summary, public(summary, secrets) if quiet else None))
             except Exception as exc:  # whatever the summary met, an interrupt stays one (exit 130)
                 _notes([f"no summary.json written: {exc}"])
         raise
