@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -159,3 +160,46 @@ def test_a_value_of_a_huge_list_is_journaled_bounded_and_says_so() -> None:
         and got["L"] == ["a" * VALUE_CHARS + "... [300 more characters]", "b"]
     )
     assert len(json.dumps(got)) < 1000
+
+
+def test_a_resumed_reduction_killed_after_it_lists_each_step_once(cli, tmp_path: Path) -> None:
+    """A resume journals the original again and each replayed step again; a page read from that journal
+    (killed after the resume: no trace) listed those steps twice, and its caption named a trace file
+    that is not there."""
+    spec = _spec(tmp_path)
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    proc = sleuth_proc(["reduce", "--spec", str(spec)], env_with_path(tmp_path), tmp_path,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        _wait_for((tmp_path / "started").exists, proc, "a candidate of the file to wait at the gate")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        with contextlib.suppress(OSError):
+            os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK))
+    assert proc.returncode == 130, err[-2000:]
+    (run,) = (tmp_path / "runs" / "reduce" / "vals").iterdir()
+    gate.unlink()
+    gate.write_text("")
+    assert cli("reduce", "resume", run, "--json").returncode == 0
+    for name in ("summary.json", "reduction_trace.jsonl"):  # as a kill -9 just before the end leaves it
+        (run / name).unlink()
+    steps = [e for e in _events(run) if e["event"] in ("baseline", "candidate")]
+    second = [i for i, e in enumerate(steps) if e["event"] == "baseline"][1]  # the resume's start
+    first, again = steps[:second], steps[second + 1 :]
+    repeats = [e for e in again if e.get("replayed")]
+    assert repeats, "the resume journaled no step again: nothing to test"
+    assert {(e["round"], e["axis"], e["hash"]) for e in repeats} <= {
+        (e.get("round"), e.get("axis"), e.get("hash")) for e in first
+    }
+    text = visible_text(_report(cli, run))
+    table = text.split("Search steps", 1)[1]
+    rows = [int(n) for n in re.findall(r"(?:^| )(\d+) (?:baseline|\d+ [A-Z]+) ", table)]
+    expected = len(first) + len(again) - len(repeats)  # the first process's steps and the resume's own
+    assert rows == list(range(1, expected + 1)), table
+    assert f": {expected - 1} candidate(s) tested" in text  # the headline counts them once too
+    assert "journal.jsonl" in table and "reduction_trace.jsonl is written when the run ends" in table

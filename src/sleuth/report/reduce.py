@@ -40,7 +40,9 @@ __all__ = ["page"]
 HEADLINE_AXES = 4
 
 
-def _step_table(steps: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], valued: bool) -> Table:
+def _step_table(
+    steps: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], valued: bool, *, traced: bool
+) -> Table:
     shown = list(enumerate(steps, start=1))
     if len(shown) > MAX_ROWS:  # the baseline and the accepted steps first: they are the path taken
         order = sorted(shown, key=lambda p: (p[1].get("phase") != "baseline" and not taken(p[1]), p[0]))
@@ -76,8 +78,12 @@ def _step_table(steps: Sequence[Mapping[str, Any]], kinds: Mapping[str, str], va
         rows,
         numeric=frozenset({0, 6}),
         cut=(len(rows), len(steps)) if len(rows) < len(steps) else None,
-        caption="Every step is in reduction_trace.jsonl (and the journal); each candidate's trials "
-        "are under candidates/HASH/.",
+        caption=(
+            "Every step is in reduction_trace.jsonl (and the journal)"
+            if traced
+            else "Every step is in journal.jsonl (reduction_trace.jsonl is written when the run ends)"
+        )
+        + "; each candidate's trials are under candidates/HASH/.",
     )
 
 
@@ -165,7 +171,10 @@ def _command(config: Mapping[str, Any]) -> str:
     return shlex.join(argv + (["--one-minimal"] if config.get("one_minimal") else []))
 
 
-def _facts(view: RunDirView, s: Mapping[str, Any], spec: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _facts(
+    view: RunDirView, s: Mapping[str, Any], spec: Mapping[str, Any], steps: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, str]]:
+    """The facts under the headline; ``steps`` as :func:`~sleuth.report.reduce_steps.read_steps` reads."""
     events = view.events
     trials = [e["trial"] for e in events if e.get("event") == "trial" and isinstance(e.get("trial"), dict)]
     base = next((e for e in events if e.get("event") == "baseline"), {})
@@ -186,7 +195,7 @@ def _facts(view: RunDirView, s: Mapping[str, Any], spec: Mapping[str, Any]) -> l
         calls = f"{s.get('oracle_calls')} candidates tested, {s.get('trials')} trials, {s.get('cache_hits')} "
         calls += f"cache hits, {s.get('wasted_trials')} speculative trials wasted, {s.get('rounds')} round(s)"
     else:
-        n = sum(1 for e in events if e.get("event") == "candidate" and not e.get("cache_hit")) + bool(base)
+        n = sum(1 for x in steps if x.get("phase") != "baseline" and not x.get("cache_hit")) + bool(base)
         calls = f"{n} candidates tested, {len(trials)} trials (from the journal)"
     facts.append(("oracle calls", calls))
     walls = [t["wall_s"] for t in trials if isinstance(t.get("wall_s"), int | float)]
@@ -264,7 +273,10 @@ def page(view: RunDirView) -> Page:
         )
     if said:
         sections.append(Section("Reproducer", tuple(said)))
-    table: Block = _step_table(steps, kinds, valued) if steps else Note("No candidate was journaled yet.")
+    traced = (view.path / "reduction_trace.jsonl").is_file()
+    table: Block = (
+        _step_table(steps, kinds, valued, traced=traced) if steps else Note("No candidate was journaled yet.")
+    )
     sections.append(Section("Search steps", (table,)))
     return Page(
         verb="reduce",
@@ -272,7 +284,7 @@ def page(view: RunDirView) -> Page:
         headline=headline,
         status=status,
         run_dir=str(view.path),
-        facts=tuple(_facts(view, s, spec)),
+        facts=tuple(_facts(view, s, spec, steps)),
         sections=tuple(sections),
         command=_command(config),
     )

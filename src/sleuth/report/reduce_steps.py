@@ -7,6 +7,7 @@ A run dir's odd value is shown as it is or left out, never a crash.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -100,13 +101,25 @@ def read_steps(view: RunDirView) -> tuple[list[dict[str, Any]], bool]:
     if trace:
         return [view.scrub(r) for r in trace if isinstance(r, dict)], True
     steps: list[dict[str, Any]] = []
+    # a resume journals the original again and each step it replays again: those repeat a step an
+    # earlier process journaled (one it did not get to journal, its trials only, stays)
+    before: Counter[tuple[Any, ...]] = Counter()  # steps journaled by the earlier processes
+    mine: Counter[tuple[Any, ...]] = Counter()  # by the process journaling now
     for e in view.events:
         if e.get("event") == "baseline":
+            before, mine = before + mine, Counter()
+            if any(x["phase"] == "baseline" and x["hash"] == e.get("candidate") for x in steps):
+                continue
             verdict = "reproduces" if e.get("reproduced") else "does_not_reproduce"
             keys = ("values", "trials", "outcomes", "signature")
             kept: dict[str, Any] = {k: e[k] for k in keys if k in e}
             steps.append({"phase": "baseline", "hash": e.get("candidate"), "verdict": verdict, **kept})
         elif e.get("event") == "candidate":
+            key = (str(e.get("round")), str(e.get("axis")), str(e.get("hash")))
+            if e.get("replayed") is True and before[key] > 0:
+                before[key] -= 1
+                continue
+            mine[key] += 1
             steps.append(dict(e))
     # a journal written before steps carried their values (or a resume of one) has some without
     return steps, any(isinstance(s.get("values"), dict) for s in steps)
