@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sleuth.bisect.report import name_suspects
+from sleuth.bisect.report_md import name_suspects
 from tests.bisect.test_bisect_cli import doc, sleuth
 from tests.report.conftest import parse
 from tests.signals import sleuth_proc

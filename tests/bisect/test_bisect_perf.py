@@ -29,7 +29,8 @@ from sleuth.bisect.candidates import ListSource
 from sleuth.bisect.driver import Driver
 from sleuth.bisect.perf import Direction, PerfSpec, Verdict, classify
 from sleuth.bisect.perfsearch import CONF_CAP, StepSearch, posterior, side_probability
-from sleuth.bisect.report import render_markdown, summarize
+from sleuth.bisect.report import summarize
+from sleuth.bisect.report_md import render_markdown
 from sleuth.bisect.seqtest import Decision, Sequential, compare, median_ci, shift_ci
 from sleuth.bisect.sim import Noise, SimBackend, simulate_perf
 from sleuth.bisect.trials import Options

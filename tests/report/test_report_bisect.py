@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from sleuth.bisect.report import name_suspects
+from sleuth.bisect.report_md import name_suspects
 from sleuth.report.common import MAX_ROWS
 from tests.bisect.test_bisect_cli import git
 from tests.conftest import CliResult

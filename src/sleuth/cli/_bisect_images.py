@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
+from sleuth.cli._bisect_run import start
 from sleuth.cli._common import err_console, escape
-from sleuth.cli.bisect import _CTX, _cmd_arg, _search_options, _start, command
+from sleuth.cli.bisect import _CTX, _cmd_arg, _search_options, command
 
 __all__ = ["image_commits_cmd", "images_cmd"]
 
@@ -142,7 +143,7 @@ def images_cmd(
         src.resolve()  # a bad date is named before the run dir exists
     for note in src.notes:
         err_console().print(f"note: {escape(note)}", soft_wrap=True, highlight=False)
-    return _start(src, kw, default_skip=(125,))
+    return start(src, kw, default_skip=(125,))
 
 
 @command.command(name="image-commits", context_settings=_CTX)
@@ -184,4 +185,4 @@ def image_commits_cmd(
         build=build,
         cache_mount=cache_mount,
     )
-    return _start(src, kw, default_skip=(125,))
+    return start(src, kw, default_skip=(125,))

@@ -6,8 +6,8 @@ Built from ``summary.json`` (the ``--json`` document; the ``end`` event's copy w
 gone) and the journal's ``candidates``, ``test``, ``trial`` and ``resume`` events, so an interrupted
 or running bisection has a page too: the range its outcomes narrowed so far (an interrupted one's
 ``summary.json``, status ``interrupted``, names its search's bracket and the command that resumes
-it).  The wording is the verb's own (:func:`sleuth.cli.bisect._render_answer`,
-:func:`sleuth.bisect.report.render_markdown`).  Here: the headline, the facts and the page's order;
+it).  The wording is the verb's own (:func:`sleuth.cli._bisect_render.render_answer`,
+:func:`sleuth.bisect.report_md.render_markdown`).  Here: the headline, the facts and the page's order;
 the run dir is read by :mod:`~sleuth.report.bisect_source`, drawn by
 :mod:`~sleuth.report.bisect_figures` and tabled by :mod:`~sleuth.report.bisect_parts`.
 """
@@ -18,7 +18,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sleuth.bisect.report import name_suspects
+from sleuth.bisect.report_md import name_suspects
 from sleuth.report.bisect_figures import metric_figure, search_figure, short
 from sleuth.report.bisect_parts import extras, log_blocks, perf_section, reproduce, test_table
 from sleuth.report.bisect_source import journaled_tests, run_summary, with_run_secrets

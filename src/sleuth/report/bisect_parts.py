@@ -2,7 +2,7 @@
 order, the metric per candidate, the answer's logs and neighbours (commits, packages), the command.
 
 Each takes what :mod:`sleuth.report.bisect_source` read from the run dir; wording follows ``report.md``
-(:func:`sleuth.bisect.report.render_markdown`).
+(:func:`sleuth.bisect.report_md.render_markdown`).
 """
 
 from __future__ import annotations
