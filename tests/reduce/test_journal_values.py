@@ -11,13 +11,14 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from tests.reduce.conftest import doc, env_with_path
+from tests.reduce.test_interrupt import _wait_for
 from tests.reduce.test_resume import journal_trials
 from tests.report.conftest import visible_text
 from tests.signals import sleuth_proc
@@ -60,14 +61,6 @@ def _spec(tmp_path: Path) -> Path:
     return spec
 
 
-def _wait_for(cond: Callable[[], bool], proc: subprocess.Popen[str], what: str) -> None:
-    deadline = time.monotonic() + 120
-    while not cond():
-        assert proc.poll() is None, f"sleuth ended before {what}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def _events(run: Path) -> list[dict]:
     return [json.loads(x) for x in (run / "journal.jsonl").read_text().splitlines() if x.endswith("}")]
 
@@ -78,23 +71,19 @@ def _report(cli, run: Path) -> str:
     return (run.parent / f"{run.name}.html").read_text(encoding="utf-8")
 
 
-def test_a_running_reduction_s_page_shows_the_values_tried_scrubbed_then_an_old_journal_resumes(
-    cli, tmp_path: Path
-) -> None:
-    spec = _spec(tmp_path)
+def _stopped_at_the_gate(
+    tmp_path: Path, *flags: str, look: Callable[[Path], None] = lambda _run: None
+) -> Path:
+    """Run the reduction until a candidate of the file waits at the gate (a FIFO nobody writes), call
+    ``look`` with the run dir, interrupt it (exit 130); the run dir."""
     gate = tmp_path / "gate"
-    os.mkfifo(gate)  # nobody writes: the first candidate of the file waits there
-    runs = tmp_path / "runs" / "reduce" / "vals"
-    proc = sleuth_proc(["reduce", "--spec", str(spec), "--scrub", r"sekrit-[0-9a-f]{8}"],
-                       env_with_path(tmp_path), tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True)  # fmt: skip
+    os.mkfifo(gate)
+    proc = sleuth_proc(["reduce", "--spec", str(_spec(tmp_path)), *flags], env_with_path(tmp_path), tmp_path,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         _wait_for((tmp_path / "started").exists, proc, "a candidate of the file to wait at the gate")
-        (run,) = runs.iterdir()
-        # still running: no trace, no summary; the page comes from the journal
-        assert not (run / "reduction_trace.jsonl").exists() and not (run / "summary.json").exists()
-        events = _events(run)
-        page = _report(cli, run)
+        (run,) = (tmp_path / "runs" / "reduce" / "vals").iterdir()
+        look(run)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -104,6 +93,20 @@ def test_a_running_reduction_s_page_shows_the_values_tried_scrubbed_then_an_old_
         with contextlib.suppress(OSError):  # let a workload still waiting go (a failed test)
             os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK))
     assert proc.returncode == 130, err[-2000:]
+    return run
+
+
+def test_a_running_reduction_s_page_shows_the_values_tried_scrubbed_then_an_old_journal_resumes(
+    cli, tmp_path: Path
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def look(run: Path) -> None:  # still running: no trace, no summary; the page comes from the journal
+        assert not (run / "reduction_trace.jsonl").exists() and not (run / "summary.json").exists()
+        seen["events"], seen["page"] = _events(run), _report(cli, run)
+
+    run = _stopped_at_the_gate(tmp_path, "--scrub", r"sekrit-[0-9a-f]{8}", look=look)
+    events, page, gate = seen["events"], seen["page"], tmp_path / "gate"
     base = next(e for e in events if e["event"] == "baseline")
     cands = [e for e in events if e["event"] == "candidate"]
     assert cands and all(set(e["values"]) == {"N"} for e in cands)  # N is searched first, quickly
@@ -166,23 +169,8 @@ def test_a_resumed_reduction_killed_after_it_lists_each_step_once(cli, tmp_path:
     """A resume journals the original again and each replayed step again; a page read from that journal
     (killed after the resume: no trace) listed those steps twice, and its caption named a trace file
     that is not there."""
-    spec = _spec(tmp_path)
+    run = _stopped_at_the_gate(tmp_path)
     gate = tmp_path / "gate"
-    os.mkfifo(gate)
-    proc = sleuth_proc(["reduce", "--spec", str(spec)], env_with_path(tmp_path), tmp_path,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        _wait_for((tmp_path / "started").exists, proc, "a candidate of the file to wait at the gate")
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        with contextlib.suppress(OSError):
-            os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK))
-    assert proc.returncode == 130, err[-2000:]
-    (run,) = (tmp_path / "runs" / "reduce" / "vals").iterdir()
     gate.unlink()
     gate.write_text("")
     assert cli("reduce", "resume", run, "--json").returncode == 0
