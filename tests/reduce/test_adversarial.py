@@ -363,6 +363,34 @@ def test_progress_lines_on_stderr_are_scrubbed(cli, tmp_path: Path) -> None:
     assert_no_secret(secret, res.stdout, res.stderr, roots=[tmp_path / "runs"])
 
 
+def test_progress_lines_of_a_file_set_are_scrubbed(cli, tmp_path: Path) -> None:
+    """The progress lines of a file_set (built from its file names scrubbed once, not rendered and
+    scrubbed again for each candidate) hide a --scrub match in a kept file's name, as every file of
+    the run dir does; a choice axis beside it is shown as before."""
+    secret = "sekrit-4f2a9c77"
+    shards = tmp_path / "shards"
+    (shards / "sub").mkdir(parents=True)
+    for name in ("a.bin", "b.bin", f"sub/needle-{secret}.bin", "sub/c.bin"):
+        (shards / name).write_bytes(b"x")
+    (tmp_path / "w.py").write_text(
+        "import os, sys\n"
+        "raise SystemExit(1 if any('needle' in n for _, _, fs in os.walk(sys.argv[1]) for n in fs) else 0)\n"
+    )
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "adv", "workload": {"command": [sys.executable, "w.py", "{SHARDS}"], "timeout": 30},
+        "oracle": {"kind": "exit_code"}, "budget": {"baseline_trials": 1},
+        "axes": [{"name": "SHARDS", "kind": "file_set", "path": "shards"},
+                 {"name": "API_TOKEN", "kind": "env", "type": "choice", "values": ["tok-aaaaaaaa", "tok-bbbbbbbb"],
+                  "initial": "tok-bbbbbbbb"}],
+    }))  # fmt: skip
+    res = cli("reduce", "--spec", spec, "--scrub", r"sekrit-[0-9a-f]{8}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "SHARDS -> ['sub/needle-<redacted>.bin']" in res.stderr, res.stderr
+    assert "API_TOKEN -> tok-aaaaaaaa" in res.stderr, res.stderr
+    assert_no_secret(secret, res.stdout, res.stderr, roots=[tmp_path / "runs"])
+
+
 def test_a_predicate_that_always_reproduces_reduces_to_the_floor_and_says_so(cli, tmp_path: Path) -> None:
     """Every axis at its smallest legal value: the summary and SHIP.md say the failure may not depend
     on the inputs (it said only "reduced"); a reduction that stops above a floor says nothing of it."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from sleuth.reduce.scratch import PrivateCopies
 
@@ -40,3 +42,53 @@ def test_a_new_process_makes_its_private_copy_again(tmp_path: Path) -> None:
     PrivateCopies(root).link(user, tmp_path / "b")  # the resume's
     assert (tmp_path / "b").read_bytes() == b"original"
     assert len(os.listdir(root)) == 1  # one private copy, no .tmp left
+
+
+def test_a_file_sets_kept_files_are_links_to_one_symlink_each_and_writes_stay_in_the_scratch_copy(
+    tmp_path: Path,
+) -> None:
+    """A candidate's kept shards are hard links to the reduction's one symlink per file (no new inode
+    per file and candidate): each still reads the original, and what a workload writes in the scratch
+    copy's directory, or removes from it, never reaches the user's directory or another candidate."""
+    from sleuth.reduce.plan import Candidate
+    from sleuth.reduce.scratch import build_workdir
+
+    cwd = tmp_path / "cwd"
+    (cwd / "shards" / "sub").mkdir(parents=True)
+    for rel in ("a.bin", "b.bin", "sub/c.bin"):
+        (cwd / "shards" / rel).write_bytes(rel.encode())
+    plan: Any = SimpleNamespace(cwd=cwd)
+    copies = PrivateCopies(tmp_path / "run" / "private")
+
+    def lay(name: str, kept: tuple[str, ...]) -> Path:
+        work = tmp_path / "run" / name
+        cand = Candidate(argv=("true",), env={}, files={"shards": kept}, key=name * 8)
+        build_workdir(plan, cand, work, copies)
+        return work / "shards"
+
+    one = lay("one", ("a.bin", "sub/c.bin"))
+    two = lay("two", ("sub/c.bin",))
+    assert sorted(str(p.relative_to(one)) for p in one.rglob("*")) == ["a.bin", "sub", "sub/c.bin"]
+    assert [str(p.relative_to(two)) for p in two.rglob("*")] == ["sub", "sub/c.bin"]
+    for d in (one, two):
+        assert (d / "sub" / "c.bin").is_symlink() and (d / "sub" / "c.bin").read_bytes() == b"sub/c.bin"
+    assert os.readlink(one / "a.bin") == str(cwd / "shards" / "a.bin")
+    assert (one / "sub" / "c.bin").lstat().st_ino == (two / "sub" / "c.bin").lstat().st_ino  # one symlink
+    (one / "new.bin").write_bytes(b"written by the workload")
+    (one / "a.bin").unlink()
+    (two / "sub" / "c.bin").unlink()
+    assert sorted(os.listdir(cwd / "shards")) == ["a.bin", "b.bin", "sub"]
+    assert (cwd / "shards" / "a.bin").read_bytes() == b"a.bin"
+    assert (one / "sub" / "c.bin").read_bytes() == b"sub/c.bin"  # the other candidate's link stays
+    three = lay("three", ("a.bin",))  # a later candidate still gets it
+    assert (three / "a.bin").read_bytes() == b"a.bin"
+    # a new process (a resume) makes the symlinks again: what a killed one left may point elsewhere
+    pool = Path(copies.symlinks(cwd / "shards", ("a.bin",)))
+    (pool / "a.bin").unlink()
+    (pool / "a.bin").symlink_to(cwd / "shards" / "b.bin")
+    again = PrivateCopies(tmp_path / "run" / "private")
+    work = tmp_path / "run" / "four"
+    build_workdir(
+        plan, Candidate(argv=("true",), env={}, files={"shards": ("a.bin",)}, key="4" * 8), work, again
+    )
+    assert (work / "shards" / "a.bin").read_bytes() == b"a.bin"

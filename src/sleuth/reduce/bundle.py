@@ -100,8 +100,11 @@ def copy_inputs(plan: Plan, cand: Candidate, dest: Path, *, output_root: Path) -
         top = plan.cwd.resolve()
         outside: list[str] = []
 
+        # a file_set's directory is written below with its kept files only: not copied whole first
+        sets = {plan.cwd / rel for rel, content in cand.files.items() if not isinstance(content, str)}
+
         def ignore(d: str, names: list[str]) -> set[str]:
-            return {n for n in names if _left_out(d, n, skip, top, outside)}
+            return {n for n in names if _left_out(d, n, skip, top, outside) or Path(d, n) in sets}
 
         copy_tree(plan.cwd, dest, ignore)
         if outside:

@@ -122,11 +122,21 @@ class Driver:
         self.scrub = scrubber
         self.prepared = prepared
         shown = on_event or (lambda _kind, _data: None)
+        #: each list axis's items scrubbed once: the ``best`` of every progress event is made of them
+        #: (scrubbing 50,000 rendered file names again for each candidate took longer than the rest
+        #: of sleuth's own work on it)
+        self._shown_items = {
+            a.name: tuple(scrubber.obj(list(a.items))) for a in plan.axes if a.search().is_list
+        }
+
+        def on_event_scrubbed(kind: str, data: dict[str, Any]) -> None:
+            rest = scrubber.obj({k: v for k, v in data.items() if k != "best"})
+            shown(kind, {k: data[k] if k == "best" else rest[k] for k in data})
+
         #: what the caller shows (the progress lines on stderr): scrubbed as every file is (an axis's
-        #: values can hold a secret or a --scrub match, "LINES -> ['needle sekrit-...']")
-        self.on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: shown(
-            kind, scrubber.obj(data)
-        )
+        #: values can hold a secret or a --scrub match, "LINES -> ['needle sekrit-...']"); ``best``
+        #: comes scrubbed (:meth:`_best`)
+        self.on_event: Callable[[str, dict[str, Any]], None] = on_event_scrubbed
         if backend is None:
             backend = make_backend(options.backend, max(1, options.jobs), options.gpus)
         self.engine = Engine(backend, oracle, run_dir)
@@ -342,7 +352,7 @@ class Driver:
             }
         )
         self._journal("baseline", {**info, "values": self._render(point, brief=True)})
-        self.on_event("baseline", {"best": self._render(point), "trials_used": self.trials_used})
+        self.on_event("baseline", {"best": self._best(point), "trials_used": self.trials_used})
         return info
 
     def _batch(self, key: str, count: int) -> list[TrialRecord]:
@@ -373,6 +383,18 @@ class Driver:
 
     def _render(self, point: Mapping[str, Any], *, brief: bool = False) -> dict[str, Any]:
         return {a.name: a.brief(point[a.name]) if brief else a.render(point[a.name]) for a in self.plan.axes}
+
+    def _best(self, point: Mapping[str, Any]) -> dict[str, Any]:
+        """``point`` rendered and scrubbed, as :meth:`Scrubber.obj` would of :meth:`_render`'s (a list
+        axis's items from those scrubbed once)."""
+        out: dict[str, Any] = {}
+        for a in self.plan.axes:
+            items = self._shown_items.get(a.name)
+            v = point[a.name]
+            out[a.name] = (
+                [items[i] for i in v] if items is not None else self.scrub.obj({a.name: a.render(v)})[a.name]
+            )
+        return out
 
     def _over_budget(self) -> str | None:
         if self.trials_used >= self.budget.max_trials:
@@ -450,7 +472,7 @@ class Driver:
             self._journal("candidate", rec)
             self.on_event(
                 "candidate",
-                {**rec, "best": self._render(self.reduction.result()), "trials_used": self.trials_used},
+                {**rec, "best": self._best(self.reduction.result()), "trials_used": self.trials_used},
             )
         self._drop_work(ev.cand)
 

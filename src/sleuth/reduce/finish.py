@@ -161,7 +161,7 @@ def finish(
         run_dir.close()
     for work in path.glob("candidates/*/work"):  # an interrupted candidate's scratch copy
         shutil.rmtree(work, ignore_errors=True)
-    shutil.rmtree(path / PRIVATE_DIR, ignore_errors=True)  # large files' private copies
+    shutil.rmtree(path / PRIVATE_DIR, ignore_errors=True)  # large files' private copies, file_sets' symlinks
     changed: list[str] = []
     large = scrub_tree(path, sc, changed=changed)
     hidden = sorted(p for p in changed if p.startswith("shrunken/inputs/"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shlex
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ from sleuth.errors import ConfigError, UsageError
 from sleuth.model import check_name
 from sleuth.reduce.fixpoint import AxisPlan
 from sleuth.reduce.spec import NumericAxis, ReduceSpec, WindowAxis, WorldSizeAxis
-from sleuth.reduce.tree import paths
+from sleuth.reduce.tree import walk
 from sleuth.secrets import REDACTED
 
 __all__ = ["Candidate", "Plan", "RuntimeAxis", "materialize", "resolve"]
@@ -188,7 +189,14 @@ def _inside(cwd: Path, rel: str, source: str, where: str) -> Path:
 
 
 def _files_under(d: Path) -> list[str]:
-    return sorted(str(p.relative_to(d)) for p in paths(d) if p.is_file())
+    """The files under ``d`` (a symlink to a file too), relative, sorted as strings."""
+    root, out = os.fspath(d), []
+    for top, _dirs, files in walk(root):
+        rel = os.path.relpath(top, root)
+        out += [
+            f if rel == "." else os.path.join(rel, f) for f in files if os.path.isfile(os.path.join(top, f))
+        ]
+    return sorted(out)
 
 
 def resolve(
