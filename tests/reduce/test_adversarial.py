@@ -598,3 +598,33 @@ def test_ship_md_names_the_input_files_that_held_a_hidden_value(cli, tmp_path: P
     assert note in (run / "SHIP.md").read_text()
     ship = _archive(cli, run)["adv-repro/SHIP.md"].decode()  # the archive's own SHIP.md says it too
     assert note in ship
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "how"),
+    [
+        ({"kind": "file_set", "path": "data"}, {"kind": "file_lines", "path": "data/cfg.txt"}, "overlaps"),
+        ({"kind": "file_lines", "path": "data/cfg.txt"}, {"kind": "file_set", "path": "./data"}, "overlaps"),
+        ({"kind": "file_lines", "path": "data/cfg.txt"}, {"kind": "file_lines", "path": "data//cfg.txt"},
+         "is the same path as"),
+    ],
+)  # fmt: skip
+def test_file_axes_that_overlap_are_refused(
+    cli, tmp_path: Path, first: dict[str, str], second: dict[str, str], how: str
+) -> None:
+    """A file_lines file inside a file_set folder (or one file on two axes): the scratch copy laid out
+    one of them, so the other axis's candidates all ran the original; now one line, exit 2, no run."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "cfg.txt").write_text("a\nb\n")
+    (tmp_path / "data" / "shard0").write_text("x\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "workload": {"command": ["true"]},
+        "axes": [{"name": "A", **first}, {"name": "B", **second}],
+    }))  # fmt: skip
+    res = cli("reduce", "--spec", spec, "--output", tmp_path / "runs")
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert (
+        f"axes[1].path: {second['path']} ({second['kind']}) {how} axes[0].path {first['path']}" in res.stderr
+    )
+    assert not (tmp_path / "runs").exists()

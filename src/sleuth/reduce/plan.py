@@ -188,6 +188,22 @@ def _inside(cwd: Path, rel: str, source: str, where: str) -> Path:
     return cwd / p
 
 
+def _no_overlap(
+    seen: dict[tuple[str, ...], tuple[int, str, str]], path: str, kind: str, i: int, source: str
+) -> None:
+    """A file axis's path is neither another's nor inside another's ``file_set`` directory (or holding
+    it): a scratch copy lays out one of them, and the other axis's candidates would run the original.
+    ``seen``: the file axes so far, path parts -> (index, path, kind)."""
+    parts = Path(path).parts
+    for other, (j, theirs, their_kind) in seen.items():
+        if parts[: len(other)] == other or other[: len(parts)] == parts:
+            how = "is the same path as" if parts == other else "overlaps"
+            msg = f"{path} ({kind}) {how} axes[{j}].path {theirs} ({their_kind})"
+            hint = "give each file axis its own file or folder (a file_set over a folder without the other)"
+            raise _fail(source, f"axes[{i}].path", msg, hint=hint)
+    seen[parts] = (i, path, kind)
+
+
 def _files_under(d: Path) -> list[str]:
     """The files under ``d`` (a symlink to a file too), relative, sorted as strings."""
     root, out = os.fspath(d), []
@@ -215,6 +231,8 @@ def resolve(
     if not cwd.is_dir():
         raise _fail(source, "workload.cwd", f"{cwd} is not a directory")
     names: dict[str, int] = {}
+    #: a file axis's path (as parts) -> its axis index: two may not overlap
+    file_paths: dict[tuple[str, ...], tuple[int, str, str]] = {}
     axes: list[RuntimeAxis] = []
     hashes: dict[str, str] = {}
     placeholders: set[str] = set()
@@ -247,6 +265,7 @@ def resolve(
                     source, f"{where}.path", f"{a.path}: cannot read: {exc.strerror or exc}"
                 ) from None
             path = a.path
+            _no_overlap(file_paths, path, a.kind, i, source)
             placeholders.add(a.name)
         elif a.kind == "file_set":
             d = _inside(cwd, a.path, source, f"{where}.path")
@@ -258,6 +277,7 @@ def resolve(
             for rel in items:
                 hashes[f"{a.path}/{rel}"] = hashlib.sha256((d / rel).read_bytes()).hexdigest()
             path = a.path
+            _no_overlap(file_paths, path, a.kind, i, source)
             placeholders.add(a.name)
         elif a.kind == "env_set":
             unknown = [k for k in a.keep if k not in w.env]
