@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import importlib
 import io
 import json
 import os
@@ -100,6 +101,20 @@ class Timers:
         return lambda: setattr(owner, attr, orig)
 
 
+def _callers(attr: str) -> list[Any]:
+    """The modules of the driver that call ``attr`` by its global name: the driver and its parts (a
+    tree from before the driver was split, under ``--against``, has the driver alone)."""
+    found = []
+    for name in ("driver", "trials", "baseline", "verdicts"):
+        try:
+            module = importlib.import_module(f"sleuth.reduce.{name}")
+        except ImportError:
+            continue
+        if hasattr(module, attr):
+            found.append(module)
+    return found
+
+
 @contextmanager
 def instrumented(timers: Timers) -> Iterator[None]:
     # the baseline's scratch copy is the first one laid out (and removed, in Driver.baseline)
@@ -113,9 +128,9 @@ def instrumented(timers: Timers) -> Iterator[None]:
         return name
 
     undo = [
-        timers.wrap(drv, "build_workdir", first("s", "scratch setup")),
+        *(timers.wrap(m, "build_workdir", first("s", "scratch setup")) for m in _callers("build_workdir")),
         timers.wrap(drv.Driver, "_drop_work", first("t", "teardown")),
-        timers.wrap(drv, "materialize", "materialize"),
+        *(timers.wrap(m, "materialize", "materialize") for m in _callers("materialize")),
         timers.wrap(drv.Driver, "_journal", "journal"),
         timers.wrap(drv.Driver, "_render", "journal"),
         timers.wrap(scrub.Scrubber, "obj", "scrub"),  # the journal's and the progress events'

@@ -15,6 +15,19 @@ steps carried their values resumes alike.
 starts when less time is left than a trial takes (the median of the last few trials run), and
 trials still running when it passes are stopped (never journaled: a resume runs them); the search
 then ends ``budget spent`` with the best point so far.  The baseline always runs whole.
+
+The driver's parts, each in its own module and each given the driver:
+
+* :mod:`sleuth.reduce.trials` -- a candidate's trials: the spec a worker runs (its scratch copy, the
+  argv trampoline, a container's workdir) and each finished or replayed trial judged;
+* :mod:`sleuth.reduce.baseline` -- the original run before the search: the target signature, the
+  rate, the timeout;
+* :mod:`sleuth.reduce.verdicts` -- a candidate started (or answered from the cache), its trials
+  taken, its verdict settled: told to the search, traced, journaled, shown.
+
+They use the driver's helpers (``_submit``, ``_next``, ``_inflight``, ``_render``, ``_best``,
+``_journal``, ``_note_step``, ``_drop_work``) as its own methods did; the state stays here, where
+:mod:`sleuth.reduce.finish` reads it.
 """
 
 from __future__ import annotations
@@ -23,7 +36,6 @@ import logging
 import re
 import shutil
 import statistics
-import sys
 import threading
 import time
 from collections import deque
@@ -36,20 +48,20 @@ from typing import Any
 from sleuth.backends import Backend
 from sleuth.backends.choice import BackendChoice, make_backend
 from sleuth.engine import Engine
-from sleuth.errors import InfrastructureError
 from sleuth.journal import RunDir
-from sleuth.model import Outcome, Trial, TrialSpec
-from sleuth.oracle import Oracle, same_failure
-from sleuth.reduce.fixpoint import Query, Reduction
+from sleuth.model import Trial, TrialSpec
+from sleuth.oracle import Oracle
+from sleuth.reduce.baseline import run_baseline
+from sleuth.reduce.fixpoint import Reduction
 from sleuth.reduce.flaky import RateTracker
 from sleuth.reduce.journaled import bounded
 from sleuth.reduce.plan import Candidate, Plan, materialize
-from sleuth.reduce.ranks import WORLD_SIZE_VAR
-from sleuth.reduce.scratch import PRIVATE_DIR, PrivateCopies, build_workdir
+from sleuth.reduce.scratch import PRIVATE_DIR, PrivateCopies
 from sleuth.reduce.scrub import Scrubber
-from sleuth.signature import group_signatures, parse_signature
+from sleuth.reduce.trials import Evaluation, TrialRecord, judge, trial_spec
+from sleuth.reduce.verdicts import settle, start, take
 
-__all__ = ["Driver", "Options", "TrialRecord"]
+__all__ = ["Driver", "Options"]
 
 log = logging.getLogger(__name__)
 
@@ -64,38 +76,6 @@ class Options:
     max_wall_s: float | None = None
     #: what dispatches the trials (``--backend``, ``--backend-opt``)
     backend: BackendChoice = field(default_factory=BackendChoice)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TrialRecord:
-    """One judged trial of one candidate."""
-
-    id: str
-    k: int
-    outcome: Outcome
-    reproduced: bool
-    signature: str | None
-    wall_s: float
-    step: int | None
-    replayed: bool
-    #: why the trial could not be judged (``oracle raised ValueError: ...``), as the engine recorded it
-    reason: str | None = None
-
-    def label(self) -> str:
-        """``reproduced`` / ``other_failure`` / ``pass`` / ``skip`` / ``error``."""
-        if self.reproduced:
-            return "reproduced"
-        return "other_failure" if self.outcome is Outcome.FAIL else self.outcome.value
-
-
-@dataclass(slots=True)
-class _Eval:
-    cand: Candidate
-    queries: list[Query]
-    trials: list[TrialRecord] = field(default_factory=list)
-    running: int = 0
-    cache_hit: bool = False
-    started: float = field(default_factory=time.monotonic)
 
 
 class Driver:
@@ -155,7 +135,7 @@ class Driver:
         self.trials_used = 0
         self.wasted = 0
         self.stopped: str | None = None
-        self._evals: dict[str, _Eval] = {}
+        self._evals: dict[str, Evaluation] = {}
         self._running: dict[Path, str] = {}
         self._ready: deque[tuple[str, TrialRecord]] = deque()
         self._locks: dict[str, threading.Lock] = {}
@@ -170,45 +150,6 @@ class Driver:
 
     # --- trials -------------------------------------------------------------------------------
 
-    def _prepare(self, cand: Candidate, trial_dir: Path) -> TrialSpec:
-        """In the worker: lay out the candidate's files once, then the spec to run."""
-        cwd = self.plan.cwd
-        if cand.files:
-            work = trial_dir.parent / "work"
-            with self._locks.setdefault(cand.key, threading.Lock()):
-                if not (work / ".sleuth-ready").exists():
-                    shutil.rmtree(work, ignore_errors=True)
-                    build_workdir(self.plan, cand, work, self._copies)
-                    (work / ".sleuth-ready").touch()
-            cwd = work
-        env = {**self.environ, **cand.env}
-        if cand.world_size is not None:
-            env[WORLD_SIZE_VAR] = str(cand.world_size)
-        argv = cand.argv
-        shown = tuple(self.scrub.text(a) for a in argv)
-        if shown != argv:  # the engine journals argv: start through a trampoline that hides it
-            import json
-
-            env["SLEUTH_EXEC_ARGV"] = json.dumps(list(argv))
-            argv = (sys.executable, "-m", "sleuth.reduce._exec", *shown)
-        spec = TrialSpec(argv=argv, env=env, cwd=str(cwd), timeout_s=self.timeout, label=cand.short)
-        from dataclasses import replace
-
-        from sleuth.environments.container import PreparedContainer
-        from sleuth.environments.pyxis import PreparedPyxis
-
-        p = self.prepared
-        extra = {k: env[k] for k in (*cand.env, *(k for k in env if k.startswith("SLEUTH_")))}
-        # a container sees only the variables named, and starts in the candidate's scratch copy
-        if isinstance(p, PreparedContainer):
-            inside = replace(p, env=replace(p.env, workdir=str(cwd)))
-            return inside.wrap(spec, output_dir=trial_dir, extra_env=extra)
-        if isinstance(p, PreparedPyxis):
-            on_node = replace(p, env=replace(p.env, workdir=str(cwd)))
-            return on_node.wrap(spec, output_dir=trial_dir, extra_env=extra)
-        wrapped: TrialSpec = self.prepared.wrap(spec)
-        return wrapped
-
     def _submit(self, key: str) -> None:
         ev = self._evals[key]
         k = len(ev.trials) + ev.running + 1
@@ -216,7 +157,7 @@ class Driver:
         self.trials_used += 1
         got = self.replay.get((key, k))
         if got is not None:
-            self._ready.append((key, self._record(ev.cand, got, k, replayed=True)))
+            self._ready.append((key, judge(self, ev.cand, got, k, replayed=True)))
             return
         subdir = f"candidates/{ev.cand.short}"
         self._running[self.run_dir.path / subdir / f"t{k}"] = key
@@ -225,52 +166,11 @@ class Driver:
             TrialSpec(argv=ev.cand.argv, label=ev.cand.short),
             f"t{k}",
             subdir,
-            prepare=partial(self._prepare, ev.cand),
+            prepare=partial(trial_spec, self, ev.cand),
             candidate=key,
             k=k,
             axis=q.axis if q else "baseline",
         )
-
-    def _record(self, cand: Candidate, rec: Mapping[str, Any], k: int, *, replayed: bool) -> TrialRecord:
-        outcome = Outcome(rec["outcome"])
-        # scrubbed as the journal is at the end of a run (Ctrl-C too): a trial replayed from it and
-        # one run now compare alike ("project <redacted>" never matched "project zebrafishy")
-        sig = self.scrub.text(rec["signature"]) if rec.get("signature") else None
-        step = None
-        if outcome is Outcome.FAIL and self._step_rx:
-            step = self._scan_step(self.run_dir.path / "candidates" / cand.short / f"t{k}")
-        return TrialRecord(
-            id=f"{cand.short}/t{k}",
-            k=k,
-            outcome=outcome,
-            reproduced=self._reproduces(outcome, sig),
-            signature=sig,
-            wall_s=float(rec.get("wall_s") or 0.0),
-            step=step,
-            replayed=replayed,
-            reason=rec.get("error") or rec.get("reason"),
-        )
-
-    def _scan_step(self, trial_dir: Path) -> int | None:
-        best: int | None = None
-        for rx in self._step_rx.values():
-            for name in ("stdout", "stderr"):
-                try:
-                    text = (trial_dir / name).read_text(encoding="utf-8", errors="replace")
-                except OSError:
-                    continue
-                found = [m.group(1) if rx.groups else m.group(0) for m in rx.finditer(text)]
-                nums = [int(x) for x in found if x.isdigit()]
-                if nums:
-                    best = nums[-1] if best is None else max(best, nums[-1])
-        return best
-
-    def _reproduces(self, outcome: Outcome, sig: str | None) -> bool:
-        if outcome is not Outcome.FAIL or sig is None:
-            return False
-        if self.plan.spec.oracle.kind == "regex":
-            return parse_signature(sig).head == "output"
-        return self.target is not None and same_failure(sig, self.target)
 
     def _next(self, timeout: float | None = None) -> tuple[str, TrialRecord]:
         """The next judged trial; :class:`TimeoutError` when none finished within ``timeout``."""
@@ -280,7 +180,7 @@ class Driver:
         key = self._running.pop(trial.result.trial_dir)
         ev = self._evals.get(key)
         cand = ev.cand if ev is not None else materialize(self.plan, self.plan.initial_point())
-        rec = self._record(cand, trial.to_dict(), int(trial.result.trial_dir.name[1:]), replayed=False)
+        rec = judge(self, cand, trial.to_dict(), int(trial.result.trial_dir.name[1:]), replayed=False)
         self._walls.append(rec.wall_s)
         return key, rec
 
@@ -291,89 +191,9 @@ class Driver:
     # --- baseline -----------------------------------------------------------------------------
 
     def baseline(self) -> dict[str, Any]:
-        """Run the original ``baseline_trials`` times (twice that when it is flaky); fix the target."""
-        point = self.plan.initial_point()
-        cand = materialize(self.plan, point)
-        self._evals[cand.key] = _Eval(cand, [])
-        n = self.budget.baseline_trials
-        records = self._batch(cand.key, n)
-        if self.plan.spec.oracle.kind != "regex":
-            fails = [r.signature for r in records if r.outcome is Outcome.FAIL and r.signature]
-            if fails:
-                groups = group_signatures(fails)
-                self.target = max(groups.items(), key=lambda kv: len(kv[1]))[0]
-        records = [self._rejudge(r) for r in records]
-        hits = sum(r.reproduced for r in records)
-        if 0 < hits < len(records):  # flaky: measure the rate on twice as many runs
-            records += [self._rejudge(r) for r in self._batch(cand.key, n)]
-        self._evals.pop(cand.key)
-        self._drop_work(cand)
-        judged = [r for r in records if r.outcome in (Outcome.PASS, Outcome.FAIL)]
-        hits = sum(r.reproduced for r in judged)
-        if not judged and records:
-            why = records[0].reason
-            raise InfrastructureError(
-                f"the original workload could not be run: {records[0].outcome.value}"
-                + (f" ({self.scrub.text(why)})" if why else ""),
-                hint="see the baseline trials under candidates/ in the run dir",
-            )
-        self.records[cand.key] = records
-        fixed = None if self.budget.trials_per_candidate == "auto" else int(self.budget.trials_per_candidate)
-        self.rate = RateTracker(hits, len(judged), self.budget.confidence, fixed=fixed)
-        if self.timeout is None:
-            self.timeout = max(5.0, 10.0 * max((r.wall_s for r in records), default=0.5))
-        self.verdicts[cand.key] = (hits > 0, len(records))
-        for r in records:
-            self.reduction.note_seconds(point, r.wall_s)
-            if r.reproduced and r.step is not None:
-                self._note_step(r.step)
-        info = {
-            "candidate": cand.key,
-            "trials": len(records),
-            "reproduced": hits,
-            "judged": len(judged),
-            "signature": self.target,
-            "timeout_s": self.timeout,
-            "outcomes": [r.label() for r in records],
-            **self.rate.describe(),
-        }
-        self.trace.append(
-            {
-                "phase": "baseline",
-                "axis": None,
-                "hash": cand.key,
-                "values": self._render(point, brief=True),
-                "trials": len(records),
-                "outcomes": [r.label() for r in records],
-                "signature": self.target,
-                "cache_hit": False,
-                "seconds": round(sum(r.wall_s for r in records), 3),
-                "verdict": "reproduces" if hits else "does_not_reproduce",
-            }
-        )
-        self._journal("baseline", {**info, "values": self._render(point, brief=True)})
-        self.on_event("baseline", {"best": self._best(point), "trials_used": self.trials_used})
-        return info
-
-    def _batch(self, key: str, count: int) -> list[TrialRecord]:
-        """Run ``count`` more trials of one candidate, ``jobs`` at a time."""
-        ev, out = self._evals[key], []
-        while count or ev.running:
-            while count and self._inflight < max(1, self.opt.jobs):
-                self._submit(key)
-                count -= 1
-            _, rec = self._next()
-            ev.running -= 1
-            ev.trials.append(rec)
-            out.append(rec)
-            self.on_event("trial", {"phase": "baseline", "trials_used": self.trials_used})
-        return out
-
-    def _rejudge(self, r: TrialRecord) -> TrialRecord:
-        """``r`` judged again now that the target signature is known."""
-        from dataclasses import replace
-
-        return replace(r, reproduced=self._reproduces(r.outcome, r.signature))
+        """Run the original ``baseline_trials`` times (twice that when it is flaky); fix the target
+        (:func:`~sleuth.reduce.baseline.run_baseline`)."""
+        return run_baseline(self)
 
     def _note_step(self, step: int) -> None:
         for name in self._step_rx:
@@ -421,61 +241,6 @@ class Driver:
             f"less than a trial takes (about {expected:.1f}s)"
         )
 
-    def _start(self, q: Query) -> None:
-        cand = materialize(self.plan, q.point)
-        if cand.key in self._evals:  # the same candidate is being tested for another query
-            self._evals[cand.key].queries.append(q)
-            return
-        assert self.rate is not None
-        verdict = self.verdicts.get(cand.key)
-        ev = _Eval(cand, [q], trials=list(self.records.get(cand.key, [])))
-        if verdict is not None and (verdict[0] or verdict[1] >= self.rate.per_candidate):
-            ev.cache_hit = True
-            self._settle(ev, verdict[0])
-            return
-        self._evals[cand.key] = ev
-        self._submit(cand.key)
-
-    def _settle(self, ev: _Eval, reproduced: bool) -> None:
-        assert self.rate is not None
-        key = ev.cand.key
-        self._evals.pop(key, None)
-        self.verdicts[key] = (reproduced, len(ev.trials))
-        self.records[key] = ev.trials
-        secs = [t.wall_s for t in ev.trials if not t.replayed] or [t.wall_s for t in ev.trials]
-        if reproduced and not ev.cache_hit:
-            self.rate.accepted(len(ev.trials))
-        elif not reproduced:
-            self.rate.rejected(len(ev.trials))
-        for q in ev.queries:
-            used = self.reduction.observe(q, reproduced, min(secs) if secs and reproduced else None)
-            if not used:
-                self.wasted += len(ev.trials) if not ev.cache_hit else 0
-            sig = next((t.signature for t in ev.trials if t.reproduced), None)
-            sig = sig or next((t.signature for t in ev.trials if t.signature), None)
-            rec = {
-                "phase": "search",
-                "round": q.round,
-                "axis": q.axis,
-                "hash": key,
-                "values": {q.axis: self.plan.axis(q.axis).brief(q.value)},
-                "trials": 0 if ev.cache_hit else len(ev.trials),
-                "outcomes": [t.label() for t in ev.trials],
-                "signature": sig,
-                "cache_hit": ev.cache_hit,
-                "seconds": round(sum(secs), 3),
-                "verdict": "reproduces" if reproduced else "rejected",
-                "speculative_wasted": not used,
-                "replayed": any(t.replayed for t in ev.trials),
-            }
-            self.trace.append(rec)
-            self._journal("candidate", rec)
-            self.on_event(
-                "candidate",
-                {**rec, "best": self._best(self.reduction.result()), "trials_used": self.trials_used},
-            )
-        self._drop_work(ev.cand)
-
     def _journal(self, event: str, data: Mapping[str, Any]) -> None:
         """Journal a step scrubbed, then its ``values`` cut short (:mod:`sleuth.reduce.journaled`)."""
         shown = self.scrub.obj(data)
@@ -485,21 +250,6 @@ class Driver:
         """A judged candidate's scratch copy is not needed again (the bundle writes its own)."""
         if cand.files:
             shutil.rmtree(self.run_dir.path / "candidates" / cand.short / "work", ignore_errors=True)
-
-    def _take(self, key: str, rec: TrialRecord) -> None:
-        ev = self._evals.get(key)
-        if ev is None:  # its candidate was settled while this trial ran (parallel trials of one candidate)
-            self.wasted += 1
-            return
-        ev.running -= 1
-        ev.trials.append(rec)
-        assert self.rate is not None
-        if rec.reproduced:
-            if rec.step is not None:
-                self._note_step(rec.step)
-            self._settle(ev, True)
-        elif len(ev.trials) >= self.rate.per_candidate and ev.running == 0:
-            self._settle(ev, False)
 
     def search(self) -> None:
         """Run the fixpoint search until it is done or a budget stops it."""
@@ -512,14 +262,14 @@ class Driver:
                 no_time = self._no_time_for_a_trial()
                 for key, ev in list(self._evals.items()):
                     if ev.running == 0 and len(ev.trials) >= self.rate.per_candidate:
-                        self._settle(ev, False)  # the rate rose: fewer trials are enough now
+                        settle(self, ev, False)  # the rate rose: fewer trials are enough now
                     elif self._inflight < jobs and ev.running == 0 and no_time is None:
                         self._submit(key)
                 while self._inflight < jobs and self._over_budget() is None and no_time is None:
                     qs = self.reduction.propose(1)
                     if not qs:
                         break
-                    self._start(qs[0])
+                    start(self, qs[0])
                 if not self._inflight and no_time is not None and not self.reduction.done:
                     self.stopped = no_time
             if not self._inflight:
@@ -536,7 +286,7 @@ class Driver:
                     f"{running} running trial(s) stopped"
                 )
                 break
-            self._take(key, rec)
+            take(self, key, rec)
             self.on_event(
                 "trial",
                 {"phase": "search", "trials_used": self.trials_used, "axis": self.reduction.current_axis},

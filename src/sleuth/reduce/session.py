@@ -26,8 +26,9 @@ from sleuth.journal import RunDir, atomic_write_json, atomic_write_text
 from sleuth.model import Stream
 from sleuth.oracle import Oracle, OracleConfig, build_oracle
 from sleuth.reduce.driver import Driver, Options
-from sleuth.reduce.plan import Plan, materialize, resolve
+from sleuth.reduce.plan import Plan, materialize
 from sleuth.reduce.ranks import RankOracle
+from sleuth.reduce.resolve import resolve
 from sleuth.reduce.scrub import Scrubber, compile_patterns
 from sleuth.reduce.spec import ReduceSpec, load_spec, parse_duration
 from sleuth.secrets import Secrets

@@ -7,6 +7,9 @@ words it (nothing recomputed).  A matrix killed before it wrote one, or still ru
 after the last ``end``: the ``matrix.json`` there is stale), is read from the journal
 (:mod:`sleuth.report.matrix_cells`); it decides nothing yet.  So is one whose ``matrix.json`` is
 unreadable (cut short, not JSON): the headline says so.
+
+This module words the headline and the facts and lays out the page; the tables, notes and logs are
+:mod:`sleuth.report.matrix_parts`'s.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sleuth.report.common import MAX_ROWS, fmt_num, fmt_time
+from sleuth.report.common import MAX_ROWS, fmt_time
 from sleuth.report.matrix_cells import (
     Cell,
     classification,
@@ -25,20 +28,14 @@ from sleuth.report.matrix_cells import (
     journal_doc,
     num,
     p_text,
-    ranked,
     rate_text,
-    ratio_text,
 )
 from sleuth.report.matrix_figures import rate_figure, step_figure
-from sleuth.report.page import Block, Note, Page, Section, Status, Table
+from sleuth.report.matrix_parts import cell_table, env_table, log_blocks, note_lines
+from sleuth.report.page import Note, Page, Section, Status
 from sleuth.report.source import RunDirView
 
 __all__ = ["page"]
-
-#: cells whose first failing trial's logs the page shows (baselines, decided cells, then failing ones first)
-LOGGED_CELLS = 12
-#: the end of each log shown
-LOG_BYTES = 4096
 
 
 def _fix_text(c: Cell, by_name: Mapping[str, Cell]) -> str:
@@ -103,158 +100,6 @@ def _headline(doc: Mapping[str, Any], cells: Sequence[Cell]) -> tuple[str, Statu
     ), Status.UNSURE
 
 
-def _cell_table(cells: Sequence[Cell], decided: bool) -> Table:
-    rows = []
-    for c in ranked(cells, MAX_ROWS):
-        n = counts(c)
-        verdict = (
-            classification(c) + (" (unreliable)" if c.get("unreliable") else "") if decided else "not decided"
-        )
-        if isinstance(c.get("trials_needed"), int):
-            verdict += f" (~{c['trials_needed']} trials)"
-        fails = str(n.get("fail", 0)) + (f" ({n['other_fail']} other)" if n.get("other_fail") else "")
-        where = "+".join(map(str, items(c.get("mitigations")))) + (
-            f" @ {c['environment']}" if c.get("environment") else ""
-        )
-        errors = str(n.get("error", 0) + n.get("skip", 0))
-        step = fmt_num(c.get("step_time_median"))
-        rows.append(
-            (
-                str(c.get("name")),
-                where,
-                str(n.get("total", 0)),
-                fails,
-                errors,
-                rate_text(c),
-                verdict,
-                p_text(c),
-                step,
-                ratio_text(c),
-                str(c.get("confound") or ""),
-            )
-        )
-    return Table(
-        (
-            "cell",
-            "mitigations @ env",
-            "n",
-            "failures",
-            "errors",
-            "failure rate [95% CI]",
-            "vs baseline",
-            "Fisher p (Holm)",
-            "step time (median)",
-            "step x baseline [95% CI]",
-            "confound",
-        ),
-        tuple(rows),
-        numeric=frozenset({2, 3, 4, 8}),
-        cut=(len(rows), len(cells)) if len(rows) < len(cells) else None,
-        caption="Failure rate = target failures / (pass + fail), errors left out; p in brackets is Holm-"
-        "adjusted over the matrix's comparisons (significant below alpha). Every number is in matrix.json."
-        if decided
-        else "Counted from the journal's trial events as the matrix counts them; it decides when it ends.",
-    )
-
-
-def _env_table(effects: Sequence[Cell], ref: str) -> Table:
-    rows = tuple(
-        (
-            str(e.get("environment")),
-            str(e.get("baseline_cell")),
-            rate_text(e),
-            classification(e),
-            p_text(e),
-            ratio_text(e),
-            str(e.get("confound") or ""),
-        )
-        for e in effects[:MAX_ROWS]
-    )
-    return Table(
-        (
-            "environment",
-            "baseline cell",
-            "failure rate [95% CI]",
-            f"vs {ref}",
-            "Fisher p (Holm)",
-            f"step x {ref} [95% CI]",
-            "confound",
-        ),
-        rows,
-        cut=(len(rows), len(effects)) if len(rows) < len(effects) else None,
-        caption=f"Each environment's baseline against {ref}: the environment's own effect (same family).",
-    )
-
-
-def _logs(view: RunDirView, cells: Sequence[Cell]) -> list[Block]:
-    failing = [c for c in cells if isinstance(c.get("signatures"), dict) and c["signatures"]]
-    blocks: list[Block] = []
-    for c in ranked(failing, LOGGED_CELLS):
-        sig, count = next(iter(c["signatures"].items()))  # the most common first
-        first = next(
-            (
-                t
-                for t in items(c.get("trials"))
-                if isinstance(t, dict)
-                and t.get("outcome") == "fail"
-                and (t.get("signature") or "(no signature)") == sig
-                and isinstance(t.get("path"), str)
-            ),
-            None,
-        )
-        if first is None:
-            continue
-        logs = [log for s in ("stderr", "stdout") if (log := view.tail(f"{first['path']}/{s}", LOG_BYTES))]
-        blocks.append(Note(f"{c.get('name')}: trial {first.get('index')}, the first of {count} with: {sig}"))
-        blocks.extend(logs or [Note("(its logs are empty or gone)")])
-    if len(failing) > LOGGED_CELLS:
-        blocks.append(
-            Note(f"The logs of {LOGGED_CELLS} of {len(failing)} failing cells; all are under cells/.")
-        )
-    return blocks
-
-
-def _cell_notes(c: Cell) -> list[str]:
-    """matrix.md's notes on one cell, from matrix.json."""
-    out = [f"{c['note']}."] if c.get("note") else []
-    if c.get("confound") and classification(c) == "fixed":
-        out.append(
-            f"the fix comes with a {c['confound']}; the slowdown itself may be what helps "
-            "(try a cell that only slows the workload down)."
-        )
-    out += [f"{w}." for w in items(c.get("warnings"))]
-    if num(c.get("stopped_early_at_alpha")) is not None:
-        out.append(
-            f"stopped early at a look with alpha {c['stopped_early_at_alpha']:g}, "
-            f"after {counts(c).get('total', 0)} of {c.get('trials_planned', '?')} trials."
-        )
-    sigs = c.get("signatures") if isinstance(c.get("signatures"), dict) else {}
-    if sigs:
-        out.append("failure signatures: " + ", ".join(f"{k} x {s}" for s, k in sigs.items()) + ".")
-    return out
-
-
-def _notes(doc: Mapping[str, Any], cells: Sequence[Cell]) -> list[str]:
-    """matrix.md's notes; one note said of many cells is written once, naming them."""
-    out = [f"Warning: {w}" for w in items(doc.get("warnings"))]
-    said: dict[str, list[str]] = {}
-    for c in cells:
-        for note in _cell_notes(c):
-            said.setdefault(note, []).append(str(c.get("name")))
-    for note, names in said.items():
-        more = f" and {len(names) - 5} more cells" if len(names) > 5 else ""
-        out.append(f"{', '.join(names[:5])}{more}: {note}")
-    multiplicity = doc.get("multiplicity")
-    if isinstance(multiplicity, dict) and multiplicity.get("family"):
-        out.append(
-            f"p (Holm): Holm over the {multiplicity['family']} comparison(s) of this matrix; any false "
-            f"fixed/worse at most {multiplicity.get('alpha')}."
-        )
-    if doc.get("sequential_rule"):
-        out.append(f"Early stopping (--until-decided): {doc['sequential_rule']}.")
-    return out
-
-
 def _facts(
     view: RunDirView, doc: Mapping[str, Any], cells: Sequence[Cell], decided: bool
 ) -> list[tuple[str, str]]:
@@ -315,17 +160,17 @@ def page(view: RunDirView) -> Page:
     drawn = [f for f in (rate_figure(cells, ref), step_figure(cells, source, ref)) if f is not None]
     if drawn:
         sections.append(Section("Failure rate and step time by cell", tuple(drawn)))
-    table = _cell_table(cells, decided) if cells else Note("No trial was journaled yet.")
+    table = cell_table(cells, decided) if cells else Note("No trial was journaled yet.")
     sections.append(Section("Cells", (table,)))
     effects = [e for e in items(doc.get("environment_effects")) if isinstance(e, dict)]
     if effects:
-        sections.append(Section("Environments", (_env_table(effects, ref),)))
-    notes = _notes(doc, cells)
+        sections.append(Section("Environments", (env_table(effects, ref),)))
+    notes = note_lines(doc, cells)
     if len(notes) > MAX_ROWS:
         notes = [*notes[:MAX_ROWS], f"{MAX_ROWS} of {len(notes)} notes shown; matrix.md has them all."]
     if notes:
         sections.append(Section("Notes", tuple(Note(n) for n in notes)))
-    logs = _logs(view, cells)
+    logs = log_blocks(view, cells)
     if logs:
         sections.append(Section("First failing log of each cell's top signature", tuple(logs)))
     recipe = shlex.quote(str(view.path / "recipe.resolved.yaml"))
