@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import errno
 import os
+import resource  # here, not when EMFILE is reported: loading its .so then needs a free descriptor
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -122,8 +123,6 @@ _OS_HINTS = {
 
 def _open_files_limit() -> str:
     """EMFILE's fix: sleuth's own limit of open files, by its value, and one to raise it to."""
-    import resource
-
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:  # the system's own cap (fs.nr_open) was reached
         return "sleuth's limit of open files (ulimit -n) is unlimited: the system's cap was reached"
