@@ -1,8 +1,9 @@
 """The ``sleuth`` command line: a thin click group whose verbs load lazily.
 
 ``main(argv) -> int`` is the console script.  Errors sleuth raises on purpose (``SleuthError``)
-and click's usage errors print one line and return their exit code; anything else is our bug
-and keeps its traceback.  Verbs live in ``sleuth.cli.<verb>`` modules exposing ``command``.
+and click's usage errors print one line (secrets hidden: :func:`_error`) and return their exit
+code; anything else is our bug and keeps its traceback.  Verbs live in ``sleuth.cli.<verb>``
+modules exposing ``command``.
 """
 
 from __future__ import annotations
@@ -135,11 +136,13 @@ def _open_files_limit() -> str:
 
 
 def _error(message: str) -> None:
-    """Print ``error: message``; URL credentials and token-shaped words in it (a flag's value, a
-    tool's output quoted in the error) are hidden, as in every file sleuth writes."""
-    from sleuth.secrets import scrub_text
+    """Print ``error: message`` through the one redaction rule, as every file sleuth writes: URL
+    credentials and token-shaped words (a flag's value, a tool's output quoted in the error) and the
+    values of this shell's secret variables (``--timeout "$MY_TOKEN"``: click's "'...' is not a valid
+    float" quotes it) are hidden.  Every error of every verb reaches the user through here."""
+    from sleuth.secrets import env_secret_values, scrub_text
 
-    click.echo(f"error: {scrub_text(message)}", err=True)
+    click.echo(f"error: {scrub_text(message, env_secret_values(os.environ))}", err=True)
 
 
 def raise_interrupt(_signum: int, _frame: object) -> None:
