@@ -19,6 +19,7 @@ from sleuth.cli._gate_flags import (
     open_store,
     outputs_options,
     parse_fraction,
+    refuse_secret,
     selected_runs,
 )
 from sleuth.errors import ExitCode, UsageError
@@ -214,7 +215,8 @@ def baseline_capture(**kw: Any) -> int:
     from sleuth.gate.baseline import capture, load_baseline
     from sleuth.journal import atomic_write_json
 
-    suite = check_name_flag("--suite", kw["suite"])
+    suite = check_name_flag("--suite", kw["suite"], stored=True)  # the file is committed, diff reads it
+    refuse_secret("--branch", kw["branch"])
     if kw["last"] < 1:
         raise UsageError(f"--last {kw['last']}: must be at least 1")
     path: Path = kw["output"]

@@ -32,6 +32,7 @@ from sleuth.cli._gate_flags import (
     outputs_options,
     parse_fraction,
     parse_percent,
+    refuse_secret,
     selected_runs,
 )
 from sleuth.cli._gate_series import baseline, changepoints_cmd, runs_cmd
@@ -118,11 +119,15 @@ def record(files: tuple[Path, ...], **kw: Any) -> int:
     if not files:
         raise UsageError("record needs FILE... (benchmark output), or --from-dir DIR")
     ci = ci_defaults()
+    refuse_secret("--branch", kw["branch"])  # $GITHUB_HEAD_REF (a fork's branch) is stored scrubbed
     meta = {
-        "suite": check_name_flag("--suite", kw["suite"] or _missing("--suite", "e.g. --suite detectors")),
+        "suite": check_name_flag(
+            "--suite", kw["suite"] or _missing("--suite", "e.g. --suite detectors"), stored=True
+        ),
         "run_id": check_name_flag(
             "--run-id",
             kw["run_id"] or ci["run_id"] or _missing("--run-id", "or run inside CI ($GITHUB_RUN_ID)"),
+            stored=True,
         ),
         "commit": kw["commit"] or ci["commit"],
         "branch": kw["branch"] or ci["branch"],
@@ -211,7 +216,7 @@ def _record_from_dir(files: tuple[Path, ...], kw: dict[str, Any]) -> int:
             f"--from-dir reads {', '.join('--' + g.replace('_', '-') for g in given)} "
             "from each artifact's metadata"
         )
-    suite = check_name_flag("--suite", kw["suite"]) if kw["suite"] else None
+    suite = check_name_flag("--suite", kw["suite"], stored=True) if kw["suite"] else None
     check_db(kw["db"])
     scan = scan_artifacts(kw["from_dir"])
     store = open_store(kw["db"], create=True)

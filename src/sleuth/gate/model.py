@@ -35,6 +35,7 @@ __all__ = [
     "clean_doc",
     "exit_code_for",
     "fit",
+    "looks_secret",
     "parse_time",
     "stored_names",
     "stored_time",
@@ -169,12 +170,25 @@ def _finite_values(values: Any) -> tuple[float, ...]:
 def clean(text: Any, hidden: tuple[str, ...] | None = None) -> str:
     """Any text a gate verb shows (its tables, markdown, JUnit, HTML pages): printable, secrets
     hidden by the rule and ``hidden`` (by default the values of this shell's secret variables,
-    :func:`sleuth.secrets.env_secret_values`).  A run id or suite is stored as given (it is the
-    run's key) and hidden here, on the way out: ``--run-id ghp_...`` shows ``<redacted>``."""
+    :func:`sleuth.secrets.env_secret_values`).  ``record`` refuses a run id or suite it would hide
+    (:func:`looks_secret`); one an older sleuth stored as given (it is the run's key) is hidden
+    here, on the way out: ``ghp_...`` shows ``<redacted>``."""
     from sleuth.model import printable
     from sleuth.secrets import env_secret_values, scrub_text
 
     return scrub_text(printable(str(text)), env_secret_values(os.environ) if hidden is None else hidden)
+
+
+def looks_secret(text: str) -> bool:
+    """True when a suite, run id or branch would not come back as given: it looks like a token whole
+    (:func:`sleuth.secrets.is_secret`: ``ghp_...``, 32+ characters mixing cases and digits), or
+    :func:`clean` hides some of it (a token-shaped word, the value of a secret variable of this
+    shell).  Stored, it would be shown as ``<redacted>`` and written so into an uploaded artifact's
+    metadata, which ``record --from-dir`` could then not tell from any other: the writing verbs refuse it."""
+    from sleuth.model import printable
+    from sleuth.secrets import is_secret
+
+    return is_secret("", text) or clean(text) != printable(text)
 
 
 def clean_doc(doc: Any) -> Any:
