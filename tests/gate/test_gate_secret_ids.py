@@ -108,3 +108,32 @@ def test_emit_then_from_dir_keeps_every_run_of_plain_names(
     assert r.rc == 0 and "0 skipped" in r.stdout, r.stdout + r.stderr
     runs = sleuth("gate", "runs", "--suite", "s", "--db", db, "--json").json()["runs"]
     assert [(x["run_id"], x["branch"]) for x in runs] == [("1234-1", "main"), ("1234-2", "main")]
+
+
+@pytest.mark.parametrize("branch", ["renovate/Major-Updates-Python3-2025", "fix/ghp_abcdefghijkl", "b" * 400])
+def test_a_branch_ci_gave_is_found_by_the_name_it_had(
+    sleuth: Callable[..., CliResult], tmp_path: Path, branch: str
+) -> None:
+    """A branch CI gives (``$GITHUB_HEAD_REF``: a fork names it) is stored scrubbed (hidden whole when
+    it looks like a token, a token word inside hidden) and cut to 300 characters; ``--branch`` and a
+    policy's ``branch`` named it as written and found none of its runs."""
+    (tmp_path / "r.csv").write_text("metric,value\nm,1\n")
+    (tmp_path / "policy.yaml").write_text(f"version: 1\nbranch: {branch}\nmetrics:\n  m: {{kind: counter}}\n")
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    for i in range(3):
+        r = sleuth("gate", "record", "--suite", "s", "--run-id", str(i), "r.csv", "--db", db,
+                   env={"GITHUB_HEAD_REF": branch})  # fmt: skip
+        assert r.rc == 0, r.stderr
+    other = sleuth("gate", "record", "--suite", "s", "--run-id", "9", "--branch", "main", "r.csv", "--db", db)
+    assert other.rc == 0, other.stderr
+    runs = sleuth("gate", "runs", "--suite", "s", "--branch", branch, "--db", db, "--json")
+    assert [x["run_id"] for x in runs.json()["runs"]] == ["0", "1", "2"], runs.stdout + runs.stderr
+    graduated = sleuth(
+        "gate", "graduate", "--suite", "s", "--branch", branch, "--last", "3", "--db", db, "--json"
+    )
+    assert graduated.json()["runs"] == 3, graduated.stdout + graduated.stderr
+    checked = sleuth("gate", "check", "--suite", "s", "--policy", "policy.yaml", "--db", db, "--json")
+    assert checked.rc == 0 and checked.json()["metrics"][0]["verdict"] == "PASS", (
+        checked.stdout + checked.stderr
+    )
+    assert_no_secret("ghp_abcdefghijkl", runs.stdout, graduated.stdout, checked.stdout)

@@ -15,6 +15,7 @@ from sleuth.errors import UsageError
 __all__ = [
     "CTX",
     "Outputs",
+    "branch_filter",
     "check_db",
     "check_name_flag",
     "db_option",
@@ -82,6 +83,14 @@ def check_name_flag(flag: str, value: str, *, stored: bool = False) -> str:
     if stored:
         refuse_secret(flag, value)
     return value
+
+
+def branch_filter(value: str | None) -> str | None:
+    """A reading verb's ``--branch`` (or a baseline file's) as ``record`` stored it
+    (:func:`sleuth.gate.model.stored_branch`), so that a branch CI gave, scrubbed when recorded, is found."""
+    from sleuth.gate.model import stored_branch
+
+    return stored_branch(value) if value else None
 
 
 def refuse_secret(flag: str, value: str | None) -> None:
@@ -244,7 +253,7 @@ def selected_runs(kw: dict[str, Any], suite: str, *, include_failed: bool = True
             suite,
             lambda m: kw["last"] if selected(m, kw["metrics"]) else None,
             last=kw["last"],
-            branch=kw["branch"],
+            branch=branch_filter(kw["branch"]),
             statuses=statuses(include_failed),
         )
     finally:

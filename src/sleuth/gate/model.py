@@ -37,6 +37,7 @@ __all__ = [
     "fit",
     "looks_secret",
     "parse_time",
+    "stored_branch",
     "stored_names",
     "stored_time",
     "utc_now",
@@ -177,6 +178,16 @@ def clean(text: Any, hidden: tuple[str, ...] | None = None) -> str:
     from sleuth.secrets import env_secret_values, scrub_text
 
     return scrub_text(printable(str(text)), env_secret_values(os.environ) if hidden is None else hidden)
+
+
+def stored_branch(branch: str) -> str:
+    """A branch as ``record`` stores it, and so as every filter by branch (``--branch``, a policy's
+    ``branch``) must name it: through the rule (a branch CI gives that looks like a token whole is
+    ``<redacted>``, a token inside it hidden), printable, within :data:`BRANCH_MAX` characters."""
+    from sleuth.gate.provenance import public
+    from sleuth.model import printable
+
+    return fit(printable(public(branch, "branch")), BRANCH_MAX)
 
 
 def looks_secret(text: str) -> bool:
