@@ -46,3 +46,25 @@ def test_an_error_line_hides_the_value_of_a_secret_variable(
         r.rc, r.stdout, r.stderr, [names, "<redacted>"], before=before, after=tree_state(tmp_path)
     )
     assert_no_secret(SECRET, r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("run", "--env", "DB_PASSWORD=hunter2pw", "--timeout", "hunter2pw", "--", "true"),
+        ("run", "--env=HF_TOKEN=hunter2pw99", "--timeout", "hunter2pw99", "--", "true"),
+        ("run", "--timeout", "hunter2pw", "--", "curl", "--password", "hunter2pw"),
+    ],
+    ids=["env-pair", "env-equals", "workload-flag"],
+)
+def test_an_error_line_hides_a_secret_the_command_line_names(
+    sleuth: Callable[..., CliResult], tmp_path: Path, argv: tuple[str, ...]
+) -> None:
+    """A secret given on the same command line (an ``--env`` pair whose name says secret, a workload
+    flag that names one) is hidden in the error that quotes it, as it is in the run dir."""
+    before = tree_state(tmp_path)
+    r = sleuth(*argv)
+    assert_usage_error(
+        r.rc, r.stdout, r.stderr, ["--timeout", "<redacted>"], before=before, after=tree_state(tmp_path)
+    )
+    assert_no_secret("hunter2pw", r.stdout, r.stderr)
