@@ -42,6 +42,9 @@ __all__ = ["command"]
 
 _STATUSES = ("success", "failure")
 
+#: the metadata keys that are names, kept as given (:func:`sleuth.gate.model.looks_secret`)
+_NAMES = frozenset({"suite", "run_id", "branch"})
+
 
 @click.group(context_settings=CTX)
 def command() -> None:
@@ -176,10 +179,15 @@ def _emit(files: tuple[Path, ...], meta: dict[str, Any], kw: dict[str, Any]) -> 
         seen[f.name] = f
     raw = read_raw(list(files))  # checks the files exist; garbage only counted
     ingested = parse_raw(raw, kw["fmt"])
+    from sleuth.gate.model import stored_name
     from sleuth.gate.provenance import collect, public
 
     prov = {} if kw["no_provenance"] else collect()
-    meta = public(meta)  # the artifact is uploaded: a flag or CI variable may hold a secret
+    # the artifact is uploaded: a flag or CI variable may hold a secret; the names (already refused
+    # when the rule would change them) are judged by their words, as record stores them
+    meta = {
+        k: stored_name(v) if k in _NAMES and isinstance(v, str) else public(v, k) for k, v in meta.items()
+    }
     pipes = {p: data for p, data in raw if not p.is_file()}  # <(cmd), /dev/stdin: read once
     path = write_metadata(out, {**meta, "provenance": prov}, [p for p, _ in raw], pipes)
     data = {
