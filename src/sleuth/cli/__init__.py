@@ -1,8 +1,9 @@
 """The ``sleuth`` command line: a thin click group whose verbs load lazily.
 
 ``main(argv) -> int`` is the console script.  Errors sleuth raises on purpose (``SleuthError``)
-and click's usage errors print one line and return their exit code; anything else is our bug
-and keeps its traceback.  Verbs live in ``sleuth.cli.<verb>`` modules exposing ``command``.
+and click's usage errors print one line (secrets hidden: :func:`_error`) and return their exit
+code; anything else is our bug and keeps its traceback.  Verbs live in ``sleuth.cli.<verb>``
+modules exposing ``command``.
 """
 
 from __future__ import annotations
@@ -133,12 +134,18 @@ def _open_files_limit() -> str:
     return f"{at}): raise it, e.g. ulimit -n {more}"
 
 
-def _error(message: str) -> None:
-    """Print ``error: message``; URL credentials and token-shaped words in it (a flag's value, a
-    tool's output quoted in the error) are hidden, as in every file sleuth writes."""
-    from sleuth.secrets import scrub_text
+def _error(message: str, args: Sequence[str] = ()) -> None:
+    """Print ``error: message`` through the one redaction rule, as every file sleuth writes: URL
+    credentials and token-shaped words (a flag's value, a tool's output quoted in the error), the
+    values of this shell's secret variables, and the secrets sleuth's own command line ``args``
+    names (``--env DB_PASSWORD=...``, ``--password ...``) are hidden: ``--timeout "$MY_TOKEN"`` gave
+    click's "'<the token>' is not a valid float".  Every error of every verb reaches the user here."""
+    from sleuth.secrets import Secrets, env_secret_values
 
-    click.echo(f"error: {scrub_text(message)}", err=True)
+    pairs = [a.split("=", 1)[1] if a.startswith("-") else a for a in args if "=" in a]
+    named = Secrets.of(dict(p.split("=", 1) for p in pairs if "=" in p)).merged(Secrets.of_argv(args))
+    hidden = Secrets({}, frozenset(env_secret_values(os.environ))).merged(named)
+    click.echo(f"error: {hidden.scrub(message)}", err=True)
 
 
 def raise_interrupt(_signum: int, _frame: object) -> None:
@@ -260,7 +267,7 @@ def _run_verb(args: list[str], opened: list[Path]) -> int:
         click.echo(exc.ctx.get_help())
         return int(ExitCode.USAGE)
     except click.UsageError as exc:
-        _error(_usage_line(exc))
+        _error(_usage_line(exc), args)
         return int(ExitCode.USAGE)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
@@ -269,10 +276,10 @@ def _run_verb(args: list[str], opened: list[Path]) -> int:
         click.echo(f"interrupted{why}", err=True)
         return int(ExitCode.INTERRUPTED)
     except click.ClickException as exc:
-        _error(exc.format_message())
+        _error(exc.format_message(), args)
         return int(ExitCode.USAGE)
     except SleuthError as exc:
-        _error(str(exc))
+        _error(str(exc), args)
         return int(exc.exit_code)
     except BrokenPipeError:  # a caller's own stream (not the program's: sleuth.hangup guards those)
         hangup.reader_gone()
@@ -287,6 +294,6 @@ def _run_verb(args: list[str], opened: list[Path]) -> int:
         hint = hint.format(resume=resume_hint(args[0] if args else "", opened), limit=limit)
         # out of file handles, the file being opened (a trial's stderr) is fine: sleuth is not
         where = exc.filename if exc.filename and exc.errno not in (errno.EMFILE, errno.ENFILE) else None
-        _error(f"{where}: {exc.strerror}; {hint}" if where else f"{exc.strerror}; {hint}")
+        _error(f"{where}: {exc.strerror}; {hint}" if where else f"{exc.strerror}; {hint}", args)
         return int(ExitCode.INFRASTRUCTURE)
     return rv if isinstance(rv, int) else 0

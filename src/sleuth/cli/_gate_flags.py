@@ -15,6 +15,7 @@ from sleuth.errors import UsageError
 __all__ = [
     "CTX",
     "Outputs",
+    "branch_filter",
     "check_db",
     "check_name_flag",
     "db_option",
@@ -23,6 +24,7 @@ __all__ = [
     "outputs_options",
     "parse_fraction",
     "parse_percent",
+    "refuse_secret",
     "selected_runs",
     "statuses",
 ]
@@ -67,8 +69,10 @@ def html_option(func: Any) -> Any:
     )(func)
 
 
-def check_name_flag(flag: str, value: str) -> str:
-    """A suite or run id that can be a file name in every store."""
+def check_name_flag(flag: str, value: str, *, stored: bool = False) -> str:
+    """A suite or run id that can be a file name in every store; ``stored`` (a verb that writes it:
+    ``record``, ``--emit-metadata``, ``baseline capture``), one that also comes back as given
+    (:func:`refuse_secret`)."""
     from sleuth.model import check_name
 
     if not check_name(value):
@@ -76,7 +80,30 @@ def check_name_flag(flag: str, value: str) -> str:
             f"{flag} {value!r}: not a valid name",
             hint="use letters, digits, '_', '.', '-' (not starting with '.' or '-'), at most 100 characters",
         )
+    if stored:
+        refuse_secret(flag, value)
     return value
+
+
+def branch_filter(value: str | None) -> str | None:
+    """A reading verb's ``--branch`` (or a baseline file's) as ``record`` stored it
+    (:func:`sleuth.gate.model.stored_branch`), so that a branch CI gave, scrubbed when recorded, is found."""
+    from sleuth.gate.model import stored_branch
+
+    return stored_branch(value) if value else None
+
+
+def refuse_secret(flag: str, value: str | None) -> None:
+    """A usage error, before anything is written, when ``value`` (a suite, run id or branch a verb
+    stores) looks like a credential (:func:`sleuth.gate.model.looks_secret`); the value is not repeated."""
+    from sleuth.gate.model import looks_secret
+
+    if value and looks_secret(value):
+        raise UsageError(
+            f"{flag}: the value looks like a credential (a token, or the value of a secret variable "
+            "of this shell) and would be stored and shown as <redacted>",
+            hint=f"pass a non-secret {flag.removeprefix('--').replace('-', ' ')}",
+        )
 
 
 def parse_percent(flag: str, text: str) -> float:
@@ -226,7 +253,7 @@ def selected_runs(kw: dict[str, Any], suite: str, *, include_failed: bool = True
             suite,
             lambda m: kw["last"] if selected(m, kw["metrics"]) else None,
             last=kw["last"],
-            branch=kw["branch"],
+            branch=branch_filter(kw["branch"]),
             statuses=statuses(include_failed),
         )
     finally:

@@ -12,6 +12,7 @@ from sleuth.cli import _gate_views as views
 from sleuth.cli._gate_flags import (
     CTX,
     Outputs,
+    branch_filter,
     check_db,
     check_name_flag,
     db_option,
@@ -19,6 +20,7 @@ from sleuth.cli._gate_flags import (
     open_store,
     outputs_options,
     parse_fraction,
+    refuse_secret,
     selected_runs,
 )
 from sleuth.errors import ExitCode, UsageError
@@ -94,6 +96,7 @@ def changepoints_cmd(**kw: Any) -> int:
         check_db(kw["db"])
         # not created: a history that does not exist has no points, so no state is written to it
         store = open_store(kw["db"], create=False)
+        kw["branch"] = branch_filter(kw["branch"])  # as recorded; the state is keyed by it too
         runs = store.runs(suite, branch=kw["branch"], metrics=[kw["metric"]])
         series = metric_series(runs, kw["metric"])
         title = f"{suite} {kw['metric']}"
@@ -214,7 +217,8 @@ def baseline_capture(**kw: Any) -> int:
     from sleuth.gate.baseline import capture, load_baseline
     from sleuth.journal import atomic_write_json
 
-    suite = check_name_flag("--suite", kw["suite"])
+    suite = check_name_flag("--suite", kw["suite"], stored=True)  # the file is committed, diff reads it
+    refuse_secret("--branch", kw["branch"])
     if kw["last"] < 1:
         raise UsageError(f"--last {kw['last']}: must be at least 1")
     path: Path = kw["output"]
@@ -265,7 +269,7 @@ def baseline_diff(file: Path, **kw: Any) -> int:
     last = kw["last"] or int(committed.get("last") or 10)
     if last < 1:
         raise UsageError(f"--last {last}: must be at least 1")
-    branch = kw["branch"] or committed.get("branch")
+    branch = branch_filter(kw["branch"] or committed.get("branch"))
     out = Outputs(kw["as_json"], kw["markdown"], kw["junit"])
     check_db(kw["db"])
     store = open_store(kw["db"], create=False)
@@ -323,7 +327,7 @@ def runs_cmd(**kw: Any) -> int:
                 click.echo("\n".join(map(clean, suites)) if suites else f"no suites in {store.display}")
             return 0
         suite = check_name_flag("--suite", kw["suite"])
-        runs = store.runs(suite, branch=kw["branch"], last=kw["last"])
+        runs = store.runs(suite, branch=branch_filter(kw["branch"]), last=kw["last"])
     finally:
         store.close()
     if kw["as_json"]:

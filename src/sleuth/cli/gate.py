@@ -32,6 +32,7 @@ from sleuth.cli._gate_flags import (
     outputs_options,
     parse_fraction,
     parse_percent,
+    refuse_secret,
     selected_runs,
 )
 from sleuth.cli._gate_series import baseline, changepoints_cmd, runs_cmd
@@ -40,6 +41,9 @@ from sleuth.errors import ExitCode, UsageError
 __all__ = ["command"]
 
 _STATUSES = ("success", "failure")
+
+#: the metadata keys that are names, kept as given (:func:`sleuth.gate.model.looks_secret`)
+_NAMES = frozenset({"suite", "run_id", "branch"})
 
 
 @click.group(context_settings=CTX)
@@ -118,11 +122,15 @@ def record(files: tuple[Path, ...], **kw: Any) -> int:
     if not files:
         raise UsageError("record needs FILE... (benchmark output), or --from-dir DIR")
     ci = ci_defaults()
+    refuse_secret("--branch", kw["branch"])  # $GITHUB_HEAD_REF (a fork's branch) is stored scrubbed
     meta = {
-        "suite": check_name_flag("--suite", kw["suite"] or _missing("--suite", "e.g. --suite detectors")),
+        "suite": check_name_flag(
+            "--suite", kw["suite"] or _missing("--suite", "e.g. --suite detectors"), stored=True
+        ),
         "run_id": check_name_flag(
             "--run-id",
             kw["run_id"] or ci["run_id"] or _missing("--run-id", "or run inside CI ($GITHUB_RUN_ID)"),
+            stored=True,
         ),
         "commit": kw["commit"] or ci["commit"],
         "branch": kw["branch"] or ci["branch"],
@@ -171,10 +179,15 @@ def _emit(files: tuple[Path, ...], meta: dict[str, Any], kw: dict[str, Any]) -> 
         seen[f.name] = f
     raw = read_raw(list(files))  # checks the files exist; garbage only counted
     ingested = parse_raw(raw, kw["fmt"])
+    from sleuth.gate.model import stored_name
     from sleuth.gate.provenance import collect, public
 
     prov = {} if kw["no_provenance"] else collect()
-    meta = public(meta)  # the artifact is uploaded: a flag or CI variable may hold a secret
+    # the artifact is uploaded: a flag or CI variable may hold a secret; the names (already refused
+    # when the rule would change them) are judged by their words, as record stores them
+    meta = {
+        k: stored_name(v) if k in _NAMES and isinstance(v, str) else public(v, k) for k, v in meta.items()
+    }
     pipes = {p: data for p, data in raw if not p.is_file()}  # <(cmd), /dev/stdin: read once
     path = write_metadata(out, {**meta, "provenance": prov}, [p for p, _ in raw], pipes)
     data = {
@@ -211,7 +224,7 @@ def _record_from_dir(files: tuple[Path, ...], kw: dict[str, Any]) -> int:
             f"--from-dir reads {', '.join('--' + g.replace('_', '-') for g in given)} "
             "from each artifact's metadata"
         )
-    suite = check_name_flag("--suite", kw["suite"]) if kw["suite"] else None
+    suite = check_name_flag("--suite", kw["suite"], stored=True) if kw["suite"] else None
     check_db(kw["db"])
     scan = scan_artifacts(kw["from_dir"])
     store = open_store(kw["db"], create=True)

@@ -19,8 +19,19 @@ from typing import Any
 
 from sleuth.errors import UsageError
 from sleuth.gate.formats import Parsed, parse
-from sleuth.gate.model import METRIC_MAX, READER_VERSION, UNIT_MAX, Run, RunStatus, Sample, fit, parse_time
+from sleuth.gate.model import (
+    METRIC_MAX,
+    READER_VERSION,
+    UNIT_MAX,
+    Run,
+    RunStatus,
+    Sample,
+    fit,
+    looks_secret,
+    parse_time,
+)
 from sleuth.model import check_name, printable
+from sleuth.secrets import REDACTED
 
 __all__ = [
     "METADATA_FILE",
@@ -181,8 +192,19 @@ def _meta_problem(meta: Any) -> str | None:
     if not isinstance(meta, dict):
         return "metadata is not a JSON object"
     for key in ("suite", "run_id"):
+        flag = "--" + key.replace("_", "-")
+        if meta.get(key) == REDACTED:  # an older sleuth's --emit-metadata hid one that looked secret
+            return (
+                f"{METADATA_FILE} key {key!r} is {REDACTED}: the producing job gave a {flag} that looks "
+                f"like a credential; emit the run again with a non-secret {flag}"
+            )
         if not isinstance(meta.get(key), str) or not check_name(meta[key]):
             return f"metadata key {key!r} missing or not a valid name"
+        if looks_secret(meta[key]):  # stored, it would be shown as <redacted>: never told apart
+            return (
+                f"{METADATA_FILE} key {key!r} looks like a credential (a token, or the value of a secret "
+                f"variable of this shell); the producing job must pass a non-secret {flag}"
+            )
     if meta.get("status", "success") not in {s.value for s in RunStatus}:
         return f"metadata key 'status' is {meta.get('status')!r}"
     if not isinstance(meta.get("files", []), list):

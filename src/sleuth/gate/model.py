@@ -35,7 +35,10 @@ __all__ = [
     "clean_doc",
     "exit_code_for",
     "fit",
+    "looks_secret",
     "parse_time",
+    "stored_branch",
+    "stored_name",
     "stored_names",
     "stored_time",
     "utc_now",
@@ -169,12 +172,51 @@ def _finite_values(values: Any) -> tuple[float, ...]:
 def clean(text: Any, hidden: tuple[str, ...] | None = None) -> str:
     """Any text a gate verb shows (its tables, markdown, JUnit, HTML pages): printable, secrets
     hidden by the rule and ``hidden`` (by default the values of this shell's secret variables,
-    :func:`sleuth.secrets.env_secret_values`).  A run id or suite is stored as given (it is the
-    run's key) and hidden here, on the way out: ``--run-id ghp_...`` shows ``<redacted>``."""
+    :func:`sleuth.secrets.env_secret_values`).  ``record`` refuses a run id or suite it would hide
+    (:func:`looks_secret`); one an older sleuth stored as given (it is the run's key) is hidden
+    here, on the way out: ``ghp_...`` shows ``<redacted>``."""
     from sleuth.model import printable
     from sleuth.secrets import env_secret_values, scrub_text
 
     return scrub_text(printable(str(text)), env_secret_values(os.environ) if hidden is None else hidden)
+
+
+def stored_name(name: str) -> str:
+    """A suite, run id or branch as the gate keeps it: :func:`clean` by its words, with only the
+    values of secret-named variables hidden (:func:`_named_secret_values`)."""
+    return clean(name, _named_secret_values())
+
+
+def stored_branch(branch: str) -> str:
+    """A branch as ``record`` stores it, and so as every filter by branch (``--branch``, a policy's
+    ``branch``) must name it: :func:`clean` (a token inside it hidden, the value of a secret variable
+    of this shell hidden), within :data:`BRANCH_MAX` characters.  A name is judged by the words it
+    holds, not as a whole: ``renovate/Major-Updates-Python3-2025`` is kept as given (the whole-value
+    token rule of environment values, 32+ characters mixing cases and digits, would hide it)."""
+    return fit(stored_name(branch), BRANCH_MAX)
+
+
+def _named_secret_values() -> tuple[str, ...]:
+    """The values of this shell's variables whose name says secret (``DEPLOY_PASSWORD``): what a
+    suite, run id or branch may not be or hold.  A CI variable's value that only looks like a token
+    (``GITHUB_HEAD_REF=renovate/Major-Updates-Python3-2025``) is where names come from, not a secret;
+    outputs still hide it (:func:`clean`)."""
+    from sleuth._probe import secret_name
+    from sleuth.secrets import env_secret_values
+
+    return env_secret_values({k: v for k, v in os.environ.items() if secret_name(k)})
+
+
+def looks_secret(text: str) -> bool:
+    """True when a suite, run id or branch would not come back as given: :func:`clean` hides some of
+    it (a token-shaped word such as ``ghp_...``, a URL password, the value of a secret variable of
+    this shell).  Stored, it would be shown as ``<redacted>`` and written so into an uploaded
+    artifact's metadata, which ``record --from-dir`` could then not tell from any other: the writing
+    verbs refuse it.  Names are judged by their words, not by the whole-value rule for environment
+    values (``resnet50-A100-bf16-batch256-seq2048-v2`` is a name, not an API key)."""
+    from sleuth.model import printable
+
+    return stored_name(text) != printable(text)
 
 
 def clean_doc(doc: Any) -> Any:

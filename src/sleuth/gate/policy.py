@@ -232,10 +232,12 @@ class Policy(_Strict):
     @field_validator("branch", mode="after")
     @classmethod
     def _scrubbed_branch(cls, v: str | None) -> str | None:
-        """The branch through the rule, as recorded branches are (see :meth:`_scrubbed_names`)."""
-        from sleuth.secrets import scrub_text
+        """The branch as recorded branches are stored (:func:`sleuth.gate.model.stored_branch`: a
+        branch the rule hides whole, ``renovate/Major-Updates-Python3-2025``, was kept as written
+        here and matched no run)."""
+        from sleuth.gate.model import stored_branch
 
-        return None if v is None else scrub_text(v)
+        return None if v is None else stored_branch(v)
 
     def model_post_init(self, context: Any, /) -> None:
         """Index the glob keys once."""

@@ -72,14 +72,14 @@ def _summary(run: Run) -> dict[str, Any]:
 
 def record_run(store: Store, run: Run, *, replace: bool = False) -> RecordResult:
     """Store one run, secrets hidden (already-recorded is reported, not an error)."""
-    from sleuth.gate.model import BRANCH_MAX, COMMIT_MAX, fit
+    from sleuth.gate.model import COMMIT_MAX, fit, stored_branch
     from sleuth.gate.provenance import public
     from sleuth.model import printable
 
     run = dataclasses.replace(
         run,
         commit=fit(printable(public(run.commit, "commit")), COMMIT_MAX) if run.commit is not None else None,
-        branch=fit(printable(public(run.branch, "branch")), BRANCH_MAX) if run.branch is not None else None,
+        branch=stored_branch(run.branch) if run.branch is not None else None,
         provenance=public(run.provenance),
         source=public(run.source),
     )

@@ -1,0 +1,70 @@
+"""Every error line of every verb goes through the redaction rule and hides the values of the
+shell's secret variables, as the rest of the output does: ``--timeout "$MY_TOKEN"`` gave click's
+"'<the token>' is not a valid float".  Real ``sleuth`` processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.badinput import assert_no_secret, assert_usage_error, tree_state
+from tests.conftest import CliResult
+
+#: the value of a secret variable (its name says TOKEN) of the shell that runs sleuth
+SECRET = "abcdef123456secretvalue"
+POLICY = f'version: 1\nmetrics:\n  m: {{kind: counter, tolerance: "{SECRET}"}}\n'
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        (("run", "--timeout", SECRET, "--", "true"), "--timeout"),  # click's float type
+        (("run", "--env", f"1BAD={SECRET}", "--", "true"), "--env"),  # sleuth's own message
+        (("gate", "graduate", "--suite", "s", "--last", SECRET), "--last"),  # click's int type
+        (
+            ("gate", "record", "--suite", "s", "--run-id", "1", "--created-at", SECRET, "r.csv"),
+            "--created-at",
+        ),
+        (
+            ("gate", "check", "--suite", "s", "--policy", "policy.yaml"),
+            "metrics.m.tolerance",
+        ),  # a config file
+    ],
+    ids=["click-float", "env-pair", "click-int", "gate-flag", "config-file"],
+)
+def test_an_error_line_hides_the_value_of_a_secret_variable(
+    sleuth: Callable[..., CliResult], tmp_path: Path, argv: tuple[str, ...], names: str
+) -> None:
+    (tmp_path / "r.csv").write_text("metric,value\nm,1\n")
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    db = ("--db", f"sqlite:///{tmp_path / 'h.db'}") if argv[0] == "gate" else ()
+    before = tree_state(tmp_path)
+    r = sleuth(*argv, *db, env={"MY_TOKEN": SECRET})
+    assert_usage_error(
+        r.rc, r.stdout, r.stderr, [names, "<redacted>"], before=before, after=tree_state(tmp_path)
+    )
+    assert_no_secret(SECRET, r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("run", "--env", "DB_PASSWORD=hunter2pw", "--timeout", "hunter2pw", "--", "true"),
+        ("run", "--env=HF_TOKEN=hunter2pw99", "--timeout", "hunter2pw99", "--", "true"),
+        ("run", "--timeout", "hunter2pw", "--", "curl", "--password", "hunter2pw"),
+    ],
+    ids=["env-pair", "env-equals", "workload-flag"],
+)
+def test_an_error_line_hides_a_secret_the_command_line_names(
+    sleuth: Callable[..., CliResult], tmp_path: Path, argv: tuple[str, ...]
+) -> None:
+    """A secret given on the same command line (an ``--env`` pair whose name says secret, a workload
+    flag that names one) is hidden in the error that quotes it, as it is in the run dir."""
+    before = tree_state(tmp_path)
+    r = sleuth(*argv)
+    assert_usage_error(
+        r.rc, r.stdout, r.stderr, ["--timeout", "<redacted>"], before=before, after=tree_state(tmp_path)
+    )
+    assert_no_secret("hunter2pw", r.stdout, r.stderr)
