@@ -68,9 +68,10 @@ __all__ = [
 COPY_LIMIT = 16 * 1024 * 1024
 
 #: the most entries (files, directories, links) of the cwd's other directories that each scratch copy
-#: lays out: their trees, the smallest first; a tree past it stays a symlink (about 10-20 us an
-#: entry on ext4 to lay out and as much to remove, per candidate)
-LAYOUT_ENTRIES = 20_000
+#: lays out: their trees, the smallest first; a tree past it stays a symlink.  On a loaded ext4, 10,000
+#: took 2 s once (the reduction's symlinks), then 0.18 s to lay out and 0.17 s to remove per
+#: candidate; 50,000 took 14 s, then 1.2 s and 1.6 s (bench/reduce_subdirs.py, docs/reduce.md)
+LAYOUT_ENTRIES = 10_000
 
 #: a tree deeper than this stays a symlink (shutil.rmtree recurses a frame a level)
 LAYOUT_DEPTH = 64
