@@ -202,7 +202,8 @@ def test_a_directory_over_the_budget_stays_a_symlink_and_a_note_says_so(tmp_path
     d = doc(res)
     assert d["final"]["axes"] == {"LINES": ["needle"]}, d["final"]
     notes = [line for line in res.stderr.splitlines() if line.startswith("note:")]
-    assert len(notes) == 1 and "data/ holds more than 6 entries" in notes[0], res.stderr[-2000:]
+    assert len(notes) == 1 and "data/ stays a symlink" in notes[0], res.stderr[-2000:]
+    assert "budget of 6 entries" in notes[0]
     assert str(work) in notes[0] and "reaches" in notes[0]
     events = [json.loads(line) for line in (Path(d["run_dir"]) / "journal.jsonl").read_text().splitlines()]
     assert [e["text"] for e in events if e["event"] == "note"] == [notes[0].removeprefix("note: ")]
@@ -242,3 +243,33 @@ def test_removing_the_scratch_copies_leaves_every_file_of_the_user(tmp_path: Pat
     assert _tree(work) == before and _tree(outside) == there
     run = Path(d["run_dir"])
     assert not list(run.glob("candidates/*/work")) and not (run / "private").exists()
+
+
+def test_the_layout_takes_the_smallest_trees_first_and_leaves_the_deep_and_the_run_dir(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Small trees copied, the next linked, a tree past the depth (rmtree recurses a level a frame)
+    or the budget left a symlink and named; the output dir holding the run dir is neither."""
+    from sleuth.reduce import scratch
+
+    monkeypatch.setattr(scratch, "COPY_ENTRIES", 3)
+    monkeypatch.setattr(scratch, "LAYOUT_ENTRIES", 16)
+    monkeypatch.setattr(scratch, "LAYOUT_DEPTH", 3)
+    cwd = tmp_path / "cwd"
+    (cwd / "out").mkdir(parents=True)
+    (cwd / "out" / "m.json").write_text("{}")
+    (cwd / "data").mkdir()
+    for i in range(6):
+        (cwd / "data" / f"{i}.bin").write_bytes(b"x")
+    (cwd / "big").mkdir()
+    for i in range(8):
+        (cwd / "big" / f"{i}.bin").write_bytes(b"x")
+    (cwd / "ok" / "d" / "d" / "d").mkdir(parents=True)  # 3 levels below it
+    (cwd / "deep" / "d" / "d" / "d" / "d").mkdir(parents=True)  # 4
+    run = cwd / "runs" / "reduce" / "x"
+    run.mkdir(parents=True)
+    got = scratch.layout(cwd, ("lines.txt",), run)
+    assert got.roots == {"out", "ok", "data"}
+    assert got.copied == ("out/m.json",) and len(got.linked) == 6
+    assert got.symlinked == ("big", "deep")  # big: 9 entries past the 3 left after out, ok and data
+    assert "big/, deep/ stay symlinks" in (got.note(cwd) or "")

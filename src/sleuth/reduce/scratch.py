@@ -133,10 +133,11 @@ class Layout:
         if not self.symlinked:
             return None
         names = ", ".join(d + "/" for d in self.symlinked)
-        verb = "holds" if len(self.symlinked) == 1 else "hold"
+        one = len(self.symlinked) == 1
         return (
-            f"{names} {verb} more than {LAYOUT_ENTRIES:,} entries (or {LAYOUT_DEPTH} levels): each "
-            f"candidate's scratch copy links to the original, so what a workload writes inside reaches "
+            f"{names} {'stays a symlink' if one else 'stay symlinks'} to the original in each "
+            f"candidate's scratch copy (over the budget of {LAYOUT_ENTRIES:,} entries laid out in all, "
+            f"or {LAYOUT_DEPTH} levels deep): what a workload writes inside reaches the user's files in "
             f"{cwd} (point its outputs elsewhere)"
         )
 
