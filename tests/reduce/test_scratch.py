@@ -1,14 +1,22 @@
-"""The scratch copies' private copies of large files (sleuth.reduce.scratch.PrivateCopies): one copy
-per candidate running at once, hard-linked into it, never the user's inode, made again once rewritten."""
+"""The scratch copies (sleuth.reduce.scratch): the private copies of large files (one copy per
+candidate running at once, hard-linked into it, never the user's inode, made again once rewritten),
+a file_set's links, and the subdirectories, real directories where whatever a candidate creates
+stays its own (run through the CLI)."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import yaml
+
 from sleuth.reduce.scratch import PrivateCopies
+from tests.reduce.conftest import doc, env_with_path
 
 
 def test_candidates_reuse_private_copies_one_at_a_time_until_one_rewrites_it(tmp_path: Path) -> None:
@@ -92,3 +100,176 @@ def test_a_file_sets_kept_files_are_links_to_one_symlink_each_and_writes_stay_in
         plan, Candidate(argv=("true",), env={}, files={"shards": ("a.bin",)}, key="4" * 8), work, again
     )
     assert (work / "shards" / "a.bin").read_bytes() == b"a.bin"
+
+
+#: writes out/result.txt (and out/deep/<its lines>.txt) with the candidate's lines, waits for the
+#: other candidate running at once, reads it back; exit 1 when the needle is kept, 3 on another's
+WRITER = """import os, sys, time
+mine = ",".join(open(sys.argv[1]).read().split())
+os.makedirs("out/deep", exist_ok=True)
+open("out/result.txt", "w").write(mine)
+open(os.path.join("out", "deep", mine.replace(",", "_") + ".txt"), "w").write(mine)
+open("state/progress.json", "w").write(mine)
+time.sleep(0.4)
+got = open("out/result.txt").read()
+if got != mine:
+    print(f"CROSSTALK: wrote {mine!r}, read {got!r}")
+    sys.exit(3)
+sys.exit(1 if "needle" in mine.split(",") else 0)
+"""
+
+#: the CLI with one of scratch's budgets made small (the module's constant, as sleuth reads it)
+SMALL = "import sys, sleuth.reduce.scratch as s; s.{}; from sleuth.cli import main; sys.exit(main())"
+
+
+def _small(tmp_path: Path, patch: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``sleuth ARGS`` as the ``cli`` fixture runs it, with ``patch`` applied to the scratch module."""
+    return subprocess.run(
+        [sys.executable, "-c", SMALL.format(patch), *map(str, args)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env=env_with_path(tmp_path), stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _tree(root: Path) -> dict[str, bytes | str]:
+    """Every entry under ``root``: a file's bytes, a symlink's target, a directory as "dir"."""
+    got: dict[str, bytes | str] = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            got[rel] = "-> " + os.readlink(p)
+        elif p.is_dir():
+            got[rel] = "dir"
+        else:
+            got[rel] = p.read_bytes()
+    return got
+
+
+def _writer(tmp_path: Path, script: str = WRITER) -> tuple[Path, Path]:
+    """The workload's directory (its out/ and state/ already there) and its spec."""
+    work = tmp_path / "work"
+    (work / "out").mkdir(parents=True)
+    (work / "out" / "existing.txt").write_text("the user's\n")
+    (work / "state").mkdir()
+    (work / "state" / "progress.json").write_text('{"theirs": true}')
+    (work / "main.py").write_text(script)
+    (work / "lines.txt").write_text("".join(("needle" if i == 5 else f"l{i}") + "\n" for i in range(12)))
+    spec = work / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "writer", "workload": {"command": [sys.executable, "main.py", "{LINES}"], "timeout": 60},
+        "oracle": {"kind": "exit_code"}, "budget": {"baseline_trials": 1},
+        "axes": [{"name": "LINES", "kind": "file_lines", "path": "lines.txt"}],
+    }))  # fmt: skip
+    return work, spec
+
+
+def test_what_a_candidate_writes_in_a_subdirectory_stays_in_its_scratch_copy(cli, tmp_path: Path) -> None:
+    """``out/`` and ``state/`` were symlinks to the user's: every candidate's out/result.txt and
+    out/deep/*.txt were left in the user's tree (and shipped in the bundle's inputs/), and
+    state/progress.json, rewritten in place, was the user's file."""
+    work, spec = _writer(tmp_path)
+    before = _tree(work)
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    assert d["final"]["axes"] == {"LINES": ["needle"]}, d["final"]
+    assert _tree(work) == before
+    inputs = Path(d["run_dir"]) / "shrunken" / "inputs"
+    assert sorted(os.listdir(inputs / "out")) == ["existing.txt"]
+    assert not list(Path(d["run_dir"]).glob("candidates/*/work"))
+
+
+def test_two_candidates_at_once_each_read_back_their_own_output(cli, tmp_path: Path) -> None:
+    """With ``--jobs 2`` the two candidates running at once shared the user's out/: one read the
+    other's out/result.txt (a metric or a judge reading it judges the wrong candidate)."""
+    work, spec = _writer(tmp_path)
+    d = doc(cli("reduce", "--spec", spec, "--jobs", "2", "--json"))
+    run = Path(d["run_dir"])
+    outs = [p.read_text() for p in run.glob("candidates/*/t*/stdout")]
+    assert len(outs) > 4
+    assert not [o for o in outs if "CROSSTALK" in o], outs
+    assert d["final"]["axes"] == {"LINES": ["needle"]}, d["final"]
+    assert sorted(os.listdir(work / "out")) == ["existing.txt"]
+
+
+def test_a_directory_over_the_budget_stays_a_symlink_and_a_note_says_so(tmp_path: Path) -> None:
+    """A tree past LAYOUT_ENTRIES (a dataset) is not laid out for every candidate: it stays a symlink
+    to the original, said once on stderr and in the journal, naming it; the smaller out/ is still
+    laid out."""
+    work, spec = _writer(tmp_path, WRITER.replace("time.sleep(0.4)", "open('data/written.txt', 'w')"))
+    (work / "data").mkdir()
+    for i in range(8):
+        (work / "data" / f"f{i}.bin").write_bytes(b"%d" % i)
+    res = _small(tmp_path, "LAYOUT_ENTRIES = 6", "reduce", "--spec", spec, "--json")
+    d = doc(res)
+    assert d["final"]["axes"] == {"LINES": ["needle"]}, d["final"]
+    notes = [line for line in res.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "data/ stays a symlink" in notes[0], res.stderr[-2000:]
+    assert "budget of 6 entries" in notes[0]
+    assert str(work) in notes[0] and "reaches" in notes[0]
+    events = [json.loads(line) for line in (Path(d["run_dir"]) / "journal.jsonl").read_text().splitlines()]
+    assert [e["text"] for e in events if e["event"] == "note"] == [notes[0].removeprefix("note: ")]
+    assert (work / "data" / "written.txt").exists()  # as the note says
+    assert sorted(os.listdir(work / "out")) == ["existing.txt"]
+
+
+#: removes every file of out/, state/ and data/ (a workload that cleans up after itself)
+CLEANER = """import os, sys
+for top in ("out", "state", "data"):
+    for d, dirs, files in os.walk(top):
+        for f in files + [x for x in dirs if os.path.islink(os.path.join(d, x))]:
+            os.remove(os.path.join(d, f))
+sys.exit(1 if "needle" in open(sys.argv[1]).read().split() else 0)
+"""
+
+
+def test_removing_the_scratch_copies_leaves_every_file_of_the_user(tmp_path: Path) -> None:
+    """A workload that removes what its subdirectories hold (copied files, files linked to the
+    original, symlinks in and out of the tree), then the scratch copies removed as each candidate is
+    judged and at the end: the user's tree and what its links lead to are whole (a symlinked out/
+    let the workload delete the user's files)."""
+    work, spec = _writer(tmp_path, CLEANER)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "kept.txt").write_text("outside")
+    (work / "data" / "sub").mkdir(parents=True)
+    for i in range(6):
+        (work / "data" / "sub" / f"f{i}.bin").write_bytes(b"%d" % i)
+    (work / "data" / "ext").symlink_to(outside)  # a linked directory outside the cwd
+    (work / "data" / "ext.txt").symlink_to(outside / "kept.txt")
+    (work / "out" / "rel").symlink_to("existing.txt")
+    before, there = _tree(work), _tree(outside)
+    res = _small(tmp_path, "COPY_ENTRIES = 5", "reduce", "--spec", spec, "--json")
+    d = doc(res)
+    assert d["final"]["axes"] == {"LINES": ["needle"]}, d["final"]
+    assert _tree(work) == before and _tree(outside) == there
+    run = Path(d["run_dir"])
+    assert not list(run.glob("candidates/*/work")) and not (run / "private").exists()
+
+
+def test_the_layout_takes_the_smallest_trees_first_and_leaves_the_deep_and_the_run_dir(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Small trees copied, the next linked, a tree past the depth (rmtree recurses a level a frame)
+    or the budget left a symlink and named; the output dir holding the run dir is neither."""
+    from sleuth.reduce import scratch
+
+    monkeypatch.setattr(scratch, "COPY_ENTRIES", 3)
+    monkeypatch.setattr(scratch, "LAYOUT_ENTRIES", 16)
+    monkeypatch.setattr(scratch, "LAYOUT_DEPTH", 3)
+    cwd = tmp_path / "cwd"
+    (cwd / "out").mkdir(parents=True)
+    (cwd / "out" / "m.json").write_text("{}")
+    (cwd / "data").mkdir()
+    for i in range(6):
+        (cwd / "data" / f"{i}.bin").write_bytes(b"x")
+    (cwd / "big").mkdir()
+    for i in range(8):
+        (cwd / "big" / f"{i}.bin").write_bytes(b"x")
+    (cwd / "ok" / "d" / "d" / "d").mkdir(parents=True)  # 3 levels below it
+    (cwd / "deep" / "d" / "d" / "d" / "d").mkdir(parents=True)  # 4
+    run = cwd / "runs" / "reduce" / "x"
+    run.mkdir(parents=True)
+    got = scratch.layout(cwd, ("lines.txt",), run)
+    assert got.roots == {"out", "ok", "data"}
+    assert got.copied == ("out/m.json",) and len(got.linked) == 6
+    assert got.symlinked == ("big", "deep")  # big: 9 entries past the 3 left after out, ok and data
+    assert "big/, deep/ stay symlinks" in (got.note(cwd) or "")

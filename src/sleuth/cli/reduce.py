@@ -40,6 +40,13 @@ class _Watch:
             if self.progress is not None:
                 self.progress.print(f"  trials run on {data['backend']}", markup=False)
             return
+        if kind == "note":  # said once, before the trials, even with --json (on stderr)
+            line = f"note: {data['text']}"
+            if self.progress is not None:
+                self.progress.print(line, markup=False, highlight=False, soft_wrap=True)
+            else:
+                err_console().print(line, markup=False, highlight=False, soft_wrap=True)
+            return
         if kind == "budget":  # a resume starts without it
             self.total = int(data["max_trials"])
             if self.progress is not None:

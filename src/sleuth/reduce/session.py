@@ -475,6 +475,7 @@ def _run(
         on_event("budget", {"max_trials": loaded.plan.spec.budget.max_trials})
         if not choice.is_local:
             on_event("backend", loaded.scrubber.obj({"backend": choice.secrets().scrub(choice.describe())}))
+    _scratch_note(loaded, run_dir, on_event)
     wall = loaded.plan.spec.budget.max_wall_clock
     opts = Options(
         jobs=jobs,
@@ -521,6 +522,24 @@ def _run(
     if driver is not None:
         driver.close()
     return finish(loaded, run_dir, driver, status, output=output, prepared=prepared)
+
+
+def _scratch_note(
+    loaded: Loaded, run_dir: RunDir, on_event: Callable[[str, dict[str, Any]], None] | None
+) -> None:
+    """Say once, in the journal and on stderr, which directories of the cwd the scratch copies leave
+    a symlink to the original (over the budget: what a workload writes inside reaches the user's)."""
+    from sleuth.reduce.scratch import file_axes, layout
+
+    plan = loaded.plan
+    targets = file_axes(plan)
+    if not targets:  # no scratch copy: the candidates run in the cwd
+        return
+    note = layout(plan.cwd, targets, run_dir.path).note(plan.cwd)
+    if note is not None:
+        run_dir.journal.append("note", text=note)  # scrubbed as every event (RunDir.hide)
+        if on_event is not None:
+            on_event("note", loaded.scrubber.obj({"text": note}))
 
 
 def summary_of(path: Path) -> Mapping[str, Any]:
