@@ -2,8 +2,9 @@
 with its console lines (:func:`execute`), the summary, the files and the answer.
 
 A Ctrl-C (or SIGTERM) anywhere in it stops the tests, writes the interrupted summary and names the
-command that resumes the run.  Start-up (issue 9): the console, the signature rules and the report
-load while the first tests run, not before them.
+command that resumes the run; one while the final files are written waits for them (they agree).
+Start-up (issue 9): the console, the signature rules and the report load while the first tests run,
+not before them.
 """
 
 from __future__ import annotations
@@ -86,8 +87,12 @@ def execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
     report, stops the tests, journals ``interrupted`` and names the command that resumes the run.
 
     ``backend``: made before a new run's dir existed; a resume makes the one its start names.
-    An interrupt during the tests also writes ``summary.json`` and ``report.md`` with status
-    ``interrupted`` (:func:`sleuth.bisect.report.interrupted_summary`), once the tests are stopped."""
+    An interrupt before the final files (the driver being built, the tests, the answer being put
+    together) also writes ``summary.json`` and ``report.md`` with status ``interrupted``
+    (:func:`sleuth.bisect.report.interrupted_summary`; an :class:`~sleuth.bisect.report.Unbuilt`
+    stands in for a driver not built yet), once the tests are stopped.  One while the final files
+    are written is held until they are (:func:`~sleuth.cli._common.interrupts_held`): the run is
+    then finished, its journal closed, and the resume prints its answer."""
     # (driver, summary, the --json document or None): made before the source closes
     so_far: list[tuple[Any, dict[str, Any], dict[str, Any] | None]] = []
     try:
@@ -201,10 +206,11 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
         from sleuth.bisect.trials import TestEvent
 
         try:  # stopped while the driver was being built: the candidates and the journal's tests
-            known = driver or Unbuilt(source, rd, opts, list(labels or ()),
-                                      [TestEvent.from_journal(e) for e in replay or ()])  # fmt: skip
+            replayed = [TestEvent.from_journal(e) for e in replay or ()] if driver is None else []
+            known = driver if driver is not None else Unbuilt(source, rd, opts, list(labels or ()), replayed)
             summary = interrupted_summary(known)
-            summary = _told(summary, known, kw, source, secrets=secrets, replay=replay if driver else None)
+            resumed = replay if driver is not None else None  # an Unbuilt served none of them
+            summary = _told(summary, known, kw, source, secrets=secrets, replay=resumed)
             so_far.append((known, summary, public(summary, secrets) if quiet else None))
         except Exception as exc:  # whatever the summary met, an interrupt stays one (exit 130)
             _notes([f"no summary.json written: {exc}"])
