@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -18,6 +20,7 @@ import pytest
 
 from sleuth.bisect.report_md import name_suspects
 from tests.bisect.test_bisect_cli import doc, sleuth
+from tests.bisect.test_bisect_perf import WORKLOAD
 from tests.report.conftest import parse
 from tests.signals import sleuth_proc
 
@@ -60,12 +63,30 @@ TEST = '[ "$SLEUTH_CANDIDATE" -lt 5 ] || { echo "AssertionError: bug" >&2; exit 
 def _interrupted(tmp_path: Path, moment: str, *cmd: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(8)))
     argv = ["bisect", "list", "l.txt", "--flaky", "off", "--output", "o", "--", *(cmd or ("sh", "-c", TEST))]
+    return _program(tmp_path, moment, *argv)
+
+
+def _program(tmp_path: Path, moment: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``sleuth ARGV`` with SIGINT sent to itself at ``moment`` (see :data:`PROGRAM`)."""
     return subprocess.run([sys.executable, "-c", PROGRAM, moment, *argv], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120, env={**os.environ, "SLEUTH_CACHE": str(tmp_path / "cache")})  # fmt: skip
 
 
-@pytest.mark.parametrize("moment", ["driver", "report", "twice"])
-def test_a_ctrl_c_between_the_tests_names_the_resume_and_the_run_resumes(tmp_path: Path, moment: str) -> None:
+def _headline(run_dir: Path, cwd: Path) -> str:
+    """The headline of the page ``sleuth report RUN_DIR`` makes (it must make one)."""
+    made = subprocess.run([sys.executable, "-m", "sleuth", "report", str(run_dir)], cwd=cwd,
+                          env={**os.environ, "SLEUTH_CACHE": str(cwd / "cache")}, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    return " ".join(parse((run_dir / "report.html").read_text()).by_id["headline"]).strip()
+
+
+@pytest.mark.parametrize("moment", ["driver", "twice"])
+def test_a_ctrl_c_while_the_driver_is_built_leaves_an_interrupted_summary_and_resumes(
+    tmp_path: Path, moment: str
+) -> None:
+    """Before, a stop before the search started (the driver being built) left no summary.json and no
+    report.md: now they say what is known (no tests, the whole range) and the command that goes on."""
     res = _interrupted(tmp_path, moment)
     assert res.returncode == 130, res.stderr
     assert "Traceback" not in res.stderr
@@ -75,9 +96,41 @@ def test_a_ctrl_c_between_the_tests_names_the_resume_and_the_run_resumes(tmp_pat
     assert res.stderr.count("interrupted") == 1
     events = [json.loads(line)["event"] for line in (run_dir / "journal.jsonl").read_text().splitlines()]
     assert events[-1] == "interrupted" and "end" not in events
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert (s["status"], s["tests"], s["candidates"], s["confidence"]) == ("interrupted", 0, 8, None), s
+    assert (s["last_good"]["label"], s["first_bad"]["label"]) == ("0", "7")  # nothing narrowed it yet
+    assert s["suspects"] == [str(i) for i in range(1, 8)] and s["evidence"] == {}
+    assert s["resume"] == f"sleuth bisect resume {run_dir}"
+    assert "no search under way, so the bracket is the whole range" in s["note"] and s["resume"] in s["note"]
+    assert (run_dir / "report.md").read_text().startswith("# sleuth bisect list: interrupted\n")
+    assert _headline(run_dir, tmp_path).startswith(
+        "interrupted after 0 test(s); so far the first bad is one of"
+    )
     d = doc(sleuth("bisect", "resume", str(run_dir), "--json", cwd=tmp_path))
     assert (d["status"], d["first_bad"]["label"], d["last_good"]["label"]) == ("found", "5", "4")
-    assert (run_dir / "report.md").is_file()
+    assert (run_dir / "report.md").read_text().startswith("# sleuth bisect list: found\n")
+
+
+def test_a_ctrl_c_while_the_report_is_written_finishes_it_then_exits_130(tmp_path: Path) -> None:
+    """Before, a stop while the final files were written left the answer's summary.json beside no
+    report.md (or an older one), no links and no ``end``: now they are all written, then sleuth
+    stops (130), and the resume prints the answer without testing again."""
+    res = _interrupted(tmp_path, "report")
+    assert res.returncode == 130, res.stderr
+    assert "Traceback" not in res.stderr
+    (run_dir,) = (tmp_path / "o" / "bisect" / "list").iterdir()
+    last = res.stderr.strip().splitlines()[-1]
+    assert last == f"error: interrupted; resume with: sleuth bisect resume {run_dir}", res.stderr
+    events = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "end" and "interrupted" not in [e["event"] for e in events]
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s == events[-1]["summary"] and (s["status"], s["first_bad"]["label"]) == ("found", "5")
+    assert (run_dir / "report.md").read_text().startswith("# sleuth bisect list: found\n")
+    assert os.readlink(run_dir / "first-bad") == s["first_bad"]["dir"]
+    assert _headline(run_dir, tmp_path).startswith("first bad 5 (last good 4)")
+    tested = sorted(run_dir.glob("candidates/*/run-*"))
+    d = doc(sleuth("bisect", "resume", str(run_dir), "--json", cwd=tmp_path))
+    assert d == s and sorted(run_dir.glob("candidates/*/run-*")) == tested
 
 
 def test_a_ctrl_c_before_the_run_is_journaled_leaves_no_run_dir(tmp_path: Path) -> None:
@@ -114,12 +167,34 @@ def test_a_resume_where_the_start_directory_is_gone_runs_where_it_is(tmp_path: P
     assert {p.read_text().strip() for p in run_dir.glob("candidates/*/run-*/where")} == {str(moved)}
 
 
-#: the fourth test tells the test that it started (FIFO ``started``) and waits (FIFO ``gate``)
-FOURTH_WAITS = (
-    'echo "$SLEUTH_CANDIDATE" >> seen; '
-    'if [ "$(wc -l < seen)" -eq 4 ]; then echo "$SLEUTH_CANDIDATE" > started; cat gate >/dev/null; fi; '
-    '[ "$SLEUTH_CANDIDATE" -lt 11 ] || { echo "AssertionError: bug" >&2; exit 1; }'
-)
+def nth_waits(n: int, test: str) -> str:
+    """A shell test whose ``n``-th run tells the test that it started (FIFO ``started``) and waits
+    (FIFO ``gate``) before it runs ``test``; made regular files, they let every run through."""
+    return ('echo "$SLEUTH_CANDIDATE" >> seen; '
+            f'if [ "$(wc -l < seen)" -eq {n} ]; then echo "$SLEUTH_CANDIDATE" > started; cat gate >/dev/null; fi; '
+            + test)  # fmt: skip
+
+
+#: the fourth test waits; candidates from 11 on fail
+FOURTH_WAITS = nth_waits(4, '[ "$SLEUTH_CANDIDATE" -lt 11 ] || { echo "AssertionError: bug" >&2; exit 1; }')
+
+
+def _stopped_while_a_test_waits(tmp_path: Path, env: dict[str, str], argv: list[str],
+                                sig: signal.Signals = signal.SIGINT) -> tuple[str, str, str]:  # fmt: skip
+    """``sleuth ARGV`` stopped by ``sig`` while the test of :func:`nth_waits` waits: the candidate
+    it waited in, stdout, stderr; the gates then let every later run through."""
+    for fifo in ("started", "gate"):
+        os.mkfifo(tmp_path / fifo)
+    with sleuth_proc(argv, env, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                     text=True) as proc:  # fmt: skip
+        waiting = (tmp_path / "started").read_text().strip()  # the test waits now
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    for fifo in ("started", "gate"):
+        (tmp_path / fifo).unlink()
+        (tmp_path / fifo).write_text("")
+    return waiting, out, err
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -128,15 +203,8 @@ def test_a_stop_during_a_test_writes_an_interrupted_summary_that_the_resume_repl
 ) -> None:
     """Before, the run dir of a bisection stopped during its tests had no summary.json and no report.md."""
     (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(16)))
-    for fifo in ("started", "gate"):
-        os.mkfifo(tmp_path / fifo)
     argv = ["bisect", "list", "l.txt", "--flaky", "off", "--", "sh", "-c", FOURTH_WAITS]
-    with sleuth_proc(argv, sleuth_env, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                     text=True) as proc:  # fmt: skip
-        waiting = (tmp_path / "started").read_text().strip()  # the fourth test runs now
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    waiting, _, err = _stopped_while_a_test_waits(tmp_path, sleuth_env, argv, sig)
     (run_dir,) = (tmp_path / "runs" / "bisect" / "list").iterdir()
     assert err.strip().splitlines()[-1] == f"error: interrupted; resume with: sleuth bisect resume {run_dir}"
     events = [json.loads(line)["event"] for line in (run_dir / "journal.jsonl").read_text().splitlines()]
@@ -158,15 +226,9 @@ def test_a_stop_during_a_test_writes_an_interrupted_summary_that_the_resume_repl
     assert report.startswith("# sleuth bisect list: interrupted\n") and s["resume"] in report
     assert not (run_dir / "first-bad").exists() and not (run_dir / "last-good").exists()
     # sleuth report reads it: the bracket and the resume command in the headline
-    made = subprocess.run([sys.executable, "-m", "sleuth", "report", str(run_dir)], cwd=tmp_path,
-                          env=sleuth_env, capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    head = " ".join(parse((run_dir / "report.html").read_text()).by_id["headline"]).strip()
+    head = _headline(run_dir, tmp_path)
     assert head == (f"interrupted after 3 test(s); so far the first bad is one of: "
                     f"{name_suspects(s['suspects'])}; resume with: {s['resume']}"), head  # fmt: skip
-    for fifo in ("started", "gate"):  # the resume's fourth test does not wait
-        (tmp_path / fifo).unlink()
-        (tmp_path / fifo).write_text("")
     d = doc(sleuth("bisect", "resume", str(run_dir), "--json", cwd=tmp_path))
     assert (d["status"], d["first_bad"]["label"], d["last_good"]["label"]) == ("found", "11", "10")
     assert d["resumed"]["replayed"] == 3
@@ -181,20 +243,77 @@ def test_an_interrupted_json_bisection_prints_its_interrupted_document(
     """``--json`` stopped during a test: stdout holds the interrupted summary (as ``run --json`` holds
     its partial one), the same document as summary.json, secrets hidden; it printed nothing."""
     (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(16)))
-    for fifo in ("started", "gate"):
-        os.mkfifo(tmp_path / fifo)
     token = "ghp_" + "Z" * 36
     argv = ["bisect", "list", "l.txt", "--flaky", "off", "--json", "--env", f"GH_TOKEN={token}", "--",
             "sh", "-c", FOURTH_WAITS]  # fmt: skip
-    with sleuth_proc(argv, sleuth_env, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                     text=True) as proc:  # fmt: skip
-        (tmp_path / "started").read_text()  # the fourth test runs now
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    _, out, err = _stopped_while_a_test_waits(tmp_path, sleuth_env, argv)
     printed = json.loads(out)
     (run_dir,) = (tmp_path / "runs" / "bisect" / "list").iterdir()
     assert printed == json.loads((run_dir / "summary.json").read_text())
     assert (printed["status"], printed["tests"]) == ("interrupted", 3)
     assert printed["resume"] == f"sleuth bisect resume {run_dir}"
     assert token not in out and token not in err
+
+
+def test_a_resume_stopped_while_its_driver_is_built_keeps_the_journaled_tests(
+    tmp_path: Path, sleuth_env: dict[str, str]
+) -> None:
+    """A resume stopped before its search started (the journal's tests being read back) wrote no
+    summary (after a kill -9 there was none; else an older stop's stayed).  Now the summary counts
+    the journaled tests, names the whole range (no search under way) and the resume goes on."""
+    (tmp_path / "l.txt").write_text("".join(f"{i}\n" for i in range(16)))
+    argv = ["bisect", "list", "l.txt", "--flaky", "off", "--output", "o", "--", "sh", "-c", FOURTH_WAITS]
+    _stopped_while_a_test_waits(tmp_path, sleuth_env, argv)
+    (run_dir,) = (tmp_path / "o" / "bisect" / "list").iterdir()
+    (run_dir / "summary.json").unlink()  # as after a kill -9: the journal alone has the tests
+    res = _program(tmp_path, "driver", "bisect", "resume", str(run_dir))
+    assert res.returncode == 130 and "Traceback" not in res.stderr, res.stderr
+    assert (
+        res.stderr.strip().splitlines()[-1]
+        == f"error: interrupted; resume with: sleuth bisect resume {run_dir}"
+    )
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert (s["status"], s["tests"], s["candidates"]) == ("interrupted", 3, 16), s
+    assert sum(sum(v.values()) for v in s["evidence"].values()) == 3
+    assert (s["last_good"]["label"], s["first_bad"]["label"], len(s["suspects"])) == ("0", "15", 15)
+    assert "with no search under way" in s["note"] and "resumed" not in s
+    report = (run_dir / "report.md").read_text()
+    assert report.startswith("# sleuth bisect list: interrupted\n")
+    assert len([ln for ln in report.splitlines() if re.match(r"\| \d+ \|", ln)]) == 3  # the tests table
+    assert _headline(run_dir, tmp_path).startswith("interrupted after 3 test(s)")
+    d = doc(sleuth("bisect", "resume", str(run_dir), "--json", cwd=tmp_path))
+    assert (d["status"], d["first_bad"]["label"], d["resumed"]["replayed"]) == ("found", "11", 3)
+
+
+def test_a_performance_search_stopped_midway_names_its_bracket(
+    tmp_path: Path, sleuth_env: dict[str, str]
+) -> None:
+    """Before, an interrupted performance search's summary had no bracket (``suspects`` empty, the
+    candidates it had measured "sampled"): now the bracket runs from the last candidate classified
+    good to the first classified bad, and the report's decisions say the same."""
+    (tmp_path / "builds.txt").write_text("\n".join(f"b{i}" for i in range(1, 41)) + "\n")
+    (tmp_path / "w.py").write_text(WORKLOAD)  # a 30% step at b27 under 3% noise, seeded per run
+    env = {**sleuth_env, "SEED": "1", "STEP": "27", "RISE": "0.3", "COUNT": str(tmp_path / "count")}
+    argv = ["bisect", "list", "builds.txt", "--metric", r"t=step_time=([0-9.]+)", "--metric", "t",
+            "--threshold", "3", "--json", "--output", "o", "--", "sh", "-c",
+            nth_waits(23, f"exec {shlex.quote(sys.executable)} w.py")]  # fmt: skip
+    _, out, _ = _stopped_while_a_test_waits(tmp_path, env, argv)
+    (run_dir,) = (tmp_path / "o" / "bisect" / "list").iterdir()
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert json.loads(out) == s and (s["status"], s["tests"]) == ("interrupted", 22)
+    lo, hi = s["last_good"]["index"], s["first_bad"]["index"]
+    assert 0 < lo < 26 < hi < 39, s  # narrower than the range, the step (b27, index 26) inside it
+    assert s["suspects"] == [f"b{i + 1}" for i in range(lo + 1, hi + 1)]
+    rows = {r["label"]: r["decision"] for r in s["perf"]["candidates"]}
+    assert (rows[s["last_good"]["label"]], rows[s["first_bad"]["label"]]) == ("good", "bad"), rows
+    between = [r for r in s["perf"]["candidates"] if lo < r["index"] < hi]
+    assert all(r["decision"] not in ("good", "bad") for r in between), between
+    report = (run_dir / "report.md").read_text()
+    assert f"So far the first bad is one of: {name_suspects([f'`{x}`' for x in s['suspects']])}." in report
+    assert _headline(run_dir, tmp_path).startswith(
+        f"interrupted after 22 test(s); so far the first bad is one of: {name_suspects(s['suspects'])}"
+    )
+    res = subprocess.run([sys.executable, "-m", "sleuth", "bisect", "resume", str(run_dir), "--json"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    d = doc(res)
+    assert (d["status"], d["first_bad"]["label"], d["resumed"]["replayed"]) == ("found", "b27", 22)

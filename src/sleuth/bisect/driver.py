@@ -109,6 +109,8 @@ class Driver(TestPool):
         self.perf_state: PerfState | None = None
         #: performance mode: the first stage's ends, which every later run is classified against
         self.perf_ends: tuple[str, str] = ("", "")
+        #: performance mode's first search, while it runs: its bracket so far (an interrupted summary's)
+        self.perf_so_far: Callable[[], SearchResult] | None = None
         #: multi-repo: ``{"culprit_repo", "first_bad", "last_good"}`` (composite labels) once settled
         self.blame: dict[str, str] | None = None
         #: the strategy sees candidates newest first (``find_fix``)

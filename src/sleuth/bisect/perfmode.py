@@ -8,6 +8,7 @@ with its answer.  Later stages (merged branches, blame probes) and the baseline'
 run with :func:`perf_outcome`: the candidate's values against the first stage's ends
 (:attr:`Driver.perf_ends <sleuth.bisect.driver.Driver.perf_ends>`), rerun while
 :func:`~sleuth.bisect.perf.classify` says AMBIGUOUS; the strategy sees the verdict (BAD = FAIL).
+A first search stopped midway has the bracket of :func:`perf_bracket` (an interrupted summary's).
 
 Separate from the driver because none of it runs in a pass/fail search; the statistics
 (:mod:`~sleuth.bisect.perf`, :mod:`~sleuth.bisect.seqtest`, :mod:`~sleuth.bisect.perfrun`) are
@@ -26,9 +27,10 @@ from sleuth.model import Outcome
 
 if TYPE_CHECKING:
     from sleuth.bisect.driver import Driver
+    from sleuth.bisect.perf import Verdict
     from sleuth.bisect.trials import TestEvent
 
-__all__ = ["perf_fixed", "perf_outcome", "perf_search"]
+__all__ = ["perf_bracket", "perf_fixed", "perf_outcome", "perf_search"]
 
 
 def perf_search(d: Driver, n: int, skip: list[int]) -> tuple[SearchResult, Strategy | None]:
@@ -41,7 +43,9 @@ def perf_search(d: Driver, n: int, skip: list[int]) -> tuple[SearchResult, Strat
 
     run = PerfRun(d, skip)
     d.perf_state = run.state
+    d.perf_so_far = lambda: perf_bracket(d, run.so_far())
     res = run.run()
+    d.perf_so_far = None  # the later stages' searches are strategies (Driver.live)
     d.verdicts.update(run.verdicts())
     if res.status is SearchStatus.NOT_FOUND or res.first_bad is None or res.last_good is None:
         return res, None
@@ -51,6 +55,21 @@ def perf_search(d: Driver, n: int, skip: list[int]) -> tuple[SearchResult, Strat
     d._tell(strat, res.first_bad, Outcome.FAIL)
     d.strategy = strat
     return res, strat
+
+
+def perf_bracket(d: Driver, verdicts: dict[str, Verdict]) -> SearchResult:
+    """An interrupted first search's bracket: from the last candidate classified good before the
+    first classified bad to that one (the ends when none is); the verdicts become the driver's, so
+    the report's decisions say what the bracket says."""
+    from sleuth.bisect import perf
+
+    d.verdicts.update(verdicts)
+    n, where = len(d.labels), {label: i for i, label in enumerate(d.labels)}
+    fb = min((where[x] for x, v in verdicts.items() if v.is_bad and x in where), default=n - 1)
+    lg = max((where[x] for x, v in verdicts.items() if not v.is_bad and v is not perf.Verdict.AMBIGUOUS
+              and where.get(x, n) < fb), default=0)  # fmt: skip
+    return SearchResult(status=SearchStatus.INCONCLUSIVE, first_bad=fb, last_good=lg,
+                        suspects=tuple(range(lg + 1, fb + 1)))  # fmt: skip
 
 
 def perf_fixed(d: Driver, n: int, skip: list[int]) -> tuple[SearchResult, Strategy | None]:

@@ -88,6 +88,8 @@ class PerfRun:
         self._checked = False
         #: the search under way: its first index and the search
         self._active: tuple[int, StepSearch] | None = None
+        #: the search an interrupt stopped (its first index and the search)
+        self._cut: tuple[int, StepSearch] | None = None
         #: ranges searched without a step found: (lo, hi, how the search ended)
         self.unresolved: list[tuple[int, int, StepResult]] = []
 
@@ -257,6 +259,9 @@ class PerfRun:
                         lab, t = self.d.labels, self.spec.threshold
                         why = f"{lab[y]} is within {t:g}% of both {lab[lo]} and {lab[hi]}: no such step"
                         return StepResult("inconclusive", hi, lo, 0.0, tuple(range(lo + 1, hi + 1)), why)
+        except BaseException:
+            self._cut = self._active  # an interrupt: :meth:`so_far` reads its posterior
+            raise
         finally:
             self._active = None
         self._p_bad(search, lo, hi)
@@ -399,6 +404,13 @@ class PerfRun:
         fb, lg = int(chosen["first_bad"]), int(chosen["last_good"])
         return SearchResult(status=SearchStatus.FOUND, first_bad=fb, last_good=lg, suspects=(fb,),
                             confidence=float(chosen["confidence"]), note=note)  # fmt: skip
+
+    def so_far(self) -> dict[str, Verdict]:
+        """:meth:`verdicts` of a search stopped midway: the posterior of the range it was in counts too."""
+        if self._cut is not None:
+            lo, search = self._cut
+            self._p_bad(search, lo, lo + search.n - 1)
+        return self.verdicts()
 
     def verdicts(self) -> dict[str, Verdict]:
         """Label -> GOOD / BAD (at probability 0.9 or more) or AMBIGUOUS, per candidate measured."""

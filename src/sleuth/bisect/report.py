@@ -4,7 +4,8 @@ A bisection stopped before its end (Ctrl-C, SIGTERM, a reader gone) leaves the s
 status ``interrupted`` (:func:`interrupted_summary`, :func:`write_interrupted`): the tests so far,
 their evidence, the bracket of the search under way and the command that resumes it; no ``end``
 event (the journal's ``interrupted`` is what a resume continues from) and no answer links.  The
-resume's own summary replaces them.
+resume's own summary replaces them.  With no search under way (stopped while the driver was being
+built: an :class:`Unbuilt` stands in for it; or between two stages) the bracket is the whole range.
 
 ``report.md`` is rendered by :mod:`sleuth.bisect.report_md`; the ``first-bad``/``last-good`` links
 are made by :mod:`sleuth.bisect.links` (they always say what ``summary.json`` says).
@@ -14,8 +15,8 @@ from __future__ import annotations
 
 import shlex
 from collections import Counter
-from dataclasses import replace
-from typing import Any, cast
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, cast
 
 from sleuth.bisect.auto import AutoBisection
 from sleuth.bisect.candidates import Candidate, candidate_key
@@ -25,10 +26,16 @@ from sleuth.bisect.git import GitSource, MultiGitSource
 from sleuth.bisect.links import answer_link
 from sleuth.bisect.report_md import INTERRUPTED, render_markdown
 from sleuth.bisect.strategies import SearchResult, SearchStatus
+from sleuth.bisect.trials import Options, TestEvent
 from sleuth.errors import ExitCode
+from sleuth.journal import RunDir
 from sleuth.model import Outcome
 
+if TYPE_CHECKING:
+    from sleuth.bisect.perf import PerfState, Verdict
+
 __all__ = [
+    "Unbuilt",
     "exit_code",
     "interrupted_summary",
     "summarize",
@@ -37,12 +44,36 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class Unbuilt:
+    """What the summary reads of a driver, for a bisection interrupted before its driver was built:
+    its candidates (none when not known yet) and the tests the journal holds (a resume's), no search."""
+
+    source: Any
+    run_dir: RunDir
+    opt: Options
+    labels: list[str]
+    events: list[TestEvent]
+    rounds: int = 0
+    signature: str | None = None
+    strategy: None = None
+    blame: None = None
+    perf_state: PerfState | None = None
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+
+    @property
+    def seen_labels(self) -> dict[str, None]:
+        """Every candidate known (one stage: the labels)."""
+        return dict.fromkeys(self.labels)
+
+
 def exit_code(status: str) -> ExitCode:
     """0 found; 3 ambiguous, inconclusive, not found."""
     return ExitCode.OK if status == SearchStatus.FOUND.value else ExitCode.INCONCLUSIVE
 
 
-def _cand(driver: Driver, index: int | None) -> dict[str, Any] | None:
+def _cand(driver: Driver | Unbuilt, index: int | None) -> dict[str, Any] | None:
     if index is None or not driver.labels:
         return None
     label = driver.labels[index]
@@ -56,7 +87,7 @@ def _cand(driver: Driver, index: int | None) -> dict[str, Any] | None:
     return out
 
 
-def summarize(driver: Driver, result: SearchResult) -> dict[str, Any]:
+def summarize(driver: Driver | Unbuilt, result: SearchResult) -> dict[str, Any]:
     """The document of the issue's ``--json`` schema (plus evidence and the search's notes)."""
     evidence: dict[str, Counter[str]] = {}
     for ev in sorted(driver.events, key=lambda e: e.seq):  # as they happened: a resume serves some late
@@ -119,26 +150,38 @@ def _strategy(strategy: object) -> dict[str, Any]:
     }
 
 
-def interrupted_summary(driver: Driver) -> dict[str, Any]:
+def interrupted_summary(driver: Driver | Unbuilt) -> dict[str, Any]:
     """The summary of a bisection stopped before its end: the tests so far and their evidence, and
-    the bracket of the search under way (``last_good``/``first_bad`` its ends, ``suspects`` what is
-    between) when there is one; no confidence (no answer) and ``resume``, the command that goes on."""
-    bracket = SearchResult(status=SearchStatus.INCONCLUSIVE, first_bad=None, last_good=None)
-    live = driver.live()
-    if live is not None:  # its indices are those of the stage's labels (a merged branch's, ...)
-        bracket = driver.result_in_order(live.result())
+    the bracket (``last_good``/``first_bad`` its ends, ``suspects`` what is between) of the search
+    under way, else of the whole range (none before the candidates are known); no confidence (no
+    answer) and ``resume``, the command that goes on."""
+    n = len(driver.labels)
+    # nothing under way: the first bad is any candidate after the first (the ends were not judged)
+    fb, lg = (n - 1, 0) if n >= 2 else (None, None)
+    whole = SearchResult(status=SearchStatus.INCONCLUSIVE, first_bad=fb, last_good=lg,
+                         suspects=tuple(range(1, n)))  # fmt: skip
+    bracket, live = whole, None
+    if isinstance(driver, Driver):
+        live = driver.live()
+        if live is not None:  # its indices are those of the stage's labels (a merged branch's, ...)
+            bracket = driver.result_in_order(live.result())
+        elif driver.perf_so_far is not None:  # performance mode's first search (not a Strategy)
+            bracket = driver.perf_so_far()
     # counted as not found whatever the strategy thinks: nothing an answer adds (the commits between,
     # the release notes over the network) is looked up
     doc = summarize(driver, replace(bracket, status=SearchStatus.INCONCLUSIVE))
     if live is not None and driver.opt.perf is None:  # the search under way, not the last one done
         doc.update(_strategy(live))
     resume = shlex.join(["sleuth", "bisect", "resume", str(driver.run_dir.path)])
-    note = f"interrupted after {doc['tests']} test(s), before the search finished; resume with: {resume}"
+    where = ("before the candidates were known" if n < 2 else
+             "with no search under way, so the bracket is the whole range" if bracket is whole
+             else "before the search finished")  # fmt: skip
+    note = f"interrupted after {doc['tests']} test(s), {where}; resume with: {resume}"
     doc.update(status=INTERRUPTED, confidence=None, resume=resume, note=note)
     return doc
 
 
-def write_interrupted(driver: Driver, summary: dict[str, Any]) -> list[str]:
+def write_interrupted(driver: Driver | Unbuilt, summary: dict[str, Any]) -> list[str]:
     """``summary.json`` and ``report.md`` of an interrupted bisection, no ``end`` event and no answer
     links (an earlier answer's are taken away as :func:`~sleuth.bisect.links.answer_link` does); the
     notes of what was moved."""
@@ -164,7 +207,7 @@ def _add_blame(doc: dict[str, Any], blame: dict[str, str], source: object) -> No
                 doc[key]["title"] = source.title(repo, sha)
 
 
-def _perf(driver: Driver, doc: dict[str, Any]) -> dict[str, Any]:
+def _perf(driver: Driver | Unbuilt, doc: dict[str, Any]) -> dict[str, Any]:
     """The metric per candidate (runs, median and its 95% interval, P(bad), decision), the ends'
     comparison and every step found; the means of the ends and of the answer as before."""
     from sleuth.bisect.seqtest import median_ci

@@ -13,6 +13,7 @@ from sleuth.bisect.strategies import SearchStatus
 
 if TYPE_CHECKING:
     from sleuth.bisect.driver import Driver
+    from sleuth.bisect.report import Unbuilt
 
 __all__ = ["INTERRUPTED", "name_suspects", "render_markdown"]
 
@@ -53,7 +54,7 @@ def _command_lines(s: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _outcome(driver: Driver, ev: Any, s: dict[str, Any]) -> str:
+def _outcome(driver: Driver | Unbuilt, ev: Any, s: dict[str, Any]) -> str:
     """The outcome column: in performance mode the metric's verdict (good / bad), else pass / fail."""
     if "perf" not in s or ev.value is None:
         return str(ev.outcome.value)
@@ -66,7 +67,7 @@ def _outcome(driver: Driver, ev: Any, s: dict[str, Any]) -> str:
     return str(verdict or "sampled").replace("_", " ").replace("ambiguous", "undecided")
 
 
-def render_markdown(driver: Driver, s: dict[str, Any]) -> str:
+def render_markdown(driver: Driver | Unbuilt, s: dict[str, Any]) -> str:
     """The story of the search: the answer, the command, the commits in between, every test in order."""
     first, last = _words(s)
     lines = [f"# sleuth bisect {s['source']}: {s['status']}", ""]

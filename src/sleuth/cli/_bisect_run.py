@@ -2,8 +2,9 @@
 with its console lines (:func:`execute`), the summary, the files and the answer.
 
 A Ctrl-C (or SIGTERM) anywhere in it stops the tests, writes the interrupted summary and names the
-command that resumes the run.  Start-up (issue 9): the console, the signature rules and the report
-load while the first tests run, not before them.
+command that resumes the run; one while the final files are written waits for them (they agree).
+Start-up (issue 9): the console, the signature rules and the report load while the first tests run,
+not before them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sleuth.bisect.session import (
     resumed_secrets,
 )
 from sleuth.cli._bisect_render import render, test_line
-from sleuth.cli._common import err_console, escape, print_json, sigterm_as_interrupt
+from sleuth.cli._common import err_console, escape, interrupts_held, print_json, sigterm_as_interrupt
 from sleuth.errors import Interrupted, UsageError
 
 __all__ = ["execute", "start"]
@@ -86,8 +87,12 @@ def execute(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
     report, stops the tests, journals ``interrupted`` and names the command that resumes the run.
 
     ``backend``: made before a new run's dir existed; a resume makes the one its start names.
-    An interrupt during the tests also writes ``summary.json`` and ``report.md`` with status
-    ``interrupted`` (:func:`sleuth.bisect.report.interrupted_summary`), once the tests are stopped."""
+    An interrupt before the final files (the driver being built, the tests, the answer being put
+    together) also writes ``summary.json`` and ``report.md`` with status ``interrupted``
+    (:func:`sleuth.bisect.report.interrupted_summary`; an :class:`~sleuth.bisect.report.Unbuilt`
+    stands in for a driver not built yet), once the tests are stopped.  One while the final files
+    are written is held until they are (:func:`~sleuth.cli._common.interrupts_held`): the run is
+    then finished, its journal closed, and the resume prints its answer."""
     # (driver, summary, the --json document or None): made before the source closes
     so_far: list[tuple[Any, dict[str, Any], dict[str, Any] | None]] = []
     try:
@@ -187,16 +192,28 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
                                                        highlight=False)  # fmt: skip
         driver.on_first_wait = lambda: _while_the_first_tests_run(out)
         result, _ = driver.run()
-    except KeyboardInterrupt:
-        if driver is not None:  # what is known so far, while the source can still name commits
-            from sleuth.bisect.report import interrupted_summary
+        from sleuth.bisect.report import exit_code, summarize  # after the tests: start-up
 
-            try:
-                summary = interrupted_summary(driver)
-                summary = _told(summary, driver, kw, source, secrets=secrets, replay=replay)
-                so_far.append((driver, summary, public(summary, secrets) if quiet else None))
-            except Exception as exc:  # whatever the summary met, an interrupt stays one (exit 130)
-                _notes([f"no summary.json written: {exc}"])
+        summary = _told(summarize(driver, result), driver, kw, source, secrets=secrets, replay=replay)
+        code = int(exit_code(summary["status"]))
+        if hasattr(source, "summary_extra"):  # image-commits: images, sources, build times
+            summary.update(source.summary_extra(driver))
+        if driver.chain is not None:  # bisect images --source: the commits stage (in commits/)
+            summary["commits"] = driver.chain
+            code = max(code, int(exit_code(str(driver.chain.get("status")))))
+    except KeyboardInterrupt:  # what is known so far, while the source can still name commits
+        from sleuth.bisect.report import Unbuilt, interrupted_summary
+        from sleuth.bisect.trials import TestEvent
+
+        try:  # stopped while the driver was being built: the candidates and the journal's tests
+            replayed = [TestEvent.from_journal(e) for e in replay or ()] if driver is None else []
+            known = driver if driver is not None else Unbuilt(source, rd, opts, list(labels or ()), replayed)
+            summary = interrupted_summary(known)
+            resumed = replay if driver is not None else None  # an Unbuilt served none of them
+            summary = _told(summary, known, kw, source, secrets=secrets, replay=resumed)
+            so_far.append((known, summary, public(summary, secrets) if quiet else None))
+        except Exception as exc:  # whatever the summary met, an interrupt stays one (exit 130)
+            _notes([f"no summary.json written: {exc}"])
         raise
     finally:
         if out is not None:
@@ -204,17 +221,11 @@ def _bisect(source: Any, kw: dict[str, Any], rd: Any, *, replay: list[dict[str, 
         if hasattr(source, "close"):
             source.close()
         debug.__exit__(None, None, None)
-    from sleuth.bisect.report import exit_code, summarize, write_outputs  # after the tests: start-up
+    from sleuth.bisect.report import write_outputs
 
-    summary = _told(summarize(driver, result), driver, kw, source, secrets=secrets, replay=replay)
-    code = int(exit_code(summary["status"]))
-    if hasattr(source, "summary_extra"):  # image-commits: images, sources, build times
-        summary.update(source.summary_extra(driver))
-    if driver.chain is not None:  # bisect images --source: the commits stage (in commits/)
-        summary["commits"] = driver.chain
-        code = max(code, int(exit_code(str(driver.chain.get("status")))))
-    _notes(write_outputs(driver, summary))
-    rd.close()
+    with interrupts_held():  # summary.json, report.md, the links and `end` agree: a stop waits for them
+        _notes(write_outputs(driver, summary))
+        rd.close()
     summary = public(summary, secrets)
     if quiet:
         print_json(summary)

@@ -131,6 +131,25 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Inside: SIGINT, SIGTERM and SIGHUP (those Python handles) are only noted, so short work that
+    must not be cut (a run's last files) finishes; the first one noted then acts as it would have
+    (its handler runs: it stops the verb as a Ctrl-C does)."""
+    noted: list[int] = []
+    old: dict[int, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if callable(signal.getsignal(sig)):  # ignored (`&`, nohup) or the default: left as it is
+            old[sig] = signal.signal(sig, lambda signum, _frame: noted.append(signum))
+    try:
+        yield
+    finally:
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
+    if noted:
+        old[noted[0]](noted[0], None)
+
+
 def print_json(obj: Any) -> None:
     """One JSON document on stdout."""
     from sleuth.journal import json_text
