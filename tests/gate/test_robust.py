@@ -252,7 +252,15 @@ def test_no_spread_at_all_makes_any_worsening_certain() -> None:
     assert s is not None and s.p == 1.0
 
 
-@given(st.lists(finite, min_size=2, max_size=10), st.lists(finite, min_size=1, max_size=4))
+#: finite floats without subnormals: a subnormal (5e-324) keeps a few bits, so the small side's own
+#: spread is rounded there and scaling by a power of two is no longer exact (hypothesis found
+#: base [0.0, 5e-324]: the scaled run's spread was right, the tiny one's off by its rounding)
+normal = st.floats(
+    min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False, allow_subnormal=False
+)
+
+
+@given(st.lists(normal, min_size=2, max_size=10), st.lists(normal, min_size=1, max_size=4))
 @example([-1e6, 1e6], [1e6])
 @example([-999999.9993250974, -999999.9993401761], [999999.0000587851])  # failed with a scale of 1e302
 def test_run_shift_scales_to_the_float_limit(base: list[float], recent: list[float]) -> None:
