@@ -29,7 +29,7 @@ PROGRAM = """
 import os, signal, sys
 import sleuth.bisect.driver, sleuth.bisect.report, sleuth.journal
 
-def interrupting(owner, name, when=lambda *a, **k: True):
+def interrupting(owner, name, when=lambda *a, **k: True, sig=signal.SIGINT):
     original = getattr(owner, name)
     def step(*args, **kwargs):
         if name == "write_outputs":  # part of the report is on disk when the Ctrl-C comes
@@ -37,7 +37,7 @@ def interrupting(owner, name, when=lambda *a, **k: True):
         elif name == "append":
             original(*args, **kwargs)
         if when(*args, **kwargs):
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), sig)
         if name != "append":
             return original(*args, **kwargs)
     setattr(owner, name, step)
@@ -52,6 +52,8 @@ elif moment in ("driver", "twice"):
         interrupting(sleuth.runner, "kill_all")
 elif moment == "report":
     interrupting(sleuth.bisect.report, "write_outputs")
+elif moment == "killed":  # kill -9 while the report is written: every test journaled, no end
+    interrupting(sleuth.bisect.report, "write_outputs", sig=signal.SIGKILL)
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a shell, even under nohup
 from sleuth.cli import main
 sys.exit(main())

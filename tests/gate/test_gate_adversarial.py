@@ -271,7 +271,9 @@ def test_emit_metadata_writes_no_secret_from_flags_or_ci_variables(sleuth: Calla
     )  # fmt: skip
     assert r.rc == 0, r.stderr
     meta = json.loads((tmp_path / "out" / "sleuth-gate.json").read_text())
-    assert meta["branch"] == "<redacted>" and meta["provenance"]["runner"]["RUNNER_NAME"] == "r <redacted>"
+    # a branch is a name, judged by its words: the URL's password hidden, the rest kept
+    assert meta["branch"] == "https://<redacted>@git.example/r"
+    assert meta["provenance"]["runner"]["RUNNER_NAME"] == "r <redacted>"
     for secret in ("headref-pw9", "ghp_abcdefghijklmnopqrstuvwxyz", "sk-abcdefghijklmnop1234"):
         assert_no_secret(secret, r.stdout, r.stderr, roots=[tmp_path / "out"])
 
