@@ -242,11 +242,11 @@ def await_trial(r: Running) -> TrialResult:
                 r.timed_out = True
                 _spawn.cleanup_once(r.live)  # at once: the client's SIGTERM may not reach PID 1
             # what is left (the group after a timeout, stragglers, escaped daemons) stops now
-            _spawn.stop(proc, r.marker, r.grace)
+            _spawn.stop(proc, r.marker, r.grace, r.live)
         except BaseException:  # Ctrl-C: once forgotten, kill_all and the exit hook no longer reach it
             try:
                 _spawn.cleanup_once(r.live)
-                _spawn.stop(proc, r.marker, r.grace)
+                _spawn.stop(proc, r.marker, r.grace, r.live)
             finally:
                 r.close()
             raise
