@@ -277,6 +277,37 @@ def test_the_saver_a_trap_starts_on_the_forwarded_sigint_finishes_within_the_gra
     assert len(got) == 1 and got[0]["outcome"] == "signalled" and got[0]["rc"] == 130, got
 
 
+def test_a_child_forked_after_the_forwarded_sigint_gets_sigterm_after_the_grace(tmp_path: Path) -> None:
+    # the child its trap starts never got the SIGINT and does not end (a shell that forks just as the
+    # signal lands is the same): the whole workload was SIGKILLed after the grace (137).  It is now
+    # stopped as a trial is, SIGTERM first, and ends with its own status.
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    script = (
+        "trap 'sleep 1000' INT\ntrap 'exit 3' TERM\nsleep 1000 &\n"
+        'echo $$ > "$1/leader.tmp" && mv "$1/leader.tmp" "$1/leader"\nwait\n'
+    )
+    argv = ["supervise", "--log-dir", str(tmp_path / "sup"), "--max-restarts", "0", "--",
+            "bash", "-c", script, "workload", str(pids)]  # fmt: skip
+    proc = sleuth_proc(argv, dict(os.environ), tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (pids / "leader").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        with contextlib.suppress(ProcessLookupError, ValueError, OSError):
+            os.killpg(int((pids / "leader").read_text()), signal.SIGKILL)
+    assert proc.returncode == 3, err
+    got = cycles(tmp_path / "sup")
+    assert len(got) == 1 and got[0]["outcome"] == "signalled" and got[0]["rc"] == 3, got
+
+
 def test_service_unreachable_means_the_safe_default(tmp_path: Path) -> None:
     r = supervise(
         tmp_path,
