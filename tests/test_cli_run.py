@@ -371,6 +371,38 @@ def test_ctrl_c_kills_children_and_keeps_partial_summary(sleuth_env, tmp_path: P
     assert json.loads((rd / "summary.json").read_text())["summary"]["interrupted"] is True
 
 
+def test_a_trial_that_forks_its_saver_on_ctrl_c_has_the_grace_to_finish(
+    sleuth_env, tmp_path: Path, reap_pids: Path
+) -> None:
+    """Ctrl-C SIGTERMs the trial; its trap starts the saver and the leader exits at once.  The saver
+    (forked after the SIGTERM, in the trial's group) was SIGTERMed again as soon as the leader was
+    reaped, and lost its work; it now has the kill grace.  A helper that ignores SIGTERM is still
+    SIGKILLed once the grace is over."""
+    saved = tmp_path / "saved"
+    script = (
+        "trap '(while kill -0 $$ 2>/dev/null; do sleep 0.05; done; sleep 1; echo saved > \"$1\") & exit 0' TERM\n"
+        "(trap '' TERM; exec sleep 1000) &\n"
+        'echo $! > "$2/helper"\n'
+        'echo $$ > "$2/leader.tmp" && mv "$2/leader.tmp" "$2/leader"\n'
+        "wait\n"
+    )
+    argv = ["run", "--kill-grace", "5", "--", "bash", "-c", script, "trial", str(saved), str(reap_pids)]
+    proc = sleuth_proc(argv, sleuth_env, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (reap_pids / "leader").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert saved.read_text() == "saved\n"
+    assert wait_dead(int((reap_pids / "helper").read_text())), "the helper outlived the grace"
+
+
 def _sleeping_trial(pidfile: Path) -> str:
     """A trial that writes its pid and sleeps (``-c`` code)."""
     return f"import os,time; open({str(pidfile)!r},'w').write(str(os.getpid())); time.sleep(600)"

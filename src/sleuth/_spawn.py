@@ -52,6 +52,8 @@ class Live:
     #: a hooked trial's cleanup, run once (see :mod:`sleuth.runner`)
     cleanup: Cleanup | None = None
     cleaned: bool = False
+    #: set by :func:`kill_all` when it has signalled the child: when its SIGKILL is due (``time.monotonic()``)
+    stop_by: float | None = None
 
 
 _live: dict[int, Live] = {}
@@ -177,16 +179,24 @@ def forget(pid: int) -> None:
         _live.pop(pid, None)
 
 
-def stop(proc: subprocess.Popen[bytes], marker: bytes | None, grace_s: float) -> None:
+def stop(
+    proc: subprocess.Popen[bytes], marker: bytes | None, grace_s: float, live: Live | None = None
+) -> None:
     """Stop the child's group and its escapees: SIGTERM, up to ``grace_s``, SIGKILL; returns as soon
-    as all of it is gone (zombies are reaped, not waited on)."""
+    as all of it is gone (zombies are reaped, not waited on).  A child :func:`kill_all` is stopping
+    (``live``) is not signalled again: what is left of it has until kill_all's SIGKILL to end (a
+    trial whose leader exited on the SIGTERM while the saver its trap started runs on)."""
+    term, grace = True, grace_s
+    if live is not None and live.stop_by is not None:
+        term, grace = False, max(0.0, live.stop_by - time.monotonic())
     reaper.stop(
         (proc.pid,),
         (marker,) if marker is not None else (),
-        grace_s,
+        grace,
         owned=owned,
         reap_allowed=no_spawn_in_flight,
         done=lambda: proc.poll() is not None,
+        term=term,
     )
     proc.wait()
 
@@ -261,6 +271,10 @@ def kill_all(grace_s: float | None = None) -> int:
         return 0
     grace = grace_s if grace_s is not None else max(lv.grace_s for lv in lives)
     at_once([(cleanup_once, lv) for lv in lives if lv.cleanup is not None])  # containers first: at once
+    stop_by = time.monotonic() + grace
+    for lv in lives:  # their owners, seeing them exit, leave what is left to this stop (Live.stop_by)
+        if lv.stop_by is None:
+            lv.stop_by = stop_by
     reaper.stop(
         [lv.proc.pid for lv in lives],
         [lv.marker for lv in lives if lv.marker is not None],

@@ -243,6 +243,16 @@ def _sweep_forever(owned: Callable[[int], bool], allowed: Callable[[], bool]) ->
             _sweep_doomed(owned, allowed)
 
 
+def _outside(pids: Iterable[int], groups: Collection[int]) -> list[int]:
+    """The ``pids`` that are not in one of the process ``groups`` (those are signalled as a group)."""
+    out = []
+    for pid in pids:
+        st = stat(pid)
+        if st is not None and st[2] not in groups:
+            out.append(pid)
+    return out
+
+
 def _signal(pids: Iterable[int], sig: int) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -262,11 +272,16 @@ def stop(
     owned: Callable[[int], bool],
     reap_allowed: Callable[[], bool] = lambda: True,
     done: Callable[[], bool] = lambda: True,
+    term: bool = True,
 ) -> None:
     """SIGTERM the process ``groups`` and the escapees of ``markers``, wait up to ``grace_s`` for
     them to be gone (zombies reaped, not waited on), then SIGKILL what is left.
 
     Returns as soon as everything is gone and ``done()`` (e.g. "the leaders are reaped") holds.
+    A process of one of ``groups`` is signalled with its group, never on its own: one forked
+    there after the SIGTERM is the workload's own shutdown (a trap's saver), and has the grace to
+    end.  ``term=False``: they have had their signal (a stop under way in another thread); only
+    the wait, then the SIGKILL.
     """
     # each check is made before the scan for escapees: what exited before it has its orphans
     # re-parented to us by then, so the scan sees them
@@ -278,9 +293,10 @@ def stop(
         if any(not owned(p) for p in children):
             reap_zombies(owned, allowed=reap_allowed, children=children)
         return
-    for g in live_groups:
-        _signal_group(g, signal.SIGTERM)
-    _signal(found, signal.SIGTERM)
+    if term:
+        for g in live_groups:
+            _signal_group(g, signal.SIGTERM)
+        _signal(_outside(found, groups), signal.SIGTERM)
     _doom(found, owned, reap_allowed)
     deadline = time.monotonic() + grace_s
     delay = 0.001
@@ -290,7 +306,8 @@ def stop(
         live_groups = [g for g in live_groups if group_alive(g)]
         found = [p for p in found if alive(p)]
         fresh = [p for p in escapees(markers, owned) if p not in found]
-        _signal(fresh, signal.SIGTERM)
+        if term:
+            _signal(_outside(fresh, groups), signal.SIGTERM)
         _doom(fresh, owned, reap_allowed)
         found += fresh
         if not live_groups and not found and finished:

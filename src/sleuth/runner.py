@@ -242,11 +242,11 @@ def await_trial(r: Running) -> TrialResult:
                 r.timed_out = True
                 _spawn.cleanup_once(r.live)  # at once: the client's SIGTERM may not reach PID 1
             # what is left (the group after a timeout, stragglers, escaped daemons) stops now
-            _spawn.stop(proc, r.marker, r.grace)
+            _spawn.stop(proc, r.marker, r.grace, r.live)
         except BaseException:  # Ctrl-C: once forgotten, kill_all and the exit hook no longer reach it
             try:
                 _spawn.cleanup_once(r.live)
-                _spawn.stop(proc, r.marker, r.grace)
+                _spawn.stop(proc, r.marker, r.grace, r.live)
             finally:
                 r.close()
             raise
@@ -497,8 +497,9 @@ def run_tool(
 class ProcessGroup:
     """A long-lived child in its own process group, from :func:`spawn_group`.
 
-    ``wait``/``poll`` reap the leader; ``signal`` reaches the whole group (forwarding a Ctrl-C or a
-    SIGTERM); ``terminate`` stops the group SIGTERM then SIGKILL; ``kill_group`` SIGKILLs what is left.
+    ``wait``/``poll`` reap the leader; ``wait_all`` waits for the whole group; ``signal`` reaches the
+    whole group (forwarding a Ctrl-C or a SIGTERM); ``terminate`` stops the group SIGTERM then
+    SIGKILL; ``kill_group`` SIGKILLs what is left.
     With ``pipes=True``, ``stdin``/``stdout`` are the child's pipes (binary).
     """
 
@@ -518,6 +519,20 @@ class ProcessGroup:
             return self._proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
+
+    def wait_all(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the leader and every other process of the group to end
+        (the orphans among them are reaped); True when none is left."""
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while self._proc.poll() is None or reaper.group_alive(self.pid):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            reaper.reap_zombies(_spawn.owned, allowed=_spawn.no_spawn_in_flight)
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.05)
+        return True
 
     def signal(self, sig: int) -> None:
         """Send ``sig`` to every process of the group (gone processes are ignored)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -233,6 +234,78 @@ def test_a_workload_that_ignores_the_signal_is_killed_after_the_grace(tmp_path: 
     assert wait_dead(child)
     got = cycles(tmp_path / "sup")
     assert len(got) == 1 and got[0]["outcome"] == "signalled"
+
+
+#: on SIGINT the leader starts the saver and exits at once; the saver writes its file a second after
+#: the leader is gone.  A helper started before (``sleep``, SIGINT ignored as after ``&``) runs on.
+_SAVING_TRAP = """\
+trap '(while kill -0 $$ 2>/dev/null; do sleep 0.05; done; sleep 1; echo saved > "$1") & exit 130' INT
+sleep 1000 &
+echo $! > "$2/helper"
+echo $$ > "$2/leader.tmp" && mv "$2/leader.tmp" "$2/leader"
+wait
+"""
+
+
+def test_the_saver_a_trap_starts_on_the_forwarded_sigint_finishes_within_the_grace(tmp_path: Path) -> None:
+    # the leader exited at once, and what it left in its group was SIGKILLed there and then: the
+    # checkpoint its trap started saving was lost.  The whole workload now has the grace to end; what
+    # is left then (the helper) is stopped.  The exit status stays the leader's own.
+    saved, pids = tmp_path / "saved", tmp_path / "pids"
+    pids.mkdir()
+    argv = ["supervise", "--log-dir", str(tmp_path / "sup"), "--max-restarts", "0", "--",
+            "bash", "-c", _SAVING_TRAP, "workload", str(saved), str(pids)]  # fmt: skip
+    proc = sleuth_proc(argv, dict(os.environ), tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (pids / "leader").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for f in pids.iterdir():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(f.read_text()), signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert saved.read_text() == "saved\n"
+    assert wait_dead(int((pids / "helper").read_text()))
+    got = cycles(tmp_path / "sup")
+    assert len(got) == 1 and got[0]["outcome"] == "signalled" and got[0]["rc"] == 130, got
+
+
+def test_a_child_forked_after_the_forwarded_sigint_gets_sigterm_after_the_grace(tmp_path: Path) -> None:
+    # the child its trap starts never got the SIGINT and does not end (a shell that forks just as the
+    # signal lands is the same): the whole workload was SIGKILLed after the grace (137).  It is now
+    # stopped as a trial is, SIGTERM first, and ends with its own status.
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    script = (
+        "trap 'sleep 1000' INT\ntrap 'exit 3' TERM\nsleep 1000 &\n"
+        'echo $$ > "$1/leader.tmp" && mv "$1/leader.tmp" "$1/leader"\nwait\n'
+    )
+    argv = ["supervise", "--log-dir", str(tmp_path / "sup"), "--max-restarts", "0", "--",
+            "bash", "-c", script, "workload", str(pids)]  # fmt: skip
+    proc = sleuth_proc(argv, dict(os.environ), tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (pids / "leader").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        with contextlib.suppress(ProcessLookupError, ValueError, OSError):
+            os.killpg(int((pids / "leader").read_text()), signal.SIGKILL)
+    assert proc.returncode == 3, err
+    got = cycles(tmp_path / "sup")
+    assert len(got) == 1 and got[0]["outcome"] == "signalled" and got[0]["rc"] == 3, got
 
 
 def test_service_unreachable_means_the_safe_default(tmp_path: Path) -> None:

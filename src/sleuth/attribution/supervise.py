@@ -11,8 +11,10 @@ as ``late_decision`` and dropped, never acted on.
 The supervisor stops on a STOP under ``enforce`` (shadow records it and restarts), on an
 exhausted restart budget, or after ``max_no_progress_cycles`` failed cycles in a row whose logs
 showed no progress (``progress_regex``).  SIGTERM/SIGINT are forwarded to the workload's
-process group and end supervision; a workload still running ``kill_grace_s`` later is killed
-(SIGKILL).  The exit status is the workload's last (128+N for signal N).
+process group and end supervision; what is left of the workload ``kill_grace_s`` later (its
+leader, or what the leader left running, such as the saver its trap started) is stopped: SIGTERM,
+then SIGKILL after another ``kill_grace_s``.  The exit status is the workload's last (its leader's;
+128+N for signal N).
 
 Several nodes (``service`` + ``job_id`` + ``nodes``): every node posts its own logs for the cycle
 (the service dedupes); only the leader reads the decision and records the cycle's outcome on the
@@ -137,6 +139,8 @@ class Supervisor:
         self._progress = re.compile(config.progress_regex.encode()) if config.progress_regex else None
         self._group: ProcessGroup | None = None
         self._signalled: int | None = None
+        #: when the first signal came (``time.monotonic()``): the workload's grace runs from then
+        self._signalled_at = 0.0
         self._lock = threading.Lock()
         self.history: list[CycleRecord] = []
         self.cycles_path = config.log_dir / "cycles.jsonl"
@@ -173,6 +177,8 @@ class Supervisor:
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:  # the terminal is gone: the lines about the cycle must not fail
             hangup.detach()
+        if self._signalled is None:
+            self._signalled_at = time.monotonic()
         self._signalled = signum
         group = self._group
         if group is not None:
@@ -200,27 +206,25 @@ class Supervisor:
             "SLEUTH_TRIAL_DIR": os.path.abspath(log.parent),
         }
         group = spawn_group(self.c.argv, cwd=self.c.cwd, env=env, output=log)
+        spawned = time.monotonic()
         self._group = group
         got = self._got_signal()
         if got is not None:  # the signal came while it was being started: the handler missed it
             group.signal(got)
         interrupted = False
-        signalled_at: float | None = None
         try:
-            while True:
-                code = group.wait(self.c.poll_s)
-                if code is not None:
-                    break
-                if self._signalled is not None:
-                    # forwarded; a workload that ignores it gets SIGKILL after the grace period
-                    if signalled_at is None:
-                        signalled_at = time.monotonic()
-                    elif time.monotonic() - signalled_at >= self.c.kill_grace_s:
-                        group.signal(signal.SIGKILL)
-                elif self._watch(cycle):
+            while (code := group.wait(self.c.poll_s)) is None and self._signalled is None:
+                if self._watch(cycle):
                     interrupted = True
                     code = group.terminate(self.c.kill_grace_s)
                     break
+            if self._signalled is not None:
+                # forwarded: the whole workload has the grace to end (its leader may exit before the
+                # saver its trap started), then what is left is stopped: SIGTERM, the grace, SIGKILL
+                grace_end = max(self._signalled_at, spawned) + self.c.kill_grace_s
+                group.wait_all(max(0.0, grace_end - time.monotonic()))
+                code = group.terminate(self.c.kill_grace_s)
+            assert code is not None  # the loop ends when the leader exits or on a signal
         finally:
             group.kill_group()
             self._group = None
