@@ -112,12 +112,12 @@ class Running:
         "trial_dir",
     )  # fmt: skip
 
-    def __init__(self, spec: TrialSpec, trial_dir: Path, *, device: str | None, plan: RunPlan | None,
-                 marker: bytes, cleanup: Cleanup | None) -> None:  # fmt: skip
+    def __init__(self, spec: TrialSpec, trial_dir: Path, tdir: str, *, device: str | None,
+                 plan: RunPlan | None, marker: bytes, cleanup: Cleanup | None) -> None:  # fmt: skip
         self.spec = spec
         self.trial_dir = trial_dir
         #: ``trial_dir`` absolute, as a string
-        self.tdir = os.path.abspath(trial_dir)
+        self.tdir = tdir
         self.device = device
         self.plan = plan
         self.marker = marker
@@ -177,7 +177,7 @@ def start_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) 
     if plan is not None and plan.cleanup:  # without the marker: a cleanup is never taken for the trial's
         cleanup = (plan.cleanup, {k: v for k, v in env.items() if k != "SLEUTH_TRIAL_DIR"})
     marker = b"SLEUTH_TRIAL_DIR=" + os.fsencode(tdir)
-    r = Running(spec, trial_dir, device=device, plan=plan, marker=marker, cleanup=cleanup)
+    r = Running(spec, trial_dir, tdir, device=device, plan=plan, marker=marker, cleanup=cleanup)
     try:
         r.out_fd = os.open(f"{tdir}/stdout", _OUT_FLAGS, 0o666)
         r.err_fd = os.open(f"{tdir}/stderr", _OUT_FLAGS, 0o666)
