@@ -100,11 +100,12 @@ def may_be_terminal(*, stderr: bool) -> bool:
 
 
 #: the tags of sleuth's own markup that :func:`_plain_text` takes out itself: ``[/]`` and styles of words
+#: (patterns as text: compiled at the first print, through re's cache, not at every verb's start-up)
 _STYLE_WORD = "(?:bold|dim|italic|red|green|yellow|blue|magenta|cyan)"
-_STYLE_TAG = re.compile(rf"\[(/|{_STYLE_WORD}(?: {_STYLE_WORD})*)\]")
+_STYLE_TAG = rf"\[(/|{_STYLE_WORD}(?: {_STYLE_WORD})*)\]"
 #: what rich may still read as a tag (a ``[`` then one of these), or as an emoji code (``:smile:``)
-_RICH_TAG = re.compile(r"\[[a-z#/@]")
-_EMOJI_CODE = re.compile(r":\S*?:")
+_RICH_TAG = r"\[[a-z#/@]"
+_EMOJI_CODE = r":\S*?:"
 
 
 def _plain_text(objects: tuple[Any, ...], kw: dict[str, Any]) -> str | None:
@@ -124,16 +125,16 @@ def _plain_text(objects: tuple[Any, ...], kw: dict[str, Any]) -> str | None:
     if kw.get("soft_wrap", True) is not True or kw.get("highlight", False) is not False:
         return None
     text: str = objects[0]
-    if "\\" in text or _EMOJI_CODE.search(text):
+    if "\\" in text or re.search(_EMOJI_CODE, text):
         return None
     if kw.get("markup", True):
         depth = 0
-        for tag in _STYLE_TAG.findall(text):
+        for tag in re.findall(_STYLE_TAG, text):
             depth += -1 if tag == "/" else 1
             if depth < 0:  # a closing tag with nothing to close: rich raises
                 return None
-        text = _STYLE_TAG.sub("", text)
-        if _RICH_TAG.search(text):
+        text = re.sub(_STYLE_TAG, "", text)
+        if re.search(_RICH_TAG, text):
             return None
     lines = text.split("\n")
     if not all(line.isprintable() and line == line.rstrip() for line in lines):
