@@ -80,3 +80,51 @@ def test_consoles_share_one_rule(make, monkeypatch: pytest.MonkeyPatch) -> None:
     term = make()
     assert term.is_terminal
     assert term.width < PIPE_WIDTH
+
+
+#: texts as sleuth prints them, and texts where rich's rendering is more than taking the tags out
+_MARKUPS = [
+    "[bold]sleuth run[/] 3 trial(s) of [cyan]python train.py --lr 0.1[/], 2 at a time -> /tmp/r/run/x",
+    "[dim] trial  outcome    rc      wall  metrics / signature[/]",
+    "  [bold]failure rate [/] 33.3% [95% CI 12.1-64.6%]",
+    "  [bold]trials       [/] 3: [green]3 pass[/]  [bold red]0 fail[/]  [yellow]0 skip[/]  [bold yellow]0 error[/]",
+    "[bold green]not reproduced[/]: 5 of 5 trial(s) passed; failure rate < 45% (95% upper bound)",
+    "trials 12/50 (24%), 0:35 elapsed",
+    "two\nlines",
+    "",
+    "an emoji :smile: code",
+    "a :not_an_emoji: code",
+    "an escaped \\[bold] tag",
+    "a [link=https://x.y]link[/link]",
+    "a [/] closing nothing [bold]x[/]",
+    "a\ttab",
+    "a\rreturn",
+    "trailing  ",
+    "wide \N{CJK UNIFIED IDEOGRAPH-4E2D}\N{CJK UNIFIED IDEOGRAPH-6587} and [ 1 ] and [#3]",
+]
+
+
+@pytest.mark.parametrize("text", _MARKUPS)
+@pytest.mark.parametrize("markup", [True, False])
+def test_plain_print_writes_what_rich_writes(
+    text: str, markup: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Piped, a deferred console prints plain text itself only where rich would write exactly that."""
+    from sleuth.cli._common import _Deferred, _plain_text
+
+    for k in ("FORCE_COLOR", "TTY_COMPATIBLE", "COLUMNS"):
+        monkeypatch.delenv(k, raising=False)
+    try:
+        console().print(text, soft_wrap=True, markup=markup)
+        expected = capsys.readouterr().out
+    except Exception as exc:  # rich refuses it (a tag closing nothing): so must the deferred console
+        with pytest.raises(type(exc)):
+            _Deferred(stderr=False).print(text, soft_wrap=True, markup=markup)
+        return
+    deferred = _Deferred(stderr=False)
+    deferred.print(text, soft_wrap=True, markup=markup)
+    assert capsys.readouterr().out == expected
+    plain = _plain_text((text,), {"soft_wrap": True, "markup": markup})
+    assert (deferred._con is None) == (plain is not None)  # rich made only when it renders
+    if text in _MARKUPS[:6]:
+        assert plain is not None  # sleuth's own lines never need rich

@@ -246,6 +246,23 @@ def test_piped_output_shows_a_heartbeat(sleuth, color: dict[str, str]) -> None:
     assert "\r" not in res.stdout
 
 
+def test_no_counted_trial_starts_before_every_warm_up_has_ended(sleuth, tmp_path: Path) -> None:
+    # four slots, two slow warm-ups: the counted trials wait for both, though slots are free
+    log = tmp_path / "order.log"
+    script = (
+        "import os, sys, time; t = os.environ['SLEUTH_TRIAL_ID']; f = open(sys.argv[1], 'a'); "
+        "f.write('start ' + t + '\\n'); f.flush(); time.sleep(0.3 if t.startswith('w') else 0); "
+        "f.write('end ' + t + '\\n')"
+    )
+    res = sleuth("run", "-n", "3", "--warmup", "2", "-j", "4", "--json", "--", PY, "-c", script, str(log))
+    assert res.rc == 0, res.stderr
+    lines = log.read_text().splitlines()
+    assert len(lines) == 10, lines
+    last_warm_end = max(i for i, ln in enumerate(lines) if ln.startswith("end w"))
+    first_counted = min(i for i, ln in enumerate(lines) if ln.startswith("start 0"))
+    assert last_warm_end < first_counted, lines
+
+
 def test_warm_ups_that_skip_say_so_in_the_summary_and_report(sleuth, tmp_path: Path) -> None:
     """Warm-ups that were SKIPs (or ERRORs) read "0 pass  0 fail": as if none had run."""
     code = "import os, sys; sys.exit(3 if os.environ['SLEUTH_TRIAL_ID'].startswith('w') else 0)"

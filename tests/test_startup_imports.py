@@ -51,6 +51,21 @@ def test_run_json_on_a_pipe_loads_no_renderer(tmp_path: Path) -> None:
     assert json.loads(out)["summary"]["pass"] == 2
 
 
+def test_run_piped_prints_its_header_and_summary_without_rich(tmp_path: Path) -> None:
+    """``run`` piped into a log (no ``--json``): the header, the rows and the summary are plain text,
+    written without importing rich; a command rich would render differently still goes through it."""
+    seen, out = _probe(tmp_path, "run", "--name", "plain", "--trials", "2", "--", "true")
+    assert seen == {"rc": 0, "heavy": []}
+    lines = out.splitlines()
+    assert lines[0].startswith("sleuth run 2 trial(s) of true, 1 at a time -> "), out
+    assert lines[1].split() == ["trial", "outcome", "rc", "wall", "metrics", "/", "signature"]
+    assert "summary" in lines and any(ln.startswith("  trials        2: 2 pass  0 fail") for ln in lines)
+    assert "  failure rate  0.0% [95% CI 0.0-65.8%]" in lines, out
+    seen, out = _probe(tmp_path, "run", "--name", "emoji", "--trials", "1", "--", "echo", ":smile: [b]")
+    assert seen == {"rc": 0, "heavy": ["rich"]}  # rich's emoji codes and escapes: rich renders them
+    assert "of echo '\N{SMILING FACE WITH OPEN MOUTH AND SMILING EYES} [b]', 1 at a time" in out, out
+
+
 def test_signatures_are_loaded_at_the_first_failure(tmp_path: Path) -> None:
     """A run whose trials pass never compiles the signature rules; a failing one does and names it."""
     seen, _ = _probe(tmp_path, "run", "--name", "passes", "--json", "--trials", "2", "--", "true")

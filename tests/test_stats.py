@@ -22,6 +22,15 @@ def test_wilson_matches_hand_computation() -> None:
     assert (round(lo, 4), round(hi, 4)) == (0.1078, 0.6032)
 
 
+def test_default_level_z_is_the_normal_quantile_to_the_last_bit() -> None:
+    # the 95% z is a constant (no statistics import at start-up): the same float statistics computes
+    from statistics import NormalDist
+
+    for conf in (0.95, 0.9, 0.99):
+        assert stats._z(conf) == NormalDist().inv_cdf(0.5 + conf / 2.0)
+    assert stats.wilson(7, 40) == stats.wilson(7, 40, conf=0.95)
+
+
 def test_wilson_edges() -> None:
     assert stats.wilson(0, 0) == (0.0, 1.0)
     assert stats.wilson(0, 20)[0] == 0.0

@@ -171,6 +171,8 @@ class _Loop:
     prepared: Prepared
     on_trial: Callable[[Trial, bool], None] | None
     in_flight: set[tuple[str, int]] = field(default_factory=set)
+    #: warm-up trials among ``in_flight`` (a count: looking through the set cost each submission)
+    warming: int = 0
     stopped: str | None = None
 
     def todo(self) -> Iterator[tuple[str, int]]:
@@ -193,14 +195,13 @@ class _Loop:
             window = self.config.jobs + (0 if careful else min(self.config.jobs, 8))
             while nxt is not None and self.stopped is None and len(self.in_flight) < window:
                 subdir, n = nxt
-                if self._until_fail_done() or (
-                    subdir == "trials" and any(s == "warmup" for s, _ in self.in_flight)
-                ):
+                if self._until_fail_done() or (subdir == "trials" and self.warming):
                     break  # warm-ups finish before the first counted trial starts
                 tid = self.config.trial_id(n, subdir)
                 spec = self.prepared.wrap(self.config.spec(tid, env=env))
                 if subdir == "warmup":
                     self.engine.submit(spec, tid, subdir, warmup=True)
+                    self.warming += 1
                 else:
                     self.engine.submit(spec, tid, subdir)
                 self.in_flight.add(nxt)
@@ -214,13 +215,16 @@ class _Loop:
         return self.config.until_fail and self.state.tally.first_fail is not None
 
     def _count(self, trial: Trial) -> None:
-        subdir = trial.result.trial_dir.parent.name
-        n = int(trial.id.lstrip("w"))
-        self.in_flight.discard((subdir, n))
-        tally = self.state.warmup if subdir == "warmup" else self.state.tally
+        tid = trial.id
+        warmup = tid.startswith("w")  # a warm-up trial's id (RunConfig.trial_id)
+        n = int(tid.lstrip("w"))
+        self.in_flight.discard(("warmup" if warmup else "trials", n))
+        if warmup:
+            self.warming -= 1
+        tally = self.state.warmup if warmup else self.state.tally
         tally.add(n, trial.to_dict())
         if self.on_trial is not None:
-            self.on_trial(trial, subdir == "warmup")
+            self.on_trial(trial, warmup)
         if not self.state.completed_ok and ran_to_completion(trial.result):
             self.state.completed_ok = True
             seen = self.state.tally.metric_names | self.state.warmup.metric_names

@@ -112,12 +112,12 @@ class Running:
         "trial_dir",
     )  # fmt: skip
 
-    def __init__(self, spec: TrialSpec, trial_dir: Path, *, device: str | None, plan: RunPlan | None,
-                 marker: bytes, cleanup: Cleanup | None) -> None:  # fmt: skip
+    def __init__(self, spec: TrialSpec, trial_dir: Path, tdir: str, *, device: str | None,
+                 plan: RunPlan | None, marker: bytes, cleanup: Cleanup | None) -> None:  # fmt: skip
         self.spec = spec
         self.trial_dir = trial_dir
         #: ``trial_dir`` absolute, as a string
-        self.tdir = os.path.abspath(trial_dir)
+        self.tdir = tdir
         self.device = device
         self.plan = plan
         self.marker = marker
@@ -177,7 +177,7 @@ def start_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) 
     if plan is not None and plan.cleanup:  # without the marker: a cleanup is never taken for the trial's
         cleanup = (plan.cleanup, {k: v for k, v in env.items() if k != "SLEUTH_TRIAL_DIR"})
     marker = b"SLEUTH_TRIAL_DIR=" + os.fsencode(tdir)
-    r = Running(spec, trial_dir, device=device, plan=plan, marker=marker, cleanup=cleanup)
+    r = Running(spec, trial_dir, tdir, device=device, plan=plan, marker=marker, cleanup=cleanup)
     try:
         r.out_fd = os.open(f"{tdir}/stdout", _OUT_FLAGS, 0o666)
         r.err_fd = os.open(f"{tdir}/stderr", _OUT_FLAGS, 0o666)
@@ -283,7 +283,9 @@ def finish_trial(r: Running) -> TrialResult:
         metrics, series = metrics_from_files(spec.metrics, out_path, err_path, series_dir=trial_dir)
     file_metrics: dict[str, MetricValue] = {}
     file_series: dict[str, SeriesSummary] = {}
-    if os.path.exists(f"{r.tdir}/metrics.json"):  # a stat, not a raised FileNotFoundError per trial
+    # access(): a path lookup that answers a bool (exists() is a stat whose FileNotFoundError, raised
+    # and caught per trial, cost as much again); only whether the name resolves matters here
+    if os.access(f"{r.tdir}/metrics.json", os.F_OK):
         file_metrics, file_series, _problem = read_metrics_json(trial_dir / "metrics.json")
     for name, value in file_metrics.items():  # a regex metric of the same name wins
         if name not in metrics:

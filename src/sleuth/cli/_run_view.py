@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sleuth import hangup
-from sleuth.cli._common import OUTCOME_STYLE, console, fmt_rate, fmt_s, lazy_console
+from sleuth.cli._common import OUTCOME_STYLE, console, escape, fmt_rate, fmt_s, lazy_console
 from sleuth.model import Outcome, printable
 from sleuth.run_tally import basis
 
@@ -56,10 +56,9 @@ class View:
         if self.as_json:  # stdout holds only the document: progress goes to stderr
             self.progress = Progress(lazy_console(stderr=True), "trials", total, completed=already).start()
             return
-        self.con = console()
+        # piped into a log, the header and the summary are plain text: rich is not even imported
+        self.con = lazy_console(stderr=False)
         self.plain = not self.con.is_terminal
-        from rich.markup import escape
-
         cmd = escape(self._public(shlex.join(c.argv)))
         what = (
             f"until the first failure, at most {c.trials} trial(s)"
@@ -99,8 +98,6 @@ class View:
             except BrokenPipeError:  # the reader went away (`| head`): stop as a Ctrl-C does
                 hangup.reader_gone(1)
             return
-        from rich.markup import escape
-
         style = OUTCOME_STYLE[trial.outcome]
         self.progress.print(
             f"{tid:>6}  [{style}]{trial.outcome.name:<7}[/] {rc:>5} {fmt_s(r.wall_s):>9}  "
@@ -126,8 +123,6 @@ class View:
 
     def summary(self, d: dict[str, Any]) -> None:
         """The summary, one fact per line (never wrapped: paths and signatures stay whole)."""
-        from rich.markup import escape
-
         con = self.con or console()
         rows: list[tuple[str, str]] = []
         counts = "  ".join(f"[{OUTCOME_STYLE[o]}]{d[o.value]} {o.value}[/]" for o in Outcome)
@@ -177,8 +172,6 @@ class View:
             self._until_fail(con, d, uf)
 
     def _until_fail(self, con: Any, d: dict[str, Any], uf: dict[str, Any]) -> None:
-        from rich.markup import escape
-
         if uf["reproduced"]:
             sig = next((s for s, t in d.get("signature_first", {}).items() if t == uf["first_fail"]), None)
             con.print(
