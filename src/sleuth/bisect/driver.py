@@ -174,7 +174,7 @@ class Driver(TestPool):
         src = self.source
         gallop: list[TestEvent] = []
         if src.kind == "images" and (not getattr(src, "start", "x") or getattr(src, "step_back", False)):
-            from sleuth.bisect.packaged import ImageSource
+            from sleuth.bisect.imagesource import ImageSource
 
             assert isinstance(src, ImageSource)
             if self.opt.find_fix:

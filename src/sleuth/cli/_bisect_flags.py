@@ -108,7 +108,7 @@ def image_source(
     """``sleuth bisect images``'s flags as an ImageSource; ``--end-date`` defaults to the newest tag."""
     from sleuth.bisect.candidates import parse_date
     from sleuth.bisect.chain import host_mounts, parse_sources
-    from sleuth.bisect.packaged import ImageSource
+    from sleuth.bisect.imagesource import ImageSource
 
     if end_date:
         parse_date(end_date, "--end-date")
