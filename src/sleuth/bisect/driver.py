@@ -157,7 +157,7 @@ class Driver(TestPool):
                 from sleuth.bisect.chain import continue_chain  # bisect images --source: the commits stage
 
                 self.chain = continue_chain(self, res)
-            if strat is not None and _is(self.source, "git", "MultiGitSource"):
+            if strat is not None and _is(self.source, "multigit", "MultiGitSource"):
                 from sleuth.bisect.stages import settle_blame
 
                 res = settle_blame(self, self.source, res, strat)  # type: ignore[arg-type]
@@ -222,7 +222,7 @@ class Driver(TestPool):
         """Combinations the driver cannot search (the CLI rejects them before a run dir exists)."""
         if self.opt.find_fix and self.opt.perf is not None:
             raise UsageError("--find-fix does not combine with performance mode (--metric NAME)")
-        if self.opt.find_fix and _is(self.source, "git", "MultiGitSource"):
+        if self.opt.find_fix and _is(self.source, "multigit", "MultiGitSource"):
             raise UsageError("--find-fix works with one repository: give a single --repo PATH")
 
     def _skipped(self, n: int) -> list[int]:

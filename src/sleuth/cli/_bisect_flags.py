@@ -13,7 +13,8 @@ import shutil
 from typing import TYPE_CHECKING, Any
 
 from sleuth.backends.choice import check_backend
-from sleuth.bisect.git import GitSource, MultiGitSource, RepoSpec
+from sleuth.bisect.git import GitSource
+from sleuth.bisect.multigit import MultiGitSource, RepoSpec
 from sleuth.cli._options import (
     check_cwd,
     oracle_from_flags,
