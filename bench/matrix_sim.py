@@ -1,6 +1,6 @@
 """Seeded simulations of ``sleuth matrix``'s statistics, through the product's own code.
 
-Each simulated matrix is a real plan (``sleuth.matrix.plan.resolve`` of a recipe with a baseline
+Each simulated matrix is a real plan (``sleuth.matrix.resolve.resolve`` of a recipe with a baseline
 and K cells), fed simulated trial records and judged by ``sleuth.matrix.result.analyze`` (the
 aggregation, Holm across the matrix, the classification); ``--until-decided`` runs the matrix
 loop's own stopping rule (``sleuth.matrix.loop._Loop.check_stop``) trial by trial in the
@@ -35,8 +35,9 @@ from sleuth import stats
 from sleuth.matrix.aggregate import TrialRecord, aggregate
 from sleuth.matrix.classify import Classification
 from sleuth.matrix.loop import _Loop
-from sleuth.matrix.plan import MatrixPlan, iter_trial_order, resolve
+from sleuth.matrix.plan import MatrixPlan, iter_trial_order
 from sleuth.matrix.recipe import parse_recipe
+from sleuth.matrix.resolve import resolve
 from sleuth.matrix.result import MatrixResult, analyze
 from sleuth.matrix.speed import speed_confound
 from sleuth.model import Outcome

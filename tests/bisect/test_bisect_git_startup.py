@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from sleuth.bisect.checkouts import Checkouts
-from sleuth.bisect.git import GitSource, history
+from sleuth.bisect.git import GitSource
+from sleuth.bisect.githistory import history
 from sleuth.errors import UsageError
 from tests.bisect.test_bisect_cli import git, make_repo
 from tests.bisect.test_bisect_merges import merged_repo

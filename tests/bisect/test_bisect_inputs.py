@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sleuth.bisect.packaged import PypiSource
+from sleuth.bisect.pypifiles import oldest_installable
 from tests.bisect.test_bisect_cli import TEST, doc, git, make_repo, script, sleuth
 
 
@@ -186,10 +186,9 @@ def test_pypi_default_good_is_the_oldest_release_with_a_wheel_for_this_python() 
         "0.4": [{"filename": f"p-0.4-{me}-none-any.whl", "packagetype": "bdist_wheel"}],
         "0.5": [{"filename": "p-0.5-py3-none-any.whl", "packagetype": "bdist_wheel"}],
     }
-    src = PypiSource("p")
-    assert src._oldest_installable(list(files), files) == 3
+    assert oldest_installable(list(files), files, None) == 3
     sdists = {k: v for k, v in files.items() if k == "0.1"} | {"0.6": [{"filename": "p-0.6.tar.gz"}]}
-    assert src._oldest_installable(list(sdists), sdists) == 0  # no wheels at all: Requires-Python only
+    assert oldest_installable(list(sdists), sdists, None) == 0  # no wheels at all: Requires-Python only
 
 
 def test_terminal_lines_stay_whole_and_labels_are_not_markup(tmp_path: Path) -> None:

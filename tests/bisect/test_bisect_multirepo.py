@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from sleuth.bisect.git import MultiGitSource, RepoSpec, decode, encode, env_name
+from sleuth.bisect.git import env_name
+from sleuth.bisect.multigit import MultiGitSource, RepoSpec, decode, encode
 from sleuth.errors import UsageError
 
 

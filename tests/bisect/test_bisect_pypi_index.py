@@ -550,7 +550,7 @@ def test_ctrl_c_during_uv_pip_install_ends_cleanly_and_resumes(tmp_path: Path, s
 def test_a_constraint_file_that_is_a_fifo_or_too_large_is_one_line(tmp_path: Path) -> None:
     """``--constraint`` read its file without looking at its kind: a FIFO (``<(pip freeze)`` handed
     over after its writer left) was read for ever."""
-    from sleuth.bisect.packaged import CONSTRAINTS_MAX_BYTES, read_constraints
+    from sleuth.bisect.pypifiles import CONSTRAINTS_MAX_BYTES, read_constraints
 
     fifo = tmp_path / "freeze"
     os.mkfifo(fifo)

@@ -10,8 +10,9 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from sleuth.matrix.plan import iter_trial_order, resolve
+from sleuth.matrix.plan import iter_trial_order
 from sleuth.matrix.recipe import parse_recipe
+from sleuth.matrix.resolve import resolve
 from sleuth.model import MAX_TRIALS
 from sleuth.registry import load_registry
 from tests.matrix.conftest import default_signals, recipe_data

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from sleuth.matrix.aggregate import TrialRecord
 from sleuth.matrix.classify import Classification
 from sleuth.matrix.multiple import Stop, holm
-from sleuth.matrix.plan import MatrixPlan, resolve
+from sleuth.matrix.plan import MatrixPlan
 from sleuth.matrix.recipe import parse_recipe
+from sleuth.matrix.resolve import resolve
 from sleuth.matrix.result import MatrixResult, analyze
 from sleuth.model import Outcome
 from sleuth.registry import load_registry

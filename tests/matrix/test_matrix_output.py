@@ -144,8 +144,8 @@ def test_the_interrupt_hint_is_the_real_command(write_recipe: Callable[..., Path
 def test_a_cell_decided_at_its_last_look_did_not_stop_early() -> None:
     from sleuth.matrix.aggregate import TrialRecord
     from sleuth.matrix.loop import _Loop
-    from sleuth.matrix.plan import resolve
     from sleuth.matrix.recipe import parse_recipe
+    from sleuth.matrix.resolve import resolve
     from sleuth.model import Outcome
     from sleuth.registry import load_registry
 

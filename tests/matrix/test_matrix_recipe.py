@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from sleuth.errors import ConfigError
-from sleuth.matrix.plan import resolve, trial_order
+from sleuth.matrix.plan import trial_order
 from sleuth.matrix.recipe import load_recipe, parse_recipe, recipe_schema
+from sleuth.matrix.resolve import resolve
 from sleuth.registry import load_registry
 
 BASE: dict[str, Any] = {

@@ -5,7 +5,8 @@ never asks git or the index again) and, per test, turns the workload's ``TrialSp
 spec for one candidate: a git worktree (plus the build step), a uv venv, a container image, or
 just ``$SLEUTH_CANDIDATE``.  Preparing a candidate that cannot be prepared (a failed build, a
 release that does not install, an image tag that does not exist) is a SKIP, never an exception.
-git sources live in :mod:`sleuth.bisect.git`, PyPI and images in :mod:`sleuth.bisect.packaged`.
+git sources live in :mod:`sleuth.bisect.git` and :mod:`sleuth.bisect.multigit`, PyPI in
+:mod:`sleuth.bisect.packaged`, images in :mod:`sleuth.bisect.imagesource`.
 """
 
 from __future__ import annotations
@@ -176,8 +177,10 @@ def parse_date(text: str, flag: str) -> date:
 
 def source_from_config(cfg: dict[str, Any]) -> Source:
     """Rebuild a source from :meth:`Source.config` (resume)."""
-    from sleuth.bisect.git import GitSource, MultiGitSource, RepoSpec
-    from sleuth.bisect.packaged import ImageSource, PypiSource
+    from sleuth.bisect.git import GitSource
+    from sleuth.bisect.imagesource import ImageSource
+    from sleuth.bisect.multigit import MultiGitSource, RepoSpec
+    from sleuth.bisect.packaged import PypiSource
 
     kind = cfg["kind"]
     args = {k: v for k, v in cfg.items() if k != "kind"}

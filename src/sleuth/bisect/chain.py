@@ -8,7 +8,7 @@ NAME=PATH`` runs this stage alone.  PATH is a git repository inside the images (
   ``<cache>/image-sources/<image id>/``; nothing runs), and L's commit is read from L's ``HEAD``.
   F's repository must hold L's commit (the history is in the failing image, as jax-toolbox-triage
   assumes).
-* The candidates and the blame are :class:`~sleuth.bisect.git.MultiGitSource`'s: the first source
+* The candidates and the blame are :class:`~sleuth.bisect.multigit.MultiGitSource`'s: the first source
   that changed is the primary, the others are aligned by commit time, and a found stage is settled
   by the driver's blame probe, so the answer blames one source's commit and gives the reference
   commits of the others.
@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sleuth.bisect.candidates import Candidate, Prepared, with_candidate
-from sleuth.bisect.git import MultiGitSource, RepoSpec, decode, env_name
+from sleuth.bisect.git import env_name
+from sleuth.bisect.multigit import MultiGitSource, RepoSpec, decode
 from sleuth.errors import InfrastructureError, SleuthError, UsageError
 from sleuth.model import TrialSpec
 

@@ -159,7 +159,7 @@ class Driver(TestPool):
                 from sleuth.bisect.chain import continue_chain  # bisect images --source: the commits stage
 
                 self.chain = continue_chain(self, res)
-            if strat is not None and _is(self.source, "git", "MultiGitSource"):
+            if strat is not None and _is(self.source, "multigit", "MultiGitSource"):
                 from sleuth.bisect.stages import settle_blame
 
                 res = settle_blame(self, self.source, res, strat)  # type: ignore[arg-type]
@@ -176,7 +176,7 @@ class Driver(TestPool):
         src = self.source
         gallop: list[TestEvent] = []
         if src.kind == "images" and (not getattr(src, "start", "x") or getattr(src, "step_back", False)):
-            from sleuth.bisect.packaged import ImageSource
+            from sleuth.bisect.imagesource import ImageSource
 
             assert isinstance(src, ImageSource)
             if self.opt.find_fix:
@@ -224,7 +224,7 @@ class Driver(TestPool):
         """Combinations the driver cannot search (the CLI rejects them before a run dir exists)."""
         if self.opt.find_fix and self.opt.perf is not None:
             raise UsageError("--find-fix does not combine with performance mode (--metric NAME)")
-        if self.opt.find_fix and _is(self.source, "git", "MultiGitSource"):
+        if self.opt.find_fix and _is(self.source, "multigit", "MultiGitSource"):
             raise UsageError("--find-fix works with one repository: give a single --repo PATH")
 
     def _skipped(self, n: int) -> list[int]:

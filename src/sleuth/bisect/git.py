@@ -1,19 +1,14 @@
-"""Git candidates: one repository (:class:`GitSource`) or several co-varying ones (:class:`MultiGitSource`).
+"""Git candidates of one repository (:class:`GitSource`), and what every git source shares: a
+candidate's checkout, ``--build`` in it, the test's spec there (:func:`in_checkout`, :func:`build_first`).
 
 The user's repository is only read: every candidate is checked out in the cache, in a worktree of
 a shared clone (:mod:`sleuth.bisect.checkouts`): one reusable checkout per running test, or with
 ``--build`` one per commit so that a revisit reuses its build.  ``--build`` runs in the checkout
 first and a build that fails makes the candidate a SKIP.  ``--path`` keeps only the commits that
 change those paths (relative to their first parent), like ``git bisect start -- PATH``; the two
-ends always stay.  With ``--find-fix`` the failing ``--bad`` end is the older one.
-
-Several repositories (like JAX + XLA) are searched in *stages*.  Stage ``k`` varies repository
-``k`` (the primary) over its commits between the stage's ends; repositories before it are pinned,
-and every later repository takes, for each primary commit, its newest commit whose committer time
-is not after the primary commit's (times are made monotone with a running maximum; the bad end
-takes every repository's bad commit).  A candidate's label is ``name=sha,name=sha,...`` in the
-order the repositories were given.  The blame rule lives in :meth:`MultiGitSource.blame_probe` and
-:meth:`MultiGitSource.next_stage`.
+ends always stay.  With ``--find-fix`` the failing ``--bad`` end is the older one.  The history is
+read by :mod:`sleuth.bisect.githistory`; several co-varying repositories are
+:mod:`sleuth.bisect.multigit`'s.
 """
 
 from __future__ import annotations
@@ -23,23 +18,30 @@ import os
 import re
 import shutil
 import threading
-from bisect import bisect_right
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from itertools import accumulate
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from sleuth._spawn import join
 from sleuth.bisect.candidates import Candidate, Prepared, with_candidate
 from sleuth.bisect.checkouts import GIT_REDIRECTS, Checkouts, git_env, run_git
+from sleuth.bisect.githistory import commit_of, history
 from sleuth.errors import UsageError
 from sleuth.model import TrialSpec
 
-__all__ = ["GitSource", "MultiGitSource", "RepoSpec", "decode", "encode", "env_name"]
+__all__ = [
+    "CHECKOUTS_LOCK",
+    "TITLE",
+    "GitSource",
+    "build_first",
+    "checkout_cwd",
+    "env_name",
+    "in_checkout",
+    "program_path",
+    "submodule_notes",
+]
 
-_CHECKOUTS_LOCK = threading.Lock()
-T = TypeVar("T")
+#: held while a source makes its :class:`~sleuth.bisect.checkouts.Checkouts` (tests prepared at once)
+CHECKOUTS_LOCK = threading.Lock()
 
 
 def _cache_root() -> Path:
@@ -53,26 +55,12 @@ def _git(repo: str, *args: str) -> str:
 
 
 #: a commit's title in summaries and reports: ``subject (author, date)``
-_TITLE = "%s (%an, %ad)"
+TITLE = "%s (%an, %ad)"
 
 
 def env_name(name: str) -> str:
     """``$SLEUTH_REPO_<NAME>``: upper-cased, every character that is not a letter or digit made ``_``."""
     return "SLEUTH_REPO_" + (re.sub(r"[^A-Za-z0-9]", "_", name).upper() or "REPO")
-
-
-def _rev(repo: str, ref: str, flag: str, shown: str) -> str:
-    from sleuth.runner import run_tool
-
-    if not ref or ref.startswith("-") or "\n" in ref or "\0" in ref:
-        raise UsageError(f"{flag} {shown!r}: not a commit in {repo}", hint="give a SHA, tag or branch")
-    res = run_tool(["git", "-C", repo, "rev-parse", "--verify", "--quiet", "--end-of-options",
-                    f"{ref}^{{commit}}"], env=git_env())  # fmt: skip
-    if not res.ok:
-        raise UsageError(
-            f"{flag} {shown}: not a commit in {repo}", hint=_shallow_hint(repo, "give a SHA, tag or branch")
-        )
-    return res.stdout.strip()
 
 
 def submodule_notes(repos: list[str], build: str | None) -> list[str]:
@@ -87,98 +75,6 @@ def submodule_notes(repos: list[str], build: str | None) -> list[str]:
         for r in repos
         if Path(r, ".gitmodules").is_file()
     ]
-
-
-def _shallow_hint(repo: str, hint: str) -> str:
-    """``hint``, or for a shallow clone (whose history stops short) how to fetch the rest."""
-    from sleuth.runner import run_tool
-
-    res = run_tool(["git", "-C", repo, "rev-parse", "--is-shallow-repository"], env=git_env())
-    if res.ok and res.stdout.strip() == "true":
-        return f"{repo} is a shallow clone: git -C {repo} fetch --unshallow, then try again"
-    return hint
-
-
-def is_repository(repo: str) -> bool:
-    """Whether ``repo`` is the top of a git repository (a work tree or a bare one)."""
-    return (Path(repo) / ".git").exists() or Path(repo, "HEAD").is_file()
-
-
-def _beside(fn: Callable[[], T]) -> Callable[[], T]:
-    """Start ``fn`` in a thread now; the returned call waits for its result (or raises its error).
-
-    Two git commands that do not depend on each other run at once (start-up is measured).
-    """
-    got: list[T] = []
-    err: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            got.append(fn())
-        except BaseException as exc:  # handed to the caller
-            err.append(exc)
-
-    t = threading.Thread(target=run, name="sleuth-git")
-    t.start()
-
-    def wait() -> T:
-        join(t)
-        if err:
-            raise err[0]
-        return got[0]
-
-    return wait
-
-
-def history(repo: str, old: str, new: str, first_parent: bool, name: str = "", *,
-            flags: tuple[str, str] = ("--good", "--bad"),
-            paths: tuple[str, ...] = (), times: bool = True,
-            parents: dict[str, list[str]] | None = None) -> list[tuple[str, int]]:  # fmt: skip
-    """``[(sha, committer time)]`` from ``old`` to ``new`` inclusive, oldest first.
-
-    ``flags`` name the flags that gave ``old`` and ``new`` (``--bad``, ``--good`` with
-    ``--find-fix``); with ``paths``, only the commits between that change one of them stay.
-    Without ``times`` every time is 0 (one git command fewer); ``parents`` is filled with the
-    parents of every commit after ``old`` (the same command reads them).
-    """
-    pre = f"{name}=" if name else ""
-    if not is_repository(repo):
-        inside = Path(repo).is_dir()
-        top = run_git(repo, "rev-parse", "--show-toplevel", check=False).strip() if inside else ""
-        if top:  # a folder inside a work tree: the checkouts are of the whole repository
-            raise UsageError(f"--repo {pre}{repo}: not the top of a git repository (it is inside {top})",
-                             hint=f"give --repo {pre}{top}; --cwd runs the test in a subfolder")  # fmt: skip
-        raise UsageError(f"--repo {pre}{repo}: not a git repository")
-    newer = _beside(lambda: _rev(repo, new, flags[1], pre + new))
-    g = _rev(repo, old, flags[0], pre + old)
-    b = newer()
-    from sleuth.runner import run_tool
-
-    fp = ["--first-parent"] if first_parent else []
-    fmt = ("--format=%H %ct" if times else "--format=%H 0") + (" %P" if parents is not None else "")
-    is_ancestor = ["git", "-C", repo, "merge-base", "--is-ancestor", g, b]
-    ancestor = _beside(lambda: run_tool(is_ancestor, env=git_env()))
-    out = _git(repo, "log", fmt, "--reverse", *fp, f"{g}..{b}")
-    if not ancestor().ok:
-        raise UsageError(
-            f"{flags[0]} {pre}{old} is not an ancestor of {flags[1]} {pre}{new}",
-            hint=_shallow_hint(
-                repo,
-                "swap them, or pick a commit on the other one's history"
-                + (
-                    " (with --find-fix the failing --bad end is the older one)" if flags[0] == "--bad" else ""
-                ),
-            ),
-        )
-    first = _git(repo, "log", "-1", "--format=%H %ct", g).split() if times else [g, "0"]
-    rows = []
-    for sha, ts, *ps in (ln.split() for ln in out.splitlines() if ln.strip()):
-        rows.append((sha, int(ts)))
-        if parents is not None:
-            parents[sha] = ps
-    if paths and rows:
-        rows = _touching(repo, f"{g}..{b}", fp, paths, rows)
-    return [(first[0], int(first[1])), *rows]
 
 
 def program_path(repo: str, program: str, cwd: str | None = None) -> str:
@@ -206,25 +102,6 @@ def program_path(repo: str, program: str, cwd: str | None = None) -> str:
     return str(path)
 
 
-def _touching(repo: str, span: str, fp: list[str], paths: tuple[str, ...],
-              rows: list[tuple[str, int]]) -> list[tuple[str, int]]:  # fmt: skip
-    """The commits of ``rows`` that change one of ``paths``, and the last one (the bad end)."""
-    from sleuth.runner import run_tool
-
-    res = run_tool(["git", "-C", repo, "log", "--format=%H", *fp, span, "--", *paths], env=git_env())
-    if not res.ok:
-        why = (res.stderr.strip().splitlines() or ["git log failed"])[-1].removeprefix("fatal: ")
-        raise UsageError(f"--path {' '.join(paths)}: {why}", hint="give paths inside the repository")
-    touching = set(res.stdout.split())
-    kept = [r for r in rows[:-1] if r[0] in touching]
-    if not kept and len(rows) > 1:
-        raise UsageError(
-            f"--path {' '.join(paths)}: no commit between the ends changes it",
-            hint="check the spelling (paths are relative to the repository's top)",
-        )
-    return [*kept, rows[-1]]
-
-
 def checkout_cwd(cwd: str | None, repo: str, path: Path) -> str:
     """Where the test runs in the checkout ``path`` of ``repo``: its top, or with ``--cwd`` a folder of
     the repository (``--cwd repo/python``) the same folder of the checkout; a ``--cwd`` elsewhere as given.
@@ -237,14 +114,14 @@ def checkout_cwd(cwd: str | None, repo: str, path: Path) -> str:
     return str(path / where.relative_to(top)) if where.is_relative_to(top) else cwd
 
 
-def _in_checkout(spec: TrialSpec, cand: Candidate, path: Path, repo: str, **extra: str) -> TrialSpec:
+def in_checkout(spec: TrialSpec, cand: Candidate, path: Path, repo: str, **extra: str) -> TrialSpec:
     """The test's spec in a checkout: cwd there (:func:`checkout_cwd`), and no ``GIT_DIR`` that would
     point at the user's repo."""
     env = {k: v for k, v in spec.env.items() if k not in GIT_REDIRECTS}
     return with_candidate(replace(spec, env=env), cand, **extra).with_cwd(checkout_cwd(spec.cwd, repo, path))
 
 
-def _build(spec: TrialSpec, build: str | None, cand_dir: Path, top: Path) -> Prepared:
+def build_first(spec: TrialSpec, build: str | None, cand_dir: Path, top: Path) -> Prepared:
     """``--build`` at the checkout's top ``top`` (whatever ``--cwd`` says), then the test's spec."""
     if build:
         from sleuth.runner import run_trial
@@ -313,7 +190,7 @@ class GitSource:
 
         out: list[str] = []
         for rev in revs:
-            sha = _rev(self.repo, rev, "--skip", rev)
+            sha = commit_of(self.repo, rev, "--skip", rev)
             if sha in (labels[0], labels[-1]):
                 which = "older" if sha == labels[0] else "newer"
                 raise UsageError(f"--skip {rev}: that is the {which} end of the range",
@@ -335,7 +212,7 @@ class GitSource:
         Its first parent's comes with it: a first bad's last good is usually that parent.
         """
         if sha not in self._titles:
-            fmt = f"--format=%H {_TITLE}"
+            fmt = f"--format=%H {TITLE}"
             for ln in _git(self.repo, "log", "-2", "--first-parent", "--date=short", fmt, sha).splitlines():
                 got, _, title = ln.partition(" ")
                 self._titles.setdefault(got, title.strip())
@@ -348,7 +225,7 @@ class GitSource:
         """
         if self._parents.get(new) == [old]:
             return [(new, self.title(new))]
-        out = _git(self.repo, "log", "--reverse", "--date=short", f"--format=%H {_TITLE}",
+        out = _git(self.repo, "log", "--reverse", "--date=short", f"--format=%H {TITLE}",
                    f"-{limit}", f"{old}..{new}")  # fmt: skip
         return [(ln[:40], ln[41:]) for ln in out.splitlines() if ln.strip()]
 
@@ -365,7 +242,7 @@ class GitSource:
 
     def checkouts(self) -> Checkouts:
         """The cache's checkouts of this repository (made on first use)."""
-        with _CHECKOUTS_LOCK:
+        with CHECKOUTS_LOCK:
             if self._checkouts is None:
                 self._checkouts = Checkouts(self.repo, Path(self.cache) if self.cache else None)
             return self._checkouts
@@ -396,7 +273,7 @@ class GitSource:
         co = self.checkouts()
         path = co.cached(cand.label) if self.build else co.checkout(cand.label)
         extra = {"SLEUTH_REPO": str(path), env_name(Path(self.repo).resolve().name): str(path)}
-        return _build(_in_checkout(spec, cand, path, self.repo, **extra), self.build, cand_dir, path)
+        return build_first(in_checkout(spec, cand, path, self.repo, **extra), self.build, cand_dir, path)
 
     def warm(self, labels: list[str], keep: tuple[str, ...] = ()) -> None:
         """Check out the commits the next tests can be, in spare checkouts (not with ``--build``);
@@ -419,140 +296,3 @@ class GitSource:
         return {"kind": self.kind, "repo": str(Path(self.repo).resolve()), "good": self.good, "bad": self.bad,
                 "build": self.build, "first_parent": self.first_parent, "cache": self.cache,
                 "paths": list(self.paths), "find_fix": self.find_fix}  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class RepoSpec:
-    """One of several repositories: ``--repo NAME=PATH --good NAME=REF --bad NAME=REF``."""
-
-    name: str
-    path: str
-    good: str
-    bad: str
-
-
-def encode(vec: dict[str, str]) -> str:
-    """``name=sha,name=sha`` (the label of a multi-repo candidate)."""
-    return ",".join(f"{k}={v}" for k, v in vec.items())
-
-
-def decode(label: str) -> dict[str, str]:
-    """The inverse of :func:`encode`."""
-    return dict(part.split("=", 1) for part in label.split(","))
-
-
-@dataclass(slots=True)
-class MultiGitSource:
-    """Several repositories that change together; the first one is the primary of stage 0."""
-
-    repos: tuple[RepoSpec, ...]
-    build: str | None = None
-    first_parent: bool = False
-    cache: str | None = None
-    kind: str = "git"
-    _hist: dict[str, list[tuple[str, int]]] = field(default_factory=dict, repr=False)
-    _co: dict[str, Checkouts] = field(default_factory=dict, init=False, repr=False)
-
-    @property
-    def notes(self) -> list[str]:
-        """What the user should know before the tests run (:func:`submodule_notes`)."""
-        return submodule_notes([r.path for r in self.repos], self.build)
-
-    def names(self) -> list[str]:
-        """Repository names in the order given."""
-        return [r.name for r in self.repos]
-
-    def title(self, name: str, sha: str) -> str:
-        """``subject (author, date)`` of repository ``name``'s commit (empty when git cannot say)."""
-        r = next(x for x in self.repos if x.name == name)
-        return run_git(r.path, "log", "-1", "--date=short", f"--format={_TITLE}", sha, check=False).strip()
-
-    def history(self, name: str) -> list[tuple[str, int]]:
-        """One repository's ``good..bad`` commits with their times (asked of git once)."""
-        if name not in self._hist:  # first parents only: a linearized DAG is not monotone
-            r = next(x for x in self.repos if x.name == name)
-            self._hist[name] = history(r.path, r.good, r.bad, True, name)
-        return self._hist[name]
-
-    def timeline(self, k: int, lo: dict[str, str], hi: dict[str, str]) -> list[str]:
-        """Stage ``k``'s candidate labels from ``lo`` to ``hi``, aligned by commit time."""
-        prim = self.repos[k].name
-        ph = self.history(prim)
-        shas = [s for s, _ in ph]
-        a, b = shas.index(lo[prim]), shas.index(hi[prim])
-        ptimes = list(accumulate((t for _, t in ph), max))[a : b + 1]
-        later: dict[str, tuple[list[str], list[int]]] = {}
-        for r in self.repos[k + 1 :]:
-            h = [s for s, _ in self.history(r.name)]
-            x, y = h.index(lo[r.name]), h.index(hi[r.name])
-            times = list(accumulate((t for _, t in self.history(r.name)), max))
-            later[r.name] = (h[x : y + 1], times[x : y + 1])
-        out = []
-        for j, sha in enumerate(shas[a : b + 1]):
-            vec = {}
-            for r in self.repos:
-                if r.name == prim:
-                    vec[r.name] = sha
-                elif r.name not in later:
-                    vec[r.name] = lo[r.name]
-                elif j == b - a:
-                    vec[r.name] = hi[r.name]
-                else:
-                    hs, ts = later[r.name]
-                    vec[r.name] = hs[max(0, bisect_right(ts, ptimes[j]) - 1)]
-            out.append(encode(vec))
-        return out
-
-    @property
-    def first_stage(self) -> int:
-        """The first repository that changed between its ends: the primary of the first stage (one
-        that did not change is held at its commit; the test still runs in the first one's checkout)."""
-        return next((i for i, r in enumerate(self.repos) if len(self.history(r.name)) > 1), 0)
-
-    def resolve(self) -> list[str]:
-        """The first stage: its primary's commits, the others aligned, from all goods to all bads."""
-        lo = {r.name: self.history(r.name)[0][0] for r in self.repos}
-        hi = {r.name: self.history(r.name)[-1][0] for r in self.repos}
-        return self.timeline(self.first_stage, lo, hi)
-
-    def blame_probe(self, k: int, lo: str, hi: str) -> str | None:
-        """The older primary with the newer others, or None when only the primary changed."""
-        prim = self.repos[k].name
-        probe = {**decode(hi), prim: decode(lo)[prim]}
-        return None if probe == decode(lo) else encode(probe)
-
-    def next_stage(self, k: int, lo: str, probe: str) -> tuple[int, list[str]]:
-        """The probe failed: pin the primary, the next repository that changed becomes primary."""
-        a, b = decode(lo), decode(probe)
-        j = next(i for i in range(k + 1, len(self.repos)) if a[self.repos[i].name] != b[self.repos[i].name])
-        return j, self.timeline(j, a, b)
-
-    def _checkouts_of(self, r: RepoSpec) -> Checkouts:
-        with _CHECKOUTS_LOCK:
-            if r.name not in self._co:
-                self._co[r.name] = Checkouts(r.path, Path(self.cache) if self.cache else None)
-            return self._co[r.name]
-
-    def prepare(self, cand: Candidate, spec: TrialSpec, cand_dir: Path) -> Prepared:
-        """A checkout per repository (``$SLEUTH_REPO_<NAME>``); the test runs in the first one's."""
-        vec = decode(cand.label)
-        paths = {}
-        for r in self.repos:
-            co = self._checkouts_of(r)
-            paths[r.name] = co.cached(vec[r.name]) if self.build else co.checkout(vec[r.name])
-        extra = {env_name(n): str(p) for n, p in paths.items()}
-        first = paths[self.repos[0].name]
-        spec = _in_checkout(spec, cand, first, self.repos[0].path, SLEUTH_REPO=str(first), **extra)
-        return _build(spec, self.build, cand_dir, first)
-
-    def close(self) -> None:
-        """Let other processes use the checkouts this one held."""
-        for co in self._co.values():
-            co.close()
-
-    def config(self) -> dict[str, Any]:
-        """The flags that rebuild it."""
-        repos = [{"name": r.name, "path": str(Path(r.path).resolve()), "good": r.good, "bad": r.bad}
-                 for r in self.repos]  # fmt: skip
-        return {"kind": "multigit", "repos": repos, "build": self.build, "first_parent": self.first_parent,
-                "cache": self.cache}  # fmt: skip

@@ -7,7 +7,7 @@ are the dates that exist, a date given on the command line steps to the nearest 
 start older first, the end newer first), and the gallop back from a failing end steps from tag to
 tag.  When nothing can list them, every day is a candidate and a missing tag is a SKIP.
 
-The dates are pure functions; :class:`sleuth.bisect.packaged.ImageSource` asks the runtime, and
+The dates are pure functions; :class:`sleuth.bisect.imagesource.ImageSource` asks the runtime, and
 :func:`image_ends` runs the driver's tests of the ends when no passing start is known.
 """
 
@@ -22,7 +22,7 @@ from sleuth.errors import ExitCode, SleuthError
 
 if TYPE_CHECKING:
     from sleuth.bisect.driver import Driver
-    from sleuth.bisect.packaged import ImageSource
+    from sleuth.bisect.imagesource import ImageSource
     from sleuth.bisect.strategies import SearchResult
     from sleuth.bisect.trials import TestEvent
 

@@ -22,8 +22,9 @@ from sleuth.bisect.auto import AutoBisection
 from sleuth.bisect.candidates import Candidate, candidate_key
 from sleuth.bisect.driver import Driver
 from sleuth.bisect.flaky import FlakyBisection
-from sleuth.bisect.git import GitSource, MultiGitSource
+from sleuth.bisect.git import GitSource
 from sleuth.bisect.links import answer_link
+from sleuth.bisect.multigit import MultiGitSource
 from sleuth.bisect.report_md import INTERRUPTED, render_markdown
 from sleuth.bisect.strategies import SearchResult, SearchStatus
 from sleuth.bisect.trials import Options, TestEvent
@@ -194,7 +195,7 @@ def write_interrupted(driver: Driver | Unbuilt, summary: dict[str, Any]) -> list
 
 def _add_blame(doc: dict[str, Any], blame: dict[str, str], source: object) -> None:
     """Multi-repo: the culprit repository's SHAs as labels, the first bad's commits as components."""
-    from sleuth.bisect.git import decode
+    from sleuth.bisect.multigit import decode
 
     repo = blame["culprit_repo"]
     doc["culprit_repo"] = repo

@@ -1,14 +1,14 @@
 """After the first search: the later stages of a git bisection (merged branches, several repositories).
 
 A git search follows first parents, so its answer may be a merge; and with several repositories
-(:class:`~sleuth.bisect.git.MultiGitSource`) it moves one repository at a time.  Each later stage
+(:class:`~sleuth.bisect.multigit.MultiGitSource`) it moves one repository at a time.  Each later stage
 is a new candidate list, journaled like the first (a ``candidates`` event), and searched by the
 same driver loop with its ends given (not tested):
 
 * :func:`descend_merges`: a first bad merge whose first parent passes has its merged parents
   tested in order; the first that fails is searched along its own first parents from the merge
   base; when every merged parent passes, the merge itself is the first bad;
-* :func:`settle_blame`: a FOUND stage is settled by a blame probe (see :mod:`sleuth.bisect.git`):
+* :func:`settle_blame`: a FOUND stage is settled by a blame probe (see :mod:`sleuth.bisect.multigit`):
   a pass blames the stage's primary repository, a fail starts the next stage.
 
 A candidate outside the list is judged by :func:`probe`: rerun when the test is flaky (enough runs
@@ -30,7 +30,8 @@ from sleuth.model import Outcome
 
 if TYPE_CHECKING:
     from sleuth.bisect.driver import Driver
-    from sleuth.bisect.git import GitSource, MultiGitSource
+    from sleuth.bisect.git import GitSource
+    from sleuth.bisect.multigit import MultiGitSource
 
 __all__ = ["descend_merges", "next_stage", "probe", "settle_blame"]
 

@@ -13,7 +13,8 @@ import shutil
 from typing import TYPE_CHECKING, Any
 
 from sleuth.backends.choice import check_backend
-from sleuth.bisect.git import GitSource, MultiGitSource, RepoSpec
+from sleuth.bisect.git import GitSource
+from sleuth.bisect.multigit import MultiGitSource, RepoSpec
 from sleuth.cli._options import (
     check_cwd,
     oracle_from_flags,
@@ -108,7 +109,7 @@ def image_source(
     """``sleuth bisect images``'s flags as an ImageSource; ``--end-date`` defaults to the newest tag."""
     from sleuth.bisect.candidates import parse_date
     from sleuth.bisect.chain import host_mounts, parse_sources
-    from sleuth.bisect.packaged import ImageSource
+    from sleuth.bisect.imagesource import ImageSource
 
     if end_date:
         parse_date(end_date, "--end-date")

@@ -220,7 +220,8 @@ def pypi_cmd(package: str, *, good: str | None, bad: str | None, python: str | N
 
     PACKAGE may name extras (transformers[torch]); each venv installs PACKAGE==VER.
     """
-    from sleuth.bisect.packaged import PypiSource, read_constraints
+    from sleuth.bisect.packaged import PypiSource
+    from sleuth.bisect.pypifiles import read_constraints
     from sleuth.bisect.uvconfig import pypi_indexes
 
     name = r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?"

@@ -20,9 +20,10 @@ from sleuth.journal import RunDir
 from sleuth.matrix.lock import lock_data
 from sleuth.matrix.loop import OnStart, OnTrial, execute, oracle_config
 from sleuth.matrix.output import resolved_recipe_data, resolved_recipe_yaml
-from sleuth.matrix.plan import MatrixPlan, resolve
+from sleuth.matrix.plan import MatrixPlan
 from sleuth.matrix.recipe import Recipe, load_recipe
 from sleuth.matrix.redact import command_secrets, secret_paths
+from sleuth.matrix.resolve import resolve
 from sleuth.matrix.result import MatrixResult
 from sleuth.registry import Registry, load_registry
 from sleuth.secrets import Secrets

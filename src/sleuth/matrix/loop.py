@@ -21,7 +21,8 @@ from sleuth.journal import RunDir
 from sleuth.matrix import envs
 from sleuth.matrix.aggregate import STEP_METRIC, TrialRecord, aggregate, dominant_signature
 from sleuth.matrix.multiple import Stop
-from sleuth.matrix.output import to_json, to_markdown
+from sleuth.matrix.output import to_json
+from sleuth.matrix.output_md import to_markdown
 from sleuth.matrix.plan import CellPlan, MatrixPlan, iter_trial_order
 from sleuth.matrix.result import MatrixResult, analyze, sequential_rule, step_source
 from sleuth.model import MetricSpec, Outcome, Stream, TrialSpec

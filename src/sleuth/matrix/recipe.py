@@ -2,7 +2,7 @@
 
 Shape checks (types, unknown keys, positive numbers, one environment kind) live in the models;
 checks that need the registry or the whole recipe (unknown or conflicting mitigations, duplicate
-cell names, the baseline) live in :mod:`sleuth.matrix.plan`.  Every error is one line naming the
+cell names, the baseline) live in :mod:`sleuth.matrix.resolve`.  Every error is one line naming the
 file and the key path, e.g. ``recipe.yaml: cells[2].trials: Input should be greater than 0``.
 """
 
