@@ -273,3 +273,29 @@ def test_the_layout_takes_the_smallest_trees_first_and_leaves_the_deep_and_the_r
     assert got.copied == ("out/m.json",) and len(got.linked) == 6
     assert got.symlinked == ("big", "deep")  # big: 9 entries past the 3 left after out, ok and data
     assert "big/, deep/ stay symlinks" in (got.note(cwd) or "")
+
+
+def test_a_version_control_or_environment_folder_over_the_budget_gets_no_note(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A .git or .venv over the budget stays a symlink as any tree does, but is not named in the
+    note: nearly every workload's directory has one, and the note printed on every reduction."""
+    from sleuth.reduce import scratch
+
+    monkeypatch.setattr(scratch, "LAYOUT_ENTRIES", 4)
+    cwd = tmp_path / "cwd"
+    for name in (".git", ".venv"):
+        (cwd / name / "objects").mkdir(parents=True)
+        for i in range(6):
+            (cwd / name / "objects" / f"{i}").write_bytes(b"x")
+    run = tmp_path / "run"
+    run.mkdir()
+    got = scratch.layout(cwd, ("lines.txt",), run)
+    assert got.symlinked == (".git", ".venv") and got.note(cwd) is None
+    (cwd / "data").mkdir()
+    for i in range(6):
+        (cwd / "data" / f"{i}.bin").write_bytes(b"x")
+    got = scratch.layout(cwd, ("lines.txt",), run)
+    assert set(got.symlinked) == {".git", ".venv", "data"}
+    note = got.note(cwd) or ""
+    assert note.startswith("data/ stays a symlink") and ".git" not in note and ".venv" not in note

@@ -56,6 +56,7 @@ __all__ = [
     "LAYOUT_DEPTH",
     "LAYOUT_ENTRIES",
     "PRIVATE_DIR",
+    "QUIET_DIRS",
     "Layout",
     "PrivateCopies",
     "build_workdir",
@@ -82,6 +83,11 @@ COPY_ENTRIES = 500
 
 #: ... and up to this many bytes in all (files over :data:`COPY_LIMIT` not counted: private copies)
 COPY_BYTES = 32 * 1024 * 1024
+
+#: folders left a symlink without a note (:meth:`Layout.note`): version control, environments, caches
+QUIET_DIRS = frozenset(
+    {".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "node_modules", "__pycache__", ".mypy_cache"}
+)
 
 #: the run dir's folder of :class:`PrivateCopies` (removed when the reduction ends)
 PRIVATE_DIR = "private"
@@ -129,11 +135,14 @@ class Layout:
     symlinked: tuple[str, ...]
 
     def note(self, cwd: Path) -> str | None:
-        """One line naming the directories left a symlink, or None."""
-        if not self.symlinked:
+        """One line naming the directories left a symlink, or None.  A version-control or
+        environment folder (:data:`QUIET_DIRS`: ``.git``, ``.venv``, ...) is not named: it is over
+        the budget in most workloads' directories, and a workload does not write its outputs there."""
+        shown = [d for d in self.symlinked if os.path.basename(d) not in QUIET_DIRS]
+        if not shown:
             return None
-        names = ", ".join(d + "/" for d in self.symlinked)
-        one = len(self.symlinked) == 1
+        names = ", ".join(d + "/" for d in shown)
+        one = len(shown) == 1
         return (
             f"{names} {'stays a symlink' if one else 'stay symlinks'} to the original in each "
             f"candidate's scratch copy (over the budget of {LAYOUT_ENTRIES:,} entries laid out in all, "
