@@ -8,13 +8,15 @@ a test of a hostile parent names more signals to ignore or to block in the mask 
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["sleuth_proc"]
+__all__ = ["signal_once_there", "sleuth_proc"]
 
 _SHIM = (
     "import os, signal, sys; "
@@ -43,3 +45,21 @@ def sleuth_proc(
     shim = [sys.executable, "-c", _SHIM, sigint, ",".join(ignore), ",".join(block)]
     argv = [*shim, sys.executable, "-m", "sleuth", *args]
     return subprocess.Popen(argv, env=env, cwd=cwd, **kw)
+
+
+def signal_once_there(
+    proc: subprocess.Popen[Any], path: Path, sig: int = signal.SIGINT, timeout: float = 60.0
+) -> tuple[Any, Any]:
+    """Once ``path`` exists (a workload wrote it: it is running), send ``sig`` to ``proc`` and return
+    its ``(stdout, stderr)``; ``proc`` is killed if it is still running after ``timeout`` or on any
+    error (a hang detector, not a timing claim)."""
+    try:
+        deadline = time.monotonic() + timeout
+        while not path.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import pid_alive, program, wait_dead
-from tests.signals import sleuth_proc
+from tests.signals import signal_once_there, sleuth_proc
 
 PY = sys.executable
 
@@ -388,16 +388,7 @@ def test_a_trial_that_forks_its_saver_on_ctrl_c_has_the_grace_to_finish(
     )
     argv = ["run", "--kill-grace", "5", "--", "bash", "-c", script, "trial", str(saved), str(reap_pids)]
     proc = sleuth_proc(argv, sleuth_env, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not (reap_pids / "leader").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    _, err = signal_once_there(proc, reap_pids / "leader")
     assert proc.returncode == 130, err
     assert saved.read_text() == "saved\n"
     assert wait_dead(int((reap_pids / "helper").read_text())), "the helper outlived the grace"
@@ -610,6 +601,42 @@ def test_a_signal_at_any_moment_ends_the_run_with_its_summary(sleuth_env, tmp_pa
     trial_ids = [e["trial"]["id"] for e in events if e["event"] == "trial"]
     assert len(trial_ids) == len(set(trial_ids)) == doc["summary"]["trials"] == len(doc["trials"])
     assert doc["summary"]["interrupted"] is True and events[-1]["event"] == "end"
+
+
+#: sleuth run whose Ctrl-C comes just after the 5th trial's journal line is written, before the
+#: loop counts that trial
+_SIGINT_AFTER_A_TRIAL_LINE = """
+import os, signal, sys
+import sleuth.journal
+original = sleuth.journal.Journal.append_encoded
+seen = []
+def append_encoded(self, event, *args, **kwargs):
+    original(self, event, *args, **kwargs)
+    if event == "trial":
+        seen.append(1)
+        if len(seen) == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+sleuth.journal.Journal.append_encoded = append_encoded
+signal.signal(signal.SIGINT, signal.default_int_handler)
+from sleuth.cli import main
+sys.exit(main())
+"""
+
+
+def test_a_ctrl_c_just_after_a_trial_is_journaled_still_counts_it(sleuth_env, tmp_path: Path) -> None:
+    """A trial journaled just before the signal's KeyboardInterrupt, which the loop never counted, is
+    in summary.json all the same (the summary counts the journal's trials: run_report._reconcile)."""
+    res = subprocess.run(
+        [sys.executable, "-c", _SIGINT_AFTER_A_TRIAL_LINE, "run", "-n", "1000", "-j", "2", "--", "true"],
+        env=sleuth_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 130, res.stderr
+    (rd,) = run_dirs(tmp_path)
+    doc = json.loads((rd / "summary.json").read_text())
+    events = [json.loads(line) for line in (rd / "journal.jsonl").read_text().splitlines()]
+    trial_ids = [e["trial"]["id"] for e in events if e["event"] == "trial"]
+    assert len(trial_ids) >= 5 and doc["summary"]["interrupted"] is True
+    assert len(trial_ids) == len(set(trial_ids)) == doc["summary"]["trials"] == len(doc["trials"]), res.stderr
 
 
 def test_resume_after_kill_9_runs_only_missing_trials(

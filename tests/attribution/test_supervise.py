@@ -17,7 +17,7 @@ import pytest
 
 from tests.attribution.conftest import Served
 from tests.conftest import wait_dead
-from tests.signals import sleuth_proc
+from tests.signals import signal_once_there, sleuth_proc
 
 W = Path(__file__).parent / "workloads"
 OOM = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB."
@@ -258,15 +258,8 @@ def test_the_saver_a_trap_starts_on_the_forwarded_sigint_finishes_within_the_gra
     proc = sleuth_proc(argv, dict(os.environ), tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        text=True, start_new_session=True)  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while not (pids / "leader").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        _, err = signal_once_there(proc, pids / "leader")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         for f in pids.iterdir():
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(f.read_text()), signal.SIGKILL)
@@ -292,15 +285,8 @@ def test_a_child_forked_after_the_forwarded_sigint_gets_sigterm_after_the_grace(
     proc = sleuth_proc(argv, dict(os.environ), tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        text=True, start_new_session=True)  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while not (pids / "leader").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        _, err = signal_once_there(proc, pids / "leader")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         with contextlib.suppress(ProcessLookupError, ValueError, OSError):
             os.killpg(int((pids / "leader").read_text()), signal.SIGKILL)
     assert proc.returncode == 3, err
