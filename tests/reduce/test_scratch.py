@@ -1,7 +1,8 @@
 """The scratch copies (sleuth.reduce.scratch): the private copies of large files (one copy per
 candidate running at once, hard-linked into it, never the user's inode, made again once rewritten),
-a file_set's links, and the subdirectories, real directories where whatever a candidate creates
-stays its own (run through the CLI)."""
+a file_set's links, the subdirectories, real directories where whatever a candidate creates
+stays its own, and every trial in its own scratch copy, whatever the axes, laid out again on resume
+(run through the CLI)."""
 
 from __future__ import annotations
 
@@ -284,6 +285,43 @@ def test_each_trial_of_a_candidate_has_its_own_scratch_copy(cli, tmp_path: Path)
     spec.write_text(spec.read_text().replace("baseline_trials: 1", "baseline_trials: 2"))
     d = doc(cli("reduce", "--spec", spec, "--jobs", "2", "--json"))
     assert d["flaky"]["original"]["reproduced"] == d["flaky"]["original"]["trials"] == 2, d["flaky"]
+    assert d["final"]["axes"] == {"LINES": ["needle"]}, d["final"]
+
+
+#: the first time (no KILLED file beside the cwd), leaves out/dirty.txt in its scratch copy and
+#: SIGKILLs the reduction (its nearest ancestor running "sleuth reduce"); a trial that finds
+#: out/dirty.txt exits 3
+KILLER = """import os, signal, sys
+if os.path.exists("out/dirty.txt"):
+    print("DIRTY: a scratch copy an earlier process left")
+    sys.exit(3)
+flag = os.environ["KILLED"]
+if not os.path.exists(flag):
+    open(flag, "w").close()
+    open("out/dirty.txt", "w").write("left")
+    pid = os.getppid()
+    while pid > 1:
+        argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
+        if b"sleuth" in argv and b"reduce" in argv:
+            os.kill(pid, signal.SIGKILL)
+            sys.exit(0)
+        pid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    sys.exit(4)
+sys.exit(1 if "needle" in open(sys.argv[1]).read().split() else 0)
+"""
+
+
+def test_a_resume_lays_out_again_the_scratch_copy_a_killed_process_left(cli, tmp_path: Path) -> None:
+    """A reduction killed (kill -9) while a trial ran left its scratch copy, marked ready: the
+    resume ran the trial again in it, with what the killed trial had written (out/dirty.txt)."""
+    _, spec = _writer(tmp_path, KILLER)
+    killed = cli("reduce", "--spec", spec, "--json", env={"KILLED": str(tmp_path / "KILLED")})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    (run,) = (tmp_path / "runs" / "reduce" / "writer").iterdir()
+    assert list(run.glob("candidates/*/work/**/out/dirty.txt"))  # the killed trial's, left behind
+    d = doc(cli("reduce", "resume", run, "--json", env={"KILLED": str(tmp_path / "KILLED")}))
+    outs = [p.read_text() for p in run.glob("candidates/*/t*/stdout")]
+    assert not [o for o in outs if "DIRTY" in o], outs
     assert d["final"]["axes"] == {"LINES": ["needle"]}, d["final"]
 
 
