@@ -1,7 +1,8 @@
 """The scratch copies (sleuth.reduce.scratch): the private copies of large files (one copy per
 candidate running at once, hard-linked into it, never the user's inode, made again once rewritten),
-a file_set's links, and the subdirectories, real directories where whatever a candidate creates
-stays its own (run through the CLI)."""
+a file_set's links, the subdirectories, real directories where whatever a candidate creates
+stays its own, and every trial in its own scratch copy, whatever the axes, laid out again on resume
+(run through the CLI)."""
 
 from __future__ import annotations
 
@@ -145,8 +146,36 @@ def _tree(root: Path) -> dict[str, bytes | str]:
     return got
 
 
-def _writer(tmp_path: Path, script: str = WRITER) -> tuple[Path, Path]:
-    """The workload's directory (its out/ and state/ already there) and its spec."""
+#: the file_lines axis WRITER shrinks, and its place in the command
+LINES_AXIS = ({"name": "LINES", "kind": "file_lines", "path": "lines.txt"},)
+
+#: an env and a numeric axis, no file axis: the minimum is N=5, M=3
+NUMBER_AXES = (
+    {"name": "N", "kind": "env", "initial": 40, "floor": 1},
+    {"name": "M", "kind": "param", "initial": 30, "floor": 1},
+)
+
+#: WRITER for NUMBER_AXES: writes its N and M into out/result.txt and the top-level result.txt,
+#: waits for the other candidate running at once, reads both back; exit 3 on another's
+NUMBERS = """import os, sys, time
+mine = os.environ["N"] + ":" + sys.argv[1]
+for p in ("out/result.txt", "result.txt"):
+    open(p, "w").write(mine)
+time.sleep(0.4)
+for p in ("out/result.txt", "result.txt"):
+    got = open(p).read()
+    if got != mine:
+        print(f"CROSSTALK: {p}: wrote {mine!r}, read {got!r}")
+        sys.exit(3)
+sys.exit(1 if int(os.environ["N"]) >= 5 and int(sys.argv[1]) >= 3 else 0)
+"""
+
+
+def _writer(
+    tmp_path: Path, script: str = WRITER, axes: tuple[dict[str, Any], ...] = LINES_AXIS, arg: str = "{LINES}"
+) -> tuple[Path, Path]:
+    """The workload's directory (its out/ and state/ already there) and its spec (``axes``, the
+    command ``python main.py ARG``)."""
     work = tmp_path / "work"
     (work / "out").mkdir(parents=True)
     (work / "out" / "existing.txt").write_text("the user's\n")
@@ -156,9 +185,8 @@ def _writer(tmp_path: Path, script: str = WRITER) -> tuple[Path, Path]:
     (work / "lines.txt").write_text("".join(("needle" if i == 5 else f"l{i}") + "\n" for i in range(12)))
     spec = work / "spec.yaml"
     spec.write_text(yaml.safe_dump({
-        "name": "writer", "workload": {"command": [sys.executable, "main.py", "{LINES}"], "timeout": 60},
-        "oracle": {"kind": "exit_code"}, "budget": {"baseline_trials": 1},
-        "axes": [{"name": "LINES", "kind": "file_lines", "path": "lines.txt"}],
+        "name": "writer", "workload": {"command": [sys.executable, "main.py", arg], "timeout": 60},
+        "oracle": {"kind": "exit_code"}, "budget": {"baseline_trials": 1}, "axes": list(axes),
     }))  # fmt: skip
     return work, spec
 
@@ -188,6 +216,113 @@ def test_two_candidates_at_once_each_read_back_their_own_output(cli, tmp_path: P
     assert not [o for o in outs if "CROSSTALK" in o], outs
     assert d["final"]["axes"] == {"LINES": ["needle"]}, d["final"]
     assert sorted(os.listdir(work / "out")) == ["existing.txt"]
+
+
+def test_without_file_axes_two_candidates_at_once_each_read_back_their_own_output(
+    cli, tmp_path: Path
+) -> None:
+    """Without a file axis every candidate ran in the user's directory: with ``--jobs 2`` one read
+    the other's out/result.txt or result.txt (judged by another candidate's output)."""
+    _, spec = _writer(tmp_path, NUMBERS, NUMBER_AXES, "{M}")
+    d = doc(cli("reduce", "--spec", spec, "--jobs", "2", "--json"))
+    outs = [p.read_text() for p in Path(d["run_dir"]).glob("candidates/*/t*/stdout")]
+    assert len(outs) > 4
+    assert not [o for o in outs if "CROSSTALK" in o], outs
+    assert d["final"]["axes"] == {"N": 5, "M": 3}, d["final"]
+
+
+def test_without_file_axes_the_users_tree_is_left_as_it_was(cli, tmp_path: Path) -> None:
+    """Every candidate's result.txt and out/result.txt were left in the user's tree (and shipped in
+    the bundle's inputs/); no scratch copy is left in the run dir either."""
+    work, spec = _writer(tmp_path, NUMBERS, NUMBER_AXES, "{M}")
+    before = _tree(work)
+    d = doc(cli("reduce", "--spec", spec, "--json"))
+    assert d["final"]["axes"] == {"N": 5, "M": 3}, d["final"]
+    assert _tree(work) == before
+    run = Path(d["run_dir"])
+    assert sorted(os.listdir(run / "shrunken" / "inputs" / "out")) == ["existing.txt"]
+    assert not (run / "shrunken" / "inputs" / "result.txt").exists()
+    assert not list(run.glob("candidates/*/work"))
+
+
+#: reads a data file and a large top-level file by relative path, then rewrites the large one in place
+READER = """import os, sys
+assert open("data/sub/f3.txt").read() == "3", "data/sub/f3.txt"
+with open("weights.bin", "r+b") as fh:
+    assert fh.read() == b"W" * 64, "weights.bin"
+    fh.seek(0)
+    fh.write(b"candidate " + os.environ["N"].encode())
+sys.exit(1 if int(os.environ["N"]) >= 5 and int(sys.argv[1]) >= 3 else 0)
+"""
+
+
+def test_without_file_axes_relative_paths_to_data_and_a_large_top_level_file_still_work(
+    tmp_path: Path,
+) -> None:
+    """A workload reading data/ and a top-level file over COPY_LIMIT (a private copy, hard-linked)
+    by relative path runs as in its own directory; rewriting the large file in place changes only the
+    candidate's private copy, never the user's (it did, run in place)."""
+    work, spec = _writer(tmp_path, READER, NUMBER_AXES, "{M}")
+    (work / "data" / "sub").mkdir(parents=True)
+    for i in range(6):
+        (work / "data" / "sub" / f"f{i}.txt").write_text(str(i))
+    (work / "weights.bin").write_bytes(b"W" * 64)
+    before = _tree(work)
+    d = doc(_small(tmp_path, "COPY_LIMIT = 16", "reduce", "--spec", spec, "--jobs", "2", "--json"))
+    assert d["final"]["axes"] == {"N": 5, "M": 3}, d["final"]
+    assert _tree(work) == before
+    assert not (Path(d["run_dir"]) / "private").exists()
+
+
+def test_each_trial_of_a_candidate_has_its_own_scratch_copy(cli, tmp_path: Path) -> None:
+    """The baseline's trials, run at once with ``--jobs 2``, shared one scratch copy (one per
+    candidate): the second found the first's out/mine.txt and failed otherwise, so the original
+    looked flaky.  Each trial starts from the user's files, as a repetition should."""
+    script = WRITER.replace(
+        'open("out/result.txt", "w")', 'open("out/mine.txt", "x").write(mine); open("out/result.txt", "w")'
+    )
+    _, spec = _writer(tmp_path, script)
+    spec.write_text(spec.read_text().replace("baseline_trials: 1", "baseline_trials: 2"))
+    d = doc(cli("reduce", "--spec", spec, "--jobs", "2", "--json"))
+    assert d["flaky"]["original"]["reproduced"] == d["flaky"]["original"]["trials"] == 2, d["flaky"]
+    assert d["final"]["axes"] == {"LINES": ["needle"]}, d["final"]
+
+
+#: the first time (no KILLED file beside the cwd), leaves out/dirty.txt in its scratch copy and
+#: SIGKILLs the reduction (its nearest ancestor running "sleuth reduce"); a trial that finds
+#: out/dirty.txt exits 3
+KILLER = """import os, signal, sys
+if os.path.exists("out/dirty.txt"):
+    print("DIRTY: a scratch copy an earlier process left")
+    sys.exit(3)
+flag = os.environ["KILLED"]
+if not os.path.exists(flag):
+    open(flag, "w").close()
+    open("out/dirty.txt", "w").write("left")
+    pid = os.getppid()
+    while pid > 1:
+        argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
+        if b"sleuth" in argv and b"reduce" in argv:
+            os.kill(pid, signal.SIGKILL)
+            sys.exit(0)
+        pid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    sys.exit(4)
+sys.exit(1 if "needle" in open(sys.argv[1]).read().split() else 0)
+"""
+
+
+def test_a_resume_lays_out_again_the_scratch_copy_a_killed_process_left(cli, tmp_path: Path) -> None:
+    """A reduction killed (kill -9) while a trial ran left its scratch copy, marked ready: the
+    resume ran the trial again in it, with what the killed trial had written (out/dirty.txt)."""
+    _, spec = _writer(tmp_path, KILLER)
+    killed = cli("reduce", "--spec", spec, "--json", env={"KILLED": str(tmp_path / "KILLED")})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    (run,) = (tmp_path / "runs" / "reduce" / "writer").iterdir()
+    assert list(run.glob("candidates/*/work/**/out/dirty.txt"))  # the killed trial's, left behind
+    d = doc(cli("reduce", "resume", run, "--json", env={"KILLED": str(tmp_path / "KILLED")}))
+    outs = [p.read_text() for p in run.glob("candidates/*/t*/stdout")]
+    assert not [o for o in outs if "DIRTY" in o], outs
+    assert d["final"]["axes"] == {"LINES": ["needle"]}, d["final"]
 
 
 def test_a_directory_over_the_budget_stays_a_symlink_and_a_note_says_so(tmp_path: Path) -> None:

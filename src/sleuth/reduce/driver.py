@@ -18,7 +18,7 @@ then ends ``budget spent`` with the best point so far.  The baseline always runs
 
 The driver's parts, each in its own module and each given the driver:
 
-* :mod:`sleuth.reduce.trials` -- a candidate's trials: the spec a worker runs (its scratch copy, the
+* :mod:`sleuth.reduce.trials` -- a candidate's trials: the spec a worker runs (each trial's scratch copy, the
   argv trampoline, a container's workdir) and each finished or replayed trial judged;
 * :mod:`sleuth.reduce.baseline` -- the original run before the search: the target signature, the
   rate, the timeout;
@@ -36,7 +36,6 @@ import logging
 import re
 import shutil
 import statistics
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -58,7 +57,7 @@ from sleuth.reduce.journaled import bounded
 from sleuth.reduce.plan import Candidate, Plan, materialize
 from sleuth.reduce.scratch import PRIVATE_DIR, PrivateCopies
 from sleuth.reduce.scrub import Scrubber
-from sleuth.reduce.trials import Evaluation, TrialRecord, judge, trial_spec
+from sleuth.reduce.trials import Evaluation, TrialRecord, judge, scratch_dir, trial_spec
 from sleuth.reduce.verdicts import settle, start, take
 
 __all__ = ["Driver", "Options"]
@@ -138,7 +137,6 @@ class Driver:
         self._evals: dict[str, Evaluation] = {}
         self._running: dict[Path, str] = {}
         self._ready: deque[tuple[str, TrialRecord]] = deque()
-        self._locks: dict[str, threading.Lock] = {}
         #: the one private copy of each large file of the cwd that scratch copies hard-link
         self._copies = PrivateCopies(run_dir.path / PRIVATE_DIR)
         self._t0 = time.monotonic()
@@ -181,6 +179,7 @@ class Driver:
         ev = self._evals.get(key)
         cand = ev.cand if ev is not None else materialize(self.plan, self.plan.initial_point())
         rec = judge(self, cand, trial.to_dict(), int(trial.result.trial_dir.name[1:]), replayed=False)
+        shutil.rmtree(scratch_dir(trial.result.trial_dir), ignore_errors=True)  # judged: not needed again
         self._walls.append(rec.wall_s)
         return key, rec
 
@@ -247,9 +246,9 @@ class Driver:
         self.run_dir.journal.append(event, **{**shown, "values": bounded(shown["values"])})
 
     def _drop_work(self, cand: Candidate) -> None:
-        """A judged candidate's scratch copy is not needed again (the bundle writes its own)."""
-        if cand.files:
-            shutil.rmtree(self.run_dir.path / "candidates" / cand.short / "work", ignore_errors=True)
+        """A settled candidate's folder of scratch copies (each removed as its trial was judged) is
+        not needed again (the bundle writes its own)."""
+        shutil.rmtree(self.run_dir.path / "candidates" / cand.short / "work", ignore_errors=True)
 
     def search(self) -> None:
         """Run the fixpoint search until it is done or a budget stops it."""

@@ -1,8 +1,10 @@
-"""A candidate's scratch copy of the workload's directory, laid out so that nothing the workload does
-in it reaches the user's files.
+"""A trial's scratch copy of the workload's directory, laid out so that nothing the workload does
+in it reaches the user's files.  Every trial of a reduction runs in its own, whatever the axes
+(:func:`sleuth.reduce.trials.trial_spec`): without a file axis it is the cwd as it is, so that no
+trial leaves its outputs in the user's tree or reads another's running at once.
 
-:func:`build_workdir` writes the candidate's axis files and makes every other entry of the cwd stand
-for the original:
+:func:`build_workdir` writes the candidate's axis files (if any) and makes every other entry of the
+cwd stand for the original:
 
 * a regular file of the cwd, or of a directory on the way to an axis file, gets its own inode: a
   copy-on-write clone where the file system makes one (btrfs, XFS with reflinks, bcachefs: free

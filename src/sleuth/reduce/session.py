@@ -532,10 +532,7 @@ def _scratch_note(
     from sleuth.reduce.scratch import file_axes, layout
 
     plan = loaded.plan
-    targets = file_axes(plan)
-    if not targets:  # no scratch copy: the candidates run in the cwd
-        return
-    note = layout(plan.cwd, targets, run_dir.path).note(plan.cwd)
+    note = layout(plan.cwd, file_axes(plan), run_dir.path).note(plan.cwd)
     if note is not None:
         run_dir.journal.append("note", text=note)  # scrubbed as every event (RunDir.hide)
         if on_event is not None:

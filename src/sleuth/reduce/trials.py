@@ -1,12 +1,15 @@
 """A candidate's trials: the spec a worker runs, and each finished trial judged.
 
-:func:`trial_spec` runs in the worker (the engine's ``prepare``): it lays out the candidate's
-scratch copy once (:func:`~sleuth.reduce.scratch.build_workdir`; the first of its trials to get
-there does it), adds the candidate's variables, starts a command line that holds a secret through
-the trampoline :mod:`sleuth.reduce._exec` (the engine journals argv), and wraps the spec in the
-prepared environment (a container or pyxis starts in the scratch copy).  :func:`judge` turns a
-finished or replayed trial into a :class:`TrialRecord`: its signature scrubbed as the journal is,
-whether it reproduces the target (:func:`reproduces`), the step its logs reached
+:func:`trial_spec` runs in the worker (the engine's ``prepare``): it lays out the trial's own
+scratch copy of the cwd (:func:`~sleuth.reduce.scratch.build_workdir`, at :func:`scratch_dir`;
+removed once the trial is judged) whatever the axes, so that no trial, the baseline's included,
+runs in the user's directory: none leaves its outputs there, none reads the outputs of another
+running at once (``--jobs``), and each starts from the user's files, not from what an earlier trial
+of its candidate left.  It adds the candidate's variables, starts a command line that holds a
+secret through the trampoline :mod:`sleuth.reduce._exec` (the engine journals argv), and wraps the
+spec in the prepared environment (a container or pyxis starts in the scratch copy).  :func:`judge`
+turns a finished or replayed trial into a :class:`TrialRecord`: its signature scrubbed as the
+journal is, whether it reproduces the target (:func:`reproduces`), the step its logs reached
 (:func:`scan_step`).  :class:`Evaluation` is one candidate under test.
 
 A part of :class:`~sleuth.reduce.driver.Driver`, given the driver as its own methods were.
@@ -17,7 +20,6 @@ from __future__ import annotations
 import re
 import shutil
 import sys
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ from sleuth.signature import parse_signature
 if TYPE_CHECKING:
     from sleuth.reduce.driver import Driver
 
-__all__ = ["Evaluation", "TrialRecord", "judge", "reproduces", "scan_step", "trial_spec"]
+__all__ = ["Evaluation", "TrialRecord", "judge", "reproduces", "scan_step", "scratch_dir", "trial_spec"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,17 +74,16 @@ class Evaluation:
     started: float = field(default_factory=time.monotonic)
 
 
+def scratch_dir(trial_dir: Path) -> Path:
+    """The scratch copy a trial runs in: ``candidates/<short>/work/t<k>`` beside its trial dir."""
+    return trial_dir.parent / "work" / trial_dir.name
+
+
 def trial_spec(d: Driver, cand: Candidate, trial_dir: Path) -> TrialSpec:
-    """In the worker: lay out the candidate's files once, then the spec to run."""
-    cwd = d.plan.cwd
-    if cand.files:
-        work = trial_dir.parent / "work"
-        with d._locks.setdefault(cand.key, threading.Lock()):
-            if not (work / ".sleuth-ready").exists():
-                shutil.rmtree(work, ignore_errors=True)
-                build_workdir(d.plan, cand, work, d._copies)
-                (work / ".sleuth-ready").touch()
-        cwd = work
+    """In the worker: lay out the trial's scratch copy of the cwd, then the spec to run in it."""
+    cwd = scratch_dir(trial_dir)
+    shutil.rmtree(cwd, ignore_errors=True)  # what a process killed before it removed this one left
+    build_workdir(d.plan, cand, cwd, d._copies)
     env = {**d.environ, **cand.env}
     if cand.world_size is not None:
         env[WORLD_SIZE_VAR] = str(cand.world_size)
