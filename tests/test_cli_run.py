@@ -603,6 +603,19 @@ def test_a_signal_at_any_moment_ends_the_run_with_its_summary(sleuth_env, tmp_pa
     assert doc["summary"]["interrupted"] is True and events[-1]["event"] == "end"
 
 
+def test_a_trial_sees_its_working_directory_in_pwd(sleuth, tmp_path: Path) -> None:
+    """PWD was sleuth's (the caller's shell's) while the trial ran in --cwd (or a bisection's checkout,
+    a reduction's scratch copy): a program run without a shell that trusts it (make's ``$(PWD)``,
+    ``os.environ["PWD"]``) wrote into the caller's directory."""
+    where = tmp_path / "work dir"
+    where.mkdir()
+    check = "import os, sys; print(os.environ.get('PWD')); sys.exit(os.environ.get('PWD') != os.getcwd())"
+    res = sleuth("run", "--cwd", where, "--json", "--", sys.executable, "-c", check)
+    assert res.rc == 0, res.stdout + res.stderr
+    (rd,) = run_dirs(tmp_path)
+    assert (rd / "trials" / "0001" / "stdout").read_text() == f"{where}\n"
+
+
 #: sleuth run whose Ctrl-C comes just after the 5th trial's journal line is written, before the
 #: loop counts that trial
 _SIGINT_AFTER_A_TRIAL_LINE = """

@@ -170,6 +170,8 @@ def start_trial(spec: TrialSpec, trial_dir: Path, *, device: str | None = None) 
     env = dict(spec.env)
     env["SLEUTH_TRIAL_DIR"] = tdir
     env["SLEUTH_TRIAL_ID"] = trial_dir.name
+    if spec.cwd is not None:  # not sleuth's own: make's $(PWD) or os.environ["PWD"] would name the caller's
+        env["PWD"] = os.path.abspath(spec.cwd)
     if device is not None:
         env["CUDA_VISIBLE_DEVICES"] = device
         env["HIP_VISIBLE_DEVICES"] = device
