@@ -256,7 +256,9 @@ def test_env_reaches_the_child_exactly(slurm: None, tmp_path: Path, monkeypatch:
     finally:
         backend.close()
     seen = dict(e.split("=", 1) for e in (tmp_path / "env" / "stdout").read_text().split("\0") if e)
-    assert seen == {**env, "SLEUTH_TRIAL_DIR": str(tmp_path / "env"), "SLEUTH_TRIAL_ID": "env"}
+    # PWD: where the child runs (no cwd given: sleuth's own, made explicit for srun), as on every backend
+    trial = {"SLEUTH_TRIAL_DIR": str(tmp_path / "env"), "SLEUTH_TRIAL_ID": "env", "PWD": os.getcwd()}
+    assert seen == {**env, **trial}
     assert r.rc == 0
     client = tmp_path / "env" / ".sleuth-client"
     assert not (client / "spec.json").exists()
