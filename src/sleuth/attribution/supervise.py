@@ -13,7 +13,9 @@ exhausted restart budget, or after ``max_no_progress_cycles`` failed cycles in a
 showed no progress (``progress_regex``).  SIGTERM/SIGINT are forwarded to the workload's
 process group and end supervision; what is left of the workload ``kill_grace_s`` later (its
 leader, or what the leader left running, such as the saver its trap started) is stopped: SIGTERM,
-then SIGKILL after another ``kill_grace_s``.  The exit status is the workload's last (its leader's;
+then SIGKILL after another ``kill_grace_s``.  What a cycle's leader leaves running when it exits,
+and the whole workload when a multi-node job moves on without this node, are stopped the same way
+(SIGTERM, ``kill_grace_s``, SIGKILL).  The exit status is the workload's last (its leader's;
 128+N for signal N).
 
 Several nodes (``service`` + ``job_id`` + ``nodes``): every node posts its own logs for the cycle
@@ -205,7 +207,7 @@ class Supervisor:
             # the runner's marker: a rerun after a kill -9 of this supervisor finds and stops it
             "SLEUTH_TRIAL_DIR": os.path.abspath(log.parent),
         }
-        group = spawn_group(self.c.argv, cwd=self.c.cwd, env=env, output=log)
+        group = spawn_group(self.c.argv, cwd=self.c.cwd, env=env, output=log, grace_s=self.c.kill_grace_s)
         spawned = time.monotonic()
         self._group = group
         got = self._got_signal()
@@ -213,18 +215,18 @@ class Supervisor:
             group.signal(got)
         interrupted = False
         try:
-            while (code := group.wait(self.c.poll_s)) is None and self._signalled is None:
+            while group.wait(self.c.poll_s) is None and self._signalled is None:
                 if self._watch(cycle):
                     interrupted = True
-                    code = group.terminate(self.c.kill_grace_s)
                     break
             if self._signalled is not None:
                 # forwarded: the whole workload has the grace to end (its leader may exit before the
-                # saver its trap started), then what is left is stopped: SIGTERM, the grace, SIGKILL
+                # saver its trap started)
                 grace_end = max(self._signalled_at, spawned) + self.c.kill_grace_s
                 group.wait_all(max(0.0, grace_end - time.monotonic()))
-                code = group.terminate(self.c.kill_grace_s)
-            assert code is not None  # the loop ends when the leader exits or on a signal
+            # what is left is stopped: SIGTERM, the grace, SIGKILL (the whole workload when the job
+            # moved on; what a signal's grace left; the helpers a leader that exited left running)
+            code = group.terminate(self.c.kill_grace_s)
         finally:
             group.kill_group()
             self._group = None
