@@ -567,12 +567,14 @@ def spawn_group(
     env: Mapping[str, str] | None = None,
     output: Path | None = None,
     pipes: bool = False,
+    grace_s: float = 5.0,
 ) -> ProcessGroup:
     """Start ``argv`` in its own process group and return at once (``sleuth supervise``, MCP servers).
 
     stdout and stderr go, interleaved, to ``output`` (appended) or, with ``pipes``, stdout to a pipe
     and stderr to ``output`` (or /dev/null); stdin is a pipe with ``pipes``, else /dev/null.  The
-    child counts as running for :func:`kill_all` until ``terminate``/``kill_group`` is called.
+    child counts as running for :func:`kill_all` (which gives it ``grace_s`` between SIGTERM and
+    SIGKILL) until ``terminate``/``kill_group`` is called.
     Raises ``InfrastructureError`` when it cannot start.
     """
     out = open(output, "ab") if output is not None else None  # noqa: SIM115 - closed below
@@ -580,7 +582,7 @@ def spawn_group(
         proc, _live, _ = _spawn.spawn(
             argv,
             None,
-            5.0,
+            grace_s,
             stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
             stdout=subprocess.PIPE if pipes else (out if out is not None else subprocess.DEVNULL),
             stderr=out if out is not None else subprocess.DEVNULL,

@@ -143,6 +143,10 @@ CASES: list[tuple[list[str], str | list[str]]] = [
     (["supervise"], "no command"),
     (["supervise", "--max-restarts", "-1", "--", "true"], "--max-restarts"),
     (["supervise", "--decision-timeout", "0", "--", "true"], "--decision-timeout"),
+    (["supervise", "--kill-grace", "-1", "--", "true"], ["--kill-grace -1", "zero or a positive"]),
+    (["supervise", "--kill-grace", "abc", "--", "true"], ["--kill-grace", "abc"]),
+    (["supervise", "--kill-grace", "nan", "--", "true"], ["--kill-grace nan", "zero or a positive"]),
+    (["supervise", "--kill-grace", "1e9", "--", "true"], ["--kill-grace", "at most 3600"]),
     (["supervise", "--nodes", "2", "--", "true"], "--service"),
     (
         [

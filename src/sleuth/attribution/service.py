@@ -1,5 +1,9 @@
 """The HTTP attribution service (FastAPI): accept logs from many nodes, analyse in the background.
 
+This module owns the routes, the request models and the reading of logs by path; the analysis
+threads are :mod:`._worker`'s, the body's size and time limits :mod:`._bodylimit`'s, the records
+:mod:`.store`'s.
+
 * ``POST /v1/attributions`` ``{job_id, cycle_id, logs: [{name, text}] | paths: [...], progress, node,
   nodes, job_start}`` answers 202 once the request is committed to SQLite; the same (job_id,
   cycle_id) posted again returns the existing record (a node that already posted is not stored
@@ -16,11 +20,11 @@
   worker and make no database read while nothing changes.
 * ``GET /healthz``; OpenAPI at ``/openapi.json``.
 
-Limits: a body over ``max_body`` bytes is 413, a body not received within ``body_timeout_s`` 408
-(a client that stalls mid-body; the headers' time is bounded by :mod:`._headers`), more than
-``max_logs`` logs is 422, one log over ``max_log_bytes`` is 413, a malformed body 422, each with a
-message.  ``paths`` are read only under the ``log_roots`` the service was started with (422
-otherwise).  A database error that may pass (SQLite locked, a dropped connection) is tried again
+Limits: a body over ``max_body`` bytes is 413, a body not received within ``body_timeout_s`` 408 (a
+client that stalls mid-body: :mod:`._bodylimit`; the headers' time is bounded by :mod:`._headers`),
+more than ``max_logs`` logs is 422, one log over ``max_log_bytes`` is 413, a malformed body 422,
+each with a message.  ``paths`` are read only under the ``log_roots`` the service was started with
+(422 otherwise).  A database error that may pass (SQLite locked, a dropped connection) is tried again
 with a bounded backoff (:mod:`._dbretry`): 503 to a request, an ``error`` record for an analysis,
 once the tries are spent.
 """
@@ -28,16 +32,11 @@ once the tries are spent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import json
-import logging
 import os
-import queue
 import re
-import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
@@ -49,18 +48,17 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy.exc import InterfaceError, OperationalError
 
-from sleuth.attribution._dbretry import Backoff, DatabaseUnavailable, call_with_retry, describe, is_transient
+from sleuth.attribution._bodylimit import BodyLimit
+from sleuth.attribution._dbretry import Backoff, DatabaseUnavailable, call_with_retry
+from sleuth.attribution._worker import Worker
 from sleuth.attribution.analyze import Attributor
-from sleuth.attribution.decide import CycleRecord
 from sleuth.attribution.logs import LogInput
-from sleuth.attribution.model import Action
 from sleuth.attribution.store import DONE, ERROR, PENDING, Store
 from sleuth.errors import SleuthError
 from sleuth.secrets import scrub_text
 
-__all__ = ["DbLock", "ServiceConfig", "build_app", "hold_db"]
+__all__ = ["DbLock", "ServiceConfig", "build_app", "hold_db", "wrap_limits"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +93,6 @@ def hold_db(db: Path) -> DbLock:
     return DbLock(fh, path, made)
 
 
-log = logging.getLogger("sleuth.serve")
 T = TypeVar("T")
 _KEY = r"^[A-Za-z0-9_.:-]{1,128}$"
 _UNPARSED = "There was an error parsing the body"
@@ -170,223 +167,6 @@ class OutcomeRequest(BaseModel):
     node: str = Field(default="0", pattern=_KEY)
 
 
-class _BodyLimit:
-    """ASGI middleware: 413 for a body over ``limit`` bytes (by Content-Length or as it streams in),
-    408 for a body not received within ``timeout_s`` of the request's start.
-
-    A client that sent its headers with a large Content-Length and then trickled its body, or
-    stopped sending it, held its connection for ever (uvicorn bounds neither).  Both answers are
-    one JSON line and close the connection.
-    """
-
-    def __init__(self, app: Any, limit: int, timeout_s: float) -> None:
-        self.app = app
-        self.limit = limit
-        self.timeout_s = timeout_s
-
-    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout_s
-        whole = False  # the body was received in full: what follows (a disconnect) is not timed
-
-        async def timed() -> Any:
-            nonlocal whole
-            if whole:
-                return await receive()
-            try:
-                msg = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
-            except TimeoutError:
-                raise _TooSlow from None
-            if msg.get("type") != "http.request" or not msg.get("more_body"):
-                whole = True
-            return msg
-
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._drain(timed, int(length))
-            await self._reject(send, 413, f"request body larger than {self.limit} bytes")
-            return
-        seen = 0
-        # what went wrong reading the body: the app turns the exception raised in its receive into
-        # an answer of its own ("There was an error parsing the body"), which is replaced
-        failed: list[Exception] = []
-        started = False
-
-        async def counted() -> Any:
-            nonlocal seen
-            try:
-                msg = await timed()
-            except _TooSlow as exc:
-                failed.append(exc)
-                raise
-            if msg.get("type") == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > self.limit:
-                    failed.append(_TooLarge())
-                    raise failed[-1]
-            return msg
-
-        async def sending(msg: Any) -> None:
-            nonlocal started
-            if failed:
-                return
-            started = started or msg.get("type") == "http.response.start"
-            await send(msg)
-
-        with contextlib.suppress(_TooLarge, _TooSlow):  # the app did not turn them into an answer
-            await self.app(scope, counted, sending)
-        if not failed or started:
-            return
-        if isinstance(failed[0], _TooLarge):
-            await self._drain(timed, 4 * self.limit)
-            await self._reject(send, 413, f"request body larger than {self.limit} bytes")
-        else:
-            await self._reject(send, 408, f"request body not received within {self.timeout_s:g} s")
-
-    async def _drain(self, receive: Callable[[], Awaitable[Any]], cap: int) -> None:
-        """Read (and drop) the rest of the body, so the client reads our 413 instead of a reset
-        (within the body's time: a slow client is answered when it is up)."""
-        seen = 0
-        try:
-            while seen <= 4 * self.limit and seen <= cap:
-                msg = await receive()
-                if msg.get("type") != "http.request":
-                    return
-                seen += len(msg.get("body", b""))
-                if not msg.get("more_body"):
-                    return
-        except _TooSlow:
-            return
-
-    async def _reject(self, send: Any, status: int, detail: str) -> None:
-        body = json.dumps({"detail": detail}).encode() + b"\n"
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _TooSlow(Exception):
-    pass
-
-
-class _Worker:
-    """Background analysis: a queue of (job, cycle) keys and a few threads."""
-
-    def __init__(self, store: Store, attributor: Attributor, config: ServiceConfig) -> None:
-        self.store, self.attributor, self.config = store, attributor, config
-        self.queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
-        #: database failures in a row, by record; records given up, with what to tell a client
-        self.failures: dict[tuple[str, str], int] = {}
-        self.gave_up: dict[tuple[str, str], str] = {}
-        self.threads = [
-            threading.Thread(target=self._loop, name=f"sleuth-serve-{i}", daemon=True)
-            for i in range(config.workers)
-        ]
-
-    def start(self) -> None:
-        for key in self.store.unfinished():  # accepted before a crash: analyse them now
-            self.queue.put(key)
-        for t in self.threads:
-            t.start()
-
-    def stop(self) -> None:
-        for _ in self.threads:
-            self.queue.put(None)
-
-    def _ready(self, rec: dict[str, Any]) -> float:
-        """Seconds until the record may be analysed (0: now)."""
-        if len(rec["posted_nodes"]) >= rec["nodes"]:
-            return 0.0
-        created: float = rec["created"]
-        return max(0.0, created + self.config.gather_s - time.time())
-
-    def _loop(self) -> None:
-        while True:
-            key = self.queue.get()
-            if key is None:
-                return
-            try:
-                self._step(key)
-                self.failures.pop(key, None)
-            except Exception as exc:  # the database failed (locked past its timeout, a disk error)
-                # the thread died with it and the record stayed pending for ever: keep both going
-                self._failed(key, exc)
-
-    def _failed(self, key: tuple[str, str], exc: Exception) -> None:
-        """Try ``key`` again after a backoff (a timer: this thread goes on with other records), or,
-        its tries spent or the error not one that passes, give it up as an ``error`` record."""
-        n = self.failures[key] = self.failures.get(key, 0) + 1
-        backoff = self.config.backoff
-        if is_transient(exc) and n < backoff.tries:
-            log.warning("attribution of %s/%s: database error (%s); try %d of %d", *key, describe(exc), n,
-                        backoff.tries)  # fmt: skip
-            timer = threading.Timer(backoff.delay(n), self.queue.put, args=(key,))
-            timer.daemon = True
-            timer.start()
-            return
-        log.error(
-            "attribution of %s/%s: database error (%s); giving up after %d tries", *key, describe(exc), n
-        )
-        message = f"the database failed ({describe(exc)}) after {n} tries; post the logs again"
-        self.failures.pop(key, None)
-        self.gave_up[key] = message
-        with contextlib.suppress(Exception):  # it may not be written either: gave_up answers then
-            self.store.finish(*key, None, message)
-
-    def _step(self, key: tuple[str, str]) -> None:
-        """Analyse ``key`` when it is ready, else put it back in the queue."""
-        rec = self.store.get(*key)
-        if rec is None or rec["status"] not in (PENDING, "running"):
-            return
-        wait = self._ready(rec)
-        if wait > 0:
-            time.sleep(min(wait, 0.2))
-            self.queue.put(key)
-            return
-        self._analyse(key, rec)
-
-    def _analyse(self, key: tuple[str, str], rec: dict[str, Any]) -> None:
-        texts = self.store.claim(*key)
-        if texts is None:
-            return
-        try:
-            history = [
-                CycleRecord(
-                    cycle=i,
-                    root=(h["result"] or {}).get("root", {}).get("signature")
-                    if (h["result"] or {}).get("root")
-                    else None,
-                    progress=h["progress"],
-                    action=Action((h["result"] or {}).get("decision", {}).get("action", "UNKNOWN")),
-                )
-                for i, h in enumerate(self.store.history(key[0], rec["created"]))
-            ]
-            logs = [LogInput.memory(f"{node}/{name}", text, cut_at=cut) for node, name, text, cut in texts]
-            report = self.attributor.attribute(
-                logs, history=history, progress=rec["progress"], job_start=rec["job_start"]
-            )
-            self.store.finish(*key, report.to_json(), None)
-        except SleuthError as exc:
-            self.store.finish(*key, None, str(exc))
-        except (OperationalError, InterfaceError):  # the database's, tried again by the loop
-            raise
-        except Exception as exc:  # one bad record must not stop the worker; it is stored as an error
-            log.exception("attribution of %s/%s failed", *key)
-            self.store.finish(*key, None, f"{type(exc).__name__}: {exc}")
-
-
 def _public(rec: dict[str, Any]) -> dict[str, Any]:
     result = rec.get("result") or {}
     return {
@@ -451,7 +231,9 @@ def _read_log(path: Path, given: str, max_bytes: int) -> tuple[str, str, int | N
 def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
     """The FastAPI application with its store and workers (started and stopped with the app)."""
     store = Store(config.db, busy_timeout_s=config.db_timeout_s)
-    worker = _Worker(store, attributor, config)
+    worker = Worker(
+        store, attributor, workers=config.workers, gather_s=config.gather_s, backoff=config.backoff
+    )
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
@@ -594,4 +376,4 @@ def build_app(config: ServiceConfig, attributor: Attributor) -> FastAPI:
 
 def wrap_limits(app: FastAPI, config: ServiceConfig) -> Any:
     """The ASGI app with the body's size and time limits in front."""
-    return _BodyLimit(app, config.max_body, config.body_timeout_s)
+    return BodyLimit(app, config.max_body, config.body_timeout_s)

@@ -13,7 +13,9 @@ exhausted restart budget, or after ``max_no_progress_cycles`` failed cycles in a
 showed no progress (``progress_regex``).  SIGTERM/SIGINT are forwarded to the workload's
 process group and end supervision; what is left of the workload ``kill_grace_s`` later (its
 leader, or what the leader left running, such as the saver its trap started) is stopped: SIGTERM,
-then SIGKILL after another ``kill_grace_s``.  The exit status is the workload's last (its leader's;
+then SIGKILL after another ``kill_grace_s``.  What a cycle's leader leaves running when it exits,
+and the whole workload when a multi-node job moves on without this node, are stopped the same way
+(SIGTERM, ``kill_grace_s``, SIGKILL).  The exit status is the workload's last (its leader's;
 128+N for signal N).
 
 Several nodes (``service`` + ``job_id`` + ``nodes``): every node posts its own logs for the cycle
@@ -21,6 +23,11 @@ Several nodes (``service`` + ``job_id`` + ``nodes``): every node posts its own l
 service; the others follow it.  While its workload runs, the leader watches for a failure posted
 by any node, and followers watch for the leader's outcome; either ends the local workload, so
 the whole job moves to the next cycle together.
+
+This module owns the cycles, the workload's process group and the signals, the policy applied to
+a decision (:meth:`Supervisor._decide`) and the take-up after a killed supervisor; how a decision
+is had (triggered, read, a late one dropped; the nodes' watch, the leader's outcome recorded and
+followed) is :mod:`._supervise_link`'s.
 """
 
 from __future__ import annotations
@@ -39,8 +46,8 @@ from typing import IO, Any
 
 from sleuth import hangup
 from sleuth.attribution._cycles import resume_state
-from sleuth.attribution.analyze import Attributor, Report
-from sleuth.attribution.client import ServiceClient, ServiceUnavailable
+from sleuth.attribution._supervise_link import AttributionLink, Pending
+from sleuth.attribution.analyze import Attributor
 from sleuth.attribution.decide import CycleRecord, effective_action
 from sleuth.attribution.logs import LogInput
 from sleuth.attribution.model import Action, Mode
@@ -49,11 +56,6 @@ from sleuth.runner import ProcessGroup, reap_orphans, spawn_group
 from sleuth.secrets import Secrets
 
 __all__ = ["CycleOutcome", "SuperviseConfig", "Supervisor"]
-
-#: the most of a cycle's log (its tail) sent to the service
-SERVICE_LOG_BYTES = 8 * 1024 * 1024
-#: the shortest tail tried when the service answers 413 (its limits are lower)
-MIN_SERVICE_LOG_BYTES = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,34 +110,11 @@ class CycleOutcome:
         return 128 + (self.signal or 0)
 
 
-class _Pending:
-    """A decision being computed in the background (local attribution)."""
-
-    def __init__(self, fn: Callable[[], Report]) -> None:
-        self.report: Report | None = None
-        self.error: str | None = None
-        self._done = threading.Event()
-
-        def run() -> None:
-            try:
-                self.report = fn()
-            except Exception as exc:  # the safe default applies; the error is recorded
-                self.error = f"{type(exc).__name__}: {exc}"
-            finally:
-                self._done.set()
-
-        threading.Thread(target=run, name="sleuth-attribute", daemon=True).start()
-
-    def wait(self, timeout: float | None) -> bool:
-        return self._done.wait(timeout)
-
-
 class Supervisor:
     """Runs cycles until the workload succeeds or a stop condition holds."""
 
     def __init__(self, config: SuperviseConfig) -> None:
         self.c = config
-        self.client = ServiceClient(config.service) if config.service else None
         self._progress = re.compile(config.progress_regex.encode()) if config.progress_regex else None
         self._group: ProcessGroup | None = None
         self._signalled: int | None = None
@@ -151,6 +130,9 @@ class Supervisor:
         #: the workload's secrets (its environment's and its command line's): kept out of
         #: cycles.jsonl, the attribution and what is posted to the service
         self.secrets = Secrets.of(config.env).merged(Secrets.of_argv(config.argv))
+        self.link = AttributionLink(
+            config, self.secrets, signalled=self._got_signal, note=self.note, append=self._append
+        )
 
     # --- records ---------------------------------------------------------------------------------
 
@@ -186,17 +168,6 @@ class Supervisor:
 
     # --- one cycle -------------------------------------------------------------------------------
 
-    def _watch(self, cycle: int) -> bool:
-        """True when the job moved on without this node (a failure elsewhere, or the leader's outcome)."""
-        if self.client is None or self.c.nodes <= 1:
-            return False
-        try:
-            if self.c.leader:
-                return self.client.get(self.c.job_id, str(cycle)) is not None
-            return self.client.get_outcome(self.c.job_id, str(cycle)) is not None
-        except ServiceUnavailable:
-            return False
-
     def _run_workload(self, cycle: int, log: Path) -> tuple[int | None, int | None, bool]:
         env = {
             **self.c.env,
@@ -205,7 +176,7 @@ class Supervisor:
             # the runner's marker: a rerun after a kill -9 of this supervisor finds and stops it
             "SLEUTH_TRIAL_DIR": os.path.abspath(log.parent),
         }
-        group = spawn_group(self.c.argv, cwd=self.c.cwd, env=env, output=log)
+        group = spawn_group(self.c.argv, cwd=self.c.cwd, env=env, output=log, grace_s=self.c.kill_grace_s)
         spawned = time.monotonic()
         self._group = group
         got = self._got_signal()
@@ -213,18 +184,18 @@ class Supervisor:
             group.signal(got)
         interrupted = False
         try:
-            while (code := group.wait(self.c.poll_s)) is None and self._signalled is None:
-                if self._watch(cycle):
+            while group.wait(self.c.poll_s) is None and self._signalled is None:
+                if self.link.watch(cycle):
                     interrupted = True
-                    code = group.terminate(self.c.kill_grace_s)
                     break
             if self._signalled is not None:
                 # forwarded: the whole workload has the grace to end (its leader may exit before the
-                # saver its trap started), then what is left is stopped: SIGTERM, the grace, SIGKILL
+                # saver its trap started)
                 grace_end = max(self._signalled_at, spawned) + self.c.kill_grace_s
                 group.wait_all(max(0.0, grace_end - time.monotonic()))
-                code = group.terminate(self.c.kill_grace_s)
-            assert code is not None  # the loop ends when the leader exits or on a signal
+            # what is left is stopped: SIGTERM, the grace, SIGKILL (the whole workload when the job
+            # moved on; what a signal's grace left; the helpers a leader that exited left running)
+            code = group.terminate(self.c.kill_grace_s)
         finally:
             group.kill_group()
             self._group = None
@@ -237,117 +208,8 @@ class Supervisor:
             return None
         return any(self._progress.search(chunk) for chunk in LogInput.file(log, strict=False).chunks())
 
-    def _trigger(self, cycle: int, log: Path, progress: bool | None, started: float) -> _Pending | None:
-        """Start the attribution without waiting for it; lines timed before ``started`` (an earlier
-        cycle's, in a kernel log or a log appended across restarts that the workload shows) are
-        not this cycle's."""
-        if self.c.attributor is not None:
-            attributor, history = self.c.attributor, list(self.history)
-            return _Pending(
-                lambda: attributor.attribute(
-                    [LogInput.file(log, strict=False)],
-                    history=history,
-                    progress=progress,
-                    secrets=self.secrets,
-                    job_start=started,
-                )
-            )
-        if self.client is not None:
-            name = f"node{self.c.node_rank}/cycle-{cycle:03d}.log"
-            size = SERVICE_LOG_BYTES
-            while True:
-                # the workload's own bytes: a NUL would make the service refuse the whole log
-                text = str(self.secrets.scrub(LogInput.file(log, strict=False).tail(size))).replace(
-                    "\x00", "\ufffd"
-                )
-                try:
-                    self.client.submit(
-                        self.c.job_id,
-                        str(cycle),
-                        [(name, text)],
-                        progress=progress,
-                        node=str(self.c.node_rank),
-                        nodes=self.c.nodes,
-                        job_start=started,
-                    )
-                except ServiceUnavailable as exc:
-                    if exc.http_status == 413 and size > MIN_SERVICE_LOG_BYTES:
-                        size //= 4  # over the service's --max-log-mb: the failure is at the end
-                        continue
-                    self.note(f"cycle {cycle}: service unreachable at trigger time ({exc}); going on")
-                break
-        return None
-
-    def _read_decision(self, cycle: int, pending: _Pending | None) -> tuple[dict[str, Any] | None, str]:
-        """The attribution's report (as JSON) within the decision timeout, or (None, why not)."""
-        timeout = self.c.decision_timeout
-        if pending is not None:
-            deadline = time.monotonic() + timeout
-            # in slices: a Ctrl-C while the decision is awaited must end supervision now
-            while not pending.wait(min(0.2, max(0.0, deadline - time.monotonic()))):
-                if self._signalled is not None:
-                    return None, f"interrupted by signal {self._signalled}"
-                if time.monotonic() >= deadline:
-                    return None, f"no decision within {timeout:g}s"
-            if pending.report is None:
-                return None, f"attribution failed: {pending.error}"
-            return pending.report.to_json(), ""
-        if self.client is None:
-            return None, "no attribution configured"
-        try:
-            deadline = time.monotonic() + timeout
-            while True:  # short polls: a Ctrl-C while the decision is awaited must end supervision now
-                rec = self.client.get(
-                    self.c.job_id, str(cycle), wait_s=min(2.0, max(0.0, deadline - time.monotonic()))
-                )
-                if rec is None or rec.get("status") in ("done", "error"):
-                    break
-                if self._signalled is not None or time.monotonic() >= deadline:
-                    break
-        except ServiceUnavailable as exc:
-            return None, f"service unreachable at read time ({exc})"
-        if rec is None:
-            return None, "the service has no record of this cycle"
-        if rec.get("status") == "error":
-            return None, f"attribution failed on the service: {rec.get('error')}"
-        if rec.get("status") != "done":
-            return None, f"no decision within {timeout:g}s"
-        return rec, ""
-
-    def _watch_late(self, cycle: int, pending: _Pending | None) -> None:
-        """Log (and drop) a decision that arrives after the cycle was already restarted."""
-
-        def wait_late() -> None:
-            deadline = time.monotonic() + max(300.0, 10 * self.c.decision_timeout)
-            action = None
-            if pending is not None:
-                if pending.wait(max(0.0, deadline - time.monotonic())) and pending.report is not None:
-                    action = pending.report.decision.action.value
-            elif self.client is not None:
-                while time.monotonic() < deadline and action is None:
-                    try:
-                        rec = self.client.get(self.c.job_id, str(cycle), wait_s=5.0)
-                    except ServiceUnavailable:
-                        time.sleep(1.0)
-                        continue
-                    if rec and rec.get("status") == "done":
-                        action = (rec.get("decision") or {}).get("action")
-            if action is not None:
-                self._append(
-                    {
-                        "event": "late_decision",
-                        "cycle": cycle,
-                        "action": action,
-                        "dropped": True,
-                        "t": round(time.time(), 3),
-                        "why": "the cycle had already been restarted",
-                    }
-                )
-
-        threading.Thread(target=wait_late, name=f"sleuth-late-{cycle}", daemon=True).start()
-
-    def _decide(self, cycle: int, pending: _Pending | None, progress: bool | None) -> CycleOutcome:
-        report, why = self._read_decision(cycle, pending)
+    def _decide(self, cycle: int, pending: Pending | None, progress: bool | None) -> CycleOutcome:
+        report, why = self.link.read_decision(cycle, pending)
         restarts_left = self.c.max_restarts - self.restarts_used
         out = CycleOutcome(cycle=cycle, rc=None, signal=None, failed_here=True, outcome="restart", reason="")
         out.attribution = report
@@ -360,7 +222,7 @@ class Supervisor:
                 stalled += 1
         if report is None:
             out.reason, out.decided_by = f"{why}: RESTART (safe default)", "default"
-            self._watch_late(cycle, pending)
+            self.link.watch_late(cycle, pending)
             action = Action.RESTART
         else:
             d = report.get("decision") or {}
@@ -382,52 +244,6 @@ class Supervisor:
         self.history.append(CycleRecord(cycle=cycle, root=root, progress=progress, action=action))
         return out
 
-    def _follow(self, cycle: int) -> CycleOutcome:
-        """A follower's outcome: the leader's, or RESTART when it cannot be had in time."""
-        assert self.client is not None
-        out = CycleOutcome(cycle=cycle, rc=None, signal=None, failed_here=True, outcome="restart", reason="")
-        deadline = time.monotonic() + self.c.decision_timeout + self.c.follow_margin_s
-        while time.monotonic() < deadline and self._signalled is None:
-            try:
-                got = self.client.get_outcome(
-                    self.c.job_id, str(cycle), wait_s=min(5.0, self.c.decision_timeout)
-                )
-            except ServiceUnavailable as exc:
-                out.reason, out.decided_by = (
-                    f"service unreachable at read time ({exc}): RESTART (safe default)",
-                    "default",
-                )
-                return out
-            if got is not None:
-                out.outcome = "stop" if got.get("action") == "STOP" else "restart"
-                out.reason = f"leader: {got.get('reason', '')}"
-                out.decided_by = f"leader ({got.get('decided_by', '')})"
-                return out
-        out.reason, out.decided_by = "no outcome from the leader in time: RESTART (safe default)", "default"
-        return out
-
-    def _record_outcome(self, cycle: int, out: CycleOutcome) -> None:
-        """The leader writes the cycle's outcome on the service (first write wins)."""
-        if self.client is None or self.c.nodes <= 1:
-            return
-        client = self.client
-        action = "STOP" if out.outcome == "stop" else "RESTART"
-        reason = str(self.secrets.scrub(out.reason))
-
-        def put() -> Any:
-            return client.put_outcome(self.c.job_id, str(cycle), action=action, decided_by=out.decided_by,
-                                      reason=reason, node=str(self.c.node_rank))  # fmt: skip
-
-        try:
-            if put() is None:
-                # no node's logs reached the service: create the record so followers can read the outcome
-                client.submit(
-                    self.c.job_id, str(cycle), [("none", "")], node=str(self.c.node_rank), nodes=self.c.nodes
-                )
-                put()
-        except ServiceUnavailable as exc:
-            self.note(f"cycle {cycle}: could not record the outcome on the service ({exc})")
-
     # --- the loop --------------------------------------------------------------------------------
 
     def run(
@@ -438,7 +254,7 @@ class Supervisor:
         """Supervise until done; the workload's final exit status.  ``on_cycle`` is told each
         cycle's outcome, ``on_note`` each note (an orphan stopped, the service unreachable)."""
         self._on_note = on_note
-        self._check_job_id(resume_state(self.cycles_path).next_cycle)
+        self.link.check_job_id(resume_state(self.cycles_path).next_cycle)
         try:
             self.c.log_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # read-only, no permission, a missing mount: bad input, no traceback
@@ -462,28 +278,6 @@ class Supervisor:
             for s, h in old.items():
                 signal.signal(s, h)
             lock.close()
-
-    def _check_job_id(self, cycle: int) -> None:
-        """Refuse a ``--job-id`` whose next cycle this node already posted: an earlier supervision's.
-
-        Within one supervision a node posts a cycle once, and never the one it is about to start;
-        such a record (a fresh --log-dir, the job id reused) was once read as this failure's
-        decision (the old run's root), and the leader's watch took it for a failure elsewhere.
-        """
-        if self.client is None:
-            return
-        try:
-            rec = self.client.get(self.c.job_id, str(cycle))
-        except ServiceUnavailable:  # the cycle goes on; the post says so if it is still down
-            return
-        node = str(self.c.node_rank)
-        if rec is not None and node in (*rec.get("posted_nodes", ()), *rec.get("late_nodes", ())):
-            raise UsageError(
-                f"--job-id {self.c.job_id}: the service already holds cycle {cycle} of this job, posted"
-                f" by node {node} in an earlier supervision",
-                hint=f"give a new --job-id, or the --log-dir of that supervision ({self.c.log_dir} has"
-                f" {'no' if cycle == 0 else 'other'} cycles) to continue it",
-            )
 
     def _lock_log_dir(self) -> IO[str]:
         """One supervisor per log dir (the lock dies with its process: a kill -9 leaves none)."""
@@ -550,17 +344,19 @@ class Supervisor:
                     reason="the workload succeeded",
                 )
             else:
-                pending = self._trigger(cycle, log, progress, started)
+                pending = self.link.trigger(cycle, log, progress, started, self.history)
                 # preparing the restart overlaps the analysis (no Event: a signal handler must not lock)
                 until = time.monotonic() + self.c.restart_delay
                 while self._signalled is None and time.monotonic() < until:
                     time.sleep(min(0.1, until - time.monotonic()))
-                if self.client is not None and self.c.nodes > 1 and not self.c.leader:
-                    out = self._follow(cycle)
+                if self.link.follower:
+                    outcome, reason, decided_by = self.link.follow(cycle)
+                    out = CycleOutcome(cycle=cycle, rc=None, signal=None, failed_here=True, outcome=outcome,
+                                       reason=reason, decided_by=decided_by)  # fmt: skip
                 else:
                     out = self._decide(cycle, pending, progress)
                     if self._signalled is None:
-                        self._record_outcome(cycle, out)
+                        self.link.record_outcome(cycle, out.outcome, out.reason, out.decided_by)
                 out.rc, out.signal = rc, sig
                 out.failed_here = not interrupted
                 got = self._got_signal()

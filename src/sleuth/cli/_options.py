@@ -1,4 +1,5 @@
-"""Flags shared by the verbs that run workloads (run, bisect, matrix, reduce), declared once.
+"""Flags shared by the verbs that run workloads (run, bisect, matrix, reduce; supervise's
+``--kill-grace``), declared once.
 
 Each ``parse_*`` turns raw flag values into core types and raises ``UsageError`` naming the
 flag, the bad value and how to fix it.
@@ -25,6 +26,8 @@ __all__ = [
     "backend_options",
     "check_cwd",
     "check_jobs",
+    "check_kill_grace",
+    "kill_grace_option",
     "oracle_from_flags",
     "oracle_options",
     "parse_backend",
@@ -37,6 +40,9 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: a --kill-grace beyond this is a typo (and overflows the clock's arithmetic)
+MAX_KILL_GRACE_S = 3600.0
 
 
 def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -108,15 +114,15 @@ def workload_options(func: F) -> F:
             metavar="S",
             help="Stop a trial after S seconds (whole process tree); counts as FAIL.",
         ),
-        click.option(
-            "--kill-grace",
-            type=float,
-            default=5.0,
-            show_default=True,
-            metavar="S",
-            help="Seconds between SIGTERM and SIGKILL when a trial is stopped.",
-        ),
+        kill_grace_option("Seconds between SIGTERM and SIGKILL when a trial is stopped."),
     )(func)
+
+
+def kill_grace_option(help_text: str) -> Callable[[F], F]:
+    """``--kill-grace S`` (default 5 s); ``help_text`` says what is stopped."""
+    return click.option(
+        "--kill-grace", type=float, default=5.0, show_default=True, metavar="S", help=help_text
+    )
 
 
 def backend_options(func: F) -> F:
@@ -266,9 +272,20 @@ def parse_timeout(timeout: float | None, kill_grace: float) -> tuple[float | Non
     """Validate ``--timeout`` (> 0) and ``--kill-grace`` (>= 0)."""
     if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
         raise UsageError(f"--timeout {timeout:g}: must be a positive number of seconds")
+    return timeout, _check_grace_sign(kill_grace)
+
+
+def check_kill_grace(kill_grace: float) -> float:
+    """Validate ``--kill-grace``: zero or a positive number of seconds, at most :data:`MAX_KILL_GRACE_S`."""
+    if _check_grace_sign(kill_grace) > MAX_KILL_GRACE_S:
+        raise UsageError(f"--kill-grace {kill_grace:g}: at most {MAX_KILL_GRACE_S:g} seconds")
+    return kill_grace
+
+
+def _check_grace_sign(kill_grace: float) -> float:
     if not (kill_grace >= 0 and math.isfinite(kill_grace)):
         raise UsageError(f"--kill-grace {kill_grace:g}: must be zero or a positive number of seconds")
-    return timeout, kill_grace
+    return kill_grace
 
 
 def parse_gpus(value: str | None) -> tuple[str, ...]:

@@ -3,7 +3,9 @@
 Runs CMD; on each failure attributes it (locally, or through a ``sleuth serve`` service), then
 restarts or stops.  Exits with the workload's final status.  Shadow mode is the default: a STOP
 is recorded in ``cycles.jsonl`` and the workload restarts anyway, until a site has measured the
-catalog's precision on its own logs and passes ``--mode enforce``.
+catalog's precision on its own logs and passes ``--mode enforce``.  ``--kill-grace S`` (the
+run-style verbs' flag, parsed and checked by :mod:`sleuth.cli._options`) is how long the workload has
+to end each time it is stopped, before SIGTERM and again before SIGKILL.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import click
 
 from sleuth.cli._attribution_flags import attribution_options, settings_from_flags
+from sleuth.cli._options import check_kill_grace, kill_grace_option
 from sleuth.errors import UsageError
 
 __all__ = ["command"]
@@ -32,6 +35,7 @@ def _check(kw: dict[str, Any]) -> None:
         raise UsageError(f"--decision-timeout {kw['decision_timeout']:g}: must be > 0 and <= 3600 seconds")
     if not 0 <= kw["restart_delay"] <= 3600:
         raise UsageError(f"--restart-delay {kw['restart_delay']:g}: must be between 0 and 3600 seconds")
+    check_kill_grace(kw["kill_grace"])
     if not 1 <= kw["nodes"] <= 100_000:
         raise UsageError(f"--nodes {kw['nodes']}: must be >= 1")
     if not 0 <= kw["node_rank"] < kw["nodes"]:
@@ -107,6 +111,10 @@ def _is_url(v: str | None) -> bool:
     show_default=True,
     help="Seconds spent preparing a restart (overlaps the analysis).",
 )
+@kill_grace_option(
+    "Seconds the workload has to end when it is stopped (a signal to supervise, what a cycle leaves "
+    "running, the job moving on): after a forwarded signal, then again between SIGTERM and SIGKILL."
+)
 @click.option(
     "--log-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -154,6 +162,7 @@ def command(**kw: Any) -> int:
         max_restarts=kw["max_restarts"],
         decision_timeout=kw["decision_timeout"],
         restart_delay=kw["restart_delay"],
+        kill_grace_s=kw["kill_grace"],
         mode=settings.mode,
         progress_regex=settings.progress_regex,
         max_no_progress_cycles=settings.policy.max_no_progress_cycles,
