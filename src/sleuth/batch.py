@@ -208,13 +208,15 @@ class _Loop:
                 nxt = next(todo, None)
             if not self.in_flight or self.stopped is not None or self._until_fail_done():
                 return
-            trial = self.engine.next_completed()
-            self._count(trial)
+            trial, record = self.engine.next_record()
+            self._count(trial, record)
 
     def _until_fail_done(self) -> bool:
         return self.config.until_fail and self.state.tally.first_fail is not None
 
-    def _count(self, trial: Trial) -> None:
+    def _count(self, trial: Trial, record: dict[str, Any]) -> None:
+        """Count a trial the engine just journaled (``record``: as journaled, so the tally of a
+        resumed run, read back from the journal, is the same), then show it."""
         tid = trial.id
         warmup = tid.startswith("w")  # a warm-up trial's id (RunConfig.trial_id)
         n = int(tid.lstrip("w"))
@@ -222,7 +224,7 @@ class _Loop:
         if warmup:
             self.warming -= 1
         tally = self.state.warmup if warmup else self.state.tally
-        tally.add(n, trial.to_dict())
+        tally.add(n, record)
         if self.on_trial is not None:
             self.on_trial(trial, warmup)
         if not self.state.completed_ok and ran_to_completion(trial.result):

@@ -141,10 +141,10 @@ class Engine:
                     break
                 own = item[2] if len(item) > 2 else {}
                 self.submit(item[0], item[1], subdir, **{**extra, **own})
-            trial = self._next()
-            if trial is None:
+            done = self._next()
+            if done is None:
                 return
-            yield trial
+            yield done[0]
 
     def judge(self, result: TrialResult) -> Trial:
         """Apply the oracle."""
@@ -157,15 +157,19 @@ class Engine:
         With ``timeout`` (seconds), raises :class:`TimeoutError` when none finished by then (the
         trials keep running: :meth:`cancel_all` stops them).
         """
-        trial = self._next(timeout)
-        if trial is None:
+        return self.next_record(timeout)[0]
+
+    def next_record(self, timeout: float | None = None) -> tuple[Trial, dict[str, Any]]:
+        """:meth:`next_completed`, with the trial's record as written and journaled (scrubbed)."""
+        done = self._next(timeout)
+        if done is None:
             raise LookupError("no trial is pending")
-        return trial
+        return done
 
     def completed(self) -> Iterator[Trial]:
         """Yield judged trials in completion order until none is pending."""
-        while (trial := self._next()) is not None:
-            yield trial
+        while (done := self._next()) is not None:
+            yield done[0]
 
     def _wait(self, deadline: float | None, timeout: float | None) -> int:
         """The next finished trial's number, waited for in slices of ``_spawn.WAKE_S``.
@@ -183,7 +187,7 @@ class Engine:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError(f"no trial finished in {timeout:g}s") from None
 
-    def _next(self, timeout: float | None = None) -> Trial | None:
+    def _next(self, timeout: float | None = None) -> tuple[Trial, dict[str, Any]] | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._pending:
             if not self._ready:
@@ -210,7 +214,7 @@ class Engine:
             # the workload's own result.json (file or directory) in $SLEUTH_TRIAL_DIR is kept aside
             atomic_write_text(f"{p.trial_dir}/result.json", encoded + "\n", aside=".workload")
             self.run_dir.journal.append_encoded("trial", {"trial": encoded}, subdir=p.subdir, **p.extra)
-            return trial
+            return trial, record
         return None
 
     def cancel_all(self) -> None:
