@@ -603,6 +603,65 @@ def test_a_signal_at_any_moment_ends_the_run_with_its_summary(sleuth_env, tmp_pa
     assert doc["summary"]["interrupted"] is True and events[-1]["event"] == "end"
 
 
+#: sleuth run whose SIGINT comes at line LINE (argv[1]) of the 3rd trial's count (Tally.add), as a
+#: signal at a random moment once did: KeyboardInterrupt after the outcome was recorded, before the
+#: counts, and summary.json said 743 trials while the journal held 744
+_SIGINT_WHILE_A_TRIAL_IS_COUNTED = """
+import os, signal, sys
+LINE = int(sys.argv.pop(1))
+from sleuth.run_tally import Tally
+ADD = Tally.add.__code__
+calls = []
+def tracer(frame, event, arg):
+    if frame.f_code is not ADD:
+        return None
+    calls.append(1)
+    if len(calls) != 3:
+        return None
+    lines = []
+    def at_line(frame, event, arg):
+        if event == "line":
+            lines.append(frame.f_lineno)
+            if len(lines) == LINE:
+                sys.settrace(None)
+                print(f"SIGINT at line {LINE} of Tally.add", file=sys.stderr)
+                os.kill(os.getpid(), signal.SIGINT)
+                return None
+        return at_line
+    return at_line
+sys.settrace(tracer)
+from sleuth.cli import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("line", range(1, 9))
+def test_a_signal_while_a_trial_is_counted_leaves_a_summary_that_agrees_with_the_journal(
+    sleuth_env, tmp_path: Path, line: int
+) -> None:
+    """Wherever in the count of a journaled trial a signal comes, summary.json counts exactly the
+    trials the journal holds, and a resume runs exactly the rest."""
+    argv = [PY, "-c", _SIGINT_WHILE_A_TRIAL_IS_COUNTED, str(line), "run", "-n", "12", "-j", "1", "--", "true"]
+    res = subprocess.run(argv, env=sleuth_env, capture_output=True, text=True, timeout=120)
+    assert f"SIGINT at line {line} of Tally.add" in res.stderr and res.returncode == 130, res.stderr
+    (rd,) = run_dirs(tmp_path)
+    for resumed in (False, True):
+        doc = json.loads((rd / "summary.json").read_text())
+        events = [json.loads(text) for text in (rd / "journal.jsonl").read_text().splitlines()]
+        ids = [e["trial"]["id"] for e in events if e["event"] == "trial"]
+        assert len(ids) == len(set(ids)) == doc["summary"]["trials"] == len(doc["trials"]), (resumed, ids)
+        assert doc["summary"]["pass"] == len(ids)
+        assert doc["summary"].get("interrupted", False) is (not resumed)
+        if not resumed:
+            assert len(ids) == 3, ids
+            res = subprocess.run(
+                [PY, "-m", "sleuth", "run", "--resume", str(rd)],
+                env=sleuth_env, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert res.returncode == 0, res.stderr
+    assert sorted(ids) == [f"{n:04d}" for n in range(1, 13)]
+
+
 def test_a_trial_sees_its_working_directory_in_pwd(sleuth, tmp_path: Path) -> None:
     """PWD was sleuth's (the caller's shell's) while the trial ran in --cwd (or a bisection's checkout,
     a reduction's scratch copy): a program run without a shell that trusts it (make's ``$(PWD)``,
@@ -637,8 +696,8 @@ sys.exit(main())
 
 
 def test_a_ctrl_c_just_after_a_trial_is_journaled_still_counts_it(sleuth_env, tmp_path: Path) -> None:
-    """A trial journaled just before the signal's KeyboardInterrupt, which the loop never counted, is
-    in summary.json all the same (the summary counts the journal's trials: run_report._reconcile)."""
+    """A trial journaled just before the signal is in summary.json all the same (the signal waits
+    until the loop has counted it: batch._Loop)."""
     res = subprocess.run(
         [sys.executable, "-c", _SIGINT_AFTER_A_TRIAL_LINE, "run", "-n", "1000", "-j", "2", "--", "true"],
         env=sleuth_env, capture_output=True, text=True, timeout=120,

@@ -163,13 +163,20 @@ def adopt_and_clean(run_dir: RunDir, config: RunConfig, state: RunState) -> tupl
 
 @dataclass(slots=True)
 class _Loop:
-    """The submission loop of one :func:`execute` call."""
+    """The submission loop of one :func:`execute` call.
+
+    It runs with the signal gate held: the engine releases it only while it waits for a trial (and
+    judges it), and the loop while it shows one (``on_trial``), so a trial's journal line and its
+    count in the tally are one step that a signal cannot split (the summary counts exactly the
+    trials the journal holds, and a resume goes on from there).
+    """
 
     config: RunConfig
     state: RunState
     engine: Engine
     prepared: Prepared
     on_trial: Callable[[Trial, bool], None] | None
+    gate: SignalGate
     in_flight: set[tuple[str, int]] = field(default_factory=set)
     #: warm-up trials among ``in_flight`` (a count: looking through the set cost each submission)
     warming: int = 0
@@ -208,13 +215,15 @@ class _Loop:
                 nxt = next(todo, None)
             if not self.in_flight or self.stopped is not None or self._until_fail_done():
                 return
-            trial = self.engine.next_completed()
-            self._count(trial)
+            trial, record = self.engine.next_record()
+            self._count(trial, record)
 
     def _until_fail_done(self) -> bool:
         return self.config.until_fail and self.state.tally.first_fail is not None
 
-    def _count(self, trial: Trial) -> None:
+    def _count(self, trial: Trial, record: dict[str, Any]) -> None:
+        """Count a trial the engine just journaled (``record``: as journaled, so the tally of a
+        resumed run, read back from the journal, is the same), then show it."""
         tid = trial.id
         warmup = tid.startswith("w")  # a warm-up trial's id (RunConfig.trial_id)
         n = int(tid.lstrip("w"))
@@ -222,13 +231,17 @@ class _Loop:
         if warmup:
             self.warming -= 1
         tally = self.state.warmup if warmup else self.state.tally
-        tally.add(n, trial.to_dict())
-        if self.on_trial is not None:
-            self.on_trial(trial, warmup)
+        tally.add(n, record)
         if not self.state.completed_ok and ran_to_completion(trial.result):
             self.state.completed_ok = True
             seen = self.state.tally.metric_names | self.state.warmup.metric_names
             self.stopped = check_metrics(seen, wanted_metrics(self.config.metrics, self.config.oracle))
+        if self.on_trial is not None:
+            self.gate.release()  # a blocked write to the terminal is cut by a Ctrl-C, as before
+            try:
+                self.on_trial(trial, warmup)
+            finally:
+                self.gate.hold()
 
     def drop_unfinished(self, run_dir: Path) -> None:
         """Remove the directories of trials stopped before they finished (no result, no event)."""
@@ -237,10 +250,12 @@ class _Loop:
 
 
 class SignalGate:
-    """Turns SIGINT/SIGTERM into KeyboardInterrupt only while trials run (the CLI installs :meth:`handle`).
+    """Turns SIGINT/SIGTERM into KeyboardInterrupt only while released (the CLI installs :meth:`handle`).
 
-    Held (the default), a signal is only noted: creating the run dir and writing the summary are
-    short and must not be cut; :meth:`release` raises the noted one, so it still stops the run.
+    Held (the default), a signal is only noted: creating the run dir, journaling and counting a
+    trial, and writing the summary are short and must not be cut; :meth:`release` raises the noted
+    one, so it still stops the run.  While trials run it is released only while sleuth waits for one
+    (or shows one): see :class:`_Loop`.
     """
 
     def __init__(self) -> None:
@@ -280,8 +295,9 @@ def execute(
     ``backend``: made by the caller before the run dir existed (so a bad ``--backend-opt`` left no
     files); by default the one ``config.backend`` names.  It is closed here.
 
-    With a ``gate``, signals interrupt only the loop: once it ends (normally or not), they are
-    held, so the summary (short, bounded work) is always written.
+    With a ``gate``, signals interrupt only the loop's waits: a trial is journaled and counted whole,
+    and once the loop ends (normally or not) they are held, so the summary (short, bounded work) is
+    always written and counts exactly the trials the journal holds.
     """
     gate = gate if gate is not None else SignalGate()
     from sleuth.run_report import finish
@@ -297,12 +313,13 @@ def execute(
     scrub = secrets.scrub if secrets else None
     if backend is None:
         backend = make_backend(config.backend, config.jobs, config.gpus)
-    engine = Engine(backend, oracle, run_dir, scrub=scrub)
-    loop = _Loop(config, state, engine, prepared, on_trial)
+    engine = Engine(backend, oracle, run_dir, scrub=scrub, interrupts=gate)
+    loop = _Loop(config, state, engine, prepared, on_trial, gate)
     interrupted = False
     try:
         try:
-            gate.release()
+            gate.release()  # a signal noted while the run dir was made stops the run now
+            gate.hold()  # from here the engine lets one through only while it waits (see _Loop)
             loop.run()
         except KeyboardInterrupt:
             gate.hold()

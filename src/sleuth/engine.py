@@ -10,6 +10,11 @@ A trial may be *prepared* first (a checkout, a build, a venv): ``submit(..., pre
 returns.  ``f`` raising :class:`Untestable` makes the trial a SKIP, an
 :class:`~sleuth.errors.InfrastructureError` an ERROR, with the exception's text as the reason; such
 a trial never ran, has no output files, and is written and journaled like any other.
+
+With ``interrupts`` (a signal gate, :class:`Interrupts`), a signal interrupts only the wait for a
+trial and its judging: from the moment its ``result.json`` is written, a trial's journal line and
+whatever the caller does with it (``sleuth run`` counts it) are one step that a Ctrl-C cannot
+split; the signal raises KeyboardInterrupt when the caller next asks for a trial.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sleuth._spawn import WAKE_S
 from sleuth.backends import Backend
@@ -31,13 +36,24 @@ from sleuth.journal import RunDir, atomic_write_text
 from sleuth.model import Outcome, Trial, TrialResult, TrialSpec
 from sleuth.oracle import Oracle
 
-__all__ = ["Engine", "Prepare", "Untestable"]
+__all__ = ["Engine", "Interrupts", "Prepare", "Untestable"]
 
 #: ``json.dumps(obj, default=str)`` without building an encoder per trial
 _dumps = json.JSONEncoder(default=str).encode
 
 #: makes a trial ready in the worker thread: ``prepare(trial_dir)`` returns the spec to run
 Prepare = Callable[[Path], TrialSpec]
+
+
+class Interrupts(Protocol):
+    """When signals may interrupt (``sleuth.batch.SignalGate``): released, a signal raises
+    KeyboardInterrupt; held, it is only noted, and :meth:`release` raises it."""
+
+    def release(self) -> None:
+        """Let signals interrupt; raise KeyboardInterrupt for one noted while held."""
+
+    def hold(self) -> None:
+        """Only note signals from now on."""
 
 
 class Untestable(Exception):
@@ -74,12 +90,15 @@ class Engine:
         run_dir: RunDir,
         *,
         scrub: Callable[[dict[str, Any]], Any] | None = None,
+        interrupts: Interrupts | None = None,
     ) -> None:
         self.backend = backend
         self.oracle = oracle
         self.run_dir = run_dir
         #: applied to each trial's record before it is written and journaled (``Secrets.scrub``)
         self.scrub = scrub
+        #: held by the caller; released here only while waiting for a trial and judging it
+        self.interrupts = interrupts
         self._root = str(run_dir.path)
         #: submission number -> what to write and journal when it finishes
         self._pending: dict[int, _Pending] = {}
@@ -141,10 +160,10 @@ class Engine:
                     break
                 own = item[2] if len(item) > 2 else {}
                 self.submit(item[0], item[1], subdir, **{**extra, **own})
-            trial = self._next()
-            if trial is None:
+            done = self._next()
+            if done is None:
                 return
-            yield trial
+            yield done[0]
 
     def judge(self, result: TrialResult) -> Trial:
         """Apply the oracle."""
@@ -157,15 +176,19 @@ class Engine:
         With ``timeout`` (seconds), raises :class:`TimeoutError` when none finished by then (the
         trials keep running: :meth:`cancel_all` stops them).
         """
-        trial = self._next(timeout)
-        if trial is None:
+        return self.next_record(timeout)[0]
+
+    def next_record(self, timeout: float | None = None) -> tuple[Trial, dict[str, Any]]:
+        """:meth:`next_completed`, with the trial's record as written and journaled (scrubbed)."""
+        done = self._next(timeout)
+        if done is None:
             raise LookupError("no trial is pending")
-        return trial
+        return done
 
     def completed(self) -> Iterator[Trial]:
         """Yield judged trials in completion order until none is pending."""
-        while (trial := self._next()) is not None:
-            yield trial
+        while (done := self._next()) is not None:
+            yield done[0]
 
     def _wait(self, deadline: float | None, timeout: float | None) -> int:
         """The next finished trial's number, waited for in slices of ``_spawn.WAKE_S``.
@@ -183,35 +206,52 @@ class Engine:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError(f"no trial finished in {timeout:g}s") from None
 
-    def _next(self, timeout: float | None = None) -> Trial | None:
+    def _next(self, timeout: float | None = None) -> tuple[Trial, dict[str, Any]] | None:
         deadline = None if timeout is None else time.monotonic() + timeout
+        gate = self.interrupts
         while self._pending:
-            if not self._ready:
-                heapq.heappush(self._ready, self._wait(deadline, timeout))
-            while True:  # several finished together: yield them in submission order
-                try:
-                    heapq.heappush(self._ready, self._finished.get_nowait())
-                except queue.Empty:
-                    break
-            p = self._pending.pop(heapq.heappop(self._ready), None)
-            if p is None:  # dropped by cancel_all
-                continue
+            if gate is not None:
+                gate.release()  # a signal noted since the last trial raises here
             try:
-                trial = self.judge(p.future.result())
-            except CancelledError:  # dropped by the backend (cancel_all, close)
-                continue
-            except Untestable as exc:
-                trial = _unrun(p.spec, p.trial_dir, Outcome.SKIP, exc.reason)
-            except InfrastructureError as exc:
-                trial = _unrun(p.spec, p.trial_dir, Outcome.ERROR, str(exc))
-            scrub = self.scrub or self.run_dir.scrub  # result.json is written here, not through the run dir
-            record = trial.to_dict() if scrub is None else scrub(trial.to_dict())
-            encoded = _dumps(record)  # once, for both files
-            # the workload's own result.json (file or directory) in $SLEUTH_TRIAL_DIR is kept aside
-            atomic_write_text(f"{p.trial_dir}/result.json", encoded + "\n", aside=".workload")
-            self.run_dir.journal.append_encoded("trial", {"trial": encoded}, subdir=p.subdir, **p.extra)
-            return trial
+                judged = self._judged(deadline, timeout)
+            finally:
+                if gate is not None:
+                    gate.hold()  # a signal from here on raises when the caller next asks for a trial
+            if judged is not None:
+                return self._written(*judged)
         return None
+
+    def _judged(self, deadline: float | None, timeout: float | None) -> tuple[Trial, _Pending] | None:
+        """The next finished trial, judged (None: one that was dropped); may be interrupted."""
+        if not self._ready:
+            heapq.heappush(self._ready, self._wait(deadline, timeout))
+        while True:  # several finished together: yield them in submission order
+            try:
+                heapq.heappush(self._ready, self._finished.get_nowait())
+            except queue.Empty:
+                break
+        p = self._pending.pop(heapq.heappop(self._ready), None)
+        if p is None:  # dropped by cancel_all
+            return None
+        try:
+            trial = self.judge(p.future.result())
+        except CancelledError:  # dropped by the backend (cancel_all, close)
+            return None
+        except Untestable as exc:
+            trial = _unrun(p.spec, p.trial_dir, Outcome.SKIP, exc.reason)
+        except InfrastructureError as exc:
+            trial = _unrun(p.spec, p.trial_dir, Outcome.ERROR, str(exc))
+        return trial, p
+
+    def _written(self, trial: Trial, p: _Pending) -> tuple[Trial, dict[str, Any]]:
+        """Write ``result.json`` and journal the trial (with ``interrupts``, not interrupted)."""
+        scrub = self.scrub or self.run_dir.scrub  # result.json is written here, not through the run dir
+        record = trial.to_dict() if scrub is None else scrub(trial.to_dict())
+        encoded = _dumps(record)  # once, for both files
+        # the workload's own result.json (file or directory) in $SLEUTH_TRIAL_DIR is kept aside
+        atomic_write_text(f"{p.trial_dir}/result.json", encoded + "\n", aside=".workload")
+        self.run_dir.journal.append_encoded("trial", {"trial": encoded}, subdir=p.subdir, **p.extra)
+        return trial, record
 
     def cancel_all(self) -> None:
         """Stop running trials (within their kill grace), drop queued ones; never blocks longer."""

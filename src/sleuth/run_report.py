@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from sleuth.journal import RunDir
 from sleuth.model import printable
-from sleuth.run_state import SUBDIRS, RunState, TrialIndex
+from sleuth.run_state import RunState, TrialIndex
 from sleuth.run_tally import Tally, basis, exit_code_of
 
 if TYPE_CHECKING:
@@ -33,15 +33,6 @@ FAIL_ROWS_MAX = 100
 def until_fail_bound(passed: int, conf: float = 0.95) -> float | None:
     """Exact one-sided upper bound of a failure rate when ``passed`` trials all passed (0 failures)."""
     return 1.0 - (1.0 - conf) ** (1.0 / passed) if passed > 0 else None
-
-
-def _reconcile(state: RunState, journal: Path) -> None:
-    """Count every journaled trial the loop did not (a Ctrl-C between the engine's yield and the count)."""
-    for sub, tally in zip(SUBDIRS, (state.tally, state.warmup), strict=True):
-        offsets = state.index.offsets[sub]
-        missing = [n for n in range(1, len(offsets) + 1) if offsets[n - 1] >= 0 and not tally.done(n)]
-        for n, text in zip(missing, state.index.records(journal, sub, iter(missing)), strict=True):
-            tally.add(n, json.loads(text))
 
 
 def _outcome_counts(t: Tally) -> dict[str, Any]:
@@ -87,8 +78,7 @@ def finish(
 ) -> dict[str, Any]:
     """Write ``summary.json`` and ``report.md``, journal ``end``; return the summary data."""
     journal = run_dir.journal.path
-    state.index.scan(journal)
-    _reconcile(state, journal)
+    state.index.scan(journal)  # the loop counted each trial as it was journaled (batch._Loop)
     data = summary_data(config, run_dir.path, state, interrupted=interrupted, stopped=stopped)
     _write_atomic(
         run_dir.path / "summary.json", lambda fh: write_document(fh, run_dir.path, data, state.index, journal)
