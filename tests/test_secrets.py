@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from sleuth._probe import secret_name
 from sleuth.errors import UsageError
-from sleuth.secrets import REDACTED, SECRETS_FILE, Secrets, is_secret, scrub_text
+from sleuth.secrets import REDACTED, SECRETS_FILE, Secrets, assigned_secrets, is_secret, scrub_text
 
 
 @pytest.mark.parametrize(
@@ -257,3 +257,29 @@ def test_a_wandb_key_in_its_context_is_hidden(text: str) -> None:
 )
 def test_a_40_hex_word_without_a_key_context_stays(text: str) -> None:
     assert scrub_text(text) == text
+
+
+def test_sleuths_own_command_line_hides_each_secret_pair_and_keeps_the_harmless_ones() -> None:
+    """``--env NAME=VALUE``, ``--env=NAME=VALUE`` and a bare ``NAME=VALUE`` are judged by the name's
+    words and the value's shape; a name given twice hides both values (a dict of the pairs kept the
+    last one only); ``--env CUDA_VISIBLE_DEVICES=...`` and ``--backend-opt partition=...`` stay."""
+    argv = [
+        "run", "--env", "DB_PASSWORD=hunter2pw", "--env=HF_TOKEN=abcdefgh99", "API_KEY=zyxwvuts77",
+        "--env", "DB_PASSWORD=second2pw", "--env", "CUDA_VISIBLE_DEVICES=gpu-0-gpu-1",
+        "--backend-opt=partition=debug-queue", "--", "curl", "--password", "hunter3pw",
+    ]  # fmt: skip
+    assert assigned_secrets(argv) == {
+        2: ("DB_PASSWORD", "hunter2pw"),
+        3: ("HF_TOKEN", "abcdefgh99"),
+        4: ("API_KEY", "zyxwvuts77"),
+        6: ("DB_PASSWORD", "second2pw"),
+    }
+    quoted = "hunter2pw abcdefgh99 zyxwvuts77 second2pw hunter3pw gpu-0-gpu-1 debug-queue"
+    shown = Secrets.of_command_line(argv, env={}).scrub(quoted)
+    assert shown == " ".join([REDACTED] * 5) + " gpu-0-gpu-1 debug-queue"
+
+
+def test_sleuths_own_command_line_hides_the_shells_secret_values() -> None:
+    env = {"MY_TOKEN": "abcdef123456secret", "PLAIN": "abcdef123456plain"}
+    shown = Secrets.of_command_line(["run"], env=env).scrub("abcdef123456secret abcdef123456plain")
+    assert shown == f"{REDACTED} abcdef123456plain"

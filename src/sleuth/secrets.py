@@ -33,6 +33,7 @@ __all__ = [
     "SECRETS_FILE",
     "Secrets",
     "argv_secrets",
+    "assigned_secrets",
     "env_secret_values",
     "is_secret",
     "leaves",
@@ -209,6 +210,19 @@ def env_secret_values(env: Mapping[str, str]) -> tuple[str, ...]:
     return vals
 
 
+def assigned_secrets(argv: Sequence[str]) -> dict[int, tuple[str, str]]:
+    """The secret ``NAME=VALUE`` pairs of sleuth's own command line, by argument index: ``--env
+    NAME=VALUE`` (any bare ``NAME=VALUE`` word) and ``--env=NAME=VALUE`` (``--backend-opt`` alike).
+    A pair is secret by its name (:func:`sleuth._probe.secret_name`: ``DB_PASSWORD``, ``HF_TOKEN``)
+    or by its value (a token, a URL with credentials); ``--env CUDA_VISIBLE_DEVICES=0`` is not."""
+    found: dict[int, tuple[str, str]] = {}
+    for i, arg in enumerate(argv):
+        name, sep, value = (arg.partition("=")[2] if arg.startswith("-") else arg).partition("=")
+        if sep and is_secret(name, value):
+            found[i] = (name, value)
+    return found
+
+
 def argv_secrets(argv: Sequence[str]) -> dict[int, str]:
     """The secret values of a command line, by argument index: what every verb hides of a command.
 
@@ -262,6 +276,16 @@ class Secrets:
                 return cls()
         found = argv_secrets(argv)
         return cls({key(i): v for i, v in found.items()}, frozenset(found.values()))
+
+    @classmethod
+    def of_command_line(cls, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Secrets:
+        """What a line sleuth prints about its own command line ``argv`` hides (the error of every
+        verb): the secrets :meth:`of_argv` finds (``--password VALUE``, a token), the secret
+        ``NAME=VALUE`` pairs (:func:`assigned_secrets`; each one, a name given twice too) and the
+        values of the secret variables of ``env`` (default: this shell's, :func:`env_secret_values`)."""
+        pairs = {f"argv[{i}].{name}": value for i, (name, value) in assigned_secrets(argv).items()}
+        shell = env_secret_values(os.environ if env is None else env)
+        return cls(pairs, frozenset(shell)).merged(cls.of_argv(argv))
 
     def __bool__(self) -> bool:
         return bool(self.values) or bool(self.words)
