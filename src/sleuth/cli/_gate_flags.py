@@ -27,6 +27,7 @@ __all__ = [
     "refuse_secret",
     "selected_runs",
     "statuses",
+    "warn",
 ]
 
 CTX = {"help_option_names": ["-h", "--help"]}
@@ -104,6 +105,15 @@ def refuse_secret(flag: str, value: str | None) -> None:
             "of this shell) and would be stored and shown as <redacted>",
             hint=f"pass a non-secret {flag.removeprefix('--').replace('-', ' ')}",
         )
+
+
+def warn(text: str) -> None:
+    """A line on stderr that is not an error (``INSUFFICIENT: ...``), through the rule an error line
+    goes through (:func:`sleuth.gate.model.clean`: printable; URL credentials, token-shaped words and
+    the values of this shell's secret variables hidden), whatever it quotes: a suite, a path, a URL."""
+    from sleuth.gate.model import clean
+
+    click.echo(clean(text), err=True)
 
 
 def parse_percent(flag: str, text: str) -> float:

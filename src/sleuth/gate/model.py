@@ -169,7 +169,7 @@ def _finite_values(values: Any) -> tuple[float, ...]:
 
 
 def clean(text: Any, hidden: tuple[str, ...] | None = None) -> str:
-    """Any text a gate verb shows (its tables, markdown, JUnit, HTML pages): printable,
+    """Any text a gate verb shows (its tables, markdown, JUnit, HTML pages, warnings): printable,
     secrets hidden by the rule and ``hidden`` (by default the values of this shell's secret
     variables as they are now, :func:`sleuth.secrets.env_secret_values`).  ``record`` refuses a run
     id or suite it would hide (:func:`looks_secret`); one an older sleuth stored as given (it is the
@@ -177,6 +177,13 @@ def clean(text: Any, hidden: tuple[str, ...] | None = None) -> str:
     from sleuth.secrets import env_secret_values
 
     return _clean(str(text), env_secret_values(os.environ) if hidden is None else hidden)
+
+
+def clean_cut(text: Any, limit: int) -> str:
+    """:func:`clean` within ``limit`` characters, for a quote in a message (an artifact's file name, a
+    metadata value): hidden first, then cut; cut first, a secret's start stayed where the whole
+    value was no longer there to be found."""
+    return clean(text)[:limit]
 
 
 @lru_cache(maxsize=65536)
