@@ -228,11 +228,14 @@ class Outputs:
 
 
 def open_store(db: str | None, *, create: bool) -> Any:
-    """The store ``--db`` names (default: ``$SLEUTH_GATE_DB`` or the SQLite file)."""
-    from sleuth.gate.store import default_url
+    """The store ``--db`` names (default: ``$SLEUTH_GATE_DB`` or the SQLite file); ``create``
+    (``record``): a history that does not exist yet is made by its first run, so a record that writes
+    nothing leaves no empty database behind (:func:`sleuth.gate.store.open_to_record`)."""
+    from sleuth.gate.store import default_url, open_to_record
     from sleuth.gate.store import open_store as _open_store
 
-    return _open_store(db or default_url(), create=create)
+    url = db or default_url()
+    return open_to_record(url) if create else _open_store(url, create=False)
 
 
 def check_db(db: str | None) -> None:

@@ -5,7 +5,8 @@ inside a file is counted).  The producing job writes a small metadata file next 
 (``write_metadata``, what ``sleuth gate record --emit-metadata DIR`` does), uploads the folder as
 an artifact, and the gating job downloads the last N artifacts (``gh run download`` leaves one
 folder per artifact) and reads them all (``scan_artifacts``): a folder without metadata, with
-unreadable metadata, or without the files it lists is skipped and counted, never fatal.
+unreadable metadata, or without the files it lists (or with one that cannot be read:
+:func:`sleuth.gate.service.record_artifacts`) is skipped and counted, never fatal.
 """
 
 from __future__ import annotations
