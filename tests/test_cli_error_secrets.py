@@ -54,8 +54,21 @@ def test_an_error_line_hides_the_value_of_a_secret_variable(
         ("run", "--env", "DB_PASSWORD=hunter2pw", "--timeout", "hunter2pw", "--", "true"),
         ("run", "--env=HF_TOKEN=hunter2pw99", "--timeout", "hunter2pw99", "--", "true"),
         ("run", "--timeout", "hunter2pw", "--", "curl", "--password", "hunter2pw"),
+        # the name given twice: a dict of the pairs kept the last value only, and the first was shown
+        (
+            "run",
+            "--env",
+            "DB_PASSWORD=hunter2pw",
+            "--env",
+            "DB_PASSWORD=later9pw",
+            "--timeout",
+            "hunter2pw",
+            "--",
+            "true",
+        ),
+        ("run", "--timeout", "hunter2pw", "--", "env", "API_TOKEN=hunter2pw", "true"),
     ],
-    ids=["env-pair", "env-equals", "workload-flag"],
+    ids=["env-pair", "env-equals", "workload-flag", "env-pair-twice", "bare-pair"],
 )
 def test_an_error_line_hides_a_secret_the_command_line_names(
     sleuth: Callable[..., CliResult], tmp_path: Path, argv: tuple[str, ...]
@@ -68,3 +81,14 @@ def test_an_error_line_hides_a_secret_the_command_line_names(
         r.rc, r.stdout, r.stderr, ["--timeout", "<redacted>"], before=before, after=tree_state(tmp_path)
     )
     assert_no_secret("hunter2pw", r.stdout, r.stderr)
+
+
+def test_an_error_line_keeps_the_value_of_a_pair_whose_name_is_harmless(
+    sleuth: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    """``--env CUDA_VISIBLE_DEVICES=...`` names no secret: the error that quotes its value shows it."""
+    before = tree_state(tmp_path)
+    r = sleuth("run", "--env", "CUDA_VISIBLE_DEVICES=gpu-0-gpu-1", "--timeout", "gpu-0-gpu-1", "--", "true")
+    assert_usage_error(
+        r.rc, r.stdout, r.stderr, ["--timeout", "gpu-0-gpu-1"], before=before, after=tree_state(tmp_path)
+    )

@@ -13,9 +13,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sleuth import secrets
 from sleuth._probe import secret_name
 from sleuth.errors import UsageError
-from sleuth.secrets import REDACTED, SECRETS_FILE, Secrets, is_secret, scrub_text
+from sleuth.secrets import (
+    REDACTED,
+    SECRETS_FILE,
+    Secrets,
+    assigned_secrets,
+    env_secret_values,
+    is_secret,
+    scrub_text,
+)
 
 
 @pytest.mark.parametrize(
@@ -257,3 +266,71 @@ def test_a_wandb_key_in_its_context_is_hidden(text: str) -> None:
 )
 def test_a_40_hex_word_without_a_key_context_stays(text: str) -> None:
     assert scrub_text(text) == text
+
+
+def test_sleuths_own_command_line_hides_each_secret_pair_and_keeps_the_harmless_ones() -> None:
+    """``--env NAME=VALUE``, ``--env=NAME=VALUE`` and a bare ``NAME=VALUE`` are judged by the name's
+    words and the value's shape; a name given twice hides both values (a dict of the pairs kept the
+    last one only); ``--env CUDA_VISIBLE_DEVICES=...`` and ``--backend-opt partition=...`` stay."""
+    argv = [
+        "run", "--env", "DB_PASSWORD=hunter2pw", "--env=HF_TOKEN=abcdefgh99", "API_KEY=zyxwvuts77",
+        "--env", "DB_PASSWORD=second2pw", "--env", "CUDA_VISIBLE_DEVICES=gpu-0-gpu-1",
+        "--backend-opt=partition=debug-queue", "--", "curl", "--password", "hunter3pw",
+    ]  # fmt: skip
+    assert assigned_secrets(argv) == {
+        2: ("DB_PASSWORD", "hunter2pw"),
+        3: ("HF_TOKEN", "abcdefgh99"),
+        4: ("API_KEY", "zyxwvuts77"),
+        6: ("DB_PASSWORD", "second2pw"),
+    }
+    quoted = "hunter2pw abcdefgh99 zyxwvuts77 second2pw hunter3pw gpu-0-gpu-1 debug-queue"
+    shown = Secrets.of_command_line(argv, env={}).scrub(quoted)
+    assert shown == " ".join([REDACTED] * 5) + " gpu-0-gpu-1 debug-queue"
+
+
+def test_sleuths_own_command_line_hides_the_shells_secret_values() -> None:
+    env = {"MY_TOKEN": "abcdef123456secret", "PLAIN": "abcdef123456plain"}
+    shown = Secrets.of_command_line(["run"], env=env).scrub("abcdef123456secret abcdef123456plain")
+    assert shown == f"{REDACTED} abcdef123456plain"
+
+
+def test_env_secret_values_follow_the_environment_as_it_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLEUTH_TEST_DEPLOY_TOKEN", "first-value-1234")
+    assert "first-value-1234" in env_secret_values(os.environ)
+    monkeypatch.setenv("SLEUTH_TEST_DEPLOY_TOKEN", "second-value-5678")
+    assert "second-value-5678" in env_secret_values(os.environ, named=True)
+    assert "first-value-1234" not in env_secret_values(os.environ)
+    monkeypatch.delenv("SLEUTH_TEST_DEPLOY_TOKEN")
+    assert "second-value-5678" not in env_secret_values(os.environ)
+    env = {"A_TOKEN": "in-place-value-1"}
+    assert env_secret_values(env) == ("in-place-value-1",)
+    env["A_TOKEN"] = "in-place-value-2"  # the same dict, changed: not the answer kept for it
+    assert env_secret_values(env) == ("in-place-value-2",)
+
+
+def test_named_secret_values_leave_out_values_that_only_look_like_tokens() -> None:
+    token = "ghp_" + "Ab1" * 12
+    env = {"DEPLOY_PASSWORD": "hunter2pw", "GITHUB_HEAD_REF": token, "PATH": "/usr/bin"}
+    assert env_secret_values(env) == (token, "hunter2pw")
+    assert env_secret_values(env, named=True) == ("hunter2pw",)
+
+
+def test_alternating_environments_are_each_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate checks every name against this shell's environment and against its secret-named part:
+    with one answer kept, each call evicted the other's and read the whole environment again."""
+    real = Secrets.of.__func__  # type: ignore[attr-defined]
+    reads: list[int] = []
+
+    def counted(cls: type[Secrets], *envs: dict[str, str]) -> Secrets:
+        reads.append(1)
+        return real(cls, *envs)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Secrets, "of", classmethod(counted))
+    whole = {"SLEUTH_TEST_A_TOKEN": "alternating-1", "HOME": "/root"}
+    part = {"SLEUTH_TEST_A_TOKEN": "alternating-1", "OTHER_KEY": "alternating-2"}
+    for _ in range(10):
+        assert env_secret_values(whole) == ("alternating-1",)
+        assert set(env_secret_values(part, named=True)) == {"alternating-1", "alternating-2"}
+        assert env_secret_values(os.environ) == env_secret_values(os.environ)
+    assert len(reads) <= 3, len(reads)
+    assert len(secrets._env_cache) <= secrets._ENV_CACHE_SIZE

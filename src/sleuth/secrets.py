@@ -20,12 +20,13 @@ import json
 import os
 import re
 import shlex
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sleuth._probe import REDACTED, redact_value
+from sleuth._probe import REDACTED, redact_value, secret_name
 from sleuth.errors import UsageError
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "SECRETS_FILE",
     "Secrets",
     "argv_secrets",
+    "assigned_secrets",
     "env_secret_values",
     "is_secret",
     "leaves",
@@ -195,18 +197,47 @@ def put_at(doc: Any, where: str, value: str) -> None:
         node[last] = value
 
 
-_env_cache: tuple[dict[str, str], tuple[str, ...]] = ({}, ())
+#: the answers of :func:`env_secret_values` for the last few environments (this shell's, its
+#: secret-named part, the trials' ...), newest first: (the mapping as compared, its values, the values
+#: of its secret-named variables).  One entry thrashed: every gate name check alternated this shell's
+#: environment with a dict of its secret-named variables, and each call read the whole of it again
+_env_cache: list[tuple[dict[Any, Any], tuple[str, ...], tuple[str, ...]]] = []
+_ENV_CACHE_SIZE = 8
+_env_lock = threading.Lock()  # trials' threads ask too
 
 
-def env_secret_values(env: Mapping[str, str]) -> tuple[str, ...]:
+def env_secret_values(env: Mapping[str, str], *, named: bool = False) -> tuple[str, ...]:
     """The values of ``env`` that :class:`Secrets` hides inside texts (a workload's environment:
-    what it may print), longest first; the last answer is kept, since trials share one environment."""
-    global _env_cache
-    seen, vals = _env_cache
-    if seen != env:
-        vals = Secrets.of(env)._vals()
-        _env_cache = (dict(env), vals)
-    return vals
+    what it may print), longest first; with ``named``, only those of variables whose name says
+    secret (``DEPLOY_PASSWORD``; not a value that merely looks like a token).  The answers for the
+    last few environments are kept, each checked against the mapping as it is now."""
+    # os.environ is compared by its own dict of bytes: its Mapping equality decodes every entry
+    raw = getattr(env, "_data", None) if env is os.environ else None
+    key: dict[Any, Any] = raw if isinstance(raw, dict) else env if isinstance(env, dict) else dict(env)
+    with _env_lock:
+        for i, (seen, vals, named_vals) in enumerate(_env_cache):
+            if seen == key:
+                _env_cache.insert(0, _env_cache.pop(i))
+                return named_vals if named else vals
+        found = Secrets.of(env)
+        named_vals = Secrets({k: v for k, v in found.values.items() if secret_name(k)})._vals()
+        vals = found._vals()
+        _env_cache.insert(0, (dict(key), vals, named_vals))
+        del _env_cache[_ENV_CACHE_SIZE:]
+    return named_vals if named else vals
+
+
+def assigned_secrets(argv: Sequence[str]) -> dict[int, tuple[str, str]]:
+    """The secret ``NAME=VALUE`` pairs of sleuth's own command line, by argument index: ``--env
+    NAME=VALUE`` (any bare ``NAME=VALUE`` word) and ``--env=NAME=VALUE`` (``--backend-opt`` alike).
+    A pair is secret by its name (:func:`sleuth._probe.secret_name`: ``DB_PASSWORD``, ``HF_TOKEN``)
+    or by its value (a token, a URL with credentials); ``--env CUDA_VISIBLE_DEVICES=0`` is not."""
+    found: dict[int, tuple[str, str]] = {}
+    for i, arg in enumerate(argv):
+        name, sep, value = (arg.partition("=")[2] if arg.startswith("-") else arg).partition("=")
+        if sep and is_secret(name, value):
+            found[i] = (name, value)
+    return found
 
 
 def argv_secrets(argv: Sequence[str]) -> dict[int, str]:
@@ -262,6 +293,16 @@ class Secrets:
                 return cls()
         found = argv_secrets(argv)
         return cls({key(i): v for i, v in found.items()}, frozenset(found.values()))
+
+    @classmethod
+    def of_command_line(cls, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Secrets:
+        """What a line sleuth prints about its own command line ``argv`` hides (the error of every
+        verb): the secrets :meth:`of_argv` finds (``--password VALUE``, a token), the secret
+        ``NAME=VALUE`` pairs (:func:`assigned_secrets`; each one, a name given twice too) and the
+        values of the secret variables of ``env`` (default: this shell's, :func:`env_secret_values`)."""
+        pairs = {f"argv[{i}].{name}": value for i, (name, value) in assigned_secrets(argv).items()}
+        shell = env_secret_values(os.environ if env is None else env)
+        return cls(pairs, frozenset(shell)).merged(cls.of_argv(argv))
 
     def __bool__(self) -> bool:
         return bool(self.values) or bool(self.words)

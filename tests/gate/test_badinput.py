@@ -7,6 +7,7 @@ benchmark file is not bad input (it is counted: tests/gate/test_formats.py).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["--db", "three slashes"],
     ),
     ("from-dir missing", ["record", "--from-dir", "nodir"], ["--from-dir", "nodir"]),
+    ("from-dir a file", ["record", "--from-dir", "ok.yaml"], ["--from-dir", "ok.yaml", "not a directory"]),
     ("from-dir with files", ["record", "--from-dir", "adir", GO], ["--from-dir"]),
     ("from-dir with run id", ["record", "--from-dir", "adir", "--run-id", "1"], ["--run-id"]),
     ("from-dir and emit", ["record", "--from-dir", "adir", "--emit-metadata", "out"], ["--emit-metadata"]),
@@ -310,3 +312,79 @@ def test_a_bad_input_after_history_exists_changes_nothing(
 def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     assert main(argv) == 0
     return capsys.readouterr().out
+
+
+#: histories ``record`` would make: the default SQLite file, one in new folders, a new store folder
+NEW_STORES = {
+    "default": [],
+    "sqlite": ["--db", "sqlite:///new/deeper/h.db"],
+    "dir": ["--db", "dir://new/deeper/hist"],
+}
+
+
+@pytest.mark.parametrize("tree", ["empty", "nothing-usable"])
+@pytest.mark.parametrize("db", list(NEW_STORES))
+def test_a_record_that_records_nothing_makes_no_history(
+    workdir: Path, capsys: pytest.CaptureFixture[str], db: str, tree: str
+) -> None:
+    """``--from-dir`` of a tree with nothing to record is INSUFFICIENT (exit 3, every folder skipped and
+    counted), and leaves no history behind: an empty SQLite file (and its folder) was made first."""
+    (workdir / "dl").mkdir()
+    if tree == "nothing-usable":
+        (workdir / "dl" / "a").mkdir()
+        (workdir / "dl" / "a" / "sleuth-gate.json").write_text("{not json")
+        (workdir / "dl" / "b").mkdir()
+    before = tree_state(workdir)
+    rc = main(["gate", "record", "--from-dir", "dl", *NEW_STORES[db]])
+    out, err = capsys.readouterr()
+    assert rc == 3 and "0 recorded" in out and not err, (rc, out, err)
+    assert tree_state(workdir) == before
+
+
+def test_a_record_that_records_nothing_leaves_an_existing_history_as_it_was(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["gate", "record", "--suite", "s", "--run-id", "1", "--no-provenance", GO]) == 0
+    (workdir / "dl").mkdir()
+    capsys.readouterr()
+    before = tree_state(workdir)
+    assert main(["gate", "record", "--from-dir", "dl"]) == 3
+    assert tree_state(workdir) == before
+    capsys.readouterr()
+    runs = json.loads(_json(capsys, ["gate", "runs", "--suite", "s", "--json"]))["runs"]
+    assert [r["run_id"] for r in runs] == ["1"]
+
+
+def test_a_first_write_that_fails_takes_back_the_file_and_folders_it_made(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SQLite file name too long to open: its folders were made first, and stayed."""
+    db = f"sqlite:///new/deeper/{'h' * 300}.db"
+    before = tree_state(workdir)
+    rc = main(["gate", "record", "--suite", "s", "--run-id", "1", "--no-provenance", "--db", db, GO])
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert rc == 4 and len(lines) == 1 and lines[0].startswith("error: --db sqlite:///new/deeper/"), err
+    assert "Traceback" not in err and not out.strip()
+    assert tree_state(workdir) == before
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root reads every file: an unreadable one takes a non-root user"
+)
+def test_an_artifact_with_an_unreadable_file_is_skipped_and_the_others_recorded(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, run_id in (("a", "1"), ("b", "2")):
+        (workdir / "dl" / name).mkdir(parents=True)
+        (workdir / "dl" / name / "go.txt").write_bytes(Path(GO).read_bytes())
+        meta = {"schema": 1, "suite": "s", "run_id": run_id, "files": ["go.txt"]}
+        (workdir / "dl" / name / "sleuth-gate.json").write_text(json.dumps(meta))
+    (workdir / "dl" / "a" / "go.txt").chmod(0)
+    rc = main(["gate", "record", "--from-dir", "dl", "--no-provenance", "--json"])
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert rc == 0, err
+    assert [r["run_id"] for r in doc["recorded"]] == ["2"]
+    ((where, why),) = [(s["path"], s["reason"]) for s in doc["skipped"]]
+    assert where == "dl/a" and "go.txt" in why and "cannot read" in why, doc["skipped"]

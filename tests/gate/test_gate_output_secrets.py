@@ -106,3 +106,17 @@ def test_check_graduate_baseline_and_runs_hide_them_too(
     assert suites.stdout.strip() == "<redacted>" and runs.stdout.count("<redacted>") == 14
     texts += [moved.stdout, moved_json.stdout, runs.stdout, runs_json.stdout]
     _no_secret(*texts, roots=[p for p in out.iterdir() if p != base])
+
+
+def test_shown_names_hide_the_shells_secret_values_as_they_are_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name cleaned once was kept as first cleaned, whatever the environment became (a cache by
+    the text alone): a secret set later was shown, one unset later stayed hidden."""
+    from sleuth.gate.model import clean, looks_secret
+
+    name = "bench-Rotated-7777"
+    monkeypatch.delenv("SLEUTH_TEST_DEPLOY_TOKEN", raising=False)
+    assert clean(f"suite {name}") == f"suite {name}" and not looks_secret(name)
+    monkeypatch.setenv("SLEUTH_TEST_DEPLOY_TOKEN", name)
+    assert clean(f"suite {name}") == "suite <redacted>" and looks_secret(name)
+    monkeypatch.delenv("SLEUTH_TEST_DEPLOY_TOKEN")
+    assert clean(f"suite {name}") == f"suite {name}" and not looks_secret(name)

@@ -138,14 +138,12 @@ def _error(message: str, args: Sequence[str] = ()) -> None:
     """Print ``error: message`` through the one redaction rule, as every file sleuth writes: URL
     credentials and token-shaped words (a flag's value, a tool's output quoted in the error), the
     values of this shell's secret variables, and the secrets sleuth's own command line ``args``
-    names (``--env DB_PASSWORD=...``, ``--password ...``) are hidden: ``--timeout "$MY_TOKEN"`` gave
-    click's "'<the token>' is not a valid float".  Every error of every verb reaches the user here."""
-    from sleuth.secrets import Secrets, env_secret_values
+    names (``--env DB_PASSWORD=...``, ``--password ...``: :meth:`sleuth.secrets.Secrets.of_command_line`)
+    are hidden: ``--timeout "$MY_TOKEN"`` gave click's "'<the token>' is not a valid float".  Every
+    error of every verb reaches the user here."""
+    from sleuth.secrets import Secrets
 
-    pairs = [a.split("=", 1)[1] if a.startswith("-") else a for a in args if "=" in a]
-    named = Secrets.of(dict(p.split("=", 1) for p in pairs if "=" in p)).merged(Secrets.of_argv(args))
-    hidden = Secrets({}, frozenset(env_secret_values(os.environ))).merged(named)
-    click.echo(f"error: {hidden.scrub(message)}", err=True)
+    click.echo(f"error: {Secrets.of_command_line(args).scrub(message)}", err=True)
 
 
 def raise_interrupt(_signum: int, _frame: object) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "refuse_secret",
     "selected_runs",
     "statuses",
+    "warn",
 ]
 
 CTX = {"help_option_names": ["-h", "--help"]}
@@ -104,6 +105,15 @@ def refuse_secret(flag: str, value: str | None) -> None:
             "of this shell) and would be stored and shown as <redacted>",
             hint=f"pass a non-secret {flag.removeprefix('--').replace('-', ' ')}",
         )
+
+
+def warn(text: str) -> None:
+    """A line on stderr that is not an error (``INSUFFICIENT: ...``), through the rule an error line
+    goes through (:func:`sleuth.gate.model.clean`: printable; URL credentials, token-shaped words and
+    the values of this shell's secret variables hidden), whatever it quotes: a suite, a path, a URL."""
+    from sleuth.gate.model import clean
+
+    click.echo(clean(text), err=True)
 
 
 def parse_percent(flag: str, text: str) -> float:
@@ -218,11 +228,14 @@ class Outputs:
 
 
 def open_store(db: str | None, *, create: bool) -> Any:
-    """The store ``--db`` names (default: ``$SLEUTH_GATE_DB`` or the SQLite file)."""
-    from sleuth.gate.store import default_url
+    """The store ``--db`` names (default: ``$SLEUTH_GATE_DB`` or the SQLite file); ``create``
+    (``record``): a history that does not exist yet is made by its first run, so a record that writes
+    nothing leaves no empty database behind (:func:`sleuth.gate.store.open_to_record`)."""
+    from sleuth.gate.store import default_url, open_to_record
     from sleuth.gate.store import open_store as _open_store
 
-    return _open_store(db or default_url(), create=create)
+    url = db or default_url()
+    return open_to_record(url) if create else _open_store(url, create=False)
 
 
 def check_db(db: str | None) -> None:

@@ -22,6 +22,7 @@ from sleuth.cli._gate_flags import (
     parse_fraction,
     refuse_secret,
     selected_runs,
+    warn,
 )
 from sleuth.errors import ExitCode, UsageError
 from sleuth.gate.model import clean, clean_doc
@@ -227,7 +228,7 @@ def baseline_capture(**kw: Any) -> int:
     keep = load_baseline(path, "-o") if path.is_file() else None
     runs = selected_runs(kw, suite)
     if not runs:
-        click.echo(f"INSUFFICIENT: no runs recorded for suite {clean(suite)}; nothing written", err=True)
+        warn(f"INSUFFICIENT: no runs recorded for suite {suite}; nothing written")
         return int(ExitCode.INCONCLUSIVE)
     doc = capture(runs, suite=suite, last=kw["last"], branch=kw["branch"], patterns=kw["metrics"], keep=keep)
     atomic_write_json(path, doc)
@@ -278,7 +279,7 @@ def baseline_diff(file: Path, **kw: Any) -> int:
     finally:
         store.close()
     if not runs:
-        click.echo(f"INSUFFICIENT: no runs recorded for suite {clean(suite)}", err=True)
+        warn(f"INSUFFICIENT: no runs recorded for suite {suite}")
         return int(ExitCode.INCONCLUSIVE)
     rows = diff(committed, capture(runs, suite=suite, last=last, branch=branch), tol)
     moved = [r for r in rows if r.status != "same"]
@@ -324,7 +325,9 @@ def runs_cmd(**kw: Any) -> int:
             if kw["as_json"]:
                 print_json(clean_doc({"db": store.display, "suites": suites}))
             else:
-                click.echo("\n".join(map(clean, suites)) if suites else f"no suites in {store.display}")
+                click.echo(
+                    "\n".join(map(clean, suites)) if suites else clean(f"no suites in {store.display}")
+                )
             return 0
         suite = check_name_flag("--suite", kw["suite"])
         runs = store.runs(suite, branch=branch_filter(kw["branch"]), last=kw["last"])
@@ -334,7 +337,7 @@ def runs_cmd(**kw: Any) -> int:
         print_json(clean_doc({"db": store.display, "suite": suite, "runs": [r.to_dict() for r in runs]}))
         return 0
     if not runs:
-        click.echo(f"no runs of {clean(suite)} in {store.display}")
+        click.echo(clean(f"no runs of {suite} in {store.display}"))
         return 0
     for r in runs:
         click.echo(

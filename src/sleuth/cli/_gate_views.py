@@ -45,7 +45,7 @@ def show_record(res: Any, as_json: bool, display: str) -> None:
         click.echo(clean(f"skipped {path}: {why}"))
     click.echo(
         f"{len(res.recorded)} recorded, {len(res.already)} already there, {len(res.skipped)} skipped"
-        f", {res.garbage} garbage line(s) -> {display}"
+        f", {res.garbage} garbage line(s) -> {clean(display)}"
     )
 
 

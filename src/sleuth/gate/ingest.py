@@ -5,7 +5,8 @@ inside a file is counted).  The producing job writes a small metadata file next 
 (``write_metadata``, what ``sleuth gate record --emit-metadata DIR`` does), uploads the folder as
 an artifact, and the gating job downloads the last N artifacts (``gh run download`` leaves one
 folder per artifact) and reads them all (``scan_artifacts``): a folder without metadata, with
-unreadable metadata, or without the files it lists is skipped and counted, never fatal.
+unreadable metadata, or without the files it lists (or with one that cannot be read:
+:func:`sleuth.gate.service.record_artifacts`) is skipped and counted, never fatal.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sleuth.gate.model import (
     Run,
     RunStatus,
     Sample,
+    clean_cut,
     fit,
     looks_secret,
     parse_time,
@@ -217,7 +219,8 @@ def _meta_problem(meta: Any) -> str | None:
     if meta.get("provenance") is not None and not isinstance(meta["provenance"], dict):
         return "metadata key 'provenance' is not a JSON object"
     if meta.get("created_at") and parse_time(meta["created_at"]) is None:
-        return f"metadata key 'created_at' {meta['created_at'][:40]!r} is not an ISO 8601 time with a zone"
+        when = clean_cut(meta["created_at"], 40)
+        return f"metadata key 'created_at' {when!r} is not an ISO 8601 time with a zone"
     return None
 
 
@@ -242,7 +245,7 @@ def scan_artifacts(root: Path) -> ArtifactScan:
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8-sig", errors="replace"))
         except (OSError, ValueError, RecursionError) as exc:
-            skipped.append((str(folder), f"unreadable {METADATA_FILE}: {str(exc)[:80]}"))
+            skipped.append((str(folder), f"unreadable {METADATA_FILE}: {clean_cut(exc, 80)}"))
             continue
         problem = _meta_problem(meta)
         if problem:
@@ -256,12 +259,17 @@ def scan_artifacts(root: Path) -> ArtifactScan:
         # an artifact comes from CI (a fork's pull request, say): it may name only its own files
         outside = [str(n) for n in listed if not _inside(folder, folder / str(n))]
         if outside:
-            skipped.append((str(folder), f"metadata lists a file outside its folder ({outside[0][:80]})"))
+            skipped.append(
+                (str(folder), f"metadata lists a file outside its folder ({clean_cut(outside[0], 80)})")
+            )
             continue
         files = [folder / str(name) for name in listed if (folder / str(name)).is_file()]
         if listed and not files:
             skipped.append(
-                (str(folder), f"none of the listed files is there ({', '.join(map(str, listed))[:80]})")
+                (
+                    str(folder),
+                    f"none of the listed files is there ({clean_cut(', '.join(map(str, listed)), 80)})",
+                )
             )
             continue
         artifacts.append(Artifact(folder=folder, meta=meta, files=tuple(files)))

@@ -168,17 +168,32 @@ def _finite_values(values: Any) -> tuple[float, ...]:
     return tuple(v for v in floats if math.isfinite(v))
 
 
-@lru_cache(maxsize=65536)
 def clean(text: Any, hidden: tuple[str, ...] | None = None) -> str:
-    """Any text a gate verb shows (its tables, markdown, JUnit, HTML pages): printable, secrets
-    hidden by the rule and ``hidden`` (by default the values of this shell's secret variables,
-    :func:`sleuth.secrets.env_secret_values`).  ``record`` refuses a run id or suite it would hide
-    (:func:`looks_secret`); one an older sleuth stored as given (it is the run's key) is hidden
-    here, on the way out: ``ghp_...`` shows ``<redacted>``."""
-    from sleuth.model import printable
-    from sleuth.secrets import env_secret_values, scrub_text
+    """Any text a gate verb shows (its tables, markdown, JUnit, HTML pages, warnings): printable,
+    secrets hidden by the rule and ``hidden`` (by default the values of this shell's secret
+    variables as they are now, :func:`sleuth.secrets.env_secret_values`).  ``record`` refuses a run
+    id or suite it would hide (:func:`looks_secret`); one an older sleuth stored as given (it is the
+    run's key) is hidden here, on the way out: ``ghp_...`` shows ``<redacted>``."""
+    from sleuth.secrets import env_secret_values
 
-    return scrub_text(printable(str(text)), env_secret_values(os.environ) if hidden is None else hidden)
+    return _clean(str(text), env_secret_values(os.environ) if hidden is None else hidden)
+
+
+def clean_cut(text: Any, limit: int) -> str:
+    """:func:`clean` within ``limit`` characters, for a quote in a message (an artifact's file name, a
+    metadata value): hidden first, then cut; cut first, a secret's start stayed where the whole
+    value was no longer there to be found."""
+    return clean(text)[:limit]
+
+
+@lru_cache(maxsize=65536)
+def _clean(text: str, hidden: tuple[str, ...]) -> str:
+    """:func:`clean` of a text against given values; cached: a history repeats its names (keyed by
+    the values too: a cache by the text alone kept what an earlier environment hid)."""
+    from sleuth.model import printable
+    from sleuth.secrets import scrub_text
+
+    return scrub_text(printable(text), hidden)
 
 
 def stored_name(name: str) -> str:
@@ -201,10 +216,9 @@ def _named_secret_values() -> tuple[str, ...]:
     suite, run id or branch may not be or hold.  A CI variable's value that only looks like a token
     (``GITHUB_HEAD_REF=renovate/Major-Updates-Python3-2025``) is where names come from, not a secret;
     outputs still hide it (:func:`clean`)."""
-    from sleuth._probe import secret_name
     from sleuth.secrets import env_secret_values
 
-    return env_secret_values({k: v for k, v in os.environ.items() if secret_name(k)})
+    return env_secret_values(os.environ, named=True)
 
 
 def looks_secret(text: str) -> bool:

@@ -151,7 +151,8 @@ def build_run(ingested: Ingested, meta: Mapping[str, Any], provenance: Mapping[s
 def record_artifacts(
     store: Store, scan: ArtifactScan, *, suite: str | None = None, replace: bool = False, fmt: str = "auto"
 ) -> RecordResult:
-    """Record every run of an artifact tree (oldest first by their metadata); skipped folders counted."""
+    """Record every run of an artifact tree (oldest first by their metadata); skipped folders counted
+    (one whose listed files cannot be read too: the tree's other runs are recorded)."""
     res = RecordResult(skipped=list(scan.skipped))
     arts = sorted(scan.artifacts, key=lambda a: (str(a.meta.get("created_at") or ""), str(a.meta["run_id"])))
     for art in arts:
@@ -161,7 +162,12 @@ def record_artifacts(
         if not replace and store.has_run(str(art.meta["suite"]), str(art.meta["run_id"])):
             res.already.append(f"{art.meta['suite']}/{art.meta['run_id']}")
             continue
-        run = run_from_artifact(art, fmt)
+        try:
+            run = run_from_artifact(art, fmt)
+        except UsageError as exc:
+            # a listed file unreadable (or gone since the scan): skipped, as a folder without its files is
+            res.skipped.append((str(art.folder), str(exc)))
+            continue
         one = record_run(store, run, replace=replace)
         res.recorded += one.recorded
         res.already += one.already

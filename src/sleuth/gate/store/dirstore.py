@@ -26,7 +26,7 @@ from typing import Any
 
 from sleuth import __version__
 from sleuth.errors import InfrastructureError, UsageError
-from sleuth.gate.model import Run, RunStatus, fit
+from sleuth.gate.model import Run, RunStatus, clean_cut, fit
 from sleuth.journal import atomic_write_json, atomic_write_text, json_text
 from sleuth.model import check_name
 
@@ -150,7 +150,8 @@ class DirStore:
             return Run.from_dict(json.loads(path.read_text(encoding="utf-8"))).public()
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InfrastructureError(
-                f"--db {self.display}: {path} is not a recorded run ({type(exc).__name__}: {str(exc)[:100]})",
+                f"--db {self.display}: {path} is not a recorded run "
+                f"({type(exc).__name__}: {clean_cut(exc, 100)})",
                 hint="remove or repair that file",
             ) from None
 
