@@ -5,6 +5,7 @@ the cwd is listed once per reduction."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -209,3 +210,40 @@ def test_a_script_and_files_past_the_budget_run_as_in_their_own_directory_and_st
     assert not [o for o in outs if "PROBLEMS" in o], outs
     assert _tree(work) == before
     assert not (run / "private").exists() and not list(run.glob("candidates/*/work"))
+
+
+#: counts, per calling module and directory, the listings (os.scandir, os.listdir) of the
+#: directories named in WATCHED; printed on stderr at exit as "LISTED <json>"
+COUNTER = """import atexit, collections, json, os
+watched = set(os.environ["WATCHED"].split(os.pathsep))
+seen = collections.Counter()
+def counted(fn):
+    def wrapped(path="."):
+        if isinstance(path, (str, os.PathLike)) and os.path.realpath(path) in watched:
+            seen[sys._getframe(1).f_globals.get("__name__", "?") + " " + os.path.realpath(path)] += 1
+        return fn(path)
+    return wrapped
+os.scandir, os.listdir = counted(os.scandir), counted(os.listdir)
+atexit.register(lambda: print("LISTED " + json.dumps(seen), file=sys.stderr))
+"""
+
+
+def test_the_cwd_and_its_trees_are_listed_once_per_reduction(tmp_path: Path) -> None:
+    """The cwd's trees were walked twice (once for the note on stderr, once for the trials' layout)
+    and the cwd listed again for every trial; now the layout lists each once, the note comes from
+    it, and the scratch copies are made from it."""
+    work, spec = _workload(tmp_path)
+    (work / "main.py").write_text("import sys\nsys.exit(1 if 'needle' in open(sys.argv[1]).read() else 0)\n")
+    cwd, data = str(work.resolve()), str((work / "data").resolve())
+    res = _patched(
+        tmp_path, COUNTER, "reduce", "--spec", spec, "--json", env={"WATCHED": f"{cwd}{os.pathsep}{data}"}
+    )
+    d = doc(res)
+    assert d["final"]["axes"] == {"LINES": ["needle"]}, d["final"]
+    assert d["oracle_calls"] > 3, d
+    (line,) = [x for x in res.stderr.splitlines() if x.startswith("LISTED ")]
+    seen = json.loads(line.removeprefix("LISTED "))
+    scratch = {
+        k: n for k, n in seen.items() if k.split()[0] in ("sleuth.reduce.layout", "sleuth.reduce.scratch")
+    }
+    assert scratch == {f"sleuth.reduce.layout {cwd}": 1, f"sleuth.reduce.layout {data}": 1}, seen
