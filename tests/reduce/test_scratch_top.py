@@ -101,7 +101,8 @@ def test_the_layout_budgets_the_cwds_files_smallest_first_in_count_and_bytes(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
     """The cwd's files and those of a directory on the way to an axis file share one budget, the
-    smallest first, in files and in bytes; a file over COPY_LIMIT is never copied; a symlink, a
+    smallest first, in files and in bytes; a file over COPY_LIMIT is never copied (a clone where
+    the file system makes one, else a link to a private copy, whatever the budget); a symlink, a
     directory holding the run dir stay symlinks (no note); the way's directories are made."""
     monkeypatch.setattr(lay, "TOP_FILES", 4)
     monkeypatch.setattr(lay, "TOP_BYTES", 6)
@@ -118,13 +119,14 @@ def test_the_layout_budgets_the_cwds_files_smallest_first_in_count_and_bytes(
     run.mkdir(parents=True)
     got = lay.layout(cwd, ("conf/lines.txt",), run)
     assert sorted(got.copied) == ["a.py", "conf/sub/s.txt", "conf/w.txt", "d.py"]  # 1 + 1 + 2 bytes
-    assert sorted(got.private) == ["b.py", "big.bin", "c.py"]  # with b.py, 7 bytes: past TOP_BYTES
+    assert sorted(got.private) == ["b.py", "c.py"]  # with b.py, 7 bytes: past TOP_BYTES
+    assert got.large == ("big.bin",)  # over COPY_LIMIT: a clone where one can be made, never a copy
     assert sorted(got.others) == ["ln", "runs"] and got.symlinked == () and got.note(cwd) is None
     assert got.dirs == ("conf", "conf/sub") and got.roots == {"conf/sub"}
     monkeypatch.setattr(lay, "TOP_BYTES", 100)
     got = lay.layout(cwd, ("conf/lines.txt",), run)
     assert sorted(got.copied) == ["a.py", "b.py", "conf/sub/s.txt", "conf/w.txt", "d.py"]
-    assert sorted(got.private) == ["big.bin", "c.py"]  # past TOP_FILES (and COPY_LIMIT)
+    assert got.private == ("c.py",) and got.large == ("big.bin",)  # c.py: past TOP_FILES
 
 
 #: the workload: main.py (larger than the cwd's other files, so past the budget: a link to a private

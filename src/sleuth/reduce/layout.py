@@ -71,8 +71,11 @@ class Layout:
     dirs: tuple[str, ...]
     #: the files that get their own bytes (a clone or a copy): the cwd's smallest, the smallest trees'
     copied: tuple[str, ...]
-    #: the cwd's other files (over :data:`TOP_FILES`, :data:`TOP_BYTES` or :data:`COPY_LIMIT`) and
-    #: the copied trees' files over :data:`COPY_LIMIT`: a clone, else a hard link to a private copy
+    #: the files over :data:`COPY_LIMIT` of the cwd and of the copied trees: a clone where the file
+    #: system makes one (free whatever the size), else a hard link to a private copy
+    large: tuple[str, ...]
+    #: the cwd's other files (past :data:`TOP_FILES` or :data:`TOP_BYTES`): a hard link to a private
+    #: copy (not a clone: each would be a new inode a candidate)
     private: tuple[str, ...]
     #: the other trees' entries: a hard link to the reduction's one symlink to each
     linked: tuple[str, ...]
@@ -211,10 +214,11 @@ def layout(cwd: Path, targets: Iterable[str], run_dir: Path) -> Layout:
                     continue
             others.append(r)
     copied: list[str] = []
+    large = [r for bytes_, r in files if bytes_ > COPY_LIMIT]
     private: list[str] = []
     n = size = 0
-    for bytes_, r in sorted(files):  # the smallest first
-        if bytes_ <= COPY_LIMIT and n < TOP_FILES and bytes_ <= TOP_BYTES - size:
+    for bytes_, r in sorted(f for f in files if f[0] <= COPY_LIMIT):  # the smallest first
+        if n < TOP_FILES and bytes_ <= TOP_BYTES - size:
             n += 1
             size += bytes_
             copied.append(r)
@@ -237,13 +241,14 @@ def layout(cwd: Path, targets: Iterable[str], run_dir: Path) -> Layout:
             copy_entries += tree.entries
             copy_bytes += tree.size
             copied += tree.files
-            private += tree.big
+            large += tree.big
         else:
             linked += tree.files + tree.big
     return Layout(
         roots=frozenset(roots),
         dirs=(*ways, *dirs),
         copied=tuple(copied),
+        large=tuple(large),
         private=tuple(private),
         linked=tuple(linked),
         others=tuple(others),

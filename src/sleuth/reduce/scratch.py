@@ -11,13 +11,13 @@ reduction, and each scratch copy is made from that list):
   scratch copy with an inode of its own, never the user's.  The smallest, up to :data:`TOP_FILES`
   files and :data:`TOP_BYTES` in all, each up to :data:`COPY_LIMIT`, get their own bytes: a
   copy-on-write clone where the file system makes one (btrfs, XFS with reflinks, bcachefs), else a
-  copy.  Any other (a checkpoint, a weights file, the thousands of files of a flat folder) is a clone
-  where one can be made, else a hard link to a private copy (:class:`PrivateCopies`: one per
-  candidate running at once, reused by the next, made once per reduction rather than once per
-  candidate), never to the user's file.  A candidate that rewrites one in place (``open(p, "w")``,
-  ``torch.save`` to the same path) changes only its own copy or its private copy, which is made
-  again from the original before another candidate gets it (its size, mode or modification time
-  no longer what was made);
+  copy.  One over :data:`COPY_LIMIT` (a checkpoint, a weights file) is a clone where one can be
+  made, else, as any other (the thousands of files of a flat folder: a clone would be a new inode
+  each), a hard link to a private copy (:class:`PrivateCopies`: one per candidate running at once,
+  reused by the next, made once per reduction rather than once per candidate), never to the
+  user's file.  A candidate that rewrites one in place (``open(p, "w")``, ``torch.save`` to the
+  same path) changes only its own copy or its private copy, which is made again from the original
+  before another candidate gets it (its size, mode or modification time no longer what was made);
 * every other directory is a real directory, with its whole tree, so that whatever a candidate
   creates in it, at any depth, stays in its scratch copy (``out/metrics.json`` is neither left in
   the user's tree nor read by another candidate running at once).  The smallest trees first, up to
@@ -225,15 +225,17 @@ class PrivateCopies:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _stand_in(src: str, dst: str, copies: PrivateCopies | None) -> None:
+def _stand_in(src: str, dst: str, copies: PrivateCopies | None, *, clone: bool = True) -> None:
     """``dst`` a regular file standing for ``src`` in a scratch copy: a clone or a copy (``copies``
-    None), else :meth:`PrivateCopies.stand_in`; a symlink to it when it cannot be read (nothing when
-    it is gone: removed from the cwd since it was listed)."""
+    None), else :meth:`PrivateCopies.stand_in` (``clone``) or :meth:`PrivateCopies.link`; a symlink
+    to it when it cannot be read (nothing when it is gone: removed from the cwd since it was listed)."""
     try:
         if copies is None:
             _clone(src, dst)
-        else:
+        elif clone:
             copies.stand_in(src, dst)
+        else:
+            copies.link(src, dst)
     except (FileNotFoundError, FileExistsError):  # gone from the cwd, or already there
         pass
     except (PermissionError, IsADirectoryError):
@@ -261,8 +263,10 @@ def build_workdir(plan: Plan, cand: Candidate, work: Path, copies: PrivateCopies
             _link_set(plan.cwd / rel, work / rel, content, copies)
     for f in tree.copied:
         _stand_in(os.path.join(s, f), os.path.join(w, f), None)
-    for f in tree.private:
+    for f in tree.large:
         _stand_in(os.path.join(s, f), os.path.join(w, f), copies)
+    for f in tree.private:
+        _stand_in(os.path.join(s, f), os.path.join(w, f), copies, clone=False)
     for f in tree.others:
         with contextlib.suppress(FileExistsError):
             os.symlink(os.path.join(s, f), os.path.join(w, f))
