@@ -24,13 +24,14 @@ __all__ = [
 ]
 
 #: a regular file up to this size may be copied into each candidate's scratch copy where no clone can
-#: be made; a larger one is hard-linked to the reduction's private copy
+#: be made; a larger one is a clone, else a hard link to the reduction's private copy
 #: (:class:`~sleuth.reduce.scratch.PrivateCopies`)
 COPY_LIMIT = 16 * 1024 * 1024
 
 #: the regular files of the cwd (and of a directory on the way to an axis file), the smallest first,
-#: up to this many get their own bytes in each scratch copy (about 0.1-0.2 ms a file on ext4, per
-#: candidate); the others are hard links to private copies (a few microseconds a file, per candidate)
+#: up to this many get their own bytes in each scratch copy (a new inode: 0.1-0.2 ms a file on a
+#: loaded ext4, per candidate, and as much again to remove); the others are hard links to private
+#: copies, made once (10-20 us a file, per candidate: bench/reduce_topfiles.py, docs/reduce.md)
 TOP_FILES = 200
 
 #: ... and up to this many bytes in all
