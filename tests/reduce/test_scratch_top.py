@@ -139,6 +139,8 @@ here = os.path.realpath(os.getcwd())
 problems = []
 if os.path.islink(__file__) or os.path.islink(sys.argv[0]):
     problems.append("main.py is a symlink")
+if os.stat(__file__).st_nlink != 2 or os.stat("helper.py").st_nlink != 2:
+    problems.append("main.py or helper.py is not a link to a private copy (past the budget)")
 if os.path.realpath(sys.path[0]) != here:
     problems.append("sys.path[0] is " + sys.path[0])
 if os.path.dirname(os.path.realpath(helper.__file__)) != here or helper.VALUE != "mine":
