@@ -50,7 +50,7 @@ LAYOUT_DEPTH = 64
 #: about 0.2 ms a file on ext4, per candidate); the others' are links to the original
 COPY_ENTRIES = 500
 
-#: ... and up to this many bytes in all (files over :data:`COPY_LIMIT` not counted: private copies)
+#: ... and up to this many bytes in all (files over :data:`COPY_LIMIT` not counted: clones or private copies)
 COPY_BYTES = 32 * 1024 * 1024
 
 #: folders left a symlink without a note (:meth:`Layout.note`): version control, environments, caches
