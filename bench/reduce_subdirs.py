@@ -12,7 +12,7 @@ driver does (``build_workdir``), removing each (``shutil.rmtree``, as once a can
   * ``setup`` / ``teardown``: each later candidate's scratch copy laid out / removed, the median.
 
 Figures are the median over the rounds with the spread (min-max), in milliseconds.  ``--entries``
-sets ``scratch.LAYOUT_ENTRIES`` in this checkout's runs (what a larger budget would cost).  Nothing
+sets ``layout.LAYOUT_ENTRIES`` in this checkout's runs (what a larger budget would cost).  Nothing
 is asserted.
 
 Usage: python bench/reduce_subdirs.py [--rounds 3] [--sizes 1000,10000,50000] [--candidates 5]
@@ -63,7 +63,9 @@ def one_run(spec: Path, out: Path, candidates: int, entries: int | None) -> dict
     from sleuth.reduce.plan import materialize
 
     if entries is not None:
-        scratch.LAYOUT_ENTRIES = entries  # type: ignore[misc,unused-ignore]
+        from sleuth.reduce import layout
+
+        layout.LAYOUT_ENTRIES = entries  # type: ignore[misc,unused-ignore]
     loaded = session.load(spec, output=out)
     cand = materialize(loaded.plan, loaded.plan.initial_point())
     run = out / "run"
@@ -109,9 +111,7 @@ def main() -> int:
     ap.add_argument("--against", default=None, metavar="SRC",
                     help="another checkout's src/ (e.g. `git archive` of the old commit): its figures "
                          "are measured in the same rounds, interleaved, and printed beside")  # fmt: skip
-    ap.add_argument(
-        "--entries", type=int, default=None, help="scratch.LAYOUT_ENTRIES in this checkout's runs"
-    )
+    ap.add_argument("--entries", type=int, default=None, help="layout.LAYOUT_ENTRIES in this checkout's runs")
     ap.add_argument("--tmp", default=None, help="where the workloads and scratch copies go")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help=argparse.SUPPRESS)

@@ -119,8 +119,8 @@ if got != mine:
 sys.exit(1 if "needle" in mine.split(",") else 0)
 """
 
-#: the CLI with one of scratch's budgets made small (the module's constant, as sleuth reads it)
-SMALL = "import sys, sleuth.reduce.scratch as s; s.{}; from sleuth.cli import main; sys.exit(main())"
+#: the CLI with one of the scratch copies' budgets made small (the module's constant, as sleuth reads it)
+SMALL = "import sys, sleuth.reduce.layout as s; s.{}; from sleuth.cli import main; sys.exit(main())"
 
 
 def _small(tmp_path: Path, patch: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -385,11 +385,11 @@ def test_the_layout_takes_the_smallest_trees_first_and_leaves_the_deep_and_the_r
 ) -> None:
     """Small trees copied, the next linked, a tree past the depth (rmtree recurses a level a frame)
     or the budget left a symlink and named; the output dir holding the run dir is neither."""
-    from sleuth.reduce import scratch
+    from sleuth.reduce import layout as lay
 
-    monkeypatch.setattr(scratch, "COPY_ENTRIES", 3)
-    monkeypatch.setattr(scratch, "LAYOUT_ENTRIES", 16)
-    monkeypatch.setattr(scratch, "LAYOUT_DEPTH", 3)
+    monkeypatch.setattr(lay, "COPY_ENTRIES", 3)
+    monkeypatch.setattr(lay, "LAYOUT_ENTRIES", 16)
+    monkeypatch.setattr(lay, "LAYOUT_DEPTH", 3)
     cwd = tmp_path / "cwd"
     (cwd / "out").mkdir(parents=True)
     (cwd / "out" / "m.json").write_text("{}")
@@ -403,7 +403,7 @@ def test_the_layout_takes_the_smallest_trees_first_and_leaves_the_deep_and_the_r
     (cwd / "deep" / "d" / "d" / "d" / "d").mkdir(parents=True)  # 4
     run = cwd / "runs" / "reduce" / "x"
     run.mkdir(parents=True)
-    got = scratch.layout(cwd, ("lines.txt",), run)
+    got = lay.layout(cwd, ("lines.txt",), run)
     assert got.roots == {"out", "ok", "data"}
     assert got.copied == ("out/m.json",) and len(got.linked) == 6
     assert got.symlinked == ("big", "deep")  # big: 9 entries past the 3 left after out, ok and data
@@ -415,9 +415,9 @@ def test_a_version_control_or_environment_folder_over_the_budget_gets_no_note(
 ) -> None:
     """A .git or .venv over the budget stays a symlink as any tree does, but is not named in the
     note: nearly every workload's directory has one, and the note printed on every reduction."""
-    from sleuth.reduce import scratch
+    from sleuth.reduce import layout as lay
 
-    monkeypatch.setattr(scratch, "LAYOUT_ENTRIES", 4)
+    monkeypatch.setattr(lay, "LAYOUT_ENTRIES", 4)
     cwd = tmp_path / "cwd"
     for name in (".git", ".venv"):
         (cwd / name / "objects").mkdir(parents=True)
@@ -425,12 +425,12 @@ def test_a_version_control_or_environment_folder_over_the_budget_gets_no_note(
             (cwd / name / "objects" / f"{i}").write_bytes(b"x")
     run = tmp_path / "run"
     run.mkdir()
-    got = scratch.layout(cwd, ("lines.txt",), run)
+    got = lay.layout(cwd, ("lines.txt",), run)
     assert got.symlinked == (".git", ".venv") and got.note(cwd) is None
     (cwd / "data").mkdir()
     for i in range(6):
         (cwd / "data" / f"{i}.bin").write_bytes(b"x")
-    got = scratch.layout(cwd, ("lines.txt",), run)
+    got = lay.layout(cwd, ("lines.txt",), run)
     assert set(got.symlinked) == {".git", ".venv", "data"}
     note = got.note(cwd) or ""
     assert note.startswith("data/ stays a symlink") and ".git" not in note and ".venv" not in note

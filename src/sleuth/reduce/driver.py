@@ -54,8 +54,9 @@ from sleuth.reduce.baseline import run_baseline
 from sleuth.reduce.fixpoint import Reduction
 from sleuth.reduce.flaky import RateTracker
 from sleuth.reduce.journaled import bounded
+from sleuth.reduce.layout import Layout
 from sleuth.reduce.plan import Candidate, Plan, materialize
-from sleuth.reduce.scratch import PRIVATE_DIR, PrivateCopies
+from sleuth.reduce.scratch import PRIVATE_DIR, PrivateCopies, file_axes
 from sleuth.reduce.scrub import Scrubber
 from sleuth.reduce.trials import Evaluation, TrialRecord, judge, scratch_dir, trial_spec
 from sleuth.reduce.verdicts import settle, start, take
@@ -293,6 +294,11 @@ class Driver:
         if self.stopped is not None:
             self.trials_used -= self.engine.pending  # stopped before they ended: never journaled
             self.engine.cancel_all()
+
+    def scratch_layout(self) -> Layout:
+        """What every trial's scratch copy makes of the cwd: the one listing of the reduction, shared
+        with :func:`~sleuth.reduce.scratch.build_workdir` (keyed by the file axes, as it asks)."""
+        return self._copies.layout(self.plan.cwd, file_axes(self.plan))
 
     def close(self) -> None:
         """Stop the workers."""

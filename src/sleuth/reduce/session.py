@@ -475,7 +475,6 @@ def _run(
         on_event("budget", {"max_trials": loaded.plan.spec.budget.max_trials})
         if not choice.is_local:
             on_event("backend", loaded.scrubber.obj({"backend": choice.secrets().scrub(choice.describe())}))
-    _scratch_note(loaded, run_dir, on_event)
     wall = loaded.plan.spec.budget.max_wall_clock
     opts = Options(
         jobs=jobs,
@@ -502,6 +501,7 @@ def _run(
                 on_event=on_event,
                 backend=backend,
             )
+            _scratch_note(loaded, run_dir, driver, on_event)
             info = driver.baseline()
             if info["reproduced"] == 0:
                 status = "not_reproducible"
@@ -525,14 +525,12 @@ def _run(
 
 
 def _scratch_note(
-    loaded: Loaded, run_dir: RunDir, on_event: Callable[[str, dict[str, Any]], None] | None
+    loaded: Loaded, run_dir: RunDir, driver: Driver, on_event: Callable[[str, dict[str, Any]], None] | None
 ) -> None:
     """Say once, in the journal and on stderr, which directories of the cwd the scratch copies leave
-    a symlink to the original (over the budget: what a workload writes inside reaches the user's)."""
-    from sleuth.reduce.scratch import file_axes, layout
-
-    plan = loaded.plan
-    note = layout(plan.cwd, file_axes(plan), run_dir.path).note(plan.cwd)
+    a symlink to the original (over the budget: what a workload writes inside reaches the user's),
+    from the layout the trials' scratch copies are made from (the cwd is listed once)."""
+    note = driver.scratch_layout().note(loaded.plan.cwd)
     if note is not None:
         run_dir.journal.append("note", text=note)  # scrubbed as every event (RunDir.hide)
         if on_event is not None:
