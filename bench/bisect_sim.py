@@ -44,7 +44,7 @@ from typing import Any
 
 from _report import print_targets  # bench/ is sys.path[0] when a bench runs
 
-from sleuth.bisect.flaky import z_channel_capacity
+from sleuth.bisect.flakyinfo import z_channel_capacity
 from sleuth.bisect.policy import FlakyMode
 from sleuth.bisect.sim import CalibrationBin, SimResult, simulate
 from sleuth.bisect.sim import calibration as bin_confidence

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sleuth.bisect.flaky import FlakyBisection, binary_entropy, z_channel_capacity
+from sleuth.bisect.flaky import FlakyBisection
+from sleuth.bisect.flakyinfo import binary_entropy, z_channel_capacity
 from sleuth.bisect.policy import FlakyMode, choose_strategy, parse_flaky
 from sleuth.bisect.strategies import Bisection, Query, SearchStatus, Strategy, spread
 from sleuth.errors import UsageError

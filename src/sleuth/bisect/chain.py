@@ -5,7 +5,8 @@ image L and a first bad image F; ``sleuth bisect image-commits --passing L --fai
 NAME=PATH`` runs this stage alone.  PATH is a git repository inside the images (``/opt/jax``).
 
 * Each source's repository is copied out of F once (``create`` + ``cp``, cached under
-  ``<cache>/image-sources/<image id>/``; nothing runs), and L's commit is read from L's ``HEAD``.
+  ``<cache>/image-sources/<image id>/``; nothing runs), and L's commit is read from L's ``HEAD``
+  (:mod:`sleuth.bisect.imagegit`).
   F's repository must hold L's commit (the history is in the failing image, as jax-toolbox-triage
   assumes).
 * The candidates and the blame are :class:`~sleuth.bisect.multigit.MultiGitSource`'s: the first source
@@ -26,19 +27,17 @@ and ``first-bad``/``last-good``); a resume of the run continues it there.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import logging
 import os
 import re
-import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sleuth.bisect.candidates import Candidate, Prepared, with_candidate
 from sleuth.bisect.git import env_name
+from sleuth.bisect.imagegit import copied_git, has_commit, head_commit
 from sleuth.bisect.multigit import MultiGitSource, RepoSpec, decode
 from sleuth.errors import InfrastructureError, SleuthError, UsageError
 from sleuth.model import TrialSpec
@@ -103,75 +102,6 @@ def host_mounts(
     return tuple(out)
 
 
-def _head(gitdir: Path) -> str | None:
-    """The commit ``HEAD`` of a copied ``.git`` names (detached, a loose ref, or a packed one)."""
-    try:
-        head = (gitdir / "HEAD").read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    if not head.startswith("ref:"):
-        return head if re.fullmatch(r"[0-9a-f]{40,64}", head) else None
-    ref = head[4:].strip()
-    loose = gitdir / ref
-    if loose.is_file():
-        return loose.read_text(encoding="utf-8").strip() or None
-    packed = gitdir / "packed-refs"
-    if packed.is_file():
-        for line in packed.read_text(encoding="utf-8").splitlines():
-            sha, _, name = line.partition(" ")
-            if name == ref:
-                return sha
-    return None
-
-
-def _copied(runtime: str, image: str, path: str, name: str, *, whole: bool) -> Path:
-    """The image's ``PATH/.git`` on the host (``whole``: every object; else HEAD and refs only)."""
-    from sleuth.environments import cache_dir
-    from sleuth.environments.runtimes import copy_out, image_exists, image_id
-
-    if not image_exists(runtime, image):
-        raise UsageError(f"image {image} not found by {runtime}", hint="check the name and the --runtime")
-    ident = image_id(runtime, image)[:16]
-    root = cache_dir() / "image-sources" / ident
-    slug = hashlib.sha1(path.encode()).hexdigest()[:8]
-    dest = root / f"{name}-{slug}{'' if whole else '-refs'}.git"
-    if (dest / "HEAD").is_file():
-        return dest
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (dest / "HEAD").is_file():
-            return dest
-        tmp = root / f".{dest.name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        parts = (
-            [(f"{path}/.git", str(tmp / "g"), True)]
-            if whole
-            else [
-                (f"{path}/.git/HEAD", str(tmp / "HEAD"), True),
-                (f"{path}/.git/packed-refs", str(tmp / "packed-refs"), False),
-                (f"{path}/.git/refs", str(tmp / "refs"), False),
-            ]
-        )
-        try:
-            copy_out(runtime, image, parts)
-        except UsageError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise UsageError(
-                f"--source {name}={path}: {image} has no git repository there",
-                hint="give the path of a git checkout inside the image",
-            ) from None
-        got = tmp / "g" if whole else tmp
-        if whole and not (got / "HEAD").is_file():  # PATH/.git was a file (a worktree, a submodule)
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise UsageError(f"--source {name}={path}: {path}/.git in {image} is not a repository directory")
-        shutil.rmtree(dest, ignore_errors=True)
-        got.rename(dest)
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dest
-
-
 @dataclass(slots=True)
 class ChainSource(MultiGitSource):
     """The commits of ``sources`` between the passing and the failing image, tested in the failing one."""
@@ -216,13 +146,13 @@ class ChainSource(MultiGitSource):
         changed: list[RepoSpec] = []
         same: list[RepoSpec] = []
         for name, path in paths.items():
-            repo = _copied(runtime, failing, path, name, whole=True)
-            bad = _head(repo)
-            good = _head(_copied(runtime, passing, path, name, whole=False))
+            repo = copied_git(runtime, failing, path, name, whole=True)
+            bad = head_commit(repo)
+            good = head_commit(copied_git(runtime, passing, path, name, whole=False))
             if bad is None or good is None:
                 which = passing if good is None else failing
                 raise UsageError(f"--source {name}={path}: cannot read HEAD of the repository in {which}")
-            if good != bad and not _has_commit(repo, good):
+            if good != bad and not has_commit(repo, good):
                 raise UsageError(
                     f"--source {name}={path}: {passing}'s commit {good[:12]} is not in the repository "
                     f"of {failing}",
@@ -347,13 +277,6 @@ class ChainSource(MultiGitSource):
             "cache_mount": self.cache_mount,
             "env_names": list(self.env_names),
         }
-
-
-def _has_commit(repo: Path, sha: str) -> bool:
-    from sleuth.bisect.checkouts import git_env
-    from sleuth.runner import run_tool
-
-    return run_tool(["git", "-C", str(repo), "cat-file", "-e", f"{sha}^{{commit}}"], env=git_env()).ok
 
 
 def continue_chain(driver: Driver, res: SearchResult) -> dict[str, Any]:

@@ -23,6 +23,8 @@ search with ``not_found``: the flaky searches rerun it until runs pass or fail, 
 
 The driver's parts, each in its own module and each given the driver:
 
+* :mod:`sleuth.bisect.opening` -- :func:`~sleuth.bisect.opening.open_search`, how a search opens:
+  its candidates (after the gallop of images), its mode, its strategy and what it is told first;
 * :mod:`sleuth.bisect.endchecks` -- :class:`~sleuth.bisect.endchecks.EndChecks`, when the loop
   tests the ends and how it judges them (checked and lazy ends);
 * :mod:`sleuth.bisect.perfmode` -- performance mode (``Options.perf``): the first search is
@@ -31,8 +33,9 @@ The driver's parts, each in its own module and each given the driver:
 * :mod:`sleuth.bisect.stages` -- after a git search: merged branches, and with several
   repositories the blame probe that settles a FOUND stage or starts the next one.
 
-They use the pool and the driver's helpers (``_end_check``, ``_tell``, ``_seeded``, ``_recount``,
-``_skipped``, ``_in_flight``) as its own methods did; the state stays here, where the report reads it.
+They use the pool and the driver's helpers (``_loop``, ``_end_check``, ``_tell``, ``_seeded``,
+``_recount``, ``_skipped``, ``_in_flight``) as its own methods did; the state stays here, where the
+report reads it.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from sleuth.bisect.candidates import Source
 from sleuth.bisect.endchecks import GOOD, EndChecks, bad_end_budget, ends_failed, not_found
-from sleuth.bisect.policy import make_strategy
+from sleuth.bisect.opening import is_source, open_search
 from sleuth.bisect.strategies import Query, SearchResult, Strategy
 from sleuth.bisect.trials import Options, TestEvent, TestPool
 from sleuth.errors import UsageError
@@ -64,14 +67,6 @@ _not_found = not_found
 END_SKIPS = 3
 #: ... when some of them failed with another signature than the first run's (0.5^8 < 0.4%)
 END_OTHERS = 8
-
-
-def _is(source: object, module: str, name: str) -> bool:
-    """``isinstance`` without importing the source modules a search does not use."""
-    import sys
-
-    mod = sys.modules.get(f"sleuth.bisect.{module}")
-    return mod is not None and isinstance(source, getattr(mod, name))
 
 
 class Driver(TestPool):
@@ -153,17 +148,17 @@ class Driver(TestPool):
     def run(self) -> tuple[SearchResult, Strategy | None]:
         """Search; return the result and the strategy (None when the ends did not behave)."""
         try:
-            res, strat = self._search()
+            res, strat = open_search(self)
             res = self.result_in_order(res)
             if strat is not None and self.source.kind == "images" and getattr(self.source, "sources", None):
                 from sleuth.bisect.chain import continue_chain  # bisect images --source: the commits stage
 
                 self.chain = continue_chain(self, res)
-            if strat is not None and _is(self.source, "multigit", "MultiGitSource"):
+            if strat is not None and is_source(self.source, "multigit", "MultiGitSource"):
                 from sleuth.bisect.stages import settle_blame
 
                 res = settle_blame(self, self.source, res, strat)  # type: ignore[arg-type]
-            elif (strat is not None and _is(self.source, "git", "GitSource") and not self.opt.find_fix
+            elif (strat is not None and is_source(self.source, "git", "GitSource") and not self.opt.find_fix
                   and not self.source.first_parent):  # type: ignore[attr-defined]  # fmt: skip
                 from sleuth.bisect.stages import descend_merges
 
@@ -171,61 +166,6 @@ class Driver(TestPool):
             return res, self.strategy if strat is not None else None
         finally:
             self.shutdown()
-
-    def _search(self) -> tuple[SearchResult, Strategy | None]:
-        src = self.source
-        gallop: list[TestEvent] = []
-        if src.kind == "images" and (not getattr(src, "start", "x") or getattr(src, "step_back", False)):
-            from sleuth.bisect.imagesource import ImageSource
-
-            assert isinstance(src, ImageSource)
-            if self.opt.find_fix:
-                raise UsageError("--find-fix needs --start-date with sleuth bisect images")
-            from sleuth.bisect.images import image_ends
-
-            got = image_ends(self, src)
-            if isinstance(got, SearchResult):
-                return got, None
-            gallop = got
-        stepped = bool(gallop) and getattr(src, "step_back", False)  # the start moved: new candidates
-        if self._known_labels and not stepped:
-            self.labels = list(self._known_labels)
-        else:
-            self.labels = src.resolve()
-            self.run_dir.journal.append("candidates", labels=self.labels, source=src.config())
-        self.seen_labels.update(dict.fromkeys(self.labels))
-        n = len(self.labels)
-        if n < 2:
-            return not_found("fewer than two candidates in the range"), None
-        self._check_modes()
-        self._flip = self.opt.find_fix
-        skip = self._skipped(n)
-        if self.opt.perf is not None:
-            from sleuth.bisect.perfmode import perf_search
-
-            return perf_search(self, n, skip)
-        strat = make_strategy(n, self.opt.flaky, confidence=self.opt.confidence, max_tests=self.opt.max_tests)
-        strat.exclude(skip)
-        self.run_dir.journal.append("strategy", kind=type(strat).__name__, flaky=self.opt.flaky.describe(),
-                                    find_fix=self.opt.find_fix)  # fmt: skip
-        if gallop:  # the gallop already found a passing start and a failing end
-            self._tell(strat, 0, Outcome.PASS)
-            self._tell(strat, n - 1, Outcome.FAIL)
-            for e in gallop[:-1]:
-                if e.label in self.labels:
-                    self._tell(strat, self.labels.index(e.label), e.counted)
-            return self._loop(strat), strat
-        if not self.opt.check_ends:
-            return self._seeded(strat, [(0, Outcome.PASS), (n - 1, Outcome.FAIL)]), strat
-        res = self._loop(strat, ends=True)
-        return res, (None if self._ends_misbehaved else self.strategy)
-
-    def _check_modes(self) -> None:
-        """Combinations the driver cannot search (the CLI rejects them before a run dir exists)."""
-        if self.opt.find_fix and self.opt.perf is not None:
-            raise UsageError("--find-fix does not combine with performance mode (--metric NAME)")
-        if self.opt.find_fix and _is(self.source, "multigit", "MultiGitSource"):
-            raise UsageError("--find-fix works with one repository: give a single --repo PATH")
 
     def _skipped(self, n: int) -> list[int]:
         """``--skip`` labels as the strategy's indices (unknown labels are ignored; ends refused)."""

@@ -6,10 +6,8 @@ f with ``F`` fails and ``P`` passes observed at candidates ``>= f`` the likeliho
 ``B(a+F, b+P) / B(a, b)``, and zero when any candidate ``< f`` failed.  Suffix sums make one
 update O(n).
 
-Probes maximise the expected information gain.  One probe at a candidate whose prior CDF is C
-gains ``h(p C) - C h(p)`` bits (h the binary entropy).  A batch of k probes (k free slots, or
-probes already out) maximises the joint mutual information, found by coordinate ascent over the
-CDF levels of the candidates; the outcome patterns of k probes are enumerated (2^k <= 256).
+Probes maximise the expected information gain (one probe, or a batch of them with the probes
+already out): :mod:`sleuth.bisect.flakyinfo` chooses them from the posterior's CDF.
 
 With ``p`` estimated (``p_quantile`` set) the stop uses a second, pessimistic posterior too: the
 posterior over f with p fixed at the ``p_quantile`` quantile of p's posterior (a grid over p).  The
@@ -36,9 +34,9 @@ no scipy).
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from sleuth.bisect.flakyinfo import MAX_BATCH, most_informative
 from sleuth.bisect.strategies import Query, SearchResult, SearchStatus
 from sleuth.model import Outcome
 
@@ -46,10 +44,8 @@ if TYPE_CHECKING:  # numpy is imported when a Bayesian search starts, not with t
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["FlakyBisection", "binary_entropy", "report_confidence", "z_channel_capacity"]
+__all__ = ["FlakyBisection", "report_confidence"]
 
-_MAX_BATCH = 8
-_GRID = 160
 #: points of the grid over p for the pessimistic posterior (midpoints of 200 equal cells of [0, 1])
 _P_POINTS = 200
 #: a reported confidence is floored to this many decimals and never reaches 1 (flakiness is possible)
@@ -65,23 +61,6 @@ def report_confidence(mass: float) -> float:
 def p_grid() -> list[float]:
     """The grid over p of the pessimistic posterior (shared with :mod:`sleuth.bisect.posterior`)."""
     return [(j + 0.5) / _P_POINTS for j in range(_P_POINTS)]
-
-
-def binary_entropy(p: float) -> float:
-    """h(p) in bits."""
-    if p <= 0.0 or p >= 1.0:
-        return 0.0
-    return -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
-
-
-def z_channel_capacity(p: float) -> float:
-    """Bits per test when a bad candidate fails with probability ``p`` and a good one never does."""
-    if p >= 1.0:
-        return 1.0
-    if p <= 0.0:
-        return 0.0
-    eps = 1.0 - p
-    return math.log2(1.0 + (1.0 - eps) * eps ** (eps / (1.0 - eps)))
 
 
 def lbeta(a: float, b: float) -> float:
@@ -104,44 +83,6 @@ def betaln_counts(
 ) -> NDArray[np.float64]:
     """``log B(a + fails, b + passes)`` for whole-number counts."""
     return _lgamma_plus(a, fails) + _lgamma_plus(b, passes) - _lgamma_plus(a + b, fails + passes)
-
-
-def _h(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    import numpy as np
-
-    x = np.clip(x, 1e-15, 1 - 1e-15)
-    return np.asarray(-(x * np.log2(x) + (1 - x) * np.log2(1 - x)))
-
-
-@lru_cache(maxsize=64)
-def _patterns(k: int, p: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """``M[s, y]`` = P(outcome pattern y | f lies in segment s) and the count of noisy probes per s."""
-    import numpy as np
-
-    ys = (np.arange(2**k)[:, None] >> np.arange(k)[None, :]) & 1  # (2^k, k): 1 = FAIL, sorted probes
-    seg = np.arange(k + 1)
-    below = np.arange(k)[None, :] < seg[:, None]  # probe j lies below segment s: it must PASS
-    valid = ~np.any(below[:, None, :] & (ys[None, :, :] == 1), axis=2)
-    fails = ys.sum(axis=1)[None, :]
-    noisy = (k - seg)[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        m = np.where(valid, p**fails * (1 - p) ** (noisy - fails), 0.0)
-    return np.nan_to_num(m), (k - seg).astype(float)
-
-
-def _batch_mi(levels: NDArray[np.float64], p: float) -> NDArray[np.float64]:
-    """Mutual information (bits) between f and the outcomes of probes at CDF ``levels`` (G, k)."""
-    import numpy as np
-
-    g, k = levels.shape
-    srt = np.sort(levels, axis=1)
-    edges = np.concatenate([np.zeros((g, 1)), srt, np.ones((g, 1))], axis=1)
-    masses = np.clip(np.diff(edges, axis=1), 0.0, 1.0)
-    m, noisy = _patterns(k, round(p, 4))
-    py = masses @ m
-    with np.errstate(divide="ignore", invalid="ignore"):
-        hy = -np.sum(np.where(py > 0, py * np.log2(py), 0.0), axis=1)
-    return np.asarray(hy - (masses @ noisy) * binary_entropy(p))
 
 
 class FlakyBisection:
@@ -362,15 +303,10 @@ class FlakyBisection:
             end_runs += 1
             k -= 1
         fixed = [float(cdf[q.index]) for q in self.pending.values() if q.index != end]
-        k = min(k, _MAX_BATCH - len(fixed))
+        k = min(k, MAX_BATCH - len(fixed))
         if k <= 0 or eligible.size == 0:
             return out
-        if not fixed and k == 1:
-            c = cdf[eligible]
-            gain = _h(p * c) - c * binary_entropy(p)
-            picks = [int(eligible[int(np.argmax(gain))])]
-        else:
-            picks = self._batch(cdf, eligible, p, fixed, k)
+        picks = most_informative(cdf, eligible, p, fixed, k)
         return out + [self._hand_out(i) for i in picks]
 
     def _hand_out(self, index: int) -> Query:
@@ -378,33 +314,6 @@ class FlakyBisection:
         self._seq += 1
         self.pending[q.seq] = q
         return q
-
-    def _batch(
-        self, cdf: NDArray[np.float64], eligible: NDArray[np.int64], p: float, fixed: list[float], k: int
-    ) -> list[int]:
-        """Coordinate ascent over the candidates' CDF levels for ``k`` new probes."""
-        import numpy as np
-
-        levels_all = cdf[eligible]
-        _, first = np.unique(np.round(levels_all, 6), return_index=True)
-        cand = eligible[first]
-        if cand.size > _GRID:
-            targets = np.linspace(0, 1, _GRID)
-            near = np.unique(np.searchsorted(cdf[cand], targets).clip(0, cand.size - 1))
-            cand = cand[near]
-        grid = cdf[cand]
-        chosen = [int(cand[int(np.argmin(np.abs(grid - (j + 1) / (k + 1))))]) for j in range(k)]
-        for _ in range(3):
-            changed = False
-            for j in range(k):
-                others = fixed + [float(cdf[c]) for t, c in enumerate(chosen) if t != j]
-                lv = np.column_stack([np.tile(others, (grid.size, 1)), grid]) if others else grid[:, None]
-                best = int(cand[int(np.argmax(_batch_mi(lv, p)))])
-                if best != chosen[j]:
-                    chosen[j], changed = best, True
-            if not changed:
-                break
-        return sorted(chosen)
 
     def observe(self, query: Query, outcome: Outcome) -> None:
         """Add one outcome; a SKIP (or ERROR) removes the candidate from the probes."""

@@ -1,9 +1,10 @@
 """Performance mode: ``--metric NAME --direction --threshold``, and what a search learned per candidate.
 
 Values are turned so that larger is worse (``direction`` says which way is better).  The search
-itself is :mod:`sleuth.bisect.perfrun` (the runs), :mod:`sleuth.bisect.seqtest` (the sequential
-rank test of the ends) and :mod:`sleuth.bisect.perfsearch` (the posterior over the step); they
-import numpy and scipy, so this module does not: the CLI imports it on every bisection.
+itself is :mod:`sleuth.bisect.perfrun` and :mod:`sleuth.bisect.perfcompare` (the runs),
+:mod:`sleuth.bisect.seqtest` (the sequential rank test of the ends) and
+:mod:`sleuth.bisect.perfsearch` (the posterior over the step); they import numpy and scipy, so
+this module does not: the CLI imports it on every bisection.
 
 :func:`classify` is the per-candidate rule of the stages that bisect on verdicts (merged branches,
 the blame probes of several repositories): a candidate runs until the one-step model puts it on

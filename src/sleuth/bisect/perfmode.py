@@ -11,9 +11,9 @@ run with :func:`perf_outcome`: the candidate's values against the first stage's 
 A first search stopped midway has the bracket of :func:`perf_bracket` (an interrupted summary's).
 
 Separate from the driver because none of it runs in a pass/fail search; the statistics
-(:mod:`~sleuth.bisect.perf`, :mod:`~sleuth.bisect.seqtest`, :mod:`~sleuth.bisect.perfrun`) are
-imported only here, and only when used.  The samples and verdicts stay on the driver, where the
-report reads them.
+(:mod:`~sleuth.bisect.perf`, :mod:`~sleuth.bisect.seqtest`, :mod:`~sleuth.bisect.perfrun`,
+:mod:`~sleuth.bisect.perfcompare`) are imported only here, and only when used.  The samples and
+verdicts stay on the driver, where the report reads them.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 :class:`PerfRun` drives the :class:`~sleuth.bisect.driver.Driver`'s test pool (submit, collect,
 journal, replay) in three kinds of phase, every one sequential and every one keeping ``--jobs``
-slots busy with runs that help the decision under way:
+slots busy with runs that help the decision under way.  The runs and phase 1 are
+:class:`~sleuth.bisect.perfcompare.PerfCompare`'s, which :class:`PerfRun` extends:
 
 1. **Compare** two candidates (the ends first; phase ``end samples``): runs alternate between the
    two up to the next look of :class:`~sleuth.bisect.seqtest.Sequential` (free slots run ahead to
@@ -26,23 +27,18 @@ run to complete did not produce is a usage error that lists the metrics it did p
 
 from __future__ import annotations
 
-import json
-import math
-from collections import Counter, defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sleuth.bisect.perf import PerfSpec, PerfState, Verdict
+from sleuth.bisect.perf import Verdict
+from sleuth.bisect.perfcompare import EndsFailed, PerfCompare
 from sleuth.bisect.perfsearch import StepResult, StepSearch, resolution_for
-from sleuth.bisect.seqtest import Comparison, Decision, Sequential, compare
+from sleuth.bisect.seqtest import Decision, compare
 from sleuth.bisect.strategies import SearchResult, SearchStatus
-from sleuth.errors import UsageError
-from sleuth.expect import check_metrics
 
 if TYPE_CHECKING:
     from sleuth.bisect.driver import Driver
-    from sleuth.bisect.trials import TestEvent
 
-__all__ = ["MAX_STEPS", "PerfRun", "default_budget"]
+__all__ = ["MAX_STEPS", "PerfRun"]
 
 #: steps one search reports at most
 MAX_STEPS = 3
@@ -52,176 +48,17 @@ SCREEN_ALPHA = 0.05
 MIDDLE_ALPHA = 0.001
 #: an undecided probe is compared with both ends once it has this many values
 MIDDLE_MIN = 10
-#: runs of an end without a value before the range is given up
-END_MISSES = 3
 
 
-def default_budget(n: int) -> int:
-    """Runs a search may use without ``--max-tests``: both ends' last looks and 30 a bisection step."""
-    return 2 * Sequential().looks[-1] + 30 * math.ceil(math.log2(max(n - 1, 2)))
-
-
-class _EndsFailed(Exception):
-    """An end gave no value too often."""
-
-    def __init__(self, note: str) -> None:
-        super().__init__(note)
-        self.note = note
-
-
-class PerfRun:
+class PerfRun(PerfCompare):
     """One performance search over the driver's candidates (see the module docstring)."""
 
     def __init__(self, driver: Driver, skip: list[int]) -> None:
-        assert driver.opt.perf is not None
-        self.d = driver
-        self.spec: PerfSpec = driver.opt.perf
-        self.n = len(driver.labels)
-        self.seq = Sequential()
-        #: index -> values turned so that larger is worse
-        self.values: dict[int, list[float]] = defaultdict(list)
-        self.misses: Counter[int] = Counter()
-        self.untestable: set[int] = set(skip)
-        self.pending: Counter[int] = Counter()
-        self.state = PerfState()
-        self.budget = driver.opt.max_tests or default_budget(self.n)
-        self._checked = False
-        #: the search under way: its first index and the search
-        self._active: tuple[int, StepSearch] | None = None
+        super().__init__(driver, skip)
         #: the search an interrupt stopped (its first index and the search)
         self._cut: tuple[int, StepSearch] | None = None
         #: ranges searched without a step found: (lo, hi, how the search ended)
         self.unresolved: list[tuple[int, int, StepResult]] = []
-
-    # --- runs -------------------------------------------------------------------------------------
-
-    @property
-    def runs(self) -> int:
-        """Runs collected so far (every phase)."""
-        return len(self.d.events)
-
-    def _left(self) -> int:
-        return self.budget - self.runs - sum(self.pending.values())
-
-    def _submit(self, i: int, phase: str) -> None:
-        self.pending[i] += 1
-        self.d.submit(i, self.d.labels[i], phase)
-
-    def _collect(self) -> TestEvent:
-        """The next finished run: its value recorded, told to the search under way."""
-        ev = self.d.next_event()
-        i = ev.index
-        self.pending[i] -= 1
-        value = self._value(ev)
-        if value is None:
-            self.misses[i] += 1
-            if not self.values[i] and 0 < i < self.n - 1:
-                self.untestable.add(i)
-        else:
-            self.d.samples[ev.label].append(ev.value)  # type: ignore[arg-type]
-            self.values[i].append(value)
-        if self._active is not None:
-            lo, search = self._active
-            if 0 <= i - lo < search.n:
-                search.observe(i - lo, value)
-        return ev
-
-    def _value(self, ev: TestEvent) -> float | None:
-        """The run's value turned so that larger is worse; the metric check after the first complete run."""
-        v = ev.value
-        if v is not None and math.isfinite(v):
-            self._checked = True
-            return v if self.spec.direction.value == "lower" else -v
-        if not self._checked:
-            self._check_metric(ev)
-        return None
-
-    def _check_metric(self, ev: TestEvent) -> None:
-        """A run that completed (exit 0) without the metric: a usage error listing the metrics it gave."""
-        try:
-            rec = json.loads((self.d.run_dir.path / ev.trial_dir / "result.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return
-        done = (
-            rec.get("rc") == 0 and not rec.get("signal") and not rec.get("timed_out") and not rec.get("error")
-        )
-        if not done:
-            return
-        self._checked = True
-        why = check_metrics(rec.get("metrics") or {}, [("--metric", self.spec.name)])
-        if why is not None:
-            self.d.cancel()
-            raise UsageError(why, hint=f"nothing more ran; what did is in {self.d.run_dir.path}")
-
-    def _free(self) -> int:
-        """Slots a new run may take now (none while results that finished together are told)."""
-        return 0 if self.d.more else max(1, self.d.opt.jobs) - self.d.inflight
-
-    # --- 1. compare two candidates ----------------------------------------------------------------
-
-    def _compare(self, a: int, b: int, phase: str, *, fresh: bool = False) -> Comparison:
-        """Run ``a`` and ``b`` until a look decides (see the module docstring).
-
-        ``fresh``: only runs made from now on count (the values that suggested the comparison were
-        selected for looking different, and would decide it on their own).
-        """
-        looks = self.seq.looks
-        base = {x: len(self.values[x]) if fresh else 0 for x in (a, b)}
-
-        def have(x: int) -> int:
-            return len(self.values[x]) - base[x]
-
-        def vals(x: int) -> list[float]:
-            return self.values[x][base[x] :]
-
-        k = 0
-        while True:
-            look = looks[k]
-            if min(have(a), have(b)) >= look:
-                c = self.seq.look(vals(a), vals(b), self.spec.threshold)
-                if c.decision is not Decision.MORE:
-                    return c
-                k += 1
-                continue
-            for x in (a, b):
-                if x in (0, self.n - 1) and self.misses[x] >= END_MISSES:
-                    which = "good" if x == a else "bad"
-                    raise _EndsFailed(f"the {which} end {self.d.labels[x]} gave no value of "
-                                      f"{self.spec.name!r} in {self.misses[x]} runs")  # fmt: skip
-                if self.misses[x] >= END_MISSES and not self.values[x]:
-                    raise _EndsFailed(f"{self.d.labels[x]} gave no value of {self.spec.name!r}")
-            free = self._free()
-            while free > 0 and self._left() > 0:
-                # runs toward this look first, then the next (free slots run ahead), never past the last
-                side = None
-                for target in (look, looks[min(k + 1, len(looks) - 1)]):
-                    short = [x for x in (a, b) if have(x) + self.pending[x] < target]
-                    if short:
-                        side = min(short, key=lambda x: (have(x) + self.pending[x], x != a))
-                        break
-                if side is None:
-                    break
-                self._submit(side, phase)
-                free -= 1
-            if not self.d.inflight:  # the budget ran out before the look
-                return self._undecided(vals(a), vals(b))
-            self._collect()
-
-    def _undecided(self, a: list[float], b: list[float]) -> Comparison:
-        if not a or not b:
-            return Comparison(Decision.UNDECIDED, 0.0, (0.0, 0.0), 1.0, 1.0, len(a), len(b))
-        c = compare(a, b, self.spec.threshold, alpha=self.seq.alpha)
-        return Comparison(
-            Decision.UNDECIDED, c.shift_pct, c.ci_pct, c.p_worse, c.p_within, c.n_ref, c.n_other
-        )
-
-    def _record(self, a: int, b: int, c: Comparison, why: str) -> dict[str, Any]:
-        rec = {"ref": self.d.labels[a], "other": self.d.labels[b], "why": why, "decision": c.decision.value,
-               "shift_pct": round(c.shift_pct, 3), "ci_pct": [round(x, 3) for x in c.ci_pct],
-               "p_worse": c.p_worse, "p_within": c.p_within, "runs": [c.n_ref, c.n_other]}  # fmt: skip
-        self.state.comparisons.append(rec)
-        self.d.run_dir.journal.append("perf compare", **rec)
-        return rec
 
     # --- 2. search a range ------------------------------------------------------------------------
 
@@ -300,7 +137,7 @@ class PerfRun:
         n = self.n
         try:
             c = self._compare(0, n - 1, "end samples")
-        except _EndsFailed as exc:
+        except EndsFailed as exc:
             return _result(SearchStatus.NOT_FOUND, note=exc.note)
         self._record(0, n - 1, c, "the ends")
         what = f"on {self.spec.name!r} ({self.spec.direction.value} is better)"
@@ -364,7 +201,7 @@ class PerfRun:
         """A sequential comparison of ``a`` and ``b`` on fresh runs only says REGRESSED."""
         try:
             c = self._compare(a, b, "step check", fresh=True)
-        except _EndsFailed:
+        except EndsFailed:
             return False
         self._record(a, b, c, why)
         return c.decision is Decision.REGRESSED
