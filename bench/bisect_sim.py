@@ -92,11 +92,17 @@ class Prior:
     search_a: float | None = None
     search_b: float | None = None
     search_q: float | None = None
+    #: the confidence the stop asks for (``--confidence``; None: the CLI's default, 0.95)
+    confidence: float | None = None
+
+
+_CONFIDENCE: float | None = None
 
 
 def _init(root: str, prior: Prior) -> None:
-    global _ROOT
+    global _ROOT, _CONFIDENCE
     _ROOT = Path(tempfile.mkdtemp(prefix="sim-", dir=root))
+    _CONFIDENCE = prior.confidence
     from sleuth.bisect import policy
 
     if prior.determinism is not None:  # the prior mass at p = 1 that auto does not use (see flaky.py)
@@ -128,11 +134,18 @@ def _search_model(prior: Prior) -> None:
     flaky.FlakyBisection.__init__ = init  # type: ignore[method-assign]
 
 
+def _options(cell: Cell) -> Options:
+    """The bisection's options for a cell, with the experiment's ``--confidence`` if given."""
+    if _CONFIDENCE is None:
+        return Options(jobs=cell.jobs, flaky=cell.mode())
+    return Options(jobs=cell.jobs, flaky=cell.mode(), confidence=_CONFIDENCE)
+
+
 def _one(task: tuple[Cell, int]) -> tuple[Cell, SimResult, float]:
     cell, seed = task
     assert _ROOT is not None
     t0 = time.perf_counter()
-    res = simulate(cell.n, cell.p, Options(jobs=cell.jobs, flaky=cell.mode()), seed * 7919 + cell.n, _ROOT,
+    res = simulate(cell.n, cell.p, _options(cell), seed * 7919 + cell.n, _ROOT,
                    jitter=cell.jitter)  # fmt: skip
     return cell, res, time.perf_counter() - t0
 
@@ -337,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--procs", type=int, default=os.cpu_count() or 1)
     default_root = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    ap.add_argument("--confidence", type=float, help="the confidence the stop asks for (the CLI's 0.95)")
     ap.add_argument("--root", default=default_root or tempfile.gettempdir(), help="where run dirs go")
     args = ap.parse_args(argv)
     if args.det_floor:
@@ -350,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
                  for j in args.jobs or [1, 7] for m in args.method or ["auto", "given"]
                  if not (m == "given" and p == 1.0)]  # fmt: skip
         prior = Prior(args.determinism, args.p_quantile, args.prior_b, args.end_fails, args.search_a, args.search_b,
-                      args.search_p_quantile)  # fmt: skip
+                      args.search_p_quantile, args.confidence)  # fmt: skip
         res = run(cells, args.procs, root, prior)
         print(HEADER)
         for c in cells:
