@@ -30,13 +30,17 @@ pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="ne
 
 @pytest.fixture
 def evidence(tmp_path: Path) -> Iterator[Path]:
-    """The workload's folder of evidence; whatever it left running is killed afterwards."""
+    """The workload's folder of evidence; whatever it left running is killed afterwards (and reaped,
+    when this process, a subreaper after an in-process spawn, adopted it as supervise exited)."""
     d = tmp_path / "evidence"
     d.mkdir()
     yield d
     for f in d.glob("*.pid"):
         with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(f.read_text()), signal.SIGKILL)
+            pid = int(f.read_text())
+            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
 
 
 def _argv(tmp_path: Path, d: Path, *flags: str, workload: tuple[str, ...] = ()) -> list[str]:
