@@ -175,3 +175,23 @@ def test_sleuth_run_leaves_no_survivor_of_any_shape(tmp_path: Path, sleuth, then
         time.sleep(0.05)
     assert [p for p in pids if _exists(p)] == [] and chaos.marked(run_dir, under=True) == []
     chaos.record("survivors", then=then, shapes=len(SHAPES), escapees=len(pids), survivors=0)
+
+
+@pytest.mark.parametrize("shape", ["double-fork", "ignores-term"])
+def test_a_process_group_with_a_trial_dir_stops_its_escapees_and_waits_for_them(
+    tmp_path: Path, shape: str
+) -> None:
+    # sleuth supervise's workload: spawn_group(trial_dir=...) makes what leaves the group its own
+    pidfile, tdir = tmp_path / "pids", tmp_path / "g"
+    argv = [sys.executable, program("escape.py"), shape, str(pidfile), "exit"]
+    group = runner.spawn_group(argv, env=dict(os.environ), trial_dir=str(tdir), grace_s=0.5)
+    try:
+        assert group.wait(60) == 0
+        pids = _pids(pidfile)
+        assert pids and all(reaper.alive(p) for p in pids), "the shape left nothing behind"
+        assert not group.wait_gone(0)  # what left the group still runs
+        assert group.terminate(0.5) == 0
+        assert group.wait_gone(0)
+        assert _survivors(pids, tdir) == []
+    finally:
+        group.kill_group()

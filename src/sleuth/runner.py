@@ -503,12 +503,14 @@ class ProcessGroup:
 
     ``wait``/``poll`` reap the leader; ``wait_all`` waits for the whole group; ``signal`` reaches the
     whole group (forwarding a Ctrl-C or a SIGTERM); ``terminate`` stops the group SIGTERM then
-    SIGKILL; ``kill_group`` SIGKILLs what is left.
+    SIGKILL, and with a ``trial_dir`` the descendants that left the group too (as a trial's);
+    ``kill_group`` SIGKILLs what is left in the group; ``wait_gone`` waits for what was killed to exit.
     With ``pipes=True``, ``stdin``/``stdout`` are the child's pipes (binary).
     """
 
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], marker: bytes | None = None) -> None:
         self._proc = proc
+        self._marker = marker
         self.pid = proc.pid
         self.stdin = proc.stdin
         self.stdout = proc.stdout
@@ -544,15 +546,35 @@ class ProcessGroup:
             os.killpg(self.pid, sig)
 
     def terminate(self, grace_s: float = 5.0) -> int:
-        """SIGTERM the group, SIGKILL it after ``grace_s``; the leader's return code."""
-        _spawn.stop(self._proc, None, grace_s)
+        """SIGTERM the group (and the escaped descendants, with a ``trial_dir``), SIGKILL what is
+        left after ``grace_s``; the leader's return code."""
+        _spawn.stop(self._proc, self._marker, grace_s)
         self.kill_group()
         return self._proc.returncode
 
+    def wait_gone(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every process of the group and, with a ``trial_dir``,
+        every escaped descendant to have exited (one SIGKILLed while it frees much memory, a GPU's,
+        takes its time); True when none is left.  It signals nothing."""
+        markers = (self._marker,) if self._marker is not None else ()
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while reaper.group_alive(self.pid) or reaper.escapees(markers, _spawn.owned):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            reaper.reap_zombies(_spawn.owned, allowed=_spawn.no_spawn_in_flight)
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.05)
+        return True
+
     def kill_group(self) -> None:
-        """SIGKILL stragglers (grandchildren) still in the group; forget the child."""
+        """SIGKILL stragglers (grandchildren) still in the group, and with a ``trial_dir`` the escaped
+        descendants; forget the child."""
         if reaper.group_alive(self.pid):
             self.signal(signal.SIGKILL)
+        if self._marker is not None:  # after terminate none is left: one read of /proc
+            reaper.stop((), (self._marker,), 0.0, owned=_spawn.owned, reap_allowed=_spawn.no_spawn_in_flight)
         _spawn.forget(self.pid)
         for pipe in (self._proc.stdin, self._proc.stdout):
             if pipe is not None:
@@ -568,20 +590,28 @@ def spawn_group(
     output: Path | None = None,
     pipes: bool = False,
     grace_s: float = 5.0,
+    trial_dir: str | None = None,
 ) -> ProcessGroup:
     """Start ``argv`` in its own process group and return at once (``sleuth supervise``, MCP servers).
 
     stdout and stderr go, interleaved, to ``output`` (appended) or, with ``pipes``, stdout to a pipe
     and stderr to ``output`` (or /dev/null); stdin is a pipe with ``pipes``, else /dev/null.  The
     child counts as running for :func:`kill_all` (which gives it ``grace_s`` between SIGTERM and
-    SIGKILL) until ``terminate``/``kill_group`` is called.
+    SIGKILL) until ``terminate``/``kill_group`` is called.  ``trial_dir`` (absolute) is put in its
+    environment as ``SLEUTH_TRIAL_DIR``, the marker that makes the descendants that leave the group
+    (``setsid``, daemons) the group's own, as a trial's: ``terminate`` and :func:`kill_all` stop
+    them with it, and :func:`reap_orphans` after a kill -9 of sleuth.
     Raises ``InfrastructureError`` when it cannot start.
     """
+    marker = None
+    if trial_dir is not None:
+        env = {**(os.environ if env is None else env), "SLEUTH_TRIAL_DIR": trial_dir}
+        marker = b"SLEUTH_TRIAL_DIR=" + os.fsencode(trial_dir)
     out = open(output, "ab") if output is not None else None  # noqa: SIM115 - closed below
     try:
         proc, _live, _ = _spawn.spawn(
             argv,
-            None,
+            marker,
             grace_s,
             stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
             stdout=subprocess.PIPE if pipes else (out if out is not None else subprocess.DEVNULL),
@@ -595,7 +625,7 @@ def spawn_group(
     finally:
         if out is not None:
             out.close()  # the child holds its own descriptor
-    return ProcessGroup(proc)
+    return ProcessGroup(proc, marker)
 
 
 if __name__ == "__main__":  # a trial on a cluster node (sleuth.remote)

@@ -177,9 +177,11 @@ def test_decision_timeout_restarts_and_a_late_stop_is_dropped(tmp_path: Path) ->
 
 
 def _supervised(tmp_path: Path, workload: str, *args: str) -> tuple[subprocess.Popen[str], int]:
-    """``sleuth supervise`` around ``workload`` (which writes its pid to ``tmp_path/pid`` first), and that pid."""
+    """``sleuth supervise`` around ``workload`` (which writes its pid to ``tmp_path/pid`` first), and that pid.
+    A short grace: these tests are about where a signal goes, not about how long the workload has."""
     pid_file = tmp_path / "pid"
-    argv = ["supervise", "--log-dir", str(tmp_path / "sup"), "--", sys.executable, str(W / workload)]
+    argv = ["supervise", "--log-dir", str(tmp_path / "sup"), "--kill-grace", "0.5",
+            "--", sys.executable, str(W / workload)]  # fmt: skip
     proc = sleuth_proc(  # SIGTERM and SIGHUP default, whatever the suite started with
         [*argv, str(pid_file), *args],
         dict(os.environ),
@@ -273,14 +275,15 @@ def test_the_saver_a_trap_starts_on_the_forwarded_sigint_finishes_within_the_gra
 def test_a_child_forked_after_the_forwarded_sigint_gets_sigterm_after_the_grace(tmp_path: Path) -> None:
     # the child its trap starts never got the SIGINT and does not end (a shell that forks just as the
     # signal lands is the same): the whole workload was SIGKILLed after the grace (137).  It is now
-    # stopped as a trial is, SIGTERM first, and ends with its own status.
+    # stopped as a trial is, SIGTERM first, and ends with its own status.  The grace is short (the
+    # trap's child only has to be forked within it), not the default 5 s.
     pids = tmp_path / "pids"
     pids.mkdir()
     script = (
         "trap 'sleep 1000' INT\ntrap 'exit 3' TERM\nsleep 1000 &\n"
         'echo $$ > "$1/leader.tmp" && mv "$1/leader.tmp" "$1/leader"\nwait\n'
     )
-    argv = ["supervise", "--log-dir", str(tmp_path / "sup"), "--max-restarts", "0", "--",
+    argv = ["supervise", "--log-dir", str(tmp_path / "sup"), "--max-restarts", "0", "--kill-grace", "1", "--",
             "bash", "-c", script, "workload", str(pids)]  # fmt: skip
     proc = sleuth_proc(argv, dict(os.environ), tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        text=True, start_new_session=True)  # fmt: skip

@@ -15,8 +15,12 @@ process group and end supervision; what is left of the workload ``kill_grace_s``
 leader, or what the leader left running, such as the saver its trap started) is stopped: SIGTERM,
 then SIGKILL after another ``kill_grace_s``.  What a cycle's leader leaves running when it exits,
 and the whole workload when a multi-node job moves on without this node, are stopped the same way
-(SIGTERM, ``kill_grace_s``, SIGKILL).  The exit status is the workload's last (its leader's;
-128+N for signal N).
+(SIGTERM, ``kill_grace_s``, SIGKILL).  The workload includes the processes that left its group
+(``setsid``, daemons): they carry the cycle's ``SLEUTH_TRIAL_DIR`` marker and, on Linux, this
+process is their subreaper (:mod:`sleuth.reaper`), so every stop above takes them too, and the
+next cycle starts only once what a cycle's stop killed has exited (waited for up to
+:data:`SETTLE_S`; a process freeing a GPU's memory takes its time).  The exit status is the
+workload's last (its leader's; 128+N for signal N).
 
 Several nodes (``service`` + ``job_id`` + ``nodes``): every node posts its own logs for the cycle
 (the service dedupes); only the leader reads the decision and records the cycle's outcome on the
@@ -55,7 +59,10 @@ from sleuth.errors import UsageError
 from sleuth.runner import ProcessGroup, reap_orphans, spawn_group
 from sleuth.secrets import Secrets
 
-__all__ = ["CycleOutcome", "SuperviseConfig", "Supervisor"]
+__all__ = ["SETTLE_S", "CycleOutcome", "SuperviseConfig", "Supervisor"]
+
+#: how long the next cycle waits for what the last cycle's stop SIGKILLed to exit
+SETTLE_S = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,6 +124,8 @@ class Supervisor:
         self.c = config
         self._progress = re.compile(config.progress_regex.encode()) if config.progress_regex else None
         self._group: ProcessGroup | None = None
+        #: the last cycle's workload, stopped: the next cycle waits for it to be gone
+        self._last: ProcessGroup | None = None
         self._signalled: int | None = None
         #: when the first signal came (``time.monotonic()``): the workload's grace runs from then
         self._signalled_at = 0.0
@@ -173,10 +182,11 @@ class Supervisor:
             **self.c.env,
             "SLEUTH_CYCLE": str(cycle),
             "SLEUTH_RESTARTS_LEFT": str(max(0, self.c.max_restarts - self.restarts_used)),
-            # the runner's marker: a rerun after a kill -9 of this supervisor finds and stops it
-            "SLEUTH_TRIAL_DIR": os.path.abspath(log.parent),
         }
-        group = spawn_group(self.c.argv, cwd=self.c.cwd, env=env, output=log, grace_s=self.c.kill_grace_s)
+        # the runner's marker (SLEUTH_TRIAL_DIR): what left the group is stopped with it, and a rerun
+        # after a kill -9 of this supervisor finds and stops all of it
+        group = spawn_group(self.c.argv, cwd=self.c.cwd, env=env, output=log, grace_s=self.c.kill_grace_s,
+                            trial_dir=os.path.abspath(log.parent))  # fmt: skip
         spawned = time.monotonic()
         self._group = group
         got = self._got_signal()
@@ -194,14 +204,31 @@ class Supervisor:
                 grace_end = max(self._signalled_at, spawned) + self.c.kill_grace_s
                 group.wait_all(max(0.0, grace_end - time.monotonic()))
             # what is left is stopped: SIGTERM, the grace, SIGKILL (the whole workload when the job
-            # moved on; what a signal's grace left; the helpers a leader that exited left running)
+            # moved on; what a signal's grace left; the helpers a leader that exited left running, in
+            # its group or out of it)
             code = group.terminate(self.c.kill_grace_s)
         finally:
             group.kill_group()
             self._group = None
+            self._last = group
         if code < 0:
             return None, -code, interrupted
         return code, None, interrupted
+
+    def _settle(self, cycle: int) -> None:
+        """Wait for what the last cycle's stop SIGKILLed to exit (up to :data:`SETTLE_S`; a signal
+        ends the wait): the next cycle would find its GPU memory or its port still taken."""
+        last, self._last = self._last, None
+        if last is None:
+            return
+        until = time.monotonic() + SETTLE_S
+        while not last.wait_gone(min(0.25, max(0.0, until - time.monotonic()))):
+            if self._signalled is not None:
+                return
+            if time.monotonic() >= until:
+                self.note(f"processes of cycle {cycle - 1} still exiting after SIGKILL (waited "
+                          f"{SETTLE_S:g}s); cycle {cycle} starts anyway")  # fmt: skip
+                return
 
     def _saw_progress(self, log: Path) -> bool | None:
         if self._progress is None:
@@ -313,6 +340,7 @@ class Supervisor:
 
     def _loop(self, on_cycle: Callable[[CycleOutcome], None] | None, cycle: int) -> int:
         while True:
+            self._settle(cycle)
             got = self._got_signal()
             if got is not None:  # Ctrl-C while starting (or taking up a killed run): start nothing
                 self.note(f"supervisor got signal {got} before cycle {cycle} started; not started")
