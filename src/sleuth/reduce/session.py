@@ -15,7 +15,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from sleuth.backends import Backend, closed_on_error
 from sleuth.backends.choice import BackendChoice, from_journal, journal_form, make_backend
 from sleuth.errors import ConfigError, ExitCode, UsageError
 from sleuth.journal import RunDir, atomic_write_json, atomic_write_text
-from sleuth.model import Stream
+from sleuth.model import MAX_KILL_GRACE_S, Stream
 from sleuth.oracle import Oracle, OracleConfig, build_oracle
 from sleuth.reduce.driver import Driver, Options
 from sleuth.reduce.plan import Plan, materialize
@@ -140,8 +140,10 @@ def _oracle_config(spec: ReduceSpec, base_dir: Path) -> OracleConfig:
 
 
 def load(spec_path: Path | None, *, output: Path, name: str | None = None, scrub: tuple[str, ...] = (),
-         workload: str | None = None) -> Loaded:  # fmt: skip
-    """Check the spec (or the wrapped workload), its files, names and patterns; nothing is written."""
+         workload: str | None = None, kill_grace: float | None = None) -> Loaded:  # fmt: skip
+    """Check the spec (or the wrapped workload), its files, names and patterns; nothing is written.
+
+    ``kill_grace`` (``--kill-grace``, checked) overrides the spec's ``workload.kill_grace``."""
     patterns = compile_patterns(scrub)
     custom = None
     if workload is not None:
@@ -164,6 +166,9 @@ def load(spec_path: Path | None, *, output: Path, name: str | None = None, scrub
     plan = resolve(
         spec, source, text, base_dir=base_dir, mitigation_env=_mitigation_env(spec, source), name=name
     )
+    if kill_grace is not None:
+        over = spec.workload.model_copy(update={"kill_grace": kill_grace})
+        plan = replace(plan, spec=spec.model_copy(update={"workload": over}))
     env = _environment(spec, source, plan.cwd, output)
     oc = _oracle_config(spec, base_dir)
     if custom is not None:
@@ -264,6 +269,8 @@ def start(
         "gpus": list(gpus),
         "backend": journal_form(choice, run_dir.path),
         "one_minimal": one_minimal,
+        # the grace the trials get (--kill-grace, else the spec's): a resume gives the same
+        "kill_grace": loaded.plan.spec.workload.kill_grace_s,
         "redacted_env": sc.secrets.names,
         "scrub_patterns": len(sc.patterns),
     }
@@ -339,9 +346,8 @@ def resume(
             kept = kept_secrets(path, [SCRUB_KEY])
             patterns = tuple(json.loads(kept.values[SCRUB_KEY]))
         output = Path(config["output"])
-        loaded = load(
-            spec_path, output=output, name=config["name"], scrub=patterns, workload=config.get("workload")
-        )
+        loaded = load(spec_path, output=output, name=config["name"], scrub=patterns,
+                      workload=config.get("workload"), kill_grace=config.get("kill_grace"))  # fmt: skip
         if hashlib.sha256(loaded.plan.spec_text.encode()).hexdigest() != config["spec_sha256"]:
             what = spec_path or f"workload {config.get('workload')}"
             raise UsageError(f"{path}: its spec {what} changed since the run started",
@@ -446,6 +452,11 @@ def _read_config(path: Path) -> dict[str, Any]:
     for key, kind in _CONFIG_KEYS.items():
         if not isinstance(config.get(key), kind):
             raise UsageError(f"{f}: {key}: missing or of the wrong type", hint=hint)
+    grace = config.get("kill_grace")  # absent in a run dir from before: the spec's
+    if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int | float)
+                              or not 0 <= grace <= MAX_KILL_GRACE_S):  # fmt: skip
+        raise UsageError(f"{f}: kill_grace: {grace!r} is not a number of seconds in 0..{MAX_KILL_GRACE_S:g}",
+                         hint=hint)  # fmt: skip
     return config
 
 
