@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from sleuth.errors import UsageError
-from sleuth.reduce import session
+from sleuth.reduce import rundir
 
 SAVES = Path(__file__).parents[1] / "programs" / "saves_on_term.py"
 #: the workload's save after SIGTERM: longer than a short grace and than the default 5 s (so a
@@ -97,9 +97,9 @@ def test_resume_refuses_a_damaged_kill_grace(tmp_path: Path) -> None:
     for bad in (-1, "5", True, 1e9):
         (tmp_path / "reduce.json").write_text(json.dumps({**config, "kill_grace": bad}))
         with pytest.raises(UsageError, match=r"reduce\.json: kill_grace: "):
-            session._read_config(tmp_path)
+            rundir.read_config(tmp_path)
     (tmp_path / "reduce.json").write_text(json.dumps(config))  # a run dir from before: the spec's
-    assert "kill_grace" not in session._read_config(tmp_path)
+    assert "kill_grace" not in rundir.read_config(tmp_path)
 
 
 def test_resume_takes_no_kill_grace(cli: Callable[..., Any], tmp_path: Path) -> None:

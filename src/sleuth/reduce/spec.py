@@ -1,7 +1,7 @@
 """The reduce spec: pydantic models (strict: unknown keys and wrong types rejected) and loading.
 
 Shape checks live in the models; checks that need the files or the command live in
-:mod:`sleuth.reduce.resolve`, the registry's in :mod:`sleuth.reduce.session`.  Every error is one
+:mod:`sleuth.reduce.resolve`, the registry's in :mod:`sleuth.reduce.loading`.  Every error is one
 line naming the file and the key path, e.g.
 ``spec.yaml: axes[1].floor: Input should be a valid integer``.  ``sleuth schema reduce`` prints
 the JSON Schema of :class:`ReduceSpec`.
