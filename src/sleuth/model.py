@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 __all__ = [
+    "DEFAULT_KILL_GRACE_S",
     "MAX_JOBS",
+    "MAX_KILL_GRACE_S",
     "MAX_TRIALS",
     "NAME_HINT",
     "NAME_MAX",
@@ -47,6 +49,10 @@ NAME_HINT = "use letters, digits, '_', '.', '-', not starting with '.' or '-'"
 MAX_TRIALS = 1_000_000
 #: trials at a time (each is a thread and a process; more is a typo, not a machine)
 MAX_JOBS = 1024
+#: seconds a stopped trial's process group has between SIGTERM and SIGKILL, unless told otherwise
+DEFAULT_KILL_GRACE_S = 5.0
+#: a kill grace beyond this is a typo (and overflows the clock's arithmetic)
+MAX_KILL_GRACE_S = 3600.0
 
 #: a metric: the last match, or a series (every match; at most ``SERIES_KEEP`` + 5 values kept, see
 #: :class:`SeriesSummary`)
@@ -148,7 +154,7 @@ class TrialSpec:
     cwd: str | None = None
     timeout_s: float | None = None
     #: seconds between SIGTERM and SIGKILL when a trial is stopped
-    kill_grace_s: float = 5.0
+    kill_grace_s: float = DEFAULT_KILL_GRACE_S
     label: str = ""
     metrics: tuple[MetricSpec, ...] = ()
     #: finishes the spec for one run, where only the runner knows the trial dir and the device

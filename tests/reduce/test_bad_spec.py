@@ -53,6 +53,11 @@ CASES: list[tuple[str, object, list[str]]] = [
     ("workload.env", {"A": 1}, ["workload.env.A"]),
     ("workload.timeout", -1, ["workload.timeout"]),
     ("workload.timeout", "10", ["workload.timeout"]),
+    ("workload.kill_grace", -1, ["workload.kill_grace", "greater than or equal to 0"]),
+    ("workload.kill_grace", 1e9, ["workload.kill_grace", "less than or equal to 3600"]),
+    ("workload.kill_grace", "5", ["workload.kill_grace"]),
+    ("workload.kill_grace", True, ["workload.kill_grace"]),
+    ("workload.kill_grace", float("nan"), ["workload.kill_grace", "finite"]),
     ("workload.cwd", "no-such-dir", ["workload.cwd", "not a directory"]),
     ("oracle.kind", "magic", ["oracle.kind"]),
     ("oracle.pattern", "(", ["oracle", "regular expression"]),
@@ -150,6 +155,10 @@ FLAGS: list[tuple[list[str], str]] = [
     (["--name", ""], "--name"),
     (["--name", "../x"], "--name '../x'"),  # was blamed on the spec file
     (["--spec", "nope.yaml"], "nope.yaml"),
+    (["--kill-grace", "-1"], "--kill-grace -1: must be zero or a positive"),
+    (["--kill-grace", "nan"], "--kill-grace nan"),
+    (["--kill-grace", "1e9"], "--kill-grace 1e+09: at most 3600"),
+    (["--kill-grace", "abc"], "--kill-grace"),
 ]
 
 

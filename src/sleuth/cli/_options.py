@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from sleuth.errors import UsageError
-from sleuth.model import MetricSpec, Stream
+from sleuth.model import DEFAULT_KILL_GRACE_S, MAX_KILL_GRACE_S, MetricSpec, Stream
 
 if TYPE_CHECKING:  # imported where used: a verb's --help and usage errors need no oracle
     from sleuth.backends.choice import BackendChoice
@@ -40,9 +40,6 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: a --kill-grace beyond this is a typo (and overflows the clock's arithmetic)
-MAX_KILL_GRACE_S = 3600.0
 
 
 def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -118,10 +115,16 @@ def workload_options(func: F) -> F:
     )(func)
 
 
-def kill_grace_option(help_text: str) -> Callable[[F], F]:
-    """``--kill-grace S`` (default 5 s); ``help_text`` says what is stopped."""
+def kill_grace_option(help_text: str, *, default: float | None = DEFAULT_KILL_GRACE_S) -> Callable[[F], F]:
+    """``--kill-grace S`` (default 5 s); ``help_text`` says what is stopped.  ``default=None``: a
+    verb whose file (recipe, spec) may set the grace tells "not given" apart (its help says the default)."""
     return click.option(
-        "--kill-grace", type=float, default=5.0, show_default=True, metavar="S", help=help_text
+        "--kill-grace",
+        type=float,
+        default=default,
+        show_default=default is not None,
+        metavar="S",
+        help=help_text,
     )
 
 

@@ -52,7 +52,7 @@ def _check_name(run_dir: Path) -> None:
     """The run's name names the archive and its top folder: ``../x`` would write outside and unpack
     outside (reduce checks it; a summary.json edited afterwards may not hold it)."""
     from sleuth.model import check_name
-    from sleuth.reduce.session import summary_of
+    from sleuth.reduce.rundir import summary_of
 
     name = dict(summary_of(run_dir)).get("name", "reproducer")
     if not isinstance(name, str) or not check_name(name):

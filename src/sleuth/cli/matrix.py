@@ -20,7 +20,13 @@ from sleuth.cli._common import (
     print_json,
     sigterm_as_interrupt,
 )
-from sleuth.cli._options import backend_options, check_jobs, parse_backend
+from sleuth.cli._options import (
+    backend_options,
+    check_jobs,
+    check_kill_grace,
+    kill_grace_option,
+    parse_backend,
+)
 from sleuth.errors import ConfigError, UsageError
 
 __all__ = ["command"]
@@ -109,6 +115,8 @@ def _loaded(ctx: click.Context, kw: dict[str, Any], cmd: tuple[str, ...]) -> Any
 
     if kw["seed"] is not None and not 0 <= kw["seed"] <= MAX_SEED:
         raise UsageError(f"--seed {kw['seed']}: must be between 0 and {MAX_SEED}")
+    if kw["kill_grace"] is not None:
+        check_kill_grace(kw["kill_grace"])
     flags = _shim_flags(kw, cmd)
     files = tuple(kw["mitigations_file"])
     if kw["steps"] is not None and not 1 <= kw["steps"] <= MAX_STEPS:
@@ -136,6 +144,8 @@ def _loaded(ctx: click.Context, kw: dict[str, Any], cmd: tuple[str, ...]) -> Any
         updates["seed"] = kw["seed"]
     if kw["steps"] is not None:
         updates["steps"] = kw["steps"]
+    if kw["kill_grace"] is not None:  # kept in recipe.resolved.yaml: a resume gives the same grace
+        updates["workload"] = recipe.workload.model_copy(update={"kill_grace": kw["kill_grace"]})
     recipe = recipe.model_copy(update=updates)
     try:
         return driver.load(recipe, source, base_dir=base_dir, mitigation_files=files)
@@ -261,6 +271,11 @@ def _execute(call: Callable[[_Watch], Any], as_json: bool, backend: Any = None) 
 )
 @click.option("--step-time-regex", metavar="RE", help="Shim: step time, the regex's first group.")
 @click.option("--timeout", type=float, metavar="S", help="Shim: stop a trial after S seconds.")
+@kill_grace_option(
+    "Seconds a stopped trial (--timeout, Ctrl-C) has between SIGTERM and SIGKILL, e.g. to save a "
+    "checkpoint; overrides the recipe's workload.kill_grace.  [default: 5]",
+    default=None,
+)
 @click.option("--env", multiple=True, metavar="K=V", help="Shim: a variable for every cell. Repeatable.")
 @click.option("--ticket", help="Shim: ticket id (groups run dirs).")
 @click.option("--name", help="Shim: workload name (names the run dir).")
@@ -305,6 +320,7 @@ def command(ctx: click.Context, /, **kw: Any) -> int | None:
     cmd: tuple[str, ...] = ctx.meta.get(_CMD_KEY, ())
     if ctx.invoked_subcommand is not None:
         given = [k for k in ("recipe", "workload_cmd", "workload", "dry_run") if kw[k]]
+        given += ["kill_grace"] if kw["kill_grace"] is not None else []
         if given or cmd:
             raise UsageError(f"'sleuth matrix {ctx.invoked_subcommand}' takes its own options only")
         return None

@@ -9,7 +9,13 @@ from typing import Any
 import click
 
 from sleuth.cli._common import console, err_console, output_option, print_json, sigterm_as_interrupt
-from sleuth.cli._options import backend_options, check_jobs, parse_backend
+from sleuth.cli._options import (
+    backend_options,
+    check_jobs,
+    check_kill_grace,
+    kill_grace_option,
+    parse_backend,
+)
 from sleuth.errors import UsageError
 
 __all__ = ["command"]
@@ -169,6 +175,11 @@ def _execute(call: Callable[[_Watch], Any], as_json: bool, total: int) -> int:
 @click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Trials at a time.")
 @click.option("--gpus", metavar="IDS", help="Comma-separated devices; each running trial gets its own.")
 @backend_options
+@kill_grace_option(
+    "Seconds a stopped trial (the spec's timeout, Ctrl-C) has between SIGTERM and SIGKILL, e.g. to "
+    "save a checkpoint; overrides the spec's workload.kill_grace.  [default: 5]",
+    default=None,
+)
 @click.option("--one-minimal", is_flag=True, help="Finish list axes with a 1-minimality sweep.")
 @click.option("--scrub", multiple=True, metavar="REGEX", help="Redact matches from every file of the bundle.")
 @click.option("--name", help="Run name (default: the spec's name, else the script's).")
@@ -185,7 +196,7 @@ def command(ctx: click.Context, /, **kw: Any) -> int | None:
     reproduce, 4 infrastructure error, 130 interrupted.
     """
     if ctx.invoked_subcommand is not None:
-        if kw["spec"] is not None or kw["workload"] is not None or kw["dry_run"]:
+        if any(kw[k] is not None for k in ("spec", "workload", "kill_grace")) or kw["dry_run"]:
             raise UsageError(f"'sleuth reduce {ctx.invoked_subcommand}' takes its own options only")
         return None
     if (kw["spec"] is None) == (kw["workload"] is None):
@@ -196,8 +207,9 @@ def command(ctx: click.Context, /, **kw: Any) -> int | None:
 
     backend = parse_backend(kw["backend"], kw["backend_opt"])
     gpus = check_jobs(kw["jobs"], kw["gpus"], backend)
+    grace = check_kill_grace(kw["kill_grace"]) if kw["kill_grace"] is not None else None
     loaded = session.load(kw["spec"], output=kw["output"], name=kw["name"], scrub=tuple(kw["scrub"]),
-                          workload=kw["workload"])  # fmt: skip
+                          workload=kw["workload"], kill_grace=grace)  # fmt: skip
     if kw["dry_run"]:
         doc = session.plan_doc(loaded, kw["output"])
         if kw["as_json"]:

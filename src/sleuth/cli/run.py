@@ -14,7 +14,6 @@ import click
 from sleuth import hangup
 from sleuth.cli._common import output_option
 from sleuth.cli._options import (
-    MAX_KILL_GRACE_S,
     backend_options,
     check_cwd,
     oracle_from_flags,
@@ -27,6 +26,7 @@ from sleuth.cli._options import (
     workload_options,
 )
 from sleuth.errors import UsageError
+from sleuth.model import MAX_KILL_GRACE_S
 
 __all__ = ["command"]
 

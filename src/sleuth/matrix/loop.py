@@ -323,6 +323,7 @@ def _spec(
         env={**os.environ, **cell_env},
         cwd=plan.cwd,
         timeout_s=workload.timeout,
+        kill_grace_s=workload.kill_grace_s,
         label=f"{cell.name}#{index}",
         metrics=_metrics(plan),
     )

@@ -280,6 +280,8 @@ def resolved_recipe_data(plan: MatrixPlan, inline: dict[str, Any]) -> dict[str, 
     data = plan.recipe.model_dump(mode="json", exclude_none=True)
     data["workload"]["name"] = plan.workload
     data["workload"]["cwd"] = plan.cwd
+    # the grace the trials get, written out: a resume (and a rerun of this file) keeps it
+    data["workload"]["kill_grace"] = plan.recipe.workload.kill_grace_s
     data["confound"]["baseline_cell"] = plan.baseline
     for cell in data["cells"]:
         cell.setdefault("trials", plan.cell(cell["name"]).trials)

@@ -24,7 +24,7 @@ from pydantic import (
 
 from sleuth.datafile import format_validation_error, load_data_file
 from sleuth.errors import ConfigError
-from sleuth.model import MAX_TRIALS
+from sleuth.model import DEFAULT_KILL_GRACE_S, MAX_KILL_GRACE_S, MAX_TRIALS
 from sleuth.registry import EnvironmentField, EnvVars, InlineEnvironment, MitigationEntry
 
 __all__ = [
@@ -61,6 +61,8 @@ Seed = Annotated[int, Field(ge=0, le=MAX_SEED, strict=True)]
 #: a trial timeout above a year is a typo, not a plan
 MAX_TIMEOUT_S = 366 * 24 * 3600.0
 Timeout = Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False, strict=True)]
+#: seconds between SIGTERM and SIGKILL when a trial is stopped: zero or more, at most an hour
+KillGrace = Annotated[float, Field(ge=0, le=MAX_KILL_GRACE_S, allow_inf_nan=False, strict=True)]
 Fraction = Annotated[float, Field(gt=0, lt=1, strict=True)]
 UpToOne = Annotated[float, Field(gt=0, le=1, strict=True)]
 
@@ -146,8 +148,16 @@ class WorkloadSpec(_Strict):
     cwd: str | None = None
     env: Env = {}
     timeout: Timeout | None = None
+    #: seconds a stopped trial (``timeout``, Ctrl-C) has between SIGTERM and SIGKILL, e.g. to save
+    #: a checkpoint; default ``sleuth.model.DEFAULT_KILL_GRACE_S`` (5); ``--kill-grace`` overrides it
+    kill_grace: KillGrace | None = None
     oracle: OracleSpec = OracleSpec()
     step_time: StepTimeSpec | None = None
+
+    @property
+    def kill_grace_s(self) -> float:
+        """The grace the trials get: ``kill_grace``, else :data:`sleuth.model.DEFAULT_KILL_GRACE_S`."""
+        return DEFAULT_KILL_GRACE_S if self.kill_grace is None else self.kill_grace
 
     @model_validator(mode="before")
     @classmethod

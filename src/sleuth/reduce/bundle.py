@@ -370,6 +370,8 @@ def recipe(plan: Plan, cand: Candidate, timeout: float | None) -> dict[str, Any]
     }
     if timeout is not None:
         workload["timeout"] = round(timeout, 3)
+    if plan.spec.workload.kill_grace is not None:
+        workload["kill_grace"] = plan.spec.workload.kill_grace
     environment = plan.spec.environment
     cell: dict[str, Any] = {"name": "baseline", "mitigations": list(plan.spec.mitigations) or ["none"]}
     if environment != "host":

@@ -16,7 +16,8 @@ from sleuth.reduce.scratch import PRIVATE_DIR
 from sleuth.reduce.ship import scrub_tree, ship_md, unscrubbed
 
 if TYPE_CHECKING:
-    from sleuth.reduce.session import Loaded, Result
+    from sleuth.reduce.loading import Loaded
+    from sleuth.reduce.session import Result
 
 __all__ = ["FINISHED", "exit_code", "finish"]
 
@@ -68,7 +69,8 @@ def finish(
     loaded: Loaded, run_dir: RunDir, driver: Driver | None, status: str, *, output: Any, prepared: Any
 ) -> Result:
     """Write the trace, the bundle and ``summary.json``; scrub the run dir; the ``--json`` document."""
-    from sleuth.reduce.session import Result, save_summary
+    from sleuth.reduce.rundir import save_summary
+    from sleuth.reduce.session import Result
 
     plan, sc = loaded.plan, loaded.scrubber
     path = run_dir.path

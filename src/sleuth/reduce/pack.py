@@ -7,8 +7,8 @@ import tarfile
 from pathlib import Path
 
 from sleuth.errors import UsageError
+from sleuth.reduce.rundir import SCRUB_KEY, kept_secrets, summary_of
 from sleuth.reduce.scrub import Scrubber, compile_patterns
-from sleuth.reduce.session import SCRUB_KEY, kept_secrets, summary_of
 from sleuth.reduce.ship import pack
 from sleuth.secrets import Secrets
 

@@ -2,7 +2,7 @@
 
 The checks ``--dry-run`` makes happen here (files exist inside the cwd, no two file axes overlap,
 placeholders match axes, a bundle's ``<redacted>`` is not run as it is, the run's name can name a
-directory) or beside it in :func:`sleuth.reduce.session.load` (mitigations, the environment, the
+directory) or beside it in :func:`sleuth.reduce.loading.load` (mitigations, the environment, the
 oracle), so a dry run and a real run fail the same way, with one line naming the spec file and the
 key path.  :func:`resolve` also reads what each axis ranges over: a ``file_lines`` file's lines, a
 ``file_set`` directory's files (each hashed for the outcome cache), the variables an ``env_set``

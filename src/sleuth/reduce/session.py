@@ -1,11 +1,13 @@
-"""The library half of ``sleuth reduce``: load a spec, run or resume a reduction, write the bundle.
+"""The library half of ``sleuth reduce``: run or resume a reduction, then write the bundle.
 
-:func:`load` checks everything a run needs and writes nothing (``--dry-run`` stops there);
-:func:`start` claims a run dir and runs; :func:`resume` reopens one after a crash.  Both end in
-:func:`_finish`: the bundle (``shrunken/``, ``SHIP.md``, ``reduction_trace.jsonl``,
-``summary.json``) is written whatever happened, then every text file of the run dir is scrubbed.
-A run that ended by itself (reduced, not reduced, not reproducible) is not resumed: :func:`resume`
-returns its summary as it is and writes nothing.
+:func:`load` (from :mod:`sleuth.reduce.loading`) checks everything a run needs and writes nothing
+(``--dry-run`` stops there); :func:`start` claims a run dir, records how the run started
+(:mod:`sleuth.reduce.rundir`) and runs; :func:`resume` reopens one after a crash, checking that
+its spec and inputs are the ones it started on.  Both end in
+:func:`~sleuth.reduce.finish.finish`: the bundle (``shrunken/``, ``SHIP.md``,
+``reduction_trace.jsonl``, ``summary.json``) is written whatever happened, then every text file of
+the run dir is scrubbed.  A run that ended by itself (reduced, not reduced, not reproducible) is not
+resumed: :func:`resume` returns its summary as it is and writes nothing.
 """
 
 from __future__ import annotations
@@ -14,47 +16,33 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sleuth.backends import Backend, closed_on_error
-from sleuth.backends.choice import BackendChoice, from_journal, journal_form, make_backend
-from sleuth.errors import ConfigError, ExitCode, UsageError
-from sleuth.journal import RunDir, atomic_write_json, atomic_write_text
-from sleuth.model import Stream
-from sleuth.oracle import Oracle, OracleConfig, build_oracle
+from sleuth.backends.choice import BackendChoice, from_journal, make_backend
+from sleuth.errors import ExitCode, UsageError
+from sleuth.journal import RunDir
+from sleuth.oracle import Oracle, build_oracle
 from sleuth.reduce.driver import Driver, Options
-from sleuth.reduce.plan import Plan, materialize
+from sleuth.reduce.loading import Loaded, load, plan_doc
 from sleuth.reduce.ranks import RankOracle
-from sleuth.reduce.resolve import resolve
-from sleuth.reduce.scrub import Scrubber, compile_patterns
-from sleuth.reduce.spec import ReduceSpec, load_spec, parse_duration
-from sleuth.secrets import Secrets
+from sleuth.reduce.rundir import (
+    CONFIG_FILE,
+    CONFIG_KEY,
+    SCRUB_KEY,
+    finished,
+    input_hashes,
+    kept_secrets,
+    other_verb,
+    read_config,
+    record_start,
+)
+from sleuth.reduce.spec import parse_duration
 
-__all__ = ["Loaded", "Result", "kept_secrets", "load", "resume", "start"]
-
-SCRUB_KEY = "SLEUTH_REDUCE_SCRUB"
-#: the values of reduce.json that the scrub rule hides (a --scrub pattern matching a directory of the
-#: spec's path), kept whole in secrets.json: resume needs them as they are
-CONFIG_KEY = "SLEUTH_REDUCE_CONFIG"
-_CONFIG = "reduce.json"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Loaded:
-    """A spec checked and resolved, ready to run."""
-
-    plan: Plan
-    #: the spec file, or None for a wrapped workload (``--workload``)
-    spec_path: Path | None
-    scrubber: Scrubber
-    environment: Any
-    oracle_config: OracleConfig
-    #: a wrapped workload's reference and predicate
-    workload: str | None = None
-    custom: Any = None
+__all__ = ["Loaded", "Result", "load", "plan_doc", "resume", "start"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,160 +54,6 @@ class Result:
     run_dir: Path
     #: a resume found the run finished: nothing ran, nothing was written
     already_finished: bool = False
-
-
-def _mitigation_env(spec: ReduceSpec, source: str) -> dict[str, str]:
-    from sleuth.registry import load_registry
-
-    reg = load_registry()
-    env: dict[str, str] = {}
-    pieces: dict[str, list[str]] = {}
-    for i, name in enumerate(spec.mitigations):
-        m = reg.mitigations.get(name)
-        if m is None:
-            raise ConfigError(
-                f"{source}: mitigations[{i}]: unknown mitigation {name!r} (see sleuth mitigations)"
-            )
-        env.update(m.env)
-        for var, piece in m.append.items():
-            pieces.setdefault(var, []).append(piece)
-    for var, extra in pieces.items():
-        below = spec.workload.env.get(var, os.environ.get(var, ""))
-        env[var] = " ".join([below, *extra]) if below else " ".join(extra)
-    return env
-
-
-def _environment(spec: ReduceSpec, source: str, cwd: Path, output: Path) -> Any:
-    """The core environment object for ``spec.environment`` (nothing built yet)."""
-    from sleuth.registry import InlineEnvironment, load_registry
-
-    value = spec.environment
-    if isinstance(value, str):
-        reg = load_registry()
-        d = reg.environments.get(value)
-        if d is None:
-            raise ConfigError(
-                f"{source}: environment: unknown environment {value!r} (see sleuth environments)"
-            )
-        if d.kind == "host":
-            from sleuth.environments.host import HostEnvironment
-
-            return HostEnvironment()
-        if d.kind == "plugin" and d.factory is not None:
-            return d.factory()
-        if d.spec is None:
-            raise ConfigError(f"{source}: environment: {value!r} needs a value, e.g. {{{value}: ...}}")
-        value = d.spec
-    assert isinstance(value, InlineEnvironment)
-    if value.kind == "venv":
-        from sleuth.environments.venv import VenvEnvironment
-
-        return VenvEnvironment(pins=tuple(value.value))
-    from sleuth.environments.container import Mount, container_environment
-
-    out = str(output.resolve())
-    mounts = (Mount(str(cwd), str(cwd)), Mount(out, out))
-    return container_environment(
-        value.kind, str(value.value), mounts=mounts, workdir=str(cwd), check_image=True
-    )
-
-
-def _oracle_config(spec: ReduceSpec, base_dir: Path) -> OracleConfig:
-    o = spec.oracle
-    ref = o.callable
-    if ref is not None:
-        mod, _, func = ref.rpartition(":")
-        if mod.endswith(".py") and not Path(mod).is_absolute():
-            ref = f"{(base_dir / mod).resolve()}:{func}"
-    return OracleConfig(
-        skip_exit=tuple(o.skip_exit),
-        fail_regex=re.compile(o.pattern, re.MULTILINE) if o.pattern else None,
-        stream=Stream(o.stream),
-        callable_ref=ref,
-    )
-
-
-def load(spec_path: Path | None, *, output: Path, name: str | None = None, scrub: tuple[str, ...] = (),
-         workload: str | None = None) -> Loaded:  # fmt: skip
-    """Check the spec (or the wrapped workload), its files, names and patterns; nothing is written."""
-    patterns = compile_patterns(scrub)
-    custom = None
-    if workload is not None:
-        from sleuth.reduce.spec import parse_spec
-        from sleuth.reduce.workloads import load_workload
-
-        wrapped = load_workload(workload)
-        source, text, base_dir = f"workload {workload}", wrapped.text, Path.cwd()
-        spec, custom = parse_spec(wrapped.data, source), wrapped.predicate
-    elif spec_path is not None:
-        spec, text = load_spec(spec_path)
-        source = str(spec_path)
-        base_dir = spec_path.resolve().parent
-    else:
-        raise UsageError(
-            "give --spec FILE or --workload NAME", hint="see `sleuth schema reduce` for the spec"
-        )
-    if name is not None and not name.strip():
-        raise UsageError("--name '': give a run name")
-    plan = resolve(
-        spec, source, text, base_dir=base_dir, mitigation_env=_mitigation_env(spec, source), name=name
-    )
-    env = _environment(spec, source, plan.cwd, output)
-    oc = _oracle_config(spec, base_dir)
-    if custom is not None:
-        oc = OracleConfig(skip_exit=oc.skip_exit, fail_regex=oc.fail_regex, stream=oc.stream)
-    elif oc.callable_ref:
-        from sleuth.oracle import load_callable
-
-        try:  # named by its key path: the message named --oracle, a flag reduce does not have
-            load_callable(oc.callable_ref, source=f"{source}: oracle.callable")
-        except UsageError as exc:
-            raise ConfigError(exc.message, hint=exc.hint) from None
-    secrets = Secrets.of(spec.workload.env).merged(
-        Secrets.of_argv(spec.workload.command, "workload.command[{}]".format)
-    )
-    for i, axis in enumerate(spec.axes):  # an arg_set's values join the command line
-        if axis.kind == "arg_set":
-            secrets = secrets.merged(Secrets.of_argv(axis.values, f"axes[{i}].values[{{}}]".format))
-    return Loaded(
-        plan=plan,
-        spec_path=spec_path.resolve() if spec_path else None,
-        scrubber=Scrubber(secrets, patterns),
-        environment=env,
-        oracle_config=oc,
-        workload=workload,
-        custom=custom,
-    )
-
-
-def plan_doc(loaded: Loaded, output: Path) -> dict[str, Any]:
-    """What a run would do (``--dry-run``), scrubbed."""
-    plan = loaded.plan
-    cand = materialize(plan, plan.initial_point())
-    doc: dict[str, Any] = loaded.scrubber.obj(
-        {
-            "spec": str(loaded.spec_path) if loaded.spec_path else f"workload {loaded.workload}",
-            "name": plan.name,
-            "cwd": str(plan.cwd),
-            "argv": list(cand.argv),
-            "env": dict(cand.env),
-            "oracle": plan.spec.oracle.model_dump(mode="json"),
-            "budget": plan.spec.budget.model_dump(mode="json"),
-            "axes": [
-                {
-                    "name": a.name,
-                    "kind": a.kind,
-                    "initial": a.render(a.search().initial),
-                    "items": len(a.items) if a.items else None,
-                    "pinned": a.search().pinned,
-                }
-                for a in plan.axes
-            ],
-            "environment": loaded.environment.describe(),
-            "run_dir_parent": str(output / "reduce" / plan.name),
-        }
-    )
-    return doc
 
 
 def _oracle(loaded: Loaded) -> Oracle:
@@ -249,31 +83,7 @@ def start(
     started = make_backend(choice, jobs, gpus)  # a bad --backend-opt leaves no run dir behind
     with closed_on_error(started):
         run_dir = RunDir.create(output, "reduce", loaded.plan.name)
-    sc = loaded.scrubber
-    sc.secrets.save(run_dir.path)
-    if sc.patterns:
-        Secrets({SCRUB_KEY: json.dumps([p.pattern for p in sc.patterns])}).save(run_dir.path)
-    config = {
-        "spec": str(loaded.spec_path) if loaded.spec_path else None,
-        "workload": loaded.workload,
-        "spec_sha256": hashlib.sha256(loaded.plan.spec_text.encode()).hexdigest(),
-        "inputs_sha256": _input_hashes(loaded.plan),
-        "name": loaded.plan.name,
-        "output": str(output.resolve()),
-        "jobs": jobs,
-        "gpus": list(gpus),
-        "backend": journal_form(choice, run_dir.path),
-        "one_minimal": one_minimal,
-        "redacted_env": sc.secrets.names,
-        "scrub_patterns": len(sc.patterns),
-    }
-    hidden = {k: v for k, v in config.items() if isinstance(v, str) and sc.hides(v)}
-    if hidden:
-        Secrets({CONFIG_KEY: json.dumps(hidden)}).save(run_dir.path)
-        config["hidden_config"] = sorted(hidden)
-    run_dir.write_json(_CONFIG, sc.obj(config))
-    atomic_write_text(run_dir.path / "spec.yaml", sc.text(loaded.plan.spec_text))
-    run_dir.journal.append("start", **sc.obj(config))
+    record_start(run_dir, loaded, output=output, jobs=jobs, gpus=gpus, one_minimal=one_minimal, choice=choice)
     return _run(
         loaded,
         run_dir,
@@ -289,19 +99,6 @@ def start(
     )
 
 
-def _other_verb(path: Path) -> None:
-    """Another verb's run dir given to ``reduce resume``: the error names the command that resumes it."""
-    import contextlib
-
-    from sleuth.journal import made_by, other_verbs_run_dir, read_journal
-
-    with contextlib.suppress(OSError, ValueError):  # no journal, or not one: the plain error
-        start = next((e for e in read_journal(path / "journal.jsonl") if e.get("event") == "start"), None)
-        verb = made_by(path, start)
-        if verb not in (None, "reduce"):
-            raise other_verbs_run_dir(path, verb, "reduce")
-
-
 def resume(
     path: Path,
     *,
@@ -315,13 +112,14 @@ def resume(
     """
     from sleuth.runner import reap_orphans
 
-    if not (path / _CONFIG).is_file():
-        _other_verb(path)
+    if not (path / CONFIG_FILE).is_file():
+        other_verb(path)
         raise UsageError(
-            f"{path}: not a sleuth reduce run dir (no {_CONFIG})", hint="pass the run dir printed by the run"
+            f"{path}: not a sleuth reduce run dir (no {CONFIG_FILE})",
+            hint="pass the run dir printed by the run",
         )
-    config = _read_config(path)  # a damaged reduce.json is one line, finished or not
-    done = _finished(path)
+    config = read_config(path)  # a damaged reduce.json is one line, finished or not
+    done = finished(path)
     if done is not None:
         from sleuth.reduce.finish import exit_code
 
@@ -339,16 +137,15 @@ def resume(
             kept = kept_secrets(path, [SCRUB_KEY])
             patterns = tuple(json.loads(kept.values[SCRUB_KEY]))
         output = Path(config["output"])
-        loaded = load(
-            spec_path, output=output, name=config["name"], scrub=patterns, workload=config.get("workload")
-        )
+        loaded = load(spec_path, output=output, name=config["name"], scrub=patterns,
+                      workload=config.get("workload"), kill_grace=config.get("kill_grace"))  # fmt: skip
         if hashlib.sha256(loaded.plan.spec_text.encode()).hexdigest() != config["spec_sha256"]:
             what = spec_path or f"workload {config.get('workload')}"
             raise UsageError(f"{path}: its spec {what} changed since the run started",
                              hint="restore it, or start a new reduction")  # fmt: skip
         started = config.get("inputs_sha256")
         started = started if isinstance(started, dict) else {}  # a run dir from before: none kept
-        for rel, digest in _input_hashes(loaded.plan).items():
+        for rel, digest in input_hashes(loaded.plan).items():
             if started.get(rel, digest) != digest:
                 raise UsageError(f"{path}: its input {loaded.plan.cwd / rel} changed since the run started",
                                  hint="restore it, or start a new reduction")  # fmt: skip
@@ -370,83 +167,6 @@ def resume(
         on_start=on_start,
         choice=choice,
     )
-
-
-def _finished(path: Path) -> dict[str, Any] | None:
-    """The summary of a run that ended by itself, else None.
-
-    Ended: the journal's last event is the ``done`` of a finished status, ``summary.json`` says the
-    same, and ``SHIP.md`` (written last) is there when the bundle is (a kill -9 after ``done`` leaves
-    the scrub pass and ``SHIP.md`` to a resume).
-    """
-    from sleuth.journal import read_journal
-    from sleuth.reduce.finish import FINISHED
-
-    events = read_journal(path / "journal.jsonl")
-    last = events[-1] if events else {}
-    if last.get("event") != "done" or last.get("status") not in FINISHED:
-        return None
-    try:
-        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(summary, dict) or summary.get("status") != last["status"]:
-        return None
-    if (path / "shrunken").is_dir() and not (path / "SHIP.md").is_file():
-        return None
-    return summary
-
-
-def _input_hashes(plan: Plan) -> dict[str, str]:
-    """The sha256 of each file axis's input (a file_lines file, a file_set directory's files), by its
-    path: a resume over an edited input would reduce something else than the run started on."""
-    out: dict[str, str] = {}
-    for a in plan.axes:
-        if a.kind == "file_lines":
-            out[a.path] = hashlib.sha256((plan.cwd / a.path).read_bytes()).hexdigest()
-        elif a.kind == "file_set":
-            rows = sorted((k, v) for k, v in plan.file_hashes.items() if k.startswith(f"{a.path}/"))
-            out[a.path] = hashlib.sha256(json.dumps(rows).encode()).hexdigest()
-    return out
-
-
-def kept_secrets(path: Path, names: list[str]) -> Secrets:
-    """``names`` from the run dir's ``secrets.json`` (never from the shell: the ``--scrub`` patterns
-    and the values the bundle is scrubbed of must be the run's own); a UsageError when it lacks them."""
-    from sleuth.secrets import SECRETS_FILE
-
-    try:
-        return Secrets.load(path, names, environ={})
-    except UsageError:
-        what = {SCRUB_KEY: "the --scrub patterns", CONFIG_KEY: "the run's paths"}
-        shown = ", ".join(what.get(n, n) for n in names)
-        raise UsageError(
-            f"{path}: {SECRETS_FILE} is gone or lacks {shown} (kept to scrub everything the run writes)",
-            hint=f"copy {SECRETS_FILE} back from where the reduction ran, or start a new reduction",
-        ) from None
-
-
-#: the keys of reduce.json that resume reads, with their types
-_CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
-    "spec": (str, type(None)), "workload": (str, type(None)), "name": str, "output": str,
-    "spec_sha256": str, "jobs": int, "gpus": list, "one_minimal": bool,
-}  # fmt: skip
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    """``reduce.json`` as the run wrote it; a UsageError naming the file when it is not."""
-    f = path / _CONFIG
-    hint = "resume a run dir as sleuth wrote it, or start a new reduction"
-    try:
-        config = json.loads(f.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{f}: unreadable: {exc}", hint=hint) from None
-    if not isinstance(config, dict):
-        raise UsageError(f"{f}: expected a JSON object, got {type(config).__name__}", hint=hint)
-    for key, kind in _CONFIG_KEYS.items():
-        if not isinstance(config.get(key), kind):
-            raise UsageError(f"{f}: {key}: missing or of the wrong type", hint=hint)
-    return config
 
 
 def _run(
@@ -535,27 +255,3 @@ def _scratch_note(
         run_dir.journal.append("note", text=note)  # scrubbed as every event (RunDir.hide)
         if on_event is not None:
             on_event("note", loaded.scrubber.obj({"text": note}))
-
-
-def summary_of(path: Path) -> Mapping[str, Any]:
-    """The ``summary.json`` of a finished run dir (an object whose name can name a file)."""
-    try:
-        data: Any = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise UsageError(
-            f"{path}: no summary.json: not a finished sleuth reduce run dir",
-            hint="resume it first: sleuth reduce resume RUN_DIR",
-        ) from None
-    from sleuth.model import check_name
-
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}/summary.json: expected a JSON object, got {type(data).__name__}")
-    name = data.get("name", "reproducer")
-    if not isinstance(name, str) or not check_name(name):  # it names the archive and its top folder
-        raise UsageError(f"{path}/summary.json: name: {name!r} cannot name a file")
-    return data
-
-
-def save_summary(path: Path, doc: dict[str, Any]) -> None:
-    """Write ``summary.json``."""
-    atomic_write_json(path / "summary.json", doc)

@@ -1,7 +1,7 @@
 """The reduce spec: pydantic models (strict: unknown keys and wrong types rejected) and loading.
 
 Shape checks live in the models; checks that need the files or the command live in
-:mod:`sleuth.reduce.resolve`, the registry's in :mod:`sleuth.reduce.session`.  Every error is one
+:mod:`sleuth.reduce.resolve`, the registry's in :mod:`sleuth.reduce.loading`.  Every error is one
 line naming the file and the key path, e.g.
 ``spec.yaml: axes[1].floor: Input should be a valid integer``.  ``sleuth schema reduce`` prints
 the JSON Schema of :class:`ReduceSpec`.
@@ -25,7 +25,7 @@ from pydantic import (
 
 from sleuth.datafile import format_validation_error, load_data_file
 from sleuth.errors import ConfigError
-from sleuth.model import MAX_TRIALS
+from sleuth.model import DEFAULT_KILL_GRACE_S, MAX_KILL_GRACE_S, MAX_TRIALS
 from sleuth.registry import EnvironmentField, EnvVars
 
 __all__ = [
@@ -104,6 +104,14 @@ class WorkloadSpec(_Strict):
     env: EnvVars = {}
     #: seconds per trial; default 10x the slowest baseline trial (at least 5 s)
     timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    #: seconds a stopped trial (timeout, Ctrl-C) has between SIGTERM and SIGKILL, e.g. to save a
+    #: checkpoint; default 5; ``--kill-grace`` overrides it
+    kill_grace: Annotated[float, Field(ge=0, le=MAX_KILL_GRACE_S, allow_inf_nan=False)] | None = None
+
+    @property
+    def kill_grace_s(self) -> float:
+        """The grace the trials get: ``kill_grace``, else :data:`sleuth.model.DEFAULT_KILL_GRACE_S`."""
+        return DEFAULT_KILL_GRACE_S if self.kill_grace is None else self.kill_grace
 
     @model_validator(mode="after")
     def _command(self) -> WorkloadSpec:

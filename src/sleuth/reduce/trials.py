@@ -94,7 +94,8 @@ def trial_spec(d: Driver, cand: Candidate, trial_dir: Path) -> TrialSpec:
 
         env["SLEUTH_EXEC_ARGV"] = json.dumps(list(argv))
         argv = (sys.executable, "-m", "sleuth.reduce._exec", *shown)
-    spec = TrialSpec(argv=argv, env=env, cwd=str(cwd), timeout_s=d.timeout, label=cand.short)
+    spec = TrialSpec(argv=argv, env=env, cwd=str(cwd), timeout_s=d.timeout,
+                     kill_grace_s=d.plan.spec.workload.kill_grace_s, label=cand.short)  # fmt: skip
     from dataclasses import replace
 
     from sleuth.environments.container import PreparedContainer
