@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # imported where used: a verb's --help and usage errors need 
     from sleuth.oracle import OracleConfig, Threshold
 
 __all__ = [
+    "MAX_TIMEOUT_S",
     "backend_options",
     "check_cwd",
     "check_jobs",
@@ -271,11 +272,18 @@ def parse_oracle(
     )
 
 
+#: a trial's --timeout beyond this is a typo (and overflows the clock's arithmetic)
+MAX_TIMEOUT_S = 30 * 86400.0
+
+
 def parse_timeout(timeout: float | None, kill_grace: float) -> tuple[float | None, float]:
-    """Validate ``--timeout`` (> 0) and ``--kill-grace`` (>= 0)."""
+    """Validate ``--timeout`` (> 0, at most :data:`MAX_TIMEOUT_S`) and ``--kill-grace``
+    (:func:`check_kill_grace`)."""
     if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
         raise UsageError(f"--timeout {timeout:g}: must be a positive number of seconds")
-    return timeout, _check_grace_sign(kill_grace)
+    if timeout is not None and timeout > MAX_TIMEOUT_S:
+        raise UsageError(f"--timeout {timeout:g}: at most {MAX_TIMEOUT_S:g} seconds")
+    return timeout, check_kill_grace(kill_grace)
 
 
 def check_kill_grace(kill_grace: float) -> float:

@@ -14,6 +14,7 @@ import click
 from sleuth import hangup
 from sleuth.cli._common import output_option
 from sleuth.cli._options import (
+    MAX_TIMEOUT_S,
     backend_options,
     check_cwd,
     oracle_from_flags,
@@ -29,10 +30,6 @@ from sleuth.errors import UsageError
 from sleuth.model import MAX_KILL_GRACE_S
 
 __all__ = ["command"]
-
-#: a trial's --timeout beyond this is a typo (and overflows the clock's arithmetic); --kill-grace's
-#: limit is MAX_KILL_GRACE_S, shared with supervise
-MAX_TIMEOUT_S = 30 * 86400.0
 
 
 class _EnvironmentType(click.ParamType):  # type: ignore[type-arg]
