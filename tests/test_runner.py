@@ -435,11 +435,11 @@ def test_a_trial_that_cannot_start_is_over_at_once_with_its_files(tmp_path: Path
 
 
 def test_a_forked_child_sees_its_own_children_and_pid_not_the_parents(tmp_path: Path) -> None:
-    """reaper and journal keep the pid (a system call) across calls; a fork must reset both, or a
+    """reaper and atomic keep the pid (a system call) across calls; a fork must reset both, or a
     forked child would list its parent's children as adopted and share its temp file names."""
     import subprocess
 
-    from sleuth import journal, reaper
+    from sleuth import atomic, reaper
 
     child = subprocess.Popen(["sleep", "30"])  # a child of this (the main) thread
     try:
@@ -449,8 +449,8 @@ def test_a_forked_child_sees_its_own_children_and_pid_not_the_parents(tmp_path: 
         pid = os.fork()
         if pid == 0:  # the child: report, then leave without running any cleanup of pytest's
             try:
-                ok = child.pid not in reaper.adopted() and journal._pid == os.getpid()
-                journal.atomic_write_text(tmp_path / "from-child.txt", "x")
+                ok = child.pid not in reaper.adopted() and atomic._pid == os.getpid()
+                atomic.atomic_write_text(tmp_path / "from-child.txt", "x")
                 os.write(write, b"1" if ok else b"0")
             finally:
                 os._exit(0)
@@ -460,7 +460,7 @@ def test_a_forked_child_sees_its_own_children_and_pid_not_the_parents(tmp_path: 
         os.waitpid(pid, 0)
         assert got == b"1"
         assert (tmp_path / "from-child.txt").read_text() == "x"
-        assert child.pid in reaper.adopted() and journal._pid == os.getpid()  # the parent's unchanged
+        assert child.pid in reaper.adopted() and atomic._pid == os.getpid()  # the parent's unchanged
     finally:
         child.kill()
         child.wait()

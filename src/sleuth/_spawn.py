@@ -1,6 +1,7 @@
 """The private half of :mod:`sleuth.runner`: the one ``Popen`` call and the registry of live children.
 
-Only :mod:`sleuth.runner` imports this module.  Every child sleuth starts goes through
+Only :mod:`sleuth.runner` and its private parts (:mod:`sleuth._orphans`, :mod:`sleuth._tools`,
+:mod:`sleuth._groups`) spawn through this module.  Every child sleuth starts goes through
 :func:`spawn` (its own session, registered in ``_live`` until it is reaped and forgotten), so
 :func:`kill_all` (Ctrl-C) and the exit hook reach every one of them; :func:`stop` is the
 SIGTERM-grace-SIGKILL sequence over a child's group and its escaped descendants (:mod:`sleuth.reaper`).

@@ -311,14 +311,14 @@ def _new_series_file(series_dir: Path, rel: str) -> IO[str]:
         os.mkdir(folder)
     except FileExistsError:
         if folder.is_symlink() or not folder.is_dir():
-            from sleuth.journal import move_aside
+            from sleuth.atomic import move_aside
 
             move_aside(folder)
             os.mkdir(folder)
     try:
         return open(series_dir / rel, "x", encoding="utf-8")
     except FileExistsError:
-        from sleuth.journal import move_aside
+        from sleuth.atomic import move_aside
 
         move_aside(series_dir / rel)
         return open(series_dir / rel, "x", encoding="utf-8")

@@ -80,7 +80,7 @@ def hold_db(db: Path) -> DbLock:
     """One ``sleuth serve`` per database, for the life of this process (a lock on ``<db>.lock``,
     gone with the process).  What a killed server's command and MCP sources left running is
     stopped, and this server's are marked the same way (the runner's ``SLEUTH_TRIAL_DIR``)."""
-    from sleuth.journal import lock_file
+    from sleuth.lockfile import lock_file
     from sleuth.runner import reap_orphans
 
     path = db.with_name(db.name + ".lock")

@@ -308,7 +308,7 @@ class Supervisor:
 
     def _lock_log_dir(self) -> IO[str]:
         """One supervisor per log dir (the lock dies with its process: a kill -9 leaves none)."""
-        from sleuth.journal import lock_file
+        from sleuth.lockfile import lock_file
 
         return lock_file(
             self.c.log_dir / ".lock",

@@ -221,7 +221,7 @@ def interrupts_held() -> Iterator[None]:
 
 def print_json(obj: Any) -> None:
     """One JSON document on stdout."""
-    from sleuth.journal import json_text
+    from sleuth.atomic import json_text
 
     sys.stdout.write(json_text(obj) + "\n")
     sys.stdout.flush()

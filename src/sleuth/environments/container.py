@@ -50,22 +50,31 @@ stops the trial (timeout, cancel, Ctrl-C) or the client dies of a signal, and at
 a kill -9 of sleuth (see :mod:`sleuth.runner`).  A client exit of 125/126 whose last stderr line
 is the runtime's own error (``Error: ...``, ``docker: ...``) is an ERROR with that line, not the
 workload's verdict.
+
+Its parts, re-exported here: :mod:`sleuth.environments.mounts` (:class:`Mount`, the output and
+probe mounts, :func:`probe_snapshot`; pyxis uses them too) and :mod:`sleuth.environments.containerrun`
+(:class:`ContainerRun`, the per-run hook: name, labels, output mount, GPUs, cleanup).
 """
 
 from __future__ import annotations
 
 import glob
-import hashlib
-import logging
 import os
-import secrets
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sleuth.environments.containerrun import ContainerRun
+from sleuth.environments.mounts import (
+    OUTPUT_MOUNT,
+    PROBE_MOUNT,
+    Mount,
+    _probe_dir,
+    make_output_dir,
+    probe_snapshot,
+)
 from sleuth.environments.runtimes import (
     Runtime,
     check_runtime,
@@ -73,8 +82,8 @@ from sleuth.environments.runtimes import (
     list_tags,
     resolve_runtime,
 )
-from sleuth.errors import EnvironmentBuildError, InfrastructureError, UsageError
-from sleuth.model import RunPlan, TrialSpec
+from sleuth.errors import EnvironmentBuildError, UsageError
+from sleuth.model import TrialSpec
 
 if TYPE_CHECKING:
     from sleuth.environments.pyxis import PyxisEnvironment
@@ -100,48 +109,7 @@ __all__ = [
     "rocm_available",
 ]
 
-log = logging.getLogger(__name__)
-
-OUTPUT_MOUNT = "/sleuth-output"
-PROBE_MOUNT = "/sleuth-probe"
-#: set by the runner after wrap, so forwarded by name at bind time
-_DEVICE_VARS = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")
-#: what a cleanup after a kill -9 needs of the client's environment (where the store is); no secrets
-_STORE_VARS = (
-    "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF", "CONTAINER_HOST",
-    "CONTAINER_CONNECTION", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_CERT_PATH",
-    "DOCKER_TLS_VERIFY", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "HOME",
-)  # fmt: skip
 _CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
-
-
-@dataclass(frozen=True, slots=True)
-class Mount:
-    """A host path ``src`` bound at ``dst`` inside the container."""
-
-    src: str
-    dst: str
-    readonly: bool = False
-
-    @classmethod
-    def parse(cls, text: str, flag: str = "--mount") -> Mount:
-        """``SRC:DST`` or ``SRC:DST:ro`` (``rw`` accepted); ``src`` made absolute."""
-        parts = text.split(":")
-        if len(parts) not in (2, 3) or not parts[0] or not parts[1] or parts[2:] not in ([], ["ro"], ["rw"]):
-            raise UsageError(f"{flag} {text!r}: expected SRC:DST or SRC:DST:ro")
-        if not parts[1].startswith("/"):
-            raise UsageError(f"{flag} {text!r}: the container path {parts[1]!r} must be absolute")
-        if "," in text:
-            raise UsageError(f"{flag} {text!r}: paths with commas cannot be mounted")
-        return cls(os.path.abspath(os.path.expanduser(parts[0])), parts[1], parts[2:] == ["ro"])
-
-    def spec(self) -> str:
-        """The ``SRC:DST[:ro]`` form that :meth:`parse` reads."""
-        return f"{self.src}:{self.dst}{':ro' if self.readonly else ''}"
-
-    def arg(self) -> str:
-        """The ``--mount`` value for docker/podman."""
-        return f"type=bind,src={self.src},dst={self.dst}{',readonly' if self.readonly else ''}"
 
 
 def nvidia_available(runtime: str | Runtime) -> bool:
@@ -178,15 +146,6 @@ def forwarded_env(
     own = ("SLEUTH_TRIAL_DIR", "SLEUTH_TRIAL_ID", "SLEUTH_OUTPUT_DIR")
     names = dict.fromkeys([*values, *(k for k in spec_env if k.startswith("SLEUTH_") and k not in own)])
     return env, tuple(n for n in names if n not in own)
-
-
-def make_output_dir(output_dir: str | Path | None) -> str | None:
-    """The absolute host path of ``output_dir``, created; ``None`` passes through."""
-    if output_dir is None:
-        return None
-    path = Path(output_dir).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return str(path)
 
 
 def container_environment(
@@ -332,85 +291,6 @@ class PreparedContainer:
         return probe_snapshot(wrapped.argv, self.env.describe(), env=wrapped.env)
 
 
-def _run_dir_of(trial_dir: Path) -> Path:
-    """The sleuth run dir holding ``trial_dir`` (the nearest parent with a journal), else its parent."""
-    for parent in list(trial_dir.parents)[:6]:
-        if (parent / "journal.jsonl").is_file():
-            return parent
-    return trial_dir.parent
-
-
-def container_name(trial_dir: Path) -> tuple[str, Path]:
-    """``sleuth-<run dir name>-<hash of run dir>-<hash of trial dir>-<random>`` and the run dir."""
-    run = _run_dir_of(trial_dir)
-    slug = "".join(c if c.isalnum() or c in "_.-" else "-" for c in run.name)[:40].strip("-.") or "run"
-    h = hashlib.sha1(str(run).encode()).hexdigest()[:6]
-    t = hashlib.sha1(str(trial_dir).encode()).hexdigest()[:8]
-    return f"sleuth-{slug}-{h}-{t}-{secrets.token_hex(3)}", run
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ContainerRun:
-    """The per-run part of a docker/podman trial (a :class:`sleuth.model.RunHook`)."""
-
-    runtime: Runtime
-    executable: str
-    #: mounted at /sleuth-output; None: the trial dir
-    output_dir: str | None = None
-    nvidia: bool = False
-    amd: bool = False
-
-    def bind(self, spec: TrialSpec, trial_dir: Path, device: str | None) -> RunPlan:
-        """The argv for this run (see the module docstring) and ``rm -f`` of its container."""
-        tdir = Path(os.path.abspath(trial_dir))
-        name, run = container_name(tdir)
-        out = self.output_dir or str(tdir)
-        extra = ["--name", name, "--label", f"sleuth.run={run}", "--label", f"sleuth.trial={tdir}",
-                 "--mount", Mount(out, OUTPUT_MOUNT).arg(), "-e", "SLEUTH_TRIAL_ID",
-                 "-e", f"SLEUTH_OUTPUT_DIR={OUTPUT_MOUNT}",
-                 "-e", f"SLEUTH_TRIAL_DIR={OUTPUT_MOUNT}"]  # fmt: skip
-        docker = self.runtime is Runtime.DOCKER
-        # a device from the runner (the user's --gpus) is an NVIDIA GPU unless the host has AMD ones
-        nvidia = self.nvidia or (device is not None and not self.amd)
-        if nvidia:
-            if device is None:
-                extra += ["--gpus", "all"] if docker else ["--device", "nvidia.com/gpu=all"]
-            else:
-                extra += (
-                    ["--gpus", f"device={device}"] if docker else ["--device", f"nvidia.com/gpu={device}"]
-                )
-        if self.amd:
-            extra += ["--device", "/dev/kfd", "--device", "/dev/dri", "--group-add", "video"]
-        if device is None or not nvidia:  # with a device of its own, it is the container's only GPU
-            for var in _DEVICE_VARS:
-                extra += ["-e", var]
-        elif self.amd:
-            extra += ["-e", "HIP_VISIBLE_DEVICES"]
-        argv = (*spec.argv[:3], *extra, *spec.argv[3:])
-        cleanup = (
-            (self.executable, "rm", "-f", name) if docker else (self.executable, "rm", "-f", "-t", "0", name)
-        )
-        store = {k: spec.env[k] for k in _STORE_VARS if k in spec.env}
-        log.debug("container %s for %s", name, tdir)
-        return RunPlan(spec=spec.with_argv(argv), cleanup=cleanup, cleanup_env=store)
-
-    def own_error(self, rc: int | None, stderr_tail: str) -> str | None:
-        """The runtime's own failure: exit 125/126 with its ``Error: ...`` / ``docker: ...`` line last,
-        or 127 when that line says the runtime could not start the command (a test program missing
-        from an image: counted as the workload's exit 127, a FAIL, it made an old image look bad)."""
-        if rc not in (125, 126, 127):
-            return None
-        lines = [ln.strip() for ln in stderr_tail.splitlines() if ln.strip()]
-        if not lines:
-            return None
-        last = lines[-1]
-        if not last.startswith(("Error: ", "Error response from daemon", "docker: ")):
-            return None
-        if rc == 127 and not any(w in last for w in ("OCI runtime", "executable file not found", "exec: ")):
-            return None  # a workload's own "Error: ..." before its exit 127
-        return f"{self.runtime.value}: {last[:300]}"
-
-
 def container_runtime_for(name: str) -> str:
     """``podman``/``docker`` as given; ``container``: podman when it is on PATH, else docker."""
     if name != "container":
@@ -433,32 +313,3 @@ class TrialContainer:
     def snapshot(self) -> dict[str, Any]:
         """The image's snapshot."""
         return self.prepared.snapshot()
-
-
-def _probe_dir() -> str:
-    from sleuth import _probe
-
-    return str(Path(_probe.__file__).resolve().parent)
-
-
-def probe_snapshot(
-    prefix: Sequence[str], description: dict[str, Any], env: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """Run the probe mounted at ``/sleuth-probe`` through ``prefix`` (``... IMAGE python3``) with the
-    client's ``env`` (where forwarded values travel).
-
-    Returns ``{"schema", "taken_at", "container": description, "python", "packages", "env"}``,
-    or ``"probe_error"`` instead of the last three when the image cannot run the probe.
-    """
-    from sleuth import snapshot
-
-    snap: dict[str, Any] = {
-        "schema": snapshot.SCHEMA,
-        "taken_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "container": description,
-    }
-    try:
-        snap.update(snapshot.probe_via(prefix, probe_path=f"{PROBE_MOUNT}/_probe.py", env=env))
-    except InfrastructureError as exc:
-        snap["probe_error"] = str(exc)
-    return snap

@@ -25,17 +25,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sleuth.environments.container import (
+from sleuth.environments.mounts import (
     OUTPUT_MOUNT,
     PROBE_MOUNT,
     Mount,
-    Runtime,
     _probe_dir,
-    image_exists,
     make_output_dir,
     probe_snapshot,
-    resolve_runtime,
 )
+from sleuth.environments.runtimes import Runtime, image_exists, resolve_runtime
 from sleuth.errors import EnvironmentBuildError, UsageError
 from sleuth.model import TrialSpec
 

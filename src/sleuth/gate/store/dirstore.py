@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from sleuth import __version__
+from sleuth.atomic import atomic_write_json, atomic_write_text, json_text
 from sleuth.errors import InfrastructureError, UsageError
 from sleuth.gate.model import Run, RunStatus, clean_cut, fit
-from sleuth.journal import atomic_write_json, atomic_write_text, json_text
 from sleuth.model import check_name
 
 __all__ = ["DirStore"]
