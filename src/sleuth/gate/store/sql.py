@@ -24,6 +24,7 @@ from sleuth.gate.model import (
     Run,
     RunStatus,
     Sample,
+    clean_cut,
     fit,
     stored_names,
     stored_time,
@@ -382,6 +383,4 @@ def _one_line(exc: Exception) -> str:
     orig = getattr(exc, "orig", None)
     text = str(orig if orig is not None else exc)
     first = " ".join(text.split("\n", maxsplit=1)[0].split())
-    from sleuth.secrets import scrub_text
-
-    return scrub_text(first)[:300]
+    return clean_cut(first, 300)  # hidden, then cut: cut first, a secret's start stayed
