@@ -4,7 +4,9 @@ Tables: ``gate_runs`` (one row per run; unique per suite and run id; provenance 
 text), ``gate_samples`` (one row per sample value), ``gate_state`` (small JSON documents), and
 ``gate_meta`` (the schema version).  One transaction per recorded run, so a killed ``record``
 leaves the run whole or absent; two jobs recording the same run id race on the unique key and
-the loser reports "already recorded".
+the loser reports "already recorded".  A SQLite path that cannot hold a history, or a file that is
+no database, is the user's ``--db`` (exit 2); a database locked past the busy timeout or a full disk
+is the machine's (exit 4).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sleuth.errors import InfrastructureError, UsageError
+from sleuth.errors import InfrastructureError, SleuthError, UsageError
 from sleuth.gate.model import (
     BRANCH_MAX,
     COMMIT_MAX,
@@ -40,6 +42,8 @@ _KEY_MAX = 500
 
 
 _SAMPLES_INDEX = "ix_gate_samples_run_metric"
+#: SQLite's primary result code for a file that is not a database
+_SQLITE_NOTADB = 26
 
 
 def _tables() -> Any:
@@ -100,6 +104,7 @@ class SqlStore:
         from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
         self.display = url.display
+        self._url = url
         if url.kind == "sqlite" and create:
             try:
                 url.path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +133,32 @@ class SqlStore:
             self._ready = sa.inspect(self.engine).has_table("gate_runs")
         except SQLAlchemyError as exc:
             self.engine.dispose()
-            raise InfrastructureError(f"--db {url.display}: {_one_line(exc)}") from None
+            raise self._failed(exc, write=create) from None
+        except UnicodeError as exc:  # a host name the resolver refuses (a label over 63 characters)
+            self.engine.dispose()
+            raise UsageError(
+                f"--db {url.display}: not a valid host name ({exc})", hint="give the database server's name"
+            ) from None
+
+    def _failed(self, exc: Exception, *, write: bool) -> SleuthError:
+        """A database error as one line.  A SQLite file the path keeps from opening (a name too long,
+        a folder that is a file, a location that cannot be written: :mod:`sleuth.gate.store.paths`)
+        or a file that is no database is the user's ``--db`` (exit 2); anything else is the machine's
+        (a database locked past the busy timeout, a full disk, a server gone: exit 4)."""
+        if self._url.kind == "sqlite":
+            from sleuth.gate.store.paths import path_problem
+
+            orig = getattr(exc, "orig", None)
+            code = getattr(orig, "sqlite_errorcode", None)
+            if (code is not None and code & 0xFF == _SQLITE_NOTADB) or "file is not a database" in str(orig):
+                return UsageError(
+                    f"--db {self.display}: {self._url.path} is not a SQLite database",
+                    hint="give the history file 'sleuth gate record' made, or a new path",
+                )
+            problem = path_problem(self._url, write=write)
+            if problem is not None:
+                return UsageError(f"--db {self.display}: {problem[0]}", hint=problem[1])
+        return InfrastructureError(f"--db {self.display}: {_one_line(exc)}")
 
     def _stamp(self) -> None:
         import sqlalchemy as sa
@@ -197,7 +227,7 @@ class SqlStore:
         except IntegrityError:
             return False  # another job recorded the same run id between our check and insert
         except SQLAlchemyError as exc:
-            raise InfrastructureError(f"--db {self.display}: {_one_line(exc)}") from None
+            raise self._failed(exc, write=True) from None
         self._ready = True
         return True
 
@@ -228,7 +258,7 @@ class SqlStore:
                     sa.select(r.c.created_at).where(r.c.suite == suite, r.c.run_id == run_id)
                 ).scalar()
         except SQLAlchemyError as exc:
-            raise InfrastructureError(f"--db {self.display}: {_one_line(exc)}") from None
+            raise self._failed(exc, write=False) from None
         return None if found is None else stored_time(str(found))
 
     def runs(
@@ -277,7 +307,7 @@ class SqlStore:
                         sq = sq.where(s.c.metric.in_(names))
                     _collect(conn.execute(sq.order_by(s.c.run_pk, s.c.metric_order, s.c.seq)), by_run)
         except SQLAlchemyError as exc:
-            raise InfrastructureError(f"--db {self.display}: {_one_line(exc)}") from None
+            raise self._failed(exc, write=False) from None
         out = []
         for pk, created in order:
             row = meta[pk]
@@ -329,19 +359,20 @@ class SqlStore:
 
         t = self._state
         key = fit(key, _KEY_MAX)  # "changepoints:<metric>:<branch>": a long metric name would not fit
-        with self._reported(), self.engine.begin() as conn:
+        with self._reported(write=True), self.engine.begin() as conn:
             conn.execute(sa.delete(t).where(t.c.suite == suite, t.c.key == key))
             conn.execute(sa.insert(t).values(suite=suite, key=key, value=json.dumps(value)))
 
     @contextmanager
-    def _reported(self) -> Iterator[None]:
-        """A database error (a file locked past the busy timeout, a server gone) as one line, exit 4."""
+    def _reported(self, *, write: bool = False) -> Iterator[None]:
+        """A database error as one line (:meth:`_failed`: a file locked past the busy timeout, a server
+        gone, exit 4; a path that keeps SQLite from writing, exit 2)."""
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
             yield
         except SQLAlchemyError as exc:
-            raise InfrastructureError(f"--db {self.display}: {_one_line(exc)}") from None
+            raise self._failed(exc, write=write) from None
 
     def close(self) -> None:
         """Dispose of the connection pool."""
