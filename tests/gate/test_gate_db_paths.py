@@ -3,12 +3,14 @@
 A path that cannot hold a history (a location that cannot be written, a history that cannot be
 read; the names too long and folders that are files are in test_badinput.py's corpus) is the user's
 input: exit 2, one line naming ``--db``, nothing made.  A database that stays locked is the machine's:
-exit 4.  A first write that fails takes back what it made: the SQLite file and its folders.  Real
-``sleuth`` processes and real SQLite files.
+exit 4.  A first write that fails takes back what it made: the SQLite file and its folders, and on
+PostgreSQL the tables (they are made in the run's transaction).  Real ``sleuth`` processes, real
+SQLite files and a real PostgreSQL server (``SLEUTH_TEST_POSTGRES_URL``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -127,3 +129,72 @@ def test_a_first_write_that_fails_takes_back_the_file_and_folders_it_made(tmp_pa
     finally:
         store.close()
     assert tree_state(tmp_path) == before
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------
+
+#: an event trigger that arms an insert trigger on gate_samples as soon as it is created: the first
+#: write fails after the tables are made, as a full disk or a lost server would
+_ARM = """
+CREATE FUNCTION sleuth_test_fail() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN RAISE EXCEPTION 'no space left (a test)'; END $$;
+CREATE FUNCTION sleuth_test_arm() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE obj record;
+BEGIN
+  FOR obj IN SELECT * FROM pg_event_trigger_ddl_commands() WHERE command_tag = 'CREATE TABLE' LOOP
+    IF obj.object_identity = 'public.gate_samples' THEN
+      EXECUTE 'CREATE TRIGGER sleuth_test_fail BEFORE INSERT ON public.gate_samples '
+              'FOR EACH ROW EXECUTE FUNCTION sleuth_test_fail()';
+    END IF;
+  END LOOP;
+END $$;
+CREATE EVENT TRIGGER sleuth_test_arm ON ddl_command_end EXECUTE FUNCTION sleuth_test_arm();
+"""
+
+
+def _sql(url: str, *statements: str) -> list[str]:
+    """Run ``statements`` in one transaction; the names of the tables after them."""
+    import sqlalchemy as sa
+
+    from sleuth.gate.store import parse_url
+
+    engine = sa.create_engine(parse_url(url).url)
+    try:
+        with engine.begin() as conn:
+            for st in statements:
+                conn.execute(sa.text(st))
+        return sorted(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_first_write_that_fails_on_postgresql_leaves_the_database_as_it_was(
+    sleuth: Callable[..., CliResult], pg_url: str
+) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        _sql(pg_url, _ARM)
+    except SQLAlchemyError as exc:  # a server whose user may not make event triggers
+        pytest.skip(f"the test server's user cannot make an event trigger: {type(exc).__name__}")
+    r = sleuth(*REC, "--db", pg_url, GO, env=ENV)
+    lines = r.stderr.strip().splitlines()
+    assert r.rc == 4 and len(lines) == 1 and "no space left (a test)" in lines[0], r.stderr
+    assert _sql(pg_url) == []  # no table of the failed write stays
+    _sql(pg_url, "DROP EVENT TRIGGER sleuth_test_arm")
+    again = sleuth(*REC, "--db", pg_url, GO, "--json", env=ENV)
+    assert again.rc == 0, again.stderr
+    assert [x["run_id"] for x in again.json()["recorded"]] == ["1"]
+    assert {"gate_runs", "gate_samples", "gate_state", "gate_meta"} <= set(_sql(pg_url))
+
+
+@pytest.mark.postgres
+def test_a_record_that_records_nothing_makes_no_tables(
+    sleuth: Callable[..., CliResult], pg_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "dl" / "a").mkdir(parents=True)
+    (tmp_path / "dl" / "a" / "sleuth-gate.json").write_text(json.dumps({"suite": "s"}))  # no run id
+    r = sleuth("gate", "record", "--from-dir", "dl", "--db", pg_url, env=ENV)
+    assert r.rc == 3 and "0 recorded" in r.stdout, r.stderr
+    assert _sql(pg_url) == []
