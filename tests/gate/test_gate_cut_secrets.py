@@ -145,9 +145,9 @@ def test_a_baseline_files_quoted_value_is_hidden_before_it_is_cut(
 
 def test_a_database_error_is_hidden_before_it_is_cut(monkeypatch: pytest.MonkeyPatch) -> None:
     """A driver's message (a host name it could not resolve) quoted in one line of 300 characters."""
-    from sleuth.gate.store.sql import _one_line
+    from sleuth.gate.store.sqlerrors import one_line
 
     monkeypatch.setenv("DEPLOY_TOKEN", SECRET)
-    line = _one_line(Exception(_across(290, "host h.")))
+    line = one_line(Exception(_across(290, "host h.")))
     assert len(line) == 300 and "<redacted> tail" in line, line
     _assert_hidden(line)

@@ -7,7 +7,8 @@ leaves the run whole or absent; two jobs recording the same run id race on the u
 the loser reports "already recorded".  A history's first run makes the tables in its transaction:
 on PostgreSQL (whose DDL is transactional) a first write that fails leaves the database as it was.
 A SQLite path that cannot hold a history, or a file that is no database, is the user's ``--db``
-(exit 2); a database locked past the busy timeout or a full disk is the machine's (exit 4).
+(exit 2); a database locked past the busy timeout or a full disk is the machine's (exit 4):
+:mod:`sleuth.gate.store.sqlerrors`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sleuth.errors import InfrastructureError, SleuthError, UsageError
+from sleuth.errors import SleuthError, UsageError
 from sleuth.gate.model import (
     BRANCH_MAX,
     COMMIT_MAX,
@@ -27,13 +28,13 @@ from sleuth.gate.model import (
     Run,
     RunStatus,
     Sample,
-    clean_cut,
     fit,
     stored_names,
     stored_time,
     utc_now,
 )
 from sleuth.gate.store.base import StoreURL
+from sleuth.gate.store.sqlerrors import failure, quiet_driver
 
 __all__ = ["SCHEMA_VERSION", "SqlStore"]
 
@@ -43,8 +44,6 @@ _KEY_MAX = 500
 
 
 _SAMPLES_INDEX = "ix_gate_samples_run_metric"
-#: SQLite's primary result code for a file that is not a database
-_SQLITE_NOTADB = 26
 
 
 def _tables() -> Any:
@@ -107,7 +106,7 @@ class SqlStore:
         self.display = url.display
         self._url = url
         if url.kind == "postgresql":
-            _quiet_driver()
+            quiet_driver()
         if url.kind == "sqlite" and create:
             try:
                 url.path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,24 +143,8 @@ class SqlStore:
             ) from None
 
     def _failed(self, exc: Exception, *, write: bool) -> SleuthError:
-        """A database error as one line.  A SQLite file the path keeps from opening (a name too long,
-        a folder that is a file, a location that cannot be written: :mod:`sleuth.gate.store.paths`)
-        or a file that is no database is the user's ``--db`` (exit 2); anything else is the machine's
-        (a database locked past the busy timeout, a full disk, a server gone: exit 4)."""
-        if self._url.kind == "sqlite":
-            from sleuth.gate.store.paths import path_problem
-
-            orig = getattr(exc, "orig", None)
-            code = getattr(orig, "sqlite_errorcode", None)
-            if (code is not None and code & 0xFF == _SQLITE_NOTADB) or "file is not a database" in str(orig):
-                return UsageError(
-                    f"--db {self.display}: {self._url.path} is not a SQLite database",
-                    hint="give the history file 'sleuth gate record' made, or a new path",
-                )
-            problem = path_problem(self._url, write=write)
-            if problem is not None:
-                return UsageError(f"--db {self.display}: {problem[0]}", hint=problem[1])
-        return InfrastructureError(f"--db {self.display}: {_one_line(exc)}")
+        """A database error as one line, exit 2 or 4 (:func:`~sleuth.gate.store.sqlerrors.failure`)."""
+        return failure(exc, self._url, write=write)
 
     def _prepare(self, conn: Any) -> None:
         """The tables (those missing), the schema version and the samples index, in ``conn``'s
@@ -404,17 +387,6 @@ class SqlStore:
         self.engine.dispose()
 
 
-def _quiet_driver() -> None:
-    """psycopg logs a warning of its own when a failed statement ends its pipeline ("error ignored
-    terminating <psycopg.Pipeline ... host=... database=...>"); with no logging set up, Python printed
-    it on stderr beside the one error line that says what failed."""
-    import logging
-
-    log = logging.getLogger("psycopg")
-    if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
-        log.addHandler(logging.NullHandler())
-
-
 def _collect(rows: Iterable[Any], by_run: dict[int, list[Sample]]) -> None:
     """``(run_pk, metric, unit, value)`` rows, ordered by run and metric, as each run's samples (a
     plain loop: a row is one sample of ten million in a large history).  Non-finite values are
@@ -443,11 +415,3 @@ def _merged(samples: list[Sample]) -> tuple[Sample, ...]:
         old = merged.get(x.metric)
         merged[x.metric] = x if old is None else Sample(x.metric, old.values + x.values, old.unit)
     return tuple(merged.values())
-
-
-def _one_line(exc: Exception) -> str:
-    """A database error on one line, without SQLAlchemy's background link."""
-    orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc)
-    first = " ".join(text.split("\n", maxsplit=1)[0].split())
-    return clean_cut(first, 300)  # hidden, then cut: cut first, a secret's start stayed
