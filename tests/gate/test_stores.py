@@ -375,7 +375,9 @@ def test_recording_into_an_older_sqlite_history_adds_the_per_metric_index(tmp_pa
     import sqlite3
 
     db = tmp_path / "h.db"
-    open_store(f"sqlite:///{db}", create=True).close()
+    first = open_store(f"sqlite:///{db}", create=True)
+    first.add_run(run(1, {"m": 1.0}))  # the first run makes the tables
+    first.close()
     with sqlite3.connect(db) as conn:  # the index as an older sleuth made it
         conn.execute("DROP INDEX ix_gate_samples_run_metric")
         conn.execute("CREATE INDEX ix_gate_samples_run ON gate_samples (run_pk)")

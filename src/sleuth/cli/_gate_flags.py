@@ -238,11 +238,13 @@ def open_store(db: str | None, *, create: bool) -> Any:
     return open_to_record(url) if create else _open_store(url, create=False)
 
 
-def check_db(db: str | None) -> None:
-    """Parse ``--db`` early: a bad URL is a usage error before anything is read or written."""
+def check_db(db: str | None, *, write: bool = False) -> None:
+    """Parse ``--db`` early: a bad URL, or a path that cannot hold a history (``write``: one that
+    ``record`` cannot write), is a usage error before anything is read or written."""
     from sleuth.gate.store import default_url, parse_url
+    from sleuth.gate.store.paths import check_path
 
-    parse_url(db or default_url())
+    check_path(parse_url(db or default_url()), write=write)
 
 
 def statuses(include_failed: bool) -> Any:

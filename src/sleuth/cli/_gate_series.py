@@ -102,7 +102,7 @@ def changepoints_cmd(**kw: Any) -> int:
         series = metric_series(runs, kw["metric"])
         title = f"{suite} {kw['metric']}"
         if kw["incremental"] and kw["state_path"] is None:
-            state = store.get_state(suite, f"changepoints:{kw['metric']}:{kw['branch'] or '*'}")
+            state = store.get_state(suite, _state_key(kw["metric"], kw["branch"]))
     try:
         finite = sum(1 for v in series.values if not math.isnan(v))
         enough = finite >= 2 * settings.min_segment
@@ -117,7 +117,7 @@ def changepoints_cmd(**kw: Any) -> int:
 
                 atomic_write_json(kw["state_path"], new_state)
             elif store is not None:
-                store.put_state(kw["suite"], f"changepoints:{kw['metric']}:{kw['branch'] or '*'}", new_state)
+                store.put_state(kw["suite"], _state_key(kw["metric"], kw["branch"]), new_state)
     finally:
         if store is not None:
             store.close()
@@ -174,6 +174,15 @@ def changepoints_cmd(**kw: Any) -> int:
         html=page,
     )
     return rc
+
+
+def _state_key(metric: str, branch: str | None) -> str:
+    """Where the store keeps a series' incremental state: the metric's secrets hidden as ``record``
+    hides a name's (:func:`sleuth.gate.ingest.public_metric`) before the store fits the key to its
+    length (cut first, the start of a secret that straddled the cut stayed in the store)."""
+    from sleuth.gate.ingest import public_metric
+
+    return f"changepoints:{public_metric(metric)}:{branch or '*'}"
 
 
 def _read_state(path: Path) -> dict[str, Any] | None:

@@ -139,7 +139,7 @@ def record(files: tuple[Path, ...], **kw: Any) -> int:
     }
     if kw["emit_metadata"] is not None:
         return _emit(files, meta, kw)
-    check_db(kw["db"])
+    check_db(kw["db"], write=True)
     ingested = read_files(list(files), kw["fmt"])  # every file read before the store is touched
     from sleuth.gate.service import build_run, record_run
 
@@ -225,7 +225,7 @@ def _record_from_dir(files: tuple[Path, ...], kw: dict[str, Any]) -> int:
             "from each artifact's metadata"
         )
     suite = check_name_flag("--suite", kw["suite"], stored=True) if kw["suite"] else None
-    check_db(kw["db"])
+    check_db(kw["db"], write=True)
     scan = scan_artifacts(kw["from_dir"])
     store = open_store(kw["db"], create=True)
     try:

@@ -23,7 +23,7 @@ from typing import Any
 
 from sleuth.errors import ConfigError
 from sleuth.gate.graduate import metric_names, metric_values
-from sleuth.gate.model import Run, utc_now
+from sleuth.gate.model import Run, clean_cut, utc_now
 from sleuth.gate.policy import Tolerance, parse_tolerance
 from sleuth.gate.robust import cv, median
 
@@ -79,7 +79,7 @@ def load_baseline(path: Path, what: str = "--baseline") -> dict[str, Any]:
             hint="save the file as UTF-8",
         ) from None
     except ValueError as exc:  # bad syntax, or an integer past the digit limit
-        raise ConfigError(f"{what} {path}: not valid JSON: {str(exc)[:200]}") from None
+        raise ConfigError(f"{what} {path}: not valid JSON: {clean_cut(exc, 200)}") from None
     except RecursionError:
         raise ConfigError(f"{what} {path}: not a baseline file (JSON nested too deeply)") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):
@@ -91,10 +91,10 @@ def load_baseline(path: Path, what: str = "--baseline") -> dict[str, Any]:
         raise ConfigError(f"{path}: schema: unsupported version {doc.get('schema')!r}")
     for key in ("suite", "branch"):  # 'baseline diff' takes them from the file when no flag is given
         if doc.get(key) is not None and not isinstance(doc[key], str):
-            raise ConfigError(f"{path}: {key}: must be a string, got {doc[key]!r}"[:300])
+            raise ConfigError(clean_cut(f"{path}: {key}: must be a string, got {doc[key]!r}", 300))
     last = doc.get("last")
     if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
-        raise ConfigError(f"{path}: last: must be a whole number of runs >= 1, got {last!r}"[:300])
+        raise ConfigError(clean_cut(f"{path}: last: must be a whole number of runs >= 1, got {last!r}", 300))
     for name, entry in doc["metrics"].items():
         if not isinstance(entry, dict):
             raise ConfigError(f"{path}: metrics.{name}: an entry is an object with a 'value'")

@@ -12,6 +12,7 @@ unreadable metadata, or without the files it lists (or with one that cannot be r
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from sleuth.gate.model import (
     Run,
     RunStatus,
     Sample,
+    clean,
     clean_cut,
     fit,
     looks_secret,
@@ -45,6 +47,7 @@ __all__ = [
     "read_files",
     "read_raw",
     "scan_artifacts",
+    "stored_metric",
     "write_metadata",
 ]
 
@@ -97,28 +100,45 @@ def _read_bytes(path: Path, what: str) -> bytes:
     return data
 
 
-def public_metric(name: str) -> str:
+def public_metric(name: str, hidden: tuple[str, ...] | None = None) -> str:
     """A metric name with the secrets of :mod:`sleuth.secrets` hidden (hyperfine names a benchmark
-    by its whole command line: ``curl --api-key=...``, a URL with a password, an ``hf_`` token) and
-    each control character replaced by U+FFFD (an ANSI escape would reach terminals and CI logs, a
-    BEL makes the JUnit file invalid XML)."""
-    from sleuth.secrets import Secrets
+    by its whole command line: ``curl --api-key=...``, a URL with a password, an ``hf_`` token), the
+    values of this shell's secret variables hidden (``hidden``: by default
+    :func:`sleuth.secrets.env_secret_values`, as :func:`sleuth.gate.model.clean` hides them on the
+    way out) and each control character replaced by U+FFFD (an ANSI escape would reach terminals
+    and CI logs, a BEL makes the JUnit file invalid XML)."""
+    from sleuth.secrets import Secrets, env_secret_values
 
-    hidden: str = Secrets.of_argv(name).scrub(name)
-    return printable(hidden)
+    found = Secrets.of_argv(name)
+    shell = env_secret_values(os.environ) if hidden is None else hidden
+    hidden_name: str = Secrets(found.values, found.words | frozenset(shell)).scrub(name)
+    return printable(hidden_name)
+
+
+def stored_metric(name: str, hidden: tuple[str, ...] | None = None) -> str:
+    """A metric name as ``record`` stores it, and so as a filter by one exact name must give it:
+    :func:`public_metric`, then within :data:`METRIC_MAX` characters.  Hidden first, then cut: cut
+    first, the start of a secret that straddled the cut stayed, the whole value no longer there to
+    be found."""
+    return fit(public_metric(name, hidden), METRIC_MAX)
 
 
 def merge(parsed: Sequence[tuple[str, Parsed]]) -> Ingested:
-    """Merge per-file results into one run's samples, keeping first-seen metric order."""
+    """Merge per-file results into one run's samples, keeping first-seen metric order; names and
+    units are hidden (:func:`stored_metric`, :func:`sleuth.gate.model.clean`), then fitted."""
+    from sleuth.secrets import env_secret_values
+
+    hidden = env_secret_values(os.environ)  # once: a run of 10,000 metrics
     values: dict[str, list[float]] = {}
     units: dict[str, str] = {}
     files = []
     for name, p in parsed:
         files.append({"file": name, "format": p.format, "metrics": len(p.samples), "skipped": p.skipped})
         for s in p.samples:
-            metric = fit(public_metric(s.metric), METRIC_MAX)  # a hyperfine command line, a C++ template
+            metric = stored_metric(s.metric, hidden)  # a hyperfine command line, a C++ template
             values.setdefault(metric, []).extend(s.values)
-            units.setdefault(metric, fit(printable(s.unit), UNIT_MAX))
+            if metric not in units:
+                units[metric] = fit(clean(s.unit, hidden), UNIT_MAX)
     samples = tuple(Sample(m, tuple(v), units[m]) for m, v in values.items())
     return Ingested(samples=samples, files=tuple(files))
 

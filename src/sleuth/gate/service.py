@@ -71,14 +71,15 @@ def _summary(run: Run) -> dict[str, Any]:
 
 
 def record_run(store: Store, run: Run, *, replace: bool = False) -> RecordResult:
-    """Store one run, secrets hidden (already-recorded is reported, not an error)."""
-    from sleuth.gate.model import COMMIT_MAX, fit, stored_branch
+    """Store one run, secrets hidden (already-recorded is reported, not an error).  A commit is
+    hidden as every output hides it (:func:`sleuth.gate.model.clean`: the rule, this shell's secret
+    values), then cut: cut first, the start of a secret that straddled the cut stayed."""
+    from sleuth.gate.model import COMMIT_MAX, clean, fit, stored_branch
     from sleuth.gate.provenance import public
-    from sleuth.model import printable
 
     run = dataclasses.replace(
         run,
-        commit=fit(printable(public(run.commit, "commit")), COMMIT_MAX) if run.commit is not None else None,
+        commit=fit(clean(public(run.commit, "commit")), COMMIT_MAX) if run.commit is not None else None,
         branch=stored_branch(run.branch) if run.branch is not None else None,
         provenance=public(run.provenance),
         source=public(run.source),

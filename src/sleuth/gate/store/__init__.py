@@ -6,6 +6,9 @@ first run in CI, offline), not an error, and nothing is created.  ``record`` ope
 ``open_to_record(url)``: a SQLite file or directory that does not exist yet is made by the first
 write, so a command that writes nothing (``record --from-dir`` of a tree with nothing to record, a
 bad input found late) leaves none behind, and a first write that fails takes back what it made.
+Both first check that the path can hold a history (:func:`sleuth.gate.store.paths.check_path`: a
+name too long, a folder on the way that is a file, a location ``record`` cannot write): a usage
+error, before anything is made.
 """
 
 from __future__ import annotations
@@ -19,12 +22,11 @@ from typing import Any, TypeVar
 
 from sleuth.gate.model import Run, RunStatus
 from sleuth.gate.store.base import DEFAULT_URL, EmptyStore, Store, StoreURL, parse_url
+from sleuth.gate.store.paths import SQLITE_SIDES, check_path
 
 __all__ = ["DEFAULT_URL", "Store", "StoreURL", "default_url", "open_store", "open_to_record", "parse_url"]
 
 _T = TypeVar("_T")
-#: what SQLite may put next to its file while it writes
-_SQLITE_SIDES = ("-journal", "-wal", "-shm")
 
 
 def default_url() -> str:
@@ -35,6 +37,7 @@ def default_url() -> str:
 def open_store(url: str, *, create: bool) -> Store:
     """Open the history at ``url``; with ``create=False`` a missing SQLite file or dir reads as empty."""
     parsed = parse_url(url)
+    check_path(parsed, write=create)
     if not create and _missing(parsed):
         return EmptyStore(parsed.display)
     return _open(parsed, create=create)
@@ -44,6 +47,7 @@ def open_to_record(url: str) -> Store:
     """The history at ``url`` to write into; one that does not exist yet reads as empty and is made
     by the first write (see the module doc)."""
     parsed = parse_url(url)
+    check_path(parsed, write=True)
     return _Unmade(parsed) if _missing(parsed) else _open(parsed, create=True)
 
 
@@ -122,7 +126,7 @@ class _Unmade:
 def _missing_paths(url: StoreURL) -> list[Path]:
     """The store's path and its folders that do not exist, outermost first (what a write would make)."""
     path = url.path.absolute()
-    return [p for p in (*reversed(path.parents), path) if not p.exists()]
+    return [p for p in (*reversed(path.parents), path) if not os.path.lexists(p)]  # a link is the user's
 
 
 def _remove(made: list[Path], url: StoreURL) -> None:
@@ -135,5 +139,5 @@ def _remove(made: list[Path], url: StoreURL) -> None:
             elif url.kind == "dir":
                 shutil.rmtree(p)
             else:
-                for side in ("", *_SQLITE_SIDES):
+                for side in ("", *SQLITE_SIDES):
                     Path(f"{p}{side}").unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,11 +106,11 @@ def parse_url(url: str) -> StoreURL:
             raise UsageError(
                 f"--db {url!r}: a SQLite history needs a file path", hint="e.g. sqlite:///history.db"
             )
-        if path.is_dir():
+        if os.path.isdir(path):  # False, not an error, for a name too long (paths.check_path says so)
             raise UsageError(f"--db {url!r}: {path} is a directory", hint="give the SQLite file inside it")
         return StoreURL("sqlite", f"sqlite:///{path}", path, url)
     if scheme == "dir":
-        if Path(rest).exists() and not Path(rest).is_dir():
+        if os.path.exists(rest) and not os.path.isdir(rest):
             raise UsageError(f"--db {url!r}: {rest} is not a directory", hint="give a directory for dir://")
         return StoreURL("dir", url, Path(rest), url)
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):

@@ -4,7 +4,11 @@ Tables: ``gate_runs`` (one row per run; unique per suite and run id; provenance 
 text), ``gate_samples`` (one row per sample value), ``gate_state`` (small JSON documents), and
 ``gate_meta`` (the schema version).  One transaction per recorded run, so a killed ``record``
 leaves the run whole or absent; two jobs recording the same run id race on the unique key and
-the loser reports "already recorded".
+the loser reports "already recorded".  A history's first run makes the tables in its transaction:
+on PostgreSQL (whose DDL is transactional) a first write that fails leaves the database as it was.
+A SQLite path that cannot hold a history, or a file that is no database, is the user's ``--db``
+(exit 2); a database locked past the busy timeout or a full disk is the machine's (exit 4):
+:mod:`sleuth.gate.store.sqlerrors`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sleuth.errors import InfrastructureError, UsageError
+from sleuth.errors import SleuthError, UsageError
 from sleuth.gate.model import (
     BRANCH_MAX,
     COMMIT_MAX,
@@ -30,6 +34,7 @@ from sleuth.gate.model import (
     utc_now,
 )
 from sleuth.gate.store.base import StoreURL
+from sleuth.gate.store.sqlerrors import failure, quiet_driver
 
 __all__ = ["SCHEMA_VERSION", "SqlStore"]
 
@@ -99,6 +104,9 @@ class SqlStore:
         from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
         self.display = url.display
+        self._url = url
+        if url.kind == "postgresql":
+            quiet_driver()
         if url.kind == "sqlite" and create:
             try:
                 url.path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,83 +129,111 @@ class SqlStore:
             raise UsageError(f"--db {url.display}: the database driver is missing ({exc.name})") from None
         self._md, self._runs, self._samples, self._state, self._meta = _tables()
         try:
-            if create:
-                self._md.create_all(self.engine)
-                self._stamp()
             self._ready = sa.inspect(self.engine).has_table("gate_runs")
+            if create and self._ready:  # a history to write into: its version checked (and its index)
+                with self.engine.begin() as conn:
+                    self._prepare(conn)
         except SQLAlchemyError as exc:
             self.engine.dispose()
-            raise InfrastructureError(f"--db {url.display}: {_one_line(exc)}") from None
+            raise self._failed(exc, write=create) from None
+        except UnicodeError as exc:  # a host name the resolver refuses (a label over 63 characters)
+            self.engine.dispose()
+            raise UsageError(
+                f"--db {url.display}: not a valid host name ({exc})", hint="give the database server's name"
+            ) from None
 
-    def _stamp(self) -> None:
+    def _failed(self, exc: Exception, *, write: bool) -> SleuthError:
+        """A database error as one line, exit 2 or 4 (:func:`~sleuth.gate.store.sqlerrors.failure`)."""
+        return failure(exc, self._url, write=write)
+
+    def _prepare(self, conn: Any) -> None:
+        """The tables (those missing), the schema version and the samples index, in ``conn``'s
+        transaction: a history's first write makes them with its run, so that on PostgreSQL (whose
+        DDL is transactional) a first write that fails leaves the database as it was."""
         import sqlalchemy as sa
 
-        with self.engine.begin() as conn:
-            found = conn.execute(sa.select(self._meta.c.value).where(self._meta.c.key == "schema")).scalar()
-            if found is None:
-                conn.execute(sa.insert(self._meta).values(key="schema", value=str(SCHEMA_VERSION)))
-            elif found != str(SCHEMA_VERSION):
-                raise UsageError(
-                    f"--db {self.display}: history schema {found}, this sleuth reads {SCHEMA_VERSION}",
-                    hint="use the sleuth version that wrote it, or a new --db",
-                )
-            if _SAMPLES_INDEX not in {i["name"] for i in sa.inspect(conn).get_indexes("gate_samples")}:
-                # once, on the first record into an older history (IF NOT EXISTS: two jobs at once)
-                conn.execute(
-                    sa.text(f"CREATE INDEX IF NOT EXISTS {_SAMPLES_INDEX} ON gate_samples (run_pk, metric)")
-                )
-                conn.execute(sa.text("DROP INDEX IF EXISTS ix_gate_samples_run"))
+        self._md.create_all(conn)
+        found = conn.execute(sa.select(self._meta.c.value).where(self._meta.c.key == "schema")).scalar()
+        if found is None:
+            conn.execute(sa.insert(self._meta).values(key="schema", value=str(SCHEMA_VERSION)))
+        elif found != str(SCHEMA_VERSION):
+            raise UsageError(
+                f"--db {self.display}: history schema {found}, this sleuth reads {SCHEMA_VERSION}",
+                hint="use the sleuth version that wrote it, or a new --db",
+            )
+        if _SAMPLES_INDEX not in {i["name"] for i in sa.inspect(conn).get_indexes("gate_samples")}:
+            # once, on the first record into an older history (IF NOT EXISTS: two jobs at once)
+            conn.execute(
+                sa.text(f"CREATE INDEX IF NOT EXISTS {_SAMPLES_INDEX} ON gate_samples (run_pk, metric)")
+            )
+            conn.execute(sa.text("DROP INDEX IF EXISTS ix_gate_samples_run"))
+
+    def _made_by_another(self) -> bool:
+        """Whether the tables exist now: another job's first write made them while ours failed."""
+        import sqlalchemy as sa
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            return bool(sa.inspect(self.engine).has_table("gate_runs"))
+        except SQLAlchemyError:
+            return False
 
     def add_run(self, run: Run, *, replace: bool = False) -> bool:
-        """Insert ``run`` and its samples in one transaction (see :class:`~sleuth.gate.store.base.Store`)."""
-        import sqlalchemy as sa
+        """Insert ``run`` and its samples in one transaction (see :class:`~sleuth.gate.store.base.Store`);
+        a history's first run makes its tables in that transaction too (:meth:`_prepare`).  Two jobs
+        making the tables at once: the one that loses writes its run into the other's tables."""
         from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+        while True:
+            first = not self._ready
+            try:
+                with self.engine.begin() as conn:
+                    if first:
+                        self._prepare(conn)
+                    added = self._insert(conn, run, replace=replace)
+            except SQLAlchemyError as exc:
+                if first and self._made_by_another():
+                    self._ready = True
+                    continue
+                if isinstance(exc, IntegrityError):
+                    return False  # another job recorded the same run id between our check and insert
+                raise self._failed(exc, write=True) from None
+            self._ready = True
+            return added
+
+    def _insert(self, conn: Any, run: Run, *, replace: bool) -> bool:
+        """``run`` written in ``conn``'s transaction; False when it is recorded and not ``replace``."""
+        import sqlalchemy as sa
+
         r = self._runs
-        try:
-            with self.engine.begin() as conn:
-                old = conn.execute(
-                    sa.select(r.c.id).where(r.c.suite == run.suite, r.c.run_id == run.run_id)
-                ).scalar()
-                if old is not None:
-                    if not replace:
-                        return False
-                    conn.execute(sa.delete(self._samples).where(self._samples.c.run_pk == old))
-                    conn.execute(sa.delete(r).where(r.c.id == old))
-                inserted = conn.execute(
-                    sa.insert(r).values(
-                        suite=run.suite,
-                        run_id=run.run_id,
-                        created_at=run.created_at,
-                        recorded_at=utc_now(),
-                        status=run.status.value,
-                        commit_sha=run.commit,
-                        branch=run.branch,
-                        provenance=json.dumps(run.provenance, default=str),
-                        source=json.dumps(run.source, default=str),
-                    )
-                ).inserted_primary_key
-                assert inserted is not None
-                pk = inserted[0]
-                rows = [
-                    {
-                        "run_pk": pk,
-                        "metric": s.metric,
-                        "unit": s.unit,
-                        "metric_order": i,
-                        "seq": j,
-                        "value": v,
-                    }
-                    for i, s in enumerate(run.samples)
-                    for j, v in enumerate(s.values)
-                ]
-                if rows:
-                    conn.execute(sa.insert(self._samples), rows)
-        except IntegrityError:
-            return False  # another job recorded the same run id between our check and insert
-        except SQLAlchemyError as exc:
-            raise InfrastructureError(f"--db {self.display}: {_one_line(exc)}") from None
-        self._ready = True
+        old = conn.execute(sa.select(r.c.id).where(r.c.suite == run.suite, r.c.run_id == run.run_id)).scalar()
+        if old is not None:
+            if not replace:
+                return False
+            conn.execute(sa.delete(self._samples).where(self._samples.c.run_pk == old))
+            conn.execute(sa.delete(r).where(r.c.id == old))
+        inserted = conn.execute(
+            sa.insert(r).values(
+                suite=run.suite,
+                run_id=run.run_id,
+                created_at=run.created_at,
+                recorded_at=utc_now(),
+                status=run.status.value,
+                commit_sha=run.commit,
+                branch=run.branch,
+                provenance=json.dumps(run.provenance, default=str),
+                source=json.dumps(run.source, default=str),
+            )
+        ).inserted_primary_key
+        assert inserted is not None
+        pk = inserted[0]
+        rows = [
+            {"run_pk": pk, "metric": s.metric, "unit": s.unit, "metric_order": i, "seq": j, "value": v}
+            for i, s in enumerate(run.samples)
+            for j, v in enumerate(s.values)
+        ]
+        if rows:
+            conn.execute(sa.insert(self._samples), rows)
         return True
 
     def has_run(self, suite: str, run_id: str) -> bool:
@@ -227,7 +263,7 @@ class SqlStore:
                     sa.select(r.c.created_at).where(r.c.suite == suite, r.c.run_id == run_id)
                 ).scalar()
         except SQLAlchemyError as exc:
-            raise InfrastructureError(f"--db {self.display}: {_one_line(exc)}") from None
+            raise self._failed(exc, write=False) from None
         return None if found is None else stored_time(str(found))
 
     def runs(
@@ -276,7 +312,7 @@ class SqlStore:
                         sq = sq.where(s.c.metric.in_(names))
                     _collect(conn.execute(sq.order_by(s.c.run_pk, s.c.metric_order, s.c.seq)), by_run)
         except SQLAlchemyError as exc:
-            raise InfrastructureError(f"--db {self.display}: {_one_line(exc)}") from None
+            raise self._failed(exc, write=False) from None
         out = []
         for pk, created in order:
             row = meta[pk]
@@ -328,19 +364,23 @@ class SqlStore:
 
         t = self._state
         key = fit(key, _KEY_MAX)  # "changepoints:<metric>:<branch>": a long metric name would not fit
-        with self._reported(), self.engine.begin() as conn:
+        with self._reported(write=True), self.engine.begin() as conn:
+            if not self._ready:
+                self._prepare(conn)
             conn.execute(sa.delete(t).where(t.c.suite == suite, t.c.key == key))
             conn.execute(sa.insert(t).values(suite=suite, key=key, value=json.dumps(value)))
+        self._ready = True
 
     @contextmanager
-    def _reported(self) -> Iterator[None]:
-        """A database error (a file locked past the busy timeout, a server gone) as one line, exit 4."""
+    def _reported(self, *, write: bool = False) -> Iterator[None]:
+        """A database error as one line (:meth:`_failed`: a file locked past the busy timeout, a server
+        gone, exit 4; a path that keeps SQLite from writing, exit 2)."""
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
             yield
         except SQLAlchemyError as exc:
-            raise InfrastructureError(f"--db {self.display}: {_one_line(exc)}") from None
+            raise self._failed(exc, write=write) from None
 
     def close(self) -> None:
         """Dispose of the connection pool."""
@@ -375,13 +415,3 @@ def _merged(samples: list[Sample]) -> tuple[Sample, ...]:
         old = merged.get(x.metric)
         merged[x.metric] = x if old is None else Sample(x.metric, old.values + x.values, old.unit)
     return tuple(merged.values())
-
-
-def _one_line(exc: Exception) -> str:
-    """A database error on one line, without SQLAlchemy's background link."""
-    orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc)
-    first = " ".join(text.split("\n", maxsplit=1)[0].split())
-    from sleuth.secrets import scrub_text
-
-    return scrub_text(first)[:300]

@@ -1,0 +1,200 @@
+"""Where ``--db`` puts a history, and what a failed write leaves.
+
+A path that cannot hold a history (a location that cannot be written, a history that cannot be
+read; the names too long and folders that are files are in test_badinput.py's corpus) is the user's
+input: exit 2, one line naming ``--db``, nothing made.  A database that stays locked is the machine's:
+exit 4.  A first write that fails takes back what it made: the SQLite file and its folders, and on
+PostgreSQL the tables (they are made in the run's transaction).  Real ``sleuth`` processes, real
+SQLite files and a real PostgreSQL server (``SLEUTH_TEST_POSTGRES_URL``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.badinput import assert_usage_error, tree_state
+from tests.conftest import CliResult
+
+from .conftest import DATA
+
+GO = str(DATA / "go-bench.txt")
+REC = ("gate", "record", "--suite", "s", "--run-id", "1", "--no-provenance")
+ENV = {"SLEUTH_GATE_DB": ""}
+
+not_root = pytest.mark.skipif(
+    os.geteuid() == 0, reason="root writes and reads every file: a closed one takes a non-root user"
+)
+
+
+@pytest.fixture
+def closed(tmp_path: Path) -> Iterator[Path]:
+    """A folder no one but root may write in (put back afterwards, so that pytest can remove it)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    yield folder
+    folder.chmod(0o755)
+
+
+def _one_error(r: CliResult, before: dict[str, str], after: dict[str, str], *mentions: str) -> None:
+    assert_usage_error(r.rc, r.stdout, r.stderr, ["--db", *mentions], before=before, after=after)
+
+
+@not_root
+@pytest.mark.parametrize("db", ["ro/h.db", "ro/new/deeper/h.db"])
+def test_record_into_a_folder_it_cannot_write_is_a_usage_error(
+    sleuth: Callable[..., CliResult], tmp_path: Path, closed: Path, db: str
+) -> None:
+    closed.chmod(0o555)
+    before = tree_state(tmp_path)
+    r = sleuth(*REC, "--db", f"sqlite:///{db}", GO, env=ENV)
+    _one_error(r, before, tree_state(tmp_path), "ro", "cannot be written in (permission denied)")
+    dirs = sleuth(*REC, "--db", f"dir://{db}", GO, env=ENV)
+    _one_error(dirs, before, tree_state(tmp_path), "ro", "cannot be written in")
+
+
+@not_root
+def test_a_read_only_history_is_read_and_not_written(
+    sleuth: Callable[..., CliResult], tmp_path: Path, closed: Path
+) -> None:
+    """A history in a folder that cannot be written (SQLite's journal goes beside it), or a file
+    that cannot: ``record`` is a usage error, the reading verbs read it."""
+    for db in ("sqlite:///ro/h.db", "sqlite:///h.db"):
+        assert sleuth(*REC, "--db", db, GO, env=ENV).rc == 0
+    closed.chmod(0o555)
+    (tmp_path / "h.db").chmod(0o444)
+    before = tree_state(tmp_path)
+    for db, what in (("ro/h.db", "cannot be written in"), ("h.db", "is read-only")):
+        r = sleuth("gate", "record", "--suite", "s", "--run-id", "2", "--no-provenance", "--db", f"sqlite:///{db}",
+                   GO, env=ENV)  # fmt: skip
+        _one_error(r, before, tree_state(tmp_path), db, what)
+        runs = sleuth("gate", "runs", "--suite", "s", "--json", "--db", f"sqlite:///{db}", env=ENV)
+        assert runs.rc == 0 and [x["run_id"] for x in runs.json()["runs"]] == ["1"], runs.stderr
+
+
+@not_root
+def test_a_history_that_cannot_be_read_is_a_usage_error(
+    sleuth: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    assert sleuth(*REC, "--db", "sqlite:///h.db", GO, env=ENV).rc == 0
+    (tmp_path / "h.db").chmod(0o000)
+    before = tree_state(tmp_path / "sub")  # tree_state reads every file: not the closed one
+    r = sleuth("gate", "runs", "--suite", "s", "--db", "sqlite:///h.db", env=ENV)
+    (tmp_path / "h.db").chmod(0o644)
+    _one_error(r, before, tree_state(tmp_path / "sub"), "h.db", "cannot be read")
+
+
+def test_a_locked_history_is_the_machines_failure_and_changes_nothing(
+    sleuth: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    """Another job holds the database past the busy timeout: exit 4 (try again), not a usage error."""
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    assert sleuth(*REC, "--db", db, GO, env=ENV).rc == 0
+    before = tree_state(tmp_path)
+    holder = sqlite3.connect(tmp_path / "h.db")
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        r = sleuth(
+            "gate", "record", "--suite", "s", "--run-id", "2", "--no-provenance", "--db", db, GO, env=ENV
+        )
+    finally:
+        holder.rollback()
+        holder.close()
+    lines = r.stderr.strip().splitlines()
+    assert r.rc == 4 and len(lines) == 1 and "database is locked" in lines[0], r.stderr
+    assert lines[0].startswith(f"error: --db {db}: ") and not r.stdout.strip()
+    assert tree_state(tmp_path) == before
+
+
+def test_a_first_write_that_fails_takes_back_the_file_and_folders_it_made(tmp_path: Path) -> None:
+    """A SQLite history's first run fails in its insert (a value the driver cannot bind): the file
+    and the folders the write made are removed; the folders that were there stay."""
+    from sleuth.errors import InfrastructureError
+    from sleuth.gate.model import Run, Sample
+    from sleuth.gate.store import open_to_record
+
+    (tmp_path / "kept").mkdir()
+    before = tree_state(tmp_path)
+    store = open_to_record(f"sqlite:///{tmp_path / 'kept' / 'new' / 'deeper' / 'h.db'}")
+    bad = Run(suite="s", run_id="1", created_at="2025-01-01T00:00:00.000000Z",
+              samples=(Sample("m", (object(),)),))  # type: ignore[arg-type]  # fmt: skip
+    try:
+        with pytest.raises(InfrastructureError, match="--db sqlite:///"):
+            store.add_run(bad)
+    finally:
+        store.close()
+    assert tree_state(tmp_path) == before
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------
+
+#: an event trigger that arms an insert trigger on gate_samples as soon as it is created: the first
+#: write fails after the tables are made, as a full disk or a lost server would
+_ARM = """
+CREATE FUNCTION sleuth_test_fail() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN RAISE EXCEPTION 'no space left (a test)'; END $$;
+CREATE FUNCTION sleuth_test_arm() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE obj record;
+BEGIN
+  FOR obj IN SELECT * FROM pg_event_trigger_ddl_commands() WHERE command_tag = 'CREATE TABLE' LOOP
+    IF obj.object_identity = 'public.gate_samples' THEN
+      EXECUTE 'CREATE TRIGGER sleuth_test_fail BEFORE INSERT ON public.gate_samples '
+              'FOR EACH ROW EXECUTE FUNCTION sleuth_test_fail()';
+    END IF;
+  END LOOP;
+END $$;
+CREATE EVENT TRIGGER sleuth_test_arm ON ddl_command_end EXECUTE FUNCTION sleuth_test_arm();
+"""
+
+
+def _sql(url: str, *statements: str) -> list[str]:
+    """Run ``statements`` in one transaction; the names of the tables after them."""
+    import sqlalchemy as sa
+
+    from sleuth.gate.store import parse_url
+
+    engine = sa.create_engine(parse_url(url).url)
+    try:
+        with engine.begin() as conn:
+            for st in statements:
+                conn.execute(sa.text(st))
+        return sorted(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_first_write_that_fails_on_postgresql_leaves_the_database_as_it_was(
+    sleuth: Callable[..., CliResult], pg_url: str
+) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        _sql(pg_url, _ARM)
+    except SQLAlchemyError as exc:  # a server whose user may not make event triggers
+        pytest.skip(f"the test server's user cannot make an event trigger: {type(exc).__name__}")
+    r = sleuth(*REC, "--db", pg_url, GO, env=ENV)
+    lines = r.stderr.strip().splitlines()
+    assert r.rc == 4 and len(lines) == 1 and "no space left (a test)" in lines[0], r.stderr
+    assert _sql(pg_url) == []  # no table of the failed write stays
+    _sql(pg_url, "DROP EVENT TRIGGER sleuth_test_arm")
+    again = sleuth(*REC, "--db", pg_url, GO, "--json", env=ENV)
+    assert again.rc == 0, again.stderr
+    assert [x["run_id"] for x in again.json()["recorded"]] == ["1"]
+    assert {"gate_runs", "gate_samples", "gate_state", "gate_meta"} <= set(_sql(pg_url))
+
+
+@pytest.mark.postgres
+def test_a_record_that_records_nothing_makes_no_tables(
+    sleuth: Callable[..., CliResult], pg_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "dl" / "a").mkdir(parents=True)
+    (tmp_path / "dl" / "a" / "sleuth-gate.json").write_text(json.dumps({"suite": "s"}))  # no run id
+    r = sleuth("gate", "record", "--from-dir", "dl", "--db", pg_url, env=ENV)
+    assert r.rc == 3 and "0 recorded" in r.stdout, r.stderr
+    assert _sql(pg_url) == []
