@@ -6,7 +6,8 @@
   ``summary.json``, ``report.md``, a ``--fail-regex`` line, ``--json``, the terminal) hides it, whether
   or not the run had a secret of its own.
 * A venv requirement with credentials (a private index's wheel URL) is hidden everywhere, also in
-  sleuth's one-line errors, and a resumed run installs from the real URL (``secrets.json`` keeps it).
+  sleuth's one-line errors, and a resumed run installs from the real URL (``secrets.json`` keeps it);
+  it reaches uv in a 0600 requirements file, never on uv's command line (which ``ps`` shows anyone).
 """
 
 from __future__ import annotations
@@ -81,30 +82,56 @@ def test_a_secret_variable_of_the_inherited_environment_that_the_workload_prints
         assert value.encode() not in p.read_bytes(), f"secret in {p}"
 
 
-def _wheel(path: Path) -> Path:
-    """A minimal pure-Python wheel, ``tinypkg 1.0``."""
-    whl = path / "tinypkg-1.0-py3-none-any.whl"
+def _wheel(path: Path, name: str = "tinypkg") -> Path:
+    """A minimal pure-Python wheel, ``NAME 1.0``."""
+    whl = path / f"{name}-1.0-py3-none-any.whl"
     files = {
-        "tinypkg/__init__.py": "VALUE = 42\n",
-        "tinypkg-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinypkg\nVersion: 1.0\n",
-        "tinypkg-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{name}/__init__.py": "VALUE = 42\n",
+        f"{name}-1.0.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"{name}-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
-    record = "".join(f"{name},,\n" for name in files) + "tinypkg-1.0.dist-info/RECORD,,\n"
+    record = "".join(f"{f},,\n" for f in files) + f"{name}-1.0.dist-info/RECORD,,\n"
     with zipfile.ZipFile(whl, "w") as z:
-        for name, text in files.items():
-            z.writestr(name, text)
-        z.writestr("tinypkg-1.0.dist-info/RECORD", record)
+        for f, text in files.items():
+            z.writestr(f, text)
+        z.writestr(f"{name}-1.0.dist-info/RECORD", record)
     return whl
 
 
+def _uv_installs(under: Path) -> list[tuple[bytes, int | None]]:
+    """``(cmdline, mode of its --requirements file)`` of every live ``uv pip install`` whose
+    arguments name a path ``under``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes()
+        except OSError:  # gone, or another user's
+            continue
+        args = argv.split(b"\0")
+        uv = Path(args[0].decode(errors="replace")).name == "uv"
+        if uv and b"install" in args and str(under).encode() in argv:
+            at = args.index(b"--requirements") + 1 if b"--requirements" in args else None
+            mode = Path(args[at].decode()).stat().st_mode & 0o777 if at else None
+            found.append((argv, mode))
+    return found
+
+
 @pytest.fixture
-def private_index(tmp_path: Path) -> Iterator[str]:
-    """A wheel URL that answers only with the right credentials (401 otherwise)."""
+def uv_seen() -> list[tuple[bytes, int | None]]:
+    """What :func:`private_index` saw of the ``uv pip install`` processes that asked it for the wheel."""
+    return []
+
+
+@pytest.fixture
+def private_index(tmp_path: Path, uv_seen: list[tuple[bytes, int | None]]) -> Iterator[str]:
+    """A wheel URL that answers only with the right credentials (401 otherwise); each request
+    records the ``uv pip install`` waiting for the answer in ``uv_seen``."""
     whl = _wheel(tmp_path)
     want = "Basic " + base64.b64encode(f"alice:{URL_PASSWORD}".encode()).decode()
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self, body: bool) -> None:
+            uv_seen.extend(_uv_installs(tmp_path))  # uv waits for this answer: it is alive now
             if self.headers.get("Authorization") != want:
                 self.send_response(401)
                 self.send_header("WWW-Authenticate", 'Basic realm="private"')
@@ -164,3 +191,40 @@ def test_with_credentials_are_hidden_and_a_resume_installs_from_the_real_url(
         URL_PASSWORD, res.stdout, res.stderr, again.stdout, again.stderr, bad.stdout, bad.stderr,
         roots=[tmp_path / "runs"],
     )  # fmt: skip
+
+
+def test_with_credentials_stay_out_of_uvs_argv(
+    sleuth, private_index: str, uv_seen: list[tuple[bytes, int | None]], tmp_path: Path
+) -> None:
+    # any user of the machine may read a process's argv (ps, /proc/PID/cmdline)
+    pin = f"tinypkg @ {private_index}"
+    check = "import tinypkg; assert tinypkg.VALUE == 42"
+    cache = tmp_path / "argv-cache"
+    (tmp_path / "local").mkdir()
+    plain = str(_wheel(tmp_path / "local", "otherpkg"))  # a requirement without a secret
+    check += "; import otherpkg"
+    res = sleuth("run", "-n", "1", "--environment", "venv", "--with", pin, "--with", plain,
+                 "--", "python", "-c", check, env={"SLEUTH_CACHE": str(cache)})  # fmt: skip
+    assert res.rc == 0, res.stdout + res.stderr  # uv got the credentials: the wheel answers only with them
+    assert uv_seen, "no uv pip install asked for the wheel"
+    for argv, mode in uv_seen:
+        assert URL_PASSWORD.encode() not in argv, argv
+        assert plain.encode() in argv.split(b"\0")  # stays on the command line, as given
+        assert mode == 0o600  # the pin with the credentials: in a file only its owner reads
+    # that file is gone once uv is done, and the cached venv's record hides the credentials
+    assert not [p for p in cache.rglob("*") if p.is_file() and URL_PASSWORD.encode() in p.read_bytes()]
+
+
+def test_a_constraints_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    from sleuth.environments.venv import VenvEnvironment
+
+    # a pip freeze may hold a private wheel's URL with its credentials
+    plain = str(_wheel(tmp_path, "otherpkg"))
+    env = VenvEnvironment(pins=(plain,), constraints=("otherpkg==1.0",), cache=tmp_path / "cache")
+    env.prepare()
+    (held,) = (tmp_path / "cache" / "venvs").glob("*.constraints.txt")
+    assert held.stat().st_mode & 0o777 == 0o600
+    held.chmod(0o644)  # as an older sleuth left it; the venv is built again: the file is closed again
+    (env.path / ".sleuth-venv.json").unlink()
+    env.prepare()
+    assert held.stat().st_mode & 0o777 == 0o600

@@ -259,3 +259,10 @@ def test_cli_finds_the_pyenv_interpreter(layouts: dict[str, str], tmp_path: Path
     res = subprocess.run([*run, "bisect", "pypi", "tinypkg", "--python", "2.1", "--", "true"], env=env,
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert res.returncode == 2 and "looked in" in res.stderr and len(res.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("pin", ["six==1.16.0\n--index-url=http://elsewhere", "six\r", "six\0"])
+def test_a_requirement_with_a_line_break_is_refused(pin: str) -> None:
+    # a pin with a secret reaches uv as a line of a requirements file: one pin, one line
+    with pytest.raises(UsageError, match="cannot hold a line break"):
+        VenvEnvironment(pins=(pin,))

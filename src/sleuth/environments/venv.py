@@ -13,6 +13,9 @@ it starts and is X.Y (a pyenv shim for a version that is not installed does not 
 passed to uv (as ``$UV_DEFAULT_INDEX``: credentials in it stay out of the process table) and is
 part of the cache key; so are ``extra_index_urls`` when given (as ``$UV_INDEX``, in that order,
 instead of the caller's ``$UV_INDEX``/``$UV_EXTRA_INDEX_URL``; None: uv's own configuration).
+A pin that carries a secret by :mod:`sleuth.secrets`' rule (a private wheel's URL with credentials,
+a token) reaches uv off its command line too: a line of a requirements file of mode 0600
+(``--requirements``), removed once uv is done; the other pins stay on the command line as given.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from sleuth.environments import cache_dir
 from sleuth.errors import EnvironmentBuildError, InfrastructureError, UsageError
 from sleuth.model import TrialSpec
 from sleuth.runner import ToolResult, run_tool
+from sleuth.secrets import scrub_text
 
 __all__ = ["PreparedVenv", "VenvEnvironment", "find_python", "python_version", "uv_bin"]
 
@@ -187,6 +191,14 @@ def find_python(spec: str, flag: str = "--python", environ: dict[str, str] | Non
     )
 
 
+def _write_private(path: Path, lines: tuple[str, ...]) -> None:
+    """``path`` holding ``lines``, one a line, readable by this user only (it may hold credentials)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fd, 0o600)  # one left by an older sleuth was made with the umask's mode
+        fh.write("".join(f"{line}\n" for line in lines))
+
+
 def _freeze(path: Path) -> tuple[str, ...]:
     """``uv pip freeze`` of the venv at ``path`` (empty when uv cannot say: it is only a record)."""
     try:
@@ -258,6 +270,11 @@ class VenvEnvironment:
                 raise UsageError(
                     f"--with {pin!r}: a requirement cannot start with '-' (uv would read it as a flag)",
                     hint="give a requirement ('numpy==2.1.0'), a path ('./pkg') or a URL",
+                )
+            if any(c in pin for c in "\r\n\0"):  # a secret pin is a line of a requirements file
+                raise UsageError(
+                    f"--with {scrub_text(pin)!r}: a requirement cannot hold a line break or a NUL",
+                    hint="give each requirement as its own --with",
                 )
         key: dict[str, Any] = {
             "pins": sorted(p.strip() for p in self.pins),
@@ -338,10 +355,17 @@ class VenvEnvironment:
                 env["UV_INDEX"] = " ".join(self.extra_index_urls)
         held = path.parent / f"{self._key}.constraints.txt"
         within = ["--constraint", str(held)] if self.constraints else []
+        # any user may read a process's argv (ps, /proc/PID/cmdline): a pin with a secret goes in a file
+        hidden = tuple(p for p in self.pins if scrub_text(p) != p)
+        shown = [p for p in self.pins if p not in hidden]
+        secret_file = path.parent / f"{self._key}.requirements.txt"
+        from_file = ["--requirements", str(secret_file)] if hidden else []
         try:
             shutil.rmtree(path, ignore_errors=True)
             if self.constraints:
-                held.write_text("".join(f"{c}\n" for c in self.constraints), encoding="utf-8")
+                _write_private(held, self.constraints)
+            if hidden:
+                _write_private(secret_file, hidden)
             made = run_tool(
                 [uv, "venv", "--quiet", "--python", python, str(path)],
                 env=env,
@@ -351,26 +375,13 @@ class VenvEnvironment:
             if not made.ok:
                 raise EnvironmentBuildError(f"venv for python {python}: uv venv failed: {_uv_said(made)}")
             if self.pins:
-                inst = run_tool(
-                    [
-                        uv,
-                        "pip",
-                        "install",
-                        "--quiet",
-                        *within,
-                        "--python",
-                        str(path / "bin" / "python"),
-                        "--",
-                        *self.pins,
-                    ],
-                    env=env,
-                    timeout_s=self.build_timeout_s,
-                    pass_fds=(lock,),
-                )
+                target = ["--python", str(path / "bin" / "python")]
+                argv = [uv, "pip", "install", "--quiet", *within, *target, *from_file, "--", *shown]
+                inst = run_tool(argv, env=env, timeout_s=self.build_timeout_s, pass_fds=(lock,))
                 if not inst.ok:
                     raise _not_installed(self.pins, inst, env)
             marker = {
-                "pins": list(self.pins),
+                "pins": [scrub_text(p) for p in self.pins],  # a record for people: no credentials
                 "python": python,
                 "built_at": time.time(),
                 "packages": _freeze(path),
@@ -383,3 +394,5 @@ class VenvEnvironment:
             shutil.rmtree(path, ignore_errors=True)
             held.unlink(missing_ok=True)
             raise
+        finally:
+            secret_file.unlink(missing_ok=True)
