@@ -92,3 +92,35 @@ def test_an_error_line_keeps_the_value_of_a_pair_whose_name_is_harmless(
     assert_usage_error(
         r.rc, r.stdout, r.stderr, ["--timeout", "gpu-0-gpu-1"], before=before, after=tree_state(tmp_path)
     )
+
+
+#: a GitHub-token-shaped word: the one rule hides it whole, but not a start of it cut off by a quote
+TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+
+
+@pytest.mark.parametrize("pad", [0, 7, 16, 40, 150])
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [(("matrix", "--recipe"), "recipe.yaml"), (("gate", "check", "--suite", "s", "--policy"), "policy.yaml")],
+    ids=["matrix-recipe", "gate-policy"],
+)
+def test_a_config_file_that_does_not_parse_quotes_no_part_of_a_token_on_its_line(
+    sleuth: Callable[..., CliResult], tmp_path: Path, pad: int, argv: tuple[str, ...], name: str
+) -> None:
+    """PyYAML quotes the offending line cut to its own width (``yyghp_A1b2C3d4 ... ^``), and sleuth cut
+    the message at 200 characters before hiding anything: either way a token kept its start, which no
+    rule can recognise.  The error names the file, the line and the column, and quotes none of it."""
+    (tmp_path / name).write_text('workload:\n  command: ["a"\n  : ' + "y" * pad + TOKEN + "\n")
+    db = ("--db", f"sqlite:///{tmp_path / 'h.db'}") if argv[0] == "gate" else ()
+    before = tree_state(tmp_path)
+    r = sleuth(*argv, str(tmp_path / name), *db)
+    assert_usage_error(
+        r.rc,
+        r.stdout,
+        r.stderr,
+        [name, "not valid YAML", "line 3"],
+        before=before,
+        after=tree_state(tmp_path),
+    )
+    for i in range(len(TOKEN) - 7):
+        assert TOKEN[i : i + 8] not in r.stderr + r.stdout, TOKEN[i : i + 8]

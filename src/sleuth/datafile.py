@@ -149,6 +149,35 @@ def read_capped(path: Path, limit: int, *, what: str, error: type[SleuthError], 
     return raw
 
 
+def _syntax_detail(exc: BaseException) -> str:
+    """What is wrong with a file that does not parse, and where, in one line, quoting none of it.
+
+    PyYAML's message quotes the offending line, cut to its own width: a token on that line would
+    reach the error with its start kept (``ghp_A1b2C3d4E5 ...``) where no rule can recognise it.  So
+    a YAML error is told by its problem, context and positions alone."""
+    import yaml
+
+    if isinstance(exc, yaml.MarkedYAMLError):
+        parts = []
+        if exc.problem_mark is not None:
+            parts.append(f"line {exc.problem_mark.line + 1}, column {exc.problem_mark.column + 1}:")
+        parts.append(exc.problem or "syntax error")
+        if exc.context:
+            at = exc.context_mark
+            started = f" at line {at.line + 1}, column {at.column + 1}" if at is not None else ""
+            parts.append(f"({exc.context}{started})")
+        return " ".join(parts)
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def _hidden(text: str) -> str:
+    """``text`` with every secret hidden (the one rule, and this shell's secret values): before it is
+    cut, so that no secret keeps its start."""
+    from sleuth.secrets import Secrets, env_secret_values
+
+    return str(Secrets({}, frozenset(env_secret_values(os.environ))).scrub(text))
+
+
 def _read_text(path: Path) -> str:
     raw = read_capped(
         path, MAX_FILE_BYTES, what=str(path), error=ConfigError,
@@ -203,8 +232,7 @@ def load_data_file(path: Path) -> Any:
         raise ConfigError(f"{path}: nested more than {MAX_DEPTH} levels deep") from None
     except (ValueError, OverflowError, TypeError, yaml.YAMLError) as exc:
         # ValueError: JSON syntax, an impossible YAML date (2024-13-45), an integer of 5000 digits
-        where = str(exc).splitlines()
-        detail = " ".join(line.strip() for line in where if line.strip())[:200]
+        detail = _hidden(_syntax_detail(exc))[:200]
         raise ConfigError(f"{path}: not valid {'JSON' if is_json else 'YAML'}: {detail}") from None
     _check_size(data, path)
     return data
