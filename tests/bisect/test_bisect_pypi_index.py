@@ -560,3 +560,29 @@ def test_a_constraint_file_that_is_a_fifo_or_too_large_is_one_line(tmp_path: Pat
     big.write_bytes(b"x==1\n" * (CONSTRAINTS_MAX_BYTES // 5 + 1))
     with pytest.raises(UsageError, match="larger than 1 MiB"):
         read_constraints(big, "tinypkg")
+
+
+def test_a_release_that_does_not_install_keeps_no_part_of_a_token_in_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uv's error quoted in a skipped release's reason is hidden before it is cut to 200 characters:
+    cut first, an index URL's password crossing the cut kept its start (``https://bob:s3cr``), which
+    no rule recognises without the ``@``."""
+    from sleuth.bisect.candidates import Candidate
+    from sleuth.bisect.packaged import PypiSource
+    from sleuth.errors import EnvironmentBuildError
+    from sleuth.model import TrialSpec
+
+    token = "s3cretPassw0rdOfTheIndex"  # an index URL's password, hidden by the rule only with its "@"
+
+    class Broken:
+        def prepare(self) -> None:
+            raise EnvironmentBuildError("x" * 170 + f" https://bob:{token}@pkgs.example/simple unreachable")
+
+    src = PypiSource("tinypkg", good="1.0", bad="2.0")
+    monkeypatch.setattr(PypiSource, "_venv", lambda self, version: Broken())
+    got = src.prepare(Candidate(1, "1.5"), TrialSpec(argv=("true",)), tmp_path / "c")
+    assert got.spec is None and got.skip_reason.startswith("does not install: ")
+    for i in range(len(token) - 7):
+        assert token[i : i + 8] not in got.skip_reason, token[i : i + 8]
+    assert token not in (tmp_path / "c" / "build.log").read_text()

@@ -97,7 +97,9 @@ def _result_payload(result: Any) -> Any:
     """The JSON a tool returned: its structured content, else the first text block parsed as JSON."""
     if getattr(result, "is_error", False) or getattr(result, "isError", False):
         texts = [getattr(c, "text", "") for c in getattr(result, "content", [])]
-        raise RuntimeError(f"the tool reported an error: {' '.join(t for t in texts if t)[:200]}")
+        from sleuth.secrets import scrub_text  # hidden before it is cut: a cut secret keeps its start
+
+        raise RuntimeError(f"the tool reported an error: {scrub_text(' '.join(t for t in texts if t))[:200]}")
     structured = getattr(result, "structured_content", None) or getattr(result, "structuredContent", None)
     if isinstance(structured, dict) and "action" in structured:
         return structured

@@ -236,7 +236,7 @@ class PypiSource:
         except EnvironmentBuildError as exc:
             cand_dir.mkdir(parents=True, exist_ok=True)
             (cand_dir / "build.log").write_text(scrub_text(str(exc)) + "\n", encoding="utf-8")
-            return Prepared(None, f"does not install: {scrub_text(exc.message[:200])}")
+            return Prepared(None, f"does not install: {scrub_text(exc.message)[:200]}")
         if prepared.packages:  # what else the venv holds: the answer's two are compared
             text = "".join(f"{p}\n" for p in prepared.packages)
             (cand_dir / PACKAGES).write_text(scrub_text(text), encoding="utf-8")
