@@ -25,7 +25,8 @@ _SHIM = (
     "signal.signal(signal.SIGHUP, signal.SIG_DFL); "
     "[signal.signal(getattr(signal, n), signal.SIG_IGN) for n in sys.argv[2].split(',') if n]; "
     "signal.pthread_sigmask(signal.SIG_SETMASK, [getattr(signal, n) for n in sys.argv[3].split(',') if n]); "
-    "os.execv(sys.argv[4], sys.argv[4:])"
+    "[os.kill(os.getpid(), getattr(signal, n)) for n in sys.argv[4].split(',') if n]; "
+    "os.execv(sys.argv[5], sys.argv[5:])"
 )
 
 
@@ -37,12 +38,14 @@ def sleuth_proc(
     sigint: str = "default",
     ignore: Sequence[str] = (),
     block: Sequence[str] = (),
+    pending: Sequence[str] = (),
     **kw: Any,
 ) -> subprocess.Popen[Any]:
     """``python -m sleuth ARGS`` (same pid as returned) with SIGTERM and SIGHUP default and SIGINT
     ``default`` or ``ignore``; the signals named in ``ignore`` ignored, those in ``block`` (and no
-    other) blocked."""
-    shim = [sys.executable, "-c", _SHIM, sigint, ",".join(ignore), ",".join(block)]
+    other) blocked; those in ``pending`` (blocked ones) sent before sleuth starts, so that they wait
+    in it until it unblocks them."""
+    shim = [sys.executable, "-c", _SHIM, sigint, ",".join(ignore), ",".join(block), ",".join(pending)]
     argv = [*shim, sys.executable, "-m", "sleuth", *args]
     return subprocess.Popen(argv, env=env, cwd=cwd, **kw)
 

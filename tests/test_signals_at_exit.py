@@ -54,19 +54,3 @@ def test_a_signal_after_the_verb_returned_leaves_with_its_code(
         err = p.stderr.read()
     assert rc == code, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
-
-
-def test_a_ctrl_c_while_the_cli_is_imported_is_an_interrupt() -> None:
-    """The CLI's imports take tens of milliseconds; a Ctrl-C in them printed the import's traceback."""
-    code = (
-        "import runpy, sys\n"
-        "class CtrlC:\n"  # the Ctrl-C lands while click is being imported
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'click':\n"
-        "            raise KeyboardInterrupt\n"
-        "sys.meta_path.insert(0, CtrlC())\n"
-        "sys.argv = ['sleuth', '--version']\n"
-        "runpy.run_module('sleuth', run_name='__main__')\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert (r.returncode, r.stderr) == (130, "interrupted\n"), r.stderr

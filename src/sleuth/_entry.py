@@ -1,7 +1,8 @@
 """The program's entry (the ``sleuth`` console script, ``python -m sleuth``).
 
 The CLI's imports take a few tens of milliseconds; a Ctrl-C in them printed Python's traceback of the
-import.  It is an interrupt like any other (nothing has started yet): one line, exit 130.
+import.  It is an interrupt like any other (nothing has started yet): one line, exit 130.  From
+there on :func:`sleuth.cli.main` takes a Ctrl-C the same way (its own start-up, the verb's imports).
 """
 
 from __future__ import annotations

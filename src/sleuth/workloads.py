@@ -120,6 +120,8 @@ class Workload:
     oracle: Mapping[str, Any] | None = None
     step_time: Mapping[str, Any] | None = None
     timeout: float | None = None
+    #: seconds a stopped trial (its timeout, Ctrl-C) has between SIGTERM and SIGKILL
+    kill_grace: float | None = None
     env: Mapping[str, str] = {}
 
     def command(self, params: Mapping[str, Any]) -> Sequence[str] | str | None:

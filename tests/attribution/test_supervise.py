@@ -141,9 +141,18 @@ def test_stops_after_cycles_without_progress(tmp_path: Path) -> None:
 
 
 def test_decision_timeout_restarts_and_a_late_stop_is_dropped(tmp_path: Path) -> None:
+    """The analyzer answers STOP only once the supervisor has recorded cycle 0's outcome (its decision
+    is late, whatever the load), and the next cycle finishes only once that late STOP is logged."""
+    cycles_file = tmp_path / "sup" / "cycles.jsonl"
     slow = tmp_path / "slow.py"
     slow.write_text(
-        "import json, sys, time\nsys.stdin.read()\ntime.sleep(4)\n"
+        "import json, sys, time\nsys.stdin.read()\n"
+        "def decided():\n"
+        f"    with open({str(cycles_file)!r}) as fh:\n"
+        "        return any(json.loads(ln).get('event') == 'cycle' for ln in fh if ln.endswith('\\n'))\n"
+        "deadline = time.monotonic() + 60\n"
+        "while not decided() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
         "print(json.dumps({'action': 'STOP', 'reason': 'slow analyzer'}))\n"
     )
     r = supervise(
@@ -163,8 +172,10 @@ def test_decision_timeout_restarts_and_a_late_stop_is_dropped(tmp_path: Path) ->
         "1",
         "--line",
         XID,
-        "--sleep",
-        "8",
+        "--wait-event",
+        "late_decision",
+        "--events",
+        str(cycles_file),
     )
     assert r.returncode == 0, r.stderr
     evs = events(tmp_path / "sup")

@@ -152,3 +152,77 @@ def test_a_bad_kill_grace_in_the_recipe_names_the_file_and_key(
 def test_resume_takes_no_kill_grace(sleuth: Callable[..., Any], tmp_path: Path) -> None:
     """The grace is the run's own: ``matrix --kill-grace S resume`` is refused, not ignored."""
     one_line_error(sleuth("matrix", "--kill-grace", "9", "resume", tmp_path), "takes its own options only")
+
+
+#: a named workload (``file.py:Class``) that runs the saving workload with its own timeout and grace
+_PLUGIN = """
+import sys
+
+class Saves:
+    name = "saves"
+    timeout = {timeout}
+    kill_grace = {grace}
+
+    def command(self, params):
+        return [sys.executable, {saves!r}, {evidence!r}, {save_s!r}]
+"""
+
+
+def _plugin(tmp_path: Path, evidence: Path, grace: str = "60", timeout: str = TIMEOUT) -> str:
+    path = tmp_path / "saves_plugin.py"
+    path.write_text(_PLUGIN.format(timeout=timeout, grace=grace, saves=str(SAVES), evidence=str(evidence),
+                                   save_s=SAVE_S))  # fmt: skip
+    return f"{path}:Saves"
+
+
+def test_a_plugins_grace_lets_the_trial_save_and_a_resume_keeps_it(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    ev = _evidence(tmp_path)
+    res = sleuth(
+        "matrix", "--workload", _plugin(tmp_path, ev), "--mitigation-axis", "none", "--trials", "1", "--json"
+    )
+    run_dir = _ran(res)
+    assert (ev / "term").exists()  # stopped at the plugin's timeout
+    assert (
+        ev / "saved"
+    ).exists()  # then the plugin's grace: the save ended (the default 5 s would have killed it)
+    assert yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text())["workload"]["kill_grace"] == 60
+    assert open_resume(run_dir).loaded.plan.recipe.workload.kill_grace_s == 60
+
+
+@pytest.mark.parametrize("where", ["recipe", "flag"])
+def test_the_recipe_or_the_flag_overrides_a_plugins_grace(
+    sleuth: Callable[..., Any], tmp_path: Path, where: str
+) -> None:
+    ev = _evidence(tmp_path)
+    workload: dict[str, Any] = {"plugin": _plugin(tmp_path, ev)}
+    workload |= {"kill_grace": 0.2} if where == "recipe" else {}
+    data = {"schema_version": 1, "seed": 1, "workload": workload, "trials": 1,
+            "cells": [{"name": "baseline", "mitigations": ["none"]}]}  # fmt: skip
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    flag = ["--kill-grace", "0.2"] if where == "flag" else []
+    run_dir = _ran(sleuth("matrix", "--recipe", path, *flag, "--json"))
+    assert (ev / "term").exists()  # it got SIGTERM at the plugin's timeout and began to save
+    assert not (ev / "saved").exists()  # SIGKILL came first (the plugin's 60 s would have let it save)
+    assert yaml.safe_load((run_dir / "recipe.resolved.yaml").read_text())["workload"]["kill_grace"] == 0.2
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [("kill_grace", "-1", "greater than or equal to 0"), ("kill_grace", "1e9", "less than or equal to 3600"),
+     ("kill_grace", "'5'", "valid number"), ("kill_grace", "True", "valid number"),
+     ("kill_grace", "float('inf')", "finite number"), ("kill_grace", "float('nan')", "finite number"),
+     ("timeout", "0", "greater than 0"), ("timeout", "1e12", "less than or equal to"),
+     ("timeout", "float('inf')", "finite number")],
+)  # fmt: skip
+def test_a_bad_grace_or_timeout_of_a_plugin_names_the_plugin_and_key(
+    sleuth: Callable[..., Any], tmp_path: Path, key: str, value: str, fragment: str
+) -> None:
+    """A plugin's seconds are checked as the recipe's own (its timeout took inf and 1e12)."""
+    ev = _evidence(tmp_path)
+    ref = _plugin(tmp_path, ev, **{"grace" if key == "kill_grace" else key: value})
+    res = sleuth("matrix", "--workload", ref, "--mitigation-axis", "none", "--trials", "1", "--dry-run")
+    one_line_error(res, f"workload {ref}: {key}: ", fragment)
+    assert not (tmp_path / "runs").exists()

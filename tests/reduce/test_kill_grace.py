@@ -106,3 +106,54 @@ def test_resume_takes_no_kill_grace(cli: Callable[..., Any], tmp_path: Path) -> 
     """The grace is the run's own: ``reduce --kill-grace S resume`` is refused, not ignored."""
     res = cli("reduce", "--kill-grace", "9", "resume", tmp_path)
     assert res.returncode == 2 and "takes its own options only" in res.stderr, res.stderr
+
+
+#: a named workload (``file.py:Class``) without a ``workload`` section: it gives its command, timeout
+#: and grace the core way (:mod:`sleuth.workloads`)
+_PLUGIN = """
+import sys
+
+class Saves:
+    name = "saves"
+    timeout = 3
+    kill_grace = {grace}
+    oracle = {{"kind": "regex", "pattern": "never printed"}}
+    budget = {{"baseline_trials": 1}}
+    axes = [{{"name": "N", "kind": "param", "initial": 4, "floor": 1}}]
+
+    def command(self, params):
+        return [sys.executable, {saves!r}, {evidence!r}, {save_s!r}, "{{N}}"]
+"""
+
+
+def _plugin(tmp_path: Path, evidence: Path, grace: str) -> str:
+    path = tmp_path / "saves_plugin.py"
+    path.write_text(_PLUGIN.format(grace=grace, saves=str(SAVES), evidence=str(evidence), save_s=SAVE_S))
+    return f"{path}:Saves"
+
+
+@pytest.mark.parametrize(
+    ("flag", "grace"), [([], 60), (["--kill-grace", "0.2"], 0.2)], ids=["plugin", "flag"]
+)
+def test_a_plugins_grace_reaches_the_trials_and_the_flag_overrides_it(
+    cli: Callable[..., Any], tmp_path: Path, flag: list[str], grace: float
+) -> None:
+    ev = _evidence(tmp_path)
+    res = cli(
+        "reduce", "--workload", _plugin(tmp_path, ev, "60"), *flag, "--output", tmp_path / "out", "--json"
+    )
+    assert res.returncode == 3, res.stderr
+    assert (ev / "term").exists()  # stopped at the plugin's timeout
+    # the plugin's 60 s let the save end (the default 5 s would have killed it); the flag's 0.2 did not
+    assert (ev / "saved").exists() is (grace == 60)
+    assert json.loads((_run_dir(tmp_path) / "reduce.json").read_text())["kill_grace"] == grace
+
+
+def test_a_bad_grace_of_a_plugin_is_one_line(cli: Callable[..., Any], tmp_path: Path) -> None:
+    ev = _evidence(tmp_path)
+    for grace, fragment in (("-1", "greater than or equal to 0"), ("'5'", "workload.kill_grace")):
+        res = cli("reduce", "--workload", _plugin(tmp_path, ev, grace), "--output", tmp_path / "out")
+        assert res.returncode == 2, res.stderr
+        assert "workload.kill_grace" in res.stderr and fragment in res.stderr, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert not (tmp_path / "out").exists() and not (ev / "ready").exists()

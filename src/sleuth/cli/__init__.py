@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import import_module
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -46,7 +47,24 @@ VERBS: dict[str, tuple[str, str]] = {
 
 
 class LazyGroup(click.Group):
-    """A group that imports a verb's module only when that verb runs."""
+    """A group that imports a verb's module only when that verb runs.
+
+    A Ctrl-C that reaches click (while it parses, imports the verb, or the verb did not catch it)
+    becomes its ``Abort`` here: click's own turned it into one after printing an empty line."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except KeyboardInterrupt as exc:
+            raise click.exceptions.Abort from exc
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise click.exceptions.Abort from exc
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [v for v, (mod, _) in VERBS.items() if _available(mod)]
@@ -213,11 +231,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal state a parent left for itself (:func:`_undo_inherited_signals`), takes SIGTERM
     and SIGHUP as an interrupt, and once the verb has returned, those and SIGINT leave with its code.
     A reader of its output that goes away (``| head -2``) stops the verb as a Ctrl-C does
-    (:mod:`sleuth.hangup`).  A caller that goes on running passes ``argv`` and keeps its own signal
-    handlers and streams.
+    (:mod:`sleuth.hangup`).  A Ctrl-C while it starts, before the verb runs, is an interrupt as any
+    later one: ``interrupted``, exit 130 (as one in the CLI's imports is: :mod:`sleuth._entry`).  A
+    caller that goes on running passes ``argv`` and keeps its own signal handlers and streams.
     """
     if argv is not None:
         return _main(list(argv))
+    try:
+        _start()
+    except KeyboardInterrupt:  # a Ctrl-C while sleuth starts (a parent's blocked one lands here): nothing ran
+        code = _interrupted()
+    else:
+        code = _main(sys.argv[1:])
+    # The verb is done and its files are whole, but Python still joins the worker threads that are
+    # stopping the last trials, then finalizes, and near its end it puts back the default SIGINT
+    # action: a Ctrl-C (or SIGTERM) then ended the process by the signal itself (-2), not with the
+    # code chosen.  While the threads are joined, a signal now leaves at once with that code; from
+    # the first atexit function on (the threads are gone), signals are ignored to the end.
+    for sig in _STOPS:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _leave_with(code))
+    atexit.register(_ignore_signals)
+    return code
+
+
+def _start() -> None:
+    """The program's own state, before the verb: its standard streams, the signal state it inherited,
+    its output readers watched, SIGTERM and SIGHUP taken as an interrupt."""
     _fill_closed_std_fds()
     _undo_inherited_signals()
     hangup.remember()
@@ -231,25 +271,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             # whole; by default Python would just die, leaving them running in their own sessions.
             # Ignored (nohup) stays ignored.  A verb may install its own handler inside.
             signal.signal(sig, handler)
-    code = _main(sys.argv[1:])
-    # The verb is done and its files are whole, but Python still joins the worker threads that are
-    # stopping the last trials, then finalizes, and near its end it puts back the default SIGINT
-    # action: a Ctrl-C (or SIGTERM) then ended the process by the signal itself (-2), not with the
-    # code chosen.  While the threads are joined, a signal now leaves at once with that code; from
-    # the first atexit function on (the threads are gone), signals are ignored to the end.
-    for sig in _STOPS:
-        if signal.getsignal(sig) is not signal.SIG_IGN:
-            signal.signal(sig, _leave_with(code))
-    atexit.register(_ignore_signals)
-    return code
 
 
 def _main(args: list[str]) -> int:
     """The CLI on ``args``; every error becomes a line and an exit code."""
-    from sleuth.journal import watch_run_dirs
-
+    try:
+        from sleuth.journal import watch_run_dirs
+    except KeyboardInterrupt:  # a Ctrl-C while it is imported: nothing has run
+        return _interrupted()
     with watch_run_dirs() as opened:
         return _run_verb(args, opened)
+
+
+def _interrupted() -> int:
+    """A Ctrl-C (or SIGTERM, SIGHUP, a reader gone) that stopped the verb, or sleuth as it started:
+    one line, exit 130."""
+    why = ": the reader of the output went away" if hangup.stopped_it() else ""
+    click.echo(f"interrupted{why}", err=True)
+    return int(ExitCode.INTERRUPTED)
 
 
 def _run_verb(args: list[str], opened: list[Path]) -> int:
@@ -269,10 +308,8 @@ def _run_verb(args: list[str], opened: list[Path]) -> int:
         return int(ExitCode.USAGE)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns a Ctrl-C inside a command into Abort
-        why = ": the reader of the output went away" if hangup.stopped_it() else ""
-        click.echo(f"interrupted{why}", err=True)
-        return int(ExitCode.INTERRUPTED)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # LazyGroup turns a Ctrl-C inside click into Abort
+        return _interrupted()
     except click.ClickException as exc:
         _error(exc.format_message(), args)
         return int(ExitCode.USAGE)

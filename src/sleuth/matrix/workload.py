@@ -3,9 +3,9 @@
 ``workload: {plugin: NAME, ...params}`` loads the named workload through the core protocol
 (:mod:`sleuth.workloads`, the one ``sleuth reduce --workload`` uses), checks the parameters
 (strictly typed, by the plugin's defaults) and fills what the recipe leaves open from the plugin:
-name, oracle (default: the exit code and the workload's own verdict), step-time source, timeout,
-variables.  The result is an *effective* recipe (what ``recipe.resolved.yaml`` writes) and a
-builder of each cell's argv.
+name, oracle (default: the exit code and the workload's own verdict), step-time source, timeout and
+kill grace (checked as the recipe's own), variables.  The result is an *effective* recipe (what
+``recipe.resolved.yaml`` writes) and a builder of each cell's argv.
 
 Steps: the cell's ``steps``, else the recipe's, replace ``{STEPS}`` in the command, are exported
 as ``SLEUTH_STEPS`` and, for a plugin with a ``steps`` parameter, become that parameter.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sleuth.errors import ConfigError, UsageError
-from sleuth.matrix.recipe import OracleSpec, Recipe, StepTimeSpec
+from sleuth.matrix.recipe import KillGrace, OracleSpec, Recipe, StepTimeSpec, Timeout
 from sleuth.workloads import REPORTED_VERDICT, NamedWorkload, load_workload
 
 __all__ = ["STEPS_TOKEN", "Workload", "resolve_workload"]
@@ -126,16 +126,26 @@ def resolve_workload(recipe: Recipe, source: str) -> Workload:
     step_time = _mapping(named.section("step_time"), "step_time", ref)
     if "step_time" not in given and step_time is not None:
         update["step_time"] = _validated(StepTimeSpec, step_time, f"workload {ref}: step_time")
-    timeout = named.section("timeout")
-    if spec.timeout is None and timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise ConfigError(f"workload {ref}: timeout must be a positive number of seconds")
-        update["timeout"] = float(timeout)
+    # the plugin's seconds, checked as the recipe's own are; the recipe's (or --kill-grace) win
+    for key, kind in (("timeout", Timeout), ("kill_grace", KillGrace)):
+        value = named.section(key)
+        if getattr(spec, key) is None and value is not None:
+            update[key] = _seconds(value, kind, f"workload {ref}: {key}")
     env = _mapping(named.section("env"), "env", ref) or {}
     if env:
         update["env"] = {**{str(k): str(v) for k, v in env.items()}, **spec.env}
     workload = spec.model_copy(update=update)
     return Workload(recipe=recipe.model_copy(update={"workload": workload}), named=named, source=source)
+
+
+def _seconds(value: Any, kind: Any, where: str) -> float:
+    """``value`` as a recipe's field of type ``kind`` takes it; ConfigError naming ``where``."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return float(TypeAdapter(kind).validate_python(value))
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {exc.errors(include_url=False)[0]['msg']}") from None
 
 
 def _validated(model: Any, data: Mapping[str, Any], where: str) -> Any:

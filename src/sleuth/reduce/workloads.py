@@ -16,7 +16,7 @@ own models (or plain mappings), and an optional predicate over the workload's re
 matrix`` uses too); ``--spec`` is then not needed.  The predicate is the oracle (``kind:
 python``): True/PASS passes, False/FAIL fails, None keeps the built-in verdict.  A class without
 a ``workload`` section that gives a command the core way (``entry``, ``command(params)``) runs
-that command with its default ``params``, ``env`` and ``timeout``.
+that command with its default ``params``, ``env``, ``timeout`` and ``kill_grace``.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ def _plain(value: Any) -> Any:
 
 
 def _workload_section(named: NamedWorkload) -> dict[str, Any] | None:
-    """A ``workload`` section built the core way (command, env, timeout), when the class has none."""
+    """A ``workload`` section built the core way (command, env, timeout, kill grace), when the class
+    has none."""
     try:
         command = named.argv(named.defaults)
     except ConfigError:
@@ -68,9 +69,10 @@ def _workload_section(named: NamedWorkload) -> dict[str, Any] | None:
     env = named.section("env")
     if env:
         section["env"] = dict(env)
-    timeout = named.section("timeout")
-    if timeout is not None:
-        section["timeout"] = timeout
+    for key in ("timeout", "kill_grace"):  # checked with the rest of the spec
+        value = named.section(key)
+        if value is not None:
+            section[key] = value
     return section
 
 
