@@ -20,13 +20,28 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from sleuth import _spawn, reaper
 from sleuth.errors import InfrastructureError
 
 __all__ = ["ProcessGroup", "spawn_group"]
+
+
+def _poll_until_none(left_alive: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``left_alive`` (reaping the orphans sleuth adopted between polls, 1 ms doubling to 50 ms)
+    until it is False or ``timeout`` seconds passed; True when nothing is left."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while left_alive():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        reaper.reap_zombies(_spawn.owned, allowed=_spawn.no_spawn_in_flight)
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 0.05)
+    return True
 
 
 class ProcessGroup:
@@ -60,16 +75,7 @@ class ProcessGroup:
     def wait_all(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the leader and every other process of the group to end
         (the orphans among them are reaped); True when none is left."""
-        deadline = time.monotonic() + timeout
-        delay = 0.001
-        while self._proc.poll() is None or reaper.group_alive(self.pid):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            reaper.reap_zombies(_spawn.owned, allowed=_spawn.no_spawn_in_flight)
-            time.sleep(min(delay, left))
-            delay = min(delay * 2, 0.05)
-        return True
+        return _poll_until_none(lambda: self._proc.poll() is None or reaper.group_alive(self.pid), timeout)
 
     def signal(self, sig: int) -> None:
         """Send ``sig`` to every process of the group (gone processes are ignored)."""
@@ -88,16 +94,9 @@ class ProcessGroup:
         every escaped descendant to have exited (one SIGKILLed while it frees much memory, a GPU's,
         takes its time); True when none is left.  It signals nothing."""
         markers = (self._marker,) if self._marker is not None else ()
-        deadline = time.monotonic() + timeout
-        delay = 0.001
-        while reaper.group_alive(self.pid) or reaper.escapees(markers, _spawn.owned):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            reaper.reap_zombies(_spawn.owned, allowed=_spawn.no_spawn_in_flight)
-            time.sleep(min(delay, left))
-            delay = min(delay * 2, 0.05)
-        return True
+        return _poll_until_none(
+            lambda: reaper.group_alive(self.pid) or bool(reaper.escapees(markers, _spawn.owned)), timeout
+        )
 
     def kill_group(self) -> None:
         """SIGKILL stragglers (grandchildren) still in the group, and with a ``trial_dir`` the escaped
