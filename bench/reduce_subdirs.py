@@ -23,16 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-PHASES = ("first setup", "setup", "teardown")
+from _scratch_ab import PHASES, child, print_table, time_layouts  # bench/ is sys.path[0]
+from _scratch_ab import trees as checkouts
 
 
 def make_workload(root: Path, n: int) -> Path:
@@ -59,48 +56,11 @@ def make_workload(root: Path, n: int) -> Path:
 
 def one_run(spec: Path, out: Path, candidates: int, entries: int | None) -> dict[str, float]:
     """Lay out and remove ``candidates`` scratch copies in this process; milliseconds."""
-    from sleuth.reduce import scratch, session
-    from sleuth.reduce.plan import materialize
-
     if entries is not None:
         from sleuth.reduce import layout
 
         layout.LAYOUT_ENTRIES = entries  # type: ignore[misc,unused-ignore]
-    loaded = session.load(spec, output=out)
-    cand = materialize(loaded.plan, loaded.plan.initial_point())
-    run = out / "run"
-    copies = scratch.PrivateCopies(run / scratch.PRIVATE_DIR)
-    setup: list[float] = []
-    teardown: list[float] = []
-    for k in range(candidates):
-        work = run / "candidates" / f"c{k}" / "work"
-        t0 = time.perf_counter()
-        scratch.build_workdir(loaded.plan, cand, work, copies)
-        t1 = time.perf_counter()
-        shutil.rmtree(work)
-        setup.append(t1 - t0)
-        teardown.append(time.perf_counter() - t1)
-    copies.remove()
-    return {
-        "first setup": setup[0] * 1e3,
-        "setup": statistics.median(setup[1:]) * 1e3,
-        "teardown": statistics.median(teardown[1:]) * 1e3,
-    }
-
-
-def child(spec: Path, out: Path, src: str | None, candidates: int, entries: int | None) -> dict[str, float]:
-    """One run in a fresh interpreter (sleuth imported from ``src`` when given)."""
-    env = dict(os.environ)
-    if src is not None:
-        env["PYTHONPATH"] = src
-    cmd = [sys.executable, __file__, "--one", str(spec), "--out", str(out), "--candidates", str(candidates)]
-    if entries is not None:
-        cmd += ["--entries", str(entries)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{spec.parent}: the run failed:\n{done.stderr[-2000:]}")
-    row: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
-    return row
+    return time_layouts(spec, out, candidates)
 
 
 def main() -> int:
@@ -121,9 +81,7 @@ def main() -> int:
         print(json.dumps(one_run(Path(args.one), Path(args.out), candidates, args.entries)))
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
-    trees: dict[str, str | None] = {"this": None}
-    if args.against:
-        trees = {"against": str(Path(args.against).resolve()), "this": None}
+    trees = checkouts(args.against)
     root = Path(tempfile.mkdtemp(prefix="sleuth-subdirs-", dir=args.tmp))
     try:
         specs = {n: make_workload(root / f"w{n}", n) for n in sizes}
@@ -133,21 +91,14 @@ def main() -> int:
                 for t, src in trees.items():
                     out = root / f"out-{t}-{n}-{r}"
                     entries = args.entries if src is None else None
-                    rows[t, n].append(child(specs[n], out, src, candidates, entries))
+                    extra = ["--entries", str(entries)] if entries is not None else []
+                    rows[t, n].append(child(__file__, specs[n], out, src, candidates, extra=extra))
                     shutil.rmtree(out, ignore_errors=True)
         print(f"sleuth reduce's scratch copy, data/ of N files: {args.rounds} round(s) of {candidates} "
               "candidates, milliseconds, median (min-max) over the rounds")  # fmt: skip
         for n in sizes:
             print(f"\nN = {n:,}")
-            print(f"  {'':<12} " + "  ".join(f"{t:>24}" for t in trees))
-            for ph in PHASES:
-                cells = []
-                for t in trees:
-                    vals = [g[ph] for g in rows[t, n]]
-                    cells.append(
-                        f"{statistics.median(vals):>9.1f} ({min(vals):.1f}-{max(vals):.1f})".rjust(24)
-                    )
-                print(f"  {ph:<12} " + "  ".join(cells))
+            print_table({t: rows[t, n] for t in trees}, PHASES)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0

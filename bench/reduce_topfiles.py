@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-PHASES = ("first setup", "setup", "teardown", "own files", "own MiB")
+from _scratch_ab import PHASES as LAYOUT_PHASES  # bench/ is sys.path[0]
+from _scratch_ab import child, print_table, time_layouts
+from _scratch_ab import trees as checkouts
+
+PHASES = (*LAYOUT_PHASES, "own files", "own MiB")
 
 
 def make_workload(root: Path, small: int, big: int) -> Path:
@@ -54,52 +54,7 @@ def make_workload(root: Path, small: int, big: int) -> Path:
 
 def one_run(spec: Path, out: Path, candidates: int) -> dict[str, float]:
     """Lay out and remove ``candidates`` scratch copies in this process; milliseconds, files, MiB."""
-    from sleuth.reduce import scratch, session
-    from sleuth.reduce.plan import materialize
-
-    loaded = session.load(spec, output=out)
-    cand = materialize(loaded.plan, loaded.plan.initial_point())
-    run = out / "run"
-    copies = scratch.PrivateCopies(run / scratch.PRIVATE_DIR)
-    setup: list[float] = []
-    teardown: list[float] = []
-    own = own_bytes = 0
-    for k in range(candidates):
-        work = run / "candidates" / f"c{k}" / "work"
-        t0 = time.perf_counter()
-        scratch.build_workdir(loaded.plan, cand, work, copies)
-        t1 = time.perf_counter()
-        if k == 1:
-            sts = [
-                e.stat(follow_symlinks=False) for e in os.scandir(work) if e.is_file(follow_symlinks=False)
-            ]
-            own = sum(1 for st in sts if st.st_nlink == 1)
-            own_bytes = sum(st.st_size for st in sts if st.st_nlink == 1)
-        t2 = time.perf_counter()
-        shutil.rmtree(work)
-        setup.append(t1 - t0)
-        teardown.append(time.perf_counter() - t2)
-    copies.remove()
-    return {
-        "first setup": setup[0] * 1e3,
-        "setup": statistics.median(setup[1:]) * 1e3,
-        "teardown": statistics.median(teardown[1:]) * 1e3,
-        "own files": float(own),
-        "own MiB": own_bytes / (1 << 20),
-    }
-
-
-def child(spec: Path, out: Path, src: str | None, candidates: int) -> dict[str, float]:
-    """One run in a fresh interpreter (sleuth imported from ``src`` when given)."""
-    env = dict(os.environ)
-    if src is not None:
-        env["PYTHONPATH"] = src
-    cmd = [sys.executable, __file__, "--one", str(spec), "--out", str(out), "--candidates", str(candidates)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{spec.parent}: the run failed:\n{done.stderr[-2000:]}")
-    row: dict[str, float] = json.loads(done.stdout.splitlines()[-1])
-    return row
+    return time_layouts(spec, out, candidates, own=True)
 
 
 def main() -> int:
@@ -119,9 +74,7 @@ def main() -> int:
     if args.one:
         print(json.dumps(one_run(Path(args.one), Path(args.out), candidates)))
         return 0
-    trees: dict[str, str | None] = {"this": None}
-    if args.against:
-        trees = {"against": str(Path(args.against).resolve()), "this": None}
+    trees = checkouts(args.against)
     root = Path(tempfile.mkdtemp(prefix="sleuth-topfiles-", dir=args.tmp))
     try:
         spec = make_workload(root / "w", args.small, args.big)
@@ -129,18 +82,12 @@ def main() -> int:
         for r in range(args.rounds):
             for t, src in trees.items():
                 out = root / f"out-{t}-{r}"
-                rows[t].append(child(spec, out, src, candidates))
+                rows[t].append(child(__file__, spec, out, src, candidates))
                 shutil.rmtree(out, ignore_errors=True)
         print(f"sleuth reduce's scratch copy, {args.small:,} files of 4 KiB and {args.big} of 8 MiB at the "
               f"cwd's top: {args.rounds} round(s) of {candidates} candidates; ms, files, MiB: median "
               "(min-max) over the rounds")  # fmt: skip
-        print(f"  {'':<12} " + "  ".join(f"{t:>24}" for t in trees))
-        for ph in PHASES:
-            cells = []
-            for t in trees:
-                vals = [g[ph] for g in rows[t]]
-                cells.append(f"{statistics.median(vals):>9.1f} ({min(vals):.1f}-{max(vals):.1f})".rjust(24))
-            print(f"  {ph:<12} " + "  ".join(cells))
+        print_table(rows, PHASES)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0
