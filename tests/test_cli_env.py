@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,9 @@ def sleuth(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 #: this interpreter's bin dir first on PATH, so the workload's `python` is the test venv's
 HERE_FIRST = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+#: the `python` a workload finds with HERE_FIRST: this interpreter, under the name `python` even when
+#: pytest runs as `python3` (a venv's bin/pytest), which names the same file
+HERE_PYTHON = shutil.which("python", path=HERE_FIRST["PATH"]) or ""
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +53,15 @@ def test_env_json_is_one_document(snapshot_file: Path) -> None:
     assert snap["schema"] == 1
     assert snap["packages"]["click"]
     assert snap["env"]["NCCL_DEBUG"] == "INFO"
-    assert snap["python"]["executable"] == sys.executable
+    # this interpreter, by the path a workload's `python` resolves to on PATH
+    assert (
+        os.path.samefile(HERE_PYTHON, sys.executable)
+        and Path(HERE_PYTHON).parent == Path(sys.executable).parent
+    )
+    assert snap["python"]["executable"] == HERE_PYTHON
+    assert snap["python"]["prefix"] == sys.prefix  # this venv, not only its base interpreter
     assert snap["interpreter"] == {
-        "path": sys.executable,
+        "path": HERE_PYTHON,
         "version": platform.python_version(),
         "chosen_by": "first python on PATH",
     }

@@ -3,7 +3,8 @@
 * :func:`atomic_write_text` (and :func:`atomic_write_json`) writes a temporary file of its own name
   (pid, counter) in the target's directory and renames it over the target: a reader sees the old
   file or the whole new one, never a part; on any failure the temporary file is removed;
-* the mode (``mode=0o600`` for secrets) is set before any byte is written; without one, the umask's;
+* the mode (``mode=0o600`` for secrets) is set before any byte is written; without one, the umask's
+  (the file is created 0o666 and the kernel applies the umask: it is never read, as reading it sets it);
 * with ``aside``, what already is at the target is never replaced but renamed first
   (:func:`move_aside`: ``.workload``, ``-2``, ``-3`` ...);
 * a write that fails part-way (a full disk) raises an ``OSError`` naming the file, and the bytes it
@@ -23,17 +24,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 __all__ = ["atomic_write_json", "atomic_write_text", "json_text", "move_aside"]
-
-
-def _read_umask() -> int:
-    # the umask can only be read by setting it; done once at import, while no other thread creates
-    # files (setting it later would race with trial threads opening their output files)
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
 
 
 _tmp_names = itertools.count()

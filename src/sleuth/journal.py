@@ -1,4 +1,5 @@
-"""Run directories and the append-only journal (atomic writes: :mod:`sleuth.atomic`, re-exported here).
+"""Run directories and the append-only journal (atomic writes: :mod:`sleuth.atomic`, re-exported here;
+which verb made a run dir: :mod:`sleuth.resuming`).
 
 A run dir is ``<output>/<verb>/<name>/<UTC timestamp>[-N]/``.  The leaf is claimed with a plain
 ``mkdir`` (never ``exist_ok``), so two sleuth processes started in the same second get two
@@ -25,6 +26,7 @@ from sleuth.atomic import _dumps, _write_all, atomic_write_json, atomic_write_te
 from sleuth.errors import InfrastructureError, UsageError
 from sleuth.lockfile import lock_file
 from sleuth.model import NAME_MAX, check_name
+from sleuth.resuming import made_by, other_verbs_run_dir  # re-exported: sleuth.reduce.rundir's import
 
 __all__ = [
     "Journal",
@@ -37,7 +39,6 @@ __all__ = [
     "other_verbs_run_dir",
     "output_root",
     "read_journal",
-    "resume_hint",
     "watch_run_dirs",
 ]
 
@@ -149,15 +150,6 @@ def _remove_empty(dirs: Sequence[Path]) -> None:
             continue
 
 
-#: the command that resumes a run dir, by the verb that made it
-_RESUME = {
-    "run": "sleuth run --resume",
-    "bisect": "sleuth bisect resume",
-    "matrix": "sleuth matrix resume",
-    "reduce": "sleuth reduce resume",
-}
-
-
 #: the run dirs this process opened while :func:`watch_run_dirs` watches, the first first (a stop's
 #: hint names that one: a bisect chain's own run dirs open inside its top one)
 _opened: list[Path] | None = None
@@ -172,38 +164,6 @@ def watch_run_dirs() -> Iterator[list[Path]]:
         yield _opened
     finally:
         _opened = outer
-
-
-def resume_hint(verb: str, opened: Sequence[Path]) -> str:
-    """What to do after a stop the machine caused (no space, no file handles, the process limit):
-    resume the run dir ``verb`` opened with that verb's own command, or run again when none was."""
-    import shlex
-
-    if not opened or verb not in _RESUME:
-        return "then run it again"
-    return f"then resume: {_RESUME[verb]} {shlex.quote(str(opened[0]))}"
-
-
-def made_by(path: Path, start: Mapping[str, Any] | None) -> str | None:
-    """The verb that made the run dir at ``path``, from its files and its ``start`` event; None when
-    neither says (a resume given another verb's run dir names the command that resumes it)."""
-    if (path / "reduce.json").is_file():
-        return "reduce"
-    if start is None:
-        return None
-    if start.get("verb") == "matrix" or (path / "recipe.resolved.yaml").is_file():
-        return "matrix"
-    if "source" in start or "flags" in start:
-        return "bisect"
-    if "config" in start:
-        return "run"
-    return None
-
-
-def other_verbs_run_dir(path: Path, verb: str, wanted: str) -> UsageError:
-    """The error for a resume of ``wanted`` given a run dir ``verb`` made: it names the right command."""
-    hint = f"resume it with: {_RESUME[verb]} {path}"
-    return UsageError(f"{path}: a run dir of sleuth {verb}, not of sleuth {wanted}", hint=hint)
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_KILL_GRACE_S",
     "MAX_JOBS",
     "MAX_KILL_GRACE_S",
+    "MAX_TIMEOUT_S",
     "MAX_TRIALS",
     "NAME_HINT",
     "NAME_MAX",
@@ -36,6 +37,7 @@ __all__ = [
     "TrialSpec",
     "check_name",
     "printable",
+    "timeout_over_max",
 ]
 
 #: names that reach file paths (cells, run names, candidates' directories) must match this
@@ -53,6 +55,8 @@ MAX_JOBS = 1024
 DEFAULT_KILL_GRACE_S = 5.0
 #: a kill grace beyond this is a typo (and overflows the clock's arithmetic)
 MAX_KILL_GRACE_S = 3600.0
+#: a trial's timeout beyond this (30 days) is a typo, for every verb (and overflows the clock's arithmetic)
+MAX_TIMEOUT_S = 30 * 86400.0
 
 #: a metric: the last match, or a series (every match; at most ``SERIES_KEEP`` + 5 values kept, see
 #: :class:`SeriesSummary`)
@@ -63,6 +67,12 @@ MetricValue = float | tuple[float, ...]
 #: one, so ``min``/``max``/``[-1]`` of the kept tuple are those of the whole series and its median
 #: is that of the sample.
 SERIES_KEEP = 1000
+
+
+def timeout_over_max(seconds: float) -> str | None:
+    """``'VALUE: at most MAX seconds'`` when ``seconds`` is above :data:`MAX_TIMEOUT_S`, else None:
+    the one wording of that error, after the flag (``--timeout``) or recipe key that gave it."""
+    return f"{seconds:g}: at most {MAX_TIMEOUT_S:g} seconds" if seconds > MAX_TIMEOUT_S else None
 
 
 def check_name(name: str) -> bool:

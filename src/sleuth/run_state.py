@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sleuth.errors import UsageError
-from sleuth.journal import made_by, other_verbs_run_dir
+from sleuth.resuming import made_by, other_verbs_run_dir
 from sleuth.run_tally import Tally
 
 __all__ = ["SUBDIRS", "RunState", "TrialIndex", "iter_lines", "read_state", "record_text"]

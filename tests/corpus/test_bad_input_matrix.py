@@ -101,6 +101,9 @@ RECIPE_CASES: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ("timeout-inf", _set("workload.timeout", float("inf")), ["workload.timeout"]),
     ("timeout-nan", _set("workload.timeout", float("nan")), ["workload.timeout"]),
     ("timeout-absurd", _set("workload.timeout", 1e300), ["workload.timeout"]),
+    # the cap of every verb's --timeout (it was a year here)
+    ("timeout-31-days", _set("workload.timeout", 31 * 86400.0),
+     ["workload.timeout: 2.6784e+06: at most 2.592e+06 seconds"]),
     ("timeout-str", _set("workload.timeout", "soon"), ["workload.timeout"]),
     ("seed-negative", _set("seed", -1), ["seed"]),
     ("seed-absurd", _set("seed", 2**80), ["seed"]),
@@ -271,6 +274,7 @@ FLAG_CASES: list[tuple[str, list[str], list[str]]] = [
     ("timeout-nan", ["--timeout", "nan", "--", "true"], ["--timeout"]),
     ("timeout-inf", ["--timeout", "inf", "--", "true"], ["--timeout"]),
     ("timeout-absurd", ["--timeout", "1e300", "--", "true"], ["--timeout"]),
+    ("timeout-31-days", ["--timeout", "2678400", "--", "true"], ["--timeout 2.6784e+06: at most 2.592e+06 seconds"]),
     ("threshold-0", ["--confound-threshold", "0", "--", "true"], ["--confound-threshold"]),
     ("fail-regex", ["--fail-regex", "(", "--", "true"], ["--fail-regex"]),
     ("step-regex", ["--step-time-regex", "(a)(b)", "--", "true"], ["--step-time-regex"]),
@@ -394,6 +398,23 @@ def test_missing_files_and_directories(inproc: Callable[..., Any], tmp_path: Pat
 @pytest.mark.parametrize(("argv", "mentions"), [c[1:] for c in FLAG_CASES], ids=[c[0] for c in FLAG_CASES])
 def test_bad_flags(inproc: Callable[..., Any], tmp_path: Path, argv: list[str], mentions: list[str]) -> None:
     _check(inproc, tmp_path, ["matrix", *argv], mentions)
+
+
+@pytest.mark.parametrize("seconds", ["2678400", "1e12"])
+def test_a_timeout_over_30_days_is_refused_in_the_words_of_sleuth_run(
+    inproc: Callable[..., Any], tmp_path: Path, seconds: str
+) -> None:
+    """One cap, one wording for every verb's trial timeout: matrix took up to a year."""
+    rc, _, said_by_run = inproc("run", "--timeout", seconds, "--", "true")
+    assert rc == 2 and said_by_run.startswith(f"error: --timeout {float(seconds):g}: at most "), said_by_run
+    rc, _, said_by_matrix = inproc("matrix", "--timeout", seconds, "--", "true")
+    assert (rc, said_by_matrix) == (2, said_by_run)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({**BASE, "workload": {**BASE["workload"], "timeout": float(seconds)}}))
+    rc, _, said_by_recipe = inproc("matrix", "--recipe", recipe, "--dry-run")
+    line = said_by_run.removeprefix("error: --timeout ")
+    assert (rc, said_by_recipe) == (2, f"error: {recipe}: workload.timeout: {line}")
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("value", ["afile", ""])

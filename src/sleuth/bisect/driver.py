@@ -61,8 +61,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Driver", "Options", "TestEvent"]
 
-#: kept under its old name: the gallop of :mod:`sleuth.bisect.images` imports it from here
-_not_found = not_found
 #: reruns of the bad end skipped in a row that stop the search (a bad end that cannot be rerun)
 END_SKIPS = 3
 #: ... when some of them failed with another signature than the first run's (0.5^8 < 0.4%)

@@ -182,7 +182,7 @@ def image_ends(driver: Driver, src: ImageSource) -> list[TestEvent] | SearchResu
     search's answer when the ends misbehave.
     """
     from sleuth.bisect.candidates import parse_date
-    from sleuth.bisect.driver import _not_found
+    from sleuth.bisect.endchecks import not_found
     from sleuth.model import Outcome
 
     end = parse_date(src.end, "--end-date")
@@ -204,7 +204,7 @@ def image_ends(driver: Driver, src: ImageSource) -> list[TestEvent] | SearchResu
     found += gallop(driver, src, origin)
     if not found or found[-1].counted is not Outcome.PASS:
         where = f"{GALLOP_DAYS} days before {origin}" if src.available() is None else f"tags before {origin}"
-        return _not_found(f"no passing image in the {where}")
+        return not_found(f"no passing image in the {where}")
     if driver.signature is None:  # the end was not tested: the first failure seen defines "bad"
         driver.signature = next((e.signature for e in found if e.outcome is Outcome.FAIL), None)
     return found

@@ -60,7 +60,7 @@ def bisect_start(path: Path, events: list[dict[str, Any]]) -> dict[str, Any]:
         raise UsageError(f"{path}: no start event in the journal", hint="is this a sleuth bisect run dir?")
     if "flags" in start and "source" in start:
         return start
-    from sleuth.journal import made_by, other_verbs_run_dir
+    from sleuth.resuming import made_by, other_verbs_run_dir
 
     verb = made_by(path, start)
     if verb not in (None, "bisect"):

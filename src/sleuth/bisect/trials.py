@@ -31,10 +31,8 @@ default it is the one ``Options.backend`` names (local unless ``--backend`` said
 from __future__ import annotations
 
 import json
-import threading
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -42,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from sleuth.backends.choice import BackendChoice
 from sleuth.bisect.candidates import Candidate, Source, candidate_key
+from sleuth.bisect.counted import CountedBackend
 from sleuth.bisect.policy import FlakyMode
 from sleuth.engine import Engine, Untestable
 from sleuth.journal import RunDir
@@ -172,7 +171,7 @@ class TestPool:
             from sleuth.backends.choice import make_backend
 
             backend = make_backend(options.backend, max(1, options.jobs), options.gpus)
-        self._backend = _Counted(backend)
+        self._backend = CountedBackend(backend)
         self.engine = Engine(self._backend, oracle, run_dir)
         #: trial dir -> what the engine's trial is the test of
         self._running: dict[Path, _Meta] = {}
@@ -351,62 +350,3 @@ class TestPool:
     def shutdown(self) -> None:
         """Stop the workers (tests still running are abandoned)."""
         self.engine.close()
-
-
-class _Counted:
-    """The backend, counting trials that finished and were not collected yet.
-
-    A simulated backend (one with ``advance()``) finishes trials only when asked: before the pool
-    blocks for a result it lets virtual time run to the next finish.
-    """
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self._lock = threading.Lock()
-        self._done = 0
-        self._taken = 0
-
-    @property
-    def finished(self) -> int:
-        """Finished and not collected."""
-        with self._lock:
-            return self._done - self._taken
-
-    def _one_done(self, _fut: Future[Any]) -> None:
-        with self._lock:
-            self._done += 1
-
-    def slots(self) -> int:
-        """The backend's slots."""
-        return self.inner.slots()
-
-    def submit(self, spec: TrialSpec, trial_dir: Path, *,
-               prepare: Callable[[Path], TrialSpec] | None = None) -> Future[Any]:  # fmt: skip
-        """Submit to the backend and count the trial when it finishes."""
-        fut = self.inner.submit(spec, trial_dir, prepare=prepare)
-        fut.add_done_callback(self._one_done)
-        return fut
-
-    def ensure_finished(self) -> None:
-        """A simulated backend: run virtual time to the next finish if nothing is finished."""
-        advance = getattr(self.inner, "advance", None)
-        if advance is not None and self.finished == 0:
-            advance()
-
-    def collected(self) -> None:
-        """The engine handed one finished trial over."""
-        with self._lock:
-            self._taken += 1
-
-    def reset(self) -> None:
-        """After a cancel: nothing is pending."""
-        with self._lock:
-            self._taken = self._done
-
-    def cancel_all(self) -> None:
-        """Cancel in the backend."""
-        self.inner.cancel_all()
-
-    def close(self) -> None:
-        """Close the backend."""
-        self.inner.close()

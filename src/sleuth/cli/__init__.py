@@ -127,7 +127,7 @@ def _usage_line(exc: click.UsageError) -> str:
 
 
 #: OSErrors that say what is wrong with the machine, with what to do (``{resume}``: the verb's own
-#: resume command for the run dir it opened, :func:`sleuth.journal.resume_hint`); any other is a bug
+#: resume command for the run dir it opened, :func:`sleuth.resuming.resume_hint`); any other is a bug
 _OS_HINTS = {
     errno.ENOSPC: "free some space, {resume}",
     errno.EDQUOT: "free some space or raise the quota, {resume}",
@@ -323,7 +323,7 @@ def _run_verb(args: list[str], opened: list[Path]) -> int:
         hint = _OS_HINTS.get(exc.errno or 0)
         if hint is None:
             raise
-        from sleuth.journal import resume_hint
+        from sleuth.resuming import resume_hint
 
         limit = _open_files_limit() if exc.errno == errno.EMFILE else ""
         hint = hint.format(resume=resume_hint(args[0] if args else "", opened), limit=limit)

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from sleuth.errors import UsageError
-from sleuth.model import DEFAULT_KILL_GRACE_S, MAX_KILL_GRACE_S, MetricSpec, Stream
+from sleuth.model import (
+    DEFAULT_KILL_GRACE_S,
+    MAX_KILL_GRACE_S,
+    MAX_TIMEOUT_S,
+    MetricSpec,
+    Stream,
+    timeout_over_max,
+)
 
 if TYPE_CHECKING:  # imported where used: a verb's --help and usage errors need no oracle
     from sleuth.backends.choice import BackendChoice
@@ -272,17 +279,14 @@ def parse_oracle(
     )
 
 
-#: a trial's --timeout beyond this is a typo (and overflows the clock's arithmetic)
-MAX_TIMEOUT_S = 30 * 86400.0
-
-
 def parse_timeout(timeout: float | None, kill_grace: float) -> tuple[float | None, float]:
     """Validate ``--timeout`` (> 0, at most :data:`MAX_TIMEOUT_S`) and ``--kill-grace``
     (:func:`check_kill_grace`)."""
     if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
         raise UsageError(f"--timeout {timeout:g}: must be a positive number of seconds")
-    if timeout is not None and timeout > MAX_TIMEOUT_S:
-        raise UsageError(f"--timeout {timeout:g}: at most {MAX_TIMEOUT_S:g} seconds")
+    problem = None if timeout is None else timeout_over_max(timeout)
+    if problem is not None:
+        raise UsageError(f"--timeout {problem}")
     return timeout, check_kill_grace(kill_grace)
 
 

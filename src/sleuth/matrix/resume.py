@@ -15,13 +15,14 @@ from typing import Any
 
 from sleuth.datafile import load_data_file
 from sleuth.errors import UsageError
-from sleuth.journal import RunDir, made_by, other_verbs_run_dir, read_journal
+from sleuth.journal import RunDir, read_journal
 from sleuth.matrix.driver import RESOLVED, Loaded, load
 from sleuth.matrix.loop import OnStart, OnTrial, env_errors, envs_json, execute, replay
 from sleuth.matrix.plan import MatrixPlan
 from sleuth.matrix.recipe import parse_recipe
 from sleuth.matrix.redact import restore, secrets_for_resume
 from sleuth.matrix.result import MatrixResult, analyze
+from sleuth.resuming import made_by, other_verbs_run_dir
 from sleuth.runner import reap_orphans
 
 __all__ = ["Resumable", "open_resume", "resume"]

@@ -25,8 +25,8 @@ from typing import Any
 
 from sleuth.errors import UsageError
 from sleuth.matrix.plan import RESERVED, name_problem, short_name
-from sleuth.matrix.recipe import MAX_TIMEOUT_S, regex_problem
-from sleuth.model import MAX_TRIALS, NAME_HINT
+from sleuth.matrix.recipe import regex_problem
+from sleuth.model import MAX_TRIALS, NAME_HINT, timeout_over_max
 from sleuth.registry import KINDS
 from sleuth.secrets import scrub_text
 
@@ -130,8 +130,9 @@ def _check_values(flags: ShimFlags) -> None:
     for flag, value in (("--timeout", flags.timeout), ("--confound-threshold", flags.threshold)):
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise UsageError(f"{flag} {value:g}: must be a positive number")
-    if flags.timeout is not None and flags.timeout > MAX_TIMEOUT_S:
-        raise UsageError(f"--timeout {flags.timeout:g}: at most {MAX_TIMEOUT_S:g} seconds (a year)")
+    too_long = None if flags.timeout is None else timeout_over_max(flags.timeout)
+    if too_long is not None:  # the one wording: sleuth run's and sleuth bisect's too
+        raise UsageError(f"--timeout {too_long}")
     for flag, pattern in (("--fail-regex", flags.fail_regex), ("--step-time-regex", flags.step_time_regex)):
         problem = None if pattern is None else regex_problem(pattern, one_group=flag == "--step-time-regex")
         if problem is not None:

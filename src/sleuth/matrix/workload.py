@@ -145,7 +145,8 @@ def _seconds(value: Any, kind: Any, where: str) -> float:
     try:
         return float(TypeAdapter(kind).validate_python(value))
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {exc.errors(include_url=False)[0]['msg']}") from None
+        msg = str(exc.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{where}: {msg}") from None
 
 
 def _validated(model: Any, data: Mapping[str, Any], where: str) -> Any:

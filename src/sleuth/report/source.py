@@ -53,7 +53,8 @@ class RunDirView:
     @classmethod
     def open(cls, path: Path) -> RunDirView:
         """The run dir at ``path``; a path that is not one is a one-line ``UsageError``."""
-        from sleuth.journal import made_by, read_journal
+        from sleuth.journal import read_journal
+        from sleuth.resuming import made_by
 
         if not path.is_dir():
             raise UsageError(
