@@ -319,7 +319,7 @@ class Supervisor:
 
     def _take_up(self) -> int:
         """Stop what a killed supervisor left running; the first cycle number of this run."""
-        killed = reap_orphans(self.c.log_dir)
+        killed = reap_orphans(self.c.log_dir, self.c.kill_grace_s)
         state = resume_state(self.cycles_path)
         for cycle in state.lost:
             self._append(
