@@ -63,8 +63,8 @@ def _killed_while_the_trial_runs(args: list[str], env: dict[str, str], cwd: Path
     return saver
 
 
-def _saved(res: CliResult, d: Path, saver: int) -> None:
-    assert res.rc == 0, res.stderr
+def _saved(res: CliResult, d: Path, saver: int, rc: int = 0) -> None:
+    assert res.rc == rc and "Traceback" not in res.stderr, res.stderr
     assert (d / "term").exists(), "the resume did not send SIGTERM"
     assert (d / "saved").exists(), "the resume killed the trial before its save ended"
     assert not pid_alive(saver)
@@ -95,3 +95,32 @@ def test_matrix_resume_gives_the_trial_left_running_the_recipes_grace(
     (run_dir,) = (p.parent for p in (tmp_path / "runs").rglob("journal.jsonl"))
     res = sleuth("matrix", "resume", run_dir)
     _saved(res, evidence, saver)
+
+
+def test_reduce_resume_gives_the_trial_left_running_the_specs_grace(
+    sleuth, sleuth_env: dict[str, str], tmp_path: Path, evidence: Path
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "saves", "workload": {"command": [*_tree(evidence), "{N}"], "kill_grace": 60},
+        "oracle": {"kind": "regex", "pattern": "never printed"}, "budget": {"baseline_trials": 1},
+        "axes": [{"name": "N", "kind": "param", "initial": 4, "floor": 1}],
+    }))  # fmt: skip
+    saver = _killed_while_the_trial_runs(["reduce", "--spec", str(spec), "--output", str(tmp_path / "out")],
+                                         sleuth_env, tmp_path, evidence)  # fmt: skip
+    (run_dir,) = (tmp_path / "out" / "reduce" / "saves").iterdir()
+    res = sleuth("reduce", "resume", run_dir)
+    _saved(res, evidence, saver, rc=3)  # the rerun prints nothing: not reproducible
+
+
+def test_bisect_resume_gives_the_test_left_running_the_runs_grace(
+    sleuth, sleuth_env: dict[str, str], tmp_path: Path, evidence: Path
+) -> None:
+    (tmp_path / "l.txt").write_text("a\nb\nc\n")
+    argv = ["bisect", "list", "l.txt", "--flaky", "off", "--jobs", "1", "--kill-grace", "60", "--output",
+            str(tmp_path / "out"), "--", *_tree(evidence)]  # fmt: skip
+    saver = _killed_while_the_trial_runs(argv, sleuth_env, tmp_path, evidence)
+    (run_dir,) = (p.parent for p in (tmp_path / "out").rglob("journal.jsonl"))
+    res = sleuth("bisect", "resume", run_dir)
+    assert (evidence / "term").exists() and (evidence / "saved").exists(), res.stderr
+    assert "Traceback" not in res.stderr and not pid_alive(saver), res.stderr
