@@ -15,12 +15,14 @@ process group and end supervision; what is left of the workload ``kill_grace_s``
 leader, or what the leader left running, such as the saver its trap started) is stopped: SIGTERM,
 then SIGKILL after another ``kill_grace_s``.  What a cycle's leader leaves running when it exits,
 and the whole workload when a multi-node job moves on without this node, are stopped the same way
-(SIGTERM, ``kill_grace_s``, SIGKILL).  The workload includes the processes that left its group
-(``setsid``, daemons): they carry the cycle's ``SLEUTH_TRIAL_DIR`` marker and, on Linux, this
-process is their subreaper (:mod:`sleuth.reaper`), so every stop above takes them too, and the
-next cycle starts only once what a cycle's stop killed has exited (waited for up to
-:data:`SETTLE_S`; a process freeing a GPU's memory takes its time).  The exit status is the
-workload's last (its leader's; 128+N for signal N).
+(SIGTERM, ``kill_grace_s``, SIGKILL), and so is what a killed (kill -9) supervisor left running,
+by the rerun on the same log dir before its first cycle (:func:`sleuth.runner.reap_orphans`).
+The workload includes the processes that left its group (``setsid``, daemons): they carry the
+cycle's ``SLEUTH_TRIAL_DIR`` marker and, on Linux, this process is their subreaper
+(:mod:`sleuth.reaper`), so every stop above takes them too, and the next cycle starts only once
+what a cycle's stop killed has exited (waited for up to :data:`SETTLE_S`; a process freeing a
+GPU's memory takes its time).  The exit status is the workload's last (its leader's; 128+N for
+signal N).
 
 Several nodes (``service`` + ``job_id`` + ``nodes``): every node posts its own logs for the cycle
 (the service dedupes); only the leader reads the decision and records the cycle's outcome on the
@@ -270,7 +272,8 @@ class Supervisor:
         )
 
     def _take_up(self) -> int:
-        """Stop what a killed supervisor left running; the first cycle number of this run."""
+        """Stop what a killed supervisor left running (SIGTERM, ``kill_grace_s``, SIGKILL, then waited
+        for: a trap's checkpoint save gets its grace); the first cycle number of this run."""
         killed = reap_orphans(self.c.log_dir, self.c.kill_grace_s)
         state = resume_state(self.cycles_path)
         for cycle in state.lost:
