@@ -4,8 +4,11 @@
   :data:`CLEANUP_FILE` (``{"argv": [...], "env": {...}}``, written atomically), by
   :func:`arm_cleanup` before the spawn; the runner removes it when the trial is closed, so a record
   that is still there names a trial of a sleuth that died (kill -9);
-* :func:`reap_orphans` runs those records' commands (then removes them), and SIGKILLs every process
-  whose environment carries ``SLEUTH_TRIAL_DIR`` inside the run dir: no other process is ever touched;
+* :func:`reap_orphans` runs those records' commands (then removes them), and stops every process
+  whose environment carries ``SLEUTH_TRIAL_DIR`` inside the run dir (no other process is ever
+  touched) as sleuth stops its own: SIGTERM to their groups, the verb's kill grace, SIGKILL, then a
+  wait for them to be gone; every verb that takes up a killed sleuth's run (a resume, a rerun of
+  ``supervise``, ``serve`` on the same database) does it through this one function;
 * a cluster backend's client (``srun``) runs as a trial of its own in :data:`CLIENT_DIR` of the trial
   dir; its record there is read too, and nothing else a workload wrote in its trial dir is walked.
 
@@ -19,19 +22,22 @@ import contextlib
 import json
 import os
 import signal
-from collections.abc import Iterator
+import time
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from sleuth import _spawn, reaper
-from sleuth.model import RunPlan
+from sleuth.model import DEFAULT_KILL_GRACE_S, RunPlan
 
-__all__ = ["CLEANUP_FILE", "CLIENT_DIR", "arm_cleanup", "reap_orphans"]
+__all__ = ["CLEANUP_FILE", "CLIENT_DIR", "GONE_S", "arm_cleanup", "reap_orphans"]
 
 #: a hooked trial's cleanup command, in its trial dir while it runs (read by :func:`reap_orphans`)
 CLEANUP_FILE = ".sleuth-cleanup.json"
 #: a cluster backend's client (``srun``) runs as a trial of its own in this subdirectory of the trial
 #: dir (its output, the spec file, the node's result); its cleanup record there is read too
 CLIENT_DIR = ".sleuth-client"
+#: how long :func:`reap_orphans` waits for what it SIGKILLed to exit (freeing a GPU's memory takes time)
+GONE_S = 30.0
 
 
 def arm_cleanup(tdir: str, plan: RunPlan) -> None:
@@ -42,41 +48,84 @@ def arm_cleanup(tdir: str, plan: RunPlan) -> None:
     os.replace(tmp, f"{tdir}/{CLEANUP_FILE}")
 
 
-def reap_orphans(run_dir: Path) -> int:
-    """SIGKILL the processes of trials of ``run_dir`` left running by a sleuth that died (kill -9).
+def reap_orphans(run_dir: Path, grace_s: float = DEFAULT_KILL_GRACE_S) -> int:
+    """Stop the processes of trials of ``run_dir`` left running by a sleuth that died (kill -9).
 
     A trial is recognised by ``SLEUTH_TRIAL_DIR`` inside ``run_dir`` in its environment (the runner
     sets it for every child, and grandchildren inherit it), so no other process is ever touched.
+    They are stopped as sleuth stops its own: SIGTERM to their process groups, up to ``grace_s``
+    (the verb's kill grace; a resume's is the one the run recorded) for them to end (a trap's
+    checkpoint save), SIGKILL to what is left, then a wait of up to :data:`GONE_S` for that to exit.
     Call it only while holding the run dir (``RunDir`` locks it).  Linux only (``/proc``); returns
-    how many process groups were killed.  First, the cleanup commands that hooked trials left in
+    how many process groups were found.  First, the cleanup commands that hooked trials left in
     their trial dirs (``.sleuth-cleanup.json``: containers of the killed run) run, and are removed.
     """
     _reap_cleanups(run_dir)
     prefixes = tuple(
         f"SLEUTH_TRIAL_DIR={p}{os.sep}".encode() for p in {os.path.abspath(run_dir), str(run_dir.resolve())}
     )
-    groups: set[int] = set()
-    pids: list[int] = []
+    groups, _ = _scan(prefixes, set())
+    found = len(groups)
+    if groups:
+        _stop(prefixes, groups, grace_s)
+    reaper.reap_zombies(_spawn.owned, allowed=_spawn.no_spawn_in_flight)
+    return found
+
+
+def _stop(prefixes: tuple[bytes, ...], groups: set[int], grace_s: float) -> None:
+    """SIGTERM ``groups``, wait up to ``grace_s`` for them (and any marked process that left its group
+    meanwhile, SIGTERMed in its turn) to be gone, SIGKILL what is left and wait up to :data:`GONE_S`
+    for it to exit."""
+    for g in groups:
+        reaper._signal_group(g, signal.SIGTERM)
+    sig, until, delay = signal.SIGTERM, time.monotonic() + grace_s, 0.001
+    while True:
+        marked, live = _scan(prefixes, groups)
+        for g in marked - groups:  # a setsid'd saver: its turn now
+            reaper._signal_group(g, sig)
+        groups |= marked
+        live |= marked
+        if not live:
+            return
+        now = time.monotonic()
+        if now >= until:
+            if sig == signal.SIGKILL:
+                return
+            sig, until, delay = signal.SIGKILL, now + GONE_S, 0.001
+        if sig == signal.SIGKILL:  # again on each pass: what a SIGTERMed process forked as it died
+            for g in live:
+                reaper._signal_group(g, signal.SIGKILL)
+        time.sleep(min(delay, max(0.0, until - now)))
+        delay = min(delay * 2, 0.05)
+
+
+def _scan(prefixes: tuple[bytes, ...], groups: Collection[int]) -> tuple[set[int], set[int]]:
+    """One pass over ``/proc``: (the process groups of the live processes whose environment holds a
+    marker under one of ``prefixes``, those of ``groups`` that still have a live member); sleuth's
+    own group is never among them."""
     me = os.getpgid(0)
+    marked: set[int] = set()
+    live: set[int] = set()
     try:
         candidates = [int(p) for p in os.listdir("/proc") if p.isdigit()]
     except OSError:
-        return 0
+        return marked, live
     for pid in candidates:
+        st = reaper.stat(pid)
+        if st is None or st[0] in ("Z", "X") or st[2] == me:
+            continue
+        if st[2] in groups:
+            live.add(st[2])
+        if st[2] in marked:
+            continue
         try:
             with open(f"/proc/{pid}/environ", "rb") as fh:
                 environ = fh.read()
-            pgid = os.getpgid(pid)
         except OSError:  # gone, or not ours to read
             continue
-        if pgid != me and any(v.startswith(prefixes) for v in environ.split(b"\0")):
-            groups.add(pgid)
-            pids.append(pid)
-    for pgid in groups:
-        reaper._signal_group(pgid, signal.SIGKILL)
-    reaper._signal(pids, signal.SIGKILL)  # and those that left their group
-    reaper.reap_zombies(_spawn.owned, allowed=_spawn.no_spawn_in_flight)
-    return len(groups)
+        if any(v.startswith(prefixes) for v in environ.split(b"\0")):
+            marked.add(st[2])
+    return marked, live
 
 
 def _reap_cleanups(run_dir: Path) -> None:

@@ -289,7 +289,8 @@ def kill_all(grace_s: float | None = None) -> int:
 
 
 def _kill_at_exit() -> None:
-    # sleuth ending for any reason (an exception, a second Ctrl-C) leaves nothing running
+    # sleuth ending for any reason (an exception, a second Ctrl-C) leaves nothing running; each child
+    # has the verb's kill grace, as on Ctrl-C (a fixed second cut a checkpoint's save short)
     _cancelled.set()
     deadline = time.monotonic() + 2.0
     while _spawning and time.monotonic() < deadline:  # a child spawned, its pid not registered yet
@@ -297,7 +298,7 @@ def _kill_at_exit() -> None:
     with _live_lock:
         any_live = bool(_live)
     if any_live:
-        kill_all(grace_s=1.0)
+        kill_all()
 
 
 atexit.register(_kill_at_exit)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import wait_dead
+from tests.conftest import pid_alive, wait_dead
 from tests.signals import signal_once_there, sleuth_proc
 
 GRACEFUL = Path(__file__).parent / "workloads" / "graceful.py"
@@ -124,3 +124,31 @@ def test_a_helper_a_failed_cycle_leaves_that_ignores_sigterm_is_killed_after_the
     assert rc == 1, err
     assert _signals(evidence, "helper") == ["SIGTERM"]
     assert wait_dead(_pid(evidence, "helper"))
+
+
+def test_a_rerun_after_kill_9_gives_what_was_left_running_sigterm_and_the_grace(
+    tmp_path: Path, evidence: Path
+) -> None:
+    # kill -9 of supervise leaves its workload running (a leader and the helper in its group, both
+    # saving a checkpoint on SIGTERM); the rerun on the same log dir SIGKILLed them at once, their
+    # traps never ran.  They now get SIGTERM and the rerun's --kill-grace, as every other stop does
+    proc = sleuth_proc(_argv(tmp_path, "600", evidence, "record", "save:1", "--helper", "record", "save:1"),
+                       dict(os.environ), tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        signal_once_there(proc, evidence / "leader.pid", signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    left = [_pid(evidence, "leader"), _pid(evidence, "helper")]
+    assert all(map(pid_alive, left))  # kill -9 leaves the workload running: the rerun must stop it
+    res = subprocess.run([sys.executable, "-m", "sleuth", "supervise", "--log-dir", str(tmp_path / "sup"),
+                          "--kill-grace", "600", "--", sys.executable, "-c", "pass"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    for name in ("leader", "helper"):
+        assert _signals(evidence, name) == ["SIGTERM"], name
+        assert (evidence / f"{name}.saved").read_text() == "saved\n", name
+    assert not any(map(pid_alive, left))  # gone before the rerun's first cycle, not just signalled
+    assert "stopped 1 workload process group(s) left running by a killed supervisor" in res.stderr
+    assert [c["outcome"] for c in _cycles(tmp_path)] == ["lost", "done"]

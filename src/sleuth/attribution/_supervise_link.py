@@ -7,7 +7,7 @@ within the decision timeout (in slices: a signal to the supervisor ends the wait
 comes later is logged as ``late_decision`` and dropped.  With several nodes it also watches, while
 the workload runs, whether the job moved on without this node; a follower reads the leader's
 outcome, and the leader records it.  What to do with a decision (the policy: shadow or enforce, the
-restart budget, cycles without progress) is :mod:`.supervise`'s.
+restart budget, cycles without progress) is :mod:`._supervise_policy`'s.
 """
 
 from __future__ import annotations

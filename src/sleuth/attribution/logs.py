@@ -1,4 +1,4 @@
-"""Reading logs for attribution: plain or gzip files, or texts given in memory; ranks and timestamps.
+"""Reading logs for attribution: plain or gzip files, or texts given in memory.
 
 A log is read in chunks that end at a newline, so memory stays at a few MiB whatever its size.
 Before anything is scanned, each log's head (its first 64 KiB, decompressed) is checked: a NUL
@@ -9,22 +9,14 @@ writing it, ``head -c`` of a ``.gz``) is read up to the cut, and the reader is t
 compressed file ends; a gzip file whose data is corrupt is refused, wherever the corruption lies
 (past the head, the scan raises the same ``UsageError``).
 
-Ranks come from a line's prefix (``[rank3]:``, ``[default3]:``, ``3: `` or ``   3: `` as ``srun -l``
-writes it, ``[1,3]<stderr>:`` from ``mpirun --tag-output``; torch's ``[rank27]:`` after a launcher's
-label is the global rank and wins) or, for a one-file-per-rank layout, from the file
-name (``rank3.log``, ``worker_rank-3.txt``) or torchrun's ``--log-dir`` layout
-(``attempt_<n>/<local_rank>/stderr.log``: the local rank, and the attempt; its ``error.json`` is
-read by :func:`error_file_view`).  Timestamps are read
-where a line carries a wall-clock time (ISO 8601, ``2024-05-01 12:00:00,123``, syslog ``Oct  7
-12:58:23``, ``dmesg -T``'s ``[Tue Dec  1 12:00:02 2026]``); dmesg's seconds since boot are not
-wall-clock times and are ignored (:func:`is_uptime_line` finds such lines, :func:`head_time` the
-earliest time of a log's head, read on up to ``TIME_SCAN_BYTES`` when the head holds none, and
-whether it is a kernel log).
+What a line says (its rank, its wall-clock time) is :mod:`._loglines`'s, re-exported here; this
+module adds a file's own: torchrun's ``error.json`` read by :func:`error_file_view`, and
+:func:`head_time`, the earliest time of a log's head (read on up to ``TIME_SCAN_BYTES`` when the
+head holds none) and whether it is a kernel log.
 """
 
 from __future__ import annotations
 
-import calendar
 import gzip
 import json
 import os
@@ -37,6 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from sleuth.attribution._loglines import (
+    is_uptime_line,
+    parse_rank_prefix,
+    parse_timestamp,
+    rank_from_name,
+    torchrun_place,
+)
 from sleuth.datafile import file_kind
 from sleuth.errors import UsageError
 
@@ -61,40 +60,12 @@ CHUNK = 4 * 1024 * 1024
 #: a single line longer than this is cut into pieces (a binary blob in a log must not blow memory)
 MAX_LINE = 1024 * 1024
 
-# srun -l right-aligns its label to the width of the largest task id ("   3: " among 1000 tasks)
-_PREFIX_RE = re.compile(r"^(?:\[(?:rank|default)(\d+)\]:\s?| *(\d{1,6}): |\[\d+,(\d+)\]<std(?:out|err)>:\s?)")
-#: torch's own ``[rankN]:`` (the global rank) after a launcher's label: srun's task is a node's
-#: torchrun, torchrun's ``--tee`` ``[defaultN]:`` is a local rank
-_GLOBAL_RANK_RE = re.compile(r"\[rank(\d+)\]:\s?")
-_INLINE_RANK_RE = re.compile(r"\[(?:rank|default|Rank )(\d+)\]:?")
-_NAME_RANK_RE = re.compile(r"rank[_-]?(\d+)", re.IGNORECASE)
-#: torchrun --log-dir: the folder above the file is the worker's local rank, the one above it the
-#: attempt (torch.distributed.elastic: ``attempt_{restart_count}/{local_rank}/stdout.log``)
-_TORCHRUN_RE = re.compile(r"(?:^|/)attempt_(\d+)/(\d+)/(?:stdout\.log|stderr\.log|error\.json)(?:\.gz)?$")
 #: torch.distributed.elastic's error file (:func:`error_file_view`), read whole up to this size
 _ERROR_FILE_RE = re.compile(r"(?:^|/)error\.json(?:\.gz)?$")
 ERROR_FILE_BYTES = 4 * 1024 * 1024
-_ISO_RE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?(?![\d])"
-)
-_SYSLOG_RE = re.compile(
-    r"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(\d{1,2}) (\d{2}):(\d{2}):(\d{2})\b"
-)
-# dmesg -T (and journalctl -o short-full's cousin): "[Tue Dec  1 12:00:02 2026] NVRM: Xid ..."
-_CTIME_RE = re.compile(
-    r"^\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(\d{1,2}) "
-    r"(\d{2}):(\d{2}):(\d{2}) (\d{4})\]"
-)
 #: a kernel log's line: dmesg's ``[ 1234.567890]`` (seconds since boot), ``dmesg -T``'s bracketed
 #: time, or syslog / journalctl's ``kernel:`` tag
 _KERNEL_LINE_RE = re.compile(r"^\[\s*\d+\.\d+\]|^\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) |\bkernel: ")
-_UPTIME_RE = re.compile(r"^\[\s*\d+\.\d+\]")
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], start=1
-    )
-}
 
 
 def check_regular(path: Path, what: str) -> None:
@@ -107,37 +78,6 @@ def check_regular(path: Path, what: str) -> None:
         raise UsageError(
             f"{what}: not a regular file ({file_kind(mode)})", hint="save its content to a file first"
         )
-
-
-def parse_rank_prefix(line: str) -> tuple[int | None, str]:
-    """``(rank, line without its rank prefix)``; ``(None, line)`` when the line has none."""
-    m = _PREFIX_RE.match(line)
-    if not m:
-        inline = _INLINE_RANK_RE.search(line, 0, 120)  # after a timestamp: "<time> [rank3]: ..."
-        return (int(inline.group(1)), line) if inline else (None, line)
-    digits = m.group(1) or m.group(2) or m.group(3)
-    rest = line[m.end() :]
-    if not line.startswith("[rank") and (inner := _GLOBAL_RANK_RE.match(rest)):
-        return int(inner.group(1)), rest[inner.end() :]
-    return int(digits), rest
-
-
-def rank_from_name(name: str) -> int | None:
-    """The rank a one-file-per-rank log's name carries (``rank3.log`` -> 3; torchrun's
-    ``attempt_0/3/stderr.log`` -> 3), or None."""
-    placed = torchrun_place(name)
-    if placed is not None:
-        return placed[0]
-    m = _NAME_RANK_RE.search(Path(name).name)
-    return int(m.group(1)) if m else None
-
-
-def torchrun_place(name: str) -> tuple[int, int] | None:
-    """``(local rank, attempt)`` of a file in torchrun's ``--log-dir`` layout
-    (``<log_dir>/<run_id>_<x>/attempt_<n>/<local_rank>/stdout.log|stderr.log|error.json``, also
-    gzipped), or None."""
-    m = _TORCHRUN_RE.search(name.replace("\\", "/"))
-    return (int(m.group(2)), int(m.group(1))) if m else None
 
 
 def error_file_view(log: LogInput) -> tuple[LogInput, float | None] | None:
@@ -179,43 +119,6 @@ def error_file_view(log: LogInput) -> tuple[LogInput, float | None] | None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime(when)) if when is not None else ""
     text = "".join(f"{stamp}{line}\n" for line in message.splitlines())
     return LogInput(log.name, text=text, strict=log.strict), when
-
-
-def parse_timestamp(line: str) -> float | None:
-    """Seconds since the epoch of the first wall-clock time in ``line`` (naive times read as UTC), or None."""
-    m = _CTIME_RE.match(line)
-    if m:
-        d, h, mi, s = (int(m.group(i)) for i in range(2, 6))
-        if not (1 <= d <= 31 and h < 24 and mi < 60 and s < 61):
-            return None
-        return float(calendar.timegm((int(m.group(6)), _MONTHS[m.group(1)], d, h, mi, s, 0, 0, 0)))
-    m = _ISO_RE.search(line)
-    if m:
-        y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
-        if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 61):
-            return None
-        frac = float("0." + m.group(7)) if m.group(7) else 0.0
-        t = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) + frac
-        tz = m.group(8)
-        if tz and tz != "Z":
-            sign = 1 if tz[0] == "+" else -1
-            digits = tz[1:].replace(":", "")
-            t -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-        return t
-    m = _SYSLOG_RE.match(line)
-    if m:
-        # syslog has no year: this year, which orders lines of one job correctly
-        year = time.gmtime().tm_year
-        mon = _MONTHS[m.group(1)]
-        d, h, mi, s = (int(m.group(i)) for i in range(2, 6))
-        return float(calendar.timegm((year, mon, d, h, mi, s, 0, 0, 0)))
-    return None
-
-
-def is_uptime_line(line: str) -> bool:
-    """True for a dmesg line stamped with seconds since boot (``[ 1234.567890] NVRM: Xid ...``):
-    it cannot be placed in wall-clock time."""
-    return _UPTIME_RE.match(line) is not None
 
 
 def head_time(log: LogInput) -> tuple[bool, float | None]:

@@ -81,6 +81,7 @@ def hold_db(db: Path) -> DbLock:
     gone with the process).  What a killed server's command and MCP sources left running is
     stopped, and this server's are marked the same way (the runner's ``SLEUTH_TRIAL_DIR``)."""
     from sleuth.lockfile import lock_file
+    from sleuth.model import DEFAULT_KILL_GRACE_S
     from sleuth.runner import reap_orphans
 
     path = db.with_name(db.name + ".lock")
@@ -88,7 +89,7 @@ def hold_db(db: Path) -> DbLock:
     busy, hint = "in use by another sleuth serve", "stop it first, or give another --db"
     fh = lock_file(path, f"--db {db}", busy, hint)
     sources = Path(os.path.abspath(db) + ".sources")
-    reap_orphans(sources)
+    reap_orphans(sources, DEFAULT_KILL_GRACE_S)
     os.environ["SLEUTH_TRIAL_DIR"] = str(sources / "serve")  # inherited by every source it starts
     return DbLock(fh, path, made)
 

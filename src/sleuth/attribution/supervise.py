@@ -15,12 +15,14 @@ process group and end supervision; what is left of the workload ``kill_grace_s``
 leader, or what the leader left running, such as the saver its trap started) is stopped: SIGTERM,
 then SIGKILL after another ``kill_grace_s``.  What a cycle's leader leaves running when it exits,
 and the whole workload when a multi-node job moves on without this node, are stopped the same way
-(SIGTERM, ``kill_grace_s``, SIGKILL).  The workload includes the processes that left its group
-(``setsid``, daemons): they carry the cycle's ``SLEUTH_TRIAL_DIR`` marker and, on Linux, this
-process is their subreaper (:mod:`sleuth.reaper`), so every stop above takes them too, and the
-next cycle starts only once what a cycle's stop killed has exited (waited for up to
-:data:`SETTLE_S`; a process freeing a GPU's memory takes its time).  The exit status is the
-workload's last (its leader's; 128+N for signal N).
+(SIGTERM, ``kill_grace_s``, SIGKILL), and so is what a killed (kill -9) supervisor left running,
+by the rerun on the same log dir before its first cycle (:func:`sleuth.runner.reap_orphans`).
+The workload includes the processes that left its group (``setsid``, daemons): they carry the
+cycle's ``SLEUTH_TRIAL_DIR`` marker and, on Linux, this process is their subreaper
+(:mod:`sleuth.reaper`), so every stop above takes them too, and the next cycle starts only once
+what a cycle's stop killed has exited (waited for up to :data:`SETTLE_S`; a process freeing a
+GPU's memory takes its time).  The exit status is the workload's last (its leader's; 128+N for
+signal N).
 
 Several nodes (``service`` + ``job_id`` + ``nodes``): every node posts its own logs for the cycle
 (the service dedupes); only the leader reads the decision and records the cycle's outcome on the
@@ -28,10 +30,10 @@ service; the others follow it.  While its workload runs, the leader watches for 
 by any node, and followers watch for the leader's outcome; either ends the local workload, so
 the whole job moves to the next cycle together.
 
-This module owns the cycles, the workload's process group and the signals, the policy applied to
-a decision (:meth:`Supervisor._decide`) and the take-up after a killed supervisor; how a decision
-is had (triggered, read, a late one dropped; the nodes' watch, the leader's outcome recorded and
-followed) is :mod:`._supervise_link`'s.
+This module owns the cycles, the workload's process group and the signals, and the take-up after a
+killed supervisor; how a decision is had (triggered, read, a late one dropped; the nodes' watch, the
+leader's outcome recorded and followed) is :mod:`._supervise_link`'s, and what it becomes (shadow or
+enforce, the restart budget, cycles without progress) :mod:`._supervise_policy`'s.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -51,10 +53,11 @@ from typing import IO, Any
 from sleuth import hangup
 from sleuth.attribution._cycles import resume_state
 from sleuth.attribution._supervise_link import AttributionLink, Pending
+from sleuth.attribution._supervise_policy import CycleOutcome, apply_policy
 from sleuth.attribution.analyze import Attributor
-from sleuth.attribution.decide import CycleRecord, effective_action
+from sleuth.attribution.decide import CycleRecord
 from sleuth.attribution.logs import LogInput
-from sleuth.attribution.model import Action, Mode
+from sleuth.attribution.model import Mode
 from sleuth.errors import UsageError
 from sleuth.runner import ProcessGroup, reap_orphans, spawn_group
 from sleuth.secrets import Secrets
@@ -90,31 +93,6 @@ class SuperviseConfig:
     kill_grace_s: float = 5.0
     #: how long a follower waits for the leader's outcome beyond the decision timeout
     follow_margin_s: float = 30.0
-
-
-@dataclass(slots=True)
-class CycleOutcome:
-    """How one cycle ended and what was decided."""
-
-    cycle: int
-    rc: int | None
-    signal: int | None
-    failed_here: bool
-    outcome: str  # done | restart | stop | signalled
-    reason: str
-    decided_by: str = ""
-    attribution: dict[str, Any] | None = None
-    progress: bool | None = None
-    started: float = 0.0
-    ended: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def status(self) -> int:
-        """The workload's exit status as a shell reports it."""
-        if self.rc is not None:
-            return self.rc
-        return 128 + (self.signal or 0)
 
 
 class Supervisor:
@@ -237,38 +215,14 @@ class Supervisor:
 
     def _decide(self, cycle: int, pending: Pending | None, progress: bool | None) -> CycleOutcome:
         report, why = self.link.read_decision(cycle, pending)
-        restarts_left = self.c.max_restarts - self.restarts_used
-        out = CycleOutcome(cycle=cycle, rc=None, signal=None, failed_here=True, outcome="restart", reason="")
-        out.attribution = report
-        stalled = 0
-        if progress is False:
-            stalled = 1
-            for rec in reversed(self.history):
-                if rec.progress is not False:
-                    break
-                stalled += 1
         if report is None:
-            out.reason, out.decided_by = f"{why}: RESTART (safe default)", "default"
             self.link.watch_late(cycle, pending)
-            action = Action.RESTART
-        else:
-            d = report.get("decision") or {}
-            action = Action(d.get("action", "UNKNOWN"))
-            out.decided_by = str(d.get("decided_by", ""))
-            out.reason = str(d.get("reason", ""))
-        if effective_action(action, self.c.mode) is Action.STOP:
-            out.outcome = "stop"
-        elif action is Action.STOP and "shadow mode" not in out.reason:
-            out.reason += " [shadow mode: STOP recorded, restarting anyway]"
-        if out.outcome != "stop" and restarts_left <= 0:
-            out.outcome, out.reason = "stop", f"restart budget exhausted ({self.c.max_restarts} restarts)"
-            out.decided_by = "budget"
-        limit = self.c.max_no_progress_cycles
-        if out.outcome != "stop" and limit and stalled >= limit:
-            out.outcome, out.reason = "stop", f"{stalled} cycles in a row without progress (limit {limit})"
-            out.decided_by = "no-progress"
-        root = ((report or {}).get("root") or {}).get("signature")
-        self.history.append(CycleRecord(cycle=cycle, root=root, progress=progress, action=action))
+        out, record = apply_policy(
+            cycle, report, why, progress=progress, history=self.history, mode=self.c.mode,
+            restarts_left=self.c.max_restarts - self.restarts_used, max_restarts=self.c.max_restarts,
+            max_no_progress_cycles=self.c.max_no_progress_cycles,
+        )  # fmt: skip
+        self.history.append(record)
         return out
 
     # --- the loop --------------------------------------------------------------------------------
@@ -318,8 +272,9 @@ class Supervisor:
         )
 
     def _take_up(self) -> int:
-        """Stop what a killed supervisor left running; the first cycle number of this run."""
-        killed = reap_orphans(self.c.log_dir)
+        """Stop what a killed supervisor left running (SIGTERM, ``kill_grace_s``, SIGKILL, then waited
+        for: a trap's checkpoint save gets its grace); the first cycle number of this run."""
+        killed = reap_orphans(self.c.log_dir, self.c.kill_grace_s)
         state = resume_state(self.cycles_path)
         for cycle in state.lost:
             self._append(

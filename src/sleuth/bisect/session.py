@@ -231,12 +231,15 @@ def reopen(
     from sleuth.bisect.candidates import source_from_config
     from sleuth.bisect.secrecy import restore_labels
     from sleuth.journal import RunDir
+    from sleuth.model import DEFAULT_KILL_GRACE_S
     from sleuth.runner import reap_orphans
 
     journaled = next((e["labels"] for e in events if e["event"] == "candidates"), None)
     labels = restore_labels(path, start, journaled)  # before the run dir is touched
     rd = RunDir.open(path)
-    reaped = reap_orphans(rd.path)  # tests a killed sleuth left running would run twice
+    # tests a killed sleuth left running would run twice; they get the grace the run was given
+    grace = start["flags"].get("kill_grace")
+    reaped = reap_orphans(rd.path, float(grace) if isinstance(grace, int | float) else DEFAULT_KILL_GRACE_S)
     if reaped:
         rd.journal.append("reaped", process_groups=reaped)
     tests = [e for e in events if e["event"] == "test"]

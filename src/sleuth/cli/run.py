@@ -162,7 +162,7 @@ def _resume(ctx: click.Context, kw: dict[str, Any]) -> int:
         run_dir = RunDir.open(path)
         if run_dir.journal.path.stat().st_size != state.index.scanned:  # appended to since we read it
             config, state, secrets = batch.load_resume(path)
-        reaped = reap_orphans(run_dir.path)  # trials a killed sleuth left running would run twice
+        reaped = reap_orphans(run_dir.path, config.kill_grace_s)  # a killed run's trials, its grace
         if reaped:
             run_dir.journal.append("reaped", process_groups=reaped)
         adopted, cleared = batch.adopt_and_clean(run_dir, config, state)

@@ -108,7 +108,8 @@ def resume(
     backend = make_backend(choice, jobs, gpus)
     with closed_on_error(backend):
         run_dir = RunDir.open(r.path)
-    reaped = reap_orphans(run_dir.path)  # trials a killed sleuth left running would run twice
+    # trials a killed sleuth left running would run twice; they get the grace the recipe kept
+    reaped = reap_orphans(run_dir.path, plan.recipe.workload.kill_grace_s)
     if reaped:
         run_dir.journal.append("reaped", process_groups=reaped)
     run_dir.journal.append("resume", jobs=jobs, gpus=list(gpus))

@@ -110,6 +110,7 @@ def resume(
 
     A run that has finished is reported as it is (``Result.already_finished``): nothing runs.
     """
+    from sleuth.model import DEFAULT_KILL_GRACE_S
     from sleuth.runner import reap_orphans
 
     if not (path / CONFIG_FILE).is_file():
@@ -126,7 +127,8 @@ def resume(
         return Result(doc=done, exit_code=exit_code(done["status"]), run_dir=path, already_finished=True)
     run_dir = RunDir.open(path)
     try:
-        reap_orphans(path)
+        grace = config.get("kill_grace")  # checked by read_config; absent in a run dir from before
+        reap_orphans(path, DEFAULT_KILL_GRACE_S if grace is None else float(grace))
         if config.get("hidden_config"):  # scrubbed in reduce.json (the pass at the end scrubs it too)
             config.update(json.loads(kept_secrets(path, [CONFIG_KEY]).values[CONFIG_KEY]))
         spec_path = Path(config["spec"]) if config.get("spec") else None
