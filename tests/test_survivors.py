@@ -195,3 +195,29 @@ def test_a_process_group_with_a_trial_dir_stops_its_escapees_and_waits_for_them(
         assert _survivors(pids, tdir) == []
     finally:
         group.kill_group()
+
+
+def test_a_second_stop_keeps_the_first_ones_deadline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sleuth's exit after a second Ctrl-C (which cut the first stop's wait) stops the same trials
+    again: it must not give them the whole grace once more, only what is left of the first one's."""
+    spec = _spec("ignores-term", tmp_path / "pids", "hang", kill_grace_s=60.0)
+    box: dict[str, object] = {}
+    t = threading.Thread(target=lambda: box.update(r=run_trial(spec, tmp_path / "t")))
+    t.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not _pids(tmp_path / "pids"):
+        time.sleep(0.02)
+    graces: list[float] = []
+    real_stop = reaper.stop
+    monkeypatch.setattr(reaper, "stop", lambda pids, markers, grace, **kw: graces.append(grace))
+    try:
+        assert runner.kill_all() == 1  # the first stop: its wait "cut" (the spy returns at once)
+        time.sleep(0.3)
+        assert runner.kill_all() == 1  # the exit's stop of the same trial
+        assert graces[0] == pytest.approx(60.0) and graces[1] <= 60.0 - 0.3, graces
+    finally:
+        monkeypatch.setattr(reaper, "stop", real_stop)
+        runner.kill_all(grace_s=0.5)
+        t.join(30)
+        runner.reset_cancel()
+    assert _survivors(_pids(tmp_path / "pids"), tmp_path / "t") == []

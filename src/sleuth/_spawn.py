@@ -272,14 +272,18 @@ def kill_all(grace_s: float | None = None) -> int:
         return 0
     grace = grace_s if grace_s is not None else max(lv.grace_s for lv in lives)
     at_once([(cleanup_once, lv) for lv in lives if lv.cleanup is not None])  # containers first: at once
-    stop_by = time.monotonic() + grace
-    for lv in lives:  # their owners, seeing them exit, leave what is left to this stop (Live.stop_by)
-        if lv.stop_by is None:
-            lv.stop_by = stop_by
+    now = time.monotonic()
+    # their owners, seeing them exit, leave what is left to this stop (Live.stop_by); a second stop
+    # (sleuth's exit after a second Ctrl-C cut the first one's wait) keeps the first's deadline for
+    # what the first was stopping: the grace is not given again (a shorter ``grace_s`` shortens it)
+    by = [lv.stop_by if lv.stop_by is not None and lv.stop_by < now + grace else now + grace for lv in lives]
+    for lv, stop_by in zip(lives, by, strict=True):
+        lv.stop_by = stop_by
+    left = max(0.0, max(by) - now)
     reaper.stop(
         [lv.proc.pid for lv in lives],
         [lv.marker for lv in lives if lv.marker is not None],
-        grace,
+        left,
         owned=owned,
         reap_allowed=no_spawn_in_flight,
         # the leaders are reaped by their owners (a waiting thread, the trial loop); "exited" is enough
