@@ -123,11 +123,19 @@ def uv_seen() -> list[tuple[bytes, int | None]]:
 
 
 @pytest.fixture
-def private_index(tmp_path: Path, uv_seen: list[tuple[bytes, int | None]]) -> Iterator[str]:
+def index_password() -> str:
+    """The password :func:`private_index` asks for (a test may parametrize another)."""
+    return URL_PASSWORD
+
+
+@pytest.fixture
+def private_index(
+    tmp_path: Path, uv_seen: list[tuple[bytes, int | None]], index_password: str
+) -> Iterator[str]:
     """A wheel URL that answers only with the right credentials (401 otherwise); each request
     records the ``uv pip install`` waiting for the answer in ``uv_seen``."""
     whl = _wheel(tmp_path)
-    want = "Basic " + base64.b64encode(f"alice:{URL_PASSWORD}".encode()).decode()
+    want = "Basic " + base64.b64encode(f"alice:{index_password}".encode()).decode()
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self, body: bool) -> None:
@@ -157,7 +165,7 @@ def private_index(tmp_path: Path, uv_seen: list[tuple[bytes, int | None]]) -> It
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://alice:{URL_PASSWORD}@127.0.0.1:{server.server_address[1]}/{whl.name}"
+        yield f"http://alice:{index_password}@127.0.0.1:{server.server_address[1]}/{whl.name}"
     finally:
         server.shutdown()
         server.server_close()
@@ -213,6 +221,40 @@ def test_with_credentials_stay_out_of_uvs_argv(
         assert mode == 0o600  # the pin with the credentials: in a file only its owner reads
     # that file is gone once uv is done, and the cached venv's record hides the credentials
     assert not [p for p in cache.rglob("*") if p.is_file() and URL_PASSWORD.encode() in p.read_bytes()]
+
+
+def test_a_with_requirement_may_name_a_variable_that_uv_expands(
+    sleuth, private_index: str, uv_seen: list[tuple[bytes, int | None]], tmp_path: Path
+) -> None:
+    """uv expands ``${NAME}`` in a requirement, on its command line and in a requirements file alike
+    (the 0600 file a pin with credentials goes to changes nothing): the password then reaches neither
+    sleuth's argv nor uv's, nor the run dir."""
+    pin = f"tinypkg @ {private_index}".replace(URL_PASSWORD, "${SLEUTH_TEST_INDEX_PW}")
+    check = "import tinypkg; assert tinypkg.VALUE == 42"
+    res = sleuth("run", "-n", "1", "--json", "--environment", "venv", "--with", pin, "--", "python", "-c", check,
+                 env={"SLEUTH_TEST_INDEX_PW": URL_PASSWORD, "SLEUTH_CACHE": str(tmp_path / "c1")})  # fmt: skip
+    assert res.rc == 0, res.stdout + res.stderr  # the wheel answers only with the expanded password
+    assert uv_seen and not [argv for argv, _mode in uv_seen if URL_PASSWORD.encode() in argv]
+    assert_no_secret(URL_PASSWORD, res.stdout, res.stderr, roots=[tmp_path / "runs", tmp_path / "c1"])
+
+
+@pytest.mark.parametrize("index_password", ["pw${SLEUTH_TEST_NOT_IT}9"])
+def test_a_literal_dollar_brace_in_a_with_requirement_is_written_as_percent_24(
+    sleuth, private_index: str, tmp_path: Path
+) -> None:
+    """A password that holds ``${`` itself: uv would expand it (here to another value: 401), so it
+    is written ``%24{``, which uv decodes back to ``$`` in the credentials it sends (docs/environments.md)."""
+    check = "import tinypkg; assert tinypkg.VALUE == 42"
+    env = {"SLEUTH_TEST_NOT_IT": "other"}
+    run = ("run", "-n", "1", "--environment", "venv", "--with")
+    raw = sleuth(*run, f"tinypkg @ {private_index}", "--", "python", "-c", check,
+                 env={**env, "SLEUTH_CACHE": str(tmp_path / "c1")})  # fmt: skip
+    assert raw.rc == 4 and "401" in raw.stderr, raw.stdout + raw.stderr  # expanded: the wrong password
+    escaped = f"tinypkg @ {private_index}".replace("${", "%24{")
+    res = sleuth(
+        *run, escaped, "--", "python", "-c", check, env={**env, "SLEUTH_CACHE": str(tmp_path / "c2")}
+    )
+    assert res.rc == 0, res.stdout + res.stderr
 
 
 def test_a_constraints_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:

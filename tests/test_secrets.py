@@ -268,6 +268,40 @@ def test_a_40_hex_word_without_a_key_context_stays(text: str) -> None:
     assert scrub_text(text) == text
 
 
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # AWS's documented example secret access key
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        AWS_SECRET,
+        f"boto3.client('s3', None, None, 'AKIAIOSFODNN7EXAMPLE', '{AWS_SECRET}')",  # positional, in a traceback
+        f"alice,,AKIAIOSFODNN7EXAMPLE,{AWS_SECRET}",  # a credentials CSV
+        "signing with je7MtGbClwBF+2Zp9Utk/h3yCo8nvbEXAMPLEKEY failed",
+    ],
+)
+def test_a_bare_aws_secret_key_is_hidden(text: str) -> None:
+    """A 40-character AWS secret key alone in a text: whole values and secret-named assignments were
+    hidden, the key by itself (a traceback's arguments, a CSV) was not."""
+    out = scrub_text(text)
+    assert out.count(REDACTED) >= 1 and "EXAMPLEKEY" not in out, out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"first bad commit {KEY.replace('0123', '3f2a')}",  # a git commit id: 40 hex digits
+        f"HEAD is now at {KEY.upper()}",  # in capitals
+        "tests/test_conv.py::Conv2dBackwardKernel3x3Float16Tensor4Abc FAILED",  # a CamelCase name
+        f"sha {AWS_SECRET}Z and {AWS_SECRET[:39]}",  # 41 and 39 characters
+        f"blob {'Zq4/' * 30}",  # the middle of a longer base64 run
+        "src/sleuth/x/Conv2dBackwardKernel3x3Float16.py",  # a path's file
+    ],
+)
+def test_a_40_character_word_that_is_no_key_stays(text: str) -> None:
+    assert scrub_text(text) == text
+
+
 def test_sleuths_own_command_line_hides_each_secret_pair_and_keeps_the_harmless_ones() -> None:
     """``--env NAME=VALUE``, ``--env=NAME=VALUE`` and a bare ``NAME=VALUE`` are judged by the name's
     words and the value's shape; a name given twice hides both values (a dict of the pairs kept the

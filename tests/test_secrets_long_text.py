@@ -21,3 +21,12 @@ def test_a_long_run_of_letters_is_scrubbed_in_linear_time(blob: str) -> None:
 def test_the_scheme_of_a_url_is_kept() -> None:
     assert scrub_text("see https://u:secretpw@example.com/a") == f"see https://{REDACTED}@example.com/a"
     assert scrub_text("x=git+https://u:p@h") == f"x=git+https://{REDACTED}@h"
+
+
+@pytest.mark.timeout(60)
+def test_a_long_base64_run_is_scrubbed_in_linear_time() -> None:
+    """The bare AWS-key pattern finds a word's start by its lookbehind: a megabyte of base64 is tried
+    once, not from each of its characters."""
+    blob = "Zq4/" * 250_000
+    key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    assert scrub_text(f"{blob} {key} {blob}") == f"{blob} {REDACTED} {blob}"

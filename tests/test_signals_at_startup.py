@@ -62,14 +62,16 @@ def test_a_signal_while_sleuth_starts_is_an_interrupt(
     assert not Path(sleuth_env["SLEUTH_OUTPUT"]).exists() and not any(work.iterdir())
 
 
-def test_a_ctrl_c_held_blocked_by_the_parent_lands_as_sleuth_starts(
-    tmp_path: Path, sleuth_env: dict[str, str]
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_held_blocked_by_the_parent_lands_as_sleuth_starts(
+    tmp_path: Path, sleuth_env: dict[str, str], sig: str
 ) -> None:
-    """A parent that blocked SIGINT and got a Ctrl-C: it waits in sleuth's inherited mask until sleuth
-    unblocks it (:func:`sleuth.cli._undo_inherited_signals`), before its handlers are in place; that
-    printed the traceback of ``pthread_sigmask``."""
-    with sleuth_proc(["run", "--trials", "1", "--", "true"], sleuth_env, tmp_path, block=["SIGINT"],
-                     pending=["SIGINT"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:  # fmt: skip
+    """A parent that blocked the signal and got it (a Ctrl-C, a ``kill``, the terminal closed): it
+    waits in sleuth's inherited mask until sleuth unblocks it (:func:`sleuth.cli._undo_inherited_signals`).
+    A Ctrl-C there printed the traceback of ``pthread_sigmask``; SIGTERM and SIGHUP, unblocked before
+    sleuth's handlers were in place, ended it by the signal (143, 129), not as an interrupt."""
+    with sleuth_proc(["run", "--trials", "1", "--", "true"], sleuth_env, tmp_path, block=[sig],
+                     pending=[sig], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:  # fmt: skip
         out, err = proc.communicate(timeout=120)
     assert (proc.returncode, err, out) == (130, "interrupted\n", ""), err
     assert not Path(sleuth_env["SLEUTH_OUTPUT"]).exists()

@@ -4,7 +4,8 @@ Import it from :mod:`sleuth.secrets` (the one redaction rule), which re-exports 
 (a tail, a log line, an argv printed, a config dump), :func:`scrub_text` hides the secret values it
 is given, then what the text itself says is secret: URL credentials, HTTP credentials, the values of
 secret-named assignments and flags (``password=...``, ``"api_key": "..."``, ``--password ...``, an
-INI's ``key = ...``, a YAML's ``db_password: ...``), W&B keys in their context and token-shaped words.
+INI's ``key = ...``, a YAML's ``db_password: ...``), W&B keys in their context, token-shaped words
+and bare AWS secret keys (never a git commit id: 40 hex digits stay).
 
 Invariants: it runs in linear time over any text (bounded keys and schemes, matched from a word's
 start: a log line may be a megabyte of base64), and the slower patterns run only over a text that
@@ -87,6 +88,33 @@ _WANDB_KEY_RE = re.compile(
 )
 
 
+#: an AWS secret access key alone in a text (a call's positional arguments in a traceback, a
+#: credentials CSV): a whole word of exactly 40 characters of base64's alphabet (not the middle of a
+#: longer blob, a path's ``.py``, a snake_case name), judged by :func:`_hide_aws_secret`.  A word's
+#: start is found by the lookbehind alone, so a run of a million such characters costs linear time.
+_AWS_SECRET_RE = re.compile(r"(?<![A-Za-z0-9+/=_.-])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/=_.-])")
+_NON_HEX_LETTER_RE = re.compile(r"[g-zG-Z]")
+#: a run of lowercase letters that reads as part of a word: four of them make a name, not a key
+_WORDISH_RE = re.compile(r"[a-z]{4,}")
+
+
+def _hide_aws_secret(m: re.Match[str]) -> str:
+    """The 40-character word hidden when it is mixed case with a digit and a letter past ``f`` (a
+    git commit id, 40 hex digits in one case, stays), unless it reads as words: a CamelCase name
+    of four or more of them (``Conv2dBackwardKernel3x3Float16Tensor4Abc``) stays; one random key
+    in about 1,400 reads so."""
+    w = m[0]
+    if (
+        any(c.isupper() for c in w)
+        and any(c.islower() for c in w)
+        and any(c.isdigit() for c in w)
+        and _NON_HEX_LETTER_RE.search(w)
+        and len(_WORDISH_RE.findall(w)) < 4
+    ):
+        return REDACTED
+    return w
+
+
 def _hide_assignment(m: re.Match[str]) -> str:
     """The assignment with its value hidden; a ``token``/``key`` value only when it looks like one
     (8+ characters, not a number: ``token=42`` is a token id in a model's log)."""
@@ -111,7 +139,8 @@ def scrub_text(text: str, values: tuple[str, ...] = ()) -> str:
     (``Authorization: Basic ...``, ``Bearer ...``), the values of secret-named assignments and flags
     (``password=...``, ``"api_key": "..."``, ``--password ...``, an INI's ``aws_secret_access_key =
     ...``, a YAML's ``db_password: ...``), W&B keys in their context (``wandb
-    login KEY``, a netrc's ``password KEY``) and token-shaped words hidden."""
+    login KEY``, a netrc's ``password KEY``), token-shaped words and bare AWS secret keys (40
+    characters of base64, mixed case; a 40-hex commit id stays) hidden."""
     for v in values:
         if v:
             text = text.replace(v, REDACTED)
@@ -132,4 +161,6 @@ def scrub_text(text: str, values: tuple[str, ...] = ()) -> str:
         text = _FLAG_RE.sub(_hide_assignment, text)
     if "wandb" in low or "password" in low:
         text = _WANDB_KEY_RE.sub(lambda m: m["ctx"] + REDACTED, text)
+    if len(text) >= 40:
+        text = _AWS_SECRET_RE.sub(_hide_aws_secret, text)
     return _TOKEN_WORD_RE.sub(REDACTED, text)

@@ -19,7 +19,11 @@ serve both verbs.
 
 ``entry`` runs through a tiny stdlib-only launcher (``python -c``): a fresh interpreter for every
 trial, so a mitigation's variables (``NVIDIA_TF32_OVERRIDE``, ``XLA_FLAGS``...) are in place before
-the workload imports anything.  The function gets the parameters as keyword arguments and may
+the workload imports anything.  The launcher gets the parameters in its environment
+(:data:`PARAMS_VAR`, JSON), never on its command line, which any user of the machine may read
+(``ps``, ``/proc/PID/cmdline``; a process's environment only its own user): a parameter may be a
+token.  It takes the variable out before it calls the function, so the workload's children do not
+inherit it.  The function gets the parameters as keyword arguments and may
 return an exit code, or a mapping that reports for itself: ``{"failed": bool, "signature": str,
 "step_times": [float, ...]}``; the launcher writes the step times to
 ``$SLEUTH_TRIAL_DIR/metrics.json`` (metric ``step_time``) and the verdict to
@@ -45,6 +49,7 @@ from sleuth.model import Outcome, TrialResult
 __all__ = [
     "ENTRY_POINT_WORKLOADS",
     "LAUNCHER",
+    "PARAMS_VAR",
     "REPORTED_VERDICT",
     "VERDICT_FILE",
     "NamedWorkload",
@@ -63,11 +68,18 @@ REPORTED_VERDICT = "sleuth.workloads:reported_verdict"
 #: ``module:Class`` or ``path/file.py:Class`` (anything else is an entry-point name or a command)
 _REF = re.compile(r"\A(?:[A-Za-z_][\w.]*|\S+\.py):[A-Za-z_]\w*\Z")
 
-#: runs ``module:function`` with JSON parameters in a fresh interpreter; stdlib only, so it runs in
-#: a venv or an image that lacks sleuth (the module is then loaded from its file, when it exists)
+#: the variable that carries the launcher's parameters (JSON): off its command line
+PARAMS_VAR = "SLEUTH_WORKLOAD_PARAMS"
+#: runs ``module:function`` with the JSON parameters of :data:`PARAMS_VAR` in a fresh interpreter;
+#: stdlib only, so it runs in a venv or an image that lacks sleuth (the module is then loaded from
+#: its file, when it exists)
 LAUNCHER = """\
 import importlib, importlib.util, json, os, sys
-ref, params, path = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+ref, path = sys.argv[1], sys.argv[2]
+raw = os.environ.pop("SLEUTH_WORKLOAD_PARAMS", None)
+if raw is None:
+    sys.exit("sleuth's launcher: $SLEUTH_WORKLOAD_PARAMS (the parameters of %s) is not set" % ref)
+params = json.loads(raw)
 mod, _, fn = ref.rpartition(":")
 try:
     m = importlib.import_module(mod)
@@ -268,20 +280,24 @@ class NamedWorkload:
         path = inspect.getsourcefile(entry) or ""
         return f"{entry.__module__}:{entry.__qualname__}", path
 
-    def argv(self, params: Mapping[str, Any], *, python: str | None = None) -> list[str] | str:
-        """The command for ``params``: ``command(params)``, else ``entry`` through :data:`LAUNCHER`
-        (run by ``python``, default this interpreter), else the ``workload.command`` section."""
+    def launch(
+        self, params: Mapping[str, Any], *, python: str | None = None
+    ) -> tuple[list[str] | str, dict[str, str]]:
+        """The command for ``params`` and the variables it needs: ``command(params)``, else ``entry``
+        through :data:`LAUNCHER` (run by ``python``, default this interpreter) with the parameters
+        in :data:`PARAMS_VAR`, else the ``workload.command`` section."""
         build = getattr(self.obj, "command", None)
         cmd = build(dict(params)) if callable(build) else None
         if cmd is not None:
-            return _checked_command(cmd, self.ref)
+            return _checked_command(cmd, self.ref), {}
         entry = self.entry_ref()
         if entry is not None:
             ref, path = entry
-            return [python or sys.executable, "-c", LAUNCHER, ref, json.dumps(dict(params)), path]
+            argv = [python or sys.executable, "-c", LAUNCHER, ref, path]
+            return argv, {PARAMS_VAR: json.dumps(dict(params))}
         section = self.section("workload")
         if isinstance(section, Mapping) and section.get("command"):
-            return _checked_command(section["command"], self.ref)
+            return _checked_command(section["command"], self.ref), {}
         raise ConfigError(
             f"workload {self.ref}: gives no command",
             hint="define entry = 'module:function', a command(params) method, or workload = {command: [...]}",

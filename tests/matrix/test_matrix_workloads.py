@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from sleuth.workloads import PARAMS_VAR
 from tests.matrix.conftest import CELLWORK
 from tests.matrix.test_matrix_cli import one_line_error
 
@@ -308,13 +309,66 @@ def test_the_launcher_runs_a_module_file_the_interpreter_cannot_import(tmp_path:
                    "    print('go', n, SEEN)\n    return {'failed': n > 2, 'signature': 'too many', 'step_times': [n]}\n")  # fmt: skip
     trial = tmp_path / "trial"
     trial.mkdir()
-    env = {**os.environ, "SLEUTH_TRIAL_DIR": str(trial), "KNOB": "on"}
-    argv = [sys.executable, "-c", LAUNCHER, "ghostpkg.wl:go", json.dumps({"n": 3}), str(mod)]
+    env = {**os.environ, "SLEUTH_TRIAL_DIR": str(trial), "KNOB": "on", PARAMS_VAR: json.dumps({"n": 3})}
+    argv = [sys.executable, "-c", LAUNCHER, "ghostpkg.wl:go", str(mod)]
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path / "trial", timeout=60)
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout.strip() == "go 3 on"
     assert "workload failed: too many" in proc.stderr
     assert json.loads((trial / "verdict.json").read_text()) == {"outcome": "fail", "signature": "too many"}
     assert json.loads((trial / "metrics.json").read_text()) == {"step_time": [3.0]}
-    missing = subprocess.run([*argv[:5], ""], capture_output=True, text=True, env=env, timeout=60)
+    missing = subprocess.run([*argv[:4], ""], capture_output=True, text=True, env=env, timeout=60)
     assert missing.returncode == 1 and "ModuleNotFoundError" in missing.stderr
+    del env[PARAMS_VAR]  # never run with the function's own defaults instead of the plan's
+    unset = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+    assert (unset.returncode, unset.stdout) == (1, "")
+    assert unset.stderr == f"sleuth's launcher: ${PARAMS_VAR} (the parameters of ghostpkg.wl:go) is not set\n"
+
+
+SECRET_PLUGIN = """
+import json, os, subprocess, sys
+from sleuth.workloads import Workload
+
+def run(token="", steps=1):
+    with open("/proc/self/cmdline", "rb") as fh:  # what ps shows every user of the machine
+        cmdline = fh.read()
+    child = subprocess.run([sys.executable, "-c", "import os; print(sorted(os.environ))"],
+                           capture_output=True, text=True, check=True).stdout
+    seen = {"token": token, "steps": steps, "in_cmdline": token.encode() in cmdline,
+            "child_env_names": child}
+    with open(os.path.join(os.environ["SLEUTH_TRIAL_DIR"], "seen.json"), "w") as fh:
+        json.dump(seen, fh)
+    return 0
+
+class Secret(Workload):
+    name = "secretwl"
+    params = {"token": "", "steps": 1}
+    entry = run
+"""
+
+
+def test_a_plugins_parameters_stay_off_the_launchers_command_line(
+    sleuth: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Any user may read a process's argv (``ps``, ``/proc/PID/cmdline``): a parameter may be a token.
+    It reached the launcher as JSON in its argv; now the launcher reads it from its environment
+    (readable by its own user only) and takes it out before calling the workload."""
+    token = "ghp_" + "Zq4" * 12
+    plug = tmp_path / "secretwl.py"
+    plug.write_text(SECRET_PLUGIN)
+    data = {
+        "schema_version": 1,
+        "workload": {"plugin": f"{plug}:Secret", "token": token},
+        "trials": 1,
+        "cells": [{"name": "baseline"}, {"name": "longer", "steps": 4}],
+    }
+    res = sleuth("matrix", "--recipe", write(tmp_path, data), "--json")
+    assert res.rc == 3, res.stderr  # inconclusive: nothing fails, there is nothing to mitigate
+    doc = res.json()
+    assert [c["counts"]["pass"] for c in doc["cells"]] == [1, 1]
+    for cell, steps in (("baseline", 1), ("longer", 4)):
+        seen = json.loads((Path(doc["run_dir"]) / f"cells/{cell}/trials/0001/seen.json").read_text())
+        assert (seen["token"], seen["steps"]) == (token, steps)  # the workload still gets its parameters
+        assert seen["in_cmdline"] is False  # was: True
+        assert PARAMS_VAR not in seen["child_env_names"]  # the workload's own children do not inherit it
+        assert token not in json.dumps(doc["cells"])  # nor does the command matrix.json shows hold it

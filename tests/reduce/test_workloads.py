@@ -57,3 +57,39 @@ def test_unknown_workload_is_one_line(cli, tmp_path: Path) -> None:
     assert res.returncode == 2 and "nope" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     both = cli("reduce", "--workload", "nope", "--spec", "x.yaml")
     assert both.returncode == 2 and "one of them" in both.stderr
+
+
+LAUNCHED = """
+import os
+from sleuth.reduce.spec import EnvSetAxis
+from sleuth.workloads import Workload
+
+TOKEN = {token!r}
+
+def go(token=""):
+    with open("/proc/self/cmdline", "rb") as fh:  # what ps shows every user of the machine
+        hidden = token.encode() not in fh.read()
+    if token == TOKEN and hidden and os.environ.get("NEED") == "1":
+        print("boom", flush=True)
+        return 1
+    return 0
+
+class Launched(Workload):
+    name = "launched"
+    params = {{"token": TOKEN}}
+    entry = go
+    env = {{"NEED": "1", "NOISE": "1", "MORE": "2"}}
+    oracle = {{"kind": "signature"}}
+    budget = {{"baseline_trials": 1}}
+    axes = [EnvSetAxis(name="ENVS", kind="env_set")]
+"""
+
+
+def test_an_entry_workload_gets_its_parameters_off_the_command_line(cli, tmp_path: Path) -> None:
+    """An ``entry`` workload's parameters reach the launcher in its environment, not its argv (which
+    ``ps`` shows every user); an env_set axis never drops that variable (the command needs it)."""
+    token = "ghp_" + "Rk8" * 12
+    (tmp_path / "launchedwl.py").write_text(LAUNCHED.format(token=token))
+    res = cli("reduce", "--workload", "launchedwl:Launched", "--json")
+    assert res.returncode == 0, res.stderr[-2000:]  # was: the token in the argv, no failure to reduce
+    assert doc(res)["final"]["axes"] == {"ENVS": ["NEED"]}

@@ -259,18 +259,19 @@ def _start() -> None:
     """The program's own state, before the verb: its standard streams, the signal state it inherited,
     its output readers watched, SIGTERM and SIGHUP taken as an interrupt."""
     _fill_closed_std_fds()
-    _undo_inherited_signals()
-    hangup.remember()
-    # a reader of stdout or stderr that goes away (`| head -2`) stops every verb as a Ctrl-C does
-    hangup.guard()
-    hangup.watch()
+    hangup.remember()  # before SIGHUP's handler, which reads it
     for sig, handler in ((signal.SIGTERM, raise_interrupt), (signal.SIGHUP, hang_up)):
         if signal.getsignal(sig) is signal.SIG_DFL:
             # SIGTERM (a CI cancel, `timeout`, a scheduler) and SIGHUP (the terminal closed) stop every
             # verb as Ctrl-C does: its children (tools, trials, probes) are stopped and files are
             # whole; by default Python would just die, leaving them running in their own sessions.
-            # Ignored (nohup) stays ignored.  A verb may install its own handler inside.
+            # Ignored (nohup) stays ignored.  A verb may install its own handler inside.  Before the
+            # unblock: one the parent held blocked lands there, and is an interrupt too (was: 143)
             signal.signal(sig, handler)
+    _undo_inherited_signals()
+    # a reader of stdout or stderr that goes away (`| head -2`) stops every verb as a Ctrl-C does
+    hangup.guard()
+    hangup.watch()
 
 
 def _main(args: list[str]) -> int:

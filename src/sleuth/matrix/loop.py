@@ -315,7 +315,7 @@ def _spec(
     plan: MatrixPlan, cell: CellPlan, index: int, ready: envs.ReadyEnvironment, trial_dir: Path
 ) -> TrialSpec:
     workload = plan.recipe.workload
-    cell_env = {**workload.env, **cell.env, "SLEUTH_CELL": cell.name}
+    cell_env = {**workload.env, **cell.env, **cell.launch_env, "SLEUTH_CELL": cell.name}
     if cell.steps is not None:
         cell_env["SLEUTH_STEPS"] = str(cell.steps)
     spec = TrialSpec(

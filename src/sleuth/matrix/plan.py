@@ -69,6 +69,8 @@ class CellPlan:
     steps: int | None = None
     #: the command this cell runs (``{STEPS}`` replaced; a plugin's built for this cell)
     argv: tuple[str, ...] = ()
+    #: the variables the command needs (a plugin's parameters for its launcher: off its argv)
+    launch_env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -153,6 +153,7 @@ def _cell_plan(
         trials=spec.trials or recipe.trials,
         steps=steps,
         argv=work.argv(steps, environment.kind, where),
+        launch_env=work.launch_env(steps),
     )
 
 

@@ -52,16 +52,24 @@ class Workload:
             steps = value if isinstance(value, int) and not isinstance(value, bool) else None
         return steps
 
-    def _template(self, steps: int | None, env_kind: str = "host") -> list[str] | str:
+    def _launch(self, steps: int | None, env_kind: str = "host") -> tuple[list[str] | str, dict[str, str]]:
         if self.named is None:
             cmd = self.recipe.workload.command
             assert cmd is not None  # one of command/plugin, checked by the model
-            return cmd
+            return cmd, {}
         params = dict(self.recipe.workload.params)
         if steps is not None and "steps" in params:
             params["steps"] = steps
         python = "python" if env_kind in _OWN_PYTHON and self.named.launches() else None
-        return self.named.argv(params, python=python)
+        return self.named.launch(params, python=python)
+
+    def _template(self, steps: int | None, env_kind: str = "host") -> list[str] | str:
+        return self._launch(steps, env_kind)[0]
+
+    def launch_env(self, steps: int | None) -> dict[str, str]:
+        """The variables the command of a cell with ``steps`` needs: a plugin's parameters, which its
+        launcher reads from its environment (:data:`sleuth.workloads.PARAMS_VAR`), not its argv."""
+        return self._launch(steps)[1]
 
     def argv(self, steps: int | None, env_kind: str, cell: str) -> tuple[str, ...]:
         """The argv of ``cell`` with ``steps`` in an environment of ``env_kind``."""

@@ -23,6 +23,7 @@ from sleuth.reduce.plan import PLACEHOLDER, Plan, RuntimeAxis
 from sleuth.reduce.spec import NumericAxis, ReduceSpec
 from sleuth.reduce.tree import walk
 from sleuth.secrets import REDACTED
+from sleuth.workloads import PARAMS_VAR
 
 __all__ = ["resolve"]
 
@@ -154,7 +155,8 @@ def resolve(
             if unknown:
                 raise _fail(source, f"{where}.keep", f"{unknown[0]!r} is not in workload.env")
             env_axes = {x.name for x in spec.axes if x.kind == "env"}
-            items = tuple(k for k in w.env if k not in a.keep and k not in env_axes)
+            # the launcher's parameters are the command's, not a setting the failure may not need
+            items = tuple(k for k in w.env if k not in a.keep and k not in env_axes and k != PARAMS_VAR)
             if not items:
                 raise _fail(source, f"{where}.kind", "workload.env has no variable this axis could drop")
         elif a.kind == "arg_set":

@@ -60,15 +60,15 @@ def _plain(value: Any) -> Any:
 
 def _workload_section(named: NamedWorkload) -> dict[str, Any] | None:
     """A ``workload`` section built the core way (command, env, timeout, kill grace), when the class
-    has none."""
+    has none; the launcher's parameters are a variable of its ``env`` (off the command line)."""
     try:
-        command = named.argv(named.defaults)
+        command, params = named.launch(named.defaults)
     except ConfigError:
         return None
     section: dict[str, Any] = {"command": command}
-    env = named.section("env")
+    env = {**dict(named.section("env") or {}), **params}
     if env:
-        section["env"] = dict(env)
+        section["env"] = env
     for key in ("timeout", "kill_grace"):  # checked with the rest of the spec
         value = named.section(key)
         if value is not None:
