@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_KILL_GRACE_S",
     "MAX_JOBS",
     "MAX_KILL_GRACE_S",
+    "MAX_TIMEOUT_S",
     "MAX_TRIALS",
     "NAME_HINT",
     "NAME_MAX",
@@ -53,6 +54,8 @@ MAX_JOBS = 1024
 DEFAULT_KILL_GRACE_S = 5.0
 #: a kill grace beyond this is a typo (and overflows the clock's arithmetic)
 MAX_KILL_GRACE_S = 3600.0
+#: a trial's timeout beyond this (30 days) is a typo (and overflows the clock's arithmetic)
+MAX_TIMEOUT_S = 30 * 86400.0
 
 #: a metric: the last match, or a series (every match; at most ``SERIES_KEEP`` + 5 values kept, see
 #: :class:`SeriesSummary`)

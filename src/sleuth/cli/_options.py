@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from sleuth.errors import UsageError
-from sleuth.model import DEFAULT_KILL_GRACE_S, MAX_KILL_GRACE_S, MetricSpec, Stream
+from sleuth.model import DEFAULT_KILL_GRACE_S, MAX_KILL_GRACE_S, MAX_TIMEOUT_S, MetricSpec, Stream
 
 if TYPE_CHECKING:  # imported where used: a verb's --help and usage errors need no oracle
     from sleuth.backends.choice import BackendChoice
@@ -270,10 +270,6 @@ def parse_oracle(
         thresholds=tuple(thresholds),
         callable_ref=oracle_ref,
     )
-
-
-#: a trial's --timeout beyond this is a typo (and overflows the clock's arithmetic)
-MAX_TIMEOUT_S = 30 * 86400.0
 
 
 def parse_timeout(timeout: float | None, kill_grace: float) -> tuple[float | None, float]:
