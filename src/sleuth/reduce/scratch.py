@@ -243,19 +243,17 @@ class PrivateCopies:
     def discard(self, work: str | os.PathLike[str]) -> None:
         """Remove a judged trial's scratch copy ``work``.  A private copy linked into it is kept for
         the next candidate when it is as it was linked (change time included), and made again
-        before another gets it otherwise."""
+        before another gets it otherwise.  The lock is taken a file at a time: the other workers
+        lay out their scratch copies meanwhile."""
         top = os.path.join(os.fspath(work), "")
         with self._lock:
-            for dst in [k for k in self._lent if k.startswith(top)]:
-                private, lent = self._lent.pop(dst)
+            mine = [(k, self._lent.pop(k)) for k in [k for k in self._lent if k.startswith(top)]]
+        for dst, (private, lent) in mine:
+            with self._lock:  # held until the private copy's new change time is noted
                 try:
-                    unchanged = _identity(os.lstat(dst)) == lent
-                except OSError:
-                    continue  # removed or renamed away: its change time changed
-                if not unchanged or self._made.get(private) != lent:
-                    continue  # changed: made again when asked for
-                os.unlink(dst)
-                try:
+                    if _identity(os.lstat(dst)) != lent or self._made.get(private) != lent:
+                        continue  # changed (or removed, renamed away): made again when asked for
+                    os.unlink(dst)
                     st = os.stat(private)
                 except OSError:
                     continue
