@@ -33,6 +33,8 @@ def time_layouts(spec: Path, out: Path, candidates: int, *, own: bool = False) -
     cand = materialize(loaded.plan, loaded.plan.initial_point())
     run = out / "run"
     copies = scratch.PrivateCopies(run / scratch.PRIVATE_DIR)
+    # as the driver gives a judged candidate's scratch copy back (a checkout from before it: rmtree)
+    discard = getattr(copies, "discard", shutil.rmtree)
     setup: list[float] = []
     teardown: list[float] = []
     row: dict[str, float] = {}
@@ -48,7 +50,7 @@ def time_layouts(spec: Path, out: Path, candidates: int, *, own: bool = False) -
             row["own files"] = float(sum(1 for st in sts if st.st_nlink == 1))
             row["own MiB"] = sum(st.st_size for st in sts if st.st_nlink == 1) / (1 << 20)
         t1 = time.perf_counter()
-        shutil.rmtree(work)
+        discard(work)
         teardown.append(time.perf_counter() - t1)
     copies.remove()
     return {

@@ -5,7 +5,8 @@
 Each measurement is a fresh interpreter (sleuth imported from ``--against SRC`` or from this
 checkout, interleaved round by round) that loads the spec (``sleuth.reduce.session.load``) and lays
 out the initial candidate's scratch copy ``--candidates`` times with one ``PrivateCopies``, as the
-driver does (``build_workdir``), removing each (``shutil.rmtree``, as once a candidate is judged):
+driver does (``build_workdir``), removing each as the driver does once a candidate is judged
+(``PrivateCopies.discard``; ``shutil.rmtree`` in a checkout from before it):
 
   * ``first setup``: the first candidate's (it lists the cwd and makes the private copies);
   * ``setup`` / ``teardown``: each later candidate's scratch copy laid out / removed, the median;

@@ -53,6 +53,9 @@ CASES: list[tuple[str, object, list[str]]] = [
     ("workload.env", {"A": 1}, ["workload.env.A"]),
     ("workload.timeout", -1, ["workload.timeout"]),
     ("workload.timeout", "10", ["workload.timeout"]),
+    # run and bisect refuse a --timeout over 30 days; the spec's was taken whatever its size
+    ("workload.timeout", 30 * 86400 + 1, ["workload.timeout", "less than or equal to 2592000"]),
+    ("workload.timeout", 1e300, ["workload.timeout", "less than or equal to 2592000"]),
     ("workload.kill_grace", -1, ["workload.kill_grace", "greater than or equal to 0"]),
     ("workload.kill_grace", 1e9, ["workload.kill_grace", "less than or equal to 3600"]),
     ("workload.kill_grace", "5", ["workload.kill_grace"]),
@@ -207,3 +210,21 @@ def test_a_missing_oracle_callable_names_the_key_not_a_flag(tmp_path: Path, caps
         rc, out, err, ["spec.yaml: oracle.callable", "nope.py"], before=before, after=tree_state(tmp_path)
     )
     assert "--oracle" not in err
+
+
+def test_a_named_workloads_timeout_over_30_days_is_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    """A named workload's timeout is checked as the spec's: over 30 days (``sleuth run --timeout``'s
+    cap) it was taken, and overflowed the clock's arithmetic at the first trial."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plug.py").write_text(
+        "import sys\n\nclass W:\n    name = 'w'\n    timeout = 1e9\n    oracle = {'kind': 'exit_code'}\n"
+        "    axes = [{'name': 'N', 'kind': 'param', 'initial': 4, 'floor': 1}]\n\n"
+        "    def command(self, params):\n        return [sys.executable, '-c', 'pass', '{N}']\n"
+    )
+    before = tree_state(tmp_path)
+    rc = main(["reduce", "--workload", "plug.py:W", "--output", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert_usage_error(
+        rc, out, err, ["plug.py:W", "workload.timeout", "less than or equal to 2592000"],
+        before=before, after=tree_state(tmp_path),
+    )  # fmt: skip

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,21 +25,94 @@ def test_candidates_reuse_private_copies_one_at_a_time_until_one_rewrites_it(tmp
     user = tmp_path / "ckpt.pt"
     user.write_bytes(b"weights" * 1000)
     copies = PrivateCopies(tmp_path / "run" / "private")
-    a, b, c = (tmp_path / n for n in ("a", "b", "c"))
+    a, b, c = (tmp_path / "run" / n / "ckpt.pt" for n in ("a", "b", "c"))
+    for p in (a, b, c):
+        p.parent.mkdir(parents=True)
     copies.link(user, a)
     ino = a.stat().st_ino
     assert ino != user.stat().st_ino and a.stat().st_nlink == 2  # the private copy and the candidate
     copies.link(user, b)  # a second candidate while the first runs: its own copy
     assert b.stat().st_ino not in (ino, user.stat().st_ino)
-    a.unlink()  # the first is judged: its scratch copy removed
+    copies.discard(a.parent)  # the first is judged: its scratch copy removed
+    assert not a.parent.exists()
     copies.link(user, c)
     assert c.stat().st_ino == ino  # the copy is reused, not made again
     with open(c, "r+b") as f:  # that candidate patches its file in place
         f.write(b"candidate")
-    c.unlink()
+    copies.discard(c.parent)
+    a.parent.mkdir()
     copies.link(user, a)
     assert a.read_bytes() == user.read_bytes() == b"weights" * 1000  # made again from the original
     assert len(os.listdir(copies.root)) == 2  # one copy per candidate running at once
+
+
+def test_a_scratch_copy_removed_without_discard_gets_its_private_copies_made_again(tmp_path: Path) -> None:
+    """Unlinking changes a file's change time as a write does: a scratch copy removed other than by
+    PrivateCopies.discard cannot tell one from the other, so its private copies are made again."""
+    user = tmp_path / "ckpt.pt"
+    user.write_bytes(b"weights")
+    copies = PrivateCopies(tmp_path / "run" / "private")
+    a, b = (tmp_path / "run" / n / "ckpt.pt" for n in ("a", "b"))
+    for p in (a, b):
+        p.parent.mkdir(parents=True)
+    copies.link(user, a)
+    ino = a.stat().st_ino
+    a.unlink()
+    copies.link(user, b)
+    assert b.stat().st_ino != ino and b.read_bytes() == b"weights"
+    assert len(os.listdir(copies.root)) == 1
+
+
+def test_a_private_copy_is_made_outside_the_lock(tmp_path: Path, monkeypatch: Any) -> None:
+    """PrivateCopies.link held its lock while it copied a file (seconds for a checkpoint): every
+    other worker's scratch copy waited for it.  Now the copy is made outside the lock: while one
+    worker's copy is under way (held up here until told to go on), another links another file, and
+    a third the same file (a copy of its own: the one being made is the first worker's)."""
+    from sleuth.reduce import scratch
+
+    big, small = tmp_path / "big.bin", tmp_path / "small.txt"
+    big.write_bytes(b"big" * 1000)
+    small.write_bytes(b"small")
+    started, go = threading.Event(), threading.Event()
+    real = scratch._clone
+
+    def held_up(src: Any, dst: Any, *, copy: bool = True) -> bool:
+        if os.fspath(src) == os.fspath(big) and not started.is_set():
+            started.set()
+            go.wait(300)  # set once the others are done (or seen waiting)
+        return real(src, dst, copy=copy)
+
+    monkeypatch.setattr(scratch, "_clone", held_up)
+    copies = PrivateCopies(tmp_path / "run" / "private")
+    works = [tmp_path / "run" / n for n in ("a", "b", "c")]
+    for w in works:
+        w.mkdir(parents=True)
+    first = threading.Thread(target=copies.link, args=(big, works[0] / "big.bin"))
+    others = [
+        threading.Thread(target=copies.link, args=(small, works[1] / "small.txt")),
+        threading.Thread(target=copies.link, args=(big, works[2] / "big.bin")),
+    ]
+    first.start()
+    try:
+        assert started.wait(60)
+        for t in others:
+            t.start()
+        for t in others:
+            t.join(30)  # at once, unless they wait for the lock held for the copy
+        waited = [t.is_alive() for t in others]
+        assert not (works[0] / "big.bin").exists()  # the first copy is still under way
+    finally:
+        go.set()
+        for t in (first, *others):
+            if t.ident is not None:  # started
+                t.join(60)
+    assert waited == [False, False]
+    assert (works[0] / "big.bin").read_bytes() == (works[2] / "big.bin").read_bytes() == b"big" * 1000
+    assert (works[1] / "small.txt").read_bytes() == b"small"
+    assert (works[0] / "big.bin").stat().st_ino != (works[2] / "big.bin").stat().st_ino
+    assert len(os.listdir(copies.root)) == 3 and not [
+        n for n in os.listdir(copies.root) if n.endswith(".tmp")
+    ]
 
 
 def test_a_new_process_makes_its_private_copy_again(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -88,7 +87,7 @@ def test_top_level_files_past_the_budget_are_links_to_private_copies_and_stay_pr
     assert {n: (b / n).read_bytes() for n in files} == files  # and so are the other candidate's
 
     was = {n: (a / n).stat().st_ino for n in shared}
-    shutil.rmtree(a)  # judged: its scratch copy removed
+    copies.discard(a)  # judged: its scratch copy removed (each link checked first)
     c = scratch("c")
     assert {n: (c / n).read_bytes() for n in files} == files  # the rewritten ones made again
     assert all((c / n).stat().st_mode == (cwd / n).stat().st_mode for n in files)
@@ -251,3 +250,78 @@ def test_the_cwd_and_its_trees_are_listed_once_per_reduction(tmp_path: Path) -> 
         k: n for k, n in seen.items() if k.split()[0] in ("sleuth.reduce.layout", "sleuth.reduce.scratch")
     }
     assert scratch == {f"sleuth.reduce.layout {cwd}": 1, f"sleuth.reduce.layout {data}": 1}, seen
+
+
+#: checks that state.bin is the user's, then rewrites it in place keeping its size and sets its
+#: modification time back, as ``touch -r`` does
+SNEAKY = """import os, sys
+got = open("state.bin", "rb").read()
+st = os.stat("state.bin")
+with open("state.bin", "r+b") as fh:
+    fh.write(b"REWRITE!")
+os.utime("state.bin", ns=(st.st_atime_ns, st.st_mtime_ns))
+after = os.stat("state.bin")
+assert (after.st_size, after.st_mtime_ns, after.st_mode) == (st.st_size, st.st_mtime_ns, st.st_mode)
+if got != b"original" * 100:
+    print("PROBLEMS", got[:16])
+    sys.exit(3)
+sys.exit(1 if "needle" in open(sys.argv[1]).read().split() else 0)
+"""
+
+
+def test_a_file_rewritten_keeping_its_size_and_time_is_made_again_for_the_next_candidate(
+    tmp_path: Path,
+) -> None:
+    """A file past the budget is a hard link to a private copy, checked by its size, mode and
+    modification time before the next candidate gets it: a workload that rewrote it in place keeping
+    its size and set the time back (``touch -r``) left its bytes to the next candidate.  Its change
+    time, which nothing sets back, is checked too: every trial reads the user's bytes."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "main.py").write_text(SNEAKY)
+    (work / "state.bin").write_bytes(b"original" * 100)
+    (work / "lines.txt").write_text("".join(("needle" if i == 5 else f"l{i}") + "\n" for i in range(12)))
+    spec = work / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "sneaky", "workload": {"command": [sys.executable, "main.py", "{LINES}"], "timeout": 60},
+        "oracle": {"kind": "exit_code"}, "budget": {"baseline_trials": 1},
+        "axes": [{"name": "LINES", "kind": "file_lines", "path": "lines.txt"}],
+    }))  # fmt: skip
+    res = _patched(
+        tmp_path, "import sleuth.reduce.layout as s; s.TOP_FILES = 0", "reduce", "--spec", spec, "--json"
+    )
+    d = doc(res)
+    run = Path(d["run_dir"])
+    outs = [p.read_text() for p in run.glob("candidates/*/t*/stdout")]
+    assert len(outs) > 3
+    assert not [o for o in outs if "PROBLEMS" in o], outs
+    assert d["final"]["axes"] == {"LINES": ["needle"]}, d["final"]
+    assert (work / "state.bin").read_bytes() == b"original" * 100
+
+
+def test_a_file_no_candidate_changes_is_copied_once_per_reduction(tmp_path: Path) -> None:
+    """Each judged trial's scratch copy is given back through PrivateCopies.discard, so the private
+    copy of a file past the budget that no trial changed is the next trial's (one inode, not a copy
+    per candidate), whatever its change time became as the scratch copies linked and unlinked it."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "main.py").write_text(
+        "import os, sys\nprint('INODE', os.stat('state.bin').st_ino, open('state.bin').read())\n"
+        "sys.exit(1 if 'needle' in open(sys.argv[1]).read().split() else 0)\n"
+    )
+    (work / "state.bin").write_text("original")
+    (work / "lines.txt").write_text("".join(("needle" if i == 5 else f"l{i}") + "\n" for i in range(12)))
+    spec = work / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "reuse", "workload": {"command": [sys.executable, "main.py", "{LINES}"], "timeout": 60},
+        "oracle": {"kind": "exit_code"}, "budget": {"baseline_trials": 1},
+        "axes": [{"name": "LINES", "kind": "file_lines", "path": "lines.txt"}],
+    }))  # fmt: skip
+    res = _patched(
+        tmp_path, "import sleuth.reduce.layout as s; s.TOP_FILES = 0", "reduce", "--spec", spec, "--json"
+    )
+    d = doc(res)
+    assert d["final"]["axes"] == {"LINES": ["needle"]}, d["final"]
+    seen = [p.read_text().split() for p in Path(d["run_dir"]).glob("candidates/*/t*/stdout")]
+    assert len(seen) > 3 and all(s[0] == "INODE" and s[2] == "original" for s in seen), seen
+    assert len({s[1] for s in seen}) == 1, seen

@@ -23,7 +23,7 @@ import yaml
 from sleuth.journal import atomic_write_json, atomic_write_text
 from sleuth.reduce.plan import Candidate, Plan
 from sleuth.reduce.scrub import Scrubber
-from sleuth.reduce.tree import copy_tree, walk
+from sleuth.reduce.tree import copy_listed, listing, walk
 from sleuth.secrets import REDACTED
 from sleuth.signature import parse_signature
 
@@ -70,14 +70,20 @@ def _left_out(d: str, name: str, skip: set[Path], root: Path, outside: list[str]
     return (p / "journal.jsonl").is_file() and (p / ".lock").exists()
 
 
-def _tree_size(root: Path, skip: set[Path]) -> int:
+def _set_bytes(cwd: Path, sets: set[Path], skip: set[Path]) -> int:
+    """The bytes of the ``file_set`` folders, counted whole toward :data:`INPUTS_LIMIT` with the rest
+    of the cwd, though only their kept files are copied (each folder listed once, not by the copy)."""
     total = 0
-    top = root.resolve()
-    for dirpath, dirnames, filenames in walk(root):
-        dirnames[:] = [d for d in dirnames if not _left_out(dirpath, d, skip, top)]
-        total += sum(Path(dirpath, f).stat().st_size for f in filenames if Path(dirpath, f).is_file())
-        if total > INPUTS_LIMIT:
-            break
+    top = cwd.resolve()
+    for folder in sets:
+        parts = folder.relative_to(cwd).parts
+        if any(_left_out(str(cwd.joinpath(*parts[:i])), parts[i], skip, top) for i in range(len(parts))):
+            continue
+        for dirpath, dirnames, filenames in walk(folder):
+            dirnames[:] = [d for d in dirnames if not _left_out(dirpath, d, skip, top)]
+            total += sum(Path(dirpath, f).stat().st_size for f in filenames if Path(dirpath, f).is_file())
+            if total > INPUTS_LIMIT:
+                return total
     return total
 
 
@@ -96,17 +102,19 @@ def copy_inputs(plan: Plan, cand: Candidate, dest: Path, *, output_root: Path) -
     """The workload's cwd as real files, axis files at their final content; returns a note."""
     skip = {output_root.resolve()}
     note = "the workload's directory"
-    if _tree_size(plan.cwd, skip) <= INPUTS_LIMIT:
-        top = plan.cwd.resolve()
-        outside: list[str] = []
+    top = plan.cwd.resolve()
+    outside: list[str] = []
+    # a file_set's directory is written below with its kept files only: not copied whole first
+    sets = {plan.cwd / rel for rel, content in cand.files.items() if not isinstance(content, str)}
 
-        # a file_set's directory is written below with its kept files only: not copied whole first
-        sets = {plan.cwd / rel for rel, content in cand.files.items() if not isinstance(content, str)}
+    def ignore(d: str, names: list[str]) -> set[str]:
+        return {n for n in names if _left_out(d, n, skip, top, outside) or Path(d, n) in sets}
 
-        def ignore(d: str, names: list[str]) -> set[str]:
-            return {n for n in names if _left_out(d, n, skip, top, outside) or Path(d, n) in sets}
-
-        copy_tree(plan.cwd, dest, ignore)
+    # one walk sizes and lists the copy (None past the limit)
+    extra = _set_bytes(plan.cwd, sets, skip)
+    listed = listing(plan.cwd, ignore, limit=INPUTS_LIMIT - extra) if extra <= INPUTS_LIMIT else None
+    if listed is not None:
+        copy_listed(plan.cwd, dest, *listed)
         if outside:
             note += f" (left out, linked from outside it: {', '.join(outside)})"
     else:  # a large repository: only what the command names

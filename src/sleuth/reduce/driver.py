@@ -180,7 +180,7 @@ class Driver:
         ev = self._evals.get(key)
         cand = ev.cand if ev is not None else materialize(self.plan, self.plan.initial_point())
         rec = judge(self, cand, trial.to_dict(), int(trial.result.trial_dir.name[1:]), replayed=False)
-        shutil.rmtree(scratch_dir(trial.result.trial_dir), ignore_errors=True)  # judged: not needed again
+        self._copies.discard(scratch_dir(trial.result.trial_dir))  # judged: not needed again
         self._walls.append(rec.wall_s)
         return key, rec
 

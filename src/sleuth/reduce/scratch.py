@@ -17,7 +17,9 @@ reduction, and each scratch copy is made from that list):
   reused by the next, made once per reduction rather than once per candidate), never to the
   user's file.  A candidate that rewrites one in place (``open(p, "w")``, ``torch.save`` to the
   same path) changes only its own copy or its private copy, which is made again from the original
-  before another candidate gets it (its size, mode or modification time no longer what was made);
+  before another candidate gets it (its size, mode, modification or change time no longer what was
+  made: a workload that sets the modification time back, as ``touch -r`` does, still changed the
+  change time);
 * every other directory is a real directory, with its whole tree, so that whatever a candidate
   creates in it, at any depth, stays in its scratch copy (``out/metrics.json`` is neither left in
   the user's tree nor read by another candidate running at once).  The smallest trees first, up to
@@ -109,13 +111,19 @@ def _clone(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, copy: bo
     return True
 
 
-def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
+def _identity(st: os.stat_result) -> tuple[int, int, int, int, int, int]:
+    """What a private copy is checked by: its inode, size, mode, modification time and change time
+    (``st_ctime``, which no ``touch``/``utime`` can set back: every write, ``chmod``, ``utime`` and
+    link sets it to now)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_ctime_ns)
 
 
 def file_axes(plan: Plan) -> tuple[str, ...]:
     """The paths of ``plan``'s file axes (the files a candidate writes into its scratch copy)."""
     return tuple(sorted(a.path for a in plan.axes if a.kind in ("file_lines", "file_set")))
+
+
+_Identity = tuple[int, int, int, int, int, int]
 
 
 class PrivateCopies:
@@ -124,14 +132,20 @@ class PrivateCopies:
     its :class:`Layout` of the cwd.
 
     A private copy is made on first use in this process (a resume makes it again: what an earlier
-    process left may have been rewritten) and made again when it no longer is what was made (a
-    candidate rewrote it in place: its size, modification time or mode changed), by a new file
-    renamed over it.  A copy a running candidate holds (a second link) is not given to another: with
-    ``--jobs`` N there are at most N copies of a file, and no candidate sees another's writes."""
+    process left may have been rewritten), outside the lock (a large file takes seconds: the other
+    workers lay out their scratch copies meanwhile), and made again when it no longer is what was
+    made, by a new file renamed over it.  Each is checked by its :func:`_identity`: a candidate that
+    rewrote, appended to, chmod-ed or touched it changed its change time, whatever it set its size
+    and modification time back to.  Linking and unlinking change it too, so a scratch copy is given
+    back by :meth:`discard`, which checks each link before it removes it; one removed otherwise
+    gets its private copies made again.  A copy a running candidate holds (a second link) is not
+    given to another: with ``--jobs`` N there are at most N copies of a file, and no candidate sees
+    another's writes."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._made: dict[str, tuple[int, int, int, int, int]] = {}
+        #: each private copy's identity as it was made (or given back unchanged, or lent)
+        self._made: dict[str, _Identity] = {}
         #: each file's private copies, but for the number: ``root/<hash of the path>-<name>``
         self._stems: dict[str, str] = {}
         #: whether a clone could be made of a file of each directory (one try: a failed one costs
@@ -140,6 +154,10 @@ class PrivateCopies:
         #: the symlinks of :meth:`symlinks` made by this process
         self._links: set[str] = set()
         self._layouts: dict[tuple[Path, tuple[str, ...]], Layout] = {}
+        #: the private copies being made (outside the lock): no other worker takes them
+        self._making: set[str] = set()
+        #: the links given to scratch copies: link -> its private copy and identity once linked
+        self._lent: dict[str, tuple[str, _Identity]] = {}
         self._lock = threading.Lock()
 
     def layout(self, cwd: Path, targets: tuple[str, ...]) -> Layout:
@@ -160,25 +178,43 @@ class PrivateCopies:
         self.link(src, dst)
 
     def link(self, src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-        """``dst`` a hard link to the private copy of ``src`` (a copy when no link can be made)."""
+        """``dst`` a hard link to a private copy of ``src`` (a copy when no link can be made)."""
+        s, d = os.fspath(src), os.fspath(dst)
         with self._lock:
-            private = self._fresh(os.fspath(src))
-            try:
-                os.link(private, dst)
+            private, ready = self._pick(s)
+            if ready and self._lend(private, d):
                 return
-            except OSError:  # a file system without hard links, or the link count spent
-                pass
-        _clone(src, dst)
+        if not ready:
+            tmp = f"{private}.{threading.get_ident()}.tmp"
+            try:
+                os.makedirs(self.root, exist_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                _clone(s, tmp)
+                with self._lock:
+                    os.replace(tmp, private)
+                    self._made[private] = _identity(os.stat(private))
+                    if self._lend(private, d):
+                        return
+            finally:
+                with self._lock:
+                    self._making.discard(private)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        _clone(s, d)
 
-    def _fresh(self, src: str) -> str:
+    def _pick(self, src: str) -> tuple[str, bool]:
         """A private copy of ``src`` that is as it was made and that no running candidate holds (its
-        only link is the folder's: a judged candidate's scratch copy is removed), made if need be."""
+        only link is the folder's), True; else the name of one to make (taken: no other worker
+        makes it meanwhile), False."""
         stem = self._stems.get(src)
         if stem is None:
             name = hashlib.sha256(os.fsencode(src)).hexdigest()[:16] + "-" + os.path.basename(src)[:64]
             stem = self._stems[src] = os.path.join(self.root, name)
         for n in itertools.count():
             private = f"{stem}.{n}"
+            if private in self._making:
+                continue  # another worker is making it
             made = self._made.get(private)
             if made is not None:
                 try:
@@ -187,22 +223,43 @@ class PrivateCopies:
                     st = None
                 if st is not None and _identity(st) == made:
                     if st.st_nlink == 1:
-                        return private
+                        return private, True
                     continue  # a running candidate holds this one
-            os.makedirs(self.root, exist_ok=True)
-            tmp = private + ".tmp"
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            try:
-                _clone(src, tmp)
-                os.replace(tmp, private)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
-            self._made[private] = _identity(os.stat(private))
-            return private
+            self._making.add(private)
+            return private, False
         raise AssertionError("unreachable")
+
+    def _lend(self, private: str, dst: str) -> bool:
+        """``dst`` a hard link to ``private`` (under the lock), its identity once linked noted; False
+        on a file system without hard links, or with the link count spent."""
+        try:
+            os.link(private, dst)
+        except OSError:
+            return False
+        self._made[private] = now = _identity(os.stat(private))
+        self._lent[dst] = (private, now)
+        return True
+
+    def discard(self, work: str | os.PathLike[str]) -> None:
+        """Remove a judged trial's scratch copy ``work``.  A private copy linked into it is kept for
+        the next candidate when it is as it was linked (change time included), and made again
+        before another gets it otherwise.  The lock is taken a file at a time: the other workers
+        lay out their scratch copies meanwhile."""
+        top = os.path.join(os.fspath(work), "")
+        with self._lock:
+            mine = [(k, self._lent.pop(k)) for k in [k for k in self._lent if k.startswith(top)]]
+        for dst, (private, lent) in mine:
+            with self._lock:  # held until the private copy's new change time is noted
+                try:
+                    if _identity(os.lstat(dst)) != lent or self._made.get(private) != lent:
+                        continue  # changed (or removed, renamed away): made again when asked for
+                    os.unlink(dst)
+                    st = os.stat(private)
+                except OSError:
+                    continue
+                if st.st_dev == lent[0] and st.st_ino == lent[1]:
+                    self._made[private] = _identity(st)
+        shutil.rmtree(work, ignore_errors=True)
 
     def symlinks(self, src: Path, kept: tuple[str, ...]) -> str:
         """The folder of the reduction's symlinks to the files of ``src`` (a ``file_set``'s

@@ -25,7 +25,7 @@ from pydantic import (
 
 from sleuth.datafile import format_validation_error, load_data_file
 from sleuth.errors import ConfigError
-from sleuth.model import DEFAULT_KILL_GRACE_S, MAX_KILL_GRACE_S, MAX_TRIALS
+from sleuth.model import DEFAULT_KILL_GRACE_S, MAX_KILL_GRACE_S, MAX_TIMEOUT_S, MAX_TRIALS
 from sleuth.registry import EnvironmentField, EnvVars
 
 __all__ = [
@@ -102,8 +102,9 @@ class WorkloadSpec(_Strict):
     #: working directory; default: the spec file's directory
     cwd: str | None = None
     env: EnvVars = {}
-    #: seconds per trial; default 10x the slowest baseline trial (at least 5 s)
-    timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    #: seconds per trial, at most :data:`~sleuth.model.MAX_TIMEOUT_S` (30 days, as ``sleuth run``'s
+    #: ``--timeout``); default 10x the slowest baseline trial (at least 5 s)
+    timeout: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)] | None = None
     #: seconds a stopped trial (timeout, Ctrl-C) has between SIGTERM and SIGKILL, e.g. to save a
     #: checkpoint; default 5; ``--kill-grace`` overrides it
     kill_grace: Annotated[float, Field(ge=0, le=MAX_KILL_GRACE_S, allow_inf_nan=False)] | None = None

@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["copy_tree", "paths", "walk"]
+__all__ = ["copy_listed", "copy_tree", "listing", "paths", "walk"]
 
 
 def walk(root: str | os.PathLike[str]) -> Iterator[tuple[str, list[str], list[str]]]:
@@ -50,21 +50,52 @@ def copy_tree(src: Path, dest: Path, ignore: Callable[[str, list[str]], set[str]
     """``shutil.copytree(src, dest, ignore=ignore, symlinks=False, ignore_dangling_symlinks=True)``
     without recursion: copytree takes two Python frames a level, so a workload's tree 500 deep
     raised RecursionError (a traceback at the end of a reduction)."""
-    stack = [(os.fspath(src), os.fspath(dest))]
-    dirs: list[tuple[str, str]] = []
+    listed = listing(src, ignore)
+    assert listed is not None  # no limit
+    copy_listed(src, dest, *listed)
+
+
+def listing(
+    src: Path, ignore: Callable[[str, list[str]], set[str]] | None = None, *, limit: int | None = None
+) -> tuple[list[str], list[str]] | None:
+    """What :func:`copy_tree` copies, each directory listed once: the directories, top-down (``""``:
+    ``src`` itself), and the files (a symlink to a file: its target's bytes), relative to ``src``.
+    A symlinked directory is entered (copied as one); a dangling symlink is left out.  None once the
+    files' bytes pass ``limit`` (the walk stops there)."""
+    root = os.fspath(src)
+    dirs: list[str] = []
+    files: list[str] = []
+    total = 0
+    stack = [""]
     while stack:
-        s, d = stack.pop()
-        names = os.listdir(s)
-        left = ignore(s, names) if ignore is not None else set()
-        os.makedirs(d, exist_ok=d != os.fspath(dest))
-        dirs.append((s, d))
+        rel = stack.pop()
+        top = os.path.join(root, rel) if rel else root
+        names = os.listdir(top)
+        left = ignore(top, names) if ignore is not None else set()
+        dirs.append(rel)
         for name in names:
             if name in left:
                 continue
-            sp, dp = os.path.join(s, name), os.path.join(d, name)
-            if os.path.isdir(sp):  # a symlinked directory is copied as one (symlinks=False)
-                stack.append((sp, dp))
-            elif os.path.exists(sp):  # a dangling symlink is left out
-                shutil.copy2(sp, dp)
-    for s, d in reversed(dirs):  # as copytree: each directory's times once its files are in
-        shutil.copystat(s, d)
+            r = os.path.join(rel, name)
+            p = os.path.join(root, r)
+            if os.path.isdir(p):
+                stack.append(r)
+            elif os.path.exists(p):
+                files.append(r)
+                if limit is not None:
+                    total += os.stat(p).st_size
+                    if total > limit:
+                        return None
+    return dirs, files
+
+
+def copy_listed(src: Path, dest: Path, dirs: list[str], files: list[str]) -> None:
+    """Copy what :func:`listing` found under ``src`` to ``dest`` (a new directory), each directory's
+    times set once its files are in, as copytree does."""
+    s, d = os.fspath(src), os.fspath(dest)
+    for rel in dirs:
+        os.makedirs(os.path.join(d, rel) if rel else d, exist_ok=bool(rel))
+    for rel in files:
+        shutil.copy2(os.path.join(s, rel), os.path.join(d, rel))
+    for rel in reversed(dirs):
+        shutil.copystat(os.path.join(s, rel) if rel else s, os.path.join(d, rel) if rel else d)
