@@ -3,8 +3,8 @@
 A path that cannot hold a history (a location that cannot be written, a history that cannot be
 read; the names too long and folders that are files are in test_badinput.py's corpus) is the user's
 input: exit 2, one line naming ``--db``, nothing made.  A database that stays locked is the machine's:
-exit 4.  A first write that fails takes back what it made: the SQLite file and its folders, and on
-PostgreSQL the tables (they are made in the run's transaction).  Real ``sleuth`` processes, real
+exit 4.  A first write that fails takes back what it made: the SQLite file and its folders, and the
+tables of an existing empty SQLite file or PostgreSQL database (they are made in the run's transaction).  Real ``sleuth`` processes, real
 SQLite files and a real PostgreSQL server (``SLEUTH_TEST_POSTGRES_URL``).
 """
 
@@ -129,6 +129,47 @@ def test_a_first_write_that_fails_takes_back_the_file_and_folders_it_made(tmp_pa
     finally:
         store.close()
     assert tree_state(tmp_path) == before
+
+
+def test_a_first_write_that_fails_leaves_an_empty_sqlite_file_as_it_was(tmp_path: Path) -> None:
+    """An existing empty file given as ``--db`` (``touch h.db``): the tables are made in the first
+    run's transaction, so an insert that fails takes them back too (Python's sqlite3 committed a
+    ``CREATE TABLE`` at once: the file kept the tables of a write that failed)."""
+    from sleuth.errors import InfrastructureError
+    from sleuth.gate.model import Run, Sample
+    from sleuth.gate.store import open_to_record
+
+    (tmp_path / "h.db").touch()
+    before = tree_state(tmp_path)
+    store = open_to_record(f"sqlite:///{tmp_path / 'h.db'}")
+    bad = Run(suite="s", run_id="1", created_at="2025-01-01T00:00:00.000000Z",
+              samples=(Sample("m", (object(),)),))  # type: ignore[arg-type]  # fmt: skip
+    try:
+        with pytest.raises(InfrastructureError, match="--db sqlite:///"):
+            store.add_run(bad)
+    finally:
+        store.close()
+    assert tree_state(tmp_path) == before
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
+
+
+def test_records_into_a_new_sqlite_history_at_once_all_land(tmp_path: Path) -> None:
+    """Four ``record`` processes into one new history at once: each run lands once, none fails
+    (a write's transaction takes the write lock as it begins, waiting out another writer)."""
+    import subprocess
+    import sys
+
+    def argv(i: int) -> list[str]:
+        return [sys.executable, "-m", "sleuth", "gate", "record", "--suite", "s", "--run-id", str(i),
+                "--no-provenance", "--db", "sqlite:///h.db", GO]  # fmt: skip
+
+    procs = [subprocess.Popen(argv(i), cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, **ENV}) for i in range(4)]  # fmt: skip
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outs]
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        assert sorted(r for (r,) in conn.execute("SELECT run_id FROM gate_runs")) == ["0", "1", "2", "3"]
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 The engine and the tables are :mod:`sleuth.gate.store.sqlschema`'s.  One transaction per recorded
 run, so a killed ``record`` leaves the run whole or absent; two jobs recording the same run id race
 on the unique key and the loser reports "already recorded".  A history's first run makes the tables
-in its transaction: on PostgreSQL (whose DDL is transactional) a first write that fails leaves the
-database as it was.  A SQLite path that cannot hold a history, or a file that is no database,
+in its transaction: a first write that fails leaves the database as it was (on SQLite, an existing
+empty file stays empty).  A SQLite path that cannot hold a history, or a file that is no database,
 is the user's ``--db`` (exit 2); a database locked past the busy timeout or a full disk is the
 machine's (exit 4): :mod:`sleuth.gate.store.sqlerrors`.
 """
@@ -21,7 +21,7 @@ from sleuth.errors import SleuthError, UsageError
 from sleuth.gate.model import Run, RunStatus, Sample, fit, stored_names, stored_time, utc_now
 from sleuth.gate.store.base import StoreURL
 from sleuth.gate.store.sqlerrors import failure
-from sleuth.gate.store.sqlschema import KEY_MAX, SCHEMA_VERSION, connect, prepare, tables
+from sleuth.gate.store.sqlschema import KEY_MAX, SCHEMA_VERSION, WRITE, connect, prepare, tables
 
 __all__ = ["SCHEMA_VERSION", "SqlStore"]
 
@@ -36,13 +36,15 @@ class SqlStore:
         self.display = url.display
         self._url = url
         self.engine = connect(url, create=create)
+        #: the engine for a write's transaction (on SQLite, one that takes the write lock at once)
+        self._writer = self.engine.execution_options(**{WRITE: True})
         self._t = tables()
         t = self._t
         self._runs, self._samples, self._state, self._meta = t.runs, t.samples, t.state, t.meta
         try:
             self._ready = sa.inspect(self.engine).has_table("gate_runs")
             if create and self._ready:  # a history to write into: its version checked (and its index)
-                with self.engine.begin() as conn:
+                with self._writer.begin() as conn:
                     self._prepare(conn)
         except SQLAlchemyError as exc:
             self.engine.dispose()
@@ -81,7 +83,7 @@ class SqlStore:
         while True:
             first = not self._ready
             try:
-                with self.engine.begin() as conn:
+                with self._writer.begin() as conn:
                     if first:
                         self._prepare(conn)
                     added = self._insert(conn, run, replace=replace)
@@ -258,7 +260,7 @@ class SqlStore:
 
         t = self._state
         key = fit(key, KEY_MAX)  # "changepoints:<metric>:<branch>": a long metric name would not fit
-        with self._reported(write=True), self.engine.begin() as conn:
+        with self._reported(write=True), self._writer.begin() as conn:
             if not self._ready:
                 self._prepare(conn)
             conn.execute(sa.delete(t).where(t.c.suite == suite, t.c.key == key))

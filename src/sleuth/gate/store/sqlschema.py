@@ -4,8 +4,10 @@ tables it keeps, and how a write makes or updates them.
 Tables: ``gate_runs`` (one row per run; unique per suite and run id; provenance and source as JSON
 text), ``gate_samples`` (one row per sample value), ``gate_state`` (small JSON documents), and
 ``gate_meta`` (the schema version).  :func:`prepare` makes the missing ones in the transaction of the
-write that needs them, so that on PostgreSQL (whose DDL is transactional) a first write that fails
-leaves the database as it was.
+write that needs them, so that a first write that fails leaves the database as it was: PostgreSQL's
+DDL is transactional, and SQLite's is too once the transactions are sleuth's (:func:`connect`:
+Python's ``sqlite3`` began one only before an INSERT, UPDATE or DELETE, so a ``CREATE TABLE``
+committed at once and an empty file kept the tables of a first write that failed).
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from sleuth.gate.model import BRANCH_MAX, COMMIT_MAX, METRIC_MAX, UNIT_MAX
 from sleuth.gate.store.base import StoreURL
 from sleuth.gate.store.sqlerrors import quiet_driver
 
-__all__ = ["KEY_MAX", "SCHEMA_VERSION", "Tables", "connect", "prepare", "tables"]
+__all__ = ["KEY_MAX", "SCHEMA_VERSION", "WRITE", "Tables", "connect", "prepare", "tables"]
 
 SCHEMA_VERSION = 1
 #: the longest state key (a longer one is fitted: its start and a hash of the whole)
 KEY_MAX = 500
+#: the execution option of a connection that writes: on SQLite its transaction takes the write lock
+#: when it begins (``BEGIN IMMEDIATE``, waiting out another writer), not at its first INSERT after
+#: reads (two jobs that had both read could not both upgrade: one failed at once, "database is locked")
+WRITE = "sleuth_write"
 
 _SAMPLES_INDEX = "ix_gate_samples_run_metric"
 
@@ -91,7 +97,9 @@ def tables() -> Tables:
 
 def connect(url: StoreURL, *, create: bool) -> Any:
     """The SQLAlchemy engine of ``url`` (``create``: a SQLite file's folder is made); a URL that is
-    no database, or a driver that is missing, is a usage error."""
+    no database, or a driver that is missing, is a usage error.  On SQLite the transactions are
+    sleuth's: each ``begin()`` is a ``BEGIN`` (``BEGIN IMMEDIATE`` with :data:`WRITE`), so that what
+    one holds, tables made included, commits or rolls back whole."""
     import sqlalchemy as sa
     from sqlalchemy.exc import ArgumentError
 
@@ -115,7 +123,24 @@ def connect(url: StoreURL, *, create: bool) -> Any:
         ) from None
     except ImportError as exc:  # a driver that is not installed
         raise UsageError(f"--db {url.display}: the database driver is missing ({exc.name})") from None
+    if url.kind == "sqlite":
+        _own_transactions(engine)
     return engine
+
+
+def _own_transactions(engine: Any) -> None:
+    """SQLAlchemy's recipe for SQLite's transactional DDL: the driver begins nothing by itself, each
+    ``Connection.begin`` (and a connection's first statement) emits the ``BEGIN``."""
+    from sqlalchemy import event
+
+    def no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    def begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
+
+    event.listen(engine, "connect", no_driver_transactions)
+    event.listen(engine, "begin", begin)
 
 
 def prepare(conn: Any, t: Tables, display: str) -> None:
