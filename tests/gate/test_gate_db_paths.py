@@ -58,6 +58,60 @@ def test_record_into_a_folder_it_cannot_write_is_a_usage_error(
     _one_error(dirs, before, tree_state(tmp_path), "ro", "cannot be written in")
 
 
+#: run "$@" with the folder "$1" read-only: a read-only bind mount of it, in a mount namespace of its
+#: own (root writes past a chmod; a read-only file system stops root too, and this one ends with it)
+_READ_ONLY_MOUNT = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+
+
+def _with_read_only(folder: Path, cwd: Path, *args: str) -> CliResult:
+    """``sleuth ARGS`` in ``cwd`` while ``folder`` cannot be written: by chmod for a user, by a
+    read-only bind mount for root (skipped where a mount namespace cannot be had)."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "sleuth", *args]
+    env = {**os.environ, **ENV}
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+        finally:
+            folder.chmod(0o755)
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+    mount = ["unshare", "--mount", "sh", "-c", _READ_ONLY_MOUNT, "sh", str(folder)]
+    try:
+        probe = subprocess.run([*mount, "true"], capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        pytest.skip("no unshare(1): root writes past a chmod, a read-only mount takes a mount namespace")
+    if probe.returncode != 0:
+        pytest.skip(f"no read-only bind mount here (root writes past a chmod): {probe.stderr.strip()}")
+    proc = subprocess.run([*mount, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def test_a_dir_history_whose_suite_folder_cannot_be_written_is_a_usage_error(
+    sleuth: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    """The suite's folder inside a ``dir://`` history is read-only (or a file): ``record``, and the
+    state ``changepoints --incremental`` keeps there, are exit 2 with one line naming it, as the
+    history's own folder is (they were exit 4, the machine's failure); nothing changes."""
+    for i in range(4):
+        r = sleuth("gate", "record", "--suite", "s", "--run-id", str(i), "--no-provenance", "--db", "dir://hist",
+                   GO, env=ENV)  # fmt: skip
+        assert r.rc == 0, r.stderr
+    before = tree_state(tmp_path)
+    rec = ("gate", "record", "--suite", "s", "--run-id", "9", "--no-provenance", "--db", "dir://hist", GO)
+    cp = ("gate", "changepoints", "--suite", "s", "--metric", "BenchmarkDetector:ns/op", "--min-segment", "2",
+          "--incremental", "--db", "dir://hist")  # fmt: skip
+    for args in (rec, cp):
+        r = _with_read_only(tmp_path / "hist" / "s", tmp_path, *args)
+        _one_error(r, before, tree_state(tmp_path), "dir://hist", "hist/s cannot be written in")
+    (tmp_path / "hist" / "t").write_text("")  # a suite's folder that is a file
+    before = tree_state(tmp_path)
+    r = sleuth(*rec[:3], "t", *rec[4:], env=ENV)
+    _one_error(r, before, tree_state(tmp_path), "dir://hist", "hist/t is a file, not a folder")
+
+
 @not_root
 def test_a_read_only_history_is_read_and_not_written(
     sleuth: Callable[..., CliResult], tmp_path: Path, closed: Path
