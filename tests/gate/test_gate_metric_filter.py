@@ -91,3 +91,29 @@ def test_a_name_recorded_where_the_value_was_no_secret_is_one_series_with_it_hid
     assert cp.rc == 0 and cp.json()["n"] == RUNS, cp.stdout + cp.stderr
     runs = sleuth("gate", "runs", "--suite", "s", "--json", "--db", db, env=ENV).json()["runs"]
     assert {s["metric"] for r in runs for s in r["samples"]} == {"latency <redacted> p50"}
+
+
+def test_a_name_an_older_sleuth_stored_with_its_secret_is_found_hidden(
+    sleuth: Callable[..., CliResult], store_url: str
+) -> None:
+    """A run an older sleuth stored with a secret in a metric name (its rule did not hide it) is read
+    with the name hidden; ``--metric`` with the name as recorded finds it there."""
+    from dataclasses import replace
+
+    from sleuth.gate.model import Run, Sample
+    from sleuth.gate.store import open_store
+
+    raw = "bench --db-url x password=hunter2pw"
+    old = Run(suite="s", run_id="old", created_at="2026-01-01T00:00:00+00:00", samples=(Sample(raw, (1.0,)),))
+    store = open_store(store_url, create=True)
+    try:
+        for i in range(3):
+            assert store.add_run(
+                replace(old, run_id=f"old{i}", created_at=f"2026-01-0{i + 1}T00:00:00+00:00")
+            )
+    finally:
+        store.close()
+    cp = sleuth("gate", "changepoints", "--suite", "s", "--metric", raw, "--min-segment", "2", "--json",
+                "--db", store_url, env=ENV)  # fmt: skip
+    assert cp.rc == 3 and cp.json()["n"] == 3, cp.stdout + cp.stderr  # 3 points: too few, found
+    assert "hunter2pw" not in cp.stdout and "password=<redacted>" in cp.json()["series"]
