@@ -7,6 +7,7 @@ import math
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -292,3 +293,34 @@ def test_go_sub_benchmark_suffix_is_its_name_unless_the_file_agrees() -> None:
         "BenchmarkP/small-1:ns/op",
         "BenchmarkP/small-2:ns/op",
     }
+
+
+#: the value of $DEPLOY_TOKEN (no token shape: only its variable's name makes it secret)
+_SHELL_SECRET = "Zq7deploySecretValue4242xxAB"
+_TOKEN = "ghp_" + "K" * 36
+
+
+def _straddling(secret: str, cut: int = 120, head: str = "") -> str:
+    """Words (after ``head``), then ``secret`` from 10 characters before ``cut`` on."""
+    pad = cut - 10 - len(head)
+    return head + ("w " * cut)[: pad - 1] + " " + secret + " tail"
+
+
+def test_skipped_line_examples_hide_a_secret_before_they_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A skipped line (or JSON entry) kept as an example is hidden by the rule, then cut to 120
+    characters: cut first, the start of a secret that straddled the cut stayed (``ghp_KKKKKK``)."""
+    monkeypatch.setenv("DEPLOY_TOKEN", _SHELL_SECRET)
+    text = (DATA / "go-bench.txt").read_text()
+    lines = [_straddling(_TOKEN), _straddling(_SHELL_SECRET)]
+    go = parse("\n".join(lines) + "\n" + text)
+    assert go.format == "go" and go.skipped == 2
+    prefix = '{"metric": 1, "note": "'  # an entry without a value: skipped, kept as its JSON
+    entry = {"metric": 1, "note": _straddling(_TOKEN, head=prefix)[len(prefix) :]}
+    generic = parse(json.dumps({"metrics": [entry, {"metric": "m", "value": 1.0}]}))
+    assert generic.skipped == 1 and json.dumps(entry).index(_TOKEN) < 120 < json.dumps(entry).index(" tail")
+    examples = [*go.examples, *generic.examples]
+    assert len(examples) == 3 and all(0 < len(x) <= 120 for x in examples), examples
+    for x in examples:
+        assert "<redac" in x, x
+        for secret in (_TOKEN, _SHELL_SECRET):
+            assert not any(secret[i : i + 6] in x for i in range(len(secret) - 5)), x

@@ -3,8 +3,8 @@
 A path that cannot hold a history (a location that cannot be written, a history that cannot be
 read; the names too long and folders that are files are in test_badinput.py's corpus) is the user's
 input: exit 2, one line naming ``--db``, nothing made.  A database that stays locked is the machine's:
-exit 4.  A first write that fails takes back what it made: the SQLite file and its folders, and on
-PostgreSQL the tables (they are made in the run's transaction).  Real ``sleuth`` processes, real
+exit 4.  A first write that fails takes back what it made: the SQLite file and its folders, and the
+tables of an existing empty SQLite file or PostgreSQL database (they are made in the run's transaction).  Real ``sleuth`` processes, real
 SQLite files and a real PostgreSQL server (``SLEUTH_TEST_POSTGRES_URL``).
 """
 
@@ -56,6 +56,60 @@ def test_record_into_a_folder_it_cannot_write_is_a_usage_error(
     _one_error(r, before, tree_state(tmp_path), "ro", "cannot be written in (permission denied)")
     dirs = sleuth(*REC, "--db", f"dir://{db}", GO, env=ENV)
     _one_error(dirs, before, tree_state(tmp_path), "ro", "cannot be written in")
+
+
+#: run "$@" with the folder "$1" read-only: a read-only bind mount of it, in a mount namespace of its
+#: own (root writes past a chmod; a read-only file system stops root too, and this one ends with it)
+_READ_ONLY_MOUNT = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+
+
+def _with_read_only(folder: Path, cwd: Path, *args: str) -> CliResult:
+    """``sleuth ARGS`` in ``cwd`` while ``folder`` cannot be written: by chmod for a user, by a
+    read-only bind mount for root (skipped where a mount namespace cannot be had)."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "sleuth", *args]
+    env = {**os.environ, **ENV}
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+        finally:
+            folder.chmod(0o755)
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+    mount = ["unshare", "--mount", "sh", "-c", _READ_ONLY_MOUNT, "sh", str(folder)]
+    try:
+        probe = subprocess.run([*mount, "true"], capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        pytest.skip("no unshare(1): root writes past a chmod, a read-only mount takes a mount namespace")
+    if probe.returncode != 0:
+        pytest.skip(f"no read-only bind mount here (root writes past a chmod): {probe.stderr.strip()}")
+    proc = subprocess.run([*mount, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def test_a_dir_history_whose_suite_folder_cannot_be_written_is_a_usage_error(
+    sleuth: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    """The suite's folder inside a ``dir://`` history is read-only (or a file): ``record``, and the
+    state ``changepoints --incremental`` keeps there, are exit 2 with one line naming it, as the
+    history's own folder is (they were exit 4, the machine's failure); nothing changes."""
+    for i in range(4):
+        r = sleuth("gate", "record", "--suite", "s", "--run-id", str(i), "--no-provenance", "--db", "dir://hist",
+                   GO, env=ENV)  # fmt: skip
+        assert r.rc == 0, r.stderr
+    before = tree_state(tmp_path)
+    rec = ("gate", "record", "--suite", "s", "--run-id", "9", "--no-provenance", "--db", "dir://hist", GO)
+    cp = ("gate", "changepoints", "--suite", "s", "--metric", "BenchmarkDetector:ns/op", "--min-segment", "2",
+          "--incremental", "--db", "dir://hist")  # fmt: skip
+    for args in (rec, cp):
+        r = _with_read_only(tmp_path / "hist" / "s", tmp_path, *args)
+        _one_error(r, before, tree_state(tmp_path), "dir://hist", "hist/s cannot be written in")
+    (tmp_path / "hist" / "t").write_text("")  # a suite's folder that is a file
+    before = tree_state(tmp_path)
+    r = sleuth(*rec[:3], "t", *rec[4:], env=ENV)
+    _one_error(r, before, tree_state(tmp_path), "dir://hist", "hist/t is a file, not a folder")
 
 
 @not_root
@@ -129,6 +183,47 @@ def test_a_first_write_that_fails_takes_back_the_file_and_folders_it_made(tmp_pa
     finally:
         store.close()
     assert tree_state(tmp_path) == before
+
+
+def test_a_first_write_that_fails_leaves_an_empty_sqlite_file_as_it_was(tmp_path: Path) -> None:
+    """An existing empty file given as ``--db`` (``touch h.db``): the tables are made in the first
+    run's transaction, so an insert that fails takes them back too (Python's sqlite3 committed a
+    ``CREATE TABLE`` at once: the file kept the tables of a write that failed)."""
+    from sleuth.errors import InfrastructureError
+    from sleuth.gate.model import Run, Sample
+    from sleuth.gate.store import open_to_record
+
+    (tmp_path / "h.db").touch()
+    before = tree_state(tmp_path)
+    store = open_to_record(f"sqlite:///{tmp_path / 'h.db'}")
+    bad = Run(suite="s", run_id="1", created_at="2025-01-01T00:00:00.000000Z",
+              samples=(Sample("m", (object(),)),))  # type: ignore[arg-type]  # fmt: skip
+    try:
+        with pytest.raises(InfrastructureError, match="--db sqlite:///"):
+            store.add_run(bad)
+    finally:
+        store.close()
+    assert tree_state(tmp_path) == before
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
+
+
+def test_records_into_a_new_sqlite_history_at_once_all_land(tmp_path: Path) -> None:
+    """Four ``record`` processes into one new history at once: each run lands once, none fails
+    (a write's transaction takes the write lock as it begins, waiting out another writer)."""
+    import subprocess
+    import sys
+
+    def argv(i: int) -> list[str]:
+        return [sys.executable, "-m", "sleuth", "gate", "record", "--suite", "s", "--run-id", str(i),
+                "--no-provenance", "--db", "sqlite:///h.db", GO]  # fmt: skip
+
+    procs = [subprocess.Popen(argv(i), cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, **ENV}) for i in range(4)]  # fmt: skip
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outs]
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        assert sorted(r for (r,) in conn.execute("SELECT run_id FROM gate_runs")) == ["0", "1", "2", "3"]
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ __all__ = [
     "check_name_flag",
     "db_option",
     "html_option",
+    "metric_filter",
     "open_store",
     "outputs_options",
     "parse_fraction",
@@ -92,6 +93,15 @@ def branch_filter(value: str | None) -> str | None:
     from sleuth.gate.model import stored_branch
 
     return stored_branch(value) if value else None
+
+
+def metric_filter(values: tuple[str, ...]) -> tuple[str, ...]:
+    """A reading verb's ``--metric`` names (or globs) as ``record`` stored them
+    (:func:`sleuth.gate.ingest.stored_metric`: secrets hidden, a name over 500 characters fitted), so
+    that the name a user recorded finds its runs, as :func:`branch_filter` does for ``--branch``."""
+    from sleuth.gate.ingest import stored_metric
+
+    return tuple(dict.fromkeys(stored_metric(v) for v in values))
 
 
 def refuse_secret(flag: str, value: str | None) -> None:

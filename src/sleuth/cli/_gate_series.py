@@ -17,6 +17,7 @@ from sleuth.cli._gate_flags import (
     check_name_flag,
     db_option,
     html_option,
+    metric_filter,
     open_store,
     outputs_options,
     parse_fraction,
@@ -98,9 +99,10 @@ def changepoints_cmd(**kw: Any) -> int:
         # not created: a history that does not exist has no points, so no state is written to it
         store = open_store(kw["db"], create=False)
         kw["branch"] = branch_filter(kw["branch"])  # as recorded; the state is keyed by it too
-        runs = store.runs(suite, branch=kw["branch"], metrics=[kw["metric"]])
-        series = metric_series(runs, kw["metric"])
-        title = f"{suite} {kw['metric']}"
+        (metric,) = metric_filter((kw["metric"],))  # as recorded (the state keeps its own key)
+        runs = store.runs(suite, branch=kw["branch"], metrics=[metric])
+        series = metric_series(runs, metric)
+        title = f"{suite} {metric}"
         if kw["incremental"] and kw["state_path"] is None:
             state = store.get_state(suite, _state_key(kw["metric"], kw["branch"]))
     try:
@@ -235,6 +237,7 @@ def baseline_capture(**kw: Any) -> int:
     if path.is_dir():
         raise UsageError(f"-o {path}: is a directory")
     keep = load_baseline(path, "-o") if path.is_file() else None
+    kw["metrics"] = metric_filter(kw["metrics"])  # as recorded
     runs = selected_runs(kw, suite)
     if not runs:
         warn(f"INSUFFICIENT: no runs recorded for suite {suite}; nothing written")

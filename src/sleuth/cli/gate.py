@@ -28,6 +28,7 @@ from sleuth.cli._gate_flags import (
     check_name_flag,
     db_option,
     html_option,
+    metric_filter,
     open_store,
     outputs_options,
     parse_fraction,
@@ -272,6 +273,7 @@ def graduate_cmd(**kw: Any) -> int:
     target = parse_percent("--target-cv", kw["target_cv"])
     conf = parse_fraction("--confidence", kw["confidence"], 0.5, 1.0)
     out = Outputs(kw["as_json"], kw["markdown"], kw["junit"])
+    kw["metrics"] = metric_filter(kw["metrics"])  # as recorded
     runs = selected_runs(kw, suite, include_failed=not kw["successful_only"])
     results = graduate(runs, metrics=kw["metrics"], last=kw["last"], target=target, conf=conf)
     over = any(r.verdict is Graduation.OVER for r in results)
@@ -344,7 +346,8 @@ def check_cmd(**kw: Any) -> int:
         runs = check_runs(store, suite, policy)
     finally:
         store.close()
-    report = check(runs, policy, suite=suite, baseline=baseline, only=kw["metrics"], mode=kw["mode"])
+    only = metric_filter(kw["metrics"])  # as recorded
+    report = check(runs, policy, suite=suite, baseline=baseline, only=only, mode=kw["mode"])
     rc = report.exit_code() if kw["mode"] != "soft" else 0
 
     def page() -> str:

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sleuth.gate.model import Sample
+from sleuth.gate.model import Sample, clean_cut
 
 __all__ = ["FORMATS", "Parsed", "parse"]
 
@@ -63,10 +63,14 @@ class _Collector:
         self.units.setdefault(metric, unit)
         return True
 
-    def skip(self, what: str) -> None:
+    def skip(self, what: object) -> None:
+        """Count a skipped line or entry (an entry that is not text is kept as its JSON); the first
+        few are kept as examples, hidden by the rule of :mod:`sleuth.secrets`, then cut (cut first,
+        the start of a secret that straddled the cut stayed, the whole value no longer there)."""
         self.skipped += 1
         if len(self.examples) < _EXAMPLES:
-            self.examples.append(what[:120])
+            text = what if isinstance(what, str) else json.dumps(what, default=str)
+            self.examples.append(clean_cut(text, 120))
 
     def result(self, fmt: str) -> Parsed:
         samples = tuple(Sample(m, tuple(vs), self.units.get(m, "")) for m, vs in self.values.items())
@@ -183,7 +187,7 @@ def _pytest_benchmark(doc: Mapping[str, Any], col: _Collector) -> None:
         stats = b.get("stats") if isinstance(b, dict) else None
         name = (b.get("fullname") or b.get("name")) if isinstance(b, dict) else None
         if not isinstance(stats, dict) or not isinstance(name, str):
-            col.skip(json.dumps(b)[:120])
+            col.skip(b)
             continue
         data = stats.get("data")
         values = data if isinstance(data, list) and data else [stats.get("median")]
@@ -224,7 +228,7 @@ def _hyperfine(doc: Mapping[str, Any], col: _Collector) -> None:
         name = r.get("command") if isinstance(r, dict) else None
         times = r.get("times") if isinstance(r, dict) else None
         if not isinstance(name, str):
-            col.skip(json.dumps(r)[:120])
+            col.skip(r)
             continue
         values = times if isinstance(times, list) and times else [r.get("median")]
         if not all([col.add(name, v, "s") for v in values]):
@@ -248,7 +252,7 @@ def _generic_json(doc: Any, col: _Collector) -> None:
     if isinstance(entries, list):
         for e in entries:
             if not isinstance(e, dict) or not isinstance(e.get("metric"), str) or "value" not in e:
-                col.skip(json.dumps(e)[:120])
+                col.skip(e)
                 continue
             unit = str(e.get("unit") or "")
             values = e["value"] if isinstance(e["value"], list) else [e["value"]]

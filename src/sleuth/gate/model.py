@@ -240,11 +240,13 @@ def clean_doc(doc: Any) -> Any:
     return Secrets({}, frozenset(env_secret_values(os.environ))).scrub(doc)
 
 
-def _scrub_name(name: str) -> str:
-    """A metric name (or commit, branch) through the rule; cached: a history repeats its names."""
+@lru_cache(maxsize=65536)
+def _scrub_name(name: str, hidden: tuple[str, ...] = ()) -> str:
+    """A metric name (or commit, branch) through the rule, with the values ``hidden`` hidden too;
+    cached (keyed by the values too): a history repeats its names."""
     from sleuth.secrets import scrub_text
 
-    return scrub_text(name)
+    return scrub_text(name, hidden)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,14 +320,19 @@ class Run:
         """This run as every reader shows it: the one redaction rule applied to its metric names,
         commit, branch, provenance and source.  Runs are recorded scrubbed; a history recorded
         before a rule was added (``--api-key=`` in a hyperfine command line, stored as a metric name)
-        is scrubbed here, on the way out of the store, so that no view or ``--json`` repeats it.
+        is scrubbed here, on the way out of the store, so that no view or ``--json`` repeats it.  A
+        metric name and a commit hide the values of this shell's secret variables here too, as
+        ``record`` hides them (:func:`sleuth.gate.ingest.public_metric`): a run recorded where the
+        value was no secret is read under the name a run recorded now has, so a ``--metric`` filter
+        (given as ``record`` stores it) finds both, and they are one series.
         What older sleuths recorded otherwise is read as it is recorded now: the time in UTC
         (:func:`stored_time`), a quoted CSV name unquoted (runs without ``source["reader"]``)."""
         from dataclasses import replace
 
-        from sleuth.secrets import Secrets
+        from sleuth.secrets import Secrets, env_secret_values
 
         walk = Secrets().scrub
+        hidden = env_secret_values(os.environ)
         reader, files = self.source.get("reader"), self.source.get("files")
         legacy_csv = not (isinstance(reader, int) and reader >= READER_VERSION) and any(
             isinstance(f, Mapping) and f.get("format") == "csv"
@@ -333,12 +340,12 @@ class Run:
         )
 
         def name(metric: str) -> str:
-            return _scrub_name(_csv_unquoted(metric) if legacy_csv else metric)
+            return _scrub_name(_csv_unquoted(metric) if legacy_csv else metric, hidden)
 
         return replace(
             self,
             created_at=stored_time(self.created_at),
-            commit=_scrub_name(self.commit) if self.commit is not None else None,
+            commit=_scrub_name(self.commit, hidden) if self.commit is not None else None,
             branch=_scrub_name(self.branch) if self.branch is not None else None,
             samples=tuple(
                 s if (new := name(s.metric)) == s.metric else Sample(new, s.values, s.unit)

@@ -28,6 +28,7 @@ from sleuth import __version__
 from sleuth.atomic import atomic_write_json, atomic_write_text, json_text
 from sleuth.errors import InfrastructureError, UsageError
 from sleuth.gate.model import Run, RunStatus, clean_cut, fit
+from sleuth.gate.store.paths import folder_problem
 from sleuth.model import check_name
 
 __all__ = ["DirStore"]
@@ -111,12 +112,22 @@ class DirStore:
         path = self._suite_dir(run.suite) / f"{run.run_id}.json"
         if path.exists() and not replace:
             return False
-        try:
-            atomic_write_json(path, run.to_dict())
-        except OSError as exc:
-            raise InfrastructureError(f"--db {self.display}: cannot write {path}: {exc.strerror}") from None
+        self._write(path, run.to_dict())
         self._reindex(path.parent)
         return True
+
+    def _write(self, path: Path, doc: dict[str, Any]) -> None:
+        """``doc`` written atomically to ``path`` (whole or absent).  A folder on the way that cannot
+        take it (read-only, on a read-only file system, a file) is the user's ``--db``, exit 2, as
+        the history's own folder is (:func:`~sleuth.gate.store.paths.check_path`); anything else (a
+        full disk) is the machine's, exit 4."""
+        try:
+            atomic_write_json(path, doc)
+        except OSError as exc:
+            problem = folder_problem(path.parent)
+            if problem is not None:
+                raise UsageError(f"--db {self.display}: {problem[0]}", hint=problem[1]) from None
+            raise InfrastructureError(f"--db {self.display}: cannot write {path}: {exc.strerror}") from None
 
     def _reindex(self, folder: Path) -> None:
         """Rewrite the folder's index: its entries that still hold, and the files it did not list
@@ -219,7 +230,7 @@ class DirStore:
 
     def put_state(self, suite: str, key: str, value: dict[str, Any]) -> None:
         """Write a state document atomically."""
-        atomic_write_json(self._suite_dir(suite) / _STATE / f"{_safe_key(key)}.json", value)
+        self._write(self._suite_dir(suite) / _STATE / f"{_safe_key(key)}.json", value)
 
     def close(self) -> None:
         """Nothing to release."""

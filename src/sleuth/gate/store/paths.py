@@ -5,7 +5,9 @@ than the file system allows (SQLite's ``-journal`` beside the file counted), a f
 that is a file, a location that cannot be written (``record``) or a history that cannot be read.
 :func:`check_path` says so in one line naming ``--db`` and the path (exit 2) before anything is made,
 and :func:`path_problem` tells a store whether a database's "unable to open" was such a path (exit 2)
-or something passing (a locked database, a full disk, no file handles left: exit 4).
+or something passing (a locked database, a full disk, no file handles left: exit 4);
+:func:`folder_problem` tells a ``dir://`` history the same of a folder inside it (a suite's folder
+that is read-only, or a file).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from sleuth.errors import UsageError
 from sleuth.gate.store.base import StoreURL
 
-__all__ = ["SQLITE_SIDES", "check_path", "path_problem"]
+__all__ = ["SQLITE_SIDES", "check_path", "folder_problem", "path_problem"]
 
 #: what SQLite may put next to its file while it writes (the longest suffix bounds the file's name)
 SQLITE_SIDES = ("-journal", "-wal", "-shm")
@@ -41,19 +43,28 @@ def path_problem(url: StoreURL, *, write: bool) -> tuple[str, str] | None:
     it; None when nothing does (a database server's URL, or a path that is fine)."""
     if url.kind not in ("sqlite", "dir"):
         return None
-    path = Path(os.path.abspath(url.path))
+    return _problem(Path(os.path.abspath(url.path)), url.kind, write=write)
+
+
+def folder_problem(folder: Path) -> tuple[str, str] | None:
+    """What keeps a folder of a ``dir://`` history (a suite's, its state's) from taking a file,
+    and how to fix it; None when nothing does (the write failed for a passing reason)."""
+    return _problem(Path(os.path.abspath(folder)), "dir", write=True)
+
+
+def _problem(path: Path, kind: str, *, write: bool) -> tuple[str, str] | None:
     found = _nearest(path)
     if isinstance(found, tuple):
         return found
-    long = _too_long(path, found, sqlite=url.kind == "sqlite")
+    long = _too_long(path, found, sqlite=kind == "sqlite")
     if long is not None:
         return long
-    if found != path or url.kind == "dir":
+    if found != path or kind == "dir":
         if not found.is_dir():
             return f"{found} is a file, not a folder", "give a path whose folders are folders"
     elif found.is_dir():  # checked by parse_url too; here for what was made since
         return f"{path} is a directory", "give the SQLite file inside it"
-    return _access(path, found, url.kind, write=write)
+    return _access(path, found, kind, write=write)
 
 
 def _nearest(path: Path) -> Path | tuple[str, str]:

@@ -1,14 +1,12 @@
 """The history in a SQL database through SQLAlchemy Core: SQLite (embedded default) or PostgreSQL (a team).
 
-Tables: ``gate_runs`` (one row per run; unique per suite and run id; provenance and source as JSON
-text), ``gate_samples`` (one row per sample value), ``gate_state`` (small JSON documents), and
-``gate_meta`` (the schema version).  One transaction per recorded run, so a killed ``record``
-leaves the run whole or absent; two jobs recording the same run id race on the unique key and
-the loser reports "already recorded".  A history's first run makes the tables in its transaction:
-on PostgreSQL (whose DDL is transactional) a first write that fails leaves the database as it was.
-A SQLite path that cannot hold a history, or a file that is no database, is the user's ``--db``
-(exit 2); a database locked past the busy timeout or a full disk is the machine's (exit 4):
-:mod:`sleuth.gate.store.sqlerrors`.
+The engine and the tables are :mod:`sleuth.gate.store.sqlschema`'s.  One transaction per recorded
+run, so a killed ``record`` leaves the run whole or absent; two jobs recording the same run id race
+on the unique key and the loser reports "already recorded".  A history's first run makes the tables
+in its transaction: a first write that fails leaves the database as it was (on SQLite, an existing
+empty file stays empty).  A SQLite path that cannot hold a history, or a file that is no database,
+is the user's ``--db`` (exit 2); a database locked past the busy timeout or a full disk is the
+machine's (exit 4): :mod:`sleuth.gate.store.sqlerrors`.
 """
 
 from __future__ import annotations
@@ -20,80 +18,12 @@ from contextlib import contextmanager
 from typing import Any
 
 from sleuth.errors import SleuthError, UsageError
-from sleuth.gate.model import (
-    BRANCH_MAX,
-    COMMIT_MAX,
-    METRIC_MAX,
-    UNIT_MAX,
-    Run,
-    RunStatus,
-    Sample,
-    fit,
-    stored_names,
-    stored_time,
-    utc_now,
-)
+from sleuth.gate.model import Run, RunStatus, Sample, fit, stored_names, stored_time, utc_now
 from sleuth.gate.store.base import StoreURL
-from sleuth.gate.store.sqlerrors import failure, quiet_driver
+from sleuth.gate.store.sqlerrors import failure
+from sleuth.gate.store.sqlschema import KEY_MAX, SCHEMA_VERSION, WRITE, connect, prepare, tables
 
 __all__ = ["SCHEMA_VERSION", "SqlStore"]
-
-SCHEMA_VERSION = 1
-#: the longest state key (a longer one is fitted: its start and a hash of the whole)
-_KEY_MAX = 500
-
-
-_SAMPLES_INDEX = "ix_gate_samples_run_metric"
-
-
-def _tables() -> Any:
-    import sqlalchemy as sa
-
-    md = sa.MetaData()
-    runs = sa.Table(
-        "gate_runs",
-        md,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("suite", sa.String(200), nullable=False),
-        sa.Column("run_id", sa.String(200), nullable=False),
-        sa.Column("created_at", sa.String(40), nullable=False),
-        sa.Column("recorded_at", sa.String(40), nullable=False),
-        sa.Column("status", sa.String(20), nullable=False),
-        sa.Column("commit_sha", sa.String(COMMIT_MAX)),
-        sa.Column("branch", sa.String(BRANCH_MAX)),
-        sa.Column("provenance", sa.Text, nullable=False),
-        sa.Column("source", sa.Text, nullable=False),
-        sa.UniqueConstraint("suite", "run_id", name="uq_gate_runs_suite_run"),
-        sa.Index("ix_gate_runs_suite_created", "suite", "created_at"),
-    )
-    samples = sa.Table(
-        "gate_samples",
-        md,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("run_pk", sa.Integer, sa.ForeignKey("gate_runs.id", ondelete="CASCADE"), nullable=False),
-        sa.Column("metric", sa.String(METRIC_MAX), nullable=False),
-        sa.Column("unit", sa.String(UNIT_MAX), nullable=False),
-        sa.Column("metric_order", sa.Integer, nullable=False),
-        sa.Column("seq", sa.Integer, nullable=False),
-        sa.Column("value", sa.Float, nullable=False),
-        # one run's samples, and one metric's in each run (changepoints): ix_gate_samples_run (run_pk
-        # alone) before; _stamp replaces it in a history made by an older sleuth
-        sa.Index(_SAMPLES_INDEX, "run_pk", "metric"),
-    )
-    state = sa.Table(
-        "gate_state",
-        md,
-        sa.Column("suite", sa.String(200), primary_key=True),
-        sa.Column("key", sa.String(_KEY_MAX), primary_key=True),
-        sa.Column("value", sa.Text, nullable=False),
-    )
-    meta = sa.Table(
-        "gate_meta",
-        md,
-        sa.Column("key", sa.String(100), primary_key=True),
-        sa.Column("value", sa.String(200), nullable=False),
-    )
-    return md, runs, samples, state, meta
 
 
 class SqlStore:
@@ -101,37 +31,20 @@ class SqlStore:
 
     def __init__(self, url: StoreURL, *, create: bool) -> None:
         import sqlalchemy as sa
-        from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+        from sqlalchemy.exc import SQLAlchemyError
 
         self.display = url.display
         self._url = url
-        if url.kind == "postgresql":
-            quiet_driver()
-        if url.kind == "sqlite" and create:
-            try:
-                url.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise UsageError(
-                    f"--db {url.display}: cannot create {url.path.parent}: {exc.strerror}"
-                ) from None
-        try:
-            self.engine = sa.create_engine(url.url, future=True, pool_pre_ping=url.kind == "postgresql")
-        except ArgumentError as exc:
-            raise UsageError(f"--db {url.display}: {exc}") from None
-        except ValueError as exc:  # a malformed URL: a port that is not a number, an unclosed [host
-            from sleuth.secrets import scrub_text
-
-            raise UsageError(
-                f"--db {url.display}: not a valid URL ({scrub_text(str(exc))})",
-                hint="e.g. postgresql://USER:PASSWORD@HOST:5432/DB",
-            ) from None
-        except ImportError as exc:  # a driver that is not installed
-            raise UsageError(f"--db {url.display}: the database driver is missing ({exc.name})") from None
-        self._md, self._runs, self._samples, self._state, self._meta = _tables()
+        self.engine = connect(url, create=create)
+        #: the engine for a write's transaction (on SQLite, one that takes the write lock at once)
+        self._writer = self.engine.execution_options(**{WRITE: True})
+        self._t = tables()
+        t = self._t
+        self._runs, self._samples, self._state, self._meta = t.runs, t.samples, t.state, t.meta
         try:
             self._ready = sa.inspect(self.engine).has_table("gate_runs")
             if create and self._ready:  # a history to write into: its version checked (and its index)
-                with self.engine.begin() as conn:
+                with self._writer.begin() as conn:
                     self._prepare(conn)
         except SQLAlchemyError as exc:
             self.engine.dispose()
@@ -147,26 +60,9 @@ class SqlStore:
         return failure(exc, self._url, write=write)
 
     def _prepare(self, conn: Any) -> None:
-        """The tables (those missing), the schema version and the samples index, in ``conn``'s
-        transaction: a history's first write makes them with its run, so that on PostgreSQL (whose
-        DDL is transactional) a first write that fails leaves the database as it was."""
-        import sqlalchemy as sa
-
-        self._md.create_all(conn)
-        found = conn.execute(sa.select(self._meta.c.value).where(self._meta.c.key == "schema")).scalar()
-        if found is None:
-            conn.execute(sa.insert(self._meta).values(key="schema", value=str(SCHEMA_VERSION)))
-        elif found != str(SCHEMA_VERSION):
-            raise UsageError(
-                f"--db {self.display}: history schema {found}, this sleuth reads {SCHEMA_VERSION}",
-                hint="use the sleuth version that wrote it, or a new --db",
-            )
-        if _SAMPLES_INDEX not in {i["name"] for i in sa.inspect(conn).get_indexes("gate_samples")}:
-            # once, on the first record into an older history (IF NOT EXISTS: two jobs at once)
-            conn.execute(
-                sa.text(f"CREATE INDEX IF NOT EXISTS {_SAMPLES_INDEX} ON gate_samples (run_pk, metric)")
-            )
-            conn.execute(sa.text("DROP INDEX IF EXISTS ix_gate_samples_run"))
+        """The tables, the schema version and the samples index, in ``conn``'s transaction
+        (:func:`~sleuth.gate.store.sqlschema.prepare`)."""
+        prepare(conn, self._t, self.display)
 
     def _made_by_another(self) -> bool:
         """Whether the tables exist now: another job's first write made them while ours failed."""
@@ -187,7 +83,7 @@ class SqlStore:
         while True:
             first = not self._ready
             try:
-                with self.engine.begin() as conn:
+                with self._writer.begin() as conn:
                     if first:
                         self._prepare(conn)
                     added = self._insert(conn, run, replace=replace)
@@ -347,7 +243,7 @@ class SqlStore:
         if not self._ready:
             return None
         t = self._state
-        key = fit(key, _KEY_MAX)
+        key = fit(key, KEY_MAX)
         with self._reported(), self.engine.connect() as conn:
             text = conn.execute(sa.select(t.c.value).where(t.c.suite == suite, t.c.key == key)).scalar()
         if text is None:
@@ -363,8 +259,8 @@ class SqlStore:
         import sqlalchemy as sa
 
         t = self._state
-        key = fit(key, _KEY_MAX)  # "changepoints:<metric>:<branch>": a long metric name would not fit
-        with self._reported(write=True), self.engine.begin() as conn:
+        key = fit(key, KEY_MAX)  # "changepoints:<metric>:<branch>": a long metric name would not fit
+        with self._reported(write=True), self._writer.begin() as conn:
             if not self._ready:
                 self._prepare(conn)
             conn.execute(sa.delete(t).where(t.c.suite == suite, t.c.key == key))
