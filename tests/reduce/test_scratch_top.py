@@ -252,6 +252,26 @@ def test_the_cwd_and_its_trees_are_listed_once_per_reduction(tmp_path: Path) -> 
     assert scratch == {f"sleuth.reduce.layout {cwd}": 1, f"sleuth.reduce.layout {data}": 1}, seen
 
 
+def _reduce_lines_past_the_budget(tmp_path: Path, name: str, main_py: str, state: bytes) -> Any:
+    """``sleuth reduce`` of a 12-line file to its ``needle`` line, with every top-level file of the
+    cwd past the budget (``TOP_FILES = 0``): ``state.bin`` is a hard link to a private copy."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "main.py").write_text(main_py)
+    (work / "state.bin").write_bytes(state)
+    (work / "lines.txt").write_text("".join(("needle" if i == 5 else f"l{i}") + "\n" for i in range(12)))
+    spec = work / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": name, "workload": {"command": [sys.executable, "main.py", "{LINES}"], "timeout": 60},
+        "oracle": {"kind": "exit_code"}, "budget": {"baseline_trials": 1},
+        "axes": [{"name": "LINES", "kind": "file_lines", "path": "lines.txt"}],
+    }))  # fmt: skip
+    res = _patched(
+        tmp_path, "import sleuth.reduce.layout as s; s.TOP_FILES = 0", "reduce", "--spec", spec, "--json"
+    )
+    return doc(res)
+
+
 #: checks that state.bin is the user's, then rewrites it in place keeping its size and sets its
 #: modification time back, as ``touch -r`` does
 SNEAKY = """import os, sys
@@ -276,21 +296,8 @@ def test_a_file_rewritten_keeping_its_size_and_time_is_made_again_for_the_next_c
     modification time before the next candidate gets it: a workload that rewrote it in place keeping
     its size and set the time back (``touch -r``) left its bytes to the next candidate.  Its change
     time, which nothing sets back, is checked too: every trial reads the user's bytes."""
+    d = _reduce_lines_past_the_budget(tmp_path, "sneaky", SNEAKY, b"original" * 100)
     work = tmp_path / "work"
-    work.mkdir()
-    (work / "main.py").write_text(SNEAKY)
-    (work / "state.bin").write_bytes(b"original" * 100)
-    (work / "lines.txt").write_text("".join(("needle" if i == 5 else f"l{i}") + "\n" for i in range(12)))
-    spec = work / "spec.yaml"
-    spec.write_text(yaml.safe_dump({
-        "name": "sneaky", "workload": {"command": [sys.executable, "main.py", "{LINES}"], "timeout": 60},
-        "oracle": {"kind": "exit_code"}, "budget": {"baseline_trials": 1},
-        "axes": [{"name": "LINES", "kind": "file_lines", "path": "lines.txt"}],
-    }))  # fmt: skip
-    res = _patched(
-        tmp_path, "import sleuth.reduce.layout as s; s.TOP_FILES = 0", "reduce", "--spec", spec, "--json"
-    )
-    d = doc(res)
     run = Path(d["run_dir"])
     outs = [p.read_text() for p in run.glob("candidates/*/t*/stdout")]
     assert len(outs) > 3
@@ -303,24 +310,11 @@ def test_a_file_no_candidate_changes_is_copied_once_per_reduction(tmp_path: Path
     """Each judged trial's scratch copy is given back through PrivateCopies.discard, so the private
     copy of a file past the budget that no trial changed is the next trial's (one inode, not a copy
     per candidate), whatever its change time became as the scratch copies linked and unlinked it."""
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "main.py").write_text(
+    main_py = (
         "import os, sys\nprint('INODE', os.stat('state.bin').st_ino, open('state.bin').read())\n"
         "sys.exit(1 if 'needle' in open(sys.argv[1]).read().split() else 0)\n"
     )
-    (work / "state.bin").write_text("original")
-    (work / "lines.txt").write_text("".join(("needle" if i == 5 else f"l{i}") + "\n" for i in range(12)))
-    spec = work / "spec.yaml"
-    spec.write_text(yaml.safe_dump({
-        "name": "reuse", "workload": {"command": [sys.executable, "main.py", "{LINES}"], "timeout": 60},
-        "oracle": {"kind": "exit_code"}, "budget": {"baseline_trials": 1},
-        "axes": [{"name": "LINES", "kind": "file_lines", "path": "lines.txt"}],
-    }))  # fmt: skip
-    res = _patched(
-        tmp_path, "import sleuth.reduce.layout as s; s.TOP_FILES = 0", "reduce", "--spec", spec, "--json"
-    )
-    d = doc(res)
+    d = _reduce_lines_past_the_budget(tmp_path, "reuse", main_py, b"original")
     assert d["final"]["axes"] == {"LINES": ["needle"]}, d["final"]
     seen = [p.read_text().split() for p in Path(d["run_dir"]).glob("candidates/*/t*/stdout")]
     assert len(seen) > 3 and all(s[0] == "INODE" and s[2] == "original" for s in seen), seen
