@@ -15,6 +15,11 @@ With ``interrupts`` (a signal gate, :class:`Interrupts`), a signal interrupts on
 trial and its judging: from the moment its ``result.json`` is written, a trial's journal line and
 whatever the caller does with it (``sleuth run`` counts it) are one step that a Ctrl-C cannot
 split; the signal raises KeyboardInterrupt when the caller next asks for a trial.
+
+Tried and dropped (issue 9): judging and writing ``result.json`` in the worker's done-callback, so
+the caller's thread only journals (1000 x ``true`` at ``--jobs 8``, interleaved A/B, 10 rounds:
+0.750 s against 0.711 s on tmpfs, 1.78 against 1.70 s on disk), and a queue window of five times
+the slots instead of ``jobs + min(jobs, 8)`` (0.764 s against 0.678 s): the caller is not the bottleneck.
 """
 
 from __future__ import annotations
