@@ -18,8 +18,9 @@ split; the signal raises KeyboardInterrupt when the caller next asks for a trial
 
 Tried and dropped (issue 9): judging and writing ``result.json`` in the worker's done-callback, so
 the caller's thread only journals (1000 x ``true`` at ``--jobs 8``, interleaved A/B, 10 rounds:
-0.750 s against 0.711 s on tmpfs, 1.78 against 1.70 s on disk), and a queue window of five times
-the slots instead of ``jobs + min(jobs, 8)`` (0.764 s against 0.678 s): the caller is not the bottleneck.
+0.750 s against 0.711 s on tmpfs, 1.78 against 1.70 s on disk), and a ``sleuth run`` queue window
+of five times the slots instead of ``jobs + min(jobs, 8)`` (0.764 s against 0.678 s): the caller is
+not the bottleneck.
 """
 
 from __future__ import annotations
