@@ -61,6 +61,40 @@ def test_a_policy_applies_to_a_metric_by_the_name_it_was_recorded_under(
     assert SHELL_SECRET not in chk.stdout and "abcdef123456" not in chk.stdout
 
 
+def test_a_baseline_file_names_its_metrics_as_they_were_recorded(
+    sleuth: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    """A baseline file written by hand with the names as given is each counter's reference (its
+    value 5 against the runs' 1..4: FAIL); named as given, no entry was found and the counters
+    passed against their own history."""
+    db = _history(sleuth, tmp_path, ENV)
+    _policy(tmp_path / "policy.yaml", ("*",))
+    entries = {name: {"value": 5.0 + k, "tolerance": 0} for k, name in enumerate(NAMES)}
+    (tmp_path / "b.json").write_text(json.dumps({"schema": 1, "suite": "s", "metrics": entries}))
+    chk = sleuth("gate", "check", "--suite", "s", "--policy", "policy.yaml", "--baseline", "b.json", "--json",
+                 "--db", db, env=ENV)  # fmt: skip
+    assert chk.rc == 1, chk.stdout + chk.stderr
+    got = sorted((r["verdict"], r["runs"]) for r in chk.json()["metrics"])
+    assert got == [("FAIL", RUNS)] * len(NAMES) + [("PASS", RUNS)], chk.stdout  # "other" has no entry
+
+
+def test_a_baseline_captured_where_a_value_was_no_secret_diffs_clean_where_it_is(
+    sleuth: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    """Captured in a shell without the secret variable, the file keeps the value in a name; diffed in
+    a shell with it (runs read with the value hidden), every metric is the same, none gone and new.
+    The long name, stored fitted, reads back as itself."""
+    db = _history(sleuth, tmp_path, PLAIN_ENV)
+    cap = sleuth("gate", "baseline", "capture", "--suite", "s", "-o", "b.json", "--db", db, env=PLAIN_ENV)
+    assert cap.rc == 0, cap.stderr
+    assert IN_SHELL in json.loads((tmp_path / "b.json").read_text())["metrics"]
+    diff = sleuth("gate", "baseline", "diff", "b.json", "--json", "--db", db, env=ENV)
+    assert diff.rc == 0, diff.stdout + diff.stderr
+    rows = diff.json()["metrics"]
+    assert [r["status"] for r in rows] == ["same"] * (len(NAMES) + 1), rows
+    assert SHELL_SECRET not in diff.stdout
+
+
 @pytest.mark.parametrize(
     ("first", "second"),
     [
@@ -85,3 +119,20 @@ def test_two_policy_keys_that_become_one_stored_name_are_a_usage_error(
     assert line.startswith("error: policy.yaml: metrics: keys #2 ") and " and #3 " in line, line
     assert "keep one" in line and "Traceback" not in chk.stderr
     assert SHELL_SECRET not in line and "abcdef123456" not in line and "zyxwvu987654" not in line
+
+
+def test_two_baseline_keys_that_become_one_stored_name_are_a_usage_error(
+    sleuth: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    db = _history(sleuth, tmp_path, ENV)
+    _policy(tmp_path / "policy.yaml", ("*",))
+    entries = {IN_SHELL: {"value": 1.0}, "latency <redacted> p50": {"value": 2.0}}
+    (tmp_path / "b.json").write_text(json.dumps({"schema": 1, "suite": "s", "metrics": entries}))
+    for argv in (
+        ("check", "--suite", "s", "--policy", "policy.yaml", "--baseline", "b.json"),
+        ("baseline", "diff", "b.json"),
+    ):
+        r = sleuth("gate", *argv, "--db", db, env=ENV)
+        assert r.rc == 2, r.stdout + r.stderr
+        (line,) = r.stderr.splitlines()
+        assert "b.json: metrics: keys #1 " in line and " and #2 " in line and SHELL_SECRET not in line, line
