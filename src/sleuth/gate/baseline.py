@@ -9,7 +9,9 @@ The file (``baselines.json``)::
 ``value`` is the median of the last runs' values (each run's value is the median of its samples).
 ``tolerance`` (absolute like ``1`` or relative like ``"5%"``; null: exact for counters, no baseline
 check for time metrics) is for people to edit: ``capture`` keeps the tolerances of an existing
-file it overwrites, so re-baselining does not lose them.
+file it overwrites, so re-baselining does not lose them.  A metric key is read as ``record`` stores
+a name (:func:`sleuth.gate.ingest.stored_metric`), so a key edited by hand, or captured where a
+value of the shell was no secret, still names its runs.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from sleuth.errors import ConfigError
 from sleuth.gate.graduate import metric_names, metric_values
+from sleuth.gate.ingest import stored_metrics
 from sleuth.gate.model import Run, clean_cut, utc_now
 from sleuth.gate.policy import Tolerance, parse_tolerance
 from sleuth.gate.robust import cv, median
@@ -95,6 +98,11 @@ def load_baseline(path: Path, what: str = "--baseline") -> dict[str, Any]:
     last = doc.get("last")
     if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
         raise ConfigError(clean_cut(f"{path}: last: must be a whole number of runs >= 1, got {last!r}", 300))
+    try:  # named as `record` stores a name: a hand-edited key, one captured where a value was no secret
+        stored = stored_metrics(list(doc["metrics"]))
+    except ValueError as exc:
+        raise ConfigError(f"{what} {path}: metrics: {exc}") from None
+    doc["metrics"] = {stored[k]: entry for k, entry in doc["metrics"].items()}
     for name, entry in doc["metrics"].items():
         if not isinstance(entry, dict):
             raise ConfigError(f"{path}: metrics.{name}: an entry is an object with a 'value'")

@@ -48,6 +48,7 @@ __all__ = [
     "read_raw",
     "scan_artifacts",
     "stored_metric",
+    "stored_metrics",
     "write_metadata",
 ]
 
@@ -121,6 +122,32 @@ def stored_metric(name: str, hidden: tuple[str, ...] | None = None) -> str:
     first, the start of a secret that straddled the cut stayed, the whole value no longer there to
     be found."""
     return fit(public_metric(name, hidden), METRIC_MAX)
+
+
+def stored_metrics(names: Sequence[str]) -> dict[str, str]:
+    """Each of ``names`` (a policy's metric keys, a baseline file's) -> :func:`stored_metric` of it,
+    so that a key finds the runs of the name it gives.  ValueError naming both keys (by position,
+    hidden, then cut) when two become one stored name: one of them would silently not apply."""
+    from sleuth.secrets import env_secret_values
+
+    hidden = env_secret_values(os.environ)  # once: a policy of 10,000 keys
+    out: dict[str, str] = {}
+    first: dict[str, int] = {}
+    for i, name in enumerate(names, 1):
+        out[name] = stored = stored_metric(name, hidden)
+        if stored in first:
+            a, b = (_quoted(public_metric(k, hidden)) for k in (names[first[stored] - 1], name))
+            raise ValueError(
+                f"keys #{first[stored]} {a} and #{i} {b} are one metric as 'record' stores names "
+                f"({_quoted(stored)}: secrets hidden, a name over {METRIC_MAX} characters fitted); keep one"
+            )
+        first[stored] = i
+    return out
+
+
+def _quoted(name: str, limit: int = 80) -> str:
+    """A (hidden) name in a message: quoted, cut to ``limit`` characters."""
+    return repr(name if len(name) <= limit else name[:limit] + "…")
 
 
 def merge(parsed: Sequence[tuple[str, Parsed]]) -> Ingested:

@@ -18,7 +18,9 @@ metrics:
     mode: hard                         # soft: report, never fail the job
 ```
 
-Keys are matched in file order: an exact name first, then the first glob that matches.
+Keys are matched in file order: an exact name first, then the first glob that matches.  A key is
+read as ``record`` stores a name (secrets hidden, a long name fitted); two keys that become one are
+an error.
 """
 
 from __future__ import annotations
@@ -222,12 +224,15 @@ class Policy(_Strict):
 
     @field_validator("metrics", mode="after")
     @classmethod
-    def _scrubbed_names(cls, v: dict[str, MetricPolicy]) -> dict[str, MetricPolicy]:
-        """Metric names through the one redaction rule, as runs are recorded: a name holding a token
-        (``x ghp_...``) was printed whole by every view and ``--json``, and matched no recorded run."""
-        from sleuth.secrets import scrub_text
+    def _stored_names(cls, v: dict[str, MetricPolicy]) -> dict[str, MetricPolicy]:
+        """Metric names (and globs) as ``record`` stores a name (:func:`sleuth.gate.ingest.stored_metric`:
+        secrets hidden, this shell's secret values too, a name over 500 characters fitted): a key
+        holding a token was printed whole by every view, and one over 500 characters or holding a
+        secret value of the shell matched no recorded run.  Two keys that become one are an error."""
+        from sleuth.gate.ingest import stored_metrics
 
-        return {scrub_text(k): pol for k, pol in v.items()}
+        stored = stored_metrics(list(v))
+        return {stored[k]: pol for k, pol in v.items()}
 
     @field_validator("branch", mode="after")
     @classmethod
