@@ -45,13 +45,10 @@ _SKIP = {
 
 
 def _linked_out(p: Path, r: Path, root: Path, outside: list[str] | None) -> bool:
-    """True for ``p`` (a symlink, or a path through one) whose real path ``r`` lies outside ``root``:
-    its ``REL -> TARGET`` goes to ``outside``."""
-    if r.is_relative_to(root):
-        return False
-    if outside is not None:
+    """True for ``p`` whose real path ``r`` is outside ``root`` (its ``REL -> TARGET`` to ``outside``)."""
+    if not r.is_relative_to(root) and outside is not None:
         outside.append(f"{p.relative_to(root) if p.is_relative_to(root) else p} -> {r}")
-    return True
+    return not r.is_relative_to(root)
 
 
 def _left_out(d: str, name: str, skip: set[Path], root: Path, outside: list[str] | None = None) -> bool:
