@@ -59,6 +59,24 @@ def test_a_symlink_inside_shrunken_is_packed_as_its_file(sleuth: Callable, tmp_p
         assert member is not None and member.read() == b"1 2 3\n"
 
 
+def test_links_into_each_others_folders_are_packed_once(sleuth: Callable, tmp_path: Path) -> None:
+    """``a/b -> ../c`` beside ``c/d -> ../a`` under shrunken/ (neither leads outside it nor holds
+    itself): the archive held a/b/d/b/d/... until symlink resolution gave up.  Each real folder is
+    packed at most once on a path."""
+    run = _run_dir(tmp_path)
+    inputs = run / "shrunken" / "inputs"
+    (inputs / "a").mkdir()
+    (inputs / "c").mkdir()
+    (inputs / "a" / "f.txt").write_text("f\n")
+    (inputs / "a" / "b").symlink_to("../c")
+    (inputs / "c" / "d").symlink_to("../a")
+    r = sleuth("bundle", run, "--out", tmp_path / "x.tar.gz")
+    assert r.rc == 0, r.stderr
+    with tarfile.open(tmp_path / "x.tar.gz") as tar:
+        names = {m.name.removeprefix("demo-repro/shrunken/inputs/") for m in tar.getmembers()}
+    assert {n for n in names if n.startswith(("a", "c"))} == {"a", "a/b", "a/f.txt", "c", "c/d", "c/d/f.txt"}
+
+
 def test_a_run_name_that_is_a_path_is_a_usage_error(sleuth: Callable, tmp_path: Path) -> None:
     """``name`` names the archive and its top folder: ``../../x`` wrote outside and unpacked outside."""
     run = _run_dir(tmp_path)

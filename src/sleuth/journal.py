@@ -26,7 +26,6 @@ from sleuth.atomic import _dumps, _write_all, atomic_write_json, atomic_write_te
 from sleuth.errors import InfrastructureError, UsageError
 from sleuth.lockfile import lock_file
 from sleuth.model import NAME_MAX, check_name
-from sleuth.resuming import made_by, other_verbs_run_dir  # re-exported: sleuth.reduce.rundir's import
 
 __all__ = [
     "Journal",
@@ -34,9 +33,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "json_text",
-    "made_by",
     "move_aside",
-    "other_verbs_run_dir",
     "output_root",
     "read_journal",
     "watch_run_dirs",

@@ -231,25 +231,33 @@ def test_a_file_too_large_to_scrub_is_named_in_ship_md(cli, tmp_path: Path) -> N
     assert "huge.log" in ship.split("## Scrubbed", 1)[1]
 
 
-def test_a_linked_directory_outside_the_workload_is_not_copied(cli, tmp_path: Path) -> None:
+def test_a_linked_file_or_directory_outside_the_workload_is_not_copied(cli, tmp_path: Path) -> None:
     """``data -> /datasets/...`` in the workload's directory: the size limit never saw it and the
-    bundle copied all of it (a dataset, or ~/.aws).  It is left out, and SHIP.md says so."""
+    bundle copied all of it (a dataset, or ~/.aws); ``creds -> ~/.aws/credentials`` was copied as
+    its bytes.  Both are left out, and SHIP.md says so."""
     work = tmp_path / "work"
     work.mkdir()
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "credentials").write_text("aws_secret_access_key = plantedOutsideValue42\n")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "token").write_text("plantedLinkedFileValue43\n")
     spec = _spec(work, b"a\nneedle\n")
     (work / "data").symlink_to(outside)
+    (work / "creds").symlink_to(home / "token")
     res = cli("reduce", "--spec", spec, "--json", cwd=work)
     assert res.returncode == 0, res.stderr[-2000:]
     d = doc(res)
     run = Path(d["run_dir"])
     assert not (run / "shrunken" / "inputs" / "data").exists()
-    assert "data" in d["inputs"] and "data" in (run / "SHIP.md").read_text()
-    assert_no_secret(
-        "plantedOutsideValue42", *(v.decode("latin-1") for v in _archive(cli, run).values()), roots=[run]
-    )
+    assert not (run / "shrunken" / "inputs" / "creds").exists()
+    ship = (run / "SHIP.md").read_text()
+    for name in ("data", "creds"):
+        assert f"{name} -> " in d["inputs"] and f"{name} -> " in ship
+    archive = [v.decode("latin-1") for v in _archive(cli, run).values()]
+    for planted in ("plantedOutsideValue42", "plantedLinkedFileValue43"):
+        assert_no_secret(planted, *archive, roots=[run])
 
 
 def test_bundle_out_where_nothing_can_be_written_is_one_line(cli, tmp_path: Path) -> None:

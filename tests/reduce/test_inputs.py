@@ -137,3 +137,66 @@ def test_copy_tree_copies_what_shutil_copytree_does(tmp_path: Path) -> None:
         for r in (tmp_path / "ours", tmp_path / "theirs")
     ]
     assert modes[0] == modes[1]
+
+
+SECRET = b"aws_secret_access_key = plantedLinkedFileValue42\n"
+
+
+def _all_bytes(root: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
+
+
+def test_a_symlinked_file_outside_the_workload_is_left_out_and_named(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """``creds -> ~/.aws/credentials`` in the cwd (or in a file_set folder, or named by the command
+    past the size limit) was copied into inputs/ as its target's bytes: a secret in a bundle meant
+    to be shared.  It is left out as a linked folder outside is, and the note names it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "credentials").write_bytes(SECRET)
+    cwd = _cwd(tmp_path)
+    (cwd / "creds").symlink_to(home / "credentials")
+    (cwd / "data" / "shards" / "a" / "creds").symlink_to(home / "credentials")  # in a file_set folder
+    (cwd / "inside").symlink_to("main.py")  # a link inside the cwd is copied as its file, as before
+    plan: Any = SimpleNamespace(cwd=cwd)
+    cand = _cand({"data/shards": ("a/s0.bin", "a/creds")})
+    dest = tmp_path / "inputs"
+    note = bundle.copy_inputs(plan, cand, dest, output_root=tmp_path / "runs")
+    assert SECRET not in _all_bytes(dest)
+    assert not (dest / "creds").exists() and not (dest / "data" / "shards" / "a" / "creds").exists()
+    assert (dest / "inside").read_bytes() == b"print('hi')\n"
+    assert note.startswith("the workload's directory (left out, linked from outside it: "), note
+    assert f"creds -> {home / 'credentials'}" in note and "data/shards/a/creds ->" in note
+
+    # past INPUTS_LIMIT only the files the command names are copied: a named link out is left out
+    monkeypatch.setattr(bundle, "INPUTS_LIMIT", 10)
+    small = Candidate(argv=("python", "main.py", "creds"), env={}, files={}, key="k" * 16)
+    dest = tmp_path / "named"
+    note = bundle.copy_inputs(plan, small, dest, output_root=tmp_path / "runs")
+    assert SECRET not in _all_bytes(dest) and (dest / "main.py").is_file()
+    assert note.startswith("only the files the command names") and "creds ->" in note, note
+
+
+def test_links_into_each_others_folders_copy_each_folder_once(tmp_path: Path) -> None:
+    """``a/b -> ../c`` beside ``c/d -> ../a``: the copy went a/b/d/b/d/... until symlink resolution
+    gave up (over 80 folders of the same two).  Each real folder is copied at most once on a path."""
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "c").mkdir()
+    (src / "a" / "f.txt").write_text("f\n")
+    (src / "c" / "g.txt").write_text("g\n")
+    (src / "a" / "b").symlink_to("../c")
+    (src / "c" / "d").symlink_to("../a")
+    (src / "a" / "self").symlink_to(".")
+    copy_tree(src, tmp_path / "out")
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*")) == [
+        "a",
+        "a/b",
+        "a/b/g.txt",
+        "a/f.txt",
+        "c",
+        "c/d",
+        "c/d/f.txt",
+        "c/g.txt",
+    ]

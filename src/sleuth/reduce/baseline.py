@@ -4,8 +4,8 @@
 measure the rate on more runs), fixes the target signature (the most common failure; a regex
 oracle has none), judges every trial again against it, and starts the search's bookkeeping: the
 :class:`~sleuth.reduce.flaky.RateTracker`, the trial timeout when the spec sets none (ten times the
-slowest baseline trial, at least 5 s), the baseline's verdict and trace record, and the step hint
-of a ``step_regex`` axis.  A baseline of which no trial could be judged stops the run
+slowest baseline trial, at least 5 s, at most 30 days), the baseline's verdict and trace record,
+and the step hint of a ``step_regex`` axis.  A baseline of which no trial could be judged stops the run
 (:class:`~sleuth.errors.InfrastructureError`).  The baseline always runs whole: ``max_wall_clock``
 stops only the search.
 
@@ -14,10 +14,11 @@ A part of :class:`~sleuth.reduce.driver.Driver`, given the driver as its own met
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sleuth.errors import InfrastructureError
-from sleuth.model import Outcome
+from sleuth.model import MAX_TIMEOUT_S, Outcome
 from sleuth.reduce.flaky import RateTracker
 from sleuth.reduce.plan import materialize
 from sleuth.reduce.trials import Evaluation, TrialRecord, reproduces
@@ -26,7 +27,14 @@ from sleuth.signature import group_signatures
 if TYPE_CHECKING:
     from sleuth.reduce.driver import Driver
 
-__all__ = ["run_baseline"]
+__all__ = ["default_timeout", "run_baseline"]
+
+
+def default_timeout(walls: Iterable[float]) -> float:
+    """The trial timeout when the spec sets none: ten times the slowest baseline trial (``walls``, in
+    seconds), at least 5 s and at most :data:`~sleuth.model.MAX_TIMEOUT_S` (the most ``recipe.yaml``'s
+    ``timeout`` and ``--timeout`` take)."""
+    return min(MAX_TIMEOUT_S, max(5.0, 10.0 * max(walls, default=0.5)))
 
 
 def run_baseline(d: Driver) -> dict[str, Any]:
@@ -60,7 +68,7 @@ def run_baseline(d: Driver) -> dict[str, Any]:
     fixed = None if d.budget.trials_per_candidate == "auto" else int(d.budget.trials_per_candidate)
     d.rate = RateTracker(hits, len(judged), d.budget.confidence, fixed=fixed)
     if d.timeout is None:
-        d.timeout = max(5.0, 10.0 * max((r.wall_s for r in records), default=0.5))
+        d.timeout = default_timeout(r.wall_s for r in records)
     d.verdicts[cand.key] = (hits > 0, len(records))
     for r in records:
         d.reduction.note_seconds(point, r.wall_s)

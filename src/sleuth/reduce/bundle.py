@@ -44,12 +44,19 @@ _SKIP = {
 }
 
 
+def _linked_out(p: Path, r: Path, root: Path, outside: list[str] | None) -> bool:
+    """True for ``p`` whose real path ``r`` is outside ``root`` (its ``REL -> TARGET`` to ``outside``)."""
+    if not r.is_relative_to(root) and outside is not None:
+        outside.append(f"{p.relative_to(root) if p.is_relative_to(root) else p} -> {r}")
+    return not r.is_relative_to(root)
+
+
 def _left_out(d: str, name: str, skip: set[Path], root: Path, outside: list[str] | None = None) -> bool:
     """True for what ``inputs/`` never holds: caches, the output dir, any sleuth run dir (an older
     run's logs and ``secrets.json``), a symlink back to a directory above it or to itself (a loop),
-    a symlinked directory outside ``root`` (a dataset, ``~/.aws``: its size was never counted; its
-    ``REL -> TARGET`` goes to ``outside``), and what is neither a file nor a directory (a FIFO would
-    block the copy forever)."""
+    a symlinked file or directory outside ``root`` (``creds -> ~/.aws/credentials``, a dataset: not
+    the workload's to ship; its ``REL -> TARGET`` goes to ``outside``), and what is neither a file
+    nor a directory (a FIFO would block the copy forever)."""
     if name in _SKIP or name.endswith(".pyc"):
         return True
     p = Path(d, name)
@@ -60,14 +67,20 @@ def _left_out(d: str, name: str, skip: set[Path], root: Path, outside: list[str]
     if any(r == s or r.is_relative_to(s) for s in skip):
         return True
     if not p.is_dir():
-        return p.exists() and not p.is_file()
+        return p.exists() and (not p.is_file() or _linked_out(p, r, root, outside))
     if p.is_symlink() and Path(d).resolve().is_relative_to(r):
         return True
-    if p.is_symlink() and not r.is_relative_to(root):  # data -> /datasets: not the workload's to ship
-        if outside is not None:
-            outside.append(f"{p.relative_to(root) if p.is_relative_to(root) else p} -> {r}")
+    if _linked_out(p, r, root, outside):
         return True
     return (p / "journal.jsonl").is_file() and (p / ".lock").exists()
+
+
+def _copy_file(src: Path, dest: Path, root: Path, outside: list[str]) -> None:
+    """Copy the file ``src`` to ``dest``, unless it is linked from outside ``root`` (noted in ``outside``)."""
+    if _linked_out(src, src.resolve(), root, outside):
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dest)
 
 
 def _set_bytes(cwd: Path, sets: set[Path], skip: set[Path]) -> int:
@@ -115,15 +128,13 @@ def copy_inputs(plan: Plan, cand: Candidate, dest: Path, *, output_root: Path) -
     listed = listing(plan.cwd, ignore, limit=INPUTS_LIMIT - extra) if extra <= INPUTS_LIMIT else None
     if listed is not None:
         copy_listed(plan.cwd, dest, *listed)
-        if outside:
-            note += f" (left out, linked from outside it: {', '.join(outside)})"
     else:  # a large repository: only what the command names
+        outside.clear()  # what the walk noted before it stopped
         dest.mkdir(parents=True)
         for arg in cand.argv:
             named = _under(Path(arg), plan.cwd)
             if named is not None and (plan.cwd / named).is_file():
-                (dest / named).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(plan.cwd / named, dest / named)
+                _copy_file(plan.cwd / named, dest / named, top, outside)
         note = f"only the files the command names (the workload's directory is over {INPUTS_LIMIT >> 20} MiB)"
     for rel, content in cand.files.items():
         target = dest / rel
@@ -134,8 +145,9 @@ def copy_inputs(plan: Plan, cand: Candidate, dest: Path, *, output_root: Path) -
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir(parents=True)
             for f in content:
-                (target / f).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(plan.cwd / rel / f, target / f)
+                _copy_file(plan.cwd / rel / f, target / f, top, outside)
+    if outside:
+        note += f" (left out, linked from outside it: {', '.join(outside)})"
     return note
 
 

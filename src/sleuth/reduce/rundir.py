@@ -89,7 +89,8 @@ def other_verb(path: Path) -> None:
     """Another verb's run dir given to ``reduce resume``: the error names the command that resumes it."""
     import contextlib
 
-    from sleuth.journal import made_by, other_verbs_run_dir, read_journal
+    from sleuth.journal import read_journal
+    from sleuth.resuming import made_by, other_verbs_run_dir
 
     with contextlib.suppress(OSError, ValueError):  # no journal, or not one: the plain error
         start = next((e for e in read_journal(path / "journal.jsonl") if e.get("event") == "start"), None)

@@ -103,7 +103,7 @@ class WorkloadSpec(_Strict):
     cwd: str | None = None
     env: EnvVars = {}
     #: seconds per trial, at most :data:`~sleuth.model.MAX_TIMEOUT_S` (30 days, as ``sleuth run``'s
-    #: ``--timeout``); default 10x the slowest baseline trial (at least 5 s)
+    #: ``--timeout``); default 10x the slowest baseline trial (at least 5 s, at most 30 days)
     timeout: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)] | None = None
     #: seconds a stopped trial (timeout, Ctrl-C) has between SIGTERM and SIGKILL, e.g. to save a
     #: checkpoint; default 5; ``--kill-grace`` overrides it

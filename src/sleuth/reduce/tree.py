@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -49,7 +50,8 @@ def paths(root: Path) -> list[Path]:
 def copy_tree(src: Path, dest: Path, ignore: Callable[[str, list[str]], set[str]] | None = None) -> None:
     """``shutil.copytree(src, dest, ignore=ignore, symlinks=False, ignore_dangling_symlinks=True)``
     without recursion: copytree takes two Python frames a level, so a workload's tree 500 deep
-    raised RecursionError (a traceback at the end of a reduction)."""
+    raised RecursionError (a traceback at the end of a reduction).  Unlike copytree, a symlinked
+    directory that leads back to one being copied is left out (see :func:`listing`)."""
     listed = listing(src, ignore)
     assert listed is not None  # no limit
     copy_listed(src, dest, *listed)
@@ -60,15 +62,18 @@ def listing(
 ) -> tuple[list[str], list[str]] | None:
     """What :func:`copy_tree` copies, each directory listed once: the directories, top-down (``""``:
     ``src`` itself), and the files (a symlink to a file: its target's bytes), relative to ``src``.
-    A symlinked directory is entered (copied as one); a dangling symlink is left out.  None once the
-    files' bytes pass ``limit`` (the walk stops there)."""
+    A symlinked directory is entered (copied as one) unless it is a directory on its own path (the
+    real directories are told apart by device and inode): ``a/b -> ../c`` beside ``c/d -> ../a``
+    copied the tree into itself until symlink resolution gave up.  A dangling symlink is left out.
+    None once the files' bytes pass ``limit`` (the walk stops there)."""
     root = os.fspath(src)
     dirs: list[str] = []
     files: list[str] = []
     total = 0
-    stack = [""]
+    st = os.stat(root)
+    stack: list[tuple[str, frozenset[tuple[int, int]]]] = [("", frozenset({(st.st_dev, st.st_ino)}))]
     while stack:
-        rel = stack.pop()
+        rel, above = stack.pop()  # above: the real directories from src down to rel
         top = os.path.join(root, rel) if rel else root
         names = os.listdir(top)
         left = ignore(top, names) if ignore is not None else set()
@@ -77,13 +82,18 @@ def listing(
             if name in left:
                 continue
             r = os.path.join(rel, name)
-            p = os.path.join(root, r)
-            if os.path.isdir(p):
-                stack.append(r)
-            elif os.path.exists(p):
+            try:
+                st = os.stat(os.path.join(root, r))
+            except (OSError, ValueError):  # dangling, or a link loop
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                real = (st.st_dev, st.st_ino)
+                if real not in above:
+                    stack.append((r, above | {real}))
+            else:
                 files.append(r)
                 if limit is not None:
-                    total += os.stat(p).st_size
+                    total += st.st_size
                     if total > limit:
                         return None
     return dirs, files
