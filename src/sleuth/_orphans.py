@@ -23,13 +23,13 @@ import json
 import os
 import signal
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 from sleuth import _spawn, reaper
 from sleuth.model import DEFAULT_KILL_GRACE_S, RunPlan
 
-__all__ = ["CLEANUP_FILE", "CLIENT_DIR", "GONE_S", "arm_cleanup", "reap_orphans"]
+__all__ = ["CLEANUP_FILE", "CLIENT_DIR", "GONE_S", "STOPPED_GONE_S", "arm_cleanup", "reap_orphans"]
 
 #: a hooked trial's cleanup command, in its trial dir while it runs (read by :func:`reap_orphans`)
 CLEANUP_FILE = ".sleuth-cleanup.json"
@@ -38,6 +38,8 @@ CLEANUP_FILE = ".sleuth-cleanup.json"
 CLIENT_DIR = ".sleuth-client"
 #: how long :func:`reap_orphans` waits for what it SIGKILLed to exit (freeing a GPU's memory takes time)
 GONE_S = 30.0
+#: the same once a Ctrl-C cut the grace: the user is waiting, and a resume takes up what is still exiting
+STOPPED_GONE_S = 5.0
 
 
 def arm_cleanup(tdir: str, plan: RunPlan) -> None:
@@ -48,7 +50,9 @@ def arm_cleanup(tdir: str, plan: RunPlan) -> None:
     os.replace(tmp, f"{tdir}/{CLEANUP_FILE}")
 
 
-def reap_orphans(run_dir: Path, grace_s: float = DEFAULT_KILL_GRACE_S) -> int:
+def reap_orphans(
+    run_dir: Path, grace_s: float = DEFAULT_KILL_GRACE_S, *, stop: Callable[[], bool] | None = None
+) -> int:
     """Stop the processes of trials of ``run_dir`` left running by a sleuth that died (kill -9).
 
     A trial is recognised by ``SLEUTH_TRIAL_DIR`` inside ``run_dir`` in its environment (the runner
@@ -59,6 +63,11 @@ def reap_orphans(run_dir: Path, grace_s: float = DEFAULT_KILL_GRACE_S) -> int:
     Call it only while holding the run dir (``RunDir`` locks it).  Linux only (``/proc``); returns
     how many process groups were found.  First, the cleanup commands that hooked trials left in
     their trial dirs (``.sleuth-cleanup.json``: containers of the killed run) run, and are removed.
+
+    A Ctrl-C cuts the grace: once ``stop()`` is true (a verb that only notes signals: ``sleuth run``'s
+    held gate, supervise's handler) the wait returns, and a KeyboardInterrupt raised in it (the
+    verb's handler) is raised again, after what is left got SIGKILL at once and up to
+    :data:`STOPPED_GONE_S` to exit (one still exiting then is taken up by the next resume).
     """
     _reap_cleanups(run_dir)
     prefixes = tuple(
@@ -66,35 +75,62 @@ def reap_orphans(run_dir: Path, grace_s: float = DEFAULT_KILL_GRACE_S) -> int:
     )
     groups, _ = _scan(prefixes, set())
     found = len(groups)
-    if groups:
-        _stop(prefixes, groups, grace_s)
-    reaper.reap_zombies(_spawn.owned, allowed=_spawn.no_spawn_in_flight)
+    try:
+        if groups:
+            _stop(prefixes, groups, grace_s, stop or (lambda: False))
+    finally:
+        reaper.reap_zombies(_spawn.owned, allowed=_spawn.no_spawn_in_flight)
     return found
 
 
-def _stop(prefixes: tuple[bytes, ...], groups: set[int], grace_s: float) -> None:
+def _stop(prefixes: tuple[bytes, ...], groups: set[int], grace_s: float, stop: Callable[[], bool]) -> None:
     """SIGTERM ``groups``, wait up to ``grace_s`` for them (and any marked process that left its group
     meanwhile, SIGTERMed in its turn) to be gone, SIGKILL what is left and wait up to :data:`GONE_S`
-    for it to exit."""
-    for g in groups:
-        reaper._signal_group(g, signal.SIGTERM)
-    sig, until, delay = signal.SIGTERM, time.monotonic() + grace_s, 0.001
+    for it to exit; ``stop()`` (or a KeyboardInterrupt) cuts the grace and the wait for it."""
+    live = set(groups)
+    try:
+        for g in groups:  # inside: a Ctrl-C as soon as one got its SIGTERM SIGKILLs them all
+            reaper._signal_group(g, signal.SIGTERM)
+        if _wait(prefixes, groups, live, sig=signal.SIGTERM, within=grace_s, stop=stop):
+            return
+    except KeyboardInterrupt:  # the verb's handler raised it: the grace is over for all of them
+        for g in live:  # first (live at the last pass), so a second Ctrl-C in the scan leaves none
+            reaper._signal_group(g, signal.SIGKILL)
+        _wait(prefixes, groups, live, sig=signal.SIGKILL, within=STOPPED_GONE_S, stop=lambda: False)
+        raise
+    within = STOPPED_GONE_S if stop() else GONE_S
+    _wait(prefixes, groups, live, sig=signal.SIGKILL, within=within, stop=lambda: False)
+
+
+def _wait(
+    prefixes: tuple[bytes, ...],
+    groups: set[int],
+    live: set[int],
+    *,
+    sig: int,
+    within: float,
+    stop: Callable[[], bool],
+) -> bool:
+    """Wait up to ``within`` for ``groups`` (grown by the marked processes that left them, given
+    ``sig`` in their turn) to be gone, sending SIGKILL again on each pass if ``sig`` is SIGKILL;
+    ``live`` is kept as those found live on the last pass.  True once they are all gone, False when
+    the time is up or ``stop()``."""
+    until, delay = time.monotonic() + within, 0.001
     while True:
-        marked, live = _scan(prefixes, groups)
+        marked, now_live = _scan(prefixes, groups)
         for g in marked - groups:  # a setsid'd saver: its turn now
             reaper._signal_group(g, sig)
         groups |= marked
-        live |= marked
+        live |= now_live | marked  # grown, then cut: a Ctrl-C in between leaves no live one out
+        live &= now_live | marked
         if not live:
-            return
-        now = time.monotonic()
-        if now >= until:
-            if sig == signal.SIGKILL:
-                return
-            sig, until, delay = signal.SIGKILL, now + GONE_S, 0.001
+            return True
         if sig == signal.SIGKILL:  # again on each pass: what a SIGTERMed process forked as it died
             for g in live:
                 reaper._signal_group(g, signal.SIGKILL)
+        now = time.monotonic()
+        if now >= until or stop():
+            return False
         time.sleep(min(delay, max(0.0, until - now)))
         delay = min(delay * 2, 0.05)
 

@@ -24,6 +24,8 @@ __all__ = [
     "NAME_HINT",
     "NAME_MAX",
     "NAME_RE",
+    "RECORDED",
+    "RECORDED_MAX_TIMEOUT_S",
     "SERIES_KEEP",
     "MetricSpec",
     "MetricValue",
@@ -37,6 +39,7 @@ __all__ = [
     "TrialSpec",
     "check_name",
     "printable",
+    "timeout_cap",
     "timeout_over_max",
 ]
 
@@ -57,6 +60,12 @@ DEFAULT_KILL_GRACE_S = 5.0
 MAX_KILL_GRACE_S = 3600.0
 #: a trial's timeout beyond this (30 days) is a typo, for every verb (and overflows the clock's arithmetic)
 MAX_TIMEOUT_S = 30 * 86400.0
+#: a resume takes back the timeout its run recorded up to this (a year: matrix's cap before the 30-day
+#: one), so a run an older sleuth started still resumes as it began; the 30 days apply to new input
+RECORDED_MAX_TIMEOUT_S = 366 * 86400.0
+#: the pydantic validation context of a run's own record read back on resume (a matrix's
+#: ``recipe.resolved.yaml``, a reduction's spec): its timeout is capped by :data:`RECORDED_MAX_TIMEOUT_S`
+RECORDED: Mapping[str, bool] = {"recorded": True}
 
 #: a metric: the last match, or a series (every match; at most ``SERIES_KEEP`` + 5 values kept, see
 #: :class:`SeriesSummary`)
@@ -69,10 +78,18 @@ MetricValue = float | tuple[float, ...]
 SERIES_KEEP = 1000
 
 
-def timeout_over_max(seconds: float) -> str | None:
-    """``'VALUE: at most MAX seconds'`` when ``seconds`` is above :data:`MAX_TIMEOUT_S`, else None:
-    the one wording of that error, after the flag (``--timeout``) or recipe key that gave it."""
-    return f"{seconds:g}: at most {MAX_TIMEOUT_S:g} seconds" if seconds > MAX_TIMEOUT_S else None
+def timeout_over_max(seconds: float, cap: float = MAX_TIMEOUT_S) -> str | None:
+    """``'VALUE: at most MAX seconds'`` when ``seconds`` is above ``cap`` (:data:`MAX_TIMEOUT_S`, or
+    :func:`timeout_cap`'s), else None: the one wording of that error, after the flag (``--timeout``)
+    or recipe key that gave it."""
+    return f"{seconds:g}: at most {cap:g} seconds" if seconds > cap else None
+
+
+def timeout_cap(context: Any) -> float:
+    """The largest timeout a model validated with pydantic's ``context`` takes: :data:`MAX_TIMEOUT_S`,
+    or :data:`RECORDED_MAX_TIMEOUT_S` when it is a run's own record read back (:data:`RECORDED`)."""
+    recorded = isinstance(context, Mapping) and context.get("recorded") is True
+    return RECORDED_MAX_TIMEOUT_S if recorded else MAX_TIMEOUT_S
 
 
 def check_name(name: str) -> bool:

@@ -273,8 +273,9 @@ class Supervisor:
 
     def _take_up(self) -> int:
         """Stop what a killed supervisor left running (SIGTERM, ``kill_grace_s``, SIGKILL, then waited
-        for: a trap's checkpoint save gets its grace); the first cycle number of this run."""
-        killed = reap_orphans(self.c.log_dir, self.c.kill_grace_s)
+        for: a trap's checkpoint save gets its grace; a signal to the supervisor cuts the grace, and
+        no cycle starts); the first cycle number of this run."""
+        killed = reap_orphans(self.c.log_dir, self.c.kill_grace_s, stop=lambda: self._signalled is not None)
         state = resume_state(self.cycles_path)
         for cycle in state.lost:
             self._append(

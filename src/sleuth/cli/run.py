@@ -162,7 +162,8 @@ def _resume(ctx: click.Context, kw: dict[str, Any]) -> int:
         run_dir = RunDir.open(path)
         if run_dir.journal.path.stat().st_size != state.index.scanned:  # appended to since we read it
             config, state, secrets = batch.load_resume(path)
-        reaped = reap_orphans(run_dir.path, config.kill_grace_s)  # a killed run's trials, its grace
+        # a killed run's trials, its grace; a signal (held by the gate) cuts it, and the run stops at once
+        reaped = reap_orphans(run_dir.path, config.kill_grace_s, stop=lambda: gate.caught)
         if reaped:
             run_dir.journal.append("reaped", process_groups=reaped)
         adopted, cleared = batch.adopt_and_clean(run_dir, config, state)

@@ -19,13 +19,22 @@ from pydantic import (
     Field,
     StrictBool,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from sleuth.datafile import format_validation_error, load_data_file
 from sleuth.errors import ConfigError
-from sleuth.model import DEFAULT_KILL_GRACE_S, MAX_KILL_GRACE_S, MAX_TIMEOUT_S, MAX_TRIALS, timeout_over_max
+from sleuth.model import (
+    DEFAULT_KILL_GRACE_S,
+    MAX_KILL_GRACE_S,
+    MAX_TIMEOUT_S,
+    MAX_TRIALS,
+    RECORDED,
+    timeout_cap,
+    timeout_over_max,
+)
 from sleuth.registry import EnvironmentField, EnvVars, InlineEnvironment, MitigationEntry
 
 __all__ = [
@@ -61,8 +70,8 @@ MAX_SEED = 2**63 - 1
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED, strict=True)]
 
 
-def _at_most_max(seconds: float) -> float:
-    problem = timeout_over_max(seconds)
+def _at_most_max(seconds: float, info: ValidationInfo) -> float:
+    problem = timeout_over_max(seconds, timeout_cap(info.context))  # a resume's: what the run recorded
     if problem is not None:  # the wording of every verb's --timeout, after the key's path
         raise ValueError(problem)
     return seconds
@@ -307,14 +316,17 @@ class Recipe(_Strict):
         return v
 
 
-def parse_recipe(data: Any, source: str) -> Recipe:
-    """Validate already-parsed data; ConfigError ``SOURCE: key.path: message`` on the first problem."""
+def parse_recipe(data: Any, source: str, *, recorded: bool = False) -> Recipe:
+    """Validate already-parsed data; ConfigError ``SOURCE: key.path: message`` on the first problem.
+
+    ``recorded``: the data is the run's own ``recipe.resolved.yaml`` (a resume): its timeout may be
+    what an older sleuth allowed (:data:`sleuth.model.RECORDED_MAX_TIMEOUT_S`)."""
     if data is None:
         raise ConfigError(f"{source}: the file is empty", hint="see sleuth schema matrix")
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     try:
-        return Recipe.model_validate(data)
+        return Recipe.model_validate(data, context=RECORDED if recorded else None)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
 

@@ -70,7 +70,9 @@ def open_resume(path: Path) -> Resumable:
     data = load_data_file(path / RESOLVED)
     if names and isinstance(data, dict):
         data = restore(data, secrets_for_resume(path, names))
-    loaded = load(parse_recipe(data, str(path / RESOLVED)), str(path / RESOLVED), base_dir=path)
+    # the run's own record: a timeout an older sleuth allowed (up to a year) is kept as the run began
+    recipe = parse_recipe(data, str(path / RESOLVED), recorded=True)
+    loaded = load(recipe, str(path / RESOLVED), base_dir=path)
     loaded = replace(loaded, plan=replace(loaded.plan, added=tuple(start.get("added") or ())))
     ends = [e for e in events if e.get("event") == "end"]
     finished = bool(ends) and not ends[-1].get("interrupted")

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from sleuth.journal import atomic_write_json, atomic_write_text
+from sleuth.model import MAX_TIMEOUT_S
 from sleuth.reduce.plan import Candidate, Plan
 from sleuth.reduce.scrub import Scrubber
 from sleuth.reduce.tree import copy_listed, listing, walk
@@ -331,6 +332,8 @@ def final_spec(plan: Plan, final: Mapping[str, Any]) -> dict[str, Any]:
     """The input spec with every axis at its final value, its cwd the bundle's ``inputs/``."""
     data: dict[str, Any] = plan.spec.model_dump(mode="json", exclude_defaults=True)
     data.setdefault("workload", {})["cwd"] = "inputs"
+    if data["workload"].get("timeout", 0) > MAX_TIMEOUT_S:  # an older sleuth's, kept by the resume
+        data["workload"]["timeout"] = MAX_TIMEOUT_S  # a new spec: as new input, at most 30 days
     data["name"] = plan.name
     env = dict(plan.spec.workload.env)
     axes = []
@@ -389,7 +392,7 @@ def recipe(plan: Plan, cand: Candidate, timeout: float | None) -> dict[str, Any]
         "oracle": oracle,
     }
     if timeout is not None:
-        workload["timeout"] = round(timeout, 3)
+        workload["timeout"] = round(min(timeout, MAX_TIMEOUT_S), 3)  # as new input (see final_spec)
     if plan.spec.workload.kill_grace is not None:
         workload["kill_grace"] = plan.spec.workload.kill_grace
     environment = plan.spec.environment

@@ -113,10 +113,13 @@ def _oracle_config(spec: ReduceSpec, base_dir: Path) -> OracleConfig:
 
 
 def load(spec_path: Path | None, *, output: Path, name: str | None = None, scrub: tuple[str, ...] = (),
-         workload: str | None = None, kill_grace: float | None = None) -> Loaded:  # fmt: skip
+         workload: str | None = None, kill_grace: float | None = None,
+         resumed: bool = False) -> Loaded:  # fmt: skip
     """Check the spec (or the wrapped workload), its files, names and patterns; nothing is written.
 
-    ``kill_grace`` (``--kill-grace``, checked) overrides the spec's ``workload.kill_grace``."""
+    ``kill_grace`` (``--kill-grace``, checked) overrides the spec's ``workload.kill_grace``.
+    ``resumed``: the spec of a run being resumed (its hash is checked after): its timeout may be what
+    an older sleuth took (:func:`sleuth.reduce.spec.parse_spec`'s ``recorded``)."""
     patterns = compile_patterns(scrub)
     custom = None
     if workload is not None:
@@ -125,9 +128,9 @@ def load(spec_path: Path | None, *, output: Path, name: str | None = None, scrub
 
         wrapped = load_workload(workload)
         source, text, base_dir = f"workload {workload}", wrapped.text, Path.cwd()
-        spec, custom = parse_spec(wrapped.data, source), wrapped.predicate
+        spec, custom = parse_spec(wrapped.data, source, recorded=resumed), wrapped.predicate
     elif spec_path is not None:
-        spec, text = load_spec(spec_path)
+        spec, text = load_spec(spec_path, recorded=resumed)
         source = str(spec_path)
         base_dir = spec_path.resolve().parent
     else:

@@ -140,7 +140,8 @@ def resume(
             patterns = tuple(json.loads(kept.values[SCRUB_KEY]))
         output = Path(config["output"])
         loaded = load(spec_path, output=output, name=config["name"], scrub=patterns,
-                      workload=config.get("workload"), kill_grace=config.get("kill_grace"))  # fmt: skip
+                      workload=config.get("workload"), kill_grace=config.get("kill_grace"),
+                      resumed=True)  # fmt: skip
         if hashlib.sha256(loaded.plan.spec_text.encode()).hexdigest() != config["spec_sha256"]:
             what = spec_path or f"workload {config.get('workload')}"
             raise UsageError(f"{path}: its spec {what} changed since the run started",

@@ -14,18 +14,28 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticKnownError
 
 from sleuth.datafile import format_validation_error, load_data_file
 from sleuth.errors import ConfigError
-from sleuth.model import DEFAULT_KILL_GRACE_S, MAX_KILL_GRACE_S, MAX_TIMEOUT_S, MAX_TRIALS
+from sleuth.model import (
+    DEFAULT_KILL_GRACE_S,
+    MAX_KILL_GRACE_S,
+    MAX_TIMEOUT_S,
+    MAX_TRIALS,
+    RECORDED,
+    timeout_cap,
+)
 from sleuth.registry import EnvironmentField, EnvVars
 
 __all__ = [
@@ -94,6 +104,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def _at_most_cap(seconds: float, info: ValidationInfo) -> float:
+    """A timeout within :func:`sleuth.model.timeout_cap`'s cap (30 days; a resume's, what an older
+    sleuth took: a year), refused in the words ``Field(le=...)`` has."""
+    cap = timeout_cap(info.context)
+    if seconds > cap:
+        raise PydanticKnownError("less_than_equal", {"le": cap})
+    return seconds
+
+
+#: seconds per trial: over 0, at most 30 days (a year in a run's own spec read back on resume)
+Timeout = Annotated[
+    float,
+    Field(gt=0, allow_inf_nan=False, json_schema_extra={"maximum": MAX_TIMEOUT_S}),
+    AfterValidator(_at_most_cap),
+]
+
+
 class WorkloadSpec(_Strict):
     """What to run: an argv list (a string only with ``shell: true``), where, with which variables."""
 
@@ -103,8 +130,9 @@ class WorkloadSpec(_Strict):
     cwd: str | None = None
     env: EnvVars = {}
     #: seconds per trial, at most :data:`~sleuth.model.MAX_TIMEOUT_S` (30 days, as ``sleuth run``'s
-    #: ``--timeout``); default 10x the slowest baseline trial (at least 5 s, at most 30 days)
-    timeout: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)] | None = None
+    #: ``--timeout``; a resume takes what the run began with, up to a year); default 10x the slowest
+    #: baseline trial (at least 5 s, at most 30 days)
+    timeout: Timeout | None = None
     #: seconds a stopped trial (timeout, Ctrl-C) has between SIGTERM and SIGKILL, e.g. to save a
     #: checkpoint; default 5; ``--kill-grace`` overrides it
     kill_grace: Annotated[float, Field(ge=0, le=MAX_KILL_GRACE_S, allow_inf_nan=False)] | None = None
@@ -330,8 +358,11 @@ class ReduceSpec(_Strict):
     environment: EnvironmentField = "host"
 
 
-def parse_spec(data: Any, source: str) -> ReduceSpec:
-    """Validate parsed data; ConfigError ``SOURCE: key.path: message`` on the first problem."""
+def parse_spec(data: Any, source: str, *, recorded: bool = False) -> ReduceSpec:
+    """Validate parsed data; ConfigError ``SOURCE: key.path: message`` on the first problem.
+
+    ``recorded``: the spec of a run being resumed, unchanged since it started: its timeout may be
+    what an older sleuth took (:data:`sleuth.model.RECORDED_MAX_TIMEOUT_S`)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     if "axes" in data and isinstance(data["axes"], list):
@@ -339,7 +370,7 @@ def parse_spec(data: Any, source: str) -> ReduceSpec:
             if isinstance(axis, dict) and "kind" not in axis:
                 raise ConfigError(f"{source}: axes[{i}].kind: required key is missing")
     try:
-        return ReduceSpec.model_validate(data)
+        return ReduceSpec.model_validate(data, context=RECORDED if recorded else None)
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, source)) from None
 
@@ -359,12 +390,13 @@ def _one_line(exc: ValidationError, source: str) -> str:
     return format_validation_error(ValidationError.from_exception_data(exc.title, cleaned), source)
 
 
-def load_spec(path: Path) -> tuple[ReduceSpec, str]:
-    """Read and validate a YAML or JSON spec; returns the model and the file's text."""
+def load_spec(path: Path, *, recorded: bool = False) -> tuple[ReduceSpec, str]:
+    """Read and validate a YAML or JSON spec (``recorded``: :func:`parse_spec`'s); returns the model
+    and the file's text."""
     if not path.exists():
         raise ConfigError(f"{path}: spec file not found")
     data = load_data_file(path)
-    return parse_spec(data, str(path)), path.read_text(encoding="utf-8")
+    return parse_spec(data, str(path), recorded=recorded), path.read_text(encoding="utf-8")
 
 
 def reduce_schema() -> dict[str, Any]:
