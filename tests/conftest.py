@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,19 @@ def sleuth(tmp_path: Path, sleuth_env: dict[str, str]) -> Callable[..., CliResul
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+@pytest.fixture
+def evidence(tmp_path: Path) -> Iterator[Path]:
+    """A folder where a test's workload leaves its evidence (files it writes on a signal, its pids in
+    ``pid`` or ``*.pid``); whatever those pids name is killed afterwards, whatever happened (and
+    reaped, when this process, a subreaper after an in-process spawn, adopted it)."""
+    d = tmp_path / "evidence"
+    d.mkdir()
+    yield d
+    for f in [*d.glob("pid"), *d.glob("*.pid")]:
+        with contextlib.suppress(ProcessLookupError, ValueError, OSError):
+            pid = int(f.read_text())
+            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)

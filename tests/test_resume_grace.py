@@ -10,17 +10,12 @@ assertion is on those files, never on a duration.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.conftest import CliResult, pid_alive
@@ -29,16 +24,6 @@ from tests.signals import sleuth_proc
 SAVES = Path(__file__).parent / "programs" / "saves_on_term.py"
 #: longer than the default grace: a resume that gave the default would kill the save
 SAVE_S = "6"
-
-
-@pytest.fixture
-def evidence(tmp_path: Path) -> Iterator[Path]:
-    """The saver's files; the saver is killed afterwards whatever happened."""
-    d = tmp_path / "evidence"
-    d.mkdir()
-    yield d
-    with contextlib.suppress(ProcessLookupError, ValueError, OSError):
-        os.kill(int((d / "pid").read_text()), signal.SIGKILL)
 
 
 def _tree(d: Path) -> list[str]:

@@ -10,14 +10,11 @@ guard, not a timing claim).  Every assertion is on an exit code, the output, and
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +26,6 @@ from tests.signals import signal_once_there, sleuth_proc
 
 SHRUGS = Path(__file__).parent / "programs" / "shrugs_term.py"
 GRACE = "600"
-
-
-@pytest.fixture
-def evidence(tmp_path: Path) -> Iterator[Path]:
-    """The leftover's files; the leftover is killed afterwards whatever happened."""
-    d = tmp_path / "evidence"
-    d.mkdir()
-    yield d
-    with contextlib.suppress(ProcessLookupError, ValueError, OSError):
-        os.kill(int((d / "pid").read_text()), signal.SIGKILL)
 
 
 def _trial(d: Path) -> list[str]:

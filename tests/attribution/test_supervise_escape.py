@@ -8,14 +8,12 @@ earlier cycles still run; no test asserts a duration.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +25,6 @@ from tests.signals import signal_once_there, sleuth_proc
 ESCAPER = Path(__file__).parent / "workloads" / "escaper.py"
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
-
-
-@pytest.fixture
-def evidence(tmp_path: Path) -> Iterator[Path]:
-    """The workload's folder of evidence; whatever it left running is killed afterwards (and reaped,
-    when this process, a subreaper after an in-process spawn, adopted it as supervise exited)."""
-    d = tmp_path / "evidence"
-    d.mkdir()
-    yield d
-    for f in d.glob("*.pid"):
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            pid = int(f.read_text())
-            os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
 
 
 def _argv(tmp_path: Path, d: Path, *flags: str, workload: tuple[str, ...] = ()) -> list[str]:

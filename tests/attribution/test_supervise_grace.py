@@ -8,33 +8,18 @@ ends its own way; no test asserts a duration.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.conftest import pid_alive, wait_dead
 from tests.signals import signal_once_there, sleuth_proc
 
 GRACEFUL = Path(__file__).parent / "workloads" / "graceful.py"
-
-
-@pytest.fixture
-def evidence(tmp_path: Path) -> Iterator[Path]:
-    """The workload's folder of evidence; whatever it left running is killed afterwards."""
-    d = tmp_path / "evidence"
-    d.mkdir()
-    yield d
-    for f in d.glob("*.pid"):
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(f.read_text()), signal.SIGKILL)
 
 
 def _argv(tmp_path: Path, grace: str, d: Path, *workload: str) -> list[str]:
