@@ -66,3 +66,22 @@ def signal_once_there(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def kill_9_once_ready(args: Sequence[str], env: dict[str, str], cwd: Path, d: Path) -> int:
+    """Start ``sleuth ARGS``, ``kill -9`` it once its trial wrote ``d/ready``; the pid the trial wrote
+    to ``d/pid``, still running (a killed sleuth leaves its trial: the next one must take it up)."""
+    from tests.conftest import pid_alive
+
+    proc = sleuth_proc(args, env, cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60  # a hang guard, not a timing claim
+        while not (d / "ready").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert (d / "ready").exists(), "the trial did not start"
+    finally:
+        proc.kill()
+        proc.wait()
+    left = int((d / "pid").read_text())
+    assert pid_alive(left)
+    return left

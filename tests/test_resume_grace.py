@@ -11,15 +11,13 @@ assertion is on those files, never on a duration.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
 from tests.conftest import CliResult, pid_alive
-from tests.signals import sleuth_proc
+from tests.signals import kill_9_once_ready
 
 SAVES = Path(__file__).parent / "programs" / "saves_on_term.py"
 #: longer than the default grace: a resume that gave the default would kill the save
@@ -32,22 +30,6 @@ def _tree(d: Path) -> list[str]:
     return ["sh", "-c", script, sys.executable]
 
 
-def _killed_while_the_trial_runs(args: list[str], env: dict[str, str], cwd: Path, d: Path) -> int:
-    """Start ``sleuth ARGS``, kill -9 it once the saver is ready; the saver's pid (still running)."""
-    proc = sleuth_proc(args, env, cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60  # a hang guard, not a timing claim
-        while not (d / "ready").exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        assert (d / "ready").exists(), "the trial did not start"
-    finally:
-        proc.kill()
-        proc.wait()
-    saver = int((d / "pid").read_text())
-    assert pid_alive(saver)  # kill -9 leaves the trial running: the resume must stop it
-    return saver
-
-
 def _saved(res: CliResult, d: Path, saver: int, rc: int = 0) -> None:
     assert res.rc == rc and "Traceback" not in res.stderr, res.stderr
     assert (d / "term").exists(), "the resume did not send SIGTERM"
@@ -58,7 +40,7 @@ def _saved(res: CliResult, d: Path, saver: int, rc: int = 0) -> None:
 def test_run_resume_gives_the_trial_left_running_the_runs_grace(
     sleuth, sleuth_env: dict[str, str], tmp_path: Path, evidence: Path
 ) -> None:
-    saver = _killed_while_the_trial_runs(["run", "-n", "1", "--kill-grace", "60", "--", *_tree(evidence)],
+    saver = kill_9_once_ready(["run", "-n", "1", "--kill-grace", "60", "--", *_tree(evidence)],
                                          sleuth_env, tmp_path, evidence)  # fmt: skip
     (run_dir,) = (p.parent for p in (tmp_path / "runs").rglob("journal.jsonl"))
     res = sleuth("run", "--resume", run_dir)
@@ -76,7 +58,7 @@ def test_matrix_resume_gives_the_trial_left_running_the_recipes_grace(
     workload = {"name": "saves", "command": _tree(evidence), "kill_grace": 60}
     recipe.write_text(yaml.safe_dump({"schema_version": 1, "seed": 1, "workload": workload, "trials": 1,
                                       "cells": [{"name": "baseline", "mitigations": ["none"]}]}))  # fmt: skip
-    saver = _killed_while_the_trial_runs(["matrix", "--recipe", str(recipe)], sleuth_env, tmp_path, evidence)
+    saver = kill_9_once_ready(["matrix", "--recipe", str(recipe)], sleuth_env, tmp_path, evidence)
     (run_dir,) = (p.parent for p in (tmp_path / "runs").rglob("journal.jsonl"))
     res = sleuth("matrix", "resume", run_dir)
     _saved(res, evidence, saver)
@@ -91,7 +73,7 @@ def test_reduce_resume_gives_the_trial_left_running_the_specs_grace(
         "oracle": {"kind": "regex", "pattern": "never printed"}, "budget": {"baseline_trials": 1},
         "axes": [{"name": "N", "kind": "param", "initial": 4, "floor": 1}],
     }))  # fmt: skip
-    saver = _killed_while_the_trial_runs(["reduce", "--spec", str(spec), "--output", str(tmp_path / "out")],
+    saver = kill_9_once_ready(["reduce", "--spec", str(spec), "--output", str(tmp_path / "out")],
                                          sleuth_env, tmp_path, evidence)  # fmt: skip
     (run_dir,) = (tmp_path / "out" / "reduce" / "saves").iterdir()
     res = sleuth("reduce", "resume", run_dir)
@@ -104,7 +86,7 @@ def test_bisect_resume_gives_the_test_left_running_the_runs_grace(
     (tmp_path / "l.txt").write_text("a\nb\nc\n")
     argv = ["bisect", "list", "l.txt", "--flaky", "off", "--jobs", "1", "--kill-grace", "60", "--output",
             str(tmp_path / "out"), "--", *_tree(evidence)]  # fmt: skip
-    saver = _killed_while_the_trial_runs(argv, sleuth_env, tmp_path, evidence)
+    saver = kill_9_once_ready(argv, sleuth_env, tmp_path, evidence)
     (run_dir,) = (p.parent for p in (tmp_path / "out").rglob("journal.jsonl"))
     res = sleuth("bisect", "resume", run_dir)
     assert (evidence / "term").exists() and (evidence / "saved").exists(), res.stderr

@@ -14,7 +14,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import pytest
 import yaml
 
 from tests.conftest import pid_alive
-from tests.signals import signal_once_there, sleuth_proc
+from tests.signals import kill_9_once_ready, signal_once_there, sleuth_proc
 
 SHRUGS = Path(__file__).parent / "programs" / "shrugs_term.py"
 GRACE = "600"
@@ -30,22 +29,6 @@ GRACE = "600"
 
 def _trial(d: Path) -> list[str]:
     return [sys.executable, str(SHRUGS), str(d)]
-
-
-def _kill_9_once_ready(args: list[str], env: dict[str, str], cwd: Path, d: Path) -> int:
-    """Start ``sleuth ARGS``, kill -9 it once the trial is ready; the trial's pid (still running)."""
-    proc = sleuth_proc(args, env, cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60  # a hang guard, not a timing claim
-        while not (d / "ready").exists() and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        assert (d / "ready").exists(), "the trial did not start"
-    finally:
-        proc.kill()
-        proc.wait()
-    leftover = int((d / "pid").read_text())
-    assert pid_alive(leftover)
-    return leftover
 
 
 def _interrupt_the_take_up(
@@ -70,7 +53,7 @@ def test_run_resume_interrupted_while_taking_up_kills_the_leftover_and_stays_res
     sleuth, sleuth_env: dict[str, str], tmp_path: Path, evidence: Path
 ) -> None:
     argv = ["run", "-n", "1", "--kill-grace", GRACE, "--output", str(tmp_path / "runs"), "--"]
-    leftover = _kill_9_once_ready([*argv, *_trial(evidence)], sleuth_env, tmp_path, evidence)
+    leftover = kill_9_once_ready([*argv, *_trial(evidence)], sleuth_env, tmp_path, evidence)
     (run_dir,) = (p.parent for p in (tmp_path / "runs").rglob("journal.jsonl"))
     rc, out = _interrupt_the_take_up(["run", "--resume", str(run_dir)], sleuth_env, tmp_path, evidence)
     # as any interrupt before the first trial: the summary (0 of 1 trials, interrupted), exit 130
@@ -87,7 +70,7 @@ def test_run_resume_sigterm_while_taking_up_is_an_interrupt_too(
     sleuth_env: dict[str, str], tmp_path: Path, evidence: Path
 ) -> None:
     argv = ["run", "-n", "1", "--kill-grace", GRACE, "--output", str(tmp_path / "runs"), "--"]
-    leftover = _kill_9_once_ready([*argv, *_trial(evidence)], sleuth_env, tmp_path, evidence)
+    leftover = kill_9_once_ready([*argv, *_trial(evidence)], sleuth_env, tmp_path, evidence)
     (run_dir,) = (p.parent for p in (tmp_path / "runs").rglob("journal.jsonl"))
     rc, out = _interrupt_the_take_up(["run", "--resume", str(run_dir)], sleuth_env, tmp_path, evidence,
                                      signal.SIGTERM)  # fmt: skip
@@ -103,7 +86,7 @@ def test_matrix_resume_interrupted_while_taking_up_kills_the_leftover_and_stays_
     recipe.write_text(yaml.safe_dump({"schema_version": 1, "seed": 1, "workload": workload, "trials": 1,
                                       "cells": [{"name": "baseline", "mitigations": ["none"]}]}))  # fmt: skip
     argv = ["matrix", "--recipe", str(recipe), "--output", str(tmp_path / "runs")]
-    leftover = _kill_9_once_ready(argv, sleuth_env, tmp_path, evidence)
+    leftover = kill_9_once_ready(argv, sleuth_env, tmp_path, evidence)
     (run_dir,) = (p.parent for p in (tmp_path / "runs").rglob("journal.jsonl"))
     rc, out = _interrupt_the_take_up(["matrix", "resume", str(run_dir)], sleuth_env, tmp_path, evidence)
     assert rc == 130 and out.endswith("interrupted\n") and "Traceback" not in out, out
@@ -119,7 +102,7 @@ def test_supervise_rerun_interrupted_while_taking_up_kills_the_leftover_and_star
 ) -> None:
     argv = ["supervise", "--log-dir", str(tmp_path / "sup"), "--max-restarts", "0", "--kill-grace", GRACE,
             "--", *_trial(evidence)]  # fmt: skip
-    leftover = _kill_9_once_ready(argv, sleuth_env, tmp_path, evidence)
+    leftover = kill_9_once_ready(argv, sleuth_env, tmp_path, evidence)
     rc, out = _interrupt_the_take_up(argv, sleuth_env, tmp_path, evidence)
     # as a Ctrl-C before any cycle: no cycle starts, the signal's status
     assert rc == 128 + signal.SIGINT and "Traceback" not in out, out
@@ -140,7 +123,7 @@ def test_reduce_resume_interrupted_while_taking_up_kills_the_leftover(
         "axes": [{"name": "N", "kind": "param", "initial": 4, "floor": 1}],
     }))  # fmt: skip
     argv = ["reduce", "--spec", str(spec), "--output", str(tmp_path / "out")]
-    leftover = _kill_9_once_ready(argv, sleuth_env, tmp_path, evidence)
+    leftover = kill_9_once_ready(argv, sleuth_env, tmp_path, evidence)
     (run_dir,) = (tmp_path / "out" / "reduce" / "shrugs").iterdir()
     rc, out = _interrupt_the_take_up(["reduce", "resume", str(run_dir)], sleuth_env, tmp_path, evidence)
     assert rc == 130 and out.endswith("interrupted\n") and "Traceback" not in out, out
@@ -154,7 +137,7 @@ def test_bisect_resume_interrupted_while_taking_up_kills_the_leftover(
     (tmp_path / "l.txt").write_text("a\nb\nc\n")
     argv = ["bisect", "list", "l.txt", "--flaky", "off", "--jobs", "1", "--kill-grace", GRACE, "--output",
             str(tmp_path / "out"), "--", *_trial(evidence)]  # fmt: skip
-    leftover = _kill_9_once_ready(argv, sleuth_env, tmp_path, evidence)
+    leftover = kill_9_once_ready(argv, sleuth_env, tmp_path, evidence)
     (run_dir,) = (p.parent for p in (tmp_path / "out").rglob("journal.jsonl"))
     rc, out = _interrupt_the_take_up(["bisect", "resume", str(run_dir)], sleuth_env, tmp_path, evidence)
     assert rc == 130 and out.endswith("interrupted\n") and "Traceback" not in out, out
