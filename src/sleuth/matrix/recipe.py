@@ -13,27 +13,23 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StrictBool,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from sleuth._fields import Timeout
 from sleuth.datafile import format_validation_error, load_data_file
 from sleuth.errors import ConfigError
 from sleuth.model import (
     DEFAULT_KILL_GRACE_S,
     MAX_KILL_GRACE_S,
-    MAX_TIMEOUT_S,
     MAX_TRIALS,
     RECORDED,
-    timeout_cap,
-    timeout_over_max,
 )
 from sleuth.registry import EnvironmentField, EnvVars, InlineEnvironment, MitigationEntry
 
@@ -70,19 +66,6 @@ MAX_SEED = 2**63 - 1
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED, strict=True)]
 
 
-def _at_most_max(seconds: float, info: ValidationInfo) -> float:
-    problem = timeout_over_max(seconds, timeout_cap(info.context))  # a resume's: what the run recorded
-    if problem is not None:  # the wording of every verb's --timeout, after the key's path
-        raise ValueError(problem)
-    return seconds
-
-
-#: a trial timeout above ``sleuth.model.MAX_TIMEOUT_S`` (30 days, as ``sleuth run``'s) is a typo
-Timeout = Annotated[
-    float,
-    Field(gt=0, allow_inf_nan=False, strict=True, json_schema_extra={"maximum": MAX_TIMEOUT_S}),
-    AfterValidator(_at_most_max),
-]
 #: seconds between SIGTERM and SIGKILL when a trial is stopped: zero or more, at most an hour
 KillGrace = Annotated[float, Field(ge=0, le=MAX_KILL_GRACE_S, allow_inf_nan=False, strict=True)]
 Fraction = Annotated[float, Field(gt=0, lt=1, strict=True)]

@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sleuth._fields import Timeout
 from sleuth.errors import ConfigError, UsageError
-from sleuth.matrix.recipe import KillGrace, OracleSpec, Recipe, StepTimeSpec, Timeout
+from sleuth.matrix.recipe import KillGrace, OracleSpec, Recipe, StepTimeSpec
 from sleuth.workloads import REPORTED_VERDICT, NamedWorkload, load_workload
 
 __all__ = ["STEPS_TOKEN", "Workload", "resolve_workload"]

@@ -14,27 +14,23 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticKnownError
 
+from sleuth._fields import Timeout
 from sleuth.datafile import format_validation_error, load_data_file
 from sleuth.errors import ConfigError
 from sleuth.model import (
     DEFAULT_KILL_GRACE_S,
     MAX_KILL_GRACE_S,
-    MAX_TIMEOUT_S,
     MAX_TRIALS,
     RECORDED,
-    timeout_cap,
 )
 from sleuth.registry import EnvironmentField, EnvVars
 
@@ -102,23 +98,6 @@ def _no_nul(items: list[str], what: str) -> None:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-def _at_most_cap(seconds: float, info: ValidationInfo) -> float:
-    """A timeout within :func:`sleuth.model.timeout_cap`'s cap (30 days; a resume's, what an older
-    sleuth took: a year), refused in the words ``Field(le=...)`` has."""
-    cap = timeout_cap(info.context)
-    if seconds > cap:
-        raise PydanticKnownError("less_than_equal", {"le": cap})
-    return seconds
-
-
-#: seconds per trial: over 0, at most 30 days (a year in a run's own spec read back on resume)
-Timeout = Annotated[
-    float,
-    Field(gt=0, allow_inf_nan=False, json_schema_extra={"maximum": MAX_TIMEOUT_S}),
-    AfterValidator(_at_most_cap),
-]
 
 
 class WorkloadSpec(_Strict):
