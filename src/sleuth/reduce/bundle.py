@@ -32,17 +32,9 @@ __all__ = ["INPUTS_LIMIT", "write_shrunken"]
 
 #: the most bytes of the workload's cwd copied into ``inputs/``; above, only the files it names
 INPUTS_LIMIT = 200 * 1024 * 1024
-_SKIP = {
-    ".git",
-    ".hg",
-    ".svn",
-    "__pycache__",
-    ".mypy_cache",
-    ".pytest_cache",
-    ".ruff_cache",
-    ".venv",
-    "sleuth-runs",
-}
+_VCS = {".git", ".hg", ".svn"}
+_CACHES = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+_SKIP = {*_VCS, *_CACHES, ".venv", "sleuth-runs"}
 
 
 def _linked_out(p: Path, r: Path, root: Path, outside: list[str] | None) -> bool:
